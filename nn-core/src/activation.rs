@@ -1,0 +1,193 @@
+//! Activation functions: each is a function and its derivative.
+//!
+//! Elementwise activations compute `y = f(z)`; their backward pass multiplies the
+//! upstream gradient by `f'(z)`, computed from the pre-activation `z` and, where that is
+//! cheaper, the output `y`. [`Activation::Softmax`] acts on a whole row (the last
+//! dimension) and its backward is the Jacobian-vector product
+//! `dz = y * (dy - sum(dy * y))`.
+
+/// An activation function.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// `f(z) = z`.
+    Identity,
+    /// `f(z) = max(0, z)`.
+    Relu,
+    /// `f(z) = z` for `z > 0`, else `alpha * z` (Keras and PyTorch default alpha: 0.01).
+    LeakyRelu(f32),
+    /// `f(z) = 1 / (1 + exp(-z))`.
+    Sigmoid,
+    /// `f(z) = tanh(z)`.
+    Tanh,
+    /// `f(z) = z * Phi(z)`, the exact (erf) form, as PyTorch's default `GELU`.
+    Gelu,
+    /// `f(z) = z` for `z > 0`, else `alpha * (exp(z) - 1)`.
+    Elu(f32),
+    /// `f(z)_i = exp(z_i) / sum_j exp(z_j)` over each row.
+    Softmax,
+}
+
+impl Activation {
+    /// The default slope of [`Activation::LeakyRelu`].
+    pub const LEAKY_RELU_ALPHA: f32 = 0.01;
+
+    /// Whether the He initialisation suits this activation (ReLU family) rather than
+    /// Glorot (sigmoid, tanh, softmax, identity).
+    pub const fn prefers_he_init(self) -> bool {
+        matches!(self, Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Gelu)
+    }
+
+    /// The name used in summaries.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Gelu => "gelu",
+            Activation::Elu(_) => "elu",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// Applies the activation in place to `rows` of `width` values each.
+    pub fn apply(self, values: &mut [f32], width: usize) {
+        match self {
+            Activation::Identity => {}
+            Activation::Softmax => {
+                for row in values.chunks_exact_mut(width) {
+                    softmax_in_place(row);
+                }
+            }
+            _ => {
+                for v in values.iter_mut() {
+                    *v = self.scalar(*v);
+                }
+            }
+        }
+    }
+
+    /// `f(z)` for an elementwise activation (softmax is not elementwise: identity here).
+    #[inline(always)]
+    pub fn scalar(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity | Activation::Softmax => z,
+            Activation::Relu => {
+                if z > 0.0 {
+                    z
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu(alpha) => {
+                if z > 0.0 {
+                    z
+                } else {
+                    alpha * z
+                }
+            }
+            Activation::Sigmoid => sigmoid(z),
+            Activation::Tanh => libm::tanhf(z),
+            Activation::Gelu => 0.5 * z * (1.0 + libm::erff(z * core::f32::consts::FRAC_1_SQRT_2)),
+            Activation::Elu(alpha) => {
+                if z > 0.0 {
+                    z
+                } else {
+                    alpha * libm::expm1f(z)
+                }
+            }
+        }
+    }
+
+    /// `f'(z)` given the pre-activation `z` and the output `y = f(z)`
+    /// (elementwise activations only).
+    #[inline(always)]
+    pub fn derivative(self, z: f32, y: f32) -> f32 {
+        match self {
+            Activation::Identity | Activation::Softmax => 1.0,
+            Activation::Relu => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu(alpha) => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    alpha
+                }
+            }
+            Activation::Sigmoid => y * (1.0 - y),
+            Activation::Tanh => 1.0 - y * y,
+            Activation::Gelu => {
+                let cdf = 0.5 * (1.0 + libm::erff(z * core::f32::consts::FRAC_1_SQRT_2));
+                let pdf = libm::expf(-0.5 * z * z) * 0.398_942_3; // 1/sqrt(2 pi)
+                cdf + z * pdf
+            }
+            Activation::Elu(alpha) => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    y + alpha
+                }
+            }
+        }
+    }
+
+    /// Turns the gradient with respect to the outputs `dy` into the gradient with
+    /// respect to the pre-activations, in place, for `rows` of `width` values.
+    /// `z` are the pre-activations and `y` the outputs.
+    pub fn backward(self, z: &[f32], y: &[f32], dy: &mut [f32], width: usize) {
+        match self {
+            Activation::Identity => {}
+            Activation::Softmax => {
+                for (dy, y) in dy.chunks_exact_mut(width).zip(y.chunks_exact(width)) {
+                    let dot: f32 = dy.iter().zip(y).map(|(a, b)| a * b).sum();
+                    for (d, &y) in dy.iter_mut().zip(y) {
+                        *d = y * (*d - dot);
+                    }
+                }
+            }
+            _ => {
+                for ((d, &z), &y) in dy.iter_mut().zip(z).zip(y) {
+                    *d *= self.derivative(z, y);
+                }
+            }
+        }
+    }
+}
+
+/// The logistic function, stable for large `|z|`.
+#[inline(always)]
+pub fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        1.0 / (1.0 + libm::expf(-z))
+    } else {
+        let e = libm::expf(z);
+        e / (1.0 + e)
+    }
+}
+
+/// Softmax of one row in place, shifted by the maximum for stability.
+pub fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `log(sum(exp(row)))`, shifted by the maximum for stability.
+pub fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&v| libm::expf(v - max)).sum();
+    max + libm::logf(sum)
+}

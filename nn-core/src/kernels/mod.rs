@@ -1,0 +1,9 @@
+//! Numeric inner loops. Non-generic: sizes are arguments, so every layer of every
+//! network shares one copy of each kernel.
+//!
+//! Matrices are row-major slices described by their row and column strides, as in
+//! `matrixmultiply`; a transpose is a swap of the two strides and costs nothing.
+pub mod dense;
+pub mod gemm;
+
+pub use gemm::{gemm, gemv, MatRef};

@@ -1,0 +1,124 @@
+//! `Dense`: a fully connected layer, `[in] -> [out]`.
+//!
+//! `y = f(x W^T + b)` with `weight` `[out, in]` and `bias` `[out]`, PyTorch's
+//! `nn.Linear` layout and `state_dict` names. A perceptron is a `Dense` with one unit.
+//!
+//! ```
+//! use nn_core::prelude::*;
+//! network! {
+//!     pub struct Perceptron: [4] -> [1] {
+//!         out: Dense { units: 1, activation: Sigmoid },
+//!     }
+//! }
+//! let model = Model::<Perceptron>::new(1);
+//! let p = model.predict_one(&[5.1, 3.5, 1.4, 0.2].into())[0];
+//! assert!(p > 0.0 && p < 1.0);
+//! ```
+use core::marker::PhantomData;
+
+use typenum::Unsigned;
+
+use crate::activation::Activation;
+use crate::kernels::dense;
+use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::rng::Rng;
+use crate::shape::Shape1;
+
+/// A fully connected layer from `I` inputs to `O` units, with a bias when `BIAS`.
+#[derive(Clone, Copy, Debug)]
+pub struct Dense<I, O, const BIAS: bool = true> {
+    /// The activation applied to the output.
+    pub activation: Activation,
+    _shape: PhantomData<(I, O)>,
+}
+
+impl<I, O, const BIAS: bool> Dense<I, O, BIAS> {
+    /// A dense layer with the given activation.
+    pub const fn new(activation: Activation) -> Self {
+        Dense { activation, _shape: PhantomData }
+    }
+}
+
+impl<I, O, const BIAS: bool> Layer for Dense<I, O, BIAS>
+where
+    I: Unsigned + generic_array::ArrayLength + 'static,
+    O: Unsigned + generic_array::ArrayLength + 'static,
+{
+    type Input = Shape1<I>;
+    type Output = Shape1<O>;
+    const PARAMS: usize = O::USIZE * I::USIZE + if BIAS { O::USIZE } else { 0 };
+    const CACHE: usize = O::USIZE;
+    const KIND: &'static str = "Dense";
+
+    /// Glorot uniform for saturating activations, He uniform for the ReLU family
+    /// (both as Keras); biases start at zero.
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+        let (i, o) = (I::USIZE as f32, O::USIZE as f32);
+        let limit = if self.activation.prefers_he_init() {
+            libm::sqrtf(6.0 / i)
+        } else {
+            libm::sqrtf(6.0 / (i + o))
+        };
+        let (w, b) = params.split_at_mut(O::USIZE * I::USIZE);
+        w.iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit));
+        b.fill(0.0);
+    }
+
+    #[inline]
+    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let (w, b) = params.split_at(O::USIZE * I::USIZE);
+        let bias = if BIAS { Some(b) } else { None };
+        dense::forward(x, w, bias, self.activation, I::USIZE, O::USIZE, y, None);
+    }
+
+    #[inline]
+    fn forward_train(
+        &self,
+        params: &[f32],
+        _buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        cache: &mut [f32],
+        _scratch: &mut [f32],
+        _rng: &mut Rng,
+    ) {
+        let (w, b) = params.split_at(O::USIZE * I::USIZE);
+        let bias = if BIAS { Some(b) } else { None };
+        let pre = if self.activation == Activation::Identity { None } else { Some(cache) };
+        dense::forward(x, w, bias, self.activation, I::USIZE, O::USIZE, y, pre);
+    }
+
+    #[inline]
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        _scratch: &mut [f32],
+    ) {
+        let n = O::USIZE * I::USIZE;
+        let (gw, gb) = grads.split_at_mut(n);
+        let gb = if BIAS { Some(gb) } else { None };
+        dense::backward(x, &params[..n], cache, y, self.activation, I::USIZE, O::USIZE, dy, gw, gb, dx);
+    }
+
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        _buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        let n = O::USIZE * I::USIZE;
+        let weight = TensorPath::new(path, "weight");
+        f(&TensorInfo { path: &weight, shape: &[O::USIZE, I::USIZE], offset: params_at, len: n, trainable: true });
+        if BIAS {
+            let bias = TensorPath::new(path, "bias");
+            f(&TensorInfo { path: &bias, shape: &[O::USIZE], offset: params_at + n, len: O::USIZE, trainable: true });
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `Dropout`: inverted dropout, shape-preserving.
+//!
+//! In training (`forward_train`) each value is zeroed with probability `rate` and the
+//! survivors are scaled by `1 / (1 - rate)`, so the expected output equals the input;
+//! in inference (`forward`) the layer is the identity. The mode is the method called,
+//! never a global switch.
+use core::marker::PhantomData;
+
+use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::rng::Rng;
+use crate::shape::Shape;
+
+/// Inverted dropout on samples of shape `S`.
+#[derive(Clone, Copy, Debug)]
+pub struct Dropout<S> {
+    /// The probability of dropping each value, in `[0, 1)`.
+    pub rate: f32,
+    _shape: PhantomData<S>,
+}
+
+impl<S> Dropout<S> {
+    /// Dropout with the given rate (`network!` checks `0 <= rate < 1`).
+    pub const fn new(rate: f32) -> Self {
+        Dropout { rate, _shape: PhantomData }
+    }
+}
+
+impl<S: Shape> Layer for Dropout<S> {
+    type Input = S;
+    type Output = S;
+    const PARAMS: usize = 0;
+    /// The mask: `0` or `1 / (1 - rate)` per value.
+    const CACHE: usize = S::LEN;
+    const KIND: &'static str = "Dropout";
+
+    fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {}
+
+    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        y[..x.len()].copy_from_slice(x);
+    }
+
+    fn forward_train(
+        &self,
+        _params: &[f32],
+        _buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        cache: &mut [f32],
+        _scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        let keep = 1.0 - self.rate;
+        let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
+        for ((y, m), &x) in y.iter_mut().zip(cache.iter_mut()).zip(x) {
+            *m = if rng.uniform() < keep { scale } else { 0.0 };
+            *y = x * *m;
+        }
+    }
+
+    fn backward(
+        &self,
+        _params: &[f32],
+        x: &[f32],
+        _y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        _grads: &mut [f32],
+        _scratch: &mut [f32],
+    ) {
+        if let Some(dx) = dx {
+            for ((dx, &d), &m) in dx[..x.len()].iter_mut().zip(dy.iter()).zip(cache) {
+                *dx = d * m;
+            }
+        }
+    }
+
+    fn visit_tensors(
+        &self,
+        _path: Option<&TensorPath<'_>>,
+        _params_at: usize,
+        _buffers_at: usize,
+        _f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+    }
+}

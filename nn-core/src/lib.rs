@@ -1,0 +1,77 @@
+//! Compile-time neural networks.
+//!
+//! A model is written with [`network!`]. Every tensor shape in it is known at compile
+//! time: a shape mistake is a compile error that points at the offending layer. The
+//! macro expands into a zero-sized architecture type implementing [`Layer`], whose
+//! `forward` and `backward` are monomorphized code over the blocked kernels in
+//! [`kernels`]. Parameters live in one flat `f32` array per model ([`Model`]), laid out
+//! as PyTorch's `state_dict`, so the same model trains on a laptop and runs from a
+//! `static` array inside `no_std` firmware.
+//!
+//! ```
+//! use nn_core::prelude::*;
+//!
+//! network! {
+//!     /// A tiny classifier.
+//!     pub struct Tiny: [4] -> [3] {
+//!         fc1: Dense { units: 8, activation: Relu },
+//!         logits: Dense { units: 3 },
+//!     }
+//! }
+//!
+//! let model = Model::<Tiny>::new(7);
+//! let scores = model.predict_one(&[0.1, 0.2, 0.3, 0.4].into());
+//! assert_eq!(scores.len(), 3);
+//! assert_eq!(Tiny::PARAMS, 4 * 8 + 8 + 8 * 3 + 3);
+//! ```
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod activation;
+pub mod kernels;
+pub mod layer;
+pub mod layers;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod shape;
+
+#[cfg(feature = "std")]
+pub mod data;
+#[cfg(feature = "alloc")]
+pub mod train;
+
+pub use generic_array;
+pub use typenum;
+
+pub use activation::Activation;
+pub use layer::{Layer, Network, TensorInfo, TensorPath};
+pub use model::Model;
+pub use nn_macros::network;
+pub use rng::Rng;
+pub use shape::{Shape, Shape1, Shape2, Shape3, Tensor};
+
+/// Everything a model file needs: `use nn_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::activation::Activation;
+    pub use crate::layer::{Layer, Network};
+    pub use crate::layers::*;
+    pub use crate::loss::*;
+    pub use crate::model::Model;
+    pub use crate::network;
+    pub use crate::optim::*;
+    pub use crate::rng::Rng;
+    pub use crate::shape::{Shape, Shape1, Shape2, Shape3, Tensor};
+    #[cfg(feature = "alloc")]
+    pub use crate::train::*;
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Items used by the code `network!` generates. Not part of the public API.
+    pub use crate::layer::private::*;
+}

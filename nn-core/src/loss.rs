@@ -1,0 +1,309 @@
+//! Loss functions, with PyTorch's reductions.
+//!
+//! | loss | target per sample | reduction |
+//! |---|---|---|
+//! | [`MeanSquaredError`] | same shape as the output | mean over all elements |
+//! | [`MeanAbsoluteError`] | same shape as the output | mean over all elements |
+//! | [`BinaryCrossEntropy`] | same shape, values in `[0, 1]` | mean over all elements |
+//! | [`CategoricalCrossEntropy`] | one-hot (or soft) vector over the classes | mean over the batch |
+//! | [`SparseCategoricalCrossEntropy`] | one class index, stored as `f32` | mean over the batch |
+//!
+//! The `from_logits` forms take raw scores: binary cross-entropy uses
+//! `max(z, 0) - z t + log(1 + exp(-|z|))` and the categorical forms use log-sum-exp
+//! with the fused gradient `softmax(z) - t`, so they never overflow. The probability
+//! forms clamp `p` to `[1e-7, 1 - 1e-7]` as Keras does.
+use crate::activation::{log_sum_exp, sigmoid};
+
+const EPS: f32 = 1e-7;
+
+/// A loss: a scalar from a batch of predictions and targets, and its gradient.
+pub trait Loss {
+    /// The name shown in histories.
+    const NAME: &'static str;
+
+    /// Target floats per sample for an output of `output_len` floats.
+    fn target_len(&self, output_len: usize) -> usize {
+        output_len
+    }
+
+    /// Checks one sample's target; `Err` says what is wrong with it.
+    fn check_target(&self, _target: &[f32], _output_len: usize) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    /// The reduced loss of a batch. When `grad` is given, `dL/dpred` is written into it
+    /// (already divided by the reduction count).
+    fn compute(&self, pred: &[f32], target: &[f32], output_len: usize, grad: Option<&mut [f32]>) -> f32;
+}
+
+/// What is wrong with a target value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TargetError {
+    /// A class index outside `0..classes` or not an integer.
+    LabelOutOfRange {
+        /// The value found.
+        label: f32,
+        /// The number of classes of the output.
+        classes: usize,
+    },
+    /// A value that is NaN or infinite.
+    NotFinite,
+}
+
+impl core::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            TargetError::LabelOutOfRange { label, classes } => {
+                write!(f, "label {label} is not a class index in 0..{classes}")
+            }
+            TargetError::NotFinite => f.write_str("target value is NaN or infinite"),
+        }
+    }
+}
+
+fn check_finite(target: &[f32]) -> Result<(), TargetError> {
+    if target.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(TargetError::NotFinite)
+    }
+}
+
+/// Mean squared error: `mean((p - t)^2)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MeanSquaredError;
+
+impl Loss for MeanSquaredError {
+    const NAME: &'static str = "mse";
+    fn check_target(&self, target: &[f32], _: usize) -> Result<(), TargetError> {
+        check_finite(target)
+    }
+    fn compute(&self, pred: &[f32], target: &[f32], _: usize, grad: Option<&mut [f32]>) -> f32 {
+        let n = pred.len() as f32;
+        let mut sum = 0.0f64;
+        for (&p, &t) in pred.iter().zip(target) {
+            sum += ((p - t) * (p - t)) as f64;
+        }
+        if let Some(g) = grad {
+            for ((g, &p), &t) in g.iter_mut().zip(pred).zip(target) {
+                *g = 2.0 * (p - t) / n;
+            }
+        }
+        (sum / n as f64) as f32
+    }
+}
+
+/// Mean absolute error: `mean(|p - t|)` (gradient `sign(p - t)`, 0 at 0 as PyTorch).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MeanAbsoluteError;
+
+impl Loss for MeanAbsoluteError {
+    const NAME: &'static str = "mae";
+    fn check_target(&self, target: &[f32], _: usize) -> Result<(), TargetError> {
+        check_finite(target)
+    }
+    fn compute(&self, pred: &[f32], target: &[f32], _: usize, grad: Option<&mut [f32]>) -> f32 {
+        let n = pred.len() as f32;
+        let mut sum = 0.0f64;
+        for (&p, &t) in pred.iter().zip(target) {
+            sum += (p - t).abs() as f64;
+        }
+        if let Some(g) = grad {
+            for ((g, &p), &t) in g.iter_mut().zip(pred).zip(target) {
+                let d = p - t;
+                *g = if d > 0.0 {
+                    1.0 / n
+                } else if d < 0.0 {
+                    -1.0 / n
+                } else {
+                    0.0
+                };
+            }
+        }
+        (sum / n as f64) as f32
+    }
+}
+
+/// Binary cross-entropy on probabilities, or on logits with `from_logits`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BinaryCrossEntropy {
+    /// Whether predictions are logits (no sigmoid applied yet).
+    pub from_logits: bool,
+}
+
+impl BinaryCrossEntropy {
+    /// On probabilities (after a sigmoid).
+    pub const fn new() -> Self {
+        BinaryCrossEntropy { from_logits: false }
+    }
+    /// On logits: `BCEWithLogitsLoss`.
+    pub const fn from_logits() -> Self {
+        BinaryCrossEntropy { from_logits: true }
+    }
+}
+
+impl Loss for BinaryCrossEntropy {
+    const NAME: &'static str = "binary_crossentropy";
+    fn check_target(&self, target: &[f32], _: usize) -> Result<(), TargetError> {
+        check_finite(target)
+    }
+    fn compute(&self, pred: &[f32], target: &[f32], _: usize, mut grad: Option<&mut [f32]>) -> f32 {
+        let n = pred.len() as f32;
+        let mut sum = 0.0f64;
+        for (i, (&p, &t)) in pred.iter().zip(target).enumerate() {
+            let (loss, g) = if self.from_logits {
+                let z = p;
+                let loss = z.max(0.0) - z * t + libm::log1pf(libm::expf(-z.abs()));
+                (loss, sigmoid(z) - t)
+            } else {
+                let q = p.clamp(EPS, 1.0 - EPS);
+                let loss = -(t * libm::logf(q) + (1.0 - t) * libm::logf(1.0 - q));
+                let g = if p == q { (q - t) / (q * (1.0 - q)) } else { 0.0 };
+                (loss, g)
+            };
+            sum += loss as f64;
+            if let Some(grad) = grad.as_deref_mut() {
+                grad[i] = g / n;
+            }
+        }
+        (sum / n as f64) as f32
+    }
+}
+
+/// Categorical cross-entropy with one-hot (or soft) targets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CategoricalCrossEntropy {
+    /// Whether predictions are logits (no softmax applied yet).
+    pub from_logits: bool,
+}
+
+impl CategoricalCrossEntropy {
+    /// On probabilities (after a softmax).
+    pub const fn new() -> Self {
+        CategoricalCrossEntropy { from_logits: false }
+    }
+    /// On logits: the fused, stable `log_softmax` form.
+    pub const fn from_logits() -> Self {
+        CategoricalCrossEntropy { from_logits: true }
+    }
+}
+
+/// Cross-entropy of one row against a target distribution `t`; writes the gradient
+/// scaled by `scale` when asked.
+fn cross_entropy_row(from_logits: bool, row: &[f32], t: &[f32], scale: f32, grad: Option<&mut [f32]>) -> f32 {
+    if from_logits {
+        let lse = log_sum_exp(row);
+        let t_sum: f32 = t.iter().sum();
+        let loss: f32 = row.iter().zip(t).map(|(&z, &t)| t * (lse - z)).sum();
+        if let Some(g) = grad {
+            for ((g, &z), &t) in g.iter_mut().zip(row).zip(t) {
+                *g = scale * (libm::expf(z - lse) * t_sum - t);
+            }
+        }
+        loss
+    } else {
+        let mut loss = 0.0;
+        for (&p, &t) in row.iter().zip(t) {
+            loss -= t * libm::logf(p.clamp(EPS, 1.0 - EPS));
+        }
+        if let Some(g) = grad {
+            for ((g, &p), &t) in g.iter_mut().zip(row).zip(t) {
+                let q = p.clamp(EPS, 1.0 - EPS);
+                *g = if p == q { -scale * t / q } else { 0.0 };
+            }
+        }
+        loss
+    }
+}
+
+impl Loss for CategoricalCrossEntropy {
+    const NAME: &'static str = "categorical_crossentropy";
+    fn check_target(&self, target: &[f32], _: usize) -> Result<(), TargetError> {
+        check_finite(target)
+    }
+    fn compute(&self, pred: &[f32], target: &[f32], width: usize, mut grad: Option<&mut [f32]>) -> f32 {
+        let batch = pred.len() / width;
+        let scale = 1.0 / batch as f32;
+        let mut sum = 0.0f64;
+        for b in 0..batch {
+            let r = b * width..(b + 1) * width;
+            let g = grad.as_deref_mut().map(|g| &mut g[r.clone()]);
+            sum += cross_entropy_row(self.from_logits, &pred[r.clone()], &target[r], scale, g) as f64;
+        }
+        (sum / batch as f64) as f32
+    }
+}
+
+/// Categorical cross-entropy with integer labels (one `f32` class index per sample).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SparseCategoricalCrossEntropy {
+    /// Whether predictions are logits (PyTorch's `CrossEntropyLoss`).
+    pub from_logits: bool,
+}
+
+impl SparseCategoricalCrossEntropy {
+    /// On probabilities (after a softmax).
+    pub const fn new() -> Self {
+        SparseCategoricalCrossEntropy { from_logits: false }
+    }
+    /// On logits: PyTorch's `CrossEntropyLoss`.
+    pub const fn from_logits() -> Self {
+        SparseCategoricalCrossEntropy { from_logits: true }
+    }
+}
+
+/// The class index a sparse target holds, if valid.
+pub fn label_index(label: f32, classes: usize) -> Option<usize> {
+    if label >= 0.0 && label < classes as f32 && label.fract() == 0.0 {
+        Some(label as usize)
+    } else {
+        None
+    }
+}
+
+impl Loss for SparseCategoricalCrossEntropy {
+    const NAME: &'static str = "sparse_categorical_crossentropy";
+    fn target_len(&self, _: usize) -> usize {
+        1
+    }
+    fn check_target(&self, target: &[f32], classes: usize) -> Result<(), TargetError> {
+        match target.first().and_then(|&l| label_index(l, classes)) {
+            Some(_) => Ok(()),
+            None => Err(TargetError::LabelOutOfRange { label: target.first().copied().unwrap_or(f32::NAN), classes }),
+        }
+    }
+    fn compute(&self, pred: &[f32], target: &[f32], width: usize, mut grad: Option<&mut [f32]>) -> f32 {
+        let batch = pred.len() / width;
+        let scale = 1.0 / batch as f32;
+        let mut sum = 0.0f64;
+        for b in 0..batch {
+            let row = &pred[b * width..(b + 1) * width];
+            // An invalid label (rejected by `check_target` before training) counts as
+            // class 0 rather than panicking.
+            let k = label_index(target[b], width).unwrap_or(0);
+            let loss = if self.from_logits {
+                log_sum_exp(row) - row[k]
+            } else {
+                -libm::logf(row[k].clamp(EPS, 1.0 - EPS))
+            };
+            sum += loss as f64;
+            if let Some(g) = grad.as_deref_mut() {
+                let g = &mut g[b * width..(b + 1) * width];
+                if self.from_logits {
+                    let lse = log_sum_exp(row);
+                    for (g, &z) in g.iter_mut().zip(row) {
+                        *g = scale * libm::expf(z - lse);
+                    }
+                    g[k] -= scale;
+                } else {
+                    g.fill(0.0);
+                    let q = row[k].clamp(EPS, 1.0 - EPS);
+                    if q == row[k] {
+                        g[k] = -scale / q;
+                    }
+                }
+            }
+        }
+        (sum / batch as f64) as f32
+    }
+}

@@ -1,0 +1,233 @@
+//! `Model`: an architecture with its parameters and buffers.
+//!
+//! The state is one flat `f32` array: all trainable parameters in `state_dict` order,
+//! then all buffers (running statistics). With `alloc` it is a `Vec<f32>` allocated
+//! zeroed on the heap (a 784x512 weight never passes through the stack); without a
+//! heap it is a `&'static [f32]`, so the weights of firmware sit in flash.
+use core::fmt;
+
+use crate::layer::{Layer, Network, SummaryRow, TensorInfo};
+use crate::shape::{Shape, Tensor};
+
+/// The default state storage: `Vec<f32>` with `alloc`, `&'static [f32]` without.
+#[cfg(feature = "alloc")]
+pub type DefaultState = alloc::vec::Vec<f32>;
+/// The default state storage: `Vec<f32>` with `alloc`, `&'static [f32]` without.
+#[cfg(not(feature = "alloc"))]
+pub type DefaultState = &'static [f32];
+
+/// A layer (usually a network) together with its parameters and buffers.
+#[derive(Clone, Debug)]
+pub struct Model<L, P = DefaultState> {
+    layer: L,
+    state: P,
+}
+
+/// The state array given to [`Model::from_state`] has the wrong length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateLenError {
+    /// Parameters plus buffers the model needs.
+    pub expected: usize,
+    /// Floats given.
+    pub found: usize,
+}
+
+impl fmt::Display for StateLenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "model state has {} values, expected {}", self.found, self.expected)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StateLenError {}
+
+#[cfg(feature = "alloc")]
+impl<L: Layer + Default> Model<L, alloc::vec::Vec<f32>> {
+    /// A model initialised from `seed` (Glorot or He per layer, as Keras).
+    pub fn new(seed: u64) -> Self {
+        let mut model = Self::zeros();
+        model.init(seed);
+        model
+    }
+
+    /// A model whose parameters and buffers are all zero.
+    pub fn zeros() -> Self {
+        Model { layer: L::default(), state: alloc::vec![0.0; L::PARAMS + L::BUFFERS] }
+    }
+}
+
+impl<L: Layer> Model<L, &'static [f32]> {
+    /// A model over a `static` state array (firmware: the weights stay in flash).
+    /// Evaluated in a `static` or `const` initialiser, a wrong length is a compile
+    /// error.
+    pub const fn from_static(layer: L, state: &'static [f32]) -> Self {
+        assert!(state.len() == L::PARAMS + L::BUFFERS, "static state array has the wrong length");
+        Model { layer, state }
+    }
+}
+
+impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
+    /// A model over the given state (parameters, then buffers).
+    pub fn from_state(layer: L, state: P) -> Result<Self, StateLenError> {
+        let found = state.as_ref().len();
+        let expected = L::PARAMS + L::BUFFERS;
+        if found != expected {
+            return Err(StateLenError { expected, found });
+        }
+        Ok(Model { layer, state })
+    }
+
+    /// The architecture.
+    pub fn layer(&self) -> &L {
+        &self.layer
+    }
+
+    /// The whole state: parameters, then buffers.
+    pub fn state(&self) -> &[f32] {
+        self.state.as_ref()
+    }
+
+    /// The trainable parameters, in `state_dict` order.
+    pub fn params(&self) -> &[f32] {
+        &self.state.as_ref()[..L::PARAMS]
+    }
+
+    /// The buffers (running statistics).
+    pub fn buffers(&self) -> &[f32] {
+        &self.state.as_ref()[L::PARAMS..]
+    }
+
+    /// Consumes the model, returning its state storage.
+    pub fn into_state(self) -> P {
+        self.state
+    }
+
+    /// Calls `f` for every parameter and buffer tensor with its dotted name.
+    pub fn visit_tensors(&self, f: &mut dyn FnMut(&TensorInfo<'_>)) {
+        self.layer.visit_tensors(None, 0, 0, f)
+    }
+
+    /// Batch inference over raw floats: `x` holds `batch * Input::LEN` values, `y`
+    /// receives `batch * Output::LEN`; `scratch` must hold `batch * L::SCRATCH`.
+    pub fn forward_slices(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (params, buffers) = self.state.as_ref().split_at(L::PARAMS);
+        self.layer.forward(params, buffers, x, y, scratch)
+    }
+
+    /// A Keras-style table of layers, output shapes and parameter counts.
+    pub fn summary(&self) -> Summary<'_, L> {
+        Summary { layer: &self.layer }
+    }
+}
+
+impl<L: Network, P: AsRef<[f32]>> Model<L, P> {
+    /// Batch-1 inference, no heap: every intermediate value is on the stack
+    /// (`L::PEAK_ACTIVATION_BYTES`).
+    pub fn predict_one(&self, x: &Tensor<L::Input>) -> Tensor<L::Output> {
+        let (params, buffers) = self.state.as_ref().split_at(L::PARAMS);
+        self.layer.forward_one(params, buffers, x)
+    }
+}
+
+impl<L: Layer, P: AsMut<[f32]>> Model<L, P> {
+    /// The whole state, mutable.
+    pub fn state_mut(&mut self) -> &mut [f32] {
+        self.state.as_mut()
+    }
+
+    /// The trainable parameters, mutable.
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.state.as_mut()[..L::PARAMS]
+    }
+
+    /// Parameters (shared) and buffers (mutable) at once, as training forward needs.
+    pub fn split_state_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        self.state.as_mut().split_at_mut(L::PARAMS)
+    }
+
+    /// Re-initialises every parameter from `seed`.
+    pub fn init(&mut self, seed: u64) {
+        let mut rng = crate::rng::Rng::new(seed);
+        let (params, buffers) = self.state.as_mut().split_at_mut(L::PARAMS);
+        self.layer.init(params, buffers, &mut rng);
+    }
+}
+
+/// The printable summary of a model (see [`Model::summary`]).
+pub struct Summary<'a, L> {
+    layer: &'a L,
+}
+
+impl<L: Layer> fmt::Display for Summary<'_, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Dims<'a>(&'a [usize]);
+        impl fmt::Display for Dims<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[")?;
+                for (i, d) in self.0.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{d}")?;
+                }
+                f.write_str("]")
+            }
+        }
+        // Pad through a fixed-size buffer so the table works without `alloc`.
+        struct Cell<T>(T, usize);
+        impl<T: fmt::Display> fmt::Display for Cell<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut buf = [0u8; 64];
+                let mut w = SliceWriter { buf: &mut buf, len: 0 };
+                let _ = fmt::write(&mut w, format_args!("{}", self.0));
+                let len = w.len;
+                let s = core::str::from_utf8(&buf[..len]).unwrap_or("?");
+                write!(f, "{s:<width$}", width = self.1)
+            }
+        }
+        let rule = RULE;
+        writeln!(f, "{}: {} -> {}", L::KIND, Dims(<L::Input as Shape>::DIMS), Dims(<L::Output as Shape>::DIMS))?;
+        writeln!(f, "{rule}")?;
+        writeln!(f, "{:<24}{:<14}{:<18}{:>10}", "layer", "kind", "output shape", "params")?;
+        writeln!(f, "{rule}")?;
+        let mut result = Ok(());
+        self.layer.visit_summary("", 0, &mut |row: &SummaryRow<'_>| {
+            if result.is_ok() {
+                let indent = row.depth * 2;
+                result = writeln!(
+                    f,
+                    "{:indent$}{}{}{}{:>10}",
+                    "",
+                    Cell(row.name, 24 - indent.min(20)),
+                    Cell(row.kind, 14),
+                    Cell(Dims(row.output), 18),
+                    row.params,
+                );
+            }
+        });
+        result?;
+        writeln!(f, "{rule}")?;
+        writeln!(f, "total parameters: {}", L::PARAMS)?;
+        if L::BUFFERS > 0 {
+            writeln!(f, "buffers: {}", L::BUFFERS)?;
+        }
+        write!(f, "parameter bytes: {}", (L::PARAMS + L::BUFFERS) * 4)
+    }
+}
+
+const RULE: &str = "------------------------------------------------------------------";
+
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let bytes = s.as_bytes();
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers shared by the tutorial examples and the integration tests.

@@ -1,0 +1,124 @@
+//! The code `network!` generates for a small network, written out by hand: the
+//! reference for the macro's expansion.
+use nn_core::prelude::*;
+
+/// 64 -> 32 -> 10.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mlp;
+
+type MlpArch = ::nn_core::__private::Chain<
+    ::nn_core::__private::Named<::nn_core::layers::Dense<::nn_core::typenum::U64, ::nn_core::typenum::U32>>,
+    ::nn_core::__private::Chain<
+        ::nn_core::__private::Named<::nn_core::layers::Dropout<::nn_core::Shape1<::nn_core::typenum::U32>>>,
+        ::nn_core::__private::Named<::nn_core::layers::Dense<::nn_core::typenum::U32, ::nn_core::typenum::U10>>,
+    >,
+>;
+
+impl Mlp {
+    const ARCH: MlpArch = ::nn_core::__private::Chain {
+        first: ::nn_core::__private::Named {
+            name: "fc1",
+            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Relu),
+        },
+        rest: ::nn_core::__private::Chain {
+            first: ::nn_core::__private::Named { name: "drop", layer: ::nn_core::layers::Dropout::new(0.2) },
+            rest: ::nn_core::__private::Named {
+                name: "fc2",
+                layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Identity),
+            },
+        },
+    };
+}
+
+impl ::nn_core::Layer for Mlp {
+    type Input = ::nn_core::Shape1<::nn_core::typenum::U64>;
+    type Output = ::nn_core::Shape1<::nn_core::typenum::U10>;
+    const PARAMS: usize = <MlpArch as ::nn_core::Layer>::PARAMS;
+    const BUFFERS: usize = <MlpArch as ::nn_core::Layer>::BUFFERS;
+    const CACHE: usize = <MlpArch as ::nn_core::Layer>::CACHE;
+    const SCRATCH: usize = <MlpArch as ::nn_core::Layer>::SCRATCH;
+    const KIND: &'static str = "Mlp";
+    fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
+        ::nn_core::Layer::init(&Self::ARCH, params, buffers, rng)
+    }
+    fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, y, scratch)
+    }
+    fn forward_train(
+        &self,
+        params: &[f32],
+        buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut ::nn_core::Rng,
+    ) {
+        ::nn_core::Layer::forward_train(&Self::ARCH, params, buffers, x, y, cache, scratch, rng)
+    }
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: ::core::option::Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        ::nn_core::Layer::backward(&Self::ARCH, params, x, y, cache, dy, dx, grads, scratch)
+    }
+    fn visit_tensors(
+        &self,
+        path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
+        params_at: usize,
+        buffers_at: usize,
+        f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
+    ) {
+        ::nn_core::Layer::visit_tensors(&Self::ARCH, path, params_at, buffers_at, f)
+    }
+    fn visit_summary(
+        &self,
+        _name: &str,
+        depth: usize,
+        f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>),
+    ) {
+        ::nn_core::Layer::visit_summary(&Self::ARCH, "", depth, f)
+    }
+}
+
+impl ::nn_core::Network for Mlp {
+    const NAME: &'static str = "Mlp";
+    fn forward_one(
+        &self,
+        params: &[f32],
+        buffers: &[f32],
+        x: &::nn_core::Tensor<Self::Input>,
+    ) -> ::nn_core::Tensor<Self::Output> {
+        let mut scratch = [0.0f32; <Mlp as ::nn_core::Layer>::SCRATCH];
+        let mut y = ::nn_core::Tensor::<Self::Output>::default();
+        ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, &mut y, &mut scratch);
+        y
+    }
+}
+
+#[test]
+fn handwritten_network_runs() {
+    let model = Model::<Mlp>::new(3);
+    assert_eq!(Mlp::PARAMS, 64 * 32 + 32 + 32 * 10 + 10);
+    let y = model.predict_one(&Tensor::<Shape1<nn_core::typenum::U64>>::default());
+    assert_eq!(y.len(), 10);
+    let mut names = Vec::new();
+    model.visit_tensors(&mut |t| names.push((t.path.to_string(), t.shape.to_vec(), t.offset)));
+    assert_eq!(
+        names,
+        vec![
+            ("fc1.weight".to_string(), vec![32, 64], 0),
+            ("fc1.bias".to_string(), vec![32], 2048),
+            ("fc2.weight".to_string(), vec![10, 32], 2080),
+            ("fc2.bias".to_string(), vec![10], 2400),
+        ]
+    );
+    println!("{}", model.summary());
+}
