@@ -7,10 +7,10 @@ use nn_core::prelude::*;
 pub struct Mlp;
 
 type MlpArch = ::nn_core::__private::Chain<
-    ::nn_core::__private::Named<::nn_core::layers::Dense<::nn_core::typenum::U64, ::nn_core::typenum::U32>>,
+    ::nn_core::__private::Named<::nn_core::layers::Dense<64, 32>>,
     ::nn_core::__private::Chain<
-        ::nn_core::__private::Named<::nn_core::layers::Dropout<::nn_core::Shape1<::nn_core::typenum::U32>>>,
-        ::nn_core::__private::Named<::nn_core::layers::Dense<::nn_core::typenum::U32, ::nn_core::typenum::U10>>,
+        ::nn_core::__private::Named<::nn_core::layers::Dropout<::nn_core::Shape1<32>>>,
+        ::nn_core::__private::Named<::nn_core::layers::Dense<32, 10>>,
     >,
 >;
 
@@ -31,8 +31,8 @@ impl Mlp {
 }
 
 impl ::nn_core::Layer for Mlp {
-    type Input = ::nn_core::Shape1<::nn_core::typenum::U64>;
-    type Output = ::nn_core::Shape1<::nn_core::typenum::U10>;
+    type Input = ::nn_core::Shape1<64>;
+    type Output = ::nn_core::Shape1<10>;
     const PARAMS: usize = <MlpArch as ::nn_core::Layer>::PARAMS;
     const BUFFERS: usize = <MlpArch as ::nn_core::Layer>::BUFFERS;
     const CACHE: usize = <MlpArch as ::nn_core::Layer>::CACHE;
@@ -97,7 +97,7 @@ impl ::nn_core::Network for Mlp {
         x: &::nn_core::Tensor<Self::Input>,
     ) -> ::nn_core::Tensor<Self::Output> {
         let mut scratch = [0.0f32; <Mlp as ::nn_core::Layer>::SCRATCH];
-        let mut y = ::nn_core::Tensor::<Self::Output>::default();
+        let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
         ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, &mut y, &mut scratch);
         y
     }
@@ -107,7 +107,7 @@ impl ::nn_core::Network for Mlp {
 fn handwritten_network_runs() {
     let model = Model::<Mlp>::new(3);
     assert_eq!(Mlp::PARAMS, 64 * 32 + 32 + 32 * 10 + 10);
-    let y = model.predict_one(&Tensor::<Shape1<nn_core::typenum::U64>>::default());
+    let y = model.predict_one(&Tensor::<Shape1<64>>::default());
     assert_eq!(y.len(), 10);
     let mut names = Vec::new();
     model.visit_tensors(&mut |t| names.push((t.path.to_string(), t.shape.to_vec(), t.offset)));

@@ -372,6 +372,85 @@ pub(crate) mod private {
         }
     }
 
+    /// A layer whose input shape is declared as `P` by the enclosing network.
+    ///
+    /// `network!` wraps a network used as a layer in `Fit`, so that a shape mismatch
+    /// is reported once, by its own spanned check, instead of again by `Chain`'s
+    /// bound. Layers exchange flat slices, so the adapter only delegates.
+    pub struct Fit<P, L> {
+        /// The wrapped layer.
+        pub layer: L,
+        _shape: core::marker::PhantomData<P>,
+    }
+
+    impl<P, L: Copy> Clone for Fit<P, L> {
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+    impl<P, L: Copy> Copy for Fit<P, L> {}
+
+    impl<P, L> Fit<P, L> {
+        /// Wraps `layer`, declaring its input shape as `P`.
+        pub const fn new(layer: L) -> Self {
+            Fit { layer, _shape: core::marker::PhantomData }
+        }
+    }
+
+    impl<P: Shape, L: Layer> Layer for Fit<P, L> {
+        type Input = P;
+        type Output = L::Output;
+        const PARAMS: usize = L::PARAMS;
+        const BUFFERS: usize = L::BUFFERS;
+        const CACHE: usize = L::CACHE;
+        const SCRATCH: usize = L::SCRATCH;
+        const KIND: &'static str = L::KIND;
+
+        fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
+            self.layer.init(params, buffers, rng)
+        }
+        fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            self.layer.forward(params, buffers, x, y, scratch)
+        }
+        fn forward_train(
+            &self,
+            params: &[f32],
+            buffers: &mut [f32],
+            x: &[f32],
+            y: &mut [f32],
+            cache: &mut [f32],
+            scratch: &mut [f32],
+            rng: &mut Rng,
+        ) {
+            self.layer.forward_train(params, buffers, x, y, cache, scratch, rng)
+        }
+        fn backward(
+            &self,
+            params: &[f32],
+            x: &[f32],
+            y: &[f32],
+            cache: &[f32],
+            dy: &mut [f32],
+            dx: Option<&mut [f32]>,
+            grads: &mut [f32],
+            scratch: &mut [f32],
+        ) {
+            self.layer.backward(params, x, y, cache, dy, dx, grads, scratch)
+        }
+        fn visit_tensors(
+            &self,
+            path: Option<&TensorPath<'_>>,
+            params_at: usize,
+            buffers_at: usize,
+            f: &mut dyn FnMut(&TensorInfo<'_>),
+        ) {
+            self.layer.visit_tensors(path, params_at, buffers_at, f)
+        }
+        fn visit_summary(&self, name: &str, depth: usize, f: &mut dyn FnMut(&SummaryRow<'_>)) {
+            self.layer.visit_summary(name, depth, f)
+        }
+    }
+
     /// Compile-time shape equality used by `network!` where it cannot see the shapes
     /// itself (a network used as a layer).
     #[diagnostic::on_unimplemented(

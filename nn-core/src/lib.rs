@@ -45,9 +45,6 @@ pub mod data;
 #[cfg(feature = "alloc")]
 pub mod train;
 
-pub use generic_array;
-pub use typenum;
-
 pub use activation::Activation;
 pub use layer::{Layer, Network, TensorInfo, TensorPath};
 pub use model::Model;
@@ -66,8 +63,6 @@ pub mod prelude {
     pub use crate::optim::*;
     pub use crate::rng::Rng;
     pub use crate::shape::{Shape, Shape1, Shape2, Shape3, Tensor};
-    #[cfg(feature = "alloc")]
-    pub use crate::train::*;
 }
 
 #[doc(hidden)]

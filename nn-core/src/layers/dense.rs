@@ -14,10 +14,6 @@
 //! let p = model.predict_one(&[5.1, 3.5, 1.4, 0.2].into())[0];
 //! assert!(p > 0.0 && p < 1.0);
 //! ```
-use core::marker::PhantomData;
-
-use typenum::Unsigned;
-
 use crate::activation::Activation;
 use crate::kernels::dense;
 use crate::layer::{Layer, TensorInfo, TensorPath};
@@ -26,49 +22,44 @@ use crate::shape::Shape1;
 
 /// A fully connected layer from `I` inputs to `O` units, with a bias when `BIAS`.
 #[derive(Clone, Copy, Debug)]
-pub struct Dense<I, O, const BIAS: bool = true> {
+pub struct Dense<const I: usize, const O: usize, const BIAS: bool = true> {
     /// The activation applied to the output.
     pub activation: Activation,
-    _shape: PhantomData<(I, O)>,
 }
 
-impl<I, O, const BIAS: bool> Dense<I, O, BIAS> {
+impl<const I: usize, const O: usize, const BIAS: bool> Dense<I, O, BIAS> {
     /// A dense layer with the given activation.
     pub const fn new(activation: Activation) -> Self {
-        Dense { activation, _shape: PhantomData }
+        Dense { activation }
     }
 }
 
-impl<I, O, const BIAS: bool> Layer for Dense<I, O, BIAS>
-where
-    I: Unsigned + generic_array::ArrayLength + 'static,
-    O: Unsigned + generic_array::ArrayLength + 'static,
-{
+impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIAS> {
     type Input = Shape1<I>;
     type Output = Shape1<O>;
-    const PARAMS: usize = O::USIZE * I::USIZE + if BIAS { O::USIZE } else { 0 };
-    const CACHE: usize = O::USIZE;
+    const PARAMS: usize = O * I + if BIAS { O } else { 0 };
+    const CACHE: usize = O;
     const KIND: &'static str = "Dense";
 
     /// Glorot uniform for saturating activations, He uniform for the ReLU family
     /// (both as Keras); biases start at zero.
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
-        let (i, o) = (I::USIZE as f32, O::USIZE as f32);
+        let (i, o) = (I as f32, O as f32);
         let limit = if self.activation.prefers_he_init() {
             libm::sqrtf(6.0 / i)
         } else {
             libm::sqrtf(6.0 / (i + o))
         };
-        let (w, b) = params.split_at_mut(O::USIZE * I::USIZE);
+        let (w, b) = params.split_at_mut(O * I);
         w.iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit));
         b.fill(0.0);
     }
 
     #[inline]
     fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        let (w, b) = params.split_at(O::USIZE * I::USIZE);
+        let (w, b) = params.split_at(O * I);
         let bias = if BIAS { Some(b) } else { None };
-        dense::forward(x, w, bias, self.activation, I::USIZE, O::USIZE, y, None);
+        dense::forward(x, w, bias, self.activation, I, O, y, None);
     }
 
     #[inline]
@@ -82,10 +73,10 @@ where
         _scratch: &mut [f32],
         _rng: &mut Rng,
     ) {
-        let (w, b) = params.split_at(O::USIZE * I::USIZE);
+        let (w, b) = params.split_at(O * I);
         let bias = if BIAS { Some(b) } else { None };
         let pre = if self.activation == Activation::Identity { None } else { Some(cache) };
-        dense::forward(x, w, bias, self.activation, I::USIZE, O::USIZE, y, pre);
+        dense::forward(x, w, bias, self.activation, I, O, y, pre);
     }
 
     #[inline]
@@ -100,10 +91,10 @@ where
         grads: &mut [f32],
         _scratch: &mut [f32],
     ) {
-        let n = O::USIZE * I::USIZE;
+        let n = O * I;
         let (gw, gb) = grads.split_at_mut(n);
         let gb = if BIAS { Some(gb) } else { None };
-        dense::backward(x, &params[..n], cache, y, self.activation, I::USIZE, O::USIZE, dy, gw, gb, dx);
+        dense::backward(x, &params[..n], cache, y, self.activation, I, O, dy, gw, gb, dx);
     }
 
     fn visit_tensors(
@@ -113,12 +104,12 @@ where
         _buffers_at: usize,
         f: &mut dyn FnMut(&TensorInfo<'_>),
     ) {
-        let n = O::USIZE * I::USIZE;
+        let n = O * I;
         let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[O::USIZE, I::USIZE], offset: params_at, len: n, trainable: true });
+        f(&TensorInfo { path: &weight, shape: &[O, I], offset: params_at, len: n, trainable: true });
         if BIAS {
             let bias = TensorPath::new(path, "bias");
-            f(&TensorInfo { path: &bias, shape: &[O::USIZE], offset: params_at + n, len: O::USIZE, trainable: true });
+            f(&TensorInfo { path: &bias, shape: &[O], offset: params_at + n, len: O, trainable: true });
         }
     }
 }
