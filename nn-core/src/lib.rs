@@ -63,6 +63,8 @@ pub mod prelude {
     pub use crate::optim::*;
     pub use crate::rng::Rng;
     pub use crate::shape::{Shape, Shape1, Shape2, Shape3, Tensor};
+    #[cfg(feature = "alloc")]
+    pub use crate::train::{Dataset, EpochLog, Evaluation, Fit, History, Metric, OptimizerState, TrainError, Workspace};
 }
 
 #[doc(hidden)]

@@ -19,8 +19,8 @@ pub type DefaultState = &'static [f32];
 /// A layer (usually a network) together with its parameters and buffers.
 #[derive(Clone, Debug)]
 pub struct Model<L, P = DefaultState> {
-    layer: L,
-    state: P,
+    pub(crate) layer: L,
+    pub(crate) state: P,
 }
 
 /// The state array given to [`Model::from_state`] has the wrong length.

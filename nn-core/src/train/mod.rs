@@ -1,1 +1,227 @@
-//! Training loops (needs `alloc`).
+//! Training: the explicit step API and a Keras-like `fit` on top of it (needs `alloc`).
+//!
+//! The step API, for custom loops (GANs, research code):
+//!
+//! ```
+//! use nn_core::prelude::*;
+//! network! {
+//!     pub struct Xor: [2] -> [1] {
+//!         hidden: Dense { units: 8, activation: Tanh },
+//!         out: Dense { units: 1 },
+//!     }
+//! }
+//! let data = Dataset::new(
+//!     vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], 2,
+//!     vec![0.0, 1.0, 1.0, 0.0], 1,
+//! ).unwrap();
+//! let mut model = Model::<Xor>::new(1);
+//! let mut ws = Workspace::<Xor>::new();
+//! let mut opt = OptimizerState::new(Adam::new(0.05));
+//! let mut rng = Rng::new(0);
+//! let loss = BinaryCrossEntropy::from_logits();
+//! for _ in 0..300 {
+//!     ws.zero_grads();
+//!     model.forward_train(&mut ws, data.inputs(), &mut rng);   // training forward
+//!     let _l = ws.loss(&loss, data.targets());                  // loss and its gradient
+//!     model.backward(&mut ws, data.inputs(), None);             // backward
+//!     opt.step(model.params_mut(), ws.grads());                 // optimizer step
+//! }
+//! let p = model.predict(data.inputs());
+//! assert!(p[0] < 0.0 && p[1] > 0.0 && p[2] > 0.0 && p[3] < 0.0);
+//! ```
+mod dataset;
+mod fit;
+mod metrics;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+
+pub use dataset::{Dataset, DatasetError};
+pub use fit::{EpochLog, Evaluation, Fit, History, TrainError};
+pub use metrics::Metric;
+
+use crate::layer::Layer;
+use crate::loss::Loss;
+use crate::model::Model;
+use crate::optim::Optimizer;
+use crate::rng::Rng;
+use crate::shape::Shape;
+
+/// The buffers of one training step, allocated once and reused: outputs, the cache
+/// `backward` needs, scratch space, the output gradient and the parameter gradients.
+///
+/// Buffers grow to the largest batch seen and are never shrunk, so after the first
+/// step of a given batch size a training step allocates nothing.
+pub struct Workspace<L: Layer> {
+    batch: usize,
+    output: Vec<f32>,
+    output_grad: Vec<f32>,
+    cache: Vec<f32>,
+    scratch: Vec<f32>,
+    grads: Vec<f32>,
+    _layer: PhantomData<L>,
+}
+
+impl<L: Layer> Default for Workspace<L> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<L: Layer> Workspace<L> {
+    /// An empty workspace; buffers are sized by the first step.
+    pub fn new() -> Self {
+        Workspace {
+            batch: 0,
+            output: Vec::new(),
+            output_grad: Vec::new(),
+            cache: Vec::new(),
+            scratch: Vec::new(),
+            grads: vec![0.0; L::PARAMS],
+            _layer: PhantomData,
+        }
+    }
+
+    /// Sizes the buffers for `batch` samples (growing only).
+    pub fn reserve(&mut self, batch: usize) {
+        self.batch = batch;
+        let grow = |v: &mut Vec<f32>, n: usize| {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
+        };
+        grow(&mut self.output, batch * <L::Output as Shape>::LEN);
+        grow(&mut self.output_grad, batch * <L::Output as Shape>::LEN);
+        grow(&mut self.cache, batch * L::CACHE);
+        grow(&mut self.scratch, batch * L::SCRATCH);
+    }
+
+    /// The batch size of the last training forward.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The outputs of the last training forward.
+    pub fn output(&self) -> &[f32] {
+        &self.output[..self.batch * <L::Output as Shape>::LEN]
+    }
+
+    /// The gradient of the loss with respect to the outputs, read by `backward`.
+    pub fn output_grad_mut(&mut self) -> &mut [f32] {
+        &mut self.output_grad[..self.batch * <L::Output as Shape>::LEN]
+    }
+
+    /// Computes the loss of the last outputs against `targets` and stores its gradient
+    /// as the output gradient. Returns the reduced loss.
+    pub fn loss<Lo: Loss>(&mut self, loss: &Lo, targets: &[f32]) -> f32 {
+        let n = self.batch * <L::Output as Shape>::LEN;
+        loss.compute(&self.output[..n], targets, <L::Output as Shape>::LEN, Some(&mut self.output_grad[..n]))
+    }
+
+    /// The accumulated parameter gradients.
+    pub fn grads(&self) -> &[f32] {
+        &self.grads
+    }
+
+    /// The accumulated parameter gradients, mutable (for clipping or penalties).
+    pub fn grads_mut(&mut self) -> &mut [f32] {
+        &mut self.grads
+    }
+
+    /// Sets the parameter gradients to zero (before each step: `backward` adds).
+    pub fn zero_grads(&mut self) {
+        self.grads.fill(0.0);
+    }
+}
+
+impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
+    /// Training forward of a batch (`x.len() / Input::LEN` samples): dropout active,
+    /// batch statistics, and what `backward` needs kept in `ws`. Returns the outputs.
+    pub fn forward_train<'w>(&mut self, ws: &'w mut Workspace<L>, x: &[f32], rng: &mut Rng) -> &'w [f32] {
+        let batch = x.len() / <L::Input as Shape>::LEN;
+        ws.reserve(batch);
+        let n_out = batch * <L::Output as Shape>::LEN;
+        let (params, buffers) = self.state.as_mut().split_at_mut(L::PARAMS);
+        self.layer.forward_train(
+            params,
+            buffers,
+            x,
+            &mut ws.output[..n_out],
+            &mut ws.cache[..batch * L::CACHE],
+            &mut ws.scratch[..batch * L::SCRATCH],
+            rng,
+        );
+        &ws.output[..n_out]
+    }
+
+    /// Backward of the last `forward_train` (same `x`): adds the parameter gradients
+    /// into `ws.grads()` and, when `dx` is given, writes the input gradient (which is
+    /// how a generator learns through a discriminator).
+    pub fn backward(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>) {
+        let batch = ws.batch;
+        let n_out = batch * <L::Output as Shape>::LEN;
+        self.layer().backward(
+            self.params(),
+            x,
+            &ws.output[..n_out],
+            &ws.cache[..batch * L::CACHE],
+            &mut ws.output_grad[..n_out],
+            dx,
+            &mut ws.grads,
+            &mut ws.scratch[..batch * L::SCRATCH],
+        );
+    }
+
+    /// Batch inference: the outputs of `x.len() / Input::LEN` samples.
+    pub fn predict(&self, x: &[f32]) -> Vec<f32> {
+        let batch = x.len() / <L::Input as Shape>::LEN;
+        let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
+        let mut scratch = vec![0.0; batch * L::SCRATCH];
+        self.forward_slices(x, &mut y, &mut scratch);
+        y
+    }
+}
+
+/// An optimizer with its state (one slice for all parameters) and step counter.
+#[derive(Clone, Debug)]
+pub struct OptimizerState<O> {
+    /// The optimizer settings (its learning rate can be changed between steps).
+    pub optimizer: O,
+    step: u64,
+    state: Vec<f32>,
+}
+
+impl<O: Optimizer> OptimizerState<O> {
+    /// Fresh state for `optimizer`.
+    pub fn new(optimizer: O) -> Self {
+        OptimizerState { optimizer, step: 0, state: Vec::new() }
+    }
+
+    /// One update of `params` from `grads`.
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        let n = O::STATE_PER_PARAM * params.len();
+        if self.state.len() != n {
+            self.state = vec![0.0; n];
+        }
+        self.step += 1;
+        self.optimizer.update(self.step, params, grads, &mut self.state);
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The per-parameter state (for checkpoints).
+    pub fn state(&self) -> &[f32] {
+        &self.state
+    }
+
+    /// Restores the step counter and the per-parameter state (from a checkpoint).
+    pub fn restore(&mut self, step: u64, state: &[f32]) {
+        self.step = step;
+        self.state.clear();
+        self.state.extend_from_slice(state);
+    }
+}

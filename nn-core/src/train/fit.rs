@@ -1,0 +1,449 @@
+//! `fit` and `evaluate`: epochs of shuffled mini-batches over the step API.
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{Dataset, Metric, OptimizerState, Workspace};
+use crate::layer::Layer;
+use crate::loss::{Loss, TargetError};
+use crate::model::Model;
+use crate::optim::Optimizer;
+use crate::rng::Rng;
+use crate::shape::Shape;
+
+/// Why training or evaluation stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainError {
+    /// `batch_size` was zero.
+    BatchSizeZero,
+    /// The data set has no samples.
+    EmptyDataset,
+    /// The data set's samples do not have the network's input size.
+    InputWidth {
+        /// The network's input values per sample.
+        expected: usize,
+        /// The data set's.
+        found: usize,
+    },
+    /// The data set's targets do not have the size the loss needs.
+    TargetWidth {
+        /// Target values per sample the loss needs for this output.
+        expected: usize,
+        /// The data set's.
+        found: usize,
+    },
+    /// An input value is NaN or infinite.
+    NonFiniteInput {
+        /// The sample index.
+        sample: usize,
+        /// The value index within the sample.
+        index: usize,
+    },
+    /// A target the loss cannot use (a label out of range, a NaN).
+    BadTarget {
+        /// The sample index.
+        sample: usize,
+        /// What is wrong.
+        error: TargetError,
+    },
+    /// The loss became NaN or infinite; the step that produced it was not applied.
+    NonFiniteLoss {
+        /// The epoch (from 1).
+        epoch: usize,
+        /// The batch within the epoch (from 1).
+        batch: usize,
+        /// The loss value.
+        loss: f32,
+    },
+}
+
+impl fmt::Display for TrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrainError::BatchSizeZero => f.write_str("batch size must be at least 1"),
+            TrainError::EmptyDataset => f.write_str("the data set has no samples"),
+            TrainError::InputWidth { expected, found } => {
+                write!(f, "the network takes {expected} input values per sample, the data set has {found}")
+            }
+            TrainError::TargetWidth { expected, found } => {
+                write!(f, "the loss needs {expected} target values per sample, the data set has {found}")
+            }
+            TrainError::NonFiniteInput { sample, index } => {
+                write!(f, "input value {index} of sample {sample} is NaN or infinite")
+            }
+            TrainError::BadTarget { sample, error } => write!(f, "target of sample {sample}: {error}"),
+            TrainError::NonFiniteLoss { epoch, batch, loss } => write!(
+                f,
+                "the loss became {loss} at epoch {epoch}, batch {batch}; training stopped before applying that step"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for TrainError {}
+
+/// The record of one epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochLog {
+    /// The epoch (from 1).
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f32,
+    /// Training metrics (computed on the batches in training mode, as Keras does).
+    pub metrics: Vec<(&'static str, f32)>,
+    /// Validation loss, when validation data was given.
+    pub val_loss: Option<f32>,
+    /// Validation metrics.
+    pub val_metrics: Vec<(&'static str, f32)>,
+    /// The learning rate used in this epoch.
+    pub learning_rate: f32,
+}
+
+/// Every metric per epoch, as Keras' `History`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// One record per epoch.
+    pub epochs: Vec<EpochLog>,
+}
+
+impl History {
+    /// One series by Keras name: `"loss"`, `"val_loss"`, `"accuracy"`,
+    /// `"val_accuracy"`, `"mae"`, ...; empty if unknown.
+    pub fn series(&self, name: &str) -> Vec<f32> {
+        self.epochs
+            .iter()
+            .filter_map(|e| match name {
+                "loss" => Some(e.loss),
+                "val_loss" => e.val_loss,
+                "lr" => Some(e.learning_rate),
+                _ => match name.strip_prefix("val_") {
+                    Some(m) => e.val_metrics.iter().find(|(n, _)| *n == m).map(|(_, v)| *v),
+                    None => e.metrics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
+                },
+            })
+            .collect()
+    }
+
+    /// The last epoch's record.
+    pub fn last(&self) -> Option<&EpochLog> {
+        self.epochs.last()
+    }
+}
+
+/// Loss and metrics of a model on a data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The mean loss.
+    pub loss: f32,
+    /// Each metric's value.
+    pub metrics: Vec<(&'static str, f32)>,
+}
+
+impl Evaluation {
+    /// A metric by name.
+    pub fn metric(&self, name: &str) -> Option<f32> {
+        self.metrics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+/// A training run's settings and state: optimizer (with its state), loss, epochs,
+/// batch size, shuffling seed and metrics. Calling [`Fit::run`] again continues
+/// training with the same optimizer state.
+///
+/// ```
+/// # use nn_core::prelude::*;
+/// # network! { pub struct Net: [2] -> [2] { out: Dense { units: 2 } } }
+/// # let train = Dataset::new(vec![0.0, 1.0, 1.0, 0.0], 2, vec![1.0, 0.0], 1).unwrap();
+/// let mut model = Model::<Net>::new(1);
+/// let mut fit = Fit::new(Adam::new(0.01), SparseCategoricalCrossEntropy::from_logits())
+///     .epochs(50)
+///     .batch_size(2)
+///     .metrics(&[Metric::Accuracy]);
+/// let history = fit.run(&mut model, &train, None).unwrap();
+/// assert_eq!(history.series("accuracy").last(), Some(&1.0));
+/// ```
+pub struct Fit<L: Layer, O, Lo> {
+    /// The optimizer and its state.
+    pub optimizer: OptimizerState<O>,
+    /// The loss minimised.
+    pub loss: Lo,
+    /// Epochs per `run`.
+    pub epochs: usize,
+    /// Samples per mini-batch (the last batch of an epoch may be smaller). A batch the
+    /// size of the data set is plain gradient descent.
+    pub batch_size: usize,
+    /// Whether to shuffle the samples every epoch.
+    pub shuffle: bool,
+    /// Metrics computed for training and validation data.
+    pub metrics: Vec<Metric>,
+    /// Print one line per epoch to standard error (`std` only).
+    pub verbose: bool,
+    rng: Rng,
+    workspace: Workspace<L>,
+    epochs_done: usize,
+}
+
+impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
+    /// A run with `optimizer` and `loss`: 10 epochs of batches of 32, shuffled with
+    /// seed 0, no metrics, quiet.
+    pub fn new(optimizer: O, loss: Lo) -> Self {
+        Fit {
+            optimizer: OptimizerState::new(optimizer),
+            loss,
+            epochs: 10,
+            batch_size: 32,
+            shuffle: true,
+            metrics: Vec::new(),
+            verbose: false,
+            rng: Rng::new(0),
+            workspace: Workspace::new(),
+            epochs_done: 0,
+        }
+    }
+
+    /// Sets the number of epochs.
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Sets the mini-batch size.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Seeds shuffling and dropout.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.rng = Rng::new(seed);
+        self
+    }
+
+    /// Turns shuffling on or off.
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// Sets the metrics.
+    pub fn metrics(mut self, metrics: &[Metric]) -> Self {
+        self.metrics = metrics.to_vec();
+        self
+    }
+
+    /// Prints one line per epoch to standard error.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Epochs completed by all runs so far.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Trains `model` on `train` for `self.epochs` epochs, evaluating on `validation`
+    /// after each. Checks the data first; stops with an error naming the epoch and
+    /// batch if the loss becomes NaN or infinite.
+    pub fn run<P: AsRef<[f32]> + AsMut<[f32]>>(
+        &mut self,
+        model: &mut Model<L, P>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+    ) -> Result<History, TrainError> {
+        let mut history = History::default();
+        self.run_with(model, train, validation, |_, _| true, &mut history)?;
+        Ok(history)
+    }
+
+    /// Like [`Fit::run`], calling `on_epoch(model, log)` after each epoch; training
+    /// stops early when it returns `false`. Records go into `history`.
+    pub fn run_with<P: AsRef<[f32]> + AsMut<[f32]>>(
+        &mut self,
+        model: &mut Model<L, P>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        mut on_epoch: impl FnMut(&mut Model<L, P>, &EpochLog) -> bool,
+        history: &mut History,
+    ) -> Result<(), TrainError> {
+        if self.batch_size == 0 {
+            return Err(TrainError::BatchSizeZero);
+        }
+        validate::<L, Lo>(&self.loss, train)?;
+        if let Some(v) = validation {
+            validate::<L, Lo>(&self.loss, v)?;
+        }
+        let in_len = <L::Input as Shape>::LEN;
+        let out_len = <L::Output as Shape>::LEN;
+        let t_len = train.target_len();
+        let n = train.len();
+        let batch = self.batch_size.min(n);
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut xb = vec![0.0; batch * in_len];
+        let mut tb = vec![0.0; batch * t_len];
+        let mut metric_sums = vec![(0.0f64, 0usize); self.metrics.len()];
+        self.workspace.reserve(batch);
+        for _ in 0..self.epochs {
+            let epoch = self.epochs_done + 1;
+            if self.shuffle {
+                self.rng.shuffle(&mut order);
+            }
+            metric_sums.iter_mut().for_each(|s| *s = (0.0, 0));
+            let mut loss_sum = 0.0f64;
+            let mut batches = 0usize;
+            for (b, chunk) in order.chunks(batch).enumerate() {
+                let m = chunk.len();
+                for (k, &i) in chunk.iter().enumerate() {
+                    xb[k * in_len..(k + 1) * in_len].copy_from_slice(train.input(i));
+                    tb[k * t_len..(k + 1) * t_len].copy_from_slice(train.target(i));
+                }
+                let (x, t) = (&xb[..m * in_len], &tb[..m * t_len]);
+                let ws = &mut self.workspace;
+                ws.zero_grads();
+                model.forward_train(ws, x, &mut self.rng);
+                let loss = ws.loss(&self.loss, t);
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFiniteLoss { epoch, batch: b + 1, loss });
+                }
+                for (k, metric) in self.metrics.iter().enumerate() {
+                    for s in 0..m {
+                        let (v, c) = metric.sample(
+                            &ws.output()[s * out_len..(s + 1) * out_len],
+                            &t[s * t_len..(s + 1) * t_len],
+                        );
+                        metric_sums[k].0 += v;
+                        metric_sums[k].1 += c;
+                    }
+                }
+                model.backward(ws, x, None);
+                self.optimizer.step(model.params_mut(), ws.grads());
+                loss_sum += loss as f64;
+                batches += 1;
+            }
+            self.epochs_done += 1;
+            let metrics = self
+                .metrics
+                .iter()
+                .zip(&metric_sums)
+                .map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32))
+                .collect();
+            let (val_loss, val_metrics) = match validation {
+                Some(v) => {
+                    let e = evaluate_with(model, v, &self.loss, &self.metrics, batch, &mut self.workspace);
+                    (Some(e.loss), e.metrics)
+                }
+                None => (None, Vec::new()),
+            };
+            let log = EpochLog {
+                epoch,
+                loss: (loss_sum / batches.max(1) as f64) as f32,
+                metrics,
+                val_loss,
+                val_metrics,
+                learning_rate: self.optimizer.optimizer.learning_rate(),
+            };
+            if self.verbose {
+                print_epoch(&log);
+            }
+            let go_on = on_epoch(model, &log);
+            history.epochs.push(log);
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "std")]
+fn print_epoch(log: &EpochLog) {
+    let mut line = String::new();
+    use core::fmt::Write;
+    let _ = write!(line, "epoch {:>3}  loss {:.4}", log.epoch, log.loss);
+    for (n, v) in &log.metrics {
+        let _ = write!(line, "  {n} {v:.4}");
+    }
+    if let Some(v) = log.val_loss {
+        let _ = write!(line, "  val_loss {v:.4}");
+    }
+    for (n, v) in &log.val_metrics {
+        let _ = write!(line, "  val_{n} {v:.4}");
+    }
+    std::eprintln!("{line}");
+}
+
+#[cfg(not(feature = "std"))]
+fn print_epoch(_log: &EpochLog) {}
+
+/// Checks a data set against a network and loss: sizes, finite inputs, valid targets.
+pub(crate) fn validate<L: Layer, Lo: Loss>(loss: &Lo, data: &Dataset) -> Result<(), TrainError> {
+    if data.is_empty() {
+        return Err(TrainError::EmptyDataset);
+    }
+    let in_len = <L::Input as Shape>::LEN;
+    let out_len = <L::Output as Shape>::LEN;
+    if data.input_len() != in_len {
+        return Err(TrainError::InputWidth { expected: in_len, found: data.input_len() });
+    }
+    let t_len = loss.target_len(out_len);
+    if data.target_len() != t_len {
+        return Err(TrainError::TargetWidth { expected: t_len, found: data.target_len() });
+    }
+    for i in 0..data.len() {
+        if let Some(index) = data.input(i).iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::NonFiniteInput { sample: i, index });
+        }
+        loss.check_target(data.target(i), out_len).map_err(|error| TrainError::BadTarget { sample: i, error })?;
+    }
+    Ok(())
+}
+
+fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
+    model: &Model<L, P>,
+    data: &Dataset,
+    loss: &Lo,
+    metrics: &[Metric],
+    batch: usize,
+    ws: &mut Workspace<L>,
+) -> Evaluation {
+    let in_len = <L::Input as Shape>::LEN;
+    let out_len = <L::Output as Shape>::LEN;
+    let t_len = data.target_len();
+    let batch = batch.max(1);
+    ws.reserve(batch.min(data.len()));
+    let mut loss_sum = 0.0f64;
+    let mut sums = vec![(0.0f64, 0usize); metrics.len()];
+    let n = data.len();
+    let mut start = 0;
+    while start < n {
+        let m = batch.min(n - start);
+        let x = &data.inputs()[start * in_len..(start + m) * in_len];
+        let t = &data.targets()[start * t_len..(start + m) * t_len];
+        let y = &mut ws.output[..m * out_len];
+        model.forward_slices(x, y, &mut ws.scratch[..m * L::SCRATCH]);
+        loss_sum += loss.compute(y, t, out_len, None) as f64 * m as f64;
+        for (k, metric) in metrics.iter().enumerate() {
+            for s in 0..m {
+                let (v, c) = metric.sample(&y[s * out_len..(s + 1) * out_len], &t[s * t_len..(s + 1) * t_len]);
+                sums[k].0 += v;
+                sums[k].1 += c;
+            }
+        }
+        start += m;
+    }
+    Evaluation {
+        loss: (loss_sum / n.max(1) as f64) as f32,
+        metrics: metrics.iter().zip(&sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32)).collect(),
+    }
+}
+
+impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
+    /// The mean loss and the metrics of the model on `data`, in inference mode.
+    pub fn evaluate<Lo: Loss>(&self, data: &Dataset, loss: &Lo, metrics: &[Metric]) -> Result<Evaluation, TrainError> {
+        validate::<L, Lo>(loss, data)?;
+        let mut ws = Workspace::<L>::new();
+        Ok(evaluate_with(self, data, loss, metrics, 256, &mut ws))
+    }
+}
