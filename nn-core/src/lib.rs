@@ -64,7 +64,10 @@ pub mod prelude {
     pub use crate::rng::Rng;
     pub use crate::shape::{Shape, Shape1, Shape2, Shape3, Tensor};
     #[cfg(feature = "alloc")]
-    pub use crate::train::{Dataset, EpochLog, Evaluation, Fit, History, Metric, OptimizerState, TrainError, Workspace};
+    pub use crate::train::{
+        Constraint, Dataset, EarlyStopping, EpochLog, Evaluation, Fit, GradClip, History, Metric, Mode, OptimizerState,
+        Penalty, ReduceOnPlateau, Schedule, Select, TrainError, Workspace,
+    };
 }
 
 #[doc(hidden)]

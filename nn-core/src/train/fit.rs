@@ -4,6 +4,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::callbacks::EarlyStopping;
+use super::regularize::{apply_penalty, Constraint, GradClip, Penalty, Select};
+use super::schedule::{ReduceOnPlateau, Schedule};
 use super::{Dataset, Metric, OptimizerState, Workspace};
 use crate::layer::Layer;
 use crate::loss::{Loss, TargetError};
@@ -180,6 +183,23 @@ pub struct Fit<L: Layer, O, Lo> {
     pub metrics: Vec<Metric>,
     /// Print one line per epoch to standard error (`std` only).
     pub verbose: bool,
+    /// Weight penalties added to the loss.
+    pub penalties: Vec<Penalty>,
+    /// Constraints enforced after every step.
+    pub constraints: Vec<(Select, Constraint)>,
+    /// Gradient clipping before every step.
+    pub clip: Option<GradClip>,
+    /// The learning-rate schedule (replaces the optimizer's rate at every step).
+    pub schedule: Option<Schedule>,
+    /// Reduce the rate when a monitored value stops improving.
+    pub plateau: Option<ReduceOnPlateau>,
+    /// Stop when a monitored value stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Tensors that are never updated (transfer learning).
+    pub frozen: Vec<Select>,
+    /// Hold out this share of the training data (its last samples, before shuffling,
+    /// as Keras) as validation data when none is given.
+    pub validation_split: f32,
     rng: Rng,
     workspace: Workspace<L>,
     epochs_done: usize,
@@ -197,6 +217,14 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             shuffle: true,
             metrics: Vec::new(),
             verbose: false,
+            penalties: Vec::new(),
+            constraints: Vec::new(),
+            clip: None,
+            schedule: None,
+            plateau: None,
+            early_stopping: None,
+            frozen: Vec::new(),
+            validation_split: 0.0,
             rng: Rng::new(0),
             workspace: Workspace::new(),
             epochs_done: 0,
@@ -239,6 +267,60 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self
     }
 
+    /// Adds a weight penalty (L1 / L2).
+    pub fn penalty(mut self, penalty: Penalty) -> Self {
+        self.penalties.push(penalty);
+        self
+    }
+
+    /// Adds a constraint on the selected tensors.
+    pub fn constraint(mut self, select: Select, constraint: Constraint) -> Self {
+        self.constraints.push((select, constraint));
+        self
+    }
+
+    /// Clips gradients before every step.
+    pub fn clip(mut self, clip: GradClip) -> Self {
+        self.clip = Some(clip);
+        self
+    }
+
+    /// Sets a learning-rate schedule.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Reduces the learning rate on a plateau of a monitored value.
+    pub fn reduce_on_plateau(mut self, plateau: ReduceOnPlateau) -> Self {
+        self.plateau = Some(plateau);
+        self
+    }
+
+    /// Stops early when a monitored value stops improving.
+    pub fn early_stopping(mut self, early: EarlyStopping) -> Self {
+        self.early_stopping = Some(early);
+        self
+    }
+
+    /// Freezes the selected tensors: they keep their values bit for bit.
+    pub fn freeze(mut self, select: Select) -> Self {
+        self.frozen.push(select);
+        self
+    }
+
+    /// Holds out this share of the training data for validation when no validation
+    /// data is given.
+    pub fn validation_split(mut self, share: f32) -> Self {
+        self.validation_split = share;
+        self
+    }
+
+    /// The early-stopping state after a run (best epoch, best value).
+    pub fn early_stopping_state(&self) -> Option<&EarlyStopping> {
+        self.early_stopping.as_ref()
+    }
+
     /// Epochs completed by all runs so far.
     pub fn epochs_done(&self) -> usize {
         self.epochs_done
@@ -271,6 +353,18 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         if self.batch_size == 0 {
             return Err(TrainError::BatchSizeZero);
         }
+        let split;
+        let (train, validation) = if validation.is_none() && self.validation_split > 0.0 && train.len() > 1 {
+            let n_val = ((train.len() as f32 * self.validation_split).round() as usize).clamp(1, train.len() - 1);
+            let cut = train.len() - n_val;
+            split = (
+                train.select(&(0..cut).collect::<Vec<_>>()),
+                train.select(&(cut..train.len()).collect::<Vec<_>>()),
+            );
+            (&split.0, Some(&split.1))
+        } else {
+            (train, validation)
+        };
         validate::<L, Lo>(&self.loss, train)?;
         if let Some(v) = validation {
             validate::<L, Lo>(&self.loss, v)?;
@@ -285,6 +379,12 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         let mut tb = vec![0.0; batch * t_len];
         let mut metric_sums = vec![(0.0f64, 0usize); self.metrics.len()];
         self.workspace.reserve(batch);
+        let penalties: Vec<_> =
+            self.penalties.iter().map(|p| (p.l1, p.l2, p.select.ranges(model.layer()))).collect();
+        let constraints: Vec<_> =
+            self.constraints.iter().map(|(s, c)| (*c, s.ranges(model.layer()))).collect();
+        let frozen: Vec<_> = self.frozen.iter().flat_map(|s| s.ranges(model.layer())).map(|(r, _)| r).collect();
+        let mut frozen_values: Vec<f32> = Vec::with_capacity(frozen.iter().map(|r| r.len()).sum());
         for _ in 0..self.epochs {
             let epoch = self.epochs_done + 1;
             if self.shuffle {
@@ -303,7 +403,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 let ws = &mut self.workspace;
                 ws.zero_grads();
                 model.forward_train(ws, x, &mut self.rng);
-                let loss = ws.loss(&self.loss, t);
+                let mut loss = ws.loss(&self.loss, t);
                 if !loss.is_finite() {
                     return Err(TrainError::NonFiniteLoss { epoch, batch: b + 1, loss });
                 }
@@ -318,7 +418,32 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                     }
                 }
                 model.backward(ws, x, None);
+                for (l1, l2, ranges) in &penalties {
+                    loss += apply_penalty(*l1, *l2, ranges, model.params(), ws.grads_mut());
+                }
+                for r in &frozen {
+                    ws.grads_mut()[r.clone()].fill(0.0);
+                }
+                if let Some(clip) = self.clip {
+                    clip.apply(ws.grads_mut());
+                }
+                if let Some(schedule) = &self.schedule {
+                    let lr = schedule.rate(self.optimizer.steps() as usize, epoch - 1);
+                    self.optimizer.optimizer.set_learning_rate(lr);
+                }
+                frozen_values.clear();
+                for r in &frozen {
+                    frozen_values.extend_from_slice(&model.params()[r.clone()]);
+                }
                 self.optimizer.step(model.params_mut(), ws.grads());
+                let mut at = 0;
+                for r in &frozen {
+                    model.params_mut()[r.clone()].copy_from_slice(&frozen_values[at..at + r.len()]);
+                    at += r.len();
+                }
+                for (c, ranges) in &constraints {
+                    c.apply(ranges, model.params_mut());
+                }
                 loss_sum += loss as f64;
                 batches += 1;
             }
@@ -347,10 +472,24 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             if self.verbose {
                 print_epoch(&log);
             }
-            let go_on = on_epoch(model, &log);
+            if let Some(plateau) = &mut self.plateau {
+                if let Some(v) = super::callbacks::monitored(&log, plateau.monitor) {
+                    let lr = plateau.update(v, self.optimizer.optimizer.learning_rate());
+                    self.optimizer.optimizer.set_learning_rate(lr);
+                }
+            }
+            let mut go_on = on_epoch(model, &log);
+            if let Some(early) = &mut self.early_stopping {
+                go_on &= early.observe(&log, model.state());
+            }
             history.epochs.push(log);
             if !go_on {
                 break;
+            }
+        }
+        if let Some(early) = &self.early_stopping {
+            if early.restore_best && !early.best_state.is_empty() {
+                model.state_mut().copy_from_slice(&early.best_state);
             }
         }
         Ok(())

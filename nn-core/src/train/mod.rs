@@ -29,9 +29,12 @@
 //! let p = model.predict(data.inputs());
 //! assert!(p[0] < 0.0 && p[1] > 0.0 && p[2] > 0.0 && p[3] < 0.0);
 //! ```
+mod callbacks;
 mod dataset;
 mod fit;
 mod metrics;
+pub mod regularize;
+pub mod schedule;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -39,7 +42,10 @@ use core::marker::PhantomData;
 
 pub use dataset::{Dataset, DatasetError};
 pub use fit::{EpochLog, Evaluation, Fit, History, TrainError};
+pub use callbacks::EarlyStopping;
 pub use metrics::Metric;
+pub use regularize::{Constraint, GradClip, Penalty, Select};
+pub use schedule::{Mode, ReduceOnPlateau, Schedule};
 
 use crate::layer::Layer;
 use crate::loss::Loss;
