@@ -79,7 +79,7 @@ impl EarlyStopping {
             true
         } else {
             self.wait += 1;
-            self.wait <= self.patience
+            self.wait < self.patience
         }
     }
 }
