@@ -1,0 +1,449 @@
+//! Phase 4: the Rust items of a network.
+//!
+//! For `struct Name` the expansion is the unit struct, then a `const _: () = { ... }`
+//! block that hides the rest: the architecture type (`Named` layers right-nested in
+//! `Chain`s), its `const` value, the type-level shape checks and the `Layer` and
+//! `Network` impls, which delegate to the architecture. `tests/handwritten_expansion.rs`
+//! in the workspace is the same code written by hand.
+//!
+//! A network with errors expands to the struct and a stub impl with its declared
+//! shapes, so code that uses it type-checks and the user sees only the real errors.
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, Path, PathArguments};
+
+use crate::ir::{shape_type, unraw, Layer, Network, Op, ShapeInfo};
+use crate::kinds::Emitted;
+use crate::suggest;
+
+/// The complete expansion of a network without errors.
+pub(crate) fn network(net: &Network) -> TokenStream {
+    let name = &net.name;
+    let kind = unraw(name);
+    let item = struct_item(net);
+    let (input, output) = declared_types(net);
+
+    let mut checks = Checks::default();
+    let layers: Vec<Emitted> = net.layers.iter().map(|l| layer(l, &mut checks)).collect();
+    output_check(net, &mut checks);
+
+    let mut arch_ty = TokenStream::new();
+    let mut arch_value = TokenStream::new();
+    for (i, (layer, emitted)) in net.layers.iter().zip(&layers).enumerate().rev() {
+        let Emitted { ty, value } = emitted;
+        let layer_name = unraw(&layer.name);
+        let named_ty = quote!(::nn_core::__private::Named<#ty>);
+        let named_value = quote!(::nn_core::__private::Named { name: #layer_name, layer: #value });
+        if i + 1 == net.layers.len() {
+            arch_ty = named_ty;
+            arch_value = named_value;
+        } else {
+            arch_ty = quote!(::nn_core::__private::Chain<#named_ty, #arch_ty>);
+            arch_value =
+                quote!(::nn_core::__private::Chain { first: #named_value, rest: #arch_value });
+        }
+    }
+    let Checks { aliases, items, .. } = checks;
+
+    quote! {
+        #item
+        const _: () = {
+            type __NnArch = #arch_ty;
+            const __NN_ARCH: __NnArch = #arch_value;
+            #(#aliases)*
+            #(#items)*
+
+            impl ::nn_core::Layer for #name {
+                type Input = #input;
+                type Output = #output;
+                const PARAMS: usize = <__NnArch as ::nn_core::Layer>::PARAMS;
+                const BUFFERS: usize = <__NnArch as ::nn_core::Layer>::BUFFERS;
+                const CACHE: usize = <__NnArch as ::nn_core::Layer>::CACHE;
+                const SCRATCH: usize = <__NnArch as ::nn_core::Layer>::SCRATCH;
+                const KIND: &'static str = #kind;
+                fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
+                    ::nn_core::Layer::init(&__NN_ARCH, params, buffers, rng)
+                }
+                fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+                    ::nn_core::Layer::forward(&__NN_ARCH, params, buffers, x, y, scratch)
+                }
+                fn forward_train(
+                    &self,
+                    params: &[f32],
+                    buffers: &mut [f32],
+                    x: &[f32],
+                    y: &mut [f32],
+                    cache: &mut [f32],
+                    scratch: &mut [f32],
+                    rng: &mut ::nn_core::Rng,
+                ) {
+                    ::nn_core::Layer::forward_train(&__NN_ARCH, params, buffers, x, y, cache, scratch, rng)
+                }
+                fn backward(
+                    &self,
+                    params: &[f32],
+                    x: &[f32],
+                    y: &[f32],
+                    cache: &[f32],
+                    dy: &mut [f32],
+                    dx: ::core::option::Option<&mut [f32]>,
+                    grads: &mut [f32],
+                    scratch: &mut [f32],
+                ) {
+                    ::nn_core::Layer::backward(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch)
+                }
+                fn visit_tensors(
+                    &self,
+                    path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
+                    params_at: usize,
+                    buffers_at: usize,
+                    f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
+                ) {
+                    ::nn_core::Layer::visit_tensors(&__NN_ARCH, path, params_at, buffers_at, f)
+                }
+                fn visit_summary(
+                    &self,
+                    name: &str,
+                    depth: usize,
+                    f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>),
+                ) {
+                    // Nested in another network (`name` is its layer name): one row for
+                    // the whole network, then its layers one level deeper.
+                    if name.is_empty() {
+                        ::nn_core::Layer::visit_summary(&__NN_ARCH, "", depth, f)
+                    } else {
+                        f(&::nn_core::layer::SummaryRow {
+                            name,
+                            kind: #kind,
+                            depth,
+                            output: <#output as ::nn_core::Shape>::DIMS,
+                            params: <Self as ::nn_core::Layer>::PARAMS,
+                        });
+                        ::nn_core::Layer::visit_summary(&__NN_ARCH, "", depth + 1, f)
+                    }
+                }
+            }
+
+            impl ::nn_core::Network for #name {
+                const NAME: &'static str = #kind;
+                fn forward_one(
+                    &self,
+                    params: &[f32],
+                    buffers: &[f32],
+                    x: &::nn_core::Tensor<Self::Input>,
+                ) -> ::nn_core::Tensor<Self::Output> {
+                    let mut scratch = [0.0f32; <#name as ::nn_core::Layer>::SCRATCH];
+                    let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
+                    ::nn_core::Layer::forward(&__NN_ARCH, params, buffers, x, &mut y, &mut scratch);
+                    y
+                }
+            }
+        };
+    }
+}
+
+/// The expansion of a network with errors: the struct and impls that do nothing, with
+/// the declared shapes.
+pub(crate) fn stub(net: &Network) -> TokenStream {
+    let name = &net.name;
+    let kind = unraw(name);
+    let item = struct_item(net);
+    let (input, output) = declared_types(net);
+    quote! {
+        #item
+        const _: () = {
+            impl ::nn_core::Layer for #name {
+                type Input = #input;
+                type Output = #output;
+                const PARAMS: usize = 0;
+                const KIND: &'static str = #kind;
+                fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut ::nn_core::Rng) {}
+                fn forward(&self, _params: &[f32], _buffers: &[f32], _x: &[f32], _y: &mut [f32], _scratch: &mut [f32]) {}
+                fn forward_train(
+                    &self,
+                    _params: &[f32],
+                    _buffers: &mut [f32],
+                    _x: &[f32],
+                    _y: &mut [f32],
+                    _cache: &mut [f32],
+                    _scratch: &mut [f32],
+                    _rng: &mut ::nn_core::Rng,
+                ) {
+                }
+                fn backward(
+                    &self,
+                    _params: &[f32],
+                    _x: &[f32],
+                    _y: &[f32],
+                    _cache: &[f32],
+                    _dy: &mut [f32],
+                    _dx: ::core::option::Option<&mut [f32]>,
+                    _grads: &mut [f32],
+                    _scratch: &mut [f32],
+                ) {
+                }
+                fn visit_tensors(
+                    &self,
+                    _path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
+                    _params_at: usize,
+                    _buffers_at: usize,
+                    _f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
+                ) {
+                }
+            }
+            impl ::nn_core::Network for #name {
+                const NAME: &'static str = #kind;
+                fn forward_one(
+                    &self,
+                    _params: &[f32],
+                    _buffers: &[f32],
+                    _x: &::nn_core::Tensor<Self::Input>,
+                ) -> ::nn_core::Tensor<Self::Output> {
+                    ::nn_core::Tensor::zeros()
+                }
+            }
+        };
+    }
+}
+
+/// The user's struct with its attributes; a summary doc if the user wrote none, so
+/// that a crate with `#![warn(missing_docs)]` stays quiet.
+fn struct_item(net: &Network) -> TokenStream {
+    let attrs = &net.attrs;
+    let vis = &net.vis;
+    let name = &net.name;
+    let documented = attrs.iter().any(|a| a.path().is_ident("doc"));
+    let doc = if documented {
+        None
+    } else {
+        let dims =
+            |d: &Option<crate::ir::DeclaredShape>| match d.as_ref().and_then(|d| d.dims.as_deref())
+            {
+                Some(dims) => suggest::dims(dims),
+                None => String::from("[?]"),
+            };
+        let text = format!(
+            " The network `{}`: `{} -> {}`.",
+            unraw(name),
+            dims(&net.input),
+            dims(&net.output)
+        );
+        Some(quote!(#[doc = #text]))
+    };
+    quote! {
+        #(#attrs)*
+        #doc
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #name;
+    }
+}
+
+/// The declared input and output shape types (a placeholder for an invalid one).
+fn declared_types(net: &Network) -> (TokenStream, TokenStream) {
+    let ty = |d: &Option<crate::ir::DeclaredShape>| match d.as_ref().and_then(|d| d.dims.as_deref())
+    {
+        Some(dims) => shape_type(dims),
+        None => shape_type(&[1]),
+    };
+    (ty(&net.input), ty(&net.output))
+}
+
+/// The type-level checks of shapes the macro knows only as types.
+///
+/// Each check is a `const` that names a local trait with a custom message
+/// (`#[diagnostic::on_unimplemented]`) implemented only when two shapes are equal (or
+/// when a shape has the right rank). The shapes it compares are type aliases spanned
+/// at the user's tokens, so the error points there; the aliases live outside the
+/// check's block so that the block's own trait cannot shadow a user type.
+#[derive(Default)]
+struct Checks {
+    aliases: Vec<TokenStream>,
+    items: Vec<TokenStream>,
+}
+
+impl Checks {
+    /// A type alias for `ty`, named at `span`.
+    fn alias(&mut self, ty: TokenStream, span: Span) -> Ident {
+        let ident = format_ident!("__NnShape{}", self.aliases.len(), span = span);
+        self.aliases.push(quote!(type #ident = #ty;));
+        ident
+    }
+
+    /// `actual` must be the same shape as `expected`. `{Self}` in `message` is the
+    /// actual shape and `{Expected}` the expected one.
+    fn same(
+        &mut self,
+        span: Span,
+        actual: TokenStream,
+        expected: TokenStream,
+        message: &str,
+        label: &str,
+    ) {
+        let actual = self.alias(actual, span);
+        let expected = self.alias(expected, span);
+        self.items.push(quote_spanned! {span=>
+            const _: () = {
+                #[diagnostic::on_unimplemented(message = #message, label = #label)]
+                trait Fits<Expected> {}
+                impl<S> Fits<S> for S {}
+                const fn check<A: Fits<B>, B>() {}
+                const _: () = check::<#actual, #expected>();
+            };
+        });
+    }
+
+    /// `actual` must have `rank` dimensions. `{Self}` in `message` is the shape.
+    fn rank(&mut self, span: Span, actual: TokenStream, rank: usize, message: &str, label: &str) {
+        let actual = self.alias(actual, span);
+        let shape = match rank {
+            1 => quote!(::nn_core::Shape1<A>),
+            2 => quote!(::nn_core::Shape2<A, B>),
+            _ => quote!(::nn_core::Shape3<A, B, C>),
+        };
+        let params = match rank {
+            1 => quote!(const A: usize),
+            2 => quote!(const A: usize, const B: usize),
+            _ => quote!(const A: usize, const B: usize, const C: usize),
+        };
+        self.items.push(quote_spanned! {span=>
+            const _: () = {
+                #[diagnostic::on_unimplemented(message = #message, label = #label)]
+                trait HasRank {}
+                #[diagnostic::do_not_recommend]
+                impl<#params> HasRank for #shape {}
+                const fn check<S: HasRank>() {}
+                const _: () = check::<#actual>();
+            };
+        });
+    }
+}
+
+/// Braces are placeholders in `on_unimplemented` messages; user text doubles them.
+fn escape(text: &str) -> String {
+    text.replace('{', "{{").replace('}', "}}")
+}
+
+/// The shape as a message shows it: literal dims, or the `{Self}` placeholder.
+fn shown(shape: &ShapeInfo) -> String {
+    match shape {
+        ShapeInfo::Known(dims) => suggest::dims(dims),
+        _ => String::from("`{Self}`"),
+    }
+}
+
+/// The type and value of one layer, recording its type-level checks.
+fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
+    let layer_name = escape(&unraw(&layer.name));
+    let span = layer.kind.span();
+    let fit = |input: &ShapeInfo, Emitted { ty, value }: Emitted| {
+        let shape = input.ty();
+        Emitted {
+            ty: quote!(::nn_core::__private::Fit<#shape, #ty>),
+            value: quote!(::nn_core::__private::Fit::new(#value)),
+        }
+    };
+    let emitted = match &layer.op {
+        Op::Builtin { kind, args } => {
+            let emitted = (kind.emit)(args, &layer.input);
+            match (&kind.input_rank, &layer.input) {
+                (Some(rank), ShapeInfo::Opaque(ty)) => {
+                    let hint = escape(&rank.hint.replace("{layer}", &unraw(&layer.name)));
+                    let message = format!(
+                        "`{layer_name}` (`{}`) takes {}, but {}",
+                        kind.name,
+                        rank.noun,
+                        layer.source.produces("`{Self}`")
+                    );
+                    checks.rank(span, ty.clone(), rank.rank, &message, &hint);
+                    // The layer's own input type is built from the length; `Fit` gives
+                    // it the previous layer's output type, so a wrong rank is reported
+                    // once, by the check above.
+                    fit(&layer.input, emitted)
+                }
+                _ => emitted,
+            }
+        }
+        Op::Network => {
+            let path = &layer.kind;
+            let written = escape(&suggest::compact(path));
+            let message = format!(
+                "shape mismatch: `{layer_name}` (`{written}`) takes `{{Expected}}` but {}",
+                layer.source.produces(&shown(&layer.input))
+            );
+            let label = format!("`{written}` takes `{{Expected}}`");
+            checks.same(
+                span,
+                layer.input.ty(),
+                quote!(<#path as ::nn_core::Layer>::Input),
+                &message,
+                &label,
+            );
+            let value = value_path(path);
+            fit(
+                &layer.input,
+                Emitted {
+                    ty: quote!(#path),
+                    value: quote!(#value),
+                },
+            )
+        }
+        // Only networks without errors are expanded, and they have no invalid layer.
+        Op::Invalid => {
+            let shape = layer.input.ty();
+            Emitted {
+                ty: quote!(::nn_core::layers::Act<#shape>),
+                value: quote!(::nn_core::layers::Act::new(::nn_core::Activation::Identity)),
+            }
+        }
+    };
+    if let (Some(assertion), ShapeInfo::Opaque(ty)) = (&layer.assertion, &layer.output) {
+        if let Some(dims) = &assertion.dims {
+            let message = format!(
+                "`{layer_name}` produces `{{Self}}`, not {}",
+                suggest::dims(dims)
+            );
+            checks.same(
+                assertion.span,
+                ty.clone(),
+                shape_type(dims),
+                &message,
+                "asserted here",
+            );
+        }
+    }
+    emitted
+}
+
+/// The declared output against a last layer whose output is only a type.
+fn output_check(net: &Network, checks: &mut Checks) {
+    let (Some(output), Some(last)) = (&net.output, net.layers.last()) else {
+        return;
+    };
+    if let (Some(dims), ShapeInfo::Opaque(ty)) = (&output.dims, &last.output) {
+        let message = format!(
+            "`{}` declares output {} but its last layer `{}` produces `{{Self}}`",
+            escape(&unraw(&net.name)),
+            suggest::dims(dims),
+            escape(&unraw(&last.name))
+        );
+        checks.same(
+            output.span,
+            ty.clone(),
+            shape_type(dims),
+            &message,
+            "declared here",
+        );
+    }
+}
+
+/// A type path as a value (a unit struct): `Tower<3>` becomes `Tower::<3>`.
+fn value_path(path: &Path) -> Path {
+    let mut path = path.clone();
+    for segment in &mut path.segments {
+        if let PathArguments::AngleBracketed(args) = &mut segment.arguments {
+            args.colon2_token = Some(Default::default());
+        }
+    }
+    path
+}

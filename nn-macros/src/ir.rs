@@ -1,0 +1,134 @@
+//! The intermediate representation: networks whose layers are resolved against the
+//! kind table and whose shapes are inferred, every part still carrying its span.
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::quote;
+use syn::{Attribute, Ident, Path, Visibility};
+
+use crate::kinds::{Args, Kind};
+
+/// One `struct Name: [in] -> [out] { ... }`.
+pub(crate) struct Network {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    /// `None` when the signature did not parse.
+    pub input: Option<DeclaredShape>,
+    pub output: Option<DeclaredShape>,
+    pub layers: Vec<Layer>,
+    pub body_span: Span,
+}
+
+/// A shape written by the user: the network's input and output, or a `=> [..]`
+/// assertion.
+pub(crate) struct DeclaredShape {
+    pub span: Span,
+    /// The dimensions, `None` if they are not a valid shape (already reported).
+    pub dims: Option<Vec<usize>>,
+}
+
+/// One layer of a network.
+pub(crate) struct Layer {
+    pub name: Ident,
+    /// The kind as written: `Dense` or a network's path.
+    pub kind: Path,
+    pub op: Op,
+    /// What produces this layer's input.
+    pub source: Source,
+    pub input: ShapeInfo,
+    pub output: ShapeInfo,
+    pub assertion: Option<DeclaredShape>,
+}
+
+/// What a layer is.
+pub(crate) enum Op {
+    /// A built-in kind with its resolved options.
+    Builtin { kind: &'static Kind, args: Args },
+    /// A network (any type implementing `nn_core::Layer`) used as a layer: the macro
+    /// sees only its path, so its shapes are checked by the type system.
+    Network,
+    /// A kind that could not be resolved (already reported).
+    Invalid,
+}
+
+/// What the macro knows about a shape.
+#[derive(Clone)]
+pub(crate) enum ShapeInfo {
+    /// Literal dimensions.
+    Known(Vec<usize>),
+    /// Only a type: the output of a network used as a layer,
+    /// `<Encoder as ::nn_core::Layer>::Output`.
+    Opaque(TokenStream),
+    /// Not known because of an earlier error.
+    Unknown,
+}
+
+/// What feeds a layer: the previous layer or the network's input.
+#[derive(Clone)]
+pub(crate) enum Source {
+    Input(Ident),
+    Layer(Ident),
+}
+
+impl Source {
+    /// "`fc1` produces [32]" or "the input of `Net` is [32]".
+    pub(crate) fn produces(&self, shape: &str) -> String {
+        match self {
+            Source::Input(net) => format!("the input of `{}` is {shape}", unraw(net)),
+            Source::Layer(layer) => format!("`{}` produces {shape}", unraw(layer)),
+        }
+    }
+}
+
+/// An identifier as the user means it: `type` for `r#type`.
+pub(crate) fn unraw(ident: &Ident) -> String {
+    syn::ext::IdentExt::unraw(ident).to_string()
+}
+
+impl ShapeInfo {
+    /// The shape as a type: `::nn_core::Shape2<4, 8>`.
+    pub(crate) fn ty(&self) -> TokenStream {
+        match self {
+            ShapeInfo::Known(dims) => shape_type(dims),
+            ShapeInfo::Opaque(ty) => ty.clone(),
+            ShapeInfo::Unknown => shape_type(&[1]),
+        }
+    }
+
+    /// The number of elements as a const generic argument.
+    pub(crate) fn len(&self) -> TokenStream {
+        match self {
+            ShapeInfo::Known(dims) => {
+                let len = Literal::usize_unsuffixed(element_count(dims));
+                quote!(#len)
+            }
+            ShapeInfo::Opaque(ty) => quote!({ <#ty as ::nn_core::Shape>::LEN }),
+            ShapeInfo::Unknown => quote!(1),
+        }
+    }
+}
+
+/// `::nn_core::Shape1<64>`, `Shape2<A, B>` or `Shape3<A, B, C>`. Shapes of other
+/// ranks are rejected before expansion; they map to a vector of the same length.
+pub(crate) fn shape_type(dims: &[usize]) -> TokenStream {
+    let lit = |d: usize| Literal::usize_unsuffixed(d);
+    match *dims {
+        [a, b] => {
+            let (a, b) = (lit(a), lit(b));
+            quote!(::nn_core::Shape2<#a, #b>)
+        }
+        [a, b, c] => {
+            let (a, b, c) = (lit(a), lit(b), lit(c));
+            quote!(::nn_core::Shape3<#a, #b, #c>)
+        }
+        _ => {
+            let len = lit(element_count(dims).max(1));
+            quote!(::nn_core::Shape1<#len>)
+        }
+    }
+}
+
+/// The number of elements of a shape, saturating (declared shapes whose count
+/// overflows are rejected by `lower`).
+pub(crate) fn element_count(dims: &[usize]) -> usize {
+    dims.iter().fold(1usize, |n, &d| n.saturating_mul(d))
+}

@@ -1,0 +1,423 @@
+//! The built-in layer kinds, as data.
+//!
+//! A kind is one [`Kind`] entry in [`KINDS`]: its name, its options (name, type,
+//! default), the input rank it needs, its shape function and the code of the layer.
+//! Adding a kind (`Conv2d`, `MaxPool2d`, `Flatten`, `Lstm`) is adding one entry; the
+//! parser, the option checks, the suggestions and the expansion need no change.
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, ToTokens};
+
+use crate::ir::ShapeInfo;
+use crate::parse::Value;
+use crate::suggest;
+
+/// A built-in layer kind.
+pub(crate) struct Kind {
+    /// The name written in `network!` (`Dense`).
+    pub name: &'static str,
+    pub options: &'static [OptionSpec],
+    /// The rank the input must have; `None` for any shape.
+    pub input_rank: Option<InputRank>,
+    /// The output shape for an input shape (`Unknown` if an earlier layer failed).
+    /// Called only with valid options and, when `input_rank` is set, an input of that
+    /// rank or an opaque or unknown one. An `Err` is a message about this layer.
+    pub shape: fn(&Args, &ShapeInfo) -> Result<ShapeInfo, String>,
+    /// The layer's type and its `const` value for an input shape.
+    pub emit: fn(&Args, &ShapeInfo) -> Emitted,
+}
+
+/// The rank a kind needs, with the words for a message when the input has another.
+pub(crate) struct InputRank {
+    pub rank: usize,
+    /// `a vector`.
+    pub noun: &'static str,
+    /// What to do about it; `{layer}` is replaced by the layer's name.
+    pub hint: &'static str,
+}
+
+/// One option of a kind.
+pub(crate) struct OptionSpec {
+    pub name: &'static str,
+    pub ty: OptionType,
+    /// `None` for a required option.
+    pub default: Option<Resolved>,
+}
+
+/// The type of an option's value.
+#[derive(Clone, Copy)]
+pub(crate) enum OptionType {
+    /// A whole number of at least 1 (`units`).
+    Count,
+    /// A probability in `[0, 1)` (`rate`).
+    Fraction,
+    /// Any finite number (`alpha`).
+    Float,
+    /// `true` or `false`.
+    Flag,
+    /// An activation: `Relu`, `LeakyRelu(0.2)`.
+    Activation,
+}
+
+/// A checked option value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Resolved {
+    Count(usize),
+    Float(f32),
+    Flag(bool),
+    Activation(Activation),
+}
+
+/// `nn_core::Activation`, as the macro knows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Activation {
+    Identity,
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+    Softmax,
+    Gelu,
+    Elu(f32),
+}
+
+/// The activations by name, with the default of their parameter if they have one.
+const ACTIVATIONS: &[(&str, Option<f32>)] = &[
+    ("Identity", None),
+    ("Relu", None),
+    ("LeakyRelu", Some(0.01)),
+    ("Sigmoid", None),
+    ("Tanh", None),
+    ("Softmax", None),
+    ("Gelu", None),
+    ("Elu", Some(1.0)),
+];
+
+impl Activation {
+    /// The activation called `name`, with `alpha` for those that take one.
+    fn named(name: &str, alpha: f32) -> Option<Activation> {
+        Some(match name {
+            "Identity" => Activation::Identity,
+            "Relu" => Activation::Relu,
+            "LeakyRelu" => Activation::LeakyRelu(alpha),
+            "Sigmoid" => Activation::Sigmoid,
+            "Tanh" => Activation::Tanh,
+            "Softmax" => Activation::Softmax,
+            "Gelu" => Activation::Gelu,
+            "Elu" => Activation::Elu(alpha),
+            _ => return None,
+        })
+    }
+}
+
+impl ToTokens for Activation {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend(match *self {
+            Activation::Identity => quote!(::nn_core::Activation::Identity),
+            Activation::Relu => quote!(::nn_core::Activation::Relu),
+            Activation::LeakyRelu(a) => {
+                let a = float(a);
+                quote!(::nn_core::Activation::LeakyRelu(#a))
+            }
+            Activation::Sigmoid => quote!(::nn_core::Activation::Sigmoid),
+            Activation::Tanh => quote!(::nn_core::Activation::Tanh),
+            Activation::Softmax => quote!(::nn_core::Activation::Softmax),
+            Activation::Gelu => quote!(::nn_core::Activation::Gelu),
+            Activation::Elu(a) => {
+                let a = float(a);
+                quote!(::nn_core::Activation::Elu(#a))
+            }
+        });
+    }
+}
+
+/// An `f32` literal expression, negative ones as `-` and a literal.
+pub(crate) fn float(value: f32) -> TokenStream {
+    let lit = Literal::f32_suffixed(value.abs());
+    if value.is_sign_negative() {
+        quote!(-#lit)
+    } else {
+        quote!(#lit)
+    }
+}
+
+/// The type and value of a layer.
+pub(crate) struct Emitted {
+    pub ty: TokenStream,
+    pub value: TokenStream,
+}
+
+/// The checked options of one layer, defaults filled in.
+#[derive(Default)]
+pub(crate) struct Args {
+    values: Vec<(&'static str, Resolved)>,
+}
+
+impl Args {
+    pub(crate) fn set(&mut self, name: &'static str, value: Resolved) {
+        self.values.retain(|(n, _)| *n != name);
+        self.values.push((name, value));
+    }
+
+    fn get(&self, name: &str) -> Option<Resolved> {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Every option is set before a kind's functions run; the fallbacks only keep them
+    /// total.
+    pub(crate) fn count(&self, name: &str) -> usize {
+        match self.get(name) {
+            Some(Resolved::Count(n)) => n,
+            _ => 1,
+        }
+    }
+
+    pub(crate) fn float(&self, name: &str) -> f32 {
+        match self.get(name) {
+            Some(Resolved::Float(x)) => x,
+            _ => 0.0,
+        }
+    }
+
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some(Resolved::Flag(true)))
+    }
+
+    pub(crate) fn activation(&self, name: &str) -> Activation {
+        match self.get(name) {
+            Some(Resolved::Activation(a)) => a,
+            _ => Activation::Identity,
+        }
+    }
+}
+
+const VECTOR: InputRank = InputRank {
+    rank: 1,
+    noun: "a vector",
+    hint: "add `Flatten` before `{layer}` to turn its input into a vector",
+};
+
+/// Every built-in kind.
+pub(crate) static KINDS: &[Kind] = &[
+    Kind {
+        name: "Dense",
+        options: &[
+            OptionSpec {
+                name: "units",
+                ty: OptionType::Count,
+                default: None,
+            },
+            OptionSpec {
+                name: "activation",
+                ty: OptionType::Activation,
+                default: Some(Resolved::Activation(Activation::Identity)),
+            },
+            OptionSpec {
+                name: "bias",
+                ty: OptionType::Flag,
+                default: Some(Resolved::Flag(true)),
+            },
+        ],
+        input_rank: Some(VECTOR),
+        shape: |args, _| Ok(ShapeInfo::Known(vec![args.count("units")])),
+        emit: |args, input| {
+            let features = input.len();
+            let units = Literal::usize_unsuffixed(args.count("units"));
+            let bias = if args.flag("bias") {
+                quote!()
+            } else {
+                quote!(, false)
+            };
+            let activation = args.activation("activation");
+            Emitted {
+                ty: quote!(::nn_core::layers::Dense<#features, #units #bias>),
+                value: quote!(::nn_core::layers::Dense::new(#activation)),
+            }
+        },
+    },
+    Kind {
+        name: "Dropout",
+        options: &[OptionSpec {
+            name: "rate",
+            ty: OptionType::Fraction,
+            default: None,
+        }],
+        input_rank: None,
+        shape: same_shape,
+        emit: |args, input| {
+            let shape = input.ty();
+            let rate = float(args.float("rate"));
+            Emitted {
+                ty: quote!(::nn_core::layers::Dropout<#shape>),
+                value: quote!(::nn_core::layers::Dropout::new(#rate)),
+            }
+        },
+    },
+    activation("Identity", &[], |_, s| act(s, Activation::Identity)),
+    activation("Relu", &[], |_, s| act(s, Activation::Relu)),
+    activation("LeakyRelu", ALPHA_LEAKY, |a, s| {
+        act(s, Activation::LeakyRelu(a.float("alpha")))
+    }),
+    activation("Sigmoid", &[], |_, s| act(s, Activation::Sigmoid)),
+    activation("Tanh", &[], |_, s| act(s, Activation::Tanh)),
+    activation("Softmax", &[], |_, s| act(s, Activation::Softmax)),
+    activation("Gelu", &[], |_, s| act(s, Activation::Gelu)),
+    activation("Elu", ALPHA_ELU, |a, s| {
+        act(s, Activation::Elu(a.float("alpha")))
+    }),
+];
+
+const ALPHA_LEAKY: &[OptionSpec] = &[OptionSpec {
+    name: "alpha",
+    ty: OptionType::Float,
+    default: Some(Resolved::Float(0.01)),
+}];
+const ALPHA_ELU: &[OptionSpec] = &[OptionSpec {
+    name: "alpha",
+    ty: OptionType::Float,
+    default: Some(Resolved::Float(1.0)),
+}];
+
+/// An activation as a layer (`Act<S>`): any shape, shape-preserving.
+const fn activation(
+    name: &'static str,
+    options: &'static [OptionSpec],
+    emit: fn(&Args, &ShapeInfo) -> Emitted,
+) -> Kind {
+    Kind {
+        name,
+        options,
+        input_rank: None,
+        shape: same_shape,
+        emit,
+    }
+}
+
+fn act(input: &ShapeInfo, activation: Activation) -> Emitted {
+    let shape = input.ty();
+    Emitted {
+        ty: quote!(::nn_core::layers::Act<#shape>),
+        value: quote!(::nn_core::layers::Act::new(#activation)),
+    }
+}
+
+fn same_shape(_: &Args, input: &ShapeInfo) -> Result<ShapeInfo, String> {
+    Ok(input.clone())
+}
+
+/// The kind called `name`.
+pub(crate) fn find(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// The names of all kinds.
+pub(crate) fn names() -> impl Iterator<Item = &'static str> + Clone {
+    KINDS.iter().map(|k| k.name)
+}
+
+/// Checks an option value against its type.
+pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, String> {
+    let name = spec.name;
+    match spec.ty {
+        OptionType::Count => match value {
+            Value::Int { minus, lit } => {
+                let n: usize = lit
+                    .base10_parse()
+                    .map_err(|_| format!("`{name}` is too large, found {}", value.text()))?;
+                if n == 0 || minus.is_some() {
+                    Err(format!(
+                        "`{name}` must be at least 1, found {}",
+                        value.text()
+                    ))
+                } else {
+                    Ok(Resolved::Count(n))
+                }
+            }
+            Value::Float { .. } => Err(format!(
+                "`{name}` must be a whole number, found {}",
+                value.text()
+            )),
+            _ => Err(format!(
+                "`{name}` expects a whole number, found `{}`",
+                value.text()
+            )),
+        },
+        OptionType::Fraction => {
+            let x = number(name, value)?;
+            if (0.0..1.0).contains(&x) {
+                Ok(Resolved::Float(x))
+            } else {
+                Err(format!(
+                    "`{name}` must be in [0, 1), found {}",
+                    value.text()
+                ))
+            }
+        }
+        OptionType::Float => number(name, value).map(Resolved::Float),
+        OptionType::Flag => match value {
+            Value::Bool(b) => Ok(Resolved::Flag(b.value)),
+            _ => Err(format!(
+                "`{name}` expects `true` or `false`, found `{}`",
+                value.text()
+            )),
+        },
+        OptionType::Activation => activation_value(name, value).map(Resolved::Activation),
+    }
+}
+
+/// An integer or float literal, possibly negative, as a finite `f32`.
+fn number(name: &str, value: &Value) -> Result<f32, String> {
+    let (negative, parsed) = match value {
+        Value::Int { minus, lit } => (minus.is_some(), lit.base10_parse::<f64>()),
+        Value::Float { minus, lit } => (minus.is_some(), lit.base10_parse::<f64>()),
+        _ => {
+            return Err(format!(
+                "`{name}` expects a number, found `{}`",
+                value.text()
+            ))
+        }
+    };
+    let x = parsed.map_err(|e| format!("`{name}`: {e}"))? as f32;
+    if !x.is_finite() {
+        return Err(format!(
+            "`{name}` must be a finite `f32`, found {}",
+            value.text()
+        ));
+    }
+    Ok(if negative { -x } else { x })
+}
+
+/// `Relu`, `Activation::Relu`, `LeakyRelu`, `LeakyRelu(0.2)`.
+fn activation_value(name: &str, value: &Value) -> Result<Activation, String> {
+    let all = || ACTIVATIONS.iter().map(|(n, _)| *n);
+    let Value::Name { path, args } = value else {
+        return Err(format!(
+            "`{name}` expects an activation ({}), found `{}`",
+            suggest::one_of(all()),
+            value.text()
+        ));
+    };
+    let Some(last) = path.segments.last() else {
+        return Err(format!("`{name}` expects an activation"));
+    };
+    let word = last.ident.to_string();
+    let Some(&(found, default)) = ACTIVATIONS.iter().find(|(n, _)| *n == word) else {
+        let hint = match suggest::closest(&word, all()) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("expected {}", suggest::one_of(all())),
+        };
+        return Err(format!("unknown activation `{word}`; {hint}"));
+    };
+    let alpha = match (default, args) {
+        (_, None) => default.unwrap_or(0.0),
+        (None, Some(_)) => return Err(format!("`{found}` takes no argument")),
+        (Some(default), Some((_, args))) => match args.as_slice() {
+            [] => default,
+            [alpha] => number("alpha", alpha)?,
+            _ => return Err(format!("`{found}` takes one argument, its `alpha`")),
+        },
+    };
+    Activation::named(found, alpha).ok_or_else(|| format!("unknown activation `{word}`"))
+}

@@ -1,0 +1,256 @@
+//! Phase 2: from syntax to the IR. Resolves each layer's kind and options against
+//! [`crate::kinds`] and infers every shape, from the declared input through each layer.
+//!
+//! Shapes the macro sees as literals are checked here, in the user's words. The output
+//! of a network used as a layer is only a type to the macro: it stays opaque, and the
+//! checks that depend on it are left to the type system (see `expand`). After an error
+//! the shape becomes unknown and the checks that depend on it are skipped, so one
+//! mistake is reported once.
+use quote::quote;
+use syn::Ident;
+
+use crate::errors::Errors;
+use crate::ir::{unraw, DeclaredShape, Layer, Network, Op, ShapeInfo, Source};
+use crate::kinds::{self, Args, Kind};
+use crate::parse::{LayerDef, NetworkDef, OptionsDef, ShapeDef};
+use crate::suggest;
+
+/// The most dimensions a shape has (`Shape3`).
+const MAX_RANK: usize = 3;
+
+pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
+    let input = def.signature.as_ref().map(|s| declared(&s.input, errors));
+    let output = def.signature.as_ref().map(|s| declared(&s.output, errors));
+    let mut shape = match input.as_ref().and_then(|d| d.dims.clone()) {
+        Some(dims) => ShapeInfo::Known(dims),
+        None => ShapeInfo::Unknown,
+    };
+    let mut source = Source::Input(def.name.clone());
+    let mut layers = Vec::with_capacity(def.layers.len());
+    for layer_def in &def.layers {
+        let layer = lower_layer(layer_def, shape, source, errors);
+        shape = layer.output.clone();
+        source = Source::Layer(layer.name.clone());
+        layers.push(layer);
+    }
+    Network {
+        attrs: def.attrs.clone(),
+        vis: def.vis.clone(),
+        name: def.name.clone(),
+        input,
+        output,
+        layers,
+        body_span: def.body_span,
+    }
+}
+
+/// Checks a written shape: 1 to 3 dimensions, each at least 1.
+fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
+    let span = shape.span();
+    let mut dims = Vec::with_capacity(shape.dims.len());
+    let mut valid = true;
+    for lit in &shape.dims {
+        match lit.base10_parse::<usize>() {
+            Ok(0) => {
+                errors.spanned(lit, "a dimension must be at least 1");
+                valid = false;
+            }
+            Ok(d) => dims.push(d),
+            Err(e) => {
+                errors.push(e);
+                valid = false;
+            }
+        }
+    }
+    if shape.dims.is_empty() || shape.dims.len() > MAX_RANK {
+        errors.at(
+            span,
+            format!(
+                "a shape has 1 to {MAX_RANK} dimensions (`[features]`, `[time, features]` or \
+                 `[channels, height, width]`), found {}",
+                shape.dims.len()
+            ),
+        );
+        valid = false;
+    } else if valid
+        && dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_none()
+    {
+        errors.at(span, "this shape has more elements than fit in `usize`");
+        valid = false;
+    }
+    DeclaredShape {
+        span,
+        dims: valid.then_some(dims),
+    }
+}
+
+fn lower_layer(def: &LayerDef, input: ShapeInfo, source: Source, errors: &mut Errors) -> Layer {
+    let assertion = def.assertion.as_ref().map(|a| declared(a, errors));
+    let (op, output) = match kind_of(def) {
+        Resolution::Builtin(kind) => builtin(def, kind, &input, &source, errors),
+        Resolution::Network => {
+            let path = &def.kind;
+            (
+                Op::Network,
+                ShapeInfo::Opaque(quote!(<#path as ::nn_core::Layer>::Output)),
+            )
+        }
+        Resolution::Unknown(message) => {
+            errors.spanned(&def.kind, message);
+            (Op::Invalid, ShapeInfo::Unknown)
+        }
+    };
+    Layer {
+        name: def.name.clone(),
+        kind: def.kind.clone(),
+        op,
+        source,
+        input,
+        output,
+        assertion,
+    }
+}
+
+enum Resolution {
+    Builtin(&'static Kind),
+    Network,
+    Unknown(String),
+}
+
+/// A single identifier names a built-in kind, or a close misspelling of one; any
+/// other path without options is a network used as a layer.
+fn kind_of(def: &LayerDef) -> Resolution {
+    let ident = def.kind.get_ident();
+    if let Some(kind) = ident.and_then(|i| kinds::find(&i.to_string())) {
+        return Resolution::Builtin(kind);
+    }
+    let written = suggest::compact(&def.kind);
+    if def.options.is_some() {
+        let hint = match ident.and_then(|i| suggest::closest(&i.to_string(), kinds::names())) {
+            Some(kind) => format!("; did you mean `{kind}`?"),
+            None => format!(
+                "; the built-in kinds are {} (a network used as a layer takes no options)",
+                suggest::one_of(kinds::names())
+            ),
+        };
+        return Resolution::Unknown(format!("unknown layer kind `{written}`{hint}"));
+    }
+    if let Some(ident) = ident {
+        let word = ident.to_string();
+        if let Some(kind) = kinds::names().find(|k| suggest::loose_distance(&word, k) <= 1) {
+            return Resolution::Unknown(format!(
+                "unknown layer kind `{word}`; did you mean `{kind}`? (to use a network named \
+                 `{word}` as a layer, write its path: `self::{word}`)"
+            ));
+        }
+    }
+    Resolution::Network
+}
+
+/// Resolves the options of a built-in layer and infers its output shape.
+fn builtin(
+    def: &LayerDef,
+    kind: &'static Kind,
+    input: &ShapeInfo,
+    source: &Source,
+    errors: &mut Errors,
+) -> (Op, ShapeInfo) {
+    let (args, complete) = options(def, kind, errors);
+    if !complete {
+        return (Op::Invalid, ShapeInfo::Unknown);
+    }
+    let mut input_ok = true;
+    if let (Some(rank), ShapeInfo::Known(dims)) = (&kind.input_rank, input) {
+        if dims.len() != rank.rank {
+            let layer = unraw(&def.name);
+            let hint = rank.hint.replace("{layer}", &layer);
+            errors.spanned(
+                &def.kind,
+                format!(
+                    "`{layer}` (`{}`) takes {}, but {}; {hint}",
+                    kind.name,
+                    rank.noun,
+                    source.produces(&suggest::dims(dims))
+                ),
+            );
+            input_ok = false;
+        }
+    }
+    let output = match (kind.shape)(&args, if input_ok { input } else { &ShapeInfo::Unknown }) {
+        Ok(output) => output,
+        Err(message) => {
+            errors.spanned(&def.kind, message);
+            ShapeInfo::Unknown
+        }
+    };
+    (Op::Builtin { kind, args }, output)
+}
+
+/// The options of a layer with defaults filled in, and whether every required option
+/// has a valid value (invalid optional ones fall back to their default so that the
+/// shapes after them are still checked).
+fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, bool) {
+    let mut args = Args::default();
+    let mut complete = true;
+    let mut seen: Vec<&Ident> = Vec::new();
+    let entries = def
+        .options
+        .as_ref()
+        .map_or(&[][..], |o: &OptionsDef| &o.entries[..]);
+    for entry in entries {
+        let key = entry.key.to_string();
+        let Some(spec) = kind.options.iter().find(|o| o.name == key) else {
+            let hint = if kind.options.is_empty() {
+                String::from(" (it takes no options)")
+            } else {
+                match suggest::closest(&key, kind.options.iter().map(|o| o.name)) {
+                    Some(c) => format!("; did you mean `{c}`?"),
+                    None => format!(
+                        "; its options are {}",
+                        suggest::one_of(kind.options.iter().map(|o| o.name))
+                    ),
+                }
+            };
+            errors.spanned(
+                &entry.key,
+                format!("`{}` has no option `{key}`{hint}", kind.name),
+            );
+            continue;
+        };
+        if seen.iter().any(|k| **k == entry.key) {
+            errors.spanned(&entry.key, format!("option `{key}` is given twice"));
+            continue;
+        }
+        seen.push(&entry.key);
+        match kinds::resolve(spec, &entry.value) {
+            Ok(value) => args.set(spec.name, value),
+            Err(message) => {
+                errors.spanned(&entry.value, message);
+                match spec.default {
+                    Some(default) => args.set(spec.name, default),
+                    None => complete = false,
+                }
+            }
+        }
+    }
+    for spec in kind.options {
+        if seen.iter().any(|k| *k == spec.name) {
+            continue;
+        }
+        match spec.default {
+            Some(default) => args.set(spec.name, default),
+            None => {
+                let message = format!("`{}` needs the option `{}`", kind.name, spec.name);
+                match &def.options {
+                    Some(options) => errors.at(options.brace.span.join(), message),
+                    None => errors.spanned(&def.kind, message),
+                }
+                complete = false;
+            }
+        }
+    }
+    (args, complete)
+}

@@ -1,0 +1,472 @@
+//! Phase 1: the syntax of `network!`.
+//!
+//! ```text
+//! input   := network*
+//! network := attribute* visibility `struct` Name `:` shape `->` shape `{` layer,* `}`
+//! layer   := name `:` path options? (`=>` shape)?
+//! options := `{` (name `:` value),* `}`
+//! shape   := `[` integer,+ `]`
+//! value   := `-`? number | `true` | `false` | path (`(` value,* `)`)?
+//! ```
+//!
+//! Parsing recovers: a malformed layer or option is reported and skipped up to the next
+//! comma, a malformed network header up to its body, so every syntax error of an
+//! invocation is reported at once and the rest is still checked.
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, TokenStreamExt};
+use syn::parse::{ParseStream, Parser};
+use syn::{
+    braced, bracketed, parenthesized, token, Attribute, Ident, Lit, LitBool, LitFloat, LitInt,
+    Path, Token, Visibility,
+};
+
+use crate::errors::Errors;
+
+/// Everything inside `network! { ... }`.
+pub(crate) struct Input {
+    pub networks: Vec<NetworkDef>,
+}
+
+/// `pub struct Name: [in] -> [out] { layers }`.
+pub(crate) struct NetworkDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    /// `None` when the part between the name and the body did not parse.
+    pub signature: Option<Signature>,
+    pub layers: Vec<LayerDef>,
+    /// The span of the `{ ... }` body (the name's span if there is none).
+    pub body_span: Span,
+}
+
+/// `: [in] -> [out]`.
+pub(crate) struct Signature {
+    pub input: ShapeDef,
+    pub output: ShapeDef,
+}
+
+/// `[16, 8, 8]`, dimensions not yet checked.
+pub(crate) struct ShapeDef {
+    pub bracket: token::Bracket,
+    pub dims: Vec<LitInt>,
+}
+
+/// `fc1: Dense { units: 64 } => [64]`.
+pub(crate) struct LayerDef {
+    pub name: Ident,
+    pub kind: Path,
+    pub options: Option<OptionsDef>,
+    pub assertion: Option<ShapeDef>,
+}
+
+/// `{ units: 64, activation: Relu }`.
+pub(crate) struct OptionsDef {
+    pub brace: token::Brace,
+    pub entries: Vec<OptionDef>,
+}
+
+/// `units: 64`.
+pub(crate) struct OptionDef {
+    pub key: Ident,
+    pub value: Value,
+}
+
+/// An option value.
+pub(crate) enum Value {
+    /// `64`, `-3`.
+    Int {
+        minus: Option<Token![-]>,
+        lit: LitInt,
+    },
+    /// `0.2`, `-1.5e-3`.
+    Float {
+        minus: Option<Token![-]>,
+        lit: LitFloat,
+    },
+    /// `true`, `false`.
+    Bool(LitBool),
+    /// `Relu`, `LeakyRelu(0.2)`, `Activation::Relu`.
+    Name {
+        path: Path,
+        args: Option<(token::Paren, Vec<Value>)>,
+    },
+    /// Any other literal (a string, a character): parsed so it can be reported as
+    /// the wrong type.
+    OtherLit(Lit),
+}
+
+impl ShapeDef {
+    pub(crate) fn span(&self) -> Span {
+        self.bracket.span.join()
+    }
+}
+
+impl Value {
+    /// How the value reads in a message.
+    pub(crate) fn text(&self) -> String {
+        crate::suggest::compact(self)
+    }
+}
+
+impl ToTokens for Value {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            Value::Int { minus, lit } => {
+                minus.to_tokens(tokens);
+                lit.to_tokens(tokens);
+            }
+            Value::Float { minus, lit } => {
+                minus.to_tokens(tokens);
+                lit.to_tokens(tokens);
+            }
+            Value::Bool(b) => b.to_tokens(tokens),
+            Value::Name { path, args } => {
+                path.to_tokens(tokens);
+                if let Some((paren, args)) = args {
+                    paren.surround(tokens, |inner| {
+                        for (i, a) in args.iter().enumerate() {
+                            if i > 0 {
+                                inner.append(proc_macro2::Punct::new(
+                                    ',',
+                                    proc_macro2::Spacing::Alone,
+                                ));
+                            }
+                            a.to_tokens(inner);
+                        }
+                    });
+                }
+            }
+            Value::OtherLit(lit) => lit.to_tokens(tokens),
+        }
+    }
+}
+
+impl ToTokens for ShapeDef {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.bracket.surround(tokens, |inner| {
+            for (i, d) in self.dims.iter().enumerate() {
+                if i > 0 {
+                    inner.append(proc_macro2::Punct::new(',', proc_macro2::Spacing::Alone));
+                }
+                d.to_tokens(inner);
+            }
+        });
+    }
+}
+
+/// Parses the whole invocation, reporting syntax errors into `errors`.
+pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
+    let parser = |input: ParseStream| -> syn::Result<Input> {
+        let mut networks = Vec::new();
+        while !input.is_empty() {
+            if let Some(net) = network(input, errors) {
+                networks.push(net);
+            }
+        }
+        Ok(Input { networks })
+    };
+    match parser.parse2(tokens) {
+        Ok(input) => input,
+        Err(e) => {
+            // Only reachable if a recovery left tokens unconsumed.
+            errors.push(e);
+            Input {
+                networks: Vec::new(),
+            }
+        }
+    }
+}
+
+/// One network; `None` (after reporting and skipping past its body) when not even
+/// its name parsed.
+fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
+    let head = (|| -> syn::Result<(Vec<Attribute>, Visibility, Ident)> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        if !input.peek(Token![struct]) {
+            return Err(input.error("expected `struct Name: [input] -> [output] { layers }`"));
+        }
+        input.parse::<Token![struct]>()?;
+        let name: Ident = input.parse()?;
+        Ok((attrs, vis, name))
+    })();
+    let (attrs, vis, name) = match head {
+        Ok(head) => head,
+        Err(e) => {
+            errors.push(e);
+            skip_past_body(input);
+            return None;
+        }
+    };
+    let signature = match signature(input) {
+        Ok(sig) => Some(sig),
+        Err(e) => {
+            errors.push(e);
+            skip_to_body(input);
+            None
+        }
+    };
+    let mut layers = Vec::new();
+    let mut body_span = name.span();
+    if input.peek(token::Brace) {
+        let body = (|| -> syn::Result<()> {
+            let content;
+            let brace = braced!(content in input);
+            body_span = brace.span.join();
+            layers = list(&content, errors, layer);
+            Ok(())
+        })();
+        if let Err(e) = body {
+            errors.push(e);
+        }
+    } else if signature.is_some() {
+        errors.push(input.error("expected `{` followed by the layers of the network"));
+        skip_past_body(input);
+    }
+    Some(NetworkDef {
+        attrs,
+        vis,
+        name,
+        signature,
+        layers,
+        body_span,
+    })
+}
+
+/// `: [in] -> [out]`.
+fn signature(input: ParseStream) -> syn::Result<Signature> {
+    if input.peek(Token![<]) {
+        return Err(input.error("a network cannot have generic parameters"));
+    }
+    if !input.peek(Token![:]) {
+        return Err(input.error(
+            "expected `:` followed by the input and output shapes, as in `Name: [64] -> [10]`",
+        ));
+    }
+    input.parse::<Token![:]>()?;
+    let input_shape = shape(input)?;
+    if !input.peek(Token![->]) {
+        return Err(input.error("expected `->` followed by the output shape, as in `[64] -> [10]`"));
+    }
+    input.parse::<Token![->]>()?;
+    let output_shape = shape(input)?;
+    Ok(Signature {
+        input: input_shape,
+        output: output_shape,
+    })
+}
+
+/// `[16, 8, 8]`.
+fn shape(input: ParseStream) -> syn::Result<ShapeDef> {
+    if !input.peek(token::Bracket) {
+        return Err(input.error("expected a shape such as `[64]` or `[1, 28, 28]`"));
+    }
+    let content;
+    let bracket = bracketed!(content in input);
+    let dims = drained(&content, |content| {
+        let mut dims = Vec::new();
+        while !content.is_empty() {
+            if !content.peek(LitInt) {
+                return Err(
+                    content.error("expected an integer: shape dimensions are integer literals")
+                );
+            }
+            dims.push(content.parse()?);
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        Ok(dims)
+    })?;
+    Ok(ShapeDef { bracket, dims })
+}
+
+/// `name: Kind { options } => [shape]`.
+fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
+    let name: Ident = input.parse()?;
+    if !input.peek(Token![:]) {
+        return Err(input.error(format!(
+            "expected `:` and a layer kind after the layer name `{name}`"
+        )));
+    }
+    input.parse::<Token![:]>()?;
+    if !(input.peek(Ident) || input.peek(Token![::])) {
+        return Err(
+            input.error("expected a layer kind such as `Dense { units: 10 }` or a network type")
+        );
+    }
+    let kind: Path = input.parse()?;
+    let options = if input.peek(token::Brace) {
+        let content;
+        let brace = braced!(content in input);
+        Some(OptionsDef {
+            brace,
+            entries: list(&content, errors, option),
+        })
+    } else {
+        None
+    };
+    let assertion = if input.peek(Token![=>]) {
+        input.parse::<Token![=>]>()?;
+        Some(shape(input)?)
+    } else {
+        None
+    };
+    Ok(LayerDef {
+        name,
+        kind,
+        options,
+        assertion,
+    })
+}
+
+/// `key: value`.
+fn option(input: ParseStream, _errors: &mut Errors) -> syn::Result<OptionDef> {
+    let key: Ident = input.parse()?;
+    if !input.peek(Token![:]) {
+        return Err(input.error(format!("expected `:` and a value after the option `{key}`")));
+    }
+    input.parse::<Token![:]>()?;
+    let value = value(input)?;
+    Ok(OptionDef { key, value })
+}
+
+fn value(input: ParseStream) -> syn::Result<Value> {
+    if input.peek(Token![-]) {
+        let minus: Token![-] = input.parse()?;
+        return match input.parse::<Lit>() {
+            Ok(Lit::Int(lit)) => Ok(Value::Int {
+                minus: Some(minus),
+                lit,
+            }),
+            Ok(Lit::Float(lit)) => Ok(Value::Float {
+                minus: Some(minus),
+                lit,
+            }),
+            _ => Err(syn::Error::new(minus.span, "expected a number after `-`")),
+        };
+    }
+    if input.peek(Lit) {
+        return Ok(match input.parse::<Lit>()? {
+            Lit::Int(lit) => Value::Int { minus: None, lit },
+            Lit::Float(lit) => Value::Float { minus: None, lit },
+            Lit::Bool(b) => Value::Bool(b),
+            other => Value::OtherLit(other),
+        });
+    }
+    if input.peek(Ident) || input.peek(Token![::]) {
+        let path = Path::parse_mod_style(input)?;
+        let args = if input.peek(token::Paren) {
+            let content;
+            let paren = parenthesized!(content in input);
+            let args = drained(&content, |content| {
+                let mut args = Vec::new();
+                while !content.is_empty() {
+                    args.push(value(content)?);
+                    if content.is_empty() {
+                        break;
+                    }
+                    content.parse::<Token![,]>()?;
+                }
+                Ok(args)
+            })?;
+            Some((paren, args))
+        } else {
+            None
+        };
+        return Ok(Value::Name { path, args });
+    }
+    Err(input.error("expected an option value: a number, `true`, `false` or a name such as `Relu`"))
+}
+
+/// A comma-separated list; an item that fails to parse is reported and skipped up to
+/// the next comma.
+fn list<T>(
+    input: ParseStream,
+    errors: &mut Errors,
+    mut item: impl FnMut(ParseStream, &mut Errors) -> syn::Result<T>,
+) -> Vec<T> {
+    let mut items = Vec::new();
+    while !input.is_empty() {
+        match item(input, errors) {
+            Ok(it) => {
+                items.push(it);
+                if input.is_empty() {
+                    break;
+                }
+                if input.peek(Token![,]) {
+                    let _ = input.parse::<Token![,]>();
+                } else {
+                    errors.push(input.error("expected `,`"));
+                    skip_past_comma(input);
+                }
+            }
+            Err(e) => {
+                errors.push(e);
+                skip_past_comma(input);
+            }
+        }
+    }
+    items
+}
+
+/// Runs `f` on the contents of a group and, if it fails, skips the rest of the
+/// contents: syn reports tokens left in a group as an extra "unexpected token" error
+/// for the whole invocation, which would hide the rest of the input.
+fn drained<T>(
+    content: ParseStream,
+    f: impl FnOnce(ParseStream) -> syn::Result<T>,
+) -> syn::Result<T> {
+    let result = f(content);
+    if result.is_err() {
+        let _ = content.step(|cursor| {
+            let mut rest = *cursor;
+            while let Some((_, next)) = rest.token_tree() {
+                rest = next;
+            }
+            Ok(((), rest))
+        });
+    }
+    result
+}
+
+/// Skips token trees up to and including the next top-level comma.
+fn skip_past_comma(input: ParseStream) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tt, next)) = rest.token_tree() {
+            rest = next;
+            if matches!(&tt, TokenTree::Punct(p) if p.as_char() == ',') {
+                break;
+            }
+        }
+        Ok(((), rest))
+    });
+}
+
+/// Skips token trees up to the next `{ ... }` group, leaving it unconsumed.
+fn skip_to_body(input: ParseStream) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while !rest.eof() {
+            if rest.group(proc_macro2::Delimiter::Brace).is_some() {
+                break;
+            }
+            match rest.token_tree() {
+                Some((_, next)) => rest = next,
+                None => break,
+            }
+        }
+        Ok(((), rest))
+    });
+}
+
+/// Skips token trees up to and including the next `{ ... }` group.
+fn skip_past_body(input: ParseStream) {
+    skip_to_body(input);
+    let _ = input.step(|cursor| match cursor.token_tree() {
+        Some((_, next)) => Ok(((), next)),
+        None => Ok(((), *cursor)),
+    });
+}

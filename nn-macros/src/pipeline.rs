@@ -1,0 +1,57 @@
+//! The phases wired together: parse -> lower -> validate -> expand.
+use proc_macro2::TokenStream;
+
+use crate::errors::Errors;
+use crate::{expand, ir, lower, parse, validate};
+
+/// A network after `lower` and `validate`, with whether it had errors.
+pub(crate) struct Checked {
+    pub network: ir::Network,
+    pub valid: bool,
+}
+
+/// Parses, lowers and validates every network of an invocation, collecting every
+/// error.
+pub(crate) fn analyze(tokens: TokenStream) -> (Vec<Checked>, Errors) {
+    let mut errors = Errors::default();
+    let input = parse::parse(tokens, &mut errors);
+    let networks = input
+        .networks
+        .iter()
+        .map(|def| {
+            let mut own = Errors::default();
+            let network = lower::lower(def, &mut own);
+            validate::validate(&network, &mut own);
+            let valid = own.is_empty();
+            errors.append(own);
+            Checked { network, valid }
+        })
+        .collect();
+    (networks, errors)
+}
+
+/// The networks of an invocation, or all its errors.
+#[cfg(test)]
+pub(crate) fn check(tokens: TokenStream) -> syn::Result<Vec<ir::Network>> {
+    let (networks, errors) = analyze(tokens);
+    errors.into_result()?;
+    Ok(networks.into_iter().map(|c| c.network).collect())
+}
+
+/// The expansion of `network! { tokens }`: every network (a stub for those with
+/// errors) followed by a `compile_error!` per error.
+pub(crate) fn network(tokens: TokenStream) -> TokenStream {
+    let (networks, errors) = analyze(tokens);
+    let mut out = TokenStream::new();
+    for checked in &networks {
+        out.extend(if checked.valid {
+            expand::network(&checked.network)
+        } else {
+            expand::stub(&checked.network)
+        });
+    }
+    if let Err(e) = errors.into_result() {
+        out.extend(e.to_compile_error());
+    }
+    out
+}
