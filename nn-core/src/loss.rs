@@ -254,7 +254,7 @@ impl SparseCategoricalCrossEntropy {
 
 /// The class index a sparse target holds, if valid.
 pub fn label_index(label: f32, classes: usize) -> Option<usize> {
-    if label >= 0.0 && label < classes as f32 && label.fract() == 0.0 {
+    if label >= 0.0 && label < classes as f32 && libm::truncf(label) == label {
         Some(label as usize)
     } else {
         None

@@ -137,7 +137,7 @@ impl Dataset {
     pub fn split(&self, test_fraction: f32, seed: u64) -> (Dataset, Dataset) {
         let mut indices: Vec<usize> = (0..self.len()).collect();
         Rng::new(seed).shuffle(&mut indices);
-        let n_test = ((self.len() as f32) * test_fraction.clamp(0.0, 1.0)).round() as usize;
+        let n_test = libm::roundf(self.len() as f32 * test_fraction.clamp(0.0, 1.0)) as usize;
         let (test, train) = indices.split_at(n_test);
         (self.select(train), self.select(test))
     }

@@ -1,5 +1,4 @@
 //! `fit` and `evaluate`: epochs of shuffled mini-batches over the step API.
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -355,7 +354,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         }
         let split;
         let (train, validation) = if validation.is_none() && self.validation_split > 0.0 && train.len() > 1 {
-            let n_val = ((train.len() as f32 * self.validation_split).round() as usize).clamp(1, train.len() - 1);
+            let n_val = (libm::roundf(train.len() as f32 * self.validation_split) as usize).clamp(1, train.len() - 1);
             let cut = train.len() - n_val;
             split = (
                 train.select(&(0..cut).collect::<Vec<_>>()),
@@ -498,7 +497,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
 
 #[cfg(feature = "std")]
 fn print_epoch(log: &EpochLog) {
-    let mut line = String::new();
+    let mut line = std::string::String::new();
     use core::fmt::Write;
     let _ = write!(line, "epoch {:>3}  loss {:.4}", log.epoch, log.loss);
     for (n, v) in &log.metrics {
