@@ -13,7 +13,7 @@
 #[path = "common/gradcheck.rs"]
 mod gradcheck;
 
-use gradcheck::{assert_close, dense_f64, uniform, widen, Tolerance};
+use gradcheck::{assert_close, dense_f64, uniform, widen, Tolerance, ACTIVATIONS};
 use nn_core::kernels::{dense, gemm, gemv, MatRef};
 use nn_core::{Activation, Rng};
 
@@ -356,18 +356,6 @@ fn gemv_matches_reference_for_each_layout() {
         }
     }
 }
-
-/// Every activation, with a non-default slope for the parameterised ones.
-const ACTIVATIONS: [Activation; 8] = [
-    Activation::Identity,
-    Activation::Relu,
-    Activation::LeakyRelu(0.2),
-    Activation::Sigmoid,
-    Activation::Tanh,
-    Activation::Gelu,
-    Activation::Elu(1.5),
-    Activation::Softmax,
-];
 
 /// The dense forward, batch 1 (GEMV) and batch > 1 (GEMM), with and without bias and
 /// stored pre-activations, against the `f64` reference `f(x W^T + b)`.

@@ -60,6 +60,18 @@ pub fn erf(x: f64) -> f64 {
     }
 }
 
+/// Every activation, with non-default slopes for the parameterised ones.
+pub const ACTIVATIONS: [Activation; 8] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::LeakyRelu(0.2),
+    Activation::Sigmoid,
+    Activation::Tanh,
+    Activation::Gelu,
+    Activation::Elu(1.5),
+    Activation::Softmax,
+];
+
 /// `f(z)` in `f64`, written from the textbook definitions, for `rows` of `width`.
 pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64> {
     let scalar = |z: f64| match activation {
@@ -95,10 +107,13 @@ pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64>
     y
 }
 
-/// Whether `activation` has a kink, where a finite difference that straddles it is
-/// meaningless.
+/// Whether `activation`'s derivative jumps at 0 (ELU's unless `alpha` is 1), where a
+/// finite difference that straddles the jump is meaningless.
 pub fn has_kink(activation: Activation) -> bool {
-    matches!(activation, Activation::Relu | Activation::LeakyRelu(_))
+    matches!(
+        activation,
+        Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_)
+    )
 }
 
 /// The `f64` reference of a dense layer: `z = x W^T + b` (`weight` `[outputs, inputs]`),
