@@ -43,6 +43,10 @@ pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     }
 }
 
+// The C runtime (`_start`, `memcpy`): the only library linked besides `core`.
+#[link(name = "c")]
+extern "C" {}
+
 #[panic_handler]
 fn panic(_info: &PanicInfo) -> ! {
     loop {}

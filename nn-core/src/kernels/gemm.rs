@@ -1,9 +1,14 @@
 //! General matrix products: `C = alpha * A B + beta * C`.
 //!
 //! Large products go to `matrixmultiply::sgemm` (BLIS-style packing and blocking; its
-//! `threading` feature is enabled by this crate's `threading` feature). A product with a
-//! single row of `A` is a matrix-vector product, where packing costs more than it saves:
-//! [`gemv`] computes it directly.
+//! `threading` feature is enabled by this crate's `threading` feature). `sgemm`
+//! allocates its packing buffer on every call, so products below
+//! [`PACKED_MIN_FLOPS`] multiply-adds, and every product without `alloc`, use the
+//! direct kernels here instead: they stream contiguous rows (a dot product per output
+//! when `A`'s rows and `B`'s columns are contiguous, an axpy per row of `B` when
+//! `B`'s rows are), allocate nothing, and for the small layers this library is for
+//! are as fast as packing. A product with a single row of `A` is a matrix-vector
+//! product: [`gemv`].
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -41,7 +46,7 @@ impl<'a> MatRef<'a> {
     }
 
     #[inline(always)]
-    fn at(&self, i: usize, j: usize) -> f32 {
+    pub(crate) fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.rs + j * self.cs]
     }
 }
@@ -68,6 +73,64 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         scale(beta, c, m, n, ldc);
         return;
     }
+    #[cfg(feature = "alloc")]
+    if m * n * k >= PACKED_MIN_FLOPS {
+        return packed(alpha, a, b, beta, c, ldc);
+    }
+    direct(alpha, a, b, beta, c, ldc);
+}
+
+/// Products of at least this many multiply-adds (`m * n * k`) use the packed
+/// `matrixmultiply` kernel when `alloc` is available.
+pub const PACKED_MIN_FLOPS: usize = 1 << 21;
+
+/// The allocation-free kernels; see the module documentation.
+fn direct(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    scale(beta, c, m, n, ldc);
+    if b.cs == 1 {
+        // C[i, :] += alpha * A[i, p] * B[p, :]: axpy over contiguous rows of B.
+        for i in 0..m {
+            let row = &mut c[i * ldc..i * ldc + n];
+            for p in 0..k {
+                let s = alpha * a.at(i, p);
+                if s != 0.0 {
+                    axpy(s, &b.data[p * b.rs..p * b.rs + n], row);
+                }
+            }
+        }
+    } else if a.cs == 1 && b.rs == 1 {
+        // C[i, j] += alpha * dot(A[i, :], B[:, j]): both contiguous.
+        for i in 0..m {
+            let ar = &a.data[i * a.rs..i * a.rs + k];
+            for j in 0..n {
+                c[i * ldc + j] += alpha * dot(ar, &b.data[j * b.cs..j * b.cs + k]);
+            }
+        }
+    } else {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0;
+                for p in 0..k {
+                    acc += a.at(i, p) * b.at(p, j);
+                }
+                c[i * ldc + j] += alpha * acc;
+            }
+        }
+    }
+}
+
+/// `y += s * x`.
+#[inline]
+pub fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += s * x;
+    }
+}
+
+#[cfg(feature = "alloc")]
+fn packed(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     // SAFETY: the asserts above guarantee that every index `i * rs + j * cs` that
     // sgemm reads (i < rows, j < cols) lies inside its slice, and every output index
     // `i * ldc + j` (i < m, j < n) lies inside `c`; the slices do not alias because
