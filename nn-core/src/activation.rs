@@ -187,7 +187,16 @@ pub fn softmax_in_place(row: &mut [f32]) {
 
 /// `log(sum(exp(row)))`, shifted by the maximum for stability.
 pub fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&v| libm::expf(v - max)).sum();
+    let (max, sum) = shifted_exp_sum(row);
     max + libm::logf(sum)
+}
+
+/// The maximum `m` of a row and `s = sum_j exp(z_j - m)`. The row's softmax is
+/// `exp(z_i - m) / s` and its log-softmax `(z_i - m) - ln(s)`: accurate for logits of
+/// any size, where `z_i - log_sum_exp(z)` loses the low digits of `z` (at `|z| = 1000`
+/// it is off by about `6e-5`).
+pub fn shifted_exp_sum(row: &[f32]) -> (f32, f32) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum = row.iter().map(|&v| libm::expf(v - max)).sum();
+    (max, sum)
 }

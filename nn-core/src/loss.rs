@@ -9,10 +9,11 @@
 //! | [`SparseCategoricalCrossEntropy`] | one class index, stored as `f32` | mean over the batch |
 //!
 //! The `from_logits` forms take raw scores: binary cross-entropy uses
-//! `max(z, 0) - z t + log(1 + exp(-|z|))` and the categorical forms use log-sum-exp
-//! with the fused gradient `softmax(z) - t`, so they never overflow. The probability
-//! forms clamp `p` to `[1e-7, 1 - 1e-7]` as Keras does.
-use crate::activation::{log_sum_exp, sigmoid};
+//! `max(z, 0) - z t + log(1 + exp(-|z|))` and the categorical forms the shifted
+//! log-softmax `(z - max) - log(sum(exp(z - max)))` with the fused gradient
+//! `softmax(z) - t`, so they never overflow and stay accurate at any scale. The
+//! probability forms clamp `p` to `[1e-7, 1 - 1e-7]` as Keras does.
+use crate::activation::{shifted_exp_sum, sigmoid};
 
 const EPS: f32 = 1e-7;
 
@@ -192,12 +193,14 @@ impl CategoricalCrossEntropy {
 /// scaled by `scale` when asked.
 fn cross_entropy_row(from_logits: bool, row: &[f32], t: &[f32], scale: f32, grad: Option<&mut [f32]>) -> f32 {
     if from_logits {
-        let lse = log_sum_exp(row);
+        // -log_softmax(z)_i = (max - z_i) + ln(sum)
+        let (max, sum) = shifted_exp_sum(row);
+        let log_sum = libm::logf(sum);
         let t_sum: f32 = t.iter().sum();
-        let loss: f32 = row.iter().zip(t).map(|(&z, &t)| t * (lse - z)).sum();
+        let loss: f32 = row.iter().zip(t).map(|(&z, &t)| t * ((max - z) + log_sum)).sum();
         if let Some(g) = grad {
             for ((g, &z), &t) in g.iter_mut().zip(row).zip(t) {
-                *g = scale * (libm::expf(z - lse) * t_sum - t);
+                *g = scale * (libm::expf(z - max) / sum * t_sum - t);
             }
         }
         loss
@@ -281,8 +284,9 @@ impl Loss for SparseCategoricalCrossEntropy {
             // An invalid label (rejected by `check_target` before training) counts as
             // class 0 rather than panicking.
             let k = label_index(target[b], width).unwrap_or(0);
+            let (max, exp_sum) = if self.from_logits { shifted_exp_sum(row) } else { (0.0, 0.0) };
             let loss = if self.from_logits {
-                log_sum_exp(row) - row[k]
+                (max - row[k]) + libm::logf(exp_sum)
             } else {
                 -libm::logf(row[k].clamp(EPS, 1.0 - EPS))
             };
@@ -290,9 +294,8 @@ impl Loss for SparseCategoricalCrossEntropy {
             if let Some(g) = grad.as_deref_mut() {
                 let g = &mut g[b * width..(b + 1) * width];
                 if self.from_logits {
-                    let lse = log_sum_exp(row);
                     for (g, &z) in g.iter_mut().zip(row) {
-                        *g = scale * libm::expf(z - lse);
+                        *g = scale * libm::expf(z - max) / exp_sum;
                     }
                     g[k] -= scale;
                 } else {
