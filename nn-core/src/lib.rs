@@ -42,6 +42,8 @@ pub mod shape;
 
 #[cfg(feature = "std")]
 pub mod data;
+#[cfg(feature = "std")]
+pub mod io;
 #[cfg(feature = "alloc")]
 pub mod train;
 

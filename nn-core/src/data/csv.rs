@@ -48,10 +48,7 @@ impl Default for CsvReader {
 impl CsvReader {
     /// A reader for comma-separated files without a header line.
     pub const fn new() -> Self {
-        CsvReader {
-            header: false,
-            delimiter: ',',
-        }
+        CsvReader { header: false, delimiter: ',' }
     }
 
     /// Whether the first non-blank line is a header rather than data.
@@ -69,8 +66,7 @@ impl CsvReader {
     /// Reads the file at `path` (gzip-compressed or not).
     pub fn read(&self, path: impl AsRef<Path>) -> Result<Table, DataError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| DataError::new(path, None, None, DataErrorKind::Io(e)))?;
+        let bytes = std::fs::read(path).map_err(|e| DataError::new(path, None, None, DataErrorKind::Io(e)))?;
         self.read_bytes(path, &bytes)
     }
 
@@ -79,23 +75,12 @@ impl CsvReader {
     pub fn read_bytes(&self, file: impl AsRef<Path>, bytes: &[u8]) -> Result<Table, DataError> {
         let file = file.as_ref();
         let gzip = bytes.starts_with(&GZIP_MAGIC);
-        if !gzip
-            && !bytes.is_empty()
-            && file
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
-        {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the file does not start with the gzip signature",
-            );
+        if !gzip && !bytes.is_empty() && file.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
+            let e =
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "the file does not start with the gzip signature");
             return Err(DataError::new(file, None, None, DataErrorKind::Gzip(e)));
         }
-        let mut table = Table {
-            file: file.to_path_buf(),
-            header: None,
-            rows: Vec::new(),
-        };
+        let mut table = Table { file: file.to_path_buf(), header: None, rows: Vec::new() };
         if gzip {
             let decoder = flate2::bufread::MultiGzDecoder::new(bytes);
             self.parse(&mut table, std::io::BufReader::new(decoder))?;
@@ -122,15 +107,13 @@ impl CsvReader {
             if line == 1 {
                 bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
             }
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| table.error_at(line, None, DataErrorKind::NotUtf8))?;
+            let text = std::str::from_utf8(bytes).map_err(|_| table.error_at(line, None, DataErrorKind::NotUtf8))?;
             let text = text.trim_end_matches(['\n', '\r']);
             if text.trim().is_empty() {
                 continue;
             }
-            let fields = split_fields(text, self.delimiter).map_err(|column| {
-                table.error_at(line, Some(column), DataErrorKind::UnterminatedQuote)
-            })?;
+            let fields = split_fields(text, self.delimiter)
+                .map_err(|column| table.error_at(line, Some(column), DataErrorKind::UnterminatedQuote))?;
             let row = Row { line, fields };
             if self.header && table.header.is_none() {
                 table.header = Some(row);
@@ -279,18 +262,13 @@ impl Table {
         if found == expected {
             Ok(())
         } else {
-            Err(self.error(
-                row,
-                found.min(expected),
-                DataErrorKind::ColumnCount { expected, found },
-            ))
+            Err(self.error(row, found.min(expected), DataErrorKind::ColumnCount { expected, found }))
         }
     }
 
     /// Field `column` (from 0) of `row` as a finite number; an empty field is an error.
     pub fn number(&self, row: &Row, column: usize) -> Result<f32, DataError> {
-        self.optional_number(row, column)?
-            .ok_or_else(|| self.error(row, column, DataErrorKind::MissingValue))
+        self.optional_number(row, column)?.ok_or_else(|| self.error(row, column, DataErrorKind::MissingValue))
     }
 
     /// Field `column` (from 0) of `row` as a finite number, or `None` when it is
@@ -302,13 +280,7 @@ impl Table {
         }
         match text.parse::<f32>() {
             Ok(v) if v.is_finite() => Ok(Some(v)),
-            _ => Err(self.error(
-                row,
-                column,
-                DataErrorKind::NotANumber {
-                    found: shorten(text),
-                },
-            )),
+            _ => Err(self.error(row, column, DataErrorKind::NotANumber { found: shorten(text) })),
         }
     }
 
@@ -320,11 +292,7 @@ impl Table {
             Ok(value)
         } else {
             let found = shorten(row.field(column).unwrap_or(""));
-            Err(self.error(
-                row,
-                column,
-                DataErrorKind::LabelOutOfRange { found, classes },
-            ))
+            Err(self.error(row, column, DataErrorKind::LabelOutOfRange { found, classes }))
         }
     }
 
@@ -371,13 +339,7 @@ impl Table {
         self.dataset(x, inputs, t, 1)
     }
 
-    fn dataset(
-        &self,
-        x: Vec<f32>,
-        inputs: usize,
-        t: Vec<f32>,
-        targets: usize,
-    ) -> Result<Dataset, DataError> {
+    fn dataset(&self, x: Vec<f32>, inputs: usize, t: Vec<f32>, targets: usize) -> Result<Dataset, DataError> {
         Dataset::new(x, inputs, t, targets)
             .map_err(|e| DataError::new(&self.file, None, None, DataErrorKind::Dataset(e)))
     }
@@ -390,14 +352,8 @@ mod tests {
     #[test]
     fn fields_are_split_trimmed_and_unquoted() {
         assert_eq!(split_fields("a, b ,c", ',').unwrap(), ["a", "b", "c"]);
-        assert_eq!(
-            split_fields("\"YEAR\",\"SUN,ACTIVITY\"", ',').unwrap(),
-            ["YEAR", "SUN,ACTIVITY"]
-        );
-        assert_eq!(
-            split_fields("\"say \"\"hi\"\"\",2", ',').unwrap(),
-            ["say \"hi\"", "2"]
-        );
+        assert_eq!(split_fields("\"YEAR\",\"SUN,ACTIVITY\"", ',').unwrap(), ["YEAR", "SUN,ACTIVITY"]);
+        assert_eq!(split_fields("\"say \"\"hi\"\"\",2", ',').unwrap(), ["say \"hi\"", "2"]);
         assert_eq!(split_fields("1,,3,", ',').unwrap(), ["1", "", "3", ""]);
         assert_eq!(split_fields("1\t2", '\t').unwrap(), ["1", "2"]);
         assert_eq!(split_fields("1,\"open", ','), Err(2));
@@ -405,13 +361,8 @@ mod tests {
 
     #[test]
     fn blank_lines_crlf_and_bom_are_accepted() {
-        let table = CsvReader::new()
-            .read_bytes("t.csv", "\u{feff}1,2\r\n\r\n3,4\r\n".as_bytes())
-            .unwrap();
-        assert_eq!(
-            table.rows().iter().map(Row::line).collect::<Vec<_>>(),
-            [1, 3]
-        );
+        let table = CsvReader::new().read_bytes("t.csv", "\u{feff}1,2\r\n\r\n3,4\r\n".as_bytes()).unwrap();
+        assert_eq!(table.rows().iter().map(Row::line).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(table.numbers(2).unwrap(), [1.0, 2.0, 3.0, 4.0]);
     }
 
@@ -419,41 +370,28 @@ mod tests {
     fn numbers_reject_non_finite_values() {
         for bad in ["inf", "NaN", "-infinity", "1e40", "1,5"] {
             let text = format!("0;{bad}\n");
-            let table = CsvReader::new()
-                .delimiter(';')
-                .read_bytes("t.csv", text.as_bytes())
-                .unwrap();
+            let table = CsvReader::new().delimiter(';').read_bytes("t.csv", text.as_bytes()).unwrap();
             let err = table.numbers(2).unwrap_err();
-            assert!(
-                matches!(err.kind, DataErrorKind::NotANumber { .. }),
-                "{bad}: {err}"
-            );
+            assert!(matches!(err.kind, DataErrorKind::NotANumber { .. }), "{bad}: {err}");
             assert_eq!((err.line, err.column), (Some(1), Some(2)));
         }
     }
 
     #[test]
     fn labels_must_be_integers_in_range() {
-        let table = CsvReader::new()
-            .read_bytes("t.csv", b"0\n2.0\n2.5\n-1\n3\n")
-            .unwrap();
+        let table = CsvReader::new().read_bytes("t.csv", b"0\n2.0\n2.5\n-1\n3\n").unwrap();
         let rows = table.rows();
         assert_eq!(table.label(&rows[0], 0, 3).unwrap(), 0.0);
         assert_eq!(table.label(&rows[1], 0, 3).unwrap(), 2.0);
         for row in &rows[2..] {
             let err = table.label(row, 0, 3).unwrap_err();
-            assert!(
-                matches!(err.kind, DataErrorKind::LabelOutOfRange { classes: 3, .. }),
-                "{err}"
-            );
+            assert!(matches!(err.kind, DataErrorKind::LabelOutOfRange { classes: 3, .. }), "{err}");
         }
     }
 
     #[test]
     fn column_count_errors_point_at_the_first_missing_or_extra_column() {
-        let table = CsvReader::new()
-            .read_bytes("t.csv", b"1,2,3\n1,2\n1,2,3,4\n")
-            .unwrap();
+        let table = CsvReader::new().read_bytes("t.csv", b"1,2,3\n1,2\n1,2,3,4\n").unwrap();
         let rows = table.rows();
         assert!(table.check_columns(&rows[0], 3).is_ok());
         let short = table.check_columns(&rows[1], 3).unwrap_err();
@@ -464,9 +402,7 @@ mod tests {
 
     #[test]
     fn a_gz_name_without_gzip_data_is_an_error() {
-        let err = CsvReader::new()
-            .read_bytes("t.csv.gz", b"1,2\n")
-            .unwrap_err();
+        let err = CsvReader::new().read_bytes("t.csv.gz", b"1,2\n").unwrap_err();
         assert!(matches!(err.kind, DataErrorKind::Gzip(_)), "{err}");
     }
 }

@@ -96,18 +96,8 @@ pub enum DataErrorKind {
 
 impl DataError {
     /// An error in `file` at the given 1-based line and column.
-    pub fn new(
-        file: &Path,
-        line: Option<usize>,
-        column: Option<usize>,
-        kind: DataErrorKind,
-    ) -> Self {
-        DataError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            kind,
-        }
+    pub fn new(file: &Path, line: Option<usize>, column: Option<usize>, kind: DataErrorKind) -> Self {
+        DataError { file: file.to_path_buf(), line, column, kind }
     }
 }
 
@@ -152,27 +142,18 @@ impl fmt::Display for DataErrorKind {
             DataErrorKind::ColumnCount { expected, found } => {
                 write!(f, "expected {expected} columns, found {found}")
             }
-            DataErrorKind::LabelOutOfRange { found, classes } => write!(
-                f,
-                "label `{found}` is not a class index from 0 to {}",
-                classes.saturating_sub(1)
-            ),
+            DataErrorKind::LabelOutOfRange { found, classes } => {
+                write!(f, "label `{found}` is not a class index from 0 to {}", classes.saturating_sub(1))
+            }
             DataErrorKind::UnterminatedQuote => f.write_str("a quoted field has no closing quote"),
             DataErrorKind::Header { expected, found } => {
                 write!(f, "expected the header `{expected}`, found `{found}`")
             }
             DataErrorKind::RowCount { expected, found } => {
-                write!(
-                    f,
-                    "the header announces {expected} rows, the file has {found}"
-                )
+                write!(f, "the header announces {expected} rows, the file has {found}")
             }
             DataErrorKind::Dataset(e) => write!(f, "the values do not form a data set: {e}"),
-            DataErrorKind::Step {
-                previous,
-                found,
-                step,
-            } => write!(
+            DataErrorKind::Step { previous, found, step } => write!(
                 f,
                 "`{found}` is not {step} after the previous row's `{previous}`; \
                  every step must have a row (an empty value marks a missing one)"

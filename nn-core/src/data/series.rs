@@ -52,11 +52,7 @@ impl Series {
         }
         filled.extend(core::iter::repeat_n(at(last), values.len() - last));
         let observed = values.iter().map(Option::is_some).collect();
-        Some(Series {
-            times,
-            values: filled,
-            observed,
-        })
+        Some(Series { times, values: filled, observed })
     }
 
     /// The number of steps.
@@ -96,9 +92,7 @@ impl Series {
     /// time order, so a chronological split is a split of the sample indices.
     /// An error if `window` is zero; no samples if the series is too short.
     pub fn windows(&self, window: usize, horizon: usize) -> Result<Dataset, DatasetError> {
-        let count = self
-            .len()
-            .saturating_sub((window + horizon).saturating_sub(1));
+        let count = self.len().saturating_sub((window + horizon).saturating_sub(1));
         let count = if window == 0 { 0 } else { count };
         let mut inputs = Vec::with_capacity(count * window);
         let mut targets = Vec::with_capacity(count);
@@ -122,16 +116,10 @@ mod tests {
 
     #[test]
     fn interpolation_fills_inner_gaps_linearly_and_edges_with_the_nearest_value() {
-        let s = Series::interpolate(
-            vec![0, 1, 2, 3, 4, 5, 6],
-            &[None, Some(2.0), None, None, None, Some(6.0), None],
-        )
-        .unwrap();
+        let s = Series::interpolate(vec![0, 1, 2, 3, 4, 5, 6], &[None, Some(2.0), None, None, None, Some(6.0), None])
+            .unwrap();
         assert_eq!(s.values(), [2.0, 2.0, 3.0, 4.0, 5.0, 6.0, 6.0]);
-        assert_eq!(
-            s.observed(),
-            [false, true, false, false, false, true, false]
-        );
+        assert_eq!(s.observed(), [false, true, false, false, false, true, false]);
         assert_eq!(s.missing(), 5);
     }
 
@@ -144,8 +132,7 @@ mod tests {
 
     #[test]
     fn windows_pair_inputs_with_the_value_ahead() {
-        let s = Series::interpolate((0..6).collect(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0].map(Some))
-            .unwrap();
+        let s = Series::interpolate((0..6).collect(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0].map(Some)).unwrap();
         let d = s.windows(2, 2).unwrap();
         assert_eq!(d.len(), 3);
         assert_eq!(d.inputs(), [0.0, 1.0, 1.0, 2.0, 2.0, 3.0]);

@@ -21,9 +21,7 @@ pub const IRIS_CLASSES: [&str; 3] = ["setosa", "versicolor", "virginica"];
 /// `SparseCategoricalCrossEntropy` takes. A label that is not an integer from 0 to 9
 /// is an error naming its line.
 pub fn digits(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
-    CsvReader::new()
-        .read(path)?
-        .classification(DIGIT_PIXELS, DIGIT_CLASSES)
+    CsvReader::new().read(path)?.classification(DIGIT_PIXELS, DIGIT_CLASSES)
 }
 
 /// Fisher's iris flowers: 150 samples of 4 measurements in cm (sepal length, sepal
@@ -35,45 +33,26 @@ pub fn digits(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
 pub fn iris(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let table = CsvReader::new().header(true).read(path)?;
     let Some(header) = table.header() else {
-        return Err(DataError::new(
-            table.file(),
-            None,
-            None,
-            DataErrorKind::Empty,
-        ));
+        return Err(DataError::new(table.file(), None, None, DataErrorKind::Empty));
     };
     let count = |column: usize, what: &'static str| -> Result<usize, DataError> {
         let text = header.field(column).unwrap_or("");
         match text.parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(table.error(
-                header,
-                column,
-                DataErrorKind::Invalid {
-                    expected: what,
-                    found: shorten(text),
-                },
-            )),
+            _ => Err(table.error(header, column, DataErrorKind::Invalid { expected: what, found: shorten(text) })),
         }
     };
     if header.len() < 3 {
         let expected = "rows,features,class names...".to_string();
         let found = shorten(&header.fields().join(","));
-        return Err(table.error(
-            header,
-            header.len(),
-            DataErrorKind::Header { expected, found },
-        ));
+        return Err(table.error(header, header.len(), DataErrorKind::Header { expected, found }));
     }
     let rows = count(0, "the number of rows")?;
     let features = count(1, "the number of features")?;
     let classes = header.len() - 2;
     let data = table.classification(features, classes)?;
     if data.len() != rows {
-        let kind = DataErrorKind::RowCount {
-            expected: rows,
-            found: data.len(),
-        };
+        let kind = DataErrorKind::RowCount { expected: rows, found: data.len() };
         return Err(table.error(header, 0, kind));
     }
     Ok(data)
@@ -122,16 +101,7 @@ impl Step {
             Step::Week => "a date written YYYYMMDD",
             Step::Year => "a year",
         };
-        parsed.ok_or_else(|| {
-            table.error(
-                row,
-                0,
-                DataErrorKind::Invalid {
-                    expected,
-                    found: shorten(text),
-                },
-            )
-        })
+        parsed.ok_or_else(|| table.error(row, 0, DataErrorKind::Invalid { expected, found: shorten(text) }))
     }
 
     /// Whether `next` is one step after `previous`.
@@ -157,24 +127,11 @@ impl Step {
 fn read_series(path: impl AsRef<Path>, header: [&str; 2], step: Step) -> Result<Series, DataError> {
     let table = CsvReader::new().header(true).read(path)?;
     let Some(found) = table.header() else {
-        return Err(DataError::new(
-            table.file(),
-            None,
-            None,
-            DataErrorKind::Empty,
-        ));
+        return Err(DataError::new(table.file(), None, None, DataErrorKind::Empty));
     };
-    let matches = found.len() == 2
-        && found
-            .fields()
-            .iter()
-            .zip(header)
-            .all(|(f, h)| f.eq_ignore_ascii_case(h));
+    let matches = found.len() == 2 && found.fields().iter().zip(header).all(|(f, h)| f.eq_ignore_ascii_case(h));
     if !matches {
-        let kind = DataErrorKind::Header {
-            expected: header.join(","),
-            found: shorten(&found.fields().join(",")),
-        };
+        let kind = DataErrorKind::Header { expected: header.join(","), found: shorten(&found.fields().join(",")) };
         return Err(table.error(found, 0, kind));
     }
     table.require_rows()?;
@@ -185,15 +142,7 @@ fn read_series(path: impl AsRef<Path>, header: [&str; 2], step: Step) -> Result<
         let time = step.parse(&table, row)?;
         if let Some(&previous) = times.last() {
             if !step.follows(previous, time) {
-                return Err(table.error(
-                    row,
-                    0,
-                    DataErrorKind::Step {
-                        previous,
-                        found: time,
-                        step: step.name(),
-                    },
-                ));
+                return Err(table.error(row, 0, DataErrorKind::Step { previous, found: time, step: step.name() }));
             }
         }
         times.push(time);
@@ -207,26 +156,9 @@ fn read_series(path: impl AsRef<Path>, header: [&str; 2], step: Step) -> Result<
 
 /// Days since 1970-01-01 of a valid `YYYYMMDD` date (H. Hinnant's `days_from_civil`).
 fn day_number(date: u32) -> Option<i64> {
-    let (y, m, d) = (
-        (date / 10_000) as i64,
-        (date / 100 % 100) as i64,
-        (date % 100) as i64,
-    );
+    let (y, m, d) = ((date / 10_000) as i64, (date / 100 % 100) as i64, (date % 100) as i64);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return None;
     }
