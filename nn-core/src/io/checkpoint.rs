@@ -113,21 +113,14 @@ impl<S: AsRef<[f32]>> Checkpoint<S> {
     }
 
     /// The checkpoint file of `model` and this checkpoint, in memory.
-    pub fn to_bytes<L: Layer, P: AsRef<[f32]>>(
-        &self,
-        model: &Model<L, P>,
-    ) -> Result<Vec<u8>, SaveError> {
+    pub fn to_bytes<L: Layer, P: AsRef<[f32]>>(&self, model: &Model<L, P>) -> Result<Vec<u8>, SaveError> {
         let mut bytes = Vec::new();
         self.write(model, &mut bytes)?;
         Ok(bytes)
     }
 
     /// Writes the checkpoint file of `model` and this checkpoint to `w`.
-    pub fn write<L: Layer, P: AsRef<[f32]>>(
-        &self,
-        model: &Model<L, P>,
-        w: &mut dyn Write,
-    ) -> Result<(), SaveError> {
+    pub fn write<L: Layer, P: AsRef<[f32]>>(&self, model: &Model<L, P>, w: &mut dyn Write) -> Result<(), SaveError> {
         if let Some(key) = self.metadata.keys().find(|k| k.starts_with(RESERVED)) {
             return Err(SaveError::ReservedMetadataKey { key: key.clone() });
         }
@@ -138,11 +131,7 @@ impl<S: AsRef<[f32]>> Checkpoint<S> {
         metadata.insert(OPTIMIZER_STEP.into(), self.optimizer_step.to_string());
         let state = self.optimizer_state.as_ref();
         let mut entries = model_entries(model, "");
-        entries.push(Entry {
-            name: OPTIMIZER_STATE.into(),
-            shape: vec![state.len()],
-            data: state,
-        });
+        entries.push(Entry { name: OPTIMIZER_STATE.into(), shape: vec![state.len()], data: state });
         format::write(w, &mut entries, &metadata)
     }
 }
@@ -157,8 +146,7 @@ impl Checkpoint<Vec<f32>> {
         path: impl AsRef<Path>,
     ) -> Result<Self, LoadError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|source| LoadError::Io { file: None, source }.in_file(path))?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io { file: None, source }.in_file(path))?;
         Self::from_bytes(model, &bytes).map_err(|e| e.in_file(path))
     }
 

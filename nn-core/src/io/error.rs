@@ -295,7 +295,9 @@ impl From<std::io::Error> for SaveError {
 impl fmt::Display for SaveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SaveError::Io { file: Some(file), source } => write!(f, "{}: cannot write the file: {source}", file.display()),
+            SaveError::Io { file: Some(file), source } => {
+                write!(f, "{}: cannot write the file: {source}", file.display())
+            }
             SaveError::Io { file: None, source } => write!(f, "cannot write: {source}"),
             SaveError::HeaderTooLarge { bytes } => {
                 write!(f, "the safetensors header would be {bytes} bytes, more than readers accept (100 MB)")

@@ -49,10 +49,7 @@ pub(crate) fn write(
 }
 
 /// The padded JSON header; sorts `entries` by name.
-fn header(
-    entries: &mut [Entry<'_>],
-    metadata: &BTreeMap<String, String>,
-) -> Result<Vec<u8>, SaveError> {
+fn header(entries: &mut [Entry<'_>], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>, SaveError> {
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(pair) = entries.windows(2).find(|pair| pair[0].name == pair[1].name) {
         return Err(SaveError::DuplicateTensor { name: pair[0].name.clone() });

@@ -199,7 +199,12 @@ pub(crate) fn decode(
 ) -> Result<(), LoadError> {
     let convert = options.convert_dtypes && super::error::convertible(dtype);
     if !(dtype == Dtype::F32 || convert) || !format::decode(dtype, bytes, out) {
-        return Err(LoadError::DtypeMismatch { file: None, name: name.to_string(), expected: Dtype::F32, found: dtype });
+        return Err(LoadError::DtypeMismatch {
+            file: None,
+            name: name.to_string(),
+            expected: Dtype::F32,
+            found: dtype,
+        });
     }
     if !options.allow_non_finite {
         if let Some(index) = out.iter().position(|v| !v.is_finite()) {

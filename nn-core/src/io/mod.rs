@@ -120,8 +120,8 @@ pub use error::{LoadError, SaveError};
 pub use load::{from_safetensors_bytes, load_safetensors, LoadOptions, LoadReport};
 pub use safetensors::{Dtype, SafeTensorError};
 pub use save::{
-    save_safetensors, save_safetensors_with, to_safetensors_bytes, to_safetensors_bytes_with,
-    write_safetensors, SaveOptions,
+    save_safetensors, save_safetensors_with, to_safetensors_bytes, to_safetensors_bytes_with, write_safetensors,
+    SaveOptions,
 };
 
 use crate::layer::Layer;

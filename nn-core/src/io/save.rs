@@ -79,17 +79,10 @@ pub fn write_safetensors<L: Layer, P: AsRef<[f32]>>(
 }
 
 /// One entry per parameter and buffer tensor of `model`, named `prefix + name`.
-pub(crate) fn model_entries<'a, L: Layer, P: AsRef<[f32]>>(
-    model: &'a Model<L, P>,
-    prefix: &str,
-) -> Vec<Entry<'a>> {
+pub(crate) fn model_entries<'a, L: Layer, P: AsRef<[f32]>>(model: &'a Model<L, P>, prefix: &str) -> Vec<Entry<'a>> {
     let state = model.state();
     ModelTensor::all(model)
         .into_iter()
-        .map(|t| Entry {
-            name: format!("{prefix}{}", t.name),
-            data: &state[t.start..t.start + t.len],
-            shape: t.shape,
-        })
+        .map(|t| Entry { name: format!("{prefix}{}", t.name), data: &state[t.start..t.start + t.len], shape: t.shape })
         .collect()
 }
