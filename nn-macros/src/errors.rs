@@ -9,10 +9,12 @@ use quote::ToTokens;
 #[derive(Default)]
 pub(crate) struct Errors {
     combined: Option<syn::Error>,
+    count: usize,
 }
 
 impl Errors {
     pub(crate) fn push(&mut self, error: syn::Error) {
+        self.count += 1;
         match &mut self.combined {
             Some(all) => all.combine(error),
             None => self.combined = Some(error),
@@ -33,10 +35,16 @@ impl Errors {
         self.combined.is_none()
     }
 
+    /// How many errors were pushed.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
     /// Moves every error of `other` into `self`.
     pub(crate) fn append(&mut self, other: Errors) {
         if let Some(e) = other.combined {
             self.push(e);
+            self.count += other.count - 1;
         }
     }
 

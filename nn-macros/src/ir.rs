@@ -15,7 +15,6 @@ pub(crate) struct Network {
     pub input: Option<DeclaredShape>,
     pub output: Option<DeclaredShape>,
     pub layers: Vec<Layer>,
-    pub body_span: Span,
 }
 
 /// A shape written by the user: the network's input and output, or a `=> [..]`

@@ -58,6 +58,19 @@ pub(crate) enum OptionType {
     Activation,
 }
 
+impl OptionType {
+    /// What a value of this type is, for messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            OptionType::Count => "a whole number of at least 1",
+            OptionType::Fraction => "a number in [0, 1)",
+            OptionType::Float => "a number",
+            OptionType::Flag => "`true` or `false`",
+            OptionType::Activation => "an activation such as `Relu`",
+        }
+    }
+}
+
 /// A checked option value.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Resolved {

@@ -25,9 +25,23 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
         Some(dims) => ShapeInfo::Known(dims),
         None => ShapeInfo::Unknown,
     };
+    if def.layers.is_empty() {
+        errors.at(
+            def.body_span,
+            format!(
+                "`{}` has no layers; add one, as in `fc1: Dense {{ units: 10 }}`",
+                unraw(&def.name)
+            ),
+        );
+    }
     let mut source = Source::Input(def.name.clone());
     let mut layers = Vec::with_capacity(def.layers.len());
     for layer_def in &def.layers {
+        let Some(layer_def) = layer_def else {
+            // A layer that did not parse: nothing is known after it.
+            shape = ShapeInfo::Unknown;
+            continue;
+        };
         let layer = lower_layer(layer_def, shape, source, errors);
         shape = layer.output.clone();
         source = Source::Layer(layer.name.clone());
@@ -40,7 +54,6 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
         input,
         output,
         layers,
-        body_span: def.body_span,
     }
 }
 
@@ -158,7 +171,8 @@ fn builtin(
     source: &Source,
     errors: &mut Errors,
 ) -> (Op, ShapeInfo) {
-    let (args, complete) = options(def, kind, errors);
+    let (args, mut complete) = options(def, kind, errors);
+    complete &= !def.options.as_ref().is_some_and(|o| o.malformed);
     if !complete {
         return (Op::Invalid, ShapeInfo::Unknown);
     }
@@ -193,9 +207,13 @@ fn builtin(
 /// has a valid value (invalid optional ones fall back to their default so that the
 /// shapes after them are still checked).
 fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, bool) {
+    // After an option that did not parse, a "missing" option may be that one.
+    let malformed = def.options.as_ref().is_some_and(|o| o.malformed);
     let mut args = Args::default();
     let mut complete = true;
     let mut seen: Vec<&Ident> = Vec::new();
+    // Options named by a "did you mean" are not reported again as missing.
+    let mut suggested: Vec<&str> = Vec::new();
     let entries = def
         .options
         .as_ref()
@@ -207,7 +225,10 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
                 String::from(" (it takes no options)")
             } else {
                 match suggest::closest(&key, kind.options.iter().map(|o| o.name)) {
-                    Some(c) => format!("; did you mean `{c}`?"),
+                    Some(c) => {
+                        suggested.push(c);
+                        format!("; did you mean `{c}`?")
+                    }
                     None => format!(
                         "; its options are {}",
                         suggest::one_of(kind.options.iter().map(|o| o.name))
@@ -242,8 +263,10 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
         }
         match spec.default {
             Some(default) => args.set(spec.name, default),
+            None if suggested.contains(&spec.name) || malformed => complete = false,
             None => {
-                let message = format!("`{}` needs the option `{}`", kind.name, spec.name);
+                let message =
+                    format!("`{}` needs the option `{}`, {}", kind.name, spec.name, spec.ty.describe());
                 match &def.options {
                     Some(options) => errors.at(options.brace.span.join(), message),
                     None => errors.spanned(&def.kind, message),

@@ -14,6 +14,7 @@
 //! invocation is reported at once and the rest is still checked.
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, TokenStreamExt};
+use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{
     braced, bracketed, parenthesized, token, Attribute, Ident, Lit, LitBool, LitFloat, LitInt,
@@ -34,7 +35,10 @@ pub(crate) struct NetworkDef {
     pub name: Ident,
     /// `None` when the part between the name and the body did not parse.
     pub signature: Option<Signature>,
-    pub layers: Vec<LayerDef>,
+    /// The layers in order; `None` for one that did not parse.
+    pub layers: Vec<Option<LayerDef>>,
+    /// Whether any part of the network did not parse (already reported).
+    pub malformed: bool,
     /// The span of the `{ ... }` body (the name's span if there is none).
     pub body_span: Span,
 }
@@ -63,6 +67,8 @@ pub(crate) struct LayerDef {
 pub(crate) struct OptionsDef {
     pub brace: token::Brace,
     pub entries: Vec<OptionDef>,
+    /// Whether an entry did not parse (already reported).
+    pub malformed: bool,
 }
 
 /// `units: 64`.
@@ -180,6 +186,7 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
 /// One network; `None` (after reporting and skipping past its body) when not even
 /// its name parsed.
 fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
+    let errors_before = errors.count();
     let head = (|| -> syn::Result<(Vec<Attribute>, Visibility, Ident)> {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
@@ -213,7 +220,7 @@ fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
             let content;
             let brace = braced!(content in input);
             body_span = brace.span.join();
-            layers = list(&content, errors, layer);
+            layers = list(&content, errors, "layers", layer);
             Ok(())
         })();
         if let Err(e) = body {
@@ -223,12 +230,14 @@ fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
         errors.push(input.error("expected `{` followed by the layers of the network"));
         skip_past_body(input);
     }
+    let malformed = errors.count() != errors_before;
     Some(NetworkDef {
         attrs,
         vis,
         name,
         signature,
         layers,
+        malformed,
         body_span,
     })
 }
@@ -291,7 +300,7 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
         )));
     }
     input.parse::<Token![:]>()?;
-    if !(input.peek(Ident) || input.peek(Token![::])) {
+    if !(input.peek(Ident::peek_any) || input.peek(Token![::])) {
         return Err(
             input.error("expected a layer kind such as `Dense { units: 10 }` or a network type")
         );
@@ -300,9 +309,12 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
     let options = if input.peek(token::Brace) {
         let content;
         let brace = braced!(content in input);
+        let entries = list(&content, errors, "options", option);
+        let malformed = entries.iter().any(Option::is_none);
         Some(OptionsDef {
             brace,
-            entries: list(&content, errors, option),
+            entries: entries.into_iter().flatten().collect(),
+            malformed,
         })
     } else {
         None
@@ -380,30 +392,35 @@ fn value(input: ParseStream) -> syn::Result<Value> {
     Err(input.error("expected an option value: a number, `true`, `false` or a name such as `Relu`"))
 }
 
-/// A comma-separated list; an item that fails to parse is reported and skipped up to
-/// the next comma.
+/// A comma-separated list. An item that fails to parse is reported, skipped up to the
+/// next comma and kept as `None`; a missing comma before something that looks like
+/// the next item (`name:`) is reported without skipping anything.
 fn list<T>(
     input: ParseStream,
     errors: &mut Errors,
+    items_name: &str,
     mut item: impl FnMut(ParseStream, &mut Errors) -> syn::Result<T>,
-) -> Vec<T> {
+) -> Vec<Option<T>> {
     let mut items = Vec::new();
     while !input.is_empty() {
         match item(input, errors) {
             Ok(it) => {
-                items.push(it);
+                items.push(Some(it));
                 if input.is_empty() {
                     break;
                 }
                 if input.peek(Token![,]) {
                     let _ = input.parse::<Token![,]>();
                 } else {
-                    errors.push(input.error("expected `,`"));
-                    skip_past_comma(input);
+                    errors.push(input.error(format!("expected `,` between {items_name}")));
+                    if !(input.peek(Ident) && input.peek2(Token![:])) {
+                        skip_past_comma(input);
+                    }
                 }
             }
             Err(e) => {
                 errors.push(e);
+                items.push(None);
                 skip_past_comma(input);
             }
         }

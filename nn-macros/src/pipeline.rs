@@ -22,7 +22,7 @@ pub(crate) fn analyze(tokens: TokenStream) -> (Vec<Checked>, Errors) {
             let mut own = Errors::default();
             let network = lower::lower(def, &mut own);
             validate::validate(&network, &mut own);
-            let valid = own.is_empty();
+            let valid = own.is_empty() && !def.malformed;
             errors.append(own);
             Checked { network, valid }
         })

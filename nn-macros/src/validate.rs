@@ -1,5 +1,4 @@
-//! Phase 3: the checks that span several layers: a network has layers, layer names
-//! are unique, `=> [..]` assertions hold and the last layer produces the declared
+//! Phase 3: the checks that span several layers: layer names are unique, `=> [..]` assertions hold and the last layer produces the declared
 //! output. Shapes known only as types are checked by the code `expand` writes.
 use crate::errors::Errors;
 use crate::ir::{unraw, Network, ShapeInfo};
@@ -7,13 +6,6 @@ use crate::suggest;
 
 pub(crate) fn validate(net: &Network, errors: &mut Errors) {
     let name = unraw(&net.name);
-    if net.layers.is_empty() {
-        errors.at(
-            net.body_span,
-            format!("`{name}` has no layers; add one, as in `fc1: Dense {{ units: 10 }}`"),
-        );
-    }
-
     for (i, layer) in net.layers.iter().enumerate() {
         let layer_name = unraw(&layer.name);
         let mut earlier = net.layers[..i]

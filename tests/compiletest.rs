@@ -1,0 +1,10 @@
+//! The diagnostics of `network!`: one case per error under `tests/ui/<topic>/`, with
+//! the expected compiler output beside it, and passing cases under `tests/ui/pass/`.
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax"] {
+        t.compile_fail(format!("tests/ui/{topic}/*.rs"));
+    }
+}

@@ -1,0 +1,16 @@
+use nn_core::prelude::*;
+
+network! {
+    pub struct Encoder: [64] -> [16] {
+        fc1: Dense { units: 16 },
+    }
+
+    pub struct Net: [32] -> [16] {
+        encoder: Encoder,
+    }
+}
+
+fn main() {
+    let model = Model::<Net>::new(0);
+    let _ = model.predict_one(&Default::default());
+}

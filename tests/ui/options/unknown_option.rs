@@ -1,0 +1,12 @@
+use nn_core::prelude::*;
+
+network! {
+    pub struct Net: [64] -> [10] {
+        fc1: Dense { unit: 10 },
+    }
+}
+
+fn main() {
+    let model = Model::<Net>::new(0);
+    let _ = model.predict_one(&Default::default());
+}

@@ -1,0 +1,12 @@
+use nn_core::prelude::*;
+
+network! {
+    pub struct Net: [64] -> [10] {
+        fc1: Dense { units: 10, bias: 1 },
+    }
+}
+
+fn main() {
+    let model = Model::<Net>::new(0);
+    let _ = model.predict_one(&Default::default());
+}

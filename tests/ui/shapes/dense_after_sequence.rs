@@ -1,0 +1,13 @@
+use nn_core::prelude::*;
+
+network! {
+    pub struct Net: [4, 8] -> [10] {
+        act: Tanh,
+        fc1: Dense { units: 10 },
+    }
+}
+
+fn main() {
+    let model = Model::<Net>::new(0);
+    let _ = model.predict_one(&Default::default());
+}
