@@ -1,0 +1,268 @@
+//! Networks for the `io_*` tests, written out as `network!` expands them (see
+//! `handwritten_expansion.rs`), plus a layer with buffers and a temporary directory.
+//!
+//! Included with `#[path = "common/io_nets.rs"] mod io_nets;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nn_core::layer::SummaryRow;
+use nn_core::{Layer, Rng, Shape, Shape1, TensorInfo, TensorPath};
+
+/// Implements `Layer` and `Network` for the zero-sized `$name` by delegating to the
+/// architecture value `$arch` of type `$arch_ty`, exactly as `network!` does.
+macro_rules! handwritten_network {
+    ($name:ident: $input:ty => $output:ty, $arch_ty:ty = $arch:expr) => {
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $name;
+
+        impl $name {
+            const ARCH: $arch_ty = $arch;
+        }
+
+        impl ::nn_core::Layer for $name {
+            type Input = $input;
+            type Output = $output;
+            const PARAMS: usize = <$arch_ty as ::nn_core::Layer>::PARAMS;
+            const BUFFERS: usize = <$arch_ty as ::nn_core::Layer>::BUFFERS;
+            const CACHE: usize = <$arch_ty as ::nn_core::Layer>::CACHE;
+            const SCRATCH: usize = <$arch_ty as ::nn_core::Layer>::SCRATCH;
+            const KIND: &'static str = stringify!($name);
+            fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
+                ::nn_core::Layer::init(&Self::ARCH, params, buffers, rng)
+            }
+            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+                ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, y, scratch)
+            }
+            fn forward_train(
+                &self,
+                params: &[f32],
+                buffers: &mut [f32],
+                x: &[f32],
+                y: &mut [f32],
+                cache: &mut [f32],
+                scratch: &mut [f32],
+                rng: &mut ::nn_core::Rng,
+            ) {
+                ::nn_core::Layer::forward_train(&Self::ARCH, params, buffers, x, y, cache, scratch, rng)
+            }
+            fn backward(
+                &self,
+                params: &[f32],
+                x: &[f32],
+                y: &[f32],
+                cache: &[f32],
+                dy: &mut [f32],
+                dx: ::core::option::Option<&mut [f32]>,
+                grads: &mut [f32],
+                scratch: &mut [f32],
+            ) {
+                ::nn_core::Layer::backward(&Self::ARCH, params, x, y, cache, dy, dx, grads, scratch)
+            }
+            fn visit_tensors(
+                &self,
+                path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
+                params_at: usize,
+                buffers_at: usize,
+                f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
+            ) {
+                ::nn_core::Layer::visit_tensors(&Self::ARCH, path, params_at, buffers_at, f)
+            }
+            fn visit_summary(&self, _name: &str, depth: usize, f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>)) {
+                ::nn_core::Layer::visit_summary(&Self::ARCH, "", depth, f)
+            }
+        }
+
+        impl ::nn_core::Network for $name {
+            const NAME: &'static str = stringify!($name);
+            fn forward_one(
+                &self,
+                params: &[f32],
+                buffers: &[f32],
+                x: &::nn_core::Tensor<Self::Input>,
+            ) -> ::nn_core::Tensor<Self::Output> {
+                let mut scratch = [0.0f32; <$name as ::nn_core::Layer>::SCRATCH];
+                let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
+                ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, &mut y, &mut scratch);
+                y
+            }
+        }
+    };
+}
+
+type EncoderArch = ::nn_core::__private::Chain<
+    ::nn_core::__private::Named<::nn_core::layers::Dense<64, 32>>,
+    ::nn_core::__private::Named<::nn_core::layers::Dense<32, 16>>,
+>;
+
+handwritten_network! {
+    // 64 -> 32 (ReLU) -> 16 (tanh): `fc1.weight [32, 64]`, `fc1.bias`, `fc2.weight [16, 32]`, `fc2.bias`.
+    Encoder: ::nn_core::Shape1<64> => ::nn_core::Shape1<16>,
+    EncoderArch = ::nn_core::__private::Chain {
+        first: ::nn_core::__private::Named {
+            name: "fc1",
+            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Relu),
+        },
+        rest: ::nn_core::__private::Named {
+            name: "fc2",
+            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Tanh),
+        },
+    }
+}
+
+type ClassifierArch = ::nn_core::__private::Chain<
+    ::nn_core::__private::Named<::nn_core::__private::Fit<::nn_core::Shape1<64>, Encoder>>,
+    ::nn_core::__private::Named<::nn_core::layers::Dense<16, 10>>,
+>;
+
+handwritten_network! {
+    // An `Encoder` named `encoder`, then `head: Dense 16 -> 10`.
+    Classifier: ::nn_core::Shape1<64> => ::nn_core::Shape1<10>,
+    ClassifierArch = ::nn_core::__private::Chain {
+        first: ::nn_core::__private::Named { name: "encoder", layer: ::nn_core::__private::Fit::new(Encoder) },
+        rest: ::nn_core::__private::Named {
+            name: "head",
+            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Identity),
+        },
+    }
+}
+
+/// `y = (x - running_mean) * weight`: one parameter tensor `weight [N]` and one buffer
+/// `running_mean [N]`, as a normalisation layer keeps running statistics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Center<const N: usize>;
+
+impl<const N: usize> Layer for Center<N> {
+    type Input = Shape1<N>;
+    type Output = Shape1<N>;
+    const PARAMS: usize = N;
+    const BUFFERS: usize = N;
+    const KIND: &'static str = "Center";
+
+    fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
+        params.iter_mut().for_each(|p| *p = 1.0 + 0.1 * rng.normal());
+        buffers.iter_mut().for_each(|b| *b = rng.normal());
+    }
+    fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        for (xs, ys) in x.chunks(N).zip(y.chunks_mut(N)) {
+            for i in 0..N {
+                ys[i] = (xs[i] - buffers[i]) * params[i];
+            }
+        }
+    }
+    fn forward_train(
+        &self,
+        params: &[f32],
+        buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        _cache: &mut [f32],
+        scratch: &mut [f32],
+        _rng: &mut Rng,
+    ) {
+        self.forward(params, buffers, x, y, scratch)
+    }
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        _y: &[f32],
+        _cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        _scratch: &mut [f32],
+    ) {
+        let _ = (params, x, dy, dx, grads);
+    }
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        let weight = TensorPath::new(path, "weight");
+        f(&TensorInfo { path: &weight, shape: &[N], offset: params_at, len: N, trainable: true });
+        let mean = TensorPath::new(path, "running_mean");
+        f(&TensorInfo { path: &mean, shape: &[N], offset: buffers_at, len: N, trainable: false });
+    }
+    fn visit_summary(&self, name: &str, depth: usize, f: &mut dyn FnMut(&SummaryRow<'_>)) {
+        f(&SummaryRow { name, kind: Self::KIND, depth, output: <Shape1<N> as Shape>::DIMS, params: N });
+    }
+}
+
+type CenteredArch = ::nn_core::__private::Chain<
+    ::nn_core::__private::Named<Center<8>>,
+    ::nn_core::__private::Named<::nn_core::layers::Dense<8, 3>>,
+>;
+
+handwritten_network! {
+    // `norm: Center<8>` (a parameter and a buffer), then `fc: Dense 8 -> 3`. The state
+    // is `norm.weight, fc.weight, fc.bias` then `norm.running_mean`; the `state_dict`
+    // order is `norm.weight, norm.running_mean, fc.weight, fc.bias`.
+    Centered: ::nn_core::Shape1<8> => ::nn_core::Shape1<3>,
+    CenteredArch = ::nn_core::__private::Chain {
+        first: ::nn_core::__private::Named { name: "norm", layer: Center },
+        rest: ::nn_core::__private::Named {
+            name: "fc",
+            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Identity),
+        },
+    }
+}
+
+/// Every tensor of a model: `(name, shape, state range)`, in `state_dict` order.
+pub fn tensors<L: Layer, P: AsRef<[f32]>>(
+    model: &nn_core::Model<L, P>,
+) -> Vec<(String, Vec<usize>, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    model.visit_tensors(&mut |t| {
+        let start = if t.trainable { t.offset } else { L::PARAMS + t.offset };
+        out.push((t.path.to_string(), t.shape.to_vec(), start..start + t.len))
+    });
+    out
+}
+
+/// The bit patterns of `values`, to compare floats (NaN included) exactly.
+pub fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("nn-core-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The names of the files in the directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
