@@ -7,6 +7,7 @@ use crate::activation::Activation;
 
 /// `y = f(x W^T + b)` for a batch of `x.len() / inputs` rows; when `pre` is given, the
 /// pre-activations `z` are also stored there.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &[f32],
     weight: &[f32],
