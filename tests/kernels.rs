@@ -5,22 +5,25 @@
 //! 4x16 wide, depending on the CPU) up to 65, all four transpose combinations (a
 //! transpose is `MatRef::t`, a stride swap), padded leading dimensions whose padding
 //! holds NaN (it must never be read) and a padded `ldc` whose padding must stay
-//! untouched.
+//! untouched. Products below `PACKED_MIN_FLOPS` run the direct kernels (all three of
+//! their stride cases); a few larger ones run the packed `matrixmultiply` kernel.
 //!
-//! Tolerance: an `f32` sum of `k` products is within about `k * 2^-24` of the exact
-//! value, relative to `sum |a b|`. With `k <= 65` every element must satisfy
-//! `|C - C_ref| <= 1e-5 * (|alpha| sum_p |A_ip B_pj| + |beta C0_ij|)`, `C_ref` in `f64`.
+//! Tolerance: an `f32` sum of `k` products is within `k * 2^-24` of the exact value,
+//! relative to `sum |a b|`. Every element must satisfy
+//! `|C - C_ref| <= max(1e-5, k * 2^-23) * (|alpha| sum_p |A_ip B_pj| + |beta C0_ij|)`,
+//! `C_ref` in `f64`: relative `1e-5` up to `k = 65`.
 #[path = "common/gradcheck.rs"]
 mod gradcheck;
 
 use gradcheck::{assert_close, dense_f64, uniform, widen, Tolerance, ACTIVATIONS};
+use nn_core::kernels::gemm::PACKED_MIN_FLOPS;
 use nn_core::kernels::{dense, gemm, gemv, MatRef};
-use nn_core::{Activation, Rng};
+use nn_core::Rng;
 
 /// The sizes swept for `m`, `k` and `n`.
 const SIZES: [usize; 16] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65];
 
-/// Relative tolerance against the magnitude of what was summed.
+/// Relative tolerance against the magnitude of what was summed (for `k <= 65`).
 const REL: f64 = 1e-5;
 
 /// The `(alpha, beta)` pairs: an overwrite (`C` starts as NaN) and a scaled update.
@@ -38,50 +41,23 @@ struct Stored {
 
 impl Stored {
     fn new(logical: &[f32], rows: usize, cols: usize, column_major: bool, pad: usize) -> Self {
-        let (outer, inner) = if column_major {
-            (cols, rows)
-        } else {
-            (rows, cols)
-        };
+        let (outer, inner) = if column_major { (cols, rows) } else { (rows, cols) };
         let lead = inner + pad;
         let mut data = vec![f32::NAN; outer * lead];
         for i in 0..rows {
             for j in 0..cols {
-                let at = if column_major {
-                    j * lead + i
-                } else {
-                    i * lead + j
-                };
+                let at = if column_major { j * lead + i } else { i * lead + j };
                 data[at] = logical[i * cols + j];
             }
         }
-        Stored {
-            data,
-            rows,
-            cols,
-            column_major,
-            lead,
-        }
+        Stored { data, rows, cols, column_major, lead }
     }
 
     fn view(&self) -> MatRef<'_> {
         if self.column_major {
-            MatRef {
-                data: &self.data,
-                rows: self.cols,
-                cols: self.rows,
-                rs: self.lead,
-                cs: 1,
-            }
-            .t()
+            MatRef { data: &self.data, rows: self.cols, cols: self.rows, rs: self.lead, cs: 1 }.t()
         } else {
-            MatRef {
-                data: &self.data,
-                rows: self.rows,
-                cols: self.cols,
-                rs: self.lead,
-                cs: 1,
-            }
+            MatRef { data: &self.data, rows: self.rows, cols: self.cols, rs: self.lead, cs: 1 }
         }
     }
 }
@@ -103,21 +79,10 @@ struct Case {
 
 impl Case {
     fn run(&self, rng: &mut Rng) {
-        let Case {
-            m,
-            k,
-            n,
-            alpha,
-            beta,
-            ..
-        } = *self;
+        let Case { m, k, n, alpha, beta, .. } = *self;
         let a = uniform(rng, m * k, -1.0, 1.0);
         let b = uniform(rng, k * n, -1.0, 1.0);
-        let c0 = if beta == 0.0 {
-            vec![f32::NAN; m * n]
-        } else {
-            uniform(rng, m * n, -1.0, 1.0)
-        };
+        let c0 = if beta == 0.0 { vec![f32::NAN; m * n] } else { uniform(rng, m * n, -1.0, 1.0) };
         let ldc = n + self.ldc_pad;
         // The padding of C holds a sentinel that must survive bit for bit.
         let sentinel = f32::from_bits(0x7fc0_1234);
@@ -130,6 +95,7 @@ impl Case {
         let stored_b = Stored::new(&b, k, n, self.b_column_major, self.pad);
         gemm(alpha, stored_a.view(), stored_b.view(), beta, &mut c, ldc);
 
+        let rel = REL.max(k as f64 * f32::EPSILON as f64);
         for i in 0..m {
             for j in 0..n {
                 let (mut exact, mut magnitude) = (0.0f64, 0.0f64);
@@ -138,24 +104,19 @@ impl Case {
                     exact += product;
                     magnitude += product.abs();
                 }
-                let (mut expected, mut bound) =
-                    (alpha as f64 * exact, alpha.abs() as f64 * magnitude);
+                let (mut expected, mut bound) = (alpha as f64 * exact, alpha.abs() as f64 * magnitude);
                 if beta != 0.0 {
                     expected += beta as f64 * c0[i * n + j] as f64;
                     bound += (beta as f64 * c0[i * n + j] as f64).abs();
                 }
                 let found = c[i * ldc + j];
                 assert!(
-                    (found as f64 - expected).abs() <= REL * bound,
+                    (found as f64 - expected).abs() <= rel * bound,
                     "C[{i}, {j}] = {found}, expected {expected} (bound {bound:e}) in {self:?}"
                 );
             }
             for j in n..ldc {
-                assert_eq!(
-                    c[i * ldc + j].to_bits(),
-                    sentinel.to_bits(),
-                    "ldc padding written in {self:?}"
-                );
+                assert_eq!(c[i * ldc + j].to_bits(), sentinel.to_bits(), "ldc padding written in {self:?}");
             }
         }
     }
@@ -197,18 +158,7 @@ fn gemm_matches_reference_over_sizes_transposes_and_scalings() {
             for n in SIZES {
                 for (a_column_major, b_column_major) in LAYOUTS {
                     for (alpha, beta) in SCALINGS {
-                        Case {
-                            m,
-                            k,
-                            n,
-                            a_column_major,
-                            b_column_major,
-                            alpha,
-                            beta,
-                            pad: 0,
-                            ldc_pad: 0,
-                        }
-                        .run(&mut rng);
+                        Case { m, k, n, a_column_major, b_column_major, alpha, beta, pad: 0, ldc_pad: 0 }.run(&mut rng);
                     }
                 }
             }
@@ -225,19 +175,23 @@ fn gemm_matches_reference_with_padded_operands_and_ldc() {
             for n in sizes {
                 for (a_column_major, b_column_major) in LAYOUTS {
                     for (alpha, beta) in SCALINGS {
-                        Case {
-                            m,
-                            k,
-                            n,
-                            a_column_major,
-                            b_column_major,
-                            alpha,
-                            beta,
-                            pad: 3,
-                            ldc_pad: 5,
-                        }
-                        .run(&mut rng);
+                        Case { m, k, n, a_column_major, b_column_major, alpha, beta, pad: 3, ldc_pad: 5 }.run(&mut rng);
                     }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_matches_reference_on_the_packed_path() {
+    let mut rng = Rng::new(5);
+    for (m, k, n) in [(130, 130, 130), (129, 257, 65), (257, 64, 129), (8, 513, 512)] {
+        assert!(m * k * n >= PACKED_MIN_FLOPS, "{m}x{k}x{n} no longer takes the packed path");
+        for (a_column_major, b_column_major) in LAYOUTS {
+            for (alpha, beta) in SCALINGS {
+                for (pad, ldc_pad) in [(0, 0), (3, 5)] {
+                    Case { m, k, n, a_column_major, b_column_major, alpha, beta, pad, ldc_pad }.run(&mut rng);
                 }
             }
         }
@@ -271,14 +225,7 @@ fn gemm_with_empty_inner_dimension_gives_beta_c() {
 fn gemm_rejects_a_short_output() {
     let a = [1.0; 6];
     let mut c = [0.0; 8];
-    gemm(
-        1.0,
-        MatRef::new(&a, 3, 2),
-        MatRef::new(&a, 2, 3),
-        0.0,
-        &mut c,
-        3,
-    );
+    gemm(1.0, MatRef::new(&a, 3, 2), MatRef::new(&a, 2, 3), 0.0, &mut c, 3);
 }
 
 /// How a `gemv` matrix is stored.
@@ -299,11 +246,7 @@ fn gemv_matches_reference_for_each_layout() {
                 for (alpha, beta) in SCALINGS {
                     let a = uniform(&mut rng, m * n, -1.0, 1.0);
                     let x = uniform(&mut rng, n, -1.0, 1.0);
-                    let y0 = if beta == 0.0 {
-                        vec![f32::NAN; m]
-                    } else {
-                        uniform(&mut rng, m, -1.0, 1.0)
-                    };
+                    let y0 = if beta == 0.0 { vec![f32::NAN; m] } else { uniform(&mut rng, m, -1.0, 1.0) };
                     let strided;
                     let stored;
                     let view = match layout {
@@ -321,13 +264,7 @@ fn gemv_matches_reference_for_each_layout() {
                                 }
                             }
                             strided = data;
-                            MatRef {
-                                data: &strided,
-                                rows: m,
-                                cols: n,
-                                rs,
-                                cs,
-                            }
+                            MatRef { data: &strided, rows: m, cols: n, rs, cs }
                         }
                     };
                     // y is longer than m: the tail must stay untouched.
@@ -339,8 +276,7 @@ fn gemv_matches_reference_for_each_layout() {
                         let products = (0..n).map(|j| a[i * n + j] as f64 * x[j] as f64);
                         let exact: f64 = products.clone().sum();
                         let magnitude: f64 = products.map(f64::abs).sum();
-                        let (mut expected, mut bound) =
-                            (alpha as f64 * exact, alpha.abs() as f64 * magnitude);
+                        let (mut expected, mut bound) = (alpha as f64 * exact, alpha.abs() as f64 * magnitude);
                         if beta != 0.0 {
                             expected += beta as f64 * y0[i] as f64;
                             bound += (beta as f64 * y0[i] as f64).abs();
@@ -376,72 +312,40 @@ fn dense_forward_batch_one_equals_batch_rows_and_reference() {
                 let weight = uniform(&mut rng, outputs * inputs, -1.0, 1.0);
                 let b = uniform(&mut rng, outputs, -1.0, 1.0);
                 let bias = with_bias.then_some(&b[..]);
-                let (z_ref, y_ref) = dense_f64(
-                    &widen(&x),
-                    &widen(&weight),
-                    bias.map(widen).as_deref(),
-                    activation,
-                    inputs,
-                    outputs,
-                );
+                let (z_ref, y_ref) =
+                    dense_f64(&widen(&x), &widen(&weight), bias.map(widen).as_deref(), activation, inputs, outputs);
 
                 // Batch path, with and without the stored pre-activations.
                 let mut y = vec![f32::NAN; batch * outputs];
                 dense::forward(&x, &weight, bias, activation, inputs, outputs, &mut y, None);
                 let mut y_pre = vec![f32::NAN; batch * outputs];
                 let mut pre = vec![f32::NAN; batch * outputs];
-                dense::forward(
-                    &x,
-                    &weight,
-                    bias,
-                    activation,
-                    inputs,
-                    outputs,
-                    &mut y_pre,
-                    Some(&mut pre),
-                );
+                dense::forward(&x, &weight, bias, activation, inputs, outputs, &mut y_pre, Some(&mut pre));
 
                 for r in 0..batch {
                     let rows = r * outputs..(r + 1) * outputs;
                     let magnitude = (0..outputs)
                         .map(|o| {
                             let dot: f64 = (0..inputs)
-                                .map(|i| {
-                                    (x[r * inputs + i] as f64 * weight[o * inputs + i] as f64).abs()
-                                })
+                                .map(|i| (x[r * inputs + i] as f64 * weight[o * inputs + i] as f64).abs())
                                 .sum();
                             dot + if with_bias { b[o].abs() as f64 } else { 0.0 }
                         })
                         .fold(0.0, f64::max);
-                    let tol = Tolerance {
-                        abs: 2e-5 * magnitude,
-                        rel: 1e-5,
-                    };
-                    assert_close(
-                        &format!("{what}: batch row {r}"),
-                        &y[rows.clone()],
-                        &y_ref[rows.clone()],
-                        tol,
-                    );
+                    let tol = Tolerance { abs: 2e-5 * magnitude, rel: 1e-5 };
+                    assert_close(&format!("{what}: batch row {r}"), &y[rows.clone()], &y_ref[rows.clone()], tol);
                     assert_close(
                         &format!("{what}: batch row {r} (pre)"),
                         &y_pre[rows.clone()],
                         &y_ref[rows.clone()],
                         tol,
                     );
-                    assert_close(
-                        &format!("{what}: pre row {r}"),
-                        &pre[rows.clone()],
-                        &z_ref[rows.clone()],
-                        tol,
-                    );
+                    assert_close(&format!("{what}: pre row {r}"), &pre[rows.clone()], &z_ref[rows.clone()], tol);
 
                     // The same row alone takes the GEMV path.
                     let x_row = &x[r * inputs..(r + 1) * inputs];
                     let mut y_one = vec![f32::NAN; outputs];
-                    dense::forward(
-                        x_row, &weight, bias, activation, inputs, outputs, &mut y_one, None,
-                    );
+                    dense::forward(x_row, &weight, bias, activation, inputs, outputs, &mut y_one, None);
                     let mut y_one_pre = vec![f32::NAN; outputs];
                     let mut pre_one = vec![f32::NAN; outputs];
                     dense::forward(
@@ -454,34 +358,11 @@ fn dense_forward_batch_one_equals_batch_rows_and_reference() {
                         &mut y_one_pre,
                         Some(&mut pre_one),
                     );
-                    assert_close(
-                        &format!("{what}: row {r} alone"),
-                        &y_one,
-                        &y_ref[rows.clone()],
-                        tol,
-                    );
-                    assert_close(
-                        &format!("{what}: row {r} alone (pre)"),
-                        &y_one_pre,
-                        &y_ref[rows.clone()],
-                        tol,
-                    );
-                    assert_close(
-                        &format!("{what}: pre of row {r} alone"),
-                        &pre_one,
-                        &z_ref[rows.clone()],
-                        tol,
-                    );
-                    let doubled = Tolerance {
-                        abs: 2.0 * tol.abs,
-                        rel: 2.0 * tol.rel,
-                    };
-                    assert_close(
-                        &format!("{what}: row {r} alone vs in batch"),
-                        &y_one,
-                        &widen(&y[rows]),
-                        doubled,
-                    );
+                    assert_close(&format!("{what}: row {r} alone"), &y_one, &y_ref[rows.clone()], tol);
+                    assert_close(&format!("{what}: row {r} alone (pre)"), &y_one_pre, &y_ref[rows.clone()], tol);
+                    assert_close(&format!("{what}: pre of row {r} alone"), &pre_one, &z_ref[rows.clone()], tol);
+                    let doubled = Tolerance { abs: 2.0 * tol.abs, rel: 2.0 * tol.rel };
+                    assert_close(&format!("{what}: row {r} alone vs in batch"), &y_one, &widen(&y[rows]), doubled);
                 }
             }
         }
