@@ -24,9 +24,8 @@ mod handwritten;
 use std::collections::HashMap;
 
 use gradcheck::{
-    activate_f64, assert_close, assert_close_where, central_differences_f32,
-    central_differences_f64, dense_f64, has_kink, uniform, weighted_sum, widen, Tolerance,
-    ACTIVATIONS,
+    activate_f64, assert_close, assert_close_where, central_differences_f32, central_differences_f64, dense_f64,
+    has_kink, uniform, weighted_sum, widen, Tolerance, ACTIVATIONS,
 };
 use handwritten::Mlp;
 use nn_core::layers::{Act, Dense, Dropout};
@@ -37,15 +36,9 @@ const H64: f64 = 1e-6;
 /// The step of the differences of the layer's own `f32` forward.
 const H32: f32 = 1e-2;
 /// Analytic gradient against the `f64` reference.
-const TIGHT: Tolerance = Tolerance {
-    abs: 1e-6,
-    rel: 1e-5,
-};
+const TIGHT: Tolerance = Tolerance { abs: 1e-6, rel: 1e-5 };
 /// Analytic gradient against the layer's own `f32` forward.
-const LOOSE: Tolerance = Tolerance {
-    abs: 1e-4,
-    rel: 1e-3,
-};
+const LOOSE: Tolerance = Tolerance { abs: 1e-4, rel: 1e-3 };
 
 /// One `forward_train` and `backward`.
 struct Pass {
@@ -56,26 +49,13 @@ struct Pass {
 }
 
 /// `forward_train` on `x`, drawing dropout masks from `seed`: the output and the cache.
-fn forward_train<L: Layer>(
-    layer: &L,
-    params: &[f32],
-    x: &[f32],
-    seed: u64,
-) -> (Vec<f32>, Vec<f32>) {
+fn forward_train<L: Layer>(layer: &L, params: &[f32], x: &[f32], seed: u64) -> (Vec<f32>, Vec<f32>) {
     let batch = x.len() / L::Input::LEN;
     let mut buffers = vec![0.0; L::BUFFERS];
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     let mut cache = vec![f32::NAN; batch * L::CACHE];
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(
-        params,
-        &mut buffers,
-        x,
-        &mut y,
-        &mut cache,
-        &mut scratch,
-        &mut Rng::new(seed),
-    );
+    layer.forward_train(params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(seed));
     (y, cache)
 }
 
@@ -92,16 +72,7 @@ fn backward<L: Layer>(
 ) {
     let (y, cache) = forward_train(layer, params, x, seed);
     let mut scratch = vec![f32::NAN; x.len() / L::Input::LEN * L::SCRATCH];
-    layer.backward(
-        params,
-        x,
-        &y,
-        &cache,
-        &mut dy.to_vec(),
-        dx,
-        grads,
-        &mut scratch,
-    );
+    layer.backward(params, x, &y, &cache, &mut dy.to_vec(), dx, grads, &mut scratch);
 }
 
 /// Checks the input and parameter gradients of `layer` at `(params, x)` against both
@@ -119,12 +90,7 @@ fn check_gradients<L: Layer>(
     kinks: impl Fn(&[f32], &[f32]) -> Vec<bool>,
 ) -> Pass {
     let batch = x.len() / L::Input::LEN;
-    let dy = uniform(
-        &mut Rng::new(seed + 1000),
-        batch * L::Output::LEN,
-        -1.0,
-        1.0,
-    );
+    let dy = uniform(&mut Rng::new(seed + 1000), batch * L::Output::LEN, -1.0, 1.0);
     let (y, _) = forward_train(layer, params, x, seed);
     // `dx` starts as NaN: backward must overwrite it.
     let mut dx = vec![f32::NAN; x.len()];
@@ -138,82 +104,35 @@ fn check_gradients<L: Layer>(
         (dy.iter().zip(&y).map(|(&d, &y)| d as f64 * y).sum(), kinks)
     };
     let numeric = central_differences_f64(&x64, H64, |x| loss64(&params64, x));
-    assert_close_where(
-        &format!("{what}: dx vs f64 reference"),
-        &dx,
-        &numeric,
-        TIGHT,
-        allowed(x.len()),
-    );
+    assert_close_where(&format!("{what}: dx vs f64 reference"), &dx, &numeric, TIGHT, allowed(x.len()));
     let numeric = central_differences_f64(&params64, H64, |p| loss64(p, &x64));
-    assert_close_where(
-        &format!("{what}: grads vs f64 reference"),
-        &grads,
-        &numeric,
-        TIGHT,
-        allowed(params.len()),
-    );
+    assert_close_where(&format!("{what}: grads vs f64 reference"), &grads, &numeric, TIGHT, allowed(params.len()));
 
     let loss32 = |p: &[f32], x: &[f32]| {
         let (y, cache) = forward_train(layer, p, x, seed);
         (weighted_sum(&dy, &y), kinks(x, &cache))
     };
     let numeric = central_differences_f32(x, H32, |x| loss32(params, x));
-    assert_close_where(
-        &format!("{what}: dx vs own forward"),
-        &dx,
-        &numeric,
-        LOOSE,
-        allowed(x.len()),
-    );
+    assert_close_where(&format!("{what}: dx vs own forward"), &dx, &numeric, LOOSE, allowed(x.len()));
     let numeric = central_differences_f32(params, H32, |p| loss32(p, x));
-    assert_close_where(
-        &format!("{what}: grads vs own forward"),
-        &grads,
-        &numeric,
-        LOOSE,
-        allowed(params.len()),
-    );
+    assert_close_where(&format!("{what}: grads vs own forward"), &grads, &numeric, LOOSE, allowed(params.len()));
 
     Pass { y, dy, dx, grads }
 }
 
 /// `backward` adds into `grads` (twice from a non-zero start gives start + 2 g),
 /// overwrites `dx`, and gives the same parameter gradients with `dx = None`.
-fn check_accumulation<L: Layer>(
-    what: &str,
-    layer: &L,
-    params: &[f32],
-    x: &[f32],
-    seed: u64,
-    pass: &Pass,
-) {
+fn check_accumulation<L: Layer>(what: &str, layer: &L, params: &[f32], x: &[f32], seed: u64, pass: &Pass) {
     let start = uniform(&mut Rng::new(seed + 2000), L::PARAMS, -1.0, 1.0);
     let mut grads = start.clone();
     backward(layer, params, x, seed, &pass.dy, None, &mut grads);
-    let once: Vec<f64> = start
-        .iter()
-        .zip(&pass.grads)
-        .map(|(&s, &g)| s as f64 + g as f64)
-        .collect();
-    let rounding = Tolerance {
-        abs: 1e-6,
-        rel: 1e-6,
-    };
-    assert_close(
-        &format!("{what}: start + g with dx = None"),
-        &grads,
-        &once,
-        rounding,
-    );
+    let once: Vec<f64> = start.iter().zip(&pass.grads).map(|(&s, &g)| s as f64 + g as f64).collect();
+    let rounding = Tolerance { abs: 1e-6, rel: 1e-6 };
+    assert_close(&format!("{what}: start + g with dx = None"), &grads, &once, rounding);
 
     let mut dx = vec![f32::NAN; x.len()];
     backward(layer, params, x, seed, &pass.dy, Some(&mut dx), &mut grads);
-    let twice: Vec<f64> = start
-        .iter()
-        .zip(&pass.grads)
-        .map(|(&s, &g)| s as f64 + 2.0 * g as f64)
-        .collect();
+    let twice: Vec<f64> = start.iter().zip(&pass.grads).map(|(&s, &g)| s as f64 + 2.0 * g as f64).collect();
     assert_close(&format!("{what}: start + 2 g"), &grads, &twice, rounding);
     assert_eq!(dx, pass.dx, "{what}: dx is overwritten, not accumulated");
 }
@@ -248,10 +167,7 @@ fn check_dense<const BIAS: bool>(activation: Activation, batch: usize, seed: u64
 
     let mut y = vec![f32::NAN; batch * UNITS];
     layer.forward(&params, &[], &x, &mut y, &mut []);
-    assert_eq!(
-        y, pass.y,
-        "{what}: forward_train computes what forward does"
-    );
+    assert_eq!(y, pass.y, "{what}: forward_train computes what forward does");
 }
 
 #[test]
@@ -270,12 +186,7 @@ fn check_activation_layer<S: Shape>(activation: Activation, batch: usize, seed: 
     let layer = Act::<S>::new(activation);
     let width = *S::DIMS.last().unwrap();
     let x = uniform(&mut Rng::new(seed), batch * S::LEN, -2.0, 2.0);
-    let reference = |_: &[f64], x: &[f64]| {
-        (
-            activate_f64(activation, x, width),
-            kink_sides(activation, x),
-        )
-    };
+    let reference = |_: &[f64], x: &[f64]| (activate_f64(activation, x, width), kink_sides(activation, x));
     let kinks = |x: &[f32], _: &[f32]| kink_sides(activation, x);
     let pass = check_gradients(&what, &layer, &[], &x, seed, reference, kinks);
     check_accumulation(&what, &layer, &[], &x, seed, &pass);
@@ -297,40 +208,19 @@ fn dropout_gradient_is_the_mask_times_dy() {
     let x = uniform(&mut Rng::new(1), batch * 8, -1.0, 1.0);
     // The mask of this seed, fixed across the differences by reusing the seed.
     let (_, mask) = forward_train(&layer, &[], &x, seed);
-    assert!(
-        mask.iter().all(|&m| m == 0.0 || m == 2.0),
-        "mask values are 0 or 1 / (1 - rate): {mask:?}"
-    );
+    assert!(mask.iter().all(|&m| m == 0.0 || m == 2.0), "mask values are 0 or 1 / (1 - rate): {mask:?}");
     assert!(mask.contains(&0.0) && mask.contains(&2.0));
-    let reference = |_: &[f64], x: &[f64]| {
-        (
-            x.iter().zip(&mask).map(|(&x, &m)| x * m as f64).collect(),
-            Vec::new(),
-        )
-    };
-    let pass = check_gradients("Dropout", &layer, &[], &x, seed, reference, |_, _| {
-        Vec::new()
-    });
+    let reference = |_: &[f64], x: &[f64]| (x.iter().zip(&mask).map(|(&x, &m)| x * m as f64).collect(), Vec::new());
+    let pass = check_gradients("Dropout", &layer, &[], &x, seed, reference, |_, _| Vec::new());
     check_accumulation("Dropout", &layer, &[], &x, seed, &pass);
     let expected: Vec<f32> = pass.dy.iter().zip(&mask).map(|(d, m)| d * m).collect();
     assert_eq!(pass.dx, expected);
 
     // A mask written by hand: backward reads it from the cache.
-    let mask: Vec<f32> = (0..x.len())
-        .map(|i| if i % 3 == 0 { 0.0 } else { 2.0 })
-        .collect();
+    let mask: Vec<f32> = (0..x.len()).map(|i| if i % 3 == 0 { 0.0 } else { 2.0 }).collect();
     let dy = uniform(&mut Rng::new(2), x.len(), -1.0, 1.0);
     let mut dx = vec![f32::NAN; x.len()];
-    layer.backward(
-        &[],
-        &x,
-        &x,
-        &mask,
-        &mut dy.clone(),
-        Some(&mut dx),
-        &mut [],
-        &mut [],
-    );
+    layer.backward(&[], &x, &x, &mask, &mut dy.clone(), Some(&mut dx), &mut [], &mut []);
     let expected: Vec<f32> = dy.iter().zip(&mask).map(|(d, m)| d * m).collect();
     assert_eq!(dx, expected);
 }
@@ -345,17 +235,11 @@ fn dropout_keeps_one_minus_rate_scaled_and_is_the_identity_in_inference() {
         let (y, mask) = forward_train(&layer, &[], &x, seed);
         let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / y.len() as f64;
         let keep = 1.0 - rate as f64;
-        assert!(
-            (kept - keep).abs() < 0.01,
-            "rate {rate}: kept {kept}, expected {keep}"
-        );
+        assert!((kept - keep).abs() < 0.01, "rate {rate}: kept {kept}, expected {keep}");
         for ((&y, &x), &m) in y.iter().zip(&x).zip(&mask) {
             if y != 0.0 {
                 let expected = x as f64 / keep;
-                assert!(
-                    (y as f64 - expected).abs() <= 1e-6 * expected,
-                    "rate {rate}: {y} != {x} / {keep}"
-                );
+                assert!((y as f64 - expected).abs() <= 1e-6 * expected, "rate {rate}: {y} != {x} / {keep}");
                 assert_eq!(y, x * m, "the cache holds the mask");
             } else {
                 assert_eq!(m, 0.0);
@@ -390,50 +274,22 @@ fn composed_network_gradients_match_through_model_params() {
     let (_, cache) = forward_train(model.layer(), model.params(), &x, seed);
     assert_eq!(cache.len(), batch * (32 + 32 + 32 + 32 + 10));
     let mask = cache[batch * 96..batch * 128].to_vec();
-    assert!(
-        mask.iter().all(|&m| m == 0.0 || m == 1.25),
-        "mask values are 0 or 1 / (1 - 0.2)"
-    );
+    assert!(mask.iter().all(|&m| m == 0.0 || m == 1.25), "mask values are 0 or 1 / (1 - 0.2)");
     assert!(mask.contains(&0.0));
 
     let reference = |p: &[f64], x: &[f64]| {
         let tensor = |name: &str| &p[offsets[name].clone()];
-        let (z1, h) = dense_f64(
-            x,
-            tensor("fc1.weight"),
-            Some(tensor("fc1.bias")),
-            Activation::Relu,
-            64,
-            32,
-        );
+        let (z1, h) = dense_f64(x, tensor("fc1.weight"), Some(tensor("fc1.bias")), Activation::Relu, 64, 32);
         let h: Vec<f64> = h.iter().zip(&mask).map(|(&h, &m)| h * m as f64).collect();
-        let (_, y) = dense_f64(
-            &h,
-            tensor("fc2.weight"),
-            Some(tensor("fc2.bias")),
-            Activation::Identity,
-            32,
-            10,
-        );
+        let (_, y) = dense_f64(&h, tensor("fc2.weight"), Some(tensor("fc2.bias")), Activation::Identity, 32, 10);
         (y, kink_sides(Activation::Relu, &z1))
     };
     // fc1's output is ReLU(z): positive exactly where z is.
     let kinks = |_: &[f32], cache: &[f32]| kink_sides(Activation::Relu, &cache[..batch * 32]);
-    let pass = check_gradients(
-        "Mlp",
-        model.layer(),
-        model.params(),
-        &x,
-        seed,
-        reference,
-        kinks,
-    );
+    let pass = check_gradients("Mlp", model.layer(), model.params(), &x, seed, reference, kinks);
     check_accumulation("Mlp", model.layer(), model.params(), &x, seed, &pass);
     for name in ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"] {
-        assert!(
-            pass.grads[offsets[name].clone()].iter().any(|&g| g != 0.0),
-            "{name} has a gradient"
-        );
+        assert!(pass.grads[offsets[name].clone()].iter().any(|&g| g != 0.0), "{name} has a gradient");
     }
 }
 
@@ -450,9 +306,6 @@ fn reference_erf_matches_tabulated_values() {
         (4.0, 1.0 - 1.541_725_790_028_002e-8),
     ] {
         let found = gradcheck::erf(x);
-        assert!(
-            (found - expected).abs() < 1e-13,
-            "erf({x}) = {found}, expected {expected}"
-        );
+        assert!((found - expected).abs() < 1e-13, "erf({x}) = {found}, expected {expected}");
     }
 }

@@ -27,57 +27,27 @@ const H_SMOOTH: f32 = 1e-2;
 /// The step of the finite differences on probabilities.
 const H_PROBABILITY: f32 = 3e-3;
 /// Analytic gradient against finite differences of the `f32` loss.
-const DIFFERENCES: Tolerance = Tolerance {
-    abs: 1e-4,
-    rel: 1e-3,
-};
+const DIFFERENCES: Tolerance = Tolerance { abs: 1e-4, rel: 1e-3 };
 /// Against hand-computed `f64` values.
-const EXACT: Tolerance = Tolerance {
-    abs: 1e-7,
-    rel: 1e-6,
-};
+const EXACT: Tolerance = Tolerance { abs: 1e-7, rel: 1e-6 };
 
 /// Checks `loss`'s gradient against central differences of its value; where `kink` is
 /// set, a difference that moves a prediction across its target is skipped (none may).
-fn check_gradient<L: Loss>(
-    what: &str,
-    loss: &L,
-    pred: &[f32],
-    target: &[f32],
-    width: usize,
-    h: f32,
-    kink: bool,
-) {
+fn check_gradient<L: Loss>(what: &str, loss: &L, pred: &[f32], target: &[f32], width: usize, h: f32, kink: bool) {
     // The gradient is written, not accumulated: it starts as NaN.
     let mut grad = vec![f32::NAN; pred.len()];
     let value = loss.compute(pred, target, width, Some(&mut grad));
-    assert_eq!(
-        value,
-        loss.compute(pred, target, width, None),
-        "{what}: the value does not depend on the gradient"
-    );
+    assert_eq!(value, loss.compute(pred, target, width, None), "{what}: the value does not depend on the gradient");
     let numeric = central_differences_f32(pred, h, |p| {
-        let sides = if kink {
-            p.iter().zip(target).map(|(p, t)| p > t).collect()
-        } else {
-            Vec::new()
-        };
+        let sides = if kink { p.iter().zip(target).map(|(p, t)| p > t).collect() } else { Vec::new() };
         (loss.compute(p, target, width, None) as f64, sides)
     });
-    assert_close_where(
-        &format!("{what}: gradient vs finite differences"),
-        &grad,
-        &numeric,
-        DIFFERENCES,
-        0,
-    );
+    assert_close_where(&format!("{what}: gradient vs finite differences"), &grad, &numeric, DIFFERENCES, 0);
 }
 
 /// `batch` rows of `width` one-hot targets and their class indices.
 fn one_hot(rng: &mut Rng, batch: usize, width: usize) -> (Vec<f32>, Vec<f32>) {
-    let labels: Vec<f32> = (0..batch)
-        .map(|_| (rng.next_u32() as usize % width) as f32)
-        .collect();
+    let labels: Vec<f32> = (0..batch).map(|_| (rng.next_u32() as usize % width) as f32).collect();
     let mut targets = vec![0.0; batch * width];
     for (b, &label) in labels.iter().enumerate() {
         targets[b * width + label as usize] = 1.0;
@@ -101,33 +71,13 @@ fn regression_loss_gradients_match_finite_differences() {
     let (batch, width) = (4, 3);
     let pred = uniform(&mut rng, batch * width, -2.0, 2.0);
     let target = uniform(&mut rng, batch * width, -2.0, 2.0);
-    check_gradient(
-        "mse",
-        &MeanSquaredError,
-        &pred,
-        &target,
-        width,
-        H_SMOOTH,
-        false,
-    );
+    check_gradient("mse", &MeanSquaredError, &pred, &target, width, H_SMOOTH, false);
 
     // MAE away from its kink: every prediction at least 0.1 from its target.
     let offsets = uniform(&mut rng, batch * width, 0.1, 1.0);
-    let target: Vec<f32> = pred
-        .iter()
-        .zip(&offsets)
-        .enumerate()
-        .map(|(i, (p, d))| if i % 2 == 0 { p + d } else { p - d })
-        .collect();
-    check_gradient(
-        "mae",
-        &MeanAbsoluteError,
-        &pred,
-        &target,
-        width,
-        H_SMOOTH,
-        true,
-    );
+    let target: Vec<f32> =
+        pred.iter().zip(&offsets).enumerate().map(|(i, (p, d))| if i % 2 == 0 { p + d } else { p - d }).collect();
+    check_gradient("mae", &MeanAbsoluteError, &pred, &target, width, H_SMOOTH, true);
 }
 
 #[test]
@@ -141,10 +91,7 @@ fn binary_cross_entropy_gradients_match_finite_differences() {
     for (kind, target) in [("hard", &hard), ("soft", &soft)] {
         let (bce, what) = (BinaryCrossEntropy::new(), format!("bce {kind}"));
         check_gradient(&what, &bce, &probabilities, target, 1, H_PROBABILITY, false);
-        let (bce, what) = (
-            BinaryCrossEntropy::from_logits(),
-            format!("bce logits {kind}"),
-        );
+        let (bce, what) = (BinaryCrossEntropy::from_logits(), format!("bce logits {kind}"));
         check_gradient(&what, &bce, &logits, target, 1, H_SMOOTH, false);
     }
 }
@@ -159,71 +106,25 @@ fn categorical_cross_entropy_gradients_match_finite_differences() {
     let unnormalised = distributions(&mut rng, batch, width, 1.5);
     let probabilities = uniform(&mut rng, batch * width, 0.2, 0.8);
     let logits = uniform(&mut rng, batch * width, -4.0, 4.0);
-    for (kind, target) in [
-        ("one-hot", &one_hot),
-        ("soft", &soft),
-        ("sum 1.5", &unnormalised),
-    ] {
+    for (kind, target) in [("one-hot", &one_hot), ("soft", &soft), ("sum 1.5", &unnormalised)] {
         let what = format!("cce {kind}");
-        check_gradient(
-            &what,
-            &CategoricalCrossEntropy::new(),
-            &probabilities,
-            target,
-            width,
-            H_PROBABILITY,
-            false,
-        );
+        check_gradient(&what, &CategoricalCrossEntropy::new(), &probabilities, target, width, H_PROBABILITY, false);
         let what = format!("cce logits {kind}");
-        check_gradient(
-            &what,
-            &CategoricalCrossEntropy::from_logits(),
-            &logits,
-            target,
-            width,
-            H_SMOOTH,
-            false,
-        );
+        check_gradient(&what, &CategoricalCrossEntropy::from_logits(), &logits, target, width, H_SMOOTH, false);
     }
     let sparse = SparseCategoricalCrossEntropy::new();
-    check_gradient(
-        "sparse cce",
-        &sparse,
-        &probabilities,
-        &labels,
-        width,
-        H_PROBABILITY,
-        false,
-    );
+    check_gradient("sparse cce", &sparse, &probabilities, &labels, width, H_PROBABILITY, false);
     let sparse = SparseCategoricalCrossEntropy::from_logits();
-    check_gradient(
-        "sparse cce logits",
-        &sparse,
-        &logits,
-        &labels,
-        width,
-        H_SMOOTH,
-        false,
-    );
+    check_gradient("sparse cce logits", &sparse, &logits, &labels, width, H_SMOOTH, false);
 
     // The sparse forms equal the one-hot forms.
-    let one_hot_logits =
-        CategoricalCrossEntropy::from_logits().compute(&logits, &one_hot, width, None);
-    let sparse_logits =
-        SparseCategoricalCrossEntropy::from_logits().compute(&logits, &labels, width, None);
+    let one_hot_logits = CategoricalCrossEntropy::from_logits().compute(&logits, &one_hot, width, None);
+    let sparse_logits = SparseCategoricalCrossEntropy::from_logits().compute(&logits, &labels, width, None);
     assert!((one_hot_logits - sparse_logits).abs() <= 1e-6 * one_hot_logits.abs());
 }
 
 /// The loss and gradient of `loss`, against hand-computed values.
-fn check_values<L: Loss>(
-    what: &str,
-    loss: &L,
-    pred: &[f32],
-    target: &[f32],
-    width: usize,
-    value: f64,
-    grad: &[f64],
-) {
+fn check_values<L: Loss>(what: &str, loss: &L, pred: &[f32], target: &[f32], width: usize, value: f64, grad: &[f64]) {
     let mut found = vec![f32::NAN; pred.len()];
     let found_value = loss.compute(pred, target, width, Some(&mut found));
     assert_close(&format!("{what}: value"), &[found_value], &[value], EXACT);
@@ -268,9 +169,7 @@ fn losses_match_hand_computed_values() {
         &t.map(|v| v as f32),
         1,
         (0..3).map(|i| bce(p[i], t[i])).sum::<f64>() / 3.0,
-        &(0..3)
-            .map(|i| bce_grad(p[i], t[i]) / 3.0)
-            .collect::<Vec<_>>(),
+        &(0..3).map(|i| bce_grad(p[i], t[i]) / 3.0).collect::<Vec<_>>(),
     );
     // BCE on logits: the same loss of sigmoid(z); gradient (sigmoid(z) - t) / n.
     let (z, t) = ([2.0, -1.0, 0.5], [1.0, 0.0, 0.25]);
@@ -281,9 +180,7 @@ fn losses_match_hand_computed_values() {
         &t.map(|v| v as f32),
         1,
         (0..3).map(|i| bce(sigmoid(z[i]), t[i])).sum::<f64>() / 3.0,
-        &(0..3)
-            .map(|i| (sigmoid(z[i]) - t[i]) / 3.0)
-            .collect::<Vec<_>>(),
+        &(0..3).map(|i| (sigmoid(z[i]) - t[i]) / 3.0).collect::<Vec<_>>(),
     );
 
     // CCE on probabilities, one-hot: mean over the batch of -ln p[label]; gradient
@@ -311,14 +208,7 @@ fn losses_match_hand_computed_values() {
         &[0.0, 0.0, 1.0, 0.5, 0.5, 0.0],
         3,
         ((sum.ln() - 3.0) + -(0.5 * ln(0.25) + 0.5 * ln(0.75))) * half,
-        &[
-            softmax[0] * half,
-            softmax[1] * half,
-            (softmax[2] - 1.0) * half,
-            -0.25 * half,
-            0.25 * half,
-            tail * half,
-        ],
+        &[softmax[0] * half, softmax[1] * half, (softmax[2] - 1.0) * half, -0.25 * half, 0.25 * half, tail * half],
     );
 
     // Sparse CCE: the same with class indices.
@@ -352,40 +242,15 @@ fn probability_losses_clamp_like_keras() {
     let mut grad = [f32::NAN; 2];
     let loss = BinaryCrossEntropy::new().compute(&[0.0, 1.0], &[1.0, 0.0], 1, Some(&mut grad));
     let expected = (clamped + clamped_high) / 2.0;
-    assert_close(
-        "bce at 0 and 1",
-        &[loss],
-        &[expected],
-        Tolerance {
-            abs: 0.0,
-            rel: 1e-6,
-        },
-    );
+    assert_close("bce at 0 and 1", &[loss], &[expected], Tolerance { abs: 0.0, rel: 1e-6 });
     assert_eq!(grad, [0.0, 0.0]);
 
     let loss = CategoricalCrossEntropy::new().compute(&[0.0, 1.0], &[1.0, 0.0], 2, Some(&mut grad));
-    assert_close(
-        "cce at 0",
-        &[loss],
-        &[clamped],
-        Tolerance {
-            abs: 0.0,
-            rel: 1e-6,
-        },
-    );
+    assert_close("cce at 0", &[loss], &[clamped], Tolerance { abs: 0.0, rel: 1e-6 });
     assert_eq!(grad, [0.0, 0.0]);
 
-    let loss =
-        SparseCategoricalCrossEntropy::new().compute(&[0.0, 1.0], &[0.0], 2, Some(&mut grad));
-    assert_close(
-        "sparse cce at 0",
-        &[loss],
-        &[clamped],
-        Tolerance {
-            abs: 0.0,
-            rel: 1e-6,
-        },
-    );
+    let loss = SparseCategoricalCrossEntropy::new().compute(&[0.0, 1.0], &[0.0], 2, Some(&mut grad));
+    assert_close("sparse cce at 0", &[loss], &[clamped], Tolerance { abs: 0.0, rel: 1e-6 });
     assert_eq!(grad, [0.0, 0.0]);
 }
 
@@ -410,25 +275,9 @@ fn logit_losses_are_stable_at_extreme_logits() {
     let value = (2000.0 + 2f64.ln()) / 2.0;
     let grad = [0.5, -0.5, 0.0, 0.0, 0.25, -0.25];
     let one_hot = [0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-    check_values(
-        "cce logits at +-1000",
-        &CategoricalCrossEntropy::from_logits(),
-        &logits,
-        &one_hot,
-        3,
-        value,
-        &grad,
-    );
+    check_values("cce logits at +-1000", &CategoricalCrossEntropy::from_logits(), &logits, &one_hot, 3, value, &grad);
     let sparse = SparseCategoricalCrossEntropy::from_logits();
-    check_values(
-        "sparse cce logits at +-1000",
-        &sparse,
-        &logits,
-        &[1.0, 2.0],
-        3,
-        value,
-        &grad,
-    );
+    check_values("sparse cce logits at +-1000", &sparse, &logits, &[1.0, 2.0], 3, value, &grad);
 }
 
 #[test]
@@ -450,10 +299,7 @@ fn sparse_targets_must_be_class_indices() {
         other => panic!("NaN label accepted: {other:?}"),
     }
     let message = loss.check_target(&[3.0], 3).unwrap_err().to_string();
-    assert!(
-        message.contains('3') && message.contains("0..3"),
-        "{message}"
-    );
+    assert!(message.contains('3') && message.contains("0..3"), "{message}");
 }
 
 #[test]
@@ -462,11 +308,7 @@ fn dense_targets_must_be_finite() {
         let name = L::NAME;
         assert_eq!(loss.check_target(&[0.0, 1.0, 0.5], 3), Ok(()), "{name}");
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            assert_eq!(
-                loss.check_target(&[0.0, bad, 0.5], 3),
-                Err(TargetError::NotFinite),
-                "{name}: {bad}"
-            );
+            assert_eq!(loss.check_target(&[0.0, bad, 0.5], 3), Err(TargetError::NotFinite), "{name}: {bad}");
         }
     }
     check(MeanSquaredError);

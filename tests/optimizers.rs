@@ -19,10 +19,7 @@ const START: [f32; 5] = [0.5, -1.2, 2.0, 0.0, 3.3];
 /// Before this step the learning rate changes to `lr * LR_CHANGE`.
 const LR_CHANGE_STEP: usize = 4;
 const LR_CHANGE: f64 = 0.5;
-const TOLERANCE: Tolerance = Tolerance {
-    abs: 1e-6,
-    rel: 1e-6,
-};
+const TOLERANCE: Tolerance = Tolerance { abs: 1e-6, rel: 1e-6 };
 
 /// The gradient of step `t` (from 1): random in `[-2, 2]`, except for a zero gradient
 /// of parameter 3 at steps 1 and 2, a gradient of 50 for parameter 1 at step 3 and one
@@ -65,16 +62,8 @@ impl Reference for SgdReference {
         for i in 0..params.len() {
             let mut g = grads[i];
             if self.momentum != 0.0 {
-                self.buffer[i] = if t == 1 {
-                    g
-                } else {
-                    self.momentum * self.buffer[i] + g
-                };
-                g = if self.nesterov {
-                    g + self.momentum * self.buffer[i]
-                } else {
-                    self.buffer[i]
-                };
+                self.buffer[i] = if t == 1 { g } else { self.momentum * self.buffer[i] + g };
+                g = if self.nesterov { g + self.momentum * self.buffer[i] } else { self.buffer[i] };
             }
             params[i] -= lr * g;
         }
@@ -142,22 +131,14 @@ impl Reference for AdamReference {
 }
 
 /// Runs `optimizer` and `reference` side by side and compares after every step.
-fn check_against_reference<O: Optimizer>(
-    what: &str,
-    mut optimizer: O,
-    mut reference: impl Reference,
-) {
+fn check_against_reference<O: Optimizer>(what: &str, mut optimizer: O, mut reference: impl Reference) {
     let n = START.len();
     let mut params = START.to_vec();
     let mut expected: Vec<f64> = START.iter().map(|&p| p as f64).collect();
     let mut state = vec![0.0; O::STATE_PER_PARAM * n];
     let lr = optimizer.learning_rate() as f64;
     for (t, grads) in (1..=STEPS).zip(gradients()) {
-        let lr = if t >= LR_CHANGE_STEP {
-            lr * LR_CHANGE
-        } else {
-            lr
-        };
+        let lr = if t >= LR_CHANGE_STEP { lr * LR_CHANGE } else { lr };
         optimizer.set_learning_rate(lr as f32);
         assert_eq!(optimizer.learning_rate(), lr as f32);
         optimizer.update(t as u64, &mut params, &grads, &mut state);
@@ -166,23 +147,11 @@ fn check_against_reference<O: Optimizer>(
         assert_close(&format!("{what}: step {t}"), &params, &expected, TOLERANCE);
     }
     // The parameters moved: the comparison is not between two copies of the start.
-    assert!(
-        params
-            .iter()
-            .zip(START)
-            .filter(|(p, s)| (*p - s).abs() > 1e-3)
-            .count()
-            >= 4,
-        "{what}: {params:?}"
-    );
+    assert!(params.iter().zip(START).filter(|(p, s)| (*p - s).abs() > 1e-3).count() >= 4, "{what}: {params:?}");
 }
 
 fn sgd_reference(momentum: f64, nesterov: bool) -> SgdReference {
-    SgdReference {
-        momentum,
-        nesterov,
-        buffer: vec![0.0; START.len()],
-    }
+    SgdReference { momentum, nesterov, buffer: vec![0.0; START.len()] }
 }
 
 fn adam_reference(adam: Adam, weight_decay: f64) -> AdamReference {
@@ -199,66 +168,28 @@ fn adam_reference(adam: Adam, weight_decay: f64) -> AdamReference {
 #[test]
 fn sgd_matches_pytorch_algorithm() {
     check_against_reference("sgd", Sgd::new(0.1), sgd_reference(0.0, false));
-    check_against_reference(
-        "sgd momentum",
-        Sgd::momentum(0.1, 0.9),
-        sgd_reference(0.9, false),
-    );
-    check_against_reference(
-        "sgd nesterov",
-        Sgd::nesterov(0.1, 0.9),
-        sgd_reference(0.9, true),
-    );
-    check_against_reference(
-        "sgd momentum 0.5",
-        Sgd::momentum(0.3, 0.5),
-        sgd_reference(0.5, false),
-    );
+    check_against_reference("sgd momentum", Sgd::momentum(0.1, 0.9), sgd_reference(0.9, false));
+    check_against_reference("sgd nesterov", Sgd::nesterov(0.1, 0.9), sgd_reference(0.9, true));
+    check_against_reference("sgd momentum 0.5", Sgd::momentum(0.3, 0.5), sgd_reference(0.5, false));
 }
 
 #[test]
 fn adagrad_matches_pytorch_algorithm() {
     let sum = || vec![0.0; START.len()];
     // PyTorch's default eps is 1e-10.
-    check_against_reference(
-        "adagrad",
-        AdaGrad::new(0.1),
-        AdaGradReference {
-            eps: 1e-10,
-            sum: sum(),
-        },
-    );
+    check_against_reference("adagrad", AdaGrad::new(0.1), AdaGradReference { eps: 1e-10, sum: sum() });
     let custom = AdaGrad { lr: 0.5, eps: 1e-3 };
-    check_against_reference(
-        "adagrad eps 1e-3",
-        custom,
-        AdaGradReference {
-            eps: 1e-3,
-            sum: sum(),
-        },
-    );
+    check_against_reference("adagrad eps 1e-3", custom, AdaGradReference { eps: 1e-3, sum: sum() });
 }
 
 #[test]
 fn rmsprop_matches_pytorch_algorithm() {
     let average = || vec![0.0; START.len()];
     // PyTorch's defaults: alpha 0.99, eps 1e-8.
-    let reference = RmsPropReference {
-        alpha: 0.99,
-        eps: 1e-8,
-        square_average: average(),
-    };
+    let reference = RmsPropReference { alpha: 0.99, eps: 1e-8, square_average: average() };
     check_against_reference("rmsprop", RmsProp::new(0.01), reference);
-    let custom = RmsProp {
-        lr: 0.05,
-        alpha: 0.9,
-        eps: 1e-6,
-    };
-    let reference = RmsPropReference {
-        alpha: 0.9,
-        eps: 1e-6,
-        square_average: average(),
-    };
+    let custom = RmsProp { lr: 0.05, alpha: 0.9, eps: 1e-6 };
+    let reference = RmsPropReference { alpha: 0.9, eps: 1e-6, square_average: average() };
     check_against_reference("rmsprop alpha 0.9", custom, reference);
 }
 
@@ -266,38 +197,18 @@ fn rmsprop_matches_pytorch_algorithm() {
 fn adam_matches_pytorch_algorithm() {
     // PyTorch's defaults: betas (0.9, 0.999), eps 1e-8.
     let defaults = Adam::new(0.01);
-    assert_eq!(
-        (defaults.beta1, defaults.beta2, defaults.eps),
-        (0.9, 0.999, 1e-8)
-    );
+    assert_eq!((defaults.beta1, defaults.beta2, defaults.eps), (0.9, 0.999, 1e-8));
     assert_eq!(Adam::default().lr, 1e-3);
     check_against_reference("adam", defaults, adam_reference(defaults, 0.0));
-    let custom = Adam {
-        lr: 0.1,
-        beta1: 0.8,
-        beta2: 0.99,
-        eps: 1e-6,
-    };
-    check_against_reference(
-        "adam betas (0.8, 0.99)",
-        custom,
-        adam_reference(custom, 0.0),
-    );
+    let custom = Adam { lr: 0.1, beta1: 0.8, beta2: 0.99, eps: 1e-6 };
+    check_against_reference("adam betas (0.8, 0.99)", custom, adam_reference(custom, 0.0));
 }
 
 #[test]
 fn adamw_matches_pytorch_algorithm() {
     let adamw = AdamW::new(0.01, 0.01);
     check_against_reference("adamw", adamw, adam_reference(adamw.adam, 0.01));
-    let custom = AdamW {
-        adam: Adam {
-            lr: 0.1,
-            beta1: 0.8,
-            beta2: 0.99,
-            eps: 1e-6,
-        },
-        weight_decay: 0.3,
-    };
+    let custom = AdamW { adam: Adam { lr: 0.1, beta1: 0.8, beta2: 0.99, eps: 1e-6 }, weight_decay: 0.3 };
     check_against_reference("adamw decay 0.3", custom, adam_reference(custom.adam, 0.3));
 }
 
@@ -324,16 +235,8 @@ fn check_minimises<O: Optimizer>(what: &str, optimizer: O) {
         optimizer.update(t, &mut params, &grad, &mut state);
         values.push(quadratic(&params).0);
     }
-    assert!(
-        values[0] < start,
-        "{what}: the first step does not descend ({start} -> {})",
-        values[0]
-    );
-    assert!(
-        values[299] < 1e-3 * start,
-        "{what}: f went from {start} to {} in 300 steps",
-        values[299]
-    );
+    assert!(values[0] < start, "{what}: the first step does not descend ({start} -> {})", values[0]);
+    assert!(values[299] < 1e-3 * start, "{what}: f went from {start} to {} in 300 steps", values[299]);
 }
 
 #[test]

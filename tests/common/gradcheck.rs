@@ -21,11 +21,7 @@ pub fn widen(values: &[f32]) -> Vec<f64> {
 /// `sum_i weights[i] * values[i]` in `f64`: a scalar loss with a known, random upstream
 /// gradient `weights`.
 pub fn weighted_sum(weights: &[f32], values: &[f32]) -> f64 {
-    weights
-        .iter()
-        .zip(values)
-        .map(|(&w, &v)| w as f64 * v as f64)
-        .sum()
+    weights.iter().zip(values).map(|(&w, &v)| w as f64 * v as f64).sum()
 }
 
 /// The error function to about 1e-13: its Maclaurin series below 3, the continued
@@ -110,10 +106,7 @@ pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64>
 /// Whether `activation`'s derivative jumps at 0 (ELU's unless `alpha` is 1), where a
 /// finite difference that straddles the jump is meaningless.
 pub fn has_kink(activation: Activation) -> bool {
-    matches!(
-        activation,
-        Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_)
-    )
+    matches!(activation, Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_))
 }
 
 /// The `f64` reference of a dense layer: `z = x W^T + b` (`weight` `[outputs, inputs]`),
@@ -129,11 +122,7 @@ pub fn dense_f64(
     let mut z = Vec::with_capacity(x.len() / inputs * outputs);
     for row in x.chunks(inputs) {
         for o in 0..outputs {
-            let dot: f64 = row
-                .iter()
-                .zip(&weight[o * inputs..(o + 1) * inputs])
-                .map(|(a, b)| a * b)
-                .sum();
+            let dot: f64 = row.iter().zip(&weight[o * inputs..(o + 1) * inputs]).map(|(a, b)| a * b).sum();
             z.push(dot + bias.map_or(0.0, |b| b[o]));
         }
     }
@@ -146,11 +135,7 @@ pub fn dense_f64(
 /// step actually taken in `f32`. `f` also returns a pattern (the sides of every kink);
 /// where the two sides' patterns differ the difference straddles a kink and the entry
 /// is `None`.
-pub fn central_differences_f32(
-    x: &[f32],
-    h: f32,
-    mut f: impl FnMut(&[f32]) -> (f64, Vec<bool>),
-) -> Vec<Option<f64>> {
+pub fn central_differences_f32(x: &[f32], h: f32, mut f: impl FnMut(&[f32]) -> (f64, Vec<bool>)) -> Vec<Option<f64>> {
     let mut probe = x.to_vec();
     (0..x.len())
         .map(|i| {
@@ -168,11 +153,7 @@ pub fn central_differences_f32(
 
 /// Central differences of an `f64` function, with the kink patterns of
 /// [`central_differences_f32`].
-pub fn central_differences_f64(
-    x: &[f64],
-    h: f64,
-    mut f: impl FnMut(&[f64]) -> (f64, Vec<bool>),
-) -> Vec<Option<f64>> {
+pub fn central_differences_f64(x: &[f64], h: f64, mut f: impl FnMut(&[f64]) -> (f64, Vec<bool>)) -> Vec<Option<f64>> {
     let mut probe = x.to_vec();
     (0..x.len())
         .map(|i| {
@@ -197,31 +178,17 @@ pub struct Tolerance {
 
 /// Asserts `actual[i]` is within `tol` of `expected[i]` wherever `expected[i]` is
 /// `Some`, and that at most `max_skipped` entries are `None`. Reports the worst element.
-pub fn assert_close_where(
-    what: &str,
-    actual: &[f32],
-    expected: &[Option<f64>],
-    tol: Tolerance,
-    max_skipped: usize,
-) {
+pub fn assert_close_where(what: &str, actual: &[f32], expected: &[Option<f64>], tol: Tolerance, max_skipped: usize) {
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
     let skipped = expected.iter().filter(|e| e.is_none()).count();
-    assert!(
-        skipped <= max_skipped,
-        "{what}: {skipped} of {} entries straddle a kink",
-        expected.len()
-    );
+    assert!(skipped <= max_skipped, "{what}: {skipped} of {} entries straddle a kink", expected.len());
     // (index, error as a multiple of the tolerance); NaN counts as infinitely wrong.
     let mut worst = (0, 0.0f64);
     for (i, (&a, e)) in actual.iter().zip(expected).enumerate() {
         let Some(e) = *e else { continue };
         let a = a as f64;
         let excess = (a - e).abs() / (tol.abs + tol.rel * a.abs().max(e.abs()));
-        let excess = if excess.is_nan() {
-            f64::INFINITY
-        } else {
-            excess
-        };
+        let excess = if excess.is_nan() { f64::INFINITY } else { excess };
         if excess > worst.1 {
             worst = (i, excess);
         }
