@@ -22,6 +22,7 @@ mod gradcheck;
 mod handwritten;
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use gradcheck::{
     activate_f64, assert_close, assert_close_where, central_differences_f32, central_differences_f64, dense_f64,
@@ -146,9 +147,11 @@ fn kink_sides<T: Into<f64> + Copy>(activation: Activation, z: &[T]) -> Vec<bool>
     }
 }
 
-fn check_dense<const BIAS: bool>(activation: Activation, batch: usize, seed: u64) {
-    const INPUTS: usize = 6;
-    const UNITS: usize = 4;
+fn check_dense<const INPUTS: usize, const UNITS: usize, const BIAS: bool>(
+    activation: Activation,
+    batch: usize,
+    seed: u64,
+) {
     let what = format!("Dense<{INPUTS}, {UNITS}, bias={BIAS}> {activation:?} batch {batch}");
     let layer = Dense::<INPUTS, UNITS, BIAS>::new(activation);
     let mut rng = Rng::new(seed);
@@ -175,8 +178,12 @@ fn dense_gradients_match_finite_differences() {
     for (i, activation) in ACTIVATIONS.into_iter().enumerate() {
         for batch in [1, 5] {
             let seed = 10 * i as u64 + batch as u64;
-            check_dense::<true>(activation, batch, seed);
-            check_dense::<false>(activation, batch, seed);
+            check_dense::<6, 4, true>(activation, batch, seed);
+            check_dense::<6, 4, false>(activation, batch, seed);
+            // A single unit (a perceptron) and a single input: the weight gradient is a
+            // matrix-vector product and a rank-1 update.
+            check_dense::<5, 1, true>(activation, batch, seed + 500);
+            check_dense::<1, 3, false>(activation, batch, seed + 600);
         }
     }
 }
@@ -266,8 +273,14 @@ fn composed_network_gradients_match_through_model_params() {
     model.visit_tensors(&mut |t| {
         offsets.insert(t.path.to_string(), t.offset..t.offset + t.len);
     });
-    let (batch, seed) = (5, 21);
-    let x = uniform(&mut Rng::new(4), batch * 64, -1.0, 1.0);
+    for (batch, seed) in [(1, 20), (5, 21)] {
+        check_mlp(&model, &offsets, batch, seed);
+    }
+}
+
+fn check_mlp(model: &Model<Mlp>, offsets: &HashMap<String, Range<usize>>, batch: usize, seed: u64) {
+    let what = format!("Mlp batch {batch}");
+    let x = uniform(&mut Rng::new(seed), batch * 64, -1.0, 1.0);
 
     // The chain's cache per batch: fc1's output, fc1's cache (pre-activations), then
     // the rest's: drop's output, drop's mask, fc2's cache.
@@ -286,10 +299,10 @@ fn composed_network_gradients_match_through_model_params() {
     };
     // fc1's output is ReLU(z): positive exactly where z is.
     let kinks = |_: &[f32], cache: &[f32]| kink_sides(Activation::Relu, &cache[..batch * 32]);
-    let pass = check_gradients("Mlp", model.layer(), model.params(), &x, seed, reference, kinks);
-    check_accumulation("Mlp", model.layer(), model.params(), &x, seed, &pass);
+    let pass = check_gradients(&what, model.layer(), model.params(), &x, seed, reference, kinks);
+    check_accumulation(&what, model.layer(), model.params(), &x, seed, &pass);
     for name in ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"] {
-        assert!(pass.grads[offsets[name].clone()].iter().any(|&g| g != 0.0), "{name} has a gradient");
+        assert!(pass.grads[offsets[name].clone()].iter().any(|&g| g != 0.0), "{what}: {name} has a gradient");
     }
 }
 
