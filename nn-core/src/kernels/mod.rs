@@ -3,7 +3,9 @@
 //!
 //! Matrices are row-major slices described by their row and column strides, as in
 //! `matrixmultiply`; a transpose is a swap of the two strides and costs nothing.
+pub mod conv;
 pub mod dense;
 pub mod gemm;
+pub mod pool;
 
 pub use gemm::{gemm, gemv, MatRef};

@@ -1,0 +1,381 @@
+//! Convolution kernels: im2col + GEMM, PyTorch layouts, one sample after another.
+//!
+//! A 2-D convolution of one sample `x[C, H, W]` with `weight[F, C, KH, KW]` is one
+//! matrix product over the *column matrix* of `x`:
+//!
+//! ```text
+//! cols[(c, i, j), (oy, ox)] = x[c, oy * sh + i * dh - ph, ox * sw + j * dw - pw]   (0 outside)
+//! y[F, OH * OW]             = weight[F, C * KH * KW] cols[C * KH * KW, OH * OW] + bias
+//! ```
+//!
+//! and its backward is two more products and the scatter back (col2im):
+//!
+//! ```text
+//! d_weight[F, P] += dy[F, N] cols^T[N, P]          (P = C * KH * KW, N = OH * OW)
+//! d_cols[P, N]    = weight^T[P, F] dy[F, N],        dx = col2im(d_cols)
+//! d_bias[F]      += sum over positions of dy
+//! ```
+//!
+//! A transposed convolution is the same pair read the other way round: its forward is
+//! the convolution's input gradient, its input gradient the convolution's forward. A
+//! 1-D convolution is the 2-D one with height 1.
+//!
+//! The column matrix is built for at most [`POSITIONS_PER_TILE`] output positions at a
+//! time, so the scratch space is `P * min(N, POSITIONS_PER_TILE)` floats per layer
+//! whatever the image size, and a 1x1 convolution with stride 1 and no padding uses the
+//! input itself as its column matrix. Nothing here allocates.
+use super::gemm::{gemm, MatRef};
+
+/// The number of output positions (columns of the column matrix) built and multiplied
+/// at a time: it bounds the scratch space of a layer to `patch * 256` floats while
+/// keeping every GEMM at least 256 columns wide on large images.
+pub const POSITIONS_PER_TILE: usize = 256;
+
+/// The scratch floats a convolution of this patch length (`C * KH * KW`) and number of
+/// output positions (`OH * OW`) needs: one tile of its column matrix.
+pub const fn scratch_len(patch: usize, positions: usize) -> usize {
+    patch * if positions < POSITIONS_PER_TILE { positions } else { POSITIONS_PER_TILE }
+}
+
+/// The geometry of a 2-D convolution of one sample: `[channels, height, width]` in,
+/// `[_, out_height, out_width]` out (the number of filters is given to each kernel).
+///
+/// Output position `(oy, ox)` with kernel offset `(i, j)` reads input row
+/// `oy * stride[0] + i * dilation[0] - padding[0]` and column
+/// `ox * stride[1] + j * dilation[1] - padding[1]`; reads outside the input are zero.
+/// Only the padding before the first row and column is stored: the padding after the
+/// last is whatever the output size implies, so asymmetric (`Same` with an even
+/// kernel) padding costs nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Input channels.
+    pub channels: usize,
+    /// Input height (1 for a 1-D convolution).
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Vertical and horizontal stride (at least 1).
+    pub stride: [usize; 2],
+    /// Zero padding before the first row and before the first column.
+    pub padding: [usize; 2],
+    /// Vertical and horizontal dilation (at least 1).
+    pub dilation: [usize; 2],
+    /// Output height.
+    pub out_height: usize,
+    /// Output width.
+    pub out_width: usize,
+}
+
+impl ConvGeometry {
+    /// Floats in one input sample: `channels * height * width`.
+    pub const fn input_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Rows of the column matrix: `channels * kernel[0] * kernel[1]`.
+    pub const fn patch_len(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output positions: `out_height * out_width`.
+    pub const fn positions(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    /// Whether the column matrix is the input itself (1x1 kernel, stride 1, no
+    /// padding), so that no copy is needed.
+    pub const fn is_pointwise(&self) -> bool {
+        self.kernel[0] == 1
+            && self.kernel[1] == 1
+            && self.stride[0] == 1
+            && self.stride[1] == 1
+            && self.padding[0] == 0
+            && self.padding[1] == 0
+            && self.out_height == self.height
+            && self.out_width == self.width
+    }
+
+    /// The output indices `o` in `0..outputs` whose input index `o * stride + offset`
+    /// lies in `0..size`, as a range `lo..hi`.
+    #[inline]
+    fn valid(outputs: usize, size: usize, stride: usize, offset: isize) -> (usize, usize) {
+        let lo = if offset >= 0 { 0 } else { (offset.unsigned_abs()).div_ceil(stride) };
+        let hi = if (size as isize) > offset {
+            ((size as isize - offset - 1) as usize / stride + 1).min(outputs)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// A run of consecutive output positions on one output row, for one row `(c, i, j)` of
+/// the column matrix: its elements `column..column + len` of that row. Elements
+/// `inside.start..inside.end` of the run read the input at `first`, `first + stride`,
+/// ...; the others, and all of them when `inside` is empty, read the zero padding.
+struct Run {
+    /// The row of the column matrix, `(c * KH + i) * KW + j`.
+    row: usize,
+    /// The column (position within the tile) of its first element.
+    column: usize,
+    /// Its length.
+    len: usize,
+    /// The part of the run inside the input (relative to the run).
+    inside: core::ops::Range<usize>,
+    /// The input index read by element `inside.start`.
+    first: usize,
+}
+
+/// Calls `f` for every [`Run`] of the column matrix restricted to the positions
+/// `start..start + len`.
+#[inline(always)]
+fn for_each_run(g: &ConvGeometry, start: usize, len: usize, mut f: impl FnMut(Run)) {
+    let (h, w, ow) = (g.height, g.width, g.out_width);
+    let mut row = 0;
+    for c in 0..g.channels {
+        for i in 0..g.kernel[0] {
+            let y_offset = (i * g.dilation[0]) as isize - g.padding[0] as isize;
+            for j in 0..g.kernel[1] {
+                let x_offset = (j * g.dilation[1]) as isize - g.padding[1] as isize;
+                let (lo, hi) = ConvGeometry::valid(ow, w, g.stride[1], x_offset);
+                let (mut p, mut k) = (start, 0);
+                while k < len {
+                    let (oy, ox0) = (p / ow, p % ow);
+                    let run = (ow - ox0).min(len - k);
+                    let iy = (oy * g.stride[0]) as isize + y_offset;
+                    let (mut a, mut b, mut first) = (0, 0, 0);
+                    if iy >= 0 && (iy as usize) < h {
+                        (a, b) = (lo.clamp(ox0, ox0 + run), hi.clamp(ox0, ox0 + run));
+                        if a < b {
+                            // Output column `ox` reads input column `ox * sw + x_offset`.
+                            let ix = ((a * g.stride[1]) as isize + x_offset) as usize;
+                            first = (c * h + iy as usize) * w + ix;
+                        }
+                        (a, b) = (a - ox0, b - ox0);
+                    }
+                    f(Run { row, column: k, len: run, inside: a..b.max(a), first });
+                    p += run;
+                    k += run;
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// `cols[P, len] = ` the columns `start..start + len` of the column matrix of one
+/// sample `x[C, H, W]` (row stride of `cols`: `len`).
+pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut [f32]) {
+    let x = &x[..g.input_len()];
+    let cols = &mut cols[..g.patch_len() * len];
+    let sw = g.stride[1];
+    for_each_run(g, start, len, |r| {
+        let dst = &mut cols[r.row * len + r.column..][..r.len];
+        let Run { inside, first, .. } = r;
+        dst[..inside.start].fill(0.0);
+        dst[inside.end..].fill(0.0);
+        let dst = &mut dst[inside];
+        if sw == 1 {
+            dst.copy_from_slice(&x[first..first + dst.len()]);
+        } else {
+            for (t, d) in dst.iter_mut().enumerate() {
+                *d = x[first + t * sw];
+            }
+        }
+    });
+}
+
+/// `dx += col2im(cols)`: adds the columns `start..start + len` of a column-matrix
+/// gradient `cols[P, len]` back onto the input positions they were read from.
+pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
+    let dx = &mut dx[..g.input_len()];
+    let cols = &cols[..g.patch_len() * len];
+    let sw = g.stride[1];
+    for_each_run(g, start, len, |r| {
+        let src = &cols[r.row * len + r.column..][..r.len][r.inside];
+        if sw == 1 {
+            dx[r.first..r.first + src.len()].iter_mut().zip(src).for_each(|(d, s)| *d += s);
+        } else {
+            for (t, s) in src.iter().enumerate() {
+                dx[r.first + t * sw] += s;
+            }
+        }
+    });
+}
+
+/// The tiles of output positions: `(start, len)` pairs covering `0..positions`.
+fn tiles(positions: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..positions).step_by(POSITIONS_PER_TILE).map(move |s| (s, (positions - s).min(POSITIONS_PER_TILE)))
+}
+
+/// Convolution forward of a batch: `y[b] = weight * x[b] + bias` with
+/// `weight[filters, C, KH, KW]`, `bias[filters]`; `x` holds `batch * C * H * W` floats
+/// and `y` receives `batch * filters * OH * OW`. `scratch` holds at least
+/// [`scratch_len`] floats.
+pub fn forward(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (in_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+    let out_len = filters * n;
+    let batch = x.len() / in_len;
+    let w = MatRef::new(&weight[..filters * patch], filters, patch);
+    for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
+        // The bias is the GEMM's initial value (beta = 1): no second pass.
+        match bias {
+            Some(bias) => yb.chunks_exact_mut(n).zip(bias).for_each(|(row, &b)| row.fill(b)),
+            None => yb.fill(0.0),
+        }
+        for (start, len) in tiles(n) {
+            let cols = if g.is_pointwise() {
+                MatRef { data: &xb[start..], rows: patch, cols: len, rs: n, cs: 1 }
+            } else {
+                im2col(g, xb, start, len, scratch);
+                MatRef::new(&scratch[..patch * len], patch, len)
+            };
+            gemm(1.0, w, cols, 1.0, &mut yb[start..], n);
+        }
+    }
+}
+
+/// Convolution backward of a batch (see [`forward`]): adds `dL/dweight` into
+/// `d_weight` and `dL/dbias` into `d_bias`, and overwrites `dx` with `dL/dx` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    d_weight: &mut [f32],
+    mut d_bias: Option<&mut [f32]>,
+    mut dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    let (in_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+    let out_len = filters * n;
+    let batch = x.len() / in_len;
+    let w = MatRef::new(&weight[..filters * patch], filters, patch);
+    let d_weight = &mut d_weight[..filters * patch];
+    for b in 0..batch {
+        let xb = &x[b * in_len..][..in_len];
+        let dyb = &dy[b * out_len..][..out_len];
+        if let Some(db) = d_bias.as_deref_mut() {
+            db.iter_mut().zip(dyb.chunks_exact(n)).for_each(|(g, row)| *g += row.iter().sum::<f32>());
+        }
+        let mut dxb = dx.as_deref_mut().map(|dx| &mut dx[b * in_len..][..in_len]);
+        if let Some(dxb) = dxb.as_deref_mut() {
+            dxb.fill(0.0);
+        }
+        for (start, len) in tiles(n) {
+            let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
+            if g.is_pointwise() {
+                let cols = MatRef { data: &xb[start..], rows: patch, cols: len, rs: n, cs: 1 };
+                gemm(1.0, dy_tile, cols.t(), 1.0, d_weight, patch);
+                if let Some(dxb) = dxb.as_deref_mut() {
+                    gemm(1.0, w.t(), dy_tile, 0.0, &mut dxb[start..], n);
+                }
+                continue;
+            }
+            im2col(g, xb, start, len, scratch);
+            gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, d_weight, patch);
+            if let Some(dxb) = dxb.as_deref_mut() {
+                gemm(1.0, w.t(), dy_tile, 0.0, scratch, len);
+                col2im(g, scratch, start, len, dxb);
+            }
+        }
+    }
+}
+
+/// Transposed-convolution forward of a batch, PyTorch's `ConvTranspose2d`:
+/// `weight[C_in, filters, KH, KW]`, `bias[filters]`, `x[b]` of shape `[C_in, H, W]`,
+/// `y[b]` of shape `[filters, OH, OW]`.
+///
+/// `g` is the geometry of the *convolution* that maps `y`'s shape to `x`'s
+/// (`g.channels = filters`, `g.height = OH`, ..., `g.out_height = H`): this forward is
+/// that convolution's input gradient, `y = col2im(weight^T x) + bias`.
+pub fn transpose_forward(
+    g: &ConvGeometry,
+    in_channels: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (out_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+    let filters = g.channels;
+    let in_len = in_channels * n;
+    let batch = x.len() / in_len;
+    let w = MatRef::new(&weight[..in_channels * patch], in_channels, patch);
+    for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
+        let plane = out_len / filters;
+        match bias {
+            Some(bias) => yb.chunks_exact_mut(plane).zip(bias).for_each(|(p, &b)| p.fill(b)),
+            None => yb.fill(0.0),
+        }
+        for (start, len) in tiles(n) {
+            let x_tile = MatRef { data: &xb[start..], rows: in_channels, cols: len, rs: n, cs: 1 };
+            if g.is_pointwise() {
+                gemm(1.0, w.t(), x_tile, 1.0, &mut yb[start..], n);
+            } else {
+                gemm(1.0, w.t(), x_tile, 0.0, scratch, len);
+                col2im(g, scratch, start, len, yb);
+            }
+        }
+    }
+}
+
+/// Transposed-convolution backward of a batch (see [`transpose_forward`]): adds
+/// `dL/dweight` and `dL/dbias`, overwrites `dx` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn transpose_backward(
+    g: &ConvGeometry,
+    in_channels: usize,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    d_weight: &mut [f32],
+    mut d_bias: Option<&mut [f32]>,
+    mut dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    let (out_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+    let filters = g.channels;
+    let in_len = in_channels * n;
+    let batch = x.len() / in_len;
+    let w = MatRef::new(&weight[..in_channels * patch], in_channels, patch);
+    let d_weight = &mut d_weight[..in_channels * patch];
+    for b in 0..batch {
+        let xb = &x[b * in_len..][..in_len];
+        let dyb = &dy[b * out_len..][..out_len];
+        if let Some(db) = d_bias.as_deref_mut() {
+            let plane = out_len / filters;
+            db.iter_mut().zip(dyb.chunks_exact(plane)).for_each(|(g, p)| *g += p.iter().sum::<f32>());
+        }
+        let mut dxb = dx.as_deref_mut().map(|dx| &mut dx[b * in_len..][..in_len]);
+        for (start, len) in tiles(n) {
+            // The column matrix of dy: the gradient with respect to weight^T x.
+            let cols = if g.is_pointwise() {
+                MatRef { data: &dyb[start..], rows: patch, cols: len, rs: n, cs: 1 }
+            } else {
+                im2col(g, dyb, start, len, scratch);
+                MatRef::new(&scratch[..patch * len], patch, len)
+            };
+            let x_tile = MatRef { data: &xb[start..], rows: in_channels, cols: len, rs: n, cs: 1 };
+            // d_weight[C_in, P] += x[C_in, N] cols^T[N, P]
+            gemm(1.0, x_tile, cols.t(), 1.0, d_weight, patch);
+            if let Some(dxb) = dxb.as_deref_mut() {
+                // dx[C_in, N] = weight[C_in, P] cols[P, N]
+                gemm(1.0, w, cols, 0.0, &mut dxb[start..], n);
+            }
+        }
+    }
+}

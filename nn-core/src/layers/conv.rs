@@ -1,0 +1,648 @@
+//! Convolutions: `Conv1d`, `Conv2d` and `ConvTranspose2d`, channels first, with
+//! PyTorch's parameter layouts and `state_dict` names.
+//!
+//! | layer | input | output | `weight` | `bias` |
+//! |---|---|---|---|---|
+//! | `Conv1d<C, L, F, K, OL>` | `[C, L]` | `[F, OL]` | `[F, C, K]` | `[F]` |
+//! | `Conv2d<C, H, W, F, KH, KW, OH, OW>` | `[C, H, W]` | `[F, OH, OW]` | `[F, C, KH, KW]` | `[F]` |
+//! | `ConvTranspose2d<C, H, W, F, KH, KW, OH, OW>` | `[C, H, W]` | `[F, OH, OW]` | `[C, F, KH, KW]` | `[F]` |
+//!
+//! A last `false` type argument drops the bias. Every shape is in the type; stride,
+//! padding and dilation are values given to `new`, which checks them against the
+//! shapes: the output size along an axis must be
+//!
+//! ```text
+//! convolution:            (in + pad_before + pad_after - dilation * (kernel - 1) - 1) / stride + 1
+//! transposed convolution: (in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+//! ```
+//!
+//! ([`conv_output_size`], [`conv_transpose_output_size`]). `new` is a `const fn` that
+//! panics on a mismatch, so a layer built in a `const` (as `network!` does) with a wrong
+//! output shape, a kernel larger than the padded input or a zero stride does not
+//! compile:
+//!
+//! ```compile_fail
+//! use nn_core::layers::{Conv2d, Padding};
+//! // A valid 3x3 convolution of an 8x8 image is 6x6, not 8x8.
+//! const CONV: Conv2d<1, 8, 8, 4, 3, 3, 8, 8> = Conv2d::new([1, 1], Padding::Valid, [1, 1]);
+//! ```
+//!
+//! ```
+//! use nn_core::layers::{Conv2d, Padding};
+//! use nn_core::Layer;
+//!
+//! // 1 x 5 x 5 -> 2 x 5 x 5: two 3x3 filters, `Same` padding.
+//! type Conv = Conv2d<1, 5, 5, 2, 3, 3, 5, 5>;
+//! const CONV: Conv = Conv2d::new([1, 1], Padding::Same, [1, 1]);
+//!
+//! let mut params = vec![0.0; Conv::PARAMS]; // weight [2, 1, 3, 3], then bias [2]
+//! params[..9].fill(1.0); // filter 0 sums its 3x3 neighbourhood
+//! params[18 + 1] = 0.5; // filter 1 is zero, with bias 0.5
+//! let x = [1.0; 25];
+//! let mut y = [0.0; 50];
+//! let mut scratch = vec![0.0; Conv::SCRATCH];
+//! CONV.forward(&params, &[], &x, &mut y, &mut scratch);
+//! assert_eq!(y[0], 4.0); // a corner sees 4 pixels and 5 zeros of padding
+//! assert_eq!(y[12], 9.0); // the centre sees 9 pixels
+//! assert!(y[25..].iter().all(|&v| v == 0.5));
+//! ```
+use crate::kernels::conv::{self, ConvGeometry};
+use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::rng::Rng;
+use crate::shape::{Shape2, Shape3};
+
+/// The zero padding of a convolution along each of its `N` spatial axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding<const N: usize> {
+    /// No padding (PyTorch's and Keras' `"valid"`).
+    Valid,
+    /// The output has the input's size (PyTorch's `padding="same"`, stride 1 only):
+    /// `dilation * (kernel - 1)` zeros in all, half before and the rest after (one
+    /// more after when it is odd, as PyTorch). See [`same_padding`].
+    Same,
+    /// This many zeros before and after, per axis (PyTorch's `padding=(ph, pw)`).
+    Explicit([usize; N]),
+}
+
+impl<const N: usize> Padding<N> {
+    /// The zeros `[before, after]` along `axis`.
+    const fn axis(&self, axis: usize, kernel: usize, dilation: usize) -> [usize; 2] {
+        match self {
+            Padding::Valid => [0, 0],
+            Padding::Same => same_padding(kernel, dilation),
+            Padding::Explicit(p) => [p[axis], p[axis]],
+        }
+    }
+}
+
+/// The output length of a convolution along one axis with `padding` zeros on each side
+/// (PyTorch's formula); 0 when the dilated kernel is longer than the padded input or
+/// `stride` is 0.
+///
+/// ```
+/// use nn_core::layers::conv_output_size;
+/// assert_eq!(conv_output_size(28, 5, 1, 0, 1), 24);
+/// assert_eq!(conv_output_size(7, 3, 2, 1, 1), 4);
+/// assert_eq!(conv_output_size(2, 3, 1, 0, 1), 0);
+/// ```
+pub const fn conv_output_size(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> usize {
+    output_len(input + 2 * padding, kernel, stride, dilation)
+}
+
+/// The output length of a convolution over `padded` values (input plus padding).
+pub(crate) const fn output_len(padded: usize, kernel: usize, stride: usize, dilation: usize) -> usize {
+    if stride == 0 || kernel == 0 || dilation * (kernel - 1) >= padded {
+        return 0;
+    }
+    (padded - dilation * (kernel - 1) - 1) / stride + 1
+}
+
+/// The zeros `[before, after]` that `Padding::Same` puts along an axis:
+/// `dilation * (kernel - 1)` in all, the odd one after (PyTorch's rule).
+///
+/// ```
+/// use nn_core::layers::same_padding;
+/// assert_eq!(same_padding(3, 1), [1, 1]);
+/// assert_eq!(same_padding(4, 1), [1, 2]);
+/// assert_eq!(same_padding(3, 2), [2, 2]);
+/// ```
+pub const fn same_padding(kernel: usize, dilation: usize) -> [usize; 2] {
+    let total = dilation * kernel.saturating_sub(1);
+    [total / 2, total - total / 2]
+}
+
+/// The output length of a transposed convolution along one axis (PyTorch's
+/// `ConvTranspose` formula); 0 when the padding removes everything.
+///
+/// ```
+/// use nn_core::layers::conv_transpose_output_size;
+/// assert_eq!(conv_transpose_output_size(4, 4, 2, 1, 0, 1), 8); // DCGAN upsampling
+/// assert_eq!(conv_transpose_output_size(3, 3, 2, 1, 1, 1), 6);
+/// ```
+pub const fn conv_transpose_output_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    dilation: usize,
+) -> usize {
+    if input == 0 || kernel == 0 {
+        return 0;
+    }
+    let full = (input - 1) * stride + dilation * (kernel - 1) + output_padding + 1;
+    full.saturating_sub(2 * padding)
+}
+
+/// Checks one axis of a convolution and returns its padding before the first element.
+/// A `const` panic here is a compile error where the layer is built in a `const`.
+const fn check_conv_axis(
+    input: usize,
+    kernel: usize,
+    output: usize,
+    stride: usize,
+    padding: [usize; 2],
+    dilation: usize,
+    same: bool,
+) -> usize {
+    assert!(stride > 0, "convolution: the stride must be at least 1");
+    assert!(dilation > 0, "convolution: the dilation must be at least 1");
+    assert!(kernel > 0, "convolution: the kernel must be at least 1");
+    assert!(
+        !same || stride == 1,
+        "convolution: `Same` padding needs stride 1 (PyTorch rejects padding='same' with strided convolutions); \
+         give the padding explicitly"
+    );
+    let padded = input + padding[0] + padding[1];
+    assert!(dilation * (kernel - 1) < padded, "convolution: the (dilated) kernel is larger than the padded input");
+    assert!(
+        output == output_len(padded, kernel, stride, dilation),
+        "convolution: the output size in the type differs from the one the input size, kernel, stride, padding and \
+         dilation give (see `conv_output_size`)"
+    );
+    padding[0]
+}
+
+/// Checks one axis of a transposed convolution.
+const fn check_transpose_axis(
+    input: usize,
+    kernel: usize,
+    output: usize,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    dilation: usize,
+) {
+    assert!(stride > 0, "transposed convolution: the stride must be at least 1");
+    assert!(dilation > 0, "transposed convolution: the dilation must be at least 1");
+    assert!(kernel > 0, "transposed convolution: the kernel must be at least 1");
+    assert!(
+        output_padding < stride || output_padding < dilation,
+        "transposed convolution: the output padding must be smaller than the stride or the dilation (as PyTorch)"
+    );
+    let size = conv_transpose_output_size(input, kernel, stride, padding, output_padding, dilation);
+    assert!(size > 0, "transposed convolution: the padding leaves a zero-sized output");
+    assert!(
+        output == size,
+        "transposed convolution: the output size in the type differs from the one the input size, kernel, stride, \
+         padding, output padding and dilation give (see `conv_transpose_output_size`)"
+    );
+}
+
+/// Glorot (Xavier) uniform weights, Keras' default for convolutions:
+/// `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`; zero bias.
+fn glorot_uniform(params: &mut [f32], weights: usize, fan_in: usize, fan_out: usize, rng: &mut Rng) {
+    let limit = libm::sqrtf(6.0 / (fan_in + fan_out) as f32);
+    let (w, b) = params.split_at_mut(weights);
+    w.iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit));
+    b.fill(0.0);
+}
+
+/// Reports `weight` of `shape` and, with `bias`, `bias` of `[filters]`.
+fn visit_weight_bias(
+    path: Option<&TensorPath<'_>>,
+    params_at: usize,
+    shape: &[usize],
+    filters: usize,
+    bias: bool,
+    f: &mut dyn FnMut(&TensorInfo<'_>),
+) {
+    let n: usize = shape.iter().product();
+    let weight = TensorPath::new(path, "weight");
+    f(&TensorInfo { path: &weight, shape, offset: params_at, len: n, trainable: true });
+    if bias {
+        let bias = TensorPath::new(path, "bias");
+        f(&TensorInfo { path: &bias, shape: &[filters], offset: params_at + n, len: filters, trainable: true });
+    }
+}
+
+/// The weight and, with `bias`, the bias of a parameter slice.
+fn split_params(params: &[f32], weights: usize, filters: usize, bias: bool) -> (&[f32], Option<&[f32]>) {
+    let (w, b) = params.split_at(weights);
+    (w, if bias { Some(&b[..filters]) } else { None })
+}
+
+/// The weight and bias gradients of a gradient slice.
+fn split_grads(grads: &mut [f32], weights: usize, filters: usize, bias: bool) -> (&mut [f32], Option<&mut [f32]>) {
+    let (w, b) = grads.split_at_mut(weights);
+    (w, if bias { Some(&mut b[..filters]) } else { None })
+}
+
+/// A 2-D convolution `[C, H, W] -> [F, OH, OW]` with `F` filters of `KH x KW`, as
+/// PyTorch's `nn.Conv2d(C, F, (KH, KW), stride, padding, dilation, bias=BIAS)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2d<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const F: usize,
+    const KH: usize,
+    const KW: usize,
+    const OH: usize,
+    const OW: usize,
+    const BIAS: bool = true,
+> {
+    geometry: ConvGeometry,
+}
+
+impl<
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const F: usize,
+        const KH: usize,
+        const KW: usize,
+        const OH: usize,
+        const OW: usize,
+        const BIAS: bool,
+    > Conv2d<C, H, W, F, KH, KW, OH, OW, BIAS>
+{
+    /// The convolution with these strides (vertical, horizontal), padding and
+    /// dilations.
+    ///
+    /// # Panics
+    /// (At compile time in a `const`.) If a stride or dilation is 0, `Same` padding has
+    /// a stride other than 1, the dilated kernel is larger than the padded input, or
+    /// `OH`, `OW` differ from [`conv_output_size`].
+    pub const fn new(stride: [usize; 2], padding: Padding<2>, dilation: [usize; 2]) -> Self {
+        let same = matches!(padding, Padding::Same);
+        let top = check_conv_axis(H, KH, OH, stride[0], padding.axis(0, KH, dilation[0]), dilation[0], same);
+        let left = check_conv_axis(W, KW, OW, stride[1], padding.axis(1, KW, dilation[1]), dilation[1], same);
+        Conv2d {
+            geometry: ConvGeometry {
+                channels: C,
+                height: H,
+                width: W,
+                kernel: [KH, KW],
+                stride,
+                padding: [top, left],
+                dilation,
+                out_height: OH,
+                out_width: OW,
+            },
+        }
+    }
+
+    /// The strides (vertical, horizontal).
+    pub const fn stride(&self) -> [usize; 2] {
+        self.geometry.stride
+    }
+
+    /// The zeros before the first row and before the first column.
+    pub const fn padding(&self) -> [usize; 2] {
+        self.geometry.padding
+    }
+
+    /// The dilations (vertical, horizontal).
+    pub const fn dilation(&self) -> [usize; 2] {
+        self.geometry.dilation
+    }
+
+    const WEIGHTS: usize = F * C * KH * KW;
+}
+
+impl<
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const F: usize,
+        const KH: usize,
+        const KW: usize,
+        const OH: usize,
+        const OW: usize,
+        const BIAS: bool,
+    > Layer for Conv2d<C, H, W, F, KH, KW, OH, OW, BIAS>
+{
+    type Input = Shape3<C, H, W>;
+    type Output = Shape3<F, OH, OW>;
+    const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
+    /// One tile of the column matrix.
+    const SCRATCH: usize = conv::scratch_len(C * KH * KW, OH * OW);
+    const KIND: &'static str = "Conv2d";
+
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+        glorot_uniform(params, Self::WEIGHTS, C * KH * KW, F * KH * KW, rng);
+    }
+
+    #[inline]
+    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
+        conv::forward(&self.geometry, F, x, weight, bias, y, scratch);
+    }
+
+    #[inline]
+    fn forward_train(
+        &self,
+        params: &[f32],
+        buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        _cache: &mut [f32],
+        scratch: &mut [f32],
+        _rng: &mut Rng,
+    ) {
+        self.forward(params, buffers, x, y, scratch);
+    }
+
+    #[inline]
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        _y: &[f32],
+        _cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
+        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, d_weight, d_bias, dx, scratch);
+    }
+
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        _buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        visit_weight_bias(path, params_at, &[F, C, KH, KW], F, BIAS, f);
+    }
+}
+
+/// A 1-D convolution `[C, L] -> [F, OL]` with `F` filters of length `K`, as PyTorch's
+/// `nn.Conv1d(C, F, K, stride, padding, dilation, bias=BIAS)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv1d<
+    const C: usize,
+    const L: usize,
+    const F: usize,
+    const K: usize,
+    const OL: usize,
+    const BIAS: bool = true,
+> {
+    geometry: ConvGeometry,
+}
+
+impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: usize, const BIAS: bool>
+    Conv1d<C, L, F, K, OL, BIAS>
+{
+    /// The convolution with this stride, padding and dilation.
+    ///
+    /// # Panics
+    /// (At compile time in a `const`.) As [`Conv2d::new`], along the one axis.
+    pub const fn new(stride: usize, padding: Padding<1>, dilation: usize) -> Self {
+        let same = matches!(padding, Padding::Same);
+        let before = check_conv_axis(L, K, OL, stride, padding.axis(0, K, dilation), dilation, same);
+        Conv1d {
+            geometry: ConvGeometry {
+                channels: C,
+                height: 1,
+                width: L,
+                kernel: [1, K],
+                stride: [1, stride],
+                padding: [0, before],
+                dilation: [1, dilation],
+                out_height: 1,
+                out_width: OL,
+            },
+        }
+    }
+
+    /// The stride.
+    pub const fn stride(&self) -> usize {
+        self.geometry.stride[1]
+    }
+
+    /// The zeros before the first element.
+    pub const fn padding(&self) -> usize {
+        self.geometry.padding[1]
+    }
+
+    /// The dilation.
+    pub const fn dilation(&self) -> usize {
+        self.geometry.dilation[1]
+    }
+
+    const WEIGHTS: usize = F * C * K;
+}
+
+impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: usize, const BIAS: bool> Layer
+    for Conv1d<C, L, F, K, OL, BIAS>
+{
+    type Input = Shape2<C, L>;
+    type Output = Shape2<F, OL>;
+    const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
+    /// One tile of the column matrix.
+    const SCRATCH: usize = conv::scratch_len(C * K, OL);
+    const KIND: &'static str = "Conv1d";
+
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+        glorot_uniform(params, Self::WEIGHTS, C * K, F * K, rng);
+    }
+
+    #[inline]
+    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
+        conv::forward(&self.geometry, F, x, weight, bias, y, scratch);
+    }
+
+    #[inline]
+    fn forward_train(
+        &self,
+        params: &[f32],
+        buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        _cache: &mut [f32],
+        scratch: &mut [f32],
+        _rng: &mut Rng,
+    ) {
+        self.forward(params, buffers, x, y, scratch);
+    }
+
+    #[inline]
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        _y: &[f32],
+        _cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
+        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, d_weight, d_bias, dx, scratch);
+    }
+
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        _buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        visit_weight_bias(path, params_at, &[F, C, K], F, BIAS, f);
+    }
+}
+
+/// A 2-D transposed convolution `[C, H, W] -> [F, OH, OW]` (the gradient of a
+/// convolution with respect to its input; generators upsample with it), as PyTorch's
+/// `nn.ConvTranspose2d(C, F, (KH, KW), stride, padding, output_padding, bias=BIAS,
+/// dilation=dilation)`, with its `weight` layout `[C, F, KH, KW]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvTranspose2d<
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const F: usize,
+    const KH: usize,
+    const KW: usize,
+    const OH: usize,
+    const OW: usize,
+    const BIAS: bool = true,
+> {
+    /// The convolution from the output's shape to the input's.
+    geometry: ConvGeometry,
+    output_padding: [usize; 2],
+}
+
+impl<
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const F: usize,
+        const KH: usize,
+        const KW: usize,
+        const OH: usize,
+        const OW: usize,
+        const BIAS: bool,
+    > ConvTranspose2d<C, H, W, F, KH, KW, OH, OW, BIAS>
+{
+    /// The transposed convolution with these strides, padding (zeros removed from
+    /// each side of the full output), output padding (extra rows and columns after)
+    /// and dilations.
+    ///
+    /// # Panics
+    /// (At compile time in a `const`.) If a stride or dilation is 0, an output padding
+    /// is not smaller than its stride or dilation, or `OH`, `OW` differ from
+    /// [`conv_transpose_output_size`].
+    pub const fn new(
+        stride: [usize; 2],
+        padding: [usize; 2],
+        output_padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Self {
+        check_transpose_axis(H, KH, OH, stride[0], padding[0], output_padding[0], dilation[0]);
+        check_transpose_axis(W, KW, OW, stride[1], padding[1], output_padding[1], dilation[1]);
+        ConvTranspose2d {
+            geometry: ConvGeometry {
+                channels: F,
+                height: OH,
+                width: OW,
+                kernel: [KH, KW],
+                stride,
+                padding,
+                dilation,
+                out_height: H,
+                out_width: W,
+            },
+            output_padding,
+        }
+    }
+
+    /// The strides (vertical, horizontal).
+    pub const fn stride(&self) -> [usize; 2] {
+        self.geometry.stride
+    }
+
+    /// The zeros removed from each side of the full output, per axis.
+    pub const fn padding(&self) -> [usize; 2] {
+        self.geometry.padding
+    }
+
+    /// The extra rows and columns after the output.
+    pub const fn output_padding(&self) -> [usize; 2] {
+        self.output_padding
+    }
+
+    /// The dilations (vertical, horizontal).
+    pub const fn dilation(&self) -> [usize; 2] {
+        self.geometry.dilation
+    }
+
+    const WEIGHTS: usize = C * F * KH * KW;
+}
+
+impl<
+        const C: usize,
+        const H: usize,
+        const W: usize,
+        const F: usize,
+        const KH: usize,
+        const KW: usize,
+        const OH: usize,
+        const OW: usize,
+        const BIAS: bool,
+    > Layer for ConvTranspose2d<C, H, W, F, KH, KW, OH, OW, BIAS>
+{
+    type Input = Shape3<C, H, W>;
+    type Output = Shape3<F, OH, OW>;
+    const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
+    /// One tile of the column matrix of the output.
+    const SCRATCH: usize = conv::scratch_len(F * KH * KW, H * W);
+    const KIND: &'static str = "ConvTranspose2d";
+
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+        glorot_uniform(params, Self::WEIGHTS, C * KH * KW, F * KH * KW, rng);
+    }
+
+    #[inline]
+    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
+        conv::transpose_forward(&self.geometry, C, x, weight, bias, y, scratch);
+    }
+
+    #[inline]
+    fn forward_train(
+        &self,
+        params: &[f32],
+        buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        _cache: &mut [f32],
+        scratch: &mut [f32],
+        _rng: &mut Rng,
+    ) {
+        self.forward(params, buffers, x, y, scratch);
+    }
+
+    #[inline]
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        _y: &[f32],
+        _cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
+        conv::transpose_backward(&self.geometry, C, x, &params[..Self::WEIGHTS], dy, d_weight, d_bias, dx, scratch);
+    }
+
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        _buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        visit_weight_bias(path, params_at, &[C, F, KH, KW], F, BIAS, f);
+    }
+}
