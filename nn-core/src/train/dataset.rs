@@ -60,7 +60,7 @@ impl Dataset {
         if input_len == 0 || target_len == 0 {
             return Err(DatasetError::ZeroWidth);
         }
-        if inputs.len() % input_len != 0 {
+        if !inputs.len().is_multiple_of(input_len) {
             return Err(DatasetError::RaggedInputs { values: inputs.len(), width: input_len });
         }
         let n = inputs.len() / input_len;
