@@ -45,6 +45,7 @@ pub mod data;
 #[cfg(feature = "std")]
 pub mod io;
 #[cfg(feature = "alloc")]
+pub mod stream;
 pub mod train;
 
 pub use activation::Activation;

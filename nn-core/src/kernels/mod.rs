@@ -7,5 +7,6 @@ pub mod conv;
 pub mod dense;
 pub mod gemm;
 pub mod pool;
+pub mod recurrent;
 
 pub use gemm::{gemm, gemv, MatRef};

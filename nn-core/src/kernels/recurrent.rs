@@ -1,0 +1,947 @@
+//! Recurrent kernels: simple RNN, LSTM and GRU cells, stacked and bidirectional, with
+//! PyTorch's equations, gate order and parameter layout.
+//!
+//! Per layer `l` and direction `d`, with `p = W_ih x_t + b_ih` (input projection) and
+//! `q = W_hh h_{t-1} + b_hh` (recurrent projection), both `[G * H]`:
+//!
+//! | cell | gates (`G`) | step |
+//! |---|---|---|
+//! | RNN | 1 | `h = act(p + q)`, `act` tanh or ReLU |
+//! | LSTM | 4: `i, f, g, o` | `i, f, o = sigmoid(p + q)`, `g = tanh(p + q)`, `c = f c_prev + i g`, `h = o tanh(c)` |
+//! | GRU | 3: `r, z, n` | `r, z = sigmoid(p + q)`, `n = tanh(p_n + r q_n)`, `h = (1 - z) n + z h_prev` |
+//!
+//! The GRU's reset gate multiplies the recurrent projection *after* the matmul
+//! (`q_n = W_hn h + b_hn`), as PyTorch does.
+//!
+//! Parameters of `(l, d)`, in `state_dict` order: `weight_ih [G H, I_l]`,
+//! `weight_hh [G H, H]`, `bias_ih [G H]`, `bias_hh [G H]`, where `I_0 = F` and
+//! `I_l = D H` above the first layer (its input is the concatenation of both directions
+//! of the layer below). Blocks are ordered `l0, l0_reverse, l1, l1_reverse, ...`.
+//!
+//! Three paths share the cell arithmetic ([`lstm_unit`], [`gru_unit`], [`rnn_unit`]):
+//!
+//! * [`forward`] (inference) computes every projection element as one fixed-order
+//!   dot product ([`project`]), sample by sample and step by step, so its result does
+//!   not depend on the batch size and [`step`] (streaming) reproduces it bit for bit;
+//! * [`forward_train`] computes the input projections of all time steps and samples
+//!   with one GEMM (`[B T, I] x [I, G H]`) and the recurrent projections with one GEMM
+//!   per step (`[B, H] x [H, G H]`), keeping gates and states for [`backward`];
+//! * [`backward`] is backpropagation through time, optionally truncated.
+//!
+//! Layouts: a batch is sample-major (`x` is `[B, T, F]`, the output `[B, T, O]` or
+//! `[B, O]`); states (initial, final and their gradients) are `[B, L D, H]`, PyTorch's
+//! `h_0 [L D, B, H]` with the batch outermost.
+use super::gemm::{dot, gemm, MatRef};
+use crate::activation::sigmoid;
+
+/// The recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// Elman RNN with `tanh`.
+    RnnTanh,
+    /// Elman RNN with ReLU.
+    RnnRelu,
+    /// Long short-term memory.
+    Lstm,
+    /// Gated recurrent unit.
+    Gru,
+}
+
+impl CellKind {
+    /// Gates per hidden unit: 1, 4 or 3.
+    pub const fn gates(self) -> usize {
+        match self {
+            CellKind::RnnTanh | CellKind::RnnRelu => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+}
+
+/// How the two directions of a bidirectional layer are combined into its output.
+///
+/// Between stacked layers the directions are always concatenated (PyTorch); the merge
+/// mode applies to the output of the last layer only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// `[forward, backward]`, width `2 H` (PyTorch's output).
+    Concat,
+    /// `forward + backward`, width `H`.
+    Sum,
+    /// `(forward + backward) / 2`, width `H`.
+    Mean,
+    /// `forward * backward`, width `H`.
+    Multiply,
+}
+
+impl Merge {
+    /// The merged width of two directions of `hidden` units.
+    pub const fn width(self, hidden: usize) -> usize {
+        match self {
+            Merge::Concat => 2 * hidden,
+            _ => hidden,
+        }
+    }
+}
+
+/// Parameters per sample of a stack: `G H (I + H + 2)` per layer and direction.
+pub const fn params_len(gates: usize, features: usize, hidden: usize, layers: usize, directions: usize) -> usize {
+    let gh = gates * hidden;
+    let first = gh * (features + hidden + 2);
+    let above = gh * (directions * hidden + hidden + 2);
+    directions * (first + (layers - 1) * above)
+}
+
+/// Cache floats per sample: per layer its output sequence `[T, D H]`, and per layer and
+/// direction the gate activations `[T, G H]`, the cell states (LSTM) or `q_n` (GRU)
+/// `[T, H]`, and the initial `h` and `c`.
+pub const fn cache_len(gates: usize, steps: usize, hidden: usize, layers: usize, directions: usize) -> usize {
+    let l = Layout::per_sample(gates, steps, hidden, directions);
+    layers * l.layer
+}
+
+/// Scratch floats per sample: the gradients of the gates `[T, G H]`, two sequence
+/// buffers `[T, D H]`, one recurrent projection or its gradient `[G H]` and two state
+/// vectors `[H]`. Inference uses less.
+pub const fn scratch_len(gates: usize, steps: usize, hidden: usize, directions: usize) -> usize {
+    let gh = gates * hidden;
+    steps * gh + 2 * steps * directions * hidden + 2 * gh + 4 * hidden
+}
+
+/// The full description of a recurrent stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The cell.
+    pub cell: CellKind,
+    /// Time steps `T`.
+    pub steps: usize,
+    /// Input features `F`.
+    pub features: usize,
+    /// Hidden units `H`.
+    pub hidden: usize,
+    /// Stacked layers `L`.
+    pub layers: usize,
+    /// Directions `D`: 1, or 2 for bidirectional.
+    pub directions: usize,
+    /// How the directions of the last layer are combined.
+    pub merge: Merge,
+    /// Output every step (`[T, O]`) or the final hidden states (`[O]`).
+    pub return_sequences: bool,
+    /// Backpropagate through at most this many steps (chunks of `truncate` steps, see
+    /// [`backward`]); 0 for the whole sequence.
+    pub truncate: usize,
+}
+
+/// The four parameter tensors of one layer and direction.
+struct Weights<'a> {
+    ih: &'a [f32],
+    hh: &'a [f32],
+    b_ih: &'a [f32],
+    b_hh: &'a [f32],
+}
+
+impl Config {
+    /// `G H`: the width of the gate vector.
+    pub const fn gate_width(&self) -> usize {
+        self.cell.gates() * self.hidden
+    }
+
+    /// The input width of layer `l`.
+    pub const fn input_width(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.features
+        } else {
+            self.directions * self.hidden
+        }
+    }
+
+    /// Parameters of one direction of layer `l`.
+    pub const fn direction_params(&self, layer: usize) -> usize {
+        self.gate_width() * (self.input_width(layer) + self.hidden + 2)
+    }
+
+    /// The offset of the parameters of layer `l`, direction `d`.
+    pub const fn param_offset(&self, layer: usize, direction: usize) -> usize {
+        let first = self.direction_params(0);
+        if layer == 0 {
+            direction * first
+        } else {
+            self.directions * first + ((layer - 1) * self.directions + direction) * self.direction_params(1)
+        }
+    }
+
+    /// All parameters.
+    pub const fn params(&self) -> usize {
+        params_len(self.cell.gates(), self.features, self.hidden, self.layers, self.directions)
+    }
+
+    /// The width of one output step.
+    pub const fn output_width(&self) -> usize {
+        if self.directions == 1 {
+            self.hidden
+        } else {
+            self.merge.width(self.hidden)
+        }
+    }
+
+    /// Output floats per sample.
+    pub const fn output_len(&self) -> usize {
+        if self.return_sequences {
+            self.steps * self.output_width()
+        } else {
+            self.output_width()
+        }
+    }
+
+    /// State floats per sample (`h` or `c`): `L D H`.
+    pub const fn state_len(&self) -> usize {
+        self.layers * self.directions * self.hidden
+    }
+
+    /// Cache floats per sample.
+    pub const fn cache_len(&self) -> usize {
+        cache_len(self.cell.gates(), self.steps, self.hidden, self.layers, self.directions)
+    }
+
+    /// Scratch floats per sample.
+    pub const fn scratch_len(&self) -> usize {
+        scratch_len(self.cell.gates(), self.steps, self.hidden, self.directions)
+    }
+
+    fn weights<'a>(&self, params: &'a [f32], layer: usize, direction: usize) -> Weights<'a> {
+        let (gh, i, h) = (self.gate_width(), self.input_width(layer), self.hidden);
+        let p = &params[self.param_offset(layer, direction)..][..self.direction_params(layer)];
+        let (ih, p) = p.split_at(gh * i);
+        let (hh, p) = p.split_at(gh * h);
+        let (b_ih, b_hh) = p.split_at(gh);
+        Weights { ih, hh, b_ih, b_hh }
+    }
+
+    /// The time index of processing step `s` in direction `d`.
+    #[inline]
+    const fn time(&self, direction: usize, s: usize) -> usize {
+        if direction == 0 {
+            s
+        } else {
+            self.steps - 1 - s
+        }
+    }
+}
+
+/// Region sizes of the cache, per sample.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// One layer's output sequence `[T, D H]`.
+    out: usize,
+    /// Gate activations `[T, G H]`.
+    gates: usize,
+    /// Cell states (LSTM) or `q_n` (GRU) `[T, H]`; empty for RNN.
+    extra: usize,
+    /// Initial `h` and `c`: `[2 H]`.
+    init: usize,
+    /// One direction: `gates + extra + init`.
+    dir: usize,
+    /// One layer: `out + D dir`.
+    layer: usize,
+}
+
+impl Layout {
+    const fn per_sample(gates: usize, steps: usize, hidden: usize, directions: usize) -> Self {
+        let out = steps * directions * hidden;
+        let g = steps * gates * hidden;
+        let extra = if gates > 1 { steps * hidden } else { 0 };
+        let init = 2 * hidden;
+        let dir = g + extra + init;
+        Layout { out, gates: g, extra, init, dir, layer: out + directions * dir }
+    }
+
+    fn of(cfg: &Config) -> Self {
+        Self::per_sample(cfg.cell.gates(), cfg.steps, cfg.hidden, cfg.directions)
+    }
+
+    /// Every region of a batch of `b` samples (the cache holds `b` times each).
+    fn times(self, b: usize) -> Self {
+        Layout {
+            out: b * self.out,
+            gates: b * self.gates,
+            extra: b * self.extra,
+            init: b * self.init,
+            dir: b * self.dir,
+            layer: b * self.layer,
+        }
+    }
+}
+
+/// Initial states: `h` (and `c`, LSTM only), each `[B, L D, H]`.
+#[derive(Clone, Copy, Debug)]
+pub struct States<'a> {
+    /// Hidden states.
+    pub h: &'a [f32],
+    /// Cell states (LSTM; ignored by other cells, may be empty).
+    pub c: &'a [f32],
+}
+
+/// Final states or gradients of initial states: `h` (and `c`, LSTM only), each
+/// `[B, L D, H]`.
+#[derive(Debug)]
+pub struct StatesMut<'a> {
+    /// Hidden states.
+    pub h: &'a mut [f32],
+    /// Cell states (LSTM; untouched for other cells, may be empty).
+    pub c: &'a mut [f32],
+}
+
+// ---------------------------------------------------------------------------------------
+// Cell arithmetic, shared by every path.
+
+/// One LSTM unit: from the projections of gates `i, f, g, o` and `c_prev`, returns
+/// `(i, f, g, o, c, h)` (activations, new cell state, new hidden state).
+#[inline(always)]
+pub fn lstm_unit(p: [f32; 4], q: [f32; 4], c_prev: f32) -> [f32; 6] {
+    let i = sigmoid(p[0] + q[0]);
+    let f = sigmoid(p[1] + q[1]);
+    let g = libm::tanhf(p[2] + q[2]);
+    let o = sigmoid(p[3] + q[3]);
+    let c = f * c_prev + i * g;
+    let h = o * libm::tanhf(c);
+    [i, f, g, o, c, h]
+}
+
+/// One GRU unit: from the projections of gates `r, z, n` and `h_prev`, returns
+/// `(r, z, n, h)`.
+#[inline(always)]
+pub fn gru_unit(p: [f32; 3], q: [f32; 3], h_prev: f32) -> [f32; 4] {
+    let r = sigmoid(p[0] + q[0]);
+    let z = sigmoid(p[1] + q[1]);
+    let n = libm::tanhf(p[2] + r * q[2]);
+    let h = (1.0 - z) * n + z * h_prev;
+    [r, z, n, h]
+}
+
+/// One RNN unit: `act(p + q)`.
+#[inline(always)]
+pub fn rnn_unit(relu: bool, p: f32, q: f32) -> f32 {
+    let a = p + q;
+    if relu {
+        if a > 0.0 {
+            a
+        } else {
+            0.0
+        }
+    } else {
+        libm::tanhf(a)
+    }
+}
+
+/// `out[o] = dot(weight[o, :], x) (+ bias[o])` for a row-major `weight [out.len(), x.len()]`.
+///
+/// Every element is one fixed-order dot product ([`dot`]), so the result does not
+/// depend on which other rows or samples are computed: the inference and streaming
+/// paths both use it and agree bit for bit.
+#[inline]
+pub fn project(weight: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
+    let n = x.len();
+    match bias {
+        Some(bias) => {
+            for ((o, row), &b) in out.iter_mut().zip(weight.chunks_exact(n)).zip(bias) {
+                *o = dot(row, x) + b;
+            }
+        }
+        None => {
+            for (o, row) in out.iter_mut().zip(weight.chunks_exact(n)) {
+                *o = dot(row, x);
+            }
+        }
+    }
+}
+
+/// One step of one cell, in place: `p` and `q` (`[G H]`) are the projections (`p` is
+/// overwritten), `h` and `c` (`[H]`; `c` only for LSTM) hold the previous state on
+/// entry and the new one on exit.
+#[inline]
+pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    let hidden = h.len();
+    match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => {
+            let relu = cell == CellKind::RnnRelu;
+            for ((h, &p), &q) in h.iter_mut().zip(&p[..hidden]).zip(&q[..hidden]) {
+                *h = rnn_unit(relu, p, q);
+            }
+        }
+        CellKind::Lstm => {
+            for j in 0..hidden {
+                let g = |v: &[f32], k: usize| v[k * hidden + j];
+                let u = lstm_unit([g(p, 0), g(p, 1), g(p, 2), g(p, 3)], [g(q, 0), g(q, 1), g(q, 2), g(q, 3)], c[j]);
+                c[j] = u[4];
+                h[j] = u[5];
+            }
+        }
+        CellKind::Gru => {
+            for j in 0..hidden {
+                let g = |v: &[f32], k: usize| v[k * hidden + j];
+                h[j] = gru_unit([g(p, 0), g(p, 1), g(p, 2)], [g(q, 0), g(q, 1), g(q, 2)], h[j])[3];
+            }
+        }
+    }
+}
+
+/// One streaming step of a unidirectional stack: `x [F]` in, the new top hidden
+/// state out (`h[L - 1]`). `h` and `c` are `[L, H]` (`c` LSTM only); `p` and `q` hold
+/// `G H` floats each. The same operations, in the same order, as [`forward`].
+pub fn step(cfg: &Config, params: &[f32], x: &[f32], h: &mut [f32], c: &mut [f32], p: &mut [f32], q: &mut [f32]) {
+    debug_assert_eq!(cfg.directions, 1);
+    let (hd, gh) = (cfg.hidden, cfg.gate_width());
+    let (p, q) = (&mut p[..gh], &mut q[..gh]);
+    for l in 0..cfg.layers {
+        let w = cfg.weights(params, l, 0);
+        let (below, here) = h.split_at_mut(l * hd);
+        let input = if l == 0 { x } else { &below[(l - 1) * hd..] };
+        project(w.ih, Some(w.b_ih), &input[..cfg.input_width(l)], p);
+        let h_l = &mut here[..hd];
+        project(w.hh, Some(w.b_hh), h_l, q);
+        let c_l: &mut [f32] = if cfg.cell == CellKind::Lstm { &mut c[l * hd..(l + 1) * hd] } else { &mut [] };
+        cell_step(cfg.cell, p, q, h_l, c_l);
+    }
+}
+
+/// Merges the two directions' hidden states `hf`, `hb` into `out`.
+#[inline]
+fn merge_into(merge: Merge, hf: &[f32], hb: &[f32], out: &mut [f32]) {
+    let n = hf.len();
+    match merge {
+        Merge::Concat => {
+            out[..n].copy_from_slice(hf);
+            out[n..2 * n].copy_from_slice(hb);
+        }
+        Merge::Sum => out.iter_mut().zip(hf.iter().zip(hb)).for_each(|(o, (a, b))| *o = a + b),
+        Merge::Mean => out.iter_mut().zip(hf.iter().zip(hb)).for_each(|(o, (a, b))| *o = (a + b) * 0.5),
+        Merge::Multiply => out.iter_mut().zip(hf.iter().zip(hb)).for_each(|(o, (a, b))| *o = a * b),
+    }
+}
+
+/// Backward of [`merge_into`]: from `dy` (the merged width), writes the gradients of
+/// both directions into `d [2 H]`.
+#[inline]
+fn merge_backward(merge: Merge, dy: &[f32], hf: &[f32], hb: &[f32], d: &mut [f32]) {
+    let n = hf.len();
+    let (df, db) = d[..2 * n].split_at_mut(n);
+    match merge {
+        Merge::Concat => {
+            df.copy_from_slice(&dy[..n]);
+            db.copy_from_slice(&dy[n..2 * n]);
+        }
+        Merge::Sum => {
+            df.copy_from_slice(&dy[..n]);
+            db.copy_from_slice(&dy[..n]);
+        }
+        Merge::Mean => {
+            df.iter_mut().zip(&dy[..n]).for_each(|(d, &g)| *d = 0.5 * g);
+            db.iter_mut().zip(&dy[..n]).for_each(|(d, &g)| *d = 0.5 * g);
+        }
+        Merge::Multiply => {
+            for j in 0..n {
+                df[j] = dy[j] * hb[j];
+                db[j] = dy[j] * hf[j];
+            }
+        }
+    }
+}
+
+/// Writes the output of one sample from the last layer's sequence `seq [T, D H]`.
+fn write_output(cfg: &Config, seq: &[f32], y: &mut [f32]) {
+    let (t, hd, dh, ow) = (cfg.steps, cfg.hidden, cfg.directions * cfg.hidden, cfg.output_width());
+    if cfg.return_sequences {
+        for (row, out) in seq.chunks_exact(dh).zip(y.chunks_exact_mut(ow)).take(t) {
+            if cfg.directions == 1 {
+                out.copy_from_slice(row);
+            } else {
+                merge_into(cfg.merge, &row[..hd], &row[hd..], out);
+            }
+        }
+    } else if cfg.directions == 1 {
+        y[..hd].copy_from_slice(&seq[(t - 1) * dh..][..hd]);
+    } else {
+        // The final states: forward after the last step, backward after the first.
+        merge_into(cfg.merge, &seq[(t - 1) * dh..][..hd], &seq[hd..2 * hd], &mut y[..ow]);
+    }
+}
+
+/// Checks slice lengths against the configuration; returns the batch size.
+fn batch_of(cfg: &Config, x: &[f32], y: &[f32]) -> usize {
+    let per = cfg.steps * cfg.features;
+    let batch = x.len() / per;
+    assert!(
+        cfg.steps > 0 && cfg.hidden > 0 && cfg.layers > 0 && (cfg.directions == 1 || cfg.directions == 2),
+        "recurrent: empty configuration"
+    );
+    assert!(y.len() >= batch * cfg.output_len(), "recurrent: output slice too short");
+    batch
+}
+
+// ---------------------------------------------------------------------------------------
+// Inference
+
+/// Inference over a batch `x [B, T, F]`, writing `y`. `initial` (optional) gives
+/// `h_0` / `c_0` (zeros otherwise); `final_state` (optional) receives `h_n` / `c_n`.
+/// `scratch` holds at least [`Config::scratch_len`] floats (one sample's worth).
+///
+/// Sample by sample, layer by layer, step by step, with [`project`] and [`cell_step`]:
+/// the same operations as [`step`].
+pub fn forward(
+    cfg: &Config,
+    params: &[f32],
+    x: &[f32],
+    initial: Option<States<'_>>,
+    y: &mut [f32],
+    mut final_state: Option<StatesMut<'_>>,
+    scratch: &mut [f32],
+) {
+    let batch = batch_of(cfg, x, y);
+    let (t, f, hd, gh) = (cfg.steps, cfg.features, cfg.hidden, cfg.gate_width());
+    let (nl, nd) = (cfg.layers, cfg.directions);
+    let dh = nd * hd;
+    let (seq_a, rest) = scratch.split_at_mut(t * dh);
+    let (seq_b, rest) = rest.split_at_mut(t * dh);
+    let (p, rest) = rest.split_at_mut(gh);
+    let (q, rest) = rest.split_at_mut(gh);
+    let (h, rest) = rest.split_at_mut(hd);
+    let c = &mut rest[..hd];
+    let lstm = cfg.cell == CellKind::Lstm;
+    let ol = cfg.output_len();
+    for b in 0..batch {
+        let xs = &x[b * t * f..(b + 1) * t * f];
+        for l in 0..nl {
+            let (cur, prev): (&mut [f32], &[f32]) =
+                if l % 2 == 0 { (&mut *seq_a, &*seq_b) } else { (&mut *seq_b, &*seq_a) };
+            let input: &[f32] = if l == 0 { xs } else { prev };
+            let iw = cfg.input_width(l);
+            for d in 0..nd {
+                let w = cfg.weights(params, l, d);
+                let si = (b * nl * nd + l * nd + d) * hd;
+                match initial {
+                    Some(s) => {
+                        h.copy_from_slice(&s.h[si..si + hd]);
+                        if lstm {
+                            c.copy_from_slice(&s.c[si..si + hd]);
+                        }
+                    }
+                    None => {
+                        h.fill(0.0);
+                        c.fill(0.0);
+                    }
+                }
+                for s in 0..t {
+                    let ti = cfg.time(d, s);
+                    project(w.ih, Some(w.b_ih), &input[ti * iw..(ti + 1) * iw], p);
+                    project(w.hh, Some(w.b_hh), h, q);
+                    cell_step(cfg.cell, p, q, h, c);
+                    cur[ti * dh + d * hd..][..hd].copy_from_slice(h);
+                }
+                if let Some(fs) = final_state.as_mut() {
+                    fs.h[si..si + hd].copy_from_slice(h);
+                    if lstm {
+                        fs.c[si..si + hd].copy_from_slice(c);
+                    }
+                }
+            }
+        }
+        let last: &[f32] = if (nl - 1) % 2 == 0 { seq_a } else { seq_b };
+        write_output(cfg, last, &mut y[b * ol..(b + 1) * ol]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Training
+
+/// Adds `bias` to every row of `m` (rows of `bias.len()`).
+#[inline]
+fn add_bias_rows(m: &mut [f32], bias: &[f32]) {
+    for row in m.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
+}
+
+/// Adds the column sums of `m` (rows of `acc.len()`, row stride `stride`, `rows` rows)
+/// into `acc`.
+#[inline]
+fn add_column_sums(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    let n = acc.len();
+    for r in 0..rows {
+        acc.iter_mut().zip(&m[r * stride..r * stride + n]).for_each(|(a, v)| *a += v);
+    }
+}
+
+/// A `[rows, cols]` view of `data` with row stride `rs`.
+#[inline]
+fn strided(data: &[f32], rows: usize, cols: usize, rs: usize) -> MatRef<'_> {
+    MatRef { data, rows, cols, rs, cs: 1 }
+}
+
+/// Training forward over a batch `x [B, T, F]`: writes `y` and keeps in `cache`
+/// (`B * cache_len` floats) what [`backward`] needs. `initial` and `final_state` as in
+/// [`forward`]; `scratch` holds `B * scratch_len` floats.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_train(
+    cfg: &Config,
+    params: &[f32],
+    x: &[f32],
+    initial: Option<States<'_>>,
+    y: &mut [f32],
+    cache: &mut [f32],
+    scratch: &mut [f32],
+    final_state: Option<StatesMut<'_>>,
+) {
+    let batch = batch_of(cfg, x, y);
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let (nl, nd) = (cfg.layers, cfg.directions);
+    let dh = nd * hd;
+    let one = Layout::of(cfg);
+    let lay = one.times(batch);
+    let lstm = cfg.cell == CellKind::Lstm;
+    let (q, rest) = scratch.split_at_mut(batch * gh);
+    let (hp, rest) = rest.split_at_mut(hd);
+    let cp = &mut rest[..hd];
+
+    for l in 0..nl {
+        let (below, here) = cache.split_at_mut(l * lay.layer);
+        let input: &[f32] = if l == 0 { x } else { &below[(l - 1) * lay.layer..][..lay.out] };
+        let iw = cfg.input_width(l);
+        let (out, dirs) = here[..lay.layer].split_at_mut(lay.out);
+        for d in 0..nd {
+            let w = cfg.weights(params, l, d);
+            let (gates, rest) = dirs[d * lay.dir..(d + 1) * lay.dir].split_at_mut(lay.gates);
+            let (extra, init) = rest.split_at_mut(lay.extra);
+            for b in 0..batch {
+                let si = (b * nl * nd + l * nd + d) * hd;
+                let (h0, c0) = init[b * one.init..(b + 1) * one.init].split_at_mut(hd);
+                match initial {
+                    Some(s) => {
+                        h0.copy_from_slice(&s.h[si..si + hd]);
+                        if lstm {
+                            c0.copy_from_slice(&s.c[si..si + hd]);
+                        } else {
+                            c0.fill(0.0);
+                        }
+                    }
+                    None => {
+                        h0.fill(0.0);
+                        c0.fill(0.0);
+                    }
+                }
+            }
+            // P = X W_ih^T + b_ih for every sample and step at once: [B T, G H].
+            gemm(1.0, MatRef::new(input, batch * t, iw), MatRef::new(w.ih, gh, iw).t(), 0.0, gates, gh);
+            add_bias_rows(gates, w.b_ih);
+            for s in 0..t {
+                let ti = cfg.time(d, s);
+                let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+                // Q = H_prev W_hh^T + b_hh: [B, G H].
+                let h_prev = if s == 0 {
+                    strided(init, batch, hd, one.init)
+                } else {
+                    strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
+                };
+                gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
+                add_bias_rows(q, w.b_hh);
+                for b in 0..batch {
+                    if s == 0 {
+                        hp.copy_from_slice(&init[b * one.init..][..hd]);
+                        cp.copy_from_slice(&init[b * one.init + hd..][..hd]);
+                    } else {
+                        hp.copy_from_slice(&out[b * one.out + tp * dh + d * hd..][..hd]);
+                        if lstm {
+                            cp.copy_from_slice(&extra[(b * t + tp) * hd..][..hd]);
+                        }
+                    }
+                    let g = &mut gates[(b * t + ti) * gh..][..gh];
+                    let qb = &q[b * gh..(b + 1) * gh];
+                    let h = &mut out[b * one.out + ti * dh + d * hd..][..hd];
+                    let e: &mut [f32] =
+                        if lstm || cfg.cell == CellKind::Gru { &mut extra[(b * t + ti) * hd..][..hd] } else { &mut [] };
+                    train_cell(cfg.cell, g, qb, hp, cp, h, e);
+                }
+            }
+        }
+    }
+
+    let last = &cache[(nl - 1) * lay.layer..][..lay.out];
+    let ol = cfg.output_len();
+    for b in 0..batch {
+        write_output(cfg, &last[b * one.out..(b + 1) * one.out], &mut y[b * ol..(b + 1) * ol]);
+    }
+    if let Some(fs) = final_state {
+        for l in 0..nl {
+            let layer = &cache[l * lay.layer..(l + 1) * lay.layer];
+            for d in 0..nd {
+                let tl = cfg.time(d, t - 1);
+                let extra = &layer[lay.out + d * lay.dir + lay.gates..][..lay.extra];
+                for b in 0..batch {
+                    let si = (b * nl * nd + l * nd + d) * hd;
+                    fs.h[si..si + hd].copy_from_slice(&layer[b * one.out + tl * dh + d * hd..][..hd]);
+                    if lstm {
+                        fs.c[si..si + hd].copy_from_slice(&extra[(b * t + tl) * hd..][..hd]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One training step of one sample: `g` holds the input projections `p` on entry and
+/// the gate activations on exit; writes the new `h`, and into `e` the new cell state
+/// (LSTM) or `q_n` (GRU).
+#[inline]
+fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
+    let hd = h.len();
+    match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => {
+            let relu = cell == CellKind::RnnRelu;
+            for j in 0..hd {
+                let v = rnn_unit(relu, g[j], q[j]);
+                g[j] = v;
+                h[j] = v;
+            }
+        }
+        CellKind::Lstm => {
+            for j in 0..hd {
+                let k = |v: &[f32], n: usize| v[n * hd + j];
+                let u = lstm_unit([k(g, 0), k(g, 1), k(g, 2), k(g, 3)], [k(q, 0), k(q, 1), k(q, 2), k(q, 3)], cp[j]);
+                for n in 0..4 {
+                    g[n * hd + j] = u[n];
+                }
+                e[j] = u[4];
+                h[j] = u[5];
+            }
+        }
+        CellKind::Gru => {
+            for j in 0..hd {
+                let k = |v: &[f32], n: usize| v[n * hd + j];
+                let u = gru_unit([k(g, 0), k(g, 1), k(g, 2)], [k(q, 0), k(q, 1), k(q, 2)], hp[j]);
+                for n in 0..3 {
+                    g[n * hd + j] = u[n];
+                }
+                e[j] = q[2 * hd + j];
+                h[j] = u[3];
+            }
+        }
+    }
+}
+
+/// Backpropagation through time for the last [`forward_train`] over `x`: from `dy`
+/// (the gradient of the output), adds the parameter gradients into `grads`, writes
+/// `dL/dx` into `dx` when given and `dL/dh_0`, `dL/dc_0` into `d_initial` when given.
+/// `scratch` holds `B * scratch_len` floats.
+///
+/// Truncation (`cfg.truncate = k > 0`): each direction's sequence is cut, in its
+/// processing order, into chunks of `k` steps, and no gradient flows through the
+/// recurrent state from one chunk into the previous one, exactly as if the state were
+/// detached (`h.detach()` in PyTorch) every `k` steps. The weights still receive the
+/// gradient of every step; the initial state receives gradient from the first chunk
+/// only.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    cfg: &Config,
+    params: &[f32],
+    x: &[f32],
+    cache: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    grads: &mut [f32],
+    scratch: &mut [f32],
+    mut d_initial: Option<StatesMut<'_>>,
+) {
+    let (t, f, hd, gh) = (cfg.steps, cfg.features, cfg.hidden, cfg.gate_width());
+    let batch = x.len() / (t * f);
+    let (nl, nd) = (cfg.layers, cfg.directions);
+    let dh = nd * hd;
+    let one = Layout::of(cfg);
+    let lay = one.times(batch);
+    let lstm = cfg.cell == CellKind::Lstm;
+    let gru = cfg.cell == CellKind::Gru;
+
+    let (dp, rest) = scratch.split_at_mut(batch * t * gh);
+    let (seq_a, rest) = rest.split_at_mut(batch * t * dh);
+    let (seq_b, rest) = rest.split_at_mut(batch * t * dh);
+    let (dq, rest) = rest.split_at_mut(batch * gh);
+    let (carry, rest) = rest.split_at_mut(batch * hd);
+    let dc = &mut rest[..batch * hd];
+
+    // The gradient of the last layer's output sequence, from dy.
+    {
+        let last = &cache[(nl - 1) * lay.layer..][..lay.out];
+        let ow = cfg.output_width();
+        if !cfg.return_sequences {
+            seq_a.fill(0.0);
+        }
+        for b in 0..batch {
+            let hs = &last[b * one.out..(b + 1) * one.out];
+            let ds = &mut seq_a[b * one.out..(b + 1) * one.out];
+            if cfg.return_sequences {
+                let dyb = &dy[b * t * ow..(b + 1) * t * ow];
+                for ti in 0..t {
+                    let row = &hs[ti * dh..(ti + 1) * dh];
+                    let g = &dyb[ti * ow..(ti + 1) * ow];
+                    if nd == 1 {
+                        ds[ti * dh..(ti + 1) * dh].copy_from_slice(g);
+                    } else {
+                        merge_backward(cfg.merge, g, &row[..hd], &row[hd..], &mut ds[ti * dh..(ti + 1) * dh]);
+                    }
+                }
+            } else {
+                let g = &dy[b * ow..(b + 1) * ow];
+                if nd == 1 {
+                    ds[(t - 1) * dh..][..hd].copy_from_slice(g);
+                } else {
+                    // Forward direction's final state is at t - 1, backward's at 0.
+                    let (hf, hb) = (&hs[(t - 1) * dh..][..hd], &hs[hd..2 * hd]);
+                    for j in 0..hd {
+                        let (gf, gb) = match cfg.merge {
+                            Merge::Concat => (g[j], g[hd + j]),
+                            Merge::Sum => (g[j], g[j]),
+                            Merge::Mean => (0.5 * g[j], 0.5 * g[j]),
+                            Merge::Multiply => (g[j] * hb[j], g[j] * hf[j]),
+                        };
+                        ds[(t - 1) * dh + j] = gf;
+                        ds[hd + j] = gb;
+                    }
+                }
+            }
+        }
+    }
+
+    let mut dx = dx;
+    for l in (0..nl).rev() {
+        let (cur, below): (&mut [f32], &mut [f32]) =
+            if (nl - 1 - l) % 2 == 0 { (&mut *seq_a, &mut *seq_b) } else { (&mut *seq_b, &mut *seq_a) };
+        let layer = &cache[l * lay.layer..(l + 1) * lay.layer];
+        let input: &[f32] = if l == 0 { x } else { &cache[(l - 1) * lay.layer..][..lay.out] };
+        let iw = cfg.input_width(l);
+        let out = &layer[..lay.out];
+        for d in 0..nd {
+            let w = cfg.weights(params, l, d);
+            let go = cfg.param_offset(l, d);
+            let (gw_ih, rest) = grads[go..go + cfg.direction_params(l)].split_at_mut(gh * iw);
+            let (gw_hh, rest) = rest.split_at_mut(gh * hd);
+            let (gb_ih, gb_hh) = rest.split_at_mut(gh);
+            let dir = &layer[lay.out + d * lay.dir..][..lay.dir];
+            let (gates, rest) = dir.split_at(lay.gates);
+            let (extra, init) = rest.split_at(lay.extra);
+            carry.fill(0.0);
+            dc.fill(0.0);
+            for s in (0..t).rev() {
+                let ti = cfg.time(d, s);
+                let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+                for b in 0..batch {
+                    let g = &gates[(b * t + ti) * gh..][..gh];
+                    let dg = &mut dp[(b * t + ti) * gh..][..gh];
+                    let dhb = &mut carry[b * hd..(b + 1) * hd];
+                    let dcb = &mut dc[b * hd..(b + 1) * hd];
+                    let dout = &cur[b * one.out + ti * dh + d * hd..][..hd];
+                    match cfg.cell {
+                        CellKind::RnnTanh | CellKind::RnnRelu => {
+                            let relu = cfg.cell == CellKind::RnnRelu;
+                            for j in 0..hd {
+                                let dh = dout[j] + dhb[j];
+                                let v = g[j];
+                                dg[j] = if relu {
+                                    if v > 0.0 {
+                                        dh
+                                    } else {
+                                        0.0
+                                    }
+                                } else {
+                                    dh * (1.0 - v * v)
+                                };
+                            }
+                        }
+                        CellKind::Lstm => {
+                            let c = &extra[(b * t + ti) * hd..][..hd];
+                            let c_prev = if s == 0 {
+                                &init[b * one.init + hd..][..hd]
+                            } else {
+                                &extra[(b * t + tp) * hd..][..hd]
+                            };
+                            for j in 0..hd {
+                                let (i, fg, gg, o) = (g[j], g[hd + j], g[2 * hd + j], g[3 * hd + j]);
+                                let dh = dout[j] + dhb[j];
+                                let tc = libm::tanhf(c[j]);
+                                let d_o = dh * tc;
+                                let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
+                                dg[j] = dcell * gg * i * (1.0 - i);
+                                dg[hd + j] = dcell * c_prev[j] * fg * (1.0 - fg);
+                                dg[2 * hd + j] = dcell * i * (1.0 - gg * gg);
+                                dg[3 * hd + j] = d_o * o * (1.0 - o);
+                                dcb[j] = dcell * fg;
+                            }
+                        }
+                        CellKind::Gru => {
+                            let qn = &extra[(b * t + ti) * hd..][..hd];
+                            let h_prev = if s == 0 {
+                                &init[b * one.init..][..hd]
+                            } else {
+                                &out[b * one.out + tp * dh + d * hd..][..hd]
+                            };
+                            let dqb = &mut dq[b * gh..(b + 1) * gh];
+                            for j in 0..hd {
+                                let (r, z, n) = (g[j], g[hd + j], g[2 * hd + j]);
+                                let dh = dout[j] + dhb[j];
+                                let dn = dh * (1.0 - z);
+                                let dz = dh * (h_prev[j] - n);
+                                let dan = dn * (1.0 - n * n);
+                                let dr = dan * qn[j];
+                                let dar = dr * r * (1.0 - r);
+                                let daz = dz * z * (1.0 - z);
+                                dg[j] = dar;
+                                dg[hd + j] = daz;
+                                dg[2 * hd + j] = dan;
+                                dqb[j] = dar;
+                                dqb[hd + j] = daz;
+                                dqb[2 * hd + j] = dan * r;
+                                // The direct path h_prev -> h; the matmul path is added below.
+                                dhb[j] = dh * z;
+                            }
+                        }
+                    }
+                }
+                // The gradient of the recurrent projection at this step, [B, G H].
+                let dq_view = if gru { MatRef::new(dq, batch, gh) } else { strided(&dp[ti * gh..], batch, gh, t * gh) };
+                let h_prev = if s == 0 {
+                    strided(init, batch, hd, one.init)
+                } else {
+                    strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
+                };
+                // dW_hh += dQ^T H_prev; db_hh += sum_b dQ.
+                gemm(1.0, dq_view.t(), h_prev, 1.0, gw_hh, hd);
+                add_column_sums(gb_hh, dq_view.data, batch, dq_view.rs);
+                let cut = cfg.truncate > 0 && s > 0 && s % cfg.truncate == 0;
+                if cut {
+                    carry.fill(0.0);
+                    dc.fill(0.0);
+                } else {
+                    // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
+                    let beta = if gru { 1.0 } else { 0.0 };
+                    gemm(1.0, dq_view, MatRef::new(w.hh, gh, hd), beta, carry, hd);
+                }
+            }
+            if let Some(di) = d_initial.as_mut() {
+                for b in 0..batch {
+                    let si = (b * nl * nd + l * nd + d) * hd;
+                    di.h[si..si + hd].copy_from_slice(&carry[b * hd..(b + 1) * hd]);
+                    if lstm {
+                        di.c[si..si + hd].copy_from_slice(&dc[b * hd..(b + 1) * hd]);
+                    }
+                }
+            }
+            // dW_ih += dP^T X; db_ih += sum dP; dX (+)= dP W_ih.
+            let dpm = MatRef::new(dp, batch * t, gh);
+            gemm(1.0, dpm.t(), MatRef::new(input, batch * t, iw), 1.0, gw_ih, iw);
+            add_column_sums(gb_ih, dp, batch * t, gh);
+            let beta = if d == 0 { 0.0 } else { 1.0 };
+            if l > 0 {
+                gemm(1.0, dpm, MatRef::new(w.ih, gh, iw), beta, below, iw);
+            } else if let Some(dx) = dx.as_deref_mut() {
+                gemm(1.0, dpm, MatRef::new(w.ih, gh, iw), beta, dx, iw);
+            }
+        }
+    }
+}

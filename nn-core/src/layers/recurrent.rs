@@ -1,0 +1,420 @@
+//! Recurrent layers: `SimpleRnn`, `Lstm`, `Gru`, stacked and bidirectional.
+//!
+//! Shapes: a sequence `[T, F]` (time, features) in; out, with `return_sequences`, the
+//! hidden state of every step `[T, O]`, otherwise the final hidden state `[O]`, where
+//! `O = H` (one direction, or two merged by sum, mean or product) or `2 H` (two
+//! directions concatenated, PyTorch's `bidirectional=True`).
+//!
+//! Equations, gate order (`i, f, g, o` for LSTM; `r, z, n` for GRU, the reset gate
+//! applied after the hidden matmul) and parameters are PyTorch's `nn.RNN`, `nn.LSTM`
+//! and `nn.GRU`: `weight_ih_l{k}` `[G H, in]`, `weight_hh_l{k}` `[G H, H]`,
+//! `bias_ih_l{k}`, `bias_hh_l{k}` `[G H]`, with the suffix `_reverse` for the backward
+//! direction, so a `state_dict` loads by copy. The formulas are in
+//! [`crate::kernels::recurrent`].
+//!
+//! * **Stacking** (`LAYERS > 1`): layer `k + 1` reads the outputs of layer `k` (both
+//!   directions concatenated, as PyTorch).
+//! * **Last output** (`SEQ = false`): the final hidden state of the top layer; for
+//!   two directions, the forward direction after the last step and the backward
+//!   direction after the first (PyTorch's `h_n`), merged.
+//! * **Initial state**: the [`Layer`] methods start from zeros. To start from given
+//!   `h_0` / `c_0` (and read `h_n` / `c_n`), call [`Recurrent::forward_with_state`],
+//!   [`Recurrent::forward_train_with_state`] and [`Recurrent::backward_with_state`]
+//!   (which also returns `dL/dh_0`, `dL/dc_0`); states are `[batch, LAYERS * DIRS, H]`,
+//!   PyTorch's `h_0` with the batch outermost. A streaming model carries its state
+//!   from step to step instead (see [`crate::stream`]).
+//! * **Truncated backpropagation through time** (`truncate: k`): see
+//!   [`crate::kernels::recurrent::backward`].
+//!
+//! `forward` (inference) computes each projection as a fixed-order dot product so that
+//! streaming ([`crate::stream`]) reproduces it bit for bit; `forward_train` uses GEMM
+//! (one for the input projections of all steps, one per step for the recurrence), so
+//! the two agree to rounding, not bit for bit.
+//!
+//! ```
+//! use nn_core::layers::{Lstm, LstmCell};
+//! use nn_core::{Layer, Rng};
+//!
+//! // 5 steps of 3 features -> 5 steps of 4 hidden units.
+//! type Encoder = Lstm<5, 3, 4>;
+//! let lstm = Encoder::new(LstmCell);
+//! let mut params = vec![0.0; Encoder::PARAMS];
+//! lstm.init(&mut params, &mut [], &mut Rng::new(0));
+//! assert_eq!(Encoder::PARAMS, 4 * 4 * (3 + 4 + 2));
+//!
+//! let x = [0.5f32; 5 * 3];
+//! let mut y = [0.0f32; 5 * 4];
+//! let mut scratch = vec![0.0; Encoder::SCRATCH];
+//! lstm.forward(&params, &[], &x, &mut y, &mut scratch);
+//! assert!(y.iter().all(|v| v.abs() < 1.0));
+//! ```
+use core::fmt::{self, Write};
+
+use crate::activation::Activation;
+use crate::kernels::recurrent::{self as kernel, CellKind, Config, States, StatesMut};
+use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::rng::Rng;
+use crate::shape::{Shape1, Shape2};
+
+pub use crate::kernels::recurrent::Merge;
+
+/// A recurrent cell: the kind of step a [`Recurrent`] layer repeats.
+pub trait Cell: Copy + fmt::Debug + 'static {
+    /// Gates per hidden unit (rows of `weight_ih` per unit).
+    const GATES: usize;
+    /// The layer kind shown in summaries.
+    const NAME: &'static str;
+    /// The runtime cell description used by the kernels.
+    fn kind(&self) -> CellKind;
+}
+
+/// The Elman cell `h = act(W_ih x + b_ih + W_hh h + b_hh)`, `act` tanh or ReLU
+/// (PyTorch's `nn.RNN(nonlinearity=...)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnCell {
+    /// [`Activation::Tanh`] or [`Activation::Relu`].
+    pub activation: Activation,
+}
+
+impl RnnCell {
+    /// The cell with `activation`, which must be `Tanh` or `Relu`.
+    pub const fn new(activation: Activation) -> Self {
+        assert!(
+            matches!(activation, Activation::Tanh | Activation::Relu),
+            "SimpleRnn: the activation must be Tanh or Relu"
+        );
+        RnnCell { activation }
+    }
+}
+
+impl Default for RnnCell {
+    fn default() -> Self {
+        RnnCell::new(Activation::Tanh)
+    }
+}
+
+impl Cell for RnnCell {
+    const GATES: usize = 1;
+    const NAME: &'static str = "SimpleRnn";
+    fn kind(&self) -> CellKind {
+        match self.activation {
+            Activation::Relu => CellKind::RnnRelu,
+            _ => CellKind::RnnTanh,
+        }
+    }
+}
+
+/// The LSTM cell (gates `i, f, g, o`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LstmCell;
+
+impl Cell for LstmCell {
+    const GATES: usize = 4;
+    const NAME: &'static str = "Lstm";
+    fn kind(&self) -> CellKind {
+        CellKind::Lstm
+    }
+}
+
+/// The GRU cell (gates `r, z, n`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GruCell;
+
+impl Cell for GruCell {
+    const GATES: usize = 3;
+    const NAME: &'static str = "Gru";
+    fn kind(&self) -> CellKind {
+        CellKind::Gru
+    }
+}
+
+/// A stack of `LAYERS` recurrent layers of `H` units over `[T, F]` sequences, in
+/// `DIRS` directions (1, or 2 for bidirectional), with output steps of width `OUT`
+/// (`H`, or `2 H` for concatenated directions), returning every step when `SEQ`.
+///
+/// The aliases [`SimpleRnn`], [`Lstm`], [`Gru`] and [`Bidirectional`] fill in the
+/// usual parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Recurrent<
+    C,
+    const T: usize,
+    const F: usize,
+    const H: usize,
+    const LAYERS: usize,
+    const DIRS: usize,
+    const OUT: usize,
+    const SEQ: bool,
+> {
+    /// The cell.
+    pub cell: C,
+    /// How two directions are combined (ignored with one direction).
+    pub merge: Merge,
+    /// Backpropagate through at most this many steps (0: the whole sequence).
+    pub truncate: usize,
+}
+
+/// A simple (Elman) RNN: `[T, F] -> [T, H]` (or `[H]` when `SEQ` is false).
+pub type SimpleRnn<const T: usize, const F: usize, const H: usize, const LAYERS: usize = 1, const SEQ: bool = true> =
+    Recurrent<RnnCell, T, F, H, LAYERS, 1, H, SEQ>;
+/// An LSTM: `[T, F] -> [T, H]` (or `[H]` when `SEQ` is false).
+pub type Lstm<const T: usize, const F: usize, const H: usize, const LAYERS: usize = 1, const SEQ: bool = true> =
+    Recurrent<LstmCell, T, F, H, LAYERS, 1, H, SEQ>;
+/// A GRU: `[T, F] -> [T, H]` (or `[H]` when `SEQ` is false).
+pub type Gru<const T: usize, const F: usize, const H: usize, const LAYERS: usize = 1, const SEQ: bool = true> =
+    Recurrent<GruCell, T, F, H, LAYERS, 1, H, SEQ>;
+/// A bidirectional recurrent layer (PyTorch's `bidirectional=True`): `[T, F] -> [T, OUT]`
+/// with `OUT = 2 H` for [`Merge::Concat`] and `H` for the other merge modes.
+pub type Bidirectional<
+    C,
+    const T: usize,
+    const F: usize,
+    const H: usize,
+    const OUT: usize,
+    const LAYERS: usize = 1,
+    const SEQ: bool = true,
+> = Recurrent<C, T, F, H, LAYERS, 2, OUT, SEQ>;
+
+impl<
+        C: Cell,
+        const T: usize,
+        const F: usize,
+        const H: usize,
+        const LAYERS: usize,
+        const DIRS: usize,
+        const OUT: usize,
+        const SEQ: bool,
+    > Recurrent<C, T, F, H, LAYERS, DIRS, OUT, SEQ>
+{
+    /// Floats per sample of an initial or final state (`h` or `c`): `LAYERS DIRS H`.
+    pub const STATE_LEN: usize = LAYERS * DIRS * H;
+
+    /// The layer with `cell`, full backpropagation through time, and the merge mode
+    /// its output width implies (concatenation for `2 H`, sum for `H`).
+    pub const fn new(cell: C) -> Self {
+        assert!(T > 0 && F > 0 && H > 0 && LAYERS > 0, "recurrent layer: empty dimension");
+        assert!(DIRS == 1 || DIRS == 2, "recurrent layer: DIRS must be 1 or 2");
+        let merge = if DIRS == 2 && OUT == 2 * H { Merge::Concat } else { Merge::Sum };
+        let layer = Recurrent { cell, merge, truncate: 0 };
+        layer.check();
+        layer
+    }
+
+    /// The same layer combining two directions by `merge`. Evaluated in a `const`, a
+    /// merge mode that disagrees with `OUT` is a compile error.
+    pub const fn with_merge(mut self, merge: Merge) -> Self {
+        self.merge = merge;
+        self.check();
+        self
+    }
+
+    /// The same layer with backpropagation through time truncated to chunks of
+    /// `steps` steps (0: the whole sequence).
+    pub const fn with_truncate(mut self, steps: usize) -> Self {
+        self.truncate = steps;
+        self
+    }
+
+    const fn check(&self) {
+        let width = if DIRS == 1 { H } else { self.merge.width(H) };
+        assert!(OUT == width, "recurrent layer: OUT must be H, or 2 H for two concatenated directions");
+    }
+
+    /// The runtime description the kernels take.
+    pub fn config(&self) -> Config {
+        self.check();
+        Config {
+            cell: self.cell.kind(),
+            steps: T,
+            features: F,
+            hidden: H,
+            layers: LAYERS,
+            directions: DIRS,
+            merge: self.merge,
+            return_sequences: SEQ,
+            truncate: self.truncate,
+        }
+    }
+
+    /// Inference from a given initial state. `initial.h` (and `initial.c` for LSTM)
+    /// hold `batch * STATE_LEN` floats, `[batch, LAYERS * DIRS, H]`; `None` means
+    /// zeros. When given, `final_state` receives `h_n` (and `c_n`) in the same layout.
+    pub fn forward_with_state(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        initial: Option<States<'_>>,
+        y: &mut [f32],
+        final_state: Option<StatesMut<'_>>,
+        scratch: &mut [f32],
+    ) {
+        kernel::forward(&self.config(), params, x, initial, y, final_state, scratch)
+    }
+
+    /// Training forward from a given initial state (see [`Self::forward_with_state`]);
+    /// the initial state is kept in `cache` for [`Self::backward_with_state`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train_with_state(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        initial: Option<States<'_>>,
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        final_state: Option<StatesMut<'_>>,
+    ) {
+        kernel::forward_train(&self.config(), params, x, initial, y, cache, scratch, final_state)
+    }
+
+    /// Backward of [`Self::forward_train_with_state`]: as [`Layer::backward`], and when
+    /// `d_initial` is given it receives `dL/dh_0` (and `dL/dc_0`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_with_state(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        cache: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+        d_initial: Option<StatesMut<'_>>,
+    ) {
+        kernel::backward(&self.config(), params, x, cache, dy, dx, grads, scratch, d_initial)
+    }
+
+    /// PyTorch's initialisation: every weight and bias uniform in `[-1/sqrt(H), 1/sqrt(H)]`.
+    fn init_params(&self, params: &mut [f32], rng: &mut Rng) {
+        let k = 1.0 / libm::sqrtf(H as f32);
+        params[..Self::PARAM_COUNT].iter_mut().for_each(|v| *v = rng.uniform_in(-k, k));
+    }
+
+    const PARAM_COUNT: usize = kernel::params_len(C::GATES, F, H, LAYERS, DIRS);
+
+    fn visit(&self, path: Option<&TensorPath<'_>>, params_at: usize, f: &mut dyn FnMut(&TensorInfo<'_>)) {
+        let cfg = self.config();
+        let gh = cfg.gate_width();
+        for l in 0..LAYERS {
+            for d in 0..DIRS {
+                let suffix = if d == 1 { "_reverse" } else { "" };
+                let mut offset = params_at + cfg.param_offset(l, d);
+                let tensors: [(&str, [usize; 2], usize); 4] = [
+                    ("weight_ih", [gh, cfg.input_width(l)], 2),
+                    ("weight_hh", [gh, H], 2),
+                    ("bias_ih", [gh, 0], 1),
+                    ("bias_hh", [gh, 0], 1),
+                ];
+                for (name, shape, rank) in tensors {
+                    let mut buf = NameBuf::new();
+                    let _ = write!(buf, "{name}_l{l}{suffix}");
+                    let here = TensorPath::new(path, buf.as_str());
+                    let len = if rank == 2 { shape[0] * shape[1] } else { shape[0] };
+                    f(&TensorInfo { path: &here, shape: &shape[..rank], offset, len, trainable: true });
+                    offset += len;
+                }
+            }
+        }
+    }
+}
+
+/// A tensor name built on the stack (`weight_ih_l0_reverse`).
+struct NameBuf {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl NameBuf {
+    fn new() -> Self {
+        NameBuf { buf: [0; 40], len: 0 }
+    }
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+impl Write for NameBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let b = s.as_bytes();
+        let end = self.len + b.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(b);
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The two `Layer` impls differ only in the output shape.
+macro_rules! recurrent_layer {
+    ($seq:literal, $output:ty) => {
+        impl<
+                C: Cell,
+                const T: usize,
+                const F: usize,
+                const H: usize,
+                const LAYERS: usize,
+                const DIRS: usize,
+                const OUT: usize,
+            > Layer for Recurrent<C, T, F, H, LAYERS, DIRS, OUT, $seq>
+        {
+            type Input = Shape2<T, F>;
+            type Output = $output;
+            const PARAMS: usize = kernel::params_len(C::GATES, F, H, LAYERS, DIRS);
+            const CACHE: usize = kernel::cache_len(C::GATES, T, H, LAYERS, DIRS);
+            const SCRATCH: usize = kernel::scratch_len(C::GATES, T, H, DIRS);
+            const KIND: &'static str = C::NAME;
+
+            fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+                self.init_params(params, rng)
+            }
+
+            #[inline]
+            fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+                self.forward_with_state(params, x, None, y, None, scratch)
+            }
+
+            #[inline]
+            fn forward_train(
+                &self,
+                params: &[f32],
+                _buffers: &mut [f32],
+                x: &[f32],
+                y: &mut [f32],
+                cache: &mut [f32],
+                scratch: &mut [f32],
+                _rng: &mut Rng,
+            ) {
+                self.forward_train_with_state(params, x, None, y, cache, scratch, None)
+            }
+
+            #[inline]
+            fn backward(
+                &self,
+                params: &[f32],
+                x: &[f32],
+                _y: &[f32],
+                cache: &[f32],
+                dy: &mut [f32],
+                dx: Option<&mut [f32]>,
+                grads: &mut [f32],
+                scratch: &mut [f32],
+            ) {
+                self.backward_with_state(params, x, cache, dy, dx, grads, scratch, None)
+            }
+
+            fn visit_tensors(
+                &self,
+                path: Option<&TensorPath<'_>>,
+                params_at: usize,
+                _buffers_at: usize,
+                f: &mut dyn FnMut(&TensorInfo<'_>),
+            ) {
+                self.visit(path, params_at, f)
+            }
+        }
+    };
+}
+
+recurrent_layer!(true, Shape2<T, OUT>);
+recurrent_layer!(false, Shape1<OUT>);
