@@ -40,8 +40,7 @@ pub(crate) fn network(net: &Network) -> TokenStream {
             arch_value = named_value;
         } else {
             arch_ty = quote!(::nn_core::__private::Chain<#named_ty, #arch_ty>);
-            arch_value =
-                quote!(::nn_core::__private::Chain { first: #named_value, rest: #arch_value });
+            arch_value = quote!(::nn_core::__private::Chain { first: #named_value, rest: #arch_value });
         }
     }
     let Checks { aliases, items, .. } = checks;
@@ -217,18 +216,11 @@ fn struct_item(net: &Network) -> TokenStream {
     let doc = if documented {
         None
     } else {
-        let dims =
-            |d: &Option<crate::ir::DeclaredShape>| match d.as_ref().and_then(|d| d.dims.as_deref())
-            {
-                Some(dims) => suggest::dims(dims),
-                None => String::from("[?]"),
-            };
-        let text = format!(
-            " The network `{}`: `{} -> {}`.",
-            unraw(name),
-            dims(&net.input),
-            dims(&net.output)
-        );
+        let dims = |d: &Option<crate::ir::DeclaredShape>| match d.as_ref().and_then(|d| d.dims.as_deref()) {
+            Some(dims) => suggest::dims(dims),
+            None => String::from("[?]"),
+        };
+        let text = format!(" The network `{}`: `{} -> {}`.", unraw(name), dims(&net.input), dims(&net.output));
         Some(quote!(#[doc = #text]))
     };
     quote! {
@@ -241,8 +233,7 @@ fn struct_item(net: &Network) -> TokenStream {
 
 /// The declared input and output shape types (a placeholder for an invalid one).
 fn declared_types(net: &Network) -> (TokenStream, TokenStream) {
-    let ty = |d: &Option<crate::ir::DeclaredShape>| match d.as_ref().and_then(|d| d.dims.as_deref())
-    {
+    let ty = |d: &Option<crate::ir::DeclaredShape>| match d.as_ref().and_then(|d| d.dims.as_deref()) {
         Some(dims) => shape_type(dims),
         None => shape_type(&[1]),
     };
@@ -272,14 +263,7 @@ impl Checks {
 
     /// `actual` must be the same shape as `expected`. `{Self}` in `message` is the
     /// actual shape and `{Expected}` the expected one.
-    fn same(
-        &mut self,
-        span: Span,
-        actual: TokenStream,
-        expected: TokenStream,
-        message: &str,
-        label: &str,
-    ) {
+    fn same(&mut self, span: Span, actual: TokenStream, expected: TokenStream, message: &str, label: &str) {
         let actual = self.alias(actual, span);
         let expected = self.alias(expected, span);
         self.items.push(quote_spanned! {span=>
@@ -372,21 +356,9 @@ fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
                 layer.source.produces(&shown(&layer.input))
             );
             let label = format!("`{written}` takes `{{Expected}}`");
-            checks.same(
-                span,
-                layer.input.ty(),
-                quote!(<#path as ::nn_core::Layer>::Input),
-                &message,
-                &label,
-            );
+            checks.same(span, layer.input.ty(), quote!(<#path as ::nn_core::Layer>::Input), &message, &label);
             let value = value_path(path);
-            fit(
-                &layer.input,
-                Emitted {
-                    ty: quote!(#path),
-                    value: quote!(#value),
-                },
-            )
+            fit(&layer.input, Emitted { ty: quote!(#path), value: quote!(#value) })
         }
         // Only networks without errors are expanded, and they have no invalid layer.
         Op::Invalid => {
@@ -399,17 +371,8 @@ fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
     };
     if let (Some(assertion), ShapeInfo::Opaque(ty)) = (&layer.assertion, &layer.output) {
         if let Some(dims) = &assertion.dims {
-            let message = format!(
-                "`{layer_name}` produces `{{Self}}`, not {}",
-                suggest::dims(dims)
-            );
-            checks.same(
-                assertion.span,
-                ty.clone(),
-                shape_type(dims),
-                &message,
-                "asserted here",
-            );
+            let message = format!("`{layer_name}` produces `{{Self}}`, not {}", suggest::dims(dims));
+            checks.same(assertion.span, ty.clone(), shape_type(dims), &message, "asserted here");
         }
     }
     emitted
@@ -427,13 +390,7 @@ fn output_check(net: &Network, checks: &mut Checks) {
             suggest::dims(dims),
             escape(&unraw(&last.name))
         );
-        checks.same(
-            output.span,
-            ty.clone(),
-            shape_type(dims),
-            &message,
-            "declared here",
-        );
+        checks.same(output.span, ty.clone(), shape_type(dims), &message, "declared here");
     }
 }
 

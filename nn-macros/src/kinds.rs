@@ -172,10 +172,7 @@ impl Args {
     }
 
     fn get(&self, name: &str) -> Option<Resolved> {
-        self.values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 
     /// Every option is set before a kind's functions run; the fallbacks only keep them
@@ -206,43 +203,28 @@ impl Args {
     }
 }
 
-const VECTOR: InputRank = InputRank {
-    rank: 1,
-    noun: "a vector",
-    hint: "add `Flatten` before `{layer}` to turn its input into a vector",
-};
+const VECTOR: InputRank =
+    InputRank { rank: 1, noun: "a vector", hint: "add `Flatten` before `{layer}` to turn its input into a vector" };
 
 /// Every built-in kind.
 pub(crate) static KINDS: &[Kind] = &[
     Kind {
         name: "Dense",
         options: &[
-            OptionSpec {
-                name: "units",
-                ty: OptionType::Count,
-                default: None,
-            },
+            OptionSpec { name: "units", ty: OptionType::Count, default: None },
             OptionSpec {
                 name: "activation",
                 ty: OptionType::Activation,
                 default: Some(Resolved::Activation(Activation::Identity)),
             },
-            OptionSpec {
-                name: "bias",
-                ty: OptionType::Flag,
-                default: Some(Resolved::Flag(true)),
-            },
+            OptionSpec { name: "bias", ty: OptionType::Flag, default: Some(Resolved::Flag(true)) },
         ],
         input_rank: Some(VECTOR),
         shape: |args, _| Ok(ShapeInfo::Known(vec![args.count("units")])),
         emit: |args, input| {
             let features = input.len();
             let units = Literal::usize_unsuffixed(args.count("units"));
-            let bias = if args.flag("bias") {
-                quote!()
-            } else {
-                quote!(, false)
-            };
+            let bias = if args.flag("bias") { quote!() } else { quote!(, false) };
             let activation = args.activation("activation");
             Emitted {
                 ty: quote!(::nn_core::layers::Dense<#features, #units #bias>),
@@ -252,11 +234,7 @@ pub(crate) static KINDS: &[Kind] = &[
     },
     Kind {
         name: "Dropout",
-        options: &[OptionSpec {
-            name: "rate",
-            ty: OptionType::Fraction,
-            default: None,
-        }],
+        options: &[OptionSpec { name: "rate", ty: OptionType::Fraction, default: None }],
         input_rank: None,
         shape: same_shape,
         emit: |args, input| {
@@ -270,28 +248,18 @@ pub(crate) static KINDS: &[Kind] = &[
     },
     activation("Identity", &[], |_, s| act(s, Activation::Identity)),
     activation("Relu", &[], |_, s| act(s, Activation::Relu)),
-    activation("LeakyRelu", ALPHA_LEAKY, |a, s| {
-        act(s, Activation::LeakyRelu(a.float("alpha")))
-    }),
+    activation("LeakyRelu", ALPHA_LEAKY, |a, s| act(s, Activation::LeakyRelu(a.float("alpha")))),
     activation("Sigmoid", &[], |_, s| act(s, Activation::Sigmoid)),
     activation("Tanh", &[], |_, s| act(s, Activation::Tanh)),
     activation("Softmax", &[], |_, s| act(s, Activation::Softmax)),
     activation("Gelu", &[], |_, s| act(s, Activation::Gelu)),
-    activation("Elu", ALPHA_ELU, |a, s| {
-        act(s, Activation::Elu(a.float("alpha")))
-    }),
+    activation("Elu", ALPHA_ELU, |a, s| act(s, Activation::Elu(a.float("alpha")))),
 ];
 
-const ALPHA_LEAKY: &[OptionSpec] = &[OptionSpec {
-    name: "alpha",
-    ty: OptionType::Float,
-    default: Some(Resolved::Float(0.01)),
-}];
-const ALPHA_ELU: &[OptionSpec] = &[OptionSpec {
-    name: "alpha",
-    ty: OptionType::Float,
-    default: Some(Resolved::Float(1.0)),
-}];
+const ALPHA_LEAKY: &[OptionSpec] =
+    &[OptionSpec { name: "alpha", ty: OptionType::Float, default: Some(Resolved::Float(0.01)) }];
+const ALPHA_ELU: &[OptionSpec] =
+    &[OptionSpec { name: "alpha", ty: OptionType::Float, default: Some(Resolved::Float(1.0)) }];
 
 /// An activation as a layer (`Act<S>`): any shape, shape-preserving.
 const fn activation(
@@ -299,21 +267,12 @@ const fn activation(
     options: &'static [OptionSpec],
     emit: fn(&Args, &ShapeInfo) -> Emitted,
 ) -> Kind {
-    Kind {
-        name,
-        options,
-        input_rank: None,
-        shape: same_shape,
-        emit,
-    }
+    Kind { name, options, input_rank: None, shape: same_shape, emit }
 }
 
 fn act(input: &ShapeInfo, activation: Activation) -> Emitted {
     let shape = input.ty();
-    Emitted {
-        ty: quote!(::nn_core::layers::Act<#shape>),
-        value: quote!(::nn_core::layers::Act::new(#activation)),
-    }
+    Emitted { ty: quote!(::nn_core::layers::Act<#shape>), value: quote!(::nn_core::layers::Act::new(#activation)) }
 }
 
 fn same_shape(_: &Args, input: &ShapeInfo) -> Result<ShapeInfo, String> {
@@ -336,45 +295,29 @@ pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, Stri
     match spec.ty {
         OptionType::Count => match value {
             Value::Int { minus, lit } => {
-                let n: usize = lit
-                    .base10_parse()
-                    .map_err(|_| format!("`{name}` is too large, found {}", value.text()))?;
+                let n: usize =
+                    lit.base10_parse().map_err(|_| format!("`{name}` is too large, found {}", value.text()))?;
                 if n == 0 || minus.is_some() {
-                    Err(format!(
-                        "`{name}` must be at least 1, found {}",
-                        value.text()
-                    ))
+                    Err(format!("`{name}` must be at least 1, found {}", value.text()))
                 } else {
                     Ok(Resolved::Count(n))
                 }
             }
-            Value::Float { .. } => Err(format!(
-                "`{name}` must be a whole number, found {}",
-                value.text()
-            )),
-            _ => Err(format!(
-                "`{name}` expects a whole number, found `{}`",
-                value.text()
-            )),
+            Value::Float { .. } => Err(format!("`{name}` must be a whole number, found {}", value.text())),
+            _ => Err(format!("`{name}` expects a whole number, found `{}`", value.text())),
         },
         OptionType::Fraction => {
             let x = number(name, value)?;
             if (0.0..1.0).contains(&x) {
                 Ok(Resolved::Float(x))
             } else {
-                Err(format!(
-                    "`{name}` must be in [0, 1), found {}",
-                    value.text()
-                ))
+                Err(format!("`{name}` must be in [0, 1), found {}", value.text()))
             }
         }
         OptionType::Float => number(name, value).map(Resolved::Float),
         OptionType::Flag => match value {
             Value::Bool(b) => Ok(Resolved::Flag(b.value)),
-            _ => Err(format!(
-                "`{name}` expects `true` or `false`, found `{}`",
-                value.text()
-            )),
+            _ => Err(format!("`{name}` expects `true` or `false`, found `{}`", value.text())),
         },
         OptionType::Activation => activation_value(name, value).map(Resolved::Activation),
     }
@@ -385,19 +328,11 @@ fn number(name: &str, value: &Value) -> Result<f32, String> {
     let (negative, parsed) = match value {
         Value::Int { minus, lit } => (minus.is_some(), lit.base10_parse::<f64>()),
         Value::Float { minus, lit } => (minus.is_some(), lit.base10_parse::<f64>()),
-        _ => {
-            return Err(format!(
-                "`{name}` expects a number, found `{}`",
-                value.text()
-            ))
-        }
+        _ => return Err(format!("`{name}` expects a number, found `{}`", value.text())),
     };
     let x = parsed.map_err(|e| format!("`{name}`: {e}"))? as f32;
     if !x.is_finite() {
-        return Err(format!(
-            "`{name}` must be a finite `f32`, found {}",
-            value.text()
-        ));
+        return Err(format!("`{name}` must be a finite `f32`, found {}", value.text()));
     }
     Ok(if negative { -x } else { x })
 }
@@ -406,11 +341,7 @@ fn number(name: &str, value: &Value) -> Result<f32, String> {
 fn activation_value(name: &str, value: &Value) -> Result<Activation, String> {
     let all = || ACTIVATIONS.iter().map(|(n, _)| *n);
     let Value::Name { path, args } = value else {
-        return Err(format!(
-            "`{name}` expects an activation ({}), found `{}`",
-            suggest::one_of(all()),
-            value.text()
-        ));
+        return Err(format!("`{name}` expects an activation ({}), found `{}`", suggest::one_of(all()), value.text()));
     };
     let Some(last) = path.segments.last() else {
         return Err(format!("`{name}` expects an activation"));

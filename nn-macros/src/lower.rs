@@ -28,10 +28,7 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
     if def.layers.is_empty() {
         errors.at(
             def.body_span,
-            format!(
-                "`{}` has no layers; add one, as in `fc1: Dense {{ units: 10 }}`",
-                unraw(&def.name)
-            ),
+            format!("`{}` has no layers; add one, as in `fc1: Dense {{ units: 10 }}`", unraw(&def.name)),
         );
     }
     let mut source = Source::Input(def.name.clone());
@@ -47,14 +44,7 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
         source = Source::Layer(layer.name.clone());
         layers.push(layer);
     }
-    Network {
-        attrs: def.attrs.clone(),
-        vis: def.vis.clone(),
-        name: def.name.clone(),
-        input,
-        output,
-        layers,
-    }
+    Network { attrs: def.attrs.clone(), vis: def.vis.clone(), name: def.name.clone(), input, output, layers }
 }
 
 /// Checks a written shape: 1 to 3 dimensions, each at least 1.
@@ -85,19 +75,11 @@ fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
             ),
         );
         valid = false;
-    } else if valid
-        && dims
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .is_none()
-    {
+    } else if valid && dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none() {
         errors.at(span, "this shape has more elements than fit in `usize`");
         valid = false;
     }
-    DeclaredShape {
-        span,
-        dims: valid.then_some(dims),
-    }
+    DeclaredShape { span, dims: valid.then_some(dims) }
 }
 
 fn lower_layer(def: &LayerDef, input: ShapeInfo, source: Source, errors: &mut Errors) -> Layer {
@@ -106,25 +88,14 @@ fn lower_layer(def: &LayerDef, input: ShapeInfo, source: Source, errors: &mut Er
         Resolution::Builtin(kind) => builtin(def, kind, &input, &source, errors),
         Resolution::Network => {
             let path = &def.kind;
-            (
-                Op::Network,
-                ShapeInfo::Opaque(quote!(<#path as ::nn_core::Layer>::Output)),
-            )
+            (Op::Network, ShapeInfo::Opaque(quote!(<#path as ::nn_core::Layer>::Output)))
         }
         Resolution::Unknown(message) => {
             errors.spanned(&def.kind, message);
             (Op::Invalid, ShapeInfo::Unknown)
         }
     };
-    Layer {
-        name: def.name.clone(),
-        kind: def.kind.clone(),
-        op,
-        source,
-        input,
-        output,
-        assertion,
-    }
+    Layer { name: def.name.clone(), kind: def.kind.clone(), op, source, input, output, assertion }
 }
 
 enum Resolution {
@@ -214,10 +185,7 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
     let mut seen: Vec<&Ident> = Vec::new();
     // Options named by a "did you mean" are not reported again as missing.
     let mut suggested: Vec<&str> = Vec::new();
-    let entries = def
-        .options
-        .as_ref()
-        .map_or(&[][..], |o: &OptionsDef| &o.entries[..]);
+    let entries = def.options.as_ref().map_or(&[][..], |o: &OptionsDef| &o.entries[..]);
     for entry in entries {
         let key = entry.key.to_string();
         let Some(spec) = kind.options.iter().find(|o| o.name == key) else {
@@ -229,16 +197,10 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
                         suggested.push(c);
                         format!("; did you mean `{c}`?")
                     }
-                    None => format!(
-                        "; its options are {}",
-                        suggest::one_of(kind.options.iter().map(|o| o.name))
-                    ),
+                    None => format!("; its options are {}", suggest::one_of(kind.options.iter().map(|o| o.name))),
                 }
             };
-            errors.spanned(
-                &entry.key,
-                format!("`{}` has no option `{key}`{hint}", kind.name),
-            );
+            errors.spanned(&entry.key, format!("`{}` has no option `{key}`{hint}", kind.name));
             continue;
         };
         if seen.iter().any(|k| **k == entry.key) {
@@ -265,8 +227,7 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
             Some(default) => args.set(spec.name, default),
             None if suggested.contains(&spec.name) || malformed => complete = false,
             None => {
-                let message =
-                    format!("`{}` needs the option `{}`, {}", kind.name, spec.name, spec.ty.describe());
+                let message = format!("`{}` needs the option `{}`, {}", kind.name, spec.name, spec.ty.describe());
                 match &def.options {
                     Some(options) => errors.at(options.brace.span.join(), message),
                     None => errors.spanned(&def.kind, message),

@@ -17,8 +17,7 @@ use quote::{ToTokens, TokenStreamExt};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{
-    braced, bracketed, parenthesized, token, Attribute, Ident, Lit, LitBool, LitFloat, LitInt,
-    Path, Token, Visibility,
+    braced, bracketed, parenthesized, token, Attribute, Ident, Lit, LitBool, LitFloat, LitInt, Path, Token, Visibility,
 };
 
 use crate::errors::Errors;
@@ -80,22 +79,13 @@ pub(crate) struct OptionDef {
 /// An option value.
 pub(crate) enum Value {
     /// `64`, `-3`.
-    Int {
-        minus: Option<Token![-]>,
-        lit: LitInt,
-    },
+    Int { minus: Option<Token![-]>, lit: LitInt },
     /// `0.2`, `-1.5e-3`.
-    Float {
-        minus: Option<Token![-]>,
-        lit: LitFloat,
-    },
+    Float { minus: Option<Token![-]>, lit: LitFloat },
     /// `true`, `false`.
     Bool(LitBool),
     /// `Relu`, `LeakyRelu(0.2)`, `Activation::Relu`.
-    Name {
-        path: Path,
-        args: Option<(token::Paren, Vec<Value>)>,
-    },
+    Name { path: Path, args: Option<(token::Paren, Vec<Value>)> },
     /// Any other literal (a string, a character): parsed so it can be reported as
     /// the wrong type.
     OtherLit(Lit),
@@ -132,10 +122,7 @@ impl ToTokens for Value {
                     paren.surround(tokens, |inner| {
                         for (i, a) in args.iter().enumerate() {
                             if i > 0 {
-                                inner.append(proc_macro2::Punct::new(
-                                    ',',
-                                    proc_macro2::Spacing::Alone,
-                                ));
+                                inner.append(proc_macro2::Punct::new(',', proc_macro2::Spacing::Alone));
                             }
                             a.to_tokens(inner);
                         }
@@ -176,9 +163,7 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
         Err(e) => {
             // Only reachable if a recovery left tokens unconsumed.
             errors.push(e);
-            Input {
-                networks: Vec::new(),
-            }
+            Input { networks: Vec::new() }
         }
     }
 }
@@ -231,15 +216,7 @@ fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
         skip_past_body(input);
     }
     let malformed = errors.count() != errors_before;
-    Some(NetworkDef {
-        attrs,
-        vis,
-        name,
-        signature,
-        layers,
-        malformed,
-        body_span,
-    })
+    Some(NetworkDef { attrs, vis, name, signature, layers, malformed, body_span })
 }
 
 /// `: [in] -> [out]`.
@@ -248,9 +225,7 @@ fn signature(input: ParseStream) -> syn::Result<Signature> {
         return Err(input.error("a network cannot have generic parameters"));
     }
     if !input.peek(Token![:]) {
-        return Err(input.error(
-            "expected `:` followed by the input and output shapes, as in `Name: [64] -> [10]`",
-        ));
+        return Err(input.error("expected `:` followed by the input and output shapes, as in `Name: [64] -> [10]`"));
     }
     input.parse::<Token![:]>()?;
     let input_shape = shape(input)?;
@@ -259,10 +234,7 @@ fn signature(input: ParseStream) -> syn::Result<Signature> {
     }
     input.parse::<Token![->]>()?;
     let output_shape = shape(input)?;
-    Ok(Signature {
-        input: input_shape,
-        output: output_shape,
-    })
+    Ok(Signature { input: input_shape, output: output_shape })
 }
 
 /// `[16, 8, 8]`.
@@ -276,9 +248,7 @@ fn shape(input: ParseStream) -> syn::Result<ShapeDef> {
         let mut dims = Vec::new();
         while !content.is_empty() {
             if !content.peek(LitInt) {
-                return Err(
-                    content.error("expected an integer: shape dimensions are integer literals")
-                );
+                return Err(content.error("expected an integer: shape dimensions are integer literals"));
             }
             dims.push(content.parse()?);
             if content.is_empty() {
@@ -293,17 +263,20 @@ fn shape(input: ParseStream) -> syn::Result<ShapeDef> {
 
 /// `name: Kind { options } => [shape]`.
 fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
+    if !input.peek(Ident) && input.peek(Ident::peek_any) {
+        let keyword = input.call(Ident::parse_any)?;
+        return Err(syn::Error::new(
+            keyword.span(),
+            format!("`{keyword}` is a keyword; name the layer `r#{keyword}` or choose another name"),
+        ));
+    }
     let name: Ident = input.parse()?;
     if !input.peek(Token![:]) {
-        return Err(input.error(format!(
-            "expected `:` and a layer kind after the layer name `{name}`"
-        )));
+        return Err(input.error(format!("expected `:` and a layer kind after the layer name `{name}`")));
     }
     input.parse::<Token![:]>()?;
     if !(input.peek(Ident::peek_any) || input.peek(Token![::])) {
-        return Err(
-            input.error("expected a layer kind such as `Dense { units: 10 }` or a network type")
-        );
+        return Err(input.error("expected a layer kind such as `Dense { units: 10 }` or a network type"));
     }
     let kind: Path = input.parse()?;
     let options = if input.peek(token::Brace) {
@@ -311,11 +284,7 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
         let brace = braced!(content in input);
         let entries = list(&content, errors, "options", option);
         let malformed = entries.iter().any(Option::is_none);
-        Some(OptionsDef {
-            brace,
-            entries: entries.into_iter().flatten().collect(),
-            malformed,
-        })
+        Some(OptionsDef { brace, entries: entries.into_iter().flatten().collect(), malformed })
     } else {
         None
     };
@@ -325,12 +294,7 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
     } else {
         None
     };
-    Ok(LayerDef {
-        name,
-        kind,
-        options,
-        assertion,
-    })
+    Ok(LayerDef { name, kind, options, assertion })
 }
 
 /// `key: value`.
@@ -348,14 +312,8 @@ fn value(input: ParseStream) -> syn::Result<Value> {
     if input.peek(Token![-]) {
         let minus: Token![-] = input.parse()?;
         return match input.parse::<Lit>() {
-            Ok(Lit::Int(lit)) => Ok(Value::Int {
-                minus: Some(minus),
-                lit,
-            }),
-            Ok(Lit::Float(lit)) => Ok(Value::Float {
-                minus: Some(minus),
-                lit,
-            }),
+            Ok(Lit::Int(lit)) => Ok(Value::Int { minus: Some(minus), lit }),
+            Ok(Lit::Float(lit)) => Ok(Value::Float { minus: Some(minus), lit }),
             _ => Err(syn::Error::new(minus.span, "expected a number after `-`")),
         };
     }
@@ -431,10 +389,7 @@ fn list<T>(
 /// Runs `f` on the contents of a group and, if it fails, skips the rest of the
 /// contents: syn reports tokens left in a group as an extra "unexpected token" error
 /// for the whole invocation, which would hide the rest of the input.
-fn drained<T>(
-    content: ParseStream,
-    f: impl FnOnce(ParseStream) -> syn::Result<T>,
-) -> syn::Result<T> {
+fn drained<T>(content: ParseStream, f: impl FnOnce(ParseStream) -> syn::Result<T>) -> syn::Result<T> {
     let result = f(content);
     if result.is_err() {
         let _ = content.step(|cursor| {

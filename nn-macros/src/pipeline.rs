@@ -41,17 +41,19 @@ pub(crate) fn check(tokens: TokenStream) -> syn::Result<Vec<ir::Network>> {
 /// The expansion of `network! { tokens }`: every network (a stub for those with
 /// errors) followed by a `compile_error!` per error.
 pub(crate) fn network(tokens: TokenStream) -> TokenStream {
+    expand_all(tokens).0
+}
+
+/// The expansion and whether the input had no errors.
+pub(crate) fn expand_all(tokens: TokenStream) -> (TokenStream, bool) {
     let (networks, errors) = analyze(tokens);
     let mut out = TokenStream::new();
     for checked in &networks {
-        out.extend(if checked.valid {
-            expand::network(&checked.network)
-        } else {
-            expand::stub(&checked.network)
-        });
+        out.extend(if checked.valid { expand::network(&checked.network) } else { expand::stub(&checked.network) });
     }
+    let ok = errors.is_empty();
     if let Err(e) = errors.into_result() {
         out.extend(e.to_compile_error());
     }
-    out
+    (out, ok)
 }

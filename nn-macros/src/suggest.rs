@@ -29,18 +29,12 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The distance ignoring ASCII case as well: `dense` is 0 from `Dense`.
 pub(crate) fn loose_distance(a: &str, b: &str) -> usize {
-    edit_distance(a, b).min(edit_distance(
-        &a.to_ascii_lowercase(),
-        &b.to_ascii_lowercase(),
-    ))
+    edit_distance(a, b).min(edit_distance(&a.to_ascii_lowercase(), &b.to_ascii_lowercase()))
 }
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo:
 /// at most a third of the word's length (and at least 1) edits away.
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()

@@ -8,14 +8,9 @@ pub(crate) fn validate(net: &Network, errors: &mut Errors) {
     let name = unraw(&net.name);
     for (i, layer) in net.layers.iter().enumerate() {
         let layer_name = unraw(&layer.name);
-        let mut earlier = net.layers[..i]
-            .iter()
-            .filter(|l| unraw(&l.name) == layer_name);
+        let mut earlier = net.layers[..i].iter().filter(|l| unraw(&l.name) == layer_name);
         if let Some(first) = earlier.next() {
-            errors.spanned(
-                &layer.name,
-                format!("layer name `{layer_name}` is used twice"),
-            );
+            errors.spanned(&layer.name, format!("layer name `{layer_name}` is used twice"));
             if earlier.next().is_none() {
                 errors.spanned(&first.name, format!("`{layer_name}` is first used here"));
             }
