@@ -39,13 +39,13 @@ pub mod model;
 pub mod optim;
 pub mod rng;
 pub mod shape;
+pub mod stream;
 
 #[cfg(feature = "std")]
 pub mod data;
 #[cfg(feature = "std")]
 pub mod io;
 #[cfg(feature = "alloc")]
-pub mod stream;
 pub mod train;
 
 pub use activation::Activation;
