@@ -31,7 +31,18 @@ const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
 
 /// The groups of `tools/fixtures/generate.py` that a test below runs.
-const TESTED_GROUPS: &[&str] = &["dense", "activation", "loss", "optimizer", "network"];
+const TESTED_GROUPS: &[&str] = &[
+    "dense",
+    "activation",
+    "loss",
+    "optimizer",
+    "network",
+    // tests/conv_golden.rs
+    "conv",
+    "pool",
+    "reshape",
+    "batch_norm",
+];
 
 /// Every fixture of `group`, asserting there is at least one.
 fn fixtures_in(group: &str) -> Vec<Fixture> {
