@@ -10,3 +10,5 @@ pub mod pool;
 pub mod recurrent;
 
 pub use gemm::{gemm, gemv, MatRef};
+
+pub mod attention;

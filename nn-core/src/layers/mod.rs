@@ -23,3 +23,13 @@ pub use pool::{
 pub use recurrent::{Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn};
 pub use reshape::{Flatten, Reshape};
 pub use sequence_dense::SequenceDense;
+
+mod attention;
+mod layer_norm;
+mod positional;
+mod transformer;
+
+pub use attention::{CrossAttention, MultiHeadAttention};
+pub use layer_norm::LayerNorm;
+pub use positional::{sinusoid, LearnedPositional, PositionalEncoding};
+pub use transformer::{FeedForward, TransformerEncoder, TransformerEncoderLayer};

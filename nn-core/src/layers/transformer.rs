@@ -1,0 +1,760 @@
+//! The Transformer encoder: `FeedForward`, `TransformerEncoderLayer` and a stack of
+//! them, `TransformerEncoder`; all `[T, D] -> [T, D]`.
+//!
+//! These are PyTorch's modules with `batch_first=True`, parameter for parameter:
+//!
+//! | layer | PyTorch | parameters (`state_dict` order) |
+//! |---|---|---|
+//! | `FeedForward<T, D, F>` | `linear2(dropout(act(linear1(x))))` | `linear1.weight [F, D]`, `linear1.bias`, `linear2.weight [D, F]`, `linear2.bias` |
+//! | `TransformerEncoderLayer<T, D, H, F>` | `nn.TransformerEncoderLayer(D, H, F, dropout, activation, norm_first=...)` | `self_attn.in_proj_weight [3D, D]`, `self_attn.in_proj_bias`, `self_attn.out_proj.weight`, `self_attn.out_proj.bias`, then those of `FeedForward`, `norm1.weight`, `norm1.bias`, `norm2.weight`, `norm2.bias` |
+//! | `TransformerEncoder<T, D, H, F, N>` | `nn.TransformerEncoder(layer, N)` (no final norm) | `layers.0.…` to `layers.{N-1}.…` |
+//!
+//! One encoder layer, with `sa` the self-attention ([`super::MultiHeadAttention`]),
+//! `ff` the feed-forward block and `norm1`, `norm2` [`super::LayerNorm`]s:
+//!
+//! * post-norm (`norm_first: false`, PyTorch's default):
+//!   `h = norm1(x + sa(x))`, `y = norm2(h + ff(h))`;
+//! * pre-norm (`norm_first: true`): `h = x + sa(norm1(x))`, `y = h + ff(norm2(h))`.
+//!
+//! The residual additions are inside the layer: both operands are `[T, D]` by
+//! construction (attention and the feed-forward block map `[T, D]` to `[T, D]`), so
+//! they need no shape check of their own. Dropout (training only, PyTorch's default
+//! 0.1) acts where PyTorch's does: on the attention weights, after the activation of
+//! the feed-forward block, and on each block's output before its residual addition
+//! (`dropout1`, `dropout2`). The key padding mask and the attention weights of one
+//! sample are available as on [`super::MultiHeadAttention`].
+//!
+//! ```
+//! use nn_core::layers::{TransformerEncoder, TransformerEncoderLayer};
+//! use nn_core::{Activation, Layer, Rng};
+//!
+//! // 2 layers over sequences of 4 steps of width 8, 2 heads, feed-forward width 16.
+//! type Encoder = TransformerEncoder<4, 8, 2, 16, 2>;
+//! const ENCODER: Encoder = TransformerEncoder::new(TransformerEncoderLayer::new(true, Activation::Gelu, 0.0));
+//! let mut params = vec![0.0; Encoder::PARAMS];
+//! ENCODER.init(&mut params, &mut [], &mut Rng::new(0));
+//! let x = vec![0.1; 4 * 8];
+//! let (mut y, mut scratch) = (vec![0.0; 4 * 8], vec![0.0; Encoder::SCRATCH]);
+//! ENCODER.forward(&params, &[], &x, &mut y, &mut scratch);
+//! assert!(y.iter().all(|v| v.is_finite()));
+//! let mut names = Vec::new();
+//! ENCODER.visit_tensors(None, 0, 0, &mut |t| names.push(t.path.to_string()));
+//! assert_eq!(names[0], "layers.0.self_attn.in_proj_weight");
+//! assert_eq!(names.last().unwrap(), "layers.1.norm2.bias");
+//! ```
+use super::attention::{init_attention, visit_attention, MultiHeadAttention};
+use super::layer_norm;
+use crate::activation::Activation;
+use crate::kernels::attention::{attention_params, Attention};
+use crate::kernels::dense;
+use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::rng::Rng;
+use crate::shape::Shape2;
+
+/// Draws an inverted-dropout mask (`0` or `1 / (1 - rate)`) into `mask` and multiplies
+/// `values` by it.
+fn drop_values(rate: f32, mask: &mut [f32], values: &mut [f32], rng: &mut Rng) {
+    let keep = 1.0 - rate;
+    let scale = 1.0 / keep;
+    for (m, v) in mask.iter_mut().zip(values.iter_mut()) {
+        *m = if rng.uniform() < keep { scale } else { 0.0 };
+        *v *= *m;
+    }
+}
+
+/// `a += b`.
+fn add_into(a: &mut [f32], b: &[f32]) {
+    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+}
+
+/// `nn.Linear`'s default initialisation: `U(-1/sqrt(in), 1/sqrt(in))` for the weight
+/// `[out, in]` and the bias.
+fn init_linear(params: &mut [f32], inputs: usize, outputs: usize, rng: &mut Rng) {
+    let limit = 1.0 / libm::sqrtf(inputs as f32);
+    params[..outputs * inputs + outputs].iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit));
+}
+
+/// The position-wise feed-forward block `[T, D] -> [T, D]`:
+/// `y = linear2(dropout(activation(linear1(x))))` with a hidden width `F`, applied to
+/// every position alike.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedForward<const T: usize, const D: usize, const F: usize> {
+    /// The activation of the hidden layer (elementwise: ReLU and GELU are usual).
+    pub activation: Activation,
+    /// The dropout probability after the activation (training only).
+    pub dropout: f32,
+}
+
+impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
+    /// The block with this activation and dropout.
+    ///
+    /// # Panics
+    /// (At compile time in a `const`.) If `dropout` is not in `[0, 1)`.
+    pub const fn new(activation: Activation, dropout: f32) -> Self {
+        assert!(dropout >= 0.0 && dropout < 1.0, "FeedForward: dropout must be in [0, 1)");
+        FeedForward { activation, dropout }
+    }
+
+    fn split(params: &[f32]) -> (&[f32], &[f32], &[f32], &[f32]) {
+        let (w1, rest) = params.split_at(F * D);
+        let (b1, rest) = rest.split_at(F);
+        let (w2, rest) = rest.split_at(D * F);
+        (w1, b1, w2, &rest[..D])
+    }
+}
+
+impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D, F> {
+    type Input = Shape2<T, D>;
+    type Output = Shape2<T, D>;
+    const PARAMS: usize = 2 * F * D + F + D;
+    /// The hidden pre-activations, activations and dropout mask.
+    const CACHE: usize = 3 * T * F;
+    const SCRATCH: usize = 2 * T * F;
+    const KIND: &'static str = "FeedForward";
+
+    /// As `nn.Linear`: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weights and biases.
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+        let (first, second) = params.split_at_mut(F * D + F);
+        init_linear(first, D, F, rng);
+        init_linear(second, F, D, rng);
+    }
+
+    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (w1, b1, w2, b2) = Self::split(params);
+        let hidden = &mut scratch[..x.len() / D * F];
+        dense::forward(x, w1, Some(b1), self.activation, D, F, hidden, None);
+        dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
+    }
+
+    fn forward_train(
+        &self,
+        params: &[f32],
+        _buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        let (w1, b1, w2, b2) = Self::split(params);
+        let n = x.len() / D * F;
+        let (pre, rest) = cache.split_at_mut(n);
+        let (act, rest) = rest.split_at_mut(n);
+        dense::forward(x, w1, Some(b1), self.activation, D, F, act, Some(pre));
+        if self.dropout > 0.0 {
+            let hidden = &mut scratch[..n];
+            hidden.copy_from_slice(act);
+            drop_values(self.dropout, &mut rest[..n], hidden, rng);
+            dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
+        } else {
+            dense::forward(act, w2, Some(b2), Activation::Identity, F, D, y, None);
+        }
+    }
+
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        _y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (w1, _, w2, _) = Self::split(params);
+        let n = x.len() / D * F;
+        let (pre, rest) = cache.split_at(n);
+        let (act, mask) = rest.split_at(n);
+        let (hidden, rest) = scratch.split_at_mut(n);
+        let d_hidden = &mut rest[..n];
+        let (g1, g2) = grads.split_at_mut(F * D + F);
+        let (gw1, gb1) = g1.split_at_mut(F * D);
+        let (gw2, gb2) = g2.split_at_mut(D * F);
+        let used: &[f32] = if self.dropout > 0.0 {
+            hidden.iter_mut().zip(act).zip(mask).for_each(|((h, &a), &m)| *h = a * m);
+            hidden
+        } else {
+            act
+        };
+        dense::backward(used, w2, &[], &[], Activation::Identity, F, D, dy, gw2, Some(&mut gb2[..D]), Some(d_hidden));
+        let d_hidden = &mut rest[..n];
+        if self.dropout > 0.0 {
+            d_hidden.iter_mut().zip(&mask[..n]).for_each(|(d, &m)| *d *= m);
+        }
+        dense::backward(x, w1, pre, act, self.activation, D, F, d_hidden, gw1, Some(gb1), dx);
+    }
+
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        _buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        for (name, at, out, inp) in [("linear1", params_at, F, D), ("linear2", params_at + F * D + F, D, F)] {
+            let linear = TensorPath::new(path, name);
+            let weight = TensorPath::new(Some(&linear), "weight");
+            f(&TensorInfo { path: &weight, shape: &[out, inp], offset: at, len: out * inp, trainable: true });
+            let bias = TensorPath::new(Some(&linear), "bias");
+            f(&TensorInfo { path: &bias, shape: &[out], offset: at + out * inp, len: out, trainable: true });
+        }
+    }
+}
+
+/// One Transformer encoder layer over `[T, D]` with `H` heads and a feed-forward width
+/// `F`, post-norm or pre-norm (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub struct TransformerEncoderLayer<const T: usize, const D: usize, const H: usize, const F: usize> {
+    /// Pre-norm (`true`) or post-norm (`false`, PyTorch's default).
+    pub norm_first: bool,
+    /// The activation of the feed-forward block (PyTorch's default: ReLU).
+    pub activation: Activation,
+    /// The dropout probability of every dropout in the layer (training only).
+    pub dropout: f32,
+    /// The epsilon of both layer norms.
+    pub eps: f32,
+    /// Whether position `i` attends only to positions `j <= i`.
+    pub causal: bool,
+}
+
+/// Offsets of the parts of an encoder layer's parameters.
+const fn offsets(d: usize, f: usize) -> [usize; 4] {
+    let attn = attention_params(d);
+    let ff = 2 * f * d + f + d;
+    [0, attn, attn + ff, attn + ff + 2 * d]
+}
+
+impl<const T: usize, const D: usize, const H: usize, const F: usize> TransformerEncoderLayer<T, D, H, F> {
+    /// A layer with PyTorch's layer-norm epsilon (1e-5) and no causal mask.
+    ///
+    /// # Panics
+    /// (At compile time in a `const`.) If `H` does not divide `D` or `dropout` is not
+    /// in `[0, 1)`.
+    pub const fn new(norm_first: bool, activation: Activation, dropout: f32) -> Self {
+        let _ = MultiHeadAttention::<T, D, H>::new(false, dropout);
+        TransformerEncoderLayer { norm_first, activation, dropout, eps: 1e-5, causal: false }
+    }
+
+    /// The self-attention block.
+    pub const fn attention(&self) -> MultiHeadAttention<T, D, H> {
+        MultiHeadAttention::new(self.causal, self.dropout)
+    }
+
+    fn kernel(&self) -> Attention {
+        self.attention().config()
+    }
+
+    /// The feed-forward block.
+    pub const fn feed_forward(&self) -> FeedForward<T, D, F> {
+        FeedForward::new(self.activation, self.dropout)
+    }
+
+    const TD: usize = T * D;
+    const NORM_CACHE: usize = T * D + T;
+    const OFFSETS: [usize; 4] = offsets(D, F);
+    const PART_SCRATCH: usize = {
+        let a = <MultiHeadAttention<T, D, H> as Layer>::SCRATCH;
+        let f = <FeedForward<T, D, F> as Layer>::SCRATCH;
+        if a > f {
+            a
+        } else {
+            f
+        }
+    };
+
+    /// The parameters of self-attention, feed-forward, norm1 and norm2.
+    fn parts(params: &[f32]) -> (&[f32], &[f32], &[f32], &[f32]) {
+        let [_, ff, n1, n2] = Self::OFFSETS;
+        (&params[..ff], &params[ff..n1], &params[n1..n2], &params[n2..n2 + 2 * D])
+    }
+
+    /// Inference with a key padding mask: sample `b` has `lengths[b]` valid positions.
+    pub fn forward_padded(&self, params: &[f32], x: &[f32], lengths: &[usize], y: &mut [f32], scratch: &mut [f32]) {
+        self.run(params, x, Some(lengths), y, scratch);
+    }
+
+    /// Training forward with a key padding mask; `backward` is the usual one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train_padded(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        lengths: &[usize],
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        self.run_train(params, x, Some(lengths), y, cache, scratch, rng);
+    }
+
+    /// Runs inference on one sample `x [T, D]` and writes the `[H, T, T]` weights of its
+    /// self-attention into `weights`. `scratch` holds `SCRATCH` floats.
+    pub fn attention_weights_into(&self, params: &[f32], x: &[f32], weights: &mut [f32], scratch: &mut [f32]) {
+        let (pa, _, pn1, _) = Self::parts(params);
+        let (normed, rest) = scratch.split_at_mut(Self::TD);
+        let input = if self.norm_first {
+            layer_norm::forward(pn1, self.eps, D, &x[..Self::TD], normed, None);
+            &*normed
+        } else {
+            &x[..Self::TD]
+        };
+        self.attention().attention_weights_into(pa, input, weights, rest);
+    }
+
+    /// The `[H, T, T]` self-attention weights of one sample `x [T, D]`.
+    #[cfg(feature = "alloc")]
+    pub fn attention_weights(&self, params: &[f32], x: &[f32]) -> alloc::vec::Vec<f32> {
+        let mut weights = alloc::vec![0.0; H * T * T];
+        let mut scratch = alloc::vec![0.0; <Self as Layer>::SCRATCH];
+        self.attention_weights_into(params, x, &mut weights, &mut scratch);
+        weights
+    }
+
+    fn run(&self, params: &[f32], x: &[f32], lengths: Option<&[usize]>, y: &mut [f32], scratch: &mut [f32]) {
+        let (pa, pf, pn1, pn2) = Self::parts(params);
+        let n = x.len();
+        let y = &mut y[..n];
+        let (s1, rest) = scratch.split_at_mut(n);
+        let (s2, rest) = rest.split_at_mut(n);
+        let ff = self.feed_forward();
+        if self.norm_first {
+            layer_norm::forward(pn1, self.eps, D, x, s2, None);
+            self.kernel().forward(pa, s2, None, lengths, s1, rest);
+            y.copy_from_slice(x);
+            add_into(y, s1);
+            layer_norm::forward(pn2, self.eps, D, y, s2, None);
+            ff.forward(pf, &[], s2, s1, rest);
+            add_into(y, s1);
+        } else {
+            self.kernel().forward(pa, x, None, lengths, s1, rest);
+            add_into(s1, x);
+            layer_norm::forward(pn1, self.eps, D, s1, s2, None);
+            ff.forward(pf, &[], s2, s1, rest);
+            add_into(s1, s2);
+            layer_norm::forward(pn2, self.eps, D, s1, y, None);
+        }
+    }
+
+    /// The cache of `batch` samples split into attention, feed-forward, norm1, norm2,
+    /// the block input kept (`h` post-norm, `norm1(x)` pre-norm), `norm2(h)` (pre-norm)
+    /// and the two dropout masks.
+    #[allow(clippy::type_complexity)]
+    fn split_cache(
+        cache: &mut [f32],
+        batch: usize,
+    ) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
+        let (ca, rest) = cache.split_at_mut(batch * <MultiHeadAttention<T, D, H> as Layer>::CACHE);
+        let (cf, rest) = rest.split_at_mut(batch * <FeedForward<T, D, F> as Layer>::CACHE);
+        let (c1, rest) = rest.split_at_mut(batch * Self::NORM_CACHE);
+        let (c2, rest) = rest.split_at_mut(batch * Self::NORM_CACHE);
+        let (mid1, rest) = rest.split_at_mut(batch * Self::TD);
+        let (mid2, rest) = rest.split_at_mut(batch * Self::TD);
+        let (m1, rest) = rest.split_at_mut(batch * Self::TD);
+        let m2 = &mut rest[..batch * Self::TD];
+        (ca, cf, c1, c2, mid1, mid2, m1, m2)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_train(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        lengths: Option<&[usize]>,
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        let (pa, pf, pn1, pn2) = Self::parts(params);
+        let n = x.len();
+        let batch = n / Self::TD;
+        let y = &mut y[..n];
+        let (ca, cf, c1, c2, mid1, mid2, m1, m2) = Self::split_cache(cache, batch);
+        let (s1, rest) = scratch.split_at_mut(n);
+        let ff = self.feed_forward();
+        let dropout = self.dropout > 0.0;
+        if self.norm_first {
+            layer_norm::forward(pn1, self.eps, D, x, mid1, Some(c1));
+            self.kernel().forward_train(pa, mid1, None, lengths, s1, ca, rest, rng);
+            if dropout {
+                drop_values(self.dropout, m1, s1, rng);
+            }
+            y.copy_from_slice(x);
+            add_into(y, s1);
+            layer_norm::forward(pn2, self.eps, D, y, mid2, Some(c2));
+            ff.forward_train(pf, &mut [], mid2, s1, cf, rest, rng);
+            if dropout {
+                drop_values(self.dropout, m2, s1, rng);
+            }
+            add_into(y, s1);
+        } else {
+            self.kernel().forward_train(pa, x, None, lengths, s1, ca, rest, rng);
+            if dropout {
+                drop_values(self.dropout, m1, s1, rng);
+            }
+            add_into(s1, x);
+            layer_norm::forward(pn1, self.eps, D, s1, mid1, Some(c1));
+            ff.forward_train(pf, &mut [], mid1, s1, cf, rest, rng);
+            if dropout {
+                drop_values(self.dropout, m2, s1, rng);
+            }
+            add_into(s1, mid1);
+            layer_norm::forward(pn2, self.eps, D, s1, y, Some(c2));
+        }
+    }
+}
+
+impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for TransformerEncoderLayer<T, D, H, F> {
+    type Input = Shape2<T, D>;
+    type Output = Shape2<T, D>;
+    const PARAMS: usize = offsets(D, F)[3] + 2 * D;
+    /// The caches of attention, feed-forward and both norms, two block inputs and two
+    /// dropout masks.
+    const CACHE: usize = <MultiHeadAttention<T, D, H> as Layer>::CACHE
+        + <FeedForward<T, D, F> as Layer>::CACHE
+        + 2 * (T * D + T)
+        + 4 * T * D;
+    const SCRATCH: usize = 2 * T * D + Self::PART_SCRATCH;
+    const KIND: &'static str = "TransformerEncoderLayer";
+
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+        let [_, ff, n1, n2] = Self::OFFSETS;
+        init_attention(&mut params[..ff], D, rng);
+        self.feed_forward().init(&mut params[ff..n1], &mut [], rng);
+        layer_norm::init(&mut params[n1..n2], D);
+        layer_norm::init(&mut params[n2..n2 + 2 * D], D);
+    }
+
+    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        self.run(params, x, None, y, scratch);
+    }
+
+    fn forward_train(
+        &self,
+        params: &[f32],
+        _buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        self.run_train(params, x, None, y, cache, scratch, rng);
+    }
+
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        _y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (pa, pf, pn1, pn2) = Self::parts(params);
+        let [_, o_ff, o_n1, o_n2] = Self::OFFSETS;
+        let (ga, rest) = grads.split_at_mut(o_ff);
+        let (gf, rest) = rest.split_at_mut(o_n1 - o_ff);
+        let (gn1, rest) = rest.split_at_mut(o_n2 - o_n1);
+        let gn2 = &mut rest[..2 * D];
+        let n = x.len();
+        let batch = n / Self::TD;
+        let dy = &mut dy[..n];
+        // Read-only views of the cache parts, split as in `split_cache`.
+        let (ca, rest) = cache.split_at(batch * <MultiHeadAttention<T, D, H> as Layer>::CACHE);
+        let (cf, rest) = rest.split_at(batch * <FeedForward<T, D, F> as Layer>::CACHE);
+        let (c1, rest) = rest.split_at(batch * Self::NORM_CACHE);
+        let (c2, rest) = rest.split_at(batch * Self::NORM_CACHE);
+        let (mid1, rest) = rest.split_at(batch * Self::TD);
+        let (mid2, rest) = rest.split_at(batch * Self::TD);
+        let (m1, rest) = rest.split_at(batch * Self::TD);
+        let m2 = &rest[..batch * Self::TD];
+        let (s1, rest) = scratch.split_at_mut(n);
+        let (s2, rest) = rest.split_at_mut(n);
+        let ff = self.feed_forward();
+        let dropout = self.dropout > 0.0;
+        let masked = |dst: &mut [f32], src: &[f32], mask: &[f32]| {
+            if dropout {
+                dst.iter_mut().zip(src).zip(mask).for_each(|((d, &s), &m)| *d = s * m);
+            } else {
+                dst.copy_from_slice(src);
+            }
+        };
+        if self.norm_first {
+            // y = h + drop2(ff(norm2(h))), h = x + drop1(sa(norm1(x)))
+            masked(s1, dy, m2);
+            ff.backward(pf, mid2, &[], cf, s1, Some(s2), gf, rest);
+            layer_norm::backward_in_place(pn2, D, c2, s2, gn2);
+            add_into(dy, s2); // dL/dh
+            masked(s1, dy, m1);
+            self.kernel().backward(pa, mid1, None, ca, s1, Some(s2), None, ga, rest);
+            layer_norm::backward_in_place(pn1, D, c1, s2, gn1);
+            if let Some(dx) = dx {
+                let dx = &mut dx[..n];
+                dx.copy_from_slice(dy);
+                add_into(dx, s2);
+            }
+        } else {
+            // y = norm2(h + drop2(ff(h))), h = norm1(x + drop1(sa(x)))
+            layer_norm::backward_in_place(pn2, D, c2, dy, gn2);
+            masked(s1, dy, m2);
+            ff.backward(pf, mid1, &[], cf, s1, Some(s2), gf, rest);
+            add_into(dy, s2); // dL/dh
+            layer_norm::backward_in_place(pn1, D, c1, dy, gn1);
+            masked(s1, dy, m1);
+            match dx {
+                Some(dx) => {
+                    let dx = &mut dx[..n];
+                    self.kernel().backward(pa, x, None, ca, s1, Some(&mut *dx), None, ga, rest);
+                    add_into(dx, dy);
+                }
+                None => self.kernel().backward(pa, x, None, ca, s1, None, None, ga, rest),
+            }
+        }
+    }
+
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        _buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        let [_, o_ff, o_n1, o_n2] = Self::OFFSETS;
+        let attn = TensorPath::new(path, "self_attn");
+        visit_attention(Some(&attn), params_at, D, f);
+        self.feed_forward().visit_tensors(path, params_at + o_ff, 0, f);
+        let norm1 = TensorPath::new(path, "norm1");
+        layer_norm::visit(Some(&norm1), params_at + o_n1, D, f);
+        let norm2 = TensorPath::new(path, "norm2");
+        layer_norm::visit(Some(&norm2), params_at + o_n2, D, f);
+    }
+}
+
+/// A stack of `N` identical-shaped encoder layers (each with its own parameters), as
+/// `nn.TransformerEncoder(layer, N)` without a final norm: parameters
+/// `layers.0.…` to `layers.{N-1}.…`.
+#[derive(Clone, Copy, Debug)]
+pub struct TransformerEncoder<const T: usize, const D: usize, const H: usize, const F: usize, const N: usize> {
+    /// The configuration shared by every layer.
+    pub layer: TransformerEncoderLayer<T, D, H, F>,
+}
+
+impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: usize> TransformerEncoder<T, D, H, F, N> {
+    /// `N` layers configured as `layer`.
+    ///
+    /// # Panics
+    /// (At compile time in a `const`.) If `N` is 0.
+    pub const fn new(layer: TransformerEncoderLayer<T, D, H, F>) -> Self {
+        assert!(N > 0, "TransformerEncoder: at least one layer");
+        TransformerEncoder { layer }
+    }
+
+    const TD: usize = T * D;
+    const LAYER_PARAMS: usize = <TransformerEncoderLayer<T, D, H, F> as Layer>::PARAMS;
+    const LAYER_CACHE: usize = <TransformerEncoderLayer<T, D, H, F> as Layer>::CACHE;
+
+    /// Inference with a key padding mask: sample `b` has `lengths[b]` valid positions.
+    pub fn forward_padded(&self, params: &[f32], x: &[f32], lengths: &[usize], y: &mut [f32], scratch: &mut [f32]) {
+        self.run(params, x, Some(lengths), y, scratch, N);
+    }
+
+    /// Training forward with a key padding mask; `backward` is the usual one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train_padded(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        lengths: &[usize],
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        self.run_train(params, x, Some(lengths), y, cache, scratch, rng);
+    }
+
+    /// The `[H, T, T]` self-attention weights of layer `layer` (from 0) for one sample
+    /// `x [T, D]`. `scratch` holds `SCRATCH` floats.
+    ///
+    /// # Panics
+    /// If `layer >= N`.
+    pub fn attention_weights_into(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        layer: usize,
+        weights: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        assert!(layer < N, "TransformerEncoder: layer {layer} of {N}");
+        let (input, rest) = scratch.split_at_mut(Self::TD);
+        self.run(params, &x[..Self::TD], None, input, rest, layer);
+        let p = &params[layer * Self::LAYER_PARAMS..(layer + 1) * Self::LAYER_PARAMS];
+        let source: &[f32] = if layer == 0 { &x[..Self::TD] } else { input };
+        self.layer.attention_weights_into(p, source, weights, rest);
+    }
+
+    /// The `[H, T, T]` self-attention weights of layer `layer` for one sample.
+    #[cfg(feature = "alloc")]
+    pub fn attention_weights(&self, params: &[f32], x: &[f32], layer: usize) -> alloc::vec::Vec<f32> {
+        let mut weights = alloc::vec![0.0; H * T * T];
+        let mut scratch = alloc::vec![0.0; <Self as Layer>::SCRATCH];
+        self.attention_weights_into(params, x, layer, &mut weights, &mut scratch);
+        weights
+    }
+
+    /// Inference through the first `layers` layers (`layers` of 0 leaves `y` alone).
+    fn run(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        lengths: Option<&[usize]>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+        layers: usize,
+    ) {
+        let n = x.len();
+        let (a, rest) = scratch.split_at_mut(n);
+        let (b, rest) = rest.split_at_mut(n);
+        let (mut src, mut dst) = (a, b);
+        for i in 0..layers {
+            let p = &params[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
+            let input: &[f32] = if i == 0 { x } else { src };
+            let out: &mut [f32] = if i + 1 == layers { &mut y[..n] } else { dst };
+            match lengths {
+                Some(l) => self.layer.forward_padded(p, input, l, out, rest),
+                None => self.layer.forward(p, &[], input, out, rest),
+            }
+            (src, dst) = (dst, src);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_train(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        lengths: Option<&[usize]>,
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        let n = x.len();
+        let batch = n / Self::TD;
+        let (caches, mids) = cache.split_at_mut(N * batch * Self::LAYER_CACHE);
+        for i in 0..N {
+            let p = &params[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
+            let c = &mut caches[i * batch * Self::LAYER_CACHE..(i + 1) * batch * Self::LAYER_CACHE];
+            // Layer i reads mids[i - 1] and writes mids[i] (or y).
+            let (before, after) = mids.split_at_mut(i * n);
+            let input: &[f32] = if i == 0 { x } else { &before[(i - 1) * n..] };
+            let out: &mut [f32] = if i + 1 == N { &mut y[..n] } else { &mut after[..n] };
+            match lengths {
+                Some(l) => self.layer.forward_train_padded(p, input, l, out, c, scratch, rng),
+                None => self.layer.forward_train(p, &mut [], input, out, c, scratch, rng),
+            }
+        }
+    }
+}
+
+/// Writes `i` in decimal into `buf`, returning the digits.
+fn decimal(mut i: usize, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    core::str::from_utf8(&buf[at..]).unwrap_or("?")
+}
+
+impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: usize> Layer
+    for TransformerEncoder<T, D, H, F, N>
+{
+    type Input = Shape2<T, D>;
+    type Output = Shape2<T, D>;
+    const PARAMS: usize = N * Self::LAYER_PARAMS;
+    /// Every layer's cache, then the outputs of all layers but the last.
+    const CACHE: usize = N * Self::LAYER_CACHE + (N - 1) * T * D;
+    /// Two sequences (between layers, forward and backward) and one more (the input of
+    /// the inspected layer in `attention_weights_into`), then a layer's scratch.
+    const SCRATCH: usize = 3 * T * D + <TransformerEncoderLayer<T, D, H, F> as Layer>::SCRATCH;
+    const KIND: &'static str = "TransformerEncoder";
+
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+        for p in params[..Self::PARAMS].chunks_exact_mut(Self::LAYER_PARAMS) {
+            self.layer.init(p, &mut [], rng);
+        }
+    }
+
+    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        self.run(params, x, None, y, scratch, N);
+    }
+
+    fn forward_train(
+        &self,
+        params: &[f32],
+        _buffers: &mut [f32],
+        x: &[f32],
+        y: &mut [f32],
+        cache: &mut [f32],
+        scratch: &mut [f32],
+        rng: &mut Rng,
+    ) {
+        self.run_train(params, x, None, y, cache, scratch, rng);
+    }
+
+    fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        mut dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let n = x.len();
+        let batch = n / Self::TD;
+        let (caches, mids) = cache.split_at(N * batch * Self::LAYER_CACHE);
+        let (a, rest) = scratch.split_at_mut(n);
+        let (b, rest) = rest.split_at_mut(n);
+        a.copy_from_slice(&dy[..n]);
+        let (mut grad, mut next) = (a, b);
+        for i in (0..N).rev() {
+            let p = &params[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
+            let g = &mut grads[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
+            let c = &caches[i * batch * Self::LAYER_CACHE..(i + 1) * batch * Self::LAYER_CACHE];
+            let input: &[f32] = if i == 0 { x } else { &mids[(i - 1) * n..i * n] };
+            let output: &[f32] = if i + 1 == N { y } else { &mids[i * n..(i + 1) * n] };
+            let d_input = if i == 0 { dx.as_deref_mut() } else { Some(&mut *next) };
+            self.layer.backward(p, input, output, c, grad, d_input, g, rest);
+            (grad, next) = (next, grad);
+        }
+    }
+
+    fn visit_tensors(
+        &self,
+        path: Option<&TensorPath<'_>>,
+        params_at: usize,
+        _buffers_at: usize,
+        f: &mut dyn FnMut(&TensorInfo<'_>),
+    ) {
+        let layers = TensorPath::new(path, "layers");
+        for i in 0..N {
+            let mut buf = [0u8; 20];
+            let index = TensorPath::new(Some(&layers), decimal(i, &mut buf));
+            self.layer.visit_tensors(Some(&index), params_at + i * Self::LAYER_PARAMS, 0, f);
+        }
+    }
+}
