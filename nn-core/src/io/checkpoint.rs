@@ -202,7 +202,7 @@ impl Checkpoint<Vec<f32>> {
         decode(OPTIMIZER_STATE, view.dtype, view.shape, view.bytes, &mut optimizer_state, &options)?;
 
         let tensors = ModelTensor::all(model);
-        let staged = stage(&tensors, model.state(), &parsed, &options, &mut |name| {
+        let staged = stage(&tensors, &parsed, &options, &mut |name| {
             if name == OPTIMIZER_STATE {
                 return Ok(());
             }

@@ -83,7 +83,7 @@ pub fn from_safetensors_bytes<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>>(
 ) -> Result<LoadReport, LoadError> {
     let tensors = ModelTensor::all(model);
     let parsed = parse(bytes)?;
-    let staged = stage(&tensors, model.state(), &parsed, options, &mut |_| Ok(()))?;
+    let staged = stage(&tensors, &parsed, options, &mut |_| Ok(()))?;
     Ok(staged.commit(model.state_mut()))
 }
 
@@ -109,13 +109,12 @@ impl Staged {
     }
 }
 
-/// Matches the file's tensors to `tensors` (the model's, with their places in
-/// `state`) and decodes them, checking every name, shape, dtype and value. File
+/// Matches the file's tensors to `tensors` (the model's, with their places in its
+/// state) and decodes them, checking every name, shape, dtype and value. File
 /// tensors in the reserved `__` namespace are passed to `reserved` (a checkpoint
 /// reads its own; a plain load ignores them).
 pub(crate) fn stage(
     tensors: &[ModelTensor],
-    state: &[f32],
     parsed: &Parsed<'_>,
     options: &LoadOptions,
     reserved: &mut dyn FnMut(&str) -> Result<(), LoadError>,
@@ -152,7 +151,7 @@ pub(crate) fn stage(
                 found: view.shape.to_vec(),
             });
         }
-        let mut out = state[tensor.start..tensor.start + tensor.len].to_vec();
+        let mut out = vec![0.0; tensor.len];
         decode(&name, view.dtype, view.shape, view.bytes, &mut out, options)?;
         values.push((tensor.start, out));
         report.loaded.push(tensor.name.clone());
