@@ -66,8 +66,9 @@ impl JsonObject {
         let mut s = self.key(key);
         if value.is_finite() {
             let scale = 10f64.powi(DECIMALS);
-            // Adding 0.0 turns a rounded -0.0 into 0.0.
-            let rounded = (value * scale).round() / scale + 0.0;
+            // Adding 0.0 turns a rounded -0.0 into 0.0; huge values need no rounding.
+            let scaled = value * scale;
+            let rounded = if scaled.abs() < 1e15 { scaled.round() / scale + 0.0 } else { value };
             // `{:?}` keeps a decimal point (`1.0`) and never loses digits.
             s.text.push_str(&format!("{rounded:?}"));
         } else {
@@ -125,8 +126,9 @@ mod tests {
             .number("one", 1.0)
             .number("nan", f64::NAN)
             .number("small", -0.0000004)
+            .number("huge", 1.5e300)
             .integer("epochs", 30);
-        assert_eq!(line.to_string(), r#"{"say \"hi\"":"a\\b\n\u0001","one":1.0,"nan":null,"small":0.0,"epochs":30}"#);
+        assert_eq!(line.to_string(), r#"{"say \"hi\"":"a\\b\n\u0001","one":1.0,"nan":null,"small":0.0,"huge":1.5e300,"epochs":30}"#);
         assert_eq!(JsonObject::new().to_string(), "{}");
     }
 }
