@@ -128,7 +128,10 @@ mod tests {
             .number("small", -0.0000004)
             .number("huge", 1.5e300)
             .integer("epochs", 30);
-        assert_eq!(line.to_string(), r#"{"say \"hi\"":"a\\b\n\u0001","one":1.0,"nan":null,"small":0.0,"huge":1.5e300,"epochs":30}"#);
+        assert_eq!(
+            line.to_string(),
+            r#"{"say \"hi\"":"a\\b\n\u0001","one":1.0,"nan":null,"small":0.0,"huge":1.5e300,"epochs":30}"#
+        );
         assert_eq!(JsonObject::new().to_string(), "{}");
     }
 }
