@@ -42,6 +42,8 @@ const TESTED_GROUPS: &[&str] = &[
     "pool",
     "reshape",
     "batch_norm",
+    // tests/rnn_golden.rs
+    "recurrent",
 ];
 
 /// Every fixture of `group`, asserting there is at least one.
