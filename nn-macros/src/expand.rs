@@ -356,7 +356,8 @@ fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
                 layer.source.produces(&shown(&layer.input))
             );
             let label = format!("`{written}` takes `{{Expected}}`");
-            checks.same(span, layer.input.ty(), quote!(<#path as ::nn_core::Layer>::Input), &message, &label);
+            let input = quote_spanned!(span=> <#path as ::nn_core::Layer>::Input);
+            checks.same(span, layer.input.ty(), input, &message, &label);
             let value = value_path(path);
             fit(&layer.input, Emitted { ty: quote!(#path), value: quote!(#value) })
         }

@@ -6,7 +6,8 @@
 //! checks that depend on it are left to the type system (see `expand`). After an error
 //! the shape becomes unknown and the checks that depend on it are skipped, so one
 //! mistake is reported once.
-use quote::quote;
+use quote::quote_spanned;
+use syn::spanned::Spanned;
 use syn::Ident;
 
 use crate::errors::Errors;
@@ -87,8 +88,11 @@ fn lower_layer(def: &LayerDef, input: ShapeInfo, source: Source, errors: &mut Er
     let (op, output) = match kind_of(def) {
         Resolution::Builtin(kind) => builtin(def, kind, &input, &source, errors),
         Resolution::Network => {
+            // Spanned at the path: if it is not a layer (or not found), rustc reports
+            // every use at that one place, and identical reports are merged.
             let path = &def.kind;
-            (Op::Network, ShapeInfo::Opaque(quote!(<#path as ::nn_core::Layer>::Output)))
+            let output = quote_spanned!(path.span()=> <#path as ::nn_core::Layer>::Output);
+            (Op::Network, ShapeInfo::Opaque(output))
         }
         Resolution::Unknown(message) => {
             errors.spanned(&def.kind, message);
