@@ -46,6 +46,8 @@ pub mod data;
 #[cfg(feature = "std")]
 pub mod io;
 #[cfg(feature = "alloc")]
+pub mod report;
+#[cfg(feature = "alloc")]
 pub mod train;
 
 pub use activation::Activation;

@@ -1,4 +1,5 @@
 //! `fit` and `evaluate`: epochs of shuffled mini-batches over the step API.
+use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -11,6 +12,7 @@ use crate::layer::Layer;
 use crate::loss::{Loss, TargetError};
 use crate::model::Model;
 use crate::optim::Optimizer;
+use crate::report::{BatchLog, Observer};
 use crate::rng::Rng;
 use crate::shape::Shape;
 
@@ -199,6 +201,8 @@ pub struct Fit<L: Layer, O, Lo> {
     /// Hold out this share of the training data (its last samples, before shuffling,
     /// as Keras) as validation data when none is given.
     pub validation_split: f32,
+    /// Called at every batch and epoch: progress bars, plots (see [`crate::report`]).
+    pub observers: Vec<Box<dyn Observer>>,
     rng: Rng,
     workspace: Workspace<L>,
     epochs_done: usize,
@@ -224,6 +228,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             early_stopping: None,
             frozen: Vec::new(),
             validation_split: 0.0,
+            observers: Vec::new(),
             rng: Rng::new(0),
             workspace: Workspace::new(),
             epochs_done: 0,
@@ -315,6 +320,33 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self
     }
 
+    /// Adds an observer, called at every batch and epoch (see [`Observer`]).
+    pub fn observe(mut self, observer: impl Observer + 'static) -> Self {
+        self.observers.push(Box::new(observer));
+        self
+    }
+
+    /// With `true`, draws a progress bar per epoch on standard error with the running
+    /// loss and metrics, then a line per finished epoch (feature `progress`; nothing
+    /// is drawn when standard error is not a terminal). Without the feature, prints one
+    /// line per epoch as [`Fit::verbose`]. With `false`, changes nothing.
+    pub fn progress(self, on: bool) -> Self {
+        if !on {
+            return self;
+        }
+        #[cfg(feature = "progress")]
+        return self.observe(crate::report::EpochProgress::stderr());
+        #[cfg(not(feature = "progress"))]
+        self.verbose(true)
+    }
+
+    /// Writes the training and validation curves as a PNG at `path` when a run ends
+    /// (feature `plot`; see [`crate::report::plot_history`]).
+    #[cfg(feature = "plot")]
+    pub fn plot_to(self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.observe(crate::report::PlotOnEnd::new(path))
+    }
+
     /// The early-stopping state after a run (best epoch, best value).
     pub fn early_stopping_state(&self) -> Option<&EarlyStopping> {
         self.early_stopping.as_ref()
@@ -384,11 +416,13 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             self.constraints.iter().map(|(s, c)| (*c, s.ranges(model.layer()))).collect();
         let frozen: Vec<_> = self.frozen.iter().flat_map(|s| s.ranges(model.layer())).map(|(r, _)| r).collect();
         let mut frozen_values: Vec<f32> = Vec::with_capacity(frozen.iter().map(|r| r.len()).sum());
+        let (last_epoch, n_batches) = (self.epochs_done + self.epochs, n.div_ceil(batch));
         for _ in 0..self.epochs {
             let epoch = self.epochs_done + 1;
             if self.shuffle {
                 self.rng.shuffle(&mut order);
             }
+            self.observers.iter_mut().for_each(|o| o.epoch_start(epoch, last_epoch, n_batches));
             metric_sums.iter_mut().for_each(|s| *s = (0.0, 0));
             let mut loss_sum = 0.0f64;
             let mut batches = 0usize;
@@ -445,6 +479,11 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 }
                 loss_sum += loss as f64;
                 batches += 1;
+                if !self.observers.is_empty() {
+                    let mean = (loss_sum / batches as f64) as f32;
+                    let log = BatchLog::new(epoch, b + 1, n_batches, mean, &self.metrics, &metric_sums);
+                    self.observers.iter_mut().for_each(|o| o.batch_end(&log));
+                }
             }
             self.epochs_done += 1;
             let metrics = self
@@ -482,6 +521,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 go_on &= early.observe(&log, model.state());
             }
             history.epochs.push(log);
+            self.observers.iter_mut().for_each(|o| o.epoch_end(history));
             if !go_on {
                 break;
             }
@@ -491,6 +531,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 model.state_mut().copy_from_slice(&early.best_state);
             }
         }
+        self.observers.iter_mut().for_each(|o| o.train_end(history));
         Ok(())
     }
 }
