@@ -252,7 +252,8 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> DrawResult {
         }
     }
     // The legend goes to the right-hand corner the curves end farthest from.
-    let ends: Vec<f32> = panel.curves.iter().filter_map(|(_, v)| v.iter().rev().find(|v| v.is_finite())).copied().collect();
+    let ends: Vec<f32> =
+        panel.curves.iter().filter_map(|(_, v)| v.iter().rev().find(|v| v.is_finite())).copied().collect();
     let end = ends.iter().sum::<f32>() / ends.len().max(1) as f32;
     let corner = if end > (lo + hi) / 2.0 { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
     chart

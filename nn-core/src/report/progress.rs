@@ -82,9 +82,8 @@ impl Observer for EpochProgress {
             bar.set_length(batches as u64);
             bar.reset();
         } else if let Some(target) = self.target.take() {
-            let style = ProgressStyle::with_template(TEMPLATE)
-                .expect("the bar template is valid")
-                .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template(TEMPLATE).expect("the bar template is valid").progress_chars("=> ");
             let bar = ProgressBar::with_draw_target(Some(batches as u64), target).with_style(style).with_prefix(prefix);
             self.bar = Some(bar);
         }
@@ -104,7 +103,8 @@ impl Observer for EpochProgress {
         let (Some(bar), Some(log)) = (&self.bar, history.last()) else { return };
         let seconds = self.started.elapsed().as_secs_f64();
         let batches = bar.length().unwrap_or(0);
-        let line = format!("epoch {}  {batches}/{batches}  {seconds:.2}s  {}", self.prefix(log.epoch), epoch_summary(log));
+        let line =
+            format!("epoch {}  {batches}/{batches}  {seconds:.2}s  {}", self.prefix(log.epoch), epoch_summary(log));
         // `println` draws the line above the bar, or nothing when the bar is hidden.
         bar.println(line);
     }
