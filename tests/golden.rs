@@ -37,6 +37,11 @@ const TESTED_GROUPS: &[&str] = &[
     "loss",
     "optimizer",
     "network",
+    // tests/attention_golden.rs
+    "attention",
+    "layer_norm",
+    "positional",
+    "transformer",
     // tests/conv_golden.rs
     "conv",
     "pool",
