@@ -1,0 +1,370 @@
+//! Speed benchmarks of nn-core: batch-1 inference, training steps and GEMM, the
+//! counterpart of `tools/bench/pytorch_bench.py` (same shapes, same work).
+//!
+//! ```text
+//! cargo run --release -p nn-bench -- [--threads N] [--json] [--budget SECONDS] [--only CASE,...]
+//! cargo run --release -p nn-bench -- --train-digits [--epochs N]   # the run whose peak memory is compared
+//! ```
+//!
+//! Every case reports seconds per call (a step of a whole batch for training), the
+//! best and the median of many samples (see `timing.rs`). `tools/bench-vs-pytorch`
+//! runs this binary and the PyTorch script and prints the ratios.
+mod counting;
+mod models;
+mod timing;
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nn_core::kernels::{gemm, MatRef};
+use nn_core::prelude::*;
+use nn_core::stream::Stream;
+
+use models::{BigMlp, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, StreamGru};
+use timing::{measure, Timing};
+
+#[global_allocator]
+static GLOBAL: counting::Counting = counting::Counting;
+
+/// Command-line options.
+struct Options {
+    threads: usize,
+    json: bool,
+    budget: Duration,
+    only: Option<Vec<String>>,
+    train_digits: bool,
+    epochs: usize,
+}
+
+const USAGE: &str = "usage: nn-bench [--threads N] [--json] [--budget SECONDS] [--only CASE,...]
+       nn-bench --train-digits [--epochs N]";
+
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        threads: 1,
+        json: false,
+        budget: Duration::from_millis(1000),
+        only: None,
+        train_digits: false,
+        epochs: 30,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--threads" => options.threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--json" => options.json = true,
+            "--budget" => {
+                let s: f64 = value("--budget")?.parse().map_err(|e| format!("--budget: {e}"))?;
+                options.budget = Duration::from_secs_f64(s);
+            }
+            "--only" => options.only = Some(value("--only")?.split(',').map(str::to_owned).collect()),
+            "--train-digits" => options.train_digits = true,
+            "--epochs" => options.epochs = value("--epochs")?.parse().map_err(|e| format!("--epochs: {e}"))?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if options.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    Ok(options)
+}
+
+/// One measured case.
+struct Case {
+    name: &'static str,
+    /// Samples per call (the batch), for throughput.
+    batch: usize,
+    timing: Timing,
+}
+
+/// What a run measured.
+#[derive(Default)]
+struct Report {
+    cases: Vec<Case>,
+    /// Allocations per training step after warm-up, per case.
+    allocations: Vec<(&'static str, f64)>,
+}
+
+struct Bench {
+    options: Options,
+    report: Report,
+}
+
+impl Bench {
+    fn wanted(&self, name: &str) -> bool {
+        self.options.only.as_ref().is_none_or(|only| only.iter().any(|o| name.starts_with(o.as_str())))
+    }
+
+    /// Times `f` as case `name` unless it is filtered out.
+    fn case(&mut self, name: &'static str, batch: usize, f: impl FnMut()) {
+        if !self.wanted(name) {
+            return;
+        }
+        let timing = measure(self.options.budget, f);
+        if !self.options.json {
+            let rate = batch as f64 / timing.best;
+            eprintln!(
+                "{name:<22} best {:>12}  median {:>12}  {rate:>14.0} samples/s  ({} samples)",
+                seconds(timing.best),
+                seconds(timing.median),
+                timing.samples
+            );
+        }
+        self.report.cases.push(Case { name, batch, timing });
+    }
+
+    fn allocations(&mut self, name: &'static str, per_step: f64) {
+        if self.wanted(name) {
+            self.report.allocations.push((name, per_step));
+        }
+    }
+}
+
+/// A time with a unit a person reads.
+fn seconds(s: f64) -> String {
+    if s < 1e-6 {
+        format!("{:.1} ns", s * 1e9)
+    } else if s < 1e-3 {
+        format!("{:.2} µs", s * 1e6)
+    } else {
+        format!("{:.3} ms", s * 1e3)
+    }
+}
+
+/// Reproducible inputs in `[0, 1)`.
+fn uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.uniform()).collect()
+}
+
+/// Class labels `0..classes` cycling over a batch.
+fn labels(batch: usize, classes: usize) -> Vec<f32> {
+    (0..batch).map(|i| (i % classes) as f32).collect()
+}
+
+/// A training step with Adam and cross-entropy on a fixed batch: zero the gradients,
+/// training forward, loss, backward, optimizer step.
+struct Trainer<L: Layer> {
+    model: Model<L>,
+    ws: Workspace<L>,
+    opt: OptimizerState<Adam>,
+    rng: Rng,
+    x: Vec<f32>,
+    t: Vec<f32>,
+}
+
+impl<L: Layer + Default> Trainer<L> {
+    fn new(batch: usize, classes: usize) -> Self {
+        Trainer {
+            model: Model::new(1),
+            ws: Workspace::new(),
+            opt: OptimizerState::new(Adam::new(1e-3)),
+            rng: Rng::new(2),
+            x: uniform(batch * <L::Input as Shape>::LEN, 3),
+            t: labels(batch, classes),
+        }
+    }
+
+    fn step(&mut self) -> f32 {
+        let loss = SparseCategoricalCrossEntropy::from_logits();
+        self.ws.zero_grads();
+        self.model.forward_train(&mut self.ws, &self.x, &mut self.rng);
+        let l = self.ws.loss(&loss, &self.t);
+        self.model.backward(&mut self.ws, &self.x, None);
+        self.opt.step(self.model.params_mut(), self.ws.grads());
+        l
+    }
+}
+
+/// Warms `trainer` up, counts the allocations of ten steps, then times its steps.
+fn train_case<L: Layer + Default>(bench: &mut Bench, name: &'static str, batch: usize, classes: usize) {
+    if !bench.wanted(name) {
+        return;
+    }
+    let mut trainer = Trainer::<L>::new(batch, classes);
+    trainer.step();
+    let allocations = counting::per_call(10, || {
+        black_box(trainer.step());
+    });
+    bench.allocations(name, allocations);
+    bench.case(name, batch, || {
+        black_box(trainer.step());
+    });
+}
+
+fn run(bench: &mut Bench) {
+    // Batch-1 inference of the digits MLP, and the same MLP as hand-written loops.
+    let mlp = Model::<DigitMlp>::new(1);
+    let hand = HandMlp::from_model(&mlp);
+    let x: [f32; 64] = uniform(64, 4).try_into().unwrap();
+    let ours = mlp.predict_one(&x.into());
+    let reference = hand.forward(&x);
+    let max_diff = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(max_diff < 1e-4, "the MLP and its hand-written loops disagree by {max_diff}");
+    bench.case("mlp_infer_b1", 1, || {
+        black_box(mlp.predict_one(black_box(&x.into())));
+    });
+    bench.case("hand_loop_b1", 1, || {
+        black_box(hand.forward(black_box(&x)));
+    });
+
+    train_case::<DigitMlp>(bench, "mlp_train_b32", 32, 10);
+    train_case::<BigMlp>(bench, "mlp_big_train_b128", 128, 10);
+
+    // The digits CNN.
+    let cnn = Model::<DigitCnn>::new(1);
+    let image = Tensor::<Shape3<1, 8, 8>>::from_slice(&uniform(64, 5)).unwrap();
+    bench.case("cnn_infer_b1", 1, || {
+        black_box(cnn.predict_one(black_box(&image)));
+    });
+    train_case::<DigitCnn>(bench, "cnn_train_b32", 32, 10);
+
+    // One streaming GRU step.
+    let gru = StreamGru::new(GruCell);
+    let mut params = vec![0.0; StreamGru::PARAMS];
+    gru.init(&mut params, &mut [], &mut Rng::new(1));
+    let mut stream = Stream::new(gru, &params, &[]);
+    let step_x = Tensor::<Shape1<{ models::SEQ_FEATURES }>>::from_slice(&uniform(models::SEQ_FEATURES, 6)).unwrap();
+    bench.case("gru_step_b1", 1, || {
+        black_box(stream.step(black_box(&step_x)));
+    });
+
+    train_case::<LstmNet>(bench, "lstm_train_b32", 32, 10);
+
+    // An encoder layer's training forward and backward (no loss, no optimizer): the
+    // output gradient is fixed.
+    if bench.wanted("encoder_fwd_bwd_b32") {
+        let batch = 32;
+        let mut model = Model::<EncoderNet>::new(1);
+        let mut ws = Workspace::<EncoderNet>::new();
+        let mut rng = Rng::new(2);
+        let x = uniform(batch * models::ENCODER_STEPS * models::ENCODER_WIDTH, 7);
+        let dy = uniform(x.len(), 8);
+        let mut step = || {
+            ws.zero_grads();
+            model.forward_train(&mut ws, &x, &mut rng);
+            ws.output_grad_mut().copy_from_slice(&dy);
+            model.backward(&mut ws, &x, None);
+            black_box(ws.grads()[0]);
+        };
+        step();
+        let allocations = counting::per_call(10, &mut step);
+        bench.allocations("encoder_fwd_bwd_b32", allocations);
+        bench.case("encoder_fwd_bwd_b32", batch, step);
+    }
+
+    // Square single-precision GEMM through the library's kernel entry point.
+    for (name, n) in [("gemm_64", 64), ("gemm_256", 256), ("gemm_1024", 1024)] {
+        if !bench.wanted(name) {
+            continue;
+        }
+        let a = uniform(n * n, 9);
+        let b = uniform(n * n, 10);
+        let mut c = vec![0.0f32; n * n];
+        bench.case(name, 1, || {
+            gemm(1.0, MatRef::new(black_box(&a), n, n), MatRef::new(&b, n, n), 0.0, &mut c, n);
+            black_box(c[0]);
+        });
+    }
+}
+
+/// A number for JSON: finite, in scientific notation.
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:e}")
+    } else {
+        "null".into()
+    }
+}
+
+fn json(options: &Options, report: &Report) -> String {
+    let cases: Vec<String> = report
+        .cases
+        .iter()
+        .map(|c| {
+            format!(
+                "\"{}\":{{\"best\":{},\"median\":{},\"batch\":{},\"samples\":{}}}",
+                c.name,
+                num(c.timing.best),
+                num(c.timing.median),
+                c.batch,
+                c.timing.samples
+            )
+        })
+        .collect();
+    let allocations: Vec<String> = report.allocations.iter().map(|(n, a)| format!("\"{n}\":{}", num(*a))).collect();
+    format!(
+        "{{\"implementation\":\"nn\",\"threads\":{},\"seconds\":{{{}}},\"allocations_per_step\":{{{}}}}}",
+        options.threads,
+        cases.join(","),
+        allocations.join(",")
+    )
+}
+
+/// The digits MLP trained as `examples/02_mlp_digits.rs` does (bundled data, 80/20
+/// split, Adam, batches of 32): the run whose peak resident memory the script compares.
+fn train_digits(epochs: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let path =
+        [env!("CARGO_MANIFEST_DIR"), "..", "examples", "data", "digits.csv.gz"].iter().collect::<std::path::PathBuf>();
+    let start = Instant::now();
+    let mut digits = nn_core::data::digits(path)?;
+    digits.scale_inputs(1.0 / 16.0);
+    let (train, test) = digits.split(0.2, 1);
+    let mut model = Model::<DigitMlp>::new(1);
+    let loss = SparseCategoricalCrossEntropy::from_logits();
+    let mut fit = Fit::new(Adam::new(2e-3), loss).epochs(epochs).batch_size(32).seed(1);
+    fit.run(&mut model, &train, None)?;
+    let accuracy = model.evaluate(&test, &loss, &[Metric::Accuracy])?.metric("accuracy").unwrap_or(0.0);
+    println!(
+        "{{\"implementation\":\"nn\",\"epochs\":{epochs},\"test_accuracy\":{accuracy},\"seconds\":{}}}",
+        num(start.elapsed().as_secs_f64())
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("nn-bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if options.train_digits {
+        return match train_digits(options.epochs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nn-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // matrixmultiply reads its thread count once, at its first product.
+    // No other thread exists yet.
+    std::env::set_var("MATMUL_NUM_THREADS", options.threads.to_string());
+    if !cfg!(feature = "threading") && options.threads > 1 {
+        eprintln!("nn-bench: built without the `threading` feature, products run on one thread");
+    }
+    let mut bench = Bench { options, report: Report::default() };
+    if !bench.options.json {
+        eprintln!(
+            "nn-bench, {} thread(s), best and median of samples over {:?} per case",
+            bench.options.threads, bench.options.budget
+        );
+    }
+    run(&mut bench);
+    if bench.options.json {
+        println!("{}", json(&bench.options, &bench.report));
+    } else {
+        for (name, a) in &bench.report.allocations {
+            eprintln!("{name:<22} {a} allocations per step after warm-up");
+        }
+    }
+    ExitCode::SUCCESS
+}
