@@ -1,9 +1,9 @@
 //! The `network!` macro of `nn-core`.
 //!
-//! The input goes through four phases, each its own module: [`parse`] reads the syntax
-//! (recovering after a bad layer so that every mistake is reported), [`lower`] resolves
-//! layer kinds and options against the table in [`kinds`] and infers every shape,
-//! [`validate`] checks what spans several layers, and [`expand`] writes the Rust items,
+//! The input goes through four phases, each its own module: `parse` reads the syntax
+//! (recovering after a bad layer so that every mistake is reported), `lower` resolves
+//! layer kinds and options against the table in `kinds` and infers every shape,
+//! `validate` checks what spans several layers, and `expand` writes the Rust items,
 //! or a stub when there were errors, so that one mistake gives one diagnostic.
 #![forbid(unsafe_code)]
 
@@ -20,7 +20,50 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-/// Declares one or more networks: see the `nn_core` crate documentation.
+/// Declares one or more networks.
+///
+/// ```text
+/// network! {
+///     /// Classifies 8x8 digits.
+///     pub struct DigitMlp: [64] -> [10] {
+///         fc1: Dense { units: 64, activation: Relu },
+///         act: LeakyRelu { alpha: 0.2 },
+///         drop: Dropout { rate: 0.2 } => [64],
+///         fc2: Dense { units: 10 },
+///     }
+/// }
+/// ```
+///
+/// Each `struct` item declares a network: its attributes and visibility, its input and
+/// output shapes (`[features]`, `[time, features]` or `[channels, height, width]`,
+/// literal dimensions) and its layers in order. A layer is `name: Kind { options }`,
+/// optionally followed by `=> [shape]`, an assertion of its output shape checked at
+/// compile time. Layer names become tensor names (`fc1.weight`, `fc1.bias`), as in
+/// PyTorch's `state_dict`. Trailing commas are optional.
+///
+/// The built-in kinds and their options (defaults in parentheses):
+///
+/// | kind | options | shapes |
+/// | --- | --- | --- |
+/// | `Dense` | `units` (required, at least 1), `activation` (`Identity`), `bias` (`true`) | `[in] -> [units]` |
+/// | `Dropout` | `rate` (required, in `[0, 1)`) | any, preserved |
+/// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Identity` | none | any, preserved |
+/// | `LeakyRelu` | `alpha` (`0.01`) | any, preserved |
+/// | `Elu` | `alpha` (`1.0`) | any, preserved |
+///
+/// An `activation` is one of `Identity`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
+/// `Softmax`, `Gelu` and `Elu`, with a parameter for the last two: `LeakyRelu(0.2)`,
+/// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
+/// makes sense.
+///
+/// Any other path without options is a network used as a layer (`encoder: Encoder`):
+/// a unit struct implementing `nn_core::Layer`, usually one declared with
+/// `network!`. Its tensors are named under the layer's name (`encoder.fc1.weight`).
+/// The macro does not see its shapes, so it emits compile-time checks that its input
+/// fits the shape before it and that the layers after it fit its output.
+///
+/// Shape mistakes, unknown kinds or options and invalid values are compile errors
+/// that point at the offending tokens, all reported at once.
 #[proc_macro]
 pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     pipeline::network(input.into()).into()

@@ -6,5 +6,4 @@ network! {
     }
 }
 
-fn main() {
-}
+fn main() {}
