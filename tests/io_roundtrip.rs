@@ -6,7 +6,7 @@ mod io_nets;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use io_nets::{bits, tensors, Centered, Classifier, Encoder, TempDir};
+use io_nets::{bits, tensors, Centered, Classifier, Encoder, Normed, TempDir};
 use nn_core::io::{
     from_safetensors_bytes, load_safetensors, save_safetensors, save_safetensors_with, to_safetensors_bytes,
     to_safetensors_bytes_with, Dtype, LoadError, LoadOptions, SaveOptions,
@@ -227,19 +227,6 @@ fn file_in_the_python_save_file_convention_loads() {
     }
 }
 
-/// Reads every tensor of a safetensors file as `f32`.
-fn read_f32(path: &std::path::Path) -> BTreeMap<String, Vec<f32>> {
-    let bytes = std::fs::read(path).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            assert_eq!(view.dtype(), Dtype::F32, "{name}");
-            (name, view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
-        })
-        .collect()
-}
-
 /// A file PyTorch wrote (`tests/io_fixtures/generate.py`): the `state_dict` of the
 /// same classifier loads, and the model then predicts what PyTorch predicted.
 #[test]
@@ -250,7 +237,7 @@ fn file_written_by_pytorch_loads_and_predicts_as_pytorch() {
     assert_eq!(report.loaded.len(), 6);
     assert_eq!(report.metadata, BTreeMap::from([("format".into(), "pt".into())]));
 
-    let io = read_f32(&fixture("torch_classifier_io.safetensors"));
+    let io = read_all(&fixture("torch_classifier_io.safetensors"));
     let (x, expected) = (&io["input"], &io["output"]);
     let mut y = vec![0.0; 3 * 10];
     let mut scratch = vec![0.0; 3 * Classifier::SCRATCH];
@@ -301,4 +288,53 @@ fn f16_bf16_and_f64_convert_as_pytorch_converts_them() {
             other => panic!("expected DtypeMismatch for {tag}, got {other:?}"),
         }
     }
+}
+
+/// PyTorch's batch norm keeps `num_batches_tracked` as an `I64` scalar; the model keeps
+/// it as an `f32`. Strict loading reports the dtype; `convert_dtypes` converts it, and
+/// the model then predicts (in inference mode, from the running statistics) what
+/// PyTorch predicted.
+#[test]
+fn pytorch_batch_norm_state_loads_with_its_integer_counter_converted() {
+    let path = fixture("torch_batchnorm.safetensors");
+    let mut model = Model::<Normed>::new(1);
+    let before = bits(model.state());
+    match load_safetensors(&mut model, &path, &LoadOptions::default()) {
+        Err(e @ LoadError::DtypeMismatch { found: Dtype::I64, .. }) => {
+            assert_eq!(e.tensor(), Some("bn.num_batches_tracked"));
+            assert!(e.to_string().contains("has dtype I64, expected F32 (set `LoadOptions::convert_dtypes`"), "{e}");
+        }
+        other => panic!("expected DtypeMismatch, got {other:?}"),
+    }
+    assert_eq!(bits(model.state()), before);
+
+    let convert = LoadOptions { convert_dtypes: true, ..Default::default() };
+    let report = load_safetensors(&mut model, &path, &convert).unwrap();
+    assert_eq!(
+        report.loaded,
+        ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked", "fc.weight", "fc.bias"]
+    );
+    assert_eq!(model.buffers()[8], 3.0, "num_batches_tracked");
+
+    let file = read_all(&path);
+    let (x, expected) = (&file["__input"], &file["__output"]);
+    let mut y = vec![0.0; 5 * 2];
+    let mut scratch = vec![0.0; 5 * Normed::SCRATCH];
+    model.forward_slices(x, &mut y, &mut scratch);
+    for (i, (&got, &want)) in y.iter().zip(expected).enumerate() {
+        assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "output {i}: {got} vs PyTorch {want}");
+    }
+}
+
+/// The `F32` tensors of a safetensors file, skipping the others.
+fn read_all(path: &std::path::Path) -> BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .filter(|(_, view)| view.dtype() == Dtype::F32)
+        .map(|(name, view)| {
+            (name, view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
+        })
+        .collect()
 }

@@ -212,6 +212,24 @@ handwritten_network! {
     }
 }
 
+type NormedArch = ::nn_core::__private::Chain<
+    ::nn_core::__private::Named<::nn_core::layers::BatchNorm1d<::nn_core::Shape1<4>>>,
+    ::nn_core::__private::Named<::nn_core::layers::Dense<4, 2>>,
+>;
+
+handwritten_network! {
+    // `bn: BatchNorm1d(4)` (`weight`, `bias`; buffers `running_mean`, `running_var`,
+    // `num_batches_tracked`), then `fc: Dense 4 -> 2`.
+    Normed: ::nn_core::Shape1<4> => ::nn_core::Shape1<2>,
+    NormedArch = ::nn_core::__private::Chain {
+        first: ::nn_core::__private::Named { name: "bn", layer: ::nn_core::layers::BatchNorm1d::new(0.1, 1e-5) },
+        rest: ::nn_core::__private::Named {
+            name: "fc",
+            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Identity),
+        },
+    }
+}
+
 /// Every tensor of a model: `(name, shape, state range)`, in `state_dict` order.
 pub fn tensors<L: Layer, P: AsRef<[f32]>>(
     model: &nn_core::Model<L, P>,

@@ -13,6 +13,10 @@ safetensors. The files are committed, so the tests need no Python.
   F64 under the prefixes `f16.`, `bf16.`, `f64.`, and the same values converted to
   float32 by torch under `f16_as_f32.`, `bf16_as_f32.`, `f64_as_f32.`. `fc.weight`
   holds edge cases: subnormal and largest halves, negative zero, values that round.
+- `torch_batchnorm.safetensors`: the `state_dict` of `bn: BatchNorm1d(4)` then
+  `fc: Linear(4, 2)` after three training batches (`bn.num_batches_tracked` is the
+  `I64` scalar 3), with an `input` batch `[5, 4]` and the inference-mode `output`
+  `[5, 2]` stored under the `__` prefix, which a model load ignores.
 """
 import torch
 from safetensors.torch import save_file
@@ -69,3 +73,31 @@ for tag, dtype in [("f16", torch.float16), ("bf16", torch.bfloat16), ("f64", tor
         tensors[f"{tag}.{name}"] = stored
         tensors[f"{tag}_as_f32.{name}"] = stored.to(torch.float32)
 save_file(tensors, "tests/io_fixtures/torch_dtypes.safetensors", metadata={"format": "pt"})
+
+
+class Normed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm1d(4)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.bn(x))
+
+
+normed = Normed()
+with torch.no_grad():
+    normed.bn.weight.copy_(torch.rand(4) + 0.5)
+    normed.bn.bias.copy_(torch.randn(4) * 0.1)
+    normed.train()
+    for _ in range(3):
+        normed(torch.randn(6, 4) * 2 + 1)
+    normed.eval()
+    x = torch.randn(5, 4)
+    y = normed.double()(x.double()).float()
+    normed.float()
+tensors = dict(normed.state_dict())
+assert tensors["bn.num_batches_tracked"].dtype == torch.int64
+tensors["__input"] = x
+tensors["__output"] = y
+save_file(tensors, "tests/io_fixtures/torch_batchnorm.safetensors", metadata={"format": "pt"})

@@ -177,7 +177,7 @@ fn position(shape: &[usize], mut index: usize) -> Vec<usize> {
 /// The element types [`LoadOptions::convert_dtypes`](super::LoadOptions::convert_dtypes)
 /// converts.
 pub(crate) fn convertible(dtype: Dtype) -> bool {
-    matches!(dtype, Dtype::F16 | Dtype::BF16 | Dtype::F64)
+    matches!(dtype, Dtype::F16 | Dtype::BF16 | Dtype::F64 | Dtype::I64 | Dtype::I32)
 }
 
 impl fmt::Display for LoadError {

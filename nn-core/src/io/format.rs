@@ -167,8 +167,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, SafeTensorError> {
 }
 
 /// Decodes little-endian `bytes` of `dtype` into `out`. `F32` is copied bit for bit;
-/// `F16` and `BF16` widen exactly; `F64` rounds to the nearest `f32`. Returns `false`
-/// for any other dtype or a length that does not match.
+/// `F16` and `BF16` widen exactly; `F64`, `I64` and `I32` round to the nearest `f32`
+/// (integers are exact up to 2^24). Returns `false` for any other dtype or a length
+/// that does not match.
 pub(crate) fn decode(dtype: Dtype, bytes: &[u8], out: &mut [f32]) -> bool {
     fn each<const N: usize>(bytes: &[u8], out: &mut [f32], f: impl Fn([u8; N]) -> f32) -> bool {
         if bytes.len() != N * out.len() {
@@ -184,6 +185,8 @@ pub(crate) fn decode(dtype: Dtype, bytes: &[u8], out: &mut [f32]) -> bool {
     match dtype {
         Dtype::F32 => each(bytes, out, f32::from_le_bytes),
         Dtype::F64 => each(bytes, out, |b| f64::from_le_bytes(b) as f32),
+        Dtype::I64 => each(bytes, out, |b| i64::from_le_bytes(b) as f32),
+        Dtype::I32 => each(bytes, out, |b| i32::from_le_bytes(b) as f32),
         Dtype::BF16 => each(bytes, out, |b| f32::from_bits((u16::from_le_bytes(b) as u32) << 16)),
         Dtype::F16 => each(bytes, out, |b| f16_to_f32(u16::from_le_bytes(b))),
         _ => false,

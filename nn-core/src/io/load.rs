@@ -38,8 +38,10 @@ pub struct LoadOptions {
     pub allow_missing: bool,
     /// Accept NaN and infinities, instead of failing with [`LoadError::NonFinite`].
     pub allow_non_finite: bool,
-    /// Convert `F16` and `BF16` (exactly) and `F64` (rounding to nearest) to `f32`,
-    /// instead of failing with [`LoadError::DtypeMismatch`].
+    /// Convert `F16` and `BF16` (exactly), `F64` (rounding to nearest), `I64` and `I32`
+    /// (exact up to 2^24) to `f32`, instead of failing with
+    /// [`LoadError::DtypeMismatch`]. PyTorch stores batch norm's
+    /// `num_batches_tracked` as an `I64` scalar, which the model keeps as an `f32`.
     pub convert_dtypes: bool,
 }
 

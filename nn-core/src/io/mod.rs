@@ -42,7 +42,7 @@
 //! | a model tensor is not in the file | [`MissingTensor`](LoadError::MissingTensor) | [`allow_missing`](LoadOptions::allow_missing) |
 //! | a file tensor is not in the model | [`UnexpectedTensor`](LoadError::UnexpectedTensor) | [`allow_unexpected`](LoadOptions::allow_unexpected) |
 //! | shapes differ | [`ShapeMismatch`](LoadError::ShapeMismatch) | |
-//! | the dtype is not `F32` | [`DtypeMismatch`](LoadError::DtypeMismatch) | [`convert_dtypes`](LoadOptions::convert_dtypes) (`F16`, `BF16`, `F64` only) |
+//! | the dtype is not `F32` | [`DtypeMismatch`](LoadError::DtypeMismatch) | [`convert_dtypes`](LoadOptions::convert_dtypes) (`F16`, `BF16`, `F64`, `I64`, `I32`) |
 //! | a value is NaN or infinite | [`NonFinite`](LoadError::NonFinite) (first bad index) | [`allow_non_finite`](LoadOptions::allow_non_finite) |
 //! | truncated or corrupt bytes | [`Format`](LoadError::Format) (the safetensors error) | |
 //! | the file cannot be read | [`Io`](LoadError::Io) | |
