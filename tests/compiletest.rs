@@ -4,7 +4,7 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax"] {
+    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn"] {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }
 }

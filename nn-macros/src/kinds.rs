@@ -56,6 +56,8 @@ pub(crate) enum OptionType {
     Flag,
     /// An activation: `Relu`, `LeakyRelu(0.2)`.
     Activation,
+    /// One name from a fixed list (`merge: Sum`).
+    Choice(&'static [&'static str]),
 }
 
 impl OptionType {
@@ -67,6 +69,7 @@ impl OptionType {
             OptionType::Float => "a number",
             OptionType::Flag => "`true` or `false`",
             OptionType::Activation => "an activation such as `Relu`",
+            OptionType::Choice(_) => "one of its named modes",
         }
     }
 }
@@ -78,6 +81,8 @@ pub(crate) enum Resolved {
     Float(f32),
     Flag(bool),
     Activation(Activation),
+    /// A name from an `OptionType::Choice` list.
+    Choice(&'static str),
 }
 
 /// `nn_core::Activation`, as the macro knows it.
@@ -201,6 +206,13 @@ impl Args {
             _ => Activation::Identity,
         }
     }
+
+    pub(crate) fn choice(&self, name: &str) -> &'static str {
+        match self.get(name) {
+            Some(Resolved::Choice(c)) => c,
+            _ => "",
+        }
+    }
 }
 
 const VECTOR: InputRank =
@@ -254,6 +266,11 @@ pub(crate) static KINDS: &[Kind] = &[
     activation("Softmax", &[], |_, s| act(s, Activation::Softmax)),
     activation("Gelu", &[], |_, s| act(s, Activation::Gelu)),
     activation("Elu", ALPHA_ELU, |a, s| act(s, Activation::Elu(a.float("alpha")))),
+    crate::rnn_kinds::SIMPLE_RNN,
+    crate::rnn_kinds::LSTM,
+    crate::rnn_kinds::GRU,
+    crate::rnn_kinds::EMBEDDING,
+    crate::rnn_kinds::SEQUENCE_DENSE,
 ];
 
 const ALPHA_LEAKY: &[OptionSpec] =
@@ -320,6 +337,22 @@ pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, Stri
             _ => Err(format!("`{name}` expects `true` or `false`, found `{}`", value.text())),
         },
         OptionType::Activation => activation_value(name, value).map(Resolved::Activation),
+        OptionType::Choice(names) => {
+            let word = match value {
+                Value::Name { path, args: None } => path.get_ident().map(|i| i.to_string()),
+                _ => None,
+            };
+            match word.as_deref().and_then(|w| names.iter().find(|n| **n == w)) {
+                Some(found) => Ok(Resolved::Choice(found)),
+                None => {
+                    let hint = match word.as_deref().and_then(|w| suggest::closest(w, names.iter().copied())) {
+                        Some(c) => format!("did you mean `{c}`?"),
+                        None => format!("expected {}", suggest::one_of(names.iter().copied())),
+                    };
+                    Err(format!("unknown `{name}` `{}`; {hint}", value.text()))
+                }
+            }
+        }
     }
 }
 

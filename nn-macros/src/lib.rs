@@ -14,6 +14,7 @@ mod kinds;
 mod lower;
 mod parse;
 mod pipeline;
+mod rnn_kinds;
 mod suggest;
 mod validate;
 

@@ -40,7 +40,7 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
             shape = ShapeInfo::Unknown;
             continue;
         };
-        let layer = lower_layer(layer_def, shape, source, errors);
+        let layer = lower_layer(layer_def, shape, source, layers.last(), errors);
         shape = layer.output.clone();
         source = Source::Layer(layer.name.clone());
         layers.push(layer);
@@ -83,10 +83,16 @@ fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
     DeclaredShape { span, dims: valid.then_some(dims) }
 }
 
-fn lower_layer(def: &LayerDef, input: ShapeInfo, source: Source, errors: &mut Errors) -> Layer {
+fn lower_layer(
+    def: &LayerDef,
+    input: ShapeInfo,
+    source: Source,
+    previous: Option<&Layer>,
+    errors: &mut Errors,
+) -> Layer {
     let assertion = def.assertion.as_ref().map(|a| declared(a, errors));
     let (op, output) = match kind_of(def) {
-        Resolution::Builtin(kind) => builtin(def, kind, &input, &source, errors),
+        Resolution::Builtin(kind) => builtin(def, kind, &input, &source, previous, errors),
         Resolution::Network => {
             // Spanned at the path: if it is not a layer (or not found), rustc reports
             // every use at that one place, and identical reports are merged.
@@ -144,6 +150,7 @@ fn builtin(
     kind: &'static Kind,
     input: &ShapeInfo,
     source: &Source,
+    previous: Option<&Layer>,
     errors: &mut Errors,
 ) -> (Op, ShapeInfo) {
     let (args, mut complete) = options(def, kind, errors);
@@ -156,6 +163,11 @@ fn builtin(
         if dims.len() != rank.rank {
             let layer = unraw(&def.name);
             let hint = rank.hint.replace("{layer}", &layer);
+            // A recurrent layer before it can change the rank of its own output.
+            let hint = match previous.and_then(|p| crate::rnn_kinds::producer_hint(p, rank.rank)) {
+                Some(first) => format!("{first}, or {hint}"),
+                None => hint,
+            };
             errors.spanned(
                 &def.kind,
                 format!(

@@ -1,0 +1,258 @@
+//! The kinds of the recurrent family: `SimpleRnn`, `Lstm`, `Gru` (stacked and
+//! bidirectional), `Embedding` and `SequenceDense`, as entries of
+//! [`crate::kinds::KINDS`].
+//!
+//! A recurrent layer reads a sequence `[time, features]` and returns every step
+//! `[time, width]` with `return_sequences: true`, otherwise its last output `[width]`
+//! (the Keras default). The width is `units`, or `2 units` for two directions
+//! concatenated (`bidirectional: true` with the default `merge: Concat`, PyTorch's
+//! layout); `merge: Sum`, `Mean` or `Multiply` keep `units`.
+//!
+//! When a layer gets a sequence where it wants a vector (or the reverse) and the layer
+//! before it is recurrent, [`producer_hint`] adds the fix on that layer
+//! (`return_sequences`) to the message.
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+use crate::ir::{unraw, Layer, Op, ShapeInfo};
+use crate::kinds::{Activation, Args, Emitted, InputRank, Kind, OptionSpec, OptionType, Resolved};
+
+/// The ways two directions combine, as written in `merge: ...` (and as the variants of
+/// `nn_core::layers::Merge`).
+pub(crate) const MERGE_MODES: &[&str] = &["Concat", "Sum", "Mean", "Multiply"];
+
+/// The recurrent kinds, whose outputs [`producer_hint`] knows how to change.
+const RECURRENT: &[&str] = &["SimpleRnn", "Lstm", "Gru"];
+
+const SEQUENCE: InputRank = InputRank {
+    rank: 2,
+    noun: "a sequence `[time, features]`",
+    hint: "give `{layer}` a `[time, features]` input (a recurrent layer reads one row of features per time step)",
+};
+
+const STEPS: InputRank = InputRank {
+    rank: 2,
+    noun: "a sequence `[time, features]`",
+    hint: "use `Dense` for a vector (`SequenceDense` applies a dense layer at every time step)",
+};
+
+const TOKENS: InputRank = InputRank {
+    rank: 1,
+    noun: "token ids `[time]`",
+    hint: "give `{layer}` a `[time]` input of integer token ids, one per time step",
+};
+
+const UNITS: OptionSpec = OptionSpec { name: "units", ty: OptionType::Count, default: None };
+const LAYERS: OptionSpec = OptionSpec { name: "layers", ty: OptionType::Count, default: Some(Resolved::Count(1)) };
+const RETURN_SEQUENCES: OptionSpec =
+    OptionSpec { name: "return_sequences", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
+const BIDIRECTIONAL: OptionSpec =
+    OptionSpec { name: "bidirectional", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
+const MERGE: OptionSpec =
+    OptionSpec { name: "merge", ty: OptionType::Choice(MERGE_MODES), default: Some(Resolved::Choice("Concat")) };
+/// Steps of backpropagation through time; the default 0 (never written) is the whole
+/// sequence.
+const TRUNCATE: OptionSpec = OptionSpec { name: "truncate", ty: OptionType::Count, default: Some(Resolved::Count(0)) };
+
+const RECURRENT_OPTIONS: [OptionSpec; 6] = [UNITS, LAYERS, RETURN_SEQUENCES, BIDIRECTIONAL, MERGE, TRUNCATE];
+const SIMPLE_RNN_OPTIONS: [OptionSpec; 7] = [
+    UNITS,
+    OptionSpec {
+        name: "activation",
+        ty: OptionType::Activation,
+        default: Some(Resolved::Activation(Activation::Tanh)),
+    },
+    LAYERS,
+    RETURN_SEQUENCES,
+    BIDIRECTIONAL,
+    MERGE,
+    TRUNCATE,
+];
+
+pub(crate) const SIMPLE_RNN: Kind = Kind {
+    name: "SimpleRnn",
+    options: &SIMPLE_RNN_OPTIONS,
+    input_rank: Some(SEQUENCE),
+    shape: |args, input| {
+        if !matches!(args.activation("activation"), Activation::Tanh | Activation::Relu) {
+            return Err(String::from(
+                "`SimpleRnn` takes `activation: Tanh` or `activation: Relu` (PyTorch's `nn.RNN`)",
+            ));
+        }
+        recurrent_shape(args, input)
+    },
+    emit: |args, input| {
+        let activation = args.activation("activation");
+        recurrent_emit(args, input, quote!(RnnCell), quote!(::nn_core::layers::RnnCell::new(#activation)))
+    },
+};
+
+pub(crate) const LSTM: Kind = Kind {
+    name: "Lstm",
+    options: &RECURRENT_OPTIONS,
+    input_rank: Some(SEQUENCE),
+    shape: recurrent_shape,
+    emit: |args, input| recurrent_emit(args, input, quote!(LstmCell), quote!(::nn_core::layers::LstmCell)),
+};
+
+pub(crate) const GRU: Kind = Kind {
+    name: "Gru",
+    options: &RECURRENT_OPTIONS,
+    input_rank: Some(SEQUENCE),
+    shape: recurrent_shape,
+    emit: |args, input| recurrent_emit(args, input, quote!(GruCell), quote!(::nn_core::layers::GruCell)),
+};
+
+pub(crate) const EMBEDDING: Kind = Kind {
+    name: "Embedding",
+    options: &[
+        OptionSpec { name: "vocab", ty: OptionType::Count, default: None },
+        OptionSpec { name: "dim", ty: OptionType::Count, default: None },
+    ],
+    input_rank: Some(TOKENS),
+    shape: |args, input| {
+        let dim = args.count("dim");
+        Ok(match input {
+            ShapeInfo::Known(dims) => ShapeInfo::Known(vec![dims[0], dim]),
+            ShapeInfo::Opaque(_) => {
+                let (steps, dim) = (input.len(), lit(dim));
+                ShapeInfo::Opaque(quote!(::nn_core::Shape2<#steps, #dim>))
+            }
+            ShapeInfo::Unknown => ShapeInfo::Unknown,
+        })
+    },
+    emit: |args, input| {
+        let (steps, vocab, dim) = (input.len(), lit(args.count("vocab")), lit(args.count("dim")));
+        Emitted {
+            ty: quote!(::nn_core::layers::Embedding<#steps, #vocab, #dim>),
+            value: quote!(::nn_core::layers::Embedding::new()),
+        }
+    },
+};
+
+pub(crate) const SEQUENCE_DENSE: Kind = Kind {
+    name: "SequenceDense",
+    options: &[
+        UNITS,
+        OptionSpec {
+            name: "activation",
+            ty: OptionType::Activation,
+            default: Some(Resolved::Activation(Activation::Identity)),
+        },
+        OptionSpec { name: "bias", ty: OptionType::Flag, default: Some(Resolved::Flag(true)) },
+    ],
+    input_rank: Some(STEPS),
+    shape: |args, input| sequence_of(input, args.count("units")),
+    emit: |args, input| {
+        let (steps, features) = steps_and_features(input);
+        let units = lit(args.count("units"));
+        let bias = if args.flag("bias") { quote!() } else { quote!(, false) };
+        let activation = args.activation("activation");
+        Emitted {
+            ty: quote!(::nn_core::layers::SequenceDense<#steps, #features, #units #bias>),
+            value: quote!(::nn_core::layers::SequenceDense::new(#activation)),
+        }
+    },
+};
+
+fn lit(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+/// The width of one output step: `units`, or `2 units` for concatenated directions.
+fn output_width(args: &Args) -> usize {
+    let units = args.count("units");
+    if args.flag("bidirectional") && args.choice("merge") == "Concat" {
+        2 * units
+    } else {
+        units
+    }
+}
+
+/// `[time, width]` for a `[time, features]` input.
+fn sequence_of(input: &ShapeInfo, width: usize) -> Result<ShapeInfo, String> {
+    Ok(match input {
+        ShapeInfo::Known(dims) => ShapeInfo::Known(vec![dims[0], width]),
+        ShapeInfo::Opaque(_) => {
+            let (steps, _) = steps_and_features(input);
+            let width = lit(width);
+            ShapeInfo::Opaque(quote!(::nn_core::Shape2<#steps, #width>))
+        }
+        ShapeInfo::Unknown => ShapeInfo::Unknown,
+    })
+}
+
+fn recurrent_shape(args: &Args, input: &ShapeInfo) -> Result<ShapeInfo, String> {
+    let width = output_width(args);
+    if args.flag("return_sequences") {
+        sequence_of(input, width)
+    } else {
+        // The last output's shape does not depend on the input's.
+        Ok(ShapeInfo::Known(vec![width]))
+    }
+}
+
+/// `T` and `F` of a `[T, F]` input as const generic arguments; for a shape known only
+/// as a type, `const` expressions over its `DIMS` (a wrong rank is reported by the
+/// type-level rank check, so these stay total).
+fn steps_and_features(input: &ShapeInfo) -> (TokenStream, TokenStream) {
+    match input {
+        ShapeInfo::Known(dims) if dims.len() == 2 => {
+            let (t, f) = (lit(dims[0]), lit(dims[1]));
+            (quote!(#t), quote!(#f))
+        }
+        ShapeInfo::Opaque(ty) => (
+            quote!({ <#ty as ::nn_core::Shape>::DIMS[0] }),
+            quote!({
+                let dims = <#ty as ::nn_core::Shape>::DIMS;
+                if dims.len() > 1 { dims[1] } else { 1 }
+            }),
+        ),
+        _ => (quote!(1), quote!(1)),
+    }
+}
+
+/// `Recurrent<Cell, T, F, H, LAYERS, DIRS, OUT, SEQ>` and its `const` value.
+fn recurrent_emit(args: &Args, input: &ShapeInfo, cell: TokenStream, cell_value: TokenStream) -> Emitted {
+    let (steps, features) = steps_and_features(input);
+    let units = lit(args.count("units"));
+    let layers = lit(args.count("layers"));
+    let bidirectional = args.flag("bidirectional");
+    let directions = lit(if bidirectional { 2 } else { 1 });
+    let width = lit(output_width(args));
+    let sequences = args.flag("return_sequences");
+    let mut value = quote!(::nn_core::layers::Recurrent::new(#cell_value));
+    if bidirectional {
+        let merge = proc_macro2::Ident::new(args.choice("merge"), proc_macro2::Span::call_site());
+        value = quote!(#value.with_merge(::nn_core::layers::Merge::#merge));
+    }
+    let truncate = args.count("truncate");
+    if truncate > 0 {
+        let truncate = lit(truncate);
+        value = quote!(#value.with_truncate(#truncate));
+    }
+    Emitted {
+        ty: quote!(::nn_core::layers::Recurrent<
+            ::nn_core::layers::#cell, #steps, #features, #units, #layers, #directions, #width, #sequences
+        >),
+        value,
+    }
+}
+
+/// What the layer before a wrongly shaped input can change, when it is recurrent:
+/// return only its last output (for a layer that wants a vector, `wanted_rank` 1) or
+/// every step (for one that wants a sequence, 2).
+pub(crate) fn producer_hint(previous: &Layer, wanted_rank: usize) -> Option<String> {
+    let Op::Builtin { kind, args } = &previous.op else {
+        return None;
+    };
+    if !RECURRENT.contains(&kind.name) {
+        return None;
+    }
+    let name = unraw(&previous.name);
+    match (wanted_rank, args.flag("return_sequences")) {
+        (1, true) => Some(format!("give `{name}` `return_sequences: false` to keep only its last output")),
+        (2, false) => Some(format!("give `{name}` `return_sequences: true` to output every step")),
+        _ => None,
+    }
+}
