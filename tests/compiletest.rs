@@ -4,7 +4,7 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn"] {
+    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv"] {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }
 }

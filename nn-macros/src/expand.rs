@@ -8,7 +8,7 @@
 //!
 //! A network with errors expands to the struct and a stub impl with its declared
 //! shapes, so code that uses it type-checks and the user sees only the real errors.
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Path, PathArguments};
@@ -303,6 +303,24 @@ impl Checks {
     }
 }
 
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
 /// Braces are placeholders in `on_unimplemented` messages; user text doubles them.
 fn escape(text: &str) -> String {
     text.replace('{', "{{").replace('}', "}}")
@@ -330,6 +348,9 @@ fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
     let emitted = match &layer.op {
         Op::Builtin { kind, args } => {
             let emitted = (kind.emit)(args, &layer.input);
+            // A constructor that rejects its configuration when the network is compiled
+            // (shapes the macro saw only as types) is reported at the layer.
+            let emitted = Emitted { value: respan(emitted.value, span), ..emitted };
             match (&kind.input_rank, &layer.input) {
                 (Some(rank), ShapeInfo::Opaque(ty)) => {
                     let hint = escape(&rank.hint.replace("{layer}", &unraw(&layer.name)));

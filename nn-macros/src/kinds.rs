@@ -7,6 +7,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
 
+use crate::conv_kinds;
 use crate::ir::ShapeInfo;
 use crate::parse::Value;
 use crate::suggest;
@@ -56,6 +57,15 @@ pub(crate) enum OptionType {
     Flag,
     /// An activation: `Relu`, `LeakyRelu(0.2)`.
     Activation,
+    /// Whole numbers of at least 1, one per spatial axis of a layer with this many:
+    /// `3` (every axis) or `[3, 2]` (`kernel`, `stride`, `size`, `scale`).
+    Sizes(usize),
+    /// Whole numbers of at least 0, one per spatial axis: `1` or `[1, 0]`.
+    Margins(usize),
+    /// A convolution's zero padding: `Valid`, `Same`, or margins.
+    Padding(usize),
+    /// A shape `[4, 8]`: 1 to 3 dimensions, each at least 1.
+    Shape,
     /// One name from a fixed list (`merge: Sum`).
     Choice(&'static [&'static str]),
 }
@@ -69,8 +79,21 @@ impl OptionType {
             OptionType::Float => "a number",
             OptionType::Flag => "`true` or `false`",
             OptionType::Activation => "an activation such as `Relu`",
+            OptionType::Sizes(1) => "a whole number of at least 1",
+            OptionType::Sizes(_) => "a whole number of at least 1, or one per axis as in `[3, 3]`",
+            OptionType::Margins(1) => "a whole number",
+            OptionType::Margins(_) => "a whole number, or one per axis as in `[1, 0]`",
+            OptionType::Padding(1) => "`Valid`, `Same` or a whole number",
+            OptionType::Padding(_) => "`Valid`, `Same`, a whole number or one per axis as in `[1, 0]`",
+            OptionType::Shape => "a shape such as `[16, 4, 4]`",
             OptionType::Choice(_) => "one of its named modes",
         }
+    }
+
+    /// Whether the option determines the layer's output shape, so that after an
+    /// invalid value the shape is unknown rather than computed from the default.
+    pub(crate) fn shapes_output(self) -> bool {
+        matches!(self, OptionType::Sizes(_) | OptionType::Margins(_) | OptionType::Padding(_) | OptionType::Shape)
     }
 }
 
@@ -81,8 +104,32 @@ pub(crate) enum Resolved {
     Float(f32),
     Flag(bool),
     Activation(Activation),
+    /// Per-axis values (`Sizes`, `Margins`); a kind with one axis reads the first.
+    Axes([usize; 2]),
+    Padding(Padding),
+    Shape(ShapeValue),
+    /// An option left out whose value the kind derives from others (the `stride` of a
+    /// pooling is its `size`).
+    Derived,
     /// A name from an `OptionType::Choice` list.
     Choice(&'static str),
+}
+
+/// The zero padding of a convolution, as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Padding {
+    Valid,
+    /// The output keeps the input's size (stride 1 only).
+    Same,
+    /// Zeros before and after, per axis.
+    Explicit([usize; 2]),
+}
+
+/// A shape option: `rank` dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ShapeValue {
+    pub dims: [usize; 3],
+    pub rank: usize,
 }
 
 /// `nn_core::Activation`, as the macro knows it.
@@ -213,6 +260,32 @@ impl Args {
             _ => "",
         }
     }
+
+    pub(crate) fn axes(&self, name: &str) -> [usize; 2] {
+        match self.get(name) {
+            Some(Resolved::Axes(a)) => a,
+            _ => [1, 1],
+        }
+    }
+
+    pub(crate) fn padding(&self, name: &str) -> Padding {
+        match self.get(name) {
+            Some(Resolved::Padding(p)) => p,
+            _ => Padding::Valid,
+        }
+    }
+
+    pub(crate) fn shape(&self, name: &str) -> Vec<usize> {
+        match self.get(name) {
+            Some(Resolved::Shape(s)) => s.dims[..s.rank].to_vec(),
+            _ => vec![1],
+        }
+    }
+
+    /// Whether option `name` was left out and is derived by the kind.
+    pub(crate) fn derived(&self, name: &str) -> bool {
+        matches!(self.get(name), Some(Resolved::Derived))
+    }
 }
 
 const VECTOR: InputRank =
@@ -266,6 +339,23 @@ pub(crate) static KINDS: &[Kind] = &[
     activation("Softmax", &[], |_, s| act(s, Activation::Softmax)),
     activation("Gelu", &[], |_, s| act(s, Activation::Gelu)),
     activation("Elu", ALPHA_ELU, |a, s| act(s, Activation::Elu(a.float("alpha")))),
+    conv_kinds::CONV1D,
+    conv_kinds::CONV2D,
+    conv_kinds::CONV_TRANSPOSE2D,
+    conv_kinds::MAX_POOL1D,
+    conv_kinds::MAX_POOL2D,
+    conv_kinds::AVG_POOL1D,
+    conv_kinds::AVG_POOL2D,
+    conv_kinds::GLOBAL_AVG_POOL1D,
+    conv_kinds::GLOBAL_MAX_POOL1D,
+    conv_kinds::GLOBAL_AVG_POOL2D,
+    conv_kinds::GLOBAL_MAX_POOL2D,
+    conv_kinds::UPSAMPLE,
+    conv_kinds::UPSAMPLE1D,
+    conv_kinds::FLATTEN,
+    conv_kinds::RESHAPE,
+    conv_kinds::BATCH_NORM1D,
+    conv_kinds::BATCH_NORM2D,
     crate::rnn_kinds::SIMPLE_RNN,
     crate::rnn_kinds::LSTM,
     crate::rnn_kinds::GRU,
@@ -337,6 +427,34 @@ pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, Stri
             _ => Err(format!("`{name}` expects `true` or `false`, found `{}`", value.text())),
         },
         OptionType::Activation => activation_value(name, value).map(Resolved::Activation),
+        OptionType::Sizes(axes) => per_axis(spec, value, axes, 1).map(Resolved::Axes),
+        OptionType::Margins(axes) => per_axis(spec, value, axes, 0).map(Resolved::Axes),
+        OptionType::Padding(axes) => match value {
+            Value::Name { path, args: None } if path.is_ident("Valid") => Ok(Resolved::Padding(Padding::Valid)),
+            Value::Name { path, args: None } if path.is_ident("Same") => Ok(Resolved::Padding(Padding::Same)),
+            Value::Name { path, .. } => {
+                let word = path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+                let hint = match suggest::closest(&word, ["Valid", "Same"]) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!("expected {}", spec.ty.describe()),
+                };
+                Err(format!("unknown padding `{}`; {hint}", value.text()))
+            }
+            _ => per_axis(spec, value, axes, 0).map(|a| Resolved::Padding(Padding::Explicit(a))),
+        },
+        OptionType::Shape => {
+            let Value::List { items, .. } = value else {
+                return Err(format!("`{name}` expects {}, found `{}`", spec.ty.describe(), value.text()));
+            };
+            if items.is_empty() || items.len() > 3 {
+                return Err(format!("`{name}` has 1 to 3 dimensions, found {}", items.len()));
+            }
+            let mut dims = [1; 3];
+            for (d, item) in dims.iter_mut().zip(items) {
+                *d = whole(name, item, 1)?;
+            }
+            Ok(Resolved::Shape(ShapeValue { dims, rank: items.len() }))
+        }
         OptionType::Choice(names) => {
             let word = match value {
                 Value::Name { path, args: None } => path.get_ident().map(|i| i.to_string()),
@@ -353,6 +471,49 @@ pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, Stri
                 }
             }
         }
+    }
+}
+
+/// A whole-number literal of at least `min`.
+fn whole(name: &str, value: &Value, min: usize) -> Result<usize, String> {
+    match value {
+        Value::Int { minus, lit } => {
+            let n: usize = lit.base10_parse().map_err(|_| format!("`{name}` is too large, found {}", value.text()))?;
+            if n < min || minus.is_some() && n > 0 {
+                Err(format!("`{name}` must be at least {min}, found {}", value.text()))
+            } else {
+                Ok(n)
+            }
+        }
+        Value::Float { .. } => Err(format!("`{name}` must be a whole number, found {}", value.text())),
+        _ => Err(format!("`{name}` expects a whole number, found `{}`", value.text())),
+    }
+}
+
+/// `n` (every axis) or `[a, b]` (one per axis), each at least `min`.
+fn per_axis(spec: &OptionSpec, value: &Value, axes: usize, min: usize) -> Result<[usize; 2], String> {
+    let name = spec.name;
+    match value {
+        Value::List { items, .. } => {
+            if items.len() != axes {
+                let per = if axes == 1 { "one number" } else { "one number per axis" };
+                return Err(format!(
+                    "`{name}` takes {per} ({axes} for this layer), found {} in `{}`",
+                    items.len(),
+                    value.text()
+                ));
+            }
+            let mut out = [0; 2];
+            for (o, item) in out.iter_mut().zip(items) {
+                *o = whole(name, item, min)?;
+            }
+            if axes == 1 {
+                out[1] = out[0];
+            }
+            Ok(out)
+        }
+        Value::Int { .. } | Value::Float { .. } => whole(name, value, min).map(|n| [n, n]),
+        _ => Err(format!("`{name}` expects {}, found `{}`", spec.ty.describe(), value.text())),
     }
 }
 

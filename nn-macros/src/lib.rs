@@ -7,6 +7,7 @@
 //! or a stub when there were errors, so that one mistake gives one diagnostic.
 #![forbid(unsafe_code)]
 
+mod conv_kinds;
 mod errors;
 mod expand;
 mod ir;

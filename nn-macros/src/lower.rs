@@ -229,8 +229,8 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
             Err(message) => {
                 errors.spanned(&entry.value, message);
                 match spec.default {
-                    Some(default) => args.set(spec.name, default),
-                    None => complete = false,
+                    Some(default) if !spec.ty.shapes_output() => args.set(spec.name, default),
+                    _ => complete = false,
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! layer   := name `:` path options? (`=>` shape)?
 //! options := `{` (name `:` value),* `}`
 //! shape   := `[` integer,+ `]`
-//! value   := `-`? number | `true` | `false` | path (`(` value,* `)`)?
+//! value   := `-`? number | `true` | `false` | path (`(` value,* `)`)? | `[` value,* `]`
 //! ```
 //!
 //! Parsing recovers: a malformed layer or option is reported and skipped up to the next
@@ -89,6 +89,8 @@ pub(crate) enum Value {
     /// Any other literal (a string, a character): parsed so it can be reported as
     /// the wrong type.
     OtherLit(Lit),
+    /// `[3, 2]`: per-axis sizes, a shape.
+    List { bracket: token::Bracket, items: Vec<Value> },
 }
 
 impl ShapeDef {
@@ -130,6 +132,14 @@ impl ToTokens for Value {
                 }
             }
             Value::OtherLit(lit) => lit.to_tokens(tokens),
+            Value::List { bracket, items } => bracket.surround(tokens, |inner| {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        inner.append(proc_macro2::Punct::new(',', proc_macro2::Spacing::Alone));
+                    }
+                    item.to_tokens(inner);
+                }
+            }),
         }
     }
 }
@@ -346,6 +356,22 @@ fn value(input: ParseStream) -> syn::Result<Value> {
             None
         };
         return Ok(Value::Name { path, args });
+    }
+    if input.peek(token::Bracket) {
+        let content;
+        let bracket = bracketed!(content in input);
+        let items = drained(&content, |content| {
+            let mut items = Vec::new();
+            while !content.is_empty() {
+                items.push(value(content)?);
+                if content.is_empty() {
+                    break;
+                }
+                content.parse::<Token![,]>()?;
+            }
+            Ok(items)
+        })?;
+        return Ok(Value::List { bracket, items });
     }
     Err(input.error("expected an option value: a number, `true`, `false` or a name such as `Relu`"))
 }
