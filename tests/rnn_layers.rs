@@ -149,13 +149,16 @@ fn ref_cell(
     }
 }
 
+/// The state entering each truncation boundary of one sample: `(h, c)`.
+type Boundaries = Vec<(Vec<f64>, Vec<f64>)>;
+
 struct RefOut {
     y: Vec<f64>,
     h_n: Vec<f64>,
     c_n: Vec<f64>,
     pattern: Vec<bool>,
     /// The state entering every truncation boundary, in traversal order.
-    boundaries: Vec<(Vec<f64>, Vec<f64>)>,
+    boundaries: Boundaries,
 }
 
 /// One sample through the stack. At truncation boundaries the entering state is
@@ -235,7 +238,7 @@ fn batch_reference(
     x: &[f64],
     h0: &[f64],
     c0: &[f64],
-    frozen: Option<&[Vec<(Vec<f64>, Vec<f64>)>]>,
+    frozen: Option<&[Boundaries]>,
 ) -> Vec<RefOut> {
     let (xl, sl) = (cfg.steps * cfg.features, cfg.state_len());
     (0..batch)
@@ -348,7 +351,7 @@ fn check_recurrent<
         Some(StatesMut { h: &mut dh0, c: &mut dc0 }),
     );
 
-    let frozen: Vec<Vec<(Vec<f64>, Vec<f64>)>> = refs.into_iter().map(|r| r.boundaries).collect();
+    let frozen: Vec<Boundaries> = refs.into_iter().map(|r| r.boundaries).collect();
     let dy = widen(&data.dy);
     let loss = |p: &[f64], x: &[f64], h0: &[f64], c0: &[f64]| -> (f64, Vec<bool>) {
         let outs = batch_reference(&cfg, batch, p, x, h0, c0, Some(&frozen));
@@ -690,7 +693,7 @@ fn embedding_looks_up_rows_and_scatters_gradients() {
     E::new().backward(&weight, &ids, &y, &[], &mut dy.clone(), Some(&mut dx), &mut grads, &mut []);
     let mut expected = vec![1.0f32; 12];
     for (t, &id) in ids.iter().enumerate() {
-        if id >= 0.0 && id < 4.0 {
+        if (0.0..4.0).contains(&id) {
             let r = id as usize;
             for j in 0..3 {
                 expected[r * 3 + j] += dy[t * 3 + j];
@@ -780,4 +783,28 @@ fn no_method_allocates() {
 #[should_panic(expected = "OUT must be H")]
 fn merge_mode_must_fit_output_width() {
     let _ = Bidirectional::<GruCell, 3, 2, 4, 8>::new(GruCell).with_merge(Merge::Sum);
+}
+
+nn_core::network! {
+    /// Tags every token: embeddings, a stacked LSTM, per-step layers.
+    pub struct StreamTagger: [16] -> [16, 5] {
+        embed: Embedding { vocab: 40, dim: 6 },
+        lstm: Lstm { units: 12, layers: 2, return_sequences: true },
+        drop: Dropout { rate: 0.2 },
+        act: Tanh,
+        tags: SequenceDense { units: 5, activation: Softmax },
+    }
+}
+
+/// A `network!` network streams when every layer can (`Model::stream`), bit for bit.
+#[test]
+fn network_macro_streams_bit_for_bit() {
+    let model = Model::<StreamTagger>::new(3);
+    let tokens: Vec<f32> = (0..32).map(|i| ((i * 13 + 5) % 41) as f32).collect(); // id 40 is out of range
+    assert_stream_equals_forward("StreamTagger", StreamTagger, model.params(), &tokens);
+    let one = model.predict_one(&nn_core::Tensor::from_slice(&tokens[..16]).unwrap());
+    let mut stream = model.stream();
+    for t in 0..16 {
+        assert_eq!(&stream.step(&[tokens[t]].into())[..], &one[t * 5..(t + 1) * 5]);
+    }
 }

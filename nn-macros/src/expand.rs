@@ -44,6 +44,8 @@ pub(crate) fn network(net: &Network) -> TokenStream {
         }
     }
     let Checks { aliases, items, .. } = checks;
+    // Streaming, when every layer can run one time step at a time.
+    let stream = crate::rnn_kinds::stream_impl(net);
 
     quote! {
         #item
@@ -138,6 +140,8 @@ pub(crate) fn network(net: &Network) -> TokenStream {
                     y
                 }
             }
+
+            #stream
         };
     }
 }

@@ -14,7 +14,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::ir::{unraw, Layer, Op, ShapeInfo};
+use crate::ir::{unraw, Layer, Network, Op, ShapeInfo};
 use crate::kinds::{Activation, Args, Emitted, InputRank, Kind, OptionSpec, OptionType, Resolved};
 
 /// The ways two directions combine, as written in `merge: ...` (and as the variants of
@@ -254,5 +254,48 @@ pub(crate) fn producer_hint(previous: &Layer, wanted_rank: usize) -> Option<Stri
         (1, true) => Some(format!("give `{name}` `return_sequences: false` to keep only its last output")),
         (2, false) => Some(format!("give `{name}` `return_sequences: true` to output every step")),
         _ => None,
+    }
+}
+
+/// The kinds that act on each time step alone (with an input `[time, features]`).
+const PER_STEP: &[&str] =
+    &["Identity", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Gelu", "Elu", "Dropout", "SequenceDense"];
+
+/// `impl nn_core::stream::Step` for a network whose every layer can run one time step
+/// at a time (unidirectional recurrent layers returning sequences, per-step layers on
+/// sequences, an embedding of token ids), so that `Model::stream` runs it step by step;
+/// nothing for any other network. It delegates to the architecture `__NnArch` of the
+/// expansion.
+pub(crate) fn stream_impl(net: &Network) -> TokenStream {
+    let streams = |layer: &Layer| {
+        let Op::Builtin { kind, args } = &layer.op else {
+            return false;
+        };
+        let rank = match &layer.input {
+            ShapeInfo::Known(dims) => dims.len(),
+            _ => 0,
+        };
+        match kind.name {
+            "SimpleRnn" | "Lstm" | "Gru" => args.flag("return_sequences") && !args.flag("bidirectional"),
+            "Embedding" => rank == 1,
+            name => rank == 2 && PER_STEP.contains(&name),
+        }
+    };
+    if net.layers.is_empty() || !net.layers.iter().all(streams) {
+        return TokenStream::new();
+    }
+    let name = &net.name;
+    quote! {
+        impl ::nn_core::stream::Step for #name {
+            type StepInput = <__NnArch as ::nn_core::stream::Step>::StepInput;
+            type StepOutput = <__NnArch as ::nn_core::stream::Step>::StepOutput;
+            type State = <__NnArch as ::nn_core::stream::Step>::State;
+            fn initial_state(&self) -> Self::State {
+                ::nn_core::stream::Step::initial_state(&__NN_ARCH)
+            }
+            fn step(&self, params: &[f32], buffers: &[f32], state: &mut Self::State, x: &[f32], y: &mut [f32]) {
+                ::nn_core::stream::Step::step(&__NN_ARCH, params, buffers, state, x, y)
+            }
+        }
     }
 }

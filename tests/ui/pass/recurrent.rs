@@ -70,7 +70,18 @@ fn main() {
     assert_eq!(stack.predict(&[0.5; 60]).len(), 4);
     assert_eq!(Stack::PARAMS, Seq2Seq::PARAMS + 4 * (7 + 4 + 2));
 
-    // A single recurrent layer streams step by step.
+    // A network whose layers all stream runs step by step, as its whole-sequence forward.
+    let seq2seq = Model::<Seq2Seq>::new(4);
+    let x: Vec<f32> = (0..60).map(|i| (i as f32 * 0.37).sin()).collect();
+    let whole = seq2seq.predict(&x);
+    let mut stream = seq2seq.stream();
+    for t in 0..20 {
+        let y = stream.step(&[x[3 * t], x[3 * t + 1], x[3 * t + 2]].into());
+        assert_eq!(&y[..], &whole[7 * t..7 * t + 7]);
+    }
+    stream.reset();
+
+    // A single recurrent layer streams too.
     type Layer = nn_core::layers::Gru<20, 3, 7>;
     let gru = Layer::new(nn_core::layers::GruCell);
     let params = vec![0.1; <Layer as nn_core::Layer>::PARAMS];
