@@ -13,7 +13,7 @@
 //!   (`LoadOptions::target_prefix` puts them under its `features.`), whose head keeps
 //!   its fresh initial weights;
 //! - `Fit::freeze(Select::layer("features"))` trains only the head: the extractor's
-//!   33 280 parameters keep their values bit for bit, and get no gradient work;
+//!   33 280 parameters keep their values bit for bit;
 //! - the same network trained from scratch on the same 100 images is the baseline,
 //!   and a frozen extractor that never trained (random features) is the control.
 //!
@@ -24,10 +24,10 @@
 //! better, and no better than random features. Raw pixels are already good features
 //! for this data: 100 images suffice to train the whole network, so transfer has
 //! little to add. Other extractors (128-32, 256-128, tanh), shifted-image
-//! pretraining, fine-tuning after the head and 5 or 10 images per digit did not
-//! change that over three seeds. Transfer pays off where the data set of the new task
-//! is too small for the network and the input is far from its features: photos and
-//! convolutional extractors.
+//! pretraining, fine-tuning after the head, 5 or 10 images per digit and a
+//! convolutional extractor (16 filters of 3x3, max-pooling) did not change that over
+//! three to five seeds. Transfer pays off where the new task's data set is too small
+//! for the network and raw inputs are poor features, as the pixels of photos are.
 //!
 //! Run it with `cargo run --release --example 13_transfer_learning`.
 use std::path::Path;
