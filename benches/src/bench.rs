@@ -2,8 +2,9 @@
 //! counterpart of `tools/bench/pytorch_bench.py` (same shapes, same work).
 //!
 //! ```text
-//! cargo run --release -p nn-bench -- [--threads N] [--json] [--budget SECONDS] [--only CASE,...]
+//! cargo run --release -p nn-bench -- [--threads N] [--json] [--budget SECONDS] [--only CASE,...] [--clock wall|cpu]
 //! cargo run --release -p nn-bench -- --train-digits [--epochs N]   # the run whose peak memory is compared
+//! cargo run --release -p nn-bench -- --gemm-sweep     # the register-blocked kernels against matrixmultiply
 //! ```
 //!
 //! Every case reports seconds per call (a step of a whole batch for training), the
@@ -22,7 +23,7 @@ use nn_core::prelude::*;
 use nn_core::stream::Stream;
 
 use models::{BigMlp, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, StreamGru};
-use timing::{measure, Timing};
+use timing::{measure, Clock, Timing};
 
 #[global_allocator]
 static GLOBAL: counting::Counting = counting::Counting;
@@ -31,23 +32,28 @@ static GLOBAL: counting::Counting = counting::Counting;
 struct Options {
     threads: usize,
     json: bool,
+    clock: Clock,
     budget: Duration,
     only: Option<Vec<String>>,
     train_digits: bool,
     epochs: usize,
+    gemm_sweep: bool,
 }
 
-const USAGE: &str = "usage: nn-bench [--threads N] [--json] [--budget SECONDS] [--only CASE,...]
-       nn-bench --train-digits [--epochs N]";
+const USAGE: &str = "usage: nn-bench [--threads N] [--json] [--budget SECONDS] [--only CASE,...] [--clock wall|cpu]
+       nn-bench --train-digits [--epochs N]
+       nn-bench --gemm-sweep [--budget SECONDS] [--clock wall|cpu]";
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         threads: 1,
         json: false,
+        clock: Clock::Wall,
         budget: Duration::from_millis(1000),
         only: None,
         train_digits: false,
         epochs: 30,
+        gemm_sweep: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,12 +61,20 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--threads" => options.threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--json" => options.json = true,
+            "--clock" => {
+                options.clock = match value("--clock")?.as_str() {
+                    "wall" => Clock::Wall,
+                    "cpu" => Clock::Cpu,
+                    other => return Err(format!("--clock: `{other}` is not `wall` or `cpu`")),
+                }
+            }
             "--budget" => {
                 let s: f64 = value("--budget")?.parse().map_err(|e| format!("--budget: {e}"))?;
                 options.budget = Duration::from_secs_f64(s);
             }
             "--only" => options.only = Some(value("--only")?.split(',').map(str::to_owned).collect()),
             "--train-digits" => options.train_digits = true,
+            "--gemm-sweep" => options.gemm_sweep = true,
             "--epochs" => options.epochs = value("--epochs")?.parse().map_err(|e| format!("--epochs: {e}"))?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
@@ -68,6 +82,9 @@ fn parse_args() -> Result<Options, String> {
     }
     if options.threads == 0 {
         return Err("--threads must be at least 1".into());
+    }
+    if options.clock == Clock::Cpu && options.threads > 1 {
+        return Err("--clock cpu adds up the time of all threads: use it with --threads 1".into());
     }
     Ok(options)
 }
@@ -103,7 +120,7 @@ impl Bench {
         if !self.wanted(name) {
             return;
         }
-        let timing = measure(self.options.budget, f);
+        let timing = measure(self.options.clock, self.options.budget, f);
         if !self.options.json {
             let rate = batch as f64 / timing.best;
             eprintln!(
@@ -325,6 +342,82 @@ fn train_digits(epochs: usize) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The library's `gemm` (on one thread: the register-blocked kernels) against
+/// `matrixmultiply::sgemm` (packed), alternating the two, over the products of the
+/// benchmarked networks and square sizes: where packing starts to pay.
+fn gemm_sweep(options: &Options) {
+    std::env::set_var("MATMUL_NUM_THREADS", "1");
+    // (m, k, n, B transposed): square products, then the large MLP's forward
+    // (x W^T), its weight gradient (dz^T x) and its input gradient (dz W).
+    let shapes: &[(usize, usize, usize, bool)] = &[
+        (32, 32, 32, false),
+        (64, 64, 64, false),
+        (96, 96, 96, false),
+        (128, 128, 128, false),
+        (192, 192, 192, false),
+        (256, 256, 256, false),
+        (512, 512, 512, false),
+        (1024, 1024, 1024, false),
+        (128, 784, 512, true),
+        (128, 512, 512, true),
+        (512, 128, 784, false),
+        (128, 512, 784, false),
+        (32, 64, 128, true),
+        (32, 64, 256, true),
+    ];
+    let rounds = 5;
+    let budget = options.budget / (2 * rounds);
+    println!(
+        "{:>5} {:>5} {:>5} {:>4} {:>12} {:>12} {:>9} {:>9} {:>7}",
+        "m", "k", "n", "B^T", "ours", "packed", "GFLOP/s", "GFLOP/s", "ratio"
+    );
+    for &(m, k, n, bt) in shapes {
+        let a = uniform(m * k, 1);
+        let b = uniform(k * n, 2);
+        let mut c = vec![0.0f32; m * n];
+        let bv = if bt { MatRef::new(&b, n, k).t() } else { MatRef::new(&b, k, n) };
+        let (mut ours, mut packed) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..rounds {
+            let t = measure(options.clock, budget, || {
+                gemm(1.0, MatRef::new(black_box(&a), m, k), bv, 0.0, &mut c, n);
+            });
+            ours = ours.min(t.best);
+            let t = measure(options.clock, budget, || {
+                // SAFETY: the views are `m x k`, `k x n` and `m x n` within their vectors.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        black_box(&a).as_ptr(),
+                        k as isize,
+                        1,
+                        bv.data.as_ptr(),
+                        bv.rs as isize,
+                        bv.cs as isize,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                }
+            });
+            packed = packed.min(t.best);
+        }
+        let flops = 2.0 * (m * k * n) as f64;
+        println!(
+            "{m:>5} {k:>5} {n:>5} {:>4} {:>12} {:>12} {:>9.1} {:>9.1} {:>7.2}",
+            if bt { "yes" } else { "no" },
+            seconds(ours),
+            seconds(packed),
+            flops / ours * 1e-9,
+            flops / packed * 1e-9,
+            packed / ours
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
@@ -336,6 +429,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.gemm_sweep {
+        gemm_sweep(&options);
+        return ExitCode::SUCCESS;
+    }
     if options.train_digits {
         return match train_digits(options.epochs) {
             Ok(()) => ExitCode::SUCCESS,
@@ -354,8 +451,8 @@ fn main() -> ExitCode {
     let mut bench = Bench { options, report: Report::default() };
     if !bench.options.json {
         eprintln!(
-            "nn-bench, {} thread(s), best and median of samples over {:?} per case",
-            bench.options.threads, bench.options.budget
+            "nn-bench, {} thread(s), {:?} clock, best and median of samples over {:?} per case",
+            bench.options.threads, bench.options.clock, bench.options.budget
         );
     }
     run(&mut bench);

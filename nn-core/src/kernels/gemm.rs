@@ -1,14 +1,22 @@
 //! General matrix products: `C = alpha * A B + beta * C`.
 //!
-//! Large products go to `matrixmultiply::sgemm` (BLIS-style packing and blocking; its
-//! `threading` feature is enabled by this crate's `threading` feature). `sgemm`
-//! allocates its packing buffer on every call, so products below
-//! [`PACKED_MIN_FLOPS`] multiply-adds, and every product without `alloc`, use the
-//! direct kernels here instead: they stream contiguous rows (a dot product per output
-//! when `A`'s rows and `B`'s columns are contiguous, an axpy per row of `B` when
-//! `B`'s rows are), allocate nothing, and for the small layers this library is for
-//! are as fast as packing. A product with a single row of `A` is a matrix-vector
+//! Products run on register tiles (`Tile`) inside BLIS-style loops (`blocked`):
+//! `B` is packed panel by panel into a buffer on the stack, `A` is read in place
+//! through its strides (or, for products of many rows with `std`, packed into a
+//! per-thread block), so any transposes cost nothing and nothing is allocated after a
+//! thread's first large product. On x86-64 with AVX2 and FMA (detected at run time
+//! with `std`) the tile is `6 x 16` FMA accumulators (`avx2.rs`), as fast as the packed
+//! `matrixmultiply::sgemm` from a `32 x 32` product up (`cargo run --release -p
+//! nn-bench -- --gemm-sweep`); elsewhere a portable `4 x 8` tile in plain arrays.
+//!
+//! `matrixmultiply::sgemm` (its `threading` feature is enabled by this crate's) takes
+//! products of at least [`PACKED_MIN_FLOPS`] multiply-adds when it is the faster
+//! choice: on several threads, or without the AVX2 tile. It allocates its packing
+//! buffer on every call. A product with a single row of `A` is a matrix-vector
 //! product: [`gemv`].
+
+#[cfg(target_arch = "x86_64")]
+use super::avx2;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -74,48 +82,396 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         return;
     }
     #[cfg(feature = "alloc")]
-    if m * n * k >= PACKED_MIN_FLOPS {
+    if m * n * k >= PACKED_MIN_FLOPS && packed_is_faster() {
         return packed(alpha, a, b, beta, c, ldc);
     }
-    direct(alpha, a, b, beta, c, ldc);
+    scale(beta, c, m, n, ldc);
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA; the views and `C` were checked above.
+        return unsafe { avx2::gemm_add(alpha, a, b, c, ldc) };
+    }
+    let mut panel = core::mem::MaybeUninit::<[f32; Portable::KC * Portable::NR]>::uninit();
+    // SAFETY: the views and `C` were checked above; the panel holds `KC x NR` floats.
+    unsafe { blocked::<Portable>(alpha, a, b, c, ldc, panel.as_mut_ptr().cast(), None) }
 }
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
-/// `matrixmultiply` kernel when `alloc` is available.
+/// `matrixmultiply` kernel when `alloc` is available and it is the faster choice: on
+/// several threads (the `threading` feature, see [`threads`]), or without the AVX2
+/// kernels of this crate (another architecture, an older CPU).
 pub const PACKED_MIN_FLOPS: usize = 1 << 21;
 
-/// The allocation-free kernels; see the module documentation.
-fn direct(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+/// Whether a large product is faster packed than by the register-blocked kernels.
+#[cfg(feature = "alloc")]
+fn packed_is_faster() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        return threads() > 1;
+    }
+    true
+}
+
+/// The threads `matrixmultiply` uses: `MATMUL_NUM_THREADS`, read once as it does, or
+/// the available parallelism; 1 without the `threading` feature.
+pub fn threads() -> usize {
+    #[cfg(feature = "threading")]
+    {
+        use std::sync::OnceLock;
+        static THREADS: OnceLock<usize> = OnceLock::new();
+        *THREADS.get_or_init(|| {
+            let default = || std::thread::available_parallelism().map_or(1, |n| n.get());
+            let n = std::env::var("MATMUL_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(default);
+            n.clamp(1, 4)
+        })
+    }
+    #[cfg(not(feature = "threading"))]
+    {
+        1
+    }
+}
+
+/// Rows of `A` swept per packed panel of `B` by [`blocked`]: an `MC x KC` block of `A`
+/// (96 KiB for the AVX2 tile) stays in L2 while the panels of `B` pass through L1.
+pub(crate) const MC: usize = 192;
+
+/// A register tile for [`blocked`]: `C[mr x nr] += alpha A[mr x kc] B[kc x NR]`, with
+/// `mr <= MR`, `kc <= KC` and `nr <= NR`.
+pub(crate) trait Tile {
+    /// Rows of the tile.
+    const MR: usize;
+    /// Columns of the tile (and of a packed panel of `B`).
+    const NR: usize;
+    /// Depth of a packed panel of `B`.
+    const KC: usize;
+
+    /// `A` at `a` with strides `(rs, cs)`; `B` at `b` with row stride `brs` and `NR`
+    /// readable columns per row; `C` at `c` with row stride `ldc`, `nr` columns written.
+    ///
+    /// # Safety
+    /// Every element named lies inside its allocation; the CPU supports the tile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        a_strides: (usize, usize),
+        b: *const f32,
+        brs: usize,
+        alpha: f32,
+        c: *mut f32,
+        ldc: usize,
+        nr: usize,
+    );
+
+    /// Copies `B[k0..k0 + kc, j0..j0 + nr]` into `panel` as `kc` rows of `NR` floats,
+    /// zero beyond `nr`.
+    ///
+    /// # Safety
+    /// `panel` has room for `kc * NR` floats; the block lies inside `b`; the CPU
+    /// supports the tile.
+    #[inline(always)]
+    unsafe fn pack(panel: *mut f32, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { pack(panel, Self::NR, b, k0, kc, j0, nr) }
+    }
+}
+
+/// Buffers for [`blocked`] on large products: a packed block of `A` (`MC x KC`
+/// floats) and of `B` (`KC x NC` floats).
+pub(crate) struct Blocks {
+    /// Room for `MC * KC` floats.
+    pub a: *mut f32,
+    /// Room for `KC * NC` floats.
+    pub b: *mut f32,
+}
+
+/// Columns of `B` packed at once by [`blocked`] with [`Blocks`]: a `KC x NC` block
+/// (1 MiB for the AVX2 tile) stays in L3 while blocks of `A` pass through L2.
+pub(crate) const NC: usize = 1024;
+
+/// `C += alpha A B` by register tiles.
+///
+/// With at most [`MC`] rows, or without `blocks`: for each `KC`-deep slice of the inner
+/// dimension and each block of `MC` rows, every `NR`-column panel of `B` is packed
+/// (zero-padded to `NR` columns) into `panel` and swept by tiles of up to `MR` rows
+/// that read `A` in place through its strides.
+///
+/// With more rows and `blocks` (BLIS's loops): for each `NC`-column, `KC`-deep block of
+/// `B`, packed once as panels into `blocks.b`, every `MC`-row block of `A` is packed
+/// tile by tile into `blocks.a` (`A[i0 + r, k0 + p]` at `p mr + r`) and multiplied by
+/// every panel, so that neither operand is packed twice for the same block and every
+/// tile reads two contiguous streams however the operands are laid out.
+///
+/// # Safety
+/// The views lie within their slices, `C`'s `m` rows of `n` columns (stride `ldc`)
+/// within `c`, `panel` has room for `T::KC * T::NR` floats, `blocks` as documented,
+/// and the CPU supports `T`.
+#[inline(always)]
+pub(crate) unsafe fn blocked<T: Tile>(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    panel: *mut f32,
+    blocks: Option<Blocks>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    scale(beta, c, m, n, ldc);
-    if b.cs == 1 {
-        // C[i, :] += alpha * A[i, p] * B[p, :]: axpy over contiguous rows of B.
-        for i in 0..m {
-            let row = &mut c[i * ldc..i * ldc + n];
-            for p in 0..k {
-                let s = alpha * a.at(i, p);
-                if s != 0.0 {
-                    axpy(s, &b.data[p * b.rs..p * b.rs + n], row);
+    let blocks = if m > MC { blocks } else { None };
+    let Some(blocks) = blocks else {
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = T::KC.min(k - k0);
+            let mut i1 = 0;
+            while i1 < m {
+                let mc = MC.min(m - i1);
+                let mut j0 = 0;
+                while j0 < n {
+                    let nr = T::NR.min(n - j0);
+                    // SAFETY: the block of B lies inside it; the panel has room for
+                    // `kc x NR` floats; the tiles are inside A and C.
+                    unsafe {
+                        T::pack(panel, b, k0, kc, j0, nr);
+                        let a_at = a.data.as_ptr().add(i1 * a.rs + k0 * a.cs);
+                        sweep::<T>(
+                            alpha,
+                            a_at,
+                            (a.rs, a.cs, false),
+                            mc,
+                            kc,
+                            panel,
+                            c.as_mut_ptr().add(i1 * ldc + j0),
+                            ldc,
+                            nr,
+                        );
+                    }
+                    j0 += nr;
                 }
+                i1 += mc;
             }
+            k0 += kc;
         }
-    } else if a.cs == 1 && b.rs == 1 {
-        // C[i, j] += alpha * dot(A[i, :], B[:, j]): both contiguous.
-        for i in 0..m {
-            let ar = &a.data[i * a.rs..i * a.rs + k];
-            for j in 0..n {
-                c[i * ldc + j] += alpha * dot(ar, &b.data[j * b.cs..j * b.cs + k]);
+        return;
+    };
+    let mut jc = 0;
+    while jc < n {
+        let nc = NC.min(n - jc);
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = T::KC.min(k - k0);
+            let mut j0 = 0;
+            while j0 < nc {
+                let nr = T::NR.min(nc - j0);
+                // SAFETY: panel `j0 / NR` of the `B` block starts at `j0 kc` and has
+                // room for `kc x NR` floats (`nc <= NC`).
+                unsafe { T::pack(blocks.b.add(j0 * kc), b, k0, kc, jc + j0, nr) };
+                j0 += nr;
             }
+            let mut i1 = 0;
+            while i1 < m {
+                let mc = MC.min(m - i1);
+                // SAFETY: rows `i1..i1 + mc` and columns `k0..k0 + kc` are inside A; the
+                // block has room for `mc kc <= MC KC` floats.
+                unsafe { pack_a::<T>(blocks.a, a, i1, mc, k0, kc) };
+                let mut j0 = 0;
+                while j0 < nc {
+                    let nr = T::NR.min(nc - j0);
+                    // SAFETY: the packed blocks were written above; the tiles are in C.
+                    unsafe {
+                        let cp = c.as_mut_ptr().add(i1 * ldc + jc + j0);
+                        sweep::<T>(alpha, blocks.a, (0, 0, true), mc, kc, blocks.b.add(j0 * kc), cp, ldc, nr);
+                    }
+                    j0 += nr;
+                }
+                i1 += mc;
+            }
+            k0 += kc;
         }
+        jc += nc;
+    }
+}
+
+/// Multiplies `mc` rows of `A` by one packed panel of `B`, tile by tile. `A` is at `a`
+/// with strides `(rs, cs)`, or packed by [`pack_a`] when the flag is set.
+///
+/// # Safety
+/// As [`blocked`], for the rows and panel given.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sweep<T: Tile>(
+    alpha: f32,
+    a: *const f32,
+    (rs, cs, packed): (usize, usize, bool),
+    mc: usize,
+    kc: usize,
+    panel: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+) {
+    let mut i = 0;
+    while i < mc {
+        let mr = tile_rows::<T>(mc - i);
+        // SAFETY: the caller's contract: the tile's rows of A and C are in bounds.
+        unsafe {
+            let (ap, strides) = if packed { (a.add(i * kc), (1, mr)) } else { (a.add(i * rs), (rs, cs)) };
+            T::tile(mr, kc, ap, strides, panel, T::NR, alpha, c.add(i * ldc), ldc, nr);
+        }
+        i += mr;
+    }
+}
+
+/// The rows of the next tile when `rest` rows remain: `MR`, except that a remainder
+/// of 1 to 3 rows after a full tile is shared with it (8 rows as 4 + 4), since small
+/// tiles have too few accumulators to hide the FMA latency.
+#[inline(always)]
+fn tile_rows<T: Tile>(rest: usize) -> usize {
+    if rest > T::MR && rest < T::MR + 4 {
+        rest.div_ceil(2)
     } else {
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0.0;
-                for p in 0..k {
-                    acc += a.at(i, p) * b.at(p, j);
+        T::MR.min(rest)
+    }
+}
+
+/// Packs `A[i1..i1 + mc, k0..k0 + kc]` into `dst` tile by tile, in the order
+/// [`blocked`] sweeps it: the tile of `mr` rows starting at row `i0` at offset
+/// `(i0 - i1) kc`, element `(r, p)` at `p mr + r`.
+///
+/// # Safety
+/// The block lies inside A; `dst` has room for `mc * kc` floats.
+#[inline(always)]
+unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc: usize, k0: usize, kc: usize) {
+    let mut i = 0;
+    while i < mc {
+        let mr = tile_rows::<T>(mc - i);
+        // SAFETY: `A[i1 + i + r, k0 + p]` (r < mr, p < kc) is inside A; offsets
+        // `i kc + p mr + r < mc kc`.
+        unsafe {
+            let tile = dst.add(i * kc);
+            let src = a.data.as_ptr().add((i1 + i) * a.rs + k0 * a.cs);
+            for r in 0..mr {
+                let row = src.add(r * a.rs);
+                for p in 0..kc {
+                    *tile.add(p * mr + r) = *row.add(p * a.cs);
                 }
-                c[i * ldc + j] += alpha * acc;
             }
+        }
+        i += mr;
+    }
+}
+
+/// Copies `B[k0..k0 + kc, j0..j0 + nr]` into `panel` as `kc` rows of `width` floats,
+/// zero beyond `nr`.
+///
+/// # Safety
+/// `panel` has room for `kc * width` floats; the block lies inside `b`.
+#[inline(always)]
+pub(crate) unsafe fn pack(panel: *mut f32, width: usize, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
+    // SAFETY (block): indices `p * width + j` with `p < kc`, `j < width` are in the panel.
+    unsafe {
+        if b.rs == 1 {
+            // Columns of B are contiguous: read each column in order.
+            for j in 0..nr {
+                let column = &b.data[(j0 + j) * b.cs + k0..][..kc];
+                for (p, &v) in column.iter().enumerate() {
+                    *panel.add(p * width + j) = v;
+                }
+            }
+            for p in 0..kc {
+                for j in nr..width {
+                    *panel.add(p * width + j) = 0.0;
+                }
+            }
+        } else if b.cs == 1 {
+            // Rows of B are contiguous: copy row segments.
+            for p in 0..kc {
+                let src = &b.data[(k0 + p) * b.rs + j0..][..nr];
+                let row = panel.add(p * width);
+                core::ptr::copy_nonoverlapping(src.as_ptr(), row, nr);
+                for j in nr..width {
+                    *row.add(j) = 0.0;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                let row = panel.add(p * width);
+                for j in 0..width {
+                    *row.add(j) = if j < nr { b.at(k0 + p, j0 + j) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// The portable register tile: `4 x 8` accumulators in plain arrays, which the
+/// compiler keeps in vector registers of any width.
+struct Portable;
+
+impl Tile for Portable {
+    const MR: usize = 4;
+    const NR: usize = 8;
+    /// A 2 KiB panel: small enough for the stack of firmware.
+    const KC: usize = 64;
+
+    #[inline(always)]
+    unsafe fn tile(
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        (ars, acs): (usize, usize),
+        b: *const f32,
+        brs: usize,
+        alpha: f32,
+        c: *mut f32,
+        ldc: usize,
+        nr: usize,
+    ) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            match mr {
+                4 => portable_tile::<4>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                3 => portable_tile::<3>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                2 => portable_tile::<2>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                _ => portable_tile::<1>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+            }
+        }
+    }
+}
+
+/// `C[R x nr] += alpha A[R x kc] B[kc x 8]` (see [`Tile::tile`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable_tile<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    brs: usize,
+    alpha: f32,
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+) {
+    let mut acc = [[0.0f32; 8]; R];
+    for p in 0..kc {
+        // SAFETY: row `p < kc` of B has 8 readable floats; `A[r, p]` is inside A.
+        unsafe {
+            let bp = b.add(p * brs);
+            let bv: [f32; 8] = core::array::from_fn(|j| *bp.add(j));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = *a.add(r * ars + p * acs);
+                for (s, &bj) in acc.iter_mut().zip(&bv) {
+                    *s += av * bj;
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (j, &v) in acc.iter().enumerate().take(nr) {
+            // SAFETY: `C[r, j]` with `r < R`, `j < nr` is inside C.
+            unsafe { *c.add(r * ldc + j) += alpha * v };
         }
     }
 }
@@ -164,8 +520,9 @@ fn scale(beta: f32, c: &mut [f32], m: usize, n: usize, ldc: usize) {
 }
 
 /// `y[m] = alpha * A[m x n] x[n] + beta * y`: the batch-1 path. Rows of a row-major
-/// `A` are dot products over contiguous memory; for a column-major `A` the columns are
-/// accumulated (axpy) instead, so both layouts stream memory in order.
+/// `A` are dot products over contiguous memory (four rows at a time with AVX2); for a
+/// column-major `A` the columns are accumulated (axpy) instead, so both layouts stream
+/// memory in order.
 pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
     let (m, n) = (a.rows, a.cols);
     assert!(x.len() >= n && y.len() >= m && a.extent() <= a.data.len(), "gemv: shapes");
@@ -174,6 +531,21 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
         y.fill(0.0);
     } else if beta != 1.0 {
         y.iter_mut().for_each(|v| *v *= beta);
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() && (a.cs == 1 || a.rs == 1) {
+        // SAFETY: the CPU has AVX2 and FMA; the kernels assert their bounds.
+        unsafe {
+            if a.cs == 1 {
+                avx2::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
+            } else {
+                avx2::gemv_columns(alpha, a.data, a.cs, m, n, x, y);
+            }
+        }
+        return;
     }
     if a.cs == 1 {
         for (i, yi) in y.iter_mut().enumerate() {
@@ -199,10 +571,17 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
     }
 }
 
-/// A dot product with eight independent accumulators, so the compiler vectorises it
-/// without reassociating a single sum.
+/// A dot product over the shorter length. Its rounding depends only on the length,
+/// never on where it is called from: with AVX2 two 8-lane FMA accumulators, otherwise
+/// eight independent accumulators, so the compiler vectorises it without reassociating
+/// a single sum.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2::dot(a, b) };
+    }
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; 8];
@@ -218,4 +597,107 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         tail += a[i] * b[i];
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    //! Each register-blocked path against an `f64` reference, whatever the CPU takes:
+    //! the portable tile, and the AVX2 tile with `A` read in place and with packed
+    //! blocks (the `gemm` integration tests only reach the path this CPU selects).
+    use super::*;
+    use crate::rng::Rng;
+
+    /// `A` row- or column-major with a padded leading dimension (padding is NaN).
+    fn stored(rng: &mut Rng, rows: usize, cols: usize, column_major: bool) -> (std::vec::Vec<f32>, usize, usize) {
+        let (outer, inner) = if column_major { (cols, rows) } else { (rows, cols) };
+        let lead = inner + 3;
+        let mut data = std::vec![f32::NAN; outer * lead];
+        for o in 0..outer {
+            for i in 0..inner {
+                data[o * lead + i] = rng.uniform_in(-1.0, 1.0);
+            }
+        }
+        let (rs, cs) = if column_major { (1, lead) } else { (lead, 1) };
+        (data, rs, cs)
+    }
+
+    /// Runs `kernel` (`C += alpha A B`) on every layout and checks it.
+    fn check(m: usize, k: usize, n: usize, kernel: &dyn Fn(f32, MatRef<'_>, MatRef<'_>, &mut [f32], usize)) {
+        let mut rng = Rng::new((m * 31 + k * 7 + n) as u64);
+        for (a_cm, b_cm) in [(false, false), (false, true), (true, false), (true, true)] {
+            let (ad, ars, acs) = stored(&mut rng, m, k, a_cm);
+            let (bd, brs, bcs) = stored(&mut rng, k, n, b_cm);
+            let a = MatRef { data: &ad, rows: m, cols: k, rs: ars, cs: acs };
+            let b = MatRef { data: &bd, rows: k, cols: n, rs: brs, cs: bcs };
+            let ldc = n + 2;
+            let c0: std::vec::Vec<f32> = (0..m * ldc).map(|i| (i % 7) as f32 - 3.0).collect();
+            let mut c = c0.clone();
+            kernel(0.5, a, b, &mut c, ldc);
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut exact, mut size) = (c0[i * ldc + j] as f64, c0[i * ldc + j].abs() as f64);
+                    for p in 0..k {
+                        let v = 0.5 * a.at(i, p) as f64 * b.at(p, j) as f64;
+                        exact += v;
+                        size += v.abs();
+                    }
+                    let got = c[i * ldc + j] as f64;
+                    assert!(
+                        (got - exact).abs() <= 1e-5 * size.max(1.0) * (k as f64).sqrt().max(1.0),
+                        "C[{i}, {j}] = {got}, expected {exact}: {m}x{k}x{n}, A col-major {a_cm}, B col-major {b_cm}"
+                    );
+                }
+                for j in n..ldc {
+                    assert_eq!(c[i * ldc + j], c0[i * ldc + j], "padding of C written");
+                }
+            }
+        }
+    }
+
+    /// Sizes around the tiles (4 x 8, 6 x 16), the depth of a panel (64, 256), the
+    /// rows of a block (96 or 192) and the columns of a packed block (1024).
+    const SHAPES: [(usize, usize, usize); 10] = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (6, 16, 16),
+        (7, 9, 17),
+        (13, 64, 33),
+        (9, 300, 8),
+        (200, 20, 40),
+        (70, 257, 31),
+        (5, 8, 1040),
+        (199, 33, 1030),
+    ];
+
+    #[test]
+    fn portable_tile_matches_reference() {
+        for (m, k, n) in SHAPES {
+            check(m, k, n, &|alpha, a, b, c, ldc| {
+                let mut panel = std::vec![0.0f32; Portable::KC * Portable::NR];
+                // SAFETY: the views are inside their vectors; the panel has its size.
+                unsafe { blocked::<Portable>(alpha, a, b, c, ldc, panel.as_mut_ptr(), None) }
+            });
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_tile_matches_reference_in_place_and_packed() {
+        if !avx2::available() {
+            return;
+        }
+        for (m, k, n) in SHAPES {
+            for with_blocks in [false, true] {
+                check(m, k, n, &|alpha, a, b, c, ldc| {
+                    let mut panel = std::vec![0.0f32; avx2::KC * avx2::NR];
+                    let mut a_block = std::vec![0.0f32; MC * avx2::KC];
+                    let mut b_block = std::vec![0.0f32; avx2::KC * NC];
+                    let blocks = with_blocks.then(|| Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() });
+                    // SAFETY: AVX2 is available; the views are inside their vectors;
+                    // the buffers have their sizes.
+                    unsafe { blocked::<avx2::Avx2>(alpha, a, b, c, ldc, panel.as_mut_ptr(), blocks) }
+                });
+            }
+        }
+    }
 }

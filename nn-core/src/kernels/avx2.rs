@@ -1,0 +1,418 @@
+//! AVX2 + FMA kernels for x86-64, chosen at run time by [`available`] (or at compile
+//! time without `std`, when the target enables both features).
+//!
+//! * [`gemm_add`]: `C += alpha A B` by the blocked loops of [`super::gemm`] around a
+//!   register tile of [`MR`] rows by [`NR`] columns (12 accumulators of 8 floats);
+//! * [`gemv_rows`]: `y += alpha A x` for a row-major `A`, four rows at a time;
+//! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 64 rows at a time;
+//! * [`dot`]: a dot product in 16 lanes.
+//!
+//! Every function takes slices whose bounds the safe caller has checked; the raw
+//! pointer arithmetic inside stays within them.
+use core::arch::x86_64::*;
+
+use super::gemm::{blocked, pack, MatRef, Tile};
+#[cfg(feature = "std")]
+use super::gemm::{Blocks, MC, NC};
+
+/// Packed blocks of `A` (`MC x KC` floats, 96 KiB) and `B` (`KC x NC`, 1 MiB) for
+/// products of more than `MC` rows, allocated by a thread's first such product and
+/// reused by every later one.
+#[cfg(feature = "std")]
+type PackedBlocks = core::cell::UnsafeCell<(std::vec::Vec<f32>, std::vec::Vec<f32>)>;
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    static BLOCKS: PackedBlocks = const { core::cell::UnsafeCell::new((std::vec::Vec::new(), std::vec::Vec::new())) };
+}
+
+/// Rows of the register tile: `MR x NR` accumulators are 12 of the 16 YMM registers,
+/// enough independent FMA chains to cover its latency on both FMA ports.
+pub const MR: usize = 6;
+/// Columns of the register tile: two YMM registers.
+pub const NR: usize = 16;
+/// Depth of a packed panel of `B` (`KC x NR` floats, 16 KiB, stays in L1).
+pub const KC: usize = 256;
+
+/// Whether the CPU has AVX2 and FMA.
+#[inline]
+pub fn available() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "avx2", target_feature = "fma"))
+    }
+}
+
+/// The AVX2 register tile.
+pub struct Avx2;
+
+impl Tile for Avx2 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KC: usize = KC;
+
+    #[inline(always)]
+    unsafe fn tile(
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        (ars, acs): (usize, usize),
+        b: *const f32,
+        brs: usize,
+        alpha: f32,
+        c: *mut f32,
+        ldc: usize,
+        nr: usize,
+    ) {
+        // SAFETY: forwarded from the caller's contract; `gemm_add` (the only caller,
+        // through `blocked`) runs only when `available()`.
+        unsafe {
+            match mr {
+                6 => tile::<6>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                5 => tile::<5>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                4 => tile::<4>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                3 => tile::<3>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                2 => tile::<2>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                _ => tile::<1>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn pack(panel: *mut f32, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if b.rs == 1 && nr == NR {
+                pack_columns(panel, b.data.as_ptr().add(j0 * b.cs + k0), b.cs, kc);
+            } else {
+                pack(panel, NR, b, k0, kc, j0, nr);
+            }
+        }
+    }
+}
+
+/// Packs 16 contiguous columns of `B` (column `j` at `b + j cs`, `kc` floats each)
+/// into `kc` panel rows of 16: 8x8 blocks transposed in registers, then the last
+/// `kc % 8` rows one by one.
+///
+/// # Safety
+/// The CPU has AVX; the 16 columns of `kc` floats are readable; the panel has room
+/// for `16 kc` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
+    let mut p = 0;
+    // SAFETY (both loops): column `j < 16` holds floats `p < kc`, panel row `p < kc`
+    // has 16 floats.
+    while p + 8 <= kc {
+        for half in 0..2 {
+            unsafe {
+                let col = |j: usize| _mm256_loadu_ps(b.add((8 * half + j) * cs + p));
+                let rows = transpose8([col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7)]);
+                for (q, row) in rows.iter().enumerate() {
+                    _mm256_storeu_ps(panel.add((p + q) * NR + 8 * half), *row);
+                }
+            }
+        }
+        p += 8;
+    }
+    while p < kc {
+        for j in 0..NR {
+            unsafe { *panel.add(p * NR + j) = *b.add(j * cs + p) };
+        }
+        p += 1;
+    }
+}
+
+/// The transpose of an 8x8 block held as eight rows.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
+
+/// `C[m x n] += alpha A[m x k] B[k x n]` (`C` row-major, row stride `ldc`).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA ([`available`]); the views must lie within their
+/// slices and `C`'s rows within `c` (as `gemm` asserts).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemm_add(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize) {
+    // Uninitialised: `blocked` writes each panel row before the tile reads it.
+    let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
+    #[cfg(feature = "std")]
+    if a.rows > MC {
+        return BLOCKS.with(|blocks| {
+            // SAFETY: this thread's buffers, not borrowed elsewhere (`gemm` does not
+            // re-enter itself).
+            let (a_block, b_block) = unsafe { &mut *blocks.get() };
+            if a_block.is_empty() {
+                a_block.resize(MC * KC, 0.0);
+                b_block.resize(KC * NC, 0.0);
+            }
+            let blocks = Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() };
+            // SAFETY: the caller's contract; the panel and blocks have their sizes.
+            unsafe { blocked::<Avx2>(alpha, a, b, c, ldc, panel.as_mut_ptr().cast(), Some(blocks)) }
+        });
+    }
+    // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
+    unsafe { blocked::<Avx2>(alpha, a, b, c, ldc, panel.as_mut_ptr().cast(), None) }
+}
+
+/// `C[R x nr] += alpha A[R x kc] B[kc x NR]`: `A` at `a` with strides `ars`, `acs`;
+/// `B` at `b` with row stride `brs` and 16 readable columns per row; `C` at `c` with
+/// row stride `ldc`, of which the first `nr <= 16` columns are written.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    brs: usize,
+    alpha: f32,
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+) {
+    let mut lo = [_mm256_setzero_ps(); R];
+    let mut hi = [_mm256_setzero_ps(); R];
+    for p in 0..kc {
+        // SAFETY: row `p < kc` of the B panel has 16 readable floats, and `A[r, p]`
+        // (r < R, p < kc) is inside A's slice (caller's contract).
+        unsafe {
+            let bp = b.add(p * brs);
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            let ap = a.add(p * acs);
+            for r in 0..R {
+                let av = _mm256_broadcast_ss(&*ap.add(r * ars));
+                lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
+                hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+            }
+        }
+    }
+    let scale = _mm256_set1_ps(alpha);
+    for r in 0..R {
+        // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`.
+        unsafe {
+            let cr = c.add(r * ldc);
+            if nr == NR {
+                _mm256_storeu_ps(cr, _mm256_fmadd_ps(scale, lo[r], _mm256_loadu_ps(cr)));
+                _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(scale, hi[r], _mm256_loadu_ps(cr.add(8))));
+            } else {
+                let mut t = [0.0f32; NR];
+                _mm256_storeu_ps(t.as_mut_ptr(), lo[r]);
+                _mm256_storeu_ps(t.as_mut_ptr().add(8), hi[r]);
+                for (j, &v) in t.iter().enumerate().take(nr) {
+                    *cr.add(j) += alpha * v;
+                }
+            }
+        }
+    }
+}
+
+/// The sum of the eight lanes of each of four vectors: `[sum v0, sum v1, sum v2, sum v3]`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn sum4(v0: __m256, v1: __m256, v2: __m256, v3: __m256) -> __m128 {
+    let t0 = _mm256_hadd_ps(v0, v1);
+    let t1 = _mm256_hadd_ps(v2, v3);
+    let t2 = _mm256_hadd_ps(t0, t1);
+    _mm_add_ps(_mm256_castps256_ps128(t2), _mm256_extractf128_ps(t2, 1))
+}
+
+/// The sum of the eight lanes of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn sum8(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// `dot(a[..n], x[..n])` in two 8-lane accumulators (even and odd 8-float blocks), a
+/// third for an odd block, then the tail in order.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `a` and `x` must hold at least `n` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_raw(a: *const f32, x: *const f32, n: usize) -> f32 {
+    let mut s0 = _mm256_setzero_ps();
+    let mut s1 = _mm256_setzero_ps();
+    let mut p = 0;
+    // SAFETY: every load reads floats `p..p + 8` with `p + 8 <= n`, or `p < n`.
+    unsafe {
+        while p + 16 <= n {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p)), _mm256_loadu_ps(x.add(p)), s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p + 8)), _mm256_loadu_ps(x.add(p + 8)), s1);
+            p += 16;
+        }
+        if p + 8 <= n {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p)), _mm256_loadu_ps(x.add(p)), s0);
+            p += 8;
+        }
+        let mut tail = 0.0;
+        while p < n {
+            tail += *a.add(p) * *x.add(p);
+            p += 1;
+        }
+        sum8(_mm256_add_ps(s0, s1)) + tail
+    }
+}
+
+/// `sum_i a[i] b[i]` over the shorter length (see [`dot_raw`] for the order).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA ([`available`]).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    // SAFETY: both slices hold at least `n` floats; the caller guarantees the features.
+    unsafe { dot_raw(a.as_ptr(), b.as_ptr(), n) }
+}
+
+/// `y[i] += alpha * dot(A[i, :], x)` for `A` row-major with row stride `rs`, `m` rows of
+/// `n` columns: four rows at a time, each in two 8-lane accumulators.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `a` must hold `(m - 1) rs + n` floats (when
+/// `m > 0`), `x` at least `n`, `y` at least `m`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
+    assert!(x.len() >= n && y.len() >= m && (m == 0 || (m - 1) * rs + n <= a.len()));
+    let (a, x) = (a.as_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i + 4 <= m {
+        // SAFETY: rows `i..i + 4 <= m` and columns `< n` are inside `a` (asserted).
+        unsafe {
+            let rows = [a.add(i * rs), a.add((i + 1) * rs), a.add((i + 2) * rs), a.add((i + 3) * rs)];
+            let mut lo = [_mm256_setzero_ps(); 4];
+            let mut hi = [_mm256_setzero_ps(); 4];
+            let mut p = 0;
+            while p + 16 <= n {
+                let x0 = _mm256_loadu_ps(x.add(p));
+                let x1 = _mm256_loadu_ps(x.add(p + 8));
+                for r in 0..4 {
+                    lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p)), x0, lo[r]);
+                    hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p + 8)), x1, hi[r]);
+                }
+                p += 16;
+            }
+            if p + 8 <= n {
+                let x0 = _mm256_loadu_ps(x.add(p));
+                for r in 0..4 {
+                    lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p)), x0, lo[r]);
+                }
+                p += 8;
+            }
+            let sums = sum4(
+                _mm256_add_ps(lo[0], hi[0]),
+                _mm256_add_ps(lo[1], hi[1]),
+                _mm256_add_ps(lo[2], hi[2]),
+                _mm256_add_ps(lo[3], hi[3]),
+            );
+            let mut out = [0.0f32; 4];
+            _mm_storeu_ps(out.as_mut_ptr(), sums);
+            for r in 0..4 {
+                let mut tail = 0.0;
+                for q in p..n {
+                    tail += *rows[r].add(q) * *x.add(q);
+                }
+                y[i + r] += alpha * (out[r] + tail);
+            }
+        }
+        i += 4;
+    }
+    while i < m {
+        // SAFETY: row `i < m` holds `n` floats (asserted).
+        y[i] += alpha * unsafe { dot_raw(a.add(i * rs), x, n) };
+        i += 1;
+    }
+}
+
+/// `y[i] += alpha * sum_j A[i, j] x[j]` for `A` column-major with column stride `cs`,
+/// `m` rows of `n` columns: blocks of 64 rows accumulate in eight registers over all
+/// columns, then blocks of 8, then single rows.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `a` must hold `(n - 1) cs + m` floats (when
+/// `n > 0`), `x` at least `n`, `y` at least `m`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
+    assert!(x.len() >= n && y.len() >= m && (n == 0 || (n - 1) * cs + m <= a.len()));
+    let scale = _mm256_set1_ps(alpha);
+    let (ap, yp) = (a.as_ptr(), y.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY (all blocks): rows `i..i + width <= m` of every column `j < n` are inside
+    // `a`, and `y` holds `m` floats (asserted).
+    while i + 64 <= m {
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (j, &xj) in x[..n].iter().enumerate() {
+                let xv = _mm256_set1_ps(xj);
+                let col = ap.add(j * cs + i);
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(xv, _mm256_loadu_ps(col.add(8 * q)), *acc);
+                }
+            }
+            for (q, acc) in acc.iter().enumerate() {
+                let yq = yp.add(i + 8 * q);
+                _mm256_storeu_ps(yq, _mm256_fmadd_ps(scale, *acc, _mm256_loadu_ps(yq)));
+            }
+        }
+        i += 64;
+    }
+    while i + 8 <= m {
+        unsafe {
+            let mut acc = _mm256_setzero_ps();
+            for (j, &xj) in x[..n].iter().enumerate() {
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(xj), _mm256_loadu_ps(ap.add(j * cs + i)), acc);
+            }
+            let yq = yp.add(i);
+            _mm256_storeu_ps(yq, _mm256_fmadd_ps(scale, acc, _mm256_loadu_ps(yq)));
+        }
+        i += 8;
+    }
+    while i < m {
+        let mut acc = 0.0;
+        for (j, &xj) in x[..n].iter().enumerate() {
+            acc += a[j * cs + i] * xj;
+        }
+        y[i] += alpha * acc;
+        i += 1;
+    }
+}
