@@ -4,10 +4,10 @@
 //! | item | needs | gives |
 //! |---|---|---|
 //! | [`Observer`], [`BatchLog`] | `alloc` | calls from [`Fit`](crate::train::Fit) at every batch, epoch and at the end |
-//! | [`EpochProgress`] | feature `progress` | a bar per epoch on standard error with the running loss and metrics; [`Fit::progress`](crate::train::Fit::progress) |
-//! | [`plot_history`], [`plot_panels`] | feature `plot` | training and validation curves as PNG; [`Fit::plot_to`](crate::train::Fit::plot_to) |
-//! | [`ImageGrid`] | feature `plot` | a grid of grayscale images (digits, reconstructions, generated samples) as PNG |
-//! | [`HeatMap`] | feature `plot` | a matrix (attention weights) as a coloured PNG with row and column labels |
+//! | `EpochProgress` | feature `progress` | a bar per epoch on standard error with the running loss and metrics; `Fit::progress` |
+//! | `plot_history`, `plot_panels` | feature `plot` | training and validation curves as PNG; `Fit::plot_to` |
+//! | `ImageGrid` | feature `plot` | a grid of grayscale images (digits, reconstructions, generated samples) as PNG |
+//! | `HeatMap` | feature `plot` | a matrix (attention weights) as a coloured PNG with row and column labels |
 //!
 //! The features keep the core small: `progress` adds `indicatif`, `plot` adds
 //! `plotters` (bitmap drawing, line series, text through `ab_glyph` with the bundled
