@@ -301,6 +301,18 @@ fn conv2d_larger_than_one_tile() {
 }
 
 #[test]
+fn conv2d_through_gemm() {
+    // 16 x 72 x 144 multiply-adds per product: above the direct-product limit, so the
+    // forward and both backward products go through GEMM.
+    const _: () = assert!(16 * 72 * 144 > nn_core::kernels::conv::DIRECT_PRODUCT_LIMIT);
+    check_conv2d(
+        "conv2d 8 -> 16 on 12x12",
+        Conv2d::<8, 12, 12, 16, 3, 3, 12, 12>::new([1, 1], Padding::Same, [1, 1]),
+        2,
+    );
+}
+
+#[test]
 fn conv2d_single_filter_batch_one() {
     // One filter: the GEMM is a single row (the GEMV path).
     check_conv2d(
@@ -408,6 +420,17 @@ fn conv_transpose2d_dilated_asymmetric_without_bias() {
         "conv_transpose2d dilation 2 stride [1, 3] output_padding [0, 2]",
         ConvTranspose2d::<2, 3, 2, 2, 2, 3, 5, 10, false>::new([1, 3], [0, 0], [0, 2], [2, 2]),
         3,
+    );
+}
+
+#[test]
+fn conv_transpose2d_through_gemm() {
+    // 72 x 16 x 64 multiply-adds: above the direct-product limit.
+    const _: () = assert!(72 * 16 * 64 > nn_core::kernels::conv::DIRECT_PRODUCT_LIMIT);
+    check_conv_transpose(
+        "conv_transpose2d 16 -> 8, 8x8 -> 16x16",
+        ConvTranspose2d::<16, 8, 8, 8, 3, 3, 16, 16>::new([2, 2], [1, 1], [1, 1], [1, 1]),
+        2,
     );
 }
 

@@ -124,6 +124,17 @@ fn names<L: Layer, P: AsRef<[f32]>>(model: &Model<L, P>) -> Vec<(String, Vec<usi
     out
 }
 
+/// The buffers of a model: name, shape and offset in the buffer array.
+fn buffers<L: Layer, P: AsRef<[f32]>>(model: &Model<L, P>) -> Vec<(String, Vec<usize>, usize)> {
+    let mut found = Vec::new();
+    model.visit_tensors(&mut |t| {
+        if !t.trainable {
+            found.push((t.path.to_string(), t.shape.to_vec(), t.offset));
+        }
+    });
+    found
+}
+
 #[test]
 fn the_digit_cnn_expands_to_the_layers_composed_by_hand() {
     assert_eq!(DigitCnn::PARAMS, 16 * 9 + 16 + 256 * 64 + 64 + 64 * 10 + 10);
@@ -178,16 +189,7 @@ fn every_kind_trains_through_model() {
     assert_eq!(flat.predict(&x).len(), 3 * 144);
 
     // Batch norm's buffers: after two training steps of batches, two batches tracked.
-    let buffers = |m: &dyn Fn(&mut dyn FnMut(&nn_core::TensorInfo<'_>))| {
-        let mut found = Vec::new();
-        m(&mut |t| {
-            if !t.trainable {
-                found.push((t.path.to_string(), t.shape.to_vec(), t.offset));
-            }
-        });
-        found
-    };
-    let image_buffers = buffers(&|f| images.visit_tensors(f));
+    let image_buffers = buffers(&images);
     assert_eq!(
         image_buffers.iter().map(|(n, s, _)| (n.as_str(), s.clone())).collect::<Vec<_>>(),
         [
@@ -202,11 +204,11 @@ fn every_kind_trains_through_model() {
     let tracked = |model: &[f32], offset: usize| model[offset];
     assert_eq!(tracked(images.buffers(), image_buffers[2].2), 2.0);
     assert_eq!(Images::BUFFERS, 2 * 5 + 1 + 2 * 2 + 1);
-    let signal_buffers = buffers(&|f| signals.visit_tensors(f));
+    let signal_buffers = buffers(&signals);
     assert_eq!(signal_buffers[0].0, "norm.running_mean");
     assert_eq!(signal_buffers[3].0, "vector_norm.running_mean");
     assert_eq!(signal_buffers[3].1, vec![8]);
-    let head_buffers = buffers(&|f| head.visit_tensors(f));
+    let head_buffers = buffers(&head);
     assert_eq!(head_buffers[0].0, "norm.running_mean");
     assert!(names(&head).iter().any(|(n, s, _)| n == "features.conv.weight" && s == &[4, 1, 3, 3]));
     assert!(names(&head).iter().any(|(n, s, _)| n == "up.weight" && s == &[2, 2, 2, 2]));
