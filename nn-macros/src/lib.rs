@@ -52,6 +52,25 @@ mod tests;
 /// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Identity` | none | any, preserved |
 /// | `LeakyRelu` | `alpha` (`0.01`) | any, preserved |
 /// | `Elu` | `alpha` (`1.0`) | any, preserved |
+/// | `Conv2d` | `filters`, `kernel` (required; `3` or `[kh, kw]`), `stride` (`1`), `padding` (`Valid`; `Same`, `n` or `[ph, pw]`), `dilation` (`1`), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
+/// | `Conv1d` | as `Conv2d`, one number per option | `[c, l] -> [filters, ol]` |
+/// | `ConvTranspose2d` | `filters`, `kernel` (required), `stride` (`1`), `padding` (`0`), `output_padding` (`0`), `dilation` (`1`), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
+/// | `MaxPool2d`, `AvgPool2d` | `size` (required), `stride` (the size), `padding` (`0`, at most half the size) | `[c, h, w] -> [c, oh, ow]` |
+/// | `MaxPool1d`, `AvgPool1d` | as above, one number each | `[c, l] -> [c, ol]` |
+/// | `GlobalAvgPool2d`, `GlobalMaxPool2d` | none | `[c, h, w] -> [c]` |
+/// | `GlobalAvgPool1d`, `GlobalMaxPool1d` | none | `[c, l] -> [c]` |
+/// | `Upsample` | `scale` (required; `2` or `[sh, sw]`), nearest neighbour | `[c, h, w] -> [c, h * sh, w * sw]` |
+/// | `Upsample1d` | `scale` (required) | `[c, l] -> [c, l * scale]` |
+/// | `Flatten` | none | any -> `[len]` |
+/// | `Reshape` | `shape` (required, as many elements) | any -> `shape` |
+/// | `BatchNorm2d` | `momentum` (`0.1`), `eps` (`1e-5`) | `[c, h, w]`, preserved |
+/// | `BatchNorm1d` | `momentum` (`0.1`), `eps` (`1e-5`) | `[c]` or `[c, l]`, preserved |
+///
+/// Convolution and pooling sizes follow PyTorch: along each axis the output is
+/// `(in + 2 padding - dilation (kernel - 1) - 1) / stride + 1`, and
+/// `(in - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1` for a
+/// transposed convolution. `padding: Same` keeps the size (stride 1 only, as PyTorch;
+/// an even kernel pads one more zero after than before).
 ///
 /// An `activation` is one of `Identity`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
 /// `Softmax`, `Gelu` and `Elu`, with a parameter for the last two: `LeakyRelu(0.2)`,
