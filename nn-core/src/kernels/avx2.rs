@@ -1,7 +1,7 @@
 //! AVX2 + FMA kernels for x86-64, chosen at run time by [`available`] (or at compile
 //! time without `std`, when the target enables both features).
 //!
-//! * [`gemm_add`]: `C += alpha A B` by the blocked loops of [`super::gemm`] around a
+//! * [`gemm`]: `C = alpha A B + beta C` by the blocked loops of [`super::gemm`] around a
 //!   register tile of [`MR`] rows by [`NR`] columns (12 accumulators of 8 floats);
 //! * [`gemv_rows`]: `y += alpha A x` for a row-major `A`, four rows at a time;
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 64 rows at a time;
@@ -11,7 +11,7 @@
 //! pointer arithmetic inside stays within them.
 use core::arch::x86_64::*;
 
-use super::gemm::{blocked, pack, MatRef, Tile};
+use super::gemm::{blocked, pack, update, MatRef, Tile};
 #[cfg(feature = "std")]
 use super::gemm::{Blocks, MC, NC};
 
@@ -64,20 +64,22 @@ impl Tile for Avx2 {
         b: *const f32,
         brs: usize,
         alpha: f32,
+        beta: f32,
         c: *mut f32,
         ldc: usize,
         nr: usize,
     ) {
-        // SAFETY: forwarded from the caller's contract; `gemm_add` (the only caller,
+        let scale = (alpha, beta);
+        // SAFETY: forwarded from the caller's contract; `gemm` (the only caller,
         // through `blocked`) runs only when `available()`.
         unsafe {
             match mr {
-                6 => tile::<6>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                5 => tile::<5>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                4 => tile::<4>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                3 => tile::<3>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                2 => tile::<2>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                _ => tile::<1>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                6 => tile::<6>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                5 => tile::<5>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                4 => tile::<4>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                3 => tile::<3>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                2 => tile::<2>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                _ => tile::<1>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
             }
         }
     }
@@ -160,13 +162,14 @@ fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-/// `C[m x n] += alpha A[m x k] B[k x n]` (`C` row-major, row stride `ldc`).
+/// `C[m x n] = alpha A[m x k] B[k x n] + beta C` (`C` row-major, row stride `ldc`;
+/// with `beta == 0`, `C` is not read).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA ([`available`]); the views must lie within their
 /// slices and `C`'s rows within `c` (as `gemm` asserts).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn gemm_add(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize) {
+pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
     // Uninitialised: `blocked` writes each panel row before the tile reads it.
     let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
     #[cfg(feature = "std")]
@@ -181,16 +184,17 @@ pub unsafe fn gemm_add(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], 
             }
             let blocks = Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() };
             // SAFETY: the caller's contract; the panel and blocks have their sizes.
-            unsafe { blocked::<Avx2>(alpha, a, b, c, ldc, panel.as_mut_ptr().cast(), Some(blocks)) }
+            unsafe { blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), Some(blocks)) }
         });
     }
     // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
-    unsafe { blocked::<Avx2>(alpha, a, b, c, ldc, panel.as_mut_ptr().cast(), None) }
+    unsafe { blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
 }
 
-/// `C[R x nr] += alpha A[R x kc] B[kc x NR]`: `A` at `a` with strides `ars`, `acs`;
-/// `B` at `b` with row stride `brs` and 16 readable columns per row; `C` at `c` with
-/// row stride `ldc`, of which the first `nr <= 16` columns are written.
+/// `C[R x nr] = alpha A[R x kc] B[kc x NR] + beta C`: `A` at `a` with strides `ars`,
+/// `acs`; `B` at `b` with row stride `brs` and 16 readable columns per row; `C` at `c`
+/// with row stride `ldc`, of which the first `nr <= 16` columns are written (and read
+/// only when `beta != 0`).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -201,7 +205,7 @@ unsafe fn tile<const R: usize>(
     acs: usize,
     b: *const f32,
     brs: usize,
-    alpha: f32,
+    (alpha, beta): (f32, f32),
     c: *mut f32,
     ldc: usize,
     nr: usize,
@@ -223,20 +227,34 @@ unsafe fn tile<const R: usize>(
             }
         }
     }
-    let scale = _mm256_set1_ps(alpha);
+    let va = _mm256_set1_ps(alpha);
+    let vb = _mm256_set1_ps(beta);
     for r in 0..R {
         // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`.
         unsafe {
             let cr = c.add(r * ldc);
             if nr == NR {
-                _mm256_storeu_ps(cr, _mm256_fmadd_ps(scale, lo[r], _mm256_loadu_ps(cr)));
-                _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(scale, hi[r], _mm256_loadu_ps(cr.add(8))));
+                let (c0, c1) = if beta == 0.0 {
+                    (_mm256_mul_ps(va, lo[r]), _mm256_mul_ps(va, hi[r]))
+                } else if beta == 1.0 {
+                    (
+                        _mm256_fmadd_ps(va, lo[r], _mm256_loadu_ps(cr)),
+                        _mm256_fmadd_ps(va, hi[r], _mm256_loadu_ps(cr.add(8))),
+                    )
+                } else {
+                    (
+                        _mm256_fmadd_ps(va, lo[r], _mm256_mul_ps(vb, _mm256_loadu_ps(cr))),
+                        _mm256_fmadd_ps(va, hi[r], _mm256_mul_ps(vb, _mm256_loadu_ps(cr.add(8)))),
+                    )
+                };
+                _mm256_storeu_ps(cr, c0);
+                _mm256_storeu_ps(cr.add(8), c1);
             } else {
                 let mut t = [0.0f32; NR];
                 _mm256_storeu_ps(t.as_mut_ptr(), lo[r]);
                 _mm256_storeu_ps(t.as_mut_ptr().add(8), hi[r]);
                 for (j, &v) in t.iter().enumerate().take(nr) {
-                    *cr.add(j) += alpha * v;
+                    *cr.add(j) = update(alpha * v, beta, *cr.add(j));
                 }
             }
         }

@@ -5,8 +5,8 @@
 use super::gemm::{gemm, gemv, MatRef};
 use crate::activation::Activation;
 
-/// `y = f(x W^T + b)` for a batch of `x.len() / inputs` rows; when `pre` is given, the
-/// pre-activations `z` are also stored there.
+/// `y = f(x W^T + b)` for a batch of `x.len() / inputs` rows (one row: a GEMV); when
+/// `pre` is given, the pre-activations `z` are also stored there.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &[f32],
@@ -20,29 +20,37 @@ pub fn forward(
 ) {
     let batch = x.len() / inputs;
     let w = MatRef::new(weight, outputs, inputs);
-    if batch == 1 {
-        gemv(1.0, w, x, 0.0, y);
-    } else {
-        gemm(1.0, MatRef::new(x, batch, inputs), w.t(), 0.0, y, outputs);
-    }
     let y = &mut y[..batch * outputs];
-    if let Some(b) = bias {
-        if activation == Activation::Softmax || pre.is_some() {
+    // The product accumulates onto the bias: one pass over `y` fewer.
+    let beta = match bias {
+        Some(b) => {
             for row in y.chunks_exact_mut(outputs) {
-                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                row.copy_from_slice(&b[..outputs]);
             }
-        } else {
-            // Fused bias + elementwise activation: one pass over the output.
-            for row in y.chunks_exact_mut(outputs) {
-                row.iter_mut().zip(b).for_each(|(v, b)| *v = activation.scalar(*v + b));
-            }
-            return;
+            1.0
         }
+        None => 0.0,
+    };
+    if batch == 1 {
+        gemv(1.0, w, x, beta, y);
+    } else {
+        gemm(1.0, MatRef::new(x, batch, inputs), w.t(), beta, y, outputs);
     }
     if let Some(pre) = pre {
         pre[..y.len()].copy_from_slice(y);
     }
-    activation.apply(y, outputs);
+    activate(activation, y, outputs);
+}
+
+/// `y = f(y)` for rows of `width`, with the common cases as plain loops the compiler
+/// vectorises.
+#[inline]
+fn activate(activation: Activation, y: &mut [f32], width: usize) {
+    match activation {
+        Activation::Identity => {}
+        Activation::Relu => y.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        _ => activation.apply(y, width),
+    }
 }
 
 /// Backward of [`forward`]. `dy` is turned into `dz` in place; gradients are added
@@ -62,7 +70,15 @@ pub fn backward(
     dx: Option<&mut [f32]>,
 ) {
     let batch = x.len() / inputs;
-    activation.backward(pre, y, dy, outputs);
+    match activation {
+        // f'(z) = 1 for z > 0, else 0, as a select the compiler vectorises.
+        Activation::Relu => {
+            for (d, &z) in dy.iter_mut().zip(pre) {
+                *d *= if z > 0.0 { 1.0 } else { 0.0 };
+            }
+        }
+        _ => activation.backward(pre, y, dy, outputs),
+    }
     let dz = &dy[..batch * outputs];
     // dW[out x in] += dz^T[out x batch] x[batch x in]
     gemm(1.0, MatRef::new(dz, batch, outputs).t(), MatRef::new(x, batch, inputs), 1.0, d_weight, inputs);

@@ -85,15 +85,14 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     if m * n * k >= PACKED_MIN_FLOPS && packed_is_faster() {
         return packed(alpha, a, b, beta, c, ldc);
     }
-    scale(beta, c, m, n, ldc);
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         // SAFETY: the CPU has AVX2 and FMA; the views and `C` were checked above.
-        return unsafe { avx2::gemm_add(alpha, a, b, c, ldc) };
+        return unsafe { avx2::gemm(alpha, a, b, beta, c, ldc) };
     }
     let mut panel = core::mem::MaybeUninit::<[f32; Portable::KC * Portable::NR]>::uninit();
     // SAFETY: the views and `C` were checked above; the panel holds `KC x NR` floats.
-    unsafe { blocked::<Portable>(alpha, a, b, c, ldc, panel.as_mut_ptr().cast(), None) }
+    unsafe { blocked::<Portable>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
 }
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
@@ -135,8 +134,8 @@ pub fn threads() -> usize {
 /// (96 KiB for the AVX2 tile) stays in L2 while the panels of `B` pass through L1.
 pub(crate) const MC: usize = 192;
 
-/// A register tile for [`blocked`]: `C[mr x nr] += alpha A[mr x kc] B[kc x NR]`, with
-/// `mr <= MR`, `kc <= KC` and `nr <= NR`.
+/// A register tile for [`blocked`]: `C[mr x nr] = alpha A[mr x kc] B[kc x NR] + beta C`,
+/// with `mr <= MR`, `kc <= KC` and `nr <= NR`.
 pub(crate) trait Tile {
     /// Rows of the tile.
     const MR: usize;
@@ -146,7 +145,8 @@ pub(crate) trait Tile {
     const KC: usize;
 
     /// `A` at `a` with strides `(rs, cs)`; `B` at `b` with row stride `brs` and `NR`
-    /// readable columns per row; `C` at `c` with row stride `ldc`, `nr` columns written.
+    /// readable columns per row; `C` at `c` with row stride `ldc`, `nr` columns written
+    /// as `alpha A B + beta C` (with `beta == 0`, `C` is not read).
     ///
     /// # Safety
     /// Every element named lies inside its allocation; the CPU supports the tile.
@@ -159,6 +159,7 @@ pub(crate) trait Tile {
         b: *const f32,
         brs: usize,
         alpha: f32,
+        beta: f32,
         c: *mut f32,
         ldc: usize,
         nr: usize,
@@ -190,7 +191,8 @@ pub(crate) struct Blocks {
 /// (1 MiB for the AVX2 tile) stays in L3 while blocks of `A` pass through L2.
 pub(crate) const NC: usize = 1024;
 
-/// `C += alpha A B` by register tiles.
+/// `C = alpha A B + beta C` by register tiles: the first `KC`-deep slice of the inner
+/// dimension applies `beta` (with `beta == 0`, `C` is not read), the others add.
 ///
 /// With at most [`MC`] rows, or without `blocks`: for each `KC`-deep slice of the inner
 /// dimension and each block of `MC` rows, every `NR`-column panel of `B` is packed
@@ -212,6 +214,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
     alpha: f32,
     a: MatRef<'_>,
     b: MatRef<'_>,
+    beta: f32,
     c: &mut [f32],
     ldc: usize,
     panel: *mut f32,
@@ -223,6 +226,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
         let mut k0 = 0;
         while k0 < k {
             let kc = T::KC.min(k - k0);
+            let beta = if k0 == 0 { beta } else { 1.0 };
             let mut i1 = 0;
             while i1 < m {
                 let mc = MC.min(m - i1);
@@ -234,17 +238,8 @@ pub(crate) unsafe fn blocked<T: Tile>(
                     unsafe {
                         T::pack(panel, b, k0, kc, j0, nr);
                         let a_at = a.data.as_ptr().add(i1 * a.rs + k0 * a.cs);
-                        sweep::<T>(
-                            alpha,
-                            a_at,
-                            (a.rs, a.cs, false),
-                            mc,
-                            kc,
-                            panel,
-                            c.as_mut_ptr().add(i1 * ldc + j0),
-                            ldc,
-                            nr,
-                        );
+                        let cp = c.as_mut_ptr().add(i1 * ldc + j0);
+                        sweep::<T>((alpha, beta), a_at, (a.rs, a.cs, false), mc, kc, panel, cp, ldc, nr);
                     }
                     j0 += nr;
                 }
@@ -260,6 +255,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
         let mut k0 = 0;
         while k0 < k {
             let kc = T::KC.min(k - k0);
+            let beta = if k0 == 0 { beta } else { 1.0 };
             let mut j0 = 0;
             while j0 < nc {
                 let nr = T::NR.min(nc - j0);
@@ -280,7 +276,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
                     // SAFETY: the packed blocks were written above; the tiles are in C.
                     unsafe {
                         let cp = c.as_mut_ptr().add(i1 * ldc + jc + j0);
-                        sweep::<T>(alpha, blocks.a, (0, 0, true), mc, kc, blocks.b.add(j0 * kc), cp, ldc, nr);
+                        sweep::<T>((alpha, beta), blocks.a, (0, 0, true), mc, kc, blocks.b.add(j0 * kc), cp, ldc, nr);
                     }
                     j0 += nr;
                 }
@@ -300,7 +296,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn sweep<T: Tile>(
-    alpha: f32,
+    (alpha, beta): (f32, f32),
     a: *const f32,
     (rs, cs, packed): (usize, usize, bool),
     mc: usize,
@@ -316,7 +312,7 @@ unsafe fn sweep<T: Tile>(
         // SAFETY: the caller's contract: the tile's rows of A and C are in bounds.
         unsafe {
             let (ap, strides) = if packed { (a.add(i * kc), (1, mr)) } else { (a.add(i * rs), (rs, cs)) };
-            T::tile(mr, kc, ap, strides, panel, T::NR, alpha, c.add(i * ldc), ldc, nr);
+            T::tile(mr, kc, ap, strides, panel, T::NR, alpha, beta, c.add(i * ldc), ldc, nr);
         }
         i += mr;
     }
@@ -423,6 +419,7 @@ impl Tile for Portable {
         b: *const f32,
         brs: usize,
         alpha: f32,
+        beta: f32,
         c: *mut f32,
         ldc: usize,
         nr: usize,
@@ -430,16 +427,16 @@ impl Tile for Portable {
         // SAFETY: forwarded from the caller's contract.
         unsafe {
             match mr {
-                4 => portable_tile::<4>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                3 => portable_tile::<3>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                2 => portable_tile::<2>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
-                _ => portable_tile::<1>(kc, a, ars, acs, b, brs, alpha, c, ldc, nr),
+                4 => portable_tile::<4>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
+                3 => portable_tile::<3>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
+                2 => portable_tile::<2>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
+                _ => portable_tile::<1>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
             }
         }
     }
 }
 
-/// `C[R x nr] += alpha A[R x kc] B[kc x 8]` (see [`Tile::tile`]).
+/// `C[R x nr] = alpha A[R x kc] B[kc x 8] + beta C` (see [`Tile::tile`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn portable_tile<const R: usize>(
@@ -449,7 +446,7 @@ unsafe fn portable_tile<const R: usize>(
     acs: usize,
     b: *const f32,
     brs: usize,
-    alpha: f32,
+    (alpha, beta): (f32, f32),
     c: *mut f32,
     ldc: usize,
     nr: usize,
@@ -471,7 +468,7 @@ unsafe fn portable_tile<const R: usize>(
     for (r, acc) in acc.iter().enumerate() {
         for (j, &v) in acc.iter().enumerate().take(nr) {
             // SAFETY: `C[r, j]` with `r < R`, `j < nr` is inside C.
-            unsafe { *c.add(r * ldc + j) += alpha * v };
+            unsafe { *c.add(r * ldc + j) = update(alpha * v, beta, *c.add(r * ldc + j)) };
         }
     }
 }
@@ -511,7 +508,22 @@ fn packed(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ld
     }
 }
 
+/// `p + beta c`, where `beta == 0` ignores `c` (which may be NaN).
+#[inline(always)]
+pub(crate) fn update(p: f32, beta: f32, c: f32) -> f32 {
+    if beta == 0.0 {
+        p
+    } else if beta == 1.0 {
+        p + c
+    } else {
+        p + beta * c
+    }
+}
+
 fn scale(beta: f32, c: &mut [f32], m: usize, n: usize, ldc: usize) {
+    if beta == 1.0 {
+        return;
+    }
     for i in 0..m {
         for v in &mut c[i * ldc..i * ldc + n] {
             *v = if beta == 0.0 { 0.0 } else { beta * *v };
@@ -621,34 +633,44 @@ mod tests {
         (data, rs, cs)
     }
 
-    /// Runs `kernel` (`C += alpha A B`) on every layout and checks it.
-    fn check(m: usize, k: usize, n: usize, kernel: &dyn Fn(f32, MatRef<'_>, MatRef<'_>, &mut [f32], usize)) {
+    /// The signature of `blocked` with its buffers bound.
+    type Kernel<'k> = &'k dyn Fn(f32, MatRef<'_>, MatRef<'_>, f32, &mut [f32], usize);
+
+    /// Runs `kernel` (`C = alpha A B + beta C`) on every layout, for `beta` 0 (`C` NaN
+    /// on entry), 1 and 2, and checks it.
+    fn check(m: usize, k: usize, n: usize, kernel: Kernel<'_>) {
         let mut rng = Rng::new((m * 31 + k * 7 + n) as u64);
         for (a_cm, b_cm) in [(false, false), (false, true), (true, false), (true, true)] {
-            let (ad, ars, acs) = stored(&mut rng, m, k, a_cm);
-            let (bd, brs, bcs) = stored(&mut rng, k, n, b_cm);
-            let a = MatRef { data: &ad, rows: m, cols: k, rs: ars, cs: acs };
-            let b = MatRef { data: &bd, rows: k, cols: n, rs: brs, cs: bcs };
-            let ldc = n + 2;
-            let c0: std::vec::Vec<f32> = (0..m * ldc).map(|i| (i % 7) as f32 - 3.0).collect();
-            let mut c = c0.clone();
-            kernel(0.5, a, b, &mut c, ldc);
-            for i in 0..m {
-                for j in 0..n {
-                    let (mut exact, mut size) = (c0[i * ldc + j] as f64, c0[i * ldc + j].abs() as f64);
-                    for p in 0..k {
-                        let v = 0.5 * a.at(i, p) as f64 * b.at(p, j) as f64;
-                        exact += v;
-                        size += v.abs();
+            for beta in [0.0f32, 1.0, 2.0] {
+                let (ad, ars, acs) = stored(&mut rng, m, k, a_cm);
+                let (bd, brs, bcs) = stored(&mut rng, k, n, b_cm);
+                let a = MatRef { data: &ad, rows: m, cols: k, rs: ars, cs: acs };
+                let b = MatRef { data: &bd, rows: k, cols: n, rs: brs, cs: bcs };
+                let ldc = n + 2;
+                let c0: std::vec::Vec<f32> = (0..m * ldc)
+                    .map(|i| if beta == 0.0 && i % ldc < n { f32::NAN } else { (i % 7) as f32 - 3.0 })
+                    .collect();
+                let mut c = c0.clone();
+                kernel(0.5, a, b, beta, &mut c, ldc);
+                for i in 0..m {
+                    for j in 0..n {
+                        let c_in = if beta == 0.0 { 0.0 } else { beta as f64 * c0[i * ldc + j] as f64 };
+                        let (mut exact, mut size) = (c_in, c_in.abs());
+                        for p in 0..k {
+                            let v = 0.5 * a.at(i, p) as f64 * b.at(p, j) as f64;
+                            exact += v;
+                            size += v.abs();
+                        }
+                        let got = c[i * ldc + j] as f64;
+                        assert!(
+                            (got - exact).abs() <= 1e-5 * size.max(1.0) * (k as f64).sqrt().max(1.0),
+                            "C[{i}, {j}] = {got}, expected {exact}: {m}x{k}x{n}, A col-major {a_cm}, \
+                             B col-major {b_cm}, beta {beta}"
+                        );
                     }
-                    let got = c[i * ldc + j] as f64;
-                    assert!(
-                        (got - exact).abs() <= 1e-5 * size.max(1.0) * (k as f64).sqrt().max(1.0),
-                        "C[{i}, {j}] = {got}, expected {exact}: {m}x{k}x{n}, A col-major {a_cm}, B col-major {b_cm}"
-                    );
-                }
-                for j in n..ldc {
-                    assert_eq!(c[i * ldc + j], c0[i * ldc + j], "padding of C written");
+                    for j in n..ldc {
+                        assert_eq!(c[i * ldc + j], c0[i * ldc + j], "padding of C written");
+                    }
                 }
             }
         }
@@ -672,10 +694,10 @@ mod tests {
     #[test]
     fn portable_tile_matches_reference() {
         for (m, k, n) in SHAPES {
-            check(m, k, n, &|alpha, a, b, c, ldc| {
+            check(m, k, n, &|alpha, a, b, beta, c, ldc| {
                 let mut panel = std::vec![0.0f32; Portable::KC * Portable::NR];
                 // SAFETY: the views are inside their vectors; the panel has its size.
-                unsafe { blocked::<Portable>(alpha, a, b, c, ldc, panel.as_mut_ptr(), None) }
+                unsafe { blocked::<Portable>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr(), None) }
             });
         }
     }
@@ -688,14 +710,14 @@ mod tests {
         }
         for (m, k, n) in SHAPES {
             for with_blocks in [false, true] {
-                check(m, k, n, &|alpha, a, b, c, ldc| {
+                check(m, k, n, &|alpha, a, b, beta, c, ldc| {
                     let mut panel = std::vec![0.0f32; avx2::KC * avx2::NR];
                     let mut a_block = std::vec![0.0f32; MC * avx2::KC];
                     let mut b_block = std::vec![0.0f32; avx2::KC * NC];
                     let blocks = with_blocks.then(|| Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() });
                     // SAFETY: AVX2 is available; the views are inside their vectors;
                     // the buffers have their sizes.
-                    unsafe { blocked::<avx2::Avx2>(alpha, a, b, c, ldc, panel.as_mut_ptr(), blocks) }
+                    unsafe { blocked::<avx2::Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr(), blocks) }
                 });
             }
         }
