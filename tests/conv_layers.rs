@@ -301,10 +301,8 @@ fn conv2d_larger_than_one_tile() {
 }
 
 #[test]
-fn conv2d_through_gemm() {
-    // 16 x 72 x 144 multiply-adds per product: above the direct-product limit, so the
-    // forward and both backward products go through GEMM.
-    const _: () = assert!(16 * 72 * 144 > nn_core::kernels::conv::DIRECT_PRODUCT_LIMIT);
+fn conv2d_larger_products() {
+    // Products of 16 x 72 x 144: several GEMM register tiles in every dimension.
     check_conv2d(
         "conv2d 8 -> 16 on 12x12",
         Conv2d::<8, 12, 12, 16, 3, 3, 12, 12>::new([1, 1], Padding::Same, [1, 1]),
@@ -424,9 +422,8 @@ fn conv_transpose2d_dilated_asymmetric_without_bias() {
 }
 
 #[test]
-fn conv_transpose2d_through_gemm() {
-    // 72 x 16 x 64 multiply-adds: above the direct-product limit.
-    const _: () = assert!(72 * 16 * 64 > nn_core::kernels::conv::DIRECT_PRODUCT_LIMIT);
+fn conv_transpose2d_larger_products() {
+    // Products of 72 x 16 x 64.
     check_conv_transpose(
         "conv_transpose2d 16 -> 8, 8x8 -> 16x16",
         ConvTranspose2d::<16, 8, 8, 8, 3, 3, 16, 16>::new([2, 2], [1, 1], [1, 1], [1, 1]),

@@ -148,9 +148,12 @@ fn the_digit_cnn_expands_to_the_layers_composed_by_hand() {
 
     let x: Vec<f32> = (0..3 * 64).map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0).collect();
     assert_eq!(model.predict(&x), hand.predict(&x));
-    // Batch-1 inference on the stack agrees with the batch path.
+    // Batch-1 inference on the stack agrees with the batch path (up to rounding: a
+    // single row takes the GEMV kernel, a batch the GEMM one).
     let one = model.predict_one(&Tensor::from_slice(&x[64..128]).unwrap());
-    assert_eq!(one.as_slice(), &model.predict(&x)[10..20]);
+    for (a, b) in one.iter().zip(&model.predict(&x)[10..20]) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "batch 1: {a}, batch 3: {b}");
+    }
     let summary = model.summary().to_string();
     for row in ["conv1", "Conv2d", "[16, 8, 8]", "MaxPool2d", "Flatten", "[256]"] {
         assert!(summary.contains(row), "{row} not in\n{summary}");

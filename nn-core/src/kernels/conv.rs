@@ -24,17 +24,12 @@
 //! time, so the scratch space is `P * min(N, POSITIONS_PER_TILE)` floats per layer
 //! whatever the image size, and a 1x1 convolution with stride 1 and no padding uses the
 //! input itself as its column matrix. Nothing here allocates.
-use super::gemm::{dot, gemm, MatRef};
+use super::gemm::{gemm, MatRef};
 
 /// The number of output positions (columns of the column matrix) built and multiplied
 /// at a time: it bounds the scratch space of a layer to `patch * 256` floats while
 /// keeping every GEMM at least 256 columns wide on large images.
 pub const POSITIONS_PER_TILE: usize = 256;
-
-/// Products of at most this many multiply-adds (`m * k * n`) skip GEMM's packing and
-/// are computed directly, row by row: small convolutions at batch 1 (the digits CNN's
-/// first layer is 16 x 9 x 64) are dominated by packing otherwise.
-pub const DIRECT_PRODUCT_LIMIT: usize = 1 << 16;
 
 /// The scratch floats a convolution of this patch length (`C * KH * KW`) and number of
 /// output positions (`OH * OW`) needs: one tile of its column matrix.
@@ -210,40 +205,6 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut
     });
 }
 
-/// `C[m x n] = A[m x k] B[k x n] + beta * C` (`beta` 0 or 1), `C` row-major with row
-/// stride `ldc`. Small products are computed directly, in loops the compiler
-/// vectorises: when the rows of `B` are contiguous, each row of `C` accumulates rows of
-/// `B` scaled by the row of `A`; when `B` is a transposed row-major matrix and the rows
-/// of `A` are contiguous, each element is a dot product of two rows. Everything else
-/// goes to [`gemm`].
-fn product(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    let rows_of_b = b.cs == 1;
-    let dots = a.cs == 1 && b.rs == 1;
-    if m * k * n > DIRECT_PRODUCT_LIMIT || !(rows_of_b || dots) || m == 0 || n == 0 {
-        return gemm(1.0, a, b, beta, c, ldc);
-    }
-    assert!(k == b.rows && (m - 1) * ldc + n <= c.len() && n <= ldc, "product: shapes");
-    for i in 0..m {
-        let row = &mut c[i * ldc..][..n];
-        if beta == 0.0 {
-            row.fill(0.0);
-        }
-        if rows_of_b {
-            for j in 0..k {
-                let scale = a.data[i * a.rs + j * a.cs];
-                let b_row = &b.data[j * b.rs..][..n];
-                row.iter_mut().zip(b_row).for_each(|(c, &b)| *c += scale * b);
-            }
-        } else {
-            let a_row = &a.data[i * a.rs..][..k];
-            for (j, c) in row.iter_mut().enumerate() {
-                *c += dot(a_row, &b.data[j * b.cs..][..k]);
-            }
-        }
-    }
-}
-
 /// The tiles of output positions: `(start, len)` pairs covering `0..positions`.
 fn tiles(positions: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..positions).step_by(POSITIONS_PER_TILE).map(move |s| (s, (positions - s).min(POSITIONS_PER_TILE)))
@@ -279,7 +240,7 @@ pub fn forward(
                 im2col(g, xb, start, len, scratch);
                 MatRef::new(&scratch[..patch * len], patch, len)
             };
-            product(w, cols, 1.0, &mut yb[start..], n);
+            gemm(1.0, w, cols, 1.0, &mut yb[start..], n);
         }
     }
 }
@@ -317,16 +278,16 @@ pub fn backward(
             let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
             if g.is_pointwise() {
                 let cols = MatRef { data: &xb[start..], rows: patch, cols: len, rs: n, cs: 1 };
-                product(dy_tile, cols.t(), 1.0, d_weight, patch);
+                gemm(1.0, dy_tile, cols.t(), 1.0, d_weight, patch);
                 if let Some(dxb) = dxb.as_deref_mut() {
-                    product(w.t(), dy_tile, 0.0, &mut dxb[start..], n);
+                    gemm(1.0, w.t(), dy_tile, 0.0, &mut dxb[start..], n);
                 }
                 continue;
             }
             im2col(g, xb, start, len, scratch);
-            product(dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, d_weight, patch);
+            gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, d_weight, patch);
             if let Some(dxb) = dxb.as_deref_mut() {
-                product(w.t(), dy_tile, 0.0, scratch, len);
+                gemm(1.0, w.t(), dy_tile, 0.0, scratch, len);
                 col2im(g, scratch, start, len, dxb);
             }
         }
@@ -363,9 +324,9 @@ pub fn transpose_forward(
         for (start, len) in tiles(n) {
             let x_tile = MatRef { data: &xb[start..], rows: in_channels, cols: len, rs: n, cs: 1 };
             if g.is_pointwise() {
-                product(w.t(), x_tile, 1.0, &mut yb[start..], n);
+                gemm(1.0, w.t(), x_tile, 1.0, &mut yb[start..], n);
             } else {
-                product(w.t(), x_tile, 0.0, scratch, len);
+                gemm(1.0, w.t(), x_tile, 0.0, scratch, len);
                 col2im(g, scratch, start, len, yb);
             }
         }
@@ -410,10 +371,10 @@ pub fn transpose_backward(
             };
             let x_tile = MatRef { data: &xb[start..], rows: in_channels, cols: len, rs: n, cs: 1 };
             // d_weight[C_in, P] += x[C_in, N] cols^T[N, P]
-            product(x_tile, cols.t(), 1.0, d_weight, patch);
+            gemm(1.0, x_tile, cols.t(), 1.0, d_weight, patch);
             if let Some(dxb) = dxb.as_deref_mut() {
                 // dx[C_in, N] = weight[C_in, P] cols[P, N]
-                product(w, cols, 0.0, &mut dxb[start..], n);
+                gemm(1.0, w, cols, 0.0, &mut dxb[start..], n);
             }
         }
     }
