@@ -11,14 +11,15 @@ mod reshape;
 mod sequence_dense;
 
 pub use activation::{Act, Elu, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
+pub use conv::{conv_output_size, conv_transpose_output_size, same_padding, Conv1d, Conv2d, ConvTranspose2d, Padding};
 pub use dense::Dense;
 pub use dropout::Dropout;
-pub use conv::{conv_output_size, conv_transpose_output_size, same_padding, Conv1d, Conv2d, ConvTranspose2d, Padding};
 pub use embedding::Embedding;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d};
 pub use pool::{
-    pool_output_size, Average, AvgPool1d, AvgPool2d, GlobalAvgPool1d, GlobalAvgPool2d, GlobalMaxPool1d, GlobalMaxPool2d,
-    GlobalPool1d, GlobalPool2d, Max, MaxPool1d, MaxPool2d, Pool1d, Pool2d, PoolMode, Upsample, Upsample1d,
+    pool_output_size, Average, AvgPool1d, AvgPool2d, GlobalAvgPool1d, GlobalAvgPool2d, GlobalMaxPool1d,
+    GlobalMaxPool2d, GlobalPool1d, GlobalPool2d, Max, MaxPool1d, MaxPool2d, Pool1d, Pool2d, PoolMode, Upsample,
+    Upsample1d,
 };
 pub use recurrent::{Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn};
 pub use reshape::{Flatten, Reshape};
