@@ -167,9 +167,10 @@ fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA ([`available`]); the views must lie within their
-/// slices and `C`'s rows within `c` (as `gemm` asserts).
+/// slices; `C`'s `m` rows of `n` columns (stride `ldc`) must be writable at `c` and
+/// not otherwise borrowed.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut f32, ldc: usize) {
     // Uninitialised: `blocked` writes each panel row before the tile reads it.
     let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
     #[cfg(feature = "std")]

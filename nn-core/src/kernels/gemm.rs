@@ -17,6 +17,8 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::avx2;
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+use super::parallel;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -87,32 +89,41 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     }
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
+        #[cfg(feature = "threading")]
+        if m * n * k >= PARALLEL_MIN_FLOPS && threads() > 1 {
+            return parallel::gemm(alpha, a, b, beta, c, ldc);
+        }
         // SAFETY: the CPU has AVX2 and FMA; the views and `C` were checked above.
-        return unsafe { avx2::gemm(alpha, a, b, beta, c, ldc) };
+        return unsafe { avx2::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) };
     }
     let mut panel = core::mem::MaybeUninit::<[f32; Portable::KC * Portable::NR]>::uninit();
     // SAFETY: the views and `C` were checked above; the panel holds `KC x NR` floats.
-    unsafe { blocked::<Portable>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
+    unsafe { blocked::<Portable>(alpha, a, b, beta, c.as_mut_ptr(), ldc, panel.as_mut_ptr().cast(), None) }
 }
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
-/// `matrixmultiply` kernel when `alloc` is available and it is the faster choice: on
-/// several threads (the `threading` feature, see [`threads`]), or without the AVX2
-/// kernels of this crate (another architecture, an older CPU).
+/// `matrixmultiply` kernel when `alloc` is available and the AVX2 tile is not (another
+/// architecture, an older CPU): there packing beats the portable tile.
 pub const PACKED_MIN_FLOPS: usize = 1 << 21;
+
+/// Products of at least this many multiply-adds are split between [`threads`] threads
+/// (the `threading` feature, with the AVX2 tile): below it, waking a worker costs more
+/// than it saves.
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 /// Whether a large product is faster packed than by the register-blocked kernels.
 #[cfg(feature = "alloc")]
 fn packed_is_faster() -> bool {
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
-        return threads() > 1;
+        return false;
     }
     true
 }
 
-/// The threads `matrixmultiply` uses: `MATMUL_NUM_THREADS`, read once as it does, or
-/// the available parallelism; 1 without the `threading` feature.
+/// The threads large products use: `MATMUL_NUM_THREADS` (as `matrixmultiply`, which
+/// takes products when the AVX2 tile is not available, reads it), read once, or the
+/// available parallelism, at most 4; 1 without the `threading` feature.
 pub fn threads() -> usize {
     #[cfg(feature = "threading")]
     {
@@ -207,15 +218,16 @@ pub(crate) const NC: usize = 1024;
 ///
 /// # Safety
 /// The views lie within their slices, `C`'s `m` rows of `n` columns (stride `ldc`)
-/// within `c`, `panel` has room for `T::KC * T::NR` floats, `blocks` as documented,
-/// and the CPU supports `T`.
+/// are writable at `c` and not otherwise borrowed, `panel` has room for
+/// `T::KC * T::NR` floats, `blocks` as documented, and the CPU supports `T`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn blocked<T: Tile>(
     alpha: f32,
     a: MatRef<'_>,
     b: MatRef<'_>,
     beta: f32,
-    c: &mut [f32],
+    c: *mut f32,
     ldc: usize,
     panel: *mut f32,
     blocks: Option<Blocks>,
@@ -238,7 +250,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
                     unsafe {
                         T::pack(panel, b, k0, kc, j0, nr);
                         let a_at = a.data.as_ptr().add(i1 * a.rs + k0 * a.cs);
-                        let cp = c.as_mut_ptr().add(i1 * ldc + j0);
+                        let cp = c.add(i1 * ldc + j0);
                         sweep::<T>((alpha, beta), a_at, (a.rs, a.cs, false), mc, kc, panel, cp, ldc, nr);
                     }
                     j0 += nr;
@@ -275,7 +287,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
                     let nr = T::NR.min(nc - j0);
                     // SAFETY: the packed blocks were written above; the tiles are in C.
                     unsafe {
-                        let cp = c.as_mut_ptr().add(i1 * ldc + jc + j0);
+                        let cp = c.add(i1 * ldc + jc + j0);
                         sweep::<T>((alpha, beta), blocks.a, (0, 0, true), mc, kc, blocks.b.add(j0 * kc), cp, ldc, nr);
                     }
                     j0 += nr;
@@ -697,8 +709,18 @@ mod tests {
             check(m, k, n, &|alpha, a, b, beta, c, ldc| {
                 let mut panel = std::vec![0.0f32; Portable::KC * Portable::NR];
                 // SAFETY: the views are inside their vectors; the panel has its size.
-                unsafe { blocked::<Portable>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr(), None) }
+                unsafe { blocked::<Portable>(alpha, a, b, beta, c.as_mut_ptr(), ldc, panel.as_mut_ptr(), None) }
             });
+        }
+    }
+
+    /// Products large enough to be split between threads (with `threading` and more
+    /// than one thread), by rows and by columns, through the public entry point.
+    #[test]
+    fn large_products_match_reference() {
+        for (m, k, n) in [(300, 150, 100), (100, 150, 300), (211, 97, 205)] {
+            assert!(m * k * n >= PARALLEL_MIN_FLOPS);
+            check(m, k, n, &|alpha, a, b, beta, c, ldc| gemm(alpha, a, b, beta, c, ldc));
         }
     }
 
@@ -714,10 +736,10 @@ mod tests {
                     let mut panel = std::vec![0.0f32; avx2::KC * avx2::NR];
                     let mut a_block = std::vec![0.0f32; MC * avx2::KC];
                     let mut b_block = std::vec![0.0f32; avx2::KC * NC];
-                    let blocks = with_blocks.then(|| Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() });
+                    let blocks = with_blocks.then_some(Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() });
                     // SAFETY: AVX2 is available; the views are inside their vectors;
                     // the buffers have their sizes.
-                    unsafe { blocked::<avx2::Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr(), blocks) }
+                    unsafe { blocked::<avx2::Avx2>(alpha, a, b, beta, c.as_mut_ptr(), ldc, panel.as_mut_ptr(), blocks) }
                 });
             }
         }

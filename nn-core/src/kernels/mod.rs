@@ -8,6 +8,8 @@ mod avx2;
 pub mod conv;
 pub mod dense;
 pub mod gemm;
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+mod parallel;
 pub mod pool;
 pub mod recurrent;
 

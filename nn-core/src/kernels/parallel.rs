@@ -1,0 +1,186 @@
+//! Large products on several threads (the `threading` feature): `C` is split into
+//! column (or row) blocks, one per thread, each computed by the AVX2 kernel.
+//!
+//! The workers are started by the first large product and kept, parked on a condition
+//! variable, for every later one; handing out a product allocates nothing. The caller
+//! computes the first block itself. When another thread's product is in flight, the
+//! product runs on the calling thread alone instead of waiting.
+use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
+
+use super::avx2;
+use super::gemm::{threads, MatRef};
+
+/// The work of one product: `run(part)` for `part` in `1..parts` on the workers.
+#[derive(Clone, Copy)]
+struct Job {
+    run: *const (dyn Fn(usize) + Sync),
+    parts: usize,
+}
+
+// SAFETY: `run` points to a `Sync` closure that outlives the job (the caller waits for
+// every worker before returning).
+unsafe impl Send for Job {}
+
+struct State {
+    /// Incremented for every job; a worker runs each generation once.
+    generation: u64,
+    job: Option<Job>,
+    /// Workers that have not finished the current job.
+    pending: usize,
+    /// Whether a part panicked.
+    panicked: bool,
+}
+
+struct Pool {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+    /// Held by the thread whose product the workers are computing.
+    busy: Mutex<()>,
+    workers: usize,
+}
+
+static POOL: OnceLock<&'static Pool> = OnceLock::new();
+
+/// The pool of `threads() - 1` workers, started on first use.
+fn pool() -> &'static Pool {
+    POOL.get_or_init(|| {
+        let workers = threads() - 1;
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            state: Mutex::new(State { generation: 0, job: None, pending: 0, panicked: false }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            busy: Mutex::new(()),
+            workers,
+        }));
+        for part in 1..=workers {
+            std::thread::Builder::new()
+                .name(format!("nn-gemm-{part}"))
+                .spawn(move || worker(pool, part))
+                .expect("cannot start a GEMM worker thread");
+        }
+        pool
+    })
+}
+
+fn worker(pool: &'static Pool, part: usize) {
+    let mut seen = 0;
+    loop {
+        let job = {
+            let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+            while state.generation == seen {
+                state = pool.work.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            seen = state.generation;
+            state.job
+        };
+        let mut panicked = false;
+        if let Some(job) = job {
+            if part < job.parts {
+                // SAFETY: the closure lives until `pending` reaches 0 (see `Job`).
+                let run = unsafe { &*job.run };
+                panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(part))).is_err();
+            }
+        }
+        let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.panicked |= panicked;
+        state.pending -= 1;
+        if state.pending == 0 {
+            pool.done.notify_one();
+        }
+    }
+}
+
+/// Calls `run(part)` for every `part` in `0..parts`, part 0 on this thread and the
+/// others on the workers (or all here when the pool is busy), and returns when all
+/// are done.
+fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
+    let pool = pool();
+    let _busy = match pool.busy.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            (0..parts).for_each(run);
+            return;
+        }
+    };
+    {
+        // SAFETY: only the lifetime is erased; this function does not return before
+        // every worker has finished with the job.
+        let run: *const (dyn Fn(usize) + Sync + 'static) = unsafe { core::mem::transmute(run) };
+        let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.job = Some(Job { run, parts });
+        state.pending = pool.workers;
+        state.panicked = false;
+        state.generation += 1;
+        pool.work.notify_all();
+    }
+    // The caller's own part; a panic here still waits for the workers below.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(0)));
+    let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+    while state.pending > 0 {
+        state = pool.done.wait(state).unwrap_or_else(|e| e.into_inner());
+    }
+    state.job = None;
+    let panicked = state.panicked;
+    drop(state);
+    if let Err(payload) = caught {
+        std::panic::resume_unwind(payload);
+    }
+    assert!(!panicked, "a GEMM worker thread panicked");
+}
+
+/// A raw pointer to `C` that may be shared: every part writes its own block.
+#[derive(Clone, Copy)]
+struct Output(*mut f32);
+
+// SAFETY: the parts write disjoint blocks of `C` (see `gemm`).
+unsafe impl Sync for Output {}
+
+impl Output {
+    /// The pointer `offset` floats in (a method, so that closures capture the `Sync`
+    /// wrapper rather than the raw pointer field).
+    ///
+    /// # Safety
+    /// `offset` is within `C`.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// `C = alpha A B + beta C` on [`threads`] threads: `C` is split along its longer side
+/// into equal blocks (columns in multiples of the tile width), and each thread
+/// computes its block with the AVX2 kernel.
+///
+/// The caller (`gemm::gemm`) has checked the shapes and bounds, and that the CPU has
+/// AVX2 and FMA.
+pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, n) = (a.rows, b.cols);
+    let parts = threads();
+    let out = Output(c.as_mut_ptr());
+    let by_columns = n >= m;
+    // Block sizes: columns rounded up to the tile width, so only the last block has a
+    // partial panel.
+    let step = if by_columns { (n.div_ceil(parts)).div_ceil(avx2::NR) * avx2::NR } else { m.div_ceil(parts) };
+    let run = |part: usize| {
+        let start = part * step;
+        let len = if by_columns { n } else { m };
+        if start >= len {
+            return;
+        }
+        let end = (start + step).min(len);
+        let (a, b, offset) = if by_columns {
+            let b = MatRef { data: &b.data[start * b.cs..], rows: b.rows, cols: end - start, rs: b.rs, cs: b.cs };
+            (a, b, start)
+        } else {
+            let a = MatRef { data: &a.data[start * a.rs..], rows: end - start, cols: a.cols, rs: a.rs, cs: a.cs };
+            (a, b, start * ldc)
+        };
+        // SAFETY: the CPU has AVX2 and FMA (the caller checked); the sub-views lie
+        // within their slices; this part's block of `C` (its rows or columns) lies
+        // within `c` and no other part writes it.
+        unsafe { avx2::gemm(alpha, a, b, beta, out.at(offset), ldc) };
+    };
+    for_each_part(parts, &run);
+}
