@@ -272,14 +272,15 @@ fn sum4(v0: __m256, v1: __m256, v2: __m256, v3: __m256) -> __m128 {
     _mm_add_ps(_mm256_castps256_ps128(t2), _mm256_extractf128_ps(t2, 1))
 }
 
-/// The sum of the eight lanes of `v`.
+/// The sum of the eight lanes of `v`, `((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))`:
+/// the order [`sum4`] gives each of its vectors, so that a row's dot product does not
+/// depend on whether it was computed alone or in a block of four.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn sum8(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
+    let h = _mm256_hadd_ps(v, v);
+    let h = _mm256_hadd_ps(h, h);
+    _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)))
 }
 
 /// `dot(a[..n], x[..n])` in two 8-lane accumulators (even and odd 8-float blocks), a
@@ -325,7 +326,8 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `y[i] += alpha * dot(A[i, :], x)` for `A` row-major with row stride `rs`, `m` rows of
-/// `n` columns: four rows at a time, each in two 8-lane accumulators.
+/// `n` columns: four rows at a time, each in two 8-lane accumulators. Each row's sum is
+/// rounded exactly as [`dot`] rounds it.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `a` must hold `(m - 1) rs + n` floats (when

@@ -547,6 +547,10 @@ fn scale(beta: f32, c: &mut [f32], m: usize, n: usize, ldc: usize) {
 /// `A` are dot products over contiguous memory (four rows at a time with AVX2); for a
 /// column-major `A` the columns are accumulated (axpy) instead, so both layouts stream
 /// memory in order.
+///
+/// For a row-major `A`, row `i` gives `y[i] = beta y[i] + alpha dot(A[i, :], x)` with
+/// [`dot`]'s rounding, bit for bit: a projection `W x + b` computed by `gemv` (with `y`
+/// holding `b` and `beta = 1`) equals the same rows computed one [`dot`] at a time.
 pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
     let (m, n) = (a.rows, a.cols);
     assert!(x.len() >= n && y.len() >= m && a.extent() <= a.data.len(), "gemv: shapes");
@@ -711,6 +715,26 @@ mod tests {
                 // SAFETY: the views are inside their vectors; the panel has its size.
                 unsafe { blocked::<Portable>(alpha, a, b, beta, c.as_mut_ptr(), ldc, panel.as_mut_ptr(), None) }
             });
+        }
+    }
+
+    /// `gemv` over a row-major matrix rounds every row as `dot` does, whatever block
+    /// of rows it falls in.
+    #[test]
+    fn gemv_rows_equal_dot_bit_for_bit() {
+        let mut rng = Rng::new(11);
+        for m in [1, 3, 4, 5, 9, 64, 66] {
+            for n in [1, 7, 8, 9, 15, 16, 17, 24, 33, 64, 72] {
+                let a: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                let x: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                let bias: std::vec::Vec<f32> = (0..m).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                let mut y = bias.clone();
+                gemv(1.0, MatRef::new(&a, m, n), &x, 1.0, &mut y);
+                for i in 0..m {
+                    let expected = dot(&a[i * n..(i + 1) * n], &x) + bias[i];
+                    assert_eq!(y[i].to_bits(), expected.to_bits(), "row {i} of {m}x{n}");
+                }
+            }
         }
     }
 
