@@ -4,7 +4,8 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv"] {
+    t.pass("tests/ui/attention/pass/*.rs");
+    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv", "attention"] {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }
 }

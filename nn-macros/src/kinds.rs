@@ -361,6 +361,13 @@ pub(crate) static KINDS: &[Kind] = &[
     crate::rnn_kinds::GRU,
     crate::rnn_kinds::EMBEDDING,
     crate::rnn_kinds::SEQUENCE_DENSE,
+    MULTI_HEAD_ATTENTION,
+    LAYER_NORM,
+    POSITIONAL_ENCODING,
+    LEARNED_POSITIONAL,
+    FEED_FORWARD,
+    TRANSFORMER_ENCODER_LAYER,
+    TRANSFORMER_ENCODER,
 ];
 
 const ALPHA_LEAKY: &[OptionSpec] =
@@ -559,3 +566,245 @@ fn activation_value(name: &str, value: &Value) -> Result<Activation, String> {
     };
     Activation::named(found, alpha).ok_or_else(|| format!("unknown activation `{word}`"))
 }
+
+// ---------------------------------------------------------------------------------------
+// Attention and the Transformer encoder: `MultiHeadAttention`, `LayerNorm`,
+// `PositionalEncoding`, `LearnedPositional`, `FeedForward`, `TransformerEncoderLayer`
+// and `TransformerEncoder`. All but `LayerNorm` take a sequence `[time, width]` and
+// return the same shape; `LayerNorm` normalises the last dimension of any shape.
+
+/// A check of one option against the input shape, reported at that option (`heads: 3`)
+/// when the user wrote it, else at the layer's kind. Runs after the rank check, on
+/// resolved options.
+pub(crate) struct OptionCheck {
+    pub kind: &'static str,
+    pub option: &'static str,
+    pub check: fn(&Args, &ShapeInfo) -> Result<(), String>,
+}
+
+/// The option checks of kind `kind`.
+pub(crate) fn option_checks(kind: &str) -> impl Iterator<Item = &'static OptionCheck> + '_ {
+    OPTION_CHECKS.iter().filter(move |c| c.kind == kind)
+}
+
+static OPTION_CHECKS: &[OptionCheck] = &[
+    OptionCheck { kind: "MultiHeadAttention", option: "heads", check: heads_divide_width },
+    OptionCheck { kind: "TransformerEncoderLayer", option: "heads", check: heads_divide_width },
+    OptionCheck { kind: "TransformerEncoder", option: "heads", check: heads_divide_width },
+    OptionCheck { kind: "LayerNorm", option: "eps", check: positive_eps },
+    OptionCheck { kind: "TransformerEncoderLayer", option: "eps", check: positive_eps },
+    OptionCheck { kind: "TransformerEncoder", option: "eps", check: positive_eps },
+    OptionCheck { kind: "FeedForward", option: "activation", check: elementwise_activation },
+    OptionCheck { kind: "TransformerEncoderLayer", option: "activation", check: elementwise_activation },
+    OptionCheck { kind: "TransformerEncoder", option: "activation", check: elementwise_activation },
+];
+
+/// The heads split the width into `width / heads` features each.
+fn heads_divide_width(args: &Args, input: &ShapeInfo) -> Result<(), String> {
+    let heads = args.count("heads");
+    let ShapeInfo::Known(dims) = input else { return Ok(()) };
+    let width = dims.last().copied().unwrap_or(1);
+    if width % heads == 0 {
+        return Ok(());
+    }
+    let divisors: Vec<String> = (1..=width).filter(|d| width % d == 0).map(|d| d.to_string()).collect();
+    Err(format!(
+        "`heads: {heads}` does not divide the model width {width} (the input is {}): each head gets \
+         `width / heads` features; the divisors of {width} are {}",
+        suggest::dims(dims),
+        divisors.join(", ")
+    ))
+}
+
+fn positive_eps(args: &Args, _: &ShapeInfo) -> Result<(), String> {
+    let eps = args.float("eps");
+    if eps > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("`eps` must be positive (it keeps `1 / sqrt(var + eps)` finite), found {eps}"))
+    }
+}
+
+fn elementwise_activation(args: &Args, _: &ShapeInfo) -> Result<(), String> {
+    match args.activation("activation") {
+        Activation::Softmax => Err(String::from(
+            "the feed-forward activation acts on each value alone; `Softmax` normalises a whole row \
+             (use `Relu` or `Gelu`, as PyTorch)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+const SEQUENCE_INPUT: InputRank = InputRank {
+    rank: 2,
+    noun: "a sequence `[time, width]`",
+    hint: "attention relates the time steps of a sequence: give `{layer}` a `[time, width]` input, for example \
+           from `Embedding` or `Reshape { shape: [time, width] }`",
+};
+
+/// Dimension `i` of the input as a const generic argument: a literal, or an
+/// expression over the `DIMS` of a shape known only as a type.
+fn attention_dim(input: &ShapeInfo, i: usize) -> TokenStream {
+    match input {
+        ShapeInfo::Known(dims) => {
+            let d = Literal::usize_unsuffixed(dims.get(i).copied().unwrap_or(1));
+            quote!(#d)
+        }
+        // A shape of another rank is reported by the rank check alone: a missing
+        // dimension is 0 here, which no const check of the layer rejects.
+        ShapeInfo::Opaque(ty) => quote!({
+            let dims = <#ty as ::nn_core::Shape>::DIMS;
+            if dims.len() > #i { dims[#i] } else { 0 }
+        }),
+        ShapeInfo::Unknown => quote!(1),
+    }
+}
+
+const HEADS: OptionSpec = OptionSpec { name: "heads", ty: OptionType::Count, default: None };
+const CAUSAL: OptionSpec = OptionSpec { name: "causal", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
+const EPS: OptionSpec = OptionSpec { name: "eps", ty: OptionType::Float, default: Some(Resolved::Float(1e-5)) };
+const FF: OptionSpec = OptionSpec { name: "ff", ty: OptionType::Count, default: None };
+const ENCODER_LAYERS: OptionSpec =
+    OptionSpec { name: "layers", ty: OptionType::Count, default: Some(Resolved::Count(1)) };
+const NORM_FIRST: OptionSpec =
+    OptionSpec { name: "norm_first", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
+const FF_ACTIVATION: OptionSpec = OptionSpec {
+    name: "activation",
+    ty: OptionType::Activation,
+    default: Some(Resolved::Activation(Activation::Relu)),
+};
+/// PyTorch's default for `nn.TransformerEncoderLayer`.
+const ENCODER_DROPOUT: OptionSpec =
+    OptionSpec { name: "dropout", ty: OptionType::Fraction, default: Some(Resolved::Float(0.1)) };
+const NO_DROPOUT: OptionSpec =
+    OptionSpec { name: "dropout", ty: OptionType::Fraction, default: Some(Resolved::Float(0.0)) };
+
+const MULTI_HEAD_ATTENTION_OPTIONS: [OptionSpec; 3] = [HEADS, CAUSAL, NO_DROPOUT];
+const ENCODER_LAYER_OPTIONS: [OptionSpec; 7] = [HEADS, FF, NORM_FIRST, FF_ACTIVATION, ENCODER_DROPOUT, CAUSAL, EPS];
+const ENCODER_OPTIONS: [OptionSpec; 8] =
+    [HEADS, FF, ENCODER_LAYERS, NORM_FIRST, FF_ACTIVATION, ENCODER_DROPOUT, CAUSAL, EPS];
+const FEED_FORWARD_OPTIONS: [OptionSpec; 3] =
+    [OptionSpec { name: "units", ty: OptionType::Count, default: None }, FF_ACTIVATION, NO_DROPOUT];
+
+const MULTI_HEAD_ATTENTION: Kind = Kind {
+    name: "MultiHeadAttention",
+    options: &MULTI_HEAD_ATTENTION_OPTIONS,
+    input_rank: Some(SEQUENCE_INPUT),
+    shape: same_shape,
+    emit: |args, input| {
+        let (t, d) = (attention_dim(input, 0), attention_dim(input, 1));
+        let heads = Literal::usize_unsuffixed(args.count("heads"));
+        let causal = args.flag("causal");
+        let dropout = float(args.float("dropout"));
+        Emitted {
+            ty: quote!(::nn_core::layers::MultiHeadAttention<#t, #d, #heads>),
+            value: quote!(::nn_core::layers::MultiHeadAttention::new(#causal, #dropout)),
+        }
+    },
+};
+
+const LAYER_NORM: Kind = Kind {
+    name: "LayerNorm",
+    options: &[EPS],
+    input_rank: None,
+    shape: same_shape,
+    emit: |args, input| {
+        let shape = input.ty();
+        let eps = float(args.float("eps"));
+        Emitted {
+            ty: quote!(::nn_core::layers::LayerNorm<#shape>),
+            value: quote!(::nn_core::layers::LayerNorm::new(#eps)),
+        }
+    },
+};
+
+const POSITIONAL_ENCODING: Kind = Kind {
+    name: "PositionalEncoding",
+    options: &[],
+    input_rank: Some(SEQUENCE_INPUT),
+    shape: same_shape,
+    emit: |_, input| {
+        let (t, d) = (attention_dim(input, 0), attention_dim(input, 1));
+        Emitted {
+            ty: quote!(::nn_core::layers::PositionalEncoding<#t, #d>),
+            value: quote!(::nn_core::layers::PositionalEncoding::new()),
+        }
+    },
+};
+
+const LEARNED_POSITIONAL: Kind = Kind {
+    name: "LearnedPositional",
+    options: &[],
+    input_rank: Some(SEQUENCE_INPUT),
+    shape: same_shape,
+    emit: |_, input| {
+        let (t, d) = (attention_dim(input, 0), attention_dim(input, 1));
+        Emitted {
+            ty: quote!(::nn_core::layers::LearnedPositional<#t, #d>),
+            value: quote!(::nn_core::layers::LearnedPositional::new()),
+        }
+    },
+};
+
+const FEED_FORWARD: Kind = Kind {
+    name: "FeedForward",
+    options: &FEED_FORWARD_OPTIONS,
+    input_rank: Some(SEQUENCE_INPUT),
+    shape: same_shape,
+    emit: |args, input| {
+        let (t, d) = (attention_dim(input, 0), attention_dim(input, 1));
+        let units = Literal::usize_unsuffixed(args.count("units"));
+        let activation = args.activation("activation");
+        let dropout = float(args.float("dropout"));
+        Emitted {
+            ty: quote!(::nn_core::layers::FeedForward<#t, #d, #units>),
+            value: quote!(::nn_core::layers::FeedForward::new(#activation, #dropout)),
+        }
+    },
+};
+
+/// The `TransformerEncoderLayer` value of an encoder kind's options.
+fn encoder_layer_value(args: &Args) -> TokenStream {
+    let norm_first = args.flag("norm_first");
+    let activation = args.activation("activation");
+    let dropout = float(args.float("dropout"));
+    let causal = args.flag("causal");
+    let eps = float(args.float("eps"));
+    quote!(::nn_core::layers::TransformerEncoderLayer::new(#norm_first, #activation, #dropout)
+        .with_causal(#causal)
+        .with_eps(#eps))
+}
+
+const TRANSFORMER_ENCODER_LAYER: Kind = Kind {
+    name: "TransformerEncoderLayer",
+    options: &ENCODER_LAYER_OPTIONS,
+    input_rank: Some(SEQUENCE_INPUT),
+    shape: same_shape,
+    emit: |args, input| {
+        let (t, d) = (attention_dim(input, 0), attention_dim(input, 1));
+        let heads = Literal::usize_unsuffixed(args.count("heads"));
+        let ff = Literal::usize_unsuffixed(args.count("ff"));
+        Emitted {
+            ty: quote!(::nn_core::layers::TransformerEncoderLayer<#t, #d, #heads, #ff>),
+            value: encoder_layer_value(args),
+        }
+    },
+};
+
+const TRANSFORMER_ENCODER: Kind = Kind {
+    name: "TransformerEncoder",
+    options: &ENCODER_OPTIONS,
+    input_rank: Some(SEQUENCE_INPUT),
+    shape: same_shape,
+    emit: |args, input| {
+        let (t, d) = (attention_dim(input, 0), attention_dim(input, 1));
+        let heads = Literal::usize_unsuffixed(args.count("heads"));
+        let ff = Literal::usize_unsuffixed(args.count("ff"));
+        let layers = Literal::usize_unsuffixed(args.count("layers"));
+        let layer = encoder_layer_value(args);
+        Emitted {
+            ty: quote!(::nn_core::layers::TransformerEncoder<#t, #d, #heads, #ff, #layers>),
+            value: quote!(::nn_core::layers::TransformerEncoder::new(#layer)),
+        }
+    },
+};

@@ -180,6 +180,22 @@ fn builtin(
             input_ok = false;
         }
     }
+    // Checks of one option against the input, reported at that option.
+    if input_ok {
+        for check in kinds::option_checks(kind.name) {
+            if let Err(message) = (check.check)(&args, input) {
+                let entries = def.options.as_ref().map_or(&[][..], |o| &o.entries[..]);
+                match entries.iter().find(|e| e.key == check.option) {
+                    Some(entry) => {
+                        let mut written = quote::ToTokens::to_token_stream(&entry.key);
+                        quote::ToTokens::to_tokens(&entry.value, &mut written);
+                        errors.spanned(written, message);
+                    }
+                    None => errors.spanned(&def.kind, message),
+                }
+            }
+        }
+    }
     let output = match (kind.shape)(&args, if input_ok { input } else { &ShapeInfo::Unknown }) {
         Ok(output) => output,
         Err(message) => {

@@ -54,7 +54,8 @@ pub struct MultiHeadAttention<const T: usize, const D: usize, const H: usize> {
 struct Heads<const D: usize, const H: usize>;
 
 impl<const D: usize, const H: usize> Heads<D, H> {
-    const CHECK: () = assert!(H > 0 && D % H == 0, "attention: the number of heads must divide the model width");
+    const CHECK: () =
+        assert!(H > 0 && D % H == 0, "attention: the number of heads `H` must divide the model width `D`");
 }
 
 /// The `in_proj_weight`, `in_proj_bias`, `out_proj.weight` and `out_proj.bias` tensors

@@ -236,6 +236,20 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         TransformerEncoderLayer { norm_first, activation, dropout, eps: 1e-5, causal: false }
     }
 
+    /// The same layer with a causal mask (`true`) or without.
+    pub const fn with_causal(self, causal: bool) -> Self {
+        TransformerEncoderLayer { causal, ..self }
+    }
+
+    /// The same layer with this layer-norm epsilon.
+    ///
+    /// # Panics
+    /// (At compile time in a `const`.) If `eps` is not positive.
+    pub const fn with_eps(self, eps: f32) -> Self {
+        assert!(eps > 0.0 && eps.is_finite(), "TransformerEncoderLayer: eps must be positive");
+        TransformerEncoderLayer { eps, ..self }
+    }
+
     /// The self-attention block.
     pub const fn attention(&self) -> MultiHeadAttention<T, D, H> {
         MultiHeadAttention::new(self.causal, self.dropout)

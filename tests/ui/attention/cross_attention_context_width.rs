@@ -1,0 +1,11 @@
+use nn_core::layers::CrossAttention;
+use nn_core::{Shape2, Tensor};
+
+fn main() {
+    // 4 queries of width 8 over a context of 6 steps of width 8.
+    let cross = CrossAttention::<4, 6, 8, 2>::new(false, 0.0);
+    let params = vec![0.0; CrossAttention::<4, 6, 8, 2>::PARAMS];
+    let query = [Tensor::<Shape2<4, 8>>::zeros()];
+    let context = [Tensor::<Shape2<6, 16>>::zeros()];
+    let _ = cross.attend(&params, &query, &context);
+}
