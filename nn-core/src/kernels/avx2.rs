@@ -3,9 +3,9 @@
 //!
 //! * [`gemm`]: `C = alpha A B + beta C` by the blocked loops of [`super::gemm`] around a
 //!   register tile of [`MR`] rows by [`NR`] columns (12 accumulators of 8 floats);
-//! * [`gemv_rows`]: `y += alpha A x` for a row-major `A`, four rows at a time;
+//! * [`gemv_rows`]: `y += alpha A x` for a row-major `A`, eight rows at a time;
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 64 rows at a time;
-//! * [`dot`]: a dot product in 16 lanes.
+//! * [`dot`]: a dot product in 8 lanes, rounded as `gemv_rows` rounds each row.
 //!
 //! Every function takes slices whose bounds the safe caller has checked; the raw
 //! pointer arithmetic inside stays within them.
@@ -283,35 +283,44 @@ fn sum8(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)))
 }
 
-/// `dot(a[..n], x[..n])` in two 8-lane accumulators (even and odd 8-float blocks), a
-/// third for an odd block, then the tail in order.
+/// `dot(a[..n], x[..n])`: one 8-lane FMA accumulator over the 8-float blocks in order,
+/// reduced by [`sum8`], plus (when `n` is not a multiple of 8) the remaining products
+/// summed in order. [`gemv_rows`] rounds every row the same way.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `a` and `x` must hold at least `n` floats.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_raw(a: *const f32, x: *const f32, n: usize) -> f32 {
-    let mut s0 = _mm256_setzero_ps();
-    let mut s1 = _mm256_setzero_ps();
+    let mut acc = _mm256_setzero_ps();
     let mut p = 0;
     // SAFETY: every load reads floats `p..p + 8` with `p + 8 <= n`, or `p < n`.
     unsafe {
-        while p + 16 <= n {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p)), _mm256_loadu_ps(x.add(p)), s0);
-            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p + 8)), _mm256_loadu_ps(x.add(p + 8)), s1);
-            p += 16;
-        }
-        if p + 8 <= n {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p)), _mm256_loadu_ps(x.add(p)), s0);
+        while p + 8 <= n {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(p)), _mm256_loadu_ps(x.add(p)), acc);
             p += 8;
         }
-        let mut tail = 0.0;
-        while p < n {
-            tail += *a.add(p) * *x.add(p);
-            p += 1;
+        let sum = sum8(acc);
+        if p == n {
+            return sum;
         }
-        sum8(_mm256_add_ps(s0, s1)) + tail
+        sum + tail(a, x, p, n)
     }
+}
+
+/// `sum_{q = p..n} a[q] x[q]`, in order.
+///
+/// # Safety
+/// `a` and `x` hold at least `n` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tail(a: *const f32, x: *const f32, p: usize, n: usize) -> f32 {
+    let mut sum = 0.0;
+    for q in p..n {
+        // SAFETY: `q < n`.
+        sum += unsafe { *a.add(q) * *x.add(q) };
+    }
+    sum
 }
 
 /// `sum_i a[i] b[i]` over the shorter length (see [`dot_raw`] for the order).
@@ -326,7 +335,8 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `y[i] += alpha * dot(A[i, :], x)` for `A` row-major with row stride `rs`, `m` rows of
-/// `n` columns: four rows at a time, each in two 8-lane accumulators. Each row's sum is
+/// `n` columns: eight rows at a time, one accumulator each (eight independent FMA
+/// chains sharing every load of `x`), then four, then single rows. Each row's sum is
 /// rounded exactly as [`dot`] rounds it.
 ///
 /// # Safety
@@ -335,52 +345,68 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
     assert!(x.len() >= n && y.len() >= m && (m == 0 || (m - 1) * rs + n <= a.len()));
-    let (a, x) = (a.as_ptr(), x.as_ptr());
+    let (a, x, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+    let blocks = n - n % 8;
     let mut i = 0;
-    while i + 4 <= m {
-        // SAFETY: rows `i..i + 4 <= m` and columns `< n` are inside `a` (asserted).
+    // SAFETY (all blocks): rows `i..i + width <= m` and columns `< n` are inside `a`,
+    // `y` holds `m` floats (asserted).
+    while i + 8 <= m {
         unsafe {
-            let rows = [a.add(i * rs), a.add((i + 1) * rs), a.add((i + 2) * rs), a.add((i + 3) * rs)];
-            let mut lo = [_mm256_setzero_ps(); 4];
-            let mut hi = [_mm256_setzero_ps(); 4];
+            let rows: [*const f32; 8] = core::array::from_fn(|r| a.add((i + r) * rs));
+            let mut acc = [_mm256_setzero_ps(); 8];
             let mut p = 0;
-            while p + 16 <= n {
-                let x0 = _mm256_loadu_ps(x.add(p));
-                let x1 = _mm256_loadu_ps(x.add(p + 8));
-                for r in 0..4 {
-                    lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p)), x0, lo[r]);
-                    hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p + 8)), x1, hi[r]);
-                }
-                p += 16;
-            }
-            if p + 8 <= n {
-                let x0 = _mm256_loadu_ps(x.add(p));
-                for r in 0..4 {
-                    lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p)), x0, lo[r]);
+            while p < blocks {
+                let xv = _mm256_loadu_ps(x.add(p));
+                for r in 0..8 {
+                    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p)), xv, acc[r]);
                 }
                 p += 8;
             }
-            let sums = sum4(
-                _mm256_add_ps(lo[0], hi[0]),
-                _mm256_add_ps(lo[1], hi[1]),
-                _mm256_add_ps(lo[2], hi[2]),
-                _mm256_add_ps(lo[3], hi[3]),
-            );
-            let mut out = [0.0f32; 4];
-            _mm_storeu_ps(out.as_mut_ptr(), sums);
-            for r in 0..4 {
-                let mut tail = 0.0;
-                for q in p..n {
-                    tail += *rows[r].add(q) * *x.add(q);
+            let lo = sum4(acc[0], acc[1], acc[2], acc[3]);
+            let hi = sum4(acc[4], acc[5], acc[6], acc[7]);
+            if blocks == n {
+                let sums = _mm256_set_m128(hi, lo);
+                let yv = _mm256_loadu_ps(yp.add(i));
+                _mm256_storeu_ps(yp.add(i), _mm256_add_ps(yv, _mm256_mul_ps(_mm256_set1_ps(alpha), sums)));
+            } else {
+                let mut sums = [0.0f32; 8];
+                _mm_storeu_ps(sums.as_mut_ptr(), lo);
+                _mm_storeu_ps(sums.as_mut_ptr().add(4), hi);
+                for r in 0..8 {
+                    *yp.add(i + r) += alpha * (sums[r] + tail(rows[r], x, blocks, n));
                 }
-                y[i + r] += alpha * (out[r] + tail);
+            }
+        }
+        i += 8;
+    }
+    if i + 4 <= m {
+        unsafe {
+            let rows: [*const f32; 4] = core::array::from_fn(|r| a.add((i + r) * rs));
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut p = 0;
+            while p < blocks {
+                let xv = _mm256_loadu_ps(x.add(p));
+                for r in 0..4 {
+                    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(p)), xv, acc[r]);
+                }
+                p += 8;
+            }
+            let sums = sum4(acc[0], acc[1], acc[2], acc[3]);
+            if blocks == n {
+                let yv = _mm_loadu_ps(yp.add(i));
+                _mm_storeu_ps(yp.add(i), _mm_add_ps(yv, _mm_mul_ps(_mm_set1_ps(alpha), sums)));
+            } else {
+                let mut out = [0.0f32; 4];
+                _mm_storeu_ps(out.as_mut_ptr(), sums);
+                for r in 0..4 {
+                    *yp.add(i + r) += alpha * (out[r] + tail(rows[r], x, blocks, n));
+                }
             }
         }
         i += 4;
     }
     while i < m {
-        // SAFETY: row `i < m` holds `n` floats (asserted).
-        y[i] += alpha * unsafe { dot_raw(a.add(i * rs), x, n) };
+        unsafe { *yp.add(i) += alpha * dot_raw(a.add(i * rs), x, n) };
         i += 1;
     }
 }
