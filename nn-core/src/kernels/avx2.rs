@@ -463,3 +463,48 @@ pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize,
         i += 1;
     }
 }
+
+/// [`super::optim::adam`] eight parameters at a time, with the scalar loop's operations
+/// in the scalar loop's order (no FMA). Returns how many leading parameters it updated
+/// (a multiple of 8); the caller does the rest.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the four slices must have the same length.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn adam(
+    step: &super::optim::AdamStep,
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) -> usize {
+    let n = params.len();
+    let done = n - n % 8;
+    let beta1 = _mm256_set1_ps(step.beta1);
+    let beta2 = _mm256_set1_ps(step.beta2);
+    let one_minus_beta1 = _mm256_set1_ps(1.0 - step.beta1);
+    let one_minus_beta2 = _mm256_set1_ps(1.0 - step.beta2);
+    let step_size = _mm256_set1_ps(step.step_size);
+    let bc2_sqrt = _mm256_set1_ps(step.bc2_sqrt);
+    let eps = _mm256_set1_ps(step.eps);
+    let (pp, gp, mp, vp) = (params.as_mut_ptr(), grads.as_ptr(), m.as_mut_ptr(), v.as_mut_ptr());
+    let mut i = 0;
+    while i < done {
+        // SAFETY: `i + 8 <= n` and every slice holds `n` floats.
+        unsafe {
+            let g = _mm256_loadu_ps(gp.add(i));
+            let mi = _mm256_add_ps(_mm256_mul_ps(beta1, _mm256_loadu_ps(mp.add(i))), _mm256_mul_ps(one_minus_beta1, g));
+            let vi = _mm256_add_ps(
+                _mm256_mul_ps(beta2, _mm256_loadu_ps(vp.add(i))),
+                _mm256_mul_ps(_mm256_mul_ps(one_minus_beta2, g), g),
+            );
+            let denominator = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2_sqrt), eps);
+            let update = _mm256_div_ps(_mm256_mul_ps(step_size, mi), denominator);
+            _mm256_storeu_ps(mp.add(i), mi);
+            _mm256_storeu_ps(vp.add(i), vi);
+            _mm256_storeu_ps(pp.add(i), _mm256_sub_ps(_mm256_loadu_ps(pp.add(i)), update));
+        }
+        i += 8;
+    }
+    done
+}

@@ -8,6 +8,7 @@ mod avx2;
 pub mod conv;
 pub mod dense;
 pub mod gemm;
+pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 mod parallel;
 pub mod pool;
