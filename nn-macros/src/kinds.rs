@@ -604,7 +604,7 @@ fn heads_divide_width(args: &Args, input: &ShapeInfo) -> Result<(), String> {
     let heads = args.count("heads");
     let ShapeInfo::Known(dims) = input else { return Ok(()) };
     let width = dims.last().copied().unwrap_or(1);
-    if width % heads == 0 {
+    if width.is_multiple_of(heads) {
         return Ok(());
     }
     let divisors: Vec<String> = (1..=width).filter(|d| width % d == 0).map(|d| d.to_string()).collect();

@@ -55,7 +55,7 @@ struct Heads<const D: usize, const H: usize>;
 
 impl<const D: usize, const H: usize> Heads<D, H> {
     const CHECK: () =
-        assert!(H > 0 && D % H == 0, "attention: the number of heads `H` must divide the model width `D`");
+        assert!(H > 0 && D.is_multiple_of(H), "attention: the number of heads `H` must divide the model width `D`");
 }
 
 /// The `in_proj_weight`, `in_proj_bias`, `out_proj.weight` and `out_proj.bias` tensors

@@ -44,7 +44,7 @@ pub fn sinusoid(t: usize, j: usize, width: usize) -> f32 {
     // 10000^(-2i / D) = exp(-(2i / D) ln 10000), computed in f64 for the angle.
     let pair = (j / 2 * 2) as f64;
     let angle = t as f64 * libm::exp(-pair / width as f64 * libm::log(10000.0));
-    let value = if j % 2 == 0 { libm::sin(angle) } else { libm::cos(angle) };
+    let value = if j.is_multiple_of(2) { libm::sin(angle) } else { libm::cos(angle) };
     value as f32
 }
 
