@@ -12,6 +12,12 @@
 //! Tolerance: `|actual - expected| <= 1e-5 |expected| + 1e-6`, as the other golden
 //! tests, for outputs, weights and gradients alike: the references are exact to half an
 //! f32 ulp, so this bounds the library's own f32 rounding through a whole encoder layer.
+//! The one exception is the two-layer stacks, whose absolute part is `5e-6`: a gradient
+//! of a first-layer parameter is a sum over the batch and every position of products
+//! taken back through two attentions and four layer norms, and entries where those
+//! terms cancel (to ~1e-2 from terms of order 1) carry absolute errors of 1 to 2e-6
+//! from the rounding of the terms, not of the result (1.7e-6 on `-0.0746`, right at the
+//! edge of `1e-6 + 1e-5 |x|`; the last bits also depend on the GEMM path, FMA or not).
 #[path = "common/fixtures.rs"]
 mod fixtures;
 
@@ -24,6 +30,8 @@ use nn_core::{Activation, Layer, Rng, Shape, Shape1, Shape2, TensorInfo};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
+/// The absolute tolerance of the two-layer stacks (see the module documentation).
+const ATOL_STACK: f32 = 5e-6;
 /// What the gradient array holds before `backward`, which must add to it.
 const GRAD_START: f32 = 0.5;
 
@@ -55,17 +63,26 @@ fn load_params(f: &Fixture, total: usize, visit: Visit<'_>) -> Vec<f32> {
 }
 
 /// Compares `grads - GRAD_START` with the fixture's `grad.<name>` tensors.
+/// The absolute tolerance of fixture `f`.
+fn atol(f: &Fixture) -> f32 {
+    if f.name.starts_with("encoder_stack") {
+        ATOL_STACK
+    } else {
+        ATOL
+    }
+}
+
 fn check_grads(f: &Fixture, grads: &[f32], visit: Visit<'_>) {
     visit(&mut |t| {
         let key = format!("grad.{}", t.path);
         let added: Vec<f32> = grads[t.offset..t.offset + t.len].iter().map(|g| g - GRAD_START).collect();
-        assert_close(&format!("{}: {key}", f.name), &added, f.values(&key), RTOL, ATOL);
+        assert_close(&format!("{}: {key}", f.name), &added, f.values(&key), RTOL, atol(f));
     });
 }
 
 /// Compares `actual` with the fixture tensor `key`.
 fn check(f: &Fixture, what: &str, actual: &[f32], key: &str) {
-    assert_close(&format!("{}: {what}", f.name), actual, f.values(key), RTOL, ATOL);
+    assert_close(&format!("{}: {what}", f.name), actual, f.values(key), RTOL, atol(f));
 }
 
 /// The option `lengths` (`[5, 3, 1]`), if any.
