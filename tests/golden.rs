@@ -53,24 +53,15 @@ const TESTED_GROUPS: &[&str] = &[
 
 /// Every fixture of `group`, asserting there is at least one.
 fn fixtures_in(group: &str) -> Vec<Fixture> {
-    let found: Vec<Fixture> = Fixture::all()
-        .iter()
-        .map(|name| Fixture::load(name))
-        .filter(|f| f.meta("group") == group)
-        .collect();
-    assert!(
-        !found.is_empty(),
-        "no fixture of group `{group}` in {}",
-        Fixture::dir().display()
-    );
+    let found: Vec<Fixture> =
+        Fixture::all().iter().map(|name| Fixture::load(name)).filter(|f| f.meta("group") == group).collect();
+    assert!(!found.is_empty(), "no fixture of group `{group}` in {}", Fixture::dir().display());
     found
 }
 
 /// The activation a fixture's options describe.
 fn activation_of(f: &Fixture) -> Activation {
-    let name = f
-        .option("activation")
-        .unwrap_or_else(|| panic!("{}: no activation option", f.name));
+    let name = f.option("activation").unwrap_or_else(|| panic!("{}: no activation option", f.name));
     match name {
         "identity" => Activation::Identity,
         "relu" => Activation::Relu,
@@ -78,21 +69,11 @@ fn activation_of(f: &Fixture) -> Activation {
         "sigmoid" => Activation::Sigmoid,
         "tanh" => Activation::Tanh,
         "softmax" => {
-            assert_eq!(
-                f.option("dim"),
-                Some("-1"),
-                "{}: softmax over the last dimension only",
-                f.name
-            );
+            assert_eq!(f.option("dim"), Some("-1"), "{}: softmax over the last dimension only", f.name);
             Activation::Softmax
         }
         "gelu" => {
-            assert_eq!(
-                f.option("approximate"),
-                Some("none"),
-                "{}: the library's GELU is the erf form",
-                f.name
-            );
+            assert_eq!(f.option("approximate"), Some("none"), "{}: the library's GELU is the erf form", f.name);
             Activation::Gelu
         }
         "elu" => Activation::Elu(f.option_f32("alpha")),
@@ -107,34 +88,17 @@ fn flat_params<L: Layer>(layer: &L, f: &Fixture, prefix: &str) -> Vec<f32> {
     let mut filled = 0;
     let mut names = Vec::new();
     layer.visit_tensors(None, 0, 0, &mut |t| {
-        assert!(
-            t.trainable,
-            "{}: buffers are not covered by these fixtures yet",
-            f.name
-        );
+        assert!(t.trainable, "{}: buffers are not covered by these fixtures yet", f.name);
         let key = format!("{prefix}.{}", t.path);
         assert_eq!(f.shape(&key), t.shape, "{}: shape of `{key}`", f.name);
         params[t.offset..t.offset + t.len].copy_from_slice(f.values(&key));
         filled += t.len;
         names.push(key);
     });
-    assert_eq!(
-        filled,
-        L::PARAMS,
-        "{}: the layer's tensors do not cover its parameters",
-        f.name
-    );
+    assert_eq!(filled, L::PARAMS, "{}: the layer's tensors do not cover its parameters", f.name);
     let dotted = format!("{prefix}.");
-    let in_fixture: Vec<&str> = f
-        .tensor_names()
-        .filter(|n| n.starts_with(&dotted))
-        .collect();
-    assert_eq!(
-        in_fixture.len(),
-        names.len(),
-        "{}: fixture tensors {in_fixture:?}, layer tensors {names:?}",
-        f.name
-    );
+    let in_fixture: Vec<&str> = f.tensor_names().filter(|n| n.starts_with(&dotted)).collect();
+    assert_eq!(in_fixture.len(), names.len(), "{}: fixture tensors {in_fixture:?}, layer tensors {names:?}", f.name);
     params
 }
 
@@ -143,13 +107,7 @@ fn flat_params<L: Layer>(layer: &L, f: &Fixture, prefix: &str) -> Vec<f32> {
 fn assert_params_close<L: Layer>(layer: &L, f: &Fixture, prefix: &str, actual: &[f32]) {
     layer.visit_tensors(None, 0, 0, &mut |t| {
         let key = format!("{prefix}.{}", t.path);
-        assert_close(
-            &format!("{}: {key}", f.name),
-            &actual[t.offset..t.offset + t.len],
-            f.values(&key),
-            RTOL,
-            ATOL,
-        );
+        assert_close(&format!("{}: {key}", f.name), &actual[t.offset..t.offset + t.len], f.values(&key), RTOL, ATOL);
     });
 }
 
@@ -168,11 +126,7 @@ fn run_layer<L: Layer>(layer: &L, f: &Fixture, upstream: impl FnOnce(&[f32]) -> 
     let (n_in, n_out) = (<L::Input as Shape>::LEN, <L::Output as Shape>::LEN);
     let batch = x.len() / n_in;
     assert_eq!(batch, f.batch(), "{}: batch", f.name);
-    let input_shape: Vec<usize> = [batch]
-        .iter()
-        .chain(<L::Input as Shape>::DIMS)
-        .copied()
-        .collect();
+    let input_shape: Vec<usize> = [batch].iter().chain(<L::Input as Shape>::DIMS).copied().collect();
     assert_eq!(f.shape("input"), input_shape, "{}: input shape", f.name);
 
     let params = flat_params(layer, f, "param");
@@ -182,73 +136,29 @@ fn run_layer<L: Layer>(layer: &L, f: &Fixture, upstream: impl FnOnce(&[f32]) -> 
     let mut output = vec![0.0; batch * n_out];
 
     layer.forward(&params, &buffers, x, &mut output, &mut scratch);
-    assert_close(
-        &format!("{}: forward output", f.name),
-        &output,
-        f.values("output"),
-        RTOL,
-        ATOL,
-    );
+    assert_close(&format!("{}: forward output", f.name), &output, f.values("output"), RTOL, ATOL);
 
     output.fill(0.0);
-    layer.forward_train(
-        &params,
-        &mut buffers,
-        x,
-        &mut output,
-        &mut cache,
-        &mut scratch,
-        &mut Rng::new(0),
-    );
-    assert_close(
-        &format!("{}: forward_train output", f.name),
-        &output,
-        f.values("output"),
-        RTOL,
-        ATOL,
-    );
+    layer.forward_train(&params, &mut buffers, x, &mut output, &mut cache, &mut scratch, &mut Rng::new(0));
+    assert_close(&format!("{}: forward_train output", f.name), &output, f.values("output"), RTOL, ATOL);
 
     let mut dy = upstream(&output);
     let mut grads = vec![0.0; L::PARAMS];
     let mut grad_input = vec![0.0; batch * n_in];
-    layer.backward(
-        &params,
-        x,
-        &output,
-        &cache,
-        &mut dy,
-        Some(&mut grad_input),
-        &mut grads,
-        &mut scratch,
-    );
-    Pass {
-        params,
-        grads,
-        grad_input,
-    }
+    layer.backward(&params, x, &output, &cache, &mut dy, Some(&mut grad_input), &mut grads, &mut scratch);
+    Pass { params, grads, grad_input }
 }
 
 /// The whole layer check: outputs, input gradient and parameter gradients for the
 /// fixture's random upstream gradient.
 fn check_layer<L: Layer>(layer: &L, f: &Fixture) {
     let pass = run_layer(layer, f, |_| f.values("grad_output").to_vec());
-    assert_close(
-        &format!("{}: grad_input", f.name),
-        &pass.grad_input,
-        f.values("grad_input"),
-        RTOL,
-        ATOL,
-    );
+    assert_close(&format!("{}: grad_input", f.name), &pass.grad_input, f.values("grad_input"), RTOL, ATOL);
     assert_params_close(layer, f, "grad", &pass.grads);
 }
 
 fn check_dense<const I: usize, const O: usize, const BIAS: bool>(f: &Fixture) {
-    assert_eq!(
-        f.option("bias"),
-        Some(if BIAS { "true" } else { "false" }),
-        "{}: bias",
-        f.name
-    );
+    assert_eq!(f.option("bias"), Some(if BIAS { "true" } else { "false" }), "{}: bias", f.name);
     check_layer(&Dense::<I, O, BIAS>::new(activation_of(f)), f);
 }
 
@@ -256,19 +166,12 @@ fn check_dense<const I: usize, const O: usize, const BIAS: bool>(f: &Fixture) {
 fn dense_matches_torch_linear() {
     for f in fixtures_in("dense") {
         assert_eq!(f.meta("kind"), "Linear", "{}", f.name);
-        let sizes = (
-            f.option_f32("in_features") as usize,
-            f.option_f32("out_features") as usize,
-            f.option("bias"),
-        );
+        let sizes = (f.option_f32("in_features") as usize, f.option_f32("out_features") as usize, f.option("bias"));
         match sizes {
             (7, 5, Some("true")) => check_dense::<7, 5, true>(&f),
             (7, 5, Some("false")) => check_dense::<7, 5, false>(&f),
             (17, 13, Some("true")) => check_dense::<17, 13, true>(&f),
-            other => panic!(
-                "{}: no Dense instantiation for {other:?}; add one here",
-                f.name
-            ),
+            other => panic!("{}: no Dense instantiation for {other:?}; add one here", f.name),
         }
     }
 }
@@ -278,58 +181,25 @@ fn activations_match_torch() {
     for f in fixtures_in("activation") {
         match f.shape("input") {
             [3, 6] => check_layer(&Act::<Shape1<6>>::new(activation_of(&f)), &f),
-            other => panic!(
-                "{}: no Act instantiation for input {other:?}; add one here",
-                f.name
-            ),
+            other => panic!("{}: no Act instantiation for input {other:?}; add one here", f.name),
         }
     }
 }
 
 fn check_loss<L: Loss>(loss: L, f: &Fixture) {
     let pred = f.values("input");
-    let width = *f
-        .shape("input")
-        .last()
-        .expect("predictions have a class dimension");
+    let width = *f.shape("input").last().expect("predictions have a class dimension");
     let batch = pred.len() / width;
     let target = f.values("target");
-    assert_eq!(
-        target.len(),
-        batch * loss.target_len(width),
-        "{}: target length",
-        f.name
-    );
+    assert_eq!(target.len(), batch * loss.target_len(width), "{}: target length", f.name);
     for sample in target.chunks_exact(loss.target_len(width)) {
-        assert_eq!(
-            loss.check_target(sample, width),
-            Ok(()),
-            "{}: target {sample:?}",
-            f.name
-        );
+        assert_eq!(loss.check_target(sample, width), Ok(()), "{}: target {sample:?}", f.name);
     }
     let mut grad = vec![f32::NAN; pred.len()];
     let value = loss.compute(pred, target, width, Some(&mut grad));
-    assert_close(
-        &format!("{}: loss", f.name),
-        &[value],
-        f.values("output"),
-        RTOL,
-        ATOL,
-    );
-    assert_close(
-        &format!("{}: grad_input", f.name),
-        &grad,
-        f.values("grad_input"),
-        RTOL,
-        ATOL,
-    );
-    assert_eq!(
-        loss.compute(pred, target, width, None),
-        value,
-        "{}: the loss without gradient differs",
-        f.name
-    );
+    assert_close(&format!("{}: loss", f.name), &[value], f.values("output"), RTOL, ATOL);
+    assert_close(&format!("{}: grad_input", f.name), &grad, f.values("grad_input"), RTOL, ATOL);
+    assert_eq!(loss.compute(pred, target, width, None), value, "{}: the loss without gradient differs", f.name);
 }
 
 #[test]
@@ -340,21 +210,11 @@ fn losses_match_torch() {
             ("MSELoss", _) => check_loss(MeanSquaredError, &f),
             ("L1Loss", _) => check_loss(MeanAbsoluteError, &f),
             ("BCELoss", Some("false")) => check_loss(BinaryCrossEntropy::new(), &f),
-            ("BCEWithLogitsLoss", Some("true")) => {
-                check_loss(BinaryCrossEntropy::from_logits(), &f)
-            }
-            ("CategoricalCrossEntropy", Some("false")) => {
-                check_loss(CategoricalCrossEntropy::new(), &f)
-            }
-            ("CategoricalCrossEntropy", Some("true")) => {
-                check_loss(CategoricalCrossEntropy::from_logits(), &f)
-            }
-            ("SparseCategoricalCrossEntropy", Some("false")) => {
-                check_loss(SparseCategoricalCrossEntropy::new(), &f)
-            }
-            ("CrossEntropyLoss", Some("true")) => {
-                check_loss(SparseCategoricalCrossEntropy::from_logits(), &f)
-            }
+            ("BCEWithLogitsLoss", Some("true")) => check_loss(BinaryCrossEntropy::from_logits(), &f),
+            ("CategoricalCrossEntropy", Some("false")) => check_loss(CategoricalCrossEntropy::new(), &f),
+            ("CategoricalCrossEntropy", Some("true")) => check_loss(CategoricalCrossEntropy::from_logits(), &f),
+            ("SparseCategoricalCrossEntropy", Some("false")) => check_loss(SparseCategoricalCrossEntropy::new(), &f),
+            ("CrossEntropyLoss", Some("true")) => check_loss(SparseCategoricalCrossEntropy::from_logits(), &f),
             other => panic!("{}: no library loss for {other:?}", f.name),
         }
     }
@@ -372,15 +232,10 @@ fn assert_neutral(f: &Fixture, keys: &[(&str, &str)]) {
 
 /// The pair of numbers in an option such as `betas` = `[0.9, 0.999]`.
 fn option_pair(f: &Fixture, key: &str) -> (f32, f32) {
-    let text = f
-        .option(key)
-        .unwrap_or_else(|| panic!("{}: no option `{key}`", f.name));
+    let text = f.option(key).unwrap_or_else(|| panic!("{}: no option `{key}`", f.name));
     let inner = text.trim_start_matches('[').trim_end_matches(']');
-    let mut parts = inner.split(',').map(|p| {
-        p.trim()
-            .parse::<f32>()
-            .unwrap_or_else(|e| panic!("{}: {key}: {e}", f.name))
-    });
+    let mut parts =
+        inner.split(',').map(|p| p.trim().parse::<f32>().unwrap_or_else(|e| panic!("{}: {key}: {e}", f.name)));
     match (parts.next(), parts.next(), parts.next()) {
         (Some(a), Some(b), None) => (a, b),
         _ => panic!("{}: option `{key}` = `{text}` is not a pair", f.name),
@@ -392,31 +247,16 @@ fn check_optimizer<O: Optimizer>(optimizer: O, f: &Fixture) {
     let mut params = f.values("param.initial").to_vec();
     let mut state = vec![0.0; O::STATE_PER_PARAM * params.len()];
     for step in 1..=steps {
-        optimizer.update(
-            step,
-            &mut params,
-            f.values(&format!("grad.step{step}")),
-            &mut state,
-        );
+        optimizer.update(step, &mut params, f.values(&format!("grad.step{step}")), &mut state);
         let name = format!("{}: parameters after step {step}", f.name);
-        assert_close(
-            &name,
-            &params,
-            f.values(&format!("param.step{step}")),
-            RTOL,
-            ATOL,
-        );
+        assert_close(&name, &params, f.values(&format!("param.step{step}")), RTOL, ATOL);
     }
 }
 
 #[test]
 fn optimizers_match_torch_optim() {
-    const COMMON: &[(&str, &str)] = &[
-        ("weight_decay", "0"),
-        ("maximize", "false"),
-        ("differentiable", "false"),
-        ("capturable", "false"),
-    ];
+    const COMMON: &[(&str, &str)] =
+        &[("weight_decay", "0"), ("maximize", "false"), ("differentiable", "false"), ("capturable", "false")];
     for f in fixtures_in("optimizer") {
         let lr = f.option_f32("lr");
         match f.meta("kind") {
@@ -443,28 +283,15 @@ fn optimizers_match_torch_optim() {
                 assert_neutral(&f, COMMON);
                 assert_neutral(&f, &[("momentum", "0"), ("centered", "false")]);
                 let rmsprop = RmsProp::new(lr);
-                assert_eq!(
-                    rmsprop.alpha,
-                    f.option_f32("alpha"),
-                    "{}: default alpha",
-                    f.name
-                );
+                assert_eq!(rmsprop.alpha, f.option_f32("alpha"), "{}: default alpha", f.name);
                 assert_eq!(rmsprop.eps, f.option_f32("eps"), "{}: default eps", f.name);
                 check_optimizer(rmsprop, &f);
             }
             "Adam" => {
                 assert_neutral(&f, COMMON);
-                assert_neutral(
-                    &f,
-                    &[("amsgrad", "false"), ("decoupled_weight_decay", "false")],
-                );
+                assert_neutral(&f, &[("amsgrad", "false"), ("decoupled_weight_decay", "false")]);
                 let adam = Adam::new(lr);
-                assert_eq!(
-                    (adam.beta1, adam.beta2),
-                    option_pair(&f, "betas"),
-                    "{}: default betas",
-                    f.name
-                );
+                assert_eq!((adam.beta1, adam.beta2), option_pair(&f, "betas"), "{}: default betas", f.name);
                 assert_eq!(adam.eps, f.option_f32("eps"), "{}: default eps", f.name);
                 check_optimizer(adam, &f);
             }
@@ -472,18 +299,8 @@ fn optimizers_match_torch_optim() {
                 assert_neutral(&f, &COMMON[1..]);
                 assert_neutral(&f, &[("amsgrad", "false")]);
                 let adamw = AdamW::new(lr, f.option_f32("weight_decay"));
-                assert_eq!(
-                    (adamw.adam.beta1, adamw.adam.beta2),
-                    option_pair(&f, "betas"),
-                    "{}: betas",
-                    f.name
-                );
-                assert_eq!(
-                    adamw.adam.eps,
-                    f.option_f32("eps"),
-                    "{}: default eps",
-                    f.name
-                );
+                assert_eq!((adamw.adam.beta1, adamw.adam.beta2), option_pair(&f, "betas"), "{}: betas", f.name);
+                assert_eq!(adamw.adam.eps, f.option_f32("eps"), "{}: default eps", f.name);
                 check_optimizer(adamw, &f);
             }
             other => panic!("{}: no library optimizer for `{other}`", f.name),
@@ -496,14 +313,8 @@ fn optimizers_match_torch_optim() {
 type FusedMlp = Chain<Named<Dense<6, 5>>, Named<Dense<5, 3>>>;
 
 const FUSED_MLP: FusedMlp = Chain {
-    first: Named {
-        name: "fc1",
-        layer: Dense::new(Activation::Relu),
-    },
-    rest: Named {
-        name: "fc2",
-        layer: Dense::new(Activation::Identity),
-    },
+    first: Named { name: "fc1", layer: Dense::new(Activation::Relu) },
+    rest: Named { name: "fc2", layer: Dense::new(Activation::Identity) },
 };
 
 network! {
@@ -527,20 +338,8 @@ fn check_mlp<L: Layer>(mlp: &L, f: &Fixture) {
         value = loss.compute(logits, f.values("target"), 3, Some(&mut grad));
         grad
     });
-    assert_close(
-        &format!("{}: loss", f.name),
-        &[value],
-        f.values("loss"),
-        RTOL,
-        ATOL,
-    );
-    assert_close(
-        &format!("{}: grad_input", f.name),
-        &pass.grad_input,
-        f.values("grad_input"),
-        RTOL,
-        ATOL,
-    );
+    assert_close(&format!("{}: loss", f.name), &[value], f.values("loss"), RTOL, ATOL);
+    assert_close(&format!("{}: grad_input", f.name), &pass.grad_input, f.values("grad_input"), RTOL, ATOL);
     assert_params_close(mlp, f, "grad", &pass.grads);
 
     let mut params = pass.params.clone();
@@ -571,56 +370,28 @@ fn mlp_matches_torch_training_step() {
 #[test]
 fn every_fixture_is_covered() {
     let all = Fixture::all();
-    assert!(
-        !all.is_empty(),
-        "no fixtures in {}",
-        Fixture::dir().display()
-    );
+    assert!(!all.is_empty(), "no fixtures in {}", Fixture::dir().display());
     let mut bytes = 0;
     for name in &all {
         let f = Fixture::load(name);
         assert_eq!(f.meta("case"), name, "fixture file name and case differ");
         let group = f.meta("group");
-        assert!(
-            TESTED_GROUPS.contains(&group),
-            "fixture `{name}` is of group `{group}`, which no golden test runs"
-        );
-        assert!(
-            !f.meta("torch_version").is_empty(),
-            "fixture `{name}` does not record its PyTorch version"
-        );
-        bytes += std::fs::metadata(Fixture::dir().join(format!("{name}.safetensors")))
-            .map_or(0, |m| m.len());
+        assert!(TESTED_GROUPS.contains(&group), "fixture `{name}` is of group `{group}`, which no golden test runs");
+        assert!(!f.meta("torch_version").is_empty(), "fixture `{name}` does not record its PyTorch version");
+        bytes += std::fs::metadata(Fixture::dir().join(format!("{name}.safetensors"))).map_or(0, |m| m.len());
     }
-    assert!(
-        bytes < 1 << 20,
-        "fixtures take {bytes} bytes; keep them under 1 MiB"
-    );
+    assert!(bytes < 1 << 20, "fixtures take {bytes} bytes; keep them under 1 MiB");
 }
 
 #[test]
 fn assert_close_reports_the_first_mismatch() {
-    let report = std::panic::catch_unwind(|| {
-        assert_close(
-            "t",
-            &[1.0, 2.5, 3.0, 9.0],
-            &[1.0, 2.0, 3.0, 4.0],
-            1e-5,
-            1e-6,
-        )
-    })
-    .expect_err("the values differ");
-    let message = report
-        .downcast_ref::<String>()
-        .expect("a formatted message");
+    let report =
+        std::panic::catch_unwind(|| assert_close("t", &[1.0, 2.5, 3.0, 9.0], &[1.0, 2.0, 3.0, 4.0], 1e-5, 1e-6))
+            .expect_err("the values differ");
+    let message = report.downcast_ref::<String>().expect("a formatted message");
     assert!(message.contains("2 of 4 values differ"), "{message}");
-    assert!(
-        message.contains("first at index 1: actual 2.5e0, expected 2e0"),
-        "{message}"
-    );
+    assert!(message.contains("first at index 1: actual 2.5e0, expected 2e0"), "{message}");
     assert!(message.contains("max error 5e0 at index 3"), "{message}");
-    assert!(
-        std::panic::catch_unwind(|| assert_close("nan", &[f32::NAN], &[1.0], 1.0, 1.0)).is_err()
-    );
+    assert!(std::panic::catch_unwind(|| assert_close("nan", &[f32::NAN], &[1.0], 1.0, 1.0)).is_err());
     assert_close("equal", &[1.0, -0.0], &[1.0000001, 0.0], 1e-5, 1e-6);
 }

@@ -78,12 +78,7 @@ impl ::nn_core::Layer for Mlp {
     ) {
         ::nn_core::Layer::visit_tensors(&Self::ARCH, path, params_at, buffers_at, f)
     }
-    fn visit_summary(
-        &self,
-        _name: &str,
-        depth: usize,
-        f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>),
-    ) {
+    fn visit_summary(&self, _name: &str, depth: usize, f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>)) {
         ::nn_core::Layer::visit_summary(&Self::ARCH, "", depth, f)
     }
 }

@@ -202,7 +202,12 @@ fn same_seed_same_result() {
     let data = toy_data();
     let run = || {
         let mut model = dense_model(9);
-        Fit::new(Adam::new(0.01), MeanSquaredError).epochs(3).batch_size(7).seed(42).run(&mut model, &data, None).unwrap();
+        Fit::new(Adam::new(0.01), MeanSquaredError)
+            .epochs(3)
+            .batch_size(7)
+            .seed(42)
+            .run(&mut model, &data, None)
+            .unwrap();
         model.state().to_vec()
     };
     assert_eq!(run(), run());

@@ -85,13 +85,7 @@ pub trait Layer: 'static {
     /// Calls `f` for every row of a summary table (one per layer; networks list their
     /// layers, indented by `depth`).
     fn visit_summary(&self, name: &str, depth: usize, f: &mut dyn FnMut(&SummaryRow<'_>)) {
-        f(&SummaryRow {
-            name,
-            kind: Self::KIND,
-            depth,
-            output: Self::Output::DIMS,
-            params: Self::PARAMS,
-        });
+        f(&SummaryRow { name, kind: Self::KIND, depth, output: Self::Output::DIMS, params: Self::PARAMS });
     }
 }
 

@@ -45,11 +45,7 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
     /// (both as Keras); biases start at zero.
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
         let (i, o) = (I as f32, O as f32);
-        let limit = if self.activation.prefers_he_init() {
-            libm::sqrtf(6.0 / i)
-        } else {
-            libm::sqrtf(6.0 / (i + o))
-        };
+        let limit = if self.activation.prefers_he_init() { libm::sqrtf(6.0 / i) } else { libm::sqrtf(6.0 / (i + o)) };
         let (w, b) = params.split_at_mut(O * I);
         w.iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit));
         b.fill(0.0);

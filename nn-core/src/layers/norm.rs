@@ -224,7 +224,8 @@ fn train(
     for c in 0..channels {
         let sum: f64 = channel(x, channels, spatial, c).flatten().map(|&v| v as f64).sum();
         let mean = sum / n as f64;
-        let squares: f64 = channel(x, channels, spatial, c).flatten().map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum();
+        let squares: f64 =
+            channel(x, channels, spatial, c).flatten().map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum();
         let var = squares / n as f64;
         let inv_std = 1.0 / libm::sqrt(var + eps as f64);
         cache_mean[c] = mean as f32;

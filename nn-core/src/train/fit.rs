@@ -388,10 +388,8 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         let (train, validation) = if validation.is_none() && self.validation_split > 0.0 && train.len() > 1 {
             let n_val = (libm::roundf(train.len() as f32 * self.validation_split) as usize).clamp(1, train.len() - 1);
             let cut = train.len() - n_val;
-            split = (
-                train.select(&(0..cut).collect::<Vec<_>>()),
-                train.select(&(cut..train.len()).collect::<Vec<_>>()),
-            );
+            split =
+                (train.select(&(0..cut).collect::<Vec<_>>()), train.select(&(cut..train.len()).collect::<Vec<_>>()));
             (&split.0, Some(&split.1))
         } else {
             (train, validation)
@@ -410,10 +408,8 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         let mut tb = vec![0.0; batch * t_len];
         let mut metric_sums = vec![(0.0f64, 0usize); self.metrics.len()];
         self.workspace.reserve(batch);
-        let penalties: Vec<_> =
-            self.penalties.iter().map(|p| (p.l1, p.l2, p.select.ranges(model.layer()))).collect();
-        let constraints: Vec<_> =
-            self.constraints.iter().map(|(s, c)| (*c, s.ranges(model.layer()))).collect();
+        let penalties: Vec<_> = self.penalties.iter().map(|p| (p.l1, p.l2, p.select.ranges(model.layer()))).collect();
+        let constraints: Vec<_> = self.constraints.iter().map(|(s, c)| (*c, s.ranges(model.layer()))).collect();
         let frozen: Vec<_> = self.frozen.iter().flat_map(|s| s.ranges(model.layer())).map(|(r, _)| r).collect();
         let mut frozen_values: Vec<f32> = Vec::with_capacity(frozen.iter().map(|r| r.len()).sum());
         let (last_epoch, n_batches) = (self.epochs_done + self.epochs, n.div_ceil(batch));
@@ -442,10 +438,8 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 }
                 for (k, metric) in self.metrics.iter().enumerate() {
                     for s in 0..m {
-                        let (v, c) = metric.sample(
-                            &ws.output()[s * out_len..(s + 1) * out_len],
-                            &t[s * t_len..(s + 1) * t_len],
-                        );
+                        let (v, c) =
+                            metric.sample(&ws.output()[s * out_len..(s + 1) * out_len], &t[s * t_len..(s + 1) * t_len]);
                         metric_sums[k].0 += v;
                         metric_sums[k].1 += c;
                     }

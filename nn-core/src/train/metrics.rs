@@ -48,9 +48,7 @@ impl Metric {
                 let actual = if target.len() == 1 { target[0] as usize } else { argmax(target) };
                 ((predicted == actual) as u8 as f64, 1)
             }
-            Metric::MeanAbsoluteError => {
-                (pred.iter().zip(target).map(|(p, t)| (p - t).abs() as f64).sum(), pred.len())
-            }
+            Metric::MeanAbsoluteError => (pred.iter().zip(target).map(|(p, t)| (p - t).abs() as f64).sum(), pred.len()),
             Metric::MeanSquaredError => {
                 (pred.iter().zip(target).map(|(p, t)| ((p - t) * (p - t)) as f64).sum(), pred.len())
             }

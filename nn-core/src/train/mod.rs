@@ -40,9 +40,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
+pub use callbacks::EarlyStopping;
 pub use dataset::{Dataset, DatasetError};
 pub use fit::{EpochLog, Evaluation, Fit, History, TrainError};
-pub use callbacks::EarlyStopping;
 pub use metrics::Metric;
 pub use regularize::{Constraint, GradClip, Penalty, Select};
 pub use schedule::{Mode, ReduceOnPlateau, Schedule};
