@@ -31,22 +31,15 @@ pub struct Fixture {
 impl Fixture {
     /// The directory of the committed fixtures.
     pub fn dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join("fixtures")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
     }
 
     /// The names of every fixture file in [`Fixture::dir`], sorted.
     pub fn all() -> Vec<String> {
         let dir = Self::dir();
-        let entries = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
         let mut names: Vec<String> = entries
-            .map(|entry| {
-                entry
-                    .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-                    .path()
-            })
+            .map(|entry| entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())).path())
             .filter(|path| path.extension().is_some_and(|ext| ext == "safetensors"))
             .filter_map(|path| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
             .collect();
@@ -60,42 +53,16 @@ impl Fixture {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| {
             panic!("cannot read fixture {}: {e} (regenerate with `python3 tools/fixtures/generate.py`)", path.display())
         });
-        let file =
-            SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut tensors = BTreeMap::new();
         for (tensor_name, view) in file.tensors() {
-            assert_eq!(
-                view.dtype(),
-                Dtype::F32,
-                "{}: tensor `{tensor_name}` is not F32",
-                path.display()
-            );
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            tensors.insert(
-                tensor_name,
-                FixtureTensor {
-                    shape: view.shape().to_vec(),
-                    values,
-                },
-            );
+            assert_eq!(view.dtype(), Dtype::F32, "{}: tensor `{tensor_name}` is not F32", path.display());
+            let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            tensors.insert(tensor_name, FixtureTensor { shape: view.shape().to_vec(), values });
         }
-        let (_, header) = SafeTensors::read_metadata(&bytes)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let metadata = header
-            .metadata()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        Fixture {
-            name: name.to_owned(),
-            tensors,
-            metadata,
-        }
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
+        Fixture { name: name.to_owned(), tensors, metadata }
     }
 
     /// The tensor `name`.
@@ -131,43 +98,31 @@ impl Fixture {
 
     /// The metadata value `key`.
     pub fn meta(&self, key: &str) -> &str {
-        self.metadata
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or_else(|| {
-                panic!(
-                    "fixture `{}` has no metadata `{key}`; it has {:?}",
-                    self.name,
-                    self.metadata.keys().collect::<Vec<_>>()
-                )
-            })
+        self.metadata.get(key).map(String::as_str).unwrap_or_else(|| {
+            panic!(
+                "fixture `{}` has no metadata `{key}`; it has {:?}",
+                self.name,
+                self.metadata.keys().collect::<Vec<_>>()
+            )
+        })
     }
 
     /// The option `key` of the case (metadata `option.<key>`), if present.
     pub fn option(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .get(&format!("option.{key}"))
-            .map(String::as_str)
+        self.metadata.get(&format!("option.{key}")).map(String::as_str)
     }
 
     /// The option `key` as a number.
     pub fn option_f32(&self, key: &str) -> f32 {
-        let text = self
-            .option(key)
-            .unwrap_or_else(|| panic!("fixture `{}` has no option `{key}`", self.name));
-        text.parse().unwrap_or_else(|e| {
-            panic!(
-                "fixture `{}`: option `{key}` = `{text}` is not a number: {e}",
-                self.name
-            )
-        })
+        let text = self.option(key).unwrap_or_else(|| panic!("fixture `{}` has no option `{key}`", self.name));
+        text.parse()
+            .unwrap_or_else(|e| panic!("fixture `{}`: option `{key}` = `{text}` is not a number: {e}", self.name))
     }
 
     /// The batch size recorded in the metadata.
     pub fn batch(&self) -> usize {
         let text = self.meta("batch");
-        text.parse()
-            .unwrap_or_else(|e| panic!("fixture `{}`: batch `{text}`: {e}", self.name))
+        text.parse().unwrap_or_else(|e| panic!("fixture `{}`: batch `{text}`: {e}", self.name))
     }
 }
 
@@ -176,13 +131,7 @@ impl Fixture {
 /// number of mismatches and the largest absolute error.
 #[track_caller]
 pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], rtol: f32, atol: f32) {
-    assert_eq!(
-        actual.len(),
-        expected.len(),
-        "{name}: {} values, expected {}",
-        actual.len(),
-        expected.len()
-    );
+    assert_eq!(actual.len(), expected.len(), "{name}: {} values, expected {}", actual.len(), expected.len());
     let mut first = None;
     let mut mismatches = 0;
     let (mut max_err, mut max_at) = (0.0f32, 0);
