@@ -65,6 +65,12 @@ mod tests;
 /// | `Reshape` | `shape` (required, as many elements) | any -> `shape` |
 /// | `BatchNorm2d` | `momentum` (`0.1`), `eps` (`1e-5`) | `[c, h, w]`, preserved |
 /// | `BatchNorm1d` | `momentum` (`0.1`), `eps` (`1e-5`) | `[c]` or `[c, l]`, preserved |
+/// | `MultiHeadAttention` | `heads` (required, divides `d`), `causal` (`false`), `dropout` (`0`, on the attention weights) | `[t, d]`, preserved |
+/// | `LayerNorm` | `eps` (`1e-5`, positive), over the last dimension | any, preserved |
+/// | `PositionalEncoding`, `LearnedPositional` | none (sinusoids; a trained `weight [t, d]`) | `[t, d]`, preserved |
+/// | `FeedForward` | `units` (required), `activation` (`Relu`), `dropout` (`0`) | `[t, d]`, preserved |
+/// | `TransformerEncoderLayer` | `heads`, `ff` (required), `norm_first` (`false`), `activation` (`Relu`), `dropout` (`0.1`), `causal` (`false`), `eps` (`1e-5`) | `[t, d]`, preserved |
+/// | `TransformerEncoder` | as `TransformerEncoderLayer`, and `layers` (`1`) | `[t, d]`, preserved |
 ///
 /// Convolution and pooling sizes follow PyTorch: along each axis the output is
 /// `(in + 2 padding - dilation (kernel - 1) - 1) / stride + 1`, and
