@@ -161,8 +161,8 @@ impl Evaluation {
 /// # network! { pub struct Net: [2] -> [2] { out: Dense { units: 2 } } }
 /// # let train = Dataset::new(vec![0.0, 1.0, 1.0, 0.0], 2, vec![1.0, 0.0], 1).unwrap();
 /// let mut model = Model::<Net>::new(1);
-/// let mut fit = Fit::new(Adam::new(0.01), SparseCategoricalCrossEntropy::from_logits())
-///     .epochs(50)
+/// let mut fit = Fit::new(Adam::new(0.1), SparseCategoricalCrossEntropy::from_logits())
+///     .epochs(100)
 ///     .batch_size(2)
 ///     .metrics(&[Metric::Accuracy]);
 /// let history = fit.run(&mut model, &train, None).unwrap();
