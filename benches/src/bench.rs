@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use nn_core::kernels::{gemm, MatRef};
+use nn_core::kernels::{gemm, gemv_batch, MatRef};
 use nn_core::prelude::*;
 use nn_core::stream::Stream;
 
@@ -368,8 +368,8 @@ fn gemm_sweep(options: &Options) {
     let rounds = 5;
     let budget = options.budget / (2 * rounds);
     println!(
-        "{:>5} {:>5} {:>5} {:>4} {:>12} {:>12} {:>9} {:>9} {:>7}",
-        "m", "k", "n", "B^T", "ours", "packed", "GFLOP/s", "GFLOP/s", "ratio"
+        "{:>5} {:>5} {:>5} {:>4} {:>12} {:>12} {:>9} {:>9} {:>7} {:>12} {:>9}",
+        "m", "k", "n", "B^T", "gemm", "packed", "GFLOP/s", "GFLOP/s", "ratio", "gemv_batch", "GFLOP/s"
     );
     for &(m, k, n, bt) in shapes {
         let a = uniform(m * k, 1);
@@ -405,15 +405,28 @@ fn gemm_sweep(options: &Options) {
             });
             packed = packed.min(t.best);
         }
+        // A dense layer's forward (`x W^T`) goes through `gemv_batch`, batch-invariant.
+        let mut rows = f64::NAN;
+        if bt {
+            rows = f64::INFINITY;
+            for _ in 0..rounds {
+                let t = measure(options.clock, budget, || {
+                    gemv_batch(1.0, MatRef::new(black_box(&b), n, k), &a, 0.0, &mut c, m);
+                });
+                rows = rows.min(t.best);
+            }
+        }
         let flops = 2.0 * (m * k * n) as f64;
         println!(
-            "{m:>5} {k:>5} {n:>5} {:>4} {:>12} {:>12} {:>9.1} {:>9.1} {:>7.2}",
+            "{m:>5} {k:>5} {n:>5} {:>4} {:>12} {:>12} {:>9.1} {:>9.1} {:>7.2} {:>12} {:>9}",
             if bt { "yes" } else { "no" },
             seconds(ours),
             seconds(packed),
             flops / ours * 1e-9,
             flops / packed * 1e-9,
-            packed / ours
+            packed / ours,
+            if bt { seconds(rows) } else { "-".into() },
+            if bt { format!("{:.1}", flops / rows * 1e-9) } else { "-".into() },
         );
     }
 }

@@ -411,6 +411,106 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
     }
 }
 
+/// Bytes of rows of `A` swept per block by [`gemv_batch`]: they stay in L2 while the
+/// vectors pass through L1.
+const BATCH_BLOCK_BYTES: usize = 192 * 1024;
+
+/// `y_s[i] += alpha * dot(A[i, :], x_s)` for `A` row-major (row stride `rs`, `m` rows of
+/// `n` columns) and `batch` vectors `x_s` (`x[s n..]`), `y_s` (`y[s m..]`), every
+/// element rounded exactly as [`dot`] and [`gemv_rows`] round it: a vector's result
+/// does not depend on the batch. Tiles of 2 vectors by 4 rows of `A` (eight FMA chains,
+/// six loads per eight FMAs), over blocks of rows of `A` that stay in L2.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `a` must hold `(m - 1) rs + n` floats (when
+/// `m > 0`), `x` at least `batch n`, `y` at least `batch m`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemv_batch(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32], batch: usize) {
+    assert!(x.len() >= batch * n && y.len() >= batch * m && (m == 0 || (m - 1) * rs + n <= a.len()));
+    let block = (BATCH_BLOCK_BYTES / (4 * n.max(1)) / 4 * 4).max(4);
+    let (ap, xp, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+    let mut i1 = 0;
+    while i1 < m {
+        let i_end = (i1 + block).min(m);
+        let mut s = 0;
+        while s < batch {
+            let vectors = (batch - s).min(2);
+            let mut i = i1;
+            while i < i_end {
+                let rows = (i_end - i).min(4);
+                // Missing rows of a partial tile repeat the last one (computed, not
+                // stored), so the tile always reads four valid rows.
+                // SAFETY: rows `i..i + rows` of A, vectors `s..s + vectors` of x and y
+                // are inside their slices (asserted).
+                unsafe {
+                    let a_rows: [*const f32; 4] = core::array::from_fn(|q| ap.add((i + q.min(rows - 1)) * rs));
+                    let out = yp.add(s * m + i);
+                    if vectors == 2 {
+                        let xs = [xp.add(s * n), xp.add((s + 1) * n)];
+                        dot_tile::<2>(n, xs, a_rows, alpha, out, m, rows);
+                    } else {
+                        dot_tile::<1>(n, [xp.add(s * n)], a_rows, alpha, out, m, rows);
+                    }
+                }
+                i += rows;
+            }
+            s += vectors;
+        }
+        i1 = i_end;
+    }
+}
+
+/// `y[v, q] += alpha dot(vectors[v], rows[q])` for `v < V`, `q < width`, `y` with stride
+/// `ldy`, each dot product rounded as [`dot_raw`] rounds it.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; every vector and row holds `n` floats; `y`'s `V` rows of
+/// `width` floats (stride `ldy`) are writable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_tile<const V: usize>(
+    n: usize,
+    vectors: [*const f32; V],
+    rows: [*const f32; 4],
+    alpha: f32,
+    y: *mut f32,
+    ldy: usize,
+    width: usize,
+) {
+    let blocks = n - n % 8;
+    let mut acc = [[_mm256_setzero_ps(); 4]; V];
+    let mut p = 0;
+    // SAFETY (block): loads of floats `p..p + 8 <= blocks`, scalar reads below `n`, and
+    // writes to the first `width` floats of `V` rows of `y` (the caller's contract).
+    unsafe {
+        while p < blocks {
+            let r: [__m256; 4] = core::array::from_fn(|q| _mm256_loadu_ps(rows[q].add(p)));
+            for v in 0..V {
+                let xv = _mm256_loadu_ps(vectors[v].add(p));
+                for q in 0..4 {
+                    acc[v][q] = _mm256_fmadd_ps(r[q], xv, acc[v][q]);
+                }
+            }
+            p += 8;
+        }
+        for v in 0..V {
+            let sums = sum4(acc[v][0], acc[v][1], acc[v][2], acc[v][3]);
+            let yv = y.add(v * ldy);
+            if blocks == n && width == 4 {
+                _mm_storeu_ps(yv, _mm_add_ps(_mm_loadu_ps(yv), _mm_mul_ps(_mm_set1_ps(alpha), sums)));
+            } else {
+                let mut out = [0.0f32; 4];
+                _mm_storeu_ps(out.as_mut_ptr(), sums);
+                for (q, &sum) in out.iter().enumerate().take(width) {
+                    let sum = if blocks == n { sum } else { sum + tail(rows[q], vectors[v], blocks, n) };
+                    *yv.add(q) += alpha * sum;
+                }
+            }
+        }
+    }
+}
+
 /// `y[i] += alpha * sum_j A[i, j] x[j]` for `A` column-major with column stride `cs`,
 /// `m` rows of `n` columns: blocks of 64 rows accumulate in eight registers over all
 /// columns, then blocks of 8, then single rows.

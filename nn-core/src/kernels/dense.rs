@@ -2,11 +2,15 @@
 //!
 //! Forward: `z[b, o] = sum_i x[b, i] * weight[o, i] + bias[o]`, then `y = f(z)`.
 //! Backward: `dW += dz^T x`, `db += sum_b dz`, `dx = dz W`.
-use super::gemm::{gemm, gemv, MatRef};
+use super::gemm::{gemm, gemv_batch, MatRef};
 use crate::activation::Activation;
 
-/// `y = f(x W^T + b)` for a batch of `x.len() / inputs` rows (one row: a GEMV); when
-/// `pre` is given, the pre-activations `z` are also stored there.
+/// `y = f(x W^T + b)` for a batch of `x.len() / inputs` rows; when `pre` is given, the
+/// pre-activations `z` are also stored there.
+///
+/// Every row is rounded as a GEMV of its own ([`gemv_batch`]), so a sample's outputs
+/// do not depend on the batch it is in, and training and inference compute the same
+/// outputs.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &[f32],
@@ -31,11 +35,9 @@ pub fn forward(
         }
         None => 0.0,
     };
-    if batch == 1 {
-        gemv(1.0, w, x, beta, y);
-    } else {
-        gemm(1.0, MatRef::new(x, batch, inputs), w.t(), beta, y, outputs);
-    }
+    // Every sample exactly as it would be alone: batch-1 inference, batch inference and
+    // the training forward agree bit for bit.
+    gemv_batch(1.0, w, x, beta, y, batch);
     if let Some(pre) = pre {
         pre[..y.len()].copy_from_slice(y);
     }

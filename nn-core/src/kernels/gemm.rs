@@ -544,7 +544,7 @@ fn scale(beta: f32, c: &mut [f32], m: usize, n: usize, ldc: usize) {
 }
 
 /// `y[m] = alpha * A[m x n] x[n] + beta * y`: the batch-1 path. Rows of a row-major
-/// `A` are dot products over contiguous memory (four rows at a time with AVX2); for a
+/// `A` are dot products over contiguous memory (eight rows at a time with AVX2); for a
 /// column-major `A` the columns are accumulated (axpy) instead, so both layouts stream
 /// memory in order.
 ///
@@ -555,11 +555,7 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
     let (m, n) = (a.rows, a.cols);
     assert!(x.len() >= n && y.len() >= m && a.extent() <= a.data.len(), "gemv: shapes");
     let y = &mut y[..m];
-    if beta == 0.0 {
-        y.fill(0.0);
-    } else if beta != 1.0 {
-        y.iter_mut().for_each(|v| *v *= beta);
-    }
+    prepare(beta, y);
     if m == 0 || n == 0 {
         return;
     }
@@ -596,6 +592,53 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
             }
             *yi += alpha * acc;
         }
+    }
+}
+
+/// [`gemv`] for every vector of a batch: `y_s = alpha * A x_s + beta * y_s`, with `x`
+/// holding `batch` vectors of `A.cols` floats and `y` `batch` vectors of `A.rows`, for
+/// a row-major `A` (unit column stride): a dense layer's `x W^T`. Every `y_s` is
+/// exactly what [`gemv`] gives for `x_s` alone, so a sample's result does not depend
+/// on the batch it is in (unlike [`gemm`], whose tiles round differently). With AVX2,
+/// tiles of 2 vectors by 4 rows of `A` (dot products, about 60 % of the FMA peak for
+/// 64 to 128 columns, 80 % for several hundred, against 85 to 90 % for [`gemm`]).
+///
+/// # Panics
+/// If `A`'s column stride is not 1, or the slices are too short.
+pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32], batch: usize) {
+    let (m, n) = (a.rows, a.cols);
+    assert!(a.cs == 1 && x.len() >= batch * n && y.len() >= batch * m, "gemv_batch: shapes");
+    assert!(a.extent() <= a.data.len(), "gemv_batch: view out of bounds");
+    let y = &mut y[..batch * m];
+    prepare(beta, y);
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA; the kernels assert their bounds.
+        unsafe {
+            if batch == 1 {
+                avx2::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
+            } else {
+                avx2::gemv_batch(alpha, a.data, a.rs, m, n, x, y, batch);
+            }
+        }
+        return;
+    }
+    for (xs, ys) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+        for (i, yi) in ys.iter_mut().enumerate() {
+            *yi += alpha * dot(&a.data[i * a.rs..i * a.rs + n], xs);
+        }
+    }
+}
+
+/// `y = beta * y`, where `beta == 0` overwrites (NaN in `y` does not propagate).
+fn prepare(beta: f32, y: &mut [f32]) {
+    if beta == 0.0 {
+        y.fill(0.0);
+    } else if beta != 1.0 {
+        y.iter_mut().for_each(|v| *v *= beta);
     }
 }
 
@@ -733,6 +776,31 @@ mod tests {
                 for i in 0..m {
                     let expected = dot(&a[i * n..(i + 1) * n], &x) + bias[i];
                     assert_eq!(y[i].to_bits(), expected.to_bits(), "row {i} of {m}x{n}");
+                }
+            }
+        }
+    }
+
+    /// Every vector of `gemv_batch` equals `gemv` on that vector alone, bit for bit.
+    #[test]
+    fn gemv_batch_equals_gemv_bit_for_bit() {
+        let mut rng = Rng::new(12);
+        for batch in [1, 2, 3, 7] {
+            for m in [1, 2, 3, 4, 5, 8, 13, 17] {
+                for n in [1, 2, 7, 8, 9, 16, 33, 64] {
+                    for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, 2.0)] {
+                        let w: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                        let x: std::vec::Vec<f32> = (0..batch * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                        let y0: std::vec::Vec<f32> = (0..batch * m).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                        let mut y = y0.clone();
+                        gemv_batch(alpha, MatRef::new(&w, m, n), &x, beta, &mut y, batch);
+                        for s in 0..batch {
+                            let mut alone = y0[s * m..(s + 1) * m].to_vec();
+                            gemv(alpha, MatRef::new(&w, m, n), &x[s * n..(s + 1) * n], beta, &mut alone);
+                            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+                            assert_eq!(bits(&y[s * m..(s + 1) * m]), bits(&alone), "vector {s}: {m}x{n}, beta {beta}");
+                        }
+                    }
                 }
             }
         }

@@ -14,6 +14,6 @@ mod parallel;
 pub mod pool;
 pub mod recurrent;
 
-pub use gemm::{gemm, gemv, MatRef};
+pub use gemm::{gemm, gemv, gemv_batch, MatRef};
 
 pub mod attention;
