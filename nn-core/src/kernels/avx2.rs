@@ -211,6 +211,17 @@ unsafe fn tile<const R: usize>(
     ldc: usize,
     nr: usize,
 ) {
+    // The tile's rows of C are far apart in large products (no hardware prefetch
+    // follows them): fetch them now, to be in L1 when the sums are added to them.
+    if beta != 0.0 {
+        for r in 0..R {
+            // SAFETY: a prefetch does not fault; `C[r, 0]` and `C[r, nr - 1]` are in C.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc + nr - 1) as *const i8);
+            }
+        }
+    }
     let mut lo = [_mm256_setzero_ps(); R];
     let mut hi = [_mm256_setzero_ps(); R];
     for p in 0..kc {
