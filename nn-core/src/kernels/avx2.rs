@@ -439,8 +439,33 @@ const BATCH_BLOCK_BYTES: usize = 192 * 1024;
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemv_batch(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32], batch: usize) {
     assert!(x.len() >= batch * n && y.len() >= batch * m && (m == 0 || (m - 1) * rs + n <= a.len()));
+    // SAFETY: asserted above; `y` is a unique borrow.
+    unsafe { gemv_batch_strided(alpha, a, rs, m, n, x, y.as_mut_ptr(), m, batch) }
+}
+
+/// [`gemv_batch`] writing `y_s` at `y + s ldy` (so that threads can share the rows of
+/// `A` and write disjoint columns of `y`).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `a` must hold `(m - 1) rs + n` floats (when
+/// `m > 0`), `x` at least `batch n`; `y + s ldy + i` must be writable and not otherwise
+/// borrowed for `s < batch`, `i < m`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemv_batch_strided(
+    alpha: f32,
+    a: &[f32],
+    rs: usize,
+    m: usize,
+    n: usize,
+    x: &[f32],
+    y: *mut f32,
+    ldy: usize,
+    batch: usize,
+) {
+    assert!(x.len() >= batch * n && (m == 0 || (m - 1) * rs + n <= a.len()));
     let block = (BATCH_BLOCK_BYTES / (4 * n.max(1)) / 4 * 4).max(4);
-    let (ap, xp, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+    let (ap, xp) = (a.as_ptr(), x.as_ptr());
     let mut i1 = 0;
     while i1 < m {
         let i_end = (i1 + block).min(m);
@@ -452,16 +477,16 @@ pub unsafe fn gemv_batch(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x
                 let rows = (i_end - i).min(4);
                 // Missing rows of a partial tile repeat the last one (computed, not
                 // stored), so the tile always reads four valid rows.
-                // SAFETY: rows `i..i + rows` of A, vectors `s..s + vectors` of x and y
-                // are inside their slices (asserted).
+                // SAFETY: rows `i..i + rows` of A and vectors `s..s + vectors` of x are
+                // inside their slices (asserted); `y`'s elements by the contract.
                 unsafe {
                     let a_rows: [*const f32; 4] = core::array::from_fn(|q| ap.add((i + q.min(rows - 1)) * rs));
-                    let out = yp.add(s * m + i);
+                    let out = y.add(s * ldy + i);
                     if vectors == 2 {
                         let xs = [xp.add(s * n), xp.add((s + 1) * n)];
-                        dot_tile::<2>(n, xs, a_rows, alpha, out, m, rows);
+                        dot_tile::<2>(n, xs, a_rows, alpha, out, ldy, rows);
                     } else {
-                        dot_tile::<1>(n, [xp.add(s * n)], a_rows, alpha, out, m, rows);
+                        dot_tile::<1>(n, [xp.add(s * n)], a_rows, alpha, out, ldy, rows);
                     }
                 }
                 i += rows;

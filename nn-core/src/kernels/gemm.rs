@@ -616,6 +616,10 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
     }
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
+        #[cfg(feature = "threading")]
+        if batch > 1 && batch * m * n >= PARALLEL_MIN_FLOPS && threads() > 1 {
+            return parallel::gemv_batch(alpha, a, x, y, batch);
+        }
         // SAFETY: the CPU has AVX2 and FMA; the kernels assert their bounds.
         unsafe {
             if batch == 1 {
@@ -803,6 +807,26 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A batch large enough to be split between threads (with `threading` and more
+    /// than one thread) still equals `gemv` on each vector, bit for bit.
+    #[test]
+    fn large_gemv_batch_equals_gemv_bit_for_bit() {
+        let (batch, m, n) = (64, 300, 257);
+        assert!(batch * m * n >= PARALLEL_MIN_FLOPS);
+        let mut rng = Rng::new(13);
+        let w: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+        let x: std::vec::Vec<f32> = (0..batch * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+        let y0: std::vec::Vec<f32> = (0..batch * m).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+        let mut y = y0.clone();
+        gemv_batch(1.0, MatRef::new(&w, m, n), &x, 1.0, &mut y, batch);
+        for s in 0..batch {
+            let mut alone = y0[s * m..(s + 1) * m].to_vec();
+            gemv(1.0, MatRef::new(&w, m, n), &x[s * n..(s + 1) * n], 1.0, &mut alone);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+            assert_eq!(bits(&y[s * m..(s + 1) * m]), bits(&alone), "vector {s}");
         }
     }
 

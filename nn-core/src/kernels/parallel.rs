@@ -184,3 +184,29 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     };
     for_each_part(parts, &run);
 }
+
+/// [`super::gemm::gemv_batch`]'s AVX2 kernel on [`threads`] threads: the rows of `A`
+/// (outputs) are split into equal blocks, each thread computing its block for every
+/// vector. Every output is computed as on one thread, bit for bit.
+///
+/// The caller has checked the shapes and bounds, prepared `y` for `beta`, and that the
+/// CPU has AVX2 and FMA.
+pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], y: &mut [f32], batch: usize) {
+    let (m, n) = (a.rows, a.cols);
+    let parts = threads();
+    let out = Output(y.as_mut_ptr());
+    let step = m.div_ceil(parts).div_ceil(4) * 4;
+    let run = |part: usize| {
+        let start = part * step;
+        if start >= m {
+            return;
+        }
+        let rows = (start + step).min(m) - start;
+        // SAFETY: the CPU has AVX2 and FMA (the caller checked); rows
+        // `start..start + rows` of `A` lie within `a.data`; this part writes only
+        // columns `start..start + rows` of every vector of `y` (row stride `m`), which
+        // no other part writes.
+        unsafe { avx2::gemv_batch_strided(alpha, &a.data[start * a.rs..], a.rs, rows, n, x, out.at(start), m, batch) };
+    };
+    for_each_part(parts, &run);
+}
