@@ -1,14 +1,21 @@
 //! Large products on several threads (the `threading` feature): `C` is split into
 //! column (or row) blocks, one per thread, each computed by the AVX2 kernel.
 //!
-//! The workers are started by the first large product and kept, parked on a condition
-//! variable, for every later one; handing out a product allocates nothing. The caller
-//! computes the first block itself. When another thread's product is in flight, the
-//! product runs on the calling thread alone instead of waiting.
+//! The workers are started by the first large product and kept for every later one;
+//! handing out a product allocates nothing. Between products a worker spins for about
+//! [`SPIN`] pauses (tens of microseconds) before it parks on a condition variable, so
+//! the products of a training step, which follow each other closely, do not pay for a
+//! wake-up; the caller likewise spins before it parks to wait for the workers. The
+//! caller computes the first block itself. When another thread's product is in flight,
+//! the product runs on the calling thread alone instead of waiting.
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
 
 use super::avx2;
 use super::gemm::{threads, MatRef};
+
+/// Pauses (`spin_loop` hints) a thread spins for before it parks.
+const SPIN: usize = 4000;
 
 /// The work of one product: `run(part)` for `part` in `1..parts` on the workers.
 #[derive(Clone, Copy)]
@@ -22,17 +29,17 @@ struct Job {
 unsafe impl Send for Job {}
 
 struct State {
-    /// Incremented for every job; a worker runs each generation once.
-    generation: u64,
     job: Option<Job>,
-    /// Workers that have not finished the current job.
-    pending: usize,
     /// Whether a part panicked.
     panicked: bool,
 }
 
 struct Pool {
     state: Mutex<State>,
+    /// Incremented (with `state` locked) for every job; a worker runs each once.
+    generation: AtomicU64,
+    /// Workers that have not finished the current job.
+    pending: AtomicUsize,
     work: Condvar,
     done: Condvar,
     /// Held by the thread whose product the workers are computing.
@@ -47,7 +54,9 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
         let workers = threads() - 1;
         let pool: &'static Pool = Box::leak(Box::new(Pool {
-            state: Mutex::new(State { generation: 0, job: None, pending: 0, panicked: false }),
+            state: Mutex::new(State { job: None, panicked: false }),
+            generation: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
             work: Condvar::new(),
             done: Condvar::new(),
             busy: Mutex::new(()),
@@ -63,15 +72,28 @@ fn pool() -> &'static Pool {
     })
 }
 
+/// Spins until `ready()` or for [`SPIN`] pauses; whether it became ready.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    for _ in 0..SPIN {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    ready()
+}
+
 fn worker(pool: &'static Pool, part: usize) {
     let mut seen = 0;
     loop {
+        let new_job = || pool.generation.load(Ordering::Acquire) != seen;
         let job = {
+            spin_until(new_job);
             let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
-            while state.generation == seen {
+            while !new_job() {
                 state = pool.work.wait(state).unwrap_or_else(|e| e.into_inner());
             }
-            seen = state.generation;
+            seen = pool.generation.load(Ordering::Acquire);
             state.job
         };
         let mut panicked = false;
@@ -82,10 +104,13 @@ fn worker(pool: &'static Pool, part: usize) {
                 panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(part))).is_err();
             }
         }
-        let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.panicked |= panicked;
-        state.pending -= 1;
-        if state.pending == 0 {
+        if panicked {
+            pool.state.lock().unwrap_or_else(|e| e.into_inner()).panicked = true;
+        }
+        if pool.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last worker: wake the caller if it parked (it checks `pending` with
+            // `state` locked before it waits, so taking the lock here loses no wake-up).
+            let _state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
             pool.done.notify_one();
         }
     }
@@ -110,15 +135,17 @@ fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
         let run: *const (dyn Fn(usize) + Sync + 'static) = unsafe { core::mem::transmute(run) };
         let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
         state.job = Some(Job { run, parts });
-        state.pending = pool.workers;
         state.panicked = false;
-        state.generation += 1;
+        pool.pending.store(pool.workers, Ordering::Release);
+        pool.generation.fetch_add(1, Ordering::AcqRel);
         pool.work.notify_all();
     }
     // The caller's own part; a panic here still waits for the workers below.
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(0)));
+    let finished = || pool.pending.load(Ordering::Acquire) == 0;
+    spin_until(finished);
     let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
-    while state.pending > 0 {
+    while !finished() {
         state = pool.done.wait(state).unwrap_or_else(|e| e.into_inner());
     }
     state.job = None;
@@ -149,8 +176,8 @@ impl Output {
     }
 }
 
-/// `C = alpha A B + beta C` on [`threads`] threads: `C` is split along its longer side
-/// into equal blocks (columns in multiples of the tile width), and each thread
+/// `C = alpha A B + beta C` on [`threads`] threads: `C` is split into equal blocks of
+/// rows (or, for few rows, of columns in multiples of the tile width), and each thread
 /// computes its block with the AVX2 kernel.
 ///
 /// The caller (`gemm::gemm`) has checked the shapes and bounds, and that the CPU has
@@ -159,7 +186,9 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     let (m, n) = (a.rows, b.cols);
     let parts = threads();
     let out = Output(c.as_mut_ptr());
-    let by_columns = n >= m;
+    // Rows unless they are too few to give every thread several tiles: each thread
+    // then reads its own rows of `A` and only the blocks of `C` it writes.
+    let by_columns = m < 16 * parts && n > m;
     // Block sizes: columns rounded up to the tile width, so only the last block has a
     // partial panel.
     let step = if by_columns { (n.div_ceil(parts)).div_ceil(avx2::NR) * avx2::NR } else { m.div_ceil(parts) };
