@@ -834,7 +834,7 @@ mod tests {
     /// than one thread), by rows and by columns, through the public entry point.
     #[test]
     fn large_products_match_reference() {
-        for (m, k, n) in [(300, 150, 100), (100, 150, 300), (211, 97, 205)] {
+        for (m, k, n) in [(300, 150, 100), (100, 150, 300), (211, 97, 205), (20, 300, 800)] {
             assert!(m * k * n >= PARALLEL_MIN_FLOPS);
             check(m, k, n, &|alpha, a, b, beta, c, ldc| gemm(alpha, a, b, beta, c, ldc));
         }
