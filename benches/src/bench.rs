@@ -22,7 +22,7 @@ use nn_core::kernels::{gemm, gemv_batch, MatRef};
 use nn_core::prelude::*;
 use nn_core::stream::Stream;
 
-use models::{BigMlp, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, StreamGru};
+use models::{BigMlp, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, SmallCnn, StreamGru};
 use timing::{measure, Clock, Timing};
 
 #[global_allocator]
@@ -238,6 +238,11 @@ fn run(bench: &mut Bench) {
         black_box(cnn.predict_one(black_box(&image)));
     });
     train_case::<DigitCnn>(bench, "cnn_train_b32", 32, 10);
+    let small = Model::<SmallCnn>::new(1);
+    bench.case("cnn_small_infer_b1", 1, || {
+        black_box(small.predict_one(black_box(&image)));
+    });
+    train_case::<SmallCnn>(bench, "cnn_small_train_b32", 32, 10);
 
     // One streaming GRU step.
     let gru = StreamGru::new(GruCell);

@@ -1,80 +1,5 @@
 //! The benchmarked networks, the same architectures as `tools/bench/pytorch_bench.py`.
-use nn_core::layer::{SummaryRow, TensorInfo, TensorPath};
-use nn_core::layers::{Conv2d, Flatten, Gru, Lstm, LstmCell, MaxPool2d, Padding, TransformerEncoderLayer};
 use nn_core::prelude::*;
-
-/// A configured built-in layer as a unit type, so that `network!` can use it as a
-/// layer (as it uses a network) where the macro has no kind for it: every method
-/// delegates to the `const` value.
-macro_rules! fixed_layer {
-    ($(#[$doc:meta])* $name:ident: $ty:ty = $value:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default)]
-        pub struct $name;
-
-        impl $name {
-            /// The configured layer.
-            pub const LAYER: $ty = $value;
-        }
-
-        impl Layer for $name {
-            type Input = <$ty as Layer>::Input;
-            type Output = <$ty as Layer>::Output;
-            const PARAMS: usize = <$ty as Layer>::PARAMS;
-            const BUFFERS: usize = <$ty as Layer>::BUFFERS;
-            const CACHE: usize = <$ty as Layer>::CACHE;
-            const SCRATCH: usize = <$ty as Layer>::SCRATCH;
-            const KIND: &'static str = <$ty as Layer>::KIND;
-
-            fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
-                Self::LAYER.init(params, buffers, rng)
-            }
-            #[inline]
-            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-                Self::LAYER.forward(params, buffers, x, y, scratch)
-            }
-            #[inline]
-            fn forward_train(
-                &self,
-                params: &[f32],
-                buffers: &mut [f32],
-                x: &[f32],
-                y: &mut [f32],
-                cache: &mut [f32],
-                scratch: &mut [f32],
-                rng: &mut Rng,
-            ) {
-                Self::LAYER.forward_train(params, buffers, x, y, cache, scratch, rng)
-            }
-            #[inline]
-            fn backward(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-            ) {
-                Self::LAYER.backward(params, x, y, cache, dy, dx, grads, scratch)
-            }
-            fn visit_tensors(
-                &self,
-                path: Option<&TensorPath<'_>>,
-                params_at: usize,
-                buffers_at: usize,
-                f: &mut dyn FnMut(&TensorInfo<'_>),
-            ) {
-                Self::LAYER.visit_tensors(path, params_at, buffers_at, f)
-            }
-            fn visit_summary(&self, name: &str, depth: usize, f: &mut dyn FnMut(&SummaryRow<'_>)) {
-                Self::LAYER.visit_summary(name, depth, f)
-            }
-        }
-    };
-}
 
 network! {
     /// The MLP of `examples/02_mlp_digits.rs`: 64-128-64-10, ReLU, dropout 0.2.
@@ -96,72 +21,63 @@ network! {
     }
 }
 
-fixed_layer! {
-    /// 16 filters 3x3 over the 8x8 digit, `Same` padding.
-    DigitConv: Conv2d<1, 8, 8, 16, 3, 3, 8, 8> = Conv2d::new([1, 1], Padding::Same, [1, 1])
-}
-fixed_layer! {
-    /// 2x2 max pooling of the 16 feature maps.
-    DigitPool: MaxPool2d<16, 8, 8, 4, 4> = MaxPool2d::new([2, 2], [2, 2], [0, 0])
-}
-fixed_layer! {
-    /// The pooled maps as one vector.
-    DigitFlatten: Flatten<Shape3<16, 4, 4>, 256> = Flatten::new()
+network! {
+    /// The CNN of `examples/05_cnn_digits.rs`: conv 1->16 3x3 same, batch norm, ReLU,
+    /// conv 16->32 3x3 same, ReLU, max pool 2, flatten, dense 64 ReLU, dropout 0.3,
+    /// dense 10.
+    pub struct DigitCnn: [1, 8, 8] -> [10] {
+        conv1: Conv2d { filters: 16, kernel: 3, padding: Same },
+        bn1: BatchNorm2d,
+        relu1: Relu,
+        conv2: Conv2d { filters: 32, kernel: 3, padding: Same },
+        relu2: Relu,
+        pool: MaxPool2d { size: 2 } => [32, 4, 4],
+        flat: Flatten,
+        fc1: Dense { units: 64, activation: Relu },
+        drop: Dropout { rate: 0.3 },
+        logits: Dense { units: 10 },
+    }
 }
 
 network! {
-    /// The digits CNN of issue 6: conv 1->16 3x3 same, ReLU, max pool 2, flatten,
-    /// dense 64 ReLU, dense 10.
-    pub struct DigitCnn: [1, 8, 8] -> [10] {
-        conv: self::DigitConv,
+    /// A smaller digits CNN: conv 1->16 3x3 same, ReLU, max pool 2, flatten, dense 64
+    /// ReLU, dense 10.
+    pub struct SmallCnn: [1, 8, 8] -> [10] {
+        conv: Conv2d { filters: 16, kernel: 3, padding: Same },
         relu: Relu,
-        pool: self::DigitPool,
-        flatten: self::DigitFlatten,
+        pool: MaxPool2d { size: 2 } => [16, 4, 4],
+        flat: Flatten,
         hidden: Dense { units: 64, activation: Relu },
         logits: Dense { units: 10 },
     }
 }
 
-/// Steps of the LSTM's input sequences.
-pub const LSTM_STEPS: usize = 32;
 /// Features per step of the recurrent benchmarks.
 pub const SEQ_FEATURES: usize = 8;
-/// Hidden units of the recurrent benchmarks.
-pub const HIDDEN: usize = 64;
-
-fixed_layer! {
-    /// An LSTM over 32 steps of 8 features, 64 units, returning the last output.
-    SequenceLstm: Lstm<LSTM_STEPS, SEQ_FEATURES, HIDDEN, 1, false> = Lstm::new(LstmCell)
-}
 
 network! {
-    /// An LSTM classifier of sequences: LSTM (32 steps, hidden 64), last output,
-    /// dense 10.
+    /// An LSTM classifier of sequences: LSTM (32 steps of 8 features, 64 units), its
+    /// last output, dense 10.
     pub struct LstmNet: [32, 8] -> [10] {
-        lstm: self::SequenceLstm,
+        lstm: Lstm { units: 64 },
         logits: Dense { units: 10 },
     }
 }
 
 /// The streaming GRU: 8 features in, 64 units (its sequence length only fixes the
-/// whole-sequence shape).
-pub type StreamGru = Gru<1, SEQ_FEATURES, HIDDEN>;
+/// whole-sequence shape). Streaming runs on the layer (`network!` types do not stream).
+pub type StreamGru = Gru<1, SEQ_FEATURES, 64>;
 
 /// Steps of the encoder's sequences.
 pub const ENCODER_STEPS: usize = 32;
 /// The encoder's model width.
 pub const ENCODER_WIDTH: usize = 64;
 
-fixed_layer! {
-    /// A post-norm encoder layer: width 64, 4 heads, feed-forward 256, ReLU, no
-    /// dropout (as the PyTorch layer with `dropout=0`).
-    Encoder: TransformerEncoderLayer<32, 64, 4, 256> = TransformerEncoderLayer::new(false, Activation::Relu, 0.0)
-}
-
 network! {
-    /// One Transformer encoder layer over 32 steps of width 64.
+    /// One post-norm Transformer encoder layer over 32 steps of width 64: 4 heads,
+    /// feed-forward 256, ReLU, no dropout (as PyTorch's with `dropout=0`).
     pub struct EncoderNet: [32, 64] -> [32, 64] {
-        encoder: self::Encoder,
+        encoder: TransformerEncoderLayer { heads: 4, ff: 256, dropout: 0.0 },
     }
 }
 

@@ -79,7 +79,17 @@ def big_mlp():
 
 
 def digit_cnn():
-    """Issue 6's digits CNN: conv 1->16 3x3 same, ReLU, max pool 2, flatten, dense 64 ReLU, dense 10."""
+    """examples/05_cnn_digits.rs: conv 1->16 3x3 same, batch norm, ReLU, conv 16->32 3x3 same,
+    ReLU, max pool 2, flatten, dense 64 ReLU, dropout 0.3, dense 10."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(512, 64), nn.ReLU(), nn.Dropout(0.3), nn.Linear(64, 10),
+    )
+
+
+def small_cnn():
+    """A smaller digits CNN: conv 1->16 3x3 same, ReLU, max pool 2, flatten, dense 64 ReLU, dense 10."""
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10),
@@ -155,6 +165,10 @@ def run(bench):
     with torch.no_grad():
         bench.case("cnn_infer_b1", 1, lambda: cnn(image))
     bench.train_case("cnn_train_b32", digit_cnn(), torch.rand(32, 1, 8, 8), labels(32, 10))
+    small = small_cnn().eval()
+    with torch.no_grad():
+        bench.case("cnn_small_infer_b1", 1, lambda: small(image))
+    bench.train_case("cnn_small_train_b32", small_cnn(), torch.rand(32, 1, 8, 8), labels(32, 10))
 
     # One streaming GRU step: PyTorch's step API, a GRUCell carrying its state.
     cell = nn.GRUCell(8, 64).eval()
