@@ -217,6 +217,48 @@ pub(crate) mod private {
         buf.split_at_mut(n)
     }
 
+    /// The four computing methods of a wrapper layer, delegated to `self.layer`
+    /// (`Named` and `Fit` differ only in names and shapes).
+    macro_rules! delegate_compute {
+        () => {
+            #[inline]
+            fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
+                self.layer.init(params, buffers, rng)
+            }
+            #[inline]
+            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+                self.layer.forward(params, buffers, x, y, scratch)
+            }
+            #[inline]
+            fn forward_train(
+                &self,
+                params: &[f32],
+                buffers: &mut [f32],
+                x: &[f32],
+                y: &mut [f32],
+                cache: &mut [f32],
+                scratch: &mut [f32],
+                rng: &mut Rng,
+            ) {
+                self.layer.forward_train(params, buffers, x, y, cache, scratch, rng)
+            }
+            #[inline]
+            fn backward(
+                &self,
+                params: &[f32],
+                x: &[f32],
+                y: &[f32],
+                cache: &[f32],
+                dy: &mut [f32],
+                dx: Option<&mut [f32]>,
+                grads: &mut [f32],
+                scratch: &mut [f32],
+            ) {
+                self.layer.backward(params, x, y, cache, dy, dx, grads, scratch)
+            }
+        };
+    }
+
     impl<L: Layer> Layer for Named<L> {
         type Input = L::Input;
         type Output = L::Output;
@@ -226,41 +268,7 @@ pub(crate) mod private {
         const SCRATCH: usize = L::SCRATCH;
         const KIND: &'static str = L::KIND;
 
-        #[inline]
-        fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
-            self.layer.init(params, buffers, rng)
-        }
-        #[inline]
-        fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-            self.layer.forward(params, buffers, x, y, scratch)
-        }
-        #[inline]
-        fn forward_train(
-            &self,
-            params: &[f32],
-            buffers: &mut [f32],
-            x: &[f32],
-            y: &mut [f32],
-            cache: &mut [f32],
-            scratch: &mut [f32],
-            rng: &mut Rng,
-        ) {
-            self.layer.forward_train(params, buffers, x, y, cache, scratch, rng)
-        }
-        #[inline]
-        fn backward(
-            &self,
-            params: &[f32],
-            x: &[f32],
-            y: &[f32],
-            cache: &[f32],
-            dy: &mut [f32],
-            dx: Option<&mut [f32]>,
-            grads: &mut [f32],
-            scratch: &mut [f32],
-        ) {
-            self.layer.backward(params, x, y, cache, dy, dx, grads, scratch)
-        }
+        delegate_compute!();
         fn visit_tensors(
             &self,
             path: Option<&TensorPath<'_>>,
@@ -400,37 +408,7 @@ pub(crate) mod private {
         const SCRATCH: usize = L::SCRATCH;
         const KIND: &'static str = L::KIND;
 
-        fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
-            self.layer.init(params, buffers, rng)
-        }
-        fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-            self.layer.forward(params, buffers, x, y, scratch)
-        }
-        fn forward_train(
-            &self,
-            params: &[f32],
-            buffers: &mut [f32],
-            x: &[f32],
-            y: &mut [f32],
-            cache: &mut [f32],
-            scratch: &mut [f32],
-            rng: &mut Rng,
-        ) {
-            self.layer.forward_train(params, buffers, x, y, cache, scratch, rng)
-        }
-        fn backward(
-            &self,
-            params: &[f32],
-            x: &[f32],
-            y: &[f32],
-            cache: &[f32],
-            dy: &mut [f32],
-            dx: Option<&mut [f32]>,
-            grads: &mut [f32],
-            scratch: &mut [f32],
-        ) {
-            self.layer.backward(params, x, y, cache, dy, dx, grads, scratch)
-        }
+        delegate_compute!();
         fn visit_tensors(
             &self,
             path: Option<&TensorPath<'_>>,
