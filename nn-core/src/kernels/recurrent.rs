@@ -31,7 +31,7 @@
 //! Layouts: a batch is sample-major (`x` is `[B, T, F]`, the output `[B, T, O]` or
 //! `[B, O]`); states (initial, final and their gradients) are `[B, L D, H]`, PyTorch's
 //! `h_0 [L D, B, H]` with the batch outermost.
-use super::gemm::{dot, gemm, MatRef};
+use super::gemm::{self, gemm, MatRef};
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -401,26 +401,25 @@ pub fn rnn_unit(relu: bool, p: f32, q: f32) -> f32 {
     }
 }
 
-/// `out[o] = dot(weight[o, :], x) (+ bias[o])` for a row-major `weight [out.len(), x.len()]`.
+/// `out[o] = dot(weight[o, :], x) (+ bias[o])` for a row-major `weight [out.len(), x.len()]`,
+/// as one matrix-vector product whose rows are rounded as [`gemm::dot`] rounds them.
 ///
-/// Every element is one fixed-order dot product ([`dot`]), so the result does not
+/// Every element is one fixed-order dot product, so the result does not
 /// depend on which other rows or samples are computed: the inference and streaming
 /// paths both use it and agree bit for bit.
 #[inline]
 pub fn project(weight: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
-    let n = x.len();
-    match bias {
+    // One matrix-vector product (rows sharing every load of `x`); each row's sum is
+    // rounded as `dot` rounds it, and `b + dot` is `dot + b`.
+    let rows = out.len();
+    let beta = match bias {
         Some(bias) => {
-            for ((o, row), &b) in out.iter_mut().zip(weight.chunks_exact(n)).zip(bias) {
-                *o = dot(row, x) + b;
-            }
+            out.copy_from_slice(&bias[..rows]);
+            1.0
         }
-        None => {
-            for (o, row) in out.iter_mut().zip(weight.chunks_exact(n)) {
-                *o = dot(row, x);
-            }
-        }
-    }
+        None => 0.0,
+    };
+    gemm::gemv(1.0, MatRef::new(&weight[..rows * x.len()], rows, x.len()), x, beta, out);
 }
 
 /// One step of one cell, in place: `p` and `q` (`[G H]`) are the projections (`p` is

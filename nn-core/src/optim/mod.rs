@@ -13,6 +13,9 @@
 //! | [`Adam`] | `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`, `p -= lr m^ / (sqrt(v^) + eps)` |
 //! | [`AdamW`] | Adam, after the decoupled decay `p -= lr wd p` |
 
+use crate::kernels;
+use crate::kernels::optim::AdamStep;
+
 /// An optimizer: updates parameters from their gradients.
 pub trait Optimizer {
     /// Floats of state per parameter.
@@ -179,11 +182,8 @@ fn adam_update(adam: &Adam, step: u64, params: &mut [f32], grads: &[f32], state:
     let bc2 = 1.0 - libm::powf(adam.beta2, t as f32);
     let step_size = adam.lr / bc1;
     let bc2_sqrt = libm::sqrtf(bc2);
-    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *m = adam.beta1 * *m + (1.0 - adam.beta1) * g;
-        *v = adam.beta2 * *v + (1.0 - adam.beta2) * g * g;
-        *p -= step_size * *m / (libm::sqrtf(*v) / bc2_sqrt + adam.eps);
-    }
+    let kernel_step = AdamStep { beta1: adam.beta1, beta2: adam.beta2, step_size, bc2_sqrt, eps: adam.eps };
+    kernels::optim::adam(&kernel_step, params, grads, m, v);
 }
 
 impl Optimizer for Adam {
