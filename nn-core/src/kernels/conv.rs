@@ -84,6 +84,21 @@ impl ConvGeometry {
         self.out_height * self.out_width
     }
 
+    /// Whether positions `start..start + len` are whole output rows of a convolution
+    /// with stride 1 and dilation 1 whose output rows are as wide as its input rows:
+    /// then each row of the column matrix is an input plane shifted by the kernel
+    /// offset, built by one contiguous copy instead of one per output row.
+    pub const fn is_shifted_plane(&self, start: usize, len: usize) -> bool {
+        self.stride[0] == 1
+            && self.stride[1] == 1
+            && self.dilation[0] == 1
+            && self.dilation[1] == 1
+            && self.out_width == self.width
+            && self.width > 0
+            && start.is_multiple_of(self.width)
+            && len.is_multiple_of(self.width)
+    }
+
     /// Whether the column matrix is the input itself (1x1 kernel, stride 1, no
     /// padding), so that no copy is needed.
     pub const fn is_pointwise(&self) -> bool {
@@ -165,11 +180,82 @@ fn for_each_run(g: &ConvGeometry, start: usize, len: usize, mut f: impl FnMut(Ru
     }
 }
 
+/// One row `(c, i, j)` of the column matrix in the shifted-plane form
+/// ([`ConvGeometry::is_shifted_plane`]): the input plane `c` shifted by
+/// `(i - ph, j - pw)`.
+struct ShiftedRow {
+    /// The row of the column matrix, `(c * KH + i) * KW + j`.
+    row: usize,
+    /// The output row of the tile's first position.
+    first_row: usize,
+    /// The output rows (absolute) that read an input row; empty when none does.
+    rows: core::ops::Range<usize>,
+    /// Output (and input) width.
+    width: usize,
+    /// Output columns at the left and right of every row that read the padding.
+    left: usize,
+    right: usize,
+    /// The input index read by output position `(rows.start, left)`.
+    source: usize,
+}
+
+/// Calls `f` for every [`ShiftedRow`] of the column matrix restricted to the positions
+/// `start..start + len` (whole output rows).
+#[inline(always)]
+fn for_each_shifted_row(g: &ConvGeometry, start: usize, len: usize, mut f: impl FnMut(ShiftedRow)) {
+    let (h, w) = (g.height as isize, g.width);
+    let (first_row, end_row) = (start / w, (start + len) / w);
+    let mut row = 0;
+    for c in 0..g.channels {
+        for i in 0..g.kernel[0] {
+            let dy = i as isize - g.padding[0] as isize;
+            let lo = (first_row as isize).max(-dy).min(end_row as isize);
+            let hi = (end_row as isize).min(h - dy).max(lo);
+            for j in 0..g.kernel[1] {
+                let dx = j as isize - g.padding[1] as isize;
+                let (left, right) = ((-dx).max(0) as usize, dx.max(0) as usize);
+                let mut rows = lo as usize..hi as usize;
+                if left + right >= w {
+                    rows = rows.start..rows.start;
+                }
+                let source = if rows.is_empty() { 0 } else { c * g.height * w + (lo + dy) as usize * w + right };
+                f(ShiftedRow { row, first_row, rows, width: w, left, right, source });
+                row += 1;
+            }
+        }
+    }
+}
+
 /// `cols[P, len] = ` the columns `start..start + len` of the column matrix of one
 /// sample `x[C, H, W]` (row stride of `cols`: `len`).
 pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut [f32]) {
     let x = &x[..g.input_len()];
     let cols = &mut cols[..g.patch_len() * len];
+    if g.is_shifted_plane(start, len) {
+        return for_each_shifted_row(g, start, len, |r| {
+            let dst = &mut cols[r.row * len..][..len];
+            if r.rows.is_empty() {
+                return dst.fill(0.0);
+            }
+            let (p0, p1) =
+                ((r.rows.start - r.first_row) * r.width + r.left, (r.rows.end - r.first_row) * r.width - r.right);
+            dst[..p0].fill(0.0);
+            dst[p1..].fill(0.0);
+            dst[p0..p1].copy_from_slice(&x[r.source..r.source + (p1 - p0)]);
+            // Positions whose column falls off the input read the neighbouring row
+            // in the copy: they are padding.
+            for oy in r.rows.clone() {
+                let row = &mut dst[(oy - r.first_row) * r.width..][..r.width];
+                row[..r.left].fill(0.0);
+                row[r.width - r.right..].fill(0.0);
+            }
+        });
+    }
+    im2col_runs(g, x, start, len, cols)
+}
+
+/// [`im2col`] run by run (any geometry).
+fn im2col_runs(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut [f32]) {
     let sw = g.stride[1];
     for_each_run(g, start, len, |r| {
         let dst = &mut cols[r.row * len + r.column..][..r.len];
@@ -192,6 +278,22 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut 
 pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
     let dx = &mut dx[..g.input_len()];
     let cols = &cols[..g.patch_len() * len];
+    if g.is_shifted_plane(start, len) {
+        return for_each_shifted_row(g, start, len, |r| {
+            let src = &cols[r.row * len..][..len];
+            let (w, keep) = (r.width, r.width.saturating_sub(r.left + r.right));
+            for (k, oy) in r.rows.clone().enumerate() {
+                let s = &src[(oy - r.first_row) * w + r.left..][..keep];
+                let d = &mut dx[r.source + k * w..][..keep];
+                d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+            }
+        });
+    }
+    col2im_runs(g, cols, start, len, dx)
+}
+
+/// [`col2im`] run by run (any geometry).
+fn col2im_runs(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
     let sw = g.stride[1];
     for_each_run(g, start, len, |r| {
         let src = &cols[r.row * len + r.column..][..r.len][r.inside];
@@ -377,5 +479,58 @@ pub fn transpose_backward(
                 gemm(1.0, w, cols, 0.0, &mut dxb[start..], n);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shifted-plane form builds exactly the column matrix of the run-by-run form,
+    /// and scatters it back with the same sums, for every stride-1 geometry it covers.
+    #[test]
+    fn shifted_plane_form_equals_runs() {
+        let mut checked = 0;
+        for (h, w) in [(1usize, 5usize), (3, 3), (4, 7), (8, 8)] {
+            for kernel in [[1, 1], [1, 3], [3, 3], [2, 4], [5, 5], [3, 9]] {
+                for padding in [[0, 0], [1, 1], [0, 2], [2, 1], [4, 4]] {
+                    let (oh, ow) = ((h + 2 * padding[0]).checked_sub(kernel[0] - 1), w);
+                    let Some(oh) = oh.filter(|&oh| oh > 0) else { continue };
+                    if padding[1] > kernel[1] {
+                        continue;
+                    }
+                    let g = ConvGeometry {
+                        channels: 2,
+                        height: h,
+                        width: w,
+                        kernel,
+                        stride: [1, 1],
+                        padding,
+                        dilation: [1, 1],
+                        out_height: oh,
+                        out_width: ow,
+                    };
+                    let x: Vec<f32> = (0..g.input_len()).map(|v| v as f32 * 0.37 - 1.5).collect();
+                    for (start, len) in [(0, oh * ow), (ow, (oh - 1) * ow), (0, ow)] {
+                        if len == 0 {
+                            continue;
+                        }
+                        assert!(g.is_shifted_plane(start, len));
+                        let patch = g.patch_len();
+                        let (mut fast, mut runs) = (vec![9.0; patch * len], vec![7.0; patch * len]);
+                        im2col(&g, &x, start, len, &mut fast);
+                        im2col_runs(&g, &x, start, len, &mut runs);
+                        assert_eq!(fast, runs, "im2col {g:?} {start} {len}");
+                        let d: Vec<f32> = (0..patch * len).map(|v| (v % 13) as f32 * 0.1 + 0.01).collect();
+                        let (mut fast, mut runs) = (vec![0.5; g.input_len()], vec![0.5; g.input_len()]);
+                        col2im(&g, &d, start, len, &mut fast);
+                        col2im_runs(&g, &d, start, len, &mut runs);
+                        assert_eq!(fast, runs, "col2im {g:?} {start} {len}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
     }
 }

@@ -38,6 +38,15 @@ impl PoolGeometry {
         (clip(oy, 0, self.height), clip(ox, 1, self.width))
     }
 
+    /// Windows of 2x2 with stride 2 and no padding: every window lies inside the input.
+    fn is_tiled_2x2(&self) -> bool {
+        self.size == [2, 2]
+            && self.stride == [2, 2]
+            && self.padding == [0, 0]
+            && 2 * self.out_height <= self.height
+            && 2 * self.out_width <= self.width
+    }
+
     fn planes(&self, x: &[f32]) -> usize {
         x.len() / (self.height * self.width)
     }
@@ -62,9 +71,34 @@ fn argmax(g: &PoolGeometry, plane: &[f32], oy: usize, ox: usize) -> usize {
     best
 }
 
+/// [`argmax`] of a 2x2 window whose top-left input is `at`, fully inside the plane
+/// (the same comparisons in the same order).
+#[inline(always)]
+fn argmax_2x2(plane: &[f32], at: usize, width: usize) -> usize {
+    let (mut best, mut max) = (at, plane[at]);
+    for at in [at + 1, at + width, at + width + 1] {
+        let v = plane[at];
+        // Without branches: which element wins depends on the data.
+        let take = (v > max) | v.is_nan();
+        best = if take { at } else { best };
+        max = if take { v } else { max };
+    }
+    best
+}
+
 /// Max pooling: `y[p, oy, ox] = max over the window of x[p]`.
 pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
     let (in_len, out_len) = (g.height * g.width, g.out_height * g.out_width);
+    if g.is_tiled_2x2() {
+        for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
+            for oy in 0..g.out_height {
+                for ox in 0..g.out_width {
+                    yp[oy * g.out_width + ox] = xp[argmax_2x2(xp, 2 * oy * g.width + 2 * ox, g.width)];
+                }
+            }
+        }
+        return;
+    }
     for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
         for oy in 0..g.out_height {
             for ox in 0..g.out_width {
@@ -81,10 +115,12 @@ pub fn max_backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let planes = g.planes(x);
     let dx = &mut dx[..planes * in_len];
     dx.fill(0.0);
+    let tiled = g.is_tiled_2x2();
     for ((xp, dyp), dxp) in x.chunks_exact(in_len).zip(dy.chunks_exact(out_len)).zip(dx.chunks_exact_mut(in_len)) {
         for oy in 0..g.out_height {
             for ox in 0..g.out_width {
-                dxp[argmax(g, xp, oy, ox)] += dyp[oy * g.out_width + ox];
+                let at = if tiled { argmax_2x2(xp, 2 * oy * g.width + 2 * ox, g.width) } else { argmax(g, xp, oy, ox) };
+                dxp[at] += dyp[oy * g.out_width + ox];
             }
         }
     }
