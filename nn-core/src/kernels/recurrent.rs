@@ -425,8 +425,30 @@ pub fn project(weight: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32])
 /// One step of one cell, in place: `p` and `q` (`[G H]`) are the projections (`p` is
 /// overwritten), `h` and `c` (`[H]`; `c` only for LSTM) hold the previous state on
 /// entry and the new one on exit.
+///
+/// Every unit is computed by the same operations whatever the vector width (no fused
+/// multiply-add, no reductions), so the AVX2 copy of the loop agrees bit for bit with
+/// the portable one and with the training path.
 #[inline]
 pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { cell_step_avx2(cell, p, q, h, c) };
+    }
+    cell_step_portable(cell, p, q, h, c)
+}
+
+/// [`cell_step`] compiled for eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cell_step_avx2(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    cell_step_portable(cell, p, q, h, c)
+}
+
+/// [`cell_step`] for the baseline instruction set.
+#[inline(always)]
+fn cell_step_portable(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     let hd = h.len();
     match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => {
