@@ -74,7 +74,9 @@ impl core::fmt::Display for EmbeddingLossError {
             EmbeddingLossError::Length { what, expected, found } => {
                 write!(f, "`{what}` has {found} floats, expected {expected}")
             }
-            EmbeddingLossError::Label { index, label } => write!(f, "pair {index} has label {label}, which this loss does not accept"),
+            EmbeddingLossError::Label { index, label } => {
+                write!(f, "pair {index} has label {label}, which this loss does not accept")
+            }
         }
     }
 }
@@ -84,7 +86,11 @@ impl std::error::Error for EmbeddingLossError {}
 
 /// The batch size of `first` (`first.len() / width`), checking every other slice has
 /// `batch * width` floats (`batch` for `"labels"`).
-fn batch_of(width: usize, first: (&'static str, usize), others: &[(&'static str, usize)]) -> Result<usize, EmbeddingLossError> {
+fn batch_of(
+    width: usize,
+    first: (&'static str, usize),
+    others: &[(&'static str, usize)],
+) -> Result<usize, EmbeddingLossError> {
     if width == 0 {
         return Err(EmbeddingLossError::ZeroWidth);
     }
