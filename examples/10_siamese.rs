@@ -20,8 +20,9 @@
 //!   ten reference images, one per digit, drawn from the training images.
 //!
 //! The raw-pixel Euclidean distance is the baseline. Over the seeds 1 to 3 both losses
-//! reach a test AUC of about 0.99 (pixels: 0.93) and one-shot accuracy 0.9 (pixels:
-//! 0.7); see the test `tests/examples_siamese.rs` for the bars.
+//! reach a test ROC AUC of 0.989 to 0.997 (pixels: 0.86 to 0.88), a verification
+//! accuracy of 0.947 to 0.965 (pixels: 0.80) and the triplet tower a one-shot accuracy
+//! of 0.948 to 0.954 (pixels: 0.65; chance: 0.1), training in about 2 s.
 //!
 //! Run it with `cargo run --release --example 10_siamese` (add `-- 2` for seed 2).
 use nn_core::data;
@@ -289,7 +290,9 @@ fn one_shot(train: (&Dataset, &[f32]), test: (&Dataset, &[f32]), width: usize, s
             .collect();
         for (i, v) in test_vectors.chunks_exact(width).enumerate() {
             let nearest = (0..CLASSES)
-                .min_by(|&a, &b| pairwise_distance(v, references[a], 0.0).total_cmp(&pairwise_distance(v, references[b], 0.0)))
+                .min_by(|&a, &b| {
+                    pairwise_distance(v, references[a], 0.0).total_cmp(&pairwise_distance(v, references[b], 0.0))
+                })
                 .unwrap_or(0);
             correct += (nearest == test.target(i)[0] as usize) as usize;
         }
@@ -316,7 +319,8 @@ pub fn run(seed: u64, steps: usize) -> Result<Report, Box<dyn std::error::Error>
         (verification, accuracy)
     };
     let (pixels, one_shot_pixels) = evaluate(PIXELS, train.inputs(), test.inputs());
-    let embed = |model: &Model<Tower>| evaluate(EMBEDDING, &model.predict(train.inputs()), &model.predict(test.inputs()));
+    let embed =
+        |model: &Model<Tower>| evaluate(EMBEDDING, &model.predict(train.inputs()), &model.predict(test.inputs()));
     let (contrastive, one_shot_contrastive) = embed(&contrastive);
     let (triplet, one_shot_accuracy) = embed(&triplet);
     Ok(Report { contrastive, triplet, pixels, one_shot_accuracy, one_shot_contrastive, one_shot_pixels, train_seconds })
@@ -341,7 +345,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.one_shot_accuracy, report.one_shot_contrastive, report.one_shot_pixels
     );
 
-    let scores = |v: Verification| JsonObject::new().number("verification_accuracy", v.accuracy).number("roc_auc", v.roc_auc);
+    let scores =
+        |v: Verification| JsonObject::new().number("verification_accuracy", v.accuracy).number("roc_auc", v.roc_auc);
     let line = JsonObject::new()
         .string("example", "10_siamese")
         .object("contrastive", scores(report.contrastive))
