@@ -49,6 +49,8 @@ const TESTED_GROUPS: &[&str] = &[
     "batch_norm",
     // tests/rnn_golden.rs
     "recurrent",
+    // tests/embedding_losses.rs
+    "embedding_loss",
 ];
 
 /// Every fixture of `group`, asserting there is at least one.

@@ -13,7 +13,14 @@
 //! log-softmax `(z - max) - log(sum(exp(z - max)))` with the fused gradient
 //! `softmax(z) - t`, so they never overflow and stay accurate at any scale. The
 //! probability forms clamp `p` to `[1e-7, 1 - 1e-7]` as Keras does.
+//!
+//! Losses on pairs and triplets of embeddings (contrastive, triplet margin, cosine
+//! embedding), for networks with shared weights, are in [`embedding`].
 use crate::activation::{shifted_exp_sum, sigmoid};
+
+pub mod embedding;
+
+pub use embedding::{ContrastiveLoss, CosineEmbeddingLoss, EmbeddingLossError, PairLoss, TripletMarginLoss};
 
 const EPS: f32 = 1e-7;
 
