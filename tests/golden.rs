@@ -49,6 +49,10 @@ const TESTED_GROUPS: &[&str] = &[
     "batch_norm",
     // tests/rnn_golden.rs
     "recurrent",
+    // tests/layers_golden.rs
+    "embedding",
+    "sequence_dense",
+    "dropout",
 ];
 
 /// Every fixture of `group`, asserting there is at least one.
