@@ -130,8 +130,11 @@ fn tensor<'a>(tensors: &'a Tensors, name: &str, shape: &[usize]) -> Result<&'a [
     }
 }
 
+/// The name, dtype and shape of one tensor of a safetensors file.
+pub type TensorHeader = (String, Dtype, Vec<usize>);
+
 /// The name, dtype and shape of every tensor of a safetensors file, sorted by name.
-pub fn header_of(path: &Path) -> Result<Vec<(String, Dtype, Vec<usize>)>, Box<dyn Error>> {
+pub fn header_of(path: &Path) -> Result<Vec<TensorHeader>, Box<dyn Error>> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut header: Vec<_> =
