@@ -15,6 +15,9 @@ safetensors in both directions.
   and `probabilities` `[359, 10]` (softmax of the logits), computed in float32 in
   `eval()` mode as a user's model computes them.
 
+Running `export` again reproduces every tensor bit for bit (seeded, one thread,
+deterministic algorithms); only the order of the metadata in the header may differ.
+
 The split is by position in `examples/data/digits.csv.gz`: the rows whose index is 4
 modulo 5 (4, 9, 14, ..., 359 rows, 20 %) are the test images, the other 1438 train.
 
