@@ -77,6 +77,19 @@ impl JsonObject {
         s
     }
 
+    /// Adds a number field with all its digits, unrounded: for small figures such as
+    /// numerical errors (`3.8e-6`), which 6 decimal places would hide. NaN and
+    /// infinities become `null`.
+    pub fn exact_number(self, key: &str, value: f64) -> Self {
+        let mut s = self.key(key);
+        if value.is_finite() {
+            s.text.push_str(&format!("{value:?}"));
+        } else {
+            s.text.push_str("null");
+        }
+        s
+    }
+
     /// Adds an integer field.
     pub fn integer(self, key: &str, value: i64) -> Self {
         let mut s = self.key(key);
@@ -127,10 +140,12 @@ mod tests {
             .number("nan", f64::NAN)
             .number("small", -0.0000004)
             .number("huge", 1.5e300)
+            .exact_number("error", 3.814697265625e-6)
+            .exact_number("inf", f64::INFINITY)
             .integer("epochs", 30);
         assert_eq!(
             line.to_string(),
-            r#"{"say \"hi\"":"a\\b\n\u0001","one":1.0,"nan":null,"small":0.0,"huge":1.5e300,"epochs":30}"#
+            r#"{"say \"hi\"":"a\\b\n\u0001","one":1.0,"nan":null,"small":0.0,"huge":1.5e300,"error":3.814697265625e-6,"inf":null,"epochs":30}"#
         );
         assert_eq!(JsonObject::new().to_string(), "{}");
     }

@@ -1,5 +1,5 @@
 //! Golden tests of the convolution family against PyTorch: `Conv1d`, `Conv2d`,
-//! `ConvTranspose2d`, pooling, global pooling, `Upsample`, `Flatten` and batch norm in
+//! `ConvTranspose2d`, pooling, global pooling, `Upsample`, `Flatten`, `Reshape` and batch norm in
 //! training and eval mode, from the fixtures of the groups `conv`, `pool`, `reshape`
 //! and `batch_norm` written by `tools/fixtures/generate.py`.
 //!
@@ -12,7 +12,7 @@ mod fixtures;
 use fixtures::{assert_close, Fixture};
 use nn_core::layers::{
     AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Flatten, GlobalAvgPool1d,
-    GlobalAvgPool2d, GlobalMaxPool1d, GlobalMaxPool2d, MaxPool1d, MaxPool2d, Padding, Upsample, Upsample1d,
+    GlobalAvgPool2d, GlobalMaxPool1d, GlobalMaxPool2d, MaxPool1d, MaxPool2d, Padding, Reshape, Upsample, Upsample1d,
 };
 use nn_core::{Layer, Rng, Shape, Shape1, Shape2, Shape3};
 
@@ -264,6 +264,10 @@ fn flatten_matches_torch() {
     for f in fixtures_in("reshape") {
         match f.name.as_str() {
             "flatten_2x3x4" => check(&Flatten::<Shape3<2, 3, 4>, 24>::new(), &f),
+            "reshape_24_to_4x3x2" => {
+                expect_option(&f, "shape", "", [4, 3, 2]);
+                check(&Reshape::<Shape1<24>, Shape3<4, 3, 2>>::new(), &f)
+            }
             other => panic!("no nn-core layer for the reshape fixture `{other}`"),
         }
     }

@@ -51,6 +51,10 @@ const TESTED_GROUPS: &[&str] = &[
     "recurrent",
     // tests/embedding_losses.rs
     "embedding_loss",
+    // tests/layers_golden.rs
+    "embedding",
+    "sequence_dense",
+    "dropout",
 ];
 
 /// Every fixture of `group`, asserting there is at least one.
