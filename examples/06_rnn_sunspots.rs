@@ -19,8 +19,9 @@
 //! - the persistence baseline ("next year equals this year"), which a forecaster must
 //!   beat to be worth anything.
 //!
-//! Scores are test RMSE in sunspot numbers. Over the seeds 1, 2 and 3, every model
-//! beats persistence by a wide margin (see the README's examples table).
+//! Scores are test RMSE in sunspot numbers. Persistence scores 33.2; over the seeds
+//! 1, 2 and 3 of the initial weights and the shuffling, the SimpleRnn scores 18.3 to
+//! 22.4, the LSTM 18.2 to 20.3 and the GRU 19.9 to 23.1.
 //!
 //! Run it with `cargo run --release --example 06_rnn_sunspots` (an optional argument
 //! sets the seed of the initial weights and the shuffling).

@@ -27,5 +27,5 @@ mod sets;
 pub use csv::{CsvReader, Row, Table};
 pub use error::{DataError, DataErrorKind};
 pub use series::Series;
-pub use sets::{co2, digits, iris, sunspots, DIGIT_CLASSES, DIGIT_PIXELS, IRIS_CLASSES};
 pub use sets::words;
+pub use sets::{co2, digits, iris, sunspots, DIGIT_CLASSES, DIGIT_PIXELS, IRIS_CLASSES};
