@@ -278,3 +278,36 @@ fn bundled_data_is_found_from_any_working_directory() {
     let path = data_file("digits.csv.gz");
     assert!(path.is_absolute() && path.is_file(), "{}", path.display());
 }
+
+#[test]
+fn words_load_4364_lowercase_words_of_4_to_8_letters() {
+    let words = data::words(data_file("words.txt")).unwrap();
+    assert_eq!(words.len(), 4364);
+    assert_eq!((words[0].as_str(), words[1].as_str(), words[4363].as_str()), ("aardvark", "abandon", "zooming"));
+    assert!(words.iter().all(|w| (4..=8).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase())));
+}
+
+#[test]
+fn a_word_with_a_capital_an_apostrophe_or_a_comma_names_its_line() {
+    for (name, contents, line, column) in [
+        ("words-capital.txt", "apple\n\nBanana\n", 3, 1),
+        ("words-apostrophe.txt", "apple\npear's\n", 2, 1),
+        ("words-space.txt", "apple pie\n", 1, 1),
+        ("words-digit.txt", "apple\npear\nplum2\n", 3, 1),
+    ] {
+        let file = TempFile::new(name, contents.as_bytes());
+        let err = data::words(&file.0).unwrap_err();
+        assert!(matches!(err.kind, DataErrorKind::Invalid { .. }), "{err}");
+        assert_at(&err, Some(line), Some(column));
+    }
+    let file = TempFile::new("words-comma.txt", b"apple\npear,plum\n");
+    let err = data::words(&file.0).unwrap_err();
+    assert!(matches!(err.kind, DataErrorKind::ColumnCount { expected: 1, found: 2 }), "{err}");
+    assert_at(&err, Some(2), Some(2));
+    let file = TempFile::new("words-empty.txt", b"\n\n");
+    assert!(matches!(data::words(&file.0).unwrap_err().kind, DataErrorKind::Empty));
+    let file = TempFile::new("words-latin1.txt", b"apple\ncaf\xe9\n");
+    let err = data::words(&file.0).unwrap_err();
+    assert!(matches!(err.kind, DataErrorKind::NotUtf8), "{err}");
+    assert_at(&err, Some(2), None);
+}

@@ -8,6 +8,7 @@
 //! | [`digits`], [`iris`] | the bundled classification sets as a `Dataset` |
 //! | [`co2`], [`sunspots`] | the bundled time series as a [`Series`] |
 //! | [`Series::windows`] | sliding windows of a series as a `Dataset` for forecasting |
+//! | [`words`] | the bundled word list, one lowercase word per line |
 //!
 //! No input makes a loader panic: everything wrong with a file is a [`DataError`]
 //! naming the file, the 1-based line and column, and what was found:
@@ -26,4 +27,5 @@ mod sets;
 pub use csv::{CsvReader, Row, Table};
 pub use error::{DataError, DataErrorKind};
 pub use series::Series;
+pub use sets::words;
 pub use sets::{co2, digits, iris, sunspots, DIGIT_CLASSES, DIGIT_PIXELS, IRIS_CLASSES};

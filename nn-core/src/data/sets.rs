@@ -80,6 +80,37 @@ pub fn sunspots(path: impl AsRef<Path>) -> Result<Series, DataError> {
     read_series(path, ["YEAR", "SUNACTIVITY"], Step::Year)
 }
 
+/// A word list: one word of lowercase ASCII letters (`a` to `z`) per line, as the
+/// bundled subset of Debian's `wamerican` (`words.txt`, 4364 words of 4 to 8 letters).
+///
+/// Blank lines are skipped; the file may be gzip-compressed. A line holding anything
+/// else (a capital, a digit, an apostrophe, a space inside the word, a comma) is an
+/// error naming its line:
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("nn-words-doc-{}.txt", std::process::id()));
+/// std::fs::write(&path, "apple\nBanana\n").unwrap();
+/// let err = nn_core::data::words(&path).unwrap_err();
+/// assert_eq!((err.line, err.column), (Some(2), Some(1)));
+/// assert!(err.to_string().ends_with("expected a word of lowercase letters a-z, found `Banana`"));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn words(path: impl AsRef<Path>) -> Result<Vec<String>, DataError> {
+    let table = CsvReader::new().read(path)?;
+    table.require_rows()?;
+    let mut words = Vec::with_capacity(table.len());
+    for row in table.rows() {
+        table.check_columns(row, 1)?;
+        let word = row.field(0).unwrap_or("");
+        if word.is_empty() || !word.bytes().all(|b| b.is_ascii_lowercase()) {
+            let kind = DataErrorKind::Invalid { expected: "a word of lowercase letters a-z", found: shorten(word) };
+            return Err(table.error(row, 0, kind));
+        }
+        words.push(word.to_string());
+    }
+    Ok(words)
+}
+
 /// The spacing of a series' rows.
 #[derive(Clone, Copy)]
 enum Step {
