@@ -55,6 +55,8 @@ const TESTED_GROUPS: &[&str] = &[
     "embedding",
     "sequence_dense",
     "dropout",
+    // tests/gan_golden.rs
+    "gan",
 ];
 
 /// Every fixture of `group`, asserting there is at least one.

@@ -17,7 +17,7 @@ mod gradcheck;
 
 use gradcheck::{assert_close, assert_close_where, central_differences_f32, uniform, Tolerance};
 use nn_core::loss::{
-    BinaryCrossEntropy, CategoricalCrossEntropy, Loss, MeanAbsoluteError, MeanSquaredError,
+    BinaryCrossEntropy, CategoricalCrossEntropy, GanLoss, Loss, MeanAbsoluteError, MeanSquaredError,
     SparseCategoricalCrossEntropy, TargetError,
 };
 use nn_core::Rng;
@@ -317,4 +317,43 @@ fn dense_targets_must_be_finite() {
     check(BinaryCrossEntropy::from_logits());
     check(CategoricalCrossEntropy::new());
     check(CategoricalCrossEntropy::from_logits());
+}
+
+#[test]
+fn gan_loss_gradients_match_finite_differences() {
+    let mut rng = Rng::new(7);
+    // Four samples of three patch scores each, one label per sample.
+    let (batch, width) = (4, 3);
+    let scores = uniform(&mut rng, batch * width, -3.0, 3.0);
+    for loss in [GanLoss::logistic(), GanLoss::least_squares(), GanLoss::logistic().label_smoothing(0.1)] {
+        let labels = [loss.real_label(), GanLoss::FAKE_LABEL, GanLoss::GENERATOR_LABEL, 0.3];
+        check_gradient(&format!("{loss:?}"), &loss, &scores, &labels, width, H_SMOOTH, false);
+    }
+}
+
+#[test]
+fn gan_loss_broadcasts_each_label_over_its_samples_scores() {
+    // The same values as the element-wise losses with the label repeated per score.
+    let mut rng = Rng::new(8);
+    let (batch, width) = (3, 4);
+    let scores = uniform(&mut rng, batch * width, -3.0, 3.0);
+    let labels = [0.9, 0.0, 1.0];
+    let repeated: Vec<f32> = labels.iter().flat_map(|&t| [t; 4]).collect();
+    for (gan, what) in [(GanLoss::logistic(), "logistic"), (GanLoss::least_squares(), "least squares")] {
+        let mut grad = vec![f32::NAN; scores.len()];
+        let value = gan.compute(&scores, &labels, width, Some(&mut grad));
+        let mut expected_grad = vec![f32::NAN; scores.len()];
+        let expected = if what == "logistic" {
+            BinaryCrossEntropy::from_logits().compute(&scores, &repeated, width, Some(&mut expected_grad))
+        } else {
+            MeanSquaredError.compute(&scores, &repeated, width, Some(&mut expected_grad))
+        };
+        assert_close(&format!("{what}: value"), &[value], &[expected as f64], EXACT);
+        let expected_grad: Vec<f64> = expected_grad.iter().map(|&g| g as f64).collect();
+        assert_close(&format!("{what}: gradient"), &grad, &expected_grad, EXACT);
+    }
+    // One target value per sample; a label that is not finite is rejected.
+    assert_eq!(GanLoss::logistic().target_len(width), 1);
+    assert_eq!(GanLoss::least_squares().check_target(&[f32::NAN], width), Err(TargetError::NotFinite));
+    assert_eq!(GanLoss::logistic().label_smoothing(0.2).real_label(), 0.8);
 }

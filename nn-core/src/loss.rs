@@ -7,6 +7,7 @@
 //! | [`BinaryCrossEntropy`] | same shape, values in `[0, 1]` | mean over all elements |
 //! | [`CategoricalCrossEntropy`] | one-hot (or soft) vector over the classes | mean over the batch |
 //! | [`SparseCategoricalCrossEntropy`] | one class index, stored as `f32` | mean over the batch |
+//! | [`GanLoss`] | one label per sample (1 real, 0 fake), broadcast over its scores | mean over all elements |
 //!
 //! The `from_logits` forms take raw scores: binary cross-entropy uses
 //! `max(z, 0) - z t + log(1 + exp(-|z|))` and the categorical forms the shifted
@@ -315,5 +316,108 @@ impl Loss for SparseCategoricalCrossEntropy {
             }
         }
         (sum / batch as f64) as f32
+    }
+}
+
+/// What a [`GanLoss`] measures between a discriminator's raw scores and the labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GanObjective {
+    /// The original GAN's binary cross-entropy on logits,
+    /// `max(z, 0) - z t + log(1 + exp(-|z|))`: PyTorch's `BCEWithLogitsLoss`.
+    Logistic,
+    /// The least-squares GAN's `(z - t)^2` (LSGAN, used by CycleGAN): PyTorch's
+    /// `MSELoss`. Its gradient does not vanish for samples the discriminator already
+    /// classifies correctly but that lie far from the real data.
+    LeastSquares,
+}
+
+/// The adversarial loss of a GAN: a discriminator's raw scores (logits) against one
+/// label per sample, broadcast over all of that sample's scores (one score, or a map of
+/// patch scores), reduced by the mean over every score as PyTorch's
+/// `loss(scores, torch.full_like(scores, label))`.
+///
+/// The discriminator is trained towards [`GanLoss::real_label`] on real samples and
+/// [`GanLoss::FAKE_LABEL`] on generated ones; the generator towards
+/// [`GanLoss::GENERATOR_LABEL`] on its own samples (the non-saturating form).
+/// One-sided label smoothing lowers only the discriminator's real label (to 0.9 with
+/// smoothing 0.1), so that it is never pushed to infinitely confident scores; the
+/// generator's target stays 1.
+///
+/// ```
+/// use nn_core::loss::{GanLoss, Loss};
+/// let loss = GanLoss::logistic().label_smoothing(0.1);
+/// assert_eq!(loss.real_label(), 0.9);
+/// // Two samples of one score each, labelled real.
+/// let labels = [loss.real_label(); 2];
+/// let mut grad = [0.0; 2];
+/// let value = loss.compute(&[0.0, 0.0], &labels, 1, Some(&mut grad));
+/// assert!((value - std::f32::consts::LN_2).abs() < 1e-6);
+/// assert!((grad[0] - (0.5 - 0.9) / 2.0).abs() < 1e-6);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GanLoss {
+    /// What is measured.
+    pub objective: GanObjective,
+    /// How much the discriminator's real label is lowered below 1.
+    pub label_smoothing: f32,
+}
+
+impl GanLoss {
+    /// The label of generated samples for the discriminator.
+    pub const FAKE_LABEL: f32 = 0.0;
+    /// The label the generator trains its samples towards.
+    pub const GENERATOR_LABEL: f32 = 1.0;
+
+    /// Binary cross-entropy on logits, without label smoothing.
+    pub const fn logistic() -> Self {
+        GanLoss { objective: GanObjective::Logistic, label_smoothing: 0.0 }
+    }
+
+    /// The least-squares loss, without label smoothing.
+    pub const fn least_squares() -> Self {
+        GanLoss { objective: GanObjective::LeastSquares, label_smoothing: 0.0 }
+    }
+
+    /// With one-sided label smoothing: the discriminator's real label becomes
+    /// `1 - smoothing`.
+    pub const fn label_smoothing(self, smoothing: f32) -> Self {
+        GanLoss { label_smoothing: smoothing, ..self }
+    }
+
+    /// The label of real samples for the discriminator: `1 - label_smoothing`.
+    pub fn real_label(&self) -> f32 {
+        1.0 - self.label_smoothing
+    }
+
+    /// The loss of one score `z` with label `t` and its derivative.
+    fn score(&self, z: f32, t: f32) -> (f32, f32) {
+        match self.objective {
+            GanObjective::Logistic => (z.max(0.0) - z * t + libm::log1pf(libm::expf(-z.abs())), sigmoid(z) - t),
+            GanObjective::LeastSquares => ((z - t) * (z - t), 2.0 * (z - t)),
+        }
+    }
+}
+
+impl Loss for GanLoss {
+    const NAME: &'static str = "gan";
+    fn target_len(&self, _: usize) -> usize {
+        1
+    }
+    fn check_target(&self, target: &[f32], _: usize) -> Result<(), TargetError> {
+        check_finite(target)
+    }
+    fn compute(&self, pred: &[f32], target: &[f32], width: usize, mut grad: Option<&mut [f32]>) -> f32 {
+        let n = pred.len() as f32;
+        let mut sum = 0.0f64;
+        for (b, (scores, &t)) in pred.chunks(width.max(1)).zip(target).enumerate() {
+            for (j, &z) in scores.iter().enumerate() {
+                let (loss, g) = self.score(z, t);
+                sum += loss as f64;
+                if let Some(grad) = grad.as_deref_mut() {
+                    grad[b * width + j] = g / n;
+                }
+            }
+        }
+        (sum / n as f64) as f32
     }
 }

@@ -29,6 +29,70 @@
 //! let p = model.predict(data.inputs());
 //! assert!(p[0] < 0.0 && p[1] > 0.0 && p[2] > 0.0 && p[3] < 0.0);
 //! ```
+//!
+//! Adversarial training uses the same calls with one model, workspace and optimizer
+//! per network. A discriminator step trains `D` on real samples and on samples of `G`
+//! (whose gradients are not needed); a generator step runs `G` then `D`, and `D`'s
+//! `backward` writes the gradient with respect to its input, the generated samples,
+//! straight into `G`'s output gradient. `D` is frozen in that step only because its
+//! optimizer does not step: its parameter gradients are cleared before its next step.
+//!
+//! ```
+//! use nn_core::prelude::*;
+//! network! {
+//!     pub struct Generator: [4] -> [2] {
+//!         hidden: Dense { units: 16, activation: Relu },
+//!         out: Dense { units: 2 },
+//!     }
+//! }
+//! network! {
+//!     pub struct Discriminator: [2] -> [1] {
+//!         hidden: Dense { units: 16, activation: LeakyRelu(0.2) },
+//!         score: Dense { units: 1 },
+//!     }
+//! }
+//! let (mut g, mut d) = (Model::<Generator>::new(1), Model::<Discriminator>::new(2));
+//! let (mut g_ws, mut d_ws) = (Workspace::<Generator>::new(), Workspace::<Discriminator>::new());
+//! let mut g_opt = OptimizerState::new(Adam { beta1: 0.5, ..Adam::new(2e-3) });
+//! let mut d_opt = OptimizerState::new(Adam { beta1: 0.5, ..Adam::new(2e-3) });
+//! let loss = GanLoss::logistic().label_smoothing(0.1);
+//! let mut rng = Rng::new(3);
+//! let batch = 32;
+//! let mut noise = vec![0.0; batch * 4];
+//! let mut real = vec![0.0; batch * 2];
+//! for _ in 0..200 {
+//!     // Real samples: points on a circle of radius 2.
+//!     for p in real.chunks_mut(2) {
+//!         let angle = rng.uniform_in(0.0, std::f32::consts::TAU);
+//!         p.copy_from_slice(&[2.0 * angle.cos(), 2.0 * angle.sin()]);
+//!     }
+//!     noise.iter_mut().for_each(|v| *v = rng.normal());
+//!     // Discriminator step: real towards 0.9, generated towards 0.
+//!     d_ws.zero_grads();
+//!     d.forward_train(&mut d_ws, &real, &mut rng);
+//!     d_ws.loss(&loss, &vec![loss.real_label(); batch]);
+//!     d.backward(&mut d_ws, &real, None);
+//!     g.forward_train(&mut g_ws, &noise, &mut rng);
+//!     d.forward_train(&mut d_ws, g_ws.output(), &mut rng);
+//!     d_ws.loss(&loss, &vec![GanLoss::FAKE_LABEL; batch]);
+//!     d.backward(&mut d_ws, g_ws.output(), None);
+//!     d_opt.step(d.params_mut(), d_ws.grads());
+//!     // Generator step through the frozen discriminator.
+//!     noise.iter_mut().for_each(|v| *v = rng.normal());
+//!     g_ws.zero_grads();
+//!     g.forward_train(&mut g_ws, &noise, &mut rng);
+//!     d.forward_train(&mut d_ws, g_ws.output(), &mut rng);
+//!     d_ws.loss(&loss, &vec![GanLoss::GENERATOR_LABEL; batch]);
+//!     let (samples, samples_grad) = g_ws.output_and_grad_mut();
+//!     d.backward(&mut d_ws, samples, Some(samples_grad));
+//!     g.backward(&mut g_ws, &noise, None);
+//!     g_opt.step(g.params_mut(), g_ws.grads());
+//! }
+//! // The generated points moved out from the origin towards the circle.
+//! let samples = g.predict(&noise);
+//! let radius = samples.chunks(2).map(|p| p[0].hypot(p[1])).sum::<f32>() / batch as f32;
+//! assert!(radius > 1.0, "mean radius {radius}");
+//! ```
 mod callbacks;
 mod dataset;
 mod fit;
@@ -116,6 +180,15 @@ impl<L: Layer> Workspace<L> {
     /// The gradient of the loss with respect to the outputs, read by `backward`.
     pub fn output_grad_mut(&mut self) -> &mut [f32] {
         &mut self.output_grad[..self.batch * <L::Output as Shape>::LEN]
+    }
+
+    /// The outputs of the last training forward and, mutable, the gradient with respect
+    /// to them: a network that consumes these outputs (a discriminator judging a
+    /// generator's samples) writes its input gradient straight into this network's
+    /// output gradient with `backward(.., Some(grad))`.
+    pub fn output_and_grad_mut(&mut self) -> (&[f32], &mut [f32]) {
+        let n = self.batch * <L::Output as Shape>::LEN;
+        (&self.output[..n], &mut self.output_grad[..n])
     }
 
     /// Computes the loss of the last outputs against `targets` and stores its gradient
