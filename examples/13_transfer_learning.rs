@@ -8,8 +8,9 @@
 //! - every 8x8 digit is placed at a random position of a 12x12 frame (the same
 //!   placement for all runs of a seed), so that raw pixels are poor features: the
 //!   same stroke lands on different pixels. A convolution answers the same question
-//!   everywhere, and pretraining on 719 images (each seen at [`COPIES`] positions) teaches its
-//!   filters which strokes matter; 25 images cannot teach that;
+//!   everywhere, and pretraining on the ~720 training images of the digits 0 to 4
+//!   (each at [`COPIES`] positions) teaches its filters which strokes matter; 25
+//!   images cannot teach that;
 //! - the network is a feature extractor used as a layer (`features: Features`, two
 //!   blocks of convolution, ReLU and max-pooling, a network of its own) followed by a
 //!   head, so its tensors are named `features.conv1.weight`, ..., `head.weight`;
@@ -20,7 +21,9 @@
 //!   its fresh initial weights;
 //! - `Fit::freeze(Select::layer("features"))` trains only the head: the extractor's
 //!   parameters keep their values bit for bit, and, since nothing below the head
-//!   trains, no backward runs through the extractor at all;
+//!   trains, no backward runs through the extractor at all (a training step of the
+//!   head at batch 25 took 2.2 ms instead of 5.6 ms with the full backward: the
+//!   forward pass and the optimizer step are what remains);
 //! - the same network trained from scratch on the same 25 images, for the same
 //!   number of epochs, is the baseline, and a frozen extractor that never trained
 //!   (random features) is the control.
@@ -29,9 +32,18 @@
 //!
 //! What it shows (three seeds, `cargo run --release --example 13_transfer_learning`):
 //! the frozen pretrained extractor beats training the whole network from scratch on
-//! every seed, and random frozen features do worst; see [`SEEDS`] for the figures.
-//! On the plain, centred 8x8 digits the same comparison is a tie: there raw pixels
-//! are already good features and 25 to 100 images suffice to train the network.
+//! every seed, and random frozen features do worst:
+//!
+//! | seed | pretrained, frozen | from scratch | random, frozen |
+//! |---|---|---|---|
+//! | 13 | 0.5626 | 0.4765 | 0.4374 |
+//! | 14 | 0.6051 | 0.5189 | 0.4971 |
+//! | 15 | 0.4282 | 0.3904 | 0.3513 |
+//!
+//! Five images per digit at random positions remain a hard task (the pretrained
+//! network reaches 0.98 on the digits 0 to 4 from ~2 160 placed images). On the plain,
+//! centred 8x8 digits the same comparison is a tie: there raw pixels are already good
+//! features and 25 to 100 images suffice to train the whole network.
 use std::path::Path;
 
 use nn_core::data;
