@@ -22,7 +22,7 @@ use nn_core::kernels::{gemm, gemv_batch, MatRef};
 use nn_core::prelude::*;
 use nn_core::stream::Stream;
 
-use models::{BigMlp, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, SmallCnn, StreamGru};
+use models::{BigMlp, ConvLayer, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, SmallCnn, StreamGru};
 use timing::{measure, Clock, Timing};
 
 #[global_allocator]
