@@ -22,7 +22,7 @@ network! {
 const UNTOUCHED: f32 = 123.0;
 
 fn ranges(select: &[Select]) -> Vec<Range<usize>> {
-    let layer = Net::default();
+    let layer = Net;
     select.iter().flat_map(|s| s.ranges(&layer)).map(|(r, _)| r).collect()
 }
 
