@@ -783,3 +783,27 @@ fn exactly_the_declared_scratch_suffices() {
         layer.backward(&params, &x, &y, &[], &mut y.clone(), Some(&mut dx), &mut grads, &mut scratch);
     }
 }
+
+/// A batch norm in inference mode (a frozen batch norm being fine-tuned through):
+/// `forward_train` equals `forward` with the running statistics and leaves them
+/// unchanged, and `backward` matches central differences of it.
+fn check_inference_mode<L: Layer>(name: &str, layer: &L, channels: usize, batch: usize) {
+    let len = L::Input::LEN;
+    let mut rng = Rng::new(17);
+    let params = [uniform(&mut rng, channels, 0.5, 2.0), uniform(&mut rng, channels, -1.0, 1.0)].concat();
+    let buffers = [uniform(&mut rng, channels, -1.0, 1.0), uniform(&mut rng, channels, 0.5, 2.0), vec![4.0]].concat();
+    let x: Vec<f32> = uniform(&mut rng, batch * len, -1.0, 1.0).iter().map(|v| 3.0 * v + 1.5).collect();
+    let (y, _, after) = run_train(layer, &params, &buffers, &x);
+    assert_eq!(after, buffers, "{name}: a training forward in inference mode changed the running statistics");
+    assert_eq!(y, run_forward(layer, &params, &buffers, &x), "{name}: forward_train and forward differ");
+    check_gradients(name, layer, &params, &buffers, &x, NONLINEAR_STEP, NONLINEAR);
+}
+
+#[test]
+fn batch_norm_in_inference_mode_trains_through_running_statistics() {
+    let norm2d = BatchNorm2d::<3, 4, 5>::new(0.1, 1e-5).inference();
+    assert!(norm2d.is_inference() && !BatchNorm2d::<3, 4, 5>::default().is_inference());
+    check_inference_mode("batch_norm2d inference", &norm2d, 3, 2);
+    check_inference_mode("batch_norm1d [5] inference", &BatchNorm1d::<Shape1<5>>::new(0.1, 1e-3).inference(), 5, 6);
+    check_inference_mode("batch_norm1d [3, 7] inference", &BatchNorm1d::<Shape2<3, 7>>::default().inference(), 3, 2);
+}

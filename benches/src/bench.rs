@@ -22,7 +22,7 @@ use nn_core::kernels::{gemm, gemv_batch, MatRef};
 use nn_core::prelude::*;
 use nn_core::stream::Stream;
 
-use models::{BigMlp, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, SmallCnn, StreamGru};
+use models::{BigMlp, ConvLayer, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, SmallCnn, StreamGru};
 use timing::{measure, Clock, Timing};
 
 #[global_allocator]
@@ -243,6 +243,29 @@ fn run(bench: &mut Bench) {
         black_box(small.predict_one(black_box(&image)));
     });
     train_case::<SmallCnn>(bench, "cnn_small_train_b32", 32, 10);
+
+    // One convolution layer's training forward and backward, input gradient included
+    // (as for a layer inside a network); the output gradient is fixed.
+    if bench.wanted("conv_fwd_bwd_b32") {
+        let batch = 32;
+        let mut model = Model::<ConvLayer>::new(1);
+        let mut ws = Workspace::<ConvLayer>::new();
+        let mut rng = Rng::new(2);
+        let x = uniform(batch * <ConvLayer as Layer>::Input::LEN, 11);
+        let dy = uniform(batch * <ConvLayer as Layer>::Output::LEN, 12);
+        let mut dx = vec![0.0; x.len()];
+        let mut step = || {
+            ws.zero_grads();
+            model.forward_train(&mut ws, &x, &mut rng);
+            ws.output_grad_mut().copy_from_slice(&dy);
+            model.backward(&mut ws, &x, Some(&mut dx));
+            black_box((ws.grads()[0], dx[0]));
+        };
+        step();
+        let allocations = counting::per_call(10, &mut step);
+        bench.allocations("conv_fwd_bwd_b32", allocations);
+        bench.case("conv_fwd_bwd_b32", batch, step);
+    }
 
     // One streaming GRU step.
     let gru = StreamGru::new(GruCell);

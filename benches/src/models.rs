@@ -52,6 +52,13 @@ network! {
     }
 }
 
+network! {
+    /// One convolution layer: 16 -> 32 channels, 3x3, same padding, on 16x16 images.
+    pub struct ConvLayer: [16, 16, 16] -> [32, 16, 16] {
+        conv: Conv2d { filters: 32, kernel: 3, padding: Same },
+    }
+}
+
 /// Features per step of the recurrent benchmarks.
 pub const SEQ_FEATURES: usize = 8;
 

@@ -13,6 +13,7 @@
 //!
 //! A custom layer implements this trait in one screen: see `layers/activation.rs`.
 use core::fmt;
+use core::ops::Range;
 
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -72,6 +73,34 @@ pub trait Layer: 'static {
         scratch: &mut [f32],
     );
 
+    /// Backward with some parameters frozen (`frozen`, in this layer's parameter
+    /// coordinates): as `backward`, except that the gradients of frozen parameters need
+    /// not be computed (their entries in `grads` may be left as they are), and that a
+    /// layer whose parameters are all frozen does nothing when `dx` is not wanted.
+    ///
+    /// The default does exactly that last skip and otherwise calls `backward`;
+    /// compositions (`Chain`, networks) pass the frozen ranges down and skip the whole
+    /// backward below the last layer that has a trainable parameter, and dense and
+    /// convolution layers skip their weight-gradient products when frozen.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_frozen(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+        frozen: Frozen<'_>,
+    ) {
+        if dx.is_none() && frozen.all(Self::PARAMS) {
+            return;
+        }
+        self.backward(params, x, y, cache, dy, dx, grads, scratch)
+    }
+
     /// Calls `f` for every parameter and buffer tensor, in `state_dict` order.
     /// `params_at` and `buffers_at` are this layer's offsets in the model's arrays.
     fn visit_tensors(
@@ -108,6 +137,43 @@ pub trait Network: Layer + Default + Copy {
         buffers: &[f32],
         x: &crate::Tensor<Self::Input>,
     ) -> crate::Tensor<Self::Output>;
+}
+
+/// Frozen parameters seen from one layer: ranges of the model's parameter array, and
+/// the offset of this layer's parameters in it. Passed to [`Layer::backward_frozen`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Frozen<'a> {
+    ranges: &'a [Range<usize>],
+    offset: usize,
+}
+
+impl<'a> Frozen<'a> {
+    /// Nothing frozen.
+    pub const NONE: Frozen<'static> = Frozen { ranges: &[], offset: 0 };
+
+    /// The parameters in `ranges` (of the model's parameter array, in any order,
+    /// possibly overlapping) frozen, seen from the model.
+    pub const fn new(ranges: &'a [Range<usize>]) -> Self {
+        Frozen { ranges, offset: 0 }
+    }
+
+    /// Seen from this layer's parameter `at` on (the next layer of a sequence).
+    pub const fn shifted(self, at: usize) -> Self {
+        Frozen { ranges: self.ranges, offset: self.offset + at }
+    }
+
+    /// Whether the first `len` parameters of this layer are all frozen (always for
+    /// `len = 0`).
+    pub fn all(&self, len: usize) -> bool {
+        let (mut at, end) = (self.offset, self.offset + len);
+        while at < end {
+            match self.ranges.iter().filter(|r| r.start <= at && at < r.end).map(|r| r.end).max() {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        true
+    }
 }
 
 /// A dotted tensor name built on the stack: `encoder.fc1.weight`.
@@ -256,6 +322,21 @@ pub(crate) mod private {
             ) {
                 self.layer.backward(params, x, y, cache, dy, dx, grads, scratch)
             }
+            #[inline]
+            fn backward_frozen(
+                &self,
+                params: &[f32],
+                x: &[f32],
+                y: &[f32],
+                cache: &[f32],
+                dy: &mut [f32],
+                dx: Option<&mut [f32]>,
+                grads: &mut [f32],
+                scratch: &mut [f32],
+                frozen: Frozen<'_>,
+            ) {
+                self.layer.backward_frozen(params, x, y, cache, dy, dx, grads, scratch, frozen)
+            }
         };
     }
 
@@ -355,6 +436,37 @@ pub(crate) mod private {
             let (ga, gb) = grads.split_at_mut(A::PARAMS);
             self.rest.backward(pb, mid, y, cb, dy, Some(dmid), gb, scratch);
             self.first.backward(pa, x, mid, ca, dmid, dx, ga, scratch);
+        }
+
+        #[inline]
+        fn backward_frozen(
+            &self,
+            params: &[f32],
+            x: &[f32],
+            y: &[f32],
+            cache: &[f32],
+            dy: &mut [f32],
+            dx: Option<&mut [f32]>,
+            grads: &mut [f32],
+            scratch: &mut [f32],
+            frozen: Frozen<'_>,
+        ) {
+            let batch = x.len() / <A::Input as Shape>::LEN;
+            let n_mid = batch * <A::Output as Shape>::LEN;
+            let (mid, cache) = cache.split_at(n_mid);
+            let (ca, cb) = cache.split_at(batch * A::CACHE);
+            let cb = &cb[..batch * B::CACHE];
+            let (dmid, scratch) = split(scratch, n_mid);
+            let (pa, pb) = params.split_at(A::PARAMS);
+            let (ga, gb) = grads.split_at_mut(A::PARAMS);
+            // The first layer needs the gradient of its output only if it passes one on
+            // or has a trainable parameter.
+            let first = dx.is_some() || !frozen.all(A::PARAMS);
+            let wanted = if first { Some(&mut *dmid) } else { None };
+            self.rest.backward_frozen(pb, mid, y, cb, dy, wanted, gb, scratch, frozen.shifted(A::PARAMS));
+            if first {
+                self.first.backward_frozen(pa, x, mid, ca, dmid, dx, ga, scratch, frozen);
+            }
         }
 
         fn visit_tensors(

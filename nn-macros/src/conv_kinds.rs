@@ -66,9 +66,10 @@ const fn pool_options(axes: usize) -> [OptionSpec; 3] {
 const POOL1D_OPTIONS: [OptionSpec; 3] = pool_options(1);
 const POOL2D_OPTIONS: [OptionSpec; 3] = pool_options(2);
 
-const BATCH_NORM_OPTIONS: [OptionSpec; 2] = [
+const BATCH_NORM_OPTIONS: [OptionSpec; 3] = [
     OptionSpec { name: "momentum", ty: OptionType::Float, default: Some(Resolved::Float(0.1)) },
     OptionSpec { name: "eps", ty: OptionType::Float, default: Some(Resolved::Float(1e-5)) },
+    OptionSpec { name: "inference", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) },
 ];
 
 pub(crate) const CONV1D: Kind = Kind {
@@ -623,8 +624,10 @@ fn batch_norm_shape(args: &Args, input: &ShapeInfo) -> Result<ShapeInfo, String>
 fn emit_batch_norm(args: &Args, input: &ShapeInfo) -> Emitted {
     let shape = input.ty();
     let (momentum, eps) = (float(args.float("momentum")), float(args.float("eps")));
-    Emitted {
-        ty: quote!(::nn_core::layers::BatchNorm<#shape>),
-        value: quote!(::nn_core::layers::BatchNorm::new(#momentum, #eps)),
-    }
+    let value = if args.flag("inference") {
+        quote!(::nn_core::layers::BatchNorm::new(#momentum, #eps).inference())
+    } else {
+        quote!(::nn_core::layers::BatchNorm::new(#momentum, #eps))
+    };
+    Emitted { ty: quote!(::nn_core::layers::BatchNorm<#shape>), value }
 }

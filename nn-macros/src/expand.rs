@@ -94,6 +94,20 @@ pub(crate) fn network(net: &Network) -> TokenStream {
                 ) {
                     ::nn_core::Layer::backward(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch)
                 }
+                fn backward_frozen(
+                    &self,
+                    params: &[f32],
+                    x: &[f32],
+                    y: &[f32],
+                    cache: &[f32],
+                    dy: &mut [f32],
+                    dx: ::core::option::Option<&mut [f32]>,
+                    grads: &mut [f32],
+                    scratch: &mut [f32],
+                    frozen: ::nn_core::layer::Frozen<'_>,
+                ) {
+                    ::nn_core::Layer::backward_frozen(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch, frozen)
+                }
                 fn visit_tensors(
                     &self,
                     path: ::core::option::Option<&::nn_core::TensorPath<'_>>,

@@ -170,6 +170,20 @@ def run(bench):
         bench.case("cnn_small_infer_b1", 1, lambda: small(image))
     bench.train_case("cnn_small_train_b32", small_cnn(), torch.rand(32, 1, 8, 8), labels(32, 10))
 
+    if bench.wanted("conv_fwd_bwd_b32"):
+        conv = nn.Conv2d(16, 32, 3, padding=1)
+        conv.train()
+        x = torch.rand(32, 16, 16, 16, requires_grad=True)
+        dy = torch.rand(32, 32, 16, 16)
+
+        def conv_step():
+            conv.zero_grad()
+            x.grad = None
+            conv(x).backward(dy)
+
+        conv_step()
+        bench.case("conv_fwd_bwd_b32", 32, conv_step)
+
     # One streaming GRU step: PyTorch's step API, a GRUCell carrying its state.
     cell = nn.GRUCell(8, 64).eval()
     step_x = torch.rand(1, 8)

@@ -348,7 +348,8 @@ pub fn forward(
 }
 
 /// Convolution backward of a batch (see [`forward`]): adds `dL/dweight` into
-/// `d_weight` and `dL/dbias` into `d_bias`, and overwrites `dx` with `dL/dx` when given.
+/// `d_weight` and `dL/dbias` into `d_bias` when given (a frozen layer gives neither),
+/// and overwrites `dx` with `dL/dx` when given.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     g: &ConvGeometry,
@@ -356,7 +357,7 @@ pub fn backward(
     x: &[f32],
     weight: &[f32],
     dy: &[f32],
-    d_weight: &mut [f32],
+    d_weight: Option<&mut [f32]>,
     mut d_bias: Option<&mut [f32]>,
     mut dx: Option<&mut [f32]>,
     scratch: &mut [f32],
@@ -365,7 +366,7 @@ pub fn backward(
     let out_len = filters * n;
     let batch = x.len() / in_len;
     let w = MatRef::new(&weight[..filters * patch], filters, patch);
-    let d_weight = &mut d_weight[..filters * patch];
+    let mut d_weight = d_weight.map(|d| &mut d[..filters * patch]);
     for b in 0..batch {
         let xb = &x[b * in_len..][..in_len];
         let dyb = &dy[b * out_len..][..out_len];
@@ -379,15 +380,19 @@ pub fn backward(
         for (start, len) in tiles(n) {
             let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
             if g.is_pointwise() {
-                let cols = MatRef { data: &xb[start..], rows: patch, cols: len, rs: n, cs: 1 };
-                gemm(1.0, dy_tile, cols.t(), 1.0, d_weight, patch);
+                if let Some(d_weight) = d_weight.as_deref_mut() {
+                    let cols = MatRef { data: &xb[start..], rows: patch, cols: len, rs: n, cs: 1 };
+                    gemm(1.0, dy_tile, cols.t(), 1.0, d_weight, patch);
+                }
                 if let Some(dxb) = dxb.as_deref_mut() {
                     gemm(1.0, w.t(), dy_tile, 0.0, &mut dxb[start..], n);
                 }
                 continue;
             }
-            im2col(g, xb, start, len, scratch);
-            gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, d_weight, patch);
+            if let Some(d_weight) = d_weight.as_deref_mut() {
+                im2col(g, xb, start, len, scratch);
+                gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, d_weight, patch);
+            }
             if let Some(dxb) = dxb.as_deref_mut() {
                 gemm(1.0, w.t(), dy_tile, 0.0, scratch, len);
                 col2im(g, scratch, start, len, dxb);

@@ -72,15 +72,7 @@ pub fn backward(
     dx: Option<&mut [f32]>,
 ) {
     let batch = x.len() / inputs;
-    match activation {
-        // f'(z) = 1 for z > 0, else 0, as a select the compiler vectorises.
-        Activation::Relu => {
-            for (d, &z) in dy.iter_mut().zip(pre) {
-                *d *= if z > 0.0 { 1.0 } else { 0.0 };
-            }
-        }
-        _ => activation.backward(pre, y, dy, outputs),
-    }
+    activation_backward(activation, pre, y, dy, outputs);
     let dz = &dy[..batch * outputs];
     // dW[out x in] += dz^T[out x batch] x[batch x in]
     gemm(1.0, MatRef::new(dz, batch, outputs).t(), MatRef::new(x, batch, inputs), 1.0, d_weight, inputs);
@@ -90,7 +82,45 @@ pub fn backward(
         }
     }
     if let Some(dx) = dx {
-        // dx[batch x in] = dz[batch x out] W[out x in]
-        gemm(1.0, MatRef::new(dz, batch, outputs), MatRef::new(weight, outputs, inputs), 0.0, dx, inputs);
+        input_gradient(weight, inputs, outputs, dz, dx);
     }
+}
+
+/// Backward of [`forward`] for the input only (frozen parameters): `dy` is turned
+/// into `dz` in place and `dx` is overwritten; no parameter gradient is computed.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input(
+    weight: &[f32],
+    pre: &[f32],
+    y: &[f32],
+    activation: Activation,
+    inputs: usize,
+    outputs: usize,
+    dy: &mut [f32],
+    dx: &mut [f32],
+) {
+    let batch = dx.len() / inputs;
+    activation_backward(activation, pre, y, dy, outputs);
+    input_gradient(weight, inputs, outputs, &dy[..batch * outputs], dx);
+}
+
+/// `dy *= f'(z)` in place, for rows of `outputs`.
+#[inline]
+fn activation_backward(activation: Activation, pre: &[f32], y: &[f32], dy: &mut [f32], outputs: usize) {
+    match activation {
+        // f'(z) = 1 for z > 0, else 0, as a select the compiler vectorises.
+        Activation::Relu => {
+            for (d, &z) in dy.iter_mut().zip(pre) {
+                *d *= if z > 0.0 { 1.0 } else { 0.0 };
+            }
+        }
+        _ => activation.backward(pre, y, dy, outputs),
+    }
+}
+
+/// `dx[batch x in] = dz[batch x out] W[out x in]`.
+#[inline]
+fn input_gradient(weight: &[f32], inputs: usize, outputs: usize, dz: &[f32], dx: &mut [f32]) {
+    let batch = dz.len() / outputs;
+    gemm(1.0, MatRef::new(dz, batch, outputs), MatRef::new(weight, outputs, inputs), 0.0, dx, inputs);
 }

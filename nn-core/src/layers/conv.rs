@@ -47,7 +47,7 @@
 //! assert!(y[25..].iter().all(|&v| v == 0.5));
 //! ```
 use crate::kernels::conv::{self, ConvGeometry};
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{Frozen, Layer, TensorInfo, TensorPath};
 use crate::rng::Rng;
 use crate::shape::{Shape2, Shape3};
 
@@ -357,7 +357,28 @@ impl<
         scratch: &mut [f32],
     ) {
         let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
-        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, d_weight, d_bias, dx, scratch);
+        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, Some(d_weight), d_bias, dx, scratch);
+    }
+
+    #[inline]
+    fn backward_frozen(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+        frozen: Frozen<'_>,
+    ) {
+        if !frozen.all(Self::PARAMS) {
+            return self.backward(params, x, y, cache, dy, dx, grads, scratch);
+        }
+        if dx.is_some() {
+            conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
+        }
     }
 
     fn visit_tensors(
@@ -475,7 +496,28 @@ impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: u
         scratch: &mut [f32],
     ) {
         let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
-        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, d_weight, d_bias, dx, scratch);
+        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, Some(d_weight), d_bias, dx, scratch);
+    }
+
+    #[inline]
+    fn backward_frozen(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+        frozen: Frozen<'_>,
+    ) {
+        if !frozen.all(Self::PARAMS) {
+            return self.backward(params, x, y, cache, dy, dx, grads, scratch);
+        }
+        if dx.is_some() {
+            conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
+        }
     }
 
     fn visit_tensors(

@@ -16,7 +16,7 @@
 //! ```
 use crate::activation::Activation;
 use crate::kernels::dense;
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{Frozen, Layer, TensorInfo, TensorPath};
 use crate::rng::Rng;
 use crate::shape::Shape1;
 
@@ -91,6 +91,27 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
         let (gw, gb) = grads.split_at_mut(n);
         let gb = if BIAS { Some(gb) } else { None };
         dense::backward(x, &params[..n], cache, y, self.activation, I, O, dy, gw, gb, dx);
+    }
+
+    #[inline]
+    fn backward_frozen(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+        frozen: Frozen<'_>,
+    ) {
+        if !frozen.all(Self::PARAMS) {
+            return self.backward(params, x, y, cache, dy, dx, grads, scratch);
+        }
+        if let Some(dx) = dx {
+            dense::backward_input(&params[..O * I], cache, y, self.activation, I, O, dy, dx);
+        }
     }
 
     fn visit_tensors(

@@ -16,6 +16,12 @@
 //!   `num_batches_tracked` counts the steps. (With `n = 1`, where PyTorch refuses to
 //!   train, the variance is 0 and the running variance moves towards 0.)
 //! * Inference (`forward`) uses the running statistics.
+//! * A batch norm in inference mode ([`BatchNorm::inference`], or `inference: true` in
+//!   `network!`), as PyTorch's `module.eval()` inside a network being fine-tuned (a
+//!   frozen batch norm), uses the running statistics in `forward_train` as well and
+//!   leaves them unchanged; its backward treats them as constants:
+//!   `dx = dy * weight / sqrt(running_var + eps)`, `d_weight += sum(dy * xhat)`,
+//!   `d_bias += sum(dy)` with `xhat = (x - running_mean) / sqrt(running_var + eps)`.
 //!
 //! The running statistics are buffers, not parameters: they live in the model's buffer
 //! array as `running_mean [C]`, `running_var [C]` and `num_batches_tracked` (a scalar,
@@ -50,6 +56,7 @@ use crate::shape::{Shape, Shape3};
 pub struct BatchNorm<S> {
     momentum: f32,
     eps: f32,
+    inference: bool,
     _shape: PhantomData<S>,
 }
 
@@ -76,7 +83,19 @@ impl<S: Shape> BatchNorm<S> {
     pub const fn new(momentum: f32, eps: f32) -> Self {
         assert!(momentum >= 0.0 && momentum <= 1.0, "BatchNorm: the momentum must be in [0, 1]");
         assert!(eps > 0.0 && eps.is_finite(), "BatchNorm: eps must be positive");
-        BatchNorm { momentum, eps, _shape: PhantomData }
+        BatchNorm { momentum, eps, inference: false, _shape: PhantomData }
+    }
+
+    /// The same batch norm in inference mode: training forwards normalise with the
+    /// running statistics and leave them unchanged, and backward differentiates that
+    /// (PyTorch's `eval()` mode, for a frozen batch norm in a network being trained).
+    pub const fn inference(self) -> Self {
+        BatchNorm { inference: true, ..self }
+    }
+
+    /// Whether this batch norm is in inference mode (see [`BatchNorm::inference`]).
+    pub const fn is_inference(&self) -> bool {
+        self.inference
     }
 
     /// The momentum of the running statistics.
@@ -133,7 +152,12 @@ impl<S: Shape> Layer for BatchNorm<S> {
         _scratch: &mut [f32],
         _rng: &mut Rng,
     ) {
-        train(Self::CHANNELS, Self::SPATIAL, self.eps, self.momentum, params, buffers, x, y, cache);
+        if self.inference {
+            inference(Self::CHANNELS, Self::SPATIAL, self.eps, params, buffers, x, y);
+            running_cache(Self::CHANNELS, self.eps, buffers, cache);
+        } else {
+            train(Self::CHANNELS, Self::SPATIAL, self.eps, self.momentum, params, buffers, x, y, cache);
+        }
     }
 
     #[inline]
@@ -148,7 +172,7 @@ impl<S: Shape> Layer for BatchNorm<S> {
         grads: &mut [f32],
         _scratch: &mut [f32],
     ) {
-        backward(Self::CHANNELS, Self::SPATIAL, params, x, cache, dy, dx, grads);
+        backward(Self::CHANNELS, Self::SPATIAL, self.inference, params, x, cache, dy, dx, grads);
     }
 
     fn visit_tensors(
@@ -240,13 +264,27 @@ fn train(
     tracked[0] += 1.0;
 }
 
+/// The running mean and `1 / sqrt(running_var + eps)` of every channel, kept in
+/// `cache` by a training forward in inference mode for [`backward`].
+fn running_cache(channels: usize, eps: f32, buffers: &[f32], cache: &mut [f32]) {
+    let (mean, var) = buffers.split_at(channels);
+    let (cache_mean, cache_inv_std) = cache[..2 * channels].split_at_mut(channels);
+    for c in 0..channels {
+        cache_mean[c] = mean[c];
+        cache_inv_std[c] = 1.0 / libm::sqrtf(var[c] + eps);
+    }
+}
+
 /// Backward of [`train`]: with `xhat = (x - mean) * inv_std`,
 /// `d_weight += sum(dy * xhat)`, `d_bias += sum(dy)` and
-/// `dx = weight * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat))`.
+/// `dx = weight * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat))`; in inference
+/// mode (`running`: the mean and `inv_std` are the running statistics', constants),
+/// `dx = weight * inv_std * dy`.
 #[allow(clippy::too_many_arguments)]
 fn backward(
     channels: usize,
     spatial: usize,
+    running: bool,
     params: &[f32],
     x: &[f32],
     cache: &[f32],
@@ -271,7 +309,8 @@ fn backward(
         d_beta[c] += sum_dy as f32;
         if let Some(dx) = dx.as_deref_mut() {
             let scale = gamma[c] * inv_std;
-            let (mean_dy, mean_dy_xhat) = ((sum_dy / n) as f32, (sum_dy_xhat / n) as f32);
+            let (mean_dy, mean_dy_xhat) =
+                if running { (0.0, 0.0) } else { ((sum_dy / n) as f32, (sum_dy_xhat / n) as f32) };
             let len = channels * spatial;
             for ((xs, ds), dxs) in x.chunks_exact(len).zip(dy.chunks_exact(len)).zip(dx.chunks_exact_mut(len)) {
                 let range = c * spatial..(c + 1) * spatial;

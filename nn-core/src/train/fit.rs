@@ -8,7 +8,7 @@ use super::callbacks::EarlyStopping;
 use super::regularize::{apply_penalty, Constraint, GradClip, Penalty, Select};
 use super::schedule::{ReduceOnPlateau, Schedule};
 use super::{Dataset, Metric, OptimizerState, Workspace};
-use crate::layer::Layer;
+use crate::layer::{Frozen, Layer};
 use crate::loss::{Loss, TargetError};
 use crate::model::Model;
 use crate::optim::Optimizer;
@@ -307,7 +307,8 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self
     }
 
-    /// Freezes the selected tensors: they keep their values bit for bit.
+    /// Freezes the selected tensors: they keep their values bit for bit, and their
+    /// gradients are not computed (see [`Model::backward_frozen`]).
     pub fn freeze(mut self, select: Select) -> Self {
         self.frozen.push(select);
         self
@@ -444,7 +445,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                         metric_sums[k].1 += c;
                     }
                 }
-                model.backward(ws, x, None);
+                model.backward_frozen(ws, x, None, Frozen::new(&frozen));
                 for (l1, l2, ranges) in &penalties {
                     loss += apply_penalty(*l1, *l2, ranges, model.params(), ws.grads_mut());
                 }

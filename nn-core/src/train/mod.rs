@@ -111,7 +111,7 @@ pub use metrics::Metric;
 pub use regularize::{Constraint, GradClip, Penalty, Select};
 pub use schedule::{Mode, ReduceOnPlateau, Schedule};
 
-use crate::layer::Layer;
+use crate::layer::{Frozen, Layer};
 use crate::loss::Loss;
 use crate::model::Model;
 use crate::optim::Optimizer;
@@ -249,6 +249,26 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
             dx,
             &mut ws.grads,
             &mut ws.scratch[..batch * L::SCRATCH],
+        );
+    }
+
+    /// As [`Model::backward`] with the parameters in `frozen` frozen: their gradients
+    /// are not computed (their entries in `ws.grads()` keep their values; whole frozen
+    /// layers skip their parameter-gradient products) and no layer below the last one
+    /// with a trainable parameter runs backward, unless `dx` is wanted.
+    pub fn backward_frozen(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>, frozen: Frozen<'_>) {
+        let batch = ws.batch;
+        let n_out = batch * <L::Output as Shape>::LEN;
+        self.layer().backward_frozen(
+            self.params(),
+            x,
+            &ws.output[..n_out],
+            &ws.cache[..batch * L::CACHE],
+            &mut ws.output_grad[..n_out],
+            dx,
+            &mut ws.grads,
+            &mut ws.scratch[..batch * L::SCRATCH],
+            frozen,
         );
     }
 
