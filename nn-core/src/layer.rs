@@ -16,6 +16,7 @@ use core::fmt;
 
 use crate::rng::Rng;
 use crate::shape::Shape;
+use crate::weights::TensorTree;
 
 /// A differentiable layer with compile-time input and output shapes.
 pub trait Layer: 'static {
@@ -34,6 +35,12 @@ pub trait Layer: 'static {
     const SCRATCH: usize = 0;
     /// The layer kind shown by summaries (`"Dense"`, `"Relu"`, a network's name).
     const KIND: &'static str;
+    /// The compile-time description of the tensors `visit_tensors` visits (same
+    /// names, shapes and order), which lets weights be baked in at compile time
+    /// ([`crate::weights`]). The default describes no tensors for a layer without
+    /// parameters or buffers and is [`TensorTree::Unknown`] otherwise.
+    const TENSORS: &'static TensorTree =
+        if Self::PARAMS + Self::BUFFERS == 0 { &TensorTree::Empty } else { &TensorTree::Unknown { kind: Self::KIND } };
 
     /// Initialises the parameters (and buffers) of this layer.
     fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng);
@@ -94,6 +101,8 @@ pub trait Layer: 'static {
 pub trait Network: Layer + Default + Copy {
     /// The network's name.
     const NAME: &'static str;
+    /// Floats of parameters and buffers: the length of the model's state array.
+    const STATE_LEN: usize = Self::PARAMS + Self::BUFFERS;
     /// Bytes of parameters and buffers (`f32`).
     const PARAM_BYTES: usize = (Self::PARAMS + Self::BUFFERS) * 4;
     /// Bytes of activations and scratch that batch-1 inference keeps on the stack,
@@ -407,6 +416,7 @@ pub(crate) mod private {
         const CACHE: usize = L::CACHE;
         const SCRATCH: usize = L::SCRATCH;
         const KIND: &'static str = L::KIND;
+        const TENSORS: &'static TensorTree = L::TENSORS;
 
         delegate_compute!();
         fn visit_tensors(
