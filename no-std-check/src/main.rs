@@ -1,7 +1,12 @@
 //! A `#![no_std]`, `#![no_main]` program with its own panic handler, linked for the
 //! host: if anything in `nn-core` (without default features) needed `std` or `alloc`,
-//! this would not link. It initialises a dense network in a stack array, runs
-//! batch-1 inference and returns 0 when the outputs are a probability distribution.
+//! this would not link. It runs the digits classifiers of `nets.rs` with their
+//! weights baked in at compile time from `weights/*.safetensors` (statics in flash),
+//! and returns 0 when both classify every image of `samples.rs` as labelled, 1
+//! otherwise.
+//!
+//! With `--features mlp-only` or `--features cnn-only` it holds one of the two, for
+//! `tools/size-report`.
 #![no_std]
 #![no_main]
 
@@ -9,37 +14,47 @@ use core::panic::PanicInfo;
 
 use nn_core::prelude::*;
 
-network! {
-    /// A digits-sized classifier.
-    pub struct Net: [64] -> [10] {
-        fc1: Dense { units: 32, activation: Relu },
-        fc2: Dense { units: 16, activation: Tanh },
-        out: Dense { units: 10, activation: Softmax },
-    }
-}
+mod nets;
+mod samples;
 
-const STATE_LEN: usize = <Net as Layer>::PARAMS + <Net as Layer>::BUFFERS;
+use nets::{argmax, DigitsCnn, DigitsMlp};
+use samples::SAMPLES;
 
-fn run() -> Option<()> {
-    let mut state = [0.0f32; STATE_LEN];
-    let mut model = Model::from_state(Net, &mut state[..]).ok()?;
-    model.init(7);
-    let mut x = Tensor::<Shape1<64>>::zeros();
-    for (i, v) in x.iter_mut().enumerate() {
-        *v = (i % 17) as f32 / 16.0;
+#[cfg(not(feature = "cnn-only"))]
+static MLP_WEIGHTS: [f32; DigitsMlp::STATE_LEN] =
+    nn_core::include_weights!(DigitsMlp, "weights/digits_mlp.safetensors");
+#[cfg(not(feature = "mlp-only"))]
+static CNN_WEIGHTS: [f32; DigitsCnn::STATE_LEN] =
+    nn_core::include_weights!(DigitsCnn, "weights/digits_cnn.safetensors");
+
+/// Whether every sample is classified as labelled.
+fn run() -> bool {
+    let mut ok = true;
+    #[cfg(not(feature = "cnn-only"))]
+    {
+        let mlp = Model::from_static(DigitsMlp, &MLP_WEIGHTS);
+        for (pixels, label) in &SAMPLES {
+            ok &= argmax(&mlp.predict_one(&(*pixels).into())) == *label;
+        }
     }
-    let y = model.predict_one(&x);
-    let sum: f32 = y.iter().sum();
-    let ok = (sum - 1.0).abs() < 1e-5 && y.iter().all(|&p| p > 0.0 && p < 1.0);
-    ok.then_some(())
+    #[cfg(not(feature = "mlp-only"))]
+    {
+        let cnn = Model::from_static(DigitsCnn, &CNN_WEIGHTS);
+        for (pixels, label) in &SAMPLES {
+            let Some(x) = Tensor::from_slice(pixels) else { return false };
+            ok &= argmax(&cnn.predict_one(&x)) == *label;
+        }
+    }
+    ok
 }
 
 /// The C entry point (no `std` runtime).
 #[no_mangle]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
-    match run() {
-        Some(()) => 0,
-        None => 1,
+    if run() {
+        0
+    } else {
+        1
     }
 }
 
