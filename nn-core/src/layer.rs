@@ -109,6 +109,11 @@ pub trait Network: Layer + Default + Copy {
     /// input and output included.
     const PEAK_ACTIVATION_BYTES: usize =
         (Self::SCRATCH + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
+    /// Bytes of stack that batch-1 inference ([`Network::forward_one`],
+    /// `Model::predict_one`) uses at most: [`Network::PEAK_ACTIVATION_BYTES`] plus
+    /// [`STACK_MARGIN_BYTES`] for the frames of the layers and kernels themselves.
+    /// `tests/stack_bound.rs` measures the real use by painting a thread's stack.
+    const STACK_BOUND_BYTES: usize = Self::PEAK_ACTIVATION_BYTES + STACK_MARGIN_BYTES;
 
     /// Batch-1 inference with all intermediate values on the stack: no heap.
     fn forward_one(
@@ -118,6 +123,16 @@ pub trait Network: Layer + Default + Copy {
         x: &crate::Tensor<Self::Input>,
     ) -> crate::Tensor<Self::Output>;
 }
+
+/// The stack that batch-1 inference needs besides its activations: the call frames
+/// of the layers and kernels, the largest being the GEMM's packed panel of `B`
+/// (`KC x NR` floats: 16 KiB for the AVX2 kernel, 2 KiB for the portable one; a
+/// convolution's product at batch 1 is a GEMM), plus loop state, spilled registers
+/// and the small fixed arrays of the dot-product kernels. No kernel keeps an array
+/// sized by the network on the stack. Measured at most 21 783 bytes across dense,
+/// convolutional, recurrent and attention networks (x86-64, `std` with AVX2,
+/// `tests/stack_bound.rs`).
+pub const STACK_MARGIN_BYTES: usize = 32 * 1024;
 
 /// A dotted tensor name built on the stack: `encoder.fc1.weight`.
 #[derive(Clone, Copy)]
