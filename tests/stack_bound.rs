@@ -91,10 +91,11 @@ fn measured<N: Network + Send>() -> usize {
 fn check<N: Network + Send>() -> usize {
     let used = measured::<N>();
     println!(
-        "{}: stack used {used} bytes, bound {} (activations {})",
+        "{}: stack used {used} bytes, bound {} (activations {}, parameters {})",
         N::NAME,
         N::STACK_BOUND_BYTES,
-        N::PEAK_ACTIVATION_BYTES
+        N::PEAK_ACTIVATION_BYTES,
+        N::PARAM_BYTES
     );
     assert!(used <= N::STACK_BOUND_BYTES, "{}: used {used} > bound {}", N::NAME, N::STACK_BOUND_BYTES);
     // The measurement sees the zeroed scratch and output arrays (the input is on

@@ -22,7 +22,9 @@ use nn_core::prelude::*;
 mod nets;
 mod samples;
 
-use nets::{argmax, DigitsCnn, DigitsMlp};
+#[cfg(not(feature = "mlp-only"))]
+use nets::DigitsCnn;
+use nets::{argmax, DigitsMlp};
 use samples::SAMPLES;
 
 #[cfg(not(feature = "cnn-only"))]
