@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          //! labels. Written by `cargo run --release --example firmware_digits`.\n\n\
          /// `(pixels, label)`.\npub const SAMPLES: [([f32; 64], usize); ",
     );
-    write!(text, "{SAMPLES}] = [\n")?;
+    writeln!(text, "{SAMPLES}] = [")?;
     for i in 0..SAMPLES {
         let x = test_set.input(i);
         let label = test_set.target(i)[0] as usize;
