@@ -38,6 +38,22 @@ impl ::nn_core::Layer for Mlp {
     const CACHE: usize = <MlpArch as ::nn_core::Layer>::CACHE;
     const SCRATCH: usize = <MlpArch as ::nn_core::Layer>::SCRATCH;
     const KIND: &'static str = "Mlp";
+    const TENSORS: &'static ::nn_core::weights::TensorTree = &::nn_core::weights::TensorTree::Pair {
+        first: &::nn_core::weights::TensorTree::Scope {
+            name: "fc1",
+            inner: <::nn_core::layers::Dense<64, 32> as ::nn_core::Layer>::TENSORS,
+        },
+        rest: &::nn_core::weights::TensorTree::Pair {
+            first: &::nn_core::weights::TensorTree::Scope {
+                name: "drop",
+                inner: <::nn_core::layers::Dropout<::nn_core::Shape1<32>> as ::nn_core::Layer>::TENSORS,
+            },
+            rest: &::nn_core::weights::TensorTree::Scope {
+                name: "fc2",
+                inner: <::nn_core::layers::Dense<32, 10> as ::nn_core::Layer>::TENSORS,
+            },
+        },
+    };
     fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
         ::nn_core::Layer::init(&Self::ARCH, params, buffers, rng)
     }
@@ -115,5 +131,12 @@ fn handwritten_network_runs() {
             ("fc2.bias".to_string(), vec![10], 2400),
         ]
     );
+    // The compile-time description lists the same tensors.
+    let tree = Mlp::TENSORS;
+    assert_eq!(tree.count(), 4);
+    for (k, (name, shape, _)) in names.iter().enumerate() {
+        let entry = tree.tensor(k).unwrap();
+        assert_eq!((entry.name.as_str(), &entry.shape[..entry.rank]), (name.as_str(), &shape[..]));
+    }
     println!("{}", model.summary());
 }

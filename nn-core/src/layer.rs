@@ -17,6 +17,7 @@ use core::ops::Range;
 
 use crate::rng::Rng;
 use crate::shape::Shape;
+use crate::weights::TensorTree;
 
 /// A differentiable layer with compile-time input and output shapes.
 pub trait Layer: 'static {
@@ -35,6 +36,12 @@ pub trait Layer: 'static {
     const SCRATCH: usize = 0;
     /// The layer kind shown by summaries (`"Dense"`, `"Relu"`, a network's name).
     const KIND: &'static str;
+    /// The compile-time description of the tensors `visit_tensors` visits (same
+    /// names, shapes and order), which lets weights be baked in at compile time
+    /// ([`crate::weights`]). The default describes no tensors for a layer without
+    /// parameters or buffers and is [`TensorTree::Unknown`] otherwise.
+    const TENSORS: &'static TensorTree =
+        if Self::PARAMS + Self::BUFFERS == 0 { &TensorTree::Empty } else { &TensorTree::Unknown { kind: Self::KIND } };
 
     /// Initialises the parameters (and buffers) of this layer.
     fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng);
@@ -123,12 +130,19 @@ pub trait Layer: 'static {
 pub trait Network: Layer + Default + Copy {
     /// The network's name.
     const NAME: &'static str;
+    /// Floats of parameters and buffers: the length of the model's state array.
+    const STATE_LEN: usize = Self::PARAMS + Self::BUFFERS;
     /// Bytes of parameters and buffers (`f32`).
     const PARAM_BYTES: usize = (Self::PARAMS + Self::BUFFERS) * 4;
     /// Bytes of activations and scratch that batch-1 inference keeps on the stack,
     /// input and output included.
     const PEAK_ACTIVATION_BYTES: usize =
         (Self::SCRATCH + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
+    /// Bytes of stack that batch-1 inference ([`Network::forward_one`],
+    /// `Model::predict_one`) uses at most: [`Network::PEAK_ACTIVATION_BYTES`] plus
+    /// [`STACK_MARGIN_BYTES`] for the frames of the layers and kernels themselves.
+    /// `tests/stack_bound.rs` measures the real use by painting a thread's stack.
+    const STACK_BOUND_BYTES: usize = Self::PEAK_ACTIVATION_BYTES + STACK_MARGIN_BYTES;
 
     /// Batch-1 inference with all intermediate values on the stack: no heap.
     fn forward_one(
@@ -175,6 +189,16 @@ impl<'a> Frozen<'a> {
         true
     }
 }
+
+/// The stack that batch-1 inference needs besides its activations: the call frames
+/// of the layers and kernels, the largest being the GEMM's packed panel of `B`
+/// (`KC x NR` floats: 16 KiB for the AVX2 kernel, 2 KiB for the portable one; a
+/// convolution's product at batch 1 is a GEMM), plus loop state, spilled registers
+/// and the small fixed arrays of the dot-product kernels. No kernel keeps an array
+/// sized by the network on the stack. Measured at most 21 783 bytes across dense,
+/// convolutional, recurrent and attention networks (x86-64, `std` with AVX2,
+/// `tests/stack_bound.rs`).
+pub const STACK_MARGIN_BYTES: usize = 32 * 1024;
 
 /// A dotted tensor name built on the stack: `encoder.fc1.weight`.
 #[derive(Clone, Copy)]
@@ -519,6 +543,7 @@ pub(crate) mod private {
         const CACHE: usize = L::CACHE;
         const SCRATCH: usize = L::SCRATCH;
         const KIND: &'static str = L::KIND;
+        const TENSORS: &'static TensorTree = L::TENSORS;
 
         delegate_compute!();
         fn visit_tensors(

@@ -40,6 +40,7 @@ pub mod optim;
 pub mod rng;
 pub mod shape;
 pub mod stream;
+pub mod weights;
 
 #[cfg(feature = "std")]
 pub mod data;
@@ -53,6 +54,7 @@ pub mod train;
 pub use activation::Activation;
 pub use layer::{Layer, Network, TensorInfo, TensorPath};
 pub use model::Model;
+pub use nn_macros::include_weights;
 pub use nn_macros::network;
 pub use rng::Rng;
 pub use shape::{Shape, Shape1, Shape2, Shape3, Tensor};

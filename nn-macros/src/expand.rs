@@ -30,9 +30,20 @@ pub(crate) fn network(net: &Network) -> TokenStream {
 
     let mut arch_ty = TokenStream::new();
     let mut arch_value = TokenStream::new();
+    // The compile-time tensor description: each layer's under its name.
+    let mut tensors = TokenStream::new();
     for (i, (layer, emitted)) in net.layers.iter().zip(&layers).enumerate().rev() {
         let Emitted { ty, value } = emitted;
         let layer_name = unraw(&layer.name);
+        let scoped = quote!(&::nn_core::weights::TensorTree::Scope {
+            name: #layer_name,
+            inner: <#ty as ::nn_core::Layer>::TENSORS,
+        });
+        tensors = if i + 1 == net.layers.len() {
+            scoped
+        } else {
+            quote!(&::nn_core::weights::TensorTree::Pair { first: #scoped, rest: #tensors })
+        };
         let named_ty = quote!(::nn_core::__private::Named<#ty>);
         let named_value = quote!(::nn_core::__private::Named { name: #layer_name, layer: #value });
         if i + 1 == net.layers.len() {
@@ -63,6 +74,7 @@ pub(crate) fn network(net: &Network) -> TokenStream {
                 const CACHE: usize = <__NnArch as ::nn_core::Layer>::CACHE;
                 const SCRATCH: usize = <__NnArch as ::nn_core::Layer>::SCRATCH;
                 const KIND: &'static str = #kind;
+                const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
                 fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
                     ::nn_core::Layer::init(&__NN_ARCH, params, buffers, rng)
                 }

@@ -18,6 +18,7 @@ mod pipeline;
 mod rnn_kinds;
 mod suggest;
 mod validate;
+mod weights;
 
 #[cfg(test)]
 mod tests;
@@ -94,4 +95,25 @@ mod tests;
 #[proc_macro]
 pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     pipeline::network(input.into()).into()
+}
+
+/// Evaluates, at compile time, the state array of a network (parameters, then
+/// buffers, in `state_dict` order) from a safetensors file: `include_weights!(Net,
+/// "path/to/file.safetensors")`, the path relative to the directory of the calling
+/// crate's `Cargo.toml`.
+///
+/// The expansion is an inline `const` block of type `[f32; Net::PARAMS +
+/// Net::BUFFERS]`, meant for a `static`, whose values then stay in flash:
+///
+/// ```text
+/// static WEIGHTS: [f32; Net::STATE_LEN] = nn_core::include_weights!(Net, "net.safetensors");
+/// static MODEL: Model<Net, &[f32]> = Model::from_static(Net, &WEIGHTS);
+/// ```
+///
+/// A file whose tensors differ from the network's (a missing tensor, a different
+/// shape, a tensor the network does not have) is a compile error naming the tensor.
+/// Tensors must be `F32`.
+#[proc_macro]
+pub fn include_weights(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    weights::include_weights(input.into()).into()
 }

@@ -170,6 +170,19 @@ impl<const T: usize, const D: usize, const H: usize> Layer for MultiHeadAttentio
     /// The kernel's scratch, then room for one output (`attention_weights_into`).
     const SCRATCH: usize = Self::CFG.scratch() + T * D;
     const KIND: &'static str = "MultiHeadAttention";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "in_proj_weight", shape: &[3 * D, D], trainable: true },
+        rest: &crate::weights::TensorTree::Pair {
+            first: &crate::weights::TensorTree::Leaf { name: "in_proj_bias", shape: &[3 * D], trainable: true },
+            rest: &crate::weights::TensorTree::Scope {
+                name: "out_proj",
+                inner: &crate::weights::TensorTree::Pair {
+                    first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[D, D], trainable: true },
+                    rest: &crate::weights::TensorTree::Leaf { name: "bias", shape: &[D], trainable: true },
+                },
+            },
+        },
+    };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
         init_attention(params, D, rng);

@@ -319,6 +319,14 @@ impl<
     /// One tile of the column matrix.
     const SCRATCH: usize = conv::scratch_len(C * KH * KW, OH * OW);
     const KIND: &'static str = "Conv2d";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[F, C, KH, KW], trainable: true },
+        rest: if BIAS {
+            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true }
+        } else {
+            &crate::weights::TensorTree::Empty
+        },
+    };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
         glorot_uniform(params, Self::WEIGHTS, C * KH * KW, F * KH * KW, rng);
@@ -458,6 +466,14 @@ impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: u
     /// One tile of the column matrix.
     const SCRATCH: usize = conv::scratch_len(C * K, OL);
     const KIND: &'static str = "Conv1d";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[F, C, K], trainable: true },
+        rest: if BIAS {
+            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true }
+        } else {
+            &crate::weights::TensorTree::Empty
+        },
+    };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
         glorot_uniform(params, Self::WEIGHTS, C * K, F * K, rng);
@@ -637,6 +653,14 @@ impl<
     /// One tile of the column matrix of the output.
     const SCRATCH: usize = conv::scratch_len(F * KH * KW, H * W);
     const KIND: &'static str = "ConvTranspose2d";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[C, F, KH, KW], trainable: true },
+        rest: if BIAS {
+            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true }
+        } else {
+            &crate::weights::TensorTree::Empty
+        },
+    };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
         glorot_uniform(params, Self::WEIGHTS, C * KH * KW, F * KH * KW, rng);

@@ -40,6 +40,14 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
     const PARAMS: usize = O * I + if BIAS { O } else { 0 };
     const CACHE: usize = O;
     const KIND: &'static str = "Dense";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[O, I], trainable: true },
+        rest: if BIAS {
+            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[O], trainable: true }
+        } else {
+            &crate::weights::TensorTree::Empty
+        },
+    };
 
     /// Glorot uniform for saturating activations, He uniform for the ReLU family
     /// (both as Keras); biases start at zero.

@@ -60,6 +60,8 @@ impl<const T: usize, const V: usize, const D: usize> Layer for Embedding<T, V, D
     type Output = Shape2<T, D>;
     const PARAMS: usize = V * D;
     const KIND: &'static str = "Embedding";
+    const TENSORS: &'static crate::weights::TensorTree =
+        &crate::weights::TensorTree::Leaf { name: "weight", shape: &[V, D], trainable: true };
 
     /// Standard normal, as PyTorch.
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {

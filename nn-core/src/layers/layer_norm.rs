@@ -140,6 +140,14 @@ impl<S: Shape> Layer for LayerNorm<S> {
     /// `x^` and `1 / sqrt(var + eps)` per row.
     const CACHE: usize = S::LEN + Self::ROWS;
     const KIND: &'static str = "LayerNorm";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[Self::WIDTH], trainable: true },
+        rest: if true {
+            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[Self::WIDTH], trainable: true }
+        } else {
+            &crate::weights::TensorTree::Empty
+        },
+    };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {
         init(params, Self::WIDTH);

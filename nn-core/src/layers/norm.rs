@@ -126,6 +126,31 @@ impl<S: Shape> Layer for BatchNorm<S> {
     /// batch, in the first sample's share).
     const CACHE: usize = 2 * Self::CHANNELS;
     const KIND: &'static str = if S::DIMS.len() == 3 { "BatchNorm2d" } else { "BatchNorm1d" };
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[Self::CHANNELS], trainable: true },
+        rest: &crate::weights::TensorTree::Pair {
+            first: &crate::weights::TensorTree::Leaf { name: "bias", shape: &[Self::CHANNELS], trainable: true },
+            rest: &crate::weights::TensorTree::Pair {
+                first: &crate::weights::TensorTree::Leaf {
+                    name: "running_mean",
+                    shape: &[Self::CHANNELS],
+                    trainable: false,
+                },
+                rest: &crate::weights::TensorTree::Pair {
+                    first: &crate::weights::TensorTree::Leaf {
+                        name: "running_var",
+                        shape: &[Self::CHANNELS],
+                        trainable: false,
+                    },
+                    rest: &crate::weights::TensorTree::Leaf {
+                        name: "num_batches_tracked",
+                        shape: &[],
+                        trainable: false,
+                    },
+                },
+            },
+        },
+    };
 
     fn init(&self, params: &mut [f32], buffers: &mut [f32], _rng: &mut Rng) {
         let c = Self::CHANNELS;

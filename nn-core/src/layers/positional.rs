@@ -130,6 +130,8 @@ impl<const T: usize, const D: usize> Layer for LearnedPositional<T, D> {
     type Output = Shape2<T, D>;
     const PARAMS: usize = T * D;
     const KIND: &'static str = "LearnedPositional";
+    const TENSORS: &'static crate::weights::TensorTree =
+        &crate::weights::TensorTree::Leaf { name: "weight", shape: &[T, D], trainable: true };
 
     /// Standard normal, as `nn.Embedding`.
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {

@@ -364,6 +364,13 @@ macro_rules! recurrent_layer {
             const CACHE: usize = kernel::cache_len(C::GATES, T, H, LAYERS, DIRS);
             const SCRATCH: usize = kernel::scratch_len(C::GATES, T, H, DIRS);
             const KIND: &'static str = C::NAME;
+            const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Recurrent {
+                gate_width: C::GATES * H,
+                features: F,
+                hidden: H,
+                layers: LAYERS,
+                directions: DIRS,
+            };
 
             fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
                 self.init_params(params, rng)

@@ -57,6 +57,14 @@ impl<const T: usize, const F: usize, const U: usize, const BIAS: bool> Layer for
     /// The pre-activations.
     const CACHE: usize = T * U;
     const KIND: &'static str = "SequenceDense";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[U, F], trainable: true },
+        rest: if BIAS {
+            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[U], trainable: true }
+        } else {
+            &crate::weights::TensorTree::Empty
+        },
+    };
 
     /// As [`crate::layers::Dense`]: Glorot uniform, or He uniform for the ReLU family;
     /// zero biases.

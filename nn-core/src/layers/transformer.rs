@@ -111,6 +111,22 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
     const CACHE: usize = 3 * T * F;
     const SCRATCH: usize = 2 * T * F;
     const KIND: &'static str = "FeedForward";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Scope {
+            name: "linear1",
+            inner: &crate::weights::TensorTree::Pair {
+                first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[F, D], trainable: true },
+                rest: &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true },
+            },
+        },
+        rest: &crate::weights::TensorTree::Scope {
+            name: "linear2",
+            inner: &crate::weights::TensorTree::Pair {
+                first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[D, F], trainable: true },
+                rest: &crate::weights::TensorTree::Leaf { name: "bias", shape: &[D], trainable: true },
+            },
+        },
+    };
 
     /// As `nn.Linear`: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weights and biases.
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
@@ -432,6 +448,25 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         + 4 * T * D;
     const SCRATCH: usize = 2 * T * D + Self::PART_SCRATCH;
     const KIND: &'static str = "TransformerEncoderLayer";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+        first: &crate::weights::TensorTree::Scope {
+            name: "self_attn",
+            inner: <MultiHeadAttention<T, D, H> as Layer>::TENSORS,
+        },
+        rest: &crate::weights::TensorTree::Pair {
+            first: <FeedForward<T, D, F> as Layer>::TENSORS,
+            rest: &crate::weights::TensorTree::Pair {
+                first: &crate::weights::TensorTree::Scope {
+                    name: "norm1",
+                    inner: <layer_norm::LayerNorm<Shape2<T, D>> as Layer>::TENSORS,
+                },
+                rest: &crate::weights::TensorTree::Scope {
+                    name: "norm2",
+                    inner: <layer_norm::LayerNorm<Shape2<T, D>> as Layer>::TENSORS,
+                },
+            },
+        },
+    };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
         let [_, ff, n1, n2] = Self::OFFSETS;
@@ -703,6 +738,11 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
     /// the inspected layer in `attention_weights_into`), then a layer's scratch.
     const SCRATCH: usize = 3 * T * D + <TransformerEncoderLayer<T, D, H, F> as Layer>::SCRATCH;
     const KIND: &'static str = "TransformerEncoder";
+    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Repeat {
+        name: "layers",
+        count: N,
+        inner: <TransformerEncoderLayer<T, D, H, F> as Layer>::TENSORS,
+    };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
         for p in params[..Self::PARAMS].chunks_exact_mut(Self::LAYER_PARAMS) {
