@@ -10,6 +10,7 @@
 mod conv_kinds;
 mod errors;
 mod expand;
+mod graph;
 mod ir;
 mod kinds;
 mod lower;

@@ -49,7 +49,7 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
 }
 
 /// Checks a written shape: 1 to 3 dimensions, each at least 1.
-fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
+pub(crate) fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
     let span = shape.span();
     let mut dims = Vec::with_capacity(shape.dims.len());
     let mut valid = true;
@@ -83,7 +83,7 @@ fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
     DeclaredShape { span, dims: valid.then_some(dims) }
 }
 
-fn lower_layer(
+pub(crate) fn lower_layer(
     def: &LayerDef,
     input: ShapeInfo,
     source: Source,

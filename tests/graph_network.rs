@@ -1,0 +1,147 @@
+//! The graph form of `network!`: residual paths, merges, shared layers and tied
+//! weights, checked against finite differences of their own forward pass and against
+//! the same computation written with the layers alone.
+use nn_core::layers::Dense;
+use nn_core::prelude::*;
+use nn_core::{Rng, Shape};
+
+network! {
+    /// A residual block: `x + fc2(fc1(x))`.
+    pub struct Residual: [6] -> [6] graph {
+        input x;
+        h = fc1(x): Dense { units: 5, activation: Tanh };
+        r = fc2(h): Dense { units: 6 };
+        out = add(x, r);
+        output out;
+    }
+}
+
+network! {
+    /// Every merge, a shared layer (applied twice) and a tied layer.
+    pub struct Mixed: [4] -> [7] graph {
+        input x;
+        a = enc(x): Dense { units: 3, activation: Tanh };
+        b = shared(a): Dense { units: 3, activation: Sigmoid };
+        c = shared(b);
+        m = multiply(a, c, b);
+        s = add(m, a);
+        d = dec(s): Dense { tied: enc, activation: Tanh };
+        out = concat(d, c, axis: 0) => [7];
+        output out;
+    }
+}
+
+/// The loss `sum dy * y` of a batch, in f64, through `forward_train`.
+fn weighted_output<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> f64 {
+    let batch = x.len() / <L::Input as Shape>::LEN;
+    let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
+    let mut buffers = vec![0.0; L::BUFFERS];
+    let mut cache = vec![0.0; batch * L::CACHE];
+    let mut scratch = vec![0.0; batch * L::SCRATCH];
+    layer.forward_train(params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    y.iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum()
+}
+
+/// The analytic gradients `(dx, dparams)` of `sum dy * y`.
+fn gradients<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let batch = x.len() / <L::Input as Shape>::LEN;
+    let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
+    let mut buffers = vec![0.0; L::BUFFERS];
+    let mut cache = vec![0.0; batch * L::CACHE];
+    let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
+    layer.forward_train(params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    let mut dx = vec![f32::NAN; x.len()];
+    let mut grads = vec![0.0; L::PARAMS];
+    let mut dy = dy.to_vec();
+    scratch.fill(f32::NAN);
+    layer.backward(params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    (dx, grads)
+}
+
+/// Central differences of `f` at every element of `v`, with step `h`.
+fn differences(v: &[f32], h: f32, mut f: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
+    let mut v = v.to_vec();
+    (0..v.len())
+        .map(|i| {
+            let keep = v[i];
+            v[i] = keep + h;
+            let up = f(&v);
+            v[i] = keep - h;
+            let down = f(&v);
+            v[i] = keep;
+            (up - down) / (2.0 * (h as f64))
+        })
+        .collect()
+}
+
+fn assert_near(what: &str, actual: &[f32], expected: &[f64], abs: f64, rel: f64) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        assert!((a as f64 - e).abs() <= abs + rel * e.abs(), "{what}[{i}]: {a} against {e}");
+    }
+}
+
+/// Gradients of a graph network against finite differences of its forward pass.
+fn check_gradients<L: Layer>(layer: L, batch: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut params = vec![0.0; L::PARAMS];
+    let mut buffers = vec![0.0; L::BUFFERS];
+    layer.init(&mut params, &mut buffers, &mut rng);
+    // Non-zero biases, so that every parameter matters.
+    params.iter_mut().for_each(|p| *p += rng.uniform_in(-0.3, 0.3));
+    let x: Vec<f32> = (0..batch * <L::Input as Shape>::LEN).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let dy: Vec<f32> = (0..batch * <L::Output as Shape>::LEN).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let (dx, grads) = gradients(&layer, &params, &x, &dy);
+    let h = 1e-2;
+    let expected_dx = differences(&x, h, |x| weighted_output(&layer, &params, x, &dy));
+    assert_near("dx", &dx, &expected_dx, 2e-3, 2e-3);
+    let expected_grads = differences(&params, h, |p| weighted_output(&layer, p, &x, &dy));
+    assert_near("dparams", &grads, &expected_grads, 2e-3, 2e-3);
+}
+
+#[test]
+fn residual_gradients_match_finite_differences() {
+    check_gradients(Residual, 3, 11);
+}
+
+#[test]
+fn mixed_graph_gradients_match_finite_differences() {
+    check_gradients(Mixed, 4, 12);
+}
+
+#[test]
+fn residual_forward_is_input_plus_the_branch() {
+    let model = Model::<Residual>::new(3);
+    let x = Tensor::<Shape1<6>>::from([0.5, -0.25, 1.0, 0.0, -1.0, 0.75]);
+    let y = model.predict_one(&x);
+    // The branch alone, as the two dense layers of the graph.
+    let params = model.params();
+    let fc1 = Dense::<6, 5>::new(Activation::Tanh);
+    let fc2 = Dense::<5, 6>::new(Activation::Identity);
+    let (p1, p2) = params.split_at(<Dense<6, 5> as Layer>::PARAMS);
+    let mut h = [0.0; 5];
+    let mut r = [0.0; 6];
+    fc1.forward(p1, &[], &x, &mut h, &mut []);
+    fc2.forward(p2, &[], &h, &mut r, &mut []);
+    for i in 0..6 {
+        assert_eq!(y[i], x[i] + r[i], "element {i}");
+    }
+}
+
+#[test]
+fn graph_tensors_are_named_like_pytorch() {
+    let model = Model::<Mixed>::new(1);
+    let mut names: Vec<(String, Vec<usize>)> = Vec::new();
+    model.visit_tensors(&mut |t| names.push((t.path.to_string(), t.shape.to_vec())));
+    assert_eq!(
+        names,
+        [
+            ("enc.weight".to_string(), vec![3, 4]),
+            ("enc.bias".to_string(), vec![3]),
+            ("shared.weight".to_string(), vec![3, 3]),
+            ("shared.bias".to_string(), vec![3]),
+            ("dec.bias".to_string(), vec![4]),
+        ]
+    );
+    assert_eq!(Mixed::PARAMS, 12 + 3 + 9 + 3 + 4);
+}
