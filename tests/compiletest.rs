@@ -5,7 +5,9 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
     t.pass("tests/ui/attention/pass/*.rs");
-    for topic in ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv", "attention"] {
+    for topic in
+        ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv", "attention", "graph"]
+    {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }
 }

@@ -49,6 +49,8 @@ const TESTED_GROUPS: &[&str] = &[
     "batch_norm",
     // tests/rnn_golden.rs
     "recurrent",
+    // tests/graph_golden.rs
+    "graph",
 ];
 
 /// Every fixture of `group`, asserting there is at least one.

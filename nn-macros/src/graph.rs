@@ -404,7 +404,13 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
     if !saw_output {
         errors.at(graph.body, format!("`{net_name}` has no `output` statement; name its output, as in `output y;`"));
     }
-    for value in &g.values {
+    // After a name that did not resolve, an "unused" value may be the one it meant.
+    let unresolved = stmts.iter().enumerate().any(|(i, s)| match s {
+        Stmt::Assign { call, .. } => call.args().iter().any(|a| !defined_before(&stmts, i, a)),
+        Stmt::Output { names, .. } => names.iter().any(|a| !defined_before(&stmts, i, a)),
+        Stmt::Input { .. } => false,
+    });
+    for value in g.values.iter().filter(|_| !unresolved) {
         if value.uses == 0 && output_name.is_none_or(|o| *o != value.name) {
             let name = unraw(&value.name);
             if value.input {
@@ -416,6 +422,15 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
     }
     let _ = graph.keyword;
     g
+}
+
+/// Whether `name` is an input or assigned value defined by a statement before `index`.
+fn defined_before(stmts: &[&Stmt], index: usize, name: &Ident) -> bool {
+    stmts[..index].iter().any(|s| match s {
+        Stmt::Input { names, .. } => names.contains(name),
+        Stmt::Assign { value, .. } => value == name,
+        Stmt::Output { .. } => false,
+    })
 }
 
 /// Defines value `name`, reporting a second definition.
