@@ -145,3 +145,71 @@ fn graph_tensors_are_named_like_pytorch() {
     );
     assert_eq!(Mixed::PARAMS, 12 + 3 + 9 + 3 + 4);
 }
+
+network! {
+    /// A sequential network using a graph network as a layer.
+    pub struct Stacked: [6] -> [3] {
+        block: Residual,
+        head: Dense { units: 3 },
+    }
+}
+
+network! {
+    /// 6 inputs to 4 features, used inside a graph.
+    pub struct Features: [6] -> [4] {
+        fc: Dense { units: 4, activation: Tanh },
+    }
+}
+
+network! {
+    /// A graph using a network as a layer twice (shared) and a graph as a layer.
+    pub struct Nested: [6] -> [8] graph {
+        input x;
+        r = block(x): Residual;
+        a = features(r): Features => [4];
+        b = features(x) => [4];
+        out = concat(a, b);
+        output out;
+    }
+}
+
+#[test]
+fn nested_networks_gradients_match_finite_differences() {
+    check_gradients(Stacked, 2, 13);
+    check_gradients(Nested, 3, 14);
+}
+
+#[test]
+fn nested_tensor_names_and_sizes() {
+    let model = Model::<Nested>::new(1);
+    let mut names = Vec::new();
+    model.visit_tensors(&mut |t| names.push(t.path.to_string()));
+    assert_eq!(
+        names,
+        [
+            "block.fc1.weight",
+            "block.fc1.bias",
+            "block.fc2.weight",
+            "block.fc2.bias",
+            "features.fc.weight",
+            "features.fc.bias"
+        ]
+    );
+    assert_eq!(Nested::PARAMS, Residual::PARAMS + Features::PARAMS);
+    assert_eq!(Stacked::PARAMS, Residual::PARAMS + 6 * 3 + 3);
+}
+
+#[test]
+fn a_graph_network_trains_with_fit() {
+    // y = x + c: the residual block's branch learns the constant c.
+    let mut rng = Rng::new(5);
+    let inputs: Vec<f32> = (0..256 * 6).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let targets: Vec<f32> = inputs.iter().enumerate().map(|(i, v)| v + if i % 2 == 0 { 0.5 } else { -0.5 }).collect();
+    let data = Dataset::new(inputs, 6, targets, 6).unwrap();
+    let mut model = Model::<Residual>::new(2);
+    let before = model.evaluate(&data, &MeanSquaredError, &[]).unwrap().loss;
+    let mut fit = Fit::new(Adam::new(1e-2), MeanSquaredError).epochs(60).batch_size(32).seed(3);
+    fit.run(&mut model, &data, None).unwrap();
+    let after = model.evaluate(&data, &MeanSquaredError, &[]).unwrap().loss;
+    assert!(after < 0.02 * before, "loss {before} -> {after}");
+}
