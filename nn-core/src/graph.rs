@@ -73,7 +73,7 @@ pub fn concat(operands: &[&[f32]], blocks: &[usize], out: &mut [f32]) {
     }
 }
 
-/// The gradient of operand `which` of [`concat`]: its blocks of `dy`.
+/// The gradient of operand `which` of [`concat()`]: its blocks of `dy`.
 pub fn concat_backward(dy: &[f32], blocks: &[usize], which: usize, grad: &mut [f32], accumulate: bool) {
     let width: usize = blocks.iter().sum();
     let offset: usize = blocks[..which].iter().sum();

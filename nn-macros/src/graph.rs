@@ -48,7 +48,7 @@ pub(crate) enum Stmt {
     /// `output y;`
     Output { keyword: Ident, names: Vec<Ident> },
     /// `h = fc1(x): Dense { units: 8 } => [8];`
-    Assign { value: Ident, call: Call, assertion: Option<ShapeDef> },
+    Assign { value: Ident, call: Box<Call>, assertion: Option<ShapeDef> },
 }
 
 pub(crate) enum Call {
@@ -192,7 +192,7 @@ fn statement(input: ParseStream) -> syn::Result<Stmt> {
         } else {
             None
         };
-        Stmt::Assign { value: first, call, assertion }
+        Stmt::Assign { value: first, call: Box::new(call), assertion }
     };
     if input.is_empty() {
         return Ok(stmt);
