@@ -213,3 +213,82 @@ fn a_graph_network_trains_with_fit() {
     let after = model.evaluate(&data, &MeanSquaredError, &[]).unwrap().loss;
     assert!(after < 0.02 * before, "loss {before} -> {after}");
 }
+
+network! {
+    /// Two inputs through one shared tower, two outputs.
+    pub struct Pair: ([5], [5]) -> ([4], [8]) graph {
+        input a, b;
+        ea = tower(a): Dense { units: 4, activation: Tanh };
+        eb = tower(b);
+        product = multiply(ea, eb);
+        both = concat(ea, eb);
+        output product, both;
+    }
+}
+
+/// `sum dy0 * y0 + sum dy1 * y1` of [`Pair`] through `forward_train`.
+fn pair_loss(params: &[f32], a: &[f32], b: &[f32], dy: (&[f32], &[f32])) -> f64 {
+    let batch = a.len() / 5;
+    let (mut y0, mut y1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
+    let mut cache = vec![0.0; batch * Pair::CACHE];
+    let mut scratch = vec![0.0; batch * Pair::SCRATCH];
+    Pair.forward_train(params, &mut [], [a, b], [&mut y0, &mut y1], &mut cache, &mut scratch, &mut Rng::new(1));
+    let dot = |y: &[f32], d: &[f32]| y.iter().zip(d).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
+    dot(&y0, dy.0) + dot(&y1, dy.1)
+}
+
+#[test]
+fn several_inputs_and_outputs_match_finite_differences() {
+    let batch = 3;
+    let mut rng = Rng::new(21);
+    let mut params = vec![0.0; Pair::PARAMS];
+    Pair.init(&mut params, &mut [], &mut rng);
+    params.iter_mut().for_each(|p| *p += rng.uniform_in(-0.3, 0.3));
+    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect() };
+    let (a, b, dy0, dy1) = (draw(batch * 5), draw(batch * 5), draw(batch * 4), draw(batch * 8));
+
+    let (mut y0, mut y1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
+    let mut cache = vec![0.0; batch * Pair::CACHE];
+    let mut scratch = vec![f32::NAN; batch * Pair::SCRATCH];
+    Pair.forward_train(&params, &mut [], [&a, &b], [&mut y0, &mut y1], &mut cache, &mut scratch, &mut Rng::new(1));
+    // Inference gives the same outputs.
+    let (mut z0, mut z1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
+    Pair.forward(&params, &[], [&a, &b], [&mut z0, &mut z1], &mut scratch);
+    assert_eq!((&z0, &z1), (&y0, &y1));
+    // The second output is the two embeddings side by side, the first their product.
+    for s in 0..batch {
+        for k in 0..4 {
+            assert_eq!(y0[s * 4 + k], y1[s * 8 + k] * y1[s * 8 + 4 + k]);
+        }
+    }
+
+    let (mut da, mut db) = (vec![f32::NAN; a.len()], vec![f32::NAN; b.len()]);
+    let mut grads = vec![0.0; Pair::PARAMS];
+    let (mut g0, mut g1) = (dy0.clone(), dy1.clone());
+    scratch.fill(f32::NAN);
+    Pair.backward(
+        &params,
+        [&a, &b],
+        [&y0, &y1],
+        &cache,
+        [&mut g0, &mut g1],
+        [Some(&mut da), Some(&mut db)],
+        &mut grads,
+        &mut scratch,
+    );
+    let h = 1e-2;
+    let dy = (&dy0[..], &dy1[..]);
+    assert_near("da", &da, &differences(&a, h, |a| pair_loss(&params, a, &b, dy)), 2e-3, 2e-3);
+    assert_near("db", &db, &differences(&b, h, |b| pair_loss(&params, &a, b, dy)), 2e-3, 2e-3);
+    assert_near("dparams", &grads, &differences(&params, h, |p| pair_loss(p, &a, &b, dy)), 2e-3, 2e-3);
+
+    // Without input gradients, the same parameter gradients.
+    let mut again = vec![0.0; Pair::PARAMS];
+    let (mut g0, mut g1) = (dy0.clone(), dy1.clone());
+    Pair.backward(&params, [&a, &b], [&y0, &y1], &cache, [&mut g0, &mut g1], [None, None], &mut again, &mut scratch);
+    assert_eq!(again, grads);
+
+    let mut names = Vec::new();
+    Pair.visit_tensors(None, 0, 0, &mut |t| names.push(t.path.to_string()));
+    assert_eq!(names, ["tower.weight", "tower.bias"]);
+}

@@ -224,8 +224,12 @@ pub(crate) struct Graph {
     pub values: Vec<ValueInfo>,
     pub layers: Vec<GraphLayer>,
     pub nodes: Vec<Node>,
-    /// The value that is the network's output.
-    pub output: Option<usize>,
+    /// The values that are the network's inputs and outputs, in declared order.
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    /// The declared input and output shapes (`None` if invalid, already reported).
+    pub input_shapes: Vec<Option<Vec<usize>>>,
+    pub output_shapes: Vec<Option<Vec<usize>>>,
     /// Shape equalities left to the type system: (span, actual, expected, message, label).
     pub type_checks: Vec<(Span, TokenStream, TokenStream, String, String)>,
 }
@@ -284,9 +288,25 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
         values: Vec::new(),
         layers: Vec::new(),
         nodes: Vec::new(),
-        output: None,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        input_shapes: Vec::new(),
+        output_shapes: Vec::new(),
         type_checks: Vec::new(),
     };
+    let mut output_spans = Vec::new();
+    if let Some(sig) = &def.signature {
+        g.input_shapes.push(g.net.input.as_ref().and_then(|d| d.dims.clone()));
+        g.output_shapes.push(g.net.output.as_ref().and_then(|d| d.dims.clone()));
+        output_spans.push(sig.output.span());
+        for extra in &sig.more_inputs {
+            g.input_shapes.push(crate::lower::declared(extra, errors).dims);
+        }
+        for extra in &sig.more_outputs {
+            g.output_shapes.push(crate::lower::declared(extra, errors).dims);
+            output_spans.push(extra.span());
+        }
+    }
     let stmts: Vec<&Stmt> = graph.statements.iter().flatten().collect();
     // Where each assigned value is defined, for the diagnosis of a use before it.
     let definitions: Vec<(&Ident, usize)> = stmts
@@ -299,78 +319,94 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
         .collect();
     let mut saw_input = false;
     let mut saw_output = false;
-    let mut output_name = None;
+    let mut output_names: Vec<&Ident> = Vec::new();
     for (index, stmt) in stmts.iter().enumerate() {
         match stmt {
             Stmt::Input { keyword, names } => {
                 if saw_input {
-                    errors.spanned(keyword, "a second `input` statement; name the input once, as in `input x;`");
+                    errors.spanned(keyword, "a second `input` statement; name every input in one, as in `input a, b;`");
                     continue;
                 }
                 saw_input = true;
-                if names.len() != 1 {
+                let declared = g.input_shapes.len();
+                if names.len() != declared && def.signature.is_some() {
                     errors.spanned(
-                        quote!(#(#names)*),
-                        format!("`{net_name}` declares one input shape, so `input` names one value"),
+                        quote!(#keyword #(#names)*),
+                        format!(
+                            "`{net_name}` declares {declared} input shape(s), so `input` names {declared} value(s)"
+                        ),
                     );
                 }
-                let shape = match g.net.input.as_ref().and_then(|d| d.dims.clone()) {
-                    Some(dims) => ShapeInfo::Known(dims),
-                    None => ShapeInfo::Unknown,
-                };
-                if let Some(name) = names.first() {
-                    define(&mut g, name, shape, true, errors);
+                for (k, name) in names.iter().enumerate() {
+                    let shape = match g.input_shapes.get(k).cloned().flatten() {
+                        Some(dims) => ShapeInfo::Known(dims),
+                        None => ShapeInfo::Unknown,
+                    };
+                    let v = define(&mut g, name, shape, true, errors);
+                    g.inputs.push(v);
                 }
             }
             Stmt::Output { keyword, names } => {
                 if saw_output {
-                    errors.spanned(keyword, "a second `output` statement; name the output once, as in `output y;`");
+                    errors.spanned(
+                        keyword,
+                        "a second `output` statement; name every output in one, as in `output y, z;`",
+                    );
                     continue;
                 }
                 saw_output = true;
-                if names.len() != 1 {
+                let declared_count = g.output_shapes.len();
+                if names.len() != declared_count && def.signature.is_some() {
                     errors.spanned(
-                        quote!(#(#names)*),
-                        format!("`{net_name}` declares one output shape, so `output` names one value"),
+                        quote!(#keyword #(#names)*),
+                        format!(
+                            "`{net_name}` declares {declared_count} output shape(s), so `output` names {declared_count} \
+                             value(s)"
+                        ),
                     );
                 }
-                let Some(name) = names.first() else { continue };
-                let Some(v) = resolve(&g, name, index, &stmts, &definitions, None, errors) else { continue };
-                g.values[v].uses += 1;
-                if g.values[v].input {
-                    errors.spanned(
-                        name,
-                        format!("the output must be computed by the graph, but `{}` is its input", unraw(name)),
-                    );
-                    continue;
-                }
-                output_name = Some(name);
-                g.output = Some(v);
-                let declared = g.net.output.as_ref().and_then(|d| d.dims.clone());
-                let output_span = g.net.output.as_ref().map(|d| d.span);
-                match (&g.values[v].shape, declared) {
-                    (ShapeInfo::Known(dims), Some(declared)) if *dims != declared => errors.spanned(
-                        name,
-                        format!(
-                            "`{net_name}` declares output {} but `{}` is {}",
-                            suggest::dims(&declared),
-                            unraw(name),
-                            suggest::dims(dims)
+                for (k, name) in names.iter().enumerate() {
+                    let Some(v) = resolve(&g, name, index, &stmts, &definitions, None, errors) else { continue };
+                    g.values[v].uses += 1;
+                    if g.values[v].input {
+                        errors.spanned(
+                            name,
+                            format!("an output must be computed by the graph, but `{}` is an input", unraw(name)),
+                        );
+                        continue;
+                    }
+                    if g.outputs.contains(&v) {
+                        errors.spanned(name, format!("`{}` is already an output", unraw(name)));
+                        continue;
+                    }
+                    output_names.push(name);
+                    g.outputs.push(v);
+                    let declared = g.output_shapes.get(k).cloned().flatten();
+                    let output_span = output_spans.get(k).copied();
+                    match (&g.values[v].shape, declared) {
+                        (ShapeInfo::Known(dims), Some(declared)) if *dims != declared => errors.spanned(
+                            name,
+                            format!(
+                                "`{net_name}` declares output {} but `{}` is {}",
+                                suggest::dims(&declared),
+                                unraw(name),
+                                suggest::dims(dims)
+                            ),
                         ),
-                    ),
-                    (ShapeInfo::Opaque(ty), Some(declared)) => g.type_checks.push((
-                        output_span.unwrap_or_else(|| name.span()),
-                        ty.clone(),
-                        shape_type(&declared),
-                        format!(
-                            "`{}` declares output {} but `{}` is `{{Self}}`",
-                            expand::escape(&net_name),
-                            suggest::dims(&declared),
-                            expand::escape(&unraw(name))
-                        ),
-                        String::from("declared here"),
-                    )),
-                    _ => {}
+                        (ShapeInfo::Opaque(ty), Some(declared)) => g.type_checks.push((
+                            output_span.unwrap_or_else(|| name.span()),
+                            ty.clone(),
+                            shape_type(&declared),
+                            format!(
+                                "`{}` declares output {} but `{}` is `{{Self}}`",
+                                expand::escape(&net_name),
+                                suggest::dims(&declared),
+                                expand::escape(&unraw(name))
+                            ),
+                            String::from("declared here"),
+                        )),
+                        _ => {}
+                    }
                 }
             }
             Stmt::Assign { value, call, assertion } => {
@@ -411,7 +447,7 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
         Stmt::Input { .. } => false,
     });
     for value in g.values.iter().filter(|_| !unresolved) {
-        if value.uses == 0 && output_name.is_none_or(|o| *o != value.name) {
+        if value.uses == 0 && !output_names.contains(&&value.name) {
             let name = unraw(&value.name);
             if value.input {
                 errors.spanned(&value.name, format!("input `{name}` is never used"));
@@ -871,7 +907,21 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     let item = expand::struct_item(net);
     let (input_ty, output_ty) = expand::declared_types(net);
     let mut checks = Checks::default();
-    let out_value = g.output.expect("a valid graph has an output");
+    let multi = g.inputs.len() > 1 || g.outputs.len() > 1;
+    let numbered = |base: &str, n: usize| -> Vec<Ident> {
+        if multi {
+            (0..n).map(|k| format_ident!("{}{}", base, k)).collect()
+        } else {
+            vec![format_ident!("{}", base)]
+        }
+    };
+    let (xs, ys) = (numbered("x", g.inputs.len()), numbered("y", g.outputs.len()));
+    let (dys, dxs) = (numbered("dy", g.outputs.len()), numbered("dx", g.inputs.len()));
+    let shape_ty = |d: &Option<Vec<usize>>| shape_type(d.as_deref().unwrap_or(&[1]));
+    let input_tys: Vec<TokenStream> = g.input_shapes.iter().map(shape_ty).collect();
+    let input_of = |v: usize| g.inputs.iter().position(|&i| i == v).expect("an input value");
+    let output_of = |v: usize| g.outputs.iter().position(|&o| o == v);
+    let (x0, in0) = (&xs[0], &input_tys[0]);
 
     // The layers: a type, a constant value, and their sizes.
     let mut layer_items = Vec::new();
@@ -926,14 +976,19 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     let mut value_lens = Vec::new();
     for (i, v) in g.values.iter().enumerate() {
         let c = format_ident!("__NN_V{}", i);
-        let len = if v.input { quote!(<#input_ty as ::nn_core::Shape>::LEN) } else { v.shape.len() };
+        let len = if v.input {
+            let ty = &input_tys[input_of(i)];
+            quote!(<#ty as ::nn_core::Shape>::LEN)
+        } else {
+            v.shape.len()
+        };
         value_lens.push(quote!(const #c: usize = #len;));
     }
     let vlen = |i: usize| {
         let c = format_ident!("__NN_V{}", i);
         quote!(#c)
     };
-    let internal: Vec<usize> = (0..g.values.len()).filter(|&i| !g.values[i].input && i != out_value).collect();
+    let internal: Vec<usize> = (0..g.values.len()).filter(|&i| !g.values[i].input && output_of(i).is_none()).collect();
     let internal_lens: Vec<TokenStream> = internal.iter().map(|&i| vlen(i)).collect();
     let all_lens: Vec<TokenStream> = (0..g.values.len()).map(vlen).collect();
     let node_caches: Vec<TokenStream> = g
@@ -976,12 +1031,14 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         for (i, value) in g.values.iter().enumerate() {
             let name = v(i);
             if value.input {
-                out.extend(quote!(let #name: &[f32] = x;));
-            } else if i == out_value {
+                let x = &xs[input_of(i)];
+                out.extend(quote!(let #name: &[f32] = #x;));
+            } else if let Some(j) = output_of(i) {
+                let y = &ys[j];
                 if mutable {
-                    out.extend(quote!(let #name: &mut [f32] = y;));
+                    out.extend(quote!(let #name: &mut [f32] = #y;));
                 } else {
-                    out.extend(quote!(let #name: &[f32] = y;));
+                    out.extend(quote!(let #name: &[f32] = #y;));
                 }
             } else {
                 let len = vlen(i);
@@ -1061,7 +1118,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
 
     // The backward pass, statements in reverse. The first gradient written into a
     // value's buffer overwrites it, the others add into it.
-    let mut written: Vec<bool> = (0..g.values.len()).map(|i| i == out_value).collect();
+    let mut written: Vec<bool> = (0..g.values.len()).map(|i| output_of(i).is_some()).collect();
     let mut backward_body = TokenStream::new();
     for (n, node) in g.nodes.iter().enumerate().rev() {
         let dy = gr(node.out);
@@ -1099,13 +1156,14 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 let first = !written[u];
                 written[u] = true;
                 backward_body.extend(if g.values[u].input {
+                    let dx = &dxs[input_of(u)];
                     if first {
-                        call(quote!(dx.as_deref_mut()))
+                        call(quote!(#dx.as_deref_mut()))
                     } else {
                         let with = call(tmp);
                         let without = call(quote!(::core::option::Option::None));
                         quote! {
-                            if let ::core::option::Option::Some(__d) = dx.as_deref_mut() {
+                            if let ::core::option::Option::Some(__d) = #dx.as_deref_mut() {
                                 #with
                                 ::nn_core::graph::accumulate(__d, &__tmp[..batch * #len]);
                             } else {
@@ -1144,7 +1202,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     };
                     backward_body.extend(if g.values[u].input {
                         let c = contribution(quote!(__d));
-                        quote!(if let ::core::option::Option::Some(__d) = dx.as_deref_mut() { #c })
+                        let dx = &dxs[input_of(u)];
+                        quote!(if let ::core::option::Option::Some(__d) = #dx.as_deref_mut() { #c })
                     } else {
                         let gu = gr(u);
                         contribution(quote!(&mut *#gu))
@@ -1163,7 +1222,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         let (name, len) = (gr(i), vlen(i));
         grad_buffers.extend(quote!(let (#name, scratch) = scratch.split_at_mut(batch * #len);));
     }
-    let dy_name = gr(out_value);
+    let dy_names: Vec<Ident> = g.outputs.iter().map(|&o| gr(o)).collect();
 
     let init_body: TokenStream = g
         .layers
@@ -1220,6 +1279,127 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         })
         .collect();
     let Checks { aliases, items } = checks;
+    let batch = quote!(let batch = #x0.len() / <#in0 as ::nn_core::Shape>::LEN;);
+    let backward_prologue = quote! {
+        #batch
+        #(let mut #dxs = #dxs;)*
+        #backward_values
+        #backward_caches
+        #(let #dy_names: &mut [f32] = #dys;)*
+        #grad_buffers
+        let (__tmp, scratch) = scratch.split_at_mut(batch * ::nn_core::graph::max(&[#(#all_lens),*]));
+    };
+    let sizes_items = quote! {
+        const __NN_PARAMS: usize = 0 #(+ #total_params)*;
+        const __NN_BUFFERS: usize = 0 #(+ #total_buffers)*;
+        const __NN_CACHE: usize = 0 #(+ #internal_lens)* #(+ #node_caches)*;
+        const __NN_SCRATCH: usize = 0 #(+ #internal_lens)*
+            + ::nn_core::graph::max(&[#(#all_lens),*])
+            + ::nn_core::graph::max(&[#(#scratches),*]);
+    };
+    if multi {
+        let (n_in, n_out) = (g.inputs.len(), g.outputs.len());
+        return quote! {
+            #item
+            const _: () = {
+                #(#layer_items)*
+                #(#offsets)*
+                #(#value_lens)*
+                #(#aliases)*
+                #(#items)*
+                #sizes_items
+
+                /// A graph network with several inputs or outputs: the methods of
+                /// `nn_core::Layer`, over arrays of inputs and outputs.
+                #[allow(unused_variables, unused_mut, clippy::all)]
+                impl #name {
+                    /// The number of trainable parameters.
+                    pub const PARAMS: usize = __NN_PARAMS;
+                    /// The number of non-trainable state values.
+                    pub const BUFFERS: usize = __NN_BUFFERS;
+                    /// Floats per sample that `forward_train` keeps for `backward`.
+                    pub const CACHE: usize = __NN_CACHE;
+                    /// Floats per sample of temporary space of every pass.
+                    pub const SCRATCH: usize = __NN_SCRATCH;
+
+                    /// Initialises the parameters and buffers.
+                    pub fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
+                        #init_body
+                    }
+
+                    /// Inference over a batch: every input, every output, in declared order.
+                    pub fn forward(
+                        &self,
+                        params: &[f32],
+                        buffers: &[f32],
+                        inputs: [&[f32]; #n_in],
+                        outputs: [&mut [f32]; #n_out],
+                        scratch: &mut [f32],
+                    ) {
+                        let [#(#xs),*] = inputs;
+                        let [#(#ys),*] = outputs;
+                        #batch
+                        #forward_values
+                        #forward_body
+                    }
+
+                    /// Training forward, keeping in `cache` what `backward` needs.
+                    #[allow(clippy::too_many_arguments)]
+                    pub fn forward_train(
+                        &self,
+                        params: &[f32],
+                        buffers: &mut [f32],
+                        inputs: [&[f32]; #n_in],
+                        outputs: [&mut [f32]; #n_out],
+                        cache: &mut [f32],
+                        scratch: &mut [f32],
+                        rng: &mut ::nn_core::Rng,
+                    ) {
+                        let [#(#xs),*] = inputs;
+                        let [#(#ys),*] = outputs;
+                        #batch
+                        #train_values
+                        #train_caches
+                        #train_body
+                    }
+
+                    /// Backward: given the gradient of every output (overwritten), adds
+                    /// the parameter gradients into `grads` and writes the gradient of
+                    /// each input whose slot is given.
+                    #[allow(clippy::too_many_arguments)]
+                    pub fn backward(
+                        &self,
+                        params: &[f32],
+                        inputs: [&[f32]; #n_in],
+                        outputs: [&[f32]; #n_out],
+                        cache: &[f32],
+                        output_grads: [&mut [f32]; #n_out],
+                        input_grads: [::core::option::Option<&mut [f32]>; #n_in],
+                        grads: &mut [f32],
+                        scratch: &mut [f32],
+                    ) {
+                        let [#(#xs),*] = inputs;
+                        let [#(#ys),*] = outputs;
+                        let [#(#dys),*] = output_grads;
+                        let [#(#dxs),*] = input_grads;
+                        #backward_prologue
+                        #backward_body
+                    }
+
+                    /// Calls `f` for every parameter and buffer tensor, in `state_dict` order.
+                    pub fn visit_tensors(
+                        &self,
+                        path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
+                        params_at: usize,
+                        buffers_at: usize,
+                        f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
+                    ) {
+                        #visit_body
+                    }
+                }
+            };
+        };
+    }
 
     quote! {
         #item
@@ -1229,23 +1409,22 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
             #(#value_lens)*
             #(#aliases)*
             #(#items)*
+            #sizes_items
 
             #[allow(unused_variables, unused_mut, clippy::all)]
             impl ::nn_core::Layer for #name {
                 type Input = #input_ty;
                 type Output = #output_ty;
-                const PARAMS: usize = 0 #(+ #total_params)*;
-                const BUFFERS: usize = 0 #(+ #total_buffers)*;
-                const CACHE: usize = 0 #(+ #internal_lens)* #(+ #node_caches)*;
-                const SCRATCH: usize = 0 #(+ #internal_lens)*
-                    + ::nn_core::graph::max(&[#(#all_lens),*])
-                    + ::nn_core::graph::max(&[#(#scratches),*]);
+                const PARAMS: usize = __NN_PARAMS;
+                const BUFFERS: usize = __NN_BUFFERS;
+                const CACHE: usize = __NN_CACHE;
+                const SCRATCH: usize = __NN_SCRATCH;
                 const KIND: &'static str = #kind;
                 fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
                     #init_body
                 }
                 fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-                    let batch = x.len() / <#input_ty as ::nn_core::Shape>::LEN;
+                    #batch
                     #forward_values
                     #forward_body
                 }
@@ -1259,7 +1438,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     scratch: &mut [f32],
                     rng: &mut ::nn_core::Rng,
                 ) {
-                    let batch = x.len() / <#input_ty as ::nn_core::Shape>::LEN;
+                    #batch
                     #train_values
                     #train_caches
                     #train_body
@@ -1275,13 +1454,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     grads: &mut [f32],
                     scratch: &mut [f32],
                 ) {
-                    let batch = x.len() / <#input_ty as ::nn_core::Shape>::LEN;
-                    let mut dx = dx;
-                    #backward_values
-                    #backward_caches
-                    let #dy_name: &mut [f32] = dy;
-                    #grad_buffers
-                    let (__tmp, scratch) = scratch.split_at_mut(batch * ::nn_core::graph::max(&[#(#all_lens),*]));
+                    #backward_prologue
                     #backward_body
                 }
                 fn visit_tensors(

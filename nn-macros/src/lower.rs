@@ -22,6 +22,10 @@ const MAX_RANK: usize = 3;
 pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
     let input = def.signature.as_ref().map(|s| declared(&s.input, errors));
     let output = def.signature.as_ref().map(|s| declared(&s.output, errors));
+    if let Some(extra) = def.signature.as_ref().and_then(|s| s.more_inputs.first().or(s.more_outputs.first())) {
+        errors
+            .at(extra.span(), "a network with several inputs or outputs is written in the graph form (`graph { .. }`)");
+    }
     let mut shape = match input.as_ref().and_then(|d| d.dims.clone()) {
         Some(dims) => ShapeInfo::Known(dims),
         None => ShapeInfo::Unknown,

@@ -48,6 +48,9 @@ pub(crate) struct NetworkDef {
 pub(crate) struct Signature {
     pub input: ShapeDef,
     pub output: ShapeDef,
+    /// The shapes after the first of `([a], [b]) -> ([c], [d])` (graph form only).
+    pub more_inputs: Vec<ShapeDef>,
+    pub more_outputs: Vec<ShapeDef>,
 }
 
 /// `[16, 8, 8]`, dimensions not yet checked.
@@ -263,13 +266,37 @@ fn signature(input: ParseStream) -> syn::Result<Signature> {
         return Err(input.error("expected `:` followed by the input and output shapes, as in `Name: [64] -> [10]`"));
     }
     input.parse::<Token![:]>()?;
-    let input_shape = shape(input)?;
+    let mut inputs = shapes(input)?;
     if !input.peek(Token![->]) {
         return Err(input.error("expected `->` followed by the output shape, as in `[64] -> [10]`"));
     }
     input.parse::<Token![->]>()?;
-    let output_shape = shape(input)?;
-    Ok(Signature { input: input_shape, output: output_shape })
+    let mut outputs = shapes(input)?;
+    let (input_shape, output_shape) = (inputs.remove(0), outputs.remove(0));
+    Ok(Signature { input: input_shape, output: output_shape, more_inputs: inputs, more_outputs: outputs })
+}
+
+/// `[16]`, or several shapes in parentheses: `([16], [4, 4])`.
+fn shapes(input: ParseStream) -> syn::Result<Vec<ShapeDef>> {
+    if !input.peek(token::Paren) {
+        return Ok(vec![shape(input)?]);
+    }
+    let content;
+    parenthesized!(content in input);
+    drained(&content, |content| {
+        let mut shapes = Vec::new();
+        while !content.is_empty() {
+            shapes.push(shape(content)?);
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        if shapes.is_empty() {
+            return Err(content.error("expected shapes such as `([64], [64])`"));
+        }
+        Ok(shapes)
+    })
 }
 
 /// `[16, 8, 8]`.
