@@ -117,6 +117,11 @@ mod tests;
 /// defined before they are used; a cycle, an unused input or value, a value defined
 /// twice and a merge of mismatched shapes are compile errors.
 ///
+/// A graph may have several inputs and outputs: `([8], [8]) -> ([4], [16])` with
+/// `input a, b;` and `output u, v;`. It then implements no `Layer` (whose passes take
+/// one input and one output) but has the same methods and constants as inherent ones,
+/// over arrays of slices (`[&[f32]; 2]` for the inputs).
+///
 /// Shape mistakes, unknown kinds or options and invalid values are compile errors
 /// that point at the offending tokens, all reported at once.
 #[proc_macro]
