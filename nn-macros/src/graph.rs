@@ -319,6 +319,12 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
         .collect();
     let mut saw_input = false;
     let mut saw_output = false;
+    // After a statement that did not parse (already reported), names it would have
+    // defined are unknown and values it would have used look unused: those
+    // consequences are not reported again. Nor are unused values when the input or
+    // output statement is missing or names the wrong number of values.
+    let recovering = graph.statements.iter().any(Option::is_none);
+    let mut counts_wrong = false;
     let mut output_names: Vec<&Ident> = Vec::new();
     for (index, stmt) in stmts.iter().enumerate() {
         match stmt {
@@ -330,10 +336,13 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
                 saw_input = true;
                 let declared = g.input_shapes.len();
                 if names.len() != declared && def.signature.is_some() {
+                    counts_wrong = true;
                     errors.spanned(
                         quote!(#keyword #(#names)*),
                         format!(
-                            "`{net_name}` declares {declared} input shape(s), so `input` names {declared} value(s)"
+                            "`{net_name}` declares {}, so `input` names {}",
+                            counted(declared, "input shape"),
+                            counted(declared, "value")
                         ),
                     );
                 }
@@ -357,16 +366,20 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
                 saw_output = true;
                 let declared_count = g.output_shapes.len();
                 if names.len() != declared_count && def.signature.is_some() {
+                    counts_wrong = true;
                     errors.spanned(
                         quote!(#keyword #(#names)*),
                         format!(
-                            "`{net_name}` declares {declared_count} output shape(s), so `output` names {declared_count} \
-                             value(s)"
+                            "`{net_name}` declares {}, so `output` names {}",
+                            counted(declared_count, "output shape"),
+                            counted(declared_count, "value")
                         ),
                     );
                 }
                 for (k, name) in names.iter().enumerate() {
-                    let Some(v) = resolve(&g, name, index, &stmts, &definitions, None, errors) else { continue };
+                    let Some(v) = resolve(&g, name, (index, recovering), &stmts, &definitions, None, errors) else {
+                        continue;
+                    };
                     g.values[v].uses += 1;
                     if g.values[v].input {
                         errors.spanned(
@@ -413,7 +426,7 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
                 let args: Vec<Option<usize>> = call
                     .args()
                     .iter()
-                    .map(|a| resolve(&g, a, index, &stmts, &definitions, Some(value), errors))
+                    .map(|a| resolve(&g, a, (index, recovering), &stmts, &definitions, Some(value), errors))
                     .collect();
                 for v in args.iter().flatten() {
                     g.values[*v].uses += 1;
@@ -434,10 +447,10 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
             }
         }
     }
-    if !saw_input {
+    if !saw_input && !recovering {
         errors.at(graph.body, format!("`{net_name}` has no `input` statement; name its input, as in `input x;`"));
     }
-    if !saw_output {
+    if !saw_output && !recovering {
         errors.at(graph.body, format!("`{net_name}` has no `output` statement; name its output, as in `output y;`"));
     }
     // After a name that did not resolve, an "unused" value may be the one it meant.
@@ -446,7 +459,8 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
         Stmt::Output { names, .. } => names.iter().any(|a| !defined_before(&stmts, i, a)),
         Stmt::Input { .. } => false,
     });
-    for value in g.values.iter().filter(|_| !unresolved) {
+    let quiet = unresolved || recovering || counts_wrong || !saw_input || !saw_output;
+    for value in g.values.iter().filter(|_| !quiet) {
         if value.uses == 0 && !output_names.contains(&&value.name) {
             let name = unraw(&value.name);
             if value.input {
@@ -458,6 +472,15 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
     }
     let _ = graph.keyword;
     g
+}
+
+/// `one value`, `2 values`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("one {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Whether `name` is an input or assigned value defined by a statement before `index`.
@@ -481,11 +504,12 @@ fn define(g: &mut Graph, name: &Ident, shape: ShapeInfo, input: bool, errors: &m
 }
 
 /// The value a name refers to at statement `index`, or the reason it refers to none:
-/// it is defined later (and, if that definition needs `defining`, a cycle), or nowhere.
+/// it is defined later (and, if that definition needs `defining`, a cycle), or nowhere
+/// (not reported while `recovering` from a statement that did not parse).
 fn resolve(
     g: &Graph,
     name: &Ident,
-    index: usize,
+    (index, recovering): (usize, bool),
     stmts: &[&Stmt],
     definitions: &[(&Ident, usize)],
     defining: Option<&Ident>,
@@ -506,6 +530,7 @@ fn resolve(
                     .spanned(name, format!("`{word}` is used before it is defined; move its statement above this one"));
             }
         }
+        None if recovering => {}
         None => {
             let known = g.values.iter().map(|v| unraw(&v.name)).collect::<Vec<_>>();
             let hint = match suggest::closest(&word, known.iter().map(String::as_str)) {
