@@ -292,3 +292,24 @@ fn several_inputs_and_outputs_match_finite_differences() {
     Pair.visit_tensors(None, 0, 0, &mut |t| names.push(t.path.to_string()));
     assert_eq!(names, ["tower.weight", "tower.bias"]);
 }
+
+#[test]
+fn summary_rows_list_each_layer_once() {
+    let mut rows = Vec::new();
+    Mixed.visit_summary("", 0, &mut |r| rows.push((r.name.to_string(), r.kind.to_string(), r.depth, r.params)));
+    assert_eq!(
+        rows,
+        [
+            ("enc".to_string(), "Dense".to_string(), 0, 15),
+            ("shared".to_string(), "Dense".to_string(), 0, 12),
+            ("dec".to_string(), "TiedDense".to_string(), 0, 4),
+        ]
+    );
+    // Nested: one row for the graph, its layers one level deeper.
+    let mut nested = Vec::new();
+    Stacked.visit_summary("", 0, &mut |r| nested.push((r.name.to_string(), r.depth)));
+    assert_eq!(
+        nested,
+        [("block".to_string(), 0), ("fc1".to_string(), 1), ("fc2".to_string(), 1), ("head".to_string(), 0)]
+    );
+}
