@@ -10,6 +10,26 @@
 //!
 //! Every function works on whole batches: a value of `n` floats per sample is
 //! `batch * n` floats, each sample contiguous.
+//!
+//! ```
+//! use nn_core::prelude::*;
+//! network! {
+//!     /// `[6] -> [6]`: the input plus a two-layer branch.
+//!     pub struct Residual: [6] -> [6] graph {
+//!         input x;
+//!         h = fc1(x): Dense { units: 4, activation: Relu };
+//!         r = fc2(h): Dense { units: 6 };
+//!         out = add(x, r);
+//!         output out;
+//!     }
+//! }
+//! // A zero second layer makes the block the identity.
+//! let mut model = Model::<Residual>::new(1);
+//! let fc2 = 6 * 4 + 4;
+//! model.params_mut()[fc2..].fill(0.0);
+//! let x = Tensor::from([1.0, -2.0, 0.5, 0.0, 3.0, -1.0]);
+//! assert_eq!(model.predict_one(&x), x);
+//! ```
 use crate::activation::Activation;
 use crate::kernels::{gemm, MatRef};
 use crate::layer::{TensorInfo, TensorPath};

@@ -168,11 +168,9 @@ fn statement(input: ParseStream) -> syn::Result<Stmt> {
                     let mut entries: Vec<OptionDef> = entries.into_iter().flatten().collect();
                     if let Some(at) = entries.iter().position(|e| e.key == "tied") {
                         let entry = entries.remove(at);
-                        match &entry.value {
-                            Value::Name { path, args: None } if path.get_ident().is_some() => {
-                                tied = Some((entry.key.clone(), path.get_ident().unwrap().clone()));
-                            }
-                            other => {
+                        match (&entry.value, entry.value_ident()) {
+                            (_, Some(target)) => tied = Some((entry.key.clone(), target.clone())),
+                            (other, None) => {
                                 return Err(syn::Error::new_spanned(
                                     other,
                                     "expected the name of a `Dense` layer of this graph, as in `tied: enc`",
@@ -202,6 +200,16 @@ fn statement(input: ParseStream) -> syn::Result<Stmt> {
     }
     input.parse::<Token![;]>()?;
     Ok(stmt)
+}
+
+impl OptionDef {
+    /// The value if it is a single name without arguments (`tied: enc`).
+    fn value_ident(&self) -> Option<&Ident> {
+        match &self.value {
+            Value::Name { path, args: None } => path.get_ident(),
+            _ => None,
+        }
+    }
 }
 
 fn skip_past_semicolon(input: ParseStream) {
