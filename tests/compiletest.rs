@@ -6,7 +6,7 @@ fn ui() {
     t.pass("tests/ui/pass/*.rs");
     t.pass("tests/ui/attention/pass/*.rs");
     for topic in
-        ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv", "attention", "weights"]
+        ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv", "attention", "weights", "graph"]
     {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }

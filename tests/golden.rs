@@ -57,6 +57,8 @@ const TESTED_GROUPS: &[&str] = &[
     "dropout",
     // tests/gan_golden.rs
     "gan",
+    // tests/graph_golden.rs
+    "graph",
 ];
 
 /// Every fixture of `group`, asserting there is at least one.

@@ -31,6 +31,7 @@
 extern crate alloc;
 
 pub mod activation;
+pub mod graph;
 pub mod kernels;
 pub mod layer;
 pub mod layers;

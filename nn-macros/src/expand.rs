@@ -238,7 +238,7 @@ pub(crate) fn stub(net: &Network) -> TokenStream {
 
 /// The user's struct with its attributes; a summary doc if the user wrote none, so
 /// that a crate with `#![warn(missing_docs)]` stays quiet.
-fn struct_item(net: &Network) -> TokenStream {
+pub(crate) fn struct_item(net: &Network) -> TokenStream {
     let attrs = &net.attrs;
     let vis = &net.vis;
     let name = &net.name;
@@ -262,7 +262,7 @@ fn struct_item(net: &Network) -> TokenStream {
 }
 
 /// The declared input and output shape types (a placeholder for an invalid one).
-fn declared_types(net: &Network) -> (TokenStream, TokenStream) {
+pub(crate) fn declared_types(net: &Network) -> (TokenStream, TokenStream) {
     let ty = |d: &Option<crate::ir::DeclaredShape>| match d.as_ref().and_then(|d| d.dims.as_deref()) {
         Some(dims) => shape_type(dims),
         None => shape_type(&[1]),
@@ -278,14 +278,14 @@ fn declared_types(net: &Network) -> (TokenStream, TokenStream) {
 /// at the user's tokens, so the error points there; the aliases live outside the
 /// check's block so that the block's own trait cannot shadow a user type.
 #[derive(Default)]
-struct Checks {
-    aliases: Vec<TokenStream>,
-    items: Vec<TokenStream>,
+pub(crate) struct Checks {
+    pub aliases: Vec<TokenStream>,
+    pub items: Vec<TokenStream>,
 }
 
 impl Checks {
     /// A type alias for `ty`, named at `span`.
-    fn alias(&mut self, ty: TokenStream, span: Span) -> Ident {
+    pub(crate) fn alias(&mut self, ty: TokenStream, span: Span) -> Ident {
         let ident = format_ident!("__NnShape{}", self.aliases.len(), span = span);
         self.aliases.push(quote!(type #ident = #ty;));
         ident
@@ -293,7 +293,7 @@ impl Checks {
 
     /// `actual` must be the same shape as `expected`. `{Self}` in `message` is the
     /// actual shape and `{Expected}` the expected one.
-    fn same(&mut self, span: Span, actual: TokenStream, expected: TokenStream, message: &str, label: &str) {
+    pub(crate) fn same(&mut self, span: Span, actual: TokenStream, expected: TokenStream, message: &str, label: &str) {
         let actual = self.alias(actual, span);
         let expected = self.alias(expected, span);
         self.items.push(quote_spanned! {span=>
@@ -308,7 +308,7 @@ impl Checks {
     }
 
     /// `actual` must have `rank` dimensions. `{Self}` in `message` is the shape.
-    fn rank(&mut self, span: Span, actual: TokenStream, rank: usize, message: &str, label: &str) {
+    pub(crate) fn rank(&mut self, span: Span, actual: TokenStream, rank: usize, message: &str, label: &str) {
         let actual = self.alias(actual, span);
         let shape = match rank {
             1 => quote!(::nn_core::Shape1<A>),
@@ -352,12 +352,12 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 }
 
 /// Braces are placeholders in `on_unimplemented` messages; user text doubles them.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('{', "{{").replace('}', "}}")
 }
 
 /// The shape as a message shows it: literal dims, or the `{Self}` placeholder.
-fn shown(shape: &ShapeInfo) -> String {
+pub(crate) fn shown(shape: &ShapeInfo) -> String {
     match shape {
         ShapeInfo::Known(dims) => suggest::dims(dims),
         _ => String::from("`{Self}`"),
@@ -365,7 +365,7 @@ fn shown(shape: &ShapeInfo) -> String {
 }
 
 /// The type and value of one layer, recording its type-level checks.
-fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
+pub(crate) fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
     let layer_name = escape(&unraw(&layer.name));
     let span = layer.kind.span();
     let fit = |input: &ShapeInfo, Emitted { ty, value }: Emitted| {

@@ -10,6 +10,7 @@
 mod conv_kinds;
 mod errors;
 mod expand;
+mod graph;
 mod ir;
 mod kinds;
 mod lower;
@@ -89,6 +90,38 @@ mod tests;
 /// `network!`. Its tensors are named under the layer's name (`encoder.fc1.weight`).
 /// The macro does not see its shapes, so it emits compile-time checks that its input
 /// fits the shape before it and that the layers after it fit its output.
+///
+/// **Graph form.** With `graph` after the shapes, the body is statements over named
+/// values instead of a list of layers:
+///
+/// ```text
+/// network! {
+///     pub struct Res: [16] -> [16] graph {
+///         input x;
+///         h = fc1(x): Dense { units: 16, activation: Relu };
+///         y = fc2(h): Dense { units: 16 };
+///         out = add(x, y);
+///         output out;
+///     }
+/// }
+/// ```
+///
+/// `input` names the input and `output` the value returned. A statement
+/// `value = layer(arg): Kind { options }` declares a layer at its first use;
+/// `value = layer(arg)` applies a declared layer again, sharing its parameters (its
+/// gradient sums over every use). The merges are `add(a, b, ...)` and
+/// `multiply(a, b, ...)` of values of one shape and `concat(a, b, ..., axis: k)`, along
+/// axis `k` (default 0) of the sample's shape. `Dense { tied: enc, activation: .. }`
+/// multiplies by the transpose of the `Dense` layer `enc`'s weight and adds a bias of
+/// its own (`units` is implied). `=> [shape]` after a statement asserts the value's
+/// shape (and makes the shape of a network's output known to `concat`). Values must be
+/// defined before they are used; a cycle, an unused input or value, a value defined
+/// twice and a merge of mismatched shapes are compile errors.
+///
+/// A graph may have several inputs and outputs: `([8], [8]) -> ([4], [16])` with
+/// `input a, b;` and `output u, v;`. It then implements no `Layer` (whose passes take
+/// one input and one output) but has the same methods and constants as inherent ones,
+/// over arrays of slices (`[&[f32]; 2]` for the inputs).
 ///
 /// Shape mistakes, unknown kinds or options and invalid values are compile errors
 /// that point at the offending tokens, all reported at once.

@@ -22,6 +22,10 @@ const MAX_RANK: usize = 3;
 pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
     let input = def.signature.as_ref().map(|s| declared(&s.input, errors));
     let output = def.signature.as_ref().map(|s| declared(&s.output, errors));
+    if let Some(extra) = def.signature.as_ref().and_then(|s| s.more_inputs.first().or(s.more_outputs.first())) {
+        errors
+            .at(extra.span(), "a network with several inputs or outputs is written in the graph form (`graph { .. }`)");
+    }
     let mut shape = match input.as_ref().and_then(|d| d.dims.clone()) {
         Some(dims) => ShapeInfo::Known(dims),
         None => ShapeInfo::Unknown,
@@ -49,7 +53,7 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
 }
 
 /// Checks a written shape: 1 to 3 dimensions, each at least 1.
-fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
+pub(crate) fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
     let span = shape.span();
     let mut dims = Vec::with_capacity(shape.dims.len());
     let mut valid = true;
@@ -83,7 +87,7 @@ fn declared(shape: &ShapeDef, errors: &mut Errors) -> DeclaredShape {
     DeclaredShape { span, dims: valid.then_some(dims) }
 }
 
-fn lower_layer(
+pub(crate) fn lower_layer(
     def: &LayerDef,
     input: ShapeInfo,
     source: Source,

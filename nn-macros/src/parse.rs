@@ -40,21 +40,28 @@ pub(crate) struct NetworkDef {
     pub malformed: bool,
     /// The span of the `{ ... }` body (the name's span if there is none).
     pub body_span: Span,
+    /// The statements of a network written in the graph form (`graph { ... }`).
+    pub graph: Option<crate::graph::GraphDef>,
 }
 
 /// `: [in] -> [out]`.
 pub(crate) struct Signature {
     pub input: ShapeDef,
     pub output: ShapeDef,
+    /// The shapes after the first of `([a], [b]) -> ([c], [d])` (graph form only).
+    pub more_inputs: Vec<ShapeDef>,
+    pub more_outputs: Vec<ShapeDef>,
 }
 
 /// `[16, 8, 8]`, dimensions not yet checked.
+#[derive(Clone)]
 pub(crate) struct ShapeDef {
     pub bracket: token::Bracket,
     pub dims: Vec<LitInt>,
 }
 
 /// `fc1: Dense { units: 64 } => [64]`.
+#[derive(Clone)]
 pub(crate) struct LayerDef {
     pub name: Ident,
     pub kind: Path,
@@ -63,6 +70,7 @@ pub(crate) struct LayerDef {
 }
 
 /// `{ units: 64, activation: Relu }`.
+#[derive(Clone)]
 pub(crate) struct OptionsDef {
     pub brace: token::Brace,
     pub entries: Vec<OptionDef>,
@@ -71,12 +79,14 @@ pub(crate) struct OptionsDef {
 }
 
 /// `units: 64`.
+#[derive(Clone)]
 pub(crate) struct OptionDef {
     pub key: Ident,
     pub value: Value,
 }
 
 /// An option value.
+#[derive(Clone)]
 pub(crate) enum Value {
     /// `64`, `-3`.
     Int { minus: Option<Token![-]>, lit: LitInt },
@@ -210,7 +220,25 @@ fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
     };
     let mut layers = Vec::new();
     let mut body_span = name.span();
-    if input.peek(token::Brace) {
+    let mut graph = None;
+    if signature.is_some() && input.peek(Ident) && input.fork().parse::<Ident>().is_ok_and(|i| i == "graph") {
+        let keyword: Ident = input.parse().ok()?;
+        if input.peek(token::Brace) {
+            let parsed = (|| -> syn::Result<crate::graph::GraphDef> {
+                let content;
+                let brace = braced!(content in input);
+                body_span = brace.span.join();
+                Ok(crate::graph::parse_body(&content, keyword.span(), body_span, errors))
+            })();
+            match parsed {
+                Ok(g) => graph = Some(g),
+                Err(e) => errors.push(e),
+            }
+        } else {
+            errors.push(input.error("expected `{` followed by the statements of the graph"));
+            skip_past_body(input);
+        }
+    } else if input.peek(token::Brace) {
         let body = (|| -> syn::Result<()> {
             let content;
             let brace = braced!(content in input);
@@ -226,7 +254,7 @@ fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
         skip_past_body(input);
     }
     let malformed = errors.count() != errors_before;
-    Some(NetworkDef { attrs, vis, name, signature, layers, malformed, body_span })
+    Some(NetworkDef { attrs, vis, name, signature, layers, malformed, body_span, graph })
 }
 
 /// `: [in] -> [out]`.
@@ -238,17 +266,41 @@ fn signature(input: ParseStream) -> syn::Result<Signature> {
         return Err(input.error("expected `:` followed by the input and output shapes, as in `Name: [64] -> [10]`"));
     }
     input.parse::<Token![:]>()?;
-    let input_shape = shape(input)?;
+    let mut inputs = shapes(input)?;
     if !input.peek(Token![->]) {
         return Err(input.error("expected `->` followed by the output shape, as in `[64] -> [10]`"));
     }
     input.parse::<Token![->]>()?;
-    let output_shape = shape(input)?;
-    Ok(Signature { input: input_shape, output: output_shape })
+    let mut outputs = shapes(input)?;
+    let (input_shape, output_shape) = (inputs.remove(0), outputs.remove(0));
+    Ok(Signature { input: input_shape, output: output_shape, more_inputs: inputs, more_outputs: outputs })
+}
+
+/// `[16]`, or several shapes in parentheses: `([16], [4, 4])`.
+fn shapes(input: ParseStream) -> syn::Result<Vec<ShapeDef>> {
+    if !input.peek(token::Paren) {
+        return Ok(vec![shape(input)?]);
+    }
+    let content;
+    parenthesized!(content in input);
+    drained(&content, |content| {
+        let mut shapes = Vec::new();
+        while !content.is_empty() {
+            shapes.push(shape(content)?);
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        if shapes.is_empty() {
+            return Err(content.error("expected shapes such as `([64], [64])`"));
+        }
+        Ok(shapes)
+    })
 }
 
 /// `[16, 8, 8]`.
-fn shape(input: ParseStream) -> syn::Result<ShapeDef> {
+pub(crate) fn shape(input: ParseStream) -> syn::Result<ShapeDef> {
     if !input.peek(token::Bracket) {
         return Err(input.error("expected a shape such as `[64]` or `[1, 28, 28]`"));
     }
@@ -308,7 +360,7 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
 }
 
 /// `key: value`.
-fn option(input: ParseStream, _errors: &mut Errors) -> syn::Result<OptionDef> {
+pub(crate) fn option(input: ParseStream, _errors: &mut Errors) -> syn::Result<OptionDef> {
     let key: Ident = input.parse()?;
     if !input.peek(Token![:]) {
         return Err(input.error(format!("expected `:` and a value after the option `{key}`")));
@@ -318,7 +370,7 @@ fn option(input: ParseStream, _errors: &mut Errors) -> syn::Result<OptionDef> {
     Ok(OptionDef { key, value })
 }
 
-fn value(input: ParseStream) -> syn::Result<Value> {
+pub(crate) fn value(input: ParseStream) -> syn::Result<Value> {
     if input.peek(Token![-]) {
         let minus: Token![-] = input.parse()?;
         return match input.parse::<Lit>() {
@@ -379,7 +431,7 @@ fn value(input: ParseStream) -> syn::Result<Value> {
 /// A comma-separated list. An item that fails to parse is reported, skipped up to the
 /// next comma and kept as `None`; a missing comma before something that looks like
 /// the next item (`name:`) is reported without skipping anything.
-fn list<T>(
+pub(crate) fn list<T>(
     input: ParseStream,
     errors: &mut Errors,
     items_name: &str,
@@ -415,7 +467,7 @@ fn list<T>(
 /// Runs `f` on the contents of a group and, if it fails, skips the rest of the
 /// contents: syn reports tokens left in a group as an extra "unexpected token" error
 /// for the whole invocation, which would hide the rest of the input.
-fn drained<T>(content: ParseStream, f: impl FnOnce(ParseStream) -> syn::Result<T>) -> syn::Result<T> {
+pub(crate) fn drained<T>(content: ParseStream, f: impl FnOnce(ParseStream) -> syn::Result<T>) -> syn::Result<T> {
     let result = f(content);
     if result.is_err() {
         let _ = content.step(|cursor| {
@@ -430,7 +482,7 @@ fn drained<T>(content: ParseStream, f: impl FnOnce(ParseStream) -> syn::Result<T
 }
 
 /// Skips token trees up to and including the next top-level comma.
-fn skip_past_comma(input: ParseStream) {
+pub(crate) fn skip_past_comma(input: ParseStream) {
     let _ = input.step(|cursor| {
         let mut rest = *cursor;
         while let Some((tt, next)) = rest.token_tree() {
@@ -461,7 +513,7 @@ fn skip_to_body(input: ParseStream) {
 }
 
 /// Skips token trees up to and including the next `{ ... }` group.
-fn skip_past_body(input: ParseStream) {
+pub(crate) fn skip_past_body(input: ParseStream) {
     skip_to_body(input);
     let _ = input.step(|cursor| match cursor.token_tree() {
         Some((_, next)) => Ok(((), next)),

@@ -7,6 +7,8 @@ use crate::{expand, ir, lower, parse, validate};
 /// A network after `lower` and `validate`, with whether it had errors.
 pub(crate) struct Checked {
     pub network: ir::Network,
+    /// The lowered graph, for a network written in the graph form.
+    pub graph: Option<crate::graph::Graph>,
     pub valid: bool,
 }
 
@@ -20,11 +22,18 @@ pub(crate) fn analyze(tokens: TokenStream) -> (Vec<Checked>, Errors) {
         .iter()
         .map(|def| {
             let mut own = Errors::default();
+            if let Some(body) = &def.graph {
+                let graph = crate::graph::lower(def, body, &mut own);
+                let valid = own.is_empty() && !def.malformed;
+                errors.append(own);
+                let network = placeholder(&graph.net);
+                return Checked { network, graph: Some(graph), valid };
+            }
             let network = lower::lower(def, &mut own);
             validate::validate(&network, &mut own);
             let valid = own.is_empty() && !def.malformed;
             errors.append(own);
-            Checked { network, valid }
+            Checked { network, graph: None, valid }
         })
         .collect();
     (networks, errors)
@@ -49,11 +58,29 @@ pub(crate) fn expand_all(tokens: TokenStream) -> (TokenStream, bool) {
     let (networks, errors) = analyze(tokens);
     let mut out = TokenStream::new();
     for checked in &networks {
-        out.extend(if checked.valid { expand::network(&checked.network) } else { expand::stub(&checked.network) });
+        out.extend(match (&checked.graph, checked.valid) {
+            (Some(graph), true) => crate::graph::expand(graph),
+            (None, true) => expand::network(&checked.network),
+            (_, false) => expand::stub(&checked.network),
+        });
     }
     let ok = errors.is_empty();
     if let Err(e) = errors.into_result() {
         out.extend(e.to_compile_error());
     }
     (out, ok)
+}
+
+/// A copy of a network's name, attributes and declared shapes, without layers.
+fn placeholder(net: &ir::Network) -> ir::Network {
+    let copy =
+        |d: &Option<ir::DeclaredShape>| d.as_ref().map(|d| ir::DeclaredShape { span: d.span, dims: d.dims.clone() });
+    ir::Network {
+        attrs: net.attrs.clone(),
+        vis: net.vis.clone(),
+        name: net.name.clone(),
+        input: copy(&net.input),
+        output: copy(&net.output),
+        layers: Vec::new(),
+    }
 }
