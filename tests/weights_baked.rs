@@ -91,7 +91,8 @@ fn compile_time_description_equals_visit_tensors() {
     same_description::<Outer>();
     assert!(Outer::TENSORS.tensor(0).unwrap().name.eq_str("vision.conv.weight"));
     assert!(Encoder::TENSORS.tensor(10).unwrap().name.eq_str("enc.layers.0.self_attn.out_proj.bias"));
-    assert!(Tagger::TENSORS.tensor(8).unwrap().name.eq_str("lstm.weight_ih_l1"));
+    assert!(Tagger::TENSORS.tensor(8).unwrap().name.eq_str("lstm.bias_hh_l0_reverse"));
+    assert!(Tagger::TENSORS.tensor(9).unwrap().name.eq_str("lstm.weight_ih_l1"));
 }
 
 #[test]
