@@ -5,9 +5,19 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
     t.pass("tests/ui/attention/pass/*.rs");
-    for topic in
-        ["shapes", "options", "names", "composition", "assertions", "syntax", "rnn", "conv", "attention", "weights", "graph"]
-    {
+    for topic in [
+        "shapes",
+        "options",
+        "names",
+        "composition",
+        "assertions",
+        "syntax",
+        "rnn",
+        "conv",
+        "attention",
+        "weights",
+        "graph",
+    ] {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }
 }
