@@ -239,19 +239,49 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut 
             }
             let (p0, p1) =
                 ((r.rows.start - r.first_row) * r.width + r.left, (r.rows.end - r.first_row) * r.width - r.right);
-            dst[..p0].fill(0.0);
-            dst[p1..].fill(0.0);
-            dst[p0..p1].copy_from_slice(&x[r.source..r.source + (p1 - p0)]);
+            zero_short(&mut dst[..p0]);
+            zero_short(&mut dst[p1..]);
+            copy_short(&mut dst[p0..p1], &x[r.source..r.source + (p1 - p0)]);
             // Positions whose column falls off the input read the neighbouring row
             // in the copy: they are padding.
             for oy in r.rows.clone() {
                 let row = &mut dst[(oy - r.first_row) * r.width..][..r.width];
-                row[..r.left].fill(0.0);
-                row[r.width - r.right..].fill(0.0);
+                zero_short(&mut row[..r.left]);
+                zero_short(&mut row[r.width - r.right..]);
             }
         });
     }
     im2col_runs(g, x, start, len, cols)
+}
+
+/// `dst = src` for the short rows of small images, inline: a `memcpy` call costs
+/// more than copying a few dozen floats. Whole blocks of 8, then the last 8 again.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let src = &src[..n];
+    if n < 8 {
+        return dst.copy_from_slice(src);
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+        i += 8;
+    }
+    if i < n {
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    }
+}
+
+/// `dst = 0` for the few padding positions of a row, inline. The zero comes through
+/// `black_box` so that the loop is not turned into a `memset` call (which costs more
+/// than the one or two stores it usually makes).
+#[inline(always)]
+fn zero_short(dst: &mut [f32]) {
+    let zero = core::hint::black_box(0.0f32);
+    for v in dst {
+        *v = zero;
+    }
 }
 
 /// [`im2col`] run by run (any geometry).
@@ -278,6 +308,27 @@ fn im2col_runs(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut
 pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
     let dx = &mut dx[..g.input_len()];
     let cols = &cols[..g.patch_len() * len];
+    if g.is_shifted_plane(start, len) && g.width < 32 {
+        // Rows too short for one add per output row: add each shifted row in one pass,
+        // the padding columns replaced by zeros.
+        return for_each_shifted_row(g, start, len, |r| {
+            if r.rows.is_empty() {
+                return;
+            }
+            let w = r.width;
+            let src = &cols[r.row * len..][..len];
+            let (p0, p1) = ((r.rows.start - r.first_row) * w + r.left, (r.rows.end - r.first_row) * w - r.right);
+            let d = &mut dx[r.source..r.source + (p1 - p0)];
+            // From `p0`, every `w` positions are `keep` inside the input, then `left +
+            // right` of padding (which would land on the neighbouring input row).
+            let keep = w - r.left - r.right;
+            for (d, s) in d.chunks_mut(w).zip(src[p0..p1].chunks(w)) {
+                for (t, (d, &s)) in d.iter_mut().zip(s).enumerate() {
+                    *d += if t < keep { s } else { 0.0 };
+                }
+            }
+        });
+    }
     if g.is_shifted_plane(start, len) {
         return for_each_shifted_row(g, start, len, |r| {
             let src = &cols[r.row * len..][..len];
