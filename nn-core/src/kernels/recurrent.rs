@@ -802,6 +802,32 @@ pub fn forward_train(
 /// (LSTM) or `q_n` (GRU).
 #[inline]
 fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) };
+    }
+    train_cell_portable(cell, g, q, hp, cp, h, e)
+}
+
+/// [`train_cell`] compiled for eight lanes (the same operations: the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn train_cell_avx2(
+    cell: CellKind,
+    g: &mut [f32],
+    q: &[f32],
+    hp: &[f32],
+    cp: &[f32],
+    h: &mut [f32],
+    e: &mut [f32],
+) {
+    train_cell_portable(cell, g, q, hp, cp, h, e)
+}
+
+/// [`train_cell`] for the baseline instruction set.
+#[inline(always)]
+fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
     let hd = h.len();
     match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -835,6 +861,64 @@ fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], 
                 h[j] = u[3];
             }
         }
+    }
+}
+
+/// The backward of one LSTM step of one sample: from the gate activations `g` (`[4 H]`),
+/// the cell states `c` and `c_prev`, the gradient `dout + dh` of `h` and `dc` of `c`,
+/// writes the gradients of the gate pre-activations into `dg` and the gradient of
+/// `c_prev` into `dc`.
+#[inline]
+fn lstm_cell_backward(g: &[f32], c: &[f32], c_prev: &[f32], dout: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) };
+    }
+    lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] compiled for eight lanes (the same operations: the same
+/// results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lstm_cell_backward_avx2(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dg: &mut [f32],
+) {
+    lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] for the baseline instruction set.
+#[inline(always)]
+fn lstm_cell_backward_portable(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dhb: &[f32],
+    dcb: &mut [f32],
+    dg: &mut [f32],
+) {
+    let hd = dcb.len();
+    let (c, c_prev, dout, dhb) = (&c[..hd], &c_prev[..hd], &dout[..hd], &dhb[..hd]);
+    let [gi, gf, gg, go] = blocks::<4>(g, hd);
+    let [di, df, dgg, d_o] = blocks_mut::<4>(dg, hd);
+    for j in 0..hd {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let dh = dout[j] + dhb[j];
+        let tc = tanh(c[j]);
+        let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
+        di[j] = dcell * g * i * (1.0 - i);
+        df[j] = dcell * c_prev[j] * f * (1.0 - f);
+        dgg[j] = dcell * i * (1.0 - g * g);
+        d_o[j] = dh * tc * o * (1.0 - o);
+        dcb[j] = dcell * f;
     }
 }
 
@@ -973,19 +1057,7 @@ pub fn backward(
                             } else {
                                 &extra[(b * t + tp) * hd..][..hd]
                             };
-                            let [gi, gf, gg, go] = blocks::<4>(g, hd);
-                            let [di, df, dgg, d_o] = blocks_mut::<4>(dg, hd);
-                            for j in 0..hd {
-                                let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
-                                let dh = dout[j] + dhb[j];
-                                let tc = tanh(c[j]);
-                                let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
-                                di[j] = dcell * g * i * (1.0 - i);
-                                df[j] = dcell * c_prev[j] * f * (1.0 - f);
-                                dgg[j] = dcell * i * (1.0 - g * g);
-                                d_o[j] = dh * tc * o * (1.0 - o);
-                                dcb[j] = dcell * f;
-                            }
+                            lstm_cell_backward(g, c, c_prev, dout, dhb, dcb, dg);
                         }
                         CellKind::Gru => {
                             let qn = &extra[(b * t + ti) * hd..][..hd];
