@@ -187,6 +187,58 @@ fn relu_backward(z: &[f32], dy: &mut [f32]) {
     portable(z, dy)
 }
 
+/// `dx = dy * relu'(z)`: [`Activation::backward`] of ReLU written into another slice
+/// (one pass instead of a pass and a copy).
+pub(crate) fn relu_backward_into(z: &[f32], dy: &[f32], dx: &mut [f32]) {
+    #[inline(always)]
+    fn portable(z: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for ((d, &g), &z) in dx.iter_mut().zip(dy).zip(z) {
+            *d = g * if z > 0.0 { 1.0 } else { 0.0 };
+        }
+    }
+    /// [`portable`] compiled for eight lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(z: &[f32], dy: &[f32], dx: &mut [f32]) {
+        portable(z, dy, dx)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { avx2(z, dy, dx) };
+    }
+    portable(z, dy, dx)
+}
+
+/// `y = relu(x)`: [`Activation::apply`] of ReLU written into another slice (one pass
+/// instead of a copy and a pass).
+pub(crate) fn relu_into(x: &[f32], y: &mut [f32]) {
+    #[inline(always)]
+    fn portable(x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = Activation::Relu.scalar(x);
+        }
+    }
+    /// [`portable`] compiled for eight lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(x: &[f32], y: &mut [f32]) {
+        portable(x, y)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { avx2(x, y) };
+    }
+    portable(x, y)
+}
+
 /// The logistic function, stable for large `|z|`.
 #[inline(always)]
 pub fn sigmoid(z: f32) -> f32 {
