@@ -825,6 +825,9 @@ unsafe fn train_cell_avx2(
     train_cell_portable(cell, g, q, hp, cp, h, e)
 }
 
+/// Units per block of the LSTM training cell: one AVX2 vector.
+const LANES: usize = 8;
+
 /// [`train_cell`] for the baseline instruction set.
 #[inline(always)]
 fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
@@ -843,7 +846,33 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
             let [gi, gf, gg, go] = blocks_mut::<4>(g, hd);
             let [qi, qf, qg, qo] = blocks::<4>(q, hd);
             let (cp, e) = (&cp[..hd], &mut e[..hd]);
-            for j in 0..hd {
+            // Blocks of 8 units computed into local arrays, then stored: a loop of a
+            // known length over values that alias nothing, which the compiler turns
+            // into whole vectors.
+            let mut j0 = 0;
+            while j0 + LANES <= hd {
+                let r = j0..j0 + LANES;
+                let mut out = [[0.0f32; LANES]; 6];
+                {
+                    let (gi, gf, gg, go) = (&gi[r.clone()], &gf[r.clone()], &gg[r.clone()], &go[r.clone()]);
+                    let (qi, qf, qg, qo) = (&qi[r.clone()], &qf[r.clone()], &qg[r.clone()], &qo[r.clone()]);
+                    let cp = &cp[r.clone()];
+                    for k in 0..LANES {
+                        let u = lstm_unit([gi[k], gf[k], gg[k], go[k]], [qi[k], qf[k], qg[k], qo[k]], cp[k]);
+                        for (o, u) in out.iter_mut().zip(u) {
+                            o[k] = u;
+                        }
+                    }
+                }
+                gi[r.clone()].copy_from_slice(&out[0]);
+                gf[r.clone()].copy_from_slice(&out[1]);
+                gg[r.clone()].copy_from_slice(&out[2]);
+                go[r.clone()].copy_from_slice(&out[3]);
+                e[r.clone()].copy_from_slice(&out[4]);
+                h[r].copy_from_slice(&out[5]);
+                j0 += LANES;
+            }
+            for j in j0..hd {
                 let u = lstm_unit([gi[j], gf[j], gg[j], go[j]], [qi[j], qf[j], qg[j], qo[j]], cp[j]);
                 (gi[j], gf[j], gg[j], go[j]) = (u[0], u[1], u[2], u[3]);
                 e[j] = u[4];
