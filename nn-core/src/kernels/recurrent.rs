@@ -32,6 +32,8 @@
 //! `[B, O]`); states (initial, final and their gradients) are `[B, L D, H]`, PyTorch's
 //! `h_0 [L D, B, H]` with the batch outermost.
 use super::gemm::{self, gemm, MatRef};
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+use super::parallel::Output;
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -687,6 +689,85 @@ fn strided(data: &[f32], rows: usize, cols: usize, rs: usize) -> MatRef<'_> {
     MatRef { data, rows, cols, rs, cs: 1 }
 }
 
+/// The time loop of one layer and direction of [`forward_train`], for `batch`
+/// samples: `out`, `gates`, `extra`, `init` and `q` start at the first of them.
+#[allow(clippy::too_many_arguments)]
+fn forward_steps(
+    cfg: &Config,
+    w: &Weights<'_>,
+    d: usize,
+    batch: usize,
+    out: &mut [f32],
+    gates: &mut [f32],
+    extra: &mut [f32],
+    init: &[f32],
+    q: &mut [f32],
+    hp: &mut [f32],
+    cp: &mut [f32],
+) {
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let dh = cfg.directions * hd;
+    let one = Layout::of(cfg);
+    let lstm = cfg.cell == CellKind::Lstm;
+    for s in 0..t {
+        let ti = cfg.time(d, s);
+        let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+        // Q = H_prev W_hh^T + b_hh: [B, G H].
+        let h_prev = if s == 0 {
+            strided(init, batch, hd, one.init)
+        } else {
+            strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
+        };
+        gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
+        add_bias_rows(q, w.b_hh);
+        for b in 0..batch {
+            if s == 0 {
+                hp.copy_from_slice(&init[b * one.init..][..hd]);
+                cp.copy_from_slice(&init[b * one.init + hd..][..hd]);
+            } else {
+                hp.copy_from_slice(&out[b * one.out + tp * dh + d * hd..][..hd]);
+                if lstm {
+                    cp.copy_from_slice(&extra[(b * t + tp) * hd..][..hd]);
+                }
+            }
+            let g = &mut gates[(b * t + ti) * gh..][..gh];
+            let qb = &q[b * gh..(b + 1) * gh];
+            let h = &mut out[b * one.out + ti * dh + d * hd..][..hd];
+            let e: &mut [f32] =
+                if lstm || cfg.cell == CellKind::Gru { &mut extra[(b * t + ti) * hd..][..hd] } else { &mut [] };
+            train_cell(cfg.cell, g, qb, hp, cp, h, e);
+        }
+    }
+}
+
+/// The parts (threads) the time loops of a batch are split into: every part takes at
+/// least two samples (a one-row product would be a matrix-vector product, rounded
+/// differently), the work (`per_sample` multiply-adds of the recurrent products) must
+/// be worth it, and the scratch space must hold `room` pairs of state buffers.
+fn step_parts(batch: usize, per_sample: usize, room: usize) -> usize {
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    {
+        let mut parts = super::gemm::threads().min(room);
+        if parts < 2 || batch * per_sample < PARALLEL_MIN_MACS || !super::avx2::available() {
+            return 1;
+        }
+        while parts > 1 && (batch < 2 * parts || batch.saturating_sub((parts - 1) * batch.div_ceil(parts)) < 2) {
+            parts -= 1;
+        }
+        parts
+    }
+    #[cfg(not(all(feature = "threading", target_arch = "x86_64")))]
+    {
+        let _ = (batch, per_sample, room);
+        1
+    }
+}
+
+/// Batches whose recurrent products have at least this many multiply-adds run their
+/// time loops on several threads (the `threading` feature), by blocks of samples;
+/// every value is computed by the same operations as on one thread.
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
 /// Training forward over a batch `x [B, T, F]`: writes `y` and keeps in `cache`
 /// (`B * cache_len` floats) what [`backward`] needs. `initial` and `final_state` as in
 /// [`forward`]; `scratch` holds `B * scratch_len` floats.
@@ -708,9 +789,8 @@ pub fn forward_train(
     let one = Layout::of(cfg);
     let lay = one.times(batch);
     let lstm = cfg.cell == CellKind::Lstm;
-    let (q, rest) = scratch.split_at_mut(batch * gh);
-    let (hp, rest) = rest.split_at_mut(hd);
-    let cp = &mut rest[..hd];
+    let (q, states) = scratch.split_at_mut(batch * gh);
+    let parts = step_parts(batch, t * gh * hd, states.len() / (2 * hd));
 
     for l in 0..nl {
         let (below, here) = cache.split_at_mut(l * lay.layer);
@@ -742,34 +822,47 @@ pub fn forward_train(
             // P = X W_ih^T + b_ih for every sample and step at once: [B T, G H].
             gemm(1.0, MatRef::new(input, batch * t, iw), MatRef::new(w.ih, gh, iw).t(), 0.0, gates, gh);
             add_bias_rows(gates, w.b_ih);
-            for s in 0..t {
-                let ti = cfg.time(d, s);
-                let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
-                // Q = H_prev W_hh^T + b_hh: [B, G H].
-                let h_prev = if s == 0 {
-                    strided(init, batch, hd, one.init)
-                } else {
-                    strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
-                };
-                gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
-                add_bias_rows(q, w.b_hh);
-                for b in 0..batch {
-                    if s == 0 {
-                        hp.copy_from_slice(&init[b * one.init..][..hd]);
-                        cp.copy_from_slice(&init[b * one.init + hd..][..hd]);
-                    } else {
-                        hp.copy_from_slice(&out[b * one.out + tp * dh + d * hd..][..hd]);
-                        if lstm {
-                            cp.copy_from_slice(&extra[(b * t + tp) * hd..][..hd]);
-                        }
+            let init: &[f32] = init;
+            if parts < 2 {
+                let (hp, cp) = states[..2 * hd].split_at_mut(hd);
+                forward_steps(cfg, &w, d, batch, out, gates, extra, init, q, hp, cp);
+                continue;
+            }
+            #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+            {
+                // Samples are independent through time: each part runs every step for a
+                // block of them (its rows of every product, its own `h`, `c` buffers).
+                let step = batch.div_ceil(parts);
+                let ptr = |v: &mut [f32]| Output(v.as_mut_ptr());
+                let (out_at, gates_at, extra_at) = (ptr(out), ptr(gates), ptr(extra));
+                let (q_at, states_at) = (ptr(q), ptr(states));
+                let (gate_rows, extra_rows) = (t * gh, if extra.is_empty() { 0 } else { t * hd });
+                let run = |part: usize| {
+                    let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
+                    let n = b1 - b0;
+                    // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
+                    // `out`, `gates`, `extra` and `q`, and their own `2 H` floats of
+                    // `states` (`parts * 2 H <= states.len()`).
+                    unsafe {
+                        let slice =
+                            |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
+                        let (hp, cp) = slice(states_at, part * 2 * hd, 2 * hd).split_at_mut(hd);
+                        forward_steps(
+                            cfg,
+                            &w,
+                            d,
+                            n,
+                            slice(out_at, b0 * one.out, n * one.out),
+                            slice(gates_at, b0 * gate_rows, n * gate_rows),
+                            slice(extra_at, b0 * extra_rows, n * extra_rows),
+                            &init[b0 * one.init..b1 * one.init],
+                            slice(q_at, b0 * gh, n * gh),
+                            hp,
+                            cp,
+                        );
                     }
-                    let g = &mut gates[(b * t + ti) * gh..][..gh];
-                    let qb = &q[b * gh..(b + 1) * gh];
-                    let h = &mut out[b * one.out + ti * dh + d * hd..][..hd];
-                    let e: &mut [f32] =
-                        if lstm || cfg.cell == CellKind::Gru { &mut extra[(b * t + ti) * hd..][..hd] } else { &mut [] };
-                    train_cell(cfg.cell, g, qb, hp, cp, h, e);
-                }
+                };
+                super::parallel::for_each_part(parts, &run);
             }
         }
     }
@@ -1161,6 +1254,50 @@ pub fn backward(
             } else if let Some(dx) = dx.as_deref_mut() {
                 gemm(1.0, dpm, MatRef::new(w.ih, gh, iw), beta, dx, iw);
             }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "threading", target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The time loops split between threads give the one-thread results bit for bit: a
+    /// batch large enough to be split equals the same samples two at a time (never
+    /// split; two rows per product, so no matrix-vector rounding).
+    #[test]
+    fn threads_give_the_same_bits() {
+        if gemm::threads() < 2 || !super::super::avx2::available() {
+            eprintln!("one thread (or no AVX2): nothing to compare");
+            return;
+        }
+        for (cell, directions) in [(CellKind::Lstm, 1), (CellKind::Gru, 2), (CellKind::RnnTanh, 1)] {
+            let cfg = Config {
+                cell,
+                steps: 64,
+                features: 5,
+                hidden: 64,
+                layers: 2,
+                directions,
+                merge: Merge::Concat,
+                return_sequences: true,
+                truncate: 0,
+            };
+            let batch = 10;
+            assert!(step_parts(batch, cfg.steps * cfg.gate_width() * cfg.hidden, usize::MAX) > 1);
+            let value = |i: usize, s: usize| ((i * s + 3) % 29) as f32 * 0.04 - 0.55;
+            let params: Vec<f32> = (0..cfg.params()).map(|i| value(i, 13) * 0.3).collect();
+            let x: Vec<f32> = (0..batch * cfg.steps * cfg.features).map(|i| value(i, 7)).collect();
+            let out = cfg.output_len();
+            let run = |x: &[f32], n: usize| {
+                let (mut y, mut cache) = (vec![0.0; n * out], vec![0.0; n * cfg.cache_len()]);
+                let mut scratch = vec![0.0; n * cfg.scratch_len()];
+                forward_train(&cfg, &params, x, None, &mut y, &mut cache, &mut scratch, None);
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let whole = run(&x, batch);
+            let pairs: Vec<u32> = x.chunks(2 * cfg.steps * cfg.features).flat_map(|x| run(x, 2)).collect();
+            assert_eq!(whole, pairs, "{cell:?}");
         }
     }
 }
