@@ -747,6 +747,10 @@ fn forward_steps(
 fn step_parts(batch: usize, per_sample: usize, room: usize) -> usize {
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     {
+        #[cfg(test)]
+        if tests::ONE_THREAD.load(core::sync::atomic::Ordering::Relaxed) {
+            return 1;
+        }
         let mut parts = super::gemm::threads().min(room);
         if parts < 2 || batch * per_sample < PARALLEL_MIN_MACS || !super::avx2::available() {
             return 1;
@@ -1044,6 +1048,99 @@ fn lstm_cell_backward_portable(
     }
 }
 
+/// The time loop of one layer and direction of [`backward`], for `batch` samples:
+/// every slice starts at the first of them.
+#[allow(clippy::too_many_arguments)]
+fn backward_steps(
+    cfg: &Config,
+    w: &Weights<'_>,
+    d: usize,
+    batch: usize,
+    gates: &[f32],
+    extra: &[f32],
+    init: &[f32],
+    out: &[f32],
+    cur: &[f32],
+    dp: &mut [f32],
+    dq: &mut [f32],
+    carry: &mut [f32],
+    dc: &mut [f32],
+) {
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let dh = cfg.directions * hd;
+    let one = Layout::of(cfg);
+    let gru = cfg.cell == CellKind::Gru;
+    carry.fill(0.0);
+    dc.fill(0.0);
+    for s in (0..t).rev() {
+        let ti = cfg.time(d, s);
+        let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+        for b in 0..batch {
+            let g = &gates[(b * t + ti) * gh..][..gh];
+            let dg = &mut dp[(b * t + ti) * gh..][..gh];
+            let dhb = &mut carry[b * hd..][..hd];
+            let dcb = &mut dc[b * hd..][..hd];
+            let dout = &cur[b * one.out + ti * dh + d * hd..][..hd];
+            match cfg.cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    let relu = cfg.cell == CellKind::RnnRelu;
+                    for j in 0..hd {
+                        let dh = dout[j] + dhb[j];
+                        let v = g[j];
+                        dg[j] = if relu {
+                            if v > 0.0 {
+                                dh
+                            } else {
+                                0.0
+                            }
+                        } else {
+                            dh * (1.0 - v * v)
+                        };
+                    }
+                }
+                CellKind::Lstm => {
+                    let c = &extra[(b * t + ti) * hd..][..hd];
+                    let c_prev =
+                        if s == 0 { &init[b * one.init + hd..][..hd] } else { &extra[(b * t + tp) * hd..][..hd] };
+                    lstm_cell_backward(g, c, c_prev, dout, dhb, dcb, dg);
+                }
+                CellKind::Gru => {
+                    let qn = &extra[(b * t + ti) * hd..][..hd];
+                    let h_prev =
+                        if s == 0 { &init[b * one.init..][..hd] } else { &out[b * one.out + tp * dh + d * hd..][..hd] };
+                    let dqb = &mut dq[(b * t + ti) * gh..][..gh];
+                    let [gr, gz, gn] = blocks::<3>(g, hd);
+                    let [dgr, dgz, dgn] = blocks_mut::<3>(dg, hd);
+                    let [dqr, dqz, dqn] = blocks_mut::<3>(dqb, hd);
+                    for j in 0..hd {
+                        let (r, z, n) = (gr[j], gz[j], gn[j]);
+                        let dh = dout[j] + dhb[j];
+                        let dan = dh * (1.0 - z) * (1.0 - n * n);
+                        let dar = dan * qn[j] * r * (1.0 - r);
+                        let daz = dh * (h_prev[j] - n) * z * (1.0 - z);
+                        (dgr[j], dgz[j], dgn[j]) = (dar, daz, dan);
+                        (dqr[j], dqz[j], dqn[j]) = (dar, daz, dan * r);
+                        // The direct path h_prev -> h; the matmul path is added below.
+                        dhb[j] = dh * z;
+                    }
+                }
+            }
+        }
+        // The gradient of the recurrent projection at this step, [B, G H]
+        // (for LSTM and RNN the same as that of the input projection).
+        let dq_step = strided(if gru { &dq[ti * gh..] } else { &dp[ti * gh..] }, batch, gh, t * gh);
+        let cut = cfg.truncate > 0 && s > 0 && s % cfg.truncate == 0;
+        if cut {
+            carry.fill(0.0);
+            dc.fill(0.0);
+        } else {
+            // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
+            let beta = if gru { 1.0 } else { 0.0 };
+            gemm(1.0, dq_step, MatRef::new(w.hh, gh, hd), beta, carry, hd);
+        }
+    }
+}
+
 /// Backpropagation through time for the last [`forward_train`] over `x`: from `dy`
 /// (the gradient of the output), adds the parameter gradients into `grads`, writes
 /// `dL/dx` into `dx` when given and `dL/dh_0`, `dL/dc_0` into `d_initial` when given.
@@ -1144,80 +1241,45 @@ pub fn backward(
             let dir = &layer[lay.out + d * lay.dir..][..lay.dir];
             let (gates, rest) = dir.split_at(lay.gates);
             let (extra, init) = rest.split_at(lay.extra);
-            carry.fill(0.0);
-            dc.fill(0.0);
-            for s in (0..t).rev() {
-                let ti = cfg.time(d, s);
-                let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
-                for b in 0..batch {
-                    let g = &gates[(b * t + ti) * gh..][..gh];
-                    let dg = &mut dp[(b * t + ti) * gh..][..gh];
-                    let dhb = &mut carry[b * hd..][..hd];
-                    let dcb = &mut dc[b * hd..][..hd];
-                    let dout = &cur[b * one.out + ti * dh + d * hd..][..hd];
-                    match cfg.cell {
-                        CellKind::RnnTanh | CellKind::RnnRelu => {
-                            let relu = cfg.cell == CellKind::RnnRelu;
-                            for j in 0..hd {
-                                let dh = dout[j] + dhb[j];
-                                let v = g[j];
-                                dg[j] = if relu {
-                                    if v > 0.0 {
-                                        dh
-                                    } else {
-                                        0.0
-                                    }
-                                } else {
-                                    dh * (1.0 - v * v)
-                                };
-                            }
-                        }
-                        CellKind::Lstm => {
-                            let c = &extra[(b * t + ti) * hd..][..hd];
-                            let c_prev = if s == 0 {
-                                &init[b * one.init + hd..][..hd]
-                            } else {
-                                &extra[(b * t + tp) * hd..][..hd]
-                            };
-                            lstm_cell_backward(g, c, c_prev, dout, dhb, dcb, dg);
-                        }
-                        CellKind::Gru => {
-                            let qn = &extra[(b * t + ti) * hd..][..hd];
-                            let h_prev = if s == 0 {
-                                &init[b * one.init..][..hd]
-                            } else {
-                                &out[b * one.out + tp * dh + d * hd..][..hd]
-                            };
-                            let dqb = &mut dq[(b * t + ti) * gh..][..gh];
-                            let [gr, gz, gn] = blocks::<3>(g, hd);
-                            let [dgr, dgz, dgn] = blocks_mut::<3>(dg, hd);
-                            let [dqr, dqz, dqn] = blocks_mut::<3>(dqb, hd);
-                            for j in 0..hd {
-                                let (r, z, n) = (gr[j], gz[j], gn[j]);
-                                let dh = dout[j] + dhb[j];
-                                let dan = dh * (1.0 - z) * (1.0 - n * n);
-                                let dar = dan * qn[j] * r * (1.0 - r);
-                                let daz = dh * (h_prev[j] - n) * z * (1.0 - z);
-                                (dgr[j], dgz[j], dgn[j]) = (dar, daz, dan);
-                                (dqr[j], dqz[j], dqn[j]) = (dar, daz, dan * r);
-                                // The direct path h_prev -> h; the matmul path is added below.
-                                dhb[j] = dh * z;
-                            }
-                        }
+            let parts = step_parts(batch, t * gh * hd, usize::MAX);
+            if parts < 2 {
+                backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc);
+            }
+            #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+            if parts > 1 {
+                // Samples are independent through time: each part runs every step for a
+                // block of them (its rows of every product).
+                let step = batch.div_ceil(parts);
+                let ptr = |v: &mut [f32]| Output(v.as_mut_ptr());
+                let (dp_at, dq_at, carry_at, dc_at) = (ptr(dp), ptr(dq), ptr(carry), ptr(dc));
+                let (gate_rows, extra_rows) = (t * gh, if extra.is_empty() { 0 } else { t * hd });
+                let cur: &[f32] = cur;
+                let run = |part: usize| {
+                    let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
+                    let n = b1 - b0;
+                    // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
+                    // `dp`, `dq`, `carry` and `dc`.
+                    unsafe {
+                        let slice =
+                            |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
+                        backward_steps(
+                            cfg,
+                            &w,
+                            d,
+                            n,
+                            &gates[b0 * gate_rows..b1 * gate_rows],
+                            &extra[b0 * extra_rows..b1 * extra_rows],
+                            &init[b0 * one.init..b1 * one.init],
+                            &out[b0 * one.out..b1 * one.out],
+                            &cur[b0 * one.out..b1 * one.out],
+                            slice(dp_at, b0 * gate_rows, n * gate_rows),
+                            slice(dq_at, b0 * gate_rows, n * gate_rows),
+                            slice(carry_at, b0 * hd, n * hd),
+                            slice(dc_at, b0 * hd, n * hd),
+                        );
                     }
-                }
-                // The gradient of the recurrent projection at this step, [B, G H]
-                // (for LSTM and RNN the same as that of the input projection).
-                let dq_step = strided(if gru { &dq[ti * gh..] } else { &dp[ti * gh..] }, batch, gh, t * gh);
-                let cut = cfg.truncate > 0 && s > 0 && s % cfg.truncate == 0;
-                if cut {
-                    carry.fill(0.0);
-                    dc.fill(0.0);
-                } else {
-                    // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
-                    let beta = if gru { 1.0 } else { 0.0 };
-                    gemm(1.0, dq_step, MatRef::new(w.hh, gh, hd), beta, carry, hd);
-                }
+                };
+                super::parallel::for_each_part(parts, &run);
             }
             // The hidden state entering every step, [B T, H], for one product over all steps:
             // dW_hh += dQ^T H_prev; db_hh += sum dQ.
@@ -1262,9 +1324,11 @@ pub fn backward(
 mod tests {
     use super::*;
 
-    /// The time loops split between threads give the one-thread results bit for bit: a
-    /// batch large enough to be split equals the same samples two at a time (never
-    /// split; two rows per product, so no matrix-vector rounding).
+    /// Makes [`step_parts`] choose one thread (for the comparison below).
+    pub(super) static ONE_THREAD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+    /// The time loops split between threads give the one-thread results bit for bit,
+    /// forward and backward.
     #[test]
     fn threads_give_the_same_bits() {
         if gemm::threads() < 2 || !super::super::avx2::available() {
@@ -1289,15 +1353,23 @@ mod tests {
             let params: Vec<f32> = (0..cfg.params()).map(|i| value(i, 13) * 0.3).collect();
             let x: Vec<f32> = (0..batch * cfg.steps * cfg.features).map(|i| value(i, 7)).collect();
             let out = cfg.output_len();
-            let run = |x: &[f32], n: usize| {
+            let run = |one_thread: bool| {
+                ONE_THREAD.store(one_thread, core::sync::atomic::Ordering::Relaxed);
+                let n = batch;
                 let (mut y, mut cache) = (vec![0.0; n * out], vec![0.0; n * cfg.cache_len()]);
                 let mut scratch = vec![0.0; n * cfg.scratch_len()];
-                forward_train(&cfg, &params, x, None, &mut y, &mut cache, &mut scratch, None);
-                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                forward_train(&cfg, &params, &x, None, &mut y, &mut cache, &mut scratch, None);
+                let dy: Vec<f32> = (0..y.len()).map(|i| value(i, 3)).collect();
+                let (mut dx, mut grads) = (vec![0.0; x.len()], vec![0.0; params.len()]);
+                backward(&cfg, &params, &x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch, None);
+                ONE_THREAD.store(false, core::sync::atomic::Ordering::Relaxed);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&y), bits(&dx), bits(&grads))
             };
-            let whole = run(&x, batch);
-            let pairs: Vec<u32> = x.chunks(2 * cfg.steps * cfg.features).flat_map(|x| run(x, 2)).collect();
-            assert_eq!(whole, pairs, "{cell:?}");
+            let (split, one) = (run(false), run(true));
+            assert_eq!(split.0, one.0, "{cell:?}: output");
+            assert_eq!(split.1, one.1, "{cell:?}: input gradient");
+            assert_eq!(split.2, one.2, "{cell:?}: parameter gradients");
         }
     }
 }
