@@ -90,6 +90,8 @@ impl Tile for Avx2 {
         unsafe {
             if b.rs == 1 && nr == NR {
                 pack_columns(panel, b.data.as_ptr().add(j0 * b.cs + k0), b.cs, kc);
+            } else if b.cs == 1 && nr == NR {
+                pack_rows(panel, b.data.as_ptr().add(k0 * b.rs + j0), b.rs, kc);
             } else {
                 pack(panel, NR, b, k0, kc, j0, nr);
             }
@@ -127,6 +129,26 @@ unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
             unsafe { *panel.add(p * NR + j) = *b.add(j * cs + p) };
         }
         p += 1;
+    }
+}
+
+/// Packs 16 contiguous floats of each of `kc` rows of `B` (row `p` at `b + p rs`)
+/// into `kc` panel rows of 16, by two vector copies per row (a short `memcpy` call per
+/// row costs more than the copy).
+///
+/// # Safety
+/// The CPU has AVX; the `kc` rows of 16 floats are readable; the panel has room for
+/// `16 kc` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_rows(panel: *mut f32, b: *const f32, rs: usize, kc: usize) {
+    for p in 0..kc {
+        // SAFETY: row `p < kc` has 16 readable floats, panel row `p` room for 16.
+        unsafe {
+            let src = b.add(p * rs);
+            _mm256_storeu_ps(panel.add(p * NR), _mm256_loadu_ps(src));
+            _mm256_storeu_ps(panel.add(p * NR + 8), _mm256_loadu_ps(src.add(8)));
+        }
     }
 }
 

@@ -25,6 +25,8 @@
 //! whatever the image size, and a 1x1 convolution with stride 1 and no padding uses the
 //! input itself as its column matrix. Nothing here allocates.
 use super::gemm::{gemm, MatRef};
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+use super::parallel::Output;
 
 /// The number of output positions (columns of the column matrix) built and multiplied
 /// at a time: it bounds the scratch space of a layer to `patch * 256` floats while
@@ -239,19 +241,65 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut 
             }
             let (p0, p1) =
                 ((r.rows.start - r.first_row) * r.width + r.left, (r.rows.end - r.first_row) * r.width - r.right);
-            dst[..p0].fill(0.0);
-            dst[p1..].fill(0.0);
-            dst[p0..p1].copy_from_slice(&x[r.source..r.source + (p1 - p0)]);
+            zero_short(&mut dst[..p0]);
+            zero_short(&mut dst[p1..]);
+            copy_short(&mut dst[p0..p1], &x[r.source..r.source + (p1 - p0)]);
             // Positions whose column falls off the input read the neighbouring row
             // in the copy: they are padding.
-            for oy in r.rows.clone() {
-                let row = &mut dst[(oy - r.first_row) * r.width..][..r.width];
-                row[..r.left].fill(0.0);
-                row[r.width - r.right..].fill(0.0);
+            let (w, first) = (r.width, r.first_row);
+            for row in dst[(r.rows.start - first) * w..(r.rows.end - first) * w].chunks_exact_mut(w) {
+                zero_edges(row, r.left, r.right);
             }
         });
     }
     im2col_runs(g, x, start, len, cols)
+}
+
+/// `dst = src` for the short rows of small images, inline: a `memcpy` call costs
+/// more than copying a few dozen floats. Whole blocks of 8, then the last 8 again.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let src = &src[..n];
+    if n < 8 {
+        return dst.copy_from_slice(src);
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+        i += 8;
+    }
+    if i < n {
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    }
+}
+
+/// `dst = 0` for the few padding positions of a row, inline. The zero comes through
+/// `black_box` so that the loop is not turned into a `memset` call (which costs more
+/// than the one or two stores it usually makes).
+#[inline(always)]
+fn zero_short(dst: &mut [f32]) {
+    let zero = core::hint::black_box(0.0f32);
+    for v in dst {
+        *v = zero;
+    }
+}
+
+/// Zeroes the first `left` and the last `right` floats of `row`: one or none of each
+/// for the usual kernels, stored directly.
+#[inline(always)]
+fn zero_edges(row: &mut [f32], left: usize, right: usize) {
+    let w = row.len();
+    match left {
+        0 => {}
+        1 => row[0] = 0.0,
+        _ => zero_short(&mut row[..left]),
+    }
+    match right {
+        0 => {}
+        1 => row[w - 1] = 0.0,
+        _ => zero_short(&mut row[w - right..]),
+    }
 }
 
 /// [`im2col`] run by run (any geometry).
@@ -276,8 +324,47 @@ fn im2col_runs(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut
 /// `dx += col2im(cols)`: adds the columns `start..start + len` of a column-matrix
 /// gradient `cols[P, len]` back onto the input positions they were read from.
 pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { col2im_avx2(g, cols, start, len, dx) };
+    }
+    col2im_portable(g, cols, start, len, dx)
+}
+
+/// [`col2im`] compiled for eight lanes (the same sums in the same order).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn col2im_avx2(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
+    col2im_portable(g, cols, start, len, dx)
+}
+
+/// [`col2im`] for the baseline instruction set.
+#[inline(always)]
+fn col2im_portable(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
     let dx = &mut dx[..g.input_len()];
     let cols = &cols[..g.patch_len() * len];
+    if g.is_shifted_plane(start, len) && g.width < 32 {
+        // Rows too short for one add per output row: add each shifted row in one pass,
+        // the padding columns replaced by zeros.
+        return for_each_shifted_row(g, start, len, |r| {
+            if r.rows.is_empty() {
+                return;
+            }
+            let w = r.width;
+            let src = &cols[r.row * len..][..len];
+            let (p0, p1) = ((r.rows.start - r.first_row) * w + r.left, (r.rows.end - r.first_row) * w - r.right);
+            let d = &mut dx[r.source..r.source + (p1 - p0)];
+            // From `p0`, every `w` positions are `keep` inside the input, then `left +
+            // right` of padding (which would land on the neighbouring input row).
+            let keep = w - r.left - r.right;
+            for (d, s) in d.chunks_mut(w).zip(src[p0..p1].chunks(w)) {
+                for (t, (d, &s)) in d.iter_mut().zip(s).enumerate() {
+                    *d += if t < keep { s } else { 0.0 };
+                }
+            }
+        });
+    }
     if g.is_shifted_plane(start, len) {
         return for_each_shifted_row(g, start, len, |r| {
             let src = &cols[r.row * len..][..len];
@@ -325,6 +412,73 @@ pub fn forward(
     y: &mut [f32],
     scratch: &mut [f32],
 ) {
+    let (in_len, n) = (g.input_len(), g.positions());
+    let out_len = filters * n;
+    let batch = x.len() / in_len;
+    let y = &mut y[..batch * out_len];
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    {
+        let patch = g.patch_len();
+        let tile = scratch_len(patch, n);
+        let parts = parallel_parts(g, batch, filters * patch * n, scratch.len(), tile);
+        if parts > 1 {
+            // Samples are independent: each part computes a block of them with its own
+            // tile of the scratch space.
+            let step = batch.div_ceil(parts);
+            let (y_at, scratch_at) = (Output(y.as_mut_ptr()), Output(scratch.as_mut_ptr()));
+            let run = |part: usize| {
+                let (s0, s1) = (part * step, ((part + 1) * step).min(batch));
+                if s0 >= s1 {
+                    return;
+                }
+                // SAFETY: the parts write disjoint blocks of samples of `y` and disjoint
+                // tiles of `scratch` (`parts * tile <= scratch.len()`).
+                let (y, scratch) = unsafe {
+                    (
+                        core::slice::from_raw_parts_mut(y_at.at(s0 * out_len), (s1 - s0) * out_len),
+                        core::slice::from_raw_parts_mut(scratch_at.at(part * tile), tile),
+                    )
+                };
+                forward_samples(g, filters, &x[s0 * in_len..s1 * in_len], weight, bias, y, scratch);
+            };
+            return super::parallel::for_each_part(parts, &run);
+        }
+    }
+    forward_samples(g, filters, x, weight, bias, y, scratch)
+}
+
+/// How many parts (threads) a convolution of `batch` samples of `macs` multiply-adds
+/// each is split into: 1 below [`PARALLEL_MIN_MACS`], on one thread, for pointwise
+/// convolutions, or when the scratch space does not hold a tile per part.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, tile: usize) -> usize {
+    let threads = super::gemm::threads();
+    if threads < 2 || batch < 2 || batch * macs < PARALLEL_MIN_MACS || g.is_pointwise() || !super::avx2::available() {
+        return 1;
+    }
+    let parts = threads.min(batch);
+    if scratch < parts * tile {
+        return 1;
+    }
+    parts
+}
+
+/// Convolutions of a batch with at least this many multiply-adds are split between
+/// [`super::gemm::threads`] threads (the `threading` feature): by samples for the
+/// forward and the input gradient, by filters for the weight gradient, so that every
+/// value is computed by the same operations as on one thread.
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// [`forward`] on the calling thread.
+fn forward_samples(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
     let (in_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
     let out_len = filters * n;
     let batch = x.len() / in_len;
@@ -348,10 +502,99 @@ pub fn forward(
 }
 
 /// Convolution backward of a batch (see [`forward`]): adds `dL/dweight` into
-/// `d_weight` and `dL/dbias` into `d_bias` when given (a frozen layer gives neither),
-/// and overwrites `dx` with `dL/dx` when given.
+/// `d_weight` and `dL/dbias` into `d_bias`, and overwrites `dx` with `dL/dx` when given.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(all(feature = "threading", target_arch = "x86_64")), allow(unused_mut))]
 pub fn backward(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    mut d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    {
+        let (in_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+        let out_len = filters * n;
+        let batch = x.len() / in_len;
+        let w = MatRef::new(&weight[..filters * patch], filters, patch);
+        // Without a weight gradient (frozen weights) only the input gradient is
+        // left: computed on this thread.
+        let Some(d_weight) = d_weight.as_deref_mut().map(|d| &mut d[..filters * patch]) else {
+            return backward_samples(g, filters, x, weight, dy, None, d_bias, dx, scratch);
+        };
+        let tile = scratch_len(patch, n);
+        let mut parts = parallel_parts(g, batch, 2 * filters * patch * n, scratch.len(), tile);
+        // Every part takes at least two filters (a one-row product would be a
+        // matrix-vector product, rounded differently).
+        let fstep = filters.div_ceil(parts.max(1));
+        if filters < 2 * parts || filters.saturating_sub((parts - 1) * fstep) < 2 {
+            parts = 1;
+        }
+        if parts > 1 {
+            let sstep = batch.div_ceil(parts);
+            let dx = dx.map(|dx| &mut dx[..batch * in_len]);
+            let dw_at = Output(d_weight.as_mut_ptr());
+            let db_at = d_bias.map(|db| Output(db[..filters].as_mut_ptr()));
+            let dx_at = dx.map(|dx| Output(dx.as_mut_ptr()));
+            let scratch_at = Output(scratch.as_mut_ptr());
+            let run = |part: usize| {
+                let (f0, f1) = (part * fstep, ((part + 1) * fstep).min(filters));
+                let (s0, s1) = (part * sstep, ((part + 1) * sstep).min(batch));
+                // SAFETY: the parts write disjoint rows `f0..f1` of `d_weight` and
+                // `d_bias`, disjoint samples `s0..s1` of `dx` and disjoint tiles of
+                // `scratch` (`parts * tile <= scratch.len()`).
+                let (dw, mut db, dx, scratch) = unsafe {
+                    (
+                        core::slice::from_raw_parts_mut(dw_at.at(f0 * patch), (f1 - f0) * patch),
+                        db_at.map(|db| core::slice::from_raw_parts_mut(db.at(f0), f1 - f0)),
+                        dx_at
+                            .filter(|_| s0 < s1)
+                            .map(|dx| core::slice::from_raw_parts_mut(dx.at(s0 * in_len), (s1 - s0) * in_len)),
+                        core::slice::from_raw_parts_mut(scratch_at.at(part * tile), tile),
+                    )
+                };
+                // The weight and bias gradients of filters `f0..f1`, over every sample in
+                // order, as on one thread.
+                let w_rows = f1 - f0;
+                for b in 0..batch {
+                    let xb = &x[b * in_len..][..in_len];
+                    let dyb = &dy[b * out_len + f0 * n..][..w_rows * n];
+                    if let Some(db) = db.as_deref_mut() {
+                        db.iter_mut().zip(dyb.chunks_exact(n)).for_each(|(g, row)| *g += row.iter().sum::<f32>());
+                    }
+                    for (start, len) in tiles(n) {
+                        let dy_tile = MatRef { data: &dyb[start..], rows: w_rows, cols: len, rs: n, cs: 1 };
+                        im2col(g, xb, start, len, scratch);
+                        gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, dw, patch);
+                    }
+                }
+                // The input gradient of samples `s0..s1`.
+                if let Some(dx) = dx {
+                    for (k, dxb) in dx.chunks_exact_mut(in_len).enumerate() {
+                        let dyb = &dy[(s0 + k) * out_len..][..out_len];
+                        dxb.fill(0.0);
+                        for (start, len) in tiles(n) {
+                            let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
+                            gemm(1.0, w.t(), dy_tile, 0.0, scratch, len);
+                            col2im(g, scratch, start, len, dxb);
+                        }
+                    }
+                }
+            };
+            return super::parallel::for_each_part(parts, &run);
+        }
+    }
+    backward_samples(g, filters, x, weight, dy, d_weight, d_bias, dx, scratch)
+}
+
+/// [`backward`] on the calling thread.
+#[allow(clippy::too_many_arguments)]
+fn backward_samples(
     g: &ConvGeometry,
     filters: usize,
     x: &[f32],
@@ -491,12 +734,57 @@ pub fn transpose_backward(
 mod tests {
     use super::*;
 
+    /// Forward and backward split between threads give the one-thread results bit for
+    /// bit.
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    #[test]
+    fn threads_give_the_same_bits() {
+        if crate::kernels::gemm::threads() < 2 || !crate::kernels::avx2::available() {
+            eprintln!("one thread (or no AVX2): nothing to compare");
+            return;
+        }
+        let g = ConvGeometry {
+            channels: 16,
+            height: 8,
+            width: 8,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            out_height: 8,
+            out_width: 8,
+        };
+        let (filters, batch) = (30, 9);
+        let (patch, n) = (g.patch_len(), g.positions());
+        assert!(batch * filters * patch * n >= PARALLEL_MIN_MACS);
+        let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
+        let x: Vec<f32> = (0..batch * g.input_len()).map(|i| value(i, 7)).collect();
+        let weight: Vec<f32> = (0..filters * patch).map(|i| value(i, 11)).collect();
+        let bias: Vec<f32> = (0..filters).map(|i| value(i, 3)).collect();
+        let dy: Vec<f32> = (0..batch * filters * n).map(|i| value(i, 5)).collect();
+        let mut scratch = vec![0.0; batch * scratch_len(patch, n)];
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+
+        let (mut y, mut y_one) = (vec![0.0; batch * filters * n], vec![0.0; batch * filters * n]);
+        forward(&g, filters, &x, &weight, Some(&bias), &mut y, &mut scratch);
+        forward_samples(&g, filters, &x, &weight, Some(&bias), &mut y_one, &mut scratch);
+        assert_eq!(bits(&y), bits(&y_one));
+
+        let run = |threaded: bool, scratch: &mut [f32]| {
+            let (mut dw, mut db, mut dx) = (vec![0.25; filters * patch], vec![0.5; filters], vec![0.0; x.len()]);
+            let f = if threaded { backward } else { backward_samples };
+            f(&g, filters, &x, &weight, &dy, Some(&mut dw), Some(&mut db), Some(&mut dx), scratch);
+            (bits(&dw), bits(&db), bits(&dx))
+        };
+        assert_eq!(run(true, &mut scratch), run(false, &mut scratch));
+    }
+
     /// The shifted-plane form builds exactly the column matrix of the run-by-run form,
     /// and scatters it back with the same sums, for every stride-1 geometry it covers.
     #[test]
     fn shifted_plane_form_equals_runs() {
         let mut checked = 0;
-        for (h, w) in [(1usize, 5usize), (3, 3), (4, 7), (8, 8)] {
+        for (h, w) in [(1usize, 5usize), (3, 3), (4, 7), (8, 8), (3, 13), (2, 33)] {
             for kernel in [[1, 1], [1, 3], [3, 3], [2, 4], [5, 5], [3, 9]] {
                 for padding in [[0, 0], [1, 1], [0, 2], [2, 1], [4, 4]] {
                     let (oh, ow) = ((h + 2 * padding[0]).checked_sub(kernel[0] - 1), w);
@@ -531,6 +819,9 @@ mod tests {
                         col2im(&g, &d, start, len, &mut fast);
                         col2im_runs(&g, &d, start, len, &mut runs);
                         assert_eq!(fast, runs, "col2im {g:?} {start} {len}");
+                        fast.fill(0.5);
+                        col2im_portable(&g, &d, start, len, &mut fast);
+                        assert_eq!(fast, runs, "col2im (portable) {g:?} {start} {len}");
                         checked += 1;
                     }
                 }

@@ -358,6 +358,18 @@ unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc: usize, k0
         unsafe {
             let tile = dst.add(i * kc);
             let src = a.data.as_ptr().add((i1 + i) * a.rs + k0 * a.cs);
+            if a.rs == 1 {
+                // Columns of A are contiguous (a transposed operand): copy the `mr`
+                // floats of each column in turn, reading and writing in order.
+                for p in 0..kc {
+                    let column = src.add(p * a.cs);
+                    for r in 0..mr {
+                        *tile.add(p * mr + r) = *column.add(r);
+                    }
+                }
+                i += mr;
+                continue;
+            }
             for r in 0..mr {
                 let row = src.add(r * a.rs);
                 for p in 0..kc {

@@ -4,7 +4,7 @@
 //! Matrices are row-major slices described by their row and column strides, as in
 //! `matrixmultiply`; a transpose is a swap of the two strides and costs nothing.
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 pub mod conv;
 pub mod dense;
 pub mod gemm;

@@ -119,7 +119,7 @@ fn worker(pool: &'static Pool, part: usize) {
 /// Calls `run(part)` for every `part` in `0..parts`, part 0 on this thread and the
 /// others on the workers (or all here when the pool is busy), and returns when all
 /// are done.
-fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
+pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
     let pool = pool();
     let _busy = match pool.busy.try_lock() {
         Ok(guard) => guard,
@@ -159,7 +159,7 @@ fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
 
 /// A raw pointer to `C` that may be shared: every part writes its own block.
 #[derive(Clone, Copy)]
-struct Output(*mut f32);
+pub(crate) struct Output(pub(crate) *mut f32);
 
 // SAFETY: the parts write disjoint blocks of `C` (see `gemm`).
 unsafe impl Sync for Output {}
@@ -170,7 +170,7 @@ impl Output {
     ///
     /// # Safety
     /// `offset` is within `C`.
-    unsafe fn at(&self, offset: usize) -> *mut f32 {
+    pub(crate) unsafe fn at(&self, offset: usize) -> *mut f32 {
         // SAFETY: the caller's contract.
         unsafe { self.0.add(offset) }
     }

@@ -47,6 +47,16 @@ impl PoolGeometry {
             && 2 * self.out_width <= self.width
     }
 
+    /// Windows of 2x2 with stride 2 that tile the input exactly (even height and
+    /// width) and output rows of a multiple of 4: the form of [`halving`].
+    #[cfg(target_arch = "x86_64")]
+    fn is_halving_2x2(&self) -> bool {
+        self.is_tiled_2x2()
+            && self.height == 2 * self.out_height
+            && self.width == 2 * self.out_width
+            && self.out_width.is_multiple_of(4)
+    }
+
     fn planes(&self, x: &[f32]) -> usize {
         x.len() / (self.height * self.width)
     }
@@ -89,6 +99,12 @@ fn argmax_2x2(plane: &[f32], at: usize, width: usize) -> usize {
 /// Max pooling: `y[p, oy, ox] = max over the window of x[p]`.
 pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
     let (in_len, out_len) = (g.height * g.width, g.out_height * g.out_width);
+    #[cfg(target_arch = "x86_64")]
+    if g.is_halving_2x2() && super::avx2::available() {
+        let planes = g.planes(x);
+        // SAFETY: the CPU has AVX2; the slices hold `planes` input and output planes.
+        return unsafe { halving::max_forward(g.out_width, &x[..planes * in_len], &mut y[..planes * out_len]) };
+    }
     if g.is_tiled_2x2() {
         for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
             for oy in 0..g.out_height {
@@ -114,6 +130,11 @@ pub fn max_backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (in_len, out_len) = (g.height * g.width, g.out_height * g.out_width);
     let planes = g.planes(x);
     let dx = &mut dx[..planes * in_len];
+    #[cfg(target_arch = "x86_64")]
+    if g.is_halving_2x2() && super::avx2::available() {
+        // SAFETY: the CPU has AVX2; the slices hold `planes` input and output planes.
+        return unsafe { halving::max_backward(g.out_width, &x[..planes * in_len], &dy[..planes * out_len], dx) };
+    }
     dx.fill(0.0);
     let tiled = g.is_tiled_2x2();
     for ((xp, dyp), dxp) in x.chunks_exact(in_len).zip(dy.chunks_exact(out_len)).zip(dx.chunks_exact_mut(in_len)) {
@@ -122,6 +143,132 @@ pub fn max_backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]) {
                 let at = if tiled { argmax_2x2(xp, 2 * oy * g.width + 2 * ox, g.width) } else { argmax(g, xp, oy, ox) };
                 dxp[at] += dyp[oy * g.out_width + ox];
             }
+        }
+    }
+}
+
+/// 2x2 max pooling with stride 2 over planes it tiles exactly, eight outputs at a
+/// time with AVX2: the same comparisons, in the same order, as [`argmax_2x2`], so the
+/// same results bit for bit.
+///
+/// With `H = 2 OH` and `W = 2 OW`, the planes of a batch are one tall plane whose
+/// output row `r` reads input rows `2r` and `2r + 1`: output `q` (of all planes) has
+/// its window's top-left input at `2 W (q / OW) + 2 (q % OW)`. With `OW` a multiple of
+/// 4, every group of 4 outputs lies in one output row and reads 8 consecutive floats
+/// of each of its two input rows.
+#[cfg(target_arch = "x86_64")]
+mod halving {
+    use core::arch::x86_64::*;
+
+    /// The top-left input of output `q`'s window.
+    #[inline(always)]
+    fn top(q: usize, ow: usize) -> usize {
+        4 * ow * (q / ow) + 2 * (q % ow)
+    }
+
+    /// The even and the odd elements of `u` then `v` (8 floats each), in order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn split(u: __m256, v: __m256) -> (__m256, __m256) {
+        let even = _mm256_shuffle_ps::<0x88>(u, v);
+        let odd = _mm256_shuffle_ps::<0xDD>(u, v);
+        let order = |s: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(s)));
+        (order(even), order(odd))
+    }
+
+    /// The inverse of [`split`].
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn merge(even: __m256, odd: __m256) -> (__m256, __m256) {
+        let order = |s: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(s)));
+        let (even, odd) = (order(even), order(odd));
+        (_mm256_unpacklo_ps(even, odd), _mm256_unpackhi_ps(even, odd))
+    }
+
+    /// The maximum of the windows of outputs `q..q + 8` and which of the four inputs
+    /// holds it (0 top left, 1 top right, 2 bottom left, 3 bottom right, as floats).
+    ///
+    /// # Safety
+    /// AVX2; the windows lie inside `x`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn windows(x: &[f32], q: usize, ow: usize) -> (__m256, __m256) {
+        let (t0, t1) = (top(q, ow), top(q + 4, ow));
+        let w = 2 * ow;
+        debug_assert!(t1 + w + 8 <= x.len());
+        // SAFETY: both windows' rows (8 floats from `t` and from `t + w`) are in `x`.
+        let load = |at: usize| unsafe { _mm256_loadu_ps(x.as_ptr().add(at)) };
+        let (a, b) = split(load(t0), load(t1));
+        let (c, d) = split(load(t0 + w), load(t1 + w));
+        let (mut max, mut which) = (a, _mm256_setzero_ps());
+        for (v, k) in [(b, 1.0), (c, 2.0), (d, 3.0)] {
+            let take = _mm256_or_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, max), _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+            max = _mm256_blendv_ps(max, v, take);
+            which = _mm256_blendv_ps(which, _mm256_set1_ps(k), take);
+        }
+        (max, which)
+    }
+
+    /// The index of the input holding the maximum of output `q`'s window.
+    #[inline(always)]
+    fn argmax(x: &[f32], q: usize, ow: usize) -> usize {
+        super::argmax_2x2(x, top(q, ow), 2 * ow)
+    }
+
+    /// Max pooling forward (see the module).
+    ///
+    /// # Safety
+    /// AVX2; `x` holds `4 y.len()` floats; `ow` is a multiple of 4.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_forward(ow: usize, x: &[f32], y: &mut [f32]) {
+        assert!(x.len() == 4 * y.len() && ow.is_multiple_of(4));
+        let mut q = 0;
+        while q + 8 <= y.len() {
+            // SAFETY: outputs `q..q + 8` exist, so do their windows.
+            unsafe {
+                let (max, _) = windows(x, q, ow);
+                _mm256_storeu_ps(y.as_mut_ptr().add(q), max);
+            }
+            q += 8;
+        }
+        for q in q..y.len() {
+            y[q] = x[argmax(x, q, ow)];
+        }
+    }
+
+    /// Max pooling backward (see the module): every input gets `0 + dy` of its window
+    /// when it holds the maximum, else 0 (`dx` is overwritten).
+    ///
+    /// # Safety
+    /// AVX2; `x` and `dx` hold `4 dy.len()` floats; `ow` is a multiple of 4.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_backward(ow: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        assert!(x.len() == 4 * dy.len() && dx.len() == x.len() && ow.is_multiple_of(4));
+        let (w, zero) = (2 * ow, _mm256_setzero_ps());
+        let mut q = 0;
+        while q + 8 <= dy.len() {
+            // SAFETY: outputs `q..q + 8` exist, so do their windows in `x` and `dx`.
+            unsafe {
+                let (_, which) = windows(x, q, ow);
+                let d = _mm256_add_ps(zero, _mm256_loadu_ps(dy.as_ptr().add(q)));
+                let part = |k: f32| _mm256_and_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(which, _mm256_set1_ps(k)), d);
+                let (top0, top1) = merge(part(0.0), part(1.0));
+                let (bottom0, bottom1) = merge(part(2.0), part(3.0));
+                let (t0, t1) = (top(q, ow), top(q + 4, ow));
+                let p = dx.as_mut_ptr();
+                _mm256_storeu_ps(p.add(t0), top0);
+                _mm256_storeu_ps(p.add(t1), top1);
+                _mm256_storeu_ps(p.add(t0 + w), bottom0);
+                _mm256_storeu_ps(p.add(t1 + w), bottom1);
+            }
+            q += 8;
+        }
+        for q in q..dy.len() {
+            let t = top(q, ow);
+            for at in [t, t + 1, t + w, t + w + 1] {
+                dx[at] = 0.0;
+            }
+            dx[argmax(x, q, ow)] += dy[q];
         }
     }
 }
@@ -238,6 +385,52 @@ pub fn upsample_nearest_backward(height: usize, width: usize, scale: [usize; 2],
             let dx_row = &mut dxp[(oy / scale[0]) * width..][..width];
             for (ox, &d) in dy_row.iter().enumerate() {
                 dx_row[ox / scale[1]] += d;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 2x2 path gives the portable loops' results bit for bit, ties, signed
+    /// zeros and NaN included.
+    #[test]
+    fn halving_2x2_equals_portable() {
+        let values = [0.0, -0.0, 1.0, -1.0, 1.0, 2.5, f32::NAN, -3.0, 2.5, 0.5];
+        for (h, w) in [(8usize, 8usize), (4, 8), (2, 16), (6, 24), (2, 8)] {
+            let g = PoolGeometry {
+                height: h,
+                width: w,
+                size: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+                out_height: h / 2,
+                out_width: w / 2,
+            };
+            for planes in [1, 3, 5] {
+                let x: Vec<f32> = (0..planes * h * w).map(|i| values[(i * 7 + i / 5) % values.len()]).collect();
+                let dy: Vec<f32> = (0..planes * h * w / 4).map(|i| values[(i * 3 + 1) % values.len()] - 0.25).collect();
+                let (mut y, mut y_ref) = (vec![9.0; dy.len()], vec![7.0; dy.len()]);
+                let (mut dx, mut dx_ref) = (vec![9.0; x.len()], vec![7.0; x.len()]);
+                max_forward(&g, &x, &mut y);
+                max_backward(&g, &x, &dy, &mut dx);
+                // The portable loops: a geometry the fast path does not take.
+                let tall = PoolGeometry { height: h + 1, ..g };
+                let padded = |v: &[f32], fill: f32| -> Vec<f32> {
+                    v.chunks(h * w).flat_map(|p| p.iter().copied().chain(core::iter::repeat_n(fill, w))).collect()
+                };
+                let mut dx_tall = vec![7.0; planes * (h + 1) * w];
+                max_forward(&tall, &padded(&x, -1e9), &mut y_ref);
+                max_backward(&tall, &padded(&x, -1e9), &dy, &mut dx_tall);
+                dx_tall
+                    .chunks(h * w + w)
+                    .zip(dx_ref.chunks_mut(h * w))
+                    .for_each(|(s, d)| d.copy_from_slice(&s[..h * w]));
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y), bits(&y_ref), "forward {h}x{w} x{planes}");
+                assert_eq!(bits(&dx), bits(&dx_ref), "backward {h}x{w} x{planes}");
             }
         }
     }

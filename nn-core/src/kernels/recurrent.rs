@@ -32,6 +32,8 @@
 //! `[B, O]`); states (initial, final and their gradients) are `[B, L D, H]`, PyTorch's
 //! `h_0 [L D, B, H]` with the batch outermost.
 use super::gemm::{self, gemm, MatRef};
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+use super::parallel::Output;
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -687,6 +689,89 @@ fn strided(data: &[f32], rows: usize, cols: usize, rs: usize) -> MatRef<'_> {
     MatRef { data, rows, cols, rs, cs: 1 }
 }
 
+/// The time loop of one layer and direction of [`forward_train`], for `batch`
+/// samples: `out`, `gates`, `extra`, `init` and `q` start at the first of them.
+#[allow(clippy::too_many_arguments)]
+fn forward_steps(
+    cfg: &Config,
+    w: &Weights<'_>,
+    d: usize,
+    batch: usize,
+    out: &mut [f32],
+    gates: &mut [f32],
+    extra: &mut [f32],
+    init: &[f32],
+    q: &mut [f32],
+    hp: &mut [f32],
+    cp: &mut [f32],
+) {
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let dh = cfg.directions * hd;
+    let one = Layout::of(cfg);
+    let lstm = cfg.cell == CellKind::Lstm;
+    for s in 0..t {
+        let ti = cfg.time(d, s);
+        let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+        // Q = H_prev W_hh^T + b_hh: [B, G H].
+        let h_prev = if s == 0 {
+            strided(init, batch, hd, one.init)
+        } else {
+            strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
+        };
+        gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
+        add_bias_rows(q, w.b_hh);
+        for b in 0..batch {
+            if s == 0 {
+                hp.copy_from_slice(&init[b * one.init..][..hd]);
+                cp.copy_from_slice(&init[b * one.init + hd..][..hd]);
+            } else {
+                hp.copy_from_slice(&out[b * one.out + tp * dh + d * hd..][..hd]);
+                if lstm {
+                    cp.copy_from_slice(&extra[(b * t + tp) * hd..][..hd]);
+                }
+            }
+            let g = &mut gates[(b * t + ti) * gh..][..gh];
+            let qb = &q[b * gh..(b + 1) * gh];
+            let h = &mut out[b * one.out + ti * dh + d * hd..][..hd];
+            let e: &mut [f32] =
+                if lstm || cfg.cell == CellKind::Gru { &mut extra[(b * t + ti) * hd..][..hd] } else { &mut [] };
+            train_cell(cfg.cell, g, qb, hp, cp, h, e);
+        }
+    }
+}
+
+/// The parts (threads) the time loops of a batch are split into: every part takes at
+/// least two samples (a one-row product would be a matrix-vector product, rounded
+/// differently), the work (`per_sample` multiply-adds of the recurrent products) must
+/// be worth it, and the scratch space must hold `room` pairs of state buffers.
+fn step_parts(batch: usize, per_sample: usize, room: usize) -> usize {
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    {
+        #[cfg(test)]
+        if tests::ONE_THREAD.load(core::sync::atomic::Ordering::Relaxed) {
+            return 1;
+        }
+        let mut parts = super::gemm::threads().min(room);
+        if parts < 2 || batch * per_sample < PARALLEL_MIN_MACS || !super::avx2::available() {
+            return 1;
+        }
+        while parts > 1 && (batch < 2 * parts || batch.saturating_sub((parts - 1) * batch.div_ceil(parts)) < 2) {
+            parts -= 1;
+        }
+        parts
+    }
+    #[cfg(not(all(feature = "threading", target_arch = "x86_64")))]
+    {
+        let _ = (batch, per_sample, room);
+        1
+    }
+}
+
+/// Batches whose recurrent products have at least this many multiply-adds run their
+/// time loops on several threads (the `threading` feature), by blocks of samples;
+/// every value is computed by the same operations as on one thread.
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
 /// Training forward over a batch `x [B, T, F]`: writes `y` and keeps in `cache`
 /// (`B * cache_len` floats) what [`backward`] needs. `initial` and `final_state` as in
 /// [`forward`]; `scratch` holds `B * scratch_len` floats.
@@ -708,9 +793,8 @@ pub fn forward_train(
     let one = Layout::of(cfg);
     let lay = one.times(batch);
     let lstm = cfg.cell == CellKind::Lstm;
-    let (q, rest) = scratch.split_at_mut(batch * gh);
-    let (hp, rest) = rest.split_at_mut(hd);
-    let cp = &mut rest[..hd];
+    let (q, states) = scratch.split_at_mut(batch * gh);
+    let parts = step_parts(batch, t * gh * hd, states.len() / (2 * hd));
 
     for l in 0..nl {
         let (below, here) = cache.split_at_mut(l * lay.layer);
@@ -742,34 +826,47 @@ pub fn forward_train(
             // P = X W_ih^T + b_ih for every sample and step at once: [B T, G H].
             gemm(1.0, MatRef::new(input, batch * t, iw), MatRef::new(w.ih, gh, iw).t(), 0.0, gates, gh);
             add_bias_rows(gates, w.b_ih);
-            for s in 0..t {
-                let ti = cfg.time(d, s);
-                let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
-                // Q = H_prev W_hh^T + b_hh: [B, G H].
-                let h_prev = if s == 0 {
-                    strided(init, batch, hd, one.init)
-                } else {
-                    strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
-                };
-                gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
-                add_bias_rows(q, w.b_hh);
-                for b in 0..batch {
-                    if s == 0 {
-                        hp.copy_from_slice(&init[b * one.init..][..hd]);
-                        cp.copy_from_slice(&init[b * one.init + hd..][..hd]);
-                    } else {
-                        hp.copy_from_slice(&out[b * one.out + tp * dh + d * hd..][..hd]);
-                        if lstm {
-                            cp.copy_from_slice(&extra[(b * t + tp) * hd..][..hd]);
-                        }
+            let init: &[f32] = init;
+            if parts < 2 {
+                let (hp, cp) = states[..2 * hd].split_at_mut(hd);
+                forward_steps(cfg, &w, d, batch, out, gates, extra, init, q, hp, cp);
+                continue;
+            }
+            #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+            {
+                // Samples are independent through time: each part runs every step for a
+                // block of them (its rows of every product, its own `h`, `c` buffers).
+                let step = batch.div_ceil(parts);
+                let ptr = |v: &mut [f32]| Output(v.as_mut_ptr());
+                let (out_at, gates_at, extra_at) = (ptr(out), ptr(gates), ptr(extra));
+                let (q_at, states_at) = (ptr(q), ptr(states));
+                let (gate_rows, extra_rows) = (t * gh, if extra.is_empty() { 0 } else { t * hd });
+                let run = |part: usize| {
+                    let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
+                    let n = b1 - b0;
+                    // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
+                    // `out`, `gates`, `extra` and `q`, and their own `2 H` floats of
+                    // `states` (`parts * 2 H <= states.len()`).
+                    unsafe {
+                        let slice =
+                            |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
+                        let (hp, cp) = slice(states_at, part * 2 * hd, 2 * hd).split_at_mut(hd);
+                        forward_steps(
+                            cfg,
+                            &w,
+                            d,
+                            n,
+                            slice(out_at, b0 * one.out, n * one.out),
+                            slice(gates_at, b0 * gate_rows, n * gate_rows),
+                            slice(extra_at, b0 * extra_rows, n * extra_rows),
+                            &init[b0 * one.init..b1 * one.init],
+                            slice(q_at, b0 * gh, n * gh),
+                            hp,
+                            cp,
+                        );
                     }
-                    let g = &mut gates[(b * t + ti) * gh..][..gh];
-                    let qb = &q[b * gh..(b + 1) * gh];
-                    let h = &mut out[b * one.out + ti * dh + d * hd..][..hd];
-                    let e: &mut [f32] =
-                        if lstm || cfg.cell == CellKind::Gru { &mut extra[(b * t + ti) * hd..][..hd] } else { &mut [] };
-                    train_cell(cfg.cell, g, qb, hp, cp, h, e);
-                }
+                };
+                super::parallel::for_each_part(parts, &run);
             }
         }
     }
@@ -802,6 +899,35 @@ pub fn forward_train(
 /// (LSTM) or `q_n` (GRU).
 #[inline]
 fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) };
+    }
+    train_cell_portable(cell, g, q, hp, cp, h, e)
+}
+
+/// [`train_cell`] compiled for eight lanes (the same operations: the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn train_cell_avx2(
+    cell: CellKind,
+    g: &mut [f32],
+    q: &[f32],
+    hp: &[f32],
+    cp: &[f32],
+    h: &mut [f32],
+    e: &mut [f32],
+) {
+    train_cell_portable(cell, g, q, hp, cp, h, e)
+}
+
+/// Units per block of the LSTM training cell: one AVX2 vector.
+const LANES: usize = 8;
+
+/// [`train_cell`] for the baseline instruction set.
+#[inline(always)]
+fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
     let hd = h.len();
     match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -817,7 +943,33 @@ fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], 
             let [gi, gf, gg, go] = blocks_mut::<4>(g, hd);
             let [qi, qf, qg, qo] = blocks::<4>(q, hd);
             let (cp, e) = (&cp[..hd], &mut e[..hd]);
-            for j in 0..hd {
+            // Blocks of 8 units computed into local arrays, then stored: a loop of a
+            // known length over values that alias nothing, which the compiler turns
+            // into whole vectors.
+            let mut j0 = 0;
+            while j0 + LANES <= hd {
+                let r = j0..j0 + LANES;
+                let mut out = [[0.0f32; LANES]; 6];
+                {
+                    let (gi, gf, gg, go) = (&gi[r.clone()], &gf[r.clone()], &gg[r.clone()], &go[r.clone()]);
+                    let (qi, qf, qg, qo) = (&qi[r.clone()], &qf[r.clone()], &qg[r.clone()], &qo[r.clone()]);
+                    let cp = &cp[r.clone()];
+                    for k in 0..LANES {
+                        let u = lstm_unit([gi[k], gf[k], gg[k], go[k]], [qi[k], qf[k], qg[k], qo[k]], cp[k]);
+                        for (o, u) in out.iter_mut().zip(u) {
+                            o[k] = u;
+                        }
+                    }
+                }
+                gi[r.clone()].copy_from_slice(&out[0]);
+                gf[r.clone()].copy_from_slice(&out[1]);
+                gg[r.clone()].copy_from_slice(&out[2]);
+                go[r.clone()].copy_from_slice(&out[3]);
+                e[r.clone()].copy_from_slice(&out[4]);
+                h[r].copy_from_slice(&out[5]);
+                j0 += LANES;
+            }
+            for j in j0..hd {
                 let u = lstm_unit([gi[j], gf[j], gg[j], go[j]], [qi[j], qf[j], qg[j], qo[j]], cp[j]);
                 (gi[j], gf[j], gg[j], go[j]) = (u[0], u[1], u[2], u[3]);
                 e[j] = u[4];
@@ -834,6 +986,157 @@ fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], 
                 e[j] = qn[j];
                 h[j] = u[3];
             }
+        }
+    }
+}
+
+/// The backward of one LSTM step of one sample: from the gate activations `g` (`[4 H]`),
+/// the cell states `c` and `c_prev`, the gradient `dout + dh` of `h` and `dc` of `c`,
+/// writes the gradients of the gate pre-activations into `dg` and the gradient of
+/// `c_prev` into `dc`.
+#[inline]
+fn lstm_cell_backward(g: &[f32], c: &[f32], c_prev: &[f32], dout: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) };
+    }
+    lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] compiled for eight lanes (the same operations: the same
+/// results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lstm_cell_backward_avx2(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dg: &mut [f32],
+) {
+    lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] for the baseline instruction set.
+#[inline(always)]
+fn lstm_cell_backward_portable(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dhb: &[f32],
+    dcb: &mut [f32],
+    dg: &mut [f32],
+) {
+    let hd = dcb.len();
+    let (c, c_prev, dout, dhb) = (&c[..hd], &c_prev[..hd], &dout[..hd], &dhb[..hd]);
+    let [gi, gf, gg, go] = blocks::<4>(g, hd);
+    let [di, df, dgg, d_o] = blocks_mut::<4>(dg, hd);
+    for j in 0..hd {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let dh = dout[j] + dhb[j];
+        let tc = tanh(c[j]);
+        let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
+        di[j] = dcell * g * i * (1.0 - i);
+        df[j] = dcell * c_prev[j] * f * (1.0 - f);
+        dgg[j] = dcell * i * (1.0 - g * g);
+        d_o[j] = dh * tc * o * (1.0 - o);
+        dcb[j] = dcell * f;
+    }
+}
+
+/// The time loop of one layer and direction of [`backward`], for `batch` samples:
+/// every slice starts at the first of them.
+#[allow(clippy::too_many_arguments)]
+fn backward_steps(
+    cfg: &Config,
+    w: &Weights<'_>,
+    d: usize,
+    batch: usize,
+    gates: &[f32],
+    extra: &[f32],
+    init: &[f32],
+    out: &[f32],
+    cur: &[f32],
+    dp: &mut [f32],
+    dq: &mut [f32],
+    carry: &mut [f32],
+    dc: &mut [f32],
+) {
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let dh = cfg.directions * hd;
+    let one = Layout::of(cfg);
+    let gru = cfg.cell == CellKind::Gru;
+    carry.fill(0.0);
+    dc.fill(0.0);
+    for s in (0..t).rev() {
+        let ti = cfg.time(d, s);
+        let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+        for b in 0..batch {
+            let g = &gates[(b * t + ti) * gh..][..gh];
+            let dg = &mut dp[(b * t + ti) * gh..][..gh];
+            let dhb = &mut carry[b * hd..][..hd];
+            let dcb = &mut dc[b * hd..][..hd];
+            let dout = &cur[b * one.out + ti * dh + d * hd..][..hd];
+            match cfg.cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    let relu = cfg.cell == CellKind::RnnRelu;
+                    for j in 0..hd {
+                        let dh = dout[j] + dhb[j];
+                        let v = g[j];
+                        dg[j] = if relu {
+                            if v > 0.0 {
+                                dh
+                            } else {
+                                0.0
+                            }
+                        } else {
+                            dh * (1.0 - v * v)
+                        };
+                    }
+                }
+                CellKind::Lstm => {
+                    let c = &extra[(b * t + ti) * hd..][..hd];
+                    let c_prev =
+                        if s == 0 { &init[b * one.init + hd..][..hd] } else { &extra[(b * t + tp) * hd..][..hd] };
+                    lstm_cell_backward(g, c, c_prev, dout, dhb, dcb, dg);
+                }
+                CellKind::Gru => {
+                    let qn = &extra[(b * t + ti) * hd..][..hd];
+                    let h_prev =
+                        if s == 0 { &init[b * one.init..][..hd] } else { &out[b * one.out + tp * dh + d * hd..][..hd] };
+                    let dqb = &mut dq[(b * t + ti) * gh..][..gh];
+                    let [gr, gz, gn] = blocks::<3>(g, hd);
+                    let [dgr, dgz, dgn] = blocks_mut::<3>(dg, hd);
+                    let [dqr, dqz, dqn] = blocks_mut::<3>(dqb, hd);
+                    for j in 0..hd {
+                        let (r, z, n) = (gr[j], gz[j], gn[j]);
+                        let dh = dout[j] + dhb[j];
+                        let dan = dh * (1.0 - z) * (1.0 - n * n);
+                        let dar = dan * qn[j] * r * (1.0 - r);
+                        let daz = dh * (h_prev[j] - n) * z * (1.0 - z);
+                        (dgr[j], dgz[j], dgn[j]) = (dar, daz, dan);
+                        (dqr[j], dqz[j], dqn[j]) = (dar, daz, dan * r);
+                        // The direct path h_prev -> h; the matmul path is added below.
+                        dhb[j] = dh * z;
+                    }
+                }
+            }
+        }
+        // The gradient of the recurrent projection at this step, [B, G H]
+        // (for LSTM and RNN the same as that of the input projection).
+        let dq_step = strided(if gru { &dq[ti * gh..] } else { &dp[ti * gh..] }, batch, gh, t * gh);
+        let cut = cfg.truncate > 0 && s > 0 && s % cfg.truncate == 0;
+        if cut {
+            carry.fill(0.0);
+            dc.fill(0.0);
+        } else {
+            // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
+            let beta = if gru { 1.0 } else { 0.0 };
+            gemm(1.0, dq_step, MatRef::new(w.hh, gh, hd), beta, carry, hd);
         }
     }
 }
@@ -938,92 +1241,45 @@ pub fn backward(
             let dir = &layer[lay.out + d * lay.dir..][..lay.dir];
             let (gates, rest) = dir.split_at(lay.gates);
             let (extra, init) = rest.split_at(lay.extra);
-            carry.fill(0.0);
-            dc.fill(0.0);
-            for s in (0..t).rev() {
-                let ti = cfg.time(d, s);
-                let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
-                for b in 0..batch {
-                    let g = &gates[(b * t + ti) * gh..][..gh];
-                    let dg = &mut dp[(b * t + ti) * gh..][..gh];
-                    let dhb = &mut carry[b * hd..][..hd];
-                    let dcb = &mut dc[b * hd..][..hd];
-                    let dout = &cur[b * one.out + ti * dh + d * hd..][..hd];
-                    match cfg.cell {
-                        CellKind::RnnTanh | CellKind::RnnRelu => {
-                            let relu = cfg.cell == CellKind::RnnRelu;
-                            for j in 0..hd {
-                                let dh = dout[j] + dhb[j];
-                                let v = g[j];
-                                dg[j] = if relu {
-                                    if v > 0.0 {
-                                        dh
-                                    } else {
-                                        0.0
-                                    }
-                                } else {
-                                    dh * (1.0 - v * v)
-                                };
-                            }
-                        }
-                        CellKind::Lstm => {
-                            let c = &extra[(b * t + ti) * hd..][..hd];
-                            let c_prev = if s == 0 {
-                                &init[b * one.init + hd..][..hd]
-                            } else {
-                                &extra[(b * t + tp) * hd..][..hd]
-                            };
-                            let [gi, gf, gg, go] = blocks::<4>(g, hd);
-                            let [di, df, dgg, d_o] = blocks_mut::<4>(dg, hd);
-                            for j in 0..hd {
-                                let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
-                                let dh = dout[j] + dhb[j];
-                                let tc = tanh(c[j]);
-                                let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
-                                di[j] = dcell * g * i * (1.0 - i);
-                                df[j] = dcell * c_prev[j] * f * (1.0 - f);
-                                dgg[j] = dcell * i * (1.0 - g * g);
-                                d_o[j] = dh * tc * o * (1.0 - o);
-                                dcb[j] = dcell * f;
-                            }
-                        }
-                        CellKind::Gru => {
-                            let qn = &extra[(b * t + ti) * hd..][..hd];
-                            let h_prev = if s == 0 {
-                                &init[b * one.init..][..hd]
-                            } else {
-                                &out[b * one.out + tp * dh + d * hd..][..hd]
-                            };
-                            let dqb = &mut dq[(b * t + ti) * gh..][..gh];
-                            let [gr, gz, gn] = blocks::<3>(g, hd);
-                            let [dgr, dgz, dgn] = blocks_mut::<3>(dg, hd);
-                            let [dqr, dqz, dqn] = blocks_mut::<3>(dqb, hd);
-                            for j in 0..hd {
-                                let (r, z, n) = (gr[j], gz[j], gn[j]);
-                                let dh = dout[j] + dhb[j];
-                                let dan = dh * (1.0 - z) * (1.0 - n * n);
-                                let dar = dan * qn[j] * r * (1.0 - r);
-                                let daz = dh * (h_prev[j] - n) * z * (1.0 - z);
-                                (dgr[j], dgz[j], dgn[j]) = (dar, daz, dan);
-                                (dqr[j], dqz[j], dqn[j]) = (dar, daz, dan * r);
-                                // The direct path h_prev -> h; the matmul path is added below.
-                                dhb[j] = dh * z;
-                            }
-                        }
+            let parts = step_parts(batch, t * gh * hd, usize::MAX);
+            if parts < 2 {
+                backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc);
+            }
+            #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+            if parts > 1 {
+                // Samples are independent through time: each part runs every step for a
+                // block of them (its rows of every product).
+                let step = batch.div_ceil(parts);
+                let ptr = |v: &mut [f32]| Output(v.as_mut_ptr());
+                let (dp_at, dq_at, carry_at, dc_at) = (ptr(dp), ptr(dq), ptr(carry), ptr(dc));
+                let (gate_rows, extra_rows) = (t * gh, if extra.is_empty() { 0 } else { t * hd });
+                let cur: &[f32] = cur;
+                let run = |part: usize| {
+                    let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
+                    let n = b1 - b0;
+                    // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
+                    // `dp`, `dq`, `carry` and `dc`.
+                    unsafe {
+                        let slice =
+                            |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
+                        backward_steps(
+                            cfg,
+                            &w,
+                            d,
+                            n,
+                            &gates[b0 * gate_rows..b1 * gate_rows],
+                            &extra[b0 * extra_rows..b1 * extra_rows],
+                            &init[b0 * one.init..b1 * one.init],
+                            &out[b0 * one.out..b1 * one.out],
+                            &cur[b0 * one.out..b1 * one.out],
+                            slice(dp_at, b0 * gate_rows, n * gate_rows),
+                            slice(dq_at, b0 * gate_rows, n * gate_rows),
+                            slice(carry_at, b0 * hd, n * hd),
+                            slice(dc_at, b0 * hd, n * hd),
+                        );
                     }
-                }
-                // The gradient of the recurrent projection at this step, [B, G H]
-                // (for LSTM and RNN the same as that of the input projection).
-                let dq_step = strided(if gru { &dq[ti * gh..] } else { &dp[ti * gh..] }, batch, gh, t * gh);
-                let cut = cfg.truncate > 0 && s > 0 && s % cfg.truncate == 0;
-                if cut {
-                    carry.fill(0.0);
-                    dc.fill(0.0);
-                } else {
-                    // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
-                    let beta = if gru { 1.0 } else { 0.0 };
-                    gemm(1.0, dq_step, MatRef::new(w.hh, gh, hd), beta, carry, hd);
-                }
+                };
+                super::parallel::for_each_part(parts, &run);
             }
             // The hidden state entering every step, [B T, H], for one product over all steps:
             // dW_hh += dQ^T H_prev; db_hh += sum dQ.
@@ -1060,6 +1316,60 @@ pub fn backward(
             } else if let Some(dx) = dx.as_deref_mut() {
                 gemm(1.0, dpm, MatRef::new(w.ih, gh, iw), beta, dx, iw);
             }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "threading", target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Makes [`step_parts`] choose one thread (for the comparison below).
+    pub(super) static ONE_THREAD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+    /// The time loops split between threads give the one-thread results bit for bit,
+    /// forward and backward.
+    #[test]
+    fn threads_give_the_same_bits() {
+        if gemm::threads() < 2 || !super::super::avx2::available() {
+            eprintln!("one thread (or no AVX2): nothing to compare");
+            return;
+        }
+        for (cell, directions) in [(CellKind::Lstm, 1), (CellKind::Gru, 2), (CellKind::RnnTanh, 1)] {
+            let cfg = Config {
+                cell,
+                steps: 64,
+                features: 5,
+                hidden: 64,
+                layers: 2,
+                directions,
+                merge: Merge::Concat,
+                return_sequences: true,
+                truncate: 0,
+            };
+            let batch = 10;
+            assert!(step_parts(batch, cfg.steps * cfg.gate_width() * cfg.hidden, usize::MAX) > 1);
+            let value = |i: usize, s: usize| ((i * s + 3) % 29) as f32 * 0.04 - 0.55;
+            let params: Vec<f32> = (0..cfg.params()).map(|i| value(i, 13) * 0.3).collect();
+            let x: Vec<f32> = (0..batch * cfg.steps * cfg.features).map(|i| value(i, 7)).collect();
+            let out = cfg.output_len();
+            let run = |one_thread: bool| {
+                ONE_THREAD.store(one_thread, core::sync::atomic::Ordering::Relaxed);
+                let n = batch;
+                let (mut y, mut cache) = (vec![0.0; n * out], vec![0.0; n * cfg.cache_len()]);
+                let mut scratch = vec![0.0; n * cfg.scratch_len()];
+                forward_train(&cfg, &params, &x, None, &mut y, &mut cache, &mut scratch, None);
+                let dy: Vec<f32> = (0..y.len()).map(|i| value(i, 3)).collect();
+                let (mut dx, mut grads) = (vec![0.0; x.len()], vec![0.0; params.len()]);
+                backward(&cfg, &params, &x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch, None);
+                ONE_THREAD.store(false, core::sync::atomic::Ordering::Relaxed);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&y), bits(&dx), bits(&grads))
+            };
+            let (split, one) = (run(false), run(true));
+            assert_eq!(split.0, one.0, "{cell:?}: output");
+            assert_eq!(split.1, one.1, "{cell:?}: input gradient");
+            assert_eq!(split.2, one.2, "{cell:?}: parameter gradients");
         }
     }
 }

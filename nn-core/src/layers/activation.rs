@@ -61,6 +61,9 @@ impl<S: Shape> Layer for Act<S> {
     #[inline]
     fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         let y = &mut y[..x.len()];
+        if matches!(self.activation, Activation::Relu) {
+            return crate::activation::relu_into(x, y);
+        }
         y.copy_from_slice(x);
         self.activation.apply(y, Self::width());
     }
@@ -93,6 +96,9 @@ impl<S: Shape> Layer for Act<S> {
     ) {
         if let Some(dx) = dx {
             let n = x.len();
+            if matches!(self.activation, Activation::Relu) {
+                return crate::activation::relu_backward_into(x, &dy[..n], &mut dx[..n]);
+            }
             self.activation.backward(x, y, &mut dy[..n], Self::width());
             dx[..n].copy_from_slice(&dy[..n]);
         }
