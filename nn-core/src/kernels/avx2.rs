@@ -11,7 +11,9 @@
 //! pointer arithmetic inside stays within them.
 use core::arch::x86_64::*;
 
-use super::gemm::{blocked, pack, update, MatRef, Tile};
+use super::gemm::{blocked, pack, pack_a_rows, update, MatRef, Tile};
+#[cfg(feature = "threading")]
+use super::gemm::{pack_a, sweep};
 #[cfg(feature = "std")]
 use super::gemm::{Blocks, MC, NC};
 
@@ -97,6 +99,48 @@ impl Tile for Avx2 {
             }
         }
     }
+
+    #[inline(always)]
+    unsafe fn pack_a_rows(tile: *mut f32, src: *const f32, (rs, cs): (usize, usize), mr: usize, kc: usize) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if mr == 6 && cs == 1 {
+                pack_a_six(tile, src, rs, kc);
+            } else {
+                pack_a_rows(tile, src, (rs, cs), mr, 0, kc);
+            }
+        }
+    }
+}
+
+/// Packs six rows of `A` with contiguous columns (row `r` at `src + r rs`) into `tile`,
+/// element `(r, p)` at `6 p + r`: each group of eight columns is loaded as eight
+/// vectors (the sixth row twice more), transposed, and stored as eight overlapping
+/// vectors, each writing its column's six floats and two that the next store
+/// overwrites. The last columns (at least one, so that no store reaches past the
+/// tile) are copied one by one.
+///
+/// # Safety
+/// The CPU has AVX2; the six rows of `kc` floats are readable; `tile` has room for
+/// `6 kc` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_a_six(tile: *mut f32, src: *const f32, rs: usize, kc: usize) {
+    let mut p = 0;
+    while p + 8 < kc {
+        // SAFETY: rows `r < 6` hold floats `p..p + 8 < kc`; the store of column
+        // `p + q` ends at `6 (p + q) + 8 <= 6 (p + 8) + 2 < 6 kc`.
+        unsafe {
+            let row = |r: usize| _mm256_loadu_ps(src.add(r.min(5) * rs + p));
+            let columns = transpose8([row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7)]);
+            for (q, column) in columns.iter().enumerate() {
+                _mm256_storeu_ps(tile.add(6 * (p + q)), *column);
+            }
+        }
+        p += 8;
+    }
+    // SAFETY: as above, for the remaining columns.
+    unsafe { pack_a_rows(tile, src, (rs, 1), 6, p, kc) }
 }
 
 /// Packs 16 contiguous columns of `B` (column `j` at `b + j cs`, `kc` floats each)
@@ -201,7 +245,7 @@ pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut 
             // SAFETY: this thread's buffers, not borrowed elsewhere (`gemm` does not
             // re-enter itself).
             let (a_block, b_block) = unsafe { &mut *blocks.get() };
-            if a_block.is_empty() {
+            if a_block.len() < MC * KC || b_block.len() < KC * NC {
                 a_block.resize(MC * KC, 0.0);
                 b_block.resize(KC * NC, 0.0);
             }
@@ -212,6 +256,80 @@ pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut 
     }
     // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
     unsafe { blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
+}
+
+/// Packs unit `unit` of `B` for [`rows_times_packed`]: the `NR`-column panel
+/// `unit % panels` of the `KC`-deep slice `unit / panels` (`panels = n_pad / NR`),
+/// at `packed + k0 n_pad + j0 kc` (slice `k0` starts at `k0 n_pad`, its panel of
+/// columns `j0..` at `j0 kc` within it).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `b` lies within its slice; `packed` has room for
+/// `b.rows * n_pad` floats, `n_pad` being `b.cols` rounded up to `NR`; `unit` is below
+/// `b.rows.div_ceil(KC) * n_pad / NR`.
+#[cfg(feature = "threading")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
+    let panels = n_pad / NR;
+    let (k0, j0) = ((unit / panels) * KC, (unit % panels) * NR);
+    let (kc, nr) = (KC.min(b.rows - k0), NR.min(b.cols - j0));
+    // SAFETY: the caller's contract; the panel's `kc x NR` floats end at
+    // `k0 n_pad + (j0 + NR) kc <= (k0 + kc) n_pad`.
+    unsafe { <Avx2 as Tile>::pack(packed.add(k0 * n_pad + j0 * kc), b, k0, kc, j0, nr) }
+}
+
+/// `C = alpha A B + beta C` for the rows of `A` given (at most [`MC`]), with every
+/// panel of `B` already packed by [`pack_b_unit`] at `packed`: for each `KC`-deep
+/// slice, the block of `A` is packed into this thread's buffer and swept by every
+/// panel. The same tiles in the same order as [`gemm`], so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `a` lies within its slice and has at most `MC`
+/// rows; every unit of `packed` (`a.cols x n_pad` floats) is written; `C`'s `a.rows`
+/// rows of `n` columns (stride `ldc`) are writable at `c` and not otherwise borrowed.
+#[cfg(feature = "threading")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rows_times_packed(
+    alpha: f32,
+    a: MatRef<'_>,
+    packed: *const f32,
+    n: usize,
+    n_pad: usize,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let (m, k) = (a.rows, a.cols);
+    debug_assert!(m <= MC);
+    BLOCKS.with(|blocks| {
+        // SAFETY: this thread's buffers, not borrowed elsewhere (a product does not
+        // re-enter itself).
+        let (a_block, _) = unsafe { &mut *blocks.get() };
+        if a_block.len() < MC * KC {
+            a_block.resize(MC * KC, 0.0);
+        }
+        let a_block = a_block.as_mut_ptr();
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            let beta = if k0 == 0 { beta } else { 1.0 };
+            // SAFETY: the caller's contract: rows `0..m` and columns `k0..k0 + kc`
+            // are inside A, the block has room for `m kc` floats, the panels of the
+            // slice are packed, the tiles are inside C.
+            unsafe {
+                pack_a::<Avx2>(a_block, a, 0, m, k0, kc);
+                let slice = packed.add(k0 * n_pad);
+                let mut j0 = 0;
+                while j0 < n {
+                    let nr = NR.min(n - j0);
+                    sweep::<Avx2>((alpha, beta), a_block, (0, 0, true), m, kc, slice.add(j0 * kc), c.add(j0), ldc, nr);
+                    j0 += nr;
+                }
+            }
+            k0 += kc;
+        }
+    });
 }
 
 /// `C[R x nr] = alpha A[R x kc] B[kc x NR] + beta C`: `A` at `a` with strides `ars`,

@@ -187,6 +187,42 @@ pub(crate) trait Tile {
         // SAFETY: the caller's contract.
         unsafe { pack(panel, Self::NR, b, k0, kc, j0, nr) }
     }
+
+    /// Copies `mr` rows of `kc` floats of `A` (row `r` at `src + r rs`, element `p` at
+    /// `p cs` in it) into `tile`, element `(r, p)` at `p mr + r`.
+    ///
+    /// # Safety
+    /// The elements lie inside A; `tile` has room for `mr kc` floats; the CPU supports
+    /// the tile.
+    #[inline(always)]
+    unsafe fn pack_a_rows(tile: *mut f32, src: *const f32, (rs, cs): (usize, usize), mr: usize, kc: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { pack_a_rows(tile, src, (rs, cs), mr, 0, kc) }
+    }
+}
+
+/// [`Tile::pack_a_rows`] for columns `p0..kc`, one float at a time.
+///
+/// # Safety
+/// As [`Tile::pack_a_rows`].
+#[inline(always)]
+pub(crate) unsafe fn pack_a_rows(
+    tile: *mut f32,
+    src: *const f32,
+    (rs, cs): (usize, usize),
+    mr: usize,
+    p0: usize,
+    kc: usize,
+) {
+    for r in 0..mr {
+        // SAFETY: `A[r, p]` (r < mr, p < kc) is inside A, `p mr + r < mr kc`.
+        unsafe {
+            let row = src.add(r * rs);
+            for p in p0..kc {
+                *tile.add(p * mr + r) = *row.add(p * cs);
+            }
+        }
+    }
 }
 
 /// Buffers for [`blocked`] on large products: a packed block of `A` (`MC x KC`
@@ -307,7 +343,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
 /// As [`blocked`], for the rows and panel given.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sweep<T: Tile>(
+pub(crate) unsafe fn sweep<T: Tile>(
     (alpha, beta): (f32, f32),
     a: *const f32,
     (rs, cs, packed): (usize, usize, bool),
@@ -349,7 +385,7 @@ fn tile_rows<T: Tile>(rest: usize) -> usize {
 /// # Safety
 /// The block lies inside A; `dst` has room for `mc * kc` floats.
 #[inline(always)]
-unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc: usize, k0: usize, kc: usize) {
+pub(crate) unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc: usize, k0: usize, kc: usize) {
     let mut i = 0;
     while i < mc {
         let mr = tile_rows::<T>(mc - i);
@@ -370,12 +406,7 @@ unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc: usize, k0
                 i += mr;
                 continue;
             }
-            for r in 0..mr {
-                let row = src.add(r * a.rs);
-                for p in 0..kc {
-                    *tile.add(p * mr + r) = *row.add(p * a.cs);
-                }
-            }
+            T::pack_a_rows(tile, src, (a.rs, a.cs), mr, kc);
         }
         i += mr;
     }

@@ -8,6 +8,7 @@
 //! wake-up; the caller likewise spins before it parks to wait for the workers. The
 //! caller computes the first block itself. When another thread's product is in flight,
 //! the product runs on the calling thread alone instead of waiting.
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
 
@@ -192,6 +193,11 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     // Block sizes: columns rounded up to the tile width, so only the last block has a
     // partial panel.
     let step = if by_columns { (n.div_ceil(parts)).div_ceil(avx2::NR) * avx2::NR } else { m.div_ceil(parts) };
+    if !by_columns && m >= 2 * SHARED_ROWS && b.rows * n.div_ceil(avx2::NR) * avx2::NR <= SHARED_MAX_FLOATS {
+        if let Ok(mut packed) = PACKED_B.try_lock() {
+            return gemm_shared(alpha, a, b, beta, c, ldc, &mut packed);
+        }
+    }
     let run = |part: usize| {
         let start = part * step;
         let len = if by_columns { n } else { m };
@@ -212,6 +218,95 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         unsafe { avx2::gemm(alpha, a, b, beta, out.at(offset), ldc) };
     };
     for_each_part(parts, &run);
+}
+
+/// Rows of `C` a thread takes at a time in [`gemm_shared`]: 16 tiles, a block of `A`
+/// (96 KiB) and of `C` small enough to stay in L2 while `B` streams past.
+const SHARED_ROWS: usize = 96;
+
+/// The largest `B` (floats, once packed) that [`gemm_shared`] packs whole: 64 MiB.
+const SHARED_MAX_FLOATS: usize = 16 << 20;
+
+/// The packed `B` of [`gemm_shared`], grown by the first product that needs more and
+/// kept for the next.
+static PACKED_B: Mutex<std::vec::Vec<f32>> = Mutex::new(std::vec::Vec::new());
+
+/// Sets `abort` if dropped while its thread unwinds, so that the other parts stop
+/// waiting for a packing that will not finish.
+struct AbortOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// `C = alpha A B + beta C` for many rows, as OpenBLAS shares its work: the threads
+/// first pack all of `B` together into one buffer (panels handed out one at a time),
+/// wait until it is complete, then take blocks of rows of `A` and `C` one at a time
+/// (at most [`SHARED_ROWS`], fewer towards the end) until none is left, so that `B` is packed once rather than once per
+/// thread and a thread slowed by another process leaves its rows to the others. Each
+/// block is computed by the tiles of the one-thread path, so the result is bit for
+/// bit the same.
+fn gemm_shared(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    packed: &mut std::vec::Vec<f32>,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let n_pad = n.div_ceil(avx2::NR) * avx2::NR;
+    if packed.len() < k * n_pad {
+        packed.resize(k * n_pad, 0.0);
+    }
+    let units = k.div_ceil(avx2::KC) * (n_pad / avx2::NR);
+    let (buffer, out) = (Output(packed.as_mut_ptr()), Output(c.as_mut_ptr()));
+    let (next_unit, packed_units, next_row) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let abort = AtomicBool::new(false);
+    let run = |_part: usize| {
+        let _guard = AbortOnPanic(&abort);
+        loop {
+            let unit = next_unit.fetch_add(1, Ordering::Relaxed);
+            if unit >= units {
+                break;
+            }
+            // SAFETY: the CPU has AVX2 and FMA (the caller checked); the buffer holds
+            // `k n_pad` floats; each unit is packed by one thread only.
+            unsafe { avx2::pack_b_unit(buffer.at(0), b, n_pad, unit) };
+            packed_units.fetch_add(1, Ordering::Release);
+        }
+        while packed_units.load(Ordering::Acquire) < units {
+            if abort.load(Ordering::Acquire) {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        let parts = threads();
+        let mut start = next_row.load(Ordering::Relaxed);
+        while start < m {
+            // Guided: a share of what is left, so that the last blocks are small and
+            // the threads finish together.
+            let rows =
+                (m - start).div_ceil(2 * parts).next_multiple_of(avx2::MR).clamp(avx2::MR, SHARED_ROWS).min(m - start);
+            if let Err(now) = next_row.compare_exchange_weak(start, start + rows, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                start = now;
+                continue;
+            }
+            let a = MatRef { data: &a.data[start * a.rs..], rows, cols: k, rs: a.rs, cs: a.cs };
+            // SAFETY: as above; every unit is packed (the acquire load saw all the
+            // packing threads' writes); the rows `start..start + rows` of `C` lie
+            // within `c` and only this thread took them.
+            unsafe { avx2::rows_times_packed(alpha, a, buffer.at(0), n, n_pad, beta, out.at(start * ldc), ldc) };
+            start = next_row.load(Ordering::Relaxed);
+        }
+    };
+    for_each_part(threads(), &run);
 }
 
 /// [`super::gemm::gemv_batch`]'s AVX2 kernel on [`threads`] threads: the rows of `A`
@@ -238,4 +333,40 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], y: &mut [f32], batch: us
         unsafe { avx2::gemv_batch_strided(alpha, &a.data[start * a.rs..], a.rs, rows, n, x, out.at(start), m, batch) };
     };
     for_each_part(parts, &run);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The shared-`B` path gives the one-thread kernel's bits, for row-major and
+    /// transposed operands, `beta` 0 and 1, and sizes around the tiles, the panel depth
+    /// and the row blocks.
+    #[test]
+    fn shared_packing_equals_one_thread_bit_for_bit() {
+        if !avx2::available() {
+            return;
+        }
+        let mut rng = Rng::new(7);
+        let mut packed = std::vec::Vec::new();
+        for (m, k, n) in [(192, 1, 1), (200, 257, 33), (389, 300, 130), (600, 64, 17)] {
+            let a: std::vec::Vec<f32> = (0..m * k).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let b: std::vec::Vec<f32> = (0..k * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let c0: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            for (transposed, beta) in [(false, 0.0), (true, 1.0)] {
+                let (av, bv) = if transposed {
+                    (MatRef::new(&a, k, m).t(), MatRef::new(&b, n, k).t())
+                } else {
+                    (MatRef::new(&a, m, k), MatRef::new(&b, k, n))
+                };
+                let (mut shared, mut alone) = (c0.clone(), c0.clone());
+                gemm_shared(0.5, av, bv, beta, &mut shared, n, &mut packed);
+                // SAFETY: AVX2 and FMA are available; the views and `C` are in bounds.
+                unsafe { avx2::gemm(0.5, av, bv, beta, alone.as_mut_ptr(), n) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+                assert!(bits(&shared) == bits(&alone), "{m}x{k}x{n}, transposed {transposed}");
+            }
+        }
+    }
 }
