@@ -224,9 +224,17 @@ fn run(bench: &mut Bench) {
     bench.case("mlp_infer_b1", 1, || {
         black_box(mlp.predict_one(black_box(&x.into())));
     });
-    bench.case("hand_loop_b1", 1, || {
+    bench.case("hand_loop_scalar_b1", 1, || {
         black_box(hand.forward(black_box(&x)));
     });
+    let columns = hand.columns();
+    if let Some(by_columns) = hand.forward_columns(&columns, &x) {
+        let max_diff = by_columns.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(max_diff < 1e-4, "the two hand-written MLPs disagree by {max_diff}");
+        bench.case("hand_loop_b1", 1, || {
+            black_box(hand.forward_columns(&columns, black_box(&x)));
+        });
+    }
 
     train_case::<DigitMlp>(bench, "mlp_train_b32", 32, 10);
     train_case::<BigMlp>(bench, "mlp_big_train_b128", 128, 10);

@@ -99,6 +99,13 @@ pub struct HandMlp {
     b3: [f32; 10],
 }
 
+/// The weights of [`HandMlp`] transposed (`weight[in][out]`).
+pub struct HandMlpColumns {
+    w1: Box<[[f32; 128]; 64]>,
+    w2: Box<[[f32; 64]; 128]>,
+    w3: Box<[[f32; 10]; 64]>,
+}
+
 /// `y = relu?(W x + b)` with compile-time sizes.
 #[inline(always)]
 fn hand_dense<const I: usize, const O: usize>(w: &[[f32; I]; O], b: &[f32; O], x: &[f32; I], relu: bool) -> [f32; O] {
@@ -109,6 +116,33 @@ fn hand_dense<const I: usize, const O: usize>(w: &[[f32; I]; O], b: &[f32; O], x
             acc += w[o][i] * x[i];
         }
         y[o] = if relu && acc < 0.0 { 0.0 } else { acc };
+    }
+    y
+}
+
+/// `y = relu?(W x + b)` from the transposed weights `wt[in][out]`, as fixed-size
+/// real-time code stores them: the loop over outputs is the inner one, each output
+/// its own sum, so the compiler vectorises it without reordering any sum; compiled
+/// for AVX2 and FMA like the library's kernels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn hand_dense_columns<const I: usize, const O: usize>(
+    wt: &[[f32; O]; I],
+    b: &[f32; O],
+    x: &[f32; I],
+    relu: bool,
+) -> [f32; O] {
+    let mut y = *b;
+    for (column, &xi) in wt.iter().zip(x) {
+        for (yo, &w) in y.iter_mut().zip(column) {
+            *yo = w.mul_add(xi, *yo);
+        }
+    }
+    if relu {
+        for yo in &mut y {
+            *yo = yo.max(0.0);
+        }
     }
     y
 }
@@ -144,5 +178,36 @@ impl HandMlp {
         let h1 = hand_dense(&self.w1, &self.b1, x, true);
         let h2 = hand_dense(&self.w2, &self.b2, &h1, true);
         hand_dense(&self.w3, &self.b3, &h2, false)
+    }
+
+    /// The logits of one sample by [`hand_dense_columns`] over `t`, the transposed
+    /// weights, or `None` without AVX2 and FMA.
+    #[inline(never)]
+    pub fn forward_columns(&self, t: &HandMlpColumns, x: &[f32; 64]) -> Option<[f32; 10]> {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return Some(unsafe {
+                let h1 = hand_dense_columns(&t.w1, &self.b1, x, true);
+                let h2 = hand_dense_columns(&t.w2, &self.b2, &h1, true);
+                hand_dense_columns(&t.w3, &self.b3, &h2, false)
+            });
+        }
+        let _ = (t, x);
+        None
+    }
+
+    /// The weights transposed, for [`HandMlp::forward_columns`].
+    pub fn columns(&self) -> HandMlpColumns {
+        fn transpose<const I: usize, const O: usize>(w: &[[f32; I]; O]) -> Box<[[f32; O]; I]> {
+            let mut t = Box::new([[0.0; O]; I]);
+            for (o, row) in w.iter().enumerate() {
+                for (i, &v) in row.iter().enumerate() {
+                    t[i][o] = v;
+                }
+            }
+            t
+        }
+        HandMlpColumns { w1: transpose(&self.w1), w2: transpose(&self.w2), w3: transpose(&self.w3) }
     }
 }

@@ -562,6 +562,70 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
     }
 }
 
+/// `y = relu?(b + A x)` for a row-major `A` of `m` rows of `N` columns (a multiple of
+/// 8, known at compile time): a dense layer at batch 1, with its bias and ReLU fused.
+/// Blocks of eight rows as [`gemv_rows`], but with the column loop unrolled and every
+/// row addressed at a constant offset from one pointer; the other rows by
+/// [`gemv_rows`]. Every output has the bits of `gemv_rows` onto the bias (or onto zero)
+/// followed by `max(v, 0)` (`v > 0 ? v : 0`, NaN to 0).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemv_fixed<const N: usize>(
+    a: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    assert!(
+        N.is_multiple_of(8) && a.len() >= m * N && x.len() >= N && y.len() >= m && bias.is_none_or(|b| b.len() >= m)
+    );
+    let (ap, xp, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+    let zero = _mm256_setzero_ps();
+    let mut i = 0;
+    // SAFETY (block): rows `i..i + 8 <= m` of `N` floats are inside `a`, `y` and `bias`
+    // hold `m` floats (asserted).
+    while i + 8 <= m {
+        unsafe {
+            let rows = ap.add(i * N);
+            let mut acc = [zero; 8];
+            for p in (0..N).step_by(8) {
+                let xv = _mm256_loadu_ps(xp.add(p));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(rows.add(r * N + p)), xv, *acc);
+                }
+            }
+            let sums = _mm256_set_m128(sum4(acc[4], acc[5], acc[6], acc[7]), sum4(acc[0], acc[1], acc[2], acc[3]));
+            let start = match bias {
+                Some(b) => _mm256_loadu_ps(b.as_ptr().add(i)),
+                None => zero,
+            };
+            let mut v = _mm256_add_ps(start, sums);
+            if relu {
+                // `max` returns its second operand when either is NaN (or both zeros).
+                v = _mm256_max_ps(v, zero);
+            }
+            _mm256_storeu_ps(yp.add(i), v);
+        }
+        i += 8;
+    }
+    if i < m {
+        let rest = &mut y[i..m];
+        match bias {
+            Some(b) => rest.copy_from_slice(&b[i..m]),
+            None => rest.fill(0.0),
+        }
+        // SAFETY: the CPU has AVX2 and FMA; rows `i..m` are inside `a`.
+        unsafe { gemv_rows(1.0, &a[i * N..], N, m - i, N, x, rest) };
+        if relu {
+            rest.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+        }
+    }
+}
+
 /// Bytes of rows of `A` swept per block by [`gemv_batch`]: they stay in L2 while the
 /// vectors pass through L1.
 const BATCH_BLOCK_BYTES: usize = 192 * 1024;

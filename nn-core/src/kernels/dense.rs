@@ -44,6 +44,34 @@ pub fn forward(
     activate(activation, y, outputs);
 }
 
+/// [`forward`] for one sample of `I` inputs (a layer's compile-time width) and no
+/// pre-activations: with AVX2, `I` a multiple of 8 and no activation or ReLU, one
+/// pass whose rows are summed at constant offsets and onto which the bias and ReLU
+/// are fused ([`avx2::gemv_fixed`](super::avx2::gemv_fixed)); the same bits as
+/// [`forward`].
+#[inline]
+pub fn forward_one<const I: usize>(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    outputs: usize,
+    y: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if I.is_multiple_of(8)
+        && x.len() == I
+        && matches!(activation, Activation::Identity | Activation::Relu)
+        && super::avx2::available()
+    {
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts its bounds.
+        return unsafe {
+            super::avx2::gemv_fixed::<I>(weight, outputs, x, bias, activation == Activation::Relu, &mut y[..outputs])
+        };
+    }
+    forward(x, weight, bias, activation, I, outputs, y, None);
+}
+
 /// `y = f(y)` for rows of `width`, with the common cases as plain loops the compiler
 /// vectorises.
 #[inline]
@@ -123,4 +151,54 @@ fn activation_backward(activation: Activation, pre: &[f32], y: &[f32], dy: &mut 
 fn input_gradient(weight: &[f32], inputs: usize, outputs: usize, dz: &[f32], dx: &mut [f32]) {
     let batch = dz.len() / outputs;
     gemm(1.0, MatRef::new(dz, batch, outputs), MatRef::new(weight, outputs, inputs), 0.0, dx, inputs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// One sample through [`forward_one`] (the fused fixed-width kernel where the CPU
+    /// has one) gives the bits of [`forward`] for any row count, with and without bias,
+    /// for ReLU (negative zero and NaN included) and no activation.
+    fn check<const I: usize>(rng: &mut Rng) {
+        for outputs in [1, 3, 8, 13, 64] {
+            let weight: std::vec::Vec<f32> = (0..outputs * I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let bias: std::vec::Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut x: std::vec::Vec<f32> = (0..I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            if outputs == 13 {
+                x[0] = f32::NAN;
+            }
+            for activation in [Activation::Relu, Activation::Identity] {
+                for bias in [Some(&bias[..]), None] {
+                    let (mut one, mut reference) = (std::vec![7.0; outputs], std::vec![7.0; outputs]);
+                    forward_one::<I>(&x, &weight, bias, activation, outputs, &mut one);
+                    forward(&x, &weight, bias, activation, I, outputs, &mut reference, None);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+                    assert_eq!(bits(&one), bits(&reference), "{I} inputs, {outputs} outputs, {activation:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_sample_equals_the_batch_path_bit_for_bit() {
+        let mut rng = Rng::new(3);
+        check::<8>(&mut rng);
+        check::<24>(&mut rng);
+        check::<64>(&mut rng);
+        check::<128>(&mut rng);
+        check::<5>(&mut rng);
+    }
+
+    /// Negative zero after ReLU is zero on both paths, as NaN is.
+    #[test]
+    fn relu_of_negative_zero_and_nan_is_zero() {
+        let weight = [0.0f32; 8 * 8];
+        let bias = [-0.0f32, f32::NAN, -1.0, 1.0, 0.0, -0.0, 2.0, -2.0];
+        let mut y = [9.0f32; 8];
+        forward_one::<8>(&[1.0; 8], &weight, Some(&bias), Activation::Relu, 8, &mut y);
+        let expected = [0.0f32, 0.0, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0];
+        assert_eq!(y.map(f32::to_bits), expected.map(f32::to_bits));
+    }
 }

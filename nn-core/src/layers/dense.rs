@@ -63,6 +63,9 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
     fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         let (w, b) = params.split_at(O * I);
         let bias = if BIAS { Some(b) } else { None };
+        if x.len() == I {
+            return dense::forward_one::<I>(x, w, bias, self.activation, O, y);
+        }
         dense::forward(x, w, bias, self.activation, I, O, y, None);
     }
 
