@@ -151,7 +151,7 @@ impl<C: Cell, const T: usize, const F: usize, const H: usize, const LAYERS: usiz
     #[inline]
     fn step(&self, params: &[f32], _buffers: &[f32], state: &mut Self::State, x: &[f32], y: &mut [f32]) {
         let s = state;
-        recurrent::step(
+        recurrent::step::<F, H>(
             &self.config(),
             params,
             &x[..F],

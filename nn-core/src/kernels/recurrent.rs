@@ -424,6 +424,18 @@ pub fn project(weight: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32])
     gemm::gemv(1.0, MatRef::new(&weight[..rows * x.len()], rows, x.len()), x, beta, out);
 }
 
+/// [`project`] with a bias, for `N` inputs known at compile time: with AVX2 and `N` a
+/// multiple of 8, by the fixed-width kernel (rows at constant offsets), the same bits.
+#[inline]
+fn project_fixed<const N: usize>(weight: &[f32], bias: &[f32], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if N.is_multiple_of(8) && x.len() == N && super::avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts its bounds.
+        return unsafe { super::avx2::gemv_fixed::<N>(weight, out.len(), x, Some(bias), false, out) };
+    }
+    project(weight, Some(bias), x, out);
+}
+
 /// One step of one cell, in place: `p` and `q` (`[G H]`) are the projections (`p` is
 /// overwritten), `h` and `c` (`[H]`; `c` only for LSTM) hold the previous state on
 /// entry and the new one on exit.
@@ -499,18 +511,32 @@ fn blocks_mut<const N: usize>(v: &mut [f32], width: usize) -> [&mut [f32]; N] {
 
 /// One streaming step of a unidirectional stack: `x [F]` in, the new top hidden
 /// state out (`h[L - 1]`). `h` and `c` are `[L, H]` (`c` LSTM only); `p` and `q` hold
-/// `G H` floats each. The same operations, in the same order, as [`forward`].
-pub fn step(cfg: &Config, params: &[f32], x: &[f32], h: &mut [f32], c: &mut [f32], p: &mut [f32], q: &mut [f32]) {
+/// `G H` floats each. The same operations, in the same order, as [`forward`]. `F` and
+/// `H` are the layer's input and hidden widths (`cfg.features`, `cfg.hidden`), known at
+/// compile time: the projections are summed by kernels of that fixed width.
+pub fn step<const F: usize, const H: usize>(
+    cfg: &Config,
+    params: &[f32],
+    x: &[f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    p: &mut [f32],
+    q: &mut [f32],
+) {
     debug_assert_eq!(cfg.directions, 1);
-    let (hd, gh) = (cfg.hidden, cfg.gate_width());
+    debug_assert!(cfg.features == F && cfg.hidden == H);
+    let (hd, gh) = (H, cfg.gate_width());
     let (p, q) = (&mut p[..gh], &mut q[..gh]);
     for l in 0..cfg.layers {
         let w = cfg.weights(params, l, 0);
         let (below, here) = h.split_at_mut(l * hd);
-        let input = if l == 0 { x } else { &below[(l - 1) * hd..] };
-        project(w.ih, Some(w.b_ih), &input[..cfg.input_width(l)], p);
+        if l == 0 {
+            project_fixed::<F>(w.ih, w.b_ih, &x[..F], p);
+        } else {
+            project_fixed::<H>(w.ih, w.b_ih, &below[(l - 1) * hd..][..H], p);
+        }
         let h_l = &mut here[..hd];
-        project(w.hh, Some(w.b_hh), h_l, q);
+        project_fixed::<H>(w.hh, w.b_hh, h_l, q);
         let c_l: &mut [f32] = if cfg.cell == CellKind::Lstm { &mut c[l * hd..(l + 1) * hd] } else { &mut [] };
         cell_step(cfg.cell, p, q, h_l, c_l);
     }
