@@ -580,6 +580,9 @@ fn streaming_lstm_and_gru_equal_whole_sequence_bit_for_bit() {
     case!("lstm 2 layers", Lstm<9, 3, 33, 2>, LstmCell, 2);
     case!("gru", Gru<12, 5, 16>, GruCell, 3);
     case!("gru 3 layers", Gru<7, 19, 8, 3>, GruCell, 2);
+    // Widths that are multiples of 8 take the fixed-width projections.
+    case!("gru 8 -> 64, 2 layers", Gru<6, 8, 64, 2>, GruCell, 2);
+    case!("lstm 16 -> 24", Lstm<6, 16, 24>, LstmCell, 2);
     case!("rnn tanh", SimpleRnn<10, 4, 6>, tanh(), 2);
     case!("rnn relu", SimpleRnn<10, 4, 6>, relu(), 2);
 }

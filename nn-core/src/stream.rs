@@ -129,12 +129,19 @@ pub struct RecurrentState<const H: usize, const LAYERS: usize> {
     pub c: [[f32; H]; LAYERS],
     p: [[f32; H]; 4],
     q: [[f32; H]; 4],
+    /// Whether the next step reads the weight rows last to first (alternating).
+    reverse: bool,
 }
 
 impl<const H: usize, const LAYERS: usize> RecurrentState<H, LAYERS> {
     /// All zeros.
-    pub const ZERO: Self =
-        RecurrentState { h: [[0.0; H]; LAYERS], c: [[0.0; H]; LAYERS], p: [[0.0; H]; 4], q: [[0.0; H]; 4] };
+    pub const ZERO: Self = RecurrentState {
+        h: [[0.0; H]; LAYERS],
+        c: [[0.0; H]; LAYERS],
+        p: [[0.0; H]; 4],
+        q: [[0.0; H]; 4],
+        reverse: false,
+    };
 }
 
 impl<C: Cell, const T: usize, const F: usize, const H: usize, const LAYERS: usize> Step
@@ -159,7 +166,9 @@ impl<C: Cell, const T: usize, const F: usize, const H: usize, const LAYERS: usiz
             s.c.as_flattened_mut(),
             s.p.as_flattened_mut(),
             s.q.as_flattened_mut(),
+            s.reverse,
         );
+        s.reverse = !s.reverse;
         y[..H].copy_from_slice(&s.h[LAYERS - 1]);
     }
 }

@@ -565,8 +565,9 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
 /// `y = relu?(b + A x)` for a row-major `A` of `m` rows of `N` columns (a multiple of
 /// 8, known at compile time): a dense layer at batch 1, with its bias and ReLU fused.
 /// Blocks of eight rows as [`gemv_rows`], but with the column loop unrolled and every
-/// row addressed at a constant offset from one pointer; the other rows by
-/// [`gemv_rows`]. Every output has the bits of `gemv_rows` onto the bias (or onto zero)
+/// row addressed at a constant offset from one pointer, first to last or, with
+/// `reverse`, last to first (a product repeated with alternating order finds the rows
+/// it read last still in L1); the other rows by [`gemv_rows`]. Every output has the bits of `gemv_rows` onto the bias (or onto zero)
 /// followed by `max(v, 0)` (`v > 0 ? v : 0`, NaN to 0).
 ///
 /// # Safety
@@ -578,6 +579,7 @@ pub unsafe fn gemv_fixed<const N: usize>(
     x: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
+    reverse: bool,
     y: &mut [f32],
 ) {
     assert!(
@@ -585,10 +587,11 @@ pub unsafe fn gemv_fixed<const N: usize>(
     );
     let (ap, xp, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
     let zero = _mm256_setzero_ps();
-    let mut i = 0;
-    // SAFETY (block): rows `i..i + 8 <= m` of `N` floats are inside `a`, `y` and `bias`
-    // hold `m` floats (asserted).
-    while i + 8 <= m {
+    let blocks = m / 8;
+    for block in 0..blocks {
+        let i = 8 * if reverse { blocks - 1 - block } else { block };
+        // SAFETY: rows `i..i + 8 <= m` of `N` floats are inside `a`, `y` and `bias`
+        // hold `m` floats (asserted).
         unsafe {
             let rows = ap.add(i * N);
             let mut acc = [zero; 8];
@@ -610,8 +613,8 @@ pub unsafe fn gemv_fixed<const N: usize>(
             }
             _mm256_storeu_ps(yp.add(i), v);
         }
-        i += 8;
     }
+    let i = 8 * blocks;
     if i < m {
         let rest = &mut y[i..m];
         match bias {

@@ -66,7 +66,15 @@ pub fn forward_one<const I: usize>(
     {
         // SAFETY: the CPU has AVX2 and FMA; the kernel asserts its bounds.
         return unsafe {
-            super::avx2::gemv_fixed::<I>(weight, outputs, x, bias, activation == Activation::Relu, &mut y[..outputs])
+            super::avx2::gemv_fixed::<I>(
+                weight,
+                outputs,
+                x,
+                bias,
+                activation == Activation::Relu,
+                false,
+                &mut y[..outputs],
+            )
         };
     }
     forward(x, weight, bias, activation, I, outputs, y, None);

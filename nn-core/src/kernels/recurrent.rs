@@ -303,62 +303,96 @@ pub struct StatesMut<'a> {
 // within 2.5 and `tanh` within 1.5 ulp of the result, far below the 1e-5 tolerance of
 // the PyTorch golden tests.
 
+/// `f` applied to each of `N` lanes: written as a loop over an array, every step of a
+/// function below is one vector operation over all lanes, so that `N` lanes (several
+/// vectors) advance side by side through each dependent chain.
+#[inline(always)]
+fn each<const N: usize>(f: impl Fn(usize) -> f32) -> [f32; N] {
+    let mut out = [0.0; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = f(i);
+    }
+    out
+}
+
 /// `e^x`, clamped to the finite `f32` range (`exp(-inf) = 0` would need a branch; below
 /// -87.3 the result is the smallest normal instead). Cody-Waite reduction
 /// `x = n ln 2 + r`, `|r| <= ln 2 / 2`, a degree-7 polynomial in `r`, and `2^n` built
 /// in the exponent bits.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    exp_lanes([x])[0]
+}
+
+/// [`exp`] of `N` lanes, each exactly as [`exp`].
+#[inline(always)]
+fn exp_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (no `round` in core).
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.336_55, 88.722_83);
-    let rounded = x * LOG2E + ROUND;
-    let n = rounded - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let e = p * r * r + r + 1.0;
+    let x = each::<N>(|i| x[i].clamp(-87.336_55, 88.722_83));
+    let rounded = each::<N>(|i| x[i] * LOG2E + ROUND);
+    let r = each::<N>(|i| {
+        let n = rounded[i] - ROUND;
+        x[i] - n * LN2_HI - n * LN2_LO
+    });
+    let mut p = [1.987_569_1e-4; N];
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+        p = each::<N>(|i| p[i] * r[i] + c);
+    }
     // n is in [-126, 128], also held in the low mantissa bits of `rounded` (read there:
     // a float-to-int conversion would keep the loop from vectorising). 2^n is built as
     // 2^(n/2) 2^(n - n/2), so that n = 128 stays finite in the exponent bits.
-    let n = rounded.to_bits() as i32 - ROUND.to_bits() as i32;
-    let half = n >> 1;
-    let scale_a = f32::from_bits(((half + 127) as u32) << 23);
-    let scale_b = f32::from_bits(((n - half + 127) as u32) << 23);
-    e * scale_a * scale_b
+    each::<N>(|i| {
+        let e = p[i] * r[i] * r[i] + r[i] + 1.0;
+        let n = rounded[i].to_bits() as i32 - ROUND.to_bits() as i32;
+        let half = n >> 1;
+        let scale_a = f32::from_bits(((half + 127) as u32) << 23);
+        let scale_b = f32::from_bits(((n - half + 127) as u32) << 23);
+        e * scale_a * scale_b
+    })
 }
 
 /// The logistic function `1 / (1 + e^-x)`.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+    sigmoid_lanes([x])[0]
+}
+
+/// [`sigmoid`] of `N` lanes.
+#[inline(always)]
+fn sigmoid_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    let e = exp_lanes(each::<N>(|i| -x[i]));
+    each::<N>(|i| 1.0 / (1.0 + e[i]))
 }
 
 /// `tanh(x)`: an odd polynomial for `|x| < 0.625`, `1 - 2 / (e^(2|x|) + 1)` above, with
 /// the sign of `x`.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    let z = x * x;
-    let mut p = -5.704_988_7e-3;
-    p = p * z + 2.063_909e-2;
-    p = p * z - 5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328e-1;
-    let small = p * z * x + x;
-    let large = (1.0 - 2.0 / (exp(2.0 * a) + 1.0)).copysign(x);
-    if a < 0.625 {
-        small
-    } else {
-        large
+    tanh_lanes([x])[0]
+}
+
+/// [`tanh`] of `N` lanes.
+#[inline(always)]
+fn tanh_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    let z = each::<N>(|i| x[i] * x[i]);
+    let mut p = [-5.704_988_7e-3; N];
+    for c in [2.063_909e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
+        p = each::<N>(|i| p[i] * z[i] + c);
     }
+    let e = exp_lanes(each::<N>(|i| 2.0 * x[i].abs()));
+    each::<N>(|i| {
+        let small = p[i] * z[i] * x[i] + x[i];
+        let large = (1.0 - 2.0 / (e[i] + 1.0)).copysign(x[i]);
+        if x[i].abs() < 0.625 {
+            small
+        } else {
+            large
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -368,12 +402,21 @@ pub fn tanh(x: f32) -> f32 {
 /// `(i, f, g, o, c, h)` (activations, new cell state, new hidden state).
 #[inline(always)]
 pub fn lstm_unit(p: [f32; 4], q: [f32; 4], c_prev: f32) -> [f32; 6] {
-    let i = sigmoid(p[0] + q[0]);
-    let f = sigmoid(p[1] + q[1]);
-    let g = tanh(p[2] + q[2]);
-    let o = sigmoid(p[3] + q[3]);
-    let c = f * c_prev + i * g;
-    let h = o * tanh(c);
+    let [i, f, g, o, c, h] = lstm_lanes(p.map(|v| [v]), q.map(|v| [v]), [c_prev]);
+    [i[0], f[0], g[0], o[0], c[0], h[0]]
+}
+
+/// [`lstm_unit`] of `N` units: gate projections `p[gate][unit]`, `q[gate][unit]`.
+#[inline(always)]
+fn lstm_lanes<const N: usize>(p: [[f32; N]; 4], q: [[f32; N]; 4], c_prev: [f32; N]) -> [[f32; N]; 6] {
+    let gate = |g: usize| each::<N>(|j| p[g][j] + q[g][j]);
+    let i = sigmoid_lanes(gate(0));
+    let f = sigmoid_lanes(gate(1));
+    let g = tanh_lanes(gate(2));
+    let o = sigmoid_lanes(gate(3));
+    let c = each::<N>(|j| f[j] * c_prev[j] + i[j] * g[j]);
+    let t = tanh_lanes(c);
+    let h = each::<N>(|j| o[j] * t[j]);
     [i, f, g, o, c, h]
 }
 
@@ -381,10 +424,17 @@ pub fn lstm_unit(p: [f32; 4], q: [f32; 4], c_prev: f32) -> [f32; 6] {
 /// `(r, z, n, h)`.
 #[inline(always)]
 pub fn gru_unit(p: [f32; 3], q: [f32; 3], h_prev: f32) -> [f32; 4] {
-    let r = sigmoid(p[0] + q[0]);
-    let z = sigmoid(p[1] + q[1]);
-    let n = tanh(p[2] + r * q[2]);
-    let h = (1.0 - z) * n + z * h_prev;
+    let [r, z, n, h] = gru_lanes(p.map(|v| [v]), q.map(|v| [v]), [h_prev]);
+    [r[0], z[0], n[0], h[0]]
+}
+
+/// [`gru_unit`] of `N` units: gate projections `p[gate][unit]`, `q[gate][unit]`.
+#[inline(always)]
+fn gru_lanes<const N: usize>(p: [[f32; N]; 3], q: [[f32; N]; 3], h_prev: [f32; N]) -> [[f32; N]; 4] {
+    let r = sigmoid_lanes(each::<N>(|j| p[0][j] + q[0][j]));
+    let z = sigmoid_lanes(each::<N>(|j| p[1][j] + q[1][j]));
+    let n = tanh_lanes(each::<N>(|j| p[2][j] + r[j] * q[2][j]));
+    let h = each::<N>(|j| (1.0 - z[j]) * n[j] + z[j] * h_prev[j]);
     [r, z, n, h]
 }
 
@@ -425,14 +475,16 @@ pub fn project(weight: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32])
 }
 
 /// [`project`] with a bias, for `N` inputs known at compile time: with AVX2 and `N` a
-/// multiple of 8, by the fixed-width kernel (rows at constant offsets), the same bits.
+/// multiple of 8, by the fixed-width kernel (rows at constant offsets, in `reverse`
+/// order if asked), the same bits.
 #[inline]
-fn project_fixed<const N: usize>(weight: &[f32], bias: &[f32], x: &[f32], out: &mut [f32]) {
+fn project_fixed<const N: usize>(weight: &[f32], bias: &[f32], x: &[f32], out: &mut [f32], reverse: bool) {
     #[cfg(target_arch = "x86_64")]
     if N.is_multiple_of(8) && x.len() == N && super::avx2::available() {
         // SAFETY: the CPU has AVX2 and FMA; the kernel asserts its bounds.
-        return unsafe { super::avx2::gemv_fixed::<N>(weight, out.len(), x, Some(bias), false, out) };
+        return unsafe { super::avx2::gemv_fixed::<N>(weight, out.len(), x, Some(bias), false, reverse, out) };
     }
+    let _ = reverse;
     project(weight, Some(bias), x, out);
 }
 
@@ -472,23 +524,43 @@ fn cell_step_portable(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c
             }
         }
         CellKind::Lstm => {
-            let [pi, pf, pg, po] = blocks::<4>(p, hd);
-            let [qi, qf, qg, qo] = blocks::<4>(q, hd);
-            let c = &mut c[..hd];
-            for j in 0..hd {
-                let u = lstm_unit([pi[j], pf[j], pg[j], po[j]], [qi[j], qf[j], qg[j], qo[j]], c[j]);
+            let (p, q, c) = (blocks::<4>(p, hd), blocks::<4>(q, hd), &mut c[..hd]);
+            let mut j = 0;
+            while j + CELL_LANES <= hd {
+                let [.., c_new, h_new] = lstm_lanes(lanes(p, j), lanes(q, j), lanes([&*c], j)[0]);
+                c[j..j + CELL_LANES].copy_from_slice(&c_new);
+                h[j..j + CELL_LANES].copy_from_slice(&h_new);
+                j += CELL_LANES;
+            }
+            for j in j..hd {
+                let u = lstm_unit(p.map(|g| g[j]), q.map(|g| g[j]), c[j]);
                 c[j] = u[4];
                 h[j] = u[5];
             }
         }
         CellKind::Gru => {
-            let [pr, pz, pn] = blocks::<3>(p, hd);
-            let [qr, qz, qn] = blocks::<3>(q, hd);
-            for j in 0..hd {
-                h[j] = gru_unit([pr[j], pz[j], pn[j]], [qr[j], qz[j], qn[j]], h[j])[3];
+            let (p, q) = (blocks::<3>(p, hd), blocks::<3>(q, hd));
+            let mut j = 0;
+            while j + CELL_LANES <= hd {
+                let [.., h_new] = gru_lanes(lanes(p, j), lanes(q, j), lanes([&*h], j)[0]);
+                h[j..j + CELL_LANES].copy_from_slice(&h_new);
+                j += CELL_LANES;
+            }
+            for j in j..hd {
+                h[j] = gru_unit(p.map(|g| g[j]), q.map(|g| g[j]), h[j])[3];
             }
         }
     }
+}
+
+/// Units a cell step evaluates at once: two AVX2 vectors' worth, so that two
+/// independent chains of dependent operations interleave.
+const CELL_LANES: usize = 16;
+
+/// Units `j..j + CELL_LANES` of each of `G` gate blocks.
+#[inline(always)]
+fn lanes<const G: usize>(blocks: [&[f32]; G], j: usize) -> [[f32; CELL_LANES]; G] {
+    blocks.map(|b| b[j..j + CELL_LANES].try_into().unwrap_or([0.0; CELL_LANES]))
 }
 
 /// The first `N` blocks of `width` floats of `v` (the gates of a gate vector), each
@@ -513,7 +585,11 @@ fn blocks_mut<const N: usize>(v: &mut [f32], width: usize) -> [&mut [f32]; N] {
 /// state out (`h[L - 1]`). `h` and `c` are `[L, H]` (`c` LSTM only); `p` and `q` hold
 /// `G H` floats each. The same operations, in the same order, as [`forward`]. `F` and
 /// `H` are the layer's input and hidden widths (`cfg.features`, `cfg.hidden`), known at
-/// compile time: the projections are summed by kernels of that fixed width.
+/// compile time: the projections are summed by kernels of that fixed width. With
+/// `reverse`, each layer reads its weight rows last to first (the recurrent ones
+/// first): a stream alternating the order finds the rows the previous step read last
+/// still in L1. The order changes no result.
+#[allow(clippy::too_many_arguments)]
 pub fn step<const F: usize, const H: usize>(
     cfg: &Config,
     params: &[f32],
@@ -522,6 +598,7 @@ pub fn step<const F: usize, const H: usize>(
     c: &mut [f32],
     p: &mut [f32],
     q: &mut [f32],
+    reverse: bool,
 ) {
     debug_assert_eq!(cfg.directions, 1);
     debug_assert!(cfg.features == F && cfg.hidden == H);
@@ -530,13 +607,18 @@ pub fn step<const F: usize, const H: usize>(
     for l in 0..cfg.layers {
         let w = cfg.weights(params, l, 0);
         let (below, here) = h.split_at_mut(l * hd);
-        if l == 0 {
-            project_fixed::<F>(w.ih, w.b_ih, &x[..F], p);
-        } else {
-            project_fixed::<H>(w.ih, w.b_ih, &below[(l - 1) * hd..][..H], p);
-        }
         let h_l = &mut here[..hd];
-        project_fixed::<H>(w.hh, w.b_hh, h_l, q);
+        if reverse {
+            project_fixed::<H>(w.hh, w.b_hh, h_l, q, true);
+        }
+        if l == 0 {
+            project_fixed::<F>(w.ih, w.b_ih, &x[..F], p, reverse);
+        } else {
+            project_fixed::<H>(w.ih, w.b_ih, &below[(l - 1) * hd..][..H], p, reverse);
+        }
+        if !reverse {
+            project_fixed::<H>(w.hh, w.b_hh, h_l, q, false);
+        }
         let c_l: &mut [f32] = if cfg.cell == CellKind::Lstm { &mut c[l * hd..(l + 1) * hd] } else { &mut [] };
         cell_step(cfg.cell, p, q, h_l, c_l);
     }
