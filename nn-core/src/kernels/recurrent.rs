@@ -525,42 +525,52 @@ fn cell_step_portable(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c
         }
         CellKind::Lstm => {
             let (p, q, c) = (blocks::<4>(p, hd), blocks::<4>(q, hd), &mut c[..hd]);
-            let mut j = 0;
-            while j + CELL_LANES <= hd {
-                let [.., c_new, h_new] = lstm_lanes(lanes(p, j), lanes(q, j), lanes([&*c], j)[0]);
-                c[j..j + CELL_LANES].copy_from_slice(&c_new);
-                h[j..j + CELL_LANES].copy_from_slice(&h_new);
-                j += CELL_LANES;
-            }
-            for j in j..hd {
-                let u = lstm_unit(p.map(|g| g[j]), q.map(|g| g[j]), c[j]);
-                c[j] = u[4];
-                h[j] = u[5];
-            }
+            let j = lstm_chunks::<WIDE_LANES>(p, q, c, h, 0);
+            let j = lstm_chunks::<8>(p, q, c, h, j);
+            lstm_chunks::<1>(p, q, c, h, j);
         }
         CellKind::Gru => {
             let (p, q) = (blocks::<3>(p, hd), blocks::<3>(q, hd));
-            let mut j = 0;
-            while j + CELL_LANES <= hd {
-                let [.., h_new] = gru_lanes(lanes(p, j), lanes(q, j), lanes([&*h], j)[0]);
-                h[j..j + CELL_LANES].copy_from_slice(&h_new);
-                j += CELL_LANES;
-            }
-            for j in j..hd {
-                h[j] = gru_unit(p.map(|g| g[j]), q.map(|g| g[j]), h[j])[3];
-            }
+            let j = gru_chunks::<WIDE_LANES>(p, q, h, 0);
+            let j = gru_chunks::<8>(p, q, h, j);
+            gru_chunks::<1>(p, q, h, j);
         }
     }
 }
 
-/// Units a cell step evaluates at once: two AVX2 vectors' worth, so that two
-/// independent chains of dependent operations interleave.
-const CELL_LANES: usize = 16;
+/// Units a cell step evaluates at once where it can: eight AVX2 vectors' worth. Each
+/// function is a chain of some sixty dependent operations; eight independent chains
+/// side by side keep the vector units busy where one would leave them waiting (a
+/// 64-unit GRU step: 0.22 µs against 0.31 µs eight units at a time).
+const WIDE_LANES: usize = 64;
 
-/// Units `j..j + CELL_LANES` of each of `G` gate blocks.
+/// LSTM units from `j` on, `L` at a time while `L` remain; returns the first unit left.
 #[inline(always)]
-fn lanes<const G: usize>(blocks: [&[f32]; G], j: usize) -> [[f32; CELL_LANES]; G] {
-    blocks.map(|b| b[j..j + CELL_LANES].try_into().unwrap_or([0.0; CELL_LANES]))
+fn lstm_chunks<const L: usize>(p: [&[f32]; 4], q: [&[f32]; 4], c: &mut [f32], h: &mut [f32], mut j: usize) -> usize {
+    while j + L <= c.len() {
+        let [.., c_new, h_new] = lstm_lanes(lanes::<4, L>(p, j), lanes::<4, L>(q, j), lanes::<1, L>([&*c], j)[0]);
+        c[j..j + L].copy_from_slice(&c_new);
+        h[j..j + L].copy_from_slice(&h_new);
+        j += L;
+    }
+    j
+}
+
+/// GRU units from `j` on, `L` at a time while `L` remain; returns the first unit left.
+#[inline(always)]
+fn gru_chunks<const L: usize>(p: [&[f32]; 3], q: [&[f32]; 3], h: &mut [f32], mut j: usize) -> usize {
+    while j + L <= h.len() {
+        let [.., h_new] = gru_lanes(lanes::<3, L>(p, j), lanes::<3, L>(q, j), lanes::<1, L>([&*h], j)[0]);
+        h[j..j + L].copy_from_slice(&h_new);
+        j += L;
+    }
+    j
+}
+
+/// Units `j..j + L` of each of `G` gate blocks.
+#[inline(always)]
+fn lanes<const G: usize, const L: usize>(blocks: [&[f32]; G], j: usize) -> [[f32; L]; G] {
+    blocks.map(|b| b[j..j + L].try_into().unwrap_or([0.0; L]))
 }
 
 /// The first `N` blocks of `width` floats of `v` (the gates of a gate vector), each
