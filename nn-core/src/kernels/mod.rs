@@ -1,5 +1,8 @@
 //! Numeric inner loops. Non-generic: sizes are arguments, so every layer of every
-//! network shares one copy of each kernel.
+//! network shares one copy of each kernel. The exception is batch-1 work, where the
+//! loop overhead is a large share: `dense::forward_one` and the streaming recurrent
+//! step sum their rows by a kernel monomorphised for the input width (one small copy
+//! per distinct width).
 //!
 //! Matrices are row-major slices described by their row and column strides, as in
 //! `matrixmultiply`; a transpose is a swap of the two strides and costs nothing.
