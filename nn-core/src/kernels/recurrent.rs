@@ -505,16 +505,24 @@ pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mu
     cell_step_portable(cell, p, q, h, c)
 }
 
-/// [`cell_step`] compiled for eight lanes.
+/// [`cell_step`] compiled for eight lanes, [`WIDE_LANES`] units at a time first.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn cell_step_avx2(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
-    cell_step_portable(cell, p, q, h, c)
+    cell_step_lanes::<true>(cell, p, q, h, c)
 }
 
-/// [`cell_step`] for the baseline instruction set.
+/// [`cell_step`] for the baseline instruction set: unit by unit, the smallest code (the
+/// path of `no_std` firmware without AVX2).
 #[inline(always)]
 fn cell_step_portable(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    cell_step_lanes::<false>(cell, p, q, h, c)
+}
+
+/// [`cell_step`], with `WIDE` first [`WIDE_LANES`] then 8 units at a time, then unit by
+/// unit. Every unit gets the same operations either way.
+#[inline(always)]
+fn cell_step_lanes<const WIDE: bool>(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     let hd = h.len();
     match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -525,15 +533,27 @@ fn cell_step_portable(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c
         }
         CellKind::Lstm => {
             let (p, q, c) = (blocks::<4>(p, hd), blocks::<4>(q, hd), &mut c[..hd]);
-            let j = lstm_chunks::<WIDE_LANES>(p, q, c, h, 0);
-            let j = lstm_chunks::<8>(p, q, c, h, j);
-            lstm_chunks::<1>(p, q, c, h, j);
+            let mut j = 0;
+            if WIDE {
+                j = lstm_chunks::<WIDE_LANES>(p, q, c, h, j);
+                j = lstm_chunks::<8>(p, q, c, h, j);
+            }
+            for j in j..hd {
+                let u = lstm_unit(p.map(|g| g[j]), q.map(|g| g[j]), c[j]);
+                c[j] = u[4];
+                h[j] = u[5];
+            }
         }
         CellKind::Gru => {
             let (p, q) = (blocks::<3>(p, hd), blocks::<3>(q, hd));
-            let j = gru_chunks::<WIDE_LANES>(p, q, h, 0);
-            let j = gru_chunks::<8>(p, q, h, j);
-            gru_chunks::<1>(p, q, h, j);
+            let mut j = 0;
+            if WIDE {
+                j = gru_chunks::<WIDE_LANES>(p, q, h, j);
+                j = gru_chunks::<8>(p, q, h, j);
+            }
+            for j in j..hd {
+                h[j] = gru_unit(p.map(|g| g[j]), q.map(|g| g[j]), h[j])[3];
+            }
         }
     }
 }
@@ -600,6 +620,7 @@ fn blocks_mut<const N: usize>(v: &mut [f32], width: usize) -> [&mut [f32]; N] {
 /// first): a stream alternating the order finds the rows the previous step read last
 /// still in L1. The order changes no result.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn step<const F: usize, const H: usize>(
     cfg: &Config,
     params: &[f32],
@@ -610,24 +631,44 @@ pub fn step<const F: usize, const H: usize>(
     q: &mut [f32],
     reverse: bool,
 ) {
-    debug_assert_eq!(cfg.directions, 1);
     debug_assert!(cfg.features == F && cfg.hidden == H);
-    let (hd, gh) = (H, cfg.gate_width());
+    // Only the two projections are generic; the rest is one copy for every width.
+    step_by(cfg, params, x, h, c, p, q, reverse, [project_fixed::<F>, project_fixed::<H>]);
+}
+
+/// A projection: `out = bias + weight x`, rows in `reverse` order if asked.
+type Projection = fn(&[f32], &[f32], &[f32], &mut [f32], bool);
+
+/// [`step`] with its projections for inputs of `F` floats and of `H`.
+#[allow(clippy::too_many_arguments)]
+fn step_by(
+    cfg: &Config,
+    params: &[f32],
+    x: &[f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    p: &mut [f32],
+    q: &mut [f32],
+    reverse: bool,
+    [project_f, project_h]: [Projection; 2],
+) {
+    debug_assert_eq!(cfg.directions, 1);
+    let (hd, gh) = (cfg.hidden, cfg.gate_width());
     let (p, q) = (&mut p[..gh], &mut q[..gh]);
     for l in 0..cfg.layers {
         let w = cfg.weights(params, l, 0);
         let (below, here) = h.split_at_mut(l * hd);
         let h_l = &mut here[..hd];
         if reverse {
-            project_fixed::<H>(w.hh, w.b_hh, h_l, q, true);
+            project_h(w.hh, w.b_hh, h_l, q, true);
         }
         if l == 0 {
-            project_fixed::<F>(w.ih, w.b_ih, &x[..F], p, reverse);
+            project_f(w.ih, w.b_ih, &x[..cfg.features], p, reverse);
         } else {
-            project_fixed::<H>(w.ih, w.b_ih, &below[(l - 1) * hd..][..H], p, reverse);
+            project_h(w.ih, w.b_ih, &below[(l - 1) * hd..][..hd], p, reverse);
         }
         if !reverse {
-            project_fixed::<H>(w.hh, w.b_hh, h_l, q, false);
+            project_h(w.hh, w.b_hh, h_l, q, false);
         }
         let c_l: &mut [f32] = if cfg.cell == CellKind::Lstm { &mut c[l * hd..(l + 1) * hd] } else { &mut [] };
         cell_step(cfg.cell, p, q, h_l, c_l);
