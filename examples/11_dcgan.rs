@@ -24,6 +24,7 @@
 use std::path::{Path, PathBuf};
 
 use nn_core::data;
+use nn_core::layer::Frozen;
 use nn_core::prelude::*;
 use nn_core::report::ImageGrid;
 use nn_examples::{data_file, timed, JsonObject};
@@ -107,6 +108,10 @@ pub fn digits() -> Result<Dataset, Box<dyn std::error::Error>> {
     Ok(digits)
 }
 
+/// Every parameter of the discriminator: frozen in generator steps, where only its
+/// input gradient is wanted.
+const DISCRIMINATOR_FROZEN: std::ops::Range<usize> = 0..<Discriminator as Layer>::PARAMS;
+
 /// Fills `noise` with standard normal values.
 fn draw_noise(noise: &mut [f32], rng: &mut Rng) {
     noise.iter_mut().for_each(|v| *v = rng.normal());
@@ -168,15 +173,21 @@ pub fn run(
                 d_opt.step(d.params_mut(), d_ws.grads());
 
                 // Generator step through the frozen discriminator: its input gradient
-                // lands in the generator's output gradient; its own optimizer does not
-                // step, and its parameter gradients are cleared before its next step.
+                // lands in the generator's output gradient; its own parameter gradients
+                // are not computed (every parameter frozen) and its optimizer does not
+                // step.
                 draw_noise(&mut noise, &mut rng);
                 g_ws.zero_grads();
                 g.forward_train(&mut g_ws, &noise, &mut rng);
                 d.forward_train(&mut d_ws, g_ws.output(), &mut rng);
                 let g_loss = d_ws.loss(&loss, &generator_labels);
                 let (generated, generated_grad) = g_ws.output_and_grad_mut();
-                d.backward(&mut d_ws, generated, Some(generated_grad));
+                d.backward_frozen(
+                    &mut d_ws,
+                    generated,
+                    Some(generated_grad),
+                    Frozen::new(std::slice::from_ref(&DISCRIMINATOR_FROZEN)),
+                );
                 g.backward(&mut g_ws, &noise, None);
                 g_opt.step(g.params_mut(), g_ws.grads());
 

@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use nn_core::data;
+use nn_core::layer::Frozen;
 use nn_core::prelude::*;
 use nn_core::report::ImageGrid;
 use nn_examples::{data_file, timed, JsonObject};
@@ -113,12 +114,18 @@ struct Generator {
     opt: OptimizerState<Adam>,
 }
 
-/// One discriminator with its workspace and optimizer.
+/// One discriminator with its workspace and optimizer, and room for the gradient of
+/// its loss with respect to its input (a batch of images) in generator steps.
 struct Discriminator {
     model: Model<Critic>,
     ws: Workspace<Critic>,
     opt: OptimizerState<Adam>,
+    input_grad: Vec<f32>,
 }
+
+/// Every parameter of a discriminator: frozen in generator steps, where only its
+/// input gradient is wanted.
+const CRITIC_FROZEN: std::ops::Range<usize> = 0..<Critic as Layer>::PARAMS;
 
 impl Discriminator {
     /// A discriminator step: `real` towards 1, `fake` towards 0, with the
@@ -162,9 +169,10 @@ fn cycle_half(
     // Adversarial: D_Y(G(x)) towards "real"; its input gradient is added to the cycle's.
     d_there.model.forward_train(&mut d_there.ws, g.ws.output(), rng);
     let adversarial = d_there.ws.loss(loss, generator_labels);
-    let mut adversarial_grad = vec![0.0; here.len()];
-    d_there.model.backward(&mut d_there.ws, g.ws.output(), Some(&mut adversarial_grad));
-    for (total, a) in g.ws.output_grad_mut().iter_mut().zip(&adversarial_grad) {
+    let adversarial_grad = &mut d_there.input_grad[..here.len()];
+    let frozen = Frozen::new(std::slice::from_ref(&CRITIC_FROZEN));
+    d_there.model.backward_frozen(&mut d_there.ws, g.ws.output(), Some(adversarial_grad), frozen);
+    for (total, a) in g.ws.output_grad_mut().iter_mut().zip(&d_there.input_grad) {
         *total += a;
     }
     g.model.backward(&mut g.ws, here, None);
@@ -203,8 +211,12 @@ pub fn run(
 
     let adam = Adam { beta1: 0.5, ..Adam::new(1e-3) };
     let generator = |s| Generator { model: Model::new(s), ws: Workspace::new(), opt: OptimizerState::new(adam) };
-    let discriminator =
-        |s| Discriminator { model: Model::new(s), ws: Workspace::new(), opt: OptimizerState::new(adam) };
+    let discriminator = |s| Discriminator {
+        model: Model::new(s),
+        ws: Workspace::new(),
+        opt: OptimizerState::new(adam),
+        input_grad: vec![0.0; BATCH * PIXELS],
+    };
     let (mut g_xy, mut g_yx) = (generator(seed), generator(seed + 1));
     let (mut d_x, mut d_y) = (discriminator(seed + 2), discriminator(seed + 3));
     let loss = GanLoss::least_squares();
