@@ -47,7 +47,7 @@ pub fn forward(
 /// [`forward`] for one sample of `I` inputs (a layer's compile-time width) and no
 /// pre-activations: with AVX2, `I` a multiple of 8 and no activation or ReLU, one
 /// pass whose rows are summed at constant offsets and onto which the bias and ReLU
-/// are fused ([`avx2::gemv_fixed`](super::avx2::gemv_fixed)); the same bits as
+/// are fused (`avx2::gemv_fixed`); the same bits as
 /// [`forward`].
 #[inline]
 pub fn forward_one<const I: usize>(
