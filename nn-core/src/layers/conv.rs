@@ -228,6 +228,111 @@ fn split_grads(grads: &mut [f32], weights: usize, filters: usize, bias: bool) ->
     (w, if bias { Some(&mut b[..filters]) } else { None })
 }
 
+/// The [`Layer`] items the convolutions share, in an impl whose generics name the
+/// input channels `C`, the filters `F` and the bias switch `BIAS` and whose type has
+/// `WEIGHTS` and a `geometry`: the parameters are `weight` of shape `[dims]`
+/// (`WEIGHTS` floats) then, with `BIAS`, `bias` of `[F]`, initialised Glorot-uniform
+/// over `fans` (in, out); nothing is cached, so training runs `forward`. A `direct`
+/// convolution skips its weight-gradient products when every parameter is frozen; a
+/// `transposed` one keeps the default `backward_frozen`.
+macro_rules! convolution_items {
+    (direct, weight: $weight:tt, fans: $fans:tt) => {
+        convolution_items!(@shared $weight, $fans, conv::forward, conv::backward, F, Some);
+
+        #[inline]
+        fn backward_frozen(
+            &self,
+            params: &[f32],
+            x: &[f32],
+            y: &[f32],
+            cache: &[f32],
+            dy: &mut [f32],
+            dx: Option<&mut [f32]>,
+            grads: &mut [f32],
+            scratch: &mut [f32],
+            frozen: Frozen<'_>,
+        ) {
+            if !frozen.all(Self::PARAMS) {
+                return self.backward(params, x, y, cache, dy, dx, grads, scratch);
+            }
+            if dx.is_some() {
+                conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
+            }
+        }
+    };
+    (transposed, weight: $weight:tt, fans: $fans:tt) => {
+        convolution_items!(@shared $weight, $fans, conv::transpose_forward, conv::transpose_backward, C);
+    };
+    // `$forward` and `$backward` are the kernels, called with `$channels` (a
+    // convolution's filters, a transposed convolution's input channels); `$option`
+    // wraps the weight gradient for a kernel that takes it as an `Option`.
+    (
+        @shared [$($dim:expr),+], ($fan_in:expr, $fan_out:expr),
+        $forward:path, $backward:path, $channels:ident $(, $option:ident)?
+    ) => {
+        const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
+        const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
+            first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[$($dim),+], trainable: true },
+            rest: if BIAS {
+                &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true }
+            } else {
+                &crate::weights::TensorTree::Empty
+            },
+        };
+
+        fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
+            glorot_uniform(params, Self::WEIGHTS, $fan_in, $fan_out, rng);
+        }
+
+        #[inline]
+        fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
+            $forward(&self.geometry, $channels, x, weight, bias, y, scratch);
+        }
+
+        #[inline]
+        fn forward_train(
+            &self,
+            params: &[f32],
+            buffers: &mut [f32],
+            x: &[f32],
+            y: &mut [f32],
+            _cache: &mut [f32],
+            scratch: &mut [f32],
+            _rng: &mut Rng,
+        ) {
+            self.forward(params, buffers, x, y, scratch);
+        }
+
+        #[inline]
+        fn backward(
+            &self,
+            params: &[f32],
+            x: &[f32],
+            _y: &[f32],
+            _cache: &[f32],
+            dy: &mut [f32],
+            dx: Option<&mut [f32]>,
+            grads: &mut [f32],
+            scratch: &mut [f32],
+        ) {
+            let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
+            let weight = &params[..Self::WEIGHTS];
+            $backward(&self.geometry, $channels, x, weight, dy, $($option)?(d_weight), d_bias, dx, scratch);
+        }
+
+        fn visit_tensors(
+            &self,
+            path: Option<&TensorPath<'_>>,
+            params_at: usize,
+            _buffers_at: usize,
+            f: &mut dyn FnMut(&TensorInfo<'_>),
+        ) {
+            visit_weight_bias(path, params_at, &[$($dim),+], F, BIAS, f);
+        }
+    };
+}
+
 /// A 2-D convolution `[C, H, W] -> [F, OH, OW]` with `F` filters of `KH x KW`, as
 /// PyTorch's `nn.Conv2d(C, F, (KH, KW), stride, padding, dilation, bias=BIAS)`.
 #[derive(Clone, Copy, Debug)]
@@ -315,89 +420,10 @@ impl<
 {
     type Input = Shape3<C, H, W>;
     type Output = Shape3<F, OH, OW>;
-    const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
     /// One tile of the column matrix.
     const SCRATCH: usize = conv::scratch_len(C * KH * KW, OH * OW);
     const KIND: &'static str = "Conv2d";
-    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
-        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[F, C, KH, KW], trainable: true },
-        rest: if BIAS {
-            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true }
-        } else {
-            &crate::weights::TensorTree::Empty
-        },
-    };
-
-    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
-        glorot_uniform(params, Self::WEIGHTS, C * KH * KW, F * KH * KW, rng);
-    }
-
-    #[inline]
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-        let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
-        conv::forward(&self.geometry, F, x, weight, bias, y, scratch);
-    }
-
-    #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
-        self.forward(params, buffers, x, y, scratch);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) {
-        let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
-        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, Some(d_weight), d_bias, dx, scratch);
-    }
-
-    #[inline]
-    fn backward_frozen(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-        frozen: Frozen<'_>,
-    ) {
-        if !frozen.all(Self::PARAMS) {
-            return self.backward(params, x, y, cache, dy, dx, grads, scratch);
-        }
-        if dx.is_some() {
-            conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
-        }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        visit_weight_bias(path, params_at, &[F, C, KH, KW], F, BIAS, f);
-    }
+    convolution_items!(direct, weight: [F, C, KH, KW], fans: (C * KH * KW, F * KH * KW));
 }
 
 /// A 1-D convolution `[C, L] -> [F, OL]` with `F` filters of length `K`, as PyTorch's
@@ -462,89 +488,10 @@ impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: u
 {
     type Input = Shape2<C, L>;
     type Output = Shape2<F, OL>;
-    const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
     /// One tile of the column matrix.
     const SCRATCH: usize = conv::scratch_len(C * K, OL);
     const KIND: &'static str = "Conv1d";
-    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
-        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[F, C, K], trainable: true },
-        rest: if BIAS {
-            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true }
-        } else {
-            &crate::weights::TensorTree::Empty
-        },
-    };
-
-    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
-        glorot_uniform(params, Self::WEIGHTS, C * K, F * K, rng);
-    }
-
-    #[inline]
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-        let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
-        conv::forward(&self.geometry, F, x, weight, bias, y, scratch);
-    }
-
-    #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
-        self.forward(params, buffers, x, y, scratch);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) {
-        let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
-        conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, Some(d_weight), d_bias, dx, scratch);
-    }
-
-    #[inline]
-    fn backward_frozen(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-        frozen: Frozen<'_>,
-    ) {
-        if !frozen.all(Self::PARAMS) {
-            return self.backward(params, x, y, cache, dy, dx, grads, scratch);
-        }
-        if dx.is_some() {
-            conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
-        }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        visit_weight_bias(path, params_at, &[F, C, K], F, BIAS, f);
-    }
+    convolution_items!(direct, weight: [F, C, K], fans: (C * K, F * K));
 }
 
 /// A 2-D transposed convolution `[C, H, W] -> [F, OH, OW]` (the gradient of a
@@ -649,66 +596,8 @@ impl<
 {
     type Input = Shape3<C, H, W>;
     type Output = Shape3<F, OH, OW>;
-    const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
     /// One tile of the column matrix of the output.
     const SCRATCH: usize = conv::scratch_len(F * KH * KW, H * W);
     const KIND: &'static str = "ConvTranspose2d";
-    const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
-        first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[C, F, KH, KW], trainable: true },
-        rest: if BIAS {
-            &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true }
-        } else {
-            &crate::weights::TensorTree::Empty
-        },
-    };
-
-    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
-        glorot_uniform(params, Self::WEIGHTS, C * KH * KW, F * KH * KW, rng);
-    }
-
-    #[inline]
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-        let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
-        conv::transpose_forward(&self.geometry, C, x, weight, bias, y, scratch);
-    }
-
-    #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
-        self.forward(params, buffers, x, y, scratch);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) {
-        let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
-        conv::transpose_backward(&self.geometry, C, x, &params[..Self::WEIGHTS], dy, d_weight, d_bias, dx, scratch);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        visit_weight_bias(path, params_at, &[C, F, KH, KW], F, BIAS, f);
-    }
+    convolution_items!(transposed, weight: [C, F, KH, KW], fans: (C * KH * KW, F * KH * KW));
 }

@@ -131,7 +131,9 @@ impl PoolMode for Average {
 }
 
 /// Implements the parameter-free parts of [`Layer`] and the pass-through of
-/// `forward_train`, which every layer of this file shares.
+/// `forward_train`, which every layer of this file shares. Given the bodies of
+/// `forward(self, x, y)` and `backward(self, x, dy, dx)`, it also implements `forward`
+/// and `backward`, the latter run only when `dx` is wanted (there are no gradients).
 macro_rules! no_params {
     () => {
         const PARAMS: usize = 0;
@@ -159,6 +161,33 @@ macro_rules! no_params {
             _buffers_at: usize,
             _f: &mut dyn FnMut(&TensorInfo<'_>),
         ) {
+        }
+    };
+    (
+        forward($self:ident, $x:ident, $y:ident) $forward:block
+        backward($self_b:ident, $x_b:ident, $dy:ident, $dx:ident) $backward:block
+    ) => {
+        no_params!();
+
+        #[inline]
+        fn forward(&$self, _params: &[f32], _buffers: &[f32], $x: &[f32], $y: &mut [f32], _scratch: &mut [f32])
+            $forward
+
+        #[inline]
+        fn backward(
+            &$self_b,
+            _params: &[f32],
+            $x_b: &[f32],
+            _y: &[f32],
+            _cache: &[f32],
+            $dy: &mut [f32],
+            dx: Option<&mut [f32]>,
+            _grads: &mut [f32],
+            _scratch: &mut [f32],
+        ) {
+            if let Some($dx) = dx {
+                $backward
+            }
         }
     };
 }
@@ -219,28 +248,9 @@ impl<M: PoolMode, const C: usize, const H: usize, const W: usize, const OH: usiz
     type Input = Shape3<C, H, W>;
     type Output = Shape3<C, OH, OW>;
     const KIND: &'static str = M::KIND_2D;
-    no_params!();
-
-    #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        M::forward(&self.geometry, x, y);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
-        if let Some(dx) = dx {
-            M::backward(&self.geometry, x, dy, dx);
-        }
+    no_params! {
+        forward(self, x, y) { M::forward(&self.geometry, x, y); }
+        backward(self, x, dy, dx) { M::backward(&self.geometry, x, dy, dx); }
     }
 }
 
@@ -298,28 +308,9 @@ impl<M: PoolMode, const C: usize, const L: usize, const OL: usize> Layer for Poo
     type Input = Shape2<C, L>;
     type Output = Shape2<C, OL>;
     const KIND: &'static str = M::KIND_1D;
-    no_params!();
-
-    #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        M::forward(&self.geometry, x, y);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
-        if let Some(dx) = dx {
-            M::backward(&self.geometry, x, dy, dx);
-        }
+    no_params! {
+        forward(self, x, y) { M::forward(&self.geometry, x, y); }
+        backward(self, x, dy, dx) { M::backward(&self.geometry, x, dy, dx); }
     }
 }
 
@@ -354,28 +345,9 @@ impl<M: PoolMode, const C: usize, const H: usize, const W: usize> Layer for Glob
     type Input = Shape3<C, H, W>;
     type Output = Shape1<C>;
     const KIND: &'static str = M::GLOBAL_2D;
-    no_params!();
-
-    #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        M::global_forward(H * W, x, y);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
-        if let Some(dx) = dx {
-            M::global_backward(H * W, x, dy, dx);
-        }
+    no_params! {
+        forward(self, x, y) { M::global_forward(H * W, x, y); }
+        backward(self, x, dy, dx) { M::global_backward(H * W, x, dy, dx); }
     }
 }
 
@@ -408,28 +380,9 @@ impl<M: PoolMode, const C: usize, const L: usize> Layer for GlobalPool1d<M, C, L
     type Input = Shape2<C, L>;
     type Output = Shape1<C>;
     const KIND: &'static str = M::GLOBAL_1D;
-    no_params!();
-
-    #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        M::global_forward(L, x, y);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
-        if let Some(dx) = dx {
-            M::global_backward(L, x, dy, dx);
-        }
+    no_params! {
+        forward(self, x, y) { M::global_forward(L, x, y); }
+        backward(self, x, dy, dx) { M::global_backward(L, x, dy, dx); }
     }
 }
 
@@ -471,28 +424,9 @@ impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: 
     type Input = Shape3<C, H, W>;
     type Output = Shape3<C, OH, OW>;
     const KIND: &'static str = "Upsample";
-    no_params!();
-
-    #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        pool::upsample_nearest_forward(H, W, self.scale, x, y);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        _x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
-        if let Some(dx) = dx {
-            pool::upsample_nearest_backward(H, W, self.scale, dy, dx);
-        }
+    no_params! {
+        forward(self, x, y) { pool::upsample_nearest_forward(H, W, self.scale, x, y); }
+        backward(self, _x, dy, dx) { pool::upsample_nearest_backward(H, W, self.scale, dy, dx); }
     }
 }
 
@@ -522,27 +456,8 @@ impl<const C: usize, const L: usize, const OL: usize> Layer for Upsample1d<C, L,
     type Input = Shape2<C, L>;
     type Output = Shape2<C, OL>;
     const KIND: &'static str = "Upsample1d";
-    no_params!();
-
-    #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        pool::upsample_nearest_forward(1, L, [1, self.scale], x, y);
-    }
-
-    #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        _x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
-        if let Some(dx) = dx {
-            pool::upsample_nearest_backward(1, L, [1, self.scale], dy, dx);
-        }
+    no_params! {
+        forward(self, x, y) { pool::upsample_nearest_forward(1, L, [1, self.scale], x, y); }
+        backward(self, _x, dy, dx) { pool::upsample_nearest_backward(1, L, [1, self.scale], dy, dx); }
     }
 }
