@@ -57,6 +57,7 @@ pub(crate) fn network(net: &Network) -> TokenStream {
     let Checks { aliases, items, .. } = checks;
     // Streaming, when every layer can run one time step at a time.
     let stream = crate::rnn_kinds::stream_impl(net);
+    let network_impl = network_impl(name, quote!(&__NN_ARCH));
 
     quote! {
         #item
@@ -152,23 +153,33 @@ pub(crate) fn network(net: &Network) -> TokenStream {
                 }
             }
 
-            impl ::nn_core::Network for #name {
-                const NAME: &'static str = #kind;
-                fn forward_one(
-                    &self,
-                    params: &[f32],
-                    buffers: &[f32],
-                    x: &::nn_core::Tensor<Self::Input>,
-                ) -> ::nn_core::Tensor<Self::Output> {
-                    let mut scratch = [0.0f32; <#name as ::nn_core::Layer>::SCRATCH];
-                    let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
-                    ::nn_core::Layer::forward(&__NN_ARCH, params, buffers, x, &mut y, &mut scratch);
-                    y
-                }
-            }
+            #network_impl
 
             #stream
         };
+    }
+}
+
+/// The `Network` impl of `name`: `forward_one` runs the `Layer::forward` of `layer`
+/// (an expression of a `Layer` type with `name`'s shapes) on one sample, with its
+/// scratch on the stack.
+pub(crate) fn network_impl(name: &Ident, layer: TokenStream) -> TokenStream {
+    let kind = unraw(name);
+    quote! {
+        impl ::nn_core::Network for #name {
+            const NAME: &'static str = #kind;
+            fn forward_one(
+                &self,
+                params: &[f32],
+                buffers: &[f32],
+                x: &::nn_core::Tensor<Self::Input>,
+            ) -> ::nn_core::Tensor<Self::Output> {
+                let mut scratch = [0.0f32; <#name as ::nn_core::Layer>::SCRATCH];
+                let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
+                ::nn_core::Layer::forward(#layer, params, buffers, x, &mut y, &mut scratch);
+                y
+            }
+        }
     }
 }
 

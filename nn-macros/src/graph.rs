@@ -337,23 +337,13 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
     for (index, stmt) in stmts.iter().enumerate() {
         match stmt {
             Stmt::Input { keyword, names } => {
-                if saw_input {
-                    errors.spanned(keyword, "a second `input` statement; name every input in one, as in `input a, b;`");
+                let declared = def.signature.as_ref().map(|_| g.input_shapes.len());
+                let Some(counts_right) =
+                    io_statement(keyword, names, "a, b", &mut saw_input, declared, &net_name, errors)
+                else {
                     continue;
-                }
-                saw_input = true;
-                let declared = g.input_shapes.len();
-                if names.len() != declared && def.signature.is_some() {
-                    counts_wrong = true;
-                    errors.spanned(
-                        quote!(#keyword #(#names)*),
-                        format!(
-                            "`{net_name}` declares {}, so `input` names {}",
-                            counted(declared, "input shape"),
-                            counted(declared, "value")
-                        ),
-                    );
-                }
+                };
+                counts_wrong |= !counts_right;
                 for (k, name) in names.iter().enumerate() {
                     let shape = match g.input_shapes.get(k).cloned().flatten() {
                         Some(dims) => ShapeInfo::Known(dims),
@@ -364,26 +354,13 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
                 }
             }
             Stmt::Output { keyword, names } => {
-                if saw_output {
-                    errors.spanned(
-                        keyword,
-                        "a second `output` statement; name every output in one, as in `output y, z;`",
-                    );
+                let declared = def.signature.as_ref().map(|_| g.output_shapes.len());
+                let Some(counts_right) =
+                    io_statement(keyword, names, "y, z", &mut saw_output, declared, &net_name, errors)
+                else {
                     continue;
-                }
-                saw_output = true;
-                let declared_count = g.output_shapes.len();
-                if names.len() != declared_count && def.signature.is_some() {
-                    counts_wrong = true;
-                    errors.spanned(
-                        quote!(#keyword #(#names)*),
-                        format!(
-                            "`{net_name}` declares {}, so `output` names {}",
-                            counted(declared_count, "output shape"),
-                            counted(declared_count, "value")
-                        ),
-                    );
-                }
+                };
+                counts_wrong |= !counts_right;
                 for (k, name) in names.iter().enumerate() {
                     let Some(v) = resolve(&g, name, (index, recovering), &stmts, &definitions, None, errors) else {
                         continue;
@@ -480,6 +457,44 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
     }
     let _ = graph.keyword;
     g
+}
+
+/// The checks an `input` and an `output` statement share, `keyword` naming which.
+/// A second statement of the kind is reported and gives `None` (the caller skips it);
+/// otherwise `seen` is set and the result says whether the statement names one value
+/// per shape the signature declares (`declared`, `None` without a signature), a
+/// mismatch being reported. `example` is two value names for the first message.
+fn io_statement(
+    keyword: &Ident,
+    names: &[Ident],
+    example: &str,
+    seen: &mut bool,
+    declared: Option<usize>,
+    net_name: &str,
+    errors: &mut Errors,
+) -> Option<bool> {
+    if *seen {
+        errors.spanned(
+            keyword,
+            format!("a second `{keyword}` statement; name every {keyword} in one, as in `{keyword} {example};`"),
+        );
+        return None;
+    }
+    *seen = true;
+    match declared {
+        Some(declared) if names.len() != declared => {
+            errors.spanned(
+                quote!(#keyword #(#names)*),
+                format!(
+                    "`{net_name}` declares {}, so `{keyword}` names {}",
+                    counted(declared, &format!("{keyword} shape")),
+                    counted(declared, "value")
+                ),
+            );
+            Some(false)
+        }
+        _ => Some(true),
+    }
 }
 
 /// `one value`, `2 values`.
@@ -1434,6 +1449,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         };
     }
 
+    let network_impl = expand::network_impl(name, quote!(self));
     quote! {
         #item
         const _: () = {
@@ -1523,20 +1539,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 }
             }
 
-            impl ::nn_core::Network for #name {
-                const NAME: &'static str = #kind;
-                fn forward_one(
-                    &self,
-                    params: &[f32],
-                    buffers: &[f32],
-                    x: &::nn_core::Tensor<Self::Input>,
-                ) -> ::nn_core::Tensor<Self::Output> {
-                    let mut scratch = [0.0f32; <#name as ::nn_core::Layer>::SCRATCH];
-                    let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
-                    ::nn_core::Layer::forward(self, params, buffers, x, &mut y, &mut scratch);
-                    y
-                }
-            }
+            #network_impl
         };
     }
 }

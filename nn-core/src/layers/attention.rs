@@ -34,6 +34,8 @@
 //! assert_eq!(weights[0], 1.0); // the first position sees only itself
 //! assert_eq!(&weights[1..3], &[0.0, 0.0]);
 //! ```
+use super::dense::Dense;
+use crate::activation::Activation;
 use crate::kernels::attention::{attention_params, Attention};
 use crate::layer::{Layer, TensorInfo, TensorPath};
 use crate::rng::Rng;
@@ -59,24 +61,19 @@ impl<const D: usize, const H: usize> Heads<D, H> {
 }
 
 /// The `in_proj_weight`, `in_proj_bias`, `out_proj.weight` and `out_proj.bias` tensors
-/// of an attention layer of width `d` at `params_at`.
-pub(crate) fn visit_attention(
+/// of an attention layer of width `D` at `params_at`; `out_proj` is a [`Dense`]
+/// (`nn.Linear`'s layout).
+pub(crate) fn visit_attention<const D: usize>(
     path: Option<&TensorPath<'_>>,
     params_at: usize,
-    d: usize,
     f: &mut dyn FnMut(&TensorInfo<'_>),
 ) {
     let w_in = TensorPath::new(path, "in_proj_weight");
-    f(&TensorInfo { path: &w_in, shape: &[3 * d, d], offset: params_at, len: 3 * d * d, trainable: true });
+    f(&TensorInfo { path: &w_in, shape: &[3 * D, D], offset: params_at, len: 3 * D * D, trainable: true });
     let b_in = TensorPath::new(path, "in_proj_bias");
-    f(&TensorInfo { path: &b_in, shape: &[3 * d], offset: params_at + 3 * d * d, len: 3 * d, trainable: true });
+    f(&TensorInfo { path: &b_in, shape: &[3 * D], offset: params_at + 3 * D * D, len: 3 * D, trainable: true });
     let out = TensorPath::new(path, "out_proj");
-    let out = Some(&out);
-    let at = params_at + 3 * d * d + 3 * d;
-    let w_out = TensorPath::new(out, "weight");
-    f(&TensorInfo { path: &w_out, shape: &[d, d], offset: at, len: d * d, trainable: true });
-    let b_out = TensorPath::new(out, "bias");
-    f(&TensorInfo { path: &b_out, shape: &[d], offset: at + d * d, len: d, trainable: true });
+    Dense::<D, D>::new(Activation::Identity).visit_tensors(Some(&out), params_at + 3 * D * D + 3 * D, 0, f);
 }
 
 /// PyTorch's initialisation: Xavier uniform over the whole `[3D, D]` input
@@ -174,13 +171,7 @@ impl<const T: usize, const D: usize, const H: usize> Layer for MultiHeadAttentio
         first: &crate::weights::TensorTree::Leaf { name: "in_proj_weight", shape: &[3 * D, D], trainable: true },
         rest: &crate::weights::TensorTree::Pair {
             first: &crate::weights::TensorTree::Leaf { name: "in_proj_bias", shape: &[3 * D], trainable: true },
-            rest: &crate::weights::TensorTree::Scope {
-                name: "out_proj",
-                inner: &crate::weights::TensorTree::Pair {
-                    first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[D, D], trainable: true },
-                    rest: &crate::weights::TensorTree::Leaf { name: "bias", shape: &[D], trainable: true },
-                },
-            },
+            rest: &crate::weights::TensorTree::Scope { name: "out_proj", inner: <Dense<D, D> as Layer>::TENSORS },
         },
     };
 
@@ -226,7 +217,7 @@ impl<const T: usize, const D: usize, const H: usize> Layer for MultiHeadAttentio
         _buffers_at: usize,
         f: &mut dyn FnMut(&TensorInfo<'_>),
     ) {
-        visit_attention(path, params_at, D, f);
+        visit_attention::<D>(path, params_at, f);
     }
 }
 
@@ -373,6 +364,6 @@ impl<const TQ: usize, const TK: usize, const D: usize, const H: usize> CrossAtte
 
     /// Names the parameters as `nn.MultiheadAttention`'s `state_dict`.
     pub fn visit_tensors(&self, path: Option<&TensorPath<'_>>, params_at: usize, f: &mut dyn FnMut(&TensorInfo<'_>)) {
-        visit_attention(path, params_at, D, f);
+        visit_attention::<D>(path, params_at, f);
     }
 }

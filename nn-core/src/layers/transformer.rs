@@ -43,6 +43,7 @@
 //! assert_eq!(names.last().unwrap(), "layers.1.norm2.bias");
 //! ```
 use super::attention::{init_attention, visit_attention, MultiHeadAttention};
+use super::dense::Dense;
 use super::layer_norm;
 use crate::activation::Activation;
 use crate::kernels::attention::{attention_params, Attention};
@@ -52,8 +53,12 @@ use crate::rng::Rng;
 use crate::shape::Shape2;
 
 /// Draws an inverted-dropout mask (`0` or `1 / (1 - rate)`) into `mask` and multiplies
-/// `values` by it.
+/// `values` by it. A `rate` of 0 leaves both alone and draws nothing: the backward
+/// passes read the mask only when the rate is positive.
 fn drop_values(rate: f32, mask: &mut [f32], values: &mut [f32], rng: &mut Rng) {
+    if rate <= 0.0 {
+        return;
+    }
     let keep = 1.0 - rate;
     let scale = 1.0 / keep;
     for (m, v) in mask.iter_mut().zip(values.iter_mut()) {
@@ -65,6 +70,34 @@ fn drop_values(rate: f32, mask: &mut [f32], values: &mut [f32], rng: &mut Rng) {
 /// `a += b`.
 fn add_into(a: &mut [f32], b: &[f32]) {
     a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+}
+
+/// `dst = src * mask`, elementwise.
+fn mask_into(dst: &mut [f32], src: &[f32], mask: &[f32]) {
+    dst.iter_mut().zip(src).zip(mask).for_each(|((d, &s), &m)| *d = s * m);
+}
+
+/// Splits `slice` into consecutive parts of these lengths.
+fn split_parts<const K: usize>(mut slice: &[f32], lengths: [usize; K]) -> [&[f32]; K] {
+    lengths.map(|len| {
+        let (part, rest) = slice.split_at(len);
+        slice = rest;
+        part
+    })
+}
+
+/// [`split_parts`] of a mutable slice.
+fn split_parts_mut<const K: usize>(mut slice: &mut [f32], lengths: [usize; K]) -> [&mut [f32]; K] {
+    lengths.map(|len| {
+        let (part, rest) = core::mem::take(&mut slice).split_at_mut(len);
+        slice = rest;
+        part
+    })
+}
+
+/// The range of part `i` of consecutive parts of `len` floats each.
+fn nth_part(i: usize, len: usize) -> core::ops::Range<usize> {
+    i * len..(i + 1) * len
 }
 
 /// `nn.Linear`'s default initialisation: `U(-1/sqrt(in), 1/sqrt(in))` for the weight
@@ -111,21 +144,10 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
     const CACHE: usize = 3 * T * F;
     const SCRATCH: usize = 2 * T * F;
     const KIND: &'static str = "FeedForward";
+    /// Each linear layer's tensors are those of a [`Dense`] (`nn.Linear`'s layout).
     const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
-        first: &crate::weights::TensorTree::Scope {
-            name: "linear1",
-            inner: &crate::weights::TensorTree::Pair {
-                first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[F, D], trainable: true },
-                rest: &crate::weights::TensorTree::Leaf { name: "bias", shape: &[F], trainable: true },
-            },
-        },
-        rest: &crate::weights::TensorTree::Scope {
-            name: "linear2",
-            inner: &crate::weights::TensorTree::Pair {
-                first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[D, F], trainable: true },
-                rest: &crate::weights::TensorTree::Leaf { name: "bias", shape: &[D], trainable: true },
-            },
-        },
+        first: &crate::weights::TensorTree::Scope { name: "linear1", inner: <Dense<D, F> as Layer>::TENSORS },
+        rest: &crate::weights::TensorTree::Scope { name: "linear2", inner: <Dense<F, D> as Layer>::TENSORS },
     };
 
     /// As `nn.Linear`: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weights and biases.
@@ -188,7 +210,7 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         let (gw1, gb1) = g1.split_at_mut(F * D);
         let (gw2, gb2) = g2.split_at_mut(D * F);
         let used: &[f32] = if self.dropout > 0.0 {
-            hidden.iter_mut().zip(act).zip(mask).for_each(|((h, &a), &m)| *h = a * m);
+            mask_into(hidden, act, mask);
             hidden
         } else {
             act
@@ -208,13 +230,10 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         _buffers_at: usize,
         f: &mut dyn FnMut(&TensorInfo<'_>),
     ) {
-        for (name, at, out, inp) in [("linear1", params_at, F, D), ("linear2", params_at + F * D + F, D, F)] {
-            let linear = TensorPath::new(path, name);
-            let weight = TensorPath::new(Some(&linear), "weight");
-            f(&TensorInfo { path: &weight, shape: &[out, inp], offset: at, len: out * inp, trainable: true });
-            let bias = TensorPath::new(Some(&linear), "bias");
-            f(&TensorInfo { path: &bias, shape: &[out], offset: at + out * inp, len: out, trainable: true });
-        }
+        let linear1 = TensorPath::new(path, "linear1");
+        Dense::<D, F>::new(Activation::Identity).visit_tensors(Some(&linear1), params_at, 0, f);
+        let linear2 = TensorPath::new(path, "linear2");
+        Dense::<F, D>::new(Activation::Identity).visit_tensors(Some(&linear2), params_at + F * D + F, 0, f);
     }
 }
 
@@ -293,10 +312,20 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         }
     };
 
-    /// The parameters of self-attention, feed-forward, norm1 and norm2.
-    fn parts(params: &[f32]) -> (&[f32], &[f32], &[f32], &[f32]) {
+    /// The lengths of the parameters of self-attention, feed-forward, norm1 and norm2.
+    const PARAM_PARTS: [usize; 4] = {
         let [_, ff, n1, n2] = Self::OFFSETS;
-        (&params[..ff], &params[ff..n1], &params[n1..n2], &params[n2..n2 + 2 * D])
+        [ff, n1 - ff, n2 - n1, 2 * D]
+    };
+
+    /// The lengths of the cache parts of `batch` samples: attention, feed-forward, norm1,
+    /// norm2, the block input kept (`h` post-norm, `norm1(x)` pre-norm), `norm2(h)`
+    /// (pre-norm) and the two dropout masks.
+    fn cache_parts(batch: usize) -> [usize; 8] {
+        let attention = batch * <MultiHeadAttention<T, D, H> as Layer>::CACHE;
+        let feed_forward = batch * <FeedForward<T, D, F> as Layer>::CACHE;
+        let (norm, sequence) = (batch * Self::NORM_CACHE, batch * Self::TD);
+        [attention, feed_forward, norm, norm, sequence, sequence, sequence, sequence]
     }
 
     /// Inference with a key padding mask: sample `b` has `lengths[b]` valid positions.
@@ -322,7 +351,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
     /// Runs inference on one sample `x [T, D]` and writes the `[H, T, T]` weights of its
     /// self-attention into `weights`. `scratch` holds `SCRATCH` floats.
     pub fn attention_weights_into(&self, params: &[f32], x: &[f32], weights: &mut [f32], scratch: &mut [f32]) {
-        let (pa, _, pn1, _) = Self::parts(params);
+        let [pa, _, pn1, _] = split_parts(params, Self::PARAM_PARTS);
         let (normed, rest) = scratch.split_at_mut(Self::TD);
         let input = if self.norm_first {
             layer_norm::forward(pn1, self.eps, D, &x[..Self::TD], normed, None);
@@ -343,7 +372,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
     }
 
     fn run(&self, params: &[f32], x: &[f32], lengths: Option<&[usize]>, y: &mut [f32], scratch: &mut [f32]) {
-        let (pa, pf, pn1, pn2) = Self::parts(params);
+        let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
         let n = x.len();
         let y = &mut y[..n];
         let (s1, rest) = scratch.split_at_mut(n);
@@ -367,25 +396,6 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         }
     }
 
-    /// The cache of `batch` samples split into attention, feed-forward, norm1, norm2,
-    /// the block input kept (`h` post-norm, `norm1(x)` pre-norm), `norm2(h)` (pre-norm)
-    /// and the two dropout masks.
-    #[allow(clippy::type_complexity)]
-    fn split_cache(
-        cache: &mut [f32],
-        batch: usize,
-    ) -> (&mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32], &mut [f32]) {
-        let (ca, rest) = cache.split_at_mut(batch * <MultiHeadAttention<T, D, H> as Layer>::CACHE);
-        let (cf, rest) = rest.split_at_mut(batch * <FeedForward<T, D, F> as Layer>::CACHE);
-        let (c1, rest) = rest.split_at_mut(batch * Self::NORM_CACHE);
-        let (c2, rest) = rest.split_at_mut(batch * Self::NORM_CACHE);
-        let (mid1, rest) = rest.split_at_mut(batch * Self::TD);
-        let (mid2, rest) = rest.split_at_mut(batch * Self::TD);
-        let (m1, rest) = rest.split_at_mut(batch * Self::TD);
-        let m2 = &mut rest[..batch * Self::TD];
-        (ca, cf, c1, c2, mid1, mid2, m1, m2)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn run_train(
         &self,
@@ -397,39 +407,30 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         scratch: &mut [f32],
         rng: &mut Rng,
     ) {
-        let (pa, pf, pn1, pn2) = Self::parts(params);
+        let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
         let n = x.len();
         let batch = n / Self::TD;
         let y = &mut y[..n];
-        let (ca, cf, c1, c2, mid1, mid2, m1, m2) = Self::split_cache(cache, batch);
+        let [ca, cf, c1, c2, mid1, mid2, m1, m2] = split_parts_mut(cache, Self::cache_parts(batch));
         let (s1, rest) = scratch.split_at_mut(n);
         let ff = self.feed_forward();
-        let dropout = self.dropout > 0.0;
         if self.norm_first {
             layer_norm::forward(pn1, self.eps, D, x, mid1, Some(c1));
             self.kernel().forward_train(pa, mid1, None, lengths, s1, ca, rest, rng);
-            if dropout {
-                drop_values(self.dropout, m1, s1, rng);
-            }
+            drop_values(self.dropout, m1, s1, rng);
             y.copy_from_slice(x);
             add_into(y, s1);
             layer_norm::forward(pn2, self.eps, D, y, mid2, Some(c2));
             ff.forward_train(pf, &mut [], mid2, s1, cf, rest, rng);
-            if dropout {
-                drop_values(self.dropout, m2, s1, rng);
-            }
+            drop_values(self.dropout, m2, s1, rng);
             add_into(y, s1);
         } else {
             self.kernel().forward_train(pa, x, None, lengths, s1, ca, rest, rng);
-            if dropout {
-                drop_values(self.dropout, m1, s1, rng);
-            }
+            drop_values(self.dropout, m1, s1, rng);
             add_into(s1, x);
             layer_norm::forward(pn1, self.eps, D, s1, mid1, Some(c1));
             ff.forward_train(pf, &mut [], mid1, s1, cf, rest, rng);
-            if dropout {
-                drop_values(self.dropout, m2, s1, rng);
-            }
+            drop_values(self.dropout, m2, s1, rng);
             add_into(s1, mid1);
             layer_norm::forward(pn2, self.eps, D, s1, y, Some(c2));
         }
@@ -469,11 +470,11 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
     };
 
     fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut Rng) {
-        let [_, ff, n1, n2] = Self::OFFSETS;
-        init_attention(&mut params[..ff], D, rng);
-        self.feed_forward().init(&mut params[ff..n1], &mut [], rng);
-        layer_norm::init(&mut params[n1..n2], D);
-        layer_norm::init(&mut params[n2..n2 + 2 * D], D);
+        let [pa, pf, pn1, pn2] = split_parts_mut(params, Self::PARAM_PARTS);
+        init_attention(pa, D, rng);
+        self.feed_forward().init(pf, &mut [], rng);
+        layer_norm::init(pn1, D);
+        layer_norm::init(pn2, D);
     }
 
     fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
@@ -504,31 +505,19 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         grads: &mut [f32],
         scratch: &mut [f32],
     ) {
-        let (pa, pf, pn1, pn2) = Self::parts(params);
-        let [_, o_ff, o_n1, o_n2] = Self::OFFSETS;
-        let (ga, rest) = grads.split_at_mut(o_ff);
-        let (gf, rest) = rest.split_at_mut(o_n1 - o_ff);
-        let (gn1, rest) = rest.split_at_mut(o_n2 - o_n1);
-        let gn2 = &mut rest[..2 * D];
+        let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
+        let [ga, gf, gn1, gn2] = split_parts_mut(grads, Self::PARAM_PARTS);
         let n = x.len();
         let batch = n / Self::TD;
         let dy = &mut dy[..n];
-        // Read-only views of the cache parts, split as in `split_cache`.
-        let (ca, rest) = cache.split_at(batch * <MultiHeadAttention<T, D, H> as Layer>::CACHE);
-        let (cf, rest) = rest.split_at(batch * <FeedForward<T, D, F> as Layer>::CACHE);
-        let (c1, rest) = rest.split_at(batch * Self::NORM_CACHE);
-        let (c2, rest) = rest.split_at(batch * Self::NORM_CACHE);
-        let (mid1, rest) = rest.split_at(batch * Self::TD);
-        let (mid2, rest) = rest.split_at(batch * Self::TD);
-        let (m1, rest) = rest.split_at(batch * Self::TD);
-        let m2 = &rest[..batch * Self::TD];
+        let [ca, cf, c1, c2, mid1, mid2, m1, m2] = split_parts(cache, Self::cache_parts(batch));
         let (s1, rest) = scratch.split_at_mut(n);
         let (s2, rest) = rest.split_at_mut(n);
         let ff = self.feed_forward();
         let dropout = self.dropout > 0.0;
         let masked = |dst: &mut [f32], src: &[f32], mask: &[f32]| {
             if dropout {
-                dst.iter_mut().zip(src).zip(mask).for_each(|((d, &s), &m)| *d = s * m);
+                mask_into(dst, src, mask);
             } else {
                 dst.copy_from_slice(src);
             }
@@ -575,7 +564,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
     ) {
         let [_, o_ff, o_n1, o_n2] = Self::OFFSETS;
         let attn = TensorPath::new(path, "self_attn");
-        visit_attention(Some(&attn), params_at, D, f);
+        visit_attention::<D>(Some(&attn), params_at, f);
         self.feed_forward().visit_tensors(path, params_at + o_ff, 0, f);
         let norm1 = TensorPath::new(path, "norm1");
         layer_norm::visit(Some(&norm1), params_at + o_n1, D, f);
@@ -643,7 +632,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
         assert!(layer < N, "TransformerEncoder: layer {layer} of {N}");
         let (input, rest) = scratch.split_at_mut(Self::TD);
         self.run(params, &x[..Self::TD], None, input, rest, layer);
-        let p = &params[layer * Self::LAYER_PARAMS..(layer + 1) * Self::LAYER_PARAMS];
+        let p = &params[nth_part(layer, Self::LAYER_PARAMS)];
         let source: &[f32] = if layer == 0 { &x[..Self::TD] } else { input };
         self.layer.attention_weights_into(p, source, weights, rest);
     }
@@ -672,7 +661,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
         let (b, rest) = rest.split_at_mut(n);
         let (mut src, mut dst) = (a, b);
         for i in 0..layers {
-            let p = &params[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
+            let p = &params[nth_part(i, Self::LAYER_PARAMS)];
             let input: &[f32] = if i == 0 { x } else { src };
             let out: &mut [f32] = if i + 1 == layers { &mut y[..n] } else { dst };
             match lengths {
@@ -698,8 +687,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
         let batch = n / Self::TD;
         let (caches, mids) = cache.split_at_mut(N * batch * Self::LAYER_CACHE);
         for i in 0..N {
-            let p = &params[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
-            let c = &mut caches[i * batch * Self::LAYER_CACHE..(i + 1) * batch * Self::LAYER_CACHE];
+            let p = &params[nth_part(i, Self::LAYER_PARAMS)];
+            let c = &mut caches[nth_part(i, batch * Self::LAYER_CACHE)];
             // Layer i reads mids[i - 1] and writes mids[i] (or y).
             let (before, after) = mids.split_at_mut(i * n);
             let input: &[f32] = if i == 0 { x } else { &before[(i - 1) * n..] };
@@ -786,11 +775,11 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
         a.copy_from_slice(&dy[..n]);
         let (mut grad, mut next) = (a, b);
         for i in (0..N).rev() {
-            let p = &params[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
-            let g = &mut grads[i * Self::LAYER_PARAMS..(i + 1) * Self::LAYER_PARAMS];
-            let c = &caches[i * batch * Self::LAYER_CACHE..(i + 1) * batch * Self::LAYER_CACHE];
-            let input: &[f32] = if i == 0 { x } else { &mids[(i - 1) * n..i * n] };
-            let output: &[f32] = if i + 1 == N { y } else { &mids[i * n..(i + 1) * n] };
+            let p = &params[nth_part(i, Self::LAYER_PARAMS)];
+            let g = &mut grads[nth_part(i, Self::LAYER_PARAMS)];
+            let c = &caches[nth_part(i, batch * Self::LAYER_CACHE)];
+            let input: &[f32] = if i == 0 { x } else { &mids[nth_part(i - 1, n)] };
+            let output: &[f32] = if i + 1 == N { y } else { &mids[nth_part(i, n)] };
             let d_input = if i == 0 { dx.as_deref_mut() } else { Some(&mut *next) };
             self.layer.backward(p, input, output, c, grad, d_input, g, rest);
             (grad, next) = (next, grad);
