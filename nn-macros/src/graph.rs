@@ -1345,17 +1345,21 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
             + ::nn_core::graph::max(&[#(#all_lens),*])
             + ::nn_core::graph::max(&[#(#scratches),*]);
     };
+    // The items both forms of the expansion start with.
+    let shared_items = quote! {
+        #(#layer_items)*
+        #(#offsets)*
+        #(#value_lens)*
+        #(#aliases)*
+        #(#items)*
+        #sizes_items
+    };
     if multi {
         let (n_in, n_out) = (g.inputs.len(), g.outputs.len());
         return quote! {
             #item
             const _: () = {
-                #(#layer_items)*
-                #(#offsets)*
-                #(#value_lens)*
-                #(#aliases)*
-                #(#items)*
-                #sizes_items
+                #shared_items
 
                 /// A graph network with several inputs or outputs: the methods of
                 /// `nn_core::Layer`, over arrays of inputs and outputs.
@@ -1453,12 +1457,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     quote! {
         #item
         const _: () = {
-            #(#layer_items)*
-            #(#offsets)*
-            #(#value_lens)*
-            #(#aliases)*
-            #(#items)*
-            #sizes_items
+            #shared_items
 
             #[allow(unused_variables, unused_mut, clippy::all)]
             impl ::nn_core::Layer for #name {
