@@ -234,6 +234,11 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut 
     let x = &x[..g.input_len()];
     let cols = &mut cols[..g.patch_len() * len];
     if g.is_shifted_plane(start, len) {
+        #[cfg(target_arch = "x86_64")]
+        if g.width.is_multiple_of(8) && super::avx2::available() {
+            // SAFETY: the CPU has AVX2; the bounds are checked inside.
+            return unsafe { im2col_vectors_avx2(g, x, start, len, cols) };
+        }
         return for_each_shifted_row(g, start, len, |r| {
             let dst = &mut cols[r.row * len..][..len];
             if r.rows.is_empty() {
@@ -253,6 +258,58 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut 
         });
     }
     im2col_runs(g, x, start, len, cols)
+}
+
+/// [`im2col`] in the shifted-plane form for rows of whole vectors (`width` a multiple
+/// of 8), vector by vector: each is one masked load of the input row its lanes read
+/// (the lanes that fall off the row read nothing and are zero), or zero above and below
+/// the input. The general form's bookkeeping per row costs more than the copy when rows
+/// are short (8x8 images, 16 channels, 3x3: 2.1 µs against 2.9 µs).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn im2col_vectors_avx2(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut [f32]) {
+    use core::arch::x86_64::*;
+    let (h, w) = (g.height, g.width);
+    let (first_row, end_row) = (start / w, (start + len) / w);
+    assert!(g.is_shifted_plane(start, len) && w.is_multiple_of(8) && end_row <= g.out_height);
+    let (x, cols) = (&x[..g.input_len()], &mut cols[..g.patch_len() * len]);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut row = 0;
+    for c in 0..g.channels {
+        for i in 0..g.kernel[0] {
+            let dy = i as isize - g.padding[0] as isize;
+            for j in 0..g.kernel[1] {
+                let dx = j as isize - g.padding[1] as isize;
+                let dst_row = &mut cols[row * len..(row + 1) * len];
+                for k in (0..w).step_by(8) {
+                    // Lane `l` reads column `k + l + dx`: inside the row for `0 <= .. < w`.
+                    let column = _mm256_add_epi32(lanes, _mm256_set1_epi32((k as isize + dx) as i32));
+                    let inside = _mm256_andnot_si256(
+                        _mm256_cmpgt_epi32(_mm256_setzero_si256(), column),
+                        _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), column),
+                    );
+                    for oy in first_row..end_row {
+                        let iy = oy as isize + dy;
+                        let v = if 0 <= iy && iy < h as isize {
+                            let src = x[(c * h + iy as usize) * w..][..w].as_ptr();
+                            // SAFETY: the lanes in `inside` read columns `0..w` of the row
+                            // `src` starts; the others read nothing.
+                            unsafe { _mm256_maskload_ps(src.wrapping_offset(k as isize + dx), inside) }
+                        } else {
+                            _mm256_setzero_ps()
+                        };
+                        let dst = &mut dst_row[(oy - first_row) * w + k..][..8];
+                        // SAFETY: `dst` holds 8 floats.
+                        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) };
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
 }
 
 /// `dst = src` for the short rows of small images, inline: a `memcpy` call costs
@@ -784,7 +841,7 @@ mod tests {
     #[test]
     fn shifted_plane_form_equals_runs() {
         let mut checked = 0;
-        for (h, w) in [(1usize, 5usize), (3, 3), (4, 7), (8, 8), (3, 13), (2, 33)] {
+        for (h, w) in [(1usize, 5usize), (3, 3), (4, 7), (8, 8), (3, 13), (2, 33), (3, 16), (5, 24)] {
             for kernel in [[1, 1], [1, 3], [3, 3], [2, 4], [5, 5], [3, 9]] {
                 for padding in [[0, 0], [1, 1], [0, 2], [2, 1], [4, 4]] {
                     let (oh, ow) = ((h + 2 * padding[0]).checked_sub(kernel[0] - 1), w);
