@@ -22,7 +22,7 @@ use nn_core::kernels::{gemm, gemv_batch, MatRef};
 use nn_core::prelude::*;
 use nn_core::stream::Stream;
 
-use models::{BigMlp, ConvLayer, DigitCnn, DigitMlp, EncoderNet, HandMlp, LstmNet, SmallCnn, StreamGru};
+use models::{BigMlp, ConvLayer, DigitCnn, DigitMlp, EncoderNet, HandGru, HandMlp, LstmNet, SmallCnn, StreamGru};
 use timing::{measure, Clock, Timing};
 
 #[global_allocator]
@@ -284,6 +284,22 @@ fn run(bench: &mut Bench) {
     bench.case("gru_step_b1", 1, || {
         black_box(stream.step(black_box(&step_x)));
     });
+    // The same step as hand-written fixed-size loops, checked against ours first.
+    let mut hand_gru = HandGru::from_params(&params);
+    let mut fresh = Stream::new(gru, &params, &[]);
+    let xs: [f32; models::SEQ_FEATURES] = step_x.as_slice().try_into().unwrap();
+    for _ in 0..5 {
+        let ours = fresh.step(&step_x);
+        if let Some(theirs) = hand_gru.step(&xs) {
+            let max_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(max_diff < 1e-5, "the GRU step and its hand-written loops disagree by {max_diff}");
+        }
+    }
+    if hand_gru.step(&xs).is_some() {
+        bench.case("hand_gru_step_b1", 1, || {
+            black_box(hand_gru.step(black_box(&xs)));
+        });
+    }
 
     train_case::<LstmNet>(bench, "lstm_train_b32", 32, 10);
 

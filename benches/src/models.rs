@@ -1,4 +1,5 @@
 //! The benchmarked networks, the same architectures as `tools/bench/pytorch_bench.py`.
+use nn_core::kernels::recurrent;
 use nn_core::prelude::*;
 
 network! {
@@ -210,4 +211,88 @@ impl HandMlp {
         }
         HandMlpColumns { w1: transpose(&self.w1), w2: transpose(&self.w2), w3: transpose(&self.w3) }
     }
+}
+
+/// Gate rows of the streaming GRU: 3 gates of 64 units.
+const GRU_ROWS: usize = 3 * 64;
+
+/// The streaming GRU step as fixed-size loops: the hand-written reference for
+/// `gru_step_b1`. The projections run over transposed weights (`weight[in][out]`), 64
+/// outputs at a time (eight registers), each output one FMA chain over the inputs, as
+/// real-time C++ code writes them; the gate arithmetic is the library's
+/// (`kernels::recurrent::cell_step`), so that the two differ in the projections only.
+pub struct HandGru {
+    wt_ih: Box<[[f32; GRU_ROWS]; SEQ_FEATURES]>,
+    wt_hh: Box<[[f32; GRU_ROWS]; 64]>,
+    b_ih: [f32; GRU_ROWS],
+    b_hh: [f32; GRU_ROWS],
+    h: [f32; 64],
+}
+
+impl HandGru {
+    /// The GRU of `params` (`StreamGru`'s: `weight_ih [192, 8]`, `weight_hh [192, 64]`,
+    /// `bias_ih`, `bias_hh`), from a zero state.
+    pub fn from_params(params: &[f32]) -> Self {
+        fn columns<const I: usize>(w: &[f32]) -> Box<[[f32; GRU_ROWS]; I]> {
+            let mut t = Box::new([[0.0; GRU_ROWS]; I]);
+            for (o, row) in w.chunks_exact(I).enumerate() {
+                for (i, &v) in row.iter().enumerate() {
+                    t[i][o] = v;
+                }
+            }
+            t
+        }
+        let (ih, rest) = params.split_at(GRU_ROWS * SEQ_FEATURES);
+        let (hh, rest) = rest.split_at(GRU_ROWS * 64);
+        let (b_ih, b_hh) = rest.split_at(GRU_ROWS);
+        HandGru {
+            wt_ih: columns::<SEQ_FEATURES>(ih),
+            wt_hh: columns::<64>(hh),
+            b_ih: b_ih.try_into().unwrap(),
+            b_hh: b_hh[..GRU_ROWS].try_into().unwrap(),
+            h: [0.0; 64],
+        }
+    }
+
+    /// One step: the new hidden state, or `None` without AVX2 and FMA.
+    #[inline(never)]
+    pub fn step(&mut self, x: &[f32; SEQ_FEATURES]) -> Option<[f32; 64]> {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return Some(unsafe { self.step_avx2(x) });
+        }
+        let _ = x;
+        None
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn step_avx2(&mut self, x: &[f32; SEQ_FEATURES]) -> [f32; 64] {
+        let mut p = project_columns(&self.wt_ih, &self.b_ih, x);
+        let q = project_columns(&self.wt_hh, &self.b_hh, &self.h);
+        recurrent::cell_step(recurrent::CellKind::Gru, &mut p, &q, &mut self.h, &mut []);
+        self.h
+    }
+}
+
+/// `b + W x` from the transposed weights `wt[in][out]`: blocks of 64 outputs, each a
+/// sum over the inputs in order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn project_columns<const I: usize>(wt: &[[f32; GRU_ROWS]; I], b: &[f32; GRU_ROWS], x: &[f32; I]) -> [f32; GRU_ROWS] {
+    let mut y = [0.0; GRU_ROWS];
+    for base in (0..GRU_ROWS).step_by(64) {
+        let mut acc = [0.0f32; 64];
+        for (column, &xi) in wt.iter().zip(x) {
+            for (a, &w) in acc.iter_mut().zip(&column[base..base + 64]) {
+                *a = w.mul_add(xi, *a);
+            }
+        }
+        for ((y, a), b) in y[base..base + 64].iter_mut().zip(acc).zip(&b[base..base + 64]) {
+            *y = a + b;
+        }
+    }
+    y
 }
