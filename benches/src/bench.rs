@@ -212,6 +212,46 @@ fn train_case<L: Layer + Default>(bench: &mut Bench, name: &'static str, batch: 
     });
 }
 
+/// The parts of the streaming GRU step, timed alone (not compared with PyTorch): the
+/// cell's gate arithmetic for 64 units, the 192 input rows of 8, and the 192 recurrent
+/// rows of 64 once streamed from L2 (all of them, in one order every time) and once
+/// from L1 (half of them, twice: the time of all 192 if they stayed in L1).
+fn gru_parts(bench: &mut Bench, params: &[f32]) {
+    use nn_core::activation::Activation;
+    use nn_core::kernels::{dense, recurrent};
+    const F: usize = models::SEQ_FEATURES;
+    let rows = 3 * 64;
+    let (ih, rest) = params.split_at(rows * F);
+    let (hh, rest) = rest.split_at(rows * 64);
+    let (b_ih, b_hh) = rest.split_at(rows);
+    let (x, h0) = (uniform(F, 21), uniform(64, 22));
+    let (mut p, mut q, mut h) = (vec![0.0; rows], vec![0.0; rows], h0.clone());
+    dense::forward_one::<F>(&x, ih, Some(b_ih), Activation::Identity, rows, &mut p);
+    dense::forward_one::<64>(&h, hh, Some(b_hh), Activation::Identity, rows, &mut q);
+    let gates = p.clone();
+    bench.case("gru_part_cell_64", 1, || {
+        p.copy_from_slice(&gates);
+        h.copy_from_slice(&h0);
+        recurrent::cell_step(recurrent::CellKind::Gru, &mut p, black_box(&q), &mut h, &mut []);
+        black_box(&h);
+    });
+    bench.case("gru_part_input_rows", 1, || {
+        dense::forward_one::<F>(black_box(&x), ih, Some(b_ih), Activation::Identity, rows, &mut p);
+        black_box(&p);
+    });
+    bench.case("gru_part_recurrent_rows_l2", 1, || {
+        dense::forward_one::<64>(black_box(&h0), hh, Some(b_hh), Activation::Identity, rows, &mut q);
+        black_box(&q);
+    });
+    let half = rows / 2;
+    bench.case("gru_part_recurrent_rows_l1", 1, || {
+        for _ in 0..2 {
+            dense::forward_one::<64>(black_box(&h0), &hh[..half * 64], Some(b_hh), Activation::Identity, half, &mut q);
+        }
+        black_box(&q);
+    });
+}
+
 fn run(bench: &mut Bench) {
     // Batch-1 inference of the digits MLP, and the same MLP as hand-written loops.
     let mlp = Model::<DigitMlp>::new(1);
@@ -300,6 +340,7 @@ fn run(bench: &mut Bench) {
             black_box(hand_gru.step(black_box(&xs)));
         });
     }
+    gru_parts(bench, &params);
 
     train_case::<LstmNet>(bench, "lstm_train_b32", 32, 10);
 
