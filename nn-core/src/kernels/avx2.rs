@@ -28,6 +28,22 @@ std::thread_local! {
     static BLOCKS: PackedBlocks = const { core::cell::UnsafeCell::new((std::vec::Vec::new(), std::vec::Vec::new())) };
 }
 
+/// Gives this thread's packed blocks their full size now, so that no later product
+/// allocates: every thread that takes part in parallel products calls it before its
+/// first (a thread handed no large block until then would otherwise allocate in the
+/// middle of a later training step).
+#[cfg(feature = "threading")]
+pub(crate) fn reserve_blocks() {
+    BLOCKS.with(|blocks| {
+        // SAFETY: this thread's buffers; no product is running on this thread.
+        let (a_block, b_block) = unsafe { &mut *blocks.get() };
+        if a_block.len() < MC * KC || b_block.len() < KC * NC {
+            a_block.resize(MC * KC, 0.0);
+            b_block.resize(KC * NC, 0.0);
+        }
+    });
+}
+
 /// Rows of the register tile: `MR x NR` accumulators are 12 of the 16 YMM registers,
 /// enough independent FMA chains to cover its latency on both FMA ports.
 pub const MR: usize = 6;

@@ -85,6 +85,7 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
 }
 
 fn worker(pool: &'static Pool, part: usize) {
+    avx2::reserve_blocks();
     let mut seen = 0;
     loop {
         let new_job = || pool.generation.load(Ordering::Acquire) != seen;
@@ -122,6 +123,7 @@ fn worker(pool: &'static Pool, part: usize) {
 /// are done.
 pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
     let pool = pool();
+    avx2::reserve_blocks();
     let _busy = match pool.busy.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
