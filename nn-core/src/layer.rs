@@ -34,6 +34,20 @@ pub trait Layer: 'static {
     /// Floats per sample of temporary space `forward`, `forward_train` and `backward`
     /// may use.
     const SCRATCH: usize = 0;
+    /// Floats per sample of temporary space `forward` alone needs, at most `SCRATCH`:
+    /// a sequence of layers keeps every intermediate value for `backward`, but its
+    /// inference needs only two buffers, used in turn ([`Layer::forward_pipe`]).
+    const FORWARD_SCRATCH: usize = Self::SCRATCH;
+    /// For a sequence run by [`Layer::forward_pipe`]: the floats per sample of the
+    /// largest value it writes into `io` (its second, fourth, ... layer's output; 0
+    /// for a single layer, which writes `y` only).
+    const PIPE_IO: usize = 0;
+    /// For a sequence run by [`Layer::forward_pipe`]: the floats per sample of the
+    /// largest value it writes into `spare` (its first, third, ... layer's output).
+    const PIPE_SPARE: usize = 0;
+    /// For a sequence run by [`Layer::forward_pipe`]: the floats per sample of
+    /// temporary space it needs besides its two buffers.
+    const PIPE_SCRATCH: usize = Self::FORWARD_SCRATCH;
     /// The layer kind shown by summaries (`"Dense"`, `"Relu"`, a network's name).
     const KIND: &'static str;
     /// The compile-time description of the tensors `visit_tensors` visits (same
@@ -49,6 +63,28 @@ pub trait Layer: 'static {
     /// Inference: `y = f(x)`. Dropout is the identity and batch norm uses its running
     /// statistics.
     fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]);
+
+    /// Inference of `batch` samples whose input is the start of `io`, which this call
+    /// may overwrite: a sequence writes its layers' outputs into `spare` and `io` in
+    /// turn, so that it needs two buffers rather than one per intermediate value.
+    /// `io` holds at least `batch * PIPE_IO` floats and the input, `spare` at least
+    /// `batch * PIPE_SPARE`, `scratch` at least `batch * PIPE_SCRATCH`. A single layer reads `io` and calls
+    /// [`Layer::forward`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn forward_pipe(
+        &self,
+        params: &[f32],
+        buffers: &[f32],
+        batch: usize,
+        io: &mut [f32],
+        spare: &mut [f32],
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let _ = spare;
+        self.forward(params, buffers, &io[..batch * <Self::Input as Shape>::LEN], y, scratch)
+    }
 
     /// Training forward: like `forward`, but in training mode (dropout active, batch
     /// statistics), keeping in `cache` what `backward` needs.
@@ -137,7 +173,7 @@ pub trait Network: Layer + Default + Copy {
     /// Bytes of activations and scratch that batch-1 inference keeps on the stack,
     /// input and output included.
     const PEAK_ACTIVATION_BYTES: usize =
-        (Self::SCRATCH + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
+        (Self::FORWARD_SCRATCH + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
     /// Bytes of stack that batch-1 inference ([`Network::forward_one`],
     /// `Model::predict_one`) uses at most: [`Network::PEAK_ACTIVATION_BYTES`] plus
     /// [`STACK_MARGIN_BYTES`] for the frames of the layers and kernels themselves.
@@ -292,13 +328,34 @@ pub(crate) mod private {
     ///
     /// Per sample, `CACHE` holds `A`'s output, then `A`'s cache, then `B`'s cache;
     /// `SCRATCH` holds the intermediate value or its gradient, then the larger of the
-    /// two layers' scratch.
+    /// two layers' scratch. Inference needs less (`FORWARD_SCRATCH`): two buffers that
+    /// the layers write their outputs into in turn, one as large as the largest of the
+    /// first, third, ... intermediate values, the other as the largest of the second,
+    /// fourth, ..., then the largest scratch of any layer.
     #[derive(Clone, Copy, Debug)]
     pub struct Chain<A, B> {
         /// The first layer.
         pub first: A,
         /// The rest.
         pub rest: B,
+    }
+
+    /// The smaller of `a` and `b`, in constants.
+    const fn min(a: usize, b: usize) -> usize {
+        if a < b {
+            a
+        } else {
+            b
+        }
+    }
+
+    /// The larger of `a` and `b`, in constants.
+    const fn max(a: usize, b: usize) -> usize {
+        if a > b {
+            a
+        } else {
+            b
+        }
     }
 
     /// Split `buf` into the first `n` floats and the rest.
@@ -371,6 +428,7 @@ pub(crate) mod private {
         const BUFFERS: usize = L::BUFFERS;
         const CACHE: usize = L::CACHE;
         const SCRATCH: usize = L::SCRATCH;
+        const FORWARD_SCRATCH: usize = L::FORWARD_SCRATCH;
         const KIND: &'static str = L::KIND;
 
         delegate_compute!();
@@ -389,14 +447,28 @@ pub(crate) mod private {
         }
     }
 
+    impl<A: Layer, B: Layer<Input = A::Output>> Chain<A, B> {
+        /// Scratch of `forward` with the rest run as a pipe: `A`'s output, then `A`'s
+        /// scratch or, once `A` is done, the rest's second buffer and scratch.
+        const FORWARD_PIPED: usize =
+            <Self as Layer>::PIPE_SPARE + max(A::FORWARD_SCRATCH, B::PIPE_SPARE + B::PIPE_SCRATCH);
+        /// Scratch of `forward` with the rest run by its own `forward`: `A`'s output,
+        /// then the larger of the two scratch spaces (less than the pipe when `A`'s
+        /// scratch is large and the rest's values small).
+        const FORWARD_IN_TURN: usize = <A::Output as Shape>::LEN + max(A::FORWARD_SCRATCH, B::FORWARD_SCRATCH);
+    }
+
     impl<A: Layer, B: Layer<Input = A::Output>> Layer for Chain<A, B> {
         type Input = A::Input;
         type Output = B::Output;
         const PARAMS: usize = A::PARAMS + B::PARAMS;
         const BUFFERS: usize = A::BUFFERS + B::BUFFERS;
         const CACHE: usize = <A::Output as Shape>::LEN + A::CACHE + B::CACHE;
-        const SCRATCH: usize =
-            <A::Output as Shape>::LEN + if A::SCRATCH > B::SCRATCH { A::SCRATCH } else { B::SCRATCH };
+        const SCRATCH: usize = <A::Output as Shape>::LEN + max(A::SCRATCH, B::SCRATCH);
+        const FORWARD_SCRATCH: usize = min(Self::FORWARD_PIPED, Self::FORWARD_IN_TURN);
+        const PIPE_IO: usize = B::PIPE_SPARE;
+        const PIPE_SPARE: usize = max(<A::Output as Shape>::LEN, B::PIPE_IO);
+        const PIPE_SCRATCH: usize = max(A::FORWARD_SCRATCH, B::PIPE_SCRATCH);
         const KIND: &'static str = "Sequential";
 
         fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
@@ -409,11 +481,41 @@ pub(crate) mod private {
         #[inline]
         fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
             let batch = x.len() / <A::Input as Shape>::LEN;
-            let (mid, scratch) = split(scratch, batch * <A::Output as Shape>::LEN);
+            let mid = batch * <A::Output as Shape>::LEN;
             let (pa, pb) = params.split_at(A::PARAMS);
             let (ba, bb) = buffers.split_at(A::BUFFERS);
+            if Self::FORWARD_PIPED <= Self::FORWARD_IN_TURN {
+                // `A` writes into `io`, then the rest runs as a pipe over `io` and
+                // `spare`, which `A`'s scratch space becomes.
+                let (io, scratch) = split(scratch, batch * Self::PIPE_SPARE);
+                self.first.forward(pa, ba, x, &mut io[..mid], scratch);
+                let (spare, scratch) = split(scratch, batch * B::PIPE_SPARE);
+                self.rest.forward_pipe(pb, bb, batch, io, spare, y, scratch);
+            } else {
+                let (io, scratch) = split(scratch, mid);
+                self.first.forward(pa, ba, x, io, scratch);
+                self.rest.forward(pb, bb, io, y, scratch);
+            }
+        }
+
+        #[inline]
+        fn forward_pipe(
+            &self,
+            params: &[f32],
+            buffers: &[f32],
+            batch: usize,
+            io: &mut [f32],
+            spare: &mut [f32],
+            y: &mut [f32],
+            scratch: &mut [f32],
+        ) {
+            // `A` reads `io` and writes `spare`; the rest reads `spare` and may
+            // overwrite `io`, whose value is no longer needed.
+            let (pa, pb) = params.split_at(A::PARAMS);
+            let (ba, bb) = buffers.split_at(A::BUFFERS);
+            let (x, mid) = (&io[..batch * <A::Input as Shape>::LEN], &mut spare[..batch * <A::Output as Shape>::LEN]);
             self.first.forward(pa, ba, x, mid, scratch);
-            self.rest.forward(pb, bb, mid, y, scratch);
+            self.rest.forward_pipe(pb, bb, batch, spare, io, y, scratch);
         }
 
         #[inline]
@@ -542,6 +644,7 @@ pub(crate) mod private {
         const BUFFERS: usize = L::BUFFERS;
         const CACHE: usize = L::CACHE;
         const SCRATCH: usize = L::SCRATCH;
+        const FORWARD_SCRATCH: usize = L::FORWARD_SCRATCH;
         const KIND: &'static str = L::KIND;
         const TENSORS: &'static TensorTree = L::TENSORS;
 

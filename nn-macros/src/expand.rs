@@ -74,6 +74,7 @@ pub(crate) fn network(net: &Network) -> TokenStream {
                 const BUFFERS: usize = <__NnArch as ::nn_core::Layer>::BUFFERS;
                 const CACHE: usize = <__NnArch as ::nn_core::Layer>::CACHE;
                 const SCRATCH: usize = <__NnArch as ::nn_core::Layer>::SCRATCH;
+                const FORWARD_SCRATCH: usize = <__NnArch as ::nn_core::Layer>::FORWARD_SCRATCH;
                 const KIND: &'static str = #kind;
                 const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
                 fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
@@ -174,7 +175,7 @@ pub(crate) fn network_impl(name: &Ident, layer: TokenStream) -> TokenStream {
                 buffers: &[f32],
                 x: &::nn_core::Tensor<Self::Input>,
             ) -> ::nn_core::Tensor<Self::Output> {
-                let mut scratch = [0.0f32; <#name as ::nn_core::Layer>::SCRATCH];
+                let mut scratch = [0.0f32; <#name as ::nn_core::Layer>::FORWARD_SCRATCH];
                 let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
                 ::nn_core::Layer::forward(#layer, params, buffers, x, &mut y, &mut scratch);
                 y
