@@ -429,6 +429,120 @@ unsafe fn tile<const R: usize>(
     }
 }
 
+/// `C[m, n] += A[m, k] B[k, n]` for a `B` that is not stored: element `(p, j)` is
+/// `src[offsets[p] + (j / width) stride + j % width]`, so that the rows of `B` are read
+/// as vectors of eight from wherever they lie (the columns of a convolution, read from
+/// its padded input: `width` output columns per output row, `stride` floats between
+/// padded rows). `A` has row stride `ars`, `C` row stride `ldc`; `n` and `width` are
+/// multiples of 8. The same tiles, in the same order of summation, as [`gemm`] with
+/// `alpha = 1`, `beta = 1` and `B` stored, for `k <= KC`: the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_gathered(
+    a: &[f32],
+    ars: usize,
+    m: usize,
+    k: usize,
+    src: &[f32],
+    offsets: &[usize],
+    (width, stride): (usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+    n: usize,
+) {
+    let last = n.saturating_sub(8);
+    let reach =
+        offsets[..k].iter().max().copied().unwrap_or(0) + (last / width.max(1)) * stride + last % width.max(1) + 8;
+    assert!(
+        k <= KC
+            && n.is_multiple_of(8)
+            && width.is_multiple_of(8)
+            && width > 0
+            && width <= stride
+            && (m == 0 || (m - 1) * ars + k <= a.len())
+            && (m == 0 || (m - 1) * ldc + n <= c.len())
+            && (k == 0 || n == 0 || reach <= src.len())
+    );
+    let base = |j: usize| (j / width) * stride + j % width;
+    let (ap, sp, op, cp) = (a.as_ptr(), src.as_ptr(), offsets.as_ptr(), c.as_mut_ptr());
+    let mut i = 0;
+    while i < m {
+        let mr = if m - i > MR && m - i < MR + 4 { (m - i).div_ceil(2) } else { MR.min(m - i) };
+        let mut j0 = 0;
+        while j0 < n {
+            let nr = NR.min(n - j0);
+            let bases = (base(j0), if nr == NR { base(j0 + 8) } else { base(j0) });
+            // SAFETY: rows `i..i + mr` of A (`k` columns each), the offsets and the
+            // tile of C are in bounds (asserted); every read of `src` is below `reach`.
+            unsafe {
+                let (at, ct) = (ap.add(i * ars), cp.add(i * ldc + j0));
+                match mr {
+                    6 => gathered_tile::<6>(k, at, ars, sp, op, bases, ct, ldc, nr),
+                    5 => gathered_tile::<5>(k, at, ars, sp, op, bases, ct, ldc, nr),
+                    4 => gathered_tile::<4>(k, at, ars, sp, op, bases, ct, ldc, nr),
+                    3 => gathered_tile::<3>(k, at, ars, sp, op, bases, ct, ldc, nr),
+                    2 => gathered_tile::<2>(k, at, ars, sp, op, bases, ct, ldc, nr),
+                    _ => gathered_tile::<1>(k, at, ars, sp, op, bases, ct, ldc, nr),
+                }
+            }
+            j0 += nr;
+        }
+        i += mr;
+    }
+}
+
+/// The tile of [`gemm_gathered`]: [`tile`] with `alpha = beta = 1` and the rows of `B`
+/// read at `src + offsets[p] + base` (`nr` is 8 or 16; with 8 only the first vector's
+/// sums are added).
+///
+/// # Safety
+/// As [`gemm_gathered`] asserts.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gathered_tile<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    ars: usize,
+    src: *const f32,
+    offsets: *const usize,
+    (base0, base1): (usize, usize),
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+) {
+    let mut lo = [_mm256_setzero_ps(); R];
+    let mut hi = [_mm256_setzero_ps(); R];
+    for p in 0..kc {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let row = src.add(*offsets.add(p));
+            let b0 = _mm256_loadu_ps(row.add(base0));
+            let b1 = _mm256_loadu_ps(row.add(base1));
+            let ap = a.add(p);
+            for r in 0..R {
+                let av = _mm256_broadcast_ss(&*ap.add(r * ars));
+                lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
+                hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+            }
+        }
+    }
+    let one = _mm256_set1_ps(1.0);
+    for r in 0..R {
+        // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`.
+        unsafe {
+            let cr = c.add(r * ldc);
+            _mm256_storeu_ps(cr, _mm256_fmadd_ps(one, lo[r], _mm256_loadu_ps(cr)));
+            if nr == NR {
+                _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(one, hi[r], _mm256_loadu_ps(cr.add(8))));
+            }
+        }
+    }
+}
+
 /// The sum of the eight lanes of each of four vectors: `[sum v0, sum v1, sum v2, sum v3]`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
