@@ -632,7 +632,7 @@ fn forward_direct(g: &ConvGeometry, filters: usize, x: &[f32], weight: &[f32], y
     for c in 0..g.channels {
         for r in 0..rows {
             let dst = (c * ph + r + g.padding[0]) * pw + g.padding[1];
-            padded[dst..dst + cols].copy_from_slice(&x[(c * h + r) * w..][..cols]);
+            copy_short(&mut padded[dst..dst + cols], &x[(c * h + r) * w..][..cols]);
         }
     }
     let (patch, n) = (g.patch_len(), g.positions());
@@ -640,10 +640,18 @@ fn forward_direct(g: &ConvGeometry, filters: usize, x: &[f32], weight: &[f32], y
     let mut k0 = 0;
     while k0 < patch {
         let kc = super::avx2::KC.min(patch - k0);
-        for (p, o) in offsets[..kc].iter_mut().enumerate() {
-            let (c, ij) = ((k0 + p) / (g.kernel[0] * g.kernel[1]), (k0 + p) % (g.kernel[0] * g.kernel[1]));
-            let (i, j) = (ij / g.kernel[1], ij % g.kernel[1]);
+        // Column row `k0 + p` is `(c, i, j)`, counted with `j` fastest.
+        let taps = g.kernel[0] * g.kernel[1];
+        let (mut c, mut i, mut j) = (k0 / taps, (k0 % taps) / g.kernel[1], k0 % g.kernel[1]);
+        for o in &mut offsets[..kc] {
             *o = c * plane + i * g.dilation[0] * pw + j * g.dilation[1];
+            j += 1;
+            if j == g.kernel[1] {
+                (i, j) = (i + 1, 0);
+                if i == g.kernel[0] {
+                    (c, i) = (c + 1, 0);
+                }
+            }
         }
         // The slice `k0..k0 + kc` of the sums, added to `y` as `gemm` adds each slice
         // of `KC`.
