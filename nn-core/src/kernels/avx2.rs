@@ -434,8 +434,10 @@ unsafe fn tile<const R: usize>(
 /// as vectors of eight from wherever they lie (the columns of a convolution, read from
 /// its padded input: `width` output columns per output row, `stride` floats between
 /// padded rows). `A` has row stride `ars`, `C` row stride `ldc`; `n` and `width` are
-/// multiples of 8. The same tiles, in the same order of summation, as [`gemm`] with
-/// `alpha = 1`, `beta = 1` and `B` stored, for `k <= KC`: the same bits.
+/// multiples of 8. With `start` given, `C`'s values are not read: the sums are added to
+/// `start[i]` (a bias), or to zero when `start` is `Some(None)`. The same tiles, in the
+/// same order of summation, as [`gemm`] with `alpha = 1`, `beta = 1`, `B` stored and `C`
+/// holding `start`, for `k <= KC`: the same bits.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -449,6 +451,7 @@ pub unsafe fn gemm_gathered(
     src: &[f32],
     offsets: &[usize],
     (width, stride): (usize, usize),
+    start: Option<Option<&[f32]>>,
     c: &mut [f32],
     ldc: usize,
     n: usize,
@@ -465,6 +468,7 @@ pub unsafe fn gemm_gathered(
             && (m == 0 || (m - 1) * ars + k <= a.len())
             && (m == 0 || (m - 1) * ldc + n <= c.len())
             && (k == 0 || n == 0 || reach <= src.len())
+            && start.flatten().is_none_or(|b| b.len() >= m)
     );
     let base = |j: usize| (j / width) * stride + j % width;
     let (ap, sp, op, cp) = (a.as_ptr(), src.as_ptr(), offsets.as_ptr(), c.as_mut_ptr());
@@ -475,17 +479,22 @@ pub unsafe fn gemm_gathered(
         while j0 < n {
             let nr = NR.min(n - j0);
             let bases = (base(j0), if nr == NR { base(j0 + 8) } else { base(j0) });
+            let from = match start {
+                None => Start::Load,
+                Some(None) => Start::Zero,
+                Some(Some(bias)) => Start::Bias(bias[i..].as_ptr()),
+            };
             // SAFETY: rows `i..i + mr` of A (`k` columns each), the offsets and the
             // tile of C are in bounds (asserted); every read of `src` is below `reach`.
             unsafe {
                 let (at, ct) = (ap.add(i * ars), cp.add(i * ldc + j0));
                 match mr {
-                    6 => gathered_tile::<6>(k, at, ars, sp, op, bases, ct, ldc, nr),
-                    5 => gathered_tile::<5>(k, at, ars, sp, op, bases, ct, ldc, nr),
-                    4 => gathered_tile::<4>(k, at, ars, sp, op, bases, ct, ldc, nr),
-                    3 => gathered_tile::<3>(k, at, ars, sp, op, bases, ct, ldc, nr),
-                    2 => gathered_tile::<2>(k, at, ars, sp, op, bases, ct, ldc, nr),
-                    _ => gathered_tile::<1>(k, at, ars, sp, op, bases, ct, ldc, nr),
+                    6 => gathered_tile::<6>(k, at, ars, sp, op, bases, from, ct, ldc, nr),
+                    5 => gathered_tile::<5>(k, at, ars, sp, op, bases, from, ct, ldc, nr),
+                    4 => gathered_tile::<4>(k, at, ars, sp, op, bases, from, ct, ldc, nr),
+                    3 => gathered_tile::<3>(k, at, ars, sp, op, bases, from, ct, ldc, nr),
+                    2 => gathered_tile::<2>(k, at, ars, sp, op, bases, from, ct, ldc, nr),
+                    _ => gathered_tile::<1>(k, at, ars, sp, op, bases, from, ct, ldc, nr),
                 }
             }
             j0 += nr;
@@ -494,9 +503,18 @@ pub unsafe fn gemm_gathered(
     }
 }
 
+/// Where the sums of a tile of [`gemm_gathered`] are added: to `C`, to zero, or to one
+/// value per row (`R` of them from the pointer).
+#[derive(Clone, Copy)]
+enum Start {
+    Load,
+    Zero,
+    Bias(*const f32),
+}
+
 /// The tile of [`gemm_gathered`]: [`tile`] with `alpha = beta = 1` and the rows of `B`
 /// read at `src + offsets[p] + base` (`nr` is 8 or 16; with 8 only the first vector's
-/// sums are added).
+/// sums are added), added to what `start` says.
 ///
 /// # Safety
 /// As [`gemm_gathered`] asserts.
@@ -510,6 +528,7 @@ unsafe fn gathered_tile<const R: usize>(
     src: *const f32,
     offsets: *const usize,
     (base0, base1): (usize, usize),
+    start: Start,
     c: *mut f32,
     ldc: usize,
     nr: usize,
@@ -535,9 +554,14 @@ unsafe fn gathered_tile<const R: usize>(
         // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`.
         unsafe {
             let cr = c.add(r * ldc);
-            _mm256_storeu_ps(cr, _mm256_fmadd_ps(one, lo[r], _mm256_loadu_ps(cr)));
+            let (c0, c1) = match start {
+                Start::Load => (_mm256_loadu_ps(cr), if nr == NR { _mm256_loadu_ps(cr.add(8)) } else { one }),
+                Start::Zero => (_mm256_setzero_ps(), _mm256_setzero_ps()),
+                Start::Bias(b) => (_mm256_set1_ps(*b.add(r)), _mm256_set1_ps(*b.add(r))),
+            };
+            _mm256_storeu_ps(cr, _mm256_fmadd_ps(one, lo[r], c0));
             if nr == NR {
-                _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(one, hi[r], _mm256_loadu_ps(cr.add(8))));
+                _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(one, hi[r], c1));
             }
         }
     }

@@ -565,15 +565,16 @@ fn forward_samples_by(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = direct;
     for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
+        #[cfg(target_arch = "x86_64")]
+        if direct {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { forward_direct(g, filters, xb, &weight[..filters * patch], bias, yb, scratch) };
+            continue;
+        }
         // The bias is the GEMM's initial value (beta = 1): no second pass.
         match bias {
             Some(bias) => yb.chunks_exact_mut(n).zip(bias).for_each(|(row, &b)| row.fill(b)),
             None => yb.fill(0.0),
-        }
-        #[cfg(target_arch = "x86_64")]
-        if direct {
-            forward_direct(g, filters, xb, &weight[..filters * patch], yb, scratch);
-            continue;
         }
         for (start, len) in tiles(n) {
             let cols = if g.is_pointwise() {
@@ -619,9 +620,22 @@ pub const DIRECT_MAX_FLOATS: usize = 16 * 1024;
 /// columns of output row `oy` is the padded row `oy + i dilation` of channel `c` from
 /// column `j dilation` on. The same sums in the same order as [`im2col`] and
 /// [`gemm`], so the same bits, without writing the columns and packing them again
-/// (8x8 digits, 16 to 32 channels: 3.2 µs of 13).
+/// (8x8 digits, 16 to 32 channels: 3.2 µs of 13). The bias (or zero) is where the
+/// first slice of sums starts.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-fn forward_direct(g: &ConvGeometry, filters: usize, x: &[f32], weight: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_direct(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
     let (ph, pw) = padded_size(g);
     let (h, w, plane) = (g.height, g.width, ph * pw);
     let padded = &mut scratch[..g.channels * plane];
@@ -666,6 +680,7 @@ fn forward_direct(g: &ConvGeometry, filters: usize, x: &[f32], weight: &[f32], y
                 padded,
                 &offsets[..kc],
                 (g.out_width, pw),
+                (k0 == 0).then_some(bias),
                 y,
                 n,
                 n,
@@ -950,7 +965,7 @@ mod tests {
             let bias: Vec<f32> = (0..filters).map(|i| value(i, 3)).collect();
             let mut scratch = vec![f32::NAN; scratch_len(patch, n).max(padded_len(&g).unwrap_or(0))];
             for bias in [Some(&bias[..]), None] {
-                let (mut direct, mut columns) = (vec![0.0; batch * filters * n], vec![0.0; batch * filters * n]);
+                let (mut direct, mut columns) = (vec![f32::NAN; batch * filters * n], vec![0.0; batch * filters * n]);
                 forward_samples_by(&g, filters, &x, &weight, bias, &mut direct, &mut scratch, true);
                 forward_samples_by(&g, filters, &x, &weight, bias, &mut columns, &mut scratch, false);
                 let differs = bits(&direct).iter().zip(bits(&columns)).position(|(a, b)| *a != b);
