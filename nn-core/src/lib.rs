@@ -46,6 +46,8 @@ pub mod weights;
 #[cfg(feature = "std")]
 pub mod data;
 #[cfg(feature = "std")]
+pub mod guide;
+#[cfg(feature = "std")]
 pub mod io;
 #[cfg(feature = "alloc")]
 pub mod report;
