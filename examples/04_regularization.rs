@@ -168,7 +168,8 @@ pub struct Report {
 impl Report {
     /// The mean over seeds of `value` for the run called `name`.
     pub fn mean(&self, name: &str, value: impl Fn(&RunReport) -> f32) -> f32 {
-        let values: Vec<f32> = self.seeds.iter().flat_map(|s| s.runs.iter().filter(|r| r.name == name)).map(value).collect();
+        let values: Vec<f32> =
+            self.seeds.iter().flat_map(|s| s.runs.iter().filter(|r| r.name == name)).map(value).collect();
         values.iter().sum::<f32>() / values.len() as f32
     }
 
