@@ -8,19 +8,20 @@
 //! The table of the same concepts with the API item, the example that shows it at
 //! full size and the test that checks it against PyTorch is `docs/concepts.md`.
 //!
-//! 1. Building blocks: neuron, weight, bias, activation function,
-//!    layer, perceptron
-//! 2. Training: backpropagation, learning rate, (mini-)batch, epoch, optimization
-//!    (GD, Adam), loss function
-//! 3. Regularization strategies: early stopping, learning-rate decay, weight decay
-//!    (L1, L2), constraints, dropout
-//! 4. Transfer learning
-//! 5. Convolutional networks: convolution filter, stride, padding, pooling (max,
-//!    average)
-//! 6. Recurrent networks and attention: RNN, LSTM, GRU, bidirectional RNN, attention,
-//!    Transformer
-//! 7. Autoencoders and generative models: autoencoder, GAN, DCGAN, CycleGAN
-//! 8. Siamese network
+//! 1. [신경망의 구성 요소 · Building blocks](#1-신경망의-구성-요소--building-blocks):
+//!    neuron, weight, bias, activation function, layer, perceptron
+//! 2. [학습 · Training](#2-학습--training): backpropagation, learning rate,
+//!    (mini-)batch, epoch, optimization (GD, Adam), loss function
+//! 3. [학습 규제 전략 · Regularization strategies](#3-학습-규제-전략--regularization-strategies):
+//!    early stopping, learning-rate decay, weight decay (L1, L2), constraints, dropout
+//! 4. [전이 학습 · Transfer learning](#4-전이-학습--transfer-learning)
+//! 5. [합성곱 신경망 · Convolutional networks](#5-합성곱-신경망--convolutional-networks-cnn):
+//!    convolution filter, stride, padding, pooling (max, average)
+//! 6. [순환 신경망과 어텐션 · Recurrent networks and attention](#6-순환-신경망과-어텐션--recurrent-networks-and-attention):
+//!    RNN, LSTM, GRU, bidirectional RNN, attention, Transformer
+//! 7. [오토인코더와 생성 모델 · Autoencoders and generative models](#7-오토인코더와-생성-모델--autoencoders-and-generative-models):
+//!    autoencoder, GAN, DCGAN, CycleGAN
+//! 8. [샴 네트워크 · Siamese network](#8-샴-네트워크--siamese-network)
 //!
 //! Every example declares its networks with [`network!`](crate::network) and imports
 //! [`prelude`](crate::prelude); data sets are built in place, small enough that the
