@@ -42,6 +42,7 @@ pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod quant;
 pub mod rng;
 pub mod shape;
 pub mod stream;

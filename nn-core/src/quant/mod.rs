@@ -1,0 +1,117 @@
+//! Integer-only int8 inference, bit-exact with TensorFlow Lite Micro's reference
+//! kernels (and so with CMSIS-NN, which matches them).
+//!
+//! Tensors are int8 with a per-tensor affine quantization `real = scale * (q - zero_point)`;
+//! weights are int8 symmetric, per output channel or per tensor; biases are int32 with
+//! scale `input_scale * weight_scale`. Each operator is one small function over an
+//! explicit parameter struct, as in TensorFlow Lite's
+//! `kernels/internal/reference/integer_ops/`:
+//!
+//! | operator | function | TensorFlow Lite Micro |
+//! | --- | --- | --- |
+//! | Dense | [`fully_connected`] | `FullyConnected`, `FullyConnectedPerChannel` |
+//! | Conv1d, Conv2d, depthwise (`groups`) | [`conv2d`] | `ConvPerChannel`, `DepthwiseConvPerChannel` |
+//! | max and average pooling | [`max_pool2d`], [`average_pool2d`] | `MaxPool`, `AveragePool` |
+//! | add | [`add`] | `Add` |
+//! | softmax | [`softmax`] | `Softmax` (int8 in, int8 out) |
+//! | concat, flatten, reshape | [`concat`] and a plain copy | `Concatenation`, `Reshape` |
+//!
+//! The fixed-point helpers they share are in [`fixed_point`]; the parameters come from
+//! the real scales through [`prepare`], the only code here that uses floating point.
+//! Activations are laid out as the rest of the library lays them out: `[channels,
+//! height, width]` for one sample, filters `[filters, channels / groups, kh, kw]`.
+//! Nothing here allocates.
+//!
+//! ```
+//! use nn_core::quant::{fully_connected, prepare, FullyConnectedParams, Rounding};
+//!
+//! // y = relu(W x + b) with W = [[1, 2]], input scale 0.5, weight scale 0.25,
+//! // output scale 0.125: the real product 0.5 * 0.25 / 0.125 = 1.
+//! let multiplier = prepare::channel_multiplier(0.5, 0.25, 0.125, Rounding::Double);
+//! let params = FullyConnectedParams { input_offset: 0, filter_offset: 0, output_offset: 0,
+//!     activation_min: 0, activation_max: 127, rounding: Rounding::Double };
+//! let mut y = [0i8; 1];
+//! fully_connected(&params, &[3, -4], &[1, 2], Some(&[1]), &[multiplier], &mut y).unwrap();
+//! assert_eq!(y, [0]); // 3 - 8 + 1 = -4, clamped by the ReLU
+//! ```
+
+pub mod fixed_point;
+pub mod prepare;
+
+mod add;
+mod conv;
+mod fully_connected;
+mod pool;
+mod softmax;
+
+#[cfg(test)]
+mod golden_tests;
+
+pub use add::{add, AddParams};
+pub use conv::{conv2d, ConvParams};
+pub use fixed_point::Rounding;
+pub use fully_connected::{fully_connected, FullyConnectedParams};
+pub use pool::{average_pool2d, concat, max_pool2d, PoolParams};
+pub use prepare::{FusedActivation, QuantizedMultiplier};
+pub use softmax::{softmax, SoftmaxParams};
+
+/// Why an int8 kernel refused its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantError {
+    /// A buffer has the wrong number of elements for the operator's geometry.
+    Length {
+        /// The operator.
+        op: &'static str,
+        /// Which operand (`"input"`, `"filter"`, `"bias"`, `"multipliers"`, `"output"`).
+        operand: &'static str,
+        /// The length the geometry implies.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// The geometry itself is impossible (a zero stride, channels not divisible by the
+    /// groups, a pooling window that covers no input, an overflowing size).
+    Geometry {
+        /// The operator.
+        op: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl core::fmt::Display for QuantError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            QuantError::Length { op, operand, expected, found } => {
+                write!(f, "int8 {op}: {operand} has {found} elements, expected {expected}")
+            }
+            QuantError::Geometry { op, reason } => write!(f, "int8 {op}: {reason}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for QuantError {}
+
+/// Checks that `operand` of `op` has `expected` elements.
+fn check_len(op: &'static str, operand: &'static str, expected: usize, found: usize) -> Result<(), QuantError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(QuantError::Length { op, operand, expected, found })
+    }
+}
+
+/// `a * b * ...` or a geometry error naming `op` on overflow.
+fn checked_product(op: &'static str, factors: &[usize]) -> Result<usize, QuantError> {
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+        .ok_or(QuantError::Geometry { op, reason: "size overflows usize" })
+}
+
+/// Clamps a requantized value to `[min, max]` and to int8.
+#[inline]
+fn clamp_to_i8(value: i32, min: i32, max: i32) -> i8 {
+    value.max(min).min(max).clamp(-128, 127) as i8
+}
