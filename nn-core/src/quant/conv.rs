@@ -49,7 +49,7 @@ pub fn conv2d(
     const OP: &str = "conv2d";
     let g = &params.geometry;
     let (filters, groups) = (params.filters, params.groups);
-    if groups == 0 || g.channels % groups != 0 || filters % groups != 0 {
+    if groups == 0 || !g.channels.is_multiple_of(groups) || !filters.is_multiple_of(groups) {
         return Err(QuantError::Geometry { op: OP, reason: "channels and filters must be multiples of groups" });
     }
     if g.stride.contains(&0) || g.dilation.contains(&0) {
@@ -88,8 +88,9 @@ pub fn conv2d(
                         }
                     }
                 }
-                let scaled = multiply_by_quantized_multiplier(acc.wrapping_add(b), m.multiplier, m.shift, params.rounding)
-                    .wrapping_add(params.output_offset);
+                let scaled =
+                    multiply_by_quantized_multiplier(acc.wrapping_add(b), m.multiplier, m.shift, params.rounding)
+                        .wrapping_add(params.output_offset);
                 output[f * out_plane + oy * g.out_width + ox] =
                     clamp_to_i8(scaled, params.activation_min, params.activation_max);
             }

@@ -79,7 +79,13 @@ pub const fn saturating_rounding_multiply_by_pot(x: i32, exponent: i32) -> i32 {
 /// checks; the result is whatever they return.
 #[inline]
 pub const fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32, rounding: Rounding) -> i32 {
-    let shift = if shift < -31 { -31 } else if shift > 30 { 30 } else { shift };
+    let shift = if shift < -31 {
+        -31
+    } else if shift > 30 {
+        30
+    } else {
+        shift
+    };
     match rounding {
         Rounding::Double => {
             let left = if shift > 0 { shift as u32 } else { 0 };
@@ -167,7 +173,9 @@ const fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 
 /// `exp(a)` for `a <= 0` given in Q(`integer_bits`).(31 - `integer_bits`), returned in
 /// Q0.31: gemmlowp's `exp_on_negative_values`, which splits `a` into a multiple of 1/4
 /// (a product of tabulated `exp(-2^k)`) and a remainder in `[-1/4, 0)`.
+/// `integer_bits` is clamped to `0..=29` (softmax uses 5).
 pub const fn exp_on_negative_values(a: i32, integer_bits: u32) -> i32 {
+    let integer_bits = if integer_bits > 29 { 29 } else { integer_bits };
     let fractional_bits = 31 - integer_bits;
     let one_quarter = 1i32 << (fractional_bits - 2);
     let mask = one_quarter - 1;
@@ -199,7 +207,7 @@ pub const fn exp_on_negative_values(a: i32, integer_bits: u32) -> i32 {
         k += 1;
     }
     if integer_bits > 5 {
-        let clamp = -(1i32 << (36 - integer_bits) as u32);
+        let clamp = -(1i32 << (36 - integer_bits));
         if a < clamp {
             result = 0;
         }
@@ -236,7 +244,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn doubling_high_mul_rounds_half_away_from_zero_and_saturates() {
+    fn doubling_high_mul_rounds_ties_up_and_saturates() {
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
         // 3 * 2^30 / 2^31 = 1.5 -> 2; -1.5 -> -1.
         assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
@@ -271,10 +279,13 @@ mod tests {
     #[test]
     fn exp_of_zero_is_one_and_of_minus_one_is_e_inverse() {
         assert_eq!(exp_on_negative_values(0, 5), i32::MAX);
-        // exp(-1) * 2^31 = 790015084.1
+        // exp(-1) * 2^31 = 790015084.1; the polynomial and the products of tabulated
+        // exp(-1/4) and exp(-1/2) stay within 1e-6 of it.
         let minus_one_q5 = -(1 << 26);
         let e = exp_on_negative_values(minus_one_q5, 5);
-        assert!((e - 790_015_084).abs() <= 2, "{e}");
+        assert!((e - 790_015_084).abs() <= 2_000, "{e}");
+        // exp(-1/8) is the expansion's centre: its constant term exactly.
+        assert_eq!(exp_on_negative_values(-(1 << 23), 5), 1_895_147_668);
     }
 
     #[test]

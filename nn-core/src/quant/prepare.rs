@@ -66,13 +66,23 @@ pub fn activation_range(activation: FusedActivation, scale: f32, zero_point: i32
 
 /// The per-output-channel requantization of a convolution or a per-channel fully
 /// connected layer: `input_scale * filter_scale / output_scale` in `f64`.
-pub fn channel_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32, rounding: Rounding) -> QuantizedMultiplier {
+pub fn channel_multiplier(
+    input_scale: f32,
+    filter_scale: f32,
+    output_scale: f32,
+    rounding: Rounding,
+) -> QuantizedMultiplier {
     quantize_multiplier(input_scale as f64 * filter_scale as f64 / output_scale as f64, rounding)
 }
 
 /// The requantization of a fully connected layer with one weight scale
 /// (`GetQuantizedConvolutionMultipler`): the two scales are multiplied in `f32` first.
-pub fn tensor_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32, rounding: Rounding) -> QuantizedMultiplier {
+pub fn tensor_multiplier(
+    input_scale: f32,
+    filter_scale: f32,
+    output_scale: f32,
+    rounding: Rounding,
+) -> QuantizedMultiplier {
     quantize_multiplier((input_scale * filter_scale) as f64 / output_scale as f64, rounding)
 }
 
@@ -89,7 +99,8 @@ pub fn softmax_params(beta: f32, input_scale: f32, rounding: Rounding) -> super:
     let real = (beta as f64 * input_scale as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64).min(max_real);
     let input = quantize_multiplier(real, rounding);
     // floor(31 * 2^26 / 2^shift), exact in integers for a shift in 0..=31.
-    let radius = (((1i64 << SCALED_DIFF_INTEGER_BITS) - 1) << (31 - SCALED_DIFF_INTEGER_BITS)) >> input.shift.clamp(0, 62);
+    let radius =
+        (((1i64 << SCALED_DIFF_INTEGER_BITS) - 1) << (31 - SCALED_DIFF_INTEGER_BITS)) >> input.shift.clamp(0, 62);
     super::SoftmaxParams { input, diff_min: -(radius as i32), rounding }
 }
 
@@ -134,11 +145,17 @@ mod tests {
         assert_eq!(quantize_multiplier(3.0, Rounding::Double), QuantizedMultiplier { multiplier: 3 << 29, shift: 2 });
         // 1 - 2^-40 rounds up to 2^31 and renormalizes.
         let nearly_one = 1.0 - libm::ldexp(1.0, -40);
-        assert_eq!(quantize_multiplier(nearly_one, Rounding::Double), QuantizedMultiplier { multiplier: 1 << 30, shift: 1 });
+        assert_eq!(
+            quantize_multiplier(nearly_one, Rounding::Double),
+            QuantizedMultiplier { multiplier: 1 << 30, shift: 1 }
+        );
         assert_eq!(quantize_multiplier(1e-12, Rounding::Double), QuantizedMultiplier::default());
         assert_eq!(quantize_multiplier(0.0, Rounding::Double), QuantizedMultiplier::default());
         assert_eq!(quantize_multiplier(1e10, Rounding::Double).shift, 34);
-        assert_eq!(quantize_multiplier(1e10, Rounding::Single), QuantizedMultiplier { multiplier: i32::MAX, shift: 30 });
+        assert_eq!(
+            quantize_multiplier(1e10, Rounding::Single),
+            QuantizedMultiplier { multiplier: i32::MAX, shift: 30 }
+        );
     }
 
     #[test]

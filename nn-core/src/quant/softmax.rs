@@ -72,7 +72,8 @@ fn softmax_row(params: &SoftmaxParams, row: &[i8], out: &mut [i8]) {
     for (y, &x) in out.iter_mut().zip(row) {
         *y = match scaled_exp(x) {
             Some(e) => {
-                let unsaturated = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, e), exponent);
+                let unsaturated =
+                    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, e), exponent);
                 unsaturated.wrapping_add(-128).clamp(-128, 127) as i8
             }
             None => i8::MIN,
