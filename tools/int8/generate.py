@@ -199,7 +199,27 @@ def build(layers_fn, input_shapes, calibration_scale=1.0, count=4, seed=0, per_c
             bias.assign(RNG.normal(0, 0.3, size=tuple(bias.shape)).astype(np.float32))
     scales = calibration_scale if isinstance(calibration_scale, list) else [calibration_scale] * len(ins)
     calibration = [RNG.normal(0, sc, size=(64,) + s).astype(np.float32) for s, sc in zip(input_shapes, scales)]
+    build.last = (model, calibration)
     return convert(model, calibration, per_channel_dense), random_int8(input_shapes, count)
+
+
+def float_dense_stack():
+    """The float weights of the last built model of Dense layers ([out, in], PyTorch's
+    layout), and the calibration set the converter saw."""
+    model, calibration = build.last
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, L.Dense):
+            kernel, bias = (np.asarray(v) for v in layer.get_weights())
+            layers.append(
+                {
+                    "weight": kernel.T.reshape(-1).astype(float).tolist(),
+                    "bias": bias.astype(float).tolist(),
+                    "units": int(kernel.shape[1]),
+                    "activation": layer.get_config()["activation"],
+                }
+            )
+    return {"float_model": {"layers": layers, "calibration": calibration[0].reshape(len(calibration[0]), -1).astype(float).tolist()}}
 
 
 L = tf.keras.layers
@@ -338,7 +358,7 @@ def main():
         seed=14,
         count=8,
     )
-    run("model_digits_mlp", m, x)
+    run("model_digits_mlp", m, x, "with the float weights and calibration set it was converted from", float_dense_stack())
     m, x = build(
         lambda a: L.Softmax()(
             L.Dense(10)(

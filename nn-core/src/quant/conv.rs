@@ -102,6 +102,6 @@ pub fn conv2d(
 /// The input index `o * stride + k * dilation - padding` if it lies in `0..size`.
 #[inline]
 fn tap(o: usize, k: usize, stride: usize, dilation: usize, padding: usize, size: usize) -> Option<usize> {
-    let index = (o * stride + k * dilation).checked_sub(padding)?;
+    let index = o.checked_mul(stride)?.checked_add(k.checked_mul(dilation)?)?.checked_sub(padding)?;
     (index < size).then_some(index)
 }

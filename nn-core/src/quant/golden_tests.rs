@@ -368,3 +368,74 @@ fn single_rounding_differs_on_the_halves_and_matches_its_own_reference() {
         }
     }
 }
+
+#[test]
+fn calibration_of_the_float_mlp_reproduces_the_converter() {
+    use super::calibrate::{quantize_dense_stack, FloatDense};
+    let fixture = load("model_digits_mlp");
+    let float_model = &fixture["float_model"];
+    let floats = |v: &Value| -> Vec<f32> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
+    let layers_json = float_model["layers"].as_array().unwrap();
+    let weights: Vec<Vec<f32>> = layers_json.iter().map(|l| floats(&l["weight"])).collect();
+    let biases: Vec<Vec<f32>> = layers_json.iter().map(|l| floats(&l["bias"])).collect();
+    let layers: Vec<FloatDense<'_>> = layers_json
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let outputs = l["units"].as_u64().unwrap() as usize;
+            FloatDense {
+                weight: &weights[i],
+                bias: &biases[i],
+                inputs: weights[i].len() / outputs,
+                outputs,
+                activation: match l["activation"].as_str().unwrap() {
+                    "relu" => FusedActivation::Relu,
+                    "linear" => FusedActivation::None,
+                    other => panic!("activation {other}"),
+                },
+            }
+        })
+        .collect();
+    let calibration: Vec<f32> = float_model["calibration"].as_array().unwrap().iter().flat_map(floats).collect();
+    let quantized = quantize_dense_stack(&layers, &calibration, Rounding::Double).unwrap();
+
+    let ops = fixture["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), quantized.len());
+    for (l, (op, q)) in ops.iter().zip(&quantized).enumerate() {
+        let id = |k: &str, i: usize| op[k][i].as_i64().unwrap();
+        let (input, weight, bias, output) = (
+            tensor(&fixture, id("inputs", 0)),
+            tensor(&fixture, id("inputs", 1)),
+            tensor(&fixture, id("inputs", 2)),
+            tensor(&fixture, id("outputs", 0)),
+        );
+        assert_eq!(q.weight_scales, weight.scales(), "layer {l}: weight scales");
+        assert_eq!(q.weight, weight.data_i8(), "layer {l}: int8 weights");
+        for (found, expected) in [(q.input, &input), (q.output, &output)] {
+            // The input's range is the calibration set's, exactly; later ranges come
+            // from an f32 forward whose sums may round differently in the last bit
+            // (measured: at most one unit in the last place of the scale).
+            let relative = ((found.scale - expected.scale()) / expected.scale()).abs();
+            assert!(relative < 2.5e-7, "layer {l}: scale {} against {}", found.scale, expected.scale());
+            assert_eq!(found.zero_point, expected.zero_point(), "layer {l}: zero point");
+        }
+        if l == 0 {
+            assert_eq!(q.input.scale, input.scale(), "the input scale is exact");
+        }
+        assert_eq!(q.bias, bias.data_i32(), "layer {l}: int32 biases");
+    }
+
+    // The calibrated stack, run in integers, gives the interpreter's outputs: the
+    // one-ulp scale differences do not move any multiplier far enough to matter here.
+    let input_id = fixture["inputs"][0].as_i64().unwrap();
+    let output_id = fixture["outputs"][0].as_i64().unwrap();
+    for s in 0..tensor(&fixture, input_id).sample_count() {
+        let mut x = tensor(&fixture, input_id).sample(s);
+        for q in &quantized {
+            let mut y = vec![0i8; q.bias.len()];
+            q.forward(&x, &mut y).unwrap();
+            x = y;
+        }
+        assert_eq!(x, tensor(&fixture, output_id).sample(s), "sample {s}");
+    }
+}

@@ -17,7 +17,9 @@
 //! | concat, flatten, reshape | [`concat`] and a plain copy | `Concatenation`, `Reshape` |
 //!
 //! The fixed-point helpers they share are in [`fixed_point`]; the parameters come from
-//! the real scales through [`prepare`], the only code here that uses floating point.
+//! the real scales through [`prepare`], and the scales themselves from an f32 model and
+//! a calibration set through `calibrate` (with `alloc`): the only code here that uses
+//! floating point.
 //! Activations are laid out as the rest of the library lays them out: `[channels,
 //! height, width]` for one sample, filters `[filters, channels / groups, kh, kw]`.
 //! Nothing here allocates.
@@ -35,6 +37,8 @@
 //! assert_eq!(y, [0]); // 3 - 8 + 1 = -4, clamped by the ReLU
 //! ```
 
+#[cfg(feature = "alloc")]
+pub mod calibrate;
 pub mod fixed_point;
 pub mod prepare;
 
@@ -114,4 +118,94 @@ fn checked_product(op: &'static str, factors: &[usize]) -> Result<usize, QuantEr
 #[inline]
 fn clamp_to_i8(value: i32, min: i32, max: i32) -> i8 {
     value.max(min).min(max).clamp(-128, 127) as i8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::ConvGeometry;
+    use crate::kernels::pool::PoolGeometry;
+
+    const FC: FullyConnectedParams = FullyConnectedParams {
+        input_offset: 0,
+        filter_offset: 0,
+        output_offset: 0,
+        activation_min: -128,
+        activation_max: 127,
+        rounding: Rounding::Double,
+    };
+    const ONE: QuantizedMultiplier = QuantizedMultiplier { multiplier: 1 << 30, shift: 1 };
+
+    #[test]
+    fn wrong_lengths_are_typed_errors_naming_the_operand() {
+        let mut y = [0i8; 2];
+        assert_eq!(
+            fully_connected(&FC, &[1, 2, 3], &[0; 5], None, &[ONE], &mut y),
+            Err(QuantError::Length { op: "fully_connected", operand: "filter", expected: 6, found: 5 })
+        );
+        assert_eq!(
+            fully_connected(&FC, &[1, 2, 3], &[0; 6], Some(&[0; 3]), &[ONE], &mut y),
+            Err(QuantError::Length { op: "fully_connected", operand: "bias", expected: 2, found: 3 })
+        );
+        assert_eq!(
+            add(
+                &prepare::add_params((1.0, 0), (1.0, 0), (1.0, 0), FusedActivation::None, Rounding::Double),
+                &[0; 2],
+                &[0; 3],
+                &mut y
+            ),
+            Err(QuantError::Length { op: "add", operand: "input2", expected: 2, found: 3 })
+        );
+        let softmax_params = prepare::softmax_params(1.0, 0.1, Rounding::Double);
+        assert!(matches!(softmax(&softmax_params, &[0; 2], 3, &mut y), Err(QuantError::Geometry { .. })));
+        assert!(matches!(concat(&[&[1], &[2, 3]], &mut y), Err(QuantError::Length { .. })));
+    }
+
+    #[test]
+    fn impossible_geometries_are_errors_not_panics() {
+        let geometry = ConvGeometry {
+            channels: 3,
+            height: 2,
+            width: 2,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            out_height: 2,
+            out_width: 2,
+        };
+        let params = ConvParams {
+            geometry,
+            filters: 4,
+            groups: 2,
+            input_offset: 0,
+            output_offset: 0,
+            activation_min: -128,
+            activation_max: 127,
+            rounding: Rounding::Double,
+        };
+        let mut y = [0i8; 16];
+        assert!(matches!(conv2d(&params, &[0; 12], &[0; 6], None, &[ONE], &mut y), Err(QuantError::Geometry { .. })));
+        let params = ConvParams { groups: 1, geometry: ConvGeometry { stride: [0, 1], ..geometry }, ..params };
+        assert!(matches!(conv2d(&params, &[0; 12], &[0; 12], None, &[ONE], &mut y), Err(QuantError::Geometry { .. })));
+        // A window that starts past the input covers nothing.
+        let pool = PoolParams {
+            geometry: PoolGeometry {
+                height: 2,
+                width: 2,
+                size: [1, 1],
+                stride: [3, 3],
+                padding: [0, 0],
+                out_height: 2,
+                out_width: 2,
+            },
+            activation_min: -128,
+            activation_max: 127,
+        };
+        let mut y = [0i8; 4];
+        assert!(matches!(average_pool2d(&pool, &[1, 2, 3, 4], &mut y), Err(QuantError::Geometry { .. })));
+        // Max pooling of the same windows yields the int8 minimum where a window is empty.
+        max_pool2d(&pool, &[1, 2, 3, 4], &mut y).unwrap();
+        assert_eq!(y, [1, -128, -128, -128]);
+    }
 }
