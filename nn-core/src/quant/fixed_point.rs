@@ -74,7 +74,7 @@ pub const fn saturating_rounding_multiply_by_pot(x: i32, exponent: i32) -> i32 {
 /// of TensorFlow Lite's `MultiplyByQuantizedMultiplier`.
 ///
 /// `multiplier` is a Q0.31 value in `[2^30, 2^31)` (or 0) and `shift` lies in `-31..=30`,
-/// as [`quantize_multiplier`](super::quantize_multiplier) returns them. Intermediate
+/// as [`quantize_multiplier`](super::prepare::quantize_multiplier) returns them. Intermediate
 /// overflow wraps as in the reference kernels, which are compiled without overflow
 /// checks; the result is whatever they return.
 #[inline]

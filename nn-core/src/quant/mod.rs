@@ -14,7 +14,7 @@
 //! | max and average pooling | [`max_pool2d`], [`average_pool2d`] | `MaxPool`, `AveragePool` |
 //! | add | [`add`] | `Add` |
 //! | softmax | [`softmax`] | `Softmax` (int8 in, int8 out) |
-//! | concat, flatten, reshape | [`concat`] and a plain copy | `Concatenation`, `Reshape` |
+//! | concat, flatten, reshape | [`concat()`] and a plain copy | `Concatenation`, `Reshape` |
 //!
 //! The fixed-point helpers they share are in [`fixed_point`]; the parameters come from
 //! the real scales through [`prepare`], and the scales themselves from an f32 model and
