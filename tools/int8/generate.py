@@ -283,6 +283,53 @@ def halves_inputs(model_bytes, want, tries=200000):
     return found, {"single_rounding_output": single}
 
 
+def conv_halves_inputs(model_bytes, input_shape, want, tries=3000):
+    """Input images for a one-layer convolution (or depthwise convolution) model without
+    fused activation on which double and single rounding give different int8 outputs;
+    the accumulators come from an exact float64 convolution of the integer values."""
+    model = runtime.convert_bytearray_to_object(bytearray(model_bytes))
+    graph = model.subgraphs[0]
+    op = graph.operators[0]
+    kind = OP_NAMES[runtime.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex])]
+    tin, tw, tb, tout = (graph.tensors[i] for i in (op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[0]))
+    data = lambda t, dt: np.frombuffer(bytes(bytearray(model.buffers[t.buffer].data)), dtype=dt)
+    w = data(tw, np.int8).astype(np.float64).reshape(tw.shape)
+    b = data(tb, np.int32).astype(np.int64)
+    zin, zout = int(tin.quantization.zeroPoint[0]), int(tout.quantization.zeroPoint[0])
+    s_in, s_out = float(tin.quantization.scale[0]), float(tout.quantization.scale[0])
+    pairs = [quantize_multiplier(s_in * float(sc) / s_out) for sc in tw.quantization.scale]
+    o = op.builtinOptions
+    padding = "SAME" if o.padding == 0 else "VALID"
+    rows = RNG.integers(-128, 128, size=(tries,) + input_shape)
+    x = tf.constant((rows - zin).astype(np.float64))
+    if kind == "CONV_2D":
+        acc = tf.nn.conv2d(x, tf.constant(w.transpose(1, 2, 3, 0)), [1, o.strideH, o.strideW, 1], padding,
+                           dilations=[o.dilationHFactor, o.dilationWFactor])
+    else:
+        kh, kw = tw.shape[1], tw.shape[2]
+        c = input_shape[-1]
+        acc = tf.nn.depthwise_conv2d(x, tf.constant(w.reshape(kh, kw, c, -1)), [1, o.strideH, o.strideW, 1], padding)
+    acc = np.rint(acc.numpy()).astype(np.int64) + b
+    found, single = [], []
+    for r in range(tries):
+        flat = acc[r].reshape(-1, acc.shape[-1])
+        outs, differs = [], False
+        for pos in range(flat.shape[0]):
+            for ch in range(flat.shape[1]):
+                m, sh = pairs[ch]
+                a = int(flat[pos, ch])
+                d = min(max(mbqm(a, m, sh, False) + zout, -128), 127)
+                e = min(max(mbqm(a, m, sh, True) + zout, -128), 127)
+                outs.append(e)
+                differs |= d != e
+        if differs:
+            found.append([rows[r].astype(np.int8)[None]])
+            single.append(outs)
+            if len(found) == want:
+                break
+    return found, {"single_rounding_output": single}
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
 
@@ -309,6 +356,8 @@ def main():
     run("conv2d_4x4_stride2_same", m, x)
     m, x = build(lambda a: L.Conv2D(2, 3, dilation_rate=2)(a), [(9, 8, 2)], seed=6)
     run("conv2d_3x3_dilation2", m, x)
+    halves, single = conv_halves_inputs(m, (9, 8, 2), 3)
+    run("conv2d_3x3_dilation2_halves", m, halves, "inputs on which double and single rounding differ", single)
     try:
         m, x = build(lambda a: L.Conv2D(6, 3, padding="same", groups=2)(a), [(6, 5, 4)], seed=7)
         run("conv2d_3x3_groups2", m, x)
@@ -316,6 +365,8 @@ def main():
         print("conv2d groups skipped:", e, file=sys.stderr)
     m, x = build(lambda a: L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2)(a), [(7, 8, 3)], seed=8)
     run("depthwise_conv2d_3x3_stride2_same_mult2", m, x)
+    halves, single = conv_halves_inputs(m, (7, 8, 3), 3)
+    run("depthwise_conv2d_3x3_stride2_same_mult2_halves", m, halves, "inputs on which double and single rounding differ", single)
     m, x = build(lambda a: L.DepthwiseConv2D((2, 3), activation="relu")(a), [(5, 6, 4)], seed=9)
     run("depthwise_conv2d_2x3_valid_relu", m, x)
     try:
@@ -347,6 +398,9 @@ def main():
     # Softmax over dense logits (beta 1), and reshape (flatten) before a dense layer.
     m, x = build(lambda a: L.Softmax()(L.Dense(10)(a)), [(12,)], seed=12, count=8)
     run("softmax", m, x)
+    # Input differences beyond the softmax's radius (diff_min) give exactly -128.
+    m, x = build(lambda a: L.Softmax()(a), [(17,)], calibration_scale=12.0, count=8)
+    run("softmax_wide_inputs", m, x)
     m, x = build(lambda a: L.Dense(4)(L.Flatten()(L.Conv2D(2, 3)(a))), [(5, 6, 2)], seed=13)
     run("reshape_conv_dense", m, x)
 
