@@ -43,6 +43,7 @@ pub mod fixed_point;
 pub mod prepare;
 
 mod add;
+mod concat;
 mod conv;
 mod fully_connected;
 mod pool;
@@ -52,10 +53,11 @@ mod softmax;
 mod golden_tests;
 
 pub use add::{add, AddParams};
+pub use concat::concat;
 pub use conv::{conv2d, ConvParams};
 pub use fixed_point::Rounding;
 pub use fully_connected::{fully_connected, FullyConnectedParams};
-pub use pool::{average_pool2d, concat, max_pool2d, PoolParams};
+pub use pool::{average_pool2d, max_pool2d, PoolParams};
 pub use prepare::{FusedActivation, QuantizedMultiplier};
 pub use softmax::{softmax, SoftmaxParams};
 

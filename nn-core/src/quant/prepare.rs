@@ -106,7 +106,6 @@ pub fn softmax_params(beta: f32, input_scale: f32, rounding: Rounding) -> super:
 
 /// `CalculateOpDataAdd` for int8: both inputs are rescaled to `2 * max(scale1, scale2)`
 /// after a left shift of 20 bits, summed, then rescaled to the output.
-#[allow(clippy::too_many_arguments)]
 pub fn add_params(
     input1: (f32, i32),
     input2: (f32, i32),
