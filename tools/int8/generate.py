@@ -429,6 +429,17 @@ def main():
     )
     run("model_tiny_cnn", m, x)
 
+    # The same kind of MLP with one weight scale per tensor instead of per channel.
+    m, x = build(
+        lambda a: L.Dense(10)(L.Dense(16, activation="relu")(L.Dense(32, activation="relu")(a))),
+        [(64,)],
+        calibration_scale=4.0,
+        seed=16,
+        count=8,
+        per_channel_dense=False,
+    )
+    run("model_digits_mlp_per_tensor", m, x, "weights quantized per tensor", float_dense_stack())
+
 
 if __name__ == "__main__":
     main()

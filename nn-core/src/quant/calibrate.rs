@@ -1,23 +1,24 @@
 //! Post-training quantization of a stack of f32 Dense layers, following TensorFlow
 //! Lite's int8 specification as its converter applies it:
 //!
-//! - weights int8 symmetric per output channel: `scale = max|w| / 127`, values in
-//!   `[-127, 127]`;
+//! - weights int8 symmetric per output channel (or, on request, per tensor):
+//!   `scale = max|w| / 127`, values in `[-127, 127]`;
 //! - biases int32 with scale `input_scale * weight_scale`;
 //! - activations int8 asymmetric per tensor, from the minimum and maximum each tensor
 //!   reaches over a calibration set (widened to contain 0): `scale = (max - min) / 255`,
-//!   zero point `-128 - min / scale` rounded and kept in `[-128, 127]`.
+//!   zero point `-128 - min / scale` rounded and kept in `[-128, 127]`, in `f32`.
 //!
-//! Scales are derived in `f64` and stored in `f32`, as the converter stores them; the
-//! integer weights and biases are rounded against the `f64` scales (ties away from
-//! zero), as the converter rounds them. Quantization is preparation: it uses floating
+//! Weight scales are derived in `f64` and stored in `f32`; the integer weights and
+//! biases are rounded against the `f64` scales (ties away from zero). On the
+//! converter's own models this reproduces its weights, biases, weight scales and the
+//! input's scale and zero point exactly (`tests/fixtures/int8/model_digits_mlp*`). Quantization is preparation: it uses floating
 //! point and allocates; the result runs with the integer kernels alone.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use super::fixed_point::Rounding;
-use super::prepare::{activation_range, channel_multiplier, FusedActivation};
+use super::prepare::{activation_range, channel_multiplier, tensor_multiplier, FusedActivation};
 use super::{check_len, checked_product, fully_connected, FullyConnectedParams, QuantError, QuantizedMultiplier};
 
 /// An f32 Dense layer to quantize: `weight[outputs, inputs]` (PyTorch's `Linear`
@@ -76,69 +77,88 @@ impl MinMax {
 }
 
 /// The int8 asymmetric quantization of the real range `[min, max]` (widened to
-/// contain 0), and its scale in `f64` before it is stored in `f32`.
+/// contain 0), and its scale in `f64` (the stored `f32` scale, widened).
+///
+/// As TensorFlow Lite's `GetAsymmetricQuantizationParams`, in `f32`:
+/// `scale = (max - min) / 255`, zero point `round(-128 - min / scale)` kept in
+/// `[-128, 127]`. A range of zero width gets scale 1 and zero point -128.
 pub fn activation_quantization(min: f32, max: f32) -> (TensorQuantization, f64) {
-    let (qmin, qmax) = (-128.0f64, 127.0f64);
-    let rmin = (min as f64).min(0.0);
-    let rmax = (max as f64).max(0.0);
-    if !(rmax - rmin).is_finite() || (rmax - rmin).abs() < f64::EPSILON {
+    let (qmin, qmax) = (-128.0f32, 127.0f32);
+    let rmin = min.min(0.0);
+    let rmax = max.max(0.0);
+    let scale = (rmax - rmin) / (qmax - qmin);
+    if !scale.is_finite() || scale == 0.0 {
         return (TensorQuantization { scale: 1.0, zero_point: -128 }, 1.0);
     }
-    let scale = (rmax - rmin) / (qmax - qmin);
-    // The zero point from whichever end adds the smaller terms.
-    let from_min = qmin - rmin / scale;
-    let from_max = qmax - rmax / scale;
-    let error_min = qmin.abs() + (rmin / scale).abs();
-    let error_max = qmax.abs() + (rmax / scale).abs();
-    let zero_point = if error_min < error_max { from_min } else { from_max };
-    let zero_point = if zero_point < qmin {
+    let zero_point_from_min = qmin - rmin / scale;
+    let zero_point = if zero_point_from_min < qmin {
         -128
-    } else if zero_point > qmax {
+    } else if zero_point_from_min > qmax {
         127
     } else {
-        libm::round(zero_point) as i32
+        libm::roundf(zero_point_from_min) as i32
     };
-    (TensorQuantization { scale: scale as f32, zero_point }, scale)
+    (TensorQuantization { scale, zero_point }, scale as f64)
 }
 
-/// Quantizes `weight[outputs, inputs]` symmetrically per output channel into `q`,
-/// writing each channel's scale (`f32`) into `scales`; returns the `f64` scales.
-pub fn quantize_weights_per_channel(
+/// Whether weights get one scale per output channel (the specification's default for
+/// convolutions and the converter's for Dense) or one for the whole tensor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WeightGranularity {
+    /// One scale per output channel (row of `[outputs, inputs]`).
+    #[default]
+    PerChannel,
+    /// One scale for the tensor.
+    PerTensor,
+}
+
+/// Quantizes `weight[outputs, ...]` symmetrically (narrow range, `[-127, 127]`) into
+/// `q`, one scale per output channel or one in all: writes the `f32` scales into
+/// `scales` (`outputs` of them, or 1) and returns them in `f64`.
+pub fn quantize_weights(
     weight: &[f32],
     outputs: usize,
+    granularity: WeightGranularity,
     q: &mut [i8],
     scales: &mut [f32],
 ) -> Result<Vec<f64>, QuantError> {
-    const OP: &str = "quantize_weights_per_channel";
+    const OP: &str = "quantize_weights";
     check_len(OP, "quantized weights", weight.len(), q.len())?;
-    check_len(OP, "scales", outputs, scales.len())?;
     if outputs == 0 || !weight.len().is_multiple_of(outputs) {
         return Err(QuantError::Geometry { op: OP, reason: "the weights are not whole rows of `outputs`" });
     }
-    let inputs = weight.len() / outputs;
-    let mut exact = vec![0.0f64; outputs];
-    for o in 0..outputs {
-        let row = &weight[o * inputs..(o + 1) * inputs];
+    let groups = match granularity {
+        WeightGranularity::PerChannel => outputs,
+        WeightGranularity::PerTensor => 1,
+    };
+    check_len(OP, "scales", groups, scales.len())?;
+    let len = weight.len() / groups;
+    let mut exact = vec![0.0f64; groups];
+    for g in 0..groups {
+        let values = &weight[g * len..(g + 1) * len];
         let mut range = MinMax::default();
-        range.update(row);
+        range.update(values);
         let bound = (range.min as f64).abs().max((range.max as f64).abs());
         // Symmetric narrow range: [-bound, bound] onto [-127, 127].
         let scale = if bound > 0.0 { 2.0 * bound / 254.0 } else { 1.0 };
-        exact[o] = scale;
-        scales[o] = scale as f32;
-        for (qv, &w) in q[o * inputs..(o + 1) * inputs].iter_mut().zip(row) {
+        exact[g] = scale;
+        scales[g] = scale as f32;
+        for (qv, &w) in q[g * len..(g + 1) * len].iter_mut().zip(values) {
             *qv = libm::round(w as f64 / scale).clamp(-127.0, 127.0) as i8;
         }
     }
     Ok(exact)
 }
 
-/// Quantizes `bias` to int32 with scale `input_scale * weight_scale[o]`.
+/// Quantizes `bias` to int32 with scale `input_scale * weight_scales[o]` (or the one
+/// weight scale for all).
 pub fn quantize_bias(bias: &[f32], input_scale: f64, weight_scales: &[f64], q: &mut [i32]) -> Result<(), QuantError> {
-    check_len("quantize_bias", "weight scales", bias.len(), weight_scales.len())?;
+    if weight_scales.len() != 1 {
+        check_len("quantize_bias", "weight scales", bias.len(), weight_scales.len())?;
+    }
     check_len("quantize_bias", "quantized bias", bias.len(), q.len())?;
-    for ((qv, &b), &ws) in q.iter_mut().zip(bias).zip(weight_scales) {
-        let scale = input_scale * ws;
+    for (o, (qv, &b)) in q.iter_mut().zip(bias).enumerate() {
+        let scale = input_scale * weight_scales[if weight_scales.len() == 1 { 0 } else { o }];
         *qv =
             if scale > 0.0 { libm::round(b as f64 / scale).clamp(i32::MIN as f64, i32::MAX as f64) as i32 } else { 0 };
     }
@@ -152,13 +172,13 @@ pub struct QuantizedDense {
     pub weight: Vec<i8>,
     /// int32 biases.
     pub bias: Vec<i32>,
-    /// Each output channel's weight scale.
+    /// Each output channel's weight scale, or one for all.
     pub weight_scales: Vec<f32>,
     /// The input's quantization.
     pub input: TensorQuantization,
     /// The output's quantization.
     pub output: TensorQuantization,
-    /// Each output channel's requantization.
+    /// Each output channel's requantization, or one for all.
     pub multipliers: Vec<QuantizedMultiplier>,
     /// Offsets and the fused activation's clamp.
     pub params: FullyConnectedParams,
@@ -173,10 +193,12 @@ impl QuantizedDense {
 
 /// Quantizes a stack of Dense layers from `calibration`, `samples` inputs of
 /// `layers[0].inputs` values one after another: runs the f32 stack over them to find
-/// each activation's range, then quantizes weights, biases and activations.
+/// each activation's range, then quantizes weights (per channel or per tensor), biases
+/// and activations.
 pub fn quantize_dense_stack(
     layers: &[FloatDense<'_>],
     calibration: &[f32],
+    granularity: WeightGranularity,
     rounding: Rounding,
 ) -> Result<Vec<QuantizedDense>, QuantError> {
     const OP: &str = "quantize_dense_stack";
@@ -217,12 +239,21 @@ pub fn quantize_dense_stack(
         let (input, input_scale) = activation_quantization(ranges[l].min, ranges[l].max);
         let (output, _) = activation_quantization(ranges[l + 1].min, ranges[l + 1].max);
         let mut weight = vec![0i8; layer.weight.len()];
-        let mut weight_scales = vec![0.0f32; layer.outputs];
-        let exact = quantize_weights_per_channel(layer.weight, layer.outputs, &mut weight, &mut weight_scales)?;
+        let mut weight_scales =
+            vec![0.0f32; if granularity == WeightGranularity::PerChannel { layer.outputs } else { 1 }];
+        let exact = quantize_weights(layer.weight, layer.outputs, granularity, &mut weight, &mut weight_scales)?;
         let mut bias = vec![0i32; layer.outputs];
         quantize_bias(layer.bias, input_scale, &exact, &mut bias)?;
-        let multipliers =
-            weight_scales.iter().map(|&s| channel_multiplier(input.scale, s, output.scale, rounding)).collect();
+        // TensorFlow Lite Micro multiplies a per-tensor weight scale by the input
+        // scale in f32 first, a per-channel one in f64.
+        let multipliers = match granularity {
+            WeightGranularity::PerChannel => {
+                weight_scales.iter().map(|&s| channel_multiplier(input.scale, s, output.scale, rounding)).collect()
+            }
+            WeightGranularity::PerTensor => {
+                vec![tensor_multiplier(input.scale, weight_scales[0], output.scale, rounding)]
+            }
+        };
         let (activation_min, activation_max) = activation_range(layer.activation, output.scale, output.zero_point);
         let params = FullyConnectedParams {
             input_offset: -input.zero_point,
@@ -242,11 +273,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn symmetric_range_takes_the_zero_point_from_the_max_end() {
-        // scale 2/255; from the max end 127 - 127.5 = -0.5, rounded away from zero.
+    fn activation_zero_point_comes_from_the_minimum() {
+        // scale 2/255 in f32; -128 + 127.5 = -0.5, rounded away from zero.
         let (q, exact) = activation_quantization(-1.0, 1.0);
-        assert_eq!(exact, 2.0 / 255.0);
-        assert_eq!(q, TensorQuantization { scale: (2.0f64 / 255.0) as f32, zero_point: -1 });
+        assert_eq!(q, TensorQuantization { scale: 2.0f32 / 255.0, zero_point: -1 });
+        assert_eq!(exact, (2.0f32 / 255.0) as f64);
         // A ReLU output [0, 6]: zero at -128. A range without 0 is widened to it.
         assert_eq!(activation_quantization(0.0, 6.0).0.zero_point, -128);
         assert_eq!(activation_quantization(2.0, 6.0).0, activation_quantization(0.0, 6.0).0);
@@ -255,16 +286,21 @@ mod tests {
     }
 
     #[test]
-    fn weights_round_per_channel_against_their_own_maximum() {
+    fn weights_round_against_their_channel_or_tensor_maximum() {
         let w = [0.5, -1.0, 0.25, 2.0, 0.0, -0.01];
         let (mut q, mut scales) = ([0i8; 6], [0.0f32; 2]);
-        let exact = quantize_weights_per_channel(&w, 2, &mut q, &mut scales).unwrap();
+        let exact = quantize_weights(&w, 2, WeightGranularity::PerChannel, &mut q, &mut scales).unwrap();
         assert_eq!(exact, [1.0 / 127.0, 2.0 / 127.0]);
         // 0.25 * 127 = 31.75 -> 32; -0.01 * 63.5 = -0.635 -> -1.
         assert_eq!(q, [64, -127, 32, 127, 0, -1]);
         let mut b = [0i32; 2];
         quantize_bias(&[0.5, -0.5], 0.5, &exact, &mut b).unwrap();
         assert_eq!(b, [127, -64]); // 0.5 / (0.5 / 127); -0.5 / (1 / 127) = -63.5 -> -64
-        assert!(quantize_weights_per_channel(&w, 4, &mut q, &mut [0.0; 4]).is_err());
+        assert!(quantize_weights(&w, 4, WeightGranularity::PerChannel, &mut q, &mut [0.0; 4]).is_err());
+        // One scale for the tensor: 2 / 127; 0.25 * 63.5 = 15.875 -> 16.
+        let mut scale = [0.0f32];
+        let exact = quantize_weights(&w, 2, WeightGranularity::PerTensor, &mut q, &mut scale).unwrap();
+        assert_eq!(exact, [2.0 / 127.0]);
+        assert_eq!(q, [32, -64, 16, 127, 0, -1]);
     }
 }

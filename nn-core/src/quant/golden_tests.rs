@@ -373,8 +373,14 @@ fn single_rounding_differs_on_the_halves_and_matches_its_own_reference() {
 
 #[test]
 fn calibration_of_the_float_mlp_reproduces_the_converter() {
+    use super::calibrate::WeightGranularity;
+    calibration_reproduces_the_converter("model_digits_mlp", WeightGranularity::PerChannel);
+    calibration_reproduces_the_converter("model_digits_mlp_per_tensor", WeightGranularity::PerTensor);
+}
+
+fn calibration_reproduces_the_converter(name: &str, granularity: super::calibrate::WeightGranularity) {
     use super::calibrate::{quantize_dense_stack, FloatDense};
-    let fixture = load("model_digits_mlp");
+    let fixture = load(name);
     let float_model = &fixture["float_model"];
     let floats = |v: &Value| -> Vec<f32> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
     let layers_json = float_model["layers"].as_array().unwrap();
@@ -399,7 +405,7 @@ fn calibration_of_the_float_mlp_reproduces_the_converter() {
         })
         .collect();
     let calibration: Vec<f32> = float_model["calibration"].as_array().unwrap().iter().flat_map(floats).collect();
-    let quantized = quantize_dense_stack(&layers, &calibration, Rounding::Double).unwrap();
+    let quantized = quantize_dense_stack(&layers, &calibration, granularity, Rounding::Double).unwrap();
 
     let ops = fixture["ops"].as_array().unwrap();
     assert_eq!(ops.len(), quantized.len());
@@ -411,20 +417,20 @@ fn calibration_of_the_float_mlp_reproduces_the_converter() {
             tensor(&fixture, id("inputs", 2)),
             tensor(&fixture, id("outputs", 0)),
         );
-        assert_eq!(q.weight_scales, weight.scales(), "layer {l}: weight scales");
-        assert_eq!(q.weight, weight.data_i8(), "layer {l}: int8 weights");
+        assert_eq!(q.weight_scales, weight.scales(), "{name} layer {l}: weight scales");
+        assert_eq!(q.weight, weight.data_i8(), "{name} layer {l}: int8 weights");
         for (found, expected) in [(q.input, &input), (q.output, &output)] {
             // The input's range is the calibration set's, exactly; later ranges come
             // from an f32 forward whose sums may round differently in the last bit
             // (measured: at most one unit in the last place of the scale).
             let relative = ((found.scale - expected.scale()) / expected.scale()).abs();
-            assert!(relative < 2.5e-7, "layer {l}: scale {} against {}", found.scale, expected.scale());
-            assert_eq!(found.zero_point, expected.zero_point(), "layer {l}: zero point");
+            assert!(relative < 2.5e-7, "{name} layer {l}: scale {} against {}", found.scale, expected.scale());
+            assert_eq!(found.zero_point, expected.zero_point(), "{name} layer {l}: zero point");
         }
         if l == 0 {
             assert_eq!(q.input.scale, input.scale(), "the input scale is exact");
         }
-        assert_eq!(q.bias, bias.data_i32(), "layer {l}: int32 biases");
+        assert_eq!(q.bias, bias.data_i32(), "{name} layer {l}: int32 biases");
     }
 
     // The calibrated stack, run in integers, gives the interpreter's outputs: the
@@ -438,6 +444,6 @@ fn calibration_of_the_float_mlp_reproduces_the_converter() {
             q.forward(&x, &mut y).unwrap();
             x = y;
         }
-        assert_eq!(x, tensor(&fixture, output_id).sample(s), "sample {s}");
+        assert_eq!(x, tensor(&fixture, output_id).sample(s), "{name}: sample {s}");
     }
 }
