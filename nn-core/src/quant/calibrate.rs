@@ -165,6 +165,41 @@ pub fn quantize_bias(bias: &[f32], input_scale: f64, weight_scales: &[f64], q: &
     Ok(())
 }
 
+/// How activation ranges are taken from the calibration set.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum RangeEstimator {
+    /// The smallest and largest value seen (the converter's choice).
+    #[default]
+    MinMax,
+    /// The values at this percentile (in `(50, 100]`) from each end, nearest rank:
+    /// outliers beyond it saturate instead of stretching the scale.
+    Percentile(f32),
+}
+
+/// The choices of [`quantize_dense_stack`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QuantizeOptions {
+    /// Weight scales per output channel or per tensor.
+    pub weights: WeightGranularity,
+    /// Activation ranges from the extremes or from a percentile.
+    pub activations: RangeEstimator,
+    /// The requantization rounding of the kernels.
+    pub rounding: Rounding,
+}
+
+/// The range from the `percentile`-th smallest to the `percentile`-th largest of
+/// `values` (nearest rank), sorting `values`. `MinMax::default()` when empty.
+pub fn percentile_range(values: &mut [f32], percentile: f32) -> MinMax {
+    if values.is_empty() {
+        return MinMax::default();
+    }
+    values.sort_unstable_by(f32::total_cmp);
+    let n = values.len();
+    // percentile * n / 100 rather than (percentile / 100) * n: 99 * 100 / 100 is exact.
+    let rank = (libm::ceil(percentile.clamp(50.0, 100.0) as f64 * n as f64 / 100.0) as usize).clamp(1, n);
+    MinMax { min: values[n - rank], max: values[rank - 1] }
+}
+
 /// One quantized Dense layer, ready for [`fully_connected`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantizedDense {
@@ -193,14 +228,14 @@ impl QuantizedDense {
 
 /// Quantizes a stack of Dense layers from `calibration`, `samples` inputs of
 /// `layers[0].inputs` values one after another: runs the f32 stack over them to find
-/// each activation's range, then quantizes weights (per channel or per tensor), biases
-/// and activations.
+/// each activation's range, then quantizes weights, biases and activations as
+/// `options` say.
 pub fn quantize_dense_stack(
     layers: &[FloatDense<'_>],
     calibration: &[f32],
-    granularity: WeightGranularity,
-    rounding: Rounding,
+    options: &QuantizeOptions,
 ) -> Result<Vec<QuantizedDense>, QuantError> {
+    let QuantizeOptions { weights: granularity, activations, rounding } = *options;
     const OP: &str = "quantize_dense_stack";
     let first = layers.first().ok_or(QuantError::Geometry { op: OP, reason: "no layers" })?;
     for (l, layer) in layers.iter().enumerate() {
@@ -213,10 +248,16 @@ pub fn quantize_dense_stack(
     if first.inputs == 0 || calibration.is_empty() || !calibration.len().is_multiple_of(first.inputs) {
         return Err(QuantError::Geometry { op: OP, reason: "the calibration set is not whole samples" });
     }
-    // Ranges: ranges[0] the input, ranges[l + 1] layer l's output.
+    // Ranges: ranges[0] the input, ranges[l + 1] layer l's output; with a percentile,
+    // every value of each tensor is kept until the end.
     let mut ranges = vec![MinMax::default(); layers.len() + 1];
+    let keep = matches!(activations, RangeEstimator::Percentile(_));
+    let mut seen: Vec<Vec<f32>> = vec![Vec::new(); if keep { layers.len() + 1 } else { 0 }];
     for sample in calibration.chunks_exact(first.inputs) {
         ranges[0].update(sample);
+        if keep {
+            seen[0].extend_from_slice(sample);
+        }
         let mut x = sample.to_vec();
         for (l, layer) in layers.iter().enumerate() {
             let y: Vec<f32> = (0..layer.outputs)
@@ -231,7 +272,15 @@ pub fn quantize_dense_stack(
                 })
                 .collect();
             ranges[l + 1].update(&y);
+            if keep {
+                seen[l + 1].extend_from_slice(&y);
+            }
             x = y;
+        }
+    }
+    if let RangeEstimator::Percentile(percentile) = activations {
+        for (range, values) in ranges.iter_mut().zip(&mut seen) {
+            *range = percentile_range(values, percentile);
         }
     }
     let mut quantized = Vec::with_capacity(layers.len());
@@ -302,5 +351,38 @@ mod tests {
         let exact = quantize_weights(&w, 2, WeightGranularity::PerTensor, &mut q, &mut scale).unwrap();
         assert_eq!(exact, [2.0 / 127.0]);
         assert_eq!(q, [32, -64, 16, 127, 0, -1]);
+    }
+}
+
+#[cfg(test)]
+mod percentile_tests {
+    use super::*;
+
+    #[test]
+    fn percentile_takes_the_nearest_rank_from_each_end() {
+        // 1..=100 shuffled: the 99th percentile is 99 from the top and 2 from the bottom.
+        let mut values: Vec<f32> = (1..=100).map(|i| ((i * 37) % 100 + 1) as f32).collect();
+        assert_eq!(percentile_range(&mut values, 99.0), MinMax { min: 2.0, max: 99.0 });
+        assert_eq!(percentile_range(&mut values, 100.0), MinMax { min: 1.0, max: 100.0 });
+        // ceil(0.9 * 5) = 5: the extremes of five values.
+        assert_eq!(percentile_range(&mut [5.0, -3.0, 0.0, 1.0, 2.0], 90.0), MinMax { min: -3.0, max: 5.0 });
+        assert_eq!(percentile_range(&mut [], 99.0), MinMax::default());
+    }
+
+    #[test]
+    fn a_percentile_range_ignores_an_outlier_of_the_calibration_set() {
+        // One Dense unit y = x; 99 inputs in [0, 0.99] and one at 100.
+        let weight = [1.0f32];
+        let layer =
+            FloatDense { weight: &weight, bias: &[0.0], inputs: 1, outputs: 1, activation: FusedActivation::None };
+        let mut calibration: Vec<f32> = (0..99).map(|i| i as f32 / 100.0).collect();
+        calibration.push(100.0);
+        let min_max = quantize_dense_stack(&[layer], &calibration, &QuantizeOptions::default()).unwrap();
+        assert_eq!(min_max[0].input.scale, 100.0f32 / 255.0);
+        let options = QuantizeOptions { activations: RangeEstimator::Percentile(99.0), ..QuantizeOptions::default() };
+        let clipped = quantize_dense_stack(&[layer], &calibration, &options).unwrap();
+        // The 99th value from the top is 0.98.
+        assert_eq!(clipped[0].input.scale, 0.98f32 / 255.0);
+        assert_eq!(clipped[0].input.zero_point, -128);
     }
 }

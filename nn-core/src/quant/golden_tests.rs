@@ -379,7 +379,7 @@ fn calibration_of_the_float_mlp_reproduces_the_converter() {
 }
 
 fn calibration_reproduces_the_converter(name: &str, granularity: super::calibrate::WeightGranularity) {
-    use super::calibrate::{quantize_dense_stack, FloatDense};
+    use super::calibrate::{quantize_dense_stack, FloatDense, QuantizeOptions};
     let fixture = load(name);
     let float_model = &fixture["float_model"];
     let floats = |v: &Value| -> Vec<f32> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
@@ -405,7 +405,8 @@ fn calibration_reproduces_the_converter(name: &str, granularity: super::calibrat
         })
         .collect();
     let calibration: Vec<f32> = float_model["calibration"].as_array().unwrap().iter().flat_map(floats).collect();
-    let quantized = quantize_dense_stack(&layers, &calibration, granularity, Rounding::Double).unwrap();
+    let options = QuantizeOptions { weights: granularity, ..QuantizeOptions::default() };
+    let quantized = quantize_dense_stack(&layers, &calibration, &options).unwrap();
 
     let ops = fixture["ops"].as_array().unwrap();
     assert_eq!(ops.len(), quantized.len());
