@@ -10,6 +10,8 @@
 //! samples as one const-size batch (forward, cross-entropy, backward, Adam) in stack
 //! arrays, checking that the loss falls.
 //!
+//! It runs the int8 kernels (`nn_core::quant`) too, a Dense layer and a softmax.
+//!
 //! With `--features mlp-only` or `--features cnn-only` it holds one of the two, for
 //! `tools/size-report`.
 #![no_std]
@@ -19,6 +21,8 @@ use core::panic::PanicInfo;
 
 use nn_core::prelude::*;
 
+#[cfg(not(any(feature = "mlp-only", feature = "cnn-only")))]
+mod int8;
 mod nets;
 mod samples;
 
@@ -139,7 +143,11 @@ fn run_streams_and_training() -> bool {
     let gru = streams_like_whole_sequence::<_, { GruTagger::STATE_LEN }>(GruTagger, &x);
     let lstm = streams_like_whole_sequence::<_, { LstmTagger::STATE_LEN }>(LstmTagger, &x);
     let (before, after) = train_mlp();
-    gru && lstm && after.is_finite() && after < 0.5 * before
+    #[cfg(not(any(feature = "mlp-only", feature = "cnn-only")))]
+    let int8 = int8::int8_dense_softmax();
+    #[cfg(any(feature = "mlp-only", feature = "cnn-only"))]
+    let int8 = true;
+    gru && lstm && int8 && after.is_finite() && after < 0.5 * before
 }
 
 /// The C entry point (no `std` runtime).
