@@ -22,7 +22,8 @@
 //! floating point.
 //! Activations are laid out as the rest of the library lays them out: `[channels,
 //! height, width]` for one sample, filters `[filters, channels / groups, kh, kw]`.
-//! Nothing here allocates.
+//! The kernels and [`prepare`] allocate nothing (they run without `alloc`); only
+//! `calibrate` does.
 //!
 //! ```
 //! use nn_core::quant::{fully_connected, prepare, FullyConnectedParams, Rounding};
