@@ -52,6 +52,17 @@ pub const NR: usize = 16;
 /// Depth of a packed panel of `B` (`KC x NR` floats, 16 KiB, stays in L1).
 pub const KC: usize = 256;
 
+/// Whether `rows` rows of `width` floats, `stride` apart, fit in `len` floats:
+/// `(rows - 1) stride + width <= len` without overflow (true for no rows).
+pub(crate) fn rows_fit(rows: usize, stride: usize, width: usize, len: usize) -> bool {
+    rows == 0 || (rows - 1).checked_mul(stride).and_then(|r| r.checked_add(width)).is_some_and(|end| end <= len)
+}
+
+/// Whether `count` blocks of `len` floats fit in `available`, without overflow.
+pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
+    count.checked_mul(len).is_some_and(|total| total <= available)
+}
+
 /// Whether the CPU has AVX2 and FMA.
 #[inline]
 pub fn available() -> bool {
@@ -170,10 +181,10 @@ unsafe fn pack_a_six(tile: *mut f32, src: *const f32, rs: usize, kc: usize) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
     let mut p = 0;
-    // SAFETY (both loops): column `j < 16` holds floats `p < kc`, panel row `p < kc`
-    // has 16 floats.
     while p + 8 <= kc {
         for half in 0..2 {
+            // SAFETY: columns `8 half + j < 16` hold floats `p..p + 8 <= kc`; panel
+            // rows `p + q < kc` have 16 floats.
             unsafe {
                 let col = |j: usize| _mm256_loadu_ps(b.add((8 * half + j) * cs + p));
                 let rows = transpose8([col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7)]);
@@ -186,6 +197,7 @@ unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
     }
     while p < kc {
         for j in 0..NR {
+            // SAFETY: column `j < 16` holds float `p < kc`; panel row `p` has 16 floats.
             unsafe { *panel.add(p * NR + j) = *b.add(j * cs + p) };
         }
         p += 1;
@@ -457,18 +469,21 @@ pub unsafe fn gemm_gathered(
     n: usize,
 ) {
     let last = n.saturating_sub(8);
-    let reach =
-        offsets[..k].iter().max().copied().unwrap_or(0) + (last / width.max(1)) * stride + last % width.max(1) + 8;
+    let reach = (last / width.max(1))
+        .checked_mul(stride)
+        .and_then(|r| r.checked_add(offsets[..k].iter().max().copied().unwrap_or(0)))
+        .and_then(|r| r.checked_add(last % width.max(1) + 8));
     assert!(
         k <= KC
             && n.is_multiple_of(8)
             && width.is_multiple_of(8)
             && width > 0
             && width <= stride
-            && (m == 0 || (m - 1) * ars + k <= a.len())
-            && (m == 0 || (m - 1) * ldc + n <= c.len())
-            && (k == 0 || n == 0 || reach <= src.len())
-            && start.flatten().is_none_or(|b| b.len() >= m)
+            && rows_fit(m, ars, k, a.len())
+            && rows_fit(m, ldc, n, c.len())
+            && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
+            && start.flatten().is_none_or(|b| b.len() >= m),
+        "gemm_gathered: shapes"
     );
     let base = |j: usize| (j / width) * stride + j % width;
     let (ap, sp, op, cp) = (a.as_ptr(), src.as_ptr(), offsets.as_ptr(), c.as_mut_ptr());
@@ -649,13 +664,13 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `m > 0`), `x` at least `n`, `y` at least `m`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
-    assert!(x.len() >= n && y.len() >= m && (m == 0 || (m - 1) * rs + n <= a.len()));
+    assert!(x.len() >= n && y.len() >= m && rows_fit(m, rs, n, a.len()), "gemv_rows: shapes");
     let (a, x, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
     let blocks = n - n % 8;
     let mut i = 0;
-    // SAFETY (all blocks): rows `i..i + width <= m` and columns `< n` are inside `a`,
-    // `y` holds `m` floats (asserted).
     while i + 8 <= m {
+        // SAFETY: rows `i..i + 8 <= m` and columns `< n` are inside `a`, `x` holds `n`
+        // floats, `y` holds `m` (asserted).
         unsafe {
             let rows: [*const f32; 8] = core::array::from_fn(|r| a.add((i + r) * rs));
             let mut acc = [_mm256_setzero_ps(); 8];
@@ -685,6 +700,7 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
         i += 8;
     }
     if i + 4 <= m {
+        // SAFETY: as above, for rows `i..i + 4 <= m`.
         unsafe {
             let rows: [*const f32; 4] = core::array::from_fn(|r| a.add((i + r) * rs));
             let mut acc = [_mm256_setzero_ps(); 4];
@@ -711,6 +727,7 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
         i += 4;
     }
     while i < m {
+        // SAFETY: as above, for row `i < m`.
         unsafe { *yp.add(i) += alpha * dot_raw(a.add(i * rs), x, n) };
         i += 1;
     }
@@ -737,7 +754,12 @@ pub unsafe fn gemv_fixed<const N: usize>(
     y: &mut [f32],
 ) {
     assert!(
-        N.is_multiple_of(8) && a.len() >= m * N && x.len() >= N && y.len() >= m && bias.is_none_or(|b| b.len() >= m)
+        N.is_multiple_of(8)
+            && blocks_fit(m, N, a.len())
+            && x.len() >= N
+            && y.len() >= m
+            && bias.is_none_or(|b| b.len() >= m),
+        "gemv_fixed: shapes"
     );
     let (ap, xp, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
     let zero = _mm256_setzero_ps();
@@ -799,8 +821,12 @@ const BATCH_BLOCK_BYTES: usize = 192 * 1024;
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemv_batch(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32], batch: usize) {
-    assert!(x.len() >= batch * n && y.len() >= batch * m && (m == 0 || (m - 1) * rs + n <= a.len()));
-    // SAFETY: asserted above; `y` is a unique borrow.
+    assert!(
+        blocks_fit(batch, n, x.len()) && blocks_fit(batch, m, y.len()) && rows_fit(m, rs, n, a.len()),
+        "gemv_batch: shapes"
+    );
+    // SAFETY: asserted above (`y` holds `batch` vectors of `m`, so `y + s m + i` is
+    // inside it for `s < batch`, `i < m`); `y` is a unique borrow.
     unsafe { gemv_batch_strided(alpha, a, rs, m, n, x, y.as_mut_ptr(), m, batch) }
 }
 
@@ -824,7 +850,7 @@ pub unsafe fn gemv_batch_strided(
     ldy: usize,
     batch: usize,
 ) {
-    assert!(x.len() >= batch * n && (m == 0 || (m - 1) * rs + n <= a.len()));
+    assert!(blocks_fit(batch, n, x.len()) && rows_fit(m, rs, n, a.len()), "gemv_batch_strided: shapes");
     let block = (BATCH_BLOCK_BYTES / (4 * n.max(1)) / 4 * 4).max(4);
     let (ap, xp) = (a.as_ptr(), x.as_ptr());
     let mut i1 = 0;
@@ -878,8 +904,8 @@ unsafe fn dot_tile<const V: usize>(
     let blocks = n - n % 8;
     let mut acc = [[_mm256_setzero_ps(); 4]; V];
     let mut p = 0;
-    // SAFETY (block): loads of floats `p..p + 8 <= blocks`, scalar reads below `n`, and
-    // writes to the first `width` floats of `V` rows of `y` (the caller's contract).
+    // SAFETY: loads of floats `p..p + 8 <= blocks`, scalar reads below `n`, and writes
+    // to the first `width` floats of `V` rows of `y` (the caller's contract).
     unsafe {
         while p < blocks {
             let r: [__m256; 4] = core::array::from_fn(|q| _mm256_loadu_ps(rows[q].add(p)));
@@ -917,13 +943,13 @@ unsafe fn dot_tile<const V: usize>(
 /// `n > 0`), `x` at least `n`, `y` at least `m`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
-    assert!(x.len() >= n && y.len() >= m && (n == 0 || (n - 1) * cs + m <= a.len()));
+    assert!(x.len() >= n && y.len() >= m && rows_fit(n, cs, m, a.len()), "gemv_columns: shapes");
     let scale = _mm256_set1_ps(alpha);
     let (ap, yp) = (a.as_ptr(), y.as_mut_ptr());
     let mut i = 0;
-    // SAFETY (all blocks): rows `i..i + width <= m` of every column `j < n` are inside
-    // `a`, and `y` holds `m` floats (asserted).
     while i + 64 <= m {
+        // SAFETY: rows `i..i + 64 <= m` of every column `j < n` are inside `a`, and `y`
+        // holds `m` floats (asserted).
         unsafe {
             let mut acc = [_mm256_setzero_ps(); 8];
             for (j, &xj) in x[..n].iter().enumerate() {
@@ -941,6 +967,7 @@ pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize,
         i += 64;
     }
     while i + 8 <= m {
+        // SAFETY: as above, for rows `i..i + 8 <= m`.
         unsafe {
             let mut acc = _mm256_setzero_ps();
             for (j, &xj) in x[..n].iter().enumerate() {
