@@ -95,6 +95,8 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     let Some(flops) = m.checked_mul(n).and_then(|mn| mn.checked_mul(k)) else {
         panic!("gemm: {m} x {k} x {n} is more multiply-adds than a usize counts");
     };
+    // Only the packed and threaded paths (features) choose by it.
+    let _ = flops;
     if m == 1 && a.cs == 1 {
         // One row: y = alpha * B^T a + beta * y.
         return gemv(alpha, b.t(), &a.data[..k], beta, &mut c[..n]);
