@@ -1032,3 +1032,66 @@ pub unsafe fn adam(
     }
     done
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    //! The bounds the kernels assert hold when a length is so large that its product
+    //! wraps: the old unchecked forms passed these calls and read or wrote far outside
+    //! the slices.
+    use super::*;
+
+    /// Runs `call` (an unsafe kernel on a CPU with AVX2 and FMA) and expects a panic.
+    fn rejects(call: impl FnOnce()) {
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err(), "the call returned");
+    }
+
+    const WRAPS: usize = usize::MAX / 2 + 1;
+
+    #[test]
+    fn lengths_that_wrap_do_not_fit() {
+        assert!(rows_fit(0, usize::MAX, usize::MAX, 0));
+        assert!(rows_fit(3, 4, 2, 10));
+        assert!(!rows_fit(3, 4, 2, 9));
+        assert!(!rows_fit(3, WRAPS, 2, 10), "(3 - 1) * 2^63 + 2 wraps to 2");
+        assert!(!rows_fit(2, usize::MAX, 2, 10));
+        assert!(blocks_fit(3, 4, 12) && !blocks_fit(3, 4, 11));
+        assert!(!blocks_fit(4, 1 << 62, 8), "4 * 2^62 wraps to 0");
+    }
+
+    #[test]
+    fn matrix_vector_kernels_reject_extents_that_wrap() {
+        if !available() {
+            return;
+        }
+        let (a, x) = ([1.0f32; 16], [1.0f32; 16]);
+        let mut y = [0.0f32; 16];
+        // SAFETY (every call below): the CPU has AVX2 and FMA.
+        rejects(|| unsafe { gemv_rows(1.0, &a, WRAPS, 3, 2, &x, &mut y) });
+        rejects(|| unsafe { gemv_columns(1.0, &a, WRAPS, 2, 3, &x, &mut y) });
+        rejects(|| unsafe { gemv_batch(1.0, &a, WRAPS, 3, 2, &x, &mut y, 1) });
+        rejects(|| unsafe { gemv_batch(1.0, &a, 2, 2, 2, &x, &mut y, 1 << 63) });
+        rejects(|| unsafe { gemv_batch_strided(1.0, &a, 2, 2, 2, &x, y.as_mut_ptr(), 2, 1 << 63) });
+        rejects(|| unsafe { gemv_fixed::<8>(&a, 1 << 61, &x, None, false, false, &mut y) });
+        // The same calls with lengths that fit run.
+        // SAFETY: as above.
+        unsafe { gemv_rows(1.0, &a, 2, 3, 2, &x, &mut y) };
+        assert_eq!(y[..3], [2.0; 3]);
+    }
+
+    #[test]
+    fn gathered_product_rejects_extents_that_wrap() {
+        if !available() {
+            return;
+        }
+        let (a, src) = ([1.0f32; 64], [1.0f32; 64]);
+        let mut c = [0.0f32; 64];
+        let offsets = [0usize; 4];
+        // SAFETY (every call below): the CPU has AVX2 and FMA.
+        rejects(|| unsafe { gemm_gathered(&a, WRAPS, 3, 2, &src, &offsets, (8, 8), None, &mut c, 8, 8) });
+        rejects(|| unsafe { gemm_gathered(&a, 2, 3, 2, &src, &offsets, (8, 8), None, &mut c, WRAPS, 8) });
+        // The reach of the last column block wraps: 2^61 blocks of 8, 2^61 apart.
+        rejects(|| unsafe { gemm_gathered(&a, 2, 1, 2, &src, &offsets, (8, 1 << 61), None, &mut c, 16, 16) });
+        let far = [usize::MAX - 4, 0];
+        rejects(|| unsafe { gemm_gathered(&a, 2, 1, 2, &src, &far, (8, 8), None, &mut c, 8, 8) });
+    }
+}

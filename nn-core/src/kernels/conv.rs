@@ -93,7 +93,8 @@ impl ConvGeometry {
     /// the start, ends at most `padding + 1` positions after the input (the padding
     /// after is the padding before, or one more for `Same` with an even kernel), and
     /// fewer than `max(stride, dilation)` input positions follow it (a transposed
-    /// convolution's output padding). Every product fits in a `usize`.
+    /// convolution's output padding). Every product fits in a `usize`, and the padded
+    /// size and the last window's reach in an `isize`.
     ///
     /// # Panics
     /// Naming the first rule the geometry breaks: a geometry is built by a layer's
@@ -117,8 +118,13 @@ impl ConvGeometry {
                 .and_then(|r| r.checked_add((kernel - 1).checked_mul(dilation)?))
                 .and_then(|r| r.checked_add(1));
             let end = input.checked_add(padding);
-            let (Some(reach), Some(end)) = (reach, end) else {
-                panic!("convolution {self:?}: the {name} overflows a usize");
+            // Within an `isize`, the kernels' signed offsets (`i * dilation - padding`)
+            // cannot wrap.
+            let fits = |v: usize| v <= isize::MAX as usize;
+            let (Some(reach), Some(end)) =
+                (reach.filter(|&r| fits(r)), end.filter(|&e| fits(e.saturating_add(padding))))
+            else {
+                panic!("convolution {self:?}: the {name} overflows an isize");
             };
             assert!(
                 reach <= end.saturating_add(padding).saturating_add(1),
@@ -530,10 +536,10 @@ fn col2im_runs(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mu
     });
 }
 
-/// The number of samples of `per_sample` floats in `len` floats, and `count * each`
-/// (the floats of `each` per sample), panicking with a message naming `what` when `len`
-/// is not whole samples or a product overflows.
+/// The number of samples of `per_sample` floats in `len` floats, panicking with a
+/// message naming `what` when `len` is not whole samples.
 fn whole_samples(what: &str, len: usize, per_sample: usize) -> usize {
+    assert!(per_sample > 0, "convolution: an empty {what} sample");
     assert!(
         len.is_multiple_of(per_sample),
         "convolution: the {what} holds {len} floats, not a whole number of samples of {per_sample}"
@@ -569,9 +575,11 @@ pub fn forward(
     scratch: &mut [f32],
 ) {
     let ConvSizes { input: in_len, patch, positions: n } = g.check();
+    assert!(filters > 0, "convolution: no filters");
     let out_len = product("output", filters, n);
     let batch = whole_samples("input", x.len(), in_len);
     let _ = product("weight", filters, patch);
+    assert!(bias.is_none_or(|b| b.len() >= filters), "convolution: fewer biases than the {filters} filters");
     let y = &mut y[..product("output", batch, out_len)];
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     {
@@ -807,6 +815,7 @@ pub fn backward(
     scratch: &mut [f32],
 ) {
     let ConvSizes { input: in_len, patch, positions: n } = g.check();
+    assert!(filters > 0, "convolution: no filters");
     let batch = whole_samples("input", x.len(), in_len);
     let out_len = product("output", filters, n);
     let _ = (product("output gradient", batch, out_len), product("weight", filters, patch));
@@ -960,6 +969,7 @@ pub fn transpose_forward(
     let filters = g.channels;
     let in_len = product("input", in_channels, n);
     let batch = whole_samples("input", x.len(), in_len);
+    assert!(bias.is_none_or(|b| b.len() >= filters), "transposed convolution: fewer biases than the {filters} filters");
     let w = MatRef::new(&weight[..product("weight", in_channels, patch)], in_channels, patch);
     for (xb, yb) in x.chunks_exact(in_len).zip(y[..product("output", batch, out_len)].chunks_exact_mut(out_len)) {
         let plane = out_len / filters;
@@ -1138,7 +1148,10 @@ mod tests {
                 for padding in [[0, 0], [1, 1], [0, 2], [2, 1], [4, 4]] {
                     let (oh, ow) = ((h + 2 * padding[0]).checked_sub(kernel[0] - 1), w);
                     let Some(oh) = oh.filter(|&oh| oh > 0) else { continue };
-                    if padding[1] > kernel[1] {
+                    // Output rows as wide as the input: the padding after is the padding
+                    // before or one more (`ConvGeometry::check`).
+                    let (before, total) = (padding[1], kernel[1] - 1);
+                    if total != 2 * before && total != 2 * before + 1 {
                         continue;
                     }
                     let g = ConvGeometry {
