@@ -159,10 +159,12 @@ fn conv_forward_rejects_too_few_biases() {
 #[test]
 fn random_kernel_calls_give_the_reference_or_panic() {
     let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    if std::env::var_os("KERNEL_CASES_LOUD").is_none() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let mut counts = std::collections::BTreeMap::<&str, [usize; 2]>::new();
     let mut failures = Vec::new();
-    for seed in 0..4000 {
+    for seed in 0..8000 {
         let (kernel, outcome) = kernel_cases::run(seed);
         let count = counts.entry(kernel).or_default();
         match outcome {

@@ -83,12 +83,23 @@ fn values(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
 }
 
+/// Random values, as many as [`len_near`] gives.
+fn values_near(rng: &mut Rng, needed: Option<u128>) -> Vec<f32> {
+    let n = len_near(rng, needed);
+    values(rng, n)
+}
+
+/// `a * b`, saturated (a product of three sizes can overflow even a `u128`).
+fn mul(a: u128, b: u128) -> u128 {
+    a.saturating_mul(b)
+}
+
 /// `(rows - 1) rs + (cols - 1) cs + 1`, or 0 for an empty view.
 fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> u128 {
     if rows == 0 || cols == 0 {
         0
     } else {
-        (rows as u128 - 1) * rs as u128 + (cols as u128 - 1) * cs as u128 + 1
+        mul(rows as u128 - 1, rs as u128).saturating_add(mul(cols as u128 - 1, cs as u128)).saturating_add(1)
     }
 }
 
@@ -163,21 +174,22 @@ fn gemm_case(rng: &mut Rng) -> Outcome {
         2 => n.saturating_add(3),
         _ => n,
     };
-    let a_data = values(rng, len_near(rng, Some(extent(m, k, ars, acs))));
-    let b_data = values(rng, len_near(rng, Some(extent(k, n, brs, bcs))));
+    let a_data = values_near(rng, Some(extent(m, k, ars, acs)));
+    let b_data = values_near(rng, Some(extent(k, n, brs, bcs)));
     let c_needed = if m == 0 || n == 0 { 0 } else { (m as u128 - 1) * ldc as u128 + n as u128 };
-    let c0 = values(rng, len_near(rng, Some(c_needed)));
+    let c0 = values_near(rng, Some(c_needed));
     let (alpha, beta) = (0.5f32, [0.0f32, 1.0, -2.0][rng.below(3)]);
     let a = MatRef { data: &a_data, rows: m, cols: k, rs: ars, cs: acs };
     let b = MatRef { data: &b_data, rows: k, cols: n, rs: brs, cs: bcs };
     let empty = m == 0 || n == 0;
     let valid = view_valid(&a)
         && view_valid(&b)
-        && (empty || (c_needed <= c0.len() as u128 && n <= ldc && (m as u128 * n as u128 * k as u128) < 1 << 64));
+        && (empty || (c_needed <= c0.len() as u128 && n <= ldc && mul(mul(m as u128, n as u128), k as u128) < 1 << 64));
     let mut c = c0.clone();
     let returned = quietly(|| gemm::gemm(alpha, a, b, beta, &mut c, ldc)).is_some();
     let verify = || {
-        for i in 0..m {
+        // With no columns, `m` may be huge (and `A` empty): nothing to compare.
+        for i in 0..if n == 0 { 0 } else { m } {
             for j in 0..n {
                 let at = i * ldc + j;
                 let c_in = if beta == 0.0 { 0.0 } else { beta as f64 * c0[at] as f64 };
@@ -200,9 +212,9 @@ fn gemm_case(rng: &mut Rng) -> Outcome {
 fn gemv_case(rng: &mut Rng) -> Outcome {
     let (m, n) = (dim(rng), dim(rng));
     let (rs, cs) = strides(rng, m, n);
-    let a_data = values(rng, len_near(rng, Some(extent(m, n, rs, cs))));
-    let x = values(rng, len_near(rng, Some(n as u128)));
-    let y0 = values(rng, len_near(rng, Some(m as u128)));
+    let a_data = values_near(rng, Some(extent(m, n, rs, cs)));
+    let x = values_near(rng, Some(n as u128));
+    let y0 = values_near(rng, Some(m as u128));
     let beta = [0.0f32, 1.0, 0.5][rng.below(3)];
     let a = MatRef { data: &a_data, rows: m, cols: n, rs, cs };
     let valid = view_valid(&a) && x.len() >= n && y0.len() >= m;
@@ -232,11 +244,11 @@ fn gemv_batch_case(rng: &mut Rng) -> Outcome {
         0 => huge(rng),
         _ => rng.below(5),
     };
-    let rs = if rng.below(8) == 0 { huge(rng) } else { n + rng.below(3) };
+    let rs = if rng.below(8) == 0 { huge(rng) } else { n.saturating_add(rng.below(3)) };
     let cs = if rng.below(10) == 0 { 2 } else { 1 };
-    let a_data = values(rng, len_near(rng, Some(extent(m, n, rs, cs))));
-    let x = values(rng, len_near(rng, Some(batch as u128 * n as u128)));
-    let y0 = values(rng, len_near(rng, Some(batch as u128 * m as u128)));
+    let a_data = values_near(rng, Some(extent(m, n, rs, cs)));
+    let x = values_near(rng, Some(batch as u128 * n as u128));
+    let y0 = values_near(rng, Some(batch as u128 * m as u128));
     let a = MatRef { data: &a_data, rows: m, cols: n, rs, cs };
     let valid = cs == 1
         && view_valid(&a)
@@ -329,7 +341,9 @@ fn conv_axis_valid([input, kernel, stride, padding, dilation, output]: [usize; 6
     if input == 0 || kernel == 0 || stride == 0 || dilation == 0 || output == 0 {
         return false;
     }
-    let reach = (output as u128 - 1) * stride as u128 + (kernel as u128 - 1) * dilation as u128 + 1;
+    let reach = mul(output as u128 - 1, stride as u128)
+        .saturating_add(mul(kernel as u128 - 1, dilation as u128))
+        .saturating_add(1);
     let end = input as u128 + padding as u128;
     let limit = isize::MAX as u128;
     reach <= limit
@@ -354,22 +368,22 @@ fn conv_case(rng: &mut Rng) -> Outcome {
         out_height: h[5],
         out_width: w[5],
     };
-    let in_len = channels as u128 * h[0] as u128 * w[0] as u128;
-    let patch = channels as u128 * h[1] as u128 * w[1] as u128;
-    let positions = h[5] as u128 * w[5] as u128;
-    let out_len = filters as u128 * positions;
+    let in_len = mul(mul(channels as u128, h[0] as u128), w[0] as u128);
+    let patch = mul(mul(channels as u128, h[1] as u128), w[1] as u128);
+    let positions = mul(h[5] as u128, w[5] as u128);
+    let out_len = mul(filters as u128, positions);
     let batch = rng.below(4) as u128;
-    let mut x_len = len_near(rng, Some(batch * in_len));
+    let mut x_len = len_near(rng, Some(mul(batch, in_len)));
     if rng.below(10) == 0 {
         x_len += 1;
     }
     let x = values(rng, x_len);
-    let weight = values(rng, len_near(rng, Some(filters as u128 * patch)));
+    let weight = values_near(rng, Some(mul(filters as u128, patch)));
     let bias = match rng.below(3) {
         0 => None,
-        _ => Some(values(rng, len_near(rng, Some(filters as u128)))),
+        _ => Some(values_near(rng, Some(filters as u128))),
     };
-    let y_len = len_near(rng, Some(batch * out_len));
+    let y_len = len_near(rng, Some(mul(batch, out_len)));
     let fits = |v: u128| v < 1 << 64;
     let geometry = channels > 0
         && conv_axis_valid(h)
@@ -383,9 +397,9 @@ fn conv_case(rng: &mut Rng) -> Outcome {
     let valid = geometry
         && filters > 0
         && samples
-        && weight.len() as u128 >= filters as u128 * patch
+        && weight.len() as u128 >= mul(filters as u128, patch)
         && bias.as_ref().is_none_or(|b| b.len() >= filters)
-        && y_len as u128 >= x_batch * out_len;
+        && y_len as u128 >= mul(x_batch, out_len);
     // Scratch for any path: a tile of the column matrix and the padded input.
     let scratch_len = if geometry && patch <= 1 << 14 { patch as usize * 256 + (1 << 14) } else { 64 };
     let mut scratch = vec![f32::NAN; scratch_len];
