@@ -3,7 +3,8 @@
 //! `case N` to stderr before each, so that a report of valgrind (on the same stream) or
 //! a crash can be traced to its case, and a summary line at the end:
 //! `cases C correct K rejected R wrong W accepted A`. Wrong and accepted cases are
-//! printed with their inputs.
+//! printed with their inputs; then whether the CPU (as valgrind presents it) has the
+//! AVX2 kernels' features.
 use std::io::Write;
 
 #[path = "../../../tests/common/kernel_cases.rs"]
@@ -33,4 +34,6 @@ fn main() {
         }
     }
     println!("cases {count} correct {correct} rejected {rejected} wrong {wrong} accepted {accepted}");
+    #[cfg(target_arch = "x86_64")]
+    println!("avx2+fma {}", std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"));
 }
