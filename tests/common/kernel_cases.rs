@@ -392,7 +392,7 @@ fn conv_case(rng: &mut Rng) -> Outcome {
         && fits(patch)
         && fits(positions)
         && fits(out_len);
-    let samples = in_len > 0 && x_len as u128 % in_len.max(1) == 0;
+    let samples = in_len > 0 && (x_len as u128).is_multiple_of(in_len);
     let x_batch = x_len as u128 / in_len.max(1);
     let valid = geometry
         && filters > 0

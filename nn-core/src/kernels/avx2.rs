@@ -1065,12 +1065,17 @@ mod tests {
         }
         let (a, x) = ([1.0f32; 16], [1.0f32; 16]);
         let mut y = [0.0f32; 16];
-        // SAFETY (every call below): the CPU has AVX2 and FMA.
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemv_rows(1.0, &a, WRAPS, 3, 2, &x, &mut y) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemv_columns(1.0, &a, WRAPS, 2, 3, &x, &mut y) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemv_batch(1.0, &a, WRAPS, 3, 2, &x, &mut y, 1) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemv_batch(1.0, &a, 2, 2, 2, &x, &mut y, 1 << 63) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemv_batch_strided(1.0, &a, 2, 2, 2, &x, y.as_mut_ptr(), 2, 1 << 63) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemv_fixed::<8>(&a, 1 << 61, &x, None, false, false, &mut y) });
         // The same calls with lengths that fit run.
         // SAFETY: as above.
@@ -1086,12 +1091,15 @@ mod tests {
         let (a, src) = ([1.0f32; 64], [1.0f32; 64]);
         let mut c = [0.0f32; 64];
         let offsets = [0usize; 4];
-        // SAFETY (every call below): the CPU has AVX2 and FMA.
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemm_gathered(&a, WRAPS, 3, 2, &src, &offsets, (8, 8), None, &mut c, 8, 8) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemm_gathered(&a, 2, 3, 2, &src, &offsets, (8, 8), None, &mut c, WRAPS, 8) });
         // The reach of the last column block wraps: 2^61 blocks of 8, 2^61 apart.
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemm_gathered(&a, 2, 1, 2, &src, &offsets, (8, 1 << 61), None, &mut c, 16, 16) });
         let far = [usize::MAX - 4, 0];
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
         rejects(|| unsafe { gemm_gathered(&a, 2, 1, 2, &src, &far, (8, 8), None, &mut c, 8, 8) });
     }
 }
