@@ -1031,7 +1031,9 @@ pub fn forward_train(
                     let n = b1 - b0;
                     // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
                     // `out`, `gates`, `extra` and `q`, and their own `2 H` floats of
-                    // `states` (`parts * 2 H <= states.len()`).
+                    // `states` (`parts * 2 H <= states.len()`). Every block lies in its
+                    // slice: each holds `batch` samples (sliced to `Layout::times(batch)`,
+                    // whose products are checked) and `b1 <= batch`.
                     unsafe {
                         let slice =
                             |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
@@ -1446,7 +1448,9 @@ pub fn backward(
                     let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
                     let n = b1 - b0;
                     // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
-                    // `dp`, `dq`, `carry` and `dc`.
+                    // `dp`, `dq`, `carry` and `dc`, each sliced from `scratch` to hold
+                    // `batch` samples (products bounded by `Layout::times(batch)`, checked),
+                    // and `b1 <= batch`.
                     unsafe {
                         let slice =
                             |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
