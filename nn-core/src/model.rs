@@ -121,8 +121,11 @@ impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
 }
 
 impl<L: Network, P: AsRef<[f32]>> Model<L, P> {
-    /// Batch-1 inference, no heap: every intermediate value is on the stack
-    /// (`L::PEAK_ACTIVATION_BYTES`).
+    /// Batch-1 inference. Every intermediate value is on the stack
+    /// (`L::PEAK_ACTIVATION_BYTES`), no heap, when the network's `STACK_BOUND_BYTES` is
+    /// at most [`crate::layer::STACK_LIMIT_BYTES`]; a larger network's are in a
+    /// workspace allocated for the call (with `alloc`; without it such a network does
+    /// not compile, and [`Model::forward_slices`] takes a scratch of the caller's).
     pub fn predict_one(&self, x: &Tensor<L::Input>) -> Tensor<L::Output> {
         let (params, buffers) = self.state.as_ref().split_at(L::PARAMS);
         self.layer.forward_one(params, buffers, x)
