@@ -201,7 +201,7 @@ pub fn run(
                 println!("epoch {epoch:3}: discriminator loss {d_mean:.4}, generator loss {g_mean:.4}");
             }
             if epoch % snapshot_every == 0 || epoch == epochs {
-                snapshots.push(g.predict(&fixed_noise)?);
+                snapshots.push(g.predict(&fixed_noise).expect("the fixed noise holds whole samples"));
                 if let Some(path) = progress {
                     let rows: Vec<&[f32]> = snapshots.iter().map(Vec::as_slice).collect();
                     if let Err(e) = ImageGrid::new(8, 8).range(-1.0, 1.0).write_rows(path, &rows) {

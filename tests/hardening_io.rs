@@ -1,6 +1,5 @@
 //! Interrupted saves: processes killed while saving leave temporary files, and the next
 //! save of the same target removes them, and nothing else.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
