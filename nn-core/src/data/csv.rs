@@ -9,15 +9,6 @@
 //! Column indices in this API start at 0, as Rust's; error messages count lines and
 //! columns from 1, as editors do.
 //!
-//! **Memory follows the data read.** The reader streams the file (decompressing as
-//! it goes) and stops with [`DataErrorKind::TooLarge`] once it has read more text than
-//! its [`limit`](CsvReader::limit) (64 MiB by default). A [`Table`] keeps the fields'
-//! text in one buffer with 4 bytes of index per field and 8 per row, so that even a
-//! file of empty fields (`,,,,`) takes at most about 8 times its text's size while
-//! being read; nothing is reserved from a count the file announces. The loaders
-//! ([`digits`](super::digits), [`iris`](super::iris), ...) check every row as it is
-//! read and keep only its numbers, so a malformed file fails at its first bad row.
-//!
 //! ```
 //! use nn_core::data::CsvReader;
 //! let table = CsvReader::new()
@@ -46,6 +37,15 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub const DEFAULT_LIMIT: u32 = 64 << 20;
 
 /// Reads CSV files into a [`Table`].
+///
+/// **Memory follows the data read.** The reader streams the file (decompressing as it
+/// goes) and stops with [`DataErrorKind::TooLarge`] once it has read more text than its
+/// [`limit`](CsvReader::limit) (64 MiB by default). A [`Table`] keeps the fields' text
+/// in one buffer with 4 bytes of index per field and 8 per row: at most 6.5 bytes per
+/// byte of text (a file of one-character lines), plus what its vectors reserve while
+/// growing. Nothing is reserved from a count a file announces. The loaders
+/// ([`digits`](super::digits), [`iris`](super::iris), ...) check every row as it is
+/// read and keep only its numbers, so a malformed file fails at its first bad row.
 #[derive(Clone, Copy, Debug)]
 pub struct CsvReader {
     header: bool,
@@ -300,7 +300,7 @@ fn split_fields(line: &str, delimiter: char, text: &mut String, ends: &mut Vec<u
 
 /// The rows of a CSV file, each with its line number, and its header if asked for.
 ///
-/// The fields' text is kept in one buffer: see the [module](self) for its size.
+/// The fields' text is kept in one buffer (see [`CsvReader`] for the memory it takes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
     file: PathBuf,
