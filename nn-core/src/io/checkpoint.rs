@@ -179,7 +179,7 @@ impl Checkpoint<Vec<f32>> {
                 LoadError::NotACheckpoint {
                     file: None,
                     key: key.into(),
-                    expected: "an unsigned integer in decimal digits".into(),
+                    expected: "an unsigned integer".into(),
                     found: value.map(|v| format!("`{v}`")),
                 }
             })
