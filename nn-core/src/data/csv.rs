@@ -204,15 +204,31 @@ impl<R: BufRead> RowReader<R> {
             return Ok(());
         };
         if self.gzip {
-            loop {
-                match self.next_row() {
-                    Ok(Some(_)) => {}
-                    Err(e) if matches!(e.kind, DataErrorKind::Gzip(_)) => return Err(e),
-                    Ok(None) | Err(_) => break,
-                }
+            if let Some(corrupt) = self.drain() {
+                return Err(corrupt);
             }
         }
         Err(error)
+    }
+
+    /// Reads the rest of the text (up to the limit) without keeping it; returns the
+    /// error of a decoder that fails, at the line it fails on.
+    fn drain(&mut self) -> Option<DataError> {
+        let mut complete_lines = 0;
+        loop {
+            let chunk = match self.text.fill_buf() {
+                Ok([]) => return None,
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let line = self.line + 1 + complete_lines;
+                    return Some(DataError::new(&self.file, Some(line), None, DataErrorKind::Gzip(e)));
+                }
+            };
+            let n = chunk.len();
+            complete_lines += chunk.iter().filter(|&&b| b == b'\n').count();
+            self.text.consume(n);
+        }
     }
 
     /// The next non-blank line, split into fields; `None` at the end of the file.

@@ -256,4 +256,21 @@ mod tests {
         assert_eq!(err.line, Some(1));
         std::fs::remove_file(&path).unwrap();
     }
+
+    #[test]
+    fn truncated_gzip_is_reported_even_after_a_bad_row() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for i in 0..20_000 {
+            writeln!(gz, "{i},{}", i * 7).unwrap();
+        }
+        let bytes = gz.finish().unwrap();
+        let path = std::env::temp_dir().join(format!("nn-sets-{}-cut.csv.gz", std::process::id()));
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        // Row 1 already has the wrong width; the truncation is what the file's problem is.
+        let err = digits(&path).unwrap_err();
+        assert!(matches!(err.kind, DataErrorKind::Gzip(_)), "{err}");
+        assert!(err.line.is_some_and(|l| l > 1000), "{err}");
+        std::fs::remove_file(&path).unwrap();
+    }
 }
