@@ -10,6 +10,7 @@ abort (a signal), a timeout, or a peak resident size above PEAK_MB.
 """
 import gzip, os, random, resource, subprocess, sys, tempfile, threading, time
 
+# Exit status -6 is an abort (a failed allocation), 101 a panic.
 LIMIT_MB, PEAK_MB, TIMEOUT = 2048, 1024, 60
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "data")
 SEEDS = {n: open(os.path.join(DATA, n), "rb").read() for n in ["iris.csv", "co2.csv", "sunspots.csv", "words.txt"]}
@@ -91,6 +92,12 @@ def main():
             findings.append((name, len(data), f"peak {peak} MB"))
         os.remove(path)
     print(f"inputs tried: {n}; findings: {len(findings)}; largest peak RSS of any child: {peak_max} MB; slowest: {slow_max:.1f} s")
+    kinds = {}
+    for f in findings:
+        kind = f[2].split(" MB")[0] if f[2].startswith("exit") or f[2] == "timeout" else "peak above %d MB" % PEAK_MB
+        kinds[kind] = kinds.get(kind, 0) + 1
+    for kind, count in sorted(kinds.items()):
+        print(f"  {count:6d} findings: {kind}")
     for f in findings[:20]:
         print("  finding:", f)
     for line, count in sorted(outcomes.items()):
