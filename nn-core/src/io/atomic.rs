@@ -160,7 +160,7 @@ fn remove_stale_temps(dir: &Path, path: &Path) {
         if !fs::symlink_metadata(&temp).is_ok_and(|m| m.file_type().is_file()) {
             continue;
         }
-        let Ok(file) = OpenOptions::new().write(true).open(&temp) else {
+        let Ok(file) = File::open(&temp) else {
             continue;
         };
         if file.try_lock().is_ok() {
