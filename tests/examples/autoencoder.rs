@@ -3,7 +3,7 @@
 //! its code, and its frozen encoder feeds a classifier.
 
 #[allow(dead_code)]
-#[path = "../examples/09_autoencoder.rs"]
+#[path = "../../examples/09_autoencoder.rs"]
 mod autoencoder;
 
 #[test]

@@ -1,7 +1,7 @@
 //! The CNN example's training run, checked against the accuracy it promises.
 
 #[allow(dead_code)]
-#[path = "../examples/05_cnn_digits.rs"]
+#[path = "../../examples/05_cnn_digits.rs"]
 mod cnn_digits;
 
 #[test]

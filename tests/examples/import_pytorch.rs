@@ -8,7 +8,7 @@
 //! committed `state_dict` file and loads back bit for bit.
 
 #[allow(dead_code)]
-#[path = "../examples/14_import_pytorch.rs"]
+#[path = "../../examples/14_import_pytorch.rs"]
 mod import_pytorch;
 
 use std::path::Path;

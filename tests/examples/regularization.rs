@@ -7,11 +7,11 @@
 use std::path::Path;
 
 #[allow(dead_code)]
-#[path = "../examples/04_regularization.rs"]
+#[path = "../../examples/04_regularization.rs"]
 mod regularization;
 
 #[allow(dead_code)]
-#[path = "../examples/13_transfer_learning.rs"]
+#[path = "../../examples/13_transfer_learning.rs"]
 mod transfer_learning;
 
 fn png_size(path: &Path) -> (u32, u32) {

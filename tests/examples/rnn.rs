@@ -5,11 +5,11 @@
 //! reader runs (only `main`, which prints, is left out).
 
 #[allow(dead_code)]
-#[path = "../examples/06_rnn_sunspots.rs"]
+#[path = "../../examples/06_rnn_sunspots.rs"]
 mod rnn_sunspots;
 
 #[allow(dead_code)]
-#[path = "../examples/07_birnn_fill_blank.rs"]
+#[path = "../../examples/07_birnn_fill_blank.rs"]
 mod birnn_fill_blank;
 
 #[test]

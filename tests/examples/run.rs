@@ -5,15 +5,15 @@
 //! reader runs (only `main`, which prints, is left out).
 
 #[allow(dead_code)]
-#[path = "../examples/01_perceptron.rs"]
+#[path = "../../examples/01_perceptron.rs"]
 mod perceptron;
 
 #[allow(dead_code)]
-#[path = "../examples/02_mlp_digits.rs"]
+#[path = "../../examples/02_mlp_digits.rs"]
 mod mlp_digits;
 
 #[allow(dead_code)]
-#[path = "../examples/03_regression_co2.rs"]
+#[path = "../../examples/03_regression_co2.rs"]
 mod regression_co2;
 
 #[test]

@@ -5,7 +5,7 @@
 //! verification accuracy 0.947 to 0.965, one-shot accuracy 0.948 to 0.954) and well
 //! above the raw pixels' (AUC 0.86 to 0.88, one-shot 0.65) and chance (0.5, 0.1).
 #[allow(dead_code)]
-#[path = "../examples/10_siamese.rs"]
+#[path = "../../examples/10_siamese.rs"]
 mod siamese;
 
 #[test]

@@ -2,7 +2,7 @@
 //! `main`, which prints, is left out) must sort unseen sequences. The full run (2500
 //! steps) sorts every test sequence; a third of it already sorts almost all.
 #[allow(dead_code)]
-#[path = "../examples/08_transformer.rs"]
+#[path = "../../examples/08_transformer.rs"]
 mod transformer;
 
 #[test]

@@ -18,8 +18,7 @@
 //! terms cancel (to ~1e-2 from terms of order 1) carry absolute errors of 1 to 2e-6
 //! from the rounding of the terms, not of the result (1.7e-6 on `-0.0746`, right at the
 //! edge of `1e-6 + 1e-5 |x|`; the last bits also depend on the GEMM path, FMA or not).
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::layers::{

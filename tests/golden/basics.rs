@@ -9,8 +9,7 @@
 //! matching nn-core value from the fixture's metadata (`kind`, `option.*`); a fixture
 //! it cannot map fails the test, and `every_fixture_is_covered` fails for a fixture of
 //! a group no test runs.
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::__private::{Chain, Named};

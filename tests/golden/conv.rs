@@ -6,8 +6,7 @@
 //! Each fixture is mapped by name to the nn-core layer with the same configuration
 //! (the shapes are types, so the mapping is written out); the fixture's options are
 //! checked against the layer's, and a fixture without a mapping fails its group's test.
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::layers::{

@@ -9,10 +9,8 @@
 //! `1e-4 + 1e-3 |expected|` as in `tests/losses.rs`. A difference that moves a pair
 //! across a hinge (or a swapped triplet across the swap) straddles a kink and is
 //! skipped; the data keeps such cases rare and the test bounds how many.
-#[path = "common/fixtures.rs"]
-mod fixtures;
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
+use crate::fixtures;
+use crate::gradcheck;
 
 use gradcheck::{assert_close_where, central_differences_f32, uniform, Tolerance};
 use nn_core::loss::embedding::{cosine_similarity, pairwise_distance};

@@ -10,8 +10,7 @@
 //! input), the generator's gradients, both networks' parameters after the round (the
 //! discriminator unchanged by the generator step), and the generator's batch-norm
 //! running statistics at the end.
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::prelude::*;

@@ -3,8 +3,7 @@
 //! layer and a tied layer, and a tied autoencoder. Each compares the whole network's
 //! output, its input gradient and every parameter gradient for a random upstream
 //! gradient (fixtures of group `graph`, written by `tools/fixtures/generate.py`).
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::prelude::*;

@@ -7,8 +7,7 @@
 //! both sides, so its test compares what does not depend on the mask: the eval pass,
 //! and in training PyTorch's kept scale `1 / (1 - p)` applied to the values and
 //! gradients each side keeps, zero for those it drops.
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::layers::{Dropout, Embedding, SequenceDense};

@@ -14,8 +14,7 @@
 //! Tolerance: `|actual - expected| <= 1e-5 |expected| + 1e-6`, as the other golden
 //! tests: the references are exact to half an f32 ulp, so this bounds the library's
 //! own f32 rounding through up to 7 recurrent steps and 2 layers.
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::kernels::recurrent::{CellKind, Merge, States, StatesMut};

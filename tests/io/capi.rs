@@ -10,7 +10,7 @@ use nn_core::io::{load_safetensors, LoadOptions};
 use nn_core::prelude::*;
 use nn_examples::data_file;
 
-#[path = "../no-std-check/src/nets.rs"]
+#[path = "../../no-std-check/src/nets.rs"]
 #[allow(dead_code)]
 mod nets;
 use nets::{DigitsCnn, DigitsMlp};

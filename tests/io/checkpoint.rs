@@ -1,8 +1,7 @@
 //! Checkpoints: model, optimizer state and counters in one safetensors file; resuming
 //! is bit-exact; a save that fails or crashes midway never destroys the previous
 //! checkpoint; files that are not checkpoints are rejected without touching the model.
-#[path = "common/io_nets.rs"]
-mod io_nets;
+use crate::io_nets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};

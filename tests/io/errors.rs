@@ -1,8 +1,7 @@
 //! Every `LoadError` variant from a crafted file: its fields, a message that names the
 //! file, the tensor, and the expected and found shapes or dtypes, and a model state
 //! left unchanged.
-#[path = "common/io_nets.rs"]
-mod io_nets;
+use crate::io_nets;
 
 use io_nets::{bits, tensors, Classifier, Encoder, TempDir};
 use nn_core::io::{

@@ -6,8 +6,7 @@
 //!
 //! Deterministic (a SplitMix64 stream from a fixed seed); a failing case prints its
 //! number and strategy and writes its bytes to `target/io_fuzz_failure.safetensors`.
-#[path = "common/io_nets.rs"]
-mod io_nets;
+use crate::io_nets;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,8 +1,7 @@
 //! Partial loading by name prefix, for transfer learning in both directions: a
 //! classifier's `encoder.*` tensors into an `Encoder`, and an `Encoder`'s file into the
 //! `encoder.` sub-tree of a classifier.
-#[path = "common/io_nets.rs"]
-mod io_nets;
+use crate::io_nets;
 
 use io_nets::{bits, Classifier, Encoder, TempDir};
 use nn_core::io::{

@@ -1,7 +1,6 @@
 //! Saving and loading models as safetensors: bit-exact round trips, PyTorch `state_dict`
 //! names, shapes and dtypes, files written by the `safetensors` crate and by PyTorch.
-#[path = "common/io_nets.rs"]
-mod io_nets;
+use crate::io_nets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -1,8 +1,7 @@
 //! Weights baked in at compile time: `include_weights!` against a file PyTorch wrote
 //! (`tools/fixtures/baked_weights.py`), and every layer family's compile-time tensor
 //! description against its run-time `visit_tensors`.
-#[path = "common/fixtures.rs"]
-mod fixtures;
+use crate::fixtures;
 
 use fixtures::Fixture;
 use nn_core::prelude::*;

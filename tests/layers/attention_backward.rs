@@ -11,8 +11,7 @@
 //! golden tests (`attention_golden.rs`) check the same gradients to `1e-5`; these
 //! checks add the paths PyTorch fixtures do not cover (dropout, causal cross-attention)
 //! and prove that forward and backward describe the same function.
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
+use crate::gradcheck;
 
 use gradcheck::{assert_close_where, central_differences_f32, uniform, weighted_sum, Tolerance};
 use nn_core::layers::{

@@ -3,8 +3,7 @@
 //! sample's valid outputs do not depend on its padding; samples of a batch do not
 //! interact; weights are a distribution over the visible keys; dropout is active in
 //! training only; and the inspection methods agree with the training cache.
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
+use crate::gradcheck;
 
 use gradcheck::uniform;
 use nn_core::layers::{CrossAttention, MultiHeadAttention, TransformerEncoder, TransformerEncoderLayer};

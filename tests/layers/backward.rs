@@ -16,10 +16,8 @@
 //!
 //! A difference whose two sides put some pre-activation on different sides of a kink
 //! (ReLU, Leaky ReLU, ELU) is skipped; at most a tenth of them may be.
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
-#[path = "handwritten_expansion.rs"]
-mod handwritten;
+use crate::gradcheck;
+use crate::handwritten_expansion as handwritten;
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -7,8 +7,7 @@
 //! Every check fills `scratch`, `cache` and `dx` with NaN first (so a layer that reads
 //! memory it did not write fails) and starts the parameter gradients at 0.5 (so
 //! `backward` must add, not overwrite).
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
+use crate::gradcheck;
 
 use gradcheck::{assert_close, assert_close_where, central_differences_f32, uniform, weighted_sum, Tolerance};
 use nn_core::layers::{

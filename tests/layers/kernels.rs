@@ -12,8 +12,7 @@
 //! relative to `sum |a b|`. Every element must satisfy
 //! `|C - C_ref| <= max(1e-5, k * 2^-23) * (|alpha| sum_p |A_ip B_pj| + |beta C0_ij|)`,
 //! `C_ref` in `f64`: relative `1e-5` up to `k = 65`.
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
+use crate::gradcheck;
 
 use gradcheck::{assert_close, dense_f64, uniform, widen, Tolerance, ACTIVATIONS};
 use nn_core::kernels::gemm::PACKED_MIN_FLOPS;

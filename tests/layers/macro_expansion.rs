@@ -4,8 +4,7 @@
 use nn_core::layer::SummaryRow;
 use nn_core::prelude::*;
 
-#[path = "handwritten_expansion.rs"]
-mod handwritten;
+use crate::handwritten_expansion as handwritten;
 
 network! {
     /// 64 -> 32 -> 10, as `handwritten::Mlp`.

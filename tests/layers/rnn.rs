@@ -11,11 +11,8 @@
 //!   check the truncated gradient.
 //! * Streaming: every step equals the whole-sequence inference output bit for bit.
 //! * No method allocates (a counting allocator).
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell as StdCell;
+use crate::counting_alloc::allocations;
+use crate::gradcheck;
 
 use gradcheck::{assert_close, assert_close_where, central_differences_f64, dense_f64, uniform, widen, Tolerance};
 use nn_core::__private::{Chain, Named};
@@ -28,42 +25,6 @@ use nn_core::{Activation, Layer, Model, Rng};
 
 const FORWARD_TOL: Tolerance = Tolerance { abs: 2e-5, rel: 1e-4 };
 const GRAD_TOL: Tolerance = Tolerance { abs: 1e-5, rel: 1e-4 };
-
-// ---------------------------------------------------------------------------------------
-// Counting allocator: counts allocations made by this thread while armed.
-
-struct Counting;
-
-thread_local! {
-    static ARMED: StdCell<bool> = const { StdCell::new(false) };
-    static COUNT: StdCell<usize> = const { StdCell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ARMED.with(|a| a.get()) {
-            COUNT.with(|c| c.set(c.get() + 1));
-        }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// The number of allocations `f` makes on this thread.
-fn allocations(f: impl FnOnce()) -> usize {
-    COUNT.with(|c| c.set(0));
-    ARMED.with(|a| a.set(true));
-    f();
-    ARMED.with(|a| a.set(false));
-    COUNT.with(|c| c.get())
-}
 
 // ---------------------------------------------------------------------------------------
 // The f64 reference, one sample at a time.

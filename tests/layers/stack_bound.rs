@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use nn_core::prelude::*;
 
-#[path = "../no-std-check/src/nets.rs"]
+#[path = "../../no-std-check/src/nets.rs"]
 #[allow(dead_code)]
 mod nets;
 use nets::{DigitsCnn, DigitsMlp};

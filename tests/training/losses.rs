@@ -12,8 +12,7 @@
 //! (PyTorch's `MSELoss`, `L1Loss`, `BCELoss`, `BCEWithLogitsLoss`, `CrossEntropyLoss`
 //! and Keras's categorical cross-entropy), within `1e-6` relative: the `f32` rounding
 //! of the inputs and the result.
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
+use crate::gradcheck;
 
 use gradcheck::{assert_close, assert_close_where, central_differences_f32, uniform, Tolerance};
 use nn_core::loss::{

@@ -7,8 +7,7 @@
 //! 4, as a schedule makes. After every step the parameters must be within
 //! `1e-6 + 1e-6 |expected|` of the reference: the rounding of a few `f32` operations
 //! per step.
-#[path = "common/gradcheck.rs"]
-mod gradcheck;
+use crate::gradcheck;
 
 use gradcheck::{assert_close, uniform, Tolerance};
 use nn_core::optim::{AdaGrad, Adam, AdamW, Optimizer, RmsProp, Sgd};

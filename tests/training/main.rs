@@ -1,0 +1,9 @@
+//! Training: optimizers, losses, weight penalties and constraints, frozen layers.
+
+#[path = "../common/gradcheck.rs"]
+mod gradcheck;
+
+mod freeze;
+mod losses;
+mod optimizers;
+mod regularization;
