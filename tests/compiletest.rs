@@ -31,6 +31,11 @@ fn ui() {
         "trybuild: building the library for {passing} passing and {failing} compile-fail cases, then all cases in \
          one batch (about 3 minutes cold on 2 cores); each result is printed when the batch is done"
     );
+    // trybuild builds its cases with cargo's default `dev` profile; debug information
+    // there only slows building and linking the library again for them.
+    if std::env::var_os("CARGO_PROFILE_DEV_DEBUG").is_none() {
+        std::env::set_var("CARGO_PROFILE_DEV_DEBUG", "false");
+    }
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
     t.pass("tests/ui/attention/pass/*.rs");

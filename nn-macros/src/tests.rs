@@ -481,9 +481,16 @@ fn baked_weights_refuse_nan_and_infinity_as_the_loader_does() {
 
 #[test]
 fn baked_weights_refuse_offsets_that_overflow_without_panicking() {
-    // safetensors 0.8's own `SafeTensors::deserialize` adds these unchecked.
-    let end = u64::MAX - 7;
-    let header = format!(r#"{{"w":{{"dtype":"U8","shape":[{end}],"data_offsets":[0,{end}]}}}}"#);
+    // Eight tensors of 2^61 - 1 bytes each pass the header's own checks and end at
+    // 2^64 - 8; safetensors 0.8's `SafeTensors::deserialize` adds the header length to
+    // that unchecked and panics in builds with overflow checks.
+    let size = (1u64 << 61) - 1;
+    let tensors: Vec<String> = (0..8)
+        .map(|i| {
+            format!(r#""w{i}":{{"dtype":"U8","shape":[{size}],"data_offsets":[{},{}]}}"#, i * size, (i + 1) * size)
+        })
+        .collect();
+    let header = format!("{{{}}}", tensors.join(","));
     let message = weights_error(&safetensors_file(&header, &[0; 8]));
     assert!(message.starts_with("`w.safetensors` is not a safetensors file: "), "{message}");
 }

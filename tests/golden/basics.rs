@@ -36,27 +36,27 @@ const TESTED_GROUPS: &[&str] = &[
     "loss",
     "optimizer",
     "network",
-    // tests/attention_golden.rs
+    // tests/golden/attention.rs
     "attention",
     "layer_norm",
     "positional",
     "transformer",
-    // tests/conv_golden.rs
+    // tests/golden/conv.rs
     "conv",
     "pool",
     "reshape",
     "batch_norm",
-    // tests/rnn_golden.rs
+    // tests/golden/rnn.rs
     "recurrent",
-    // tests/embedding_losses.rs
+    // tests/golden/embedding_losses.rs
     "embedding_loss",
-    // tests/layers_golden.rs
+    // tests/golden/layers.rs
     "embedding",
     "sequence_dense",
     "dropout",
-    // tests/gan_golden.rs
+    // tests/golden/gan.rs
     "gan",
-    // tests/graph_golden.rs
+    // tests/golden/graph.rs
     "graph",
 ];
 
@@ -318,7 +318,7 @@ fn optimizers_match_torch_optim() {
 }
 
 /// `Linear(6, 5) -> ReLU -> Linear(5, 3)` composed by hand as `network!` composes it
-/// (see `tests/handwritten_expansion.rs`), the ReLU fused into `fc1`.
+/// (see `tests/layers/handwritten_expansion.rs`), the ReLU fused into `fc1`.
 type FusedMlp = Chain<Named<Dense<6, 5>>, Named<Dense<5, 3>>>;
 
 const FUSED_MLP: FusedMlp = Chain {

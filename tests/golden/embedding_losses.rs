@@ -6,7 +6,7 @@
 //! degenerate pairs and argument errors.
 //!
 //! Finite differences: `h = 1e-2` on embeddings of size about 1, tolerance
-//! `1e-4 + 1e-3 |expected|` as in `tests/losses.rs`. A difference that moves a pair
+//! `1e-4 + 1e-3 |expected|` as in `tests/training/losses.rs`. A difference that moves a pair
 //! across a hinge (or a swapped triplet across the swap) straddles a kink and is
 //! skipped; the data keeps such cases rare and the test bounds how many.
 use crate::fixtures;
@@ -17,7 +17,7 @@ use nn_core::loss::embedding::{cosine_similarity, pairwise_distance};
 use nn_core::loss::{ContrastiveLoss, CosineEmbeddingLoss, EmbeddingLossError, PairLoss, TripletMarginLoss};
 use nn_core::prelude::*;
 
-/// As `tests/golden.rs`: f32 rounding of sums of a few dozen terms.
+/// As `tests/golden/basics.rs`: f32 rounding of sums of a few dozen terms.
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
 /// The finite-difference step on embeddings.

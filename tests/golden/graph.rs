@@ -9,7 +9,7 @@ use fixtures::{assert_close, Fixture};
 use nn_core::prelude::*;
 use nn_core::Rng;
 
-/// f32 rounding of sums of a few dozen terms (see `tests/golden.rs`).
+/// f32 rounding of sums of a few dozen terms (see `tests/golden/basics.rs`).
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-5;
 

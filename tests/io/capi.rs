@@ -32,10 +32,11 @@ fn std_model<L: Network>(file: &str) -> Model<L> {
 
 #[test]
 fn c_program_matches_std_models_bit_for_bit() {
-    // The release library, in the workspace's target directory.
+    // The release library, in the workspace's target directory (wherever it is:
+    // `CARGO_TARGET_TMPDIR` is its `tmp` folder).
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(cargo).args(["build", "--release", "-p", "nn-capi"]).current_dir(root()));
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target directory holds `tmp`");
     let library = target.join("release");
     assert!(library.join("libnn_capi.a").exists());
 

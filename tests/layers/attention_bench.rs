@@ -3,7 +3,7 @@
 //! and parameter gradients), and inference. Not a check: run it in release,
 //!
 //! ```text
-//! cargo test --release --test attention_bench -- --ignored --nocapture
+//! cargo test --release --test layers attention_bench -- --ignored --nocapture
 //! ```
 //!
 //! and compare with PyTorch on the same machine and thread count:
