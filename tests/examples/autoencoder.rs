@@ -4,11 +4,11 @@
 
 #[allow(dead_code)]
 #[path = "../../examples/09_autoencoder.rs"]
-mod autoencoder;
+mod example;
 
 #[test]
 fn an_autoencoder_beats_pca_and_its_frozen_encoder_classifies() {
-    let report = autoencoder::run(autoencoder::EPOCHS, autoencoder::HEAD_EPOCHS, false).unwrap();
+    let report = example::run(example::EPOCHS, example::HEAD_EPOCHS, false).unwrap();
     let best = report.separate_mse.min(report.tied_mse);
     assert!(best < report.pca_mse, "{report:?}");
     assert!(report.separate_mse < 0.05 && report.tied_mse < 0.05, "{report:?}");
@@ -28,12 +28,12 @@ fn pca_reconstructs_data_in_its_span_exactly() {
             [1.0 + a, 2.0 * a - b, b, 0.5 - a + 3.0 * b]
         })
         .collect();
-    let pca = autoencoder::Pca::fit(&rows, 4, 2);
+    let pca = example::Pca::fit(&rows, 4, 2);
     let back = pca.reconstruct(&rows);
     for (x, y) in rows.iter().zip(&back) {
         assert!((x - y).abs() < 1e-5, "{x} against {y}");
     }
     // One component does not.
-    let one = autoencoder::Pca::fit(&rows, 4, 1).reconstruct(&rows);
+    let one = example::Pca::fit(&rows, 4, 1).reconstruct(&rows);
     assert!(rows.iter().zip(&one).any(|(x, y)| (x - y).abs() > 0.1));
 }

@@ -9,12 +9,12 @@
 
 #[allow(dead_code)]
 #[path = "../../examples/14_import_pytorch.rs"]
-mod import_pytorch;
+mod example;
 
 use std::path::Path;
 use std::process::Command;
 
-use import_pytorch::{header_of, read_tensors, run, EPOCHS, MAX_ABS_DIFF, TORCH_WEIGHTS};
+use example::{header_of, read_tensors, run, EPOCHS, MAX_ABS_DIFF, TORCH_WEIGHTS};
 use nn_examples::data_file;
 
 /// Whether `python3` with PyTorch and safetensors is available.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 #[allow(dead_code)]
 #[path = "../../examples/04_regularization.rs"]
-mod regularization;
+mod example;
 
 #[allow(dead_code)]
 #[path = "../../examples/13_transfer_learning.rs"]
@@ -23,10 +23,10 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 #[test]
 fn a_regularized_run_beats_the_over_fitted_one() {
-    use regularization::{EPOCHS, RUNS};
+    use example::{EPOCHS, RUNS};
     let curves = Path::new(env!("CARGO_TARGET_TMPDIR")).join("04_regularization.png");
     let _ = std::fs::remove_file(&curves);
-    let report = regularization::run(EPOCHS, &curves, false).unwrap();
+    let report = example::run(EPOCHS, &curves, false).unwrap();
 
     assert_eq!(report.runs.iter().map(|r| r.name).collect::<Vec<_>>(), RUNS);
     assert_eq!(report.test_samples, 1797 - 200 - 200);
@@ -46,7 +46,7 @@ fn a_regularized_run_beats_the_over_fitted_one() {
     let val = early.series("val_loss");
     let lowest = (0..val.len()).min_by(|&a, &b| val[a].total_cmp(&val[b])).unwrap();
     assert_eq!(report.best_epoch, lowest + 1);
-    assert_eq!(early.epochs.len(), report.best_epoch + regularization::PATIENCE);
+    assert_eq!(early.epochs.len(), report.best_epoch + example::PATIENCE);
 
     // Three charts of five curves, side by side.
     assert_eq!(png_size(&curves), (1440, 360));

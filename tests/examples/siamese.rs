@@ -6,11 +6,11 @@
 //! above the raw pixels' (AUC 0.86 to 0.88, one-shot 0.65) and chance (0.5, 0.1).
 #[allow(dead_code)]
 #[path = "../../examples/10_siamese.rs"]
-mod siamese;
+mod example;
 
 #[test]
 fn siamese_towers_verify_and_classify_unseen_digits() {
-    let report = siamese::run(siamese::SEED, siamese::STEPS).unwrap();
+    let report = example::run(example::SEED, example::STEPS).unwrap();
     for (loss, v) in [("contrastive", report.contrastive), ("triplet", report.triplet)] {
         assert!(v.roc_auc > 0.97, "{loss}: ROC AUC {}", v.roc_auc);
         assert!(v.accuracy > 0.92, "{loss}: verification accuracy {}", v.accuracy);
@@ -47,14 +47,14 @@ fn roc_auc_is_exact_with_ties() {
     // 0.4 > 0.1), (0.2 < 0.4, 0.2 > 0.1): 4.5 / 6.
     let score = [0.8, 0.4, 0.2, 0.4, 0.1];
     let positive = [true, true, true, false, false];
-    assert_eq!(siamese::roc_auc(&score, &positive), 0.75);
-    assert_eq!(siamese::roc_auc(&[1.0, 2.0], &[true, false]), 0.0);
-    assert_eq!(siamese::roc_auc(&[3.0, 3.0, 3.0], &[true, false, true]), 0.5);
+    assert_eq!(example::roc_auc(&score, &positive), 0.75);
+    assert_eq!(example::roc_auc(&[1.0, 2.0], &[true, false]), 0.0);
+    assert_eq!(example::roc_auc(&[3.0, 3.0, 3.0], &[true, false, true]), 0.5);
 
     let mut rng = nn_core::Rng::new(3);
     // Scores on a coarse grid, so that many tie.
     let score: Vec<f32> = (0..300).map(|_| rng.below(20) as f32 / 4.0).collect();
     let positive: Vec<bool> = score.iter().map(|&s| s + rng.uniform_in(-2.0, 2.0) > 2.5).collect();
     let expected = auc_by_counting(&score, &positive);
-    assert!((siamese::roc_auc(&score, &positive) - expected).abs() < 1e-12, "{expected}");
+    assert!((example::roc_auc(&score, &positive) - expected).abs() < 1e-12, "{expected}");
 }
