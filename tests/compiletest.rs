@@ -28,8 +28,8 @@ fn ui() {
     // Straight to the terminal: the test harness would hold back `eprintln!` until the end.
     let _ = writeln!(
         std::io::stderr(),
-        "trybuild: building the library for {passing} passing and {failing} compile-fail cases, then all cases in \
-         one batch (about 3 minutes cold on 2 cores); each result is printed when the batch is done"
+        "trybuild: building the library for {passing} passing and {failing} compile-fail cases, then building \
+         all cases in one batch, the longest test of the suite; each result is printed when the batch is done"
     );
     // trybuild builds its cases with cargo's default `dev` profile; debug information
     // there only slows building and linking the library again for them.
