@@ -51,10 +51,16 @@ fn child_training_run() {
     fit.run(&mut model, &data(), None).unwrap();
 }
 
+/// The test harness's name of `child_training_run`: its module path without the crate.
+fn child_test_name() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, path)| path);
+    format!("{module}::child_training_run")
+}
+
 /// Runs `child_training_run` in a child process in `mode`; returns its standard error.
 fn child_stderr(mode: &str) -> String {
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["child_training_run", "--exact", "--nocapture", "--test-threads=1"])
+        .args([child_test_name().as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, mode)
         .output()
         .unwrap();
@@ -79,7 +85,7 @@ fn silent_when_standard_error_is_not_a_terminal_or_when_hidden() {
 fn draws_on_a_real_terminal() {
     // `script` (util-linux) runs the child with a pseudo-terminal as standard error.
     let exe = std::env::current_exe().unwrap();
-    let command = format!("{} child_training_run --exact --nocapture --test-threads=1", exe.display());
+    let command = format!("{} {} --exact --nocapture --test-threads=1", exe.display(), child_test_name());
     let output = Command::new("script")
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .env(CHILD, "progress")
