@@ -1,7 +1,7 @@
 //! The digits classifiers of `no-std-check` behind a C ABI (`include/nn_digits.h`),
 //! built as a static library. The weights are baked in at compile time from the same
 //! safetensors files, so the library needs no file and allocates nothing; its
-//! outputs are the `std` model's, bit for bit (`tests/capi.rs` checks it on the whole
+//! outputs are the `std` model's, bit for bit (`tests/io/capi.rs` checks it on the whole
 //! digits test split with a C program built by `gcc`).
 #![warn(missing_docs)]
 

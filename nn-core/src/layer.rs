@@ -177,7 +177,7 @@ pub trait Network: Layer + Default + Copy {
     /// Bytes of stack that batch-1 inference ([`Network::forward_one`],
     /// `Model::predict_one`) uses at most when its activations are on the stack:
     /// [`Network::PEAK_ACTIVATION_BYTES`] plus [`STACK_MARGIN_BYTES`] for the frames of
-    /// the layers and kernels themselves. `tests/stack_bound.rs` measures the real use
+    /// the layers and kernels themselves. `tests/layers/stack_bound.rs` measures the real use
     /// by painting a thread's stack.
     const STACK_BOUND_BYTES: usize = Self::PEAK_ACTIVATION_BYTES + STACK_MARGIN_BYTES;
 
@@ -239,7 +239,7 @@ impl<'a> Frozen<'a> {
 /// and the small fixed arrays of the dot-product kernels. No kernel keeps an array
 /// sized by the network on the stack. Measured at most 21 783 bytes across dense,
 /// convolutional, recurrent and attention networks (x86-64, `std` with AVX2,
-/// `tests/stack_bound.rs`).
+/// `tests/layers/stack_bound.rs`).
 pub const STACK_MARGIN_BYTES: usize = 32 * 1024;
 
 /// The most stack batch-1 inference may take for a network's activations and the

@@ -18,14 +18,17 @@
 //! static MODEL: Model<Net, &[f32]> = Model::from_static(Net, &WEIGHTS);
 //! ```
 //!
-//! The path is relative to the directory of the crate's `Cargo.toml`. The macro emits
-//! the file's tensors (names, shapes and `f32` bits) as a constant [`WeightsFile`];
-//! [`bake`] then walks the network's compile-time description of its tensors
-//! ([`Layer::TENSORS`], a [`TensorTree`]) and copies every tensor to its offset. A
-//! file that does not fit the network stops the build with a message naming the
-//! tensor: a tensor of the network the file lacks, a tensor whose shape differs, or a
-//! tensor of the file the network does not have. Only the baked array reaches the
-//! binary; the file's constant is used at compile time only.
+//! The path is relative to the directory of the crate's `Cargo.toml`. The macro reads
+//! the file with the parser and default rules of `io::load_safetensors` (the
+//! `nn-safetensors` crate): a corrupt header, a tensor that is not `F32` or a NaN or
+//! infinite value is a compile error. It emits the file's tensors (names, shapes and
+//! `f32` bits) as a constant [`WeightsFile`]; [`bake`] then walks the network's
+//! compile-time description of its tensors ([`Layer::TENSORS`], a [`TensorTree`]) and
+//! copies every tensor to its offset. A file that does not fit the network stops the
+//! build with a message naming the tensor: a tensor of the network the file lacks, a
+//! tensor whose shape differs, or a tensor of the file the network does not have. Only
+//! the baked array reaches the binary; the file's constant is used at compile time
+//! only.
 use crate::layer::Layer;
 
 /// The compile-time description of a layer's parameter and buffer tensors, in

@@ -3,7 +3,7 @@
 //! For `struct Name` the expansion is the unit struct, then a `const _: () = { ... }`
 //! block that hides the rest: the architecture type (`Named` layers right-nested in
 //! `Chain`s), its `const` value, the type-level shape checks and the `Layer` and
-//! `Network` impls, which delegate to the architecture. `tests/handwritten_expansion.rs`
+//! `Network` impls, which delegate to the architecture. `tests/layers/handwritten_expansion.rs`
 //! in the workspace is the same code written by hand.
 //!
 //! A network with errors expands to the struct and a stub impl with its declared

@@ -133,7 +133,9 @@ pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 /// Evaluates, at compile time, the state array of a network (parameters, then
 /// buffers, in `state_dict` order) from a safetensors file: `include_weights!(Net,
 /// "path/to/file.safetensors")`, the path relative to the directory of the calling
-/// crate's `Cargo.toml`.
+/// crate's `Cargo.toml` (for a source file outside that directory, such as a trybuild
+/// case compiled in a generated crate, the nearest directory above the source file that
+/// holds a `Cargo.toml`). The build does not depend on where the target directory is.
 ///
 /// The expansion is an inline `const` block of type `[f32; Net::PARAMS +
 /// Net::BUFFERS]`, meant for a `static`, whose values then stay in flash:
@@ -145,8 +147,12 @@ pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 ///
 /// A file whose tensors differ from the network's (a missing tensor, a different
 /// shape, a tensor the network does not have) is a compile error naming the tensor.
-/// Tensors must be `F32`.
+/// The file is read with the parser and default rules of the run-time loader
+/// (`nn_core::io::load_safetensors` with `LoadOptions::default()`): tensors must be
+/// `F32` and every value finite; a corrupt or malformed file is a compile error, never
+/// a panic of the macro.
 #[proc_macro]
 pub fn include_weights(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
-    weights::include_weights(input.into()).into()
+    let caller = proc_macro::Span::call_site().local_file();
+    weights::include_weights(input.into(), caller.as_deref()).into()
 }

@@ -1,6 +1,7 @@
 //! The phases on token streams: inferred shapes, every diagnostic's message and
 //! span, error collection, the generated code, and a fuzz test of the whole pipeline
 //! on random and mutated input.
+use std::path::Path;
 use std::str::FromStr;
 
 use proc_macro2::{Group, TokenStream, TokenTree};
@@ -450,4 +451,74 @@ fn fuzz_the_pipeline_never_panics() {
     assert_eq!(valid + invalid, 20_000);
     // Both outcomes are exercised.
     assert!(valid > 500 && invalid > 5_000, "valid {valid}, invalid {invalid}");
+}
+
+/// A safetensors file: the JSON `header`, then `data`.
+fn safetensors_file(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend_from_slice(data);
+    file
+}
+
+fn weights_error(file: &[u8]) -> String {
+    match crate::weights::read(file, "w.safetensors", proc_macro2::Span::call_site()) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn baked_weights_refuse_nan_and_infinity_as_the_loader_does() {
+    let header = r#"{"fc.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#;
+    let data = |bad: f32| [1.0f32, 2.0, 3.0, bad].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    assert_eq!(weights_error(&safetensors_file(header, &data(4.0))), "");
+    assert_eq!(
+        weights_error(&safetensors_file(header, &data(f32::NAN))),
+        "`w.safetensors`: tensor `fc.weight` (shape [2, 2]) holds NaN at element 3 (index [1, 1]); \
+         `include_weights!` bakes finite values only"
+    );
+    assert!(weights_error(&safetensors_file(header, &data(f32::NEG_INFINITY))).contains("holds -inf at element 3"));
+}
+
+#[test]
+fn baked_weights_refuse_offsets_that_overflow_without_panicking() {
+    // Eight tensors of 2^61 - 1 bytes each pass the header's own checks and end at
+    // 2^64 - 8; safetensors 0.8's `SafeTensors::deserialize` adds the header length to
+    // that unchecked and panics in builds with overflow checks.
+    let size = (1u64 << 61) - 1;
+    let tensors: Vec<String> = (0..8)
+        .map(|i| {
+            format!(r#""w{i}":{{"dtype":"U8","shape":[{size}],"data_offsets":[{},{}]}}"#, i * size, (i + 1) * size)
+        })
+        .collect();
+    let header = format!("{{{}}}", tensors.join(","));
+    let message = weights_error(&safetensors_file(&header, &[0; 8]));
+    assert!(message.starts_with("`w.safetensors` is not a safetensors file: "), "{message}");
+}
+
+/// trybuild compiles `tests/ui/<case>.rs` in a crate it generates under the target
+/// directory: the case's weights paths still start from the package holding it.
+#[test]
+fn weights_paths_start_from_the_package_of_the_calling_file() {
+    use crate::weights::base_dir;
+    let root = std::env::temp_dir().join(format!("nn-macros-base-dir-{}", std::process::id()));
+    let package = root.join("repository");
+    let generated = root.join("elsewhere/target/tests/trybuild/repository");
+    let out_dir = root.join("elsewhere/target/debug/build/repository-0123/out");
+    for dir in [&package.join("tests/ui/weights"), &generated, &out_dir] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    // A workspace manifest above the build directory must not be taken for OUT_DIR's.
+    for dir in [&package, &generated, &root.join("elsewhere")] {
+        std::fs::write(dir.join("Cargo.toml"), "").unwrap();
+    }
+    let case = package.join("tests/ui/weights/case.rs");
+    assert_eq!(base_dir(&generated, Some(&case), None), package);
+    assert_eq!(base_dir(&package, Some(&package.join("src/lib.rs")), None), package);
+    assert_eq!(base_dir(&package, Some(&out_dir.join("generated.rs")), Some(&out_dir)), package);
+    assert_eq!(base_dir(&package, None, None), package);
+    // No manifest above the file: the calling crate's.
+    assert_eq!(base_dir(&package, Some(Path::new("/nonexistent-dir/file.rs")), None), package);
+    std::fs::remove_dir_all(&root).unwrap();
 }

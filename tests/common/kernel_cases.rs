@@ -5,7 +5,7 @@
 //! naive result, an invalid one must panic. A crash or an out-of-bounds access is
 //! what the caller looks for around it (the process dies, or valgrind reports it).
 //!
-//! Included by `tests/kernel_bounds.rs` and by the `tools/kernel-probe` binary, which
+//! Included by `tests/layers/kernel_bounds.rs` and by the `tools/kernel-probe` binary, which
 //! runs many more cases under valgrind.
 #![allow(dead_code)]
 

@@ -1,4 +1,4 @@
-"""Writes the PyTorch-made safetensors files that `tests/io_roundtrip.rs` loads.
+"""Writes the PyTorch-made safetensors files that `tests/io/roundtrip.rs` loads.
 
 Run from the repository root: `python3 tests/io_fixtures/generate.py`. Needs torch and
 safetensors. The files are committed, so the tests need no Python.

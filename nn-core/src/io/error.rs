@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use safetensors::{Dtype, SafeTensorError};
+use nn_safetensors::{convertible, position, Dtype, SafeTensorError};
 
 /// Why a safetensors file could not be loaded into a model.
 ///
@@ -160,24 +160,6 @@ impl fmt::Display for Dims<'_> {
         }
         f.write_str("]")
     }
-}
-
-/// The multi-index `[i, j, ..]` of row-major element `index` of a tensor of `shape`.
-fn position(shape: &[usize], mut index: usize) -> Vec<usize> {
-    let mut at = vec![0; shape.len()];
-    for (a, &d) in at.iter_mut().zip(shape).rev() {
-        if d > 0 {
-            *a = index % d;
-            index /= d;
-        }
-    }
-    at
-}
-
-/// The element types [`LoadOptions::convert_dtypes`](super::LoadOptions::convert_dtypes)
-/// converts.
-pub(crate) fn convertible(dtype: Dtype) -> bool {
-    matches!(dtype, Dtype::F16 | Dtype::BF16 | Dtype::F64 | Dtype::I64 | Dtype::I32)
 }
 
 impl fmt::Display for LoadError {

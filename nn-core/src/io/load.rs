@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::Dtype;
+use nn_safetensors::{read_values, Dtype, Rules, ValueError, View};
 
 use super::format::{self, Parsed};
 use super::{normalize_prefix, LoadError, ModelTensor, RESERVED};
@@ -198,25 +198,14 @@ pub(crate) fn decode(
     out: &mut [f32],
     options: &LoadOptions,
 ) -> Result<(), LoadError> {
-    let convert = options.convert_dtypes && super::error::convertible(dtype);
-    if !(dtype == Dtype::F32 || convert) || !format::decode(dtype, bytes, out) {
-        return Err(LoadError::DtypeMismatch {
-            file: None,
-            name: name.to_string(),
-            expected: Dtype::F32,
-            found: dtype,
-        });
-    }
-    if !options.allow_non_finite {
-        if let Some(index) = out.iter().position(|v| !v.is_finite()) {
-            return Err(LoadError::NonFinite {
-                file: None,
-                name: name.to_string(),
-                shape: shape.to_vec(),
-                index,
-                value: out[index],
-            });
+    let view = View { dtype, shape, bytes };
+    let rules = Rules { convert_dtypes: options.convert_dtypes, allow_non_finite: options.allow_non_finite };
+    read_values(&view, rules, out).map_err(|e| match e {
+        ValueError::Dtype { found } => {
+            LoadError::DtypeMismatch { file: None, name: name.to_string(), expected: Dtype::F32, found }
         }
-    }
-    Ok(())
+        ValueError::NonFinite { index, value } => {
+            LoadError::NonFinite { file: None, name: name.to_string(), shape: shape.to_vec(), index, value }
+        }
+    })
 }

@@ -53,7 +53,9 @@
 //! The header is parsed with the `safetensors` crate's own types and checks, but in
 //! checked arithmetic: safetensors 0.8 panics (in builds with overflow checks) on a
 //! header whose offsets sum to nearly `usize::MAX`, and a loader must reject any bytes,
-//! not crash on them.
+//! not crash on them. [`include_weights!`](crate::include_weights) reads files with the
+//! same parser and the same default rules (the `nn-safetensors` crate): `F32` only, every
+//! value finite.
 //!
 //! # Transfer learning: loading by name prefix
 //!
@@ -118,7 +120,7 @@ pub use atomic::write_file_atomically;
 pub use checkpoint::Checkpoint;
 pub use error::{LoadError, SaveError};
 pub use load::{from_safetensors_bytes, load_safetensors, LoadOptions, LoadReport};
-pub use safetensors::{Dtype, SafeTensorError};
+pub use nn_safetensors::{Dtype, SafeTensorError};
 pub use save::{
     save_safetensors, save_safetensors_with, to_safetensors_bytes, to_safetensors_bytes_with, write_safetensors,
     SaveOptions,

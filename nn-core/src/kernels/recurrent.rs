@@ -320,7 +320,7 @@ pub struct StatesMut<'a> {
 // Branch-free polynomial forms (Cephes' `expf` and `tanhf`), so that the loops over the
 // hidden units vectorise: the cells evaluate five of them per unit and step, which with
 // `libm`'s scalar calls took more time than the matrix products. Accuracy against
-// `f64` over the whole range (`tests/rnn_layers.rs`): `exp` within 1 ulp, `sigmoid`
+// `f64` over the whole range (`tests/layers/rnn.rs`): `exp` within 1 ulp, `sigmoid`
 // within 2.5 and `tanh` within 1.5 ulp of the result, far below the 1e-5 tolerance of
 // the PyTorch golden tests.
 

@@ -1,5 +1,5 @@
 //! `include_weights!` with a file that does not fit (`tools/fixtures/baked_weights.py`). The path is
-//! relative to the crate trybuild generates under `target/tests/trybuild/`.
+//! relative to the repository's `Cargo.toml`, the package that holds this file.
 use nn_core::prelude::*;
 
 network! {
@@ -11,7 +11,7 @@ network! {
     }
 }
 
-static WEIGHTS: [f32; Tiny::STATE_LEN] = nn_core::include_weights!(Tiny, "../../../../tests/ui/weights/float64.safetensors");
+static WEIGHTS: [f32; Tiny::STATE_LEN] = nn_core::include_weights!(Tiny, "tests/ui/weights/float64.safetensors");
 
 fn main() {
     let model = Model::from_static(Tiny, &WEIGHTS);

@@ -1,5 +1,5 @@
 //! `kernel-probe FIRST COUNT`: runs the random kernel cases `FIRST..FIRST + COUNT` of
-//! `tests/common/kernel_cases.rs` (the generator of `tests/kernel_bounds.rs`), printing
+//! `tests/common/kernel_cases.rs` (the generator of `tests/layers/kernel_bounds.rs`), printing
 //! `case N` to stderr before each, so that a report of valgrind (on the same stream) or
 //! a crash can be traced to its case, and a summary line at the end:
 //! `cases C correct K rejected R wrong W accepted A`. Wrong and accepted cases are

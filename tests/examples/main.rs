@@ -1,0 +1,13 @@
+//! The tutorial examples, compiled in as modules or run with `cargo run --example`, and
+//! checked against the results they promise.
+
+mod autoencoder;
+mod cnn;
+mod concept_index;
+mod gan;
+mod import_pytorch;
+mod regularization;
+mod rnn;
+mod run;
+mod siamese;
+mod transformer;

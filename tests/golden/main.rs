@@ -1,0 +1,17 @@
+//! Golden tests: layers, losses, optimizers, networks and training steps against the
+//! values PyTorch computed (`tests/fixtures/`, written by `tools/fixtures/generate.py`).
+
+#[path = "../common/fixtures.rs"]
+mod fixtures;
+
+#[path = "../common/gradcheck.rs"]
+mod gradcheck;
+
+mod attention;
+mod basics;
+mod conv;
+mod embedding_losses;
+mod gan;
+mod graph;
+mod layers;
+mod rnn;

@@ -1,0 +1,32 @@
+//! Layers, networks, kernels and the macro's expansion: gradients against central
+//! differences of independent `f64` references, shapes and sizes, stack and heap use.
+//!
+//! The binary's global allocator counts the allocations of the calling thread
+//! (`tests/common/counting_alloc.rs`), for the tests that prove a step allocates nothing.
+
+#[path = "../common/counting_alloc.rs"]
+mod counting_alloc;
+
+#[path = "../common/gradcheck.rs"]
+mod gradcheck;
+
+#[global_allocator]
+static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
+
+mod alloc_free;
+mod attention_backward;
+mod attention_bench;
+mod attention_masks;
+mod backward;
+mod conv;
+mod conv_alloc_free;
+mod conv_network;
+mod forward_scratch;
+mod graph_network;
+mod handwritten_expansion;
+mod kernel_bounds;
+mod kernels;
+mod macro_expansion;
+mod predict_large;
+mod rnn;
+mod stack_bound;

@@ -1,0 +1,10 @@
+//! Training: optimizers, losses, weight penalties and constraints, frozen layers.
+
+#[path = "../common/gradcheck.rs"]
+mod gradcheck;
+
+mod checked_settings;
+mod freeze;
+mod losses;
+mod optimizers;
+mod regularization;

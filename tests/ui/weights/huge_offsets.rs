@@ -1,0 +1,19 @@
+//! `include_weights!` with data offsets whose sum overflows 64 bits (`tools/fixtures/malformed_weights.py`). The path is
+//! relative to the repository's `Cargo.toml`, the package that holds this file.
+use nn_core::prelude::*;
+
+network! {
+    pub struct Tiny: [4] -> [3] {
+        fc1: Dense { units: 8 },
+        relu: Relu,
+        bn: BatchNorm1d,
+        out: Dense { units: 3 },
+    }
+}
+
+static WEIGHTS: [f32; Tiny::STATE_LEN] = nn_core::include_weights!(Tiny, "tests/ui/weights/huge_offsets.safetensors");
+
+fn main() {
+    let model = Model::from_static(Tiny, &WEIGHTS);
+    let _ = model.predict_one(&[0.0; 4].into());
+}
