@@ -46,6 +46,20 @@ pub struct TensorQuantization {
     pub zero_point: i32,
 }
 
+impl TensorQuantization {
+    /// The int8 value nearest `real`: `round(real / scale) + zero_point` (ties away
+    /// from zero), saturated to `[-128, 127]`, as TensorFlow Lite's `Quantize`.
+    pub fn quantize(&self, real: f32) -> i8 {
+        let q = libm::roundf(real / self.scale) as i32;
+        q.saturating_add(self.zero_point).clamp(-128, 127) as i8
+    }
+
+    /// The real value `scale * (q - zero_point)` of the int8 value `q`.
+    pub fn dequantize(&self, q: i8) -> f32 {
+        self.scale * (q as i32 - self.zero_point) as f32
+    }
+}
+
 /// The running minimum and maximum of one tensor over a calibration set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MinMax {
@@ -332,6 +346,19 @@ mod tests {
         assert_eq!(activation_quantization(2.0, 6.0).0, activation_quantization(0.0, 6.0).0);
         assert_eq!(activation_quantization(-3.0, -1.0).0.zero_point, 127);
         assert_eq!(MinMax::default().quantization(), TensorQuantization { scale: 1.0, zero_point: -128 });
+    }
+
+    #[test]
+    fn quantize_rounds_half_away_from_zero_and_saturates() {
+        let q = TensorQuantization { scale: 0.5, zero_point: -10 };
+        // 1.25 / 0.5 = 2.5 -> 3; -1.25 / 0.5 = -2.5 -> -3.
+        assert_eq!(q.quantize(1.25), -7);
+        assert_eq!(q.quantize(-1.25), -13);
+        assert_eq!(q.quantize(1000.0), 127);
+        assert_eq!(q.quantize(-1000.0), -128);
+        assert_eq!(q.quantize(f32::NAN), -10);
+        assert_eq!(q.dequantize(-7), 1.5);
+        assert_eq!(q.dequantize(-128), -59.0);
     }
 
     #[test]
