@@ -6,6 +6,7 @@ mod cnn;
 mod concept_index;
 mod gan;
 mod import_pytorch;
+mod quantize;
 mod regularization;
 mod rnn;
 mod run;

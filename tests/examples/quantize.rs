@@ -4,15 +4,15 @@
 //! called with the example's own settings (only `main`, which prints, is left out).
 
 #[allow(dead_code)]
-#[path = "../examples/15_quantize.rs"]
-mod quantize;
+#[path = "../../examples/15_quantize.rs"]
+mod example;
 
 use std::sync::OnceLock;
 
 /// The example's run, shared by the tests (it trains both models once).
-fn report() -> &'static quantize::Report {
-    static REPORT: OnceLock<quantize::Report> = OnceLock::new();
-    REPORT.get_or_init(|| quantize::run(quantize::MLP_EPOCHS, quantize::SINE_EPOCHS, false).unwrap())
+fn report() -> &'static example::Report {
+    static REPORT: OnceLock<example::Report> = OnceLock::new();
+    REPORT.get_or_init(|| example::run(example::MLP_EPOCHS, example::SINE_EPOCHS, false).unwrap())
 }
 
 #[test]
