@@ -595,6 +595,9 @@ static OPTION_CHECKS: &[OptionCheck] = &[
     OptionCheck { kind: "TransformerEncoderLayer", option: "eps", check: positive_eps },
     OptionCheck { kind: "TransformerEncoder", option: "eps", check: positive_eps },
     OptionCheck { kind: "FeedForward", option: "activation", check: elementwise_activation },
+    OptionCheck { kind: "SimpleRnn", option: "merge", check: crate::rnn_kinds::merge_needs_two_directions },
+    OptionCheck { kind: "Lstm", option: "merge", check: crate::rnn_kinds::merge_needs_two_directions },
+    OptionCheck { kind: "Gru", option: "merge", check: crate::rnn_kinds::merge_needs_two_directions },
     OptionCheck { kind: "TransformerEncoderLayer", option: "activation", check: elementwise_activation },
     OptionCheck { kind: "TransformerEncoder", option: "activation", check: elementwise_activation },
 ];

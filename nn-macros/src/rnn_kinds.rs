@@ -48,8 +48,9 @@ const RETURN_SEQUENCES: OptionSpec =
     OptionSpec { name: "return_sequences", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
 const BIDIRECTIONAL: OptionSpec =
     OptionSpec { name: "bidirectional", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
-const MERGE: OptionSpec =
-    OptionSpec { name: "merge", ty: OptionType::Choice(MERGE_MODES), default: Some(Resolved::Choice("Concat")) };
+/// Left out, it is `Concat` ([`merge_mode`]); written, it needs `bidirectional: true`
+/// ([`merge_needs_two_directions`]).
+const MERGE: OptionSpec = OptionSpec { name: "merge", ty: OptionType::Choice(MERGE_MODES), default: Some(Resolved::Derived) };
 /// Steps of backpropagation through time; the default 0 (never written) is the whole
 /// sequence.
 const TRUNCATE: OptionSpec = OptionSpec { name: "truncate", ty: OptionType::Count, default: Some(Resolved::Count(0)) };
@@ -155,6 +156,28 @@ pub(crate) const SEQUENCE_DENSE: Kind = Kind {
     },
 };
 
+/// How the two directions combine: the `merge` written, else `Concat`.
+fn merge_mode(args: &Args) -> &'static str {
+    if args.derived("merge") {
+        "Concat"
+    } else {
+        args.choice("merge")
+    }
+}
+
+/// `merge` combines the two directions of `bidirectional: true`; with one direction it
+/// would be ignored.
+pub(crate) fn merge_needs_two_directions(args: &Args, _: &ShapeInfo) -> Result<(), String> {
+    if args.derived("merge") || args.flag("bidirectional") {
+        return Ok(());
+    }
+    Err(format!(
+        "`merge: {}` combines the two directions of a bidirectional layer; add `bidirectional: true`, \
+         or remove `merge`",
+        args.choice("merge")
+    ))
+}
+
 fn lit(n: usize) -> Literal {
     Literal::usize_unsuffixed(n)
 }
@@ -162,7 +185,7 @@ fn lit(n: usize) -> Literal {
 /// The width of one output step: `units`, or `2 units` for concatenated directions.
 fn output_width(args: &Args) -> usize {
     let units = args.count("units");
-    if args.flag("bidirectional") && args.choice("merge") == "Concat" {
+    if args.flag("bidirectional") && merge_mode(args) == "Concat" {
         2 * units
     } else {
         units
@@ -223,7 +246,7 @@ fn recurrent_emit(args: &Args, input: &ShapeInfo, cell: TokenStream, cell_value:
     let sequences = args.flag("return_sequences");
     let mut value = quote!(::nn_core::layers::Recurrent::new(#cell_value));
     if bidirectional {
-        let merge = proc_macro2::Ident::new(args.choice("merge"), proc_macro2::Span::call_site());
+        let merge = proc_macro2::Ident::new(merge_mode(args), proc_macro2::Span::call_site());
         value = quote!(#value.with_merge(::nn_core::layers::Merge::#merge));
     }
     let truncate = args.count("truncate");
