@@ -157,6 +157,15 @@ fn builtin(
     previous: Option<&Layer>,
     errors: &mut Errors,
 ) -> (Op, ShapeInfo) {
+    let entries = def.options.as_ref().map_or(&[][..], |o| &o.entries[..]);
+    if let Some(tied) = entries.iter().find(|e| e.key == "tied") {
+        errors.spanned(
+            &tied.key,
+            "a layer tied to another (`tied: enc`) is written in the graph form: `graph { .. }` after the \
+             output shape, with `out = dec(h): Dense { tied: enc };` among its statements",
+        );
+        return (Op::Invalid, ShapeInfo::Unknown);
+    }
     let (args, mut complete) = options(def, kind, errors);
     complete &= !def.options.as_ref().is_some_and(|o| o.malformed);
     if !complete {
