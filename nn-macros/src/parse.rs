@@ -333,6 +333,14 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
         ));
     }
     let name: Ident = input.parse()?;
+    let statement = if name == "input" || name == "output" { input.peek(Ident) } else { input.peek(Token![=]) };
+    if statement {
+        return Err(syn::Error::new(
+            name.span(),
+            "statements (`input x;`, `h = fc(x): Dense { .. };`, `output h;`) are the graph form: \
+             write `graph` after the output shape, as in `struct Net: [8] -> [4] graph { .. }`",
+        ));
+    }
     if !input.peek(Token![:]) {
         return Err(input.error(format!("expected `:` and a layer kind after the layer name `{name}`")));
     }
