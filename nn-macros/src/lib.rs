@@ -98,6 +98,13 @@ mod tests;
 /// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
 ///
+/// `units` (of `Dense`, `SequenceDense`, `SimpleRnn`, `Lstm` and `Gru`) and `vocab` and
+/// `dim` (of `Embedding`) may also be a `const` item, named in upper case as Rust
+/// names them: `Dense { units: HIDDEN }` with `const HIDDEN: usize = 32;`. The macro
+/// does not see its value, so the shapes after it are checked by the type system, as
+/// after a network used as a layer. The other sizes, which the macro computes shapes
+/// from, are literals.
+///
 /// Any other path without options is a network used as a layer (`encoder: Encoder`):
 /// a unit struct implementing `nn_core::Layer`, usually one declared with
 /// `network!`. Its tensors are named under the layer's name (`encoder.fc1.weight`).
