@@ -6,7 +6,7 @@
 //!            | `output` value `;`
 //!            | value `=` call (`=>` shape)? `;`
 //! call      := merge `(` value,+ (`,` `axis` `:` integer)? `)`
-//!            | layer `(` value `)` (`:` path options?)?
+//!            | layer `(` value `)` (`:` path (options | `(` value `)`)?)?
 //! merge     := `add` | `multiply` | `concat`
 //! ```
 //!
@@ -159,7 +159,9 @@ fn statement(input: ParseStream) -> syn::Result<Stmt> {
                 input.parse::<Token![:]>()?;
                 let kind: Path = input.parse()?;
                 let mut options = None;
-                if input.peek(token::Brace) {
+                if input.peek(token::Paren) {
+                    options = Some(parse::positional(input, &kind)?);
+                } else if input.peek(token::Brace) {
                     let content;
                     let brace = syn::braced!(content in input);
                     let mut inner = Errors::default();

@@ -113,7 +113,22 @@ pub(crate) enum Resolved {
     Derived,
     /// A name from an `OptionType::Choice` list.
     Choice(&'static str),
+    /// A whole number given as a `const` item (`units: HIDDEN`), kept as written in
+    /// [`Args::size`]; accepted for the options of [`CONST_SIZES`].
+    Constant,
 }
+
+/// The options that accept a `const` item for their number (`units: HIDDEN`): those
+/// whose shape arithmetic the expansion writes as `const` expressions.
+pub(crate) const CONST_SIZES: &[(&str, &str)] = &[
+    ("Dense", "units"),
+    ("SequenceDense", "units"),
+    ("SimpleRnn", "units"),
+    ("Lstm", "units"),
+    ("Gru", "units"),
+    ("Embedding", "vocab"),
+    ("Embedding", "dim"),
+];
 
 /// The zero padding of a convolution, as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,9 +230,35 @@ pub(crate) struct Emitted {
 #[derive(Default)]
 pub(crate) struct Args {
     values: Vec<(&'static str, Resolved)>,
+    /// The `const` items of the options set to [`Resolved::Constant`].
+    constants: Vec<(&'static str, syn::Path)>,
 }
 
 impl Args {
+    /// Sets option `name` to the `const` item `path`.
+    pub(crate) fn set_constant(&mut self, name: &'static str, path: syn::Path) {
+        self.set(name, Resolved::Constant);
+        self.constants.retain(|(n, _)| *n != name);
+        self.constants.push((name, path));
+    }
+
+    /// Whether option `name` is a `const` item, whose value the macro does not know.
+    pub(crate) fn constant(&self, name: &str) -> bool {
+        matches!(self.get(name), Some(Resolved::Constant))
+    }
+
+    /// A whole-number option as a const generic argument: its literal, or `{ PATH }`
+    /// for a `const` item, spanned where the user wrote it.
+    pub(crate) fn size(&self, name: &str) -> TokenStream {
+        match self.constants.iter().find(|(n, _)| *n == name) {
+            Some((_, path)) if self.constant(name) => quote!({ #path }),
+            _ => {
+                let n = Literal::usize_unsuffixed(self.count(name));
+                quote!(#n)
+            }
+        }
+    }
+
     pub(crate) fn set(&mut self, name: &'static str, value: Resolved) {
         self.values.retain(|(n, _)| *n != name);
         self.values.push((name, value));
@@ -305,10 +346,17 @@ pub(crate) static KINDS: &[Kind] = &[
             OptionSpec { name: "bias", ty: OptionType::Flag, default: Some(Resolved::Flag(true)) },
         ],
         input_rank: Some(VECTOR),
-        shape: |args, _| Ok(ShapeInfo::Known(vec![args.count("units")])),
+        shape: |args, _| {
+            Ok(if args.constant("units") {
+                let units = args.size("units");
+                ShapeInfo::Opaque(quote!(::nn_core::Shape1<#units>))
+            } else {
+                ShapeInfo::Known(vec![args.count("units")])
+            })
+        },
         emit: |args, input| {
             let features = input.len();
-            let units = Literal::usize_unsuffixed(args.count("units"));
+            let units = args.size("units");
             let bias = if args.flag("bias") { quote!() } else { quote!(, false) };
             let activation = args.activation("activation");
             Emitted {
@@ -403,6 +451,17 @@ pub(crate) fn names() -> impl Iterator<Item = &'static str> + Clone {
     KINDS.iter().map(|k| k.name)
 }
 
+/// Whether `path` names a `const` item by Rust's convention: its last segment in upper
+/// case (`HIDDEN`, `config::HIDDEN_2`), unlike an activation or a mode (`Relu`).
+fn is_const_name(path: &syn::Path) -> bool {
+    path.segments.last().is_some_and(|s| {
+        let name = s.ident.to_string();
+        s.arguments.is_none()
+            && name.chars().any(|c| c.is_ascii_uppercase())
+            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    })
+}
+
 /// Checks an option value against its type.
 pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, String> {
     let name = spec.name;
@@ -418,6 +477,9 @@ pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, Stri
                 }
             }
             Value::Float { .. } => Err(format!("`{name}` must be a whole number, found {}", value.text())),
+            // A `const` item (`HIDDEN`, `config::HIDDEN`): its value is checked by the
+            // type system.
+            Value::Name { path, args: None } if is_const_name(path) => Ok(Resolved::Constant),
             _ => Err(format!("`{name}` expects a whole number, found `{}`", value.text())),
         },
         OptionType::Fraction => {
@@ -595,6 +657,9 @@ static OPTION_CHECKS: &[OptionCheck] = &[
     OptionCheck { kind: "TransformerEncoderLayer", option: "eps", check: positive_eps },
     OptionCheck { kind: "TransformerEncoder", option: "eps", check: positive_eps },
     OptionCheck { kind: "FeedForward", option: "activation", check: elementwise_activation },
+    OptionCheck { kind: "SimpleRnn", option: "merge", check: crate::rnn_kinds::merge_needs_two_directions },
+    OptionCheck { kind: "Lstm", option: "merge", check: crate::rnn_kinds::merge_needs_two_directions },
+    OptionCheck { kind: "Gru", option: "merge", check: crate::rnn_kinds::merge_needs_two_directions },
     OptionCheck { kind: "TransformerEncoderLayer", option: "activation", check: elementwise_activation },
     OptionCheck { kind: "TransformerEncoder", option: "activation", check: elementwise_activation },
 ];

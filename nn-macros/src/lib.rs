@@ -40,8 +40,10 @@ mod tests;
 ///
 /// Each `struct` item declares a network: its attributes and visibility, its input and
 /// output shapes (`[features]`, `[time, features]` or `[channels, height, width]`,
-/// literal dimensions) and its layers in order. A layer is `name: Kind { options }`,
-/// optionally followed by `=> [shape]`, an assertion of its output shape checked at
+/// literal dimensions) and its layers in order. A layer is `name: Kind { options }`
+/// (a kind with a single option may take its value in parentheses instead:
+/// `LeakyRelu(0.2)` is `LeakyRelu { alpha: 0.2 }`, `Dropout(0.5)` is
+/// `Dropout { rate: 0.5 }`), optionally followed by `=> [shape]`, an assertion of its output shape checked at
 /// compile time. Layer names become tensor names (`fc1.weight`, `fc1.bias`), as in
 /// PyTorch's `state_dict`. Trailing commas are optional.
 ///
@@ -73,6 +75,17 @@ mod tests;
 /// | `FeedForward` | `units` (required), `activation` (`Relu`), `dropout` (`0`) | `[t, d]`, preserved |
 /// | `TransformerEncoderLayer` | `heads`, `ff` (required), `norm_first` (`false`), `activation` (`Relu`), `dropout` (`0.1`), `causal` (`false`), `eps` (`1e-5`) | `[t, d]`, preserved |
 /// | `TransformerEncoder` | as `TransformerEncoderLayer`, and `layers` (`1`) | `[t, d]`, preserved |
+/// | `SimpleRnn` | `units` (required), `activation` (`Tanh`; or `Relu`), `layers` (`1`, stacked), `return_sequences` (`false`), `bidirectional` (`false`), `merge` (`Concat`; `Sum`, `Mean` or `Multiply`; only with `bidirectional: true`), `truncate` (`0`: backpropagation through the whole sequence; `n`: through chunks of `n` steps) | `[t, f] -> [w]`, or `[t, w]` with `return_sequences` |
+/// | `Lstm`, `Gru` | as `SimpleRnn`, without `activation` | as `SimpleRnn` |
+/// | `Embedding` | `vocab`, `dim` (required) | `[t]` token ids `-> [t, dim]` |
+/// | `SequenceDense` | `units` (required), `activation` (`Identity`), `bias` (`true`), a `Dense` applied at every step | `[t, f] -> [t, units]` |
+///
+/// The width `w` of a recurrent layer is `units`, or `2 units` when
+/// `bidirectional: true` concatenates the two directions (the default `merge: Concat`,
+/// PyTorch's layout); the other merges keep `units`. Without `return_sequences` the
+/// layer returns its last output (Keras's default). `CrossAttention`, whose queries and
+/// context are two inputs, is not a kind of `network!`: it is the layer type
+/// `nn_core::layers::CrossAttention`, called directly.
 ///
 /// Convolution and pooling sizes follow PyTorch: along each axis the output is
 /// `(in + 2 padding - dilation (kernel - 1) - 1) / stride + 1`, and
@@ -84,6 +97,13 @@ mod tests;
 /// `Softmax`, `Gelu` and `Elu`, with a parameter for the last two: `LeakyRelu(0.2)`,
 /// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
+///
+/// `units` (of `Dense`, `SequenceDense`, `SimpleRnn`, `Lstm` and `Gru`) and `vocab` and
+/// `dim` (of `Embedding`) may also be a `const` item, named in upper case as Rust
+/// names them: `Dense { units: HIDDEN }` with `const HIDDEN: usize = 32;`. The macro
+/// does not see its value, so the shapes after it are checked by the type system, as
+/// after a network used as a layer. The other sizes, which the macro computes shapes
+/// from, are literals.
 ///
 /// Any other path without options is a network used as a layer (`encoder: Encoder`):
 /// a unit struct implementing `nn_core::Layer`, usually one declared with

@@ -13,7 +13,7 @@ use syn::Ident;
 use crate::errors::Errors;
 use crate::ir::{unraw, DeclaredShape, Layer, Network, Op, ShapeInfo, Source};
 use crate::kinds::{self, Args, Kind};
-use crate::parse::{LayerDef, NetworkDef, OptionsDef, ShapeDef};
+use crate::parse::{LayerDef, NetworkDef, OptionsDef, ShapeDef, Value};
 use crate::suggest;
 
 /// The most dimensions a shape has (`Shape3`).
@@ -157,6 +157,15 @@ fn builtin(
     previous: Option<&Layer>,
     errors: &mut Errors,
 ) -> (Op, ShapeInfo) {
+    let entries = def.options.as_ref().map_or(&[][..], |o| &o.entries[..]);
+    if let Some(tied) = entries.iter().find(|e| e.key == "tied") {
+        errors.spanned(
+            &tied.key,
+            "a layer tied to another (`tied: enc`) is written in the graph form: `graph { .. }` after the \
+             output shape, with `out = dec(h): Dense { tied: enc };` among its statements",
+        );
+        return (Op::Invalid, ShapeInfo::Unknown);
+    }
     let (args, mut complete) = options(def, kind, errors);
     complete &= !def.options.as_ref().is_some_and(|o| o.malformed);
     if !complete {
@@ -245,6 +254,33 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
         }
         seen.push(&entry.key);
         match kinds::resolve(spec, &entry.value) {
+            Ok(kinds::Resolved::Constant) => match &entry.value {
+                Value::Name { path, .. } if kinds::CONST_SIZES.contains(&(kind.name, spec.name)) => {
+                    args.set_constant(spec.name, path.clone());
+                }
+                _ => {
+                    // `units` (`Dense`, `Gru`), `vocab` (`Embedding`): the kinds by option.
+                    let mut accepted: Vec<(&str, Vec<String>)> = Vec::new();
+                    for (k, o) in kinds::CONST_SIZES {
+                        match accepted.iter_mut().find(|(option, _)| option == o) {
+                            Some((_, kinds)) => kinds.push(format!("`{k}`")),
+                            None => accepted.push((o, vec![format!("`{k}`")])),
+                        }
+                    }
+                    let accepted: Vec<String> =
+                        accepted.iter().map(|(o, kinds)| format!("`{o}` ({})", kinds.join(", "))).collect();
+                    errors.spanned(
+                        &entry.value,
+                        format!(
+                            "`{key}` of `{}` must be a literal whole number (the macro computes the shapes \
+                             from it); a `const` item is accepted for {}",
+                            kind.name,
+                            accepted.join(", ")
+                        ),
+                    );
+                    complete = false;
+                }
+            },
             Ok(value) => args.set(spec.name, value),
             Err(message) => {
                 errors.spanned(&entry.value, message);

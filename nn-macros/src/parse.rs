@@ -3,8 +3,8 @@
 //! ```text
 //! input   := network*
 //! network := attribute* visibility `struct` Name `:` shape `->` shape `{` layer,* `}`
-//! layer   := name `:` path options? (`=>` shape)?
-//! options := `{` (name `:` value),* `}`
+//! layer   := name `:` path (options | `(` value `)`)? (`=>` shape)?
+//! options := `{` (name `:` value),* `}`   (`Kind(v)`: the one option of a one-option kind)
 //! shape   := `[` integer,+ `]`
 //! value   := `-`? number | `true` | `false` | path (`(` value,* `)`)? | `[` value,* `]`
 //! ```
@@ -333,6 +333,14 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
         ));
     }
     let name: Ident = input.parse()?;
+    let statement = if name == "input" || name == "output" { input.peek(Ident) } else { input.peek(Token![=]) };
+    if statement {
+        return Err(syn::Error::new(
+            name.span(),
+            "statements (`input x;`, `h = fc(x): Dense { .. };`, `output h;`) are the graph form: \
+             write `graph` after the output shape, as in `struct Net: [8] -> [4] graph { .. }`",
+        ));
+    }
     if !input.peek(Token![:]) {
         return Err(input.error(format!("expected `:` and a layer kind after the layer name `{name}`")));
     }
@@ -341,7 +349,9 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
         return Err(input.error("expected a layer kind such as `Dense { units: 10 }` or a network type"));
     }
     let kind: Path = input.parse()?;
-    let options = if input.peek(token::Brace) {
+    let options = if input.peek(token::Paren) {
+        Some(positional(input, &kind)?)
+    } else if input.peek(token::Brace) {
         let content;
         let brace = braced!(content in input);
         let entries = list(&content, errors, "options", option);
@@ -357,6 +367,43 @@ fn layer(input: ParseStream, errors: &mut Errors) -> syn::Result<LayerDef> {
         None
     };
     Ok(LayerDef { name, kind, options, assertion })
+}
+
+/// `LeakyRelu(0.2)`: a built-in kind with one option takes its value in parentheses,
+/// read as `LeakyRelu { alpha: 0.2 }`. Any other kind is told to name its options.
+pub(crate) fn positional(input: ParseStream, kind: &Path) -> syn::Result<OptionsDef> {
+    let content;
+    let paren = parenthesized!(content in input);
+    let values = drained(&content, |content| {
+        let mut values = Vec::new();
+        while !content.is_empty() {
+            values.push(value(content)?);
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        Ok(values)
+    })?;
+    let written = crate::suggest::compact(kind);
+    let builtin = kind.get_ident().and_then(|i| crate::kinds::find(&i.to_string()));
+    let message = match builtin.map(|k| k.options) {
+        Some([only]) => match <[Value; 1]>::try_from(values) {
+            Ok([value]) => {
+                let key = Ident::new(only.name, syn::spanned::Spanned::span(&value));
+                let brace = token::Brace { span: paren.span };
+                return Ok(OptionsDef { brace, entries: vec![OptionDef { key, value }], malformed: false });
+            }
+            Err(_) => format!("`{written}` takes one value in parentheses, its `{}`", only.name),
+        },
+        Some([]) => format!("`{written}` takes no options; remove the parentheses"),
+        Some(options) => {
+            let names: Vec<String> = options.iter().map(|o| format!("{}: ..", o.name)).collect();
+            format!("`{written}` takes its options by name, in braces: `{written} {{ {} }}`", names.join(", "))
+        }
+        None => format!("a network used as a layer takes no arguments; write `{written}` alone"),
+    };
+    Err(syn::Error::new(paren.span.join(), message))
 }
 
 /// `key: value`.

@@ -48,8 +48,10 @@ const RETURN_SEQUENCES: OptionSpec =
     OptionSpec { name: "return_sequences", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
 const BIDIRECTIONAL: OptionSpec =
     OptionSpec { name: "bidirectional", ty: OptionType::Flag, default: Some(Resolved::Flag(false)) };
+/// Left out, it is `Concat` ([`merge_mode`]); written, it needs `bidirectional: true`
+/// ([`merge_needs_two_directions`]).
 const MERGE: OptionSpec =
-    OptionSpec { name: "merge", ty: OptionType::Choice(MERGE_MODES), default: Some(Resolved::Choice("Concat")) };
+    OptionSpec { name: "merge", ty: OptionType::Choice(MERGE_MODES), default: Some(Resolved::Derived) };
 /// Steps of backpropagation through time; the default 0 (never written) is the whole
 /// sequence.
 const TRUNCATE: OptionSpec = OptionSpec { name: "truncate", ty: OptionType::Count, default: Some(Resolved::Count(0)) };
@@ -113,16 +115,16 @@ pub(crate) const EMBEDDING: Kind = Kind {
     shape: |args, input| {
         let dim = args.count("dim");
         Ok(match input {
-            ShapeInfo::Known(dims) => ShapeInfo::Known(vec![dims[0], dim]),
-            ShapeInfo::Opaque(_) => {
-                let (steps, dim) = (input.len(), lit(dim));
+            ShapeInfo::Known(dims) if !args.constant("dim") => ShapeInfo::Known(vec![dims[0], dim]),
+            ShapeInfo::Known(_) | ShapeInfo::Opaque(_) => {
+                let (steps, dim) = (input.len(), args.size("dim"));
                 ShapeInfo::Opaque(quote!(::nn_core::Shape2<#steps, #dim>))
             }
             ShapeInfo::Unknown => ShapeInfo::Unknown,
         })
     },
     emit: |args, input| {
-        let (steps, vocab, dim) = (input.len(), lit(args.count("vocab")), lit(args.count("dim")));
+        let (steps, vocab, dim) = (input.len(), args.size("vocab"), args.size("dim"));
         Emitted {
             ty: quote!(::nn_core::layers::Embedding<#steps, #vocab, #dim>),
             value: quote!(::nn_core::layers::Embedding::new()),
@@ -142,10 +144,10 @@ pub(crate) const SEQUENCE_DENSE: Kind = Kind {
         OptionSpec { name: "bias", ty: OptionType::Flag, default: Some(Resolved::Flag(true)) },
     ],
     input_rank: Some(STEPS),
-    shape: |args, input| sequence_of(input, args.count("units")),
+    shape: |args, input| sequence_of(input, Width::units(args)),
     emit: |args, input| {
         let (steps, features) = steps_and_features(input);
-        let units = lit(args.count("units"));
+        let units = args.size("units");
         let bias = if args.flag("bias") { quote!() } else { quote!(, false) };
         let activation = args.activation("activation");
         Emitted {
@@ -155,27 +157,63 @@ pub(crate) const SEQUENCE_DENSE: Kind = Kind {
     },
 };
 
+/// How the two directions combine: the `merge` written, else `Concat`.
+fn merge_mode(args: &Args) -> &'static str {
+    if args.derived("merge") {
+        "Concat"
+    } else {
+        args.choice("merge")
+    }
+}
+
+/// `merge` combines the two directions of `bidirectional: true`; with one direction it
+/// would be ignored.
+pub(crate) fn merge_needs_two_directions(args: &Args, _: &ShapeInfo) -> Result<(), String> {
+    if args.derived("merge") || args.flag("bidirectional") {
+        return Ok(());
+    }
+    Err(format!(
+        "`merge: {}` combines the two directions of a bidirectional layer; add `bidirectional: true`, \
+         or remove `merge`",
+        args.choice("merge")
+    ))
+}
+
 fn lit(n: usize) -> Literal {
     Literal::usize_unsuffixed(n)
 }
 
-/// The width of one output step: `units`, or `2 units` for concatenated directions.
-fn output_width(args: &Args) -> usize {
-    let units = args.count("units");
-    if args.flag("bidirectional") && args.choice("merge") == "Concat" {
-        2 * units
-    } else {
-        units
+/// The width of one output step: a number, or a `const` expression when `units` is a
+/// `const` item.
+struct Width {
+    known: usize,
+    tokens: TokenStream,
+    constant: bool,
+}
+
+impl Width {
+    fn units(args: &Args) -> Width {
+        Width { known: args.count("units"), tokens: args.size("units"), constant: args.constant("units") }
+    }
+
+    /// `units`, or `2 units` for concatenated directions.
+    fn of_output(args: &Args) -> Width {
+        let units = Width::units(args);
+        if !(args.flag("bidirectional") && merge_mode(args) == "Concat") {
+            return units;
+        }
+        let tokens = &units.tokens;
+        Width { known: 2 * units.known, tokens: quote!({ 2 * #tokens }), constant: units.constant }
     }
 }
 
 /// `[time, width]` for a `[time, features]` input.
-fn sequence_of(input: &ShapeInfo, width: usize) -> Result<ShapeInfo, String> {
+fn sequence_of(input: &ShapeInfo, width: Width) -> Result<ShapeInfo, String> {
     Ok(match input {
-        ShapeInfo::Known(dims) => ShapeInfo::Known(vec![dims[0], width]),
-        ShapeInfo::Opaque(_) => {
+        ShapeInfo::Known(dims) if !width.constant => ShapeInfo::Known(vec![dims[0], width.known]),
+        ShapeInfo::Known(_) | ShapeInfo::Opaque(_) => {
             let (steps, _) = steps_and_features(input);
-            let width = lit(width);
+            let width = width.tokens;
             ShapeInfo::Opaque(quote!(::nn_core::Shape2<#steps, #width>))
         }
         ShapeInfo::Unknown => ShapeInfo::Unknown,
@@ -183,12 +221,15 @@ fn sequence_of(input: &ShapeInfo, width: usize) -> Result<ShapeInfo, String> {
 }
 
 fn recurrent_shape(args: &Args, input: &ShapeInfo) -> Result<ShapeInfo, String> {
-    let width = output_width(args);
+    let width = Width::of_output(args);
     if args.flag("return_sequences") {
         sequence_of(input, width)
+    } else if width.constant {
+        let width = width.tokens;
+        Ok(ShapeInfo::Opaque(quote!(::nn_core::Shape1<#width>)))
     } else {
         // The last output's shape does not depend on the input's.
-        Ok(ShapeInfo::Known(vec![width]))
+        Ok(ShapeInfo::Known(vec![width.known]))
     }
 }
 
@@ -215,15 +256,15 @@ fn steps_and_features(input: &ShapeInfo) -> (TokenStream, TokenStream) {
 /// `Recurrent<Cell, T, F, H, LAYERS, DIRS, OUT, SEQ>` and its `const` value.
 fn recurrent_emit(args: &Args, input: &ShapeInfo, cell: TokenStream, cell_value: TokenStream) -> Emitted {
     let (steps, features) = steps_and_features(input);
-    let units = lit(args.count("units"));
+    let units = args.size("units");
     let layers = lit(args.count("layers"));
     let bidirectional = args.flag("bidirectional");
     let directions = lit(if bidirectional { 2 } else { 1 });
-    let width = lit(output_width(args));
+    let width = Width::of_output(args).tokens;
     let sequences = args.flag("return_sequences");
     let mut value = quote!(::nn_core::layers::Recurrent::new(#cell_value));
     if bidirectional {
-        let merge = proc_macro2::Ident::new(args.choice("merge"), proc_macro2::Span::call_site());
+        let merge = proc_macro2::Ident::new(merge_mode(args), proc_macro2::Span::call_site());
         value = quote!(#value.with_merge(::nn_core::layers::Merge::#merge));
     }
     let truncate = args.count("truncate");

@@ -152,6 +152,19 @@ fn diagnostics_are_in_the_users_terms() {
         (&net("fc1: Dense { units 10 }"), "expected `:` and a value after the option `units`"),
         (&net("fc1: Dense { units: 10 }, d: Dropout { rate: - }"), "expected a number after `-`"),
         ("pub enum Net {}", "expected `struct Name: [input] -> [output] { layers }`"),
+        (
+            "pub struct Net: [4, 3] -> [8] { g: Gru { units: 8, merge: Sum } }",
+            "`merge: Sum` combines the two directions of a bidirectional layer; add `bidirectional: true`",
+        ),
+        (&net("enc: Dense { units: 10 }, dec: Dense { tied: enc }"), "is written in the graph form"),
+        (&net("input x; h = fc(x): Dense { units: 10 }; output h;"), "write `graph` after the output shape"),
+        (&net("fc1: Dense(10)"), "`Dense` takes its options by name, in braces"),
+        (&net("fc1: Dense { units: 10 }, act: Relu(0.1)"), "`Relu` takes no options; remove the parentheses"),
+        (&net("fc1: Dense { units: 10 }, e: Encoder(3)"), "a network used as a layer takes no arguments"),
+        (
+            "pub struct Net: [4, 3] -> [8] { g: Gru { units: 8, layers: LAYERS } }",
+            "`layers` of `Gru` must be a literal whole number",
+        ),
     ];
     for (source, expected) in cases {
         let message = error(source);
@@ -521,4 +534,22 @@ fn weights_paths_start_from_the_package_of_the_calling_file() {
     // No manifest above the file: the calling crate's.
     assert_eq!(base_dir(&package, Some(Path::new("/nonexistent-dir/file.rs")), None), package);
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn const_items_are_accepted_for_the_sizes_whose_shapes_are_const_expressions() {
+    for layers in [
+        "fc1: Dense { units: HIDDEN }, fc2: Dense { units: 10 }",
+        "fc1: Dense { units: config::HIDDEN }, fc2: Dense { units: OUT }",
+    ] {
+        let source = net(layers);
+        assert!(pipeline::check(tokens(&source)).is_ok(), "{source}");
+    }
+    let recurrent = "pub struct Net: [6] -> [8] {
+        e: Embedding { vocab: VOCAB, dim: DIM },
+        s: SequenceDense { units: WIDTH },
+        g: Gru { units: UNITS, bidirectional: true, return_sequences: true },
+        l: Lstm { units: 8 },
+    }";
+    assert!(pipeline::check(tokens(recurrent)).is_ok());
 }
