@@ -15,6 +15,7 @@ pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 mod parallel;
 pub mod pool;
+pub mod portable;
 pub mod recurrent;
 
 pub use gemm::{gemm, gemv, gemv_batch, MatRef};

@@ -1,0 +1,224 @@
+//! The kernels of every target without the AVX2 ones (microcontrollers, other
+//! architectures, x86-64 CPUs without AVX2 and FMA), rounding exactly as `avx2.rs`
+//! does: the same products, fused or not as there, summed in the same order, so that a
+//! network gives the same bits on a Cortex-M0, a Cortex-M4F, a RISC-V core and an
+//! x86-64 machine.
+//!
+//! * [`fma`]: `a b + c` rounded once, as the AVX2 kernels' `vfmadd`;
+//! * [`dot`]: eight lanes of fused multiply-adds over the 8-float blocks, reduced as
+//!   `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the remaining products
+//!   (not fused) added in order;
+//! * [`gemv_rows`], [`gemv_columns`]: matrix-vector products rounded as their AVX2
+//!   namesakes, element by element;
+//! * [`gemm`]: every element of `C` one chain of fused multiply-adds over each
+//!   [`SLICE`]-deep slice of the inner dimension, added to `C` as the AVX2 tile adds it.
+//!
+//! The matrix products read their operands in place through their strides: a
+//! microcontroller has no cache for packing to help, and no stack to spare for a
+//! packed panel.
+
+/// `a b + c` with one rounding (IEEE 754 fusedMultiplyAdd), as the AVX2 kernels' FMA
+/// instructions compute it: the platform's `fmaf` with `std`, `libm`'s without.
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(feature = "std")]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        libm::fmaf(a, b, c)
+    }
+}
+
+/// Depth of the slices of the inner dimension after which [`gemm`] adds its sums to
+/// `C`: the AVX2 tile's packed depth (`avx2::KC`), so that both round at the same points.
+pub const SLICE: usize = 256;
+
+/// Rows and columns of the register tile of [`gemm`]: 16 accumulators, which a
+/// Cortex-M4F's 32 single-precision registers hold with the operands.
+const TILE: usize = 4;
+
+/// The lanes of a dot product: the floats of an AVX2 vector.
+const LANES: usize = 8;
+
+/// The sum of eight lanes in the order of the AVX2 kernels' horizontal additions.
+#[inline(always)]
+fn reduce(v: [f32; LANES]) -> f32 {
+    ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+}
+
+/// `sum_{q = p..n} a[q] x[q]` in order, each product rounded before it is added.
+#[inline(always)]
+fn tail(a: &[f32], x: &[f32]) -> f32 {
+    let mut sum = 0.0;
+    for (&a, &x) in a.iter().zip(x) {
+        sum += a * x;
+    }
+    sum
+}
+
+/// `sum_i a[i] b[i]` over the shorter length, rounded as the AVX2 `dot`.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let blocks = n - n % LANES;
+    let mut acc = [0.0f32; LANES];
+    for (pa, pb) in a[..blocks].chunks_exact(LANES).zip(b[..blocks].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = fma(pa[l], pb[l], acc[l]);
+        }
+    }
+    let sum = reduce(acc);
+    if blocks == n {
+        return sum;
+    }
+    sum + tail(&a[blocks..n], &b[blocks..n])
+}
+
+/// `y[i] += alpha * dot(A[i, :], x)` for a row-major `A` (row stride `rs`, `m` rows of
+/// `n` columns).
+///
+/// # Panics
+/// If `a` holds fewer than `(m - 1) rs + n` floats, `x` fewer than `n` or `y` fewer
+/// than `m`.
+#[inline]
+pub fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
+    for (i, yi) in y[..m].iter_mut().enumerate() {
+        *yi += alpha * dot(&a[i * rs..i * rs + n], &x[..n]);
+    }
+}
+
+/// `y[i] += alpha * sum_j A[i, j] x[j]` for a column-major `A` (column stride `cs`),
+/// rounded as the AVX2 kernel: the rows of its vector blocks (all but the last
+/// `m % 8`) as a chain of fused multiply-adds added by one more, the rest as plain
+/// products and sums.
+///
+/// # Panics
+/// If `a` holds fewer than `(n - 1) cs + m` floats, `x` fewer than `n` or `y` fewer
+/// than `m`.
+#[inline]
+pub fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
+    let blocked = m - m % LANES;
+    let x = &x[..n];
+    for (i, yi) in y[..m].iter_mut().enumerate() {
+        let column = |j: usize| a[j * cs + i];
+        if i < blocked {
+            let mut acc = 0.0;
+            for (j, &xj) in x.iter().enumerate() {
+                acc = fma(xj, column(j), acc);
+            }
+            *yi = fma(alpha, acc, *yi);
+        } else {
+            let mut acc = 0.0;
+            for (j, &xj) in x.iter().enumerate() {
+                acc += column(j) * xj;
+            }
+            *yi += alpha * acc;
+        }
+    }
+}
+
+/// `alpha acc + beta c` as the AVX2 tile writes a sum `acc` into `C`: `alpha acc` when
+/// `beta` is 0 (`c` not read), else one fused multiply-add onto `c` or `beta c`.
+#[inline(always)]
+pub fn combine(alpha: f32, acc: f32, beta: f32, c: f32) -> f32 {
+    if beta == 0.0 {
+        alpha * acc
+    } else if beta == 1.0 {
+        fma(alpha, acc, c)
+    } else {
+        fma(alpha, acc, beta * c)
+    }
+}
+
+/// A strided operand: element `(i, j)` at `i rs + j cs` from its pointer.
+#[derive(Clone, Copy)]
+struct Strided {
+    at: *const f32,
+    rs: usize,
+    cs: usize,
+}
+
+/// `C[m x n] = alpha A[m x k] B[k x n] + beta C` (`C` row-major, row stride `ldc`;
+/// with `beta == 0`, `C` is not read): tiles of [`TILE`] x [`TILE`] accumulators and
+/// single elements at the edges, every element summed over each [`SLICE`] of `k` by
+/// fused multiply-adds in order.
+///
+/// # Safety
+/// The views lie within their slices; `C`'s `m` rows of `n` columns (stride `ldc`) are
+/// writable at `c` and not otherwise borrowed.
+pub unsafe fn gemm(alpha: f32, a: super::MatRef<'_>, b: super::MatRef<'_>, beta: f32, c: *mut f32, ldc: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = SLICE.min(k - k0);
+        let beta = if k0 == 0 { beta } else { 1.0 };
+        // SAFETY: `A[i, k0..k0 + kc]` and `B[k0..k0 + kc, j]` lie inside their views
+        // for `i < m`, `j < n`; `C[i, j]` is writable (the caller's contract).
+        unsafe {
+            let a_at = Strided { at: a.data.as_ptr().add(k0 * a.cs), rs: a.rs, cs: a.cs };
+            let b_at = Strided { at: b.data.as_ptr().add(k0 * b.rs), rs: b.rs, cs: b.cs };
+            let (full_m, full_n) = (m - m % TILE, n - n % TILE);
+            for i in (0..full_m).step_by(TILE) {
+                for j in (0..full_n).step_by(TILE) {
+                    tile(kc, a_at, b_at, i, j, (alpha, beta), c, ldc);
+                }
+            }
+            for i in 0..m {
+                let columns = if i < full_m { full_n..n } else { 0..n };
+                for j in columns {
+                    let mut acc = 0.0;
+                    for p in 0..kc {
+                        acc =
+                            fma(*a_at.at.add(i * a_at.rs + p * a_at.cs), *b_at.at.add(p * b_at.rs + j * b_at.cs), acc);
+                    }
+                    let cij = c.add(i * ldc + j);
+                    *cij = combine(alpha, acc, beta, *cij);
+                }
+            }
+        }
+        k0 += kc;
+    }
+}
+
+/// The `TILE x TILE` block of [`gemm`] at `(i, j)` for one slice of `kc`.
+///
+/// # Safety
+/// As [`gemm`], for the rows `i..i + TILE` and columns `j..j + TILE`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    kc: usize,
+    a: Strided,
+    b: Strided,
+    i: usize,
+    j: usize,
+    (alpha, beta): (f32, f32),
+    c: *mut f32,
+    ldc: usize,
+) {
+    let mut acc = [[0.0f32; TILE]; TILE];
+    for p in 0..kc {
+        // SAFETY: rows `i..i + TILE` of A and columns `j..j + TILE` of B at depth `p < kc`
+        // are inside the views (the caller's contract).
+        unsafe {
+            let av: [f32; TILE] = core::array::from_fn(|r| *a.at.add((i + r) * a.rs + p * a.cs));
+            let bv: [f32; TILE] = core::array::from_fn(|q| *b.at.add(p * b.rs + (j + q) * b.cs));
+            for (acc, &ar) in acc.iter_mut().zip(&av) {
+                for (s, &bq) in acc.iter_mut().zip(&bv) {
+                    *s = fma(ar, bq, *s);
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (q, &v) in acc.iter().enumerate() {
+            // SAFETY: `C[i + r, j + q]` is writable (the caller's contract).
+            unsafe {
+                let cij = c.add((i + r) * ldc + j + q);
+                *cij = combine(alpha, v, beta, *cij);
+            }
+        }
+    }
+}
