@@ -1,0 +1,138 @@
+//! The firmware checks on a microcontroller: the digits MLP and CNN with baked weights
+//! on the test images, the GRU and LSTM taggers streamed step by step, and (where the
+//! RAM holds its 60 KiB of stack arrays: not the micro:bit's 16 KiB) the MLP trained
+//! for 20 Adam steps (`no-std-check/src/checks.rs`, shared with the host checks).
+//!
+//! It prints, through semihosting, one line per part (its check, its digest and the
+//! host build's), one per unit of work (instructions and stack), the stack's
+//! high-water mark, and `result pass` or `result fail`; then exits with status 0 when
+//! every part passed with the host's digest, 1 otherwise (a panic exits with 101).
+#![no_std]
+#![no_main]
+
+use nn_core::Network;
+use nn_firmware::counter::{Counter, Instant};
+use nn_firmware::{stack, BOARD};
+use semihosting::println;
+
+#[path = "../../../no-std-check/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
+#[path = "../../../no-std-check/src/nets.rs"]
+mod nets;
+#[path = "../../../no-std-check/src/samples.rs"]
+mod samples;
+
+use checks::{Outcome, Part, Probe, Work, EXPECTED};
+use nets::{DigitsCnn, DigitsMlp};
+
+static MLP_WEIGHTS: [f32; DigitsMlp::STATE_LEN] =
+    nn_core::include_weights!(DigitsMlp, "../no-std-check/weights/digits_mlp.safetensors");
+static CNN_WEIGHTS: [f32; DigitsCnn::STATE_LEN] =
+    nn_core::include_weights!(DigitsCnn, "../no-std-check/weights/digits_cnn.safetensors");
+
+/// Whether this board has the RAM for the training check.
+const TRAINS: bool = !cfg!(board = "microbit");
+
+/// The units of work measured, in the order reported.
+const WORKS: [Work; 5] = [Work::MlpInference, Work::CnnInference, Work::GruStep, Work::LstmStep, Work::TrainingStep];
+
+/// Totals of one kind of work.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    count: u64,
+    instructions: u64,
+    /// The most stack below the frame that called `begin`.
+    stack: usize,
+}
+
+/// Counts instructions and stack around every unit of work.
+struct Measure {
+    counter: Counter,
+    totals: [Totals; 5],
+    started: Instant,
+    frame: usize,
+    lowest: usize,
+}
+
+impl Measure {
+    fn slot(work: Work) -> usize {
+        WORKS.iter().position(|&w| w == work).unwrap_or(0)
+    }
+}
+
+impl Probe for Measure {
+    fn begin(&mut self, _: Work) {
+        self.frame = stack::paint();
+        self.started = self.counter.read();
+    }
+
+    fn end(&mut self, work: Work) {
+        let ended = self.counter.read();
+        let lowest = stack::lowest_written();
+        let totals = &mut self.totals[Self::slot(work)];
+        totals.count += 1;
+        totals.instructions += self.counter.between(self.started, ended);
+        totals.stack = totals.stack.max(self.frame.saturating_sub(lowest));
+        self.lowest = self.lowest.min(lowest);
+    }
+}
+
+/// The stack bound of the network a unit of work runs, where it has one.
+fn bound(work: Work) -> Option<usize> {
+    match work {
+        Work::MlpInference => Some(DigitsMlp::STACK_BOUND_BYTES),
+        Work::CnnInference => Some(DigitsCnn::STACK_BOUND_BYTES),
+        _ => None,
+    }
+}
+
+fn report(outcome: &Outcome) -> bool {
+    let expected = Part::ALL.iter().position(|&p| p == outcome.part).map_or(0, |i| EXPECTED[i].0);
+    println!(
+        "part {} check {} digest {:016x} host {:016x}",
+        outcome.part.name(),
+        if outcome.ok { "ok" } else { "FAILED" },
+        outcome.digest.0,
+        expected
+    );
+    outcome.passed()
+}
+
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
+fn main() -> ! {
+    let (low, high) = stack::bounds();
+    println!("board {BOARD} stack {} bytes", high - low);
+    let counter = Counter::new();
+    println!("counter {} instructions per count / 1024", counter.scale());
+    let mut measure =
+        Measure { counter, totals: [Totals::default(); 5], started: Instant::default(), frame: 0, lowest: high };
+    let mut passed = report(&checks::mlp(&MLP_WEIGHTS, &mut measure));
+    passed &= report(&checks::cnn(&CNN_WEIGHTS, &mut measure));
+    passed &= report(&checks::gru(&mut measure));
+    passed &= report(&checks::lstm(&mut measure));
+    if TRAINS {
+        passed &= report(&checks::training(&mut measure));
+    } else {
+        println!("part training skipped (RAM)");
+    }
+    for (work, totals) in WORKS.iter().zip(&measure.totals) {
+        if totals.count == 0 {
+            continue;
+        }
+        let bound = bound(*work).map_or(0, |b| b);
+        println!(
+            "work {:?} runs {} instructions {} stack {} bound {}",
+            work,
+            totals.count,
+            totals.instructions / totals.count,
+            totals.stack,
+            bound
+        );
+        passed &= bound == 0 || totals.stack <= bound;
+    }
+    println!("stack high-water {} of {} bytes", high - measure.lowest, high - low);
+    println!("result {}", if passed { "pass" } else { "fail" });
+    nn_firmware::exit(passed)
+}
