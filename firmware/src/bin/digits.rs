@@ -87,6 +87,36 @@ fn bound(work: Work) -> Option<usize> {
     }
 }
 
+/// Instructions of the two kernels alone, on the first layers' weights: the MLP's
+/// dense layer (64 inputs, 32 ReLU units: 2,048 multiply-adds) and the CNN's
+/// convolution (8 filters of 3x3 over 8x8 with padding: 4,608), each on the first image.
+fn kernels(counter: &Counter) {
+    use nn_core::activation::Activation;
+    use nn_core::kernels::{conv, dense};
+    let x = &samples::SAMPLES[0].0;
+    let mut y = [0.0f32; 8 * 64];
+    let before = counter.read();
+    dense::forward_one::<64>(x, &MLP_WEIGHTS[..2048], Some(&MLP_WEIGHTS[2048..2080]), Activation::Relu, 32, &mut y);
+    let dense = counter.between(before, counter.read());
+    println!("kernel dense macs 2048 instructions {dense}");
+    let g = conv::ConvGeometry {
+        channels: 1,
+        height: 8,
+        width: 8,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        out_height: 8,
+        out_width: 8,
+    };
+    let mut scratch = [0.0f32; conv::scratch_len(9, 64)];
+    let before = counter.read();
+    conv::forward(&g, 8, x, &CNN_WEIGHTS[..72], Some(&CNN_WEIGHTS[72..80]), &mut y, &mut scratch);
+    let conv = counter.between(before, counter.read());
+    println!("kernel conv macs 4608 instructions {conv}");
+}
+
 fn report(outcome: &Outcome) -> bool {
     let expected = Part::ALL.iter().position(|&p| p == outcome.part).map_or(0, |i| EXPECTED[i].0);
     println!(
@@ -132,6 +162,7 @@ fn main() -> ! {
         );
         passed &= bound == 0 || totals.stack <= bound;
     }
+    kernels(&measure.counter);
     println!("stack high-water {} of {} bytes", high - measure.lowest, high - low);
     println!("result {}", if passed { "pass" } else { "fail" });
     nn_firmware::exit(passed)

@@ -18,14 +18,19 @@
 //! packed panel.
 
 /// `a b + c` with one rounding (IEEE 754 fusedMultiplyAdd), as the AVX2 kernels' FMA
-/// instructions compute it: the platform's `fmaf` with `std`, `libm`'s without.
+/// instructions compute it: `vfma.f32` on Cortex-M FPUs that have it, the platform's
+/// `fmaf` with `std`, `libm`'s (in software) otherwise.
 #[inline(always)]
 pub fn fma(a: f32, b: f32, c: f32) -> f32 {
-    #[cfg(feature = "std")]
+    #[cfg(arm_vfma)]
+    {
+        super::arm_vfma::fma(a, b, c)
+    }
+    #[cfg(all(not(arm_vfma), feature = "std"))]
     {
         a.mul_add(b, c)
     }
-    #[cfg(not(feature = "std"))]
+    #[cfg(all(not(arm_vfma), not(feature = "std")))]
     {
         libm::fmaf(a, b, c)
     }
@@ -58,34 +63,82 @@ fn tail(a: &[f32], x: &[f32]) -> f32 {
     sum
 }
 
-/// `sum_i a[i] b[i]` over the shorter length, rounded as the AVX2 `dot`.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let blocks = n - n % LANES;
-    let mut acc = [0.0f32; LANES];
-    for (pa, pb) in a[..blocks].chunks_exact(LANES).zip(b[..blocks].chunks_exact(LANES)) {
-        for l in 0..LANES {
-            acc[l] = fma(pa[l], pb[l], acc[l]);
-        }
-    }
-    let sum = reduce(acc);
+/// The dot product of `a` and `b` (of one length) from its eight lane sums over the
+/// blocks of 8: the lanes reduced, then the remaining products added.
+#[inline(always)]
+fn finish(lanes: &[f32; LANES], a: &[f32], b: &[f32]) -> f32 {
+    let (n, blocks) = (a.len(), a.len() - a.len() % LANES);
+    let sum = reduce(*lanes);
     if blocks == n {
         return sum;
     }
     sum + tail(&a[blocks..n], &b[blocks..n])
 }
 
+/// `sum_i a[i] b[i]` over the shorter length, rounded as the AVX2 `dot`.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    #[cfg(arm_vfma)]
+    {
+        if n < LANES {
+            // The lanes' sum is +0.
+            return 0.0 + tail(a, b);
+        }
+        let [lanes, _] = dot_lanes([a, a], b);
+        finish(&lanes, a, b)
+    }
+    #[cfg(not(arm_vfma))]
+    {
+        let blocks = n - n % LANES;
+        let mut acc = [0.0f32; LANES];
+        for (pa, pb) in a[..blocks].chunks_exact(LANES).zip(b[..blocks].chunks_exact(LANES)) {
+            for l in 0..LANES {
+                acc[l] = fma(pa[l], pb[l], acc[l]);
+            }
+        }
+        finish(&acc, a, b)
+    }
+}
+
+/// The lane sums of two rows against `x` over its whole blocks of 8 (`x` at least 8
+/// long, the rows at least as long as `x`), by `vfma.f32`.
+#[cfg(arm_vfma)]
+#[inline(always)]
+fn dot_lanes(rows: [&[f32]; 2], x: &[f32]) -> [[f32; LANES]; 2] {
+    let blocks = x.len() / LANES;
+    assert!(blocks > 0 && rows[0].len() >= x.len() && rows[1].len() >= x.len());
+    let mut lanes = core::mem::MaybeUninit::<[[f32; LANES]; 2]>::uninit();
+    // SAFETY: both rows and `x` hold `8 blocks` floats, `blocks > 0` (asserted); the
+    // kernel writes all 16 floats of `lanes`.
+    unsafe {
+        super::arm_vfma::dot2(rows.map(<[f32]>::as_ptr), x.as_ptr(), blocks, lanes.as_mut_ptr().cast());
+        lanes.assume_init()
+    }
+}
+
 /// `y[i] += alpha * dot(A[i, :], x)` for a row-major `A` (row stride `rs`, `m` rows of
-/// `n` columns).
+/// `n` columns); with `vfma.f32`, two rows at a time sharing every load of `x`.
 ///
 /// # Panics
 /// If `a` holds fewer than `(m - 1) rs + n` floats, `x` fewer than `n` or `y` fewer
 /// than `m`.
 #[inline]
 pub fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
-    for (i, yi) in y[..m].iter_mut().enumerate() {
-        *yi += alpha * dot(&a[i * rs..i * rs + n], &x[..n]);
+    let (x, y) = (&x[..n], &mut y[..m]);
+    #[allow(unused_mut)]
+    let mut i = 0;
+    #[cfg(arm_vfma)]
+    while i + 2 <= m && n >= LANES {
+        let rows = [&a[i * rs..i * rs + n], &a[(i + 1) * rs..(i + 1) * rs + n]];
+        let lanes = dot_lanes(rows, x);
+        y[i] += alpha * finish(&lanes[0], rows[0], x);
+        y[i + 1] += alpha * finish(&lanes[1], rows[1], x);
+        i += 2;
+    }
+    for (i, yi) in y.iter_mut().enumerate().skip(i) {
+        *yi += alpha * dot(&a[i * rs..i * rs + n], x);
     }
 }
 
@@ -120,11 +173,14 @@ pub fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize, x: &[f
 }
 
 /// `alpha acc + beta c` as the AVX2 tile writes a sum `acc` into `C`: `alpha acc` when
-/// `beta` is 0 (`c` not read), else one fused multiply-add onto `c` or `beta c`.
+/// `beta` is 0 (`c` not read), else one fused multiply-add onto `c` or `beta c` (for
+/// `alpha = 1` an addition: `1 acc` is exact, so the fused and the plain sums agree).
 #[inline(always)]
 pub fn combine(alpha: f32, acc: f32, beta: f32, c: f32) -> f32 {
     if beta == 0.0 {
         alpha * acc
+    } else if alpha == 1.0 {
+        acc + if beta == 1.0 { c } else { beta * c }
     } else if beta == 1.0 {
         fma(alpha, acc, c)
     } else {
@@ -199,6 +255,19 @@ unsafe fn tile(
     ldc: usize,
 ) {
     let mut acc = [[0.0f32; TILE]; TILE];
+    #[cfg(arm_vfma)]
+    if a.cs == 1 && b.cs == 1 && kc > 0 {
+        let mut sums = [0.0f32; TILE * TILE];
+        // SAFETY: rows `i..i + 4` of A hold `kc` contiguous floats, rows `p < kc` of B
+        // four contiguous floats from column `j` (the caller's contract).
+        unsafe {
+            let rows = core::array::from_fn(|r| a.at.add((i + r) * a.rs));
+            super::arm_vfma::tile4(rows, b.at.add(j), b.rs, kc, &mut sums);
+        }
+        acc = core::array::from_fn(|r| core::array::from_fn(|q| sums[TILE * r + q]));
+    }
+    #[cfg(arm_vfma)]
+    let kc = if a.cs == 1 && b.cs == 1 { 0 } else { kc };
     for p in 0..kc {
         // SAFETY: rows `i..i + TILE` of A and columns `j..j + TILE` of B at depth `p < kc`
         // are inside the views (the caller's contract).
