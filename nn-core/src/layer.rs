@@ -175,10 +175,12 @@ pub trait Network: Layer + Default + Copy {
     const PEAK_ACTIVATION_BYTES: usize =
         (Self::FORWARD_SCRATCH + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
     /// Bytes of stack that batch-1 inference ([`Network::forward_one`],
-    /// `Model::predict_one`) uses at most: [`Network::PEAK_ACTIVATION_BYTES`] plus
-    /// [`STACK_MARGIN_BYTES`] for the frames of the layers and kernels themselves.
-    /// `tests/stack_bound.rs` measures the real use by painting a thread's stack.
-    const STACK_BOUND_BYTES: usize = Self::PEAK_ACTIVATION_BYTES + STACK_MARGIN_BYTES;
+    /// `Model::predict_one`) uses at most on the target compiled for:
+    /// [`Network::PEAK_ACTIVATION_BYTES`] plus the frames of the layers and kernels
+    /// themselves ([`stack_bound`]). `tests/stack_bound.rs` measures the real use on
+    /// the host by painting a thread's stack, the firmware of `firmware/` on each
+    /// microcontroller target.
+    const STACK_BOUND_BYTES: usize = stack_bound(Self::PEAK_ACTIVATION_BYTES);
 
     /// Batch-1 inference with all intermediate values on the stack: no heap.
     fn forward_one(
@@ -226,15 +228,43 @@ impl<'a> Frozen<'a> {
     }
 }
 
-/// The stack that batch-1 inference needs besides its activations: the call frames
-/// of the layers and kernels, the largest being the GEMM's packed panel of `B`
-/// (`KC x NR` floats: 16 KiB for the AVX2 kernel, 2 KiB for the portable one; a
-/// convolution's product at batch 1 is a GEMM), plus loop state, spilled registers
-/// and the small fixed arrays of the dot-product kernels. No kernel keeps an array
-/// sized by the network on the stack. Measured at most 21 783 bytes across dense,
-/// convolutional, recurrent and attention networks (x86-64, `std` with AVX2,
-/// `tests/stack_bound.rs`).
-pub const STACK_MARGIN_BYTES: usize = 32 * 1024;
+/// The stack that batch-1 inference needs besides its activations on this target: the
+/// call frames of the layers and kernels.
+///
+/// On x86-64 the largest is the GEMM's packed panel of `B` (`KC x NR` floats: 16 KiB
+/// for the AVX2 kernel; a convolution's product at batch 1 is a GEMM), plus loop
+/// state, spilled registers and the small fixed arrays of the dot-product kernels;
+/// measured at most 21 783 bytes across dense, convolutional, recurrent and attention
+/// networks (`std` with AVX2, `tests/stack_bound.rs`): 32 KiB.
+///
+/// Elsewhere the portable kernels pack nothing and keep no array on the stack: the
+/// frames of the deepest chain of calls (network, layer, GEMM or dot product, register
+/// tile) are a few hundred bytes, the Cortex-M4F's kernels saving the 32
+/// floating-point registers (128 bytes) on top. Measured by painting in the firmware
+/// (`tools/firmware-run`), the digits MLP and CNN used 108 to 280 and 524 to 632 bytes
+/// above their activations on the Cortex-M0, Cortex-M4F and rv32imc; with the eighth
+/// of the activations that [`stack_bound`] adds, 384 bytes on FPUs with `vfma.f32`,
+/// 256 elsewhere cover them.
+pub const STACK_MARGIN_BYTES: usize = if cfg!(target_arch = "x86_64") {
+    32 * 1024
+} else if cfg!(arm_vfma) {
+    384
+} else {
+    256
+};
+
+/// The stack bound of batch-1 inference for `activations` bytes of activations and
+/// scratch ([`Network::STACK_BOUND_BYTES`]): the activations plus
+/// [`STACK_MARGIN_BYTES`], and on targets other than x86-64 an eighth of the
+/// activations more (the larger layers' kernels keep more loop state and slices in
+/// their frames).
+pub const fn stack_bound(activations: usize) -> usize {
+    if cfg!(target_arch = "x86_64") {
+        activations + STACK_MARGIN_BYTES
+    } else {
+        activations + activations / 8 + STACK_MARGIN_BYTES
+    }
+}
 
 /// A dotted tensor name built on the stack: `encoder.fc1.weight`.
 #[derive(Clone, Copy)]

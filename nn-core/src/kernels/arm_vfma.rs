@@ -87,23 +87,24 @@ pub unsafe fn dot2(rows: [*const f32; 2], x: *const f32, blocks: usize, lanes: *
     }
 }
 
-/// A 4 x 4 tile of a matrix product over `kc` steps: for `p < kc`,
-/// `acc[4 r + q] = fma(a[r][p], b[p brs + q], acc[4 r + q])`, with the four rows of
+/// A 4 x 4 tile of a matrix product over `kc` steps, from zero: for `p < kc`,
+/// `sums[4 r + q] = fma(a[r][p], b[p brs + q], sums[4 r + q])`, with the four rows of
 /// `A` contiguous (`a[r]`) and four contiguous columns of `B` per row (`brs` floats
 /// apart): six loads and sixteen multiply-adds per step.
 ///
 /// # Safety
-/// Each row of `A` holds `kc` floats; `B` holds `(kc - 1) brs + 4` floats; `kc > 0`.
+/// Each row of `A` holds `kc` floats; `B` holds `(kc - 1) brs + 4` floats; `kc > 0`;
+/// `sums` has room for 16 floats.
 #[inline]
-pub unsafe fn tile4(a: [*const f32; 4], b: *const f32, brs: usize, kc: usize, acc: &mut [f32; 16]) {
+pub unsafe fn tile4(a: [*const f32; 4], b: *const f32, brs: usize, kc: usize, sums: *mut f32) {
     // SAFETY: the loop reads `kc` floats from each row of A, four floats of each of
-    // `kc` rows of B (the caller's contract) and `acc`'s 16 floats; it writes `acc`,
-    // the general registers given and `s0`-`s31`, saved on the stack on entry and
-    // restored on exit.
+    // `kc` rows of B (the caller's contract) and the 16 zeros; it writes the 16 floats
+    // of `sums`, the general registers given and `s0`-`s31`, saved on the stack on
+    // entry and restored on exit.
     unsafe {
         core::arch::asm!(
             "vpush {{d0-d15}}",
-            "vldmia {acc}, {{s16-s31}}",
+            "vldmia {zeros}, {{s16-s31}}",
             "2:",
             "vldmia {a0}!, {{s0}}",
             "vldmia {a1}!, {{s1}}",
@@ -129,9 +130,10 @@ pub unsafe fn tile4(a: [*const f32; 4], b: *const f32, brs: usize, kc: usize, ac
             "vfma.f32 s31, s3, s7",
             "subs {n}, {n}, #1",
             "bne 2b",
-            "vstmia {acc}, {{s16-s31}}",
+            "vstmia {sums}, {{s16-s31}}",
             "vpop {{d0-d15}}",
-            acc = in(reg) acc.as_mut_ptr(),
+            zeros = in(reg) ZEROS.as_ptr(),
+            sums = in(reg) sums,
             a0 = inout(reg) a[0] => _,
             a1 = inout(reg) a[1] => _,
             a2 = inout(reg) a[2] => _,

@@ -254,20 +254,21 @@ unsafe fn tile(
     c: *mut f32,
     ldc: usize,
 ) {
-    let mut acc = [[0.0f32; TILE]; TILE];
     #[cfg(arm_vfma)]
     if a.cs == 1 && b.cs == 1 && kc > 0 {
-        let mut sums = [0.0f32; TILE * TILE];
+        let mut sums = core::mem::MaybeUninit::<[[f32; TILE]; TILE]>::uninit();
         // SAFETY: rows `i..i + 4` of A hold `kc` contiguous floats, rows `p < kc` of B
-        // four contiguous floats from column `j` (the caller's contract).
-        unsafe {
+        // four contiguous floats from column `j` (the caller's contract); the kernel
+        // writes all 16 sums.
+        let sums = unsafe {
             let rows = core::array::from_fn(|r| a.at.add((i + r) * a.rs));
-            super::arm_vfma::tile4(rows, b.at.add(j), b.rs, kc, &mut sums);
-        }
-        acc = core::array::from_fn(|r| core::array::from_fn(|q| sums[TILE * r + q]));
+            super::arm_vfma::tile4(rows, b.at.add(j), b.rs, kc, sums.as_mut_ptr().cast());
+            sums.assume_init()
+        };
+        // SAFETY: as below.
+        return unsafe { write_tile(&sums, i, j, (alpha, beta), c, ldc) };
     }
-    #[cfg(arm_vfma)]
-    let kc = if a.cs == 1 && b.cs == 1 { 0 } else { kc };
+    let mut acc = [[0.0f32; TILE]; TILE];
     for p in 0..kc {
         // SAFETY: rows `i..i + TILE` of A and columns `j..j + TILE` of B at depth `p < kc`
         // are inside the views (the caller's contract).
@@ -281,13 +282,31 @@ unsafe fn tile(
             }
         }
     }
-    for (r, acc) in acc.iter().enumerate() {
-        for (q, &v) in acc.iter().enumerate() {
-            // SAFETY: `C[i + r, j + q]` is writable (the caller's contract).
-            unsafe {
-                let cij = c.add((i + r) * ldc + j + q);
-                *cij = combine(alpha, v, beta, *cij);
-            }
+    // SAFETY: as below.
+    unsafe { write_tile(&acc, i, j, (alpha, beta), c, ldc) }
+}
+
+/// Adds the sums of the tile at `(i, j)` into `C` ([`combine`]).
+///
+/// # Safety
+/// `C[i + r, j + q]` is writable for `r, q < TILE`.
+#[inline(always)]
+unsafe fn write_tile(
+    sums: &[[f32; TILE]; TILE],
+    i: usize,
+    j: usize,
+    (alpha, beta): (f32, f32),
+    c: *mut f32,
+    ldc: usize,
+) {
+    for (r, row) in sums.iter().enumerate() {
+        // SAFETY: `C[i + r, j..j + TILE]` is writable (the caller's contract).
+        let out = unsafe { core::slice::from_raw_parts_mut(c.add((i + r) * ldc + j), TILE) };
+        if alpha == 1.0 && beta == 1.0 {
+            // `combine(1, s, 1, c)` is `s + c`.
+            out.iter_mut().zip(row).for_each(|(c, &s)| *c += s);
+        } else {
+            out.iter_mut().zip(row).for_each(|(c, &s)| *c = combine(alpha, s, beta, *c));
         }
     }
 }
