@@ -241,16 +241,19 @@ impl<'a> Frozen<'a> {
 /// frames of the deepest chain of calls (network, layer, GEMM or dot product, register
 /// tile) are a few hundred bytes, the Cortex-M4F's kernels saving the 32
 /// floating-point registers (128 bytes) on top. Measured by painting in the firmware
-/// (`tools/firmware-run`), the digits MLP and CNN used 108 to 280 and 524 to 632 bytes
-/// above their activations on the Cortex-M0, Cortex-M4F and rv32imc; with the eighth
-/// of the activations that [`stack_bound`] adds, 384 bytes on FPUs with `vfma.f32`,
-/// 256 elsewhere cover them.
+/// (`tools/firmware-run`, release builds), the digits MLP and CNN used 12 to 180 and
+/// 364 to 592 bytes above their activations on the rv32imc, the Cortex-M0 and the
+/// Cortex-M4F: with the eighth of the activations that [`stack_bound`] adds, 256
+/// bytes on 32-bit Arm and 128 on 32-bit RISC-V cover them (512 on targets not
+/// measured).
 pub const STACK_MARGIN_BYTES: usize = if cfg!(target_arch = "x86_64") {
     32 * 1024
-} else if cfg!(arm_vfma) {
-    384
-} else {
+} else if cfg!(target_arch = "arm") {
     256
+} else if cfg!(target_arch = "riscv32") {
+    128
+} else {
+    512
 };
 
 /// The stack bound of batch-1 inference for `activations` bytes of activations and

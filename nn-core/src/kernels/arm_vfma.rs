@@ -144,3 +144,90 @@ pub unsafe fn tile4(a: [*const f32; 4], b: *const f32, brs: usize, kc: usize, su
         );
     }
 }
+
+/// A 4 x 4 tile of a matrix product over `kc` steps, from zero, added to `C`: for
+/// `p < kc`, `s[r][q] = fma(a[r][p], b[p brs + q], s[r][q])`, then
+/// `c[r ldc + q] += s[r][q]`; with the four rows of `A` contiguous (`a[r]`) and four
+/// contiguous columns of `B` per row (`brs` floats apart): six loads and sixteen
+/// multiply-adds per step.
+///
+/// # Safety
+/// Each row of `A` holds `kc` floats; `B` holds `(kc - 1) brs + 4` floats; `kc > 0`;
+/// `C`'s four rows of four floats (`ldc` apart) are writable and not otherwise
+/// borrowed.
+#[inline]
+pub unsafe fn tile4_add(a: [*const f32; 4], b: *const f32, brs: usize, kc: usize, c: *mut f32, ldc: usize) {
+    // SAFETY: the loop reads `kc` floats from each row of A, four floats of each of
+    // `kc` rows of B (the caller's contract) and the 16 zeros; it reads and writes the
+    // four rows of four floats of C, the general registers given and `s0`-`s31`,
+    // saved on the stack on entry and restored on exit.
+    unsafe {
+        core::arch::asm!(
+            "vpush {{d0-d15}}",
+            "vldmia {zeros}, {{s16-s31}}",
+            "2:",
+            "vldmia {a0}!, {{s0}}",
+            "vldmia {a1}!, {{s1}}",
+            "vldmia {a2}!, {{s2}}",
+            "vldmia {a3}!, {{s3}}",
+            "vldm {b}, {{s4-s7}}",
+            "add {b}, {b}, {brs}",
+            "vfma.f32 s16, s0, s4",
+            "vfma.f32 s17, s0, s5",
+            "vfma.f32 s18, s0, s6",
+            "vfma.f32 s19, s0, s7",
+            "vfma.f32 s20, s1, s4",
+            "vfma.f32 s21, s1, s5",
+            "vfma.f32 s22, s1, s6",
+            "vfma.f32 s23, s1, s7",
+            "vfma.f32 s24, s2, s4",
+            "vfma.f32 s25, s2, s5",
+            "vfma.f32 s26, s2, s6",
+            "vfma.f32 s27, s2, s7",
+            "vfma.f32 s28, s3, s4",
+            "vfma.f32 s29, s3, s5",
+            "vfma.f32 s30, s3, s6",
+            "vfma.f32 s31, s3, s7",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vldm {c}, {{s0-s3}}",
+            "vadd.f32 s16, s16, s0",
+            "vadd.f32 s17, s17, s1",
+            "vadd.f32 s18, s18, s2",
+            "vadd.f32 s19, s19, s3",
+            "vstm {c}, {{s16-s19}}",
+            "add {c}, {c}, {ldc}",
+            "vldm {c}, {{s0-s3}}",
+            "vadd.f32 s20, s20, s0",
+            "vadd.f32 s21, s21, s1",
+            "vadd.f32 s22, s22, s2",
+            "vadd.f32 s23, s23, s3",
+            "vstm {c}, {{s20-s23}}",
+            "add {c}, {c}, {ldc}",
+            "vldm {c}, {{s0-s3}}",
+            "vadd.f32 s24, s24, s0",
+            "vadd.f32 s25, s25, s1",
+            "vadd.f32 s26, s26, s2",
+            "vadd.f32 s27, s27, s3",
+            "vstm {c}, {{s24-s27}}",
+            "add {c}, {c}, {ldc}",
+            "vldm {c}, {{s0-s3}}",
+            "vadd.f32 s28, s28, s0",
+            "vadd.f32 s29, s29, s1",
+            "vadd.f32 s30, s30, s2",
+            "vadd.f32 s31, s31, s3",
+            "vstm {c}, {{s28-s31}}",
+            "vpop {{d0-d15}}",
+            zeros = in(reg) ZEROS.as_ptr(),
+            a0 = inout(reg) a[0] => _,
+            a1 = inout(reg) a[1] => _,
+            a2 = inout(reg) a[2] => _,
+            a3 = inout(reg) a[3] => _,
+            b = inout(reg) b => _,
+            brs = in(reg) brs * 4,
+            n = inout(reg) kc => _,
+            c = inout(reg) c => _,
+            ldc = in(reg) ldc * 4,
+        );
+    }
+}

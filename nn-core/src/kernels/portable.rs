@@ -197,7 +197,7 @@ struct Strided {
 }
 
 /// `C[m x n] = alpha A[m x k] B[k x n] + beta C` (`C` row-major, row stride `ldc`;
-/// with `beta == 0`, `C` is not read): tiles of [`TILE`] x [`TILE`] accumulators and
+/// with `beta == 0`, `C` is not read): tiles of 4 x 4 accumulators and
 /// single elements at the edges, every element summed over each [`SLICE`] of `k` by
 /// fused multiply-adds in order.
 ///
@@ -255,6 +255,17 @@ unsafe fn tile(
     ldc: usize,
 ) {
     #[cfg(arm_vfma)]
+    if a.cs == 1 && b.cs == 1 && kc > 0 && alpha == 1.0 && beta == 1.0 {
+        // `combine(1, s, 1, c)` is `s + c`: the kernel adds its sums to C itself.
+        // SAFETY: rows `i..i + 4` of A hold `kc` contiguous floats, rows `p < kc` of B
+        // four contiguous floats from column `j`, and `C[i..i + 4, j..j + 4]` is
+        // writable (the caller's contract).
+        return unsafe {
+            let rows = core::array::from_fn(|r| a.at.add((i + r) * a.rs));
+            super::arm_vfma::tile4_add(rows, b.at.add(j), b.rs, kc, c.add(i * ldc + j), ldc)
+        };
+    }
+    #[cfg(arm_vfma)]
     if a.cs == 1 && b.cs == 1 && kc > 0 {
         let mut sums = core::mem::MaybeUninit::<[[f32; TILE]; TILE]>::uninit();
         // SAFETY: rows `i..i + 4` of A hold `kc` contiguous floats, rows `p < kc` of B
@@ -302,11 +313,6 @@ unsafe fn write_tile(
     for (r, row) in sums.iter().enumerate() {
         // SAFETY: `C[i + r, j..j + TILE]` is writable (the caller's contract).
         let out = unsafe { core::slice::from_raw_parts_mut(c.add((i + r) * ldc + j), TILE) };
-        if alpha == 1.0 && beta == 1.0 {
-            // `combine(1, s, 1, c)` is `s + c`.
-            out.iter_mut().zip(row).for_each(|(c, &s)| *c += s);
-        } else {
-            out.iter_mut().zip(row).for_each(|(c, &s)| *c = combine(alpha, s, beta, *c));
-        }
+        out.iter_mut().zip(row).for_each(|(c, &s)| *c = combine(alpha, s, beta, *c));
     }
 }
