@@ -13,14 +13,15 @@ mod nets;
 mod samples;
 
 use checks::{NoProbe, Outcome, Part, EXPECTED};
-use nets::{DigitsCnn, DigitsMlp};
+use nets::{DigitsCnn, DigitsMlp, Sine};
 
 static MLP_WEIGHTS: [f32; DigitsMlp::STATE_LEN] =
     nn_core::include_weights!(DigitsMlp, "no-std-check/weights/digits_mlp.safetensors");
 static CNN_WEIGHTS: [f32; DigitsCnn::STATE_LEN] =
     nn_core::include_weights!(DigitsCnn, "no-std-check/weights/digits_cnn.safetensors");
+static SINE_WEIGHTS: [f32; Sine::STATE_LEN] = nn_core::include_weights!(Sine, "firmware/weights/sine.safetensors");
 
-fn outcomes() -> [Outcome; 5] {
+fn outcomes() -> [Outcome; 6] {
     let probe = &mut NoProbe;
     [
         checks::mlp(&MLP_WEIGHTS, probe),
@@ -28,6 +29,7 @@ fn outcomes() -> [Outcome; 5] {
         checks::gru(probe),
         checks::lstm(probe),
         checks::training(probe),
+        checks::sine(&SINE_WEIGHTS, probe),
     ]
 }
 

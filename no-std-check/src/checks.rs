@@ -10,7 +10,7 @@
 //! digests on every target must equal [`EXPECTED`], those of the host build.
 use nn_core::prelude::*;
 
-use crate::nets::{argmax, DigitsCnn, DigitsMlp};
+use crate::nets::{argmax, DigitsCnn, DigitsMlp, Sine};
 use crate::samples::SAMPLES;
 
 /// FNV-1a (64 bits) over the bits of a sequence of floats, four little-endian bytes
@@ -47,11 +47,13 @@ pub enum Part {
     Lstm,
     /// The training losses of every step and the trained parameters.
     Training,
+    /// The sine model's outputs at [`SINE_POINTS`] points.
+    Sine,
 }
 
 impl Part {
     /// Every part, in the order they run.
-    pub const ALL: [Part; 5] = [Part::Mlp, Part::Cnn, Part::Gru, Part::Lstm, Part::Training];
+    pub const ALL: [Part; 6] = [Part::Mlp, Part::Cnn, Part::Gru, Part::Lstm, Part::Training, Part::Sine];
 
     /// The part's name in reports.
     pub const fn name(self) -> &'static str {
@@ -61,18 +63,20 @@ impl Part {
             Part::Gru => "gru",
             Part::Lstm => "lstm",
             Part::Training => "training",
+            Part::Sine => "sine",
         }
     }
 }
 
 /// The digests of the host build (x86-64 with the AVX2 kernels), in the order of
 /// [`Part::ALL`]. Every target must reproduce them.
-pub const EXPECTED: [Digest; 5] = [
+pub const EXPECTED: [Digest; 6] = [
     Digest(0x52eb_bb7b_22dd_87d3),
     Digest(0x0ae0_70b5_f3f2_aff1),
     Digest(0xe862_e3ca_5722_f01b),
     Digest(0xa188_fcc1_50dd_8009),
     Digest(0xe52f_838d_d3f6_1ddf),
+    Digest(0x0711_0cca_0e38_5be4),
 ];
 
 /// The unit of work a [`Probe`] is told about: one inference or one step.
@@ -88,6 +92,8 @@ pub enum Work {
     LstmStep,
     /// One training step of the MLP (batch of 16: forward, loss, backward, Adam).
     TrainingStep,
+    /// One inference of the sine model.
+    SineInference,
 }
 
 /// Measures units of work: `begin` just before one, `end` just after. The firmware
@@ -107,12 +113,13 @@ impl Probe for NoProbe {
     fn end(&mut self, _: Work) {}
 }
 
-/// `model.predict_one(x)` in a frame of its own, so that a [`Probe`] that measures the
-/// stack below its caller's frame sees all of it (inlined, its arrays would be in the
-/// caller's frame).
+/// `model.predict_one(x)` in a frame of its own, with its own copy of the input, so
+/// that a [`Probe`] that measures the stack below its caller's frame sees all that
+/// `PEAK_ACTIVATION_BYTES` counts (inlined, its arrays would be in the caller's frame).
 #[inline(never)]
 fn infer<N: Network>(model: &Model<N, &[f32]>, x: &Tensor<N::Input>) -> Tensor<N::Output> {
-    model.predict_one(core::hint::black_box(x))
+    let x = core::hint::black_box(*x);
+    model.predict_one(&x)
 }
 
 /// What one part of the checks gave.
@@ -265,4 +272,36 @@ pub fn training(probe: &mut dyn Probe) -> Outcome {
     }
     let ok = last.is_finite() && last < 0.5 * first;
     Outcome { part: Part::Training, ok, digest: digest.add(&params) }
+}
+
+/// Points at which the sine model is evaluated, evenly spaced over `[0, 2 pi)`.
+pub const SINE_POINTS: usize = 16;
+
+/// The largest error of the sine model allowed against `sin(x)` at any point.
+pub const SINE_TOLERANCE: f32 = 0.05;
+
+/// `sin(2 pi i / 16)` for `i < 16`, from `sin(pi / 8) = sqrt(2 - sqrt 2) / 2`,
+/// `sin(pi / 4) = sqrt 2 / 2` and `sin(3 pi / 8) = sqrt(2 + sqrt 2) / 2`.
+const SINE_REFERENCE: [f32; SINE_POINTS] = {
+    const A: f32 = 0.382_683_43;
+    const B: f32 = core::f32::consts::FRAC_1_SQRT_2;
+    const C: f32 = 0.923_879_5;
+    [0.0, A, B, C, 1.0, C, B, A, 0.0, -A, -B, -C, -1.0, -C, -B, -A]
+};
+
+/// The sine model with `weights` at [`SINE_POINTS`] points: whether every output is
+/// within [`SINE_TOLERANCE`] of the sine, and the digest of the outputs.
+pub fn sine(weights: &'static [f32; Sine::STATE_LEN], probe: &mut dyn Probe) -> Outcome {
+    let model = Model::from_static(Sine, weights);
+    let (mut ok, mut digest) = (true, Digest::EMPTY);
+    for (i, &reference) in SINE_REFERENCE.iter().enumerate() {
+        let x = i as f32 * (core::f32::consts::TAU / SINE_POINTS as f32);
+        let input = [x].into();
+        probe.begin(Work::SineInference);
+        let y = infer(&model, &input);
+        probe.end(Work::SineInference);
+        ok &= (y[0] - reference).abs() <= SINE_TOLERANCE;
+        digest = digest.add(&y);
+    }
+    Outcome { part: Part::Sine, ok, digest }
 }
