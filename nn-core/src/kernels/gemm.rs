@@ -784,6 +784,57 @@ mod tests {
         }
     }
 
+    /// The portable kernels (those of microcontrollers) give the AVX2 kernels' bits:
+    /// products of every layout and scaling, with depths across a slice; matrix-vector
+    /// products over both layouts; dot products of every length.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn portable_kernels_equal_avx2_bit_for_bit() {
+        if !avx2::available() {
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+        let mut rng = Rng::new(21);
+        let shapes = SHAPES.iter().copied().chain([(5, 300, 20), (17, 513, 9), (8, 9, 64)]);
+        for (m, k, n) in shapes {
+            for (a_cm, b_cm) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (ad, ars, acs) = stored(&mut rng, m, k, a_cm);
+                let (bd, brs, bcs) = stored(&mut rng, k, n, b_cm);
+                let a = MatRef { data: &ad, rows: m, cols: k, rs: ars, cs: acs };
+                let b = MatRef { data: &bd, rows: k, cols: n, rs: brs, cs: bcs };
+                for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, 0.0), (0.5, 1.0), (0.5, 2.0), (1.0, -3.0)] {
+                    let c0: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                    let (mut fast, mut portable) = (c0.clone(), c0.clone());
+                    // SAFETY: AVX2 is available; the views are inside their vectors, `C`
+                    // holds `m` rows of `n`.
+                    unsafe {
+                        avx2::gemm(alpha, a, b, beta, fast.as_mut_ptr(), n);
+                        portable::gemm(alpha, a, b, beta, portable.as_mut_ptr(), n);
+                    }
+                    assert_eq!(bits(&fast), bits(&portable), "{m}x{k}x{n}, {a_cm} {b_cm}, {alpha} {beta}");
+                }
+            }
+            let (ad, x) = ((0..m * k).map(|_| rng.uniform_in(-1.0, 1.0)).collect::<std::vec::Vec<f32>>(), {
+                (0..k).map(|_| rng.uniform_in(-1.0, 1.0)).collect::<std::vec::Vec<f32>>()
+            });
+            let y0: std::vec::Vec<f32> = (0..m).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let (mut rows_fast, mut rows_portable) = (y0.clone(), y0.clone());
+            let (mut columns_fast, mut columns_portable) = (y0.clone(), y0.clone());
+            // SAFETY: AVX2 is available; `ad` holds `m k` floats, `x` `k`, the outputs `m`.
+            unsafe {
+                avx2::gemv_rows(0.5, &ad, k, m, k, &x, &mut rows_fast);
+                avx2::gemv_columns(0.5, &ad, m, m, k, &x, &mut columns_fast);
+            }
+            portable::gemv_rows(0.5, &ad, k, m, k, &x, &mut rows_portable);
+            portable::gemv_columns(0.5, &ad, m, m, k, &x, &mut columns_portable);
+            assert_eq!(bits(&rows_fast), bits(&rows_portable), "gemv rows {m}x{k}");
+            assert_eq!(bits(&columns_fast), bits(&columns_portable), "gemv columns {m}x{k}");
+            // SAFETY: AVX2 is available.
+            let fast = unsafe { avx2::dot(&ad[..k], &x) };
+            assert_eq!(fast.to_bits(), portable::dot(&ad[..k], &x).to_bits(), "dot of {k}");
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_tile_matches_reference_in_place_and_packed() {

@@ -4,7 +4,8 @@
 //! network gives the same bits on a Cortex-M0, a Cortex-M4F, a RISC-V core and an
 //! x86-64 machine.
 //!
-//! * [`fma`]: `a b + c` rounded once, as the AVX2 kernels' `vfmadd`;
+//! * [`fma`]: `a b + c` rounded once, as the AVX2 kernels' `vfmadd` (in integer
+//!   arithmetic on cores without an FPU, [`soft_fma`]);
 //! * [`dot`]: eight lanes of fused multiply-adds over the 8-float blocks, reduced as
 //!   `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the remaining products
 //!   (not fused) added in order;
@@ -19,7 +20,7 @@
 
 /// `a b + c` with one rounding (IEEE 754 fusedMultiplyAdd), as the AVX2 kernels' FMA
 /// instructions compute it: `vfma.f32` on Cortex-M FPUs that have it, the platform's
-/// `fmaf` with `std`, `libm`'s (in software) otherwise.
+/// `fmaf` with `std`, [`soft_fma`] otherwise.
 #[inline(always)]
 pub fn fma(a: f32, b: f32, c: f32) -> f32 {
     #[cfg(arm_vfma)]
