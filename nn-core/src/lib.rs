@@ -8,6 +8,10 @@
 //! as PyTorch's `state_dict`, so the same model trains on a laptop and runs from a
 //! `static` array inside `no_std` firmware.
 //!
+//! New to deep learning? The [`guide`] module (딥러닝 기초 개념) takes the concepts of an
+//! introductory course one by one, from the neuron to the Siamese network, each with
+//! its formula and a runnable example.
+//!
 //! ```
 //! use nn_core::prelude::*;
 //!
@@ -38,6 +42,7 @@ pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod quant;
 pub mod rng;
 pub mod shape;
 pub mod stream;
@@ -45,6 +50,8 @@ pub mod weights;
 
 #[cfg(feature = "std")]
 pub mod data;
+#[cfg(feature = "std")]
+pub mod guide;
 #[cfg(feature = "std")]
 pub mod io;
 #[cfg(feature = "alloc")]

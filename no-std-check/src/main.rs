@@ -7,8 +7,10 @@
 //! weights baked in at compile time from `weights/*.safetensors` (statics in flash) on
 //! the images of `samples.rs`, a GRU and an LSTM streamed step by step (equal, bit for
 //! bit, to whole-sequence inference, again after `reset`), and the MLP trained on the
-//! images as one const-size batch in stack arrays. It returns 0 when every check holds
-//! and every part's digest equals the host build's (`checks::EXPECTED`), 1 otherwise.
+//! images as one const-size batch in stack arrays. It runs the int8 kernels
+//! (`nn_core::quant`) too, a Dense layer and a softmax. It returns 0 when every check
+//! holds and every part's digest equals the host build's (`checks::EXPECTED`), 1
+//! otherwise.
 //!
 //! With `--features mlp-only` or `--features cnn-only` it holds one of the two
 //! classifiers (and the streaming and training checks), for `tools/size-report`.
@@ -21,6 +23,8 @@ use nn_core::Network;
 
 #[allow(dead_code)]
 mod checks;
+#[cfg(not(any(feature = "mlp-only", feature = "cnn-only")))]
+mod int8;
 mod nets;
 mod samples;
 
@@ -47,6 +51,10 @@ fn run() -> bool {
     #[cfg(not(feature = "mlp-only"))]
     {
         ok &= checks::cnn(&CNN_WEIGHTS, probe).passed();
+    }
+    #[cfg(not(any(feature = "mlp-only", feature = "cnn-only")))]
+    {
+        ok &= int8::int8_dense_softmax();
     }
     ok && checks::gru(probe).passed() && checks::lstm(probe).passed() && checks::training(probe).passed()
 }

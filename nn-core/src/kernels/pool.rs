@@ -29,7 +29,7 @@ pub struct PoolGeometry {
 impl PoolGeometry {
     /// The input rows and columns of window `(oy, ox)`, clipped to the input.
     #[inline(always)]
-    fn window(&self, oy: usize, ox: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+    pub(crate) fn window(&self, oy: usize, ox: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
         let clip = |o: usize, axis: usize, size: usize| {
             let start = (o * self.stride[axis]) as isize - self.padding[axis] as isize;
             let end = (start + self.size[axis] as isize).min(size as isize);
