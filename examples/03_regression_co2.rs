@@ -159,7 +159,7 @@ fn train_and_score<Lo: Loss>(data: &Prepared, loss: Lo, epochs: usize) -> Result
     let mut fit = Fit::new(Adam::new(1e-3), loss).epochs(epochs).batch_size(32).seed(SEED);
     let (history, seconds) = timed(|| fit.run(&mut model, &data.train, None));
     history?;
-    let changes = model.predict(data.test.inputs());
+    let changes = model.predict(data.test.inputs()).expect("the test windows are whole samples");
     let forecasts = changes.iter().zip(&data.test_last).map(|(c, last)| last + c * data.target_scale);
     Ok((Scores::of(forecasts, &data.test_truth), seconds))
 }

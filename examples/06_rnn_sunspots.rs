@@ -136,7 +136,7 @@ fn train_and_score<L: Layer + Default>(data: &Prepared, epochs: usize, seed: u64
         .seed(seed);
     let (history, seconds) = timed(|| fit.run(&mut model, &data.train, None));
     history?;
-    let forecasts = model.predict(data.test.inputs());
+    let forecasts = model.predict(data.test.inputs()).expect("the test windows are whole samples");
     let forecasts = forecasts.iter().map(|v| v * data.std + data.mean);
     Ok((rmse(forecasts, &data.test_truth), seconds))
 }

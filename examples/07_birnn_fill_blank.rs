@@ -180,7 +180,7 @@ fn train_and_score<L: Layer + Default>(
         .verbose(verbose);
     let (history, seconds) = timed(|| fit.run(&mut model, &data.train, None));
     history?;
-    Ok((accuracy(&model.predict(data.test.inputs()), &data.blanks), seconds))
+    Ok((accuracy(&model.predict(data.test.inputs()).expect("the test words are whole samples"), &data.blanks), seconds))
 }
 
 /// Loads the words and trains both networks for `epochs` epochs each.

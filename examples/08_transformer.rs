@@ -153,7 +153,7 @@ pub fn run(steps: usize, verbose: bool) -> Report {
     });
 
     let test: Vec<f32> = test_sequences.iter().flat_map(|s| s.iter().map(|&d| d as f32)).collect();
-    let predictions = model.predict(&test);
+    let predictions = model.predict(&test).expect("the test sequences are whole samples");
     let (mut right_tokens, mut right_sequences) = (0, 0);
     for (s, scores) in test_sequences.iter().zip(predictions.chunks_exact(LEN * VOCAB)) {
         let mut sorted = *s;

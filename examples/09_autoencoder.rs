@@ -247,8 +247,8 @@ pub fn run(epochs: usize, head_epochs: usize, progress: bool) -> Result<Report, 
         Ok((separate, tied))
     });
     let (separate, tied) = trained?;
-    let separate_out = separate.predict(ae_test.inputs());
-    let tied_out = tied.predict(ae_test.inputs());
+    let separate_out = separate.predict(ae_test.inputs())?;
+    let tied_out = tied.predict(ae_test.inputs())?;
     let pca = Pca::fit(ae_train.inputs(), 64, CODE);
     let pca_out = pca.reconstruct(ae_test.inputs());
     let (separate_mse, tied_mse, pca_mse) =

@@ -27,6 +27,7 @@
 //! Run it with `cargo run --release --example 10_siamese` (add `-- 2` for seed 2).
 use nn_core::data;
 use nn_core::loss::embedding::pairwise_distance;
+use nn_core::model::BatchLenError;
 use nn_core::prelude::*;
 use nn_examples::{data_file, timed, JsonObject};
 
@@ -319,10 +320,11 @@ pub fn run(seed: u64, steps: usize) -> Result<Report, Box<dyn std::error::Error>
         (verification, accuracy)
     };
     let (pixels, one_shot_pixels) = evaluate(PIXELS, train.inputs(), test.inputs());
-    let embed =
-        |model: &Model<Tower>| evaluate(EMBEDDING, &model.predict(train.inputs()), &model.predict(test.inputs()));
-    let (contrastive, one_shot_contrastive) = embed(&contrastive);
-    let (triplet, one_shot_accuracy) = embed(&triplet);
+    let embed = |model: &Model<Tower>| -> Result<_, BatchLenError> {
+        Ok(evaluate(EMBEDDING, &model.predict(train.inputs())?, &model.predict(test.inputs())?))
+    };
+    let (contrastive, one_shot_contrastive) = embed(&contrastive)?;
+    let (triplet, one_shot_accuracy) = embed(&triplet)?;
     Ok(Report { contrastive, triplet, pixels, one_shot_accuracy, one_shot_contrastive, one_shot_pixels, train_seconds })
 }
 

@@ -201,7 +201,7 @@ pub fn run(
                 println!("epoch {epoch:3}: discriminator loss {d_mean:.4}, generator loss {g_mean:.4}");
             }
             if epoch % snapshot_every == 0 || epoch == epochs {
-                snapshots.push(g.predict(&fixed_noise));
+                snapshots.push(g.predict(&fixed_noise).expect("the fixed noise holds whole samples"));
                 if let Some(path) = progress {
                     let rows: Vec<&[f32]> = snapshots.iter().map(Vec::as_slice).collect();
                     if let Err(e) = ImageGrid::new(8, 8).range(-1.0, 1.0).write_rows(path, &rows) {
@@ -221,8 +221,8 @@ pub fn run(
 
     let mut judged_noise = vec![0.0; JUDGED * NOISE];
     draw_noise(&mut judged_noise, &mut rng);
-    let generated = g.predict(&judged_noise);
-    let logits = judge.predict(&generated);
+    let generated = g.predict(&judged_noise)?;
+    let logits = judge.predict(&generated)?;
     let mut class_counts = [0usize; 10];
     for row in logits.chunks_exact(10) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -281,8 +281,8 @@ pub fn run(
     for (image, out) in test_x.chunks_exact(PIXELS).zip(truth.chunks_exact_mut(PIXELS)) {
         transform(image, out);
     }
-    let translated = g_xy.model.predict(test_x);
-    let reconstructed = g_yx.model.predict(&translated);
+    let translated = g_xy.model.predict(test_x)?;
+    let reconstructed = g_yx.model.predict(&translated)?;
     let report = Report {
         cycle_error: mean_abs(&reconstructed, test_x),
         translation_error: mean_abs(&translated, &truth),

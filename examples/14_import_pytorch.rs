@@ -214,7 +214,7 @@ pub fn run(epochs: usize, folder: &Path) -> Result<Report, Box<dyn Error>> {
     // 1. PyTorch to here: load the state_dict, compare the outputs.
     let mut model = Model::<TorchDigits>::zeros();
     let loaded = load_safetensors(&mut model, data_file(TORCH_WEIGHTS), &LoadOptions::default())?.loaded;
-    let logits = model.predict(inputs);
+    let logits = model.predict(inputs)?;
     let max_abs_diff = largest_difference(&logits, torch_logits)
         .max(largest_difference(&logits_one_by_one(&model, inputs), torch_logits));
     let max_abs_diff_probabilities = largest_difference(&softmax_rows(&logits, 10), torch_probabilities);
@@ -229,7 +229,7 @@ pub fn run(epochs: usize, folder: &Path) -> Result<Report, Box<dyn Error>> {
     let mut fit = Fit::new(Adam::new(1e-3), loss).epochs(epochs).batch_size(32).seed(SEED);
     let (trained, train_seconds) = timed(|| fit.run(&mut ours_trained, &train, None));
     trained?;
-    let trained_logits = ours_trained.predict(inputs);
+    let trained_logits = ours_trained.predict(inputs)?;
     std::fs::create_dir_all(folder)?;
     let trained_file = folder.join("trained.safetensors");
     let trained_outputs = folder.join("trained_outputs.safetensors");
@@ -238,7 +238,7 @@ pub fn run(epochs: usize, folder: &Path) -> Result<Report, Box<dyn Error>> {
     let same_names_and_shapes = header_of(&trained_file)? == header_of(&data_file(TORCH_WEIGHTS))?;
     let mut reloaded = Model::<TorchDigits>::zeros();
     load_safetensors(&mut reloaded, &trained_file, &LoadOptions::default())?;
-    let round_trip_exact = reloaded.state() == ours_trained.state() && reloaded.predict(inputs) == trained_logits;
+    let round_trip_exact = reloaded.state() == ours_trained.state() && reloaded.predict(inputs)? == trained_logits;
 
     Ok(Report {
         loaded,

@@ -17,6 +17,7 @@ fn ui() {
         "attention",
         "weights",
         "graph",
+        "stack",
     ] {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }

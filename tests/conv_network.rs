@@ -151,7 +151,7 @@ fn the_digit_cnn_expands_to_the_layers_composed_by_hand() {
     // Batch-1 inference on the stack agrees with the batch path (up to rounding: a
     // single row takes the GEMV kernel, a batch the GEMM one).
     let one = model.predict_one(&Tensor::from_slice(&x[64..128]).unwrap());
-    for (a, b) in one.iter().zip(&model.predict(&x)[10..20]) {
+    for (a, b) in one.iter().zip(&model.predict(&x).unwrap()[10..20]) {
         assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "batch 1: {a}, batch 3: {b}");
     }
     let summary = model.summary().to_string();
@@ -181,7 +181,7 @@ fn every_kind_trains_through_model() {
             opt.step(model.params_mut(), ws.grads());
         }
         assert_ne!(model.params(), &before[..], "{} did not learn", N::NAME);
-        let y = model.predict(&x);
+        let y = model.predict(&x).unwrap();
         assert!(y.iter().all(|v| v.is_finite()));
         (model, x)
     }
@@ -189,7 +189,7 @@ fn every_kind_trains_through_model() {
     let (signals, _) = step::<Signals>(2);
     let (head, _) = step::<Head>(3);
     let (flat, x) = step::<FlatHead>(4);
-    assert_eq!(flat.predict(&x).len(), 3 * 144);
+    assert_eq!(flat.predict(&x).unwrap().len(), 3 * 144);
 
     // Batch norm's buffers: after two training steps of batches, two batches tracked.
     let image_buffers = buffers(&images);

@@ -214,7 +214,7 @@ fn shared_tower_gradient_is_the_sum_over_both_uses() {
     let grads = ws.grads().to_vec();
 
     // Every dissimilar pair inside the margin: no hinge to cross.
-    let (p1, p2) = (model.predict(&first), model.predict(&second));
+    let (p1, p2) = (model.predict(&first).unwrap(), model.predict(&second).unwrap());
     for i in (1..batch).step_by(2) {
         let d = pairwise_distance(&p1[i * 3..i * 3 + 3], &p2[i * 3..i * 3 + 3], loss.eps);
         assert!(d < loss.margin - 0.1, "pair {i} at distance {d}");
@@ -222,7 +222,8 @@ fn shared_tower_gradient_is_the_sum_over_both_uses() {
     let params = model.params().to_vec();
     let numeric = central_differences_f32(&params, H, |p| {
         model.params_mut().copy_from_slice(p);
-        let value = loss.compute(&model.predict(&first), &model.predict(&second), &labels, 3, None).unwrap();
+        let value =
+            loss.compute(&model.predict(&first).unwrap(), &model.predict(&second).unwrap(), &labels, 3, None).unwrap();
         (value as f64, Vec::new())
     });
     // Through two dense layers the third derivatives are larger than the losses' alone.

@@ -210,7 +210,7 @@ fn a_batch_norm_in_inference_mode_trains_with_its_running_statistics() {
     model.state_mut()[at..].copy_from_slice(&buffers);
     let mut rng = Rng::new(8);
     let x: Vec<f32> = (0..4 * 32).map(|_| rng.normal()).collect();
-    let predicted = model.predict(&x);
+    let predicted = model.predict(&x).unwrap();
     let mut ws = Workspace::<FrozenNorm>::new();
     let y = model.forward_train(&mut ws, &x, &mut Rng::new(0)).to_vec();
     assert_eq!(y, predicted, "the training forward normalises with the running statistics");

@@ -60,7 +60,7 @@ fn resuming_from_a_checkpoint_continues_bit_exactly() {
     assert_eq!(loaded.metadata, metadata);
     assert_eq!(loaded.optimizer_state.len(), 2 * Classifier::PARAMS);
     let mut resumed_optimizer = OptimizerState::new(Adam::new(0.01));
-    resumed_optimizer.restore(loaded.optimizer_step, &loaded.optimizer_state);
+    resumed_optimizer.restore(loaded.optimizer_step, &loaded.optimizer_state, Classifier::PARAMS).unwrap();
     train(&mut resumed, &mut resumed_optimizer, loaded.seed, 5);
 
     assert_eq!(bits(resumed.state()), bits(model.state()));

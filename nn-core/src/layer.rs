@@ -175,14 +175,19 @@ pub trait Network: Layer + Default + Copy {
     const PEAK_ACTIVATION_BYTES: usize =
         (Self::FORWARD_SCRATCH + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
     /// Bytes of stack that batch-1 inference ([`Network::forward_one`],
-    /// `Model::predict_one`) uses at most on the target compiled for:
-    /// [`Network::PEAK_ACTIVATION_BYTES`] plus the frames of the layers and kernels
-    /// themselves ([`stack_bound`]). `tests/stack_bound.rs` measures the real use on
-    /// the host by painting a thread's stack, the firmware of `firmware/` on each
-    /// microcontroller target.
+    /// `Model::predict_one`) uses at most on the target compiled for, when its
+    /// activations are on the stack: [`Network::PEAK_ACTIVATION_BYTES`] plus the frames
+    /// of the layers and kernels themselves ([`stack_bound`]). `tests/stack_bound.rs`
+    /// measures the real use on the host by painting a thread's stack, the firmware of
+    /// `firmware/` on each microcontroller target.
     const STACK_BOUND_BYTES: usize = stack_bound(Self::PEAK_ACTIVATION_BYTES);
 
-    /// Batch-1 inference with all intermediate values on the stack: no heap.
+    /// Batch-1 inference. Its intermediate values are on the stack when
+    /// [`Network::STACK_BOUND_BYTES`] is at most [`STACK_LIMIT_BYTES`]; above it they
+    /// are in a workspace allocated for the call with `alloc`, and without `alloc` such a
+    /// network does not compile (its error names `Model::forward_slices`, which takes a
+    /// scratch buffer of the caller's, a `static` for instance). The input and the
+    /// returned output are the caller's values.
     fn forward_one(
         &self,
         params: &[f32],
@@ -271,6 +276,13 @@ pub const fn stack_bound(activations: usize) -> usize {
     }
 }
 
+/// The most stack batch-1 inference may take for a network's activations and the
+/// kernels' frames ([`Network::STACK_BOUND_BYTES`]): 256 KiB, an eighth of a spawned
+/// thread's default stack (2 MiB), leaving the rest to the caller. A network that needs
+/// more runs [`Network::forward_one`] on a heap workspace with `alloc`, and is a
+/// compile error without it.
+pub const STACK_LIMIT_BYTES: usize = 256 * 1024;
+
 /// A dotted tensor name built on the stack: `encoder.fc1.weight`.
 #[derive(Clone, Copy)]
 pub struct TensorPath<'a> {
@@ -349,6 +361,52 @@ pub struct SummaryRow<'a> {
 pub(crate) mod private {
     //! Composition used by the code `network!` generates.
     use super::*;
+
+    /// Floats of scratch that `forward_one` keeps on the stack for a network whose
+    /// batch-1 inference needs `forward_scratch` floats of scratch and
+    /// `stack_bound` bytes of stack: all of it within [`STACK_LIMIT_BYTES`], else none
+    /// (the scratch goes on the heap) with `alloc`. Without `alloc`, a network above the
+    /// limit is a compile error, where the generated code evaluates this in a `const`.
+    pub const fn stack_scratch_len(forward_scratch: usize, stack_bound: usize) -> usize {
+        stack_scratch_len_for(cfg!(feature = "alloc"), forward_scratch, stack_bound)
+    }
+
+    /// [`stack_scratch_len`] with or without a heap (`heap`).
+    pub const fn stack_scratch_len_for(heap: bool, forward_scratch: usize, stack_bound: usize) -> usize {
+        if stack_bound <= STACK_LIMIT_BYTES {
+            forward_scratch
+        } else if heap {
+            0
+        } else {
+            panic!(
+                "batch-1 inference of this network needs more than `nn_core::layer::STACK_LIMIT_BYTES` (256 KiB) of \
+                 stack (`Network::STACK_BOUND_BYTES`): call `Model::forward_slices` with a scratch buffer of \
+                 `Layer::SCRATCH` floats of your own (a `static`), or enable nn-core's `alloc` feature, with which \
+                 `predict_one` puts its activations on the heap"
+            )
+        }
+    }
+
+    /// Calls `forward` with a zeroed scratch of `len` floats: the front of `stack` when
+    /// it is long enough, else (with `alloc`) a heap allocation for the call.
+    ///
+    /// # Panics
+    /// Without `alloc`, if `stack` is shorter than `len` (never from the generated
+    /// code, whose `stack` has [`stack_scratch_len`] floats).
+    #[inline(always)]
+    pub fn with_forward_scratch<R>(stack: &mut [f32], len: usize, forward: impl FnOnce(&mut [f32]) -> R) -> R {
+        if let Some(scratch) = stack.get_mut(..len) {
+            return forward(scratch);
+        }
+        #[cfg(feature = "alloc")]
+        {
+            forward(&mut alloc::vec![0.0f32; len])
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            panic!("forward_one: the scratch is not on the stack and there is no heap")
+        }
+    }
 
     /// A layer with its name in the enclosing network.
     #[derive(Clone, Copy, Debug)]

@@ -57,6 +57,11 @@ pub enum TargetError {
     },
     /// A value that is NaN or infinite.
     NotFinite,
+    /// A binary cross-entropy target outside `[0, 1]`: not a probability.
+    NotAProbability {
+        /// The value found.
+        value: f32,
+    },
 }
 
 impl core::fmt::Display for TargetError {
@@ -66,6 +71,9 @@ impl core::fmt::Display for TargetError {
                 write!(f, "label {label} is not a class index in 0..{classes}")
             }
             TargetError::NotFinite => f.write_str("target value is NaN or infinite"),
+            TargetError::NotAProbability { value } => {
+                write!(f, "target value {value} is not a probability in [0, 1]")
+            }
         }
     }
 }
@@ -153,8 +161,14 @@ impl BinaryCrossEntropy {
 
 impl Loss for BinaryCrossEntropy {
     const NAME: &'static str = "binary_crossentropy";
+    /// Every target must be a probability in `[0, 1]` (as PyTorch's `BCELoss`
+    /// requires; outside it the loss has no minimum).
     fn check_target(&self, target: &[f32], _: usize) -> Result<(), TargetError> {
-        check_finite(target)
+        check_finite(target)?;
+        match target.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+            Some(&value) => Err(TargetError::NotAProbability { value }),
+            None => Ok(()),
+        }
     }
     fn compute(&self, pred: &[f32], target: &[f32], _: usize, mut grad: Option<&mut [f32]>) -> f32 {
         let n = pred.len() as f32;

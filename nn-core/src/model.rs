@@ -41,6 +41,37 @@ impl fmt::Display for StateLenError {
 #[cfg(feature = "std")]
 impl std::error::Error for StateLenError {}
 
+/// A batch of inputs whose length is not a whole number of samples (see
+/// [`Model::predict`](crate::model::Model::predict)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLenError {
+    /// Values per sample: the network's input size.
+    pub sample: usize,
+    /// Values given.
+    pub found: usize,
+}
+
+impl BatchLenError {
+    /// The number of samples in `len` values of `sample` values each, or the error.
+    pub fn samples(sample: usize, len: usize) -> Result<usize, BatchLenError> {
+        match len.checked_rem(sample) {
+            Some(0) => Ok(len / sample),
+            // A network without inputs takes no values.
+            None if len == 0 => Ok(0),
+            _ => Err(BatchLenError { sample, found: len }),
+        }
+    }
+}
+
+impl fmt::Display for BatchLenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the batch holds {} values, not a whole number of samples of {} values", self.found, self.sample)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for BatchLenError {}
+
 #[cfg(feature = "alloc")]
 impl<L: Layer + Default> Model<L, alloc::vec::Vec<f32>> {
     /// A model initialised from `seed` (Glorot or He per layer, as Keras).
@@ -121,8 +152,11 @@ impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
 }
 
 impl<L: Network, P: AsRef<[f32]>> Model<L, P> {
-    /// Batch-1 inference, no heap: every intermediate value is on the stack
-    /// (`L::PEAK_ACTIVATION_BYTES`).
+    /// Batch-1 inference. Every intermediate value is on the stack
+    /// (`L::PEAK_ACTIVATION_BYTES`), no heap, when the network's `STACK_BOUND_BYTES` is
+    /// at most [`crate::layer::STACK_LIMIT_BYTES`]; a larger network's are in a
+    /// workspace allocated for the call (with `alloc`; without it such a network does
+    /// not compile, and [`Model::forward_slices`] takes a scratch of the caller's).
     pub fn predict_one(&self, x: &Tensor<L::Input>) -> Tensor<L::Output> {
         let (params, buffers) = self.state.as_ref().split_at(L::PARAMS);
         self.layer.forward_one(params, buffers, x)

@@ -175,9 +175,18 @@ pub(crate) fn network_impl(name: &Ident, layer: TokenStream) -> TokenStream {
                 buffers: &[f32],
                 x: &::nn_core::Tensor<Self::Input>,
             ) -> ::nn_core::Tensor<Self::Output> {
-                let mut scratch = [0.0f32; <#name as ::nn_core::Layer>::FORWARD_SCRATCH];
+                // The scratch on the stack, unless the network is too large for it (see
+                // `STACK_LIMIT_BYTES`).
+                const ON_STACK: usize = ::nn_core::__private::stack_scratch_len(
+                    <#name as ::nn_core::Layer>::FORWARD_SCRATCH,
+                    <#name as ::nn_core::Network>::STACK_BOUND_BYTES,
+                );
+                let mut stack = [0.0f32; ON_STACK];
                 let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
-                ::nn_core::Layer::forward(#layer, params, buffers, x, &mut y, &mut scratch);
+                let len = <#name as ::nn_core::Layer>::FORWARD_SCRATCH;
+                ::nn_core::__private::with_forward_scratch(&mut stack, len, |scratch| {
+                    ::nn_core::Layer::forward(#layer, params, buffers, x, &mut y, scratch)
+                });
                 y
             }
         }

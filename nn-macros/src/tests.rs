@@ -273,7 +273,9 @@ fn the_expansion_follows_the_handwritten_reference() {
         "::nn_core::layers::Dropout::new(0.2f32)",
         "implnn_core::LayerforMlp",
         "constKIND:&'staticstr=\"Mlp\";",
-        "letmutscratch=[0.0f32;<Mlpas::nn_core::Layer>::FORWARD_SCRATCH];",
+        "constON_STACK:usize=::nn_core::__private::stack_scratch_len(<Mlpas::nn_core::Layer>::FORWARD_SCRATCH,\
+         <Mlpas::nn_core::Network>::STACK_BOUND_BYTES,);",
+        "letmutstack=[0.0f32;ON_STACK];",
     ] {
         let expected = expected.replace("implnn_core", "impl::nn_core");
         assert!(text.contains(&expected), "missing {expected}\nin {text}");

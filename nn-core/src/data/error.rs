@@ -92,6 +92,13 @@ pub enum DataErrorKind {
     },
     /// The values read do not form a data set (a sample width of zero).
     Dataset(DatasetError),
+    /// The file holds more text than the reader accepts (see
+    /// [`CsvReader::limit`](super::CsvReader::limit)); the line is where the limit was
+    /// passed.
+    TooLarge {
+        /// The reader's limit in bytes of text (after decompression).
+        limit: u32,
+    },
 }
 
 impl DataError {
@@ -153,6 +160,9 @@ impl fmt::Display for DataErrorKind {
                 write!(f, "the header announces {expected} rows, the file has {found}")
             }
             DataErrorKind::Dataset(e) => write!(f, "the values do not form a data set: {e}"),
+            DataErrorKind::TooLarge { limit } => {
+                write!(f, "the file holds more than {limit} bytes of text (the reader's limit)")
+            }
             DataErrorKind::Step { previous, found, step } => write!(
                 f,
                 "`{found}` is not {step} after the previous row's `{previous}`; \

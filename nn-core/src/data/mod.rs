@@ -11,7 +11,10 @@
 //! | [`words`] | the bundled word list, one lowercase word per line |
 //!
 //! No input makes a loader panic: everything wrong with a file is a [`DataError`]
-//! naming the file, the 1-based line and column, and what was found:
+//! naming the file, the 1-based line and column, and what was found. Memory follows
+//! the data read: the loaders check each row as it is read, and a file holding more
+//! than 64 MiB of text (after decompression) is an error, [`DataErrorKind::TooLarge`]
+//! (set another limit with [`CsvReader::limit`]):
 //!
 //! ```
 //! use nn_core::data::CsvReader;
@@ -24,7 +27,7 @@ mod error;
 mod series;
 mod sets;
 
-pub use csv::{CsvReader, Row, Table};
+pub use csv::{CsvReader, Row, Table, DEFAULT_LIMIT};
 pub use error::{DataError, DataErrorKind};
 pub use series::Series;
 pub use sets::words;

@@ -1,7 +1,7 @@
 //! Loaders for the public data sets the examples use (see `examples/data/SOURCES.md`).
 use std::path::Path;
 
-use super::csv::{CsvReader, Row, Table};
+use super::csv::{CsvReader, Row, Samples, Targets};
 use super::error::{shorten, DataError, DataErrorKind};
 use super::series::Series;
 use crate::train::Dataset;
@@ -21,7 +21,10 @@ pub const IRIS_CLASSES: [&str; 3] = ["setosa", "versicolor", "virginica"];
 /// `SparseCategoricalCrossEntropy` takes. A label that is not an integer from 0 to 9
 /// is an error naming its line.
 pub fn digits(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
-    CsvReader::new().read(path)?.classification(DIGIT_PIXELS, DIGIT_CLASSES)
+    let mut rows = CsvReader::new().open(path)?;
+    let mut samples = Samples::new(DIGIT_PIXELS, Targets::Label(DIGIT_CLASSES));
+    rows.for_each(|row| samples.push(row))?;
+    samples.finish(rows.file())
 }
 
 /// Fisher's iris flowers: 150 samples of 4 measurements in cm (sepal length, sepal
@@ -31,31 +34,34 @@ pub fn digits(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
 /// the number of rows, of features, then the class names. The loader checks the rows
 /// against it: their count, their width, labels below the number of classes.
 pub fn iris(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
-    let table = CsvReader::new().header(true).read(path)?;
-    let Some(header) = table.header() else {
-        return Err(DataError::new(table.file(), None, None, DataErrorKind::Empty));
-    };
-    let count = |column: usize, what: &'static str| -> Result<usize, DataError> {
-        let text = header.field(column).unwrap_or("");
-        match text.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(table.error(header, column, DataErrorKind::Invalid { expected: what, found: shorten(text) })),
+    let mut rows = CsvReader::new().open(path)?;
+    let (header_line, rows_announced, mut samples) = {
+        let Some(header) = rows.next_row()? else {
+            return Err(DataError::new(rows.file(), None, None, DataErrorKind::Empty));
+        };
+        let count = |column: usize, what: &'static str| -> Result<usize, DataError> {
+            let text = header.field(column).unwrap_or("");
+            match text.parse::<usize>() {
+                Ok(n) if n > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+                _ => Err(header.error(column, DataErrorKind::Invalid { expected: what, found: shorten(text) })),
+            }
+        };
+        if header.len() < 3 {
+            let expected = "rows,features,class names...".to_string();
+            let found = shorten(&header.fields().collect::<Vec<_>>().join(","));
+            return Err(header.error(header.len(), DataErrorKind::Header { expected, found }));
         }
+        let announced = count(0, "the number of rows")?;
+        let features = count(1, "the number of features")?;
+        // The sizes only describe the rows: nothing is reserved from them.
+        (header.line(), announced, Samples::new(features, Targets::Label(header.len() - 2)))
     };
-    if header.len() < 3 {
-        let expected = "rows,features,class names...".to_string();
-        let found = shorten(&header.fields().join(","));
-        return Err(table.error(header, header.len(), DataErrorKind::Header { expected, found }));
+    rows.for_each(|row| samples.push(row))?;
+    if samples.rows() != rows_announced && samples.rows() > 0 {
+        let kind = DataErrorKind::RowCount { expected: rows_announced, found: samples.rows() };
+        return Err(DataError::new(rows.file(), Some(header_line), Some(1), kind));
     }
-    let rows = count(0, "the number of rows")?;
-    let features = count(1, "the number of features")?;
-    let classes = header.len() - 2;
-    let data = table.classification(features, classes)?;
-    if data.len() != rows {
-        let kind = DataErrorKind::RowCount { expected: rows, found: data.len() };
-        return Err(table.error(header, 0, kind));
-    }
-    Ok(data)
+    samples.finish(rows.file())
 }
 
 /// Weekly atmospheric CO2 at Mauna Loa in ppm, from 1958-03-29 to 2001-12-29 (2284
@@ -96,17 +102,20 @@ pub fn sunspots(path: impl AsRef<Path>) -> Result<Series, DataError> {
 /// # std::fs::remove_file(&path).unwrap();
 /// ```
 pub fn words(path: impl AsRef<Path>) -> Result<Vec<String>, DataError> {
-    let table = CsvReader::new().read(path)?;
-    table.require_rows()?;
-    let mut words = Vec::with_capacity(table.len());
-    for row in table.rows() {
-        table.check_columns(row, 1)?;
+    let mut rows = CsvReader::new().open(path)?;
+    let mut words = Vec::new();
+    rows.for_each(|row| {
+        row.check_columns(1)?;
         let word = row.field(0).unwrap_or("");
         if word.is_empty() || !word.bytes().all(|b| b.is_ascii_lowercase()) {
             let kind = DataErrorKind::Invalid { expected: "a word of lowercase letters a-z", found: shorten(word) };
-            return Err(table.error(row, 0, kind));
+            return Err(row.error(0, kind));
         }
         words.push(word.to_string());
+        Ok(())
+    })?;
+    if words.is_empty() {
+        return Err(DataError::new(rows.file(), None, None, DataErrorKind::Empty));
     }
     Ok(words)
 }
@@ -122,7 +131,7 @@ enum Step {
 
 impl Step {
     /// The time in column 0 of `row`.
-    fn parse(self, table: &Table, row: &Row) -> Result<u32, DataError> {
+    fn parse(self, row: &Row<'_>) -> Result<u32, DataError> {
         let text = row.field(0).unwrap_or("");
         let parsed = text.parse::<u32>().ok().filter(|&t| match self {
             Step::Week => text.len() == 8 && day_number(t).is_some(),
@@ -132,7 +141,7 @@ impl Step {
             Step::Week => "a date written YYYYMMDD",
             Step::Year => "a year",
         };
-        parsed.ok_or_else(|| table.error(row, 0, DataErrorKind::Invalid { expected, found: shorten(text) }))
+        parsed.ok_or_else(|| row.error(0, DataErrorKind::Invalid { expected, found: shorten(text) }))
     }
 
     /// Whether `next` is one step after `previous`.
@@ -156,33 +165,32 @@ impl Step {
 
 /// Reads a two-column series `time,value` with the given header, checking the step.
 fn read_series(path: impl AsRef<Path>, header: [&str; 2], step: Step) -> Result<Series, DataError> {
-    let table = CsvReader::new().header(true).read(path)?;
-    let Some(found) = table.header() else {
-        return Err(DataError::new(table.file(), None, None, DataErrorKind::Empty));
-    };
-    let matches = found.len() == 2 && found.fields().iter().zip(header).all(|(f, h)| f.eq_ignore_ascii_case(h));
-    if !matches {
-        let kind = DataErrorKind::Header { expected: header.join(","), found: shorten(&found.fields().join(",")) };
-        return Err(table.error(found, 0, kind));
+    let mut rows = CsvReader::new().open(path)?;
+    {
+        let Some(found) = rows.next_row()? else {
+            return Err(DataError::new(rows.file(), None, None, DataErrorKind::Empty));
+        };
+        if found.len() != 2 || !found.fields().zip(header).all(|(f, h)| f.eq_ignore_ascii_case(h)) {
+            let found_text = shorten(&found.fields().collect::<Vec<_>>().join(","));
+            return Err(found.error(0, DataErrorKind::Header { expected: header.join(","), found: found_text }));
+        }
     }
-    table.require_rows()?;
-    let mut times = Vec::with_capacity(table.len());
-    let mut values = Vec::with_capacity(table.len());
-    for row in table.rows() {
-        table.check_columns(row, 2)?;
-        let time = step.parse(&table, row)?;
+    let mut times = Vec::new();
+    let mut values = Vec::new();
+    rows.for_each(|row| {
+        row.check_columns(2)?;
+        let time = step.parse(row)?;
         if let Some(&previous) = times.last() {
             if !step.follows(previous, time) {
-                return Err(table.error(row, 0, DataErrorKind::Step { previous, found: time, step: step.name() }));
+                return Err(row.error(0, DataErrorKind::Step { previous, found: time, step: step.name() }));
             }
         }
         times.push(time);
-        values.push(table.optional_number(row, 1)?);
-    }
-    Series::interpolate(times, &values).ok_or_else(|| {
-        // Every value is missing: no row holds data.
-        DataError::new(table.file(), None, None, DataErrorKind::Empty)
-    })
+        values.push(row.optional_number(1)?);
+        Ok(())
+    })?;
+    // `None` when no row holds a value (or there are no rows).
+    Series::interpolate(times, &values).ok_or_else(|| DataError::new(rows.file(), None, None, DataErrorKind::Empty))
 }
 
 /// Days since 1970-01-01 of a valid `YYYYMMDD` date (H. Hinnant's `days_from_civil`).
@@ -216,5 +224,53 @@ mod tests {
         assert_eq!(day_number(19580100), None);
         assert!(Step::Week.follows(19581229, 19590105));
         assert!(!Step::Week.follows(19581229, 19590112));
+    }
+
+    /// 80 MiB of comma lines compressed to a few hundred KB, as a file.
+    fn comma_bomb(name: &str) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("nn-sets-{}-{name}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
+        let mut line = vec![b','; 1023];
+        line.push(b'\n');
+        let chunk = line.repeat(1024);
+        for _ in 0..80 {
+            gz.write_all(&chunk).unwrap();
+        }
+        gz.finish().unwrap().flush().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_gzip_bomb_of_commas_stops_at_the_limit() {
+        let path = comma_bomb("bomb.csv.gz");
+        assert!(std::fs::metadata(&path).unwrap().len() < 1 << 20);
+        // The generic reader keeps rows, up to the default limit of 64 MiB of text.
+        let err = CsvReader::new().read(&path).unwrap_err();
+        assert!(matches!(err.kind, DataErrorKind::TooLarge { limit } if limit == 64 << 20), "{err}");
+        assert_eq!(err.line, Some(65_537));
+        // A loader stops at the first row, after checking the rest decompresses.
+        let err = digits(&path).unwrap_err();
+        assert!(matches!(err.kind, DataErrorKind::ColumnCount { expected: 65, found: 1024 }), "{err}");
+        assert_eq!(err.line, Some(1));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn truncated_gzip_is_reported_even_after_a_bad_row() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for i in 0..20_000 {
+            writeln!(gz, "{i},{}", i * 7).unwrap();
+        }
+        let bytes = gz.finish().unwrap();
+        let path = std::env::temp_dir().join(format!("nn-sets-{}-cut.csv.gz", std::process::id()));
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        // Row 1 already has the wrong width; the truncation is what the file's problem is.
+        let err = digits(&path).unwrap_err();
+        assert!(matches!(err.kind, DataErrorKind::Gzip(_)), "{err}");
+        assert!(err.line.is_some_and(|l| l > 1000), "{err}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

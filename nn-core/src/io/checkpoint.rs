@@ -78,7 +78,7 @@ const FORMAT_VERSION: &str = "nn-core.checkpoint.1";
 /// let mut resumed = Model::<Line>::zeros();
 /// let checkpoint = Checkpoint::load(&mut resumed, &path)?;
 /// let mut resumed_optimizer = OptimizerState::new(Adam::new(0.01));
-/// resumed_optimizer.restore(checkpoint.optimizer_step, &checkpoint.optimizer_state);
+/// resumed_optimizer.restore(checkpoint.optimizer_step, &checkpoint.optimizer_state, Line::PARAMS)?;
 /// assert_eq!(resumed.state(), model.state());
 /// assert_eq!(resumed_optimizer.state(), optimizer.state());
 /// assert_eq!((checkpoint.epoch, checkpoint.seed), (1, 42));
@@ -139,6 +139,10 @@ impl<S: AsRef<[f32]>> Checkpoint<S> {
 impl Checkpoint<Vec<f32>> {
     /// Loads a checkpoint file into `model` and returns the rest of the checkpoint.
     ///
+    /// The optimizer state is returned as saved: give it to
+    /// [`OptimizerState::restore`](crate::train::OptimizerState::restore), which
+    /// checks its length against the optimizer and the model's parameters.
+    ///
     /// Strict, as [`load_safetensors`](super::load_safetensors) with the default
     /// [`LoadOptions`], and all or nothing: on any error the model is unchanged.
     pub fn load<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>>(
@@ -168,13 +172,16 @@ impl Checkpoint<Vec<f32>> {
                 })
             }
         }
+        // As `to_string` writes them: decimal digits, no sign, no leading zero.
         let counter = |key: &str| -> Result<u64, LoadError> {
             let value = metadata.get(key);
-            value.and_then(|v| v.parse().ok()).ok_or_else(|| LoadError::NotACheckpoint {
-                file: None,
-                key: key.into(),
-                expected: "an unsigned integer".into(),
-                found: value.map(|v| format!("`{v}`")),
+            value.and_then(|v| v.parse().ok().filter(|n: &u64| n.to_string() == *v)).ok_or_else(|| {
+                LoadError::NotACheckpoint {
+                    file: None,
+                    key: key.into(),
+                    expected: "an unsigned integer".into(),
+                    found: value.map(|v| format!("`{v}`")),
+                }
             })
         };
         let epoch = counter(EPOCH)?;

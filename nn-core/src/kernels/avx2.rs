@@ -53,6 +53,17 @@ pub const NR: usize = 16;
 /// Depth of a packed panel of `B` (`KC x NR` floats, 16 KiB, stays in L1).
 pub const KC: usize = 256;
 
+/// Whether `rows` rows of `width` floats, `stride` apart, fit in `len` floats:
+/// `(rows - 1) stride + width <= len` without overflow (true for no rows).
+pub(crate) fn rows_fit(rows: usize, stride: usize, width: usize, len: usize) -> bool {
+    rows == 0 || (rows - 1).checked_mul(stride).and_then(|r| r.checked_add(width)).is_some_and(|end| end <= len)
+}
+
+/// Whether `count` blocks of `len` floats fit in `available`, without overflow.
+pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
+    count.checked_mul(len).is_some_and(|total| total <= available)
+}
+
 /// Whether the CPU has AVX2 and FMA.
 #[inline]
 pub fn available() -> bool {
@@ -171,10 +182,10 @@ unsafe fn pack_a_six(tile: *mut f32, src: *const f32, rs: usize, kc: usize) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
     let mut p = 0;
-    // SAFETY (both loops): column `j < 16` holds floats `p < kc`, panel row `p < kc`
-    // has 16 floats.
     while p + 8 <= kc {
         for half in 0..2 {
+            // SAFETY: columns `8 half + j < 16` hold floats `p..p + 8 <= kc`; panel
+            // rows `p + q < kc` have 16 floats.
             unsafe {
                 let col = |j: usize| _mm256_loadu_ps(b.add((8 * half + j) * cs + p));
                 let rows = transpose8([col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7)]);
@@ -187,6 +198,7 @@ unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
     }
     while p < kc {
         for j in 0..NR {
+            // SAFETY: column `j < 16` holds float `p < kc`; panel row `p` has 16 floats.
             unsafe { *panel.add(p * NR + j) = *b.add(j * cs + p) };
         }
         p += 1;
@@ -458,18 +470,21 @@ pub unsafe fn gemm_gathered(
     n: usize,
 ) {
     let last = n.saturating_sub(8);
-    let reach =
-        offsets[..k].iter().max().copied().unwrap_or(0) + (last / width.max(1)) * stride + last % width.max(1) + 8;
+    let reach = (last / width.max(1))
+        .checked_mul(stride)
+        .and_then(|r| r.checked_add(offsets[..k].iter().max().copied().unwrap_or(0)))
+        .and_then(|r| r.checked_add(last % width.max(1) + 8));
     assert!(
         k <= KC
             && n.is_multiple_of(8)
             && width.is_multiple_of(8)
             && width > 0
             && width <= stride
-            && (m == 0 || (m - 1) * ars + k <= a.len())
-            && (m == 0 || (m - 1) * ldc + n <= c.len())
-            && (k == 0 || n == 0 || reach <= src.len())
-            && start.flatten().is_none_or(|b| b.len() >= m)
+            && rows_fit(m, ars, k, a.len())
+            && rows_fit(m, ldc, n, c.len())
+            && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
+            && start.flatten().is_none_or(|b| b.len() >= m),
+        "gemm_gathered: shapes"
     );
     let base = |j: usize| (j / width) * stride + j % width;
     let (ap, sp, op, cp) = (a.as_ptr(), src.as_ptr(), offsets.as_ptr(), c.as_mut_ptr());
@@ -650,13 +665,13 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `m > 0`), `x` at least `n`, `y` at least `m`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
-    assert!(x.len() >= n && y.len() >= m && (m == 0 || (m - 1) * rs + n <= a.len()));
+    assert!(x.len() >= n && y.len() >= m && rows_fit(m, rs, n, a.len()), "gemv_rows: shapes");
     let (a, x, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
     let blocks = n - n % 8;
     let mut i = 0;
-    // SAFETY (all blocks): rows `i..i + width <= m` and columns `< n` are inside `a`,
-    // `y` holds `m` floats (asserted).
     while i + 8 <= m {
+        // SAFETY: rows `i..i + 8 <= m` and columns `< n` are inside `a`, `x` holds `n`
+        // floats, `y` holds `m` (asserted).
         unsafe {
             let rows: [*const f32; 8] = core::array::from_fn(|r| a.add((i + r) * rs));
             let mut acc = [_mm256_setzero_ps(); 8];
@@ -686,6 +701,7 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
         i += 8;
     }
     if i + 4 <= m {
+        // SAFETY: as above, for rows `i..i + 4 <= m`.
         unsafe {
             let rows: [*const f32; 4] = core::array::from_fn(|r| a.add((i + r) * rs));
             let mut acc = [_mm256_setzero_ps(); 4];
@@ -712,6 +728,7 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
         i += 4;
     }
     while i < m {
+        // SAFETY: as above, for row `i < m`.
         unsafe { *yp.add(i) += alpha * dot_raw(a.add(i * rs), x, n) };
         i += 1;
     }
@@ -738,7 +755,12 @@ pub unsafe fn gemv_fixed<const N: usize>(
     y: &mut [f32],
 ) {
     assert!(
-        N.is_multiple_of(8) && a.len() >= m * N && x.len() >= N && y.len() >= m && bias.is_none_or(|b| b.len() >= m)
+        N.is_multiple_of(8)
+            && blocks_fit(m, N, a.len())
+            && x.len() >= N
+            && y.len() >= m
+            && bias.is_none_or(|b| b.len() >= m),
+        "gemv_fixed: shapes"
     );
     let (ap, xp, yp) = (a.as_ptr(), x.as_ptr(), y.as_mut_ptr());
     let zero = _mm256_setzero_ps();
@@ -800,8 +822,12 @@ const BATCH_BLOCK_BYTES: usize = 192 * 1024;
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemv_batch(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32], batch: usize) {
-    assert!(x.len() >= batch * n && y.len() >= batch * m && (m == 0 || (m - 1) * rs + n <= a.len()));
-    // SAFETY: asserted above; `y` is a unique borrow.
+    assert!(
+        blocks_fit(batch, n, x.len()) && blocks_fit(batch, m, y.len()) && rows_fit(m, rs, n, a.len()),
+        "gemv_batch: shapes"
+    );
+    // SAFETY: asserted above (`y` holds `batch` vectors of `m`, so `y + s m + i` is
+    // inside it for `s < batch`, `i < m`); `y` is a unique borrow.
     unsafe { gemv_batch_strided(alpha, a, rs, m, n, x, y.as_mut_ptr(), m, batch) }
 }
 
@@ -825,7 +851,7 @@ pub unsafe fn gemv_batch_strided(
     ldy: usize,
     batch: usize,
 ) {
-    assert!(x.len() >= batch * n && (m == 0 || (m - 1) * rs + n <= a.len()));
+    assert!(blocks_fit(batch, n, x.len()) && rows_fit(m, rs, n, a.len()), "gemv_batch_strided: shapes");
     let block = (BATCH_BLOCK_BYTES / (4 * n.max(1)) / 4 * 4).max(4);
     let (ap, xp) = (a.as_ptr(), x.as_ptr());
     let mut i1 = 0;
@@ -879,8 +905,8 @@ unsafe fn dot_tile<const V: usize>(
     let blocks = n - n % 8;
     let mut acc = [[_mm256_setzero_ps(); 4]; V];
     let mut p = 0;
-    // SAFETY (block): loads of floats `p..p + 8 <= blocks`, scalar reads below `n`, and
-    // writes to the first `width` floats of `V` rows of `y` (the caller's contract).
+    // SAFETY: loads of floats `p..p + 8 <= blocks`, scalar reads below `n`, and writes
+    // to the first `width` floats of `V` rows of `y` (the caller's contract).
     unsafe {
         while p < blocks {
             let r: [__m256; 4] = core::array::from_fn(|q| _mm256_loadu_ps(rows[q].add(p)));
@@ -918,13 +944,13 @@ unsafe fn dot_tile<const V: usize>(
 /// `n > 0`), `x` at least `n`, `y` at least `m`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
-    assert!(x.len() >= n && y.len() >= m && (n == 0 || (n - 1) * cs + m <= a.len()));
+    assert!(x.len() >= n && y.len() >= m && rows_fit(n, cs, m, a.len()), "gemv_columns: shapes");
     let scale = _mm256_set1_ps(alpha);
     let (ap, yp) = (a.as_ptr(), y.as_mut_ptr());
     let mut i = 0;
-    // SAFETY (all blocks): rows `i..i + width <= m` of every column `j < n` are inside
-    // `a`, and `y` holds `m` floats (asserted).
     while i + 64 <= m {
+        // SAFETY: rows `i..i + 64 <= m` of every column `j < n` are inside `a`, and `y`
+        // holds `m` floats (asserted).
         unsafe {
             let mut acc = [_mm256_setzero_ps(); 8];
             for (j, &xj) in x[..n].iter().enumerate() {
@@ -942,6 +968,7 @@ pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize,
         i += 64;
     }
     while i + 8 <= m {
+        // SAFETY: as above, for rows `i..i + 8 <= m`.
         unsafe {
             let mut acc = _mm256_setzero_ps();
             for (j, &xj) in x[..n].iter().enumerate() {
@@ -1005,4 +1032,75 @@ pub unsafe fn adam(
         i += 8;
     }
     done
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    //! The bounds the kernels assert hold when a length is so large that its product
+    //! wraps: the old unchecked forms passed these calls and read or wrote far outside
+    //! the slices.
+    use super::*;
+
+    /// Runs `call` (an unsafe kernel on a CPU with AVX2 and FMA) and expects a panic.
+    fn rejects(call: impl FnOnce()) {
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err(), "the call returned");
+    }
+
+    const WRAPS: usize = usize::MAX / 2 + 1;
+
+    #[test]
+    fn lengths_that_wrap_do_not_fit() {
+        assert!(rows_fit(0, usize::MAX, usize::MAX, 0));
+        assert!(rows_fit(3, 4, 2, 10));
+        assert!(!rows_fit(3, 4, 2, 9));
+        assert!(!rows_fit(3, WRAPS, 2, 10), "(3 - 1) * 2^63 + 2 wraps to 2");
+        assert!(!rows_fit(2, usize::MAX, 2, 10));
+        assert!(blocks_fit(3, 4, 12) && !blocks_fit(3, 4, 11));
+        assert!(!blocks_fit(4, 1 << 62, 8), "4 * 2^62 wraps to 0");
+    }
+
+    #[test]
+    fn matrix_vector_kernels_reject_extents_that_wrap() {
+        if !available() {
+            return;
+        }
+        let (a, x) = ([1.0f32; 16], [1.0f32; 16]);
+        let mut y = [0.0f32; 16];
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemv_rows(1.0, &a, WRAPS, 3, 2, &x, &mut y) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemv_columns(1.0, &a, WRAPS, 2, 3, &x, &mut y) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemv_batch(1.0, &a, WRAPS, 3, 2, &x, &mut y, 1) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemv_batch(1.0, &a, 2, 2, 2, &x, &mut y, 1 << 63) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemv_batch_strided(1.0, &a, 2, 2, 2, &x, y.as_mut_ptr(), 2, 1 << 63) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemv_fixed::<8>(&a, 1 << 61, &x, None, false, false, &mut y) });
+        // The same calls with lengths that fit run.
+        // SAFETY: as above.
+        unsafe { gemv_rows(1.0, &a, 2, 3, 2, &x, &mut y) };
+        assert_eq!(y[..3], [2.0; 3]);
+    }
+
+    #[test]
+    fn gathered_product_rejects_extents_that_wrap() {
+        if !available() {
+            return;
+        }
+        let (a, src) = ([1.0f32; 64], [1.0f32; 64]);
+        let mut c = [0.0f32; 64];
+        let offsets = [0usize; 4];
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemm_gathered(&a, WRAPS, 3, 2, &src, &offsets, (8, 8), None, &mut c, 8, 8) });
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemm_gathered(&a, 2, 3, 2, &src, &offsets, (8, 8), None, &mut c, WRAPS, 8) });
+        // The reach of the last column block wraps: 2^61 blocks of 8, 2^61 apart.
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemm_gathered(&a, 2, 1, 2, &src, &offsets, (8, 1 << 61), None, &mut c, 16, 16) });
+        let far = [usize::MAX - 4, 0];
+        // SAFETY: the CPU has AVX2 and FMA; the kernel asserts the bounds (and panics).
+        rejects(|| unsafe { gemm_gathered(&a, 2, 1, 2, &src, &far, (8, 8), None, &mut c, 8, 8) });
+    }
 }

@@ -73,7 +73,80 @@ pub struct ConvGeometry {
     pub out_width: usize,
 }
 
+/// The sizes of a [`ConvGeometry`] that [`ConvGeometry::check`] accepted, each a
+/// product that fits in a `usize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSizes {
+    /// Floats in one input sample: `channels * height * width`.
+    pub input: usize,
+    /// Rows of the column matrix: `channels * kernel[0] * kernel[1]`.
+    pub patch: usize,
+    /// Output positions: `out_height * out_width`.
+    pub positions: usize,
+}
+
 impl ConvGeometry {
+    /// Checks that the geometry is a convolution the kernels can run and returns its
+    /// sizes. Every size, kernel, stride and dilation is at least 1, and along each axis
+    /// the output size agrees with the input size and the padding before: the last
+    /// window, `(out - 1) * stride + dilation * (kernel - 1) + 1` padded positions from
+    /// the start, ends at most `padding + 1` positions after the input (the padding
+    /// after is the padding before, or one more for `Same` with an even kernel), and
+    /// fewer than `max(stride, dilation)` input positions follow it (a transposed
+    /// convolution's output padding). Every product fits in a `usize`, and the padded
+    /// size and the last window's reach in an `isize`.
+    ///
+    /// # Panics
+    /// Naming the first rule the geometry breaks: a geometry is built by a layer's
+    /// `const fn new` from compile-time shapes, so a wrong one is a bug.
+    pub fn check(&self) -> ConvSizes {
+        assert!(
+            self.channels > 0 && self.height > 0 && self.width > 0 && self.out_height > 0 && self.out_width > 0,
+            "convolution {self:?}: a size is 0"
+        );
+        let axes = [(self.height, self.out_height, "height"), (self.width, self.out_width, "width")];
+        for (axis, (input, output, name)) in axes.into_iter().enumerate() {
+            let (kernel, stride, dilation, padding) =
+                (self.kernel[axis], self.stride[axis], self.dilation[axis], self.padding[axis]);
+            assert!(
+                kernel > 0 && stride > 0 && dilation > 0,
+                "convolution {self:?}: a kernel, stride or dilation is 0"
+            );
+            // Padded positions from the start of the padding to the end of the last window.
+            let reach = (output - 1)
+                .checked_mul(stride)
+                .and_then(|r| r.checked_add((kernel - 1).checked_mul(dilation)?))
+                .and_then(|r| r.checked_add(1));
+            let end = input.checked_add(padding);
+            // Within an `isize`, the kernels' signed offsets (`i * dilation - padding`)
+            // cannot wrap.
+            let fits = |v: usize| v <= isize::MAX as usize;
+            let (Some(reach), Some(end)) =
+                (reach.filter(|&r| fits(r)), end.filter(|&e| fits(e.saturating_add(padding))))
+            else {
+                panic!("convolution {self:?}: the {name} overflows an isize");
+            };
+            assert!(
+                reach <= end.saturating_add(padding).saturating_add(1),
+                "convolution {self:?}: the output {name} {output} reads past the padding ({padding} after the input)"
+            );
+            assert!(
+                end - end.min(reach) < stride.max(dilation),
+                "convolution {self:?}: the output {name} {output} leaves input positions unread (it is too small \
+                 for the input {name}, kernel, stride, padding and dilation)"
+            );
+        }
+        let product = |a: usize, b: usize, c: usize| a.checked_mul(b).and_then(|ab| ab.checked_mul(c));
+        match (
+            product(self.channels, self.height, self.width),
+            product(self.channels, self.kernel[0], self.kernel[1]),
+            product(self.out_height, self.out_width, 1),
+        ) {
+            (Some(input), Some(patch), Some(positions)) => ConvSizes { input, patch, positions },
+            _ => panic!("convolution {self:?}: a sample has more floats than a usize counts"),
+        }
+    }
+
     /// Floats in one input sample: `channels * height * width`.
     pub const fn input_len(&self) -> usize {
         self.channels * self.height * self.width
@@ -233,9 +306,13 @@ fn for_each_shifted_row(g: &ConvGeometry, start: usize, len: usize, mut f: impl 
 
 /// `cols[P, len] = ` the columns `start..start + len` of the column matrix of one
 /// sample `x[C, H, W]` (row stride of `cols`: `len`).
+///
+/// # Panics
+/// If the geometry is not one ([`ConvGeometry::check`]) or a slice is too short.
 pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut [f32]) {
-    let x = &x[..g.input_len()];
-    let cols = &mut cols[..g.patch_len() * len];
+    let sizes = g.check();
+    let x = &x[..sizes.input];
+    let cols = &mut cols[..product("column matrix", sizes.patch, len)];
     if g.is_shifted_plane(start, len) {
         #[cfg(target_arch = "x86_64")]
         if g.width.is_multiple_of(8) && super::avx2::available() {
@@ -383,7 +460,12 @@ fn im2col_runs(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut
 
 /// `dx += col2im(cols)`: adds the columns `start..start + len` of a column-matrix
 /// gradient `cols[P, len]` back onto the input positions they were read from.
+///
+/// # Panics
+/// If the geometry is not one ([`ConvGeometry::check`]) or a slice is too short.
 pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut [f32]) {
+    let sizes = g.check();
+    let _ = product("column matrix", sizes.patch, len);
     #[cfg(target_arch = "x86_64")]
     if super::avx2::available() {
         // SAFETY: the CPU has AVX2.
@@ -454,6 +536,22 @@ fn col2im_runs(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mu
     });
 }
 
+/// The number of samples of `per_sample` floats in `len` floats, panicking with a
+/// message naming `what` when `len` is not whole samples.
+fn whole_samples(what: &str, len: usize, per_sample: usize) -> usize {
+    assert!(per_sample > 0, "convolution: an empty {what} sample");
+    assert!(
+        len.is_multiple_of(per_sample),
+        "convolution: the {what} holds {len} floats, not a whole number of samples of {per_sample}"
+    );
+    len / per_sample
+}
+
+/// `a * b`, panicking with a message naming `what` when it overflows.
+fn product(what: &str, a: usize, b: usize) -> usize {
+    a.checked_mul(b).unwrap_or_else(|| panic!("convolution: the {what} ({a} x {b} floats) overflows a usize"))
+}
+
 /// The tiles of output positions: `(start, len)` pairs covering `0..positions`.
 fn tiles(positions: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..positions).step_by(POSITIONS_PER_TILE).map(move |s| (s, (positions - s).min(POSITIONS_PER_TILE)))
@@ -463,6 +561,10 @@ fn tiles(positions: usize) -> impl Iterator<Item = (usize, usize)> {
 /// `weight[filters, C, KH, KW]`, `bias[filters]`; `x` holds `batch * C * H * W` floats
 /// and `y` receives `batch * filters * OH * OW`. `scratch` holds at least
 /// [`scratch_len`] floats.
+///
+/// # Panics
+/// If the geometry is not one ([`ConvGeometry::check`]), `x` is not whole samples,
+/// or a slice is too short.
 pub fn forward(
     g: &ConvGeometry,
     filters: usize,
@@ -472,15 +574,17 @@ pub fn forward(
     y: &mut [f32],
     scratch: &mut [f32],
 ) {
-    let (in_len, n) = (g.input_len(), g.positions());
-    let out_len = filters * n;
-    let batch = x.len() / in_len;
-    let y = &mut y[..batch * out_len];
+    let ConvSizes { input: in_len, patch, positions: n } = g.check();
+    assert!(filters > 0, "convolution: no filters");
+    let out_len = product("output", filters, n);
+    let batch = whole_samples("input", x.len(), in_len);
+    let _ = product("weight", filters, patch);
+    assert!(bias.is_none_or(|b| b.len() >= filters), "convolution: fewer biases than the {filters} filters");
+    let y = &mut y[..product("output", batch, out_len)];
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     {
-        let patch = g.patch_len();
-        let tile = scratch_len(patch, n);
-        let parts = parallel_parts(g, batch, filters * patch * n, scratch.len(), tile);
+        let tile = product("scratch", patch, n.min(POSITIONS_PER_TILE));
+        let parts = parallel_parts(g, batch, product("output", filters * patch, n), scratch.len(), tile);
         if parts > 1 {
             // Samples are independent: each part computes a block of them with its own
             // tile of the scratch space.
@@ -513,11 +617,16 @@ pub fn forward(
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, tile: usize) -> usize {
     let threads = super::gemm::threads();
-    if threads < 2 || batch < 2 || batch * macs < PARALLEL_MIN_MACS || g.is_pointwise() || !super::avx2::available() {
+    if threads < 2
+        || batch < 2
+        || batch.saturating_mul(macs) < PARALLEL_MIN_MACS
+        || g.is_pointwise()
+        || !super::avx2::available()
+    {
         return 1;
     }
     let parts = threads.min(batch);
-    if scratch < parts * tile {
+    if parts.checked_mul(tile).is_none_or(|needed| scratch < needed) {
         return 1;
     }
     parts
@@ -595,7 +704,7 @@ fn forward_samples_by(
 #[cfg(target_arch = "x86_64")]
 fn padded_len(g: &ConvGeometry) -> Option<usize> {
     let (ph, pw) = padded_size(g);
-    let len = g.channels * ph * pw;
+    let len = g.channels.checked_mul(ph)?.checked_mul(pw)?;
     let applies = g.stride == [1, 1]
         && g.out_width.is_multiple_of(8)
         && g.positions() > 0
@@ -707,19 +816,22 @@ pub fn backward(
     dx: Option<&mut [f32]>,
     scratch: &mut [f32],
 ) {
+    let ConvSizes { input: in_len, patch, positions: n } = g.check();
+    assert!(filters > 0, "convolution: no filters");
+    let batch = whole_samples("input", x.len(), in_len);
+    let out_len = product("output", filters, n);
+    let _ = (product("output gradient", batch, out_len), product("weight", filters, patch));
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     {
-        let (in_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
-        let out_len = filters * n;
-        let batch = x.len() / in_len;
         let w = MatRef::new(&weight[..filters * patch], filters, patch);
         // Without a weight gradient (frozen weights) only the input gradient is
         // left: computed on this thread.
         let Some(d_weight) = d_weight.as_deref_mut().map(|d| &mut d[..filters * patch]) else {
             return backward_samples(g, filters, x, weight, dy, None, d_bias, dx, scratch);
         };
-        let tile = scratch_len(patch, n);
-        let mut parts = parallel_parts(g, batch, 2 * filters * patch * n, scratch.len(), tile);
+        let tile = product("scratch", patch, n.min(POSITIONS_PER_TILE));
+        let macs = product("weight gradient", filters * patch, n).saturating_mul(2);
+        let mut parts = parallel_parts(g, batch, macs, scratch.len(), tile);
         // Every part takes at least two filters (a one-row product would be a
         // matrix-vector product, rounded differently).
         let fstep = filters.div_ceil(parts.max(1));
@@ -842,6 +954,10 @@ fn backward_samples(
 /// `g` is the geometry of the *convolution* that maps `y`'s shape to `x`'s
 /// (`g.channels = filters`, `g.height = OH`, ..., `g.out_height = H`): this forward is
 /// that convolution's input gradient, `y = col2im(weight^T x) + bias`.
+///
+/// # Panics
+/// If the geometry is not one ([`ConvGeometry::check`]), `x` is not whole samples,
+/// or a slice is too short.
 pub fn transpose_forward(
     g: &ConvGeometry,
     in_channels: usize,
@@ -851,12 +967,13 @@ pub fn transpose_forward(
     y: &mut [f32],
     scratch: &mut [f32],
 ) {
-    let (out_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+    let ConvSizes { input: out_len, patch, positions: n } = g.check();
     let filters = g.channels;
-    let in_len = in_channels * n;
-    let batch = x.len() / in_len;
-    let w = MatRef::new(&weight[..in_channels * patch], in_channels, patch);
-    for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
+    let in_len = product("input", in_channels, n);
+    let batch = whole_samples("input", x.len(), in_len);
+    assert!(bias.is_none_or(|b| b.len() >= filters), "transposed convolution: fewer biases than the {filters} filters");
+    let w = MatRef::new(&weight[..product("weight", in_channels, patch)], in_channels, patch);
+    for (xb, yb) in x.chunks_exact(in_len).zip(y[..product("output", batch, out_len)].chunks_exact_mut(out_len)) {
         let plane = out_len / filters;
         match bias {
             Some(bias) => yb.chunks_exact_mut(plane).zip(bias).for_each(|(p, &b)| p.fill(b)),
@@ -888,11 +1005,12 @@ pub fn transpose_backward(
     mut dx: Option<&mut [f32]>,
     scratch: &mut [f32],
 ) {
-    let (out_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+    let ConvSizes { input: out_len, patch, positions: n } = g.check();
     let filters = g.channels;
-    let in_len = in_channels * n;
-    let batch = x.len() / in_len;
-    let w = MatRef::new(&weight[..in_channels * patch], in_channels, patch);
+    let in_len = product("input", in_channels, n);
+    let batch = whole_samples("input", x.len(), in_len);
+    let _ = product("output gradient", batch, out_len);
+    let w = MatRef::new(&weight[..product("weight", in_channels, patch)], in_channels, patch);
     let d_weight = &mut d_weight[..in_channels * patch];
     for b in 0..batch {
         let xb = &x[b * in_len..][..in_len];
@@ -1032,7 +1150,10 @@ mod tests {
                 for padding in [[0, 0], [1, 1], [0, 2], [2, 1], [4, 4]] {
                     let (oh, ow) = ((h + 2 * padding[0]).checked_sub(kernel[0] - 1), w);
                     let Some(oh) = oh.filter(|&oh| oh > 0) else { continue };
-                    if padding[1] > kernel[1] {
+                    // Output rows as wide as the input: the padding after is the padding
+                    // before or one more (`ConvGeometry::check`).
+                    let (before, total) = (padding[1], kernel[1] - 1);
+                    if total != 2 * before && total != 2 * before + 1 {
                         continue;
                     }
                     let g = ConvGeometry {

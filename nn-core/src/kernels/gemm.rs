@@ -48,13 +48,23 @@ impl<'a> MatRef<'a> {
         MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
 
-    /// The index one past the last element the view can touch.
-    fn extent(&self) -> usize {
+    /// The index one past the last element the view can touch, `None` when it does not
+    /// fit in a `usize` (no slice is that long).
+    pub(crate) fn extent(&self) -> Option<usize> {
         if self.rows == 0 || self.cols == 0 {
-            0
-        } else {
-            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+            return Some(0);
         }
+        let last_row = (self.rows - 1).checked_mul(self.rs)?;
+        let last_col = (self.cols - 1).checked_mul(self.cs)?;
+        last_row.checked_add(last_col)?.checked_add(1)
+    }
+
+    /// Whether every element `(i, j)` lies inside `data`, and both strides fit in an
+    /// `isize` (as pointer offsets and `matrixmultiply`'s strides must).
+    pub(crate) fn in_bounds(&self) -> bool {
+        self.rs <= isize::MAX as usize
+            && self.cs <= isize::MAX as usize
+            && self.extent().is_some_and(|end| end <= self.data.len())
     }
 
     #[inline(always)]
@@ -67,16 +77,28 @@ impl<'a> MatRef<'a> {
 /// `ldc`. With `beta == 0`, `C` is overwritten (NaN in it does not propagate).
 ///
 /// # Panics
-/// If the shapes disagree or a view reaches past its slice: callers are layer code
-/// with compile-time shapes, so this is a bug, never user input.
+/// If the shapes disagree, a view reaches past its slice (or its extent overflows a
+/// `usize`), `C`'s rows overlap (`n > ldc`) or the product has more than `usize::MAX`
+/// multiply-adds: callers are layer code with compile-time shapes, so this is a bug,
+/// never user input.
 pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm: inner dimensions differ");
-    assert!(a.extent() <= a.data.len() && b.extent() <= b.data.len(), "gemm: view out of bounds");
+    assert!(a.in_bounds() && b.in_bounds(), "gemm: view out of bounds");
     if m == 0 || n == 0 {
         return;
     }
-    assert!((m - 1) * ldc + n <= c.len() && n <= ldc, "gemm: output out of bounds");
+    let c_extent = (m - 1).checked_mul(ldc).and_then(|rows| rows.checked_add(n));
+    assert!(c_extent.is_some_and(|end| end <= c.len()) && n <= ldc, "gemm: output out of bounds");
+    // One row: its stride is never applied (and is then at most `c.len()`).
+    let ldc = if m == 1 { n } else { ldc };
+    // Bounded by the slices except for zero strides (a broadcast view): then `k` is
+    // free, and the work counts below must not wrap.
+    let Some(flops) = m.checked_mul(n).and_then(|mn| mn.checked_mul(k)) else {
+        panic!("gemm: {m} x {k} x {n} is more multiply-adds than a usize counts");
+    };
+    // Only the packed and threaded paths (features) choose by it.
+    let _ = flops;
     if m == 1 && a.cs == 1 {
         // One row: y = alpha * B^T a + beta * y.
         return gemv(alpha, b.t(), &a.data[..k], beta, &mut c[..n]);
@@ -86,13 +108,13 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         return;
     }
     #[cfg(feature = "alloc")]
-    if m * n * k >= PACKED_MIN_FLOPS && packed_is_faster() {
+    if flops >= PACKED_MIN_FLOPS && packed_is_faster() {
         return packed(alpha, a, b, beta, c, ldc);
     }
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         #[cfg(feature = "threading")]
-        if m * n * k >= PARALLEL_MIN_FLOPS && threads() > 1 {
+        if flops >= PARALLEL_MIN_FLOPS && threads() > 1 {
             return parallel::gemm(alpha, a, b, beta, c, ldc);
         }
         // SAFETY: the CPU has AVX2 and FMA; the views and `C` were checked above.
@@ -430,7 +452,9 @@ pub(crate) unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn pack(panel: *mut f32, width: usize, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
-    // SAFETY (block): indices `p * width + j` with `p < kc`, `j < width` are in the panel.
+    // SAFETY: the panel has room for `kc * width` floats, so every index `p * width + j`
+    // written (`p < kc`, `j < width`) is in it; `B` is read through bounds-checked
+    // slices, and the `nr <= width` floats copied per row lie inside its block.
     unsafe {
         if b.rs == 1 {
             // Columns of B are contiguous: read each column in order.
@@ -467,8 +491,12 @@ pub(crate) unsafe fn pack(panel: *mut f32, width: usize, b: MatRef<'_>, k0: usiz
 }
 
 /// `y += s * x`.
+///
+/// # Panics
+/// If `x` and `y` differ in length.
 #[inline]
 pub fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
     for (y, &x) in y.iter_mut().zip(x) {
         *y += s * x;
     }
@@ -477,10 +505,11 @@ pub fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
 #[cfg(feature = "alloc")]
 fn packed(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ldc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    // SAFETY: the asserts above guarantee that every index `i * rs + j * cs` that
-    // sgemm reads (i < rows, j < cols) lies inside its slice, and every output index
-    // `i * ldc + j` (i < m, j < n) lies inside `c`; the slices do not alias because
-    // `c` is a unique borrow.
+    // SAFETY: `gemm`'s asserts guarantee that every index `i * rs + j * cs` that
+    // sgemm reads (i < rows, j < cols) lies inside its slice, that the strides fit in an
+    // `isize`, and that every output index `i * ldc + j` (i < m, j < n) lies inside `c`
+    // (so `ldc <= c.len()` fits too); the slices do not alias because `c` is a unique
+    // borrow.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -522,7 +551,7 @@ fn scale(beta: f32, c: &mut [f32], m: usize, n: usize, ldc: usize) {
 /// holding `b` and `beta = 1`) equals the same rows computed one [`dot`] at a time.
 pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
     let (m, n) = (a.rows, a.cols);
-    assert!(x.len() >= n && y.len() >= m && a.extent() <= a.data.len(), "gemv: shapes");
+    assert!(x.len() >= n && y.len() >= m && a.in_bounds(), "gemv: shapes");
     let y = &mut y[..m];
     prepare(beta, y);
     if m == 0 || n == 0 {
@@ -567,8 +596,12 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
 /// If `A`'s column stride is not 1, or the slices are too short.
 pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32], batch: usize) {
     let (m, n) = (a.rows, a.cols);
-    assert!(a.cs == 1 && x.len() >= batch * n && y.len() >= batch * m, "gemv_batch: shapes");
-    assert!(a.extent() <= a.data.len(), "gemv_batch: view out of bounds");
+    let (x_len, y_len) = (batch.checked_mul(n), batch.checked_mul(m));
+    assert!(
+        a.cs == 1 && x_len.is_some_and(|len| x.len() >= len) && y_len.is_some_and(|len| y.len() >= len),
+        "gemv_batch: shapes"
+    );
+    assert!(a.in_bounds(), "gemv_batch: view out of bounds");
     let y = &mut y[..batch * m];
     prepare(beta, y);
     if m == 0 || n == 0 {
@@ -577,7 +610,7 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         #[cfg(feature = "threading")]
-        if batch > 1 && batch * m * n >= PARALLEL_MIN_FLOPS && threads() > 1 {
+        if batch > 1 && (batch * m).saturating_mul(n) >= PARALLEL_MIN_FLOPS && threads() > 1 {
             return parallel::gemv_batch(alpha, a, x, y, batch);
         }
         // SAFETY: the CPU has AVX2 and FMA; the kernels assert their bounds.

@@ -58,7 +58,18 @@ impl PoolGeometry {
     }
 
     fn planes(&self, x: &[f32]) -> usize {
-        x.len() / (self.height * self.width)
+        x.len() / self.lens().0
+    }
+
+    /// Floats of an input plane and of an output plane.
+    ///
+    /// # Panics
+    /// If a size is 0 or a plane has more floats than a `usize` counts.
+    fn lens(&self) -> (usize, usize) {
+        match (self.height.checked_mul(self.width), self.out_height.checked_mul(self.out_width)) {
+            (Some(input), Some(output)) if input > 0 && output > 0 => (input, output),
+            _ => panic!("pooling {self:?}: a plane is empty or has more floats than a usize counts"),
+        }
     }
 }
 
@@ -98,7 +109,7 @@ fn argmax_2x2(plane: &[f32], at: usize, width: usize) -> usize {
 
 /// Max pooling: `y[p, oy, ox] = max over the window of x[p]`.
 pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
-    let (in_len, out_len) = (g.height * g.width, g.out_height * g.out_width);
+    let (in_len, out_len) = g.lens();
     #[cfg(target_arch = "x86_64")]
     if g.is_halving_2x2() && super::avx2::available() {
         let planes = g.planes(x);
@@ -127,7 +138,7 @@ pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
 /// Backward of [`max_forward`]: `dx` is overwritten; each output's gradient goes to the
 /// first maximum of its window (found again from `x`, so no indices are kept).
 pub fn max_backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let (in_len, out_len) = (g.height * g.width, g.out_height * g.out_width);
+    let (in_len, out_len) = g.lens();
     let planes = g.planes(x);
     let dx = &mut dx[..planes * in_len];
     #[cfg(target_arch = "x86_64")]
@@ -218,13 +229,18 @@ mod halving {
     /// Max pooling forward (see the module).
     ///
     /// # Safety
-    /// AVX2; `x` holds `4 y.len()` floats; `ow` is a multiple of 4.
+    /// AVX2.
+    ///
+    /// # Panics
+    /// Unless `x` holds `4 y.len()` floats and `y` whole rows of `ow`, a multiple of 4.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn max_forward(ow: usize, x: &[f32], y: &mut [f32]) {
-        assert!(x.len() == 4 * y.len() && ow.is_multiple_of(4));
+        assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
+        assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
         let mut q = 0;
         while q + 8 <= y.len() {
-            // SAFETY: outputs `q..q + 8` exist, so do their windows.
+            // SAFETY: outputs `q..q + 8` exist; `y` is whole rows of `ow`, so the rows
+            // of output `q + 7` end at `4 ow (row + 1) <= x.len()`: their windows exist.
             unsafe {
                 let (max, _) = windows(x, q, ow);
                 _mm256_storeu_ps(y.as_mut_ptr().add(q), max);
@@ -240,14 +256,20 @@ mod halving {
     /// when it holds the maximum, else 0 (`dx` is overwritten).
     ///
     /// # Safety
-    /// AVX2; `x` and `dx` hold `4 dy.len()` floats; `ow` is a multiple of 4.
+    /// AVX2.
+    ///
+    /// # Panics
+    /// Unless `x` and `dx` hold `4 dy.len()` floats and `dy` whole rows of `ow`, a
+    /// multiple of 4.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn max_backward(ow: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
-        assert!(x.len() == 4 * dy.len() && dx.len() == x.len() && ow.is_multiple_of(4));
+        assert!(x.len() / 4 == dy.len() && x.len().is_multiple_of(4) && dx.len() == x.len() && ow.is_multiple_of(4));
+        assert!(ow > 0 && dy.len().is_multiple_of(ow), "pooling: a partial output row");
         let (w, zero) = (2 * ow, _mm256_setzero_ps());
         let mut q = 0;
         while q + 8 <= dy.len() {
-            // SAFETY: outputs `q..q + 8` exist, so do their windows in `x` and `dx`.
+            // SAFETY: outputs `q..q + 8` exist; `dy` is whole rows of `ow`, so their
+            // windows lie in `x` and `dx` (as in `max_forward`).
             unsafe {
                 let (_, which) = windows(x, q, ow);
                 let d = _mm256_add_ps(zero, _mm256_loadu_ps(dy.as_ptr().add(q)));
@@ -275,7 +297,7 @@ mod halving {
 
 /// Average pooling: `y[p, oy, ox] = sum over the window of x[p] / (size[0] * size[1])`.
 pub fn avg_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
-    let (in_len, out_len) = (g.height * g.width, g.out_height * g.out_width);
+    let (in_len, out_len) = g.lens();
     let scale = 1.0 / (g.size[0] * g.size[1]) as f32;
     for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
         for oy in 0..g.out_height {
@@ -293,7 +315,7 @@ pub fn avg_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
 
 /// Backward of [`avg_forward`]: `dx` (of `planes * H * W` floats) is overwritten.
 pub fn avg_backward(g: &PoolGeometry, dy: &[f32], dx: &mut [f32]) {
-    let (in_len, out_len) = (g.height * g.width, g.out_height * g.out_width);
+    let (in_len, out_len) = g.lens();
     let planes = dy.len() / out_len;
     let scale = 1.0 / (g.size[0] * g.size[1]) as f32;
     let dx = &mut dx[..planes * in_len];

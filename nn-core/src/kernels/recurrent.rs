@@ -257,12 +257,33 @@ impl Layout {
         Layout { out, gates: g, extra, init, dir, layer: out + directions * dir }
     }
 
+    /// The layout of `cfg`.
+    ///
+    /// # Panics
+    /// If a region of one sample has more floats than a `usize` counts.
     fn of(cfg: &Config) -> Self {
-        Self::per_sample(cfg.cell.gates(), cfg.steps, cfg.hidden, cfg.directions)
+        // `layer` is the largest region and every other is a part of it: computed with
+        // checks, it bounds the unchecked products of `per_sample`.
+        let (gates, steps, hidden, directions) = (cfg.cell.gates(), cfg.steps, cfg.hidden, cfg.directions);
+        let layer = (|| {
+            let out = steps.checked_mul(directions)?.checked_mul(hidden)?;
+            let dir = steps.checked_mul(gates + 1)?.checked_add(2)?.checked_mul(hidden)?;
+            out.checked_add(directions.checked_mul(dir)?)
+        })();
+        assert!(layer.is_some(), "recurrent {cfg:?}: a sample's cache has more floats than a usize counts");
+        Self::per_sample(gates, steps, hidden, directions)
     }
 
     /// Every region of a batch of `b` samples (the cache holds `b` times each).
+    ///
+    /// # Panics
+    /// If a region has more floats than a `usize` counts.
     fn times(self, b: usize) -> Self {
+        // `layer` is at least every other region (`directions >= 1`).
+        assert!(
+            b.checked_mul(self.layer).is_some() && b.checked_mul(self.out).is_some(),
+            "recurrent: a batch of {b} has more floats than a usize counts"
+        );
         Layout {
             out: b * self.out,
             gates: b * self.gates,
@@ -739,13 +760,18 @@ fn write_output(cfg: &Config, seq: &[f32], y: &mut [f32]) {
 
 /// Checks slice lengths against the configuration; returns the batch size.
 fn batch_of(cfg: &Config, x: &[f32], y: &[f32]) -> usize {
-    let per = cfg.steps * cfg.features;
-    let batch = x.len() / per;
     assert!(
         cfg.steps > 0 && cfg.hidden > 0 && cfg.layers > 0 && (cfg.directions == 1 || cfg.directions == 2),
         "recurrent: empty configuration"
     );
-    assert!(y.len() >= batch * cfg.output_len(), "recurrent: output slice too short");
+    let Some(per) = cfg.steps.checked_mul(cfg.features).filter(|&per| per > 0) else {
+        panic!("recurrent {cfg:?}: a sample is empty or has more floats than a usize counts");
+    };
+    let batch = x.len() / per;
+    // Checked first: every per-sample product (and so `output_len`) fits.
+    let _ = Layout::of(cfg).times(batch);
+    let out = batch.checked_mul(cfg.output_len());
+    assert!(out.is_some_and(|len| y.len() >= len), "recurrent: output slice too short");
     batch
 }
 
@@ -1005,7 +1031,9 @@ pub fn forward_train(
                     let n = b1 - b0;
                     // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
                     // `out`, `gates`, `extra` and `q`, and their own `2 H` floats of
-                    // `states` (`parts * 2 H <= states.len()`).
+                    // `states` (`parts * 2 H <= states.len()`). Every block lies in its
+                    // slice: each holds `batch` samples (sliced to `Layout::times(batch)`,
+                    // whose products are checked) and `b1 <= batch`.
                     unsafe {
                         let slice =
                             |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
@@ -1324,7 +1352,10 @@ pub fn backward(
     mut d_initial: Option<StatesMut<'_>>,
 ) {
     let (t, f, hd, gh) = (cfg.steps, cfg.features, cfg.hidden, cfg.gate_width());
-    let batch = x.len() / (t * f);
+    let Some(per) = t.checked_mul(f).filter(|&per| per > 0) else {
+        panic!("recurrent {cfg:?}: a sample is empty or has more floats than a usize counts");
+    };
+    let batch = x.len() / per;
     let (nl, nd) = (cfg.layers, cfg.directions);
     let dh = nd * hd;
     let one = Layout::of(cfg);
@@ -1417,7 +1448,9 @@ pub fn backward(
                     let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
                     let n = b1 - b0;
                     // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
-                    // `dp`, `dq`, `carry` and `dc`.
+                    // `dp`, `dq`, `carry` and `dc`, each sliced from `scratch` to hold
+                    // `batch` samples (products bounded by `Layout::times(batch)`, checked),
+                    // and `b1 <= batch`.
                     unsafe {
                         let slice =
                             |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);

@@ -12,9 +12,75 @@
 //! | [`RmsProp`] | `s = a s + (1 - a) g^2`, `p -= lr g / (sqrt(s) + eps)` |
 //! | [`Adam`] | `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`, `p -= lr m^ / (sqrt(v^) + eps)` |
 //! | [`AdamW`] | Adam, after the decoupled decay `p -= lr wd p` |
+//!
+//! [`Optimizer::check`] says whether the settings can train (a finite learning rate
+//! `>= 0`, Adam's betas in `[0, 1)`, `eps > 0`, ...); `Fit::run` calls it before the
+//! first step and returns a [`SettingError`] naming the setting.
+
+use core::fmt;
 
 use crate::kernels;
 use crate::kernels::optim::AdamStep;
+
+/// A training setting with a value it cannot train with: a NaN learning rate, Adam's
+/// `beta1` of 1, a negative penalty. [`Fit::run`](crate::train::Fit::run) checks every
+/// setting before the first step and returns this (inside
+/// [`TrainError::InvalidSetting`](crate::train::TrainError::InvalidSetting)).
+///
+/// ```
+/// use nn_core::optim::{Adam, Optimizer, SettingError};
+/// let err = Adam { beta1: 1.0, ..Adam::new(1e-3) }.check().unwrap_err();
+/// assert_eq!(err, SettingError { setting: "Adam.beta1", value: 1.0, expected: "a number in [0, 1)" });
+/// assert_eq!(err.to_string(), "Adam.beta1 is 1, expected a number in [0, 1)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SettingError {
+    /// The setting (`"Adam.lr"`, `"validation_split"`, `"Penalty.l2"`).
+    pub setting: &'static str,
+    /// The value found.
+    pub value: f32,
+    /// What the setting accepts.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is {}, expected {}", self.setting, self.value, self.expected)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for SettingError {}
+
+impl SettingError {
+    /// `Ok` if `value` is finite and at least 0.
+    pub fn non_negative(setting: &'static str, value: f32) -> Result<(), SettingError> {
+        Self::require(value.is_finite() && value >= 0.0, setting, value, "a finite number >= 0")
+    }
+
+    /// `Ok` if `value` is finite and above 0.
+    pub fn positive(setting: &'static str, value: f32) -> Result<(), SettingError> {
+        Self::require(value.is_finite() && value > 0.0, setting, value, "a finite number > 0")
+    }
+
+    /// `Ok` if `0 <= value < 1`.
+    pub fn below_one(setting: &'static str, value: f32) -> Result<(), SettingError> {
+        Self::require((0.0..1.0).contains(&value), setting, value, "a number in [0, 1)")
+    }
+
+    /// `Ok` if `0 <= value <= 1`.
+    pub fn share(setting: &'static str, value: f32) -> Result<(), SettingError> {
+        Self::require((0.0..=1.0).contains(&value), setting, value, "a number in [0, 1]")
+    }
+
+    fn require(ok: bool, setting: &'static str, value: f32, expected: &'static str) -> Result<(), SettingError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(SettingError { setting, value, expected })
+        }
+    }
+}
 
 /// An optimizer: updates parameters from their gradients.
 pub trait Optimizer {
@@ -30,6 +96,12 @@ pub trait Optimizer {
     /// One update. `step` counts from 1; `state` holds
     /// `STATE_PER_PARAM * params.len()` floats, zero before the first step.
     fn update(&self, step: u64, params: &mut [f32], grads: &[f32], state: &mut [f32]);
+
+    /// Checks the settings: `Err` names the first one training cannot use. By
+    /// default, the learning rate must be finite and at least 0.
+    fn check(&self) -> Result<(), SettingError> {
+        SettingError::non_negative("learning rate", self.learning_rate())
+    }
 }
 
 /// Stochastic gradient descent, with optional momentum and Nesterov momentum. With the
@@ -66,6 +138,10 @@ impl Optimizer for Sgd {
     }
     fn set_learning_rate(&mut self, lr: f32) {
         self.lr = lr;
+    }
+    fn check(&self) -> Result<(), SettingError> {
+        SettingError::non_negative("Sgd.lr", self.lr)?;
+        SettingError::non_negative("Sgd.momentum", self.momentum)
     }
     fn update(&self, step: u64, params: &mut [f32], grads: &[f32], state: &mut [f32]) {
         if self.momentum == 0.0 {
@@ -107,6 +183,10 @@ impl Optimizer for AdaGrad {
     fn set_learning_rate(&mut self, lr: f32) {
         self.lr = lr;
     }
+    fn check(&self) -> Result<(), SettingError> {
+        SettingError::non_negative("AdaGrad.lr", self.lr)?;
+        SettingError::positive("AdaGrad.eps", self.eps)
+    }
     fn update(&self, _step: u64, params: &mut [f32], grads: &[f32], state: &mut [f32]) {
         for ((p, &g), s) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
             *s += g * g;
@@ -140,6 +220,11 @@ impl Optimizer for RmsProp {
     }
     fn set_learning_rate(&mut self, lr: f32) {
         self.lr = lr;
+    }
+    fn check(&self) -> Result<(), SettingError> {
+        SettingError::non_negative("RmsProp.lr", self.lr)?;
+        SettingError::share("RmsProp.alpha", self.alpha)?;
+        SettingError::positive("RmsProp.eps", self.eps)
     }
     fn update(&self, _step: u64, params: &mut [f32], grads: &[f32], state: &mut [f32]) {
         for ((p, &g), s) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
@@ -194,6 +279,12 @@ impl Optimizer for Adam {
     fn set_learning_rate(&mut self, lr: f32) {
         self.lr = lr;
     }
+    fn check(&self) -> Result<(), SettingError> {
+        SettingError::non_negative("Adam.lr", self.lr)?;
+        SettingError::below_one("Adam.beta1", self.beta1)?;
+        SettingError::below_one("Adam.beta2", self.beta2)?;
+        SettingError::positive("Adam.eps", self.eps)
+    }
     fn update(&self, step: u64, params: &mut [f32], grads: &[f32], state: &mut [f32]) {
         adam_update(self, step, params, grads, state)
     }
@@ -222,6 +313,10 @@ impl Optimizer for AdamW {
     }
     fn set_learning_rate(&mut self, lr: f32) {
         self.adam.lr = lr;
+    }
+    fn check(&self) -> Result<(), SettingError> {
+        self.adam.check()?;
+        SettingError::non_negative("AdamW.weight_decay", self.weight_decay)
     }
     fn update(&self, step: u64, params: &mut [f32], grads: &[f32], state: &mut [f32]) {
         let decay = 1.0 - self.adam.lr * self.weight_decay;

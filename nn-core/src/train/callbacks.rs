@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use super::fit::EpochLog;
 use super::schedule::Mode;
+use crate::optim::SettingError;
 
 /// Keras' `EarlyStopping`: stop after `patience` epochs without an improvement larger
 /// than `min_delta` of `monitor`; with `restore_best`, the model ends with the exact
@@ -53,6 +54,12 @@ impl EarlyStopping {
     pub fn restore_best(mut self, restore: bool) -> Self {
         self.restore_best = restore;
         self
+    }
+
+    /// Checks `min_delta`: finite and at least 0. (The monitored name is checked by
+    /// `Fit::run`, which knows the series training produces.)
+    pub fn check(&self) -> Result<(), SettingError> {
+        SettingError::non_negative("EarlyStopping.min_delta", self.min_delta)
     }
 
     /// The epoch (from 1) with the best monitored value so far.

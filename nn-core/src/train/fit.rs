@@ -1,5 +1,7 @@
 //! `fit` and `evaluate`: epochs of shuffled mini-batches over the step API.
 use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -11,7 +13,7 @@ use super::{Dataset, Metric, OptimizerState, Workspace};
 use crate::layer::{Frozen, Layer};
 use crate::loss::{Loss, TargetError};
 use crate::model::Model;
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, SettingError};
 use crate::report::{BatchLog, Observer};
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -51,7 +53,8 @@ pub enum TrainError {
         /// What is wrong.
         error: TargetError,
     },
-    /// The loss became NaN or infinite; the step that produced it was not applied.
+    /// The loss, with its penalties, became NaN or infinite; the step that produced
+    /// it was not applied.
     NonFiniteLoss {
         /// The epoch (from 1).
         epoch: usize,
@@ -60,6 +63,43 @@ pub enum TrainError {
         /// The loss value.
         loss: f32,
     },
+    /// An optimizer step made a parameter NaN or infinite. The parameters and the
+    /// optimizer's state are back to their values before that step.
+    NonFiniteWeights {
+        /// The epoch (from 1).
+        epoch: usize,
+        /// The batch within the epoch (from 1).
+        batch: usize,
+    },
+    /// The learning-rate schedule gave a rate that is NaN, infinite or negative (an
+    /// exponential growth that overflowed); the step was not applied.
+    ScheduledRate {
+        /// The epoch (from 1).
+        epoch: usize,
+        /// The batch within the epoch (from 1).
+        batch: usize,
+        /// The rate.
+        rate: f32,
+    },
+    /// A setting training cannot use (checked before the first step): a NaN learning
+    /// rate, Adam's `beta1` of 1, a penalty of NaN, a `validation_split` of 5.
+    InvalidSetting(SettingError),
+    /// Early stopping or reduce-on-plateau monitors a series that this training does
+    /// not produce (a misspelled name, a validation series without validation data).
+    UnknownMonitor {
+        /// `"early_stopping"` or `"reduce_on_plateau"`.
+        setting: &'static str,
+        /// The name monitored.
+        name: &'static str,
+        /// The series this training produces.
+        available: Vec<String>,
+    },
+}
+
+impl From<SettingError> for TrainError {
+    fn from(e: SettingError) -> Self {
+        TrainError::InvalidSetting(e)
+    }
 }
 
 impl fmt::Display for TrainError {
@@ -81,6 +121,24 @@ impl fmt::Display for TrainError {
                 f,
                 "the loss became {loss} at epoch {epoch}, batch {batch}; training stopped before applying that step"
             ),
+            TrainError::NonFiniteWeights { epoch, batch } => write!(
+                f,
+                "the optimizer step of epoch {epoch}, batch {batch} made a weight NaN or infinite; \
+                 the weights of before that step were restored"
+            ),
+            TrainError::ScheduledRate { epoch, batch, rate } => write!(
+                f,
+                "the schedule gave the learning rate {rate} at epoch {epoch}, batch {batch}; \
+                 training stopped before applying that step"
+            ),
+            TrainError::InvalidSetting(e) => write!(f, "invalid setting: {e}"),
+            TrainError::UnknownMonitor { setting, name, available } => {
+                write!(f, "{setting} monitors `{name}`, which this training does not produce; it produces ")?;
+                for (i, a) in available.iter().enumerate() {
+                    write!(f, "{}`{a}`", if i == 0 { "" } else { ", " })?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -315,7 +373,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     }
 
     /// Holds out this share of the training data for validation when no validation
-    /// data is given.
+    /// data is given: a number in `[0, 1)` (checked by [`Fit::run`]).
     pub fn validation_split(mut self, share: f32) -> Self {
         self.validation_split = share;
         self
@@ -358,9 +416,77 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self.epochs_done
     }
 
+    /// Checks every setting and monitored name (see [`Fit::run`]); `validation` says
+    /// whether validation series will exist.
+    fn check_settings(&self, validation: bool) -> Result<(), TrainError> {
+        self.optimizer.optimizer.check()?;
+        if let Some(schedule) = &self.schedule {
+            schedule.check()?;
+        }
+        for penalty in &self.penalties {
+            penalty.check()?;
+        }
+        if let Some(clip) = &self.clip {
+            clip.check()?;
+        }
+        for (_, constraint) in &self.constraints {
+            constraint.check()?;
+        }
+        SettingError::below_one("validation_split", self.validation_split)?;
+        let known = |name: &str| match name.strip_prefix("val_") {
+            Some(m) => validation && (m == "loss" || self.metrics.iter().any(|metric| metric.name() == m)),
+            None => name == "loss" || self.metrics.iter().any(|metric| metric.name() == name),
+        };
+        let unknown = |setting: &'static str, name: &'static str| {
+            let mut available = vec![String::from("loss")];
+            available.extend(self.metrics.iter().map(|m| String::from(m.name())));
+            if validation {
+                let val: Vec<String> = available.iter().map(|n| format!("val_{n}")).collect();
+                available.extend(val);
+            }
+            TrainError::UnknownMonitor { setting, name, available }
+        };
+        if let Some(plateau) = &self.plateau {
+            plateau.check()?;
+            if !known(plateau.monitor) {
+                return Err(unknown("reduce_on_plateau", plateau.monitor));
+            }
+        }
+        if let Some(early) = &self.early_stopping {
+            early.check()?;
+            if !known(early.monitor) {
+                return Err(unknown("early_stopping", early.monitor));
+            }
+        }
+        Ok(())
+    }
+
     /// Trains `model` on `train` for `self.epochs` epochs, evaluating on `validation`
-    /// after each. Checks the data first; stops with an error naming the epoch and
-    /// batch if the loss becomes NaN or infinite.
+    /// after each.
+    ///
+    /// Checks first, before any step: every setting ([`TrainError::InvalidSetting`]
+    /// names the first that training cannot use: the optimizer's through
+    /// [`Optimizer::check`], the schedule, penalties, clipping, constraints,
+    /// `validation_split`), the monitored names ([`TrainError::UnknownMonitor`]) and
+    /// the data. Then stops with an error naming the epoch and batch if the loss with
+    /// its penalties becomes NaN or infinite (the step is not applied), or if a step
+    /// makes a parameter NaN or infinite (the parameters and optimizer state of
+    /// before that step are restored): the model never ends with a non-finite weight
+    /// it did not start with.
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// # use nn_core::optim::SettingError;
+    /// # network! { pub struct Net: [2] -> [1] { out: Dense { units: 1 } } }
+    /// # let data = Dataset::new(vec![0.0, 1.0, 1.0, 0.0], 2, vec![1.0, 0.0], 1).unwrap();
+    /// let mut model = Model::<Net>::new(1);
+    /// let before = model.state().to_vec();
+    /// let mut fit = Fit::new(Adam::new(f32::NAN), MeanSquaredError);
+    /// let err = fit.run(&mut model, &data, None).unwrap_err();
+    /// let expected = SettingError { setting: "Adam.lr", value: f32::NAN, expected: "a finite number >= 0" };
+    /// assert_eq!(err.to_string(), format!("invalid setting: {expected}"));
+    /// assert_eq!(model.state(), before);
+    /// ```
     pub fn run<P: AsRef<[f32]> + AsMut<[f32]>>(
         &mut self,
         model: &mut Model<L, P>,
@@ -385,6 +511,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         if self.batch_size == 0 {
             return Err(TrainError::BatchSizeZero);
         }
+        self.check_settings(validation.is_some() || (self.validation_split > 0.0 && train.len() > 1))?;
         let split;
         let (train, validation) = if validation.is_none() && self.validation_split > 0.0 && train.len() > 1 {
             let n_val = (libm::roundf(train.len() as f32 * self.validation_split) as usize).clamp(1, train.len() - 1);
@@ -413,6 +540,10 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         let constraints: Vec<_> = self.constraints.iter().map(|(s, c)| (*c, s.ranges(model.layer()))).collect();
         let frozen: Vec<_> = self.frozen.iter().flat_map(|s| s.ranges(model.layer())).map(|(r, _)| r).collect();
         let mut frozen_values: Vec<f32> = Vec::with_capacity(frozen.iter().map(|r| r.len()).sum());
+        // The parameters and optimizer state before the current step, put back if the
+        // step makes a parameter NaN or infinite.
+        let mut last_params = model.params().to_vec();
+        let mut last_state = self.optimizer.state.clone();
         let (last_epoch, n_batches) = (self.epochs_done + self.epochs, n.div_ceil(batch));
         for _ in 0..self.epochs {
             let epoch = self.epochs_done + 1;
@@ -434,9 +565,6 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 ws.zero_grads();
                 model.forward_train(ws, x, &mut self.rng);
                 let mut loss = ws.loss(&self.loss, t);
-                if !loss.is_finite() {
-                    return Err(TrainError::NonFiniteLoss { epoch, batch: b + 1, loss });
-                }
                 for (k, metric) in self.metrics.iter().enumerate() {
                     for s in 0..m {
                         let (v, c) =
@@ -449,6 +577,9 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 for (l1, l2, ranges) in &penalties {
                     loss += apply_penalty(*l1, *l2, ranges, model.params(), ws.grads_mut());
                 }
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFiniteLoss { epoch, batch: b + 1, loss });
+                }
                 for r in &frozen {
                     ws.grads_mut()[r.clone()].fill(0.0);
                 }
@@ -456,13 +587,19 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                     clip.apply(ws.grads_mut());
                 }
                 if let Some(schedule) = &self.schedule {
-                    let lr = schedule.rate(self.optimizer.steps() as usize, epoch - 1);
-                    self.optimizer.optimizer.set_learning_rate(lr);
+                    let rate = schedule.rate(self.optimizer.steps() as usize, epoch - 1);
+                    if !(rate.is_finite() && rate >= 0.0) {
+                        return Err(TrainError::ScheduledRate { epoch, batch: b + 1, rate });
+                    }
+                    self.optimizer.optimizer.set_learning_rate(rate);
                 }
                 frozen_values.clear();
                 for r in &frozen {
                     frozen_values.extend_from_slice(&model.params()[r.clone()]);
                 }
+                last_params.copy_from_slice(model.params());
+                last_state.clone_from(&self.optimizer.state);
+                let last_step = self.optimizer.step;
                 self.optimizer.step(model.params_mut(), ws.grads());
                 let mut at = 0;
                 for r in &frozen {
@@ -471,6 +608,12 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
                 }
                 for (c, ranges) in &constraints {
                     c.apply(ranges, model.params_mut());
+                }
+                if !model.params().iter().all(|p| p.is_finite()) {
+                    model.params_mut().copy_from_slice(&last_params);
+                    self.optimizer.state.clone_from(&last_state);
+                    self.optimizer.step = last_step;
+                    return Err(TrainError::NonFiniteWeights { epoch, batch: b + 1 });
                 }
                 loss_sum += loss as f64;
                 batches += 1;

@@ -26,7 +26,7 @@
 //!     model.backward(&mut ws, data.inputs(), None);             // backward
 //!     opt.step(model.params_mut(), ws.grads());                 // optimizer step
 //! }
-//! let p = model.predict(data.inputs());
+//! let p = model.predict(data.inputs()).unwrap();
 //! assert!(p[0] < 0.0 && p[1] > 0.0 && p[2] > 0.0 && p[3] < 0.0);
 //! ```
 //!
@@ -89,7 +89,7 @@
 //!     g_opt.step(g.params_mut(), g_ws.grads());
 //! }
 //! // The generated points moved out from the origin towards the circle.
-//! let samples = g.predict(&noise);
+//! let samples = g.predict(&noise).unwrap();
 //! let radius = samples.chunks(2).map(|p| p[0].hypot(p[1])).sum::<f32>() / batch as f32;
 //! assert!(radius > 1.0, "mean radius {radius}");
 //! ```
@@ -113,7 +113,7 @@ pub use schedule::{Mode, ReduceOnPlateau, Schedule};
 
 use crate::layer::{Frozen, Layer};
 use crate::loss::Loss;
-use crate::model::Model;
+use crate::model::{BatchLenError, Model};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -272,13 +272,24 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
         );
     }
 
-    /// Batch inference: the outputs of `x.len() / Input::LEN` samples.
-    pub fn predict(&self, x: &[f32]) -> Vec<f32> {
-        let batch = x.len() / <L::Input as Shape>::LEN;
+    /// Batch inference: the outputs of the samples in `x`, which holds a whole number
+    /// of samples (`k * Input::LEN` values; any other length is an error rather than
+    /// a batch with its last values dropped).
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// # use nn_core::model::BatchLenError;
+    /// # network! { pub struct Net: [2] -> [1] { out: Dense { units: 1 } } }
+    /// let model = Model::<Net>::new(1);
+    /// assert_eq!(model.predict(&[0.5, 1.0, 2.0, 3.0]).unwrap().len(), 2);
+    /// assert_eq!(model.predict(&[0.5, 1.0, 2.0]), Err(BatchLenError { sample: 2, found: 3 }));
+    /// ```
+    pub fn predict(&self, x: &[f32]) -> Result<Vec<f32>, BatchLenError> {
+        let batch = BatchLenError::samples(<L::Input as Shape>::LEN, x.len())?;
         let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
         let mut scratch = vec![0.0; batch * L::SCRATCH];
         self.forward_slices(x, &mut y, &mut scratch);
-        y
+        Ok(y)
     }
 }
 
@@ -317,10 +328,56 @@ impl<O: Optimizer> OptimizerState<O> {
         &self.state
     }
 
-    /// Restores the step counter and the per-parameter state (from a checkpoint).
-    pub fn restore(&mut self, step: u64, state: &[f32]) {
+    /// Restores the step counter and the per-parameter state (from a checkpoint) of an
+    /// optimizer for `params` parameters (`model.params().len()`).
+    ///
+    /// The state must hold `STATE_PER_PARAM * params` values, or none when no step
+    /// was taken (`step` 0): anything else is an error, and nothing changes, rather
+    /// than moment estimates silently reset to zero at the next step.
+    ///
+    /// ```
+    /// use nn_core::prelude::*;
+    /// use nn_core::train::OptimizerStateError;
+    /// let mut adam = OptimizerState::new(Adam::new(1e-3));
+    /// let err = adam.restore(1000, &[0.5; 7], 67).unwrap_err();
+    /// assert_eq!(err, OptimizerStateError { step: 1000, expected: 134, found: 7 });
+    /// assert_eq!(adam.steps(), 0);
+    /// adam.restore(1000, &[0.5; 134], 67).unwrap();
+    /// assert_eq!((adam.steps(), adam.state().len()), (1000, 134));
+    /// ```
+    pub fn restore(&mut self, step: u64, state: &[f32], params: usize) -> Result<(), OptimizerStateError> {
+        let expected = O::STATE_PER_PARAM.saturating_mul(params);
+        if state.len() != expected && !(state.is_empty() && step == 0) {
+            return Err(OptimizerStateError { step, expected, found: state.len() });
+        }
         self.step = step;
         self.state.clear();
         self.state.extend_from_slice(state);
+        Ok(())
     }
 }
+
+/// Optimizer state of the wrong length for the parameters (see
+/// [`OptimizerState::restore`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptimizerStateError {
+    /// The step count given.
+    pub step: u64,
+    /// Values the optimizer keeps for the parameters.
+    pub expected: usize,
+    /// Values given.
+    pub found: usize,
+}
+
+impl core::fmt::Display for OptimizerStateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "optimizer state of {} values for step {}; the optimizer keeps {} values for these parameters",
+            self.found, self.step, self.expected
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for OptimizerStateError {}

@@ -14,6 +14,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::layer::{Layer, TensorInfo};
+use crate::optim::SettingError;
 
 /// Which tensors a penalty, constraint or freeze applies to.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,6 +91,12 @@ impl Penalty {
         self.select = select;
         self
     }
+
+    /// Checks the factors: each finite and at least 0.
+    pub fn check(&self) -> Result<(), SettingError> {
+        SettingError::non_negative("Penalty.l1", self.l1)?;
+        SettingError::non_negative("Penalty.l2", self.l2)
+    }
 }
 
 /// Adds the penalty over `ranges` to `grads` and returns its value.
@@ -122,6 +129,14 @@ pub enum GradClip {
 }
 
 impl GradClip {
+    /// Checks the bound: finite and above 0.
+    pub fn check(&self) -> Result<(), SettingError> {
+        match *self {
+            GradClip::Value(v) => SettingError::positive("GradClip::Value", v),
+            GradClip::GlobalNorm(n) => SettingError::positive("GradClip::GlobalNorm", n),
+        }
+    }
+
     /// Clips `grads` in place; returns the global norm before clipping.
     pub fn apply(self, grads: &mut [f32]) -> f32 {
         let norm = libm::sqrt(grads.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()) as f32;
@@ -159,6 +174,31 @@ pub enum Constraint {
 }
 
 impl Constraint {
+    /// Checks the bounds: a finite `MaxNorm` of at least 0, finite `Clip` bounds with
+    /// `min <= max`.
+    pub fn check(&self) -> Result<(), SettingError> {
+        match *self {
+            Constraint::MaxNorm(max) => SettingError::non_negative("Constraint::MaxNorm", max),
+            Constraint::Clip { min, max } => {
+                let finite = |setting, value: f32| {
+                    if value.is_finite() {
+                        Ok(())
+                    } else {
+                        Err(SettingError { setting, value, expected: "a finite number" })
+                    }
+                };
+                finite("Constraint::Clip.min", min)?;
+                finite("Constraint::Clip.max", max)?;
+                if min <= max {
+                    Ok(())
+                } else {
+                    Err(SettingError { setting: "Constraint::Clip.max", value: max, expected: "a number >= min" })
+                }
+            }
+            Constraint::UnitNorm | Constraint::NonNegative => Ok(()),
+        }
+    }
+
     /// Enforces the constraint on `params` over `ranges` (with their row lengths).
     pub fn apply(self, ranges: &[(Range<usize>, usize)], params: &mut [f32]) {
         for (r, row) in ranges {

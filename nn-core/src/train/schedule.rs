@@ -14,6 +14,8 @@
 //! Reduce-on-plateau depends on a monitored metric rather than the step: see
 //! [`ReduceOnPlateau`].
 
+use crate::optim::SettingError;
+
 /// A learning rate as a function of the step (and epoch).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Schedule {
@@ -60,6 +62,29 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Checks the settings: rates and factors finite and at least 0.
+    pub fn check(&self) -> Result<(), SettingError> {
+        match *self {
+            Schedule::Constant(lr) => SettingError::non_negative("Schedule::Constant", lr),
+            Schedule::StepDecay { initial, factor, .. } => {
+                SettingError::non_negative("Schedule::StepDecay.initial", initial)?;
+                SettingError::non_negative("Schedule::StepDecay.factor", factor)
+            }
+            Schedule::Exponential { initial, rate, .. } => {
+                SettingError::non_negative("Schedule::Exponential.initial", initial)?;
+                SettingError::non_negative("Schedule::Exponential.rate", rate)
+            }
+            Schedule::InverseTime { initial, rate, .. } => {
+                SettingError::non_negative("Schedule::InverseTime.initial", initial)?;
+                SettingError::non_negative("Schedule::InverseTime.rate", rate)
+            }
+            Schedule::Cosine { initial, min, .. } => {
+                SettingError::non_negative("Schedule::Cosine.initial", initial)?;
+                SettingError::non_negative("Schedule::Cosine.min", min)
+            }
+        }
+    }
+
     /// The rate for optimizer step `step` (from 0) in epoch `epoch` (from 0).
     pub fn rate(&self, step: usize, epoch: usize) -> f32 {
         match *self {
@@ -137,6 +162,14 @@ impl ReduceOnPlateau {
     /// Reduce by `factor` after `patience` epochs without improvement of `monitor`.
     pub fn new(monitor: &'static str, mode: Mode, factor: f32, patience: usize) -> Self {
         ReduceOnPlateau { monitor, mode, factor, patience, min_delta: 1e-4, min_lr: 0.0, best: mode.worst(), wait: 0 }
+    }
+
+    /// Checks the settings: `factor` in `[0, 1)`, `min_delta` and `min_lr` finite
+    /// and at least 0.
+    pub fn check(&self) -> Result<(), SettingError> {
+        SettingError::below_one("ReduceOnPlateau.factor", self.factor)?;
+        SettingError::non_negative("ReduceOnPlateau.min_delta", self.min_delta)?;
+        SettingError::non_negative("ReduceOnPlateau.min_lr", self.min_lr)
     }
 
     /// Feeds one epoch's value; returns the new rate given the current one.

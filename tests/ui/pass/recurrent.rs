@@ -40,7 +40,7 @@ fn main() {
     assert_eq!(names[9], ("lstm.weight_ih_l1".to_string(), vec![64, 32]));
     assert_eq!(names[names.len() - 2], ("tags.weight".to_string(), vec![5, 16]));
     let tokens: Vec<f32> = (0..12).map(|i| (i * 7 % 30) as f32).collect();
-    let y = model.predict(&tokens);
+    let y = model.predict(&tokens).unwrap();
     assert_eq!(y.len(), 12 * 5);
     for row in y.chunks(5) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
@@ -67,13 +67,13 @@ fn main() {
     assert!(last < first.unwrap(), "{first:?} -> {last}");
 
     let stack = Model::<Stack>::new(3);
-    assert_eq!(stack.predict(&[0.5; 60]).len(), 4);
+    assert_eq!(stack.predict(&[0.5; 60]).unwrap().len(), 4);
     assert_eq!(Stack::PARAMS, Seq2Seq::PARAMS + 4 * (7 + 4 + 2));
 
     // A network whose layers all stream runs step by step, as its whole-sequence forward.
     let seq2seq = Model::<Seq2Seq>::new(4);
     let x: Vec<f32> = (0..60).map(|i| (i as f32 * 0.37).sin()).collect();
-    let whole = seq2seq.predict(&x);
+    let whole = seq2seq.predict(&x).unwrap();
     let mut stream = seq2seq.stream();
     for t in 0..20 {
         let y = stream.step(&[x[3 * t], x[3 * t + 1], x[3 * t + 2]].into());
