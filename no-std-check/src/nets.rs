@@ -1,7 +1,8 @@
-//! The digits classifiers of the firmware checks, shared (through `#[path]`) by
-//! `no-std-check`, `nn-capi`, the example `firmware_digits` that trains them and the
-//! tests that compare them. Inputs are the 8x8 UCI digits scaled to `[0, 1]` (pixel
-//! value / 16); outputs are 10 logits.
+//! The networks of the firmware checks, shared (through `#[path]`) by `no-std-check`,
+//! `nn-capi`, `firmware/`, the examples `firmware_digits` and `firmware_sine` that
+//! train them and the tests that compare them. The digits classifiers read the 8x8 UCI
+//! digits scaled to `[0, 1]` (pixel value / 16) and give 10 logits; `Sine` is the
+//! TinyML "hello world" model.
 use nn_core::prelude::*;
 
 network! {
@@ -19,6 +20,16 @@ network! {
         pool: MaxPool2d { size: 2 } => [8, 4, 4],
         flat: Flatten,
         logits: Dense { units: 10 },
+    }
+}
+
+network! {
+    /// The first example of TensorFlow Lite Micro and MicroFlow: `sin(x)` for `x` in
+    /// `[0, 2 pi]`, by two layers of 16 ReLU units.
+    pub struct Sine: [1] -> [1] {
+        fc1: Dense { units: 16, activation: Relu },
+        fc2: Dense { units: 16, activation: Relu },
+        out: Dense { units: 1 },
     }
 }
 

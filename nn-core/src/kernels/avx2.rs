@@ -11,11 +11,12 @@
 //! pointer arithmetic inside stays within them.
 use core::arch::x86_64::*;
 
-use super::gemm::{blocked, pack, pack_a_rows, update, MatRef, Tile};
+use super::gemm::{blocked, pack, pack_a_rows, MatRef, Tile};
 #[cfg(feature = "threading")]
 use super::gemm::{pack_a, sweep};
 #[cfg(feature = "std")]
 use super::gemm::{Blocks, MC, NC};
+use super::portable::combine;
 
 /// Packed blocks of `A` (`MC x KC` floats, 96 KiB) and `B` (`KC x NC`, 1 MiB) for
 /// products of more than `MC` rows, allocated by a thread's first such product and
@@ -434,7 +435,7 @@ unsafe fn tile<const R: usize>(
                 _mm256_storeu_ps(t.as_mut_ptr(), lo[r]);
                 _mm256_storeu_ps(t.as_mut_ptr().add(8), hi[r]);
                 for (j, &v) in t.iter().enumerate().take(nr) {
-                    *cr.add(j) = update(alpha * v, beta, *cr.add(j));
+                    *cr.add(j) = combine(alpha, v, beta, *cr.add(j));
                 }
             }
         }

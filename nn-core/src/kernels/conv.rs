@@ -701,6 +701,7 @@ fn forward_samples_by(
 /// or `None` where it does not apply: stride 1, output rows of whole vectors of 8,
 /// not pointwise (whose columns are the input itself), and the copy at most
 /// [`DIRECT_MAX_FLOATS`].
+#[cfg(target_arch = "x86_64")]
 fn padded_len(g: &ConvGeometry) -> Option<usize> {
     let (ph, pw) = padded_size(g);
     let len = g.channels.checked_mul(ph)?.checked_mul(pw)?;
@@ -714,6 +715,7 @@ fn padded_len(g: &ConvGeometry) -> Option<usize> {
 
 /// The padded copy's height and width for stride 1: every row and column an output
 /// position reads, `out + (kernel - 1) dilation`.
+#[cfg(target_arch = "x86_64")]
 const fn padded_size(g: &ConvGeometry) -> (usize, usize) {
     (g.out_height + (g.kernel[0] - 1) * g.dilation[0], g.out_width + (g.kernel[1] - 1) * g.dilation[1])
 }

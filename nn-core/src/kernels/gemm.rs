@@ -1,13 +1,14 @@
 //! General matrix products: `C = alpha * A B + beta * C`.
 //!
-//! Products run on register tiles (`Tile`) inside BLIS-style loops (`blocked`):
-//! `B` is packed panel by panel into a buffer on the stack, `A` is read in place
-//! through its strides (or, for products of many rows with `std`, packed into a
-//! per-thread block), so any transposes cost nothing and nothing is allocated after a
-//! thread's first large product. On x86-64 with AVX2 and FMA (detected at run time
-//! with `std`) the tile is `6 x 16` FMA accumulators (`avx2.rs`), as fast as the packed
+//! On x86-64 with AVX2 and FMA (detected at run time with `std`), products run on a
+//! register tile of `6 x 16` FMA accumulators (`avx2.rs`, `Tile`) inside BLIS-style
+//! loops (`blocked`): `B` is packed panel by panel into a buffer on the stack, `A` is
+//! read in place through its strides (or, for products of many rows with `std`, packed
+//! into a per-thread block), so any transposes cost nothing and nothing is allocated
+//! after a thread's first large product; as fast as the packed
 //! `matrixmultiply::sgemm` from a `32 x 32` product up (`cargo run --release -p
-//! nn-bench -- --gemm-sweep`); elsewhere a portable `4 x 8` tile in plain arrays.
+//! nn-bench -- --gemm-sweep`). Elsewhere the portable kernels (`portable.rs`) compute
+//! the same bits with `4 x 4` tiles that read both operands in place.
 //!
 //! `matrixmultiply::sgemm` (its `threading` feature is enabled by this crate's) takes
 //! products of at least [`PACKED_MIN_FLOPS`] multiply-adds when it is the faster
@@ -19,6 +20,7 @@
 use super::avx2;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel;
+use super::portable;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -118,9 +120,8 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         // SAFETY: the CPU has AVX2 and FMA; the views and `C` were checked above.
         return unsafe { avx2::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) };
     }
-    let mut panel = core::mem::MaybeUninit::<[f32; Portable::KC * Portable::NR]>::uninit();
-    // SAFETY: the views and `C` were checked above; the panel holds `KC x NR` floats.
-    unsafe { blocked::<Portable>(alpha, a, b, beta, c.as_mut_ptr(), ldc, panel.as_mut_ptr().cast(), None) }
+    // SAFETY: the views and `C` were checked above.
+    unsafe { portable::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) }
 }
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
@@ -165,10 +166,12 @@ pub fn threads() -> usize {
 
 /// Rows of `A` swept per packed panel of `B` by [`blocked`]: an `MC x KC` block of `A`
 /// (96 KiB for the AVX2 tile) stays in L2 while the panels of `B` pass through L1.
+#[cfg(target_arch = "x86_64")]
 pub(crate) const MC: usize = 192;
 
 /// A register tile for [`blocked`]: `C[mr x nr] = alpha A[mr x kc] B[kc x NR] + beta C`,
 /// with `mr <= MR`, `kc <= KC` and `nr <= NR`.
+#[cfg(target_arch = "x86_64")]
 pub(crate) trait Tile {
     /// Rows of the tile.
     const MR: usize;
@@ -227,6 +230,7 @@ pub(crate) trait Tile {
 ///
 /// # Safety
 /// As [`Tile::pack_a_rows`].
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn pack_a_rows(
     tile: *mut f32,
@@ -249,6 +253,7 @@ pub(crate) unsafe fn pack_a_rows(
 
 /// Buffers for [`blocked`] on large products: a packed block of `A` (`MC x KC`
 /// floats) and of `B` (`KC x NC` floats).
+#[cfg(target_arch = "x86_64")]
 pub(crate) struct Blocks {
     /// Room for `MC * KC` floats.
     pub a: *mut f32,
@@ -258,6 +263,7 @@ pub(crate) struct Blocks {
 
 /// Columns of `B` packed at once by [`blocked`] with [`Blocks`]: a `KC x NC` block
 /// (1 MiB for the AVX2 tile) stays in L3 while blocks of `A` pass through L2.
+#[cfg(target_arch = "x86_64")]
 pub(crate) const NC: usize = 1024;
 
 /// `C = alpha A B + beta C` by register tiles: the first `KC`-deep slice of the inner
@@ -278,6 +284,7 @@ pub(crate) const NC: usize = 1024;
 /// The views lie within their slices, `C`'s `m` rows of `n` columns (stride `ldc`)
 /// are writable at `c` and not otherwise borrowed, `panel` has room for
 /// `T::KC * T::NR` floats, `blocks` as documented, and the CPU supports `T`.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn blocked<T: Tile>(
@@ -363,6 +370,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
 ///
 /// # Safety
 /// As [`blocked`], for the rows and panel given.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sweep<T: Tile>(
@@ -391,6 +399,7 @@ pub(crate) unsafe fn sweep<T: Tile>(
 /// The rows of the next tile when `rest` rows remain: `MR`, except that a remainder
 /// of 1 to 3 rows after a full tile is shared with it (8 rows as 4 + 4), since small
 /// tiles have too few accumulators to hide the FMA latency.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn tile_rows<T: Tile>(rest: usize) -> usize {
     if rest > T::MR && rest < T::MR + 4 {
@@ -406,6 +415,7 @@ fn tile_rows<T: Tile>(rest: usize) -> usize {
 ///
 /// # Safety
 /// The block lies inside A; `dst` has room for `mc * kc` floats.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc: usize, k0: usize, kc: usize) {
     let mut i = 0;
@@ -439,6 +449,7 @@ pub(crate) unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc
 ///
 /// # Safety
 /// `panel` has room for `kc * width` floats; the block lies inside `b`.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn pack(panel: *mut f32, width: usize, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
     // SAFETY: the panel has room for `kc * width` floats, so every index `p * width + j`
@@ -475,79 +486,6 @@ pub(crate) unsafe fn pack(panel: *mut f32, width: usize, b: MatRef<'_>, k0: usiz
                     *row.add(j) = if j < nr { b.at(k0 + p, j0 + j) } else { 0.0 };
                 }
             }
-        }
-    }
-}
-
-/// The portable register tile: `4 x 8` accumulators in plain arrays, which the
-/// compiler keeps in vector registers of any width.
-struct Portable;
-
-impl Tile for Portable {
-    const MR: usize = 4;
-    const NR: usize = 8;
-    /// A 2 KiB panel: small enough for the stack of firmware.
-    const KC: usize = 64;
-
-    #[inline(always)]
-    unsafe fn tile(
-        mr: usize,
-        kc: usize,
-        a: *const f32,
-        (ars, acs): (usize, usize),
-        b: *const f32,
-        brs: usize,
-        alpha: f32,
-        beta: f32,
-        c: *mut f32,
-        ldc: usize,
-        nr: usize,
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe {
-            match mr {
-                4 => portable_tile::<4>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
-                3 => portable_tile::<3>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
-                2 => portable_tile::<2>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
-                _ => portable_tile::<1>(kc, a, ars, acs, b, brs, (alpha, beta), c, ldc, nr),
-            }
-        }
-    }
-}
-
-/// `C[R x nr] = alpha A[R x kc] B[kc x 8] + beta C` (see [`Tile::tile`]).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn portable_tile<const R: usize>(
-    kc: usize,
-    a: *const f32,
-    ars: usize,
-    acs: usize,
-    b: *const f32,
-    brs: usize,
-    (alpha, beta): (f32, f32),
-    c: *mut f32,
-    ldc: usize,
-    nr: usize,
-) {
-    let mut acc = [[0.0f32; 8]; R];
-    for p in 0..kc {
-        // SAFETY: row `p < kc` of B has 8 readable floats; `A[r, p]` is inside A.
-        unsafe {
-            let bp = b.add(p * brs);
-            let bv: [f32; 8] = core::array::from_fn(|j| *bp.add(j));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = *a.add(r * ars + p * acs);
-                for (s, &bj) in acc.iter_mut().zip(&bv) {
-                    *s += av * bj;
-                }
-            }
-        }
-    }
-    for (r, acc) in acc.iter().enumerate() {
-        for (j, &v) in acc.iter().enumerate().take(nr) {
-            // SAFETY: `C[r, j]` with `r < R`, `j < nr` is inside C.
-            unsafe { *c.add(r * ldc + j) = update(alpha * v, beta, *c.add(r * ldc + j)) };
         }
     }
 }
@@ -592,18 +530,6 @@ fn packed(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], ld
     }
 }
 
-/// `p + beta c`, where `beta == 0` ignores `c` (which may be NaN).
-#[inline(always)]
-pub(crate) fn update(p: f32, beta: f32, c: f32) -> f32 {
-    if beta == 0.0 {
-        p
-    } else if beta == 1.0 {
-        p + c
-    } else {
-        p + beta * c
-    }
-}
-
 fn scale(beta: f32, c: &mut [f32], m: usize, n: usize, ldc: usize) {
     if beta == 1.0 {
         return;
@@ -644,18 +570,9 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
         return;
     }
     if a.cs == 1 {
-        for (i, yi) in y.iter_mut().enumerate() {
-            let row = &a.data[i * a.rs..i * a.rs + n];
-            *yi += alpha * dot(row, &x[..n]);
-        }
+        portable::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
     } else if a.rs == 1 {
-        for (j, &xj) in x[..n].iter().enumerate() {
-            let col = &a.data[j * a.cs..j * a.cs + m];
-            let s = alpha * xj;
-            for (yi, &c) in y.iter_mut().zip(col) {
-                *yi += s * c;
-            }
-        }
+        portable::gemv_columns(alpha, a.data, a.cs, m, n, x, y);
     } else {
         for (i, yi) in y.iter_mut().enumerate() {
             let mut acc = 0.0;
@@ -707,9 +624,7 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
         return;
     }
     for (xs, ys) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
-        for (i, yi) in ys.iter_mut().enumerate() {
-            *yi += alpha * dot(&a.data[i * a.rs..i * a.rs + n], xs);
-        }
+        portable::gemv_rows(alpha, a.data, a.rs, m, n, xs, ys);
     }
 }
 
@@ -723,9 +638,10 @@ fn prepare(beta: f32, y: &mut [f32]) {
 }
 
 /// A dot product over the shorter length. Its rounding depends only on the length,
-/// never on where it is called from: with AVX2 two 8-lane FMA accumulators, otherwise
-/// eight independent accumulators, so the compiler vectorises it without reassociating
-/// a single sum.
+/// never on where it is called from or on the target: eight lanes of fused
+/// multiply-adds over the blocks of 8, reduced in a fixed order, then the remaining
+/// products in order (AVX2 vectors on x86-64 where the CPU has them, eight scalar
+/// accumulators elsewhere: the same bits).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
@@ -733,21 +649,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { avx2::dot(a, b) };
     }
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (pa, pb) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
-        for l in 0..8 {
-            acc[l] += pa[l] * pb[l];
-        }
-    }
-    let mut tail = 0.0;
-    for i in chunks * 8..n {
-        tail += a[i] * b[i];
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    portable::dot(a, b)
 }
 
 #[cfg(all(test, feature = "std"))]
@@ -831,12 +733,11 @@ mod tests {
     ];
 
     #[test]
-    fn portable_tile_matches_reference() {
+    fn portable_kernel_matches_reference() {
         for (m, k, n) in SHAPES {
             check(m, k, n, &|alpha, a, b, beta, c, ldc| {
-                let mut panel = std::vec![0.0f32; Portable::KC * Portable::NR];
-                // SAFETY: the views are inside their vectors; the panel has its size.
-                unsafe { blocked::<Portable>(alpha, a, b, beta, c.as_mut_ptr(), ldc, panel.as_mut_ptr(), None) }
+                // SAFETY: the views are inside their vectors, `C` holds `m` rows of `ldc`.
+                unsafe { portable::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) }
             });
         }
     }
@@ -913,6 +814,57 @@ mod tests {
         for (m, k, n) in [(300, 150, 100), (100, 150, 300), (211, 97, 205), (20, 300, 800)] {
             assert!(m * k * n >= PARALLEL_MIN_FLOPS);
             check(m, k, n, &|alpha, a, b, beta, c, ldc| gemm(alpha, a, b, beta, c, ldc));
+        }
+    }
+
+    /// The portable kernels (those of microcontrollers) give the AVX2 kernels' bits:
+    /// products of every layout and scaling, with depths across a slice; matrix-vector
+    /// products over both layouts; dot products of every length.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn portable_kernels_equal_avx2_bit_for_bit() {
+        if !avx2::available() {
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+        let mut rng = Rng::new(21);
+        let shapes = SHAPES.iter().copied().chain([(5, 300, 20), (17, 513, 9), (8, 9, 64)]);
+        for (m, k, n) in shapes {
+            for (a_cm, b_cm) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (ad, ars, acs) = stored(&mut rng, m, k, a_cm);
+                let (bd, brs, bcs) = stored(&mut rng, k, n, b_cm);
+                let a = MatRef { data: &ad, rows: m, cols: k, rs: ars, cs: acs };
+                let b = MatRef { data: &bd, rows: k, cols: n, rs: brs, cs: bcs };
+                for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, 0.0), (0.5, 1.0), (0.5, 2.0), (1.0, -3.0)] {
+                    let c0: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+                    let (mut fast, mut portable) = (c0.clone(), c0.clone());
+                    // SAFETY: AVX2 is available; the views are inside their vectors, `C`
+                    // holds `m` rows of `n`.
+                    unsafe {
+                        avx2::gemm(alpha, a, b, beta, fast.as_mut_ptr(), n);
+                        portable::gemm(alpha, a, b, beta, portable.as_mut_ptr(), n);
+                    }
+                    assert_eq!(bits(&fast), bits(&portable), "{m}x{k}x{n}, {a_cm} {b_cm}, {alpha} {beta}");
+                }
+            }
+            let (ad, x) = ((0..m * k).map(|_| rng.uniform_in(-1.0, 1.0)).collect::<std::vec::Vec<f32>>(), {
+                (0..k).map(|_| rng.uniform_in(-1.0, 1.0)).collect::<std::vec::Vec<f32>>()
+            });
+            let y0: std::vec::Vec<f32> = (0..m).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let (mut rows_fast, mut rows_portable) = (y0.clone(), y0.clone());
+            let (mut columns_fast, mut columns_portable) = (y0.clone(), y0.clone());
+            // SAFETY: AVX2 is available; `ad` holds `m k` floats, `x` `k`, the outputs `m`.
+            unsafe {
+                avx2::gemv_rows(0.5, &ad, k, m, k, &x, &mut rows_fast);
+                avx2::gemv_columns(0.5, &ad, m, m, k, &x, &mut columns_fast);
+            }
+            portable::gemv_rows(0.5, &ad, k, m, k, &x, &mut rows_portable);
+            portable::gemv_columns(0.5, &ad, m, m, k, &x, &mut columns_portable);
+            assert_eq!(bits(&rows_fast), bits(&rows_portable), "gemv rows {m}x{k}");
+            assert_eq!(bits(&columns_fast), bits(&columns_portable), "gemv columns {m}x{k}");
+            // SAFETY: AVX2 is available.
+            let fast = unsafe { avx2::dot(&ad[..k], &x) };
+            assert_eq!(fast.to_bits(), portable::dot(&ad[..k], &x).to_bits(), "dot of {k}");
         }
     }
 

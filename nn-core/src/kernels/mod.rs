@@ -6,6 +6,8 @@
 //!
 //! Matrices are row-major slices described by their row and column strides, as in
 //! `matrixmultiply`; a transpose is a swap of the two strides and costs nothing.
+#[cfg(arm_vfma)]
+mod arm_vfma;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
 pub mod conv;
@@ -15,6 +17,7 @@ pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 mod parallel;
 pub mod pool;
+pub mod portable;
 pub mod recurrent;
 
 pub use gemm::{gemm, gemv, gemv_batch, MatRef};
