@@ -87,6 +87,43 @@ pub unsafe fn dot2(rows: [*const f32; 2], x: *const f32, blocks: usize, lanes: *
     }
 }
 
+/// The loop of both 4 x 4 tiles: saves `s0`-`s31`, starts the sums in `s16`-`s31`
+/// from zero and runs `{n}` steps of six loads and sixteen multiply-adds over the
+/// rows `{a0}`-`{a3}` of `A` and the rows of `B` (`{b}`, `{brs}` bytes apart).
+macro_rules! tile4_steps {
+    () => {
+        concat!(
+            "vpush {{d0-d15}}\n",
+            "vldmia {zeros}, {{s16-s31}}\n",
+            "2:\n",
+            "vldmia {a0}!, {{s0}}\n",
+            "vldmia {a1}!, {{s1}}\n",
+            "vldmia {a2}!, {{s2}}\n",
+            "vldmia {a3}!, {{s3}}\n",
+            "vldm {b}, {{s4-s7}}\n",
+            "add {b}, {b}, {brs}\n",
+            "vfma.f32 s16, s0, s4\n",
+            "vfma.f32 s17, s0, s5\n",
+            "vfma.f32 s18, s0, s6\n",
+            "vfma.f32 s19, s0, s7\n",
+            "vfma.f32 s20, s1, s4\n",
+            "vfma.f32 s21, s1, s5\n",
+            "vfma.f32 s22, s1, s6\n",
+            "vfma.f32 s23, s1, s7\n",
+            "vfma.f32 s24, s2, s4\n",
+            "vfma.f32 s25, s2, s5\n",
+            "vfma.f32 s26, s2, s6\n",
+            "vfma.f32 s27, s2, s7\n",
+            "vfma.f32 s28, s3, s4\n",
+            "vfma.f32 s29, s3, s5\n",
+            "vfma.f32 s30, s3, s6\n",
+            "vfma.f32 s31, s3, s7\n",
+            "subs {n}, {n}, #1\n",
+            "bne 2b\n",
+        )
+    };
+}
+
 /// A 4 x 4 tile of a matrix product over `kc` steps, from zero: for `p < kc`,
 /// `sums[4 r + q] = fma(a[r][p], b[p brs + q], sums[4 r + q])`, with the four rows of
 /// `A` contiguous (`a[r]`) and four contiguous columns of `B` per row (`brs` floats
@@ -103,33 +140,7 @@ pub unsafe fn tile4(a: [*const f32; 4], b: *const f32, brs: usize, kc: usize, su
     // entry and restored on exit.
     unsafe {
         core::arch::asm!(
-            "vpush {{d0-d15}}",
-            "vldmia {zeros}, {{s16-s31}}",
-            "2:",
-            "vldmia {a0}!, {{s0}}",
-            "vldmia {a1}!, {{s1}}",
-            "vldmia {a2}!, {{s2}}",
-            "vldmia {a3}!, {{s3}}",
-            "vldm {b}, {{s4-s7}}",
-            "add {b}, {b}, {brs}",
-            "vfma.f32 s16, s0, s4",
-            "vfma.f32 s17, s0, s5",
-            "vfma.f32 s18, s0, s6",
-            "vfma.f32 s19, s0, s7",
-            "vfma.f32 s20, s1, s4",
-            "vfma.f32 s21, s1, s5",
-            "vfma.f32 s22, s1, s6",
-            "vfma.f32 s23, s1, s7",
-            "vfma.f32 s24, s2, s4",
-            "vfma.f32 s25, s2, s5",
-            "vfma.f32 s26, s2, s6",
-            "vfma.f32 s27, s2, s7",
-            "vfma.f32 s28, s3, s4",
-            "vfma.f32 s29, s3, s5",
-            "vfma.f32 s30, s3, s6",
-            "vfma.f32 s31, s3, s7",
-            "subs {n}, {n}, #1",
-            "bne 2b",
+            tile4_steps!(),
             "vstmia {sums}, {{s16-s31}}",
             "vpop {{d0-d15}}",
             zeros = in(reg) ZEROS.as_ptr(),
@@ -163,33 +174,7 @@ pub unsafe fn tile4_add(a: [*const f32; 4], b: *const f32, brs: usize, kc: usize
     // saved on the stack on entry and restored on exit.
     unsafe {
         core::arch::asm!(
-            "vpush {{d0-d15}}",
-            "vldmia {zeros}, {{s16-s31}}",
-            "2:",
-            "vldmia {a0}!, {{s0}}",
-            "vldmia {a1}!, {{s1}}",
-            "vldmia {a2}!, {{s2}}",
-            "vldmia {a3}!, {{s3}}",
-            "vldm {b}, {{s4-s7}}",
-            "add {b}, {b}, {brs}",
-            "vfma.f32 s16, s0, s4",
-            "vfma.f32 s17, s0, s5",
-            "vfma.f32 s18, s0, s6",
-            "vfma.f32 s19, s0, s7",
-            "vfma.f32 s20, s1, s4",
-            "vfma.f32 s21, s1, s5",
-            "vfma.f32 s22, s1, s6",
-            "vfma.f32 s23, s1, s7",
-            "vfma.f32 s24, s2, s4",
-            "vfma.f32 s25, s2, s5",
-            "vfma.f32 s26, s2, s6",
-            "vfma.f32 s27, s2, s7",
-            "vfma.f32 s28, s3, s4",
-            "vfma.f32 s29, s3, s5",
-            "vfma.f32 s30, s3, s6",
-            "vfma.f32 s31, s3, s7",
-            "subs {n}, {n}, #1",
-            "bne 2b",
+            tile4_steps!(),
             "vldm {c}, {{s0-s3}}",
             "vadd.f32 s16, s16, s0",
             "vadd.f32 s17, s17, s1",
