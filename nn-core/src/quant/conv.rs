@@ -11,7 +11,7 @@
 //! `[C * M, 1, kh, kw]`.
 
 use super::fixed_point::{multiply_by_quantized_multiplier, Rounding};
-use super::{check_len, checked_product, clamp_to_i8, QuantError, QuantizedMultiplier};
+use super::{channel_multipliers, check_len, checked_product, clamp_to_i8, QuantError, QuantizedMultiplier};
 use crate::kernels::conv::ConvGeometry;
 
 /// The geometry and quantization of one int8 convolution.
@@ -61,18 +61,13 @@ pub fn conv2d(
     check_len(OP, "input", checked_product(OP, &[g.channels, g.height, g.width])?, input.len())?;
     check_len(OP, "filter", checked_product(OP, &[filters, group_channels, kh, kw])?, filter.len())?;
     check_len(OP, "output", checked_product(OP, &[filters, g.out_height, g.out_width])?, output.len())?;
-    if let Some(bias) = bias {
-        check_len(OP, "bias", filters, bias.len())?;
-    }
-    if multipliers.len() != 1 {
-        check_len(OP, "multipliers", filters, multipliers.len())?;
-    }
+    let multiplier = channel_multipliers(OP, filters, bias, multipliers)?;
     let plane = g.height * g.width;
     let out_plane = g.out_height * g.out_width;
     for f in 0..filters {
         let first_channel = (f / filters_per_group) * group_channels;
         let weights = &filter[f * group_channels * kh * kw..(f + 1) * group_channels * kh * kw];
-        let m = multipliers[if multipliers.len() == 1 { 0 } else { f }];
+        let m = multiplier(f);
         let b = bias.map_or(0, |b| b[f]);
         for oy in 0..g.out_height {
             for ox in 0..g.out_width {

@@ -1,7 +1,7 @@
 //! Int8 fully connected (Dense): `y[o] = clamp(requantize(sum_i w[o, i] * (x[i] - zx) + b[o]) + zy)`.
 
 use super::fixed_point::{multiply_by_quantized_multiplier, Rounding};
-use super::{check_len, checked_product, clamp_to_i8, QuantError, QuantizedMultiplier};
+use super::{channel_multipliers, check_len, checked_product, clamp_to_i8, QuantError, QuantizedMultiplier};
 
 /// The quantization of one int8 fully connected layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,12 +36,7 @@ pub fn fully_connected(
     const OP: &str = "fully_connected";
     let (inputs, outputs) = (input.len(), output.len());
     check_len(OP, "filter", checked_product(OP, &[outputs, inputs])?, filter.len())?;
-    if let Some(bias) = bias {
-        check_len(OP, "bias", outputs, bias.len())?;
-    }
-    if multipliers.len() != 1 {
-        check_len(OP, "multipliers", outputs, multipliers.len())?;
-    }
+    let multiplier = channel_multipliers(OP, outputs, bias, multipliers)?;
     for (o, y) in output.iter_mut().enumerate() {
         let row = &filter[o * inputs..(o + 1) * inputs];
         let mut acc = bias.map_or(0, |b| b[o]);
@@ -50,7 +45,7 @@ pub fn fully_connected(
             sum = sum.wrapping_add((w as i32 + params.filter_offset).wrapping_mul(x as i32 + params.input_offset));
         }
         acc = acc.wrapping_add(sum);
-        let m = multipliers[if multipliers.len() == 1 { 0 } else { o }];
+        let m = multiplier(o);
         let scaled = multiply_by_quantized_multiplier(acc, m.multiplier, m.shift, params.rounding)
             .wrapping_add(params.output_offset);
         *y = clamp_to_i8(scaled, params.activation_min, params.activation_max);

@@ -117,6 +117,25 @@ fn checked_product(op: &'static str, factors: &[usize]) -> Result<usize, QuantEr
         .ok_or(QuantError::Geometry { op, reason: "size overflows usize" })
 }
 
+/// Checks the per-output-channel operands of `op` (a bias per channel, and one
+/// multiplier for all channels or one per channel) and returns the multiplier of each
+/// channel: `multipliers[0]` for per-tensor weights, `multipliers[channel]` otherwise.
+fn channel_multipliers<'m>(
+    op: &'static str,
+    channels: usize,
+    bias: Option<&[i32]>,
+    multipliers: &'m [QuantizedMultiplier],
+) -> Result<impl Fn(usize) -> QuantizedMultiplier + 'm, QuantError> {
+    if let Some(bias) = bias {
+        check_len(op, "bias", channels, bias.len())?;
+    }
+    let per_tensor = multipliers.len() == 1;
+    if !per_tensor {
+        check_len(op, "multipliers", channels, multipliers.len())?;
+    }
+    Ok(move |channel: usize| multipliers[if per_tensor { 0 } else { channel }])
+}
+
 /// Clamps a requantized value to `[min, max]` and to int8.
 #[inline]
 fn clamp_to_i8(value: i32, min: i32, max: i32) -> i8 {
