@@ -19,8 +19,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nn_core::kernels::{gemm, gemv_batch, MatRef};
+use nn_core::layers::GruCell;
 use nn_core::prelude::*;
 use nn_core::stream::Stream;
+use nn_core::train::Metric;
 
 use models::{BigMlp, ConvLayer, DigitCnn, DigitMlp, EncoderNet, HandGru, HandMlp, LstmNet, SmallCnn, StreamGru};
 use timing::{measure, Clock, Timing};
