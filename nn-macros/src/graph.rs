@@ -1358,10 +1358,12 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     };
     if multi {
         let (n_in, n_out) = (g.inputs.len(), g.outputs.len());
+        let model_impls = crate::multi_io::expand(g);
         return quote! {
             #item
             const _: () = {
                 #shared_items
+                #model_impls
 
                 /// A graph network with several inputs or outputs: the methods of
                 /// `nn_core::Layer`, over arrays of inputs and outputs.

@@ -14,6 +14,7 @@ mod graph;
 mod ir;
 mod kinds;
 mod lower;
+mod multi_io;
 mod parse;
 mod pipeline;
 mod rnn_kinds;

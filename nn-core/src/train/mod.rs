@@ -107,7 +107,7 @@ use core::marker::PhantomData;
 pub use callbacks::EarlyStopping;
 pub use dataset::{Dataset, DatasetError};
 pub use fit::{EpochLog, Evaluation, Fit, History, TrainError};
-pub use metrics::Metric;
+pub use metrics::{Metric, OutputMetric};
 pub use regularize::{Constraint, GradClip, Penalty, Select};
 pub use schedule::{Mode, ReduceOnPlateau, Schedule};
 
