@@ -1366,7 +1366,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 #model_impls
 
                 /// A graph network with several inputs or outputs: the methods of
-                /// `nn_core::Layer`, over arrays of inputs and outputs.
+                /// `nn_core::Layer`, over arrays of inputs and outputs (its `Layer`
+                /// impl runs them on the concatenated samples).
                 #[allow(unused_variables, unused_mut, clippy::all)]
                 impl #name {
                     /// The number of trainable parameters.
