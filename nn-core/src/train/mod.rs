@@ -96,6 +96,7 @@
 mod callbacks;
 mod dataset;
 mod fit;
+mod frozen;
 mod metrics;
 pub mod regularize;
 pub mod schedule;
