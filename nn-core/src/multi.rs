@@ -46,7 +46,7 @@ use core::marker::PhantomData;
 
 use crate::layer::Layer;
 use crate::loss::{Loss, TargetError};
-use crate::model::{BatchLenError, Model};
+use crate::model::BatchLenError;
 use crate::shape::Shape;
 
 #[cfg(feature = "alloc")]
@@ -219,60 +219,9 @@ pub fn samples_of(parts: &[&[f32]], lens: &[usize]) -> Result<usize, InputsError
     Ok(batch.unwrap_or(0))
 }
 
-#[cfg(feature = "alloc")]
-impl<L: MultiIo, P: AsRef<[f32]>> Model<L, P> {
-    /// Batch inference of a network with several inputs or outputs: one batch per
-    /// input (each a whole number of samples, all with the same number), one batch per
-    /// output, in declared order.
-    ///
-    /// ```
-    /// # use nn_core::prelude::*;
-    /// # use nn_core::multi::InputsError;
-    /// # use nn_core::model::BatchLenError;
-    /// network! {
-    ///     pub struct Sum: ([2], [2]) -> ([2], [1]) graph {
-    ///         input a, b;
-    ///         s = add(a, b);
-    ///         d = head(s): Dense { units: 1 };
-    ///         output s, d;
-    ///     }
-    /// }
-    /// let model = Model::<Sum>::new(1);
-    /// let (s, d) = model.predict_multi((&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0])).unwrap();
-    /// assert_eq!((s, d.len()), (vec![11.0, 22.0, 33.0, 44.0], 2));
-    /// let err = model.predict_multi((&[1.0, 2.0], &[1.0, 2.0, 3.0])).unwrap_err();
-    /// assert_eq!(err, InputsError::Length { input: 1, error: BatchLenError { sample: 2, found: 3 } });
-    /// ```
-    pub fn predict_multi(
-        &self,
-        inputs: <L::Inputs as ShapeTuple>::Slices<'_>,
-    ) -> Result<<L::Outputs as ShapeTuple>::Vecs, InputsError> {
-        let mut parts: [&[f32]; MAX_PARTS] = [&[]; MAX_PARTS];
-        let in_lens = <L::Inputs as ShapeTuple>::LENS;
-        let parts = &mut parts[..in_lens.len()];
-        <L::Inputs as ShapeTuple>::slices(inputs, parts);
-        let batch = samples_of(parts, in_lens)?;
-        let mut x = alloc::vec![0.0; batch * <L::Inputs as ShapeTuple>::LEN];
-        interleave(parts, in_lens, &mut x);
-        let mut y = alloc::vec![0.0; batch * <L::Output as Shape>::LEN];
-        let mut scratch = alloc::vec![0.0; batch * L::SCRATCH];
-        self.forward_slices(&x, &mut y, &mut scratch);
-        Ok(<L::Outputs as ShapeTuple>::vecs(split(&y, <L::Outputs as ShapeTuple>::LENS)))
-    }
-}
-
-impl<L: MultiIo, P> Model<L, P> {
-    /// A loss per output of this model's network, in declared order, each of weight 1
-    /// (set them with [`Losses::weights`]): Keras's `compile(loss=[...])`, for
-    /// `Fit::new`. The same as `Losses::<L, _>::new(losses)`.
-    pub fn loss_per_output<T: LossTuple>(&self, losses: T) -> Losses<L, T> {
-        Losses::new(losses)
-    }
-}
-
 /// Splits interleaved samples into one vector per part.
 #[cfg(feature = "alloc")]
-fn split(packed: &[f32], lens: &[usize]) -> Vec<Vec<f32>> {
+pub(crate) fn split(packed: &[f32], lens: &[usize]) -> Vec<Vec<f32>> {
     let total: usize = lens.iter().sum();
     let batch = packed.len().checked_div(total).unwrap_or(0);
     let mut parts: Vec<Vec<f32>> = lens.iter().map(|&len| alloc::vec![0.0; batch * len]).collect();
@@ -366,6 +315,7 @@ loss_tuple!(5; A 0, B 1, C 2, D 3, E 4);
 loss_tuple!(6; A 0, B 1, C 2, D 3, E 4, F 5);
 
 impl<L: MultiIo, T: LossTuple> Losses<L, T> {
+    #[cfg(feature = "alloc")]
     const CHECK: () = assert!(
         T::COUNT == <L::Outputs as ShapeTuple>::LENS.len(),
         "`Losses` needs one loss per output of the network"

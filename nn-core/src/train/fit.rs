@@ -759,13 +759,16 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     }
 }
 
+/// Parameter ranges with their row lengths (see [`Select::ranges`]).
+type Ranges = Vec<(Range<usize>, usize)>;
+
 /// What the steps of a run read from the settings, computed once: the parameter
 /// ranges of the penalties, constraints and frozen tensors, and the parameters and
 /// optimizer state of before the current step (put back if the step makes a
 /// parameter NaN or infinite).
 struct Prepared {
-    penalties: Vec<(f32, f32, Vec<(Range<usize>, usize)>)>,
-    constraints: Vec<(Constraint, Vec<(Range<usize>, usize)>)>,
+    penalties: Vec<(f32, f32, Ranges)>,
+    constraints: Vec<(Constraint, Ranges)>,
     frozen: FrozenParams,
     last_params: Vec<f32>,
     last_state: Vec<f32>,
@@ -853,7 +856,7 @@ pub(crate) fn validate<L: Layer, Lo: Loss>(loss: &Lo, data: &Dataset) -> Result<
     Ok(())
 }
 
-fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
+pub(crate) fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
     model: &Model<L, P>,
     data: &Dataset,
     loss: &Lo,
@@ -889,14 +892,5 @@ fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
     Evaluation {
         loss: (loss_sum / n.max(1) as f64) as f32,
         metrics: metrics.iter().zip(&sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32)).collect(),
-    }
-}
-
-impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
-    /// The mean loss and the metrics of the model on `data`, in inference mode.
-    pub fn evaluate<Lo: Loss>(&self, data: &Dataset, loss: &Lo, metrics: &[Metric]) -> Result<Evaluation, TrainError> {
-        validate::<L, Lo>(loss, data)?;
-        let mut ws = Workspace::<L>::new();
-        Ok(evaluate_with(self, data, loss, metrics, 256, &mut ws))
     }
 }
