@@ -7,7 +7,7 @@
 //!            | value `=` call (`=>` shape)? `;`
 //! call      := merge `(` value,+ (`,` `axis` `:` integer)? `)`
 //!            | layer `(` value `)` (`:` path (options | `(` value `)`)?)?
-//! merge     := `add` | `multiply` | `concat`
+//! merge     := `add` | `subtract` | `multiply` | `concat`
 //! ```
 //!
 //! A layer is declared, with its kind, where it is first applied; applying it again by
@@ -32,7 +32,7 @@ use crate::parse::{self, LayerDef, NetworkDef, OptionDef, OptionsDef, ShapeDef, 
 use crate::suggest;
 
 /// The merges, by name.
-const MERGES: &[&str] = &["add", "multiply", "concat"];
+const MERGES: &[&str] = &["add", "subtract", "multiply", "concat"];
 
 /// The body of a network in the graph form.
 pub(crate) struct GraphDef {
@@ -118,8 +118,9 @@ fn statement(input: ParseStream) -> syn::Result<Stmt> {
             );
         }
         input.parse::<Token![=]>()?;
-        let name: Ident =
-            input.parse().map_err(|_| input.error("expected a layer or a merge (`add`, `multiply`, `concat`)"))?;
+        let name: Ident = input
+            .parse()
+            .map_err(|_| input.error("expected a layer or a merge (`add`, `subtract`, `multiply`, `concat`)"))?;
         if !input.peek(token::Paren) {
             return Err(input.error(format!("expected `(` and the values `{name}` is applied to")));
         }
@@ -276,6 +277,8 @@ pub(crate) struct Node {
 pub(crate) enum NodeOp {
     Apply(usize),
     Add,
+    /// `a - b`, of two values.
+    Subtract,
     Multiply,
     /// Per operand, the floats of one block (see `nn_core::graph::concat`).
     Concat(Vec<usize>),
@@ -613,6 +616,10 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                 errors.at(call.span(), format!("`{op_name}` merges two or more values"));
                 return ShapeInfo::Unknown;
             }
+            if op_name == "subtract" && args.len() != 2 {
+                errors.at(call.span(), format!("`subtract` takes two values, `a - b`, but is given {}", args.len()));
+                return ShapeInfo::Unknown;
+            }
             let shapes: Vec<&ShapeInfo> = args.iter().map(|&v| &g.values[v].shape).collect();
             if shapes.iter().any(|s| matches!(s, ShapeInfo::Unknown)) {
                 return ShapeInfo::Unknown;
@@ -672,7 +679,7 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                 g.nodes.push(Node { op: NodeOp::Concat(blocks), args, out: usize::MAX });
                 return ShapeInfo::Known(out);
             }
-            // `add` and `multiply`: one shape.
+            // `add`, `subtract` and `multiply`: one shape.
             let first = shapes[0].clone();
             for (i, s) in shapes.iter().enumerate().skip(1) {
                 match (&first, s) {
@@ -704,7 +711,11 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                     )),
                 }
             }
-            let op = if op_name == "add" { NodeOp::Add } else { NodeOp::Multiply };
+            let op = match op_name.as_str() {
+                "add" => NodeOp::Add,
+                "subtract" => NodeOp::Subtract,
+                _ => NodeOp::Multiply,
+            };
             g.nodes.push(Node { op, args, out: usize::MAX });
             first
         }
@@ -1157,6 +1168,12 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 forward_body.extend(call.clone());
                 train_body.extend(call);
             }
+            NodeOp::Subtract => {
+                let (a, b) = (&reads[0], &reads[1]);
+                let call = quote!(::nn_core::graph::subtract(#a, #b, &mut *#out););
+                forward_body.extend(call.clone());
+                train_body.extend(call);
+            }
             NodeOp::Concat(blocks) => {
                 let blocks = blocks.iter().map(|b| Literal::usize_unsuffixed(*b));
                 let call = quote!(::nn_core::graph::concat(&[#(#reads),*], &[#(#blocks),*], &mut *#out););
@@ -1241,6 +1258,10 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     written[u] = true;
                     let contribution = |target: TokenStream| match op {
                         NodeOp::Add => quote!(::nn_core::graph::add_backward(&*#dy, #target, #accumulate);),
+                        NodeOp::Subtract if j == 0 => {
+                            quote!(::nn_core::graph::add_backward(&*#dy, #target, #accumulate);)
+                        }
+                        NodeOp::Subtract => quote!(::nn_core::graph::subtract_backward(&*#dy, #target, #accumulate);),
                         NodeOp::Multiply => {
                             quote!(::nn_core::graph::multiply_backward(&*#dy, &[#(#reads),*], #j, #target, #accumulate);)
                         }

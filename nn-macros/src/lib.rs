@@ -54,7 +54,7 @@ mod tests;
 /// | --- | --- | --- |
 /// | `Dense` | `units` (required, at least 1), `activation` (`Identity`), `bias` (`true`) | `[in] -> [units]` |
 /// | `Dropout` | `rate` (required, in `[0, 1)`) | any, preserved |
-/// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Identity` | none | any, preserved |
+/// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Abs`, `Identity` | none | any, preserved |
 /// | `LeakyRelu` | `alpha` (`0.01`) | any, preserved |
 /// | `Elu` | `alpha` (`1.0`) | any, preserved |
 /// | `Conv2d` | `filters`, `kernel` (required; `3` or `[kh, kw]`), `stride` (`1`), `padding` (`Valid`; `Same`, `n` or `[ph, pw]`), `dilation` (`1`), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
@@ -95,7 +95,7 @@ mod tests;
 /// an even kernel pads one more zero after than before).
 ///
 /// An `activation` is one of `Identity`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
-/// `Softmax`, `Gelu` and `Elu`, with a parameter for the last two: `LeakyRelu(0.2)`,
+/// `Softmax`, `Gelu`, `Elu` and `Abs` (`|z|`), with a parameter for `LeakyRelu` and `Elu`: `LeakyRelu(0.2)`,
 /// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
 ///
@@ -130,9 +130,9 @@ mod tests;
 /// `input` names the input and `output` the value returned. A statement
 /// `value = layer(arg): Kind { options }` declares a layer at its first use;
 /// `value = layer(arg)` applies a declared layer again, sharing its parameters (its
-/// gradient sums over every use). The merges are `add(a, b, ...)` and
-/// `multiply(a, b, ...)` of values of one shape and `concat(a, b, ..., axis: k)`, along
-/// axis `k` (default 0) of the sample's shape. `Dense { tied: enc, activation: .. }`
+/// gradient sums over every use). The merges are `add(a, b, ...)`, `subtract(a, b)`
+/// (`a - b`) and `multiply(a, b, ...)` of values of one shape and
+/// `concat(a, b, ..., axis: k)`, along axis `k` (default 0) of the sample's shape. `Dense { tied: enc, activation: .. }`
 /// multiplies by the transpose of the `Dense` layer `enc`'s weight and adds a bias of
 /// its own (`units` is implied). `=> [shape]` after a statement asserts the value's
 /// shape (and makes the shape of a network's output known to `concat`). Values must be
