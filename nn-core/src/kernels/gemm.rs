@@ -16,11 +16,11 @@
 //! buffer on every call. A product with a single row of `A` is a matrix-vector
 //! product: [`gemv`].
 
-#[cfg(target_arch = "x86_64")]
-use super::{avx2, avx512};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel;
 use super::portable;
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
