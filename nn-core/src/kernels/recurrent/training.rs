@@ -239,7 +239,7 @@ pub fn forward_train(
                         );
                     }
                 };
-                super::parallel::for_each_part(parts, &run);
+                crate::kernels::parallel::for_each_part(parts, &run);
             }
         }
     }
@@ -657,7 +657,7 @@ pub fn backward(
                         );
                     }
                 };
-                super::parallel::for_each_part(parts, &run);
+                crate::kernels::parallel::for_each_part(parts, &run);
             }
             // The hidden state entering every step, [B T, H], for one product over all steps:
             // dW_hh += dQ^T H_prev; db_hh += sum dQ.
@@ -709,7 +709,7 @@ mod tests {
     /// forward and backward.
     #[test]
     fn threads_give_the_same_bits() {
-        if gemm::threads() < 2 || !super::crate::kernels::avx2::available() {
+        if crate::kernels::gemm::threads() < 2 || !crate::kernels::avx2::available() {
             eprintln!("one thread (or no AVX2): nothing to compare");
             return;
         }
