@@ -13,6 +13,8 @@
 //! The `_lanes` forms take `N` lanes at once and give each lane exactly the bits of the
 //! one-lane function.
 
+use super::portable::fma;
+
 /// `f` applied to each of `N` lanes: written as a loop over an array, every step of a
 /// function below is one vector operation over all lanes, so that `N` lanes (several
 /// vectors) advance side by side through each dependent chain.
@@ -29,6 +31,10 @@ pub(crate) fn each<const N: usize>(f: impl Fn(usize) -> f32) -> [f32; N] {
 /// -87.3 the result is the smallest normal instead). Cody-Waite reduction
 /// `x = n ln 2 + r`, `|r| <= ln 2 / 2`, a degree-7 polynomial in `r`, and `2^n` built
 /// in the exponent bits.
+///
+/// Every multiply-add is fused ([`fma`]: `vfmadd` under AVX2, the same bits on every
+/// other target) and the polynomial is evaluated in pairs of coefficients (Estrin's
+/// scheme): three dependent multiply-adds where Horner's form takes six.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     exp_lanes([x])[0]
@@ -42,21 +48,25 @@ pub(crate) fn exp_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (no `round` in core).
     const ROUND: f32 = 12_582_912.0;
+    // `e^r = 1 + r + r^2 P(r)`, `P(r) = C[0] + C[1] r + ... + C[5] r^5` (Cephes' `expf`).
+    const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
     let x = each::<N>(|i| x[i].clamp(-87.336_55, 88.722_83));
-    let rounded = each::<N>(|i| x[i] * LOG2E + ROUND);
+    let rounded = each::<N>(|i| fma(x[i], LOG2E, ROUND));
     let r = each::<N>(|i| {
         let n = rounded[i] - ROUND;
-        x[i] - n * LN2_HI - n * LN2_LO
+        fma(n, -LN2_LO, fma(n, -LN2_HI, x[i]))
     });
-    let mut p = [1.987_569_1e-4; N];
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
-        p = each::<N>(|i| p[i] * r[i] + c);
-    }
+    let r2 = each::<N>(|i| r[i] * r[i]);
+    // P(r) = (C0 + C1 r) + r^2 ((C2 + C3 r) + r^2 (C4 + C5 r)).
+    let p = each::<N>(|i| {
+        let (a, b, c) = (fma(C[1], r[i], C[0]), fma(C[3], r[i], C[2]), fma(C[5], r[i], C[4]));
+        fma(fma(c, r2[i], b), r2[i], a)
+    });
     // n is in [-126, 128], also held in the low mantissa bits of `rounded` (read there:
     // a float-to-int conversion would keep the loop from vectorising). 2^n is built as
     // 2^(n/2) 2^(n - n/2), so that n = 128 stays finite in the exponent bits.
     each::<N>(|i| {
-        let e = p[i] * r[i] * r[i] + r[i] + 1.0;
+        let e = fma(p[i], r2[i], r[i]) + 1.0;
         let n = rounded[i].to_bits() as i32 - ROUND.to_bits() as i32;
         let half = n >> 1;
         let scale_a = f32::from_bits(((half + 127) as u32) << 23);
@@ -79,7 +89,7 @@ pub(crate) fn sigmoid_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
 }
 
 /// `tanh(x)`: an odd polynomial for `|x| < 0.625`, `1 - 2 / (e^(2|x|) + 1)` above, with
-/// the sign of `x`.
+/// the sign of `x`; multiply-adds fused as in [`exp`].
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     tanh_lanes([x])[0]
@@ -88,14 +98,17 @@ pub fn tanh(x: f32) -> f32 {
 /// [`tanh`] of `N` lanes.
 #[inline(always)]
 pub(crate) fn tanh_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    // `tanh(x) = x + x z Q(z)`, `z = x^2`, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`
+    // (Cephes' `tanhf`), evaluated beside the exponential's longer chain.
+    const D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];
     let z = each::<N>(|i| x[i] * x[i]);
-    let mut p = [-5.704_988_7e-3; N];
-    for c in [2.063_909e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
-        p = each::<N>(|i| p[i] * z[i] + c);
+    let mut q = [D[4]; N];
+    for d in [D[3], D[2], D[1], D[0]] {
+        q = each::<N>(|i| fma(q[i], z[i], d));
     }
     let e = exp_lanes(each::<N>(|i| 2.0 * x[i].abs()));
     each::<N>(|i| {
-        let small = p[i] * z[i] * x[i] + x[i];
+        let small = fma(q[i] * z[i], x[i], x[i]);
         let large = (1.0 - 2.0 / (e[i] + 1.0)).copysign(x[i]);
         if x[i].abs() < 0.625 {
             small

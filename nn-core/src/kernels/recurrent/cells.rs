@@ -2,6 +2,7 @@
 //! cell over all its units (AVX2 or portable, the same bits).
 use super::layout::CellKind;
 use crate::kernels::maths::{each, sigmoid_lanes, tanh, tanh_lanes};
+use crate::kernels::portable::fma;
 
 /// One LSTM unit: from the projections of gates `i, f, g, o` and `c_prev`, returns
 /// `(i, f, g, o, c, h)` (activations, new cell state, new hidden state).
@@ -19,7 +20,7 @@ fn lstm_lanes<const N: usize>(p: [[f32; N]; 4], q: [[f32; N]; 4], c_prev: [f32; 
     let f = sigmoid_lanes(gate(1));
     let g = tanh_lanes(gate(2));
     let o = sigmoid_lanes(gate(3));
-    let c = each::<N>(|j| f[j] * c_prev[j] + i[j] * g[j]);
+    let c = each::<N>(|j| fma(f[j], c_prev[j], i[j] * g[j]));
     let t = tanh_lanes(c);
     let h = each::<N>(|j| o[j] * t[j]);
     [i, f, g, o, c, h]
@@ -38,8 +39,9 @@ pub fn gru_unit(p: [f32; 3], q: [f32; 3], h_prev: f32) -> [f32; 4] {
 fn gru_lanes<const N: usize>(p: [[f32; N]; 3], q: [[f32; N]; 3], h_prev: [f32; N]) -> [[f32; N]; 4] {
     let r = sigmoid_lanes(each::<N>(|j| p[0][j] + q[0][j]));
     let z = sigmoid_lanes(each::<N>(|j| p[1][j] + q[1][j]));
-    let n = tanh_lanes(each::<N>(|j| p[2][j] + r[j] * q[2][j]));
-    let h = each::<N>(|j| (1.0 - z[j]) * n[j] + z[j] * h_prev[j]);
+    let n = tanh_lanes(each::<N>(|j| fma(r[j], q[2][j], p[2][j])));
+    // (1 - z) n + z h_prev = n + z (h_prev - n): two operations where three depend.
+    let h = each::<N>(|j| fma(z[j], h_prev[j] - n[j], n[j]));
     [r, z, n, h]
 }
 
@@ -62,22 +64,24 @@ pub fn rnn_unit(relu: bool, p: f32, q: f32) -> f32 {
 /// overwritten), `h` and `c` (`[H]`; `c` only for LSTM) hold the previous state on
 /// entry and the new one on exit.
 ///
-/// Every unit is computed by the same operations whatever the vector width (no fused
-/// multiply-add, no reductions), so the AVX2 copy of the loop agrees bit for bit with
-/// the portable one and with the training path.
+/// Every unit is computed by the same operations whatever the vector width (fused
+/// multiply-adds where the formulas have them, [`fma`] on every target; no
+/// reductions), so the AVX2 copy of the loop agrees bit for bit with the portable one
+/// and with the training path.
 #[inline]
 pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::avx2::available() {
-        // SAFETY: the CPU has AVX2.
+        // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { cell_step_avx2(cell, p, q, h, c) };
     }
     cell_step_portable(cell, p, q, h, c)
 }
 
-/// [`cell_step`] compiled for eight lanes, [`WIDE_LANES`] units at a time first.
+/// [`cell_step`] compiled for eight lanes with `vfmadd`, [`WIDE_LANES`] units at a time
+/// first.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn cell_step_avx2(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     cell_step_lanes::<true>(cell, p, q, h, c)
 }
