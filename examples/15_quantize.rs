@@ -38,6 +38,7 @@ use nn_core::data;
 use nn_core::prelude::*;
 use nn_core::quant::calibrate::{quantize_dense_stack, FloatDense, QuantizeOptions, QuantizedDense, WeightGranularity};
 use nn_core::quant::{FusedActivation, QuantError};
+use nn_core::train::Metric;
 use nn_examples::{data_file, timed, JsonObject};
 
 network! {

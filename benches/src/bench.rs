@@ -19,8 +19,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nn_core::kernels::{gemm, gemv_batch, recurrent, MatRef};
+use nn_core::layers::{GruCell, LstmCell};
 use nn_core::prelude::*;
 use nn_core::stream::{Step, Stream};
+use nn_core::train::Metric;
 
 use models::{
     BigMlp, ConvLayer, Dense8, DigitCnn, DigitMlp, EncoderNet, HandDense8, HandGru, HandLstm, HandMlp, HandRecurrent,

@@ -7,4 +7,5 @@ mod checked_settings;
 mod freeze;
 mod losses;
 mod optimizers;
+mod prelude_names;
 mod regularization;

@@ -1,5 +1,5 @@
-//! AVX2 + FMA kernels for x86-64, chosen at run time by [`available`] (or at compile
-//! time without `std`, when the target enables both features).
+//! AVX2 + FMA kernels for x86-64, chosen by [`super::isa`] (at run time with `std`, at
+//! compile time without, when the target enables both features).
 //!
 //! * [`gemm`]: `C = alpha A B + beta C` by the blocked loops of [`super::gemm`] around a
 //!   register tile of [`MR`] rows by [`NR`] columns (12 accumulators of 8 floats);
@@ -64,17 +64,11 @@ pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
     count.checked_mul(len).is_some_and(|total| total <= available)
 }
 
-/// Whether the CPU has AVX2 and FMA.
-#[inline]
+/// Whether the AVX2 and FMA kernels may run: [`super::isa::isa`] (the CPU has them
+/// and `NN_ISA` does not ask for the portable kernels).
+#[inline(always)]
 pub fn available() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(all(target_feature = "avx2", target_feature = "fma"))
-    }
+    super::isa::isa().avx2()
 }
 
 /// The AVX2 register tile.

@@ -315,7 +315,7 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut 
     let cols = &mut cols[..product("column matrix", sizes.patch, len)];
     if g.is_shifted_plane(start, len) {
         #[cfg(target_arch = "x86_64")]
-        if g.width.is_multiple_of(8) && super::avx2::available() {
+        if g.width.is_multiple_of(8) && super::isa::isa().avx2() {
             // SAFETY: the CPU has AVX2; the bounds are checked inside.
             return unsafe { im2col_vectors_avx2(g, x, start, len, cols) };
         }
@@ -467,7 +467,7 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut
     let sizes = g.check();
     let _ = product("column matrix", sizes.patch, len);
     #[cfg(target_arch = "x86_64")]
-    if super::avx2::available() {
+    if super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2.
         return unsafe { col2im_avx2(g, cols, start, len, dx) };
     }
@@ -621,7 +621,7 @@ fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, t
         || batch < 2
         || batch.saturating_mul(macs) < PARALLEL_MIN_MACS
         || g.is_pointwise()
-        || !super::avx2::available()
+        || !super::isa::isa().avx2()
     {
         return 1;
     }
@@ -670,7 +670,7 @@ fn forward_samples_by(
     let w = MatRef::new(&weight[..filters * patch], filters, patch);
     #[cfg(target_arch = "x86_64")]
     let direct =
-        direct && filters > 1 && padded_len(g).is_some_and(|len| len <= scratch.len()) && super::avx2::available();
+        direct && filters > 1 && padded_len(g).is_some_and(|len| len <= scratch.len()) && super::isa::isa().avx2();
     #[cfg(not(target_arch = "x86_64"))]
     let _ = direct;
     for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
@@ -1100,7 +1100,7 @@ mod tests {
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     #[test]
     fn threads_give_the_same_bits() {
-        if crate::kernels::gemm::threads() < 2 || !crate::kernels::avx2::available() {
+        if crate::kernels::gemm::threads() < 2 || !crate::kernels::isa::isa().avx2() {
             eprintln!("one thread (or no AVX2): nothing to compare");
             return;
         }

@@ -112,7 +112,7 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         return packed(alpha, a, b, beta, c, ldc);
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         #[cfg(feature = "threading")]
         if flops >= PARALLEL_MIN_FLOPS && threads() > 1 {
             return parallel::gemm(alpha, a, b, beta, c, ldc);
@@ -138,7 +138,7 @@ pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 #[cfg(feature = "alloc")]
 fn packed_is_faster() -> bool {
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         return false;
     }
     true
@@ -558,7 +558,7 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() && (a.cs == 1 || a.rs == 1) {
+    if super::isa::isa().avx2() && (a.cs == 1 || a.rs == 1) {
         // SAFETY: the CPU has AVX2 and FMA; the kernels assert their bounds.
         unsafe {
             if a.cs == 1 {
@@ -608,7 +608,7 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         #[cfg(feature = "threading")]
         if batch > 1 && (batch * m).saturating_mul(n) >= PARALLEL_MIN_FLOPS && threads() > 1 {
             return parallel::gemv_batch(alpha, a, x, y, batch);
@@ -645,7 +645,7 @@ fn prepare(beta: f32, y: &mut [f32]) {
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { avx2::dot(a, b) };
     }
@@ -823,7 +823,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn portable_kernels_equal_avx2_bit_for_bit() {
-        if !avx2::available() {
+        if !crate::kernels::isa::isa().avx2() {
             return;
         }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
@@ -871,7 +871,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_tile_matches_reference_in_place_and_packed() {
-        if !avx2::available() {
+        if !crate::kernels::isa::isa().avx2() {
             return;
         }
         for (m, k, n) in SHAPES {

@@ -13,6 +13,7 @@ pub(crate) mod avx2;
 pub mod conv;
 pub mod dense;
 pub mod gemm;
+pub mod isa;
 pub mod maths;
 pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]

@@ -347,7 +347,7 @@ mod tests {
     /// and the row blocks.
     #[test]
     fn shared_packing_equals_one_thread_bit_for_bit() {
-        if !avx2::available() {
+        if !crate::kernels::isa::isa().avx2() {
             return;
         }
         let mut rng = Rng::new(7);

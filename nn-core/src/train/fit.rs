@@ -216,6 +216,7 @@ impl Evaluation {
 ///
 /// ```
 /// # use nn_core::prelude::*;
+/// # use nn_core::train::Metric;
 /// # network! { pub struct Net: [2] -> [2] { out: Dense { units: 2 } } }
 /// # let train = Dataset::new(vec![0.0, 1.0, 1.0, 0.0], 2, vec![1.0, 0.0], 1).unwrap();
 /// let mut model = Model::<Net>::new(1);
