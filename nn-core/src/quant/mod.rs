@@ -42,6 +42,9 @@
 pub mod calibrate;
 pub mod fixed_point;
 pub mod prepare;
+#[cfg(feature = "alloc")]
+pub mod quantize;
+pub mod sequential;
 
 mod add;
 mod concat;
