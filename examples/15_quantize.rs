@@ -38,9 +38,9 @@
 use std::f32::consts::TAU;
 
 use nn_core::data;
-use nn_core::prelude::*;
 use nn_core::kernels::conv::ConvGeometry;
 use nn_core::kernels::pool::PoolGeometry;
+use nn_core::prelude::*;
 use nn_core::quant::calibrate::{quantize_dense_stack, FloatDense, QuantizeOptions, QuantizedDense, WeightGranularity};
 use nn_core::quant::quantize::{fold_batch_norm, quantize_sequential, FloatConv2d, FloatLayer, QuantizedSequential};
 use nn_core::quant::{FusedActivation, QuantError};

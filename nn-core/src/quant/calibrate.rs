@@ -1,5 +1,6 @@
-//! Post-training quantization of a stack of f32 Dense layers, following TensorFlow
-//! Lite's int8 specification as its converter applies it:
+//! The rules of post-training quantization, following TensorFlow Lite's int8
+//! specification as its converter applies it (applied to whole networks by
+//! [`quantize_sequential`], and to a stack of Dense layers by [`quantize_dense_stack`]):
 //!
 //! - weights int8 symmetric per output channel (or, on request, per tensor):
 //!   `scale = max|w| / 127`, values in `[-127, 127]`;
@@ -11,17 +12,21 @@
 //! Weight scales are derived in `f64` and stored in `f32`; the integer weights and
 //! biases are rounded against the `f64` scales (ties away from zero). On the
 //! converter's own models this reproduces its weights, biases, weight scales and the
-//! input's scale and zero point exactly (`tests/fixtures/int8/model_digits_mlp*`). Quantization is preparation: it uses floating
-//! point and allocates; the result runs with the integer kernels alone.
+//! input's scale and zero point exactly, and every other scale within a unit in the
+//! last place (`tests/fixtures/int8/model_digits_mlp*`, and `model_cnn_batch_norm` with
+//! its batch norm folded by [`fold_batch_norm`](super::quantize::fold_batch_norm)).
+//! Quantization is preparation: it uses floating point and allocates; the result runs
+//! with the integer kernels alone.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use super::fixed_point::Rounding;
 use super::prepare::FusedActivation;
-use super::quantize::{quantize_sequential, FloatLayer, QuantizedLayer};
-use super::{check_len, fully_connected, FullyConnectedParams, QuantError, QuantizedMultiplier};
+pub use super::quantize::quantize_sequential;
+use super::quantize::{FloatLayer, QuantizedLayer};
 pub use super::sequential::TensorQuantization;
+use super::{check_len, fully_connected, FullyConnectedParams, QuantError, QuantizedMultiplier};
 
 /// An f32 Dense layer to quantize: `weight[outputs, inputs]` (PyTorch's `Linear`
 /// layout), `bias[outputs]`, and the activation fused after it.

@@ -21,7 +21,9 @@ use super::calibrate::{
 };
 use super::prepare::{activation_range, channel_multiplier, tensor_multiplier, FusedActivation};
 use super::sequential::{Int8Layer, Int8Sequential, TensorQuantization};
-use super::{check_len, checked_product, ConvParams, FullyConnectedParams, PoolParams, QuantError, QuantizedMultiplier};
+use super::{
+    check_len, checked_product, ConvParams, FullyConnectedParams, PoolParams, QuantError, QuantizedMultiplier,
+};
 use crate::kernels::conv::{self, ConvGeometry};
 use crate::kernels::pool::{self, PoolGeometry};
 
@@ -248,7 +250,8 @@ fn conv_geometry_error(g: &ConvGeometry) -> Option<&'static str> {
             return Some("a convolution kernel, stride or dilation is 0");
         }
         let reach = (output - 1).checked_mul(stride).and_then(|r| r.checked_add((kernel - 1).checked_mul(dilation)?));
-        let end = input.checked_add(padding).filter(|e| e.checked_add(padding).is_some_and(|v| v <= isize::MAX as usize));
+        let end =
+            input.checked_add(padding).filter(|e| e.checked_add(padding).is_some_and(|v| v <= isize::MAX as usize));
         let (Some(reach), Some(end)) = (reach.and_then(|r| r.checked_add(1)), end) else {
             return Some("a convolution size overflows");
         };
@@ -344,7 +347,10 @@ fn checked_sizes(layer: &FloatLayer<'_>) -> Result<(usize, usize), QuantError> {
                 return Err(QuantError::Geometry { op: OP, reason });
             }
             if c.groups == 0 || !g.channels.is_multiple_of(c.groups) || !c.filters.is_multiple_of(c.groups) {
-                return Err(QuantError::Geometry { op: OP, reason: "channels and filters must be multiples of groups" });
+                return Err(QuantError::Geometry {
+                    op: OP,
+                    reason: "channels and filters must be multiples of groups",
+                });
             }
             let weights = checked_product(OP, &[c.filters, g.channels / c.groups, g.kernel[0], g.kernel[1]])?;
             check_len(OP, "Conv2d weight", weights, c.weight.len())?;

@@ -117,6 +117,11 @@ const fn product3(a: usize, b: usize, c: usize) -> Option<usize> {
     }
 }
 
+/// Whether `scale` is positive and finite (not NaN).
+const fn positive_scale(scale: f32) -> bool {
+    scale > 0.0 && scale.is_finite()
+}
+
 /// Whether `[min, max]` is a clamp inside int8.
 const fn valid_clamp(min: i32, max: i32) -> bool {
     -128 <= min && min <= max && max <= 127
@@ -168,7 +173,8 @@ impl Int8Layer<'_> {
     /// (significand and shift).
     pub const fn param_bytes(&self) -> usize {
         match self {
-            Int8Layer::Dense { weight, bias, multipliers, .. } | Int8Layer::Conv2d { weight, bias, multipliers, .. } => {
+            Int8Layer::Dense { weight, bias, multipliers, .. }
+            | Int8Layer::Conv2d { weight, bias, multipliers, .. } => {
                 weight.len() + 4 * bias.len() + 8 * multipliers.len()
             }
             Int8Layer::MaxPool2d { .. } | Int8Layer::AveragePool2d { .. } => 0,
@@ -182,7 +188,10 @@ impl Int8Layer<'_> {
                 if params.filter_offset != 0 {
                     return Err("int8 Dense: weights must be symmetric (filter_offset 0)");
                 }
-                if params.input_offset < -127 || params.input_offset > 128 || params.output_offset < -128 || params.output_offset > 127
+                if params.input_offset < -127
+                    || params.input_offset > 128
+                    || params.output_offset < -128
+                    || params.output_offset > 127
                 {
                     return Err("int8 Dense: a zero point is outside [-128, 127]");
                 }
@@ -199,7 +208,10 @@ impl Int8Layer<'_> {
                 if g.stride[0] == 0 || g.stride[1] == 0 || g.dilation[0] == 0 || g.dilation[1] == 0 {
                     return Err("int8 Conv2d: stride and dilation must be at least 1");
                 }
-                if params.input_offset < -127 || params.input_offset > 128 || params.output_offset < -128 || params.output_offset > 127
+                if params.input_offset < -127
+                    || params.input_offset > 128
+                    || params.output_offset < -128
+                    || params.output_offset > 127
                 {
                     return Err("int8 Conv2d: a zero point is outside [-128, 127]");
                 }
@@ -234,7 +246,9 @@ impl Int8Layer<'_> {
             return Err("int8 layer: there must be one multiplier, or one per output channel");
         }
         if !valid_multipliers(multipliers) {
-            return Err("int8 layer: a multiplier is not a Q0.31 significand in [2^30, 2^31) with a shift in [-31, 30]");
+            return Err(
+                "int8 layer: a multiplier is not a Q0.31 significand in [2^30, 2^31) with a shift in [-31, 30]",
+            );
         }
         Ok(())
     }
@@ -281,7 +295,7 @@ impl Int8Sequential<'_> {
         if self.output.zero_point < -128 || self.output.zero_point > 127 {
             return Err("int8 network: the output zero point is outside [-128, 127]");
         }
-        if !(self.input.scale > 0.0) || !(self.output.scale > 0.0) {
+        if !positive_scale(self.input.scale) || !positive_scale(self.output.scale) {
             return Err("int8 network: a scale is not positive");
         }
         let mut i = 0;
@@ -298,7 +312,9 @@ impl Int8Sequential<'_> {
                     return Err("int8 network: a layer's size overflows usize");
                 };
                 if previous != this {
-                    return Err("int8 network: a layer reads a different number of values than the layer before writes");
+                    return Err(
+                        "int8 network: a layer reads a different number of values than the layer before writes",
+                    );
                 }
             }
             i += 1;
