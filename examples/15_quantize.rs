@@ -44,7 +44,7 @@ use nn_core::prelude::*;
 use nn_core::quant::calibrate::{quantize_dense_stack, FloatDense, QuantizeOptions, QuantizedDense, WeightGranularity};
 use nn_core::quant::quantize::{fold_batch_norm, quantize_sequential, FloatConv2d, FloatLayer, QuantizedSequential};
 use nn_core::quant::{FusedActivation, QuantError};
-use nn_examples::{data_file, timed, JsonObject};
+use nn_examples::{data_file, model_tensor, timed, JsonObject};
 
 network! {
     /// The MLP of `02_mlp_digits`: two hidden ReLU layers with dropout, then 10 logits.
@@ -156,19 +156,6 @@ pub struct Report {
     pub train_seconds: f64,
 }
 
-/// The tensor `name` of `model` (a parameter or a buffer): its shape and values.
-fn tensor<'a, L: Network>(model: &'a Model<L>, name: &str) -> Result<(Vec<usize>, &'a [f32]), String> {
-    let mut found = None;
-    model.visit_tensors(&mut |t| {
-        if t.path.to_string() == name {
-            found = Some((t.shape.to_vec(), t.offset, t.len, t.trainable));
-        }
-    });
-    let (shape, offset, len, trainable) = found.ok_or_else(|| format!("the model has no tensor `{name}`"))?;
-    let values = if trainable { model.params() } else { model.buffers() };
-    Ok((shape, &values[offset..offset + len]))
-}
-
 /// The f32 Dense layers `names` of `model`, read from its parameters by name.
 fn float_dense<'a, L: Network>(
     model: &'a Model<L>,
@@ -177,8 +164,8 @@ fn float_dense<'a, L: Network>(
     names
         .iter()
         .map(|&(name, activation)| {
-            let (shape, weight) = tensor(model, &format!("{name}.weight"))?;
-            let (_, bias) = tensor(model, &format!("{name}.bias"))?;
+            let (shape, weight) = model_tensor(model, &format!("{name}.weight"))?;
+            let (_, bias) = model_tensor(model, &format!("{name}.bias"))?;
             Ok(FloatDense { weight, bias, inputs: shape[1], outputs: shape[0], activation })
         })
         .collect()
@@ -201,15 +188,16 @@ struct FloatCnn<'a> {
 
 impl<'a> FloatCnn<'a> {
     fn new(model: &'a Model<DigitCnn>) -> Result<Self, Box<dyn std::error::Error>> {
-        let (mut w1, mut b1) = (tensor(model, "conv1.weight")?.1.to_vec(), tensor(model, "conv1.bias")?.1.to_vec());
+        let (mut w1, mut b1) =
+            (model_tensor(model, "conv1.weight")?.1.to_vec(), model_tensor(model, "conv1.bias")?.1.to_vec());
         let [gamma, beta, mean, var] =
-            ["weight", "bias", "running_mean", "running_var"].map(|t| tensor(model, &format!("bn1.{t}")));
+            ["weight", "bias", "running_mean", "running_var"].map(|t| model_tensor(model, &format!("bn1.{t}")));
         let (gamma, beta, mean, var) = (gamma?.1, beta?.1, mean?.1, var?.1);
         fold_batch_norm(&mut w1, &mut b1, gamma, beta, mean, var, BATCH_NORM_EPS)?;
         let dense = float_dense(model, &[("fc1", FusedActivation::Relu), ("logits", FusedActivation::None)])?;
         Ok(FloatCnn {
             conv1: (w1, b1),
-            conv2: (tensor(model, "conv2.weight")?.1, tensor(model, "conv2.bias")?.1),
+            conv2: (model_tensor(model, "conv2.weight")?.1, model_tensor(model, "conv2.bias")?.1),
             fc1: dense[0],
             logits: dense[1],
             f32_bytes: 4 * (model.params().len() + mean.len() + var.len()),
