@@ -16,7 +16,7 @@ pub(crate) struct Checked {
 pub(crate) fn analyze(tokens: TokenStream) -> (Vec<Checked>, Errors) {
     let mut errors = Errors::default();
     let input = parse::parse(tokens, &mut errors);
-    let networks = input
+    let mut networks = input
         .networks
         .iter()
         .map(|def| {
@@ -33,7 +33,12 @@ pub(crate) fn analyze(tokens: TokenStream) -> (Vec<Checked>, Errors) {
             errors.append(own);
             Checked { graph, valid }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let graphs: Vec<&ir::Graph> = networks.iter().map(|c| &c.graph).collect();
+    let wrong = validate::composition(&graphs, &mut errors);
+    for (checked, wrong) in networks.iter_mut().zip(wrong) {
+        checked.valid &= !wrong;
+    }
     (networks, errors)
 }
 
