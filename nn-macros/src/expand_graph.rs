@@ -452,7 +452,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 #shared_items
 
                 /// A graph network with several inputs or outputs: the methods of
-                /// `nn_core::Layer`, over arrays of inputs and outputs.
+                /// `nn_core::Layer`, over arrays of inputs and outputs (its `Layer`
+                /// impl runs them on the concatenated samples).
                 #[allow(unused_variables, unused_mut, clippy::all)]
                 impl #name {
                     /// The number of trainable parameters.
@@ -582,8 +583,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
 /// methods (`PARAMS`, `init`, `forward`, `forward_train`, `backward`,
 /// `visit_tensors` over arrays of inputs and outputs, and the constants `__NN_PARAMS`,
 /// `__NN_BUFFERS`, `__NN_CACHE`, `__NN_SCRATCH` in scope): the one place where impls
-/// of traits for such networks are added. None yet.
+/// of traits for such networks are added (`multi_io`).
 fn several_inputs_or_outputs(g: &Graph) -> TokenStream {
-    let _ = g;
-    TokenStream::new()
+    crate::multi_io::expand(g)
 }

@@ -21,6 +21,7 @@ mod ir;
 mod kinds;
 mod lower;
 mod lower_graph;
+mod multi_io;
 mod parse;
 mod parse_graph;
 mod pipeline;
@@ -147,9 +148,11 @@ mod tests;
 /// twice and a merge of mismatched shapes are compile errors.
 ///
 /// A graph may have several inputs and outputs: `([8], [8]) -> ([4], [16])` with
-/// `input a, b;` and `output u, v;`. It then implements no `Layer` (whose passes take
-/// one input and one output) but has the same methods and constants as inherent ones,
-/// over arrays of slices (`[&[f32]; 2]` for the inputs).
+/// `input a, b;` and `output u, v;`. It then implements `nn_core::multi::MultiIo`
+/// (its inputs and outputs as tuples of shapes) and `Layer` over the concatenation
+/// of its inputs' samples, so that `Model` (`predict_multi`) and `Fit` (with
+/// `Dataset::multi` and a loss per output) take it; it also has the passes over
+/// arrays of slices as inherent methods and constants (`[&[f32]; 2]` for the inputs).
 ///
 /// Shape mistakes, unknown kinds or options and invalid values are compile errors
 /// that point at the offending tokens, all reported at once.

@@ -9,10 +9,10 @@ use crate::ir::{unraw, Graph, GraphLayer, Network, Op, ShapeInfo};
 use crate::suggest;
 
 /// The networks of one invocation used as layers of each other: a network that
-/// contains itself (directly or through others) and one with several inputs or
-/// outputs, which is not a layer, are reported at the layer that uses them, in one
-/// line where the compiler would write a page. Returns, per network, whether it has
-/// such an error (it is then expanded as a stub, which breaks the cycle).
+/// contains itself, directly or through others, is reported at the layer that closes
+/// the cycle, in one line where the compiler would write a page of E0391. Returns, per
+/// network, whether it has such an error (it is then expanded as a stub, which breaks
+/// the cycle).
 pub(crate) fn composition(networks: &[&Graph], errors: &mut Errors) -> Vec<bool> {
     // The networks of this invocation each network uses as layers, by index, with
     // the path written.
@@ -32,20 +32,7 @@ pub(crate) fn composition(networks: &[&Graph], errors: &mut Errors) -> Vec<bool>
     let mut wrong = vec![false; networks.len()];
     for (i, used) in uses.iter().enumerate() {
         for &(k, ident) in used {
-            let inner = networks[k];
-            let (n_in, n_out) = (inner.inputs.len().max(inner.input_shapes.len()), inner.outputs.len());
-            if n_in > 1 || n_out > 1 {
-                errors.spanned(
-                    ident,
-                    format!(
-                        "`{}` has {} and {}, so it is not a layer, which takes one value and gives one",
-                        unraw(ident),
-                        plural(n_in, "input"),
-                        plural(n_out, "output")
-                    ),
-                );
-                wrong[i] = true;
-            } else if let Some(path) = cycle(&uses, k, i) {
+            if let Some(path) = cycle(&uses, k, i) {
                 // A cycle through several networks is reported once, at the first of
                 // them; its stub breaks the cycle for the others.
                 if path.iter().any(|&n| n < i) {
@@ -86,15 +73,6 @@ fn cycle(uses: &[Vec<(usize, &Ident)>], from: usize, to: usize) -> Option<Vec<us
         }
     }
     None
-}
-
-/// `one input`, `2 inputs`.
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("one {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 pub(crate) fn validate(net: &Network, errors: &mut Errors) {
