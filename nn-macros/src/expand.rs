@@ -68,7 +68,8 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
     let network_impl = network_impl(name, quote!(&__NN_ARCH));
     let arch = quote!(<__NnArch as ::nn_core::Layer>);
     let layer_impl = layer_impl(
-        net,
+        name,
+        declared_types(net),
         LayerImpl {
             consts: quote! {
                 const PARAMS: usize = #arch::PARAMS;
@@ -154,10 +155,11 @@ pub(crate) fn visit_tensors_args() -> TokenStream {
 }
 
 /// `impl nn_core::Layer for Name`, the one place its methods' signatures are written.
-pub(crate) fn layer_impl(net: &Network, parts: LayerImpl) -> TokenStream {
-    let name = &net.name;
+/// `types` are the `Input` and `Output` shape types (those declared, from
+/// [`declared_types`], but for a network with several inputs or outputs).
+pub(crate) fn layer_impl(name: &Ident, types: (TokenStream, TokenStream), parts: LayerImpl) -> TokenStream {
     let kind = unraw(name);
-    let (input, output) = declared_types(net);
+    let (input, output) = types;
     let LayerImpl { consts, init, forward, forward_train, backward, backward_frozen, visit_tensors, visit_summary } =
         parts;
     let visit_args = visit_tensors_args();
@@ -282,7 +284,8 @@ pub(crate) fn stub(net: &Network) -> TokenStream {
     let item = struct_item(net);
     let nothing = TokenStream::new;
     let layer_impl = layer_impl(
-        net,
+        name,
+        declared_types(net),
         LayerImpl {
             consts: quote!(
                 const PARAMS: usize = 0;

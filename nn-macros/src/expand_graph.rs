@@ -544,7 +544,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     let network_impl = expand::network_impl(name, quote!(self));
     let tensors = expand::tensor_tree(tensors);
     let layer_impl = expand::layer_impl(
-        net,
+        name,
+        expand::declared_types(net),
         expand::LayerImpl {
             consts: quote! {
                 const PARAMS: usize = __NN_PARAMS;
