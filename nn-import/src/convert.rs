@@ -556,7 +556,7 @@ impl Converter<'_> {
         let x = self.input(node, 0)?;
         let w = self.const_input(node, 1, "weight")?;
         let [features, units] = w.shape[..] else {
-            return Err(format!("its weight has shape {:?}; the library multiplies by a matrix", w.shape))
+            return Err(format!("its weight has shape {:?}; the library multiplies by a matrix", w.shape));
         };
         if x.layout.shape.last() != Some(&features) {
             return Err(format!("its input {:?} does not end with {features} features", x.layout.shape));
@@ -728,7 +728,9 @@ impl Converter<'_> {
         }
         let rank = x.layout.shape.len();
         if !(2..=4).contains(&rank) || x.layout.batch != 0 {
-            return Err(format!("a batch norm of a rank-{rank} tensor; the library has `BatchNorm1d` and `BatchNorm2d`"));
+            return Err(format!(
+                "a batch norm of a rank-{rank} tensor; the library has `BatchNorm1d` and `BatchNorm2d`"
+            ));
         }
         let channels = x.layout.shape[1];
         let mut parts = Vec::new();
@@ -865,7 +867,8 @@ impl Converter<'_> {
         };
         let kind = if node.op == "Add" { "add" } else { "multiply" };
         let stored = if va == a.value { a.stored.clone() } else { a.layout.sample() };
-        let layout = if va == a.value { a.layout.clone() } else { Layout::plain(a.layout.shape.clone(), a.layout.batch) };
+        let layout =
+            if va == a.value { a.layout.clone() } else { Layout::plain(a.layout.shape.clone(), a.layout.batch) };
         let out = self.names.value(&node.name, kind);
         self.stmts.push(Stmt {
             out: out.clone(),
@@ -886,7 +889,9 @@ impl Converter<'_> {
         let rank = first.layout.shape.len() as i64;
         let axis = node.int("axis", 0);
         let axis = if axis < 0 { axis + rank } else { axis } as usize;
-        if parts.iter().any(|p| p.layout.batch != first.layout.batch || p.layout.shape.len() != first.layout.shape.len())
+        if parts
+            .iter()
+            .any(|p| p.layout.batch != first.layout.batch || p.layout.shape.len() != first.layout.shape.len())
         {
             return Err(String::from("its inputs have the batch axis in different places"));
         }
@@ -941,7 +946,15 @@ impl Converter<'_> {
         self.tensor(&layer, "weight", vec![width], scale);
         self.tensor(&layer, "bias", vec![width], bias);
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, x.layout.sample(), Layout::plain(x.layout.shape.clone(), x.layout.batch), &out);
+        self.layer(
+            node,
+            layer,
+            kind,
+            input,
+            x.layout.sample(),
+            Layout::plain(x.layout.shape.clone(), x.layout.batch),
+            &out,
+        );
         Ok(())
     }
 
@@ -952,7 +965,10 @@ impl Converter<'_> {
             // An embedding: rows of a constant table picked by computed token ids.
             let ids = self.input(node, 1)?;
             let [vocab, dim] = table.shape[..] else {
-                return Err(format!("it reads a constant of shape {:?}; an embedding table is [vocab, dim]", table.shape))
+                return Err(format!(
+                    "it reads a constant of shape {:?}; an embedding table is [vocab, dim]",
+                    table.shape
+                ));
             };
             if axis != 0 {
                 return Err(String::from("it gathers along axis 1 of a constant"));
@@ -975,7 +991,9 @@ impl Converter<'_> {
         let rank = x.layout.shape.len() as i64;
         let axis = if axis < 0 { axis + rank } else { axis } as usize;
         if !index.shape.is_empty() || axis >= x.layout.shape.len() || axis == x.layout.batch {
-            return Err(String::from("it selects from a computed tensor by more than one fixed index on a sample axis"));
+            return Err(String::from(
+                "it selects from a computed tensor by more than one fixed index on a sample axis",
+            ));
         }
         if x.layout.shape[axis] != 1 {
             return Err(format!(
@@ -1016,7 +1034,10 @@ impl Converter<'_> {
         let features = *x.layout.shape.last().unwrap_or(&0);
         let gh = gates * hidden;
         if w.shape != [dirs, gh, features] || r.shape != [dirs, gh, hidden] {
-            return Err(format!("its weights W {:?} and R {:?} do not match `hidden_size = {hidden}`", w.shape, r.shape));
+            return Err(format!(
+                "its weights W {:?} and R {:?} do not match `hidden_size = {hidden}`",
+                w.shape, r.shape
+            ));
         }
         let b = match node.input(3) {
             Some(_) => self.const_input(node, 3, "biases B")?.floats(),
@@ -1059,7 +1080,10 @@ impl Converter<'_> {
                     ["Relu"] => rnn_activation = Some("Relu"),
                     other => return Err(format!("activations {other:?}; `SimpleRnn` has Tanh or Relu")),
                 }
-            } else if !per_dir.iter().map(|a| a.to_ascii_lowercase()).eq(expected.iter().map(|a| a.to_ascii_lowercase()))
+            } else if !per_dir
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .eq(expected.iter().map(|a| a.to_ascii_lowercase()))
             {
                 return Err(format!("activations {per_dir:?}; the library's cell uses {expected:?}"));
             }
@@ -1207,9 +1231,7 @@ impl Geometry {
 
     fn output(&self, spatial: &[usize], kernel: &[usize]) -> Vec<usize> {
         (0..kernel.len())
-            .map(|i| {
-                (spatial[i] + 2 * self.padding[i] - self.dilation[i] * (kernel[i] - 1) - 1) / self.stride[i] + 1
-            })
+            .map(|i| (spatial[i] + 2 * self.padding[i] - self.dilation[i] * (kernel[i] - 1) - 1) / self.stride[i] + 1)
             .collect()
     }
 

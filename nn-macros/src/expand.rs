@@ -1,10 +1,12 @@
-//! Phase 4: the Rust items of a network.
+//! Phase 4: the Rust items of a network, from its `ir::Graph`.
 //!
 //! For `struct Name` the expansion is the unit struct, then a `const _: () = { ... }`
-//! block that hides the rest: the architecture type (`Named` layers right-nested in
-//! `Chain`s), its `const` value, the type-level shape checks and the `Layer` and
-//! `Network` impls, which delegate to the architecture. `tests/layers/handwritten_expansion.rs`
-//! in the workspace is the same code written by hand.
+//! block that hides the rest. For a graph that is a sequence of layers: the
+//! architecture type (`Named` layers right-nested in `Chain`s), its `const` value, the
+//! type-level shape checks and the `Layer` and `Network` impls, which delegate to the
+//! architecture (`tests/layers/handwritten_expansion.rs` in the workspace is the same
+//! code written by hand). Any other graph runs its statements (`expand_graph`). Both
+//! write their `Layer` impl through [`layer_impl`], the one place its signatures are.
 //!
 //! A network with errors expands to the struct and a stub impl with its declared
 //! shapes, so code that uses it type-checks and the user sees only the real errors.
@@ -13,26 +15,39 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Path, PathArguments};
 
-use crate::ir::{shape_type, unraw, Layer, Network, Op, ShapeInfo};
+use crate::ir::{shape_type, unraw, Graph, Layer, Network, Op, ShapeInfo};
 use crate::kinds::Emitted;
 use crate::suggest;
 
-/// The complete expansion of a network without errors.
-pub(crate) fn network(net: &Network) -> TokenStream {
+/// The complete expansion of a network without errors: a sequence of layers is an
+/// architecture of `Chain`s that its impls delegate to (`sequence`), any other graph
+/// runs its statements (`expand_graph::expand`).
+pub(crate) fn network(g: &Graph) -> TokenStream {
+    match g.sequence() {
+        Some(layers) => sequence(g, &layers),
+        None => crate::expand_graph::expand(g),
+    }
+}
+
+/// The expansion of a graph whose statements apply `layers` in turn.
+fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
+    let net = &g.net;
     let name = &net.name;
     let item = struct_item(net);
 
     let mut checks = Checks::default();
-    let layers: Vec<Emitted> = net.layers.iter().map(|l| layer(l, &mut checks)).collect();
-    output_check(net, &mut checks);
+    let layers: Vec<Emitted> = layers_in_order.iter().map(|l| layer(l, &mut checks)).collect();
+    for (span, actual, expected, message, label) in &g.type_checks {
+        checks.same(*span, actual.clone(), expected.clone(), message, label);
+    }
 
     let mut arch_ty = TokenStream::new();
     let mut arch_value = TokenStream::new();
-    for (i, (layer, Emitted { ty, value })) in net.layers.iter().zip(&layers).enumerate().rev() {
+    for (i, (layer, Emitted { ty, value })) in layers_in_order.iter().zip(&layers).enumerate().rev() {
         let layer_name = unraw(&layer.name);
         let named_ty = quote!(::nn_core::__private::Named<#ty>);
         let named_value = quote!(::nn_core::__private::Named { name: #layer_name, layer: #value });
-        if i + 1 == net.layers.len() {
+        if i + 1 == layers.len() {
             arch_ty = named_ty;
             arch_value = named_value;
         } else {
@@ -41,7 +56,7 @@ pub(crate) fn network(net: &Network) -> TokenStream {
         }
     }
     let tensors = tensor_tree(
-        net.layers
+        layers_in_order
             .iter()
             .zip(&layers)
             .map(|(layer, Emitted { ty, .. })| (unraw(&layer.name), quote!(<#ty as ::nn_core::Layer>::TENSORS)))
@@ -49,11 +64,12 @@ pub(crate) fn network(net: &Network) -> TokenStream {
     );
     let Checks { aliases, items, .. } = checks;
     // Streaming, when every layer can run one time step at a time.
-    let stream = crate::rnn_kinds::stream_impl(net);
+    let stream = crate::rnn_kinds::stream_impl(name, layers_in_order);
     let network_impl = network_impl(name, quote!(&__NN_ARCH));
     let arch = quote!(<__NnArch as ::nn_core::Layer>);
     let layer_impl = layer_impl(
-        net,
+        name,
+        declared_types(net),
         LayerImpl {
             consts: quote! {
                 const PARAMS: usize = #arch::PARAMS;
@@ -126,27 +142,41 @@ pub(crate) struct LayerImpl {
     pub visit_summary: Option<TokenStream>,
 }
 
+/// The arguments of `visit_tensors`, of `Layer`'s and of the inherent method of a
+/// network with several inputs or outputs.
+pub(crate) fn visit_tensors_args() -> TokenStream {
+    quote! {
+        &self,
+        path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
+        params_at: usize,
+        buffers_at: usize,
+        f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
+    }
+}
+
 /// `impl nn_core::Layer for Name`, the one place its methods' signatures are written.
-pub(crate) fn layer_impl(net: &Network, parts: LayerImpl) -> TokenStream {
-    let name = &net.name;
+/// `types` are the `Input` and `Output` shape types (those declared, from
+/// [`declared_types`], but for a network with several inputs or outputs).
+pub(crate) fn layer_impl(name: &Ident, types: (TokenStream, TokenStream), parts: LayerImpl) -> TokenStream {
     let kind = unraw(name);
-    let (input, output) = declared_types(net);
+    let (input, output) = types;
     let LayerImpl { consts, init, forward, forward_train, backward, backward_frozen, visit_tensors, visit_summary } =
         parts;
+    let visit_args = visit_tensors_args();
+    let backward_args = quote! {
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: ::core::option::Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    };
     let backward_frozen = backward_frozen.map(|body| {
         quote! {
-            fn backward_frozen(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: ::core::option::Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-                frozen: ::nn_core::layer::Frozen<'_>,
-            ) {
+            fn backward_frozen(#backward_args frozen: ::nn_core::layer::Frozen<'_>) {
                 #body
             }
         }
@@ -202,27 +232,11 @@ pub(crate) fn layer_impl(net: &Network, parts: LayerImpl) -> TokenStream {
             ) {
                 #forward_train
             }
-            fn backward(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: ::core::option::Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-            ) {
+            fn backward(#backward_args) {
                 #backward
             }
             #backward_frozen
-            fn visit_tensors(
-                &self,
-                path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
-                params_at: usize,
-                buffers_at: usize,
-                f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
-            ) {
+            fn visit_tensors(#visit_args) {
                 #visit_tensors
             }
             #visit_summary
@@ -270,7 +284,8 @@ pub(crate) fn stub(net: &Network) -> TokenStream {
     let item = struct_item(net);
     let nothing = TokenStream::new;
     let layer_impl = layer_impl(
-        net,
+        name,
+        declared_types(net),
         LayerImpl {
             consts: quote!(
                 const PARAMS: usize = 0;
@@ -495,22 +510,6 @@ pub(crate) fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
         }
     }
     emitted
-}
-
-/// The declared output against a last layer whose output is only a type.
-fn output_check(net: &Network, checks: &mut Checks) {
-    let (Some(output), Some(last)) = (&net.output, net.layers.last()) else {
-        return;
-    };
-    if let (Some(dims), ShapeInfo::Opaque(ty)) = (&output.dims, &last.output) {
-        let message = format!(
-            "`{}` declares output {} but its last layer `{}` produces `{{Self}}`",
-            escape(&unraw(&net.name)),
-            suggest::dims(dims),
-            escape(&unraw(&last.name))
-        );
-        checks.same(output.span, ty.clone(), shape_type(dims), &message, "declared here");
-    }
 }
 
 /// A type path as a value (a unit struct): `Tower<3>` becomes `Tower::<3>`.

@@ -1,21 +1,29 @@
 //! The `network!` macro of `nn-core`.
 //!
-//! The input goes through four phases, each its own module: `parse` reads the syntax
-//! (recovering after a bad layer so that every mistake is reported), `lower` resolves
-//! layer kinds and options against the table in `kinds` and infers every shape,
-//! `validate` checks what spans several layers, and `expand` writes the Rust items,
-//! or a stub when there were errors, so that one mistake gives one diagnostic.
+//! The input goes through four phases, each its own module (`pipeline` wires them):
+//! `parse` reads the syntax (recovering after a bad layer so that every mistake is
+//! reported; `parse_graph` the statements of the graph form), `lower` resolves layer
+//! kinds and options against the table in `kinds` and infers every shape (`lower_graph`
+//! for statements, checking them as it reads them), `validate` checks what spans
+//! several layers of the sequential form, and `expand` writes the Rust items, or a stub
+//! when there were errors, so that one mistake gives one diagnostic. Both forms lower to
+//! one `ir::Graph` of statements (a sequence is one statement per layer), and `expand`
+//! writes every network's `Layer` impl through one function: a graph that is a sequence
+//! delegates to a `Chain` of its layers, any other runs its statements
+//! (`expand_graph`). `suggest` and `errors` serve the diagnostics.
 #![forbid(unsafe_code)]
 
 mod conv_kinds;
 mod errors;
 mod expand;
-mod graph;
+mod expand_graph;
 mod ir;
 mod kinds;
 mod lower;
+mod lower_graph;
 mod multi_io;
 mod parse;
+mod parse_graph;
 mod pipeline;
 mod rnn_kinds;
 mod suggest;

@@ -10,13 +10,12 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::graph::Graph;
-use crate::ir::{shape_type, unraw};
+use crate::expand;
+use crate::ir::{shape_type, unraw, Graph};
 
 /// The `MultiIo` and `Layer` impls of a graph network with several inputs or outputs.
 pub(crate) fn expand(g: &Graph) -> TokenStream {
     let name = &g.net.name;
-    let kind = unraw(name);
     let shape = |d: &Option<Vec<usize>>| shape_type(d.as_deref().unwrap_or(&[1]));
     let input_tys: Vec<TokenStream> = g.input_shapes.iter().map(shape).collect();
     let output_tys: Vec<TokenStream> = g.output_shapes.iter().map(shape).collect();
@@ -51,30 +50,20 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     let read_y = split(&quote!(__ys), &ys, &out_lens, false);
     let split_dy = split(&quote!(__dys), &dys, &out_lens, true);
     let split_dx = split(&quote!(__dxs), &dxs, &in_lens, true);
-    quote! {
-        impl ::nn_core::multi::MultiIo for #name {
-            type Inputs = #inputs_ty;
-            type Outputs = #outputs_ty;
-            const INPUT_NAMES: &'static [&'static str] = &[#(#input_names),*];
-            const OUTPUT_NAMES: &'static [&'static str] = &[#(#output_names),*];
-            const OUTPUT_METRIC_NAMES: &'static [&'static [&'static str]] = &[#(#metric_names),*];
-        }
-
-        /// The network over the concatenation of its inputs' samples (in declared
-        /// order), writing the concatenation of its outputs' samples.
-        #[allow(unused_variables, unused_mut, clippy::all)]
-        impl ::nn_core::Layer for #name {
-            type Input = ::nn_core::Shape1<{ #in_len }>;
-            type Output = ::nn_core::Shape1<{ #out_len }>;
-            const PARAMS: usize = __NN_PARAMS;
-            const BUFFERS: usize = __NN_BUFFERS;
-            const CACHE: usize = __NN_CACHE + #in_len + #out_len;
-            const SCRATCH: usize = __NN_SCRATCH + #in_len + #out_len;
-            const KIND: &'static str = #kind;
-            fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
+    let layer_impl = expand::layer_impl(
+        name,
+        (quote!(::nn_core::Shape1<{ #in_len }>), quote!(::nn_core::Shape1<{ #out_len }>)),
+        expand::LayerImpl {
+            consts: quote! {
+                const PARAMS: usize = __NN_PARAMS;
+                const BUFFERS: usize = __NN_BUFFERS;
+                const CACHE: usize = __NN_CACHE + #in_len + #out_len;
+                const SCRATCH: usize = __NN_SCRATCH + #in_len + #out_len;
+            },
+            init: quote! {
                 <#name>::init(self, params, buffers, rng)
-            }
-            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            },
+            forward: quote! {
                 let batch = x.len() / #in_len;
                 let (__xs, scratch) = scratch.split_at_mut(batch * #in_len);
                 let (__ys, scratch) = scratch.split_at_mut(batch * #out_len);
@@ -93,17 +82,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 let __ys = &*__ys;
                 #read_y
                 ::nn_core::multi::interleave(&[#(#ys),*], #out_lens, y);
-            }
-            fn forward_train(
-                &self,
-                params: &[f32],
-                buffers: &mut [f32],
-                x: &[f32],
-                y: &mut [f32],
-                cache: &mut [f32],
-                scratch: &mut [f32],
-                rng: &mut ::nn_core::Rng,
-            ) {
+            },
+            forward_train: quote! {
                 let batch = x.len() / #in_len;
                 let (__xs, cache) = cache.split_at_mut(batch * #in_len);
                 let (__ys, cache) = cache.split_at_mut(batch * #out_len);
@@ -122,18 +102,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 let __ys = &*__ys;
                 #read_y
                 ::nn_core::multi::interleave(&[#(#ys),*], #out_lens, y);
-            }
-            fn backward(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: ::core::option::Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-            ) {
+            },
+            backward: quote! {
                 let batch = x.len() / #in_len;
                 let (__xs, cache) = cache.split_at(batch * #in_len);
                 let (__ys, cache) = cache.split_at(batch * #out_len);
@@ -165,16 +135,25 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     #read_x
                     ::nn_core::multi::interleave(&[#(#xs),*], #in_lens, dx);
                 }
-            }
-            fn visit_tensors(
-                &self,
-                path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
-                params_at: usize,
-                buffers_at: usize,
-                f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
-            ) {
+            },
+            backward_frozen: None,
+            visit_tensors: quote! {
                 <#name>::visit_tensors(self, path, params_at, buffers_at, f)
-            }
+            },
+            visit_summary: None,
+        },
+    );
+    quote! {
+        impl ::nn_core::multi::MultiIo for #name {
+            type Inputs = #inputs_ty;
+            type Outputs = #outputs_ty;
+            const INPUT_NAMES: &'static [&'static str] = &[#(#input_names),*];
+            const OUTPUT_NAMES: &'static [&'static str] = &[#(#output_names),*];
+            const OUTPUT_METRIC_NAMES: &'static [&'static [&'static str]] = &[#(#metric_names),*];
         }
+
+        /// The network over the concatenation of its inputs' samples (in declared
+        /// order), writing the concatenation of its outputs' samples.
+        #layer_impl
     }
 }
