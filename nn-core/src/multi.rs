@@ -47,7 +47,7 @@ use core::marker::PhantomData;
 use crate::layer::Layer;
 use crate::loss::{Loss, TargetError};
 use crate::model::BatchLenError;
-use crate::shape::Shape;
+use crate::shape::{Shape, Tensor};
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
@@ -92,6 +92,16 @@ pub trait ShapeTuple: 'static {
     /// One batch of each, owned: `(Vec<f32>, Vec<f32>)`.
     #[cfg(feature = "alloc")]
     type Vecs;
+    /// One sample of each: `(Tensor<A>, Tensor<B>)`.
+    type Tensors;
+    /// One sample of each, borrowed: `(&Tensor<A>, &Tensor<B>)`.
+    type TensorRefs<'a>;
+
+    /// The values of one sample of each, in order.
+    fn tensor_slices<'a>(samples: Self::TensorRefs<'a>, out: &mut [&'a [f32]]);
+
+    /// The samples of the concatenation `values` (`LEN` floats), one per shape.
+    fn tensors(values: &[f32]) -> Self::Tensors;
 
     /// The slices of `batches`, in order.
     fn slices<'a>(batches: Self::Slices<'a>, out: &mut [&'a [f32]]);
@@ -109,6 +119,23 @@ macro_rules! shape_tuple {
             type Slices<'a> = ($(shape_tuple!(@slice $t 'a),)+);
             #[cfg(feature = "alloc")]
             type Vecs = ($(shape_tuple!(@vec $t),)+);
+            type Tensors = ($(Tensor<$t>,)+);
+            type TensorRefs<'a> = ($(&'a Tensor<$t>,)+);
+
+            fn tensor_slices<'a>(samples: Self::TensorRefs<'a>, out: &mut [&'a [f32]]) {
+                $(out[$i] = samples.$i.as_slice();)+
+            }
+
+            fn tensors(values: &[f32]) -> Self::Tensors {
+                let mut at = 0;
+                ($({
+                    let mut t = Tensor::<$t>::zeros();
+                    t.as_mut_slice().copy_from_slice(&values[at..at + <$t as Shape>::LEN]);
+                    at += <$t as Shape>::LEN;
+                    let _ = at;
+                    t
+                },)+)
+            }
 
             fn slices<'a>(batches: Self::Slices<'a>, out: &mut [&'a [f32]]) {
                 $(out[$i] = batches.$i;)+
