@@ -384,3 +384,40 @@ fn abs_is_the_magnitude_in_either_form() {
     assert_eq!(Activation::Abs.derivative(0.0, 0.0), 0.0);
     assert_eq!(Activation::Abs.derivative(0.5, 0.5), 1.0);
 }
+
+#[test]
+fn a_frozen_layer_of_a_graph_gets_no_gradient_and_the_others_theirs() {
+    use nn_core::layer::Frozen;
+    let layer = Mixed;
+    let batch = 3;
+    let mut rng = Rng::new(21);
+    let mut params = vec![0.0; Mixed::PARAMS];
+    layer.init(&mut params, &mut [], &mut rng);
+    let x: Vec<f32> = (0..batch * 4).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let dy: Vec<f32> = (0..batch * 7).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let (dx, grads) = gradients(&layer, &params, &x, &dy);
+    // `shared` (weight and bias: parameters 15 to 27) frozen.
+    let shared = 15..27;
+    let mut y = vec![0.0; batch * 7];
+    let mut cache = vec![0.0; batch * Mixed::CACHE];
+    let mut scratch = vec![0.0; batch * Mixed::SCRATCH];
+    layer.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    let mut frozen_grads = vec![0.0; Mixed::PARAMS];
+    let mut frozen_dx = vec![f32::NAN; x.len()];
+    let ranges = [shared.clone()];
+    layer.backward_frozen(
+        &params,
+        &x,
+        &y,
+        &cache,
+        &mut dy.clone(),
+        Some(&mut frozen_dx),
+        &mut frozen_grads,
+        &mut scratch,
+        Frozen::new(&ranges),
+    );
+    assert_eq!(frozen_dx, dx);
+    assert!(frozen_grads[shared.clone()].iter().all(|&g| g == 0.0), "{:?}", &frozen_grads[shared.clone()]);
+    assert_eq!(frozen_grads[..shared.start], grads[..shared.start]);
+    assert_eq!(frozen_grads[shared.end..], grads[shared.end..]);
+}
