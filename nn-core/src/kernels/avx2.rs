@@ -593,7 +593,7 @@ unsafe fn gathered_tile<const R: usize>(
 /// The sum of the eight lanes of each of four vectors: `[sum v0, sum v1, sum v2, sum v3]`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn sum4(v0: __m256, v1: __m256, v2: __m256, v3: __m256) -> __m128 {
+pub(crate) fn sum4(v0: __m256, v1: __m256, v2: __m256, v3: __m256) -> __m128 {
     let t0 = _mm256_hadd_ps(v0, v1);
     let t1 = _mm256_hadd_ps(v2, v3);
     let t2 = _mm256_hadd_ps(t0, t1);
@@ -642,7 +642,7 @@ unsafe fn dot_raw(a: *const f32, x: *const f32, n: usize) -> f32 {
 /// `a` and `x` hold at least `n` floats.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tail(a: *const f32, x: *const f32, p: usize, n: usize) -> f32 {
+pub(crate) unsafe fn tail(a: *const f32, x: *const f32, p: usize, n: usize) -> f32 {
     let mut sum = 0.0;
     for q in p..n {
         // SAFETY: `q < n`.
@@ -815,7 +815,7 @@ pub unsafe fn gemv_fixed<const N: usize>(
 
 /// Bytes of rows of `A` swept per block by [`gemv_batch`]: they stay in L2 while the
 /// vectors pass through L1.
-const BATCH_BLOCK_BYTES: usize = 192 * 1024;
+pub(crate) const BATCH_BLOCK_BYTES: usize = 192 * 1024;
 
 /// `y_s[i] += alpha * dot(A[i, :], x_s)` for `A` row-major (row stride `rs`, `m` rows of
 /// `n` columns) and `batch` vectors `x_s` (`x[s n..]`), `y_s` (`y[s m..]`), every
@@ -900,7 +900,7 @@ pub unsafe fn gemv_batch_strided(
 /// `width` floats (stride `ldy`) are writable.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_tile<const V: usize>(
+pub(crate) unsafe fn dot_tile<const V: usize>(
     n: usize,
     vectors: [*const f32; V],
     rows: [*const f32; 4],

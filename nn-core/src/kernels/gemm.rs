@@ -639,6 +639,8 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
         unsafe {
             if batch == 1 {
                 avx2::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
+            } else if super::isa::isa().avx512() && n >= avx512::BATCH_MIN_COLUMNS {
+                avx512::gemv_batch_strided(alpha, a.data, a.rs, m, n, x, y.as_mut_ptr(), m, batch);
             } else {
                 avx2::gemv_batch(alpha, a.data, a.rs, m, n, x, y, batch);
             }
@@ -790,7 +792,7 @@ mod tests {
         let mut rng = Rng::new(12);
         for batch in [1, 2, 3, 7] {
             for m in [1, 2, 3, 4, 5, 8, 13, 17] {
-                for n in [1, 2, 7, 8, 9, 16, 33, 64] {
+                for n in [1, 2, 7, 8, 9, 16, 33, 64, 130, 257] {
                     for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, 2.0)] {
                         let w: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
                         let x: std::vec::Vec<f32> = (0..batch * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();

@@ -328,11 +328,18 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], y: &mut [f32], batch: us
             return;
         }
         let rows = (start + step).min(m) - start;
-        // SAFETY: the CPU has AVX2 and FMA (the caller checked); rows
-        // `start..start + rows` of `A` lie within `a.data`; this part writes only
+        // SAFETY: the CPU has AVX2 and FMA (the caller checked), AVX-512 F where
+        // `avx512()`; rows `start..start + rows` of `A` lie within `a.data`; this part writes only
         // columns `start..start + rows` of every vector of `y` (row stride `m`), which
         // no other part writes.
-        unsafe { avx2::gemv_batch_strided(alpha, &a.data[start * a.rs..], a.rs, rows, n, x, out.at(start), m, batch) };
+        unsafe {
+            let (rs, a) = (a.rs, &a.data[start * a.rs..]);
+            if super::isa::isa().avx512() && n >= super::avx512::BATCH_MIN_COLUMNS {
+                super::avx512::gemv_batch_strided(alpha, a, rs, rows, n, x, out.at(start), m, batch)
+            } else {
+                avx2::gemv_batch_strided(alpha, a, rs, rows, n, x, out.at(start), m, batch)
+            }
+        };
     };
     for_each_part(parts, &run);
 }
