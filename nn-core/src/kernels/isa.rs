@@ -130,6 +130,33 @@ pub fn isa() -> Isa {
     }
 }
 
+/// The instruction set each family of kernels runs on when the kernels use `isa`, for
+/// the benchmark's report: the families with an AVX-512 form take it, the others their
+/// AVX2 form (or the portable one).
+///
+/// * `gemm`: matrix products, and the convolutions and dense backward built on them;
+/// * `conv_direct`: convolutions read from the padded input (stride 1);
+/// * `dense_batch`: a dense layer's forward over a batch (AVX-512 from
+///   `avx512::BATCH_MIN_COLUMNS` inputs, AVX2 below);
+/// * `gemv_column_major`: matrix-vector products over a transposed matrix;
+/// * `dense_batch1`: matrix-vector products over rows (dense layers at batch 1, `dot`,
+///   recurrent projections): eight lanes per row, where AVX-512 gains nothing;
+/// * `recurrent_cells`, `activations`, `pooling`, `adam`: element-wise kernels.
+pub fn kernels(isa: Isa) -> [(&'static str, Isa); 9] {
+    let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable };
+    [
+        ("gemm", isa),
+        ("conv_direct", isa),
+        ("dense_batch", isa),
+        ("gemv_column_major", isa),
+        ("dense_batch1", avx2),
+        ("recurrent_cells", avx2),
+        ("activations", avx2),
+        ("pooling", avx2),
+        ("adam", avx2),
+    ]
+}
+
 /// [`detected`], lowered by `NN_ISA` (an unknown name is ignored).
 #[cfg(feature = "std")]
 #[cold]
