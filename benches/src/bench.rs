@@ -408,7 +408,7 @@ fn json(options: &Options, report: &Report) -> String {
     let allocations: Vec<String> = report.allocations.iter().map(|(n, a)| format!("\"{n}\":{}", num(*a))).collect();
     let isa = nn_core::kernels::isa::isa();
     let kernels: Vec<String> =
-        nn_core::kernels::isa::kernels(isa).iter().map(|(k, i)| format!("\"{k}\":\"{}\"", i.name())).collect();
+        nn_core::kernels::isa::kernels(isa).iter().map(|(k, i)| format!("\"{k}\":\"{i}\"")).collect();
     format!(
         "{{\"implementation\":\"nn\",\"threads\":{},\"isa\":\"{}\",\"kernels\":{{{}}},\"seconds\":{{{}}},\
          \"allocations_per_step\":{{{}}}}}",

@@ -7,7 +7,12 @@
 //!
 //! Every form of a kernel rounds each output element in the same order (see
 //! `portable.rs`), so the choice changes speed, never results: a network gives the
-//! same bits on an AVX-512 server, an AVX2 laptop and a microcontroller.
+//! same bits on an AVX-512 server, an AVX2 laptop and a microcontroller. One exception
+//! is chosen for speed and documented: with `alloc` and without AVX2 (another
+//! architecture, an old x86-64 CPU, or `NN_ISA=portable`), products of at least
+//! `gemm::PACKED_MIN_FLOPS` multiply-adds go to `matrixmultiply`, several times faster
+//! there than the portable tile, whose rounding is not guaranteed to be the tiles'
+//! ([`kernels`] names it; see `gemm`).
 //!
 //! The environment variable `NN_ISA` (`avx512`, `avx2` or `portable`, read once)
 //! lowers the choice, for tests that compare the forms and for benchmarks; it never
@@ -130,11 +135,16 @@ pub fn isa() -> Isa {
     }
 }
 
-/// The instruction set each family of kernels runs on when the kernels use `isa`, for
-/// the benchmark's report: the families with an AVX-512 form take it, the others their
-/// AVX2 form (or the portable one).
+/// The kernels each family runs on when the kernels use `isa`, for the benchmark's
+/// report: an instruction set's name ([`Isa::name`]), or `matrixmultiply`. The
+/// families with an AVX-512 form take it, the others their AVX2 form (or the portable
+/// one).
 ///
 /// * `gemm`: matrix products, and the convolutions and dense backward built on them;
+/// * `gemm_large`: products of at least `gemm::PACKED_MIN_FLOPS` multiply-adds, which
+///   without AVX2 (and with `alloc`) go to `matrixmultiply` for speed, whose rounding
+///   is not guaranteed to be the other kernels': the one documented exception to the
+///   same bits on every instruction set;
 /// * `conv_direct`: convolutions read from the padded input (stride 1);
 /// * `dense_batch`: a dense layer's forward over a batch (AVX-512 from
 ///   `avx512::BATCH_MIN_COLUMNS` inputs, AVX2 below);
@@ -142,13 +152,15 @@ pub fn isa() -> Isa {
 /// * `dense_batch1`: matrix-vector products over rows (dense layers at batch 1, `dot`,
 ///   recurrent projections): eight lanes per row, where AVX-512 gains nothing;
 /// * `recurrent_cells`, `activations`, `pooling`, `adam`: element-wise kernels.
-pub fn kernels(isa: Isa) -> [(&'static str, Isa); 9] {
-    let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable };
+pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
+    let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable }.name();
+    let large = if isa.avx2() || cfg!(not(feature = "alloc")) { isa.name() } else { "matrixmultiply" };
     [
-        ("gemm", isa),
-        ("conv_direct", isa),
-        ("dense_batch", isa),
-        ("gemv_column_major", isa),
+        ("gemm", isa.name()),
+        ("gemm_large", large),
+        ("conv_direct", isa.name()),
+        ("dense_batch", isa.name()),
+        ("gemv_column_major", isa.name()),
         ("dense_batch1", avx2),
         ("recurrent_cells", avx2),
         ("activations", avx2),
