@@ -169,53 +169,42 @@ unsafe fn pack_rows(panel: *mut f32, b: *const f32, rs: usize, kc: usize) {
 /// at `c` and not otherwise borrowed.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut f32, ldc: usize) {
-    // Uninitialised: `blocked` writes each panel row before the tile reads it.
-    let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
     #[cfg(feature = "std")]
     if a.rows > MC {
         // SAFETY: `blocked` does not re-enter `with_blocks`; the caller's contract; the
-        // panel and blocks have their sizes (the blocks are `MC x KC` and `KC x NC`).
+        // blocks have their sizes (`MC x KC` and `KC x NC`), and with them the panel
+        // is not used.
         return unsafe {
             super::avx2::with_blocks(|blocks| {
-                blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), Some(blocks))
+                blocked::<Avx512>(alpha, a, b, beta, c, ldc, core::ptr::null_mut(), Some(blocks))
             })
         };
     }
-    // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
-    unsafe { blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
+    #[cfg(feature = "std")]
+    {
+        // The panel (32 KiB) is this thread's static array, neither on its stack (batch-1
+        // inference's stack bound, `layer::STACK_MARGIN_BYTES`, counts the AVX2 panel)
+        // nor allocated.
+        PANEL.with(|panel| {
+            // SAFETY: this thread's panel, not borrowed elsewhere (`gemm` does not
+            // re-enter itself); the caller's contract; the panel holds `KC x NR` floats.
+            unsafe { blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.get().cast(), None) }
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        // Uninitialised: `blocked` writes each panel row before the tile reads it.
+        let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
+        // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
+        unsafe { blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
+    }
 }
 
-/// Packs unit `unit` of `B` for [`rows_times_packed`] (`avx2::pack_b_unit_for` with
-/// this tile).
-///
-/// # Safety
-/// As `avx2::pack_b_unit_for`; the CPU must have AVX-512 F, AVX2 and FMA.
-#[cfg(feature = "threading")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { super::avx2::pack_b_unit_for::<Avx512>(packed, b, n_pad, unit) }
-}
-
-/// `avx2::rows_times_packed_for` with this tile.
-///
-/// # Safety
-/// As `avx2::rows_times_packed_for`; the CPU must have AVX-512 F, AVX2 and FMA.
-#[cfg(feature = "threading")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn rows_times_packed(
-    alpha: f32,
-    a: MatRef<'_>,
-    packed: *const f32,
-    n: usize,
-    n_pad: usize,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { super::avx2::rows_times_packed_for::<Avx512>(alpha, a, packed, n, n_pad, beta, c, ldc) }
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// The packed panel of `B` of [`gemm`]'s products of at most `MC` rows: a
+    /// zero-initialised thread-local array (no allocation, no initialiser to run).
+    static PANEL: core::cell::UnsafeCell<[f32; KC * NR]> = const { core::cell::UnsafeCell::new([0.0; KC * NR]) };
 }
 
 /// The mask of the first `n` of 16 lanes (all for `n >= 16`).
