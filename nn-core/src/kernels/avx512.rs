@@ -207,6 +207,39 @@ std::thread_local! {
     static PANEL: core::cell::UnsafeCell<[f32; KC * NR]> = const { core::cell::UnsafeCell::new([0.0; KC * NR]) };
 }
 
+/// Packs unit `unit` of `B` for [`rows_times_packed`] (`avx2::pack_b_unit_for` with
+/// this tile).
+///
+/// # Safety
+/// As `avx2::pack_b_unit_for`; the CPU must have AVX-512 F, AVX2 and FMA.
+#[cfg(feature = "threading")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { super::avx2::pack_b_unit_for::<Avx512>(packed, b, n_pad, unit) }
+}
+
+/// `avx2::rows_times_packed_for` with this tile.
+///
+/// # Safety
+/// As `avx2::rows_times_packed_for`; the CPU must have AVX-512 F, AVX2 and FMA.
+#[cfg(feature = "threading")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rows_times_packed(
+    alpha: f32,
+    a: MatRef<'_>,
+    packed: *const f32,
+    n: usize,
+    n_pad: usize,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { super::avx2::rows_times_packed_for::<Avx512>(alpha, a, packed, n, n_pad, beta, c, ldc) }
+}
+
 /// The mask of the first `n` of 16 lanes (all for `n >= 16`).
 #[inline(always)]
 fn lanes(n: usize) -> __mmask16 {
