@@ -213,11 +213,14 @@ fn outputs_under_nn_isa() {
     }
 }
 
+/// A child's instruction set and its output lines.
+type Run = (Isa, Vec<String>);
+
 #[test]
 fn every_instruction_set_gives_the_same_bits() {
     let exe = std::env::current_exe().expect("the test binary's path");
     // The first run's outputs, and the first run with a register tile's large products.
-    let (mut first, mut first_tiled): (Option<(Isa, Vec<String>)>, Option<(Isa, Vec<String>)>) = (None, None);
+    let (mut first, mut first_tiled): (Option<Run>, Option<Run>) = (None, None);
     for wanted in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|&i| i <= isa::detected()) {
         let run = Command::new(&exe)
             .args(["isa_bits::outputs_under_nn_isa", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
