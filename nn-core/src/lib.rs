@@ -43,6 +43,7 @@ pub mod layer;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod multi;
 pub mod optim;
 pub mod quant;
 pub mod rng;

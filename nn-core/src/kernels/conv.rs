@@ -727,7 +727,7 @@ pub const DIRECT_MAX_FLOATS: usize = 16 * 1024;
 
 /// One sample's convolution without the column matrix: the input is copied once with
 /// its zero padding into `scratch`, and the product reads each column row as vectors of
-/// eight straight from it ([`super::avx2::gemm_gathered`]): row `(c, i, j)` of the
+/// eight straight from it (`gemm_gathered` of the AVX2 or AVX-512 kernels): row `(c, i, j)` of the
 /// columns of output row `oy` is the padded row `oy + i dilation` of channel `c` from
 /// column `j dilation` on. The same sums in the same order as [`im2col`] and
 /// [`gemm`], so the same bits, without writing the columns and packing them again
@@ -780,22 +780,16 @@ unsafe fn forward_direct(
         }
         // The slice `k0..k0 + kc` of the sums, added to `y` as `gemm` adds each slice
         // of `KC`.
-        // SAFETY: the CPU has AVX2 and FMA (checked by the caller); the bounds are
-        // asserted inside.
+        let start = (k0 == 0).then_some(bias);
+        // SAFETY: the CPU has AVX2 and FMA (checked by the caller), and AVX-512 F where
+        // `isa().avx512()`; the bounds are asserted inside.
         unsafe {
-            super::avx2::gemm_gathered(
-                &weight[k0..],
-                patch,
-                filters,
-                kc,
-                padded,
-                &offsets[..kc],
-                (g.out_width, pw),
-                (k0 == 0).then_some(bias),
-                y,
-                n,
-                n,
-            )
+            let (weight, offsets, rows) = (&weight[k0..], &offsets[..kc], (g.out_width, pw));
+            if super::isa::isa().avx512() {
+                super::avx512::gemm_gathered(weight, patch, filters, kc, padded, offsets, rows, start, y, n, n)
+            } else {
+                super::avx2::gemm_gathered(weight, patch, filters, kc, padded, offsets, rows, start, y, n, n)
+            }
         };
         k0 += kc;
     }

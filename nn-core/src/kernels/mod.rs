@@ -10,6 +10,8 @@
 mod arm_vfma;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 pub mod conv;
 pub mod dense;
 pub mod gemm;
