@@ -44,6 +44,7 @@ use nn_core::prelude::*;
 use nn_core::quant::calibrate::{quantize_dense_stack, FloatDense, QuantizeOptions, QuantizedDense, WeightGranularity};
 use nn_core::quant::quantize::{fold_batch_norm, quantize_sequential, FloatConv2d, FloatLayer, QuantizedSequential};
 use nn_core::quant::{FusedActivation, QuantError};
+use nn_core::train::Metric;
 use nn_examples::{data_file, model_tensor, timed, JsonObject};
 
 network! {

@@ -7,7 +7,7 @@
 //!            | value `=` call (`=>` shape)? `;`
 //! call      := merge `(` value,+ (`,` `axis` `:` integer)? `)`
 //!            | layer `(` value `)` (`:` path (options | `(` value `)`)?)?
-//! merge     := `add` | `multiply` | `concat`
+//! merge     := `add` | `subtract` | `multiply` | `concat`
 //! ```
 //!
 //! A layer is declared, with its kind, where it is first applied; applying it again by
@@ -32,7 +32,7 @@ use crate::parse::{self, LayerDef, NetworkDef, OptionDef, OptionsDef, ShapeDef, 
 use crate::suggest;
 
 /// The merges, by name.
-const MERGES: &[&str] = &["add", "multiply", "concat"];
+const MERGES: &[&str] = &["add", "subtract", "multiply", "concat"];
 
 /// The body of a network in the graph form.
 pub(crate) struct GraphDef {
@@ -118,8 +118,9 @@ fn statement(input: ParseStream) -> syn::Result<Stmt> {
             );
         }
         input.parse::<Token![=]>()?;
-        let name: Ident =
-            input.parse().map_err(|_| input.error("expected a layer or a merge (`add`, `multiply`, `concat`)"))?;
+        let name: Ident = input
+            .parse()
+            .map_err(|_| input.error("expected a layer or a merge (`add`, `subtract`, `multiply`, `concat`)"))?;
         if !input.peek(token::Paren) {
             return Err(input.error(format!("expected `(` and the values `{name}` is applied to")));
         }
@@ -276,6 +277,8 @@ pub(crate) struct Node {
 pub(crate) enum NodeOp {
     Apply(usize),
     Add,
+    /// `a - b`, of two values.
+    Subtract,
     Multiply,
     /// Per operand, the floats of one block (see `nn_core::graph::concat`).
     Concat(Vec<usize>),
@@ -613,6 +616,10 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                 errors.at(call.span(), format!("`{op_name}` merges two or more values"));
                 return ShapeInfo::Unknown;
             }
+            if op_name == "subtract" && args.len() != 2 {
+                errors.at(call.span(), format!("`subtract` takes two values, `a - b`, but is given {}", args.len()));
+                return ShapeInfo::Unknown;
+            }
             let shapes: Vec<&ShapeInfo> = args.iter().map(|&v| &g.values[v].shape).collect();
             if shapes.iter().any(|s| matches!(s, ShapeInfo::Unknown)) {
                 return ShapeInfo::Unknown;
@@ -672,7 +679,7 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                 g.nodes.push(Node { op: NodeOp::Concat(blocks), args, out: usize::MAX });
                 return ShapeInfo::Known(out);
             }
-            // `add` and `multiply`: one shape.
+            // `add`, `subtract` and `multiply`: one shape.
             let first = shapes[0].clone();
             for (i, s) in shapes.iter().enumerate().skip(1) {
                 match (&first, s) {
@@ -704,7 +711,11 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                     )),
                 }
             }
-            let op = if op_name == "add" { NodeOp::Add } else { NodeOp::Multiply };
+            let op = match op_name.as_str() {
+                "add" => NodeOp::Add,
+                "subtract" => NodeOp::Subtract,
+                _ => NodeOp::Multiply,
+            };
             g.nodes.push(Node { op, args, out: usize::MAX });
             first
         }
@@ -953,9 +964,7 @@ fn assert_shape(
 pub(crate) fn expand(g: &Graph) -> TokenStream {
     let net = &g.net;
     let name = &net.name;
-    let kind = unraw(name);
     let item = expand::struct_item(net);
-    let (input_ty, output_ty) = expand::declared_types(net);
     let mut checks = Checks::default();
     let multi = g.inputs.len() > 1 || g.outputs.len() > 1;
     let numbered = |base: &str, n: usize| -> Vec<Ident> {
@@ -976,6 +985,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     // The layers: a type, a constant value, and their sizes.
     let mut layer_items = Vec::new();
     let mut sizes = Vec::new(); // (params, buffers, cache, scratch) expressions
+    let mut forward_scratches = Vec::new();
+    let mut tensors = Vec::new(); // (name, tensor tree) of each layer
     for (k, layer) in g.layers.iter().enumerate() {
         let ty_name = format_ident!("__NnL{}", k);
         let const_name = format_ident!("__NN_L{}", k);
@@ -993,9 +1004,19 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     quote!(<#ty_name as ::nn_core::Layer>::CACHE),
                     quote!(<#ty_name as ::nn_core::Layer>::SCRATCH),
                 ));
+                forward_scratches.push(quote!(<#ty_name as ::nn_core::Layer>::FORWARD_SCRATCH));
+                tensors.push((layer_name, quote!(<#ty as ::nn_core::Layer>::TENSORS)));
             }
-            GraphLayer::Tied { inputs, outputs, activation, bias, .. } => {
+            GraphLayer::Tied { name, inputs, outputs, activation, bias, .. } => {
                 let (i, o) = (Literal::usize_unsuffixed(*inputs), Literal::usize_unsuffixed(*outputs));
+                // Its one tensor of its own, the bias.
+                let tree = if *bias {
+                    quote!(&::nn_core::weights::TensorTree::Leaf { name: "bias", shape: &[#o], trainable: true })
+                } else {
+                    quote!(&::nn_core::weights::TensorTree::Empty)
+                };
+                tensors.push((unraw(name), tree));
+                forward_scratches.push(quote!(0));
                 layer_items.push(quote! {
                     type #ty_name = ::nn_core::graph::TiedDense<#i, #o, #bias>;
                     const #const_name: #ty_name = ::nn_core::graph::TiedDense::new(#activation);
@@ -1157,6 +1178,12 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 forward_body.extend(call.clone());
                 train_body.extend(call);
             }
+            NodeOp::Subtract => {
+                let (a, b) = (&reads[0], &reads[1]);
+                let call = quote!(::nn_core::graph::subtract(#a, #b, &mut *#out););
+                forward_body.extend(call.clone());
+                train_body.extend(call);
+            }
             NodeOp::Concat(blocks) => {
                 let blocks = blocks.iter().map(|b| Literal::usize_unsuffixed(*b));
                 let call = quote!(::nn_core::graph::concat(&[#(#reads),*], &[#(#blocks),*], &mut *#out););
@@ -1182,9 +1209,11 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 let call = |dx: TokenStream| match &g.layers[*k] {
                     GraphLayer::Plain(_) => {
                         let pr = p_range(*k);
+                        let p = format_ident!("__NN_P{}", k);
                         quote! {
-                            ::nn_core::Layer::backward(
+                            ::nn_core::Layer::backward_frozen(
                                 &#l, &params[#pr], #x, #y, &*#c, &mut *#dy, #dx, &mut grads[#pr], &mut *scratch,
+                                frozen.shifted(#p),
                             );
                         }
                     }
@@ -1241,6 +1270,10 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     written[u] = true;
                     let contribution = |target: TokenStream| match op {
                         NodeOp::Add => quote!(::nn_core::graph::add_backward(&*#dy, #target, #accumulate);),
+                        NodeOp::Subtract if j == 0 => {
+                            quote!(::nn_core::graph::add_backward(&*#dy, #target, #accumulate);)
+                        }
+                        NodeOp::Subtract => quote!(::nn_core::graph::subtract_backward(&*#dy, #target, #accumulate);),
                         NodeOp::Multiply => {
                             quote!(::nn_core::graph::multiply_backward(&*#dy, &[#(#reads),*], #j, #target, #accumulate);)
                         }
@@ -1346,6 +1379,9 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         const __NN_SCRATCH: usize = 0 #(+ #internal_lens)*
             + ::nn_core::graph::max(&[#(#all_lens),*])
             + ::nn_core::graph::max(&[#(#scratches),*]);
+        // Inference keeps the values in the scratch and needs no gradient buffers.
+        const __NN_FORWARD_SCRATCH: usize = 0 #(+ #internal_lens)*
+            + ::nn_core::graph::max(&[#(#forward_scratches),*]);
     };
     // The items both forms of the expansion start with.
     let shared_items = quote! {
@@ -1358,13 +1394,15 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     };
     if multi {
         let (n_in, n_out) = (g.inputs.len(), g.outputs.len());
+        let several_io = several_inputs_or_outputs(g);
         return quote! {
             #item
             const _: () = {
                 #shared_items
 
                 /// A graph network with several inputs or outputs: the methods of
-                /// `nn_core::Layer`, over arrays of inputs and outputs.
+                /// `nn_core::Layer`, over arrays of inputs and outputs (its `Layer`
+                /// impl runs them on the concatenated samples).
                 #[allow(unused_variables, unused_mut, clippy::all)]
                 impl #name {
                     /// The number of trainable parameters.
@@ -1436,6 +1474,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                         let [#(#ys),*] = outputs;
                         let [#(#dys),*] = output_grads;
                         let [#(#dxs),*] = input_grads;
+                        let frozen = ::nn_core::layer::Frozen::NONE;
                         #backward_prologue
                         #backward_body
                     }
@@ -1451,96 +1490,55 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                         #visit_body
                     }
                 }
+
+                #several_io
             };
         };
     }
 
     let network_impl = expand::network_impl(name, quote!(self));
+    let tensors = expand::tensor_tree(tensors);
+    let layer_impl = expand::layer_impl(
+        net,
+        expand::LayerImpl {
+            consts: quote! {
+                const PARAMS: usize = __NN_PARAMS;
+                const BUFFERS: usize = __NN_BUFFERS;
+                const CACHE: usize = __NN_CACHE;
+                const SCRATCH: usize = __NN_SCRATCH;
+                const FORWARD_SCRATCH: usize = __NN_FORWARD_SCRATCH;
+                const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
+            },
+            init: init_body,
+            forward: quote!(#batch #forward_values #forward_body),
+            forward_train: quote!(#batch #train_values #train_caches #train_body),
+            backward: quote! {
+                <Self as ::nn_core::Layer>::backward_frozen(
+                    self, params, x, y, cache, dy, dx, grads, scratch, ::nn_core::layer::Frozen::NONE,
+                )
+            },
+            backward_frozen: Some(quote!(#backward_prologue #backward_body)),
+            visit_tensors: visit_body,
+            visit_summary: Some(summary_body),
+        },
+    );
     quote! {
         #item
         const _: () = {
             #shared_items
 
-            #[allow(unused_variables, unused_mut, clippy::all)]
-            impl ::nn_core::Layer for #name {
-                type Input = #input_ty;
-                type Output = #output_ty;
-                const PARAMS: usize = __NN_PARAMS;
-                const BUFFERS: usize = __NN_BUFFERS;
-                const CACHE: usize = __NN_CACHE;
-                const SCRATCH: usize = __NN_SCRATCH;
-                const KIND: &'static str = #kind;
-                fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
-                    #init_body
-                }
-                fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-                    #batch
-                    #forward_values
-                    #forward_body
-                }
-                fn forward_train(
-                    &self,
-                    params: &[f32],
-                    buffers: &mut [f32],
-                    x: &[f32],
-                    y: &mut [f32],
-                    cache: &mut [f32],
-                    scratch: &mut [f32],
-                    rng: &mut ::nn_core::Rng,
-                ) {
-                    #batch
-                    #train_values
-                    #train_caches
-                    #train_body
-                }
-                fn backward(
-                    &self,
-                    params: &[f32],
-                    x: &[f32],
-                    y: &[f32],
-                    cache: &[f32],
-                    dy: &mut [f32],
-                    dx: ::core::option::Option<&mut [f32]>,
-                    grads: &mut [f32],
-                    scratch: &mut [f32],
-                ) {
-                    #backward_prologue
-                    #backward_body
-                }
-                fn visit_tensors(
-                    &self,
-                    path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
-                    params_at: usize,
-                    buffers_at: usize,
-                    f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
-                ) {
-                    #visit_body
-                }
-                fn visit_summary(
-                    &self,
-                    name: &str,
-                    depth: usize,
-                    f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>),
-                ) {
-                    // Nested in another network: one row for the whole graph, then its
-                    // layers one level deeper.
-                    let depth = if name.is_empty() {
-                        depth
-                    } else {
-                        f(&::nn_core::layer::SummaryRow {
-                            name,
-                            kind: #kind,
-                            depth,
-                            output: <#output_ty as ::nn_core::Shape>::DIMS,
-                            params: <Self as ::nn_core::Layer>::PARAMS,
-                        });
-                        depth + 1
-                    };
-                    #summary_body
-                }
-            }
+            #layer_impl
 
             #network_impl
         };
     }
+}
+
+/// The items a network with several inputs or outputs gets besides its inherent
+/// methods (`PARAMS`, `init`, `forward`, `forward_train`, `backward`,
+/// `visit_tensors` over arrays of inputs and outputs, and the constants `__NN_PARAMS`,
+/// `__NN_BUFFERS`, `__NN_CACHE`, `__NN_SCRATCH` in scope): the one place where impls
+/// of traits for such networks are added (`multi_io`).
+fn several_inputs_or_outputs(g: &Graph) -> TokenStream {
+    crate::multi_io::expand(g)
 }

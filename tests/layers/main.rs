@@ -24,6 +24,7 @@ mod conv_network;
 mod forward_scratch;
 mod graph_network;
 mod handwritten_expansion;
+mod isa_bits;
 mod kernel_bounds;
 mod kernels;
 mod macro_expansion;

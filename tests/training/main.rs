@@ -6,5 +6,7 @@ mod gradcheck;
 mod checked_settings;
 mod freeze;
 mod losses;
+mod multi_io;
 mod optimizers;
+mod prelude_names;
 mod regularization;

@@ -1,5 +1,5 @@
-//! AVX2 + FMA kernels for x86-64, chosen at run time by [`available`] (or at compile
-//! time without `std`, when the target enables both features).
+//! AVX2 + FMA kernels for x86-64, chosen by [`super::isa`] (at run time with `std`, at
+//! compile time without, when the target enables both features).
 //!
 //! * [`gemm`]: `C = alpha A B + beta C` by the blocked loops of [`super::gemm`] around a
 //!   register tile of [`MR`] rows by [`NR`] columns (12 accumulators of 8 floats);
@@ -45,6 +45,26 @@ pub(crate) fn reserve_blocks() {
     });
 }
 
+/// Calls `run` with this thread's packed blocks of `A` (`MC x KC` floats) and `B`
+/// (`KC x NC`), allocated by the thread's first call (the blocks of the AVX-512 tile,
+/// of the same depth, are the same buffers).
+///
+/// # Safety
+/// `run` does not call `with_blocks` (nor a product that does) itself.
+#[cfg(feature = "std")]
+pub(crate) unsafe fn with_blocks<R>(run: impl FnOnce(Blocks) -> R) -> R {
+    BLOCKS.with(|blocks| {
+        // SAFETY: this thread's buffers, not borrowed elsewhere (`run` does not
+        // re-enter, the caller's contract).
+        let (a_block, b_block) = unsafe { &mut *blocks.get() };
+        if a_block.len() < MC * KC || b_block.len() < KC * NC {
+            a_block.resize(MC * KC, 0.0);
+            b_block.resize(KC * NC, 0.0);
+        }
+        run(Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() })
+    })
+}
+
 /// Rows of the register tile: `MR x NR` accumulators are 12 of the 16 YMM registers,
 /// enough independent FMA chains to cover its latency on both FMA ports.
 pub const MR: usize = 6;
@@ -64,17 +84,11 @@ pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
     count.checked_mul(len).is_some_and(|total| total <= available)
 }
 
-/// Whether the CPU has AVX2 and FMA.
-#[inline]
+/// Whether the AVX2 and FMA kernels may run: [`super::isa::isa`] (the CPU has them
+/// and `NN_ISA` does not ask for the portable kernels).
+#[inline(always)]
 pub fn available() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(all(target_feature = "avx2", target_feature = "fma"))
-    }
+    super::isa::isa().avx2()
 }
 
 /// The AVX2 register tile.
@@ -119,7 +133,7 @@ impl Tile for Avx2 {
         // SAFETY: the caller's contract.
         unsafe {
             if b.rs == 1 && nr == NR {
-                pack_columns(panel, b.data.as_ptr().add(j0 * b.cs + k0), b.cs, kc);
+                pack_columns(panel, NR, b.data.as_ptr().add(j0 * b.cs + k0), b.cs, kc);
             } else if b.cs == 1 && nr == NR {
                 pack_rows(panel, b.data.as_ptr().add(k0 * b.rs + j0), b.rs, kc);
             } else {
@@ -172,25 +186,25 @@ unsafe fn pack_a_six(tile: *mut f32, src: *const f32, rs: usize, kc: usize) {
 }
 
 /// Packs 16 contiguous columns of `B` (column `j` at `b + j cs`, `kc` floats each)
-/// into `kc` panel rows of 16: 8x8 blocks transposed in registers, then the last
-/// `kc % 8` rows one by one.
+/// into the first 16 floats of `kc` panel rows of `width` floats: 8x8 blocks
+/// transposed in registers, then the last `kc % 8` rows one by one.
 ///
 /// # Safety
 /// The CPU has AVX; the 16 columns of `kc` floats are readable; the panel has room
-/// for `16 kc` floats.
+/// for `width kc` floats, `width >= 16`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
+pub(crate) unsafe fn pack_columns(panel: *mut f32, width: usize, b: *const f32, cs: usize, kc: usize) {
     let mut p = 0;
     while p + 8 <= kc {
         for half in 0..2 {
             // SAFETY: columns `8 half + j < 16` hold floats `p..p + 8 <= kc`; panel
-            // rows `p + q < kc` have 16 floats.
+            // rows `p + q < kc` have `width >= 16` floats.
             unsafe {
                 let col = |j: usize| _mm256_loadu_ps(b.add((8 * half + j) * cs + p));
                 let rows = transpose8([col(0), col(1), col(2), col(3), col(4), col(5), col(6), col(7)]);
                 for (q, row) in rows.iter().enumerate() {
-                    _mm256_storeu_ps(panel.add((p + q) * NR + 8 * half), *row);
+                    _mm256_storeu_ps(panel.add((p + q) * width + 8 * half), *row);
                 }
             }
         }
@@ -198,8 +212,8 @@ unsafe fn pack_columns(panel: *mut f32, b: *const f32, cs: usize, kc: usize) {
     }
     while p < kc {
         for j in 0..NR {
-            // SAFETY: column `j < 16` holds float `p < kc`; panel row `p` has 16 floats.
-            unsafe { *panel.add(p * NR + j) = *b.add(j * cs + p) };
+            // SAFETY: column `j < 16` holds float `p < kc`; panel row `p` has `width >= 16` floats.
+            unsafe { *panel.add(p * width + j) = *b.add(j * cs + p) };
         }
         p += 1;
     }
@@ -228,7 +242,7 @@ unsafe fn pack_rows(panel: *mut f32, b: *const f32, rs: usize, kc: usize) {
 /// The transpose of an 8x8 block held as eight rows.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+pub(crate) fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
     let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -270,18 +284,11 @@ pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut 
     let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
     #[cfg(feature = "std")]
     if a.rows > MC {
-        return BLOCKS.with(|blocks| {
-            // SAFETY: this thread's buffers, not borrowed elsewhere (`gemm` does not
-            // re-enter itself).
-            let (a_block, b_block) = unsafe { &mut *blocks.get() };
-            if a_block.len() < MC * KC || b_block.len() < KC * NC {
-                a_block.resize(MC * KC, 0.0);
-                b_block.resize(KC * NC, 0.0);
-            }
-            let blocks = Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() };
-            // SAFETY: the caller's contract; the panel and blocks have their sizes.
-            unsafe { blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), Some(blocks)) }
-        });
+        // SAFETY: `blocked` does not re-enter `with_blocks`; the caller's contract; the
+        // panel and blocks have their sizes.
+        return unsafe {
+            with_blocks(|blocks| blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), Some(blocks)))
+        };
     }
     // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
     unsafe { blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }

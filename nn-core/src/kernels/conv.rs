@@ -315,7 +315,7 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], start: usize, len: usize, cols: &mut 
     let cols = &mut cols[..product("column matrix", sizes.patch, len)];
     if g.is_shifted_plane(start, len) {
         #[cfg(target_arch = "x86_64")]
-        if g.width.is_multiple_of(8) && super::avx2::available() {
+        if g.width.is_multiple_of(8) && super::isa::isa().avx2() {
             // SAFETY: the CPU has AVX2; the bounds are checked inside.
             return unsafe { im2col_vectors_avx2(g, x, start, len, cols) };
         }
@@ -467,7 +467,7 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], start: usize, len: usize, dx: &mut
     let sizes = g.check();
     let _ = product("column matrix", sizes.patch, len);
     #[cfg(target_arch = "x86_64")]
-    if super::avx2::available() {
+    if super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2.
         return unsafe { col2im_avx2(g, cols, start, len, dx) };
     }
@@ -621,7 +621,7 @@ fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, t
         || batch < 2
         || batch.saturating_mul(macs) < PARALLEL_MIN_MACS
         || g.is_pointwise()
-        || !super::avx2::available()
+        || !super::isa::isa().avx2()
     {
         return 1;
     }
@@ -670,7 +670,7 @@ fn forward_samples_by(
     let w = MatRef::new(&weight[..filters * patch], filters, patch);
     #[cfg(target_arch = "x86_64")]
     let direct =
-        direct && filters > 1 && padded_len(g).is_some_and(|len| len <= scratch.len()) && super::avx2::available();
+        direct && filters > 1 && padded_len(g).is_some_and(|len| len <= scratch.len()) && super::isa::isa().avx2();
     #[cfg(not(target_arch = "x86_64"))]
     let _ = direct;
     for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
@@ -727,7 +727,7 @@ pub const DIRECT_MAX_FLOATS: usize = 16 * 1024;
 
 /// One sample's convolution without the column matrix: the input is copied once with
 /// its zero padding into `scratch`, and the product reads each column row as vectors of
-/// eight straight from it ([`super::avx2::gemm_gathered`]): row `(c, i, j)` of the
+/// eight straight from it (`gemm_gathered` of the AVX2 or AVX-512 kernels): row `(c, i, j)` of the
 /// columns of output row `oy` is the padded row `oy + i dilation` of channel `c` from
 /// column `j dilation` on. The same sums in the same order as [`im2col`] and
 /// [`gemm`], so the same bits, without writing the columns and packing them again
@@ -780,22 +780,16 @@ unsafe fn forward_direct(
         }
         // The slice `k0..k0 + kc` of the sums, added to `y` as `gemm` adds each slice
         // of `KC`.
-        // SAFETY: the CPU has AVX2 and FMA (checked by the caller); the bounds are
-        // asserted inside.
+        let start = (k0 == 0).then_some(bias);
+        // SAFETY: the CPU has AVX2 and FMA (checked by the caller), and AVX-512 F where
+        // `isa().avx512()`; the bounds are asserted inside.
         unsafe {
-            super::avx2::gemm_gathered(
-                &weight[k0..],
-                patch,
-                filters,
-                kc,
-                padded,
-                &offsets[..kc],
-                (g.out_width, pw),
-                (k0 == 0).then_some(bias),
-                y,
-                n,
-                n,
-            )
+            let (weight, offsets, rows) = (&weight[k0..], &offsets[..kc], (g.out_width, pw));
+            if super::isa::isa().avx512() {
+                super::avx512::gemm_gathered(weight, patch, filters, kc, padded, offsets, rows, start, y, n, n)
+            } else {
+                super::avx2::gemm_gathered(weight, patch, filters, kc, padded, offsets, rows, start, y, n, n)
+            }
         };
         k0 += kc;
     }
@@ -1100,7 +1094,7 @@ mod tests {
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     #[test]
     fn threads_give_the_same_bits() {
-        if crate::kernels::gemm::threads() < 2 || !crate::kernels::avx2::available() {
+        if crate::kernels::gemm::threads() < 2 || !crate::kernels::isa::isa().avx2() {
             eprintln!("one thread (or no AVX2): nothing to compare");
             return;
         }

@@ -62,7 +62,7 @@ pub fn forward_one<const I: usize>(
     if I.is_multiple_of(8)
         && x.len() == I
         && matches!(activation, Activation::Identity | Activation::Relu)
-        && super::avx2::available()
+        && super::isa::isa().avx2()
     {
         // SAFETY: the CPU has AVX2 and FMA; the kernel asserts its bounds.
         return unsafe {

@@ -16,11 +16,11 @@
 //! buffer on every call. A product with a single row of `A` is a matrix-vector
 //! product: [`gemv`].
 
-#[cfg(target_arch = "x86_64")]
-use super::avx2;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel;
 use super::portable;
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -112,16 +112,35 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         return packed(alpha, a, b, beta, c, ldc);
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         #[cfg(feature = "threading")]
         if flops >= PARALLEL_MIN_FLOPS && threads() > 1 {
             return parallel::gemm(alpha, a, b, beta, c, ldc);
         }
-        // SAFETY: the CPU has AVX2 and FMA; the views and `C` were checked above.
-        return unsafe { avx2::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) };
+        // SAFETY: the views and `C` were checked above.
+        return unsafe { one_thread(alpha, a, b, beta, c.as_mut_ptr(), ldc) };
     }
     // SAFETY: the views and `C` were checked above.
     unsafe { portable::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) }
+}
+
+/// `C = alpha A B + beta C` on this thread by the widest register tile the CPU has
+/// ([`super::isa`]): AVX-512 or AVX2, the same bits.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; the views lie within their slices; `C`'s `m` rows of `n`
+/// columns (stride `ldc`) are writable at `c` and not otherwise borrowed.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) unsafe fn one_thread(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut f32, ldc: usize) {
+    // SAFETY: the caller's contract; `avx512()` means the CPU has AVX-512 F too.
+    unsafe {
+        if super::isa::isa().avx512() {
+            avx512::gemm(alpha, a, b, beta, c, ldc)
+        } else {
+            avx2::gemm(alpha, a, b, beta, c, ldc)
+        }
+    }
 }
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
@@ -138,7 +157,7 @@ pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 #[cfg(feature = "alloc")]
 fn packed_is_faster() -> bool {
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         return false;
     }
     true
@@ -558,11 +577,14 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() && (a.cs == 1 || a.rs == 1) {
-        // SAFETY: the CPU has AVX2 and FMA; the kernels assert their bounds.
+    if super::isa::isa().avx2() && (a.cs == 1 || a.rs == 1) {
+        // SAFETY: the CPU has AVX2 and FMA (and AVX-512 F where `avx512()`); the kernels
+        // assert their bounds.
         unsafe {
             if a.cs == 1 {
                 avx2::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
+            } else if super::isa::isa().avx512() {
+                avx512::gemv_columns(alpha, a.data, a.cs, m, n, x, y);
             } else {
                 avx2::gemv_columns(alpha, a.data, a.cs, m, n, x, y);
             }
@@ -608,7 +630,7 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         #[cfg(feature = "threading")]
         if batch > 1 && (batch * m).saturating_mul(n) >= PARALLEL_MIN_FLOPS && threads() > 1 {
             return parallel::gemv_batch(alpha, a, x, y, batch);
@@ -645,7 +667,7 @@ fn prepare(beta: f32, y: &mut [f32]) {
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { avx2::dot(a, b) };
     }
@@ -817,15 +839,19 @@ mod tests {
         }
     }
 
-    /// The portable kernels (those of microcontrollers) give the AVX2 kernels' bits:
+    /// The portable kernels (those of microcontrollers) give the AVX2 kernels' bits,
+    /// and the AVX-512 kernels' where the CPU has them:
     /// products of every layout and scaling, with depths across a slice; matrix-vector
     /// products over both layouts; dot products of every length.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn portable_kernels_equal_avx2_bit_for_bit() {
-        if !avx2::available() {
+        // The CPU's kernels, whatever `NN_ISA` asks of the public entry points.
+        let cpu = crate::kernels::isa::detected();
+        if !cpu.avx2() {
             return;
         }
+        let avx512 = cpu.avx512();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
         let mut rng = Rng::new(21);
         let shapes = SHAPES.iter().copied().chain([(5, 300, 20), (17, 513, 9), (8, 9, 64)]);
@@ -845,6 +871,12 @@ mod tests {
                         portable::gemm(alpha, a, b, beta, portable.as_mut_ptr(), n);
                     }
                     assert_eq!(bits(&fast), bits(&portable), "{m}x{k}x{n}, {a_cm} {b_cm}, {alpha} {beta}");
+                    if avx512 {
+                        let mut wide = c0.clone();
+                        // SAFETY: AVX-512 F is available; as above.
+                        unsafe { avx512::gemm(alpha, a, b, beta, wide.as_mut_ptr(), n) };
+                        assert_eq!(bits(&wide), bits(&portable), "AVX-512: {m}x{k}x{n}, {a_cm} {b_cm}, {alpha} {beta}");
+                    }
                 }
             }
             let (ad, x) = ((0..m * k).map(|_| rng.uniform_in(-1.0, 1.0)).collect::<std::vec::Vec<f32>>(), {
@@ -862,6 +894,12 @@ mod tests {
             portable::gemv_columns(0.5, &ad, m, m, k, &x, &mut columns_portable);
             assert_eq!(bits(&rows_fast), bits(&rows_portable), "gemv rows {m}x{k}");
             assert_eq!(bits(&columns_fast), bits(&columns_portable), "gemv columns {m}x{k}");
+            if avx512 {
+                let mut columns_wide = y0.clone();
+                // SAFETY: AVX-512 F is available; as above.
+                unsafe { avx512::gemv_columns(0.5, &ad, m, m, k, &x, &mut columns_wide) };
+                assert_eq!(bits(&columns_wide), bits(&columns_portable), "AVX-512 gemv columns {m}x{k}");
+            }
             // SAFETY: AVX2 is available.
             let fast = unsafe { avx2::dot(&ad[..k], &x) };
             assert_eq!(fast.to_bits(), portable::dot(&ad[..k], &x).to_bits(), "dot of {k}");
@@ -870,8 +908,31 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
+    fn avx512_tile_matches_reference_in_place_and_packed() {
+        if !crate::kernels::isa::detected().avx512() {
+            return;
+        }
+        for (m, k, n) in SHAPES.iter().copied().chain([(25, 40, 70), (14, 3, 31)]) {
+            for with_blocks in [false, true] {
+                check(m, k, n, &|alpha, a, b, beta, c, ldc| {
+                    let mut panel = std::vec![0.0f32; avx512::KC * avx512::NR];
+                    let mut a_block = std::vec![0.0f32; MC * avx512::KC];
+                    let mut b_block = std::vec![0.0f32; avx512::KC * NC];
+                    let blocks = with_blocks.then_some(Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() });
+                    // SAFETY: AVX-512 F is available; the views are inside their
+                    // vectors; the buffers have their sizes.
+                    unsafe {
+                        blocked::<avx512::Avx512>(alpha, a, b, beta, c.as_mut_ptr(), ldc, panel.as_mut_ptr(), blocks)
+                    }
+                });
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
     fn avx2_tile_matches_reference_in_place_and_packed() {
-        if !avx2::available() {
+        if !crate::kernels::isa::isa().avx2() {
             return;
         }
         for (m, k, n) in SHAPES {

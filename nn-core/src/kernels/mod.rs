@@ -10,9 +10,13 @@
 mod arm_vfma;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 pub mod conv;
 pub mod dense;
 pub mod gemm;
+pub mod isa;
+pub mod maths;
 pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 mod parallel;

@@ -36,7 +36,7 @@ pub fn adam(step: &AdamStep, params: &mut [f32], grads: &[f32], m: &mut [f32], v
     let n = params.len();
     assert!(grads.len() == n && m.len() == n && v.len() == n, "adam: slices of different lengths");
     #[cfg(target_arch = "x86_64")]
-    if super::avx2::available() {
+    if super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA; the slices have the same length.
         let done = unsafe { super::avx2::adam(step, params, grads, m, v) };
         return adam_scalar(step, &mut params[done..], &grads[done..], &mut m[done..], &mut v[done..]);

@@ -217,7 +217,7 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         // SAFETY: the CPU has AVX2 and FMA (the caller checked); the sub-views lie
         // within their slices; this part's block of `C` (its rows or columns) lies
         // within `c` and no other part writes it.
-        unsafe { avx2::gemm(alpha, a, b, beta, out.at(offset), ldc) };
+        unsafe { super::gemm::one_thread(alpha, a, b, beta, out.at(offset), ldc) };
     };
     for_each_part(parts, &run);
 }
@@ -347,7 +347,7 @@ mod tests {
     /// and the row blocks.
     #[test]
     fn shared_packing_equals_one_thread_bit_for_bit() {
-        if !avx2::available() {
+        if !crate::kernels::isa::isa().avx2() {
             return;
         }
         let mut rng = Rng::new(7);

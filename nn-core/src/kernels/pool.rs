@@ -111,7 +111,7 @@ fn argmax_2x2(plane: &[f32], at: usize, width: usize) -> usize {
 pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
     let (in_len, out_len) = g.lens();
     #[cfg(target_arch = "x86_64")]
-    if g.is_halving_2x2() && super::avx2::available() {
+    if g.is_halving_2x2() && super::isa::isa().avx2() {
         let planes = g.planes(x);
         // SAFETY: the CPU has AVX2; the slices hold `planes` input and output planes.
         return unsafe { halving::max_forward(g.out_width, &x[..planes * in_len], &mut y[..planes * out_len]) };
@@ -142,7 +142,7 @@ pub fn max_backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let planes = g.planes(x);
     let dx = &mut dx[..planes * in_len];
     #[cfg(target_arch = "x86_64")]
-    if g.is_halving_2x2() && super::avx2::available() {
+    if g.is_halving_2x2() && super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2; the slices hold `planes` input and output planes.
         return unsafe { halving::max_backward(g.out_width, &x[..planes * in_len], &dy[..planes * out_len], dx) };
     }

@@ -1,0 +1,486 @@
+//! AVX-512 kernels for x86-64, chosen by [`super::isa`] where the CPU has AVX-512 F.
+//!
+//! * [`gemm`]: `C = alpha A B + beta C` by the blocked loops of [`super::gemm`] around a
+//!   register tile of [`MR`] rows by [`NR`] columns (24 accumulators of 16 floats);
+//! * [`gemm_gathered`]: the same tile reading the rows of `B` from wherever they lie
+//!   (a convolution's columns, from its padded input);
+//! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 128 rows at a time.
+//!
+//! Each element of `C` is one chain of fused multiply-adds over each [`KC`]-deep slice
+//! of the inner dimension, added to `C` as `portable::combine` adds it: the order of the
+//! AVX2 and portable kernels, so the three give the same bits. Only the width of the
+//! tile differs (16 lanes, so twice the columns per instruction).
+//!
+//! The matrix-vector products over a row-major `A` (dense layers at batch 1, `dot`)
+//! stay on the AVX2 kernels: their order is eight lanes per row, so a 16-lane register
+//! would hold two rows, whose loads cost as many instructions as the eight-lane form.
+//!
+//! Every function takes slices whose bounds the safe caller has checked; the raw
+//! pointer arithmetic inside stays within them.
+use core::arch::x86_64::*;
+
+use super::avx2::{pack_columns, rows_fit, transpose8};
+#[cfg(feature = "std")]
+use super::gemm::MC;
+use super::gemm::{blocked, pack, pack_a_rows, MatRef, Tile};
+
+/// Rows of the register tile: `MR x NR / 16` accumulators are 24 of the 32 ZMM
+/// registers, enough independent FMA chains to cover the latency on both FMA ports.
+pub const MR: usize = 12;
+/// Columns of the register tile: two ZMM registers.
+pub const NR: usize = 32;
+/// Depth of a packed panel of `B` (`KC x NR` floats, 32 KiB, stays in L1): the depth
+/// at which every kernel adds its sums to `C` (`portable::SLICE`).
+pub const KC: usize = super::portable::SLICE;
+
+/// The AVX-512 register tile.
+pub struct Avx512;
+
+impl Tile for Avx512 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KC: usize = KC;
+
+    #[inline(always)]
+    unsafe fn tile(
+        mr: usize,
+        kc: usize,
+        a: *const f32,
+        (ars, acs): (usize, usize),
+        b: *const f32,
+        brs: usize,
+        alpha: f32,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+        nr: usize,
+    ) {
+        let scale = (alpha, beta);
+        // SAFETY: forwarded from the caller's contract; `gemm` (the only caller,
+        // through `blocked`) runs only where `isa().avx512()`.
+        unsafe {
+            match mr {
+                12 => tile::<12>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                11 => tile::<11>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                10 => tile::<10>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                9 => tile::<9>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                8 => tile::<8>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                7 => tile::<7>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                6 => tile::<6>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                5 => tile::<5>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                4 => tile::<4>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                3 => tile::<3>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                2 => tile::<2>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                _ => tile::<1>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn pack(panel: *mut f32, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if b.cs == 1 && nr == NR {
+                pack_rows(panel, b.data.as_ptr().add(k0 * b.rs + j0), b.rs, kc);
+            } else if b.rs == 1 && nr == NR {
+                let columns = b.data.as_ptr().add(j0 * b.cs + k0);
+                pack_columns(panel, NR, columns, b.cs, kc);
+                pack_columns(panel.add(16), NR, columns.add(16 * b.cs), b.cs, kc);
+            } else {
+                pack(panel, NR, b, k0, kc, j0, nr);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn pack_a_rows(tile: *mut f32, src: *const f32, (rs, cs): (usize, usize), mr: usize, kc: usize) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if mr == MR && cs == 1 {
+                pack_a_twelve(tile, src, rs, kc);
+            } else {
+                pack_a_rows(tile, src, (rs, cs), mr, 0, kc);
+            }
+        }
+    }
+}
+
+/// Packs twelve rows of `A` with contiguous columns (row `r` at `src + r rs`) into
+/// `tile`, element `(r, p)` at `12 p + r`: each group of eight columns is loaded as
+/// rows 0 to 7 and rows 8 to 11 (the last repeated), both transposed, and each column
+/// stored as eight floats and four. The last `kc % 8` columns are copied one by one.
+///
+/// # Safety
+/// The CPU has AVX2; the twelve rows of `kc` floats are readable; `tile` has room for
+/// `12 kc` floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_a_twelve(tile: *mut f32, src: *const f32, rs: usize, kc: usize) {
+    let mut p = 0;
+    while p + 8 <= kc {
+        // SAFETY: rows `r < 12` hold floats `p..p + 8 <= kc`; column `p + q` is stored
+        // at `12 (p + q)..12 (p + q) + 12 <= 12 kc`.
+        unsafe {
+            let row = |r: usize| _mm256_loadu_ps(src.add(r.min(11) * rs + p));
+            let top = transpose8([row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7)]);
+            let bottom = transpose8([row(8), row(9), row(10), row(11), row(11), row(11), row(11), row(11)]);
+            for q in 0..8 {
+                let column = tile.add(12 * (p + q));
+                _mm256_storeu_ps(column, top[q]);
+                _mm_storeu_ps(column.add(8), _mm256_castps256_ps128(bottom[q]));
+            }
+        }
+        p += 8;
+    }
+    // SAFETY: as above, for the remaining columns.
+    unsafe { pack_a_rows(tile, src, (rs, 1), 12, p, kc) }
+}
+
+/// Packs 32 contiguous floats of each of `kc` rows of `B` (row `p` at `b + p rs`) into
+/// `kc` panel rows of 32, by two vector copies per row.
+///
+/// # Safety
+/// The CPU has AVX-512 F; the `kc` rows of 32 floats are readable; the panel has room
+/// for `32 kc` floats.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_rows(panel: *mut f32, b: *const f32, rs: usize, kc: usize) {
+    for p in 0..kc {
+        // SAFETY: row `p < kc` has 32 readable floats, panel row `p` room for 32.
+        unsafe {
+            let src = b.add(p * rs);
+            _mm512_storeu_ps(panel.add(p * NR), _mm512_loadu_ps(src));
+            _mm512_storeu_ps(panel.add(p * NR + 16), _mm512_loadu_ps(src.add(16)));
+        }
+    }
+}
+
+/// `C[m x n] = alpha A[m x k] B[k x n] + beta C` (`C` row-major, row stride `ldc`;
+/// with `beta == 0`, `C` is not read), with the bits of `avx2::gemm` and
+/// `portable::gemm`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA (`isa().avx512()`); the views must lie
+/// within their slices; `C`'s `m` rows of `n` columns (stride `ldc`) must be writable
+/// at `c` and not otherwise borrowed.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut f32, ldc: usize) {
+    // Uninitialised: `blocked` writes each panel row before the tile reads it.
+    let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
+    #[cfg(feature = "std")]
+    if a.rows > MC {
+        // SAFETY: `blocked` does not re-enter `with_blocks`; the caller's contract; the
+        // panel and blocks have their sizes (the blocks are `MC x KC` and `KC x NC`).
+        return unsafe {
+            super::avx2::with_blocks(|blocks| {
+                blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), Some(blocks))
+            })
+        };
+    }
+    // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
+    unsafe { blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
+}
+
+/// The mask of the first `n` of 16 lanes (all for `n >= 16`).
+#[inline(always)]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+/// `alpha acc + beta c` for the lanes of `mask` at `at`, as `portable::combine` rounds
+/// each: `alpha acc` for `beta == 0` (`C` not read), else one fused multiply-add onto
+/// `c` or `beta c`.
+///
+/// # Safety
+/// The CPU has AVX-512 F; the lanes of `mask` at `at` are writable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn write(at: *mut f32, mask: __mmask16, acc: __m512, (alpha, beta): (f32, f32)) {
+    let va = _mm512_set1_ps(alpha);
+    // SAFETY: masked loads and stores touch only the lanes of `mask` (the contract).
+    unsafe {
+        let v = if beta == 0.0 {
+            _mm512_mul_ps(va, acc)
+        } else {
+            let c = _mm512_maskz_loadu_ps(mask, at);
+            let c = if beta == 1.0 { c } else { _mm512_mul_ps(_mm512_set1_ps(beta), c) };
+            _mm512_fmadd_ps(va, acc, c)
+        };
+        _mm512_mask_storeu_ps(at, mask, v);
+    }
+}
+
+/// `C[R x nr] = alpha A[R x kc] B[kc x NR] + beta C`: `A` at `a` with strides `ars`,
+/// `acs`; `B` at `b` with row stride `brs` and 32 readable columns per row; `C` at `c`
+/// with row stride `ldc`, of which the first `nr <= 32` columns are written (and read
+/// only when `beta != 0`).
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    brs: usize,
+    scale: (f32, f32),
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+) {
+    // The tile's rows of C are far apart in large products (no hardware prefetch
+    // follows them): fetch them now, to be in L1 when the sums are added to them.
+    if scale.1 != 0.0 {
+        for r in 0..R {
+            // SAFETY: a prefetch does not fault; `C[r, 0]` and `C[r, nr - 1]` are in C.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc + nr - 1) as *const i8);
+            }
+        }
+    }
+    let mut lo = [_mm512_setzero_ps(); R];
+    let mut hi = [_mm512_setzero_ps(); R];
+    for p in 0..kc {
+        // SAFETY: row `p < kc` of the B panel has 32 readable floats, and `A[r, p]`
+        // (r < R, p < kc) is inside A's slice (caller's contract).
+        unsafe {
+            let bp = b.add(p * brs);
+            let b0 = _mm512_loadu_ps(bp);
+            let b1 = _mm512_loadu_ps(bp.add(16));
+            let ap = a.add(p * acs);
+            for r in 0..R {
+                let av = _mm512_set1_ps(*ap.add(r * ars));
+                lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+            }
+        }
+    }
+    let (mask_lo, mask_hi) = (lanes(nr), lanes(nr.saturating_sub(16)));
+    for r in 0..R {
+        // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`; the masks
+        // cover columns `< nr`.
+        unsafe {
+            let cr = c.add(r * ldc);
+            write(cr, mask_lo, lo[r], scale);
+            if nr > 16 {
+                write(cr.add(16), mask_hi, hi[r], scale);
+            }
+        }
+    }
+}
+
+/// `C[m, n] += A[m, k] B[k, n]` for a `B` that is not stored, as `avx2::gemm_gathered`
+/// (whose documentation gives the arguments), with the AVX-512 tile: element `(p, j)`
+/// of `B` is `src[offsets[p] + (j / width) stride + j % width]`; `n` and `width` are
+/// multiples of 8. The same bits as `avx2::gemm_gathered`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_gathered(
+    a: &[f32],
+    ars: usize,
+    m: usize,
+    k: usize,
+    src: &[f32],
+    offsets: &[usize],
+    (width, stride): (usize, usize),
+    start: Option<Option<&[f32]>>,
+    c: &mut [f32],
+    ldc: usize,
+    n: usize,
+) {
+    let last = n.saturating_sub(8);
+    let reach = (last / width.max(1))
+        .checked_mul(stride)
+        .and_then(|r| r.checked_add(offsets[..k].iter().max().copied().unwrap_or(0)))
+        .and_then(|r| r.checked_add(last % width.max(1) + 8));
+    assert!(
+        k <= KC
+            && n.is_multiple_of(8)
+            && width.is_multiple_of(8)
+            && width > 0
+            && width <= stride
+            && rows_fit(m, ars, k, a.len())
+            && rows_fit(m, ldc, n, c.len())
+            && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
+            && start.flatten().is_none_or(|b| b.len() >= m),
+        "gemm_gathered: shapes"
+    );
+    let base = |j: usize| (j / width) * stride + j % width;
+    let (ap, sp, op, cp) = (a.as_ptr(), src.as_ptr(), offsets.as_ptr(), c.as_mut_ptr());
+    let mut i = 0;
+    while i < m {
+        let mr = if m - i > MR && m - i < MR + 4 { (m - i).div_ceil(2) } else { MR.min(m - i) };
+        let mut j0 = 0;
+        while j0 < n {
+            let nr = NR.min(n - j0);
+            // The four blocks of eight columns (repeating the last one present).
+            let bases = core::array::from_fn(|q| base(j0 + 8 * q.min(nr / 8 - 1)));
+            let from = match start {
+                None => Start::Load,
+                Some(None) => Start::Zero,
+                Some(Some(bias)) => Start::Bias(bias[i..].as_ptr()),
+            };
+            // SAFETY: rows `i..i + mr` of A (`k` columns each), the offsets and the
+            // tile of C are in bounds (asserted); every read of `src` is below `reach`.
+            unsafe {
+                let (at, ct) = (ap.add(i * ars), cp.add(i * ldc + j0));
+                let g = Gathered { src: sp, offsets: op, bases };
+                match mr {
+                    12 => gathered_tile::<12>(k, at, ars, g, from, ct, ldc, nr),
+                    11 => gathered_tile::<11>(k, at, ars, g, from, ct, ldc, nr),
+                    10 => gathered_tile::<10>(k, at, ars, g, from, ct, ldc, nr),
+                    9 => gathered_tile::<9>(k, at, ars, g, from, ct, ldc, nr),
+                    8 => gathered_tile::<8>(k, at, ars, g, from, ct, ldc, nr),
+                    7 => gathered_tile::<7>(k, at, ars, g, from, ct, ldc, nr),
+                    6 => gathered_tile::<6>(k, at, ars, g, from, ct, ldc, nr),
+                    5 => gathered_tile::<5>(k, at, ars, g, from, ct, ldc, nr),
+                    4 => gathered_tile::<4>(k, at, ars, g, from, ct, ldc, nr),
+                    3 => gathered_tile::<3>(k, at, ars, g, from, ct, ldc, nr),
+                    2 => gathered_tile::<2>(k, at, ars, g, from, ct, ldc, nr),
+                    _ => gathered_tile::<1>(k, at, ars, g, from, ct, ldc, nr),
+                }
+            }
+            j0 += nr;
+        }
+        i += mr;
+    }
+}
+
+/// Where [`gathered_tile`] reads the rows of `B`: row `p`'s block `q` of eight columns at
+/// `src + offsets[p] + bases[q]`.
+#[derive(Clone, Copy)]
+struct Gathered {
+    src: *const f32,
+    offsets: *const usize,
+    bases: [usize; 4],
+}
+
+/// Where the sums of a tile of [`gemm_gathered`] are added: to `C`, to zero, or to one
+/// value per row (`R` of them from the pointer).
+#[derive(Clone, Copy)]
+enum Start {
+    Load,
+    Zero,
+    Bias(*const f32),
+}
+
+/// The tile of [`gemm_gathered`]: [`tile`] with `alpha = beta = 1` and each 16-lane
+/// row of `B` assembled from two blocks of eight ([`Gathered`]); `nr` is a multiple of
+/// 8 up to 32, and only its columns are written.
+///
+/// # Safety
+/// As [`gemm_gathered`] asserts.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gathered_tile<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    ars: usize,
+    g: Gathered,
+    start: Start,
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+) {
+    let mut lo = [_mm512_setzero_ps(); R];
+    let mut hi = [_mm512_setzero_ps(); R];
+    let [q0, q1, q2, q3] = g.bases;
+    for p in 0..kc {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let row = g.src.add(*g.offsets.add(p));
+            // Two blocks of eight in one register (AVX-512 F has no `insertf32x8`).
+            let pair = |first: usize, second: usize| {
+                let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(row.add(first))));
+                _mm512_castpd_ps(_mm512_insertf64x4::<1>(low, _mm256_castps_pd(_mm256_loadu_ps(row.add(second)))))
+            };
+            let (b0, b1) = (pair(q0, q1), pair(q2, q3));
+            let ap = a.add(p);
+            for r in 0..R {
+                let av = _mm512_set1_ps(*ap.add(r * ars));
+                lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+            }
+        }
+    }
+    let one = _mm512_set1_ps(1.0);
+    let (mask_lo, mask_hi) = (lanes(nr), lanes(nr.saturating_sub(16)));
+    for r in 0..R {
+        // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`; the masks
+        // cover columns `< nr`.
+        unsafe {
+            let cr = c.add(r * ldc);
+            let (c0, c1) = match start {
+                Start::Load => (_mm512_maskz_loadu_ps(mask_lo, cr), _mm512_maskz_loadu_ps(mask_hi, cr.add(16))),
+                Start::Zero => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+                Start::Bias(b) => (_mm512_set1_ps(*b.add(r)), _mm512_set1_ps(*b.add(r))),
+            };
+            _mm512_mask_storeu_ps(cr, mask_lo, _mm512_fmadd_ps(one, lo[r], c0));
+            if nr > 16 {
+                _mm512_mask_storeu_ps(cr.add(16), mask_hi, _mm512_fmadd_ps(one, hi[r], c1));
+            }
+        }
+    }
+}
+
+/// `y[i] += alpha * sum_j A[i, j] x[j]` for `A` column-major with column stride `cs`,
+/// `m` rows of `n` columns, rounded as `avx2::gemv_columns`: the rows of its blocks of
+/// eight as one chain of fused multiply-adds each, added by one more (blocks of 128
+/// rows in eight registers, then 16, then 8 on the AVX2 form), the last `m % 8` rows
+/// as plain products and sums.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA; `a` must hold `(n - 1) cs + m` floats
+/// (when `n > 0`), `x` at least `n`, `y` at least `m`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize, x: &[f32], y: &mut [f32]) {
+    assert!(x.len() >= n && y.len() >= m && rows_fit(n, cs, m, a.len()), "gemv_columns: shapes");
+    let scale = _mm512_set1_ps(alpha);
+    let (ap, yp) = (a.as_ptr(), y.as_mut_ptr());
+    let mut i = 0;
+    while i + 128 <= m {
+        // SAFETY: rows `i..i + 128 <= m` of every column `j < n` are inside `a`, and `y`
+        // holds `m` floats (asserted).
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); 8];
+            for (j, &xj) in x[..n].iter().enumerate() {
+                let xv = _mm512_set1_ps(xj);
+                let col = ap.add(j * cs + i);
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(xv, _mm512_loadu_ps(col.add(16 * q)), *acc);
+                }
+            }
+            for (q, acc) in acc.iter().enumerate() {
+                let yq = yp.add(i + 16 * q);
+                _mm512_storeu_ps(yq, _mm512_fmadd_ps(scale, *acc, _mm512_loadu_ps(yq)));
+            }
+        }
+        i += 128;
+    }
+    while i + 16 <= m {
+        // SAFETY: as above, for rows `i..i + 16 <= m`.
+        unsafe {
+            let mut acc = _mm512_setzero_ps();
+            for (j, &xj) in x[..n].iter().enumerate() {
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(xj), _mm512_loadu_ps(ap.add(j * cs + i)), acc);
+            }
+            let yq = yp.add(i);
+            _mm512_storeu_ps(yq, _mm512_fmadd_ps(scale, acc, _mm512_loadu_ps(yq)));
+        }
+        i += 16;
+    }
+    if i < m {
+        // SAFETY: the CPU has AVX2 and FMA; rows `i..m` of every column are inside `a`.
+        unsafe { super::avx2::gemv_columns(alpha, &a[i..], cs, m - i, n, x, &mut y[i..]) };
+    }
+}

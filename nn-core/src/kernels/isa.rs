@@ -1,0 +1,164 @@
+//! The instruction set the kernels use, chosen once per process.
+//!
+//! Every kernel that has more than one form asks [`isa`] which to run; nothing else
+//! in the crate tests CPU features. With `std`, the CPU is probed on the first call
+//! and the answer kept in an atomic; without `std` it is fixed at compile time by the
+//! target's features (`-C target-feature`).
+//!
+//! Every form of a kernel rounds each output element in the same order (see
+//! `portable.rs`), so the choice changes speed, never results: a network gives the
+//! same bits on an AVX-512 server, an AVX2 laptop and a microcontroller.
+//!
+//! The environment variable `NN_ISA` (`avx512`, `avx2` or `portable`, read once)
+//! lowers the choice, for tests that compare the forms and for benchmarks; it never
+//! raises it above what the CPU has, so no kernel runs on a CPU without its
+//! instructions.
+
+/// An instruction set the kernels have a form for, from the least capable up (an
+/// AArch64 `Neon` would sit beside `Portable`, with its own predicate as [`Isa::avx2`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Plain Rust (every target): `portable.rs`, with `vfma.f32` on Cortex-M FPUs.
+    Portable,
+    /// x86-64 with AVX2 and FMA: `avx2.rs`.
+    Avx2Fma,
+    /// x86-64 with AVX-512 F (and AVX2 and FMA): `avx512.rs` where it is faster,
+    /// `avx2.rs` elsewhere.
+    Avx512,
+}
+
+impl Isa {
+    /// The name `NN_ISA` takes and the benchmark prints: `avx512`, `avx2`, `portable`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2Fma => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// The instruction set named `name` (as [`Isa::name`] spells it; `avx2+fma` and
+    /// `avx512f` are accepted too).
+    pub fn parse(name: &str) -> Option<Isa> {
+        let is = |names: &[&str]| names.iter().any(|n| name.trim().eq_ignore_ascii_case(n));
+        if is(&["portable", "scalar"]) {
+            Some(Isa::Portable)
+        } else if is(&["avx2", "avx2+fma", "avx2fma"]) {
+            Some(Isa::Avx2Fma)
+        } else if is(&["avx512", "avx512f", "avx-512"]) {
+            Some(Isa::Avx512)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the AVX2 and FMA kernels may run (true for AVX-512 too).
+    #[inline(always)]
+    pub fn avx2(self) -> bool {
+        self >= Isa::Avx2Fma
+    }
+
+    /// Whether the AVX-512 kernels may run.
+    #[inline(always)]
+    pub fn avx512(self) -> bool {
+        self == Isa::Avx512
+    }
+}
+
+impl core::fmt::Display for Isa {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What this CPU supports, ignoring `NN_ISA`.
+pub fn detected() -> Isa {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        if avx2 && std::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if avx2 {
+            return Isa::Avx2Fma;
+        }
+        Isa::Portable
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+    {
+        compiled()
+    }
+}
+
+/// The instruction set the target's compile-time features guarantee.
+#[allow(dead_code)]
+const fn compiled() -> Isa {
+    if cfg!(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")) {
+        if cfg!(target_feature = "avx512f") {
+            Isa::Avx512
+        } else {
+            Isa::Avx2Fma
+        }
+    } else {
+        Isa::Portable
+    }
+}
+
+/// The instruction set the kernels use: [`detected`], lowered by `NN_ISA` when that
+/// names a lesser one. Probed on the first call, then one relaxed atomic load.
+#[inline(always)]
+pub fn isa() -> Isa {
+    #[cfg(feature = "std")]
+    {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        /// 0 until chosen, then `1 + Isa as u8`.
+        static CHOSEN: AtomicU8 = AtomicU8::new(0);
+        match CHOSEN.load(Ordering::Relaxed) {
+            1 => Isa::Portable,
+            2 => Isa::Avx2Fma,
+            3 => Isa::Avx512,
+            _ => {
+                let isa = choose();
+                CHOSEN.store(1 + isa as u8, Ordering::Relaxed);
+                isa
+            }
+        }
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        const { compiled() }
+    }
+}
+
+/// [`detected`], lowered by `NN_ISA` (an unknown name is ignored).
+#[cfg(feature = "std")]
+#[cold]
+fn choose() -> Isa {
+    let cpu = detected();
+    match std::env::var("NN_ISA").ok().as_deref().and_then(Isa::parse) {
+        Some(wanted) => wanted.min(cpu),
+        None => cpu,
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_order_is_capability() {
+        for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
+            assert_eq!(Isa::parse(isa.name()), Some(isa));
+        }
+        assert_eq!(Isa::parse("neon"), None);
+        assert!(Isa::Portable < Isa::Avx2Fma && Isa::Avx2Fma < Isa::Avx512);
+        assert!(Isa::Avx512.avx2() && !Isa::Portable.avx2() && !Isa::Avx2Fma.avx512());
+    }
+
+    #[test]
+    fn the_choice_never_exceeds_the_cpu_and_is_stable() {
+        let chosen = isa();
+        assert!(chosen <= detected());
+        assert_eq!(isa(), chosen);
+    }
+}

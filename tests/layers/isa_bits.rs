@@ -1,0 +1,221 @@
+//! Every instruction set gives the same bits: products (GEMM on odd shapes and every
+//! layout, the matrix-vector forms), dense layers (batch 1 and batches, backward),
+//! convolutions (the padded-input form, the column form, backward) and a small CNN's
+//! inference and training steps are computed in child processes of this test binary,
+//! one per instruction set this CPU has, chosen by `NN_ISA` (`kernels::isa`), and their
+//! outputs compared bit for bit.
+//!
+//! The layers use ReLU and no other activation, and the loss is the mean squared
+//! error: this test is about the kernels the instruction set picks (products,
+//! convolutions, pooling, the optimiser), not the activation functions.
+use std::process::Command;
+
+use nn_core::activation::Activation;
+use nn_core::kernels::conv::{self, ConvGeometry};
+use nn_core::kernels::dense;
+use nn_core::kernels::gemm::{gemm, gemv, gemv_batch, MatRef};
+use nn_core::kernels::isa::{self, Isa};
+use nn_core::prelude::*;
+
+network! {
+    /// A small CNN of odd sizes: convolutions in both forms, pooling, dense layers.
+    pub struct OddCnn: [3, 9, 16] -> [7] {
+        conv1: Conv2d { filters: 5, kernel: 3, padding: Same } => [5, 9, 16],
+        relu1: Relu,
+        conv2: Conv2d { filters: 13, kernel: 3, stride: 2 } => [13, 4, 7],
+        relu2: Relu,
+        flat: Flatten => [364],
+        fc1: Dense { units: 37, activation: Relu },
+        out: Dense { units: 7 },
+    }
+}
+
+/// The child's marker: set, the ignored test prints its outputs.
+const CHILD: &str = "NN_ISA_BITS_CHILD";
+
+/// Floats in `[-1, 1)` from a seed.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+}
+
+/// Every output this test compares, by name.
+fn outputs() -> Vec<(String, Vec<f32>)> {
+    let mut out = Vec::new();
+    // GEMM: row- and column-major operands, beta 0, 1 and another, depths across a
+    // slice of 256, more rows than a packed block (192).
+    let shapes = [(1, 1, 1), (7, 13, 29), (13, 300, 37), (25, 257, 70), (200, 33, 45), (3, 600, 100), (14, 9, 31)];
+    for (s, &(m, k, n)) in shapes.iter().enumerate() {
+        let (a, b) = (values(m * k, 10 + s as u64), values(k * n, 20 + s as u64));
+        for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+            let av = if a_t { MatRef::new(&a, k, m).t() } else { MatRef::new(&a, m, k) };
+            let bv = if b_t { MatRef::new(&b, n, k).t() } else { MatRef::new(&b, k, n) };
+            for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, -2.0)] {
+                let mut c = values(m * n, 30 + s as u64);
+                gemm(alpha, av, bv, beta, &mut c, n);
+                out.push((format!("gemm {m}x{k}x{n} {a_t} {b_t} {alpha} {beta}"), c));
+            }
+        }
+        // Matrix-vector products over both layouts, and a batch of them.
+        let x = values(k * 3, 40 + s as u64);
+        for transposed in [false, true] {
+            let av = if transposed { MatRef::new(&a, k, m).t() } else { MatRef::new(&a, m, k) };
+            let mut y = values(m, 50 + s as u64);
+            gemv(0.5, av, &x, 1.0, &mut y);
+            out.push((format!("gemv {m}x{k} {transposed}"), y));
+        }
+        let mut y = values(3 * m, 60 + s as u64);
+        gemv_batch(1.0, MatRef::new(&a, m, k), &x, 1.0, &mut y, 3);
+        out.push((format!("gemv_batch {m}x{k}"), y));
+    }
+    // Dense layers: a batch with its pre-activations, batch 1 at a compile-time width,
+    // and the backward.
+    let (inputs, outputs, batch) = (45, 19, 5);
+    let (x, w, b) = (values(batch * inputs, 70), values(outputs * inputs, 71), values(outputs, 72));
+    let (mut y, mut pre) = (vec![0.0; batch * outputs], vec![0.0; batch * outputs]);
+    dense::forward(&x, &w, Some(&b), Activation::Relu, inputs, outputs, &mut y, Some(&mut pre));
+    let (w16, x16) = (values(outputs * 16, 73), values(16, 74));
+    let mut one = vec![0.0; outputs];
+    dense::forward_one::<16>(&x16, &w16, Some(&b), Activation::Relu, outputs, &mut one);
+    let (mut dy, mut dw, mut db, mut dx) =
+        (values(batch * outputs, 75), vec![0.0; outputs * inputs], vec![0.0; outputs], vec![0.0; batch * inputs]);
+    dense::backward(
+        &x,
+        &w,
+        &pre,
+        &y,
+        Activation::Relu,
+        inputs,
+        outputs,
+        &mut dy,
+        &mut dw,
+        Some(&mut db),
+        Some(&mut dx),
+    );
+    out.extend([("dense forward".into(), y), ("dense forward_one".into(), one)]);
+    out.extend([("dense dW".into(), dw), ("dense db".into(), db), ("dense dx".into(), dx)]);
+    // Convolutions: stride 1 with rows of whole vectors (the padded-input form), stride
+    // 2 (the column form), more than 256 column rows; forward and backward.
+    let geometries = [
+        (
+            ConvGeometry {
+                channels: 3,
+                height: 9,
+                width: 16,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1, 1],
+                dilation: [1, 1],
+                out_height: 9,
+                out_width: 16,
+            },
+            13,
+        ),
+        (
+            ConvGeometry {
+                channels: 5,
+                height: 11,
+                width: 13,
+                kernel: [3, 3],
+                stride: [2, 2],
+                padding: [1, 1],
+                dilation: [1, 1],
+                out_height: 6,
+                out_width: 7,
+            },
+            9,
+        ),
+        (
+            ConvGeometry {
+                channels: 31,
+                height: 8,
+                width: 8,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1, 1],
+                dilation: [1, 1],
+                out_height: 8,
+                out_width: 8,
+            },
+            17,
+        ),
+    ];
+    for (s, (g, filters)) in geometries.into_iter().enumerate() {
+        let (patch, n, batch) = (g.patch_len(), g.positions(), 3);
+        let seed = 80 + 10 * s as u64;
+        let (x, w, b) =
+            (values(batch * g.input_len(), seed), values(filters * patch, seed + 1), values(filters, seed + 2));
+        let mut scratch = vec![0.0; conv::scratch_len(patch, n).max(g.channels * 40 * 40)];
+        let mut y = vec![0.0; batch * filters * n];
+        conv::forward(&g, filters, &x, &w, Some(&b), &mut y, &mut scratch);
+        let dy = values(y.len(), seed + 3);
+        let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; filters], vec![0.0; x.len()]);
+        conv::backward(&g, filters, &x, &w, &dy, Some(&mut dw), Some(&mut db), Some(&mut dx), &mut scratch);
+        out.extend([(format!("conv {s} forward"), y), (format!("conv {s} dW"), dw)]);
+        out.extend([(format!("conv {s} db"), db), (format!("conv {s} dx"), dx)]);
+    }
+    // A network: batch-1 inference, then three training steps with Adam.
+    let mut model = Model::<OddCnn>::new(5);
+    let mut ws = Workspace::<OddCnn>::new();
+    let mut opt = OptimizerState::new(Adam::new(1e-2));
+    let mut rng = Rng::new(6);
+    let batch = 4;
+    let (x, t) = (values(batch * 3 * 9 * 16, 90), values(batch * 7, 91));
+    let sample = Tensor::<Shape3<3, 9, 16>>::from_slice(&x[..3 * 9 * 16]).expect("one sample");
+    out.push(("cnn predict_one".into(), model.predict_one(&sample).iter().copied().collect()));
+    for step in 0..3 {
+        ws.zero_grads();
+        model.forward_train(&mut ws, &x, &mut rng);
+        let loss = ws.loss(&MeanSquaredError, &t);
+        model.backward(&mut ws, &x, None);
+        opt.step(model.params_mut(), ws.grads());
+        out.push((format!("cnn step {step} loss"), vec![loss]));
+    }
+    out.push(("cnn parameters after training".into(), model.params().to_vec()));
+    out
+}
+
+/// Run by [`every_instruction_set_gives_the_same_bits`] in a child process: prints the
+/// instruction set in use and every output's bits.
+#[test]
+#[ignore = "a child process of every_instruction_set_gives_the_same_bits"]
+fn outputs_under_nn_isa() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    println!("isa {}", isa::isa());
+    for (name, values) in outputs() {
+        let bits: Vec<String> = values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
+        println!("bits {name}: {}", bits.join(" "));
+    }
+}
+
+#[test]
+fn every_instruction_set_gives_the_same_bits() {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut first: Option<(Isa, Vec<String>)> = None;
+    for wanted in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|&i| i <= isa::detected()) {
+        let run = Command::new(&exe)
+            .args(["isa_bits::outputs_under_nn_isa", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("NN_ISA", wanted.name())
+            .env(CHILD, "1")
+            .output()
+            .expect("the test binary runs");
+        assert!(run.status.success(), "{wanted}: {}", String::from_utf8_lossy(&run.stderr));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        // (libtest prints the test's name before it, on the same line.)
+        assert!(stdout.lines().any(|l| l.ends_with(&format!(" isa {wanted}"))), "{wanted} not in use:\n{stdout}");
+        let lines: Vec<String> = stdout.lines().filter(|l| l.starts_with("bits ")).map(str::to_owned).collect();
+        assert!(lines.len() > 100, "{wanted}: {} outputs", lines.len());
+        match &first {
+            None => first = Some((wanted, lines)),
+            Some((reference, expected)) => {
+                assert_eq!(lines.len(), expected.len());
+                for (got, want) in lines.iter().zip(expected) {
+                    let name = want.split(':').next().unwrap_or_default();
+                    assert!(got == want, "{name}: {wanted} and {reference} differ");
+                }
+            }
+        }
+    }
+}
