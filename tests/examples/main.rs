@@ -4,6 +4,7 @@
 mod autoencoder;
 mod cnn;
 mod concept_index;
+mod firmware_int8;
 mod gan;
 mod import_pytorch;
 mod quantize;
