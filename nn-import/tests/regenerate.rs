@@ -19,6 +19,7 @@ const MODELS: &[(&str, &str)] = &[
     ("bigru", "BiGru"),
     ("residual", "Residual"),
     ("autoencoder", "Autoencoder"),
+    ("tokens", "TokenGru"),
 ];
 
 fn import_dir() -> PathBuf {

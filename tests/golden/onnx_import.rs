@@ -28,6 +28,8 @@ mod lstm;
 mod mlp;
 #[path = "../import/generated/residual.rs"]
 mod residual;
+#[path = "../import/generated/tokens.rs"]
+mod tokens;
 
 fn import_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import")
@@ -103,6 +105,11 @@ fn residual_network_matches_onnxruntime() {
 #[test]
 fn autoencoder_matches_onnxruntime() {
     imported::<autoencoder::Autoencoder>("autoencoder");
+}
+
+#[test]
+fn embedding_layer_norm_and_gru_match_onnxruntime() {
+    imported::<tokens::TokenGru>("tokens");
 }
 
 /// The imported autoencoder trains on: a few epochs of `Fit` towards its own inputs
