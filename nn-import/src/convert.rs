@@ -151,7 +151,7 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
         let reads_poison = node.inputs.iter().any(|i| c.poisoned.contains(i));
         let failed = if reads_poison && OPERATORS.contains(&node.op.as_str()) {
             true
-        } else if let Err(reason) = c.node(index, node) {
+        } else if let Err(reason) = c.node(node) {
             c.unsupported.push(Unsupported {
                 op: node.op.clone(),
                 node: node.name.clone(),
@@ -192,7 +192,7 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
             }])
         }
     };
-    let output = match c.sample_value(&out, "output") {
+    let output = match c.sample_value(&out) {
         Ok(v) => v,
         Err(reason) => {
             return Err(vec![Unsupported {
@@ -301,7 +301,7 @@ impl Converter<'_> {
 
     /// The network value holding `t` as a sample of its ONNX shape, adding a
     /// `Reshape` (or `Flatten`) when the stored shape differs.
-    fn sample_value(&mut self, t: &Tracked, hint: &str) -> Result<String, Reason> {
+    fn sample_value(&mut self, t: &Tracked) -> Result<String, Reason> {
         if !t.layout.in_order() {
             return Err(format!(
                 "its input {:?} has sample axes reordered by a `Transpose` (order {:?}); the library has no layer \
@@ -322,7 +322,6 @@ impl Converter<'_> {
         } else {
             ("reshape", format!("Reshape {{ shape: {} }}", dims(&want)))
         };
-        let _ = hint;
         let layer = self.names.layer(base, base);
         let out = self.names.value(&layer, base);
         self.stmts.push(Stmt {
@@ -340,7 +339,6 @@ impl Converter<'_> {
     /// Adds a layer statement reading `inputs`, and tracks `onnx_out` as its result.
     fn layer(
         &mut self,
-        node: &Node,
         layer: String,
         kind: String,
         input: String,
@@ -348,7 +346,6 @@ impl Converter<'_> {
         layout: Layout,
         onnx_out: &str,
     ) {
-        let _ = node;
         let out = self.names.value(&layer, "value");
         self.stmts.push(Stmt {
             out: out.clone(),
@@ -386,7 +383,7 @@ impl Converter<'_> {
         Ok(())
     }
 
-    fn node(&mut self, index: usize, node: &Node) -> Result<(), Reason> {
+    fn node(&mut self, node: &Node) -> Result<(), Reason> {
         if !node.domain.is_empty() && node.domain != "ai.onnx" {
             return Err(format!("an operator of the domain `{}`, which the library does not implement", node.domain));
         }
@@ -398,8 +395,8 @@ impl Converter<'_> {
                 }
                 self.alias(node, t)
             }
-            "Gemm" => self.gemm(index, node),
-            "MatMul" => self.matmul(index, node),
+            "Gemm" => self.gemm(node),
+            "MatMul" => self.matmul(node),
             "Conv" => self.conv(node),
             "MaxPool" | "AveragePool" => self.pool(node),
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(node),
@@ -432,10 +429,8 @@ impl Converter<'_> {
 
     /// A `Dense` (or `SequenceDense`) layer with weight `[units, features]`, reading
     /// `x`; folds a following bias `Add` (MatMul) and a following activation.
-    #[allow(clippy::too_many_arguments)]
     fn dense(
         &mut self,
-        index: usize,
         node: &Node,
         x: Tracked,
         weight: Vec<f32>,
@@ -459,7 +454,7 @@ impl Converter<'_> {
         if x.layout.batch != 0 {
             return Err(format!("its input {:?} does not have the batch axis first", x.layout.shape));
         }
-        let input = self.sample_value(&x, "dense")?;
+        let input = self.sample_value(&x)?;
         let mut out_name = self.output(node)?.to_string();
         let mut bias_name = None;
         // A bias added by the next node (MatMul then Add).
@@ -488,7 +483,6 @@ impl Converter<'_> {
                 out_name = next_node.outputs[0].clone();
             }
         }
-        let _ = index;
         let fallback = if sequence { "sequence_dense" } else { "dense" };
         let from_bias = bias_name.as_deref().and_then(|b| b.strip_suffix(".bias"));
         let named_weight = node.input(weight_input).is_some_and(|w| w.ends_with(".weight"));
@@ -511,11 +505,11 @@ impl Converter<'_> {
         let mut shape = x.layout.shape.clone();
         *shape.last_mut().unwrap_or(&mut 0) = units;
         let stored = Layout::plain(shape.clone(), 0).sample();
-        self.layer(node, layer, kind, input, stored, Layout::plain(shape, 0), &out_name);
+        self.layer(layer, kind, input, stored, Layout::plain(shape, 0), &out_name);
         Ok(())
     }
 
-    fn gemm(&mut self, index: usize, node: &Node) -> Result<(), Reason> {
+    fn gemm(&mut self, node: &Node) -> Result<(), Reason> {
         if node.int("transA", 0) != 0 {
             return Err(String::from("`transA = 1` transposes the batch into the features"));
         }
@@ -549,14 +543,14 @@ impl Converter<'_> {
                 Some(v.into_iter().map(|b| beta * b).collect())
             }
         };
-        self.dense(index, node, x, weight, units, bias, 1)
+        self.dense(node, x, weight, units, bias, 1)
     }
 
-    fn matmul(&mut self, index: usize, node: &Node) -> Result<(), Reason> {
+    fn matmul(&mut self, node: &Node) -> Result<(), Reason> {
         let x = self.input(node, 0)?;
         let w = self.const_input(node, 1, "weight")?;
         let [features, units] = w.shape[..] else {
-            return Err(format!("its weight has shape {:?}; the library multiplies by a matrix", w.shape))
+            return Err(format!("its weight has shape {:?}; the library multiplies by a matrix", w.shape));
         };
         if x.layout.shape.last() != Some(&features) {
             return Err(format!("its input {:?} does not end with {features} features", x.layout.shape));
@@ -568,7 +562,7 @@ impl Converter<'_> {
                 weight[u * features + f] = values[f * units + u];
             }
         }
-        self.dense(index, node, x, weight, units, None, 1)
+        self.dense(node, x, weight, units, None, 1)
     }
 
     fn conv(&mut self, node: &Node) -> Result<(), Reason> {
@@ -588,7 +582,7 @@ impl Converter<'_> {
         let filters = w.shape[0];
         let kernel = w.shape[2..].to_vec();
         let geometry = Geometry::read(node, &kernel, &x.layout.shape[2..])?;
-        let input = self.sample_value(&x, "conv")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "conv");
         let mut options = vec![format!("filters: {filters}"), format!("kernel: {}", sizes(&kernel))];
         geometry.options(&mut options, true);
@@ -614,7 +608,7 @@ impl Converter<'_> {
         shape.extend(geometry.output(&x.layout.shape[2..], &kernel));
         let out = self.output(node)?.to_string();
         let stored = shape[1..].to_vec();
-        self.layer(node, layer, kind, input, stored, Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, stored, Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -650,7 +644,7 @@ impl Converter<'_> {
         if node.outputs.get(1).is_some_and(|o| !o.is_empty() && self.readers.contains_key(o)) {
             return Err(String::from("its indices output is read"));
         }
-        let input = self.sample_value(&x, "pool")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, None, if max { "max_pool" } else { "avg_pool" });
         let mut options = vec![format!("size: {}", sizes(&kernel))];
         if geometry.stride != kernel {
@@ -663,7 +657,7 @@ impl Converter<'_> {
         let mut shape = x.layout.shape[..2].to_vec();
         shape.extend(geometry.output(&x.layout.shape[2..], &kernel));
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, shape[1..].to_vec(), Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, shape[1..].to_vec(), Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -673,7 +667,7 @@ impl Converter<'_> {
         if !(1..=2).contains(&axes) || x.layout.batch != 0 {
             return Err(format!("a {axes}-D pooling; the library pools signals and images"));
         }
-        let input = self.sample_value(&x, "pool")?;
+        let input = self.sample_value(&x)?;
         let max = node.op == "GlobalMaxPool";
         let layer = self.layer_name(node, None, if max { "global_max_pool" } else { "global_avg_pool" });
         let kind = format!("Global{}Pool{axes}d", if max { "Max" } else { "Avg" });
@@ -681,7 +675,7 @@ impl Converter<'_> {
         let mut shape = vec![x.layout.shape[0], channels];
         shape.extend(std::iter::repeat_n(1, axes));
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -704,7 +698,7 @@ impl Converter<'_> {
                 x.layout.shape
             ));
         }
-        let input = self.sample_value(&x, "pool")?;
+        let input = self.sample_value(&x)?;
         let max = node.op == "ReduceMax";
         let layer = self.layer_name(node, None, if max { "global_max_pool" } else { "global_avg_pool" });
         let kind = format!("Global{}Pool{}d", if max { "Max" } else { "Avg" }, rank - 2);
@@ -717,7 +711,7 @@ impl Converter<'_> {
             vec![x.layout.shape[0], channels]
         };
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -728,7 +722,9 @@ impl Converter<'_> {
         }
         let rank = x.layout.shape.len();
         if !(2..=4).contains(&rank) || x.layout.batch != 0 {
-            return Err(format!("a batch norm of a rank-{rank} tensor; the library has `BatchNorm1d` and `BatchNorm2d`"));
+            return Err(format!(
+                "a batch norm of a rank-{rank} tensor; the library has `BatchNorm1d` and `BatchNorm2d`"
+            ));
         }
         let channels = x.layout.shape[1];
         let mut parts = Vec::new();
@@ -739,7 +735,7 @@ impl Converter<'_> {
             }
             parts.push(c.floats());
         }
-        let input = self.sample_value(&x, "norm")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "batch_norm");
         let mut options = Vec::new();
         let momentum = 1.0 - node.float("momentum", 0.9);
@@ -758,7 +754,7 @@ impl Converter<'_> {
         self.tensor(&layer, "num_batches_tracked", Vec::new(), vec![0.0]);
         let out = self.output(node)?.to_string();
         let stored = x.layout.sample();
-        self.layer(node, layer, kind, input, stored, x.layout.clone(), &out);
+        self.layer(layer, kind, input, stored, x.layout.clone(), &out);
         Ok(())
     }
 
@@ -770,7 +766,7 @@ impl Converter<'_> {
             if x.layout.batch == rank - 1 {
                 return Err(String::from("a softmax over the batch axis"));
             }
-            self.sample_value(&x, "softmax")?
+            self.sample_value(&x)?
         } else {
             x.value.clone()
         };
@@ -782,7 +778,7 @@ impl Converter<'_> {
         };
         let out = self.output(node)?.to_string();
         let stored = if node.op == "Softmax" { x.layout.sample() } else { x.stored.clone() };
-        self.layer(node, layer, kind, input, stored, x.layout.clone(), &out);
+        self.layer(layer, kind, input, stored, x.layout.clone(), &out);
         Ok(())
     }
 
@@ -861,11 +857,12 @@ impl Converter<'_> {
         let (va, vb) = if a.layout.perm == b.layout.perm && a.stored == b.stored {
             (a.value.clone(), b.value.clone())
         } else {
-            (self.sample_value(&a, "merge")?, self.sample_value(&b, "merge")?)
+            (self.sample_value(&a)?, self.sample_value(&b)?)
         };
         let kind = if node.op == "Add" { "add" } else { "multiply" };
         let stored = if va == a.value { a.stored.clone() } else { a.layout.sample() };
-        let layout = if va == a.value { a.layout.clone() } else { Layout::plain(a.layout.shape.clone(), a.layout.batch) };
+        let layout =
+            if va == a.value { a.layout.clone() } else { Layout::plain(a.layout.shape.clone(), a.layout.batch) };
         let out = self.names.value(&node.name, kind);
         self.stmts.push(Stmt {
             out: out.clone(),
@@ -886,7 +883,9 @@ impl Converter<'_> {
         let rank = first.layout.shape.len() as i64;
         let axis = node.int("axis", 0);
         let axis = if axis < 0 { axis + rank } else { axis } as usize;
-        if parts.iter().any(|p| p.layout.batch != first.layout.batch || p.layout.shape.len() != first.layout.shape.len())
+        if parts
+            .iter()
+            .any(|p| p.layout.batch != first.layout.batch || p.layout.shape.len() != first.layout.shape.len())
         {
             return Err(String::from("its inputs have the batch axis in different places"));
         }
@@ -895,7 +894,7 @@ impl Converter<'_> {
         }
         let mut values = Vec::new();
         for p in &parts {
-            values.push(self.sample_value(p, "concat")?);
+            values.push(self.sample_value(p)?);
         }
         let sample_axis = axis - usize::from(axis > first.layout.batch);
         let mut shape = first.layout.shape.clone();
@@ -934,14 +933,14 @@ impl Converter<'_> {
         if scale.len() != width || bias.len() != width {
             return Err(format!("its scale or bias is not one value per feature ({width})"));
         }
-        let input = self.sample_value(&x, "norm")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "layer_norm");
         let eps = node.float("epsilon", 1e-5);
         let kind = if eps == 1e-5 { String::from("LayerNorm") } else { format!("LayerNorm {{ eps: {} }}", float(eps)) };
         self.tensor(&layer, "weight", vec![width], scale);
         self.tensor(&layer, "bias", vec![width], bias);
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, x.layout.sample(), Layout::plain(x.layout.shape.clone(), x.layout.batch), &out);
+        self.layer(layer, kind, input, x.layout.sample(), Layout::plain(x.layout.shape.clone(), x.layout.batch), &out);
         Ok(())
     }
 
@@ -952,7 +951,10 @@ impl Converter<'_> {
             // An embedding: rows of a constant table picked by computed token ids.
             let ids = self.input(node, 1)?;
             let [vocab, dim] = table.shape[..] else {
-                return Err(format!("it reads a constant of shape {:?}; an embedding table is [vocab, dim]", table.shape))
+                return Err(format!(
+                    "it reads a constant of shape {:?}; an embedding table is [vocab, dim]",
+                    table.shape
+                ));
             };
             if axis != 0 {
                 return Err(String::from("it gathers along axis 1 of a constant"));
@@ -961,13 +963,13 @@ impl Converter<'_> {
                 [t] if ids.layout.batch == 0 => t,
                 _ => return Err(format!("its token ids {:?} are not [batch, time]", ids.layout.shape)),
             };
-            let input = self.sample_value(&ids, "tokens")?;
+            let input = self.sample_value(&ids)?;
             let layer = self.layer_name(node, Some(0), "embedding");
             self.tensor(&layer, "weight", vec![vocab, dim], table.floats());
             let shape = vec![ids.layout.shape[0], steps, dim];
             let out = self.output(node)?.to_string();
             let kind = format!("Embedding {{ vocab: {vocab}, dim: {dim} }}");
-            self.layer(node, layer, kind, input, vec![steps, dim], Layout::plain(shape, 0), &out);
+            self.layer(layer, kind, input, vec![steps, dim], Layout::plain(shape, 0), &out);
             return Ok(());
         }
         let x = self.input(node, 0)?;
@@ -975,7 +977,9 @@ impl Converter<'_> {
         let rank = x.layout.shape.len() as i64;
         let axis = if axis < 0 { axis + rank } else { axis } as usize;
         if !index.shape.is_empty() || axis >= x.layout.shape.len() || axis == x.layout.batch {
-            return Err(String::from("it selects from a computed tensor by more than one fixed index on a sample axis"));
+            return Err(String::from(
+                "it selects from a computed tensor by more than one fixed index on a sample axis",
+            ));
         }
         if x.layout.shape[axis] != 1 {
             return Err(format!(
@@ -1016,7 +1020,10 @@ impl Converter<'_> {
         let features = *x.layout.shape.last().unwrap_or(&0);
         let gh = gates * hidden;
         if w.shape != [dirs, gh, features] || r.shape != [dirs, gh, hidden] {
-            return Err(format!("its weights W {:?} and R {:?} do not match `hidden_size = {hidden}`", w.shape, r.shape));
+            return Err(format!(
+                "its weights W {:?} and R {:?} do not match `hidden_size = {hidden}`",
+                w.shape, r.shape
+            ));
         }
         let b = match node.input(3) {
             Some(_) => self.const_input(node, 3, "biases B")?.floats(),
@@ -1059,7 +1066,10 @@ impl Converter<'_> {
                     ["Relu"] => rnn_activation = Some("Relu"),
                     other => return Err(format!("activations {other:?}; `SimpleRnn` has Tanh or Relu")),
                 }
-            } else if !per_dir.iter().map(|a| a.to_ascii_lowercase()).eq(expected.iter().map(|a| a.to_ascii_lowercase()))
+            } else if !per_dir
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .eq(expected.iter().map(|a| a.to_ascii_lowercase()))
             {
                 return Err(format!("activations {per_dir:?}; the library's cell uses {expected:?}"));
             }
@@ -1078,7 +1088,7 @@ impl Converter<'_> {
                  layer returns one of them",
             ));
         }
-        let input = self.sample_value(&x, "rnn")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, None, &kind.to_lowercase());
         let order: &[usize] = match kind {
             "Lstm" => &LSTM_GATES,
@@ -1125,7 +1135,7 @@ impl Converter<'_> {
             let out = node.outputs.get(1).cloned().unwrap_or_default();
             (out, vec![dirs * hidden], Layout::plain(shape, batch_at))
         };
-        self.layer(node, layer, text, input, stored, layout, &onnx_out);
+        self.layer(layer, text, input, stored, layout, &onnx_out);
         Ok(())
     }
 }
@@ -1207,9 +1217,7 @@ impl Geometry {
 
     fn output(&self, spatial: &[usize], kernel: &[usize]) -> Vec<usize> {
         (0..kernel.len())
-            .map(|i| {
-                (spatial[i] + 2 * self.padding[i] - self.dilation[i] * (kernel[i] - 1) - 1) / self.stride[i] + 1
-            })
+            .map(|i| (spatial[i] + 2 * self.padding[i] - self.dilation[i] * (kernel[i] - 1) - 1) / self.stride[i] + 1)
             .collect()
     }
 
@@ -1270,7 +1278,7 @@ fn resolve_reshape(old: &[usize], target: &[i64]) -> Result<Vec<usize>, Reason> 
     }
     if let Some(i) = infer {
         let known = elements(&shape);
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("the target shape {target:?} does not fit {old:?}"));
         }
         shape[i] = total / known;

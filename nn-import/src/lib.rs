@@ -96,8 +96,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ImportError> {
 
 /// Imports the ONNX model in file `path`.
 pub fn import_file(path: &Path, options: &Options) -> Result<Imported, ImportError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ImportError::Io { path: path.display().to_string(), message: e.to_string() })?;
     let model = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     import_named(&bytes, &model, options)
 }
@@ -196,12 +196,18 @@ fn producer(bytes: &[u8]) -> String {
 }
 
 fn opset(model: &onnx_ir::ModelProto) -> i64 {
-    model.opset_import.iter().filter(|o| o.domain.is_empty() || o.domain == "ai.onnx").map(|o| o.version).max().unwrap_or(0)
+    model
+        .opset_import
+        .iter()
+        .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The names of the graph inputs (initializers excluded) of the model in `path`.
 pub fn input_names(path: &Path) -> Result<Vec<String>, ImportError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ImportError::Io { path: path.display().to_string(), message: e.to_string() })?;
     Ok(onnx::read(&bytes)?.inputs.into_iter().map(|i| i.name).collect())
 }

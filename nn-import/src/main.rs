@@ -28,7 +28,9 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let (input, dims) = text.split_once('=').unwrap_or(("", text.as_str()));
                 let dims = dims
                     .split(',')
-                    .map(|d| d.trim().parse::<usize>().map_err(|_| format!("`--input-shape {text}`: `{d}` is not a size")))
+                    .map(|d| {
+                        d.trim().parse::<usize>().map_err(|_| format!("`--input-shape {text}`: `{d}` is not a size"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 shapes.push((input.to_string(), dims));
             }

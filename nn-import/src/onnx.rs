@@ -161,20 +161,27 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Graph, ImportError> {
     }
     let mut nodes = Vec::new();
     for node in &graph.node {
-        let attrs: HashMap<String, Attr> =
-            node.attribute.iter().map(|a| Ok((a.name.to_string(), attribute(a)?))).collect::<Result<_, ImportError>>()?;
+        let attrs: HashMap<String, Attr> = node
+            .attribute
+            .iter()
+            .map(|a| Ok((a.name.to_string(), attribute(a)?)))
+            .collect::<Result<_, ImportError>>()?;
         let op = node.op_type.to_string();
         let outputs: Vec<String> = node.output.iter().map(|s| s.to_string()).collect();
         if op == "Constant" && node.domain.is_empty() {
             let value = match (attrs.get("value"), attrs.get("value_ints"), attrs.get("value_int")) {
                 (Some(Attr::Tensor(value)), _, _) => Some(value.clone()),
-                (_, Some(Attr::Ints(v)), _) => Some(Constant { shape: vec![v.len()], data: ConstantData::I64(v.clone()) }),
+                (_, Some(Attr::Ints(v)), _) => {
+                    Some(Constant { shape: vec![v.len()], data: ConstantData::I64(v.clone()) })
+                }
                 (_, _, Some(Attr::Int(v))) => Some(Constant { shape: Vec::new(), data: ConstantData::I64(vec![*v]) }),
                 _ => match (attrs.get("value_floats"), attrs.get("value_float")) {
                     (Some(Attr::Floats(v)), _) => {
                         Some(Constant { shape: vec![v.len()], data: ConstantData::F32(v.clone()) })
                     }
-                    (_, Some(Attr::Float(v))) => Some(Constant { shape: Vec::new(), data: ConstantData::F32(vec![*v]) }),
+                    (_, Some(Attr::Float(v))) => {
+                        Some(Constant { shape: Vec::new(), data: ConstantData::F32(vec![*v]) })
+                    }
                     _ => None,
                 },
             };
@@ -255,9 +262,9 @@ fn constant(tensor: &TensorProto) -> Result<Constant, ImportError> {
         )));
     }
     let data = match tensor.data_type {
-        FLOAT if !raw.is_empty() => ConstantData::F32(
-            raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        ),
+        FLOAT if !raw.is_empty() => {
+            ConstantData::F32(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        }
         FLOAT => ConstantData::F32(tensor.float_data.clone()),
         DOUBLE if !raw.is_empty() => ConstantData::F32(
             raw.chunks_exact(8)

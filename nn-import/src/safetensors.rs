@@ -12,7 +12,11 @@ pub fn to_bytes(tensors: &[Tensor]) -> Vec<u8> {
     for t in tensors {
         let end = offset + 4 * t.values.len();
         let shape = t.shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-        let _ = write!(header, ",{}:{{\"dtype\":\"F32\",\"shape\":[{shape}],\"data_offsets\":[{offset},{end}]}}", json(&t.name));
+        let _ = write!(
+            header,
+            ",{}:{{\"dtype\":\"F32\",\"shape\":[{shape}],\"data_offsets\":[{offset},{end}]}}",
+            json(&t.name)
+        );
         offset = end;
     }
     header.push('}');

@@ -63,7 +63,10 @@ fn every_unsupported_node_is_reported_at_once() {
     assert!(nodes.iter().all(|n| !n.node.is_empty()));
     let message = err.to_string();
     assert!(message.starts_with("3 node(s) of the model have no equivalent in the library:"), "{message}");
-    assert!(message.contains("Sin `node_sin`, inputs [1, 4, 6, 6]: no layer of the library computes `Sin`"), "{message}");
+    assert!(
+        message.contains("Sin `node_sin`, inputs [1, 4, 6, 6]: no layer of the library computes `Sin`"),
+        "{message}"
+    );
 }
 
 #[test]
