@@ -5,6 +5,7 @@ mod autoencoder;
 mod cnn;
 mod concept_index;
 mod gan;
+mod import_onnx;
 mod import_pytorch;
 mod quantize;
 mod regularization;
