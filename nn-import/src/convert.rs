@@ -66,6 +66,7 @@ pub(crate) const OPERATORS: &[&str] = &[
     "Add",
     "Mul",
     "Conv",
+    "ConvTranspose",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
@@ -398,6 +399,7 @@ impl Converter<'_> {
             "Gemm" => self.gemm(node),
             "MatMul" => self.matmul(node),
             "Conv" => self.conv(node),
+            "ConvTranspose" => self.conv_transpose(node),
             "MaxPool" | "AveragePool" => self.pool(node),
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(node),
             "ReduceMean" | "ReduceMax" => self.reduce(node),
@@ -609,6 +611,74 @@ impl Converter<'_> {
         let out = self.output(node)?.to_string();
         let stored = shape[1..].to_vec();
         self.layer(layer, kind, input, stored, Layout::plain(shape, 0), &out);
+        Ok(())
+    }
+
+    fn conv_transpose(&mut self, node: &Node) -> Result<(), Reason> {
+        let x = self.input(node, 0)?;
+        let w = self.const_input(node, 1, "weight")?.clone();
+        if x.layout.shape.len() != 4 || x.layout.batch != 0 {
+            return Err(format!(
+                "a transposed convolution of {:?}; the library has `ConvTranspose2d` for images",
+                x.layout.shape
+            ));
+        }
+        let group = node.int("group", 1);
+        if group != 1 {
+            return Err(format!("`group = {group}`; the library's `ConvTranspose2d` has no groups"));
+        }
+        if node.attrs.contains_key("output_shape") {
+            return Err(String::from("`output_shape` is given; give `pads` and `output_padding` instead"));
+        }
+        if node.text("auto_pad").is_some_and(|a| a != "NOTSET" && a != "VALID") {
+            return Err(String::from("`auto_pad = SAME_*`; give `pads` instead"));
+        }
+        let (filters, kernel) = (w.shape[1], w.shape[2..].to_vec());
+        let list = |name: &str, default: usize, len: usize| -> Vec<usize> {
+            node.ints(name)
+                .map(|v| v.iter().map(|&x| usize::try_from(x).unwrap_or(0)).collect())
+                .unwrap_or_else(|| vec![default; len])
+        };
+        let (stride, dilation, pads, extra) =
+            (list("strides", 1, 2), list("dilations", 1, 2), list("pads", 0, 4), list("output_padding", 0, 2));
+        if stride.len() != 2 || dilation.len() != 2 || pads.len() != 4 || extra.len() != 2 || kernel.len() != 2 {
+            return Err(String::from("its strides, dilations, pads or output padding do not have one value per axis"));
+        }
+        if pads[..2] != pads[2..] {
+            return Err(format!("asymmetric padding {pads:?}; the library crops both sides of an axis alike"));
+        }
+        let mut shape = vec![x.layout.shape[0], filters];
+        for i in 0..2 {
+            let full = (x.layout.shape[2 + i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + extra[i] + 1;
+            shape.push(full.checked_sub(2 * pads[i]).filter(|&n| n > 0).ok_or("its padding crops the whole output")?);
+        }
+        let input = self.sample_value(&x)?;
+        let layer = self.layer_name(node, Some(1), "conv_transpose");
+        let mut options = vec![format!("filters: {filters}"), format!("kernel: {}", sizes(&kernel))];
+        for (name, values, default) in [
+            ("stride", &stride, 1),
+            ("padding", &pads[..2].to_vec(), 0),
+            ("output_padding", &extra, 0),
+            ("dilation", &dilation, 1),
+        ] {
+            if values.iter().any(|&v| v != default) {
+                options.push(format!("{name}: {}", sizes(values)));
+            }
+        }
+        let bias = match node.input(2) {
+            Some(_) => Some(self.const_input(node, 2, "bias")?.floats()),
+            None => None,
+        };
+        if bias.is_none() {
+            options.push(String::from("bias: false"));
+        }
+        self.tensor(&layer, "weight", w.shape.clone(), w.floats());
+        if let Some(b) = bias {
+            self.tensor(&layer, "bias", vec![filters], b);
+        }
+        let kind = format!("ConvTranspose2d {{ {} }}", options.join(", "));
+        let out = self.output(node)?.to_string();
+        self.layer(layer, kind, input, shape[1..].to_vec(), Layout::plain(shape, 0), &out);
         Ok(())
     }
 

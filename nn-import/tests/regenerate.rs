@@ -20,6 +20,7 @@ const MODELS: &[(&str, &str)] = &[
     ("residual", "Residual"),
     ("autoencoder", "Autoencoder"),
     ("tokens", "TokenGru"),
+    ("decoder", "Decoder"),
 ];
 
 fn import_dir() -> PathBuf {

@@ -22,6 +22,8 @@ mod bigru;
 mod cnn1d;
 #[path = "../import/generated/cnn_bn.rs"]
 mod cnn_bn;
+#[path = "../import/generated/decoder.rs"]
+mod decoder;
 #[path = "../import/generated/lstm.rs"]
 mod lstm;
 #[path = "../import/generated/mlp.rs"]
@@ -110,6 +112,11 @@ fn autoencoder_matches_onnxruntime() {
 #[test]
 fn embedding_layer_norm_and_gru_match_onnxruntime() {
     imported::<tokens::TokenGru>("tokens");
+}
+
+#[test]
+fn transposed_convolution_decoder_matches_onnxruntime() {
+    imported::<decoder::Decoder>("decoder");
 }
 
 /// The imported autoencoder trains on: a few epochs of `Fit` towards its own inputs

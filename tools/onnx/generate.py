@@ -136,6 +136,20 @@ class Autoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class Decoder(nn.Module):
+    """A DCGAN-like decoder: dense, reshape, transposed convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8 * 3 * 3)
+        self.up1 = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)
+        self.up2 = nn.ConvTranspose2d(4, 1, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, z):
+        x = torch.relu(self.fc(z)).reshape(-1, 8, 3, 3)
+        return torch.sigmoid(self.up2(torch.relu(self.up1(x))))
+
+
 class TokenGru(nn.Module):
     """Token ids through an embedding, a layer norm and a GRU (`nn.RNN` exports as an
     unrolled loop of `Slice`, `MatMul` and `Tanh`, not as ONNX `RNN`)."""
@@ -178,6 +192,7 @@ MODELS = {
     "residual": (Residual, (12,)),
     "autoencoder": (Autoencoder, (20,)),
     "tokens": (TokenGru, (7,)),
+    "decoder": (Decoder, (4,)),
 }
 
 
