@@ -6,6 +6,7 @@ mod cnn;
 mod concept_index;
 mod firmware_int8;
 mod gan;
+mod import_onnx;
 mod import_pytorch;
 mod quantize;
 mod regularization;
