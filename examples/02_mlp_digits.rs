@@ -22,6 +22,7 @@
 //! Run it with `cargo run --release --example 02_mlp_digits`.
 use nn_core::data;
 use nn_core::prelude::*;
+use nn_core::train::{History, Metric};
 use nn_examples::{data_file, timed, JsonObject};
 
 network! {

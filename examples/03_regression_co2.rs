@@ -29,6 +29,7 @@
 use nn_core::data::{self, Series};
 use nn_core::prelude::*;
 use nn_core::train::DatasetError;
+use nn_core::train::TrainError;
 use nn_examples::{data_file, timed, JsonObject};
 
 /// Weeks of history per sample.

@@ -61,6 +61,7 @@ use std::path::{Path, PathBuf};
 use nn_core::data;
 use nn_core::prelude::*;
 use nn_core::report::{plot_panels, Panel};
+use nn_core::train::{Constraint, History, Metric, Mode, Penalty, Select, TrainError};
 use nn_examples::{data_file, timed, JsonObject};
 
 network! {

@@ -14,6 +14,7 @@
 //! Run it with `cargo run --release --example 05_cnn_digits`.
 use nn_core::data;
 use nn_core::prelude::*;
+use nn_core::train::Metric;
 use nn_examples::{data_file, timed, JsonObject};
 
 network! {

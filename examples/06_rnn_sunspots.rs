@@ -28,6 +28,7 @@
 use nn_core::data::{self, Series};
 use nn_core::prelude::*;
 use nn_core::train::DatasetError;
+use nn_core::train::{GradClip, TrainError};
 use nn_examples::{data_file, timed, JsonObject};
 
 /// Years of history per forecast.

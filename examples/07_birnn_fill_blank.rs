@@ -32,6 +32,7 @@
 use nn_core::data;
 use nn_core::prelude::*;
 use nn_core::train::DatasetError;
+use nn_core::train::{GradClip, TrainError};
 use nn_core::Rng;
 use nn_examples::{data_file, timed, JsonObject};
 

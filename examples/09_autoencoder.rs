@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use nn_core::data;
 use nn_core::prelude::*;
 use nn_core::report::ImageGrid;
+use nn_core::train::{Metric, Select, TrainError};
 use nn_examples::{data_file, timed, JsonObject};
 
 /// Numbers in the code.

@@ -27,6 +27,7 @@ use nn_core::data;
 use nn_core::layer::Frozen;
 use nn_core::prelude::*;
 use nn_core::report::ImageGrid;
+use nn_core::train::Metric;
 use nn_examples::{data_file, timed, JsonObject};
 
 /// Noise values per generated image.

@@ -49,6 +49,7 @@ use std::path::Path;
 use nn_core::data;
 use nn_core::io::{from_safetensors_bytes, load_safetensors, save_safetensors, to_safetensors_bytes, LoadOptions};
 use nn_core::prelude::*;
+use nn_core::train::{Metric, Select, TrainError};
 use nn_examples::{data_file, timed, JsonObject};
 
 network! {

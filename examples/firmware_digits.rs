@@ -13,6 +13,7 @@ use std::path::Path;
 use nn_core::data;
 use nn_core::io::save_safetensors;
 use nn_core::prelude::*;
+use nn_core::train::Metric;
 use nn_examples::{data_file, timed, JsonObject};
 
 #[path = "../no-std-check/src/nets.rs"]

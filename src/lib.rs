@@ -1,6 +1,6 @@
 //! Helpers shared by the tutorial examples and the integration tests: where the
-//! bundled data sets are, a stopwatch, and the one-line JSON report every example
-//! ends with.
+//! bundled data sets are, a stopwatch, a model's tensors by name, and the one-line
+//! JSON report every example ends with.
 //!
 //! ```
 //! use nn_examples::{data_file, JsonObject};
@@ -26,6 +26,23 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let start = Instant::now();
     let value = f();
     (value, start.elapsed().as_secs_f64())
+}
+
+/// The tensor `name` of `model` (`fc1.weight`, or a buffer such as
+/// `bn1.running_mean`): its shape (PyTorch's layout) and its values.
+pub fn model_tensor<'a, L: nn_core::Network>(
+    model: &'a nn_core::Model<L>,
+    name: &str,
+) -> Result<(Vec<usize>, &'a [f32]), String> {
+    let mut found = None;
+    model.visit_tensors(&mut |t| {
+        if t.path.to_string() == name {
+            found = Some((t.shape.to_vec(), t.offset, t.len, t.trainable));
+        }
+    });
+    let (shape, offset, len, trainable) = found.ok_or_else(|| format!("the model has no tensor `{name}`"))?;
+    let values = if trainable { model.params() } else { model.buffers() };
+    Ok((shape, &values[offset..offset + len]))
 }
 
 /// Decimal places kept for numbers in a report: enough for metrics, short to read.

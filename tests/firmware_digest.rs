@@ -54,3 +54,24 @@ fn digest_sees_one_bit() {
     assert_ne!(a, b);
     assert_eq!(a, checks::Digest::EMPTY.add(&[1.0]).add(&[2.0]));
 }
+
+#[path = "../no-std-check/src/int8_digits.rs"]
+mod int8_digits;
+
+/// The int8 MLP and CNN baked from `no-std-check/weights/digits_*_int8.rs` label every
+/// sample image right and give the digests `int8_digits::EXPECTED`, which the firmware
+/// must give too.
+#[test]
+fn int8_classifiers_label_every_image_with_the_expected_digest() {
+    let outcomes = int8_digits::check_both(&mut int8_digits::NoProbe);
+    for outcome in &outcomes {
+        println!("{}: correct {} digest {:016x}", outcome.name, outcome.correct, outcome.digest);
+    }
+    assert_eq!(outcomes.map(|o| o.expected()), int8_digits::EXPECTED);
+    for outcome in &outcomes {
+        assert!(outcome.ran, "{}: a kernel refused its operands", outcome.name);
+        assert_eq!(outcome.correct, samples::SAMPLES.len(), "{}: labels", outcome.name);
+        assert_eq!(outcome.digest, outcome.expected(), "{}: digest {:016x}", outcome.name, outcome.digest);
+        assert!(outcome.passed());
+    }
+}

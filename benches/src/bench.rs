@@ -18,11 +18,16 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use nn_core::kernels::{gemm, gemv_batch, MatRef};
+use nn_core::kernels::{gemm, gemv_batch, recurrent, MatRef};
+use nn_core::layers::{GruCell, LstmCell};
 use nn_core::prelude::*;
-use nn_core::stream::Stream;
+use nn_core::stream::{Step, Stream};
+use nn_core::train::Metric;
 
-use models::{BigMlp, ConvLayer, DigitCnn, DigitMlp, EncoderNet, HandGru, HandMlp, LstmNet, SmallCnn, StreamGru};
+use models::{
+    BigMlp, ConvLayer, Dense8, DigitCnn, DigitMlp, EncoderNet, HandDense8, HandGru, HandLstm, HandMlp, HandRecurrent,
+    LstmNet, SmallCnn, StreamGru, StreamGru8, StreamLstm16, StreamLstm64,
+};
 use timing::{measure, Clock, Timing};
 
 #[global_allocator]
@@ -218,7 +223,7 @@ fn train_case<L: Layer + Default>(bench: &mut Bench, name: &'static str, batch: 
 /// from L1 (half of them, twice: the time of all 192 if they stayed in L1).
 fn gru_parts(bench: &mut Bench, params: &[f32]) {
     use nn_core::activation::Activation;
-    use nn_core::kernels::{dense, recurrent};
+    use nn_core::kernels::dense;
     const F: usize = models::SEQ_FEATURES;
     let rows = 3 * 64;
     let (ih, rest) = params.split_at(rows * F);
@@ -250,6 +255,64 @@ fn gru_parts(bench: &mut Bench, params: &[f32]) {
         }
         black_box(&q);
     });
+}
+
+/// Dense 8->8 at batch 1 (`dense8_8_b1`) and as fixed-size code over transposed
+/// weights (`hand_dense8_8_b1`), checked against each other first.
+fn dense8_cases(bench: &mut Bench) {
+    let model = Model::<Dense8>::new(1);
+    let hand = HandDense8::from_params(model.params());
+    let x: [f32; 8] = uniform(8, 23).try_into().unwrap();
+    let ours = model.predict_one(&x.into());
+    if let Some(theirs) = hand.forward(&x) {
+        let max_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(max_diff < 1e-6, "Dense 8->8 and its hand-written loop disagree by {max_diff}");
+        bench.case("hand_dense8_8_b1", 1, || {
+            black_box(hand.forward(black_box(&x)));
+        });
+    }
+    bench.case("dense8_8_b1", 1, || {
+        black_box(model.predict_one(black_box(&x.into())));
+    });
+}
+
+/// One streaming step of `layer` (case `name`) and of its hand-written stand-in
+/// (`hand_` + `name`, built by `hand` from the same parameters), checked against each
+/// other over five steps first. Returns the parameters.
+fn step_cases<L, const I: usize, const H: usize, const GH: usize>(
+    bench: &mut Bench,
+    name: &'static str,
+    layer: L,
+    hand: fn(recurrent::CellKind, &[f32]) -> HandRecurrent<I, H, GH>,
+) -> Vec<f32>
+where
+    L: Step<StepInput = Shape1<I>, StepOutput = Shape1<H>> + Copy,
+{
+    let cell = if GH == 4 * H { recurrent::CellKind::Lstm } else { recurrent::CellKind::Gru };
+    let mut params = vec![0.0; L::PARAMS];
+    layer.init(&mut params, &mut [], &mut Rng::new(1));
+    let x = Tensor::<Shape1<I>>::from_slice(&uniform(I, 6)).unwrap();
+    let xs: [f32; I] = x.as_slice().try_into().unwrap();
+    let mut hand = hand(cell, &params);
+    let mut fresh = Stream::new(layer, &params, &[]);
+    for _ in 0..5 {
+        let ours = fresh.step(&x);
+        if let Some(theirs) = hand.step(&xs) {
+            let max_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(max_diff < 1e-5, "{name} and its hand-written loops disagree by {max_diff}");
+        }
+    }
+    let mut stream = Stream::new(layer, &params, &[]);
+    bench.case(name, 1, || {
+        black_box(stream.step(black_box(&x)));
+    });
+    if hand.step(&xs).is_some() {
+        let hand_name: &'static str = format!("hand_{name}").leak();
+        bench.case(hand_name, 1, || {
+            black_box(hand.step(black_box(&xs)));
+        });
+    }
+    params
 }
 
 fn run(bench: &mut Bench) {
@@ -315,31 +378,13 @@ fn run(bench: &mut Bench) {
         bench.case("conv_fwd_bwd_b32", batch, step);
     }
 
-    // One streaming GRU step.
-    let gru = StreamGru::new(GruCell);
-    let mut params = vec![0.0; StreamGru::PARAMS];
-    gru.init(&mut params, &mut [], &mut Rng::new(1));
-    let mut stream = Stream::new(gru, &params, &[]);
-    let step_x = Tensor::<Shape1<{ models::SEQ_FEATURES }>>::from_slice(&uniform(models::SEQ_FEATURES, 6)).unwrap();
-    bench.case("gru_step_b1", 1, || {
-        black_box(stream.step(black_box(&step_x)));
-    });
-    // The same step as hand-written fixed-size loops, checked against ours first.
-    let mut hand_gru = HandGru::from_params(&params);
-    let mut fresh = Stream::new(gru, &params, &[]);
-    let xs: [f32; models::SEQ_FEATURES] = step_x.as_slice().try_into().unwrap();
-    for _ in 0..5 {
-        let ours = fresh.step(&step_x);
-        if let Some(theirs) = hand_gru.step(&xs) {
-            let max_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(max_diff < 1e-5, "the GRU step and its hand-written loops disagree by {max_diff}");
-        }
-    }
-    if hand_gru.step(&xs).is_some() {
-        bench.case("hand_gru_step_b1", 1, || {
-            black_box(hand_gru.step(black_box(&xs)));
-        });
-    }
+    // The small real-time steps of RTNeural's benchmarks, each beside its hand-written
+    // fixed-size stand-in: Dense 8->8, GRU 8->8, LSTM 16->16, GRU 8->64, LSTM 8->64.
+    dense8_cases(bench);
+    step_cases(bench, "gru8_8_step_b1", StreamGru8::new(GruCell), HandGru::<8, 8, 24>::from_params);
+    step_cases(bench, "lstm16_16_step_b1", StreamLstm16::new(LstmCell), HandLstm::<16, 16, 64>::from_params);
+    let params = step_cases(bench, "gru_step_b1", StreamGru::new(GruCell), HandGru::<8, 64, 192>::from_params);
+    step_cases(bench, "lstm8_64_step_b1", StreamLstm64::new(LstmCell), HandLstm::<8, 64, 256>::from_params);
     gru_parts(bench, &params);
 
     train_case::<LstmNet>(bench, "lstm_train_b32", 32, 10);

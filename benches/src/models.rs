@@ -213,50 +213,102 @@ impl HandMlp {
     }
 }
 
-/// Gate rows of the streaming GRU: 3 gates of 64 units.
-const GRU_ROWS: usize = 3 * 64;
-
-/// The streaming GRU step as fixed-size loops: the hand-written reference for
-/// `gru_step_b1`. The projections run over transposed weights (`weight[in][out]`), 64
-/// outputs at a time (eight registers), each output one FMA chain over the inputs, as
-/// real-time C++ code writes them; the gate arithmetic is the library's
-/// (`kernels::recurrent::cell_step`), so that the two differ in the projections only.
-pub struct HandGru {
-    wt_ih: Box<[[f32; GRU_ROWS]; SEQ_FEATURES]>,
-    wt_hh: Box<[[f32; GRU_ROWS]; 64]>,
-    b_ih: [f32; GRU_ROWS],
-    b_hh: [f32; GRU_ROWS],
-    h: [f32; 64],
+network! {
+    /// The smallest real-time layer: Dense 8 -> 8, no activation.
+    pub struct Dense8: [8] -> [8] {
+        fc: Dense { units: 8 },
+    }
 }
 
-impl HandGru {
-    /// The GRU of `params` (`StreamGru`'s: `weight_ih [192, 8]`, `weight_hh [192, 64]`,
-    /// `bias_ih`, `bias_hh`), from a zero state.
+/// The streaming GRU 8 -> 8.
+pub type StreamGru8 = Gru<1, 8, 8>;
+/// The streaming LSTM 16 -> 16.
+pub type StreamLstm16 = Lstm<1, 16, 16>;
+/// The streaming LSTM 8 -> 64.
+pub type StreamLstm64 = Lstm<1, SEQ_FEATURES, 64>;
+
+/// Dense 8 -> 8 as fixed-size code over transposed weights (`weight[in][out]`): the
+/// hand-written reference for `dense8_8_b1`.
+pub struct HandDense8 {
+    wt: [[f32; 8]; 8],
+    b: [f32; 8],
+}
+
+impl HandDense8 {
+    /// The layer of `params` (`weight [8, 8]`, `bias [8]`, PyTorch's layout).
     pub fn from_params(params: &[f32]) -> Self {
-        fn columns<const I: usize>(w: &[f32]) -> Box<[[f32; GRU_ROWS]; I]> {
-            let mut t = Box::new([[0.0; GRU_ROWS]; I]);
-            for (o, row) in w.chunks_exact(I).enumerate() {
-                for (i, &v) in row.iter().enumerate() {
-                    t[i][o] = v;
-                }
-            }
-            t
+        let (w, b) = params.split_at(64);
+        HandDense8 { wt: *transpose::<8, 8>(w), b: b[..8].try_into().unwrap() }
+    }
+
+    /// One sample, or `None` without AVX2 and FMA.
+    #[inline(never)]
+    pub fn forward(&self, x: &[f32; 8]) -> Option<[f32; 8]> {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return Some(unsafe { hand_dense_columns(&self.wt, &self.b, x, false) });
         }
-        let (ih, rest) = params.split_at(GRU_ROWS * SEQ_FEATURES);
-        let (hh, rest) = rest.split_at(GRU_ROWS * 64);
-        let (b_ih, b_hh) = rest.split_at(GRU_ROWS);
-        HandGru {
-            wt_ih: columns::<SEQ_FEATURES>(ih),
-            wt_hh: columns::<64>(hh),
+        let _ = x;
+        None
+    }
+}
+
+/// `w [O, I]` (row-major, PyTorch's layout) transposed to `[I][O]`.
+fn transpose<const I: usize, const O: usize>(w: &[f32]) -> Box<[[f32; O]; I]> {
+    let mut t = Box::new([[0.0; O]; I]);
+    for (o, row) in w.chunks_exact(I).take(O).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            t[i][o] = v;
+        }
+    }
+    t
+}
+
+/// A streaming recurrent step as fixed-size loops: the hand-written reference for the
+/// `*_step_b1` cases, the in-repo stand-in for RTNeural's compile-time `ModelT`. `I`
+/// inputs, `H` units, `GH` gate rows (`3 H` for a GRU, `4 H` for an LSTM). The
+/// projections run over transposed weights (`weight[in][out]`), 64 outputs at a time
+/// (eight registers), each output one FMA chain over the inputs, as real-time C++ code
+/// writes them; the gate arithmetic is the library's (`kernels::recurrent::cell_step`),
+/// so that the two differ in the projections and the per-call work only.
+pub struct HandRecurrent<const I: usize, const H: usize, const GH: usize> {
+    cell: recurrent::CellKind,
+    wt_ih: Box<[[f32; GH]; I]>,
+    wt_hh: Box<[[f32; GH]; H]>,
+    b_ih: [f32; GH],
+    b_hh: [f32; GH],
+    h: [f32; H],
+    c: [f32; H],
+}
+
+/// The hand-written GRU step of `I` inputs and `H` units (`GH = 3 H`).
+pub type HandGru<const I: usize, const H: usize, const GH: usize> = HandRecurrent<I, H, GH>;
+/// The hand-written LSTM step of `I` inputs and `H` units (`GH = 4 H`).
+pub type HandLstm<const I: usize, const H: usize, const GH: usize> = HandRecurrent<I, H, GH>;
+
+impl<const I: usize, const H: usize, const GH: usize> HandRecurrent<I, H, GH> {
+    /// The cell `cell` of `params` (one layer's `weight_ih [GH, I]`, `weight_hh [GH, H]`,
+    /// `bias_ih`, `bias_hh`, PyTorch's layout), from a zero state.
+    pub fn from_params(cell: recurrent::CellKind, params: &[f32]) -> Self {
+        assert_eq!(GH, cell.gates() * H, "{cell:?}: {GH} gate rows for {H} units");
+        let (ih, rest) = params.split_at(GH * I);
+        let (hh, rest) = rest.split_at(GH * H);
+        let (b_ih, b_hh) = rest.split_at(GH);
+        HandRecurrent {
+            cell,
+            wt_ih: transpose::<I, GH>(ih),
+            wt_hh: transpose::<H, GH>(hh),
             b_ih: b_ih.try_into().unwrap(),
-            b_hh: b_hh[..GRU_ROWS].try_into().unwrap(),
-            h: [0.0; 64],
+            b_hh: b_hh[..GH].try_into().unwrap(),
+            h: [0.0; H],
+            c: [0.0; H],
         }
     }
 
     /// One step: the new hidden state, or `None` without AVX2 and FMA.
     #[inline(never)]
-    pub fn step(&mut self, x: &[f32; SEQ_FEATURES]) -> Option<[f32; 64]> {
+    pub fn step(&mut self, x: &[f32; I]) -> Option<[f32; H]> {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA.
@@ -268,29 +320,31 @@ impl HandGru {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn step_avx2(&mut self, x: &[f32; SEQ_FEATURES]) -> [f32; 64] {
+    fn step_avx2(&mut self, x: &[f32; I]) -> [f32; H] {
         let mut p = project_columns(&self.wt_ih, &self.b_ih, x);
         let q = project_columns(&self.wt_hh, &self.b_hh, &self.h);
-        recurrent::cell_step(recurrent::CellKind::Gru, &mut p, &q, &mut self.h, &mut []);
+        recurrent::cell_step(self.cell, &mut p, &q, &mut self.h, &mut self.c);
         self.h
     }
 }
 
-/// `b + W x` from the transposed weights `wt[in][out]`: blocks of 64 outputs, each a
-/// sum over the inputs in order.
+/// `b + W x` from the transposed weights `wt[in][out]`: blocks of (up to) 64 outputs,
+/// each a sum over the inputs in order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn project_columns<const I: usize>(wt: &[[f32; GRU_ROWS]; I], b: &[f32; GRU_ROWS], x: &[f32; I]) -> [f32; GRU_ROWS] {
-    let mut y = [0.0; GRU_ROWS];
-    for base in (0..GRU_ROWS).step_by(64) {
-        let mut acc = [0.0f32; 64];
+fn project_columns<const I: usize, const O: usize>(wt: &[[f32; O]; I], b: &[f32; O], x: &[f32; I]) -> [f32; O] {
+    const BLOCK: usize = 64;
+    let mut y = [0.0; O];
+    for base in (0..O).step_by(BLOCK) {
+        let n = BLOCK.min(O - base);
+        let mut acc = [0.0f32; BLOCK];
         for (column, &xi) in wt.iter().zip(x) {
-            for (a, &w) in acc.iter_mut().zip(&column[base..base + 64]) {
+            for (a, &w) in acc[..n].iter_mut().zip(&column[base..base + n]) {
                 *a = w.mul_add(xi, *a);
             }
         }
-        for ((y, a), b) in y[base..base + 64].iter_mut().zip(acc).zip(&b[base..base + 64]) {
+        for ((y, a), b) in y[base..base + n].iter_mut().zip(acc).zip(&b[base..base + n]) {
             *y = a + b;
         }
     }

@@ -25,6 +25,9 @@ pub enum Activation {
     Elu(f32),
     /// `f(z)_i = exp(z_i) / sum_j exp(z_j)` over each row.
     Softmax,
+    /// `f(z) = |z|`, element by element (the distance head `|a - b|` of a siamese
+    /// network); its derivative is the sign of `z`, 0 at 0.
+    Abs,
 }
 
 impl Activation {
@@ -48,6 +51,7 @@ impl Activation {
             Activation::Gelu => "gelu",
             Activation::Elu(_) => "elu",
             Activation::Softmax => "softmax",
+            Activation::Abs => "abs",
         }
     }
 
@@ -97,6 +101,7 @@ impl Activation {
                     alpha * libm::expm1f(z)
                 }
             }
+            Activation::Abs => libm::fabsf(z),
         }
     }
 
@@ -132,6 +137,15 @@ impl Activation {
                     1.0
                 } else {
                     y + alpha
+                }
+            }
+            Activation::Abs => {
+                if z > 0.0 {
+                    1.0
+                } else if z < 0.0 {
+                    -1.0
+                } else {
+                    0.0
                 }
             }
         }

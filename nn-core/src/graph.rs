@@ -42,6 +42,11 @@ pub fn add(operands: &[&[f32]], out: &mut [f32]) {
     }
 }
 
+/// `out = a - b`, element by element.
+pub fn subtract(a: &[f32], b: &[f32], out: &mut [f32]) {
+    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (a, b))| *o = a - b);
+}
+
 /// `out = a[0] * a[1] * ...`, element by element.
 pub fn multiply(operands: &[&[f32]], out: &mut [f32]) {
     out.copy_from_slice(operands[0]);
@@ -57,6 +62,16 @@ pub fn add_backward(dy: &[f32], grad: &mut [f32], accumulate: bool) {
         grad.iter_mut().zip(dy).for_each(|(g, d)| *g += d);
     } else {
         grad.copy_from_slice(dy);
+    }
+}
+
+/// The gradient of the second operand of [`subtract`]: `-dy`, written into (or, with
+/// `accumulate`, added to) `grad`. The first operand's is [`add_backward`]'s.
+pub fn subtract_backward(dy: &[f32], grad: &mut [f32], accumulate: bool) {
+    if accumulate {
+        grad.iter_mut().zip(dy).for_each(|(g, d)| *g -= d);
+    } else {
+        grad.iter_mut().zip(dy).for_each(|(g, d)| *g = -d);
     }
 }
 

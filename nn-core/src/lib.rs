@@ -43,6 +43,7 @@ pub mod layer;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod multi;
 pub mod optim;
 pub mod quant;
 pub mod rng;
@@ -69,22 +70,37 @@ pub use nn_macros::network;
 pub use rng::Rng;
 pub use shape::{Shape, Shape1, Shape2, Shape3, Tensor};
 
-/// Everything a model file needs: `use nn_core::prelude::*;`.
+/// What a model file needs: `use nn_core::prelude::*;` brings the `network!` macro,
+/// the model, layer and shape types, the layers, losses and optimizers, and the types
+/// of a training loop (`Fit`, `Dataset`, the step API's `Workspace` and
+/// `OptimizerState`).
+///
+/// Settings with generic names stay in their modules, so that a file's own `Mode`,
+/// `Metric` or `Schedule` never clashes with the prelude: import them from
+/// [`train`] (`Metric`, `Schedule`, `Mode`, `Select`, `Penalty`, `Constraint`,
+/// `GradClip`, `History`, `EpochLog`, `Evaluation`, `TrainError`) and [`layers`]
+/// (`Padding`, `Merge`, the recurrent `Cell`s).
 pub mod prelude {
     pub use crate::activation::Activation;
     pub use crate::layer::{Layer, Network};
-    pub use crate::layers::*;
-    pub use crate::loss::*;
+    pub use crate::layers::{
+        AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Bidirectional, Conv1d, Conv2d, ConvTranspose2d,
+        CrossAttention, Dense, Dropout, Elu, Embedding, FeedForward, Flatten, Gelu, GlobalAvgPool1d, GlobalAvgPool2d,
+        GlobalMaxPool1d, GlobalMaxPool2d, Gru, Identity, LayerNorm, LeakyRelu, LearnedPositional, Lstm, MaxPool1d,
+        MaxPool2d, MultiHeadAttention, PositionalEncoding, Relu, Reshape, SequenceDense, Sigmoid, SimpleRnn, Softmax,
+        Tanh, TransformerEncoder, TransformerEncoderLayer, Upsample, Upsample1d,
+    };
+    pub use crate::loss::{
+        BinaryCrossEntropy, CategoricalCrossEntropy, ContrastiveLoss, CosineEmbeddingLoss, GanLoss, Loss,
+        MeanAbsoluteError, MeanSquaredError, PairLoss, SparseCategoricalCrossEntropy, TripletMarginLoss,
+    };
     pub use crate::model::Model;
     pub use crate::network;
-    pub use crate::optim::*;
+    pub use crate::optim::{AdaGrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
     pub use crate::rng::Rng;
     pub use crate::shape::{Shape, Shape1, Shape2, Shape3, Tensor};
     #[cfg(feature = "alloc")]
-    pub use crate::train::{
-        Constraint, Dataset, EarlyStopping, EpochLog, Evaluation, Fit, GradClip, History, Metric, Mode, OptimizerState,
-        Penalty, ReduceOnPlateau, Schedule, Select, TrainError, Workspace,
-    };
+    pub use crate::train::{Dataset, EarlyStopping, Fit, OptimizerState, ReduceOnPlateau, Workspace};
 }
 
 #[doc(hidden)]

@@ -1,4 +1,6 @@
-//! `Model`: an architecture with its parameters and buffers.
+//! `Model`: an architecture with its parameters and buffers, and every method of a
+//! model: construction, inference (batch, batch-1, streaming, several inputs), the
+//! step API of training, evaluation and the summary.
 //!
 //! The state is one flat `f32` array: all trainable parameters in `state_dict` order,
 //! then all buffers (running statistics). With `alloc` it is a `Vec<f32>` allocated
@@ -7,7 +9,19 @@
 use core::fmt;
 
 use crate::layer::{Layer, Network, SummaryRow, TensorInfo};
+use crate::multi::{LossTuple, Losses, MultiIo};
 use crate::shape::{Shape, Tensor};
+#[cfg(feature = "alloc")]
+use crate::{
+    layer::Frozen,
+    loss::Loss,
+    multi::{interleave, samples_of, InputsError, ShapeTuple, MAX_PARTS},
+    rng::Rng,
+    train::fit::{evaluate_with, validate},
+    train::{Dataset, Evaluation, Metric, TrainError, Workspace},
+};
+#[cfg(feature = "alloc")]
+use alloc::{vec, vec::Vec};
 
 /// The default state storage: `Vec<f32>` with `alloc`, `&'static [f32]` without.
 #[cfg(feature = "alloc")]
@@ -184,6 +198,193 @@ impl<L: Layer, P: AsMut<[f32]>> Model<L, P> {
         let mut rng = crate::rng::Rng::new(seed);
         let (params, buffers) = self.state.as_mut().split_at_mut(L::PARAMS);
         self.layer.init(params, buffers, &mut rng);
+    }
+}
+
+/// Streaming: one time step per call, over this model's parameters.
+impl<L: crate::stream::Step + Clone, P: AsRef<[f32]>> Model<L, P> {
+    /// A stream over this model's parameters (see [`crate::stream`]).
+    pub fn stream(&self) -> crate::stream::Stream<'_, L> {
+        let (params, buffers) = self.state.as_ref().split_at(L::PARAMS);
+        crate::stream::Stream::new(self.layer.clone(), params, buffers)
+    }
+}
+
+/// The step API of training (see [`crate::train`]) and batch inference.
+#[cfg(feature = "alloc")]
+impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
+    /// Training forward of a batch (`x.len() / Input::LEN` samples): dropout active,
+    /// batch statistics, and what `backward` needs kept in `ws`. Returns the outputs.
+    pub fn forward_train<'w>(&mut self, ws: &'w mut Workspace<L>, x: &[f32], rng: &mut Rng) -> &'w [f32] {
+        let batch = x.len() / <L::Input as Shape>::LEN;
+        ws.reserve(batch);
+        let n_out = batch * <L::Output as Shape>::LEN;
+        let (params, buffers) = self.state.as_mut().split_at_mut(L::PARAMS);
+        self.layer.forward_train(
+            params,
+            buffers,
+            x,
+            &mut ws.output[..n_out],
+            &mut ws.cache[..batch * L::CACHE],
+            &mut ws.scratch[..batch * L::SCRATCH],
+            rng,
+        );
+        &ws.output[..n_out]
+    }
+
+    /// Backward of the last `forward_train` (same `x`): adds the parameter gradients
+    /// into `ws.grads()` and, when `dx` is given, writes the input gradient (which is
+    /// how a generator learns through a discriminator).
+    pub fn backward(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>) {
+        let batch = ws.batch;
+        let n_out = batch * <L::Output as Shape>::LEN;
+        self.layer().backward(
+            self.params(),
+            x,
+            &ws.output[..n_out],
+            &ws.cache[..batch * L::CACHE],
+            &mut ws.output_grad[..n_out],
+            dx,
+            &mut ws.grads,
+            &mut ws.scratch[..batch * L::SCRATCH],
+        );
+    }
+
+    /// As [`Model::backward`] with the parameters in `frozen` frozen: their gradients
+    /// are not computed (their entries in `ws.grads()` keep their values; whole frozen
+    /// layers skip their parameter-gradient products) and no layer below the last one
+    /// with a trainable parameter runs backward, unless `dx` is wanted.
+    pub fn backward_frozen(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>, frozen: Frozen<'_>) {
+        let batch = ws.batch;
+        let n_out = batch * <L::Output as Shape>::LEN;
+        self.layer().backward_frozen(
+            self.params(),
+            x,
+            &ws.output[..n_out],
+            &ws.cache[..batch * L::CACHE],
+            &mut ws.output_grad[..n_out],
+            dx,
+            &mut ws.grads,
+            &mut ws.scratch[..batch * L::SCRATCH],
+            frozen,
+        );
+    }
+
+    /// Batch inference: the outputs of the samples in `x`, which holds a whole number
+    /// of samples (`k * Input::LEN` values; any other length is an error rather than
+    /// a batch with its last values dropped).
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// # use nn_core::model::BatchLenError;
+    /// # network! { pub struct Net: [2] -> [1] { out: Dense { units: 1 } } }
+    /// let model = Model::<Net>::new(1);
+    /// assert_eq!(model.predict(&[0.5, 1.0, 2.0, 3.0]).unwrap().len(), 2);
+    /// assert_eq!(model.predict(&[0.5, 1.0, 2.0]), Err(BatchLenError { sample: 2, found: 3 }));
+    /// ```
+    pub fn predict(&self, x: &[f32]) -> Result<Vec<f32>, BatchLenError> {
+        let batch = BatchLenError::samples(<L::Input as Shape>::LEN, x.len())?;
+        let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
+        let mut scratch = vec![0.0; batch * L::SCRATCH];
+        self.forward_slices(x, &mut y, &mut scratch);
+        Ok(y)
+    }
+}
+
+/// Evaluation on a data set.
+#[cfg(feature = "alloc")]
+impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
+    /// The mean loss and the metrics of the model on `data`, in inference mode.
+    pub fn evaluate<Lo: Loss>(&self, data: &Dataset, loss: &Lo, metrics: &[Metric]) -> Result<Evaluation, TrainError> {
+        validate::<L, Lo>(loss, data)?;
+        let mut ws = Workspace::<L>::new();
+        Ok(evaluate_with(self, data, loss, metrics, 256, &mut ws))
+    }
+}
+
+/// Networks with several inputs or outputs (see [`crate::multi`]).
+#[cfg(feature = "alloc")]
+impl<L: MultiIo, P: AsRef<[f32]>> Model<L, P> {
+    /// Batch inference of a network with several inputs or outputs: one batch per
+    /// input (each a whole number of samples, all with the same number), one batch per
+    /// output, in declared order.
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// # use nn_core::multi::InputsError;
+    /// # use nn_core::model::BatchLenError;
+    /// network! {
+    ///     pub struct Sum: ([2], [2]) -> ([2], [1]) graph {
+    ///         input a, b;
+    ///         s = add(a, b);
+    ///         d = head(s): Dense { units: 1 };
+    ///         output s, d;
+    ///     }
+    /// }
+    /// let model = Model::<Sum>::new(1);
+    /// let (s, d) = model.predict_multi((&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0])).unwrap();
+    /// assert_eq!((s, d.len()), (vec![11.0, 22.0, 33.0, 44.0], 2));
+    /// let err = model.predict_multi((&[1.0, 2.0], &[1.0, 2.0, 3.0])).unwrap_err();
+    /// assert_eq!(err, InputsError::Length { input: 1, error: BatchLenError { sample: 2, found: 3 } });
+    /// ```
+    pub fn predict_multi(
+        &self,
+        inputs: <L::Inputs as ShapeTuple>::Slices<'_>,
+    ) -> Result<<L::Outputs as ShapeTuple>::Vecs, InputsError> {
+        let mut parts: [&[f32]; MAX_PARTS] = [&[]; MAX_PARTS];
+        let in_lens = <L::Inputs as ShapeTuple>::LENS;
+        let parts = &mut parts[..in_lens.len()];
+        <L::Inputs as ShapeTuple>::slices(inputs, parts);
+        let batch = samples_of(parts, in_lens)?;
+        let mut x = alloc::vec![0.0; batch * <L::Inputs as ShapeTuple>::LEN];
+        interleave(parts, in_lens, &mut x);
+        let mut y = alloc::vec![0.0; batch * <L::Output as Shape>::LEN];
+        let mut scratch = alloc::vec![0.0; batch * L::SCRATCH];
+        self.forward_slices(&x, &mut y, &mut scratch);
+        Ok(<L::Outputs as ShapeTuple>::vecs(crate::multi::split(&y, <L::Outputs as ShapeTuple>::LENS)))
+    }
+
+    /// Inference of one sample of a network with several inputs or outputs: one
+    /// tensor per input, one per output, each of its declared shape.
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// network! {
+    ///     pub struct Sum: ([2], [2]) -> ([2], [1]) graph {
+    ///         input a, b;
+    ///         s = add(a, b);
+    ///         d = head(s): Dense { units: 1 };
+    ///         output s, d;
+    ///     }
+    /// }
+    /// let model = Model::<Sum>::new(1);
+    /// let (s, d): (Tensor<Shape1<2>>, Tensor<Shape1<1>>) =
+    ///     model.predict_one_multi((&Tensor::from([1.0, 2.0]), &Tensor::from([10.0, 20.0])));
+    /// assert_eq!((s, d.len()), (Tensor::from([11.0, 22.0]), 1));
+    /// ```
+    pub fn predict_one_multi(
+        &self,
+        inputs: <L::Inputs as ShapeTuple>::TensorRefs<'_>,
+    ) -> <L::Outputs as ShapeTuple>::Tensors {
+        let mut parts: [&[f32]; MAX_PARTS] = [&[]; MAX_PARTS];
+        let in_lens = <L::Inputs as ShapeTuple>::LENS;
+        let parts = &mut parts[..in_lens.len()];
+        <L::Inputs as ShapeTuple>::tensor_slices(inputs, parts);
+        let mut x = vec![0.0; <L::Inputs as ShapeTuple>::LEN];
+        interleave(parts, in_lens, &mut x);
+        let mut y = vec![0.0; <L::Output as Shape>::LEN];
+        let mut scratch = vec![0.0; L::SCRATCH];
+        self.forward_slices(&x, &mut y, &mut scratch);
+        <L::Outputs as ShapeTuple>::tensors(&y)
+    }
+}
+
+impl<L: MultiIo, P> Model<L, P> {
+    /// A loss per output of this model's network, in declared order, each of weight 1
+    /// (set them with [`Losses::weights`]): Keras's `compile(loss=[...])`, for
+    /// `Fit::new`. The same as `Losses::<L, _>::new(losses)`.
+    pub fn loss_per_output<T: LossTuple>(&self, losses: T) -> Losses<L, T> {
+        Losses::new(losses)
     }
 }
 

@@ -42,7 +42,6 @@ use crate::kernels::recurrent;
 use crate::layer::private::{Chain, Named};
 use crate::layer::Layer;
 use crate::layers::{Act, Cell, Dropout, Embedding, Recurrent, SequenceDense};
-use crate::model::Model;
 use crate::shape::{Shape, Shape1, Shape2, Tensor};
 
 /// A layer that can run one time step at a time.
@@ -108,14 +107,6 @@ impl<'m, L: Step> Stream<'m, L> {
     /// The current state, mutable: to start from a given initial state.
     pub fn state_mut(&mut self) -> &mut L::State {
         &mut self.state
-    }
-}
-
-impl<L: Step + Clone, P: AsRef<[f32]>> Model<L, P> {
-    /// A stream over this model's parameters (see [`crate::stream`]).
-    pub fn stream(&self) -> Stream<'_, L> {
-        let (params, buffers) = self.state.as_ref().split_at(L::PARAMS);
-        Stream::new(self.layer.clone(), params, buffers)
     }
 }
 

@@ -1,10 +1,12 @@
-//! Phase 4: the Rust items of a network.
+//! Phase 4: the Rust items of a network, from its `ir::Graph`.
 //!
 //! For `struct Name` the expansion is the unit struct, then a `const _: () = { ... }`
-//! block that hides the rest: the architecture type (`Named` layers right-nested in
-//! `Chain`s), its `const` value, the type-level shape checks and the `Layer` and
-//! `Network` impls, which delegate to the architecture. `tests/layers/handwritten_expansion.rs`
-//! in the workspace is the same code written by hand.
+//! block that hides the rest. For a graph that is a sequence of layers: the
+//! architecture type (`Named` layers right-nested in `Chain`s), its `const` value, the
+//! type-level shape checks and the `Layer` and `Network` impls, which delegate to the
+//! architecture (`tests/layers/handwritten_expansion.rs` in the workspace is the same
+//! code written by hand). Any other graph runs its statements (`expand_graph`). Both
+//! write their `Layer` impl through [`layer_impl`], the one place its signatures are.
 //!
 //! A network with errors expands to the struct and a stub impl with its declared
 //! shapes, so code that uses it type-checks and the user sees only the real errors.
@@ -13,40 +15,39 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Path, PathArguments};
 
-use crate::ir::{shape_type, unraw, Layer, Network, Op, ShapeInfo};
+use crate::ir::{shape_type, unraw, Graph, Layer, Network, Op, ShapeInfo};
 use crate::kinds::Emitted;
 use crate::suggest;
 
-/// The complete expansion of a network without errors.
-pub(crate) fn network(net: &Network) -> TokenStream {
+/// The complete expansion of a network without errors: a sequence of layers is an
+/// architecture of `Chain`s that its impls delegate to (`sequence`), any other graph
+/// runs its statements (`expand_graph::expand`).
+pub(crate) fn network(g: &Graph) -> TokenStream {
+    match g.sequence() {
+        Some(layers) => sequence(g, &layers),
+        None => crate::expand_graph::expand(g),
+    }
+}
+
+/// The expansion of a graph whose statements apply `layers` in turn.
+fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
+    let net = &g.net;
     let name = &net.name;
-    let kind = unraw(name);
     let item = struct_item(net);
-    let (input, output) = declared_types(net);
 
     let mut checks = Checks::default();
-    let layers: Vec<Emitted> = net.layers.iter().map(|l| layer(l, &mut checks)).collect();
-    output_check(net, &mut checks);
+    let layers: Vec<Emitted> = layers_in_order.iter().map(|l| layer(l, &mut checks)).collect();
+    for (span, actual, expected, message, label) in &g.type_checks {
+        checks.same(*span, actual.clone(), expected.clone(), message, label);
+    }
 
     let mut arch_ty = TokenStream::new();
     let mut arch_value = TokenStream::new();
-    // The compile-time tensor description: each layer's under its name.
-    let mut tensors = TokenStream::new();
-    for (i, (layer, emitted)) in net.layers.iter().zip(&layers).enumerate().rev() {
-        let Emitted { ty, value } = emitted;
+    for (i, (layer, Emitted { ty, value })) in layers_in_order.iter().zip(&layers).enumerate().rev() {
         let layer_name = unraw(&layer.name);
-        let scoped = quote!(&::nn_core::weights::TensorTree::Scope {
-            name: #layer_name,
-            inner: <#ty as ::nn_core::Layer>::TENSORS,
-        });
-        tensors = if i + 1 == net.layers.len() {
-            scoped
-        } else {
-            quote!(&::nn_core::weights::TensorTree::Pair { first: #scoped, rest: #tensors })
-        };
         let named_ty = quote!(::nn_core::__private::Named<#ty>);
         let named_value = quote!(::nn_core::__private::Named { name: #layer_name, layer: #value });
-        if i + 1 == net.layers.len() {
+        if i + 1 == layers.len() {
             arch_ty = named_ty;
             arch_value = named_value;
         } else {
@@ -54,10 +55,43 @@ pub(crate) fn network(net: &Network) -> TokenStream {
             arch_value = quote!(::nn_core::__private::Chain { first: #named_value, rest: #arch_value });
         }
     }
+    let tensors = tensor_tree(
+        layers_in_order
+            .iter()
+            .zip(&layers)
+            .map(|(layer, Emitted { ty, .. })| (unraw(&layer.name), quote!(<#ty as ::nn_core::Layer>::TENSORS)))
+            .collect(),
+    );
     let Checks { aliases, items, .. } = checks;
     // Streaming, when every layer can run one time step at a time.
-    let stream = crate::rnn_kinds::stream_impl(net);
+    let stream = crate::rnn_kinds::stream_impl(name, layers_in_order);
     let network_impl = network_impl(name, quote!(&__NN_ARCH));
+    let arch = quote!(<__NnArch as ::nn_core::Layer>);
+    let layer_impl = layer_impl(
+        name,
+        declared_types(net),
+        LayerImpl {
+            consts: quote! {
+                const PARAMS: usize = #arch::PARAMS;
+                const BUFFERS: usize = #arch::BUFFERS;
+                const CACHE: usize = #arch::CACHE;
+                const SCRATCH: usize = #arch::SCRATCH;
+                const FORWARD_SCRATCH: usize = #arch::FORWARD_SCRATCH;
+                const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
+            },
+            init: quote!(::nn_core::Layer::init(&__NN_ARCH, params, buffers, rng)),
+            forward: quote!(::nn_core::Layer::forward(&__NN_ARCH, params, buffers, x, y, scratch)),
+            forward_train: quote! {
+                ::nn_core::Layer::forward_train(&__NN_ARCH, params, buffers, x, y, cache, scratch, rng)
+            },
+            backward: quote!(::nn_core::Layer::backward(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch)),
+            backward_frozen: Some(quote! {
+                ::nn_core::Layer::backward_frozen(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch, frozen)
+            }),
+            visit_tensors: quote!(::nn_core::Layer::visit_tensors(&__NN_ARCH, path, params_at, buffers_at, f)),
+            visit_summary: Some(quote!(::nn_core::Layer::visit_summary(&__NN_ARCH, "", depth, f))),
+        },
+    );
 
     quote! {
         #item
@@ -67,97 +101,146 @@ pub(crate) fn network(net: &Network) -> TokenStream {
             #(#aliases)*
             #(#items)*
 
-            impl ::nn_core::Layer for #name {
-                type Input = #input;
-                type Output = #output;
-                const PARAMS: usize = <__NnArch as ::nn_core::Layer>::PARAMS;
-                const BUFFERS: usize = <__NnArch as ::nn_core::Layer>::BUFFERS;
-                const CACHE: usize = <__NnArch as ::nn_core::Layer>::CACHE;
-                const SCRATCH: usize = <__NnArch as ::nn_core::Layer>::SCRATCH;
-                const FORWARD_SCRATCH: usize = <__NnArch as ::nn_core::Layer>::FORWARD_SCRATCH;
-                const KIND: &'static str = #kind;
-                const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
-                fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
-                    ::nn_core::Layer::init(&__NN_ARCH, params, buffers, rng)
-                }
-                fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-                    ::nn_core::Layer::forward(&__NN_ARCH, params, buffers, x, y, scratch)
-                }
-                fn forward_train(
-                    &self,
-                    params: &[f32],
-                    buffers: &mut [f32],
-                    x: &[f32],
-                    y: &mut [f32],
-                    cache: &mut [f32],
-                    scratch: &mut [f32],
-                    rng: &mut ::nn_core::Rng,
-                ) {
-                    ::nn_core::Layer::forward_train(&__NN_ARCH, params, buffers, x, y, cache, scratch, rng)
-                }
-                fn backward(
-                    &self,
-                    params: &[f32],
-                    x: &[f32],
-                    y: &[f32],
-                    cache: &[f32],
-                    dy: &mut [f32],
-                    dx: ::core::option::Option<&mut [f32]>,
-                    grads: &mut [f32],
-                    scratch: &mut [f32],
-                ) {
-                    ::nn_core::Layer::backward(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch)
-                }
-                fn backward_frozen(
-                    &self,
-                    params: &[f32],
-                    x: &[f32],
-                    y: &[f32],
-                    cache: &[f32],
-                    dy: &mut [f32],
-                    dx: ::core::option::Option<&mut [f32]>,
-                    grads: &mut [f32],
-                    scratch: &mut [f32],
-                    frozen: ::nn_core::layer::Frozen<'_>,
-                ) {
-                    ::nn_core::Layer::backward_frozen(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch, frozen)
-                }
-                fn visit_tensors(
-                    &self,
-                    path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
-                    params_at: usize,
-                    buffers_at: usize,
-                    f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
-                ) {
-                    ::nn_core::Layer::visit_tensors(&__NN_ARCH, path, params_at, buffers_at, f)
-                }
-                fn visit_summary(
-                    &self,
-                    name: &str,
-                    depth: usize,
-                    f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>),
-                ) {
-                    // Nested in another network (`name` is its layer name): one row for
-                    // the whole network, then its layers one level deeper.
-                    if name.is_empty() {
-                        ::nn_core::Layer::visit_summary(&__NN_ARCH, "", depth, f)
-                    } else {
-                        f(&::nn_core::layer::SummaryRow {
-                            name,
-                            kind: #kind,
-                            depth,
-                            output: <#output as ::nn_core::Shape>::DIMS,
-                            params: <Self as ::nn_core::Layer>::PARAMS,
-                        });
-                        ::nn_core::Layer::visit_summary(&__NN_ARCH, "", depth + 1, f)
-                    }
-                }
-            }
+            #layer_impl
 
             #network_impl
 
             #stream
         };
+    }
+}
+
+/// The compile-time description of the tensors of layers in order, each `(name, tree)`
+/// under its name (`TensorTree::Scope`s in right-nested `TensorTree::Pair`s).
+pub(crate) fn tensor_tree(layers: Vec<(String, TokenStream)>) -> TokenStream {
+    let mut tree: Option<TokenStream> = None;
+    for (name, inner) in layers.into_iter().rev() {
+        let scope = quote!(&::nn_core::weights::TensorTree::Scope { name: #name, inner: #inner });
+        tree = Some(match tree {
+            None => scope,
+            Some(rest) => quote!(&::nn_core::weights::TensorTree::Pair { first: #scope, rest: #rest }),
+        });
+    }
+    tree.unwrap_or_else(|| quote!(&::nn_core::weights::TensorTree::Empty))
+}
+
+/// The parts of one `impl nn_core::Layer` that differ between networks: the constants
+/// after `PARAMS` (the associated types and `KIND` come from the declaration) and the
+/// bodies of the methods, which see the trait's argument names (`params`, `x`, `y`,
+/// `dy`, `dx`, `grads`, `scratch`, `frozen`, `path`, `params_at`, `buffers_at`, `f`,
+/// `depth`). `backward_frozen` falls back on the trait's default when absent;
+/// `visit_summary`, when present, lists the layers at `depth` after the network's own
+/// row (written when the network is nested in another one).
+pub(crate) struct LayerImpl {
+    pub consts: TokenStream,
+    pub init: TokenStream,
+    pub forward: TokenStream,
+    pub forward_train: TokenStream,
+    pub backward: TokenStream,
+    pub backward_frozen: Option<TokenStream>,
+    pub visit_tensors: TokenStream,
+    pub visit_summary: Option<TokenStream>,
+}
+
+/// The arguments of `visit_tensors`, of `Layer`'s and of the inherent method of a
+/// network with several inputs or outputs.
+pub(crate) fn visit_tensors_args() -> TokenStream {
+    quote! {
+        &self,
+        path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
+        params_at: usize,
+        buffers_at: usize,
+        f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
+    }
+}
+
+/// `impl nn_core::Layer for Name`, the one place its methods' signatures are written.
+/// `types` are the `Input` and `Output` shape types (those declared, from
+/// [`declared_types`], but for a network with several inputs or outputs).
+pub(crate) fn layer_impl(name: &Ident, types: (TokenStream, TokenStream), parts: LayerImpl) -> TokenStream {
+    let kind = unraw(name);
+    let (input, output) = types;
+    let LayerImpl { consts, init, forward, forward_train, backward, backward_frozen, visit_tensors, visit_summary } =
+        parts;
+    let visit_args = visit_tensors_args();
+    let backward_args = quote! {
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &[f32],
+        cache: &[f32],
+        dy: &mut [f32],
+        dx: ::core::option::Option<&mut [f32]>,
+        grads: &mut [f32],
+        scratch: &mut [f32],
+    };
+    let backward_frozen = backward_frozen.map(|body| {
+        quote! {
+            fn backward_frozen(#backward_args frozen: ::nn_core::layer::Frozen<'_>) {
+                #body
+            }
+        }
+    });
+    let visit_summary = visit_summary.map(|body| {
+        quote! {
+            fn visit_summary(
+                &self,
+                name: &str,
+                depth: usize,
+                f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>),
+            ) {
+                // Nested in another network (`name` is its layer name): one row for
+                // the whole network, then its layers one level deeper.
+                let depth = if name.is_empty() {
+                    depth
+                } else {
+                    f(&::nn_core::layer::SummaryRow {
+                        name,
+                        kind: #kind,
+                        depth,
+                        output: <#output as ::nn_core::Shape>::DIMS,
+                        params: <Self as ::nn_core::Layer>::PARAMS,
+                    });
+                    depth + 1
+                };
+                #body
+            }
+        }
+    });
+    quote! {
+        #[allow(unused_variables, unused_mut, clippy::all)]
+        impl ::nn_core::Layer for #name {
+            type Input = #input;
+            type Output = #output;
+            const KIND: &'static str = #kind;
+            #consts
+            fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
+                #init
+            }
+            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+                #forward
+            }
+            fn forward_train(
+                &self,
+                params: &[f32],
+                buffers: &mut [f32],
+                x: &[f32],
+                y: &mut [f32],
+                cache: &mut [f32],
+                scratch: &mut [f32],
+                rng: &mut ::nn_core::Rng,
+            ) {
+                #forward_train
+            }
+            fn backward(#backward_args) {
+                #backward
+            }
+            #backward_frozen
+            fn visit_tensors(#visit_args) {
+                #visit_tensors
+            }
+            #visit_summary
+        }
     }
 }
 
@@ -199,49 +282,27 @@ pub(crate) fn stub(net: &Network) -> TokenStream {
     let name = &net.name;
     let kind = unraw(name);
     let item = struct_item(net);
-    let (input, output) = declared_types(net);
+    let nothing = TokenStream::new;
+    let layer_impl = layer_impl(
+        name,
+        declared_types(net),
+        LayerImpl {
+            consts: quote!(
+                const PARAMS: usize = 0;
+            ),
+            init: nothing(),
+            forward: nothing(),
+            forward_train: nothing(),
+            backward: nothing(),
+            backward_frozen: None,
+            visit_tensors: nothing(),
+            visit_summary: None,
+        },
+    );
     quote! {
         #item
         const _: () = {
-            impl ::nn_core::Layer for #name {
-                type Input = #input;
-                type Output = #output;
-                const PARAMS: usize = 0;
-                const KIND: &'static str = #kind;
-                fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut ::nn_core::Rng) {}
-                fn forward(&self, _params: &[f32], _buffers: &[f32], _x: &[f32], _y: &mut [f32], _scratch: &mut [f32]) {}
-                fn forward_train(
-                    &self,
-                    _params: &[f32],
-                    _buffers: &mut [f32],
-                    _x: &[f32],
-                    _y: &mut [f32],
-                    _cache: &mut [f32],
-                    _scratch: &mut [f32],
-                    _rng: &mut ::nn_core::Rng,
-                ) {
-                }
-                fn backward(
-                    &self,
-                    _params: &[f32],
-                    _x: &[f32],
-                    _y: &[f32],
-                    _cache: &[f32],
-                    _dy: &mut [f32],
-                    _dx: ::core::option::Option<&mut [f32]>,
-                    _grads: &mut [f32],
-                    _scratch: &mut [f32],
-                ) {
-                }
-                fn visit_tensors(
-                    &self,
-                    _path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
-                    _params_at: usize,
-                    _buffers_at: usize,
-                    _f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
-                ) {
-                }
-            }
+            #layer_impl
             impl ::nn_core::Network for #name {
                 const NAME: &'static str = #kind;
                 fn forward_one(
@@ -449,22 +510,6 @@ pub(crate) fn layer(layer: &Layer, checks: &mut Checks) -> Emitted {
         }
     }
     emitted
-}
-
-/// The declared output against a last layer whose output is only a type.
-fn output_check(net: &Network, checks: &mut Checks) {
-    let (Some(output), Some(last)) = (&net.output, net.layers.last()) else {
-        return;
-    };
-    if let (Some(dims), ShapeInfo::Opaque(ty)) = (&output.dims, &last.output) {
-        let message = format!(
-            "`{}` declares output {} but its last layer `{}` produces `{{Self}}`",
-            escape(&unraw(&net.name)),
-            suggest::dims(dims),
-            escape(&unraw(&last.name))
-        );
-        checks.same(output.span, ty.clone(), shape_type(dims), &message, "declared here");
-    }
 }
 
 /// A type path as a value (a unit struct): `Tower<3>` becomes `Tower::<3>`.

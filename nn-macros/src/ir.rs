@@ -1,10 +1,11 @@
 //! The intermediate representation: networks whose layers are resolved against the
-//! kind table and whose shapes are inferred, every part still carrying its span.
+//! kind table and whose shapes are inferred, every part still carrying its span. Both
+//! forms of `network!` lower to a [`Graph`] of statements, which `expand` writes out.
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
 use syn::{Attribute, Ident, Path, Visibility};
 
-use crate::kinds::{Args, Kind};
+use crate::kinds::{Activation, Args, Kind};
 
 /// One `struct Name: [in] -> [out] { ... }`.
 pub(crate) struct Network {
@@ -36,6 +37,88 @@ pub(crate) struct Layer {
     pub input: ShapeInfo,
     pub output: ShapeInfo,
     pub assertion: Option<DeclaredShape>,
+}
+
+/// A network lowered: named values computed by statements. The graph form lowers to
+/// it statement by statement, the sequential form to one statement per layer, each
+/// applying its layer to the value before it.
+pub(crate) struct Graph {
+    /// Name, attributes and declared shapes (`layers` is empty).
+    pub net: Network,
+    pub values: Vec<ValueInfo>,
+    pub layers: Vec<GraphLayer>,
+    pub nodes: Vec<Node>,
+    /// The values that are the network's inputs and outputs, in declared order.
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    /// The declared input and output shapes (`None` if invalid, already reported).
+    pub input_shapes: Vec<Option<Vec<usize>>>,
+    pub output_shapes: Vec<Option<Vec<usize>>>,
+    /// Shape equalities left to the type system: (span, actual, expected, message, label).
+    pub type_checks: Vec<(Span, TokenStream, TokenStream, String, String)>,
+}
+
+pub(crate) struct ValueInfo {
+    pub name: Ident,
+    pub shape: ShapeInfo,
+    pub input: bool,
+    pub uses: usize,
+}
+
+pub(crate) enum GraphLayer {
+    /// A layer of the sequential form's kinds, or a network used as a layer.
+    Plain(Layer),
+    /// A dense layer using the transpose of layer `target`'s weight.
+    Tied { name: Ident, target: usize, inputs: usize, outputs: usize, activation: Activation, bias: bool },
+}
+
+impl GraphLayer {
+    pub(crate) fn name(&self) -> &Ident {
+        match self {
+            GraphLayer::Plain(l) => &l.name,
+            GraphLayer::Tied { name, .. } => name,
+        }
+    }
+}
+
+pub(crate) struct Node {
+    pub op: NodeOp,
+    pub args: Vec<usize>,
+    pub out: usize,
+}
+
+pub(crate) enum NodeOp {
+    Apply(usize),
+    Add,
+    /// `a - b`, of two values.
+    Subtract,
+    Multiply,
+    /// Per operand, the floats of one block (see `nn_core::graph::concat`).
+    Concat(Vec<usize>),
+}
+
+impl Graph {
+    /// The layers in order when the graph is a sequence: one input and one output,
+    /// the `n`-th statement applying the `n`-th layer (a layer of the sequential
+    /// form's kinds or a network) to the value before it, each value used once.
+    pub(crate) fn sequence(&self) -> Option<Vec<&Layer>> {
+        if self.inputs.len() != 1 || self.outputs.len() != 1 || self.nodes.is_empty() {
+            return None;
+        }
+        let mut at = self.inputs[0];
+        let mut layers = Vec::with_capacity(self.nodes.len());
+        for (n, node) in self.nodes.iter().enumerate() {
+            let (NodeOp::Apply(k), Some(GraphLayer::Plain(layer))) = (&node.op, self.layers.get(n)) else {
+                return None;
+            };
+            if *k != n || node.args != [at] || self.values[at].uses != 1 {
+                return None;
+            }
+            layers.push(layer);
+            at = node.out;
+        }
+        (self.outputs[0] == at).then_some(layers)
+    }
 }
 
 /// What a layer is.

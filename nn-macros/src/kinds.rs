@@ -158,6 +158,7 @@ pub(crate) enum Activation {
     Softmax,
     Gelu,
     Elu(f32),
+    Abs,
 }
 
 /// The activations by name, with the default of their parameter if they have one.
@@ -170,6 +171,7 @@ const ACTIVATIONS: &[(&str, Option<f32>)] = &[
     ("Softmax", None),
     ("Gelu", None),
     ("Elu", Some(1.0)),
+    ("Abs", None),
 ];
 
 impl Activation {
@@ -184,6 +186,7 @@ impl Activation {
             "Softmax" => Activation::Softmax,
             "Gelu" => Activation::Gelu,
             "Elu" => Activation::Elu(alpha),
+            "Abs" => Activation::Abs,
             _ => return None,
         })
     }
@@ -206,6 +209,7 @@ impl ToTokens for Activation {
                 let a = float(a);
                 quote!(::nn_core::Activation::Elu(#a))
             }
+            Activation::Abs => quote!(::nn_core::Activation::Abs),
         });
     }
 }
@@ -387,6 +391,7 @@ pub(crate) static KINDS: &[Kind] = &[
     activation("Softmax", &[], |_, s| act(s, Activation::Softmax)),
     activation("Gelu", &[], |_, s| act(s, Activation::Gelu)),
     activation("Elu", ALPHA_ELU, |a, s| act(s, Activation::Elu(a.float("alpha")))),
+    activation("Abs", &[], |_, s| act(s, Activation::Abs)),
     conv_kinds::CONV1D,
     conv_kinds::CONV2D,
     conv_kinds::CONV_TRANSPOSE2D,

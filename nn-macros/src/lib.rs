@@ -1,20 +1,29 @@
 //! The `network!` macro of `nn-core`.
 //!
-//! The input goes through four phases, each its own module: `parse` reads the syntax
-//! (recovering after a bad layer so that every mistake is reported), `lower` resolves
-//! layer kinds and options against the table in `kinds` and infers every shape,
-//! `validate` checks what spans several layers, and `expand` writes the Rust items,
-//! or a stub when there were errors, so that one mistake gives one diagnostic.
+//! The input goes through four phases, each its own module (`pipeline` wires them):
+//! `parse` reads the syntax (recovering after a bad layer so that every mistake is
+//! reported; `parse_graph` the statements of the graph form), `lower` resolves layer
+//! kinds and options against the table in `kinds` and infers every shape (`lower_graph`
+//! for statements, checking them as it reads them), `validate` checks what spans
+//! several layers of the sequential form, and `expand` writes the Rust items, or a stub
+//! when there were errors, so that one mistake gives one diagnostic. Both forms lower to
+//! one `ir::Graph` of statements (a sequence is one statement per layer), and `expand`
+//! writes every network's `Layer` impl through one function: a graph that is a sequence
+//! delegates to a `Chain` of its layers, any other runs its statements
+//! (`expand_graph`). `suggest` and `errors` serve the diagnostics.
 #![forbid(unsafe_code)]
 
 mod conv_kinds;
 mod errors;
 mod expand;
-mod graph;
+mod expand_graph;
 mod ir;
 mod kinds;
 mod lower;
+mod lower_graph;
+mod multi_io;
 mod parse;
+mod parse_graph;
 mod pipeline;
 mod rnn_kinds;
 mod suggest;
@@ -53,7 +62,7 @@ mod tests;
 /// | --- | --- | --- |
 /// | `Dense` | `units` (required, at least 1), `activation` (`Identity`), `bias` (`true`) | `[in] -> [units]` |
 /// | `Dropout` | `rate` (required, in `[0, 1)`) | any, preserved |
-/// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Identity` | none | any, preserved |
+/// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Abs`, `Identity` | none | any, preserved |
 /// | `LeakyRelu` | `alpha` (`0.01`) | any, preserved |
 /// | `Elu` | `alpha` (`1.0`) | any, preserved |
 /// | `Conv2d` | `filters`, `kernel` (required; `3` or `[kh, kw]`), `stride` (`1`), `padding` (`Valid`; `Same`, `n` or `[ph, pw]`), `dilation` (`1`), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
@@ -94,7 +103,7 @@ mod tests;
 /// an even kernel pads one more zero after than before).
 ///
 /// An `activation` is one of `Identity`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
-/// `Softmax`, `Gelu` and `Elu`, with a parameter for the last two: `LeakyRelu(0.2)`,
+/// `Softmax`, `Gelu`, `Elu` and `Abs` (`|z|`), with a parameter for `LeakyRelu` and `Elu`: `LeakyRelu(0.2)`,
 /// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
 ///
@@ -129,9 +138,9 @@ mod tests;
 /// `input` names the input and `output` the value returned. A statement
 /// `value = layer(arg): Kind { options }` declares a layer at its first use;
 /// `value = layer(arg)` applies a declared layer again, sharing its parameters (its
-/// gradient sums over every use). The merges are `add(a, b, ...)` and
-/// `multiply(a, b, ...)` of values of one shape and `concat(a, b, ..., axis: k)`, along
-/// axis `k` (default 0) of the sample's shape. `Dense { tied: enc, activation: .. }`
+/// gradient sums over every use). The merges are `add(a, b, ...)`, `subtract(a, b)`
+/// (`a - b`) and `multiply(a, b, ...)` of values of one shape and
+/// `concat(a, b, ..., axis: k)`, along axis `k` (default 0) of the sample's shape. `Dense { tied: enc, activation: .. }`
 /// multiplies by the transpose of the `Dense` layer `enc`'s weight and adds a bias of
 /// its own (`units` is implied). `=> [shape]` after a statement asserts the value's
 /// shape (and makes the shape of a network's output known to `concat`). Values must be
@@ -139,9 +148,11 @@ mod tests;
 /// twice and a merge of mismatched shapes are compile errors.
 ///
 /// A graph may have several inputs and outputs: `([8], [8]) -> ([4], [16])` with
-/// `input a, b;` and `output u, v;`. It then implements no `Layer` (whose passes take
-/// one input and one output) but has the same methods and constants as inherent ones,
-/// over arrays of slices (`[&[f32]; 2]` for the inputs).
+/// `input a, b;` and `output u, v;`. It then implements `nn_core::multi::MultiIo`
+/// (its inputs and outputs as tuples of shapes) and `Layer` over the concatenation
+/// of its inputs' samples, so that `Model` (`predict_multi`) and `Fit` (with
+/// `Dataset::multi` and a loss per output) take it; it also has the passes over
+/// arrays of slices as inherent methods and constants (`[&[f32]; 2]` for the inputs).
 ///
 /// Shape mistakes, unknown kinds or options and invalid values are compile errors
 /// that point at the offending tokens, all reported at once.

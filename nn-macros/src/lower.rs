@@ -11,7 +11,9 @@ use syn::spanned::Spanned;
 use syn::Ident;
 
 use crate::errors::Errors;
-use crate::ir::{unraw, DeclaredShape, Layer, Network, Op, ShapeInfo, Source};
+use crate::ir::{
+    shape_type, unraw, DeclaredShape, Graph, GraphLayer, Layer, Network, Node, NodeOp, Op, ShapeInfo, Source, ValueInfo,
+};
 use crate::kinds::{self, Args, Kind};
 use crate::parse::{LayerDef, NetworkDef, OptionsDef, ShapeDef, Value};
 use crate::suggest;
@@ -50,6 +52,56 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
         layers.push(layer);
     }
     Network { attrs: def.attrs.clone(), vis: def.vis.clone(), name: def.name.clone(), input, output, layers }
+}
+
+/// A sequential network (lowered and validated) as the statements of a graph: its
+/// input, then each layer applied to the value before it, the last one's value the
+/// output. A declared output that the last layer produces only as a type is left to
+/// the type system.
+pub(crate) fn into_graph(mut net: Network) -> Graph {
+    let layers = std::mem::take(&mut net.layers);
+    let dims = |d: &Option<DeclaredShape>| d.as_ref().and_then(|d| d.dims.clone());
+    let (input_dims, output_dims) = (dims(&net.input), dims(&net.output));
+    let mut type_checks = Vec::new();
+    if let (Some(output), Some(last)) = (&net.output, layers.last()) {
+        if let (Some(declared), ShapeInfo::Opaque(ty)) = (&output.dims, &last.output) {
+            type_checks.push((
+                output.span,
+                ty.clone(),
+                shape_type(declared),
+                format!(
+                    "`{}` declares output {} but its last layer `{}` produces `{{Self}}`",
+                    crate::expand::escape(&unraw(&net.name)),
+                    suggest::dims(declared),
+                    crate::expand::escape(&unraw(&last.name))
+                ),
+                String::from("declared here"),
+            ));
+        }
+    }
+    let input = ValueInfo {
+        name: net.name.clone(),
+        shape: input_dims.clone().map_or(ShapeInfo::Unknown, ShapeInfo::Known),
+        input: true,
+        uses: 1,
+    };
+    let mut values = vec![input];
+    let mut nodes = Vec::with_capacity(layers.len());
+    for (k, layer) in layers.iter().enumerate() {
+        values.push(ValueInfo { name: layer.name.clone(), shape: layer.output.clone(), input: false, uses: 1 });
+        nodes.push(Node { op: NodeOp::Apply(k), args: vec![k], out: k + 1 });
+    }
+    Graph {
+        net,
+        outputs: vec![layers.len()],
+        layers: layers.into_iter().map(GraphLayer::Plain).collect(),
+        values,
+        nodes,
+        inputs: vec![0],
+        input_shapes: vec![input_dims],
+        output_shapes: vec![output_dims],
+        type_checks,
+    }
 }
 
 /// Checks a written shape: 1 to 3 dimensions, each at least 1.

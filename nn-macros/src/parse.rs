@@ -41,7 +41,7 @@ pub(crate) struct NetworkDef {
     /// The span of the `{ ... }` body (the name's span if there is none).
     pub body_span: Span,
     /// The statements of a network written in the graph form (`graph { ... }`).
-    pub graph: Option<crate::graph::GraphDef>,
+    pub graph: Option<crate::parse_graph::GraphDef>,
 }
 
 /// `: [in] -> [out]`.
@@ -224,11 +224,11 @@ fn network(input: ParseStream, errors: &mut Errors) -> Option<NetworkDef> {
     if signature.is_some() && input.peek(Ident) && input.fork().parse::<Ident>().is_ok_and(|i| i == "graph") {
         let keyword: Ident = input.parse().ok()?;
         if input.peek(token::Brace) {
-            let parsed = (|| -> syn::Result<crate::graph::GraphDef> {
+            let parsed = (|| -> syn::Result<crate::parse_graph::GraphDef> {
                 let content;
                 let brace = braced!(content in input);
                 body_span = brace.span.join();
-                Ok(crate::graph::parse_body(&content, keyword.span(), body_span, errors))
+                Ok(crate::parse_graph::parse_body(&content, keyword.span(), body_span, errors))
             })();
             match parsed {
                 Ok(g) => graph = Some(g),

@@ -1,4 +1,5 @@
-//! The phases wired together: parse -> lower -> validate -> expand.
+//! The phases wired together: parse -> lower -> validate -> expand. Both forms lower to
+//! one `ir::Graph` (the sequential form after its own checks), which one emitter writes.
 use proc_macro2::TokenStream;
 
 use crate::errors::Errors;
@@ -6,9 +7,7 @@ use crate::{expand, ir, lower, parse, validate};
 
 /// A network after `lower` and `validate`, with whether it had errors.
 pub(crate) struct Checked {
-    pub network: ir::Network,
-    /// The lowered graph, for a network written in the graph form.
-    pub graph: Option<crate::graph::Graph>,
+    pub graph: ir::Graph,
     pub valid: bool,
 }
 
@@ -17,34 +16,38 @@ pub(crate) struct Checked {
 pub(crate) fn analyze(tokens: TokenStream) -> (Vec<Checked>, Errors) {
     let mut errors = Errors::default();
     let input = parse::parse(tokens, &mut errors);
-    let networks = input
+    let mut networks = input
         .networks
         .iter()
         .map(|def| {
             let mut own = Errors::default();
-            if let Some(body) = &def.graph {
-                let graph = crate::graph::lower(def, body, &mut own);
-                let valid = own.is_empty() && !def.malformed;
-                errors.append(own);
-                let network = placeholder(&graph.net);
-                return Checked { network, graph: Some(graph), valid };
-            }
-            let network = lower::lower(def, &mut own);
-            validate::validate(&network, &mut own);
+            let graph = match &def.graph {
+                Some(body) => crate::lower_graph::lower(def, body, &mut own),
+                None => {
+                    let network = lower::lower(def, &mut own);
+                    validate::validate(&network, &mut own);
+                    lower::into_graph(network)
+                }
+            };
             let valid = own.is_empty() && !def.malformed;
             errors.append(own);
-            Checked { network, graph: None, valid }
+            Checked { graph, valid }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let graphs: Vec<&ir::Graph> = networks.iter().map(|c| &c.graph).collect();
+    let wrong = validate::composition(&graphs, &mut errors);
+    for (checked, wrong) in networks.iter_mut().zip(wrong) {
+        checked.valid &= !wrong;
+    }
     (networks, errors)
 }
 
 /// The networks of an invocation, or all its errors.
 #[cfg(test)]
-pub(crate) fn check(tokens: TokenStream) -> syn::Result<Vec<ir::Network>> {
+pub(crate) fn check(tokens: TokenStream) -> syn::Result<Vec<ir::Graph>> {
     let (networks, errors) = analyze(tokens);
     errors.into_result()?;
-    Ok(networks.into_iter().map(|c| c.network).collect())
+    Ok(networks.into_iter().map(|c| c.graph).collect())
 }
 
 /// The expansion of `network! { tokens }`: every network (a stub for those with
@@ -58,29 +61,11 @@ pub(crate) fn expand_all(tokens: TokenStream) -> (TokenStream, bool) {
     let (networks, errors) = analyze(tokens);
     let mut out = TokenStream::new();
     for checked in &networks {
-        out.extend(match (&checked.graph, checked.valid) {
-            (Some(graph), true) => crate::graph::expand(graph),
-            (None, true) => expand::network(&checked.network),
-            (_, false) => expand::stub(&checked.network),
-        });
+        out.extend(if checked.valid { expand::network(&checked.graph) } else { expand::stub(&checked.graph.net) });
     }
     let ok = errors.is_empty();
     if let Err(e) = errors.into_result() {
         out.extend(e.to_compile_error());
     }
     (out, ok)
-}
-
-/// A copy of a network's name, attributes and declared shapes, without layers.
-fn placeholder(net: &ir::Network) -> ir::Network {
-    let copy =
-        |d: &Option<ir::DeclaredShape>| d.as_ref().map(|d| ir::DeclaredShape { span: d.span, dims: d.dims.clone() });
-    ir::Network {
-        attrs: net.attrs.clone(),
-        vis: net.vis.clone(),
-        name: net.name.clone(),
-        input: copy(&net.input),
-        output: copy(&net.output),
-        layers: Vec::new(),
-    }
 }

@@ -14,7 +14,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::ir::{unraw, Layer, Network, Op, ShapeInfo};
+use crate::ir::{unraw, Layer, Op, ShapeInfo};
 use crate::kinds::{Activation, Args, Emitted, InputRank, Kind, OptionSpec, OptionType, Resolved};
 
 /// The ways two directions combine, as written in `merge: ...` (and as the variants of
@@ -300,14 +300,14 @@ pub(crate) fn producer_hint(previous: &Layer, wanted_rank: usize) -> Option<Stri
 
 /// The kinds that act on each time step alone (with an input `[time, features]`).
 const PER_STEP: &[&str] =
-    &["Identity", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Gelu", "Elu", "Dropout", "SequenceDense"];
+    &["Identity", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Gelu", "Elu", "Abs", "Dropout", "SequenceDense"];
 
 /// `impl nn_core::stream::Step` for a network whose every layer can run one time step
 /// at a time (unidirectional recurrent layers returning sequences, per-step layers on
 /// sequences, an embedding of token ids), so that `Model::stream` runs it step by step;
 /// nothing for any other network. It delegates to the architecture `__NnArch` of the
 /// expansion.
-pub(crate) fn stream_impl(net: &Network) -> TokenStream {
+pub(crate) fn stream_impl(name: &syn::Ident, layers: &[&Layer]) -> TokenStream {
     let streams = |layer: &Layer| {
         let Op::Builtin { kind, args } = &layer.op else {
             return false;
@@ -322,10 +322,9 @@ pub(crate) fn stream_impl(net: &Network) -> TokenStream {
             name => rank == 2 && PER_STEP.contains(&name),
         }
     };
-    if net.layers.is_empty() || !net.layers.iter().all(streams) {
+    if layers.is_empty() || !layers.iter().all(|l| streams(l)) {
         return TokenStream::new();
     }
-    let name = &net.name;
     quote! {
         impl ::nn_core::stream::Step for #name {
             type StepInput = <__NnArch as ::nn_core::stream::Step>::StepInput;

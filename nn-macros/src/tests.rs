@@ -56,9 +56,9 @@ fn shapes_are_inferred_through_every_layer() {
         ShapeInfo::Known(d) => Some(d.clone()),
         _ => None,
     };
-    let first: Vec<_> = networks[0].layers.iter().map(|l| known(&l.output)).collect();
+    let first: Vec<_> = networks[0].sequence().unwrap().into_iter().map(|l| known(&l.output)).collect();
     assert_eq!(first, [Some(vec![4, 8]), Some(vec![4, 8])]);
-    let second = &networks[1].layers;
+    let second = networks[1].sequence().unwrap();
     assert_eq!(known(&second[0].output), Some(vec![32]));
     assert!(matches!(second[1].op, Op::Network));
     assert!(matches!(second[1].output, ShapeInfo::Opaque(_)));
@@ -71,7 +71,7 @@ fn options_resolve_with_defaults() {
     use crate::kinds::{Activation, Resolved};
     let networks =
         pipeline::check(tokens(&net("fc1: Dense { units: 10, activation: Elu }"))).unwrap_or_else(|e| panic!("{e}"));
-    let Op::Builtin { kind, args } = &networks[0].layers[0].op else {
+    let Op::Builtin { kind, args } = &networks[0].sequence().unwrap()[0].op else {
         panic!("not a built-in layer");
     };
     assert_eq!(kind.name, "Dense");
@@ -93,7 +93,7 @@ fn options_resolve_with_defaults() {
         .unwrap();
         let networks = pipeline::check(tokens(&net(&format!("fc1: Dense {{ units: 10, activation: {parsed} }}"))))
             .unwrap_or_else(|e| panic!("{value}: {e}"));
-        let Op::Builtin { args, .. } = &networks[0].layers[0].op else {
+        let Op::Builtin { args, .. } = &networks[0].sequence().unwrap()[0].op else {
             panic!("not a built-in layer");
         };
         assert_eq!(Resolved::Activation(args.activation(spec.name)), Resolved::Activation(expected));

@@ -57,7 +57,7 @@ pub fn erf(x: f64) -> f64 {
 }
 
 /// Every activation, with non-default slopes for the parameterised ones.
-pub const ACTIVATIONS: [Activation; 8] = [
+pub const ACTIVATIONS: [Activation; 9] = [
     Activation::Identity,
     Activation::Relu,
     Activation::LeakyRelu(0.2),
@@ -66,6 +66,7 @@ pub const ACTIVATIONS: [Activation; 8] = [
     Activation::Gelu,
     Activation::Elu(1.5),
     Activation::Softmax,
+    Activation::Abs,
 ];
 
 /// `f(z)` in `f64`, written from the textbook definitions, for `rows` of `width`.
@@ -90,6 +91,7 @@ pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64>
                 alpha as f64 * (z.exp() - 1.0)
             }
         }
+        Activation::Abs => z.abs(),
     };
     if activation != Activation::Softmax {
         return z.iter().map(|&v| scalar(v)).collect();
@@ -106,7 +108,7 @@ pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64>
 /// Whether `activation`'s derivative jumps at 0 (ELU's unless `alpha` is 1), where a
 /// finite difference that straddles the jump is meaningless.
 pub fn has_kink(activation: Activation) -> bool {
-    matches!(activation, Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_))
+    matches!(activation, Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Abs)
 }
 
 /// The `f64` reference of a dense layer: `z = x W^T + b` (`weight` `[outputs, inputs]`),

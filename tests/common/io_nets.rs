@@ -1,5 +1,4 @@
-//! Networks for the `io_*` tests, written out as `network!` expands them (see
-//! `handwritten_expansion.rs`), plus a layer with buffers and a temporary directory.
+//! Networks for the `io_*` tests, plus a layer with buffers and a temporary directory.
 //!
 //! Included with `#[path = "common/io_nets.rs"] mod io_nets;`.
 #![allow(dead_code)]
@@ -10,121 +9,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nn_core::layer::SummaryRow;
 use nn_core::{Layer, Rng, Shape, Shape1, TensorInfo, TensorPath};
 
-/// Implements `Layer` and `Network` for the zero-sized `$name` by delegating to the
-/// architecture value `$arch` of type `$arch_ty`, exactly as `network!` does.
-macro_rules! handwritten_network {
-    ($name:ident: $input:ty => $output:ty, $arch_ty:ty = $arch:expr) => {
-        #[derive(Clone, Copy, Debug, Default)]
-        pub struct $name;
-
-        impl $name {
-            const ARCH: $arch_ty = $arch;
-        }
-
-        impl ::nn_core::Layer for $name {
-            type Input = $input;
-            type Output = $output;
-            const PARAMS: usize = <$arch_ty as ::nn_core::Layer>::PARAMS;
-            const BUFFERS: usize = <$arch_ty as ::nn_core::Layer>::BUFFERS;
-            const CACHE: usize = <$arch_ty as ::nn_core::Layer>::CACHE;
-            const SCRATCH: usize = <$arch_ty as ::nn_core::Layer>::SCRATCH;
-            const KIND: &'static str = stringify!($name);
-            fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
-                ::nn_core::Layer::init(&Self::ARCH, params, buffers, rng)
-            }
-            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-                ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, y, scratch)
-            }
-            fn forward_train(
-                &self,
-                params: &[f32],
-                buffers: &mut [f32],
-                x: &[f32],
-                y: &mut [f32],
-                cache: &mut [f32],
-                scratch: &mut [f32],
-                rng: &mut ::nn_core::Rng,
-            ) {
-                ::nn_core::Layer::forward_train(&Self::ARCH, params, buffers, x, y, cache, scratch, rng)
-            }
-            fn backward(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: ::core::option::Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-            ) {
-                ::nn_core::Layer::backward(&Self::ARCH, params, x, y, cache, dy, dx, grads, scratch)
-            }
-            fn visit_tensors(
-                &self,
-                path: ::core::option::Option<&::nn_core::TensorPath<'_>>,
-                params_at: usize,
-                buffers_at: usize,
-                f: &mut dyn FnMut(&::nn_core::TensorInfo<'_>),
-            ) {
-                ::nn_core::Layer::visit_tensors(&Self::ARCH, path, params_at, buffers_at, f)
-            }
-            fn visit_summary(&self, _name: &str, depth: usize, f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>)) {
-                ::nn_core::Layer::visit_summary(&Self::ARCH, "", depth, f)
-            }
-        }
-
-        impl ::nn_core::Network for $name {
-            const NAME: &'static str = stringify!($name);
-            fn forward_one(
-                &self,
-                params: &[f32],
-                buffers: &[f32],
-                x: &::nn_core::Tensor<Self::Input>,
-            ) -> ::nn_core::Tensor<Self::Output> {
-                let mut scratch = [0.0f32; <$name as ::nn_core::Layer>::SCRATCH];
-                let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
-                ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, &mut y, &mut scratch);
-                y
-            }
-        }
-    };
-}
-
-type EncoderArch = ::nn_core::__private::Chain<
-    ::nn_core::__private::Named<::nn_core::layers::Dense<64, 32>>,
-    ::nn_core::__private::Named<::nn_core::layers::Dense<32, 16>>,
->;
-
-handwritten_network! {
-    // 64 -> 32 (ReLU) -> 16 (tanh): `fc1.weight [32, 64]`, `fc1.bias`, `fc2.weight [16, 32]`, `fc2.bias`.
-    Encoder: ::nn_core::Shape1<64> => ::nn_core::Shape1<16>,
-    EncoderArch = ::nn_core::__private::Chain {
-        first: ::nn_core::__private::Named {
-            name: "fc1",
-            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Relu),
-        },
-        rest: ::nn_core::__private::Named {
-            name: "fc2",
-            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Tanh),
-        },
+nn_core::network! {
+    /// 64 -> 32 (ReLU) -> 16 (tanh): `fc1.weight [32, 64]`, `fc1.bias`, `fc2.weight [16, 32]`, `fc2.bias`.
+    pub struct Encoder: [64] -> [16] {
+        fc1: Dense { units: 32, activation: Relu },
+        fc2: Dense { units: 16, activation: Tanh },
     }
-}
 
-type ClassifierArch = ::nn_core::__private::Chain<
-    ::nn_core::__private::Named<::nn_core::__private::Fit<::nn_core::Shape1<64>, Encoder>>,
-    ::nn_core::__private::Named<::nn_core::layers::Dense<16, 10>>,
->;
-
-handwritten_network! {
-    // An `Encoder` named `encoder`, then `head: Dense 16 -> 10`.
-    Classifier: ::nn_core::Shape1<64> => ::nn_core::Shape1<10>,
-    ClassifierArch = ::nn_core::__private::Chain {
-        first: ::nn_core::__private::Named { name: "encoder", layer: ::nn_core::__private::Fit::new(Encoder) },
-        rest: ::nn_core::__private::Named {
-            name: "head",
-            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Identity),
-        },
+    /// An `Encoder` named `encoder`, then `head: Dense 16 -> 10`.
+    pub struct Classifier: [64] -> [10] {
+        encoder: Encoder,
+        head: Dense { units: 10 },
     }
 }
 
@@ -193,40 +88,20 @@ impl<const N: usize> Layer for Center<N> {
     }
 }
 
-type CenteredArch = ::nn_core::__private::Chain<
-    ::nn_core::__private::Named<Center<8>>,
-    ::nn_core::__private::Named<::nn_core::layers::Dense<8, 3>>,
->;
-
-handwritten_network! {
-    // `norm: Center<8>` (a parameter and a buffer), then `fc: Dense 8 -> 3`. The state
-    // is `norm.weight, fc.weight, fc.bias` then `norm.running_mean`; the `state_dict`
-    // order is `norm.weight, norm.running_mean, fc.weight, fc.bias`.
-    Centered: ::nn_core::Shape1<8> => ::nn_core::Shape1<3>,
-    CenteredArch = ::nn_core::__private::Chain {
-        first: ::nn_core::__private::Named { name: "norm", layer: Center },
-        rest: ::nn_core::__private::Named {
-            name: "fc",
-            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Identity),
-        },
+nn_core::network! {
+    /// `norm: Center<8>` (a parameter and a buffer), then `fc: Dense 8 -> 3`. The state
+    /// is `norm.weight, fc.weight, fc.bias` then `norm.running_mean`; the `state_dict`
+    /// order is `norm.weight, norm.running_mean, fc.weight, fc.bias`.
+    pub struct Centered: [8] -> [3] {
+        norm: Center<8>,
+        fc: Dense { units: 3 },
     }
-}
 
-type NormedArch = ::nn_core::__private::Chain<
-    ::nn_core::__private::Named<::nn_core::layers::BatchNorm1d<::nn_core::Shape1<4>>>,
-    ::nn_core::__private::Named<::nn_core::layers::Dense<4, 2>>,
->;
-
-handwritten_network! {
-    // `bn: BatchNorm1d(4)` (`weight`, `bias`; buffers `running_mean`, `running_var`,
-    // `num_batches_tracked`), then `fc: Dense 4 -> 2`.
-    Normed: ::nn_core::Shape1<4> => ::nn_core::Shape1<2>,
-    NormedArch = ::nn_core::__private::Chain {
-        first: ::nn_core::__private::Named { name: "bn", layer: ::nn_core::layers::BatchNorm1d::new(0.1, 1e-5) },
-        rest: ::nn_core::__private::Named {
-            name: "fc",
-            layer: ::nn_core::layers::Dense::new(::nn_core::Activation::Identity),
-        },
+    /// `bn: BatchNorm1d(4)` (`weight`, `bias`; buffers `running_mean`, `running_var`,
+    /// `num_batches_tracked`), then `fc: Dense 4 -> 2`.
+    pub struct Normed: [4] -> [2] {
+        bn: BatchNorm1d,
+        fc: Dense { units: 2 },
     }
 }
 

@@ -1,4 +1,4 @@
-//! `15_quantize`: the int8 digits MLP and sine model against their f32 originals.
+//! `15_quantize`: the int8 digits MLP, digits CNN and sine model against their f32 originals.
 //!
 //! The example file is compiled into this test as a module and its `run` function is
 //! called with the example's own settings (only `main`, which prints, is left out).
@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 /// The example's run, shared by the tests (it trains both models once).
 fn report() -> &'static example::Report {
     static REPORT: OnceLock<example::Report> = OnceLock::new();
-    REPORT.get_or_init(|| example::run(example::MLP_EPOCHS, example::SINE_EPOCHS, false).unwrap())
+    REPORT.get_or_init(|| example::run(example::MLP_EPOCHS, example::CNN_EPOCHS, example::SINE_EPOCHS, false).unwrap())
 }
 
 #[test]
@@ -30,6 +30,23 @@ fn int8_mlp_keeps_its_accuracy_in_under_a_third_of_the_bytes() {
     assert_eq!(r.mlp_per_channel.bytes, 17024 + 4 * 202 + 4 * 202 + 8 * 4);
     assert_eq!(r.mlp_per_tensor.bytes, 17024 + 4 * 202 + 4 * 3 + 8 * 4);
     assert!(10 * r.mlp_per_channel.bytes <= 3 * r.mlp_f32_bytes);
+}
+
+#[test]
+fn int8_cnn_keeps_its_accuracy_in_about_a_quarter_of_the_bytes() {
+    let r = report();
+    assert!(r.cnn_f32_accuracy >= 0.985, "f32 accuracy {}", r.cnn_f32_accuracy);
+    for (granularity, int8) in [("per channel", r.cnn_per_channel), ("per tensor", r.cnn_per_tensor)] {
+        let points = 100.0 * (int8.accuracy - r.cnn_f32_accuracy).abs();
+        assert!(points <= 0.5, "{granularity}: int8 {} vs f32 {}", int8.accuracy, r.cnn_f32_accuracy);
+    }
+    // conv1 160, bn1 32 (and 32 running statistics), conv2 4640, fc1 32832, logits 650.
+    assert_eq!(r.cnn_f32_bytes, 4 * (160 + 32 + 32 + 4640 + 32832 + 650));
+    // The batch norm folded away: 38160 int8 weights, 122 int32 biases, 122 weight
+    // scales per channel (4 per tensor), 8 bytes for each of the 5 activation tensors.
+    assert_eq!(r.cnn_per_channel.bytes, 38160 + 4 * 122 + 4 * 122 + 8 * 5);
+    assert_eq!(r.cnn_per_tensor.bytes, 38160 + 4 * 122 + 4 * 4 + 8 * 5);
+    assert!(100 * r.cnn_per_channel.bytes <= 26 * r.cnn_f32_bytes);
 }
 
 #[test]

@@ -14,4 +14,5 @@ mod embedding_losses;
 mod gan;
 mod graph;
 mod layers;
+mod onnx_import;
 mod rnn;

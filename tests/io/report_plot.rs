@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use nn_core::prelude::*;
 use nn_core::report::{plot_history, plot_panels, HeatMap, ImageGrid, Panel, PlotError};
+use nn_core::train::{EpochLog, History, Metric};
 
 /// A fresh path under the test's scratch folder.
 fn scratch(name: &str) -> PathBuf {

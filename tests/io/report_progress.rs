@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use nn_core::prelude::*;
 use nn_core::report::{EpochProgress, TermLike};
+use nn_core::train::Metric;
 
 network! {
     pub struct Tiny: [2] -> [2] {

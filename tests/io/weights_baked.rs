@@ -1,6 +1,7 @@
 //! Weights baked in at compile time: `include_weights!` against a file PyTorch wrote
-//! (`tools/fixtures/baked_weights.py`), and every layer family's compile-time tensor
-//! description against its run-time `visit_tensors`.
+//! (`tools/fixtures/baked_weights.py`), a graph network's from the state of a golden
+//! fixture (`tools/fixtures/graph_state.py`), and every layer family's compile-time
+//! tensor description against its run-time `visit_tensors`.
 use crate::fixtures;
 
 use fixtures::Fixture;
@@ -55,6 +56,28 @@ network! {
     }
 }
 
+network! {
+    /// `sigmoid(relu(enc(x)) enc.weight + dec.bias)`, as `tests/golden/graph.rs`'s.
+    pub struct TiedAutoencoder: [6] -> [6] graph {
+        input x;
+        code = enc(x): Dense { units: 3, activation: Relu };
+        out = dec(code): Dense { tied: enc, activation: Sigmoid };
+        output out;
+    }
+
+    /// A graph with merges, a shared layer, batch norm (buffers) and a nested network.
+    pub struct Branches: [1, 8, 8] -> [6] graph {
+        input x;
+        v = vision(x): Vision;
+        a = fa(v): Dense { units: 6, activation: Tanh };
+        b = shared(a): Dense { units: 6 };
+        c = shared(b);
+        d = subtract(a, c);
+        n = bn(d): BatchNorm1d;
+        output n;
+    }
+}
+
 static TINY: [f32; Tiny::STATE_LEN] = nn_core::include_weights!(Tiny, "tests/fixtures/baked/tiny.safetensors");
 static TINY_MODEL: Model<Tiny, &[f32]> = Model::from_static(Tiny, &TINY);
 
@@ -81,8 +104,31 @@ fn same_description<L: Layer + Default>() {
     assert_eq!((params_at, buffers_at), (L::PARAMS, L::BUFFERS));
 }
 
+static AUTOENCODER: [f32; TiedAutoencoder::STATE_LEN] =
+    nn_core::include_weights!(TiedAutoencoder, "tests/fixtures/baked/graph_tied_autoencoder_state.safetensors");
+
+#[test]
+fn a_graph_network_bakes_its_weights_and_matches_pytorch() {
+    let file = Fixture::load("baked/graph_tied_autoencoder_state");
+    let expected: Vec<f32> =
+        ["enc.weight", "enc.bias", "dec.bias"].iter().flat_map(|n| file.values(n).to_vec()).collect();
+    assert!(AUTOENCODER.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert_eq!(AUTOENCODER.len(), expected.len());
+    let model: Model<TiedAutoencoder, &[f32]> = Model::from_static(TiedAutoencoder, &AUTOENCODER);
+    let golden = Fixture::load("graph_tied_autoencoder");
+    for (x, y) in golden.values("input").chunks(6).zip(golden.values("output").chunks(6)) {
+        let out = model.predict_one(&<[f32; 6]>::try_from(x).unwrap().into());
+        for (a, b) in out.iter().zip(y) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{out:?} vs {y:?}");
+        }
+    }
+}
+
 #[test]
 fn compile_time_description_equals_visit_tensors() {
+    same_description::<TiedAutoencoder>();
+    same_description::<Branches>();
+    assert!(Branches::TENSORS.tensor(0).unwrap().name.eq_str("vision.conv.weight"));
     same_description::<Tiny>();
     same_description::<Vision>();
     same_description::<Tagger>();

@@ -177,7 +177,7 @@ fn encoder_weights_of_a_later_layer_see_the_earlier_layers() {
 
 #[test]
 fn softmax_exponential_is_rounded_from_f64() {
-    use nn_core::kernels::attention::exp;
+    use nn_core::kernels::maths::exp_rounded as exp;
     let (mut exact, mut total) = (0, 0);
     let mut x = -104.0f32;
     while x < 88.7 {

@@ -4,6 +4,7 @@
 //! batch norm's buffers through `Model`, and convolutions after a network used as a
 //! layer (whose shapes the macro sees only as types).
 use nn_core::__private::{Chain, Named};
+use nn_core::layers::Act;
 use nn_core::layers::{Conv2d, Dense, Flatten, MaxPool2d, Padding};
 use nn_core::prelude::*;
 

@@ -313,3 +313,111 @@ fn summary_rows_list_each_layer_once() {
         [("block".to_string(), 0), ("fc1".to_string(), 1), ("fc2".to_string(), 1), ("head".to_string(), 0)]
     );
 }
+
+network! {
+    /// `subtract` with an input as either operand, a value used by both a `subtract`
+    /// and a layer, and `Abs` as a layer and as an activation.
+    pub struct Distance: [6] -> [3] graph {
+        input x;
+        a = left(x): Dense { units: 6, activation: Tanh };
+        d = subtract(a, x);
+        e = mag(d): Abs;
+        s = subtract(e, a);
+        t = subtract(x, s);
+        out = head(t): Dense { units: 3, activation: Abs };
+        output out;
+    }
+}
+
+network! {
+    /// The distance head of a siamese network: `|fa(x) - fb(x)|`.
+    pub struct AbsDifference: [4] -> [4] graph {
+        input x;
+        a = fa(x): Dense { units: 4 };
+        b = fb(x): Dense { units: 4 };
+        d = subtract(a, b);
+        out = abs(d): Abs;
+        output out;
+    }
+}
+
+network! {
+    /// `Abs` as a layer of the sequential form and as an activation.
+    pub struct Magnitudes: [3] -> [2] {
+        mag: Abs,
+        fc: Dense { units: 2, activation: Abs },
+    }
+}
+
+#[test]
+fn subtract_and_abs_gradients_match_finite_differences() {
+    check_gradients(Distance, 3, 13);
+}
+
+#[test]
+fn abs_difference_is_the_magnitude_of_the_two_branches_difference() {
+    let model = Model::<AbsDifference>::new(5);
+    let x = Tensor::<Shape1<4>>::from([0.5, -1.25, 2.0, -0.75]);
+    let y = model.predict_one(&x);
+    let branch = Dense::<4, 4>::new(Activation::Identity);
+    let (pa, pb) = model.params().split_at(<Dense<4, 4> as Layer>::PARAMS);
+    let (mut a, mut b) = ([0.0; 4], [0.0; 4]);
+    branch.forward(pa, &[], &x, &mut a, &mut []);
+    branch.forward(pb, &[], &x, &mut b, &mut []);
+    for i in 0..4 {
+        assert_eq!(y[i], (a[i] - b[i]).abs(), "element {i}");
+    }
+}
+
+#[test]
+fn abs_is_the_magnitude_in_either_form() {
+    let mut model = Model::<Magnitudes>::new(1);
+    // fc: weight [[1, -1, 0.5], [0, 0, 1]], bias [-10, 0.25].
+    model.params_mut().copy_from_slice(&[1.0, -1.0, 0.5, 0.0, 0.0, 1.0, -10.0, 0.25]);
+    let y = model.predict_one(&Tensor::from([-2.0, 3.0, -4.0]));
+    // |x| = [2, 3, 4]; |[2 - 3 + 2 - 10, 4 + 0.25]| = [9, 4.25].
+    assert_eq!(y, Tensor::from([9.0, 4.25]));
+    let mut values = [-1.5, 0.0, -0.0, 2.0, f32::NEG_INFINITY];
+    Activation::Abs.apply(&mut values, 5);
+    assert_eq!(values, [1.5, 0.0, 0.0, 2.0, f32::INFINITY]);
+    assert_eq!(Activation::Abs.derivative(-3.0, 3.0), -1.0);
+    assert_eq!(Activation::Abs.derivative(0.0, 0.0), 0.0);
+    assert_eq!(Activation::Abs.derivative(0.5, 0.5), 1.0);
+}
+
+#[test]
+fn a_frozen_layer_of_a_graph_gets_no_gradient_and_the_others_theirs() {
+    use nn_core::layer::Frozen;
+    let layer = Mixed;
+    let batch = 3;
+    let mut rng = Rng::new(21);
+    let mut params = vec![0.0; Mixed::PARAMS];
+    layer.init(&mut params, &mut [], &mut rng);
+    let x: Vec<f32> = (0..batch * 4).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let dy: Vec<f32> = (0..batch * 7).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let (dx, grads) = gradients(&layer, &params, &x, &dy);
+    // `shared` (weight and bias: parameters 15 to 27) frozen.
+    let shared = 15..27;
+    let mut y = vec![0.0; batch * 7];
+    let mut cache = vec![0.0; batch * Mixed::CACHE];
+    let mut scratch = vec![0.0; batch * Mixed::SCRATCH];
+    layer.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    let mut frozen_grads = vec![0.0; Mixed::PARAMS];
+    let mut frozen_dx = vec![f32::NAN; x.len()];
+    let ranges = [shared.clone()];
+    layer.backward_frozen(
+        &params,
+        &x,
+        &y,
+        &cache,
+        &mut dy.clone(),
+        Some(&mut frozen_dx),
+        &mut frozen_grads,
+        &mut scratch,
+        Frozen::new(&ranges),
+    );
+    assert_eq!(frozen_dx, dx);
+    assert!(frozen_grads[shared.clone()].iter().all(|&g| g == 0.0), "{:?}", &frozen_grads[shared.clone()]);
+    assert_eq!(frozen_grads[..shared.start], grads[..shared.start]);
+    assert_eq!(frozen_grads[shared.end..], grads[shared.end..]);
+}

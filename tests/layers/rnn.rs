@@ -720,7 +720,7 @@ fn ulps(actual: f32, exact: f64) -> f64 {
 /// within 1, 2.5 and 1.5 ulp (measured: 0.95, 2.06, 1.30).
 #[test]
 fn cell_functions_are_accurate() {
-    use nn_core::kernels::recurrent::{exp, sigmoid, tanh};
+    use nn_core::kernels::maths::{exp, sigmoid, tanh};
     let mut worst = [0.0f64; 3];
     let mut x = -90.0f32;
     while x < 90.0 {

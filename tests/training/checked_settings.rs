@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use nn_core::io::{Checkpoint, LoadError};
+use nn_core::loss::TargetError;
 use nn_core::model::BatchLenError;
 use nn_core::optim::{Optimizer, SettingError};
 use nn_core::prelude::*;
 use nn_core::train::OptimizerStateError;
+use nn_core::train::{Constraint, GradClip, Metric, Mode, Penalty, Schedule, Select, TrainError};
 
 network! {
     /// Two inputs, four hidden units, one output.

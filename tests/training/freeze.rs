@@ -5,6 +5,7 @@ use core::ops::Range;
 
 use nn_core::layer::Frozen;
 use nn_core::prelude::*;
+use nn_core::train::Select;
 
 network! {
     /// A convolution, a frozen-able dense layer in the middle, and a head.

@@ -4,7 +4,10 @@
 mod gradcheck;
 
 mod checked_settings;
+mod fit_step;
 mod freeze;
 mod losses;
+mod multi_io;
 mod optimizers;
+mod prelude_names;
 mod regularization;

@@ -2,6 +2,7 @@
 use nn_core::layers::Dense;
 use nn_core::prelude::*;
 use nn_core::train::regularize::apply_penalty;
+use nn_core::train::{Constraint, GradClip, History, Mode, Penalty, Schedule, Select, TrainError};
 
 fn dense_model(seed: u64) -> Model<Dense<3, 2>> {
     let mut m = Model::from_state(Dense::<3, 2>::new(Activation::Identity), vec![0.0; 8]).unwrap();

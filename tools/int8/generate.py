@@ -222,6 +222,63 @@ def float_dense_stack():
     return {"float_model": {"layers": layers, "calibration": calibration[0].reshape(len(calibration[0]), -1).astype(float).tolist()}}
 
 
+def float_sequential(eps_of):
+    """The float layers of the last built sequential model in this library's layouts,
+    and the calibration set the converter saw: convolutions `[out, in / groups, kh,
+    kw]` with the following batch norm's parameters and epsilon (the library folds
+    it), pooling, and Dense weights `[out, in]` with their inputs in `[C, H, W]` order
+    (Keras flattens `[H, W, C]`)."""
+    model, calibration = build.last
+    layers = []
+    shape = model.inputs[0].shape[1:]
+    for layer in model.layers:
+        config = layer.get_config()
+        if isinstance(layer, L.Conv2D):
+            kernel, bias = (np.asarray(v) for v in layer.get_weights())
+            layers.append(
+                {
+                    "kind": "conv2d",
+                    "weight": kernel.transpose(3, 2, 0, 1).reshape(-1).astype(float).tolist(),
+                    "bias": bias.astype(float).tolist(),
+                    "input": [int(shape[2]), int(shape[0]), int(shape[1])],
+                    "filters": int(kernel.shape[3]),
+                    "kernel": [int(kernel.shape[0]), int(kernel.shape[1])],
+                    "strides": list(config["strides"]),
+                    "padding": config["padding"],
+                    "groups": int(config.get("groups", 1)),
+                    "activation": config["activation"],
+                }
+            )
+        elif isinstance(layer, L.BatchNormalization):
+            gamma, beta, mean, var = (np.asarray(v).astype(float).tolist() for v in layer.get_weights())
+            layers[-1]["batch_norm"] = {"gamma": gamma, "beta": beta, "mean": mean, "var": var, "eps": eps_of(layer)}
+        elif isinstance(layer, L.ReLU):
+            layers[-1]["activation"] = "relu"
+        elif isinstance(layer, L.MaxPooling2D):
+            layers.append({"kind": "max_pool2d", "input": [int(shape[2]), int(shape[0]), int(shape[1])],
+                           "size": list(config["pool_size"]), "strides": list(config["strides"]),
+                           "padding": config["padding"]})
+        elif isinstance(layer, L.Dense):
+            kernel, bias = (np.asarray(v) for v in layer.get_weights())
+            h, w, c = (int(d) for d in shape) if len(shape) == 3 else (1, 1, int(shape[0]))
+            # Rows of [H, W, C] inputs reordered to [C, H, W].
+            chw = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+            layers.append(
+                {
+                    "kind": "dense",
+                    "weight": chw.T.reshape(-1).astype(float).tolist(),
+                    "bias": bias.astype(float).tolist(),
+                    "units": int(kernel.shape[1]),
+                    "activation": config["activation"],
+                }
+            )
+        if not isinstance(layer, L.Flatten):
+            shape = layer.output.shape[1:]
+    x = calibration[0]
+    chw = x.transpose(0, 3, 1, 2) if x.ndim == 4 else x
+    return {"float_model": {"layers": layers, "calibration": chw.reshape(len(x), -1).astype(float).tolist()}}
+
+
 L = tf.keras.layers
 
 
@@ -330,8 +387,35 @@ def conv_halves_inputs(model_bytes, input_shape, want, tries=3000):
     return found, {"single_rounding_output": single}
 
 
+def cnn_batch_norm():
+    """A CNN with a batch norm to fold, a grouped convolution and pooling: the library's
+    calibration of its float weights must give the converter's scales and zero points."""
+    global RNG
+    RNG = np.random.default_rng(2027)
+
+    def layers(a):
+        a = L.Conv2D(4, 3, padding="same")(a)
+        a = L.BatchNormalization()(a)
+        a = L.ReLU()(a)
+        a = L.MaxPooling2D(2)(a)
+        a = L.Conv2D(6, 2, groups=2, activation="relu6")(a)
+        return L.Dense(5)(L.Flatten()(a))
+
+    m, x = build(layers, [(9, 7, 2)], calibration_scale=2.0, seed=17, count=4)
+    model, _ = build.last
+    bn = [layer for layer in model.layers if isinstance(layer, L.BatchNormalization)][0]
+    # Statistics and an affine map far from the identity, so that folding matters.
+    bn.set_weights([RNG.uniform(0.5, 2.0, 4), RNG.normal(0, 0.5, 4), RNG.normal(0, 0.5, 4), RNG.uniform(0.3, 3.0, 4)])
+    m = convert(model, build.last[1])
+    run("model_cnn_batch_norm", m, x, "with the float weights (batch norm unfolded) and calibration set",
+        float_sequential(lambda layer: float(layer.epsilon)))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["model_cnn_batch_norm"]:
+        cnn_batch_norm()
+        return
 
     # Fully connected: per-channel (the converter's default), per-tensor, fused ReLU/ReLU6.
     m, x = build(lambda a: L.Dense(7)(a), [(13,)])
@@ -439,6 +523,8 @@ def main():
         per_channel_dense=False,
     )
     run("model_digits_mlp_per_tensor", m, x, "weights quantized per tensor", float_dense_stack())
+
+    cnn_batch_norm()
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@
 //! cache is `projections, P [B, H, TQ, TK], O [B, TQ, D], M [B, H, TQ, TK]`.
 use super::dense;
 use super::gemm::{gemm, MatRef};
+use super::maths::exp_rounded;
 use crate::activation::Activation;
 use crate::rng::Rng;
 
@@ -410,41 +411,7 @@ pub fn masked_softmax(row: &mut [f32], visible: usize) {
         return;
     }
     let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    seen.iter_mut().for_each(|v| *v = exp(*v - max));
+    seen.iter_mut().for_each(|v| *v = exp_rounded(*v - max));
     let inv = 1.0 / seen.iter().sum::<f32>();
     seen.iter_mut().for_each(|v| *v *= inv);
-}
-
-/// `e^x` rounded to `f32` from an `f64` evaluation: Cody-Waite reduction
-/// `x = n ln 2 + r`, `|r| <= ln 2 / 2`, the Taylor polynomial of degree 11 in `r`
-/// (truncation below `4e-15` relative) and `2^n` built in the exponent bits. The result
-/// is the correctly rounded `f32` but for rare near-ties (as `libm`'s `expf`), without
-/// a branch or a call: with `libm`'s `expf` on the scores of real inputs the softmax
-/// took a quarter of an encoder layer's inference. Inputs below -104 give 0.
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LOG2E: f64 = core::f64::consts::LOG2_E;
-    const LN2: f64 = core::f64::consts::LN_2;
-    // Adding and subtracting 1.5 * 2^52 rounds to the nearest integer.
-    const ROUND: f64 = 6_755_399_441_055_744.0;
-    let x = (x as f64).clamp(-104.0, 88.8);
-    let rounded = x * LOG2E + ROUND;
-    let n = rounded - ROUND;
-    let r = x - n * LN2;
-    // Horner form of sum_{k <= 11} r^k / k!.
-    let mut p = 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    // n is in [-151, 129], also held in the low mantissa bits of `rounded`.
-    let n = rounded.to_bits() as i64 - ROUND.to_bits() as i64;
-    (p * f64::from_bits(((n + 1023) as u64) << 52)) as f32
 }

@@ -16,6 +16,7 @@ pub mod conv;
 pub mod dense;
 pub mod gemm;
 pub mod isa;
+pub mod maths;
 pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 mod parallel;

@@ -42,6 +42,8 @@ pub type Identity<S> = Act<S>;
 pub type Gelu<S> = Act<S>;
 /// ELU as a layer.
 pub type Elu<S> = Act<S>;
+/// `|x|` as a layer.
+pub type Abs<S> = Act<S>;
 
 impl<S: Shape> Act<S> {
     /// The width softmax normalises over: the last dimension.

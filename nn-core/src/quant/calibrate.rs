@@ -1,5 +1,6 @@
-//! Post-training quantization of a stack of f32 Dense layers, following TensorFlow
-//! Lite's int8 specification as its converter applies it:
+//! The rules of post-training quantization, following TensorFlow Lite's int8
+//! specification as its converter applies it (applied to whole networks by
+//! [`quantize_sequential`], and to a stack of Dense layers by [`quantize_dense_stack`]):
 //!
 //! - weights int8 symmetric per output channel (or, on request, per tensor):
 //!   `scale = max|w| / 127`, values in `[-127, 127]`;
@@ -11,15 +12,21 @@
 //! Weight scales are derived in `f64` and stored in `f32`; the integer weights and
 //! biases are rounded against the `f64` scales (ties away from zero). On the
 //! converter's own models this reproduces its weights, biases, weight scales and the
-//! input's scale and zero point exactly (`tests/fixtures/int8/model_digits_mlp*`). Quantization is preparation: it uses floating
-//! point and allocates; the result runs with the integer kernels alone.
+//! input's scale and zero point exactly, and every other scale within a unit in the
+//! last place (`tests/fixtures/int8/model_digits_mlp*`, and `model_cnn_batch_norm` with
+//! its batch norm folded by [`fold_batch_norm`](super::quantize::fold_batch_norm)).
+//! Quantization is preparation: it uses floating point and allocates; the result runs
+//! with the integer kernels alone.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use super::fixed_point::Rounding;
-use super::prepare::{activation_range, channel_multiplier, tensor_multiplier, FusedActivation};
-use super::{check_len, checked_product, fully_connected, FullyConnectedParams, QuantError, QuantizedMultiplier};
+use super::prepare::FusedActivation;
+pub use super::quantize::quantize_sequential;
+use super::quantize::{FloatLayer, QuantizedLayer};
+pub use super::sequential::TensorQuantization;
+use super::{check_len, fully_connected, FullyConnectedParams, QuantError, QuantizedMultiplier};
 
 /// An f32 Dense layer to quantize: `weight[outputs, inputs]` (PyTorch's `Linear`
 /// layout), `bias[outputs]`, and the activation fused after it.
@@ -35,29 +42,6 @@ pub struct FloatDense<'a> {
     pub outputs: usize,
     /// The activation applied to the outputs.
     pub activation: FusedActivation,
-}
-
-/// A per-tensor int8 quantization `real = scale * (q - zero_point)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TensorQuantization {
-    /// The scale, as stored (`f32`).
-    pub scale: f32,
-    /// The zero point, in `[-128, 127]`.
-    pub zero_point: i32,
-}
-
-impl TensorQuantization {
-    /// The int8 value nearest `real`: `round(real / scale) + zero_point` (ties away
-    /// from zero), saturated to `[-128, 127]`, as TensorFlow Lite's `Quantize`.
-    pub fn quantize(&self, real: f32) -> i8 {
-        let q = libm::roundf(real / self.scale) as i32;
-        q.saturating_add(self.zero_point).clamp(-128, 127) as i8
-    }
-
-    /// The real value `scale * (q - zero_point)` of the int8 value `q`.
-    pub fn dequantize(&self, q: i8) -> f32 {
-        self.scale * (q as i32 - self.zero_point) as f32
-    }
 }
 
 /// The running minimum and maximum of one tensor over a calibration set.
@@ -190,7 +174,7 @@ pub enum RangeEstimator {
     Percentile(f32),
 }
 
-/// The choices of [`quantize_dense_stack`].
+/// The choices of [`quantize_dense_stack`] and [`quantize_sequential`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct QuantizeOptions {
     /// Weight scales per output channel or per tensor.
@@ -241,92 +225,22 @@ impl QuantizedDense {
 }
 
 /// Quantizes a stack of Dense layers from `calibration`, `samples` inputs of
-/// `layers[0].inputs` values one after another: runs the f32 stack over them to find
-/// each activation's range, then quantizes weights, biases and activations as
-/// `options` say.
+/// `layers[0].inputs` values one after another: [`quantize_sequential`] of Dense
+/// layers, each returned with its input's and output's quantization.
 pub fn quantize_dense_stack(
     layers: &[FloatDense<'_>],
     calibration: &[f32],
     options: &QuantizeOptions,
 ) -> Result<Vec<QuantizedDense>, QuantError> {
-    let QuantizeOptions { weights: granularity, activations, rounding } = *options;
-    const OP: &str = "quantize_dense_stack";
-    let first = layers.first().ok_or(QuantError::Geometry { op: OP, reason: "no layers" })?;
-    for (l, layer) in layers.iter().enumerate() {
-        check_len(OP, "weight", checked_product(OP, &[layer.outputs, layer.inputs])?, layer.weight.len())?;
-        check_len(OP, "bias", layer.outputs, layer.bias.len())?;
-        if l > 0 {
-            check_len(OP, "inputs", layers[l - 1].outputs, layer.inputs)?;
-        }
-    }
-    if first.inputs == 0 || calibration.is_empty() || !calibration.len().is_multiple_of(first.inputs) {
-        return Err(QuantError::Geometry { op: OP, reason: "the calibration set is not whole samples" });
-    }
-    // Ranges: ranges[0] the input, ranges[l + 1] layer l's output; with a percentile,
-    // every value of each tensor is kept until the end.
-    let mut ranges = vec![MinMax::default(); layers.len() + 1];
-    let keep = matches!(activations, RangeEstimator::Percentile(_));
-    let mut seen: Vec<Vec<f32>> = vec![Vec::new(); if keep { layers.len() + 1 } else { 0 }];
-    for sample in calibration.chunks_exact(first.inputs) {
-        ranges[0].update(sample);
-        if keep {
-            seen[0].extend_from_slice(sample);
-        }
-        let mut x = sample.to_vec();
-        for (l, layer) in layers.iter().enumerate() {
-            let y: Vec<f32> = (0..layer.outputs)
-                .map(|o| {
-                    let row = &layer.weight[o * layer.inputs..(o + 1) * layer.inputs];
-                    let z = row.iter().zip(&x).fold(layer.bias[o], |acc, (w, v)| acc + w * v);
-                    match layer.activation {
-                        FusedActivation::None => z,
-                        FusedActivation::Relu => z.max(0.0),
-                        FusedActivation::Relu6 => z.clamp(0.0, 6.0),
-                    }
-                })
-                .collect();
-            ranges[l + 1].update(&y);
-            if keep {
-                seen[l + 1].extend_from_slice(&y);
-            }
-            x = y;
-        }
-    }
-    if let RangeEstimator::Percentile(percentile) = activations {
-        for (range, values) in ranges.iter_mut().zip(&mut seen) {
-            *range = percentile_range(values, percentile);
-        }
-    }
+    let float: Vec<FloatLayer<'_>> = layers.iter().map(|&d| FloatLayer::Dense(d)).collect();
+    let network = quantize_sequential(&float, calibration, options)?;
+    let mut input = network.input;
     let mut quantized = Vec::with_capacity(layers.len());
-    for (l, layer) in layers.iter().enumerate() {
-        let (input, input_scale) = activation_quantization(ranges[l].min, ranges[l].max);
-        let (output, _) = activation_quantization(ranges[l + 1].min, ranges[l + 1].max);
-        let mut weight = vec![0i8; layer.weight.len()];
-        let mut weight_scales =
-            vec![0.0f32; if granularity == WeightGranularity::PerChannel { layer.outputs } else { 1 }];
-        let exact = quantize_weights(layer.weight, layer.outputs, granularity, &mut weight, &mut weight_scales)?;
-        let mut bias = vec![0i32; layer.outputs];
-        quantize_bias(layer.bias, input_scale, &exact, &mut bias)?;
-        // TensorFlow Lite Micro multiplies a per-tensor weight scale by the input
-        // scale in f32 first, a per-channel one in f64.
-        let multipliers = match granularity {
-            WeightGranularity::PerChannel => {
-                weight_scales.iter().map(|&s| channel_multiplier(input.scale, s, output.scale, rounding)).collect()
-            }
-            WeightGranularity::PerTensor => {
-                vec![tensor_multiplier(input.scale, weight_scales[0], output.scale, rounding)]
-            }
-        };
-        let (activation_min, activation_max) = activation_range(layer.activation, output.scale, output.zero_point);
-        let params = FullyConnectedParams {
-            input_offset: -input.zero_point,
-            filter_offset: 0,
-            output_offset: output.zero_point,
-            activation_min,
-            activation_max,
-            rounding,
-        };
-        quantized.push(QuantizedDense { weight, bias, weight_scales, input, output, multipliers, params });
+    for layer in network.layers {
+        if let QuantizedLayer::Dense { params, weight, bias, weight_scales, multipliers, output } = layer {
+            quantized.push(QuantizedDense { weight, bias, weight_scales, input, output, multipliers, params });
+            input = output;
+        }
     }
     Ok(quantized)
 }

@@ -450,3 +450,153 @@ fn calibration_reproduces_the_converter(name: &str, granularity: super::calibrat
         assert_eq!(x, tensor(&fixture, output_id).sample(s), "{name}: sample {s}");
     }
 }
+
+/// OHWI filters (TensorFlow Lite's) to `[O, I, kh, kw]` (this library's).
+fn ohwi_to_oihw(x: &[i8], o: usize, kh: usize, kw: usize, i: usize) -> Vec<i8> {
+    x.chunks_exact(kh * kw * i).flat_map(|filter| hwc_to_chw(filter, kh, kw, i)).collect::<Vec<_>>()[..o * kh * kw * i]
+        .to_vec()
+}
+
+#[test]
+fn calibration_of_the_float_cnn_folds_its_batch_norm_and_reproduces_the_converter() {
+    use super::calibrate::QuantizeOptions;
+    use super::quantize::{fold_batch_norm, quantize_sequential, FloatConv2d, FloatLayer, QuantizedLayer};
+    use crate::kernels::conv::ConvGeometry;
+    use crate::kernels::pool::PoolGeometry;
+    let name = "model_cnn_batch_norm";
+    let fixture = load(name);
+    let float_model = &fixture["float_model"];
+    let floats = |v: &Value| -> Vec<f32> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
+    let sizes =
+        |v: &Value| -> Vec<usize> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect() };
+    let activation = |l: &Value| match l["activation"].as_str().unwrap() {
+        "relu" => FusedActivation::Relu,
+        "relu6" => FusedActivation::Relu6,
+        "linear" => FusedActivation::None,
+        other => panic!("activation {other}"),
+    };
+    // Each layer's weights and biases (the batch norm folded), then the layers.
+    let json = float_model["layers"].as_array().unwrap();
+    let mut constants: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    for l in json {
+        if l["kind"] == "max_pool2d" {
+            constants.push((Vec::new(), Vec::new()));
+            continue;
+        }
+        let (mut w, mut b) = (floats(&l["weight"]), floats(&l["bias"]));
+        if let Some(bn) = l.get("batch_norm") {
+            let eps = bn["eps"].as_f64().unwrap() as f32;
+            let [gamma, beta, mean, var] = ["gamma", "beta", "mean", "var"].map(|k| floats(&bn[k]));
+            fold_batch_norm(&mut w, &mut b, &gamma, &beta, &mean, &var, eps).unwrap();
+        }
+        constants.push((w, b));
+    }
+    let mut layers = Vec::new();
+    for (l, (w, b)) in json.iter().zip(&constants) {
+        let kind = l["kind"].as_str().unwrap();
+        if kind == "dense" {
+            let outputs = l["units"].as_u64().unwrap() as usize;
+            layers.push(FloatLayer::Dense(super::calibrate::FloatDense {
+                weight: w,
+                bias: b,
+                inputs: w.len() / outputs,
+                outputs,
+                activation: activation(l),
+            }));
+            continue;
+        }
+        let [c, h, wd] = sizes(&l["input"])[..] else { panic!("input") };
+        let same = l["padding"].as_str().unwrap() == "same";
+        let stride = sizes(&l["strides"]);
+        let kernel = sizes(&l[if kind == "conv2d" { "kernel" } else { "size" }]);
+        let out = |input: usize, axis: usize| {
+            if same {
+                input.div_ceil(stride[axis])
+            } else {
+                (input - kernel[axis]) / stride[axis] + 1
+            }
+        };
+        let (oh, ow) = (out(h, 0), out(wd, 1));
+        let padding = [
+            padding_before(same, h, oh, stride[0], kernel[0], 1),
+            padding_before(same, wd, ow, stride[1], kernel[1], 1),
+        ];
+        if kind == "conv2d" {
+            let geometry = ConvGeometry {
+                channels: c,
+                height: h,
+                width: wd,
+                kernel: [kernel[0], kernel[1]],
+                stride: [stride[0], stride[1]],
+                padding,
+                dilation: [1, 1],
+                out_height: oh,
+                out_width: ow,
+            };
+            layers.push(FloatLayer::Conv2d(FloatConv2d {
+                weight: w,
+                bias: b,
+                geometry,
+                filters: l["filters"].as_u64().unwrap() as usize,
+                groups: l["groups"].as_u64().unwrap() as usize,
+                activation: activation(l),
+            }));
+        } else {
+            let geometry = PoolGeometry {
+                height: h,
+                width: wd,
+                size: [kernel[0], kernel[1]],
+                stride: [stride[0], stride[1]],
+                padding,
+                out_height: oh,
+                out_width: ow,
+            };
+            layers.push(FloatLayer::MaxPool2d { geometry, channels: c });
+        }
+    }
+    let calibration: Vec<f32> = float_model["calibration"].as_array().unwrap().iter().flat_map(floats).collect();
+    let network = quantize_sequential(&layers, &calibration, &QuantizeOptions::default()).unwrap();
+
+    // The converter's ops, the reshape before the Dense layer left out.
+    let ops: Vec<&Value> =
+        fixture["ops"].as_array().unwrap().iter().filter(|op| op["op"].as_str() != Some("RESHAPE")).collect();
+    assert_eq!(ops.len(), network.layers.len());
+    let input_id = fixture["inputs"][0].as_i64().unwrap();
+    assert_eq!(network.input.scale, tensor(&fixture, input_id).scale(), "the input scale is exact");
+    assert_eq!(network.input.zero_point, tensor(&fixture, input_id).zero_point());
+    for (l, ((op, q), quantization)) in ops.iter().zip(&network.layers).zip(network.outputs()).enumerate() {
+        let output = tensor(&fixture, op["outputs"][0].as_i64().unwrap());
+        // Scales within a unit in the last place or two: the f32 forward (and here the
+        // batch norm folding) rounds its sums differently from TensorFlow's.
+        let relative = ((quantization.scale - output.scale()) / output.scale()).abs();
+        assert!(relative < 2.5e-7, "{name} layer {l}: scale {} against {}", quantization.scale, output.scale());
+        assert_eq!(quantization.zero_point, output.zero_point(), "{name} layer {l}: zero point");
+        let (weight, bias) = match q {
+            QuantizedLayer::Conv2d { weight, bias, .. } | QuantizedLayer::Dense { weight, bias, .. } => (weight, bias),
+            _ => continue,
+        };
+        let filter = tensor(&fixture, op["inputs"][1].as_i64().unwrap());
+        for (found, expected) in q.weight_scales().iter().zip(filter.scales()) {
+            let relative = ((found - expected) / expected).abs();
+            assert!(relative < 2.5e-7, "{name} layer {l}: weight scale {found} against {expected}");
+        }
+        let shape = filter.shape();
+        let expected = if let QuantizedLayer::Conv2d { .. } = q {
+            ohwi_to_oihw(&filter.data_i8(), shape[0], shape[1], shape[2], shape[3])
+        } else {
+            // The Dense layer's inputs in [C, H, W] order: the pooled conv output is 3x2x6.
+            filter.data_i8().chunks_exact(shape[1]).flat_map(|row| hwc_to_chw(row, 3, 2, 6)).collect()
+        };
+        assert_eq!(weight, &expected, "{name} layer {l}: int8 weights");
+        assert_eq!(bias, &tensor(&fixture, op["inputs"][2].as_i64().unwrap()).data_i32(), "{name} layer {l}: biases");
+    }
+
+    // The calibrated network, in integers, gives the interpreter's outputs.
+    let output_id = fixture["outputs"][0].as_i64().unwrap();
+    let input = tensor(&fixture, input_id);
+    let [_, h, w, c] = input.shape()[..] else { panic!("input shape") };
+    for s in 0..input.sample_count() {
+        let x = hwc_to_chw(&input.sample(s), h, w, c);
+        assert_eq!(network.forward(&x).unwrap(), tensor(&fixture, output_id).sample(s), "{name}: sample {s}");
+    }
+}

@@ -16,6 +16,11 @@
 //! | softmax | [`softmax`] | `Softmax` (int8 in, int8 out) |
 //! | concat, flatten, reshape | [`concat()`] and a plain copy | `Concatenation`, `Reshape` |
 //!
+//! A whole network is a list of [`sequential::Int8Layer`]s over borrowed constants,
+//! checked by a `const fn`; `quantize::quantize_sequential` (with `alloc`) quantizes an
+//! f32 Conv2d/pooling/Dense chain into one, and `codegen` writes it as Rust source for a
+//! firmware to bake in.
+//!
 //! The fixed-point helpers they share are in [`fixed_point`]; the parameters come from
 //! the real scales through [`prepare`], and the scales themselves from an f32 model and
 //! a calibration set through `calibrate` (with `alloc`): the only code here that uses
@@ -40,8 +45,13 @@
 
 #[cfg(feature = "alloc")]
 pub mod calibrate;
+#[cfg(feature = "alloc")]
+pub mod codegen;
 pub mod fixed_point;
 pub mod prepare;
+#[cfg(feature = "alloc")]
+pub mod quantize;
+pub mod sequential;
 
 mod add;
 mod concat;

@@ -2,6 +2,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::multi::{interleave, samples_of, InputsError, MultiIo, ShapeTuple, MAX_PARTS};
 use crate::rng::Rng;
 
 /// Samples for training or evaluation: `len` inputs of `input_len` floats and `len`
@@ -34,6 +35,16 @@ pub enum DatasetError {
         /// Target samples (or values, when ragged).
         targets: usize,
     },
+    /// Two inputs of a network with several inputs hold different numbers of samples
+    /// ([`Dataset::multi`]).
+    InputsDiffer {
+        /// The input (from 0) whose count differs from the first input's.
+        input: usize,
+        /// The first input's samples.
+        expected: usize,
+        /// This input's samples.
+        found: usize,
+    },
 }
 
 impl fmt::Display for DatasetError {
@@ -45,6 +56,9 @@ impl fmt::Display for DatasetError {
             }
             DatasetError::CountMismatch { inputs, targets } => {
                 write!(f, "{inputs} input samples but {targets} targets")
+            }
+            DatasetError::InputsDiffer { input, expected, found } => {
+                write!(f, "input {input} holds {found} samples, input 0 holds {expected}")
             }
         }
     }
@@ -68,6 +82,67 @@ impl Dataset {
             return Err(DatasetError::CountMismatch { inputs: n, targets: targets.len() / target_len.max(1) });
         }
         Ok(Dataset { inputs, input_len, targets, target_len })
+    }
+
+    /// A data set for a network with several inputs or outputs, from one array per
+    /// input and one per output's targets, in declared order (Keras's
+    /// `fit(x=[a, b], y=[u, v])`). Each input array holds a whole number of samples of
+    /// its shape, the same number in all; each target array that number of targets of
+    /// one width. A sample of the data set is its inputs one after the other, its
+    /// target the targets one after the other, as the network as a `Layer` and
+    /// [`Losses`](crate::multi::Losses) read them.
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// # use nn_core::train::DatasetError;
+    /// network! {
+    ///     pub struct Two: ([2], [1]) -> ([1], [2]) graph {
+    ///         input a, b;
+    ///         h = concat(a, b);
+    ///         u = fc(h): Dense { units: 1 };
+    ///         v = fc2(h): Dense { units: 2 };
+    ///         output u, v;
+    ///     }
+    /// }
+    /// let data = Dataset::multi::<Two>((&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0]), (&[0.0, 1.0], &[7.0, 8.0, 9.0, 10.0])).unwrap();
+    /// assert_eq!((data.len(), data.input(1), data.target(1)), (2, &[3.0, 4.0, 6.0][..], &[1.0, 9.0, 10.0][..]));
+    /// let err = Dataset::multi::<Two>((&[1.0, 2.0, 3.0, 4.0], &[5.0]), (&[0.0, 1.0], &[7.0, 8.0, 9.0, 10.0]));
+    /// assert_eq!(err, Err(DatasetError::InputsDiffer { input: 1, expected: 2, found: 1 }));
+    /// ```
+    pub fn multi<L: MultiIo>(
+        inputs: <L::Inputs as ShapeTuple>::Slices<'_>,
+        targets: <L::Outputs as ShapeTuple>::Slices<'_>,
+    ) -> Result<Dataset, DatasetError> {
+        let in_lens = <L::Inputs as ShapeTuple>::LENS;
+        let mut parts: [&[f32]; MAX_PARTS] = [&[]; MAX_PARTS];
+        let parts = &mut parts[..in_lens.len()];
+        <L::Inputs as ShapeTuple>::slices(inputs, parts);
+        let n = samples_of(parts, in_lens).map_err(|e| match e {
+            InputsError::Length { error, .. } => {
+                DatasetError::RaggedInputs { values: error.found, width: error.sample }
+            }
+            InputsError::Samples { input, expected, found } => DatasetError::InputsDiffer { input, expected, found },
+        })?;
+        let mut x = alloc::vec![0.0; n * <L::Inputs as ShapeTuple>::LEN];
+        interleave(parts, in_lens, &mut x);
+        let mut target_parts: [&[f32]; MAX_PARTS] = [&[]; MAX_PARTS];
+        let target_parts = &mut target_parts[..<L::Outputs as ShapeTuple>::LENS.len()];
+        <L::Outputs as ShapeTuple>::slices(targets, target_parts);
+        let mut widths = [0usize; MAX_PARTS];
+        for (width, part) in widths.iter_mut().zip(target_parts.iter()) {
+            if n == 0 || part.is_empty() {
+                return Err(DatasetError::ZeroWidth);
+            }
+            if part.len() % n != 0 {
+                return Err(DatasetError::CountMismatch { inputs: n, targets: part.len() });
+            }
+            *width = part.len() / n;
+        }
+        let widths = &widths[..target_parts.len()];
+        let t_len = widths.iter().sum();
+        let mut t = alloc::vec![0.0; n * t_len];
+        interleave(target_parts, widths, &mut t);
+        Dataset::new(x, <L::Inputs as ShapeTuple>::LEN, t, t_len)
     }
 
     /// The number of samples.

@@ -5,12 +5,14 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 
 use super::callbacks::EarlyStopping;
+use super::frozen::FrozenParams;
 use super::regularize::{apply_penalty, Constraint, GradClip, Penalty, Select};
 use super::schedule::{ReduceOnPlateau, Schedule};
 use super::{Dataset, Metric, OptimizerState, Workspace};
-use crate::layer::{Frozen, Layer};
+use crate::layer::Layer;
 use crate::loss::{Loss, TargetError};
 use crate::model::Model;
 use crate::optim::{Optimizer, SettingError};
@@ -216,6 +218,7 @@ impl Evaluation {
 ///
 /// ```
 /// # use nn_core::prelude::*;
+/// # use nn_core::train::Metric;
 /// # network! { pub struct Net: [2] -> [2] { out: Dense { units: 2 } } }
 /// # let train = Dataset::new(vec![0.0, 1.0, 1.0, 0.0], 2, vec![1.0, 0.0], 1).unwrap();
 /// let mut model = Model::<Net>::new(1);
@@ -264,6 +267,15 @@ pub struct Fit<L: Layer, O, Lo> {
     rng: Rng,
     workspace: Workspace<L>,
     epochs_done: usize,
+    /// Batches stepped in the current epoch.
+    batches_in_epoch: usize,
+    /// The current epoch's metric sums and counts, one per metric.
+    metric_sums: Vec<(f64, usize)>,
+    /// The settings as the steps read them (see [`Fit::step`]).
+    prepared: Option<Prepared>,
+    /// The gathered batch of inputs and of targets.
+    batch_inputs: Vec<f32>,
+    batch_targets: Vec<f32>,
 }
 
 impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
@@ -290,6 +302,11 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             rng: Rng::new(0),
             workspace: Workspace::new(),
             epochs_done: 0,
+            batches_in_epoch: 0,
+            metric_sums: Vec::new(),
+            prepared: None,
+            batch_inputs: Vec::new(),
+            batch_targets: Vec::new(),
         }
     }
 
@@ -332,12 +349,14 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     /// Adds a weight penalty (L1 / L2).
     pub fn penalty(mut self, penalty: Penalty) -> Self {
         self.penalties.push(penalty);
+        self.prepared = None;
         self
     }
 
     /// Adds a constraint on the selected tensors.
     pub fn constraint(mut self, select: Select, constraint: Constraint) -> Self {
         self.constraints.push((select, constraint));
+        self.prepared = None;
         self
     }
 
@@ -369,6 +388,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     /// gradients are not computed (see [`Model::backward_frozen`]).
     pub fn freeze(mut self, select: Select) -> Self {
         self.frozen.push(select);
+        self.prepared = None;
         self
     }
 
@@ -511,149 +531,39 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         if self.batch_size == 0 {
             return Err(TrainError::BatchSizeZero);
         }
-        self.check_settings(validation.is_some() || (self.validation_split > 0.0 && train.len() > 1))?;
-        let split;
-        let (train, validation) = if validation.is_none() && self.validation_split > 0.0 && train.len() > 1 {
-            let n_val = (libm::roundf(train.len() as f32 * self.validation_split) as usize).clamp(1, train.len() - 1);
-            let cut = train.len() - n_val;
-            split =
-                (train.select(&(0..cut).collect::<Vec<_>>()), train.select(&(cut..train.len()).collect::<Vec<_>>()));
-            (&split.0, Some(&split.1))
-        } else {
-            (train, validation)
+        let split = self.held_out(train, validation);
+        let (train, validation) = match &split {
+            Some((t, v)) => (t, Some(v)),
+            None => (train, validation),
         };
+        self.check_settings(validation.is_some())?;
         validate::<L, Lo>(&self.loss, train)?;
         if let Some(v) = validation {
             validate::<L, Lo>(&self.loss, v)?;
         }
-        let in_len = <L::Input as Shape>::LEN;
-        let out_len = <L::Output as Shape>::LEN;
-        let t_len = train.target_len();
-        let n = train.len();
-        let batch = self.batch_size.min(n);
-        let mut order: Vec<usize> = (0..n).collect();
-        let mut xb = vec![0.0; batch * in_len];
-        let mut tb = vec![0.0; batch * t_len];
-        let mut metric_sums = vec![(0.0f64, 0usize); self.metrics.len()];
-        self.workspace.reserve(batch);
-        let penalties: Vec<_> = self.penalties.iter().map(|p| (p.l1, p.l2, p.select.ranges(model.layer()))).collect();
-        let constraints: Vec<_> = self.constraints.iter().map(|(s, c)| (*c, s.ranges(model.layer()))).collect();
-        let frozen: Vec<_> = self.frozen.iter().flat_map(|s| s.ranges(model.layer())).map(|(r, _)| r).collect();
-        let mut frozen_values: Vec<f32> = Vec::with_capacity(frozen.iter().map(|r| r.len()).sum());
-        // The parameters and optimizer state before the current step, put back if the
-        // step makes a parameter NaN or infinite.
-        let mut last_params = model.params().to_vec();
-        let mut last_state = self.optimizer.state.clone();
-        let (last_epoch, n_batches) = (self.epochs_done + self.epochs, n.div_ceil(batch));
+        self.prepared = Some(Prepared::new(self, model.layer()));
+        let result = self.epochs_of(model, train, validation, &mut on_epoch, history);
+        // A step outside a run reads the settings again.
+        self.prepared = None;
+        result
+    }
+
+    /// The epochs of [`Fit::run_with`], its checks done.
+    fn epochs_of<P: AsRef<[f32]> + AsMut<[f32]>>(
+        &mut self,
+        model: &mut Model<L, P>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        on_epoch: &mut impl FnMut(&mut Model<L, P>, &EpochLog) -> bool,
+        history: &mut History,
+    ) -> Result<(), TrainError> {
+        let batch = self.batch_size.min(train.len());
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let last_epoch = self.epochs_done + self.epochs;
         for _ in 0..self.epochs {
-            let epoch = self.epochs_done + 1;
-            if self.shuffle {
-                self.rng.shuffle(&mut order);
-            }
-            self.observers.iter_mut().for_each(|o| o.epoch_start(epoch, last_epoch, n_batches));
-            metric_sums.iter_mut().for_each(|s| *s = (0.0, 0));
-            let mut loss_sum = 0.0f64;
-            let mut batches = 0usize;
-            for (b, chunk) in order.chunks(batch).enumerate() {
-                let m = chunk.len();
-                for (k, &i) in chunk.iter().enumerate() {
-                    xb[k * in_len..(k + 1) * in_len].copy_from_slice(train.input(i));
-                    tb[k * t_len..(k + 1) * t_len].copy_from_slice(train.target(i));
-                }
-                let (x, t) = (&xb[..m * in_len], &tb[..m * t_len]);
-                let ws = &mut self.workspace;
-                ws.zero_grads();
-                model.forward_train(ws, x, &mut self.rng);
-                let mut loss = ws.loss(&self.loss, t);
-                for (k, metric) in self.metrics.iter().enumerate() {
-                    for s in 0..m {
-                        let (v, c) =
-                            metric.sample(&ws.output()[s * out_len..(s + 1) * out_len], &t[s * t_len..(s + 1) * t_len]);
-                        metric_sums[k].0 += v;
-                        metric_sums[k].1 += c;
-                    }
-                }
-                model.backward_frozen(ws, x, None, Frozen::new(&frozen));
-                for (l1, l2, ranges) in &penalties {
-                    loss += apply_penalty(*l1, *l2, ranges, model.params(), ws.grads_mut());
-                }
-                if !loss.is_finite() {
-                    return Err(TrainError::NonFiniteLoss { epoch, batch: b + 1, loss });
-                }
-                for r in &frozen {
-                    ws.grads_mut()[r.clone()].fill(0.0);
-                }
-                if let Some(clip) = self.clip {
-                    clip.apply(ws.grads_mut());
-                }
-                if let Some(schedule) = &self.schedule {
-                    let rate = schedule.rate(self.optimizer.steps() as usize, epoch - 1);
-                    if !(rate.is_finite() && rate >= 0.0) {
-                        return Err(TrainError::ScheduledRate { epoch, batch: b + 1, rate });
-                    }
-                    self.optimizer.optimizer.set_learning_rate(rate);
-                }
-                frozen_values.clear();
-                for r in &frozen {
-                    frozen_values.extend_from_slice(&model.params()[r.clone()]);
-                }
-                last_params.copy_from_slice(model.params());
-                last_state.clone_from(&self.optimizer.state);
-                let last_step = self.optimizer.step;
-                self.optimizer.step(model.params_mut(), ws.grads());
-                let mut at = 0;
-                for r in &frozen {
-                    model.params_mut()[r.clone()].copy_from_slice(&frozen_values[at..at + r.len()]);
-                    at += r.len();
-                }
-                for (c, ranges) in &constraints {
-                    c.apply(ranges, model.params_mut());
-                }
-                if !model.params().iter().all(|p| p.is_finite()) {
-                    model.params_mut().copy_from_slice(&last_params);
-                    self.optimizer.state.clone_from(&last_state);
-                    self.optimizer.step = last_step;
-                    return Err(TrainError::NonFiniteWeights { epoch, batch: b + 1 });
-                }
-                loss_sum += loss as f64;
-                batches += 1;
-                if !self.observers.is_empty() {
-                    let mean = (loss_sum / batches as f64) as f32;
-                    let log = BatchLog::new(epoch, b + 1, n_batches, mean, &self.metrics, &metric_sums);
-                    self.observers.iter_mut().for_each(|o| o.batch_end(&log));
-                }
-            }
-            self.epochs_done += 1;
-            let metrics = self
-                .metrics
-                .iter()
-                .zip(&metric_sums)
-                .map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32))
-                .collect();
-            let (val_loss, val_metrics) = match validation {
-                Some(v) => {
-                    let e = evaluate_with(model, v, &self.loss, &self.metrics, batch, &mut self.workspace);
-                    (Some(e.loss), e.metrics)
-                }
-                None => (None, Vec::new()),
-            };
-            let log = EpochLog {
-                epoch,
-                loss: (loss_sum / batches.max(1) as f64) as f32,
-                metrics,
-                val_loss,
-                val_metrics,
-                learning_rate: self.optimizer.optimizer.learning_rate(),
-            };
-            if self.verbose {
-                print_epoch(&log);
-            }
-            if let Some(plateau) = &mut self.plateau {
-                if let Some(v) = super::callbacks::monitored(&log, plateau.monitor) {
-                    let lr = plateau.update(v, self.optimizer.optimizer.learning_rate());
-                    self.optimizer.optimizer.set_learning_rate(lr);
-                }
-            }
+            let loss = self.train_epoch(model, train, &mut order, batch, last_epoch)?;
+            let log = self.epoch_log(model, loss, validation, batch);
+            self.report_epoch(&log);
             let mut go_on = on_epoch(model, &log);
             if let Some(early) = &mut self.early_stopping {
                 go_on &= early.observe(&log, model.state());
@@ -672,6 +582,254 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self.observers.iter_mut().for_each(|o| o.train_end(history));
         Ok(())
     }
+
+    /// The training and validation sets when `validation_split` holds out the last
+    /// samples of `train` (no validation data given), else `None`.
+    fn held_out(&self, train: &Dataset, validation: Option<&Dataset>) -> Option<(Dataset, Dataset)> {
+        if validation.is_some() || !(self.validation_split > 0.0 && self.validation_split < 1.0) || train.len() < 2 {
+            return None;
+        }
+        let n_val = (libm::roundf(train.len() as f32 * self.validation_split) as usize).clamp(1, train.len() - 1);
+        let cut = train.len() - n_val;
+        Some((train.select(&(0..cut).collect::<Vec<_>>()), train.select(&(cut..train.len()).collect::<Vec<_>>())))
+    }
+
+    /// One epoch of shuffled batches of `train`; returns the mean loss.
+    fn train_epoch<P: AsRef<[f32]> + AsMut<[f32]>>(
+        &mut self,
+        model: &mut Model<L, P>,
+        train: &Dataset,
+        order: &mut [usize],
+        batch: usize,
+        last_epoch: usize,
+    ) -> Result<f32, TrainError> {
+        let epoch = self.epochs_done + 1;
+        if self.shuffle {
+            self.rng.shuffle(order);
+        }
+        let n_batches = order.len().div_ceil(batch);
+        self.observers.iter_mut().for_each(|o| o.epoch_start(epoch, last_epoch, n_batches));
+        self.metric_sums.clear();
+        self.metric_sums.resize(self.metrics.len(), (0.0, 0));
+        self.batches_in_epoch = 0;
+        let (in_len, t_len) = (train.input_len(), train.target_len());
+        let mut loss_sum = 0.0f64;
+        let (mut xb, mut tb) = (core::mem::take(&mut self.batch_inputs), core::mem::take(&mut self.batch_targets));
+        for chunk in order.chunks(batch) {
+            xb.clear();
+            tb.clear();
+            for &i in chunk {
+                xb.extend_from_slice(train.input(i));
+                tb.extend_from_slice(train.target(i));
+            }
+            let loss = self.step(model, &xb[..chunk.len() * in_len], &tb[..chunk.len() * t_len]);
+            let loss = match loss {
+                Ok(loss) => loss,
+                Err(e) => {
+                    (self.batch_inputs, self.batch_targets) = (xb, tb);
+                    return Err(e);
+                }
+            };
+            loss_sum += loss as f64;
+            if !self.observers.is_empty() {
+                let mean = (loss_sum / self.batches_in_epoch as f64) as f32;
+                let log =
+                    BatchLog::new(epoch, self.batches_in_epoch, n_batches, mean, &self.metrics, &self.metric_sums);
+                self.observers.iter_mut().for_each(|o| o.batch_end(&log));
+            }
+        }
+        (self.batch_inputs, self.batch_targets) = (xb, tb);
+        self.epochs_done += 1;
+        Ok((loss_sum / self.batches_in_epoch.max(1) as f64) as f32)
+    }
+
+    /// The record of the epoch just trained: its mean loss, its metrics and the
+    /// validation loss and metrics.
+    fn epoch_log<P: AsRef<[f32]>>(
+        &mut self,
+        model: &Model<L, P>,
+        loss: f32,
+        validation: Option<&Dataset>,
+        batch: usize,
+    ) -> EpochLog {
+        let metrics =
+            self.metrics.iter().zip(&self.metric_sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32));
+        let (val_loss, val_metrics) = match validation {
+            Some(v) => {
+                let e = evaluate_with(model, v, &self.loss, &self.metrics, batch, &mut self.workspace);
+                (Some(e.loss), e.metrics)
+            }
+            None => (None, Vec::new()),
+        };
+        EpochLog {
+            epoch: self.epochs_done,
+            loss,
+            metrics: metrics.collect(),
+            val_loss,
+            val_metrics,
+            learning_rate: self.optimizer.optimizer.learning_rate(),
+        }
+    }
+
+    /// The end of an epoch before the caller's callback: printing and reduce-on-plateau.
+    fn report_epoch(&mut self, log: &EpochLog) {
+        if self.verbose {
+            print_epoch(log);
+        }
+        if let Some(plateau) = &mut self.plateau {
+            if let Some(v) = super::callbacks::monitored(log, plateau.monitor) {
+                let lr = plateau.update(v, self.optimizer.optimizer.learning_rate());
+                self.optimizer.optimizer.set_learning_rate(lr);
+            }
+        }
+    }
+
+    /// One training step on a batch: training forward, the loss and its penalties,
+    /// backward (frozen tensors skipped), clipping, the scheduled learning rate, the
+    /// optimizer step, then frozen tensors kept and constraints enforced. Returns the
+    /// batch's loss with its penalties and adds the batch to the epoch's metrics.
+    /// [`Fit::run`] calls it for every batch; a custom loop (curriculum, data made on
+    /// the fly) calls it on batches of its own.
+    ///
+    /// `inputs` holds whole samples of the network's input, `targets` as many samples
+    /// of the loss's targets; both are checked (sizes, finite inputs, valid targets),
+    /// and the settings (penalties, constraints, frozen tensors) are read at the start
+    /// of a run and, outside a run, at the first step after construction, after a run
+    /// or after a builder method changed them. On an error nothing is applied (a step that makes a
+    /// parameter NaN or infinite is undone, see [`Fit::run`]).
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// # network! { pub struct Net: [2] -> [1] { out: Dense { units: 1 } } }
+    /// let mut model = Model::<Net>::new(1);
+    /// let mut fit = Fit::new(Sgd::new(0.1), MeanSquaredError);
+    /// let (x, t) = ([1.0, 2.0, -1.0, 0.5], [1.0, -1.0]);
+    /// let first = fit.step(&mut model, &x, &t).unwrap();
+    /// for _ in 0..50 {
+    ///     fit.step(&mut model, &x, &t).unwrap();
+    /// }
+    /// assert!(fit.step(&mut model, &x, &t).unwrap() < first / 100.0);
+    /// ```
+    pub fn step<P: AsRef<[f32]> + AsMut<[f32]>>(
+        &mut self,
+        model: &mut Model<L, P>,
+        inputs: &[f32],
+        targets: &[f32],
+    ) -> Result<f32, TrainError> {
+        let (in_len, out_len) = (<L::Input as Shape>::LEN, <L::Output as Shape>::LEN);
+        let t_len = self.loss.target_len(out_len);
+        let m = check_batch(&self.loss, inputs, targets, (in_len, out_len, t_len))?;
+        if self.prepared.is_none() {
+            self.check_settings(false)?;
+            self.prepared = Some(Prepared::new(self, model.layer()));
+        }
+        if self.metric_sums.len() != self.metrics.len() {
+            self.metric_sums.resize(self.metrics.len(), (0.0, 0));
+        }
+        let (epoch, batch) = (self.epochs_done + 1, self.batches_in_epoch + 1);
+        let prepared = self.prepared.as_mut().expect("prepared above");
+        let ws = &mut self.workspace;
+        ws.zero_grads();
+        model.forward_train(ws, inputs, &mut self.rng);
+        let mut loss = ws.loss(&self.loss, targets);
+        for (metric, sum) in self.metrics.iter().zip(&mut self.metric_sums) {
+            for s in 0..m {
+                let (v, c) =
+                    metric.sample(&ws.output()[s * out_len..(s + 1) * out_len], &targets[s * t_len..(s + 1) * t_len]);
+                sum.0 += v;
+                sum.1 += c;
+            }
+        }
+        model.backward_frozen(ws, inputs, None, prepared.frozen.view());
+        for (l1, l2, ranges) in &prepared.penalties {
+            loss += apply_penalty(*l1, *l2, ranges, model.params(), ws.grads_mut());
+        }
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss { epoch, batch, loss });
+        }
+        prepared.frozen.hold(model.params(), ws.grads_mut());
+        if let Some(clip) = self.clip {
+            clip.apply(ws.grads_mut());
+        }
+        if let Some(schedule) = &self.schedule {
+            let rate = schedule.rate(self.optimizer.steps() as usize, epoch - 1);
+            if !(rate.is_finite() && rate >= 0.0) {
+                return Err(TrainError::ScheduledRate { epoch, batch, rate });
+            }
+            self.optimizer.optimizer.set_learning_rate(rate);
+        }
+        prepared.last_params.clear();
+        prepared.last_params.extend_from_slice(model.params());
+        prepared.last_state.clone_from(&self.optimizer.state);
+        let last_step = self.optimizer.step;
+        self.optimizer.step(model.params_mut(), ws.grads());
+        prepared.frozen.restore(model.params_mut());
+        for (c, ranges) in &prepared.constraints {
+            c.apply(ranges, model.params_mut());
+        }
+        if !model.params().iter().all(|p| p.is_finite()) {
+            model.params_mut().copy_from_slice(&prepared.last_params);
+            self.optimizer.state.clone_from(&prepared.last_state);
+            self.optimizer.step = last_step;
+            return Err(TrainError::NonFiniteWeights { epoch, batch });
+        }
+        self.batches_in_epoch += 1;
+        Ok(loss)
+    }
+}
+
+/// Parameter ranges with their row lengths (see [`Select::ranges`]).
+type Ranges = Vec<(Range<usize>, usize)>;
+
+/// What the steps of a run read from the settings, computed once: the parameter
+/// ranges of the penalties, constraints and frozen tensors, and the parameters and
+/// optimizer state of before the current step (put back if the step makes a
+/// parameter NaN or infinite).
+struct Prepared {
+    penalties: Vec<(f32, f32, Ranges)>,
+    constraints: Vec<(Constraint, Ranges)>,
+    frozen: FrozenParams,
+    last_params: Vec<f32>,
+    last_state: Vec<f32>,
+}
+
+impl Prepared {
+    fn new<L: Layer, O, Lo>(fit: &Fit<L, O, Lo>, layer: &L) -> Self {
+        Prepared {
+            penalties: fit.penalties.iter().map(|p| (p.l1, p.l2, p.select.ranges(layer))).collect(),
+            constraints: fit.constraints.iter().map(|(s, c)| (*c, s.ranges(layer))).collect(),
+            frozen: FrozenParams::new(&fit.frozen, layer),
+            last_params: Vec::new(),
+            last_state: Vec::new(),
+        }
+    }
+}
+
+/// The number of samples in a batch of `inputs` and `targets`, checked as
+/// [`validate`] checks a data set.
+fn check_batch<Lo: Loss>(
+    loss: &Lo,
+    inputs: &[f32],
+    targets: &[f32],
+    (in_len, out_len, t_len): (usize, usize, usize),
+) -> Result<usize, TrainError> {
+    let m = match inputs.len().checked_rem(in_len) {
+        Some(0) => inputs.len() / in_len,
+        _ => return Err(TrainError::InputWidth { expected: in_len, found: inputs.len() }),
+    };
+    if m == 0 {
+        return Err(TrainError::EmptyDataset);
+    }
+    if targets.len() != m * t_len {
+        return Err(TrainError::TargetWidth { expected: t_len, found: targets.len() / m });
+    }
+    for (sample, (x, t)) in inputs.chunks_exact(in_len).zip(targets.chunks_exact(t_len.max(1))).enumerate() {
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::NonFiniteInput { sample, index });
+        }
+        loss.check_target(t, out_len).map_err(|error| TrainError::BadTarget { sample, error })?;
+    }
+    Ok(m)
 }
 
 #[cfg(feature = "std")]
@@ -717,7 +875,7 @@ pub(crate) fn validate<L: Layer, Lo: Loss>(loss: &Lo, data: &Dataset) -> Result<
     Ok(())
 }
 
-fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
+pub(crate) fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
     model: &Model<L, P>,
     data: &Dataset,
     loss: &Lo,
@@ -753,14 +911,5 @@ fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
     Evaluation {
         loss: (loss_sum / n.max(1) as f64) as f32,
         metrics: metrics.iter().zip(&sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32)).collect(),
-    }
-}
-
-impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
-    /// The mean loss and the metrics of the model on `data`, in inference mode.
-    pub fn evaluate<Lo: Loss>(&self, data: &Dataset, loss: &Lo, metrics: &[Metric]) -> Result<Evaluation, TrainError> {
-        validate::<L, Lo>(loss, data)?;
-        let mut ws = Workspace::<L>::new();
-        Ok(evaluate_with(self, data, loss, metrics, 256, &mut ws))
     }
 }

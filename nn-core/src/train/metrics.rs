@@ -18,15 +18,41 @@ pub enum Metric {
     MeanAbsoluteError,
     /// Mean squared error over all values.
     MeanSquaredError,
+    /// A metric on one output of a network with several outputs, made by
+    /// [`Losses::metric`](crate::multi::Losses::metric).
+    Output(OutputMetric),
+}
+
+/// A metric on one output of a network with several outputs (see
+/// [`Losses::metric`](crate::multi::Losses::metric)): the ranges of that output in an
+/// output sample and of its targets in a target sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutputMetric {
+    pub(crate) name: &'static str,
+    pub(crate) pred: (usize, usize),
+    pub(crate) target: (usize, usize),
+    pub(crate) metric: &'static Metric,
 }
 
 impl Metric {
     /// The name in histories (`"accuracy"`, `"mae"`, `"mse"`).
+    /// With several outputs, `"{output}_{metric}"` (`"same_accuracy"`).
     pub fn name(self) -> &'static str {
         match self {
             Metric::Accuracy | Metric::BinaryAccuracy { .. } => "accuracy",
             Metric::MeanAbsoluteError => "mae",
             Metric::MeanSquaredError => "mse",
+            Metric::Output(m) => m.name,
+        }
+    }
+
+    /// The position of the metric's name in `nn_core::__output_metric_names!`.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Metric::Accuracy | Metric::BinaryAccuracy { .. } => 0,
+            Metric::MeanAbsoluteError => 1,
+            Metric::MeanSquaredError => 2,
+            Metric::Output(m) => m.metric.index(),
         }
     }
 
@@ -34,6 +60,10 @@ impl Metric {
     /// and the number of values it counted.
     pub(crate) fn sample(self, pred: &[f32], target: &[f32]) -> (f64, usize) {
         match self {
+            Metric::Output(m) => match (pred.get(m.pred.0..m.pred.1), target.get(m.target.0..m.target.1)) {
+                (Some(p), Some(t)) if !matches!(m.metric, Metric::Output(_)) => m.metric.sample(p, t),
+                _ => (0.0, 0),
+            },
             Metric::Accuracy | Metric::BinaryAccuracy { .. } if pred.len() == 1 => {
                 let threshold = match self {
                     Metric::BinaryAccuracy { threshold } => threshold,
@@ -52,6 +82,24 @@ impl Metric {
             Metric::MeanSquaredError => {
                 (pred.iter().zip(target).map(|(p, t)| ((p - t) * (p - t)) as f64).sum(), pred.len())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metric;
+
+    #[test]
+    fn output_metric_names_follow_the_metric_names() {
+        let names = crate::__output_metric_names!("out");
+        for metric in [
+            Metric::Accuracy,
+            Metric::BinaryAccuracy { threshold: 0.0 },
+            Metric::MeanAbsoluteError,
+            Metric::MeanSquaredError,
+        ] {
+            assert_eq!(names[metric.index()], alloc::format!("out_{}", metric.name()));
         }
     }
 }

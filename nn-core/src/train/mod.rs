@@ -95,7 +95,8 @@
 //! ```
 mod callbacks;
 mod dataset;
-mod fit;
+pub(crate) mod fit;
+mod frozen;
 mod metrics;
 pub mod regularize;
 pub mod schedule;
@@ -107,15 +108,13 @@ use core::marker::PhantomData;
 pub use callbacks::EarlyStopping;
 pub use dataset::{Dataset, DatasetError};
 pub use fit::{EpochLog, Evaluation, Fit, History, TrainError};
-pub use metrics::Metric;
+pub use metrics::{Metric, OutputMetric};
 pub use regularize::{Constraint, GradClip, Penalty, Select};
 pub use schedule::{Mode, ReduceOnPlateau, Schedule};
 
-use crate::layer::{Frozen, Layer};
+use crate::layer::Layer;
 use crate::loss::Loss;
-use crate::model::{BatchLenError, Model};
 use crate::optim::Optimizer;
-use crate::rng::Rng;
 use crate::shape::Shape;
 
 /// The buffers of one training step, allocated once and reused: outputs, the cache
@@ -124,12 +123,12 @@ use crate::shape::Shape;
 /// Buffers grow to the largest batch seen and are never shrunk, so after the first
 /// step of a given batch size a training step allocates nothing.
 pub struct Workspace<L: Layer> {
-    batch: usize,
-    output: Vec<f32>,
-    output_grad: Vec<f32>,
-    cache: Vec<f32>,
-    scratch: Vec<f32>,
-    grads: Vec<f32>,
+    pub(crate) batch: usize,
+    pub(crate) output: Vec<f32>,
+    pub(crate) output_grad: Vec<f32>,
+    pub(crate) cache: Vec<f32>,
+    pub(crate) scratch: Vec<f32>,
+    pub(crate) grads: Vec<f32>,
     _layer: PhantomData<L>,
 }
 
@@ -211,85 +210,6 @@ impl<L: Layer> Workspace<L> {
     /// Sets the parameter gradients to zero (before each step: `backward` adds).
     pub fn zero_grads(&mut self) {
         self.grads.fill(0.0);
-    }
-}
-
-impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
-    /// Training forward of a batch (`x.len() / Input::LEN` samples): dropout active,
-    /// batch statistics, and what `backward` needs kept in `ws`. Returns the outputs.
-    pub fn forward_train<'w>(&mut self, ws: &'w mut Workspace<L>, x: &[f32], rng: &mut Rng) -> &'w [f32] {
-        let batch = x.len() / <L::Input as Shape>::LEN;
-        ws.reserve(batch);
-        let n_out = batch * <L::Output as Shape>::LEN;
-        let (params, buffers) = self.state.as_mut().split_at_mut(L::PARAMS);
-        self.layer.forward_train(
-            params,
-            buffers,
-            x,
-            &mut ws.output[..n_out],
-            &mut ws.cache[..batch * L::CACHE],
-            &mut ws.scratch[..batch * L::SCRATCH],
-            rng,
-        );
-        &ws.output[..n_out]
-    }
-
-    /// Backward of the last `forward_train` (same `x`): adds the parameter gradients
-    /// into `ws.grads()` and, when `dx` is given, writes the input gradient (which is
-    /// how a generator learns through a discriminator).
-    pub fn backward(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>) {
-        let batch = ws.batch;
-        let n_out = batch * <L::Output as Shape>::LEN;
-        self.layer().backward(
-            self.params(),
-            x,
-            &ws.output[..n_out],
-            &ws.cache[..batch * L::CACHE],
-            &mut ws.output_grad[..n_out],
-            dx,
-            &mut ws.grads,
-            &mut ws.scratch[..batch * L::SCRATCH],
-        );
-    }
-
-    /// As [`Model::backward`] with the parameters in `frozen` frozen: their gradients
-    /// are not computed (their entries in `ws.grads()` keep their values; whole frozen
-    /// layers skip their parameter-gradient products) and no layer below the last one
-    /// with a trainable parameter runs backward, unless `dx` is wanted.
-    pub fn backward_frozen(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>, frozen: Frozen<'_>) {
-        let batch = ws.batch;
-        let n_out = batch * <L::Output as Shape>::LEN;
-        self.layer().backward_frozen(
-            self.params(),
-            x,
-            &ws.output[..n_out],
-            &ws.cache[..batch * L::CACHE],
-            &mut ws.output_grad[..n_out],
-            dx,
-            &mut ws.grads,
-            &mut ws.scratch[..batch * L::SCRATCH],
-            frozen,
-        );
-    }
-
-    /// Batch inference: the outputs of the samples in `x`, which holds a whole number
-    /// of samples (`k * Input::LEN` values; any other length is an error rather than
-    /// a batch with its last values dropped).
-    ///
-    /// ```
-    /// # use nn_core::prelude::*;
-    /// # use nn_core::model::BatchLenError;
-    /// # network! { pub struct Net: [2] -> [1] { out: Dense { units: 1 } } }
-    /// let model = Model::<Net>::new(1);
-    /// assert_eq!(model.predict(&[0.5, 1.0, 2.0, 3.0]).unwrap().len(), 2);
-    /// assert_eq!(model.predict(&[0.5, 1.0, 2.0]), Err(BatchLenError { sample: 2, found: 3 }));
-    /// ```
-    pub fn predict(&self, x: &[f32]) -> Result<Vec<f32>, BatchLenError> {
-        let batch = BatchLenError::samples(<L::Input as Shape>::LEN, x.len())?;
-        let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
-        let mut scratch = vec![0.0; batch * L::SCRATCH];
-        self.forward_slices(x, &mut y, &mut scratch);
-        Ok(y)
     }
 }
 

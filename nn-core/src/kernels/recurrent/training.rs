@@ -1,0 +1,756 @@
+//! Training: the forward pass that keeps gates and states, with its projections as
+//! matrix products over the batch, and backpropagation through time.
+use super::cells::{blocks, blocks_mut, gru_unit, lstm_unit, rnn_unit};
+use super::inference::write_output;
+use super::layout::{batch_of, CellKind, Config, Layout, Merge, States, StatesMut, Weights};
+use crate::kernels::gemm::{gemm, MatRef};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::isa::isa;
+use crate::kernels::maths::tanh;
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+use crate::kernels::parallel::Output;
+
+/// Backward of [`merge_into`]: from `dy` (the merged width), writes the gradients of
+/// both directions into `d [2 H]`.
+#[inline]
+fn merge_backward(merge: Merge, dy: &[f32], hf: &[f32], hb: &[f32], d: &mut [f32]) {
+    let n = hf.len();
+    let (df, db) = d[..2 * n].split_at_mut(n);
+    match merge {
+        Merge::Concat => {
+            df.copy_from_slice(&dy[..n]);
+            db.copy_from_slice(&dy[n..2 * n]);
+        }
+        Merge::Sum => {
+            df.copy_from_slice(&dy[..n]);
+            db.copy_from_slice(&dy[..n]);
+        }
+        Merge::Mean => {
+            df.iter_mut().zip(&dy[..n]).for_each(|(d, &g)| *d = 0.5 * g);
+            db.iter_mut().zip(&dy[..n]).for_each(|(d, &g)| *d = 0.5 * g);
+        }
+        Merge::Multiply => {
+            for j in 0..n {
+                df[j] = dy[j] * hb[j];
+                db[j] = dy[j] * hf[j];
+            }
+        }
+    }
+}
+
+/// Adds `bias` to every row of `m` (rows of `bias.len()`).
+#[inline]
+fn add_bias_rows(m: &mut [f32], bias: &[f32]) {
+    for row in m.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
+}
+
+/// Adds the column sums of `m` (rows of `acc.len()`, row stride `stride`, `rows` rows)
+/// into `acc`.
+#[inline]
+fn add_column_sums(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    let n = acc.len();
+    for r in 0..rows {
+        acc.iter_mut().zip(&m[r * stride..r * stride + n]).for_each(|(a, v)| *a += v);
+    }
+}
+
+/// A `[rows, cols]` view of `data` with row stride `rs`.
+#[inline]
+fn strided(data: &[f32], rows: usize, cols: usize, rs: usize) -> MatRef<'_> {
+    MatRef { data, rows, cols, rs, cs: 1 }
+}
+
+/// The time loop of one layer and direction of [`forward_train`], for `batch`
+/// samples: `out`, `gates`, `extra`, `init` and `q` start at the first of them.
+#[allow(clippy::too_many_arguments)]
+fn forward_steps(
+    cfg: &Config,
+    w: &Weights<'_>,
+    d: usize,
+    batch: usize,
+    out: &mut [f32],
+    gates: &mut [f32],
+    extra: &mut [f32],
+    init: &[f32],
+    q: &mut [f32],
+    hp: &mut [f32],
+    cp: &mut [f32],
+) {
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let dh = cfg.directions * hd;
+    let one = Layout::of(cfg);
+    let lstm = cfg.cell == CellKind::Lstm;
+    for s in 0..t {
+        let ti = cfg.time(d, s);
+        let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+        // Q = H_prev W_hh^T + b_hh: [B, G H].
+        let h_prev = if s == 0 {
+            strided(init, batch, hd, one.init)
+        } else {
+            strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
+        };
+        gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
+        add_bias_rows(q, w.b_hh);
+        for b in 0..batch {
+            if s == 0 {
+                hp.copy_from_slice(&init[b * one.init..][..hd]);
+                cp.copy_from_slice(&init[b * one.init + hd..][..hd]);
+            } else {
+                hp.copy_from_slice(&out[b * one.out + tp * dh + d * hd..][..hd]);
+                if lstm {
+                    cp.copy_from_slice(&extra[(b * t + tp) * hd..][..hd]);
+                }
+            }
+            let g = &mut gates[(b * t + ti) * gh..][..gh];
+            let qb = &q[b * gh..(b + 1) * gh];
+            let h = &mut out[b * one.out + ti * dh + d * hd..][..hd];
+            let e: &mut [f32] =
+                if lstm || cfg.cell == CellKind::Gru { &mut extra[(b * t + ti) * hd..][..hd] } else { &mut [] };
+            train_cell(cfg.cell, g, qb, hp, cp, h, e);
+        }
+    }
+}
+
+/// The parts (threads) the time loops of a batch are split into: every part takes at
+/// least two samples (a one-row product would be a matrix-vector product, rounded
+/// differently), the work (`per_sample` multiply-adds of the recurrent products) must
+/// be worth it, and the scratch space must hold `room` pairs of state buffers.
+fn step_parts(batch: usize, per_sample: usize, room: usize) -> usize {
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    {
+        #[cfg(test)]
+        if tests::ONE_THREAD.load(core::sync::atomic::Ordering::Relaxed) {
+            return 1;
+        }
+        let mut parts = crate::kernels::gemm::threads().min(room);
+        if parts < 2 || batch * per_sample < PARALLEL_MIN_MACS || !isa().avx2() {
+            return 1;
+        }
+        while parts > 1 && (batch < 2 * parts || batch.saturating_sub((parts - 1) * batch.div_ceil(parts)) < 2) {
+            parts -= 1;
+        }
+        parts
+    }
+    #[cfg(not(all(feature = "threading", target_arch = "x86_64")))]
+    {
+        let _ = (batch, per_sample, room);
+        1
+    }
+}
+
+/// Batches whose recurrent products have at least this many multiply-adds run their
+/// time loops on several threads (the `threading` feature), by blocks of samples;
+/// every value is computed by the same operations as on one thread.
+pub const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// Training forward over a batch `x [B, T, F]`: writes `y` and keeps in `cache`
+/// (`B * cache_len` floats) what [`backward`] needs. `initial` and `final_state` as in
+/// [`forward`](super::forward); `scratch` holds `B * scratch_len` floats.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_train(
+    cfg: &Config,
+    params: &[f32],
+    x: &[f32],
+    initial: Option<States<'_>>,
+    y: &mut [f32],
+    cache: &mut [f32],
+    scratch: &mut [f32],
+    final_state: Option<StatesMut<'_>>,
+) {
+    let batch = batch_of(cfg, x, y);
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let (nl, nd) = (cfg.layers, cfg.directions);
+    let dh = nd * hd;
+    let one = Layout::of(cfg);
+    let lay = one.times(batch);
+    let lstm = cfg.cell == CellKind::Lstm;
+    let (q, states) = scratch.split_at_mut(batch * gh);
+    let parts = step_parts(batch, t * gh * hd, states.len() / (2 * hd));
+
+    for l in 0..nl {
+        let (below, here) = cache.split_at_mut(l * lay.layer);
+        let input: &[f32] = if l == 0 { x } else { &below[(l - 1) * lay.layer..][..lay.out] };
+        let iw = cfg.input_width(l);
+        let (out, dirs) = here[..lay.layer].split_at_mut(lay.out);
+        for d in 0..nd {
+            let w = cfg.weights(params, l, d);
+            let (gates, rest) = dirs[d * lay.dir..(d + 1) * lay.dir].split_at_mut(lay.gates);
+            let (extra, init) = rest.split_at_mut(lay.extra);
+            for b in 0..batch {
+                let si = (b * nl * nd + l * nd + d) * hd;
+                let (h0, c0) = init[b * one.init..(b + 1) * one.init].split_at_mut(hd);
+                match initial {
+                    Some(s) => {
+                        h0.copy_from_slice(&s.h[si..si + hd]);
+                        if lstm {
+                            c0.copy_from_slice(&s.c[si..si + hd]);
+                        } else {
+                            c0.fill(0.0);
+                        }
+                    }
+                    None => {
+                        h0.fill(0.0);
+                        c0.fill(0.0);
+                    }
+                }
+            }
+            // P = X W_ih^T + b_ih for every sample and step at once: [B T, G H].
+            gemm(1.0, MatRef::new(input, batch * t, iw), MatRef::new(w.ih, gh, iw).t(), 0.0, gates, gh);
+            add_bias_rows(gates, w.b_ih);
+            let init: &[f32] = init;
+            if parts < 2 {
+                let (hp, cp) = states[..2 * hd].split_at_mut(hd);
+                forward_steps(cfg, &w, d, batch, out, gates, extra, init, q, hp, cp);
+                continue;
+            }
+            #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+            {
+                // Samples are independent through time: each part runs every step for a
+                // block of them (its rows of every product, its own `h`, `c` buffers).
+                let step = batch.div_ceil(parts);
+                let ptr = |v: &mut [f32]| Output(v.as_mut_ptr());
+                let (out_at, gates_at, extra_at) = (ptr(out), ptr(gates), ptr(extra));
+                let (q_at, states_at) = (ptr(q), ptr(states));
+                let (gate_rows, extra_rows) = (t * gh, if extra.is_empty() { 0 } else { t * hd });
+                let run = |part: usize| {
+                    let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
+                    let n = b1 - b0;
+                    // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
+                    // `out`, `gates`, `extra` and `q`, and their own `2 H` floats of
+                    // `states` (`parts * 2 H <= states.len()`). Every block lies in its
+                    // slice: each holds `batch` samples (sliced to `Layout::times(batch)`,
+                    // whose products are checked) and `b1 <= batch`.
+                    unsafe {
+                        let slice =
+                            |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
+                        let (hp, cp) = slice(states_at, part * 2 * hd, 2 * hd).split_at_mut(hd);
+                        forward_steps(
+                            cfg,
+                            &w,
+                            d,
+                            n,
+                            slice(out_at, b0 * one.out, n * one.out),
+                            slice(gates_at, b0 * gate_rows, n * gate_rows),
+                            slice(extra_at, b0 * extra_rows, n * extra_rows),
+                            &init[b0 * one.init..b1 * one.init],
+                            slice(q_at, b0 * gh, n * gh),
+                            hp,
+                            cp,
+                        );
+                    }
+                };
+                crate::kernels::parallel::for_each_part(parts, &run);
+            }
+        }
+    }
+
+    let last = &cache[(nl - 1) * lay.layer..][..lay.out];
+    let ol = cfg.output_len();
+    for b in 0..batch {
+        write_output(cfg, &last[b * one.out..(b + 1) * one.out], &mut y[b * ol..(b + 1) * ol]);
+    }
+    if let Some(fs) = final_state {
+        for l in 0..nl {
+            let layer = &cache[l * lay.layer..(l + 1) * lay.layer];
+            for d in 0..nd {
+                let tl = cfg.time(d, t - 1);
+                let extra = &layer[lay.out + d * lay.dir + lay.gates..][..lay.extra];
+                for b in 0..batch {
+                    let si = (b * nl * nd + l * nd + d) * hd;
+                    fs.h[si..si + hd].copy_from_slice(&layer[b * one.out + tl * dh + d * hd..][..hd]);
+                    if lstm {
+                        fs.c[si..si + hd].copy_from_slice(&extra[(b * t + tl) * hd..][..hd]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One training step of one sample: `g` holds the input projections `p` on entry and
+/// the gate activations on exit; writes the new `h`, and into `e` the new cell state
+/// (LSTM) or `q_n` (GRU).
+#[inline]
+fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa().avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) };
+    }
+    train_cell_portable(cell, g, q, hp, cp, h, e)
+}
+
+/// [`train_cell`] compiled for eight lanes with `vfmadd` (the same operations: the same
+/// results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn train_cell_avx2(
+    cell: CellKind,
+    g: &mut [f32],
+    q: &[f32],
+    hp: &[f32],
+    cp: &[f32],
+    h: &mut [f32],
+    e: &mut [f32],
+) {
+    train_cell_portable(cell, g, q, hp, cp, h, e)
+}
+
+/// Units per block of the LSTM training cell: one AVX2 vector.
+const LANES: usize = 8;
+
+/// [`train_cell`] for the baseline instruction set.
+#[inline(always)]
+fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
+    let hd = h.len();
+    match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => {
+            let relu = cell == CellKind::RnnRelu;
+            let (g, q) = (&mut g[..hd], &q[..hd]);
+            for j in 0..hd {
+                let v = rnn_unit(relu, g[j], q[j]);
+                g[j] = v;
+                h[j] = v;
+            }
+        }
+        CellKind::Lstm => {
+            let [gi, gf, gg, go] = blocks_mut::<4>(g, hd);
+            let [qi, qf, qg, qo] = blocks::<4>(q, hd);
+            let (cp, e) = (&cp[..hd], &mut e[..hd]);
+            // Blocks of 8 units computed into local arrays, then stored: a loop of a
+            // known length over values that alias nothing, which the compiler turns
+            // into whole vectors.
+            let mut j0 = 0;
+            while j0 + LANES <= hd {
+                let r = j0..j0 + LANES;
+                let mut out = [[0.0f32; LANES]; 6];
+                {
+                    let (gi, gf, gg, go) = (&gi[r.clone()], &gf[r.clone()], &gg[r.clone()], &go[r.clone()]);
+                    let (qi, qf, qg, qo) = (&qi[r.clone()], &qf[r.clone()], &qg[r.clone()], &qo[r.clone()]);
+                    let cp = &cp[r.clone()];
+                    for k in 0..LANES {
+                        let u = lstm_unit([gi[k], gf[k], gg[k], go[k]], [qi[k], qf[k], qg[k], qo[k]], cp[k]);
+                        for (o, u) in out.iter_mut().zip(u) {
+                            o[k] = u;
+                        }
+                    }
+                }
+                gi[r.clone()].copy_from_slice(&out[0]);
+                gf[r.clone()].copy_from_slice(&out[1]);
+                gg[r.clone()].copy_from_slice(&out[2]);
+                go[r.clone()].copy_from_slice(&out[3]);
+                e[r.clone()].copy_from_slice(&out[4]);
+                h[r].copy_from_slice(&out[5]);
+                j0 += LANES;
+            }
+            for j in j0..hd {
+                let u = lstm_unit([gi[j], gf[j], gg[j], go[j]], [qi[j], qf[j], qg[j], qo[j]], cp[j]);
+                (gi[j], gf[j], gg[j], go[j]) = (u[0], u[1], u[2], u[3]);
+                e[j] = u[4];
+                h[j] = u[5];
+            }
+        }
+        CellKind::Gru => {
+            let [gr, gz, gn] = blocks_mut::<3>(g, hd);
+            let [qr, qz, qn] = blocks::<3>(q, hd);
+            let (hp, e) = (&hp[..hd], &mut e[..hd]);
+            for j in 0..hd {
+                let u = gru_unit([gr[j], gz[j], gn[j]], [qr[j], qz[j], qn[j]], hp[j]);
+                (gr[j], gz[j], gn[j]) = (u[0], u[1], u[2]);
+                e[j] = qn[j];
+                h[j] = u[3];
+            }
+        }
+    }
+}
+
+/// The backward of one LSTM step of one sample: from the gate activations `g` (`[4 H]`),
+/// the cell states `c` and `c_prev`, the gradient `dout + dh` of `h` and `dc` of `c`,
+/// writes the gradients of the gate pre-activations into `dg` and the gradient of
+/// `c_prev` into `dc`.
+#[inline]
+fn lstm_cell_backward(g: &[f32], c: &[f32], c_prev: &[f32], dout: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa().avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) };
+    }
+    lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] compiled for eight lanes with `vfmadd` (the same operations: the same
+/// results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lstm_cell_backward_avx2(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dg: &mut [f32],
+) {
+    lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] for the baseline instruction set.
+#[inline(always)]
+fn lstm_cell_backward_portable(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dhb: &[f32],
+    dcb: &mut [f32],
+    dg: &mut [f32],
+) {
+    let hd = dcb.len();
+    let (c, c_prev, dout, dhb) = (&c[..hd], &c_prev[..hd], &dout[..hd], &dhb[..hd]);
+    let [gi, gf, gg, go] = blocks::<4>(g, hd);
+    let [di, df, dgg, d_o] = blocks_mut::<4>(dg, hd);
+    for j in 0..hd {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let dh = dout[j] + dhb[j];
+        let tc = tanh(c[j]);
+        let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
+        di[j] = dcell * g * i * (1.0 - i);
+        df[j] = dcell * c_prev[j] * f * (1.0 - f);
+        dgg[j] = dcell * i * (1.0 - g * g);
+        d_o[j] = dh * tc * o * (1.0 - o);
+        dcb[j] = dcell * f;
+    }
+}
+
+/// The time loop of one layer and direction of [`backward`], for `batch` samples:
+/// every slice starts at the first of them.
+#[allow(clippy::too_many_arguments)]
+fn backward_steps(
+    cfg: &Config,
+    w: &Weights<'_>,
+    d: usize,
+    batch: usize,
+    gates: &[f32],
+    extra: &[f32],
+    init: &[f32],
+    out: &[f32],
+    cur: &[f32],
+    dp: &mut [f32],
+    dq: &mut [f32],
+    carry: &mut [f32],
+    dc: &mut [f32],
+) {
+    let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
+    let dh = cfg.directions * hd;
+    let one = Layout::of(cfg);
+    let gru = cfg.cell == CellKind::Gru;
+    carry.fill(0.0);
+    dc.fill(0.0);
+    for s in (0..t).rev() {
+        let ti = cfg.time(d, s);
+        let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
+        for b in 0..batch {
+            let g = &gates[(b * t + ti) * gh..][..gh];
+            let dg = &mut dp[(b * t + ti) * gh..][..gh];
+            let dhb = &mut carry[b * hd..][..hd];
+            let dcb = &mut dc[b * hd..][..hd];
+            let dout = &cur[b * one.out + ti * dh + d * hd..][..hd];
+            match cfg.cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    let relu = cfg.cell == CellKind::RnnRelu;
+                    for j in 0..hd {
+                        let dh = dout[j] + dhb[j];
+                        let v = g[j];
+                        dg[j] = if relu {
+                            if v > 0.0 {
+                                dh
+                            } else {
+                                0.0
+                            }
+                        } else {
+                            dh * (1.0 - v * v)
+                        };
+                    }
+                }
+                CellKind::Lstm => {
+                    let c = &extra[(b * t + ti) * hd..][..hd];
+                    let c_prev =
+                        if s == 0 { &init[b * one.init + hd..][..hd] } else { &extra[(b * t + tp) * hd..][..hd] };
+                    lstm_cell_backward(g, c, c_prev, dout, dhb, dcb, dg);
+                }
+                CellKind::Gru => {
+                    let qn = &extra[(b * t + ti) * hd..][..hd];
+                    let h_prev =
+                        if s == 0 { &init[b * one.init..][..hd] } else { &out[b * one.out + tp * dh + d * hd..][..hd] };
+                    let dqb = &mut dq[(b * t + ti) * gh..][..gh];
+                    let [gr, gz, gn] = blocks::<3>(g, hd);
+                    let [dgr, dgz, dgn] = blocks_mut::<3>(dg, hd);
+                    let [dqr, dqz, dqn] = blocks_mut::<3>(dqb, hd);
+                    for j in 0..hd {
+                        let (r, z, n) = (gr[j], gz[j], gn[j]);
+                        let dh = dout[j] + dhb[j];
+                        let dan = dh * (1.0 - z) * (1.0 - n * n);
+                        let dar = dan * qn[j] * r * (1.0 - r);
+                        let daz = dh * (h_prev[j] - n) * z * (1.0 - z);
+                        (dgr[j], dgz[j], dgn[j]) = (dar, daz, dan);
+                        (dqr[j], dqz[j], dqn[j]) = (dar, daz, dan * r);
+                        // The direct path h_prev -> h; the matmul path is added below.
+                        dhb[j] = dh * z;
+                    }
+                }
+            }
+        }
+        // The gradient of the recurrent projection at this step, [B, G H]
+        // (for LSTM and RNN the same as that of the input projection).
+        let dq_step = strided(if gru { &dq[ti * gh..] } else { &dp[ti * gh..] }, batch, gh, t * gh);
+        let cut = cfg.truncate > 0 && s > 0 && s % cfg.truncate == 0;
+        if cut {
+            carry.fill(0.0);
+            dc.fill(0.0);
+        } else {
+            // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
+            let beta = if gru { 1.0 } else { 0.0 };
+            gemm(1.0, dq_step, MatRef::new(w.hh, gh, hd), beta, carry, hd);
+        }
+    }
+}
+
+/// Backpropagation through time for the last [`forward_train`] over `x`: from `dy`
+/// (the gradient of the output), adds the parameter gradients into `grads`, writes
+/// `dL/dx` into `dx` when given and `dL/dh_0`, `dL/dc_0` into `d_initial` when given.
+/// `scratch` holds `B * scratch_len` floats.
+///
+/// Truncation (`cfg.truncate = k > 0`): each direction's sequence is cut, in its
+/// processing order, into chunks of `k` steps, and no gradient flows through the
+/// recurrent state from one chunk into the previous one, exactly as if the state were
+/// detached (`h.detach()` in PyTorch) every `k` steps. The weights still receive the
+/// gradient of every step; the initial state receives gradient from the first chunk
+/// only.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    cfg: &Config,
+    params: &[f32],
+    x: &[f32],
+    cache: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    grads: &mut [f32],
+    scratch: &mut [f32],
+    mut d_initial: Option<StatesMut<'_>>,
+) {
+    let (t, f, hd, gh) = (cfg.steps, cfg.features, cfg.hidden, cfg.gate_width());
+    let Some(per) = t.checked_mul(f).filter(|&per| per > 0) else {
+        panic!("recurrent {cfg:?}: a sample is empty or has more floats than a usize counts");
+    };
+    let batch = x.len() / per;
+    let (nl, nd) = (cfg.layers, cfg.directions);
+    let dh = nd * hd;
+    let one = Layout::of(cfg);
+    let lay = one.times(batch);
+    let lstm = cfg.cell == CellKind::Lstm;
+    let gru = cfg.cell == CellKind::Gru;
+
+    let (dp, rest) = scratch.split_at_mut(batch * t * gh);
+    let (dq, rest) = rest.split_at_mut(batch * t * gh);
+    let (seq_a, rest) = rest.split_at_mut(batch * t * dh);
+    let (seq_b, rest) = rest.split_at_mut(batch * t * dh);
+    let (h_prev_all, rest) = rest.split_at_mut(batch * t * hd);
+    let (carry, rest) = rest.split_at_mut(batch * hd);
+    let dc = &mut rest[..batch * hd];
+
+    // The gradient of the last layer's output sequence, from dy.
+    {
+        let last = &cache[(nl - 1) * lay.layer..][..lay.out];
+        let ow = cfg.output_width();
+        if !cfg.return_sequences {
+            seq_a.fill(0.0);
+        }
+        for b in 0..batch {
+            let hs = &last[b * one.out..(b + 1) * one.out];
+            let ds = &mut seq_a[b * one.out..(b + 1) * one.out];
+            if cfg.return_sequences {
+                let dyb = &dy[b * t * ow..(b + 1) * t * ow];
+                for ti in 0..t {
+                    let row = &hs[ti * dh..(ti + 1) * dh];
+                    let g = &dyb[ti * ow..(ti + 1) * ow];
+                    if nd == 1 {
+                        ds[ti * dh..(ti + 1) * dh].copy_from_slice(g);
+                    } else {
+                        merge_backward(cfg.merge, g, &row[..hd], &row[hd..], &mut ds[ti * dh..(ti + 1) * dh]);
+                    }
+                }
+            } else {
+                let g = &dy[b * ow..(b + 1) * ow];
+                if nd == 1 {
+                    ds[(t - 1) * dh..][..hd].copy_from_slice(g);
+                } else {
+                    // Forward direction's final state is at t - 1, backward's at 0.
+                    let (hf, hb) = (&hs[(t - 1) * dh..][..hd], &hs[hd..2 * hd]);
+                    for j in 0..hd {
+                        let (gf, gb) = match cfg.merge {
+                            Merge::Concat => (g[j], g[hd + j]),
+                            Merge::Sum => (g[j], g[j]),
+                            Merge::Mean => (0.5 * g[j], 0.5 * g[j]),
+                            Merge::Multiply => (g[j] * hb[j], g[j] * hf[j]),
+                        };
+                        ds[(t - 1) * dh + j] = gf;
+                        ds[hd + j] = gb;
+                    }
+                }
+            }
+        }
+    }
+
+    let mut dx = dx;
+    for l in (0..nl).rev() {
+        let (cur, below): (&mut [f32], &mut [f32]) =
+            if (nl - 1 - l) % 2 == 0 { (&mut *seq_a, &mut *seq_b) } else { (&mut *seq_b, &mut *seq_a) };
+        let layer = &cache[l * lay.layer..(l + 1) * lay.layer];
+        let input: &[f32] = if l == 0 { x } else { &cache[(l - 1) * lay.layer..][..lay.out] };
+        let iw = cfg.input_width(l);
+        let out = &layer[..lay.out];
+        for d in 0..nd {
+            let w = cfg.weights(params, l, d);
+            let go = cfg.param_offset(l, d);
+            let (gw_ih, rest) = grads[go..go + cfg.direction_params(l)].split_at_mut(gh * iw);
+            let (gw_hh, rest) = rest.split_at_mut(gh * hd);
+            let (gb_ih, gb_hh) = rest.split_at_mut(gh);
+            let dir = &layer[lay.out + d * lay.dir..][..lay.dir];
+            let (gates, rest) = dir.split_at(lay.gates);
+            let (extra, init) = rest.split_at(lay.extra);
+            let parts = step_parts(batch, t * gh * hd, usize::MAX);
+            if parts < 2 {
+                backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc);
+            }
+            #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+            if parts > 1 {
+                // Samples are independent through time: each part runs every step for a
+                // block of them (its rows of every product).
+                let step = batch.div_ceil(parts);
+                let ptr = |v: &mut [f32]| Output(v.as_mut_ptr());
+                let (dp_at, dq_at, carry_at, dc_at) = (ptr(dp), ptr(dq), ptr(carry), ptr(dc));
+                let (gate_rows, extra_rows) = (t * gh, if extra.is_empty() { 0 } else { t * hd });
+                let cur: &[f32] = cur;
+                let run = |part: usize| {
+                    let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
+                    let n = b1 - b0;
+                    // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
+                    // `dp`, `dq`, `carry` and `dc`, each sliced from `scratch` to hold
+                    // `batch` samples (products bounded by `Layout::times(batch)`, checked),
+                    // and `b1 <= batch`.
+                    unsafe {
+                        let slice =
+                            |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
+                        backward_steps(
+                            cfg,
+                            &w,
+                            d,
+                            n,
+                            &gates[b0 * gate_rows..b1 * gate_rows],
+                            &extra[b0 * extra_rows..b1 * extra_rows],
+                            &init[b0 * one.init..b1 * one.init],
+                            &out[b0 * one.out..b1 * one.out],
+                            &cur[b0 * one.out..b1 * one.out],
+                            slice(dp_at, b0 * gate_rows, n * gate_rows),
+                            slice(dq_at, b0 * gate_rows, n * gate_rows),
+                            slice(carry_at, b0 * hd, n * hd),
+                            slice(dc_at, b0 * hd, n * hd),
+                        );
+                    }
+                };
+                crate::kernels::parallel::for_each_part(parts, &run);
+            }
+            // The hidden state entering every step, [B T, H], for one product over all steps:
+            // dW_hh += dQ^T H_prev; db_hh += sum dQ.
+            for b in 0..batch {
+                for s in 0..t {
+                    let ti = cfg.time(d, s);
+                    let src = if s == 0 {
+                        &init[b * one.init..][..hd]
+                    } else {
+                        &out[b * one.out + cfg.time(d, s - 1) * dh + d * hd..][..hd]
+                    };
+                    h_prev_all[(b * t + ti) * hd..][..hd].copy_from_slice(src);
+                }
+            }
+            let dq_all: &[f32] = if gru { dq } else { dp };
+            gemm(1.0, MatRef::new(dq_all, batch * t, gh).t(), MatRef::new(h_prev_all, batch * t, hd), 1.0, gw_hh, hd);
+            add_column_sums(gb_hh, dq_all, batch * t, gh);
+            if let Some(di) = d_initial.as_mut() {
+                for b in 0..batch {
+                    let si = (b * nl * nd + l * nd + d) * hd;
+                    di.h[si..si + hd].copy_from_slice(&carry[b * hd..(b + 1) * hd]);
+                    if lstm {
+                        di.c[si..si + hd].copy_from_slice(&dc[b * hd..(b + 1) * hd]);
+                    }
+                }
+            }
+            // dW_ih += dP^T X; db_ih += sum dP; dX (+)= dP W_ih.
+            let dpm = MatRef::new(dp, batch * t, gh);
+            gemm(1.0, dpm.t(), MatRef::new(input, batch * t, iw), 1.0, gw_ih, iw);
+            add_column_sums(gb_ih, dp, batch * t, gh);
+            let beta = if d == 0 { 0.0 } else { 1.0 };
+            if l > 0 {
+                gemm(1.0, dpm, MatRef::new(w.ih, gh, iw), beta, below, iw);
+            } else if let Some(dx) = dx.as_deref_mut() {
+                gemm(1.0, dpm, MatRef::new(w.ih, gh, iw), beta, dx, iw);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "threading", target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Makes [`step_parts`] choose one thread (for the comparison below).
+    pub(super) static ONE_THREAD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+    /// The time loops split between threads give the one-thread results bit for bit,
+    /// forward and backward.
+    #[test]
+    fn threads_give_the_same_bits() {
+        if crate::kernels::gemm::threads() < 2 || !isa().avx2() {
+            eprintln!("one thread (or no AVX2): nothing to compare");
+            return;
+        }
+        for (cell, directions) in [(CellKind::Lstm, 1), (CellKind::Gru, 2), (CellKind::RnnTanh, 1)] {
+            let cfg = Config {
+                cell,
+                steps: 64,
+                features: 5,
+                hidden: 64,
+                layers: 2,
+                directions,
+                merge: Merge::Concat,
+                return_sequences: true,
+                truncate: 0,
+            };
+            let batch = 10;
+            assert!(step_parts(batch, cfg.steps * cfg.gate_width() * cfg.hidden, usize::MAX) > 1);
+            let value = |i: usize, s: usize| ((i * s + 3) % 29) as f32 * 0.04 - 0.55;
+            let params: Vec<f32> = (0..cfg.params()).map(|i| value(i, 13) * 0.3).collect();
+            let x: Vec<f32> = (0..batch * cfg.steps * cfg.features).map(|i| value(i, 7)).collect();
+            let out = cfg.output_len();
+            let run = |one_thread: bool| {
+                ONE_THREAD.store(one_thread, core::sync::atomic::Ordering::Relaxed);
+                let n = batch;
+                let (mut y, mut cache) = (vec![0.0; n * out], vec![0.0; n * cfg.cache_len()]);
+                let mut scratch = vec![0.0; n * cfg.scratch_len()];
+                forward_train(&cfg, &params, &x, None, &mut y, &mut cache, &mut scratch, None);
+                let dy: Vec<f32> = (0..y.len()).map(|i| value(i, 3)).collect();
+                let (mut dx, mut grads) = (vec![0.0; x.len()], vec![0.0; params.len()]);
+                backward(&cfg, &params, &x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch, None);
+                ONE_THREAD.store(false, core::sync::atomic::Ordering::Relaxed);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&y), bits(&dx), bits(&grads))
+            };
+            let (split, one) = (run(false), run(true));
+            assert_eq!(split.0, one.0, "{cell:?}: output");
+            assert_eq!(split.1, one.1, "{cell:?}: input gradient");
+            assert_eq!(split.2, one.2, "{cell:?}: parameter gradients");
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Networks imported from ONNX against onnxruntime.
+//!
+//! `tools/onnx/generate.py` exported small PyTorch models with `torch.onnx.export`
+//! (`tests/import/models/NAME.onnx`) and recorded onnxruntime's outputs on seeded
+//! inputs (`NAME.safetensors`). `nn-import` turned each model into `network!` source
+//! and weights (`tests/import/generated/NAME.rs` and `.safetensors`; the test
+//! `nn-import/tests/regenerate.rs` checks that importing again gives exactly these
+//! files). Here the generated networks compile, load their weights and must give
+//! onnxruntime's outputs within `1e-5 |e| + 1e-6`.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nn_core::io::{load_safetensors, LoadOptions};
+use nn_core::prelude::*;
+use safetensors::SafeTensors;
+
+#[path = "../import/generated/autoencoder.rs"]
+mod autoencoder;
+#[path = "../import/generated/bigru.rs"]
+mod bigru;
+#[path = "../import/generated/cnn1d.rs"]
+mod cnn1d;
+#[path = "../import/generated/cnn_bn.rs"]
+mod cnn_bn;
+#[path = "../import/generated/decoder.rs"]
+mod decoder;
+#[path = "../import/generated/lstm.rs"]
+mod lstm;
+#[path = "../import/generated/mlp.rs"]
+mod mlp;
+#[path = "../import/generated/residual.rs"]
+mod residual;
+#[path = "../import/generated/tokens.rs"]
+mod tokens;
+
+fn import_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import")
+}
+
+/// The f32 tensors of a safetensors file: shape and values by name.
+fn read(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (name, (view.shape().to_vec(), values))
+        })
+        .collect()
+}
+
+/// The imported model `name` with its generated weights, checked against
+/// onnxruntime's outputs; returns the model and the fixture's inputs.
+fn imported<L: Layer + Default>(name: &str) -> (Model<L>, Vec<f32>) {
+    let mut model = Model::<L>::zeros();
+    let weights = import_dir().join("generated").join(format!("{name}.safetensors"));
+    let report = load_safetensors(&mut model, &weights, &LoadOptions::default()).unwrap();
+    assert!(!report.loaded.is_empty());
+    let fixture = read(&import_dir().join("models").join(format!("{name}.safetensors")));
+    let (input_shape, inputs) = &fixture["inputs"];
+    let (output_shape, expected) = &fixture["outputs"];
+    assert_eq!(input_shape[1..].iter().product::<usize>(), <L::Input as Shape>::LEN);
+    assert_eq!(output_shape[1..].iter().product::<usize>(), <L::Output as Shape>::LEN);
+    let actual = model.predict(inputs).unwrap();
+    assert_eq!(actual.len(), expected.len());
+    let mut worst = 0.0f32;
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let bar = 1e-5 * e.abs() + 1e-6;
+        assert!((a - e).abs() <= bar, "{name}: output {i} is {a}, onnxruntime gives {e}");
+        worst = worst.max((a - e).abs());
+    }
+    eprintln!("{name}: {} outputs, largest difference {worst:e}", actual.len());
+    (model, inputs.clone())
+}
+
+#[test]
+fn mlp_matches_onnxruntime() {
+    imported::<mlp::Mlp>("mlp");
+}
+
+#[test]
+fn cnn_with_batch_norm_matches_onnxruntime() {
+    imported::<cnn_bn::CnnBn>("cnn_bn");
+}
+
+#[test]
+fn cnn1d_matches_onnxruntime() {
+    imported::<cnn1d::Cnn1d>("cnn1d");
+}
+
+#[test]
+fn lstm_matches_onnxruntime() {
+    imported::<lstm::LstmNet>("lstm");
+}
+
+#[test]
+fn bidirectional_gru_matches_onnxruntime() {
+    imported::<bigru::BiGru>("bigru");
+}
+
+#[test]
+fn residual_network_matches_onnxruntime() {
+    imported::<residual::Residual>("residual");
+}
+
+#[test]
+fn autoencoder_matches_onnxruntime() {
+    imported::<autoencoder::Autoencoder>("autoencoder");
+}
+
+#[test]
+fn embedding_layer_norm_and_gru_match_onnxruntime() {
+    imported::<tokens::TokenGru>("tokens");
+}
+
+#[test]
+fn transposed_convolution_decoder_matches_onnxruntime() {
+    imported::<decoder::Decoder>("decoder");
+}
+
+/// The imported autoencoder trains on: a few epochs of `Fit` towards its own inputs
+/// lower the reconstruction loss.
+#[test]
+fn imported_autoencoder_trains_further_with_fit() {
+    let (mut model, inputs) = imported::<autoencoder::Autoencoder>("autoencoder");
+    // Targets in (0, 1), the range of the decoder's sigmoid.
+    let targets: Vec<f32> = inputs.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+    let samples = inputs.len() / 20;
+    let data = Dataset::new(inputs, 20, targets, 20).unwrap();
+    let mut fit = Fit::new(Adam::new(1e-2), MeanSquaredError).epochs(30).batch_size(samples).seed(22);
+    let history = fit.run(&mut model, &data, None).unwrap();
+    let (first, last) = (history.epochs[0].loss, history.epochs.last().unwrap().loss);
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+}
