@@ -45,7 +45,7 @@ fn dense<'a, L: Network>(
 }
 
 /// The accuracy on `test` of an int8 network and of the f32 model it came from.
-fn accuracies<L: Network>(
+pub fn accuracies<L: Network>(
     network: &QuantizedSequential,
     model: &Model<L>,
     test: &Dataset,
@@ -61,21 +61,43 @@ fn accuracies<L: Network>(
     Ok((int8 as f32 / test.len() as f32, f32_correct as f32 / test.len() as f32))
 }
 
-fn write(network: &QuantizedSequential, path: &Path, what: &str) -> std::io::Result<()> {
+/// The text of `no-std-check/weights/digits_{mlp,cnn}_int8.rs` for `network`.
+pub fn source(network: &QuantizedSequential, what: &str) -> String {
     let header = format!(
         "{what}, int8: weights per output channel,\n\
          activations calibrated on the first {CALIBRATION_SAMPLES} training images.\n\
          Written by `cargo run --release --example firmware_int8`; do not edit."
     );
-    std::fs::write(path, network.rust_source(&header))
+    network.rust_source(&header)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// What the generated files say they hold.
+pub const MLP_WHAT: &str = "The digits MLP of `no-std-check/src/nets.rs`";
+/// What the generated files say they hold.
+pub const CNN_WHAT: &str = "The digits CNN of `no-std-check/src/nets.rs`";
+
+/// The two f32 models, loaded from `no-std-check/weights/`, and their int8
+/// quantizations; the test set.
+pub struct Quantized {
+    /// The f32 MLP.
+    pub mlp: Model<DigitsMlp>,
+    /// The f32 CNN.
+    pub cnn: Model<DigitsCnn>,
+    /// The int8 MLP.
+    pub mlp_int8: QuantizedSequential,
+    /// The int8 CNN.
+    pub cnn_int8: QuantizedSequential,
+    /// The test images.
+    pub test: Dataset,
+}
+
+/// Loads both f32 models and quantizes them.
+pub fn quantize() -> Result<Quantized, Box<dyn std::error::Error>> {
     let mut digits = data::digits(data_file("digits.csv.gz"))?;
     digits.scale_inputs(1.0 / 16.0);
     let (train, test) = digits.split(0.2, SEED);
     let calibration = &train.inputs()[..CALIBRATION_SAMPLES * train.input_len()];
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("no-std-check/weights");
+    let root = weights_dir();
     let options = QuantizeOptions::default();
 
     let mut mlp = Model::<DigitsMlp>::zeros();
@@ -85,7 +107,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         FloatLayer::Dense(dense(&mlp, "logits", FusedActivation::None)?),
     ];
     let mlp_int8 = quantize_sequential(&layers, calibration, &options)?;
-    write(&mlp_int8, &root.join("digits_mlp_int8.rs"), "The digits MLP of `no-std-check/src/nets.rs`")?;
 
     let mut cnn = Model::<DigitsCnn>::zeros();
     load_safetensors(&mut cnn, root.join("digits_cnn.safetensors"), &LoadOptions::default())?;
@@ -127,7 +148,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         FloatLayer::Dense(dense(&cnn, "logits", FusedActivation::None)?),
     ];
     let cnn_int8 = quantize_sequential(&layers, calibration, &options)?;
-    write(&cnn_int8, &root.join("digits_cnn_int8.rs"), "The digits CNN of `no-std-check/src/nets.rs`")?;
+    Ok(Quantized { mlp, cnn, mlp_int8, cnn_int8, test })
+}
+
+/// Where the generated modules go.
+pub fn weights_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("no-std-check/weights")
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Quantized { mlp, cnn, mlp_int8, cnn_int8, test } = quantize()?;
+    std::fs::write(weights_dir().join("digits_mlp_int8.rs"), source(&mlp_int8, MLP_WHAT))?;
+    std::fs::write(weights_dir().join("digits_cnn_int8.rs"), source(&cnn_int8, CNN_WHAT))?;
 
     let (mlp_int8_accuracy, mlp_f32_accuracy) = accuracies(&mlp_int8, &mlp, &test)?;
     let (cnn_int8_accuracy, cnn_f32_accuracy) = accuracies(&cnn_int8, &cnn, &test)?;

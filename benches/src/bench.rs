@@ -451,9 +451,15 @@ fn json(options: &Options, report: &Report) -> String {
         })
         .collect();
     let allocations: Vec<String> = report.allocations.iter().map(|(n, a)| format!("\"{n}\":{}", num(*a))).collect();
+    let isa = nn_core::kernels::isa::isa();
+    let kernels: Vec<String> =
+        nn_core::kernels::isa::kernels(isa).iter().map(|(k, i)| format!("\"{k}\":\"{i}\"")).collect();
     format!(
-        "{{\"implementation\":\"nn\",\"threads\":{},\"seconds\":{{{}}},\"allocations_per_step\":{{{}}}}}",
+        "{{\"implementation\":\"nn\",\"threads\":{},\"isa\":\"{}\",\"kernels\":{{{}}},\"seconds\":{{{}}},\
+         \"allocations_per_step\":{{{}}}}}",
         options.threads,
+        isa.name(),
+        kernels.join(","),
         cases.join(","),
         allocations.join(",")
     )
@@ -569,6 +575,13 @@ fn gemm_sweep(options: &Options) {
     }
 }
 
+/// The instruction set in use (`NN_ISA` may lower it) and each kernel family's.
+fn kernels_line() -> String {
+    use nn_core::kernels::isa::{detected, isa, kernels};
+    let each: Vec<String> = kernels(isa()).iter().map(|(k, i)| format!("{k} {i}")).collect();
+    format!("instruction set: {} (CPU: {}); kernels: {}", isa(), detected(), each.join(", "))
+}
+
 fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
@@ -581,6 +594,7 @@ fn main() -> ExitCode {
         }
     };
     if options.gemm_sweep {
+        println!("{}", kernels_line());
         gemm_sweep(&options);
         return ExitCode::SUCCESS;
     }
@@ -605,6 +619,7 @@ fn main() -> ExitCode {
             "nn-bench, {} thread(s), {:?} clock, best and median of samples over {:?} per case",
             bench.options.threads, bench.options.clock, bench.options.budget
         );
+        eprintln!("{}", kernels_line());
     }
     run(&mut bench);
     if bench.options.json {

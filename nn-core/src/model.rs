@@ -343,6 +343,40 @@ impl<L: MultiIo, P: AsRef<[f32]>> Model<L, P> {
         self.forward_slices(&x, &mut y, &mut scratch);
         Ok(<L::Outputs as ShapeTuple>::vecs(crate::multi::split(&y, <L::Outputs as ShapeTuple>::LENS)))
     }
+
+    /// Inference of one sample of a network with several inputs or outputs: one
+    /// tensor per input, one per output, each of its declared shape.
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// network! {
+    ///     pub struct Sum: ([2], [2]) -> ([2], [1]) graph {
+    ///         input a, b;
+    ///         s = add(a, b);
+    ///         d = head(s): Dense { units: 1 };
+    ///         output s, d;
+    ///     }
+    /// }
+    /// let model = Model::<Sum>::new(1);
+    /// let (s, d): (Tensor<Shape1<2>>, Tensor<Shape1<1>>) =
+    ///     model.predict_one_multi((&Tensor::from([1.0, 2.0]), &Tensor::from([10.0, 20.0])));
+    /// assert_eq!((s, d.len()), (Tensor::from([11.0, 22.0]), 1));
+    /// ```
+    pub fn predict_one_multi(
+        &self,
+        inputs: <L::Inputs as ShapeTuple>::TensorRefs<'_>,
+    ) -> <L::Outputs as ShapeTuple>::Tensors {
+        let mut parts: [&[f32]; MAX_PARTS] = [&[]; MAX_PARTS];
+        let in_lens = <L::Inputs as ShapeTuple>::LENS;
+        let parts = &mut parts[..in_lens.len()];
+        <L::Inputs as ShapeTuple>::tensor_slices(inputs, parts);
+        let mut x = vec![0.0; <L::Inputs as ShapeTuple>::LEN];
+        interleave(parts, in_lens, &mut x);
+        let mut y = vec![0.0; <L::Output as Shape>::LEN];
+        let mut scratch = vec![0.0; L::SCRATCH];
+        self.forward_slices(&x, &mut y, &mut scratch);
+        <L::Outputs as ShapeTuple>::tensors(&y)
+    }
 }
 
 impl<L: MultiIo, P> Model<L, P> {

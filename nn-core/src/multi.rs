@@ -47,7 +47,7 @@ use core::marker::PhantomData;
 use crate::layer::Layer;
 use crate::loss::{Loss, TargetError};
 use crate::model::BatchLenError;
-use crate::shape::Shape;
+use crate::shape::{Shape, Tensor};
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
@@ -92,6 +92,16 @@ pub trait ShapeTuple: 'static {
     /// One batch of each, owned: `(Vec<f32>, Vec<f32>)`.
     #[cfg(feature = "alloc")]
     type Vecs;
+    /// One sample of each: `(Tensor<A>, Tensor<B>)`.
+    type Tensors;
+    /// One sample of each, borrowed: `(&Tensor<A>, &Tensor<B>)`.
+    type TensorRefs<'a>;
+
+    /// The values of one sample of each, in order.
+    fn tensor_slices<'a>(samples: Self::TensorRefs<'a>, out: &mut [&'a [f32]]);
+
+    /// The samples of the concatenation `values` (`LEN` floats), one per shape.
+    fn tensors(values: &[f32]) -> Self::Tensors;
 
     /// The slices of `batches`, in order.
     fn slices<'a>(batches: Self::Slices<'a>, out: &mut [&'a [f32]]);
@@ -109,6 +119,23 @@ macro_rules! shape_tuple {
             type Slices<'a> = ($(shape_tuple!(@slice $t 'a),)+);
             #[cfg(feature = "alloc")]
             type Vecs = ($(shape_tuple!(@vec $t),)+);
+            type Tensors = ($(Tensor<$t>,)+);
+            type TensorRefs<'a> = ($(&'a Tensor<$t>,)+);
+
+            fn tensor_slices<'a>(samples: Self::TensorRefs<'a>, out: &mut [&'a [f32]]) {
+                $(out[$i] = samples.$i.as_slice();)+
+            }
+
+            fn tensors(values: &[f32]) -> Self::Tensors {
+                let mut at = 0;
+                ($({
+                    let mut t = Tensor::<$t>::zeros();
+                    t.as_mut_slice().copy_from_slice(&values[at..at + <$t as Shape>::LEN]);
+                    at += <$t as Shape>::LEN;
+                    let _ = at;
+                    t
+                },)+)
+            }
 
             fn slices<'a>(batches: Self::Slices<'a>, out: &mut [&'a [f32]]) {
                 $(out[$i] = batches.$i;)+
@@ -260,13 +287,6 @@ impl<L, T> Losses<L, T> {
         Losses { losses, weights: [1.0; MAX_PARTS], _network: PhantomData }
     }
 
-    /// The weight of each output's loss, in declared order.
-    pub fn weights<const N: usize>(mut self, weights: [f32; N]) -> Self {
-        const { assert!(N <= MAX_PARTS, "more loss weights than a network has outputs") };
-        self.weights[..N].copy_from_slice(&weights);
-        self
-    }
-
     /// The losses.
     pub fn losses(&self) -> &T {
         &self.losses
@@ -315,6 +335,14 @@ loss_tuple!(5; A 0, B 1, C 2, D 3, E 4);
 loss_tuple!(6; A 0, B 1, C 2, D 3, E 4, F 5);
 
 impl<L: MultiIo, T: LossTuple> Losses<L, T> {
+    /// The weight of each output's loss, in declared order: one per output (another
+    /// count is a compile error).
+    pub fn weights<const N: usize>(mut self, weights: [f32; N]) -> Self {
+        const { assert!(N == T::COUNT && N <= MAX_PARTS, "`Losses::weights` needs one weight per output") };
+        self.weights[..N].copy_from_slice(&weights);
+        self
+    }
+
     #[cfg(feature = "alloc")]
     const CHECK: () = assert!(
         T::COUNT == <L::Outputs as ShapeTuple>::LENS.len(),
@@ -327,7 +355,7 @@ impl<L: MultiIo, T: LossTuple> Losses<L, T> {
     /// [`Model::evaluate`].
     #[cfg(feature = "alloc")]
     pub fn metric<const K: usize>(&self, metric: &'static crate::train::Metric) -> crate::train::Metric {
-        const { assert!(K < MAX_PARTS, "no such output") };
+        const { assert!(K < <L::Outputs as ShapeTuple>::LENS.len(), "the network has no such output") };
         let (pred, target) = self.ranges(K);
         let name = L::OUTPUT_METRIC_NAMES.get(K).and_then(|names| names.get(metric.index())).copied();
         crate::train::Metric::Output(crate::train::OutputMetric {
@@ -339,14 +367,16 @@ impl<L: MultiIo, T: LossTuple> Losses<L, T> {
     }
 
     /// Output `k`'s floats per sample and target floats per sample.
+    #[cfg(feature = "alloc")]
     fn lens(&self, k: usize) -> (usize, usize) {
         let out = <L::Outputs as ShapeTuple>::LENS[k];
         (out, self.losses.target_len(k, out))
     }
 
     /// Output `k`'s range within an output sample and its target range within a
-    /// target sample.
-    pub fn ranges(&self, k: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+    /// target sample (`k` below the number of outputs).
+    #[cfg(feature = "alloc")]
+    fn ranges(&self, k: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
         let (mut out, mut target) = (0, 0);
         for j in 0..k {
             let (o, t) = self.lens(j);
@@ -368,6 +398,7 @@ impl<L: MultiIo, T: LossTuple> Loss for Losses<L, T> {
     }
 
     fn check_target(&self, target: &[f32], _output_len: usize) -> Result<(), TargetError> {
+        let () = Self::CHECK;
         for k in 0..T::COUNT {
             let (out, t) = self.ranges(k);
             self.losses.check_target(k, &target[t], out.len())?;

@@ -66,6 +66,7 @@ pub(crate) const OPERATORS: &[&str] = &[
     "Add",
     "Mul",
     "Conv",
+    "ConvTranspose",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
@@ -151,7 +152,7 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
         let reads_poison = node.inputs.iter().any(|i| c.poisoned.contains(i));
         let failed = if reads_poison && OPERATORS.contains(&node.op.as_str()) {
             true
-        } else if let Err(reason) = c.node(index, node) {
+        } else if let Err(reason) = c.node(node) {
             c.unsupported.push(Unsupported {
                 op: node.op.clone(),
                 node: node.name.clone(),
@@ -192,7 +193,7 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
             }])
         }
     };
-    let output = match c.sample_value(&out, "output") {
+    let output = match c.sample_value(&out) {
         Ok(v) => v,
         Err(reason) => {
             return Err(vec![Unsupported {
@@ -301,7 +302,7 @@ impl Converter<'_> {
 
     /// The network value holding `t` as a sample of its ONNX shape, adding a
     /// `Reshape` (or `Flatten`) when the stored shape differs.
-    fn sample_value(&mut self, t: &Tracked, hint: &str) -> Result<String, Reason> {
+    fn sample_value(&mut self, t: &Tracked) -> Result<String, Reason> {
         if !t.layout.in_order() {
             return Err(format!(
                 "its input {:?} has sample axes reordered by a `Transpose` (order {:?}); the library has no layer \
@@ -322,7 +323,6 @@ impl Converter<'_> {
         } else {
             ("reshape", format!("Reshape {{ shape: {} }}", dims(&want)))
         };
-        let _ = hint;
         let layer = self.names.layer(base, base);
         let out = self.names.value(&layer, base);
         self.stmts.push(Stmt {
@@ -340,7 +340,6 @@ impl Converter<'_> {
     /// Adds a layer statement reading `inputs`, and tracks `onnx_out` as its result.
     fn layer(
         &mut self,
-        node: &Node,
         layer: String,
         kind: String,
         input: String,
@@ -348,7 +347,6 @@ impl Converter<'_> {
         layout: Layout,
         onnx_out: &str,
     ) {
-        let _ = node;
         let out = self.names.value(&layer, "value");
         self.stmts.push(Stmt {
             out: out.clone(),
@@ -386,7 +384,7 @@ impl Converter<'_> {
         Ok(())
     }
 
-    fn node(&mut self, index: usize, node: &Node) -> Result<(), Reason> {
+    fn node(&mut self, node: &Node) -> Result<(), Reason> {
         if !node.domain.is_empty() && node.domain != "ai.onnx" {
             return Err(format!("an operator of the domain `{}`, which the library does not implement", node.domain));
         }
@@ -398,9 +396,10 @@ impl Converter<'_> {
                 }
                 self.alias(node, t)
             }
-            "Gemm" => self.gemm(index, node),
-            "MatMul" => self.matmul(index, node),
+            "Gemm" => self.gemm(node),
+            "MatMul" => self.matmul(node),
             "Conv" => self.conv(node),
+            "ConvTranspose" => self.conv_transpose(node),
             "MaxPool" | "AveragePool" => self.pool(node),
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(node),
             "ReduceMean" | "ReduceMax" => self.reduce(node),
@@ -432,10 +431,8 @@ impl Converter<'_> {
 
     /// A `Dense` (or `SequenceDense`) layer with weight `[units, features]`, reading
     /// `x`; folds a following bias `Add` (MatMul) and a following activation.
-    #[allow(clippy::too_many_arguments)]
     fn dense(
         &mut self,
-        index: usize,
         node: &Node,
         x: Tracked,
         weight: Vec<f32>,
@@ -459,7 +456,7 @@ impl Converter<'_> {
         if x.layout.batch != 0 {
             return Err(format!("its input {:?} does not have the batch axis first", x.layout.shape));
         }
-        let input = self.sample_value(&x, "dense")?;
+        let input = self.sample_value(&x)?;
         let mut out_name = self.output(node)?.to_string();
         let mut bias_name = None;
         // A bias added by the next node (MatMul then Add).
@@ -488,7 +485,6 @@ impl Converter<'_> {
                 out_name = next_node.outputs[0].clone();
             }
         }
-        let _ = index;
         let fallback = if sequence { "sequence_dense" } else { "dense" };
         let from_bias = bias_name.as_deref().and_then(|b| b.strip_suffix(".bias"));
         let named_weight = node.input(weight_input).is_some_and(|w| w.ends_with(".weight"));
@@ -511,11 +507,11 @@ impl Converter<'_> {
         let mut shape = x.layout.shape.clone();
         *shape.last_mut().unwrap_or(&mut 0) = units;
         let stored = Layout::plain(shape.clone(), 0).sample();
-        self.layer(node, layer, kind, input, stored, Layout::plain(shape, 0), &out_name);
+        self.layer(layer, kind, input, stored, Layout::plain(shape, 0), &out_name);
         Ok(())
     }
 
-    fn gemm(&mut self, index: usize, node: &Node) -> Result<(), Reason> {
+    fn gemm(&mut self, node: &Node) -> Result<(), Reason> {
         if node.int("transA", 0) != 0 {
             return Err(String::from("`transA = 1` transposes the batch into the features"));
         }
@@ -549,10 +545,10 @@ impl Converter<'_> {
                 Some(v.into_iter().map(|b| beta * b).collect())
             }
         };
-        self.dense(index, node, x, weight, units, bias, 1)
+        self.dense(node, x, weight, units, bias, 1)
     }
 
-    fn matmul(&mut self, index: usize, node: &Node) -> Result<(), Reason> {
+    fn matmul(&mut self, node: &Node) -> Result<(), Reason> {
         let x = self.input(node, 0)?;
         let w = self.const_input(node, 1, "weight")?;
         let [features, units] = w.shape[..] else {
@@ -568,7 +564,7 @@ impl Converter<'_> {
                 weight[u * features + f] = values[f * units + u];
             }
         }
-        self.dense(index, node, x, weight, units, None, 1)
+        self.dense(node, x, weight, units, None, 1)
     }
 
     fn conv(&mut self, node: &Node) -> Result<(), Reason> {
@@ -588,7 +584,7 @@ impl Converter<'_> {
         let filters = w.shape[0];
         let kernel = w.shape[2..].to_vec();
         let geometry = Geometry::read(node, &kernel, &x.layout.shape[2..])?;
-        let input = self.sample_value(&x, "conv")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "conv");
         let mut options = vec![format!("filters: {filters}"), format!("kernel: {}", sizes(&kernel))];
         geometry.options(&mut options, true);
@@ -614,7 +610,75 @@ impl Converter<'_> {
         shape.extend(geometry.output(&x.layout.shape[2..], &kernel));
         let out = self.output(node)?.to_string();
         let stored = shape[1..].to_vec();
-        self.layer(node, layer, kind, input, stored, Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, stored, Layout::plain(shape, 0), &out);
+        Ok(())
+    }
+
+    fn conv_transpose(&mut self, node: &Node) -> Result<(), Reason> {
+        let x = self.input(node, 0)?;
+        let w = self.const_input(node, 1, "weight")?.clone();
+        if x.layout.shape.len() != 4 || x.layout.batch != 0 {
+            return Err(format!(
+                "a transposed convolution of {:?}; the library has `ConvTranspose2d` for images",
+                x.layout.shape
+            ));
+        }
+        let group = node.int("group", 1);
+        if group != 1 {
+            return Err(format!("`group = {group}`; the library's `ConvTranspose2d` has no groups"));
+        }
+        if node.attrs.contains_key("output_shape") {
+            return Err(String::from("`output_shape` is given; give `pads` and `output_padding` instead"));
+        }
+        if node.text("auto_pad").is_some_and(|a| a != "NOTSET" && a != "VALID") {
+            return Err(String::from("`auto_pad = SAME_*`; give `pads` instead"));
+        }
+        let (filters, kernel) = (w.shape[1], w.shape[2..].to_vec());
+        let list = |name: &str, default: usize, len: usize| -> Vec<usize> {
+            node.ints(name)
+                .map(|v| v.iter().map(|&x| usize::try_from(x).unwrap_or(0)).collect())
+                .unwrap_or_else(|| vec![default; len])
+        };
+        let (stride, dilation, pads, extra) =
+            (list("strides", 1, 2), list("dilations", 1, 2), list("pads", 0, 4), list("output_padding", 0, 2));
+        if stride.len() != 2 || dilation.len() != 2 || pads.len() != 4 || extra.len() != 2 || kernel.len() != 2 {
+            return Err(String::from("its strides, dilations, pads or output padding do not have one value per axis"));
+        }
+        if pads[..2] != pads[2..] {
+            return Err(format!("asymmetric padding {pads:?}; the library crops both sides of an axis alike"));
+        }
+        let mut shape = vec![x.layout.shape[0], filters];
+        for i in 0..2 {
+            let full = (x.layout.shape[2 + i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + extra[i] + 1;
+            shape.push(full.checked_sub(2 * pads[i]).filter(|&n| n > 0).ok_or("its padding crops the whole output")?);
+        }
+        let input = self.sample_value(&x)?;
+        let layer = self.layer_name(node, Some(1), "conv_transpose");
+        let mut options = vec![format!("filters: {filters}"), format!("kernel: {}", sizes(&kernel))];
+        for (name, values, default) in [
+            ("stride", &stride, 1),
+            ("padding", &pads[..2].to_vec(), 0),
+            ("output_padding", &extra, 0),
+            ("dilation", &dilation, 1),
+        ] {
+            if values.iter().any(|&v| v != default) {
+                options.push(format!("{name}: {}", sizes(values)));
+            }
+        }
+        let bias = match node.input(2) {
+            Some(_) => Some(self.const_input(node, 2, "bias")?.floats()),
+            None => None,
+        };
+        if bias.is_none() {
+            options.push(String::from("bias: false"));
+        }
+        self.tensor(&layer, "weight", w.shape.clone(), w.floats());
+        if let Some(b) = bias {
+            self.tensor(&layer, "bias", vec![filters], b);
+        }
+        let kind = format!("ConvTranspose2d {{ {} }}", options.join(", "));
+        let out = self.output(node)?.to_string();
+        self.layer(layer, kind, input, shape[1..].to_vec(), Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -650,7 +714,7 @@ impl Converter<'_> {
         if node.outputs.get(1).is_some_and(|o| !o.is_empty() && self.readers.contains_key(o)) {
             return Err(String::from("its indices output is read"));
         }
-        let input = self.sample_value(&x, "pool")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, None, if max { "max_pool" } else { "avg_pool" });
         let mut options = vec![format!("size: {}", sizes(&kernel))];
         if geometry.stride != kernel {
@@ -663,7 +727,7 @@ impl Converter<'_> {
         let mut shape = x.layout.shape[..2].to_vec();
         shape.extend(geometry.output(&x.layout.shape[2..], &kernel));
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, shape[1..].to_vec(), Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, shape[1..].to_vec(), Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -673,7 +737,7 @@ impl Converter<'_> {
         if !(1..=2).contains(&axes) || x.layout.batch != 0 {
             return Err(format!("a {axes}-D pooling; the library pools signals and images"));
         }
-        let input = self.sample_value(&x, "pool")?;
+        let input = self.sample_value(&x)?;
         let max = node.op == "GlobalMaxPool";
         let layer = self.layer_name(node, None, if max { "global_max_pool" } else { "global_avg_pool" });
         let kind = format!("Global{}Pool{axes}d", if max { "Max" } else { "Avg" });
@@ -681,7 +745,7 @@ impl Converter<'_> {
         let mut shape = vec![x.layout.shape[0], channels];
         shape.extend(std::iter::repeat_n(1, axes));
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -704,7 +768,7 @@ impl Converter<'_> {
                 x.layout.shape
             ));
         }
-        let input = self.sample_value(&x, "pool")?;
+        let input = self.sample_value(&x)?;
         let max = node.op == "ReduceMax";
         let layer = self.layer_name(node, None, if max { "global_max_pool" } else { "global_avg_pool" });
         let kind = format!("Global{}Pool{}d", if max { "Max" } else { "Avg" }, rank - 2);
@@ -717,7 +781,7 @@ impl Converter<'_> {
             vec![x.layout.shape[0], channels]
         };
         let out = self.output(node)?.to_string();
-        self.layer(node, layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
+        self.layer(layer, kind, input, vec![channels], Layout::plain(shape, 0), &out);
         Ok(())
     }
 
@@ -741,7 +805,7 @@ impl Converter<'_> {
             }
             parts.push(c.floats());
         }
-        let input = self.sample_value(&x, "norm")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "batch_norm");
         let mut options = Vec::new();
         let momentum = 1.0 - node.float("momentum", 0.9);
@@ -760,7 +824,7 @@ impl Converter<'_> {
         self.tensor(&layer, "num_batches_tracked", Vec::new(), vec![0.0]);
         let out = self.output(node)?.to_string();
         let stored = x.layout.sample();
-        self.layer(node, layer, kind, input, stored, x.layout.clone(), &out);
+        self.layer(layer, kind, input, stored, x.layout.clone(), &out);
         Ok(())
     }
 
@@ -772,7 +836,7 @@ impl Converter<'_> {
             if x.layout.batch == rank - 1 {
                 return Err(String::from("a softmax over the batch axis"));
             }
-            self.sample_value(&x, "softmax")?
+            self.sample_value(&x)?
         } else {
             x.value.clone()
         };
@@ -784,7 +848,7 @@ impl Converter<'_> {
         };
         let out = self.output(node)?.to_string();
         let stored = if node.op == "Softmax" { x.layout.sample() } else { x.stored.clone() };
-        self.layer(node, layer, kind, input, stored, x.layout.clone(), &out);
+        self.layer(layer, kind, input, stored, x.layout.clone(), &out);
         Ok(())
     }
 
@@ -863,7 +927,7 @@ impl Converter<'_> {
         let (va, vb) = if a.layout.perm == b.layout.perm && a.stored == b.stored {
             (a.value.clone(), b.value.clone())
         } else {
-            (self.sample_value(&a, "merge")?, self.sample_value(&b, "merge")?)
+            (self.sample_value(&a)?, self.sample_value(&b)?)
         };
         let kind = if node.op == "Add" { "add" } else { "multiply" };
         let stored = if va == a.value { a.stored.clone() } else { a.layout.sample() };
@@ -900,7 +964,7 @@ impl Converter<'_> {
         }
         let mut values = Vec::new();
         for p in &parts {
-            values.push(self.sample_value(p, "concat")?);
+            values.push(self.sample_value(p)?);
         }
         let sample_axis = axis - usize::from(axis > first.layout.batch);
         let mut shape = first.layout.shape.clone();
@@ -939,22 +1003,14 @@ impl Converter<'_> {
         if scale.len() != width || bias.len() != width {
             return Err(format!("its scale or bias is not one value per feature ({width})"));
         }
-        let input = self.sample_value(&x, "norm")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "layer_norm");
         let eps = node.float("epsilon", 1e-5);
         let kind = if eps == 1e-5 { String::from("LayerNorm") } else { format!("LayerNorm {{ eps: {} }}", float(eps)) };
         self.tensor(&layer, "weight", vec![width], scale);
         self.tensor(&layer, "bias", vec![width], bias);
         let out = self.output(node)?.to_string();
-        self.layer(
-            node,
-            layer,
-            kind,
-            input,
-            x.layout.sample(),
-            Layout::plain(x.layout.shape.clone(), x.layout.batch),
-            &out,
-        );
+        self.layer(layer, kind, input, x.layout.sample(), Layout::plain(x.layout.shape.clone(), x.layout.batch), &out);
         Ok(())
     }
 
@@ -977,13 +1033,13 @@ impl Converter<'_> {
                 [t] if ids.layout.batch == 0 => t,
                 _ => return Err(format!("its token ids {:?} are not [batch, time]", ids.layout.shape)),
             };
-            let input = self.sample_value(&ids, "tokens")?;
+            let input = self.sample_value(&ids)?;
             let layer = self.layer_name(node, Some(0), "embedding");
             self.tensor(&layer, "weight", vec![vocab, dim], table.floats());
             let shape = vec![ids.layout.shape[0], steps, dim];
             let out = self.output(node)?.to_string();
             let kind = format!("Embedding {{ vocab: {vocab}, dim: {dim} }}");
-            self.layer(node, layer, kind, input, vec![steps, dim], Layout::plain(shape, 0), &out);
+            self.layer(layer, kind, input, vec![steps, dim], Layout::plain(shape, 0), &out);
             return Ok(());
         }
         let x = self.input(node, 0)?;
@@ -1102,7 +1158,7 @@ impl Converter<'_> {
                  layer returns one of them",
             ));
         }
-        let input = self.sample_value(&x, "rnn")?;
+        let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, None, &kind.to_lowercase());
         let order: &[usize] = match kind {
             "Lstm" => &LSTM_GATES,
@@ -1149,7 +1205,7 @@ impl Converter<'_> {
             let out = node.outputs.get(1).cloned().unwrap_or_default();
             (out, vec![dirs * hidden], Layout::plain(shape, batch_at))
         };
-        self.layer(node, layer, text, input, stored, layout, &onnx_out);
+        self.layer(layer, text, input, stored, layout, &onnx_out);
         Ok(())
     }
 }
@@ -1292,7 +1348,7 @@ fn resolve_reshape(old: &[usize], target: &[i64]) -> Result<Vec<usize>, Reason> 
     }
     if let Some(i) = infer {
         let known = elements(&shape);
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("the target shape {target:?} does not fit {old:?}"));
         }
         shape[i] = total / known;

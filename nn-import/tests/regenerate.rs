@@ -19,23 +19,47 @@ const MODELS: &[(&str, &str)] = &[
     ("bigru", "BiGru"),
     ("residual", "Residual"),
     ("autoencoder", "Autoencoder"),
+    ("tokens", "TokenGru"),
+    ("decoder", "Decoder"),
 ];
 
 fn import_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/import")
 }
 
+/// Every committed import: the model, the network's name, the source and the weights.
+fn imports() -> Vec<(PathBuf, &'static str, PathBuf, PathBuf)> {
+    let dir = import_dir();
+    let mut all: Vec<_> = MODELS
+        .iter()
+        .map(|&(file, name)| {
+            (
+                dir.join("models").join(format!("{file}.onnx")),
+                name,
+                dir.join("generated").join(format!("{file}.rs")),
+                dir.join("generated").join(format!("{file}.safetensors")),
+            )
+        })
+        .collect();
+    // The model of the example `16_import_onnx`.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    all.push((
+        examples.join("data/onnx_digits.onnx"),
+        "DigitCnn",
+        examples.join("imported/digit_cnn.rs"),
+        examples.join("data/onnx_digits.safetensors"),
+    ));
+    all
+}
+
 #[test]
 fn importing_again_gives_the_committed_sources_and_weights() {
     let bless = std::env::var_os("NN_IMPORT_BLESS").is_some();
     let mut stale = Vec::new();
-    for &(file, name) in MODELS {
+    for (model, name, source, weights) in imports() {
         let mut options = Options::new(name);
-        options.weights_name = Some(format!("{file}.safetensors"));
-        let model = import_dir().join("models").join(format!("{file}.onnx"));
-        let imported = import_file(&model, &options).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let source = import_dir().join("generated").join(format!("{file}.rs"));
-        let weights = import_dir().join("generated").join(format!("{file}.safetensors"));
+        options.weights_name = weights.file_name().map(|n| n.to_string_lossy().into_owned());
+        let imported = import_file(&model, &options).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
         if bless {
             imported.write(&source, &weights).unwrap();
             continue;

@@ -14,11 +14,14 @@ use nn_core::{Network, Shape};
 use crate::nets::{DigitsCnn, DigitsMlp};
 use crate::samples::SAMPLES;
 
-/// The int8 MLP (`weights/digits_mlp_int8.rs`).
+/// The int8 MLP (`weights/digits_mlp_int8.rs`, generated: not formatted).
+#[rustfmt::skip]
 #[path = "../weights/digits_mlp_int8.rs"]
 pub mod mlp;
 
-/// The int8 CNN, its batch norm folded into its convolution (`weights/digits_cnn_int8.rs`).
+/// The int8 CNN, its batch norm folded into its convolution (`weights/digits_cnn_int8.rs`,
+/// generated: not formatted).
+#[rustfmt::skip]
 #[path = "../weights/digits_cnn_int8.rs"]
 pub mod cnn;
 

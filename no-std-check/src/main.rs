@@ -8,7 +8,8 @@
 //! the images of `samples.rs`, a GRU and an LSTM streamed step by step (equal, bit for
 //! bit, to whole-sequence inference, again after `reset`), and the MLP trained on the
 //! images as one const-size batch in stack arrays. It runs the int8 kernels
-//! (`nn_core::quant`) too, a Dense layer and a softmax. It returns 0 when every check
+//! (`nn_core::quant`) too, a Dense layer and a softmax, and the int8 digits MLP and CNN
+//! baked from `weights/digits_*_int8.rs` (`int8_digits.rs`). It returns 0 when every check
 //! holds and every part's digest equals the host build's (`checks::EXPECTED`), 1
 //! otherwise.
 //!
@@ -25,6 +26,8 @@ use nn_core::Network;
 mod checks;
 #[cfg(not(any(feature = "mlp-only", feature = "cnn-only")))]
 mod int8;
+#[cfg(not(any(feature = "mlp-only", feature = "cnn-only")))]
+mod int8_digits;
 mod nets;
 mod samples;
 
@@ -55,6 +58,7 @@ fn run() -> bool {
     #[cfg(not(any(feature = "mlp-only", feature = "cnn-only")))]
     {
         ok &= int8::int8_dense_softmax();
+        ok &= int8_digits::check_both(&mut int8_digits::NoProbe).iter().all(|o| o.passed());
     }
     ok && checks::gru(probe).passed() && checks::lstm(probe).passed() && checks::training(probe).passed()
 }

@@ -4,7 +4,9 @@
 mod autoencoder;
 mod cnn;
 mod concept_index;
+mod firmware_int8;
 mod gan;
+mod import_onnx;
 mod import_pytorch;
 mod quantize;
 mod regularization;

@@ -22,12 +22,16 @@ mod bigru;
 mod cnn1d;
 #[path = "../import/generated/cnn_bn.rs"]
 mod cnn_bn;
+#[path = "../import/generated/decoder.rs"]
+mod decoder;
 #[path = "../import/generated/lstm.rs"]
 mod lstm;
 #[path = "../import/generated/mlp.rs"]
 mod mlp;
 #[path = "../import/generated/residual.rs"]
 mod residual;
+#[path = "../import/generated/tokens.rs"]
+mod tokens;
 
 fn import_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import")
@@ -103,6 +107,16 @@ fn residual_network_matches_onnxruntime() {
 #[test]
 fn autoencoder_matches_onnxruntime() {
     imported::<autoencoder::Autoencoder>("autoencoder");
+}
+
+#[test]
+fn embedding_layer_norm_and_gru_match_onnxruntime() {
+    imported::<tokens::TokenGru>("tokens");
+}
+
+#[test]
+fn transposed_convolution_decoder_matches_onnxruntime() {
+    imported::<decoder::Decoder>("decoder");
 }
 
 /// The imported autoencoder trains on: a few epochs of `Fit` towards its own inputs

@@ -5,6 +5,11 @@
 //! one per instruction set this CPU has, chosen by `NN_ISA` (`kernels::isa`), and their
 //! outputs compared bit for bit.
 //!
+//! Products of at least `gemm::PACKED_MIN_FLOPS` multiply-adds go to `matrixmultiply`
+//! where there is no AVX2 tile (the documented exception, `kernels::isa`, whose bits
+//! are not guaranteed): they are compared between the AVX2 and AVX-512 kernels only, and the network is small enough
+//! to stay below that size.
+//!
 //! The layers use ReLU and no other activation, and the loss is the mean squared
 //! error: this test is about the kernels the instruction set picks (products,
 //! convolutions, pooling, the optimiser), not the activation functions.
@@ -175,6 +180,20 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
     out
 }
 
+/// Products large enough for `matrixmultiply` without AVX2, by name.
+fn large_outputs() -> Vec<(String, Vec<f32>)> {
+    let (m, k, n) = (161, 300, 67);
+    assert!(m * k * n >= nn_core::kernels::gemm::PACKED_MIN_FLOPS);
+    let (a, b) = (values(m * k, 100), values(k * n, 101));
+    let mut out = Vec::new();
+    for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0)] {
+        let mut c = values(m * n, 102);
+        gemm(alpha, MatRef::new(&a, m, k), MatRef::new(&b, n, k).t(), beta, &mut c, n);
+        out.push((format!("large gemm {alpha} {beta}"), c));
+    }
+    out
+}
+
 /// Run by [`every_instruction_set_gives_the_same_bits`] in a child process: prints the
 /// instruction set in use and every output's bits.
 #[test]
@@ -188,12 +207,20 @@ fn outputs_under_nn_isa() {
         let bits: Vec<String> = values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
         println!("bits {name}: {}", bits.join(" "));
     }
+    for (name, values) in large_outputs() {
+        let bits: Vec<String> = values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
+        println!("large {name}: {}", bits.join(" "));
+    }
 }
+
+/// A child's instruction set and its output lines.
+type Run = (Isa, Vec<String>);
 
 #[test]
 fn every_instruction_set_gives_the_same_bits() {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let mut first: Option<(Isa, Vec<String>)> = None;
+    // The first run's outputs, and the first run with a register tile's large products.
+    let (mut first, mut first_tiled): (Option<Run>, Option<Run>) = (None, None);
     for wanted in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|&i| i <= isa::detected()) {
         let run = Command::new(&exe)
             .args(["isa_bits::outputs_under_nn_isa", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
@@ -205,15 +232,23 @@ fn every_instruction_set_gives_the_same_bits() {
         let stdout = String::from_utf8_lossy(&run.stdout);
         // (libtest prints the test's name before it, on the same line.)
         assert!(stdout.lines().any(|l| l.ends_with(&format!(" isa {wanted}"))), "{wanted} not in use:\n{stdout}");
-        let lines: Vec<String> = stdout.lines().filter(|l| l.starts_with("bits ")).map(str::to_owned).collect();
-        assert!(lines.len() > 100, "{wanted}: {} outputs", lines.len());
-        match &first {
-            None => first = Some((wanted, lines)),
-            Some((reference, expected)) => {
-                assert_eq!(lines.len(), expected.len());
-                for (got, want) in lines.iter().zip(expected) {
-                    let name = want.split(':').next().unwrap_or_default();
-                    assert!(got == want, "{name}: {wanted} and {reference} differ");
+        let lines = |prefix: &str| -> Vec<String> {
+            stdout.lines().filter(|l| l.starts_with(prefix)).map(str::to_owned).collect()
+        };
+        let (small, large) = (lines("bits "), lines("large "));
+        assert!(small.len() > 100 && large.len() == 2, "{wanted}: {} and {} outputs", small.len(), large.len());
+        for (outputs, reference, every_isa) in [(small, &mut first, true), (large, &mut first_tiled, false)] {
+            if !every_isa && !wanted.avx2() {
+                continue;
+            }
+            match reference {
+                None => *reference = Some((wanted, outputs)),
+                Some((reference, expected)) => {
+                    assert_eq!(outputs.len(), expected.len());
+                    for (got, want) in outputs.iter().zip(expected.iter()) {
+                        let name = want.split(':').next().unwrap_or_default();
+                        assert!(got == want, "{name}: {wanted} and {reference} differ");
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@
 mod gradcheck;
 
 mod checked_settings;
+mod fit_step;
 mod freeze;
 mod losses;
 mod multi_io;

@@ -226,3 +226,16 @@ fn losses_weigh_each_output_and_match_finite_differences() {
         assert!((*a as f64 - n).abs() < 1e-3 * (1.0 + n.abs()), "{i}: {a} vs {n}");
     }
 }
+
+#[test]
+fn predict_one_multi_takes_and_gives_one_tensor_per_input_and_output() {
+    let (a, b, _, _) = data();
+    let model = Model::<PairNet>::new(3);
+    let (score, rec) = model.predict_multi((&a, &b)).unwrap();
+    for i in 0..SAMPLES {
+        let xa = Tensor::<Shape1<3>>::from_slice(&a[3 * i..3 * i + 3]).unwrap();
+        let xb = Tensor::<Shape1<2>>::from_slice(&b[2 * i..2 * i + 2]).unwrap();
+        let (s, r): (Tensor<Shape1<1>>, Tensor<Shape1<2>>) = model.predict_one_multi((&xa, &xb));
+        assert_eq!((s.as_slice(), r.as_slice()), (&score[i..i + 1], &rec[2 * i..2 * i + 2]));
+    }
+}

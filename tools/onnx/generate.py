@@ -7,8 +7,9 @@ with `torch.onnx.export`, and onnxruntime's outputs on seeded inputs.
 writes, for each model NAME below, into `tests/import/models/`:
 
 * `NAME.onnx`: the model, exported in `eval()` mode with a batch of one;
-* `NAME.safetensors`: `inputs` `[samples, ...]` (float32) and onnxruntime's
-  `outputs` on them, each sample run on its own (the model's batch is one).
+* `NAME.safetensors`: `inputs` `[samples, ...]` (float32; for `tokens`, the int64
+  token ids as float32) and onnxruntime's `outputs` on them, each sample run on its
+  own (the model's batch is one).
 
 and `unsupported.onnx`, a model with several operators the library lacks, whose
 import must list them all, and `dynamic_time.onnx`, an LSTM whose time axis is
@@ -135,6 +136,38 @@ class Autoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class Decoder(nn.Module):
+    """A DCGAN-like decoder: dense, reshape, transposed convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8 * 3 * 3)
+        self.up1 = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)
+        self.up2 = nn.ConvTranspose2d(4, 1, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, z):
+        x = torch.relu(self.fc(z)).reshape(-1, 8, 3, 3)
+        return torch.sigmoid(self.up2(torch.relu(self.up1(x))))
+
+
+class TokenGru(nn.Module):
+    """Token ids through an embedding, a layer norm and a GRU (`nn.RNN` exports as an
+    unrolled loop of `Slice`, `MatMul` and `Tanh`, not as ONNX `RNN`)."""
+
+    VOCAB = 12
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(self.VOCAB, 6)
+        self.norm = nn.LayerNorm(6)
+        self.gru = nn.GRU(6, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        _, h = self.gru(self.norm(self.embed(tokens)))
+        return self.fc(h[-1])
+
+
 class Unsupported(nn.Module):
     """Operators the library lacks: a sine, a grouped convolution, a cumulative sum."""
 
@@ -158,6 +191,8 @@ MODELS = {
     "bigru": (BiGru, (6, 5)),
     "residual": (Residual, (12,)),
     "autoencoder": (Autoencoder, (20,)),
+    "tokens": (TokenGru, (7,)),
+    "decoder": (Decoder, (4,)),
 }
 
 
@@ -173,7 +208,8 @@ def randomize_batch_norms(model: nn.Module, generator: torch.Generator) -> None:
 
 
 def export(model: nn.Module, sample: tuple[int, ...], path: Path) -> None:
-    example = torch.zeros((1, *sample))
+    tokens = isinstance(model, TokenGru)
+    example = torch.zeros((1, *sample), dtype=torch.int64 if tokens else torch.float32)
     # The exporter's optimizer would fold the batch norms into the convolutions.
     keep_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     torch.onnx.export(
@@ -210,8 +246,15 @@ def main() -> None:
         with torch.no_grad():
             export(model, sample, path)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        inputs = torch.randn((SAMPLES, *sample), generator=generator).numpy().astype(np.float32)
-        outputs = np.concatenate([session.run(None, {"x": inputs[i : i + 1]})[0] for i in range(SAMPLES)])
+        if cls is TokenGru:
+            # Token ids: the model reads int64, the library's network the same ids as f32.
+            ids = torch.randint(0, TokenGru.VOCAB, (SAMPLES, *sample), generator=generator).numpy()
+            feeds = [ids[i : i + 1] for i in range(SAMPLES)]
+            inputs = ids.astype(np.float32)
+        else:
+            inputs = torch.randn((SAMPLES, *sample), generator=generator).numpy().astype(np.float32)
+            feeds = [inputs[i : i + 1] for i in range(SAMPLES)]
+        outputs = np.concatenate([session.run(None, {"x": feed})[0] for feed in feeds])
         save_safetensors(OUT / f"{name}.safetensors", {"inputs": inputs, "outputs": outputs})
         print(f"{name}: {path.stat().st_size} bytes, outputs {list(outputs.shape)}")
     with torch.no_grad():

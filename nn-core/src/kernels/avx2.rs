@@ -294,35 +294,41 @@ pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut 
     unsafe { blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
 }
 
-/// Packs unit `unit` of `B` for [`rows_times_packed`]: the `NR`-column panel
-/// `unit % panels` of the `KC`-deep slice `unit / panels` (`panels = n_pad / NR`),
+/// Packs unit `unit` of `B` for [`rows_times_packed`] (AVX2 tile).
+///
+/// # Safety
+/// As [`pack_b_unit_for`]; the CPU must have AVX2 and FMA.
+#[cfg(feature = "threading")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_b_unit_for::<Avx2>(packed, b, n_pad, unit) }
+}
+
+/// Packs unit `unit` of `B` for [`rows_times_packed_for`]: the `T::NR`-column panel
+/// `unit % panels` of the `T::KC`-deep slice `unit / panels` (`panels = n_pad / T::NR`),
 /// at `packed + k0 n_pad + j0 kc` (slice `k0` starts at `k0 n_pad`, its panel of
 /// columns `j0..` at `j0 kc` within it).
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA; `b` lies within its slice; `packed` has room for
-/// `b.rows * n_pad` floats, `n_pad` being `b.cols` rounded up to `NR`; `unit` is below
-/// `b.rows.div_ceil(KC) * n_pad / NR`.
+/// The CPU supports `T`; `b` lies within its slice; `packed` has room for
+/// `b.rows * n_pad` floats, `n_pad` being `b.cols` rounded up to `T::NR`; `unit` is
+/// below `b.rows.div_ceil(T::KC) * n_pad / T::NR`.
 #[cfg(feature = "threading")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
-    let panels = n_pad / NR;
-    let (k0, j0) = ((unit / panels) * KC, (unit % panels) * NR);
-    let (kc, nr) = (KC.min(b.rows - k0), NR.min(b.cols - j0));
+#[inline(always)]
+pub(crate) unsafe fn pack_b_unit_for<T: Tile>(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
+    let panels = n_pad / T::NR;
+    let (k0, j0) = ((unit / panels) * T::KC, (unit % panels) * T::NR);
+    let (kc, nr) = (T::KC.min(b.rows - k0), T::NR.min(b.cols - j0));
     // SAFETY: the caller's contract; the panel's `kc x NR` floats end at
     // `k0 n_pad + (j0 + NR) kc <= (k0 + kc) n_pad`.
-    unsafe { <Avx2 as Tile>::pack(packed.add(k0 * n_pad + j0 * kc), b, k0, kc, j0, nr) }
+    unsafe { T::pack(packed.add(k0 * n_pad + j0 * kc), b, k0, kc, j0, nr) }
 }
 
-/// `C = alpha A B + beta C` for the rows of `A` given (at most [`MC`]), with every
-/// panel of `B` already packed by [`pack_b_unit`] at `packed`: for each `KC`-deep
-/// slice, the block of `A` is packed into this thread's buffer and swept by every
-/// panel. The same tiles in the same order as [`gemm`], so the same bits.
+/// [`rows_times_packed_for`] with the AVX2 tile.
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA; `a` lies within its slice and has at most `MC`
-/// rows; every unit of `packed` (`a.cols x n_pad` floats) is written; `C`'s `a.rows`
-/// rows of `n` columns (stride `ldc`) are writable at `c` and not otherwise borrowed.
+/// As [`rows_times_packed_for`]; the CPU must have AVX2 and FMA.
 #[cfg(feature = "threading")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -336,36 +342,60 @@ pub(crate) unsafe fn rows_times_packed(
     c: *mut f32,
     ldc: usize,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { rows_times_packed_for::<Avx2>(alpha, a, packed, n, n_pad, beta, c, ldc) }
+}
+
+/// `C = alpha A B + beta C` for the rows of `A` given (at most [`MC`]), with every
+/// panel of `B` already packed by [`pack_b_unit_for`] at `packed`: for each
+/// `T::KC`-deep slice, the block of `A` is packed into this thread's buffer and swept
+/// by every panel. The same tiles in the same order as `gemm`, so the same bits.
+///
+/// # Safety
+/// The CPU supports `T`; `a` lies within its slice and has at most `MC` rows; every
+/// unit of `packed` (`a.cols x n_pad` floats) is written; `C`'s `a.rows` rows of `n`
+/// columns (stride `ldc`) are writable at `c` and not otherwise borrowed; no product
+/// is running on this thread.
+#[cfg(feature = "threading")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rows_times_packed_for<T: Tile>(
+    alpha: f32,
+    a: MatRef<'_>,
+    packed: *const f32,
+    n: usize,
+    n_pad: usize,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     let (m, k) = (a.rows, a.cols);
-    debug_assert!(m <= MC);
-    BLOCKS.with(|blocks| {
-        // SAFETY: this thread's buffers, not borrowed elsewhere (a product does not
-        // re-enter itself).
-        let (a_block, _) = unsafe { &mut *blocks.get() };
-        if a_block.len() < MC * KC {
-            a_block.resize(MC * KC, 0.0);
-        }
-        let a_block = a_block.as_mut_ptr();
+    debug_assert!(m <= MC && T::KC <= KC);
+    let run = |blocks: Blocks| {
+        let a_block = blocks.a;
         let mut k0 = 0;
         while k0 < k {
-            let kc = KC.min(k - k0);
+            let kc = T::KC.min(k - k0);
             let beta = if k0 == 0 { beta } else { 1.0 };
             // SAFETY: the caller's contract: rows `0..m` and columns `k0..k0 + kc`
-            // are inside A, the block has room for `m kc` floats, the panels of the
-            // slice are packed, the tiles are inside C.
+            // are inside A, the block has room for `m kc <= MC KC` floats, the
+            // panels of the slice are packed, the tiles are inside C.
             unsafe {
-                pack_a::<Avx2>(a_block, a, 0, m, k0, kc);
+                pack_a::<T>(a_block, a, 0, m, k0, kc);
                 let slice = packed.add(k0 * n_pad);
                 let mut j0 = 0;
                 while j0 < n {
-                    let nr = NR.min(n - j0);
-                    sweep::<Avx2>((alpha, beta), a_block, (0, 0, true), m, kc, slice.add(j0 * kc), c.add(j0), ldc, nr);
+                    let nr = T::NR.min(n - j0);
+                    let panel = slice.add(j0 * kc);
+                    sweep::<T>((alpha, beta), a_block, (0, 0, true), m, kc, panel, c.add(j0), ldc, nr);
                     j0 += nr;
                 }
             }
             k0 += kc;
         }
-    });
+    };
+    // SAFETY: `run` runs no other product (the caller's contract).
+    unsafe { with_blocks(run) }
 }
 
 /// `C[R x nr] = alpha A[R x kc] B[kc x NR] + beta C`: `A` at `a` with strides `ars`,
@@ -593,7 +623,7 @@ unsafe fn gathered_tile<const R: usize>(
 /// The sum of the eight lanes of each of four vectors: `[sum v0, sum v1, sum v2, sum v3]`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn sum4(v0: __m256, v1: __m256, v2: __m256, v3: __m256) -> __m128 {
+pub(crate) fn sum4(v0: __m256, v1: __m256, v2: __m256, v3: __m256) -> __m128 {
     let t0 = _mm256_hadd_ps(v0, v1);
     let t1 = _mm256_hadd_ps(v2, v3);
     let t2 = _mm256_hadd_ps(t0, t1);
@@ -642,7 +672,7 @@ unsafe fn dot_raw(a: *const f32, x: *const f32, n: usize) -> f32 {
 /// `a` and `x` hold at least `n` floats.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tail(a: *const f32, x: *const f32, p: usize, n: usize) -> f32 {
+pub(crate) unsafe fn tail(a: *const f32, x: *const f32, p: usize, n: usize) -> f32 {
     let mut sum = 0.0;
     for q in p..n {
         // SAFETY: `q < n`.
@@ -815,7 +845,7 @@ pub unsafe fn gemv_fixed<const N: usize>(
 
 /// Bytes of rows of `A` swept per block by [`gemv_batch`]: they stay in L2 while the
 /// vectors pass through L1.
-const BATCH_BLOCK_BYTES: usize = 192 * 1024;
+pub(crate) const BATCH_BLOCK_BYTES: usize = 192 * 1024;
 
 /// `y_s[i] += alpha * dot(A[i, :], x_s)` for `A` row-major (row stride `rs`, `m` rows of
 /// `n` columns) and `batch` vectors `x_s` (`x[s n..]`), `y_s` (`y[s m..]`), every
@@ -900,7 +930,7 @@ pub unsafe fn gemv_batch_strided(
 /// `width` floats (stride `ldy`) are writable.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_tile<const V: usize>(
+pub(crate) unsafe fn dot_tile<const V: usize>(
     n: usize,
     vectors: [*const f32; V],
     rows: [*const f32; 4],

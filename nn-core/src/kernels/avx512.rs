@@ -4,16 +4,20 @@
 //!   register tile of [`MR`] rows by [`NR`] columns (24 accumulators of 16 floats);
 //! * [`gemm_gathered`]: the same tile reading the rows of `B` from wherever they lie
 //!   (a convolution's columns, from its padded input);
-//! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 128 rows at a time.
+//! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 128 rows at a time;
+//! * [`gemv_batch_strided`]: a dense layer's forward over a batch, four vectors at a
+//!   time, each rounded as a matrix-vector product of its own.
 //!
 //! Each element of `C` is one chain of fused multiply-adds over each [`KC`]-deep slice
 //! of the inner dimension, added to `C` as `portable::combine` adds it: the order of the
 //! AVX2 and portable kernels, so the three give the same bits. Only the width of the
 //! tile differs (16 lanes, so twice the columns per instruction).
 //!
-//! The matrix-vector products over a row-major `A` (dense layers at batch 1, `dot`)
-//! stay on the AVX2 kernels: their order is eight lanes per row, so a 16-lane register
-//! would hold two rows, whose loads cost as many instructions as the eight-lane form.
+//! The matrix-vector products over a row-major `A` at batch 1 (`gemv_rows`,
+//! `gemv_fixed`, `dot`) stay on the AVX2 kernels: their order is eight lanes per row,
+//! so a 16-lane register would hold two rows, whose loads cost as many instructions as
+//! the eight-lane form; over a batch, one row's eight floats serve two vectors in one
+//! register ([`gemv_batch_strided`]).
 //!
 //! Every function takes slices whose bounds the safe caller has checked; the raw
 //! pointer arithmetic inside stays within them.
@@ -165,20 +169,75 @@ unsafe fn pack_rows(panel: *mut f32, b: *const f32, rs: usize, kc: usize) {
 /// at `c` and not otherwise borrowed.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut f32, ldc: usize) {
-    // Uninitialised: `blocked` writes each panel row before the tile reads it.
-    let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
     #[cfg(feature = "std")]
     if a.rows > MC {
         // SAFETY: `blocked` does not re-enter `with_blocks`; the caller's contract; the
-        // panel and blocks have their sizes (the blocks are `MC x KC` and `KC x NC`).
+        // blocks have their sizes (`MC x KC` and `KC x NC`), and with them the panel
+        // is not used.
         return unsafe {
             super::avx2::with_blocks(|blocks| {
-                blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), Some(blocks))
+                blocked::<Avx512>(alpha, a, b, beta, c, ldc, core::ptr::null_mut(), Some(blocks))
             })
         };
     }
-    // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
-    unsafe { blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
+    #[cfg(feature = "std")]
+    {
+        // The panel (32 KiB) is this thread's static array, neither on its stack (batch-1
+        // inference's stack bound, `layer::STACK_MARGIN_BYTES`, counts the AVX2 panel)
+        // nor allocated.
+        PANEL.with(|panel| {
+            // SAFETY: this thread's panel, not borrowed elsewhere (`gemm` does not
+            // re-enter itself); the caller's contract; the panel holds `KC x NR` floats.
+            unsafe { blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.get().cast(), None) }
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        // Uninitialised: `blocked` writes each panel row before the tile reads it.
+        let mut panel = core::mem::MaybeUninit::<[f32; KC * NR]>::uninit();
+        // SAFETY: the caller's contract; the panel holds `KC x NR` floats.
+        unsafe { blocked::<Avx512>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
+    }
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// The packed panel of `B` of [`gemm`]'s products of at most `MC` rows: a
+    /// zero-initialised thread-local array (no allocation, no initialiser to run).
+    static PANEL: core::cell::UnsafeCell<[f32; KC * NR]> = const { core::cell::UnsafeCell::new([0.0; KC * NR]) };
+}
+
+/// Packs unit `unit` of `B` for [`rows_times_packed`] (`avx2::pack_b_unit_for` with
+/// this tile).
+///
+/// # Safety
+/// As `avx2::pack_b_unit_for`; the CPU must have AVX-512 F, AVX2 and FMA.
+#[cfg(feature = "threading")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { super::avx2::pack_b_unit_for::<Avx512>(packed, b, n_pad, unit) }
+}
+
+/// `avx2::rows_times_packed_for` with this tile.
+///
+/// # Safety
+/// As `avx2::rows_times_packed_for`; the CPU must have AVX-512 F, AVX2 and FMA.
+#[cfg(feature = "threading")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rows_times_packed(
+    alpha: f32,
+    a: MatRef<'_>,
+    packed: *const f32,
+    n: usize,
+    n_pad: usize,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { super::avx2::rows_times_packed_for::<Avx512>(alpha, a, packed, n, n_pad, beta, c, ldc) }
 }
 
 /// The mask of the first `n` of 16 lanes (all for `n >= 16`).
@@ -482,5 +541,142 @@ pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize,
     if i < m {
         // SAFETY: the CPU has AVX2 and FMA; rows `i..m` of every column are inside `a`.
         unsafe { super::avx2::gemv_columns(alpha, &a[i..], cs, m - i, n, x, &mut y[i..]) };
+    }
+}
+
+/// Columns from which [`gemv_batch_strided`] is faster than the AVX2 form (measured on
+/// a Xeon with AVX-512: 1.5 times as fast at 512 columns, 0.9 times at 64, where the
+/// reductions weigh more).
+pub const BATCH_MIN_COLUMNS: usize = 128;
+
+/// `avx2::gemv_batch_strided` with four vectors at a time: `y_s[i] += alpha dot(A[i, :],
+/// x_s)` for `A` row-major (row stride `rs`, `m` rows of `n` columns) and `batch`
+/// vectors `x_s` (`x[s n..]`), `y_s` at `y + s ldy`, every element rounded exactly as
+/// `dot` rounds it (eight lanes per sum, the AVX2 reduction), so that a vector's result
+/// depends neither on its batch nor on the instruction set. Each register holds the
+/// eight lanes of one row against two vectors, so that a tile of four rows by four
+/// vectors makes sixteen sums from eight loads (the AVX2 tile, eight from six).
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA; `a` must hold `(m - 1) rs + n` floats
+/// (when `m > 0`), `x` at least `batch n`; `y + s ldy + i` must be writable and not
+/// otherwise borrowed for `s < batch`, `i < m`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemv_batch_strided(
+    alpha: f32,
+    a: &[f32],
+    rs: usize,
+    m: usize,
+    n: usize,
+    x: &[f32],
+    y: *mut f32,
+    ldy: usize,
+    batch: usize,
+) {
+    use super::avx2::{blocks_fit, dot_tile, BATCH_BLOCK_BYTES};
+    assert!(blocks_fit(batch, n, x.len()) && rows_fit(m, rs, n, a.len()), "gemv_batch_strided: shapes");
+    let block = (BATCH_BLOCK_BYTES / (4 * n.max(1)) / 4 * 4).max(4);
+    let (ap, xp) = (a.as_ptr(), x.as_ptr());
+    let mut i1 = 0;
+    while i1 < m {
+        let i_end = (i1 + block).min(m);
+        let mut s = 0;
+        while s < batch {
+            let vectors = (batch - s).min(4);
+            let mut i = i1;
+            while i < i_end {
+                let rows = (i_end - i).min(4);
+                // Missing rows of a partial tile repeat the last one (computed, not
+                // stored), so the tile always reads four valid rows.
+                // SAFETY: rows `i..i + rows` of A and vectors `s..s + vectors` of x are
+                // inside their slices (asserted); `y`'s elements by the contract.
+                unsafe {
+                    let a_rows: [*const f32; 4] = core::array::from_fn(|q| ap.add((i + q.min(rows - 1)) * rs));
+                    let out = y.add(s * ldy + i);
+                    let x_at = |v: usize| xp.add((s + v) * n);
+                    match vectors {
+                        4 => pair_tile::<4>(n, [x_at(0), x_at(1), x_at(2), x_at(3)], a_rows, alpha, out, ldy, rows),
+                        3 => {
+                            pair_tile::<2>(n, [x_at(0), x_at(1)], a_rows, alpha, out, ldy, rows);
+                            dot_tile::<1>(n, [x_at(2)], a_rows, alpha, out.add(2 * ldy), ldy, rows);
+                        }
+                        2 => pair_tile::<2>(n, [x_at(0), x_at(1)], a_rows, alpha, out, ldy, rows),
+                        _ => dot_tile::<1>(n, [x_at(0)], a_rows, alpha, out, ldy, rows),
+                    }
+                }
+                i += rows;
+            }
+            s += vectors;
+        }
+        i1 = i_end;
+    }
+}
+
+/// `y[v, q] += alpha dot(vectors[v], rows[q])` for `v < V` (2 or 4), `q < width`, `y`
+/// with stride `ldy`: register `(p, q)` holds row `q` against vector `2 p` in its low
+/// eight lanes and `2 p + 1` in its high eight, each half the accumulator
+/// `avx2::dot_tile` keeps, reduced by the same `sum4`, the tail added as there.
+///
+/// # Safety
+/// The CPU has AVX-512 F, AVX2 and FMA; every vector and row holds `n` floats; `y`'s
+/// `V` rows of `width` floats (stride `ldy`) are writable.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair_tile<const V: usize>(
+    n: usize,
+    vectors: [*const f32; V],
+    rows: [*const f32; 4],
+    alpha: f32,
+    y: *mut f32,
+    ldy: usize,
+    width: usize,
+) {
+    use super::avx2::{sum4, tail};
+    debug_assert!(V == 2 || V == 4);
+    let blocks = n - n % 8;
+    let mut acc = [[_mm512_setzero_ps(); 4]; 2];
+    let mut p = 0;
+    // SAFETY: loads of floats `p..p + 8 <= blocks`, scalar reads below `n`, and writes
+    // to the first `width` floats of `V` rows of `y` (the caller's contract).
+    unsafe {
+        while p < blocks {
+            // Each row's eight floats in both halves.
+            let r: [__m512; 4] = core::array::from_fn(|q| {
+                _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(rows[q].add(p)))))
+            });
+            for pair in 0..V / 2 {
+                let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(vectors[2 * pair].add(p))));
+                let high = _mm256_castps_pd(_mm256_loadu_ps(vectors[2 * pair + 1].add(p)));
+                let xv = _mm512_castpd_ps(_mm512_insertf64x4::<1>(low, high));
+                for q in 0..4 {
+                    acc[pair][q] = _mm512_fmadd_ps(r[q], xv, acc[pair][q]);
+                }
+            }
+            p += 8;
+        }
+        for v in 0..V {
+            let half = |z: __m512| {
+                if v % 2 == 0 {
+                    _mm512_castps512_ps256(z)
+                } else {
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(z)))
+                }
+            };
+            let lanes = acc[v / 2];
+            let sums = sum4(half(lanes[0]), half(lanes[1]), half(lanes[2]), half(lanes[3]));
+            let yv = y.add(v * ldy);
+            if blocks == n && width == 4 {
+                _mm_storeu_ps(yv, _mm_add_ps(_mm_loadu_ps(yv), _mm_mul_ps(_mm_set1_ps(alpha), sums)));
+            } else {
+                let mut out = [0.0f32; 4];
+                _mm_storeu_ps(out.as_mut_ptr(), sums);
+                for (q, &sum) in out.iter().enumerate().take(width) {
+                    let sum = if blocks == n { sum } else { sum + tail(rows[q], vectors[v], blocks, n) };
+                    *yv.add(q) += alpha * sum;
+                }
+            }
+        }
     }
 }

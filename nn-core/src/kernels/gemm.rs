@@ -1,20 +1,27 @@
 //! General matrix products: `C = alpha * A B + beta * C`.
 //!
-//! On x86-64 with AVX2 and FMA (detected at run time with `std`), products run on a
-//! register tile of `6 x 16` FMA accumulators (`avx2.rs`, `Tile`) inside BLIS-style
-//! loops (`blocked`): `B` is packed panel by panel into a buffer on the stack, `A` is
-//! read in place through its strides (or, for products of many rows with `std`, packed
-//! into a per-thread block), so any transposes cost nothing and nothing is allocated
-//! after a thread's first large product; as fast as the packed
-//! `matrixmultiply::sgemm` from a `32 x 32` product up (`cargo run --release -p
-//! nn-bench -- --gemm-sweep`). Elsewhere the portable kernels (`portable.rs`) compute
-//! the same bits with `4 x 4` tiles that read both operands in place.
+//! On x86-64, products run on the widest register tile the CPU has ([`super::isa`]):
+//! `12 x 32` AVX-512 accumulators (`avx512.rs`) or `6 x 16` AVX2 ones (`avx2.rs`), both
+//! implementing `Tile`, inside BLIS-style loops (`blocked`): `B` is packed panel by
+//! panel into a buffer on the stack, `A` is read in place through its strides (or, for
+//! products of many rows with `std`, packed into a per-thread block), so any transposes
+//! cost nothing and nothing is allocated after a thread's first large product. With
+//! AVX-512 this is faster than the packed `matrixmultiply::sgemm` from a `32 x 32`
+//! product up (`cargo run --release -p nn-bench -- --gemm-sweep`). Elsewhere the
+//! portable kernels (`portable.rs`) compute the same bits with `4 x 4` tiles that read
+//! both operands in place. Every tile sums each element of `C` in one order (a chain
+//! of fused multiply-adds per 256-deep slice), so the three give the same bits.
 //!
 //! `matrixmultiply::sgemm` (its `threading` feature is enabled by this crate's) takes
-//! products of at least [`PACKED_MIN_FLOPS`] multiply-adds when it is the faster
-//! choice: on several threads, or without the AVX2 tile. It allocates its packing
-//! buffer on every call. A product with a single row of `A` is a matrix-vector
-//! product: [`gemv`].
+//! products of at least [`PACKED_MIN_FLOPS`] multiply-adds where there is no AVX2
+//! tile (another architecture, an older CPU, `NN_ISA=portable`) and `alloc` is
+//! enabled: there it is several times faster than the portable tile, but its rounding
+//! is not guaranteed to be the tiles' (its kernels without FMA round every product, and
+//! it scales by `alpha` and `beta` in separate roundings), so those products may differ
+//! from the other kernels' in their last bits: a documented choice for speed, named by
+//! `isa::kernels`. (On an x86-64 CPU with FMA, with `alpha = 1` and `beta` 0 or 1, its
+//! FMA kernel happens to give the tiles' bits, measured on products up to `1024^3`.) It allocates its packing buffer on every
+//! call. A product with a single row of `A` is a matrix-vector product: [`gemv`].
 
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel;
@@ -145,7 +152,8 @@ pub(crate) unsafe fn one_thread(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: 
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
 /// `matrixmultiply` kernel when `alloc` is available and the AVX2 tile is not (another
-/// architecture, an older CPU): there packing beats the portable tile.
+/// architecture, an older CPU, `NN_ISA=portable`): there packing beats the portable
+/// tile, at the cost of a rounding that may differ from the tiles' (see the module).
 pub const PACKED_MIN_FLOPS: usize = 1 << 21;
 
 /// Products of at least this many multiply-adds are split between [`threads`] threads
@@ -639,6 +647,8 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
         unsafe {
             if batch == 1 {
                 avx2::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
+            } else if super::isa::isa().avx512() && n >= avx512::BATCH_MIN_COLUMNS {
+                avx512::gemv_batch_strided(alpha, a.data, a.rs, m, n, x, y.as_mut_ptr(), m, batch);
             } else {
                 avx2::gemv_batch(alpha, a.data, a.rs, m, n, x, y, batch);
             }
@@ -790,7 +800,7 @@ mod tests {
         let mut rng = Rng::new(12);
         for batch in [1, 2, 3, 7] {
             for m in [1, 2, 3, 4, 5, 8, 13, 17] {
-                for n in [1, 2, 7, 8, 9, 16, 33, 64] {
+                for n in [1, 2, 7, 8, 9, 16, 33, 64, 130, 257] {
                     for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (0.5, 2.0)] {
                         let w: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
                         let x: std::vec::Vec<f32> = (0..batch * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();

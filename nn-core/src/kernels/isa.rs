@@ -7,7 +7,12 @@
 //!
 //! Every form of a kernel rounds each output element in the same order (see
 //! `portable.rs`), so the choice changes speed, never results: a network gives the
-//! same bits on an AVX-512 server, an AVX2 laptop and a microcontroller.
+//! same bits on an AVX-512 server, an AVX2 laptop and a microcontroller. One exception
+//! is chosen for speed and documented: with `alloc` and without AVX2 (another
+//! architecture, an old x86-64 CPU, or `NN_ISA=portable`), products of at least
+//! `gemm::PACKED_MIN_FLOPS` multiply-adds go to `matrixmultiply`, several times faster
+//! there than the portable tile, whose rounding is not guaranteed to be the tiles'
+//! ([`kernels`] names it; see `gemm`).
 //!
 //! The environment variable `NN_ISA` (`avx512`, `avx2` or `portable`, read once)
 //! lowers the choice, for tests that compare the forms and for benchmarks; it never
@@ -128,6 +133,40 @@ pub fn isa() -> Isa {
     {
         const { compiled() }
     }
+}
+
+/// The kernels each family runs on when the kernels use `isa`, for the benchmark's
+/// report: an instruction set's name ([`Isa::name`]), or `matrixmultiply`. The
+/// families with an AVX-512 form take it, the others their AVX2 form (or the portable
+/// one).
+///
+/// * `gemm`: matrix products, and the convolutions and dense backward built on them;
+/// * `gemm_large`: products of at least `gemm::PACKED_MIN_FLOPS` multiply-adds, which
+///   without AVX2 (and with `alloc`) go to `matrixmultiply` for speed, whose rounding
+///   is not guaranteed to be the other kernels': the one documented exception to the
+///   same bits on every instruction set;
+/// * `conv_direct`: convolutions read from the padded input (stride 1);
+/// * `dense_batch`: a dense layer's forward over a batch (AVX-512 from
+///   `avx512::BATCH_MIN_COLUMNS` inputs, AVX2 below);
+/// * `gemv_column_major`: matrix-vector products over a transposed matrix;
+/// * `dense_batch1`: matrix-vector products over rows (dense layers at batch 1, `dot`,
+///   recurrent projections): eight lanes per row, where AVX-512 gains nothing;
+/// * `recurrent_cells`, `activations`, `pooling`, `adam`: element-wise kernels.
+pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
+    let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable }.name();
+    let large = if isa.avx2() || cfg!(not(feature = "alloc")) { isa.name() } else { "matrixmultiply" };
+    [
+        ("gemm", isa.name()),
+        ("gemm_large", large),
+        ("conv_direct", isa.name()),
+        ("dense_batch", isa.name()),
+        ("gemv_column_major", isa.name()),
+        ("dense_batch1", avx2),
+        ("recurrent_cells", avx2),
+        ("activations", avx2),
+        ("pooling", avx2),
+        ("adam", avx2),
+    ]
 }
 
 /// [`detected`], lowered by `NN_ISA` (an unknown name is ignored).

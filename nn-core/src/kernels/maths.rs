@@ -40,9 +40,29 @@ pub fn exp(x: f32) -> f32 {
     exp_lanes([x])[0]
 }
 
+/// Whether one lane (the portable cells' unit-by-unit loop) calls one out-of-line copy
+/// of each function rather than inlining it at every gate: off x86-64 the cells run
+/// unit by unit, and inlined copies made the Cortex-M0's cell step 21 KiB of code.
+const ONE_LANE_OUT_OF_LINE: bool = cfg!(not(target_arch = "x86_64"));
+
 /// [`exp`] of `N` lanes, each exactly as [`exp`].
 #[inline(always)]
 pub(crate) fn exp_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    if ONE_LANE_OUT_OF_LINE && N == 1 {
+        return each::<N>(|i| exp_one(x[i]));
+    }
+    exp_each(x)
+}
+
+/// [`exp`], one out-of-line copy.
+#[inline(never)]
+fn exp_one(x: f32) -> f32 {
+    exp_each([x])[0]
+}
+
+/// The operations of [`exp`] over `N` lanes.
+#[inline(always)]
+fn exp_each<const N: usize>(x: [f32; N]) -> [f32; N] {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -84,6 +104,21 @@ pub fn sigmoid(x: f32) -> f32 {
 /// [`sigmoid`] of `N` lanes.
 #[inline(always)]
 pub(crate) fn sigmoid_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    if ONE_LANE_OUT_OF_LINE && N == 1 {
+        return each::<N>(|i| sigmoid_one(x[i]));
+    }
+    sigmoid_each(x)
+}
+
+/// [`sigmoid`], one out-of-line copy.
+#[inline(never)]
+fn sigmoid_one(x: f32) -> f32 {
+    sigmoid_each([x])[0]
+}
+
+/// The operations of [`sigmoid`] over `N` lanes.
+#[inline(always)]
+fn sigmoid_each<const N: usize>(x: [f32; N]) -> [f32; N] {
     let e = exp_lanes(each::<N>(|i| -x[i]));
     each::<N>(|i| 1.0 / (1.0 + e[i]))
 }
@@ -98,6 +133,21 @@ pub fn tanh(x: f32) -> f32 {
 /// [`tanh`] of `N` lanes.
 #[inline(always)]
 pub(crate) fn tanh_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
+    if ONE_LANE_OUT_OF_LINE && N == 1 {
+        return each::<N>(|i| tanh_one(x[i]));
+    }
+    tanh_each(x)
+}
+
+/// [`tanh`], one out-of-line copy.
+#[inline(never)]
+fn tanh_one(x: f32) -> f32 {
+    tanh_each([x])[0]
+}
+
+/// The operations of [`tanh`] over `N` lanes.
+#[inline(always)]
+fn tanh_each<const N: usize>(x: [f32; N]) -> [f32; N] {
     // `tanh(x) = x + x z Q(z)`, `z = x^2`, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`
     // (Cephes' `tanhf`), evaluated beside the exponential's longer chain.
     const D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];

@@ -1,5 +1,6 @@
 //! Large products on several threads (the `threading` feature): `C` is split into
-//! column (or row) blocks, one per thread, each computed by the AVX2 kernel.
+//! column (or row) blocks, one per thread, each computed by the widest register tile
+//! the CPU has (AVX-512 or AVX2, the same bits).
 //!
 //! The workers are started by the first large product and kept for every later one;
 //! handing out a product allocates nothing. Between products a worker spins for about
@@ -12,8 +13,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
 
-use super::avx2;
 use super::gemm::{threads, MatRef};
+use super::{avx2, avx512};
 
 /// Pauses (`spin_loop` hints) a thread spins for before it parks.
 const SPIN: usize = 4000;
@@ -194,8 +195,10 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     let by_columns = m < 16 * parts && n > m;
     // Block sizes: columns rounded up to the tile width, so only the last block has a
     // partial panel.
-    let step = if by_columns { (n.div_ceil(parts)).div_ceil(avx2::NR) * avx2::NR } else { m.div_ceil(parts) };
-    if !by_columns && m >= 2 * SHARED_ROWS && b.rows * n.div_ceil(avx2::NR) * avx2::NR <= SHARED_MAX_FLOATS {
+    // The widest tile's columns (so that only the last block has a partial panel).
+    let nr = if super::isa::isa().avx512() { avx512::NR } else { avx2::NR };
+    let step = if by_columns { (n.div_ceil(parts)).div_ceil(nr) * nr } else { m.div_ceil(parts) };
+    if !by_columns && m >= 2 * SHARED_ROWS && b.rows * n.div_ceil(nr) * nr <= SHARED_MAX_FLOATS {
         if let Ok(mut packed) = PACKED_B.try_lock() {
             return gemm_shared(alpha, a, b, beta, c, ldc, &mut packed);
         }
@@ -262,11 +265,13 @@ fn gemm_shared(
     packed: &mut std::vec::Vec<f32>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    let n_pad = n.div_ceil(avx2::NR) * avx2::NR;
+    let wide = super::isa::isa().avx512();
+    let (mr, nr, kc) = if wide { (avx512::MR, avx512::NR, avx512::KC) } else { (avx2::MR, avx2::NR, avx2::KC) };
+    let n_pad = n.div_ceil(nr) * nr;
     if packed.len() < k * n_pad {
         packed.resize(k * n_pad, 0.0);
     }
-    let units = k.div_ceil(avx2::KC) * (n_pad / avx2::NR);
+    let units = k.div_ceil(kc) * (n_pad / nr);
     let (buffer, out) = (Output(packed.as_mut_ptr()), Output(c.as_mut_ptr()));
     let (next_unit, packed_units, next_row) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
     let abort = AtomicBool::new(false);
@@ -279,7 +284,14 @@ fn gemm_shared(
             }
             // SAFETY: the CPU has AVX2 and FMA (the caller checked); the buffer holds
             // `k n_pad` floats; each unit is packed by one thread only.
-            unsafe { avx2::pack_b_unit(buffer.at(0), b, n_pad, unit) };
+            // (AVX-512 F too where `wide`.)
+            unsafe {
+                if wide {
+                    avx512::pack_b_unit(buffer.at(0), b, n_pad, unit)
+                } else {
+                    avx2::pack_b_unit(buffer.at(0), b, n_pad, unit)
+                }
+            };
             packed_units.fetch_add(1, Ordering::Release);
         }
         while packed_units.load(Ordering::Acquire) < units {
@@ -293,8 +305,7 @@ fn gemm_shared(
         while start < m {
             // Guided: a share of what is left, so that the last blocks are small and
             // the threads finish together.
-            let rows =
-                (m - start).div_ceil(2 * parts).next_multiple_of(avx2::MR).clamp(avx2::MR, SHARED_ROWS).min(m - start);
+            let rows = (m - start).div_ceil(2 * parts).next_multiple_of(mr).clamp(mr, SHARED_ROWS).min(m - start);
             if let Err(now) = next_row.compare_exchange_weak(start, start + rows, Ordering::Relaxed, Ordering::Relaxed)
             {
                 start = now;
@@ -304,7 +315,14 @@ fn gemm_shared(
             // SAFETY: as above; every unit is packed (the acquire load saw all the
             // packing threads' writes); the rows `start..start + rows` of `C` lie
             // within `c` and only this thread took them.
-            unsafe { avx2::rows_times_packed(alpha, a, buffer.at(0), n, n_pad, beta, out.at(start * ldc), ldc) };
+            unsafe {
+                let (packed, c) = (buffer.at(0), out.at(start * ldc));
+                if wide {
+                    avx512::rows_times_packed(alpha, a, packed, n, n_pad, beta, c, ldc)
+                } else {
+                    avx2::rows_times_packed(alpha, a, packed, n, n_pad, beta, c, ldc)
+                }
+            };
             start = next_row.load(Ordering::Relaxed);
         }
     };
@@ -328,11 +346,18 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], y: &mut [f32], batch: us
             return;
         }
         let rows = (start + step).min(m) - start;
-        // SAFETY: the CPU has AVX2 and FMA (the caller checked); rows
-        // `start..start + rows` of `A` lie within `a.data`; this part writes only
+        // SAFETY: the CPU has AVX2 and FMA (the caller checked), AVX-512 F where
+        // `avx512()`; rows `start..start + rows` of `A` lie within `a.data`; this part writes only
         // columns `start..start + rows` of every vector of `y` (row stride `m`), which
         // no other part writes.
-        unsafe { avx2::gemv_batch_strided(alpha, &a.data[start * a.rs..], a.rs, rows, n, x, out.at(start), m, batch) };
+        unsafe {
+            let (rs, a) = (a.rs, &a.data[start * a.rs..]);
+            if super::isa::isa().avx512() && n >= super::avx512::BATCH_MIN_COLUMNS {
+                super::avx512::gemv_batch_strided(alpha, a, rs, rows, n, x, out.at(start), m, batch)
+            } else {
+                avx2::gemv_batch_strided(alpha, a, rs, rows, n, x, out.at(start), m, batch)
+            }
+        };
     };
     for_each_part(parts, &run);
 }

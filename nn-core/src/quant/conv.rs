@@ -64,25 +64,38 @@ pub fn conv2d(
     let multiplier = channel_multipliers(OP, filters, bias, multipliers)?;
     let plane = g.height * g.width;
     let out_plane = g.out_height * g.out_width;
-    for f in 0..filters {
-        let first_channel = (f / filters_per_group) * group_channels;
-        let weights = &filter[f * group_channels * kh * kw..(f + 1) * group_channels * kh * kw];
-        let m = multiplier(f);
-        let b = bias.map_or(0, |b| b[f]);
-        for oy in 0..g.out_height {
-            for ox in 0..g.out_width {
+    let patch = group_channels * kh * kw;
+    let ([sh, sw], [dh, dw], [ph, pw]) = (g.stride, g.dilation, g.padding);
+    // Position by position, then filter by filter, over the taps that land inside the
+    // input (rows i0..i1, columns j0..j1 of the kernel): no per-tap test. The i32 sums
+    // wrap, so their order does not change the result.
+    for oy in 0..g.out_height {
+        let (i0, i1) = taps(oy, sh, dh, ph, kh, g.height);
+        for ox in 0..g.out_width {
+            let (j0, j1) = taps(ox, sw, dw, pw, kw, g.width);
+            // No column inside the input: no row either. Otherwise the first tap's column.
+            let rows = if j0 < j1 { i0..i1 } else { 0..0 };
+            let x0 = if j0 < j1 { ox * sw + j0 * dw - pw } else { 0 };
+            for f in 0..filters {
+                let first_channel = (f / filters_per_group) * group_channels;
+                let weights = &filter[f * patch..(f + 1) * patch];
                 let mut acc = 0i32;
-                for i in 0..kh {
-                    let Some(y) = tap(oy, i, g.stride[0], g.dilation[0], g.padding[0], g.height) else { continue };
-                    for j in 0..kw {
-                        let Some(x) = tap(ox, j, g.stride[1], g.dilation[1], g.padding[1], g.width) else { continue };
-                        for c in 0..group_channels {
-                            let v = input[(first_channel + c) * plane + y * g.width + x] as i32 + params.input_offset;
-                            let w = weights[(c * kh + i) * kw + j] as i32;
-                            acc = acc.wrapping_add(w.wrapping_mul(v));
-                        }
+                for c in 0..group_channels {
+                    let channel = &input[(first_channel + c) * plane..(first_channel + c + 1) * plane];
+                    let kernel = &weights[c * kh * kw..(c + 1) * kh * kw];
+                    for i in rows.clone() {
+                        let y = oy * sh + i * dh - ph;
+                        let w = &kernel[i * kw + j0..i * kw + j1];
+                        let row = &channel[y * g.width + x0..(y + 1) * g.width];
+                        acc = if dw == 1 {
+                            dot(acc, w, row.iter(), params.input_offset)
+                        } else {
+                            dot(acc, w, row.iter().step_by(dw), params.input_offset)
+                        };
                     }
                 }
+                let m = multiplier(f);
+                let b = bias.map_or(0, |b| b[f]);
                 let scaled =
                     multiply_by_quantized_multiplier(acc.wrapping_add(b), m.multiplier, m.shift, params.rounding)
                         .wrapping_add(params.output_offset);
@@ -94,9 +107,25 @@ pub fn conv2d(
     Ok(())
 }
 
-/// The input index `o * stride + k * dilation - padding` if it lies in `0..size`.
+/// `acc + sum_k w[k] * (x[k] + input_offset)`, wrapping, over the shorter of the two.
+#[inline(always)]
+fn dot<'a>(acc: i32, w: &[i8], x: impl Iterator<Item = &'a i8>, input_offset: i32) -> i32 {
+    w.iter().zip(x).fold(acc, |acc, (&w, &v)| acc.wrapping_add((w as i32).wrapping_mul(v as i32 + input_offset)))
+}
+
+/// The kernel taps `k0..k1` whose input index `o * stride + k * dilation - padding`
+/// lies in `0..size` (an empty range if none does, or if the index overflows).
 #[inline]
-fn tap(o: usize, k: usize, stride: usize, dilation: usize, padding: usize, size: usize) -> Option<usize> {
-    let index = o.checked_mul(stride)?.checked_add(k.checked_mul(dilation)?)?.checked_sub(padding)?;
-    (index < size).then_some(index)
+fn taps(o: usize, stride: usize, dilation: usize, padding: usize, kernel: usize, size: usize) -> (usize, usize) {
+    let Some(base) = o.checked_mul(stride) else { return (0, 0) };
+    let first = if padding > base { (padding - base).div_ceil(dilation) } else { 0 };
+    // Positions base + k * dilation below size + padding.
+    let limit = size.saturating_add(padding);
+    let end = if limit > base { (limit - base).div_ceil(dilation) } else { 0 };
+    let (first, end) = (first.min(kernel), end.min(kernel));
+    // The last tap's index must be computable: (end - 1) * dilation fits.
+    if first >= end || (end - 1).checked_mul(dilation).and_then(|r| r.checked_add(base)).is_none() {
+        return (0, 0);
+    }
+    (first, end)
 }

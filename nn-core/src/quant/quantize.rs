@@ -501,3 +501,98 @@ pub fn quantize_sequential(
     }
     Ok(QuantizedSequential { input, layers: quantized })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::calibrate::FloatDense;
+
+    #[test]
+    fn batch_norm_folds_into_each_filter() {
+        // Two filters of two weights; s = gamma / sqrt(var + eps) = 2 and 0.5.
+        let (mut w, mut b) = ([1.0f32, -2.0, 4.0, 8.0], [1.0f32, 0.0]);
+        fold_batch_norm(&mut w, &mut b, &[1.0, 1.0], &[0.5, -1.0], &[3.0, 2.0], &[0.25, 4.0], 0.0).unwrap();
+        assert_eq!(w, [2.0, -4.0, 2.0, 4.0]);
+        // (1 - 3) * 2 + 0.5 and (0 - 2) * 0.5 - 1.
+        assert_eq!(b, [-3.5, -2.0]);
+        assert!(matches!(
+            fold_batch_norm(&mut w, &mut b, &[1.0], &[0.0; 2], &[0.0; 2], &[1.0; 2], 1e-5),
+            Err(QuantError::Length { operand: "gamma", .. })
+        ));
+    }
+
+    #[test]
+    fn impossible_layers_are_typed_errors_not_panics() {
+        let options = QuantizeOptions::default();
+        let geometry = ConvGeometry {
+            channels: 1,
+            height: 4,
+            width: 4,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            out_height: 4, // 4 - 3 + 1 = 2
+            out_width: 2,
+        };
+        let weight = [0.0f32; 9];
+        let conv = FloatConv2d {
+            weight: &weight,
+            bias: &[0.0],
+            geometry,
+            filters: 1,
+            groups: 1,
+            activation: FusedActivation::None,
+        };
+        let error = quantize_sequential(&[FloatLayer::Conv2d(conv)], &[0.0; 16], &options).unwrap_err();
+        assert!(matches!(error, QuantError::Geometry { .. }), "{error}");
+        let conv = FloatConv2d { geometry: ConvGeometry { out_height: 2, ..geometry }, groups: 2, ..conv };
+        assert!(quantize_sequential(&[FloatLayer::Conv2d(conv)], &[0.0; 16], &options).is_err());
+        // A Dense layer after a convolution must read what it writes.
+        let conv = FloatConv2d { groups: 1, ..conv };
+        let dense =
+            FloatDense { weight: &[0.0; 3], bias: &[0.0], inputs: 3, outputs: 1, activation: FusedActivation::None };
+        let error = quantize_sequential(&[FloatLayer::Conv2d(conv), FloatLayer::Dense(dense)], &[0.0; 16], &options);
+        assert!(matches!(error, Err(QuantError::Length { operand: "layer input", expected: 4, found: 3, .. })));
+        let pool = PoolGeometry {
+            height: 4,
+            width: 4,
+            size: [2, 2],
+            stride: [0, 2],
+            padding: [0, 0],
+            out_height: 2,
+            out_width: 2,
+        };
+        let error = quantize_sequential(&[FloatLayer::MaxPool2d { geometry: pool, channels: 1 }], &[0.0; 16], &options);
+        assert!(matches!(error, Err(QuantError::Geometry { .. })));
+        // Calibration samples must be whole.
+        assert!(quantize_sequential(&[FloatLayer::Dense(dense)], &[0.0; 4], &options).is_err());
+    }
+
+    #[test]
+    fn a_grouped_convolution_runs_each_group_on_its_channels() {
+        // Two 1x1 groups over two channels: filter 0 doubles channel 0, filter 1 negates
+        // channel 1; the calibration set is one 1x2 sample, so the output range is its own.
+        let geometry = ConvGeometry {
+            channels: 2,
+            height: 1,
+            width: 2,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            out_height: 1,
+            out_width: 2,
+        };
+        let conv = FloatConv2d {
+            weight: &[2.0, -1.0],
+            bias: &[0.0, 0.0],
+            geometry,
+            filters: 2,
+            groups: 2,
+            activation: FusedActivation::None,
+        };
+        let y = float_forward(&FloatLayer::Conv2d(conv), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(y, [2.0, 4.0, -3.0, -4.0]);
+    }
+}

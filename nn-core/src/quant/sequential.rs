@@ -32,6 +32,42 @@
 //! let (mut a, mut b) = ([0i8; MODEL.activation_len()], [0i8; MODEL.activation_len()]);
 //! assert_eq!(MODEL.forward(&[3, -4], &mut a, &mut b).unwrap(), &[-4, 10]);
 //! ```
+//!
+//! Three weights for a 2x2 layer do not build ("evaluation panicked: int8 layer: the
+//! weights do not match the layer's shape"), nor does an output zero point of 200:
+//!
+//! ```compile_fail,E0080
+//! # use nn_core::quant::sequential::{Int8Layer, Int8Sequential, TensorQuantization};
+//! # use nn_core::quant::{FullyConnectedParams, QuantizedMultiplier, Rounding};
+//! static WEIGHT: [i8; 3] = [1, 2, 2];
+//! static MODEL: Int8Sequential<'static> = Int8Sequential {
+//!     input: TensorQuantization { scale: 0.5, zero_point: 0 },
+//!     output: TensorQuantization { scale: 0.125, zero_point: 0 },
+//!     layers: &[Int8Layer::Dense {
+//!         params: FullyConnectedParams { input_offset: 0, filter_offset: 0, output_offset: 0,
+//!             activation_min: -128, activation_max: 127, rounding: Rounding::Double },
+//!         inputs: 2, outputs: 2, weight: &WEIGHT, bias: &[1, 0],
+//!         multipliers: &[QuantizedMultiplier { multiplier: 1 << 30, shift: 1 }],
+//!     }],
+//! };
+//! const _: () = if let Err(e) = MODEL.validate() { panic!("{}", e) };
+//! ```
+//!
+//! ```compile_fail,E0080
+//! # use nn_core::quant::sequential::{Int8Layer, Int8Sequential, TensorQuantization};
+//! # use nn_core::quant::{FullyConnectedParams, QuantizedMultiplier, Rounding};
+//! static MODEL: Int8Sequential<'static> = Int8Sequential {
+//!     input: TensorQuantization { scale: 0.5, zero_point: 0 },
+//!     output: TensorQuantization { scale: 0.125, zero_point: 200 },
+//!     layers: &[Int8Layer::Dense {
+//!         params: FullyConnectedParams { input_offset: 0, filter_offset: 0, output_offset: 0,
+//!             activation_min: -128, activation_max: 127, rounding: Rounding::Double },
+//!         inputs: 2, outputs: 2, weight: &[1, 2, 2, -1], bias: &[1, 0],
+//!         multipliers: &[QuantizedMultiplier { multiplier: 1 << 30, shift: 1 }],
+//!     }],
+//! };
+//! const _: () = if let Err(e) = MODEL.validate() { panic!("{}", e) };
+//! ```
 
 use super::{
     average_pool2d, check_len, conv2d, fully_connected, max_pool2d, ConvParams, FullyConnectedParams, PoolParams,
@@ -397,5 +433,65 @@ impl Int8Sequential<'_> {
             len = n;
         }
         Ok(&src[..len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::Rounding;
+
+    const ONE: QuantizedMultiplier = QuantizedMultiplier { multiplier: 1 << 30, shift: 1 };
+    const FC: FullyConnectedParams = FullyConnectedParams {
+        input_offset: 0,
+        filter_offset: 0,
+        output_offset: 0,
+        activation_min: -128,
+        activation_max: 127,
+        rounding: Rounding::Double,
+    };
+    const Q: TensorQuantization = TensorQuantization { scale: 1.0, zero_point: 0 };
+
+    fn dense<'a>(inputs: usize, outputs: usize, weight: &'a [i8], bias: &'a [i32]) -> Int8Layer<'a> {
+        Int8Layer::Dense { params: FC, inputs, outputs, weight, bias, multipliers: &[ONE] }
+    }
+
+    #[test]
+    fn validate_names_the_broken_rule() {
+        let (w6, w3, b3, b2) = ([1i8; 6], [1i8; 3], [0i32; 3], [0i32; 2]);
+        // 2 -> 3 -> 1: chains.
+        let good = [dense(2, 3, &w6, &b3), dense(3, 1, &w3, &[0])];
+        let network = Int8Sequential { input: Q, output: Q, layers: &good };
+        assert_eq!(network.validate(), Ok(()));
+        assert_eq!((network.input_len(), network.output_len(), network.activation_len()), (2, 1, 3));
+        assert_eq!(network.param_bytes(), 16 + (6 + 12 + 8) + (3 + 4 + 8));
+        // The second layer reads 2 values where the first writes 3.
+        let broken = [dense(2, 3, &w6, &b3), dense(2, 1, &[1, 1], &[0])];
+        let network = Int8Sequential { input: Q, output: Q, layers: &broken };
+        assert!(network.validate().unwrap_err().contains("different number of values"));
+        let wrong_bias = [dense(2, 3, &w6, &b2)];
+        let network = Int8Sequential { input: Q, output: Q, layers: &wrong_bias };
+        assert!(network.validate().unwrap_err().contains("one bias per output"));
+        let network =
+            Int8Sequential { input: Q, output: TensorQuantization { scale: f32::NAN, zero_point: 0 }, layers: &good };
+        assert!(network.validate().unwrap_err().contains("scale"));
+        let network = Int8Sequential { input: Q, output: Q, layers: &[] };
+        assert!(network.validate().is_err());
+    }
+
+    #[test]
+    fn forward_ping_pongs_and_refuses_short_buffers() {
+        // x -> [x0 + x1, x0 - x1, 2 x0] -> their sum + 5 = 4 x0 + 5, every multiplier 1.
+        let w1 = [1i8, 1, 1, -1, 2, 0];
+        let layers = [dense(2, 3, &w1, &[0, 0, 0]), dense(3, 1, &[1, 1, 1], &[5])];
+        let network = Int8Sequential { input: Q, output: Q, layers: &layers };
+        let (mut a, mut b) = ([0i8; 3], [0i8; 3]);
+        assert_eq!(network.forward(&[4, 2], &mut a, &mut b).unwrap(), &[6 + 2 + 8 + 5]);
+        let mut short = [0i8; 2];
+        assert_eq!(
+            network.forward(&[4, 2], &mut short, &mut b),
+            Err(QuantError::Length { op: "int8 network", operand: "buffer a", expected: 3, found: 2 })
+        );
+        assert!(matches!(network.forward(&[4], &mut a, &mut b), Err(QuantError::Length { operand: "input", .. })));
     }
 }

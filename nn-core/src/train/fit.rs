@@ -349,12 +349,14 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     /// Adds a weight penalty (L1 / L2).
     pub fn penalty(mut self, penalty: Penalty) -> Self {
         self.penalties.push(penalty);
+        self.prepared = None;
         self
     }
 
     /// Adds a constraint on the selected tensors.
     pub fn constraint(mut self, select: Select, constraint: Constraint) -> Self {
         self.constraints.push((select, constraint));
+        self.prepared = None;
         self
     }
 
@@ -386,6 +388,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     /// gradients are not computed (see [`Model::backward_frozen`]).
     pub fn freeze(mut self, select: Select) -> Self {
         self.frozen.push(select);
+        self.prepared = None;
         self
     }
 
@@ -539,6 +542,21 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             validate::<L, Lo>(&self.loss, v)?;
         }
         self.prepared = Some(Prepared::new(self, model.layer()));
+        let result = self.epochs_of(model, train, validation, &mut on_epoch, history);
+        // A step outside a run reads the settings again.
+        self.prepared = None;
+        result
+    }
+
+    /// The epochs of [`Fit::run_with`], its checks done.
+    fn epochs_of<P: AsRef<[f32]> + AsMut<[f32]>>(
+        &mut self,
+        model: &mut Model<L, P>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        on_epoch: &mut impl FnMut(&mut Model<L, P>, &EpochLog) -> bool,
+        history: &mut History,
+    ) -> Result<(), TrainError> {
         let batch = self.batch_size.min(train.len());
         let mut order: Vec<usize> = (0..train.len()).collect();
         let last_epoch = self.epochs_done + self.epochs;
@@ -675,8 +693,9 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     ///
     /// `inputs` holds whole samples of the network's input, `targets` as many samples
     /// of the loss's targets; both are checked (sizes, finite inputs, valid targets),
-    /// and the settings are read as [`Fit::run`] reads them, at the first step after
-    /// construction or a run. On an error nothing is applied (a step that makes a
+    /// and the settings (penalties, constraints, frozen tensors) are read at the start
+    /// of a run and, outside a run, at the first step after construction, after a run
+    /// or after a builder method changed them. On an error nothing is applied (a step that makes a
     /// parameter NaN or infinite is undone, see [`Fit::run`]).
     ///
     /// ```

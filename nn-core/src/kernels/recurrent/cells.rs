@@ -1,6 +1,8 @@
 //! The cell arithmetic shared by every path: one unit of each cell, and one step of a
 //! cell over all its units (AVX2 or portable, the same bits).
 use super::layout::CellKind;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::isa::{isa, Isa};
 use crate::kernels::maths::{each, sigmoid_lanes, tanh, tanh_lanes};
 use crate::kernels::portable::fma;
 
@@ -66,16 +68,33 @@ pub fn rnn_unit(relu: bool, p: f32, q: f32) -> f32 {
 ///
 /// Every unit is computed by the same operations whatever the vector width (fused
 /// multiply-adds where the formulas have them, [`fma`] on every target; no
-/// reductions), so the AVX2 copy of the loop agrees bit for bit with the portable one
-/// and with the training path.
+/// reductions), so the AVX-512 and AVX2 copies of the loop agree bit for bit with the
+/// portable one and with the training path.
 #[inline]
 pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::avx2::available() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { cell_step_avx2(cell, p, q, h, c) };
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+        Isa::Avx512 if h.len() >= AVX512_MIN_UNITS => return unsafe { cell_step_avx512(cell, p, q, h, c) },
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma | Isa::Avx512 => return unsafe { cell_step_avx2(cell, p, q, h, c) },
+        Isa::Portable => {}
     }
     cell_step_portable(cell, p, q, h, c)
+}
+
+/// Units from which the AVX-512 cell step is faster than the AVX2 one: below one
+/// 16-lane vector per gate the AVX2 step is (a GRU of 8 units: 73 ns against 81 ns per
+/// streaming step on an AVX-512 Xeon).
+#[cfg(target_arch = "x86_64")]
+const AVX512_MIN_UNITS: usize = 16;
+
+/// [`cell_step`] compiled for sixteen lanes with `vfmadd`, [`WIDE_LANES`] units at a
+/// time first.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn cell_step_avx512(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    cell_step_lanes::<true>(cell, p, q, h, c)
 }
 
 /// [`cell_step`] compiled for eight lanes with `vfmadd`, [`WIDE_LANES`] units at a time
@@ -93,8 +112,8 @@ fn cell_step_portable(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c
     cell_step_lanes::<false>(cell, p, q, h, c)
 }
 
-/// [`cell_step`], with `WIDE` first [`WIDE_LANES`] then 8 units at a time, then unit by
-/// unit. Every unit gets the same operations either way.
+/// [`cell_step`], with `WIDE` first [`WIDE_LANES`], then 16, then 8 units at a time,
+/// then unit by unit. Every unit gets the same operations either way.
 #[inline(always)]
 fn cell_step_lanes<const WIDE: bool>(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     let hd = h.len();
@@ -110,6 +129,7 @@ fn cell_step_lanes<const WIDE: bool>(cell: CellKind, p: &mut [f32], q: &[f32], h
             let mut j = 0;
             if WIDE {
                 j = lstm_chunks::<WIDE_LANES>(p, q, c, h, j);
+                j = lstm_chunks::<16>(p, q, c, h, j);
                 j = lstm_chunks::<8>(p, q, c, h, j);
             }
             for j in j..hd {
@@ -123,6 +143,7 @@ fn cell_step_lanes<const WIDE: bool>(cell: CellKind, p: &mut [f32], q: &[f32], h
             let mut j = 0;
             if WIDE {
                 j = gru_chunks::<WIDE_LANES>(p, q, h, j);
+                j = gru_chunks::<16>(p, q, h, j);
                 j = gru_chunks::<8>(p, q, h, j);
             }
             for j in j..hd {
@@ -183,4 +204,55 @@ pub(super) fn blocks_mut<const N: usize>(v: &mut [f32], width: usize) -> [&mut [
         rest = tail;
         block
     })
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// A form of [`cell_step`].
+    type Form = fn(CellKind, &mut [f32], &[f32], &mut [f32], &mut [f32]);
+
+    /// The AVX-512 and AVX2 cell steps give the portable one's bits for every cell, for
+    /// widths that use every chunk size (64, 16, 8 and single units), over inputs from
+    /// the saturated ends through `tanh`'s polynomial range to zero.
+    #[test]
+    fn every_instruction_set_gives_the_portable_bits() {
+        let mut rng = Rng::new(3);
+        let special = [0.0, -0.0, 0.624_999_9, -0.625, 0.625, 1e-30, -87.5, 88.8, 100.0, -100.0];
+        let mut value = |k: usize| {
+            if k.is_multiple_of(7) {
+                special[k / 7 % special.len()]
+            } else {
+                rng.uniform_in(-12.0, 12.0)
+            }
+        };
+        for cell in [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh, CellKind::RnnRelu] {
+            for hidden in [1, 7, 8, 13, 16, 24, 40, 64, 77, 130] {
+                let gh = cell.gates() * hidden;
+                let p: Vec<f32> = (0..gh).map(&mut value).collect();
+                let q: Vec<f32> = (0..gh).map(|k| value(k + 3)).collect();
+                let h: Vec<f32> = (0..hidden).map(|k| value(k + 5).clamp(-1.0, 1.0)).collect();
+                let c: Vec<f32> = (0..hidden).map(|k| value(k + 1)).collect();
+                let run = |form: Form| {
+                    let (mut p, mut h, mut c) = (p.clone(), h.clone(), c.clone());
+                    form(cell, &mut p, &q, &mut h, &mut c);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    (bits(&h), bits(&c))
+                };
+                let portable = run(cell_step_portable);
+                if isa().avx2() {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    let avx2 = run(|cell, p, q, h, c| unsafe { cell_step_avx2(cell, p, q, h, c) });
+                    assert_eq!(avx2, portable, "{cell:?}, {hidden} units: AVX2");
+                }
+                if isa().avx512() {
+                    // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+                    let avx512 = run(|cell, p, q, h, c| unsafe { cell_step_avx512(cell, p, q, h, c) });
+                    assert_eq!(avx512, portable, "{cell:?}, {hidden} units: AVX-512");
+                }
+            }
+        }
+    }
 }

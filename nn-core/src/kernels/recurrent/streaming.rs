@@ -3,6 +3,8 @@
 use super::cells::cell_step;
 use super::inference::project;
 use super::layout::{CellKind, Config};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::isa::isa;
 
 /// [`project`] with a bias, for `N` inputs known at compile time: with AVX2 and `N` a
 /// multiple of 8, by the fixed-width kernel (rows at constant offsets, in `reverse`
@@ -10,7 +12,7 @@ use super::layout::{CellKind, Config};
 #[inline]
 fn project_fixed<const N: usize>(weight: &[f32], bias: &[f32], x: &[f32], out: &mut [f32], reverse: bool) {
     #[cfg(target_arch = "x86_64")]
-    if N.is_multiple_of(8) && x.len() == N && crate::kernels::avx2::available() {
+    if N.is_multiple_of(8) && x.len() == N && isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA; the kernel asserts its bounds.
         return unsafe { crate::kernels::avx2::gemv_fixed::<N>(weight, out.len(), x, Some(bias), false, reverse, out) };
     }

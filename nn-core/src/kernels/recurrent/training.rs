@@ -4,6 +4,8 @@ use super::cells::{blocks, blocks_mut, gru_unit, lstm_unit, rnn_unit};
 use super::inference::write_output;
 use super::layout::{batch_of, CellKind, Config, Layout, Merge, States, StatesMut, Weights};
 use crate::kernels::gemm::{gemm, MatRef};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::isa::isa;
 use crate::kernels::maths::tanh;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use crate::kernels::parallel::Output;
@@ -123,7 +125,7 @@ fn step_parts(batch: usize, per_sample: usize, room: usize) -> usize {
             return 1;
         }
         let mut parts = crate::kernels::gemm::threads().min(room);
-        if parts < 2 || batch * per_sample < PARALLEL_MIN_MACS || !crate::kernels::avx2::available() {
+        if parts < 2 || batch * per_sample < PARALLEL_MIN_MACS || !isa().avx2() {
             return 1;
         }
         while parts > 1 && (batch < 2 * parts || batch.saturating_sub((parts - 1) * batch.div_ceil(parts)) < 2) {
@@ -273,7 +275,7 @@ pub fn forward_train(
 #[inline]
 fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::avx2::available() {
+    if isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) };
     }
@@ -371,7 +373,7 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
 #[inline]
 fn lstm_cell_backward(g: &[f32], c: &[f32], c_prev: &[f32], dout: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::avx2::available() {
+    if isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) };
     }
@@ -710,7 +712,7 @@ mod tests {
     /// forward and backward.
     #[test]
     fn threads_give_the_same_bits() {
-        if crate::kernels::gemm::threads() < 2 || !crate::kernels::avx2::available() {
+        if crate::kernels::gemm::threads() < 2 || !isa().avx2() {
             eprintln!("one thread (or no AVX2): nothing to compare");
             return;
         }
