@@ -3,10 +3,10 @@
 //! A graph network with several `input` or `output` statements implements [`MultiIo`]:
 //! its inputs and outputs as tuples of shapes, in declared order. It is also a
 //! [`Layer`] whose sample is the concatenation of its inputs' samples (and whose
-//! output sample concatenates its outputs' samples), so a [`Model`] of it has every
+//! output sample concatenates its outputs' samples), so a [`Model`](crate::model::Model) of it has every
 //! method of a model, and `Fit` trains it as any other:
 //!
-//! - [`Model::predict_multi`] takes a tuple of input batches and returns a tuple of
+//! - [`Model::predict_multi`](crate::model::Model::predict_multi) takes a tuple of input batches and returns a tuple of
 //!   output batches;
 //! - [`Dataset::multi`](crate::train::Dataset::multi) builds a data set from a tuple of
 //!   input arrays and a tuple of target arrays (Keras's `fit(x=[a, b], y=[u, v])`);
@@ -196,7 +196,7 @@ pub fn deinterleave(packed: &[f32], lens: &[usize], parts: &mut [&mut [f32]]) {
     }
 }
 
-/// Batches of several inputs that do not fit a network (see [`Model::predict_multi`]).
+/// Batches of several inputs that do not fit a network (see [`Model::predict_multi`](crate::model::Model::predict_multi)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputsError {
     /// An input's batch is not a whole number of samples.
@@ -352,7 +352,7 @@ impl<L: MultiIo, T: LossTuple> Losses<L, T> {
     /// `metric` on output `K` (from 0, in declared order), named in histories
     /// `"{output}_{metric}"` as Keras does (`"same_accuracy"`): for
     /// [`Fit::metrics`](crate::train::Fit::metrics) and
-    /// [`Model::evaluate`].
+    /// [`Model::evaluate`](crate::model::Model::evaluate).
     #[cfg(feature = "alloc")]
     pub fn metric<const K: usize>(&self, metric: &'static crate::train::Metric) -> crate::train::Metric {
         const { assert!(K < <L::Outputs as ShapeTuple>::LENS.len(), "the network has no such output") };

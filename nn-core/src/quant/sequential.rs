@@ -1,7 +1,7 @@
 //! An int8 network as a list of layers over borrowed constants: what
 //! [`calibrate::quantize_sequential`](super::calibrate::quantize_sequential) produces
 //! (borrowed from its result) and what a generated module bakes into flash as
-//! `static`s (see [`QuantizedSequential::rust_source`](super::calibrate::QuantizedSequential::rust_source)).
+//! `static`s (see [`QuantizedSequential::rust_source`](super::quantize::QuantizedSequential::rust_source)).
 //!
 //! A sample runs through the layers one after another, ping-ponging between two
 //! buffers of [`Int8Sequential::activation_len`] bytes: integers only, no allocation.
