@@ -269,10 +269,7 @@ fn grouped_convolutions_through_network() {
             weight("fc", &[5, 32]),
         ]
     );
-    assert_eq!(
-        Separable::PARAMS,
-        (8 * 9 + 8) + (6 * 8 + 6) + 6 * 2 * 6 + (4 * 3 * 3 + 4) + (4 * 5 + 4) + (5 * 32 + 5)
-    );
+    assert_eq!(Separable::PARAMS, (8 * 9 + 8) + (6 * 8 + 6) + 6 * 2 * 6 + (4 * 3 * 3 + 4) + (4 * 5 + 4) + (5 * 32 + 5));
     // The expansion is the layer with its groups.
     let depthwise = Conv2d::<4, 9, 8, 8, 3, 3, 9, 8, true, 4>::new([1, 1], Padding::Explicit([1, 1]), [1, 1]);
     assert_eq!(depthwise.groups(), 4);

@@ -235,10 +235,7 @@ fn split_grads(grads: &mut [f32], weights: usize, filters: usize, bias: bool) ->
 /// PyTorch: at least one, dividing both) and returns the input channels per group.
 const fn group_channels(channels: usize, filters: usize, groups: usize) -> usize {
     assert!(groups > 0, "convolution: the groups must be at least 1");
-    assert!(
-        channels % groups == 0,
-        "convolution: the input channels are not divisible by the groups"
-    );
+    assert!(channels % groups == 0, "convolution: the input channels are not divisible by the groups");
     assert!(filters % groups == 0, "convolution: the filters are not divisible by the groups");
     channels / groups
 }
