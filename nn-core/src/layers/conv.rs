@@ -235,8 +235,8 @@ fn split_grads(grads: &mut [f32], weights: usize, filters: usize, bias: bool) ->
 /// PyTorch: at least one, dividing both) and returns the input channels per group.
 const fn group_channels(channels: usize, filters: usize, groups: usize) -> usize {
     assert!(groups > 0, "convolution: the groups must be at least 1");
-    assert!(channels % groups == 0, "convolution: the input channels are not divisible by the groups");
-    assert!(filters % groups == 0, "convolution: the filters are not divisible by the groups");
+    assert!(channels.is_multiple_of(groups), "convolution: the input channels are not divisible by the groups");
+    assert!(filters.is_multiple_of(groups), "convolution: the filters are not divisible by the groups");
     channels / groups
 }
 
@@ -245,7 +245,7 @@ const fn group_channels(channels: usize, filters: usize, groups: usize) -> usize
 /// sample.
 fn group_sizes(g: &ConvGeometry, filters: usize, groups: usize) -> ([usize; 3], [usize; 2]) {
     let sizes = g.check();
-    assert!(groups > 0 && filters % groups == 0, "convolution: {filters} filters in {groups} groups");
+    assert!(groups > 0 && filters.is_multiple_of(groups), "convolution: {filters} filters in {groups} groups");
     let per_group = filters / groups;
     let group = [sizes.input, per_group * sizes.positions, per_group * sizes.patch];
     let sample = [group[0], group[1]].map(|n| {
