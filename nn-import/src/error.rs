@@ -20,6 +20,8 @@ pub enum ImportError {
     DynamicShape(Vec<DynamicDim>),
     /// Every node the library cannot express, in graph order.
     Unsupported(Vec<Unsupported>),
+    /// The weights could not be written as safetensors (two tensors of one name).
+    Weights(String),
 }
 
 /// A dimension of a graph input that must be fixed.
@@ -60,6 +62,7 @@ impl fmt::Display for ImportError {
             ImportError::Io { path, message } => write!(f, "{path}: {message}"),
             ImportError::Parse(message) => write!(f, "not a readable ONNX model: {message}"),
             ImportError::Options(message) => write!(f, "{message}"),
+            ImportError::Weights(message) => write!(f, "the weights cannot be written as safetensors: {message}"),
             ImportError::DynamicShape(dims) => {
                 writeln!(f, "the model's input shapes must be fixed except for the batch axis:")?;
                 for d in dims {

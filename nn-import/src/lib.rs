@@ -74,7 +74,7 @@ pub struct Imported {
 
 impl Imported {
     /// The weights as a safetensors file.
-    pub fn safetensors(&self) -> Vec<u8> {
+    pub fn safetensors(&self) -> Result<Vec<u8>, ImportError> {
         safetensors::to_bytes(&self.tensors)
     }
 
@@ -82,7 +82,7 @@ impl Imported {
     /// directories.
     pub fn write(&self, source: &Path, weights: &Path) -> Result<(), ImportError> {
         write_file(source, self.source.as_bytes())?;
-        write_file(weights, &self.safetensors())
+        write_file(weights, &self.safetensors()?)
     }
 }
 

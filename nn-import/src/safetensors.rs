@@ -1,52 +1,38 @@
-//! Writing `state_dict` tensors as a safetensors file: an 8-byte little-endian
-//! header length, a JSON header naming each tensor's dtype, shape and byte range,
-//! then the `F32` values.
-use std::fmt::Write;
+//! Writing `state_dict` tensors as a safetensors file, with the `safetensors` crate
+//! (the format's reference implementation): the layout Python's `save_file` writes,
+//! tensors sorted by name.
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use safetensors::tensor::{serialize, Dtype, View};
 
 use crate::convert::Tensor;
+use crate::error::ImportError;
 
-/// The bytes of a safetensors file holding `tensors` as `F32`, in their order.
-pub fn to_bytes(tensors: &[Tensor]) -> Vec<u8> {
-    let mut header = String::from("{\"__metadata__\":{\"format\":\"pt\"}");
-    let mut offset = 0usize;
-    for t in tensors {
-        let end = offset + 4 * t.values.len();
-        let shape = t.shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-        let _ = write!(
-            header,
-            ",{}:{{\"dtype\":\"F32\",\"shape\":[{shape}],\"data_offsets\":[{offset},{end}]}}",
-            json(&t.name)
-        );
-        offset = end;
+/// One tensor as the crate sees it: `F32`, little-endian.
+struct F32View<'a>(&'a Tensor);
+
+impl View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
     }
-    header.push('}');
-    while header.len() % 8 != 0 {
-        header.push(' ');
+
+    fn shape(&self) -> &[usize] {
+        &self.0.shape
     }
-    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
-    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for t in tensors {
-        for v in &t.values {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.0.values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
-    bytes
+
+    fn data_len(&self) -> usize {
+        4 * self.0.values.len()
+    }
 }
 
-/// A JSON string literal.
-fn json(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// The bytes of a safetensors file holding `tensors` as `F32`.
+pub fn to_bytes(tensors: &[Tensor]) -> Result<Vec<u8>, ImportError> {
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    serialize(tensors.iter().map(|t| (t.name.as_str(), F32View(t))), Some(metadata))
+        .map_err(|e| ImportError::Weights(e.to_string()))
 }

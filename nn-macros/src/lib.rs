@@ -118,7 +118,9 @@ mod tests;
 /// a unit struct implementing `nn_core::Layer`, usually one declared with
 /// `network!`. Its tensors are named under the layer's name (`encoder.fc1.weight`).
 /// The macro does not see its shapes, so it emits compile-time checks that its input
-/// fits the shape before it and that the layers after it fit its output.
+/// fits the shape before it and that the layers after it fit its output. A network
+/// that contains itself, directly or through the other networks of the invocation, is
+/// a compile error at the layer that closes the cycle.
 ///
 /// **Graph form.** With `graph` after the shapes, the body is statements over named
 /// values instead of a list of layers:

@@ -151,7 +151,9 @@ pub fn isa() -> Isa {
 /// * `gemv_column_major`: matrix-vector products over a transposed matrix;
 /// * `dense_batch1`: matrix-vector products over rows (dense layers at batch 1, `dot`,
 ///   recurrent projections): eight lanes per row, where AVX-512 gains nothing;
-/// * `recurrent_cells`, `activations`, `pooling`, `adam`: element-wise kernels.
+/// * `recurrent_cells`: the gate arithmetic of a recurrent step (AVX-512 from 16 units,
+///   AVX2 below);
+/// * `activations`, `pooling`, `adam`: element-wise kernels.
 pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
     let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable }.name();
     let large = if isa.avx2() || cfg!(not(feature = "alloc")) { isa.name() } else { "matrixmultiply" };
@@ -162,7 +164,7 @@ pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
         ("dense_batch", isa.name()),
         ("gemv_column_major", isa.name()),
         ("dense_batch1", avx2),
-        ("recurrent_cells", avx2),
+        ("recurrent_cells", isa.name()),
         ("activations", avx2),
         ("pooling", avx2),
         ("adam", avx2),
