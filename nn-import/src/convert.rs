@@ -577,8 +577,8 @@ impl Converter<'_> {
         let group = node.int("group", 1);
         if group != 1 {
             return Err(format!(
-                "`group = {group}` (a grouped or depthwise convolution); the library's `Conv1d` and `Conv2d` have \
-                 no groups"
+                "`group = {group}` (a grouped or depthwise convolution); the importer does not map it to the \
+                 `groups` option of `Conv1d` and `Conv2d` yet"
             ));
         }
         let filters = w.shape[0];

@@ -31,19 +31,20 @@ const ZEROS: Option<Resolved> = Some(Resolved::Axes([0, 0]));
 const BIAS: OptionSpec = OptionSpec { name: "bias", ty: OptionType::Flag, default: Some(Resolved::Flag(true)) };
 const FILTERS: OptionSpec = OptionSpec { name: "filters", ty: OptionType::Count, default: None };
 
-const fn conv_options(axes: usize) -> [OptionSpec; 6] {
+const fn conv_options(axes: usize) -> [OptionSpec; 7] {
     [
         FILTERS,
         OptionSpec { name: "kernel", ty: OptionType::Sizes(axes), default: None },
         OptionSpec { name: "stride", ty: OptionType::Sizes(axes), default: ONES },
         OptionSpec { name: "padding", ty: OptionType::Padding(axes), default: Some(Resolved::Padding(Padding::Valid)) },
         OptionSpec { name: "dilation", ty: OptionType::Sizes(axes), default: ONES },
+        OptionSpec { name: "groups", ty: OptionType::Count, default: Some(Resolved::Count(1)) },
         BIAS,
     ]
 }
 
-const CONV1D_OPTIONS: [OptionSpec; 6] = conv_options(1);
-const CONV2D_OPTIONS: [OptionSpec; 6] = conv_options(2);
+const CONV1D_OPTIONS: [OptionSpec; 7] = conv_options(1);
+const CONV2D_OPTIONS: [OptionSpec; 7] = conv_options(2);
 
 const TRANSPOSE_OPTIONS: [OptionSpec; 7] = [
     FILTERS,
@@ -381,8 +382,23 @@ fn conv(args: &Args, input: &ShapeInfo, axes: usize) -> Result<Plan, String> {
             kernel[0] / 2,
         ));
     }
+    let (filters, groups) = (args.count("filters"), args.count("groups"));
+    if !filters.is_multiple_of(groups) {
+        return Err(format!(
+            "`{kind}` filters {filters} are not divisible by its groups {groups} (PyTorch's `out_channels % groups == 0`)"
+        ));
+    }
     let Some(dims) = input_dims(input, axes + 1) else { return Ok(Plan::unknown()) };
-    let mut out = vec![Dim::Known(args.count("filters"))];
+    if let Dim::Known(channels) = dims[0] {
+        if !channels.is_multiple_of(groups) {
+            return Err(format!(
+                "`{kind}` input channels {channels} are not divisible by its groups {groups} (PyTorch's \
+                 `in_channels % groups == 0`; input {})",
+                suggest::dims(&known(input)),
+            ));
+        }
+    }
+    let mut out = vec![Dim::Known(filters)];
     let (mut spans, mut padded) = (Vec::new(), Vec::new());
     for axis in 0..axes {
         let [before, after] = pad(padding, axis, kernel[axis], dilation[axis]);
@@ -444,6 +460,12 @@ fn emit_conv(args: &Args, input: &ShapeInfo, axes: usize) -> Emitted {
     let k = args.axes("kernel")[..axes].iter().map(|&n| Literal::usize_unsuffixed(n)).collect::<Vec<_>>();
     let o = &o[1..];
     let bias = args.flag("bias");
+    // One group keeps the type as it was without the option.
+    let groups = match args.count("groups") {
+        1 => None,
+        g => Some(Literal::usize_unsuffixed(g)),
+    };
+    let groups = groups.iter();
     let (stride, dilation) = (arg(args.axes("stride"), axes), arg(args.axes("dilation"), axes));
     let padding = match args.padding("padding") {
         Padding::Valid => quote!(::nn_core::layers::Padding::Valid),
@@ -455,7 +477,7 @@ fn emit_conv(args: &Args, input: &ShapeInfo, axes: usize) -> Emitted {
     };
     let layer = if axes == 1 { quote!(::nn_core::layers::Conv1d) } else { quote!(::nn_core::layers::Conv2d) };
     Emitted {
-        ty: quote!(#layer<#(#i,)* #filters, #(#k,)* #(#o,)* #bias>),
+        ty: quote!(#layer<#(#i,)* #filters, #(#k,)* #(#o,)* #bias #(, #groups)*>),
         value: quote!(#layer::new(#stride, #padding, #dilation)),
     }
 }

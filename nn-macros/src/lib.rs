@@ -65,7 +65,7 @@ mod tests;
 /// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Abs`, `Identity` | none | any, preserved |
 /// | `LeakyRelu` | `alpha` (`0.01`) | any, preserved |
 /// | `Elu` | `alpha` (`1.0`) | any, preserved |
-/// | `Conv2d` | `filters`, `kernel` (required; `3` or `[kh, kw]`), `stride` (`1`), `padding` (`Valid`; `Same`, `n` or `[ph, pw]`), `dilation` (`1`), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
+/// | `Conv2d` | `filters`, `kernel` (required; `3` or `[kh, kw]`), `stride` (`1`), `padding` (`Valid`; `Same`, `n` or `[ph, pw]`), `dilation` (`1`), `groups` (`1`; divides `c` and `filters`, as PyTorch's: `groups: c` is depthwise), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
 /// | `Conv1d` | as `Conv2d`, one number per option | `[c, l] -> [filters, ol]` |
 /// | `ConvTranspose2d` | `filters`, `kernel` (required), `stride` (`1`), `padding` (`0`), `output_padding` (`0`), `dilation` (`1`), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
 /// | `MaxPool2d`, `AvgPool2d` | `size` (required), `stride` (the size), `padding` (`0`, at most half the size) | `[c, h, w] -> [c, oh, ow]` |

@@ -174,6 +174,31 @@ fn convolutions_match_torch() {
                 conv_options(f, 1, "same", 1, false);
                 check(&Conv1d::<2, 9, 3, 4, 9, false>::new(1, Padding::Same, 1), f);
             }
+            "conv2d_3x3_groups2_stride2_pad1" => {
+                conv_options(f, [2, 2], "[1, 1]", [1, 1], true);
+                expect_option(f, "groups", "1", 2);
+                check(&Conv2d::<4, 7, 6, 6, 3, 3, 4, 3, true, 2>::new([2, 2], Padding::Explicit([1, 1]), [1, 1]), f);
+            }
+            "conv2d_depthwise_3x3_pad1" => {
+                conv_options(f, [1, 1], "[1, 1]", [1, 1], true);
+                expect_option(f, "groups", "1", 3);
+                check(&Conv2d::<3, 5, 7, 3, 3, 3, 5, 7, true, 3>::new([1, 1], Padding::Explicit([1, 1]), [1, 1]), f);
+            }
+            "conv2d_depthwise_x2_5x3_stride2x1_nobias" => {
+                conv_options(f, [2, 1], "[2, 0]", [1, 1], false);
+                expect_option(f, "groups", "1", 3);
+                check(&Conv2d::<3, 9, 5, 6, 5, 3, 5, 3, false, 3>::new([2, 1], Padding::Explicit([2, 0]), [1, 1]), f);
+            }
+            "conv1d_3_groups3_stride2_pad1" => {
+                conv_options(f, 2, "1", 1, true);
+                expect_option(f, "groups", "1", 3);
+                check(&Conv1d::<6, 11, 9, 3, 6, true, 3>::new(2, Padding::Explicit([1]), 1), f);
+            }
+            "conv1d_depthwise_5_same_nobias" => {
+                conv_options(f, 1, "same", 1, false);
+                expect_option(f, "groups", "1", 4);
+                check(&Conv1d::<4, 9, 4, 5, 9, false, 4>::new(1, Padding::Same, 1), f);
+            }
             "conv_transpose2d_3x3_stride2_pad1_outpad1" => {
                 conv_options(f, [2, 2], "[1, 1]", [1, 1], true);
                 expect_option(f, "output_padding", "[0, 0]", [1, 1]);

@@ -139,23 +139,32 @@ impl Geometry {
 /// Direct convolution, `weight[F, C, KH, KW]`:
 /// `y[b, f, oy, ox] = bias[f] + sum_{c, i, j} weight[f, c, i, j] x[b, c, iy, ix]`.
 fn conv_reference(g: Geometry, params: &[f32], has_bias: bool, x: &[f32]) -> Vec<f64> {
+    grouped_conv_reference(g, 1, params, has_bias, x)
+}
+
+/// Direct convolution in `groups` groups (PyTorch's `groups`), `weight[F, C / groups,
+/// KH, KW]`: filter `f` of group `f / (F / groups)` sums over input channels
+/// `group * C / groups + c` for `c < C / groups`.
+fn grouped_conv_reference(g: Geometry, groups: usize, params: &[f32], has_bias: bool, x: &[f32]) -> Vec<f64> {
     let [h, w] = g.size;
     let [kh, kw] = g.kernel;
     let [oh, ow] = g.out;
-    let weight = &params[..g.filters * g.channels * kh * kw];
+    let (in_group, out_group) = (g.channels / groups, g.filters / groups);
+    let weight = &params[..g.filters * in_group * kh * kw];
     let batch = x.len() / (g.channels * h * w);
     let mut y = Vec::new();
     for b in 0..batch {
         for f in 0..g.filters {
+            let first = f / out_group * in_group;
             for oy in 0..oh {
                 for ox in 0..ow {
                     let mut sum = if has_bias { params[weight.len() + f] as f64 } else { 0.0 };
-                    for c in 0..g.channels {
+                    for c in 0..in_group {
                         for i in 0..kh {
                             for j in 0..kw {
                                 if let (Some(iy), Some(ix)) = (g.source(0, oy, i), g.source(1, ox, j)) {
-                                    sum += weight[((f * g.channels + c) * kh + i) * kw + j] as f64
-                                        * x[((b * g.channels + c) * h + iy) * w + ix] as f64;
+                                    sum += weight[((f * in_group + c) * kh + i) * kw + j] as f64
+                                        * x[((b * g.channels + first + c) * h + iy) * w + ix] as f64;
                                 }
                             }
                         }
@@ -357,6 +366,69 @@ fn conv1d_same_even_kernel_without_bias() {
         out: [1, 9],
     };
     check_layer("conv1d same", &layer, &params, &x, &conv_reference(g, &params, false, &x), LINEAR_STEP, LINEAR);
+}
+
+#[test]
+fn conv2d_grouped_and_depthwise() {
+    // 4 -> 6 channels in 2 groups, stride 2, padding 1, odd sizes.
+    type Grouped = Conv2d<4, 7, 6, 6, 3, 3, 4, 3, true, 2>;
+    let layer = Grouped::new([2, 2], Padding::Explicit([1, 1]), [1, 1]);
+    assert_eq!((layer.groups(), Grouped::PARAMS, Grouped::SCRATCH), (2, 6 * 2 * 9 + 6, 2 * 9 * 12));
+    let mut shapes = Vec::new();
+    layer.visit_tensors(None, 0, 0, &mut |t| shapes.push(t.shape.to_vec()));
+    assert_eq!(shapes, [vec![6, 2, 3, 3], vec![6]]);
+    let g = Geometry {
+        channels: 4,
+        size: [7, 6],
+        filters: 6,
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
+        dilation: [1, 1],
+        out: [4, 3],
+    };
+    let params = random_params::<Grouped>(7);
+    let x = uniform(&mut Rng::new(8), 2 * 4 * 7 * 6, -1.0, 1.0);
+    let reference = grouped_conv_reference(g, 2, &params, true, &x);
+    check_layer("conv2d groups 2", &layer, &params, &x, &reference, LINEAR_STEP, LINEAR);
+
+    // Depthwise with a depth multiplier of 2, no bias, dilated.
+    type Depthwise = Conv2d<3, 8, 7, 6, 3, 2, 4, 5, false, 3>;
+    let layer = Depthwise::new([1, 1], Padding::Valid, [2, 2]);
+    let g = Geometry {
+        channels: 3,
+        size: [8, 7],
+        filters: 6,
+        kernel: [3, 2],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [2, 2],
+        out: [4, 5],
+    };
+    let params = random_params::<Depthwise>(9);
+    let x = uniform(&mut Rng::new(10), 3 * 3 * 8 * 7, -1.0, 1.0);
+    let reference = grouped_conv_reference(g, 3, &params, false, &x);
+    check_layer("conv2d depthwise x2", &layer, &params, &x, &reference, LINEAR_STEP, LINEAR);
+}
+
+#[test]
+fn conv1d_grouped() {
+    type L = Conv1d<6, 11, 9, 3, 6, true, 3>;
+    let layer = L::new(2, Padding::Explicit([1]), 1);
+    let params = random_params::<L>(11);
+    let x = uniform(&mut Rng::new(12), 2 * 66, -1.0, 1.0);
+    let g = Geometry {
+        channels: 6,
+        size: [1, 11],
+        filters: 9,
+        kernel: [1, 3],
+        stride: [1, 2],
+        padding: [0, 1],
+        dilation: [1, 1],
+        out: [1, 6],
+    };
+    let reference = grouped_conv_reference(g, 3, &params, true, &x);
+    check_layer("conv1d groups 3", &layer, &params, &x, &reference, LINEAR_STEP, LINEAR);
 }
 
 /// Runs the forward and gradient checks of a `ConvTranspose2d`.

@@ -190,6 +190,7 @@ fn every_kind_trains_through_model() {
     let (signals, _) = step::<Signals>(2);
     let (head, _) = step::<Head>(3);
     let (flat, x) = step::<FlatHead>(4);
+    let _ = step::<Separable>(5);
     assert_eq!(flat.predict(&x).unwrap().len(), 3 * 144);
 
     // Batch norm's buffers: after two training steps of batches, two batches tracked.
@@ -229,4 +230,64 @@ fn options_reach_the_layers() {
     {
         assert!(summary.contains(row), "{row} not in\n{summary}");
     }
+}
+
+network! {
+    /// A depthwise-separable block (depthwise with a depth multiplier of 2, then
+    /// pointwise), a grouped 1-D convolution, and a grouped convolution after a
+    /// network used as a layer (whose channels the macro sees only as a type).
+    pub struct Separable: [4, 9, 8] -> [5] {
+        depthwise: Conv2d { filters: 8, kernel: 3, padding: 1, groups: 4 } => [8, 9, 8],
+        pointwise: Conv2d { filters: 6, kernel: 1 } => [6, 9, 8],
+        grouped: Conv2d { filters: 6, kernel: [3, 2], stride: 2, groups: 3, bias: false } => [6, 4, 4],
+        rows: Reshape { shape: [6, 16] },
+        signal: Conv1d { filters: 4, kernel: 3, stride: 2, padding: 1, groups: 2 } => [4, 8],
+        depthwise1d: Conv1d { filters: 4, kernel: 5, padding: Same, groups: 4 } => [4, 8],
+        flat: Flatten,
+        fc: Dense { units: 5 },
+    }
+
+    pub struct AfterFeatures: [1, 12, 12] -> [4, 6, 6] {
+        features: Features,
+        depthwise: Conv2d { filters: 4, kernel: 3, padding: 1, groups: 4 },
+    }
+}
+
+#[test]
+fn grouped_convolutions_through_network() {
+    let model = Model::<Separable>::new(6);
+    let shapes: Vec<_> = names(&model).into_iter().filter(|(n, _, _)| n.ends_with("weight")).collect();
+    let weight = |name: &str, shape: &[usize]| (format!("{name}.weight"), shape.to_vec(), true);
+    assert_eq!(
+        shapes,
+        [
+            weight("depthwise", &[8, 1, 3, 3]),
+            weight("pointwise", &[6, 8, 1, 1]),
+            weight("grouped", &[6, 2, 3, 2]),
+            weight("signal", &[4, 3, 3]),
+            weight("depthwise1d", &[4, 1, 5]),
+            weight("fc", &[5, 32]),
+        ]
+    );
+    assert_eq!(Separable::PARAMS, (8 * 9 + 8) + (6 * 8 + 6) + 6 * 2 * 6 + (4 * 3 * 3 + 4) + (4 * 5 + 4) + (5 * 32 + 5));
+    // The expansion is the layer with its groups.
+    let depthwise = Conv2d::<4, 9, 8, 8, 3, 3, 9, 8, true, 4>::new([1, 1], Padding::Explicit([1, 1]), [1, 1]);
+    assert_eq!(depthwise.groups(), 4);
+    let x: Vec<f32> = (0..2 * 4 * 72).map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0).collect();
+    let batch = model.predict(&x).unwrap();
+    let one = model.predict_one(&Tensor::from_slice(&x[288..]).unwrap());
+    for (a, b) in one.iter().zip(&batch[5..]) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "batch 1: {a}, batch 2: {b}");
+    }
+
+    let mut model = Model::<AfterFeatures>::new(7);
+    assert_eq!(names(&model)[2], ("depthwise.weight".to_string(), vec![4, 1, 3, 3], true));
+    let x: Vec<f32> = (0..3 * 144).map(|i| ((i * 7919 % 23) as f32 - 11.0) / 7.0).collect();
+    let mut ws = Workspace::<AfterFeatures>::new();
+    let before = model.params().to_vec();
+    model.forward_train(&mut ws, &x, &mut Rng::new(1));
+    let _ = ws.loss(&MeanSquaredError, &vec![0.5; 3 * 144]);
+    model.backward(&mut ws, &x, None);
+    OptimizerState::new(Sgd::new(0.01)).step(model.params_mut(), ws.grads());
+    assert_ne!(model.params(), &before[..]);
 }

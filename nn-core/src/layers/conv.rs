@@ -3,11 +3,14 @@
 //!
 //! | layer | input | output | `weight` | `bias` |
 //! |---|---|---|---|---|
-//! | `Conv1d<C, L, F, K, OL>` | `[C, L]` | `[F, OL]` | `[F, C, K]` | `[F]` |
-//! | `Conv2d<C, H, W, F, KH, KW, OH, OW>` | `[C, H, W]` | `[F, OH, OW]` | `[F, C, KH, KW]` | `[F]` |
+//! | `Conv1d<C, L, F, K, OL, BIAS, G>` | `[C, L]` | `[F, OL]` | `[F, C / G, K]` | `[F]` |
+//! | `Conv2d<C, H, W, F, KH, KW, OH, OW, BIAS, G>` | `[C, H, W]` | `[F, OH, OW]` | `[F, C / G, KH, KW]` | `[F]` |
 //! | `ConvTranspose2d<C, H, W, F, KH, KW, OH, OW>` | `[C, H, W]` | `[F, OH, OW]` | `[C, F, KH, KW]` | `[F]` |
 //!
-//! A last `false` type argument drops the bias. Every shape is in the type; stride,
+//! A `false` `BIAS` argument drops the bias. `G` (default 1) splits a convolution into
+//! groups, as PyTorch's `groups`: `G` must divide `C` and `F`, and output channels
+//! `j * F / G..` see only input channels `j * C / G..`; `G == C` is a depthwise
+//! convolution. Every shape is in the type; stride,
 //! padding and dilation are values given to `new`, which checks them against the
 //! shapes: the output size along an axis must be
 //!
@@ -228,6 +231,92 @@ fn split_grads(grads: &mut [f32], weights: usize, filters: usize, bias: bool) ->
     (w, if bias { Some(&mut b[..filters]) } else { None })
 }
 
+/// Checks the groups of a convolution of `channels` inputs and `filters` outputs (as
+/// PyTorch: at least one, dividing both) and returns the input channels per group.
+const fn group_channels(channels: usize, filters: usize, groups: usize) -> usize {
+    assert!(groups > 0, "convolution: the groups must be at least 1");
+    assert!(channels.is_multiple_of(groups), "convolution: the input channels are not divisible by the groups");
+    assert!(filters.is_multiple_of(groups), "convolution: the filters are not divisible by the groups");
+    channels / groups
+}
+
+/// The per-sample sizes of a grouped convolution whose per-group geometry is `g`:
+/// `(input, output, weight)` floats of one group, and the input and output of one
+/// sample.
+fn group_sizes(g: &ConvGeometry, filters: usize, groups: usize) -> ([usize; 3], [usize; 2]) {
+    let sizes = g.check();
+    assert!(groups > 0 && filters.is_multiple_of(groups), "convolution: {filters} filters in {groups} groups");
+    let per_group = filters / groups;
+    let group = [sizes.input, per_group * sizes.positions, per_group * sizes.patch];
+    let sample = [group[0], group[1]].map(|n| {
+        n.checked_mul(groups).unwrap_or_else(|| panic!("convolution: {groups} groups of {n} floats overflow a usize"))
+    });
+    (group, sample)
+}
+
+/// The forward of a convolution in `G` groups ([`conv::forward`] when `G` is 1):
+/// `g` is the geometry of one group (its `channels` are the input channels per
+/// group), `filters` all the filters. Group `j` of each sample convolves its input
+/// channels `j * C / G..` with filters `j * F / G..` into those output channels; the
+/// channels of a group are contiguous in the input, the weight, the bias and the
+/// output, so each is one call of the kernel on slices.
+fn grouped_forward<const G: usize>(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    if G == 1 {
+        return conv::forward(g, filters, x, weight, bias, y, scratch);
+    }
+    let ([in_g, out_g, w_g], [in_len, out_len]) = group_sizes(g, filters, G);
+    let per_group = filters / G;
+    assert!(x.len().is_multiple_of(in_len), "convolution: the input is not whole samples of {in_len} floats");
+    let y = &mut y[..x.len() / in_len * out_len];
+    for (x, y) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
+        for (j, (x, y)) in x.chunks_exact(in_g).zip(y.chunks_exact_mut(out_g)).enumerate() {
+            let bias = bias.map(|b| &b[j * per_group..][..per_group]);
+            conv::forward(g, per_group, x, &weight[j * w_g..][..w_g], bias, y, scratch);
+        }
+    }
+}
+
+/// The backward of [`grouped_forward`] ([`conv::backward`] when `G` is 1): adds the
+/// weight and bias gradients of each group into its slices and overwrites each group's
+/// slice of `dx`.
+#[allow(clippy::too_many_arguments)]
+fn grouped_backward<const G: usize>(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    mut d_weight: Option<&mut [f32]>,
+    mut d_bias: Option<&mut [f32]>,
+    mut dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    if G == 1 {
+        return conv::backward(g, filters, x, weight, dy, d_weight, d_bias, dx, scratch);
+    }
+    let ([in_g, out_g, w_g], [in_len, out_len]) = group_sizes(g, filters, G);
+    let per_group = filters / G;
+    assert!(x.len().is_multiple_of(in_len), "convolution: the input is not whole samples of {in_len} floats");
+    let batch = x.len() / in_len;
+    let dy = &dy[..batch * out_len];
+    for (s, (x, dy)) in x.chunks_exact(in_len).zip(dy.chunks_exact(out_len)).enumerate() {
+        for (j, (x, dy)) in x.chunks_exact(in_g).zip(dy.chunks_exact(out_g)).enumerate() {
+            let d_weight = d_weight.as_deref_mut().map(|d| &mut d[j * w_g..][..w_g]);
+            let d_bias = d_bias.as_deref_mut().map(|d| &mut d[j * per_group..][..per_group]);
+            let dx = dx.as_deref_mut().map(|d| &mut d[s * in_len + j * in_g..][..in_g]);
+            conv::backward(g, per_group, x, &weight[j * w_g..][..w_g], dy, d_weight, d_bias, dx, scratch);
+        }
+    }
+}
+
 /// The [`Layer`] items the convolutions share, in an impl whose generics name the
 /// input channels `C`, the filters `F` and the bias switch `BIAS` and whose type has
 /// `WEIGHTS` and a `geometry`: the parameters are `weight` of shape `[dims]`
@@ -237,7 +326,7 @@ fn split_grads(grads: &mut [f32], weights: usize, filters: usize, bias: bool) ->
 /// `transposed` one keeps the default `backward_frozen`.
 macro_rules! convolution_items {
     (direct, weight: $weight:tt, fans: $fans:tt) => {
-        convolution_items!(@shared $weight, $fans, conv::forward, conv::backward, F, Some);
+        convolution_items!(@shared $weight, $fans, grouped_forward::<G>, grouped_backward::<G>, F, Some);
 
         #[inline]
         fn backward_frozen(
@@ -256,7 +345,7 @@ macro_rules! convolution_items {
                 return self.backward(params, x, y, cache, dy, dx, grads, scratch);
             }
             if dx.is_some() {
-                conv::backward(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
+                grouped_backward::<G>(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
             }
         }
     };
@@ -333,8 +422,10 @@ macro_rules! convolution_items {
     };
 }
 
-/// A 2-D convolution `[C, H, W] -> [F, OH, OW]` with `F` filters of `KH x KW`, as
-/// PyTorch's `nn.Conv2d(C, F, (KH, KW), stride, padding, dilation, bias=BIAS)`.
+/// A 2-D convolution `[C, H, W] -> [F, OH, OW]` with `F` filters of `KH x KW` in `G`
+/// groups, as PyTorch's `nn.Conv2d(C, F, (KH, KW), stride, padding, dilation,
+/// groups=G, bias=BIAS)`: filter group `j` sees only input channels
+/// `j * C / G..(j + 1) * C / G`, so `G == C` is a depthwise convolution.
 #[derive(Clone, Copy, Debug)]
 pub struct Conv2d<
     const C: usize,
@@ -346,6 +437,7 @@ pub struct Conv2d<
     const OH: usize,
     const OW: usize,
     const BIAS: bool = true,
+    const G: usize = 1,
 > {
     geometry: ConvGeometry,
 }
@@ -360,22 +452,25 @@ impl<
         const OH: usize,
         const OW: usize,
         const BIAS: bool,
-    > Conv2d<C, H, W, F, KH, KW, OH, OW, BIAS>
+        const G: usize,
+    > Conv2d<C, H, W, F, KH, KW, OH, OW, BIAS, G>
 {
     /// The convolution with these strides (vertical, horizontal), padding and
     /// dilations.
     ///
     /// # Panics
     /// (At compile time in a `const`.) If a stride or dilation is 0, `Same` padding has
-    /// a stride other than 1, the dilated kernel is larger than the padded input, or
-    /// `OH`, `OW` differ from [`conv_output_size`].
+    /// a stride other than 1, the dilated kernel is larger than the padded input,
+    /// `OH`, `OW` differ from [`conv_output_size`], or `G` is 0 or does not divide `C`
+    /// and `F`.
     pub const fn new(stride: [usize; 2], padding: Padding<2>, dilation: [usize; 2]) -> Self {
+        let channels = group_channels(C, F, G);
         let same = matches!(padding, Padding::Same);
         let top = check_conv_axis(H, KH, OH, stride[0], padding.axis(0, KH, dilation[0]), dilation[0], same);
         let left = check_conv_axis(W, KW, OW, stride[1], padding.axis(1, KW, dilation[1]), dilation[1], same);
         Conv2d {
             geometry: ConvGeometry {
-                channels: C,
+                channels,
                 height: H,
                 width: W,
                 kernel: [KH, KW],
@@ -403,7 +498,12 @@ impl<
         self.geometry.dilation
     }
 
-    const WEIGHTS: usize = F * C * KH * KW;
+    /// The groups (`G`).
+    pub const fn groups(&self) -> usize {
+        G
+    }
+
+    const WEIGHTS: usize = F * (C / G) * KH * KW;
 }
 
 impl<
@@ -416,18 +516,20 @@ impl<
         const OH: usize,
         const OW: usize,
         const BIAS: bool,
-    > Layer for Conv2d<C, H, W, F, KH, KW, OH, OW, BIAS>
+        const G: usize,
+    > Layer for Conv2d<C, H, W, F, KH, KW, OH, OW, BIAS, G>
 {
     type Input = Shape3<C, H, W>;
     type Output = Shape3<F, OH, OW>;
-    /// One tile of the column matrix.
-    const SCRATCH: usize = conv::scratch_len(C * KH * KW, OH * OW);
+    /// One tile of the column matrix of one group.
+    const SCRATCH: usize = conv::scratch_len(C / G * KH * KW, OH * OW);
     const KIND: &'static str = "Conv2d";
-    convolution_items!(direct, weight: [F, C, KH, KW], fans: (C * KH * KW, F * KH * KW));
+    convolution_items!(direct, weight: [F, C / G, KH, KW], fans: (C / G * KH * KW, F * KH * KW));
 }
 
-/// A 1-D convolution `[C, L] -> [F, OL]` with `F` filters of length `K`, as PyTorch's
-/// `nn.Conv1d(C, F, K, stride, padding, dilation, bias=BIAS)`.
+/// A 1-D convolution `[C, L] -> [F, OL]` with `F` filters of length `K` in `G` groups,
+/// as PyTorch's `nn.Conv1d(C, F, K, stride, padding, dilation, groups=G, bias=BIAS)`
+/// (see [`Conv2d`] for the groups).
 #[derive(Clone, Copy, Debug)]
 pub struct Conv1d<
     const C: usize,
@@ -436,23 +538,32 @@ pub struct Conv1d<
     const K: usize,
     const OL: usize,
     const BIAS: bool = true,
+    const G: usize = 1,
 > {
     geometry: ConvGeometry,
 }
 
-impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: usize, const BIAS: bool>
-    Conv1d<C, L, F, K, OL, BIAS>
+impl<
+        const C: usize,
+        const L: usize,
+        const F: usize,
+        const K: usize,
+        const OL: usize,
+        const BIAS: bool,
+        const G: usize,
+    > Conv1d<C, L, F, K, OL, BIAS, G>
 {
     /// The convolution with this stride, padding and dilation.
     ///
     /// # Panics
     /// (At compile time in a `const`.) As [`Conv2d::new`], along the one axis.
     pub const fn new(stride: usize, padding: Padding<1>, dilation: usize) -> Self {
+        let channels = group_channels(C, F, G);
         let same = matches!(padding, Padding::Same);
         let before = check_conv_axis(L, K, OL, stride, padding.axis(0, K, dilation), dilation, same);
         Conv1d {
             geometry: ConvGeometry {
-                channels: C,
+                channels,
                 height: 1,
                 width: L,
                 kernel: [1, K],
@@ -480,18 +591,30 @@ impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: u
         self.geometry.dilation[1]
     }
 
-    const WEIGHTS: usize = F * C * K;
+    /// The groups (`G`).
+    pub const fn groups(&self) -> usize {
+        G
+    }
+
+    const WEIGHTS: usize = F * (C / G) * K;
 }
 
-impl<const C: usize, const L: usize, const F: usize, const K: usize, const OL: usize, const BIAS: bool> Layer
-    for Conv1d<C, L, F, K, OL, BIAS>
+impl<
+        const C: usize,
+        const L: usize,
+        const F: usize,
+        const K: usize,
+        const OL: usize,
+        const BIAS: bool,
+        const G: usize,
+    > Layer for Conv1d<C, L, F, K, OL, BIAS, G>
 {
     type Input = Shape2<C, L>;
     type Output = Shape2<F, OL>;
-    /// One tile of the column matrix.
-    const SCRATCH: usize = conv::scratch_len(C * K, OL);
+    /// One tile of the column matrix of one group.
+    const SCRATCH: usize = conv::scratch_len(C / G * K, OL);
     const KIND: &'static str = "Conv1d";
-    convolution_items!(direct, weight: [F, C, K], fans: (C * K, F * K));
+    convolution_items!(direct, weight: [F, C / G, K], fans: (C / G * K, F * K));
 }
 
 /// A 2-D transposed convolution `[C, H, W] -> [F, OH, OW]` (the gradient of a
