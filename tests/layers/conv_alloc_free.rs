@@ -39,26 +39,7 @@ fn a_cnn_training_step_and_batch_one_inference_allocate_nothing() {
     let x: Vec<f32> = (0..batch * 256).map(|_| rng.uniform()).collect();
     let t: Vec<f32> = (0..batch).map(|i| (i % 10) as f32).collect();
     let mut model = Model::<ConvZoo>::new(3);
-    let mut ws = Workspace::<ConvZoo>::new();
-    let mut opt = OptimizerState::new(Adam::new(1e-3));
-    let loss = SparseCategoricalCrossEntropy::from_logits();
-    let mut step = |model: &mut Model<ConvZoo>, ws: &mut Workspace<ConvZoo>, rng: &mut Rng| {
-        ws.zero_grads();
-        model.forward_train(ws, &x, rng);
-        let l = ws.loss(&loss, &t);
-        model.backward(ws, &x, None);
-        opt.step(model.params_mut(), ws.grads());
-        l
-    };
-    step(&mut model, &mut ws, &mut rng); // warm-up: buffers and optimizer state
-    let mut losses = Vec::with_capacity(5);
-    let n = allocations_during(|| {
-        for _ in 0..5 {
-            losses.push(step(&mut model, &mut ws, &mut rng));
-        }
-    });
-    assert_eq!(n, 0, "training steps allocated {n} times");
-    assert!(losses.iter().all(|l| l.is_finite()));
+    crate::alloc_free::train_without_allocating(&mut model, &x, &t, 5, &mut rng);
     // The running statistics moved: six steps of two batch norms.
     let mut tracked = Vec::new();
     model.visit_tensors(&mut |t| {

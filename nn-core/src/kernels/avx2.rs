@@ -73,6 +73,39 @@ pub const NR: usize = 16;
 /// Depth of a packed panel of `B` (`KC x NR` floats, 16 KiB, stays in L1).
 pub const KC: usize = 256;
 
+/// Whether the operands of `gemm_gathered` (either instruction set's) are in bounds:
+/// `n` and the plane `width` multiples of 8, every gathered column inside `src`, `a`,
+/// `c` and `start` long enough. `k`'s limit is the caller's own `KC`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gathered_fits(
+    a: &[f32],
+    ars: usize,
+    m: usize,
+    k: usize,
+    src: &[f32],
+    offsets: &[usize],
+    (width, stride): (usize, usize),
+    start: Option<Option<&[f32]>>,
+    c: &[f32],
+    ldc: usize,
+    n: usize,
+) -> bool {
+    let last = n.saturating_sub(8);
+    let reach = (last / width.max(1))
+        .checked_mul(stride)
+        .and_then(|r| r.checked_add(offsets[..k.min(offsets.len())].iter().max().copied().unwrap_or(0)))
+        .and_then(|r| r.checked_add(last % width.max(1) + 8));
+    k <= offsets.len()
+        && n.is_multiple_of(8)
+        && width.is_multiple_of(8)
+        && width > 0
+        && width <= stride
+        && rows_fit(m, ars, k, a.len())
+        && rows_fit(m, ldc, n, c.len())
+        && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
+        && start.flatten().is_none_or(|b| b.len() >= m)
+}
+
 /// Whether `rows` rows of `width` floats, `stride` apart, fit in `len` floats:
 /// `(rows - 1) stride + width <= len` without overflow (true for no rows).
 pub(crate) fn rows_fit(rows: usize, stride: usize, width: usize, len: usize) -> bool {
@@ -506,21 +539,8 @@ pub unsafe fn gemm_gathered(
     ldc: usize,
     n: usize,
 ) {
-    let last = n.saturating_sub(8);
-    let reach = (last / width.max(1))
-        .checked_mul(stride)
-        .and_then(|r| r.checked_add(offsets[..k].iter().max().copied().unwrap_or(0)))
-        .and_then(|r| r.checked_add(last % width.max(1) + 8));
     assert!(
-        k <= KC
-            && n.is_multiple_of(8)
-            && width.is_multiple_of(8)
-            && width > 0
-            && width <= stride
-            && rows_fit(m, ars, k, a.len())
-            && rows_fit(m, ldc, n, c.len())
-            && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
-            && start.flatten().is_none_or(|b| b.len() >= m),
+        k <= KC && gathered_fits(a, ars, m, k, src, offsets, (width, stride), start, c, ldc, n),
         "gemm_gathered: shapes"
     );
     let base = |j: usize| (j / width) * stride + j % width;

@@ -23,7 +23,7 @@
 //! pointer arithmetic inside stays within them.
 use core::arch::x86_64::*;
 
-use super::avx2::{pack_columns, rows_fit, transpose8};
+use super::avx2::{gathered_fits, pack_columns, rows_fit, transpose8};
 #[cfg(feature = "std")]
 use super::gemm::MC;
 use super::gemm::{blocked, pack, pack_a_rows, MatRef, Tile};
@@ -356,21 +356,8 @@ pub unsafe fn gemm_gathered(
     ldc: usize,
     n: usize,
 ) {
-    let last = n.saturating_sub(8);
-    let reach = (last / width.max(1))
-        .checked_mul(stride)
-        .and_then(|r| r.checked_add(offsets[..k].iter().max().copied().unwrap_or(0)))
-        .and_then(|r| r.checked_add(last % width.max(1) + 8));
     assert!(
-        k <= KC
-            && n.is_multiple_of(8)
-            && width.is_multiple_of(8)
-            && width > 0
-            && width <= stride
-            && rows_fit(m, ars, k, a.len())
-            && rows_fit(m, ldc, n, c.len())
-            && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
-            && start.flatten().is_none_or(|b| b.len() >= m),
+        k <= KC && gathered_fits(a, ars, m, k, src, offsets, (width, stride), start, c, ldc, n),
         "gemm_gathered: shapes"
     );
     let base = |j: usize| (j / width) * stride + j % width;
