@@ -7,7 +7,9 @@
 //!   (a convolution's columns, from its padded input);
 //! * [`gemv_rows`], [`gemv_batch`], [`dot`]: `y += alpha A x` for a row-major `A`
 //!   (dense layers at batch 1 and over a batch, recurrent projections);
-//! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`.
+//! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`;
+//! * [`cell_step`]: the gate arithmetic of a recurrent step, four units at a time
+//!   (`exp`, `sigmoid` and `tanh` of `maths.rs` on four lanes).
 //!
 //! NEON vectors hold 4 floats where the x86-64 kernels' hold 8 (AVX2) or 16 (AVX-512).
 //! Where the order of a sum depends on the lanes, the dot products, each row is summed
@@ -16,7 +18,8 @@
 //! `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the remaining products
 //! added in order. Everywhere else every output element is one chain of fused
 //! multiply-adds (`fmla`) over each [`KC`]-deep slice, independent of the lanes, added
-//! to `C` as `portable::combine` adds it. So every kernel gives the bits of
+//! to `C` as `portable::combine` adds it, and every unit of a recurrent cell gets the
+//! operations of the one-unit functions, lane by lane. So every kernel gives the bits of
 //! `portable.rs`, `avx2.rs` and `avx512.rs` (the tests below compare them with the
 //! portable kernels bit for bit; CI runs them under `qemu-aarch64`).
 //!
@@ -31,6 +34,7 @@ use super::gemm::{blocked, blocks_fit, gathered_fits, rows_fit, MatRef, Tile};
 #[cfg(feature = "std")]
 use super::gemm::{with_blocks, MC};
 use super::portable::combine;
+use super::recurrent::{gru_unit, lstm_unit, rnn_unit, CellKind};
 
 /// Rows of the register tile: `MR x NR / 4` accumulators are 24 of the 32 vector
 /// registers, with three for a row of `B` and one for an element of `A`.
@@ -573,6 +577,133 @@ pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize,
     }
 }
 
+/// [`maths::exp`](super::maths::exp) of four lanes: the same operations in the same
+/// order (every multiply-add fused), so each lane has the one-lane function's bits.
+#[inline]
+#[target_feature(enable = "neon")]
+fn exp4(x: float32x4_t) -> float32x4_t {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0;
+    const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
+    let splat = vdupq_n_f32;
+    // `clamp`: NaN stays NaN (`fmax`, `fmin` propagate it).
+    let x = vminq_f32(vmaxq_f32(x, splat(-87.336_55)), splat(88.722_83));
+    let rounded = vfmaq_f32(splat(ROUND), x, splat(LOG2E));
+    let n = vsubq_f32(rounded, splat(ROUND));
+    let r = vfmaq_f32(vfmaq_f32(x, n, splat(-LN2_HI)), n, splat(-LN2_LO));
+    let r2 = vmulq_f32(r, r);
+    let a = vfmaq_f32(splat(C[0]), splat(C[1]), r);
+    let b = vfmaq_f32(splat(C[2]), splat(C[3]), r);
+    let c = vfmaq_f32(splat(C[4]), splat(C[5]), r);
+    let p = vfmaq_f32(a, vfmaq_f32(b, c, r2), r2);
+    let e = vaddq_f32(vfmaq_f32(r, p, r2), splat(1.0));
+    // 2^n as 2^(n/2) 2^(n - n/2), n from the low mantissa bits of `rounded`.
+    let n = vsubq_s32(vreinterpretq_s32_f32(rounded), vdupq_n_s32(ROUND.to_bits() as i32));
+    let half = vshrq_n_s32::<1>(n);
+    let bias = vdupq_n_s32(127);
+    let scale_a = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(half, bias)));
+    let scale_b = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(vsubq_s32(n, half), bias)));
+    vmulq_f32(vmulq_f32(e, scale_a), scale_b)
+}
+
+/// [`maths::sigmoid`](super::maths::sigmoid) of four lanes, each with its bits.
+#[inline]
+#[target_feature(enable = "neon")]
+fn sigmoid4(x: float32x4_t) -> float32x4_t {
+    let one = vdupq_n_f32(1.0);
+    vdivq_f32(one, vaddq_f32(one, exp4(vnegq_f32(x))))
+}
+
+/// [`maths::tanh`](super::maths::tanh) of four lanes, each with its bits.
+#[inline]
+#[target_feature(enable = "neon")]
+fn tanh4(x: float32x4_t) -> float32x4_t {
+    const D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];
+    let splat = vdupq_n_f32;
+    let z = vmulq_f32(x, x);
+    let mut q = splat(D[4]);
+    for d in [D[3], D[2], D[1], D[0]] {
+        q = vfmaq_f32(splat(d), q, z);
+    }
+    let magnitude = vabsq_f32(x);
+    let e = exp4(vmulq_f32(splat(2.0), magnitude));
+    let small = vfmaq_f32(x, vmulq_f32(q, z), x);
+    let large = vsubq_f32(splat(1.0), vdivq_f32(splat(2.0), vaddq_f32(e, splat(1.0))));
+    // `copysign(large, x)`: the sign bit of `x`, the other bits of `large`.
+    let large = vbslq_f32(vdupq_n_u32(0x8000_0000), x, large);
+    vbslq_f32(vcltq_f32(magnitude, splat(0.625)), small, large)
+}
+
+/// One step of one cell over all its units, in place, with the operations of
+/// `recurrent::cell_step` (see there for the operands): four units at a time in NEON
+/// vectors ([`exp4`], [`sigmoid4`], [`tanh4`]), the last `H % 4` by the one-unit
+/// functions, every unit with the portable step's bits.
+///
+/// # Safety
+/// The CPU must have NEON.
+///
+/// # Panics
+/// If `p` or `q` holds fewer than `G H` floats (`G` gates, `H = h.len()` units), or
+/// for an LSTM `c` fewer than `H`.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    let hd = h.len();
+    let gh = cell.gates().checked_mul(hd);
+    let fits = |len: usize| gh.is_some_and(|gh| len >= gh);
+    assert!(fits(p.len()) && fits(q.len()) && (cell != CellKind::Lstm || c.len() >= hd), "cell_step: shapes");
+    let (pp, qp, hp, cp) = (p.as_ptr(), q.as_ptr(), h.as_mut_ptr(), c.as_mut_ptr());
+    let vectors = hd - hd % 4;
+    // Gate `g`'s units `j..j + 4` of `v` (`p` or `q`).
+    // SAFETY: every use below has `g < G` and `j + 4 <= H`, so `g H + j + 4 <= G H`,
+    // inside `p` and `q` (asserted).
+    let gate = |v: *const f32, g: usize, j: usize| unsafe { vld1q_f32(v.add(g * hd + j)) };
+    let mut j = 0;
+    while j < vectors {
+        // SAFETY: units `j..j + 4 <= H` of `h` (and of `c` for an LSTM, asserted) are
+        // inside them; the gates as above.
+        unsafe {
+            let sum = |g: usize| vaddq_f32(gate(pp, g, j), gate(qp, g, j));
+            match cell {
+                CellKind::RnnTanh => vst1q_f32(hp.add(j), tanh4(sum(0))),
+                CellKind::RnnRelu => {
+                    let a = sum(0);
+                    let zero = vdupq_n_f32(0.0);
+                    vst1q_f32(hp.add(j), vbslq_f32(vcgtq_f32(a, zero), a, zero));
+                }
+                CellKind::Lstm => {
+                    let (i, f) = (sigmoid4(sum(0)), sigmoid4(sum(1)));
+                    let (g, o) = (tanh4(sum(2)), sigmoid4(sum(3)));
+                    let c_new = vfmaq_f32(vmulq_f32(i, g), f, vld1q_f32(cp.add(j)));
+                    vst1q_f32(cp.add(j), c_new);
+                    vst1q_f32(hp.add(j), vmulq_f32(o, tanh4(c_new)));
+                }
+                CellKind::Gru => {
+                    let (r, z) = (sigmoid4(sum(0)), sigmoid4(sum(1)));
+                    let n = tanh4(vfmaq_f32(gate(pp, 2, j), r, gate(qp, 2, j)));
+                    let h_prev = vld1q_f32(hp.add(j));
+                    vst1q_f32(hp.add(j), vfmaq_f32(n, z, vsubq_f32(h_prev, n)));
+                }
+            }
+        }
+        j += 4;
+    }
+    for j in vectors..hd {
+        let at = |v: &[f32], g: usize| v[g * hd + j];
+        match cell {
+            CellKind::RnnTanh | CellKind::RnnRelu => h[j] = rnn_unit(cell == CellKind::RnnRelu, p[j], q[j]),
+            CellKind::Lstm => {
+                let u = lstm_unit(core::array::from_fn(|g| at(p, g)), core::array::from_fn(|g| at(q, g)), c[j]);
+                (c[j], h[j]) = (u[4], u[5]);
+            }
+            CellKind::Gru => {
+                h[j] = gru_unit(core::array::from_fn(|g| at(p, g)), core::array::from_fn(|g| at(q, g)), h[j])[3];
+            }
+        }
+    }
+}
+
 #[cfg(all(test, feature = "std"))]
 mod tests {
     //! Every NEON kernel against the portable one, bit for bit, over sizes at and
@@ -733,13 +864,11 @@ mod tests {
         }
     }
 
-    /// The cell step (on NEON unless `NN_ISA=portable`: 64, 16 and 8 units at a time in
-    /// vectors, then single units) gives the bits of the cells' one-unit functions, the
-    /// portable step, for every cell and widths that use every chunk size, over inputs
+    /// The NEON cell step (four units at a time, then single units) gives the bits of
+    /// the cells' one-unit functions, the portable step, for every cell and widths that use every chunk size, over inputs
     /// from the saturated ends through `tanh`'s polynomial range to zero.
     #[test]
     fn cell_step_equals_the_units_bit_for_bit() {
-        use crate::kernels::recurrent::{cell_step, gru_unit, lstm_unit, rnn_unit, CellKind};
         let mut rng = Rng::new(34);
         let special = [0.0, -0.0, 0.624_999_9, -0.625, 0.625, 1e-30, -87.5, 88.8, 100.0, -100.0];
         let mut value = |k: usize| {
@@ -757,7 +886,8 @@ mod tests {
                 let h0: Vec<f32> = (0..hidden).map(|k| value(k + 5).clamp(-1.0, 1.0)).collect();
                 let c0: Vec<f32> = (0..hidden).map(|k| value(k + 1)).collect();
                 let (mut pv, mut h, mut c) = (p.clone(), h0.clone(), c0.clone());
-                cell_step(cell, &mut pv, &q, &mut h, &mut c);
+                // SAFETY: NEON is the base of AArch64; the kernel checks its bounds.
+                unsafe { cell_step(cell, &mut pv, &q, &mut h, &mut c) };
                 let (mut h_units, mut c_units) = (h0.clone(), c0.clone());
                 for j in 0..hidden {
                     match cell {

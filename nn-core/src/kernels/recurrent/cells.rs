@@ -84,18 +84,10 @@ pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mu
     }
     #[cfg(target_arch = "aarch64")]
     if isa().neon() {
-        // SAFETY: the CPU has NEON.
-        return unsafe { cell_step_neon(cell, p, q, h, c) };
+        // SAFETY: the CPU has NEON; the kernel checks its bounds.
+        return unsafe { crate::kernels::neon::cell_step(cell, p, q, h, c) };
     }
     cell_step_portable(cell, p, q, h, c)
-}
-
-/// [`cell_step`] compiled for AArch64's four-lane NEON vectors (`fmla`, `fdiv`),
-/// [`WIDE_LANES`] units at a time first: the same operations per unit, so the same bits.
-#[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "neon")]
-unsafe fn cell_step_neon(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
-    cell_step_lanes::<true>(cell, p, q, h, c)
 }
 
 /// Units from which the AVX-512 cell step is faster than the AVX2 one: below one
