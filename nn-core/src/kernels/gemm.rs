@@ -7,14 +7,16 @@
 //! products of many rows with `std`, packed into a per-thread block), so any transposes
 //! cost nothing and nothing is allocated after a thread's first large product. With
 //! AVX-512 this is faster than the packed `matrixmultiply::sgemm` from a `32 x 32`
-//! product up (`cargo run --release -p nn-bench -- --gemm-sweep`). Elsewhere the
+//! product up (`cargo run --release -p nn-bench -- --gemm-sweep`). On AArch64 the same
+//! loops run an `8 x 12` NEON tile (`neon.rs`, on one thread). Elsewhere the
 //! portable kernels (`portable.rs`) compute the same bits with `4 x 4` tiles that read
 //! both operands in place. Every tile sums each element of `C` in one order (a chain
-//! of fused multiply-adds per 256-deep slice), so the three give the same bits.
+//! of fused multiply-adds per 256-deep slice), so the four give the same bits.
 //!
 //! `matrixmultiply::sgemm` (its `threading` feature is enabled by this crate's) takes
-//! products of at least [`PACKED_MIN_FLOPS`] multiply-adds where there is no AVX2
-//! tile (another architecture, an older CPU, `NN_ISA=portable`) and `alloc` is
+//! products of at least [`PACKED_MIN_FLOPS`] multiply-adds where there is no register
+//! tile (neither AVX2 nor NEON: another architecture, an older CPU, `NN_ISA=portable`)
+//! and `alloc` is
 //! enabled: there it is several times faster than the portable tile, but its rounding
 //! is not guaranteed to be the tiles' (its kernels without FMA round every product, and
 //! it scales by `alpha` and `beta` in separate roundings), so those products may differ
@@ -158,8 +160,8 @@ pub(crate) unsafe fn one_thread(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: 
 }
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
-/// `matrixmultiply` kernel when `alloc` is available and the AVX2 tile is not (another
-/// architecture, an older CPU, `NN_ISA=portable`): there packing beats the portable
+/// `matrixmultiply` kernel when `alloc` is available and neither the AVX2 nor the NEON
+/// tile is (another architecture, an older CPU, `NN_ISA=portable`): there packing beats the portable
 /// tile, at the cost of a rounding that may differ from the tiles' (see the module).
 pub const PACKED_MIN_FLOPS: usize = 1 << 21;
 
