@@ -107,12 +107,21 @@ mod tests;
 /// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
 ///
-/// `units` (of `Dense`, `SequenceDense`, `SimpleRnn`, `Lstm` and `Gru`) and `vocab` and
-/// `dim` (of `Embedding`) may also be a `const` item, named in upper case as Rust
-/// names them: `Dense { units: HIDDEN }` with `const HIDDEN: usize = 32;`. The macro
-/// does not see its value, so the shapes after it are checked by the type system, as
-/// after a network used as a layer. The other sizes, which the macro computes shapes
-/// from, are literals.
+/// These sizes may also be a `const` item, named in upper case as Rust names them
+/// (`Dense { units: HIDDEN }` with `const HIDDEN: usize = 32;`, or `config::HIDDEN`):
+///
+/// | Kind | Options that accept a `const` item |
+/// |---|---|
+/// | `Dense`, `SequenceDense` | `units` |
+/// | `SimpleRnn`, `Lstm`, `Gru` | `units`, `layers`, `truncate` |
+/// | `Embedding` | `vocab`, `dim` |
+/// | `Conv1d`, `Conv2d`, `ConvTranspose2d` | `filters`, `kernel` (one item for every axis) |
+///
+/// The macro does not see the item's value, so the shapes after it are `const`
+/// expressions checked when the network is compiled, as after a network used as a
+/// layer: a declared output or a `=> [..]` assertion that does not match is an error
+/// at the declared shape, and a kernel larger than its input an error at the layer.
+/// Every other option (strides, paddings, pooling windows, heads, ...) is a literal.
 ///
 /// Any other path without options is a network used as a layer (`encoder: Encoder`):
 /// a unit struct implementing `nn_core::Layer`, usually one declared with

@@ -79,6 +79,24 @@ pub(crate) fn into_graph(mut net: Network) -> Graph {
             ));
         }
     }
+    // `=> [..]` after a layer whose shape is only a type (a `const` size, a network).
+    for layer in &layers {
+        if let (Some(DeclaredShape { span, dims: Some(dims) }), ShapeInfo::Opaque(ty)) =
+            (&layer.assertion, &layer.output)
+        {
+            type_checks.push((
+                *span,
+                ty.clone(),
+                shape_type(dims),
+                format!(
+                    "`{}` produces `{{Self}}`, not {}",
+                    crate::expand::escape(&unraw(&layer.name)),
+                    suggest::dims(dims)
+                ),
+                String::from("asserted here"),
+            ));
+        }
+    }
     let input = ValueInfo {
         name: net.name.clone(),
         shape: input_dims.clone().map_or(ShapeInfo::Unknown, ShapeInfo::Known),
@@ -311,23 +329,25 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
                     args.set_constant(spec.name, path.clone());
                 }
                 _ => {
-                    // `units` (`Dense`, `Gru`), `vocab` (`Embedding`): the kinds by option.
-                    let mut accepted: Vec<(&str, Vec<String>)> = Vec::new();
-                    for (k, o) in kinds::CONST_SIZES {
-                        match accepted.iter_mut().find(|(option, _)| option == o) {
-                            Some((_, kinds)) => kinds.push(format!("`{k}`")),
-                            None => accepted.push((o, vec![format!("`{k}`")])),
+                    // The options of this kind that take a `const` item, if any.
+                    let accepted: Vec<String> = kinds::CONST_SIZES
+                        .iter()
+                        .filter(|(k, _)| *k == kind.name)
+                        .map(|(_, o)| format!("`{o}`"))
+                        .collect();
+                    let hint = match accepted.as_slice() {
+                        [] => format!("`{}` takes no `const` item", kind.name),
+                        [one] => format!("of its options, {one} accepts a `const` item"),
+                        [init @ .., last] => {
+                            format!("of its options, {} and {last} accept a `const` item", init.join(", "))
                         }
-                    }
-                    let accepted: Vec<String> =
-                        accepted.iter().map(|(o, kinds)| format!("`{o}` ({})", kinds.join(", "))).collect();
+                    };
                     errors.spanned(
                         &entry.value,
                         format!(
                             "`{key}` of `{}` must be a literal whole number (the macro computes the shapes \
-                             from it); a `const` item is accepted for {}",
+                             from it); {hint}",
                             kind.name,
-                            accepted.join(", ")
                         ),
                     );
                     complete = false;
