@@ -104,7 +104,7 @@ mod tests;
 ///
 /// An `activation` is one of `Identity`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
 /// `Softmax`, `Gelu`, `Elu` and `Abs` (`|z|`), with a parameter for `LeakyRelu` and `Elu`: `LeakyRelu(0.2)`,
-/// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
+/// `Elu(1.0)`, or by name as the layer of that kind is written, `LeakyRelu { alpha: 0.2 }`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
 ///
 /// These sizes may also be a `const` item, named in upper case as Rust names them

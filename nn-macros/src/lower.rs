@@ -229,10 +229,13 @@ fn builtin(
 ) -> (Op, ShapeInfo) {
     let entries = def.options.as_ref().map_or(&[][..], |o| &o.entries[..]);
     if let Some(tied) = entries.iter().find(|e| e.key == "tied") {
+        let (layer, target) = (unraw(&def.name), crate::suggest::compact(&tied.value));
         errors.spanned(
             &tied.key,
-            "a layer tied to another (`tied: enc`) is written in the graph form: `graph { .. }` after the \
-             output shape, with `out = dec(h): Dense { tied: enc };` among its statements",
+            format!(
+                "a layer tied to another (`tied: {target}`) is written in the graph form: `graph {{ .. }}` after \
+                 the output shape, with `out = {layer}(h): Dense {{ tied: {target} }};` among its statements"
+            ),
         );
         return (Op::Invalid, ShapeInfo::Unknown);
     }

@@ -162,6 +162,13 @@ fn diagnostics_are_in_the_users_terms() {
         (&net("fc1: Dense { units: 10 }, act: Relu(0.1)"), "`Relu` takes no options; remove the parentheses"),
         (&net("fc1: Dense { units: 10 }, e: Encoder(3)"), "a network used as a layer takes no arguments"),
         (
+            &net("act: LeakyRelu(alpha: 0.1)"),
+            "a value in parentheses is given without its name: `LeakyRelu(..)`, or by name in braces, \
+             `LeakyRelu { alpha: .. }`",
+        ),
+        (&net("fc: Dense { units: 10, activation: Elu { alpa: 1.0 } }"), "expected `alpha`, the one option"),
+        (&net("fc: Dense { units: 10, tied: enc }"), "(`tied: enc`) is written in the graph form"),
+        (
             "pub struct Net: [4, 3] -> [8] { g: Gru { units: 8, bidirectional: BOTH } }",
             "`bidirectional` expects `true` or `false`",
         ),
