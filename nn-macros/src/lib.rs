@@ -4,8 +4,9 @@
 //! `parse` reads the syntax (recovering after a bad layer so that every mistake is
 //! reported; `parse_graph` the statements of the graph form), `lower` resolves layer
 //! kinds and options against the table in `kinds` and infers every shape (`lower_graph`
-//! for statements, checking them as it reads them), `validate` checks what spans
-//! several layers of the sequential form, and `expand` writes the Rust items, or a stub
+//! for statements, resolving the names each uses), `validate` checks the lowered
+//! network of either form (declared outputs, assertions, names, unused values), and
+//! `expand` writes the Rust items, or a stub
 //! when there were errors, so that one mistake gives one diagnostic. Both forms lower to
 //! one `ir::Graph` of statements (a sequence is one statement per layer), and `expand`
 //! writes every network's `Layer` impl through one function: a graph that is a sequence

@@ -12,7 +12,7 @@ use syn::Ident;
 
 use crate::errors::Errors;
 use crate::ir::{
-    shape_type, unraw, DeclaredShape, Graph, GraphLayer, Layer, Network, Node, NodeOp, Op, ShapeInfo, Source, ValueInfo,
+    unraw, DeclaredShape, Graph, GraphLayer, Layer, Network, Node, NodeOp, Op, ShapeInfo, Source, ValueInfo,
 };
 use crate::kinds::{self, Args, Kind};
 use crate::parse::{LayerDef, NetworkDef, OptionsDef, ShapeDef, Value};
@@ -54,49 +54,12 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
     Network { attrs: def.attrs.clone(), vis: def.vis.clone(), name: def.name.clone(), input, output, layers }
 }
 
-/// A sequential network (lowered and validated) as the statements of a graph: its
-/// input, then each layer applied to the value before it, the last one's value the
-/// output. A declared output that the last layer produces only as a type is left to
-/// the type system.
+/// A sequential network as the statements of a graph: its input, then each layer
+/// applied to the value before it, the last one's value the output.
 pub(crate) fn into_graph(mut net: Network) -> Graph {
     let layers = std::mem::take(&mut net.layers);
     let dims = |d: &Option<DeclaredShape>| d.as_ref().and_then(|d| d.dims.clone());
     let (input_dims, output_dims) = (dims(&net.input), dims(&net.output));
-    let mut type_checks = Vec::new();
-    if let (Some(output), Some(last)) = (&net.output, layers.last()) {
-        if let (Some(declared), ShapeInfo::Opaque(ty)) = (&output.dims, &last.output) {
-            type_checks.push((
-                output.span,
-                ty.clone(),
-                shape_type(declared),
-                format!(
-                    "`{}` declares output {} but its last layer `{}` produces `{{Self}}`",
-                    crate::expand::escape(&unraw(&net.name)),
-                    suggest::dims(declared),
-                    crate::expand::escape(&unraw(&last.name))
-                ),
-                String::from("declared here"),
-            ));
-        }
-    }
-    // `=> [..]` after a layer whose shape is only a type (a `const` size, a network).
-    for layer in &layers {
-        if let (Some(DeclaredShape { span, dims: Some(dims) }), ShapeInfo::Opaque(ty)) =
-            (&layer.assertion, &layer.output)
-        {
-            type_checks.push((
-                *span,
-                ty.clone(),
-                shape_type(dims),
-                format!(
-                    "`{}` produces `{{Self}}`, not {}",
-                    crate::expand::escape(&unraw(&layer.name)),
-                    suggest::dims(dims)
-                ),
-                String::from("asserted here"),
-            ));
-        }
-    }
     let input = ValueInfo {
         name: net.name.clone(),
         shape: input_dims.clone().map_or(ShapeInfo::Unknown, ShapeInfo::Known),
@@ -118,7 +81,7 @@ pub(crate) fn into_graph(mut net: Network) -> Graph {
         inputs: vec![0],
         input_shapes: vec![input_dims],
         output_shapes: vec![output_dims],
-        type_checks,
+        type_checks: Vec::new(),
     }
 }
 
