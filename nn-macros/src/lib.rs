@@ -130,7 +130,10 @@ mod tests;
 /// The macro does not see its shapes, so it emits compile-time checks that its input
 /// fits the shape before it and that the layers after it fit its output. A network
 /// that contains itself, directly or through the other networks of the invocation, is
-/// a compile error at the layer that closes the cycle.
+/// a compile error at the layer that closes the cycle. A misspelled name is rustc's
+/// "cannot find type" at the layer, which suggests a close name for a network of
+/// another `network!` invocation but not for one of the same invocation; the macro
+/// does not guess either, since the name may be a type declared elsewhere.
 ///
 /// **Graph form.** With `graph` after the shapes, the body is statements over named
 /// values instead of a list of layers:
