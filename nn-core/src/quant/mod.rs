@@ -48,6 +48,8 @@ pub mod calibrate;
 #[cfg(feature = "alloc")]
 pub mod codegen;
 pub mod fixed_point;
+#[cfg(feature = "alloc")]
+pub mod network;
 pub mod prepare;
 #[cfg(feature = "alloc")]
 pub mod quantize;
