@@ -362,7 +362,7 @@ impl OwnedLayer {
 enum FloatStep {
     Layer { name: &'static str, layer: OwnedLayer, input: usize, output: usize },
     Add { inputs: [usize; 2], activation: FusedActivation, output: usize },
-    Concat { inputs: Vec<usize>, output: usize },
+    Concat { name: &'static str, inputs: Vec<usize>, output: usize },
 }
 
 impl FloatStep {
@@ -501,7 +501,7 @@ impl Plan {
                         LayerKind::Conv { axes, filters, kernel, stride, padding, dilation, groups, bias } => {
                             let (kind, (channels, height, width)) = spatial(axes, dims, "Conv1d", "Conv2d")
                                 .ok_or_else(|| unsupported(name, "Conv", "has an input of an unexpected rank"))?;
-                            if padding.iter().any(|p| p[0] != p[1]) {
+                            if padding[..axes].iter().any(|p| p[0] != p[1]) {
                                 return Err(unsupported(
                                     name,
                                     kind,
@@ -509,9 +509,11 @@ impl Plan {
                                      convolutions pad both sides alike",
                                 ));
                             }
-                            let at = |v: [usize; 2]| if axes == 1 { [1, v[0]] } else { v };
-                            let (kernel, stride, dilation) = (at(kernel), at(stride), at(dilation));
-                            let padding = at([padding[0][0], padding[1][0]]);
+                            // A signal is an image of height 1: kernel, stride and dilation 1,
+                            // no padding, along the height.
+                            let at = |v: [usize; 2], one| if axes == 1 { [one, v[0]] } else { v };
+                            let (kernel, stride, dilation) = (at(kernel, 1), at(stride, 1), at(dilation, 1));
+                            let padding = at([padding[0][0], padding[1][0]], 0);
                             let out = |axis: usize, n: usize| {
                                 let span = dilation[axis] * (kernel[axis] - 1) + 1;
                                 (n + 2 * padding[axis]).checked_sub(span).map(|d| d / stride[axis] + 1)
@@ -544,8 +546,8 @@ impl Plan {
                             let names = if max { ("MaxPool1d", "MaxPool2d") } else { ("AvgPool1d", "AvgPool2d") };
                             let (kind, (channels, height, width)) = spatial(axes, dims, names.0, names.1)
                                 .ok_or_else(|| unsupported(name, "pooling", "has an input of an unexpected rank"))?;
-                            let at = |v: [usize; 2]| if axes == 1 { [1, v[0]] } else { v };
-                            let (size, stride, padding) = (at(size), at(stride), at(padding));
+                            let at = |v: [usize; 2], one| if axes == 1 { [one, v[0]] } else { v };
+                            let (size, stride, padding) = (at(size, 1), at(stride, 1), at(padding, 0));
                             let out = |axis: usize, n: usize| {
                                 (n + 2 * padding[axis]).checked_sub(size[axis]).map(|d| d / stride[axis] + 1)
                             };
@@ -582,7 +584,11 @@ impl Plan {
                     if inputs.iter().zip(blocks).any(|(&i, &block)| lens[i] != block) {
                         return Err(unsupported(value, "concat", "concatenates along an axis other than the first"));
                     }
-                    steps.push(FloatStep::Concat { inputs: inputs.iter().map(|&i| canonical[i]).collect(), output });
+                    steps.push(FloatStep::Concat {
+                        name: value,
+                        inputs: inputs.iter().map(|&i| canonical[i]).collect(),
+                        output,
+                    });
                 }
                 Statement::Subtract { .. } => return Err(unsupported(value, "subtract", "has no int8 kernel")),
                 Statement::Multiply { .. } => return Err(unsupported(value, "multiply", "has no int8 kernel")),
@@ -662,7 +668,7 @@ impl Plan {
         // computing them requantize to it directly.
         let mut forced: Vec<Option<TensorQuantization>> = vec![None; self.lens.len()];
         for step in &self.steps {
-            if let FloatStep::Concat { inputs, output } = step {
+            if let FloatStep::Concat { inputs, output, .. } = step {
                 for &i in inputs {
                     let computed_by_weights = self.steps.iter().any(|s| {
                         matches!(s, FloatStep::Layer { layer, output: o, .. }
@@ -704,13 +710,13 @@ impl Plan {
                     );
                     steps.push(QuantizedStep::Add { params, inputs: [*a, *b], output: *output });
                 }
-                FloatStep::Concat { inputs, output } => {
+                FloatStep::Concat { name, inputs, output } => {
                     let qo = of_range(*output);
                     for &i in inputs {
                         if known(&quantization, i)? != qo {
                             return Err(NetworkQuantizeError::Unsupported {
                                 network: self.network,
-                                layer: "concat",
+                                layer: name,
                                 kind: "concat",
                                 reason: "has an operand that is not a Dense layer's or a convolution's own \
                                          value (an input, a pooling, an add, or a value read twice): TensorFlow \
