@@ -97,7 +97,8 @@ fn kind(layer: &GraphLayer) -> TokenStream {
         }
         "MaxPool1d" | "MaxPool2d" | "AvgPool1d" | "AvgPool2d" => {
             let variant = if kind.starts_with("Max") { quote!(MaxPool) } else { quote!(AvgPool) };
-            let (size, stride, padding) = (pair(args.axes("size")), pair(pool_stride(args)), pair(args.axes("padding")));
+            let (size, stride, padding) =
+                (pair(args.axes("size")), pair(pool_stride(args)), pair(args.axes("padding")));
             quote!(::nn_core::describe::LayerKind::#variant { axes: #axes, size: #size, stride: #stride, padding: #padding })
         }
         "BatchNorm1d" | "BatchNorm2d" => {

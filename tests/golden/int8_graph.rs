@@ -10,8 +10,8 @@ use nn_core::describe::Describe;
 use nn_core::prelude::*;
 use nn_core::quant::calibrate::{MinMax, QuantizeOptions};
 use nn_core::quant::network::{calibrate_graph, quantize_graph_with, Quantize, QuantizedStep};
-use nn_core::quant::sequential::TensorQuantization;
 use nn_core::quant::quantize::QuantizedLayer;
+use nn_core::quant::sequential::TensorQuantization;
 use serde_json::Value;
 
 network! {
@@ -103,7 +103,10 @@ fn an_int8_graph_with_add_and_concat_is_bit_exact_with_tensorflow_lite_micro() {
     for (out, name) in values {
         let (v, expected) = (value(name.as_str().unwrap()), quantization_of(tensor(out)));
         let found = if v == ra { union.quantization() } else { own.quantization[v] };
-        assert!(((found.scale - expected.scale) / expected.scale).abs() < 2.5e-7, "{name}: scale {found:?} against {expected:?}");
+        assert!(
+            ((found.scale - expected.scale) / expected.scale).abs() < 2.5e-7,
+            "{name}: scale {found:?} against {expected:?}"
+        );
         assert_eq!(found.zero_point, expected.zero_point, "{name}: zero point");
     }
 
@@ -127,7 +130,7 @@ fn an_int8_graph_with_add_and_concat_is_bit_exact_with_tensorflow_lite_micro() {
         else {
             continue;
         };
-        let (weight, bias, multipliers) = match layer {
+        let (weight, bias, multipliers) = match layer.as_ref() {
             QuantizedLayer::Dense { weight, bias, multipliers, .. }
             | QuantizedLayer::Conv2d { weight, bias, multipliers, .. } => (weight, bias, multipliers),
             _ => continue,
@@ -137,7 +140,8 @@ fn an_int8_graph_with_add_and_concat_is_bit_exact_with_tensorflow_lite_micro() {
         let data = numbers(&filter["data"], |x| x.as_i64().unwrap() as i8);
         let expected: Vec<i8> = match (op["op"].as_str().unwrap(), name) {
             // OHWI and depthwise 1HWC filters to [O, I, kh, kw].
-            ("CONV_2D", _) => data.chunks_exact(shape[1] * shape[2] * shape[3])
+            ("CONV_2D", _) => data
+                .chunks_exact(shape[1] * shape[2] * shape[3])
                 .flat_map(|f| hwc_to_chw(f, shape[1], shape[2], shape[3]))
                 .collect(),
             ("DEPTHWISE_CONV_2D", _) => hwc_to_chw(&data, shape[1], shape[2], shape[3]),

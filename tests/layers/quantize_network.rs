@@ -64,7 +64,8 @@ fn a_network_quantizes_as_its_layers_listed_by_hand() {
     let calibration: Vec<f32> = (0..24 * 20).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.7).collect();
 
     let (mut weight, mut bias) = (tensor(&model, "conv.weight"), tensor(&model, "conv.bias"));
-    let [gamma, beta, mean, var] = ["weight", "bias", "running_mean", "running_var"].map(|t| tensor(&model, &format!("bn.{t}")));
+    let [gamma, beta, mean, var] =
+        ["weight", "bias", "running_mean", "running_var"].map(|t| tensor(&model, &format!("bn.{t}")));
     fold_batch_norm(&mut weight, &mut bias, &gamma, &beta, &mean, &var, 1e-5).unwrap();
     let (fc_weight, fc_bias) = (tensor(&model, "fc.weight"), tensor(&model, "fc.bias"));
     // A signal is an image of height 1.

@@ -44,13 +44,16 @@
 //! // is not a sequence.
 //! assert!(model.quantize(&calibration, &QuantizeOptions::default()).is_err());
 //! ```
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
 use super::add::AddParams;
-use super::calibrate::{activation_quantization, percentile_range, FloatDense, MinMax, QuantizeOptions, RangeEstimator};
+use super::calibrate::{
+    activation_quantization, percentile_range, FloatDense, MinMax, QuantizeOptions, RangeEstimator,
+};
 use super::prepare::{add_params, FusedActivation};
 use super::quantize::{
     checked_sizes, float_forward, fold_batch_norm, quantize_layer, quantize_sequential, FloatConv2d, FloatLayer,
@@ -120,11 +123,17 @@ impl From<QuantError> for NetworkQuantizeError {
 /// Quantization of `network!` models: `model.quantize(&calibration, &options)`.
 pub trait Quantize {
     /// [`quantize_network`] of this model.
-    fn quantize(&self, calibration: &[f32], options: &QuantizeOptions)
-        -> Result<QuantizedSequential, NetworkQuantizeError>;
+    fn quantize(
+        &self,
+        calibration: &[f32],
+        options: &QuantizeOptions,
+    ) -> Result<QuantizedSequential, NetworkQuantizeError>;
     /// [`quantize_graph`] of this model.
-    fn quantize_graph(&self, calibration: &[f32], options: &QuantizeOptions)
-        -> Result<QuantizedGraph, NetworkQuantizeError>;
+    fn quantize_graph(
+        &self,
+        calibration: &[f32],
+        options: &QuantizeOptions,
+    ) -> Result<QuantizedGraph, NetworkQuantizeError>;
 }
 
 impl<L: Layer + Describe, P: AsRef<[f32]>> Quantize for Model<L, P> {
@@ -217,7 +226,7 @@ pub enum QuantizedStep {
         /// The layer's name.
         name: &'static str,
         /// The layer and its constants.
-        layer: QuantizedLayer,
+        layer: Box<QuantizedLayer>,
         /// The value it reads.
         input: usize,
         /// The value it writes.
@@ -310,10 +319,13 @@ impl QuantizedGraph {
             .steps
             .iter()
             .map(|s| match s {
-                QuantizedStep::Layer { layer: QuantizedLayer::Dense { weight, bias, weight_scales, .. }, .. }
-                | QuantizedStep::Layer { layer: QuantizedLayer::Conv2d { weight, bias, weight_scales, .. }, .. } => {
-                    weight.len() + 4 * bias.len() + 4 * weight_scales.len()
-                }
+                QuantizedStep::Layer { layer, .. } => match layer.as_ref() {
+                    QuantizedLayer::Dense { weight, bias, weight_scales, .. }
+                    | QuantizedLayer::Conv2d { weight, bias, weight_scales, .. } => {
+                        weight.len() + 4 * bias.len() + 4 * weight_scales.len()
+                    }
+                    _ => 0,
+                },
                 _ => 0,
             })
             .sum();
@@ -368,7 +380,9 @@ enum FloatStep {
 impl FloatStep {
     fn output(&self) -> usize {
         match self {
-            FloatStep::Layer { output, .. } | FloatStep::Add { output, .. } | FloatStep::Concat { output, .. } => *output,
+            FloatStep::Layer { output, .. } | FloatStep::Add { output, .. } | FloatStep::Concat { output, .. } => {
+                *output
+            }
         }
     }
 
@@ -425,7 +439,8 @@ impl Plan {
             entries.push((alloc::string::ToString::to_string(t.path), t.offset, t.len, t.trainable))
         });
         let tensors = Tensors { entries, params: model.params(), buffers: model.buffers() };
-        let unsupported = |layer, kind, reason| NetworkQuantizeError::Unsupported { network: d.name, layer, kind, reason };
+        let unsupported =
+            |layer, kind, reason| NetworkQuantizeError::Unsupported { network: d.name, layer, kind, reason };
         let ([input], [output]) = (d.inputs, d.outputs) else {
             return Err(unsupported(d.name, "network", "has several inputs or outputs"));
         };
@@ -560,8 +575,12 @@ impl Plan {
                             } else {
                                 OwnedShape::AvgPool { geometry, channels }
                             };
-                            let layer =
-                                OwnedLayer { shape, weight: Vec::new(), bias: Vec::new(), activation: FusedActivation::None };
+                            let layer = OwnedLayer {
+                                shape,
+                                weight: Vec::new(),
+                                bias: Vec::new(),
+                                activation: FusedActivation::None,
+                            };
                             steps.push(FloatStep::Layer { name, layer, input: source, output });
                         }
                         LayerKind::Activation(_) => {
@@ -610,8 +629,11 @@ impl Plan {
     fn ranges(&self, calibration: &[f32], estimator: RangeEstimator) -> Result<Vec<MinMax>, NetworkQuantizeError> {
         let input_len = self.lens[self.input];
         if input_len == 0 || calibration.is_empty() || !calibration.len().is_multiple_of(input_len) {
-            return Err(QuantError::Geometry { op: "quantize_graph", reason: "the calibration set is not whole samples" }
-                .into());
+            return Err(QuantError::Geometry {
+                op: "quantize_graph",
+                reason: "the calibration set is not whole samples",
+            }
+            .into());
         }
         let n = self.lens.len();
         let mut ranges = vec![MinMax::default(); n];
@@ -635,7 +657,9 @@ impl Plan {
                             }
                         })
                         .collect(),
-                    FloatStep::Concat { inputs, .. } => inputs.iter().flat_map(|&i| values[i].iter().copied()).collect(),
+                    FloatStep::Concat { inputs, .. } => {
+                        inputs.iter().flat_map(|&i| values[i].iter().copied()).collect()
+                    }
                 };
                 values[step.output()] = y;
             }
@@ -696,7 +720,7 @@ impl Plan {
                     };
                     quantization[*output] = Some(output_q);
                     let layer = quantize_layer(&layer.float(), input_q, output_q, options)?;
-                    steps.push(QuantizedStep::Layer { name, layer, input: *input, output: *output });
+                    steps.push(QuantizedStep::Layer { name, layer: Box::new(layer), input: *input, output: *output });
                 }
                 FloatStep::Add { inputs: [a, b], activation, output } => {
                     let (qa, qb, qo) = (known(&quantization, *a)?, known(&quantization, *b)?, of_range(*output));
