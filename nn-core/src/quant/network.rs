@@ -1,6 +1,5 @@
 //! Post-training quantization of a whole `network!` model, read from its
-//! [`Description`](crate::describe::Description) and its tensors: no list of layers
-//! written by hand.
+//! [`Description`] and its tensors: no list of layers written by hand.
 //!
 //! Supported: `Dense`, `Conv1d` and `Conv2d` (with `groups`; symmetric padding),
 //! `MaxPool1d`/`MaxPool2d`, `AvgPool1d`/`AvgPool2d` without padding, `Flatten`,
@@ -12,7 +11,7 @@
 //! [`NetworkQuantizeError::Unsupported`] naming the layer or value.
 //!
 //! The rules are TensorFlow Lite's int8 specification, as in
-//! [`quantize_sequential`](super::quantize::quantize_sequential): the calibration set
+//! [`quantize_sequential`]: the calibration set
 //! runs through the f32 network to find the range of every value; pooling keeps its
 //! input's quantization; `add` rescales both operands to its output's scale (its
 //! fused ReLU the clamp); `concat` copies, so its operands take its output's
