@@ -385,7 +385,7 @@ impl Plan {
 }
 
 /// The zeros `[before, after]` of `padding` along one axis.
-fn pad(padding: Padding, axis: usize, kernel: usize, dilation: usize) -> [usize; 2] {
+pub(crate) fn pad(padding: Padding, axis: usize, kernel: usize, dilation: usize) -> [usize; 2] {
     match padding {
         Padding::Valid => [0, 0],
         Padding::Same => {
@@ -594,7 +594,7 @@ fn emit_conv_transpose(args: &Args, input: &ShapeInfo) -> Emitted {
 }
 
 /// The stride of a pooling: its `size` unless given.
-fn pool_stride(args: &Args) -> [usize; 2] {
+pub(crate) fn pool_stride(args: &Args) -> [usize; 2] {
     if args.derived("stride") {
         args.axes("size")
     } else {

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod conv_kinds;
+mod describe;
 mod errors;
 mod expand;
 mod expand_graph;
