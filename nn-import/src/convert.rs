@@ -574,20 +574,34 @@ impl Converter<'_> {
         if !(1..=2).contains(&axes) || x.layout.batch != 0 {
             return Err(format!("a {axes}-D convolution; the library has `Conv1d` and `Conv2d`"));
         }
-        let group = node.int("group", 1);
-        if group != 1 {
-            return Err(format!(
-                "`group = {group}` (a grouped or depthwise convolution); the importer does not map it to the \
-                 `groups` option of `Conv1d` and `Conv2d` yet"
-            ));
+        let channels = x.layout.shape[1];
+        if w.shape.len() != axes + 2 {
+            return Err(format!("its weight {:?} is not [filters, channels / group, kernel...]", w.shape));
         }
         let filters = w.shape[0];
+        let group = node.int("group", 1);
+        let groups = usize::try_from(group).ok().filter(|&g| g > 0 && channels % g == 0 && filters % g == 0);
+        let Some(groups) = groups else {
+            return Err(format!(
+                "`group = {group}` does not divide its {channels} input channels and {filters} filters"
+            ));
+        };
+        if w.shape[1] * groups != channels {
+            return Err(format!(
+                "its weight {:?} does not read {} of the {channels} input channels per group",
+                w.shape,
+                channels / groups
+            ));
+        }
         let kernel = w.shape[2..].to_vec();
         let geometry = Geometry::read(node, &kernel, &x.layout.shape[2..])?;
         let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "conv");
         let mut options = vec![format!("filters: {filters}"), format!("kernel: {}", sizes(&kernel))];
         geometry.options(&mut options, true);
+        if groups != 1 {
+            options.push(format!("groups: {groups}"));
+        }
         // A bias of zeros that the exporter made up for a convolution without one
         // (PyTorch's `bias=False`) is left out, as in the module's `state_dict`.
         let bias = match node.input(2) {
@@ -1257,6 +1271,9 @@ impl Geometry {
         let pads = list("pads", 0);
         if stride.len() != axes || dilation.len() != axes || pads.len() != 2 * axes || spatial.len() != axes {
             return Err(String::from("its strides, dilations or pads do not have one value per axis"));
+        }
+        if stride.contains(&0) || dilation.contains(&0) || kernel.contains(&0) {
+            return Err(format!("a stride {stride:?}, dilation {dilation:?} or kernel {kernel:?} of 0"));
         }
         let auto_pad = node.text("auto_pad").unwrap_or("NOTSET");
         let (padding, same) = match auto_pad {

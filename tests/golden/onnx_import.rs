@@ -24,6 +24,8 @@ mod cnn1d;
 mod cnn_bn;
 #[path = "../import/generated/decoder.rs"]
 mod decoder;
+#[path = "../import/generated/grouped.rs"]
+mod grouped;
 #[path = "../import/generated/lstm.rs"]
 mod lstm;
 #[path = "../import/generated/mlp.rs"]
@@ -119,6 +121,11 @@ fn transposed_convolution_decoder_matches_onnxruntime() {
     imported::<decoder::Decoder>("decoder");
 }
 
+#[test]
+fn grouped_and_depthwise_convolutions_match_onnxruntime() {
+    imported::<grouped::Grouped>("grouped");
+}
+
 /// The imported autoencoder trains on: a few epochs of `Fit` towards its own inputs
 /// lower the reconstruction loss.
 #[test]
@@ -133,3 +140,4 @@ fn imported_autoencoder_trains_further_with_fit() {
     let (first, last) = (history.epochs[0].loss, history.epochs.last().unwrap().loss);
     assert!(last < 0.7 * first, "loss {first} -> {last}");
 }
+

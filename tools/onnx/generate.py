@@ -2,9 +2,9 @@
 """Golden fixtures of the ONNX importer (`nn-import`): small PyTorch models exported
 with `torch.onnx.export`, and onnxruntime's outputs on seeded inputs.
 
-    python3 tools/onnx/generate.py
+    python3 tools/onnx/generate.py [NAME...]
 
-writes, for each model NAME below, into `tests/import/models/`:
+writes (every model, or only those named), for each model NAME below, into `tests/import/models/`:
 
 * `NAME.onnx`: the model, exported in `eval()` mode with a batch of one;
 * `NAME.safetensors`: `inputs` `[samples, ...]` (float32; for `tokens`, the int64
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,17 +169,37 @@ class TokenGru(nn.Module):
         return self.fc(h[-1])
 
 
+class Grouped(nn.Module):
+    """A grouped convolution, a depthwise one and a pointwise one (a separable block)."""
+
+    def __init__(self):
+        super().__init__()
+        self.grouped = nn.Conv2d(4, 8, 3, padding=1, groups=2)
+        self.depthwise = nn.Conv2d(8, 8, 3, stride=2, groups=8, bias=False)
+        self.pointwise = nn.Conv2d(8, 4, 1)
+        self.temporal = nn.Conv1d(4, 6, 3, groups=2)
+        self.fc = nn.Linear(6 * 7, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.grouped(x))
+        x = torch.relu(self.pointwise(torch.relu(self.depthwise(x))))
+        x = torch.tanh(self.temporal(x.reshape(-1, 4, 9)))
+        return self.fc(torch.flatten(x, 1))
+
+
 class Unsupported(nn.Module):
-    """Operators the library lacks: a sine, a grouped convolution, a cumulative sum."""
+    """Operators the library lacks: a sine, a reflecting pad, a cumulative sum (the
+    grouped convolution between them is supported)."""
 
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(4, 4, 3, groups=2)
-        self.fc = nn.Linear(4 * 4 * 4, 3)
+        self.fc = nn.Linear(4 * 4 * 6, 3)
 
     def forward(self, x):
         x = torch.sin(x)
         x = self.conv(x)
+        x = nn.functional.pad(x, (1, 1, 0, 0), mode="reflect")
         x = torch.cumsum(x, dim=3)
         return self.fc(torch.flatten(x, 1))
 
@@ -193,6 +214,7 @@ MODELS = {
     "autoencoder": (Autoencoder, (20,)),
     "tokens": (TokenGru, (7,)),
     "decoder": (Decoder, (4,)),
+    "grouped": (Grouped, (4, 7, 7)),
 }
 
 
@@ -235,6 +257,10 @@ def export(model: nn.Module, sample: tuple[int, ...], path: Path) -> None:
 
 
 def main() -> None:
+    # `generate.py grouped transformer` rewrites only those fixtures (and
+    # `unsupported`/`dynamic_time` only when named); the others' weights are drawn all
+    # the same, so that each model is the same whichever are written.
+    only = set(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(22)
     for index, (name, (cls, sample)) in enumerate(MODELS.items()):
@@ -242,6 +268,8 @@ def main() -> None:
         model = cls()
         randomize_batch_norms(model, generator)
         model.eval()
+        if only and name not in only:
+            continue
         path = OUT / f"{name}.onnx"
         with torch.no_grad():
             export(model, sample, path)
@@ -257,9 +285,12 @@ def main() -> None:
         outputs = np.concatenate([session.run(None, {"x": feed})[0] for feed in feeds])
         save_safetensors(OUT / f"{name}.safetensors", {"inputs": inputs, "outputs": outputs})
         print(f"{name}: {path.stat().st_size} bytes, outputs {list(outputs.shape)}")
-    with torch.no_grad():
-        export(Unsupported().eval(), (4, 6, 6), OUT / "unsupported.onnx")
-    print("unsupported: written")
+    if not only or "unsupported" in only:
+        with torch.no_grad():
+            export(Unsupported().eval(), (4, 6, 6), OUT / "unsupported.onnx")
+        print("unsupported: written")
+    if only and "dynamic_time" not in only:
+        return
     # A sequence model whose batch and time axes are dynamic: the importer must ask
     # for the time axis to be fixed.
     torch.onnx.export(
