@@ -8,6 +8,7 @@
 //! report lists them all.
 use std::collections::{HashMap, HashSet};
 
+use crate::attention;
 use crate::error::Unsupported;
 use crate::layout::{elements, Layout};
 use crate::names::Names;
@@ -511,7 +512,55 @@ impl Converter<'_> {
         Ok(())
     }
 
+    /// The multi-head attention whose input projection is `node`, as one
+    /// `MultiHeadAttention` layer (see [`crate::attention`]); `None` if `node` does not
+    /// start one.
+    fn attention(&mut self, node: &Node) -> Option<Result<(), Reason>> {
+        let index = self.graph.nodes.iter().position(|n| std::ptr::eq(n, node))?;
+        let x = self.tracked.get(node.input(0)?)?.clone();
+        if !x.layout.in_order() {
+            return None;
+        }
+        let m = match attention::find(self.graph, index, &x.layout.shape, x.layout.batch)? {
+            Ok(m) => m,
+            Err(failed) => {
+                // One entry for the whole pattern: its nodes are skipped, its result
+                // stands in for what it computes.
+                self.absorbed.extend(failed.nodes.iter().copied());
+                if let Some(last) = self.graph.nodes.iter().find(|n| n.outputs.contains(&failed.output)) {
+                    self.stand_in(last);
+                }
+                return Some(Err(format!(
+                    "the multi-head attention pattern of {} nodes from here to `{}`: {}",
+                    failed.nodes.len(),
+                    failed.output,
+                    failed.reason
+                )));
+            }
+        };
+        let input = match self.sample_value(&x) {
+            Ok(v) => v,
+            Err(reason) => return Some(Err(reason)),
+        };
+        let d = *x.layout.shape.last().unwrap_or(&0);
+        let steps = x.layout.sample()[0];
+        let layer = self.names.layer(&m.name, "attention");
+        self.tensor(&layer, "in_proj_weight", vec![3 * d, d], m.in_weight);
+        self.tensor(&layer, "in_proj_bias", vec![3 * d], m.in_bias);
+        self.tensor(&layer, "out_proj.weight", vec![d, d], m.out_weight);
+        self.tensor(&layer, "out_proj.bias", vec![d], m.out_bias);
+        let causal = if m.causal { ", causal: true" } else { "" };
+        let kind = format!("MultiHeadAttention {{ heads: {}{causal} }}", m.heads);
+        self.absorbed.extend(m.nodes.iter().copied());
+        let layout = Layout::plain(m.output_shape, m.output_batch);
+        self.layer(layer, kind, input, vec![steps, d], layout, &m.output);
+        Some(Ok(()))
+    }
+
     fn gemm(&mut self, node: &Node) -> Result<(), Reason> {
+        if let Some(done) = self.attention(node) {
+            return done;
+        }
         if node.int("transA", 0) != 0 {
             return Err(String::from("`transA = 1` transposes the batch into the features"));
         }
@@ -549,6 +598,9 @@ impl Converter<'_> {
     }
 
     fn matmul(&mut self, node: &Node) -> Result<(), Reason> {
+        if let Some(done) = self.attention(node) {
+            return done;
+        }
         let x = self.input(node, 0)?;
         let w = self.const_input(node, 1, "weight")?;
         let [features, units] = w.shape[..] else {
@@ -1348,7 +1400,7 @@ pub(crate) fn float(value: f32) -> String {
 }
 
 /// The shape a `Reshape` to `target` gives `old` (0 copies, -1 infers).
-fn resolve_reshape(old: &[usize], target: &[i64]) -> Result<Vec<usize>, Reason> {
+pub(crate) fn resolve_reshape(old: &[usize], target: &[i64]) -> Result<Vec<usize>, Reason> {
     let total = elements(old);
     let mut shape = Vec::with_capacity(target.len());
     let mut infer = None;

@@ -24,9 +24,11 @@
 //! imported.write(&out.join("digit_net.rs"), &out.join("digit_net.safetensors"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+mod attention;
 mod convert;
 mod emit;
 mod error;
+mod eval;
 mod layout;
 mod names;
 mod onnx;

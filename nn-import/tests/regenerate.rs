@@ -22,6 +22,7 @@ const MODELS: &[(&str, &str)] = &[
     ("tokens", "TokenGru"),
     ("decoder", "Decoder"),
     ("grouped", "Grouped"),
+    ("transformer", "Transformer"),
 ];
 
 fn import_dir() -> PathBuf {
@@ -109,4 +110,23 @@ fn a_dynamic_dimension_names_itself_and_the_fix() {
     assert!(err.to_string().contains("the model's inputs are [\"x\"]"), "{err}");
     let err = nn_import::import(b"not a model", &Options::new("Dynamic")).unwrap_err();
     assert!(matches!(err, ImportError::Parse(_)), "{err}");
+}
+
+#[test]
+fn attention_the_library_does_not_compute_is_reported_not_guessed() {
+    // Written out by hand with the scale 1 / D: the pattern of `nn.MultiheadAttention`
+    // (input projection, split, scaled product, softmax, output projection), one entry.
+    let model = import_dir().join("models/attention_scaled.onnx");
+    let err = import_file(&model, &Options::new("Scaled")).unwrap_err();
+    let ImportError::Unsupported(nodes) = &err else { panic!("{err}") };
+    assert_eq!(nodes.len(), 1, "{err}");
+    assert_eq!(nodes[0].op, "MatMul");
+    assert!(nodes[0].reason.starts_with("the multi-head attention pattern of 10 nodes"), "{err}");
+    assert!(nodes[0].reason.contains("for any number of heads"), "{err}");
+    // The TorchScript exporter (`dynamo=False`) computes the attention's shapes at run
+    // time (`Shape`, `Slice`, `Cast`...): every such node is listed, nothing panics.
+    let model = import_dir().join("models/attention_torchscript.onnx");
+    let err = import_file(&model, &Options::new("TorchScript")).unwrap_err();
+    let ImportError::Unsupported(nodes) = &err else { panic!("{err}") };
+    assert!(nodes.iter().any(|n| n.op == "Shape") && nodes.len() > 5, "{err}");
 }

@@ -34,6 +34,8 @@ mod mlp;
 mod residual;
 #[path = "../import/generated/tokens.rs"]
 mod tokens;
+#[path = "../import/generated/transformer.rs"]
+mod transformer;
 
 fn import_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import")
@@ -141,3 +143,28 @@ fn imported_autoencoder_trains_further_with_fit() {
     assert!(last < 0.7 * first, "loss {first} -> {last}");
 }
 
+/// Two `nn.TransformerEncoderLayer`s and an `nn.MultiheadAttention`, each exported as
+/// some thirty nodes, import as `MultiHeadAttention` layers.
+#[test]
+fn transformer_encoder_classifier_matches_onnxruntime() {
+    imported::<transformer::Transformer>("transformer");
+    let source = std::fs::read_to_string(import_dir().join("generated/transformer.rs")).unwrap();
+    assert_eq!(source.matches("MultiHeadAttention { heads: 2 }").count(), 2, "{source}");
+    assert_eq!(source.matches("MultiHeadAttention { heads: 4 }").count(), 1, "{source}");
+}
+
+/// The imported Transformer classifier trains on: `Fit` towards labels of its own
+/// lowers the cross-entropy.
+#[test]
+fn imported_transformer_trains_further_with_fit() {
+    let (mut model, inputs) = imported::<transformer::Transformer>("transformer");
+    let samples = inputs.len() / 30;
+    // Labels from the sign of each sample's first two features.
+    let labels: Vec<f32> = inputs.chunks(30).map(|x| f32::from(u8::from(x[0] > 0.0) + u8::from(x[1] > 0.0))).collect();
+    let data = Dataset::new(inputs, 30, labels, 1).unwrap();
+    let loss = SparseCategoricalCrossEntropy::from_logits();
+    let mut fit = Fit::new(Adam::new(1e-2), loss).epochs(30).batch_size(samples).seed(22);
+    let history = fit.run(&mut model, &data, None).unwrap();
+    let (first, last) = (history.epochs[0].loss, history.epochs.last().unwrap().loss);
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+}

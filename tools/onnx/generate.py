@@ -187,6 +187,52 @@ class Grouped(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class Transformer(nn.Module):
+    """A Transformer encoder classifier: a feature projection, two post-norm encoder
+    layers, a multi-head attention of its own and a dense head over the flattened
+    sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(5, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.attn = nn.MultiheadAttention(8, 4, batch_first=True)
+        self.head = nn.Linear(6 * 8, 3)
+
+    def forward(self, x):
+        h = self.encoder(self.embed(x))
+        h, _ = self.attn(h, h, h)
+        return self.head(torch.flatten(h, 1))
+
+
+class SelfAttention(nn.Module):
+    """`nn.MultiheadAttention` alone, for the exporter variants."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class OddlyScaledAttention(nn.Module):
+    """An attention written out by hand with the scale 1 / D rather than
+    1 / sqrt(D / H): it exports as the same pattern as `nn.MultiheadAttention`, but
+    the library's layer does not compute it."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_proj = nn.Linear(8, 24)
+        self.out_proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        q, k, v = self.in_proj(x).chunk(3, dim=-1)
+        weights = torch.softmax(q @ k.transpose(1, 2) / 8.0, dim=-1)
+        return self.out_proj(weights @ v)
+
+
 class Unsupported(nn.Module):
     """Operators the library lacks: a sine, a reflecting pad, a cumulative sum (the
     grouped convolution between them is supported)."""
@@ -215,6 +261,7 @@ MODELS = {
     "tokens": (TokenGru, (7,)),
     "decoder": (Decoder, (4,)),
     "grouped": (Grouped, (4, 7, 7)),
+    "transformer": (Transformer, (6, 5)),
 }
 
 
@@ -227,6 +274,14 @@ def randomize_batch_norms(model: nn.Module, generator: torch.Generator) -> None:
             m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
             m.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
             m.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+
+
+def perturb_parameters(model: nn.Module, generator: torch.Generator) -> None:
+    """Noise on every parameter: the copies of an encoder layer, its layer norms and
+    its zero biases all differ (the exporter would otherwise store equal tensors once)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.2)
 
 
 def export(model: nn.Module, sample: tuple[int, ...], path: Path) -> None:
@@ -267,6 +322,8 @@ def main() -> None:
         generator = torch.Generator().manual_seed(100 + index)
         model = cls()
         randomize_batch_norms(model, generator)
+        if cls is Transformer:
+            perturb_parameters(model, generator)
         model.eval()
         if only and name not in only:
             continue
@@ -289,6 +346,23 @@ def main() -> None:
         with torch.no_grad():
             export(Unsupported().eval(), (4, 6, 6), OUT / "unsupported.onnx")
         print("unsupported: written")
+    # The attention as the TorchScript exporter (`dynamo=False`) writes it, with its
+    # shape computations, and an attention the library's layer does not compute: both
+    # must be reported, each node or the pattern as one.
+    if not only or "attention_variants" in only:
+        # Outside `no_grad`: there, the module would run (and export) as one fused
+        # operator that the TorchScript exporter does not know.
+        torch.onnx.export(
+            SelfAttention().eval(),
+            (torch.zeros(1, 5, 8),),
+            OUT / "attention_torchscript.onnx",
+            input_names=["x"],
+            output_names=["y"],
+            dynamo=False,
+        )
+        with torch.no_grad():
+            export(OddlyScaledAttention().eval(), (5, 8), OUT / "attention_scaled.onnx")
+        print("attention variants: written")
     if only and "dynamic_time" not in only:
         return
     # A sequence model whose batch and time axes are dynamic: the importer must ask
