@@ -52,10 +52,10 @@ pub struct Tensor {
 /// The converted network.
 #[derive(Debug)]
 pub(crate) struct Converted {
-    pub input: String,
-    pub input_shape: Vec<usize>,
-    pub output: String,
-    pub output_shape: Vec<usize>,
+    /// The network's inputs: value name and sample shape, in the graph's order.
+    pub inputs: Vec<(String, Vec<usize>)>,
+    /// The network's outputs, likewise.
+    pub outputs: Vec<(String, Vec<usize>)>,
     pub stmts: Vec<Stmt>,
     pub tensors: Vec<Tensor>,
 }
@@ -117,9 +117,9 @@ struct Converter<'g> {
     unsupported: Vec<Unsupported>,
 }
 
-/// Converts the graph whose single input has the fixed shape `input_shape` (batch
-/// first).
-pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted, Vec<Unsupported>> {
+/// Converts the graph whose inputs have the fixed shapes `input_shapes` (batch
+/// first), one per graph input.
+pub(crate) fn convert(graph: &Graph, input_shapes: &[Vec<usize>]) -> Result<Converted, Vec<Unsupported>> {
     let mut readers: HashMap<String, usize> = HashMap::new();
     for node in &graph.nodes {
         for input in node.inputs.iter().filter(|i| !i.is_empty()) {
@@ -129,10 +129,7 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
     for output in &graph.outputs {
         *readers.entry(output.name.clone()).or_default() += 1;
     }
-    let input = &graph.inputs[0];
-    let mut names = Names::default();
-    let input_value = names.value(&input.name, "input");
-    let layout = Layout::plain(input_shape.to_vec(), 0);
+    let names = Names::default();
     let mut c = Converter {
         graph,
         tracked: HashMap::new(),
@@ -145,7 +142,13 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
         reshapes: HashMap::new(),
         unsupported: Vec::new(),
     };
-    c.tracked.insert(input.name.clone(), Tracked { value: input_value.clone(), stored: layout.sample(), layout });
+    let mut inputs = Vec::new();
+    for (input, shape) in graph.inputs.iter().zip(input_shapes) {
+        let value = c.names.value(&input.name, "input");
+        let layout = Layout::plain(shape.clone(), 0);
+        c.tracked.insert(input.name.clone(), Tracked { value: value.clone(), stored: layout.sample(), layout });
+        inputs.push((value, shape[1..].to_vec()));
+    }
     for (index, node) in graph.nodes.iter().enumerate() {
         if c.absorbed.contains(&index) {
             continue;
@@ -168,51 +171,39 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
             c.stand_in(node);
         }
     }
-    if graph.outputs.len() != 1 {
-        c.unsupported.push(Unsupported {
-            op: String::from("(graph)"),
-            node: graph.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "),
-            input_shapes: Vec::new(),
-            reason: format!(
-                "the graph has {} outputs; the importer writes networks with one output",
-                graph.outputs.len()
-            ),
-        });
+    let mut outputs = Vec::new();
+    for output in &graph.outputs {
+        let Some(out) = c.tracked.get(&output.name).cloned() else {
+            if !c.poisoned.contains(&output.name) {
+                c.unsupported.push(Unsupported {
+                    op: String::from("(graph)"),
+                    node: output.name.clone(),
+                    input_shapes: Vec::new(),
+                    reason: String::from("the graph's output is not computed from its inputs"),
+                });
+            }
+            continue;
+        };
+        match c.sample_value(&out) {
+            Ok(value) if inputs.iter().any(|(i, _)| *i == value) => c.unsupported.push(Unsupported {
+                op: String::from("(graph output)"),
+                node: output.name.clone(),
+                input_shapes: vec![format!("{:?}", out.layout.shape)],
+                reason: String::from("the output is an input of the graph, unchanged"),
+            }),
+            Ok(value) => outputs.push((value, out.layout.sample())),
+            Err(reason) => c.unsupported.push(Unsupported {
+                op: String::from("(graph output)"),
+                node: output.name.clone(),
+                input_shapes: vec![format!("{:?}", out.layout.shape)],
+                reason,
+            }),
+        }
     }
     if !c.unsupported.is_empty() {
         return Err(c.unsupported);
     }
-    let output_name = &graph.outputs[0].name;
-    let out = match c.tracked.get(output_name).cloned() {
-        Some(t) => t,
-        None => {
-            return Err(vec![Unsupported {
-                op: String::from("(graph)"),
-                node: output_name.clone(),
-                input_shapes: Vec::new(),
-                reason: String::from("the graph's output is not computed from its input"),
-            }])
-        }
-    };
-    let output = match c.sample_value(&out) {
-        Ok(v) => v,
-        Err(reason) => {
-            return Err(vec![Unsupported {
-                op: String::from("(graph output)"),
-                node: output_name.clone(),
-                input_shapes: vec![format!("{:?}", out.layout.shape)],
-                reason,
-            }])
-        }
-    };
-    Ok(Converted {
-        input: input_value,
-        input_shape: input_shape[1..].to_vec(),
-        output,
-        output_shape: out.layout.sample(),
-        stmts: c.stmts,
-        tensors: c.tensors,
-    })
+    Ok(Converted { inputs, outputs, stmts: c.stmts, tensors: c.tensors })
 }
 
 /// LSTM gate blocks: PyTorch's order (input, forget, cell, output) as indices of

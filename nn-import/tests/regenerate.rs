@@ -23,6 +23,7 @@ const MODELS: &[(&str, &str)] = &[
     ("decoder", "Decoder"),
     ("grouped", "Grouped"),
     ("transformer", "Transformer"),
+    ("pair", "Pair"),
 ];
 
 fn import_dir() -> PathBuf {

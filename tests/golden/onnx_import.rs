@@ -30,6 +30,8 @@ mod grouped;
 mod lstm;
 #[path = "../import/generated/mlp.rs"]
 mod mlp;
+#[path = "../import/generated/pair.rs"]
+mod pair;
 #[path = "../import/generated/residual.rs"]
 mod residual;
 #[path = "../import/generated/tokens.rs"]
@@ -167,4 +169,23 @@ fn imported_transformer_trains_further_with_fit() {
     let history = fit.run(&mut model, &data, None).unwrap();
     let (first, last) = (history.epochs[0].loss, history.epochs.last().unwrap().loss);
     assert!(last < 0.5 * first, "loss {first} -> {last}");
+}
+
+/// A graph with two inputs and two outputs imports as a network of several inputs
+/// and outputs (`MultiIo`): `predict_multi` gives onnxruntime's outputs.
+#[test]
+fn two_inputs_and_two_outputs_match_onnxruntime() {
+    let mut model = Model::<pair::Pair>::zeros();
+    let weights = import_dir().join("generated/pair.safetensors");
+    load_safetensors(&mut model, &weights, &LoadOptions::default()).unwrap();
+    let fixture = read(&import_dir().join("models/pair.safetensors"));
+    let (a, b) = (&fixture["inputs_a"].1, &fixture["inputs_b"].1);
+    let (score, rec) = model.predict_multi((a, b)).unwrap();
+    for (name, actual) in [("score", &score), ("rec", &rec)] {
+        let expected = &fixture[&format!("outputs_{name}")].1;
+        assert_eq!(actual.len(), expected.len());
+        for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+            assert!((a - e).abs() <= 1e-5 * e.abs() + 1e-6, "{name} {i}: {a}, onnxruntime gives {e}");
+        }
+    }
 }

@@ -13,7 +13,10 @@ writes (every model, or only those named), for each model NAME below, into `test
 
 and `unsupported.onnx`, a model with several operators the library lacks, whose
 import must list them all, and `dynamic_time.onnx`, an LSTM whose time axis is
-dynamic, whose import must ask for it to be fixed. The tests (`tests/import/`) need neither torch nor
+dynamic, whose import must ask for it to be fixed; `pair.onnx`, a model of two
+inputs and two outputs (its fixture `pair.safetensors` holds `inputs_a`, `inputs_b`,
+`outputs_score` and `outputs_rec`); and `attention_torchscript.onnx` and
+`attention_scaled.onnx`, attentions the importer must report. The tests (`tests/import/`) need neither torch nor
 onnxruntime: they import the committed `.onnx` files and compare with the committed
 outputs. Needs torch, onnx, onnxscript and onnxruntime.
 """
@@ -233,6 +236,49 @@ class OddlyScaledAttention(nn.Module):
         return self.out_proj(weights @ v)
 
 
+class Pair(nn.Module):
+    """Two inputs and two outputs: a score of the pair and a reconstruction of `b`."""
+
+    def __init__(self):
+        super().__init__()
+        self.fa = nn.Linear(3, 4)
+        self.fb = nn.Linear(2, 4)
+        self.head = nn.Linear(8, 1)
+        self.dec = nn.Linear(8, 2)
+
+    def forward(self, a, b):
+        h = torch.cat([torch.tanh(self.fa(a)), torch.tanh(self.fb(b))], dim=1)
+        return self.head(h), torch.sigmoid(self.dec(h))
+
+
+def export_pair() -> None:
+    """`pair.onnx` and its fixture: `inputs_a`, `inputs_b`, `outputs_score`,
+    `outputs_rec`."""
+    torch.manual_seed(2201)
+    model = Pair().eval()
+    path = OUT / "pair.onnx"
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3), torch.zeros(1, 2)),
+            path,
+            input_names=["a", "b"],
+            output_names=["score", "rec"],
+            dynamo=True,
+            external_data=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(2202)
+    a = torch.randn((SAMPLES, 3), generator=generator).numpy()
+    b = torch.randn((SAMPLES, 2), generator=generator).numpy()
+    runs = [session.run(None, {"a": a[i : i + 1], "b": b[i : i + 1]}) for i in range(SAMPLES)]
+    tensors = {"inputs_a": a, "inputs_b": b}
+    tensors["outputs_score"] = np.concatenate([r[0] for r in runs])
+    tensors["outputs_rec"] = np.concatenate([r[1] for r in runs])
+    save_safetensors(OUT / "pair.safetensors", tensors)
+    print("pair: written")
+
+
 class Unsupported(nn.Module):
     """Operators the library lacks: a sine, a reflecting pad, a cumulative sum (the
     grouped convolution between them is supported)."""
@@ -342,6 +388,8 @@ def main() -> None:
         outputs = np.concatenate([session.run(None, {"x": feed})[0] for feed in feeds])
         save_safetensors(OUT / f"{name}.safetensors", {"inputs": inputs, "outputs": outputs})
         print(f"{name}: {path.stat().st_size} bytes, outputs {list(outputs.shape)}")
+    if not only or "pair" in only:
+        export_pair()
     if not only or "unsupported" in only:
         with torch.no_grad():
             export(Unsupported().eval(), (4, 6, 6), OUT / "unsupported.onnx")
