@@ -10,7 +10,8 @@
 //!   wrote `examples/imported/digit_cnn.rs` (read it: one layer per ONNX operator,
 //!   named after the PyTorch module's attributes, each with its output shape);
 //! - loading the weights at run time (`load_safetensors`) or baking them into the
-//!   binary at compile time (`include_weights!`, as firmware does: no file, no heap);
+//!   binary at compile time (`include_weights!`, as firmware does: no file, no heap;
+//!   `firmware/src/bin/onnx_digits.rs` runs this model on microcontrollers under QEMU);
 //! - checking the import: the logits on the 359 test images against the logits
 //!   onnxruntime computed from the same `.onnx` file (committed with the images).
 //!

@@ -8,6 +8,7 @@
 //! report lists them all.
 use std::collections::{HashMap, HashSet};
 
+use crate::attention;
 use crate::error::Unsupported;
 use crate::layout::{elements, Layout};
 use crate::names::Names;
@@ -51,10 +52,10 @@ pub struct Tensor {
 /// The converted network.
 #[derive(Debug)]
 pub(crate) struct Converted {
-    pub input: String,
-    pub input_shape: Vec<usize>,
-    pub output: String,
-    pub output_shape: Vec<usize>,
+    /// The network's inputs: value name and sample shape, in the graph's order.
+    pub inputs: Vec<(String, Vec<usize>)>,
+    /// The network's outputs, likewise.
+    pub outputs: Vec<(String, Vec<usize>)>,
     pub stmts: Vec<Stmt>,
     pub tensors: Vec<Tensor>,
 }
@@ -116,9 +117,9 @@ struct Converter<'g> {
     unsupported: Vec<Unsupported>,
 }
 
-/// Converts the graph whose single input has the fixed shape `input_shape` (batch
-/// first).
-pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted, Vec<Unsupported>> {
+/// Converts the graph whose inputs have the fixed shapes `input_shapes` (batch
+/// first), one per graph input.
+pub(crate) fn convert(graph: &Graph, input_shapes: &[Vec<usize>]) -> Result<Converted, Vec<Unsupported>> {
     let mut readers: HashMap<String, usize> = HashMap::new();
     for node in &graph.nodes {
         for input in node.inputs.iter().filter(|i| !i.is_empty()) {
@@ -128,10 +129,7 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
     for output in &graph.outputs {
         *readers.entry(output.name.clone()).or_default() += 1;
     }
-    let input = &graph.inputs[0];
-    let mut names = Names::default();
-    let input_value = names.value(&input.name, "input");
-    let layout = Layout::plain(input_shape.to_vec(), 0);
+    let names = Names::default();
     let mut c = Converter {
         graph,
         tracked: HashMap::new(),
@@ -144,7 +142,13 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
         reshapes: HashMap::new(),
         unsupported: Vec::new(),
     };
-    c.tracked.insert(input.name.clone(), Tracked { value: input_value.clone(), stored: layout.sample(), layout });
+    let mut inputs = Vec::new();
+    for (input, shape) in graph.inputs.iter().zip(input_shapes) {
+        let value = c.names.value(&input.name, "input");
+        let layout = Layout::plain(shape.clone(), 0);
+        c.tracked.insert(input.name.clone(), Tracked { value: value.clone(), stored: layout.sample(), layout });
+        inputs.push((value, shape[1..].to_vec()));
+    }
     for (index, node) in graph.nodes.iter().enumerate() {
         if c.absorbed.contains(&index) {
             continue;
@@ -167,51 +171,39 @@ pub(crate) fn convert(graph: &Graph, input_shape: &[usize]) -> Result<Converted,
             c.stand_in(node);
         }
     }
-    if graph.outputs.len() != 1 {
-        c.unsupported.push(Unsupported {
-            op: String::from("(graph)"),
-            node: graph.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "),
-            input_shapes: Vec::new(),
-            reason: format!(
-                "the graph has {} outputs; the importer writes networks with one output",
-                graph.outputs.len()
-            ),
-        });
+    let mut outputs = Vec::new();
+    for output in &graph.outputs {
+        let Some(out) = c.tracked.get(&output.name).cloned() else {
+            if !c.poisoned.contains(&output.name) {
+                c.unsupported.push(Unsupported {
+                    op: String::from("(graph)"),
+                    node: output.name.clone(),
+                    input_shapes: Vec::new(),
+                    reason: String::from("the graph's output is not computed from its inputs"),
+                });
+            }
+            continue;
+        };
+        match c.sample_value(&out) {
+            Ok(value) if inputs.iter().any(|(i, _)| *i == value) => c.unsupported.push(Unsupported {
+                op: String::from("(graph output)"),
+                node: output.name.clone(),
+                input_shapes: vec![format!("{:?}", out.layout.shape)],
+                reason: String::from("the output is an input of the graph, unchanged"),
+            }),
+            Ok(value) => outputs.push((value, out.layout.sample())),
+            Err(reason) => c.unsupported.push(Unsupported {
+                op: String::from("(graph output)"),
+                node: output.name.clone(),
+                input_shapes: vec![format!("{:?}", out.layout.shape)],
+                reason,
+            }),
+        }
     }
     if !c.unsupported.is_empty() {
         return Err(c.unsupported);
     }
-    let output_name = &graph.outputs[0].name;
-    let out = match c.tracked.get(output_name).cloned() {
-        Some(t) => t,
-        None => {
-            return Err(vec![Unsupported {
-                op: String::from("(graph)"),
-                node: output_name.clone(),
-                input_shapes: Vec::new(),
-                reason: String::from("the graph's output is not computed from its input"),
-            }])
-        }
-    };
-    let output = match c.sample_value(&out) {
-        Ok(v) => v,
-        Err(reason) => {
-            return Err(vec![Unsupported {
-                op: String::from("(graph output)"),
-                node: output_name.clone(),
-                input_shapes: vec![format!("{:?}", out.layout.shape)],
-                reason,
-            }])
-        }
-    };
-    Ok(Converted {
-        input: input_value,
-        input_shape: input_shape[1..].to_vec(),
-        output,
-        output_shape: out.layout.sample(),
-        stmts: c.stmts,
-        tensors: c.tensors,
-    })
+    Ok(Converted { inputs, outputs, stmts: c.stmts, tensors: c.tensors })
 }
 
 /// LSTM gate blocks: PyTorch's order (input, forget, cell, output) as indices of
@@ -511,7 +503,55 @@ impl Converter<'_> {
         Ok(())
     }
 
+    /// The multi-head attention whose input projection is `node`, as one
+    /// `MultiHeadAttention` layer (see [`crate::attention`]); `None` if `node` does not
+    /// start one.
+    fn attention(&mut self, node: &Node) -> Option<Result<(), Reason>> {
+        let index = self.graph.nodes.iter().position(|n| std::ptr::eq(n, node))?;
+        let x = self.tracked.get(node.input(0)?)?.clone();
+        if !x.layout.in_order() {
+            return None;
+        }
+        let m = match attention::find(self.graph, index, &x.layout.shape, x.layout.batch)? {
+            Ok(m) => m,
+            Err(failed) => {
+                // One entry for the whole pattern: its nodes are skipped, its result
+                // stands in for what it computes.
+                self.absorbed.extend(failed.nodes.iter().copied());
+                if let Some(last) = self.graph.nodes.iter().find(|n| n.outputs.contains(&failed.output)) {
+                    self.stand_in(last);
+                }
+                return Some(Err(format!(
+                    "the multi-head attention pattern of {} nodes from here to `{}`: {}",
+                    failed.nodes.len(),
+                    failed.output,
+                    failed.reason
+                )));
+            }
+        };
+        let input = match self.sample_value(&x) {
+            Ok(v) => v,
+            Err(reason) => return Some(Err(reason)),
+        };
+        let d = *x.layout.shape.last().unwrap_or(&0);
+        let steps = x.layout.sample()[0];
+        let layer = self.names.layer(&m.name, "attention");
+        self.tensor(&layer, "in_proj_weight", vec![3 * d, d], m.in_weight);
+        self.tensor(&layer, "in_proj_bias", vec![3 * d], m.in_bias);
+        self.tensor(&layer, "out_proj.weight", vec![d, d], m.out_weight);
+        self.tensor(&layer, "out_proj.bias", vec![d], m.out_bias);
+        let causal = if m.causal { ", causal: true" } else { "" };
+        let kind = format!("MultiHeadAttention {{ heads: {}{causal} }}", m.heads);
+        self.absorbed.extend(m.nodes.iter().copied());
+        let layout = Layout::plain(m.output_shape, m.output_batch);
+        self.layer(layer, kind, input, vec![steps, d], layout, &m.output);
+        Some(Ok(()))
+    }
+
     fn gemm(&mut self, node: &Node) -> Result<(), Reason> {
+        if let Some(done) = self.attention(node) {
+            return done;
+        }
         if node.int("transA", 0) != 0 {
             return Err(String::from("`transA = 1` transposes the batch into the features"));
         }
@@ -549,6 +589,9 @@ impl Converter<'_> {
     }
 
     fn matmul(&mut self, node: &Node) -> Result<(), Reason> {
+        if let Some(done) = self.attention(node) {
+            return done;
+        }
         let x = self.input(node, 0)?;
         let w = self.const_input(node, 1, "weight")?;
         let [features, units] = w.shape[..] else {
@@ -574,20 +617,34 @@ impl Converter<'_> {
         if !(1..=2).contains(&axes) || x.layout.batch != 0 {
             return Err(format!("a {axes}-D convolution; the library has `Conv1d` and `Conv2d`"));
         }
-        let group = node.int("group", 1);
-        if group != 1 {
-            return Err(format!(
-                "`group = {group}` (a grouped or depthwise convolution); the importer does not map it to the \
-                 `groups` option of `Conv1d` and `Conv2d` yet"
-            ));
+        let channels = x.layout.shape[1];
+        if w.shape.len() != axes + 2 {
+            return Err(format!("its weight {:?} is not [filters, channels / group, kernel...]", w.shape));
         }
         let filters = w.shape[0];
+        let group = node.int("group", 1);
+        let groups = usize::try_from(group).ok().filter(|&g| g > 0 && channels % g == 0 && filters % g == 0);
+        let Some(groups) = groups else {
+            return Err(format!(
+                "`group = {group}` does not divide its {channels} input channels and {filters} filters"
+            ));
+        };
+        if w.shape[1] * groups != channels {
+            return Err(format!(
+                "its weight {:?} does not read {} of the {channels} input channels per group",
+                w.shape,
+                channels / groups
+            ));
+        }
         let kernel = w.shape[2..].to_vec();
         let geometry = Geometry::read(node, &kernel, &x.layout.shape[2..])?;
         let input = self.sample_value(&x)?;
         let layer = self.layer_name(node, Some(1), "conv");
         let mut options = vec![format!("filters: {filters}"), format!("kernel: {}", sizes(&kernel))];
         geometry.options(&mut options, true);
+        if groups != 1 {
+            options.push(format!("groups: {groups}"));
+        }
         // A bias of zeros that the exporter made up for a convolution without one
         // (PyTorch's `bias=False`) is left out, as in the module's `state_dict`.
         let bias = match node.input(2) {
@@ -1258,6 +1315,9 @@ impl Geometry {
         if stride.len() != axes || dilation.len() != axes || pads.len() != 2 * axes || spatial.len() != axes {
             return Err(String::from("its strides, dilations or pads do not have one value per axis"));
         }
+        if stride.contains(&0) || dilation.contains(&0) || kernel.contains(&0) {
+            return Err(format!("a stride {stride:?}, dilation {dilation:?} or kernel {kernel:?} of 0"));
+        }
         let auto_pad = node.text("auto_pad").unwrap_or("NOTSET");
         let (padding, same) = match auto_pad {
             "NOTSET" | "" => {
@@ -1331,7 +1391,7 @@ pub(crate) fn float(value: f32) -> String {
 }
 
 /// The shape a `Reshape` to `target` gives `old` (0 copies, -1 infers).
-fn resolve_reshape(old: &[usize], target: &[i64]) -> Result<Vec<usize>, Reason> {
+pub(crate) fn resolve_reshape(old: &[usize], target: &[i64]) -> Result<Vec<usize>, Reason> {
     let total = elements(old);
     let mut shape = Vec::with_capacity(target.len());
     let mut infer = None;

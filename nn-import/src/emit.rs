@@ -19,14 +19,27 @@ pub(crate) struct Header<'a> {
 }
 
 fn is_chain(net: &Converted) -> bool {
-    let mut previous = &net.input;
+    let ([(input, _)], [(output, _)]) = (&net.inputs[..], &net.outputs[..]) else { return false };
+    let mut previous = input;
     for stmt in &net.stmts {
         if stmt.layer.is_none() || stmt.inputs.len() != 1 || &stmt.inputs[0] != previous {
             return false;
         }
         previous = &stmt.out;
     }
-    !net.stmts.is_empty() && previous == &net.output
+    !net.stmts.is_empty() && previous == output
+}
+
+/// `[16]` for one value, `([3], [2])` for several.
+fn shapes(values: &[(String, Vec<usize>)]) -> String {
+    match values {
+        [(_, shape)] => dims(shape),
+        _ => format!("({})", values.iter().map(|(_, s)| dims(s)).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn names(values: &[(String, Vec<usize>)]) -> String {
+    values.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 pub(crate) fn source(net: &Converted, header: &Header<'_>) -> String {
@@ -37,7 +50,7 @@ pub(crate) fn source(net: &Converted, header: &Header<'_>) -> String {
     if let Some(weights) = header.weights {
         let _ = writeln!(s, "    ///\n    /// Its weights are `{weights}`.");
     }
-    let (input, output) = (dims(&net.input_shape), dims(&net.output_shape));
+    let (input, output) = (shapes(&net.inputs), shapes(&net.outputs));
     if is_chain(net) {
         let _ = writeln!(s, "    pub struct {}: {input} -> {output} {{", header.name);
         for stmt in &net.stmts {
@@ -46,11 +59,11 @@ pub(crate) fn source(net: &Converted, header: &Header<'_>) -> String {
         }
     } else {
         let _ = writeln!(s, "    pub struct {}: {input} -> {output} graph {{", header.name);
-        let _ = writeln!(s, "        input {};", net.input);
+        let _ = writeln!(s, "        input {};", names(&net.inputs));
         for stmt in &net.stmts {
             let _ = writeln!(s, "        {}", statement(stmt));
         }
-        let _ = writeln!(s, "        output {};", net.output);
+        let _ = writeln!(s, "        output {};", names(&net.outputs));
     }
     s.push_str("    }\n}\n");
     s

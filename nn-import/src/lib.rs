@@ -1,12 +1,13 @@
 //! Imports a trained ONNX model as `network!` source and its weights.
 //!
 //! The importer reads the model (the protobuf decoding is `onnx-ir`'s), follows the
-//! graph from its input, and writes:
+//! graph from its inputs, and writes:
 //!
 //! - Rust source with one `nn_core::network!` whose layers are the model's operators,
 //!   named after their ONNX names (`/fc1/Gemm` or `fc1.weight` give `fc1`): the
 //!   sequential form when the graph is a chain, the graph form where values branch and
-//!   merge;
+//!   merge or where the model has several inputs or outputs (a network implementing
+//!   `MultiIo`, its inputs and outputs in the graph's order);
 //! - the weights as a safetensors file in the library's `state_dict` layout, which
 //!   `nn_core::io::load_safetensors` and `nn_core::include_weights!` read.
 //!
@@ -24,9 +25,11 @@
 //! imported.write(&out.join("digit_net.rs"), &out.join("digit_net.safetensors"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+mod attention;
 mod convert;
 mod emit;
 mod error;
+mod eval;
 mod layout;
 mod names;
 mod onnx;
@@ -120,34 +123,48 @@ fn import_named(bytes: &[u8], model: &str, options: &Options) -> Result<Imported
             return Err(ImportError::Options(format!("`--input-shape {input}=...`: the model's inputs are {names:?}")));
         }
     }
-    if graph.inputs.len() != 1 {
-        let names: Vec<&str> = graph.inputs.iter().map(|i| i.name.as_str()).collect();
-        return Err(ImportError::Unsupported(vec![Unsupported {
-            op: String::from("(graph)"),
-            node: names.join(", "),
-            input_shapes: Vec::new(),
-            reason: format!("the graph has {} inputs; the importer writes networks with one input", names.len()),
-        }]));
+    if graph.inputs.is_empty() {
+        return Err(ImportError::Options(String::from("the model has no input that is not a constant")));
     }
-    let input = &graph.inputs[0];
-    // Float inputs, or integer token ids (read by an embedding as `f32`).
-    if ![0, 1, 6, 7, 11].contains(&input.elem_type) {
-        return Err(ImportError::Options(format!(
-            "input `{}` has ONNX element type {}; the library's networks read float values",
-            input.name, input.elem_type
-        )));
+    let mut shapes = Vec::new();
+    let mut dynamic = Vec::new();
+    for input in &graph.inputs {
+        // Float inputs, or integer token ids (read by an embedding as `f32`).
+        if ![0, 1, 6, 7, 11].contains(&input.elem_type) {
+            return Err(ImportError::Options(format!(
+                "input `{}` has ONNX element type {}; the library's networks read float values",
+                input.name, input.elem_type
+            )));
+        }
+        let shape = match options.input_shapes.iter().find(|(n, _)| *n == input.name) {
+            Some((_, shape)) => shape.clone(),
+            None => match fixed_shape(input) {
+                Ok(shape) => shape,
+                Err(ImportError::DynamicShape(dims)) => {
+                    dynamic.extend(dims);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if shape.len() < 2 || shape.contains(&0) {
+            return Err(ImportError::Options(format!(
+                "input `{}` has shape {shape:?}; the importer needs a batch axis and at least one sample axis",
+                input.name
+            )));
+        }
+        if shapes.first().is_some_and(|first: &Vec<usize>| first[0] != shape[0]) {
+            return Err(ImportError::Options(format!(
+                "input `{}` has a batch of {} and the first input one of {}; the inputs share a batch axis",
+                input.name, shape[0], shapes[0][0]
+            )));
+        }
+        shapes.push(shape);
     }
-    let shape = match options.input_shapes.iter().find(|(n, _)| *n == input.name) {
-        Some((_, shape)) => shape.clone(),
-        None => fixed_shape(input)?,
-    };
-    if shape.len() < 2 || shape.contains(&0) {
-        return Err(ImportError::Options(format!(
-            "input `{}` has shape {shape:?}; the importer needs a batch axis and at least one sample axis",
-            input.name
-        )));
+    if !dynamic.is_empty() {
+        return Err(ImportError::DynamicShape(dynamic));
     }
-    let converted = convert::convert(&graph, &shape).map_err(ImportError::Unsupported)?;
+    let converted = convert::convert(&graph, &shapes).map_err(ImportError::Unsupported)?;
     let producer = producer(bytes);
     let header = emit::Header { name, model, producer: &producer, weights: options.weights_name.as_deref() };
     Ok(Imported { source: emit::source(&converted, &header), tensors: converted.tensors })

@@ -24,14 +24,20 @@ mod cnn1d;
 mod cnn_bn;
 #[path = "../import/generated/decoder.rs"]
 mod decoder;
+#[path = "../import/generated/grouped.rs"]
+mod grouped;
 #[path = "../import/generated/lstm.rs"]
 mod lstm;
 #[path = "../import/generated/mlp.rs"]
 mod mlp;
+#[path = "../import/generated/pair.rs"]
+mod pair;
 #[path = "../import/generated/residual.rs"]
 mod residual;
 #[path = "../import/generated/tokens.rs"]
 mod tokens;
+#[path = "../import/generated/transformer.rs"]
+mod transformer;
 
 fn import_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import")
@@ -119,6 +125,11 @@ fn transposed_convolution_decoder_matches_onnxruntime() {
     imported::<decoder::Decoder>("decoder");
 }
 
+#[test]
+fn grouped_and_depthwise_convolutions_match_onnxruntime() {
+    imported::<grouped::Grouped>("grouped");
+}
+
 /// The imported autoencoder trains on: a few epochs of `Fit` towards its own inputs
 /// lower the reconstruction loss.
 #[test]
@@ -132,4 +143,49 @@ fn imported_autoencoder_trains_further_with_fit() {
     let history = fit.run(&mut model, &data, None).unwrap();
     let (first, last) = (history.epochs[0].loss, history.epochs.last().unwrap().loss);
     assert!(last < 0.7 * first, "loss {first} -> {last}");
+}
+
+/// Two `nn.TransformerEncoderLayer`s and an `nn.MultiheadAttention`, each exported as
+/// some thirty nodes, import as `MultiHeadAttention` layers.
+#[test]
+fn transformer_encoder_classifier_matches_onnxruntime() {
+    imported::<transformer::Transformer>("transformer");
+    let source = std::fs::read_to_string(import_dir().join("generated/transformer.rs")).unwrap();
+    assert_eq!(source.matches("MultiHeadAttention { heads: 2 }").count(), 2, "{source}");
+    assert_eq!(source.matches("MultiHeadAttention { heads: 4 }").count(), 1, "{source}");
+}
+
+/// The imported Transformer classifier trains on: `Fit` towards labels of its own
+/// lowers the cross-entropy.
+#[test]
+fn imported_transformer_trains_further_with_fit() {
+    let (mut model, inputs) = imported::<transformer::Transformer>("transformer");
+    let samples = inputs.len() / 30;
+    // Labels from the sign of each sample's first two features.
+    let labels: Vec<f32> = inputs.chunks(30).map(|x| f32::from(u8::from(x[0] > 0.0) + u8::from(x[1] > 0.0))).collect();
+    let data = Dataset::new(inputs, 30, labels, 1).unwrap();
+    let loss = SparseCategoricalCrossEntropy::from_logits();
+    let mut fit = Fit::new(Adam::new(1e-2), loss).epochs(30).batch_size(samples).seed(22);
+    let history = fit.run(&mut model, &data, None).unwrap();
+    let (first, last) = (history.epochs[0].loss, history.epochs.last().unwrap().loss);
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+}
+
+/// A graph with two inputs and two outputs imports as a network of several inputs
+/// and outputs (`MultiIo`): `predict_multi` gives onnxruntime's outputs.
+#[test]
+fn two_inputs_and_two_outputs_match_onnxruntime() {
+    let mut model = Model::<pair::Pair>::zeros();
+    let weights = import_dir().join("generated/pair.safetensors");
+    load_safetensors(&mut model, &weights, &LoadOptions::default()).unwrap();
+    let fixture = read(&import_dir().join("models/pair.safetensors"));
+    let (a, b) = (&fixture["inputs_a"].1, &fixture["inputs_b"].1);
+    let (score, rec) = model.predict_multi((a, b)).unwrap();
+    for (name, actual) in [("score", &score), ("rec", &rec)] {
+        let expected = &fixture[&format!("outputs_{name}")].1;
+        assert_eq!(actual.len(), expected.len());
+        for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+            assert!((a - e).abs() <= 1e-5 * e.abs() + 1e-6, "{name} {i}: {a}, onnxruntime gives {e}");
+        }
+    }
 }

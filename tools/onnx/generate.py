@@ -2,9 +2,9 @@
 """Golden fixtures of the ONNX importer (`nn-import`): small PyTorch models exported
 with `torch.onnx.export`, and onnxruntime's outputs on seeded inputs.
 
-    python3 tools/onnx/generate.py
+    python3 tools/onnx/generate.py [NAME...]
 
-writes, for each model NAME below, into `tests/import/models/`:
+writes (every model, or only those named), for each model NAME below, into `tests/import/models/`:
 
 * `NAME.onnx`: the model, exported in `eval()` mode with a batch of one;
 * `NAME.safetensors`: `inputs` `[samples, ...]` (float32; for `tokens`, the int64
@@ -13,7 +13,10 @@ writes, for each model NAME below, into `tests/import/models/`:
 
 and `unsupported.onnx`, a model with several operators the library lacks, whose
 import must list them all, and `dynamic_time.onnx`, an LSTM whose time axis is
-dynamic, whose import must ask for it to be fixed. The tests (`tests/import/`) need neither torch nor
+dynamic, whose import must ask for it to be fixed; `pair.onnx`, a model of two
+inputs and two outputs (its fixture `pair.safetensors` holds `inputs_a`, `inputs_b`,
+`outputs_score` and `outputs_rec`); and `attention_torchscript.onnx` and
+`attention_scaled.onnx`, attentions the importer must report. The tests (`tests/import/`) need neither torch nor
 onnxruntime: they import the committed `.onnx` files and compare with the committed
 outputs. Needs torch, onnx, onnxscript and onnxruntime.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,17 +172,126 @@ class TokenGru(nn.Module):
         return self.fc(h[-1])
 
 
+class Grouped(nn.Module):
+    """A grouped convolution, a depthwise one and a pointwise one (a separable block)."""
+
+    def __init__(self):
+        super().__init__()
+        self.grouped = nn.Conv2d(4, 8, 3, padding=1, groups=2)
+        self.depthwise = nn.Conv2d(8, 8, 3, stride=2, groups=8, bias=False)
+        self.pointwise = nn.Conv2d(8, 4, 1)
+        self.temporal = nn.Conv1d(4, 6, 3, groups=2)
+        self.fc = nn.Linear(6 * 7, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.grouped(x))
+        x = torch.relu(self.pointwise(torch.relu(self.depthwise(x))))
+        x = torch.tanh(self.temporal(x.reshape(-1, 4, 9)))
+        return self.fc(torch.flatten(x, 1))
+
+
+class Transformer(nn.Module):
+    """A Transformer encoder classifier: a feature projection, two post-norm encoder
+    layers, a multi-head attention of its own and a dense head over the flattened
+    sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(5, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.attn = nn.MultiheadAttention(8, 4, batch_first=True)
+        self.head = nn.Linear(6 * 8, 3)
+
+    def forward(self, x):
+        h = self.encoder(self.embed(x))
+        h, _ = self.attn(h, h, h)
+        return self.head(torch.flatten(h, 1))
+
+
+class SelfAttention(nn.Module):
+    """`nn.MultiheadAttention` alone, for the exporter variants."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class OddlyScaledAttention(nn.Module):
+    """An attention written out by hand with the scale 1 / D rather than
+    1 / sqrt(D / H): it exports as the same pattern as `nn.MultiheadAttention`, but
+    the library's layer does not compute it."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_proj = nn.Linear(8, 24)
+        self.out_proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        q, k, v = self.in_proj(x).chunk(3, dim=-1)
+        weights = torch.softmax(q @ k.transpose(1, 2) / 8.0, dim=-1)
+        return self.out_proj(weights @ v)
+
+
+class Pair(nn.Module):
+    """Two inputs and two outputs: a score of the pair and a reconstruction of `b`."""
+
+    def __init__(self):
+        super().__init__()
+        self.fa = nn.Linear(3, 4)
+        self.fb = nn.Linear(2, 4)
+        self.head = nn.Linear(8, 1)
+        self.dec = nn.Linear(8, 2)
+
+    def forward(self, a, b):
+        h = torch.cat([torch.tanh(self.fa(a)), torch.tanh(self.fb(b))], dim=1)
+        return self.head(h), torch.sigmoid(self.dec(h))
+
+
+def export_pair() -> None:
+    """`pair.onnx` and its fixture: `inputs_a`, `inputs_b`, `outputs_score`,
+    `outputs_rec`."""
+    torch.manual_seed(2201)
+    model = Pair().eval()
+    path = OUT / "pair.onnx"
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3), torch.zeros(1, 2)),
+            path,
+            input_names=["a", "b"],
+            output_names=["score", "rec"],
+            dynamo=True,
+            external_data=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(2202)
+    a = torch.randn((SAMPLES, 3), generator=generator).numpy()
+    b = torch.randn((SAMPLES, 2), generator=generator).numpy()
+    runs = [session.run(None, {"a": a[i : i + 1], "b": b[i : i + 1]}) for i in range(SAMPLES)]
+    tensors = {"inputs_a": a, "inputs_b": b}
+    tensors["outputs_score"] = np.concatenate([r[0] for r in runs])
+    tensors["outputs_rec"] = np.concatenate([r[1] for r in runs])
+    save_safetensors(OUT / "pair.safetensors", tensors)
+    print("pair: written")
+
+
 class Unsupported(nn.Module):
-    """Operators the library lacks: a sine, a grouped convolution, a cumulative sum."""
+    """Operators the library lacks: a sine, a reflecting pad, a cumulative sum (the
+    grouped convolution between them is supported)."""
 
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(4, 4, 3, groups=2)
-        self.fc = nn.Linear(4 * 4 * 4, 3)
+        self.fc = nn.Linear(4 * 4 * 6, 3)
 
     def forward(self, x):
         x = torch.sin(x)
         x = self.conv(x)
+        x = nn.functional.pad(x, (1, 1, 0, 0), mode="reflect")
         x = torch.cumsum(x, dim=3)
         return self.fc(torch.flatten(x, 1))
 
@@ -193,6 +306,8 @@ MODELS = {
     "autoencoder": (Autoencoder, (20,)),
     "tokens": (TokenGru, (7,)),
     "decoder": (Decoder, (4,)),
+    "grouped": (Grouped, (4, 7, 7)),
+    "transformer": (Transformer, (6, 5)),
 }
 
 
@@ -205,6 +320,14 @@ def randomize_batch_norms(model: nn.Module, generator: torch.Generator) -> None:
             m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
             m.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
             m.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+
+
+def perturb_parameters(model: nn.Module, generator: torch.Generator) -> None:
+    """Noise on every parameter: the copies of an encoder layer, its layer norms and
+    its zero biases all differ (the exporter would otherwise store equal tensors once)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.2)
 
 
 def export(model: nn.Module, sample: tuple[int, ...], path: Path) -> None:
@@ -235,13 +358,21 @@ def export(model: nn.Module, sample: tuple[int, ...], path: Path) -> None:
 
 
 def main() -> None:
+    # `generate.py grouped transformer` rewrites only those fixtures (and
+    # `unsupported`/`dynamic_time` only when named); the others' weights are drawn all
+    # the same, so that each model is the same whichever are written.
+    only = set(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(22)
     for index, (name, (cls, sample)) in enumerate(MODELS.items()):
         generator = torch.Generator().manual_seed(100 + index)
         model = cls()
         randomize_batch_norms(model, generator)
+        if cls is Transformer:
+            perturb_parameters(model, generator)
         model.eval()
+        if only and name not in only:
+            continue
         path = OUT / f"{name}.onnx"
         with torch.no_grad():
             export(model, sample, path)
@@ -257,9 +388,31 @@ def main() -> None:
         outputs = np.concatenate([session.run(None, {"x": feed})[0] for feed in feeds])
         save_safetensors(OUT / f"{name}.safetensors", {"inputs": inputs, "outputs": outputs})
         print(f"{name}: {path.stat().st_size} bytes, outputs {list(outputs.shape)}")
-    with torch.no_grad():
-        export(Unsupported().eval(), (4, 6, 6), OUT / "unsupported.onnx")
-    print("unsupported: written")
+    if not only or "pair" in only:
+        export_pair()
+    if not only or "unsupported" in only:
+        with torch.no_grad():
+            export(Unsupported().eval(), (4, 6, 6), OUT / "unsupported.onnx")
+        print("unsupported: written")
+    # The attention as the TorchScript exporter (`dynamo=False`) writes it, with its
+    # shape computations, and an attention the library's layer does not compute: both
+    # must be reported, each node or the pattern as one.
+    if not only or "attention_variants" in only:
+        # Outside `no_grad`: there, the module would run (and export) as one fused
+        # operator that the TorchScript exporter does not know.
+        torch.onnx.export(
+            SelfAttention().eval(),
+            (torch.zeros(1, 5, 8),),
+            OUT / "attention_torchscript.onnx",
+            input_names=["x"],
+            output_names=["y"],
+            dynamo=False,
+        )
+        with torch.no_grad():
+            export(OddlyScaledAttention().eval(), (5, 8), OUT / "attention_scaled.onnx")
+        print("attention variants: written")
+    if only and "dynamic_time" not in only:
+        return
     # A sequence model whose batch and time axes are dynamic: the importer must ask
     # for the time axis to be fixed.
     torch.onnx.export(
