@@ -11,8 +11,8 @@
 //! `[C * M, 1, kh, kw]`.
 
 use super::dot::{self, Packed, PACK};
-use super::fixed_point::{multiply_by_quantized_multiplier, Rounding};
-use super::{channel_multipliers, check_len, checked_product, clamp_to_i8, QuantError, QuantizedMultiplier};
+use super::fixed_point::Rounding;
+use super::{channel_multipliers, check_len, checked_product, QuantError, QuantizedMultiplier};
 use crate::kernels::conv::ConvGeometry;
 
 /// The geometry and quantization of one int8 convolution.
@@ -64,11 +64,9 @@ pub fn conv2d(
     check_len(OP, "output", checked_product(OP, &[filters, g.out_height, g.out_width])?, output.len())?;
     let multiplier = channel_multipliers(OP, filters, bias, multipliers)?;
     let requantize = |f: usize, acc: i32| {
-        let m = multiplier(f);
-        let b = bias.map_or(0, |b| b[f]);
-        let scaled = multiply_by_quantized_multiplier(acc.wrapping_add(b), m.multiplier, m.shift, params.rounding)
-            .wrapping_add(params.output_offset);
-        clamp_to_i8(scaled, params.activation_min, params.activation_max)
+        let acc = acc.wrapping_add(bias.map_or(0, |b| b[f]));
+        let p = params;
+        dot::requantize(acc, multiplier(f), p.rounding, p.output_offset, p.activation_min, p.activation_max)
     };
     let plane = g.height * g.width;
     let out_plane = g.out_height * g.out_width;

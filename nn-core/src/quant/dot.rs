@@ -16,6 +16,9 @@
 //! 128`, `|x| <= 32,767`), `SMLAD` adds them to the accumulator modulo 2^32 as the
 //! portable `wrapping_add` does, and a sum modulo 2^32 does not depend on its order.
 
+use super::fixed_point::{multiply_by_quantized_multiplier, Rounding};
+use super::{clamp_to_i8, QuantizedMultiplier};
+
 /// Inputs packed at a time.
 pub(super) const PACK: usize = 128;
 
@@ -48,6 +51,7 @@ impl Packed {
     }
 
     /// Reorders each full group of four plain values to `x0 x2 x1 x3`.
+    #[inline(always)]
     pub(super) fn interleave(&mut self) {
         for group in self.values[..self.len].chunks_exact_mut(4) {
             group.swap(1, 2);
@@ -66,7 +70,7 @@ impl Packed {
 }
 
 /// `acc + sum_k w[k] * x[k]` (wrapping) over the packed values and as many weights.
-#[inline]
+#[inline(always)]
 pub(super) fn dot(acc: i32, w: &[i8], x: &Packed) -> i32 {
     let n = w.len().min(x.len);
     let full = n / 4 * 4;
@@ -85,7 +89,7 @@ pub(super) fn dot(acc: i32, w: &[i8], x: &Packed) -> i32 {
 }
 
 /// [`dot`] of two rows of weights against the same packed values.
-#[inline]
+#[inline(always)]
 pub(super) fn dot2(acc: [i32; 2], w: [&[i8]; 2], x: &Packed) -> [i32; 2] {
     let n = w[0].len().min(w[1].len()).min(x.len);
     let full = n / 4 * 4;
@@ -101,6 +105,22 @@ pub(super) fn dot2(acc: [i32; 2], w: [&[i8]; 2], x: &Packed) -> [i32; 2] {
         let _ = full;
         [dot(acc[0], &w[0][..n], x), dot(acc[1], &w[1][..n], x)]
     }
+}
+
+/// `clamp(multiply_by_quantized_multiplier(acc, m) + output_offset)` to `min..=max`
+/// and int8: the requantization of every output of the two kernels, inlined into
+/// their loops.
+#[inline(always)]
+pub(super) fn requantize(
+    acc: i32,
+    m: QuantizedMultiplier,
+    rounding: Rounding,
+    output_offset: i32,
+    min: i32,
+    max: i32,
+) -> i8 {
+    let scaled = multiply_by_quantized_multiplier(acc, m.multiplier, m.shift, rounding).wrapping_add(output_offset);
+    clamp_to_i8(scaled, min, max)
 }
 
 /// The plain-order rest: `acc + sum_k w[k] * x[k]`.

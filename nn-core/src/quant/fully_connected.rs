@@ -1,8 +1,8 @@
 //! Int8 fully connected (Dense): `y[o] = clamp(requantize(sum_i w[o, i] * (x[i] - zx) + b[o]) + zy)`.
 
 use super::dot::{self, Packed, PACK};
-use super::fixed_point::{multiply_by_quantized_multiplier, Rounding};
-use super::{channel_multipliers, check_len, checked_product, clamp_to_i8, QuantError, QuantizedMultiplier};
+use super::fixed_point::Rounding;
+use super::{channel_multipliers, check_len, checked_product, QuantError, QuantizedMultiplier};
 
 /// Outputs whose sums are kept at a time while the input is packed in pieces.
 const BLOCK: usize = 32;
@@ -46,10 +46,8 @@ pub fn fully_connected(
     let multiplier = channel_multipliers(OP, outputs, bias, multipliers)?;
     let requantize = |o: usize, sum: i32| {
         let acc = bias.map_or(0, |b| b[o]).wrapping_add(sum);
-        let m = multiplier(o);
-        let scaled = multiply_by_quantized_multiplier(acc, m.multiplier, m.shift, params.rounding)
-            .wrapping_add(params.output_offset);
-        clamp_to_i8(scaled, params.activation_min, params.activation_max)
+        let p = params;
+        dot::requantize(acc, multiplier(o), p.rounding, p.output_offset, p.activation_min, p.activation_max)
     };
     if params.filter_offset != 0 || !dot::offset_fits(params.input_offset) {
         // Offsets outside the specification's: the plain sums.
