@@ -61,6 +61,7 @@ pub mod sequential;
 mod add;
 mod concat;
 mod conv;
+mod dot;
 mod fully_connected;
 mod pool;
 mod softmax;
