@@ -8,23 +8,24 @@
 //! `nn_core::quant` (bit-exact with TensorFlow Lite Micro) and measures what was
 //! lost. It teaches:
 //!
-//! - post-training quantization with `quant::calibrate::quantize_dense_stack`: the
-//!   f32 model runs over a calibration set (300 training images here) to find each
-//!   activation's range; weights become int8 symmetric, biases int32 with scale
-//!   `input_scale * weight_scale`, activations int8 with a scale and zero point;
+//! - post-training quantization of a whole `network!` model with
+//!   `model.quantize(&calibration, &options)` (`quant::network::Quantize`): the
+//!   network's description, which the macro writes, says which layers there are, so
+//!   none is listed by hand; the f32 model runs over a calibration set (300 training
+//!   images here) to find each activation's range; weights become int8 symmetric,
+//!   biases int32 with scale `input_scale * weight_scale`, activations int8 with a
+//!   scale and zero point;
 //! - one weight scale per output channel (the TensorFlow Lite default) against one
 //!   for the whole tensor, side by side;
-//! - integer-only inference: the input is quantized once, then every Dense layer is
-//!   `quant::fully_connected` on int8 values, and the digit is the largest int8
-//!   logit (no dequantization needed); the sine model's one output is dequantized;
+//! - integer-only inference: the input is quantized once, then every layer runs the
+//!   integer kernels of `nn_core::quant`, and the digit is the largest int8 logit (no
+//!   dequantization needed); the sine model's one output is dequantized;
 //! - model sizes: f32 is 4 bytes a parameter; int8 is 1 byte a weight, 4 a bias
 //!   (int32), 4 a weight scale, and 8 (scale and zero point) for each activation
-//!   tensor.
-//!
-//! - a convolutional network quantized with `quant::quantize::quantize_sequential`:
-//!   the batch norm is folded into the convolution before it
-//!   (`quant::quantize::fold_batch_norm`), each ReLU into the layer before it, the
-//!   max pooling keeps its input's scale, and the dropout is the identity.
+//!   tensor;
+//! - what the quantizer does with the CNN's other layers: the batch norm is folded
+//!   into the convolution before it, each ReLU into the layer before it, the max
+//!   pooling keeps its input's scale, the flatten and the dropout are the identity.
 //!
 //! The models: the digits MLP of `02_mlp_digits` and the digits CNN of
 //! `05_cnn_digits` (same layers, seed and split), and the TinyML "hello world" sine
@@ -38,12 +39,12 @@
 use std::f32::consts::TAU;
 
 use nn_core::data;
-use nn_core::kernels::conv::ConvGeometry;
-use nn_core::kernels::pool::PoolGeometry;
 use nn_core::prelude::*;
-use nn_core::quant::calibrate::{quantize_dense_stack, FloatDense, QuantizeOptions, QuantizedDense, WeightGranularity};
-use nn_core::quant::quantize::{fold_batch_norm, quantize_sequential, FloatConv2d, FloatLayer, QuantizedSequential};
-use nn_core::quant::{FusedActivation, QuantError};
+use nn_core::quant::calibrate::{QuantizeOptions, WeightGranularity};
+use nn_core::quant::network::Quantize;
+use nn_core::quant::quantize::QuantizedSequential;
+use nn_core::quant::sequential::Int8Layer;
+use nn_core::quant::QuantError;
 use nn_core::train::Metric;
 use nn_examples::{data_file, model_tensor, timed, JsonObject};
 
@@ -98,13 +99,6 @@ const SINE_TRAIN_POINTS: usize = 1000;
 /// Points of the sine's test grid, none of them a training point.
 pub const SINE_TEST_POINTS: usize = 629;
 
-/// The dense layers of the MLP (the dropouts are the identity at inference).
-const MLP_DENSE: [(&str, FusedActivation); 3] =
-    [("hidden1", FusedActivation::Relu), ("hidden2", FusedActivation::Relu), ("logits", FusedActivation::None)];
-/// The dense layers of the sine model.
-const SINE_DENSE: [(&str, FusedActivation); 3] =
-    [("hidden1", FusedActivation::Relu), ("hidden2", FusedActivation::Relu), ("out", FusedActivation::None)];
-
 /// One quantization of the digits MLP.
 #[derive(Debug, Clone, Copy)]
 pub struct DigitsInt8 {
@@ -157,144 +151,19 @@ pub struct Report {
     pub train_seconds: f64,
 }
 
-/// The f32 Dense layers `names` of `model`, read from its parameters by name.
-fn float_dense<'a, L: Network>(
-    model: &'a Model<L>,
-    names: &[(&str, FusedActivation)],
-) -> Result<Vec<FloatDense<'a>>, Box<dyn std::error::Error>> {
-    names
-        .iter()
-        .map(|&(name, activation)| {
-            let (shape, weight) = model_tensor(model, &format!("{name}.weight"))?;
-            let (_, bias) = model_tensor(model, &format!("{name}.bias"))?;
-            Ok(FloatDense { weight, bias, inputs: shape[1], outputs: shape[0], activation })
-        })
-        .collect()
-}
-
-/// `BatchNorm2d`'s epsilon (PyTorch's default).
-const BATCH_NORM_EPS: f32 = 1e-5;
-
-/// The CNN's convolutions with the batch norm folded into the first, and its
-/// inference-time layers: conv1 + bn1 + ReLU, conv2 + ReLU, 2x2 max pooling, fc1 +
-/// ReLU, logits (the flatten is implicit, the dropout the identity).
-struct FloatCnn<'a> {
-    conv1: (Vec<f32>, Vec<f32>),
-    conv2: (&'a [f32], &'a [f32]),
-    fc1: FloatDense<'a>,
-    logits: FloatDense<'a>,
-    /// Bytes of the f32 model's inference state: its parameters and running statistics.
-    f32_bytes: usize,
-}
-
-impl<'a> FloatCnn<'a> {
-    fn new(model: &'a Model<DigitCnn>) -> Result<Self, Box<dyn std::error::Error>> {
-        let (mut w1, mut b1) =
-            (model_tensor(model, "conv1.weight")?.1.to_vec(), model_tensor(model, "conv1.bias")?.1.to_vec());
-        let [gamma, beta, mean, var] =
-            ["weight", "bias", "running_mean", "running_var"].map(|t| model_tensor(model, &format!("bn1.{t}")));
-        let (gamma, beta, mean, var) = (gamma?.1, beta?.1, mean?.1, var?.1);
-        fold_batch_norm(&mut w1, &mut b1, gamma, beta, mean, var, BATCH_NORM_EPS)?;
-        let dense = float_dense(model, &[("fc1", FusedActivation::Relu), ("logits", FusedActivation::None)])?;
-        Ok(FloatCnn {
-            conv1: (w1, b1),
-            conv2: (model_tensor(model, "conv2.weight")?.1, model_tensor(model, "conv2.bias")?.1),
-            fc1: dense[0],
-            logits: dense[1],
-            f32_bytes: 4 * (model.params().len() + mean.len() + var.len()),
-        })
-    }
-
-    fn layers<'b>(&'b self) -> Vec<FloatLayer<'b>> {
-        let same_3x3 = |channels| ConvGeometry {
-            channels,
-            height: 8,
-            width: 8,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1],
-            dilation: [1, 1],
-            out_height: 8,
-            out_width: 8,
-        };
-        let conv = |channels, filters, (weight, bias): (&'b [f32], &'b [f32])| -> FloatLayer<'b> {
-            FloatLayer::Conv2d(FloatConv2d {
-                weight,
-                bias,
-                geometry: same_3x3(channels),
-                filters,
-                groups: 1,
-                activation: FusedActivation::Relu,
-            })
-        };
-        let pool = PoolGeometry {
-            height: 8,
-            width: 8,
-            size: [2, 2],
-            stride: [2, 2],
-            padding: [0, 0],
-            out_height: 4,
-            out_width: 4,
-        };
-        vec![
-            conv(1, 16, (&self.conv1.0, &self.conv1.1)),
-            conv(16, 32, self.conv2),
-            FloatLayer::MaxPool2d { geometry: pool, channels: 32 },
-            FloatLayer::Dense(self.fc1),
-            FloatLayer::Dense(self.logits),
-        ]
-    }
-}
-
-/// Bytes of an int8 network, counted as [`int8_bytes`] counts them.
-fn network_int8_bytes(network: &QuantizedSequential) -> usize {
-    let weighted: Vec<_> = network.layers.iter().filter(|l| !l.weight_scales().is_empty()).collect();
-    let per_layer: usize = weighted
-        .iter()
-        .map(|l| match l.layer() {
-            nn_core::quant::sequential::Int8Layer::Dense { weight, bias, .. }
-            | nn_core::quant::sequential::Int8Layer::Conv2d { weight, bias, .. } => {
-                weight.len() + 4 * bias.len() + 4 * l.weight_scales().len()
-            }
-            _ => 0,
-        })
-        .sum();
-    per_layer + 8 * (weighted.len() + 1)
-}
-
-/// Test accuracy of an int8 network on `test`: the digit is its largest int8 logit.
-fn network_accuracy(network: &QuantizedSequential, test: &Dataset) -> Result<f32, QuantError> {
-    let mut correct = 0;
-    for i in 0..test.len() {
-        if argmax(&network.forward_real(test.input(i))?) == test.target(i)[0] as usize {
-            correct += 1;
+/// Bytes of an int8 network: 1 a weight, 4 a bias, 4 a weight scale, and a scale and
+/// zero point (8 bytes) for the input and each Dense layer's or convolution's output
+/// (a pooling keeps its input's).
+fn int8_bytes(network: &QuantizedSequential) -> usize {
+    let mut tensors = 1;
+    let mut bytes = 0;
+    for layer in &network.layers {
+        if let Int8Layer::Dense { weight, bias, .. } | Int8Layer::Conv2d { weight, bias, .. } = layer.layer() {
+            bytes += weight.len() + 4 * bias.len() + 4 * layer.weight_scales().len();
+            tensors += 1;
         }
     }
-    Ok(correct as f32 / test.len() as f32)
-}
-
-/// Bytes of an f32 Dense stack: 4 a parameter.
-fn f32_bytes(layers: &[FloatDense<'_>]) -> usize {
-    layers.iter().map(|l| 4 * (l.weight.len() + l.bias.len())).sum()
-}
-
-/// Bytes of an int8 Dense stack: 1 a weight, 4 a bias, 4 a weight scale, and a scale
-/// and zero point (8 bytes) for the input and each layer's output.
-fn int8_bytes(layers: &[QuantizedDense]) -> usize {
-    let per_layer: usize = layers.iter().map(|l| l.weight.len() + 4 * l.bias.len() + 4 * l.weight_scales.len()).sum();
-    per_layer + 8 * (layers.len() + 1)
-}
-
-/// One sample through the int8 stack: quantizes `x` with the first layer's input
-/// quantization, then runs the integer kernels; returns the last layer's int8 output.
-fn int8_forward(layers: &[QuantizedDense], x: &[f32]) -> Result<Vec<i8>, QuantError> {
-    let mut q: Vec<i8> = x.iter().map(|&v| layers[0].input.quantize(v)).collect();
-    for layer in layers {
-        let mut y = vec![0i8; layer.bias.len()];
-        layer.forward(&q, &mut y)?;
-        q = y;
-    }
-    Ok(q)
+    bytes + 8 * tensors
 }
 
 /// The index of the largest value (the first of equals).
@@ -308,12 +177,11 @@ fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
     best
 }
 
-/// Test accuracy of the int8 stack on `test`.
-fn int8_accuracy(layers: &[QuantizedDense], test: &Dataset) -> Result<f32, QuantError> {
+/// Test accuracy of an int8 network on `test`: the digit is its largest int8 logit.
+fn int8_accuracy(network: &QuantizedSequential, test: &Dataset) -> Result<f32, QuantError> {
     let mut correct = 0;
     for i in 0..test.len() {
-        let logits = int8_forward(layers, test.input(i))?;
-        if argmax(&logits) == test.target(i)[0] as usize {
+        if argmax(&network.forward_real(test.input(i))?) == test.target(i)[0] as usize {
             correct += 1;
         }
     }
@@ -333,9 +201,9 @@ fn sine_errors(xs: &[f32], predictions: &[f32]) -> SineErrors {
 }
 
 /// The int8 sine model's predictions on `xs`, dequantized.
-fn sine_int8(layers: &[QuantizedDense], xs: &[f32]) -> Result<Vec<f32>, QuantError> {
-    let output = layers[layers.len() - 1].output;
-    xs.iter().map(|&x| Ok(output.dequantize(int8_forward(layers, &[x])?[0]))).collect()
+fn sine_int8(network: &QuantizedSequential, xs: &[f32]) -> Result<Vec<f32>, QuantError> {
+    let output = network.output();
+    xs.iter().map(|&x| Ok(output.dequantize(network.forward_real(&[x])?[0]))).collect()
 }
 
 /// Trains the three models, quantizes them per channel and per tensor, and measures them.
@@ -379,48 +247,39 @@ pub fn run(
 
     // Calibration: the first training images (the split has shuffled them).
     let calibration = &train.inputs()[..CALIBRATION_SAMPLES * train.input_len()];
-    let mlp_layers = float_dense(&mlp, &MLP_DENSE)?;
-    let quantize_mlp = |weights| -> Result<DigitsInt8, Box<dyn std::error::Error>> {
-        let options = QuantizeOptions { weights, ..QuantizeOptions::default() };
-        let layers = quantize_dense_stack(&mlp_layers, calibration, &options)?;
-        Ok(DigitsInt8 { accuracy: int8_accuracy(&layers, &test)?, bytes: int8_bytes(&layers) })
+    let digits_int8 = |network: QuantizedSequential| -> Result<DigitsInt8, QuantError> {
+        Ok(DigitsInt8 { accuracy: int8_accuracy(&network, &test)?, bytes: int8_bytes(&network) })
     };
-    let mlp_per_channel = quantize_mlp(WeightGranularity::PerChannel)?;
-    let mlp_per_tensor = quantize_mlp(WeightGranularity::PerTensor)?;
-
-    let float_cnn = FloatCnn::new(&cnn)?;
-    let cnn_layers = float_cnn.layers();
-    let quantize_cnn = |weights| -> Result<DigitsInt8, Box<dyn std::error::Error>> {
-        let options = QuantizeOptions { weights, ..QuantizeOptions::default() };
-        let network = quantize_sequential(&cnn_layers, calibration, &options)?;
-        Ok(DigitsInt8 { accuracy: network_accuracy(&network, &test)?, bytes: network_int8_bytes(&network) })
-    };
-    let cnn_per_channel = quantize_cnn(WeightGranularity::PerChannel)?;
-    let cnn_per_tensor = quantize_cnn(WeightGranularity::PerTensor)?;
+    let options = |weights| QuantizeOptions { weights, ..QuantizeOptions::default() };
+    let (per_channel, per_tensor) = (options(WeightGranularity::PerChannel), options(WeightGranularity::PerTensor));
+    let mlp_per_channel = digits_int8(mlp.quantize(calibration, &per_channel)?)?;
+    let mlp_per_tensor = digits_int8(mlp.quantize(calibration, &per_tensor)?)?;
+    let cnn_per_channel = digits_int8(cnn.quantize(calibration, &per_channel)?)?;
+    let cnn_per_tensor = digits_int8(cnn.quantize(calibration, &per_tensor)?)?;
+    // The f32 CNN's inference state: its parameters and bn1's running statistics.
+    let statistics = model_tensor(&cnn, "bn1.running_mean")?.1.len() + model_tensor(&cnn, "bn1.running_var")?.1.len();
 
     // The sine model, calibrated on its training grid, tested between its points.
     let grid: Vec<f32> = (0..SINE_TEST_POINTS).map(|i| TAU * i as f32 / (SINE_TEST_POINTS - 1) as f32).collect();
     let sine_f32 = sine_errors(&grid, &sine.predict(&grid)?);
-    let sine_layers = float_dense(&sine, &SINE_DENSE)?;
-    let per_channel = quantize_dense_stack(&sine_layers, sine_train.inputs(), &QuantizeOptions::default())?;
-    let options = QuantizeOptions { weights: WeightGranularity::PerTensor, ..QuantizeOptions::default() };
-    let per_tensor = quantize_dense_stack(&sine_layers, sine_train.inputs(), &options)?;
+    let sine_per_channel = sine.quantize(sine_train.inputs(), &per_channel)?;
+    let sine_per_tensor = sine.quantize(sine_train.inputs(), &per_tensor)?;
 
     Ok(Report {
         test_samples: test.len(),
         mlp_f32_accuracy,
-        mlp_f32_bytes: f32_bytes(&mlp_layers),
+        mlp_f32_bytes: 4 * mlp.params().len(),
         mlp_per_channel,
         mlp_per_tensor,
         cnn_f32_accuracy,
-        cnn_f32_bytes: float_cnn.f32_bytes,
+        cnn_f32_bytes: 4 * (cnn.params().len() + statistics),
         cnn_per_channel,
         cnn_per_tensor,
         sine_f32,
-        sine_int8: sine_errors(&grid, &sine_int8(&per_channel, &grid)?),
-        sine_int8_per_tensor: sine_errors(&grid, &sine_int8(&per_tensor, &grid)?),
-        sine_f32_bytes: f32_bytes(&sine_layers),
-        sine_int8_bytes: int8_bytes(&per_channel),
+        sine_int8: sine_errors(&grid, &sine_int8(&sine_per_channel, &grid)?),
+        sine_int8_per_tensor: sine_errors(&grid, &sine_int8(&sine_per_tensor, &grid)?),
+        sine_f32_bytes: 4 * sine.params().len(),
+        sine_int8_bytes: int8_bytes(&sine_per_channel),
         train_seconds: mlp_seconds + cnn_seconds + sine_seconds,
     })
 }

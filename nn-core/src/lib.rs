@@ -37,6 +37,7 @@
 extern crate alloc;
 
 pub mod activation;
+pub mod describe;
 pub mod graph;
 pub mod kernels;
 pub mod layer;

@@ -43,6 +43,21 @@ pub trait Loss {
     /// The reduced loss of a batch. When `grad` is given, `dL/dpred` is written into it
     /// (already divided by the reduction count).
     fn compute(&self, pred: &[f32], target: &[f32], output_len: usize, grad: Option<&mut [f32]>) -> f32;
+
+    /// The number of parts of a loss made of one loss per output
+    /// ([`Losses`](crate::multi::Losses)), each reported in histories; 0 for a loss
+    /// of one part.
+    fn parts(&self) -> usize {
+        0
+    }
+
+    /// The history name of part `k` (`"{output}_loss"`).
+    fn part_name(&self, _k: usize) -> &'static str {
+        ""
+    }
+
+    /// The unweighted loss of each part on a batch, one per part into `out`.
+    fn compute_parts(&self, _pred: &[f32], _target: &[f32], _output_len: usize, _out: &mut [f32]) {}
 }
 
 /// What is wrong with a target value.

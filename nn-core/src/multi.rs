@@ -12,7 +12,8 @@
 //!   input arrays and a tuple of target arrays (Keras's `fit(x=[a, b], y=[u, v])`);
 //! - [`Losses`] gives each output its loss and weight (Keras's
 //!   `compile(loss=[...], loss_weights=[...])`), and [`Losses::metric`] a metric to
-//!   one output (`"{output}_{metric}"` in histories).
+//!   one output (`"{output}_{metric}"` in histories); histories and evaluations
+//!   report each output's unweighted loss beside the total, as `"{output}_loss"`.
 //!
 //! ```
 //! use nn_core::prelude::*;
@@ -37,6 +38,7 @@
 //! let mut fit = Fit::new(Adam::new(0.05), losses).epochs(200).batch_size(2);
 //! let history = fit.run(&mut model, &data, None).unwrap();
 //! assert!(history.series("loss").last().unwrap() < &0.05);
+//! assert_eq!(history.series("back_loss").len(), 200);
 //! let (score, back) = model.predict_multi((&a, &b)).unwrap();
 //! assert!(score[0] > 0.0 && score[1] < 0.0);
 //! assert_eq!(back.len(), 6);
@@ -65,21 +67,27 @@ pub trait MultiIo: Layer {
     const INPUT_NAMES: &'static [&'static str];
     /// The names of the outputs, in declared order.
     const OUTPUT_NAMES: &'static [&'static str];
-    /// The history names of the metrics of each output, Keras's
-    /// `"{output}_{metric}"`: `[output][Metric::index]`.
+    /// The history names of the series of each output, Keras's
+    /// `"{output}_{metric}"`: `[output][Metric::index]`, then the output's loss
+    /// `"{output}_loss"` at [`LOSS_NAME`].
     #[doc(hidden)]
     const OUTPUT_METRIC_NAMES: &'static [&'static [&'static str]];
 }
 
 /// The history names of the metrics of output `$out`, in the order of
-/// `Metric::index` (what `network!` writes for [`MultiIo::OUTPUT_METRIC_NAMES`]).
+/// `Metric::index`, then of its loss (what `network!` writes for
+/// [`MultiIo::OUTPUT_METRIC_NAMES`]).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __output_metric_names {
     ($out:literal) => {
-        [concat!($out, "_accuracy"), concat!($out, "_mae"), concat!($out, "_mse")]
+        [concat!($out, "_accuracy"), concat!($out, "_mae"), concat!($out, "_mse"), concat!($out, "_loss")]
     };
 }
+
+/// The position of an output's loss name in [`MultiIo::OUTPUT_METRIC_NAMES`].
+#[doc(hidden)]
+pub const LOSS_NAME: usize = 3;
 
 /// A tuple of [`Shape`]s: the inputs or outputs of a [`MultiIo`] network.
 pub trait ShapeTuple: 'static {
@@ -366,6 +374,18 @@ impl<L: MultiIo, T: LossTuple> Losses<L, T> {
         })
     }
 
+    /// Output `k`'s predictions and targets of a batch, sample after sample.
+    #[cfg(feature = "alloc")]
+    fn part(&self, k: usize, pred: &[f32], target: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (out_total, t_total) = (<L::Output as Shape>::LEN, Loss::target_len(self, 0));
+        let batch = pred.len().checked_div(out_total).unwrap_or(0);
+        let (out, t) = self.ranges(k);
+        let gather = |values: &[f32], width: usize, range: &core::ops::Range<usize>| -> Vec<f32> {
+            values.chunks_exact(width.max(1)).take(batch).flat_map(|s| s[range.clone()].iter().copied()).collect()
+        };
+        (gather(pred, out_total, &out), gather(target, t_total, &t))
+    }
+
     /// Output `k`'s floats per sample and target floats per sample.
     #[cfg(feature = "alloc")]
     fn lens(&self, k: usize) -> (usize, usize) {
@@ -408,15 +428,11 @@ impl<L: MultiIo, T: LossTuple> Loss for Losses<L, T> {
 
     fn compute(&self, pred: &[f32], target: &[f32], _output_len: usize, mut grad: Option<&mut [f32]>) -> f32 {
         let () = Self::CHECK;
-        let (out_total, t_total) = (<L::Output as Shape>::LEN, self.target_len(0));
-        let batch = pred.len().checked_div(out_total).unwrap_or(0);
+        let out_total = <L::Output as Shape>::LEN;
         let mut total = 0.0;
         for k in 0..T::COUNT {
-            let (out, t) = self.ranges(k);
-            let gather = |values: &[f32], width: usize, range: &core::ops::Range<usize>| -> Vec<f32> {
-                values.chunks_exact(width.max(1)).take(batch).flat_map(|s| s[range.clone()].iter().copied()).collect()
-            };
-            let (p, tk) = (gather(pred, out_total, &out), gather(target, t_total, &t));
+            let (out, _) = self.ranges(k);
+            let (p, tk) = self.part(k, pred, target);
             let weight = self.weights[k];
             match grad.as_deref_mut() {
                 Some(g) => {
@@ -432,5 +448,21 @@ impl<L: MultiIo, T: LossTuple> Loss for Losses<L, T> {
             }
         }
         total
+    }
+
+    fn parts(&self) -> usize {
+        T::COUNT
+    }
+
+    fn part_name(&self, k: usize) -> &'static str {
+        L::OUTPUT_METRIC_NAMES.get(k).and_then(|names| names.get(LOSS_NAME)).copied().unwrap_or("output_loss")
+    }
+
+    fn compute_parts(&self, pred: &[f32], target: &[f32], _output_len: usize, out: &mut [f32]) {
+        let () = Self::CHECK;
+        for (k, value) in out.iter_mut().enumerate().take(T::COUNT) {
+            let (p, tk) = self.part(k, pred, target);
+            *value = self.losses.compute(k, &p, &tk, <L::Outputs as ShapeTuple>::LENS[k], None);
+        }
     }
 }

@@ -263,6 +263,17 @@ impl Dim {
             Dim::Expr(e) => quote!({ #e }),
         }
     }
+
+    /// The dimension as an expression (an argument of a `const fn`).
+    fn value(&self) -> TokenStream {
+        match self {
+            Dim::Known(n) => {
+                let n = Literal::usize_unsuffixed(*n);
+                quote!(#n)
+            }
+            Dim::Expr(e) => e.clone(),
+        }
+    }
 }
 
 /// A shape type from dimensions that may be expressions.
@@ -328,6 +339,22 @@ fn arg(values: [usize; 2], axes: usize) -> TokenStream {
     }
 }
 
+/// A whole-number option: its literal, or the `const` item written for it.
+fn size_dim(args: &Args, name: &str) -> Dim {
+    match args.constant_path(name) {
+        Some(path) => Dim::Expr(quote!(#path)),
+        None => Dim::Known(args.count(name)),
+    }
+}
+
+/// The kernel along each of `axes` axes: literals, or a `const` item for every axis.
+fn kernel_dims(args: &Args, axes: usize) -> Vec<Dim> {
+    match args.constant_path("kernel") {
+        Some(path) => vec![Dim::Expr(quote!(#path)); axes],
+        None => args.axes("kernel")[..axes].iter().map(|&k| Dim::Known(k)).collect(),
+    }
+}
+
 /// A planned layer: its input and output dimensions.
 struct Plan {
     input: Vec<Dim>,
@@ -358,7 +385,7 @@ impl Plan {
 }
 
 /// The zeros `[before, after]` of `padding` along one axis.
-fn pad(padding: Padding, axis: usize, kernel: usize, dilation: usize) -> [usize; 2] {
+pub(crate) fn pad(padding: Padding, axis: usize, kernel: usize, dilation: usize) -> [usize; 2] {
     match padding {
         Padding::Valid => [0, 0],
         Padding::Same => {
@@ -375,15 +402,19 @@ fn conv(args: &Args, input: &ShapeInfo, axes: usize) -> Result<Plan, String> {
     let padding = args.padding("padding");
     let kind = if axes == 1 { "Conv1d" } else { "Conv2d" };
     if padding == Padding::Same && stride[..axes].iter().any(|&s| s != 1) {
+        let explicit = match args.constant_path("kernel") {
+            Some(_) => String::from("half the kernel"),
+            None => format!("`padding: {}`", kernel[0] / 2),
+        };
         return Err(format!(
             "`{kind}` with `padding: Same` needs stride 1, found stride {}: PyTorch rejects padding='same' for \
-             strided convolutions; give the padding explicitly (`padding: {}`)",
+             strided convolutions; give the padding explicitly ({explicit})",
             sizes(&stride[..axes]),
-            kernel[0] / 2,
         ));
     }
     let (filters, groups) = (args.count("filters"), args.count("groups"));
-    if !filters.is_multiple_of(groups) {
+    // A `const` item's divisibility is checked by the layer's `const fn new`.
+    if !args.constant("filters") && !filters.is_multiple_of(groups) {
         return Err(format!(
             "`{kind}` filters {filters} are not divisible by its groups {groups} (PyTorch's `out_channels % groups == 0`)"
         ));
@@ -398,9 +429,27 @@ fn conv(args: &Args, input: &ShapeInfo, axes: usize) -> Result<Plan, String> {
             ));
         }
     }
-    let mut out = vec![Dim::Known(filters)];
+    let mut out = vec![size_dim(args, "filters")];
     let (mut spans, mut padded) = (Vec::new(), Vec::new());
+    let kernel_dims = kernel_dims(args, axes);
     for axis in 0..axes {
+        // A `const` kernel: the size is a `const` expression, checked by `new`; `Same`
+        // keeps it.
+        if let Dim::Expr(k) = &kernel_dims[axis] {
+            let (s, d) = (stride[axis], dilation[axis]);
+            let p = match padding {
+                Padding::Explicit(p) => p[axis],
+                _ => 0,
+            };
+            out.push(match &dims[axis + 1] {
+                dim if padding == Padding::Same => dim.clone(),
+                dim => {
+                    let n = dim.value();
+                    Dim::Expr(quote!(::nn_core::layers::conv_output_size(#n, #k, #s, #p, #d)))
+                }
+            });
+            continue;
+        }
         let [before, after] = pad(padding, axis, kernel[axis], dilation[axis]);
         let span = dilation[axis] * (kernel[axis] - 1) + 1;
         spans.push(span);
@@ -456,8 +505,8 @@ fn padding_text(padding: Padding, axes: usize) -> String {
 fn emit_conv(args: &Args, input: &ShapeInfo, axes: usize) -> Emitted {
     let plan = conv(args, input, axes).unwrap_or_else(|_| Plan::unknown());
     let (i, o) = plan.dims(axes + 1);
-    let filters = Literal::usize_unsuffixed(args.count("filters"));
-    let k = args.axes("kernel")[..axes].iter().map(|&n| Literal::usize_unsuffixed(n)).collect::<Vec<_>>();
+    let filters = size_dim(args, "filters").tokens();
+    let k = kernel_dims(args, axes).iter().map(Dim::tokens).collect::<Vec<_>>();
     let o = &o[1..];
     let bias = args.flag("bias");
     // One group keeps the type as it was without the option.
@@ -498,10 +547,17 @@ fn conv_transpose(args: &Args, input: &ShapeInfo) -> Result<Plan, String> {
         }
     }
     let Some(dims) = input_dims(input, 3) else { return Ok(Plan::unknown()) };
-    let mut out = vec![Dim::Known(args.count("filters"))];
+    let mut out = vec![size_dim(args, "filters")];
     let mut full = Vec::new();
+    let kernel_dims = kernel_dims(args, 2);
     for axis in 0..2 {
         let (k, s, p, op, d) = (kernel[axis], stride[axis], padding[axis], output_padding[axis], dilation[axis]);
+        // A `const` kernel: the size is a `const` expression, checked by `new`.
+        if let Dim::Expr(k) = &kernel_dims[axis] {
+            let n = dims[axis + 1].value();
+            out.push(Dim::Expr(quote!(::nn_core::layers::conv_transpose_output_size(#n, #k, #s, #p, #op, #d))));
+            continue;
+        }
         out.push(match &dims[axis + 1] {
             Dim::Known(n) => {
                 let size = (n - 1) * s + d * (k - 1) + op + 1;
@@ -525,8 +581,8 @@ fn conv_transpose(args: &Args, input: &ShapeInfo) -> Result<Plan, String> {
 fn emit_conv_transpose(args: &Args, input: &ShapeInfo) -> Emitted {
     let plan = conv_transpose(args, input).unwrap_or_else(|_| Plan::unknown());
     let (i, o) = plan.dims(3);
-    let filters = Literal::usize_unsuffixed(args.count("filters"));
-    let k = args.axes("kernel").map(Literal::usize_unsuffixed);
+    let filters = size_dim(args, "filters").tokens();
+    let k = kernel_dims(args, 2).iter().map(Dim::tokens).collect::<Vec<_>>();
     let o = &o[1..];
     let bias = args.flag("bias");
     let [stride, padding, output_padding, dilation] =
@@ -538,7 +594,7 @@ fn emit_conv_transpose(args: &Args, input: &ShapeInfo) -> Emitted {
 }
 
 /// The stride of a pooling: its `size` unless given.
-fn pool_stride(args: &Args) -> [usize; 2] {
+pub(crate) fn pool_stride(args: &Args) -> [usize; 2] {
     if args.derived("stride") {
         args.axes("size")
     } else {

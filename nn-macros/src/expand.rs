@@ -23,10 +23,12 @@ use crate::suggest;
 /// architecture of `Chain`s that its impls delegate to (`sequence`), any other graph
 /// runs its statements (`expand_graph::expand`).
 pub(crate) fn network(g: &Graph) -> TokenStream {
-    match g.sequence() {
+    let items = match g.sequence() {
         Some(layers) => sequence(g, &layers),
         None => crate::expand_graph::expand(g),
-    }
+    };
+    let description = crate::describe::describe(g);
+    quote!(#items #description)
 }
 
 /// The expansion of a graph whose statements apply `layers` in turn.

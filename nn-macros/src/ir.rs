@@ -58,6 +58,27 @@ pub(crate) struct Graph {
     pub type_checks: Vec<(Span, TokenStream, TokenStream, String, String)>,
 }
 
+/// What the graph form's statements tell the validation beyond the [`Graph`]: where
+/// the body is, whether it has an `input` and an `output` statement, the names in the
+/// `output` statement (one per entry of [`Graph::outputs`], spanned where written)
+/// and whether an earlier error makes unused values an unreliable diagnosis.
+pub(crate) struct Statements {
+    pub body: Span,
+    pub saw_input: bool,
+    pub saw_output: bool,
+    pub output_names: Vec<Ident>,
+    /// Per entry of `output_names`, its position in the `output` statement (the
+    /// declared shape it is checked against).
+    pub output_slots: Vec<usize>,
+    /// The spans of the declared output shapes, in order.
+    pub output_spans: Vec<Span>,
+    /// Unused values are not reported (after a statement that did not parse, a name
+    /// that did not resolve, or an `input`/`output` statement of the wrong length).
+    pub quiet: bool,
+    /// A statement did not parse (already reported).
+    pub recovering: bool,
+}
+
 pub(crate) struct ValueInfo {
     pub name: Ident,
     pub shape: ShapeInfo,

@@ -126,8 +126,20 @@ pub(crate) const CONST_SIZES: &[(&str, &str)] = &[
     ("SimpleRnn", "units"),
     ("Lstm", "units"),
     ("Gru", "units"),
+    ("SimpleRnn", "layers"),
+    ("Lstm", "layers"),
+    ("Gru", "layers"),
+    ("SimpleRnn", "truncate"),
+    ("Lstm", "truncate"),
+    ("Gru", "truncate"),
     ("Embedding", "vocab"),
     ("Embedding", "dim"),
+    ("Conv1d", "filters"),
+    ("Conv2d", "filters"),
+    ("ConvTranspose2d", "filters"),
+    ("Conv1d", "kernel"),
+    ("Conv2d", "kernel"),
+    ("ConvTranspose2d", "kernel"),
 ];
 
 /// The zero padding of a convolution, as written.
@@ -244,6 +256,11 @@ impl Args {
         self.set(name, Resolved::Constant);
         self.constants.retain(|(n, _)| *n != name);
         self.constants.push((name, path));
+    }
+
+    /// The `const` item given for option `name`, if it is one.
+    pub(crate) fn constant_path(&self, name: &str) -> Option<&syn::Path> {
+        self.constants.iter().find(|(n, _)| *n == name && self.constant(name)).map(|(_, path)| path)
     }
 
     /// Whether option `name` is a `const` item, whose value the macro does not know.
@@ -501,6 +518,10 @@ pub(crate) fn resolve(spec: &OptionSpec, value: &Value) -> Result<Resolved, Stri
             _ => Err(format!("`{name}` expects `true` or `false`, found `{}`", value.text())),
         },
         OptionType::Activation => activation_value(name, value).map(Resolved::Activation),
+        // A `const` item for every axis (`kernel: K`).
+        OptionType::Sizes(_) if matches!(value, Value::Name { path, args: None } if is_const_name(path)) => {
+            Ok(Resolved::Constant)
+        }
         OptionType::Sizes(axes) => per_axis(spec, value, axes, 1).map(Resolved::Axes),
         OptionType::Margins(axes) => per_axis(spec, value, axes, 0).map(Resolved::Axes),
         OptionType::Padding(axes) => match value {

@@ -4,8 +4,9 @@
 //! `parse` reads the syntax (recovering after a bad layer so that every mistake is
 //! reported; `parse_graph` the statements of the graph form), `lower` resolves layer
 //! kinds and options against the table in `kinds` and infers every shape (`lower_graph`
-//! for statements, checking them as it reads them), `validate` checks what spans
-//! several layers of the sequential form, and `expand` writes the Rust items, or a stub
+//! for statements, resolving the names each uses), `validate` checks the lowered
+//! network of either form (declared outputs, assertions, names, unused values), and
+//! `expand` writes the Rust items, or a stub
 //! when there were errors, so that one mistake gives one diagnostic. Both forms lower to
 //! one `ir::Graph` of statements (a sequence is one statement per layer), and `expand`
 //! writes every network's `Layer` impl through one function: a graph that is a sequence
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod conv_kinds;
+mod describe;
 mod errors;
 mod expand;
 mod expand_graph;
@@ -104,15 +106,24 @@ mod tests;
 ///
 /// An `activation` is one of `Identity`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
 /// `Softmax`, `Gelu`, `Elu` and `Abs` (`|z|`), with a parameter for `LeakyRelu` and `Elu`: `LeakyRelu(0.2)`,
-/// `Elu(1.0)`. Numbers may be written as integers or floats, negative where that
+/// `Elu(1.0)`, or by name as the layer of that kind is written, `LeakyRelu { alpha: 0.2 }`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
 ///
-/// `units` (of `Dense`, `SequenceDense`, `SimpleRnn`, `Lstm` and `Gru`) and `vocab` and
-/// `dim` (of `Embedding`) may also be a `const` item, named in upper case as Rust
-/// names them: `Dense { units: HIDDEN }` with `const HIDDEN: usize = 32;`. The macro
-/// does not see its value, so the shapes after it are checked by the type system, as
-/// after a network used as a layer. The other sizes, which the macro computes shapes
-/// from, are literals.
+/// These sizes may also be a `const` item, named in upper case as Rust names them
+/// (`Dense { units: HIDDEN }` with `const HIDDEN: usize = 32;`, or `config::HIDDEN`):
+///
+/// | Kind | Options that accept a `const` item |
+/// |---|---|
+/// | `Dense`, `SequenceDense` | `units` |
+/// | `SimpleRnn`, `Lstm`, `Gru` | `units`, `layers`, `truncate` |
+/// | `Embedding` | `vocab`, `dim` |
+/// | `Conv1d`, `Conv2d`, `ConvTranspose2d` | `filters`, `kernel` (one item for every axis) |
+///
+/// The macro does not see the item's value, so the shapes after it are `const`
+/// expressions checked when the network is compiled, as after a network used as a
+/// layer: a declared output or a `=> [..]` assertion that does not match is an error
+/// at the declared shape, and a kernel larger than its input an error at the layer.
+/// Every other option (strides, paddings, pooling windows, heads, ...) is a literal.
 ///
 /// Any other path without options is a network used as a layer (`encoder: Encoder`):
 /// a unit struct implementing `nn_core::Layer`, usually one declared with
@@ -120,7 +131,10 @@ mod tests;
 /// The macro does not see its shapes, so it emits compile-time checks that its input
 /// fits the shape before it and that the layers after it fit its output. A network
 /// that contains itself, directly or through the other networks of the invocation, is
-/// a compile error at the layer that closes the cycle.
+/// a compile error at the layer that closes the cycle. A misspelled name is rustc's
+/// "cannot find type" at the layer, which suggests a close name for a network of
+/// another `network!` invocation but not for one of the same invocation; the macro
+/// does not guess either, since the name may be a type declared elsewhere.
 ///
 /// **Graph form.** With `graph` after the shapes, the body is statements over named
 /// values instead of a list of layers:

@@ -12,7 +12,7 @@ use syn::Ident;
 
 use crate::errors::Errors;
 use crate::ir::{
-    shape_type, unraw, DeclaredShape, Graph, GraphLayer, Layer, Network, Node, NodeOp, Op, ShapeInfo, Source, ValueInfo,
+    unraw, DeclaredShape, Graph, GraphLayer, Layer, Network, Node, NodeOp, Op, ShapeInfo, Source, ValueInfo,
 };
 use crate::kinds::{self, Args, Kind};
 use crate::parse::{LayerDef, NetworkDef, OptionsDef, ShapeDef, Value};
@@ -54,31 +54,12 @@ pub(crate) fn lower(def: &NetworkDef, errors: &mut Errors) -> Network {
     Network { attrs: def.attrs.clone(), vis: def.vis.clone(), name: def.name.clone(), input, output, layers }
 }
 
-/// A sequential network (lowered and validated) as the statements of a graph: its
-/// input, then each layer applied to the value before it, the last one's value the
-/// output. A declared output that the last layer produces only as a type is left to
-/// the type system.
+/// A sequential network as the statements of a graph: its input, then each layer
+/// applied to the value before it, the last one's value the output.
 pub(crate) fn into_graph(mut net: Network) -> Graph {
     let layers = std::mem::take(&mut net.layers);
     let dims = |d: &Option<DeclaredShape>| d.as_ref().and_then(|d| d.dims.clone());
     let (input_dims, output_dims) = (dims(&net.input), dims(&net.output));
-    let mut type_checks = Vec::new();
-    if let (Some(output), Some(last)) = (&net.output, layers.last()) {
-        if let (Some(declared), ShapeInfo::Opaque(ty)) = (&output.dims, &last.output) {
-            type_checks.push((
-                output.span,
-                ty.clone(),
-                shape_type(declared),
-                format!(
-                    "`{}` declares output {} but its last layer `{}` produces `{{Self}}`",
-                    crate::expand::escape(&unraw(&net.name)),
-                    suggest::dims(declared),
-                    crate::expand::escape(&unraw(&last.name))
-                ),
-                String::from("declared here"),
-            ));
-        }
-    }
     let input = ValueInfo {
         name: net.name.clone(),
         shape: input_dims.clone().map_or(ShapeInfo::Unknown, ShapeInfo::Known),
@@ -100,7 +81,7 @@ pub(crate) fn into_graph(mut net: Network) -> Graph {
         inputs: vec![0],
         input_shapes: vec![input_dims],
         output_shapes: vec![output_dims],
-        type_checks,
+        type_checks: Vec::new(),
     }
 }
 
@@ -211,10 +192,13 @@ fn builtin(
 ) -> (Op, ShapeInfo) {
     let entries = def.options.as_ref().map_or(&[][..], |o| &o.entries[..]);
     if let Some(tied) = entries.iter().find(|e| e.key == "tied") {
+        let (layer, target) = (unraw(&def.name), crate::suggest::compact(&tied.value));
         errors.spanned(
             &tied.key,
-            "a layer tied to another (`tied: enc`) is written in the graph form: `graph { .. }` after the \
-             output shape, with `out = dec(h): Dense { tied: enc };` among its statements",
+            format!(
+                "a layer tied to another (`tied: {target}`) is written in the graph form: `graph {{ .. }}` after \
+                 the output shape, with `out = {layer}(h): Dense {{ tied: {target} }};` among its statements"
+            ),
         );
         return (Op::Invalid, ShapeInfo::Unknown);
     }
@@ -311,23 +295,25 @@ fn options(def: &LayerDef, kind: &'static Kind, errors: &mut Errors) -> (Args, b
                     args.set_constant(spec.name, path.clone());
                 }
                 _ => {
-                    // `units` (`Dense`, `Gru`), `vocab` (`Embedding`): the kinds by option.
-                    let mut accepted: Vec<(&str, Vec<String>)> = Vec::new();
-                    for (k, o) in kinds::CONST_SIZES {
-                        match accepted.iter_mut().find(|(option, _)| option == o) {
-                            Some((_, kinds)) => kinds.push(format!("`{k}`")),
-                            None => accepted.push((o, vec![format!("`{k}`")])),
+                    // The options of this kind that take a `const` item, if any.
+                    let accepted: Vec<String> = kinds::CONST_SIZES
+                        .iter()
+                        .filter(|(k, _)| *k == kind.name)
+                        .map(|(_, o)| format!("`{o}`"))
+                        .collect();
+                    let hint = match accepted.as_slice() {
+                        [] => format!("`{}` takes no `const` item", kind.name),
+                        [one] => format!("of its options, {one} accepts a `const` item"),
+                        [init @ .., last] => {
+                            format!("of its options, {} and {last} accept a `const` item", init.join(", "))
                         }
-                    }
-                    let accepted: Vec<String> =
-                        accepted.iter().map(|(o, kinds)| format!("`{o}` ({})", kinds.join(", "))).collect();
+                    };
                     errors.spanned(
                         &entry.value,
                         format!(
                             "`{key}` of `{}` must be a literal whole number (the macro computes the shapes \
-                             from it); a `const` item is accepted for {}",
+                             from it); {hint}",
                             kind.name,
-                            accepted.join(", ")
                         ),
                     );
                     complete = false;

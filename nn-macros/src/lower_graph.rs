@@ -1,21 +1,24 @@
 //! Phase 2 of the graph form: its statements to the `ir::Graph`, resolving values,
-//! layers and shapes in statement order, so that a value used before it is defined, a
-//! cycle, an unused value and a mismatched merge are spanned errors (the graph form's
-//! validation happens here, as the statements are read).
+//! layers and shapes in statement order. What building the graph needs is reported
+//! here, as with the sequential form's kinds and shapes: a value used before it is
+//! defined, a cycle, a value defined twice, a merge of mismatched shapes. The checks
+//! of the finished graph (declared outputs, missing statements, unused values) are
+//! `validate`'s.
 use quote::quote;
 use syn::{token, Ident, LitInt};
 
 use crate::errors::Errors;
 use crate::expand;
 use crate::ir::{
-    self, shape_type, unraw, DeclaredShape, Graph, GraphLayer, Node, NodeOp, Op, ShapeInfo, Source, ValueInfo,
+    self, shape_type, unraw, DeclaredShape, Graph, GraphLayer, Node, NodeOp, Op, ShapeInfo, Source, Statements,
+    ValueInfo,
 };
 use crate::parse::{LayerDef, NetworkDef, OptionDef, OptionsDef, ShapeDef, Value};
 use crate::parse_graph::{Call, GraphDef, Stmt};
 use crate::suggest;
 
-/// Lowers and validates a graph network.
-pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> Graph {
+/// Lowers a graph network, with what its statements tell `validate`.
+pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> (Graph, Statements) {
     let input = def.signature.as_ref().map(|s| crate::lower::declared(&s.input, errors));
     let output = def.signature.as_ref().map(|s| crate::lower::declared(&s.output, errors));
     let net_name = unraw(&def.name);
@@ -68,7 +71,8 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
     // output statement is missing or names the wrong number of values.
     let recovering = graph.statements.iter().any(Option::is_none);
     let mut counts_wrong = false;
-    let mut output_names: Vec<&Ident> = Vec::new();
+    let mut output_names: Vec<Ident> = Vec::new();
+    let mut output_slots = Vec::new();
     for (index, stmt) in stmts.iter().enumerate() {
         match stmt {
             Stmt::Input { keyword, names } => {
@@ -112,34 +116,9 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
                         errors.spanned(name, format!("`{}` is already an output", unraw(name)));
                         continue;
                     }
-                    output_names.push(name);
+                    output_names.push(name.clone());
+                    output_slots.push(k);
                     g.outputs.push(v);
-                    let declared = g.output_shapes.get(k).cloned().flatten();
-                    let output_span = output_spans.get(k).copied();
-                    match (&g.values[v].shape, declared) {
-                        (ShapeInfo::Known(dims), Some(declared)) if *dims != declared => errors.spanned(
-                            name,
-                            format!(
-                                "`{net_name}` declares output {} but `{}` is {}",
-                                suggest::dims(&declared),
-                                unraw(name),
-                                suggest::dims(dims)
-                            ),
-                        ),
-                        (ShapeInfo::Opaque(ty), Some(declared)) => g.type_checks.push((
-                            output_span.unwrap_or_else(|| name.span()),
-                            ty.clone(),
-                            shape_type(&declared),
-                            format!(
-                                "`{}` declares output {} but `{}` is `{{Self}}`",
-                                expand::escape(&net_name),
-                                suggest::dims(&declared),
-                                expand::escape(&unraw(name))
-                            ),
-                            String::from("declared here"),
-                        )),
-                        _ => {}
-                    }
                 }
             }
             Stmt::Assign { value, call, assertion } => {
@@ -167,12 +146,6 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
             }
         }
     }
-    if !saw_input && !recovering {
-        errors.at(graph.body, format!("`{net_name}` has no `input` statement; name its input, as in `input x;`"));
-    }
-    if !saw_output && !recovering {
-        errors.at(graph.body, format!("`{net_name}` has no `output` statement; name its output, as in `output y;`"));
-    }
     // After a name that did not resolve, an "unused" value may be the one it meant.
     let unresolved = stmts.iter().enumerate().any(|(i, s)| match s {
         Stmt::Assign { call, .. } => call.args().iter().any(|a| !defined_before(&stmts, i, a)),
@@ -180,18 +153,18 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
         Stmt::Input { .. } => false,
     });
     let quiet = unresolved || recovering || counts_wrong || !saw_input || !saw_output;
-    for value in g.values.iter().filter(|_| !quiet) {
-        if value.uses == 0 && !output_names.contains(&&value.name) {
-            let name = unraw(&value.name);
-            if value.input {
-                errors.spanned(&value.name, format!("input `{name}` is never used"));
-            } else {
-                errors.spanned(&value.name, format!("`{name}` is never used; use it or remove its statement"));
-            }
-        }
-    }
     let _ = graph.keyword;
-    g
+    let statements = Statements {
+        body: graph.body,
+        saw_input,
+        saw_output,
+        output_names,
+        output_slots,
+        output_spans,
+        quiet,
+        recovering,
+    };
+    (g, statements)
 }
 
 /// The checks an `input` and an `output` statement share, `keyword` naming which.

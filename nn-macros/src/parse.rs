@@ -377,6 +377,7 @@ pub(crate) fn positional(input: ParseStream, kind: &Path) -> syn::Result<Options
     let values = drained(&content, |content| {
         let mut values = Vec::new();
         while !content.is_empty() {
+            unnamed(content, &crate::suggest::compact(kind))?;
             values.push(value(content)?);
             if content.is_empty() {
                 break;
@@ -404,6 +405,21 @@ pub(crate) fn positional(input: ParseStream, kind: &Path) -> syn::Result<Options
         None => format!("a network used as a layer takes no arguments; write `{written}` alone"),
     };
     Err(syn::Error::new(paren.span.join(), message))
+}
+
+/// An error at `alpha` in `LeakyRelu(alpha: 0.2)`: a value in parentheses has no name.
+fn unnamed(content: ParseStream, written: &str) -> syn::Result<()> {
+    if content.peek(Ident) && content.peek2(Token![:]) && !content.peek2(Token![::]) {
+        let key: Ident = content.parse()?;
+        return Err(syn::Error::new(
+            key.span(),
+            format!(
+                "a value in parentheses is given without its name: `{written}(..)`, or by name in braces, \
+                 `{written} {{ {key}: .. }}`"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `key: value`.
@@ -442,6 +458,7 @@ pub(crate) fn value(input: ParseStream) -> syn::Result<Value> {
             let args = drained(&content, |content| {
                 let mut args = Vec::new();
                 while !content.is_empty() {
+                    unnamed(content, &crate::suggest::compact(&path))?;
                     args.push(value(content)?);
                     if content.is_empty() {
                         break;
@@ -451,6 +468,30 @@ pub(crate) fn value(input: ParseStream) -> syn::Result<Value> {
                 Ok(args)
             })?;
             Some((paren, args))
+        } else if input.peek(token::Brace) {
+            // `LeakyRelu { alpha: 0.2 }`, as the layer of that kind is written: the
+            // value of its one option.
+            let content;
+            let brace = braced!(content in input);
+            let arg = drained(&content, |content| {
+                let key: Ident = content.parse()?;
+                if key != "alpha" {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("expected `alpha`, the one option of an activation, found `{key}`"),
+                    ));
+                }
+                content.parse::<Token![:]>()?;
+                let arg = value(content)?;
+                if !content.is_empty() {
+                    content.parse::<Token![,]>()?;
+                }
+                if !content.is_empty() {
+                    return Err(content.error("an activation has one option, `alpha`"));
+                }
+                Ok(arg)
+            })?;
+            Some((token::Paren(brace.span), vec![arg]))
         } else {
             None
         };

@@ -1,5 +1,5 @@
 //! The phases wired together: parse -> lower -> validate -> expand. Both forms lower to
-//! one `ir::Graph` (the sequential form after its own checks), which one emitter writes.
+//! one `ir::Graph`, which one validation checks and one emitter writes.
 use proc_macro2::TokenStream;
 
 use crate::errors::Errors;
@@ -21,14 +21,14 @@ pub(crate) fn analyze(tokens: TokenStream) -> (Vec<Checked>, Errors) {
         .iter()
         .map(|def| {
             let mut own = Errors::default();
-            let graph = match &def.graph {
-                Some(body) => crate::lower_graph::lower(def, body, &mut own),
-                None => {
-                    let network = lower::lower(def, &mut own);
-                    validate::validate(&network, &mut own);
-                    lower::into_graph(network)
+            let (mut graph, statements) = match &def.graph {
+                Some(body) => {
+                    let (graph, statements) = crate::lower_graph::lower(def, body, &mut own);
+                    (graph, Some(statements))
                 }
+                None => (lower::into_graph(lower::lower(def, &mut own)), None),
             };
+            validate::validate(&mut graph, statements.as_ref(), &mut own);
             let valid = own.is_empty() && !def.malformed;
             errors.append(own);
             Checked { graph, valid }

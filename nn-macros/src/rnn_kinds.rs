@@ -12,7 +12,7 @@
 //! before it is recurrent, [`producer_hint`] adds the fix on that layer
 //! (`return_sequences`) to the message.
 use proc_macro2::{Literal, TokenStream};
-use quote::quote;
+use quote::{quote, ToTokens};
 
 use crate::ir::{unraw, Layer, Op, ShapeInfo};
 use crate::kinds::{Activation, Args, Emitted, InputRank, Kind, OptionSpec, OptionType, Resolved};
@@ -257,7 +257,7 @@ fn steps_and_features(input: &ShapeInfo) -> (TokenStream, TokenStream) {
 fn recurrent_emit(args: &Args, input: &ShapeInfo, cell: TokenStream, cell_value: TokenStream) -> Emitted {
     let (steps, features) = steps_and_features(input);
     let units = args.size("units");
-    let layers = lit(args.count("layers"));
+    let layers = args.size("layers");
     let bidirectional = args.flag("bidirectional");
     let directions = lit(if bidirectional { 2 } else { 1 });
     let width = Width::of_output(args).tokens;
@@ -267,9 +267,11 @@ fn recurrent_emit(args: &Args, input: &ShapeInfo, cell: TokenStream, cell_value:
         let merge = proc_macro2::Ident::new(merge_mode(args), proc_macro2::Span::call_site());
         value = quote!(#value.with_merge(::nn_core::layers::Merge::#merge));
     }
-    let truncate = args.count("truncate");
-    if truncate > 0 {
-        let truncate = lit(truncate);
+    if args.constant("truncate") || args.count("truncate") > 0 {
+        let truncate = match args.constant_path("truncate") {
+            Some(path) => quote!(#path),
+            None => lit(args.count("truncate")).into_token_stream(),
+        };
         value = quote!(#value.with_truncate(#truncate));
     }
     Emitted {

@@ -162,8 +162,20 @@ fn diagnostics_are_in_the_users_terms() {
         (&net("fc1: Dense { units: 10 }, act: Relu(0.1)"), "`Relu` takes no options; remove the parentheses"),
         (&net("fc1: Dense { units: 10 }, e: Encoder(3)"), "a network used as a layer takes no arguments"),
         (
-            "pub struct Net: [4, 3] -> [8] { g: Gru { units: 8, layers: LAYERS } }",
-            "`layers` of `Gru` must be a literal whole number",
+            &net("act: LeakyRelu(alpha: 0.1)"),
+            "a value in parentheses is given without its name: `LeakyRelu(..)`, or by name in braces, \
+             `LeakyRelu { alpha: .. }`",
+        ),
+        (&net("fc: Dense { units: 10, activation: Elu { alpa: 1.0 } }"), "expected `alpha`, the one option"),
+        (&net("fc: Dense { units: 10, tied: enc }"), "(`tied: enc`) is written in the graph form"),
+        (
+            "pub struct Net: [4, 3] -> [8] { g: Gru { units: 8, bidirectional: BOTH } }",
+            "`bidirectional` expects `true` or `false`",
+        ),
+        (
+            "pub struct Net: [1, 8, 8] -> [8, 3, 3] { c: Conv2d { filters: 8, kernel: 3, stride: STRIDE } }",
+            "`stride` of `Conv2d` must be a literal whole number (the macro computes the shapes from it); of its \
+             options, `filters` and `kernel` accept a `const` item",
         ),
     ];
     for (source, expected) in cases {
@@ -549,7 +561,14 @@ fn const_items_are_accepted_for_the_sizes_whose_shapes_are_const_expressions() {
         e: Embedding { vocab: VOCAB, dim: DIM },
         s: SequenceDense { units: WIDTH },
         g: Gru { units: UNITS, bidirectional: true, return_sequences: true },
-        l: Lstm { units: 8 },
+        l: Lstm { units: 8, layers: LAYERS, truncate: TRUNCATE },
     }";
     assert!(pipeline::check(tokens(recurrent)).is_ok());
+    let conv = "pub struct Net: [2, 9, 9] -> [3] {
+        c: Conv2d { filters: FILTERS, kernel: KERNEL, stride: 2, padding: 1 },
+        t: ConvTranspose2d { filters: FILTERS, kernel: KERNEL },
+        f: Flatten,
+        d: Dense { units: 3 },
+    }";
+    assert!(pipeline::check(tokens(conv)).is_ok());
 }

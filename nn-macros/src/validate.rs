@@ -1,11 +1,15 @@
-//! Phase 3: the checks that span several layers: layer names are unique, `=> [..]`
-//! assertions hold and the last layer produces the declared output; and those that
-//! span the networks of one invocation (`composition`). Shapes known only as types
-//! are checked by the code `expand` writes.
+//! Phase 3: the checks of a lowered network of either form that span several layers
+//! or statements: declared outputs and `=> [..]` assertions hold, names are unique
+//! and (graph form) every value is used, the body has its `input` and `output`
+//! statements; and those that span the networks of one invocation (`composition`).
+//! Shapes known only as types are checked by the code `expand` writes. What `lower`
+//! must check to build the IR at all (kinds, options, the shapes each layer accepts,
+//! and in the graph form the names each statement uses) it reports as it builds.
 use syn::Ident;
 
 use crate::errors::Errors;
-use crate::ir::{unraw, Graph, GraphLayer, Network, Op, ShapeInfo};
+use crate::expand;
+use crate::ir::{shape_type, unraw, DeclaredShape, Graph, GraphLayer, Layer, Op, ShapeInfo, Statements};
 use crate::suggest;
 
 /// The networks of one invocation used as layers of each other: a network that
@@ -75,11 +79,33 @@ fn cycle(uses: &[Vec<(usize, &Ident)>], from: usize, to: usize) -> Option<Vec<us
     None
 }
 
-pub(crate) fn validate(net: &Network, errors: &mut Errors) {
-    let name = unraw(&net.name);
-    for (i, layer) in net.layers.iter().enumerate() {
+/// Validates one lowered network of either form: its declared output against what
+/// computes it, its `=> [..]` assertions (the graph form applies those as it reads
+/// its statements, since later shapes follow them) and its names; the graph form's
+/// `statements` add its statement checks. Shapes known only as types become checks
+/// of the type system, which `expand` writes.
+pub(crate) fn validate(g: &mut Graph, statements: Option<&Statements>, errors: &mut Errors) {
+    match statements {
+        None => sequence(g, errors),
+        Some(statements) => graph(g, statements, errors),
+    }
+}
+
+/// A sequential network: layer names are unique, assertions hold and the last layer
+/// produces the declared output.
+fn sequence(g: &mut Graph, errors: &mut Errors) {
+    let layers: Vec<&Layer> = g
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            GraphLayer::Plain(layer) => Some(layer),
+            GraphLayer::Tied { .. } => None,
+        })
+        .collect();
+    let name = unraw(&g.net.name);
+    for (i, layer) in layers.iter().enumerate() {
         let layer_name = unraw(&layer.name);
-        let mut earlier = net.layers[..i].iter().filter(|l| unraw(&l.name) == layer_name);
+        let mut earlier = layers[..i].iter().filter(|l| unraw(&l.name) == layer_name);
         if let Some(first) = earlier.next() {
             errors.spanned(&layer.name, format!("layer name `{layer_name}` is used twice"));
             if earlier.next().is_none() {
@@ -88,7 +114,7 @@ pub(crate) fn validate(net: &Network, errors: &mut Errors) {
         }
     }
 
-    for layer in &net.layers {
+    for layer in &layers {
         let (Some(assertion), ShapeInfo::Known(dims)) = (&layer.assertion, &layer.output) else {
             continue;
         };
@@ -107,18 +133,96 @@ pub(crate) fn validate(net: &Network, errors: &mut Errors) {
         }
     }
 
-    if let (Some(output), Some(last)) = (&net.output, net.layers.last()) {
-        if let (Some(declared), ShapeInfo::Known(dims)) = (&output.dims, &last.output) {
-            if declared != dims {
-                errors.at(
-                    output.span,
-                    format!(
-                        "`{name}` declares output {} but its last layer `{}` produces {}",
-                        suggest::dims(declared),
-                        unraw(&last.name),
-                        suggest::dims(dims)
-                    ),
-                );
+    let mut type_checks = Vec::new();
+    if let (Some(output), Some(last)) = (&g.net.output, layers.last()) {
+        match (&output.dims, &last.output) {
+            (Some(declared), ShapeInfo::Known(dims)) if declared != dims => errors.at(
+                output.span,
+                format!(
+                    "`{name}` declares output {} but its last layer `{}` produces {}",
+                    suggest::dims(declared),
+                    unraw(&last.name),
+                    suggest::dims(dims)
+                ),
+            ),
+            (Some(declared), ShapeInfo::Opaque(ty)) => type_checks.push((
+                output.span,
+                ty.clone(),
+                shape_type(declared),
+                format!(
+                    "`{}` declares output {} but its last layer `{}` produces `{{Self}}`",
+                    expand::escape(&name),
+                    suggest::dims(declared),
+                    expand::escape(&unraw(&last.name))
+                ),
+                String::from("declared here"),
+            )),
+            _ => {}
+        }
+    }
+    // `=> [..]` after a layer whose shape is only a type (a `const` size, a network).
+    for layer in &layers {
+        if let (Some(DeclaredShape { span, dims: Some(dims) }), ShapeInfo::Opaque(ty)) =
+            (&layer.assertion, &layer.output)
+        {
+            type_checks.push((
+                *span,
+                ty.clone(),
+                shape_type(dims),
+                format!("`{}` produces `{{Self}}`, not {}", expand::escape(&unraw(&layer.name)), suggest::dims(dims)),
+                String::from("asserted here"),
+            ));
+        }
+    }
+    g.type_checks.extend(type_checks);
+}
+
+/// A graph network: each output has its declared shape, the body has an `input`
+/// and an `output` statement, and every value is used.
+fn graph(g: &mut Graph, statements: &Statements, errors: &mut Errors) {
+    let net_name = unraw(&g.net.name);
+    for ((&v, name), &k) in g.outputs.iter().zip(&statements.output_names).zip(&statements.output_slots) {
+        let declared = g.output_shapes.get(k).cloned().flatten();
+        let output_span = statements.output_spans.get(k).copied();
+        match (&g.values[v].shape, declared) {
+            (ShapeInfo::Known(dims), Some(declared)) if *dims != declared => errors.spanned(
+                name,
+                format!(
+                    "`{net_name}` declares output {} but `{}` is {}",
+                    suggest::dims(&declared),
+                    unraw(name),
+                    suggest::dims(dims)
+                ),
+            ),
+            (ShapeInfo::Opaque(ty), Some(declared)) => g.type_checks.push((
+                output_span.unwrap_or_else(|| name.span()),
+                ty.clone(),
+                shape_type(&declared),
+                format!(
+                    "`{}` declares output {} but `{}` is `{{Self}}`",
+                    expand::escape(&net_name),
+                    suggest::dims(&declared),
+                    expand::escape(&unraw(name))
+                ),
+                String::from("declared here"),
+            )),
+            _ => {}
+        }
+    }
+    if !statements.saw_input && !statements.recovering {
+        errors.at(statements.body, format!("`{net_name}` has no `input` statement; name its input, as in `input x;`"));
+    }
+    if !statements.saw_output && !statements.recovering {
+        errors
+            .at(statements.body, format!("`{net_name}` has no `output` statement; name its output, as in `output y;`"));
+    }
+    for value in g.values.iter().filter(|_| !statements.quiet) {
+        if value.uses == 0 && !statements.output_names.contains(&value.name) {
+            let name = unraw(&value.name);
+            if value.input {
+                errors.spanned(&value.name, format!("input `{name}` is never used"));
+            } else {
+                errors.spanned(&value.name, format!("`{name}` is never used; use it or remove its statement"));
             }
         }
     }

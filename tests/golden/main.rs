@@ -13,6 +13,7 @@ mod conv;
 mod embedding_losses;
 mod gan;
 mod graph;
+mod int8_graph;
 mod layers;
 mod onnx_import;
 mod rnn;

@@ -6,9 +6,11 @@
 //! outputs compared bit for bit.
 //!
 //! Products of at least `gemm::PACKED_MIN_FLOPS` multiply-adds go to `matrixmultiply`
-//! where there is no AVX2 tile (the documented exception, `kernels::isa`, whose bits
-//! are not guaranteed): they are compared between the AVX2 and AVX-512 kernels only, and the network is small enough
-//! to stay below that size.
+//! where there is no register tile (neither AVX2 nor NEON: the documented exception,
+//! `kernels::isa`, whose bits are not guaranteed): they are compared between the
+//! tiled instruction sets only, and the network is small enough to stay below that
+//! size. On AArch64 the sets are NEON and the portable kernels; the comparison with
+//! x86-64 is `tests/firmware_digest.rs` run under `qemu-aarch64` (`.ci/run`).
 //!
 //! The layers use ReLU and no other activation, and the loss is the mean squared
 //! error: this test is about the kernels the instruction set picks (products,
@@ -221,7 +223,7 @@ fn every_instruction_set_gives_the_same_bits() {
     let exe = std::env::current_exe().expect("the test binary's path");
     // The first run's outputs, and the first run with a register tile's large products.
     let (mut first, mut first_tiled): (Option<Run>, Option<Run>) = (None, None);
-    for wanted in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|&i| i <= isa::detected()) {
+    for wanted in Isa::ALL.into_iter().filter(|i| i.runs_on(isa::detected())) {
         let run = Command::new(&exe)
             .args(["isa_bits::outputs_under_nn_isa", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env("NN_ISA", wanted.name())
@@ -238,7 +240,8 @@ fn every_instruction_set_gives_the_same_bits() {
         let (small, large) = (lines("bits "), lines("large "));
         assert!(small.len() > 100 && large.len() == 2, "{wanted}: {} and {} outputs", small.len(), large.len());
         for (outputs, reference, every_isa) in [(small, &mut first, true), (large, &mut first_tiled, false)] {
-            if !every_isa && !wanted.avx2() {
+            let tiled = wanted.avx2() || wanted.neon();
+            if !every_isa && !tiled {
                 continue;
             }
             match reference {

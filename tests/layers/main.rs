@@ -29,5 +29,6 @@ mod kernel_bounds;
 mod kernels;
 mod macro_expansion;
 mod predict_large;
+mod quantize_network;
 mod rnn;
 mod stack_bound;

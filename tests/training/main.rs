@@ -9,5 +9,6 @@ mod freeze;
 mod losses;
 mod multi_io;
 mod optimizers;
+mod output_losses;
 mod prelude_names;
 mod regularization;

@@ -411,10 +411,83 @@ def cnn_batch_norm():
         float_sequential(lambda layer: float(layer.epsilon)))
 
 
+# The graph model, in this library's `network!` terms (value = layer(value)):
+#   a = c1(x): Conv2d 4 3x3 Same; ra = r1(a): Relu; b = c2(x): Conv2d 4 1x1;
+#   s = add(ra, b); sr = r2(s): Relu; p = pool(sr): MaxPool2d 2;
+#   d = dw(p): Conv2d 4 3x3 Same groups 4; e = pw(p): Conv2d 2 1x1; cat = concat(d, e);
+#   f = flat(cat); h1 = fc1(f): Dense 8 Relu; h2 = fc2(f): Dense 8; cat2 = concat(h1, h2);
+#   out = fc3(cat2): Dense 5.
+GRAPH_VALUES = ["a", "ra", "b", "s", "sr", "p", "d", "e", "cat", "h1", "h2", "cat2", "out"]
+
+
+def graph_add_concat():
+    """A graph model whose convolution and dense branches merge by add and concat: its
+    float weights in this library's layouts, keyed by this library's tensor names, the
+    calibration set, and which library value each op's output tensor is."""
+    global RNG
+    RNG = np.random.default_rng(2028)
+
+    def layers(x):
+        ra = L.Conv2D(4, 3, padding="same", name="ra")(x)
+        b = L.Conv2D(4, 1, name="b")(x)
+        s = L.Add(name="s")([ra, b])
+        sr = L.ReLU(name="sr")(s)
+        p = L.MaxPooling2D(2, name="p")(sr)
+        d = L.DepthwiseConv2D(3, padding="same", name="d")(p)
+        e = L.Conv2D(2, 1, name="e")(p)
+        cat = L.Concatenate(name="cat")([d, e])
+        f = L.Flatten(name="f")(cat)
+        h1 = L.Dense(8, activation="relu", name="h1")(f)
+        h2 = L.Dense(8, name="h2")(f)
+        cat2 = L.Concatenate(name="cat2")([h1, h2])
+        return L.Dense(5, name="out")(cat2)
+
+    m, x = build(layers, [(7, 6, 2)], calibration_scale=1.5, seed=18, count=4)
+    model, calibration = build.last
+    tensors = {}
+    layer_names = {"ra": "c1", "b": "c2", "d": "dw", "e": "pw", "h1": "fc1", "h2": "fc2", "out": "fc3"}
+    for layer in model.layers:
+        if layer.name not in layer_names:
+            continue
+        kernel, bias = (np.asarray(v) for v in layer.get_weights())
+        if isinstance(layer, L.DepthwiseConv2D):
+            weight = kernel.transpose(2, 3, 0, 1)  # (kh, kw, C, 1) -> [C, 1, kh, kw]
+        elif isinstance(layer, L.Conv2D):
+            weight = kernel.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        elif layer.name in ("h1", "h2"):
+            # Rows of the flattened [H, W, C] = [3, 3, 6] input reordered to [C, H, W].
+            weight = kernel.reshape(3, 3, 6, -1).transpose(2, 0, 1, 3).reshape(54, -1).T
+        else:
+            weight = kernel.T
+        name = layer_names[layer.name]
+        tensors[name + ".weight"] = weight.reshape(-1).astype(float).tolist()
+        tensors[name + ".bias"] = bias.astype(float).tolist()
+    x_cal = calibration[0].transpose(0, 3, 1, 2)
+    extra = {"float_model": {"tensors": tensors, "calibration": x_cal.reshape(len(x_cal), -1).astype(float).tolist()}}
+    fixture = run("model_graph_add_concat", m, x, "a graph of convolution and dense branches merged by add and concat, "
+                  "with its float weights by this library's tensor names and the library value of each op's output", extra)
+    # The library value each op computes: the last of the Keras layers fused into it.
+    values = {}
+    for op in fixture["ops"]:
+        out = str(op["outputs"][0])
+        parts = [p.rsplit("_", 1)[0] for p in fixture["tensors"][out]["name"].replace(";", "/").split("/")]
+        named = [v for v in GRAPH_VALUES if v in parts or (v == "out" and int(out) in fixture["outputs"])]
+        if named:
+            values[out] = max(named, key=GRAPH_VALUES.index)
+    fixture["values"] = values
+    with open(os.path.join(OUT, "model_graph_add_concat.json"), "w") as f:
+        json.dump(fixture, f, separators=(",", ":"))
+    print("values:", values, [(o["op"], fixture["tensors"][str(o["outputs"][0])]["name"]) for o in fixture["ops"]],
+          file=sys.stderr)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     if sys.argv[1:] == ["model_cnn_batch_norm"]:
         cnn_batch_norm()
+        return
+    if sys.argv[1:] == ["model_graph_add_concat"]:
+        graph_add_concat()
         return
 
     # Fully connected: per-channel (the converter's default), per-tensor, fused ReLU/ReLU6.
@@ -525,6 +598,7 @@ def main():
     run("model_digits_mlp_per_tensor", m, x, "weights quantized per tensor", float_dense_stack())
 
     cnn_batch_norm()
+    graph_add_concat()
 
 
 if __name__ == "__main__":

@@ -11,59 +11,18 @@
 //! pointer arithmetic inside stays within them.
 use core::arch::x86_64::*;
 
+#[cfg(feature = "std")]
+use super::gemm::MC;
 use super::gemm::{blocked, pack, pack_a_rows, MatRef, Tile};
 #[cfg(feature = "threading")]
-use super::gemm::{pack_a, sweep};
-#[cfg(feature = "std")]
-use super::gemm::{Blocks, MC, NC};
+use super::gemm::{pack_a, sweep, Blocks};
 use super::portable::combine;
 
-/// Packed blocks of `A` (`MC x KC` floats, 96 KiB) and `B` (`KC x NC`, 1 MiB) for
-/// products of more than `MC` rows, allocated by a thread's first such product and
-/// reused by every later one.
-#[cfg(feature = "std")]
-type PackedBlocks = core::cell::UnsafeCell<(std::vec::Vec<f32>, std::vec::Vec<f32>)>;
-
-#[cfg(feature = "std")]
-std::thread_local! {
-    static BLOCKS: PackedBlocks = const { core::cell::UnsafeCell::new((std::vec::Vec::new(), std::vec::Vec::new())) };
-}
-
-/// Gives this thread's packed blocks their full size now, so that no later product
-/// allocates: every thread that takes part in parallel products calls it before its
-/// first (a thread handed no large block until then would otherwise allocate in the
-/// middle of a later training step).
 #[cfg(feature = "threading")]
-pub(crate) fn reserve_blocks() {
-    BLOCKS.with(|blocks| {
-        // SAFETY: this thread's buffers; no product is running on this thread.
-        let (a_block, b_block) = unsafe { &mut *blocks.get() };
-        if a_block.len() < MC * KC || b_block.len() < KC * NC {
-            a_block.resize(MC * KC, 0.0);
-            b_block.resize(KC * NC, 0.0);
-        }
-    });
-}
-
-/// Calls `run` with this thread's packed blocks of `A` (`MC x KC` floats) and `B`
-/// (`KC x NC`), allocated by the thread's first call (the blocks of the AVX-512 tile,
-/// of the same depth, are the same buffers).
-///
-/// # Safety
-/// `run` does not call `with_blocks` (nor a product that does) itself.
+pub(crate) use super::gemm::reserve_blocks;
 #[cfg(feature = "std")]
-pub(crate) unsafe fn with_blocks<R>(run: impl FnOnce(Blocks) -> R) -> R {
-    BLOCKS.with(|blocks| {
-        // SAFETY: this thread's buffers, not borrowed elsewhere (`run` does not
-        // re-enter, the caller's contract).
-        let (a_block, b_block) = unsafe { &mut *blocks.get() };
-        if a_block.len() < MC * KC || b_block.len() < KC * NC {
-            a_block.resize(MC * KC, 0.0);
-            b_block.resize(KC * NC, 0.0);
-        }
-        run(Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() })
-    })
-}
+pub(crate) use super::gemm::with_blocks;
+pub(crate) use super::gemm::{blocks_fit, gathered_fits, rows_fit};
 
 /// Rows of the register tile: `MR x NR` accumulators are 12 of the 16 YMM registers,
 /// enough independent FMA chains to cover its latency on both FMA ports.
@@ -72,50 +31,6 @@ pub const MR: usize = 6;
 pub const NR: usize = 16;
 /// Depth of a packed panel of `B` (`KC x NR` floats, 16 KiB, stays in L1).
 pub const KC: usize = 256;
-
-/// Whether the operands of `gemm_gathered` (either instruction set's) are in bounds:
-/// `n` and the plane `width` multiples of 8, every gathered column inside `src`, `a`,
-/// `c` and `start` long enough. `k`'s limit is the caller's own `KC`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gathered_fits(
-    a: &[f32],
-    ars: usize,
-    m: usize,
-    k: usize,
-    src: &[f32],
-    offsets: &[usize],
-    (width, stride): (usize, usize),
-    start: Option<Option<&[f32]>>,
-    c: &[f32],
-    ldc: usize,
-    n: usize,
-) -> bool {
-    let last = n.saturating_sub(8);
-    let reach = (last / width.max(1))
-        .checked_mul(stride)
-        .and_then(|r| r.checked_add(offsets[..k.min(offsets.len())].iter().max().copied().unwrap_or(0)))
-        .and_then(|r| r.checked_add(last % width.max(1) + 8));
-    k <= offsets.len()
-        && n.is_multiple_of(8)
-        && width.is_multiple_of(8)
-        && width > 0
-        && width <= stride
-        && rows_fit(m, ars, k, a.len())
-        && rows_fit(m, ldc, n, c.len())
-        && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
-        && start.flatten().is_none_or(|b| b.len() >= m)
-}
-
-/// Whether `rows` rows of `width` floats, `stride` apart, fit in `len` floats:
-/// `(rows - 1) stride + width <= len` without overflow (true for no rows).
-pub(crate) fn rows_fit(rows: usize, stride: usize, width: usize, len: usize) -> bool {
-    rows == 0 || (rows - 1).checked_mul(stride).and_then(|r| r.checked_add(width)).is_some_and(|end| end <= len)
-}
-
-/// Whether `count` blocks of `len` floats fit in `available`, without overflow.
-pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
-    count.checked_mul(len).is_some_and(|total| total <= available)
-}
 
 /// Whether the AVX2 and FMA kernels may run: [`super::isa::isa`] (the CPU has them
 /// and `NN_ISA` does not ask for the portable kernels).

@@ -668,15 +668,17 @@ fn forward_samples_by(
     let out_len = filters * n;
     let batch = x.len() / in_len;
     let w = MatRef::new(&weight[..filters * patch], filters, patch);
-    #[cfg(target_arch = "x86_64")]
-    let direct =
-        direct && filters > 1 && padded_len(g).is_some_and(|len| len <= scratch.len()) && super::isa::isa().avx2();
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let direct = direct
+        && filters > 1
+        && padded_len(g).is_some_and(|len| len <= scratch.len())
+        && (super::isa::isa().avx2() || super::isa::isa().neon());
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = direct;
     for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if direct {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            // SAFETY: the CPU has AVX2 and FMA, or NEON (checked above).
             unsafe { forward_direct(g, filters, xb, &weight[..filters * patch], bias, yb, scratch) };
             continue;
         }
@@ -701,7 +703,7 @@ fn forward_samples_by(
 /// or `None` where it does not apply: stride 1, output rows of whole vectors of 8,
 /// not pointwise (whose columns are the input itself), and the copy at most
 /// [`DIRECT_MAX_FLOATS`].
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn padded_len(g: &ConvGeometry) -> Option<usize> {
     let (ph, pw) = padded_size(g);
     let len = g.channels.checked_mul(ph)?.checked_mul(pw)?;
@@ -715,19 +717,19 @@ fn padded_len(g: &ConvGeometry) -> Option<usize> {
 
 /// The padded copy's height and width for stride 1: every row and column an output
 /// position reads, `out + (kernel - 1) dilation`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const fn padded_size(g: &ConvGeometry) -> (usize, usize) {
     (g.out_height + (g.kernel[0] - 1) * g.dilation[0], g.out_width + (g.kernel[1] - 1) * g.dilation[1])
 }
 
 /// The largest padded input (64 KiB) that [`forward`] reads in place of the column
-/// matrix, with AVX2, stride 1 and output rows of whole vectors of 8: it stays in L1/L2
+/// matrix, with AVX2 or NEON, stride 1 and output rows of whole vectors of 8: it stays in L1/L2
 /// while every filter reads it; larger images are faster through the packed columns.
 pub const DIRECT_MAX_FLOATS: usize = 16 * 1024;
 
 /// One sample's convolution without the column matrix: the input is copied once with
 /// its zero padding into `scratch`, and the product reads each column row as vectors of
-/// eight straight from it (`gemm_gathered` of the AVX2 or AVX-512 kernels): row `(c, i, j)` of the
+/// eight straight from it (`gemm_gathered` of the AVX2, AVX-512 or NEON kernels): row `(c, i, j)` of the
 /// columns of output row `oy` is the padded row `oy + i dilation` of channel `c` from
 /// column `j dilation` on. The same sums in the same order as [`im2col`] and
 /// [`gemm`], so the same bits, without writing the columns and packing them again
@@ -735,9 +737,9 @@ pub const DIRECT_MAX_FLOATS: usize = 16 * 1024;
 /// first slice of sums starts.
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+/// The CPU must have AVX2 and FMA (x86-64) or NEON (AArch64).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn forward_direct(
     g: &ConvGeometry,
     filters: usize,
@@ -761,10 +763,11 @@ unsafe fn forward_direct(
         }
     }
     let (patch, n) = (g.patch_len(), g.positions());
-    let mut offsets = [0usize; super::avx2::KC];
+    // The depth of every kernel's slices (`avx2::KC`, `neon::KC`).
+    let mut offsets = [0usize; super::portable::SLICE];
     let mut k0 = 0;
     while k0 < patch {
-        let kc = super::avx2::KC.min(patch - k0);
+        let kc = super::portable::SLICE.min(patch - k0);
         // Column row `k0 + p` is `(c, i, j)`, counted with `j` fastest.
         let taps = g.kernel[0] * g.kernel[1];
         let (mut c, mut i, mut j) = (k0 / taps, (k0 % taps) / g.kernel[1], k0 % g.kernel[1]);
@@ -781,15 +784,22 @@ unsafe fn forward_direct(
         // The slice `k0..k0 + kc` of the sums, added to `y` as `gemm` adds each slice
         // of `KC`.
         let start = (k0 == 0).then_some(bias);
+        let (weight, offsets, rows) = (&weight[k0..], &offsets[..kc], (g.out_width, pw));
         // SAFETY: the CPU has AVX2 and FMA (checked by the caller), and AVX-512 F where
         // `isa().avx512()`; the bounds are asserted inside.
+        #[cfg(target_arch = "x86_64")]
         unsafe {
-            let (weight, offsets, rows) = (&weight[k0..], &offsets[..kc], (g.out_width, pw));
             if super::isa::isa().avx512() {
                 super::avx512::gemm_gathered(weight, patch, filters, kc, padded, offsets, rows, start, y, n, n)
             } else {
                 super::avx2::gemm_gathered(weight, patch, filters, kc, padded, offsets, rows, start, y, n, n)
             }
+        };
+        // SAFETY: the CPU has NEON (checked by the caller); the bounds are asserted
+        // inside.
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            super::neon::gemm_gathered(weight, patch, filters, kc, padded, offsets, rows, start, y, n, n)
         };
         k0 += kc;
     }
@@ -1040,8 +1050,8 @@ mod tests {
     /// The convolution read from the padded input equals the one through the column
     /// matrix bit for bit: paddings smaller and larger than the kernel, dilation, 1-D,
     /// remainders of filters and positions, and more than `KC` column rows. The direct
-    /// form is x86-64's only.
-    #[cfg(target_arch = "x86_64")]
+    /// form is x86-64's and AArch64's only.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[test]
     fn direct_columns_give_the_same_bits() {
         // (channels, height, width, kernel, padding, dilation, filters)

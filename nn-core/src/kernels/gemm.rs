@@ -7,14 +7,16 @@
 //! products of many rows with `std`, packed into a per-thread block), so any transposes
 //! cost nothing and nothing is allocated after a thread's first large product. With
 //! AVX-512 this is faster than the packed `matrixmultiply::sgemm` from a `32 x 32`
-//! product up (`cargo run --release -p nn-bench -- --gemm-sweep`). Elsewhere the
+//! product up (`cargo run --release -p nn-bench -- --gemm-sweep`). On AArch64 the same
+//! loops run an `8 x 12` NEON tile (`neon.rs`, on one thread). Elsewhere the
 //! portable kernels (`portable.rs`) compute the same bits with `4 x 4` tiles that read
 //! both operands in place. Every tile sums each element of `C` in one order (a chain
-//! of fused multiply-adds per 256-deep slice), so the three give the same bits.
+//! of fused multiply-adds per 256-deep slice), so the four give the same bits.
 //!
 //! `matrixmultiply::sgemm` (its `threading` feature is enabled by this crate's) takes
-//! products of at least [`PACKED_MIN_FLOPS`] multiply-adds where there is no AVX2
-//! tile (another architecture, an older CPU, `NN_ISA=portable`) and `alloc` is
+//! products of at least [`PACKED_MIN_FLOPS`] multiply-adds where there is no register
+//! tile (neither AVX2 nor NEON: another architecture, an older CPU, `NN_ISA=portable`)
+//! and `alloc` is
 //! enabled: there it is several times faster than the portable tile, but its rounding
 //! is not guaranteed to be the tiles' (its kernels without FMA round every product, and
 //! it scales by `alpha` and `beta` in separate roundings), so those products may differ
@@ -23,6 +25,8 @@
 //! FMA kernel happens to give the tiles' bits, measured on products up to `1024^3`.) It allocates its packing buffer on every
 //! call. A product with a single row of `A` is a matrix-vector product: [`gemv`].
 
+#[cfg(target_arch = "aarch64")]
+use super::neon;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel;
 use super::portable;
@@ -127,6 +131,11 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
         // SAFETY: the views and `C` were checked above.
         return unsafe { one_thread(alpha, a, b, beta, c.as_mut_ptr(), ldc) };
     }
+    #[cfg(target_arch = "aarch64")]
+    if super::isa::isa().neon() {
+        // SAFETY: the views and `C` were checked above.
+        return unsafe { neon::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) };
+    }
     // SAFETY: the views and `C` were checked above.
     unsafe { portable::gemm(alpha, a, b, beta, c.as_mut_ptr(), ldc) }
 }
@@ -151,8 +160,8 @@ pub(crate) unsafe fn one_thread(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: 
 }
 
 /// Products of at least this many multiply-adds (`m * n * k`) use the packed
-/// `matrixmultiply` kernel when `alloc` is available and the AVX2 tile is not (another
-/// architecture, an older CPU, `NN_ISA=portable`): there packing beats the portable
+/// `matrixmultiply` kernel when `alloc` is available and neither the AVX2 nor the NEON
+/// tile is (another architecture, an older CPU, `NN_ISA=portable`): there packing beats the portable
 /// tile, at the cost of a rounding that may differ from the tiles' (see the module).
 pub const PACKED_MIN_FLOPS: usize = 1 << 21;
 
@@ -166,6 +175,10 @@ pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 fn packed_is_faster() -> bool {
     #[cfg(target_arch = "x86_64")]
     if super::isa::isa().avx2() {
+        return false;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::isa::isa().neon() {
         return false;
     }
     true
@@ -193,12 +206,12 @@ pub fn threads() -> usize {
 
 /// Rows of `A` swept per packed panel of `B` by [`blocked`]: an `MC x KC` block of `A`
 /// (96 KiB for the AVX2 tile) stays in L2 while the panels of `B` pass through L1.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) const MC: usize = 192;
 
 /// A register tile for [`blocked`]: `C[mr x nr] = alpha A[mr x kc] B[kc x NR] + beta C`,
 /// with `mr <= MR`, `kc <= KC` and `nr <= NR`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) trait Tile {
     /// Rows of the tile.
     const MR: usize;
@@ -257,7 +270,7 @@ pub(crate) trait Tile {
 ///
 /// # Safety
 /// As [`Tile::pack_a_rows`].
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) unsafe fn pack_a_rows(
     tile: *mut f32,
@@ -280,7 +293,7 @@ pub(crate) unsafe fn pack_a_rows(
 
 /// Buffers for [`blocked`] on large products: a packed block of `A` (`MC x KC`
 /// floats) and of `B` (`KC x NC` floats).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) struct Blocks {
     /// Room for `MC * KC` floats.
     pub a: *mut f32,
@@ -290,8 +303,60 @@ pub(crate) struct Blocks {
 
 /// Columns of `B` packed at once by [`blocked`] with [`Blocks`]: a `KC x NC` block
 /// (1 MiB for the AVX2 tile) stays in L3 while blocks of `A` pass through L2.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) const NC: usize = 1024;
+
+/// Depth of the packed blocks of [`with_blocks`]: every register tile's panel depth
+/// (`portable::SLICE`, at which all kernels add their sums to `C`).
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
+const KC: usize = portable::SLICE;
+
+/// Packed blocks of `A` (`MC x KC` floats, 96 KiB) and `B` (`KC x NC`, 1 MiB) for
+/// products of more than `MC` rows, allocated by a thread's first such product and
+/// reused by every later one.
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
+type PackedBlocks = core::cell::UnsafeCell<(std::vec::Vec<f32>, std::vec::Vec<f32>)>;
+
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
+std::thread_local! {
+    static BLOCKS: PackedBlocks = const { core::cell::UnsafeCell::new((std::vec::Vec::new(), std::vec::Vec::new())) };
+}
+
+/// Gives this thread's packed blocks their full size now, so that no later product
+/// allocates: every thread that takes part in parallel products calls it before its
+/// first (a thread handed no large block until then would otherwise allocate in the
+/// middle of a later training step).
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+pub(crate) fn reserve_blocks() {
+    BLOCKS.with(|blocks| {
+        // SAFETY: this thread's buffers; no product is running on this thread.
+        let (a_block, b_block) = unsafe { &mut *blocks.get() };
+        if a_block.len() < MC * KC || b_block.len() < KC * NC {
+            a_block.resize(MC * KC, 0.0);
+            b_block.resize(KC * NC, 0.0);
+        }
+    });
+}
+
+/// Calls `run` with this thread's packed blocks of `A` (`MC x KC` floats) and `B`
+/// (`KC x NC`), allocated by the thread's first call (the blocks of every register tile,
+/// all of the same depth, are the same buffers).
+///
+/// # Safety
+/// `run` does not call `with_blocks` (nor a product that does) itself.
+#[cfg(all(feature = "std", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) unsafe fn with_blocks<R>(run: impl FnOnce(Blocks) -> R) -> R {
+    BLOCKS.with(|blocks| {
+        // SAFETY: this thread's buffers, not borrowed elsewhere (`run` does not
+        // re-enter, the caller's contract).
+        let (a_block, b_block) = unsafe { &mut *blocks.get() };
+        if a_block.len() < MC * KC || b_block.len() < KC * NC {
+            a_block.resize(MC * KC, 0.0);
+            b_block.resize(KC * NC, 0.0);
+        }
+        run(Blocks { a: a_block.as_mut_ptr(), b: b_block.as_mut_ptr() })
+    })
+}
 
 /// `C = alpha A B + beta C` by register tiles: the first `KC`-deep slice of the inner
 /// dimension applies `beta` (with `beta == 0`, `C` is not read), the others add.
@@ -311,7 +376,7 @@ pub(crate) const NC: usize = 1024;
 /// The views lie within their slices, `C`'s `m` rows of `n` columns (stride `ldc`)
 /// are writable at `c` and not otherwise borrowed, `panel` has room for
 /// `T::KC * T::NR` floats, `blocks` as documented, and the CPU supports `T`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn blocked<T: Tile>(
@@ -397,7 +462,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
 ///
 /// # Safety
 /// As [`blocked`], for the rows and panel given.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sweep<T: Tile>(
@@ -426,7 +491,7 @@ pub(crate) unsafe fn sweep<T: Tile>(
 /// The rows of the next tile when `rest` rows remain: `MR`, except that a remainder
 /// of 1 to 3 rows after a full tile is shared with it (8 rows as 4 + 4), since small
 /// tiles have too few accumulators to hide the FMA latency.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 fn tile_rows<T: Tile>(rest: usize) -> usize {
     if rest > T::MR && rest < T::MR + 4 {
@@ -442,7 +507,7 @@ fn tile_rows<T: Tile>(rest: usize) -> usize {
 ///
 /// # Safety
 /// The block lies inside A; `dst` has room for `mc * kc` floats.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc: usize, k0: usize, kc: usize) {
     let mut i = 0;
@@ -476,7 +541,7 @@ pub(crate) unsafe fn pack_a<T: Tile>(dst: *mut f32, a: MatRef<'_>, i1: usize, mc
 ///
 /// # Safety
 /// `panel` has room for `kc * width` floats; the block lies inside `b`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) unsafe fn pack(panel: *mut f32, width: usize, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
     // SAFETY: the panel has room for `kc * width` floats, so every index `p * width + j`
@@ -515,6 +580,53 @@ pub(crate) unsafe fn pack(panel: *mut f32, width: usize, b: MatRef<'_>, k0: usiz
             }
         }
     }
+}
+
+/// Whether the operands of `gemm_gathered` (any instruction set's) are in bounds:
+/// `n` and the plane `width` multiples of 8, every gathered column inside `src`, `a`,
+/// `c` and `start` long enough. `k`'s limit is the caller's own `KC`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gathered_fits(
+    a: &[f32],
+    ars: usize,
+    m: usize,
+    k: usize,
+    src: &[f32],
+    offsets: &[usize],
+    (width, stride): (usize, usize),
+    start: Option<Option<&[f32]>>,
+    c: &[f32],
+    ldc: usize,
+    n: usize,
+) -> bool {
+    let last = n.saturating_sub(8);
+    let reach = (last / width.max(1))
+        .checked_mul(stride)
+        .and_then(|r| r.checked_add(offsets[..k.min(offsets.len())].iter().max().copied().unwrap_or(0)))
+        .and_then(|r| r.checked_add(last % width.max(1) + 8));
+    k <= offsets.len()
+        && n.is_multiple_of(8)
+        && width.is_multiple_of(8)
+        && width > 0
+        && width <= stride
+        && rows_fit(m, ars, k, a.len())
+        && rows_fit(m, ldc, n, c.len())
+        && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
+        && start.flatten().is_none_or(|b| b.len() >= m)
+}
+
+/// Whether `rows` rows of `width` floats, `stride` apart, fit in `len` floats:
+/// `(rows - 1) stride + width <= len` without overflow (true for no rows).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn rows_fit(rows: usize, stride: usize, width: usize, len: usize) -> bool {
+    rows == 0 || (rows - 1).checked_mul(stride).and_then(|r| r.checked_add(width)).is_some_and(|end| end <= len)
+}
+
+/// Whether `count` blocks of `len` floats fit in `available`, without overflow.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
+    count.checked_mul(len).is_some_and(|total| total <= available)
 }
 
 /// `y += s * x`.
@@ -599,6 +711,18 @@ pub fn gemv(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]) {
         }
         return;
     }
+    #[cfg(target_arch = "aarch64")]
+    if super::isa::isa().neon() && (a.cs == 1 || a.rs == 1) {
+        // SAFETY: the CPU has NEON; the kernels assert their bounds.
+        unsafe {
+            if a.cs == 1 {
+                neon::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
+            } else {
+                neon::gemv_columns(alpha, a.data, a.cs, m, n, x, y);
+            }
+        }
+        return;
+    }
     if a.cs == 1 {
         portable::gemv_rows(alpha, a.data, a.rs, m, n, x, y);
     } else if a.rs == 1 {
@@ -655,6 +779,11 @@ pub fn gemv_batch(alpha: f32, a: MatRef<'_>, x: &[f32], beta: f32, y: &mut [f32]
         }
         return;
     }
+    #[cfg(target_arch = "aarch64")]
+    if super::isa::isa().neon() {
+        // SAFETY: the CPU has NEON; the kernel asserts its bounds.
+        return unsafe { neon::gemv_batch(alpha, a.data, a.rs, m, n, x, y, batch) };
+    }
     for (xs, ys) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
         portable::gemv_rows(alpha, a.data, a.rs, m, n, xs, ys);
     }
@@ -680,6 +809,11 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     if super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { avx2::dot(a, b) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::isa::isa().neon() {
+        // SAFETY: the CPU has NEON.
+        return unsafe { neon::dot(a, b) };
     }
     portable::dot(a, b)
 }

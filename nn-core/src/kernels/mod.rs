@@ -17,6 +17,8 @@ pub mod dense;
 pub mod gemm;
 pub mod isa;
 pub mod maths;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 mod parallel;

@@ -1,6 +1,6 @@
-//! The kernels of every target without the AVX2 ones (microcontrollers, other
-//! architectures, x86-64 CPUs without AVX2 and FMA), rounding exactly as `avx2.rs`
-//! does: the same products, fused or not as there, summed in the same order, so that a
+//! The kernels of every target without the AVX2 or NEON ones (microcontrollers, other
+//! architectures, x86-64 CPUs without AVX2 and FMA, `NN_ISA=portable`), rounding
+//! exactly as `avx2.rs` and `neon.rs` do: the same products, fused or not as there, summed in the same order, so that a
 //! network gives the same bits on a Cortex-M0, a Cortex-M4F, a RISC-V core and an
 //! x86-64 machine.
 //!

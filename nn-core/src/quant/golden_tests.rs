@@ -275,7 +275,12 @@ fn run_op(fixture: &Value, op: &Value, values: &BTreeMap<i64, Vec<i8>>, rounding
             let axis = op["options"]["axis"].as_i64().unwrap();
             let rank = out.shape().len() as i64;
             assert!(axis == -1 || axis == rank - 1, "concatenation along the channels only");
-            let [_, h, w, c_out] = out.shape()[..] else { panic!("output shape") };
+            // Vectors `[1, n]` are one channel each of height and width 1.
+            let (h, w, c_out) = match out.shape()[..] {
+                [_, h, w, c] => (h, w, c),
+                [_, n] => (1, 1, n),
+                _ => panic!("output shape"),
+            };
             let parts: Vec<Vec<i8>> = ids
                 .iter()
                 .map(|&id| {

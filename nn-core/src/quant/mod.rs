@@ -17,9 +17,12 @@
 //! | concat, flatten, reshape | [`concat()`] and a plain copy | `Concatenation`, `Reshape` |
 //!
 //! A whole network is a list of [`sequential::Int8Layer`]s over borrowed constants,
-//! checked by a `const fn`; `quantize::quantize_sequential` (with `alloc`) quantizes an
-//! f32 Conv2d/pooling/Dense chain into one, and `codegen` writes it as Rust source for a
-//! firmware to bake in.
+//! checked by a `const fn`; `network::Quantize` (with `alloc`) quantizes a trained
+//! `network!` model into one from its description (`model.quantize(..)`), or a graph
+//! network with `add` and `concat` into a `network::QuantizedGraph`
+//! (`model.quantize_graph(..)`); `quantize::quantize_sequential` takes f32 layers
+//! listed by hand; `codegen` writes a list of int8 layers as Rust source for a firmware
+//! to bake in.
 //!
 //! The fixed-point helpers they share are in [`fixed_point`]; the parameters come from
 //! the real scales through [`prepare`], and the scales themselves from an f32 model and
@@ -48,6 +51,8 @@ pub mod calibrate;
 #[cfg(feature = "alloc")]
 pub mod codegen;
 pub mod fixed_point;
+#[cfg(feature = "alloc")]
+pub mod network;
 pub mod prepare;
 #[cfg(feature = "alloc")]
 pub mod quantize;

@@ -281,7 +281,7 @@ fn pool_geometry_error(g: &PoolGeometry) -> Option<&'static str> {
 
 /// The f32 forward of one layer on one sample (after the checks of
 /// [`quantize_sequential`]).
-fn float_forward(layer: &FloatLayer<'_>, x: &[f32]) -> Vec<f32> {
+pub(super) fn float_forward(layer: &FloatLayer<'_>, x: &[f32]) -> Vec<f32> {
     let activate = |activation: FusedActivation, v: &mut [f32]| match activation {
         FusedActivation::None => {}
         FusedActivation::Relu => v.iter_mut().for_each(|z| *z = z.max(0.0)),
@@ -333,7 +333,7 @@ fn float_forward(layer: &FloatLayer<'_>, x: &[f32]) -> Vec<f32> {
 }
 
 /// Values per sample in and out of `layer`, after checking its constants and geometry.
-fn checked_sizes(layer: &FloatLayer<'_>) -> Result<(usize, usize), QuantError> {
+pub(super) fn checked_sizes(layer: &FloatLayer<'_>) -> Result<(usize, usize), QuantError> {
     const OP: &str = "quantize_sequential";
     match layer {
         FloatLayer::Dense(d) => {
@@ -388,7 +388,7 @@ pub fn quantize_sequential(
     options: &QuantizeOptions,
 ) -> Result<QuantizedSequential, QuantError> {
     const OP: &str = "quantize_sequential";
-    let QuantizeOptions { weights: granularity, activations, rounding } = *options;
+    let activations = options.activations;
     if layers.is_empty() {
         return Err(QuantError::Geometry { op: OP, reason: "no layers" });
     }
@@ -429,77 +429,91 @@ pub fn quantize_sequential(
         }
     }
 
-    let (input, mut input_scale) = activation_quantization(ranges[0].min, ranges[0].max);
+    let (input, _) = activation_quantization(ranges[0].min, ranges[0].max);
     let mut current = input;
     let mut quantized = Vec::with_capacity(layers.len());
     for (l, layer) in layers.iter().enumerate() {
-        let (weight, bias, outputs, activation) = match layer {
-            FloatLayer::Dense(d) => (d.weight, d.bias, d.outputs, d.activation),
-            FloatLayer::Conv2d(c) => (c.weight, c.bias, c.filters, c.activation),
-            FloatLayer::MaxPool2d { geometry, channels } | FloatLayer::AveragePool2d { geometry, channels } => {
-                let params = PoolParams { geometry: *geometry, activation_min: -128, activation_max: 127 };
-                let channels = *channels;
-                quantized.push(if matches!(layer, FloatLayer::MaxPool2d { .. }) {
-                    QuantizedLayer::MaxPool2d { params, channels }
-                } else {
-                    QuantizedLayer::AveragePool2d { params, channels }
-                });
-                continue;
-            }
+        let output = match layer {
+            FloatLayer::MaxPool2d { .. } | FloatLayer::AveragePool2d { .. } => current,
+            _ => activation_quantization(ranges[l + 1].min, ranges[l + 1].max).0,
         };
-        let (output, output_scale) = activation_quantization(ranges[l + 1].min, ranges[l + 1].max);
-        let mut q = vec![0i8; weight.len()];
-        let mut weight_scales = vec![0.0f32; if granularity == WeightGranularity::PerChannel { outputs } else { 1 }];
-        let exact = quantize_weights(weight, outputs, granularity, &mut q, &mut weight_scales)?;
-        let mut qb = vec![0i32; outputs];
-        quantize_bias(bias, input_scale, &exact, &mut qb)?;
-        // TensorFlow Lite Micro multiplies a fully connected layer's per-tensor weight
-        // scale by the input scale in f32 first; every other product in f64.
-        let multipliers = match (granularity, layer) {
-            (WeightGranularity::PerTensor, FloatLayer::Dense(_)) => {
-                vec![tensor_multiplier(current.scale, weight_scales[0], output.scale, rounding)]
-            }
-            _ => weight_scales.iter().map(|&s| channel_multiplier(current.scale, s, output.scale, rounding)).collect(),
-        };
-        let (activation_min, activation_max) = activation_range(activation, output.scale, output.zero_point);
-        quantized.push(match layer {
-            FloatLayer::Conv2d(c) => QuantizedLayer::Conv2d {
-                params: ConvParams {
-                    geometry: c.geometry,
-                    filters: c.filters,
-                    groups: c.groups,
-                    input_offset: -current.zero_point,
-                    output_offset: output.zero_point,
-                    activation_min,
-                    activation_max,
-                    rounding,
-                },
-                weight: q,
-                bias: qb,
-                weight_scales,
-                multipliers,
-                output,
-            },
-            _ => QuantizedLayer::Dense {
-                params: FullyConnectedParams {
-                    input_offset: -current.zero_point,
-                    filter_offset: 0,
-                    output_offset: output.zero_point,
-                    activation_min,
-                    activation_max,
-                    rounding,
-                },
-                weight: q,
-                bias: qb,
-                weight_scales,
-                multipliers,
-                output,
-            },
-        });
+        quantized.push(quantize_layer(layer, current, output, options)?);
         current = output;
-        input_scale = output_scale;
     }
     Ok(QuantizedSequential { input, layers: quantized })
+}
+
+/// Quantizes one f32 layer that reads `input` and writes `output` (a pooling's output
+/// is its input's quantization): weights per channel or per tensor, biases with scale
+/// `input_scale * weight_scale`, the multipliers and the fused activation's clamp.
+pub(super) fn quantize_layer(
+    layer: &FloatLayer<'_>,
+    input: TensorQuantization,
+    output: TensorQuantization,
+    options: &QuantizeOptions,
+) -> Result<QuantizedLayer, QuantError> {
+    let QuantizeOptions { weights: granularity, rounding, .. } = *options;
+    let (weight, bias, outputs, activation) = match layer {
+        FloatLayer::Dense(d) => (d.weight, d.bias, d.outputs, d.activation),
+        FloatLayer::Conv2d(c) => (c.weight, c.bias, c.filters, c.activation),
+        FloatLayer::MaxPool2d { geometry, channels } | FloatLayer::AveragePool2d { geometry, channels } => {
+            let params = PoolParams { geometry: *geometry, activation_min: -128, activation_max: 127 };
+            let channels = *channels;
+            return Ok(if matches!(layer, FloatLayer::MaxPool2d { .. }) {
+                QuantizedLayer::MaxPool2d { params, channels }
+            } else {
+                QuantizedLayer::AveragePool2d { params, channels }
+            });
+        }
+    };
+    let mut q = vec![0i8; weight.len()];
+    let mut weight_scales = vec![0.0f32; if granularity == WeightGranularity::PerChannel { outputs } else { 1 }];
+    let exact = quantize_weights(weight, outputs, granularity, &mut q, &mut weight_scales)?;
+    let mut qb = vec![0i32; outputs];
+    quantize_bias(bias, input.scale as f64, &exact, &mut qb)?;
+    // TensorFlow Lite Micro multiplies a fully connected layer's per-tensor weight
+    // scale by the input scale in f32 first; every other product in f64.
+    let multipliers = match (granularity, layer) {
+        (WeightGranularity::PerTensor, FloatLayer::Dense(_)) => {
+            vec![tensor_multiplier(input.scale, weight_scales[0], output.scale, rounding)]
+        }
+        _ => weight_scales.iter().map(|&s| channel_multiplier(input.scale, s, output.scale, rounding)).collect(),
+    };
+    let (activation_min, activation_max) = activation_range(activation, output.scale, output.zero_point);
+    Ok(match layer {
+        FloatLayer::Conv2d(c) => QuantizedLayer::Conv2d {
+            params: ConvParams {
+                geometry: c.geometry,
+                filters: c.filters,
+                groups: c.groups,
+                input_offset: -input.zero_point,
+                output_offset: output.zero_point,
+                activation_min,
+                activation_max,
+                rounding,
+            },
+            weight: q,
+            bias: qb,
+            weight_scales,
+            multipliers,
+            output,
+        },
+        _ => QuantizedLayer::Dense {
+            params: FullyConnectedParams {
+                input_offset: -input.zero_point,
+                filter_offset: 0,
+                output_offset: output.zero_point,
+                activation_min,
+                activation_max,
+                rounding,
+            },
+            weight: q,
+            bias: qb,
+            weight_scales,
+            multipliers,
+            output,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! weights of the best epoch.
 use alloc::vec::Vec;
 
-use super::fit::EpochLog;
+use super::history::EpochLog;
 use super::schedule::Mode;
 use crate::optim::SettingError;
 

@@ -9,6 +9,7 @@ use core::ops::Range;
 
 use super::callbacks::EarlyStopping;
 use super::frozen::FrozenParams;
+use super::history::{EpochLog, Evaluation, History};
 use super::regularize::{apply_penalty, Constraint, GradClip, Penalty, Select};
 use super::schedule::{ReduceOnPlateau, Schedule};
 use super::{Dataset, Metric, OptimizerState, Workspace};
@@ -148,70 +149,6 @@ impl fmt::Display for TrainError {
 #[cfg(feature = "std")]
 impl std::error::Error for TrainError {}
 
-/// The record of one epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochLog {
-    /// The epoch (from 1).
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches.
-    pub loss: f32,
-    /// Training metrics (computed on the batches in training mode, as Keras does).
-    pub metrics: Vec<(&'static str, f32)>,
-    /// Validation loss, when validation data was given.
-    pub val_loss: Option<f32>,
-    /// Validation metrics.
-    pub val_metrics: Vec<(&'static str, f32)>,
-    /// The learning rate used in this epoch.
-    pub learning_rate: f32,
-}
-
-/// Every metric per epoch, as Keras' `History`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct History {
-    /// One record per epoch.
-    pub epochs: Vec<EpochLog>,
-}
-
-impl History {
-    /// One series by Keras name: `"loss"`, `"val_loss"`, `"accuracy"`,
-    /// `"val_accuracy"`, `"mae"`, ...; empty if unknown.
-    pub fn series(&self, name: &str) -> Vec<f32> {
-        self.epochs
-            .iter()
-            .filter_map(|e| match name {
-                "loss" => Some(e.loss),
-                "val_loss" => e.val_loss,
-                "lr" => Some(e.learning_rate),
-                _ => match name.strip_prefix("val_") {
-                    Some(m) => e.val_metrics.iter().find(|(n, _)| *n == m).map(|(_, v)| *v),
-                    None => e.metrics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
-                },
-            })
-            .collect()
-    }
-
-    /// The last epoch's record.
-    pub fn last(&self) -> Option<&EpochLog> {
-        self.epochs.last()
-    }
-}
-
-/// Loss and metrics of a model on a data set.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Evaluation {
-    /// The mean loss.
-    pub loss: f32,
-    /// Each metric's value.
-    pub metrics: Vec<(&'static str, f32)>,
-}
-
-impl Evaluation {
-    /// A metric by name.
-    pub fn metric(&self, name: &str) -> Option<f32> {
-        self.metrics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
-    }
-}
-
 /// A training run's settings and state: optimizer (with its state), loss, epochs,
 /// batch size, shuffling seed and metrics. Calling [`Fit::run`] again continues
 /// training with the same optimizer state.
@@ -271,6 +208,10 @@ pub struct Fit<L: Layer, O, Lo> {
     batches_in_epoch: usize,
     /// The current epoch's metric sums and counts, one per metric.
     metric_sums: Vec<(f64, usize)>,
+    /// The current epoch's sums of each output's loss (a loss per output), and the
+    /// last batch's values.
+    part_sums: Vec<f64>,
+    part_values: Vec<f32>,
     /// The settings as the steps read them (see [`Fit::step`]).
     prepared: Option<Prepared>,
     /// The gathered batch of inputs and of targets.
@@ -304,6 +245,8 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             epochs_done: 0,
             batches_in_epoch: 0,
             metric_sums: Vec::new(),
+            part_sums: Vec::new(),
+            part_values: Vec::new(),
             prepared: None,
             batch_inputs: Vec::new(),
             batch_targets: Vec::new(),
@@ -453,13 +396,16 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             constraint.check()?;
         }
         SettingError::below_one("validation_split", self.validation_split)?;
+        let series = || {
+            let parts = (0..self.loss.parts()).map(|k| self.loss.part_name(k));
+            core::iter::once("loss").chain(parts).chain(self.metrics.iter().map(|m| m.name()))
+        };
         let known = |name: &str| match name.strip_prefix("val_") {
-            Some(m) => validation && (m == "loss" || self.metrics.iter().any(|metric| metric.name() == m)),
-            None => name == "loss" || self.metrics.iter().any(|metric| metric.name() == name),
+            Some(m) => validation && series().any(|n| n == m),
+            None => series().any(|n| n == name),
         };
         let unknown = |setting: &'static str, name: &'static str| {
-            let mut available = vec![String::from("loss")];
-            available.extend(self.metrics.iter().map(|m| String::from(m.name())));
+            let mut available: Vec<String> = series().map(String::from).collect();
             if validation {
                 let val: Vec<String> = available.iter().map(|n| format!("val_{n}")).collect();
                 available.extend(val);
@@ -611,6 +557,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self.observers.iter_mut().for_each(|o| o.epoch_start(epoch, last_epoch, n_batches));
         self.metric_sums.clear();
         self.metric_sums.resize(self.metrics.len(), (0.0, 0));
+        self.part_sums.clear();
         self.batches_in_epoch = 0;
         let (in_len, t_len) = (train.input_len(), train.target_len());
         let mut loss_sum = 0.0f64;
@@ -652,8 +599,11 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         validation: Option<&Dataset>,
         batch: usize,
     ) -> EpochLog {
-        let metrics =
-            self.metrics.iter().zip(&self.metric_sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32));
+        let batches = self.batches_in_epoch.max(1) as f64;
+        let parts = self.part_sums.iter().enumerate().map(|(k, &s)| (self.loss.part_name(k), (s / batches) as f32));
+        let metrics = parts.chain(
+            self.metrics.iter().zip(&self.metric_sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32)),
+        );
         let (val_loss, val_metrics) = match validation {
             Some(v) => {
                 let e = evaluate_with(model, v, &self.loss, &self.metrics, batch, &mut self.workspace);
@@ -732,6 +682,10 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         ws.zero_grads();
         model.forward_train(ws, inputs, &mut self.rng);
         let mut loss = ws.loss(&self.loss, targets);
+        self.part_values.resize(self.loss.parts(), 0.0);
+        if !self.part_values.is_empty() {
+            self.loss.compute_parts(&ws.output()[..m * out_len], targets, out_len, &mut self.part_values);
+        }
         for (metric, sum) in self.metrics.iter().zip(&mut self.metric_sums) {
             for s in 0..m {
                 let (v, c) =
@@ -772,6 +726,10 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             self.optimizer.state.clone_from(&prepared.last_state);
             self.optimizer.step = last_step;
             return Err(TrainError::NonFiniteWeights { epoch, batch });
+        }
+        self.part_sums.resize(self.part_values.len(), 0.0);
+        for (sum, &value) in self.part_sums.iter_mut().zip(&self.part_values) {
+            *sum += value as f64;
         }
         self.batches_in_epoch += 1;
         Ok(loss)
@@ -890,6 +848,7 @@ pub(crate) fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
     ws.reserve(batch.min(data.len()));
     let mut loss_sum = 0.0f64;
     let mut sums = vec![(0.0f64, 0usize); metrics.len()];
+    let (mut part_sums, mut parts) = (vec![0.0f64; loss.parts()], vec![0.0f32; loss.parts()]);
     let n = data.len();
     let mut start = 0;
     while start < n {
@@ -899,6 +858,12 @@ pub(crate) fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
         let y = &mut ws.output[..m * out_len];
         model.forward_slices(x, y, &mut ws.scratch[..m * L::SCRATCH]);
         loss_sum += loss.compute(y, t, out_len, None) as f64 * m as f64;
+        if !parts.is_empty() {
+            loss.compute_parts(y, t, out_len, &mut parts);
+            for (sum, &part) in part_sums.iter_mut().zip(&parts) {
+                *sum += part as f64 * m as f64;
+            }
+        }
         for (k, metric) in metrics.iter().enumerate() {
             for s in 0..m {
                 let (v, c) = metric.sample(&y[s * out_len..(s + 1) * out_len], &t[s * t_len..(s + 1) * t_len]);
@@ -910,6 +875,11 @@ pub(crate) fn evaluate_with<L: Layer, P: AsRef<[f32]>, Lo: Loss>(
     }
     Evaluation {
         loss: (loss_sum / n.max(1) as f64) as f32,
-        metrics: metrics.iter().zip(&sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32)).collect(),
+        metrics: part_sums
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| (loss.part_name(k), (s / n.max(1) as f64) as f32))
+            .chain(metrics.iter().zip(&sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32)))
+            .collect(),
     }
 }

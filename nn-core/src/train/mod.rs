@@ -97,6 +97,7 @@ mod callbacks;
 mod dataset;
 pub(crate) mod fit;
 mod frozen;
+mod history;
 mod metrics;
 pub mod regularize;
 pub mod schedule;
@@ -107,7 +108,8 @@ use core::marker::PhantomData;
 
 pub use callbacks::EarlyStopping;
 pub use dataset::{Dataset, DatasetError};
-pub use fit::{EpochLog, Evaluation, Fit, History, TrainError};
+pub use fit::{Fit, TrainError};
+pub use history::{EpochLog, Evaluation, History};
 pub use metrics::{Metric, OutputMetric};
 pub use regularize::{Constraint, GradClip, Penalty, Select};
 pub use schedule::{Mode, ReduceOnPlateau, Schedule};

@@ -1,18 +1,18 @@
 use nn_core::prelude::*;
 
-const FILTERS: usize = 8;
-const LAYERS: usize = 2;
+const STRIDE: usize = 2;
+const HEADS: usize = 2;
 
 network! {
-    /// A convolution's sizes decide its output shape, which the macro computes.
-    pub struct Conv: [1, 8, 8] -> [8, 6, 6] {
-        conv: Conv2d { filters: FILTERS, kernel: 3 },
+    /// A convolution's stride decides its output shape, which the macro computes.
+    pub struct Conv: [1, 8, 8] -> [8, 3, 3] {
+        conv: Conv2d { filters: 8, kernel: 3, stride: STRIDE },
     }
 }
 
 network! {
-    pub struct Stacked: [4, 3] -> [8] {
-        gru: Gru { units: 8, layers: LAYERS },
+    pub struct Attention: [4, 8] -> [4, 8] {
+        attn: MultiHeadAttention { heads: HEADS },
     }
 }
 

@@ -1,8 +1,10 @@
 //! The cell arithmetic shared by every path: one unit of each cell, and one step of a
 //! cell over all its units (AVX2 or portable, the same bits).
 use super::layout::CellKind;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::kernels::isa::isa;
 #[cfg(target_arch = "x86_64")]
-use crate::kernels::isa::{isa, Isa};
+use crate::kernels::isa::Isa;
 use crate::kernels::maths::{each, sigmoid_lanes, tanh, tanh_lanes};
 use crate::kernels::portable::fma;
 
@@ -78,7 +80,12 @@ pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mu
         Isa::Avx512 if h.len() >= AVX512_MIN_UNITS => return unsafe { cell_step_avx512(cell, p, q, h, c) },
         // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
         Isa::Avx2Fma | Isa::Avx512 => return unsafe { cell_step_avx2(cell, p, q, h, c) },
-        Isa::Portable => {}
+        Isa::Portable | Isa::Neon => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    if isa().neon() {
+        // SAFETY: the CPU has NEON; the kernel checks its bounds.
+        return unsafe { crate::kernels::neon::cell_step(cell, p, q, h, c) };
     }
     cell_step_portable(cell, p, q, h, c)
 }
