@@ -48,7 +48,7 @@ pub fn step<const F: usize, const H: usize>(
             // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them);
             // the widths are multiples of 8.
             Isa::Avx2Fma | Isa::Avx512 => return unsafe { step_avx2::<F, H>(&mut step) },
-            Isa::Portable => {}
+            Isa::Portable | Isa::Neon => {}
         }
     }
     step.run::<F, H>(project_any, project_any, cell_step);
