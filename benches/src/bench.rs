@@ -271,8 +271,9 @@ fn dense8_cases(bench: &mut Bench) {
             black_box(hand.forward(black_box(&x)));
         });
     }
+    let xt: Tensor<Shape1<8>> = x.into();
     bench.case("dense8_8_b1", 1, || {
-        black_box(model.predict_one(black_box(&x.into())));
+        black_box(model.predict_one(black_box(&xt)));
     });
 }
 

@@ -120,7 +120,8 @@ pub struct RecurrentState<const H: usize, const LAYERS: usize> {
     pub c: [[f32; H]; LAYERS],
     p: [[f32; H]; 4],
     q: [[f32; H]; 4],
-    /// Whether the next step reads the weight rows last to first (alternating).
+    /// Whether the next step reads the weight rows last to first (alternating; a stack
+    /// whose rows all stay in L1 reads them in one order and ignores it).
     reverse: bool,
 }
 

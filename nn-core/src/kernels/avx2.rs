@@ -717,6 +717,7 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
+#[inline]
 pub unsafe fn gemv_fixed<const N: usize>(
     a: &[f32],
     m: usize,

@@ -17,7 +17,9 @@
 //! `gemv_fixed`, `dot`) stay on the AVX2 kernels: their order is eight lanes per row,
 //! so a 16-lane register would hold two rows, whose loads cost as many instructions as
 //! the eight-lane form; over a batch, one row's eight floats serve two vectors in one
-//! register ([`gemv_batch_strided`]).
+//! register ([`gemv_batch_strided`]). One exception: rows of exactly 8 ([`gemv8`], a
+//! dense layer of 8 inputs at batch 1), where two rows fill one register with one load
+//! and the reduction of each row's lanes, not the loads, is the cost.
 //!
 //! Every function takes slices whose bounds the safe caller has checked; the raw
 //! pointer arithmetic inside stays within them.
@@ -665,5 +667,69 @@ unsafe fn pair_tile<const V: usize>(
                 }
             }
         }
+    }
+}
+
+/// [`super::avx2::gemv_fixed`] for rows of 8 (`N = 8`), the same bits with half the
+/// shuffles: two rows per register, each eight-lane product reduced in the order of
+/// `avx2::sum4` (`((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`) by in-lane
+/// shuffles of 16 lanes, eight shuffles per eight rows where `vhaddps` takes fourteen.
+/// The last `m % 8` rows by the AVX2 kernel.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+///
+/// # Panics
+/// If `a` holds fewer than `8 m` floats, `x` fewer than 8, `y` or `bias` fewer than `m`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn gemv8(a: &[f32], m: usize, x: &[f32], bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+    assert!(
+        super::avx2::blocks_fit(m, 8, a.len()) && x.len() >= 8 && y.len() >= m && bias.is_none_or(|b| b.len() >= m),
+        "gemv8: shapes"
+    );
+    let (ap, yp) = (a.as_ptr(), y.as_mut_ptr());
+    let zero = _mm512_setzero_ps();
+    // SAFETY: `x` holds 8 floats (asserted).
+    let xx = unsafe { _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x.as_ptr())))) };
+    // The lanes of the second level's result, `[r0 r2 r4 r6 | r0' r2' r4' r6' | r1 r3 r5 r7 |
+    // r1' r3' r5' r7']` (a primed row: its lanes 4 to 7), as `[r0..r7 | r0'..r7']`.
+    let order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    let blocks = m / 8;
+    for block in 0..blocks {
+        let i = 8 * block;
+        // SAFETY: rows `i..i + 8 <= m` of 8 floats are inside `a`; `y` and `bias` hold
+        // `m` floats (asserted).
+        unsafe {
+            let rows = ap.add(i * 8);
+            // Rows (0, 1), (2, 3), (4, 5), (6, 7), each lane `w x + 0` as in the AVX2 kernel.
+            let p: [__m512; 4] = core::array::from_fn(|k| _mm512_fmadd_ps(_mm512_loadu_ps(rows.add(16 * k)), xx, zero));
+            // Per 128-bit lane (four lanes of one row): pairs, then the two pairs.
+            let pairs = |u: __m512, v: __m512| {
+                _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(u, v), _mm512_shuffle_ps::<0b11_01_11_01>(u, v))
+            };
+            let quads = pairs(pairs(p[0], p[1]), pairs(p[2], p[3]));
+            let halves = _mm512_permutexvar_ps(order, quads);
+            let sums = _mm256_add_ps(
+                _mm512_castps512_ps256(halves),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(halves))),
+            );
+            let start = match bias {
+                Some(b) => _mm256_loadu_ps(b.as_ptr().add(i)),
+                None => _mm256_setzero_ps(),
+            };
+            let mut v = _mm256_add_ps(start, sums);
+            if relu {
+                // `max` returns its second operand when either is NaN (or both zeros).
+                v = _mm256_max_ps(v, _mm256_setzero_ps());
+            }
+            _mm256_storeu_ps(yp.add(i), v);
+        }
+    }
+    let i = 8 * blocks;
+    if i < m {
+        let bias = bias.map(|b| &b[i..m]);
+        // SAFETY: the CPU has AVX2 and FMA.
+        unsafe { super::avx2::gemv_fixed::<8>(&a[i * 8..], m - i, x, bias, relu, false, &mut y[i..m]) };
     }
 }

@@ -47,8 +47,8 @@ pub fn forward(
 /// [`forward`] for one sample of `I` inputs (a layer's compile-time width) and no
 /// pre-activations: with AVX2, `I` a multiple of 8 and no activation or ReLU, one
 /// pass whose rows are summed at constant offsets and onto which the bias and ReLU
-/// are fused (`avx2::gemv_fixed`); the same bits as
-/// [`forward`].
+/// are fused (`avx2::gemv_fixed`; for `I = 8` with AVX-512, `avx512::gemv8`, two rows
+/// per register and half the shuffles); the same bits as [`forward`].
 #[inline]
 pub fn forward_one<const I: usize>(
     x: &[f32],
@@ -58,6 +58,17 @@ pub fn forward_one<const I: usize>(
     outputs: usize,
     y: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if I == 8
+        && x.len() == I
+        && matches!(activation, Activation::Identity | Activation::Relu)
+        && super::isa::isa().avx512()
+    {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; the kernel asserts its bounds.
+        return unsafe {
+            super::avx512::gemv8(weight, outputs, x, bias, activation == Activation::Relu, &mut y[..outputs])
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     if I.is_multiple_of(8)
         && x.len() == I

@@ -94,13 +94,14 @@ pub fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mu
 /// 16-lane vector per gate the AVX2 step is (a GRU of 8 units: 73 ns against 81 ns per
 /// streaming step on an AVX-512 Xeon).
 #[cfg(target_arch = "x86_64")]
-const AVX512_MIN_UNITS: usize = 16;
+pub(super) const AVX512_MIN_UNITS: usize = 16;
 
 /// [`cell_step`] compiled for sixteen lanes with `vfmadd`, [`WIDE_LANES`] units at a
 /// time first.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn cell_step_avx512(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+#[inline]
+pub(super) unsafe fn cell_step_avx512(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     cell_step_lanes::<true>(cell, p, q, h, c)
 }
 
@@ -108,7 +109,8 @@ unsafe fn cell_step_avx512(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f3
 /// first.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn cell_step_avx2(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+#[inline]
+pub(super) unsafe fn cell_step_avx2(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     cell_step_lanes::<true>(cell, p, q, h, c)
 }
 
