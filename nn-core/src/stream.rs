@@ -187,7 +187,12 @@ impl<const T: usize, const V: usize, const D: usize> Step for Embedding<T, V, D>
     #[inline]
     fn step(&self, params: &[f32], buffers: &[f32], _state: &mut (), x: &[f32], y: &mut [f32]) {
         let mut scratch = [];
-        Embedding::<1, V, D>::new().forward(params, buffers, &x[..1], &mut y[..D], &mut scratch);
+        Embedding::<1, V, D>::new().forward(
+            crate::layer::Weights::new(params, buffers),
+            &x[..1],
+            &mut y[..D],
+            &mut scratch,
+        );
     }
 }
 

@@ -26,7 +26,7 @@
 //! ```
 use core::marker::PhantomData;
 
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
 
@@ -153,35 +153,19 @@ impl<S: Shape> Layer for LayerNorm<S> {
         init(params, Self::WIDTH);
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let params = w.params;
         forward(params, self.eps, Self::WIDTH, x, y, None);
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, .. } = cx;
         let batch = x.len() / S::LEN;
         forward(params, self.eps, Self::WIDTH, x, y, Some(&mut cache[..batch * Self::CACHE]));
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, .. } = cx;
         let n = x.len();
         let batch = n / S::LEN;
         let cache = &cache[..batch * (S::LEN + Self::ROWS)];

@@ -46,7 +46,7 @@
 //! ```
 use core::marker::PhantomData;
 
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape, Shape3};
 
@@ -162,21 +162,14 @@ impl<S: Shape> Layer for BatchNorm<S> {
     }
 
     #[inline]
-    fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let (params, buffers) = (w.params, w.buffers);
         inference(Self::CHANNELS, Self::SPATIAL, self.eps, params, buffers, x, y);
     }
 
     #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, buffers, cache, .. } = cx;
         if self.inference {
             inference(Self::CHANNELS, Self::SPATIAL, self.eps, params, buffers, x, y);
             running_cache(Self::CHANNELS, self.eps, buffers, cache);
@@ -186,17 +179,8 @@ impl<S: Shape> Layer for BatchNorm<S> {
     }
 
     #[inline]
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, .. } = cx;
         backward(Self::CHANNELS, Self::SPATIAL, self.inference, params, x, cache, dy, dx, grads);
     }
 

@@ -52,7 +52,7 @@ use core::fmt::{self, Write};
 
 use crate::activation::Activation;
 use crate::kernels::recurrent::{self as kernel, CellKind, Config, States, StatesMut};
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape1, Shape2};
 
@@ -377,36 +377,20 @@ macro_rules! recurrent_layer {
             }
 
             #[inline]
-            fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+                let params = w.params;
                 self.forward_with_state(params, x, None, y, None, scratch)
             }
 
             #[inline]
-            fn forward_train(
-                &self,
-                params: &[f32],
-                _buffers: &mut [f32],
-                x: &[f32],
-                y: &mut [f32],
-                cache: &mut [f32],
-                scratch: &mut [f32],
-                _rng: &mut Rng,
-            ) {
+            fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+                let TrainCtx { params, cache, scratch, .. } = cx;
                 self.forward_train_with_state(params, x, None, y, cache, scratch, None)
             }
 
             #[inline]
-            fn backward(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                _y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-            ) {
+            fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+                let BackwardCtx { params, cache, grads, scratch, .. } = cx;
                 self.backward_with_state(params, x, cache, dy, dx, grads, scratch, None)
             }
 

@@ -22,7 +22,7 @@
 use core::marker::PhantomData;
 
 use super::pool::no_params;
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape, Shape1};
 
@@ -62,22 +62,12 @@ impl<S: Shape, const N: usize> Layer for Flatten<S, N> {
     no_params!();
 
     #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         copy(x, y);
     }
 
     #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        _x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _cx: BackwardCtx<'_>) {
         if let Some(dx) = dx {
             copy(dy, dx);
         }
@@ -115,22 +105,12 @@ impl<I: Shape, O: Shape> Layer for Reshape<I, O> {
     no_params!();
 
     #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         copy(x, y);
     }
 
     #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        _x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _cx: BackwardCtx<'_>) {
         if let Some(dx) = dx {
             copy(dy, dx);
         }

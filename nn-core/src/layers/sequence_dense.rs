@@ -22,7 +22,7 @@
 use crate::activation::Activation;
 use crate::kernels::dense;
 use crate::kernels::recurrent::project;
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 
@@ -76,39 +76,23 @@ impl<const T: usize, const F: usize, const U: usize, const BIAS: bool> Layer for
         b.fill(0.0);
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let params = w.params;
         for (xs, ys) in x.chunks_exact(F).zip(y.chunks_exact_mut(U)) {
             self.step(params, xs, ys);
         }
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, .. } = cx;
         let (w, b) = params.split_at(U * F);
         let bias = if BIAS { Some(&b[..U]) } else { None };
         let pre = if self.activation == Activation::Identity { None } else { Some(cache) };
         dense::forward(x, w, bias, self.activation, F, U, y, pre);
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, .. } = cx;
         let n = U * F;
         let (gw, gb) = grads.split_at_mut(n);
         let gb = if BIAS { Some(&mut gb[..U]) } else { None };
