@@ -29,7 +29,7 @@
 //!
 //! let x = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, 0.8];
 //! let mut whole = [0.0f32; 4 * 3];
-//! gru.forward(&params, &[], &x, &mut whole, &mut vec![0.0; Net::SCRATCH]);
+//! gru.forward(nn_core::Weights::new(&params, &[]), &x, &mut whole, &mut vec![0.0; Net::SCRATCH]);
 //!
 //! let mut stream = Stream::new(gru, &params, &[]);
 //! for t in 0..4 {

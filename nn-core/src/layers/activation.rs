@@ -7,7 +7,7 @@
 use core::marker::PhantomData;
 
 use crate::activation::Activation;
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
 
@@ -86,15 +86,6 @@ impl<S: Shape> Layer for Act<S> {
             self.activation.backward(x, y, &mut dy[..n], Self::width());
             dx[..n].copy_from_slice(&dy[..n]);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        _path: Option<&TensorPath<'_>>,
-        _params_at: usize,
-        _buffers_at: usize,
-        _f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
     }
 
     fn visit_summary(&self, name: &str, depth: usize, f: &mut dyn FnMut(&crate::layer::SummaryRow<'_>)) {

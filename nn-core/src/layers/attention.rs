@@ -184,16 +184,6 @@ impl<const T: usize, const D: usize, const H: usize> Layer for MultiHeadAttentio
         let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         self.config().backward(params, x, None, cache, dy, dx, None, grads, scratch);
     }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        visit_attention::<D>(path, params_at, f);
-    }
 }
 
 impl<const T: usize, const D: usize, const H: usize> MultiHeadAttention<T, D, H> {

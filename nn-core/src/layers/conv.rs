@@ -44,13 +44,13 @@
 //! let x = [1.0; 25];
 //! let mut y = [0.0; 50];
 //! let mut scratch = vec![0.0; Conv::SCRATCH];
-//! CONV.forward(&params, &[], &x, &mut y, &mut scratch);
+//! CONV.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
 //! assert_eq!(y[0], 4.0); // a corner sees 4 pixels and 5 zeros of padding
 //! assert_eq!(y[12], 9.0); // the centre sees 9 pixels
 //! assert!(y[25..].iter().all(|&v| v == 0.5));
 //! ```
 use crate::kernels::conv::{self, ConvGeometry};
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape2, Shape3};
 
@@ -199,24 +199,6 @@ fn glorot_uniform(params: &mut [f32], weights: usize, fan_in: usize, fan_out: us
     let (w, b) = params.split_at_mut(weights);
     w.iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit));
     b.fill(0.0);
-}
-
-/// Reports `weight` of `shape` and, with `bias`, `bias` of `[filters]`.
-fn visit_weight_bias(
-    path: Option<&TensorPath<'_>>,
-    params_at: usize,
-    shape: &[usize],
-    filters: usize,
-    bias: bool,
-    f: &mut dyn FnMut(&TensorInfo<'_>),
-) {
-    let n: usize = shape.iter().product();
-    let weight = TensorPath::new(path, "weight");
-    f(&TensorInfo { path: &weight, shape, offset: params_at, len: n, trainable: true });
-    if bias {
-        let bias = TensorPath::new(path, "bias");
-        f(&TensorInfo { path: &bias, shape: &[filters], offset: params_at + n, len: filters, trainable: true });
-    }
 }
 
 /// The weight and, with `bias`, the bias of a parameter slice.
@@ -381,16 +363,6 @@ macro_rules! convolution_items {
         fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
             let TrainCtx { params, buffers, scratch, .. } = cx;
             self.forward(Weights::new(params, buffers), x, y, scratch);
-        }
-
-        fn visit_tensors(
-            &self,
-            path: Option<&TensorPath<'_>>,
-            params_at: usize,
-            _buffers_at: usize,
-            f: &mut dyn FnMut(&TensorInfo<'_>),
-        ) {
-            visit_weight_bias(path, params_at, &[$($dim),+], F, BIAS, f);
         }
     };
 }

@@ -16,7 +16,7 @@
 //! ```
 use crate::activation::Activation;
 use crate::kernels::dense;
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape1;
 
@@ -93,21 +93,5 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
         let (gw, gb) = grads.split_at_mut(n);
         let gb = if BIAS { Some(gb) } else { None };
         dense::backward(x, &params[..n], cache, y, self.activation, I, O, dy, gw, gb, dx);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let n = O * I;
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[O, I], offset: params_at, len: n, trainable: true });
-        if BIAS {
-            let bias = TensorPath::new(path, "bias");
-            f(&TensorInfo { path: &bias, shape: &[O], offset: params_at + n, len: O, trainable: true });
-        }
     }
 }

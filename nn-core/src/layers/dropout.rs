@@ -6,7 +6,7 @@
 //! never a global switch.
 use core::marker::PhantomData;
 
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
 
@@ -56,14 +56,5 @@ impl<S: Shape> Layer for Dropout<S> {
                 *dx = d * m;
             }
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        _path: Option<&TensorPath<'_>>,
-        _params_at: usize,
-        _buffers_at: usize,
-        _f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
     }
 }

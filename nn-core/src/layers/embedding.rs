@@ -15,11 +15,11 @@
 //! let mut weight = vec![0.0; Embedding::<3, 10, 4>::PARAMS];
 //! embed.init(&mut weight, &mut [], &mut Rng::new(1));
 //! let mut y = [0.0f32; 3 * 4];
-//! embed.forward(&weight, &[], &[7.0, 0.0, 99.0], &mut y, &mut []);
+//! embed.forward(nn_core::Weights::new(&weight, &[]), &[7.0, 0.0, 99.0], &mut y, &mut []);
 //! assert_eq!(&y[..4], &weight[7 * 4..8 * 4]); // row 7
 //! assert_eq!(&y[8..], &[0.0; 4]); // id 99 is out of range: zeros
 //! ```
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape1, Shape2};
 
@@ -91,16 +91,5 @@ impl<const T: usize, const V: usize, const D: usize> Layer for Embedding<T, V, D
         if let Some(dx) = dx {
             dx[..x.len()].fill(0.0);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[V, D], offset: params_at, len: V * D, trainable: true });
     }
 }

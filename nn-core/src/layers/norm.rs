@@ -38,7 +38,7 @@
 //! NORM.init(&mut params, &mut buffers, &mut Rng::new(0)); // weight 1, bias 0, var 1
 //! let x = [1.0, 3.0, 5.0, 7.0]; // two samples of [1, 1, 2]: mean 4, variance 5
 //! let (mut y, mut cache) = ([0.0; 4], vec![0.0; 2 * Norm::CACHE]);
-//! NORM.forward_train(&params, &mut buffers, &x, &mut y, &mut cache, &mut [], &mut Rng::new(0));
+//! NORM.forward_train(&x, &mut y, nn_core::TrainCtx { params: &params, buffers: &mut buffers, cache: &mut cache, scratch: &mut [], rng: &mut Rng::new(0) });
 //! assert!((y[0] + 3.0 / (5.0f32 + 1e-5).sqrt()).abs() < 1e-6);
 //! assert!((buffers[0] - 0.4).abs() < 1e-6); // running_mean = 0.9 * 0 + 0.1 * 4
 //! assert!((buffers[1] - (0.9 + 0.1 * 20.0 / 3.0)).abs() < 1e-6); // unbiased variance 20/3
@@ -46,7 +46,7 @@
 //! ```
 use core::marker::PhantomData;
 
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape, Shape3};
 
@@ -182,27 +182,6 @@ impl<S: Shape> Layer for BatchNorm<S> {
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
         let BackwardCtx { params, cache, grads, .. } = cx;
         backward(Self::CHANNELS, Self::SPATIAL, self.inference, params, x, cache, dy, dx, grads);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let c = Self::CHANNELS;
-        let tensors: [(&str, &[usize], usize, usize, bool); 5] = [
-            ("weight", &[c], params_at, c, true),
-            ("bias", &[c], params_at + c, c, true),
-            ("running_mean", &[c], buffers_at, c, false),
-            ("running_var", &[c], buffers_at + c, c, false),
-            ("num_batches_tracked", &[], buffers_at + 2 * c, 1, false),
-        ];
-        for (name, shape, offset, len, trainable) in tensors {
-            let path = TensorPath::new(path, name);
-            f(&TensorInfo { path: &path, shape, offset, len, trainable });
-        }
     }
 }
 

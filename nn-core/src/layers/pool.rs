@@ -27,14 +27,14 @@
 //! const POOL: Pool = MaxPool2d::new([2, 2], [2, 2], [0, 0]);
 //! let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
 //! let mut y = [0.0; 4];
-//! POOL.forward(&[], &[], &x, &mut y, &mut []);
+//! POOL.forward(nn_core::Weights::new(&[], &[]), &x, &mut y, &mut []);
 //! assert_eq!(y, [5.0, 7.0, 13.0, 15.0]);
 //! ```
 use core::marker::PhantomData;
 
 use super::conv::output_len;
 use crate::kernels::pool::{self, PoolGeometry};
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape1, Shape2, Shape3};
 
@@ -144,15 +144,6 @@ macro_rules! no_params {
         fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
             let TrainCtx { params, buffers, scratch, .. } = cx;
             self.forward(Weights::new(params, buffers), x, y, scratch);
-        }
-
-        fn visit_tensors(
-            &self,
-            _path: Option<&TensorPath<'_>>,
-            _params_at: usize,
-            _buffers_at: usize,
-            _f: &mut dyn FnMut(&TensorInfo<'_>),
-        ) {
         }
     };
     (

@@ -20,11 +20,11 @@
 //!
 //! let pe = PositionalEncoding::<3, 4>::new();
 //! let mut y = [0.0f32; 12];
-//! pe.forward(&[], &[], &[0.0; 12], &mut y, &mut []);
+//! pe.forward(nn_core::Weights::new(&[], &[]), &[0.0; 12], &mut y, &mut []);
 //! assert_eq!(&y[..4], &[0.0, 1.0, 0.0, 1.0]); // position 0: sin 0, cos 0
 //! assert!((y[4] - 1.0f32.sin()).abs() < 1e-6 && (y[5] - 1.0f32.cos()).abs() < 1e-6);
 //! ```
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 
@@ -85,15 +85,6 @@ impl<const T: usize, const D: usize> Layer for PositionalEncoding<T, D> {
             dx[..x.len()].copy_from_slice(&dy[..x.len()]);
         }
     }
-
-    fn visit_tensors(
-        &self,
-        _path: Option<&TensorPath<'_>>,
-        _params_at: usize,
-        _buffers_at: usize,
-        _f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-    }
 }
 
 /// A learned position table `weight [T, D]` added to a sequence `[T, D]`.
@@ -144,16 +135,5 @@ impl<const T: usize, const D: usize> Layer for LearnedPositional<T, D> {
         if let Some(dx) = dx {
             dx[..n].copy_from_slice(&dy[..n]);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[T, D], offset: params_at, len: T * D, trainable: true });
     }
 }

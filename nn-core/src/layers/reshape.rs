@@ -16,13 +16,13 @@
 //! const FLAT: Flatten<Shape3<2, 3, 4>, 24> = Flatten::new();
 //! let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
 //! let mut y = [0.0; 24];
-//! FLAT.forward(&[], &[], &x, &mut y, &mut []);
+//! FLAT.forward(nn_core::Weights::new(&[], &[]), &x, &mut y, &mut []);
 //! assert_eq!(y[5], 5.0);
 //! ```
 use core::marker::PhantomData;
 
 use super::pool::no_params;
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape, Shape1};
 

@@ -16,13 +16,13 @@
 //! let fc = SequenceDense::<2, 3, 1>::new(Activation::Identity);
 //! let params = [1.0, 2.0, 3.0, 0.5]; // weight [1, 3], bias [1]
 //! let mut y = [0.0f32; 2];
-//! fc.forward(&params, &[], &[1.0, 0.0, 0.0, 0.0, 1.0, 1.0], &mut y, &mut []);
+//! fc.forward(nn_core::Weights::new(&params, &[]), &[1.0, 0.0, 0.0, 0.0, 1.0, 1.0], &mut y, &mut []);
 //! assert_eq!(y, [1.5, 5.5]);
 //! ```
 use crate::activation::Activation;
 use crate::kernels::dense;
 use crate::kernels::recurrent::project;
-use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 
@@ -97,21 +97,5 @@ impl<const T: usize, const F: usize, const U: usize, const BIAS: bool> Layer for
         let (gw, gb) = grads.split_at_mut(n);
         let gb = if BIAS { Some(&mut gb[..U]) } else { None };
         dense::backward(x, &params[..n], cache, y, self.activation, F, U, dy, gw, gb, dx);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let n = U * F;
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[U, F], offset: params_at, len: n, trainable: true });
-        if BIAS {
-            let bias = TensorPath::new(path, "bias");
-            f(&TensorInfo { path: &bias, shape: &[U], offset: params_at + n, len: U, trainable: true });
-        }
     }
 }

@@ -35,20 +35,20 @@
 //! ENCODER.init(&mut params, &mut [], &mut Rng::new(0));
 //! let x = vec![0.1; 4 * 8];
 //! let (mut y, mut scratch) = (vec![0.0; 4 * 8], vec![0.0; Encoder::SCRATCH]);
-//! ENCODER.forward(&params, &[], &x, &mut y, &mut scratch);
+//! ENCODER.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
 //! assert!(y.iter().all(|v| v.is_finite()));
 //! let mut names = Vec::new();
 //! ENCODER.visit_tensors(None, 0, 0, &mut |t| names.push(t.path.to_string()));
 //! assert_eq!(names[0], "layers.0.self_attn.in_proj_weight");
 //! assert_eq!(names.last().unwrap(), "layers.1.norm2.bias");
 //! ```
-use super::attention::{init_attention, visit_attention, MultiHeadAttention};
+use super::attention::{init_attention, MultiHeadAttention};
 use super::dense::Dense;
 use super::layer_norm;
 use crate::activation::Activation;
 use crate::kernels::attention::{attention_params, Attention};
 use crate::kernels::dense;
-use crate::layer::{BackwardCtx, Frozen, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
+use crate::layer::{BackwardCtx, Frozen, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 
@@ -205,19 +205,6 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
             d_hidden.iter_mut().zip(&mask[..n]).for_each(|(d, &m)| *d *= m);
         }
         dense::backward(x, w1, pre, act, self.activation, D, F, d_hidden, gw1, Some(gb1), dx);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let linear1 = TensorPath::new(path, "linear1");
-        Dense::<D, F>::new(Activation::Identity).visit_tensors(Some(&linear1), params_at, 0, f);
-        let linear2 = TensorPath::new(path, "linear2");
-        Dense::<F, D>::new(Activation::Identity).visit_tensors(Some(&linear2), params_at + F * D + F, 0, f);
     }
 }
 
@@ -514,23 +501,6 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
             }
         }
     }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let [_, o_ff, o_n1, o_n2] = Self::OFFSETS;
-        let attn = TensorPath::new(path, "self_attn");
-        visit_attention::<D>(Some(&attn), params_at, f);
-        self.feed_forward().visit_tensors(path, params_at + o_ff, 0, f);
-        let norm1 = TensorPath::new(path, "norm1");
-        layer_norm::visit(Some(&norm1), params_at + o_n1, D, f);
-        let norm2 = TensorPath::new(path, "norm2");
-        layer_norm::visit(Some(&norm2), params_at + o_n2, D, f);
-    }
 }
 
 /// A stack of `N` identical-shaped encoder layers (each with its own parameters), as
@@ -643,20 +613,6 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
     }
 }
 
-/// Writes `i` in decimal into `buf`, returning the digits.
-fn decimal(mut i: usize, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (i % 10) as u8;
-        i /= 10;
-        if i == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[at..]).unwrap_or("?")
-}
-
 impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: usize> Layer
     for TransformerEncoder<T, D, H, F, N>
 {
@@ -709,21 +665,6 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
             let cx = BackwardCtx { params: p, cache: c, grads: g, frozen: Frozen::NONE, scratch: &mut *rest };
             self.layer.backward(input, output, grad, d_input, cx);
             (grad, next) = (next, grad);
-        }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let layers = TensorPath::new(path, "layers");
-        for i in 0..N {
-            let mut buf = [0u8; 20];
-            let index = TensorPath::new(Some(&layers), decimal(i, &mut buf));
-            self.layer.visit_tensors(Some(&index), params_at + i * Self::LAYER_PARAMS, 0, f);
         }
     }
 }
