@@ -6,6 +6,14 @@
 //! one array, laid out in `state_dict` order, and parameters can live on the heap or in
 //! a `static`.
 //!
+//! The data of a call (`x`, `y` and their gradients) are its arguments; the state it
+//! reads and writes comes in a small named context, borrowed slices that cost nothing
+//! to build: [`Weights`] (parameters and buffers) for inference, [`TrainCtx`]
+//! (parameters, buffers, cache, scratch, random source) for the training forward and
+//! [`BackwardCtx`] (parameters, cache, gradients, the [`Frozen`] set, scratch) for the
+//! backward. A composition builds its layers' contexts from its own by re-slicing
+//! (`Chain` below, and the code `network!` generates).
+//!
 //! Every method works on a whole batch: `x` holds `batch * Input::LEN` floats and
 //! `y` holds `batch * Output::LEN`, each sample contiguous. The batch size is
 //! `x.len() / Input::LEN`. Workspaces are per sample, so the caller sizes `cache` as
@@ -17,7 +25,7 @@ use core::ops::Range;
 
 use crate::rng::Rng;
 use crate::shape::Shape;
-use crate::weights::TensorTree;
+use crate::weights::{TensorTree, Text};
 
 /// A differentiable layer with compile-time input and output shapes.
 pub trait Layer: 'static {
@@ -298,8 +306,9 @@ fn visit_tree(
         TensorTree::Repeat { name, count, inner } => {
             let scope = TensorPath::new(path, name);
             for k in 0..count {
-                let mut digits = Digits::new();
-                visit_tree(inner, Some(&TensorPath::new(Some(&scope), digits.usize(k))), at, f);
+                let mut index = Text::new();
+                index.push_usize(k);
+                visit_tree(inner, Some(&TensorPath::new(Some(&scope), index.as_str())), at, f);
             }
         }
         TensorTree::Recurrent { gate_width, features, hidden, layers, directions } => {
@@ -313,64 +322,16 @@ fn visit_tree(
                         ("bias_ih_l", &[gate_width]),
                         ("bias_hh_l", &[gate_width]),
                     ];
-                    for (name, shape) in tensors {
-                        let mut text = Digits::new();
-                        leaf(text.name(name, layer, suffix), shape, true, at);
+                    for (prefix, shape) in tensors {
+                        let mut name = Text::new();
+                        name.push_str(prefix);
+                        name.push_usize(layer);
+                        name.push_str(suffix);
+                        leaf(name.as_str(), shape, true, at);
                     }
                 }
             }
         }
-    }
-}
-
-/// A short name built on the stack: a number, or `prefix{number}suffix`.
-struct Digits {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Digits {
-    fn new() -> Self {
-        Digits { bytes: [0; 64], len: 0 }
-    }
-
-    fn push(&mut self, text: &[u8]) {
-        let end = (self.len + text.len()).min(self.bytes.len());
-        self.bytes[self.len..end].copy_from_slice(&text[..end - self.len]);
-        self.len = end;
-    }
-
-    fn push_usize(&mut self, n: usize) {
-        let mut digits = [0u8; 20];
-        let (mut i, mut n) = (digits.len(), n);
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(&digits[i..]);
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII is pushed: the prefixes and suffixes above, and digits.
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
-
-    /// `n` in decimal.
-    fn usize(&mut self, n: usize) -> &str {
-        self.push_usize(n);
-        self.as_str()
-    }
-
-    /// `prefix{n}suffix`.
-    fn name(&mut self, prefix: &str, n: usize, suffix: &str) -> &str {
-        self.push(prefix.as_bytes());
-        self.push_usize(n);
-        self.push(suffix.as_bytes());
-        self.as_str()
     }
 }
 

@@ -202,8 +202,10 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 match &g.layers[*k] {
                     GraphLayer::Plain(_) => {
                         let (pr, br) = (p_range(*k), b_range(*k));
+                        let (p, b, ty) =
+                            (format_ident!("__NN_P{}", k), format_ident!("__NN_B{}", k), format_ident!("__NnL{}", k));
                         forward_body.extend(quote! {
-                            let __w = ::nn_core::Weights::new(&params[#pr], &buffers[#br]);
+                            let __w = w.of::<#ty>(#p, #b);
                             ::nn_core::Layer::forward(&#l, __w, #x, &mut *#out, &mut *scratch);
                         });
                         train_body.extend(quote! {

@@ -47,13 +47,7 @@ fn check<L: Layer>(what: &str, layer: &L, batch: usize, seed: u64, forward: Opti
             None => layer.forward_train(
                 x,
                 y,
-                nn_core::TrainCtx {
-                    params: params,
-                    buffers: &mut [],
-                    cache: cache,
-                    scratch: &mut scratch,
-                    rng: &mut r,
-                },
+                nn_core::TrainCtx { params, buffers: &mut [], cache, scratch: &mut scratch, rng: &mut r },
             ),
         }
     };

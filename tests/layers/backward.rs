@@ -58,7 +58,7 @@ fn forward_train<L: Layer>(layer: &L, params: &[f32], x: &[f32], seed: u64) -> (
         x,
         &mut y,
         nn_core::TrainCtx {
-            params: params,
+            params,
             buffers: &mut buffers,
             cache: &mut cache,
             scratch: &mut scratch,
@@ -87,9 +87,9 @@ fn backward<L: Layer>(
         &mut dy.to_vec(),
         dx,
         nn_core::BackwardCtx {
-            params: params,
+            params,
             cache: &cache,
-            grads: grads,
+            grads,
             frozen: nn_core::layer::Frozen::NONE,
             scratch: &mut scratch,
         },

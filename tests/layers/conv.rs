@@ -42,7 +42,7 @@ fn run_train<L: Layer>(layer: &L, params: &[f32], buffers: &[f32], x: &[f32]) ->
         x,
         &mut y,
         nn_core::TrainCtx {
-            params: params,
+            params,
             buffers: &mut buffers,
             cache: &mut cache,
             scratch: &mut scratch,
@@ -87,7 +87,7 @@ fn check_gradients<L: Layer>(
         &mut dy,
         Some(&mut dx),
         nn_core::BackwardCtx {
-            params: params,
+            params,
             cache: &cache,
             grads: &mut grads,
             frozen: nn_core::layer::Frozen::NONE,
@@ -111,7 +111,7 @@ fn check_gradients<L: Layer>(
         &mut dy,
         None,
         nn_core::BackwardCtx {
-            params: params,
+            params,
             cache: &cache,
             grads: &mut grads_only,
             frozen: nn_core::layer::Frozen::NONE,

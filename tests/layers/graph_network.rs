@@ -42,7 +42,7 @@ fn weighted_output<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -
         x,
         &mut y,
         nn_core::TrainCtx {
-            params: params,
+            params,
             buffers: &mut buffers,
             cache: &mut cache,
             scratch: &mut scratch,
@@ -63,7 +63,7 @@ fn gradients<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec
         x,
         &mut y,
         nn_core::TrainCtx {
-            params: params,
+            params,
             buffers: &mut buffers,
             cache: &mut cache,
             scratch: &mut scratch,
@@ -80,7 +80,7 @@ fn gradients<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec
         &mut dy,
         Some(&mut dx),
         nn_core::BackwardCtx {
-            params: params,
+            params,
             cache: &cache,
             grads: &mut grads,
             frozen: nn_core::layer::Frozen::NONE,
@@ -267,13 +267,7 @@ fn pair_loss(params: &[f32], a: &[f32], b: &[f32], dy: (&[f32], &[f32])) -> f64 
     Pair.forward_train(
         [a, b],
         [&mut y0, &mut y1],
-        nn_core::TrainCtx {
-            params: params,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(1),
-        },
+        nn_core::TrainCtx { params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut Rng::new(1) },
     );
     let dot = |y: &[f32], d: &[f32]| y.iter().zip(d).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
     dot(&y0, dy.0) + dot(&y1, dy.1)

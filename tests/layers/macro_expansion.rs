@@ -139,7 +139,7 @@ fn training_pass<L: Layer>(layer: &L, params: &[f32], x: &[f32]) -> [Vec<f32>; 4
     layer.forward_train(
         x,
         &mut y,
-        nn_core::TrainCtx { params: params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng },
+        nn_core::TrainCtx { params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng },
     );
     let mut dy: Vec<f32> = y.iter().map(|v| v - 0.5).collect();
     let mut dx = vec![0.0; x.len()];
@@ -150,7 +150,7 @@ fn training_pass<L: Layer>(layer: &L, params: &[f32], x: &[f32]) -> [Vec<f32>; 4
         &mut dy,
         Some(&mut dx),
         nn_core::BackwardCtx {
-            params: params,
+            params,
             cache: &cache,
             grads: &mut grads,
             frozen: nn_core::layer::Frozen::NONE,
