@@ -188,7 +188,12 @@ pub fn attention_weights(model: &Model<Sorter>, digits: &[f32], layer: usize) ->
     let encoder_at = encoder_at.expect("Sorter has an encoder");
     // The encoder's input: the embedding network, the first layer of `Sorter`.
     let mut embedded = vec![0.0; LEN * WIDTH];
-    Embed.forward(&params[..Embed::PARAMS], &[], digits, &mut embedded, &mut vec![0.0; Embed::SCRATCH]);
+    Embed.forward(
+        nn_core::Weights::new(&params[..Embed::PARAMS], &[]),
+        digits,
+        &mut embedded,
+        &mut vec![0.0; Embed::SCRATCH],
+    );
     ENCODER.attention_weights(&params[encoder_at..encoder_at + Encoder::PARAMS], &embedded, layer)
 }
 

@@ -6,6 +6,14 @@
 //! one array, laid out in `state_dict` order, and parameters can live on the heap or in
 //! a `static`.
 //!
+//! The data of a call (`x`, `y` and their gradients) are its arguments; the state it
+//! reads and writes comes in a small named context, borrowed slices that cost nothing
+//! to build: [`Weights`] (parameters and buffers) for inference, [`TrainCtx`]
+//! (parameters, buffers, cache, scratch, random source) for the training forward and
+//! [`BackwardCtx`] (parameters, cache, gradients, the [`Frozen`] set, scratch) for the
+//! backward. A composition builds its layers' contexts from its own by re-slicing
+//! (`Chain` below, and the code `network!` generates).
+//!
 //! Every method works on a whole batch: `x` holds `batch * Input::LEN` floats and
 //! `y` holds `batch * Output::LEN`, each sample contiguous. The batch size is
 //! `x.len() / Input::LEN`. Workspaces are per sample, so the caller sizes `cache` as
@@ -17,7 +25,7 @@ use core::ops::Range;
 
 use crate::rng::Rng;
 use crate::shape::Shape;
-use crate::weights::TensorTree;
+use crate::weights::{TensorTree, Text};
 
 /// A differentiable layer with compile-time input and output shapes.
 pub trait Layer: 'static {
@@ -62,7 +70,7 @@ pub trait Layer: 'static {
 
     /// Inference: `y = f(x)`. Dropout is the identity and batch norm uses its running
     /// statistics.
-    fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]);
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]);
 
     /// Inference of `batch` samples whose input is the start of `io`, which this call
     /// may overwrite: a sequence writes its layers' outputs into `spare` and `io` in
@@ -70,12 +78,10 @@ pub trait Layer: 'static {
     /// `io` holds at least `batch * PIPE_IO` floats and the input, `spare` at least
     /// `batch * PIPE_SPARE`, `scratch` at least `batch * PIPE_SCRATCH`. A single layer reads `io` and calls
     /// [`Layer::forward`].
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn forward_pipe(
         &self,
-        params: &[f32],
-        buffers: &[f32],
+        w: Weights<'_>,
         batch: usize,
         io: &mut [f32],
         spare: &mut [f32],
@@ -83,76 +89,48 @@ pub trait Layer: 'static {
         scratch: &mut [f32],
     ) {
         let _ = spare;
-        self.forward(params, buffers, &io[..batch * <Self::Input as Shape>::LEN], y, scratch)
+        self.forward(w, &io[..batch * <Self::Input as Shape>::LEN], y, scratch)
     }
 
     /// Training forward: like `forward`, but in training mode (dropout active, batch
-    /// statistics), keeping in `cache` what `backward` needs.
-    #[allow(clippy::too_many_arguments)]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    );
+    /// statistics), keeping in `cx.cache` what `backward` needs.
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>);
 
     /// Backward: given `dy = dL/dy` (which it may overwrite), adds `dL/dparams` into
-    /// `grads` and, when `dx` is given, writes `dL/dx` into it. `x`, `y` and `cache`
-    /// are those of the matching `forward_train`.
-    #[allow(clippy::too_many_arguments)]
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    );
-
-    /// Backward with some parameters frozen (`frozen`, in this layer's parameter
-    /// coordinates): as `backward`, except that the gradients of frozen parameters need
-    /// not be computed (their entries in `grads` may be left as they are), and that a
-    /// layer whose parameters are all frozen does nothing when `dx` is not wanted.
+    /// `cx.grads` and, when `dx` is given, writes `dL/dx` into it. `x`, `y` and
+    /// `cx.cache` are those of the matching `forward_train`.
     ///
-    /// The default does exactly that last skip and otherwise calls `backward`;
-    /// compositions (`Chain`, networks) pass the frozen ranges down and skip the whole
-    /// backward below the last layer that has a trainable parameter, and dense and
-    /// convolution layers skip their weight-gradient products when frozen.
-    #[allow(clippy::too_many_arguments)]
-    fn backward_frozen(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-        frozen: Frozen<'_>,
-    ) {
-        if dx.is_none() && frozen.all(Self::PARAMS) {
-            return;
-        }
-        self.backward(params, x, y, cache, dy, dx, grads, scratch)
-    }
+    /// The gradients of the parameters in `cx.frozen` need not be computed (their
+    /// entries in `cx.grads` may be left as they are): compositions (`Chain`,
+    /// networks) skip the backward of a layer whose parameters are all frozen when its
+    /// `dx` is not wanted, and dense and convolution layers skip their weight-gradient
+    /// products when frozen. With nothing frozen ([`Frozen::NONE`]) every gradient is
+    /// computed.
+    fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>);
 
     /// Calls `f` for every parameter and buffer tensor, in `state_dict` order.
     /// `params_at` and `buffers_at` are this layer's offsets in the model's arrays.
+    ///
+    /// The default walks [`Layer::TENSORS`]; a layer with parameters that does not
+    /// describe them there ([`TensorTree::Unknown`]) must implement this method (using
+    /// the default is then a compile error), and compositions delegate to their
+    /// layers so that such a layer inside them is visited too.
     fn visit_tensors(
         &self,
         path: Option<&TensorPath<'_>>,
         params_at: usize,
         buffers_at: usize,
         f: &mut dyn FnMut(&TensorInfo<'_>),
-    );
+    ) {
+        const {
+            assert!(
+                Self::TENSORS.unknown().is_none(),
+                "a layer with parameters or buffers describes them in `Layer::TENSORS` or implements \
+                 `Layer::visit_tensors`"
+            )
+        };
+        visit_tree(Self::TENSORS, path, &mut (params_at, buffers_at), f);
+    }
 
     /// Calls `f` for every row of a summary table (one per layer; networks list their
     /// layers, indented by `depth`).
@@ -197,7 +175,7 @@ pub trait Network: Layer + Default + Copy {
 }
 
 /// Frozen parameters seen from one layer: ranges of the model's parameter array, and
-/// the offset of this layer's parameters in it. Passed to [`Layer::backward_frozen`].
+/// the offset of this layer's parameters in it. Part of a [`BackwardCtx`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Frozen<'a> {
     ranges: &'a [Range<usize>],
@@ -221,6 +199,7 @@ impl<'a> Frozen<'a> {
 
     /// Whether the first `len` parameters of this layer are all frozen (always for
     /// `len = 0`).
+    #[inline]
     pub fn all(&self, len: usize) -> bool {
         let (mut at, end) = (self.offset, self.offset + len);
         while at < end {
@@ -230,6 +209,129 @@ impl<'a> Frozen<'a> {
             }
         }
         true
+    }
+}
+
+/// What inference reads besides its input: a layer's parameters and buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a> {
+    /// The trainable parameters.
+    pub params: &'a [f32],
+    /// The non-trainable state (batch-norm running statistics).
+    pub buffers: &'a [f32],
+}
+
+impl<'a> Weights<'a> {
+    /// The parameters `params` and buffers `buffers`.
+    #[inline(always)]
+    pub const fn new(params: &'a [f32], buffers: &'a [f32]) -> Self {
+        Weights { params, buffers }
+    }
+
+    /// The weights of the layer `L` whose parameters start at `params_at` and buffers
+    /// at `buffers_at`: `L::PARAMS` and `L::BUFFERS` floats.
+    #[inline(always)]
+    pub fn of<L: Layer>(self, params_at: usize, buffers_at: usize) -> Self {
+        Weights {
+            params: &self.params[params_at..params_at + L::PARAMS],
+            buffers: &self.buffers[buffers_at..buffers_at + L::BUFFERS],
+        }
+    }
+
+    /// The weights of a first layer `A` and those of the layers after it.
+    #[inline(always)]
+    pub fn split<A: Layer>(self) -> (Self, Self) {
+        let (pa, pb) = self.params.split_at(A::PARAMS);
+        let (ba, bb) = self.buffers.split_at(A::BUFFERS);
+        (Weights::new(pa, ba), Weights::new(pb, bb))
+    }
+}
+
+/// What a training forward ([`Layer::forward_train`]) reads and writes besides its
+/// input and output.
+#[derive(Debug)]
+pub struct TrainCtx<'a> {
+    /// The trainable parameters.
+    pub params: &'a [f32],
+    /// The non-trainable state, which training updates (batch-norm running statistics).
+    pub buffers: &'a mut [f32],
+    /// `batch * CACHE` floats kept for [`Layer::backward`].
+    pub cache: &'a mut [f32],
+    /// `batch * SCRATCH` floats of temporary space.
+    pub scratch: &'a mut [f32],
+    /// The random source (dropout).
+    pub rng: &'a mut Rng,
+}
+
+/// What a backward ([`Layer::backward`]) reads and writes besides the values and
+/// their gradients: the parameters and cache it reads, the gradient sink (`grads` and
+/// the `frozen` parameters whose gradients need not be computed) and its scratch.
+#[derive(Debug)]
+pub struct BackwardCtx<'a> {
+    /// The trainable parameters.
+    pub params: &'a [f32],
+    /// The cache of the matching [`Layer::forward_train`].
+    pub cache: &'a [f32],
+    /// The gradients of the parameters, which the backward adds into.
+    pub grads: &'a mut [f32],
+    /// The frozen parameters ([`Frozen::NONE`] when training all of them).
+    pub frozen: Frozen<'a>,
+    /// `batch * SCRATCH` floats of temporary space.
+    pub scratch: &'a mut [f32],
+}
+
+/// Calls `f` for the tensors of `tree` under `path`, trainable ones at the parameter
+/// offset `at.0` and the others at the buffer offset `at.1`, advancing them.
+fn visit_tree(
+    tree: &TensorTree,
+    path: Option<&TensorPath<'_>>,
+    at: &mut (usize, usize),
+    f: &mut dyn FnMut(&TensorInfo<'_>),
+) {
+    let mut leaf = |name: &str, shape: &[usize], trainable: bool, at: &mut (usize, usize)| {
+        let len = shape.iter().product();
+        let offset = if trainable { &mut at.0 } else { &mut at.1 };
+        let here = TensorPath::new(path, name);
+        f(&TensorInfo { path: &here, shape, offset: *offset, len, trainable });
+        *offset += len;
+    };
+    match *tree {
+        TensorTree::Empty | TensorTree::Unknown { .. } => {}
+        TensorTree::Leaf { name, shape, trainable } => leaf(name, shape, trainable, at),
+        TensorTree::Scope { name, inner } => visit_tree(inner, Some(&TensorPath::new(path, name)), at, f),
+        TensorTree::Pair { first, rest } => {
+            visit_tree(first, path, at, f);
+            visit_tree(rest, path, at, f);
+        }
+        TensorTree::Repeat { name, count, inner } => {
+            let scope = TensorPath::new(path, name);
+            for k in 0..count {
+                let mut index = Text::new();
+                index.push_usize(k);
+                visit_tree(inner, Some(&TensorPath::new(Some(&scope), index.as_str())), at, f);
+            }
+        }
+        TensorTree::Recurrent { gate_width, features, hidden, layers, directions } => {
+            for layer in 0..layers {
+                let input = if layer == 0 { features } else { directions * hidden };
+                for direction in 0..directions {
+                    let suffix = if direction == 1 { "_reverse" } else { "" };
+                    let tensors: [(&str, &[usize]); 4] = [
+                        ("weight_ih_l", &[gate_width, input]),
+                        ("weight_hh_l", &[gate_width, hidden]),
+                        ("bias_ih_l", &[gate_width]),
+                        ("bias_hh_l", &[gate_width]),
+                    ];
+                    for (prefix, shape) in tensors {
+                        let mut name = Text::new();
+                        name.push_str(prefix);
+                        name.push_usize(layer);
+                        name.push_str(suffix);
+                        leaf(name.as_str(), shape, true, at);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -457,63 +559,6 @@ pub(crate) mod private {
         buf.split_at_mut(n)
     }
 
-    /// The four computing methods of a wrapper layer, delegated to `self.layer`
-    /// (`Named` and `Fit` differ only in names and shapes).
-    macro_rules! delegate_compute {
-        () => {
-            #[inline]
-            fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
-                self.layer.init(params, buffers, rng)
-            }
-            #[inline]
-            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-                self.layer.forward(params, buffers, x, y, scratch)
-            }
-            #[inline]
-            fn forward_train(
-                &self,
-                params: &[f32],
-                buffers: &mut [f32],
-                x: &[f32],
-                y: &mut [f32],
-                cache: &mut [f32],
-                scratch: &mut [f32],
-                rng: &mut Rng,
-            ) {
-                self.layer.forward_train(params, buffers, x, y, cache, scratch, rng)
-            }
-            #[inline]
-            fn backward(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-            ) {
-                self.layer.backward(params, x, y, cache, dy, dx, grads, scratch)
-            }
-            #[inline]
-            fn backward_frozen(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-                frozen: Frozen<'_>,
-            ) {
-                self.layer.backward_frozen(params, x, y, cache, dy, dx, grads, scratch, frozen)
-            }
-        };
-    }
-
     impl<L: Layer> Layer for Named<L> {
         type Input = L::Input;
         type Output = L::Output;
@@ -524,7 +569,27 @@ pub(crate) mod private {
         const FORWARD_SCRATCH: usize = L::FORWARD_SCRATCH;
         const KIND: &'static str = L::KIND;
 
-        delegate_compute!();
+        #[inline]
+        fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
+            self.layer.init(params, buffers, rng)
+        }
+        #[inline]
+        fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            self.layer.forward(w, x, y, scratch)
+        }
+        #[inline]
+        fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+            self.layer.forward_train(x, y, cx)
+        }
+        /// Skips the layer when its parameters are all frozen and `dx` is not wanted:
+        /// every layer of a network is `Named`.
+        #[inline]
+        fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+            if dx.is_none() && cx.frozen.all(L::PARAMS) {
+                return;
+            }
+            self.layer.backward(x, y, dy, dx, cx)
+        }
         fn visit_tensors(
             &self,
             path: Option<&TensorPath<'_>>,
@@ -572,30 +637,28 @@ pub(crate) mod private {
         }
 
         #[inline]
-        fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
             let batch = x.len() / <A::Input as Shape>::LEN;
             let mid = batch * <A::Output as Shape>::LEN;
-            let (pa, pb) = params.split_at(A::PARAMS);
-            let (ba, bb) = buffers.split_at(A::BUFFERS);
+            let (wa, wb) = w.split::<A>();
             if Self::FORWARD_PIPED <= Self::FORWARD_IN_TURN {
                 // `A` writes into `io`, then the rest runs as a pipe over `io` and
                 // `spare`, which `A`'s scratch space becomes.
                 let (io, scratch) = split(scratch, batch * Self::PIPE_SPARE);
-                self.first.forward(pa, ba, x, &mut io[..mid], scratch);
+                self.first.forward(wa, x, &mut io[..mid], scratch);
                 let (spare, scratch) = split(scratch, batch * B::PIPE_SPARE);
-                self.rest.forward_pipe(pb, bb, batch, io, spare, y, scratch);
+                self.rest.forward_pipe(wb, batch, io, spare, y, scratch);
             } else {
                 let (io, scratch) = split(scratch, mid);
-                self.first.forward(pa, ba, x, io, scratch);
-                self.rest.forward(pb, bb, io, y, scratch);
+                self.first.forward(wa, x, io, scratch);
+                self.rest.forward(wb, io, y, scratch);
             }
         }
 
         #[inline]
         fn forward_pipe(
             &self,
-            params: &[f32],
-            buffers: &[f32],
+            w: Weights<'_>,
             batch: usize,
             io: &mut [f32],
             spare: &mut [f32],
@@ -604,24 +667,15 @@ pub(crate) mod private {
         ) {
             // `A` reads `io` and writes `spare`; the rest reads `spare` and may
             // overwrite `io`, whose value is no longer needed.
-            let (pa, pb) = params.split_at(A::PARAMS);
-            let (ba, bb) = buffers.split_at(A::BUFFERS);
+            let (wa, wb) = w.split::<A>();
             let (x, mid) = (&io[..batch * <A::Input as Shape>::LEN], &mut spare[..batch * <A::Output as Shape>::LEN]);
-            self.first.forward(pa, ba, x, mid, scratch);
-            self.rest.forward_pipe(pb, bb, batch, spare, io, y, scratch);
+            self.first.forward(wa, x, mid, scratch);
+            self.rest.forward_pipe(wb, batch, spare, io, y, scratch);
         }
 
         #[inline]
-        fn forward_train(
-            &self,
-            params: &[f32],
-            buffers: &mut [f32],
-            x: &[f32],
-            y: &mut [f32],
-            cache: &mut [f32],
-            scratch: &mut [f32],
-            rng: &mut Rng,
-        ) {
+        fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+            let TrainCtx { params, buffers, cache, scratch, rng } = cx;
             let batch = x.len() / <A::Input as Shape>::LEN;
             let (mid, cache) = split(cache, batch * <A::Output as Shape>::LEN);
             let (ca, cb) = split(cache, batch * A::CACHE);
@@ -629,47 +683,17 @@ pub(crate) mod private {
             let scratch = &mut scratch[batch * <A::Output as Shape>::LEN..];
             let (pa, pb) = params.split_at(A::PARAMS);
             let (ba, bb) = buffers.split_at_mut(A::BUFFERS);
-            self.first.forward_train(pa, ba, x, mid, ca, scratch, rng);
-            self.rest.forward_train(pb, bb, mid, y, cb, scratch, rng);
+            self.first.forward_train(
+                x,
+                mid,
+                TrainCtx { params: pa, buffers: ba, cache: ca, scratch: &mut *scratch, rng: &mut *rng },
+            );
+            self.rest.forward_train(mid, y, TrainCtx { params: pb, buffers: bb, cache: cb, scratch, rng });
         }
 
         #[inline]
-        fn backward(
-            &self,
-            params: &[f32],
-            x: &[f32],
-            y: &[f32],
-            cache: &[f32],
-            dy: &mut [f32],
-            dx: Option<&mut [f32]>,
-            grads: &mut [f32],
-            scratch: &mut [f32],
-        ) {
-            let batch = x.len() / <A::Input as Shape>::LEN;
-            let n_mid = batch * <A::Output as Shape>::LEN;
-            let (mid, cache) = cache.split_at(n_mid);
-            let (ca, cb) = cache.split_at(batch * A::CACHE);
-            let cb = &cb[..batch * B::CACHE];
-            let (dmid, scratch) = split(scratch, n_mid);
-            let (pa, pb) = params.split_at(A::PARAMS);
-            let (ga, gb) = grads.split_at_mut(A::PARAMS);
-            self.rest.backward(pb, mid, y, cb, dy, Some(dmid), gb, scratch);
-            self.first.backward(pa, x, mid, ca, dmid, dx, ga, scratch);
-        }
-
-        #[inline]
-        fn backward_frozen(
-            &self,
-            params: &[f32],
-            x: &[f32],
-            y: &[f32],
-            cache: &[f32],
-            dy: &mut [f32],
-            dx: Option<&mut [f32]>,
-            grads: &mut [f32],
-            scratch: &mut [f32],
-            frozen: Frozen<'_>,
-        ) {
+        fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+            let BackwardCtx { params, cache, grads, frozen, scratch } = cx;
             let batch = x.len() / <A::Input as Shape>::LEN;
             let n_mid = batch * <A::Output as Shape>::LEN;
             let (mid, cache) = cache.split_at(n_mid);
@@ -682,9 +706,22 @@ pub(crate) mod private {
             // or has a trainable parameter.
             let first = dx.is_some() || !frozen.all(A::PARAMS);
             let wanted = if first { Some(&mut *dmid) } else { None };
-            self.rest.backward_frozen(pb, mid, y, cb, dy, wanted, gb, scratch, frozen.shifted(A::PARAMS));
+            let rest = BackwardCtx {
+                params: pb,
+                cache: cb,
+                grads: gb,
+                frozen: frozen.shifted(A::PARAMS),
+                scratch: &mut *scratch,
+            };
+            self.rest.backward(mid, y, dy, wanted, rest);
             if first {
-                self.first.backward_frozen(pa, x, mid, ca, dmid, dx, ga, scratch, frozen);
+                self.first.backward(
+                    x,
+                    mid,
+                    dmid,
+                    dx,
+                    BackwardCtx { params: pa, cache: ca, grads: ga, frozen, scratch },
+                );
             }
         }
 
@@ -741,7 +778,22 @@ pub(crate) mod private {
         const KIND: &'static str = L::KIND;
         const TENSORS: &'static TensorTree = L::TENSORS;
 
-        delegate_compute!();
+        #[inline]
+        fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
+            self.layer.init(params, buffers, rng)
+        }
+        #[inline]
+        fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            self.layer.forward(w, x, y, scratch)
+        }
+        #[inline]
+        fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+            self.layer.forward_train(x, y, cx)
+        }
+        #[inline]
+        fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+            self.layer.backward(x, y, dy, dx, cx)
+        }
         fn visit_tensors(
             &self,
             path: Option<&TensorPath<'_>>,

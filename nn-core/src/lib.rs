@@ -64,7 +64,7 @@ pub mod report;
 pub mod train;
 
 pub use activation::Activation;
-pub use layer::{Layer, Network, TensorInfo, TensorPath};
+pub use layer::{BackwardCtx, Layer, Network, TensorInfo, TensorPath, TrainCtx, Weights};
 pub use model::Model;
 pub use nn_macros::include_weights;
 pub use nn_macros::network;

@@ -8,7 +8,9 @@
 //! heap it is a `&'static [f32]`, so the weights of firmware sit in flash.
 use core::fmt;
 
-use crate::layer::{Layer, Network, SummaryRow, TensorInfo};
+#[cfg(feature = "alloc")]
+use crate::layer::{BackwardCtx, TrainCtx};
+use crate::layer::{Layer, Network, SummaryRow, TensorInfo, Weights};
 use crate::multi::{LossTuple, Losses, MultiIo};
 use crate::shape::{Shape, Tensor};
 #[cfg(feature = "alloc")]
@@ -156,7 +158,7 @@ impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
     /// receives `batch * Output::LEN`; `scratch` must hold `batch * L::SCRATCH`.
     pub fn forward_slices(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
         let (params, buffers) = self.state.as_ref().split_at(L::PARAMS);
-        self.layer.forward(params, buffers, x, y, scratch)
+        self.layer.forward(Weights::new(params, buffers), x, y, scratch)
     }
 
     /// A Keras-style table of layers, output shapes and parameter counts.
@@ -220,15 +222,14 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
         ws.reserve(batch);
         let n_out = batch * <L::Output as Shape>::LEN;
         let (params, buffers) = self.state.as_mut().split_at_mut(L::PARAMS);
-        self.layer.forward_train(
+        let cx = TrainCtx {
             params,
             buffers,
-            x,
-            &mut ws.output[..n_out],
-            &mut ws.cache[..batch * L::CACHE],
-            &mut ws.scratch[..batch * L::SCRATCH],
+            cache: &mut ws.cache[..batch * L::CACHE],
+            scratch: &mut ws.scratch[..batch * L::SCRATCH],
             rng,
-        );
+        };
+        self.layer.forward_train(x, &mut ws.output[..n_out], cx);
         &ws.output[..n_out]
     }
 
@@ -236,18 +237,7 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
     /// into `ws.grads()` and, when `dx` is given, writes the input gradient (which is
     /// how a generator learns through a discriminator).
     pub fn backward(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>) {
-        let batch = ws.batch;
-        let n_out = batch * <L::Output as Shape>::LEN;
-        self.layer().backward(
-            self.params(),
-            x,
-            &ws.output[..n_out],
-            &ws.cache[..batch * L::CACHE],
-            &mut ws.output_grad[..n_out],
-            dx,
-            &mut ws.grads,
-            &mut ws.scratch[..batch * L::SCRATCH],
-        );
+        self.backward_frozen(ws, x, dx, Frozen::NONE)
     }
 
     /// As [`Model::backward`] with the parameters in `frozen` frozen: their gradients
@@ -257,17 +247,14 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
     pub fn backward_frozen(&self, ws: &mut Workspace<L>, x: &[f32], dx: Option<&mut [f32]>, frozen: Frozen<'_>) {
         let batch = ws.batch;
         let n_out = batch * <L::Output as Shape>::LEN;
-        self.layer().backward_frozen(
-            self.params(),
-            x,
-            &ws.output[..n_out],
-            &ws.cache[..batch * L::CACHE],
-            &mut ws.output_grad[..n_out],
-            dx,
-            &mut ws.grads,
-            &mut ws.scratch[..batch * L::SCRATCH],
+        let cx = BackwardCtx {
+            params: self.params(),
+            cache: &ws.cache[..batch * L::CACHE],
+            grads: &mut ws.grads,
             frozen,
-        );
+            scratch: &mut ws.scratch[..batch * L::SCRATCH],
+        };
+        self.layer().backward(x, &ws.output[..n_out], &mut ws.output_grad[..n_out], dx, cx);
     }
 
     /// Batch inference: the outputs of the samples in `x`, which holds a whole number

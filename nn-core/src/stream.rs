@@ -29,7 +29,7 @@
 //!
 //! let x = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, 0.8];
 //! let mut whole = [0.0f32; 4 * 3];
-//! gru.forward(&params, &[], &x, &mut whole, &mut vec![0.0; Net::SCRATCH]);
+//! gru.forward(nn_core::Weights::new(&params, &[]), &x, &mut whole, &mut vec![0.0; Net::SCRATCH]);
 //!
 //! let mut stream = Stream::new(gru, &params, &[]);
 //! for t in 0..4 {
@@ -188,7 +188,12 @@ impl<const T: usize, const V: usize, const D: usize> Step for Embedding<T, V, D>
     #[inline]
     fn step(&self, params: &[f32], buffers: &[f32], _state: &mut (), x: &[f32], y: &mut [f32]) {
         let mut scratch = [];
-        Embedding::<1, V, D>::new().forward(params, buffers, &x[..1], &mut y[..D], &mut scratch);
+        Embedding::<1, V, D>::new().forward(
+            crate::layer::Weights::new(params, buffers),
+            &x[..1],
+            &mut y[..D],
+            &mut scratch,
+        );
     }
 }
 

@@ -82,14 +82,9 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
                 const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
             },
             init: quote!(::nn_core::Layer::init(&__NN_ARCH, params, buffers, rng)),
-            forward: quote!(::nn_core::Layer::forward(&__NN_ARCH, params, buffers, x, y, scratch)),
-            forward_train: quote! {
-                ::nn_core::Layer::forward_train(&__NN_ARCH, params, buffers, x, y, cache, scratch, rng)
-            },
-            backward: quote!(::nn_core::Layer::backward(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch)),
-            backward_frozen: Some(quote! {
-                ::nn_core::Layer::backward_frozen(&__NN_ARCH, params, x, y, cache, dy, dx, grads, scratch, frozen)
-            }),
+            forward: quote!(::nn_core::Layer::forward(&__NN_ARCH, w, x, y, scratch)),
+            forward_train: quote!(::nn_core::Layer::forward_train(&__NN_ARCH, x, y, cx)),
+            backward: quote!(::nn_core::Layer::backward(&__NN_ARCH, x, y, dy, dx, cx)),
             visit_tensors: quote!(::nn_core::Layer::visit_tensors(&__NN_ARCH, path, params_at, buffers_at, f)),
             visit_summary: Some(quote!(::nn_core::Layer::visit_summary(&__NN_ARCH, "", depth, f))),
         },
@@ -128,18 +123,17 @@ pub(crate) fn tensor_tree(layers: Vec<(String, TokenStream)>) -> TokenStream {
 
 /// The parts of one `impl nn_core::Layer` that differ between networks: the constants
 /// after `PARAMS` (the associated types and `KIND` come from the declaration) and the
-/// bodies of the methods, which see the trait's argument names (`params`, `x`, `y`,
-/// `dy`, `dx`, `grads`, `scratch`, `frozen`, `path`, `params_at`, `buffers_at`, `f`,
-/// `depth`). `backward_frozen` falls back on the trait's default when absent;
-/// `visit_summary`, when present, lists the layers at `depth` after the network's own
-/// row (written when the network is nested in another one).
+/// bodies of the methods, which see the trait's argument names (`params`, `buffers`
+/// and `rng` in `init`; `w` in `forward`; `x`, `y`, `scratch`; `cx` in `forward_train`
+/// and `backward`, with `dy` and `dx`; `path`, `params_at`, `buffers_at`, `f`,
+/// `depth`). `visit_summary`, when present, lists the layers at `depth` after the
+/// network's own row (written when the network is nested in another one).
 pub(crate) struct LayerImpl {
     pub consts: TokenStream,
     pub init: TokenStream,
     pub forward: TokenStream,
     pub forward_train: TokenStream,
     pub backward: TokenStream,
-    pub backward_frozen: Option<TokenStream>,
     pub visit_tensors: TokenStream,
     pub visit_summary: Option<TokenStream>,
 }
@@ -162,27 +156,8 @@ pub(crate) fn visit_tensors_args() -> TokenStream {
 pub(crate) fn layer_impl(name: &Ident, types: (TokenStream, TokenStream), parts: LayerImpl) -> TokenStream {
     let kind = unraw(name);
     let (input, output) = types;
-    let LayerImpl { consts, init, forward, forward_train, backward, backward_frozen, visit_tensors, visit_summary } =
-        parts;
+    let LayerImpl { consts, init, forward, forward_train, backward, visit_tensors, visit_summary } = parts;
     let visit_args = visit_tensors_args();
-    let backward_args = quote! {
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: ::core::option::Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    };
-    let backward_frozen = backward_frozen.map(|body| {
-        quote! {
-            fn backward_frozen(#backward_args frozen: ::nn_core::layer::Frozen<'_>) {
-                #body
-            }
-        }
-    });
     let visit_summary = visit_summary.map(|body| {
         quote! {
             fn visit_summary(
@@ -219,25 +194,22 @@ pub(crate) fn layer_impl(name: &Ident, types: (TokenStream, TokenStream), parts:
             fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
                 #init
             }
-            fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            fn forward(&self, w: ::nn_core::Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
                 #forward
             }
-            fn forward_train(
-                &self,
-                params: &[f32],
-                buffers: &mut [f32],
-                x: &[f32],
-                y: &mut [f32],
-                cache: &mut [f32],
-                scratch: &mut [f32],
-                rng: &mut ::nn_core::Rng,
-            ) {
+            fn forward_train(&self, x: &[f32], y: &mut [f32], cx: ::nn_core::TrainCtx<'_>) {
                 #forward_train
             }
-            fn backward(#backward_args) {
+            fn backward(
+                &self,
+                x: &[f32],
+                y: &[f32],
+                dy: &mut [f32],
+                dx: ::core::option::Option<&mut [f32]>,
+                cx: ::nn_core::BackwardCtx<'_>,
+            ) {
                 #backward
             }
-            #backward_frozen
             fn visit_tensors(#visit_args) {
                 #visit_tensors
             }
@@ -270,7 +242,7 @@ pub(crate) fn network_impl(name: &Ident, layer: TokenStream) -> TokenStream {
                 let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
                 let len = <#name as ::nn_core::Layer>::FORWARD_SCRATCH;
                 ::nn_core::__private::with_forward_scratch(&mut stack, len, |scratch| {
-                    ::nn_core::Layer::forward(#layer, params, buffers, x, &mut y, scratch)
+                    ::nn_core::Layer::forward(#layer, ::nn_core::Weights::new(params, buffers), x, &mut y, scratch)
                 });
                 y
             }
@@ -296,7 +268,6 @@ pub(crate) fn stub(net: &Network) -> TokenStream {
             forward: nothing(),
             forward_train: nothing(),
             backward: nothing(),
-            backward_frozen: None,
             visit_tensors: nothing(),
             visit_summary: None,
         },

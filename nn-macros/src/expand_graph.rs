@@ -202,13 +202,21 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 match &g.layers[*k] {
                     GraphLayer::Plain(_) => {
                         let (pr, br) = (p_range(*k), b_range(*k));
+                        let (p, b, ty) =
+                            (format_ident!("__NN_P{}", k), format_ident!("__NN_B{}", k), format_ident!("__NnL{}", k));
                         forward_body.extend(quote! {
-                            ::nn_core::Layer::forward(&#l, &params[#pr], &buffers[#br], #x, &mut *#out, &mut *scratch);
+                            let __w = w.of::<#ty>(#p, #b);
+                            ::nn_core::Layer::forward(&#l, __w, #x, &mut *#out, &mut *scratch);
                         });
                         train_body.extend(quote! {
-                            ::nn_core::Layer::forward_train(
-                                &#l, &params[#pr], &mut buffers[#br], #x, &mut *#out, &mut *#c, &mut *scratch, rng,
-                            );
+                            let __cx = ::nn_core::TrainCtx {
+                                params: &params[#pr],
+                                buffers: &mut buffers[#br],
+                                cache: &mut *#c,
+                                scratch: &mut *scratch,
+                                rng: &mut *rng,
+                            };
+                            ::nn_core::Layer::forward_train(&#l, #x, &mut *#out, __cx);
                         });
                     }
                     GraphLayer::Tied { target, inputs, outputs, .. } => {
@@ -261,10 +269,14 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                         let pr = p_range(*k);
                         let p = format_ident!("__NN_P{}", k);
                         quote! {
-                            ::nn_core::Layer::backward_frozen(
-                                &#l, &params[#pr], #x, #y, &*#c, &mut *#dy, #dx, &mut grads[#pr], &mut *scratch,
-                                frozen.shifted(#p),
-                            );
+                            let __cx = ::nn_core::BackwardCtx {
+                                params: &params[#pr],
+                                cache: &*#c,
+                                grads: &mut grads[#pr],
+                                frozen: frozen.shifted(#p),
+                                scratch: &mut *scratch,
+                            };
+                            ::nn_core::Layer::backward(&#l, #x, #y, &mut *#dy, #dx, __cx);
                         }
                     }
                     GraphLayer::Tied { target, inputs, outputs, .. } => {
@@ -422,6 +434,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         #grad_buffers
         let (__tmp, scratch) = scratch.split_at_mut(batch * ::nn_core::graph::max(&[#(#all_lens),*]));
     };
+    let train_ctx = quote!(let ::nn_core::TrainCtx { params, buffers, cache, scratch, rng } = cx;);
+    let backward_ctx = quote!(let ::nn_core::BackwardCtx { params, cache, grads, frozen, scratch } = cx;);
     let sizes_items = quote! {
         const __NN_PARAMS: usize = 0 #(+ #total_params)*;
         const __NN_BUFFERS: usize = 0 #(+ #total_buffers)*;
@@ -473,12 +487,12 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     /// Inference over a batch: every input, every output, in declared order.
                     pub fn forward(
                         &self,
-                        params: &[f32],
-                        buffers: &[f32],
+                        w: ::nn_core::Weights<'_>,
                         inputs: [&[f32]; #n_in],
                         outputs: [&mut [f32]; #n_out],
                         scratch: &mut [f32],
                     ) {
+                        let ::nn_core::Weights { params, buffers } = w;
                         let [#(#xs),*] = inputs;
                         let [#(#ys),*] = outputs;
                         #batch
@@ -486,18 +500,14 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                         #forward_body
                     }
 
-                    /// Training forward, keeping in `cache` what `backward` needs.
-                    #[allow(clippy::too_many_arguments)]
+                    /// Training forward, keeping in `cx.cache` what `backward` needs.
                     pub fn forward_train(
                         &self,
-                        params: &[f32],
-                        buffers: &mut [f32],
                         inputs: [&[f32]; #n_in],
                         outputs: [&mut [f32]; #n_out],
-                        cache: &mut [f32],
-                        scratch: &mut [f32],
-                        rng: &mut ::nn_core::Rng,
+                        cx: ::nn_core::TrainCtx<'_>,
                     ) {
+                        #train_ctx
                         let [#(#xs),*] = inputs;
                         let [#(#ys),*] = outputs;
                         #batch
@@ -507,25 +517,22 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     }
 
                     /// Backward: given the gradient of every output (overwritten), adds
-                    /// the parameter gradients into `grads` and writes the gradient of
-                    /// each input whose slot is given.
-                    #[allow(clippy::too_many_arguments)]
+                    /// the parameter gradients into `cx.grads` (but those of `cx.frozen`,
+                    /// which need not be computed) and writes the gradient of each input
+                    /// whose slot is given.
                     pub fn backward(
                         &self,
-                        params: &[f32],
                         inputs: [&[f32]; #n_in],
                         outputs: [&[f32]; #n_out],
-                        cache: &[f32],
                         output_grads: [&mut [f32]; #n_out],
                         input_grads: [::core::option::Option<&mut [f32]>; #n_in],
-                        grads: &mut [f32],
-                        scratch: &mut [f32],
+                        cx: ::nn_core::BackwardCtx<'_>,
                     ) {
+                        #backward_ctx
                         let [#(#xs),*] = inputs;
                         let [#(#ys),*] = outputs;
                         let [#(#dys),*] = output_grads;
                         let [#(#dxs),*] = input_grads;
-                        let frozen = ::nn_core::layer::Frozen::NONE;
                         #backward_prologue
                         #backward_body
                     }
@@ -556,14 +563,9 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
             },
             init: init_body,
-            forward: quote!(#batch #forward_values #forward_body),
-            forward_train: quote!(#batch #train_values #train_caches #train_body),
-            backward: quote! {
-                <Self as ::nn_core::Layer>::backward_frozen(
-                    self, params, x, y, cache, dy, dx, grads, scratch, ::nn_core::layer::Frozen::NONE,
-                )
-            },
-            backward_frozen: Some(quote!(#backward_prologue #backward_body)),
+            forward: quote!(let ::nn_core::Weights { params, buffers } = w; #batch #forward_values #forward_body),
+            forward_train: quote!(#train_ctx #batch #train_values #train_caches #train_body),
+            backward: quote!(#backward_ctx #backward_prologue #backward_body),
             visit_tensors: visit_body,
             visit_summary: Some(summary_body),
         },

@@ -77,13 +77,14 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     #read_x
                     let __ys = &mut *__ys;
                     #split_y
-                    <#name>::forward(self, params, buffers, [#(#xs),*], [#(#ys),*], scratch);
+                    <#name>::forward(self, w, [#(#xs),*], [#(#ys),*], scratch);
                 }
                 let __ys = &*__ys;
                 #read_y
                 ::nn_core::multi::interleave(&[#(#ys),*], #out_lens, y);
             },
             forward_train: quote! {
+                let ::nn_core::TrainCtx { params, buffers, cache, scratch, rng } = cx;
                 let batch = x.len() / #in_len;
                 let (__xs, cache) = cache.split_at_mut(batch * #in_len);
                 let (__ys, cache) = cache.split_at_mut(batch * #out_len);
@@ -97,13 +98,15 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     #read_x
                     let __ys = &mut *__ys;
                     #split_y
-                    <#name>::forward_train(self, params, buffers, [#(#xs),*], [#(#ys),*], cache, scratch, rng);
+                    let cx = ::nn_core::TrainCtx { params, buffers, cache, scratch, rng };
+                    <#name>::forward_train(self, [#(#xs),*], [#(#ys),*], cx);
                 }
                 let __ys = &*__ys;
                 #read_y
                 ::nn_core::multi::interleave(&[#(#ys),*], #out_lens, y);
             },
             backward: quote! {
+                let ::nn_core::BackwardCtx { params, cache, grads, frozen, scratch } = cx;
                 let batch = x.len() / #in_len;
                 let (__xs, cache) = cache.split_at(batch * #in_len);
                 let (__ys, cache) = cache.split_at(batch * #out_len);
@@ -119,14 +122,11 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     #split_dx
                     <#name>::backward(
                         self,
-                        params,
                         [#(#xs),*],
                         [#(#ys),*],
-                        cache,
                         [#(#dys),*],
                         [#(if __want { ::core::option::Option::Some(#dxs) } else { ::core::option::Option::None }),*],
-                        grads,
-                        scratch,
+                        ::nn_core::BackwardCtx { params, cache, grads, frozen, scratch },
                     );
                 }
                 if let ::core::option::Option::Some(dx) = dx {
@@ -136,7 +136,6 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     ::nn_core::multi::interleave(&[#(#xs),*], #in_lens, dx);
                 }
             },
-            backward_frozen: None,
             visit_tensors: quote! {
                 <#name>::visit_tensors(self, path, params_at, buffers_at, f)
             },

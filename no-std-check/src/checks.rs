@@ -259,10 +259,32 @@ pub fn training(probe: &mut dyn Probe) -> Outcome {
     let mut digest = Digest::EMPTY;
     for step in 1..=20 {
         probe.begin(Work::TrainingStep);
-        net.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut rng);
+        net.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut rng,
+            },
+        );
         last = loss.compute(&y, &labels, 10, Some(&mut dy));
         grads.fill(0.0);
-        net.backward(&params, &x, &y, &cache, &mut dy, None, &mut grads, &mut scratch);
+        net.backward(
+            &x,
+            &y,
+            &mut dy,
+            None,
+            nn_core::BackwardCtx {
+                params: &params,
+                cache: &cache,
+                grads: &mut grads,
+                frozen: nn_core::layer::Frozen::NONE,
+                scratch: &mut scratch,
+            },
+        );
         adam.update(step, &mut params, &grads, &mut moments);
         probe.end(Work::TrainingStep);
         if step == 1 {

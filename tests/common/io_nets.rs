@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nn_core::layer::SummaryRow;
-use nn_core::{Layer, Rng, Shape, Shape1, TensorInfo, TensorPath};
+use nn_core::{BackwardCtx, Layer, Rng, Shape, Shape1, TensorInfo, TensorPath, TrainCtx, Weights};
 
 nn_core::network! {
     /// 64 -> 32 (ReLU) -> 16 (tanh): `fc1.weight [32, 64]`, `fc1.bias`, `fc2.weight [16, 32]`, `fc2.bias`.
@@ -39,36 +39,20 @@ impl<const N: usize> Layer for Center<N> {
         params.iter_mut().for_each(|p| *p = 1.0 + 0.1 * rng.normal());
         buffers.iter_mut().for_each(|b| *b = rng.normal());
     }
-    fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let (params, buffers) = (w.params, w.buffers);
         for (xs, ys) in x.chunks(N).zip(y.chunks_mut(N)) {
             for i in 0..N {
                 ys[i] = (xs[i] - buffers[i]) * params[i];
             }
         }
     }
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
-        self.forward(params, buffers, x, y, scratch)
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, buffers, scratch, .. } = cx;
+        self.forward(Weights::new(params, buffers), x, y, scratch)
     }
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, grads, .. } = cx;
         let _ = (params, x, dy, dx, grads);
     }
     fn visit_tensors(

@@ -21,11 +21,12 @@
 use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
+use nn_core::layer::Frozen;
 use nn_core::layers::{
     CrossAttention, FeedForward, LayerNorm, LearnedPositional, MultiHeadAttention, PositionalEncoding,
     TransformerEncoder, TransformerEncoderLayer,
 };
-use nn_core::{Activation, Layer, Rng, Shape, Shape1, Shape2, TensorInfo};
+use nn_core::{Activation, BackwardCtx, Layer, Rng, Shape, Shape1, Shape2, TensorInfo, TrainCtx};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
@@ -126,7 +127,7 @@ fn check_layer<L: Layer>(f: &Fixture, passes: Passes<'_, L>) -> Vec<f32> {
 
     match passes.padded {
         Some((forward, _)) => forward(&params, x, &mut y, &mut scratch),
-        None => layer.forward(&params, &[], x, &mut y, &mut scratch),
+        None => layer.forward(nn_core::Weights::new(&params, &[]), x, &mut y, &mut scratch),
     }
     check(f, "forward", &y, "output");
 
@@ -135,7 +136,17 @@ fn check_layer<L: Layer>(f: &Fixture, passes: Passes<'_, L>) -> Vec<f32> {
     scratch.fill(f32::NAN);
     match passes.padded {
         Some((_, forward_train)) => forward_train(&params, x, &mut y, &mut cache, &mut scratch),
-        None => layer.forward_train(&params, &mut [], x, &mut y, &mut cache, &mut scratch, &mut Rng::new(0)),
+        None => layer.forward_train(
+            x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut Rng::new(0),
+            },
+        ),
     }
     check(f, "forward_train", &y, "output");
 
@@ -143,14 +154,38 @@ fn check_layer<L: Layer>(f: &Fixture, passes: Passes<'_, L>) -> Vec<f32> {
     let mut grads = vec![GRAD_START; L::PARAMS];
     let mut dx = vec![f32::NAN; x.len()];
     scratch.fill(f32::NAN);
-    layer.backward(&params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     check(f, "grad_input", &dx, "grad_input");
     check_grads(f, &grads, &visit);
 
     // Without an input gradient the parameter gradients are the same.
     let mut dy = f.values("grad_output").to_vec();
     let mut grads_only = vec![GRAD_START; L::PARAMS];
-    layer.backward(&params, x, &y, &cache, &mut dy, None, &mut grads_only, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        None,
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads_only,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     assert_eq!(grads, grads_only, "{}: parameter gradients depend on whether dx is asked for", f.name);
     cache
 }
@@ -164,7 +199,12 @@ fn check_self_attention<const T: usize, const D: usize, const H: usize>(f: &Fixt
         Some(l) => {
             let forward = |p: &[f32], x: &[f32], y: &mut [f32], s: &mut [f32]| layer.forward_padded(p, x, l, y, s);
             let forward_train = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32]| {
-                layer.forward_train_padded(p, x, l, y, c, s, &mut Rng::new(0))
+                layer.forward_train_padded(
+                    x,
+                    l,
+                    y,
+                    TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: &mut Rng::new(0) },
+                )
             };
             check_layer(f, Passes { layer: &layer, padded: Some((&forward, &forward_train)) })
         }
@@ -204,14 +244,18 @@ fn check_cross_attention<const TQ: usize, const TK: usize, const D: usize, const
 
     let mut cache = vec![f32::NAN; batch * Cross::<TQ, TK, D, H>::CACHE];
     y.fill(f32::NAN);
-    layer.forward_train(&params, query, context, lengths, &mut y, &mut cache, &mut scratch, &mut Rng::new(0));
+    let cx =
+        TrainCtx { params: &params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut Rng::new(0) };
+    layer.forward_train(query, context, lengths, &mut y, cx);
     check(f, "forward_train", &y, "output");
     check(f, "weights in the cache", layer.weights_in(&cache, batch), "weights");
 
     let mut dy = f.values("grad_output").to_vec();
     let mut grads = vec![GRAD_START; Cross::<TQ, TK, D, H>::PARAMS];
     let (mut dq, mut dc) = (vec![f32::NAN; query.len()], vec![f32::NAN; context.len()]);
-    layer.backward(&params, query, context, &cache, &mut dy, Some(&mut dq), Some(&mut dc), &mut grads, &mut scratch);
+    let cx =
+        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
+    layer.backward(query, context, &mut dy, Some(&mut dq), Some(&mut dc), cx);
     check(f, "grad_input", &dq, "grad_input");
     check(f, "grad_context", &dc, "grad_context");
     check_grads(f, &grads, &visit);
@@ -306,7 +350,12 @@ fn transformer_encoder_matches_torch() {
                 let l = lengths(&f).unwrap_or_else(|| panic!("{}: lengths", f.name));
                 let forward = |p: &[f32], x: &[f32], y: &mut [f32], s: &mut [f32]| stack.forward_padded(p, x, &l, y, s);
                 let forward_train = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32]| {
-                    stack.forward_train_padded(p, x, &l, y, c, s, &mut Rng::new(0))
+                    stack.forward_train_padded(
+                        x,
+                        &l,
+                        y,
+                        nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: &mut Rng::new(0) },
+                    )
                 };
                 check_layer(&f, Passes { layer: &stack, padded: Some((&forward, &forward_train)) });
             }

@@ -144,17 +144,39 @@ fn run_layer<L: Layer>(layer: &L, f: &Fixture, upstream: impl FnOnce(&[f32]) -> 
     let mut cache = vec![0.0; batch * L::CACHE];
     let mut output = vec![0.0; batch * n_out];
 
-    layer.forward(&params, &buffers, x, &mut output, &mut scratch);
+    layer.forward(nn_core::Weights::new(&params, &buffers), x, &mut output, &mut scratch);
     assert_close(&format!("{}: forward output", f.name), &output, f.values("output"), RTOL, ATOL);
 
     output.fill(0.0);
-    layer.forward_train(&params, &mut buffers, x, &mut output, &mut cache, &mut scratch, &mut Rng::new(0));
+    layer.forward_train(
+        x,
+        &mut output,
+        nn_core::TrainCtx {
+            params: &params,
+            buffers: &mut buffers,
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(0),
+        },
+    );
     assert_close(&format!("{}: forward_train output", f.name), &output, f.values("output"), RTOL, ATOL);
 
     let mut dy = upstream(&output);
     let mut grads = vec![0.0; L::PARAMS];
     let mut grad_input = vec![0.0; batch * n_in];
-    layer.backward(&params, x, &output, &cache, &mut dy, Some(&mut grad_input), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &output,
+        &mut dy,
+        Some(&mut grad_input),
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     Pass { params, grads, grad_input }
 }
 

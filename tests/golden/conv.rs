@@ -74,7 +74,7 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     if !has_modes || !training {
-        layer.forward(&params, &buffers, x, &mut y, &mut scratch);
+        layer.forward(nn_core::Weights::new(&params, &buffers), x, &mut y, &mut scratch);
         close("forward", &y, "output");
     }
     if has_modes && !training {
@@ -86,7 +86,17 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
 
     let mut cache = vec![f32::NAN; batch * L::CACHE];
     y.fill(f32::NAN);
-    layer.forward_train(&params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(0));
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx {
+            params: &params,
+            buffers: &mut buffers,
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(0),
+        },
+    );
     close("forward_train", &y, "output");
     if has_modes && training {
         let (_, updated) = load_state(layer, f, "param", "updated");
@@ -99,7 +109,19 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
     let mut dy = f.values("grad_output").to_vec();
     let mut dx = vec![f32::NAN; x.len()];
     let mut grads = vec![0.0; L::PARAMS];
-    layer.backward(&params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     close("grad_input", &dx, "grad_input");
     layer.visit_tensors(None, 0, 0, &mut |t| {
         if t.trainable {

@@ -87,18 +87,40 @@ fn check<L: Layer>(layer: L, name: &str) {
     let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
     let mut cache = vec![0.0; batch * L::CACHE];
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(&params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(0));
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx {
+            params: &params,
+            buffers: &mut buffers,
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(0),
+        },
+    );
     assert_close(&format!("{name}: output"), &y, f.values("output"), RTOL, ATOL);
     // Inference computes the same.
     let mut y_eval = vec![0.0; y.len()];
-    layer.forward(&params, &buffers, x, &mut y_eval, &mut scratch);
+    layer.forward(nn_core::Weights::new(&params, &buffers), x, &mut y_eval, &mut scratch);
     assert_close(&format!("{name}: inference output"), &y_eval, f.values("output"), RTOL, ATOL);
 
     let mut dy = f.values("grad_output").to_vec();
     let mut dx = vec![f32::NAN; x.len()];
     let mut grads = vec![0.0; L::PARAMS];
     scratch.fill(f32::NAN);
-    layer.backward(&params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     assert_close(&format!("{name}: grad_input"), &dx, f.values("grad_input"), RTOL, ATOL);
     layer.visit_tensors(None, 0, 0, &mut |t| {
         let key = format!("grad.{}", t.path);
@@ -107,7 +129,19 @@ fn check<L: Layer>(layer: L, name: &str) {
     // Without an input gradient, the parameter gradients are the same.
     let mut dy = f.values("grad_output").to_vec();
     let mut again = vec![0.0; L::PARAMS];
-    layer.backward(&params, x, &y, &cache, &mut dy, None, &mut again, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        None,
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut again,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     assert_eq!(again, grads, "{name}: parameter gradients without dx");
 }
 

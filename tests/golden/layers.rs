@@ -53,17 +53,39 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
 
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
-    layer.forward(&params, &[], x, &mut y, &mut scratch);
+    layer.forward(nn_core::Weights::new(&params, &[]), x, &mut y, &mut scratch);
     close("forward", &y, f.values("output"));
     let mut cache = vec![f32::NAN; batch * L::CACHE];
     y.fill(f32::NAN);
-    layer.forward_train(&params, &mut [], x, &mut y, &mut cache, &mut scratch, &mut Rng::new(0));
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx {
+            params: &params,
+            buffers: &mut [],
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(0),
+        },
+    );
     close("forward_train", &y, f.values("output"));
 
     let mut dy = f.values("grad_output").to_vec();
     let mut dx = vec![f32::NAN; x.len()];
     let mut grads = vec![GRAD_START; L::PARAMS];
-    layer.backward(&params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     if f.has("grad_input") {
         close("grad_input", &dx, f.values("grad_input"));
     } else {
@@ -126,7 +148,7 @@ fn dropout_matches_torch_dropout_up_to_the_mask() {
 
         // Eval: the identity, as PyTorch's.
         let mut y = vec![f32::NAN; x.len()];
-        layer.forward(&[], &[], x, &mut y, &mut []);
+        layer.forward(nn_core::Weights::new(&[], &[]), x, &mut y, &mut []);
         assert_close("dropout eval", &y, f.values("output_eval"), 0.0, 0.0);
 
         // PyTorch's kept values and gradients: the input and upstream gradient times
@@ -146,9 +168,31 @@ fn dropout_matches_torch_dropout_up_to_the_mask() {
         let mut dropped_total = 0;
         for seed in 0..8 {
             let mut cache = vec![f32::NAN; x.len()];
-            layer.forward_train(&[], &mut [], x, &mut y, &mut cache, &mut [], &mut Rng::new(seed));
+            layer.forward_train(
+                x,
+                &mut y,
+                nn_core::TrainCtx {
+                    params: &[],
+                    buffers: &mut [],
+                    cache: &mut cache,
+                    scratch: &mut [],
+                    rng: &mut Rng::new(seed),
+                },
+            );
             let mut dx = vec![f32::NAN; x.len()];
-            layer.backward(&[], x, &y, &cache, &mut dy.to_vec(), Some(&mut dx), &mut [], &mut []);
+            layer.backward(
+                x,
+                &y,
+                &mut dy.to_vec(),
+                Some(&mut dx),
+                nn_core::BackwardCtx {
+                    params: &[],
+                    cache: &cache,
+                    grads: &mut [],
+                    frozen: nn_core::layer::Frozen::NONE,
+                    scratch: &mut [],
+                },
+            );
             let ours_kept: Vec<usize> = (0..x.len()).filter(|&i| !dropped(y[i])).collect();
             dropped_total += x.len() - ours_kept.len();
             let expected_y: Vec<f32> = (0..x.len()).map(|i| if dropped(y[i]) { 0.0 } else { scaled(x, i) }).collect();

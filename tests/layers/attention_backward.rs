@@ -44,7 +44,11 @@ fn check<L: Layer>(what: &str, layer: &L, batch: usize, seed: u64, forward: Opti
         let mut r = Rng::new(dropout_seed);
         match forward {
             Some(f) => f(params, x, y, cache, &mut scratch, &mut r),
-            None => layer.forward_train(params, &mut [], x, y, cache, &mut scratch, &mut r),
+            None => layer.forward_train(
+                x,
+                y,
+                nn_core::TrainCtx { params, buffers: &mut [], cache, scratch: &mut scratch, rng: &mut r },
+            ),
         }
     };
     let loss = |params: &[f32], x: &[f32]| {
@@ -61,7 +65,19 @@ fn check<L: Layer>(what: &str, layer: &L, batch: usize, seed: u64, forward: Opti
     let mut dx = vec![0.0; x.len()];
     let mut scratch = vec![0.0; batch * L::SCRATCH];
     let mut d = dy.clone();
-    layer.backward(&params, &x, &y, &cache, &mut d, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        &x,
+        &y,
+        &mut d,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
 
     let expected_dx = central_differences_f32(&x, H32, |x| loss(&params, x));
     assert_close_where(&format!("{what}: dx"), &dx, &expected_dx, TOL, 0);
@@ -78,7 +94,12 @@ fn attention_gradients_match_finite_differences() {
     }
     let layer = MultiHeadAttention::<5, 6, 3>::new(true, 0.0);
     let padded = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32], r: &mut Rng| {
-        layer.forward_train_padded(p, x, &[3, 5, 1], y, c, s, r)
+        layer.forward_train_padded(
+            x,
+            &[3, 5, 1],
+            y,
+            nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r },
+        )
     };
     check("attention, causal and padded", &layer, 3, 2, Some(&padded));
     check("attention, batch 1", &MultiHeadAttention::<3, 4, 1>::new(false, 0.0), 1, 3, None);
@@ -101,7 +122,9 @@ fn cross_attention_gradients_match_finite_differences() {
         let dy = uniform(&mut rng, batch * 3 * 8, -1.0, 1.0);
         let run = |params: &[f32], query: &[f32], context: &[f32], y: &mut [f32], cache: &mut [f32]| {
             let mut scratch = vec![0.0; batch * Cross::SCRATCH];
-            layer.forward_train(params, query, context, lengths, y, cache, &mut scratch, &mut Rng::new(11));
+            let cx =
+                nn_core::TrainCtx { params, buffers: &mut [], cache, scratch: &mut scratch, rng: &mut Rng::new(11) };
+            layer.forward_train(query, context, lengths, y, cx);
         };
         let loss = |params: &[f32], query: &[f32], context: &[f32]| {
             let (mut y, mut cache) = (vec![0.0; dy.len()], vec![0.0; batch * Cross::CACHE]);
@@ -114,17 +137,14 @@ fn cross_attention_gradients_match_finite_differences() {
         let (mut dq, mut dc) = (vec![0.0; query.len()], vec![0.0; context.len()]);
         let mut scratch = vec![0.0; batch * Cross::SCRATCH];
         let mut d = dy.clone();
-        layer.backward(
-            &params,
-            &query,
-            &context,
-            &cache,
-            &mut d,
-            Some(&mut dq),
-            Some(&mut dc),
-            &mut grads,
-            &mut scratch,
-        );
+        let cx = nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        };
+        layer.backward(&query, &context, &mut d, Some(&mut dq), Some(&mut dc), cx);
 
         let expected = central_differences_f32(&query, H32, |q| loss(&params, q, &context));
         assert_close_where(&format!("{what}: d_query"), &dq, &expected, TOL, 0);
@@ -161,7 +181,12 @@ fn encoder_layer_gradients_match_finite_differences() {
         }
         let causal = Encoder { causal: true, ..Encoder::new(norm_first, Activation::Gelu, 0.0) };
         let padded = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32], r: &mut Rng| {
-            causal.forward_train_padded(p, x, &[4, 2], y, c, s, r)
+            causal.forward_train_padded(
+                x,
+                &[4, 2],
+                y,
+                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r },
+            )
         };
         check(&format!("causal padded encoder layer norm_first={norm_first}"), &causal, 2, 10, Some(&padded));
     }
@@ -174,7 +199,12 @@ fn encoder_stack_gradients_match_finite_differences() {
         let stack = Stack::new(TransformerEncoderLayer::new(norm_first, Activation::Gelu, 0.1));
         check(&format!("3-layer stack norm_first={norm_first}"), &stack, 2, 12, None);
         let padded = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32], r: &mut Rng| {
-            stack.forward_train_padded(p, x, &[2, 3], y, c, s, r)
+            stack.forward_train_padded(
+                x,
+                &[2, 3],
+                y,
+                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r },
+            )
         };
         check(&format!("padded 3-layer stack norm_first={norm_first}"), &stack, 2, 13, Some(&padded));
     }

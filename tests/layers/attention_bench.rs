@@ -67,13 +67,46 @@ fn encoder_layer_forward_and_backward() {
 
     let train = median_ms(200, || {
         grads.fill(0.0);
-        layer.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut rng);
+        layer.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut rng,
+            },
+        );
         dy.copy_from_slice(&dy0);
-        layer.backward(&params, &x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+        layer.backward(
+            &x,
+            &y,
+            &mut dy,
+            Some(&mut dx),
+            nn_core::BackwardCtx {
+                params: &params,
+                cache: &cache,
+                grads: &mut grads,
+                frozen: nn_core::layer::Frozen::NONE,
+                scratch: &mut scratch,
+            },
+        );
     });
-    let forward_train =
-        median_ms(200, || layer.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut rng));
-    let infer = median_ms(200, || layer.forward(&params, &[], &x, &mut y, &mut scratch));
+    let forward_train = median_ms(200, || {
+        layer.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut rng,
+            },
+        )
+    });
+    let infer = median_ms(200, || layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch));
     assert!(y.iter().chain(&dx).chain(&grads).all(|v| v.is_finite()));
     println!(
         "encoder layer T={T} D={D} H=4 F=256 batch {BATCH}: forward+backward {train:.3} ms (training forward \

@@ -25,7 +25,7 @@ fn params<L: Layer>(layer: &L, seed: u64) -> Vec<f32> {
 fn infer<L: Layer>(layer: &L, params: &[f32], x: &[f32]) -> Vec<f32> {
     let batch = x.len() / (T * D);
     let mut y = vec![0.0; x.len()];
-    layer.forward(params, &[], x, &mut y, &mut vec![0.0; batch * L::SCRATCH]);
+    layer.forward(nn_core::Weights::new(params, &[]), x, &mut y, &mut vec![0.0; batch * L::SCRATCH]);
     y
 }
 
@@ -90,7 +90,14 @@ fn weights_are_distributions_over_the_visible_keys() {
         let p = params(&attn, 8);
         let (mut y, mut cache) = (vec![0.0; x.len()], vec![0.0; 2 * Attn::CACHE]);
         let mut scratch = vec![0.0; 2 * Attn::SCRATCH];
-        attn.forward_train_padded(&p, &x, &lengths, &mut y, &mut cache, &mut scratch, &mut Rng::new(0));
+        let cx = nn_core::TrainCtx {
+            params: &p,
+            buffers: &mut [],
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(0),
+        };
+        attn.forward_train_padded(&x, &lengths, &mut y, cx);
         let weights = attn.weights_in(&cache, 2);
         assert_eq!(weights.len(), 2 * 2 * T * T);
         for (row_index, row) in weights.chunks_exact(T).enumerate() {
@@ -102,7 +109,17 @@ fn weights_are_distributions_over_the_visible_keys() {
             assert!(row[visible..].iter().all(|&w| w == 0.0), "row {row_index} attends to masked keys: {row:?}");
         }
         // Unpadded, the inspection method gives the cache's weights of that sample.
-        attn.forward_train(&p, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut Rng::new(0));
+        attn.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &p,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut Rng::new(0),
+            },
+        );
         let second = attn.attention_weights(&p, &x[T * D..]);
         assert_eq!(second[..], attn.weights_in(&cache, 2)[2 * T * T..]);
     }
@@ -132,7 +149,17 @@ fn dropout_acts_in_training_only() {
         type L = TransformerEncoderLayer<T, D, 2, 16>;
         let (mut y, mut cache) = (vec![0.0; x.len()], vec![0.0; 4 * L::CACHE]);
         let mut scratch = vec![0.0; 4 * L::SCRATCH];
-        layer.forward_train(&p, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut Rng::new(seed));
+        layer.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &p,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut Rng::new(seed),
+            },
+        );
         y
     };
     let inference = infer(&layer, &p, &x);

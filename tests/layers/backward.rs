@@ -54,7 +54,17 @@ fn forward_train<L: Layer>(layer: &L, params: &[f32], x: &[f32], seed: u64) -> (
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     let mut cache = vec![f32::NAN; batch * L::CACHE];
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(seed));
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx {
+            params,
+            buffers: &mut buffers,
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(seed),
+        },
+    );
     (y, cache)
 }
 
@@ -71,7 +81,19 @@ fn backward<L: Layer>(
 ) {
     let (y, cache) = forward_train(layer, params, x, seed);
     let mut scratch = vec![f32::NAN; x.len() / L::Input::LEN * L::SCRATCH];
-    layer.backward(params, x, &y, &cache, &mut dy.to_vec(), dx, grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy.to_vec(),
+        dx,
+        nn_core::BackwardCtx {
+            params,
+            cache: &cache,
+            grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
 }
 
 /// Checks the input and parameter gradients of `layer` at `(params, x)` against both
@@ -167,7 +189,7 @@ fn check_dense<const INPUTS: usize, const UNITS: usize, const BIAS: bool>(
     check_accumulation(&what, &layer, &params, &x, seed, &pass);
 
     let mut y = vec![f32::NAN; batch * UNITS];
-    layer.forward(&params, &[], &x, &mut y, &mut []);
+    layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut []);
     assert_eq!(y, pass.y, "{what}: forward_train computes what forward does");
 }
 
@@ -225,7 +247,19 @@ fn dropout_gradient_is_the_mask_times_dy() {
     let mask: Vec<f32> = (0..x.len()).map(|i| if i % 3 == 0 { 0.0 } else { 2.0 }).collect();
     let dy = uniform(&mut Rng::new(2), x.len(), -1.0, 1.0);
     let mut dx = vec![f32::NAN; x.len()];
-    layer.backward(&[], &x, &x, &mask, &mut dy.clone(), Some(&mut dx), &mut [], &mut []);
+    layer.backward(
+        &x,
+        &x,
+        &mut dy.clone(),
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &[],
+            cache: &mask,
+            grads: &mut [],
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut [],
+        },
+    );
     let expected: Vec<f32> = dy.iter().zip(&mask).map(|(d, m)| d * m).collect();
     assert_eq!(dx, expected);
 }
@@ -252,7 +286,7 @@ fn dropout_keeps_one_minus_rate_scaled_and_is_the_identity_in_inference() {
         }
 
         let mut y = vec![f32::NAN; x.len()];
-        layer.forward(&[], &[], &x, &mut y, &mut []);
+        layer.forward(nn_core::Weights::new(&[], &[]), &x, &mut y, &mut []);
         assert_eq!(y, x, "rate {rate}: inference is the identity");
     }
 

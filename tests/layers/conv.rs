@@ -38,7 +38,17 @@ fn run_train<L: Layer>(layer: &L, params: &[f32], buffers: &[f32], x: &[f32]) ->
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     let mut cache = vec![f32::NAN; batch * L::CACHE];
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx {
+            params,
+            buffers: &mut buffers,
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(1),
+        },
+    );
     (y, cache, buffers)
 }
 
@@ -47,7 +57,7 @@ fn run_forward<L: Layer>(layer: &L, params: &[f32], buffers: &[f32], x: &[f32]) 
     let batch = x.len() / L::Input::LEN;
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward(params, buffers, x, &mut y, &mut scratch);
+    layer.forward(nn_core::Weights::new(params, buffers), x, &mut y, &mut scratch);
     y
 }
 
@@ -71,7 +81,19 @@ fn check_gradients<L: Layer>(
     let mut dx = vec![f32::NAN; x.len()];
     let mut grads = vec![0.5; L::PARAMS];
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.backward(params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     grads.iter_mut().for_each(|g| *g -= 0.5);
 
     let loss = |params: &[f32], x: &[f32]| (weighted_sum(&upstream, &run_train(layer, params, buffers, x).0), vec![]);
@@ -83,7 +105,19 @@ fn check_gradients<L: Layer>(
     // Without `dx` the parameter gradients are the same.
     let mut dy = upstream.clone();
     let mut grads_only = vec![0.0; L::PARAMS];
-    layer.backward(params, x, &y, &cache, &mut dy, None, &mut grads_only, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        None,
+        nn_core::BackwardCtx {
+            params,
+            cache: &cache,
+            grads: &mut grads_only,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     assert_close(&format!("{name}: gradients without dx"), &grads_only, &gradcheck::widen(&grads), FORWARD);
 }
 
@@ -593,7 +627,19 @@ fn max_pool_sends_the_gradient_to_the_first_maximum() {
     let y = run_forward(&pool, &[], &[], &x);
     assert_eq!(y, [3.0]);
     let mut dx = [f32::NAN; 4];
-    pool.backward(&[], &x, &y, &[], &mut [1.5], Some(&mut dx), &mut [], &mut []);
+    pool.backward(
+        &x,
+        &y,
+        &mut [1.5],
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &[],
+            cache: &[],
+            grads: &mut [],
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut [],
+        },
+    );
     assert_eq!(dx, [0.0, 1.5, 0.0, 0.0]);
 }
 
@@ -848,10 +894,22 @@ fn exactly_the_declared_scratch_suffices() {
         let x = uniform(&mut Rng::new(21), batch * 243, -1.0, 1.0);
         let mut scratch = vec![0.0; batch * L::SCRATCH];
         let mut y = vec![0.0; batch * 100];
-        layer.forward(&params, &[], &x, &mut y, &mut scratch);
+        layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
         let mut dx = vec![0.0; x.len()];
         let mut grads = vec![0.0; L::PARAMS];
-        layer.backward(&params, &x, &y, &[], &mut y.clone(), Some(&mut dx), &mut grads, &mut scratch);
+        layer.backward(
+            &x,
+            &y,
+            &mut y.clone(),
+            Some(&mut dx),
+            nn_core::BackwardCtx {
+                params: &params,
+                cache: &[],
+                grads: &mut grads,
+                frozen: nn_core::layer::Frozen::NONE,
+                scratch: &mut scratch,
+            },
+        );
     }
 }
 

@@ -38,7 +38,17 @@ fn weighted_output<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -
     let mut buffers = vec![0.0; L::BUFFERS];
     let mut cache = vec![0.0; batch * L::CACHE];
     let mut scratch = vec![0.0; batch * L::SCRATCH];
-    layer.forward_train(params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx {
+            params,
+            buffers: &mut buffers,
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(1),
+        },
+    );
     y.iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 
@@ -49,12 +59,34 @@ fn gradients<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec
     let mut buffers = vec![0.0; L::BUFFERS];
     let mut cache = vec![0.0; batch * L::CACHE];
     let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(params, &mut buffers, x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx {
+            params,
+            buffers: &mut buffers,
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(1),
+        },
+    );
     let mut dx = vec![f32::NAN; x.len()];
     let mut grads = vec![0.0; L::PARAMS];
     let mut dy = dy.to_vec();
     scratch.fill(f32::NAN);
-    layer.backward(params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     (dx, grads)
 }
 
@@ -121,8 +153,8 @@ fn residual_forward_is_input_plus_the_branch() {
     let (p1, p2) = params.split_at(<Dense<6, 5> as Layer>::PARAMS);
     let mut h = [0.0; 5];
     let mut r = [0.0; 6];
-    fc1.forward(p1, &[], &x, &mut h, &mut []);
-    fc2.forward(p2, &[], &h, &mut r, &mut []);
+    fc1.forward(nn_core::Weights::new(p1, &[]), &x, &mut h, &mut []);
+    fc2.forward(nn_core::Weights::new(p2, &[]), &h, &mut r, &mut []);
     for i in 0..6 {
         assert_eq!(y[i], x[i] + r[i], "element {i}");
     }
@@ -232,7 +264,11 @@ fn pair_loss(params: &[f32], a: &[f32], b: &[f32], dy: (&[f32], &[f32])) -> f64 
     let (mut y0, mut y1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
     let mut cache = vec![0.0; batch * Pair::CACHE];
     let mut scratch = vec![0.0; batch * Pair::SCRATCH];
-    Pair.forward_train(params, &mut [], [a, b], [&mut y0, &mut y1], &mut cache, &mut scratch, &mut Rng::new(1));
+    Pair.forward_train(
+        [a, b],
+        [&mut y0, &mut y1],
+        nn_core::TrainCtx { params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut Rng::new(1) },
+    );
     let dot = |y: &[f32], d: &[f32]| y.iter().zip(d).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
     dot(&y0, dy.0) + dot(&y1, dy.1)
 }
@@ -250,10 +286,20 @@ fn several_inputs_and_outputs_match_finite_differences() {
     let (mut y0, mut y1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
     let mut cache = vec![0.0; batch * Pair::CACHE];
     let mut scratch = vec![f32::NAN; batch * Pair::SCRATCH];
-    Pair.forward_train(&params, &mut [], [&a, &b], [&mut y0, &mut y1], &mut cache, &mut scratch, &mut Rng::new(1));
+    Pair.forward_train(
+        [&a, &b],
+        [&mut y0, &mut y1],
+        nn_core::TrainCtx {
+            params: &params,
+            buffers: &mut [],
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(1),
+        },
+    );
     // Inference gives the same outputs.
     let (mut z0, mut z1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
-    Pair.forward(&params, &[], [&a, &b], [&mut z0, &mut z1], &mut scratch);
+    Pair.forward(nn_core::Weights::new(&params, &[]), [&a, &b], [&mut z0, &mut z1], &mut scratch);
     assert_eq!((&z0, &z1), (&y0, &y1));
     // The second output is the two embeddings side by side, the first their product.
     for s in 0..batch {
@@ -267,14 +313,17 @@ fn several_inputs_and_outputs_match_finite_differences() {
     let (mut g0, mut g1) = (dy0.clone(), dy1.clone());
     scratch.fill(f32::NAN);
     Pair.backward(
-        &params,
         [&a, &b],
         [&y0, &y1],
-        &cache,
         [&mut g0, &mut g1],
         [Some(&mut da), Some(&mut db)],
-        &mut grads,
-        &mut scratch,
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
     );
     let h = 1e-2;
     let dy = (&dy0[..], &dy1[..]);
@@ -285,7 +334,19 @@ fn several_inputs_and_outputs_match_finite_differences() {
     // Without input gradients, the same parameter gradients.
     let mut again = vec![0.0; Pair::PARAMS];
     let (mut g0, mut g1) = (dy0.clone(), dy1.clone());
-    Pair.backward(&params, [&a, &b], [&y0, &y1], &cache, [&mut g0, &mut g1], [None, None], &mut again, &mut scratch);
+    Pair.backward(
+        [&a, &b],
+        [&y0, &y1],
+        [&mut g0, &mut g1],
+        [None, None],
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut again,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     assert_eq!(again, grads);
 
     let mut names = Vec::new();
@@ -362,8 +423,8 @@ fn abs_difference_is_the_magnitude_of_the_two_branches_difference() {
     let branch = Dense::<4, 4>::new(Activation::Identity);
     let (pa, pb) = model.params().split_at(<Dense<4, 4> as Layer>::PARAMS);
     let (mut a, mut b) = ([0.0; 4], [0.0; 4]);
-    branch.forward(pa, &[], &x, &mut a, &mut []);
-    branch.forward(pb, &[], &x, &mut b, &mut []);
+    branch.forward(nn_core::Weights::new(pa, &[]), &x, &mut a, &mut []);
+    branch.forward(nn_core::Weights::new(pb, &[]), &x, &mut b, &mut []);
     for i in 0..4 {
         assert_eq!(y[i], (a[i] - b[i]).abs(), "element {i}");
     }
@@ -401,20 +462,32 @@ fn a_frozen_layer_of_a_graph_gets_no_gradient_and_the_others_theirs() {
     let mut y = vec![0.0; batch * 7];
     let mut cache = vec![0.0; batch * Mixed::CACHE];
     let mut scratch = vec![0.0; batch * Mixed::SCRATCH];
-    layer.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut Rng::new(1));
+    layer.forward_train(
+        &x,
+        &mut y,
+        nn_core::TrainCtx {
+            params: &params,
+            buffers: &mut [],
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(1),
+        },
+    );
     let mut frozen_grads = vec![0.0; Mixed::PARAMS];
     let mut frozen_dx = vec![f32::NAN; x.len()];
     let ranges = [shared.clone()];
-    layer.backward_frozen(
-        &params,
+    layer.backward(
         &x,
         &y,
-        &cache,
         &mut dy.clone(),
         Some(&mut frozen_dx),
-        &mut frozen_grads,
-        &mut scratch,
-        Frozen::new(&ranges),
+        nn_core::BackwardCtx {
+            params: &params,
+            cache: &cache,
+            grads: &mut frozen_grads,
+            frozen: Frozen::new(&ranges),
+            scratch: &mut scratch,
+        },
     );
     assert_eq!(frozen_dx, dx);
     assert!(frozen_grads[shared.clone()].iter().all(|&g| g == 0.0), "{:?}", &frozen_grads[shared.clone()]);

@@ -57,33 +57,21 @@ impl ::nn_core::Layer for Mlp {
     fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ::nn_core::Rng) {
         ::nn_core::Layer::init(&Self::ARCH, params, buffers, rng)
     }
-    fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-        ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, y, scratch)
+    fn forward(&self, w: ::nn_core::Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        ::nn_core::Layer::forward(&Self::ARCH, w, x, y, scratch)
     }
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut ::nn_core::Rng,
-    ) {
-        ::nn_core::Layer::forward_train(&Self::ARCH, params, buffers, x, y, cache, scratch, rng)
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: ::nn_core::TrainCtx<'_>) {
+        ::nn_core::Layer::forward_train(&Self::ARCH, x, y, cx)
     }
     fn backward(
         &self,
-        params: &[f32],
         x: &[f32],
         y: &[f32],
-        cache: &[f32],
         dy: &mut [f32],
         dx: ::core::option::Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
+        cx: ::nn_core::BackwardCtx<'_>,
     ) {
-        ::nn_core::Layer::backward(&Self::ARCH, params, x, y, cache, dy, dx, grads, scratch)
+        ::nn_core::Layer::backward(&Self::ARCH, x, y, dy, dx, cx)
     }
     fn visit_tensors(
         &self,
@@ -109,7 +97,7 @@ impl ::nn_core::Network for Mlp {
     ) -> ::nn_core::Tensor<Self::Output> {
         let mut scratch = [0.0f32; <Mlp as ::nn_core::Layer>::SCRATCH];
         let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
-        ::nn_core::Layer::forward(&Self::ARCH, params, buffers, x, &mut y, &mut scratch);
+        ::nn_core::Layer::forward(&Self::ARCH, ::nn_core::Weights::new(params, buffers), x, &mut y, &mut scratch);
         y
     }
 }

@@ -136,11 +136,27 @@ fn training_pass<L: Layer>(layer: &L, params: &[f32], x: &[f32]) -> [Vec<f32>; 4
     let mut cache = vec![0.0; batch * L::CACHE];
     let mut scratch = vec![0.0; batch * L::SCRATCH];
     let mut rng = Rng::new(9);
-    layer.forward_train(params, &mut [], x, &mut y, &mut cache, &mut scratch, &mut rng);
+    layer.forward_train(
+        x,
+        &mut y,
+        nn_core::TrainCtx { params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng },
+    );
     let mut dy: Vec<f32> = y.iter().map(|v| v - 0.5).collect();
     let mut dx = vec![0.0; x.len()];
     let mut grads = vec![0.0; L::PARAMS];
-    layer.backward(params, x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    layer.backward(
+        x,
+        &y,
+        &mut dy,
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params,
+            cache: &cache,
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut scratch,
+        },
+    );
     [y, cache, dx, grads]
 }
 

@@ -341,12 +341,34 @@ fn check_recurrent<
     // The Layer methods are the zero-state forms of the above, and add into grads.
     if !with_state {
         let mut y = vec![0.0; batch * out_len];
-        layer.forward(&data.params, &[], &data.x, &mut y, &mut scratch);
+        layer.forward(nn_core::Weights::new(&data.params, &[]), &data.x, &mut y, &mut scratch);
         assert_eq!(y, y_inf, "{name}: Layer::forward differs from forward_with_state");
         let mut twice = grads.clone();
         let mut dy = data.dy.clone();
-        layer.forward_train(&data.params, &mut [], &data.x, &mut y, &mut cache, &mut scratch, &mut rng);
-        layer.backward(&data.params, &data.x, &y, &cache, &mut dy, None, &mut twice, &mut scratch);
+        layer.forward_train(
+            &data.x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &data.params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut rng,
+            },
+        );
+        layer.backward(
+            &data.x,
+            &y,
+            &mut dy,
+            None,
+            nn_core::BackwardCtx {
+                params: &data.params,
+                cache: &cache,
+                grads: &mut twice,
+                frozen: nn_core::layer::Frozen::NONE,
+                scratch: &mut scratch,
+            },
+        );
         for (t, g) in twice.iter().zip(&grads) {
             assert!((t - 2.0 * g).abs() <= 1e-6 * (1.0 + g.abs()), "{name}: backward must add into grads");
         }
@@ -430,9 +452,31 @@ fn truncation_cuts_gradient_flow() {
     let input_grad = |truncate: usize| {
         let layer = Net::new(LstmCell).with_truncate(truncate);
         let (mut y, mut cache, mut scratch) = (vec![0.0; 24], vec![0.0; Net::CACHE], vec![0.0; Net::SCRATCH]);
-        layer.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut Rng::new(0));
+        layer.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut Rng::new(0),
+            },
+        );
         let (mut dx, mut grads) = (vec![0.0; 16], vec![0.0; Net::PARAMS]);
-        layer.backward(&params, &x, &y, &cache, &mut dy.clone(), Some(&mut dx), &mut grads, &mut scratch);
+        layer.backward(
+            &x,
+            &y,
+            &mut dy.clone(),
+            Some(&mut dx),
+            nn_core::BackwardCtx {
+                params: &params,
+                cache: &cache,
+                grads: &mut grads,
+                frozen: nn_core::layer::Frozen::NONE,
+                scratch: &mut scratch,
+            },
+        );
         dx
     };
     let full = input_grad(0);
@@ -510,7 +554,7 @@ fn assert_stream_equals_forward<L: nn_core::stream::Step + Clone>(name: &str, la
     );
     let batch = x.len() / <L::Input as nn_core::Shape>::LEN;
     let mut whole = vec![0.0; batch * <L::Output as nn_core::Shape>::LEN];
-    layer.forward(params, &[], x, &mut whole, &mut vec![0.0; batch * L::SCRATCH]);
+    layer.forward(nn_core::Weights::new(params, &[]), x, &mut whole, &mut vec![0.0; batch * L::SCRATCH]);
     let mut stream = Stream::new(layer, params, &[]);
     let mut y = vec![0.0; out_len];
     for b in 0..batch {
@@ -636,7 +680,7 @@ fn embedding_looks_up_rows_and_scatters_gradients() {
     let weight: Vec<f32> = (0..12).map(|i| i as f32).collect();
     let ids = [2.0, 0.0, 2.0, 3.9, -1.0, f32::NAN, /* sample 2 */ 4.0, 1.0, 1e30, -0.5, 0.99, f32::INFINITY];
     let mut y = vec![f32::NAN; 2 * 6 * 3];
-    E::new().forward(&weight, &[], &ids, &mut y, &mut []);
+    E::new().forward(nn_core::Weights::new(&weight, &[]), &ids, &mut y, &mut []);
     let row = |r: usize| weight[r * 3..r * 3 + 3].to_vec();
     let zero = vec![0.0; 3];
     let expected: Vec<Vec<f32>> = vec![
@@ -658,7 +702,19 @@ fn embedding_looks_up_rows_and_scatters_gradients() {
     let mut dy: Vec<f32> = (0..36).map(|i| 0.5 + i as f32).collect();
     let mut grads = vec![1.0; 12];
     let mut dx = vec![f32::NAN; 12];
-    E::new().backward(&weight, &ids, &y, &[], &mut dy.clone(), Some(&mut dx), &mut grads, &mut []);
+    E::new().backward(
+        &ids,
+        &y,
+        &mut dy.clone(),
+        Some(&mut dx),
+        nn_core::BackwardCtx {
+            params: &weight,
+            cache: &[],
+            grads: &mut grads,
+            frozen: nn_core::layer::Frozen::NONE,
+            scratch: &mut [],
+        },
+    );
     let mut expected = vec![1.0f32; 12];
     for (t, &id) in ids.iter().enumerate() {
         if (0.0..4.0).contains(&id) {
@@ -685,14 +741,30 @@ fn sequence_dense_matches_reference_and_gradients() {
         let (w, b) = params.split_at(15);
         let (_, y_ref) = dense_f64(&widen(&x), &widen(w), Some(&widen(b)), activation, 5, 3);
         let mut y = vec![0.0; 24];
-        fc.forward(&params, &[], &x, &mut y, &mut []);
+        fc.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut []);
         assert_close("sequence dense inference", &y, &y_ref, FORWARD_TOL);
         let mut cache = vec![0.0; 2 * Fc::CACHE];
-        fc.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut [], &mut rng);
+        fc.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx { params: &params, buffers: &mut [], cache: &mut cache, scratch: &mut [], rng: &mut rng },
+        );
         assert_close("sequence dense training", &y, &y_ref, FORWARD_TOL);
 
         let (mut grads, mut dx) = (vec![0.0; Fc::PARAMS], vec![0.0; 40]);
-        fc.backward(&params, &x, &y, &cache, &mut dy.clone(), Some(&mut dx), &mut grads, &mut []);
+        fc.backward(
+            &x,
+            &y,
+            &mut dy.clone(),
+            Some(&mut dx),
+            nn_core::BackwardCtx {
+                params: &params,
+                cache: &cache,
+                grads: &mut grads,
+                frozen: nn_core::layer::Frozen::NONE,
+                scratch: &mut [],
+            },
+        );
         let loss = |p: &[f64], x: &[f64]| {
             let (_, y) = dense_f64(x, &p[..15], Some(&p[15..]), activation, 5, 3);
             (y.iter().zip(&dy).map(|(y, &w)| y * w as f64).sum::<f64>(), vec![])
@@ -768,9 +840,31 @@ fn no_method_allocates() {
     let mut dx = vec![0.0; x.len()];
     let mut rng = Rng::new(4);
     let n = allocations(|| {
-        layer.forward(&params, &[], &x, &mut y, &mut scratch);
-        layer.forward_train(&params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut rng);
-        layer.backward(&params, &x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+        layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
+        layer.forward_train(
+            &x,
+            &mut y,
+            nn_core::TrainCtx {
+                params: &params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut scratch,
+                rng: &mut rng,
+            },
+        );
+        layer.backward(
+            &x,
+            &y,
+            &mut dy,
+            Some(&mut dx),
+            nn_core::BackwardCtx {
+                params: &params,
+                cache: &cache,
+                grads: &mut grads,
+                frozen: nn_core::layer::Frozen::NONE,
+                scratch: &mut scratch,
+            },
+        );
     });
     assert_eq!(n, 0, "recurrent layer methods allocated");
 

@@ -74,7 +74,17 @@ fn fit_trains_two_inputs_and_two_outputs_as_the_step_api_by_hand() {
             let (t0, t1) = (&label[start..start + BATCH], &rec[start * 2..(start + BATCH) * 2]);
             let (mut y0, mut y1) = (vec![0.0; BATCH], vec![0.0; BATCH * 2]);
             grads.fill(0.0);
-            net.forward_train(&params, &mut buffers, [xa, xb], [&mut y0, &mut y1], &mut cache, &mut scratch, &mut rng);
+            net.forward_train(
+                [xa, xb],
+                [&mut y0, &mut y1],
+                nn_core::TrainCtx {
+                    params: &params,
+                    buffers: &mut buffers,
+                    cache: &mut cache,
+                    scratch: &mut scratch,
+                    rng: &mut rng,
+                },
+            );
             let (mut g0, mut g1) = (vec![0.0; BATCH], vec![0.0; BATCH * 2]);
             let mut loss = 0.0;
             loss += WEIGHTS[0] * bce.compute(&y0, t0, 1, Some(&mut g0));
@@ -82,14 +92,17 @@ fn fit_trains_two_inputs_and_two_outputs_as_the_step_api_by_hand() {
             g0.iter_mut().for_each(|g| *g *= WEIGHTS[0]);
             g1.iter_mut().for_each(|g| *g *= WEIGHTS[1]);
             net.backward(
-                &params,
                 [xa, xb],
                 [&y0, &y1],
-                &cache,
                 [&mut g0, &mut g1],
                 [None, None],
-                &mut grads,
-                &mut scratch,
+                nn_core::BackwardCtx {
+                    params: &params,
+                    cache: &cache,
+                    grads: &mut grads,
+                    frozen: nn_core::layer::Frozen::NONE,
+                    scratch: &mut scratch,
+                },
             );
             opt.step(&mut params, &grads);
             sum += loss as f64;
@@ -133,7 +146,7 @@ fn predict_multi_is_the_networks_own_forward() {
     let (score, rec) = model.predict_multi((&a, &b)).unwrap();
     let (mut y0, mut y1) = (vec![0.0; SAMPLES], vec![0.0; SAMPLES * 2]);
     let mut scratch = vec![0.0; SAMPLES * PairNet::SCRATCH];
-    PairNet.forward(model.params(), model.buffers(), [&a, &b], [&mut y0, &mut y1], &mut scratch);
+    PairNet.forward(nn_core::Weights::new(model.params(), model.buffers()), [&a, &b], [&mut y0, &mut y1], &mut scratch);
     assert_eq!((&score, &rec), (&y0, &y1));
 
     // The packed form: a sample is `a` then `b`, an output sample `score` then `rec`.
@@ -181,16 +194,30 @@ fn packed_backward_matches_finite_differences() {
     let loss_at = |p: &[f32], x: &[f32]| {
         let mut y = vec![0.0; batch * 3];
         let mut scratch = vec![0.0; batch * <PairNet as Layer>::SCRATCH];
-        <PairNet as Layer>::forward(&PairNet, p, &[], x, &mut y, &mut scratch);
+        <PairNet as Layer>::forward(&PairNet, nn_core::Weights::new(p, &[]), x, &mut y, &mut scratch);
         weighted_sum(&upstream, &y)
     };
     let mut y = vec![0.0; batch * 3];
     let mut cache = vec![0.0; batch * <PairNet as Layer>::CACHE];
     let mut scratch = vec![0.0; batch * <PairNet as Layer>::SCRATCH];
-    <PairNet as Layer>::forward_train(&PairNet, &params, &mut [], &x, &mut y, &mut cache, &mut scratch, &mut rng);
+    let cx = nn_core::TrainCtx {
+        params: &params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut rng,
+    };
+    <PairNet as Layer>::forward_train(&PairNet, &x, &mut y, cx);
     let mut dy = upstream.clone();
     let (mut dx, mut grads) = (vec![0.0; x.len()], vec![0.0; params.len()]);
-    <PairNet as Layer>::backward(&PairNet, &params, &x, &y, &cache, &mut dy, Some(&mut dx), &mut grads, &mut scratch);
+    let cx = nn_core::BackwardCtx {
+        params: &params,
+        cache: &cache,
+        grads: &mut grads,
+        frozen: nn_core::layer::Frozen::NONE,
+        scratch: &mut scratch,
+    };
+    <PairNet as Layer>::backward(&PairNet, &x, &y, &mut dy, Some(&mut dx), cx);
     let numeric_p = central_differences_f32(&params, 1e-2, |p| (loss_at(p, &x), Vec::new()));
     let numeric_x = central_differences_f32(&x, 1e-2, |x| (loss_at(&params, x), Vec::new()));
     for (what, analytic, numeric) in [("param", &grads, &numeric_p), ("input", &dx, &numeric_x)] {

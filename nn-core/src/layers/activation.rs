@@ -7,7 +7,7 @@
 use core::marker::PhantomData;
 
 use crate::activation::Activation;
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
 
@@ -61,7 +61,7 @@ impl<S: Shape> Layer for Act<S> {
     fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {}
 
     #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         let y = &mut y[..x.len()];
         if matches!(self.activation, Activation::Relu) {
             return crate::activation::relu_into(x, y);
@@ -71,31 +71,13 @@ impl<S: Shape> Layer for Act<S> {
     }
 
     #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
-        self.forward(params, buffers, x, y, scratch);
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, buffers, scratch, .. } = cx;
+        self.forward(Weights::new(params, buffers), x, y, scratch);
     }
 
     #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _cx: BackwardCtx<'_>) {
         if let Some(dx) = dx {
             let n = x.len();
             if matches!(self.activation, Activation::Relu) {
@@ -104,15 +86,6 @@ impl<S: Shape> Layer for Act<S> {
             self.activation.backward(x, y, &mut dy[..n], Self::width());
             dx[..n].copy_from_slice(&dy[..n]);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        _path: Option<&TensorPath<'_>>,
-        _params_at: usize,
-        _buffers_at: usize,
-        _f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
     }
 
     fn visit_summary(&self, name: &str, depth: usize, f: &mut dyn FnMut(&crate::layer::SummaryRow<'_>)) {

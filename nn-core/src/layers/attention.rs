@@ -37,7 +37,7 @@
 use super::dense::Dense;
 use crate::activation::Activation;
 use crate::kernels::attention::{attention_params, Attention};
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TensorInfo, TensorPath, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 #[cfg(feature = "alloc")]
@@ -117,17 +117,8 @@ impl<const T: usize, const D: usize, const H: usize> MultiHeadAttention<T, D, H>
 
     /// Training forward with a key padding mask (see
     /// [`MultiHeadAttention::forward_padded`]); `backward` is the usual one.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_train_padded(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        lengths: &[usize],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
+    pub fn forward_train_padded(&self, x: &[f32], lengths: &[usize], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, scratch, rng, .. } = cx;
         debug_assert_eq!(lengths.len() * T * D, x.len(), "one length per sample");
         self.config().forward_train(params, x, None, Some(lengths), y, cache, scratch, rng);
     }
@@ -179,45 +170,19 @@ impl<const T: usize, const D: usize, const H: usize> Layer for MultiHeadAttentio
         init_attention(params, D, rng);
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let params = w.params;
         self.config().forward(params, x, None, None, y, scratch);
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, scratch, rng, .. } = cx;
         self.config().forward_train(params, x, None, None, y, cache, scratch, rng);
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         self.config().backward(params, x, None, cache, dy, dx, None, grads, scratch);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        visit_attention::<D>(path, params_at, f);
     }
 }
 
@@ -305,38 +270,34 @@ impl<const TQ: usize, const TK: usize, const D: usize, const H: usize> CrossAtte
         self.config().forward(params, query, Some(context), lengths, y, scratch);
     }
 
-    /// Training forward, keeping `B * CACHE` floats in `cache` for `backward`.
-    #[allow(clippy::too_many_arguments)]
+    /// Training forward, keeping `B * CACHE` floats in `cx.cache` for `backward`
+    /// (`cx.buffers` is unused: the layer has none).
     pub fn forward_train(
         &self,
-        params: &[f32],
         query: &[f32],
         context: &[f32],
         lengths: Option<&[usize]>,
         y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
+        cx: TrainCtx<'_>,
     ) {
+        let TrainCtx { params, cache, scratch, rng, .. } = cx;
         debug_assert_eq!(query.len() / (TQ * D), context.len() / (TK * D), "query and context batches differ");
         self.config().forward_train(params, query, Some(context), lengths, y, cache, scratch, rng);
     }
 
-    /// Backward of `forward_train`: adds the parameter gradients into `grads` and
+    /// Backward of `forward_train`: adds the parameter gradients into `cx.grads` and
     /// writes `dL/dquery` and `dL/dcontext` where given. `dy` is overwritten.
-    #[allow(clippy::too_many_arguments)]
+    /// `cx.frozen` is not consulted: every gradient is computed.
     pub fn backward(
         &self,
-        params: &[f32],
         query: &[f32],
         context: &[f32],
-        cache: &[f32],
         dy: &mut [f32],
         d_query: Option<&mut [f32]>,
         d_context: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
+        cx: BackwardCtx<'_>,
     ) {
+        let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         self.config().backward(params, query, Some(context), cache, dy, d_query, d_context, grads, scratch);
     }
 

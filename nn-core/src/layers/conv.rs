@@ -44,13 +44,13 @@
 //! let x = [1.0; 25];
 //! let mut y = [0.0; 50];
 //! let mut scratch = vec![0.0; Conv::SCRATCH];
-//! CONV.forward(&params, &[], &x, &mut y, &mut scratch);
+//! CONV.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
 //! assert_eq!(y[0], 4.0); // a corner sees 4 pixels and 5 zeros of padding
 //! assert_eq!(y[12], 9.0); // the centre sees 9 pixels
 //! assert!(y[25..].iter().all(|&v| v == 0.5));
 //! ```
 use crate::kernels::conv::{self, ConvGeometry};
-use crate::layer::{Frozen, Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape2, Shape3};
 
@@ -201,24 +201,6 @@ fn glorot_uniform(params: &mut [f32], weights: usize, fan_in: usize, fan_out: us
     b.fill(0.0);
 }
 
-/// Reports `weight` of `shape` and, with `bias`, `bias` of `[filters]`.
-fn visit_weight_bias(
-    path: Option<&TensorPath<'_>>,
-    params_at: usize,
-    shape: &[usize],
-    filters: usize,
-    bias: bool,
-    f: &mut dyn FnMut(&TensorInfo<'_>),
-) {
-    let n: usize = shape.iter().product();
-    let weight = TensorPath::new(path, "weight");
-    f(&TensorInfo { path: &weight, shape, offset: params_at, len: n, trainable: true });
-    if bias {
-        let bias = TensorPath::new(path, "bias");
-        f(&TensorInfo { path: &bias, shape: &[filters], offset: params_at + n, len: filters, trainable: true });
-    }
-}
-
 /// The weight and, with `bias`, the bias of a parameter slice.
 fn split_params(params: &[f32], weights: usize, filters: usize, bias: bool) -> (&[f32], Option<&[f32]>) {
     let (w, b) = params.split_at(weights);
@@ -322,43 +304,40 @@ fn grouped_backward<const G: usize>(
 /// `WEIGHTS` and a `geometry`: the parameters are `weight` of shape `[dims]`
 /// (`WEIGHTS` floats) then, with `BIAS`, `bias` of `[F]`, initialised Glorot-uniform
 /// over `fans` (in, out); nothing is cached, so training runs `forward`. A `direct`
-/// convolution skips its weight-gradient products when every parameter is frozen; a
-/// `transposed` one keeps the default `backward_frozen`.
+/// convolution skips its weight-gradient products when every parameter is frozen.
 macro_rules! convolution_items {
     (direct, weight: $weight:tt, fans: $fans:tt) => {
-        convolution_items!(@shared $weight, $fans, grouped_forward::<G>, grouped_backward::<G>, F, Some);
+        convolution_items!(@shared $weight, $fans, grouped_forward::<G>, F);
 
         #[inline]
-        fn backward_frozen(
-            &self,
-            params: &[f32],
-            x: &[f32],
-            y: &[f32],
-            cache: &[f32],
-            dy: &mut [f32],
-            dx: Option<&mut [f32]>,
-            grads: &mut [f32],
-            scratch: &mut [f32],
-            frozen: Frozen<'_>,
-        ) {
-            if !frozen.all(Self::PARAMS) {
-                return self.backward(params, x, y, cache, dy, dx, grads, scratch);
+        fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+            let BackwardCtx { params, grads, frozen, scratch, .. } = cx;
+            let weight = &params[..Self::WEIGHTS];
+            if frozen.all(Self::PARAMS) {
+                // Every parameter frozen: the input gradient alone.
+                if dx.is_some() {
+                    grouped_backward::<G>(&self.geometry, F, x, weight, dy, None, None, dx, scratch);
+                }
+                return;
             }
-            if dx.is_some() {
-                grouped_backward::<G>(&self.geometry, F, x, &params[..Self::WEIGHTS], dy, None, None, dx, scratch);
-            }
+            let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
+            grouped_backward::<G>(&self.geometry, F, x, weight, dy, Some(d_weight), d_bias, dx, scratch);
         }
     };
     (transposed, weight: $weight:tt, fans: $fans:tt) => {
-        convolution_items!(@shared $weight, $fans, conv::transpose_forward, conv::transpose_backward, C);
+        convolution_items!(@shared $weight, $fans, conv::transpose_forward, C);
+
+        #[inline]
+        fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+            let BackwardCtx { params, grads, scratch, .. } = cx;
+            let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
+            let weight = &params[..Self::WEIGHTS];
+            conv::transpose_backward(&self.geometry, C, x, weight, dy, d_weight, d_bias, dx, scratch);
+        }
     };
-    // `$forward` and `$backward` are the kernels, called with `$channels` (a
-    // convolution's filters, a transposed convolution's input channels); `$option`
-    // wraps the weight gradient for a kernel that takes it as an `Option`.
-    (
-        @shared [$($dim:expr),+], ($fan_in:expr, $fan_out:expr),
-        $forward:path, $backward:path, $channels:ident $(, $option:ident)?
-    ) => {
+    // `$forward` is the kernel, called with `$channels` (a convolution's filters, a
+    // transposed convolution's input channels).
+    (@shared [$($dim:expr),+], ($fan_in:expr, $fan_out:expr), $forward:path, $channels:ident) => {
         const PARAMS: usize = Self::WEIGHTS + if BIAS { F } else { 0 };
         const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
             first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[$($dim),+], trainable: true },
@@ -374,50 +353,16 @@ macro_rules! convolution_items {
         }
 
         #[inline]
-        fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            let params = w.params;
             let (weight, bias) = split_params(params, Self::WEIGHTS, F, BIAS);
             $forward(&self.geometry, $channels, x, weight, bias, y, scratch);
         }
 
         #[inline]
-        fn forward_train(
-            &self,
-            params: &[f32],
-            buffers: &mut [f32],
-            x: &[f32],
-            y: &mut [f32],
-            _cache: &mut [f32],
-            scratch: &mut [f32],
-            _rng: &mut Rng,
-        ) {
-            self.forward(params, buffers, x, y, scratch);
-        }
-
-        #[inline]
-        fn backward(
-            &self,
-            params: &[f32],
-            x: &[f32],
-            _y: &[f32],
-            _cache: &[f32],
-            dy: &mut [f32],
-            dx: Option<&mut [f32]>,
-            grads: &mut [f32],
-            scratch: &mut [f32],
-        ) {
-            let (d_weight, d_bias) = split_grads(grads, Self::WEIGHTS, F, BIAS);
-            let weight = &params[..Self::WEIGHTS];
-            $backward(&self.geometry, $channels, x, weight, dy, $($option)?(d_weight), d_bias, dx, scratch);
-        }
-
-        fn visit_tensors(
-            &self,
-            path: Option<&TensorPath<'_>>,
-            params_at: usize,
-            _buffers_at: usize,
-            f: &mut dyn FnMut(&TensorInfo<'_>),
-        ) {
-            visit_weight_bias(path, params_at, &[$($dim),+], F, BIAS, f);
+        fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+            let TrainCtx { params, buffers, scratch, .. } = cx;
+            self.forward(Weights::new(params, buffers), x, y, scratch);
         }
     };
 }

@@ -16,7 +16,7 @@
 //! ```
 use crate::activation::Activation;
 use crate::kernels::dense;
-use crate::layer::{Frozen, Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape1;
 
@@ -60,7 +60,8 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
     }
 
     #[inline]
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let params = w.params;
         let (w, b) = params.split_at(O * I);
         let bias = if BIAS { Some(b) } else { None };
         if x.len() == I {
@@ -70,16 +71,8 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
     }
 
     #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, .. } = cx;
         let (w, b) = params.split_at(O * I);
         let bias = if BIAS { Some(b) } else { None };
         let pre = if self.activation == Activation::Identity { None } else { Some(cache) };
@@ -87,57 +80,18 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
     }
 
     #[inline]
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, frozen, .. } = cx;
         let n = O * I;
+        if frozen.all(Self::PARAMS) {
+            // Every parameter frozen: the input gradient alone.
+            if let Some(dx) = dx {
+                dense::backward_input(&params[..n], cache, y, self.activation, I, O, dy, dx);
+            }
+            return;
+        }
         let (gw, gb) = grads.split_at_mut(n);
         let gb = if BIAS { Some(gb) } else { None };
         dense::backward(x, &params[..n], cache, y, self.activation, I, O, dy, gw, gb, dx);
-    }
-
-    #[inline]
-    fn backward_frozen(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-        frozen: Frozen<'_>,
-    ) {
-        if !frozen.all(Self::PARAMS) {
-            return self.backward(params, x, y, cache, dy, dx, grads, scratch);
-        }
-        if let Some(dx) = dx {
-            dense::backward_input(&params[..O * I], cache, y, self.activation, I, O, dy, dx);
-        }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let n = O * I;
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[O, I], offset: params_at, len: n, trainable: true });
-        if BIAS {
-            let bias = TensorPath::new(path, "bias");
-            f(&TensorInfo { path: &bias, shape: &[O], offset: params_at + n, len: O, trainable: true });
-        }
     }
 }

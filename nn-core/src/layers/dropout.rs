@@ -6,7 +6,7 @@
 //! never a global switch.
 use core::marker::PhantomData;
 
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
 
@@ -35,20 +35,12 @@ impl<S: Shape> Layer for Dropout<S> {
 
     fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {}
 
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         y[..x.len()].copy_from_slice(x);
     }
 
-    fn forward_train(
-        &self,
-        _params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { cache, rng, .. } = cx;
         let keep = 1.0 - self.rate;
         let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
         for ((y, m), &x) in y.iter_mut().zip(cache.iter_mut()).zip(x) {
@@ -57,30 +49,12 @@ impl<S: Shape> Layer for Dropout<S> {
         }
     }
 
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { cache, .. } = cx;
         if let Some(dx) = dx {
             for ((dx, &d), &m) in dx[..x.len()].iter_mut().zip(dy.iter()).zip(cache) {
                 *dx = d * m;
             }
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        _path: Option<&TensorPath<'_>>,
-        _params_at: usize,
-        _buffers_at: usize,
-        _f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
     }
 }

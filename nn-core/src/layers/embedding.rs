@@ -15,11 +15,11 @@
 //! let mut weight = vec![0.0; Embedding::<3, 10, 4>::PARAMS];
 //! embed.init(&mut weight, &mut [], &mut Rng::new(1));
 //! let mut y = [0.0f32; 3 * 4];
-//! embed.forward(&weight, &[], &[7.0, 0.0, 99.0], &mut y, &mut []);
+//! embed.forward(nn_core::Weights::new(&weight, &[]), &[7.0, 0.0, 99.0], &mut y, &mut []);
 //! assert_eq!(&y[..4], &weight[7 * 4..8 * 4]); // row 7
 //! assert_eq!(&y[8..], &[0.0; 4]); // id 99 is out of range: zeros
 //! ```
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape1, Shape2};
 
@@ -69,36 +69,20 @@ impl<const T: usize, const V: usize, const D: usize> Layer for Embedding<T, V, D
     }
 
     #[inline]
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let params = w.params;
         lookup(params, V, D, x, y);
     }
 
     #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, .. } = cx;
         lookup(params, V, D, x, y);
     }
 
     /// `dW[id] += dy[t]` for every valid id.
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { grads, .. } = cx;
         for (&id, g) in x.iter().zip(dy.chunks_exact(D)) {
             if let Some(r) = token_row(id, V) {
                 grads[r * D..(r + 1) * D].iter_mut().zip(g).for_each(|(w, g)| *w += g);
@@ -107,16 +91,5 @@ impl<const T: usize, const V: usize, const D: usize> Layer for Embedding<T, V, D
         if let Some(dx) = dx {
             dx[..x.len()].fill(0.0);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[V, D], offset: params_at, len: V * D, trainable: true });
     }
 }

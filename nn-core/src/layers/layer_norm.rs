@@ -18,7 +18,7 @@
 //! let mut params = [0.0; 8];
 //! norm.init(&mut params, &mut [], &mut Rng::new(0)); // weight 1, bias 0
 //! let mut y = [0.0f32; 8];
-//! norm.forward(&params, &[], &[1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0], &mut y, &mut []);
+//! norm.forward(nn_core::Weights::new(&params, &[]), &[1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0], &mut y, &mut []);
 //! let mean: f32 = y[..4].iter().sum::<f32>() / 4.0;
 //! let var: f32 = y[..4].iter().map(|v| v * v).sum::<f32>() / 4.0;
 //! assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-4);
@@ -26,7 +26,7 @@
 //! ```
 use core::marker::PhantomData;
 
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
 
@@ -118,14 +118,6 @@ pub(crate) fn backward_in_place(params: &[f32], width: usize, cache: &[f32], d: 
     }
 }
 
-/// Names `weight` and `bias` of a normalisation of `width` values at `params_at`.
-pub(crate) fn visit(path: Option<&TensorPath<'_>>, params_at: usize, width: usize, f: &mut dyn FnMut(&TensorInfo<'_>)) {
-    let weight = TensorPath::new(path, "weight");
-    f(&TensorInfo { path: &weight, shape: &[width], offset: params_at, len: width, trainable: true });
-    let bias = TensorPath::new(path, "bias");
-    f(&TensorInfo { path: &bias, shape: &[width], offset: params_at + width, len: width, trainable: true });
-}
-
 /// Weight 1 and bias 0, as PyTorch.
 pub(crate) fn init(params: &mut [f32], width: usize) {
     let (weight, bias) = params[..2 * width].split_at_mut(width);
@@ -153,35 +145,19 @@ impl<S: Shape> Layer for LayerNorm<S> {
         init(params, Self::WIDTH);
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let params = w.params;
         forward(params, self.eps, Self::WIDTH, x, y, None);
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, .. } = cx;
         let batch = x.len() / S::LEN;
         forward(params, self.eps, Self::WIDTH, x, y, Some(&mut cache[..batch * Self::CACHE]));
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, .. } = cx;
         let n = x.len();
         let batch = n / S::LEN;
         let cache = &cache[..batch * (S::LEN + Self::ROWS)];
@@ -189,15 +165,5 @@ impl<S: Shape> Layer for LayerNorm<S> {
         if let Some(dx) = dx {
             dx[..n].copy_from_slice(&dy[..n]);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        visit(path, params_at, Self::WIDTH, f);
     }
 }

@@ -38,7 +38,7 @@
 //! NORM.init(&mut params, &mut buffers, &mut Rng::new(0)); // weight 1, bias 0, var 1
 //! let x = [1.0, 3.0, 5.0, 7.0]; // two samples of [1, 1, 2]: mean 4, variance 5
 //! let (mut y, mut cache) = ([0.0; 4], vec![0.0; 2 * Norm::CACHE]);
-//! NORM.forward_train(&params, &mut buffers, &x, &mut y, &mut cache, &mut [], &mut Rng::new(0));
+//! NORM.forward_train(&x, &mut y, nn_core::TrainCtx { params: &params, buffers: &mut buffers, cache: &mut cache, scratch: &mut [], rng: &mut Rng::new(0) });
 //! assert!((y[0] + 3.0 / (5.0f32 + 1e-5).sqrt()).abs() < 1e-6);
 //! assert!((buffers[0] - 0.4).abs() < 1e-6); // running_mean = 0.9 * 0 + 0.1 * 4
 //! assert!((buffers[1] - (0.9 + 0.1 * 20.0 / 3.0)).abs() < 1e-6); // unbiased variance 20/3
@@ -46,7 +46,7 @@
 //! ```
 use core::marker::PhantomData;
 
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape, Shape3};
 
@@ -162,21 +162,14 @@ impl<S: Shape> Layer for BatchNorm<S> {
     }
 
     #[inline]
-    fn forward(&self, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let (params, buffers) = (w.params, w.buffers);
         inference(Self::CHANNELS, Self::SPATIAL, self.eps, params, buffers, x, y);
     }
 
     #[inline]
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, buffers, cache, .. } = cx;
         if self.inference {
             inference(Self::CHANNELS, Self::SPATIAL, self.eps, params, buffers, x, y);
             running_cache(Self::CHANNELS, self.eps, buffers, cache);
@@ -186,39 +179,9 @@ impl<S: Shape> Layer for BatchNorm<S> {
     }
 
     #[inline]
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, .. } = cx;
         backward(Self::CHANNELS, Self::SPATIAL, self.inference, params, x, cache, dy, dx, grads);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let c = Self::CHANNELS;
-        let tensors: [(&str, &[usize], usize, usize, bool); 5] = [
-            ("weight", &[c], params_at, c, true),
-            ("bias", &[c], params_at + c, c, true),
-            ("running_mean", &[c], buffers_at, c, false),
-            ("running_var", &[c], buffers_at + c, c, false),
-            ("num_batches_tracked", &[], buffers_at + 2 * c, 1, false),
-        ];
-        for (name, shape, offset, len, trainable) in tensors {
-            let path = TensorPath::new(path, name);
-            f(&TensorInfo { path: &path, shape, offset, len, trainable });
-        }
     }
 }
 

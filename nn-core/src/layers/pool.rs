@@ -27,14 +27,14 @@
 //! const POOL: Pool = MaxPool2d::new([2, 2], [2, 2], [0, 0]);
 //! let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
 //! let mut y = [0.0; 4];
-//! POOL.forward(&[], &[], &x, &mut y, &mut []);
+//! POOL.forward(nn_core::Weights::new(&[], &[]), &x, &mut y, &mut []);
 //! assert_eq!(y, [5.0, 7.0, 13.0, 15.0]);
 //! ```
 use core::marker::PhantomData;
 
 use super::conv::output_len;
 use crate::kernels::pool::{self, PoolGeometry};
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape1, Shape2, Shape3};
 
@@ -141,26 +141,9 @@ macro_rules! no_params {
         fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {}
 
         #[inline]
-        fn forward_train(
-            &self,
-            params: &[f32],
-            buffers: &mut [f32],
-            x: &[f32],
-            y: &mut [f32],
-            _cache: &mut [f32],
-            scratch: &mut [f32],
-            _rng: &mut Rng,
-        ) {
-            self.forward(params, buffers, x, y, scratch);
-        }
-
-        fn visit_tensors(
-            &self,
-            _path: Option<&TensorPath<'_>>,
-            _params_at: usize,
-            _buffers_at: usize,
-            _f: &mut dyn FnMut(&TensorInfo<'_>),
-        ) {
+        fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+            let TrainCtx { params, buffers, scratch, .. } = cx;
+            self.forward(Weights::new(params, buffers), x, y, scratch);
         }
     };
     (
@@ -170,21 +153,11 @@ macro_rules! no_params {
         no_params!();
 
         #[inline]
-        fn forward(&$self, _params: &[f32], _buffers: &[f32], $x: &[f32], $y: &mut [f32], _scratch: &mut [f32])
+        fn forward(&$self, _w: Weights<'_>, $x: &[f32], $y: &mut [f32], _scratch: &mut [f32])
             $forward
 
         #[inline]
-        fn backward(
-            &$self_b,
-            _params: &[f32],
-            $x_b: &[f32],
-            _y: &[f32],
-            _cache: &[f32],
-            $dy: &mut [f32],
-            dx: Option<&mut [f32]>,
-            _grads: &mut [f32],
-            _scratch: &mut [f32],
-        ) {
+        fn backward(&$self_b, $x_b: &[f32], _y: &[f32], $dy: &mut [f32], dx: Option<&mut [f32]>, _cx: BackwardCtx<'_>) {
             if let Some($dx) = dx {
                 $backward
             }

@@ -20,11 +20,11 @@
 //!
 //! let pe = PositionalEncoding::<3, 4>::new();
 //! let mut y = [0.0f32; 12];
-//! pe.forward(&[], &[], &[0.0; 12], &mut y, &mut []);
+//! pe.forward(nn_core::Weights::new(&[], &[]), &[0.0; 12], &mut y, &mut []);
 //! assert_eq!(&y[..4], &[0.0, 1.0, 0.0, 1.0]); // position 0: sin 0, cos 0
 //! assert!((y[4] - 1.0f32.sin()).abs() < 1e-6 && (y[5] - 1.0f32.cos()).abs() < 1e-6);
 //! ```
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 
@@ -71,46 +71,19 @@ impl<const T: usize, const D: usize> Layer for PositionalEncoding<T, D> {
 
     fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {}
 
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         add_sinusoids(x, &mut y[..x.len()], T, D);
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
-        self.forward(params, buffers, x, y, scratch);
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, buffers, scratch, .. } = cx;
+        self.forward(Weights::new(params, buffers), x, y, scratch);
     }
 
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _cx: BackwardCtx<'_>) {
         if let Some(dx) = dx {
             dx[..x.len()].copy_from_slice(&dy[..x.len()]);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        _path: Option<&TensorPath<'_>>,
-        _params_at: usize,
-        _buffers_at: usize,
-        _f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
     }
 }
 
@@ -138,7 +111,8 @@ impl<const T: usize, const D: usize> Layer for LearnedPositional<T, D> {
         params[..T * D].iter_mut().for_each(|v| *v = rng.normal());
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let params = w.params;
         let table = &params[..T * D];
         for (y, x) in y.chunks_exact_mut(T * D).zip(x.chunks_exact(T * D)) {
             for ((y, &x), &p) in y.iter_mut().zip(x).zip(table) {
@@ -147,30 +121,13 @@ impl<const T: usize, const D: usize> Layer for LearnedPositional<T, D> {
         }
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        _cache: &mut [f32],
-        scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
-        self.forward(params, buffers, x, y, scratch);
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, buffers, scratch, .. } = cx;
+        self.forward(Weights::new(params, buffers), x, y, scratch);
     }
 
-    fn backward(
-        &self,
-        _params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { grads, .. } = cx;
         let n = x.len();
         for d in dy[..n].chunks_exact(T * D) {
             grads[..T * D].iter_mut().zip(d).for_each(|(g, &d)| *g += d);
@@ -178,16 +135,5 @@ impl<const T: usize, const D: usize> Layer for LearnedPositional<T, D> {
         if let Some(dx) = dx {
             dx[..n].copy_from_slice(&dy[..n]);
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[T, D], offset: params_at, len: T * D, trainable: true });
     }
 }

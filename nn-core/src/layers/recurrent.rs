@@ -45,14 +45,15 @@
 //! let x = [0.5f32; 5 * 3];
 //! let mut y = [0.0f32; 5 * 4];
 //! let mut scratch = vec![0.0; Encoder::SCRATCH];
-//! lstm.forward(&params, &[], &x, &mut y, &mut scratch);
+//! lstm.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
 //! assert!(y.iter().all(|v| v.abs() < 1.0));
 //! ```
-use core::fmt::{self, Write};
+
+use core::fmt;
 
 use crate::activation::Activation;
 use crate::kernels::recurrent::{self as kernel, CellKind, Config, States, StatesMut};
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape1, Shape2};
 
@@ -290,59 +291,6 @@ impl<
     }
 
     const PARAM_COUNT: usize = kernel::params_len(C::GATES, F, H, LAYERS, DIRS);
-
-    fn visit(&self, path: Option<&TensorPath<'_>>, params_at: usize, f: &mut dyn FnMut(&TensorInfo<'_>)) {
-        let cfg = self.config();
-        let gh = cfg.gate_width();
-        for l in 0..LAYERS {
-            for d in 0..DIRS {
-                let suffix = if d == 1 { "_reverse" } else { "" };
-                let mut offset = params_at + cfg.param_offset(l, d);
-                let tensors: [(&str, [usize; 2], usize); 4] = [
-                    ("weight_ih", [gh, cfg.input_width(l)], 2),
-                    ("weight_hh", [gh, H], 2),
-                    ("bias_ih", [gh, 0], 1),
-                    ("bias_hh", [gh, 0], 1),
-                ];
-                for (name, shape, rank) in tensors {
-                    let mut buf = NameBuf::new();
-                    let _ = write!(buf, "{name}_l{l}{suffix}");
-                    let here = TensorPath::new(path, buf.as_str());
-                    let len = if rank == 2 { shape[0] * shape[1] } else { shape[0] };
-                    f(&TensorInfo { path: &here, shape: &shape[..rank], offset, len, trainable: true });
-                    offset += len;
-                }
-            }
-        }
-    }
-}
-
-/// A tensor name built on the stack (`weight_ih_l0_reverse`).
-struct NameBuf {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl NameBuf {
-    fn new() -> Self {
-        NameBuf { buf: [0; 40], len: 0 }
-    }
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
-    }
-}
-
-impl Write for NameBuf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let b = s.as_bytes();
-        let end = self.len + b.len();
-        if end > self.buf.len() {
-            return Err(fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(b);
-        self.len = end;
-        Ok(())
-    }
 }
 
 /// The two `Layer` impls differ only in the output shape.
@@ -377,47 +325,21 @@ macro_rules! recurrent_layer {
             }
 
             #[inline]
-            fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+                let params = w.params;
                 self.forward_with_state(params, x, None, y, None, scratch)
             }
 
             #[inline]
-            fn forward_train(
-                &self,
-                params: &[f32],
-                _buffers: &mut [f32],
-                x: &[f32],
-                y: &mut [f32],
-                cache: &mut [f32],
-                scratch: &mut [f32],
-                _rng: &mut Rng,
-            ) {
+            fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+                let TrainCtx { params, cache, scratch, .. } = cx;
                 self.forward_train_with_state(params, x, None, y, cache, scratch, None)
             }
 
             #[inline]
-            fn backward(
-                &self,
-                params: &[f32],
-                x: &[f32],
-                _y: &[f32],
-                cache: &[f32],
-                dy: &mut [f32],
-                dx: Option<&mut [f32]>,
-                grads: &mut [f32],
-                scratch: &mut [f32],
-            ) {
+            fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+                let BackwardCtx { params, cache, grads, scratch, .. } = cx;
                 self.backward_with_state(params, x, cache, dy, dx, grads, scratch, None)
-            }
-
-            fn visit_tensors(
-                &self,
-                path: Option<&TensorPath<'_>>,
-                params_at: usize,
-                _buffers_at: usize,
-                f: &mut dyn FnMut(&TensorInfo<'_>),
-            ) {
-                self.visit(path, params_at, f)
             }
         }
     };

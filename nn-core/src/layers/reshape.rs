@@ -16,13 +16,13 @@
 //! const FLAT: Flatten<Shape3<2, 3, 4>, 24> = Flatten::new();
 //! let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
 //! let mut y = [0.0; 24];
-//! FLAT.forward(&[], &[], &x, &mut y, &mut []);
+//! FLAT.forward(nn_core::Weights::new(&[], &[]), &x, &mut y, &mut []);
 //! assert_eq!(y[5], 5.0);
 //! ```
 use core::marker::PhantomData;
 
 use super::pool::no_params;
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape, Shape1};
 
@@ -62,22 +62,12 @@ impl<S: Shape, const N: usize> Layer for Flatten<S, N> {
     no_params!();
 
     #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         copy(x, y);
     }
 
     #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        _x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _cx: BackwardCtx<'_>) {
         if let Some(dx) = dx {
             copy(dy, dx);
         }
@@ -115,22 +105,12 @@ impl<I: Shape, O: Shape> Layer for Reshape<I, O> {
     no_params!();
 
     #[inline]
-    fn forward(&self, _params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         copy(x, y);
     }
 
     #[inline]
-    fn backward(
-        &self,
-        _params: &[f32],
-        _x: &[f32],
-        _y: &[f32],
-        _cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        _grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, _x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, _cx: BackwardCtx<'_>) {
         if let Some(dx) = dx {
             copy(dy, dx);
         }

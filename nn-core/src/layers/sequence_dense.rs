@@ -16,13 +16,13 @@
 //! let fc = SequenceDense::<2, 3, 1>::new(Activation::Identity);
 //! let params = [1.0, 2.0, 3.0, 0.5]; // weight [1, 3], bias [1]
 //! let mut y = [0.0f32; 2];
-//! fc.forward(&params, &[], &[1.0, 0.0, 0.0, 0.0, 1.0, 1.0], &mut y, &mut []);
+//! fc.forward(nn_core::Weights::new(&params, &[]), &[1.0, 0.0, 0.0, 0.0, 1.0, 1.0], &mut y, &mut []);
 //! assert_eq!(y, [1.5, 5.5]);
 //! ```
 use crate::activation::Activation;
 use crate::kernels::dense;
 use crate::kernels::recurrent::project;
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 
@@ -76,58 +76,26 @@ impl<const T: usize, const F: usize, const U: usize, const BIAS: bool> Layer for
         b.fill(0.0);
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        let params = w.params;
         for (xs, ys) in x.chunks_exact(F).zip(y.chunks_exact_mut(U)) {
             self.step(params, xs, ys);
         }
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        _scratch: &mut [f32],
-        _rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, .. } = cx;
         let (w, b) = params.split_at(U * F);
         let bias = if BIAS { Some(&b[..U]) } else { None };
         let pre = if self.activation == Activation::Identity { None } else { Some(cache) };
         dense::forward(x, w, bias, self.activation, F, U, y, pre);
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        _scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, .. } = cx;
         let n = U * F;
         let (gw, gb) = grads.split_at_mut(n);
         let gb = if BIAS { Some(&mut gb[..U]) } else { None };
         dense::backward(x, &params[..n], cache, y, self.activation, F, U, dy, gw, gb, dx);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let n = U * F;
-        let weight = TensorPath::new(path, "weight");
-        f(&TensorInfo { path: &weight, shape: &[U, F], offset: params_at, len: n, trainable: true });
-        if BIAS {
-            let bias = TensorPath::new(path, "bias");
-            f(&TensorInfo { path: &bias, shape: &[U], offset: params_at + n, len: U, trainable: true });
-        }
     }
 }

@@ -35,20 +35,20 @@
 //! ENCODER.init(&mut params, &mut [], &mut Rng::new(0));
 //! let x = vec![0.1; 4 * 8];
 //! let (mut y, mut scratch) = (vec![0.0; 4 * 8], vec![0.0; Encoder::SCRATCH]);
-//! ENCODER.forward(&params, &[], &x, &mut y, &mut scratch);
+//! ENCODER.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
 //! assert!(y.iter().all(|v| v.is_finite()));
 //! let mut names = Vec::new();
 //! ENCODER.visit_tensors(None, 0, 0, &mut |t| names.push(t.path.to_string()));
 //! assert_eq!(names[0], "layers.0.self_attn.in_proj_weight");
 //! assert_eq!(names.last().unwrap(), "layers.1.norm2.bias");
 //! ```
-use super::attention::{init_attention, visit_attention, MultiHeadAttention};
+use super::attention::{init_attention, MultiHeadAttention};
 use super::dense::Dense;
 use super::layer_norm;
 use crate::activation::Activation;
 use crate::kernels::attention::{attention_params, Attention};
 use crate::kernels::dense;
-use crate::layer::{Layer, TensorInfo, TensorPath};
+use crate::layer::{BackwardCtx, Frozen, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
 
@@ -157,23 +157,16 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         init_linear(second, F, D, rng);
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let params = w.params;
         let (w1, b1, w2, b2) = Self::split(params);
         let hidden = &mut scratch[..x.len() / D * F];
         dense::forward(x, w1, Some(b1), self.activation, D, F, hidden, None);
         dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, scratch, rng, .. } = cx;
         let (w1, b1, w2, b2) = Self::split(params);
         let n = x.len() / D * F;
         let (pre, rest) = cache.split_at_mut(n);
@@ -189,17 +182,8 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         }
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         let (w1, _, w2, _) = Self::split(params);
         let n = x.len() / D * F;
         let (pre, rest) = cache.split_at(n);
@@ -221,19 +205,6 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
             d_hidden.iter_mut().zip(&mask[..n]).for_each(|(d, &m)| *d *= m);
         }
         dense::backward(x, w1, pre, act, self.activation, D, F, d_hidden, gw1, Some(gb1), dx);
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let linear1 = TensorPath::new(path, "linear1");
-        Dense::<D, F>::new(Activation::Identity).visit_tensors(Some(&linear1), params_at, 0, f);
-        let linear2 = TensorPath::new(path, "linear2");
-        Dense::<F, D>::new(Activation::Identity).visit_tensors(Some(&linear2), params_at + F * D + F, 0, f);
     }
 }
 
@@ -334,18 +305,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
     }
 
     /// Training forward with a key padding mask; `backward` is the usual one.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_train_padded(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        lengths: &[usize],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
-        self.run_train(params, x, Some(lengths), y, cache, scratch, rng);
+    pub fn forward_train_padded(&self, x: &[f32], lengths: &[usize], y: &mut [f32], cx: TrainCtx<'_>) {
+        self.run_train(x, Some(lengths), y, cx);
     }
 
     /// Runs inference on one sample `x [T, D]` and writes the `[H, T, T]` weights of its
@@ -384,29 +345,20 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
             y.copy_from_slice(x);
             add_into(y, s1);
             layer_norm::forward(pn2, self.eps, D, y, s2, None);
-            ff.forward(pf, &[], s2, s1, rest);
+            ff.forward(Weights::new(pf, &[]), s2, s1, rest);
             add_into(y, s1);
         } else {
             self.kernel().forward(pa, x, None, lengths, s1, rest);
             add_into(s1, x);
             layer_norm::forward(pn1, self.eps, D, s1, s2, None);
-            ff.forward(pf, &[], s2, s1, rest);
+            ff.forward(Weights::new(pf, &[]), s2, s1, rest);
             add_into(s1, s2);
             layer_norm::forward(pn2, self.eps, D, s1, y, None);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn run_train(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        lengths: Option<&[usize]>,
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
+    fn run_train(&self, x: &[f32], lengths: Option<&[usize]>, y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, scratch, rng, .. } = cx;
         let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
         let n = x.len();
         let batch = n / Self::TD;
@@ -421,7 +373,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
             y.copy_from_slice(x);
             add_into(y, s1);
             layer_norm::forward(pn2, self.eps, D, y, mid2, Some(c2));
-            ff.forward_train(pf, &mut [], mid2, s1, cf, rest, rng);
+            ff.forward_train(mid2, s1, TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng });
             drop_values(self.dropout, m2, s1, rng);
             add_into(y, s1);
         } else {
@@ -429,7 +381,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
             drop_values(self.dropout, m1, s1, rng);
             add_into(s1, x);
             layer_norm::forward(pn1, self.eps, D, s1, mid1, Some(c1));
-            ff.forward_train(pf, &mut [], mid1, s1, cf, rest, rng);
+            ff.forward_train(mid1, s1, TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng });
             drop_values(self.dropout, m2, s1, rng);
             add_into(s1, mid1);
             layer_norm::forward(pn2, self.eps, D, s1, y, Some(c2));
@@ -477,34 +429,17 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         layer_norm::init(pn2, D);
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let params = w.params;
         self.run(params, x, None, y, scratch);
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
-        self.run_train(params, x, None, y, cache, scratch, rng);
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        self.run_train(x, None, y, cx);
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        _y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
         let [ga, gf, gn1, gn2] = split_parts_mut(grads, Self::PARAM_PARTS);
         let n = x.len();
@@ -525,7 +460,13 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         if self.norm_first {
             // y = h + drop2(ff(norm2(h))), h = x + drop1(sa(norm1(x)))
             masked(s1, dy, m2);
-            ff.backward(pf, mid2, &[], cf, s1, Some(s2), gf, rest);
+            ff.backward(
+                mid2,
+                &[],
+                s1,
+                Some(s2),
+                BackwardCtx { params: pf, cache: cf, grads: gf, frozen: Frozen::NONE, scratch: rest },
+            );
             layer_norm::backward_in_place(pn2, D, c2, s2, gn2);
             add_into(dy, s2); // dL/dh
             masked(s1, dy, m1);
@@ -540,7 +481,13 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
             // y = norm2(h + drop2(ff(h))), h = norm1(x + drop1(sa(x)))
             layer_norm::backward_in_place(pn2, D, c2, dy, gn2);
             masked(s1, dy, m2);
-            ff.backward(pf, mid1, &[], cf, s1, Some(s2), gf, rest);
+            ff.backward(
+                mid1,
+                &[],
+                s1,
+                Some(s2),
+                BackwardCtx { params: pf, cache: cf, grads: gf, frozen: Frozen::NONE, scratch: rest },
+            );
             add_into(dy, s2); // dL/dh
             layer_norm::backward_in_place(pn1, D, c1, dy, gn1);
             masked(s1, dy, m1);
@@ -553,23 +500,6 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
                 None => self.kernel().backward(pa, x, None, ca, s1, None, None, ga, rest),
             }
         }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let [_, o_ff, o_n1, o_n2] = Self::OFFSETS;
-        let attn = TensorPath::new(path, "self_attn");
-        visit_attention::<D>(Some(&attn), params_at, f);
-        self.feed_forward().visit_tensors(path, params_at + o_ff, 0, f);
-        let norm1 = TensorPath::new(path, "norm1");
-        layer_norm::visit(Some(&norm1), params_at + o_n1, D, f);
-        let norm2 = TensorPath::new(path, "norm2");
-        layer_norm::visit(Some(&norm2), params_at + o_n2, D, f);
     }
 }
 
@@ -602,18 +532,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
     }
 
     /// Training forward with a key padding mask; `backward` is the usual one.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_train_padded(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        lengths: &[usize],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
-        self.run_train(params, x, Some(lengths), y, cache, scratch, rng);
+    pub fn forward_train_padded(&self, x: &[f32], lengths: &[usize], y: &mut [f32], cx: TrainCtx<'_>) {
+        self.run_train(x, Some(lengths), y, cx);
     }
 
     /// The `[H, T, T]` self-attention weights of layer `layer` (from 0) for one sample
@@ -666,23 +586,14 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
             let out: &mut [f32] = if i + 1 == layers { &mut y[..n] } else { dst };
             match lengths {
                 Some(l) => self.layer.forward_padded(p, input, l, out, rest),
-                None => self.layer.forward(p, &[], input, out, rest),
+                None => self.layer.forward(Weights::new(p, &[]), input, out, rest),
             }
             (src, dst) = (dst, src);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn run_train(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        lengths: Option<&[usize]>,
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
+    fn run_train(&self, x: &[f32], lengths: Option<&[usize]>, y: &mut [f32], cx: TrainCtx<'_>) {
+        let TrainCtx { params, cache, scratch, rng, .. } = cx;
         let n = x.len();
         let batch = n / Self::TD;
         let (caches, mids) = cache.split_at_mut(N * batch * Self::LAYER_CACHE);
@@ -693,26 +604,13 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
             let (before, after) = mids.split_at_mut(i * n);
             let input: &[f32] = if i == 0 { x } else { &before[(i - 1) * n..] };
             let out: &mut [f32] = if i + 1 == N { &mut y[..n] } else { &mut after[..n] };
+            let cx = TrainCtx { params: p, buffers: &mut [], cache: c, scratch: &mut *scratch, rng: &mut *rng };
             match lengths {
-                Some(l) => self.layer.forward_train_padded(p, input, l, out, c, scratch, rng),
-                None => self.layer.forward_train(p, &mut [], input, out, c, scratch, rng),
+                Some(l) => self.layer.forward_train_padded(input, l, out, cx),
+                None => self.layer.forward_train(input, out, cx),
             }
         }
     }
-}
-
-/// Writes `i` in decimal into `buf`, returning the digits.
-fn decimal(mut i: usize, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (i % 10) as u8;
-        i /= 10;
-        if i == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[at..]).unwrap_or("?")
 }
 
 impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: usize> Layer
@@ -739,34 +637,17 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
         }
     }
 
-    fn forward(&self, params: &[f32], _buffers: &[f32], x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let params = w.params;
         self.run(params, x, None, y, scratch, N);
     }
 
-    fn forward_train(
-        &self,
-        params: &[f32],
-        _buffers: &mut [f32],
-        x: &[f32],
-        y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
-        rng: &mut Rng,
-    ) {
-        self.run_train(params, x, None, y, cache, scratch, rng);
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
+        self.run_train(x, None, y, cx);
     }
 
-    fn backward(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        y: &[f32],
-        cache: &[f32],
-        dy: &mut [f32],
-        mut dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
-    ) {
+    fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], mut dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
+        let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         let n = x.len();
         let batch = n / Self::TD;
         let (caches, mids) = cache.split_at(N * batch * Self::LAYER_CACHE);
@@ -781,23 +662,9 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
             let input: &[f32] = if i == 0 { x } else { &mids[nth_part(i - 1, n)] };
             let output: &[f32] = if i + 1 == N { y } else { &mids[nth_part(i, n)] };
             let d_input = if i == 0 { dx.as_deref_mut() } else { Some(&mut *next) };
-            self.layer.backward(p, input, output, c, grad, d_input, g, rest);
+            let cx = BackwardCtx { params: p, cache: c, grads: g, frozen: Frozen::NONE, scratch: &mut *rest };
+            self.layer.backward(input, output, grad, d_input, cx);
             (grad, next) = (next, grad);
-        }
-    }
-
-    fn visit_tensors(
-        &self,
-        path: Option<&TensorPath<'_>>,
-        params_at: usize,
-        _buffers_at: usize,
-        f: &mut dyn FnMut(&TensorInfo<'_>),
-    ) {
-        let layers = TensorPath::new(path, "layers");
-        for i in 0..N {
-            let mut buf = [0u8; 20];
-            let index = TensorPath::new(Some(&layers), decimal(i, &mut buf));
-            self.layer.visit_tensors(Some(&index), params_at + i * Self::LAYER_PARAMS, 0, f);
         }
     }
 }

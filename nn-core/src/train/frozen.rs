@@ -6,7 +6,7 @@ use super::regularize::Select;
 use crate::layer::{Frozen, Layer};
 
 /// The parameters a training run keeps bit for bit (`Fit::freeze`): their gradients
-/// are not computed where a layer can skip them ([`Layer::backward_frozen`] through
+/// are not computed where a layer can skip them (the `frozen` of [`crate::layer::BackwardCtx`] through
 /// [`FrozenParams::view`]), are zero when clipping and the optimizer see them, and
 /// their values are put back after the optimizer step, which weight decay or momentum
 /// would otherwise move.
