@@ -9,7 +9,8 @@
 //! gradients of the input, the initial states and every parameter. Every case runs
 //! through `forward_with_state` (inference), `forward_train_with_state` and
 //! `backward_with_state`, which must *add* its parameter gradients (the gradient array
-//! starts at 0.5). States are `[L D, B, H]` in PyTorch and `[B, L D, H]` here.
+//! starts at 0.5). States are `[L D, B, H]` in PyTorch and `[B, L D, H]` here
+//! (converted by `Recurrent::state_from_pytorch` / `state_to_pytorch`).
 //!
 //! Tolerance: `|actual - expected| <= 1e-5 |expected| + 1e-6`, as the other golden
 //! tests: the references are exact to half an f32 ulp, so this bounds the library's
@@ -17,9 +18,12 @@
 use crate::fixtures;
 
 use fixtures::{assert_close, Fixture};
-use nn_core::kernels::recurrent::{CellKind, Merge, States, StatesMut};
-use nn_core::layers::{Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Recurrent, RnnCell, SimpleRnn};
-use nn_core::{Activation, Layer};
+use nn_core::kernels::recurrent::CellKind;
+use nn_core::layer::Frozen;
+use nn_core::layers::{
+    Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn, States, StatesMut,
+};
+use nn_core::{Activation, BackwardCtx, Layer, Rng, TrainCtx, Weights};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
@@ -122,8 +126,21 @@ fn check<
 
     let ld = L * D;
     let lstm = cfg.cell == CellKind::Lstm;
-    let h0 = f.has("h0").then(|| swap_outer(f.values("h0"), ld, batch, H));
-    let c0 = f.has("c0").then(|| swap_outer(f.values("c0"), ld, batch, H));
+    // PyTorch's `[L D, B, H]` through the layer's own conversion, checked against the
+    // test's transposition.
+    let from_torch = |key: &str| {
+        let torch = f.values(key);
+        let mut state = vec![f32::NAN; torch.len()];
+        assert_eq!(
+            Recurrent::<C, T, F, H, L, D, O, S>::state_from_pytorch(torch, &mut state),
+            Ok(batch),
+            "{name}: {key}"
+        );
+        assert_eq!(state, swap_outer(torch, ld, batch, H), "{name}: {key} in the layer's layout");
+        state
+    };
+    let h0 = f.has("h0").then(|| from_torch("h0"));
+    let c0 = f.has("c0").then(|| from_torch("c0"));
     let initial = h0.as_ref().map(|h| States { h, c: c0.as_deref().unwrap_or(&[]) });
     let x = f.values("input");
 
@@ -156,43 +173,39 @@ fn check<
 
     let (mut y, mut hn, mut cn) =
         (vec![f32::NAN; batch * out_len], vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
-    layer.forward_with_state(&params, x, initial, &mut y, Some(StatesMut { h: &mut hn, c: &mut cn }), &mut scratch);
+    layer.forward_with_state(
+        Weights::new(&params, &[]),
+        x,
+        initial,
+        &mut y,
+        Some(StatesMut { h: &mut hn, c: &mut cn }),
+        &mut scratch,
+    );
     check_forward("inference", &y, &hn, &cn);
 
     let mut cache = vec![f32::NAN; batch * cache_len];
     y.fill(f32::NAN);
     hn.fill(f32::NAN);
     cn.fill(f32::NAN);
-    layer.forward_train_with_state(
-        &params,
-        x,
-        initial,
-        &mut y,
-        &mut cache,
-        &mut scratch,
-        Some(StatesMut { h: &mut hn, c: &mut cn }),
-    );
+    let mut rng = Rng::new(0);
+    let cx = TrainCtx { params: &params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng };
+    layer.forward_train_with_state(x, initial, &mut y, cx, Some(StatesMut { h: &mut hn, c: &mut cn }));
     check_forward("training", &y, &hn, &cn);
 
     let mut grads = vec![GRAD_START; n_params];
     let mut dx = vec![f32::NAN; x.len()];
     let (mut dh0, mut dc0) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
-    layer.backward_with_state(
-        &params,
-        x,
-        &cache,
-        &dy,
-        Some(&mut dx),
-        &mut grads,
-        &mut scratch,
-        Some(StatesMut { h: &mut dh0, c: &mut dc0 }),
-    );
+    let cx =
+        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
+    layer.backward_with_state(x, &dy, Some(&mut dx), cx, Some(StatesMut { h: &mut dh0, c: &mut dc0 }));
     grads.iter_mut().for_each(|g| *g -= GRAD_START);
     assert_close(&format!("{name}: parameter gradients"), &grads, &expected_grads, RTOL, ATOL);
     assert_close(&format!("{name}: input gradient"), &dx, f.values("grad_input"), RTOL, ATOL);
     if f.has("grad_h0") {
-        let expected = swap_outer(f.values("grad_h0"), ld, batch, H);
-        assert_close(&format!("{name}: h0 gradient"), &dh0, &expected, RTOL, ATOL);
+        // Compared in PyTorch's layout, through the layer's conversion.
+        let mut torch = vec![f32::NAN; dh0.len()];
+        assert_eq!(Recurrent::<C, T, F, H, L, D, O, S>::state_to_pytorch(&dh0, &mut torch), Ok(batch));
+        assert_close(&format!("{name}: h0 gradient"), &torch, f.values("grad_h0"), RTOL, ATOL);
     }
     if f.has("grad_c0") {
         let expected = swap_outer(f.values("grad_c0"), ld, batch, H);
@@ -215,7 +228,9 @@ fn recurrent_layers_match_pytorch() {
             "lstm" | "lstm_h0" => check(&f, Lstm::<5, 3, 4>::new(LstmCell)),
             "lstm_2layers_h0" => check(&f, Lstm::<5, 3, 4, 2>::new(LstmCell)),
             "lstm_bidirectional_h0" => check(&f, Bidirectional::<LstmCell, 5, 3, 4, 8>::new(LstmCell)),
-            "lstm_bidirectional_2layers" => check(&f, Bidirectional::<LstmCell, 5, 3, 4, 8, 2>::new(LstmCell)),
+            "lstm_bidirectional_2layers" | "lstm_bidirectional_2layers_h0" => {
+                check(&f, Bidirectional::<LstmCell, 5, 3, 4, 8, 2>::new(LstmCell))
+            }
             "lstm_bidirectional_sum" => {
                 check(&f, Bidirectional::<LstmCell, 5, 3, 4, 4>::new(LstmCell).with_merge(Merge::Sum))
             }
@@ -225,7 +240,9 @@ fn recurrent_layers_match_pytorch() {
             "gru" | "gru_h0" => check(&f, Gru::<5, 3, 4>::new(GruCell)),
             "gru_2layers_h0" => check(&f, Gru::<5, 3, 4, 2>::new(GruCell)),
             "gru_bidirectional_h0" => check(&f, Bidirectional::<GruCell, 5, 3, 4, 8>::new(GruCell)),
-            "gru_bidirectional_2layers" => check(&f, Bidirectional::<GruCell, 5, 3, 4, 8, 2>::new(GruCell)),
+            "gru_bidirectional_2layers" | "gru_bidirectional_2layers_h0" => {
+                check(&f, Bidirectional::<GruCell, 5, 3, 4, 8, 2>::new(GruCell))
+            }
             "gru_bidirectional_mean" => {
                 check(&f, Bidirectional::<GruCell, 5, 3, 4, 4>::new(GruCell).with_merge(Merge::Mean))
             }
@@ -239,9 +256,16 @@ fn recurrent_layers_match_pytorch() {
         checked.push(f.name.clone());
     }
     // One and two layers, both directions, with and without initial state, for each cell.
-    for required in
-        ["lstm", "lstm_2layers_h0", "lstm_bidirectional_h0", "gru", "gru_2layers_h0", "gru_bidirectional_h0"]
-    {
+    for required in [
+        "lstm",
+        "lstm_2layers_h0",
+        "lstm_bidirectional_h0",
+        "lstm_bidirectional_2layers_h0",
+        "gru",
+        "gru_2layers_h0",
+        "gru_bidirectional_h0",
+        "gru_bidirectional_2layers_h0",
+    ] {
         assert!(checked.iter().any(|c| c == required), "missing fixture {required}");
     }
 }

@@ -17,11 +17,12 @@ use crate::gradcheck;
 use gradcheck::{assert_close, assert_close_where, central_differences_f64, dense_f64, uniform, widen, Tolerance};
 use nn_core::__private::{Chain, Named};
 use nn_core::kernels::recurrent::{CellKind, Config, Merge, States, StatesMut};
+use nn_core::layer::Frozen;
 use nn_core::layers::{
     Bidirectional, Cell, Embedding, Gru, GruCell, Lstm, LstmCell, Recurrent, RnnCell, SequenceDense, SimpleRnn,
 };
 use nn_core::stream::Stream;
-use nn_core::{Activation, Layer, Model, Rng};
+use nn_core::{Activation, BackwardCtx, Layer, Model, Rng, TrainCtx, Weights};
 
 const FORWARD_TOL: Tolerance = Tolerance { abs: 2e-5, rel: 1e-4 };
 const GRAD_TOL: Tolerance = Tolerance { abs: 1e-5, rel: 1e-4 };
@@ -263,7 +264,7 @@ fn check_recurrent<
     let (mut hn_inf, mut cn_inf) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
     let mut scratch = vec![f32::NAN; batch * scratch_len];
     layer.forward_with_state(
-        &data.params,
+        Weights::new(&data.params, &[]),
         &data.x,
         initial,
         &mut y_inf,
@@ -273,15 +274,10 @@ fn check_recurrent<
     let mut y_tr = vec![f32::NAN; batch * out_len];
     let mut cache = vec![f32::NAN; batch * cache_len];
     let (mut hn_tr, mut cn_tr) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
-    layer.forward_train_with_state(
-        &data.params,
-        &data.x,
-        initial,
-        &mut y_tr,
-        &mut cache,
-        &mut scratch,
-        Some(StatesMut { h: &mut hn_tr, c: &mut cn_tr }),
-    );
+    let mut rng = Rng::new(0);
+    let cx =
+        TrainCtx { params: &data.params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng };
+    layer.forward_train_with_state(&data.x, initial, &mut y_tr, cx, Some(StatesMut { h: &mut hn_tr, c: &mut cn_tr }));
 
     let (p64, x64, h64, c64) = (widen(&data.params), widen(&data.x), widen(&data.h0), widen(&data.c0));
     let refs = batch_reference(&cfg, batch, &p64, &x64, &h64, &c64, None);
@@ -301,16 +297,14 @@ fn check_recurrent<
     let mut grads = vec![0.0f32; params_len];
     let mut dx = vec![f32::NAN; batch * T * F];
     let (mut dh0, mut dc0) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
-    layer.backward_with_state(
-        &data.params,
-        &data.x,
-        &cache,
-        &data.dy,
-        Some(&mut dx),
-        &mut grads,
-        &mut scratch,
-        Some(StatesMut { h: &mut dh0, c: &mut dc0 }),
-    );
+    let cx = BackwardCtx {
+        params: &data.params,
+        cache: &cache,
+        grads: &mut grads,
+        frozen: Frozen::NONE,
+        scratch: &mut scratch,
+    };
+    layer.backward_with_state(&data.x, &data.dy, Some(&mut dx), cx, Some(StatesMut { h: &mut dh0, c: &mut dc0 }));
 
     let frozen: Vec<Boundaries> = refs.into_iter().map(|r| r.boundaries).collect();
     let dy = widen(&data.dy);
@@ -651,7 +645,7 @@ fn streaming_state_matches_final_state() {
     let c0 = uniform(&mut Rng::new(5), Net::STATE_LEN, -1.0, 1.0);
     let (mut y, mut hn, mut cn) = (vec![0.0; 6 * 5], vec![0.0; 10], vec![0.0; 10]);
     layer.forward_with_state(
-        &params,
+        Weights::new(&params, &[]),
         &x,
         Some(States { h: &h0, c: &c0 }),
         &mut y,

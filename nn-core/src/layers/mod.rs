@@ -21,7 +21,10 @@ pub use pool::{
     GlobalMaxPool2d, GlobalPool1d, GlobalPool2d, Max, MaxPool1d, MaxPool2d, Pool1d, Pool2d, PoolMode, Upsample,
     Upsample1d,
 };
-pub use recurrent::{Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn};
+pub use recurrent::{
+    Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn, StateShapeError, States,
+    StatesMut,
+};
 pub use reshape::{Flatten, Reshape};
 pub use sequence_dense::SequenceDense;
 

@@ -18,11 +18,15 @@
 //!   two directions, the forward direction after the last step and the backward
 //!   direction after the first (PyTorch's `h_n`), merged.
 //! * **Initial state**: the [`Layer`] methods start from zeros. To start from given
-//!   `h_0` / `c_0` (and read `h_n` / `c_n`), call [`Recurrent::forward_with_state`],
-//!   [`Recurrent::forward_train_with_state`] and [`Recurrent::backward_with_state`]
-//!   (which also returns `dL/dh_0`, `dL/dc_0`); states are `[batch, LAYERS * DIRS, H]`,
-//!   PyTorch's `h_0` with the batch outermost. A streaming model carries its state
-//!   from step to step instead (see [`crate::stream`]).
+//!   `h_0` / `c_0` (and read `h_n` / `c_n`), in inference and in training, call
+//!   [`Recurrent::forward_with_state`], [`Recurrent::forward_train_with_state`] and
+//!   [`Recurrent::backward_with_state`] (which also returns `dL/dh_0`, `dL/dc_0`, as
+//!   PyTorch's autograd does); with `None` states they are the [`Layer`] methods, bit
+//!   for bit. States ([`States`], [`StatesMut`]) are `[batch, LAYERS * DIRS, H]`,
+//!   PyTorch's `h_0` with the batch outermost; [`Recurrent::state_from_pytorch`] and
+//!   [`Recurrent::state_to_pytorch`] convert from and to PyTorch's
+//!   `[LAYERS * DIRS, batch, H]`. A streaming model carries its state from step to
+//!   step instead (see [`crate::stream`]).
 //! * **Truncated backpropagation through time** (`truncate: k`): see
 //!   [`crate::kernels::recurrent::backward`].
 //!
@@ -52,12 +56,50 @@
 use core::fmt;
 
 use crate::activation::Activation;
-use crate::kernels::recurrent::{self as kernel, CellKind, Config, States, StatesMut};
+use crate::kernels::recurrent::{self as kernel, CellKind, Config};
 use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape1, Shape2};
 
-pub use crate::kernels::recurrent::Merge;
+pub use crate::kernels::recurrent::{Merge, States, StatesMut};
+
+/// A recurrent state whose length does not fit the layer (see
+/// [`Recurrent::state_from_pytorch`]): it must be a whole number of samples of
+/// `per_sample` floats, and the destination as long as the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateShapeError {
+    /// Floats per sample: `LAYERS * DIRS * H`.
+    pub per_sample: usize,
+    /// Floats given.
+    pub source: usize,
+    /// Floats of the destination.
+    pub destination: usize,
+}
+
+impl fmt::Display for StateShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "recurrent state of {} values into {}: both must be the same whole number of samples of \
+             LAYERS * DIRS * H = {} values",
+            self.source, self.destination, self.per_sample
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StateShapeError {}
+
+/// Copies `[outer, middle, inner]` to `[middle, outer, inner]`.
+fn swap_outer(src: &[f32], dst: &mut [f32], outer: usize, middle: usize, inner: usize) {
+    for a in 0..outer {
+        for b in 0..middle {
+            let from = (a * middle + b) * inner;
+            let to = (b * outer + a) * inner;
+            dst[to..to + inner].copy_from_slice(&src[from..from + inner]);
+        }
+    }
+}
 
 /// A recurrent cell: the kind of step a [`Recurrent`] layer repeats.
 pub trait Cell: Copy + fmt::Debug + 'static {
@@ -239,49 +281,87 @@ impl<
     /// Inference from a given initial state. `initial.h` (and `initial.c` for LSTM)
     /// hold `batch * STATE_LEN` floats, `[batch, LAYERS * DIRS, H]`; `None` means
     /// zeros. When given, `final_state` receives `h_n` (and `c_n`) in the same layout.
+    /// With `None` and `None` this is [`Layer::forward`].
     pub fn forward_with_state(
         &self,
-        params: &[f32],
+        w: Weights<'_>,
         x: &[f32],
         initial: Option<States<'_>>,
         y: &mut [f32],
         final_state: Option<StatesMut<'_>>,
         scratch: &mut [f32],
     ) {
-        kernel::forward(&self.config(), params, x, initial, y, final_state, scratch)
+        kernel::forward(&self.config(), w.params, x, initial, y, final_state, scratch)
     }
 
     /// Training forward from a given initial state (see [`Self::forward_with_state`]);
-    /// the initial state is kept in `cache` for [`Self::backward_with_state`].
-    #[allow(clippy::too_many_arguments)]
+    /// the initial state is kept in `cx.cache` for [`Self::backward_with_state`]. With
+    /// `None` and `None` this is [`Layer::forward_train`].
     pub fn forward_train_with_state(
         &self,
-        params: &[f32],
         x: &[f32],
         initial: Option<States<'_>>,
         y: &mut [f32],
-        cache: &mut [f32],
-        scratch: &mut [f32],
+        cx: TrainCtx<'_>,
         final_state: Option<StatesMut<'_>>,
     ) {
+        let TrainCtx { params, cache, scratch, .. } = cx;
         kernel::forward_train(&self.config(), params, x, initial, y, cache, scratch, final_state)
     }
 
-    /// Backward of [`Self::forward_train_with_state`]: as [`Layer::backward`], and when
-    /// `d_initial` is given it receives `dL/dh_0` (and `dL/dc_0`).
-    #[allow(clippy::too_many_arguments)]
+    /// Backward of [`Self::forward_train_with_state`]: as [`Layer::backward`] (parameter
+    /// gradients are added to `cx.grads`), and when `d_initial` is given it receives
+    /// `dL/dh_0` (and `dL/dc_0`), `[batch, LAYERS * DIRS, H]`, overwritten.
     pub fn backward_with_state(
         &self,
-        params: &[f32],
         x: &[f32],
-        cache: &[f32],
         dy: &[f32],
         dx: Option<&mut [f32]>,
-        grads: &mut [f32],
-        scratch: &mut [f32],
+        cx: BackwardCtx<'_>,
         d_initial: Option<StatesMut<'_>>,
     ) {
+        let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         kernel::backward(&self.config(), params, x, cache, dy, dx, grads, scratch, d_initial)
+    }
+
+    /// The batch size of a state of `source` floats copied into `destination` floats.
+    fn state_batch(source: usize, destination: usize) -> Result<usize, StateShapeError> {
+        let per_sample = Self::STATE_LEN;
+        match source.checked_rem(per_sample) {
+            Some(0) if destination == source => Ok(source / per_sample),
+            _ => Err(StateShapeError { per_sample, source, destination }),
+        }
+    }
+
+    /// Copies a state in PyTorch's layout `[LAYERS * DIRS, batch, H]` (its `h_0`,
+    /// `c_0`, `h_n`, `c_n` or their gradients) into `state`, this layer's layout
+    /// `[batch, LAYERS * DIRS, H]`; returns the batch size. Layer `l`, direction `d`
+    /// is row `l * DIRS + d` in both.
+    ///
+    /// ```
+    /// use nn_core::layers::{Lstm, LstmCell};
+    /// type L = Lstm<5, 3, 2, 2>; // 2 layers of 2 units
+    /// // PyTorch's h0 for a batch of 3: [2 layers, 3 samples, 2 units].
+    /// let torch: Vec<f32> = (0..12).map(|v| v as f32).collect();
+    /// let mut h0 = [0.0; 12];
+    /// assert_eq!(L::state_from_pytorch(&torch, &mut h0), Ok(3));
+    /// assert_eq!(h0[..4], [0.0, 1.0, 6.0, 7.0]); // sample 0: layer 0, then layer 1
+    /// assert!(L::state_from_pytorch(&torch[..5], &mut h0[..5]).is_err());
+    /// ```
+    pub fn state_from_pytorch(torch: &[f32], state: &mut [f32]) -> Result<usize, StateShapeError> {
+        let batch = Self::state_batch(torch.len(), state.len())?;
+        swap_outer(torch, state, LAYERS * DIRS, batch, H);
+        Ok(batch)
+    }
+
+    /// Copies `state`, this layer's layout `[batch, LAYERS * DIRS, H]` (a final state
+    /// or the gradient of an initial one), into `torch`, PyTorch's layout
+    /// `[LAYERS * DIRS, batch, H]`; returns the batch size. The inverse of
+    /// [`Self::state_from_pytorch`].
+    pub fn state_to_pytorch(state: &[f32], torch: &mut [f32]) -> Result<usize, StateShapeError> {
+        let batch = Self::state_batch(state.len(), torch.len())?;
+        swap_outer(state, torch, batch, LAYERS * DIRS, H);
+        Ok(batch)
     }
 
     /// PyTorch's initialisation: every weight and bias uniform in `[-1/sqrt(H), 1/sqrt(H)]`.
@@ -326,20 +406,17 @@ macro_rules! recurrent_layer {
 
             #[inline]
             fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-                let params = w.params;
-                self.forward_with_state(params, x, None, y, None, scratch)
+                self.forward_with_state(w, x, None, y, None, scratch)
             }
 
             #[inline]
             fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
-                let TrainCtx { params, cache, scratch, .. } = cx;
-                self.forward_train_with_state(params, x, None, y, cache, scratch, None)
+                self.forward_train_with_state(x, None, y, cx, None)
             }
 
             #[inline]
             fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
-                let BackwardCtx { params, cache, grads, scratch, .. } = cx;
-                self.backward_with_state(params, x, cache, dy, dx, grads, scratch, None)
+                self.backward_with_state(x, dy, dx, cx, None)
             }
         }
     };
