@@ -41,7 +41,10 @@ impl Activation {
     /// Whether the He initialisation suits this activation (ReLU family) rather than
     /// Glorot (sigmoid, tanh, softmax, identity).
     pub const fn prefers_he_init(self) -> bool {
-        matches!(self, Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Gelu)
+        matches!(
+            self,
+            Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Gelu
+        )
     }
 
     /// The name used in summaries.

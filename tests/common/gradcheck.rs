@@ -110,7 +110,10 @@ pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64>
 /// Whether `activation`'s derivative jumps at 0 (ELU's unless `alpha` is 1; ReLU6's
 /// also at 6), where a finite difference that straddles the jump is meaningless.
 pub fn has_kink(activation: Activation) -> bool {
-    matches!(activation, Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Abs)
+    matches!(
+        activation,
+        Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Abs
+    )
 }
 
 /// The `f64` reference of a dense layer: `z = x W^T + b` (`weight` `[outputs, inputs]`),
