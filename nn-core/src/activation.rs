@@ -13,6 +13,10 @@ pub enum Activation {
     Identity,
     /// `f(z) = max(0, z)`.
     Relu,
+    /// `f(z) = min(max(0, z), 6)`, PyTorch's `ReLU6` (MobileNet's activation, and the
+    /// range int8 networks fuse); its derivative is 1 on `(0, 6)` and 0 elsewhere,
+    /// 0 at `z = 0` and at `z = 6` as PyTorch's.
+    Relu6,
     /// `f(z) = z` for `z > 0`, else `alpha * z` (Keras and PyTorch default alpha: 0.01).
     LeakyRelu(f32),
     /// `f(z) = 1 / (1 + exp(-z))`.
@@ -37,7 +41,10 @@ impl Activation {
     /// Whether the He initialisation suits this activation (ReLU family) rather than
     /// Glorot (sigmoid, tanh, softmax, identity).
     pub const fn prefers_he_init(self) -> bool {
-        matches!(self, Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Gelu)
+        matches!(
+            self,
+            Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Gelu
+        )
     }
 
     /// The name used in summaries.
@@ -45,6 +52,7 @@ impl Activation {
         match self {
             Activation::Identity => "identity",
             Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
             Activation::LeakyRelu(_) => "leaky_relu",
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
@@ -84,6 +92,15 @@ impl Activation {
                     0.0
                 }
             }
+            Activation::Relu6 => {
+                if z > 6.0 {
+                    6.0
+                } else if z > 0.0 {
+                    z
+                } else {
+                    0.0
+                }
+            }
             Activation::LeakyRelu(alpha) => {
                 if z > 0.0 {
                     z
@@ -113,6 +130,13 @@ impl Activation {
             Activation::Identity | Activation::Softmax => 1.0,
             Activation::Relu => {
                 if z > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Relu6 => {
+                if z > 0.0 && z < 6.0 {
                     1.0
                 } else {
                     0.0

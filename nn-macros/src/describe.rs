@@ -119,7 +119,7 @@ fn kind(layer: &GraphLayer) -> TokenStream {
 fn activation(kind: &str, args: &Args) -> Option<TokenStream> {
     let alpha = || float(args.float("alpha"));
     Some(match kind {
-        "Identity" | "Relu" | "Sigmoid" | "Tanh" | "Softmax" | "Gelu" | "Abs" => {
+        "Identity" | "Relu" | "Relu6" | "Sigmoid" | "Tanh" | "Softmax" | "Gelu" | "Abs" => {
             let variant: TokenStream = kind.parse().ok()?;
             quote!(::nn_core::Activation::#variant)
         }

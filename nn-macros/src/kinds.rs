@@ -164,6 +164,7 @@ pub(crate) struct ShapeValue {
 pub(crate) enum Activation {
     Identity,
     Relu,
+    Relu6,
     LeakyRelu(f32),
     Sigmoid,
     Tanh,
@@ -177,6 +178,7 @@ pub(crate) enum Activation {
 const ACTIVATIONS: &[(&str, Option<f32>)] = &[
     ("Identity", None),
     ("Relu", None),
+    ("Relu6", None),
     ("LeakyRelu", Some(0.01)),
     ("Sigmoid", None),
     ("Tanh", None),
@@ -192,6 +194,7 @@ impl Activation {
         Some(match name {
             "Identity" => Activation::Identity,
             "Relu" => Activation::Relu,
+            "Relu6" => Activation::Relu6,
             "LeakyRelu" => Activation::LeakyRelu(alpha),
             "Sigmoid" => Activation::Sigmoid,
             "Tanh" => Activation::Tanh,
@@ -209,6 +212,7 @@ impl ToTokens for Activation {
         tokens.extend(match *self {
             Activation::Identity => quote!(::nn_core::Activation::Identity),
             Activation::Relu => quote!(::nn_core::Activation::Relu),
+            Activation::Relu6 => quote!(::nn_core::Activation::Relu6),
             Activation::LeakyRelu(a) => {
                 let a = float(a);
                 quote!(::nn_core::Activation::LeakyRelu(#a))
@@ -402,6 +406,7 @@ pub(crate) static KINDS: &[Kind] = &[
     },
     activation("Identity", &[], |_, s| act(s, Activation::Identity)),
     activation("Relu", &[], |_, s| act(s, Activation::Relu)),
+    activation("Relu6", &[], |_, s| act(s, Activation::Relu6)),
     activation("LeakyRelu", ALPHA_LEAKY, |a, s| act(s, Activation::LeakyRelu(a.float("alpha")))),
     activation("Sigmoid", &[], |_, s| act(s, Activation::Sigmoid)),
     activation("Tanh", &[], |_, s| act(s, Activation::Tanh)),

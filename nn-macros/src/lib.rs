@@ -64,7 +64,7 @@ mod tests;
 /// | --- | --- | --- |
 /// | `Dense` | `units` (required, at least 1), `activation` (`Identity`), `bias` (`true`) | `[in] -> [units]` |
 /// | `Dropout` | `rate` (required, in `[0, 1)`) | any, preserved |
-/// | `Relu`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Abs`, `Identity` | none | any, preserved |
+/// | `Relu`, `Relu6`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Abs`, `Identity` | none | any, preserved |
 /// | `LeakyRelu` | `alpha` (`0.01`) | any, preserved |
 /// | `Elu` | `alpha` (`1.0`) | any, preserved |
 /// | `Conv2d` | `filters`, `kernel` (required; `3` or `[kh, kw]`), `stride` (`1`), `padding` (`Valid`; `Same`, `n` or `[ph, pw]`), `dilation` (`1`), `groups` (`1`; divides `c` and `filters`, as PyTorch's: `groups: c` is depthwise), `bias` (`true`) | `[c, h, w] -> [filters, oh, ow]` |
@@ -104,8 +104,8 @@ mod tests;
 /// transposed convolution. `padding: Same` keeps the size (stride 1 only, as PyTorch;
 /// an even kernel pads one more zero after than before).
 ///
-/// An `activation` is one of `Identity`, `Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
-/// `Softmax`, `Gelu`, `Elu` and `Abs` (`|z|`), with a parameter for `LeakyRelu` and `Elu`: `LeakyRelu(0.2)`,
+/// An `activation` is one of `Identity`, `Relu`, `Relu6` (`min(max(0, z), 6)`), `LeakyRelu`,
+/// `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Elu` and `Abs` (`|z|`), with a parameter for `LeakyRelu` and `Elu`: `LeakyRelu(0.2)`,
 /// `Elu(1.0)`, or by name as the layer of that kind is written, `LeakyRelu { alpha: 0.2 }`. Numbers may be written as integers or floats, negative where that
 /// makes sense.
 ///

@@ -301,8 +301,20 @@ pub(crate) fn producer_hint(previous: &Layer, wanted_rank: usize) -> Option<Stri
 }
 
 /// The kinds that act on each time step alone (with an input `[time, features]`).
-const PER_STEP: &[&str] =
-    &["Identity", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Gelu", "Elu", "Abs", "Dropout", "SequenceDense"];
+const PER_STEP: &[&str] = &[
+    "Identity",
+    "Relu",
+    "Relu6",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "Gelu",
+    "Elu",
+    "Abs",
+    "Dropout",
+    "SequenceDense",
+];
 
 /// `impl nn_core::stream::Step` for a network whose every layer can run one time step
 /// at a time (unidirectional recurrent layers returning sequences, per-step layers on

@@ -80,6 +80,7 @@ fn options_resolve_with_defaults() {
     assert_eq!(args.activation("activation"), Activation::Elu(1.0));
     for (value, expected) in [
         ("LeakyRelu", Activation::LeakyRelu(0.01)),
+        ("Relu6", Activation::Relu6),
         ("LeakyRelu(0.2)", Activation::LeakyRelu(0.2)),
         ("LeakyRelu(-1)", Activation::LeakyRelu(-1.0)),
         ("Activation::Gelu", Activation::Gelu),

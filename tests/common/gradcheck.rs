@@ -57,9 +57,10 @@ pub fn erf(x: f64) -> f64 {
 }
 
 /// Every activation, with non-default slopes for the parameterised ones.
-pub const ACTIVATIONS: [Activation; 9] = [
+pub const ACTIVATIONS: [Activation; 10] = [
     Activation::Identity,
     Activation::Relu,
+    Activation::Relu6,
     Activation::LeakyRelu(0.2),
     Activation::Sigmoid,
     Activation::Tanh,
@@ -74,6 +75,7 @@ pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64>
     let scalar = |z: f64| match activation {
         Activation::Identity | Activation::Softmax => z,
         Activation::Relu => z.max(0.0),
+        Activation::Relu6 => z.clamp(0.0, 6.0),
         Activation::LeakyRelu(alpha) => {
             if z > 0.0 {
                 z
@@ -105,10 +107,13 @@ pub fn activate_f64(activation: Activation, z: &[f64], width: usize) -> Vec<f64>
     y
 }
 
-/// Whether `activation`'s derivative jumps at 0 (ELU's unless `alpha` is 1), where a
-/// finite difference that straddles the jump is meaningless.
+/// Whether `activation`'s derivative jumps at 0 (ELU's unless `alpha` is 1; ReLU6's
+/// also at 6), where a finite difference that straddles the jump is meaningless.
 pub fn has_kink(activation: Activation) -> bool {
-    matches!(activation, Activation::Relu | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Abs)
+    matches!(
+        activation,
+        Activation::Relu | Activation::Relu6 | Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Abs
+    )
 }
 
 /// The `f64` reference of a dense layer: `z = x W^T + b` (`weight` `[outputs, inputs]`),

@@ -74,6 +74,7 @@ fn activation_of(f: &Fixture) -> Activation {
     match name {
         "identity" => Activation::Identity,
         "relu" => Activation::Relu,
+        "relu6" => Activation::Relu6,
         "leaky_relu" => Activation::LeakyRelu(f.option_f32("alpha")),
         "sigmoid" => Activation::Sigmoid,
         "tanh" => Activation::Tanh,

@@ -158,9 +158,12 @@ fn check_accumulation<L: Layer>(what: &str, layer: &L, params: &[f32], x: &[f32]
     assert_eq!(dx, pass.dx, "{what}: dx is overwritten, not accumulated");
 }
 
-/// The sides of the kinks of `activation` at the pre-activations `z`.
+/// The sides of the kinks of `activation` at the pre-activations `z` (ReLU6's at 0 and
+/// at 6).
 fn kink_sides<T: Into<f64> + Copy>(activation: Activation, z: &[T]) -> Vec<bool> {
-    if has_kink(activation) {
+    if activation == Activation::Relu6 {
+        z.iter().flat_map(|&v| [v.into() > 0.0, v.into() > 6.0]).collect()
+    } else if has_kink(activation) {
         z.iter().map(|&v| v.into() > 0.0).collect()
     } else {
         Vec::new()
@@ -209,10 +212,15 @@ fn dense_gradients_match_finite_differences() {
 }
 
 fn check_activation_layer<S: Shape>(activation: Activation, batch: usize, seed: u64) {
-    let what = format!("Act<{:?}> {activation:?} batch {batch}", S::DIMS);
+    check_activation_layer_on::<S>(activation, batch, seed, (-2.0, 2.0));
+}
+
+/// [`check_activation_layer`] on inputs drawn from `low..high`.
+fn check_activation_layer_on<S: Shape>(activation: Activation, batch: usize, seed: u64, (low, high): (f32, f32)) {
+    let what = format!("Act<{:?}> {activation:?} batch {batch} on {low}..{high}", S::DIMS);
     let layer = Act::<S>::new(activation);
     let width = *S::DIMS.last().unwrap();
-    let x = uniform(&mut Rng::new(seed), batch * S::LEN, -2.0, 2.0);
+    let x = uniform(&mut Rng::new(seed), batch * S::LEN, low, high);
     let reference = |_: &[f64], x: &[f64]| (activate_f64(activation, x, width), kink_sides(activation, x));
     let kinks = |x: &[f32], _: &[f32]| kink_sides(activation, x);
     let pass = check_gradients(&what, &layer, &[], &x, seed, reference, kinks);
@@ -226,6 +234,19 @@ fn activation_layer_gradients_match_finite_differences() {
         check_activation_layer::<Shape2<3, 4>>(activation, 2, 100 + i as u64);
         check_activation_layer::<Shape1<5>>(activation, 3, 200 + i as u64);
     }
+}
+
+/// ReLU6 on inputs on both sides of both kinks (0 and 6): the gradient is 1 between
+/// them and 0 beyond, on either side of 6 as of 0.
+#[test]
+fn relu6_gradient_matches_finite_differences_across_both_kinks() {
+    check_activation_layer_on::<Shape2<4, 5>>(Activation::Relu6, 3, 300, (-3.0, 9.0));
+    let x = [-1.0, 0.0, 0.5, 6.0, 7.0];
+    let y: Vec<f32> = x.iter().map(|&z| Activation::Relu6.scalar(z)).collect();
+    assert_eq!(y, [0.0, 0.0, 0.5, 6.0, 6.0]);
+    // PyTorch's `hardtanh_backward`: 0 at both kinks.
+    let d: Vec<f32> = x.iter().zip(&y).map(|(&z, &y)| Activation::Relu6.derivative(z, y)).collect();
+    assert_eq!(d, [0.0, 0.0, 1.0, 0.0, 0.0]);
 }
 
 #[test]

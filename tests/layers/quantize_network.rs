@@ -178,3 +178,70 @@ fn what_int8_cannot_run_is_an_error_naming_the_layer() {
     let error = Model::<Gated>::new(1).quantize(&calibration, &options).unwrap_err();
     assert!(matches!(error, NetworkQuantizeError::Unsupported { .. } | NetworkQuantizeError::NotSequential { .. }));
 }
+
+network! {
+    /// ReLU6 as a layer after a convolution and as a Dense layer's activation.
+    pub struct Clipped: [2, 12] -> [3] {
+        conv: Conv1d { filters: 4, kernel: 3, padding: 1 },
+        clip: Relu6,
+        flat: Flatten,
+        fc1: Dense { units: 5, activation: Relu6 },
+        fc2: Dense { units: 3 },
+    }
+}
+
+#[test]
+fn relu6_fuses_into_the_layer_before_it_as_the_hand_listed_layers_do() {
+    let mut model = Model::<Clipped>::new(11);
+    // Weights large enough that both ReLU6 clamp at 6 on the calibration set.
+    for name in ["conv.weight", "fc1.weight"] {
+        tensor_mut(&mut model, name).iter_mut().for_each(|w| *w *= 6.0);
+    }
+    let calibration: Vec<f32> = (0..24 * 20).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 3.0).collect();
+    let [conv_weight, conv_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias] =
+        ["conv.weight", "conv.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"].map(|t| tensor(&model, t));
+    let geometry = ConvGeometry {
+        channels: 2,
+        height: 1,
+        width: 12,
+        kernel: [1, 3],
+        stride: [1, 1],
+        padding: [0, 1],
+        dilation: [1, 1],
+        out_height: 1,
+        out_width: 12,
+    };
+    let by_hand = |activation: FusedActivation| {
+        [
+            FloatLayer::Conv2d(FloatConv2d {
+                weight: &conv_weight,
+                bias: &conv_bias,
+                geometry,
+                filters: 4,
+                groups: 1,
+                activation,
+            }),
+            FloatLayer::Dense(FloatDense { weight: &fc1_weight, bias: &fc1_bias, inputs: 48, outputs: 5, activation }),
+            FloatLayer::Dense(FloatDense {
+                weight: &fc2_weight,
+                bias: &fc2_bias,
+                inputs: 5,
+                outputs: 3,
+                activation: FusedActivation::None,
+            }),
+        ]
+    };
+    for weights in [WeightGranularity::PerChannel, WeightGranularity::PerTensor] {
+        let options = QuantizeOptions { weights, ..QuantizeOptions::default() };
+        let expected = quantize_sequential(&by_hand(FusedActivation::Relu6), &calibration, &options).unwrap();
+        let quantized = model.quantize(&calibration, &options).unwrap();
+        assert_eq!(quantized, expected, "{weights:?}");
+        // The clamp at 6 matters here: fused as a plain ReLU the layers quantize otherwise.
+        let relu = quantize_sequential(&by_hand(FusedActivation::Relu), &calibration, &options).unwrap();
+        assert_ne!(quantized, relu, "{weights:?}: the calibration set never reaches 6");
+        let graph = model.quantize_graph(&calibration, &options).unwrap();
+        for sample in calibration.chunks_exact(24).take(5) {
+            assert_eq!(graph.forward_real(sample).unwrap(), expected.forward_real(sample).unwrap());
+        }
+    }
+}

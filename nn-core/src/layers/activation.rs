@@ -28,6 +28,8 @@ impl<S> Act<S> {
 
 /// `max(0, x)` as a layer.
 pub type Relu<S> = Act<S>;
+/// `min(max(0, x), 6)` as a layer.
+pub type Relu6<S> = Act<S>;
 /// Leaky ReLU as a layer.
 pub type LeakyRelu<S> = Act<S>;
 /// The logistic sigmoid as a layer.

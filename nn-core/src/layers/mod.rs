@@ -10,7 +10,7 @@ mod recurrent;
 mod reshape;
 mod sequence_dense;
 
-pub use activation::{Abs, Act, Elu, Gelu, Identity, LeakyRelu, Relu, Sigmoid, Softmax, Tanh};
+pub use activation::{Abs, Act, Elu, Gelu, Identity, LeakyRelu, Relu, Relu6, Sigmoid, Softmax, Tanh};
 pub use conv::{conv_output_size, conv_transpose_output_size, same_padding, Conv1d, Conv2d, ConvTranspose2d, Padding};
 pub use dense::Dense;
 pub use dropout::Dropout;

@@ -3,8 +3,9 @@
 //!
 //! Supported: `Dense`, `Conv1d` and `Conv2d` (with `groups`; symmetric padding),
 //! `MaxPool1d`/`MaxPool2d`, `AvgPool1d`/`AvgPool2d` without padding, `Flatten`,
-//! `Reshape` and `Dropout` (no-ops at inference), `Relu` (a layer's `activation: Relu`
-//! or a `Relu` layer after a Dense, convolution or `add`, fused into it), `BatchNorm1d`
+//! `Reshape` and `Dropout` (no-ops at inference), `Relu` and `Relu6` (a layer's
+//! `activation: Relu` or `activation: Relu6`, or a `Relu` or `Relu6` layer after a
+//! Dense, convolution or `add`, fused into it as the output's clamp), `BatchNorm1d`
 //! and `BatchNorm2d` right after a Dense layer or convolution (folded into it, as
 //! TensorFlow Lite's converter does), and in graph networks `add` of two values and
 //! `concat` along the first axis. Anything else is a
@@ -461,24 +462,31 @@ impl Plan {
                     match spec.kind {
                         LayerKind::Flatten | LayerKind::Reshape | LayerKind::Dropout => canonical[output] = source,
                         LayerKind::Activation(Activation::Identity) => canonical[output] = source,
-                        LayerKind::Activation(Activation::Relu) => match producer {
-                            Some(FloatStep::Layer { layer, output: o, .. }) if layer.weighted_linear() => {
-                                layer.activation = FusedActivation::Relu;
-                                *o = output;
+                        LayerKind::Activation(activation @ (Activation::Relu | Activation::Relu6)) => {
+                            let (fusion, kind) = if activation == Activation::Relu6 {
+                                (FusedActivation::Relu6, "Relu6")
+                            } else {
+                                (FusedActivation::Relu, "Relu")
+                            };
+                            match producer {
+                                Some(FloatStep::Layer { layer, output: o, .. }) if layer.weighted_linear() => {
+                                    layer.activation = fusion;
+                                    *o = output;
+                                }
+                                Some(FloatStep::Add { activation: a @ FusedActivation::None, output: o, .. }) => {
+                                    *a = fusion;
+                                    *o = output;
+                                }
+                                _ => {
+                                    return Err(unsupported(
+                                        name,
+                                        kind,
+                                        "must follow a Dense layer, a convolution, a batch norm or an add whose \
+                                         value nothing else reads (int8 fuses it into that step)",
+                                    ))
+                                }
                             }
-                            Some(FloatStep::Add { activation: a @ FusedActivation::None, output: o, .. }) => {
-                                *a = FusedActivation::Relu;
-                                *o = output;
-                            }
-                            _ => {
-                                return Err(unsupported(
-                                    name,
-                                    "Relu",
-                                    "must follow a Dense layer, a convolution, a batch norm or an add whose value \
-                                     nothing else reads (int8 fuses it into that step)",
-                                ))
-                            }
-                        },
+                        }
                         LayerKind::BatchNorm { eps } => match producer {
                             Some(FloatStep::Layer { layer, output: o, .. }) if layer.weighted_linear() => {
                                 let [gamma, beta, mean, var] = [
@@ -501,7 +509,7 @@ impl Plan {
                         },
                         LayerKind::Dense { units, activation, bias } => {
                             let activation = fused(activation).ok_or_else(|| {
-                                unsupported(name, "Dense", "has an activation other than Relu or Identity")
+                                unsupported(name, "Dense", "has an activation other than Relu, Relu6 or Identity")
                             })?;
                             let inputs = product(dims)?;
                             let layer = OwnedLayer {
@@ -583,7 +591,7 @@ impl Plan {
                             steps.push(FloatStep::Layer { name, layer, input: source, output });
                         }
                         LayerKind::Activation(_) => {
-                            return Err(unsupported(name, "activation", "has no int8 kernel (only Relu does)"))
+                            return Err(unsupported(name, "activation", "has no int8 kernel (only Relu and Relu6 do)"))
                         }
                         LayerKind::Other { kind } => return Err(unsupported(name, kind, "has no int8 kernel")),
                     }
@@ -649,10 +657,10 @@ impl Plan {
                         .zip(&values[*b])
                         .map(|(x, y)| {
                             let s = x + y;
-                            if *activation == FusedActivation::Relu {
-                                s.max(0.0)
-                            } else {
-                                s
+                            match activation {
+                                FusedActivation::None => s,
+                                FusedActivation::Relu => s.max(0.0),
+                                FusedActivation::Relu6 => s.clamp(0.0, 6.0),
                             }
                         })
                         .collect(),
@@ -760,11 +768,12 @@ impl Plan {
     }
 }
 
-/// `Relu` and `Identity` as fused activations.
+/// `Relu`, `Relu6` and `Identity` as fused activations.
 fn fused(activation: Activation) -> Option<FusedActivation> {
     match activation {
         Activation::Identity => Some(FusedActivation::None),
         Activation::Relu => Some(FusedActivation::Relu),
+        Activation::Relu6 => Some(FusedActivation::Relu6),
         _ => None,
     }
 }
