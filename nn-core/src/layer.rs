@@ -92,8 +92,10 @@ pub trait Layer: 'static {
         self.forward(w, &io[..batch * <Self::Input as Shape>::LEN], y, scratch)
     }
 
-    /// Training forward: like `forward`, but in training mode (dropout active, batch
-    /// statistics), keeping in `cx.cache` what `backward` needs.
+    /// Training forward: like `forward`, keeping in `cx.cache` what `backward` needs.
+    /// In training mode (`cx.training`) dropout is active and batch norm uses the
+    /// batch's statistics; in evaluation mode the layer computes what `forward` does
+    /// (PyTorch's `model.eval()` with gradients enabled).
     fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>);
 
     /// Backward: given `dy = dL/dy` (which it may overwrite), adds `dL/dparams` into
@@ -261,6 +263,14 @@ pub struct TrainCtx<'a> {
     pub scratch: &'a mut [f32],
     /// The random source (dropout).
     pub rng: &'a mut Rng,
+    /// Training mode (`true`) or evaluation mode (`false`), as PyTorch's
+    /// `module.training`: in evaluation mode dropout is the identity and batch norm
+    /// normalises with its running statistics and leaves them unchanged, while the
+    /// forward still keeps what [`Layer::backward`] needs to differentiate it (the
+    /// gradients of a model in `eval()` mode with `requires_grad`). A composition
+    /// passes it on to its layers unchanged. `Model` sets it from
+    /// [`Model::train`](crate::Model::train) and [`Model::eval`](crate::Model::eval).
+    pub training: bool,
 }
 
 /// What a backward ([`Layer::backward`]) reads and writes besides the values and
@@ -675,7 +685,7 @@ pub(crate) mod private {
 
         #[inline]
         fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
-            let TrainCtx { params, buffers, cache, scratch, rng } = cx;
+            let TrainCtx { params, buffers, cache, scratch, rng, training } = cx;
             let batch = x.len() / <A::Input as Shape>::LEN;
             let (mid, cache) = split(cache, batch * <A::Output as Shape>::LEN);
             let (ca, cb) = split(cache, batch * A::CACHE);
@@ -686,9 +696,9 @@ pub(crate) mod private {
             self.first.forward_train(
                 x,
                 mid,
-                TrainCtx { params: pa, buffers: ba, cache: ca, scratch: &mut *scratch, rng: &mut *rng },
+                TrainCtx { params: pa, buffers: ba, cache: ca, scratch: &mut *scratch, rng: &mut *rng, training },
             );
-            self.rest.forward_train(mid, y, TrainCtx { params: pb, buffers: bb, cache: cb, scratch, rng });
+            self.rest.forward_train(mid, y, TrainCtx { params: pb, buffers: bb, cache: cb, scratch, rng, training });
         }
 
         #[inline]

@@ -34,9 +34,15 @@ pub type DefaultState = &'static [f32];
 
 /// A layer (usually a network) together with its parameters and buffers.
 #[derive(Clone, Debug)]
+///
+/// A model is in training mode when made; [`Model::eval`] and [`Model::train`] switch
+/// the mode of its training forwards at run time, as PyTorch's `module.eval()` and
+/// `module.train()` (see [`Model::forward_train`]). Inference (`predict`, `forward_slices`, ...)
+/// is always in evaluation mode.
 pub struct Model<L, P = DefaultState> {
     pub(crate) layer: L,
     pub(crate) state: P,
+    pub(crate) training: bool,
 }
 
 /// The state array given to [`Model::from_state`] has the wrong length.
@@ -99,7 +105,7 @@ impl<L: Layer + Default> Model<L, alloc::vec::Vec<f32>> {
 
     /// A model whose parameters and buffers are all zero.
     pub fn zeros() -> Self {
-        Model { layer: L::default(), state: alloc::vec![0.0; L::PARAMS + L::BUFFERS] }
+        Model { layer: L::default(), state: alloc::vec![0.0; L::PARAMS + L::BUFFERS], training: true }
     }
 }
 
@@ -109,7 +115,7 @@ impl<L: Layer> Model<L, &'static [f32]> {
     /// error.
     pub const fn from_static(layer: L, state: &'static [f32]) -> Self {
         assert!(state.len() == L::PARAMS + L::BUFFERS, "static state array has the wrong length");
-        Model { layer, state }
+        Model { layer, state, training: true }
     }
 }
 
@@ -121,7 +127,34 @@ impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
         if found != expected {
             return Err(StateLenError { expected, found });
         }
-        Ok(Model { layer, state })
+        Ok(Model { layer, state, training: true })
+    }
+
+    /// Whether the training forwards run in training mode (the default) rather than in
+    /// evaluation mode.
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// Training mode for the training forwards ([`Model::forward_train`], and so
+    /// [`Fit`](crate::train::Fit)): dropout active, batch norm normalising with the
+    /// batch's statistics and updating its running statistics. This is the mode of a
+    /// new model; PyTorch's `module.train()`.
+    pub fn train(&mut self) -> &mut Self {
+        self.training = true;
+        self
+    }
+
+    /// Evaluation mode for the training forwards, PyTorch's `module.eval()`: dropout
+    /// is the identity and batch norm normalises with its running statistics, which it
+    /// leaves unchanged, so a training step computes the output inference computes,
+    /// and its backward the gradients of that function (the running statistics
+    /// constants). Used to fine-tune a network whose batch norms stay frozen, or to take
+    /// gradients of the deterministic network. A batch norm declared `inference: true`
+    /// is in evaluation mode whatever the model's mode.
+    pub fn eval(&mut self) -> &mut Self {
+        self.training = false;
+        self
     }
 
     /// The architecture.
@@ -215,8 +248,11 @@ impl<L: crate::stream::Step + Clone, P: AsRef<[f32]>> Model<L, P> {
 /// The step API of training (see [`crate::train`]) and batch inference.
 #[cfg(feature = "alloc")]
 impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
-    /// Training forward of a batch (`x.len() / Input::LEN` samples): dropout active,
-    /// batch statistics, and what `backward` needs kept in `ws`. Returns the outputs.
+    /// Training forward of a batch (`x.len() / Input::LEN` samples), keeping what
+    /// `backward` needs in `ws`. Returns the outputs. In training mode (the default,
+    /// [`Model::train`]) dropout is active and batch norm uses the batch's statistics
+    /// and updates its running statistics; in evaluation mode ([`Model::eval`]) both
+    /// compute what inference computes and `backward` differentiates that.
     pub fn forward_train<'w>(&mut self, ws: &'w mut Workspace<L>, x: &[f32], rng: &mut Rng) -> &'w [f32] {
         let batch = x.len() / <L::Input as Shape>::LEN;
         ws.reserve(batch);
@@ -228,6 +264,7 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
             cache: &mut ws.cache[..batch * L::CACHE],
             scratch: &mut ws.scratch[..batch * L::SCRATCH],
             rng,
+            training: self.training,
         };
         self.layer.forward_train(x, &mut ws.output[..n_out], cx);
         &ws.output[..n_out]

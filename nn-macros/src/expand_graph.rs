@@ -215,6 +215,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                                 cache: &mut *#c,
                                 scratch: &mut *scratch,
                                 rng: &mut *rng,
+                                training,
                             };
                             ::nn_core::Layer::forward_train(&#l, #x, &mut *#out, __cx);
                         });
@@ -434,7 +435,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         #grad_buffers
         let (__tmp, scratch) = scratch.split_at_mut(batch * ::nn_core::graph::max(&[#(#all_lens),*]));
     };
-    let train_ctx = quote!(let ::nn_core::TrainCtx { params, buffers, cache, scratch, rng } = cx;);
+    let train_ctx = quote!(let ::nn_core::TrainCtx { params, buffers, cache, scratch, rng, training } = cx;);
     let backward_ctx = quote!(let ::nn_core::BackwardCtx { params, cache, grads, frozen, scratch } = cx;);
     let sizes_items = quote! {
         const __NN_PARAMS: usize = 0 #(+ #total_params)*;

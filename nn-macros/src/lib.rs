@@ -78,8 +78,8 @@ mod tests;
 /// | `Upsample1d` | `scale` (required) | `[c, l] -> [c, l * scale]` |
 /// | `Flatten` | none | any -> `[len]` |
 /// | `Reshape` | `shape` (required, as many elements) | any -> `shape` |
-/// | `BatchNorm2d` | `momentum` (`0.1`), `eps` (`1e-5`), `inference` (`false`) | `[c, h, w]`, preserved |
-/// | `BatchNorm1d` | `momentum` (`0.1`), `eps` (`1e-5`), `inference` (`false`) | `[c]` or `[c, l]`, preserved |
+/// | `BatchNorm2d` | `momentum` (`0.1`), `eps` (`1e-5`), `inference` (`false`; `true`: evaluation mode whatever the model's `train()`/`eval()`) | `[c, h, w]`, preserved |
+/// | `BatchNorm1d` | `momentum` (`0.1`), `eps` (`1e-5`), `inference` (`false`; `true`: evaluation mode whatever the model's `train()`/`eval()`) | `[c]` or `[c, l]`, preserved |
 /// | `MultiHeadAttention` | `heads` (required, divides `d`), `causal` (`false`), `dropout` (`0`, on the attention weights) | `[t, d]`, preserved |
 /// | `LayerNorm` | `eps` (`1e-5`, positive), over the last dimension | any, preserved |
 /// | `PositionalEncoding`, `LearnedPositional` | none (sinusoids; a trained `weight [t, d]`) | `[t, d]`, preserved |

@@ -84,7 +84,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 ::nn_core::multi::interleave(&[#(#ys),*], #out_lens, y);
             },
             forward_train: quote! {
-                let ::nn_core::TrainCtx { params, buffers, cache, scratch, rng } = cx;
+                let ::nn_core::TrainCtx { params, buffers, cache, scratch, rng, training } = cx;
                 let batch = x.len() / #in_len;
                 let (__xs, cache) = cache.split_at_mut(batch * #in_len);
                 let (__ys, cache) = cache.split_at_mut(batch * #out_len);
@@ -98,7 +98,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                     #read_x
                     let __ys = &mut *__ys;
                     #split_y
-                    let cx = ::nn_core::TrainCtx { params, buffers, cache, scratch, rng };
+                    let cx = ::nn_core::TrainCtx { params, buffers, cache, scratch, rng, training };
                     <#name>::forward_train(self, [#(#xs),*], [#(#ys),*], cx);
                 }
                 let __ys = &*__ys;

@@ -268,6 +268,7 @@ pub fn training(probe: &mut dyn Probe) -> Outcome {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut rng,
+                training: true,
             },
         );
         last = loss.compute(&y, &labels, 10, Some(&mut dy));

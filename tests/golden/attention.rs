@@ -145,6 +145,7 @@ fn check_layer<L: Layer>(f: &Fixture, passes: Passes<'_, L>) -> Vec<f32> {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut Rng::new(0),
+                training: true,
             },
         ),
     }
@@ -203,7 +204,14 @@ fn check_self_attention<const T: usize, const D: usize, const H: usize>(f: &Fixt
                     x,
                     l,
                     y,
-                    TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: &mut Rng::new(0) },
+                    TrainCtx {
+                        params: p,
+                        buffers: &mut [],
+                        cache: c,
+                        scratch: s,
+                        rng: &mut Rng::new(0),
+                        training: true,
+                    },
                 )
             };
             check_layer(f, Passes { layer: &layer, padded: Some((&forward, &forward_train)) })
@@ -244,8 +252,14 @@ fn check_cross_attention<const TQ: usize, const TK: usize, const D: usize, const
 
     let mut cache = vec![f32::NAN; batch * Cross::<TQ, TK, D, H>::CACHE];
     y.fill(f32::NAN);
-    let cx =
-        TrainCtx { params: &params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut Rng::new(0) };
+    let cx = TrainCtx {
+        params: &params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(0),
+        training: true,
+    };
     layer.forward_train(query, context, lengths, &mut y, cx);
     check(f, "forward_train", &y, "output");
     check(f, "weights in the cache", layer.weights_in(&cache, batch), "weights");
@@ -354,7 +368,14 @@ fn transformer_encoder_matches_torch() {
                         x,
                         &l,
                         y,
-                        nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: &mut Rng::new(0) },
+                        nn_core::TrainCtx {
+                            params: p,
+                            buffers: &mut [],
+                            cache: c,
+                            scratch: s,
+                            rng: &mut Rng::new(0),
+                            training: true,
+                        },
                     )
                 };
                 check_layer(&f, Passes { layer: &stack, padded: Some((&forward, &forward_train)) });

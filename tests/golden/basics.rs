@@ -36,6 +36,8 @@ const TESTED_GROUPS: &[&str] = &[
     "loss",
     "optimizer",
     "network",
+    // tests/golden/eval_mode.rs
+    "eval_mode",
     // tests/golden/attention.rs
     "attention",
     "layer_norm",
@@ -158,6 +160,7 @@ fn run_layer<L: Layer>(layer: &L, f: &Fixture, upstream: impl FnOnce(&[f32]) -> 
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(0),
+            training: true,
         },
     );
     assert_close(&format!("{}: forward_train output", f.name), &output, f.values("output"), RTOL, ATOL);

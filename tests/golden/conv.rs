@@ -59,6 +59,12 @@ fn load_state<L: Layer>(layer: &L, f: &Fixture, params: &str, buffers: &str) -> 
 /// `grad_output` against `grad_input` and `grad.<name>`; for batch norm, the buffers
 /// after the pass against `updated.<name>`.
 fn check<L: Layer>(layer: &L, f: &Fixture) {
+    check_in_mode(layer, f, true)
+}
+
+/// As [`check`], with the training forward in training mode (`training`) or in
+/// evaluation mode (`TrainCtx::training` false, as `Model::eval` runs it).
+fn check_in_mode<L: Layer>(layer: &L, f: &Fixture, training_mode: bool) {
     let x = f.values("input");
     let batch = x.len() / L::Input::LEN;
     let input_shape: Vec<usize> = [batch].iter().chain(L::Input::DIMS).copied().collect();
@@ -95,6 +101,7 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(0),
+            training: training_mode,
         },
     );
     close("forward_train", &y, "output");
@@ -337,14 +344,26 @@ fn batch_norm_matches_torch_in_both_modes() {
                 norm
             }
         }
+        // And so is the run-time evaluation mode (`Model::eval`) of a batch norm declared
+        // for training, which must also leave a declared inference mode as it is.
+        fn both<L: Layer>(declared: &L, plain: &L, f: &Fixture, eval: bool) {
+            check(declared, f);
+            if eval {
+                check_in_mode(plain, f, false);
+                check_in_mode(declared, f, false);
+            }
+        }
         if name.starts_with("batch_norm2d_") {
-            check(&mode(BatchNorm2d::<3, 4, 5>::new(momentum, eps), eval), &f);
+            let plain = BatchNorm2d::<3, 4, 5>::new(momentum, eps);
+            both(&mode(plain, eval), &plain, &f, eval);
         } else if name.starts_with("batch_norm1d_vector_") {
             assert_eq!(momentum, 0.3, "{name}");
-            check(&mode(BatchNorm1d::<Shape1<5>>::new(momentum, eps), eval), &f);
+            let plain = BatchNorm1d::<Shape1<5>>::new(momentum, eps);
+            both(&mode(plain, eval), &plain, &f, eval);
         } else if name.starts_with("batch_norm1d_signal_") {
             assert_eq!(eps, 1e-3, "{name}");
-            check(&mode(BatchNorm1d::<Shape2<3, 7>>::new(momentum, eps), eval), &f);
+            let plain = BatchNorm1d::<Shape2<3, 7>>::new(momentum, eps);
+            both(&mode(plain, eval), &plain, &f, eval);
         } else {
             panic!("no nn-core layer for the batch-norm fixture `{name}`");
         }

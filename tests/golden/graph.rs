@@ -96,6 +96,7 @@ fn check<L: Layer>(layer: L, name: &str) {
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(0),
+            training: true,
         },
     );
     assert_close(&format!("{name}: output"), &y, f.values("output"), RTOL, ATOL);

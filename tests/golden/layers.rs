@@ -66,6 +66,7 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(0),
+            training: true,
         },
     );
     close("forward_train", &y, f.values("output"));
@@ -177,6 +178,7 @@ fn dropout_matches_torch_dropout_up_to_the_mask() {
                     cache: &mut cache,
                     scratch: &mut [],
                     rng: &mut Rng::new(seed),
+                    training: true,
                 },
             );
             let mut dx = vec![f32::NAN; x.len()];

@@ -11,6 +11,7 @@ mod attention;
 mod basics;
 mod conv;
 mod embedding_losses;
+mod eval_mode;
 mod gan;
 mod graph;
 mod int8_graph;

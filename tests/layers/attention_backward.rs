@@ -47,7 +47,14 @@ fn check<L: Layer>(what: &str, layer: &L, batch: usize, seed: u64, forward: Opti
             None => layer.forward_train(
                 x,
                 y,
-                nn_core::TrainCtx { params, buffers: &mut [], cache, scratch: &mut scratch, rng: &mut r },
+                nn_core::TrainCtx {
+                    params,
+                    buffers: &mut [],
+                    cache,
+                    scratch: &mut scratch,
+                    rng: &mut r,
+                    training: true,
+                },
             ),
         }
     };
@@ -98,7 +105,7 @@ fn attention_gradients_match_finite_differences() {
             x,
             &[3, 5, 1],
             y,
-            nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r },
+            nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r, training: true },
         )
     };
     check("attention, causal and padded", &layer, 3, 2, Some(&padded));
@@ -122,8 +129,14 @@ fn cross_attention_gradients_match_finite_differences() {
         let dy = uniform(&mut rng, batch * 3 * 8, -1.0, 1.0);
         let run = |params: &[f32], query: &[f32], context: &[f32], y: &mut [f32], cache: &mut [f32]| {
             let mut scratch = vec![0.0; batch * Cross::SCRATCH];
-            let cx =
-                nn_core::TrainCtx { params, buffers: &mut [], cache, scratch: &mut scratch, rng: &mut Rng::new(11) };
+            let cx = nn_core::TrainCtx {
+                params,
+                buffers: &mut [],
+                cache,
+                scratch: &mut scratch,
+                rng: &mut Rng::new(11),
+                training: true,
+            };
             layer.forward_train(query, context, lengths, y, cx);
         };
         let loss = |params: &[f32], query: &[f32], context: &[f32]| {
@@ -185,7 +198,7 @@ fn encoder_layer_gradients_match_finite_differences() {
                 x,
                 &[4, 2],
                 y,
-                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r },
+                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r, training: true },
             )
         };
         check(&format!("causal padded encoder layer norm_first={norm_first}"), &causal, 2, 10, Some(&padded));
@@ -203,7 +216,7 @@ fn encoder_stack_gradients_match_finite_differences() {
                 x,
                 &[2, 3],
                 y,
-                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r },
+                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r, training: true },
             )
         };
         check(&format!("padded 3-layer stack norm_first={norm_first}"), &stack, 2, 13, Some(&padded));

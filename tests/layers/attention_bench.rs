@@ -76,6 +76,7 @@ fn encoder_layer_forward_and_backward() {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut rng,
+                training: true,
             },
         );
         dy.copy_from_slice(&dy0);
@@ -103,6 +104,7 @@ fn encoder_layer_forward_and_backward() {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut rng,
+                training: true,
             },
         )
     });

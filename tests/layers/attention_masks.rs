@@ -96,6 +96,7 @@ fn weights_are_distributions_over_the_visible_keys() {
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(0),
+            training: true,
         };
         attn.forward_train_padded(&x, &lengths, &mut y, cx);
         let weights = attn.weights_in(&cache, 2);
@@ -118,6 +119,7 @@ fn weights_are_distributions_over_the_visible_keys() {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut Rng::new(0),
+                training: true,
             },
         );
         let second = attn.attention_weights(&p, &x[T * D..]);
@@ -158,6 +160,7 @@ fn dropout_acts_in_training_only() {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut Rng::new(seed),
+                training: true,
             },
         );
         y

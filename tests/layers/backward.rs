@@ -63,6 +63,7 @@ fn forward_train<L: Layer>(layer: &L, params: &[f32], x: &[f32], seed: u64) -> (
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(seed),
+            training: true,
         },
     );
     (y, cache)

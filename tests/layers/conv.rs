@@ -47,6 +47,7 @@ fn run_train<L: Layer>(layer: &L, params: &[f32], buffers: &[f32], x: &[f32]) ->
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(1),
+            training: true,
         },
     );
     (y, cache, buffers)
@@ -926,6 +927,47 @@ fn check_inference_mode<L: Layer>(name: &str, layer: &L, channels: usize, batch:
     assert_eq!(after, buffers, "{name}: a training forward in inference mode changed the running statistics");
     assert_eq!(y, run_forward(layer, &params, &buffers, &x), "{name}: forward_train and forward differ");
     check_gradients(name, layer, &params, &buffers, &x, NONLINEAR_STEP, NONLINEAR);
+}
+
+/// `L` whose training forwards run in evaluation mode (`TrainCtx::training` false),
+/// as `Model::eval` runs them.
+#[derive(Clone, Copy)]
+struct EvalMode<L>(L);
+
+impl<L: Layer> Layer for EvalMode<L> {
+    type Input = L::Input;
+    type Output = L::Output;
+    const PARAMS: usize = L::PARAMS;
+    const BUFFERS: usize = L::BUFFERS;
+    const CACHE: usize = L::CACHE;
+    const SCRATCH: usize = L::SCRATCH;
+    const KIND: &'static str = L::KIND;
+    const TENSORS: &'static nn_core::weights::TensorTree = L::TENSORS;
+
+    fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
+        self.0.init(params, buffers, rng)
+    }
+
+    fn forward(&self, w: nn_core::Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        self.0.forward(w, x, y, scratch)
+    }
+
+    fn forward_train(&self, x: &[f32], y: &mut [f32], cx: nn_core::TrainCtx<'_>) {
+        self.0.forward_train(x, y, nn_core::TrainCtx { training: false, ..cx })
+    }
+
+    fn backward(&self, x: &[f32], y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: nn_core::BackwardCtx<'_>) {
+        self.0.backward(x, y, dy, dx, cx)
+    }
+}
+
+#[test]
+fn batch_norm_in_eval_mode_trains_through_running_statistics() {
+    // The run-time evaluation mode of a batch norm declared for training is its
+    // inference mode: running statistics unchanged, central differences of `forward`.
+    check_inference_mode("batch_norm2d eval", &EvalMode(BatchNorm2d::<3, 4, 5>::new(0.1, 1e-5)), 3, 2);
+    check_inference_mode("batch_norm1d [5] eval", &EvalMode(BatchNorm1d::<Shape1<5>>::new(0.1, 1e-3)), 5, 6);
+    check_inference_mode("batch_norm1d [3, 7] eval", &EvalMode(BatchNorm1d::<Shape2<3, 7>>::default()), 3, 2);
 }
 
 #[test]

@@ -47,6 +47,7 @@ fn weighted_output<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(1),
+            training: true,
         },
     );
     y.iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum()
@@ -68,6 +69,7 @@ fn gradients<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(1),
+            training: true,
         },
     );
     let mut dx = vec![f32::NAN; x.len()];
@@ -267,7 +269,14 @@ fn pair_loss(params: &[f32], a: &[f32], b: &[f32], dy: (&[f32], &[f32])) -> f64 
     Pair.forward_train(
         [a, b],
         [&mut y0, &mut y1],
-        nn_core::TrainCtx { params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut Rng::new(1) },
+        nn_core::TrainCtx {
+            params,
+            buffers: &mut [],
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut Rng::new(1),
+            training: true,
+        },
     );
     let dot = |y: &[f32], d: &[f32]| y.iter().zip(d).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
     dot(&y0, dy.0) + dot(&y1, dy.1)
@@ -295,6 +304,7 @@ fn several_inputs_and_outputs_match_finite_differences() {
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(1),
+            training: true,
         },
     );
     // Inference gives the same outputs.
@@ -471,6 +481,7 @@ fn a_frozen_layer_of_a_graph_gets_no_gradient_and_the_others_theirs() {
             cache: &mut cache,
             scratch: &mut scratch,
             rng: &mut Rng::new(1),
+            training: true,
         },
     );
     let mut frozen_grads = vec![0.0; Mixed::PARAMS];

@@ -139,7 +139,14 @@ fn training_pass<L: Layer>(layer: &L, params: &[f32], x: &[f32]) -> [Vec<f32>; 4
     layer.forward_train(
         x,
         &mut y,
-        nn_core::TrainCtx { params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng },
+        nn_core::TrainCtx {
+            params,
+            buffers: &mut [],
+            cache: &mut cache,
+            scratch: &mut scratch,
+            rng: &mut rng,
+            training: true,
+        },
     );
     let mut dy: Vec<f32> = y.iter().map(|v| v - 0.5).collect();
     let mut dx = vec![0.0; x.len()];

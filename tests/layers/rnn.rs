@@ -348,6 +348,7 @@ fn check_recurrent<
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut rng,
+                training: true,
             },
         );
         layer.backward(
@@ -455,6 +456,7 @@ fn truncation_cuts_gradient_flow() {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut Rng::new(0),
+                training: true,
             },
         );
         let (mut dx, mut grads) = (vec![0.0; 16], vec![0.0; Net::PARAMS]);
@@ -741,7 +743,14 @@ fn sequence_dense_matches_reference_and_gradients() {
         fc.forward_train(
             &x,
             &mut y,
-            nn_core::TrainCtx { params: &params, buffers: &mut [], cache: &mut cache, scratch: &mut [], rng: &mut rng },
+            nn_core::TrainCtx {
+                params: &params,
+                buffers: &mut [],
+                cache: &mut cache,
+                scratch: &mut [],
+                rng: &mut rng,
+                training: true,
+            },
         );
         assert_close("sequence dense training", &y, &y_ref, FORWARD_TOL);
 
@@ -844,6 +853,7 @@ fn no_method_allocates() {
                 cache: &mut cache,
                 scratch: &mut scratch,
                 rng: &mut rng,
+                training: true,
             },
         );
         layer.backward(

@@ -83,6 +83,7 @@ fn fit_trains_two_inputs_and_two_outputs_as_the_step_api_by_hand() {
                     cache: &mut cache,
                     scratch: &mut scratch,
                     rng: &mut rng,
+                    training: true,
                 },
             );
             let (mut g0, mut g1) = (vec![0.0; BATCH], vec![0.0; BATCH * 2]);
@@ -206,6 +207,7 @@ fn packed_backward_matches_finite_differences() {
         cache: &mut cache,
         scratch: &mut scratch,
         rng: &mut rng,
+        training: true,
     };
     <PairNet as Layer>::forward_train(&PairNet, &x, &mut y, cx);
     let mut dy = upstream.clone();

@@ -176,7 +176,8 @@ impl Attention {
 
     /// Training forward: as [`Attention::forward`], keeping what
     /// [`Attention::backward`] needs in `cache` (`batch * self.cache()` floats) and
-    /// drawing the dropout mask from `rng`.
+    /// drawing the dropout mask from `rng`; without `rng` (evaluation mode) no dropout
+    /// is applied and the mask kept is all ones.
     #[allow(clippy::too_many_arguments)]
     pub fn forward_train(
         &self,
@@ -187,13 +188,20 @@ impl Attention {
         y: &mut [f32],
         cache: &mut [f32],
         scratch: &mut [f32],
-        rng: &mut Rng,
+        rng: Option<&mut Rng>,
     ) {
         let batch = query.len() / (self.queries * self.width);
         let (store, keep) =
             cache.split_at_mut(batch * (self.projections() + self.weights() + self.queries * self.width));
         let keep = &mut keep[..batch * self.weights()];
-        let dropout = if self.dropout > 0.0 { Some((keep, rng)) } else { None };
+        let dropout = match rng {
+            Some(rng) if self.dropout > 0.0 => Some((keep, rng)),
+            Some(_) => None,
+            None => {
+                keep.fill(1.0);
+                None
+            }
+        };
         self.run(params, query, context, valid, y, store, dropout, scratch);
     }
 

@@ -18,7 +18,8 @@
 //!   With `network!`'s single input the plain methods (no padding) are used.
 //! * **Inspection**: [`MultiHeadAttention::attention_weights`] returns the `[H, T, T]`
 //!   weights of one sample (per head, not averaged as PyTorch's default).
-//! * **Dropout** on the attention weights in training, PyTorch's `dropout`; 0 by default.
+//! * **Dropout** on the attention weights in training (not in evaluation mode,
+//!   [`TrainCtx::training`] false), PyTorch's `dropout`; 0 by default.
 //!
 //! ```
 //! use nn_core::layers::MultiHeadAttention;
@@ -118,9 +119,9 @@ impl<const T: usize, const D: usize, const H: usize> MultiHeadAttention<T, D, H>
     /// Training forward with a key padding mask (see
     /// [`MultiHeadAttention::forward_padded`]); `backward` is the usual one.
     pub fn forward_train_padded(&self, x: &[f32], lengths: &[usize], y: &mut [f32], cx: TrainCtx<'_>) {
-        let TrainCtx { params, cache, scratch, rng, .. } = cx;
+        let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
         debug_assert_eq!(lengths.len() * T * D, x.len(), "one length per sample");
-        self.config().forward_train(params, x, None, Some(lengths), y, cache, scratch, rng);
+        self.config().forward_train(params, x, None, Some(lengths), y, cache, scratch, training.then_some(rng));
     }
 
     /// The attention weights `[B, H, T, T]` kept by the last `forward_train` of `batch`
@@ -176,8 +177,8 @@ impl<const T: usize, const D: usize, const H: usize> Layer for MultiHeadAttentio
     }
 
     fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
-        let TrainCtx { params, cache, scratch, rng, .. } = cx;
-        self.config().forward_train(params, x, None, None, y, cache, scratch, rng);
+        let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
+        self.config().forward_train(params, x, None, None, y, cache, scratch, training.then_some(rng));
     }
 
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
@@ -280,9 +281,9 @@ impl<const TQ: usize, const TK: usize, const D: usize, const H: usize> CrossAtte
         y: &mut [f32],
         cx: TrainCtx<'_>,
     ) {
-        let TrainCtx { params, cache, scratch, rng, .. } = cx;
+        let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
         debug_assert_eq!(query.len() / (TQ * D), context.len() / (TK * D), "query and context batches differ");
-        self.config().forward_train(params, query, Some(context), lengths, y, cache, scratch, rng);
+        self.config().forward_train(params, query, Some(context), lengths, y, cache, scratch, training.then_some(rng));
     }
 
     /// Backward of `forward_train`: adds the parameter gradients into `cx.grads` and

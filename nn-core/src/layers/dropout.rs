@@ -1,9 +1,10 @@
 //! `Dropout`: inverted dropout, shape-preserving.
 //!
-//! In training (`forward_train`) each value is zeroed with probability `rate` and the
-//! survivors are scaled by `1 / (1 - rate)`, so the expected output equals the input;
-//! in inference (`forward`) the layer is the identity. The mode is the method called,
-//! never a global switch.
+//! In a training forward (`forward_train`) in training mode each value is zeroed with
+//! probability `rate` and the survivors are scaled by `1 / (1 - rate)`, so the expected
+//! output equals the input; in inference (`forward`) and in a training forward in
+//! evaluation mode ([`TrainCtx::training`] false, `Model::eval`) the layer is the
+//! identity, and its gradient passes through unchanged.
 use core::marker::PhantomData;
 
 use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
@@ -29,7 +30,7 @@ impl<S: Shape> Layer for Dropout<S> {
     type Input = S;
     type Output = S;
     const PARAMS: usize = 0;
-    /// The mask: `0` or `1 / (1 - rate)` per value.
+    /// The mask: `0` or `1 / (1 - rate)` per value (`1` in evaluation mode).
     const CACHE: usize = S::LEN;
     const KIND: &'static str = "Dropout";
 
@@ -40,7 +41,12 @@ impl<S: Shape> Layer for Dropout<S> {
     }
 
     fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
-        let TrainCtx { cache, rng, .. } = cx;
+        let TrainCtx { cache, rng, training, .. } = cx;
+        if !training {
+            cache[..x.len()].fill(1.0);
+            y[..x.len()].copy_from_slice(x);
+            return;
+        }
         let keep = 1.0 - self.rate;
         let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
         for ((y, m), &x) in y.iter_mut().zip(cache.iter_mut()).zip(x) {

@@ -16,12 +16,16 @@
 //!   `num_batches_tracked` counts the steps. (With `n = 1`, where PyTorch refuses to
 //!   train, the variance is 0 and the running variance moves towards 0.)
 //! * Inference (`forward`) uses the running statistics.
-//! * A batch norm in inference mode ([`BatchNorm::inference`], or `inference: true` in
-//!   `network!`), as PyTorch's `module.eval()` inside a network being fine-tuned (a
-//!   frozen batch norm), uses the running statistics in `forward_train` as well and
-//!   leaves them unchanged; its backward treats them as constants:
-//!   `dx = dy * weight / sqrt(running_var + eps)`, `d_weight += sum(dy * xhat)`,
-//!   `d_bias += sum(dy)` with `xhat = (x - running_mean) / sqrt(running_var + eps)`.
+//! * In evaluation mode, PyTorch's `module.eval()` with gradients enabled, a training
+//!   forward uses the running statistics as well and leaves them unchanged; its
+//!   backward treats them as constants: `dx = dy * weight / sqrt(running_var + eps)`,
+//!   `d_weight += sum(dy * xhat)`, `d_bias += sum(dy)` with
+//!   `xhat = (x - running_mean) / sqrt(running_var + eps)`. A batch norm is in
+//!   evaluation mode when the model is (`Model::eval`, which sets
+//!   [`TrainCtx::training`] to false for the training forwards, `Fit`'s included), or
+//!   always when declared so ([`BatchNorm::inference`], or `inference: true` in
+//!   `network!`: a batch norm frozen for good inside a network being fine-tuned,
+//!   whatever the model's mode; `Model::train` does not bring it back to training).
 //!
 //! The running statistics are buffers, not parameters: they live in the model's buffer
 //! array as `running_mean [C]`, `running_var [C]` and `num_batches_tracked` (a scalar,
@@ -38,7 +42,7 @@
 //! NORM.init(&mut params, &mut buffers, &mut Rng::new(0)); // weight 1, bias 0, var 1
 //! let x = [1.0, 3.0, 5.0, 7.0]; // two samples of [1, 1, 2]: mean 4, variance 5
 //! let (mut y, mut cache) = ([0.0; 4], vec![0.0; 2 * Norm::CACHE]);
-//! NORM.forward_train(&x, &mut y, nn_core::TrainCtx { params: &params, buffers: &mut buffers, cache: &mut cache, scratch: &mut [], rng: &mut Rng::new(0) });
+//! NORM.forward_train(&x, &mut y, nn_core::TrainCtx { params: &params, buffers: &mut buffers, cache: &mut cache, scratch: &mut [], rng: &mut Rng::new(0), training: true });
 //! assert!((y[0] + 3.0 / (5.0f32 + 1e-5).sqrt()).abs() < 1e-6);
 //! assert!((buffers[0] - 0.4).abs() < 1e-6); // running_mean = 0.9 * 0 + 0.1 * 4
 //! assert!((buffers[1] - (0.9 + 0.1 * 20.0 / 3.0)).abs() < 1e-6); // unbiased variance 20/3
@@ -86,9 +90,11 @@ impl<S: Shape> BatchNorm<S> {
         BatchNorm { momentum, eps, inference: false, _shape: PhantomData }
     }
 
-    /// The same batch norm in inference mode: training forwards normalise with the
-    /// running statistics and leave them unchanged, and backward differentiates that
-    /// (PyTorch's `eval()` mode, for a frozen batch norm in a network being trained).
+    /// The same batch norm in inference mode for good: training forwards normalise
+    /// with the running statistics and leave them unchanged, and backward
+    /// differentiates that (PyTorch's `eval()` mode, for a frozen batch norm in a
+    /// network being trained), whatever the model's mode. For a run-time switch of the
+    /// whole model, see `Model::eval` and `Model::train`.
     pub const fn inference(self) -> Self {
         BatchNorm { inference: true, ..self }
     }
@@ -122,9 +128,10 @@ impl<S: Shape> Layer for BatchNorm<S> {
     const PARAMS: usize = 2 * Self::CHANNELS;
     /// `running_mean [C]`, `running_var [C]`, `num_batches_tracked`.
     const BUFFERS: usize = 2 * Self::CHANNELS + 1;
-    /// The batch mean and `1 / sqrt(var + eps)` of every channel (stored once per
-    /// batch, in the first sample's share).
-    const CACHE: usize = 2 * Self::CHANNELS;
+    /// The mean and `1 / sqrt(var + eps)` of every channel, and whether they are the
+    /// running statistics' (evaluation mode: `1`) or the batch's (`0`), stored once per
+    /// batch in the first sample's share.
+    const CACHE: usize = 2 * Self::CHANNELS + 1;
     const KIND: &'static str = if S::DIMS.len() == 3 { "BatchNorm2d" } else { "BatchNorm1d" };
     const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
         first: &crate::weights::TensorTree::Leaf { name: "weight", shape: &[Self::CHANNELS], trainable: true },
@@ -169,19 +176,24 @@ impl<S: Shape> Layer for BatchNorm<S> {
 
     #[inline]
     fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
-        let TrainCtx { params, buffers, cache, .. } = cx;
-        if self.inference {
+        let TrainCtx { params, buffers, cache, training, .. } = cx;
+        let running = self.inference || !training;
+        if running {
             inference(Self::CHANNELS, Self::SPATIAL, self.eps, params, buffers, x, y);
             running_cache(Self::CHANNELS, self.eps, buffers, cache);
         } else {
             train(Self::CHANNELS, Self::SPATIAL, self.eps, self.momentum, params, buffers, x, y, cache);
+        }
+        if let Some(flag) = cache.get_mut(2 * Self::CHANNELS) {
+            *flag = if running { 1.0 } else { 0.0 };
         }
     }
 
     #[inline]
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
         let BackwardCtx { params, cache, grads, .. } = cx;
-        backward(Self::CHANNELS, Self::SPATIAL, self.inference, params, x, cache, dy, dx, grads);
+        let running = cache.get(2 * Self::CHANNELS).is_some_and(|&flag| flag != 0.0);
+        backward(Self::CHANNELS, Self::SPATIAL, running, params, x, cache, dy, dx, grads);
     }
 }
 

@@ -54,11 +54,16 @@ use crate::shape::Shape2;
 
 /// Draws an inverted-dropout mask (`0` or `1 / (1 - rate)`) into `mask` and multiplies
 /// `values` by it. A `rate` of 0 leaves both alone and draws nothing: the backward
-/// passes read the mask only when the rate is positive.
-fn drop_values(rate: f32, mask: &mut [f32], values: &mut [f32], rng: &mut Rng) {
+/// passes read the mask only when the rate is positive. Without `rng` (evaluation
+/// mode) the mask is all ones and `values` stay as they are.
+fn drop_values(rate: f32, mask: &mut [f32], values: &mut [f32], rng: Option<&mut Rng>) {
     if rate <= 0.0 {
         return;
     }
+    let Some(rng) = rng else {
+        mask.fill(1.0);
+        return;
+    };
     let keep = 1.0 - rate;
     let scale = 1.0 / keep;
     for (m, v) in mask.iter_mut().zip(values.iter_mut()) {
@@ -166,7 +171,7 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
     }
 
     fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
-        let TrainCtx { params, cache, scratch, rng, .. } = cx;
+        let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
         let (w1, b1, w2, b2) = Self::split(params);
         let n = x.len() / D * F;
         let (pre, rest) = cache.split_at_mut(n);
@@ -175,7 +180,7 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         if self.dropout > 0.0 {
             let hidden = &mut scratch[..n];
             hidden.copy_from_slice(act);
-            drop_values(self.dropout, &mut rest[..n], hidden, rng);
+            drop_values(self.dropout, &mut rest[..n], hidden, training.then_some(rng));
             dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
         } else {
             dense::forward(act, w2, Some(b2), Activation::Identity, F, D, y, None);
@@ -358,7 +363,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
     }
 
     fn run_train(&self, x: &[f32], lengths: Option<&[usize]>, y: &mut [f32], cx: TrainCtx<'_>) {
-        let TrainCtx { params, cache, scratch, rng, .. } = cx;
+        let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
         let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
         let n = x.len();
         let batch = n / Self::TD;
@@ -368,21 +373,29 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         let ff = self.feed_forward();
         if self.norm_first {
             layer_norm::forward(pn1, self.eps, D, x, mid1, Some(c1));
-            self.kernel().forward_train(pa, mid1, None, lengths, s1, ca, rest, rng);
-            drop_values(self.dropout, m1, s1, rng);
+            self.kernel().forward_train(pa, mid1, None, lengths, s1, ca, rest, training.then_some(&mut *rng));
+            drop_values(self.dropout, m1, s1, training.then_some(&mut *rng));
             y.copy_from_slice(x);
             add_into(y, s1);
             layer_norm::forward(pn2, self.eps, D, y, mid2, Some(c2));
-            ff.forward_train(mid2, s1, TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng });
-            drop_values(self.dropout, m2, s1, rng);
+            ff.forward_train(
+                mid2,
+                s1,
+                TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng: &mut *rng, training },
+            );
+            drop_values(self.dropout, m2, s1, training.then_some(&mut *rng));
             add_into(y, s1);
         } else {
-            self.kernel().forward_train(pa, x, None, lengths, s1, ca, rest, rng);
-            drop_values(self.dropout, m1, s1, rng);
+            self.kernel().forward_train(pa, x, None, lengths, s1, ca, rest, training.then_some(&mut *rng));
+            drop_values(self.dropout, m1, s1, training.then_some(&mut *rng));
             add_into(s1, x);
             layer_norm::forward(pn1, self.eps, D, s1, mid1, Some(c1));
-            ff.forward_train(mid1, s1, TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng });
-            drop_values(self.dropout, m2, s1, rng);
+            ff.forward_train(
+                mid1,
+                s1,
+                TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng: &mut *rng, training },
+            );
+            drop_values(self.dropout, m2, s1, training.then_some(&mut *rng));
             add_into(s1, mid1);
             layer_norm::forward(pn2, self.eps, D, s1, y, Some(c2));
         }
@@ -593,7 +606,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
     }
 
     fn run_train(&self, x: &[f32], lengths: Option<&[usize]>, y: &mut [f32], cx: TrainCtx<'_>) {
-        let TrainCtx { params, cache, scratch, rng, .. } = cx;
+        let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
         let n = x.len();
         let batch = n / Self::TD;
         let (caches, mids) = cache.split_at_mut(N * batch * Self::LAYER_CACHE);
@@ -604,7 +617,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize, const N: us
             let (before, after) = mids.split_at_mut(i * n);
             let input: &[f32] = if i == 0 { x } else { &before[(i - 1) * n..] };
             let out: &mut [f32] = if i + 1 == N { &mut y[..n] } else { &mut after[..n] };
-            let cx = TrainCtx { params: p, buffers: &mut [], cache: c, scratch: &mut *scratch, rng: &mut *rng };
+            let cx =
+                TrainCtx { params: p, buffers: &mut [], cache: c, scratch: &mut *scratch, rng: &mut *rng, training };
             match lengths {
                 Some(l) => self.layer.forward_train_padded(input, l, out, cx),
                 None => self.layer.forward_train(input, out, cx),
