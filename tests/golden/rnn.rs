@@ -188,7 +188,14 @@ fn check<
     hn.fill(f32::NAN);
     cn.fill(f32::NAN);
     let mut rng = Rng::new(0);
-    let cx = TrainCtx { params: &params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng };
+    let cx = TrainCtx {
+        params: &params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut rng,
+        training: true,
+    };
     layer.forward_train_with_state(x, initial, &mut y, cx, Some(StatesMut { h: &mut hn, c: &mut cn }));
     check_forward("training", &y, &hn, &cn);
 

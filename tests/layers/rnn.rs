@@ -275,8 +275,14 @@ fn check_recurrent<
     let mut cache = vec![f32::NAN; batch * cache_len];
     let (mut hn_tr, mut cn_tr) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
     let mut rng = Rng::new(0);
-    let cx =
-        TrainCtx { params: &data.params, buffers: &mut [], cache: &mut cache, scratch: &mut scratch, rng: &mut rng };
+    let cx = TrainCtx {
+        params: &data.params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut rng,
+        training: true,
+    };
     layer.forward_train_with_state(&data.x, initial, &mut y_tr, cx, Some(StatesMut { h: &mut hn_tr, c: &mut cn_tr }));
 
     let (p64, x64, h64, c64) = (widen(&data.params), widen(&data.x), widen(&data.h0), widen(&data.c0));
