@@ -14,12 +14,12 @@ use std::path::Path;
 
 use nn_core::data;
 use nn_core::io::{load_safetensors, LoadOptions};
-use nn_core::kernels::conv::ConvGeometry;
-use nn_core::kernels::pool::PoolGeometry;
 use nn_core::prelude::*;
 use nn_core::quant::calibrate::{FloatDense, QuantizeOptions};
 use nn_core::quant::quantize::{fold_batch_norm, quantize_sequential, FloatConv2d, FloatLayer, QuantizedSequential};
+use nn_core::quant::ConvGeometry;
 use nn_core::quant::FusedActivation;
+use nn_core::quant::PoolGeometry;
 use nn_examples::{data_file, model_tensor, JsonObject};
 
 #[path = "../no-std-check/src/nets.rs"]

@@ -3,8 +3,8 @@
 //! A model is written with [`network!`]. Every tensor shape in it is known at compile
 //! time: a shape mistake is a compile error that points at the offending layer. The
 //! macro expands into a zero-sized architecture type implementing [`Layer`], whose
-//! `forward` and `backward` are monomorphized code over the blocked kernels in
-//! [`kernels`]. Parameters live in one flat `f32` array per model ([`Model`]), laid out
+//! `forward` and `backward` are monomorphized code over shared blocked kernels (internal
+//! to the crate). Parameters live in one flat `f32` array per model ([`Model`]), laid out
 //! as PyTorch's `state_dict`, so the same model trains on a laptop and runs from a
 //! `static` array inside `no_std` firmware.
 //!
@@ -39,7 +39,17 @@ extern crate alloc;
 pub mod activation;
 pub mod describe;
 pub mod graph;
+/// The numeric kernels. Not part of the API: public only with the unstable `internals`
+/// feature (for the benchmarks, the firmware's instruction counts and the tests that
+/// compare kernels across instruction sets), and hidden from the documentation.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod kernels;
+// Without `internals`, the items kept only for the benchmarks and the tests that
+// enable it (the ISA report, `gemm::axpy`, the exact maths functions, ...) are unused.
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+pub(crate) mod kernels;
 pub mod layer;
 pub mod layers;
 pub mod loss;

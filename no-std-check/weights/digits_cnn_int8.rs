@@ -2,8 +2,8 @@
 //! activations calibrated on the first 300 training images.
 //! Written by `cargo run --release --example firmware_int8`; do not edit.
 
-use nn_core::kernels::conv::ConvGeometry;
-use nn_core::kernels::pool::PoolGeometry;
+use nn_core::quant::ConvGeometry;
+use nn_core::quant::PoolGeometry;
 use nn_core::quant::sequential::{Int8Layer, Int8Sequential, TensorQuantization};
 use nn_core::quant::{ConvParams, FullyConnectedParams, PoolParams, QuantizedMultiplier, Rounding};
 

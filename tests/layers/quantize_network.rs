@@ -1,13 +1,13 @@
 //! Quantizing whole `network!` models from their description: the layers the
 //! quantizer reads from a network are the ones a user would list by hand, and what it
 //! cannot run is an error naming the layer.
-use nn_core::kernels::conv::ConvGeometry;
-use nn_core::kernels::pool::PoolGeometry;
 use nn_core::prelude::*;
 use nn_core::quant::calibrate::{FloatDense, QuantizeOptions, WeightGranularity};
 use nn_core::quant::network::{NetworkQuantizeError, Quantize};
 use nn_core::quant::quantize::{fold_batch_norm, quantize_sequential, FloatConv2d, FloatLayer};
+use nn_core::quant::ConvGeometry;
 use nn_core::quant::FusedActivation;
+use nn_core::quant::PoolGeometry;
 
 network! {
     /// Every 1-D layer the quantizer folds, fuses or skips.

@@ -188,7 +188,10 @@ pub fn isa() -> Isa {
 ///   `avx512::BATCH_MIN_COLUMNS` inputs, AVX2 below);
 /// * `gemv_column_major`: matrix-vector products over a transposed matrix;
 /// * `dense_batch1`: matrix-vector products over rows (dense layers at batch 1, `dot`,
-///   recurrent projections): eight lanes per row, where AVX-512 gains nothing;
+///   recurrent projections): eight lanes per row, in the AVX2 form (or NEON, or the
+///   portable one). One exception the report does not show: a dense layer of exactly 8
+///   inputs at batch 1 runs `avx512::gemv8` on AVX-512 (two rows per 16-lane register,
+///   the same bits);
 /// * `recurrent_cells`: the gate arithmetic of a recurrent step (AVX-512 from 16 units,
 ///   AVX2 below);
 /// * `activations`, `pooling`, `adam`: element-wise kernels.

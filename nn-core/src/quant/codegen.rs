@@ -105,10 +105,10 @@ impl QuantizedSequential {
         let pool = has(|l| matches!(l, QuantizedLayer::MaxPool2d { .. } | QuantizedLayer::AveragePool2d { .. }));
         out.push('\n');
         if conv {
-            out.push_str("use nn_core::kernels::conv::ConvGeometry;\n");
+            out.push_str("use nn_core::quant::ConvGeometry;\n");
         }
         if pool {
-            out.push_str("use nn_core::kernels::pool::PoolGeometry;\n");
+            out.push_str("use nn_core::quant::PoolGeometry;\n");
         }
         out.push_str("use nn_core::quant::sequential::{Int8Layer, Int8Sequential, TensorQuantization};\n");
         let mut names = alloc::vec::Vec::new();

@@ -69,6 +69,11 @@ mod softmax;
 #[cfg(test)]
 mod golden_tests;
 
+/// The geometry of a convolution (input size, kernel, stride, padding, dilation and
+/// output size), as [`ConvParams::geometry`] takes it.
+pub use crate::kernels::conv::ConvGeometry;
+/// The geometry of a pooling window, as [`PoolParams::geometry`] takes it.
+pub use crate::kernels::pool::PoolGeometry;
 pub use add::{add, AddParams};
 pub use concat::concat;
 pub use conv::{conv2d, ConvParams};
