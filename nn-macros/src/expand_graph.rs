@@ -204,11 +204,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                         let (pr, br) = (p_range(*k), b_range(*k));
                         let (p, b, ty) =
                             (format_ident!("__NN_P{}", k), format_ident!("__NN_B{}", k), format_ident!("__NnL{}", k));
-                        forward_body.extend(quote! {
-                            let __w = w.of::<#ty>(#p, #b);
-                            ::nn_core::Layer::forward(&#l, __w, #x, &mut *#out, &mut *scratch);
-                        });
-                        train_body.extend(quote! {
+                        let cx = quote! {
                             let __cx = ::nn_core::TrainCtx {
                                 params: &params[#pr],
                                 buffers: &mut buffers[#br],
@@ -217,8 +213,29 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                                 rng: &mut *rng,
                                 training,
                             };
-                            ::nn_core::Layer::forward_train(&#l, #x, &mut *#out, __cx);
-                        });
+                        };
+                        if let Some(states) = initial_states(&reads) {
+                            // `gru(x, h0)`, `lstm(x, h0, c0)`: from a given state.
+                            forward_body.extend(quote! {
+                                let __w = w.of::<#ty>(#p, #b);
+                                #l.layer.forward_with_state(
+                                    __w, #x, #states, &mut *#out, ::core::option::Option::None, &mut *scratch,
+                                );
+                            });
+                            train_body.extend(quote! {
+                                #cx
+                                #l.layer.forward_train_with_state(#x, #states, &mut *#out, __cx, ::core::option::Option::None);
+                            });
+                        } else {
+                            forward_body.extend(quote! {
+                                let __w = w.of::<#ty>(#p, #b);
+                                ::nn_core::Layer::forward(&#l, __w, #x, &mut *#out, &mut *scratch);
+                            });
+                            train_body.extend(quote! {
+                                #cx
+                                ::nn_core::Layer::forward_train(&#l, #x, &mut *#out, __cx);
+                            });
+                        }
                     }
                     GraphLayer::Tied { target, inputs, outputs, .. } => {
                         let (wr, pr) = (weight_range(*target, *inputs, *outputs), p_range(*k));
@@ -265,10 +282,17 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 let c = cache_of(n);
                 let (x, y) = (read(u), read(node.out));
                 let len = vlen(u);
+                let state_grads = state_grad_slices(node.args.len(), &node.args, &vlen);
                 let call = |dx: TokenStream| match &g.layers[*k] {
                     GraphLayer::Plain(_) => {
                         let pr = p_range(*k);
                         let p = format_ident!("__NN_P{}", k);
+                        let backward = match &state_grads {
+                            Some(d_initial) => quote! {
+                                #l.layer.backward_with_state(#x, &*#dy, #dx, __cx, #d_initial);
+                            },
+                            None => quote!(::nn_core::Layer::backward(&#l, #x, #y, &mut *#dy, #dx, __cx);),
+                        };
                         quote! {
                             let __cx = ::nn_core::BackwardCtx {
                                 params: &params[#pr],
@@ -277,7 +301,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                                 frozen: frozen.shifted(#p),
                                 scratch: &mut *scratch,
                             };
-                            ::nn_core::Layer::backward(&#l, #x, #y, &mut *#dy, #dx, __cx);
+                            #backward
                         }
                     }
                     GraphLayer::Tied { target, inputs, outputs, .. } => {
@@ -325,6 +349,31 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                         }
                     }
                 });
+                // The gradients of the initial state, written by the call into
+                // `__dstate` (`h0`, then `c0`), go to their values.
+                let mut at = quote!(0);
+                for &s in &node.args[1..] {
+                    let len = vlen(s);
+                    let part = quote!(&__dstate[#at..#at + batch * #len]);
+                    at = quote!(#at + batch * #len);
+                    let first = !written[s];
+                    written[s] = true;
+                    let give = |target: TokenStream| {
+                        if first {
+                            quote!(<[f32]>::copy_from_slice(#target, #part);)
+                        } else {
+                            quote!(::nn_core::graph::accumulate(#target, #part);)
+                        }
+                    };
+                    backward_body.extend(if g.values[s].input {
+                        let dx = &dxs[input_of(s)];
+                        let give = give(quote!(__d));
+                        quote!(if let ::core::option::Option::Some(__d) = #dx.as_deref_mut() { #give })
+                    } else {
+                        let gs = gr(s);
+                        give(quote!(&mut *#gs))
+                    });
+                }
             }
             op => {
                 let reads: Vec<TokenStream> = node.args.iter().map(|&a| read(a)).collect();
@@ -424,6 +473,25 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
             }
         })
         .collect();
+    // Per sample, the floats of the largest initial state given to a layer (`h0` and
+    // `c0` together), whose gradient the backward pass writes before passing it on.
+    let state_lens: Vec<TokenStream> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, NodeOp::Apply(_)) && n.args.len() > 1)
+        .map(|n| {
+            let lens = n.args[1..].iter().map(|&a| vlen(a));
+            quote!(0 #(+ #lens)*)
+        })
+        .collect();
+    let (state_scratch, state_scratch_len) = if state_lens.is_empty() {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        (
+            quote!(let (__dstate, scratch) = scratch.split_at_mut(batch * ::nn_core::graph::max(&[#(#state_lens),*]));),
+            quote!(+ ::nn_core::graph::max(&[#(#state_lens),*])),
+        )
+    };
     let Checks { aliases, items } = checks;
     let batch = quote!(let batch = #x0.len() / <#in0 as ::nn_core::Shape>::LEN;);
     let backward_prologue = quote! {
@@ -434,6 +502,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         #(let #dy_names: &mut [f32] = #dys;)*
         #grad_buffers
         let (__tmp, scratch) = scratch.split_at_mut(batch * ::nn_core::graph::max(&[#(#all_lens),*]));
+        #state_scratch
     };
     let train_ctx = quote!(let ::nn_core::TrainCtx { params, buffers, cache, scratch, rng, training } = cx;);
     let backward_ctx = quote!(let ::nn_core::BackwardCtx { params, cache, grads, frozen, scratch } = cx;);
@@ -443,7 +512,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         const __NN_CACHE: usize = 0 #(+ #internal_lens)* #(+ #node_caches)*;
         const __NN_SCRATCH: usize = 0 #(+ #internal_lens)*
             + ::nn_core::graph::max(&[#(#all_lens),*])
-            + ::nn_core::graph::max(&[#(#scratches),*]);
+            + ::nn_core::graph::max(&[#(#scratches),*])
+            #state_scratch_len;
         // Inference keeps the values in the scratch and needs no gradient buffers.
         const __NN_FORWARD_SCRATCH: usize = 0 #(+ #internal_lens)*
             + ::nn_core::graph::max(&[#(#forward_scratches),*]);
@@ -581,6 +651,33 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
             #network_impl
         };
     }
+}
+
+/// `Some(States { h, c })` of a layer call `layer(x, h0)` or `layer(x, h0, c0)`
+/// (`reads` are its arguments), `None` for `layer(x)`.
+fn initial_states(reads: &[TokenStream]) -> Option<TokenStream> {
+    let h = reads.get(1)?;
+    let c = reads.get(2).cloned().unwrap_or_else(|| quote!(&[]));
+    Some(quote!(::core::option::Option::Some(::nn_core::layers::States { h: #h, c: #c })))
+}
+
+/// `Some(StatesMut { h, c })` over `__dstate` for the gradient of the initial state
+/// of a call with `arity` arguments `args` (`h0`, then `c0`), `None` without a state.
+fn state_grad_slices(arity: usize, args: &[usize], vlen: &dyn Fn(usize) -> TokenStream) -> Option<TokenStream> {
+    if arity < 2 {
+        return None;
+    }
+    let h = vlen(args[1]);
+    let c = match args.get(2) {
+        Some(&c) => vlen(c),
+        None => quote!(0),
+    };
+    Some(quote! {
+        {
+            let (__dh, __dc) = __dstate.split_at_mut(batch * #h);
+            ::core::option::Option::Some(::nn_core::layers::StatesMut { h: __dh, c: &mut __dc[..batch * #c] })
+        }
+    })
 }
 
 /// The items a network with several inputs or outputs gets besides its inherent

@@ -15,6 +15,7 @@ use crate::ir::{
 };
 use crate::parse::{LayerDef, NetworkDef, OptionDef, OptionsDef, ShapeDef, Value};
 use crate::parse_graph::{Call, GraphDef, Stmt};
+use crate::rnn_kinds;
 use crate::suggest;
 
 /// Lowers a graph network, with what its statements tell `validate`.
@@ -423,7 +424,7 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
             first
         }
         Call::Layer { layer, args: arg_names, decl, tied, .. } => {
-            if args.len() != 1 {
+            if args.is_empty() || (args.len() > 1 && tied.is_some()) {
                 errors.at(
                     call.span(),
                     format!("a layer takes one value, but `{}` is given {}", unraw(layer), args.len()),
@@ -493,6 +494,9 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                             format!("`{}` takes `{{Expected}}`", expand::escape(&unraw(layer))),
                         )),
                     }
+                    if !initial_state(g, l, call, arg_names, &args, errors) {
+                        return ShapeInfo::Unknown;
+                    }
                     g.nodes.push(Node { op: NodeOp::Apply(l), args, out: usize::MAX });
                     output
                 }
@@ -507,12 +511,90 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                         return ShapeInfo::Unknown;
                     }
                     g.layers.push(GraphLayer::Plain(lowered));
+                    if !initial_state(g, g.layers.len() - 1, call, arg_names, &args, errors) {
+                        return ShapeInfo::Unknown;
+                    }
                     g.nodes.push(Node { op: NodeOp::Apply(g.layers.len() - 1), args, out: usize::MAX });
                     output
                 }
             }
         }
     }
+}
+
+/// Checks the values after the first of a call of layer `layer`: none, or the initial
+/// state of a recurrent layer (`gru(x, h0)`, `lstm(x, h0, c0)`), each `[layers *
+/// directions, units]` per sample (or `[units]` for one layer in one direction).
+/// Returns whether they fit (a mismatch is reported).
+fn initial_state(
+    g: &mut Graph,
+    layer: usize,
+    call: &Call,
+    names: &[Ident],
+    args: &[usize],
+    errors: &mut Errors,
+) -> bool {
+    if args.len() == 1 {
+        return true;
+    }
+    let name = unraw(g.layers[layer].name());
+    let state = match &g.layers[layer] {
+        GraphLayer::Plain(p) => rnn_kinds::initial_state(p),
+        GraphLayer::Tied { .. } => None,
+    };
+    let Some(state) = state else {
+        errors.at(
+            call.span(),
+            format!(
+                "a layer takes one value, but `{name}` is given {}; only a recurrent layer (`SimpleRnn`, `Lstm`, \
+                 `Gru`) takes more, its initial state, as in `gru(x, h0)` or `lstm(x, h0, c0)`",
+                args.len()
+            ),
+        );
+        return false;
+    };
+    if args.len() - 1 != state.values {
+        let what = if state.values == 2 { "two values, `h0` and `c0`" } else { "one value, `h0`" };
+        errors.at(
+            call.span(),
+            format!("`{name}` is given {} values; its initial state is {what}, as in `{}`", args.len(), state.example),
+        );
+        return false;
+    }
+    let mut fits = true;
+    for (arg_name, &v) in names.iter().zip(args).skip(1) {
+        let given = g.values[v].shape.clone();
+        match (&given, &state.shape) {
+            (ShapeInfo::Known(a), ShapeInfo::Known(b)) => {
+                if a != b && !(b[0] == 1 && *a == b[1..]) {
+                    errors.spanned(
+                        arg_name,
+                        format!(
+                            "the initial state of `{name}` is {} per sample (layers x directions, units), but `{}` is \
+                             {}",
+                            suggest::dims(b),
+                            unraw(arg_name),
+                            suggest::dims(a)
+                        ),
+                    );
+                    fits = false;
+                }
+            }
+            (ShapeInfo::Unknown, _) | (_, ShapeInfo::Unknown) => {}
+            _ => g.type_checks.push((
+                arg_name.span(),
+                given.ty(),
+                state.shape.ty(),
+                format!(
+                    "shape mismatch: the initial state of `{}` is `{{Expected}}`, but `{}` is `{{Self}}`",
+                    expand::escape(&name),
+                    expand::escape(&unraw(arg_name))
+                ),
+                format!("`{}` starts from `{{Expected}}`", expand::escape(&name)),
+            )),
+        }
+    }
+    fits
 }
 
 /// A `Dense` layer with `tied: target`.

@@ -353,3 +353,37 @@ pub(crate) fn stream_impl(name: &syn::Ident, layers: &[&Layer]) -> TokenStream {
         }
     }
 }
+
+/// The initial state a recurrent layer takes in the graph form (`gru(x, h0)`,
+/// `lstm(x, h0, c0)`, PyTorch's `lstm(x, (h0, c0))`): how many values (`h`, and `c`
+/// for an LSTM) and the shape of each per sample, `[layers * directions, units]`
+/// (PyTorch's `h_0` without its batch dimension).
+pub(crate) struct InitialState {
+    /// 2 for an LSTM (`h0`, `c0`), else 1.
+    pub values: usize,
+    /// `Known([rows, units])`, or a type when `units` or `layers` is a `const` item.
+    pub shape: ShapeInfo,
+    /// The call that shows the state, as in `lstm(x, h0, c0)`.
+    pub example: String,
+}
+
+/// The initial state of `layer`, or `None` if it is not a recurrent layer.
+pub(crate) fn initial_state(layer: &Layer) -> Option<InitialState> {
+    let Op::Builtin { kind, args } = &layer.op else {
+        return None;
+    };
+    if !RECURRENT.contains(&kind.name) {
+        return None;
+    }
+    let directions = if args.flag("bidirectional") { 2 } else { 1 };
+    let shape = if args.constant("units") || args.constant("layers") {
+        let (units, layers) = (args.size("units"), args.size("layers"));
+        ShapeInfo::Opaque(quote!(::nn_core::Shape2<{ #layers * #directions }, #units>))
+    } else {
+        ShapeInfo::Known(vec![args.count("layers") * directions, args.count("units")])
+    };
+    let name = unraw(&layer.name);
+    let (values, example) =
+        if kind.name == "Lstm" { (2, format!("{name}(x, h0, c0)")) } else { (1, format!("{name}(x, h0)")) };
+    Some(InitialState { values, shape, example })
+}

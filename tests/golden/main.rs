@@ -18,3 +18,4 @@ mod int8_graph;
 mod layers;
 mod onnx_import;
 mod rnn;
+mod rnn_state;

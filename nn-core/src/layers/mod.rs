@@ -22,8 +22,8 @@ pub use pool::{
     Upsample1d,
 };
 pub use recurrent::{
-    Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn, StateShapeError, States,
-    StatesMut,
+    state_from_pytorch, state_to_pytorch, Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell,
+    SimpleRnn, StateShapeError, States, StatesMut,
 };
 pub use reshape::{Flatten, Reshape};
 pub use sequence_dense::SequenceDense;

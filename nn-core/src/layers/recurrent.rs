@@ -101,6 +101,59 @@ fn swap_outer(src: &[f32], dst: &mut [f32], outer: usize, middle: usize, inner: 
     }
 }
 
+/// The batch size of a state of `source` floats of `rows * hidden` per sample copied
+/// into `destination` floats.
+fn state_batch(rows: usize, hidden: usize, source: usize, destination: usize) -> Result<usize, StateShapeError> {
+    let per_sample = rows.saturating_mul(hidden);
+    match source.checked_rem(per_sample) {
+        Some(0) if destination == source => Ok(source / per_sample),
+        _ => Err(StateShapeError { per_sample, source, destination }),
+    }
+}
+
+/// Copies a recurrent state in PyTorch's layout `[rows, batch, hidden]` (`h_0`, `c_0`
+/// of `nn.LSTM`, `nn.GRU`, `nn.RNN`, with `rows = layers * directions`) into `state`,
+/// `[batch, rows, hidden]`: the layout of a `network!` state input `[rows, hidden]`
+/// (`lstm(x, h0, c0)`) batched, and of [`Recurrent`]'s states. Returns the batch size.
+///
+/// ```
+/// use nn_core::layers::{state_from_pytorch, state_to_pytorch};
+/// // PyTorch's h0 of a 2-layer GRU of 2 units, batch of 3: [2, 3, 2].
+/// let torch: Vec<f32> = (0..12).map(|v| v as f32).collect();
+/// let mut h0 = [0.0; 12]; // the network input `h0: [2, 2]`, batch of 3
+/// assert_eq!(state_from_pytorch(2, 2, &torch, &mut h0), Ok(3));
+/// assert_eq!(h0[..4], [0.0, 1.0, 6.0, 7.0]); // sample 0: layer 0, then layer 1
+/// let mut back = [0.0; 12];
+/// assert_eq!(state_to_pytorch(2, 2, &h0, &mut back), Ok(3));
+/// assert_eq!(back[..], torch[..]);
+/// assert!(state_from_pytorch(2, 2, &torch[..5], &mut h0[..5]).is_err());
+/// ```
+pub fn state_from_pytorch(
+    rows: usize,
+    hidden: usize,
+    torch: &[f32],
+    state: &mut [f32],
+) -> Result<usize, StateShapeError> {
+    let batch = state_batch(rows, hidden, torch.len(), state.len())?;
+    swap_outer(torch, state, rows, batch, hidden);
+    Ok(batch)
+}
+
+/// Copies `state`, `[batch, rows, hidden]` (a network's state input, the gradient
+/// of one, or a [`Recurrent`] final state), into `torch`, PyTorch's layout
+/// `[rows, batch, hidden]`; returns the batch size. The inverse of
+/// [`state_from_pytorch`].
+pub fn state_to_pytorch(
+    rows: usize,
+    hidden: usize,
+    state: &[f32],
+    torch: &mut [f32],
+) -> Result<usize, StateShapeError> {
+    let batch = state_batch(rows, hidden, state.len(), torch.len())?;
+    swap_outer(state, torch, batch, rows, hidden);
+    Ok(batch)
+}
+
 /// A recurrent cell: the kind of step a [`Recurrent`] layer repeats.
 pub trait Cell: Copy + fmt::Debug + 'static {
     /// Gates per hidden unit (rows of `weight_ih` per unit).
@@ -324,19 +377,11 @@ impl<
         kernel::backward(&self.config(), params, x, cache, dy, dx, grads, scratch, d_initial)
     }
 
-    /// The batch size of a state of `source` floats copied into `destination` floats.
-    fn state_batch(source: usize, destination: usize) -> Result<usize, StateShapeError> {
-        let per_sample = Self::STATE_LEN;
-        match source.checked_rem(per_sample) {
-            Some(0) if destination == source => Ok(source / per_sample),
-            _ => Err(StateShapeError { per_sample, source, destination }),
-        }
-    }
-
     /// Copies a state in PyTorch's layout `[LAYERS * DIRS, batch, H]` (its `h_0`,
     /// `c_0`, `h_n`, `c_n` or their gradients) into `state`, this layer's layout
     /// `[batch, LAYERS * DIRS, H]`; returns the batch size. Layer `l`, direction `d`
-    /// is row `l * DIRS + d` in both.
+    /// is row `l * DIRS + d` in both. [`state_from_pytorch`] does the same given the
+    /// sizes, for a network's state input.
     ///
     /// ```
     /// use nn_core::layers::{Lstm, LstmCell};
@@ -349,9 +394,7 @@ impl<
     /// assert!(L::state_from_pytorch(&torch[..5], &mut h0[..5]).is_err());
     /// ```
     pub fn state_from_pytorch(torch: &[f32], state: &mut [f32]) -> Result<usize, StateShapeError> {
-        let batch = Self::state_batch(torch.len(), state.len())?;
-        swap_outer(torch, state, LAYERS * DIRS, batch, H);
-        Ok(batch)
+        state_from_pytorch(LAYERS * DIRS, H, torch, state)
     }
 
     /// Copies `state`, this layer's layout `[batch, LAYERS * DIRS, H]` (a final state
@@ -359,9 +402,7 @@ impl<
     /// `[LAYERS * DIRS, batch, H]`; returns the batch size. The inverse of
     /// [`Self::state_from_pytorch`].
     pub fn state_to_pytorch(state: &[f32], torch: &mut [f32]) -> Result<usize, StateShapeError> {
-        let batch = Self::state_batch(state.len(), torch.len())?;
-        swap_outer(state, torch, batch, LAYERS * DIRS, H);
-        Ok(batch)
+        state_to_pytorch(LAYERS * DIRS, H, state, torch)
     }
 
     /// PyTorch's initialisation: every weight and bias uniform in `[-1/sqrt(H), 1/sqrt(H)]`.
