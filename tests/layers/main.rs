@@ -31,4 +31,5 @@ mod macro_expansion;
 mod predict_large;
 mod quantize_network;
 mod rnn;
+mod rnn_state;
 mod stack_bound;

@@ -1,0 +1,205 @@
+//! Recurrent layers that start from a given state inside a `network!`
+//! (`gru(x, h0)`, `lstm(x, h0, c0)`): the gradients of the inputs (the initial state
+//! among them) and of the parameters against central differences of the forward pass,
+//! with a state value used several times (its gradients add up) and one computed by
+//! another layer; a layer given a state computes what the layer's own
+//! `forward_with_state` computes.
+use nn_core::layer::Frozen;
+use nn_core::layers::{Gru, GruCell, States};
+use nn_core::prelude::*;
+use nn_core::{BackwardCtx, Rng, TrainCtx, Weights};
+
+network! {
+    /// `h0` starts both recurrent layers and feeds the dense layer that makes `c0`.
+    pub struct SharedState: ([4, 3], [3]) -> [4, 3] graph {
+        input x, h0;
+        c0 = init(h0): Dense { units: 3, activation: Tanh };
+        a = lstm(x, h0, c0): Lstm { units: 3, return_sequences: true };
+        b = gru(a, h0): Gru { units: 3, return_sequences: true };
+        s = add(a, b);
+        output s;
+    }
+}
+
+network! {
+    /// The decoder starts from the encoder's last output (one input, so a `Layer`).
+    pub struct EncoderDecoder: [4, 2] -> [4, 6] graph {
+        input x;
+        h = enc(x): Gru { units: 3, layers: 2, bidirectional: true, merge: Sum };
+        hh = both(h): Dense { units: 12 };
+        st = shape(hh): Reshape { shape: [4, 3] };
+        y = dec(x, st): Gru { units: 3, layers: 2, bidirectional: true, return_sequences: true };
+        output y;
+    }
+}
+
+fn draw(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+}
+
+/// Central differences of `f` at every element of `v`, with step `h`.
+fn differences(v: &[f32], h: f32, mut f: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
+    let mut v = v.to_vec();
+    (0..v.len())
+        .map(|i| {
+            let keep = v[i];
+            v[i] = keep + h;
+            let up = f(&v);
+            v[i] = keep - h;
+            let down = f(&v);
+            v[i] = keep;
+            (up - down) / ((keep + h) as f64 - (keep - h) as f64)
+        })
+        .collect()
+}
+
+fn assert_near(what: &str, actual: &[f32], expected: &[f64]) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        assert!((a as f64 - e).abs() <= 2e-3 + 2e-3 * e.abs(), "{what}[{i}]: {a} against {e}");
+    }
+}
+
+fn dot(y: &[f32], dy: &[f32]) -> f64 {
+    y.iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum()
+}
+
+/// `sum dy * y` of [`SharedState`] through `forward_train`.
+fn shared_loss(params: &[f32], x: &[f32], h0: &[f32], dy: &[f32]) -> f64 {
+    let batch = h0.len() / 3;
+    let mut y = vec![0.0; dy.len()];
+    let mut cache = vec![0.0; batch * SharedState::CACHE];
+    let mut scratch = vec![0.0; batch * SharedState::SCRATCH];
+    let cx = TrainCtx {
+        params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    SharedState.forward_train([x, h0], [&mut y], cx);
+    dot(&y, dy)
+}
+
+#[test]
+fn gradient_of_an_initial_state_used_three_times_matches_finite_differences() {
+    let batch = 3;
+    let mut rng = Rng::new(5);
+    let mut params = vec![0.0; SharedState::PARAMS];
+    SharedState.init(&mut params, &mut [], &mut rng);
+    params.iter_mut().for_each(|p| *p += rng.uniform_in(-0.3, 0.3));
+    let (x, h0, dy) = (draw(&mut rng, batch * 12), draw(&mut rng, batch * 3), draw(&mut rng, batch * 12));
+
+    let mut y = vec![0.0; dy.len()];
+    let mut cache = vec![0.0; batch * SharedState::CACHE];
+    let mut scratch = vec![f32::NAN; batch * SharedState::SCRATCH];
+    let cx = TrainCtx {
+        params: &params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    SharedState.forward_train([&x, &h0], [&mut y], cx);
+    // Inference agrees to rounding (it projects with dot products, training with GEMM).
+    let mut z = vec![0.0; y.len()];
+    SharedState.forward(Weights::new(&params, &[]), [&x, &h0], [&mut z], &mut scratch);
+    assert_near("inference", &z, &y.iter().map(|&v| v as f64).collect::<Vec<_>>());
+
+    let (mut dx, mut dh0) = (vec![f32::NAN; x.len()], vec![f32::NAN; h0.len()]);
+    let mut grads = vec![0.0; SharedState::PARAMS];
+    let mut g = dy.clone();
+    scratch.fill(f32::NAN);
+    let cx =
+        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
+    SharedState.backward([&x, &h0], [&y], [&mut g], [Some(&mut dx), Some(&mut dh0)], cx);
+    let h = 1e-2;
+    assert_near("dh0", &dh0, &differences(&h0, h, |h0| shared_loss(&params, &x, h0, &dy)));
+    assert_near("dx", &dx, &differences(&x, h, |x| shared_loss(&params, x, &h0, &dy)));
+    assert_near("dparams", &grads, &differences(&params, h, |p| shared_loss(p, &x, &h0, &dy)));
+    assert!(dh0.iter().all(|d| d.abs() > 1e-4), "every element of h0 matters: {dh0:?}");
+}
+
+/// `sum dy * y` of [`EncoderDecoder`] through `forward_train`.
+fn encoder_decoder_loss(params: &[f32], x: &[f32], dy: &[f32]) -> f64 {
+    let batch = x.len() / 8;
+    let mut y = vec![0.0; dy.len()];
+    let mut cache = vec![0.0; batch * EncoderDecoder::CACHE];
+    let mut scratch = vec![0.0; batch * EncoderDecoder::SCRATCH];
+    let cx = TrainCtx {
+        params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    EncoderDecoder.forward_train(x, &mut y, cx);
+    dot(&y, dy)
+}
+
+#[test]
+fn encoder_state_into_a_stacked_bidirectional_decoder_matches_finite_differences() {
+    let batch = 2;
+    let mut rng = Rng::new(8);
+    let mut params = vec![0.0; EncoderDecoder::PARAMS];
+    EncoderDecoder.init(&mut params, &mut [], &mut rng);
+    params.iter_mut().for_each(|p| *p += rng.uniform_in(-0.3, 0.3));
+    let (x, dy) = (draw(&mut rng, batch * 8), draw(&mut rng, batch * 24));
+    let mut y = vec![0.0; dy.len()];
+    let mut cache = vec![0.0; batch * EncoderDecoder::CACHE];
+    let mut scratch = vec![f32::NAN; batch * EncoderDecoder::SCRATCH];
+    let cx = TrainCtx {
+        params: &params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    EncoderDecoder.forward_train(&x, &mut y, cx);
+    let mut dx = vec![f32::NAN; x.len()];
+    let mut grads = vec![0.0; EncoderDecoder::PARAMS];
+    let mut g = dy.clone();
+    scratch.fill(f32::NAN);
+    let cx =
+        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
+    EncoderDecoder.backward(&x, &y, &mut g, Some(&mut dx), cx);
+    let h = 1e-2;
+    assert_near("dx", &dx, &differences(&x, h, |x| encoder_decoder_loss(&params, x, &dy)));
+    assert_near("dparams", &grads, &differences(&params, h, |p| encoder_decoder_loss(p, &x, &dy)));
+}
+
+network! {
+    /// A GRU from a state input: the layer's `forward_with_state`, nothing else.
+    pub struct FromState: ([4, 2], [2, 3]) -> [4, 3] graph {
+        input x, h0;
+        y = gru(x, h0): Gru { units: 3, layers: 2, return_sequences: true };
+        output y;
+    }
+}
+
+#[test]
+fn a_network_state_input_is_the_layers_initial_state() {
+    let batch = 2;
+    let mut rng = Rng::new(3);
+    let mut params = vec![0.0; FromState::PARAMS];
+    FromState.init(&mut params, &mut [], &mut rng);
+    let (x, h0) = (draw(&mut rng, batch * 8), draw(&mut rng, batch * 6));
+    let mut y = vec![0.0; batch * 12];
+    let mut scratch = vec![0.0; batch * FromState::SCRATCH];
+    FromState.forward(Weights::new(&params, &[]), [&x, &h0], [&mut y], &mut scratch);
+
+    type G = Gru<4, 2, 3, 2>;
+    let layer = G::new(GruCell);
+    let mut expected = vec![0.0; y.len()];
+    let mut layer_scratch = vec![0.0; G::SCRATCH];
+    let initial = Some(States { h: &h0, c: &[] });
+    layer.forward_with_state(Weights::new(&params, &[]), &x, initial, &mut expected, None, &mut layer_scratch);
+    assert_eq!(y, expected);
+    // And not what it computes from zeros.
+    layer.forward(Weights::new(&params, &[]), &x, &mut expected, &mut layer_scratch);
+    assert_ne!(y, expected);
+}
