@@ -362,6 +362,25 @@ impl Checks {
         });
     }
 
+    /// `actual` must be the same shape as `expected`, a recurrent layer's initial
+    /// state `Shape2<rows, units>`, or `Shape1<units>` when `rows` is 1 (as
+    /// [`Self::same`] otherwise).
+    pub(crate) fn state(&mut self, span: Span, actual: TokenStream, expected: TokenStream, message: &str, label: &str) {
+        let actual = self.alias(actual, span);
+        let expected = self.alias(expected, span);
+        self.items.push(quote_spanned! {span=>
+            const _: () = {
+                #[diagnostic::on_unimplemented(message = #message, label = #label)]
+                trait Fits<Expected> {}
+                impl<S> Fits<S> for S {}
+                #[diagnostic::do_not_recommend]
+                impl<const H: usize> Fits<::nn_core::Shape2<1, H>> for ::nn_core::Shape1<H> {}
+                const fn check<A: Fits<B>, B>() {}
+                const _: () = check::<#actual, #expected>();
+            };
+        });
+    }
+
     /// `actual` must have `rank` dimensions. `{Self}` in `message` is the shape.
     pub(crate) fn rank(&mut self, span: Span, actual: TokenStream, rank: usize, message: &str, label: &str) {
         let actual = self.alias(actual, span);

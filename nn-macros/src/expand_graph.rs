@@ -78,6 +78,9 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     for (span, actual, expected, message, label) in &g.type_checks {
         checks.same(*span, actual.clone(), expected.clone(), message, label);
     }
+    for (span, actual, expected, message, label) in &g.state_checks {
+        checks.state(*span, actual.clone(), expected.clone(), message, label);
+    }
     // Offsets of each layer's parameters and buffers.
     let mut offsets = Vec::new();
     for k in 0..g.layers.len() {

@@ -56,6 +56,9 @@ pub(crate) struct Graph {
     pub output_shapes: Vec<Option<Vec<usize>>>,
     /// Shape equalities left to the type system: (span, actual, expected, message, label).
     pub type_checks: Vec<(Span, TokenStream, TokenStream, String, String)>,
+    /// As `type_checks`, for the initial state of a recurrent layer, where `[units]`
+    /// also fits `[1, units]`.
+    pub state_checks: Vec<(Span, TokenStream, TokenStream, String, String)>,
 }
 
 /// What the graph form's statements tell the validation beyond the [`Graph`]: where

@@ -163,6 +163,23 @@ mod tests;
 /// defined before they are used; a cycle, an unused input or value, a value defined
 /// twice and a merge of mismatched shapes are compile errors.
 ///
+/// A recurrent layer starts from zeros, or from an initial state given as more
+/// arguments, as PyTorch's `gru(x, h0)` and `lstm(x, (h0, c0))` or Keras's
+/// `initial_state=[h, c]`: `y = gru(x, h0)` (`SimpleRnn` and `Gru`: `h0`),
+/// `y = lstm(x, h0, c0)` (`Lstm`: `h0` and `c0`). Each state value is
+/// `[layers * directions, units]` per sample, PyTorch's `h_0` without its batch
+/// dimension (row `l * directions + d` is layer `l`, direction `d`; one layer in one
+/// direction also takes `[units]`, as a `Dense` layer or a recurrent layer's last
+/// output produce it). A state may be a network input or a value computed by layers
+/// (an encoder's final output starting a decoder: `h = enc(src): Gru { units: 8 };
+/// y = dec(tgt, h): Gru { units: 8, return_sequences: true };`); the backward pass
+/// gives it its gradient, so an encoder-decoder trains end to end, and a state input
+/// gets its gradient as any input. `nn_core::layers::state_from_pytorch` and
+/// `state_to_pytorch` convert PyTorch's batched `[layers * directions, batch, units]`
+/// to and from a state input's batch `[batch, layers * directions, units]`. A state of
+/// the wrong shape, a state given to another kind, or an `Lstm` given `h0` alone are
+/// compile errors at the call.
+///
 /// A graph may have several inputs and outputs: `([8], [8]) -> ([4], [16])` with
 /// `input a, b;` and `output u, v;`. It then implements `nn_core::multi::MultiIo`
 /// (its inputs and outputs as tuples of shapes) and `Layer` over the concatenation

@@ -82,6 +82,7 @@ pub(crate) fn into_graph(mut net: Network) -> Graph {
         input_shapes: vec![input_dims],
         output_shapes: vec![output_dims],
         type_checks: Vec::new(),
+        state_checks: Vec::new(),
     }
 }
 

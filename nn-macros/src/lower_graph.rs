@@ -40,6 +40,7 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
         input_shapes: Vec::new(),
         output_shapes: Vec::new(),
         type_checks: Vec::new(),
+        state_checks: Vec::new(),
     };
     let mut output_spans = Vec::new();
     if let Some(sig) = &def.signature {
@@ -581,7 +582,7 @@ fn initial_state(
                 }
             }
             (ShapeInfo::Unknown, _) | (_, ShapeInfo::Unknown) => {}
-            _ => g.type_checks.push((
+            _ => g.state_checks.push((
                 arg_name.span(),
                 given.ty(),
                 state.shape.ty(),

@@ -7,12 +7,13 @@
 //!            | `output` value `;`
 //!            | value `=` call (`=>` shape)? `;`
 //! call      := merge `(` value,+ (`,` `axis` `:` integer)? `)`
-//!            | layer `(` value `)` (`:` path (options | `(` value `)`)?)?
+//!            | layer `(` value (`,` value)* `)` (`:` path (options | `(` value `)`)?)?
 //! merge     := `add` | `subtract` | `multiply` | `concat`
 //! ```
 //!//!
 //! A layer is declared, with its kind, where it is first applied; applying it again by
-//! name alone shares its parameters. `tied: enc` in the options of a `Dense` layer
+//! name alone shares its parameters. A layer takes one value, a recurrent layer also
+//! its initial state (`gru(x, h0)`, `lstm(x, h0, c0)`; checked by `lower_graph`). `tied: enc` in the options of a `Dense` layer
 //! makes its weight the transpose of the `Dense` layer `enc`'s, with a bias of its own.
 use proc_macro2::Span;
 use syn::parse::ParseStream;

@@ -17,7 +17,10 @@
 //! * **Last output** (`SEQ = false`): the final hidden state of the top layer; for
 //!   two directions, the forward direction after the last step and the backward
 //!   direction after the first (PyTorch's `h_n`), merged.
-//! * **Initial state**: the [`Layer`] methods start from zeros. To start from given
+//! * **Initial state**: the [`Layer`] methods start from zeros. In a `network!` graph,
+//!   a call `gru(x, h0)` or `lstm(x, h0, c0)` starts from the values `h0` (and `c0`),
+//!   each `[LAYERS * DIRS, H]` per sample, with their gradients in the backward pass.
+//!   To start from given
 //!   `h_0` / `c_0` (and read `h_n` / `c_n`), in inference and in training, call
 //!   [`Recurrent::forward_with_state`], [`Recurrent::forward_train_with_state`] and
 //!   [`Recurrent::backward_with_state`] (which also returns `dL/dh_0`, `dL/dc_0`, as
