@@ -50,6 +50,8 @@ const TESTED_GROUPS: &[&str] = &[
     "batch_norm",
     // tests/golden/rnn.rs
     "recurrent",
+    // tests/golden/rnn_state.rs
+    "recurrent_state",
     // tests/golden/embedding_losses.rs
     "embedding_loss",
     // tests/golden/layers.rs
