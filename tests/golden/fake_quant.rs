@@ -22,8 +22,8 @@ use fixtures::Fixture;
 use nn_core::layers::FakeQuant;
 use nn_core::quant::calibrate::WeightGranularity;
 use nn_core::quant::qat::{
-    activation_quantization, fake_quantize, fake_quantize_per_channel, weight_scale, WeightFakeQuant,
-    ACTIVATION_RANGE, WEIGHT_RANGE,
+    activation_quantization, fake_quantize, fake_quantize_per_channel, weight_scale, WeightFakeQuant, ACTIVATION_RANGE,
+    WEIGHT_RANGE,
 };
 use nn_core::{BackwardCtx, Layer, Rng, Shape1, TrainCtx, Weights};
 
@@ -75,7 +75,8 @@ fn per_tensor_fake_quantization_is_pytorchs() {
         };
         layer.forward_train(x, &mut y, cx);
         let (mut dy, mut dx) = (f.values("grad_output").to_vec(), vec![0.0; x.len()]);
-        let cx = BackwardCtx { params: &[], cache: &cache, grads: &mut [], frozen: Default::default(), scratch: &mut [] };
+        let cx =
+            BackwardCtx { params: &[], cache: &cache, grads: &mut [], frozen: Default::default(), scratch: &mut [] };
         layer.backward(x, &y, &mut dy, Some(&mut dx), cx);
         assert_bits(name, &dx, f.values("grad_input"));
         assert_eq!(buffers, [f.option_f32("min"), f.option_f32("max")], "evaluation mode keeps the range");

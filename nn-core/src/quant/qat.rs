@@ -180,6 +180,7 @@ mod weights {
     use core::ops::Range;
 
     use super::{fake_quantize, weight_scale, WEIGHT_RANGE};
+    use crate::layer::Layer;
     use crate::quant::calibrate::WeightGranularity;
 
     /// Fake quantization of weight tensors for training: [`WeightFakeQuant::quantize`]
@@ -205,6 +206,19 @@ mod weights {
         /// array with the length of their rows: one output channel).
         pub fn new(tensors: Vec<(Range<usize>, usize)>, granularity: WeightGranularity) -> Self {
             WeightFakeQuant { tensors, granularity, shadow: Vec::new(), quantized: false }
+        }
+
+        /// Fake quantization of every weight tensor of `layer`: its parameters of two or
+        /// more dimensions (Dense weights and convolution filters, not biases), as
+        /// `model.quantize` quantizes them.
+        pub fn of_weights<L: Layer>(layer: &L, granularity: WeightGranularity) -> Self {
+            let mut tensors = Vec::new();
+            layer.visit_tensors(None, 0, 0, &mut |t| {
+                if t.trainable && t.shape.len() >= 2 {
+                    tensors.push((t.offset..t.offset + t.len, t.len / t.shape[0].max(1)));
+                }
+            });
+            Self::new(tensors, granularity)
         }
 
         /// The tensors quantized, as given to [`WeightFakeQuant::new`].
