@@ -15,7 +15,8 @@
 //!
 //! The arithmetic is PyTorch's `fake_quantize_per_tensor_affine` and
 //! `fake_quantize_per_channel_affine` on the CPU, to the bit
-//! (`tests/golden/fake_quant.rs`, fixtures from `tools/fixtures/fake_quant.py`):
+//! (`tests/golden/fake_quant.rs`, fixtures of group `fake_quant` from
+//! `tools/fixtures/generate.py`):
 //!
 //! ```text
 //! q    = clamp(nearbyint(x * (1 / scale)) + zero_point, qmin, qmax)   (ties to even)

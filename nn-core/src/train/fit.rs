@@ -264,7 +264,10 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     /// symmetric with one scale per output channel or one per tensor, as
     /// `model.quantize` will store them, and the step updates the float weights with
     /// the gradient taken at the quantized ones (the straight-through estimator; see
-    /// [`crate::quant::qat::WeightFakeQuant`]). The model keeps its float weights.
+    /// [`crate::quant::qat::WeightFakeQuant`]). The model keeps its float weights, and
+    /// evaluation (validation data, `model.evaluate`, `model.predict`) uses them;
+    /// `WeightFakeQuant::of_weights(..).quantize(..)` on a copy of the parameters gives
+    /// the network training saw.
     ///
     /// ```
     /// # use nn_core::prelude::*;
