@@ -29,7 +29,9 @@
 //!     rng: &mut rng, training: true };
 //! layer.forward_train(&[-1.0, 0.5, 3.0], &mut y, cx);
 //! assert_eq!(buffers, [-1.0, 3.0]); // the first batch sets the range
-//! assert_eq!(y, [-1.0, 0.5019608, 3.0]); // 0.5 to the nearest multiple of 4 / 255
+//! // Steps of 4 / 255, zero at -64: each value to the nearest step, -1 a little below.
+//! let step = 4.0f32 / 255.0;
+//! assert_eq!(y, [-64.0 * step, 32.0 * step, 191.0 * step]);
 //! ```
 use core::marker::PhantomData;
 

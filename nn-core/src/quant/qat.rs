@@ -33,9 +33,9 @@
 //! ```
 //! use nn_core::quant::qat::{activation_quantization, fake_quantize};
 //!
-//! // The range [-1, 3] in int8: scale 4 / 255, zero point -96.
+//! // The range [-1, 3] in int8: scale 4 / 255, zero point round(-128 + 63.75) = -64.
 //! let (q, _) = activation_quantization(-1.0, 3.0);
-//! assert_eq!(q.zero_point, -96);
+//! assert_eq!(q.zero_point, -64);
 //! let (mut y, mut mask) = ([0.0; 3], [0.0; 3]);
 //! fake_quantize(&[0.5, 3.0, 5.0], q.scale, q.zero_point, (-128, 127), &mut y, Some(&mut mask));
 //! assert_eq!(y[2], y[1]); // 5 saturates at the top of the range
