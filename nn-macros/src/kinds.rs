@@ -404,6 +404,20 @@ pub(crate) static KINDS: &[Kind] = &[
             }
         },
     },
+    Kind {
+        name: "FakeQuant",
+        options: &[OptionSpec { name: "momentum", ty: OptionType::Fraction, default: Some(Resolved::Float(0.01)) }],
+        input_rank: None,
+        shape: same_shape,
+        emit: |args, input| {
+            let shape = input.ty();
+            let momentum = float(args.float("momentum"));
+            Emitted {
+                ty: quote!(::nn_core::layers::FakeQuant<#shape>),
+                value: quote!(::nn_core::layers::FakeQuant::new(#momentum)),
+            }
+        },
+    },
     activation("Identity", &[], |_, s| act(s, Activation::Identity)),
     activation("Relu", &[], |_, s| act(s, Activation::Relu)),
     activation("Relu6", &[], |_, s| act(s, Activation::Relu6)),

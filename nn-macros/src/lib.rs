@@ -64,6 +64,7 @@ mod tests;
 /// | --- | --- | --- |
 /// | `Dense` | `units` (required, at least 1), `activation` (`Identity`), `bias` (`true`) | `[in] -> [units]` |
 /// | `Dropout` | `rate` (required, in `[0, 1)`) | any, preserved |
+/// | `FakeQuant` | `momentum` (`0.01`, in `[0, 1)`): int8 fake quantization for quantization-aware training, its range a moving average of the batches' (`nn_core::quant::qat`) | any, preserved |
 /// | `Relu`, `Relu6`, `Sigmoid`, `Tanh`, `Softmax`, `Gelu`, `Abs`, `Identity` | none | any, preserved |
 /// | `LeakyRelu` | `alpha` (`0.01`) | any, preserved |
 /// | `Elu` | `alpha` (`1.0`) | any, preserved |

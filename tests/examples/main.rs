@@ -8,6 +8,7 @@ mod firmware_int8;
 mod gan;
 mod import_onnx;
 mod import_pytorch;
+mod quantization_aware;
 mod quantize;
 mod regularization;
 mod rnn;

@@ -38,6 +38,8 @@ const TESTED_GROUPS: &[&str] = &[
     "network",
     // tests/golden/eval_mode.rs
     "eval_mode",
+    // tests/golden/fake_quant.rs
+    "fake_quant",
     // tests/golden/attention.rs
     "attention",
     "layer_norm",

@@ -12,6 +12,7 @@ mod basics;
 mod conv;
 mod embedding_losses;
 mod eval_mode;
+mod fake_quant;
 mod gan;
 mod graph;
 mod int8_graph;

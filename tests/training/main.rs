@@ -11,4 +11,5 @@ mod multi_io;
 mod optimizers;
 mod output_losses;
 mod prelude_names;
+mod quantization_aware;
 mod regularization;

@@ -4,6 +4,7 @@ mod conv;
 mod dense;
 mod dropout;
 mod embedding;
+mod fake_quant;
 mod norm;
 mod pool;
 mod recurrent;
@@ -15,6 +16,7 @@ pub use conv::{conv_output_size, conv_transpose_output_size, same_padding, Conv1
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use fake_quant::FakeQuant;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d};
 pub use pool::{
     pool_output_size, Average, AvgPool1d, AvgPool2d, GlobalAvgPool1d, GlobalAvgPool2d, GlobalMaxPool1d,

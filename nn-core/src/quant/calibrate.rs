@@ -23,6 +23,8 @@ use alloc::vec::Vec;
 
 use super::fixed_point::Rounding;
 use super::prepare::FusedActivation;
+// Defined in `qat`, where the `FakeQuant` layer reaches it without `alloc`.
+pub use super::qat::activation_quantization;
 pub use super::quantize::quantize_sequential;
 use super::quantize::{FloatLayer, QuantizedLayer};
 pub use super::sequential::TensorQuantization;
@@ -72,31 +74,6 @@ impl MinMax {
     pub fn quantization(&self) -> TensorQuantization {
         activation_quantization(self.min, self.max).0
     }
-}
-
-/// The int8 asymmetric quantization of the real range `[min, max]` (widened to
-/// contain 0), and its scale in `f64` (the stored `f32` scale, widened).
-///
-/// As TensorFlow Lite's `GetAsymmetricQuantizationParams`, in `f32`:
-/// `scale = (max - min) / 255`, zero point `round(-128 - min / scale)` kept in
-/// `[-128, 127]`. A range of zero width gets scale 1 and zero point -128.
-pub fn activation_quantization(min: f32, max: f32) -> (TensorQuantization, f64) {
-    let (qmin, qmax) = (-128.0f32, 127.0f32);
-    let rmin = min.min(0.0);
-    let rmax = max.max(0.0);
-    let scale = (rmax - rmin) / (qmax - qmin);
-    if !scale.is_finite() || scale == 0.0 {
-        return (TensorQuantization { scale: 1.0, zero_point: -128 }, 1.0);
-    }
-    let zero_point_from_min = qmin - rmin / scale;
-    let zero_point = if zero_point_from_min < qmin {
-        -128
-    } else if zero_point_from_min > qmax {
-        127
-    } else {
-        libm::roundf(zero_point_from_min) as i32
-    };
-    (TensorQuantization { scale, zero_point }, scale as f64)
 }
 
 /// Whether weights get one scale per output channel (the specification's default for

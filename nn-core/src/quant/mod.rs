@@ -54,6 +54,7 @@ pub mod fixed_point;
 #[cfg(feature = "alloc")]
 pub mod network;
 pub mod prepare;
+pub mod qat;
 #[cfg(feature = "alloc")]
 pub mod quantize;
 pub mod sequential;

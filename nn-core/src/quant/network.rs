@@ -3,7 +3,9 @@
 //!
 //! Supported: `Dense`, `Conv1d` and `Conv2d` (with `groups`; symmetric padding),
 //! `MaxPool1d`/`MaxPool2d`, `AvgPool1d`/`AvgPool2d` without padding, `Flatten`,
-//! `Reshape` and `Dropout` (no-ops at inference), `Relu` and `Relu6` (a layer's
+//! `Reshape` and `Dropout` (no-ops at inference), `FakeQuant` (the identity, whose
+//! trained range gives the value it reads its quantization instead of the calibration
+//! set: [`qat`](super::qat)), `Relu` and `Relu6` (a layer's
 //! `activation: Relu` or `activation: Relu6`, or a `Relu` or `Relu6` layer after a
 //! Dense, convolution or `add`, fused into it as the output's clamp), `BatchNorm1d`
 //! and `BatchNorm2d` right after a Dense layer or convolution (folded into it, as
@@ -163,12 +165,26 @@ pub fn quantize_network<L: Layer + Describe, P: AsRef<[f32]>>(
     options: &QuantizeOptions,
 ) -> Result<QuantizedSequential, NetworkQuantizeError> {
     let plan = Plan::new(model)?;
-    let mut at = plan.input;
-    for step in &plan.steps {
-        match step {
-            FloatStep::Layer { input, output, .. } if *input == at => at = *output,
-            _ => return Err(NetworkQuantizeError::NotSequential { network: L::DESCRIPTION.name }),
+    if plan.observed.iter().any(Option::is_some) {
+        // Ranges trained by `FakeQuant` layers: the graph quantizer, whose steps for a
+        // sequence are those of `quantize_sequential`, takes them.
+        if !plan.is_sequence() {
+            return Err(NetworkQuantizeError::NotSequential { network: L::DESCRIPTION.name });
         }
+        let ranges = plan.ranges(calibration, options.activations)?;
+        let graph = plan.quantize(&|v| activation_quantization(ranges[v].min, ranges[v].max).0, options)?;
+        let layers = graph
+            .steps
+            .into_iter()
+            .filter_map(|s| match s {
+                QuantizedStep::Layer { layer, .. } => Some(*layer),
+                _ => None,
+            })
+            .collect();
+        return Ok(QuantizedSequential { input: graph.quantization[graph.input], layers });
+    }
+    if !plan.is_sequence() {
+        return Err(NetworkQuantizeError::NotSequential { network: L::DESCRIPTION.name });
     }
     let layers: Vec<FloatLayer<'_>> = plan
         .steps
@@ -398,6 +414,8 @@ impl FloatStep {
 /// A network's description resolved into f32 steps: the identities dropped, batch
 /// norms folded, ReLUs fused, each value's canonical index and length known.
 struct Plan {
+    /// The range a `FakeQuant` layer observed for each canonical value it reads.
+    observed: Vec<Option<MinMax>>,
     network: &'static str,
     steps: Vec<FloatStep>,
     /// Every value's canonical value (itself, or the value it shares).
@@ -447,6 +465,7 @@ impl Plan {
         let mut canonical: Vec<usize> = (0..d.values.len()).collect();
         let lens = d.values.iter().map(|dims| product(dims)).collect::<Result<Vec<_>, _>>()?;
         let mut steps: Vec<FloatStep> = Vec::new();
+        let mut observed = vec![None; d.values.len()];
         for statement in d.statements {
             let out = statement.output();
             let value = d.value_names.get(out).copied().unwrap_or("");
@@ -593,6 +612,16 @@ impl Plan {
                         LayerKind::Activation(_) => {
                             return Err(unsupported(name, "activation", "has no int8 kernel (only Relu and Relu6 do)"))
                         }
+                        LayerKind::Other { kind: "FakeQuant" } => {
+                            // The identity in int8: it sets the quantization of what it reads.
+                            canonical[output] = source;
+                            let value = |tensor| tensors.get(name, tensor).map(|v| v.first().copied());
+                            if let (Some(min), Some(max)) = (value("min_val")?, value("max_val")?) {
+                                if min < max {
+                                    observed[source] = Some(MinMax { min, max });
+                                }
+                            }
+                        }
                         LayerKind::Other { kind } => return Err(unsupported(name, kind, "has no int8 kernel")),
                     }
                 }
@@ -629,10 +658,23 @@ impl Plan {
             }
         }
         let output = canonical[*output];
-        Ok(Plan { network: d.name, steps, canonical, lens, input: *input, output })
+        Ok(Plan { observed, network: d.name, steps, canonical, lens, input: *input, output })
     }
 
-    /// Runs the calibration set through the f32 steps; returns every value's range.
+    /// Whether the steps form one chain from the input, each reading the last's value.
+    fn is_sequence(&self) -> bool {
+        let mut at = self.input;
+        self.steps.iter().all(|step| match step {
+            FloatStep::Layer { input, output, .. } if *input == at => {
+                at = *output;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Runs the calibration set through the f32 steps; returns every value's range,
+    /// the one a `FakeQuant` layer observed where there is one.
     fn ranges(&self, calibration: &[f32], estimator: RangeEstimator) -> Result<Vec<MinMax>, NetworkQuantizeError> {
         let input_len = self.lens[self.input];
         if input_len == 0 || calibration.is_empty() || !calibration.len().is_multiple_of(input_len) {
@@ -682,6 +724,11 @@ impl Plan {
                 if !values.is_empty() {
                     *range = percentile_range(values, percentile);
                 }
+            }
+        }
+        for (range, observed) in ranges.iter_mut().zip(&self.observed) {
+            if let Some(observed) = observed {
+                *range = *observed;
             }
         }
         Ok(ranges)

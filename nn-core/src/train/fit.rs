@@ -17,6 +17,8 @@ use crate::layer::Layer;
 use crate::loss::{Loss, TargetError};
 use crate::model::Model;
 use crate::optim::{Optimizer, SettingError};
+use crate::quant::calibrate::WeightGranularity;
+use crate::quant::qat::WeightFakeQuant;
 use crate::report::{BatchLog, Observer};
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -201,6 +203,8 @@ pub struct Fit<L: Layer, O, Lo> {
     pub validation_split: f32,
     /// Called at every batch and epoch: progress bars, plots (see [`crate::report`]).
     pub observers: Vec<Box<dyn Observer>>,
+    /// Weights trained with fake quantization (see [`Fit::fake_quantize_weights`]).
+    pub fake_quantized_weights: Option<(Select, WeightGranularity)>,
     rng: Rng,
     workspace: Workspace<L>,
     epochs_done: usize,
@@ -240,6 +244,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             frozen: Vec::new(),
             validation_split: 0.0,
             observers: Vec::new(),
+            fake_quantized_weights: None,
             rng: Rng::new(0),
             workspace: Workspace::new(),
             epochs_done: 0,
@@ -251,6 +256,37 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             batch_inputs: Vec::new(),
             batch_targets: Vec::new(),
         }
+    }
+
+    /// Quantization-aware training of the selected weight tensors of two or more
+    /// dimensions (Dense weights, convolution filters; biases stay float, as int8
+    /// keeps them in int32): every step's forward and backward passes see them int8
+    /// symmetric with one scale per output channel or one per tensor, as
+    /// `model.quantize` will store them, and the step updates the float weights with
+    /// the gradient taken at the quantized ones (the straight-through estimator; see
+    /// [`crate::quant::qat::WeightFakeQuant`]). The model keeps its float weights, and
+    /// evaluation (validation data, `model.evaluate`, `model.predict`) uses them;
+    /// `WeightFakeQuant::of_weights(..).quantize(..)` on a copy of the parameters gives
+    /// the network training saw.
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// # use nn_core::quant::calibrate::WeightGranularity;
+    /// # use nn_core::train::Select;
+    /// # network! { pub struct Net: [2] -> [1] { out: Dense { units: 1 } } }
+    /// let mut model = Model::<Net>::new(1);
+    /// let mut fit = Fit::new(Sgd::new(0.1), MeanSquaredError)
+    ///     .fake_quantize_weights(Select::Weights, WeightGranularity::PerChannel);
+    /// let (x, t) = ([1.0, 2.0, -1.0, 0.5], [1.0, -1.0]);
+    /// for _ in 0..100 {
+    ///     fit.step(&mut model, &x, &t).unwrap();
+    /// }
+    /// assert!(fit.step(&mut model, &x, &t).unwrap() < 1e-3);
+    /// ```
+    pub fn fake_quantize_weights(mut self, select: Select, granularity: WeightGranularity) -> Self {
+        self.fake_quantized_weights = Some((select, granularity));
+        self.prepared = None;
+        self
     }
 
     /// Sets the number of epochs.
@@ -680,6 +716,9 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         let prepared = self.prepared.as_mut().expect("prepared above");
         let ws = &mut self.workspace;
         ws.zero_grads();
+        if let Some(weights) = &mut prepared.fake_quantized_weights {
+            weights.quantize(model.params_mut());
+        }
         model.forward_train(ws, inputs, &mut self.rng);
         let mut loss = ws.loss(&self.loss, targets);
         self.part_values.resize(self.loss.parts(), 0.0);
@@ -695,6 +734,9 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             }
         }
         model.backward_frozen(ws, inputs, None, prepared.frozen.view());
+        if let Some(weights) = &mut prepared.fake_quantized_weights {
+            weights.restore(model.params_mut());
+        }
         for (l1, l2, ranges) in &prepared.penalties {
             loss += apply_penalty(*l1, *l2, ranges, model.params(), ws.grads_mut());
         }
@@ -749,6 +791,7 @@ struct Prepared {
     frozen: FrozenParams,
     last_params: Vec<f32>,
     last_state: Vec<f32>,
+    fake_quantized_weights: Option<WeightFakeQuant>,
 }
 
 impl Prepared {
@@ -759,6 +802,10 @@ impl Prepared {
             frozen: FrozenParams::new(&fit.frozen, layer),
             last_params: Vec::new(),
             last_state: Vec::new(),
+            fake_quantized_weights: fit
+                .fake_quantized_weights
+                .as_ref()
+                .map(|(select, granularity)| WeightFakeQuant::new(select.ranges_of_rank(layer, 2), *granularity)),
         }
     }
 }

@@ -55,9 +55,15 @@ impl Select {
     /// The parameter ranges of the selected tensors, with the length of their rows
     /// (all dimensions but the first: one output unit of a dense or conv weight).
     pub fn ranges<L: Layer>(&self, layer: &L) -> Vec<(Range<usize>, usize)> {
+        self.ranges_of_rank(layer, 0)
+    }
+
+    /// [`Select::ranges`] of the selected tensors with at least `rank` dimensions
+    /// (2: weight matrices and filters, not biases or normalisation parameters).
+    pub(crate) fn ranges_of_rank<L: Layer>(&self, layer: &L, rank: usize) -> Vec<(Range<usize>, usize)> {
         let mut out = Vec::new();
         layer.visit_tensors(None, 0, 0, &mut |info| {
-            if self.matches(info) {
+            if self.matches(info) && info.shape.len() >= rank {
                 let row = if info.shape.len() > 1 { info.len / info.shape[0].max(1) } else { info.len };
                 out.push((info.offset..info.offset + info.len, row.max(1)));
             }
