@@ -16,9 +16,6 @@
 //! 128`, `|x| <= 32,767`), `SMLAD` adds them to the accumulator modulo 2^32 as the
 //! portable `wrapping_add` does, and a sum modulo 2^32 does not depend on its order.
 
-use super::fixed_point::{multiply_by_quantized_multiplier, Rounding};
-use super::{clamp_to_i8, QuantizedMultiplier};
-
 /// Inputs packed at a time.
 pub(super) const PACK: usize = 128;
 
@@ -105,22 +102,6 @@ pub(super) fn dot2(acc: [i32; 2], w: [&[i8]; 2], x: &Packed) -> [i32; 2] {
         let _ = full;
         [dot(acc[0], &w[0][..n], x), dot(acc[1], &w[1][..n], x)]
     }
-}
-
-/// `clamp(multiply_by_quantized_multiplier(acc, m) + output_offset)` to `min..=max`
-/// and int8: the requantization of every output of the two kernels, inlined into
-/// their loops.
-#[inline(always)]
-pub(super) fn requantize(
-    acc: i32,
-    m: QuantizedMultiplier,
-    rounding: Rounding,
-    output_offset: i32,
-    min: i32,
-    max: i32,
-) -> i8 {
-    let scaled = multiply_by_quantized_multiplier(acc, m.multiplier, m.shift, rounding).wrapping_add(output_offset);
-    clamp_to_i8(scaled, min, max)
 }
 
 /// The plain-order rest: `acc + sum_k w[k] * x[k]`.

@@ -64,6 +64,7 @@ mod conv;
 mod dot;
 mod fully_connected;
 mod pool;
+mod requantize;
 mod softmax;
 
 #[cfg(test)]
