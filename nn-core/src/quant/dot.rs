@@ -183,18 +183,31 @@ mod dsp {
             return acc;
         }
         let [mut a0, mut a1] = acc;
-        // SAFETY: the loop runs `blocks` times (at least once), each reading 4 bytes at
+        // SAFETY: the blocks run `blocks` times (at least once), each reading 4 bytes at
         // `w0` and at `w1` (single loads: unaligned is allowed) and 8 aligned bytes at
         // `x`, all within the caller's bounds; it writes only the registers given.
         // `SMLAD` may set the Q flag, so the flags are not preserved.
         unsafe {
             core::arch::asm!(
+                // An odd block first, then two blocks an iteration.
+                "tst {n}, #1",
+                "beq 3f",
+                "ldrd {xa}, {xb}, [{x}], #8",
+                row!("{w0}", "{a0}"),
+                row!("{w1}", "{a1}"),
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
                 "2:",
+                "ldrd {xa}, {xb}, [{x}], #8",
+                row!("{w0}", "{a0}"),
+                row!("{w1}", "{a1}"),
                 "ldrd {xa}, {xb}, [{x}], #8",
                 row!("{w0}", "{a0}"),
                 row!("{w1}", "{a1}"),
                 "subs {n}, {n}, #1",
                 "bne 2b",
+                "4:",
                 a0 = inout(reg) a0,
                 a1 = inout(reg) a1,
                 w0 = inout(reg) w[0] => _,
