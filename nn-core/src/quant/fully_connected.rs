@@ -6,7 +6,7 @@ use super::requantize::Requantizer;
 use super::{channel_multipliers, check_len, checked_product, QuantError, QuantizedMultiplier};
 
 /// Outputs whose sums are kept at a time while the input is packed in pieces.
-const BLOCK: usize = 32;
+pub(super) const BLOCK: usize = 32;
 
 /// The quantization of one int8 fully connected layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
