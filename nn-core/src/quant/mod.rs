@@ -51,6 +51,7 @@ pub mod calibrate;
 #[cfg(feature = "alloc")]
 pub mod codegen;
 pub mod fixed_point;
+pub mod graph;
 #[cfg(feature = "alloc")]
 pub mod network;
 pub mod prepare;
