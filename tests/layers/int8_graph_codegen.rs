@@ -14,6 +14,10 @@ use nn_core::quant::network::Quantize;
 #[path = "int8_graph_generated.rs"]
 mod generated;
 
+/// The digest the firmware checks too.
+#[path = "int8_graph_check.rs"]
+mod check;
+
 network! {
     /// Two branches added, two heads concatenated, a Dense layer over both.
     pub struct Branches: [6] -> [4] graph {
@@ -71,6 +75,8 @@ fn generated_graph_source_computes_what_the_quantized_graph_does() {
         differing_outputs.insert(expected);
     }
     assert!(differing_outputs.len() > 20, "the samples should give different outputs");
+    // The firmware's check (`firmware/src/bin/int8_graph.rs`) expects the host's digest.
+    assert_eq!(check::digest(&generated::MODEL, &mut arena, |_| {}), Some(check::EXPECTED));
     // A short arena is an error, not a panic.
     assert!(generated::MODEL.forward(&[0; 6], &mut [0i8; 4]).is_err());
 }
