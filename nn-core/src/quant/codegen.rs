@@ -119,7 +119,10 @@ fn layer_source(out: &mut String, l: usize, layer: &QuantizedLayer) -> String {
         }
         QuantizedLayer::MaxPool2d { params, channels } | QuantizedLayer::AveragePool2d { params, channels } => {
             let kind = if matches!(layer, QuantizedLayer::MaxPool2d { .. }) { "MaxPool2d" } else { "AveragePool2d" };
-            format!("Int8Layer::{kind} {{\n        params: {},\n        channels: {channels},\n    }}", pool_params(params))
+            format!(
+                "Int8Layer::{kind} {{\n        params: {},\n        channels: {channels},\n    }}",
+                pool_params(params)
+            )
         }
     }
 }
@@ -160,7 +163,8 @@ fn header_lines(out: &mut String, header: &str) {
 }
 
 fn add_params(p: &AddParams) -> String {
-    let m = |m: &QuantizedMultiplier| format!("QuantizedMultiplier {{ multiplier: {}, shift: {} }}", m.multiplier, m.shift);
+    let m =
+        |m: &QuantizedMultiplier| format!("QuantizedMultiplier {{ multiplier: {}, shift: {} }}", m.multiplier, m.shift);
     format!(
         "AddParams {{\n            input1_offset: {}, input2_offset: {}, output_offset: {}, left_shift: {},\n            \
          input1_multiplier: {},\n            input2_multiplier: {},\n            output_multiplier: {},\n            \

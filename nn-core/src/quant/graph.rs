@@ -133,7 +133,8 @@ impl Int8Graph<'_> {
                     if self.lens[*a] != self.lens[*output] || self.lens[*b] != self.lens[*output] {
                         return Err("int8 graph: an add's operands and result differ in length");
                     }
-                    if params.activation_min < -128 || params.activation_min > params.activation_max
+                    if params.activation_min < -128
+                        || params.activation_min > params.activation_max
                         || params.activation_max > 127
                     {
                         return Err("int8 graph: an add's clamp is not inside int8");
