@@ -8,6 +8,9 @@
 //!
 //! The module defines `MODEL` and the constants `INPUT_LEN`, `OUTPUT_LEN`,
 //! `ACTIVATION_LEN` (bytes of each of the two activation buffers) and `PARAM_BYTES`.
+//! A graph network with `add` and `concat` ([`QuantizedGraph::rust_source`]) becomes
+//! the same kind of module over an [`Int8Graph`](super::graph::Int8Graph), with
+//! `ARENA_LEN` (bytes of its one arena) in place of `ACTIVATION_LEN`.
 
 use alloc::format;
 use alloc::string::String;
