@@ -24,6 +24,7 @@ mod conv_network;
 mod forward_scratch;
 mod graph_network;
 mod handwritten_expansion;
+mod int8_graph_codegen;
 mod isa_bits;
 mod kernel_bounds;
 mod kernels;

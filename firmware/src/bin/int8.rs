@@ -5,9 +5,11 @@
 //! (`no-std-check/src/int8_digits.rs`, shared with the host checks).
 //!
 //! It prints, through semihosting, one line per network (its check, its digest and the
-//! host build's: the same bits), the instructions and stack of one inference of each,
-//! the int8 constants' bytes against the f32 state's, and `result pass` or `result
-//! fail`; then exits with status 0 or 1. The digits binary measures the f32 networks
+//! host build's: the same bits), the instructions and stack of one inference of each
+//! with the stack bound (`Int8Sequential::stack_bound_bytes`), the int8 constants'
+//! bytes against the f32 state's, and `result pass` or `result fail` (fail also if the
+//! stack exceeds the bound or the bound is more than 1.5 times the stack); then exits
+//! with status 0 or 1. The digits binary measures the f32 networks
 //! the same way; `tools/firmware-report` puts the two side by side.
 #![no_std]
 #![no_main]
@@ -79,13 +81,15 @@ fn main() -> ! {
             outcome.digest,
             outcome.expected()
         );
+        let bound = network.stack_bound_bytes();
         println!(
-            "work {work} runs {} instructions {} stack {} bytes {int8_bytes} f32 {f32_bytes}",
+            "work {work} runs {} instructions {} stack {} bound {bound} bytes {int8_bytes} f32 {f32_bytes}",
             measure.runs,
             measure.instructions / measure.runs.max(1),
             measure.stack
         );
-        passed &= outcome.passed();
+        // The stack bound holds, and is tight: at most 1.5 times the use.
+        passed &= outcome.passed() && measure.stack <= bound && 2 * bound <= 3 * measure.stack;
     }
     println!("stack high-water {} bytes", high - stack::lowest_written());
     println!("result {}", if passed { "pass" } else { "fail" });

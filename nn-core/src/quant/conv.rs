@@ -12,6 +12,7 @@
 
 use super::dot::{self, Packed, PACK};
 use super::fixed_point::Rounding;
+use super::requantize::Requantizer;
 use super::{channel_multipliers, check_len, checked_product, QuantError, QuantizedMultiplier};
 use crate::kernels::conv::ConvGeometry;
 
@@ -81,11 +82,10 @@ fn conv2d_with(
     check_len(OP, "filter", checked_product(OP, &[filters, group_channels, kh, kw])?, filter.len())?;
     check_len(OP, "output", checked_product(OP, &[filters, g.out_height, g.out_width])?, output.len())?;
     let multiplier = channel_multipliers(OP, filters, bias, multipliers)?;
-    let requantize = |f: usize, acc: i32| {
-        let acc = acc.wrapping_add(bias.map_or(0, |b| b[f]));
-        let p = params;
-        dot::requantize(acc, multiplier(f), p.rounding, p.output_offset, p.activation_min, p.activation_max)
-    };
+    let p = params;
+    let requantizer = Requantizer::new(p.rounding, p.output_offset, p.activation_min, p.activation_max, multipliers);
+    let bias = |f: usize| bias.map_or(0, |b| b[f]);
+    let requantize = |f: usize, acc: i32| requantizer.apply(acc.wrapping_add(bias(f)), multiplier(f));
     let plane = g.height * g.width;
     let out_plane = g.out_height * g.out_width;
     let patch = group_channels * kh * kw;
@@ -132,13 +132,14 @@ fn conv2d_with(
                     let weights = |f: usize| &filter[f * patch..(f + 1) * patch];
                     let mut f = group_filters.start;
                     while f + 1 < group_filters.end {
-                        let [a0, a1] = dot::dot2([0, 0], [weights(f), weights(f + 1)], &packed);
-                        output[f * out_plane + position] = requantize(f, a0);
-                        output[(f + 1) * out_plane + position] = requantize(f + 1, a1);
+                        let [a0, a1] = dot::dot2([bias(f), bias(f + 1)], [weights(f), weights(f + 1)], &packed);
+                        output[f * out_plane + position] = requantizer.apply(a0, multiplier(f));
+                        output[(f + 1) * out_plane + position] = requantizer.apply(a1, multiplier(f + 1));
                         f += 2;
                     }
                     if f < group_filters.end {
-                        output[f * out_plane + position] = requantize(f, dot::dot(0, weights(f), &packed));
+                        output[f * out_plane + position] =
+                            requantizer.apply(dot::dot(bias(f), weights(f), &packed), multiplier(f));
                     }
                     continue;
                 }

@@ -16,9 +16,6 @@
 //! 128`, `|x| <= 32,767`), `SMLAD` adds them to the accumulator modulo 2^32 as the
 //! portable `wrapping_add` does, and a sum modulo 2^32 does not depend on its order.
 
-use super::fixed_point::{multiply_by_quantized_multiplier, Rounding};
-use super::{clamp_to_i8, QuantizedMultiplier};
-
 /// Inputs packed at a time.
 pub(super) const PACK: usize = 128;
 
@@ -107,22 +104,6 @@ pub(super) fn dot2(acc: [i32; 2], w: [&[i8]; 2], x: &Packed) -> [i32; 2] {
     }
 }
 
-/// `clamp(multiply_by_quantized_multiplier(acc, m) + output_offset)` to `min..=max`
-/// and int8: the requantization of every output of the two kernels, inlined into
-/// their loops.
-#[inline(always)]
-pub(super) fn requantize(
-    acc: i32,
-    m: QuantizedMultiplier,
-    rounding: Rounding,
-    output_offset: i32,
-    min: i32,
-    max: i32,
-) -> i8 {
-    let scaled = multiply_by_quantized_multiplier(acc, m.multiplier, m.shift, rounding).wrapping_add(output_offset);
-    clamp_to_i8(scaled, min, max)
-}
-
 /// The plain-order rest: `acc + sum_k w[k] * x[k]`.
 #[inline(always)]
 fn tail(acc: i32, w: &[i8], x: &[i16]) -> i32 {
@@ -202,18 +183,31 @@ mod dsp {
             return acc;
         }
         let [mut a0, mut a1] = acc;
-        // SAFETY: the loop runs `blocks` times (at least once), each reading 4 bytes at
+        // SAFETY: the blocks run `blocks` times (at least once), each reading 4 bytes at
         // `w0` and at `w1` (single loads: unaligned is allowed) and 8 aligned bytes at
         // `x`, all within the caller's bounds; it writes only the registers given.
         // `SMLAD` may set the Q flag, so the flags are not preserved.
         unsafe {
             core::arch::asm!(
+                // An odd block first, then two blocks an iteration.
+                "tst {n}, #1",
+                "beq 3f",
+                "ldrd {xa}, {xb}, [{x}], #8",
+                row!("{w0}", "{a0}"),
+                row!("{w1}", "{a1}"),
+                "3:",
+                "lsrs {n}, {n}, #1",
+                "beq 4f",
                 "2:",
+                "ldrd {xa}, {xb}, [{x}], #8",
+                row!("{w0}", "{a0}"),
+                row!("{w1}", "{a1}"),
                 "ldrd {xa}, {xb}, [{x}], #8",
                 row!("{w0}", "{a0}"),
                 row!("{w1}", "{a1}"),
                 "subs {n}, {n}, #1",
                 "bne 2b",
+                "4:",
                 a0 = inout(reg) a0,
                 a1 = inout(reg) a1,
                 w0 = inout(reg) w[0] => _,

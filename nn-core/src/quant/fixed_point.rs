@@ -33,11 +33,12 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let product = a as i64 * b as i64;
-    let nudge: i64 = if product >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // Division truncates toward zero, as C++'s does; the quotient fits in i32 since
-    // |a * b| < 2^62 once the saturated case is excluded.
-    ((product + nudge) / (1i64 << 31)) as i32
+    // The reference adds `2^30` to a non-negative product and `1 - 2^30` to a negative
+    // one, then divides by `2^31` truncating toward zero; both are `floor((a * b +
+    // 2^30) / 2^31)`, an arithmetic shift (no division: one `SMULL`, an add with carry
+    // and a funnel shift on a Cortex-M, CMSIS-NN's `arm_nn_doubling_high_mult_no_sat`).
+    // The result fits in i32 since |a * b| < 2^62 once the saturated case is excluded.
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
 }
 
 /// `x / 2^exponent` rounded to nearest, ties away from zero (a rounding arithmetic
@@ -45,7 +46,8 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 #[inline]
 pub const fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
     let exponent = if exponent > 31 { 31 } else { exponent };
-    let mask = ((1i64 << exponent) - 1) as i32;
+    // 32-bit: a 64-bit shift by a variable costs several instructions on a Cortex-M.
+    let mask = (1u32 << exponent).wrapping_sub(1) as i32;
     let remainder = x & mask;
     let threshold = (mask >> 1) + if x < 0 { 1 } else { 0 };
     (x >> exponent) + if remainder > threshold { 1 } else { 0 }
@@ -57,7 +59,7 @@ pub const fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
 pub const fn saturating_rounding_multiply_by_pot(x: i32, exponent: i32) -> i32 {
     if exponent > 0 {
         let exponent = if exponent > 31 { 31 } else { exponent };
-        let threshold = ((1i64 << (31 - exponent)) - 1) as i32;
+        let threshold = ((1u32 << (31 - exponent)) - 1) as i32;
         if x > threshold {
             i32::MAX
         } else if x < -threshold {

@@ -2,10 +2,11 @@
 
 use super::dot::{self, Packed, PACK};
 use super::fixed_point::Rounding;
+use super::requantize::Requantizer;
 use super::{channel_multipliers, check_len, checked_product, QuantError, QuantizedMultiplier};
 
 /// Outputs whose sums are kept at a time while the input is packed in pieces.
-const BLOCK: usize = 32;
+pub(super) const BLOCK: usize = 32;
 
 /// The quantization of one int8 fully connected layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,11 +45,10 @@ pub fn fully_connected(
     let (inputs, outputs) = (input.len(), output.len());
     check_len(OP, "filter", checked_product(OP, &[outputs, inputs])?, filter.len())?;
     let multiplier = channel_multipliers(OP, outputs, bias, multipliers)?;
-    let requantize = |o: usize, sum: i32| {
-        let acc = bias.map_or(0, |b| b[o]).wrapping_add(sum);
-        let p = params;
-        dot::requantize(acc, multiplier(o), p.rounding, p.output_offset, p.activation_min, p.activation_max)
-    };
+    let p = params;
+    let requantizer = Requantizer::new(p.rounding, p.output_offset, p.activation_min, p.activation_max, multipliers);
+    let bias = |o: usize| bias.map_or(0, |b| b[o]);
+    let requantize = |o: usize, sum: i32| requantizer.apply(bias(o).wrapping_add(sum), multiplier(o));
     if params.filter_offset != 0 || !dot::offset_fits(params.input_offset) {
         // Offsets outside the specification's: the plain sums.
         for (o, y) in output.iter_mut().enumerate() {
@@ -61,6 +61,25 @@ pub fn fully_connected(
         return Ok(());
     }
     let mut packed = Packed::new();
+    if (1..=PACK).contains(&inputs) {
+        // The input packed once; each pair of rows summed from its biases and
+        // requantized at once.
+        packed.pack(input, params.input_offset);
+        let mut pairs = output.chunks_exact_mut(2);
+        let mut rows = filter.chunks_exact(2 * inputs);
+        let mut o = 0;
+        for (y, w) in (&mut pairs).zip(&mut rows) {
+            let (w0, w1) = w.split_at(inputs);
+            let [a, b] = dot::dot2([bias(o), bias(o + 1)], [w0, w1], &packed);
+            y[0] = requantizer.apply(a, multiplier(o));
+            y[1] = requantizer.apply(b, multiplier(o + 1));
+            o += 2;
+        }
+        if let [y] = pairs.into_remainder() {
+            *y = requantizer.apply(dot::dot(bias(o), rows.remainder(), &packed), multiplier(o));
+        }
+        return Ok(());
+    }
     let mut sums = [0i32; BLOCK];
     for o0 in (0..outputs).step_by(BLOCK) {
         let sums = &mut sums[..BLOCK.min(outputs - o0)];

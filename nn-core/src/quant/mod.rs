@@ -51,6 +51,7 @@ pub mod calibrate;
 #[cfg(feature = "alloc")]
 pub mod codegen;
 pub mod fixed_point;
+pub mod graph;
 #[cfg(feature = "alloc")]
 pub mod network;
 pub mod prepare;
@@ -65,6 +66,7 @@ mod conv;
 mod dot;
 mod fully_connected;
 mod pool;
+mod requantize;
 mod softmax;
 
 #[cfg(test)]

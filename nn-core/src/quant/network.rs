@@ -21,6 +21,24 @@
 //! quantization (the union of their ranges), which the Dense layers and convolutions
 //! that compute them requantize to, as the converter arranges.
 //!
+//! `concat` has two limits. It joins along the first axis of the sample only (the
+//! channels of `[channels, height, width]`, or the features of a flat value: each
+//! operand's part of the result is one block), where the int8 result is the operands
+//! one after another; another axis is an [`NetworkQuantizeError::Unsupported`]
+//! naming the concat. And each operand must already be in the result's quantization,
+//! which this quantizer arranges only for an operand that a Dense layer or convolution
+//! computes (it requantizes straight to the result's scale), that no other step reads
+//! and that is not the network's output; an operand that is the network's input, a
+//! pooling's (which keeps its input's quantization), an `add`'s result or a value
+//! read twice is an `Unsupported` error too. Lifting the second limit needs an int8
+//! requantize step before the concat (TensorFlow Lite Micro's `QUANTIZE` from int8 to
+//! int8, which its converter inserts; its concat itself requires equal scales), which
+//! is not implemented.
+//!
+//! A [`QuantizedGraph`] becomes firmware through [`QuantizedGraph::rust_source`]: a
+//! module of `static`s and an [`Int8Graph`](super::graph::Int8Graph) over them, which
+//! runs without allocation in one arena.
+//!
 //! ```
 //! use nn_core::prelude::*;
 //! use nn_core::quant::calibrate::QuantizeOptions;

@@ -408,6 +408,13 @@ impl Int8Sequential<'_> {
         bytes
     }
 
+    /// The most stack [`forward`](Self::forward) takes below its caller's frame (the
+    /// two activation buffers are the caller's): [`INT8_STACK_BOUND_BYTES`], whatever
+    /// the layers, since every int8 kernel keeps fixed-size scratch.
+    pub const fn stack_bound_bytes(&self) -> usize {
+        INT8_STACK_BOUND_BYTES
+    }
+
     /// One int8 sample through every layer, in integers only: the layers write
     /// alternately into `a` and `b` (each at least [`activation_len`](Self::activation_len)),
     /// and the returned slice of one of them is the output.
@@ -435,6 +442,28 @@ impl Int8Sequential<'_> {
         Ok(&src[..len])
     }
 }
+
+/// The int8 kernels' fixed scratch: the packed inputs of the Dense and convolution
+/// products (`dot.rs`) and the Dense block's sums.
+const INT8_SCRATCH_BYTES: usize =
+    core::mem::size_of::<super::dot::Packed>() + super::fully_connected::BLOCK * core::mem::size_of::<i32>();
+
+/// The stack bound of int8 inference ([`Int8Sequential::stack_bound_bytes`]): the
+/// kernels' scratch plus their frames and the network's (loop state, slices, saved
+/// registers). Measured by painting in the `int8` firmware (`tools/firmware-run`,
+/// release builds at `opt-level` 3), the digits MLP and CNN used at most 700 bytes on
+/// the rv32imc, 876 on the Cortex-M0 and 888 on the Cortex-M4F: 600 bytes of frames on
+/// 32-bit Arm and 400 on 32-bit RISC-V cover them (4 KiB on other targets, not
+/// measured). The firmware fails if the bound is exceeded or is more than 1.5 times the
+/// use.
+pub const INT8_STACK_BOUND_BYTES: usize = INT8_SCRATCH_BYTES
+    + if cfg!(target_arch = "arm") {
+        600
+    } else if cfg!(target_arch = "riscv32") {
+        400
+    } else {
+        4096
+    };
 
 #[cfg(test)]
 mod tests {
