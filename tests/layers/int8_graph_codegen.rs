@@ -65,6 +65,10 @@ fn generated_graph_source_computes_what_the_quantized_graph_does() {
     assert_eq!(generated::OUTPUT_LEN, 4);
     // The values the generated arena holds: the input and the seven results.
     assert_eq!(generated::ARENA_LEN, 6 + 5 + 5 + 5 + 3 + 2 + 5 + 4);
+    // Constants: 105 int8 weights; a bias (4 B) and a per-channel multiplier (8 B) for
+    // each of the 19 outputs of the five Dense layers; the add's 40 B; 16 B for the
+    // input's and output's quantization.
+    assert_eq!(generated::PARAM_BYTES, (30 + 30 + 15 + 10 + 20) + 12 * (5 + 5 + 3 + 2 + 4) + 40 + 16);
     let mut arena = [0i8; generated::ARENA_LEN];
     let mut differing_outputs = std::collections::BTreeSet::new();
     for sample in calibration.chunks_exact(6) {
