@@ -95,9 +95,12 @@
 //! ```
 mod callbacks;
 mod dataset;
+mod custom;
+mod epochs;
 pub(crate) mod fit;
 mod frozen;
 mod history;
+mod learner;
 mod metrics;
 pub mod regularize;
 pub mod schedule;
@@ -107,9 +110,11 @@ use alloc::vec::Vec;
 use core::marker::PhantomData;
 
 pub use callbacks::EarlyStopping;
+pub use custom::{Batch, CustomFit, StepCtx, TrainStep};
 pub use dataset::{Dataset, DatasetError};
 pub use fit::{Fit, TrainError};
 pub use history::{EpochLog, Evaluation, History};
+pub use learner::Learner;
 pub use metrics::{Metric, OutputMetric};
 pub use regularize::{Constraint, GradClip, Penalty, Select};
 pub use schedule::{Mode, ReduceOnPlateau, Schedule};
