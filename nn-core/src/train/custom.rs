@@ -226,6 +226,21 @@ impl CustomFit {
     /// Checks first: the batch size, that the data set has samples, that the step has
     /// at least one name and that early stopping monitors one of them (or `"loss"`).
     pub fn run<S: TrainStep>(&mut self, step: &mut S, train: &Dataset) -> Result<History, TrainError> {
+        let mut history = History::default();
+        self.run_with(step, train, |_, _| true, &mut history)?;
+        Ok(history)
+    }
+
+    /// Like [`CustomFit::run`], calling `on_epoch(step, log)` after each epoch (Keras's
+    /// `on_epoch_end` with the model at hand: print, draw samples); training stops
+    /// early when it returns `false`. Records go into `history`.
+    pub fn run_with<S: TrainStep>(
+        &mut self,
+        step: &mut S,
+        train: &Dataset,
+        mut on_epoch: impl FnMut(&mut S, &EpochLog) -> bool,
+        history: &mut History,
+    ) -> Result<(), TrainError> {
         if self.batch_size == 0 {
             return Err(TrainError::BatchSizeZero);
         }
@@ -234,6 +249,10 @@ impl CustomFit {
         }
         self.names.clear();
         self.names.extend_from_slice(step.names());
+        if self.names.is_empty() {
+            let e = SettingError { setting: "TrainStep::names", value: 0.0, expected: "at least one name" };
+            return Err(TrainError::InvalidSetting(e));
+        }
         if let Some(early) = &self.early_stopping {
             early.check()?;
             if early.monitor != "loss" && !self.names.contains(&early.monitor) {
@@ -245,26 +264,21 @@ impl CustomFit {
                 });
             }
         }
-        if self.names.is_empty() {
-            let e = SettingError { setting: "TrainStep::names", value: 0.0, expected: "at least one name" };
-            return Err(TrainError::InvalidSetting(e));
-        }
         self.values.clear();
         self.values.resize(self.names.len(), 0.0);
         let batch = self.batch_size.min(train.len());
-        let mut history = History::default();
-        run_epochs(&mut Custom { fit: self, step }, train, batch, &mut history)?;
-        Ok(history)
+        run_epochs(&mut Custom { fit: self, step, on_epoch: &mut on_epoch }, train, batch, history)
     }
 }
 
-/// A run of [`CustomFit::run`] as the epoch loop sees it.
-struct Custom<'a, S> {
+/// A run of [`CustomFit::run_with`] as the epoch loop sees it.
+struct Custom<'a, S, F> {
     fit: &'a mut CustomFit,
     step: &'a mut S,
+    on_epoch: &'a mut F,
 }
 
-impl<S: TrainStep> EpochSteps for Custom<'_, S> {
+impl<S: TrainStep, F: FnMut(&mut S, &EpochLog) -> bool> EpochSteps for Custom<'_, S, F> {
     fn plan(&self) -> (usize, bool, bool) {
         (self.fit.epochs, self.fit.shuffle, self.fit.drop_last)
     }
@@ -326,12 +340,13 @@ impl<S: TrainStep> EpochSteps for Custom<'_, S> {
     }
 
     fn keep_going(&mut self, log: &EpochLog) -> bool {
-        let Some(early) = &mut self.fit.early_stopping else { return true };
+        let go_on = (self.on_epoch)(self.step, log);
+        let Some(early) = &mut self.fit.early_stopping else { return go_on };
         let mut state = Vec::new();
         if early.restore_best {
             self.step.visit_state(&mut |s| state.extend_from_slice(s));
         }
-        early.observe(log, &state)
+        early.observe(log, &state) && go_on
     }
 
     fn finish(&mut self) {
