@@ -313,8 +313,8 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
     /// assert_eq!((dx, ws.grads()), ([1.5, -1.0], &[0.0, 0.0][..]));
     /// ```
     pub fn input_grad(&self, ws: &mut Workspace<L>, x: &[f32], dx: &mut [f32]) {
-        let all = [0..L::PARAMS];
-        self.backward_frozen(ws, x, Some(dx), Frozen::new(&all))
+        let all = 0..L::PARAMS;
+        self.backward_frozen(ws, x, Some(dx), Frozen::new(core::slice::from_ref(&all)))
     }
 
     /// Batch inference: the outputs of the samples in `x`, which holds a whole number
