@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 
 use nn_core::data;
 use nn_core::prelude::*;
-use nn_core::train::{Batch, CustomFit, EpochLog, History, Learner, StepCtx, TrainError, TrainStep};
 use nn_core::report::ImageGrid;
+use nn_core::train::{Batch, CustomFit, EpochLog, History, Learner, StepCtx, TrainError, TrainStep};
 use nn_examples::{data_file, timed, JsonObject};
 
 network! {

@@ -201,12 +201,7 @@ fn history_and_observers_see_the_custom_values() {
     let log = recorder.0.lock().unwrap().clone();
     assert_eq!(
         log[..4],
-        [
-            "1.1 loss=1 a=1 b=10 c=4",
-            "1.2 loss=1.5 a=1.5 b=10 c=4",
-            "1.3 loss=2 a=2 b=10 c=3.3333333",
-            "end 1"
-        ]
+        ["1.1 loss=1 a=1 b=10 c=4", "1.2 loss=1.5 a=1.5 b=10 c=4", "1.3 loss=2 a=2 b=10 c=3.3333333", "end 1"]
     );
 
     // A second run goes on counting epochs; `drop_last` skips the batch of 2.

@@ -59,7 +59,12 @@ pub struct Learner<L: Layer, O> {
 impl<L: Layer, O: Optimizer> Learner<L, O> {
     /// `model`, trained by `optimizer`.
     pub fn new(model: Model<L>, optimizer: O) -> Self {
-        Learner { model, workspace: Workspace::new(), optimizer: OptimizerState::new(optimizer), input_grad: Vec::new() }
+        Learner {
+            model,
+            workspace: Workspace::new(),
+            optimizer: OptimizerState::new(optimizer),
+            input_grad: Vec::new(),
+        }
     }
 
     /// Sets the parameter gradients to zero (`backward` adds to them).

@@ -122,8 +122,8 @@
 //! assert!(radius > 1.0, "mean radius {radius}");
 //! ```
 mod callbacks;
-mod dataset;
 mod custom;
+mod dataset;
 mod epochs;
 pub(crate) mod fit;
 mod frozen;
