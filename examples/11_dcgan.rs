@@ -10,10 +10,13 @@
 //!   feature maps, then `ConvTranspose2d { kernel: 4, stride: 2, padding: 1 }` doubling
 //!   the size twice (with batch norm and ReLU between) to an `[1, 8, 8]` image, `Tanh`
 //!   for pixels in `[-1, 1]`; a convolutional discriminator with leaky ReLU;
-//! - the explicit step API with two models, two workspaces and two optimizers:
-//!   alternating discriminator and generator steps, the generator learning through
-//!   the frozen discriminator (`Workspace::output_and_grad_mut`), `GanLoss` on logits
-//!   with one-sided label smoothing;
+//! - a custom training step inside `fit`'s loop, as Keras's overridden `train_step`:
+//!   `Gan` implements `TrainStep` and `CustomFit` runs its epochs of shuffled batches
+//!   of real digits, with the history of both losses; each network is a `Learner`
+//!   with its own optimizer; the step alternates a discriminator step and a generator
+//!   step in which the generator learns through the frozen discriminator (the
+//!   discriminator's `input_grad` becomes the generator's output gradient), with
+//!   `GanLoss` on logits and one-sided label smoothing;
 //! - judging samples: a digits classifier trained on real data labels every generated
 //!   image; good samples are recognised with confidence, and all ten classes appear
 //!   (a generator that collapsed to a few digits would fail the second test).
@@ -24,10 +27,9 @@
 use std::path::{Path, PathBuf};
 
 use nn_core::data;
-use nn_core::layer::Frozen;
 use nn_core::prelude::*;
 use nn_core::report::ImageGrid;
-use nn_core::train::Metric;
+use nn_core::train::{Batch, CustomFit, EpochLog, History, Learner, Metric, StepCtx, TrainError, TrainStep};
 use nn_examples::{data_file, timed, JsonObject};
 
 /// Noise values per generated image.
@@ -109,13 +111,92 @@ pub fn digits() -> Result<Dataset, Box<dyn std::error::Error>> {
     Ok(digits)
 }
 
-/// Every parameter of the discriminator: frozen in generator steps, where only its
-/// input gradient is wanted.
-const DISCRIMINATOR_FROZEN: std::ops::Range<usize> = 0..<Discriminator as Layer>::PARAMS;
-
 /// Fills `noise` with standard normal values.
 fn draw_noise(noise: &mut [f32], rng: &mut Rng) {
     noise.iter_mut().for_each(|v| *v = rng.normal());
+}
+
+/// The GAN as one training step: the two networks, each with its optimizer, the
+/// loss and the noise buffer.
+pub struct Gan {
+    /// Noise to images.
+    pub generator: Learner<Generator, Adam>,
+    /// Images to a logit, high for real.
+    pub discriminator: Learner<Discriminator, Adam>,
+    loss: GanLoss,
+    noise: Vec<f32>,
+    labels: Labels,
+}
+
+/// The targets of the three losses, one per image of a batch.
+struct Labels {
+    real: Vec<f32>,
+    fake: Vec<f32>,
+    generator: Vec<f32>,
+}
+
+impl Gan {
+    /// The two networks from `seed` and `seed + 1`, both trained by Adam with
+    /// `beta1 = 0.5`, the logistic loss with real labels smoothed to 0.9.
+    pub fn new(seed: u64) -> Self {
+        let adam = Adam { beta1: 0.5, ..Adam::new(1e-3) };
+        let loss = GanLoss::logistic().label_smoothing(0.1);
+        Gan {
+            generator: Learner::new(Model::new(seed), adam),
+            discriminator: Learner::new(Model::new(seed + 1), adam),
+            loss,
+            noise: vec![0.0; BATCH * NOISE],
+            labels: Labels {
+                real: vec![loss.real_label(); BATCH],
+                fake: vec![GanLoss::FAKE_LABEL; BATCH],
+                generator: vec![GanLoss::GENERATOR_LABEL; BATCH],
+            },
+        }
+    }
+}
+
+impl TrainStep for Gan {
+    fn names(&self) -> &[&'static str] {
+        &["d_loss", "g_loss"]
+    }
+
+    fn train_step(&mut self, cx: &mut StepCtx<'_>, batch: Batch<'_>, values: &mut [f32]) -> Result<(), TrainError> {
+        let Gan { generator: g, discriminator: d, loss, noise, labels } = self;
+        let (real, m) = (batch.inputs, batch.samples);
+        let noise = &mut noise[..m * NOISE];
+
+        // Discriminator step: real images towards 0.9, generated ones towards 0.
+        draw_noise(noise, cx.rng());
+        d.zero_grads();
+        d.forward_train(real, cx.rng());
+        let d_real = d.loss(loss, &labels.real[..m]);
+        d.backward(real);
+        g.forward_train(noise, cx.rng());
+        d.forward_train(g.output(), cx.rng());
+        let d_fake = d.loss(loss, &labels.fake[..m]);
+        d.backward(g.output());
+        d.step();
+
+        // Generator step through the frozen discriminator: its gradient with respect to
+        // the generated images is the generator's output gradient; its own parameters
+        // get no gradient and its optimizer does not step.
+        draw_noise(noise, cx.rng());
+        g.zero_grads();
+        g.forward_train(noise, cx.rng());
+        d.forward_train(g.output(), cx.rng());
+        let g_loss = d.loss(loss, &labels.generator[..m]);
+        g.set_output_grad(d.input_grad(g.output()));
+        g.backward(noise);
+        g.step();
+
+        values.copy_from_slice(&[d_real + d_fake, g_loss]);
+        Ok(())
+    }
+
+    fn visit_state(&mut self, f: &mut dyn FnMut(&mut [f32])) {
+        f(self.generator.model.state_mut());
+        f(self.discriminator.model.state_mut());
+    }
 }
 
 /// Trains the GAN for `epochs` epochs from `seed`, writing the progress picture to
@@ -129,80 +210,25 @@ pub fn run(
     verbose: bool,
 ) -> Result<Report, Box<dyn std::error::Error>> {
     let digits = digits()?;
-    let images = digits.inputs();
-    let count = digits.len();
     let image_len = 64;
+    let mut gan = Gan::new(seed);
+    // Epochs of shuffled batches of 64 real digits, the last smaller batch skipped.
+    let mut fit = CustomFit::new().epochs(epochs).batch_size(BATCH).drop_last(true).seed(seed + 2);
 
-    let mut g = Model::<Generator>::new(seed);
-    let mut d = Model::<Discriminator>::new(seed + 1);
-    let (mut g_ws, mut d_ws) = (Workspace::<Generator>::new(), Workspace::<Discriminator>::new());
-    let adam = Adam { beta1: 0.5, ..Adam::new(1e-3) };
-    let (mut g_opt, mut d_opt) = (OptimizerState::new(adam), OptimizerState::new(adam));
-    let loss = GanLoss::logistic().label_smoothing(0.1);
-    let real_labels = vec![loss.real_label(); BATCH];
-    let fake_labels = vec![GanLoss::FAKE_LABEL; BATCH];
-    let generator_labels = vec![GanLoss::GENERATOR_LABEL; BATCH];
-
-    let mut rng = Rng::new(seed + 2);
+    let mut rng = Rng::new(seed + 4);
     let mut fixed_noise = vec![0.0; 10 * NOISE];
     draw_noise(&mut fixed_noise, &mut rng);
     let mut snapshots: Vec<Vec<f32>> = Vec::new();
     let snapshot_every = (epochs / 8).max(1);
-
-    let mut order: Vec<usize> = (0..count).collect();
-    let mut real = vec![0.0; BATCH * image_len];
-    let mut noise = vec![0.0; BATCH * NOISE];
-    let mut losses = Vec::with_capacity(epochs);
-    let ((), seconds) = timed(|| {
-        for epoch in 1..=epochs {
-            rng.shuffle(&mut order);
-            let (mut d_sum, mut g_sum, mut steps) = (0.0, 0.0, 0);
-            for chunk in order.chunks_exact(BATCH) {
-                for (slot, &i) in real.chunks_exact_mut(image_len).zip(chunk) {
-                    slot.copy_from_slice(&images[i * image_len..(i + 1) * image_len]);
-                }
-                // Discriminator step: real images towards 0.9, generated ones towards 0.
-                draw_noise(&mut noise, &mut rng);
-                d_ws.zero_grads();
-                d.forward_train(&mut d_ws, &real, &mut rng);
-                let d_real = d_ws.loss(&loss, &real_labels);
-                d.backward(&mut d_ws, &real, None);
-                g.forward_train(&mut g_ws, &noise, &mut rng);
-                d.forward_train(&mut d_ws, g_ws.output(), &mut rng);
-                let d_fake = d_ws.loss(&loss, &fake_labels);
-                d.backward(&mut d_ws, g_ws.output(), None);
-                d_opt.step(d.params_mut(), d_ws.grads());
-
-                // Generator step through the frozen discriminator: its input gradient
-                // lands in the generator's output gradient; its own parameter gradients
-                // are not computed (every parameter frozen) and its optimizer does not
-                // step.
-                draw_noise(&mut noise, &mut rng);
-                g_ws.zero_grads();
-                g.forward_train(&mut g_ws, &noise, &mut rng);
-                d.forward_train(&mut d_ws, g_ws.output(), &mut rng);
-                let g_loss = d_ws.loss(&loss, &generator_labels);
-                let (generated, generated_grad) = g_ws.output_and_grad_mut();
-                d.backward_frozen(
-                    &mut d_ws,
-                    generated,
-                    Some(generated_grad),
-                    Frozen::new(std::slice::from_ref(&DISCRIMINATOR_FROZEN)),
-                );
-                g.backward(&mut g_ws, &noise, None);
-                g_opt.step(g.params_mut(), g_ws.grads());
-
-                d_sum += d_real + d_fake;
-                g_sum += g_loss;
-                steps += 1;
-            }
-            let (d_mean, g_mean) = (d_sum / steps as f32, g_sum / steps as f32);
-            losses.push((d_mean, g_mean));
+    let mut history = History::default();
+    let (trained, seconds) = timed(|| {
+        let on_epoch = |gan: &mut Gan, log: &EpochLog| {
+            let (epoch, losses) = (log.epoch, (&log.metrics[0].1, &log.metrics[1].1));
             if verbose {
-                println!("epoch {epoch:3}: discriminator loss {d_mean:.4}, generator loss {g_mean:.4}");
+                println!("epoch {epoch:3}: discriminator loss {:.4}, generator loss {:.4}", losses.0, losses.1);
             }
             if epoch % snapshot_every == 0 || epoch == epochs {
-                snapshots.push(g.predict(&fixed_noise).expect("the fixed noise holds whole samples"));
+                snapshots.push(gan.generator.predict(&fixed_noise).expect("the fixed noise holds whole samples"));
                 if let Some(path) = progress {
                     let rows: Vec<&[f32]> = snapshots.iter().map(Vec::as_slice).collect();
                     if let Err(e) = ImageGrid::new(8, 8).range(-1.0, 1.0).write_rows(path, &rows) {
@@ -210,8 +236,13 @@ pub fn run(
                     }
                 }
             }
-        }
+            true
+        };
+        fit.run_with(&mut gan, &digits, on_epoch, &mut history)
     });
+    trained?;
+    let losses = history.series("d_loss").into_iter().zip(history.series("g_loss")).collect();
+    let g = &gan.generator;
 
     // The judge: trained on 80 % of the real digits, checked on the rest.
     let (train, test) = digits.split(0.2, seed);

@@ -12,8 +12,14 @@
 //! - the cycle-consistency loss `|F(G(x)) - x| + |G(F(y)) - y|` (L1, weight 10), which
 //!   rules out translations that lose the content of the image, and the identity loss
 //!   `|G(y) - y| + |F(x) - x|`;
+//! - the four networks in one custom training step inside `fit`'s loop (Keras's
+//!   overridden `train_step`): `CycleGan` implements `TrainStep`, each network is a
+//!   `Learner` with its own optimizer, and `CustomFit` runs the epochs over shuffled
+//!   batches of domain X while the step draws its batches of Y from its own shuffled
+//!   order;
 //! - gradients from several losses meeting in one tensor: `G(x)` receives the gradient
-//!   of the adversarial loss through `D_Y` and of the cycle loss through `F`, added in
+//!   of the adversarial loss through `D_Y` (`input_grad`, `D_Y` frozen) and of the
+//!   cycle loss through `F` (`backward_with_input_grad`, `F` learning too), added in
 //!   `G`'s output gradient; a generator used three times in a step accumulates its
 //!   parameter gradients over the three backward passes.
 //!
@@ -25,9 +31,9 @@
 use std::path::{Path, PathBuf};
 
 use nn_core::data;
-use nn_core::layer::Frozen;
 use nn_core::prelude::*;
 use nn_core::report::ImageGrid;
+use nn_core::train::{Batch, CustomFit, EpochLog, History, Learner, StepCtx, TrainError, TrainStep};
 use nn_examples::{data_file, timed, JsonObject};
 
 network! {
@@ -107,42 +113,23 @@ fn gather(from: &[f32], indices: &[usize], batch: &mut [f32]) {
     }
 }
 
-/// One generator with its workspace and optimizer.
-struct Generator {
-    model: Model<Translator>,
-    ws: Workspace<Translator>,
-    opt: OptimizerState<Adam>,
-}
+/// A generator or a discriminator, with its optimizer.
+type Net<L> = Learner<L, Adam>;
 
-/// One discriminator with its workspace and optimizer, and room for the gradient of
-/// its loss with respect to its input (a batch of images) in generator steps.
-struct Discriminator {
-    model: Model<Critic>,
-    ws: Workspace<Critic>,
-    opt: OptimizerState<Adam>,
-    input_grad: Vec<f32>,
-}
-
-/// Every parameter of a discriminator: frozen in generator steps, where only its
-/// input gradient is wanted.
-const CRITIC_FROZEN: std::ops::Range<usize> = 0..<Critic as Layer>::PARAMS;
-
-impl Discriminator {
-    /// A discriminator step: `real` towards 1, `fake` towards 0, with the
-    /// least-squares loss halved as in CycleGAN. Returns the loss.
-    fn step(&mut self, real: &[f32], fake: &[f32], loss: &GanLoss, labels: (&[f32], &[f32]), rng: &mut Rng) -> f32 {
-        let d = &mut self.model;
-        self.ws.zero_grads();
-        let mut total = 0.0;
-        for (images, labels) in [(real, labels.0), (fake, labels.1)] {
-            d.forward_train(&mut self.ws, images, rng);
-            total += 0.5 * self.ws.loss(loss, labels);
-            self.ws.output_grad_mut().iter_mut().for_each(|g| *g *= 0.5);
-            d.backward(&mut self.ws, images, None);
-        }
-        self.opt.step(d.params_mut(), self.ws.grads());
-        total
+/// A discriminator step: `real` towards 1, `fake` towards 0, with the least-squares
+/// loss halved as in CycleGAN. Returns the loss.
+fn critic_step(d: &mut Net<Critic>, real: &[f32], fake: &[f32], labels: &Labels, rng: &mut Rng) -> f32 {
+    d.zero_grads();
+    let mut total = 0.0;
+    let m = real.len() / PIXELS;
+    for (images, targets) in [(real, &labels.real[..m]), (fake, &labels.fake[..m])] {
+        d.forward_train(images, rng);
+        total += 0.5 * d.loss(&labels.loss, targets);
+        d.output_grad_mut().iter_mut().for_each(|g| *g *= 0.5);
+        d.backward(images);
     }
+    d.step();
+    total
 }
 
 /// One half of a generator step: `there = G(here)`, scored by `D_there` (the frozen
@@ -150,43 +137,134 @@ impl Discriminator {
 /// Adds the parameter gradients of `g` and `f`; returns the adversarial and the cycle
 /// loss.
 fn cycle_half(
-    g: &mut Generator,
-    f: &mut Generator,
-    d_there: &mut Discriminator,
+    g: &mut Net<Translator>,
+    f: &mut Net<Translator>,
+    d_there: &mut Net<Critic>,
     here: &[f32],
-    loss: &GanLoss,
-    generator_labels: &[f32],
+    labels: &Labels,
     rng: &mut Rng,
 ) -> (f32, f32) {
-    g.model.forward_train(&mut g.ws, here, rng);
-    // Cycle: F(G(x)) against x; the gradient with respect to G(x) goes into G's output
-    // gradient.
-    f.model.forward_train(&mut f.ws, g.ws.output(), rng);
-    let cycle = f.ws.loss(&MeanAbsoluteError, here);
-    f.ws.output_grad_mut().iter_mut().for_each(|d| *d *= CYCLE_WEIGHT);
-    let (there, there_grad) = g.ws.output_and_grad_mut();
-    f.model.backward(&mut f.ws, there, Some(there_grad));
-    // Adversarial: D_Y(G(x)) towards "real"; its input gradient is added to the cycle's.
-    d_there.model.forward_train(&mut d_there.ws, g.ws.output(), rng);
-    let adversarial = d_there.ws.loss(loss, generator_labels);
-    let adversarial_grad = &mut d_there.input_grad[..here.len()];
-    let frozen = Frozen::new(std::slice::from_ref(&CRITIC_FROZEN));
-    d_there.model.backward_frozen(&mut d_there.ws, g.ws.output(), Some(adversarial_grad), frozen);
-    for (total, a) in g.ws.output_grad_mut().iter_mut().zip(&d_there.input_grad) {
-        *total += a;
-    }
-    g.model.backward(&mut g.ws, here, None);
+    g.forward_train(here, rng);
+    // Cycle: F(G(x)) against x; F learns, and its gradient with respect to G(x) is
+    // G's output gradient.
+    f.forward_train(g.output(), rng);
+    let cycle = f.loss(&MeanAbsoluteError, here);
+    f.output_grad_mut().iter_mut().for_each(|d| *d *= CYCLE_WEIGHT);
+    g.set_output_grad(f.backward_with_input_grad(g.output()));
+    // Adversarial: D_Y(G(x)) towards "real", D_Y frozen; its input gradient is added
+    // to the cycle's.
+    d_there.forward_train(g.output(), rng);
+    let adversarial = d_there.loss(&labels.loss, &labels.generator[..here.len() / PIXELS]);
+    g.add_output_grad(d_there.input_grad(g.output()));
+    g.backward(here);
     (adversarial, cycle)
 }
 
 /// The identity term of `g`: `G(y)` against `y` for an image `y` already in G's target
 /// domain. Adds the parameter gradients; returns the loss.
-fn identity(g: &mut Generator, target_domain: &[f32], rng: &mut Rng) -> f32 {
-    g.model.forward_train(&mut g.ws, target_domain, rng);
-    let value = g.ws.loss(&MeanAbsoluteError, target_domain);
-    g.ws.output_grad_mut().iter_mut().for_each(|d| *d *= IDENTITY_WEIGHT);
-    g.model.backward(&mut g.ws, target_domain, None);
+fn identity(g: &mut Net<Translator>, target_domain: &[f32], rng: &mut Rng) -> f32 {
+    g.forward_train(target_domain, rng);
+    let value = g.loss(&MeanAbsoluteError, target_domain);
+    g.output_grad_mut().iter_mut().for_each(|d| *d *= IDENTITY_WEIGHT);
+    g.backward(target_domain);
     value
+}
+
+/// The adversarial loss and its targets, one per image of a batch.
+struct Labels {
+    loss: GanLoss,
+    real: Vec<f32>,
+    fake: Vec<f32>,
+    generator: Vec<f32>,
+}
+
+/// The CycleGAN as one training step over batches of domain X: the batch of Y comes
+/// from the step's own shuffled order of domain Y, unpaired with X.
+pub struct CycleGan {
+    /// `G: X -> Y`.
+    pub g_xy: Net<Translator>,
+    /// `F: Y -> X`.
+    pub g_yx: Net<Translator>,
+    d_x: Net<Critic>,
+    d_y: Net<Critic>,
+    labels: Labels,
+    domain_y: Vec<f32>,
+    order_y: Vec<usize>,
+    y: Vec<f32>,
+    fake_x: Vec<f32>,
+    fake_y: Vec<f32>,
+}
+
+impl CycleGan {
+    /// The four networks from `seed` to `seed + 3`, all trained by Adam with
+    /// `beta1 = 0.5`, against the images of `domain_y`.
+    pub fn new(seed: u64, domain_y: Vec<f32>) -> Self {
+        let adam = Adam { beta1: 0.5, ..Adam::new(1e-3) };
+        let loss = GanLoss::least_squares();
+        CycleGan {
+            g_xy: Learner::new(Model::new(seed), adam),
+            g_yx: Learner::new(Model::new(seed + 1), adam),
+            d_x: Learner::new(Model::new(seed + 2), adam),
+            d_y: Learner::new(Model::new(seed + 3), adam),
+            labels: Labels {
+                loss,
+                real: vec![loss.real_label(); BATCH],
+                fake: vec![GanLoss::FAKE_LABEL; BATCH],
+                generator: vec![GanLoss::GENERATOR_LABEL; BATCH],
+            },
+            order_y: (0..domain_y.len() / PIXELS).collect(),
+            domain_y,
+            y: vec![0.0; BATCH * PIXELS],
+            fake_x: vec![0.0; BATCH * PIXELS],
+            fake_y: vec![0.0; BATCH * PIXELS],
+        }
+    }
+}
+
+impl TrainStep for CycleGan {
+    fn names(&self) -> &[&'static str] {
+        &["g_loss", "d_loss", "cycle_loss"]
+    }
+
+    fn train_step(&mut self, cx: &mut StepCtx<'_>, batch: Batch<'_>, values: &mut [f32]) -> Result<(), TrainError> {
+        let CycleGan { g_xy, g_yx, d_x, d_y, labels, domain_y, order_y, y, fake_x, fake_y } = self;
+        let (x, m) = (batch.inputs, batch.samples);
+        // Domain Y in its own order, shuffled at the start of every epoch (it has at
+        // least as many images as X).
+        if cx.batch() == 1 {
+            cx.rng().shuffle(order_y);
+        }
+        let iy = &order_y[(cx.batch() - 1) * BATCH..][..m];
+        let (y, fake_x, fake_y) = (&mut y[..m * PIXELS], &mut fake_x[..m * PIXELS], &mut fake_y[..m * PIXELS]);
+        gather(domain_y, iy, y);
+
+        // Generator step, both discriminators frozen.
+        g_xy.zero_grads();
+        g_yx.zero_grads();
+        let id = identity(g_xy, y, cx.rng()) + identity(g_yx, x, cx.rng());
+        let (adv_y, cycle_x) = cycle_half(g_xy, g_yx, d_y, x, labels, cx.rng());
+        fake_y.copy_from_slice(g_xy.output());
+        let (adv_x, cycle_y) = cycle_half(g_yx, g_xy, d_x, y, labels, cx.rng());
+        fake_x.copy_from_slice(g_yx.output());
+        g_xy.step();
+        g_yx.step();
+
+        // Discriminator steps on this step's translations.
+        let d_loss = critic_step(d_x, x, fake_x, labels, cx.rng()) + critic_step(d_y, y, fake_y, labels, cx.rng());
+
+        let g_loss = adv_x + adv_y + CYCLE_WEIGHT * (cycle_x + cycle_y) + IDENTITY_WEIGHT * id;
+        values.copy_from_slice(&[g_loss, d_loss, cycle_x + cycle_y]);
+        Ok(())
+    }
+
+    fn visit_state(&mut self, f: &mut dyn FnMut(&mut [f32])) {
+        for g in [&mut self.g_xy, &mut self.g_yx] {
+            f(g.model.state_mut());
+        }
+        for d in [&mut self.d_x, &mut self.d_y] {
+            f(d.model.state_mut());
+        }
+    }
 }
 
 /// Trains the CycleGAN for `epochs` epochs from `seed` and measures it on held-out
@@ -203,77 +281,29 @@ pub fn run(
     // Unpaired domains: the first half of the training digits as X, the other half
     // transformed as Y.
     let half = train.len() / 2;
-    let domain_x = &train.inputs()[..half * PIXELS];
     let mut domain_y = vec![0.0; (train.len() - half) * PIXELS];
     for (image, out) in train.inputs()[half * PIXELS..].chunks_exact(PIXELS).zip(domain_y.chunks_exact_mut(PIXELS)) {
         transform(image, out);
     }
 
-    let adam = Adam { beta1: 0.5, ..Adam::new(1e-3) };
-    let generator = |s| Generator { model: Model::new(s), ws: Workspace::new(), opt: OptimizerState::new(adam) };
-    let discriminator = |s| Discriminator {
-        model: Model::new(s),
-        ws: Workspace::new(),
-        opt: OptimizerState::new(adam),
-        input_grad: vec![0.0; BATCH * PIXELS],
-    };
-    let (mut g_xy, mut g_yx) = (generator(seed), generator(seed + 1));
-    let (mut d_x, mut d_y) = (discriminator(seed + 2), discriminator(seed + 3));
-    let loss = GanLoss::least_squares();
-    let real_labels = vec![loss.real_label(); BATCH];
-    let fake_labels = vec![GanLoss::FAKE_LABEL; BATCH];
-    let generator_labels = vec![GanLoss::GENERATOR_LABEL; BATCH];
-
-    let mut rng = Rng::new(seed + 4);
-    let mut order_x: Vec<usize> = (0..domain_x.len() / PIXELS).collect();
-    let mut order_y: Vec<usize> = (0..domain_y.len() / PIXELS).collect();
-    let (mut x, mut y) = (vec![0.0; BATCH * PIXELS], vec![0.0; BATCH * PIXELS]);
-    let (mut fake_x, mut fake_y) = (vec![0.0; BATCH * PIXELS], vec![0.0; BATCH * PIXELS]);
-    let mut losses = Vec::with_capacity(epochs);
-    let ((), seconds) = timed(|| {
-        for epoch in 1..=epochs {
-            rng.shuffle(&mut order_x);
-            rng.shuffle(&mut order_y);
-            let (mut g_sum, mut d_sum, mut cycle_sum, mut steps) = (0.0, 0.0, 0.0, 0);
-            for (ix, iy) in order_x.chunks_exact(BATCH).zip(order_y.chunks_exact(BATCH)) {
-                gather(domain_x, ix, &mut x);
-                gather(&domain_y, iy, &mut y);
-
-                // Generator step, both discriminators frozen.
-                g_xy.ws.zero_grads();
-                g_yx.ws.zero_grads();
-                let id = identity(&mut g_xy, &y, &mut rng) + identity(&mut g_yx, &x, &mut rng);
-                let (adv_y, cycle_x) =
-                    cycle_half(&mut g_xy, &mut g_yx, &mut d_y, &x, &loss, &generator_labels, &mut rng);
-                fake_y.copy_from_slice(g_xy.ws.output());
-                let (adv_x, cycle_y) =
-                    cycle_half(&mut g_yx, &mut g_xy, &mut d_x, &y, &loss, &generator_labels, &mut rng);
-                fake_x.copy_from_slice(g_yx.ws.output());
-                for g in [&mut g_xy, &mut g_yx] {
-                    g.opt.step(g.model.params_mut(), g.ws.grads());
-                }
-
-                // Discriminator steps on this step's translations.
-                let d_loss = d_x.step(&x, &fake_x, &loss, (&real_labels, &fake_labels), &mut rng)
-                    + d_y.step(&y, &fake_y, &loss, (&real_labels, &fake_labels), &mut rng);
-
-                g_sum += adv_x + adv_y + CYCLE_WEIGHT * (cycle_x + cycle_y) + IDENTITY_WEIGHT * id;
-                d_sum += d_loss;
-                cycle_sum += cycle_x + cycle_y;
-                steps += 1;
-            }
-            let n = steps as f32;
-            losses.push((g_sum / n, d_sum / n));
+    let domain_x = train.select(&(0..half).collect::<Vec<_>>());
+    let mut gan = CycleGan::new(seed, domain_y);
+    // Epochs of shuffled batches of X, the last smaller batch skipped; the loop's
+    // random source shuffles X, then the step shuffles Y.
+    let mut fit = CustomFit::new().epochs(epochs).batch_size(BATCH).drop_last(true).seed(seed + 4);
+    let mut history = History::default();
+    let (trained, seconds) = timed(|| {
+        let on_epoch = |_: &mut CycleGan, log: &EpochLog| {
             if verbose {
-                println!(
-                    "epoch {epoch:3}: generator loss {:.4} (cycle {:.4}), discriminator loss {:.4}",
-                    g_sum / n,
-                    cycle_sum / n,
-                    d_sum / n
-                );
+                let [(_, g), (_, d), (_, cycle)] = log.metrics[..] else { return true };
+                println!("epoch {:3}: generator loss {g:.4} (cycle {cycle:.4}), discriminator loss {d:.4}", log.epoch);
             }
-        }
+            true
+        };
+        fit.run_with(&mut gan, &domain_x, on_epoch, &mut history)
     });
+    trained?;
+    let losses = history.series("g_loss").into_iter().zip(history.series("d_loss")).collect();
 
     // Held-out digits: translation against the true transformation.
     let test_x = test.inputs();
@@ -281,8 +311,8 @@ pub fn run(
     for (image, out) in test_x.chunks_exact(PIXELS).zip(truth.chunks_exact_mut(PIXELS)) {
         transform(image, out);
     }
-    let translated = g_xy.model.predict(test_x)?;
-    let reconstructed = g_yx.model.predict(&translated)?;
+    let translated = gan.g_xy.predict(test_x)?;
+    let reconstructed = gan.g_yx.predict(&translated)?;
     let report = Report {
         cycle_error: mean_abs(&reconstructed, test_x),
         translation_error: mean_abs(&translated, &truth),

@@ -294,6 +294,29 @@ impl<L: Layer, P: AsRef<[f32]> + AsMut<[f32]>> Model<L, P> {
         self.layer().backward(x, &ws.output[..n_out], &mut ws.output_grad[..n_out], dx, cx);
     }
 
+    /// The gradient with respect to the input: backward of the last `forward_train`
+    /// (same `x`) from the output gradient in `ws`, writing d loss / d `x` into `dx`
+    /// (as long as `x`) with every parameter frozen, so `ws.grads()` keeps its values.
+    /// This is the gradient a discriminator passes to its generator; the same values
+    /// as [`Model::backward`] with `Some(dx)`.
+    ///
+    /// ```
+    /// # use nn_core::prelude::*;
+    /// network! { pub struct Scale: [2] -> [1] { out: Dense { units: 1, bias: false } } }
+    /// let mut model = Model::<Scale>::new(1);
+    /// model.params_mut().copy_from_slice(&[3.0, -2.0]);
+    /// let (mut ws, x) = (Workspace::<Scale>::new(), [1.0, 1.0]);
+    /// model.forward_train(&mut ws, &x, &mut Rng::new(0));
+    /// ws.output_grad_mut()[0] = 0.5;
+    /// let mut dx = [0.0; 2];
+    /// model.input_grad(&mut ws, &x, &mut dx);
+    /// assert_eq!((dx, ws.grads()), ([1.5, -1.0], &[0.0, 0.0][..]));
+    /// ```
+    pub fn input_grad(&self, ws: &mut Workspace<L>, x: &[f32], dx: &mut [f32]) {
+        let all = 0..L::PARAMS;
+        self.backward_frozen(ws, x, Some(dx), Frozen::new(core::slice::from_ref(&all)))
+    }
+
     /// Batch inference: the outputs of the samples in `x`, which holds a whole number
     /// of samples (`k * Input::LEN` values; any other length is an error rather than
     /// a batch with its last values dropped).

@@ -4,6 +4,7 @@
 mod gradcheck;
 
 mod checked_settings;
+mod custom_step;
 mod fit_step;
 mod freeze;
 mod losses;

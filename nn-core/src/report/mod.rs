@@ -88,8 +88,16 @@ pub struct BatchLog<'a> {
     pub batches: usize,
     /// The mean training loss over the epoch's batches so far (penalties included).
     pub loss: f32,
-    metrics: &'a [Metric],
+    names: Names<'a>,
     sums: &'a [(f64, usize)],
+}
+
+/// The names of a batch record's running means: `fit`'s metrics, or the values of a
+/// custom step.
+#[derive(Clone, Copy, Debug)]
+enum Names<'a> {
+    Metrics(&'a [Metric]),
+    Values(&'a [&'static str]),
 }
 
 impl<'a> BatchLog<'a> {
@@ -102,12 +110,35 @@ impl<'a> BatchLog<'a> {
         metrics: &'a [Metric],
         sums: &'a [(f64, usize)],
     ) -> Self {
-        BatchLog { epoch, batch, batches, loss, metrics, sums }
+        BatchLog { epoch, batch, batches, loss, names: Names::Metrics(metrics), sums }
     }
 
-    /// Each training metric's mean over the epoch's samples so far, by Keras name.
+    /// A record from the sums (`sum, count`) of the named values of a custom step
+    /// (see [`CustomFit`](crate::train::CustomFit)).
+    pub(crate) fn named(
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        loss: f32,
+        names: &'a [&'static str],
+        sums: &'a [(f64, usize)],
+    ) -> Self {
+        BatchLog { epoch, batch, batches, loss, names: Names::Values(names), sums }
+    }
+
+    /// Each training metric's mean over the epoch's samples so far, by Keras name (for
+    /// a custom step, each of its values' mean over the epoch's batches so far).
     pub fn metrics(&self) -> impl Iterator<Item = (&'static str, f32)> + 'a {
-        self.metrics.iter().zip(self.sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32))
+        let names = self.names;
+        let count = match names {
+            Names::Metrics(m) => m.len(),
+            Names::Values(n) => n.len(),
+        };
+        let name = move |k: usize| match names {
+            Names::Metrics(m) => m[k].name(),
+            Names::Values(n) => n[k],
+        };
+        self.sums.iter().take(count).enumerate().map(move |(k, &(s, c))| (name(k), (s / c.max(1) as f64) as f32))
     }
 }
 

@@ -8,6 +8,7 @@ use core::fmt;
 use core::ops::Range;
 
 use super::callbacks::EarlyStopping;
+use super::epochs::{run_epochs, EpochSteps, LoopState};
 use super::frozen::FrozenParams;
 use super::history::{EpochLog, Evaluation, History};
 use super::regularize::{apply_penalty, Constraint, GradClip, Penalty, Select};
@@ -205,11 +206,9 @@ pub struct Fit<L: Layer, O, Lo> {
     pub observers: Vec<Box<dyn Observer>>,
     /// Weights trained with fake quantization (see [`Fit::fake_quantize_weights`]).
     pub fake_quantized_weights: Option<(Select, WeightGranularity)>,
-    rng: Rng,
+    /// The epoch loop's state: random source, epochs and batches done.
+    looping: LoopState,
     workspace: Workspace<L>,
-    epochs_done: usize,
-    /// Batches stepped in the current epoch.
-    batches_in_epoch: usize,
     /// The current epoch's metric sums and counts, one per metric.
     metric_sums: Vec<(f64, usize)>,
     /// The current epoch's sums of each output's loss (a loss per output), and the
@@ -218,9 +217,6 @@ pub struct Fit<L: Layer, O, Lo> {
     part_values: Vec<f32>,
     /// The settings as the steps read them (see [`Fit::step`]).
     prepared: Option<Prepared>,
-    /// The gathered batch of inputs and of targets.
-    batch_inputs: Vec<f32>,
-    batch_targets: Vec<f32>,
 }
 
 impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
@@ -245,16 +241,12 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             validation_split: 0.0,
             observers: Vec::new(),
             fake_quantized_weights: None,
-            rng: Rng::new(0),
+            looping: LoopState::new(0),
             workspace: Workspace::new(),
-            epochs_done: 0,
-            batches_in_epoch: 0,
             metric_sums: Vec::new(),
             part_sums: Vec::new(),
             part_values: Vec::new(),
             prepared: None,
-            batch_inputs: Vec::new(),
-            batch_targets: Vec::new(),
         }
     }
 
@@ -303,7 +295,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
 
     /// Seeds shuffling and dropout.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.rng = Rng::new(seed);
+        self.looping.rng = Rng::new(seed);
         self
     }
 
@@ -412,7 +404,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
 
     /// Epochs completed by all runs so far.
     pub fn epochs_done(&self) -> usize {
-        self.epochs_done
+        self.looping.epochs_done
     }
 
     /// Checks every setting and monitored name (see [`Fit::run`]); `validation` says
@@ -524,45 +516,12 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             validate::<L, Lo>(&self.loss, v)?;
         }
         self.prepared = Some(Prepared::new(self, model.layer()));
-        let result = self.epochs_of(model, train, validation, &mut on_epoch, history);
+        let batch = self.batch_size.min(train.len());
+        let mut steps = Standard { fit: self, model, validation, batch, on_epoch: &mut on_epoch };
+        let result = run_epochs(&mut steps, train, batch, history);
         // A step outside a run reads the settings again.
         self.prepared = None;
         result
-    }
-
-    /// The epochs of [`Fit::run_with`], its checks done.
-    fn epochs_of<P: AsRef<[f32]> + AsMut<[f32]>>(
-        &mut self,
-        model: &mut Model<L, P>,
-        train: &Dataset,
-        validation: Option<&Dataset>,
-        on_epoch: &mut impl FnMut(&mut Model<L, P>, &EpochLog) -> bool,
-        history: &mut History,
-    ) -> Result<(), TrainError> {
-        let batch = self.batch_size.min(train.len());
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        let last_epoch = self.epochs_done + self.epochs;
-        for _ in 0..self.epochs {
-            let loss = self.train_epoch(model, train, &mut order, batch, last_epoch)?;
-            let log = self.epoch_log(model, loss, validation, batch);
-            self.report_epoch(&log);
-            let mut go_on = on_epoch(model, &log);
-            if let Some(early) = &mut self.early_stopping {
-                go_on &= early.observe(&log, model.state());
-            }
-            history.epochs.push(log);
-            self.observers.iter_mut().for_each(|o| o.epoch_end(history));
-            if !go_on {
-                break;
-            }
-        }
-        if let Some(early) = &self.early_stopping {
-            if early.restore_best && !early.best_state.is_empty() {
-                model.state_mut().copy_from_slice(&early.best_state);
-            }
-        }
-        self.observers.iter_mut().for_each(|o| o.train_end(history));
-        Ok(())
     }
 
     /// The training and validation sets when `validation_split` holds out the last
@@ -576,56 +535,6 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         Some((train.select(&(0..cut).collect::<Vec<_>>()), train.select(&(cut..train.len()).collect::<Vec<_>>())))
     }
 
-    /// One epoch of shuffled batches of `train`; returns the mean loss.
-    fn train_epoch<P: AsRef<[f32]> + AsMut<[f32]>>(
-        &mut self,
-        model: &mut Model<L, P>,
-        train: &Dataset,
-        order: &mut [usize],
-        batch: usize,
-        last_epoch: usize,
-    ) -> Result<f32, TrainError> {
-        let epoch = self.epochs_done + 1;
-        if self.shuffle {
-            self.rng.shuffle(order);
-        }
-        let n_batches = order.len().div_ceil(batch);
-        self.observers.iter_mut().for_each(|o| o.epoch_start(epoch, last_epoch, n_batches));
-        self.metric_sums.clear();
-        self.metric_sums.resize(self.metrics.len(), (0.0, 0));
-        self.part_sums.clear();
-        self.batches_in_epoch = 0;
-        let (in_len, t_len) = (train.input_len(), train.target_len());
-        let mut loss_sum = 0.0f64;
-        let (mut xb, mut tb) = (core::mem::take(&mut self.batch_inputs), core::mem::take(&mut self.batch_targets));
-        for chunk in order.chunks(batch) {
-            xb.clear();
-            tb.clear();
-            for &i in chunk {
-                xb.extend_from_slice(train.input(i));
-                tb.extend_from_slice(train.target(i));
-            }
-            let loss = self.step(model, &xb[..chunk.len() * in_len], &tb[..chunk.len() * t_len]);
-            let loss = match loss {
-                Ok(loss) => loss,
-                Err(e) => {
-                    (self.batch_inputs, self.batch_targets) = (xb, tb);
-                    return Err(e);
-                }
-            };
-            loss_sum += loss as f64;
-            if !self.observers.is_empty() {
-                let mean = (loss_sum / self.batches_in_epoch as f64) as f32;
-                let log =
-                    BatchLog::new(epoch, self.batches_in_epoch, n_batches, mean, &self.metrics, &self.metric_sums);
-                self.observers.iter_mut().for_each(|o| o.batch_end(&log));
-            }
-        }
-        (self.batch_inputs, self.batch_targets) = (xb, tb);
-        self.epochs_done += 1;
-        Ok((loss_sum / self.batches_in_epoch.max(1) as f64) as f32)
-    }
-
     /// The record of the epoch just trained: its mean loss, its metrics and the
     /// validation loss and metrics.
     fn epoch_log<P: AsRef<[f32]>>(
@@ -635,7 +544,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         validation: Option<&Dataset>,
         batch: usize,
     ) -> EpochLog {
-        let batches = self.batches_in_epoch.max(1) as f64;
+        let batches = self.looping.batches_in_epoch.max(1) as f64;
         let parts = self.part_sums.iter().enumerate().map(|(k, &s)| (self.loss.part_name(k), (s / batches) as f32));
         let metrics = parts.chain(
             self.metrics.iter().zip(&self.metric_sums).map(|(m, &(s, c))| (m.name(), (s / c.max(1) as f64) as f32)),
@@ -648,7 +557,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             None => (None, Vec::new()),
         };
         EpochLog {
-            epoch: self.epochs_done,
+            epoch: self.looping.epochs_done,
             loss,
             metrics: metrics.collect(),
             val_loss,
@@ -712,14 +621,14 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         if self.metric_sums.len() != self.metrics.len() {
             self.metric_sums.resize(self.metrics.len(), (0.0, 0));
         }
-        let (epoch, batch) = (self.epochs_done + 1, self.batches_in_epoch + 1);
+        let (epoch, batch) = self.looping.position();
         let prepared = self.prepared.as_mut().expect("prepared above");
         let ws = &mut self.workspace;
         ws.zero_grads();
         if let Some(weights) = &mut prepared.fake_quantized_weights {
             weights.quantize(model.params_mut());
         }
-        model.forward_train(ws, inputs, &mut self.rng);
+        model.forward_train(ws, inputs, &mut self.looping.rng);
         let mut loss = ws.loss(&self.loss, targets);
         self.part_values.resize(self.loss.parts(), 0.0);
         if !self.part_values.is_empty() {
@@ -773,8 +682,80 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         for (sum, &value) in self.part_sums.iter_mut().zip(&self.part_values) {
             *sum += value as f64;
         }
-        self.batches_in_epoch += 1;
+        self.looping.batches_in_epoch += 1;
         Ok(loss)
+    }
+}
+
+/// A run of [`Fit::run_with`] as the epoch loop sees it: [`Fit::step`] on `model`,
+/// the epoch's record with validation, the caller's callback and early stopping.
+struct Standard<'a, L: Layer, O, Lo, P, F> {
+    fit: &'a mut Fit<L, O, Lo>,
+    model: &'a mut Model<L, P>,
+    validation: Option<&'a Dataset>,
+    batch: usize,
+    on_epoch: &'a mut F,
+}
+
+impl<L, O, Lo, P, F> EpochSteps for Standard<'_, L, O, Lo, P, F>
+where
+    L: Layer,
+    O: Optimizer,
+    Lo: Loss,
+    P: AsRef<[f32]> + AsMut<[f32]>,
+    F: FnMut(&mut Model<L, P>, &EpochLog) -> bool,
+{
+    fn plan(&self) -> (usize, bool, bool) {
+        (self.fit.epochs, self.fit.shuffle, false)
+    }
+
+    fn state(&mut self) -> &mut LoopState {
+        &mut self.fit.looping
+    }
+
+    fn observers(&mut self) -> &mut [Box<dyn Observer>] {
+        &mut self.fit.observers
+    }
+
+    fn begin_epoch(&mut self) {
+        self.fit.metric_sums.clear();
+        self.fit.metric_sums.resize(self.fit.metrics.len(), (0.0, 0));
+        self.fit.part_sums.clear();
+    }
+
+    fn step(&mut self, inputs: &[f32], targets: &[f32], _samples: usize) -> Result<f32, TrainError> {
+        self.fit.step(self.model, inputs, targets)
+    }
+
+    fn batch_end(&mut self, epoch: usize, batches: usize, mean_loss: f32) {
+        let fit = &mut *self.fit;
+        if !fit.observers.is_empty() {
+            let batch = fit.looping.batches_in_epoch;
+            let log = BatchLog::new(epoch, batch, batches, mean_loss, &fit.metrics, &fit.metric_sums);
+            fit.observers.iter_mut().for_each(|o| o.batch_end(&log));
+        }
+    }
+
+    fn epoch_log(&mut self, loss: f32) -> EpochLog {
+        let log = self.fit.epoch_log(self.model, loss, self.validation, self.batch);
+        self.fit.report_epoch(&log);
+        log
+    }
+
+    fn keep_going(&mut self, log: &EpochLog) -> bool {
+        let mut go_on = (self.on_epoch)(self.model, log);
+        if let Some(early) = &mut self.fit.early_stopping {
+            go_on &= early.observe(log, self.model.state());
+        }
+        go_on
+    }
+
+    fn finish(&mut self) {
+        if let Some(early) = &self.fit.early_stopping {
+            if early.restore_best && !early.best_state.is_empty() {
+                self.model.state_mut().copy_from_slice(&early.best_state);
+            }
+        }
     }
 }
 
@@ -838,7 +819,7 @@ fn check_batch<Lo: Loss>(
 }
 
 #[cfg(feature = "std")]
-fn print_epoch(log: &EpochLog) {
+pub(crate) fn print_epoch(log: &EpochLog) {
     let mut line = std::string::String::new();
     use core::fmt::Write;
     let _ = write!(line, "epoch {:>3}  loss {:.4}", log.epoch, log.loss);
@@ -855,7 +836,7 @@ fn print_epoch(log: &EpochLog) {
 }
 
 #[cfg(not(feature = "std"))]
-fn print_epoch(_log: &EpochLog) {}
+pub(crate) fn print_epoch(_log: &EpochLog) {}
 
 /// Checks a data set against a network and loss: sizes, finite inputs, valid targets.
 pub(crate) fn validate<L: Layer, Lo: Loss>(loss: &Lo, data: &Dataset) -> Result<(), TrainError> {

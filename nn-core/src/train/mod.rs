@@ -1,6 +1,7 @@
-//! Training: the explicit step API and a Keras-like `fit` on top of it (needs `alloc`).
+//! Training: the explicit step API, a Keras-like `fit` on top of it, and `fit`'s loop
+//! around a step of one's own (needs `alloc`).
 //!
-//! The step API, for custom loops (GANs, research code):
+//! The step API, for loops of one's own (research code):
 //!
 //! ```
 //! use nn_core::prelude::*;
@@ -30,15 +31,19 @@
 //! assert!(p[0] < 0.0 && p[1] > 0.0 && p[2] > 0.0 && p[3] < 0.0);
 //! ```
 //!
-//! Adversarial training uses the same calls with one model, workspace and optimizer
-//! per network. A discriminator step trains `D` on real samples and on samples of `G`
-//! (whose gradients are not needed); a generator step runs `G` then `D`, and `D`'s
-//! `backward` writes the gradient with respect to its input, the generated samples,
-//! straight into `G`'s output gradient. `D` is frozen in that step only because its
-//! optimizer does not step: its parameter gradients are cleared before its next step.
+//! A step that `Fit` cannot express, several networks each with its own optimizer (a
+//! GAN), is Keras's overridden `train_step`: a [`TrainStep`] run by [`CustomFit`],
+//! the same epoch loop (shuffled batches, observers, the [`History`] of the step's
+//! named values, early stopping). Each network is a [`Learner`]: a model with its
+//! workspace and optimizer. A discriminator step trains `D` on real samples and on
+//! samples of `G`; a generator step runs `G` then `D`, and `D`'s gradient with respect
+//! to its input, the generated samples, is `G`'s output gradient
+//! ([`Learner::input_grad`], which leaves `D`'s parameter gradients alone: `D` is
+//! frozen in that step).
 //!
 //! ```
 //! use nn_core::prelude::*;
+//! use nn_core::train::{Batch, CustomFit, Learner, StepCtx, TrainError, TrainStep};
 //! network! {
 //!     pub struct Generator: [4] -> [2] {
 //!         hidden: Dense { units: 16, activation: Relu },
@@ -47,57 +52,83 @@
 //! }
 //! network! {
 //!     pub struct Discriminator: [2] -> [1] {
-//!         hidden: Dense { units: 16, activation: LeakyRelu(0.2) },
+//!         hidden: Dense { units: 16, activation: LeakyRelu { alpha: 0.2 } },
 //!         score: Dense { units: 1 },
 //!     }
 //! }
-//! let (mut g, mut d) = (Model::<Generator>::new(1), Model::<Discriminator>::new(2));
-//! let (mut g_ws, mut d_ws) = (Workspace::<Generator>::new(), Workspace::<Discriminator>::new());
-//! let mut g_opt = OptimizerState::new(Adam { beta1: 0.5, ..Adam::new(2e-3) });
-//! let mut d_opt = OptimizerState::new(Adam { beta1: 0.5, ..Adam::new(2e-3) });
-//! let loss = GanLoss::logistic().label_smoothing(0.1);
-//! let mut rng = Rng::new(3);
-//! let batch = 32;
-//! let mut noise = vec![0.0; batch * 4];
-//! let mut real = vec![0.0; batch * 2];
-//! for _ in 0..200 {
-//!     // Real samples: points on a circle of radius 2.
-//!     for p in real.chunks_mut(2) {
-//!         let angle = rng.uniform_in(0.0, std::f32::consts::TAU);
-//!         p.copy_from_slice(&[2.0 * angle.cos(), 2.0 * angle.sin()]);
-//!     }
-//!     noise.iter_mut().for_each(|v| *v = rng.normal());
-//!     // Discriminator step: real towards 0.9, generated towards 0.
-//!     d_ws.zero_grads();
-//!     d.forward_train(&mut d_ws, &real, &mut rng);
-//!     d_ws.loss(&loss, &vec![loss.real_label(); batch]);
-//!     d.backward(&mut d_ws, &real, None);
-//!     g.forward_train(&mut g_ws, &noise, &mut rng);
-//!     d.forward_train(&mut d_ws, g_ws.output(), &mut rng);
-//!     d_ws.loss(&loss, &vec![GanLoss::FAKE_LABEL; batch]);
-//!     d.backward(&mut d_ws, g_ws.output(), None);
-//!     d_opt.step(d.params_mut(), d_ws.grads());
-//!     // Generator step through the frozen discriminator.
-//!     noise.iter_mut().for_each(|v| *v = rng.normal());
-//!     g_ws.zero_grads();
-//!     g.forward_train(&mut g_ws, &noise, &mut rng);
-//!     d.forward_train(&mut d_ws, g_ws.output(), &mut rng);
-//!     d_ws.loss(&loss, &vec![GanLoss::GENERATOR_LABEL; batch]);
-//!     let (samples, samples_grad) = g_ws.output_and_grad_mut();
-//!     d.backward(&mut d_ws, samples, Some(samples_grad));
-//!     g.backward(&mut g_ws, &noise, None);
-//!     g_opt.step(g.params_mut(), g_ws.grads());
+//!
+//! struct Gan {
+//!     g: Learner<Generator, Adam>,
+//!     d: Learner<Discriminator, Adam>,
+//!     loss: GanLoss,
+//!     noise: Vec<f32>,
 //! }
+//!
+//! impl TrainStep for Gan {
+//!     fn names(&self) -> &[&'static str] {
+//!         &["d_loss", "g_loss"]
+//!     }
+//!
+//!     fn train_step(&mut self, cx: &mut StepCtx<'_>, batch: Batch<'_>, values: &mut [f32]) -> Result<(), TrainError> {
+//!         let Gan { g, d, loss, noise } = self;
+//!         let (real, m) = (batch.inputs, batch.samples);
+//!         noise.resize(m * 4, 0.0);
+//!         // Discriminator step: real towards 0.9, generated towards 0.
+//!         noise.iter_mut().for_each(|v| *v = cx.rng().normal());
+//!         d.zero_grads();
+//!         d.forward_train(real, cx.rng());
+//!         let d_real = d.loss(loss, &vec![loss.real_label(); m]);
+//!         d.backward(real);
+//!         g.forward_train(noise, cx.rng());
+//!         d.forward_train(g.output(), cx.rng());
+//!         let d_fake = d.loss(loss, &vec![GanLoss::FAKE_LABEL; m]);
+//!         d.backward(g.output());
+//!         d.step();
+//!         // Generator step through the frozen discriminator.
+//!         noise.iter_mut().for_each(|v| *v = cx.rng().normal());
+//!         g.zero_grads();
+//!         g.forward_train(noise, cx.rng());
+//!         d.forward_train(g.output(), cx.rng());
+//!         values[1] = d.loss(loss, &vec![GanLoss::GENERATOR_LABEL; m]);
+//!         g.set_output_grad(d.input_grad(g.output()));
+//!         g.backward(noise);
+//!         g.step();
+//!         values[0] = d_real + d_fake;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // Real samples: points on a circle of radius 2.
+//! let mut rng = Rng::new(3);
+//! let mut points = Vec::new();
+//! for _ in 0..256 {
+//!     let angle = rng.uniform_in(0.0, std::f32::consts::TAU);
+//!     points.extend_from_slice(&[2.0 * angle.cos(), 2.0 * angle.sin()]);
+//! }
+//! let circle = Dataset::new(points, 2, vec![0.0; 256], 1).unwrap();
+//! let adam = Adam { beta1: 0.5, ..Adam::new(2e-3) };
+//! let mut gan = Gan {
+//!     g: Learner::new(Model::new(1), adam),
+//!     d: Learner::new(Model::new(2), adam),
+//!     loss: GanLoss::logistic().label_smoothing(0.1),
+//!     noise: Vec::new(),
+//! };
+//! let history = CustomFit::new().epochs(25).batch_size(32).run(&mut gan, &circle).unwrap();
+//! assert_eq!(history.series("g_loss").len(), 25);
 //! // The generated points moved out from the origin towards the circle.
-//! let samples = g.predict(&noise).unwrap();
-//! let radius = samples.chunks(2).map(|p| p[0].hypot(p[1])).sum::<f32>() / batch as f32;
+//! let noise: Vec<f32> = (0..32 * 4).map(|_| rng.normal()).collect();
+//! let samples = gan.g.predict(&noise).unwrap();
+//! let radius = samples.chunks(2).map(|p| p[0].hypot(p[1])).sum::<f32>() / 32.0;
 //! assert!(radius > 1.0, "mean radius {radius}");
 //! ```
 mod callbacks;
+mod custom;
 mod dataset;
+mod epochs;
 pub(crate) mod fit;
 mod frozen;
 mod history;
+mod learner;
 mod metrics;
 pub mod regularize;
 pub mod schedule;
@@ -107,9 +138,11 @@ use alloc::vec::Vec;
 use core::marker::PhantomData;
 
 pub use callbacks::EarlyStopping;
+pub use custom::{Batch, CustomFit, StepCtx, TrainStep};
 pub use dataset::{Dataset, DatasetError};
 pub use fit::{Fit, TrainError};
 pub use history::{EpochLog, Evaluation, History};
+pub use learner::Learner;
 pub use metrics::{Metric, OutputMetric};
 pub use regularize::{Constraint, GradClip, Penalty, Select};
 pub use schedule::{Mode, ReduceOnPlateau, Schedule};
