@@ -60,6 +60,7 @@ pub mod quant;
 pub mod rng;
 pub mod shape;
 pub mod stream;
+pub mod tokens;
 pub mod weights;
 
 #[cfg(feature = "std")]

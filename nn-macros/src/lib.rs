@@ -88,7 +88,7 @@ mod tests;
 /// | `TransformerEncoder` | as `TransformerEncoderLayer`, and `layers` (`1`) | `[t, d]`, preserved |
 /// | `SimpleRnn` | `units` (required), `activation` (`Tanh`; or `Relu`), `layers` (`1`, stacked), `return_sequences` (`false`), `bidirectional` (`false`), `merge` (`Concat`; `Sum`, `Mean` or `Multiply`; only with `bidirectional: true`), `truncate` (`0`: backpropagation through the whole sequence; `n`: through chunks of `n` steps) | `[t, f] -> [w]`, or `[t, w]` with `return_sequences` |
 /// | `Lstm`, `Gru` | as `SimpleRnn`, without `activation` | as `SimpleRnn` |
-/// | `Embedding` | `vocab`, `dim` (required) | `[t]` token ids `-> [t, dim]` |
+/// | `Embedding` | `vocab`, `dim` (required) | `[t]` token ids `-> [t, dim]`; first, it makes the network take integer ids (`nn_core::tokens`) |
 /// | `SequenceDense` | `units` (required), `activation` (`Identity`), `bias` (`true`), a `Dense` applied at every step | `[t, f] -> [t, units]` |
 ///
 /// The width `w` of a recurrent layer is `units`, or `2 units` when

@@ -111,6 +111,27 @@ fn embedding_matches_torch_embedding() {
     }
 }
 
+/// The integer-id door (`Model::predict_ids`, PyTorch's `nn.Embedding(LongTensor)`)
+/// on the same fixture: the ids as `u32` and as `i64` give PyTorch's output, and the
+/// `f32` path's output bit for bit.
+#[test]
+fn embedding_of_integer_ids_matches_torch_embedding() {
+    nn_core::network! {
+        struct Embed: [5] -> [5, 4] { embed: Embedding { vocab: 10, dim: 4 } }
+    }
+    let f = Fixture::load("embedding_10x4_t5");
+    let mut model = nn_core::Model::<Embed>::zeros();
+    model.params_mut().copy_from_slice(&load_params(&Embedding::<5, 10, 4>::new(), &f));
+    let x = f.values("input");
+    let ids: Vec<u32> = x.iter().map(|&v| v as u32).collect();
+    assert!(ids.iter().zip(x).all(|(&id, &v)| id as f32 == v), "the fixture's ids are whole numbers");
+    let long: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
+    let y = model.predict_ids(&ids).unwrap();
+    assert_close("embedding_10x4_t5: predict_ids", &y, f.values("output"), RTOL, ATOL);
+    assert_eq!(model.predict_ids(&long).unwrap(), y);
+    assert_eq!(model.predict(x).unwrap(), y);
+}
+
 #[test]
 fn sequence_dense_matches_torch_linear_on_sequences() {
     for f in fixtures_in("sequence_dense") {

@@ -12,3 +12,4 @@ mod optimizers;
 mod output_losses;
 mod prelude_names;
 mod regularization;
+mod token_ids;
