@@ -505,3 +505,40 @@ fn a_frozen_layer_of_a_graph_gets_no_gradient_and_the_others_theirs() {
     assert_eq!(frozen_grads[..shared.start], grads[..shared.start]);
     assert_eq!(frozen_grads[shared.end..], grads[shared.end..]);
 }
+
+network! {
+    /// [`Pair`] (two inputs, two outputs) used as one layer: it takes each sample's
+    /// inputs one after the other (`[5 + 5]`) and gives its outputs one after the
+    /// other (`[4 + 8]`).
+    pub struct PairInside: [10] -> [3] {
+        pair: Pair,
+        head: Dense { units: 3 },
+    }
+}
+
+#[test]
+fn a_network_with_several_inputs_and_outputs_is_a_layer_over_their_concatenation() {
+    let model = Model::<PairInside>::new(4);
+    let (p_pair, p_head) = model.params().split_at(Pair::PARAMS);
+    let pair = Model::<Pair>::from_state(Pair, p_pair.to_vec()).unwrap();
+    let mut rng = Rng::new(5);
+    let (a, b): (Vec<f32>, Vec<f32>) =
+        ((0..10).map(|_| rng.normal()).collect(), (0..10).map(|_| rng.normal()).collect());
+    let (u, v) = pair.predict_multi((&a, &b)).unwrap();
+    // Two samples, each `a` then `b`.
+    let x: Vec<f32> = [&a[..5], &b[..5], &a[5..], &b[5..]].concat();
+    let y = model.predict(&x).unwrap();
+    for s in 0..2 {
+        let hidden = [&u[s * 4..(s + 1) * 4], &v[s * 8..(s + 1) * 8]].concat();
+        let expected: Vec<f32> = (0..3)
+            .map(|o| {
+                let row = &p_head[o * 12..(o + 1) * 12];
+                row.iter().zip(&hidden).map(|(w, h)| w * h).sum::<f32>() + p_head[36 + o]
+            })
+            .collect();
+        for (got, want) in y[s * 3..(s + 1) * 3].iter().zip(&expected) {
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "sample {s}: {got} vs {want}");
+        }
+    }
+    check_gradients(PairInside, 2, 15);
+}
