@@ -8,10 +8,11 @@
 //! and in training PyTorch's kept scale `1 / (1 - p)` applied to the values and
 //! gradients each side keeps, zero for those it drops.
 use crate::fixtures;
+use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::layers::{Dropout, Embedding, SequenceDense};
-use nn_core::{Activation, Layer, Rng, Shape, Shape1};
+use nn_core::{Activation, Layer, Shape, Shape1};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
@@ -55,38 +56,16 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     layer.forward(nn_core::Weights::new(&params, &[]), x, &mut y, &mut scratch);
     close("forward", &y, f.values("output"));
-    let mut cache = vec![f32::NAN; batch * L::CACHE];
     y.fill(f32::NAN);
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params: &params,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(0),
-            training: true,
-        },
-    );
+    let mut s = Standalone::new::<L>(batch, 0);
+    layer.forward_train(x, &mut y, s.train(&params));
     close("forward_train", &y, f.values("output"));
 
     let mut dy = f.values("grad_output").to_vec();
     let mut dx = vec![f32::NAN; x.len()];
-    let mut grads = vec![GRAD_START; L::PARAMS];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    s.grads.fill(GRAD_START);
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(&params));
+    let grads = s.grads;
     if f.has("grad_input") {
         close("grad_input", &dx, f.values("grad_input"));
     } else {
@@ -189,33 +168,10 @@ fn dropout_matches_torch_dropout_up_to_the_mask() {
         // kept with PyTorch's scale.
         let mut dropped_total = 0;
         for seed in 0..8 {
-            let mut cache = vec![f32::NAN; x.len()];
-            layer.forward_train(
-                x,
-                &mut y,
-                nn_core::TrainCtx {
-                    params: &[],
-                    buffers: &mut [],
-                    cache: &mut cache,
-                    scratch: &mut [],
-                    rng: &mut Rng::new(seed),
-                    training: true,
-                },
-            );
+            let mut s = Standalone::of(&layer, batch, seed);
+            layer.forward_train(x, &mut y, s.train(&[]));
             let mut dx = vec![f32::NAN; x.len()];
-            layer.backward(
-                x,
-                &y,
-                &mut dy.to_vec(),
-                Some(&mut dx),
-                nn_core::BackwardCtx {
-                    params: &[],
-                    cache: &cache,
-                    grads: &mut [],
-                    frozen: nn_core::layer::Frozen::NONE,
-                    scratch: &mut [],
-                },
-            );
+            layer.backward(x, &y, &mut dy.to_vec(), Some(&mut dx), s.backward(&[]));
             let ours_kept: Vec<usize> = (0..x.len()).filter(|&i| !dropped(y[i])).collect();
             dropped_total += x.len() - ours_kept.len();
             let expected_y: Vec<f32> = (0..x.len()).map(|i| if dropped(y[i]) { 0.0 } else { scaled(x, i) }).collect();

@@ -3,6 +3,9 @@
 #[path = "../common/gradcheck.rs"]
 mod gradcheck;
 
+#[path = "../common/standalone.rs"]
+mod standalone;
+
 mod checked_settings;
 mod fit_step;
 mod freeze;
