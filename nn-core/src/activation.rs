@@ -5,6 +5,12 @@
 //! cheaper, the output `y`. [`Activation::Softmax`] acts on a whole row (the last
 //! dimension) and its backward is the Jacobian-vector product
 //! `dz = y * (dy - sum(dy * y))`.
+//!
+//! Sigmoid and tanh are those of the kernels' maths module (`kernels/maths.rs`), the
+//! same functions as the recurrent cells' gates, with the same bits on every
+//! instruction set.
+
+use crate::kernels::maths;
 
 /// An activation function.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,6 +78,8 @@ impl Activation {
                     softmax_in_place(row);
                 }
             }
+            Activation::Sigmoid => maths::sigmoid_in_place(values),
+            Activation::Tanh => maths::tanh_in_place(values),
             _ => {
                 for v in values.iter_mut() {
                     *v = self.scalar(*v);
@@ -109,7 +117,7 @@ impl Activation {
                 }
             }
             Activation::Sigmoid => sigmoid(z),
-            Activation::Tanh => libm::tanhf(z),
+            Activation::Tanh => maths::tanh(z),
             Activation::Gelu => 0.5 * z * (1.0 + libm::erff(z * core::f32::consts::FRAC_1_SQRT_2)),
             Activation::Elu(alpha) => {
                 if z > 0.0 {
@@ -277,15 +285,12 @@ pub(crate) fn relu_into(x: &[f32], y: &mut [f32]) {
     portable(x, y)
 }
 
-/// The logistic function, stable for large `|z|`.
+/// The logistic function `1 / (1 + e^-z)`: the one of the kernels' maths module
+/// (also the recurrent cells' gates), within 2.5 ulp of the exact value for every
+/// `z`, 0 and 1 in the limits, never NaN for a finite `z`.
 #[inline(always)]
 pub fn sigmoid(z: f32) -> f32 {
-    if z >= 0.0 {
-        1.0 / (1.0 + libm::expf(-z))
-    } else {
-        let e = libm::expf(z);
-        e / (1.0 + e)
-    }
+    maths::sigmoid(z)
 }
 
 /// Softmax of one row in place, shifted by the maximum for stability.

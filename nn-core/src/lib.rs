@@ -45,10 +45,7 @@ pub mod graph;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod kernels;
-// Without `internals`, the items kept only for the benchmarks and the tests that
-// enable it (the ISA report, `gemm::axpy`, the exact maths functions, ...) are unused.
 #[cfg(not(feature = "internals"))]
-#[allow(dead_code, unused_imports)]
 pub(crate) mod kernels;
 pub mod layer;
 pub mod layers;
@@ -60,6 +57,7 @@ pub mod quant;
 pub mod rng;
 pub mod shape;
 pub mod stream;
+pub mod tokens;
 pub mod weights;
 
 #[cfg(feature = "std")]

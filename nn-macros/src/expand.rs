@@ -68,6 +68,7 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
     // Streaming, when every layer can run one time step at a time.
     let stream = crate::rnn_kinds::stream_impl(name, layers_in_order);
     let network_impl = network_impl(name, quote!(&__NN_ARCH));
+    let token_input = token_input_impl(name, layers_in_order, &layers);
     let arch = quote!(<__NnArch as ::nn_core::Layer>);
     let layer_impl = layer_impl(
         name,
@@ -102,8 +103,25 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
 
             #network_impl
 
+            #token_input
+
             #stream
         };
+    }
+}
+
+/// `TokenInput` for a network whose first layer is an `Embedding`: it takes integer
+/// token ids (`Model::predict_ids`, `Dataset::from_token_ids`). Nothing otherwise.
+fn token_input_impl(name: &Ident, layers_in_order: &[&Layer], emitted: &[Emitted]) -> TokenStream {
+    match (layers_in_order.first(), emitted.first()) {
+        (Some(Layer { op: Op::Builtin { kind, .. }, .. }), Some(Emitted { ty, .. })) if kind.name == "Embedding" => {
+            quote! {
+                impl ::nn_core::tokens::TokenInput for #name {
+                    const VOCAB: usize = <#ty as ::nn_core::tokens::TokenInput>::VOCAB;
+                }
+            }
+        }
+        _ => TokenStream::new(),
     }
 }
 

@@ -89,7 +89,7 @@ mod tests;
 /// | `TransformerEncoder` | as `TransformerEncoderLayer`, and `layers` (`1`) | `[t, d]`, preserved |
 /// | `SimpleRnn` | `units` (required), `activation` (`Tanh`; or `Relu`), `layers` (`1`, stacked), `return_sequences` (`false`), `bidirectional` (`false`), `merge` (`Concat`; `Sum`, `Mean` or `Multiply`; only with `bidirectional: true`), `truncate` (`0`: backpropagation through the whole sequence; `n`: through chunks of `n` steps) | `[t, f] -> [w]`, or `[t, w]` with `return_sequences` |
 /// | `Lstm`, `Gru` | as `SimpleRnn`, without `activation` | as `SimpleRnn` |
-/// | `Embedding` | `vocab`, `dim` (required) | `[t]` token ids `-> [t, dim]` |
+/// | `Embedding` | `vocab`, `dim` (required) | `[t]` token ids `-> [t, dim]`; first, it makes the network take integer ids (`nn_core::tokens`) |
 /// | `SequenceDense` | `units` (required), `activation` (`Identity`), `bias` (`true`), a `Dense` applied at every step | `[t, f] -> [t, units]` |
 ///
 /// The width `w` of a recurrent layer is `units`, or `2 units` when
@@ -187,6 +187,11 @@ mod tests;
 /// of its inputs' samples, so that `Model` (`predict_multi`) and `Fit` (with
 /// `Dataset::multi` and a loss per output) take it; it also has the passes over
 /// arrays of slices as inherent methods and constants (`[&[f32]; 2]` for the inputs).
+/// Used as a layer of another network it is one layer of that `Layer`: it takes one
+/// value, each sample's inputs one after the other (`pair: Pair` after a `[10]` for
+/// `([5], [5])`; in the graph form `ab = concat(a, b); y = pair(ab): Pair;`), and
+/// gives its outputs one after the other (`[4 + 8]` for `([4], [8])`). A width that
+/// does not match is one error at the layer; `pair(a, b)` is "a layer takes one value".
 ///
 /// Shape mistakes, unknown kinds or options and invalid values are compile errors
 /// that point at the offending tokens, all reported at once.

@@ -10,6 +10,7 @@
 //! it cannot map fails the test, and `every_fixture_is_covered` fails for a fixture of
 //! a group no test runs.
 use crate::fixtures;
+use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::__private::{Chain, Named};
@@ -20,7 +21,7 @@ use nn_core::loss::{
     SparseCategoricalCrossEntropy,
 };
 use nn_core::optim::{AdaGrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
-use nn_core::{network, Activation, Rng, Shape, Shape1};
+use nn_core::{network, Activation, Shape, Shape1};
 
 /// Relative tolerance of every comparison: f32 has a 6e-8 unit roundoff, and these
 /// computations sum at most a few dozen terms.
@@ -146,46 +147,20 @@ fn run_layer<L: Layer>(layer: &L, f: &Fixture, upstream: impl FnOnce(&[f32]) -> 
     assert_eq!(f.shape("input"), input_shape, "{}: input shape", f.name);
 
     let params = flat_params(layer, f, "param");
-    let mut buffers = vec![0.0; L::BUFFERS];
-    let mut scratch = vec![0.0; batch * L::SCRATCH];
-    let mut cache = vec![0.0; batch * L::CACHE];
+    let mut s = Standalone::new::<L>(batch, 0);
     let mut output = vec![0.0; batch * n_out];
 
-    layer.forward(nn_core::Weights::new(&params, &buffers), x, &mut output, &mut scratch);
+    layer.forward(nn_core::Weights::new(&params, &s.buffers), x, &mut output, &mut s.scratch);
     assert_close(&format!("{}: forward output", f.name), &output, f.values("output"), RTOL, ATOL);
 
     output.fill(0.0);
-    layer.forward_train(
-        x,
-        &mut output,
-        nn_core::TrainCtx {
-            params: &params,
-            buffers: &mut buffers,
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(0),
-            training: true,
-        },
-    );
+    layer.forward_train(x, &mut output, s.train(&params));
     assert_close(&format!("{}: forward_train output", f.name), &output, f.values("output"), RTOL, ATOL);
 
     let mut dy = upstream(&output);
-    let mut grads = vec![0.0; L::PARAMS];
     let mut grad_input = vec![0.0; batch * n_in];
-    layer.backward(
-        x,
-        &output,
-        &mut dy,
-        Some(&mut grad_input),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
-    Pass { params, grads, grad_input }
+    layer.backward(x, &output, &mut dy, Some(&mut grad_input), s.backward(&params));
+    Pass { params, grads: s.grads, grad_input }
 }
 
 /// The whole layer check: outputs, input gradient and parameter gradients for the

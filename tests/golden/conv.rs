@@ -7,13 +7,14 @@
 //! (the shapes are types, so the mapping is written out); the fixture's options are
 //! checked against the layer's, and a fixture without a mapping fails its group's test.
 use crate::fixtures;
+use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::layers::{
     AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Flatten, GlobalAvgPool1d,
     GlobalAvgPool2d, GlobalMaxPool1d, GlobalMaxPool2d, MaxPool1d, MaxPool2d, Padding, Reshape, Upsample, Upsample1d,
 };
-use nn_core::{Layer, Rng, Shape, Shape1, Shape2, Shape3};
+use nn_core::{Layer, Shape, Shape1, Shape2, Shape3};
 
 /// Relative tolerance: the references are exact to half an f32 ulp, and the library
 /// sums at most a few hundred f32 products per value.
@@ -70,65 +71,43 @@ fn check_in_mode<L: Layer>(layer: &L, f: &Fixture, training_mode: bool) {
     let input_shape: Vec<usize> = [batch].iter().chain(L::Input::DIMS).copied().collect();
     assert_eq!(f.shape("input"), input_shape, "{}: input shape", f.name);
     assert_eq!(batch, f.batch(), "{}: batch", f.name);
-    let (params, mut buffers) = load_state(layer, f, "param", "buffer");
+    let (params, buffers) = load_state(layer, f, "param", "buffer");
     let training = f.option("training").is_none_or(|t| t == "true");
     let has_modes = L::BUFFERS > 0;
     let close = |what: &str, actual: &[f32], expected: &str| {
         assert_close(&format!("{}: {what}", f.name), actual, f.values(expected), RTOL, ATOL)
     };
 
-    let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
+    let mut s = Standalone::new::<L>(batch, 0);
+    s.buffers = buffers;
+    s.training = training_mode;
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     if !has_modes || !training {
-        layer.forward(nn_core::Weights::new(&params, &buffers), x, &mut y, &mut scratch);
+        layer.forward(nn_core::Weights::new(&params, &s.buffers), x, &mut y, &mut s.scratch);
         close("forward", &y, "output");
     }
     if has_modes && !training {
         // PyTorch's eval mode leaves the running statistics alone; so must a training
         // forward in inference mode (checked below against `updated`).
         let (_, updated) = load_state(layer, f, "param", "updated");
-        assert_eq!(buffers, updated, "{}: eval mode changed the buffers", f.name);
+        assert_eq!(s.buffers, updated, "{}: eval mode changed the buffers", f.name);
     }
 
-    let mut cache = vec![f32::NAN; batch * L::CACHE];
     y.fill(f32::NAN);
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params: &params,
-            buffers: &mut buffers,
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(0),
-            training: training_mode,
-        },
-    );
+    layer.forward_train(x, &mut y, s.train(&params));
     close("forward_train", &y, "output");
     if has_modes && training {
         let (_, updated) = load_state(layer, f, "param", "updated");
-        assert_close(&format!("{}: running statistics", f.name), &buffers, &updated, RTOL, ATOL);
+        assert_close(&format!("{}: running statistics", f.name), &s.buffers, &updated, RTOL, ATOL);
     } else if has_modes {
         let (_, updated) = load_state(layer, f, "param", "updated");
-        assert_eq!(buffers, updated, "{}: a training forward in inference mode changed the buffers", f.name);
+        assert_eq!(s.buffers, updated, "{}: a training forward in inference mode changed the buffers", f.name);
     }
 
     let mut dy = f.values("grad_output").to_vec();
     let mut dx = vec![f32::NAN; x.len()];
-    let mut grads = vec![0.0; L::PARAMS];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(&params));
+    let grads = s.grads;
     close("grad_input", &dx, "grad_input");
     layer.visit_tensors(None, 0, 0, &mut |t| {
         if t.trainable {

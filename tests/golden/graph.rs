@@ -4,10 +4,10 @@
 //! output, its input gradient and every parameter gradient for a random upstream
 //! gradient (fixtures of group `graph`, written by `tools/fixtures/generate.py`).
 use crate::fixtures;
+use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::prelude::*;
-use nn_core::Rng;
 
 /// f32 rounding of sums of a few dozen terms (see `tests/golden/basics.rs`).
 const RTOL: f32 = 1e-5;
@@ -83,45 +83,20 @@ fn check<L: Layer>(layer: L, name: &str) {
     assert_eq!(sorted, expected, "{name}: the network's tensors are PyTorch's");
     let x = f.values("input");
     let batch = f.batch();
-    let mut buffers = vec![0.0; L::BUFFERS];
     let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
-    let mut cache = vec![0.0; batch * L::CACHE];
-    let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params: &params,
-            buffers: &mut buffers,
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(0),
-            training: true,
-        },
-    );
+    let mut s = Standalone::new::<L>(batch, 0);
+    layer.forward_train(x, &mut y, s.train(&params));
     assert_close(&format!("{name}: output"), &y, f.values("output"), RTOL, ATOL);
     // Inference computes the same.
     let mut y_eval = vec![0.0; y.len()];
-    layer.forward(nn_core::Weights::new(&params, &buffers), x, &mut y_eval, &mut scratch);
+    layer.forward(nn_core::Weights::new(&params, &s.buffers), x, &mut y_eval, &mut s.scratch);
     assert_close(&format!("{name}: inference output"), &y_eval, f.values("output"), RTOL, ATOL);
 
     let mut dy = f.values("grad_output").to_vec();
     let mut dx = vec![f32::NAN; x.len()];
-    let mut grads = vec![0.0; L::PARAMS];
-    scratch.fill(f32::NAN);
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    s.scratch.fill(f32::NAN);
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(&params));
+    let grads = std::mem::replace(&mut s.grads, vec![0.0; L::PARAMS]);
     assert_close(&format!("{name}: grad_input"), &dx, f.values("grad_input"), RTOL, ATOL);
     layer.visit_tensors(None, 0, 0, &mut |t| {
         let key = format!("grad.{}", t.path);
@@ -129,21 +104,8 @@ fn check<L: Layer>(layer: L, name: &str) {
     });
     // Without an input gradient, the parameter gradients are the same.
     let mut dy = f.values("grad_output").to_vec();
-    let mut again = vec![0.0; L::PARAMS];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        None,
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut again,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
-    assert_eq!(again, grads, "{name}: parameter gradients without dx");
+    layer.backward(x, &y, &mut dy, None, s.backward(&params));
+    assert_eq!(s.grads, grads, "{name}: parameter gradients without dx");
 }
 
 #[test]

@@ -8,10 +8,11 @@
 //! and in training PyTorch's kept scale `1 / (1 - p)` applied to the values and
 //! gradients each side keeps, zero for those it drops.
 use crate::fixtures;
+use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::layers::{Dropout, Embedding, SequenceDense};
-use nn_core::{Activation, Layer, Rng, Shape, Shape1};
+use nn_core::{Activation, Layer, Shape, Shape1};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
@@ -55,38 +56,16 @@ fn check<L: Layer>(layer: &L, f: &Fixture) {
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
     layer.forward(nn_core::Weights::new(&params, &[]), x, &mut y, &mut scratch);
     close("forward", &y, f.values("output"));
-    let mut cache = vec![f32::NAN; batch * L::CACHE];
     y.fill(f32::NAN);
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params: &params,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(0),
-            training: true,
-        },
-    );
+    let mut s = Standalone::new::<L>(batch, 0);
+    layer.forward_train(x, &mut y, s.train(&params));
     close("forward_train", &y, f.values("output"));
 
     let mut dy = f.values("grad_output").to_vec();
     let mut dx = vec![f32::NAN; x.len()];
-    let mut grads = vec![GRAD_START; L::PARAMS];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    s.grads.fill(GRAD_START);
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(&params));
+    let grads = s.grads;
     if f.has("grad_input") {
         close("grad_input", &dx, f.values("grad_input"));
     } else {
@@ -109,6 +88,27 @@ fn embedding_matches_torch_embedding() {
             other => panic!("no nn-core layer for the embedding fixture `{other}`"),
         }
     }
+}
+
+/// The integer-id door (`Model::predict_ids`, PyTorch's `nn.Embedding(LongTensor)`)
+/// on the same fixture: the ids as `u32` and as `i64` give PyTorch's output, and the
+/// `f32` path's output bit for bit.
+#[test]
+fn embedding_of_integer_ids_matches_torch_embedding() {
+    nn_core::network! {
+        struct Embed: [5] -> [5, 4] { embed: Embedding { vocab: 10, dim: 4 } }
+    }
+    let f = Fixture::load("embedding_10x4_t5");
+    let mut model = nn_core::Model::<Embed>::zeros();
+    model.params_mut().copy_from_slice(&load_params(&Embedding::<5, 10, 4>::new(), &f));
+    let x = f.values("input");
+    let ids: Vec<u32> = x.iter().map(|&v| v as u32).collect();
+    assert!(ids.iter().zip(x).all(|(&id, &v)| id as f32 == v), "the fixture's ids are whole numbers");
+    let long: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
+    let y = model.predict_ids(&ids).unwrap();
+    assert_close("embedding_10x4_t5: predict_ids", &y, f.values("output"), RTOL, ATOL);
+    assert_eq!(model.predict_ids(&long).unwrap(), y);
+    assert_eq!(model.predict(x).unwrap(), y);
 }
 
 #[test]
@@ -168,33 +168,10 @@ fn dropout_matches_torch_dropout_up_to_the_mask() {
         // kept with PyTorch's scale.
         let mut dropped_total = 0;
         for seed in 0..8 {
-            let mut cache = vec![f32::NAN; x.len()];
-            layer.forward_train(
-                x,
-                &mut y,
-                nn_core::TrainCtx {
-                    params: &[],
-                    buffers: &mut [],
-                    cache: &mut cache,
-                    scratch: &mut [],
-                    rng: &mut Rng::new(seed),
-                    training: true,
-                },
-            );
+            let mut s = Standalone::of(&layer, batch, seed);
+            layer.forward_train(x, &mut y, s.train(&[]));
             let mut dx = vec![f32::NAN; x.len()];
-            layer.backward(
-                x,
-                &y,
-                &mut dy.to_vec(),
-                Some(&mut dx),
-                nn_core::BackwardCtx {
-                    params: &[],
-                    cache: &cache,
-                    grads: &mut [],
-                    frozen: nn_core::layer::Frozen::NONE,
-                    scratch: &mut [],
-                },
-            );
+            layer.backward(x, &y, &mut dy.to_vec(), Some(&mut dx), s.backward(&[]));
             let ours_kept: Vec<usize> = (0..x.len()).filter(|&i| !dropped(y[i])).collect();
             dropped_total += x.len() - ours_kept.len();
             let expected_y: Vec<f32> = (0..x.len()).map(|i| if dropped(y[i]) { 0.0 } else { scaled(x, i) }).collect();

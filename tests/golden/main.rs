@@ -7,6 +7,9 @@ mod fixtures;
 #[path = "../common/gradcheck.rs"]
 mod gradcheck;
 
+#[path = "../common/standalone.rs"]
+mod standalone;
+
 mod attention;
 mod basics;
 mod conv;

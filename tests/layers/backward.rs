@@ -18,6 +18,7 @@
 //! (ReLU, Leaky ReLU, ELU) is skipped; at most a tenth of them may be.
 use crate::gradcheck;
 use crate::handwritten_expansion as handwritten;
+use crate::standalone::Standalone;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -50,23 +51,10 @@ struct Pass {
 /// `forward_train` on `x`, drawing dropout masks from `seed`: the output and the cache.
 fn forward_train<L: Layer>(layer: &L, params: &[f32], x: &[f32], seed: u64) -> (Vec<f32>, Vec<f32>) {
     let batch = x.len() / L::Input::LEN;
-    let mut buffers = vec![0.0; L::BUFFERS];
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
-    let mut cache = vec![f32::NAN; batch * L::CACHE];
-    let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params,
-            buffers: &mut buffers,
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(seed),
-            training: true,
-        },
-    );
-    (y, cache)
+    let mut s = Standalone::new::<L>(batch, seed);
+    layer.forward_train(x, &mut y, s.train(params));
+    (y, s.cache)
 }
 
 /// `backward` of `dy` after `forward_train`, adding into `grads`.
@@ -80,21 +68,13 @@ fn backward<L: Layer>(
     dx: Option<&mut [f32]>,
     grads: &mut [f32],
 ) {
-    let (y, cache) = forward_train(layer, params, x, seed);
-    let mut scratch = vec![f32::NAN; x.len() / L::Input::LEN * L::SCRATCH];
-    layer.backward(
-        x,
-        &y,
-        &mut dy.to_vec(),
-        dx,
-        nn_core::BackwardCtx {
-            params,
-            cache: &cache,
-            grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    let batch = x.len() / L::Input::LEN;
+    let mut y = vec![f32::NAN; batch * L::Output::LEN];
+    let mut s = Standalone::new::<L>(batch, seed);
+    layer.forward_train(x, &mut y, s.train(params));
+    s.grads.copy_from_slice(grads);
+    layer.backward(x, &y, &mut dy.to_vec(), dx, s.backward(params));
+    grads.copy_from_slice(&s.grads);
 }
 
 /// Checks the input and parameter gradients of `layer` at `(params, x)` against both

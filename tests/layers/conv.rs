@@ -8,6 +8,7 @@
 //! memory it did not write fails) and starts the parameter gradients at 0.5 (so
 //! `backward` must add, not overwrite).
 use crate::gradcheck;
+use crate::standalone::Standalone;
 
 use gradcheck::{assert_close, assert_close_where, central_differences_f32, uniform, weighted_sum, Tolerance};
 use nn_core::layers::{
@@ -34,23 +35,11 @@ const NONLINEAR_STEP: f32 = 1e-2;
 /// of NaN: the output, the cache and the updated buffers.
 fn run_train<L: Layer>(layer: &L, params: &[f32], buffers: &[f32], x: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let batch = x.len() / L::Input::LEN;
-    let mut buffers = buffers.to_vec();
     let mut y = vec![f32::NAN; batch * L::Output::LEN];
-    let mut cache = vec![f32::NAN; batch * L::CACHE];
-    let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params,
-            buffers: &mut buffers,
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(1),
-            training: true,
-        },
-    );
-    (y, cache, buffers)
+    let mut s = Standalone::new::<L>(batch, 1);
+    s.buffers.copy_from_slice(buffers);
+    layer.forward_train(x, &mut y, s.train(params));
+    (y, s.cache, s.buffers)
 }
 
 /// Inference forward of a batch with scratch full of NaN.
@@ -76,25 +65,16 @@ fn check_gradients<L: Layer>(
 ) {
     let batch = x.len() / L::Input::LEN;
     let upstream = uniform(&mut Rng::new(99), batch * L::Output::LEN, -1.0, 1.0);
-    let (y, cache, _) = run_train(layer, params, buffers, x);
+    let mut y = vec![f32::NAN; batch * L::Output::LEN];
+    let mut s = Standalone::new::<L>(batch, 1);
+    s.buffers.copy_from_slice(buffers);
+    layer.forward_train(x, &mut y, s.train(params));
 
     let mut dy = upstream.clone();
     let mut dx = vec![f32::NAN; x.len()];
-    let mut grads = vec![0.5; L::PARAMS];
-    let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    s.grads.fill(0.5);
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(params));
+    let mut grads = std::mem::take(&mut s.grads);
     grads.iter_mut().for_each(|g| *g -= 0.5);
 
     let loss = |params: &[f32], x: &[f32]| (weighted_sum(&upstream, &run_train(layer, params, buffers, x).0), vec![]);
@@ -105,21 +85,9 @@ fn check_gradients<L: Layer>(
 
     // Without `dx` the parameter gradients are the same.
     let mut dy = upstream.clone();
-    let mut grads_only = vec![0.0; L::PARAMS];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        None,
-        nn_core::BackwardCtx {
-            params,
-            cache: &cache,
-            grads: &mut grads_only,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
-    assert_close(&format!("{name}: gradients without dx"), &grads_only, &gradcheck::widen(&grads), FORWARD);
+    s.grads = vec![0.0; L::PARAMS];
+    layer.backward(x, &y, &mut dy, None, s.backward(params));
+    assert_close(&format!("{name}: gradients without dx"), &s.grads, &gradcheck::widen(&grads), FORWARD);
 }
 
 /// Checks a stateless-in-mode layer: `forward` and `forward_train` agree with the

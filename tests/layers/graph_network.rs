@@ -1,6 +1,7 @@
 //! The graph form of `network!`: residual paths, merges, shared layers and tied
 //! weights, checked against finite differences of their own forward pass and against
 //! the same computation written with the layers alone.
+use crate::standalone::Standalone;
 use nn_core::layers::Dense;
 use nn_core::prelude::*;
 use nn_core::{Rng, Shape};
@@ -35,21 +36,7 @@ network! {
 fn weighted_output<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> f64 {
     let batch = x.len() / <L::Input as Shape>::LEN;
     let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
-    let mut buffers = vec![0.0; L::BUFFERS];
-    let mut cache = vec![0.0; batch * L::CACHE];
-    let mut scratch = vec![0.0; batch * L::SCRATCH];
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params,
-            buffers: &mut buffers,
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(1),
-            training: true,
-        },
-    );
+    layer.forward_train(x, &mut y, Standalone::new::<L>(batch, 1).train(params));
     y.iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 
@@ -57,39 +44,13 @@ fn weighted_output<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -
 fn gradients<L: Layer>(layer: &L, params: &[f32], x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let batch = x.len() / <L::Input as Shape>::LEN;
     let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
-    let mut buffers = vec![0.0; L::BUFFERS];
-    let mut cache = vec![0.0; batch * L::CACHE];
-    let mut scratch = vec![f32::NAN; batch * L::SCRATCH];
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params,
-            buffers: &mut buffers,
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(1),
-            training: true,
-        },
-    );
+    let mut s = Standalone::new::<L>(batch, 1);
+    layer.forward_train(x, &mut y, s.train(params));
     let mut dx = vec![f32::NAN; x.len()];
-    let mut grads = vec![0.0; L::PARAMS];
     let mut dy = dy.to_vec();
-    scratch.fill(f32::NAN);
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
-    (dx, grads)
+    s.scratch.fill(f32::NAN);
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(params));
+    (dx, s.grads)
 }
 
 /// Central differences of `f` at every element of `v`, with step `h`.
@@ -264,20 +225,7 @@ network! {
 fn pair_loss(params: &[f32], a: &[f32], b: &[f32], dy: (&[f32], &[f32])) -> f64 {
     let batch = a.len() / 5;
     let (mut y0, mut y1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
-    let mut cache = vec![0.0; batch * Pair::CACHE];
-    let mut scratch = vec![0.0; batch * Pair::SCRATCH];
-    Pair.forward_train(
-        [a, b],
-        [&mut y0, &mut y1],
-        nn_core::TrainCtx {
-            params,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(1),
-            training: true,
-        },
-    );
+    Pair.forward_train([a, b], [&mut y0, &mut y1], Standalone::new::<Pair>(batch, 1).train(params));
     let dot = |y: &[f32], d: &[f32]| y.iter().zip(d).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
     dot(&y0, dy.0) + dot(&y1, dy.1)
 }
@@ -293,23 +241,11 @@ fn several_inputs_and_outputs_match_finite_differences() {
     let (a, b, dy0, dy1) = (draw(batch * 5), draw(batch * 5), draw(batch * 4), draw(batch * 8));
 
     let (mut y0, mut y1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
-    let mut cache = vec![0.0; batch * Pair::CACHE];
-    let mut scratch = vec![f32::NAN; batch * Pair::SCRATCH];
-    Pair.forward_train(
-        [&a, &b],
-        [&mut y0, &mut y1],
-        nn_core::TrainCtx {
-            params: &params,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(1),
-            training: true,
-        },
-    );
+    let mut s = Standalone::new::<Pair>(batch, 1);
+    Pair.forward_train([&a, &b], [&mut y0, &mut y1], s.train(&params));
     // Inference gives the same outputs.
     let (mut z0, mut z1) = (vec![0.0; batch * 4], vec![0.0; batch * 8]);
-    Pair.forward(nn_core::Weights::new(&params, &[]), [&a, &b], [&mut z0, &mut z1], &mut scratch);
+    Pair.forward(nn_core::Weights::new(&params, &[]), [&a, &b], [&mut z0, &mut z1], &mut s.scratch);
     assert_eq!((&z0, &z1), (&y0, &y1));
     // The second output is the two embeddings side by side, the first their product.
     for s in 0..batch {
@@ -319,22 +255,10 @@ fn several_inputs_and_outputs_match_finite_differences() {
     }
 
     let (mut da, mut db) = (vec![f32::NAN; a.len()], vec![f32::NAN; b.len()]);
-    let mut grads = vec![0.0; Pair::PARAMS];
     let (mut g0, mut g1) = (dy0.clone(), dy1.clone());
-    scratch.fill(f32::NAN);
-    Pair.backward(
-        [&a, &b],
-        [&y0, &y1],
-        [&mut g0, &mut g1],
-        [Some(&mut da), Some(&mut db)],
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    s.scratch.fill(f32::NAN);
+    Pair.backward([&a, &b], [&y0, &y1], [&mut g0, &mut g1], [Some(&mut da), Some(&mut db)], s.backward(&params));
+    let grads = std::mem::replace(&mut s.grads, vec![0.0; Pair::PARAMS]);
     let h = 1e-2;
     let dy = (&dy0[..], &dy1[..]);
     assert_near("da", &da, &differences(&a, h, |a| pair_loss(&params, a, &b, dy)), 2e-3, 2e-3);
@@ -342,22 +266,9 @@ fn several_inputs_and_outputs_match_finite_differences() {
     assert_near("dparams", &grads, &differences(&params, h, |p| pair_loss(p, &a, &b, dy)), 2e-3, 2e-3);
 
     // Without input gradients, the same parameter gradients.
-    let mut again = vec![0.0; Pair::PARAMS];
     let (mut g0, mut g1) = (dy0.clone(), dy1.clone());
-    Pair.backward(
-        [&a, &b],
-        [&y0, &y1],
-        [&mut g0, &mut g1],
-        [None, None],
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut again,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
-    assert_eq!(again, grads);
+    Pair.backward([&a, &b], [&y0, &y1], [&mut g0, &mut g1], [None, None], s.backward(&params));
+    assert_eq!(s.grads, grads);
 
     let mut names = Vec::new();
     Pair.visit_tensors(None, 0, 0, &mut |t| names.push(t.path.to_string()));
@@ -504,4 +415,41 @@ fn a_frozen_layer_of_a_graph_gets_no_gradient_and_the_others_theirs() {
     assert!(frozen_grads[shared.clone()].iter().all(|&g| g == 0.0), "{:?}", &frozen_grads[shared.clone()]);
     assert_eq!(frozen_grads[..shared.start], grads[..shared.start]);
     assert_eq!(frozen_grads[shared.end..], grads[shared.end..]);
+}
+
+network! {
+    /// [`Pair`] (two inputs, two outputs) used as one layer: it takes each sample's
+    /// inputs one after the other (`[5 + 5]`) and gives its outputs one after the
+    /// other (`[4 + 8]`).
+    pub struct PairInside: [10] -> [3] {
+        pair: Pair,
+        head: Dense { units: 3 },
+    }
+}
+
+#[test]
+fn a_network_with_several_inputs_and_outputs_is_a_layer_over_their_concatenation() {
+    let model = Model::<PairInside>::new(4);
+    let (p_pair, p_head) = model.params().split_at(Pair::PARAMS);
+    let pair = Model::<Pair>::from_state(Pair, p_pair.to_vec()).unwrap();
+    let mut rng = Rng::new(5);
+    let (a, b): (Vec<f32>, Vec<f32>) =
+        ((0..10).map(|_| rng.normal()).collect(), (0..10).map(|_| rng.normal()).collect());
+    let (u, v) = pair.predict_multi((&a, &b)).unwrap();
+    // Two samples, each `a` then `b`.
+    let x: Vec<f32> = [&a[..5], &b[..5], &a[5..], &b[5..]].concat();
+    let y = model.predict(&x).unwrap();
+    for s in 0..2 {
+        let hidden = [&u[s * 4..(s + 1) * 4], &v[s * 8..(s + 1) * 8]].concat();
+        let expected: Vec<f32> = (0..3)
+            .map(|o| {
+                let row = &p_head[o * 12..(o + 1) * 12];
+                row.iter().zip(&hidden).map(|(w, h)| w * h).sum::<f32>() + p_head[36 + o]
+            })
+            .collect();
+        for (got, want) in y[s * 3..(s + 1) * 3].iter().zip(&expected) {
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "sample {s}: {got} vs {want}");
+        }
+    }
+    check_gradients(PairInside, 2, 15);
 }

@@ -1,6 +1,7 @@
 //! `network!` against the expansion written by hand in `handwritten_expansion.rs`:
 //! the same compile-time sizes, tensor names and offsets, and the same numbers; then
 //! networks used as layers of other networks.
+use crate::standalone::Standalone;
 use nn_core::layer::SummaryRow;
 use nn_core::prelude::*;
 
@@ -133,38 +134,14 @@ fn forward_matches_the_handwritten_expansion_and_a_naive_reference() {
 fn training_pass<L: Layer>(layer: &L, params: &[f32], x: &[f32]) -> [Vec<f32>; 4] {
     let batch = x.len() / <L::Input as Shape>::LEN;
     let mut y = vec![0.0; batch * <L::Output as Shape>::LEN];
-    let mut cache = vec![0.0; batch * L::CACHE];
-    let mut scratch = vec![0.0; batch * L::SCRATCH];
-    let mut rng = Rng::new(9);
-    layer.forward_train(
-        x,
-        &mut y,
-        nn_core::TrainCtx {
-            params,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut rng,
-            training: true,
-        },
-    );
+    let mut s = Standalone::new::<L>(batch, 9);
+    // Zeros, so that the caches of the two expansions compare equal where unwritten.
+    s.cache.fill(0.0);
+    layer.forward_train(x, &mut y, s.train(params));
     let mut dy: Vec<f32> = y.iter().map(|v| v - 0.5).collect();
     let mut dx = vec![0.0; x.len()];
-    let mut grads = vec![0.0; L::PARAMS];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
-    [y, cache, dx, grads]
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(params));
+    [y, s.cache, dx, s.grads]
 }
 
 #[test]

@@ -10,6 +10,9 @@ mod counting_alloc;
 #[path = "../common/gradcheck.rs"]
 mod gradcheck;
 
+#[path = "../common/standalone.rs"]
+mod standalone;
+
 #[global_allocator]
 static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
 

@@ -3,6 +3,9 @@
 #[path = "../common/gradcheck.rs"]
 mod gradcheck;
 
+#[path = "../common/standalone.rs"]
+mod standalone;
+
 mod checked_settings;
 mod custom_step;
 mod fit_step;
@@ -14,3 +17,4 @@ mod output_losses;
 mod prelude_names;
 mod quantization_aware;
 mod regularization;
+mod token_ids;

@@ -2,6 +2,7 @@
 //! written by hand over the network's own passes (bit for bit), the gradients of the
 //! model's passes and of `Losses` against finite differences, and the layouts of
 //! `predict_multi` and `Dataset::multi`.
+use crate::standalone::Standalone;
 use nn_core::multi::{InputsError, Losses, MultiIo};
 use nn_core::prelude::*;
 use nn_core::train::{DatasetError, Metric};
@@ -199,27 +200,13 @@ fn packed_backward_matches_finite_differences() {
         weighted_sum(&upstream, &y)
     };
     let mut y = vec![0.0; batch * 3];
-    let mut cache = vec![0.0; batch * <PairNet as Layer>::CACHE];
-    let mut scratch = vec![0.0; batch * <PairNet as Layer>::SCRATCH];
-    let cx = nn_core::TrainCtx {
-        params: &params,
-        buffers: &mut [],
-        cache: &mut cache,
-        scratch: &mut scratch,
-        rng: &mut rng,
-        training: true,
-    };
-    <PairNet as Layer>::forward_train(&PairNet, &x, &mut y, cx);
+    let mut s = Standalone::new::<PairNet>(batch, 0);
+    s.rng = rng;
+    <PairNet as Layer>::forward_train(&PairNet, &x, &mut y, s.train(&params));
     let mut dy = upstream.clone();
-    let (mut dx, mut grads) = (vec![0.0; x.len()], vec![0.0; params.len()]);
-    let cx = nn_core::BackwardCtx {
-        params: &params,
-        cache: &cache,
-        grads: &mut grads,
-        frozen: nn_core::layer::Frozen::NONE,
-        scratch: &mut scratch,
-    };
-    <PairNet as Layer>::backward(&PairNet, &x, &y, &mut dy, Some(&mut dx), cx);
+    let mut dx = vec![0.0; x.len()];
+    <PairNet as Layer>::backward(&PairNet, &x, &y, &mut dy, Some(&mut dx), s.backward(&params));
+    let grads = s.grads;
     let numeric_p = central_differences_f32(&params, 1e-2, |p| (loss_at(p, &x), Vec::new()));
     let numeric_x = central_differences_f32(&x, 1e-2, |x| (loss_at(&params, x), Vec::new()));
     for (what, analytic, numeric) in [("param", &grads, &numeric_p), ("input", &dx, &numeric_x)] {

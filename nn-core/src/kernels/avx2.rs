@@ -621,6 +621,7 @@ pub(crate) unsafe fn tail(a: *const f32, x: *const f32, p: usize, n: usize) -> f
 /// # Safety
 /// The CPU must have AVX2 and FMA ([`available`]).
 #[target_feature(enable = "avx2,fma")]
+#[cfg(any(feature = "internals", test))]
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     // SAFETY: both slices hold at least `n` floats; the caller guarantees the features.

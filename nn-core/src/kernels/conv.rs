@@ -636,6 +636,7 @@ fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, t
 /// [`super::gemm::threads`] threads (the `threading` feature): by samples for the
 /// forward and the input gradient, by filters for the weight gradient, so that every
 /// value is computed by the same operations as on one thread.
+#[cfg(any(feature = "threading", feature = "internals"))]
 pub const PARALLEL_MIN_MACS: usize = 1 << 21;
 
 /// [`forward`] on the calling thread.
@@ -725,6 +726,7 @@ const fn padded_size(g: &ConvGeometry) -> (usize, usize) {
 /// The largest padded input (64 KiB) that [`forward`] reads in place of the column
 /// matrix, with AVX2 or NEON, stride 1 and output rows of whole vectors of 8: it stays in L1/L2
 /// while every filter reads it; larger images are faster through the packed columns.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", feature = "internals", test))]
 pub const DIRECT_MAX_FLOATS: usize = 16 * 1024;
 
 /// One sample's convolution without the column matrix: the input is copied once with

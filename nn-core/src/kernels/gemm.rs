@@ -163,11 +163,13 @@ pub(crate) unsafe fn one_thread(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: 
 /// `matrixmultiply` kernel when `alloc` is available and neither the AVX2 nor the NEON
 /// tile is (another architecture, an older CPU, `NN_ISA=portable`): there packing beats the portable
 /// tile, at the cost of a rounding that may differ from the tiles' (see the module).
+#[cfg(any(feature = "alloc", feature = "internals", test))]
 pub const PACKED_MIN_FLOPS: usize = 1 << 21;
 
 /// Products of at least this many multiply-adds are split between [`threads`] threads
 /// (the `threading` feature, with the AVX2 tile): below it, waking a worker costs more
 /// than it saves.
+#[cfg(any(feature = "threading", feature = "internals", test))]
 pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 /// Whether a large product is faster packed than by the register-blocked kernels.
@@ -187,6 +189,7 @@ fn packed_is_faster() -> bool {
 /// The threads large products use: `MATMUL_NUM_THREADS` (as `matrixmultiply`, which
 /// takes products when the AVX2 tile is not available, reads it), read once, or the
 /// available parallelism, at most 4; 1 without the `threading` feature.
+#[cfg(any(feature = "threading", feature = "internals"))]
 pub fn threads() -> usize {
     #[cfg(feature = "threading")]
     {
@@ -634,6 +637,7 @@ pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
 /// # Panics
 /// If `x` and `y` differ in length.
 #[inline]
+#[cfg(feature = "internals")]
 pub fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
     for (y, &x) in y.iter_mut().zip(x) {
@@ -804,6 +808,7 @@ fn prepare(beta: f32, y: &mut [f32]) {
 /// products in order (AVX2 vectors on x86-64 where the CPU has them, eight scalar
 /// accumulators elsewhere: the same bits).
 #[inline]
+#[cfg(any(feature = "internals", test))]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if super::isa::isa().avx2() {

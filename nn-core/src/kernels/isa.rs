@@ -43,6 +43,7 @@ pub enum Isa {
 
 impl Isa {
     /// Every instruction set, in order.
+    #[cfg(any(feature = "internals", test))]
     pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Neon, Isa::Avx2Fma, Isa::Avx512];
 
     /// The name `NN_ISA` takes and the benchmark prints: `avx512`, `avx2`, `neon`,
@@ -58,6 +59,7 @@ impl Isa {
 
     /// The instruction set named `name` (as [`Isa::name`] spells it; `avx2+fma` and
     /// `avx512f` are accepted too).
+    #[cfg(any(feature = "std", feature = "internals", test))]
     pub fn parse(name: &str) -> Option<Isa> {
         let is = |names: &[&str]| names.iter().any(|n| name.trim().eq_ignore_ascii_case(n));
         if is(&["portable", "scalar"]) {
@@ -75,18 +77,21 @@ impl Isa {
 
     /// Whether the AVX2 and FMA kernels may run (true for AVX-512 too).
     #[inline(always)]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", feature = "internals", test))]
     pub fn avx2(self) -> bool {
         self >= Isa::Avx2Fma
     }
 
     /// Whether the AVX-512 kernels may run.
     #[inline(always)]
+    #[cfg(any(target_arch = "x86_64", feature = "internals", test))]
     pub fn avx512(self) -> bool {
         self == Isa::Avx512
     }
 
     /// Whether the NEON kernels may run.
     #[inline(always)]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", feature = "internals", test))]
     pub fn neon(self) -> bool {
         self == Isa::Neon
     }
@@ -94,6 +99,7 @@ impl Isa {
     /// Whether this instruction set's kernels run on a CPU that supports `cpu` (as
     /// [`detected`] names it): the portable ones everywhere, the others on their own
     /// architecture at most as capable as the CPU.
+    #[cfg(any(feature = "std", feature = "internals", test))]
     pub const fn runs_on(self, cpu: Isa) -> bool {
         match self {
             Isa::Portable => true,
@@ -111,6 +117,7 @@ impl core::fmt::Display for Isa {
 }
 
 /// What this CPU supports, ignoring `NN_ISA`.
+#[cfg(any(feature = "std", feature = "internals", test))]
 pub fn detected() -> Isa {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
@@ -148,6 +155,7 @@ const fn compiled() -> Isa {
 /// The instruction set the kernels use: [`detected`], lowered by `NN_ISA` when that
 /// names a lesser one. Probed on the first call, then one relaxed atomic load.
 #[inline(always)]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", feature = "internals", test))]
 pub fn isa() -> Isa {
     #[cfg(feature = "std")]
     {
@@ -195,6 +203,7 @@ pub fn isa() -> Isa {
 /// * `recurrent_cells`: the gate arithmetic of a recurrent step (AVX-512 from 16 units,
 ///   AVX2 below);
 /// * `activations`, `pooling`, `adam`: element-wise kernels.
+#[cfg(feature = "internals")]
 pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
     let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable }.name();
     let tiled = isa.avx2() || isa.neon();

@@ -6,7 +6,9 @@
 //!   calls took more time than the matrix products. Accuracy against `f64` over the
 //!   whole range (`tests/layers/rnn.rs`): `exp` within 1 ulp, `sigmoid` within 2.5 and
 //!   `tanh` within 1.5 ulp of the result, far below the 1e-5 tolerance of the PyTorch
-//!   golden tests.
+//!   golden tests. [`sigmoid_in_place`] and [`tanh_in_place`] apply them to a slice
+//!   (the `Sigmoid` and `Tanh` activations of every layer, through
+//!   [`Activation`](crate::Activation)), 64 lanes at a time.
 //! * [`exp_rounded`]: `e^x` evaluated in `f64` and rounded once, for the softmax of
 //!   attention scores.
 //!
@@ -36,6 +38,7 @@ pub(crate) fn each<const N: usize>(f: impl Fn(usize) -> f32) -> [f32; N] {
 /// other target) and the polynomial is evaluated in pairs of coefficients (Estrin's
 /// scheme): three dependent multiply-adds where Horner's form takes six.
 #[inline(always)]
+#[cfg(feature = "internals")]
 pub fn exp(x: f32) -> f32 {
     exp_lanes([x])[0]
 }
@@ -166,6 +169,78 @@ fn tanh_each<const N: usize>(x: [f32; N]) -> [f32; N] {
             large
         }
     })
+}
+
+/// Lanes [`sigmoid_in_place`] and [`tanh_in_place`] evaluate at once: eight AVX2
+/// vectors, eight independent dependency chains side by side (as the cells' steps).
+const SLICE_LANES: usize = 64;
+
+/// Applies `$lanes` (a `_lanes` function) to every value of `$v`: [`SLICE_LANES`]
+/// lanes at a time, then 8, then the rest one lane at a time, every value with the
+/// bits of the one-lane function. A macro, so that the calls are inlined into the
+/// caller compiled for AVX2 (through a function item they were not, and ran without
+/// `vfmadd`).
+macro_rules! map_in_place {
+    ($v:expr, $lanes:ident) => {{
+        let mut chunks = $v.chunks_exact_mut(SLICE_LANES);
+        for c in &mut chunks {
+            let x: [f32; SLICE_LANES] = core::array::from_fn(|i| c[i]);
+            c.copy_from_slice(&$lanes::<SLICE_LANES>(x));
+        }
+        let mut chunks = chunks.into_remainder().chunks_exact_mut(8);
+        for c in &mut chunks {
+            let x: [f32; 8] = core::array::from_fn(|i| c[i]);
+            c.copy_from_slice(&$lanes::<8>(x));
+        }
+        chunks.into_remainder().iter_mut().for_each(|x| *x = $lanes::<1>([*x])[0]);
+    }};
+}
+
+/// [`sigmoid`] of every value of `v`, in place (`Activation::Sigmoid`).
+pub fn sigmoid_in_place(v: &mut [f32]) {
+    #[inline(always)]
+    fn portable(v: &mut [f32]) {
+        map_in_place!(v, sigmoid_lanes);
+    }
+    /// [`portable`] compiled for AVX2 and FMA: the same operations, fused as
+    /// [`fma`] fuses them everywhere, so the same bits.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(v: &mut [f32]) {
+        portable(v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2(v) };
+    }
+    portable(v)
+}
+
+/// [`tanh`] of every value of `v`, in place (`Activation::Tanh`).
+pub fn tanh_in_place(v: &mut [f32]) {
+    #[inline(always)]
+    fn portable(v: &mut [f32]) {
+        map_in_place!(v, tanh_lanes);
+    }
+    /// [`portable`] compiled for AVX2 and FMA (the same bits).
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(v: &mut [f32]) {
+        portable(v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2(v) };
+    }
+    portable(v)
 }
 
 /// `e^x` rounded to `f32` from an `f64` evaluation: Cody-Waite reduction

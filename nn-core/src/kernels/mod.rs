@@ -26,6 +26,8 @@ pub mod pool;
 pub mod portable;
 pub mod recurrent;
 
-pub use gemm::{gemm, gemv, gemv_batch, MatRef};
+pub use gemm::{gemm, MatRef};
+#[cfg(feature = "internals")]
+pub use gemm::{gemv, gemv_batch};
 
 pub mod attention;

@@ -389,6 +389,7 @@ unsafe fn dot_raw(a: *const f32, x: *const f32, n: usize) -> f32 {
 /// # Safety
 /// The CPU must have NEON.
 #[target_feature(enable = "neon")]
+#[cfg(any(feature = "internals", test))]
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     // SAFETY: both slices hold at least `n` floats; the caller guarantees the feature.

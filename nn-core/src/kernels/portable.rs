@@ -43,6 +43,7 @@ pub fn fma(a: f32, b: f32, c: f32) -> f32 {
 /// (zero, subnormal, infinite, NaN) and results that are not normal go to `libm`'s
 /// `fmaf`. On cores without an FPU this is several times cheaper than `libm::fmaf`,
 /// which works in `f64`.
+#[cfg(any(all(not(arm_vfma), not(feature = "std")), feature = "internals", test))]
 pub fn soft_fma(a: f32, b: f32, c: f32) -> f32 {
     const HIDDEN: u32 = 1 << 23;
     let (ab, bb, cb) = (a.to_bits(), b.to_bits(), c.to_bits());

@@ -7,6 +7,11 @@
 //! no gradient: the layer never panics on bad data. The input gets no gradient (ids
 //! are not differentiable; `dx` is zeroed).
 //!
+//! To give a network integer ids (`u32`, `usize`, `i64` as PyTorch's `LongTensor`)
+//! and have an id out of range reported as an error rather than read as a zero row,
+//! use [`tokens`](crate::tokens): `Model::predict_ids`, `Dataset::from_token_ids`
+//! and `encode_ids` check every id against the vocabulary.
+//!
 //! ```
 //! use nn_core::layers::Embedding;
 //! use nn_core::{Layer, Rng};

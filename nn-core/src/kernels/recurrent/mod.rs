@@ -37,8 +37,13 @@ mod layout;
 mod streaming;
 mod training;
 
-pub use cells::{cell_step, gru_unit, lstm_unit, rnn_unit};
+#[cfg(feature = "internals")]
+pub use cells::cell_step;
+#[cfg(any(feature = "internals", target_arch = "aarch64"))]
+pub use cells::{gru_unit, lstm_unit, rnn_unit};
 pub use inference::{forward, project};
 pub use layout::{cache_len, params_len, scratch_len, CellKind, Config, Merge, States, StatesMut};
 pub use streaming::step;
-pub use training::{backward, forward_train, PARALLEL_MIN_MACS};
+#[cfg(feature = "internals")]
+pub use training::PARALLEL_MIN_MACS;
+pub use training::{backward, forward_train};

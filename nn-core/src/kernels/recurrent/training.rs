@@ -143,6 +143,7 @@ fn step_parts(batch: usize, per_sample: usize, room: usize) -> usize {
 /// Batches whose recurrent products have at least this many multiply-adds run their
 /// time loops on several threads (the `threading` feature), by blocks of samples;
 /// every value is computed by the same operations as on one thread.
+#[cfg(any(feature = "threading", feature = "internals"))]
 pub const PARALLEL_MIN_MACS: usize = 1 << 21;
 
 /// Training forward over a batch `x [B, T, F]`: writes `y` and keeps in `cache`
