@@ -1049,7 +1049,7 @@ pub fn backward(
                     let xb = &x[b * in_len..][..in_len];
                     let dyb = &dy[b * out_len + f0 * n..][..w_rows * n];
                     if let Some(db) = db.as_deref_mut() {
-                        db.iter_mut().zip(dyb.chunks_exact(n)).for_each(|(g, row)| *g += row.iter().sum::<f32>());
+                        add_row_sums(db, dyb, n);
                     }
                     if direct_weight {
                         // SAFETY: `weight_grad_direct_fits` holds.
@@ -1085,6 +1085,29 @@ pub fn backward(
         }
     }
     backward_samples(g, filters, x, weight, dy, d_weight, d_bias, dx, scratch)
+}
+
+/// `db[f] += sum_j dy[f n + j]` for every row `f` of `db`, each row's sum rounded as
+/// `Iterator::sum` rounds it (from `-0.0`, in order), eight rows at a time so that their
+/// chains of additions overlap instead of waiting on one another.
+fn add_row_sums(db: &mut [f32], dy: &[f32], n: usize) {
+    let (dy, total) = (&dy[..db.len() * n], db.len());
+    let mut blocks = db.chunks_exact_mut(8);
+    for (f, block) in blocks.by_ref().enumerate() {
+        let rows: [&[f32]; 8] = core::array::from_fn(|r| &dy[(8 * f + r) * n..][..n]);
+        let mut sums = [-0.0f32; 8];
+        for j in 0..n {
+            for (sum, row) in sums.iter_mut().zip(rows) {
+                *sum += row[j];
+            }
+        }
+        block.iter_mut().zip(sums).for_each(|(d, sum)| *d += sum);
+    }
+    let rest = blocks.into_remainder();
+    let done = total - rest.len();
+    for (d, row) in rest.iter_mut().zip(dy[done * n..].chunks_exact(n)) {
+        *d += row.iter().sum::<f32>();
+    }
 }
 
 /// [`backward`] on the calling thread.
@@ -1135,7 +1158,7 @@ fn backward_samples_by(
         let xb = &x[b * in_len..][..in_len];
         let dyb = &dy[b * out_len..][..out_len];
         if let Some(db) = d_bias.as_deref_mut() {
-            db.iter_mut().zip(dyb.chunks_exact(n)).for_each(|(g, row)| *g += row.iter().sum::<f32>());
+            add_row_sums(db, dyb, n);
         }
         let mut dwb = d_weight.as_deref_mut();
         let mut dxb = dx.as_deref_mut().map(|dx| &mut dx[b * in_len..][..in_len]);
@@ -1403,6 +1426,22 @@ mod tests {
             }
         }
         assert!(weights == cases.len() && inputs == 10, "direct forms taken: {weights} weight, {inputs} input");
+    }
+
+    /// The bias gradient's interleaved row sums are `Iterator::sum`'s, bit for bit:
+    /// rows of negative zeros, remainders of fewer than eight rows.
+    #[test]
+    fn row_sums_are_sequential_sums() {
+        for (rows, n) in [(32, 256), (13, 7), (3, 64), (8, 1)] {
+            let dy: Vec<f32> = (0..rows * n)
+                .map(|i| if i / n == 1 { -0.0 } else { ((i * 37 + 5) % 101) as f32 * 0.173 - 8.0 })
+                .collect();
+            let mut db: Vec<f32> = (0..rows).map(|f| if f == 1 { -0.0 } else { f as f32 * 0.3 }).collect();
+            let expected: Vec<u32> =
+                db.iter().zip(dy.chunks_exact(n)).map(|(d, row)| (d + row.iter().sum::<f32>()).to_bits()).collect();
+            add_row_sums(&mut db, &dy, n);
+            assert_eq!(db.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expected, "{rows} x {n}");
+        }
     }
 
     /// Forward and backward split between threads give the one-thread results bit for
