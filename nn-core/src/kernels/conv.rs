@@ -26,7 +26,14 @@
 //! input itself as its column matrix. With AVX2, a forward with stride 1 whose output
 //! rows are whole vectors of 8 does not build the column matrix: it reads each of its
 //! rows straight from a zero-padded copy of the input (at most [`DIRECT_MAX_FLOATS`]),
-//! with the same sums in the same order. Nothing here allocates.
+//! with the same sums in the same order. With AVX-512 and stride 1 the backward does
+//! not build them either, where the layer's scratch space holds the padded copies: the
+//! weight gradient (at least two filters, room for the padded input and a 32-filter
+//! wide transposed tile of the output gradient) reads the columns' elements from the
+//! padded input, and the input gradient (input rows of whole vectors of 8, at most
+//! [`POSITIONS_PER_TILE`] output positions and `SLICE` filters, padding at most the
+//! kernel's reach) sums each tap's product from the zero-padded output gradient in the
+//! order `col2im` adds them, so the same bits. Nothing here allocates.
 use super::gemm::{gemm, MatRef};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel::Output;
