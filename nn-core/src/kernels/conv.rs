@@ -26,7 +26,14 @@
 //! input itself as its column matrix. With AVX2, a forward with stride 1 whose output
 //! rows are whole vectors of 8 does not build the column matrix: it reads each of its
 //! rows straight from a zero-padded copy of the input (at most [`DIRECT_MAX_FLOATS`]),
-//! with the same sums in the same order. Nothing here allocates.
+//! with the same sums in the same order. With AVX-512 and stride 1 the backward does
+//! not build them either, where the layer's scratch space holds the padded copies: the
+//! weight gradient (at least two filters, room for the padded input and a 32-filter
+//! wide transposed tile of the output gradient) reads the columns' elements from the
+//! padded input, and the input gradient (input rows of whole vectors of 8, at most
+//! [`POSITIONS_PER_TILE`] output positions and `SLICE` filters, padding at most the
+//! kernel's reach) sums each tap's product from the zero-padded output gradient in the
+//! order `col2im` adds them, so the same bits. Nothing here allocates.
 use super::gemm::{gemm, MatRef};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel::Output;
@@ -752,18 +759,9 @@ unsafe fn forward_direct(
     scratch: &mut [f32],
 ) {
     let (ph, pw) = padded_size(g);
-    let (h, w, plane) = (g.height, g.width, ph * pw);
+    let plane = ph * pw;
     let padded = &mut scratch[..g.channels * plane];
-    padded.fill(0.0);
-    // Input row `r` is padded row `r + padding[0]`; rows and columns no output reads
-    // (beyond the padded size) are left out.
-    let (rows, cols) = (h.min(ph.saturating_sub(g.padding[0])), w.min(pw.saturating_sub(g.padding[1])));
-    for c in 0..g.channels {
-        for r in 0..rows {
-            let dst = (c * ph + r + g.padding[0]) * pw + g.padding[1];
-            copy_short(&mut padded[dst..dst + cols], &x[(c * h + r) * w..][..cols]);
-        }
-    }
+    pad_input(g, x, padded);
     let (patch, n) = (g.patch_len(), g.positions());
     // The depth of every kernel's slices (`avx2::KC`, `neon::KC`).
     let mut offsets = [0usize; super::portable::SLICE];
@@ -806,6 +804,191 @@ unsafe fn forward_direct(
         k0 += kc;
     }
 }
+
+/// Whether [`weight_grad_direct`] computes the weight gradient of `rows` filters: with
+/// AVX-512, stride 1, not pointwise, at least two filters (one would be a
+/// matrix-vector product, rounded differently) and room in `scratch` for the padded
+/// input and a transposed tile of the output gradient.
+#[cfg(target_arch = "x86_64")]
+fn weight_grad_direct_fits(g: &ConvGeometry, rows: usize, scratch: usize) -> bool {
+    let (ph, pw) = padded_size(g);
+    let needed = g.channels.checked_mul(ph).and_then(|c| c.checked_mul(pw)).and_then(|padded| {
+        padded.checked_add(rows.checked_next_multiple_of(32)?.checked_mul(g.positions().min(POSITIONS_PER_TILE))?)
+    });
+    super::isa::isa().avx512()
+        && g.stride == [1, 1]
+        && !g.is_pointwise()
+        && rows >= 2
+        && needed.is_some_and(|needed| needed <= scratch)
+}
+
+/// Copies one input sample `x[C, H, W]` into `padded` with its zero padding, as
+/// [`forward_direct`] reads it (`padded_size`): input row `r` is padded row
+/// `r + padding[0]`; rows and columns no output reads are left out.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
+    let (ph, pw) = padded_size(g);
+    let (h, w, plane) = (g.height, g.width, ph * pw);
+    let padded = &mut padded[..g.channels * plane];
+    padded.fill(0.0);
+    let (rows, cols) = (h.min(ph.saturating_sub(g.padding[0])), w.min(pw.saturating_sub(g.padding[1])));
+    for c in 0..g.channels {
+        for r in 0..rows {
+            let dst = (c * ph + r + g.padding[0]) * pw + g.padding[1];
+            copy_short(&mut padded[dst..dst + cols], &x[(c * h + r) * w..][..cols]);
+        }
+    }
+}
+
+/// `d_weight[rows, P] += dy[rows, N] cols^T[N, P]` for one sample without the column
+/// matrix: the input is copied once with its padding, each tile of output positions of
+/// `dy` transposed, and `avx512::gemm_gathered_t` reads the columns' elements straight
+/// from the padded input. The same sums in the same order as [`im2col`] and [`gemm`]
+/// tile by tile, so the same bits (16 to 32 channels on 16x16 images: the column matrix
+/// and its transposing pack took a sixth of the backward).
+///
+/// # Safety
+/// [`weight_grad_direct_fits`] holds for `rows` and `scratch.len()`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn weight_grad_direct(
+    g: &ConvGeometry,
+    rows: usize,
+    x: &[f32],
+    dy: &[f32],
+    d_weight: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (ph, pw) = padded_size(g);
+    let (patch, n, taps, plane) = (g.patch_len(), g.positions(), g.kernel[0] * g.kernel[1], ph * pw);
+    let (padded, rest) = scratch.split_at_mut(g.channels * plane);
+    pad_input(g, x, padded);
+    let ldt = rows.next_multiple_of(32);
+    let dy = &dy[..rows * n];
+    let mut bases = [0usize; POSITIONS_PER_TILE];
+    for (start, len) in tiles(n) {
+        // Output position `q` of the tile reads the padded input from `bases[q]` on.
+        for (q, b) in bases[..len].iter_mut().enumerate() {
+            let p = start + q;
+            *b = (p / g.out_width) * pw + p % g.out_width;
+        }
+        let dyt = &mut rest[..len * ldt];
+        // SAFETY: the caller's contract (AVX-512); the bounds are asserted inside.
+        unsafe { super::avx512::transpose_rows(&dy[start..], n, rows, len, dyt, ldt) };
+        let mut p0 = 0;
+        while p0 < patch {
+            let m = super::avx512::GATHERED_T_MR.min(patch - p0);
+            // Column row `p` is `(c, i, j)`: it reads channel `c` from `(i, j)` on.
+            let offsets: [usize; super::avx512::GATHERED_T_MR] = core::array::from_fn(|r| {
+                let p = (p0 + r).min(patch - 1);
+                let (c, i, j) = (p / taps, (p % taps) / g.kernel[1], p % g.kernel[1]);
+                c * plane + i * g.dilation[0] * pw + j * g.dilation[1]
+            });
+            // SAFETY: the caller's contract (AVX-512); the bounds are asserted inside.
+            unsafe {
+                super::avx512::gemm_gathered_t(
+                    padded,
+                    &offsets,
+                    &bases[..len],
+                    m,
+                    len,
+                    dyt,
+                    ldt,
+                    rows,
+                    &mut d_weight[p0..],
+                    patch,
+                )
+            };
+            p0 += m;
+        }
+    }
+}
+
+/// The padded output gradient's height and width that [`input_grad_direct`] reads, or
+/// `None` where it does not apply: AVX-512, stride 1, not pointwise, input rows of whole
+/// vectors of 8, one tile of output positions, at most `SLICE` filters, padding at most
+/// the kernel's reach, and room in `scratch` for the padded gradient.
+#[cfg(target_arch = "x86_64")]
+fn input_grad_direct_size(g: &ConvGeometry, filters: usize, scratch: usize) -> Option<(usize, usize)> {
+    let reach = |axis: usize| (g.kernel[axis] - 1).checked_mul(g.dilation[axis]);
+    let (ry, rx) = (reach(0)?, reach(1)?);
+    let (ty, tx) = (ry.checked_sub(g.padding[0])?, rx.checked_sub(g.padding[1])?);
+    let (ph, pw) = (g.height.checked_add(ry)?, g.width.checked_add(rx)?);
+    let len = filters.checked_mul(ph)?.checked_mul(pw)?;
+    let applies = super::isa::isa().avx512()
+        && g.stride == [1, 1]
+        && !g.is_pointwise()
+        && g.width.is_multiple_of(8)
+        && g.positions() <= POSITIONS_PER_TILE
+        && (2..=super::portable::SLICE).contains(&filters)
+        && g.patch_len() >= 2
+        && g.kernel[0] * g.kernel[1] <= MAX_TAPS
+        && g.out_height + ty <= ph
+        && g.out_width + tx <= pw
+        && len <= scratch;
+    applies.then_some((ph, pw))
+}
+
+/// `dx = col2im(weight^T dy)` for one sample without the column matrix: `dy` is copied
+/// once with a zero border of the kernel's reach, and `avx512::gemm_gathered_taps` sums
+/// each input position's taps in the order of the column-matrix rows, each tap's
+/// product over the filters read straight from the padded gradient. The same sums in
+/// the same order as [`gemm`] and [`col2im`], so the same bits, without writing the
+/// column-matrix gradient and scattering it back.
+///
+/// # Safety
+/// [`input_grad_direct_size`] gave `(ph, pw)` for `filters` and `scratch.len()`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn input_grad_direct(
+    g: &ConvGeometry,
+    filters: usize,
+    (ph, pw): (usize, usize),
+    weight: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (patch, n, taps, plane) = (g.patch_len(), g.positions(), g.kernel[0] * g.kernel[1], ph * pw);
+    let (ry, rx) = ((g.kernel[0] - 1) * g.dilation[0], (g.kernel[1] - 1) * g.dilation[1]);
+    // Output position `(oy, ox)` is padded `(oy + ty, ox + tx)`: tap `(i, j)` of input
+    // position `(y, x)` reads padded `(y + ry - i dh, x + rx - j dw)`.
+    let (ty, tx) = (ry - g.padding[0], rx - g.padding[1]);
+    let padded = &mut scratch[..filters * plane];
+    padded.fill(0.0);
+    for f in 0..filters {
+        for oy in 0..g.out_height {
+            let at = f * plane + (oy + ty) * pw + tx;
+            copy_short(&mut padded[at..at + g.out_width], &dy[f * n + oy * g.out_width..][..g.out_width]);
+        }
+    }
+    let mut offsets = [0usize; MAX_TAPS];
+    let taps = taps.min(MAX_TAPS);
+    for (t, o) in offsets[..taps].iter_mut().enumerate() {
+        let (i, j) = (t / g.kernel[1], t % g.kernel[1]);
+        *o = (ry - i * g.dilation[0]) * pw + (rx - j * g.dilation[1]);
+    }
+    // SAFETY: the caller's contract (AVX-512); the bounds are asserted inside.
+    unsafe {
+        super::avx512::gemm_gathered_taps(
+            &weight[..filters * patch],
+            patch,
+            g.channels,
+            filters,
+            taps,
+            padded,
+            plane,
+            &offsets[..taps],
+            (g.width, pw),
+            &mut dx[..g.input_len()],
+            g.height * g.width,
+            g.height * g.width,
+        )
+    };
+}
+
+/// The most kernel taps (`KH * KW`) [`input_grad_direct`] takes (a 7x7 kernel).
+#[cfg(target_arch = "x86_64")]
+const MAX_TAPS: usize = 49;
 
 /// Convolution backward of a batch (see [`forward`]): adds `dL/dweight` into
 /// `d_weight` and `dL/dbias` into `d_bias`, and overwrites `dx` with `dL/dx` when given.
@@ -870,11 +1053,17 @@ pub fn backward(
                 // The weight and bias gradients of filters `f0..f1`, over every sample in
                 // order, as on one thread.
                 let w_rows = f1 - f0;
+                let direct_weight = weight_grad_direct_fits(g, w_rows, scratch.len());
                 for b in 0..batch {
                     let xb = &x[b * in_len..][..in_len];
                     let dyb = &dy[b * out_len + f0 * n..][..w_rows * n];
                     if let Some(db) = db.as_deref_mut() {
-                        db.iter_mut().zip(dyb.chunks_exact(n)).for_each(|(g, row)| *g += row.iter().sum::<f32>());
+                        add_row_sums(db, dyb, n);
+                    }
+                    if direct_weight {
+                        // SAFETY: `weight_grad_direct_fits` holds.
+                        unsafe { weight_grad_direct(g, w_rows, xb, dyb, dw, scratch) };
+                        continue;
                     }
                     for (start, len) in tiles(n) {
                         let dy_tile = MatRef { data: &dyb[start..], rows: w_rows, cols: len, rs: n, cs: 1 };
@@ -884,8 +1073,14 @@ pub fn backward(
                 }
                 // The input gradient of samples `s0..s1`.
                 if let Some(dx) = dx {
+                    let direct_input = input_grad_direct_size(g, filters, scratch.len());
                     for (k, dxb) in dx.chunks_exact_mut(in_len).enumerate() {
                         let dyb = &dy[(s0 + k) * out_len..][..out_len];
+                        if let Some(size) = direct_input {
+                            // SAFETY: `input_grad_direct_size` gave `size`.
+                            unsafe { input_grad_direct(g, filters, size, weight, dyb, dxb, scratch) };
+                            continue;
+                        }
                         dxb.fill(0.0);
                         for (start, len) in tiles(n) {
                             let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
@@ -901,6 +1096,29 @@ pub fn backward(
     backward_samples(g, filters, x, weight, dy, d_weight, d_bias, dx, scratch)
 }
 
+/// `db[f] += sum_j dy[f n + j]` for every row `f` of `db`, each row's sum rounded as
+/// `Iterator::sum` rounds it (from `-0.0`, in order), eight rows at a time so that their
+/// chains of additions overlap instead of waiting on one another.
+fn add_row_sums(db: &mut [f32], dy: &[f32], n: usize) {
+    let (dy, total) = (&dy[..db.len() * n], db.len());
+    let mut blocks = db.chunks_exact_mut(8);
+    for (f, block) in blocks.by_ref().enumerate() {
+        let rows: [&[f32]; 8] = core::array::from_fn(|r| &dy[(8 * f + r) * n..][..n]);
+        let mut sums = [-0.0f32; 8];
+        for j in 0..n {
+            for (sum, row) in sums.iter_mut().zip(rows) {
+                *sum += row[j];
+            }
+        }
+        block.iter_mut().zip(sums).for_each(|(d, sum)| *d += sum);
+    }
+    let rest = blocks.into_remainder();
+    let done = total - rest.len();
+    for (d, row) in rest.iter_mut().zip(dy[done * n..].chunks_exact(n)) {
+        *d += row.iter().sum::<f32>();
+    }
+}
+
 /// [`backward`] on the calling thread.
 #[allow(clippy::too_many_arguments)]
 fn backward_samples(
@@ -910,29 +1128,67 @@ fn backward_samples(
     weight: &[f32],
     dy: &[f32],
     d_weight: Option<&mut [f32]>,
+    d_bias: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    backward_samples_by(g, filters, x, weight, dy, d_weight, d_bias, dx, scratch, true)
+}
+
+/// [`backward_samples`], reading the padded input and output gradient where
+/// [`weight_grad_direct_fits`] and [`input_grad_direct_size`] allow it and `direct` is
+/// set, else through the column matrices.
+#[allow(clippy::too_many_arguments)]
+fn backward_samples_by(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    d_weight: Option<&mut [f32]>,
     mut d_bias: Option<&mut [f32]>,
     mut dx: Option<&mut [f32]>,
     scratch: &mut [f32],
+    direct: bool,
 ) {
     let (in_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
     let out_len = filters * n;
     let batch = x.len() / in_len;
     let w = MatRef::new(&weight[..filters * patch], filters, patch);
     let mut d_weight = d_weight.map(|d| &mut d[..filters * patch]);
+    #[cfg(target_arch = "x86_64")]
+    let (direct_weight, direct_input) = (
+        direct && weight_grad_direct_fits(g, filters, scratch.len()),
+        input_grad_direct_size(g, filters, scratch.len()).filter(|_| direct),
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = direct;
     for b in 0..batch {
         let xb = &x[b * in_len..][..in_len];
         let dyb = &dy[b * out_len..][..out_len];
         if let Some(db) = d_bias.as_deref_mut() {
-            db.iter_mut().zip(dyb.chunks_exact(n)).for_each(|(g, row)| *g += row.iter().sum::<f32>());
+            add_row_sums(db, dyb, n);
         }
+        let mut dwb = d_weight.as_deref_mut();
         let mut dxb = dx.as_deref_mut().map(|dx| &mut dx[b * in_len..][..in_len]);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(dw) = dwb.take_if(|_| direct_weight) {
+                // SAFETY: `weight_grad_direct_fits` holds.
+                unsafe { weight_grad_direct(g, filters, xb, dyb, dw, scratch) };
+            }
+            if let (Some(size), Some(dxb)) = (direct_input, dxb.take_if(|_| direct_input.is_some())) {
+                // SAFETY: `input_grad_direct_size` gave `size`.
+                unsafe { input_grad_direct(g, filters, size, weight, dyb, dxb, scratch) };
+            }
+        }
         if let Some(dxb) = dxb.as_deref_mut() {
             dxb.fill(0.0);
         }
         for (start, len) in tiles(n) {
             let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
             if g.is_pointwise() {
-                if let Some(d_weight) = d_weight.as_deref_mut() {
+                if let Some(d_weight) = dwb.as_deref_mut() {
                     let cols = MatRef { data: &xb[start..], rows: patch, cols: len, rs: n, cs: 1 };
                     gemm(1.0, dy_tile, cols.t(), 1.0, d_weight, patch);
                 }
@@ -941,7 +1197,7 @@ fn backward_samples(
                 }
                 continue;
             }
-            if let Some(d_weight) = d_weight.as_deref_mut() {
+            if let Some(d_weight) = dwb.as_deref_mut() {
                 im2col(g, xb, start, len, scratch);
                 gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, d_weight, patch);
             }
@@ -1100,6 +1356,100 @@ mod tests {
                 assert_eq!(differs, None, "{g:?}, {filters} filters: first difference");
                 assert!(direct.iter().all(|v| v.is_finite()));
             }
+        }
+    }
+
+    /// The backward read from the padded input and output gradient equals the one
+    /// through the column matrices bit for bit: the geometries of
+    /// `direct_columns_give_the_same_bits`, more than one tile of positions (the weight
+    /// gradient only), signed zeros and a frozen weight or no input gradient.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn direct_backward_gives_the_same_bits() {
+        if !crate::kernels::isa::isa().avx512() {
+            eprintln!("no AVX-512: the direct backward does not run");
+            return;
+        }
+        // (channels, height, width, kernel, padding, dilation, filters)
+        let cases = [
+            (16, 16, 16, [3, 3], [1, 1], [1, 1], 32),
+            (16, 8, 8, [3, 3], [1, 1], [1, 1], 32),
+            (1, 8, 8, [3, 3], [1, 1], [1, 1], 16),
+            (3, 16, 16, [5, 5], [2, 2], [1, 1], 7),
+            (2, 12, 8, [3, 3], [0, 0], [1, 1], 5),
+            (4, 16, 16, [3, 3], [2, 2], [2, 2], 40),
+            (2, 4, 4, [3, 3], [3, 3], [1, 1], 3),
+            (3, 8, 8, [2, 2], [0, 0], [1, 1], 4),
+            (5, 1, 24, [1, 5], [0, 2], [1, 1], 6),
+            (13, 8, 8, [3, 3], [1, 1], [1, 1], 33),
+            (4, 5, 8, [3, 3], [1, 1], [1, 1], 13),
+            (2, 24, 24, [3, 3], [1, 1], [1, 1], 3),
+            (2, 6, 10, [3, 3], [1, 1], [1, 1], 2),
+        ];
+        let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (mut weights, mut inputs) = (0, 0);
+        for (channels, height, width, kernel, padding, dilation, filters) in cases {
+            let out = |size: usize, i: usize| size + 2 * padding[i] - (kernel[i] - 1) * dilation[i];
+            let g = ConvGeometry {
+                channels,
+                height,
+                width,
+                kernel,
+                stride: [1, 1],
+                padding,
+                dilation,
+                out_height: if kernel == [2, 2] { height } else { out(height, 0) },
+                out_width: if kernel == [2, 2] { width } else { out(width, 1) },
+            };
+            g.check();
+            let (patch, n, batch) = (g.patch_len(), g.positions(), 3);
+            let x: Vec<f32> = (0..batch * g.input_len()).map(|i| value(i, 7)).collect();
+            // Some zeros of either sign in the weight and the output gradient.
+            let weight: Vec<f32> = (0..filters * patch).map(|i| if i % 5 == 0 { -0.0 } else { value(i, 11) }).collect();
+            let dy: Vec<f32> = (0..batch * filters * n).map(|i| if i % 7 == 0 { -0.0 } else { value(i, 5) }).collect();
+            let room = (channels + filters) * (height + 8) * (width + 8) + 64 * n.min(POSITIONS_PER_TILE);
+            let mut scratch = vec![f32::NAN; scratch_len(patch, n).max(room)];
+            weights += usize::from(weight_grad_direct_fits(&g, filters, scratch.len()));
+            inputs += usize::from(input_grad_direct_size(&g, filters, scratch.len()).is_some());
+            for (with_dw, with_dx) in [(true, true), (false, true), (true, false)] {
+                let mut run = |direct: bool| {
+                    let (mut dw, mut db, mut dx) =
+                        (vec![0.25; filters * patch], vec![0.5; filters], vec![f32::NAN; x.len()]);
+                    backward_samples_by(
+                        &g,
+                        filters,
+                        &x,
+                        &weight,
+                        &dy,
+                        with_dw.then_some(&mut dw[..]),
+                        Some(&mut db),
+                        with_dx.then_some(&mut dx[..]),
+                        &mut scratch,
+                        direct,
+                    );
+                    (bits(&dw), bits(&db), if with_dx { bits(&dx) } else { Vec::new() })
+                };
+                let (direct, columns) = (run(true), run(false));
+                assert!(direct == columns, "{g:?}, {filters} filters, dw {with_dw}, dx {with_dx}");
+            }
+        }
+        assert!(weights == cases.len() && inputs == 10, "direct forms taken: {weights} weight, {inputs} input");
+    }
+
+    /// The bias gradient's interleaved row sums are `Iterator::sum`'s, bit for bit:
+    /// rows of negative zeros, remainders of fewer than eight rows.
+    #[test]
+    fn row_sums_are_sequential_sums() {
+        for (rows, n) in [(32, 256), (13, 7), (3, 64), (8, 1)] {
+            let dy: Vec<f32> = (0..rows * n)
+                .map(|i| if i / n == 1 { -0.0 } else { ((i * 37 + 5) % 101) as f32 * 0.173 - 8.0 })
+                .collect();
+            let mut db: Vec<f32> = (0..rows).map(|f| if f == 1 { -0.0 } else { f as f32 * 0.3 }).collect();
+            let expected: Vec<u32> =
+                db.iter().zip(dy.chunks_exact(n)).map(|(d, row)| (d + row.iter().sum::<f32>()).to_bits()).collect();
+            add_row_sums(&mut db, &dy, n);
+            assert_eq!(db.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expected, "{rows} x {n}");
         }
     }
 
