@@ -28,6 +28,7 @@
 mod attention;
 mod convert;
 mod emit;
+mod encoder;
 mod error;
 mod eval;
 mod layout;
@@ -164,7 +165,8 @@ fn import_named(bytes: &[u8], model: &str, options: &Options) -> Result<Imported
     if !dynamic.is_empty() {
         return Err(ImportError::DynamicShape(dynamic));
     }
-    let converted = convert::convert(&graph, &shapes).map_err(ImportError::Unsupported)?;
+    let mut converted = convert::convert(&graph, &shapes).map_err(ImportError::Unsupported)?;
+    encoder::fold(&mut converted);
     let producer = producer(bytes);
     let header = emit::Header { name, model, producer: &producer, weights: options.weights_name.as_deref() };
     Ok(Imported { source: emit::source(&converted, &header), tensors: converted.tensors })
