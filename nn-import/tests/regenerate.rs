@@ -114,6 +114,16 @@ fn clips_other_than_relu_and_relu6_are_reported_with_their_bounds() {
 }
 
 #[test]
+fn a_recurrent_layer_run_backwards_only_is_reported() {
+    let model = import_dir().join("models/rnn_reverse.onnx");
+    let err = import_file(&model, &Options::new("Reverse")).unwrap_err();
+    let ImportError::Unsupported(nodes) = &err else { panic!("{err}") };
+    assert_eq!(nodes.len(), 1, "{err}");
+    assert_eq!((nodes[0].op.as_str(), nodes[0].node.as_str()), ("RNN", "rnn_reverse"));
+    assert_eq!(nodes[0].reason, "`direction = reverse`; the library runs forward or both ways", "{err}");
+}
+
+#[test]
 fn a_dynamic_dimension_names_itself_and_the_fix() {
     // An LSTM exported with dynamic batch and time axes: the batch is fine, the time
     // axis must be fixed.

@@ -348,7 +348,8 @@ def export_operators() -> None:
     (opset 13), each with its fixture: `ops_rnn.onnx`, an ONNX `RNN` run both ways
     (`nn.RNN` exports as an unrolled loop instead) and one forward with `Relu`
     activations; `ops_pool.onnx`, `Identity`, a 2-D `AveragePool`, `Dropout`,
-    `GlobalAveragePool` and `Flatten`."""
+    `GlobalAveragePool` and `Flatten`; and `rnn_reverse.onnx`, an `RNN` run backwards
+    only, which the import must report."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(2204)
@@ -399,6 +400,26 @@ def export_operators() -> None:
         helper.make_node("Squeeze", ["h", "axis0"], ["y"], name="last_state"),
     ]
     write("ops_rnn", nodes, inits, (t, f), (h2,))
+
+    # The same first RNN run backwards only (`direction = reverse`), which the library's
+    # layers do not do: the import must report it.
+    reverse = [
+        helper.make_node("Transpose", ["x"], ["x_t"], name="to_time_major", perm=[1, 0, 2]),
+        helper.make_node("RNN", ["x_t", "w", "r"], ["", "h"], name="rnn_reverse", hidden_size=h1, direction="reverse"),
+        helper.make_node("Squeeze", ["h", "axis0"], ["y"], name="last_state"),
+    ]
+    other = np.random.default_rng(2205)
+    reverse_inits = [const("w", other.normal(size=(1, h1, f))), const("r", other.normal(size=(1, h1, h1))), inits[-1]]
+    graph = helper.make_graph(
+        reverse,
+        "rnn_reverse",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, f])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, h1])],
+        reverse_inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx.helper")
+    onnx.checker.check_model(m)
+    onnx.save(m, OUT / "rnn_reverse.onnx")
 
     # x [1, 2, 6, 6] -> Conv 3x3 (pad 1) -> Identity -> AveragePool 2x2 -> Dropout
     # -> GlobalAveragePool -> Flatten -> Gemm -> [1, 3].
