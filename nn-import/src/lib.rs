@@ -7,7 +7,9 @@
 //!   named after their ONNX names (`/fc1/Gemm` or `fc1.weight` give `fc1`): the
 //!   sequential form when the graph is a chain, the graph form where values branch and
 //!   merge or where the model has several inputs or outputs (a network implementing
-//!   `MultiIo`, its inputs and outputs in the graph's order);
+//!   `MultiIo`, its inputs and outputs in the graph's order); the parts of an
+//!   exported `nn.TransformerEncoderLayer` fold back into one `TransformerEncoderLayer`
+//!   (and a chain of them into a `TransformerEncoder`) where they compute exactly it;
 //! - the weights as a safetensors file in the library's `state_dict` layout, which
 //!   `nn_core::io::load_safetensors` and `nn_core::include_weights!` read.
 //!
