@@ -81,6 +81,8 @@ pub(crate) const OPERATORS: &[&str] = &[
     "Tanh",
     "Softmax",
     "Gelu",
+    "Clip",
+    "Max",
     "Elu",
     "Flatten",
     "Reshape",
@@ -396,7 +398,9 @@ impl Converter<'_> {
             "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(node),
             "ReduceMean" | "ReduceMax" => self.reduce(node),
             "BatchNormalization" => self.batch_norm(node),
-            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Gelu" | "Elu" | "Softmax" => self.activation(node),
+            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Gelu" | "Elu" | "Softmax" | "Clip" | "Max" => {
+                self.activation(node)
+            }
             "Flatten" => self.flatten(node),
             "Reshape" | "Squeeze" | "Unsqueeze" => self.reshape(node),
             "Transpose" => {
@@ -471,7 +475,7 @@ impl Converter<'_> {
         let mut activation = None;
         if let Some(next) = self.single_reader(&out_name) {
             let next_node = &self.graph.nodes[next];
-            if let Ok(Some(a)) = activation_of(next_node, sample.len() + 1) {
+            if let Ok(Some(a)) = self.activation_of(next_node, sample.len() + 1) {
                 activation = Some(a);
                 self.absorbed.insert(next);
                 out_name = next_node.outputs[0].clone();
@@ -886,9 +890,11 @@ impl Converter<'_> {
     }
 
     fn activation(&mut self, node: &Node) -> Result<(), Reason> {
-        let x = self.input(node, 0)?;
+        // `Max(0, x)` reads its value second.
+        let computed = node.op == "Max" && node.input(0).is_some_and(|i| self.constant(i).is_some());
+        let x = self.input(node, usize::from(computed))?;
         let rank = x.layout.shape.len();
-        let kind = activation_of(node, rank)?.ok_or_else(|| String::from("not an activation"))?;
+        let kind = self.activation_of(node, rank)?.ok_or_else(|| String::from("not an activation"))?;
         let input = if node.op == "Softmax" {
             if x.layout.batch == rank - 1 {
                 return Err(String::from("a softmax over the batch axis"));
@@ -1265,32 +1271,71 @@ impl Converter<'_> {
         self.layer(layer, text, input, stored, layout, &onnx_out);
         Ok(())
     }
-}
 
-/// The library activation of an ONNX activation node (`LeakyRelu(0.2)`), `None` for
-/// another operator, or why it cannot be expressed.
-fn activation_of(node: &Node, rank: usize) -> Result<Option<String>, Reason> {
-    Ok(Some(match node.op.as_str() {
-        "Relu" => String::from("Relu"),
-        "Sigmoid" => String::from("Sigmoid"),
-        "Tanh" => String::from("Tanh"),
-        "LeakyRelu" => format!("LeakyRelu({})", float(node.float("alpha", 0.01))),
-        "Elu" => format!("Elu({})", float(node.float("alpha", 1.0))),
-        "Gelu" => {
-            if node.text("approximate").is_some_and(|a| a != "none") {
-                return Err(String::from("the tanh approximation of GELU; the library's `Gelu` is exact (erf)"));
+    /// The library activation of an ONNX activation node (`LeakyRelu(0.2)`), `None` for
+    /// another operator, or why it cannot be expressed. `rank` is the rank of the
+    /// node's input; a `Clip`'s bounds are read from its constant inputs.
+    fn activation_of(&self, node: &Node, rank: usize) -> Result<Option<String>, Reason> {
+        Ok(Some(match node.op.as_str() {
+            "Relu" => String::from("Relu"),
+            "Sigmoid" => String::from("Sigmoid"),
+            "Tanh" => String::from("Tanh"),
+            "LeakyRelu" => format!("LeakyRelu({})", float(node.float("alpha", 0.01))),
+            "Elu" => format!("Elu({})", float(node.float("alpha", 1.0))),
+            "Gelu" => {
+                if node.text("approximate").is_some_and(|a| a != "none") {
+                    return Err(String::from("the tanh approximation of GELU; the library's `Gelu` is exact (erf)"));
+                }
+                String::from("Gelu")
             }
-            String::from("Gelu")
-        }
-        "Softmax" => {
-            let axis = node.int("axis", -1);
-            if axis != -1 && axis != rank as i64 - 1 {
-                return Err(format!("a softmax over axis {axis}; the library's `Softmax` is over the last axis"));
+            "Softmax" => {
+                let axis = node.int("axis", -1);
+                if axis != -1 && axis != rank as i64 - 1 {
+                    return Err(format!("a softmax over axis {axis}; the library's `Softmax` is over the last axis"));
+                }
+                String::from("Softmax")
             }
-            String::from("Softmax")
+            "Clip" => {
+                let min = self.clip_bound(node, 1, "min", f32::NEG_INFINITY)?;
+                let max = self.clip_bound(node, 2, "max", f32::INFINITY)?;
+                if min == 0.0 && max == f32::INFINITY {
+                    String::from("Relu")
+                } else if min == 0.0 && max == 6.0 {
+                    String::from("Relu6")
+                } else {
+                    return Err(format!(
+                        "a clip to [{min}, {max}]; the library clips to [0, inf] (`Relu`) and [0, 6] (`Relu6`) only"
+                    ));
+                }
+            }
+            // `torch.clamp(x, min=0)`: the larger of a value and a constant 0.
+            "Max" => {
+                let constant: Vec<&Constant> = node.inputs.iter().filter_map(|i| self.constant(i)).collect();
+                match (node.inputs.len(), &constant[..]) {
+                    (2, [bound]) if bound.floats() == [0.0] => String::from("Relu"),
+                    _ => {
+                        return Err(String::from(
+                            "a maximum other than of one value and the constant 0 (`Relu`); the library has no \
+                             elementwise maximum",
+                        ))
+                    }
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// A bound of a `Clip`: the constant input `index` (opset 11 on), else the
+    /// attribute `name` (before opset 11), else `default` (unbounded).
+    fn clip_bound(&self, node: &Node, index: usize, name: &str, default: f32) -> Result<f32, Reason> {
+        if node.input(index).is_none() {
+            return Ok(node.float(name, default));
         }
-        _ => return Ok(None),
-    }))
+        match self.const_input(node, index, name)?.floats()[..] {
+            [bound] => Ok(bound),
+            ref other => Err(format!("its {name} has {} values, not one", other.len())),
+        }
+    }
 }
 
 /// The strides, symmetric paddings and dilations of a convolution or pooling.
@@ -1311,7 +1356,10 @@ impl Geometry {
         };
         let stride = list("strides", 1);
         let dilation = list("dilations", 1);
-        let pads = list("pads", 0);
+        // Absent pads are zero at both ends of every axis.
+        let pads = node
+            .ints("pads")
+            .map_or_else(|| vec![0; 2 * axes], |v| v.iter().map(|&x| usize::try_from(x).unwrap_or(0)).collect());
         if stride.len() != axes || dilation.len() != axes || pads.len() != 2 * axes || spatial.len() != axes {
             return Err(String::from("its strides, dilations or pads do not have one value per axis"));
         }

@@ -7,7 +7,9 @@
 //!   named after their ONNX names (`/fc1/Gemm` or `fc1.weight` give `fc1`): the
 //!   sequential form when the graph is a chain, the graph form where values branch and
 //!   merge or where the model has several inputs or outputs (a network implementing
-//!   `MultiIo`, its inputs and outputs in the graph's order);
+//!   `MultiIo`, its inputs and outputs in the graph's order); the parts of an
+//!   exported `nn.TransformerEncoderLayer` fold back into one `TransformerEncoderLayer`
+//!   (and a chain of them into a `TransformerEncoder`) where they compute exactly it;
 //! - the weights as a safetensors file in the library's `state_dict` layout, which
 //!   `nn_core::io::load_safetensors` and `nn_core::include_weights!` read.
 //!
@@ -28,6 +30,7 @@
 mod attention;
 mod convert;
 mod emit;
+mod encoder;
 mod error;
 mod eval;
 mod layout;
@@ -164,7 +167,8 @@ fn import_named(bytes: &[u8], model: &str, options: &Options) -> Result<Imported
     if !dynamic.is_empty() {
         return Err(ImportError::DynamicShape(dynamic));
     }
-    let converted = convert::convert(&graph, &shapes).map_err(ImportError::Unsupported)?;
+    let mut converted = convert::convert(&graph, &shapes).map_err(ImportError::Unsupported)?;
+    encoder::fold(&mut converted);
     let producer = producer(bytes);
     let header = emit::Header { name, model, producer: &producer, weights: options.weights_name.as_deref() };
     Ok(Imported { source: emit::source(&converted, &header), tensors: converted.tensors })

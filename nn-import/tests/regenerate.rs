@@ -24,6 +24,11 @@ const MODELS: &[(&str, &str)] = &[
     ("grouped", "Grouped"),
     ("transformer", "Transformer"),
     ("pair", "Pair"),
+    ("clip", "Clipped"),
+    ("clip_bounds", "ClipBounds"),
+    ("ops_rnn", "OpsRnn"),
+    ("ops_pool", "OpsPool"),
+    ("encoder_prenorm", "PreNormEncoder"),
 ];
 
 fn import_dir() -> PathBuf {
@@ -94,6 +99,28 @@ fn every_unsupported_node_is_reported_at_once() {
         message.contains("Sin `node_sin`, inputs [1, 4, 6, 6]: no layer of the library computes `Sin`"),
         "{message}"
     );
+}
+
+#[test]
+fn clips_other_than_relu_and_relu6_are_reported_with_their_bounds() {
+    let model = import_dir().join("models/clip_unsupported.onnx");
+    let err = import_file(&model, &Options::new("Clips")).unwrap_err();
+    let ImportError::Unsupported(nodes) = &err else { panic!("{err}") };
+    let names: Vec<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, ["hardtanh", "relu5"], "{err}");
+    assert!(nodes.iter().all(|n| n.op == "Clip"), "{err}");
+    assert!(nodes[0].reason.starts_with("a clip to [-1, 1]; the library clips to [0, inf] (`Relu`)"), "{err}");
+    assert!(nodes[1].reason.starts_with("a clip to [0, 5];"), "{err}");
+}
+
+#[test]
+fn a_recurrent_layer_run_backwards_only_is_reported() {
+    let model = import_dir().join("models/rnn_reverse.onnx");
+    let err = import_file(&model, &Options::new("Reverse")).unwrap_err();
+    let ImportError::Unsupported(nodes) = &err else { panic!("{err}") };
+    assert_eq!(nodes.len(), 1, "{err}");
+    assert_eq!((nodes[0].op.as_str(), nodes[0].node.as_str()), ("RNN", "rnn_reverse"));
+    assert_eq!(nodes[0].reason, "`direction = reverse`; the library runs forward or both ways", "{err}");
 }
 
 #[test]

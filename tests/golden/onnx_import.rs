@@ -18,18 +18,28 @@ use safetensors::SafeTensors;
 mod autoencoder;
 #[path = "../import/generated/bigru.rs"]
 mod bigru;
+#[path = "../import/generated/clip.rs"]
+mod clip;
+#[path = "../import/generated/clip_bounds.rs"]
+mod clip_bounds;
 #[path = "../import/generated/cnn1d.rs"]
 mod cnn1d;
 #[path = "../import/generated/cnn_bn.rs"]
 mod cnn_bn;
 #[path = "../import/generated/decoder.rs"]
 mod decoder;
+#[path = "../import/generated/encoder_prenorm.rs"]
+mod encoder_prenorm;
 #[path = "../import/generated/grouped.rs"]
 mod grouped;
 #[path = "../import/generated/lstm.rs"]
 mod lstm;
 #[path = "../import/generated/mlp.rs"]
 mod mlp;
+#[path = "../import/generated/ops_pool.rs"]
+mod ops_pool;
+#[path = "../import/generated/ops_rnn.rs"]
+mod ops_rnn;
 #[path = "../import/generated/pair.rs"]
 mod pair;
 #[path = "../import/generated/residual.rs"]
@@ -130,6 +140,46 @@ fn grouped_and_depthwise_convolutions_match_onnxruntime() {
     imported::<grouped::Grouped>("grouped");
 }
 
+/// `torch.clamp(x, 0, 6)` and `nn.ReLU6` (`Clip(0, 6)`) import as `Relu6`,
+/// `torch.clamp(x, min=0)` (`Max(x, 0)`) as `Relu`; the inputs include values exactly
+/// at 0 and 6.
+#[test]
+fn clip_to_zero_and_six_imports_as_relu6_and_matches_onnxruntime() {
+    imported::<clip::Clipped>("clip");
+    let source = std::fs::read_to_string(import_dir().join("generated/clip.rs")).unwrap();
+    assert!(source.contains(": Relu6 => [8]"), "{source}");
+    assert!(source.contains("units: 16, activation: Relu6"), "{source}");
+    assert!(source.contains("units: 8, activation: Relu"), "{source}");
+}
+
+/// `Clip` with its upper bound omitted, and `Clip(0, inf)`, import as `Relu`.
+#[test]
+fn clip_with_a_lower_bound_of_zero_imports_as_relu_and_matches_onnxruntime() {
+    imported::<clip_bounds::ClipBounds>("clip_bounds");
+    let source = std::fs::read_to_string(import_dir().join("generated/clip_bounds.rs")).unwrap();
+    assert!(source.contains(": Relu => [6]"), "{source}");
+    assert!(source.contains("units: 8, activation: Relu "), "{source}");
+}
+
+/// An ONNX `RNN` both ways, then one forward with `Relu` activations whose final
+/// state is the output (written with `onnx.helper`: `nn.RNN` does not export as `RNN`).
+#[test]
+fn rnn_both_ways_and_with_relu_matches_onnxruntime() {
+    imported::<ops_rnn::OpsRnn>("ops_rnn");
+    let source = std::fs::read_to_string(import_dir().join("generated/ops_rnn.rs")).unwrap();
+    assert!(source.contains("SimpleRnn { units: 4, return_sequences: true, bidirectional: true }"), "{source}");
+    assert!(source.contains("SimpleRnn { units: 3, activation: Relu }"), "{source}");
+}
+
+/// `Identity`, a 2-D `AveragePool`, `Dropout`, `GlobalAveragePool` and `Flatten`.
+#[test]
+fn average_pools_flatten_and_dropped_nodes_match_onnxruntime() {
+    imported::<ops_pool::OpsPool>("ops_pool");
+    let source = std::fs::read_to_string(import_dir().join("generated/ops_pool.rs")).unwrap();
+    assert!(source.contains("AvgPool2d") && source.contains("GlobalAvgPool2d"), "{source}");
+    assert!(!source.contains("Dropout") && !source.contains("Identity"), "{source}");
+}
+
 /// The imported autoencoder trains on: a few epochs of `Fit` towards its own inputs
 /// lower the reconstruction loss.
 #[test]
@@ -145,14 +195,25 @@ fn imported_autoencoder_trains_further_with_fit() {
     assert!(last < 0.7 * first, "loss {first} -> {last}");
 }
 
-/// Two `nn.TransformerEncoderLayer`s and an `nn.MultiheadAttention`, each exported as
-/// some thirty nodes, import as `MultiHeadAttention` layers.
+/// Two `nn.TransformerEncoderLayer`s in an `nn.TransformerEncoder` and an
+/// `nn.MultiheadAttention`, each exported as some thirty nodes, import as one
+/// `TransformerEncoder { layers: 2 }` and a `MultiHeadAttention`.
 #[test]
 fn transformer_encoder_classifier_matches_onnxruntime() {
     imported::<transformer::Transformer>("transformer");
     let source = std::fs::read_to_string(import_dir().join("generated/transformer.rs")).unwrap();
-    assert_eq!(source.matches("MultiHeadAttention { heads: 2 }").count(), 2, "{source}");
+    assert!(source.contains("encoder: TransformerEncoder { heads: 2, ff: 16, dropout: 0.0, layers: 2 }"), "{source}");
     assert_eq!(source.matches("MultiHeadAttention { heads: 4 }").count(), 1, "{source}");
+    assert!(!source.contains("LayerNorm") && !source.contains("add("), "{source}");
+}
+
+/// A pre-norm encoder layer with GELU imports as one `TransformerEncoderLayer`.
+#[test]
+fn pre_norm_encoder_layer_matches_onnxruntime() {
+    imported::<encoder_prenorm::PreNormEncoder>("encoder_prenorm");
+    let source = std::fs::read_to_string(import_dir().join("generated/encoder_prenorm.rs")).unwrap();
+    let layer = "layer: TransformerEncoderLayer { heads: 2, ff: 12, norm_first: true, activation: Gelu, dropout: 0.0 }";
+    assert!(source.contains(layer), "{source}");
 }
 
 /// The imported Transformer classifier trains on: `Fit` towards labels of its own

@@ -209,6 +209,20 @@ class Transformer(nn.Module):
         return self.head(torch.flatten(h, 1))
 
 
+class PreNormEncoder(nn.Module):
+    """One pre-norm encoder layer with GELU (`norm_first=True`) between two
+    projections."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 8)
+        self.layer = nn.TransformerEncoderLayer(8, 2, 12, activation="gelu", norm_first=True, batch_first=True)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.layer(self.embed(x)))
+
+
 class SelfAttention(nn.Module):
     """`nn.MultiheadAttention` alone, for the exporter variants."""
 
@@ -234,6 +248,197 @@ class OddlyScaledAttention(nn.Module):
         q, k, v = self.in_proj(x).chunk(3, dim=-1)
         weights = torch.softmax(q @ k.transpose(1, 2) / 8.0, dim=-1)
         return self.out_proj(weights @ v)
+
+
+class Clipped(nn.Module):
+    """`torch.clamp(x, 0, 6)` on the input, `nn.ReLU6` after a dense layer (both
+    `Clip(0, 6)`, the library's `Relu6`) and `torch.clamp(x, min=0)` (`Clip` with a lower
+    bound only, a `Relu`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.relu6 = nn.ReLU6()
+        self.fc2 = nn.Linear(16, 8)
+        self.out = nn.Linear(8, 4)
+        with torch.no_grad():
+            # Pre-activations well past 6, so that the upper bound clips.
+            self.fc1.weight.mul_(6.0)
+
+    def forward(self, x):
+        h = self.relu6(self.fc1(torch.clamp(x, 0, 6)))
+        return self.out(torch.clamp(self.fc2(h), min=0))
+
+
+def clip_inputs(generator: torch.Generator) -> np.ndarray:
+    """Samples of `Clipped`: values on both sides of the bounds, and exactly 0 and 6."""
+    x = torch.randn((SAMPLES, 8), generator=generator) * 4.0 + 3.0
+    x[:, 0] = 0.0
+    x[:, 1] = 6.0
+    x[0, 2:4] = torch.tensor([-0.0, 6.0])
+    return x.numpy().astype(np.float32)
+
+
+def export_clip_bounds() -> None:
+    """`clip_bounds.onnx`, written with `onnx.helper` (the exporter writes a lower
+    bound alone as `Max`): `Clip` with its upper bound omitted and `Clip(0, inf)`,
+    both a `Relu`, and its fixture; and `clip_unsupported.onnx`, whose clips to
+    [-1, 1] and [0, 5] the library cannot express and the import must report."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2203)
+
+    def const(name: str, values) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(values, dtype=np.float32), name)
+
+    def model(nodes, inits, width: int, out: int) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            nodes,
+            "clip",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out])],
+            inits,
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx.helper")
+        onnx.checker.check_model(m)
+        return m
+
+    inits = [
+        const("zero", 0.0),
+        const("inf", np.inf),
+        const("fc1.weight", rng.normal(size=(8, 6)) * 2.0),
+        const("fc1.bias", rng.normal(size=8) * 0.5),
+        const("fc2.weight", rng.normal(size=(3, 8))),
+        const("fc2.bias", rng.normal(size=3) * 0.5),
+    ]
+    nodes = [
+        helper.make_node("Clip", ["x", "zero"], ["low"], name="clip_min_only"),
+        helper.make_node("Gemm", ["low", "fc1.weight", "fc1.bias"], ["h"], name="fc1", transB=1),
+        helper.make_node("Clip", ["h", "zero", "inf"], ["h_relu"], name="clip_zero_inf"),
+        helper.make_node("Gemm", ["h_relu", "fc2.weight", "fc2.bias"], ["y"], name="fc2", transB=1),
+    ]
+    path = OUT / "clip_bounds.onnx"
+    onnx.save(model(nodes, inits, 6, 3), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = (rng.normal(size=(SAMPLES, 6)) * 2.0).astype(np.float32)
+    inputs[:, 0] = 0.0
+    outputs = np.concatenate([session.run(None, {"x": inputs[i : i + 1]})[0] for i in range(SAMPLES)])
+    save_safetensors(OUT / "clip_bounds.safetensors", {"inputs": inputs, "outputs": outputs})
+
+    inits = [
+        const("minus_one", -1.0),
+        const("one", 1.0),
+        const("zero", 0.0),
+        const("five", 5.0),
+        const("fc.weight", rng.normal(size=(4, 6))),
+        const("fc.bias", rng.normal(size=4)),
+    ]
+    nodes = [
+        helper.make_node("Clip", ["x", "minus_one", "one"], ["c"], name="hardtanh"),
+        helper.make_node("Gemm", ["c", "fc.weight", "fc.bias"], ["h"], name="fc", transB=1),
+        helper.make_node("Clip", ["h", "zero", "five"], ["y"], name="relu5"),
+    ]
+    # With the inferred shapes, the import goes on past the first clip to the second.
+    onnx.save(onnx.shape_inference.infer_shapes(model(nodes, inits, 6, 4)), OUT / "clip_unsupported.onnx")
+    print("clip bounds: written")
+
+
+def export_operators() -> None:
+    """Operators the PyTorch models above do not export, written with `onnx.helper`
+    (opset 13), each with its fixture: `ops_rnn.onnx`, an ONNX `RNN` run both ways
+    (`nn.RNN` exports as an unrolled loop instead) and one forward with `Relu`
+    activations; `ops_pool.onnx`, `Identity`, a 2-D `AveragePool`, `Dropout`,
+    `GlobalAveragePool` and `Flatten`; and `rnn_reverse.onnx`, an `RNN` run backwards
+    only, which the import must report."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2204)
+
+    def const(name: str, values, dtype=np.float32) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+    def write(name: str, nodes, inits, x_shape, y_shape) -> None:
+        graph = helper.make_graph(
+            nodes,
+            name,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *x_shape])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, *y_shape])],
+            inits,
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx.helper")
+        onnx.checker.check_model(m)
+        path = OUT / f"{name}.onnx"
+        onnx.save(m, path)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        inputs = rng.normal(size=(SAMPLES, *x_shape)).astype(np.float32)
+        outputs = np.concatenate([session.run(None, {"x": inputs[i : i + 1]})[0] for i in range(SAMPLES)])
+        save_safetensors(OUT / f"{name}.safetensors", {"inputs": inputs, "outputs": outputs})
+        print(f"{name}: written")
+
+    # x [1, 5, 3] -> [5, 1, 3] -> RNN both ways (hidden 4) -> Y [5, 2, 1, 4]
+    # -> [1, 5, 2, 4] -> [1, 5, 8] -> RNN forward, Relu (hidden 3) -> Y_h [1, 1, 3] -> [1, 3].
+    t, f, h1, h2 = 5, 3, 4, 3
+    inits = [
+        const("rnn1.W", rng.normal(size=(2, h1, f)) * 0.6),
+        const("rnn1.R", rng.normal(size=(2, h1, h1)) * 0.4),
+        const("rnn1.B", rng.normal(size=(2, 2 * h1)) * 0.3),
+        const("rnn2.W", rng.normal(size=(1, h2, 2 * h1)) * 0.4),
+        const("rnn2.R", rng.normal(size=(1, h2, h2)) * 0.3),
+        const("rnn2.B", rng.normal(size=(1, 2 * h2)) * 0.3),
+        const("shape", [1, t, 2 * h1], np.int64),
+        const("axis0", [0], np.int64),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["x_t"], name="to_time_major", perm=[1, 0, 2]),
+        helper.make_node("RNN", ["x_t", "rnn1.W", "rnn1.R", "rnn1.B"], ["y1", ""], name="rnn1",
+                         hidden_size=h1, direction="bidirectional"),
+        helper.make_node("Transpose", ["y1"], ["y1_b"], name="to_batch_major", perm=[2, 0, 1, 3]),
+        helper.make_node("Reshape", ["y1_b", "shape"], ["y1_seq"], name="merge_directions"),
+        helper.make_node("Transpose", ["y1_seq"], ["y1_t"], name="to_time_major_2", perm=[1, 0, 2]),
+        helper.make_node("RNN", ["y1_t", "rnn2.W", "rnn2.R", "rnn2.B"], ["", "h"], name="rnn2",
+                         hidden_size=h2, activations=["Relu"]),
+        helper.make_node("Squeeze", ["h", "axis0"], ["y"], name="last_state"),
+    ]
+    write("ops_rnn", nodes, inits, (t, f), (h2,))
+
+    # The same first RNN run backwards only (`direction = reverse`), which the library's
+    # layers do not do: the import must report it.
+    reverse = [
+        helper.make_node("Transpose", ["x"], ["x_t"], name="to_time_major", perm=[1, 0, 2]),
+        helper.make_node("RNN", ["x_t", "w", "r"], ["", "h"], name="rnn_reverse", hidden_size=h1, direction="reverse"),
+        helper.make_node("Squeeze", ["h", "axis0"], ["y"], name="last_state"),
+    ]
+    other = np.random.default_rng(2205)
+    reverse_inits = [const("w", other.normal(size=(1, h1, f))), const("r", other.normal(size=(1, h1, h1))), inits[-1]]
+    graph = helper.make_graph(
+        reverse,
+        "rnn_reverse",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, f])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, h1])],
+        reverse_inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx.helper")
+    onnx.checker.check_model(m)
+    onnx.save(m, OUT / "rnn_reverse.onnx")
+
+    # x [1, 2, 6, 6] -> Conv 3x3 (pad 1) -> Identity -> AveragePool 2x2 -> Dropout
+    # -> GlobalAveragePool -> Flatten -> Gemm -> [1, 3].
+    inits = [
+        const("conv.weight", rng.normal(size=(4, 2, 3, 3)) * 0.4),
+        const("conv.bias", rng.normal(size=4) * 0.2),
+        const("fc.weight", rng.normal(size=(3, 4))),
+        const("fc.bias", rng.normal(size=3) * 0.2),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.weight", "conv.bias"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Identity", ["c"], ["c_id"], name="identity"),
+        helper.make_node("AveragePool", ["c_id"], ["p"], name="avg_pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Dropout", ["p"], ["p_drop"], name="dropout"),
+        helper.make_node("GlobalAveragePool", ["p_drop"], ["g"], name="global_avg_pool"),
+        helper.make_node("Flatten", ["g"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["y"], name="fc", transB=1),
+    ]
+    write("ops_pool", nodes, inits, (2, 6, 6), (3,))
 
 
 class Pair(nn.Module):
@@ -308,6 +513,8 @@ MODELS = {
     "decoder": (Decoder, (4,)),
     "grouped": (Grouped, (4, 7, 7)),
     "transformer": (Transformer, (6, 5)),
+    "clip": (Clipped, (8,)),
+    "encoder_prenorm": (PreNormEncoder, (5, 4)),
 }
 
 
@@ -368,7 +575,7 @@ def main() -> None:
         generator = torch.Generator().manual_seed(100 + index)
         model = cls()
         randomize_batch_norms(model, generator)
-        if cls is Transformer:
+        if cls in (Transformer, PreNormEncoder):
             perturb_parameters(model, generator)
         model.eval()
         if only and name not in only:
@@ -382,6 +589,9 @@ def main() -> None:
             ids = torch.randint(0, TokenGru.VOCAB, (SAMPLES, *sample), generator=generator).numpy()
             feeds = [ids[i : i + 1] for i in range(SAMPLES)]
             inputs = ids.astype(np.float32)
+        elif cls is Clipped:
+            inputs = clip_inputs(generator)
+            feeds = [inputs[i : i + 1] for i in range(SAMPLES)]
         else:
             inputs = torch.randn((SAMPLES, *sample), generator=generator).numpy().astype(np.float32)
             feeds = [inputs[i : i + 1] for i in range(SAMPLES)]
@@ -390,6 +600,10 @@ def main() -> None:
         print(f"{name}: {path.stat().st_size} bytes, outputs {list(outputs.shape)}")
     if not only or "pair" in only:
         export_pair()
+    if not only or "clip_bounds" in only:
+        export_clip_bounds()
+    if not only or "operators" in only:
+        export_operators()
     if not only or "unsupported" in only:
         with torch.no_grad():
             export(Unsupported().eval(), (4, 6, 6), OUT / "unsupported.onnx")

@@ -3,26 +3,11 @@ nn_core::network! {
     /// `transformer.onnx` (pytorch 2.15.0+cu132, opset 20), imported from ONNX.
     ///
     /// Its weights are `transformer.safetensors`.
-    pub struct Transformer: [6, 5] -> [3] graph {
-        input x;
-        embed = embed(x): SequenceDense { units: 8 } => [6, 8];
-        encoder_layers_0_self_attn = encoder_layers_0_self_attn(embed): MultiHeadAttention { heads: 2 } => [6, 8];
-        add = add(embed, encoder_layers_0_self_attn) => [6, 8];
-        encoder_layers_0_norm1 = encoder_layers_0_norm1(add): LayerNorm => [6, 8];
-        encoder_layers_0_linear1 = encoder_layers_0_linear1(encoder_layers_0_norm1): SequenceDense { units: 16, activation: Relu } => [6, 16];
-        encoder_layers_0_linear2 = encoder_layers_0_linear2(encoder_layers_0_linear1): SequenceDense { units: 8 } => [6, 8];
-        add_1 = add(encoder_layers_0_norm1, encoder_layers_0_linear2) => [6, 8];
-        encoder_layers_0_norm2 = encoder_layers_0_norm2(add_1): LayerNorm => [6, 8];
-        encoder_layers_1_self_attn = encoder_layers_1_self_attn(encoder_layers_0_norm2): MultiHeadAttention { heads: 2 } => [6, 8];
-        add_2 = add(encoder_layers_0_norm2, encoder_layers_1_self_attn) => [6, 8];
-        encoder_layers_1_norm1 = encoder_layers_1_norm1(add_2): LayerNorm => [6, 8];
-        encoder_layers_1_linear1 = encoder_layers_1_linear1(encoder_layers_1_norm1): SequenceDense { units: 16, activation: Relu } => [6, 16];
-        encoder_layers_1_linear2 = encoder_layers_1_linear2(encoder_layers_1_linear1): SequenceDense { units: 8 } => [6, 8];
-        add_3 = add(encoder_layers_1_norm1, encoder_layers_1_linear2) => [6, 8];
-        encoder_layers_1_norm2 = encoder_layers_1_norm2(add_3): LayerNorm => [6, 8];
-        attn = attn(encoder_layers_1_norm2): MultiHeadAttention { heads: 4 } => [6, 8];
-        flatten = flatten(attn): Flatten => [48];
-        head = head(flatten): Dense { units: 3 } => [3];
-        output head;
+    pub struct Transformer: [6, 5] -> [3] {
+        embed: SequenceDense { units: 8 } => [6, 8],
+        encoder: TransformerEncoder { heads: 2, ff: 16, dropout: 0.0, layers: 2 } => [6, 8],
+        attn: MultiHeadAttention { heads: 4 } => [6, 8],
+        flatten: Flatten => [48],
+        head: Dense { units: 3 } => [3],
     }
 }
