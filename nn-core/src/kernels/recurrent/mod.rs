@@ -40,5 +40,5 @@ mod training;
 pub use cells::{cell_step, gru_unit, lstm_unit, rnn_unit};
 pub use inference::{forward, project};
 pub use layout::{cache_len, params_len, scratch_len, CellKind, Config, Merge, States, StatesMut};
-pub use streaming::step;
+pub use streaming::{step, to_panels, StepPanels};
 pub use training::{backward, forward_train, PARALLEL_MIN_MACS};
