@@ -802,9 +802,13 @@ pub(crate) fn tree8(a: [__m256; 8]) -> __m256 {
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn panel8<const N: usize, const S: usize>(w: *const f32, x: *const f32) -> __m256 {
     let mut acc = [_mm256_setzero_ps(); 8];
-    for i in 0..N {
-        // SAFETY: `i < N` (the caller's bounds).
-        unsafe { acc[i % 8] = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(i * S)), _mm256_set1_ps(*x.add(i)), acc[i % 8]) };
+    // Blocks of eight inputs, one per accumulator (indices known at compile time, so
+    // that the accumulators stay in registers).
+    for i in (0..N).step_by(8) {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: `i + k < N` (`N` a multiple of 8; the caller's bounds).
+            unsafe { *acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.add((i + k) * S)), _mm256_set1_ps(*x.add(i + k)), *acc) };
+        }
     }
     tree8(acc)
 }

@@ -802,12 +802,16 @@ pub unsafe fn gemv_panels<const N: usize>(
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn panel16<const N: usize, const P: usize>(w: *const f32, x: *const f32) -> [__m512; P] {
     let mut acc = [[_mm512_setzero_ps(); 8]; P];
-    for i in 0..N {
-        // SAFETY: `i < N` and `p < P` (the caller's bounds).
-        unsafe {
-            let xv = _mm512_set1_ps(*x.add(i));
-            for (p, acc) in acc.iter_mut().enumerate() {
-                acc[i % 8] = _mm512_fmadd_ps(_mm512_loadu_ps(w.add((p * N + i) * 16)), xv, acc[i % 8]);
+    // Blocks of eight inputs, one per accumulator (indices known at compile time, so
+    // that the accumulators stay in registers).
+    for i in (0..N).step_by(8) {
+        for k in 0..8 {
+            // SAFETY: `i + k < N` (`N` a multiple of 8) and `p < P` (the caller's bounds).
+            unsafe {
+                let xv = _mm512_set1_ps(*x.add(i + k));
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w.add((p * N + i + k) * 16)), xv, acc[k]);
+                }
             }
         }
     }

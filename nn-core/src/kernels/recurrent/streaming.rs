@@ -50,7 +50,7 @@ pub fn step<const F: usize, const H: usize>(
     #[cfg(target_arch = "x86_64")]
     if F.is_multiple_of(8) && H.is_multiple_of(8) && step.x.len() == F {
         match isa() {
-            Isa::Avx512 if H >= AVX512_MIN_UNITS || step.panels.is_some() => {
+            Isa::Avx512 if H >= AVX512_MIN_UNITS => {
                 // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; the widths are multiples of 8.
                 return unsafe { step_avx512::<F, H>(&mut step) };
             }
