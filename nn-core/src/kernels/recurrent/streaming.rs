@@ -206,24 +206,27 @@ impl Operands<'_, '_> {
         let (hd, gh) = (cfg.hidden, cfg.gate_width());
         let (p, q) = (&mut self.p[..gh], &mut self.q[..gh]);
         for l in 0..cfg.layers {
-            let w = cfg.weights(self.params, l, 0);
-            let (below, here) = self.h.split_at_mut(l * hd);
-            let h_l = &mut here[..hd];
             if l == 0 {
                 if let Some(panels) = self.panels {
-                    // The first layer over its weights in step order.
+                    // The first layer over its weights in step order; its biases follow
+                    // its weights in `params` (`G H (F + H)` floats).
+                    let (b_ih, b_hh) = self.params[gh * (F + H)..][..2 * gh].split_at(gh);
+                    let h_l = &mut self.h[..hd];
                     if reverse {
-                        panels_h(panels.hh, w.b_hh, h_l, q, true);
+                        panels_h(panels.hh, b_hh, h_l, q, true);
                     }
-                    panels_f(panels.ih, w.b_ih, &self.x[..cfg.features], p, reverse);
+                    panels_f(panels.ih, b_ih, &self.x[..F], p, reverse);
                     if !reverse {
-                        panels_h(panels.hh, w.b_hh, h_l, q, false);
+                        panels_h(panels.hh, b_hh, h_l, q, false);
                     }
                     let c_l: &mut [f32] = if cfg.cell == CellKind::Lstm { &mut self.c[..hd] } else { &mut [] };
                     cell_step(cfg.cell, p, q, h_l, c_l);
                     continue;
                 }
             }
+            let w = cfg.weights(self.params, l, 0);
+            let (below, here) = self.h.split_at_mut(l * hd);
+            let h_l = &mut here[..hd];
             if reverse {
                 project_h(w.hh, w.b_hh, h_l, q, true);
             }
