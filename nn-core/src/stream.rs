@@ -134,9 +134,10 @@ impl<'m, L: Step> Stream<'m, L> {
 /// On x86-64 with AVX2, when `F` and `H` are multiples of 8, [`Stream::new`]
 /// ([`Step::bind`]) copies the first layer's `weight_ih` and `weight_hh` into the state in
 /// the order the step's kernels read them (panels of 16 rows, column after column,
-/// `kernels::recurrent::to_panels`): eight or sixteen rows lie across the lanes of a
-/// register, and each row's sum is the same fixed tree of eight lanes as over the rows
-/// of `params`, added as whole vectors, with the same bits. The copy takes room for
+/// `kernels::recurrent::to_panels`): sixteen rows lie across the lanes of a register
+/// with AVX-512 (eight with AVX2, which reads the panels for projections of 8 inputs
+/// only, the rows elsewhere), and each row's sum is the same fixed tree of eight lanes
+/// as over the rows of `params`, added as whole vectors, with the same bits. The copy takes room for
 /// four gates, `4 H (F + H)` floats; other targets (NEON, microcontrollers) read the
 /// rows of `params` and hold no copy. The parameters on disk and in the model keep
 /// PyTorch's layout.
@@ -199,7 +200,6 @@ impl<const F: usize, const H: usize, const LAYERS: usize> RecurrentState<F, H, L
         self.c = [[0.0; H]; LAYERS];
         self.reverse = false;
     }
-
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -207,7 +207,7 @@ impl<const F: usize, const H: usize> Panels<F, H> {
     /// The weights, when bound.
     #[inline(always)]
     fn view(&self) -> Option<recurrent::StepPanels<'_>> {
-        self.bound.then(|| recurrent::StepPanels {
+        self.bound.then_some(recurrent::StepPanels {
             ih: self.ih.as_flattened().as_flattened(),
             hh: self.hh.as_flattened().as_flattened(),
         })
@@ -390,8 +390,8 @@ impl<A: Step, B: Step<Input = A::Output, StepInput = A::StepOutput>> Step for Ch
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
-    use crate::layer::Weights;
     use crate::activation::Activation;
+    use crate::layer::Weights;
     use crate::layers::{Gru, GruCell, Lstm, LstmCell, RnnCell, SimpleRnn};
     use crate::rng::Rng;
 

@@ -765,7 +765,7 @@ pub unsafe fn gemv_panels<const N: usize>(
     );
     let (wp, xp, bp, yp) = (panels.as_ptr(), x.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
     let full = m / PANEL_ROWS;
-    let (pairs, lone, tail) = (full / 2, full % 2, usize::from(m % PANEL_ROWS != 0));
+    let (pairs, lone, tail) = (full / 2, full % 2, usize::from(!m.is_multiple_of(PANEL_ROWS)));
     let units = pairs + lone + tail;
     for u in 0..units {
         let u = if reverse { units - 1 - u } else { u };
