@@ -57,6 +57,21 @@ pub trait Step: Layer {
     /// The state before the first step (zeros).
     fn initial_state(&self) -> Self::State;
 
+    /// Readies `state` for steps over `params` and `buffers`, once, when a stream starts:
+    /// a layer whose step reads its weights faster in another order than `state_dict`'s
+    /// keeps a copy in that order in its state (the first layer of a recurrent stack on
+    /// x86-64, see [`RecurrentState`]). After it, [`Step::step`] must be given the same
+    /// parameters: it may read the copy instead. The default does nothing.
+    fn bind(&self, params: &[f32], buffers: &[f32], state: &mut Self::State) {
+        let _ = (params, buffers, state);
+    }
+
+    /// Starts a new sequence: the state of [`Step::initial_state`], keeping what
+    /// [`Step::bind`] prepared. The default replaces the state by `initial_state()`.
+    fn reset(&self, state: &mut Self::State) {
+        *state = self.initial_state();
+    }
+
     /// One step: `x` holds `StepInput::LEN` floats, `y` receives `StepOutput::LEN`.
     fn step(&self, params: &[f32], buffers: &[f32], state: &mut Self::State, x: &[f32], y: &mut [f32]);
 }
@@ -70,9 +85,11 @@ pub struct Stream<'m, L: Step> {
 }
 
 impl<'m, L: Step> Stream<'m, L> {
-    /// A stream of `layer` over its parameters and buffers, starting from zero state.
+    /// A stream of `layer` over its parameters and buffers, starting from zero state
+    /// (with the weights the step reads in another order copied into it, [`Step::bind`]).
     pub fn new(layer: L, params: &'m [f32], buffers: &'m [f32]) -> Self {
-        let state = layer.initial_state();
+        let mut state = layer.initial_state();
+        layer.bind(params, buffers, &mut state);
         Stream { layer, params, buffers, state }
     }
 
@@ -96,7 +113,7 @@ impl<'m, L: Step> Stream<'m, L> {
 
     /// Forgets the state: the next step starts a new sequence.
     pub fn reset(&mut self) {
-        self.state = self.layer.initial_state();
+        self.layer.reset(&mut self.state);
     }
 
     /// The current state.
@@ -110,10 +127,22 @@ impl<'m, L: Step> Stream<'m, L> {
     }
 }
 
-/// The state of a streaming recurrent stack: hidden and cell states per layer, and the
-/// gate projections of the current step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RecurrentState<const H: usize, const LAYERS: usize> {
+/// The state of a streaming recurrent stack of `F` inputs, `H` units and `LAYERS`
+/// layers: hidden and cell states per layer, the gate projections of the current step,
+/// and on x86-64 the first layer's weights in step order.
+///
+/// On x86-64 with AVX2, when `F` and `H` are multiples of 8, [`Stream::new`]
+/// ([`Step::bind`]) copies the first layer's `weight_ih` and `weight_hh` into the state in
+/// the order the step's kernels read them (panels of 16 rows, column after column,
+/// `kernels::recurrent::to_panels`): sixteen rows lie across the lanes of a register
+/// with AVX-512 (eight with AVX2, which reads the panels for projections of 8 inputs
+/// only, the rows elsewhere), and each row's sum is the same fixed tree of eight lanes
+/// as over the rows of `params`, added as whole vectors, with the same bits. The copy takes room for
+/// four gates, `4 H (F + H)` floats; other targets (NEON, microcontrollers) read the
+/// rows of `params` and hold no copy. The parameters on disk and in the model keep
+/// PyTorch's layout.
+#[derive(Clone, Copy, PartialEq)]
+pub struct RecurrentState<const F: usize, const H: usize, const LAYERS: usize> {
     /// Hidden state of each layer (`h`).
     pub h: [[f32; H]; LAYERS],
     /// Cell state of each layer (`c`, LSTM only).
@@ -123,17 +152,66 @@ pub struct RecurrentState<const H: usize, const LAYERS: usize> {
     /// Whether the next step reads the weight rows last to first (alternating; a stack
     /// whose rows all stay in L1 reads them in one order and ignores it).
     reverse: bool,
+    #[cfg(target_arch = "x86_64")]
+    panels: Panels<F, H>,
 }
 
-impl<const H: usize, const LAYERS: usize> RecurrentState<H, LAYERS> {
-    /// All zeros.
+/// The first layer's weights in step order, for [`RecurrentState`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq)]
+struct Panels<const F: usize, const H: usize> {
+    /// `weight_ih` (`G H F` floats of `4 H F`).
+    ih: [[[f32; H]; 4]; F],
+    /// `weight_hh` (`G H H` floats of `4 H H`).
+    hh: [[[f32; H]; 4]; H],
+    /// Whether `ih` and `hh` hold the weights ([`Step::bind`] ran, and the kernels read them).
+    bound: bool,
+}
+
+impl<const F: usize, const H: usize, const LAYERS: usize> core::fmt::Debug for RecurrentState<F, H, LAYERS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        #[cfg(target_arch = "x86_64")]
+        let panels = self.panels.bound;
+        #[cfg(not(target_arch = "x86_64"))]
+        let panels = false;
+        f.debug_struct("RecurrentState")
+            .field("h", &self.h)
+            .field("c", &self.c)
+            .field("weights_in_step_order", &panels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const F: usize, const H: usize, const LAYERS: usize> RecurrentState<F, H, LAYERS> {
+    /// All zeros, no weights in step order.
     pub const ZERO: Self = RecurrentState {
         h: [[0.0; H]; LAYERS],
         c: [[0.0; H]; LAYERS],
         p: [[0.0; H]; 4],
         q: [[0.0; H]; 4],
         reverse: false,
+        #[cfg(target_arch = "x86_64")]
+        panels: Panels { ih: [[[0.0; H]; 4]; F], hh: [[[0.0; H]; 4]; H], bound: false },
     };
+
+    /// Zero states, keeping the weights in step order.
+    fn clear(&mut self) {
+        self.h = [[0.0; H]; LAYERS];
+        self.c = [[0.0; H]; LAYERS];
+        self.reverse = false;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const F: usize, const H: usize> Panels<F, H> {
+    /// The weights, when bound.
+    #[inline(always)]
+    fn view(&self) -> Option<recurrent::StepPanels<'_>> {
+        self.bound.then_some(recurrent::StepPanels {
+            ih: self.ih.as_flattened().as_flattened(),
+            hh: self.hh.as_flattened().as_flattened(),
+        })
+    }
 }
 
 impl<C: Cell, const T: usize, const F: usize, const H: usize, const LAYERS: usize> Step
@@ -141,18 +219,44 @@ impl<C: Cell, const T: usize, const F: usize, const H: usize, const LAYERS: usiz
 {
     type StepInput = Shape1<F>;
     type StepOutput = Shape1<H>;
-    type State = RecurrentState<H, LAYERS>;
+    type State = RecurrentState<F, H, LAYERS>;
 
     fn initial_state(&self) -> Self::State {
         RecurrentState::ZERO
     }
 
+    /// On x86-64 with AVX2 and `F`, `H` multiples of 8: copies the first layer's weights
+    /// into `state` in step order (see [`RecurrentState`]).
+    fn bind(&self, params: &[f32], _buffers: &[f32], state: &mut Self::State) {
+        #[cfg(target_arch = "x86_64")]
+        if F.is_multiple_of(8) && H.is_multiple_of(8) && crate::kernels::isa::isa().avx2() {
+            let cfg = self.config();
+            let gh = cfg.gate_width();
+            let (ih, rest) = params[..cfg.direction_params(0)].split_at(gh * F);
+            let hh = &rest[..gh * H];
+            let p = &mut state.panels;
+            recurrent::to_panels(ih, gh, F, p.ih.as_flattened_mut().as_flattened_mut());
+            recurrent::to_panels(hh, gh, H, p.hh.as_flattened_mut().as_flattened_mut());
+            p.bound = true;
+        }
+        let _ = (params, state);
+    }
+
+    fn reset(&self, state: &mut Self::State) {
+        state.clear();
+    }
+
     #[inline]
     fn step(&self, params: &[f32], _buffers: &[f32], state: &mut Self::State, x: &[f32], y: &mut [f32]) {
         let s = state;
+        #[cfg(target_arch = "x86_64")]
+        let panels = s.panels.view();
+        #[cfg(not(target_arch = "x86_64"))]
+        let panels = None;
         recurrent::step::<F, H>(
             &self.config(),
             params,
+            panels,
             &x[..F],
             s.h.as_flattened_mut(),
             s.c.as_flattened_mut(),
@@ -236,6 +340,14 @@ impl<L: Step> Step for Named<L> {
         self.layer.initial_state()
     }
 
+    fn bind(&self, params: &[f32], buffers: &[f32], state: &mut Self::State) {
+        self.layer.bind(params, buffers, state)
+    }
+
+    fn reset(&self, state: &mut Self::State) {
+        self.layer.reset(state)
+    }
+
     #[inline]
     fn step(&self, params: &[f32], buffers: &[f32], state: &mut Self::State, x: &[f32], y: &mut [f32]) {
         self.layer.step(params, buffers, state, x, y)
@@ -252,6 +364,19 @@ impl<A: Step, B: Step<Input = A::Output, StepInput = A::StepOutput>> Step for Ch
         (self.first.initial_state(), Tensor::zeros(), self.rest.initial_state())
     }
 
+    fn bind(&self, params: &[f32], buffers: &[f32], state: &mut Self::State) {
+        let (pa, pb) = params.split_at(A::PARAMS);
+        let (ba, bb) = buffers.split_at(A::BUFFERS);
+        self.first.bind(pa, ba, &mut state.0);
+        self.rest.bind(pb, bb, &mut state.2);
+    }
+
+    fn reset(&self, state: &mut Self::State) {
+        self.first.reset(&mut state.0);
+        state.1 = Tensor::zeros();
+        self.rest.reset(&mut state.2);
+    }
+
     #[inline]
     fn step(&self, params: &[f32], buffers: &[f32], state: &mut Self::State, x: &[f32], y: &mut [f32]) {
         let (pa, pb) = params.split_at(A::PARAMS);
@@ -259,5 +384,59 @@ impl<A: Step, B: Step<Input = A::Output, StepInput = A::StepOutput>> Step for Ch
         let (sa, mid, sb) = state;
         self.first.step(pa, ba, sa, x, mid);
         self.rest.step(pb, bb, sb, mid, y);
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::layer::Weights;
+    use crate::layers::{Gru, GruCell, Lstm, LstmCell, RnnCell, SimpleRnn};
+    use crate::rng::Rng;
+
+    /// Streams `x` (`T` steps) and asserts every step equals whole-sequence inference
+    /// bit for bit, twice (after a reset).
+    fn equals_forward<L: Step<StepInput = Shape1<F>> + Copy, const F: usize>(name: &str, layer: L, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let mut params = vec![0.0; L::PARAMS];
+        layer.init(&mut params, &mut [], &mut rng);
+        let x: Vec<f32> = (0..<L::Input as Shape>::LEN).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
+        let mut whole = vec![0.0; <L::Output as Shape>::LEN];
+        layer.forward(Weights::new(&params, &[]), &x, &mut whole, &mut vec![0.0; L::SCRATCH]);
+        let out = <L::StepOutput as Shape>::LEN;
+        let mut stream = Stream::new(layer, &params, &[]);
+        let mut y = vec![0.0; out];
+        for _ in 0..2 {
+            for (t, xt) in x.chunks_exact(F).enumerate() {
+                stream.step_slice(xt, &mut y);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y), bits(&whole[t * out..][..out]), "{name}: step {t}");
+            }
+            stream.reset();
+        }
+    }
+
+    /// The stacks whose first layer the x86-64 step reads in step order (widths
+    /// multiples of 8) equal whole-sequence inference bit for bit, in every cell,
+    /// through a reset, with stacked layers above reading rows.
+    #[test]
+    fn steps_over_weights_in_step_order_equal_whole_sequences() {
+        equals_forward("gru 8 -> 8", Gru::<5, 8, 8>::new(GruCell), 1);
+        equals_forward("gru 8 -> 64", Gru::<5, 8, 64>::new(GruCell), 2);
+        equals_forward("lstm 16 -> 16", Lstm::<5, 16, 16>::new(LstmCell), 3);
+        equals_forward("lstm 8 -> 64", Lstm::<5, 8, 64>::new(LstmCell), 4);
+        equals_forward("lstm 24 -> 8, 2 layers", Lstm::<5, 24, 8, 2>::new(LstmCell), 5);
+        equals_forward("rnn 8 -> 16", SimpleRnn::<5, 8, 16>::new(RnnCell::new(Activation::Tanh)), 6);
+        equals_forward("rnn 16 -> 8", SimpleRnn::<5, 16, 8>::new(RnnCell::new(Activation::Relu)), 7);
+    }
+
+    #[test]
+    fn the_state_reports_whether_it_holds_weights_in_step_order() {
+        let layer = Gru::<2, 8, 8>::new(GruCell);
+        let params = vec![0.1; <Gru<2, 8, 8> as Layer>::PARAMS];
+        let stream = Stream::new(layer, &params, &[]);
+        let bound = cfg!(target_arch = "x86_64") && crate::kernels::isa::isa().avx2();
+        assert!(format!("{:?}", stream.state()).contains(&format!("weights_in_step_order: {bound}")));
     }
 }

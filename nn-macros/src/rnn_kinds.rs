@@ -347,6 +347,12 @@ pub(crate) fn stream_impl(name: &syn::Ident, layers: &[&Layer]) -> TokenStream {
             fn initial_state(&self) -> Self::State {
                 ::nn_core::stream::Step::initial_state(&__NN_ARCH)
             }
+            fn bind(&self, params: &[f32], buffers: &[f32], state: &mut Self::State) {
+                ::nn_core::stream::Step::bind(&__NN_ARCH, params, buffers, state)
+            }
+            fn reset(&self, state: &mut Self::State) {
+                ::nn_core::stream::Step::reset(&__NN_ARCH, state)
+            }
             fn step(&self, params: &[f32], buffers: &[f32], state: &mut Self::State, x: &[f32], y: &mut [f32]) {
                 ::nn_core::stream::Step::step(&__NN_ARCH, params, buffers, state, x, y)
             }

@@ -1,7 +1,8 @@
 //! Every instruction set gives the same bits: products (GEMM on odd shapes and every
 //! layout, the matrix-vector forms), dense layers (batch 1 and batches, backward),
-//! convolutions (the padded-input form, the column form, backward) and a small CNN's
-//! inference and training steps are computed in child processes of this test binary,
+//! convolutions (the padded-input form, the column form, backward), a small CNN's
+//! inference and training steps, and streamed GRU and LSTM steps (over weights in step
+//! order on x86-64, `nn_core::stream`) are computed in child processes of this test binary,
 //! one per instruction set this CPU has, chosen by `NN_ISA` (`kernels::isa`), and their
 //! outputs compared bit for bit.
 //!
@@ -22,7 +23,9 @@ use nn_core::kernels::conv::{self, ConvGeometry};
 use nn_core::kernels::dense;
 use nn_core::kernels::gemm::{gemm, gemv, gemv_batch, MatRef};
 use nn_core::kernels::isa::{self, Isa};
+use nn_core::layers::{Gru, GruCell, Lstm, LstmCell};
 use nn_core::prelude::*;
+use nn_core::stream::{Step, Stream};
 
 network! {
     /// A small CNN of odd sizes: convolutions in both forms, pooling, dense layers.
@@ -179,7 +182,27 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
         out.push((format!("cnn step {step} loss"), vec![loss]));
     }
     out.push(("cnn parameters after training".into(), model.params().to_vec()));
+    // Streamed recurrent steps, the widths of the benchmark's small steps.
+    out.push(streamed("gru 8 -> 8", Gru::<1, 8, 8>::new(GruCell), 110));
+    out.push(streamed("gru 8 -> 64", Gru::<1, 8, 64>::new(GruCell), 111));
+    out.push(streamed("lstm 16 -> 16", Lstm::<1, 16, 16>::new(LstmCell), 112));
+    out.push(streamed("lstm 8 -> 64, 2 layers", Lstm::<1, 8, 64, 2>::new(LstmCell), 113));
     out
+}
+
+/// The outputs of five steps of `layer` streamed from zero state, its parameters and
+/// inputs from `seed`.
+fn streamed<L: Step + Copy>(name: &str, layer: L, seed: u64) -> (String, Vec<f32>) {
+    let mut params = vec![0.0; L::PARAMS];
+    layer.init(&mut params, &mut [], &mut Rng::new(seed));
+    let (f, h) = (<L::StepInput as Shape>::LEN, <L::StepOutput as Shape>::LEN);
+    let x = values(5 * f, seed + 1);
+    let mut stream = Stream::new(layer, &params, &[]);
+    let mut y = vec![0.0; 5 * h];
+    for (xt, yt) in x.chunks_exact(f).zip(y.chunks_exact_mut(h)) {
+        stream.step_slice(xt, yt);
+    }
+    (format!("streamed {name}"), y)
 }
 
 /// Products large enough for `matrixmultiply` without AVX2, by name.

@@ -780,6 +780,97 @@ pub unsafe fn gemv_fixed<const N: usize>(
     }
 }
 
+/// The sum of eight lane vectors in the order [`sum8`] gives the lanes of one vector,
+/// `((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))`, as vertical additions.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn tree8(a: [__m256; 8]) -> __m256 {
+    let low = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+    let high = _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7]));
+    _mm256_add_ps(low, high)
+}
+
+/// The dot products of eight rows of a step-ordered matrix (see [`gemv_panels`]) with
+/// `x` (`N` floats), before the bias: input `i` of the eight rows at `w + i S`
+/// (`S`: the width of their panel, 8 or 16). Lane `k` of accumulator `i % 8` takes
+/// input `i`, in order, and the accumulators are added by [`tree8`]: each row rounded
+/// as [`gemv_fixed`] rounds it.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `w + i S .. w + i S + 8` and `x + i` are readable
+/// for every `i < N`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn panel8<const N: usize, const S: usize>(w: *const f32, x: *const f32) -> __m256 {
+    let mut acc = [_mm256_setzero_ps(); 8];
+    // Blocks of eight inputs, one per accumulator (indices known at compile time, so
+    // that the accumulators stay in registers).
+    for i in (0..N).step_by(8) {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: `i + k < N` (`N` a multiple of 8; the caller's bounds).
+            unsafe { *acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.add((i + k) * S)), _mm256_set1_ps(*x.add(i + k)), *acc) };
+        }
+    }
+    tree8(acc)
+}
+
+/// Rows of a panel of the step order of [`gemv_panels`].
+pub const PANEL_ROWS: usize = 16;
+
+/// `y = bias + A x` for `A` of `m` rows of `N` columns (`m` and `N` multiples of 8),
+/// stored in step order: the rows in panels of [`PANEL_ROWS`] (the last one of 8 when
+/// `m` is an odd multiple of 8), each panel column after column (element `(r, i)` of
+/// a panel of width `S` at `i S + r`). Each row is rounded exactly as [`gemv_fixed`]
+/// rounds it (eight lanes of fused multiply-adds, `((l0 + l1) + (l2 + l3)) + ((l4 + l5)
+/// + (l6 + l7))`, then the bias), but eight rows at a time lie across the lanes of a
+/// register, so the tree is seven additions of whole vectors, without shuffles. With
+/// `reverse`, last rows first (the order changes no result).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+///
+/// # Panics
+/// If `m` or `N` is not a multiple of 8, `panels` holds fewer than `m N` floats, `x`
+/// fewer than `N`, `bias` or `y` fewer than `m`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub unsafe fn gemv_panels<const N: usize>(
+    panels: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: &[f32],
+    reverse: bool,
+    y: &mut [f32],
+) {
+    assert!(
+        N.is_multiple_of(8)
+            && m.is_multiple_of(8)
+            && blocks_fit(m, N, panels.len())
+            && x.len() >= N
+            && bias.len() >= m
+            && y.len() >= m,
+        "gemv_panels: shapes"
+    );
+    let (wp, xp, bp, yp) = (panels.as_ptr(), x.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
+    let eights = m / 8;
+    let full = m / PANEL_ROWS;
+    for e in 0..eights {
+        let e = if reverse { eights - 1 - e } else { e };
+        let panel = e / 2;
+        // SAFETY: rows `8 e..8 e + 8 <= m` lie in panel `e / 2`, inside the `m N` floats
+        // of `panels` (asserted); `x` holds `N` floats, `bias` and `y` `m`.
+        unsafe {
+            let base = wp.add(panel * PANEL_ROWS * N);
+            let sums = if panel < full {
+                panel8::<N, PANEL_ROWS>(base.add(8 * (e % 2)), xp)
+            } else {
+                panel8::<N, 8>(base, xp)
+            };
+            _mm256_storeu_ps(yp.add(8 * e), _mm256_add_ps(_mm256_loadu_ps(bp.add(8 * e)), sums));
+        }
+    }
+}
+
 /// Bytes of rows of `A` swept per block by [`gemv_batch`]: they stay in L2 while the
 /// vectors pass through L1.
 pub(crate) const BATCH_BLOCK_BYTES: usize = 192 * 1024;

@@ -1070,3 +1070,91 @@ pub unsafe fn gemv8(a: &[f32], m: usize, x: &[f32], bias: Option<&[f32]>, relu: 
         unsafe { super::avx2::gemv_fixed::<8>(&a[i * 8..], m - i, x, bias, relu, false, &mut y[i..m]) };
     }
 }
+
+/// [`super::avx2::gemv_panels`] on sixteen lanes: the same step-ordered matrix and the
+/// same bits, two panels of 16 rows at a time (sixteen accumulators sharing each
+/// broadcast of `x`), then a lone panel of 16, then the last 8 rows by the AVX2 form.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+///
+/// # Panics
+/// As the AVX2 form.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn gemv_panels<const N: usize>(
+    panels: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: &[f32],
+    reverse: bool,
+    y: &mut [f32],
+) {
+    use super::avx2::PANEL_ROWS;
+    assert!(
+        N.is_multiple_of(8)
+            && m.is_multiple_of(8)
+            && super::avx2::blocks_fit(m, N, panels.len())
+            && x.len() >= N
+            && bias.len() >= m
+            && y.len() >= m,
+        "gemv_panels: shapes"
+    );
+    let (wp, xp, bp, yp) = (panels.as_ptr(), x.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
+    let full = m / PANEL_ROWS;
+    let (pairs, lone, tail) = (full / 2, full % 2, usize::from(!m.is_multiple_of(PANEL_ROWS)));
+    let units = pairs + lone + tail;
+    for u in 0..units {
+        let u = if reverse { units - 1 - u } else { u };
+        // SAFETY: unit `u` covers panels inside the `m N` floats of `panels` (asserted),
+        // rows below `m`; `x` holds `N` floats, `bias` and `y` `m`.
+        unsafe {
+            if u < pairs {
+                let r = 2 * u * PANEL_ROWS;
+                let [s0, s1] = panel16::<N, 2>(wp.add(r * N), xp);
+                _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s0));
+                let r = r + PANEL_ROWS;
+                _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s1));
+            } else if u < pairs + lone {
+                let r = 2 * pairs * PANEL_ROWS;
+                let [s] = panel16::<N, 1>(wp.add(r * N), xp);
+                _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s));
+            } else {
+                let r = full * PANEL_ROWS;
+                let s = super::avx2::panel8::<N, 8>(wp.add(r * N), xp);
+                _mm256_storeu_ps(yp.add(r), _mm256_add_ps(_mm256_loadu_ps(bp.add(r)), s));
+            }
+        }
+    }
+}
+
+/// The sums of `P` consecutive panels of 16 rows (`16 N` floats each, from `w`) with
+/// `x`, before the bias, rounded as `avx2::panel8` rounds each row: lane `r` of
+/// accumulator `i % 8` of a panel takes input `i` of row `r`, in order, and the eight
+/// accumulators are added as `((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F; `w .. w + 16 P N` and `x .. x + N` are readable.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn panel16<const N: usize, const P: usize>(w: *const f32, x: *const f32) -> [__m512; P] {
+    let mut acc = [[_mm512_setzero_ps(); 8]; P];
+    // Blocks of eight inputs, one per accumulator (indices known at compile time, so
+    // that the accumulators stay in registers).
+    for i in (0..N).step_by(8) {
+        for k in 0..8 {
+            // SAFETY: `i + k < N` (`N` a multiple of 8) and `p < P` (the caller's bounds).
+            unsafe {
+                let xv = _mm512_set1_ps(*x.add(i + k));
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w.add((p * N + i + k) * 16)), xv, acc[k]);
+                }
+            }
+        }
+    }
+    acc.map(|a| {
+        let low = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+        let high = _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7]));
+        _mm512_add_ps(low, high)
+    })
+}
