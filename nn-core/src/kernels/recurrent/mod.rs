@@ -43,7 +43,9 @@ pub use cells::cell_step;
 pub use cells::{gru_unit, lstm_unit, rnn_unit};
 pub use inference::{forward, project};
 pub use layout::{cache_len, params_len, scratch_len, CellKind, Config, Merge, States, StatesMut};
-pub use streaming::{step, to_panels, StepPanels};
+pub use streaming::step;
+#[cfg(any(target_arch = "x86_64", feature = "internals"))]
+pub use streaming::{to_panels, StepPanels};
 #[cfg(feature = "internals")]
 pub use training::PARALLEL_MIN_MACS;
 pub use training::{backward, forward_train};

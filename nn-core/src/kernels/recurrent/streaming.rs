@@ -85,6 +85,7 @@ pub struct StepPanels<'a> {
 ///
 /// # Panics
 /// If `m` is not a multiple of 8, `weight` or `out` holds fewer than `m n` floats.
+#[cfg(any(target_arch = "x86_64", feature = "internals"))]
 pub fn to_panels(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
     const ROWS: usize = 16;
     assert!(m.is_multiple_of(8), "to_panels: {m} rows, not a multiple of 8");
