@@ -29,6 +29,8 @@ const MODELS: &[(&str, &str)] = &[
     ("ops_rnn", "OpsRnn"),
     ("ops_pool", "OpsPool"),
     ("encoder_prenorm", "PreNormEncoder"),
+    ("lstm_state", "LstmState"),
+    ("gru_state", "GruState"),
 ];
 
 fn import_dir() -> PathBuf {
