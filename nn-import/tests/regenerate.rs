@@ -126,6 +126,17 @@ fn a_recurrent_layer_run_backwards_only_is_reported() {
 }
 
 #[test]
+fn a_constant_initial_state_that_is_not_zero_is_reported() {
+    let model = import_dir().join("models/rnn_constant_state.onnx");
+    let err = import_file(&model, &Options::new("ConstantState")).unwrap_err();
+    let ImportError::Unsupported(nodes) = &err else { panic!("{err}") };
+    assert_eq!(nodes.len(), 1, "{err}");
+    assert_eq!((nodes[0].op.as_str(), nodes[0].node.as_str()), ("RNN", "rnn_h0"));
+    assert!(nodes[0].reason.starts_with("its initial_h is a constant that is not zero;"), "{err}");
+    assert!(nodes[0].reason.ends_with("(make `h0` an input of the model)"), "{err}");
+}
+
+#[test]
 fn a_dynamic_dimension_names_itself_and_the_fix() {
     // An LSTM exported with dynamic batch and time axes: the batch is fine, the time
     // axis must be fixed.

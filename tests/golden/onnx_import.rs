@@ -278,7 +278,7 @@ fn assert_matches(name: &str, actual: &[f32], expected: &[f32]) {
 #[test]
 fn lstm_from_given_states_matches_onnxruntime() {
     let mut model = Model::<lstm_state::LstmState>::zeros();
-    load_safetensors(&mut model, &import_dir().join("generated/lstm_state.safetensors"), &LoadOptions::default())
+    load_safetensors(&mut model, import_dir().join("generated/lstm_state.safetensors"), &LoadOptions::default())
         .unwrap();
     let fixture = read(&import_dir().join("models/lstm_state.safetensors"));
     let (h0, c0) = (state(&fixture, "inputs_h0"), state(&fixture, "inputs_c0"));
@@ -294,7 +294,7 @@ fn lstm_from_given_states_matches_onnxruntime() {
 #[test]
 fn bidirectional_gru_from_a_given_state_matches_onnxruntime() {
     let mut model = Model::<gru_state::GruState>::zeros();
-    load_safetensors(&mut model, &import_dir().join("generated/gru_state.safetensors"), &LoadOptions::default())
+    load_safetensors(&mut model, import_dir().join("generated/gru_state.safetensors"), &LoadOptions::default())
         .unwrap();
     let fixture = read(&import_dir().join("models/gru_state.safetensors"));
     let h0 = state(&fixture, "inputs_h0");

@@ -18,7 +18,8 @@ inputs and two outputs (its fixture `pair.safetensors` holds `inputs_a`, `inputs
 `outputs_score` and `outputs_rec`); `lstm_state.onnx` and `gru_state.onnx`, recurrent
 layers whose initial states are model inputs (their fixtures hold `inputs_x`, the
 states `inputs_h0` (and `inputs_c0`) in PyTorch's layout `[directions, samples,
-hidden]`, and `outputs`); and `attention_torchscript.onnx` and
+hidden]`, and `outputs`), and `rnn_constant_state.onnx`, an `RNN` from a constant
+non-zero state, which the import must report; and `attention_torchscript.onnx` and
 `attention_scaled.onnx`, attentions the importer must report. The tests (`tests/import/`) need neither torch nor
 onnxruntime: they import the committed `.onnx` files and compare with the committed
 outputs. Needs torch, onnx, onnxscript and onnxruntime.
@@ -546,7 +547,40 @@ def export_state(name: str, model: nn.Module, sample: tuple[int, ...], states: l
     print(f"{name}: written, outputs {list(tensors['outputs'].shape)}")
 
 
+def export_constant_state() -> None:
+    """`rnn_constant_state.onnx` (`onnx.helper`, opset 13): an `RNN` whose
+    `initial_h` is a constant that is not zero, which the import must report."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2303)
+    t, f, h = 4, 3, 2
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(1, h, f)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(size=(1, h, h)).astype(np.float32), "r"),
+        numpy_helper.from_array(np.zeros(2 * h, dtype=np.float32).reshape(1, 2 * h), "b"),
+        numpy_helper.from_array(rng.normal(size=(1, 1, h)).astype(np.float32), "h0"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["x_t"], perm=[1, 0, 2]),
+        helper.make_node("RNN", ["x_t", "w", "r", "b", "", "h0"], ["", "h"], name="rnn_h0", hidden_size=h),
+        helper.make_node("Squeeze", ["h", "axis0"], ["y"], name="last_state"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "rnn_constant_state",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, f])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, h])],
+        inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx.helper")
+    onnx.checker.check_model(m)
+    onnx.save(m, OUT / "rnn_constant_state.onnx")
+    print("rnn_constant_state: written")
+
+
 def export_states() -> None:
+    export_constant_state()
     torch.manual_seed(2301)
     export_state("lstm_state", LstmState().eval(), (7, 6), ["h0", "c0"], 1, 12)
     torch.manual_seed(2302)
