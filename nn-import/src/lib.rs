@@ -72,7 +72,8 @@ impl Options {
         Options { name: name.to_string(), input_shapes: Vec::new(), weights_name: None }
     }
 
-    /// Fixes the shape of input `input` (batch axis first).
+    /// Fixes the shape of input `input` (batch axis first; a recurrent initial state
+    /// `[directions, batch, hidden]`).
     pub fn input_shape(mut self, input: &str, shape: &[usize]) -> Options {
         self.input_shapes.push((input.to_string(), shape.to_vec()));
         self
