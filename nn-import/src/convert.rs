@@ -54,6 +54,8 @@ pub struct Tensor {
 pub(crate) struct Converted {
     /// The network's inputs: value name and sample shape, in the graph's order.
     pub inputs: Vec<(String, Vec<usize>)>,
+    /// The inputs that are recurrent initial states (batch on ONNX's axis 1).
+    pub states: Vec<String>,
     /// The network's outputs, likewise.
     pub outputs: Vec<(String, Vec<usize>)>,
     pub stmts: Vec<Stmt>,
@@ -90,6 +92,7 @@ pub(crate) const OPERATORS: &[&str] = &[
     "Unsqueeze",
     "Transpose",
     "Concat",
+    "Slice",
     "LSTM",
     "GRU",
     "RNN",
@@ -119,9 +122,14 @@ struct Converter<'g> {
     unsupported: Vec<Unsupported>,
 }
 
-/// Converts the graph whose inputs have the fixed shapes `input_shapes` (batch
-/// first), one per graph input.
-pub(crate) fn convert(graph: &Graph, input_shapes: &[Vec<usize>]) -> Result<Converted, Vec<Unsupported>> {
+/// Converts the graph whose inputs have the fixed shapes `input_shapes`, one per
+/// graph input, each with its batch on axis `batch_axes` (0, or 1 for a recurrent
+/// layer's initial state `[directions, batch, hidden]`).
+pub(crate) fn convert(
+    graph: &Graph,
+    input_shapes: &[Vec<usize>],
+    batch_axes: &[usize],
+) -> Result<Converted, Vec<Unsupported>> {
     let mut readers: HashMap<String, usize> = HashMap::new();
     for node in &graph.nodes {
         for input in node.inputs.iter().filter(|i| !i.is_empty()) {
@@ -145,11 +153,16 @@ pub(crate) fn convert(graph: &Graph, input_shapes: &[Vec<usize>]) -> Result<Conv
         unsupported: Vec::new(),
     };
     let mut inputs = Vec::new();
-    for (input, shape) in graph.inputs.iter().zip(input_shapes) {
+    let mut states = Vec::new();
+    for ((input, shape), &batch) in graph.inputs.iter().zip(input_shapes).zip(batch_axes) {
         let value = c.names.value(&input.name, "input");
-        let layout = Layout::plain(shape.clone(), 0);
-        c.tracked.insert(input.name.clone(), Tracked { value: value.clone(), stored: layout.sample(), layout });
-        inputs.push((value, shape[1..].to_vec()));
+        let layout = Layout::plain(shape.clone(), batch);
+        let stored = layout.sample();
+        c.tracked.insert(input.name.clone(), Tracked { value: value.clone(), stored: stored.clone(), layout });
+        if batch != 0 {
+            states.push(value.clone());
+        }
+        inputs.push((value, stored));
     }
     for (index, node) in graph.nodes.iter().enumerate() {
         if c.absorbed.contains(&index) {
@@ -205,7 +218,7 @@ pub(crate) fn convert(graph: &Graph, input_shapes: &[Vec<usize>]) -> Result<Conv
     if !c.unsupported.is_empty() {
         return Err(c.unsupported);
     }
-    Ok(Converted { inputs, outputs, stmts: c.stmts, tensors: c.tensors })
+    Ok(Converted { inputs, states, outputs, stmts: c.stmts, tensors: c.tensors })
 }
 
 /// LSTM gate blocks: PyTorch's order (input, forget, cell, output) as indices of
@@ -418,6 +431,7 @@ impl Converter<'_> {
             }
             "Add" | "Mul" => self.merge(node),
             "Concat" => self.concat(node),
+            "Slice" => self.slice(node),
             "LSTM" | "GRU" | "RNN" => self.recurrent(node),
             "LayerNormalization" => self.layer_norm(node),
             "Gather" => self.gather(node),
@@ -1126,6 +1140,76 @@ impl Converter<'_> {
         self.alias(node, Tracked { layout, ..x })
     }
 
+    /// A `Slice` that keeps every element (PyTorch's `h0[0:1]` of a one-layer
+    /// state) is the value itself; the library has no layer for any other.
+    fn slice(&mut self, node: &Node) -> Result<(), Reason> {
+        let x = self.input(node, 0)?;
+        let ints = |index: usize, what: &str| -> Result<Option<Vec<i64>>, Reason> {
+            if node.input(index).is_none() {
+                return Ok(None);
+            }
+            let c = self.const_input(node, index, what)?;
+            c.ints().map(|v| Some(v.to_vec())).ok_or_else(|| format!("its {what} are not integers"))
+        };
+        let starts = ints(1, "starts")?.ok_or("its starts are missing")?;
+        let ends = ints(2, "ends")?.ok_or("its ends are missing")?;
+        let rank = x.layout.shape.len();
+        let axes = ints(3, "axes")?.unwrap_or_else(|| (0..rank as i64).collect());
+        let steps = ints(4, "steps")?.unwrap_or_else(|| vec![1; axes.len()]);
+        if starts.len() != axes.len() || ends.len() != axes.len() || steps.len() != axes.len() {
+            return Err(String::from("its starts, ends, axes and steps differ in length"));
+        }
+        for i in 0..axes.len() {
+            let axis = if axes[i] < 0 { axes[i] + rank as i64 } else { axes[i] };
+            let dim = usize::try_from(axis).ok().and_then(|a| x.layout.shape.get(a)).copied();
+            let Some(dim) = dim else { return Err(format!("axis {} is not an axis of {:?}", axes[i], x.layout.shape)) };
+            let whole = steps[i] == 1 && (starts[i] == 0 || starts[i] <= -(dim as i64)) && ends[i] >= dim as i64;
+            if !whole {
+                return Err(format!(
+                    "it slices axis {axis} of {:?} to [{}, {}) step {}; the library has no layer that slices a value",
+                    x.layout.shape, starts[i], ends[i], steps[i]
+                ));
+            }
+        }
+        self.alias(node, x)
+    }
+
+    /// The initial state input `index` (`initial_h` or `initial_c`) of a recurrent
+    /// node: `None` when absent or a constant zero, the network value of a computed
+    /// `[dirs, batch, hidden]` (stored per sample as `[dirs, hidden]`), or why not.
+    fn initial_state(
+        &self,
+        node: &Node,
+        index: usize,
+        what: &str,
+        dirs: usize,
+        batch: usize,
+        hidden: usize,
+    ) -> Result<Option<String>, Reason> {
+        let Some(name) = node.input(index) else { return Ok(None) };
+        if let Some(c) = self.constant(name) {
+            if c.floats().iter().all(|&v| v == 0.0) {
+                return Ok(None);
+            }
+            return Err(format!(
+                "its {what} is a constant that is not zero; the library's recurrent layers start from zero or from \
+                 a state given as an input (make `{name}` an input of the model)"
+            ));
+        }
+        let t = self.input(node, index)?;
+        if t.layout.shape != [dirs, batch, hidden] || t.layout.batch != 1 || !t.layout.in_order() {
+            return Err(format!(
+                "its {what} {:?} is not a state [directions = {dirs}, batch = {batch}, hidden = {hidden}] with the \
+                 batch on axis 1",
+                t.layout.shape
+            ));
+        }
+        if t.stored != [dirs, hidden] {
+            return Err(format!("its {what} is stored as {:?}, not [{dirs}, {hidden}]", t.stored));
+        }
+        Ok(Some(t.value))
+    }
+
     fn recurrent(&mut self, node: &Node) -> Result<(), Reason> {
         let (kind, gates) = match node.op.as_str() {
             "LSTM" => ("Lstm", 4),
@@ -1168,17 +1252,27 @@ impl Converter<'_> {
         if node.input(4).is_some() {
             return Err(String::from("`sequence_lens` is given; the library runs every sequence to its full length"));
         }
-        for (i, what) in [(5, "initial_h"), (6, "initial_c"), (7, "peepholes P")] {
-            if let Some(name) = node.input(i) {
-                let zero = self.constant(name).is_some_and(|c| c.floats().iter().all(|&v| v == 0.0));
-                if !zero || i == 7 {
-                    return Err(format!(
-                        "its {what} is given and not zero; the library's recurrent layers start from a zero state \
-                         and have no peepholes"
-                    ));
-                }
-            }
+        if node.input(7).is_some() {
+            return Err(String::from("its peepholes P are given; the library's LSTM has no peepholes"));
         }
+        let batch = x.layout.shape[x.layout.batch];
+        let h0 = self.initial_state(node, 5, "initial_h", dirs, batch, hidden)?;
+        let c0 = if kind == "Lstm" { self.initial_state(node, 6, "initial_c", dirs, batch, hidden)? } else { None };
+        if kind != "Lstm" && node.input(6).is_some() {
+            return Err(String::from("it has an `initial_c`, which only an LSTM reads"));
+        }
+        // The library's LSTM takes both states or neither.
+        let states = match (h0, c0) {
+            (None, None) => Vec::new(),
+            (Some(h), Some(c)) => vec![h, c],
+            (Some(h), None) if kind != "Lstm" => vec![h],
+            _ => {
+                return Err(String::from(
+                    "one of its initial states `initial_h` and `initial_c` is an input and the other zero; the \
+                     library's LSTM takes both as inputs or neither",
+                ))
+            }
+        };
         if node.attrs.contains_key("clip") {
             return Err(String::from("`clip` is set; the library does not clip the cell's pre-activations"));
         }
@@ -1254,7 +1348,7 @@ impl Converter<'_> {
             options.push(String::from("bidirectional: true"));
         }
         let text = format!("{kind} {{ {} }}", options.join(", "));
-        let (batch, steps) = (x.layout.shape[x.layout.batch], x.layout.sample()[0]);
+        let steps = x.layout.sample()[0];
         let (onnx_out, stored, layout) = if sequences {
             let (shape, batch_at) = if layout_attr == 0 {
                 (vec![steps, dirs, batch, hidden], 2)
@@ -1269,6 +1363,9 @@ impl Converter<'_> {
             (out, vec![dirs * hidden], Layout::plain(shape, batch_at))
         };
         self.layer(layer, text, input, stored, layout, &onnx_out);
+        if let Some(stmt) = self.stmts.last_mut() {
+            stmt.inputs.extend(states);
+        }
         Ok(())
     }
 

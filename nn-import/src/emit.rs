@@ -50,6 +50,14 @@ pub(crate) fn source(net: &Converted, header: &Header<'_>) -> String {
     if let Some(weights) = header.weights {
         let _ = writeln!(s, "    ///\n    /// Its weights are `{weights}`.");
     }
+    if !net.states.is_empty() {
+        let states = net.states.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            s,
+            "    ///\n    /// {states}: initial recurrent states, `[directions, hidden]` per sample; convert ONNX's \
+             (PyTorch's)\n    /// `[directions, batch, hidden]` with `nn_core::layers::state_from_pytorch`."
+        );
+    }
     let (input, output) = (shapes(&net.inputs), shapes(&net.outputs));
     if is_chain(net) {
         let _ = writeln!(s, "    pub struct {}: {input} -> {output} {{", header.name);

@@ -29,7 +29,7 @@ pub enum ImportError {
 pub struct DynamicDim {
     /// The input's name.
     pub input: String,
-    /// The dimension's index (0 is the batch axis).
+    /// The dimension's index (0 is the batch axis; 1 for a recurrent initial state).
     pub axis: usize,
     /// The input's declared shape, dynamic dimensions by name (`[batch, 3, height, 32]`).
     pub declared: String,

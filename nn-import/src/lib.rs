@@ -13,6 +13,14 @@
 //! - the weights as a safetensors file in the library's `state_dict` layout, which
 //!   `nn_core::io::load_safetensors` and `nn_core::include_weights!` read.
 //!
+//! An `LSTM`, `GRU` or `RNN` whose initial state (`initial_h`, `initial_c`) is a graph
+//! input becomes a recurrent call with state arguments (`y = lstm(x, h0, c0)`), the
+//! state an input of the network of shape `[directions, hidden]` per sample. ONNX
+//! holds that input as `[directions, batch, hidden]`, its batch on axis 1; callers
+//! holding it in that (PyTorch's) layout convert it with
+//! `nn_core::layers::state_from_pytorch`. A constant non-zero initial state is
+//! reported as unsupported (make it an input of the model).
+//!
 //! A model the library cannot express is an [`ImportError::Unsupported`] listing
 //! every such node (operator, name, input shapes, why); an input whose dimensions
 //! other than the batch are not fixed is an [`ImportError::DynamicShape`] naming each
@@ -50,7 +58,9 @@ use onnx::Dim;
 pub struct Options {
     /// The network's type name (`DigitNet`).
     pub name: String,
-    /// Fixed shapes for graph inputs, batch axis first (`("x", [1, 3, 32, 32])`).
+    /// Fixed shapes for graph inputs, batch axis first (`("x", [1, 3, 32, 32])`);
+    /// a recurrent layer's initial state as ONNX declares it, `[directions, batch,
+    /// hidden]`.
     pub input_shapes: Vec<(String, Vec<usize>)>,
     /// The weights file named in the source's doc comment.
     pub weights_name: Option<String>,
@@ -62,7 +72,8 @@ impl Options {
         Options { name: name.to_string(), input_shapes: Vec::new(), weights_name: None }
     }
 
-    /// Fixes the shape of input `input` (batch axis first).
+    /// Fixes the shape of input `input` (batch axis first; a recurrent initial state
+    /// `[directions, batch, hidden]`).
     pub fn input_shape(mut self, input: &str, shape: &[usize]) -> Options {
         self.input_shapes.push((input.to_string(), shape.to_vec()));
         self
@@ -130,8 +141,11 @@ fn import_named(bytes: &[u8], model: &str, options: &Options) -> Result<Imported
         return Err(ImportError::Options(String::from("the model has no input that is not a constant")));
     }
     let mut shapes = Vec::new();
+    let mut batch_axes = Vec::new();
     let mut dynamic = Vec::new();
+    let mut first_batch = None;
     for input in &graph.inputs {
+        let batch_axis = usize::from(is_state(&graph, &input.name));
         // Float inputs, or integer token ids (read by an embedding as `f32`).
         if ![0, 1, 6, 7, 11].contains(&input.elem_type) {
             return Err(ImportError::Options(format!(
@@ -141,7 +155,7 @@ fn import_named(bytes: &[u8], model: &str, options: &Options) -> Result<Imported
         }
         let shape = match options.input_shapes.iter().find(|(n, _)| *n == input.name) {
             Some((_, shape)) => shape.clone(),
-            None => match fixed_shape(input) {
+            None => match fixed_shape(input, batch_axis) {
                 Ok(shape) => shape,
                 Err(ImportError::DynamicShape(dims)) => {
                     dynamic.extend(dims);
@@ -156,31 +170,49 @@ fn import_named(bytes: &[u8], model: &str, options: &Options) -> Result<Imported
                 input.name
             )));
         }
-        if shapes.first().is_some_and(|first: &Vec<usize>| first[0] != shape[0]) {
+        let batch = shape[batch_axis];
+        if let Some(first) = first_batch.filter(|&first| first != batch) {
             return Err(ImportError::Options(format!(
-                "input `{}` has a batch of {} and the first input one of {}; the inputs share a batch axis",
-                input.name, shape[0], shapes[0][0]
+                "input `{}` has a batch of {batch} and the first input one of {first}; the inputs share a batch axis",
+                input.name
             )));
         }
+        first_batch = Some(batch);
         shapes.push(shape);
+        batch_axes.push(batch_axis);
     }
     if !dynamic.is_empty() {
         return Err(ImportError::DynamicShape(dynamic));
     }
-    let mut converted = convert::convert(&graph, &shapes).map_err(ImportError::Unsupported)?;
+    let mut converted = convert::convert(&graph, &shapes, &batch_axes).map_err(ImportError::Unsupported)?;
     encoder::fold(&mut converted);
     let producer = producer(bytes);
     let header = emit::Header { name, model, producer: &producer, weights: options.weights_name.as_deref() };
     Ok(Imported { source: emit::source(&converted, &header), tensors: converted.tensors })
 }
 
-/// The input's declared shape with a dynamic batch axis taken as 1, or every other
-/// dynamic dimension.
-fn fixed_shape(input: &onnx::ValueInfo) -> Result<Vec<usize>, ImportError> {
+/// Whether graph input `name` is read only as the initial state (`initial_h`,
+/// `initial_c`) of recurrent nodes of ONNX's default layout, whose batch axis is 1,
+/// possibly through a `Slice`.
+fn is_state(graph: &onnx::Graph, name: &str) -> bool {
+    let mut readers = graph.nodes.iter().filter(|n| n.inputs.iter().any(|i| i == name)).peekable();
+    readers.peek().is_some()
+        && readers.all(|n| match n.op.as_str() {
+            "LSTM" | "GRU" | "RNN" => {
+                n.int("layout", 0) == 0 && n.inputs.iter().enumerate().all(|(i, v)| v != name || i == 5 || i == 6)
+            }
+            "Slice" => n.input(0) == Some(name) && n.outputs.first().is_some_and(|o| is_state(graph, o)),
+            _ => false,
+        })
+}
+
+/// The input's declared shape with a dynamic batch axis (`batch_axis`) taken as 1,
+/// or every other dynamic dimension.
+fn fixed_shape(input: &onnx::ValueInfo, batch_axis: usize) -> Result<Vec<usize>, ImportError> {
     let Some(dims) = &input.dims else {
         return Err(ImportError::DynamicShape(vec![DynamicDim {
             input: input.name.clone(),
-            axis: 0,
+            axis: batch_axis,
             declared: String::from("(no shape)"),
         }]));
     };
@@ -190,7 +222,7 @@ fn fixed_shape(input: &onnx::ValueInfo) -> Result<Vec<usize>, ImportError> {
     for (axis, d) in dims.iter().enumerate() {
         match d {
             Dim::Fixed(n) => shape.push(*n),
-            Dim::Dynamic(_) if axis == 0 => shape.push(1),
+            Dim::Dynamic(_) if axis == batch_axis => shape.push(1),
             Dim::Dynamic(_) => {
                 dynamic.push(DynamicDim { input: input.name.clone(), axis, declared: declared.clone() });
                 shape.push(1);

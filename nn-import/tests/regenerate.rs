@@ -29,6 +29,8 @@ const MODELS: &[(&str, &str)] = &[
     ("ops_rnn", "OpsRnn"),
     ("ops_pool", "OpsPool"),
     ("encoder_prenorm", "PreNormEncoder"),
+    ("lstm_state", "LstmState"),
+    ("gru_state", "GruState"),
 ];
 
 fn import_dir() -> PathBuf {
@@ -121,6 +123,17 @@ fn a_recurrent_layer_run_backwards_only_is_reported() {
     assert_eq!(nodes.len(), 1, "{err}");
     assert_eq!((nodes[0].op.as_str(), nodes[0].node.as_str()), ("RNN", "rnn_reverse"));
     assert_eq!(nodes[0].reason, "`direction = reverse`; the library runs forward or both ways", "{err}");
+}
+
+#[test]
+fn a_constant_initial_state_that_is_not_zero_is_reported() {
+    let model = import_dir().join("models/rnn_constant_state.onnx");
+    let err = import_file(&model, &Options::new("ConstantState")).unwrap_err();
+    let ImportError::Unsupported(nodes) = &err else { panic!("{err}") };
+    assert_eq!(nodes.len(), 1, "{err}");
+    assert_eq!((nodes[0].op.as_str(), nodes[0].node.as_str()), ("RNN", "rnn_h0"));
+    assert!(nodes[0].reason.starts_with("its initial_h is a constant that is not zero;"), "{err}");
+    assert!(nodes[0].reason.ends_with("(make `h0` an input of the model)"), "{err}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use nn_core::io::{load_safetensors, LoadOptions};
+use nn_core::layers::state_from_pytorch;
 use nn_core::prelude::*;
 use safetensors::SafeTensors;
 
@@ -32,8 +33,12 @@ mod decoder;
 mod encoder_prenorm;
 #[path = "../import/generated/grouped.rs"]
 mod grouped;
+#[path = "../import/generated/gru_state.rs"]
+mod gru_state;
 #[path = "../import/generated/lstm.rs"]
 mod lstm;
+#[path = "../import/generated/lstm_state.rs"]
+mod lstm_state;
 #[path = "../import/generated/mlp.rs"]
 mod mlp;
 #[path = "../import/generated/ops_pool.rs"]
@@ -249,4 +254,52 @@ fn two_inputs_and_two_outputs_match_onnxruntime() {
             assert!((a - e).abs() <= 1e-5 * e.abs() + 1e-6, "{name} {i}: {a}, onnxruntime gives {e}");
         }
     }
+}
+
+/// A state of the fixture, `[directions, samples, hidden]` (PyTorch's and ONNX's
+/// layout), as the network's state input: `[directions, hidden]` per sample.
+fn state(fixture: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, name: &str) -> Vec<f32> {
+    let (shape, torch) = &fixture[name];
+    let mut state = vec![0.0; torch.len()];
+    assert_eq!(state_from_pytorch(shape[0], shape[2], torch, &mut state), Ok(shape[1]));
+    state
+}
+
+fn assert_matches(name: &str, actual: &[f32], expected: &[f32]) {
+    assert_eq!(actual.len(), expected.len());
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        assert!((a - e).abs() <= 1e-5 * e.abs() + 1e-6, "{name}: output {i} is {a}, onnxruntime gives {e}");
+    }
+}
+
+/// An LSTM whose `initial_h` and `initial_c` are inputs of the model imports as
+/// `lstm(x, h0, c0)`; with the states converted by `state_from_pytorch` it gives
+/// onnxruntime's outputs.
+#[test]
+fn lstm_from_given_states_matches_onnxruntime() {
+    let mut model = Model::<lstm_state::LstmState>::zeros();
+    load_safetensors(&mut model, import_dir().join("generated/lstm_state.safetensors"), &LoadOptions::default())
+        .unwrap();
+    let fixture = read(&import_dir().join("models/lstm_state.safetensors"));
+    let (h0, c0) = (state(&fixture, "inputs_h0"), state(&fixture, "inputs_c0"));
+    let (actual,) = model.predict_multi((&fixture["inputs_x"].1, &h0, &c0)).unwrap();
+    assert_matches("lstm_state", &actual, &fixture["outputs"].1);
+    let source = std::fs::read_to_string(import_dir().join("generated/lstm_state.rs")).unwrap();
+    assert!(source.contains("(x, h0, c0): Lstm { units: 12 }"), "{source}");
+    assert!(source.contains("`nn_core::layers::state_from_pytorch`"), "{source}");
+}
+
+/// A bidirectional GRU whose `initial_h` (`[2, batch, 8]`) is an input of the model
+/// imports as `gru(x, h0)` with `h0: [2, 8]` and gives onnxruntime's outputs.
+#[test]
+fn bidirectional_gru_from_a_given_state_matches_onnxruntime() {
+    let mut model = Model::<gru_state::GruState>::zeros();
+    load_safetensors(&mut model, import_dir().join("generated/gru_state.safetensors"), &LoadOptions::default())
+        .unwrap();
+    let fixture = read(&import_dir().join("models/gru_state.safetensors"));
+    let h0 = state(&fixture, "inputs_h0");
+    let (actual,) = model.predict_multi((&fixture["inputs_x"].1, &h0)).unwrap();
+    assert_matches("gru_state", &actual, &fixture["outputs"].1);
+    let source = std::fs::read_to_string(import_dir().join("generated/gru_state.rs")).unwrap();
+    assert!(source.contains("GruState: ([6, 5], [2, 8]) -> [6, 4] graph"), "{source}");
 }

@@ -15,7 +15,11 @@ and `unsupported.onnx`, a model with several operators the library lacks, whose
 import must list them all, and `dynamic_time.onnx`, an LSTM whose time axis is
 dynamic, whose import must ask for it to be fixed; `pair.onnx`, a model of two
 inputs and two outputs (its fixture `pair.safetensors` holds `inputs_a`, `inputs_b`,
-`outputs_score` and `outputs_rec`); and `attention_torchscript.onnx` and
+`outputs_score` and `outputs_rec`); `lstm_state.onnx` and `gru_state.onnx`, recurrent
+layers whose initial states are model inputs (their fixtures hold `inputs_x`, the
+states `inputs_h0` (and `inputs_c0`) in PyTorch's layout `[directions, samples,
+hidden]`, and `outputs`), and `rnn_constant_state.onnx`, an `RNN` from a constant
+non-zero state, which the import must report; and `attention_torchscript.onnx` and
 `attention_scaled.onnx`, attentions the importer must report. The tests (`tests/import/`) need neither torch nor
 onnxruntime: they import the committed `.onnx` files and compare with the committed
 outputs. Needs torch, onnx, onnxscript and onnxruntime.
@@ -484,6 +488,105 @@ def export_pair() -> None:
     print("pair: written")
 
 
+class LstmState(nn.Module):
+    """An LSTM from a given `(h0, c0)`; its final hidden state through a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 12, batch_first=True)
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x, h0, c0):
+        _, (h, _) = self.lstm(x, (h0, c0))
+        return self.fc(h[-1])
+
+
+class GruState(nn.Module):
+    """A bidirectional GRU from a given `h0`; its output sequence through a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(5, 8, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x, h0):
+        out, _ = self.gru(x, h0)
+        return self.fc(out)
+
+
+def export_state(name: str, model: nn.Module, sample: tuple[int, ...], states: list[str], rows: int, hidden: int) -> None:
+    """`NAME.onnx`, whose inputs are `x` and the initial states `states` (ONNX's
+    `[directions, batch, hidden]`), and its fixture: `inputs_x`, `inputs_<state>` in
+    PyTorch's layout `[directions, samples, hidden]`, and `outputs`."""
+    path = OUT / f"{name}.onnx"
+    example = (torch.zeros(1, *sample),) + tuple(torch.zeros(rows, 1, hidden) for _ in states)
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            example,
+            path,
+            input_names=["x", *states],
+            output_names=["y"],
+            dynamo=True,
+            external_data=False,
+        )
+    onnx.checker.check_model(onnx.load(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(2300 + len(states))
+    x = torch.randn((SAMPLES, *sample), generator=generator).numpy()
+    given = {s: torch.randn((rows, SAMPLES, hidden), generator=generator).numpy() for s in states}
+    runs = []
+    for i in range(SAMPLES):
+        feeds = {"x": x[i : i + 1]}
+        feeds.update({s: v[:, i : i + 1] for s, v in given.items()})
+        runs.append(session.run(None, feeds)[0])
+    tensors = {"inputs_x": x}
+    tensors.update({f"inputs_{s}": v for s, v in given.items()})
+    tensors["outputs"] = np.concatenate(runs)
+    save_safetensors(OUT / f"{name}.safetensors", tensors)
+    print(f"{name}: written, outputs {list(tensors['outputs'].shape)}")
+
+
+def export_constant_state() -> None:
+    """`rnn_constant_state.onnx` (`onnx.helper`, opset 13): an `RNN` whose
+    `initial_h` is a constant that is not zero, which the import must report."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2303)
+    t, f, h = 4, 3, 2
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(1, h, f)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(size=(1, h, h)).astype(np.float32), "r"),
+        numpy_helper.from_array(np.zeros(2 * h, dtype=np.float32).reshape(1, 2 * h), "b"),
+        numpy_helper.from_array(rng.normal(size=(1, 1, h)).astype(np.float32), "h0"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["x_t"], perm=[1, 0, 2]),
+        helper.make_node("RNN", ["x_t", "w", "r", "b", "", "h0"], ["", "h"], name="rnn_h0", hidden_size=h),
+        helper.make_node("Squeeze", ["h", "axis0"], ["y"], name="last_state"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "rnn_constant_state",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, f])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, h])],
+        inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx.helper")
+    onnx.checker.check_model(m)
+    onnx.save(m, OUT / "rnn_constant_state.onnx")
+    print("rnn_constant_state: written")
+
+
+def export_states() -> None:
+    export_constant_state()
+    torch.manual_seed(2301)
+    export_state("lstm_state", LstmState().eval(), (7, 6), ["h0", "c0"], 1, 12)
+    torch.manual_seed(2302)
+    export_state("gru_state", GruState().eval(), (6, 5), ["h0"], 2, 8)
+
+
 class Unsupported(nn.Module):
     """Operators the library lacks: a sine, a reflecting pad, a cumulative sum (the
     grouped convolution between them is supported)."""
@@ -602,6 +705,8 @@ def main() -> None:
         export_pair()
     if not only or "clip_bounds" in only:
         export_clip_bounds()
+    if not only or "states" in only:
+        export_states()
     if not only or "operators" in only:
         export_operators()
     if not only or "unsupported" in only:
