@@ -35,11 +35,17 @@ pub struct Standalone {
 impl Standalone {
     /// The arrays of `L` for `batch` samples, the random source seeded with `seed`.
     pub fn new<L: Layer>(batch: usize, seed: u64) -> Self {
+        Self::sized(L::PARAMS, L::BUFFERS, batch * L::CACHE, batch * L::SCRATCH, seed)
+    }
+
+    /// The arrays of a layer that is not a `Layer` (cross-attention, with two inputs),
+    /// by length: `params` gradients, `buffers`, and the whole batch's `cache` and `scratch`.
+    pub fn sized(params: usize, buffers: usize, cache: usize, scratch: usize, seed: u64) -> Self {
         Standalone {
-            buffers: vec![0.0; L::BUFFERS],
-            cache: vec![f32::NAN; batch * L::CACHE],
-            scratch: vec![f32::NAN; batch * L::SCRATCH],
-            grads: vec![0.0; L::PARAMS],
+            buffers: vec![0.0; buffers],
+            cache: vec![f32::NAN; cache],
+            scratch: vec![f32::NAN; scratch],
+            grads: vec![0.0; params],
             rng: Rng::new(seed),
             training: true,
         }

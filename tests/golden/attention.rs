@@ -19,14 +19,14 @@
 //! from the rounding of the terms, not of the result (1.7e-6 on `-0.0746`, right at the
 //! edge of `1e-6 + 1e-5 |x|`; the last bits also depend on the GEMM path, FMA or not).
 use crate::fixtures;
+use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
-use nn_core::layer::Frozen;
 use nn_core::layers::{
     CrossAttention, FeedForward, LayerNorm, LearnedPositional, MultiHeadAttention, PositionalEncoding,
     TransformerEncoder, TransformerEncoderLayer,
 };
-use nn_core::{Activation, BackwardCtx, Layer, Rng, Shape, Shape1, Shape2, TensorInfo, TrainCtx};
+use nn_core::{Activation, Layer, Shape, Shape1, Shape2, TensorInfo, TrainCtx};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
@@ -105,10 +105,7 @@ fn flag(f: &Fixture, key: &str) -> bool {
 struct Passes<'a, L: Layer> {
     layer: &'a L,
     #[allow(clippy::type_complexity)]
-    padded: Option<(
-        &'a dyn Fn(&[f32], &[f32], &mut [f32], &mut [f32]),
-        &'a dyn Fn(&[f32], &[f32], &mut [f32], &mut [f32], &mut [f32]),
-    )>,
+    padded: Option<(&'a dyn Fn(&[f32], &[f32], &mut [f32], &mut [f32]), &'a dyn Fn(&[f32], &mut [f32], TrainCtx<'_>))>,
 }
 
 /// Runs every pass of `layer` on the fixture and checks output, input gradient and
@@ -131,64 +128,28 @@ fn check_layer<L: Layer>(f: &Fixture, passes: Passes<'_, L>) -> Vec<f32> {
     }
     check(f, "forward", &y, "output");
 
-    let mut cache = vec![f32::NAN; batch * L::CACHE];
+    let mut s = Standalone::of(layer, batch, 0);
     y.fill(f32::NAN);
-    scratch.fill(f32::NAN);
     match passes.padded {
-        Some((_, forward_train)) => forward_train(&params, x, &mut y, &mut cache, &mut scratch),
-        None => layer.forward_train(
-            x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &params,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut Rng::new(0),
-                training: true,
-            },
-        ),
+        Some((_, forward_train)) => forward_train(x, &mut y, s.train(&params)),
+        None => layer.forward_train(x, &mut y, s.train(&params)),
     }
     check(f, "forward_train", &y, "output");
 
     let mut dy = f.values("grad_output").to_vec();
-    let mut grads = vec![GRAD_START; L::PARAMS];
+    s.grads.fill(GRAD_START);
     let mut dx = vec![f32::NAN; x.len()];
-    scratch.fill(f32::NAN);
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    s.scratch.fill(f32::NAN);
+    layer.backward(x, &y, &mut dy, Some(&mut dx), s.backward(&params));
     check(f, "grad_input", &dx, "grad_input");
-    check_grads(f, &grads, &visit);
+    check_grads(f, &s.grads, &visit);
 
     // Without an input gradient the parameter gradients are the same.
     let mut dy = f.values("grad_output").to_vec();
-    let mut grads_only = vec![GRAD_START; L::PARAMS];
-    layer.backward(
-        x,
-        &y,
-        &mut dy,
-        None,
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads_only,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
-    assert_eq!(grads, grads_only, "{}: parameter gradients depend on whether dx is asked for", f.name);
-    cache
+    let grads = std::mem::replace(&mut s.grads, vec![GRAD_START; L::PARAMS]);
+    layer.backward(x, &y, &mut dy, None, s.backward(&params));
+    assert_eq!(grads, s.grads, "{}: parameter gradients depend on whether dx is asked for", f.name);
+    s.cache
 }
 
 fn check_self_attention<const T: usize, const D: usize, const H: usize>(f: &Fixture) {
@@ -199,21 +160,7 @@ fn check_self_attention<const T: usize, const D: usize, const H: usize>(f: &Fixt
     let cache = match &lengths {
         Some(l) => {
             let forward = |p: &[f32], x: &[f32], y: &mut [f32], s: &mut [f32]| layer.forward_padded(p, x, l, y, s);
-            let forward_train = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32]| {
-                layer.forward_train_padded(
-                    x,
-                    l,
-                    y,
-                    TrainCtx {
-                        params: p,
-                        buffers: &mut [],
-                        cache: c,
-                        scratch: s,
-                        rng: &mut Rng::new(0),
-                        training: true,
-                    },
-                )
-            };
+            let forward_train = |x: &[f32], y: &mut [f32], cx: TrainCtx<'_>| layer.forward_train_padded(x, l, y, cx);
             check_layer(f, Passes { layer: &layer, padded: Some((&forward, &forward_train)) })
         }
         None => check_layer(f, Passes { layer: &layer, padded: None }),
@@ -250,29 +197,20 @@ fn check_cross_attention<const TQ: usize, const TK: usize, const D: usize, const
     layer.forward(&params, query, context, lengths, &mut y, &mut scratch);
     check(f, "forward", &y, "output");
 
-    let mut cache = vec![f32::NAN; batch * Cross::<TQ, TK, D, H>::CACHE];
+    let (cache_len, scratch_len) = (batch * Cross::<TQ, TK, D, H>::CACHE, scratch.len());
+    let mut s = Standalone::sized(Cross::<TQ, TK, D, H>::PARAMS, 0, cache_len, scratch_len, 0);
     y.fill(f32::NAN);
-    let cx = TrainCtx {
-        params: &params,
-        buffers: &mut [],
-        cache: &mut cache,
-        scratch: &mut scratch,
-        rng: &mut Rng::new(0),
-        training: true,
-    };
-    layer.forward_train(query, context, lengths, &mut y, cx);
+    layer.forward_train(query, context, lengths, &mut y, s.train(&params));
     check(f, "forward_train", &y, "output");
-    check(f, "weights in the cache", layer.weights_in(&cache, batch), "weights");
+    check(f, "weights in the cache", layer.weights_in(&s.cache, batch), "weights");
 
     let mut dy = f.values("grad_output").to_vec();
-    let mut grads = vec![GRAD_START; Cross::<TQ, TK, D, H>::PARAMS];
+    s.grads.fill(GRAD_START);
     let (mut dq, mut dc) = (vec![f32::NAN; query.len()], vec![f32::NAN; context.len()]);
-    let cx =
-        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
-    layer.backward(query, context, &mut dy, Some(&mut dq), Some(&mut dc), cx);
+    layer.backward(query, context, &mut dy, Some(&mut dq), Some(&mut dc), s.backward(&params));
     check(f, "grad_input", &dq, "grad_input");
     check(f, "grad_context", &dc, "grad_context");
-    check_grads(f, &grads, &visit);
+    check_grads(f, &s.grads, &visit);
 
     if lengths.is_none() {
         // The typed path gives the same outputs.
@@ -363,21 +301,8 @@ fn transformer_encoder_matches_torch() {
                 let stack = TransformerEncoder::<5, 8, 2, 16, 2>::new(encoder_layer(&f));
                 let l = lengths(&f).unwrap_or_else(|| panic!("{}: lengths", f.name));
                 let forward = |p: &[f32], x: &[f32], y: &mut [f32], s: &mut [f32]| stack.forward_padded(p, x, &l, y, s);
-                let forward_train = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32]| {
-                    stack.forward_train_padded(
-                        x,
-                        &l,
-                        y,
-                        nn_core::TrainCtx {
-                            params: p,
-                            buffers: &mut [],
-                            cache: c,
-                            scratch: s,
-                            rng: &mut Rng::new(0),
-                            training: true,
-                        },
-                    )
-                };
+                let forward_train =
+                    |x: &[f32], y: &mut [f32], cx: TrainCtx<'_>| stack.forward_train_padded(x, &l, y, cx);
                 check_layer(&f, Passes { layer: &stack, padded: Some((&forward, &forward_train)) });
             }
             other => panic!("{}: no test for kind `{other}`", f.name),

@@ -16,14 +16,14 @@
 //! tests: the references are exact to half an f32 ulp, so this bounds the library's
 //! own f32 rounding through up to 7 recurrent steps and 2 layers.
 use crate::fixtures;
+use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
 use nn_core::kernels::recurrent::CellKind;
-use nn_core::layer::Frozen;
 use nn_core::layers::{
     Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn, States, StatesMut,
 };
-use nn_core::{Activation, BackwardCtx, Layer, Rng, TrainCtx, Weights};
+use nn_core::{Activation, Layer, Weights};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
@@ -161,7 +161,6 @@ fn check<
     let out_len = cfg.output_len();
     let sl = ld * H;
     let scratch_len = <Recurrent<C, T, F, H, L, D, O, S> as Layer>::SCRATCH;
-    let cache_len = <Recurrent<C, T, F, H, L, D, O, S> as Layer>::CACHE;
     let mut scratch = vec![f32::NAN; batch * scratch_len];
     let check_forward = |what: &str, y: &[f32], hn: &[f32], cn: &[f32]| {
         assert_close(&format!("{name}: {what} output"), y, &expected_y, RTOL, ATOL);
@@ -183,30 +182,20 @@ fn check<
     );
     check_forward("inference", &y, &hn, &cn);
 
-    let mut cache = vec![f32::NAN; batch * cache_len];
+    let mut s = Standalone::of(&layer, batch, 0);
     y.fill(f32::NAN);
     hn.fill(f32::NAN);
     cn.fill(f32::NAN);
-    let mut rng = Rng::new(0);
-    let cx = TrainCtx {
-        params: &params,
-        buffers: &mut [],
-        cache: &mut cache,
-        scratch: &mut scratch,
-        rng: &mut rng,
-        training: true,
-    };
+    let cx = s.train(&params);
     layer.forward_train_with_state(x, initial, &mut y, cx, Some(StatesMut { h: &mut hn, c: &mut cn }));
     check_forward("training", &y, &hn, &cn);
 
-    let mut grads = vec![GRAD_START; n_params];
+    s.grads.fill(GRAD_START);
     let mut dx = vec![f32::NAN; x.len()];
     let (mut dh0, mut dc0) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
-    let cx =
-        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
-    layer.backward_with_state(x, &dy, Some(&mut dx), cx, Some(StatesMut { h: &mut dh0, c: &mut dc0 }));
-    grads.iter_mut().for_each(|g| *g -= GRAD_START);
-    assert_close(&format!("{name}: parameter gradients"), &grads, &expected_grads, RTOL, ATOL);
+    layer.backward_with_state(x, &dy, Some(&mut dx), s.backward(&params), Some(StatesMut { h: &mut dh0, c: &mut dc0 }));
+    s.grads.iter_mut().for_each(|g| *g -= GRAD_START);
+    assert_close(&format!("{name}: parameter gradients"), &s.grads, &expected_grads, RTOL, ATOL);
     assert_close(&format!("{name}: input gradient"), &dx, f.values("grad_input"), RTOL, ATOL);
     if f.has("grad_h0") {
         // Compared in PyTorch's layout, through the layer's conversion.

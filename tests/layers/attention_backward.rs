@@ -12,19 +12,20 @@
 //! checks add the paths PyTorch fixtures do not cover (dropout, causal cross-attention)
 //! and prove that forward and backward describe the same function.
 use crate::gradcheck;
+use crate::standalone::Standalone;
 
 use gradcheck::{assert_close_where, central_differences_f32, uniform, weighted_sum, Tolerance};
 use nn_core::layers::{
     CrossAttention, FeedForward, LayerNorm, LearnedPositional, MultiHeadAttention, PositionalEncoding,
     TransformerEncoder, TransformerEncoderLayer,
 };
-use nn_core::{Activation, Layer, Rng, Shape, Shape1, Shape2};
+use nn_core::{Activation, Layer, Rng, Shape, Shape1, Shape2, TrainCtx};
 
 const H32: f32 = 1e-2;
 const TOL: Tolerance = Tolerance { abs: 2e-4, rel: 2e-3 };
 
 /// A training forward with an optional key padding mask, from fixed inputs.
-type Forward<'a> = &'a dyn Fn(&[f32], &[f32], &mut [f32], &mut [f32], &mut [f32], &mut Rng);
+type Forward<'a> = &'a dyn Fn(&[f32], &mut [f32], TrainCtx<'_>);
 
 /// Checks `layer`'s input and parameter gradients at random points, through
 /// `forward` (defaults to `Layer::forward_train`).
@@ -39,57 +40,30 @@ fn check<L: Layer>(what: &str, layer: &L, batch: usize, seed: u64, forward: Opti
     let dy = uniform(&mut rng, n_out, -1.0, 1.0);
     let dropout_seed = seed + 1;
 
-    let run = |params: &[f32], x: &[f32], y: &mut [f32], cache: &mut [f32]| {
-        let mut scratch = vec![0.0; batch * L::SCRATCH];
-        let mut r = Rng::new(dropout_seed);
+    let run = |params: &[f32], x: &[f32], y: &mut [f32]| {
+        let mut s = Standalone::of(layer, batch, dropout_seed);
         match forward {
-            Some(f) => f(params, x, y, cache, &mut scratch, &mut r),
-            None => layer.forward_train(
-                x,
-                y,
-                nn_core::TrainCtx {
-                    params,
-                    buffers: &mut [],
-                    cache,
-                    scratch: &mut scratch,
-                    rng: &mut r,
-                    training: true,
-                },
-            ),
+            Some(f) => f(x, y, s.train(params)),
+            None => layer.forward_train(x, y, s.train(params)),
         }
+        s
     };
     let loss = |params: &[f32], x: &[f32]| {
         let mut y = vec![0.0; n_out];
-        let mut cache = vec![0.0; batch * L::CACHE];
-        run(params, x, &mut y, &mut cache);
+        run(params, x, &mut y);
         (weighted_sum(&dy, &y), Vec::new())
     };
 
     let mut y = vec![0.0; n_out];
-    let mut cache = vec![0.0; batch * L::CACHE];
-    run(&params, &x, &mut y, &mut cache);
-    let mut grads = vec![0.0; L::PARAMS];
+    let mut s = run(&params, &x, &mut y);
+    s.scratch.fill(f32::NAN);
     let mut dx = vec![0.0; x.len()];
-    let mut scratch = vec![0.0; batch * L::SCRATCH];
-    let mut d = dy.clone();
-    layer.backward(
-        &x,
-        &y,
-        &mut d,
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        },
-    );
+    layer.backward(&x, &y, &mut dy.clone(), Some(&mut dx), s.backward(&params));
 
     let expected_dx = central_differences_f32(&x, H32, |x| loss(&params, x));
     assert_close_where(&format!("{what}: dx"), &dx, &expected_dx, TOL, 0);
     let expected_grads = central_differences_f32(&params, H32, |p| loss(p, &x));
-    assert_close_where(&format!("{what}: dparams"), &grads, &expected_grads, TOL, 0);
+    assert_close_where(&format!("{what}: dparams"), &s.grads, &expected_grads, TOL, 0);
 }
 
 #[test]
@@ -100,14 +74,7 @@ fn attention_gradients_match_finite_differences() {
         check(&format!("attention causal={causal} dropout={dropout}"), &layer, 2, 1, None);
     }
     let layer = MultiHeadAttention::<5, 6, 3>::new(true, 0.0);
-    let padded = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32], r: &mut Rng| {
-        layer.forward_train_padded(
-            x,
-            &[3, 5, 1],
-            y,
-            nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r, training: true },
-        )
-    };
+    let padded = |x: &[f32], y: &mut [f32], cx: TrainCtx<'_>| layer.forward_train_padded(x, &[3, 5, 1], y, cx);
     check("attention, causal and padded", &layer, 3, 2, Some(&padded));
     check("attention, batch 1", &MultiHeadAttention::<3, 4, 1>::new(false, 0.0), 1, 3, None);
 }
@@ -127,44 +94,28 @@ fn cross_attention_gradients_match_finite_differences() {
         let query = uniform(&mut rng, batch * 3 * 8, -1.0, 1.0);
         let context = uniform(&mut rng, batch * 5 * 8, -1.0, 1.0);
         let dy = uniform(&mut rng, batch * 3 * 8, -1.0, 1.0);
-        let run = |params: &[f32], query: &[f32], context: &[f32], y: &mut [f32], cache: &mut [f32]| {
-            let mut scratch = vec![0.0; batch * Cross::SCRATCH];
-            let cx = nn_core::TrainCtx {
-                params,
-                buffers: &mut [],
-                cache,
-                scratch: &mut scratch,
-                rng: &mut Rng::new(11),
-                training: true,
-            };
-            layer.forward_train(query, context, lengths, y, cx);
+        let run = |params: &[f32], query: &[f32], context: &[f32], y: &mut [f32]| {
+            let mut s = Standalone::sized(Cross::PARAMS, 0, batch * Cross::CACHE, batch * Cross::SCRATCH, 11);
+            layer.forward_train(query, context, lengths, y, s.train(params));
+            s
         };
         let loss = |params: &[f32], query: &[f32], context: &[f32]| {
-            let (mut y, mut cache) = (vec![0.0; dy.len()], vec![0.0; batch * Cross::CACHE]);
-            run(params, query, context, &mut y, &mut cache);
+            let mut y = vec![0.0; dy.len()];
+            run(params, query, context, &mut y);
             (weighted_sum(&dy, &y), Vec::new())
         };
-        let (mut y, mut cache) = (vec![0.0; dy.len()], vec![0.0; batch * Cross::CACHE]);
-        run(&params, &query, &context, &mut y, &mut cache);
-        let mut grads = vec![0.0; Cross::PARAMS];
+        let mut y = vec![0.0; dy.len()];
+        let mut s = run(&params, &query, &context, &mut y);
+        s.scratch.fill(f32::NAN);
         let (mut dq, mut dc) = (vec![0.0; query.len()], vec![0.0; context.len()]);
-        let mut scratch = vec![0.0; batch * Cross::SCRATCH];
-        let mut d = dy.clone();
-        let cx = nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut scratch,
-        };
-        layer.backward(&query, &context, &mut d, Some(&mut dq), Some(&mut dc), cx);
+        layer.backward(&query, &context, &mut dy.clone(), Some(&mut dq), Some(&mut dc), s.backward(&params));
 
         let expected = central_differences_f32(&query, H32, |q| loss(&params, q, &context));
         assert_close_where(&format!("{what}: d_query"), &dq, &expected, TOL, 0);
         let expected = central_differences_f32(&context, H32, |c| loss(&params, &query, c));
         assert_close_where(&format!("{what}: d_context"), &dc, &expected, TOL, 0);
         let expected = central_differences_f32(&params, H32, |p| loss(p, &query, &context));
-        assert_close_where(&format!("{what}: dparams"), &grads, &expected, TOL, 0);
+        assert_close_where(&format!("{what}: dparams"), &s.grads, &expected, TOL, 0);
     }
 }
 
@@ -193,14 +144,7 @@ fn encoder_layer_gradients_match_finite_differences() {
             check(&format!("encoder layer norm_first={norm_first} dropout={dropout}"), &layer, 2, 9, None);
         }
         let causal = Encoder { causal: true, ..Encoder::new(norm_first, Activation::Gelu, 0.0) };
-        let padded = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32], r: &mut Rng| {
-            causal.forward_train_padded(
-                x,
-                &[4, 2],
-                y,
-                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r, training: true },
-            )
-        };
+        let padded = |x: &[f32], y: &mut [f32], cx: TrainCtx<'_>| causal.forward_train_padded(x, &[4, 2], y, cx);
         check(&format!("causal padded encoder layer norm_first={norm_first}"), &causal, 2, 10, Some(&padded));
     }
 }
@@ -211,14 +155,7 @@ fn encoder_stack_gradients_match_finite_differences() {
     for norm_first in [false, true] {
         let stack = Stack::new(TransformerEncoderLayer::new(norm_first, Activation::Gelu, 0.1));
         check(&format!("3-layer stack norm_first={norm_first}"), &stack, 2, 12, None);
-        let padded = |p: &[f32], x: &[f32], y: &mut [f32], c: &mut [f32], s: &mut [f32], r: &mut Rng| {
-            stack.forward_train_padded(
-                x,
-                &[2, 3],
-                y,
-                nn_core::TrainCtx { params: p, buffers: &mut [], cache: c, scratch: s, rng: r, training: true },
-            )
-        };
+        let padded = |x: &[f32], y: &mut [f32], cx: TrainCtx<'_>| stack.forward_train_padded(x, &[2, 3], y, cx);
         check(&format!("padded 3-layer stack norm_first={norm_first}"), &stack, 2, 13, Some(&padded));
     }
 }

@@ -26,6 +26,8 @@
 //! ```
 use std::time::Instant;
 
+use crate::standalone::Standalone;
+
 use nn_core::layers::TransformerEncoderLayer;
 use nn_core::{Activation, Layer, Rng};
 
@@ -61,55 +63,17 @@ fn encoder_layer_forward_and_backward() {
     let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
     let dy0: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
     let (mut y, mut dy, mut dx) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    let mut cache = vec![0.0; BATCH * Encoder::CACHE];
-    let mut scratch = vec![0.0; BATCH * Encoder::SCRATCH];
-    let mut grads = vec![0.0; Encoder::PARAMS];
+    let mut s = Standalone::of(&layer, BATCH, 2);
 
     let train = median_ms(200, || {
-        grads.fill(0.0);
-        layer.forward_train(
-            &x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &params,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut rng,
-                training: true,
-            },
-        );
+        s.grads.fill(0.0);
+        layer.forward_train(&x, &mut y, s.train(&params));
         dy.copy_from_slice(&dy0);
-        layer.backward(
-            &x,
-            &y,
-            &mut dy,
-            Some(&mut dx),
-            nn_core::BackwardCtx {
-                params: &params,
-                cache: &cache,
-                grads: &mut grads,
-                frozen: nn_core::layer::Frozen::NONE,
-                scratch: &mut scratch,
-            },
-        );
+        layer.backward(&x, &y, &mut dy, Some(&mut dx), s.backward(&params));
     });
-    let forward_train = median_ms(200, || {
-        layer.forward_train(
-            &x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &params,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut rng,
-                training: true,
-            },
-        )
-    });
-    let infer = median_ms(200, || layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch));
-    assert!(y.iter().chain(&dx).chain(&grads).all(|v| v.is_finite()));
+    let forward_train = median_ms(200, || layer.forward_train(&x, &mut y, s.train(&params)));
+    let infer = median_ms(200, || layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut s.scratch));
+    assert!(y.iter().chain(&dx).chain(&s.grads).all(|v| v.is_finite()));
     println!(
         "encoder layer T={T} D={D} H=4 F=256 batch {BATCH}: forward+backward {train:.3} ms (training forward \
          {forward_train:.3} ms), inference {infer:.3} ms ({} parameters)",

@@ -4,6 +4,7 @@
 //! interact; weights are a distribution over the visible keys; dropout is active in
 //! training only; and the inspection methods agree with the training cache.
 use crate::gradcheck;
+use crate::standalone::Standalone;
 
 use gradcheck::uniform;
 use nn_core::layers::{CrossAttention, MultiHeadAttention, TransformerEncoder, TransformerEncoderLayer};
@@ -88,18 +89,9 @@ fn weights_are_distributions_over_the_visible_keys() {
     for causal in [false, true] {
         let attn = Attn::new(causal, 0.0);
         let p = params(&attn, 8);
-        let (mut y, mut cache) = (vec![0.0; x.len()], vec![0.0; 2 * Attn::CACHE]);
-        let mut scratch = vec![0.0; 2 * Attn::SCRATCH];
-        let cx = nn_core::TrainCtx {
-            params: &p,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(0),
-            training: true,
-        };
-        attn.forward_train_padded(&x, &lengths, &mut y, cx);
-        let weights = attn.weights_in(&cache, 2);
+        let (mut y, mut s) = (vec![0.0; x.len()], Standalone::of(&attn, 2, 0));
+        attn.forward_train_padded(&x, &lengths, &mut y, s.train(&p));
+        let weights = attn.weights_in(&s.cache, 2);
         assert_eq!(weights.len(), 2 * 2 * T * T);
         for (row_index, row) in weights.chunks_exact(T).enumerate() {
             let (sample, query) = (row_index / (2 * T), row_index % T);
@@ -110,20 +102,9 @@ fn weights_are_distributions_over_the_visible_keys() {
             assert!(row[visible..].iter().all(|&w| w == 0.0), "row {row_index} attends to masked keys: {row:?}");
         }
         // Unpadded, the inspection method gives the cache's weights of that sample.
-        attn.forward_train(
-            &x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &p,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut Rng::new(0),
-                training: true,
-            },
-        );
+        attn.forward_train(&x, &mut y, s.train(&p));
         let second = attn.attention_weights(&p, &x[T * D..]);
-        assert_eq!(second[..], attn.weights_in(&cache, 2)[2 * T * T..]);
+        assert_eq!(second[..], attn.weights_in(&s.cache, 2)[2 * T * T..]);
     }
 }
 
@@ -148,21 +129,8 @@ fn dropout_acts_in_training_only() {
     let quiet = TransformerEncoderLayer::<T, D, 2, 16>::new(false, Activation::Relu, 0.0);
     let p = params(&layer, 12);
     let train = |layer: &TransformerEncoderLayer<T, D, 2, 16>, seed: u64| {
-        type L = TransformerEncoderLayer<T, D, 2, 16>;
-        let (mut y, mut cache) = (vec![0.0; x.len()], vec![0.0; 4 * L::CACHE]);
-        let mut scratch = vec![0.0; 4 * L::SCRATCH];
-        layer.forward_train(
-            &x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &p,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut Rng::new(seed),
-                training: true,
-            },
-        );
+        let (mut y, mut s) = (vec![0.0; x.len()], Standalone::of(layer, 4, seed));
+        layer.forward_train(&x, &mut y, s.train(&p));
         y
     };
     let inference = infer(&layer, &p, &x);

@@ -249,19 +249,9 @@ fn dropout_gradient_is_the_mask_times_dy() {
     let mask: Vec<f32> = (0..x.len()).map(|i| if i % 3 == 0 { 0.0 } else { 2.0 }).collect();
     let dy = uniform(&mut Rng::new(2), x.len(), -1.0, 1.0);
     let mut dx = vec![f32::NAN; x.len()];
-    layer.backward(
-        &x,
-        &x,
-        &mut dy.clone(),
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &[],
-            cache: &mask,
-            grads: &mut [],
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut [],
-        },
-    );
+    let mut s = Standalone::of(&layer, batch, 0);
+    s.cache.copy_from_slice(&mask);
+    layer.backward(&x, &x, &mut dy.clone(), Some(&mut dx), s.backward(&[]));
     let expected: Vec<f32> = dy.iter().zip(&mask).map(|(d, m)| d * m).collect();
     assert_eq!(dx, expected);
 }

@@ -596,19 +596,7 @@ fn max_pool_sends_the_gradient_to_the_first_maximum() {
     let y = run_forward(&pool, &[], &[], &x);
     assert_eq!(y, [3.0]);
     let mut dx = [f32::NAN; 4];
-    pool.backward(
-        &x,
-        &y,
-        &mut [1.5],
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &[],
-            cache: &[],
-            grads: &mut [],
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut [],
-        },
-    );
+    pool.backward(&x, &y, &mut [1.5], Some(&mut dx), Standalone::of(&pool, 1, 0).backward(&[]));
     assert_eq!(dx, [0.0, 1.5, 0.0, 0.0]);
 }
 
@@ -861,24 +849,11 @@ fn exactly_the_declared_scratch_suffices() {
     let params = random_params::<L>(20);
     for batch in [1, 3] {
         let x = uniform(&mut Rng::new(21), batch * 243, -1.0, 1.0);
-        let mut scratch = vec![0.0; batch * L::SCRATCH];
+        let mut s = Standalone::of(&layer, batch, 0);
         let mut y = vec![0.0; batch * 100];
-        layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
+        layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut s.scratch);
         let mut dx = vec![0.0; x.len()];
-        let mut grads = vec![0.0; L::PARAMS];
-        layer.backward(
-            &x,
-            &y,
-            &mut y.clone(),
-            Some(&mut dx),
-            nn_core::BackwardCtx {
-                params: &params,
-                cache: &[],
-                grads: &mut grads,
-                frozen: nn_core::layer::Frozen::NONE,
-                scratch: &mut scratch,
-            },
-        );
+        layer.backward(&x, &y, &mut y.clone(), Some(&mut dx), s.backward(&params));
     }
 }
 

@@ -380,37 +380,12 @@ fn a_frozen_layer_of_a_graph_gets_no_gradient_and_the_others_theirs() {
     let (dx, grads) = gradients(&layer, &params, &x, &dy);
     // `shared` (weight and bias: parameters 15 to 27) frozen.
     let shared = 15..27;
-    let mut y = vec![0.0; batch * 7];
-    let mut cache = vec![0.0; batch * Mixed::CACHE];
-    let mut scratch = vec![0.0; batch * Mixed::SCRATCH];
-    layer.forward_train(
-        &x,
-        &mut y,
-        nn_core::TrainCtx {
-            params: &params,
-            buffers: &mut [],
-            cache: &mut cache,
-            scratch: &mut scratch,
-            rng: &mut Rng::new(1),
-            training: true,
-        },
-    );
-    let mut frozen_grads = vec![0.0; Mixed::PARAMS];
+    let (mut y, mut s) = (vec![0.0; batch * 7], Standalone::of(&layer, batch, 1));
+    layer.forward_train(&x, &mut y, s.train(&params));
     let mut frozen_dx = vec![f32::NAN; x.len()];
     let ranges = [shared.clone()];
-    layer.backward(
-        &x,
-        &y,
-        &mut dy.clone(),
-        Some(&mut frozen_dx),
-        nn_core::BackwardCtx {
-            params: &params,
-            cache: &cache,
-            grads: &mut frozen_grads,
-            frozen: Frozen::new(&ranges),
-            scratch: &mut scratch,
-        },
-    );
+    layer.backward(&x, &y, &mut dy.clone(), Some(&mut frozen_dx), s.backward_frozen(&params, Frozen::new(&ranges)));
+    let frozen_grads = s.grads;
     assert_eq!(frozen_dx, dx);
     assert!(frozen_grads[shared.clone()].iter().all(|&g| g == 0.0), "{:?}", &frozen_grads[shared.clone()]);
     assert_eq!(frozen_grads[..shared.start], grads[..shared.start]);

@@ -13,16 +13,16 @@
 //! * No method allocates (a counting allocator).
 use crate::counting_alloc::allocations;
 use crate::gradcheck;
+use crate::standalone::Standalone;
 
 use gradcheck::{assert_close, assert_close_where, central_differences_f64, dense_f64, uniform, widen, Tolerance};
 use nn_core::__private::{Chain, Named};
 use nn_core::kernels::recurrent::{CellKind, Config, Merge, States, StatesMut};
-use nn_core::layer::Frozen;
 use nn_core::layers::{
     Bidirectional, Cell, Embedding, Gru, GruCell, Lstm, LstmCell, Recurrent, RnnCell, SequenceDense, SimpleRnn,
 };
 use nn_core::stream::Stream;
-use nn_core::{Activation, BackwardCtx, Layer, Model, Rng, TrainCtx, Weights};
+use nn_core::{Activation, Layer, Model, Rng, Weights};
 
 const FORWARD_TOL: Tolerance = Tolerance { abs: 2e-5, rel: 1e-4 };
 const GRAD_TOL: Tolerance = Tolerance { abs: 1e-5, rel: 1e-4 };
@@ -242,7 +242,6 @@ fn check_recurrent<
     > = Recurrent<C, T, F, H, L, D, O, S>;
     let cfg = layer.config();
     let params_len = <R<C, T, F, H, L, D, O, S> as Layer>::PARAMS;
-    let cache_len = <R<C, T, F, H, L, D, O, S> as Layer>::CACHE;
     let scratch_len = <R<C, T, F, H, L, D, O, S> as Layer>::SCRATCH;
     let out_len = cfg.output_len();
     assert_eq!(params_len, cfg.params(), "{name}: PARAMS");
@@ -272,17 +271,9 @@ fn check_recurrent<
         &mut scratch,
     );
     let mut y_tr = vec![f32::NAN; batch * out_len];
-    let mut cache = vec![f32::NAN; batch * cache_len];
     let (mut hn_tr, mut cn_tr) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
-    let mut rng = Rng::new(0);
-    let cx = TrainCtx {
-        params: &data.params,
-        buffers: &mut [],
-        cache: &mut cache,
-        scratch: &mut scratch,
-        rng: &mut rng,
-        training: true,
-    };
+    let mut s = Standalone::of(&layer, batch, 0);
+    let cx = s.train(&data.params);
     layer.forward_train_with_state(&data.x, initial, &mut y_tr, cx, Some(StatesMut { h: &mut hn_tr, c: &mut cn_tr }));
 
     let (p64, x64, h64, c64) = (widen(&data.params), widen(&data.x), widen(&data.h0), widen(&data.c0));
@@ -300,17 +291,11 @@ fn check_recurrent<
     }
 
     // Backward.
-    let mut grads = vec![0.0f32; params_len];
     let mut dx = vec![f32::NAN; batch * T * F];
     let (mut dh0, mut dc0) = (vec![f32::NAN; batch * sl], vec![f32::NAN; batch * sl]);
-    let cx = BackwardCtx {
-        params: &data.params,
-        cache: &cache,
-        grads: &mut grads,
-        frozen: Frozen::NONE,
-        scratch: &mut scratch,
-    };
+    let cx = s.backward(&data.params);
     layer.backward_with_state(&data.x, &data.dy, Some(&mut dx), cx, Some(StatesMut { h: &mut dh0, c: &mut dc0 }));
+    let grads = s.grads.clone();
 
     let frozen: Vec<Boundaries> = refs.into_iter().map(|r| r.boundaries).collect();
     let dy = widen(&data.dy);
@@ -343,34 +328,10 @@ fn check_recurrent<
         let mut y = vec![0.0; batch * out_len];
         layer.forward(nn_core::Weights::new(&data.params, &[]), &data.x, &mut y, &mut scratch);
         assert_eq!(y, y_inf, "{name}: Layer::forward differs from forward_with_state");
-        let mut twice = grads.clone();
         let mut dy = data.dy.clone();
-        layer.forward_train(
-            &data.x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &data.params,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut rng,
-                training: true,
-            },
-        );
-        layer.backward(
-            &data.x,
-            &y,
-            &mut dy,
-            None,
-            nn_core::BackwardCtx {
-                params: &data.params,
-                cache: &cache,
-                grads: &mut twice,
-                frozen: nn_core::layer::Frozen::NONE,
-                scratch: &mut scratch,
-            },
-        );
-        for (t, g) in twice.iter().zip(&grads) {
+        layer.forward_train(&data.x, &mut y, s.train(&data.params));
+        layer.backward(&data.x, &y, &mut dy, None, s.backward(&data.params));
+        for (t, g) in s.grads.iter().zip(&grads) {
             assert!((t - 2.0 * g).abs() <= 1e-6 * (1.0 + g.abs()), "{name}: backward must add into grads");
         }
     }
@@ -452,33 +413,10 @@ fn truncation_cuts_gradient_flow() {
     dy[7 * 3..].copy_from_slice(&[1.0, -0.5, 0.25]);
     let input_grad = |truncate: usize| {
         let layer = Net::new(LstmCell).with_truncate(truncate);
-        let (mut y, mut cache, mut scratch) = (vec![0.0; 24], vec![0.0; Net::CACHE], vec![0.0; Net::SCRATCH]);
-        layer.forward_train(
-            &x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &params,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut Rng::new(0),
-                training: true,
-            },
-        );
-        let (mut dx, mut grads) = (vec![0.0; 16], vec![0.0; Net::PARAMS]);
-        layer.backward(
-            &x,
-            &y,
-            &mut dy.clone(),
-            Some(&mut dx),
-            nn_core::BackwardCtx {
-                params: &params,
-                cache: &cache,
-                grads: &mut grads,
-                frozen: nn_core::layer::Frozen::NONE,
-                scratch: &mut scratch,
-            },
-        );
+        let (mut y, mut s) = (vec![0.0; 24], Standalone::of(&layer, 1, 0));
+        layer.forward_train(&x, &mut y, s.train(&params));
+        let mut dx = vec![0.0; 16];
+        layer.backward(&x, &y, &mut dy.clone(), Some(&mut dx), s.backward(&params));
         dx
     };
     let full = input_grad(0);
@@ -702,21 +640,10 @@ fn embedding_looks_up_rows_and_scatters_gradients() {
     assert_eq!(y, expected.concat());
 
     let mut dy: Vec<f32> = (0..36).map(|i| 0.5 + i as f32).collect();
-    let mut grads = vec![1.0; 12];
+    let mut s = Standalone::new::<E>(2, 0);
+    s.grads.fill(1.0);
     let mut dx = vec![f32::NAN; 12];
-    E::new().backward(
-        &ids,
-        &y,
-        &mut dy.clone(),
-        Some(&mut dx),
-        nn_core::BackwardCtx {
-            params: &weight,
-            cache: &[],
-            grads: &mut grads,
-            frozen: nn_core::layer::Frozen::NONE,
-            scratch: &mut [],
-        },
-    );
+    E::new().backward(&ids, &y, &mut dy.clone(), Some(&mut dx), s.backward(&weight));
     let mut expected = vec![1.0f32; 12];
     for (t, &id) in ids.iter().enumerate() {
         if (0.0..4.0).contains(&id) {
@@ -726,7 +653,7 @@ fn embedding_looks_up_rows_and_scatters_gradients() {
             }
         }
     }
-    assert_eq!(grads, expected);
+    assert_eq!(s.grads, expected);
     assert_eq!(dx, vec![0.0; 12]);
     dy.fill(0.0);
 }
@@ -745,35 +672,12 @@ fn sequence_dense_matches_reference_and_gradients() {
         let mut y = vec![0.0; 24];
         fc.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut []);
         assert_close("sequence dense inference", &y, &y_ref, FORWARD_TOL);
-        let mut cache = vec![0.0; 2 * Fc::CACHE];
-        fc.forward_train(
-            &x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &params,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut [],
-                rng: &mut rng,
-                training: true,
-            },
-        );
+        let mut s = Standalone::of(&fc, 2, 0);
+        fc.forward_train(&x, &mut y, s.train(&params));
         assert_close("sequence dense training", &y, &y_ref, FORWARD_TOL);
 
-        let (mut grads, mut dx) = (vec![0.0; Fc::PARAMS], vec![0.0; 40]);
-        fc.backward(
-            &x,
-            &y,
-            &mut dy.clone(),
-            Some(&mut dx),
-            nn_core::BackwardCtx {
-                params: &params,
-                cache: &cache,
-                grads: &mut grads,
-                frozen: nn_core::layer::Frozen::NONE,
-                scratch: &mut [],
-            },
-        );
+        let mut dx = vec![0.0; 40];
+        fc.backward(&x, &y, &mut dy.clone(), Some(&mut dx), s.backward(&params));
         let loss = |p: &[f64], x: &[f64]| {
             let (_, y) = dense_f64(x, &p[..15], Some(&p[15..]), activation, 5, 3);
             (y.iter().zip(&dy).map(|(y, &w)| y * w as f64).sum::<f64>(), vec![])
@@ -781,7 +685,7 @@ fn sequence_dense_matches_reference_and_gradients() {
         let (p64, x64) = (widen(&params), widen(&x));
         let fd_p = central_differences_f64(&p64, 1e-6, |p| loss(p, &x64));
         let fd_x = central_differences_f64(&x64, 1e-6, |x| loss(&p64, x));
-        assert_close_where("sequence dense parameter gradients", &grads, &fd_p, GRAD_TOL, 0);
+        assert_close_where("sequence dense parameter gradients", &s.grads, &fd_p, GRAD_TOL, 0);
         assert_close_where("sequence dense input gradient", &dx, &fd_x, GRAD_TOL, 0);
     }
     let mut names = vec![];
@@ -843,38 +747,13 @@ fn no_method_allocates() {
     let x = uniform(&mut Rng::new(2), batch * 8 * 4, -1.0, 1.0);
     let mut y = vec![0.0; batch * 8 * 12];
     let mut dy = uniform(&mut Rng::new(3), batch * 8 * 12, -1.0, 1.0);
-    let mut cache = vec![0.0; batch * Net::CACHE];
     let mut scratch = vec![0.0; batch * Net::SCRATCH];
-    let mut grads = vec![0.0; Net::PARAMS];
     let mut dx = vec![0.0; x.len()];
-    let mut rng = Rng::new(4);
+    let mut s = Standalone::of(&layer, batch, 4);
     let n = allocations(|| {
         layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut y, &mut scratch);
-        layer.forward_train(
-            &x,
-            &mut y,
-            nn_core::TrainCtx {
-                params: &params,
-                buffers: &mut [],
-                cache: &mut cache,
-                scratch: &mut scratch,
-                rng: &mut rng,
-                training: true,
-            },
-        );
-        layer.backward(
-            &x,
-            &y,
-            &mut dy,
-            Some(&mut dx),
-            nn_core::BackwardCtx {
-                params: &params,
-                cache: &cache,
-                grads: &mut grads,
-                frozen: nn_core::layer::Frozen::NONE,
-                scratch: &mut scratch,
-            },
-        );
+        layer.forward_train(&x, &mut y, s.train(&params));
+        layer.backward(&x, &y, &mut dy, Some(&mut dx), s.backward(&params));
     });
     assert_eq!(n, 0, "recurrent layer methods allocated");
 

@@ -59,13 +59,10 @@ fn fit_trains_two_inputs_and_two_outputs_as_the_step_api_by_hand() {
     // By hand, over the network's passes on separate inputs and outputs.
     let net = PairNet;
     let mut params = Model::<PairNet>::new(5).params().to_vec();
-    let mut buffers = vec![0.0f32; PairNet::BUFFERS];
     let mut opt = OptimizerState::new(Adam::new(0.01));
-    let mut rng = Rng::new(0);
     let (bce, mse) = losses();
-    let mut cache = vec![0.0; BATCH * PairNet::CACHE];
-    let mut scratch = vec![0.0; BATCH * PairNet::SCRATCH];
-    let mut grads = vec![0.0; PairNet::PARAMS];
+    let (cache, scratch) = (BATCH * PairNet::CACHE, BATCH * PairNet::SCRATCH);
+    let mut s = Standalone::sized(PairNet::PARAMS, PairNet::BUFFERS, cache, scratch, 0);
     let mut epoch_losses = Vec::new();
     for _ in 0..EPOCHS {
         let mut sum = 0.0f64;
@@ -74,39 +71,16 @@ fn fit_trains_two_inputs_and_two_outputs_as_the_step_api_by_hand() {
             let xb = &b[start * 2..(start + BATCH) * 2];
             let (t0, t1) = (&label[start..start + BATCH], &rec[start * 2..(start + BATCH) * 2]);
             let (mut y0, mut y1) = (vec![0.0; BATCH], vec![0.0; BATCH * 2]);
-            grads.fill(0.0);
-            net.forward_train(
-                [xa, xb],
-                [&mut y0, &mut y1],
-                nn_core::TrainCtx {
-                    params: &params,
-                    buffers: &mut buffers,
-                    cache: &mut cache,
-                    scratch: &mut scratch,
-                    rng: &mut rng,
-                    training: true,
-                },
-            );
+            s.grads.fill(0.0);
+            net.forward_train([xa, xb], [&mut y0, &mut y1], s.train(&params));
             let (mut g0, mut g1) = (vec![0.0; BATCH], vec![0.0; BATCH * 2]);
             let mut loss = 0.0;
             loss += WEIGHTS[0] * bce.compute(&y0, t0, 1, Some(&mut g0));
             loss += WEIGHTS[1] * mse.compute(&y1, t1, 2, Some(&mut g1));
             g0.iter_mut().for_each(|g| *g *= WEIGHTS[0]);
             g1.iter_mut().for_each(|g| *g *= WEIGHTS[1]);
-            net.backward(
-                [xa, xb],
-                [&y0, &y1],
-                [&mut g0, &mut g1],
-                [None, None],
-                nn_core::BackwardCtx {
-                    params: &params,
-                    cache: &cache,
-                    grads: &mut grads,
-                    frozen: nn_core::layer::Frozen::NONE,
-                    scratch: &mut scratch,
-                },
-            );
-            opt.step(&mut params, &grads);
+            net.backward([xa, xb], [&y0, &y1], [&mut g0, &mut g1], [None, None], s.backward(&params));
+            opt.step(&mut params, &s.grads);
             sum += loss as f64;
         }
         epoch_losses.push((sum / (SAMPLES / BATCH) as f64) as f32);
