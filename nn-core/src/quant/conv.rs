@@ -90,12 +90,82 @@ fn conv2d_with(
     let out_plane = g.out_height * g.out_width;
     let patch = group_channels * kh * kw;
     let ([sh, sw], [dh, dw], [ph, pw]) = (g.stride, g.dilation, g.padding);
-    // Several filters per group see the same patch of input: it is gathered once per
-    // position and group (plus the input offset, zeros for the taps outside the
-    // input, which the sums skip) and every filter of the group runs over it, two at a
-    // time (`SMLAD` on the Cortex-M4 and M7, see `dot.rs`).
-    let gather = gather && filters_per_group >= 2 && patch <= PACK && dot::offset_fits(params.input_offset);
-    let mut packed = Packed::new();
+    // Several filters per group see the same patch of input: the patches of as many
+    // positions as the buffer holds are gathered once per group (plus the input
+    // offset, zeros for the taps outside the input, which the sums skip), then every
+    // pair of filters of the group runs over them (`SMLAD` on the Cortex-M4 and M7, see
+    // `dot.rs`), their weights, biases and multipliers fetched once per block.
+    // (Compiled only where `conv2d` gathers, and for the test below: the per-row sums
+    // of the other targets keep the code they had without it.)
+    if cfg!(any(arm_dsp, test))
+        && gather
+        && filters_per_group >= 2
+        && (1..=PACK).contains(&patch)
+        && dot::offset_fits(params.input_offset)
+    {
+        let stride = 4 * Packed::groups_for(patch);
+        let block = PACK / stride;
+        let mut packed = Packed::new();
+        for group in 0..groups {
+            let channels = &input[group * group_channels * plane..(group + 1) * group_channels * plane];
+            let group_filters = group * filters_per_group..(group + 1) * filters_per_group;
+            let mut first = 0;
+            while first < out_plane {
+                let count = block.min(out_plane - first);
+                let values = packed.patches(count, patch);
+                for (k, position) in (first..first + count).enumerate() {
+                    let (oy, ox) = (position / g.out_width, position % g.out_width);
+                    let (i0, i1) = taps(oy, sh, dh, ph, kh, g.height);
+                    let (j0, j1) = taps(ox, sw, dw, pw, kw, g.width);
+                    let to = &mut values[k * stride..k * stride + patch];
+                    if i1 - i0 < kh || j1 - j0 < kw {
+                        to.fill(0);
+                    }
+                    // No column inside the input: no row either.
+                    if j0 >= j1 {
+                        continue;
+                    }
+                    let x0 = ox * sw + j0 * dw - pw;
+                    for c in 0..group_channels {
+                        let channel = &channels[c * plane..(c + 1) * plane];
+                        for i in i0..i1 {
+                            let y = oy * sh + i * dh - ph;
+                            let row = &channel[y * g.width + x0..(y + 1) * g.width];
+                            let to = &mut to[(c * kh + i) * kw + j0..(c * kh + i) * kw + j1];
+                            if dw == 1 {
+                                gather_row(to, row.iter(), params.input_offset);
+                            } else {
+                                gather_row(to, row.iter().step_by(dw), params.input_offset);
+                            }
+                        }
+                    }
+                }
+                packed.interleave_patches(patch);
+                let weights = |f: usize| &filter[f * patch..(f + 1) * patch];
+                let mut f = group_filters.start;
+                while f + 1 < group_filters.end {
+                    let (w, b) = ([weights(f), weights(f + 1)], [bias(f), bias(f + 1)]);
+                    let (m0, m1) = (multiplier(f), multiplier(f + 1));
+                    let (y0, y1) = output[f * out_plane..(f + 2) * out_plane].split_at_mut(out_plane);
+                    let outputs = y0[first..first + count].iter_mut().zip(&mut y1[first..first + count]);
+                    for (k, (y0, y1)) in outputs.enumerate() {
+                        let [a0, a1] = dot::dot2_window(b, w, packed.patch(k, patch));
+                        *y0 = requantizer.apply(a0, m0);
+                        *y1 = requantizer.apply(a1, m1);
+                    }
+                    f += 2;
+                }
+                if f < group_filters.end {
+                    let (w, b, m) = (weights(f), bias(f), multiplier(f));
+                    for (k, y) in output[f * out_plane + first..f * out_plane + first + count].iter_mut().enumerate() {
+                        *y = requantizer.apply(dot::dot_window(b, w, packed.patch(k, patch)), m);
+                    }
+                }
+                first += count;
+            }
+        }
+        return Ok(());
+    }
     // Position by position, over the taps that land inside the input (rows i0..i1,
     // columns j0..j1 of the kernel): no per-tap test. The i32 sums wrap, so their
     // order does not change the result.
@@ -110,39 +180,6 @@ fn conv2d_with(
             for group in 0..groups {
                 let channels = &input[group * group_channels * plane..(group + 1) * group_channels * plane];
                 let group_filters = group * filters_per_group..(group + 1) * filters_per_group;
-                if gather {
-                    let values = packed.plain(patch);
-                    if rows.len() < kh || j1 - j0 < kw {
-                        values.fill(0);
-                    }
-                    for c in 0..group_channels {
-                        let channel = &channels[c * plane..(c + 1) * plane];
-                        for i in rows.clone() {
-                            let y = oy * sh + i * dh - ph;
-                            let row = &channel[y * g.width + x0..(y + 1) * g.width];
-                            let to = &mut values[(c * kh + i) * kw + j0..(c * kh + i) * kw + j1];
-                            if dw == 1 {
-                                gather_row(to, row.iter(), params.input_offset);
-                            } else {
-                                gather_row(to, row.iter().step_by(dw), params.input_offset);
-                            }
-                        }
-                    }
-                    packed.interleave();
-                    let weights = |f: usize| &filter[f * patch..(f + 1) * patch];
-                    let mut f = group_filters.start;
-                    while f + 1 < group_filters.end {
-                        let [a0, a1] = dot::dot2([bias(f), bias(f + 1)], [weights(f), weights(f + 1)], &packed);
-                        output[f * out_plane + position] = requantizer.apply(a0, multiplier(f));
-                        output[(f + 1) * out_plane + position] = requantizer.apply(a1, multiplier(f + 1));
-                        f += 2;
-                    }
-                    if f < group_filters.end {
-                        output[f * out_plane + position] =
-                            requantizer.apply(dot::dot(bias(f), weights(f), &packed), multiplier(f));
-                    }
-                    continue;
-                }
                 for f in group_filters {
                     let weights = &filter[f * patch..(f + 1) * patch];
                     let mut acc = 0i32;

@@ -55,6 +55,51 @@ impl Packed {
         }
     }
 
+    /// `count` patches of `len` values each (`count` times the stride
+    /// [`groups_for`](Self::groups_for)`(len)` groups of four at most [`PACK`] values),
+    /// patch `k` from value `4 k stride` on, in plain order, to be filled, then
+    /// [`interleave_patches`](Self::interleave_patches)d; the values between patches are
+    /// unused.
+    pub(super) fn patches(&mut self, count: usize, len: usize) -> &mut [i16] {
+        self.len = (count * 4 * Self::groups_for(len)).min(PACK);
+        &mut self.values[..self.len]
+    }
+
+    /// The groups of four a patch of `len` values starts apart from the next in
+    /// [`patches`](Self::patches).
+    pub(super) const fn groups_for(len: usize) -> usize {
+        len.div_ceil(4)
+    }
+
+    /// Reorders each full group of four values of every patch of `len` values to `x0
+    /// x2 x1 x3`, the rest of each patch staying in order.
+    #[inline(always)]
+    pub(super) fn interleave_patches(&mut self, len: usize) {
+        let stride = 4 * Self::groups_for(len);
+        if stride == 0 {
+            return;
+        }
+        for patch in self.values[..self.len].chunks_exact_mut(stride) {
+            for group in patch[..len].chunks_exact_mut(4) {
+                group.swap(1, 2);
+            }
+        }
+    }
+
+    /// Patch `k` of `len` values (of [`patches`](Self::patches)), as
+    /// [`interleave_patches`](Self::interleave_patches) left it.
+    #[inline(always)]
+    pub(super) fn patch(&self, k: usize, len: usize) -> Window<'_> {
+        let start = k * 4 * Self::groups_for(len);
+        Window(&self.values[start.min(self.len)..(start + len).min(self.len)])
+    }
+
+    /// All the packed values.
+    #[inline(always)]
+    fn window(&self) -> Window<'_> {
+        Window(&self.values[..self.len])
+    }
+
     /// Packs `x[k] + offset` (`x` at most [`PACK`] long, `offset` one that
     /// [`offset_fits`]).
     pub(super) fn pack(&mut self, x: &[i8], offset: i32) {
@@ -66,42 +111,61 @@ impl Packed {
     }
 }
 
+/// Values of a [`Packed`] from a multiple of four on (so 8-byte aligned), each full
+/// group of four in the order `x0 x2 x1 x3`, the rest in order.
+#[derive(Clone, Copy)]
+pub(super) struct Window<'a>(&'a [i16]);
+
 /// `acc + sum_k w[k] * x[k]` (wrapping) over the packed values and as many weights.
 #[inline(always)]
 pub(super) fn dot(acc: i32, w: &[i8], x: &Packed) -> i32 {
-    let n = w.len().min(x.len);
+    dot_window(acc, w, x.window())
+}
+
+/// [`dot2`] over one patch of a [`Packed`].
+#[inline(always)]
+pub(super) fn dot2_window(acc: [i32; 2], w: [&[i8]; 2], x: Window<'_>) -> [i32; 2] {
+    let x = x.0;
+    let n = w[0].len().min(w[1].len()).min(x.len());
     let full = n / 4 * 4;
     #[cfg(arm_dsp)]
-    // SAFETY: `w` and `x.values` hold at least `full` elements, `x.values` is 8-byte
-    // aligned.
-    let acc = unsafe { dsp::dot1(acc, w.as_ptr(), x.values.as_ptr(), full / 4) };
+    {
+        // SAFETY: both rows and `x` hold at least `full` elements, `x` is 8-byte
+        // aligned (a `Window`).
+        let [a0, a1] = unsafe { dsp::dot2(acc, [w[0].as_ptr(), w[1].as_ptr()], x.as_ptr(), full / 4) };
+        [tail(a0, &w[0][full..n], &x[full..n]), tail(a1, &w[1][full..n], &x[full..n])]
+    }
     #[cfg(not(arm_dsp))]
-    let acc = w[..full].chunks_exact(4).zip(x.values[..full].chunks_exact(4)).fold(acc, |acc, (w, x)| {
+    {
+        let _ = full;
+        [dot_window(acc[0], &w[0][..n], Window(x)), dot_window(acc[1], &w[1][..n], Window(x))]
+    }
+}
+
+/// [`dot`] over one patch of a [`Packed`].
+#[inline(always)]
+pub(super) fn dot_window(acc: i32, w: &[i8], x: Window<'_>) -> i32 {
+    let x = x.0;
+    let n = w.len().min(x.len());
+    let full = n / 4 * 4;
+    #[cfg(arm_dsp)]
+    // SAFETY: `w` and `x` hold at least `full` elements, `x` is 8-byte aligned (a
+    // `Window`).
+    let acc = unsafe { dsp::dot1(acc, w.as_ptr(), x.as_ptr(), full / 4) };
+    #[cfg(not(arm_dsp))]
+    let acc = w[..full].chunks_exact(4).zip(x[..full].chunks_exact(4)).fold(acc, |acc, (w, x)| {
         acc.wrapping_add(
             (w[0] as i32 * x[0] as i32 + w[2] as i32 * x[1] as i32)
                 .wrapping_add(w[1] as i32 * x[2] as i32 + w[3] as i32 * x[3] as i32),
         )
     });
-    tail(acc, &w[full..n], &x.values[full..n])
+    tail(acc, &w[full..n], &x[full..n])
 }
 
 /// [`dot`] of two rows of weights against the same packed values.
 #[inline(always)]
 pub(super) fn dot2(acc: [i32; 2], w: [&[i8]; 2], x: &Packed) -> [i32; 2] {
-    let n = w[0].len().min(w[1].len()).min(x.len);
-    let full = n / 4 * 4;
-    #[cfg(arm_dsp)]
-    {
-        // SAFETY: both rows and `x.values` hold at least `full` elements, `x.values`
-        // is 8-byte aligned.
-        let [a0, a1] = unsafe { dsp::dot2(acc, [w[0].as_ptr(), w[1].as_ptr()], x.values.as_ptr(), full / 4) };
-        [tail(a0, &w[0][full..n], &x.values[full..n]), tail(a1, &w[1][full..n], &x.values[full..n])]
-    }
-    #[cfg(not(arm_dsp))]
-    {
-        let _ = full;
-        [dot(acc[0], &w[0][..n], x), dot(acc[1], &w[1][..n], x)]
-    }
+    dot2_window(acc, w, x.window())
 }
 
 /// The plain-order rest: `acc + sum_k w[k] * x[k]`.
