@@ -200,6 +200,38 @@ fn imported_autoencoder_trains_further_with_fit() {
     assert!(last < 0.7 * first, "loss {first} -> {last}");
 }
 
+/// An imported network trains on: `Fit` (Adam, mean squared error) towards targets
+/// that are another function of its onnxruntime outputs (`0.5 y + 0.1`) lowers the loss
+/// to less than `ratio` of the first epoch's.
+fn trains_further_with_fit<L: Layer + Default>(name: &str, ratio: f32) {
+    let (mut model, inputs) = imported::<L>(name);
+    let outputs = model.predict(&inputs).unwrap();
+    let targets: Vec<f32> = outputs.iter().map(|y| 0.5 * y + 0.1).collect();
+    let (input_len, output_len) = (<L::Input as Shape>::LEN, <L::Output as Shape>::LEN);
+    let samples = inputs.len() / input_len;
+    let data = Dataset::new(inputs, input_len, targets, output_len).unwrap();
+    let mut fit = Fit::new(Adam::new(1e-2), MeanSquaredError).epochs(30).batch_size(samples).seed(22);
+    let history = fit.run(&mut model, &data, None).unwrap();
+    let (first, last) = (history.epochs[0].loss, history.epochs.last().unwrap().loss);
+    assert!(first > 0.0 && last < ratio * first, "{name}: loss {first} -> {last}");
+}
+
+#[test]
+fn imported_mlp_cnns_and_residual_network_train_further_with_fit() {
+    trains_further_with_fit::<mlp::Mlp>("mlp", 0.5);
+    // Batch norm trains on batch statistics and starts near its targets: a smaller step.
+    trains_further_with_fit::<cnn_bn::CnnBn>("cnn_bn", 0.8);
+    trains_further_with_fit::<cnn1d::Cnn1d>("cnn1d", 0.5);
+    trains_further_with_fit::<residual::Residual>("residual", 0.5);
+}
+
+#[test]
+fn imported_recurrent_networks_train_further_with_fit() {
+    trains_further_with_fit::<lstm::LstmNet>("lstm", 0.5);
+    trains_further_with_fit::<bigru::BiGru>("bigru", 0.5);
+    trains_further_with_fit::<tokens::TokenGru>("tokens", 0.5);
+}
+
 /// Two `nn.TransformerEncoderLayer`s in an `nn.TransformerEncoder` and an
 /// `nn.MultiheadAttention`, each exported as some thirty nodes, import as one
 /// `TransformerEncoder { layers: 2 }` and a `MultiHeadAttention`.
