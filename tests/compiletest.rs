@@ -3,7 +3,7 @@
 //! under `tests/ui/pass/` and `tests/ui/attention/pass/`.
 use std::io::Write;
 
-const TOPICS: [&str; 12] = [
+const TOPICS: [&str; 13] = [
     "shapes",
     "options",
     "names",
@@ -16,6 +16,7 @@ const TOPICS: [&str; 12] = [
     "weights",
     "graph",
     "stack",
+    "tokens",
 ];
 
 #[test]
