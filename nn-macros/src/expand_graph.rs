@@ -217,7 +217,19 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                                 training,
                             };
                         };
-                        if let Some(states) = initial_states(&reads) {
+                        let initial = initial_states(&reads);
+                        if let Some(finals) = final_states(&node.states, &|i| v(i)) {
+                            // `(y, h, c) = lstm(x)`: the final state into values too.
+                            let initial = initial.unwrap_or_else(|| quote!(::core::option::Option::None));
+                            forward_body.extend(quote! {
+                                let __w = w.of::<#ty>(#p, #b);
+                                #l.layer.forward_with_state(__w, #x, #initial, &mut *#out, #finals, &mut *scratch);
+                            });
+                            train_body.extend(quote! {
+                                #cx
+                                #l.layer.forward_train_with_state(#x, #initial, &mut *#out, __cx, #finals);
+                            });
+                        } else if let Some(states) = initial {
                             // `gru(x, h0)`, `lstm(x, h0, c0)`: from a given state.
                             forward_body.extend(quote! {
                                 let __w = w.of::<#ty>(#p, #b);
@@ -286,15 +298,29 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 let (x, y) = (read(u), read(node.out));
                 let len = vlen(u);
                 let state_grads = state_grad_slices(node.args.len(), &node.args, &vlen);
+                // A value nothing used (`_` in `(_, h) = gru(x)`) has a zero gradient.
+                for &o in core::iter::once(&node.out).chain(&node.states) {
+                    if !written[o] {
+                        let go = gr(o);
+                        backward_body.extend(quote!(<[f32]>::fill(&mut *#go, 0.0);));
+                        written[o] = true;
+                    }
+                }
+                let d_final = final_state_grads(&node.states, &|i| gr(i));
                 let call = |dx: TokenStream| match &g.layers[*k] {
                     GraphLayer::Plain(_) => {
                         let pr = p_range(*k);
                         let p = format_ident!("__NN_P{}", k);
-                        let backward = match &state_grads {
-                            Some(d_initial) => quote! {
+                        let backward = match (&state_grads, &d_final) {
+                            (_, Some(d_final)) => {
+                                let d_initial =
+                                    state_grads.clone().unwrap_or_else(|| quote!(::core::option::Option::None));
+                                quote!(#l.layer.backward_with_states(#x, &*#dy, #dx, __cx, #d_initial, #d_final);)
+                            }
+                            (Some(d_initial), None) => quote! {
                                 #l.layer.backward_with_state(#x, &*#dy, #dx, __cx, #d_initial);
                             },
-                            None => quote!(::nn_core::Layer::backward(&#l, #x, #y, &mut *#dy, #dx, __cx);),
+                            (None, None) => quote!(::nn_core::Layer::backward(&#l, #x, #y, &mut *#dy, #dx, __cx);),
                         };
                         quote! {
                             let __cx = ::nn_core::BackwardCtx {
@@ -662,6 +688,35 @@ fn initial_states(reads: &[TokenStream]) -> Option<TokenStream> {
     let h = reads.get(1)?;
     let c = reads.get(2).cloned().unwrap_or_else(|| quote!(&[]));
     Some(quote!(::core::option::Option::Some(::nn_core::layers::States { h: #h, c: #c })))
+}
+
+/// `Some(StatesMut { h, c })` over the values `states` (named by `value`) that
+/// `(y, h) = gru(x)` or `(y, h, c) = lstm(x)` writes the final state into, `None`
+/// without them.
+fn final_states(states: &[usize], value: &dyn Fn(usize) -> Ident) -> Option<TokenStream> {
+    let h = value(*states.first()?);
+    let c = match states.get(1) {
+        Some(&c) => {
+            let c = value(c);
+            quote!(&mut *#c)
+        }
+        None => quote!(&mut []),
+    };
+    Some(quote!(::core::option::Option::Some(::nn_core::layers::StatesMut { h: &mut *#h, c: #c })))
+}
+
+/// `Some(States { h, c })` over the gradients (named by `grad`) of the final-state
+/// values `states`, for the backward pass; `None` without them.
+fn final_state_grads(states: &[usize], grad: &dyn Fn(usize) -> Ident) -> Option<TokenStream> {
+    let h = grad(*states.first()?);
+    let c = match states.get(1) {
+        Some(&c) => {
+            let c = grad(c);
+            quote!(&*#c)
+        }
+        None => quote!(&[]),
+    };
+    Some(quote!(::core::option::Option::Some(::nn_core::layers::States { h: &*#h, c: #c })))
 }
 
 /// `Some(StatesMut { h, c })` over `__dstate` for the gradient of the initial state

@@ -109,6 +109,9 @@ pub(crate) struct Node {
     pub op: NodeOp,
     pub args: Vec<usize>,
     pub out: usize,
+    /// The values a recurrent layer writes its final state into: none, `h`, or `h`
+    /// and `c` (`(y, h, c) = lstm(x)`).
+    pub states: Vec<usize>,
 }
 
 pub(crate) enum NodeOp {
@@ -135,7 +138,7 @@ impl Graph {
             let (NodeOp::Apply(k), Some(GraphLayer::Plain(layer))) = (&node.op, self.layers.get(n)) else {
                 return None;
             };
-            if *k != n || node.args != [at] || self.values[at].uses != 1 {
+            if *k != n || node.args != [at] || self.values[at].uses != 1 || !node.states.is_empty() {
                 return None;
             }
             layers.push(layer);

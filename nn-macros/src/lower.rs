@@ -70,7 +70,7 @@ pub(crate) fn into_graph(mut net: Network) -> Graph {
     let mut nodes = Vec::with_capacity(layers.len());
     for (k, layer) in layers.iter().enumerate() {
         values.push(ValueInfo { name: layer.name.clone(), shape: layer.output.clone(), input: false, uses: 1 });
-        nodes.push(Node { op: NodeOp::Apply(k), args: vec![k], out: k + 1 });
+        nodes.push(Node { op: NodeOp::Apply(k), args: vec![k], out: k + 1, states: Vec::new() });
     }
     Graph {
         net,

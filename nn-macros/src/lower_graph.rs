@@ -14,7 +14,7 @@ use crate::ir::{
     ValueInfo,
 };
 use crate::parse::{LayerDef, NetworkDef, OptionDef, OptionsDef, ShapeDef, Value};
-use crate::parse_graph::{Call, GraphDef, Stmt};
+use crate::parse_graph::{self, Call, GraphDef, Stmt};
 use crate::rnn_kinds;
 use crate::suggest;
 
@@ -123,7 +123,8 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
                     g.outputs.push(v);
                 }
             }
-            Stmt::Assign { value, call, assertion } => {
+            Stmt::Assign { value, call, assertion, states, tuple } => {
+                let nodes_before = g.nodes.len();
                 let args: Vec<Option<usize>> = call
                     .args()
                     .iter()
@@ -144,6 +145,13 @@ pub(crate) fn lower(def: &NetworkDef, graph: &GraphDef, errors: &mut Errors) -> 
                     if node.out == usize::MAX {
                         node.out = v;
                     }
+                }
+                if parse_graph::is_discard(value) {
+                    g.values[v].uses += 1;
+                }
+                if let Some(tuple) = tuple {
+                    let applied = (g.nodes.len() > nodes_before).then(|| g.nodes.len() - 1);
+                    final_state(&mut g, call, applied, states, *tuple, errors);
                 }
             }
         }
@@ -381,7 +389,7 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                     out[axis_value] += d[axis_value];
                 }
                 let blocks = dims_of.iter().map(|d| d[axis_value..].iter().product()).collect();
-                g.nodes.push(Node { op: NodeOp::Concat(blocks), args, out: usize::MAX });
+                g.nodes.push(Node { op: NodeOp::Concat(blocks), args, out: usize::MAX, states: Vec::new() });
                 return ShapeInfo::Known(out);
             }
             // `add`, `subtract` and `multiply`: one shape.
@@ -421,7 +429,7 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                 "subtract" => NodeOp::Subtract,
                 _ => NodeOp::Multiply,
             };
-            g.nodes.push(Node { op, args, out: usize::MAX });
+            g.nodes.push(Node { op, args, out: usize::MAX, states: Vec::new() });
             first
         }
         Call::Layer { layer, args: arg_names, decl, tied, .. } => {
@@ -498,7 +506,7 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                     if !initial_state(g, l, call, arg_names, &args, errors) {
                         return ShapeInfo::Unknown;
                     }
-                    g.nodes.push(Node { op: NodeOp::Apply(l), args, out: usize::MAX });
+                    g.nodes.push(Node { op: NodeOp::Apply(l), args, out: usize::MAX, states: Vec::new() });
                     output
                 }
                 (Some(decl), None) => {
@@ -515,7 +523,7 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                     if !initial_state(g, g.layers.len() - 1, call, arg_names, &args, errors) {
                         return ShapeInfo::Unknown;
                     }
-                    g.nodes.push(Node { op: NodeOp::Apply(g.layers.len() - 1), args, out: usize::MAX });
+                    g.nodes.push(Node { op: NodeOp::Apply(g.layers.len() - 1), args, out: usize::MAX, states: Vec::new() });
                     output
                 }
             }
@@ -596,6 +604,70 @@ fn initial_state(
         }
     }
     fits
+}
+
+/// Defines the values `names` of `(y, h) = gru(x)` or `(y, h, c) = lstm(x)` (`tuple`
+/// spanning the names), the final state of the layer applied by node `applied` (`None`
+/// if the call did not lower, already reported): `h_n` (and `c_n`), `[layers *
+/// directions, units]` per sample, `[units]` for one layer in one direction. A call
+/// that is not of a recurrent layer, or a count of names that does not fit it, is
+/// reported, the names then defined with unknown shapes.
+fn final_state(
+    g: &mut Graph,
+    call: &Call,
+    applied: Option<usize>,
+    names: &[Ident],
+    tuple: proc_macro2::Span,
+    errors: &mut Errors,
+) {
+    let layer = match (call, applied.map(|n| &g.nodes[n].op)) {
+        (Call::Layer { .. }, Some(NodeOp::Apply(k))) => Some(*k),
+        _ => None,
+    };
+    let state = match layer.map(|k| &g.layers[k]) {
+        Some(GraphLayer::Plain(p)) => rnn_kinds::final_state(p),
+        _ => None,
+    };
+    let shape = match (&state, call) {
+        (Some(state), _) => match rnn_kinds::check_final_state(state, names, tuple) {
+            Ok(()) => state.shape.clone(),
+            Err((span, message)) => {
+                errors.at(span, message);
+                ShapeInfo::Unknown
+            }
+        },
+        (None, Call::Layer { .. }) if applied.is_none() => ShapeInfo::Unknown,
+        (None, _) => {
+            let what = match (call, layer.map(|k| &g.layers[k])) {
+                (Call::Merge { op, .. }, _) => format!("`{op}` is a merge"),
+                (_, Some(GraphLayer::Plain(ir::Layer { kind, name, .. }))) => {
+                    format!("`{}` is a `{}` layer", unraw(name), unraw(&kind.segments.last().expect("a path").ident))
+                }
+                (_, Some(GraphLayer::Tied { name, .. })) => format!("`{}` is a tied `Dense` layer", unraw(name)),
+                (_, None) => String::from("this is not a layer call"),
+            };
+            errors.at(
+                tuple,
+                format!(
+                    "{what}, which gives one value; only a recurrent layer (`SimpleRnn`, `Gru`, `Lstm`) also returns \
+                     its final state, as in `(y, h) = gru(x)` or `(y, h, c) = lstm(x)`"
+                ),
+            );
+            ShapeInfo::Unknown
+        }
+    };
+    let known = !matches!(shape, ShapeInfo::Unknown);
+    let mut values = Vec::new();
+    for name in names {
+        let v = define(g, name, shape.clone(), false, errors);
+        if parse_graph::is_discard(name) || !known {
+            g.values[v].uses += 1;
+        }
+        values.push(v);
+    }
+    if let (Some(n), true) = (applied, known) {
+        g.nodes[n].states = values;
+    }
 }
 
 /// A `Dense` layer with `tied: target`.
@@ -711,7 +783,7 @@ fn tied_layer(
         activation: resolved.activation("activation"),
         bias: resolved.flag("bias"),
     });
-    g.nodes.push(Node { op: NodeOp::Apply(g.layers.len() - 1), args, out: usize::MAX });
+    g.nodes.push(Node { op: NodeOp::Apply(g.layers.len() - 1), args, out: usize::MAX, states: Vec::new() });
     ShapeInfo::Known(vec![features])
 }
 

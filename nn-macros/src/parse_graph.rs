@@ -6,6 +6,7 @@
 //! statement := `input` value `;`
 //!            | `output` value `;`
 //!            | value `=` call (`=>` shape)? `;`
+//!            | `(` value `,` value (`,` value)? `)` `=` call `;`
 //! call      := merge `(` value,+ (`,` `axis` `:` integer)? `)`
 //!            | layer `(` value (`,` value)* `)` (`:` path (options | `(` value `)`)?)?
 //! merge     := `add` | `subtract` | `multiply` | `concat`
@@ -15,6 +16,8 @@
 //! name alone shares its parameters. A layer takes one value, a recurrent layer also
 //! its initial state (`gru(x, h0)`, `lstm(x, h0, c0)`; checked by `lower_graph`). `tied: enc` in the options of a `Dense` layer
 //! makes its weight the transpose of the `Dense` layer `enc`'s, with a bias of its own.
+//! `(y, h) = gru(x)`, `(y, h, c) = lstm(x)` also name a recurrent layer's final state
+//! (Keras's `return_state=True`; checked by `lower_graph`); `_` discards a value.
 use proc_macro2::Span;
 use syn::parse::ParseStream;
 use syn::{parenthesized, token, Ident, LitInt, Path, Token};
@@ -38,8 +41,9 @@ pub(crate) enum Stmt {
     Input { keyword: Ident, names: Vec<Ident> },
     /// `output y;`
     Output { keyword: Ident, names: Vec<Ident> },
-    /// `h = fc1(x): Dense { units: 8 } => [8];`
-    Assign { value: Ident, call: Box<Call>, assertion: Option<ShapeDef> },
+    /// `h = fc1(x): Dense { units: 8 } => [8];`; `(y, h, c) = lstm(x): Lstm { .. };`
+    /// names in `states` the final state (`h`, then `c`), `tuple` spanning the names.
+    Assign { value: Ident, call: Box<Call>, assertion: Option<ShapeDef>, states: Vec<Ident>, tuple: Option<Span> },
 }
 
 pub(crate) enum Call {
@@ -70,8 +74,9 @@ impl Call {
 /// Parses the statements inside `graph { ... }`, recovering after a bad one.
 pub(crate) fn parse_body(input: ParseStream, keyword: Span, body: Span, errors: &mut Errors) -> GraphDef {
     let mut statements = Vec::new();
+    let mut discards = 0;
     while !input.is_empty() {
-        match statement(input) {
+        match statement(input, &mut discards) {
             Ok(stmt) => statements.push(Some(stmt)),
             Err(e) => {
                 errors.push(e);
@@ -83,11 +88,68 @@ pub(crate) fn parse_body(input: ParseStream, keyword: Span, body: Span, errors: 
     GraphDef { keyword, body, statements }
 }
 
-fn statement(input: ParseStream) -> syn::Result<Stmt> {
-    let first: Ident = input.parse().map_err(|_| {
-        input.error("expected a statement: `input x;`, `h = fc1(x): Dense { units: 8 };` or `output h;`")
+/// The name given to the `n`-th `_` of a graph: a value that is computed and unused.
+fn discard(n: usize, span: Span) -> Ident {
+    Ident::new(&format!("__discard{n}"), span)
+}
+
+/// Whether `name` stands for a `_` (a value nothing needs to use).
+pub(crate) fn is_discard(name: &Ident) -> bool {
+    name.to_string().starts_with("__discard")
+}
+
+/// `(y, h)` or `(y, h, c)` before `=`: the names and their span; `_` discards one.
+fn tuple(input: ParseStream, discards: &mut usize) -> syn::Result<(Vec<Ident>, Span)> {
+    let content;
+    let paren = parenthesized!(content in input);
+    let mut names = Vec::new();
+    parse::drained(&content, |content| {
+        while !content.is_empty() {
+            if content.peek(Token![_]) {
+                let underscore: Token![_] = content.parse()?;
+                names.push(discard(*discards, underscore.span));
+                *discards += 1;
+            } else {
+                names.push(content.parse::<Ident>().map_err(|_| {
+                    content.error("expected value names, as in `(y, h, c) = lstm(x)`; `_` discards one")
+                })?);
+            }
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        Ok(())
     })?;
-    let stmt = if (first == "input" || first == "output") && !input.peek(Token![=]) {
+    if names.is_empty() {
+        return Err(syn::Error::new(paren.span.join(), "expected value names, as in `(y, h, c) = lstm(x)`"));
+    }
+    Ok((names, paren.span.join()))
+}
+
+fn statement(input: ParseStream, discards: &mut usize) -> syn::Result<Stmt> {
+    let (first, states, tuple) = if input.peek(token::Paren) {
+        let (mut names, span) = tuple(input, discards)?;
+        let first = names.remove(0);
+        if !input.peek(Token![=]) {
+            return Err(input.error("expected `=` after the value names, as in `(y, h, c) = lstm(x): Lstm { .. };`"));
+        }
+        (first, names, Some(span))
+    } else {
+        let first: Ident = parse_first(input)?;
+        (first, Vec::new(), None)
+    };
+    statement_from(input, first, states, tuple)
+}
+
+fn parse_first(input: ParseStream) -> syn::Result<Ident> {
+    input.parse().map_err(|_| {
+        input.error("expected a statement: `input x;`, `h = fc1(x): Dense { units: 8 };` or `output h;`")
+    })
+}
+
+fn statement_from(input: ParseStream, first: Ident, states: Vec<Ident>, tuple: Option<Span>) -> syn::Result<Stmt> {
+    let stmt = if tuple.is_none() && (first == "input" || first == "output") && !input.peek(Token![=]) {
         let mut names = Vec::new();
         loop {
             names.push(
@@ -185,7 +247,7 @@ fn statement(input: ParseStream) -> syn::Result<Stmt> {
         } else {
             None
         };
-        Stmt::Assign { value: first, call: Box::new(call), assertion }
+        Stmt::Assign { value: first, call: Box::new(call), assertion, states, tuple }
     };
     if input.is_empty() {
         return Ok(stmt);

@@ -393,3 +393,61 @@ pub(crate) fn initial_state(layer: &Layer) -> Option<InitialState> {
         if kind.name == "Lstm" { (2, format!("{name}(x, h0, c0)")) } else { (1, format!("{name}(x, h0)")) };
     Some(InitialState { values, shape, example })
 }
+
+/// The final state of `layer` returned by `(y, h) = gru(x)`, `(y, h, c) = lstm(x)`
+/// (PyTorch's `h_n`, `c_n` without the batch dimension): as [`initial_state`], but
+/// `[units]` for one layer in one direction (Keras's `state_h`); `None` if `layer` is
+/// not recurrent.
+pub(crate) fn final_state(layer: &Layer) -> Option<InitialState> {
+    let mut state = initial_state(layer)?;
+    if let ShapeInfo::Known(dims) = &state.shape {
+        if dims[0] == 1 {
+            state.shape = ShapeInfo::Known(dims[1..].to_vec());
+        }
+    }
+    let name = unraw(&layer.name);
+    state.example =
+        if state.values == 2 { format!("(y, h, c) = {name}(x)") } else { format!("(y, h) = {name}(x)") };
+    Some(state)
+}
+
+/// Checks the names after the output in `(y, h, c) = lstm(x)` (`names`, spanned by
+/// `tuple` with the output) against the layer's final `state`: the span and message of
+/// a mismatch.
+pub(crate) fn check_final_state(
+    state: &InitialState,
+    names: &[syn::Ident],
+    tuple: proc_macro2::Span,
+) -> Result<(), (proc_macro2::Span, String)> {
+    if names.len() == state.values {
+        return Ok(());
+    }
+    let example = &state.example;
+    let shown = |name: &syn::Ident| {
+        if crate::parse_graph::is_discard(name) {
+            String::from("_")
+        } else {
+            unraw(name)
+        }
+    };
+    if state.values == 1 && names.len() > 1 {
+        return Err((
+            names[1].span(),
+            format!(
+                "only an LSTM has a cell state: the final state of this layer is `h` alone, as in `{example}`, but \
+                 `{}` names a second value",
+                shown(&names[1])
+            ),
+        ));
+    }
+    if names.len() > state.values {
+        return Err((
+            names[state.values].span(),
+            format!("`{}` is one value too many: the final state is `h` and `c`, as in `{example}`", shown(&names[2])),
+        ));
+    }
+    if state.values == 2 && names.len() == 1 {
+        return Err((tuple, format!("an LSTM's final state is `h` and `c`: name both, as in `{example}`")));
+    }
+    Err((tuple, format!("name the final state after the output, as in `{example}`")))
+}

@@ -203,3 +203,152 @@ fn a_network_state_input_is_the_layers_initial_state() {
     layer.forward(Weights::new(&params, &[]), &x, &mut expected, &mut layer_scratch);
     assert_ne!(y, expected);
 }
+
+// Final states as values: `(y, h) = gru(x)`, `(y, h, c) = lstm(x)` (Keras's
+// `return_state=True`), their gradients flowing back into the layer that made them.
+
+network! {
+    /// The decoder starts from the encoder's `(h, c)`; `c` also feeds a dense head, and
+    /// the encoder's own output sequence is added to the decoder's.
+    pub struct LstmStates: ([4, 2], [4, 3]) -> ([4, 3], [2]) graph {
+        input x, t;
+        (e, h, c) = enc(x): Lstm { units: 3, return_sequences: true };
+        d = dec(t, h, c): Lstm { units: 3, return_sequences: true };
+        y = add(e, d);
+        z = head(c): Dense { units: 2 };
+        output y, z;
+    }
+}
+
+network! {
+    /// A two-layer bidirectional encoder's `h_n` (`[4, 3]`: layers x directions) starts
+    /// the decoder and is itself an output; the encoder's last output is discarded.
+    pub struct GruStates: ([5, 2], [4, 3]) -> ([4, 6], [4, 3]) graph {
+        input x, t;
+        (_, h) = enc(x): Gru { units: 3, layers: 2, bidirectional: true };
+        y = dec(t, h): Gru { units: 3, layers: 2, bidirectional: true, return_sequences: true };
+        output y, h;
+    }
+}
+
+/// `sum dy * y + sum dz * z` of [`LstmStates`] through `forward_train`.
+fn lstm_states_loss(params: &[f32], x: &[f32], t: &[f32], dy: &[f32], dz: &[f32]) -> f64 {
+    let batch = x.len() / 8;
+    let (mut y, mut z) = (vec![0.0; dy.len()], vec![0.0; dz.len()]);
+    let mut cache = vec![0.0; batch * LstmStates::CACHE];
+    let mut scratch = vec![0.0; batch * LstmStates::SCRATCH];
+    let cx = TrainCtx {
+        params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    LstmStates.forward_train([x, t], [&mut y, &mut z], cx);
+    dot(&y, dy) + dot(&z, dz)
+}
+
+#[test]
+fn gradients_through_an_lstms_final_h_and_c_match_finite_differences() {
+    let batch = 3;
+    let mut rng = Rng::new(11);
+    let mut params = vec![0.0; LstmStates::PARAMS];
+    LstmStates.init(&mut params, &mut [], &mut rng);
+    params.iter_mut().for_each(|p| *p += rng.uniform_in(-0.3, 0.3));
+    let (x, t) = (draw(&mut rng, batch * 8), draw(&mut rng, batch * 12));
+    let (dy, dz) = (draw(&mut rng, batch * 12), draw(&mut rng, batch * 2));
+
+    let (mut y, mut z) = (vec![0.0; dy.len()], vec![0.0; dz.len()]);
+    let mut cache = vec![0.0; batch * LstmStates::CACHE];
+    let mut scratch = vec![f32::NAN; batch * LstmStates::SCRATCH];
+    let cx = TrainCtx {
+        params: &params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    LstmStates.forward_train([&x, &t], [&mut y, &mut z], cx);
+    let (mut y_inf, mut z_inf) = (vec![0.0; y.len()], vec![0.0; z.len()]);
+    LstmStates.forward(Weights::new(&params, &[]), [&x, &t], [&mut y_inf, &mut z_inf], &mut scratch);
+    assert_near("inference y", &y_inf, &y.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    assert_near("inference z", &z_inf, &z.iter().map(|&v| v as f64).collect::<Vec<_>>());
+
+    let (mut dx, mut dt) = (vec![f32::NAN; x.len()], vec![f32::NAN; t.len()]);
+    let mut grads = vec![0.0; LstmStates::PARAMS];
+    let (mut gy, mut gz) = (dy.clone(), dz.clone());
+    scratch.fill(f32::NAN);
+    let cx =
+        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
+    LstmStates.backward([&x, &t], [&y, &z], [&mut gy, &mut gz], [Some(&mut dx), Some(&mut dt)], cx);
+    let h = 1e-2;
+    assert_near("dx", &dx, &differences(&x, h, |x| lstm_states_loss(&params, x, &t, &dy, &dz)));
+    assert_near("dt", &dt, &differences(&t, h, |t| lstm_states_loss(&params, &x, t, &dy, &dz)));
+    assert_near("dparams", &grads, &differences(&params, h, |p| lstm_states_loss(p, &x, &t, &dy, &dz)));
+}
+
+/// `sum dy * y + sum dh * h` of [`GruStates`] through `forward_train`.
+fn gru_states_loss(params: &[f32], x: &[f32], t: &[f32], dy: &[f32], dh: &[f32]) -> f64 {
+    let batch = x.len() / 10;
+    let (mut y, mut h) = (vec![0.0; dy.len()], vec![0.0; dh.len()]);
+    let mut cache = vec![0.0; batch * GruStates::CACHE];
+    let mut scratch = vec![0.0; batch * GruStates::SCRATCH];
+    let cx = TrainCtx {
+        params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    GruStates.forward_train([x, t], [&mut y, &mut h], cx);
+    dot(&y, dy) + dot(&h, dh)
+}
+
+#[test]
+fn gradients_through_a_stacked_bidirectional_grus_final_state_match_finite_differences() {
+    let batch = 2;
+    let mut rng = Rng::new(12);
+    let mut params = vec![0.0; GruStates::PARAMS];
+    GruStates.init(&mut params, &mut [], &mut rng);
+    params.iter_mut().for_each(|p| *p += rng.uniform_in(-0.3, 0.3));
+    let (x, t) = (draw(&mut rng, batch * 10), draw(&mut rng, batch * 12));
+    let (dy, dh) = (draw(&mut rng, batch * 24), draw(&mut rng, batch * 12));
+
+    let (mut y, mut hn) = (vec![0.0; dy.len()], vec![0.0; dh.len()]);
+    let mut cache = vec![0.0; batch * GruStates::CACHE];
+    let mut scratch = vec![f32::NAN; batch * GruStates::SCRATCH];
+    let cx = TrainCtx {
+        params: &params,
+        buffers: &mut [],
+        cache: &mut cache,
+        scratch: &mut scratch,
+        rng: &mut Rng::new(1),
+        training: true,
+    };
+    GruStates.forward_train([&x, &t], [&mut y, &mut hn], cx);
+
+    // `h` is the encoder layer's final state: what `forward_with_state` returns.
+    type G = nn_core::layers::Bidirectional<GruCell, 5, 2, 3, 6, 2, false>;
+    let layer = G::new(GruCell);
+    let (mut last, mut expected) = (vec![0.0; batch * 6], vec![0.0; hn.len()]);
+    let mut layer_scratch = vec![0.0; batch * G::SCRATCH];
+    let finals = Some(nn_core::layers::StatesMut { h: &mut expected, c: &mut [] });
+    layer.forward_with_state(Weights::new(&params, &[]), &x, None, &mut last, finals, &mut layer_scratch);
+    assert_near("h_n", &hn, &expected.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    assert!(hn.iter().all(|v| v.abs() > 1e-4), "{hn:?}");
+
+    let (mut dx, mut dt) = (vec![f32::NAN; x.len()], vec![f32::NAN; t.len()]);
+    let mut grads = vec![0.0; GruStates::PARAMS];
+    let (mut gy, mut gh) = (dy.clone(), dh.clone());
+    scratch.fill(f32::NAN);
+    let cx =
+        BackwardCtx { params: &params, cache: &cache, grads: &mut grads, frozen: Frozen::NONE, scratch: &mut scratch };
+    GruStates.backward([&x, &t], [&y, &hn], [&mut gy, &mut gh], [Some(&mut dx), Some(&mut dt)], cx);
+    let h = 1e-2;
+    assert_near("dx", &dx, &differences(&x, h, |x| gru_states_loss(&params, x, &t, &dy, &dh)));
+    assert_near("dt", &dt, &differences(&t, h, |t| gru_states_loss(&params, &x, t, &dy, &dh)));
+    assert_near("dparams", &grads, &differences(&params, h, |p| gru_states_loss(p, &x, &t, &dy, &dh)));
+}

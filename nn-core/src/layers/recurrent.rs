@@ -25,7 +25,9 @@
 //!   [`Recurrent::forward_with_state`], [`Recurrent::forward_train_with_state`] and
 //!   [`Recurrent::backward_with_state`] (which also returns `dL/dh_0`, `dL/dc_0`, as
 //!   PyTorch's autograd does); with `None` states they are the [`Layer`] methods, bit
-//!   for bit. States ([`States`], [`StatesMut`]) are `[batch, LAYERS * DIRS, H]`,
+//!   for bit. **Final state**: in a graph, `(y, h) = gru(x)` and `(y, h, c) =
+//!   lstm(x)` also give `h_n` (and `c_n`) as values, Keras's `return_state=True`;
+//!   [`Recurrent::backward_with_states`] takes the gradients flowing into them. States ([`States`], [`StatesMut`]) are `[batch, LAYERS * DIRS, H]`,
 //!   PyTorch's `h_0` with the batch outermost; [`Recurrent::state_from_pytorch`] and
 //!   [`Recurrent::state_to_pytorch`] convert from and to PyTorch's
 //!   `[LAYERS * DIRS, batch, H]`. A streaming model carries its state from step to
@@ -376,8 +378,26 @@ impl<
         cx: BackwardCtx<'_>,
         d_initial: Option<StatesMut<'_>>,
     ) {
+        self.backward_with_states(x, dy, dx, cx, d_initial, None)
+    }
+
+    /// [`Self::backward_with_state`] when the final state is used too (Keras's
+    /// `return_state=True`, PyTorch's `h_n`, `c_n`; `(y, h, c) = lstm(x)` in a
+    /// `network!` graph): `d_final` holds `dL/dh_n` (and `dL/dc_n` for an LSTM),
+    /// `[batch, LAYERS * DIRS, H]` as the `final_state` of
+    /// [`Self::forward_train_with_state`], which backpropagation through time starts
+    /// from besides `dy`. With `None` this is [`Self::backward_with_state`].
+    pub fn backward_with_states(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        cx: BackwardCtx<'_>,
+        d_initial: Option<StatesMut<'_>>,
+        d_final: Option<States<'_>>,
+    ) {
         let BackwardCtx { params, cache, grads, scratch, .. } = cx;
-        kernel::backward(&self.config(), params, x, cache, dy, dx, grads, scratch, d_initial)
+        kernel::backward(&self.config(), params, x, cache, dy, dx, grads, scratch, d_initial, d_final)
     }
 
     /// Copies a state in PyTorch's layout `[LAYERS * DIRS, batch, H]` (its `h_0`,

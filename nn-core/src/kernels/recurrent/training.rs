@@ -426,7 +426,8 @@ fn lstm_cell_backward_portable(
 }
 
 /// The time loop of one layer and direction of [`backward`], for `batch` samples:
-/// every slice starts at the first of them.
+/// every slice starts at the first of them. `dc` holds the gradient of the final cell
+/// state on entry (LSTM) and that of the initial one on exit.
 #[allow(clippy::too_many_arguments)]
 fn backward_steps(
     cfg: &Config,
@@ -447,8 +448,8 @@ fn backward_steps(
     let dh = cfg.directions * hd;
     let one = Layout::of(cfg);
     let gru = cfg.cell == CellKind::Gru;
+    // `dc` enters holding the gradient of the final cell state (zeros without one).
     carry.fill(0.0);
-    dc.fill(0.0);
     for s in (0..t).rev() {
         let ti = cfg.time(d, s);
         let tp = if s == 0 { 0 } else { cfg.time(d, s - 1) };
@@ -519,7 +520,9 @@ fn backward_steps(
 }
 
 /// Backpropagation through time for the last [`forward_train`] over `x`: from `dy`
-/// (the gradient of the output), adds the parameter gradients into `grads`, writes
+/// (the gradient of the output) and, when given, `d_final` (the gradients of the
+/// final states `h_n` and `c_n`, `[B, L D, H]` as [`forward_train`]'s `final_state`;
+/// `c` is read for an LSTM only), adds the parameter gradients into `grads`, writes
 /// `dL/dx` into `dx` when given and `dL/dh_0`, `dL/dc_0` into `d_initial` when given.
 /// `scratch` holds `B * scratch_len` floats.
 ///
@@ -540,6 +543,7 @@ pub fn backward(
     grads: &mut [f32],
     scratch: &mut [f32],
     mut d_initial: Option<StatesMut<'_>>,
+    d_final: Option<States<'_>>,
 ) {
     let (t, f, hd, gh) = (cfg.steps, cfg.features, cfg.hidden, cfg.gate_width());
     let Some(per) = t.checked_mul(f).filter(|&per| per > 0) else {
@@ -621,6 +625,20 @@ pub fn backward(
             let dir = &layer[lay.out + d * lay.dir..][..lay.dir];
             let (gates, rest) = dir.split_at(lay.gates);
             let (extra, init) = rest.split_at(lay.extra);
+            // The gradient of the final state: `h_n` is this direction's output at its
+            // last step (in processing order), `c_n` enters the time loop in `dc`.
+            dc.fill(0.0);
+            if let Some(fin) = d_final {
+                let tl = cfg.time(d, t - 1);
+                for b in 0..batch {
+                    let si = (b * nl * nd + l * nd + d) * hd;
+                    let at = &mut cur[b * one.out + tl * dh + d * hd..][..hd];
+                    at.iter_mut().zip(&fin.h[si..si + hd]).for_each(|(g, v)| *g += v);
+                    if lstm {
+                        dc[b * hd..(b + 1) * hd].copy_from_slice(&fin.c[si..si + hd]);
+                    }
+                }
+            }
             let parts = step_parts(batch, t * gh * hd, usize::MAX);
             if parts < 2 {
                 backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc);
@@ -743,7 +761,7 @@ mod tests {
                 forward_train(&cfg, &params, &x, None, &mut y, &mut cache, &mut scratch, None);
                 let dy: Vec<f32> = (0..y.len()).map(|i| value(i, 3)).collect();
                 let (mut dx, mut grads) = (vec![0.0; x.len()], vec![0.0; params.len()]);
-                backward(&cfg, &params, &x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch, None);
+                backward(&cfg, &params, &x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch, None, None);
                 ONE_THREAD.store(false, core::sync::atomic::Ordering::Relaxed);
                 let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 (bits(&y), bits(&dx), bits(&grads))
