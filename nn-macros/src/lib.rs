@@ -88,7 +88,7 @@ mod tests;
 /// | `TransformerEncoderLayer` | `heads`, `ff` (required), `norm_first` (`false`), `activation` (`Relu`), `dropout` (`0.1`), `causal` (`false`), `eps` (`1e-5`) | `[t, d]`, preserved |
 /// | `TransformerEncoder` | as `TransformerEncoderLayer`, and `layers` (`1`) | `[t, d]`, preserved |
 /// | `SimpleRnn` | `units` (required), `activation` (`Tanh`; or `Relu`), `layers` (`1`, stacked), `return_sequences` (`false`), `bidirectional` (`false`), `merge` (`Concat`; `Sum`, `Mean` or `Multiply`; only with `bidirectional: true`), `truncate` (`0`: backpropagation through the whole sequence; `n`: through chunks of `n` steps) | `[t, f] -> [w]`, or `[t, w]` with `return_sequences` |
-/// | `Lstm`, `Gru` | as `SimpleRnn`, without `activation` | as `SimpleRnn` |
+/// | `Lstm`, `Gru` | as `SimpleRnn`, without `activation` | as `SimpleRnn`; in the graph form also the initial state taken (`gru(x, h0)`, `lstm(x, h0, c0)`) and the final state returned (`(y, h) = gru(x)`, `(y, h, c) = lstm(x)`, `SimpleRnn` as `Gru`), each `[layers * directions, units]` (see below) |
 /// | `Embedding` | `vocab`, `dim` (required) | `[t]` token ids `-> [t, dim]`; first, it makes the network take integer ids (`nn_core::tokens`) |
 /// | `SequenceDense` | `units` (required), `activation` (`Identity`), `bias` (`true`), a `Dense` applied at every step | `[t, f] -> [t, units]` |
 ///
@@ -180,6 +180,33 @@ mod tests;
 /// to and from a state input's batch `[batch, layers * directions, units]`. A state of
 /// the wrong shape, a state given to another kind, or an `Lstm` given `h0` alone are
 /// compile errors at the call.
+///
+/// A recurrent layer also returns its final state, as Keras's `return_state=True`
+/// and PyTorch's `y, (h_n, c_n) = lstm(x)`, when its statement names more values:
+/// `(y, h) = gru(x)` (`SimpleRnn` and `Gru`: `h`), `(y, h, c) = lstm(x)` (`Lstm`: `h`
+/// and `c`); `_` discards one, as the encoder's output in a sequence-to-sequence
+/// model:
+///
+/// ```text
+/// network! {
+///     pub struct Seq2Seq: ([12, 8], [10, 6]) -> [10, 6] graph {
+///         input src, tgt;
+///         (_, h, c) = enc(src): Lstm { units: 32 };
+///         d = dec(tgt, h, c): Lstm { units: 32, return_sequences: true };
+///         out = head(d): SequenceDense { units: 6, activation: Softmax };
+///         output out;
+///     }
+/// }
+/// ```
+///
+/// Each state value has the initial state's shape, `[layers * directions, units]` per
+/// sample (PyTorch's `h_n` without its batch dimension: for a bidirectional layer,
+/// row `l * 2` is layer `l` forward after the last step, row `l * 2 + 1` backward after
+/// the first), `[units]` for one layer in one direction. It is an ordinary value: it
+/// starts a decoder, feeds layers and merges or is an output, and the gradients flowing
+/// into it go back through the layer, so the model trains with `Fit`. Naming `c` for a
+/// layer without a cell state, an `Lstm`'s `h` without `c`, or a final state of a
+/// layer that is not recurrent (or of a merge) are compile errors at the names.
 ///
 /// A graph may have several inputs and outputs: `([8], [8]) -> ([4], [16])` with
 /// `input a, b;` and `output u, v;`. It then implements `nn_core::multi::MultiIo`

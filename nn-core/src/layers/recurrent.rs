@@ -25,13 +25,35 @@
 //!   [`Recurrent::forward_with_state`], [`Recurrent::forward_train_with_state`] and
 //!   [`Recurrent::backward_with_state`] (which also returns `dL/dh_0`, `dL/dc_0`, as
 //!   PyTorch's autograd does); with `None` states they are the [`Layer`] methods, bit
-//!   for bit. **Final state**: in a graph, `(y, h) = gru(x)` and `(y, h, c) =
-//!   lstm(x)` also give `h_n` (and `c_n`) as values, Keras's `return_state=True`;
-//!   [`Recurrent::backward_with_states`] takes the gradients flowing into them. States ([`States`], [`StatesMut`]) are `[batch, LAYERS * DIRS, H]`,
+//!   for bit. States ([`States`], [`StatesMut`]) are `[batch, LAYERS * DIRS, H]`,
 //!   PyTorch's `h_0` with the batch outermost; [`Recurrent::state_from_pytorch`] and
 //!   [`Recurrent::state_to_pytorch`] convert from and to PyTorch's
 //!   `[LAYERS * DIRS, batch, H]`. A streaming model carries its state from step to
 //!   step instead (see [`crate::stream`]).
+//! * **Final state**: in a `network!` graph, `(y, h) = gru(x)` and
+//!   `(y, h, c) = lstm(x)` also give `h_n` (and `c_n`) as values, in the layout of an
+//!   initial state (`[H]` for one layer in one direction), Keras's
+//!   `return_state=True`; [`Recurrent::backward_with_states`] takes the gradients
+//!   flowing into them. A sequence-to-sequence model whose decoder starts from the
+//!   encoder's state:
+//!
+//!   ```
+//!   use nn_core::prelude::*;
+//!   network! {
+//!       pub struct Seq2Seq: ([6, 2], [4, 3]) -> ([4, 2], [5], [5]) graph {
+//!           input src, tgt;
+//!           (_, h, c) = enc(src): Lstm { units: 5 };
+//!           d = dec(tgt, h, c): Lstm { units: 5, return_sequences: true };
+//!           out = head(d): SequenceDense { units: 2 };
+//!           output out, h, c; // the state is a value like any other
+//!       }
+//!   }
+//!   let model = Model::<Seq2Seq>::new(0);
+//!   let (out, h, c) = model.predict_multi((&[0.5; 12], &[0.1; 12])).unwrap();
+//!   assert_eq!((out.len(), h.len(), c.len()), (8, 5, 5));
+//!   // h_n = o * tanh(c_n) with the output gate o in (0, 1).
+//!   assert!(h.iter().zip(&c).all(|(h, c)| h.abs() <= c.tanh().abs()));
+//!   ```
 //! * **Truncated backpropagation through time** (`truncate: k`): see
 //!   [`crate::kernels::recurrent::backward`].
 //!
