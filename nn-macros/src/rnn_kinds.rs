@@ -400,10 +400,15 @@ pub(crate) fn initial_state(layer: &Layer) -> Option<InitialState> {
 /// not recurrent.
 pub(crate) fn final_state(layer: &Layer) -> Option<InitialState> {
     let mut state = initial_state(layer)?;
-    if let ShapeInfo::Known(dims) = &state.shape {
-        if dims[0] == 1 {
-            state.shape = ShapeInfo::Known(dims[1..].to_vec());
+    match (&state.shape, &layer.op) {
+        (ShapeInfo::Known(dims), _) if dims[0] == 1 => state.shape = ShapeInfo::Known(dims[1..].to_vec()),
+        (ShapeInfo::Opaque(_), Op::Builtin { args, .. })
+            if !args.constant("layers") && args.count("layers") == 1 && !args.flag("bidirectional") =>
+        {
+            let units = args.size("units");
+            state.shape = ShapeInfo::Opaque(quote!(::nn_core::Shape1<#units>));
         }
+        _ => {}
     }
     let name = unraw(&layer.name);
     state.example =

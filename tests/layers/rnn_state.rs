@@ -352,3 +352,37 @@ fn gradients_through_a_stacked_bidirectional_grus_final_state_match_finite_diffe
     assert_near("dt", &dt, &differences(&t, h, |t| gru_states_loss(&params, &x, t, &dy, &dh)));
     assert_near("dparams", &grads, &differences(&params, h, |p| gru_states_loss(p, &x, &t, &dy, &dh)));
 }
+
+const UNITS: usize = 3;
+
+network! {
+    /// Final states with a `const` size (shapes the type system checks) and of a
+    /// `SimpleRnn`; for one layer in one direction `h` is the last output.
+    pub struct ConstStates: [5, 2] -> ([3], [3], [3]) graph {
+        input x;
+        (y, h) = rnn(x): SimpleRnn { units: UNITS };
+        (_, g) = gru(x): Gru { units: UNITS, return_sequences: true };
+        output y, h, g;
+    }
+}
+
+#[test]
+fn a_final_state_of_one_layer_is_its_last_output_also_for_const_sizes() {
+    let batch = 2;
+    let mut rng = Rng::new(4);
+    let mut params = vec![0.0; ConstStates::PARAMS];
+    ConstStates.init(&mut params, &mut [], &mut rng);
+    let x = draw(&mut rng, batch * 10);
+    let (mut y, mut h, mut g) = (vec![0.0; batch * 3], vec![0.0; batch * 3], vec![0.0; batch * 3]);
+    let mut scratch = vec![0.0; batch * ConstStates::SCRATCH];
+    ConstStates.forward(Weights::new(&params, &[]), [&x], [&mut y, &mut h, &mut g], &mut scratch);
+    assert_eq!(y, h);
+    // The GRU's final state is the last step of its sequence (computed by the layer).
+    type G = Gru<5, 2, 3>;
+    let mut seq = vec![0.0; batch * 15];
+    let at = nn_core::layers::SimpleRnn::<5, 2, 3>::PARAMS;
+    G::new(GruCell).forward(Weights::new(&params[at..], &[]), &x, &mut seq, &mut vec![0.0; batch * G::SCRATCH]);
+    for b in 0..batch {
+        assert_eq!(g[b * 3..(b + 1) * 3], seq[b * 15 + 12..(b + 1) * 15]);
+    }
+}
