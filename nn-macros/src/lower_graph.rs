@@ -523,7 +523,12 @@ fn assign(g: &mut Graph, call: &Call, args: Vec<usize>, errors: &mut Errors) -> 
                     if !initial_state(g, g.layers.len() - 1, call, arg_names, &args, errors) {
                         return ShapeInfo::Unknown;
                     }
-                    g.nodes.push(Node { op: NodeOp::Apply(g.layers.len() - 1), args, out: usize::MAX, states: Vec::new() });
+                    g.nodes.push(Node {
+                        op: NodeOp::Apply(g.layers.len() - 1),
+                        args,
+                        out: usize::MAX,
+                        states: Vec::new(),
+                    });
                     output
                 }
             }

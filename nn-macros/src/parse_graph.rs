@@ -143,9 +143,9 @@ fn statement(input: ParseStream, discards: &mut usize) -> syn::Result<Stmt> {
 }
 
 fn parse_first(input: ParseStream) -> syn::Result<Ident> {
-    input.parse().map_err(|_| {
-        input.error("expected a statement: `input x;`, `h = fc1(x): Dense { units: 8 };` or `output h;`")
-    })
+    input
+        .parse()
+        .map_err(|_| input.error("expected a statement: `input x;`, `h = fc1(x): Dense { units: 8 };` or `output h;`"))
 }
 
 fn statement_from(input: ParseStream, first: Ident, states: Vec<Ident>, tuple: Option<Span>) -> syn::Result<Stmt> {

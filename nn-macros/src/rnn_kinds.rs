@@ -411,8 +411,7 @@ pub(crate) fn final_state(layer: &Layer) -> Option<InitialState> {
         _ => {}
     }
     let name = unraw(&layer.name);
-    state.example =
-        if state.values == 2 { format!("(y, h, c) = {name}(x)") } else { format!("(y, h) = {name}(x)") };
+    state.example = if state.values == 2 { format!("(y, h, c) = {name}(x)") } else { format!("(y, h) = {name}(x)") };
     Some(state)
 }
 
