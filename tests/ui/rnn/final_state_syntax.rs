@@ -27,4 +27,13 @@ network! {
     }
 }
 
+network! {
+    /// At least one name.
+    pub struct NoNames: [10, 4] -> [8] graph {
+        input x;
+        () = gru(x): Gru { units: 8 };
+        output y;
+    }
+}
+
 fn main() {}
