@@ -35,6 +35,10 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
+// The unit tests name the crate as users do (`nn_core::...`, the paths `network!`
+// expands to).
+#[cfg(test)]
+extern crate self as nn_core;
 
 pub mod activation;
 pub mod describe;
