@@ -1,4 +1,4 @@
-//! Layers, networks, kernels and the macro's expansion: gradients against central
+//! Layers, networks and the macro's expansion: gradients against central
 //! differences of independent `f64` references, shapes and sizes, stack and heap use.
 //!
 //! The binary's global allocator counts the allocations of the calling thread

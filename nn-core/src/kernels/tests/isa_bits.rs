@@ -257,7 +257,7 @@ fn every_instruction_set_gives_the_same_bits() {
             .env(CHILD, "1")
             .output()
             .expect("the test binary runs");
-        assert!(run.status.success(), "{wanted}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(run.status.success(), "{wanted}: {}: {}", run.status, String::from_utf8_lossy(&run.stderr));
         let stdout = String::from_utf8_lossy(&run.stdout);
         // (libtest prints the test's name before it, on the same line.)
         assert!(stdout.lines().any(|l| l.ends_with(&format!(" isa {wanted}"))), "{wanted} not in use:\n{stdout}");
