@@ -35,13 +35,18 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
+// The unit tests name the crate as users do (`nn_core::...`, the paths `network!`
+// expands to).
+#[cfg(test)]
+extern crate self as nn_core;
 
 pub mod activation;
 pub mod describe;
 pub mod graph;
 /// The numeric kernels. Not part of the API: public only with the unstable `internals`
-/// feature (for the benchmarks, the firmware's instruction counts and the tests that
-/// compare kernels across instruction sets), and hidden from the documentation.
+/// feature (for the benchmarks, the firmware's instruction counts and
+/// `tools/kernel-probe`; paths and signatures change without notice), and hidden from
+/// the documentation. Their tests are unit tests (`kernels/tests/`).
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod kernels;

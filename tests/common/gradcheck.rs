@@ -2,8 +2,9 @@
 //! seeded random data, an independent `f64` reference for activations and dense
 //! layers, central differences, and tolerance checks that name the worst element.
 //!
-//! Included with `#[path = "common/gradcheck.rs"] mod gradcheck;`; not every test
-//! binary uses every helper.
+//! Included with `#[path = "common/gradcheck.rs"] mod gradcheck;` (and by `nn-core`'s
+//! kernel tests, `nn-core/src/kernels/tests/mod.rs`, inside the crate, where `nn_core`
+//! names the crate itself); not every test binary uses every helper.
 #![allow(dead_code)]
 
 use nn_core::{Activation, Rng};

@@ -19,11 +19,10 @@ use crate::fixtures;
 use crate::standalone::Standalone;
 
 use fixtures::{assert_close, Fixture};
-use nn_core::kernels::recurrent::CellKind;
 use nn_core::layers::{
     Bidirectional, Cell, Gru, GruCell, Lstm, LstmCell, Merge, Recurrent, RnnCell, SimpleRnn, States, StatesMut,
 };
-use nn_core::{Activation, Layer, Weights};
+use nn_core::{Activation, Layer, Shape, Weights};
 
 const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
@@ -65,8 +64,36 @@ fn last_of_sequence(seq: &[f32], batch: usize, steps: usize, hidden: usize, dirs
     out
 }
 
+/// A cell and PyTorch's name of its equations (`nn.RNNBase`'s `mode`, with the RNN's
+/// nonlinearity).
+trait TorchMode: Cell {
+    fn mode(&self) -> &'static str;
+}
+
+impl TorchMode for RnnCell {
+    fn mode(&self) -> &'static str {
+        match self.activation {
+            Activation::Tanh => "rnn_tanh",
+            Activation::Relu => "rnn_relu",
+            other => panic!("SimpleRnn with {other:?}"),
+        }
+    }
+}
+
+impl TorchMode for LstmCell {
+    fn mode(&self) -> &'static str {
+        "lstm"
+    }
+}
+
+impl TorchMode for GruCell {
+    fn mode(&self) -> &'static str {
+        "gru"
+    }
+}
+
 fn check<
-    C: Cell,
+    C: TorchMode,
     const T: usize,
     const F: usize,
     const H: usize,
@@ -81,7 +108,6 @@ fn check<
     Recurrent<C, T, F, H, L, D, O, S>: Layer,
 {
     let name = f.name.as_str();
-    let cfg = layer.config();
     let batch = f.batch();
     let opt = |key: &str| f.option(key).unwrap_or_else(|| panic!("{name}: no option `{key}`")).to_owned();
     assert_eq!(opt("steps"), T.to_string(), "{name}: steps");
@@ -90,8 +116,8 @@ fn check<
     assert_eq!(opt("num_layers"), L.to_string(), "{name}: num_layers");
     assert_eq!(opt("bidirectional"), (D == 2).to_string(), "{name}: bidirectional");
     assert_eq!(opt("last"), (!S).to_string(), "{name}: last output");
-    assert_eq!(opt("truncate"), cfg.truncate.to_string(), "{name}: truncate");
-    let merge = match cfg.merge {
+    assert_eq!(opt("truncate"), layer.truncate.to_string(), "{name}: truncate");
+    let merge = match layer.merge {
         Merge::Concat => "concat",
         Merge::Sum => "sum",
         Merge::Mean => "mean",
@@ -100,12 +126,7 @@ fn check<
     if D == 2 {
         assert_eq!(opt("merge"), merge, "{name}: merge");
     }
-    let mode = match cfg.cell {
-        CellKind::RnnTanh => "rnn_tanh",
-        CellKind::RnnRelu => "rnn_relu",
-        CellKind::Lstm => "lstm",
-        CellKind::Gru => "gru",
-    };
+    let mode = layer.cell.mode();
     assert_eq!(opt("mode"), mode, "{name}: cell");
 
     // Parameters by PyTorch name, checking names, shapes and that every one is used.
@@ -125,7 +146,7 @@ fn check<
     assert!(params.iter().all(|v| !v.is_nan()), "{name}: a parameter was not filled");
 
     let ld = L * D;
-    let lstm = cfg.cell == CellKind::Lstm;
+    let lstm = mode == "lstm";
     // PyTorch's `[L D, B, H]` through the layer's own conversion, checked against the
     // test's transposition.
     let from_torch = |key: &str| {
@@ -158,7 +179,7 @@ fn check<
     let expected_hn = swap_outer(f.values("h_n"), ld, batch, H);
     let expected_cn = lstm.then(|| swap_outer(f.values("c_n"), ld, batch, H));
 
-    let out_len = cfg.output_len();
+    let out_len = <<Recurrent<C, T, F, H, L, D, O, S> as Layer>::Output as Shape>::LEN;
     let sl = ld * H;
     let scratch_len = <Recurrent<C, T, F, H, L, D, O, S> as Layer>::SCRATCH;
     let mut scratch = vec![f32::NAN; batch * scratch_len];

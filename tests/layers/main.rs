@@ -1,4 +1,4 @@
-//! Layers, networks, kernels and the macro's expansion: gradients against central
+//! Layers, networks and the macro's expansion: gradients against central
 //! differences of independent `f64` references, shapes and sizes, stack and heap use.
 //!
 //! The binary's global allocator counts the allocations of the calling thread
@@ -28,9 +28,6 @@ mod forward_scratch;
 mod graph_network;
 mod handwritten_expansion;
 mod int8_graph_codegen;
-mod isa_bits;
-mod kernel_bounds;
-mod kernels;
 mod macro_expansion;
 mod predict_large;
 mod quantize_network;

@@ -637,7 +637,7 @@ pub(crate) fn blocks_fit(count: usize, len: usize, available: usize) -> bool {
 /// # Panics
 /// If `x` and `y` differ in length.
 #[inline]
-#[cfg(feature = "internals")]
+#[cfg(any(feature = "internals", test))]
 pub fn axpy(s: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
     for (y, &x) in y.iter_mut().zip(x) {

@@ -31,3 +31,6 @@ pub use gemm::{gemm, MatRef};
 pub use gemm::{gemv, gemv_batch};
 
 pub mod attention;
+
+#[cfg(all(test, feature = "std"))]
+mod tests;

@@ -1,5 +1,6 @@
 //! `kernel-probe FIRST COUNT`: runs the random kernel cases `FIRST..FIRST + COUNT` of
-//! `tests/common/kernel_cases.rs` (the generator of `tests/layers/kernel_bounds.rs`), printing
+//! `nn-core/src/kernels/tests/cases.rs` (the generator of `nn-core`'s unit test
+//! `kernels::tests::bounds`), printing
 //! `case N` to stderr before each, so that a report of valgrind (on the same stream) or
 //! a crash can be traced to its case, and a summary line at the end:
 //! `cases C correct K rejected R wrong W accepted A`. Wrong and accepted cases are
@@ -7,7 +8,11 @@
 //! AVX2 kernels' features.
 use std::io::Write;
 
-#[path = "../../../tests/common/kernel_cases.rs"]
+// The cases name the kernels and the random source as `crate::kernels` and
+// `crate::rng`, their paths inside `nn-core`.
+use nn_core::{kernels, rng};
+
+#[path = "../../../nn-core/src/kernels/tests/cases.rs"]
 mod kernel_cases;
 use kernel_cases::Outcome;
 

@@ -9,12 +9,10 @@
 //! more of them, under valgrind.
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use nn_core::kernels::conv::{self, ConvGeometry};
-use nn_core::kernels::gemm::{self, MatRef};
+use crate::kernels::conv::{self, ConvGeometry};
+use crate::kernels::gemm::{self, MatRef};
 
-#[path = "../common/kernel_cases.rs"]
-mod kernel_cases;
-use kernel_cases::Outcome;
+use super::cases::{self, Outcome};
 
 /// The panic message of `call`, or `None` if it returned.
 fn panic_message(call: impl FnOnce()) -> Option<String> {
@@ -153,7 +151,7 @@ fn conv_forward_rejects_too_few_biases() {
     );
 }
 
-/// The seeded random cases of `common/kernel_cases.rs`: every valid call gives the
+/// The seeded random cases of `cases.rs`: every valid call gives the
 /// naive result, every invalid one panics. The counts show that both kinds occur
 /// for every kernel.
 #[test]
@@ -165,7 +163,7 @@ fn random_kernel_calls_give_the_reference_or_panic() {
     let mut counts = std::collections::BTreeMap::<&str, [usize; 2]>::new();
     let mut failures = Vec::new();
     for seed in 0..8000 {
-        let (kernel, outcome) = kernel_cases::run(seed);
+        let (kernel, outcome) = cases::run(seed);
         let count = counts.entry(kernel).or_default();
         match outcome {
             Outcome::Correct => count[0] += 1,

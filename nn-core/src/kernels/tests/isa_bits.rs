@@ -11,21 +11,22 @@
 //! `kernels::isa`, whose bits are not guaranteed): they are compared between the
 //! tiled instruction sets only, and the network is small enough to stay below that
 //! size. On AArch64 the sets are NEON and the portable kernels; the comparison with
-//! x86-64 is `tests/firmware_digest.rs` run under `qemu-aarch64` (`.ci/run`).
+//! x86-64 is `tests/firmware_digest.rs` and this file's outputs, run under
+//! `qemu-aarch64` (`.ci/run`).
 //!
 //! The layers use ReLU and no other activation, and the loss is the mean squared
 //! error: this test is about the kernels the instruction set picks (products,
 //! convolutions, pooling, the optimiser), not the activation functions.
 use std::process::Command;
 
-use nn_core::activation::Activation;
-use nn_core::kernels::conv::{self, ConvGeometry};
-use nn_core::kernels::dense;
-use nn_core::kernels::gemm::{gemm, gemv, gemv_batch, MatRef};
-use nn_core::kernels::isa::{self, Isa};
-use nn_core::layers::{Gru, GruCell, Lstm, LstmCell};
-use nn_core::prelude::*;
-use nn_core::stream::{Step, Stream};
+use crate::activation::Activation;
+use crate::kernels::conv::{self, ConvGeometry};
+use crate::kernels::dense;
+use crate::kernels::gemm::{gemm, gemv, gemv_batch, MatRef};
+use crate::kernels::isa::{self, Isa};
+use crate::layers::{Gru, GruCell, Lstm, LstmCell};
+use crate::prelude::*;
+use crate::stream::{Step, Stream};
 
 network! {
     /// A small CNN of odd sizes: convolutions in both forms, pooling, dense layers.
@@ -42,6 +43,9 @@ network! {
 
 /// The child's marker: set, the ignored test prints its outputs.
 const CHILD: &str = "NN_ISA_BITS_CHILD";
+
+/// The child test's name in `nn-core`'s unit-test binary (as `.ci/run` passes it too).
+const CHILD_TEST: &str = "kernels::tests::isa_bits::outputs_under_nn_isa";
 
 /// Floats in `[-1, 1)` from a seed.
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -208,7 +212,7 @@ fn streamed<L: Step + Copy>(name: &str, layer: L, seed: u64) -> (String, Vec<f32
 /// Products large enough for `matrixmultiply` without AVX2, by name.
 fn large_outputs() -> Vec<(String, Vec<f32>)> {
     let (m, k, n) = (161, 300, 67);
-    assert!(m * k * n >= nn_core::kernels::gemm::PACKED_MIN_FLOPS);
+    assert!(m * k * n >= crate::kernels::gemm::PACKED_MIN_FLOPS);
     let (a, b) = (values(m * k, 100), values(k * n, 101));
     let mut out = Vec::new();
     for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0)] {
@@ -248,12 +252,12 @@ fn every_instruction_set_gives_the_same_bits() {
     let (mut first, mut first_tiled): (Option<Run>, Option<Run>) = (None, None);
     for wanted in Isa::ALL.into_iter().filter(|i| i.runs_on(isa::detected())) {
         let run = Command::new(&exe)
-            .args(["isa_bits::outputs_under_nn_isa", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([CHILD_TEST, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env("NN_ISA", wanted.name())
             .env(CHILD, "1")
             .output()
             .expect("the test binary runs");
-        assert!(run.status.success(), "{wanted}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(run.status.success(), "{wanted}: {}: {}", run.status, String::from_utf8_lossy(&run.stderr));
         let stdout = String::from_utf8_lossy(&run.stdout);
         // (libtest prints the test's name before it, on the same line.)
         assert!(stdout.lines().any(|l| l.ends_with(&format!(" isa {wanted}"))), "{wanted} not in use:\n{stdout}");

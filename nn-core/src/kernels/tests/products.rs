@@ -12,12 +12,12 @@
 //! relative to `sum |a b|`. Every element must satisfy
 //! `|C - C_ref| <= max(1e-5, k * 2^-23) * (|alpha| sum_p |A_ip B_pj| + |beta C0_ij|)`,
 //! `C_ref` in `f64`: relative `1e-5` up to `k = 65`.
-use crate::gradcheck;
+use super::gradcheck;
 
+use crate::kernels::gemm::{gemv, PACKED_MIN_FLOPS};
+use crate::kernels::{dense, gemm, MatRef};
+use crate::Rng;
 use gradcheck::{assert_close, dense_f64, uniform, widen, Tolerance, ACTIVATIONS};
-use nn_core::kernels::gemm::PACKED_MIN_FLOPS;
-use nn_core::kernels::{dense, gemm, gemv, MatRef};
-use nn_core::Rng;
 
 /// The sizes swept for `m`, `k` and `n`.
 const SIZES: [usize; 16] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65];

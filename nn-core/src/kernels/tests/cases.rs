@@ -5,15 +5,17 @@
 //! naive result, an invalid one must panic. A crash or an out-of-bounds access is
 //! what the caller looks for around it (the process dies, or valgrind reports it).
 //!
-//! Included by `tests/layers/kernel_bounds.rs` and by the `tools/kernel-probe` binary, which
-//! runs many more cases under valgrind.
+//! A module of `nn-core`'s kernel tests (`bounds.rs` runs it), also included by the
+//! `tools/kernel-probe` binary, which runs many more cases under valgrind: it names
+//! what it calls through `crate::kernels` and `crate::rng`, which that binary imports
+//! from `nn_core` at its root.
 #![allow(dead_code)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use nn_core::kernels::conv::{self, ConvGeometry};
-use nn_core::kernels::gemm::{self, MatRef};
-use nn_core::Rng;
+use crate::kernels::conv::{self, ConvGeometry};
+use crate::kernels::gemm::{self, MatRef};
+use crate::rng::Rng;
 
 /// How a case ended.
 #[derive(Debug, PartialEq, Eq)]
