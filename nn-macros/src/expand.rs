@@ -73,7 +73,8 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
     let arch = quote!(<__NnArch as ::nn_core::Layer>);
     let nesting = nesting_const(g);
     let sized = |value| after_nesting(name, value);
-    let (params, buffers, cache) = (sized(quote!(#arch::PARAMS)), sized(quote!(#arch::BUFFERS)), sized(quote!(#arch::CACHE)));
+    let (params, buffers, cache) =
+        (sized(quote!(#arch::PARAMS)), sized(quote!(#arch::BUFFERS)), sized(quote!(#arch::CACHE)));
     let (scratch, forward_scratch) = (sized(quote!(#arch::SCRATCH)), sized(quote!(#arch::FORWARD_SCRATCH)));
     let tensors = sized(tensors);
     let layer_impl = layer_impl(

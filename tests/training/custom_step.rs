@@ -180,8 +180,12 @@ fn a_custom_step_reproducing_fit_validates_schedules_and_stops_as_fit() {
     let schedule = Schedule::Exponential { initial: 0.05, rate: 0.5, steps: 6 };
     let early = || EarlyStopping::new("val_loss", Mode::Min, 3);
     let mut by_fit = Model::<Net>::new(3);
-    let mut fit =
-        Fit::new(Adam::new(0.01), MeanSquaredError).epochs(60).batch_size(5).seed(2).schedule(schedule).early_stopping(early());
+    let mut fit = Fit::new(Adam::new(0.01), MeanSquaredError)
+        .epochs(60)
+        .batch_size(5)
+        .seed(2)
+        .schedule(schedule)
+        .early_stopping(early());
     let history = fit.run(&mut by_fit, &train, Some(&validation)).unwrap();
 
     let mut step = PlainStep(Learner::new(Model::new(3), Adam::new(0.01)));

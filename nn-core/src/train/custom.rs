@@ -342,7 +342,12 @@ impl CustomFit {
     }
 
     /// The checks of [`CustomFit::run`]; reads the step's names.
-    fn check<S: TrainStep>(&mut self, step: &S, train: &Dataset, validation: Option<&Dataset>) -> Result<(), TrainError> {
+    fn check<S: TrainStep>(
+        &mut self,
+        step: &S,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+    ) -> Result<(), TrainError> {
         if self.batch_size == 0 {
             return Err(TrainError::BatchSizeZero);
         }
@@ -368,7 +373,11 @@ impl CustomFit {
             self.test_names.extend_from_slice(step.test_names());
             if self.test_names.is_empty() {
                 let expected = "at least one name with validation data";
-                return Err(TrainError::InvalidSetting(SettingError { setting: "TrainStep::test_names", value: 0.0, expected }));
+                return Err(TrainError::InvalidSetting(SettingError {
+                    setting: "TrainStep::test_names",
+                    value: 0.0,
+                    expected,
+                }));
             }
         }
         if let Some(schedule) = &self.schedule {

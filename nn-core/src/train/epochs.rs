@@ -116,9 +116,9 @@ macro_rules! loop_setters {
 }
 pub(crate) use loop_setters;
 
-/// The rate `schedule` gives the step of epoch `epoch` and batch `batch` (both from
-/// 1) after `steps` steps, or [`TrainError::ScheduledRate`] if it is NaN, infinite
-/// or negative (the step is then not taken).
+/// The rate `schedule` gives the step of epoch `epoch` and batch `batch` (both
+/// counted from 1) after `steps` steps, or [`TrainError::ScheduledRate`] if it is
+/// NaN, infinite or negative (the step is then not taken).
 pub(crate) fn scheduled_rate(schedule: &Schedule, steps: usize, epoch: usize, batch: usize) -> Result<f32, TrainError> {
     let rate = schedule.rate(steps, epoch - 1);
     if rate.is_finite() && rate >= 0.0 {
