@@ -238,7 +238,7 @@ pub fn run(
             }
             true
         };
-        fit.run_with(&mut gan, &digits, on_epoch, &mut history)
+        fit.run_with(&mut gan, &digits, None, on_epoch, &mut history)
     });
     trained?;
     let losses = history.series("d_loss").into_iter().zip(history.series("g_loss")).collect();

@@ -300,7 +300,7 @@ pub fn run(
             }
             true
         };
-        fit.run_with(&mut gan, &domain_x, on_epoch, &mut history)
+        fit.run_with(&mut gan, &domain_x, None, on_epoch, &mut history)
     });
     trained?;
     let losses = history.series("g_loss").into_iter().zip(history.series("d_loss")).collect();

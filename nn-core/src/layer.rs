@@ -64,6 +64,14 @@ pub trait Layer: 'static {
     /// parameters or buffers and is [`TensorTree::Unknown`] otherwise.
     const TENSORS: &'static TensorTree =
         if Self::PARAMS + Self::BUFFERS == 0 { &TensorTree::Empty } else { &TensorTree::Unknown { kind: Self::KIND } };
+    /// How deeply networks nest in this layer: 0 for a layer that is no network, one
+    /// more than its deepest nested network for one written by `network!`. The macro
+    /// evaluates it before anything else of the network, so that a network that
+    /// contains itself through networks of other invocations is a short cycle error
+    /// (E0391) at the layers that close the cycle, not one through the library's
+    /// sizes.
+    #[doc(hidden)]
+    const NESTING: usize = 0;
 
     /// Initialises the parameters (and buffers) of this layer.
     fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng);

@@ -15,7 +15,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Path, PathArguments};
 
-use crate::ir::{shape_type, unraw, Graph, Layer, Network, Op, ShapeInfo};
+use crate::ir::{shape_type, unraw, Graph, GraphLayer, Layer, Network, Op, ShapeInfo};
 use crate::kinds::Emitted;
 use crate::suggest;
 
@@ -28,7 +28,8 @@ pub(crate) fn network(g: &Graph) -> TokenStream {
         None => crate::expand_graph::expand(g),
     };
     let description = crate::describe::describe(g);
-    quote!(#items #description)
+    let check = nesting_check(&g.net.name);
+    quote!(#check #items #description)
 }
 
 /// The expansion of a graph whose statements apply `layers` in turn.
@@ -70,17 +71,24 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
     let network_impl = network_impl(name, quote!(&__NN_ARCH));
     let token_input = token_input_impl(name, layers_in_order, &layers);
     let arch = quote!(<__NnArch as ::nn_core::Layer>);
+    let nesting = nesting_const(g);
+    let sized = |value| after_nesting(name, value);
+    let (params, buffers, cache) =
+        (sized(quote!(#arch::PARAMS)), sized(quote!(#arch::BUFFERS)), sized(quote!(#arch::CACHE)));
+    let (scratch, forward_scratch) = (sized(quote!(#arch::SCRATCH)), sized(quote!(#arch::FORWARD_SCRATCH)));
+    let tensors = sized(tensors);
     let layer_impl = layer_impl(
         name,
         declared_types(net),
         LayerImpl {
             consts: quote! {
-                const PARAMS: usize = #arch::PARAMS;
-                const BUFFERS: usize = #arch::BUFFERS;
-                const CACHE: usize = #arch::CACHE;
-                const SCRATCH: usize = #arch::SCRATCH;
-                const FORWARD_SCRATCH: usize = #arch::FORWARD_SCRATCH;
+                const PARAMS: usize = #params;
+                const BUFFERS: usize = #buffers;
+                const CACHE: usize = #cache;
+                const SCRATCH: usize = #scratch;
+                const FORWARD_SCRATCH: usize = #forward_scratch;
                 const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
+                #nesting
             },
             init: quote!(::nn_core::Layer::init(&__NN_ARCH, params, buffers, rng)),
             forward: quote!(::nn_core::Layer::forward(&__NN_ARCH, w, x, y, scratch)),
@@ -108,6 +116,57 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
             #stream
         };
     }
+}
+
+/// `const NESTING` of `g`'s `Layer` impl: one more than the deepest of its nested
+/// networks. It is spanned at the network's name and reads each nested network's at
+/// the layer's path, so that a network that contains itself through networks of other
+/// invocations (which the macro sees only as names) is a cycle of these constants
+/// alone, reported at the user's layers, and not one through the library's sizes.
+pub(crate) fn nesting_const(g: &Graph) -> TokenStream {
+    let name = &g.net.name;
+    let nested: Vec<TokenStream> = g
+        .layers
+        .iter()
+        .filter_map(|layer| match layer {
+            GraphLayer::Plain(Layer { op: Op::Network, kind, .. }) => {
+                Some(quote_spanned!(kind.span()=> <#kind as ::nn_core::Layer>::NESTING))
+            }
+            _ => None,
+        })
+        .collect();
+    if nested.is_empty() {
+        return quote_spanned!(name.span()=> const NESTING: usize = 1;);
+    }
+    quote_spanned! {name.span()=>
+        const NESTING: usize = {
+            let mut __deepest = 0;
+            #(
+                let __depth = #nested;
+                if __depth > __deepest {
+                    __deepest = __depth;
+                }
+            )*
+            __deepest + 1
+        };
+    }
+}
+
+/// `value`, a size constant of network `name`'s `Layer` impl, read after `NESTING`:
+/// when networks contain each other, every path through their sizes meets the cycle
+/// of `NESTING`s already reported (see [`nesting_const`]) and stops there, so that
+/// rustc reports that cycle alone and not one more per size.
+pub(crate) fn after_nesting(name: &Ident, value: TokenStream) -> TokenStream {
+    quote!({
+        let _ = <#name as ::nn_core::Layer>::NESTING;
+        #value
+    })
+}
+
+/// The constant that evaluates `NESTING` of network `name`, emitted before its other
+/// items so that rustc meets a cycle of networks there first (see [`nesting_const`]).
+fn nesting_check(name: &Ident) -> TokenStream {
+    quote_spanned!(name.span()=> const _: usize = <#name as ::nn_core::Layer>::NESTING;)
 }
 
 /// `TokenInput` for a network whose first layer is an `Embedding`: it takes integer

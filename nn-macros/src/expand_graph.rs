@@ -649,18 +649,23 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     }
 
     let network_impl = expand::network_impl(name, quote!(self));
-    let tensors = expand::tensor_tree(tensors);
+    let nesting = expand::nesting_const(g);
+    let sized = |value| expand::after_nesting(name, value);
+    let tensors = sized(expand::tensor_tree(tensors));
+    let (params, buffers, cache) = (sized(quote!(__NN_PARAMS)), sized(quote!(__NN_BUFFERS)), sized(quote!(__NN_CACHE)));
+    let (scratch, forward_scratch) = (sized(quote!(__NN_SCRATCH)), sized(quote!(__NN_FORWARD_SCRATCH)));
     let layer_impl = expand::layer_impl(
         name,
         expand::declared_types(net),
         expand::LayerImpl {
             consts: quote! {
-                const PARAMS: usize = __NN_PARAMS;
-                const BUFFERS: usize = __NN_BUFFERS;
-                const CACHE: usize = __NN_CACHE;
-                const SCRATCH: usize = __NN_SCRATCH;
-                const FORWARD_SCRATCH: usize = __NN_FORWARD_SCRATCH;
+                const PARAMS: usize = #params;
+                const BUFFERS: usize = #buffers;
+                const CACHE: usize = #cache;
+                const SCRATCH: usize = #scratch;
+                const FORWARD_SCRATCH: usize = #forward_scratch;
                 const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
+                #nesting
             },
             init: init_body,
             forward: quote!(let ::nn_core::Weights { params, buffers } = w; #batch #forward_values #forward_body),

@@ -132,7 +132,12 @@ mod tests;
 /// The macro does not see its shapes, so it emits compile-time checks that its input
 /// fits the shape before it and that the layers after it fit its output. A network
 /// that contains itself, directly or through the other networks of the invocation, is
-/// a compile error at the layer that closes the cycle. A misspelled name is rustc's
+/// a compile error at the layer that closes the cycle. Through networks of other
+/// invocations, which the macro sees only as names, it is rustc's cycle error (E0391)
+/// alone, over one hidden constant per network (`NESTING`, how deeply networks nest
+/// in it): four notes per network of the cycle, each at the network's name or at its
+/// layer that contains the next one (about 20 lines per network, where the sizes of
+/// the networks would give a page of the library's internals each). A misspelled name is rustc's
 /// "cannot find type" at the layer, which suggests a close name for a network of
 /// another `network!` invocation but not for one of the same invocation; the macro
 /// does not guess either, since the name may be a type declared elsewhere.

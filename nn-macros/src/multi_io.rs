@@ -50,15 +50,21 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     let read_y = split(&quote!(__ys), &ys, &out_lens, false);
     let split_dy = split(&quote!(__dys), &dys, &out_lens, true);
     let split_dx = split(&quote!(__dxs), &dxs, &in_lens, true);
+    let nesting = expand::nesting_const(g);
+    let sized = |value| expand::after_nesting(name, value);
+    let (params, buffers) = (sized(quote!(__NN_PARAMS)), sized(quote!(__NN_BUFFERS)));
+    let cache = sized(quote!(__NN_CACHE + #in_len + #out_len));
+    let scratch = sized(quote!(__NN_SCRATCH + #in_len + #out_len));
     let layer_impl = expand::layer_impl(
         name,
         (quote!(::nn_core::Shape1<{ #in_len }>), quote!(::nn_core::Shape1<{ #out_len }>)),
         expand::LayerImpl {
             consts: quote! {
-                const PARAMS: usize = __NN_PARAMS;
-                const BUFFERS: usize = __NN_BUFFERS;
-                const CACHE: usize = __NN_CACHE + #in_len + #out_len;
-                const SCRATCH: usize = __NN_SCRATCH + #in_len + #out_len;
+                const PARAMS: usize = #params;
+                const BUFFERS: usize = #buffers;
+                const CACHE: usize = #cache;
+                const SCRATCH: usize = #scratch;
+                #nesting
             },
             init: quote! {
                 <#name>::init(self, params, buffers, rng)

@@ -1,6 +1,5 @@
 //! `fit` and `evaluate`: epochs of shuffled mini-batches over the step API.
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -8,7 +7,7 @@ use core::fmt;
 use core::ops::Range;
 
 use super::callbacks::EarlyStopping;
-use super::epochs::{run_epochs, EpochSteps, LoopState};
+use super::epochs::{check_callbacks, plateau_rate, run_epochs, scheduled_rate, EpochSteps, LoopState};
 use super::frozen::FrozenParams;
 use super::history::{EpochLog, Evaluation, History};
 use super::regularize::{apply_penalty, Constraint, GradClip, Penalty, Select};
@@ -21,7 +20,6 @@ use crate::optim::{Optimizer, SettingError};
 use crate::quant::calibrate::WeightGranularity;
 use crate::quant::qat::WeightFakeQuant;
 use crate::report::{BatchLog, Observer};
-use crate::rng::Rng;
 use crate::shape::Shape;
 
 /// Why training or evaluation stopped.
@@ -250,6 +248,8 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         }
     }
 
+    super::epochs::loop_setters!();
+
     /// Quantization-aware training of the selected weight tensors of two or more
     /// dimensions (Dense weights, convolution filters; biases stay float, as int8
     /// keeps them in int32): every step's forward and backward passes see them int8
@@ -281,39 +281,9 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self
     }
 
-    /// Sets the number of epochs.
-    pub fn epochs(mut self, epochs: usize) -> Self {
-        self.epochs = epochs;
-        self
-    }
-
-    /// Sets the mini-batch size.
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
-        self
-    }
-
-    /// Seeds shuffling and dropout.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.looping.rng = Rng::new(seed);
-        self
-    }
-
-    /// Turns shuffling on or off.
-    pub fn shuffle(mut self, shuffle: bool) -> Self {
-        self.shuffle = shuffle;
-        self
-    }
-
     /// Sets the metrics.
     pub fn metrics(mut self, metrics: &[Metric]) -> Self {
         self.metrics = metrics.to_vec();
-        self
-    }
-
-    /// Prints one line per epoch to standard error.
-    pub fn verbose(mut self, verbose: bool) -> Self {
-        self.verbose = verbose;
         self
     }
 
@@ -337,24 +307,6 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         self
     }
 
-    /// Sets a learning-rate schedule.
-    pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.schedule = Some(schedule);
-        self
-    }
-
-    /// Reduces the learning rate on a plateau of a monitored value.
-    pub fn reduce_on_plateau(mut self, plateau: ReduceOnPlateau) -> Self {
-        self.plateau = Some(plateau);
-        self
-    }
-
-    /// Stops early when a monitored value stops improving.
-    pub fn early_stopping(mut self, early: EarlyStopping) -> Self {
-        self.early_stopping = Some(early);
-        self
-    }
-
     /// Freezes the selected tensors: they keep their values bit for bit, and their
     /// gradients are not computed (see [`Model::backward_frozen`]).
     pub fn freeze(mut self, select: Select) -> Self {
@@ -368,43 +320,6 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
     pub fn validation_split(mut self, share: f32) -> Self {
         self.validation_split = share;
         self
-    }
-
-    /// Adds an observer, called at every batch and epoch (see [`Observer`]).
-    pub fn observe(mut self, observer: impl Observer + 'static) -> Self {
-        self.observers.push(Box::new(observer));
-        self
-    }
-
-    /// With `true`, draws a progress bar per epoch on standard error with the running
-    /// loss and metrics, then a line per finished epoch (feature `progress`; nothing
-    /// is drawn when standard error is not a terminal). Without the feature, prints one
-    /// line per epoch as [`Fit::verbose`]. With `false`, changes nothing.
-    pub fn progress(self, on: bool) -> Self {
-        if !on {
-            return self;
-        }
-        #[cfg(feature = "progress")]
-        return self.observe(crate::report::EpochProgress::stderr());
-        #[cfg(not(feature = "progress"))]
-        self.verbose(true)
-    }
-
-    /// Writes the training and validation curves as a PNG at `path` when a run ends
-    /// (feature `plot`; see [`crate::report::plot_history`]).
-    #[cfg(feature = "plot")]
-    pub fn plot_to(self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.observe(crate::report::PlotOnEnd::new(path))
-    }
-
-    /// The early-stopping state after a run (best epoch, best value).
-    pub fn early_stopping_state(&self) -> Option<&EarlyStopping> {
-        self.early_stopping.as_ref()
-    }
-
-    /// Epochs completed by all runs so far.
-    pub fn epochs_done(&self) -> usize {
-        self.looping.epochs_done
     }
 
     /// Checks every setting and monitored name (see [`Fit::run`]); `validation` says
@@ -424,35 +339,11 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             constraint.check()?;
         }
         SettingError::below_one("validation_split", self.validation_split)?;
-        let series = || {
-            let parts = (0..self.loss.parts()).map(|k| self.loss.part_name(k));
-            core::iter::once("loss").chain(parts).chain(self.metrics.iter().map(|m| m.name()))
-        };
-        let known = |name: &str| match name.strip_prefix("val_") {
-            Some(m) => validation && series().any(|n| n == m),
-            None => series().any(|n| n == name),
-        };
-        let unknown = |setting: &'static str, name: &'static str| {
-            let mut available: Vec<String> = series().map(String::from).collect();
-            if validation {
-                let val: Vec<String> = available.iter().map(|n| format!("val_{n}")).collect();
-                available.extend(val);
-            }
-            TrainError::UnknownMonitor { setting, name, available }
-        };
-        if let Some(plateau) = &self.plateau {
-            plateau.check()?;
-            if !known(plateau.monitor) {
-                return Err(unknown("reduce_on_plateau", plateau.monitor));
-            }
-        }
-        if let Some(early) = &self.early_stopping {
-            early.check()?;
-            if !known(early.monitor) {
-                return Err(unknown("early_stopping", early.monitor));
-            }
-        }
-        Ok(())
+        let parts = (0..self.loss.parts()).map(|k| self.loss.part_name(k));
+        let series: Vec<&str> =
+            core::iter::once("loss").chain(parts).chain(self.metrics.iter().map(|m| m.name())).collect();
+        let validation = if validation { &series[..] } else { &[] };
+        check_callbacks(self.plateau.as_ref(), self.early_stopping.as_ref(), &series, validation)
     }
 
     /// Trains `model` on `train` for `self.epochs` epochs, evaluating on `validation`
@@ -571,11 +462,8 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
         if self.verbose {
             print_epoch(log);
         }
-        if let Some(plateau) = &mut self.plateau {
-            if let Some(v) = super::callbacks::monitored(log, plateau.monitor) {
-                let lr = plateau.update(v, self.optimizer.optimizer.learning_rate());
-                self.optimizer.optimizer.set_learning_rate(lr);
-            }
+        if let Some(lr) = plateau_rate(self.plateau.as_mut(), log, self.optimizer.optimizer.learning_rate()) {
+            self.optimizer.optimizer.set_learning_rate(lr);
         }
     }
 
@@ -657,10 +545,7 @@ impl<L: Layer, O: Optimizer, Lo: Loss> Fit<L, O, Lo> {
             clip.apply(ws.grads_mut());
         }
         if let Some(schedule) = &self.schedule {
-            let rate = schedule.rate(self.optimizer.steps() as usize, epoch - 1);
-            if !(rate.is_finite() && rate >= 0.0) {
-                return Err(TrainError::ScheduledRate { epoch, batch, rate });
-            }
+            let rate = scheduled_rate(schedule, self.optimizer.steps() as usize, epoch, batch)?;
             self.optimizer.optimizer.set_learning_rate(rate);
         }
         prepared.last_params.clear();
@@ -736,10 +621,10 @@ where
         }
     }
 
-    fn epoch_log(&mut self, loss: f32) -> EpochLog {
+    fn epoch_log(&mut self, loss: f32) -> Result<EpochLog, TrainError> {
         let log = self.fit.epoch_log(self.model, loss, self.validation, self.batch);
         self.fit.report_epoch(&log);
-        log
+        Ok(log)
     }
 
     fn keep_going(&mut self, log: &EpochLog) -> bool {

@@ -135,6 +135,18 @@ impl<L: Layer, O: Optimizer> Learner<L, O> {
         self.optimizer.step(self.model.params_mut(), self.workspace.grads());
     }
 
+    /// The optimizer's learning rate: what a [`TrainStep`](super::TrainStep) reports
+    /// as its `learning_rate`.
+    pub fn learning_rate(&self) -> f32 {
+        self.optimizer.optimizer.learning_rate()
+    }
+
+    /// Sets the optimizer's learning rate (a schedule's or reduce-on-plateau's, through
+    /// [`TrainStep::set_learning_rate`](super::TrainStep::set_learning_rate)).
+    pub fn set_learning_rate(&mut self, rate: f32) {
+        self.optimizer.optimizer.set_learning_rate(rate);
+    }
+
     /// Batch inference (evaluation mode), as [`Model::predict`].
     pub fn predict(&self, x: &[f32]) -> Result<Vec<f32>, crate::model::BatchLenError> {
         self.model.predict(x)

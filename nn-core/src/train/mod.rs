@@ -34,7 +34,8 @@
 //! A step that `Fit` cannot express, several networks each with its own optimizer (a
 //! GAN), is Keras's overridden `train_step`: a [`TrainStep`] run by [`CustomFit`],
 //! the same epoch loop (shuffled batches, observers, the [`History`] of the step's
-//! named values, early stopping). Each network is a [`Learner`]: a model with its
+//! named values, validation by the step's `test_step`, learning-rate schedules,
+//! reduce-on-plateau, early stopping). Each network is a [`Learner`]: a model with its
 //! workspace and optimizer. A discriminator step trains `D` on real samples and on
 //! samples of `G`; a generator step runs `G` then `D`, and `D`'s gradient with respect
 //! to its input, the generated samples, is `G`'s output gradient
@@ -113,7 +114,7 @@
 //!     loss: GanLoss::logistic().label_smoothing(0.1),
 //!     noise: Vec::new(),
 //! };
-//! let history = CustomFit::new().epochs(25).batch_size(32).run(&mut gan, &circle).unwrap();
+//! let history = CustomFit::new().epochs(25).batch_size(32).run(&mut gan, &circle, None).unwrap();
 //! assert_eq!(history.series("g_loss").len(), 25);
 //! // The generated points moved out from the origin towards the circle.
 //! let noise: Vec<f32> = (0..32 * 4).map(|_| rng.normal()).collect();
