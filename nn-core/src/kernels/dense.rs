@@ -88,6 +88,7 @@ pub fn forward_one<const I: usize>(
 }
 
 /// [`forward_one_rows`] behind a call.
+#[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn forward_one_outlined<const I: usize>(
     x: &[f32],
