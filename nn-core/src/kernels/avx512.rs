@@ -1071,6 +1071,19 @@ pub unsafe fn gemv8(a: &[f32], m: usize, x: &[f32], bias: Option<&[f32]>, relu: 
     }
 }
 
+/// Dense 8 -> 8 at batch 1: [`gemv8`] with every size in the types, so that nothing is
+/// checked at run time and the call passes four pointers (`bias` may be null); the
+/// same bits as [`gemv8`], ReLU fused when `RELU`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn dense8x8<const RELU: bool>(w: &[f32; 64], x: &[f32; 8], bias: Option<&[f32; 8]>, y: &mut [f32; 8]) {
+    // SAFETY: the CPU has what `gemv8` needs (the caller's contract); 8 rows of 8.
+    unsafe { gemv8(w, 8, x, bias.map(|b| b.as_slice()), RELU, y) }
+}
+
 /// [`super::avx2::gemv_panels`] on sixteen lanes: the same step-ordered matrix and the
 /// same bits, two panels of 16 rows at a time (sixteen accumulators sharing each
 /// broadcast of `x`), then a lone panel of 16, then the last 8 rows by the AVX2 form.

@@ -49,8 +49,61 @@ pub fn forward(
 /// pass whose rows are summed at constant offsets and onto which the bias and ReLU
 /// are fused (`avx2::gemv_fixed`; for `I = 8` with AVX-512, `avx512::gemv8`, two rows
 /// per register and half the shuffles); the same bits as [`forward`].
+///
+/// Dense 8 -> 8 (RTNeural's smallest layer) with AVX-512 is one call of
+/// `avx512::dense8x8` with every size in the types; its other cases are out of line,
+/// so that a caller keeps this one small enough to inline.
 #[inline]
 pub fn forward_one<const I: usize>(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    outputs: usize,
+    y: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if I == 8 && outputs == 8 && matches!(activation, Activation::Identity | Activation::Relu) {
+        // Dense 8 -> 8: sizes in the types, one kernel call with four pointers.
+        let bias8 = match bias {
+            Some(b) => b.first_chunk::<8>().map(Some),
+            None => Some(None),
+        };
+        if let (Ok(x8), Some(w64), Some(y8), Some(b8)) =
+            (<&[f32; 8]>::try_from(x), weight.first_chunk::<64>(), y.first_chunk_mut::<8>(), bias8)
+        {
+            if super::isa::isa().avx512() {
+                // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+                return unsafe {
+                    match activation {
+                        Activation::Relu => super::avx512::dense8x8::<true>(w64, x8, b8, y8),
+                        _ => super::avx512::dense8x8::<false>(w64, x8, b8, y8),
+                    }
+                };
+            }
+        }
+        return forward_one_outlined::<I>(x, weight, bias, activation, outputs, y);
+    }
+    forward_one_rows::<I>(x, weight, bias, activation, outputs, y);
+}
+
+/// [`forward_one_rows`] behind a call.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn forward_one_outlined<const I: usize>(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    outputs: usize,
+    y: &mut [f32],
+) {
+    forward_one_rows::<I>(x, weight, bias, activation, outputs, y);
+}
+
+/// [`forward_one`] but for its Dense 8 -> 8 kernel.
+#[inline]
+fn forward_one_rows<const I: usize>(
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,

@@ -114,6 +114,16 @@ pub(super) unsafe fn cell_step_avx2(cell: CellKind, p: &mut [f32], q: &[f32], h:
     cell_step_lanes::<true>(cell, p, q, h, c)
 }
 
+/// [`cell_step`] of `H` units known at compile time, inlined into its caller: a
+/// streaming step compiled for AVX2 or AVX-512 (`streaming::step`) keeps the gates in
+/// registers, with no call and no loop over chunk sizes. The same operations as
+/// [`cell_step_avx2`] (and, compiled for AVX-512, [`cell_step_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn cell_step_units<const H: usize>(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    cell_step_lanes::<true>(cell, p, q, &mut h[..H], c)
+}
+
 /// [`cell_step`] for the baseline instruction set: unit by unit, the smallest code (the
 /// path of `no_std` firmware without AVX2).
 #[inline(always)]
