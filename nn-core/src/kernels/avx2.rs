@@ -615,9 +615,9 @@ pub(crate) unsafe fn add_transposed8(t: &[[f32; 32]; 8], nr: usize, dw: *mut f32
 /// registers of the output gradient and a broadcast (15 of the 16 YMM registers).
 pub const GATHERED_T_MR: usize = 6;
 
-/// Input channels of the tile of [`gemm_gathered_taps`]: each row keeps a running sum
-/// and the sum of the current tap (12 of the 16 YMM registers).
-pub const TAPS_MR: usize = 3;
+/// Input channels of the tile of [`gemm_gathered_taps`]: the sums of the current tap in
+/// 12 of the 16 YMM registers, the running sums in memory.
+pub const TAPS_MR: usize = 6;
 
 /// One YMM register of 8 floats for the loops of [`super::conv_grad`].
 #[derive(Clone, Copy)]
@@ -662,6 +662,17 @@ impl super::conv_grad::Vector for Ymm {
     unsafe fn add(a: Self, b: Self) -> Self {
         // SAFETY: the trait's contract.
         Ymm(unsafe { _mm256_add_ps(a.0, b.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, count: usize) -> Self {
+        // `count` is a multiple of 8: the whole register, or nothing.
+        if count == 0 {
+            // SAFETY: the trait's contract (AVX2).
+            return Ymm(unsafe { _mm256_setzero_ps() });
+        }
+        // SAFETY: the trait's contract.
+        Ymm(unsafe { _mm256_loadu_ps(p) })
     }
 
     #[inline(always)]

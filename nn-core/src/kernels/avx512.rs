@@ -537,6 +537,12 @@ impl super::conv_grad::Vector for Zmm {
     }
 
     #[inline(always)]
+    unsafe fn load_first(p: *const f32, count: usize) -> Self {
+        // SAFETY: the trait's contract.
+        Zmm(unsafe { _mm512_maskz_loadu_ps(lanes(count), p) })
+    }
+
+    #[inline(always)]
     unsafe fn store_first(p: *mut f32, v: Self, count: usize) {
         // SAFETY: the trait's contract.
         unsafe { _mm512_mask_storeu_ps(p, lanes(count), v.0) }
@@ -573,9 +579,10 @@ pub unsafe fn gemm_gathered_t(
     unsafe { super::conv_grad::weight_grad::<Zmm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
 }
 
-/// Rows of the tile of [`gemm_gathered_taps`]: each row keeps a running sum and the sum
-/// of the current tap (24 of the 32 ZMM registers).
-pub const TAPS_MR: usize = 6;
+/// Rows of the tile of [`gemm_gathered_taps`]: the sums of the current tap in 16 of the
+/// 32 ZMM registers (16 chains of fused multiply-adds, two per FMA port and cycle of
+/// latency), the running sums in memory.
+pub const TAPS_MR: usize = 8;
 
 /// A convolution's input gradient without its column matrix, 32 input positions at a
 /// time: [`super::conv_grad::input_grad`] in 16 lanes.

@@ -808,12 +808,13 @@ unsafe fn forward_direct(
 /// Whether [`weight_grad_direct`] computes the weight gradient of `rows` filters: with
 /// AVX2 and FMA (or AVX-512), stride 1, not pointwise, at least two filters (one would
 /// be a matrix-vector product, rounded differently) and room in `scratch` for the
-/// padded input and a transposed tile of the output gradient.
+/// padded input, a transposed tile of the output gradient and a row of bias sums.
 #[cfg(target_arch = "x86_64")]
 fn weight_grad_direct_fits(g: &ConvGeometry, rows: usize, scratch: usize) -> bool {
     let (ph, pw) = padded_size(g);
     let needed = g.channels.checked_mul(ph).and_then(|c| c.checked_mul(pw)).and_then(|padded| {
-        padded.checked_add(rows.checked_next_multiple_of(32)?.checked_mul(g.positions().min(POSITIONS_PER_TILE))?)
+        let tile = g.positions().min(POSITIONS_PER_TILE).checked_add(1)?;
+        padded.checked_add(rows.checked_next_multiple_of(32)?.checked_mul(tile)?)
     });
     super::isa::isa().avx2()
         && g.stride == [1, 1]
@@ -859,13 +860,16 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
 /// (AVX-512 or AVX2, the same loops) reads the columns' elements straight from the
 /// padded input. The same sums in the same order as [`im2col`] and [`gemm`] tile by
 /// tile, so the same bits (16 to 32 channels on 16x16 images: the column matrix and its
-/// transposing pack took a sixth of the backward).
+/// transposing pack took a sixth of the backward). With `d_bias` (`rows` floats), the
+/// bias gradient is added too, each filter's sum over the positions summed in order
+/// from `-0.0` (as [`add_row_sums`]) down the rows of the transposed tiles.
 ///
 /// # Safety
 /// [`weight_grad_direct_fits`] holds for `rows` and `scratch.len()`; `cols` is within
 /// `0..patch`; `d_weight` points to `rows` rows of `patch` floats whose columns `cols`
 /// no other thread reads or writes.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn weight_grad_direct(
     g: &ConvGeometry,
     rows: usize,
@@ -873,6 +877,7 @@ unsafe fn weight_grad_direct(
     x: &[f32],
     dy: &[f32],
     d_weight: *mut f32,
+    d_bias: Option<&mut [f32]>,
     scratch: &mut [f32],
 ) {
     let (ph, pw) = padded_size(g);
@@ -888,18 +893,32 @@ unsafe fn weight_grad_direct(
     pad_input(&part, &x[c0 * in_plane..c1 * in_plane], padded);
     let padded = &padded[..(c1 - c0) * plane];
     let ldt = rows.next_multiple_of(32);
+    let (sums, rest) = rest.split_at_mut(ldt);
+    let mut bias = d_bias.map(|db| {
+        sums[..rows].fill(-0.0);
+        (&mut db[..rows], &mut sums[..rows])
+    });
     let dy = &dy[..rows * n];
     let (avx512, mr) = (super::isa::isa().avx512(), weight_grad_tile_rows());
     let mut bases = [0usize; POSITIONS_PER_TILE];
     for (start, len) in tiles(n) {
         // Output position `q` of the tile reads the padded input from `bases[q]` on.
-        for (q, b) in bases[..len].iter_mut().enumerate() {
-            let p = start + q;
-            *b = (p / g.out_width) * pw + p % g.out_width;
+        let (mut oy, mut ox) = (start / g.out_width, start % g.out_width);
+        for b in &mut bases[..len] {
+            *b = oy * pw + ox;
+            ox += 1;
+            if ox == g.out_width {
+                (oy, ox) = (oy + 1, 0);
+            }
         }
         let dyt = &mut rest[..len * ldt];
         // SAFETY: the caller's contract (AVX2 and FMA); the bounds are asserted inside.
         unsafe { super::avx2::transpose_rows(&dy[start..], n, rows, len, dyt, ldt) };
+        if let Some((_, sums)) = bias.as_mut() {
+            for row in dyt.chunks_exact(ldt) {
+                sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+        }
         let mut p0 = cols.start;
         while p0 < cols.end {
             let m = mr.min(cols.end - p0);
@@ -922,6 +941,9 @@ unsafe fn weight_grad_direct(
             };
             p0 += m;
         }
+    }
+    if let Some((db, sums)) = bias {
+        db.iter_mut().zip(sums.iter()).for_each(|(d, s)| *d += s);
     }
 }
 
@@ -1114,7 +1136,7 @@ pub fn backward(
                         let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
                         // SAFETY: `weight_grad_direct_fits` holds for `filters` and
                         // `tile`; the parts write disjoint columns of `d_weight`.
-                        unsafe { weight_grad_direct(g, filters, c0..c1, xb, dyb, dw_at.at(0), scratch) };
+                        unsafe { weight_grad_direct(g, filters, c0..c1, xb, dyb, dw_at.at(0), None, scratch) };
                     }
                 } else {
                     // SAFETY: the parts write disjoint rows `f0..f1` of `d_weight`.
@@ -1129,7 +1151,7 @@ pub fn backward(
                         if direct {
                             // SAFETY: `weight_grad_direct_fits` holds; `dw` is this
                             // part's alone.
-                            unsafe { weight_grad_direct(g, w_rows, 0..patch, xb, dyb, dw.as_mut_ptr(), scratch) };
+                            unsafe { weight_grad_direct(g, w_rows, 0..patch, xb, dyb, dw.as_mut_ptr(), None, scratch) };
                             continue;
                         }
                         for (start, len) in tiles(n) {
@@ -1234,21 +1256,23 @@ fn backward_samples_by(
     for b in 0..batch {
         let xb = &x[b * in_len..][..in_len];
         let dyb = &dy[b * out_len..][..out_len];
-        if let Some(db) = d_bias.as_deref_mut() {
-            add_row_sums(db, dyb, n);
-        }
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+        let mut db = d_bias.as_deref_mut();
         let mut dwb = d_weight.as_deref_mut();
         let mut dxb = dx.as_deref_mut().map(|dx| &mut dx[b * in_len..][..in_len]);
         #[cfg(target_arch = "x86_64")]
         {
             if let Some(dw) = dwb.take_if(|_| direct_weight) {
                 // SAFETY: `weight_grad_direct_fits` holds.
-                unsafe { weight_grad_direct(g, filters, 0..patch, xb, dyb, dw.as_mut_ptr(), scratch) };
+                unsafe { weight_grad_direct(g, filters, 0..patch, xb, dyb, dw.as_mut_ptr(), db.take(), scratch) };
             }
             if let (Some(size), Some(dxb)) = (direct_input, dxb.take_if(|_| direct_input.is_some())) {
                 // SAFETY: `input_grad_direct_size` gave `size`.
                 unsafe { input_grad_direct(g, filters, size, weight, dyb, dxb, scratch) };
             }
+        }
+        if let Some(db) = db {
+            add_row_sums(db, dyb, n);
         }
         if let Some(dxb) = dxb.as_deref_mut() {
             dxb.fill(0.0);

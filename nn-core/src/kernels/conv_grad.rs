@@ -22,7 +22,7 @@ pub(crate) trait Vector: Copy {
     const LANES: usize;
     /// Rows of the weight gradient's tile ([`weight_grad`]): `2 WEIGHT_MR` accumulators.
     const WEIGHT_MR: usize;
-    /// Rows of the input gradient's tile ([`input_grad`]): `4 TAPS_MR` accumulators.
+    /// Rows of the input gradient's tile ([`input_grad`]): `2 TAPS_MR` accumulators.
     const TAPS_MR: usize;
     /// All lanes zero.
     unsafe fn zero() -> Self;
@@ -37,6 +37,9 @@ pub(crate) trait Vector: Copy {
     unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self;
     /// `a + b`.
     unsafe fn add(a: Self, b: Self) -> Self;
+    /// The first `count <= LANES` lanes (a multiple of 8) loaded from `p`, the others
+    /// zero (or anything, where `count` is 0: not read).
+    unsafe fn load_first(p: *const f32, count: usize) -> Self;
     /// The first `count <= LANES` lanes (a multiple of 8) stored at `p`.
     unsafe fn store_first(p: *mut f32, v: Self, count: usize);
     /// `dw[f ldw + r] += t[r][f]` for `f < nr`, `r < 8`: the tile of eight rows added
@@ -246,10 +249,13 @@ pub(crate) unsafe fn input_grad<V: Vector>(
                 let (at, ct) = (a.as_ptr().add(i * taps), c.as_mut_ptr().add(i * ldc + j0));
                 let g = Taps { src: src.as_ptr(), plane, offsets: tap_offsets.as_ptr(), taps, bases };
                 match (mr, contiguous) {
-                    (6, true) if V::TAPS_MR >= 6 => taps_tile::<V, 6, true>(k, at, ars, g, ct, ldc, nr),
-                    (6, false) if V::TAPS_MR >= 6 => taps_tile::<V, 6, false>(k, at, ars, g, ct, ldc, nr),
-                    (5, _) if V::TAPS_MR >= 5 => taps_tile::<V, 5, false>(k, at, ars, g, ct, ldc, nr),
-                    (4, _) if V::TAPS_MR >= 4 => taps_tile::<V, 4, false>(k, at, ars, g, ct, ldc, nr),
+                    (8, true) if V::TAPS_MR >= 8 => taps_tile::<V, 8, true>(k, at, ars, g, ct, ldc, nr),
+                    (8, false) if V::TAPS_MR >= 8 => taps_tile::<V, 8, false>(k, at, ars, g, ct, ldc, nr),
+                    (7, _) if V::TAPS_MR >= 7 => taps_tile::<V, 7, false>(k, at, ars, g, ct, ldc, nr),
+                    (6, true) => taps_tile::<V, 6, true>(k, at, ars, g, ct, ldc, nr),
+                    (6, false) => taps_tile::<V, 6, false>(k, at, ars, g, ct, ldc, nr),
+                    (5, _) => taps_tile::<V, 5, false>(k, at, ars, g, ct, ldc, nr),
+                    (4, _) => taps_tile::<V, 4, false>(k, at, ars, g, ct, ldc, nr),
                     (3, _) => taps_tile::<V, 3, false>(k, at, ars, g, ct, ldc, nr),
                     (2, _) => taps_tile::<V, 2, false>(k, at, ars, g, ct, ldc, nr),
                     _ => taps_tile::<V, 1, false>(k, at, ars, g, ct, ldc, nr),
@@ -274,7 +280,9 @@ struct Taps {
 
 /// The tile of [`input_grad`]: `R` input channels by `2 V::LANES` input positions
 /// (`nr` written, a multiple of 8). With `CONTIGUOUS` each register's blocks of eight
-/// are adjacent and loaded at once.
+/// are adjacent and loaded at once. The registers hold the current tap's sums (`2 R`
+/// chains); the running sums over the taps are kept in `c`, which the first tap's sums
+/// (added to zero) overwrite.
 ///
 /// # Safety
 /// As [`input_grad`] asserts.
@@ -289,13 +297,12 @@ unsafe fn taps_tile<V: Vector, const R: usize, const CONTIGUOUS: bool>(
     nr: usize,
 ) {
     let half = V::LANES / 8;
+    let (count_lo, count_hi) = (nr.min(V::LANES), nr.saturating_sub(V::LANES));
     // SAFETY: the caller's contract covers every read and write of the tile.
     unsafe {
-        let mut lo = [V::zero(); R];
-        let mut hi = [V::zero(); R];
         for t in 0..g.taps {
-            let mut tap_lo = [V::zero(); R];
-            let mut tap_hi = [V::zero(); R];
+            let mut lo = [V::zero(); R];
+            let mut hi = [V::zero(); R];
             let tap = g.src.add(*g.offsets.add(t));
             for f in 0..k {
                 let row = tap.add(f * g.plane);
@@ -304,20 +311,21 @@ unsafe fn taps_tile<V: Vector, const R: usize, const CONTIGUOUS: bool>(
                 let ap = a.add(f * ars + t);
                 for r in 0..R {
                     let av = V::splat(ap.add(r * g.taps));
-                    tap_lo[r] = V::fmadd(av, b0, tap_lo[r]);
-                    tap_hi[r] = V::fmadd(av, b1, tap_hi[r]);
+                    lo[r] = V::fmadd(av, b0, lo[r]);
+                    hi[r] = V::fmadd(av, b1, hi[r]);
                 }
             }
             for r in 0..R {
-                lo[r] = V::add(lo[r], tap_lo[r]);
-                hi[r] = V::add(hi[r], tap_hi[r]);
-            }
-        }
-        for r in 0..R {
-            let cr = c.add(r * ldc);
-            V::store_first(cr, lo[r], nr.min(V::LANES));
-            if nr > V::LANES {
-                V::store_first(cr.add(V::LANES), hi[r], nr - V::LANES);
+                let cr = c.add(r * ldc);
+                let (sum_lo, sum_hi) = if t == 0 {
+                    (V::zero(), V::zero())
+                } else {
+                    (V::load_first(cr, count_lo), V::load_first(cr.add(V::LANES), count_hi))
+                };
+                V::store_first(cr, V::add(sum_lo, lo[r]), count_lo);
+                if count_hi > 0 {
+                    V::store_first(cr.add(V::LANES), V::add(sum_hi, hi[r]), count_hi);
+                }
             }
         }
     }
