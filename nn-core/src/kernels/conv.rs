@@ -1110,24 +1110,22 @@ pub fn backward(
             let run = |part: usize| {
                 let (f0, f1) = ((part * fstep).min(filters), ((part + 1) * fstep).min(filters));
                 let (s0, s1) = (part * sstep, ((part + 1) * sstep).min(batch));
-                // SAFETY: the parts write disjoint rows `f0..f1` of `d_bias`, disjoint
+                // The bias gradient of filters `bf0..bf1`: all of them on the first part
+                // when the weight gradient is split by columns (summed from its
+                // transposed output gradient), else those of the part's filters.
+                let (bf0, bf1) = if by_columns { (0, if part == 0 { filters } else { 0 }) } else { (f0, f1) };
+                // SAFETY: the parts write disjoint rows `bf0..bf1` of `d_bias`, disjoint
                 // samples `s0..s1` of `dx` and disjoint tiles of `scratch`
                 // (`parts * tile <= scratch.len()`).
-                let (db, dx, scratch) = unsafe {
+                let (mut db, dx, scratch) = unsafe {
                     (
-                        db_at.map(|db| core::slice::from_raw_parts_mut(db.at(f0), f1 - f0)),
+                        db_at.filter(|_| bf0 < bf1).map(|db| core::slice::from_raw_parts_mut(db.at(bf0), bf1 - bf0)),
                         dx_at
                             .filter(|_| s0 < s1)
                             .map(|dx| core::slice::from_raw_parts_mut(dx.at(s0 * in_len), (s1 - s0) * in_len)),
                         core::slice::from_raw_parts_mut(scratch_at.at(part * tile), tile),
                     )
                 };
-                // The bias gradient of filters `f0..f1`, over every sample in order.
-                if let Some(db) = db {
-                    for b in 0..batch {
-                        add_row_sums(db, &dy[b * out_len + f0 * n..][..(f1 - f0) * n], n);
-                    }
-                }
                 if by_columns {
                     // Columns `c0..c1` of the weight gradient, over every sample in
                     // order, as on one thread.
@@ -1136,7 +1134,9 @@ pub fn backward(
                         let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
                         // SAFETY: `weight_grad_direct_fits` holds for `filters` and
                         // `tile`; the parts write disjoint columns of `d_weight`.
-                        unsafe { weight_grad_direct(g, filters, c0..c1, xb, dyb, dw_at.at(0), None, scratch) };
+                        unsafe {
+                            weight_grad_direct(g, filters, c0..c1, xb, dyb, dw_at.at(0), db.as_deref_mut(), scratch)
+                        };
                     }
                 } else {
                     // SAFETY: the parts write disjoint rows `f0..f1` of `d_weight`.
@@ -1151,8 +1151,22 @@ pub fn backward(
                         if direct {
                             // SAFETY: `weight_grad_direct_fits` holds; `dw` is this
                             // part's alone.
-                            unsafe { weight_grad_direct(g, w_rows, 0..patch, xb, dyb, dw.as_mut_ptr(), None, scratch) };
+                            unsafe {
+                                weight_grad_direct(
+                                    g,
+                                    w_rows,
+                                    0..patch,
+                                    xb,
+                                    dyb,
+                                    dw.as_mut_ptr(),
+                                    db.as_deref_mut(),
+                                    scratch,
+                                )
+                            };
                             continue;
+                        }
+                        if let Some(db) = db.as_deref_mut() {
+                            add_row_sums(db, dyb, n);
                         }
                         for (start, len) in tiles(n) {
                             let dy_tile = MatRef { data: &dyb[start..], rows: w_rows, cols: len, rs: n, cs: 1 };
@@ -1554,40 +1568,44 @@ mod tests {
             eprintln!("one thread (or no AVX2): nothing to compare");
             return;
         }
-        let g = ConvGeometry {
-            channels: 16,
-            height: 8,
-            width: 8,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1],
-            dilation: [1, 1],
-            out_height: 8,
-            out_width: 8,
-        };
-        let (filters, batch) = (30, 9);
-        let (patch, n) = (g.patch_len(), g.positions());
-        assert!(batch * filters * patch * n >= PARALLEL_MIN_MACS);
-        let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
-        let x: Vec<f32> = (0..batch * g.input_len()).map(|i| value(i, 7)).collect();
-        let weight: Vec<f32> = (0..filters * patch).map(|i| value(i, 11)).collect();
-        let bias: Vec<f32> = (0..filters).map(|i| value(i, 3)).collect();
-        let dy: Vec<f32> = (0..batch * filters * n).map(|i| value(i, 5)).collect();
-        let mut scratch = vec![0.0; batch * scratch_len(patch, n)];
-        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // Stride 1: the weight gradient split by column-matrix rows (direct); stride 2:
+        // by filters (through the column matrix).
+        for (stride, out, batch) in [(1, 8, 9), (2, 4, 40)] {
+            let g = ConvGeometry {
+                channels: 16,
+                height: 8,
+                width: 8,
+                kernel: [3, 3],
+                stride: [stride, stride],
+                padding: [1, 1],
+                dilation: [1, 1],
+                out_height: out,
+                out_width: out,
+            };
+            let filters = 30;
+            let (patch, n) = (g.patch_len(), g.positions());
+            assert!(batch * filters * patch * n >= PARALLEL_MIN_MACS);
+            let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
+            let x: Vec<f32> = (0..batch * g.input_len()).map(|i| value(i, 7)).collect();
+            let weight: Vec<f32> = (0..filters * patch).map(|i| value(i, 11)).collect();
+            let bias: Vec<f32> = (0..filters).map(|i| value(i, 3)).collect();
+            let dy: Vec<f32> = (0..batch * filters * n).map(|i| value(i, 5)).collect();
+            let mut scratch = vec![0.0; batch * scratch_len(patch, n)];
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
 
-        let (mut y, mut y_one) = (vec![0.0; batch * filters * n], vec![0.0; batch * filters * n]);
-        forward(&g, filters, &x, &weight, Some(&bias), &mut y, &mut scratch);
-        forward_samples(&g, filters, &x, &weight, Some(&bias), &mut y_one, &mut scratch);
-        assert_eq!(bits(&y), bits(&y_one));
+            let (mut y, mut y_one) = (vec![0.0; batch * filters * n], vec![0.0; batch * filters * n]);
+            forward(&g, filters, &x, &weight, Some(&bias), &mut y, &mut scratch);
+            forward_samples(&g, filters, &x, &weight, Some(&bias), &mut y_one, &mut scratch);
+            assert_eq!(bits(&y), bits(&y_one));
 
-        let run = |threaded: bool, scratch: &mut [f32]| {
-            let (mut dw, mut db, mut dx) = (vec![0.25; filters * patch], vec![0.5; filters], vec![0.0; x.len()]);
-            let f = if threaded { backward } else { backward_samples };
-            f(&g, filters, &x, &weight, &dy, Some(&mut dw), Some(&mut db), Some(&mut dx), scratch);
-            (bits(&dw), bits(&db), bits(&dx))
-        };
-        assert_eq!(run(true, &mut scratch), run(false, &mut scratch));
+            let run = |threaded: bool, scratch: &mut [f32]| {
+                let (mut dw, mut db, mut dx) = (vec![0.25; filters * patch], vec![0.5; filters], vec![0.0; x.len()]);
+                let f = if threaded { backward } else { backward_samples };
+                f(&g, filters, &x, &weight, &dy, Some(&mut dw), Some(&mut db), Some(&mut dx), scratch);
+                (bits(&dw), bits(&db), bits(&dx))
+            };
+            assert_eq!(run(true, &mut scratch), run(false, &mut scratch), "stride {stride}");
+        }
     }
 
     /// The shifted-plane form builds exactly the column matrix of the run-by-run form,
