@@ -5,7 +5,9 @@
 //!   register tile of [`MR`] rows by [`NR`] columns (12 accumulators of 8 floats);
 //! * [`gemv_rows`]: `y += alpha A x` for a row-major `A`, eight rows at a time;
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 64 rows at a time;
-//! * [`dot`]: a dot product in 8 lanes, rounded as `gemv_rows` rounds each row.
+//! * [`dot`]: a dot product in 8 lanes, rounded as `gemv_rows` rounds each row;
+//! * [`gemm_gathered_t`], [`gemm_gathered_taps`]: a convolution's weight and input
+//!   gradients without the column matrix, the loops of [`super::conv_grad`] in 8 lanes.
 //!
 //! Every function takes slices whose bounds the safe caller has checked; the raw
 //! pointer arithmetic inside stays within them.

@@ -4,6 +4,8 @@
 //!   register tile of [`MR`] rows by [`NR`] columns (24 accumulators of 16 floats);
 //! * [`gemm_gathered`]: the same tile reading the rows of `B` from wherever they lie
 //!   (a convolution's columns, from its padded input);
+//! * [`gemm_gathered_t`], [`gemm_gathered_taps`]: a convolution's weight and input
+//!   gradients without the column matrix, the loops of [`super::conv_grad`] in 16 lanes;
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 128 rows at a time;
 //! * [`gemv_batch_strided`]: a dense layer's forward over a batch, four vectors at a
 //!   time, each rounded as a matrix-vector product of its own.

@@ -26,14 +26,18 @@
 //! input itself as its column matrix. With AVX2, a forward with stride 1 whose output
 //! rows are whole vectors of 8 does not build the column matrix: it reads each of its
 //! rows straight from a zero-padded copy of the input (at most [`DIRECT_MAX_FLOATS`]),
-//! with the same sums in the same order. With AVX-512 and stride 1 the backward does
-//! not build them either, where the layer's scratch space holds the padded copies: the
-//! weight gradient (at least two filters, room for the padded input and a 32-filter
-//! wide transposed tile of the output gradient) reads the columns' elements from the
-//! padded input, and the input gradient (input rows of whole vectors of 8, at most
-//! [`POSITIONS_PER_TILE`] output positions and `SLICE` filters, padding at most the
-//! kernel's reach) sums each tap's product from the zero-padded output gradient in the
-//! order `col2im` adds them, so the same bits. Nothing here allocates.
+//! with the same sums in the same order. With AVX2 or AVX-512 and stride 1 the backward
+//! does not build them either, where the layer's scratch space holds the padded copies:
+//! the weight gradient (at least two filters, room for the padded input, a 32-filter
+//! wide transposed tile of the output gradient and a row of bias sums) reads the
+//! columns' elements from the padded input, and the input gradient (input rows of whole
+//! vectors of 8, at most [`POSITIONS_PER_TILE`] output positions and `SLICE` filters,
+//! padding at most the kernel's reach) sums each tap's product from the zero-padded
+//! output gradient in the order `col2im` adds them, so the same bits. Both are one loop
+//! (`conv_grad`) compiled for 16 lanes and for 8; the portable and NEON kernels take
+//! the column matrices, with the same sums in the same order. On several threads the
+//! weight gradient is split by column-matrix rows where it is direct (by filters
+//! otherwise), the input gradient by samples. Nothing here allocates.
 use super::gemm::{gemm, MatRef};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel::Output;
@@ -641,8 +645,9 @@ fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, t
 
 /// Convolutions of a batch with at least this many multiply-adds are split between
 /// [`super::gemm::threads`] threads (the `threading` feature): by samples for the
-/// forward and the input gradient, by filters for the weight gradient, so that every
-/// value is computed by the same operations as on one thread.
+/// forward and the input gradient, by column-matrix rows (without the column matrix) or
+/// by filters for the weight gradient, so that every value is computed by the same
+/// operations as on one thread.
 #[cfg(any(feature = "threading", feature = "internals"))]
 pub const PARALLEL_MIN_MACS: usize = 1 << 21;
 
