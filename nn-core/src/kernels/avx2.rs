@@ -5,7 +5,9 @@
 //!   register tile of [`MR`] rows by [`NR`] columns (12 accumulators of 8 floats);
 //! * [`gemv_rows`]: `y += alpha A x` for a row-major `A`, eight rows at a time;
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 64 rows at a time;
-//! * [`dot`]: a dot product in 8 lanes, rounded as `gemv_rows` rounds each row.
+//! * [`dot`]: a dot product in 8 lanes, rounded as `gemv_rows` rounds each row;
+//! * [`gemm_gathered_t`], [`gemm_gathered_taps`]: a convolution's weight and input
+//!   gradients without the column matrix, the loops of [`super::conv_grad`] in 8 lanes.
 //!
 //! Every function takes slices whose bounds the safe caller has checked; the raw
 //! pointer arithmetic inside stays within them.
@@ -553,6 +555,191 @@ unsafe fn gathered_tile<const R: usize>(
             }
         }
     }
+}
+
+/// `dst[q ldt + f] = src[f lds + q]` for `f < rows`, `q < len`, and zero for
+/// `rows <= f < ldt`: a tile of a convolution's output gradient transposed for
+/// [`gemm_gathered_t`] (and `avx512::gemm_gathered_t`), by blocks of 8x8.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn transpose_rows(src: &[f32], lds: usize, rows: usize, len: usize, dst: &mut [f32], ldt: usize) {
+    assert!(
+        rows <= ldt && rows_fit(rows, lds, len, src.len()) && rows_fit(len, ldt, ldt, dst.len()),
+        "transpose_rows: shapes"
+    );
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    let (rows8, len8) = (rows - rows % 8, len - len % 8);
+    for f0 in (0..rows8).step_by(8) {
+        for q0 in (0..len8).step_by(8) {
+            // SAFETY: rows `f0..f0 + 8 <= rows` of `src` hold floats `q0..q0 + 8 <= len`,
+            // rows `q0..q0 + 8` of `dst` floats `f0..f0 + 8 <= ldt` (asserted).
+            unsafe {
+                let block = transpose8(core::array::from_fn(|r| _mm256_loadu_ps(sp.add((f0 + r) * lds + q0))));
+                for (r, v) in block.into_iter().enumerate() {
+                    _mm256_storeu_ps(dp.add((q0 + r) * ldt + f0), v);
+                }
+            }
+        }
+    }
+    for q in 0..len {
+        let row = &mut dst[q * ldt..][..ldt];
+        let from = if q < len8 { rows8 } else { 0 };
+        for (f, v) in row.iter_mut().enumerate().skip(from) {
+            *v = if f < rows { src[f * lds + q] } else { 0.0 };
+        }
+    }
+}
+
+/// `dw[f ldw + r] += t[r][f]` for `f < nr <= 32`, `r < 8`, by blocks of 8x8 transposed.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; rows `f < nr` of `dw` (row stride `ldw`) hold 8
+/// writable floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn add_transposed8(t: &[[f32; 32]; 8], nr: usize, dw: *mut f32, ldw: usize) {
+    for block in 0..nr.min(32).div_ceil(8) {
+        // SAFETY: `t`'s rows hold floats `8 block..8 block + 8 <= 32`; the caller's
+        // contract for `dw`.
+        unsafe {
+            let columns = transpose8(core::array::from_fn(|r| _mm256_loadu_ps(t[r].as_ptr().add(8 * block))));
+            for (q, v) in columns.into_iter().enumerate().take(nr - 8 * block) {
+                let d = dw.add((8 * block + q) * ldw);
+                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), v));
+            }
+        }
+    }
+}
+
+/// Column-matrix rows of the tile of [`gemm_gathered_t`]: 12 accumulators, two
+/// registers of the output gradient and a broadcast (15 of the 16 YMM registers).
+pub const GATHERED_T_MR: usize = 6;
+
+/// Input channels of the tile of [`gemm_gathered_taps`]: the sums of the current tap in
+/// 12 of the 16 YMM registers, the running sums in memory.
+pub const TAPS_MR: usize = 6;
+
+/// One YMM register of 8 floats for the loops of [`super::conv_grad`].
+#[derive(Clone, Copy)]
+pub(crate) struct Ymm(__m256);
+
+impl super::conv_grad::Vector for Ymm {
+    const LANES: usize = 8;
+    const WEIGHT_MR: usize = GATHERED_T_MR;
+    const TAPS_MR: usize = TAPS_MR;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the trait's contract (AVX2).
+        Ymm(unsafe { _mm256_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self {
+        // SAFETY: the trait's contract.
+        Ymm(unsafe { _mm256_broadcast_ss(&*p) })
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the trait's contract.
+        Ymm(unsafe { _mm256_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn load_blocks<const CONTIGUOUS: bool>(row: *const f32, bases: &[usize]) -> Self {
+        // SAFETY: the trait's contract.
+        Ymm(unsafe { _mm256_loadu_ps(row.add(bases[0])) })
+    }
+
+    #[inline(always)]
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: the trait's contract (FMA).
+        Ymm(unsafe { _mm256_fmadd_ps(a.0, b.0, c.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: the trait's contract.
+        Ymm(unsafe { _mm256_add_ps(a.0, b.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, count: usize) -> Self {
+        // `count` is a multiple of 8: the whole register, or nothing.
+        if count == 0 {
+            // SAFETY: the trait's contract (AVX2).
+            return Ymm(unsafe { _mm256_setzero_ps() });
+        }
+        // SAFETY: the trait's contract.
+        Ymm(unsafe { _mm256_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store_first(p: *mut f32, v: Self, count: usize) {
+        // `count` is a multiple of 8: the whole register.
+        debug_assert_eq!(count, 8);
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_storeu_ps(p, v.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn add_transposed8(t: &[[f32; 32]; 8], nr: usize, dw: *mut f32, ldw: usize) {
+        // SAFETY: the trait's contract.
+        unsafe { add_transposed8(t, nr, dw, ldw) }
+    }
+}
+
+/// A convolution's weight gradient without its column matrix, 16 filters at a time:
+/// [`super::conv_grad::weight_grad`] in 8 lanes, the bits of `avx512::gemm_gathered_t`.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `dw`'s `n` rows of `m` floats (row stride `ldw`) are
+/// writable and no other thread reads or writes them.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_gathered_t(
+    src: &[f32],
+    offsets: &[usize],
+    bases: &[usize],
+    m: usize,
+    k: usize,
+    dyt: &[f32],
+    ldt: usize,
+    n: usize,
+    dw: *mut f32,
+    ldw: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { super::conv_grad::weight_grad::<Ymm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
+}
+
+/// A convolution's input gradient without its column matrix, 16 input positions at a
+/// time: [`super::conv_grad::input_grad`] in 8 lanes, the bits of
+/// `avx512::gemm_gathered_taps`.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_gathered_taps(
+    a: &[f32],
+    ars: usize,
+    m: usize,
+    k: usize,
+    taps: usize,
+    src: &[f32],
+    plane: usize,
+    tap_offsets: &[usize],
+    rows: (usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+    n: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { super::conv_grad::input_grad::<Ymm>(a, ars, m, k, taps, src, plane, tap_offsets, rows, c, ldc, n) }
 }
 
 /// The sum of the eight lanes of each of four vectors: `[sum v0, sum v1, sum v2, sum v3]`.

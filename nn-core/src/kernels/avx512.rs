@@ -4,6 +4,8 @@
 //!   register tile of [`MR`] rows by [`NR`] columns (24 accumulators of 16 floats);
 //! * [`gemm_gathered`]: the same tile reading the rows of `B` from wherever they lie
 //!   (a convolution's columns, from its padded input);
+//! * [`gemm_gathered_t`], [`gemm_gathered_taps`]: a convolution's weight and input
+//!   gradients without the column matrix, the loops of [`super::conv_grad`] in 16 lanes;
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 128 rows at a time;
 //! * [`gemv_batch_strided`]: a dense layer's forward over a batch, four vectors at a
 //!   time, each rounded as a matrix-vector product of its own.
@@ -485,53 +487,82 @@ unsafe fn gathered_tile<const R: usize>(
 /// pointer per row in the general registers (twelve rows spill both).
 pub const GATHERED_T_MR: usize = 8;
 
-/// `dst[q ldt + f] = src[f lds + q]` for `f < rows`, `q < len`, and zero for
-/// `rows <= f < ldt`: a tile of a convolution's output gradient transposed for
-/// [`gemm_gathered_t`], by blocks of 8x8.
-///
-/// # Safety
-/// The CPU must have AVX-512 F, AVX2 and FMA.
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn transpose_rows(src: &[f32], lds: usize, rows: usize, len: usize, dst: &mut [f32], ldt: usize) {
-    assert!(
-        rows <= ldt && rows_fit(rows, lds, len, src.len()) && rows_fit(len, ldt, ldt, dst.len()),
-        "transpose_rows: shapes"
-    );
-    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
-    let (rows8, len8) = (rows - rows % 8, len - len % 8);
-    for f0 in (0..rows8).step_by(8) {
-        for q0 in (0..len8).step_by(8) {
-            // SAFETY: rows `f0..f0 + 8 <= rows` of `src` hold floats `q0..q0 + 8 <= len`,
-            // rows `q0..q0 + 8` of `dst` floats `f0..f0 + 8 <= ldt` (asserted).
-            unsafe {
-                let block = transpose8(core::array::from_fn(|r| _mm256_loadu_ps(sp.add((f0 + r) * lds + q0))));
-                for (r, v) in block.into_iter().enumerate() {
-                    _mm256_storeu_ps(dp.add((q0 + r) * ldt + f0), v);
-                }
+/// One ZMM register of 16 floats for the loops of [`super::conv_grad`].
+#[derive(Clone, Copy)]
+pub(crate) struct Zmm(__m512);
+
+impl super::conv_grad::Vector for Zmm {
+    const LANES: usize = 16;
+    const WEIGHT_MR: usize = GATHERED_T_MR;
+    const TAPS_MR: usize = TAPS_MR;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the trait's contract (AVX-512 F).
+        Zmm(unsafe { _mm512_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self {
+        // SAFETY: the trait's contract.
+        Zmm(unsafe { _mm512_set1_ps(*p) })
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the trait's contract.
+        Zmm(unsafe { _mm512_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn load_blocks<const CONTIGUOUS: bool>(row: *const f32, bases: &[usize]) -> Self {
+        // SAFETY: the trait's contract.
+        unsafe {
+            if CONTIGUOUS {
+                return Zmm(_mm512_loadu_ps(row.add(bases[0])));
             }
+            let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(row.add(bases[0]))));
+            Zmm(_mm512_castpd_ps(_mm512_insertf64x4::<1>(low, _mm256_castps_pd(_mm256_loadu_ps(row.add(bases[1]))))))
         }
     }
-    for q in 0..len {
-        let row = &mut dst[q * ldt..][..ldt];
-        let from = if q < len8 { rows8 } else { 0 };
-        for (f, v) in row.iter_mut().enumerate().skip(from) {
-            *v = if f < rows { src[f * lds + q] } else { 0.0 };
-        }
+
+    #[inline(always)]
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: the trait's contract.
+        Zmm(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: the trait's contract.
+        Zmm(unsafe { _mm512_add_ps(a.0, b.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, count: usize) -> Self {
+        // SAFETY: the trait's contract.
+        Zmm(unsafe { _mm512_maskz_loadu_ps(lanes(count), p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store_first(p: *mut f32, v: Self, count: usize) {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_mask_storeu_ps(p, lanes(count), v.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn add_transposed8(t: &[[f32; 32]; 8], nr: usize, dw: *mut f32, ldw: usize) {
+        // SAFETY: the trait's contract.
+        unsafe { super::avx2::add_transposed8(t, nr, dw, ldw) }
     }
 }
 
-/// A convolution's weight gradient without its column matrix:
-/// `dw[f ldw + p] += sum_{q < k} src[offsets[p] + bases[q]] dyt[q ldt + f]` for the
-/// `m <= GATHERED_T_MR` column-matrix rows `p` whose input offsets are given and the filters
-/// `f < n`. `src` is the zero-padded input, `bases[q]` where output position `q` reads
-/// it, `dyt` the output gradient transposed (a row of `ldt` floats per position, `ldt`
-/// a multiple of 32 and at least `n`). Each sum is one chain of fused multiply-adds over
-/// `q` in order from zero, added to `dw` by one addition: element by element what
-/// [`gemm`] computes for `dy[n x k] cols^T[k x m]` with `alpha = beta = 1` and
-/// `k <= KC`, so the same bits.
+/// A convolution's weight gradient without its column matrix, 32 filters at a time:
+/// [`super::conv_grad::weight_grad`] in 16 lanes.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, AVX2 and FMA.
+/// The CPU must have AVX-512 F, AVX2 and FMA; `dw`'s `n` rows of `m` floats (row stride
+/// `ldw`) are writable and no other thread reads or writes them.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_gathered_t(
@@ -543,134 +574,20 @@ pub unsafe fn gemm_gathered_t(
     dyt: &[f32],
     ldt: usize,
     n: usize,
-    dw: &mut [f32],
-    ldw: usize,
-) {
-    let reach = offsets[..m.min(offsets.len())]
-        .iter()
-        .max()
-        .copied()
-        .unwrap_or(0)
-        .checked_add(bases[..k.min(bases.len())].iter().max().copied().unwrap_or(0));
-    assert!(
-        m <= GATHERED_T_MR
-            && m <= offsets.len()
-            && k <= bases.len()
-            && ldt.is_multiple_of(NR)
-            && n <= ldt
-            && rows_fit(k, ldt, ldt, dyt.len())
-            && rows_fit(n, ldw, m, dw.len())
-            && (m == 0 || k == 0 || reach.is_some_and(|r| r < src.len())),
-        "gemm_gathered_t: shapes"
-    );
-    let mut j0 = 0;
-    while j0 < n {
-        let nr = NR.min(n - j0);
-        // SAFETY: the reads of `src` are below `reach`, those of `dyt` in its `k` rows of
-        // `ldt >= j0 + 32` floats, the writes in `dw`'s `n` rows of `m` (asserted).
-        unsafe {
-            let (s, o, b, t) = (src.as_ptr(), offsets.as_ptr(), bases.as_ptr(), dyt.as_ptr().add(j0));
-            let d = dw.as_mut_ptr().add(j0 * ldw);
-            match m {
-                8 => gathered_t_tile::<8>(k, s, o, b, t, ldt, d, ldw, nr),
-                7 => gathered_t_tile::<7>(k, s, o, b, t, ldt, d, ldw, nr),
-                6 => gathered_t_tile::<6>(k, s, o, b, t, ldt, d, ldw, nr),
-                5 => gathered_t_tile::<5>(k, s, o, b, t, ldt, d, ldw, nr),
-                4 => gathered_t_tile::<4>(k, s, o, b, t, ldt, d, ldw, nr),
-                3 => gathered_t_tile::<3>(k, s, o, b, t, ldt, d, ldw, nr),
-                2 => gathered_t_tile::<2>(k, s, o, b, t, ldt, d, ldw, nr),
-                1 => gathered_t_tile::<1>(k, s, o, b, t, ldt, d, ldw, nr),
-                _ => {}
-            }
-        }
-        j0 += nr;
-    }
-}
-
-/// The tile of [`gemm_gathered_t`]: `R` column-matrix rows by 32 filters (`nr` of them
-/// written), the sums added to `dw` (row `f` at `f ldw`) through a transpose on the
-/// stack.
-///
-/// # Safety
-/// As [`gemm_gathered_t`] asserts.
-#[inline]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn gathered_t_tile<const R: usize>(
-    k: usize,
-    src: *const f32,
-    offsets: *const usize,
-    bases: *const usize,
-    dyt: *const f32,
-    ldt: usize,
     dw: *mut f32,
     ldw: usize,
-    nr: usize,
 ) {
-    let mut lo = [_mm512_setzero_ps(); R];
-    let mut hi = [_mm512_setzero_ps(); R];
     // SAFETY: the caller's contract.
-    let rows: [*const f32; R] = core::array::from_fn(|r| unsafe { src.add(*offsets.add(r)) });
-    for q in 0..k {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let bq = dyt.add(q * ldt);
-            let (b0, b1) = (_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16)));
-            let base = *bases.add(q);
-            for r in 0..R {
-                let av = _mm512_set1_ps(*rows[r].add(base));
-                lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
-                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
-            }
-        }
-    }
-    let mut t = [[0.0f32; NR]; R];
-    for r in 0..R {
-        // SAFETY: row `r` of `t` holds 32 floats.
-        unsafe {
-            _mm512_storeu_ps(t[r].as_mut_ptr(), lo[r]);
-            _mm512_storeu_ps(t[r].as_mut_ptr().add(16), hi[r]);
-        }
-    }
-    // `fma(1, acc, d)` of the tile's `write` is one addition to `d`.
-    if R == 8 {
-        for block in 0..nr.div_ceil(8) {
-            // SAFETY: rows `f < nr` of `dw` hold 8 writable floats (the caller's
-            // contract); `t`'s rows hold floats `8 block..8 block + 8 <= 32`.
-            unsafe {
-                let columns = transpose8(core::array::from_fn(|r| _mm256_loadu_ps(t[r].as_ptr().add(8 * block))));
-                for (q, v) in columns.into_iter().enumerate().take(nr - 8 * block) {
-                    let d = dw.add((8 * block + q) * ldw);
-                    _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), v));
-                }
-            }
-        }
-        return;
-    }
-    for (f, column) in (0..nr).map(|f| t.map(|row| row[f])).enumerate() {
-        // SAFETY: row `f < nr` of `dw` holds `R` writable floats (the caller's contract).
-        let row = unsafe { core::slice::from_raw_parts_mut(dw.add(f * ldw), R) };
-        for (d, v) in row.iter_mut().zip(column) {
-            *d += v;
-        }
-    }
+    unsafe { super::conv_grad::weight_grad::<Zmm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
 }
 
-/// Rows of the tile of [`gemm_gathered_taps`]: each row keeps a running sum and the sum
-/// of the current tap (24 of the 32 ZMM registers).
-pub const TAPS_MR: usize = 6;
+/// Rows of the tile of [`gemm_gathered_taps`]: the sums of the current tap in 16 of the
+/// 32 ZMM registers (16 chains of fused multiply-adds, two per FMA port and cycle of
+/// latency), the running sums in memory.
+pub const TAPS_MR: usize = 8;
 
-/// A convolution's input gradient without its column matrix, for stride 1 and one tile
-/// of output positions: `c[r ldc + j] = sum_t (sum_{f < k} a[f ars + r taps + t]
-/// src[f plane + tap_offsets[t] + (j / width) stride + j % width])` for rows `r < m`
-/// (input channels) and columns `j < n` (input positions), where `a` is the weight
-/// `[k, m, taps]` (row stride `ars`) and `src` the output gradient zero-padded so that
-/// tap `t` of input position `j` reads it there. Each tap's sum is one chain of fused
-/// multiply-adds over `f` in order from zero, and the taps are added in order to zero:
-/// element by element what `col2im(weight^T dy)` computes (the product by [`gemm`]
-/// with `beta = 0` and `k <= KC`, then each tap added to the zeroed input gradient in
-/// the order of the column-matrix rows), so the same bits. `n` and `width` are
-/// multiples of 8.
+/// A convolution's input gradient without its column matrix, 32 input positions at a
+/// time: [`super::conv_grad::input_grad`] in 16 lanes.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
@@ -685,137 +602,13 @@ pub unsafe fn gemm_gathered_taps(
     src: &[f32],
     plane: usize,
     tap_offsets: &[usize],
-    (width, stride): (usize, usize),
+    rows: (usize, usize),
     c: &mut [f32],
     ldc: usize,
     n: usize,
 ) {
-    let last = n.saturating_sub(8);
-    let reach = (last / width.max(1))
-        .checked_mul(stride)
-        .and_then(|r| r.checked_add(tap_offsets[..taps.min(tap_offsets.len())].iter().max().copied()?))
-        .and_then(|r| r.checked_add(last % width.max(1) + 8))
-        .and_then(|r| r.checked_add(k.checked_sub(1)?.checked_mul(plane)?));
-    let weights = m.checked_mul(taps).is_some_and(|mt| m == 0 || rows_fit(k, ars, mt, a.len()));
-    assert!(
-        k <= KC
-            && taps > 0
-            && taps <= tap_offsets.len()
-            && n.is_multiple_of(8)
-            && width.is_multiple_of(8)
-            && width > 0
-            && width <= stride
-            && weights
-            && rows_fit(m, ldc, n, c.len())
-            && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len())),
-        "gemm_gathered_taps: shapes"
-    );
-    let base = |j: usize| (j / width) * stride + j % width;
-    let contiguous = width.is_multiple_of(16);
-    let mut i = 0;
-    while i < m {
-        let mr = TAPS_MR.min(m - i);
-        let mut j0 = 0;
-        while j0 < n {
-            let nr = NR.min(n - j0);
-            let bases = core::array::from_fn(|q| base(j0 + 8 * q.min(nr / 8 - 1)));
-            // SAFETY: rows `i..i + mr` of the weight, the tile of `c` and every read of
-            // `src` are in bounds (asserted).
-            unsafe {
-                let (at, ct) = (a.as_ptr().add(i * taps), c.as_mut_ptr().add(i * ldc + j0));
-                let g = Taps { src: src.as_ptr(), plane, offsets: tap_offsets.as_ptr(), taps, bases };
-                match (mr, contiguous) {
-                    (6, true) => taps_tile::<6, true>(k, at, ars, g, ct, ldc, nr),
-                    (6, false) => taps_tile::<6, false>(k, at, ars, g, ct, ldc, nr),
-                    (5, _) => taps_tile::<5, false>(k, at, ars, g, ct, ldc, nr),
-                    (4, _) => taps_tile::<4, false>(k, at, ars, g, ct, ldc, nr),
-                    (3, _) => taps_tile::<3, false>(k, at, ars, g, ct, ldc, nr),
-                    (2, _) => taps_tile::<2, false>(k, at, ars, g, ct, ldc, nr),
-                    _ => taps_tile::<1, false>(k, at, ars, g, ct, ldc, nr),
-                }
-            }
-            j0 += nr;
-        }
-        i += mr;
-    }
-}
-
-/// Where [`taps_tile`] reads the output gradient: filter `f`'s tap `t` for block `q` of
-/// eight columns at `src + f plane + offsets[t] + bases[q]`.
-#[derive(Clone, Copy)]
-struct Taps {
-    src: *const f32,
-    plane: usize,
-    offsets: *const usize,
-    taps: usize,
-    bases: [usize; 4],
-}
-
-/// The tile of [`gemm_gathered_taps`]: `R` input channels by 32 input positions (`nr`
-/// written, a multiple of 8). With `CONTIGUOUS` (rows of a multiple of 16 floats) each
-/// register's two blocks of eight are adjacent and loaded at once.
-///
-/// # Safety
-/// As [`gemm_gathered_taps`] asserts.
-#[inline]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn taps_tile<const R: usize, const CONTIGUOUS: bool>(
-    k: usize,
-    a: *const f32,
-    ars: usize,
-    g: Taps,
-    c: *mut f32,
-    ldc: usize,
-    nr: usize,
-) {
-    let mut lo = [_mm512_setzero_ps(); R];
-    let mut hi = [_mm512_setzero_ps(); R];
-    let [q0, q1, q2, q3] = g.bases;
-    for t in 0..g.taps {
-        let mut tap_lo = [_mm512_setzero_ps(); R];
-        let mut tap_hi = [_mm512_setzero_ps(); R];
-        // SAFETY: the caller's contract.
-        let tap = unsafe { g.src.add(*g.offsets.add(t)) };
-        for f in 0..k {
-            // SAFETY: the caller's contract.
-            unsafe {
-                let row = tap.add(f * g.plane);
-                let (b0, b1) = if CONTIGUOUS {
-                    (_mm512_loadu_ps(row.add(q0)), _mm512_loadu_ps(row.add(q2)))
-                } else {
-                    let pair = |first: usize, second: usize| {
-                        let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(row.add(first))));
-                        _mm512_castpd_ps(_mm512_insertf64x4::<1>(
-                            low,
-                            _mm256_castps_pd(_mm256_loadu_ps(row.add(second))),
-                        ))
-                    };
-                    (pair(q0, q1), pair(q2, q3))
-                };
-                let ap = a.add(f * ars + t);
-                for r in 0..R {
-                    let av = _mm512_set1_ps(*ap.add(r * g.taps));
-                    tap_lo[r] = _mm512_fmadd_ps(av, b0, tap_lo[r]);
-                    tap_hi[r] = _mm512_fmadd_ps(av, b1, tap_hi[r]);
-                }
-            }
-        }
-        for r in 0..R {
-            lo[r] = _mm512_add_ps(lo[r], tap_lo[r]);
-            hi[r] = _mm512_add_ps(hi[r], tap_hi[r]);
-        }
-    }
-    let (mask_lo, mask_hi) = (lanes(nr), lanes(nr.saturating_sub(16)));
-    for r in 0..R {
-        // SAFETY: row `r < R` of `c` has `nr` writable floats; the masks cover them.
-        unsafe {
-            let cr = c.add(r * ldc);
-            _mm512_mask_storeu_ps(cr, mask_lo, lo[r]);
-            if nr > 16 {
-                _mm512_mask_storeu_ps(cr.add(16), mask_hi, hi[r]);
-            }
-        }
-    }
+    // SAFETY: the caller's contract.
+    unsafe { super::conv_grad::input_grad::<Zmm>(a, ars, m, k, taps, src, plane, tap_offsets, rows, c, ldc, n) }
 }
 
 /// `y[i] += alpha * sum_j A[i, j] x[j]` for `A` column-major with column stride `cs`,

@@ -26,14 +26,18 @@
 //! input itself as its column matrix. With AVX2, a forward with stride 1 whose output
 //! rows are whole vectors of 8 does not build the column matrix: it reads each of its
 //! rows straight from a zero-padded copy of the input (at most [`DIRECT_MAX_FLOATS`]),
-//! with the same sums in the same order. With AVX-512 and stride 1 the backward does
-//! not build them either, where the layer's scratch space holds the padded copies: the
-//! weight gradient (at least two filters, room for the padded input and a 32-filter
-//! wide transposed tile of the output gradient) reads the columns' elements from the
-//! padded input, and the input gradient (input rows of whole vectors of 8, at most
-//! [`POSITIONS_PER_TILE`] output positions and `SLICE` filters, padding at most the
-//! kernel's reach) sums each tap's product from the zero-padded output gradient in the
-//! order `col2im` adds them, so the same bits. Nothing here allocates.
+//! with the same sums in the same order. With AVX2 or AVX-512 and stride 1 the backward
+//! does not build them either, where the layer's scratch space holds the padded copies:
+//! the weight gradient (at least two filters, room for the padded input, a 32-filter
+//! wide transposed tile of the output gradient and a row of bias sums) reads the
+//! columns' elements from the padded input, and the input gradient (input rows of whole
+//! vectors of 8, at most [`POSITIONS_PER_TILE`] output positions and `SLICE` filters,
+//! padding at most the kernel's reach) sums each tap's product from the zero-padded
+//! output gradient in the order `col2im` adds them, so the same bits. Both are one loop
+//! (`conv_grad`) compiled for 16 lanes and for 8; the portable and NEON kernels take
+//! the column matrices, with the same sums in the same order. On several threads the
+//! weight gradient is split by column-matrix rows where it is direct (by filters
+//! otherwise), the input gradient by samples. Nothing here allocates.
 use super::gemm::{gemm, MatRef};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel::Output;
@@ -641,8 +645,9 @@ fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, t
 
 /// Convolutions of a batch with at least this many multiply-adds are split between
 /// [`super::gemm::threads`] threads (the `threading` feature): by samples for the
-/// forward and the input gradient, by filters for the weight gradient, so that every
-/// value is computed by the same operations as on one thread.
+/// forward and the input gradient, by column-matrix rows (without the column matrix) or
+/// by filters for the weight gradient, so that every value is computed by the same
+/// operations as on one thread.
 #[cfg(any(feature = "threading", feature = "internals"))]
 pub const PARALLEL_MIN_MACS: usize = 1 << 21;
 
@@ -806,20 +811,32 @@ unsafe fn forward_direct(
 }
 
 /// Whether [`weight_grad_direct`] computes the weight gradient of `rows` filters: with
-/// AVX-512, stride 1, not pointwise, at least two filters (one would be a
-/// matrix-vector product, rounded differently) and room in `scratch` for the padded
-/// input and a transposed tile of the output gradient.
+/// AVX2 and FMA (or AVX-512), stride 1, not pointwise, at least two filters (one would
+/// be a matrix-vector product, rounded differently) and room in `scratch` for the
+/// padded input, a transposed tile of the output gradient and a row of bias sums.
 #[cfg(target_arch = "x86_64")]
 fn weight_grad_direct_fits(g: &ConvGeometry, rows: usize, scratch: usize) -> bool {
     let (ph, pw) = padded_size(g);
     let needed = g.channels.checked_mul(ph).and_then(|c| c.checked_mul(pw)).and_then(|padded| {
-        padded.checked_add(rows.checked_next_multiple_of(32)?.checked_mul(g.positions().min(POSITIONS_PER_TILE))?)
+        let tile = g.positions().min(POSITIONS_PER_TILE).checked_add(1)?;
+        padded.checked_add(rows.checked_next_multiple_of(32)?.checked_mul(tile)?)
     });
-    super::isa::isa().avx512()
+    super::isa::isa().avx2()
         && g.stride == [1, 1]
         && !g.is_pointwise()
         && rows >= 2
         && needed.is_some_and(|needed| needed <= scratch)
+}
+
+/// Rows of the weight gradient's tile ([`weight_grad_direct`]) on this CPU: the
+/// column-matrix rows one call of `gemm_gathered_t` computes.
+#[cfg(target_arch = "x86_64")]
+fn weight_grad_tile_rows() -> usize {
+    if super::isa::isa().avx512() {
+        super::avx512::GATHERED_T_MR
+    } else {
+        super::avx2::GATHERED_T_MR
+    }
 }
 
 /// Copies one input sample `x[C, H, W]` into `padded` with its zero padding, as
@@ -841,71 +858,102 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     }
 }
 
-/// `d_weight[rows, P] += dy[rows, N] cols^T[N, P]` for one sample without the column
-/// matrix: the input is copied once with its padding, each tile of output positions of
-/// `dy` transposed, and `avx512::gemm_gathered_t` reads the columns' elements straight
-/// from the padded input. The same sums in the same order as [`im2col`] and [`gemm`]
-/// tile by tile, so the same bits (16 to 32 channels on 16x16 images: the column matrix
-/// and its transposing pack took a sixth of the backward).
+/// `d_weight[rows, cols] += dy[rows, N] cols^T[N, cols]` for one sample without the
+/// column matrix, for the column-matrix rows `cols` (all of them on one thread, a block
+/// per thread on several): the input channels they read are copied once with their
+/// padding, each tile of output positions of `dy` transposed, and `gemm_gathered_t`
+/// (AVX-512 or AVX2, the same loops) reads the columns' elements straight from the
+/// padded input. The same sums in the same order as [`im2col`] and [`gemm`] tile by
+/// tile, so the same bits (16 to 32 channels on 16x16 images: the column matrix and its
+/// transposing pack took a sixth of the backward). With `d_bias` (`rows` floats), the
+/// bias gradient is added too, each filter's sum over the positions summed in order
+/// from `-0.0` (as [`add_row_sums`]) down the rows of the transposed tiles.
 ///
 /// # Safety
-/// [`weight_grad_direct_fits`] holds for `rows` and `scratch.len()`.
+/// [`weight_grad_direct_fits`] holds for `rows` and `scratch.len()`; `cols` is within
+/// `0..patch`; `d_weight` points to `rows` rows of `patch` floats whose columns `cols`
+/// no other thread reads or writes.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn weight_grad_direct(
     g: &ConvGeometry,
     rows: usize,
+    cols: core::ops::Range<usize>,
     x: &[f32],
     dy: &[f32],
-    d_weight: &mut [f32],
+    d_weight: *mut f32,
+    d_bias: Option<&mut [f32]>,
     scratch: &mut [f32],
 ) {
     let (ph, pw) = padded_size(g);
     let (patch, n, taps, plane) = (g.patch_len(), g.positions(), g.kernel[0] * g.kernel[1], ph * pw);
+    if cols.is_empty() {
+        return;
+    }
+    // Only the channels `c0..c1` that the rows `cols` read are padded.
+    let (c0, c1) = (cols.start / taps, cols.end.div_ceil(taps));
     let (padded, rest) = scratch.split_at_mut(g.channels * plane);
-    pad_input(g, x, padded);
+    let part = ConvGeometry { channels: c1 - c0, ..*g };
+    let in_plane = g.height * g.width;
+    pad_input(&part, &x[c0 * in_plane..c1 * in_plane], padded);
+    let padded = &padded[..(c1 - c0) * plane];
     let ldt = rows.next_multiple_of(32);
+    let (sums, rest) = rest.split_at_mut(ldt);
+    let mut bias = d_bias.map(|db| {
+        sums[..rows].fill(-0.0);
+        (&mut db[..rows], &mut sums[..rows])
+    });
     let dy = &dy[..rows * n];
+    let (avx512, mr) = (super::isa::isa().avx512(), weight_grad_tile_rows());
     let mut bases = [0usize; POSITIONS_PER_TILE];
     for (start, len) in tiles(n) {
         // Output position `q` of the tile reads the padded input from `bases[q]` on.
-        for (q, b) in bases[..len].iter_mut().enumerate() {
-            let p = start + q;
-            *b = (p / g.out_width) * pw + p % g.out_width;
+        let (mut oy, mut ox) = (start / g.out_width, start % g.out_width);
+        for b in &mut bases[..len] {
+            *b = oy * pw + ox;
+            ox += 1;
+            if ox == g.out_width {
+                (oy, ox) = (oy + 1, 0);
+            }
         }
         let dyt = &mut rest[..len * ldt];
-        // SAFETY: the caller's contract (AVX-512); the bounds are asserted inside.
-        unsafe { super::avx512::transpose_rows(&dy[start..], n, rows, len, dyt, ldt) };
-        let mut p0 = 0;
-        while p0 < patch {
-            let m = super::avx512::GATHERED_T_MR.min(patch - p0);
+        // SAFETY: the caller's contract (AVX2 and FMA); the bounds are asserted inside.
+        unsafe { super::avx2::transpose_rows(&dy[start..], n, rows, len, dyt, ldt) };
+        if let Some((_, sums)) = bias.as_mut() {
+            for row in dyt.chunks_exact(ldt) {
+                sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+        }
+        let mut p0 = cols.start;
+        while p0 < cols.end {
+            let m = mr.min(cols.end - p0);
             // Column row `p` is `(c, i, j)`: it reads channel `c` from `(i, j)` on.
-            let offsets: [usize; super::avx512::GATHERED_T_MR] = core::array::from_fn(|r| {
-                let p = (p0 + r).min(patch - 1);
+            let offsets: [usize; 8] = core::array::from_fn(|r| {
+                let p = (p0 + r).min(cols.end - 1);
                 let (c, i, j) = (p / taps, (p % taps) / g.kernel[1], p % g.kernel[1]);
-                c * plane + i * g.dilation[0] * pw + j * g.dilation[1]
+                (c - c0) * plane + i * g.dilation[0] * pw + j * g.dilation[1]
             });
-            // SAFETY: the caller's contract (AVX-512); the bounds are asserted inside.
+            // SAFETY: the caller's contract: AVX2 and FMA, and AVX-512 F where
+            // `avx512`; columns `p0..p0 + m` of `d_weight`'s `rows` rows are this call's
+            // alone. The other bounds are asserted inside.
             unsafe {
-                super::avx512::gemm_gathered_t(
-                    padded,
-                    &offsets,
-                    &bases[..len],
-                    m,
-                    len,
-                    dyt,
-                    ldt,
-                    rows,
-                    &mut d_weight[p0..],
-                    patch,
-                )
+                let (dw, bases) = (d_weight.add(p0), &bases[..len]);
+                if avx512 {
+                    super::avx512::gemm_gathered_t(padded, &offsets, bases, m, len, dyt, ldt, rows, dw, patch)
+                } else {
+                    super::avx2::gemm_gathered_t(padded, &offsets, bases, m, len, dyt, ldt, rows, dw, patch)
+                }
             };
             p0 += m;
         }
     }
+    if let Some((db, sums)) = bias {
+        db.iter_mut().zip(sums.iter()).for_each(|(d, s)| *d += s);
+    }
 }
 
 /// The padded output gradient's height and width that [`input_grad_direct`] reads, or
-/// `None` where it does not apply: AVX-512, stride 1, not pointwise, input rows of whole
+/// `None` where it does not apply: AVX2 and FMA (or AVX-512), stride 1, not pointwise, input rows of whole
 /// vectors of 8, one tile of output positions, at most `SLICE` filters, padding at most
 /// the kernel's reach, and room in `scratch` for the padded gradient.
 #[cfg(target_arch = "x86_64")]
@@ -915,7 +963,7 @@ fn input_grad_direct_size(g: &ConvGeometry, filters: usize, scratch: usize) -> O
     let (ty, tx) = (ry.checked_sub(g.padding[0])?, rx.checked_sub(g.padding[1])?);
     let (ph, pw) = (g.height.checked_add(ry)?, g.width.checked_add(rx)?);
     let len = filters.checked_mul(ph)?.checked_mul(pw)?;
-    let applies = super::isa::isa().avx512()
+    let applies = super::isa::isa().avx2()
         && g.stride == [1, 1]
         && !g.is_pointwise()
         && g.width.is_multiple_of(8)
@@ -930,7 +978,8 @@ fn input_grad_direct_size(g: &ConvGeometry, filters: usize, scratch: usize) -> O
 }
 
 /// `dx = col2im(weight^T dy)` for one sample without the column matrix: `dy` is copied
-/// once with a zero border of the kernel's reach, and `avx512::gemm_gathered_taps` sums
+/// once with a zero border of the kernel's reach, and `gemm_gathered_taps` (AVX-512 or
+/// AVX2, the same loops) sums
 /// each input position's taps in the order of the column-matrix rows, each tap's
 /// product over the filters read straight from the padded gradient. The same sums in
 /// the same order as [`gemm`] and [`col2im`], so the same bits, without writing the
@@ -967,22 +1016,42 @@ unsafe fn input_grad_direct(
         let (i, j) = (t / g.kernel[1], t % g.kernel[1]);
         *o = (ry - i * g.dilation[0]) * pw + (rx - j * g.dilation[1]);
     }
-    // SAFETY: the caller's contract (AVX-512); the bounds are asserted inside.
+    let (weight, offsets, dx, hw) =
+        (&weight[..filters * patch], &offsets[..taps], &mut dx[..g.input_len()], g.height * g.width);
+    // SAFETY: the caller's contract (AVX2 and FMA, and AVX-512 F where
+    // `isa().avx512()`); the bounds are asserted inside.
     unsafe {
-        super::avx512::gemm_gathered_taps(
-            &weight[..filters * patch],
-            patch,
-            g.channels,
-            filters,
-            taps,
-            padded,
-            plane,
-            &offsets[..taps],
-            (g.width, pw),
-            &mut dx[..g.input_len()],
-            g.height * g.width,
-            g.height * g.width,
-        )
+        if super::isa::isa().avx512() {
+            super::avx512::gemm_gathered_taps(
+                weight,
+                patch,
+                g.channels,
+                filters,
+                taps,
+                padded,
+                plane,
+                offsets,
+                (g.width, pw),
+                dx,
+                hw,
+                hw,
+            )
+        } else {
+            super::avx2::gemm_gathered_taps(
+                weight,
+                patch,
+                g.channels,
+                filters,
+                taps,
+                padded,
+                plane,
+                offsets,
+                (g.width, pw),
+                dx,
+                hw,
+                hw,
+            )
+        }
     };
 }
 
@@ -1021,12 +1090,21 @@ pub fn backward(
         let tile = product("scratch", patch, n.min(POSITIONS_PER_TILE));
         let macs = product("weight gradient", filters * patch, n).saturating_mul(2);
         let mut parts = parallel_parts(g, batch, macs, scratch.len(), tile);
-        // Every part takes at least two filters (a one-row product would be a
-        // matrix-vector product, rounded differently).
+        // Without the column matrix, the weight gradient is split by its columns (rows
+        // of the column matrix), whole tiles of them, so that every part keeps the
+        // widest tile of filters; else by filters, every part taking at least two (a
+        // one-row product would be a matrix-vector product, rounded differently).
+        let by_columns = parts > 1 && weight_grad_direct_fits(g, filters, tile);
         let fstep = filters.div_ceil(parts.max(1));
-        if filters < 2 * parts || filters.saturating_sub((parts - 1) * fstep) < 2 {
+        if !by_columns && (filters < 2 * parts || filters.saturating_sub((parts - 1) * fstep) < 2) {
             parts = 1;
         }
+        let cstep = if by_columns {
+            let mr = weight_grad_tile_rows();
+            patch.div_ceil(mr).div_ceil(parts) * mr
+        } else {
+            0
+        };
         if parts > 1 {
             let sstep = batch.div_ceil(parts);
             let dx = dx.map(|dx| &mut dx[..batch * in_len]);
@@ -1035,40 +1113,71 @@ pub fn backward(
             let dx_at = dx.map(|dx| Output(dx.as_mut_ptr()));
             let scratch_at = Output(scratch.as_mut_ptr());
             let run = |part: usize| {
-                let (f0, f1) = (part * fstep, ((part + 1) * fstep).min(filters));
+                let (f0, f1) = ((part * fstep).min(filters), ((part + 1) * fstep).min(filters));
                 let (s0, s1) = (part * sstep, ((part + 1) * sstep).min(batch));
-                // SAFETY: the parts write disjoint rows `f0..f1` of `d_weight` and
-                // `d_bias`, disjoint samples `s0..s1` of `dx` and disjoint tiles of
-                // `scratch` (`parts * tile <= scratch.len()`).
-                let (dw, mut db, dx, scratch) = unsafe {
+                // The bias gradient of filters `bf0..bf1`: all of them on the first part
+                // when the weight gradient is split by columns (summed from its
+                // transposed output gradient), else those of the part's filters.
+                let (bf0, bf1) = if by_columns { (0, if part == 0 { filters } else { 0 }) } else { (f0, f1) };
+                // SAFETY: the parts write disjoint rows `bf0..bf1` of `d_bias`, disjoint
+                // samples `s0..s1` of `dx` and disjoint tiles of `scratch`
+                // (`parts * tile <= scratch.len()`).
+                let (mut db, dx, scratch) = unsafe {
                     (
-                        core::slice::from_raw_parts_mut(dw_at.at(f0 * patch), (f1 - f0) * patch),
-                        db_at.map(|db| core::slice::from_raw_parts_mut(db.at(f0), f1 - f0)),
+                        db_at.filter(|_| bf0 < bf1).map(|db| core::slice::from_raw_parts_mut(db.at(bf0), bf1 - bf0)),
                         dx_at
                             .filter(|_| s0 < s1)
                             .map(|dx| core::slice::from_raw_parts_mut(dx.at(s0 * in_len), (s1 - s0) * in_len)),
                         core::slice::from_raw_parts_mut(scratch_at.at(part * tile), tile),
                     )
                 };
-                // The weight and bias gradients of filters `f0..f1`, over every sample in
-                // order, as on one thread.
-                let w_rows = f1 - f0;
-                let direct_weight = weight_grad_direct_fits(g, w_rows, scratch.len());
-                for b in 0..batch {
-                    let xb = &x[b * in_len..][..in_len];
-                    let dyb = &dy[b * out_len + f0 * n..][..w_rows * n];
-                    if let Some(db) = db.as_deref_mut() {
-                        add_row_sums(db, dyb, n);
+                if by_columns {
+                    // Columns `c0..c1` of the weight gradient, over every sample in
+                    // order, as on one thread.
+                    let (c0, c1) = ((part * cstep).min(patch), ((part + 1) * cstep).min(patch));
+                    for b in 0..batch {
+                        let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
+                        // SAFETY: `weight_grad_direct_fits` holds for `filters` and
+                        // `tile`; the parts write disjoint columns of `d_weight`.
+                        unsafe {
+                            weight_grad_direct(g, filters, c0..c1, xb, dyb, dw_at.at(0), db.as_deref_mut(), scratch)
+                        };
                     }
-                    if direct_weight {
-                        // SAFETY: `weight_grad_direct_fits` holds.
-                        unsafe { weight_grad_direct(g, w_rows, xb, dyb, dw, scratch) };
-                        continue;
-                    }
-                    for (start, len) in tiles(n) {
-                        let dy_tile = MatRef { data: &dyb[start..], rows: w_rows, cols: len, rs: n, cs: 1 };
-                        im2col(g, xb, start, len, scratch);
-                        gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, dw, patch);
+                } else {
+                    // SAFETY: the parts write disjoint rows `f0..f1` of `d_weight`.
+                    let dw = unsafe { core::slice::from_raw_parts_mut(dw_at.at(f0 * patch), (f1 - f0) * patch) };
+                    // The weight gradient of filters `f0..f1`, over every sample in order,
+                    // as on one thread.
+                    let w_rows = f1 - f0;
+                    let direct = weight_grad_direct_fits(g, w_rows, scratch.len());
+                    for b in 0..batch {
+                        let xb = &x[b * in_len..][..in_len];
+                        let dyb = &dy[b * out_len + f0 * n..][..w_rows * n];
+                        if direct {
+                            // SAFETY: `weight_grad_direct_fits` holds; `dw` is this
+                            // part's alone.
+                            unsafe {
+                                weight_grad_direct(
+                                    g,
+                                    w_rows,
+                                    0..patch,
+                                    xb,
+                                    dyb,
+                                    dw.as_mut_ptr(),
+                                    db.as_deref_mut(),
+                                    scratch,
+                                )
+                            };
+                            continue;
+                        }
+                        if let Some(db) = db.as_deref_mut() {
+                            add_row_sums(db, dyb, n);
+                        }
+                        for (start, len) in tiles(n) {
+                            let dy_tile = MatRef { data: &dyb[start..], rows: w_rows, cols: len, rs: n, cs: 1 };
+                            im2col(g, xb, start, len, scratch);
+                            gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, dw, patch);
+                        }
                     }
                 }
                 // The input gradient of samples `s0..s1`.
@@ -1166,21 +1275,23 @@ fn backward_samples_by(
     for b in 0..batch {
         let xb = &x[b * in_len..][..in_len];
         let dyb = &dy[b * out_len..][..out_len];
-        if let Some(db) = d_bias.as_deref_mut() {
-            add_row_sums(db, dyb, n);
-        }
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+        let mut db = d_bias.as_deref_mut();
         let mut dwb = d_weight.as_deref_mut();
         let mut dxb = dx.as_deref_mut().map(|dx| &mut dx[b * in_len..][..in_len]);
         #[cfg(target_arch = "x86_64")]
         {
             if let Some(dw) = dwb.take_if(|_| direct_weight) {
                 // SAFETY: `weight_grad_direct_fits` holds.
-                unsafe { weight_grad_direct(g, filters, xb, dyb, dw, scratch) };
+                unsafe { weight_grad_direct(g, filters, 0..patch, xb, dyb, dw.as_mut_ptr(), db.take(), scratch) };
             }
             if let (Some(size), Some(dxb)) = (direct_input, dxb.take_if(|_| direct_input.is_some())) {
                 // SAFETY: `input_grad_direct_size` gave `size`.
                 unsafe { input_grad_direct(g, filters, size, weight, dyb, dxb, scratch) };
             }
+        }
+        if let Some(db) = db {
+            add_row_sums(db, dyb, n);
         }
         if let Some(dxb) = dxb.as_deref_mut() {
             dxb.fill(0.0);
@@ -1366,8 +1477,8 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn direct_backward_gives_the_same_bits() {
-        if !crate::kernels::isa::isa().avx512() {
-            eprintln!("no AVX-512: the direct backward does not run");
+        if !crate::kernels::isa::isa().avx2() {
+            eprintln!("no AVX2: the direct backward does not run");
             return;
         }
         // (channels, height, width, kernel, padding, dilation, filters)
@@ -1462,40 +1573,44 @@ mod tests {
             eprintln!("one thread (or no AVX2): nothing to compare");
             return;
         }
-        let g = ConvGeometry {
-            channels: 16,
-            height: 8,
-            width: 8,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1],
-            dilation: [1, 1],
-            out_height: 8,
-            out_width: 8,
-        };
-        let (filters, batch) = (30, 9);
-        let (patch, n) = (g.patch_len(), g.positions());
-        assert!(batch * filters * patch * n >= PARALLEL_MIN_MACS);
-        let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
-        let x: Vec<f32> = (0..batch * g.input_len()).map(|i| value(i, 7)).collect();
-        let weight: Vec<f32> = (0..filters * patch).map(|i| value(i, 11)).collect();
-        let bias: Vec<f32> = (0..filters).map(|i| value(i, 3)).collect();
-        let dy: Vec<f32> = (0..batch * filters * n).map(|i| value(i, 5)).collect();
-        let mut scratch = vec![0.0; batch * scratch_len(patch, n)];
-        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // Stride 1: the weight gradient split by column-matrix rows (direct); stride 2:
+        // by filters (through the column matrix).
+        for (stride, out, batch) in [(1, 8, 9), (2, 4, 40)] {
+            let g = ConvGeometry {
+                channels: 16,
+                height: 8,
+                width: 8,
+                kernel: [3, 3],
+                stride: [stride, stride],
+                padding: [1, 1],
+                dilation: [1, 1],
+                out_height: out,
+                out_width: out,
+            };
+            let filters = 30;
+            let (patch, n) = (g.patch_len(), g.positions());
+            assert!(batch * filters * patch * n >= PARALLEL_MIN_MACS);
+            let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
+            let x: Vec<f32> = (0..batch * g.input_len()).map(|i| value(i, 7)).collect();
+            let weight: Vec<f32> = (0..filters * patch).map(|i| value(i, 11)).collect();
+            let bias: Vec<f32> = (0..filters).map(|i| value(i, 3)).collect();
+            let dy: Vec<f32> = (0..batch * filters * n).map(|i| value(i, 5)).collect();
+            let mut scratch = vec![0.0; batch * scratch_len(patch, n)];
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
 
-        let (mut y, mut y_one) = (vec![0.0; batch * filters * n], vec![0.0; batch * filters * n]);
-        forward(&g, filters, &x, &weight, Some(&bias), &mut y, &mut scratch);
-        forward_samples(&g, filters, &x, &weight, Some(&bias), &mut y_one, &mut scratch);
-        assert_eq!(bits(&y), bits(&y_one));
+            let (mut y, mut y_one) = (vec![0.0; batch * filters * n], vec![0.0; batch * filters * n]);
+            forward(&g, filters, &x, &weight, Some(&bias), &mut y, &mut scratch);
+            forward_samples(&g, filters, &x, &weight, Some(&bias), &mut y_one, &mut scratch);
+            assert_eq!(bits(&y), bits(&y_one));
 
-        let run = |threaded: bool, scratch: &mut [f32]| {
-            let (mut dw, mut db, mut dx) = (vec![0.25; filters * patch], vec![0.5; filters], vec![0.0; x.len()]);
-            let f = if threaded { backward } else { backward_samples };
-            f(&g, filters, &x, &weight, &dy, Some(&mut dw), Some(&mut db), Some(&mut dx), scratch);
-            (bits(&dw), bits(&db), bits(&dx))
-        };
-        assert_eq!(run(true, &mut scratch), run(false, &mut scratch));
+            let run = |threaded: bool, scratch: &mut [f32]| {
+                let (mut dw, mut db, mut dx) = (vec![0.25; filters * patch], vec![0.5; filters], vec![0.0; x.len()]);
+                let f = if threaded { backward } else { backward_samples };
+                f(&g, filters, &x, &weight, &dy, Some(&mut dw), Some(&mut db), Some(&mut dx), scratch);
+                (bits(&dw), bits(&db), bits(&dx))
+            };
+            assert_eq!(run(true, &mut scratch), run(false, &mut scratch), "stride {stride}");
+        }
     }
 
     /// The shifted-plane form builds exactly the column matrix of the run-by-run form,

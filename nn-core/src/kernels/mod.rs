@@ -13,6 +13,8 @@ pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 pub mod conv;
+#[cfg(target_arch = "x86_64")]
+mod conv_grad;
 pub mod dense;
 pub mod gemm;
 pub mod isa;
