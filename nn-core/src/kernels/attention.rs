@@ -173,6 +173,26 @@ impl Attention {
         }
     }
 
+    /// The masked softmax of every row of one head's scores `p [TQ, TK]`, for a sample
+    /// of `n_valid` valid keys: compiled for the widest vectors the CPU has, so that the
+    /// exponentials (each a polynomial in `f64`) are computed eight or four at a time.
+    /// The same operations on every element, so the same bits on every instruction set.
+    fn softmax_rows(&self, p: &mut [f32], n_valid: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let isa = super::isa::isa();
+            if isa.avx512() {
+                // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+                return unsafe { softmax_rows_avx512(self, p, n_valid) };
+            }
+            if isa.avx2() {
+                // SAFETY: the CPU has AVX2 and FMA.
+                return unsafe { softmax_rows_avx2(self, p, n_valid) };
+            }
+        }
+        softmax_rows(self, p, n_valid);
+    }
+
     /// Every head of the samples `samples` of the batch: the scores, the masked softmax
     /// and the weighted values. `probs` and `out` hold those samples' weights
     /// `[H, TQ, TK]` and heads' outputs `[TQ, D]`, from sample `samples.start` on; `keep`
@@ -203,9 +223,7 @@ impl Attention {
                 let at = (s * self.heads + h) * grid;
                 let p = &mut probs[at..at + grid];
                 gemm(scale, q, k.t(), 0.0, p, tk);
-                for (i, row) in p.chunks_exact_mut(tk).enumerate() {
-                    masked_softmax(row, self.visible(i, n_valid));
-                }
+                self.softmax_rows(p, n_valid);
                 let o = &mut out[s * tq * d + h * dh..];
                 match keep {
                     Some(keep) => {
@@ -578,17 +596,96 @@ impl Attention {
     }
 }
 
-/// Softmax over `row[..visible]`, zeros after it (all zeros when `visible` is 0),
-/// shifted by the maximum.
-#[inline]
-pub fn masked_softmax(row: &mut [f32], visible: usize) {
+/// [`Attention::softmax_rows`]: [`masked_softmax`] of each row, the same bits. The
+/// sums of [`SUM_ROWS`] rows are taken together, each row's in its order over the keys
+/// (so that the rows' chains of additions overlap): a masked key adds `+0` to a sum of
+/// at least 1, which leaves it as it is.
+#[inline(always)]
+fn softmax_rows(cfg: &Attention, p: &mut [f32], n_valid: usize) {
+    let tk = cfg.keys;
+    for (i, row) in p.chunks_exact_mut(tk).enumerate() {
+        exp_shifted(row, cfg.visible(i, n_valid));
+    }
+    for (block, rows) in p.chunks_mut(SUM_ROWS * tk).zip((0..).step_by(SUM_ROWS)) {
+        let mut sums = [0.0f32; SUM_ROWS];
+        let n = block.len() / tk;
+        for j in 0..tk {
+            for (r, sum) in sums[..n].iter_mut().enumerate() {
+                *sum += block[r * tk + j];
+            }
+        }
+        for (r, (row, &sum)) in block.chunks_exact_mut(tk).zip(&sums).enumerate() {
+            let visible = cfg.visible(rows + r, n_valid).min(tk);
+            if visible > 0 {
+                let inv = 1.0 / sum;
+                row[..visible].iter_mut().for_each(|v| *v *= inv);
+            }
+        }
+    }
+}
+
+/// Rows whose sums [`softmax_rows`] takes together.
+const SUM_ROWS: usize = 8;
+
+/// `row[..visible]` minus its maximum, exponentiated; zeros after it.
+#[inline(always)]
+fn exp_shifted(row: &mut [f32], visible: usize) {
     let (seen, masked) = row.split_at_mut(visible.min(row.len()));
     masked.fill(0.0);
+    let max = max_of(seen);
+    seen.iter_mut().for_each(|v| *v = exp_rounded(*v - max));
+}
+
+/// The largest value, NaN ignored (`-inf` for none): as a fold of `f32::max`, in 16
+/// lanes. A maximum is exact in any order; the only freedom, `+0` or `-0` for a
+/// maximum of zero, does not change `v - max` for any `v` but zero, whose exponential
+/// is 1 either way.
+#[inline(always)]
+fn max_of(values: &[f32]) -> f32 {
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = larger(*m, v);
+        }
+    }
+    for (m, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *m = larger(*m, v);
+    }
+    lanes.into_iter().fold(f32::NEG_INFINITY, larger)
+}
+
+/// [`softmax_rows`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512 F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn softmax_rows_avx512(cfg: &Attention, p: &mut [f32], n_valid: usize) {
+    softmax_rows(cfg, p, n_valid);
+}
+
+/// [`softmax_rows`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_rows_avx2(cfg: &Attention, p: &mut [f32], n_valid: usize) {
+    softmax_rows(cfg, p, n_valid);
+}
+
+/// Softmax over `row[..visible]`, zeros after it (all zeros when `visible` is 0),
+/// shifted by the maximum.
+#[inline(always)]
+pub fn masked_softmax(row: &mut [f32], visible: usize) {
+    exp_shifted(row, visible);
+    let visible = visible.min(row.len());
+    let seen = &mut row[..visible];
     if seen.is_empty() {
         return;
     }
-    let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    seen.iter_mut().for_each(|v| *v = exp_rounded(*v - max));
     let inv = 1.0 / seen.iter().sum::<f32>();
     seen.iter_mut().for_each(|v| *v *= inv);
 }
