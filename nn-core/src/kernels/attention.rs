@@ -596,10 +596,12 @@ impl Attention {
     }
 }
 
-/// [`Attention::softmax_rows`]: [`masked_softmax`] of each row, the same bits. The
-/// sums of [`SUM_ROWS`] rows are taken together, each row's in its order over the keys
-/// (so that the rows' chains of additions overlap): a masked key adds `+0` to a sum of
-/// at least 1, which leaves it as it is.
+/// [`Attention::softmax_rows`]: each row `i` becomes the softmax of its first
+/// `visible(i)` scores shifted by their maximum, zeros after them (all zeros when
+/// none is visible). The sums of [`SUM_ROWS`] rows are taken together, each row's in
+/// its order over the keys (so that the rows' chains of additions overlap): a masked
+/// key adds `+0` to a sum of at least 1 (the maximum's exponential), which leaves it
+/// as it is.
 #[inline(always)]
 fn softmax_rows(cfg: &Attention, p: &mut [f32], n_valid: usize) {
     let tk = cfg.keys;
@@ -674,18 +676,4 @@ unsafe fn softmax_rows_avx512(cfg: &Attention, p: &mut [f32], n_valid: usize) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_rows_avx2(cfg: &Attention, p: &mut [f32], n_valid: usize) {
     softmax_rows(cfg, p, n_valid);
-}
-
-/// Softmax over `row[..visible]`, zeros after it (all zeros when `visible` is 0),
-/// shifted by the maximum.
-#[inline(always)]
-pub fn masked_softmax(row: &mut [f32], visible: usize) {
-    exp_shifted(row, visible);
-    let visible = visible.min(row.len());
-    let seen = &mut row[..visible];
-    if seen.is_empty() {
-        return;
-    }
-    let inv = 1.0 / seen.iter().sum::<f32>();
-    seen.iter_mut().for_each(|v| *v *= inv);
 }
