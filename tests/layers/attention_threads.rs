@@ -27,10 +27,7 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
 /// A training forward (with `lengths`, a key padding mask, when given), its backward
 /// and an inference of `layer` over `batch` samples: the output, input gradient,
 /// parameter gradients and inference output.
-fn encoder<L: Layer>(layer: &L, batch: usize, seed: u64, padded: bool) -> Vec<f32>
-where
-    L: Padded,
-{
+fn encoder<L: Padded>(layer: &L, batch: usize, seed: u64, padded: bool) -> Vec<f32> {
     let (n_in, n_out) = (batch * <L::Input as Shape>::LEN, batch * <L::Output as Shape>::LEN);
     let mut params = vec![0.0; L::PARAMS];
     layer.init(&mut params, &mut [], &mut Rng::new(seed));

@@ -166,11 +166,7 @@ impl Attention {
             return 1;
         }
         let parts = threads.min(batch);
-        if per_part == 0 {
-            parts
-        } else {
-            parts.min(tmp_len / per_part)
-        }
+        tmp_len.checked_div(per_part).map_or(parts, |fit| parts.min(fit))
     }
 
     /// The masked softmax of every row of one head's scores `p [TQ, TK]`, for a sample
