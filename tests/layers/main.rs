@@ -20,6 +20,7 @@ mod alloc_free;
 mod attention_backward;
 mod attention_bench;
 mod attention_masks;
+mod attention_threads;
 mod backward;
 mod conv;
 mod conv_alloc_free;

@@ -39,6 +39,8 @@
 //! `[B, T, 3D]` (`Q | K | V` per row) for self-attention and as `Q [B, TQ, D]` then
 //! `K | V [B, TK, 2D]` for cross-attention; both take `B (TQ D + 2 TK D)` floats. The
 //! cache is `projections, P [B, H, TQ, TK], O [B, TQ, D], M [B, H, TQ, TK]`.
+use core::ops::Range;
+
 use super::dense;
 use super::gemm::{gemm, MatRef};
 use super::maths::exp_rounded;
@@ -61,6 +63,12 @@ pub struct Attention {
     /// The dropout probability on the attention weights (training only).
     pub dropout: f32,
 }
+
+/// Attention over a batch whose heads' products take at least this many
+/// multiply-adds is shared between threads, sample by sample (the `threading` feature,
+/// x86-64): below it, waking a worker costs more than it saves.
+#[cfg(any(feature = "threading", feature = "internals"))]
+pub const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// The trainable parameters of an attention layer: `4 D^2 + 4 D`.
 pub const fn attention_params(width: usize) -> usize {
@@ -147,6 +155,160 @@ impl Attention {
         }
     }
 
+    /// How many parts (threads) the heads of `batch` samples are shared between: 1 for
+    /// one thread or one sample, below [`PARALLEL_MIN_MACS`] multiply-adds, and at most
+    /// as many as `tmp_len` floats hold `per_part` floats for.
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    fn parts(&self, batch: usize, tmp_len: usize, per_part: usize) -> usize {
+        let threads = super::gemm::threads();
+        let macs = batch.saturating_mul(self.weights()).saturating_mul(2 * self.head_width());
+        if threads < 2 || batch < 2 || macs < PARALLEL_MIN_MACS {
+            return 1;
+        }
+        let parts = threads.min(batch);
+        tmp_len.checked_div(per_part).map_or(parts, |fit| parts.min(fit))
+    }
+
+    /// The masked softmax of every row of one head's scores `p [TQ, TK]`, for a sample
+    /// of `n_valid` valid keys: compiled for the widest vectors the CPU has, so that the
+    /// exponentials (each a polynomial in `f64`) are computed eight or four at a time.
+    /// The same operations on every element, so the same bits on every instruction set.
+    fn softmax_rows(&self, p: &mut [f32], n_valid: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let isa = super::isa::isa();
+            if isa.avx512() {
+                // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+                return unsafe { softmax_rows_avx512(self, p, n_valid) };
+            }
+            if isa.avx2() {
+                // SAFETY: the CPU has AVX2 and FMA.
+                return unsafe { softmax_rows_avx2(self, p, n_valid) };
+            }
+        }
+        softmax_rows(self, p, n_valid);
+    }
+
+    /// Every head of the samples `samples` of the batch: the scores, the masked softmax
+    /// and the weighted values. `probs` and `out` hold those samples' weights
+    /// `[H, TQ, TK]` and heads' outputs `[TQ, D]`, from sample `samples.start` on; `keep`
+    /// their dropout masks, already drawn (`None`: no dropout); `tmp` one grid `TQ x TK`
+    /// when `keep` is given.
+    #[allow(clippy::too_many_arguments)]
+    fn heads_forward(
+        &self,
+        lay: &Heads,
+        proj: &[f32],
+        valid: Option<&[usize]>,
+        samples: Range<usize>,
+        probs: &mut [f32],
+        out: &mut [f32],
+        keep: Option<&[f32]>,
+        tmp: &mut [f32],
+    ) {
+        let (tq, tk, d, dh) = (self.queries, self.keys, self.width, self.head_width());
+        let scale = 1.0 / libm::sqrtf(dh as f32);
+        let grid = tq * tk;
+        for (s, b) in samples.enumerate() {
+            let n_valid = valid.map_or(tk, |v| v[b].min(tk));
+            for h in 0..self.heads {
+                let q = MatRef { data: &proj[b * lay.q_len + h * dh..], rows: tq, cols: dh, rs: lay.q_rs, cs: 1 };
+                let kv = &proj[lay.kv_at + b * lay.kv_len..];
+                let k = MatRef { data: &kv[lay.k_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
+                let v = MatRef { data: &kv[lay.v_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
+                let at = (s * self.heads + h) * grid;
+                let p = &mut probs[at..at + grid];
+                gemm(scale, q, k.t(), 0.0, p, tk);
+                self.softmax_rows(p, n_valid);
+                let o = &mut out[s * tq * d + h * dh..];
+                match keep {
+                    Some(keep) => {
+                        let dropped = &mut tmp[..grid];
+                        for ((t, &w), &m) in dropped.iter_mut().zip(p.iter()).zip(&keep[at..at + grid]) {
+                            *t = w * m;
+                        }
+                        gemm(1.0, MatRef::new(dropped, tq, tk), v, 0.0, o, d);
+                    }
+                    None => gemm(1.0, MatRef::new(p, tq, tk), v, 0.0, o, d),
+                }
+            }
+        }
+    }
+
+    /// The backward of [`Attention::heads_forward`] for the samples `samples`: from the
+    /// heads' output gradients `d_heads` (the whole batch's), writes the gradients of
+    /// the projections. `d_q` holds those samples' blocks of `Q` from sample
+    /// `samples.start` on (for self-attention, their whole `Q | K | V` rows); `d_kv`
+    /// their blocks of `K | V` for cross-attention (`None` for self-attention). `dp`
+    /// and `dropped` hold one grid `TQ x TK` each.
+    #[allow(clippy::too_many_arguments)]
+    fn heads_backward(
+        &self,
+        lay: &Heads,
+        (proj, probs, keep): (&[f32], &[f32], &[f32]),
+        d_heads: &[f32],
+        samples: Range<usize>,
+        d_q: &mut [f32],
+        mut d_kv: Option<&mut [f32]>,
+        dp: &mut [f32],
+        dropped: &mut [f32],
+    ) {
+        let (tq, tk, d, dh) = (self.queries, self.keys, self.width, self.head_width());
+        let scale = 1.0 / libm::sqrtf(dh as f32);
+        let grid = tq * tk;
+        let dropout = self.dropout > 0.0;
+        let (dp, dropped) = (&mut dp[..grid], &mut dropped[..grid]);
+        // Where sample `s` of the block starts in the buffer of `K | V` gradients: their
+        // own buffer for cross-attention, `Q`'s rows for self-attention (`kv_len = q_len`).
+        let kv_base = if d_kv.is_some() { 0 } else { lay.kv_at };
+        for (s, b) in samples.enumerate() {
+            for h in 0..self.heads {
+                let q = MatRef { data: &proj[b * lay.q_len + h * dh..], rows: tq, cols: dh, rs: lay.q_rs, cs: 1 };
+                let kv = &proj[lay.kv_at + b * lay.kv_len..];
+                let k = MatRef { data: &kv[lay.k_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
+                let v = MatRef { data: &kv[lay.v_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
+                let d_out = MatRef { data: &d_heads[b * tq * d + h * dh..], rows: tq, cols: dh, rs: d, cs: 1 };
+                let at = (b * self.heads + h) * grid;
+                let p = &probs[at..at + grid];
+
+                // dV = P~^T dO
+                let kv_grad_at = kv_base + s * lay.kv_len;
+                let used = if dropout {
+                    for ((t, &w), &m) in dropped.iter_mut().zip(p).zip(&keep[at..at + grid]) {
+                        *t = w * m;
+                    }
+                    &dropped[..]
+                } else {
+                    p
+                };
+                let d_kv_rows = match d_kv.as_deref_mut() {
+                    Some(d_kv) => d_kv,
+                    None => &mut *d_q,
+                };
+                let d_v = &mut d_kv_rows[kv_grad_at + lay.v_col + h * dh..];
+                gemm(1.0, MatRef::new(used, tq, tk).t(), d_out, 0.0, d_v, lay.kv_rs);
+
+                // dP = dO V^T (times the dropout mask), then the softmax backward.
+                gemm(1.0, d_out, v.t(), 0.0, dp, tk);
+                if dropout {
+                    dp.iter_mut().zip(&keep[at..at + grid]).for_each(|(g, &m)| *g *= m);
+                }
+                for (g, w) in dp.chunks_exact_mut(tk).zip(p.chunks_exact(tk)) {
+                    let dot: f32 = g.iter().zip(w).map(|(a, b)| a * b).sum();
+                    g.iter_mut().zip(w).for_each(|(g, &w)| *g = scale * w * (*g - dot));
+                }
+                let ds = MatRef::new(dp, tq, tk);
+                // dQ = dS K, dK = dS^T Q
+                gemm(1.0, ds, k, 0.0, &mut d_q[s * lay.q_len + h * dh..], lay.q_rs);
+                let d_kv_rows = match d_kv.as_deref_mut() {
+                    Some(d_kv) => d_kv,
+                    None => &mut *d_q,
+                };
+                gemm(1.0, ds.t(), q, 0.0, &mut d_kv_rows[kv_grad_at + lay.k_col + h * dh..], lay.kv_rs);
+            }
+        }
+    }
+
     /// Inference: `y [B, TQ, D]` from `query [B, TQ, D]` and `context [B, TK, D]`
     /// (`None` for self-attention). `valid` gives each sample's number of valid keys
     /// (`None`: all). `scratch` holds `batch * self.scratch()` floats; afterwards its
@@ -216,10 +378,10 @@ impl Attention {
         valid: Option<&[usize]>,
         y: &mut [f32],
         store: &mut [f32],
-        mut dropout: Option<(&mut [f32], &mut Rng)>,
+        dropout: Option<(&mut [f32], &mut Rng)>,
         tmp: &mut [f32],
     ) {
-        let (tq, tk, d, dh) = (self.queries, self.keys, self.width, self.head_width());
+        let (tq, tk, d) = (self.queries, self.keys, self.width);
         let batch = query.len() / (tq * d);
         let (w_in, rest) = params.split_at(3 * d * d);
         let (b_in, rest) = rest.split_at(3 * d);
@@ -239,37 +401,58 @@ impl Attention {
 
         let lay = self.heads(batch, context.is_some());
         let proj: &[f32] = proj;
-        let scale = 1.0 / libm::sqrtf(dh as f32);
-        let keep_scale = 1.0 / (1.0 - self.dropout);
+        // The dropout masks first, all of them in order (sample, head, query, key), so
+        // that they do not depend on how the samples are shared between threads.
+        let keep: Option<&[f32]> = match dropout {
+            Some((keep, rng)) => {
+                let keep_scale = 1.0 / (1.0 - self.dropout);
+                for m in keep.iter_mut() {
+                    *m = if rng.uniform() < 1.0 - self.dropout { keep_scale } else { 0.0 };
+                }
+                Some(keep)
+            }
+            None => None,
+        };
         let grid = tq * tk;
-        for b in 0..batch {
-            let n_valid = valid.map_or(tk, |v| v[b].min(tk));
-            for h in 0..self.heads {
-                let q = MatRef { data: &proj[b * lay.q_len + h * dh..], rows: tq, cols: dh, rs: lay.q_rs, cs: 1 };
-                let kv = &proj[lay.kv_at + b * lay.kv_len..];
-                let k = MatRef { data: &kv[lay.k_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
-                let v = MatRef { data: &kv[lay.v_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
-                let at = (b * self.heads + h) * grid;
-                let p = &mut probs[at..at + grid];
-                gemm(scale, q, k.t(), 0.0, p, tk);
-                for (i, row) in p.chunks_exact_mut(tk).enumerate() {
-                    masked_softmax(row, self.visible(i, n_valid));
-                }
-                let out = &mut heads_out[b * tq * d + h * dh..];
-                match dropout.as_mut() {
-                    Some((keep, rng)) => {
-                        let keep = &mut keep[at..at + grid];
-                        let dropped = &mut tmp[..grid];
-                        for ((m, t), &w) in keep.iter_mut().zip(dropped.iter_mut()).zip(p.iter()) {
-                            *m = if rng.uniform() < 1.0 - self.dropout { keep_scale } else { 0.0 };
-                            *t = w * *m;
-                        }
-                        gemm(1.0, MatRef::new(dropped, tq, tk), v, 0.0, out, d);
+        // Room for one grid per part when the weights are dropped.
+        let per_part = if keep.is_some() { grid } else { 0 };
+        #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+        {
+            let parts = self.parts(batch, tmp.len(), per_part);
+            if parts > 1 {
+                use super::parallel::Output;
+                use core::sync::atomic::{AtomicUsize, Ordering};
+                let w = self.weights();
+                let (probs_at, out_at, tmp_at) =
+                    (Output(probs.as_mut_ptr()), Output(heads_out.as_mut_ptr()), Output(tmp.as_mut_ptr()));
+                let next = AtomicUsize::new(0);
+                let run = |part: usize| loop {
+                    // One sample at a time, so that a thread slowed by another process
+                    // leaves the rest to the others.
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= batch {
+                        break;
                     }
-                    None => gemm(1.0, MatRef::new(p, tq, tk), v, 0.0, out, d),
-                }
+                    // SAFETY: sample `b` is taken by this part only, so its weights
+                    // (`w` floats at `b w`) and heads' outputs (`tq d` at `b tq d`) are
+                    // written by no other part; the part's own floats of `tmp` are at
+                    // `part per_part` (`parts per_part <= tmp.len()`, `Attention::parts`).
+                    let (p, out, t) = unsafe {
+                        (
+                            core::slice::from_raw_parts_mut(probs_at.at(b * w), w),
+                            core::slice::from_raw_parts_mut(out_at.at(b * tq * d), tq * d),
+                            core::slice::from_raw_parts_mut(tmp_at.at(part * per_part), per_part),
+                        )
+                    };
+                    let keep = keep.map(|k| &k[b * w..(b + 1) * w]);
+                    self.heads_forward(&lay, proj, valid, b..b + 1, p, out, keep, t);
+                };
+                super::parallel::for_each_part(parts, &run);
+                dense::forward(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
+                return;
             }
         }
+        self.heads_forward(&lay, proj, valid, 0..batch, probs, heads_out, keep, &mut tmp[..per_part]);
         dense::forward(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
     }
 
@@ -290,7 +473,7 @@ impl Attention {
         grads: &mut [f32],
         scratch: &mut [f32],
     ) {
-        let (tq, tk, d, dh) = (self.queries, self.keys, self.width, self.head_width());
+        let (tq, tk, d) = (self.queries, self.keys, self.width);
         let batch = query.len() / (tq * d);
         let (w_in, rest) = params.split_at(3 * d * d);
         let w_out = &rest[3 * d..3 * d + d * d];
@@ -300,13 +483,10 @@ impl Attention {
         let (proj, rest) = cache.split_at(batch * self.projections());
         let (probs, rest) = rest.split_at(batch * self.weights());
         let (heads_out, keep) = rest.split_at(batch * tq * d);
-        let dropout = self.dropout > 0.0;
 
         let (d_proj, rest) = scratch.split_at_mut(batch * self.projections());
         let (d_heads, rest) = rest.split_at_mut(batch * tq * d);
         let grid = tq * tk;
-        let (dp, rest) = rest.split_at_mut(grid);
-        let dropped = &mut rest[..grid];
 
         // Output projection: dW_o += dy^T O, db_o += sum dy, dO = dy W_o.
         dense::backward(
@@ -324,49 +504,52 @@ impl Attention {
         );
 
         let lay = self.heads(batch, context.is_some());
-        let scale = 1.0 / libm::sqrtf(dh as f32);
-        for b in 0..batch {
-            for h in 0..self.heads {
-                let q = MatRef { data: &proj[b * lay.q_len + h * dh..], rows: tq, cols: dh, rs: lay.q_rs, cs: 1 };
-                let kv = &proj[lay.kv_at + b * lay.kv_len..];
-                let k = MatRef { data: &kv[lay.k_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
-                let v = MatRef { data: &kv[lay.v_col + h * dh..], rows: tk, cols: dh, rs: lay.kv_rs, cs: 1 };
-                let d_out = MatRef { data: &d_heads[b * tq * d + h * dh..], rows: tq, cols: dh, rs: d, cs: 1 };
-                let at = (b * self.heads + h) * grid;
-                let p = &probs[at..at + grid];
-
-                // dV = P~^T dO
-                let kv_grad_at = lay.kv_at + b * lay.kv_len;
-                let used = if dropout {
-                    for ((t, &w), &m) in dropped.iter_mut().zip(p).zip(&keep[at..at + grid]) {
-                        *t = w * m;
+        {
+            let cached = (proj, probs, keep);
+            let d_heads: &[f32] = d_heads;
+            #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+            let parts = self.parts(batch, rest.len(), 2 * grid);
+            #[cfg(not(all(feature = "threading", target_arch = "x86_64")))]
+            let parts = 1;
+            if parts > 1 {
+                #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+                {
+                    use super::parallel::Output;
+                    use core::sync::atomic::{AtomicUsize, Ordering};
+                    let cross = context.is_some();
+                    let (d_proj_at, rest_at) = (Output(d_proj.as_mut_ptr()), Output(rest.as_mut_ptr()));
+                    let next = AtomicUsize::new(0);
+                    let run = |part: usize| loop {
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        if b >= batch {
+                            break;
+                        }
+                        // SAFETY: sample `b` is taken by this part only, and its blocks
+                        // of the projections' gradients (`q_len` floats at `b q_len`, and
+                        // for cross-attention `kv_len` at `kv_at + b kv_len`) are disjoint
+                        // from every other sample's; the part's own `2 grid` floats of
+                        // `rest` are at `2 part grid` (`Attention::parts`).
+                        let (d_q, d_kv, dp, dropped) = unsafe {
+                            let slice =
+                                |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
+                            let d_kv = cross.then(|| slice(d_proj_at, lay.kv_at + b * lay.kv_len, lay.kv_len));
+                            let (dp, dropped) = slice(rest_at, 2 * part * grid, 2 * grid).split_at_mut(grid);
+                            (slice(d_proj_at, b * lay.q_len, lay.q_len), d_kv, dp, dropped)
+                        };
+                        self.heads_backward(&lay, cached, d_heads, b..b + 1, d_q, d_kv, dp, dropped);
+                    };
+                    super::parallel::for_each_part(parts, &run);
+                }
+            } else {
+                let (dp, rest) = rest.split_at_mut(grid);
+                let dropped = &mut rest[..grid];
+                match context {
+                    None => self.heads_backward(&lay, cached, d_heads, 0..batch, d_proj, None, dp, dropped),
+                    Some(_) => {
+                        let (d_q, d_kv) = d_proj.split_at_mut(lay.kv_at);
+                        self.heads_backward(&lay, cached, d_heads, 0..batch, d_q, Some(d_kv), dp, dropped);
                     }
-                    &dropped[..]
-                } else {
-                    p
-                };
-                gemm(
-                    1.0,
-                    MatRef::new(used, tq, tk).t(),
-                    d_out,
-                    0.0,
-                    &mut d_proj[kv_grad_at + lay.v_col + h * dh..],
-                    lay.kv_rs,
-                );
-
-                // dP = dO V^T (times the dropout mask), then the softmax backward.
-                gemm(1.0, d_out, v.t(), 0.0, dp, tk);
-                if dropout {
-                    dp.iter_mut().zip(&keep[at..at + grid]).for_each(|(g, &m)| *g *= m);
                 }
-                for (g, w) in dp.chunks_exact_mut(tk).zip(p.chunks_exact(tk)) {
-                    let dot: f32 = g.iter().zip(w).map(|(a, b)| a * b).sum();
-                    g.iter_mut().zip(w).for_each(|(g, &w)| *g = scale * w * (*g - dot));
-                }
-                let ds = MatRef::new(dp, tq, tk);
-                // dQ = dS K, dK = dS^T Q
-                gemm(1.0, ds, k, 0.0, &mut d_proj[b * lay.q_len + h * dh..], lay.q_rs);
-                gemm(1.0, ds.t(), q, 0.0, &mut d_proj[kv_grad_at + lay.k_col + h * dh..], lay.kv_rs);
             }
         }
 
@@ -409,17 +592,84 @@ impl Attention {
     }
 }
 
-/// Softmax over `row[..visible]`, zeros after it (all zeros when `visible` is 0),
-/// shifted by the maximum.
-#[inline]
-pub fn masked_softmax(row: &mut [f32], visible: usize) {
+/// [`Attention::softmax_rows`]: each row `i` becomes the softmax of its first
+/// `visible(i)` scores shifted by their maximum, zeros after them (all zeros when
+/// none is visible). The sums of [`SUM_ROWS`] rows are taken together, each row's in
+/// its order over the keys (so that the rows' chains of additions overlap): a masked
+/// key adds `+0` to a sum of at least 1 (the maximum's exponential), which leaves it
+/// as it is.
+#[inline(always)]
+fn softmax_rows(cfg: &Attention, p: &mut [f32], n_valid: usize) {
+    let tk = cfg.keys;
+    for (i, row) in p.chunks_exact_mut(tk).enumerate() {
+        exp_shifted(row, cfg.visible(i, n_valid));
+    }
+    for (block, rows) in p.chunks_mut(SUM_ROWS * tk).zip((0..).step_by(SUM_ROWS)) {
+        let mut sums = [0.0f32; SUM_ROWS];
+        let n = block.len() / tk;
+        for j in 0..tk {
+            for (r, sum) in sums[..n].iter_mut().enumerate() {
+                *sum += block[r * tk + j];
+            }
+        }
+        for (r, (row, &sum)) in block.chunks_exact_mut(tk).zip(&sums).enumerate() {
+            let visible = cfg.visible(rows + r, n_valid).min(tk);
+            if visible > 0 {
+                let inv = 1.0 / sum;
+                row[..visible].iter_mut().for_each(|v| *v *= inv);
+            }
+        }
+    }
+}
+
+/// Rows whose sums [`softmax_rows`] takes together.
+const SUM_ROWS: usize = 8;
+
+/// `row[..visible]` minus its maximum, exponentiated; zeros after it.
+#[inline(always)]
+fn exp_shifted(row: &mut [f32], visible: usize) {
     let (seen, masked) = row.split_at_mut(visible.min(row.len()));
     masked.fill(0.0);
-    if seen.is_empty() {
-        return;
-    }
-    let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = max_of(seen);
     seen.iter_mut().for_each(|v| *v = exp_rounded(*v - max));
-    let inv = 1.0 / seen.iter().sum::<f32>();
-    seen.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// The largest value, NaN ignored (`-inf` for none): as a fold of `f32::max`, in 16
+/// lanes. A maximum is exact in any order; the only freedom, `+0` or `-0` for a
+/// maximum of zero, does not change `v - max` for any `v` but zero, whose exponential
+/// is 1 either way.
+#[inline(always)]
+fn max_of(values: &[f32]) -> f32 {
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = larger(*m, v);
+        }
+    }
+    for (m, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *m = larger(*m, v);
+    }
+    lanes.into_iter().fold(f32::NEG_INFINITY, larger)
+}
+
+/// [`softmax_rows`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512 F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn softmax_rows_avx512(cfg: &Attention, p: &mut [f32], n_valid: usize) {
+    softmax_rows(cfg, p, n_valid);
+}
+
+/// [`softmax_rows`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_rows_avx2(cfg: &Attention, p: &mut [f32], n_valid: usize) {
+    softmax_rows(cfg, p, n_valid);
 }

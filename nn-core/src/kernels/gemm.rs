@@ -428,14 +428,9 @@ pub(crate) unsafe fn blocked<T: Tile>(
         while k0 < k {
             let kc = T::KC.min(k - k0);
             let beta = if k0 == 0 { beta } else { 1.0 };
-            let mut j0 = 0;
-            while j0 < nc {
-                let nr = T::NR.min(nc - j0);
-                // SAFETY: panel `j0 / NR` of the `B` block starts at `j0 kc` and has
-                // room for `kc x NR` floats (`nc <= NC`).
-                unsafe { T::pack(blocks.b.add(j0 * kc), b, k0, kc, jc + j0, nr) };
-                j0 += nr;
-            }
+            // SAFETY: the block of `B` lies inside it; `blocks.b` has room for
+            // `kc x nc <= KC x NC` floats as panels.
+            unsafe { pack_block::<T>(blocks.b, b, k0, kc, jc, nc) };
             let mut i1 = 0;
             while i1 < m {
                 let mc = MC.min(m - i1);
@@ -457,6 +452,39 @@ pub(crate) unsafe fn blocked<T: Tile>(
             k0 += kc;
         }
         jc += nc;
+    }
+}
+
+/// Rows of `B` that [`pack_block`] copies into every panel before the next rows.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const PACK_ROWS: usize = 16;
+
+/// Packs `B[k0..k0 + kc, j0..j0 + nc]` into `dst` as `T::NR`-column panels (the panel of
+/// columns `j0 + j..` at `j kc`, zero-padded), as [`Tile::pack`] of each panel. When the
+/// rows of `B` are contiguous, [`PACK_ROWS`] rows are copied into every panel before
+/// the next ones, so that `B` is read along its rows: panel by panel, the reads of a
+/// large `B` would step a whole row apart (4 KiB for 1024 columns), which the hardware
+/// prefetcher does not follow.
+///
+/// # Safety
+/// The block lies inside `b`; `dst` has room for `kc` rows of `nc` rounded up to
+/// `T::NR`; the CPU supports `T`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(crate) unsafe fn pack_block<T: Tile>(dst: *mut f32, b: MatRef<'_>, k0: usize, kc: usize, j0: usize, nc: usize) {
+    let rows = if b.cs == 1 { PACK_ROWS } else { kc };
+    let mut p0 = 0;
+    while p0 < kc {
+        let rows = rows.min(kc - p0);
+        let mut j = 0;
+        while j < nc {
+            let nr = T::NR.min(nc - j);
+            // SAFETY: rows `p0..p0 + rows` of the panel at `j kc` (row `p` at `p NR`)
+            // lie in `dst`; the block of `B` is inside it (the caller's contract).
+            unsafe { T::pack(dst.add(j * kc + p0 * T::NR), b, k0 + p0, rows, j0 + j, nr) };
+            j += nr;
+        }
+        p0 += rows;
     }
 }
 

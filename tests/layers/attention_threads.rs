@@ -1,0 +1,140 @@
+//! One thread and two give the same bits for attention: encoder layers (post-norm and
+//! pre-norm, causal, with dropout, with a key padding mask) and cross-attention, each
+//! a training forward, its backward (input and parameter gradients) and an inference,
+//! are computed in child processes of this test binary with `MATMUL_NUM_THREADS` 1 and
+//! 2, and their outputs compared bit for bit. The batches are large enough for the
+//! heads to be shared between threads (`kernels::attention::PARALLEL_MIN_MACS`) and
+//! for the products to be split (`gemm::PARALLEL_MIN_FLOPS`), with the `threading`
+//! feature (`cargo test --workspace` enables it through `nn-bench`; alone,
+//! `cargo test --test layers --features nn-core/threading`); without it both children
+//! run on one thread.
+use std::process::Command;
+
+use crate::standalone::Standalone;
+
+use nn_core::layers::{CrossAttention, TransformerEncoderLayer};
+use nn_core::{Activation, Layer, Rng, Shape};
+
+/// The child's marker: set, the ignored test prints its outputs.
+const CHILD: &str = "NN_ATTENTION_THREADS_CHILD";
+
+/// Floats in `[-1, 1)` from a seed.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+}
+
+/// A training forward (with `lengths`, a key padding mask, when given), its backward
+/// and an inference of `layer` over `batch` samples: the output, input gradient,
+/// parameter gradients and inference output.
+fn encoder<L: Padded>(layer: &L, batch: usize, seed: u64, padded: bool) -> Vec<f32> {
+    let (n_in, n_out) = (batch * <L::Input as Shape>::LEN, batch * <L::Output as Shape>::LEN);
+    let mut params = vec![0.0; L::PARAMS];
+    layer.init(&mut params, &mut [], &mut Rng::new(seed));
+    params.iter_mut().zip(values(L::PARAMS, seed + 1)).for_each(|(p, v)| *p += 0.1 * v);
+    let x = values(n_in, seed + 2);
+    let mut dy = values(n_out, seed + 3);
+    let lengths: Vec<usize> = (0..batch).map(|b| 1 + (b * 7) % L::STEPS).collect();
+    let mut s = Standalone::of(layer, batch, seed + 4);
+    let (mut y, mut dx) = (vec![0.0; n_out], vec![0.0; n_in]);
+    if padded {
+        layer.train_padded(&x, &lengths, &mut y, s.train(&params));
+    } else {
+        layer.forward_train(&x, &mut y, s.train(&params));
+    }
+    layer.backward(&x, &y.clone(), &mut dy, Some(&mut dx), s.backward(&params));
+    let mut inferred = vec![0.0; n_out];
+    let mut scratch = vec![0.0; batch * L::SCRATCH];
+    layer.forward(nn_core::Weights::new(&params, &[]), &x, &mut inferred, &mut scratch);
+    [y, dx, s.grads, inferred].concat()
+}
+
+/// An encoder layer's training forward with a key padding mask.
+trait Padded: Layer {
+    /// Steps of a sample.
+    const STEPS: usize;
+    fn train_padded(&self, x: &[f32], lengths: &[usize], y: &mut [f32], cx: nn_core::TrainCtx<'_>);
+}
+
+impl<const T: usize, const D: usize, const H: usize, const F: usize> Padded for TransformerEncoderLayer<T, D, H, F> {
+    const STEPS: usize = T;
+    fn train_padded(&self, x: &[f32], lengths: &[usize], y: &mut [f32], cx: nn_core::TrainCtx<'_>) {
+        self.forward_train_padded(x, lengths, y, cx);
+    }
+}
+
+/// Cross-attention of 12 queries over 20 context steps (width 32, 4 heads, dropout
+/// 0.1, causal), training forward and backward: the output, both input gradients and
+/// the parameter gradients.
+fn cross(batch: usize) -> Vec<f32> {
+    type Cross = CrossAttention<12, 20, 32, 4>;
+    let layer = Cross::new(true, 0.1);
+    let mut params = vec![0.0; Cross::PARAMS];
+    layer.init(&mut params, &mut Rng::new(40));
+    let (query, context) = (values(batch * 12 * 32, 41), values(batch * 20 * 32, 42));
+    let mut dy = values(batch * 12 * 32, 43);
+    let lengths: Vec<usize> = (0..batch).map(|b| 3 + b % 17).collect();
+    let mut s = Standalone::sized(Cross::PARAMS, 0, batch * Cross::CACHE, batch * Cross::SCRATCH, 44);
+    let mut y = vec![0.0; dy.len()];
+    layer.forward_train(&query, &context, Some(&lengths), &mut y, s.train(&params));
+    let (mut d_query, mut d_context) = (vec![0.0; query.len()], vec![0.0; context.len()]);
+    layer.backward(&query, &context, &mut dy, Some(&mut d_query), Some(&mut d_context), s.backward(&params));
+    [y, d_query, d_context, s.grads].concat()
+}
+
+/// Every output this test compares, by name.
+fn outputs() -> Vec<(&'static str, Vec<f32>)> {
+    let post = TransformerEncoderLayer::<32, 64, 4, 128>::new(false, Activation::Relu, 0.1);
+    let pre = TransformerEncoderLayer::<24, 32, 2, 64>::new(true, Activation::Gelu, 0.1).with_causal(true);
+    vec![
+        ("post-norm encoder, dropout", encoder(&post, 16, 1, false)),
+        ("post-norm encoder, padded", encoder(&post, 9, 2, true)),
+        ("pre-norm causal encoder, dropout", encoder(&pre, 33, 3, false)),
+        ("cross-attention, causal, padded, dropout", cross(25)),
+    ]
+}
+
+/// Run by [`one_and_two_threads_give_the_same_bits`] in a child process: prints every
+/// output's bits.
+#[test]
+#[ignore = "a child process of one_and_two_threads_give_the_same_bits"]
+fn attention_outputs_under_threads() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    // (libtest prints the test's name before the first line, on the same line.)
+    println!("outputs");
+    for (name, values) in outputs() {
+        assert!(values.iter().all(|v| v.is_finite()), "{name}: not finite");
+        let bits: Vec<String> = values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
+        println!("bits {name}: {}", bits.join(" "));
+    }
+}
+
+#[test]
+fn one_and_two_threads_give_the_same_bits() {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let run = |threads: &str| -> Vec<String> {
+        let run = Command::new(&exe)
+            .args([
+                "attention_threads::attention_outputs_under_threads",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MATMUL_NUM_THREADS", threads)
+            .env(CHILD, "1")
+            .output()
+            .expect("the test binary runs");
+        assert!(run.status.success(), "{threads} thread(s): {}", String::from_utf8_lossy(&run.stderr));
+        String::from_utf8_lossy(&run.stdout).lines().filter(|l| l.starts_with("bits ")).map(str::to_owned).collect()
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one.len(), 4, "outputs of one thread");
+    assert_eq!(one.len(), two.len());
+    for (a, b) in one.iter().zip(&two) {
+        let name = a.split(':').next().unwrap_or_default();
+        assert!(a == b, "{name}: one thread and two differ");
+    }
+}
