@@ -4,6 +4,9 @@
 //!   register tile of [`MR`] rows by [`NR`] columns (24 accumulators of 16 floats);
 //! * [`gemm_gathered`]: the same tile reading the rows of `B` from wherever they lie
 //!   (a convolution's columns, from its padded input);
+//! * [`gemm_rows`]: a tile of up to 64 columns reading each row of `B` as whole vectors
+//!   from wherever it lies, contiguous (a convolution's columns, from its shifted input
+//!   planes);
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 128 rows at a time;
 //! * [`gemv_batch_strided`]: a dense layer's forward over a batch, four vectors at a
 //!   time, each rounded as a matrix-vector product of its own.
