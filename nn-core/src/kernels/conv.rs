@@ -687,10 +687,8 @@ fn forward_samples_by(
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = direct;
     #[cfg(target_arch = "x86_64")]
-    let planes = direct
-        && filters > 1
-        && super::isa::isa().avx512()
-        && planes_len(g).is_some_and(|len| len <= scratch.len());
+    let planes =
+        direct && filters > 1 && super::isa::isa().avx512() && planes_len(g).is_some_and(|len| len <= scratch.len());
     for (xb, yb) in x.chunks_exact(in_len).zip(y[..batch * out_len].chunks_exact_mut(out_len)) {
         #[cfg(target_arch = "x86_64")]
         if planes {
