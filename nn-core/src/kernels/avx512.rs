@@ -4,6 +4,9 @@
 //!   register tile of [`MR`] rows by [`NR`] columns (24 accumulators of 16 floats);
 //! * [`gemm_gathered`]: the same tile reading the rows of `B` from wherever they lie
 //!   (a convolution's columns, from its padded input);
+//! * [`gemm_rows`]: a tile of up to 64 columns reading each row of `B` as whole vectors
+//!   from wherever it lies, contiguous (a convolution's columns, from its shifted input
+//!   planes);
 //! * [`gemm_gathered_t`], [`gemm_gathered_taps`]: a convolution's weight and input
 //!   gradients without the column matrix, the loops of [`super::conv_grad`] in 16 lanes;
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`, 128 rows at a time;
@@ -478,6 +481,171 @@ unsafe fn gathered_tile<const R: usize>(
             _mm512_mask_storeu_ps(cr, mask_lo, _mm512_fmadd_ps(one, lo[r], c0));
             if nr > 16 {
                 _mm512_mask_storeu_ps(cr.add(16), mask_hi, _mm512_fmadd_ps(one, hi[r], c1));
+            }
+        }
+    }
+}
+
+/// Rows of the register tile of [`gemm_rows`] for `v` vectors of 16 columns: `R x v`
+/// accumulators, the `v` vectors of the row of `B` and a broadcast of `A` within the 32
+/// ZMM registers.
+const fn rows_mr(v: usize) -> usize {
+    if v >= 4 {
+        6
+    } else {
+        12
+    }
+}
+
+/// Vectors of 16 of the tile of [`gemm_rows`] for `nr <= 64` columns: 1, 2 or 4.
+const fn rows_vectors(nr: usize) -> usize {
+    match nr.div_ceil(16) {
+        3 => 4,
+        v => v,
+    }
+}
+
+/// The floats of `src` that [`gemm_rows`] reads from a row of `B` at `offset` when `B`
+/// has `n` columns: its tiles of up to 64 columns read whole vectors of 16, so up to 31
+/// floats past the row's end (`None` if that overflows).
+pub const fn rows_reach(offset: usize, n: usize) -> Option<usize> {
+    let last = n.saturating_sub(1) / 64 * 64;
+    match offset.checked_add(last) {
+        Some(at) => at.checked_add(16 * rows_vectors(n - last)),
+        None => None,
+    }
+}
+
+/// `C[m, n] += A[m, k] B[k, n]` for a `B` whose rows lie anywhere in `src`, each
+/// contiguous: element `(p, j)` is `src[offsets[p] + j]` (a convolution's column row
+/// `p`, read from its shifted input planes), any `n`. `A` has row stride `ars`, `C` row
+/// stride `ldc`. With `start` given, `C`'s values are not read: the sums are added to
+/// `start[i]` (a bias), or to zero when `start` is `Some(None)`. The register tile is up
+/// to 64 columns (four vectors) by [`rows_mr`] rows, and every row of `B` is read as
+/// whole vectors of 16 (a masked load costs a second micro-operation, a quarter of the
+/// product's time): the lanes past column `n` read the floats that follow, which
+/// [`rows_reach`] counts, and their sums are not stored. Each element is one chain of
+/// fused multiply-adds over `p = 0..k` in order, then added to its start: the order of
+/// [`gemm`] and [`gemm_gathered`] for `k <= KC`, so the same bits.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+///
+/// # Panics
+/// If `k > KC`, an offset is missing, `src` holds fewer than [`rows_reach`] floats, or
+/// `a`, `c` or `start` is too short.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_rows(
+    a: &[f32],
+    ars: usize,
+    m: usize,
+    k: usize,
+    src: &[f32],
+    offsets: &[usize],
+    start: Option<Option<&[f32]>>,
+    c: &mut [f32],
+    ldc: usize,
+    n: usize,
+) {
+    let reach = offsets.get(..k).and_then(|o| rows_reach(o.iter().max().copied().unwrap_or(0), n));
+    assert!(
+        k <= KC
+            && k <= offsets.len()
+            && (k == 0 || n == 0 || reach.is_some_and(|reach| reach <= src.len()))
+            && rows_fit(m, ars, k, a.len())
+            && rows_fit(m, ldc, n, c.len())
+            && start.flatten().is_none_or(|b| b.len() >= m),
+        "gemm_rows: shapes"
+    );
+    let (ap, sp, op, cp) = (a.as_ptr(), src.as_ptr(), offsets.as_ptr(), c.as_mut_ptr());
+    let mut j0 = 0;
+    while j0 < n {
+        let nr = (n - j0).min(64);
+        let v = rows_vectors(nr);
+        let max = rows_mr(v);
+        let mut i = 0;
+        while i < m {
+            // A remainder of more than half a tile is shared by two tiles.
+            let mr = if m - i > max && m - i < 2 * max { (m - i).div_ceil(2) } else { max.min(m - i) };
+            let from = match start {
+                None => Start::Load,
+                Some(None) => Start::Zero,
+                Some(Some(bias)) => Start::Bias(bias[i..].as_ptr()),
+            };
+            // SAFETY: rows `i..i + mr` of A (`k` columns each), the offsets, the rows of
+            // B from column `j0` on (`nr` floats) and the tile of C are in bounds
+            // (asserted).
+            unsafe {
+                let (at, bt, ct) = (ap.add(i * ars), sp.add(j0), cp.add(i * ldc + j0));
+                macro_rules! dispatch {
+                    ($v:literal: $($r:literal)+) => {
+                        match mr {
+                            $($r => rows_tile::<$r, $v>(k, at, ars, bt, op, from, ct, ldc, nr),)+
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                match v {
+                    4 => dispatch!(4: 1 2 3 4 5 6),
+                    2 => dispatch!(2: 1 2 3 4 5 6 7 8 9 10 11 12),
+                    _ => dispatch!(1: 1 2 3 4 5 6 7 8 9 10 11 12),
+                }
+            }
+            i += mr;
+        }
+        j0 += nr;
+    }
+}
+
+/// The tile of [`gemm_rows`]: `R` rows of `A` by `V` vectors of 16 columns, all read,
+/// of which the first `nr` are written.
+///
+/// # Safety
+/// As [`gemm_rows`] asserts, for rows of `A` from `a`, of `B` from `src + offsets[p]`
+/// and of `C` from `c`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_tile<const R: usize, const V: usize>(
+    kc: usize,
+    a: *const f32,
+    ars: usize,
+    src: *const f32,
+    offsets: *const usize,
+    start: Start,
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+) {
+    let masks: [__mmask16; V] = core::array::from_fn(|q| lanes(nr.saturating_sub(16 * q)));
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for p in 0..kc {
+        // SAFETY: the caller's contract (`rows_reach`).
+        unsafe {
+            let row = src.add(*offsets.add(p));
+            let b: [__m512; V] = core::array::from_fn(|q| _mm512_loadu_ps(row.add(16 * q)));
+            let ap = a.add(p);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r * ars));
+                for (acc, b) in acc.iter_mut().zip(b) {
+                    *acc = _mm512_fmadd_ps(av, b, *acc);
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (q, (&acc, &mask)) in acc.iter().zip(&masks).enumerate() {
+            // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`; the mask
+            // covers columns `< nr`.
+            unsafe {
+                let at = c.add(r * ldc + 16 * q);
+                let from = match start {
+                    Start::Load => _mm512_maskz_loadu_ps(mask, at),
+                    Start::Zero => _mm512_setzero_ps(),
+                    Start::Bias(b) => _mm512_set1_ps(*b.add(r)),
+                };
+                _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(acc, from));
             }
         }
     }

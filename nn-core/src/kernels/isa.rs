@@ -202,7 +202,9 @@ pub fn isa() -> Isa {
 ///   the same bits);
 /// * `recurrent_cells`: the gate arithmetic of a recurrent step (AVX-512 from 16 units,
 ///   AVX2 below);
-/// * `activations`, `pooling`, `adam`: element-wise kernels.
+/// * `activations`, `pooling`, `adam`: element-wise kernels (one exception the report
+///   does not show: the 2x2 max pooling forward runs `pool::halving::max_forward_avx512`
+///   on AVX-512, the same bits).
 #[cfg(feature = "internals")]
 pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
     let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable }.name();

@@ -113,8 +113,16 @@ pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if g.is_halving_2x2() && super::isa::isa().avx2() {
         let planes = g.planes(x);
-        // SAFETY: the CPU has AVX2; the slices hold `planes` input and output planes.
-        return unsafe { halving::max_forward(g.out_width, &x[..planes * in_len], &mut y[..planes * out_len]) };
+        let (x, y) = (&x[..planes * in_len], &mut y[..planes * out_len]);
+        // SAFETY: the CPU has AVX2, and AVX-512 F where `avx512()`; the slices hold
+        // `planes` input and output planes.
+        return unsafe {
+            if super::isa::isa().avx512() {
+                halving::max_forward_avx512(g.out_width, x, y)
+            } else {
+                halving::max_forward(g.out_width, x, y)
+            }
+        };
     }
     if g.is_tiled_2x2() {
         for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
@@ -250,6 +258,68 @@ mod halving {
         for q in q..y.len() {
             y[q] = x[argmax(x, q, ow)];
         }
+    }
+
+    /// Max pooling forward (see the module) with AVX-512, sixteen outputs at a time:
+    /// the top rows of four groups of 4 outputs in two registers (two loads of eight
+    /// each), their even and odd elements by one permutation each, likewise the bottom
+    /// rows, and the window's elements taken in the order of [`super::argmax_2x2`], with
+    /// its comparisons; the last outputs (fewer than sixteen, from the start of their
+    /// output row) as [`max_forward`].
+    ///
+    /// # Safety
+    /// AVX-512 F and AVX2.
+    ///
+    /// # Panics
+    /// As [`max_forward`].
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn max_forward_avx512(ow: usize, x: &[f32], y: &mut [f32]) {
+        assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
+        assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
+        let w = 2 * ow;
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        // `v` where it is above `max` or NaN, else `max` (`argmax_2x2`'s step).
+        let step = |max: __m512, v: __m512| {
+            let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, max) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            _mm512_mask_mov_ps(max, take, v)
+        };
+        // The top-left input of the next group of 4 outputs (`top(q, ow)`, without a
+        // division), and the output column it starts.
+        let (mut at, mut column) = (0, 0);
+        let mut next = || {
+            let here = at;
+            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
+            here
+        };
+        let mut q = 0;
+        while q + 16 <= y.len() {
+            let tops: [usize; 4] = core::array::from_fn(|_| next());
+            debug_assert!(tops[0] == top(q, ow) && tops[3] == top(q + 12, ow));
+            // SAFETY: outputs `q..q + 16` exist; `y` is whole rows of `ow`, so the
+            // windows of each group of 4 (8 floats of a row from `top`, and of the next
+            // row) lie in `x`, as in `max_forward`.
+            unsafe {
+                let pair = |first: usize, second: usize| {
+                    let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(x.as_ptr().add(first))));
+                    let high = _mm256_castps_pd(_mm256_loadu_ps(x.as_ptr().add(second)));
+                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(low, high))
+                };
+                let (t0, t1) = (pair(tops[0], tops[1]), pair(tops[2], tops[3]));
+                let (b0, b1) = (pair(tops[0] + w, tops[1] + w), pair(tops[2] + w, tops[3] + w));
+                let a = _mm512_permutex2var_ps(t0, even, t1);
+                let b = _mm512_permutex2var_ps(t0, odd, t1);
+                let c = _mm512_permutex2var_ps(b0, even, b1);
+                let d = _mm512_permutex2var_ps(b0, odd, b1);
+                _mm512_storeu_ps(y.as_mut_ptr().add(q), step(step(step(a, b), c), d));
+            }
+            q += 16;
+        }
+        // The rest from the start of its output row (the outputs before `q` again, to
+        // the same values).
+        let q = q / ow * ow;
+        // SAFETY: AVX2 (the caller's contract); the remaining outputs are whole rows.
+        unsafe { max_forward(ow, &x[4 * q..], &mut y[q..]) }
     }
 
     /// Max pooling backward (see the module): every input gets `0 + dy` of its window
@@ -416,12 +486,12 @@ pub fn upsample_nearest_backward(height: usize, width: usize, scale: [usize; 2],
 mod tests {
     use super::*;
 
-    /// The AVX2 2x2 path gives the portable loops' results bit for bit, ties, signed
-    /// zeros and NaN included.
+    /// The 2x2 path of the CPU (AVX-512 or AVX2; the backward is AVX2's) gives the
+    /// portable loops' results bit for bit, ties, signed zeros and NaN included.
     #[test]
     fn halving_2x2_equals_portable() {
         let values = [0.0, -0.0, 1.0, -1.0, 1.0, 2.5, f32::NAN, -3.0, 2.5, 0.5];
-        for (h, w) in [(8usize, 8usize), (4, 8), (2, 16), (6, 24), (2, 8)] {
+        for (h, w) in [(8usize, 8usize), (4, 8), (2, 16), (6, 24), (2, 8), (4, 40), (10, 8)] {
             let g = PoolGeometry {
                 height: h,
                 width: w,
