@@ -41,7 +41,7 @@
 //! cache is `projections, P [B, H, TQ, TK], O [B, TQ, D], M [B, H, TQ, TK]`.
 use super::dense;
 use super::gemm::{gemm, MatRef};
-use super::maths::exp_shifted_in_place;
+use super::maths::exp_rounded;
 use crate::activation::Activation;
 use crate::rng::Rng;
 
@@ -419,7 +419,7 @@ pub fn masked_softmax(row: &mut [f32], visible: usize) {
         return;
     }
     let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    exp_shifted_in_place(seen, max);
+    seen.iter_mut().for_each(|v| *v = exp_rounded(*v - max));
     let inv = 1.0 / seen.iter().sum::<f32>();
     seen.iter_mut().for_each(|v| *v *= inv);
 }
