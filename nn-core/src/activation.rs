@@ -161,7 +161,7 @@ impl Activation {
             Activation::Tanh => 1.0 - y * y,
             Activation::Gelu => {
                 let cdf = 0.5 * (1.0 + libm::erff(z * core::f32::consts::FRAC_1_SQRT_2));
-                let pdf = libm::expf(-0.5 * z * z) * 0.398_942_3; // 1/sqrt(2 pi)
+                let pdf = maths::exp(-0.5 * z * z) * 0.398_942_3; // 1/sqrt(2 pi)
                 cdf + z * pdf
             }
             Activation::Elu(alpha) => {
@@ -293,14 +293,12 @@ pub fn sigmoid(z: f32) -> f32 {
     maths::sigmoid(z)
 }
 
-/// Softmax of one row in place, shifted by the maximum for stability.
+/// Softmax of one row in place, shifted by the maximum for stability: `e^(z_i - m)`
+/// ([`maths::exp`]), summed in order, times the sum's reciprocal.
 pub fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = libm::expf(*v - max);
-        sum += *v;
-    }
+    maths::exp_shifted_in_place(row, max);
+    let sum = row.iter().fold(0.0, |s, &e| s + e);
     let inv = 1.0 / sum;
     for v in row.iter_mut() {
         *v *= inv;
@@ -319,6 +317,23 @@ pub fn log_sum_exp(row: &[f32]) -> f32 {
 /// it is off by about `6e-5`).
 pub fn shifted_exp_sum(row: &[f32]) -> (f32, f32) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum = row.iter().map(|&v| libm::expf(v - max)).sum();
+    // The exponentials a chunk at a time, in a buffer on the stack.
+    let mut buffer = [0.0; 32];
+    let sum = row.chunks(buffer.len()).fold(0.0, |sum, chunk| {
+        let e = &mut buffer[..chunk.len()];
+        e.copy_from_slice(chunk);
+        maths::exp_shifted_in_place(e, max);
+        e.iter().fold(sum, |s, &e| s + e)
+    });
     (max, sum)
+}
+
+/// [`shifted_exp_sum`] that also writes the exponentials `exp(z_j - m)` into `out`
+/// (`row.len()` values; the same `m` and `s`).
+pub fn shifted_exp(row: &[f32], out: &mut [f32]) -> (f32, f32) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let out = &mut out[..row.len()];
+    out.copy_from_slice(row);
+    maths::exp_shifted_in_place(out, max);
+    (max, out.iter().fold(0.0, |s, &e| s + e))
 }

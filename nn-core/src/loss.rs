@@ -17,7 +17,8 @@
 //!
 //! Losses on pairs and triplets of embeddings (contrastive, triplet margin, cosine
 //! embedding), for networks with shared weights, are in [`embedding`].
-use crate::activation::{shifted_exp_sum, sigmoid};
+use crate::activation::{shifted_exp, shifted_exp_sum, sigmoid};
+use crate::kernels::maths::exp;
 
 pub mod embedding;
 
@@ -191,7 +192,7 @@ impl Loss for BinaryCrossEntropy {
         for (i, (&p, &t)) in pred.iter().zip(target).enumerate() {
             let (loss, g) = if self.from_logits {
                 let z = p;
-                let loss = z.max(0.0) - z * t + libm::log1pf(libm::expf(-z.abs()));
+                let loss = z.max(0.0) - z * t + libm::log1pf(exp(-z.abs()));
                 (loss, sigmoid(z) - t)
             } else {
                 let q = p.clamp(EPS, 1.0 - EPS);
@@ -231,16 +232,21 @@ impl CategoricalCrossEntropy {
 fn cross_entropy_row(from_logits: bool, row: &[f32], t: &[f32], scale: f32, grad: Option<&mut [f32]>) -> f32 {
     if from_logits {
         // -log_softmax(z)_i = (max - z_i) + ln(sum)
-        let (max, sum) = shifted_exp_sum(row);
-        let log_sum = libm::logf(sum);
-        let t_sum: f32 = t.iter().sum();
-        let loss: f32 = row.iter().zip(t).map(|(&z, &t)| t * ((max - z) + log_sum)).sum();
-        if let Some(g) = grad {
-            for ((g, &z), &t) in g.iter_mut().zip(row).zip(t) {
-                *g = scale * (libm::expf(z - max) / sum * t_sum - t);
+        // With a gradient, `exp(z - max)` is written into it and turned into
+        // `scale (softmax(z) sum(t) - t)`.
+        let (max, sum) = match grad {
+            Some(g) => {
+                let (max, sum) = shifted_exp(row, g);
+                let t_sum: f32 = t.iter().sum();
+                for (g, &t) in g.iter_mut().zip(t) {
+                    *g = scale * (*g / sum * t_sum - t);
+                }
+                (max, sum)
             }
-        }
-        loss
+            None => shifted_exp_sum(row),
+        };
+        let log_sum = libm::logf(sum);
+        row.iter().zip(t).map(|(&z, &t)| t * ((max - z) + log_sum)).sum()
     } else {
         let mut loss = 0.0;
         for (&p, &t) in row.iter().zip(t) {
@@ -321,28 +327,31 @@ impl Loss for SparseCategoricalCrossEntropy {
             // An invalid label (rejected by `check_target` before training) counts as
             // class 0 rather than panicking.
             let k = label_index(target[b], width).unwrap_or(0);
-            let (max, exp_sum) = if self.from_logits { shifted_exp_sum(row) } else { (0.0, 0.0) };
+            let g = grad.as_deref_mut().map(|g| &mut g[b * width..(b + 1) * width]);
             let loss = if self.from_logits {
+                // With a gradient, `exp(z - max)` is written into it and turned into
+                // `scale (softmax(z) - onehot(k))`.
+                let (max, exp_sum) = match g {
+                    Some(g) => {
+                        let (max, exp_sum) = shifted_exp(row, g);
+                        g.iter_mut().for_each(|g| *g = scale * *g / exp_sum);
+                        g[k] -= scale;
+                        (max, exp_sum)
+                    }
+                    None => shifted_exp_sum(row),
+                };
                 (max - row[k]) + libm::logf(exp_sum)
             } else {
-                -libm::logf(row[k].clamp(EPS, 1.0 - EPS))
-            };
-            sum += loss as f64;
-            if let Some(g) = grad.as_deref_mut() {
-                let g = &mut g[b * width..(b + 1) * width];
-                if self.from_logits {
-                    for (g, &z) in g.iter_mut().zip(row) {
-                        *g = scale * libm::expf(z - max) / exp_sum;
-                    }
-                    g[k] -= scale;
-                } else {
+                let q = row[k].clamp(EPS, 1.0 - EPS);
+                if let Some(g) = g {
                     g.fill(0.0);
-                    let q = row[k].clamp(EPS, 1.0 - EPS);
                     if q == row[k] {
                         g[k] = -scale / q;
                     }
                 }
-            }
+                -libm::logf(q)
+            };
+            sum += loss as f64;
         }
         (sum / batch as f64) as f32
     }
@@ -421,7 +430,7 @@ impl GanLoss {
     /// The loss of one score `z` with label `t` and its derivative.
     fn score(&self, z: f32, t: f32) -> (f32, f32) {
         match self.objective {
-            GanObjective::Logistic => (z.max(0.0) - z * t + libm::log1pf(libm::expf(-z.abs())), sigmoid(z) - t),
+            GanObjective::Logistic => (z.max(0.0) - z * t + libm::log1pf(exp(-z.abs())), sigmoid(z) - t),
             GanObjective::LeastSquares => ((z - t) * (z - t), 2.0 * (z - t)),
         }
     }

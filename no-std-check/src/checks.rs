@@ -75,7 +75,7 @@ pub const EXPECTED: [Digest; 6] = [
     Digest(0x0ae0_70b5_f3f2_aff1),
     Digest(0x6ae7_f2f1_92f8_d750),
     Digest(0x1b0b_f456_66ea_f1e6),
-    Digest(0xe52f_838d_d3f6_1ddf),
+    Digest(0x9189_4327_aefc_18f3),
     Digest(0x0711_0cca_0e38_5be4),
 ];
 

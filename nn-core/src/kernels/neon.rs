@@ -589,8 +589,8 @@ fn exp4(x: float32x4_t) -> float32x4_t {
     const ROUND: f32 = 12_582_912.0;
     const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
     let splat = vdupq_n_f32;
-    // `clamp`: NaN stays NaN (`fmax`, `fmin` propagate it).
-    let x = vminq_f32(vmaxq_f32(x, splat(-87.336_55)), splat(88.722_83));
+    // `clamp` to [-104, 89]: NaN stays NaN (`fmax`, `fmin` propagate it).
+    let x = vminq_f32(vmaxq_f32(x, splat(-104.0)), splat(89.0));
     let rounded = vfmaq_f32(splat(ROUND), x, splat(LOG2E));
     let n = vsubq_f32(rounded, splat(ROUND));
     let r = vfmaq_f32(vfmaq_f32(x, n, splat(-LN2_HI)), n, splat(-LN2_LO));
@@ -917,6 +917,26 @@ mod tests {
                 assert_eq!(bits(&c), bits(&c_units), "{cell:?}, {hidden} units: c");
             }
         }
+    }
+
+    /// [`exp4`] gives [`maths::exp`](crate::kernels::maths::exp)'s bits: over the range
+    /// where the result is finite and not 0, every ulp near 0, and past both ends.
+    #[test]
+    fn exp4_equals_exp_bit_for_bit() {
+        let exp = crate::kernels::maths::exp;
+        let mut x: Vec<f32> = (-110_000..=95_000).map(|k| k as f32 * 1e-3).collect();
+        x.extend((0..4096).map(|k| f32::from_bits(0x3300_0000 + k * 997)));
+        x.extend([0.0, -0.0, f32::MIN, f32::MAX, f32::INFINITY, f32::NEG_INFINITY, -103.972_08, 88.722_84]);
+        for (k, v) in x.chunks(4).enumerate() {
+            let v: [f32; 4] = core::array::from_fn(|i| v.get(i).copied().unwrap_or(1.0));
+            let mut out = [0.0; 4];
+            // SAFETY: NEON is the base of AArch64.
+            unsafe { vst1q_f32(out.as_mut_ptr(), exp4(vld1q_f32(v.as_ptr()))) };
+            assert_eq!(bits(&out), bits(&v.map(exp)), "chunk {k}: {v:?}");
+        }
+        // SAFETY: as above.
+        let nan = unsafe { vgetq_lane_f32::<0>(exp4(vdupq_n_f32(f32::NAN))) };
+        assert!(nan.is_nan());
     }
 
     /// Runs `call` (a kernel given bad extents) and expects a panic.

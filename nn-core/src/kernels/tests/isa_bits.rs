@@ -14,9 +14,11 @@
 //! x86-64 is `tests/firmware_digest.rs` and this file's outputs, run under
 //! `qemu-aarch64` (`.ci/run`).
 //!
-//! The layers use ReLU and no other activation, and the loss is the mean squared
-//! error: this test is about the kernels the instruction set picks (products,
-//! convolutions, pooling, the optimiser), not the activation functions.
+//! The network uses ReLU and no other activation, and the mean squared error: it is
+//! about the kernels the instruction set picks (products, convolutions, pooling, the
+//! optimiser). The elementary functions (`exp`, `sigmoid`, `tanh` of `kernels::maths`,
+//! vectorised under AVX2 and NEON) have their own lines, with the softmaxes and the
+//! losses on logits built on them.
 use std::process::Command;
 
 use crate::activation::Activation;
@@ -191,6 +193,55 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
     out.push(streamed("gru 8 -> 64", Gru::<1, 8, 64>::new(GruCell), 111));
     out.push(streamed("lstm 16 -> 16", Lstm::<1, 16, 16>::new(LstmCell), 112));
     out.push(streamed("lstm 8 -> 64, 2 layers", Lstm::<1, 8, 64, 2>::new(LstmCell), 113));
+    out.extend(maths_outputs());
+    out
+}
+
+/// The elementary functions (`kernels::maths`): their slice forms (64 lanes, then 8,
+/// then one) over values across `exp`'s whole range (its subnormal results and both
+/// ends included), and the activations, softmaxes and losses built on them.
+fn maths_outputs() -> Vec<(String, Vec<f32>)> {
+    use nn_core::kernels::maths;
+    use nn_core::loss::{BinaryCrossEntropy, CategoricalCrossEntropy, Loss, SparseCategoricalCrossEntropy};
+    let mut wide: Vec<f32> = values(203, 120).iter().map(|v| v * 110.0).collect();
+    wide.extend([-103.96, -103.98, -87.5, 88.722_83, 88.722_84, 0.0, 1e-30, -0.625, 0.625, 200.0, -200.0]);
+    let mut out = Vec::new();
+    for (name, f) in [
+        ("exp", (|v: &mut [f32]| maths::exp_shifted_in_place(v, 0.0)) as fn(&mut [f32])),
+        ("sigmoid", maths::sigmoid_in_place),
+        ("tanh", maths::tanh_in_place),
+    ] {
+        let mut v = wide.clone();
+        f(&mut v);
+        out.push((format!("maths {name}"), v));
+        let one_at_a_time = wide.iter().map(|&x| {
+            let mut one = [x];
+            f(&mut one);
+            one[0]
+        });
+        out.push((format!("maths {name}, one at a time"), one_at_a_time.collect()));
+    }
+    out.push(("maths exp, scalar".into(), wide.iter().map(|&x| maths::exp(x)).collect()));
+    // Softmax rows of 10 and 77 values, attention's masked softmax, GELU's derivative.
+    let logits: Vec<f32> = values(3 * 77, 121).iter().map(|v| v * 30.0).collect();
+    for width in [10, 77] {
+        let mut y = logits.clone();
+        Activation::Softmax.apply(&mut y, width);
+        out.push((format!("softmax rows of {width}"), y));
+    }
+    let mut row = logits[..77].to_vec();
+    nn_core::kernels::attention::masked_softmax(&mut row, 70);
+    out.push(("attention softmax".into(), row));
+    out.push(("gelu derivative".into(), wide.iter().map(|&z| Activation::Gelu.derivative(z * 0.1, 0.0)).collect()));
+    // Losses on logits, with their gradients.
+    let (labels, targets) = (vec![3.0, 76.0, 0.0], values(3 * 77, 122).iter().map(|v| v.abs()).collect::<Vec<_>>());
+    let mut grad = vec![0.0; logits.len()];
+    let sparse = SparseCategoricalCrossEntropy::from_logits().compute(&logits, &labels, 77, Some(&mut grad));
+    out.push(("sparse cross-entropy on logits".into(), [vec![sparse], grad.clone()].concat()));
+    let dense = CategoricalCrossEntropy::from_logits().compute(&logits, &targets, 77, Some(&mut grad));
+    out.push(("cross-entropy on logits".into(), [vec![dense], grad.clone()].concat()));
+    let binary = BinaryCrossEntropy { from_logits: true }.compute(&logits, &targets, 1, Some(&mut grad));
+    out.push(("binary cross-entropy on logits".into(), [vec![binary], grad].concat()));
     out
 }
 
