@@ -173,7 +173,7 @@ impl Attention {
     /// of `n_valid` valid keys: compiled for the widest vectors the CPU has, so that the
     /// exponentials (each a polynomial in `f64`) are computed eight or four at a time.
     /// The same operations on every element, so the same bits on every instruction set.
-    fn softmax_rows(&self, p: &mut [f32], n_valid: usize) {
+    pub(crate) fn softmax_rows(&self, p: &mut [f32], n_valid: usize) {
         #[cfg(target_arch = "x86_64")]
         {
             let isa = super::isa::isa();

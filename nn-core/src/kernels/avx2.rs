@@ -1357,63 +1357,32 @@ mod tests {
     }
 }
 
-/// `maths::exp` of eight lanes, written out: the same operations in the same order
-/// (clamp, Cody-Waite reduction, the polynomial in pairs of coefficients, `2^n` as two
-/// exponent-bit factors), so each lane has the bits of the portable function.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn exp8(x: __m256) -> __m256 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const ROUND: f32 = 12_582_912.0;
-    const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
-    let set = _mm256_set1_ps;
-    // `clamp`: `max(lo, x)` and `min(hi, x)` return `x` when it is NaN, as `f32::clamp`.
-    let x = _mm256_min_ps(set(88.722_83), _mm256_max_ps(set(-87.336_55), x));
-    let rounded = _mm256_fmadd_ps(x, set(LOG2E), set(ROUND));
-    let n = _mm256_sub_ps(rounded, set(ROUND));
-    let r = _mm256_fmadd_ps(n, set(2.121_944_4e-4), _mm256_fmadd_ps(n, set(-0.693_359_4), x));
-    let r2 = _mm256_mul_ps(r, r);
-    let a = _mm256_fmadd_ps(set(C[1]), r, set(C[0]));
-    let b = _mm256_fmadd_ps(set(C[3]), r, set(C[2]));
-    let c = _mm256_fmadd_ps(set(C[5]), r, set(C[4]));
-    let p = _mm256_fmadd_ps(_mm256_fmadd_ps(c, r2, b), r2, a);
-    let e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), set(1.0));
-    let n = _mm256_sub_epi32(_mm256_castps_si256(rounded), _mm256_set1_epi32(ROUND.to_bits() as i32));
-    let half = _mm256_srai_epi32::<1>(n);
-    let bias = _mm256_set1_epi32(127);
-    let scale_a = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(half, bias)));
-    let scale_b = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_sub_epi32(n, half), bias)));
-    _mm256_mul_ps(_mm256_mul_ps(e, scale_a), scale_b)
-}
-
-/// `maths::sigmoid` of eight lanes: `1 / (1 + exp(-x))`, the portable bits.
+/// [`maths::sigmoid`](super::maths::sigmoid) of eight lanes: the lane function itself,
+/// inlined into this AVX2 and FMA copy, so each lane has the bits of the portable
+/// function.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn sigmoid8(x: __m256) -> __m256 {
-    let e = exp8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0)));
-    _mm256_div_ps(_mm256_set1_ps(1.0), _mm256_add_ps(_mm256_set1_ps(1.0), e))
+    // SAFETY: `__m256` and `[f32; 8]` have the same size and every bit pattern is valid
+    // for both.
+    unsafe {
+        core::mem::transmute::<[f32; 8], __m256>(super::maths::sigmoid_lanes::<8>(core::mem::transmute::<
+            __m256,
+            [f32; 8],
+        >(x)))
+    }
 }
 
-/// `maths::tanh` of eight lanes: the odd polynomial below `|x| = 0.625`,
-/// `1 - 2 / (e^(2|x|) + 1)` with the sign of `x` above (NaN: the second), the portable
-/// bits.
+/// [`maths::tanh`](super::maths::tanh) of eight lanes, as [`sigmoid8`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn tanh8(x: __m256) -> __m256 {
-    const D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];
-    let set = _mm256_set1_ps;
-    let sign = set(-0.0);
-    let z = _mm256_mul_ps(x, x);
-    let mut q = set(D[4]);
-    for d in [D[3], D[2], D[1], D[0]] {
-        q = _mm256_fmadd_ps(q, z, set(d));
+    // SAFETY: as in `sigmoid8`.
+    unsafe {
+        core::mem::transmute::<[f32; 8], __m256>(super::maths::tanh_lanes::<8>(
+            core::mem::transmute::<__m256, [f32; 8]>(x),
+        ))
     }
-    let abs = _mm256_andnot_ps(sign, x);
-    let e = exp8(_mm256_mul_ps(set(2.0), abs));
-    let small = _mm256_fmadd_ps(_mm256_mul_ps(q, z), x, x);
-    let large = _mm256_sub_ps(set(1.0), _mm256_div_ps(set(2.0), _mm256_add_ps(e, set(1.0))));
-    let large = _mm256_or_ps(_mm256_andnot_ps(sign, large), _mm256_and_ps(sign, x));
-    _mm256_blendv_ps(large, small, _mm256_cmp_ps::<_CMP_LT_OQ>(abs, set(0.625)))
 }
 
 /// One GRU cell step of `H` units (a multiple of 8, at most 16: two vectors side by

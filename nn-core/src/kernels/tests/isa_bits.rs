@@ -229,9 +229,21 @@ fn maths_outputs() -> Vec<(String, Vec<f32>)> {
         Activation::Softmax.apply(&mut y, width);
         out.push((format!("softmax rows of {width}"), y));
     }
+    // Two causal rows of 77 keys of which 70 are valid (the second sees two keys), and
+    // one row that sees all 70.
+    let mut rows = logits[..2 * 77].to_vec();
+    let heads = |causal| nn_core::kernels::attention::Attention {
+        queries: 2,
+        keys: 77,
+        width: 8,
+        heads: 1,
+        causal,
+        dropout: 0.0,
+    };
+    heads(true).softmax_rows(&mut rows, 70);
     let mut row = logits[..77].to_vec();
-    nn_core::kernels::attention::masked_softmax(&mut row, 70);
-    out.push(("attention softmax".into(), row));
+    heads(false).softmax_rows(&mut row, 70);
+    out.push(("attention softmax".into(), [rows, row].concat()));
     out.push(("gelu derivative".into(), wide.iter().map(|&z| Activation::Gelu.derivative(z * 0.1, 0.0)).collect()));
     // Losses on logits, with their gradients.
     let (labels, targets) = (vec![3.0, 76.0, 0.0], values(3 * 77, 122).iter().map(|v| v.abs()).collect::<Vec<_>>());
