@@ -1216,40 +1216,12 @@ unsafe fn input_grad_direct(
     }
     let (weight, offsets, dx, hw) =
         (&weight[..filters * patch], &offsets[..taps], &mut dx[..g.input_len()], g.height * g.width);
+    let taps_product =
+        if super::isa::isa().avx512() { super::avx512::gemm_gathered_taps } else { super::avx2::gemm_gathered_taps };
     // SAFETY: the caller's contract (AVX2 and FMA, and AVX-512 F where
-    // `isa().avx512()`); the bounds are asserted inside.
+    // `isa().avx512()`, which chose the AVX-512 form); the bounds are asserted inside.
     unsafe {
-        if super::isa::isa().avx512() {
-            super::avx512::gemm_gathered_taps(
-                weight,
-                patch,
-                g.channels,
-                filters,
-                taps,
-                padded,
-                plane,
-                offsets,
-                (g.width, pw),
-                dx,
-                hw,
-                hw,
-            )
-        } else {
-            super::avx2::gemm_gathered_taps(
-                weight,
-                patch,
-                g.channels,
-                filters,
-                taps,
-                padded,
-                plane,
-                offsets,
-                (g.width, pw),
-                dx,
-                hw,
-                hw,
-            )
-        }
+        taps_product(weight, patch, g.channels, filters, taps, padded, plane, offsets, (g.width, pw), dx, hw, hw)
     };
 }
 
