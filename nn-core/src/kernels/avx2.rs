@@ -967,6 +967,20 @@ pub unsafe fn gemv_fixed<const N: usize>(
     }
 }
 
+/// Dense 8 -> 8 at batch 1 on AVX2: [`gemv_fixed`] with every size in the types, so
+/// that nothing is checked at run time and the call passes four pointers (`bias` may be
+/// null); the same bits as [`gemv_fixed`], ReLU fused when `RELU`. The AVX2 counterpart
+/// of `avx512::dense8x8`.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub unsafe fn dense8x8<const RELU: bool>(w: &[f32; 64], x: &[f32; 8], bias: Option<&[f32; 8]>, y: &mut [f32; 8]) {
+    // SAFETY: the CPU has what `gemv_fixed` needs (the caller's contract); 8 rows of 8.
+    unsafe { gemv_fixed::<8>(w, 8, x, bias.map(|b| b.as_slice()), RELU, false, y) }
+}
+
 /// The sum of eight lane vectors in the order [`sum8`] gives the lanes of one vector,
 /// `((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))`, as vertical additions.
 #[inline]

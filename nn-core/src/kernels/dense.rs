@@ -50,9 +50,9 @@ pub fn forward(
 /// are fused (`avx2::gemv_fixed`; for `I = 8` with AVX-512, `avx512::gemv8`, two rows
 /// per register and half the shuffles); the same bits as [`forward`].
 ///
-/// Dense 8 -> 8 (RTNeural's smallest layer) with AVX-512 is one call of
-/// `avx512::dense8x8` with every size in the types; its other cases are out of line,
-/// so that a caller keeps this one small enough to inline.
+/// Dense 8 -> 8 (RTNeural's smallest layer) is one call of `avx512::dense8x8` with
+/// AVX-512 (`avx2::dense8x8` with AVX2 alone) with every size in the types; its other
+/// cases are out of line, so that a caller keeps this one small enough to inline.
 #[inline]
 pub fn forward_one<const I: usize>(
     x: &[f32],
@@ -72,12 +72,16 @@ pub fn forward_one<const I: usize>(
         if let (Ok(x8), Some(w64), Some(y8), Some(b8)) =
             (<&[f32; 8]>::try_from(x), weight.first_chunk::<64>(), y.first_chunk_mut::<8>(), bias8)
         {
-            if super::isa::isa().avx512() {
-                // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+            let isa = super::isa::isa();
+            if isa.avx2() {
+                let relu = activation == Activation::Relu;
+                // SAFETY: the CPU has AVX2 and FMA, and AVX-512 F where `avx512` says so.
                 return unsafe {
-                    match activation {
-                        Activation::Relu => super::avx512::dense8x8::<true>(w64, x8, b8, y8),
-                        _ => super::avx512::dense8x8::<false>(w64, x8, b8, y8),
+                    match (isa.avx512(), relu) {
+                        (true, true) => super::avx512::dense8x8::<true>(w64, x8, b8, y8),
+                        (true, false) => super::avx512::dense8x8::<false>(w64, x8, b8, y8),
+                        (false, true) => super::avx2::dense8x8::<true>(w64, x8, b8, y8),
+                        (false, false) => super::avx2::dense8x8::<false>(w64, x8, b8, y8),
                     }
                 };
             }

@@ -109,6 +109,13 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
         Some(&mut dx),
     );
     out.extend([("dense forward".into(), y), ("dense forward_one".into(), one)]);
+    // Dense 8 -> 8 at batch 1 (its fixed-size kernels), with and without bias and ReLU.
+    let (w8, x8, b8) = (values(64, 76), values(8, 77), values(8, 78));
+    for (bias, activation) in [(Some(&b8[..]), Activation::Relu), (None, Activation::Identity)] {
+        let mut y8 = vec![0.0; 8];
+        dense::forward_one::<8>(&x8, &w8, bias, activation, 8, &mut y8);
+        out.push((format!("dense 8->8 {activation:?}"), y8));
+    }
     out.extend([("dense dW".into(), dw), ("dense db".into(), db), ("dense dx".into(), dx)]);
     // Convolutions: stride 1 with rows of whole vectors (the padded-input form), stride
     // 2 (the column form), more than 256 column rows; forward and backward.
