@@ -11,7 +11,7 @@ instruction set it dispatches to, oneDNN's `isa:` line its highest instruction s
 each primitive its implementation, such as `jit:avx2`); then prints, last, one JSON line
 with what Python can ask directly: `torch.backends.cpu.get_cpu_capability()` and
 OpenBLAS's own `openblas_get_corename` and `openblas_get_config` (read through ctypes from
-the OpenBLAS that NumPy loaded, as threadpoolctl does).
+the OpenBLAS that NumPy loaded, as threadpoolctl does), and the sgemm rate.
 
 Needs PyTorch and NumPy; CI does not run this.
 """
@@ -49,16 +49,18 @@ def openblas():
 
 
 def sgemm_gflops(n, seconds):
-    """NumPy's best sgemm rate at n x n x n over `seconds` of calls, one thread."""
+    """NumPy's best sgemm rate at n x n x n over `seconds` of calls, one thread, each
+    call timed by this process's CPU time (`time.process_time`: on a loaded machine,
+    the time other processes take the core from it is not counted)."""
     rng = np.random.default_rng(1)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     c = np.empty((n, n), dtype=np.float32)
     np.matmul(a, b, out=c)
     best, start = float("inf"), time.perf_counter()
     while time.perf_counter() - start < seconds:
-        t = time.perf_counter()
+        t = time.process_time()
         np.matmul(a, b, out=c)
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return 2 * n**3 / best / 1e9
 
 
