@@ -26,6 +26,7 @@
 //! ```
 use core::marker::PhantomData;
 
+use crate::kernels::maths::{fold_lanes, sum_lanes, SUM_LANES};
 use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -63,7 +64,7 @@ impl<S: Shape> Default for LayerNorm<S> {
 }
 
 /// Calls one of the row kernels below in its copy for the widest vectors the CPU has
-/// (see [`compiled_for`]), so that the loops over [`LANES`] are one or two vector
+/// (see [`compiled_for`]), so that the loops over [`SUM_LANES`] are one or two vector
 /// operations.
 macro_rules! on_widest {
     ($kernel:ident($($arg:expr),* $(,)?)) => {{
@@ -92,6 +93,8 @@ macro_rules! on_widest {
 macro_rules! compiled_for {
     ($module:ident, $features:literal, $(fn $kernel:ident($($arg:ident: $ty:ty),* $(,)?);)*) => {
         #[cfg(target_arch = "x86_64")]
+        // (The threads' kernels are called only with the `threading` feature.)
+        #[cfg_attr(not(feature = "threading"), allow(dead_code))]
         mod $module {
             $(
                 /// The kernel of the same name, compiled for these features.
@@ -142,7 +145,7 @@ row_kernels!(avx2, "avx2");
 /// Normalises each row of `width` values of `x` into `y` with `params = weight | bias`.
 /// When `cache` is given, it receives `x^` (`x.len()` floats) then `r` per row.
 ///
-/// Each row's mean and variance are sums in the fixed order of [`LANES`], compiled for
+/// Each row's mean and variance are sums in the fixed order of [`SUM_LANES`], compiled for
 /// the widest vectors the CPU has; with the `threading` feature, the rows of a large
 /// batch are shared between threads. A row's bits depend on neither.
 pub(crate) fn forward(params: &[f32], eps: f32, width: usize, x: &[f32], y: &mut [f32], cache: Option<&mut [f32]>) {
@@ -167,7 +170,7 @@ pub(crate) fn forward(params: &[f32], eps: f32, width: usize, x: &[f32], y: &mut
 /// `forward` filled for `d.len() / width` rows.
 ///
 /// Each column's parameter gradient adds its rows' terms in row order, and each row's
-/// sums are taken in the order of [`LANES`]; with the `threading` feature a large
+/// sums are taken in the order of [`SUM_LANES`]; with the `threading` feature a large
 /// batch is shared between threads (columns for the parameter gradients, then rows),
 /// with the same bits.
 pub(crate) fn backward_in_place(params: &[f32], width: usize, cache: &[f32], d: &mut [f32], grads: &mut [f32]) {
@@ -290,13 +293,6 @@ fn backward_shared(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d
     for_each_part(crate::kernels::gemm::threads(), &run);
 }
 
-/// Lanes of a row's sums: lane `j` adds the row's elements `j`, `j + 16`, `j + 32`, ...
-/// in order, then the lanes are added pairwise (`j + 8` into `j`, then `j + 4`, `+ 2`,
-/// `+ 1`). Written as loops over arrays of this many lanes, the sums are one or two
-/// vector additions per step under AVX-512 and AVX2 and scalar additions elsewhere, in
-/// the same order, so the same bits on every instruction set.
-const LANES: usize = 16;
-
 /// Rows (or, in the backward's parameter gradients, columns) a thread takes at a time
 /// when the rows are shared between threads.
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
@@ -307,58 +303,32 @@ const BLOCK: usize = 16;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 const PARALLEL_MIN_FLOATS: usize = 1 << 14;
 
-/// The lanes added pairwise into one sum (see [`LANES`]).
-#[inline(always)]
-fn fold(mut lanes: [f32; LANES]) -> f32 {
-    let mut half = LANES / 2;
-    while half > 0 {
-        for i in 0..half {
-            lanes[i] += lanes[i + half];
-        }
-        half /= 2;
-    }
-    lanes[0]
-}
-
-/// `sum f(v)` over `values`, in the order of [`LANES`].
-#[inline(always)]
-fn sum_of(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let mut chunks = values.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (l, &v) in lanes.iter_mut().zip(chunk) {
-            *l += f(v);
-        }
-    }
-    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-        *l += f(v);
-    }
-    fold(lanes)
-}
-
-/// `sum g` and `sum g n` over a row, `g = dy * weight`, in the order of [`LANES`].
+/// `sum g` and `sum g n` over a row, `g = dy * weight`, in the order of [`SUM_LANES`].
 #[inline(always)]
 fn sums_g(dy: &[f32], normed: &[f32], weight: &[f32]) -> (f32, f32) {
-    let (mut sum_g, mut sum_gn) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let mut chunks = dy.chunks_exact(LANES).zip(normed.chunks_exact(LANES)).zip(weight.chunks_exact(LANES));
+    let (mut sum_g, mut sum_gn) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
+    let mut chunks = dy.chunks_exact(SUM_LANES).zip(normed.chunks_exact(SUM_LANES)).zip(weight.chunks_exact(SUM_LANES));
     for ((dy, n), w) in &mut chunks {
-        for l in 0..LANES {
+        for l in 0..SUM_LANES {
             let g = dy[l] * w[l];
             sum_g[l] += g;
             sum_gn[l] += g * n[l];
         }
     }
-    let full = dy.len() / LANES * LANES;
+    let full = dy.len() / SUM_LANES * SUM_LANES;
     for (l, ((&dy, &n), &w)) in dy[full..].iter().zip(&normed[full..]).zip(&weight[full..]).enumerate() {
         let g = dy * w;
         sum_g[l] += g;
         sum_gn[l] += g * n;
     }
-    (fold(sum_g), fold(sum_gn))
+    (fold_lanes(sum_g), fold_lanes(sum_gn))
 }
 
 /// The forward of the rows `x` (`x.len() / width` of them) into `y`, and when given
-/// `x^` into `normed` and `r` into `rstd` (one per row).
+/// `x^` into `normed` and `r` into `rstd` (one per row). The means and variances of
+/// [`SUM_LANES`] rows are taken first, then their `r` together (one vector square root
+/// and division rather than one per row, each waited for), then the rows are
+/// normalised.
 #[inline(always)]
 fn forward_rows(
     params: &[f32],
@@ -371,27 +341,56 @@ fn forward_rows(
 ) {
     let (weight, bias) = params[..2 * width].split_at(width);
     let inv_width = 1.0 / width as f32;
-    for (row, (x, y)) in x.chunks_exact(width).zip(y.chunks_exact_mut(width)).enumerate() {
-        let mean = sum_of(x, |v| v) * inv_width;
-        let var = sum_of(x, |v| (v - mean) * (v - mean)) * inv_width;
-        let r = 1.0 / libm::sqrtf(var + eps);
-        match normed.as_deref_mut() {
-            Some(normed) => {
-                let normed = &mut normed[row * width..(row + 1) * width];
-                for ((((y, n), &x), &w), &b) in y.iter_mut().zip(normed).zip(x).zip(weight).zip(bias) {
-                    *n = (x - mean) * r;
-                    *y = *n * w + b;
+    let group = SUM_LANES * width;
+    for (g, (x, y)) in x.chunks(group).zip(y.chunks_mut(group)).enumerate() {
+        let (mut mean, mut r) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
+        for ((x, mean), var) in x.chunks_exact(width).zip(&mut mean).zip(&mut r) {
+            *mean = sum_lanes(x, |v| v) * inv_width;
+            let m = *mean;
+            *var = sum_lanes(x, |v| (v - m) * (v - m)) * inv_width;
+        }
+        for r in &mut r {
+            *r = 1.0 / sqrt(*r + eps);
+        }
+        for (row, (x, y)) in x.chunks_exact(width).zip(y.chunks_exact_mut(width)).enumerate() {
+            let (mean, r) = (mean[row], r[row]);
+            let at = (g * SUM_LANES + row) * width;
+            match normed.as_deref_mut() {
+                Some(normed) => {
+                    let normed = &mut normed[at..at + width];
+                    for ((((y, n), &x), &w), &b) in y.iter_mut().zip(normed).zip(x).zip(weight).zip(bias) {
+                        *n = (x - mean) * r;
+                        *y = *n * w + b;
+                    }
                 }
-            }
-            None => {
-                for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(weight).zip(bias) {
-                    *y = (x - mean) * r * w + b;
+                None => {
+                    for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(weight).zip(bias) {
+                        *y = (x - mean) * r * w + b;
+                    }
                 }
             }
         }
         if let Some(rstd) = rstd.as_deref_mut() {
-            rstd[row] = r;
+            let rows = x.len() / width;
+            rstd[g * SUM_LANES..g * SUM_LANES + rows].copy_from_slice(&r[..rows]);
         }
+    }
+}
+
+/// The correctly rounded square root (so the same bits everywhere): on x86-64 the
+/// instruction in the encoding of the caller's copy (`vsqrtss` in the AVX copies: a
+/// legacy `sqrtss` among AVX-512 instructions stalls), which also vectorises.
+#[inline(always)]
+fn sqrt(x: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_cvtss_f32, _mm_set_ss, _mm_sqrt_ss};
+        // SAFETY: every x86-64 CPU has SSE.
+        unsafe { _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(x))) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        libm::sqrtf(x)
     }
 }
 
