@@ -1,10 +1,11 @@
 //! One thread and two give the same bits for attention: encoder layers (post-norm and
-//! pre-norm, causal, with dropout, with a key padding mask) and cross-attention, each
-//! a training forward, its backward (input and parameter gradients) and an inference,
+//! pre-norm, causal, with dropout, with a key padding mask), cross-attention and a layer
+//! norm of a width that is not a multiple of 16, each a training forward, its backward
+//! (input and parameter gradients) and, for the encoders, an inference,
 //! are computed in child processes of this test binary with `MATMUL_NUM_THREADS` 1 and
 //! 2, and their outputs compared bit for bit. The batches are large enough for the
-//! heads to be shared between threads (`kernels::attention::PARALLEL_MIN_MACS`) and
-//! for the products to be split (`gemm::PARALLEL_MIN_FLOPS`), with the `threading`
+//! heads to be shared between threads (`kernels::attention::PARALLEL_MIN_MACS`), for
+//! the norms' rows (`layers::layer_norm::PARALLEL_MIN_FLOATS`) and for the products to be split (`gemm::PARALLEL_MIN_FLOPS`), with the `threading`
 //! feature (`cargo test --workspace` enables it through `nn-bench`; alone,
 //! `cargo test --test layers --features nn-core/threading`); without it both children
 //! run on one thread.
@@ -12,8 +13,8 @@ use std::process::Command;
 
 use crate::standalone::Standalone;
 
-use nn_core::layers::{CrossAttention, TransformerEncoderLayer};
-use nn_core::{Activation, Layer, Rng, Shape};
+use nn_core::layers::{CrossAttention, LayerNorm, TransformerEncoderLayer};
+use nn_core::{Activation, Layer, Rng, Shape, Shape2};
 
 /// The child's marker: set, the ignored test prints its outputs.
 const CHILD: &str = "NN_ATTENTION_THREADS_CHILD";
@@ -82,6 +83,23 @@ fn cross(batch: usize) -> Vec<f32> {
     [y, d_query, d_context, s.grads].concat()
 }
 
+/// A layer norm of width 40 over 40 samples of 17 rows (680 rows, 27,200 floats),
+/// training forward and backward: the output, the input gradient and the parameter
+/// gradients.
+fn norm() -> Vec<f32> {
+    type Norm = LayerNorm<Shape2<17, 40>>;
+    let (layer, batch) = (Norm::new(1e-5), 40);
+    let mut params: Vec<f32> = values(Norm::PARAMS, 50).iter().map(|v| 1.0 + 0.5 * v).collect();
+    params[40..].iter_mut().for_each(|b| *b -= 1.0);
+    let x = values(batch * 17 * 40, 51);
+    let mut dy = values(x.len(), 52);
+    let mut s = Standalone::of(&layer, batch, 53);
+    let (mut y, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    layer.forward_train(&x, &mut y, s.train(&params));
+    layer.backward(&x, &y.clone(), &mut dy, Some(&mut dx), s.backward(&params));
+    [y, dx, s.grads].concat()
+}
+
 /// Every output this test compares, by name.
 fn outputs() -> Vec<(&'static str, Vec<f32>)> {
     let post = TransformerEncoderLayer::<32, 64, 4, 128>::new(false, Activation::Relu, 0.1);
@@ -91,6 +109,7 @@ fn outputs() -> Vec<(&'static str, Vec<f32>)> {
         ("post-norm encoder, padded", encoder(&post, 9, 2, true)),
         ("pre-norm causal encoder, dropout", encoder(&pre, 33, 3, false)),
         ("cross-attention, causal, padded, dropout", cross(25)),
+        ("layer norm, width 40", norm()),
     ]
 }
 
@@ -131,7 +150,7 @@ fn one_and_two_threads_give_the_same_bits() {
         String::from_utf8_lossy(&run.stdout).lines().filter(|l| l.starts_with("bits ")).map(str::to_owned).collect()
     };
     let (one, two) = (run("1"), run("2"));
-    assert_eq!(one.len(), 4, "outputs of one thread");
+    assert_eq!(one.len(), 5, "outputs of one thread");
     assert_eq!(one.len(), two.len());
     for (a, b) in one.iter().zip(&two) {
         let name = a.split(':').next().unwrap_or_default();

@@ -293,10 +293,7 @@ impl Attention {
                 if dropout {
                     dp.iter_mut().zip(&keep[at..at + grid]).for_each(|(g, &m)| *g *= m);
                 }
-                for (g, w) in dp.chunks_exact_mut(tk).zip(p.chunks_exact(tk)) {
-                    let dot: f32 = g.iter().zip(w).map(|(a, b)| a * b).sum();
-                    g.iter_mut().zip(w).for_each(|(g, &w)| *g = scale * w * (*g - dot));
-                }
+                softmax_backward_rows(dp, p, tk, scale);
                 let ds = MatRef::new(dp, tq, tk);
                 // dQ = dS K, dK = dS^T Q
                 gemm(1.0, ds, k, 0.0, &mut d_q[s * lay.q_len + h * dh..], lay.q_rs);
@@ -652,6 +649,56 @@ fn max_of(values: &[f32]) -> f32 {
         *m = larger(*m, v);
     }
     lanes.into_iter().fold(f32::NEG_INFINITY, larger)
+}
+
+/// The softmax backward of one head's rows: `dP` (`[TQ, TK]`, rows of `keys`) becomes
+/// `dS = scale P * (dP - rowsum(P * dP))`. Each row's sum is taken in the fixed order
+/// of [`maths::SUM_LANES`](super::maths::SUM_LANES) (one dependent chain of additions
+/// per row otherwise), compiled for the widest vectors the CPU has: the same bits on
+/// every instruction set.
+fn softmax_backward_rows(dp: &mut [f32], p: &[f32], keys: usize, scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let isa = super::isa::isa();
+        if isa.avx512() {
+            // SAFETY: the CPU has AVX-512 F and AVX2.
+            return unsafe { softmax_backward_rows_avx512(dp, p, keys, scale) };
+        }
+        if isa.avx2() {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { softmax_backward_rows_avx2(dp, p, keys, scale) };
+        }
+    }
+    softmax_backward_rows_inline(dp, p, keys, scale);
+}
+
+/// [`softmax_backward_rows`], to be inlined into its copies.
+#[inline(always)]
+fn softmax_backward_rows_inline(dp: &mut [f32], p: &[f32], keys: usize, scale: f32) {
+    for (g, w) in dp.chunks_exact_mut(keys).zip(p.chunks_exact(keys)) {
+        let dot = super::maths::dot_lanes(g, w);
+        g.iter_mut().zip(w).for_each(|(g, &w)| *g = scale * w * (*g - dot));
+    }
+}
+
+/// [`softmax_backward_rows`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512 F and AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn softmax_backward_rows_avx512(dp: &mut [f32], p: &[f32], keys: usize, scale: f32) {
+    softmax_backward_rows_inline(dp, p, keys, scale);
+}
+
+/// [`softmax_backward_rows`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_backward_rows_avx2(dp: &mut [f32], p: &[f32], keys: usize, scale: f32) {
+    softmax_backward_rows_inline(dp, p, keys, scale);
 }
 
 /// [`softmax_rows`] compiled for AVX-512.

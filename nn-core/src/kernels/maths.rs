@@ -354,6 +354,60 @@ pub fn exp_rounded(x: f32) -> f32 {
     (p * f64::from_bits(((n + 1023) as u64) << 52)) as f32
 }
 
+/// Lanes of the crate's fixed-order sums ([`sum_lanes`], [`dot_lanes`]): lane `j` adds
+/// the terms `j`, `j + 16`, `j + 32`, ... in order, then the lanes are added pairwise
+/// ([`fold_lanes`]). Written as loops over arrays of this many lanes, a sum is one
+/// AVX-512 or two AVX2 vector additions per step and scalar additions elsewhere, in the
+/// same order: the same bits on every instruction set, where a sum in index order
+/// would be one dependent chain of scalar additions.
+pub(crate) const SUM_LANES: usize = 16;
+
+/// The lanes of a sum added pairwise: `j + 8` into `j`, then `j + 4`, `j + 2`, `j + 1`.
+#[inline(always)]
+pub(crate) fn fold_lanes(mut lanes: [f32; SUM_LANES]) -> f32 {
+    let mut half = SUM_LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            lanes[i] += lanes[i + half];
+        }
+        half /= 2;
+    }
+    lanes[0]
+}
+
+/// `sum f(v)` over `values`, in the order of [`SUM_LANES`].
+#[inline(always)]
+pub(crate) fn sum_lanes(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; SUM_LANES];
+    let mut chunks = values.chunks_exact(SUM_LANES);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += f(v);
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l += f(v);
+    }
+    fold_lanes(lanes)
+}
+
+/// `sum a[i] b[i]` (products rounded, not fused), in the order of [`SUM_LANES`].
+#[inline(always)]
+pub(crate) fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; SUM_LANES];
+    let (a, b) = (&a[..a.len().min(b.len())], &b[..a.len().min(b.len())]);
+    for (a, b) in a.chunks_exact(SUM_LANES).zip(b.chunks_exact(SUM_LANES)) {
+        for l in 0..SUM_LANES {
+            lanes[l] += a[l] * b[l];
+        }
+    }
+    let full = a.len() / SUM_LANES * SUM_LANES;
+    for (l, (&a, &b)) in lanes.iter_mut().zip(a[full..].iter().zip(&b[full..])) {
+        *l += a * b;
+    }
+    fold_lanes(lanes)
+}
+
 #[cfg(all(test, feature = "std"))]
 mod tests {
     //! Accuracy over every `f32` against `f64` (sampled here; every value in the ignored

@@ -23,7 +23,7 @@ pub mod maths;
 pub(crate) mod neon;
 pub mod optim;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
-mod parallel;
+pub(crate) mod parallel;
 pub mod pool;
 pub mod portable;
 pub mod recurrent;

@@ -237,8 +237,9 @@ const SHARED_MAX_FLOATS: usize = 16 << 20;
 static PACKED_B: Mutex<std::vec::Vec<f32>> = Mutex::new(std::vec::Vec::new());
 
 /// Sets `abort` if dropped while its thread unwinds, so that the other parts stop
-/// waiting for a packing that will not finish.
-struct AbortOnPanic<'a>(&'a AtomicBool);
+/// waiting for work that will not finish (a packing here, a layer norm's parameter
+/// gradients in `layers::layer_norm`).
+pub(crate) struct AbortOnPanic<'a>(pub(crate) &'a AtomicBool);
 
 impl Drop for AbortOnPanic<'_> {
     fn drop(&mut self) {

@@ -26,6 +26,7 @@
 //! ```
 use core::marker::PhantomData;
 
+use crate::kernels::maths::{fold_lanes, sum_lanes, SUM_LANES};
 use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -62,59 +63,401 @@ impl<S: Shape> Default for LayerNorm<S> {
     }
 }
 
+/// Calls one of the row kernels below in its copy for the widest vectors the CPU has
+/// (see [`compiled_for`]), so that the loops over [`SUM_LANES`] are one or two vector
+/// operations.
+macro_rules! on_widest {
+    // The forward writes two rows per row read (`y` and `x^`): with 64-byte vectors
+    // every store of a buffer that is not 64-byte aligned splits a cache line, which
+    // made it slower than the AVX2 copy (same bits).
+    (ymm $kernel:ident($($arg:expr),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::kernels::isa::isa().avx2() {
+                // SAFETY: the CPU has AVX2.
+                unsafe { avx2::$kernel($($arg),*) }
+            } else {
+                $kernel($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $kernel($($arg),*)
+        }
+    }};
+    ($kernel:ident($($arg:expr),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            let isa = crate::kernels::isa::isa();
+            if isa.avx512() {
+                // SAFETY: the CPU has AVX-512 F and AVX2.
+                unsafe { avx512::$kernel($($arg),*) }
+            } else if isa.avx2() {
+                // SAFETY: the CPU has AVX2.
+                unsafe { avx2::$kernel($($arg),*) }
+            } else {
+                $kernel($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $kernel($($arg),*)
+        }
+    }};
+}
+
+/// A module of copies of the row kernels compiled with these target features (each
+/// inlines its `#[inline(always)]` kernel).
+macro_rules! compiled_for {
+    ($module:ident, $features:literal, $(fn $kernel:ident($($arg:ident: $ty:ty),* $(,)?);)*) => {
+        #[cfg(target_arch = "x86_64")]
+        // (The threads' kernels are called only with the `threading` feature, and the
+        // forward's AVX-512 copy not at all: see `on_widest`.)
+        #[allow(dead_code)]
+        mod $module {
+            $(
+                /// The kernel of the same name, compiled for these features.
+                ///
+                /// # Safety
+                /// The CPU has the features.
+                #[target_feature(enable = $features)]
+                #[allow(clippy::too_many_arguments)]
+                pub(super) unsafe fn $kernel($($arg: $ty),*) {
+                    super::$kernel($($arg),*)
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! row_kernels {
+    ($module:ident, $features:literal) => {
+        compiled_for! {
+            $module,
+            $features,
+            fn forward_rows(
+                params: &[f32],
+                eps: f32,
+                width: usize,
+                x: &[f32],
+                y: &mut [f32],
+                normed: Option<&mut [f32]>,
+                rstd: Option<&mut [f32]>,
+            );
+            fn input_grad_rows(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]);
+            fn param_grad_rows(
+                width: usize,
+                columns: core::ops::Range<usize>,
+                normed: &[f32],
+                dy: &[f32],
+                g_weight: &mut [f32],
+                g_bias: &mut [f32],
+            );
+            fn backward_rows(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32], grads: &mut [f32]);
+        }
+    };
+}
+
+row_kernels!(avx512, "avx512f,avx2");
+row_kernels!(avx2, "avx2");
+
 /// Normalises each row of `width` values of `x` into `y` with `params = weight | bias`.
 /// When `cache` is given, it receives `x^` (`x.len()` floats) then `r` per row.
+///
+/// Each row's mean and variance are sums in the fixed order of [`SUM_LANES`], compiled for
+/// the widest vectors the CPU has; with the `threading` feature, the rows of a large
+/// batch are shared between threads. A row's bits depend on neither.
 pub(crate) fn forward(params: &[f32], eps: f32, width: usize, x: &[f32], y: &mut [f32], cache: Option<&mut [f32]>) {
-    let (weight, bias) = params[..2 * width].split_at(width);
     let rows = x.len() / width;
-    let (mut normed, mut rstd) = match cache {
+    let (x, y) = (&x[..rows * width], &mut y[..rows * width]);
+    let (normed, rstd) = match cache {
         Some(c) => {
             let (n, r) = c.split_at_mut(rows * width);
             (Some(n), Some(&mut r[..rows]))
         }
         None => (None, None),
     };
-    let inv_width = 1.0 / width as f32;
-    for (row, (x, y)) in x.chunks_exact(width).zip(y.chunks_exact_mut(width)).enumerate() {
-        let mean = x.iter().sum::<f32>() * inv_width;
-        let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() * inv_width;
-        let r = 1.0 / libm::sqrtf(var + eps);
-        for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(weight).zip(bias) {
-            *y = (x - mean) * r * w + b;
-        }
-        if let Some(n) = normed.as_deref_mut() {
-            for (n, &x) in n[row * width..(row + 1) * width].iter_mut().zip(x) {
-                *n = (x - mean) * r;
-            }
-        }
-        if let Some(rs) = rstd.as_deref_mut() {
-            rs[row] = r;
-        }
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    if shared(x.len()) {
+        return forward_shared(params, eps, width, x, y, normed, rstd);
     }
+    on_widest!(ymm forward_rows(params, eps, width, x, y, normed, rstd));
 }
 
 /// Backward of [`forward`] in place: `d` holds `dL/dy` and receives `dL/dx`; the
 /// parameter gradients are added into `grads = dweight | dbias`. `cache` is the one
 /// `forward` filled for `d.len() / width` rows.
+///
+/// Each column's parameter gradient adds its rows' terms in row order, and each row's
+/// sums are taken in the order of [`SUM_LANES`]; with the `threading` feature a large
+/// batch is shared between threads (columns for the parameter gradients, then rows),
+/// with the same bits.
 pub(crate) fn backward_in_place(params: &[f32], width: usize, cache: &[f32], d: &mut [f32], grads: &mut [f32]) {
+    let rows = d.len() / width;
+    let d = &mut d[..rows * width];
+    let (normed, rstd) = cache.split_at(rows * width);
+    let rstd = &rstd[..rows];
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    if shared(d.len()) {
+        return backward_shared(params, width, normed, rstd, d, grads);
+    }
+    on_widest!(backward_rows(params, width, normed, rstd, d, grads));
+}
+
+/// Whether a norm over `len` floats is shared between threads.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+fn shared(len: usize) -> bool {
+    len >= PARALLEL_MIN_FLOATS && crate::kernels::gemm::threads() > 1
+}
+
+/// [`forward`] on every thread: blocks of [`BLOCK`] rows handed out one at a time.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+fn forward_shared(
+    params: &[f32],
+    eps: f32,
+    width: usize,
+    x: &[f32],
+    y: &mut [f32],
+    normed: Option<&mut [f32]>,
+    rstd: Option<&mut [f32]>,
+) {
+    use crate::kernels::parallel::{for_each_part, Output};
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    let rows = x.len() / width;
+    let blocks = rows.div_ceil(BLOCK);
+    let y_at = Output(y.as_mut_ptr());
+    let normed_at = normed.map(|n| Output(n.as_mut_ptr()));
+    let rstd_at = rstd.map(|r| Output(r.as_mut_ptr()));
+    let next = AtomicUsize::new(0);
+    let run = |_part: usize| loop {
+        let block = next.fetch_add(1, Ordering::Relaxed);
+        if block >= blocks {
+            break;
+        }
+        let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(rows));
+        let len = (end - start) * width;
+        // SAFETY: the block is taken by this part only: its rows of `y` and of
+        // `x^` (`len` floats at `start width`, within the `rows width` of each) and
+        // its `end - start` values of `r` (within `rows`) are written by no other.
+        let (y, normed, rstd) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(y_at.at(start * width), len),
+                normed_at.map(|n| core::slice::from_raw_parts_mut(n.at(start * width), len)),
+                rstd_at.map(|r| core::slice::from_raw_parts_mut(r.at(start), end - start)),
+            )
+        };
+        on_widest!(ymm forward_rows(params, eps, width, &x[start * width..end * width], y, normed, rstd));
+    };
+    for_each_part(crate::kernels::gemm::threads(), &run);
+}
+
+/// [`backward_in_place`] on every thread: first the parameter gradients, [`BLOCK`]
+/// columns at a time over every row, then (once all of them have read `dL/dy`) the
+/// input gradients, [`BLOCK`] rows at a time.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+fn backward_shared(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32], grads: &mut [f32]) {
+    use crate::kernels::parallel::{for_each_part, AbortOnPanic, Output};
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let weight = &params[..width];
     let (g_weight, g_bias) = grads[..2 * width].split_at_mut(width);
-    let rows = d.len() / width;
-    let (normed, rstd) = cache.split_at(rows * width);
+    let rows = rstd.len();
+    let (units, blocks) = (width.div_ceil(BLOCK), rows.div_ceil(BLOCK));
+    let (d_at, gw_at, gb_at) = (Output(d.as_mut_ptr()), Output(g_weight.as_mut_ptr()), Output(g_bias.as_mut_ptr()));
+    let (next_unit, units_done, next_block) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let abort = AtomicBool::new(false);
+    let run = |_part: usize| {
+        let _guard = AbortOnPanic(&abort);
+        {
+            loop {
+                let unit = next_unit.fetch_add(1, Ordering::Relaxed);
+                if unit >= units {
+                    break;
+                }
+                let columns = unit * BLOCK..((unit + 1) * BLOCK).min(width);
+                let len = columns.len();
+                // SAFETY: the unit's columns of the gradients (within `width`) are
+                // written by this part only; `d` (`rows width` floats) is only read
+                // until every unit is done (`units_done`), and this view ends first.
+                let (dy, gw, gb) = unsafe {
+                    (
+                        core::slice::from_raw_parts(d_at.at(0), rows * width),
+                        core::slice::from_raw_parts_mut(gw_at.at(columns.start), len),
+                        core::slice::from_raw_parts_mut(gb_at.at(columns.start), len),
+                    )
+                };
+                on_widest!(param_grad_rows(width, columns, normed, dy, gw, gb));
+                units_done.fetch_add(1, Ordering::Release);
+            }
+            while units_done.load(Ordering::Acquire) < units {
+                if abort.load(Ordering::Acquire) {
+                    return;
+                }
+                core::hint::spin_loop();
+            }
+            loop {
+                let block = next_block.fetch_add(1, Ordering::Relaxed);
+                if block >= blocks {
+                    break;
+                }
+                let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(rows));
+                let at = start * width..end * width;
+                // SAFETY: every unit has finished reading `d` (the acquire load above
+                // saw their writes and their last reads); the block's rows (within
+                // `rows width`) are taken by this part only.
+                let d = unsafe { core::slice::from_raw_parts_mut(d_at.at(at.start), at.len()) };
+                on_widest!(input_grad_rows(weight, width, &normed[at], &rstd[start..end], d));
+            }
+        }
+    };
+    for_each_part(crate::kernels::gemm::threads(), &run);
+}
+
+/// Rows (or, in the backward's parameter gradients, columns) a thread takes at a time
+/// when the rows are shared between threads.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+const BLOCK: usize = 16;
+
+/// A norm over at least this many floats is shared between threads (the `threading`
+/// feature, x86-64): below it, handing out the work costs more than it saves.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+const PARALLEL_MIN_FLOATS: usize = 1 << 14;
+
+/// `sum g` and `sum g n` over a row, `g = dy * weight`, in the order of [`SUM_LANES`].
+#[inline(always)]
+fn sums_g(dy: &[f32], normed: &[f32], weight: &[f32]) -> (f32, f32) {
+    let (mut sum_g, mut sum_gn) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
+    let mut chunks = dy.chunks_exact(SUM_LANES).zip(normed.chunks_exact(SUM_LANES)).zip(weight.chunks_exact(SUM_LANES));
+    for ((dy, n), w) in &mut chunks {
+        for l in 0..SUM_LANES {
+            let g = dy[l] * w[l];
+            sum_g[l] += g;
+            sum_gn[l] += g * n[l];
+        }
+    }
+    let full = dy.len() / SUM_LANES * SUM_LANES;
+    for (l, ((&dy, &n), &w)) in dy[full..].iter().zip(&normed[full..]).zip(&weight[full..]).enumerate() {
+        let g = dy * w;
+        sum_g[l] += g;
+        sum_gn[l] += g * n;
+    }
+    (fold_lanes(sum_g), fold_lanes(sum_gn))
+}
+
+/// The forward of the rows `x` (`x.len() / width` of them) into `y`, and when given
+/// `x^` into `normed` and `r` into `rstd` (one per row). The means and variances of
+/// [`SUM_LANES`] rows are taken first, then their `r` together (one vector square root
+/// and division rather than one per row, each waited for), then the rows are
+/// normalised.
+#[inline(always)]
+fn forward_rows(
+    params: &[f32],
+    eps: f32,
+    width: usize,
+    x: &[f32],
+    y: &mut [f32],
+    mut normed: Option<&mut [f32]>,
+    mut rstd: Option<&mut [f32]>,
+) {
+    let (weight, bias) = params[..2 * width].split_at(width);
+    let inv_width = 1.0 / width as f32;
+    let group = SUM_LANES * width;
+    for (g, (x, y)) in x.chunks(group).zip(y.chunks_mut(group)).enumerate() {
+        let (mut mean, mut r) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
+        for ((x, mean), var) in x.chunks_exact(width).zip(&mut mean).zip(&mut r) {
+            *mean = sum_lanes(x, |v| v) * inv_width;
+            let m = *mean;
+            *var = sum_lanes(x, |v| (v - m) * (v - m)) * inv_width;
+        }
+        for r in &mut r {
+            *r = 1.0 / sqrt(*r + eps);
+        }
+        for (row, (x, y)) in x.chunks_exact(width).zip(y.chunks_exact_mut(width)).enumerate() {
+            let (mean, r) = (mean[row], r[row]);
+            let at = (g * SUM_LANES + row) * width;
+            match normed.as_deref_mut() {
+                Some(normed) => {
+                    let normed = &mut normed[at..at + width];
+                    for ((((y, n), &x), &w), &b) in y.iter_mut().zip(normed).zip(x).zip(weight).zip(bias) {
+                        *n = (x - mean) * r;
+                        *y = *n * w + b;
+                    }
+                }
+                None => {
+                    for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(weight).zip(bias) {
+                        *y = (x - mean) * r * w + b;
+                    }
+                }
+            }
+        }
+        if let Some(rstd) = rstd.as_deref_mut() {
+            let rows = x.len() / width;
+            rstd[g * SUM_LANES..g * SUM_LANES + rows].copy_from_slice(&r[..rows]);
+        }
+    }
+}
+
+/// The correctly rounded square root (so the same bits everywhere): on x86-64 the
+/// instruction in the encoding of the caller's copy (`vsqrtss` in the AVX copies: a
+/// legacy `sqrtss` among AVX-512 instructions stalls), which also vectorises.
+#[inline(always)]
+fn sqrt(x: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_cvtss_f32, _mm_set_ss, _mm_sqrt_ss};
+        // SAFETY: every x86-64 CPU has SSE.
+        unsafe { _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(x))) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        libm::sqrtf(x)
+    }
+}
+
+/// The input gradient of the rows `d` (`dL/dy` in, `dL/dx` out) with their `x^` and `r`.
+#[inline(always)]
+fn input_grad_rows(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]) {
     let inv_width = 1.0 / width as f32;
     for ((d, n), &r) in d.chunks_exact_mut(width).zip(normed.chunks_exact(width)).zip(rstd) {
-        let (mut sum_g, mut sum_gn) = (0.0f32, 0.0f32);
-        for ((((dy, &n), &w), gw), gb) in d.iter().zip(n).zip(weight).zip(g_weight.iter_mut()).zip(g_bias.iter_mut()) {
-            *gw += dy * n;
-            *gb += dy;
-            let g = dy * w;
-            sum_g += g;
-            sum_gn += g * n;
-        }
+        let (sum_g, sum_gn) = sums_g(d, n, weight);
         let (mean_g, mean_gn) = (sum_g * inv_width, sum_gn * inv_width);
         for ((d, &n), &w) in d.iter_mut().zip(n).zip(weight) {
             *d = r * (*d * w - mean_g - n * mean_gn);
         }
+    }
+}
+
+/// `dweight += sum dy x^` and `dbias += sum dy` over the rows `dy`, each column's
+/// terms added in row order; `columns` of each row (`g_weight` and `g_bias` hold those
+/// columns' gradients).
+#[inline(always)]
+fn param_grad_rows(
+    width: usize,
+    columns: core::ops::Range<usize>,
+    normed: &[f32],
+    dy: &[f32],
+    g_weight: &mut [f32],
+    g_bias: &mut [f32],
+) {
+    for (dy, n) in dy.chunks_exact(width).zip(normed.chunks_exact(width)) {
+        let (dy, n) = (&dy[columns.clone()], &n[columns.clone()]);
+        for (((gw, gb), &dy), &n) in g_weight.iter_mut().zip(g_bias.iter_mut()).zip(dy).zip(n) {
+            *gw += dy * n;
+            *gb += dy;
+        }
+    }
+}
+
+/// The whole backward on one thread: the parameter gradients and both sums of a row
+/// in one pass over it, then its input gradient.
+#[inline(always)]
+fn backward_rows(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32], grads: &mut [f32]) {
+    let weight = &params[..width];
+    let (g_weight, g_bias) = grads[..2 * width].split_at_mut(width);
+    let rows = rstd.len();
+    for row in 0..rows {
+        let at = row * width..(row + 1) * width;
+        param_grad_rows(width, 0..width, &normed[at.clone()], &d[at.clone()], g_weight, g_bias);
+        input_grad_rows(weight, width, &normed[at.clone()], &rstd[row..row + 1], &mut d[at]);
     }
 }
 

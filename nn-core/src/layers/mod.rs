@@ -31,7 +31,7 @@ pub use reshape::{Flatten, Reshape};
 pub use sequence_dense::SequenceDense;
 
 mod attention;
-mod layer_norm;
+pub(crate) mod layer_norm;
 mod positional;
 mod transformer;
 

@@ -145,7 +145,7 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
     type Input = Shape2<T, D>;
     type Output = Shape2<T, D>;
     const PARAMS: usize = 2 * F * D + F + D;
-    /// The hidden pre-activations, activations and dropout mask.
+    /// The hidden pre-activations (not written for ReLU), activations and dropout mask.
     const CACHE: usize = 3 * T * F;
     const SCRATCH: usize = 2 * T * F;
     const KIND: &'static str = "FeedForward";
@@ -176,7 +176,11 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         let n = x.len() / D * F;
         let (pre, rest) = cache.split_at_mut(n);
         let (act, rest) = rest.split_at_mut(n);
-        dense::forward(x, w1, Some(b1), self.activation, D, F, act, Some(pre));
+        // ReLU's derivative needs only the sign of the pre-activation, which its output
+        // keeps (`z > 0` exactly where `relu(z) > 0`): the backward reads the output and
+        // the pre-activations are not copied.
+        let pre = (self.activation != Activation::Relu).then_some(pre);
+        dense::forward(x, w1, Some(b1), self.activation, D, F, act, pre);
         if self.dropout > 0.0 {
             let hidden = &mut scratch[..n];
             hidden.copy_from_slice(act);
@@ -209,6 +213,7 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         if self.dropout > 0.0 {
             d_hidden.iter_mut().zip(&mask[..n]).for_each(|(d, &m)| *d *= m);
         }
+        let pre = if self.activation == Activation::Relu { act } else { pre };
         dense::backward(x, w1, pre, act, self.activation, D, F, d_hidden, gw1, Some(gb1), dx);
     }
 }

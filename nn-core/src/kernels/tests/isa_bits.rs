@@ -117,6 +117,19 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
         out.push((format!("dense 8->8 {activation:?}"), y8));
     }
     out.extend([("dense dW".into(), dw), ("dense db".into(), db), ("dense dx".into(), dx)]);
+    // Layer norm (sums in 16 lanes under AVX-512, AVX2 and the portable loops): rows of
+    // 8, 37 and 64, forward with its cache, and the backward.
+    for (width, rows) in [(8, 5), (37, 6), (64, 3)] {
+        let x = values(rows * width, 80 + width as u64);
+        let mut params = values(2 * width, 81);
+        params[..width].iter_mut().for_each(|w| *w += 1.5);
+        let (mut y, mut cache) = (vec![0.0; rows * width], vec![0.0; rows * width + rows]);
+        crate::layers::layer_norm::forward(&params, 1e-5, width, &x, &mut y, Some(&mut cache));
+        let (mut d, mut grads) = (values(rows * width, 82), values(2 * width, 83));
+        crate::layers::layer_norm::backward_in_place(&params, width, &cache, &mut d, &mut grads);
+        out.extend([(format!("layer norm {width} y"), y), (format!("layer norm {width} dx"), d)]);
+        out.push((format!("layer norm {width} grads"), grads));
+    }
     // Convolutions: stride 1 with rows of whole vectors (the padded-input form), stride
     // 2 (the column form), more than 256 column rows; forward and backward.
     let geometries = [
