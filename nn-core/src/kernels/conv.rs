@@ -1094,14 +1094,25 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     let (ph, pw) = padded_size(g);
     let (h, w, plane) = (g.height, g.width, ph * pw);
     let padded = &mut padded[..g.channels * plane];
-    padded.fill(0.0);
     let (rows, cols) = (h.min(ph.saturating_sub(g.padding[0])), w.min(pw.saturating_sub(g.padding[1])));
-    for c in 0..g.channels {
-        for r in 0..rows {
-            let dst = (c * ph + r + g.padding[0]) * pw + g.padding[1];
-            copy_short(&mut padded[dst..dst + cols], &x[(c * h + r) * w..][..cols]);
-        }
+    let at = |c: usize, r: usize| ((c * ph + r + g.padding[0]) * pw + g.padding[1], &x[(c * h + r) * w..][..cols]);
+    place_rows(padded, (0..g.channels).flat_map(|c| (0..rows).map(move |r| at(c, r))));
+}
+
+/// Copies each row `(at, src)` of `rows` (in increasing, non-overlapping order) to
+/// `dst[at..at + src.len()]` and zeroes the rest of `dst`: a padded copy written in one
+/// pass, the zeros between two rows inline, longer runs by `fill`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn place_rows<'a>(dst: &mut [f32], rows: impl Iterator<Item = (usize, &'a [f32])>) {
+    let zero = |dst: &mut [f32]| if dst.len() <= 16 { zero_short(dst) } else { dst.fill(0.0) };
+    let mut end = 0;
+    for (at, src) in rows {
+        zero(&mut dst[end..at]);
+        copy_short(&mut dst[at..at + src.len()], src);
+        end = at + src.len();
     }
+    zero(&mut dst[end..]);
 }
 
 /// `d_weight[rows, cols] += dy[rows, N] cols^T[N, cols]` for one sample without the
@@ -1274,18 +1285,9 @@ unsafe fn input_grad_direct(
     // Output position `(oy, ox)` is padded `(oy + ty, ox + tx)`: tap `(i, j)` of input
     // position `(y, x)` reads padded `(y + ry - i dh, x + rx - j dw)`.
     let (ty, tx) = (ry - g.padding[0], rx - g.padding[1]);
-    let (padded, ow) = (&mut scratch[..filters * plane], g.out_width);
-    // One pass: each row of `dy` copied, the zeros between them written once.
-    let mut end = 0;
-    for f in 0..filters {
-        for oy in 0..g.out_height {
-            let at = f * plane + (oy + ty) * pw + tx;
-            zero_gap(&mut padded[end..at]);
-            copy_short(&mut padded[at..at + ow], &dy[f * n + oy * ow..][..ow]);
-            end = at + ow;
-        }
-    }
-    zero_gap(&mut padded[end..]);
+    let (padded, (oh, ow)) = (&mut scratch[..filters * plane], (g.out_height, g.out_width));
+    let at = |f: usize, oy: usize| (f * plane + (oy + ty) * pw + tx, &dy[f * n + oy * ow..][..ow]);
+    place_rows(padded, (0..filters).flat_map(|f| (0..oh).map(move |oy| at(f, oy))));
     let mut offsets = [0usize; MAX_TAPS];
     let taps = taps.min(MAX_TAPS);
     for (t, o) in offsets[..taps].iter_mut().enumerate() {
@@ -1312,18 +1314,6 @@ unsafe fn input_grad_direct(
             hw,
         )
     };
-}
-
-/// `dst = 0`: inline for the few floats between two rows of a padded plane, a
-/// `memset` for longer runs.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-#[inline(always)]
-fn zero_gap(dst: &mut [f32]) {
-    if dst.len() <= 16 {
-        zero_short(dst)
-    } else {
-        dst.fill(0.0)
-    }
 }
 
 /// The most kernel taps (`KH * KW`) [`input_grad_direct`] takes (a 7x7 kernel).

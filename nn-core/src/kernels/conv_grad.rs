@@ -372,14 +372,14 @@ pub(crate) fn weights_by_taps(weight: &[f32], ars: usize, m: usize, k: usize, ta
         mt.is_some_and(|mt| mt == 0 || rows_fit(k, ars, mt, weight.len())) && len.is_some_and(|len| len <= a.len()),
         "weights_by_taps: shapes"
     );
-    if m * taps == 0 {
+    if m * taps * k == 0 {
         return;
     }
-    for f in 0..k {
-        for (r, channel) in weight[f * ars..][..m * taps].chunks_exact(taps).enumerate() {
-            for (t, &w) in channel.iter().enumerate() {
-                a[(t * k + f) * m + r] = w;
-            }
+    // In the order of `a`, reading the weight `taps` apart.
+    for (t, by_tap) in a[..taps * k * m].chunks_exact_mut(k * m).enumerate() {
+        for (f, row) in by_tap.chunks_exact_mut(m).enumerate() {
+            let from = &weight[f * ars + t..][..(m - 1) * taps + 1];
+            row.iter_mut().zip(from.iter().step_by(taps)).for_each(|(a, &w)| *a = w);
         }
     }
 }
