@@ -711,9 +711,10 @@ pub unsafe fn gemm_gathered_t(
     n: usize,
     dw: *mut f32,
     ldw: usize,
+    sums: Option<&mut [f32]>,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::conv_grad::weight_grad::<Ymm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
+    unsafe { super::conv_grad::weight_grad::<Ymm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw, sums) }
 }
 
 /// A convolution's input gradient without its column matrix, 16 input positions at a
@@ -726,7 +727,7 @@ pub unsafe fn gemm_gathered_t(
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_gathered_taps(
     a: &[f32],
-    ars: usize,
+    lda: usize,
     m: usize,
     k: usize,
     taps: usize,
@@ -739,7 +740,7 @@ pub unsafe fn gemm_gathered_taps(
     n: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::conv_grad::input_grad::<Ymm>(a, ars, m, k, taps, src, plane, tap_offsets, rows, c, ldc, n) }
+    unsafe { super::conv_grad::input_grad::<Ymm>(a, lda, m, k, taps, src, plane, tap_offsets, rows, c, ldc, n) }
 }
 
 /// The sum of the eight lanes of each of four vectors: `[sum v0, sum v1, sum v2, sum v3]`.

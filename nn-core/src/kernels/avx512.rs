@@ -744,9 +744,10 @@ pub unsafe fn gemm_gathered_t(
     n: usize,
     dw: *mut f32,
     ldw: usize,
+    sums: Option<&mut [f32]>,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::conv_grad::weight_grad::<Zmm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
+    unsafe { super::conv_grad::weight_grad::<Zmm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw, sums) }
 }
 
 /// Rows of the tile of [`gemm_gathered_taps`]: the sums of the current tap in 16 of the
@@ -763,7 +764,7 @@ pub const TAPS_MR: usize = 8;
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_gathered_taps(
     a: &[f32],
-    ars: usize,
+    lda: usize,
     m: usize,
     k: usize,
     taps: usize,
@@ -776,7 +777,7 @@ pub unsafe fn gemm_gathered_taps(
     n: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::conv_grad::input_grad::<Zmm>(a, ars, m, k, taps, src, plane, tap_offsets, rows, c, ldc, n) }
+    unsafe { super::conv_grad::input_grad::<Zmm>(a, lda, m, k, taps, src, plane, tap_offsets, rows, c, ldc, n) }
 }
 
 /// `y[i] += alpha * sum_j A[i, j] x[j]` for `A` column-major with column stride `cs`,

@@ -29,16 +29,18 @@
 //! with the same sums in the same order; with AVX-512, a forward with stride 1 and at
 //! most [`POSITIONS_PER_TILE`] output positions (any width) reads them from shifted
 //! copies of the input planes instead, one per kernel column, in which each row of the
-//! column matrix is contiguous. With AVX2 or AVX-512 and stride 1 the backward does not
-//! build them either, where the layer's scratch space holds the padded copies:
+//! column matrix is contiguous. With AVX2, AVX-512 or NEON and stride 1 the backward
+//! does not build them either, where the layer's scratch space holds the padded copies:
 //! the weight gradient (at least two filters, room for the padded input, a 32-filter
-//! wide transposed tile of the output gradient and a row of bias sums) reads the
-//! columns' elements from the padded input, and the input gradient (input rows of whole
-//! vectors of 8, at most [`POSITIONS_PER_TILE`] output positions and `SLICE` filters,
-//! padding at most the kernel's reach) sums each tap's product from the zero-padded
-//! output gradient in the order `col2im` adds them, so the same bits. Both are one loop
-//! (`conv_grad`) compiled for 16 lanes and for 8; the portable and NEON kernels take
-//! the column matrices, with the same sums in the same order. On several threads the
+//! wide transposed tile of the output gradient and a row of bias sums, which the first
+//! block of column rows adds up down that tile) reads the columns' elements from the
+//! padded input, and the input gradient (input rows of whole vectors of 8, at most
+//! [`POSITIONS_PER_TILE`] output positions and `SLICE` filters, padding at most the
+//! kernel's reach, room for the weight arranged by taps once per batch) sums each tap's
+//! product from the zero-padded output gradient in the order `col2im` adds them, so the
+//! same bits. Both are one loop (`conv_grad`) compiled for 16 lanes (AVX-512) and for
+//! 8 (AVX2, and NEON in pairs of registers); the portable kernels take the column
+//! matrices, with the same sums in the same order. On several threads the
 //! weight gradient is split by column-matrix rows where it is direct (by filters
 //! otherwise), the input gradient by samples. Nothing here allocates.
 use super::gemm::{gemm, MatRef};
@@ -1009,31 +1011,77 @@ const FLAT_MAX: usize = 1024;
 const FLAT_MAX_COLUMNS: usize = 8;
 
 /// Whether [`weight_grad_direct`] computes the weight gradient of `rows` filters: with
-/// AVX2 and FMA (or AVX-512), stride 1, not pointwise, at least two filters (one would
-/// be a matrix-vector product, rounded differently) and room in `scratch` for the
-/// padded input, a transposed tile of the output gradient and a row of bias sums.
-#[cfg(target_arch = "x86_64")]
+/// AVX2 and FMA (or AVX-512, or NEON), stride 1, not pointwise, at least two filters
+/// (one would be a matrix-vector product, rounded differently) and room in `scratch`
+/// for the padded input, a transposed tile of the output gradient and a row of bias
+/// sums.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn weight_grad_direct_fits(g: &ConvGeometry, rows: usize, scratch: usize) -> bool {
     let (ph, pw) = padded_size(g);
     let needed = g.channels.checked_mul(ph).and_then(|c| c.checked_mul(pw)).and_then(|padded| {
         let tile = g.positions().min(POSITIONS_PER_TILE).checked_add(1)?;
         padded.checked_add(rows.checked_next_multiple_of(32)?.checked_mul(tile)?)
     });
-    super::isa::isa().avx2()
+    GradKernels::get().is_some()
         && g.stride == [1, 1]
         && !g.is_pointwise()
         && rows >= 2
         && needed.is_some_and(|needed| needed <= scratch)
 }
 
-/// Rows of the weight gradient's tile ([`weight_grad_direct`]) on this CPU: the
-/// column-matrix rows one call of `gemm_gathered_t` computes.
-#[cfg(target_arch = "x86_64")]
-fn weight_grad_tile_rows() -> usize {
-    if super::isa::isa().avx512() {
-        super::avx512::GATHERED_T_MR
-    } else {
-        super::avx2::GATHERED_T_MR
+/// The weight gradient's product without the column matrix (`gemm_gathered_t`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+type WeightProduct =
+    unsafe fn(&[f32], &[usize], &[usize], usize, usize, &[f32], usize, usize, *mut f32, usize, Option<&mut [f32]>);
+
+/// The input gradient's product without the column matrix (`gemm_gathered_taps`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+type TapsProduct =
+    unsafe fn(&[f32], usize, usize, usize, usize, &[f32], usize, &[usize], (usize, usize), &mut [f32], usize, usize);
+
+/// The kernels of the direct backward ([`weight_grad_direct`], [`input_grad_direct`])
+/// on this CPU: the loops of `conv_grad` in 16 lanes (AVX-512), 8 (AVX2 and FMA) or 8
+/// in pairs of NEON registers, with the same bits.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[derive(Clone, Copy)]
+struct GradKernels {
+    /// The weight gradient's product.
+    weight: WeightProduct,
+    /// Column-matrix rows of one call of `weight`.
+    weight_rows: usize,
+    /// The output gradient's transpose for `weight` (`transpose_rows`).
+    transpose: unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize),
+    /// The input gradient's product.
+    taps: TapsProduct,
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl GradKernels {
+    /// The kernels of the instruction set `isa::isa()` chose, or `None` where it has
+    /// none (the portable kernels).
+    fn get() -> Option<GradKernels> {
+        let isa = super::isa::isa();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::{avx2, avx512};
+            if isa.avx512() {
+                let (weight, weight_rows, taps) =
+                    (avx512::gemm_gathered_t, avx512::GATHERED_T_MR, avx512::gemm_gathered_taps);
+                return Some(GradKernels { weight, weight_rows, transpose: avx2::transpose_rows, taps });
+            }
+            if isa.avx2() {
+                let (weight, weight_rows, taps) =
+                    (avx2::gemm_gathered_t, avx2::GATHERED_T_MR, avx2::gemm_gathered_taps);
+                return Some(GradKernels { weight, weight_rows, transpose: avx2::transpose_rows, taps });
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if isa.neon() {
+            use super::neon;
+            let (weight, weight_rows, taps) = (neon::gemm_gathered_t, neon::GATHERED_T_MR, neon::gemm_gathered_taps);
+            return Some(GradKernels { weight, weight_rows, transpose: neon::transpose_rows, taps });
+        }
+        None
     }
 }
 
@@ -1046,14 +1094,25 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     let (ph, pw) = padded_size(g);
     let (h, w, plane) = (g.height, g.width, ph * pw);
     let padded = &mut padded[..g.channels * plane];
-    padded.fill(0.0);
     let (rows, cols) = (h.min(ph.saturating_sub(g.padding[0])), w.min(pw.saturating_sub(g.padding[1])));
-    for c in 0..g.channels {
-        for r in 0..rows {
-            let dst = (c * ph + r + g.padding[0]) * pw + g.padding[1];
-            copy_short(&mut padded[dst..dst + cols], &x[(c * h + r) * w..][..cols]);
-        }
+    let at = |c: usize, r: usize| ((c * ph + r + g.padding[0]) * pw + g.padding[1], &x[(c * h + r) * w..][..cols]);
+    place_rows(padded, (0..g.channels).flat_map(|c| (0..rows).map(move |r| at(c, r))));
+}
+
+/// Copies each row `(at, src)` of `rows` (in increasing, non-overlapping order) to
+/// `dst[at..at + src.len()]` and zeroes the rest of `dst`: a padded copy written in one
+/// pass, the zeros between two rows inline, longer runs by `fill`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn place_rows<'a>(dst: &mut [f32], rows: impl Iterator<Item = (usize, &'a [f32])>) {
+    let zero = |dst: &mut [f32]| if dst.len() <= 16 { zero_short(dst) } else { dst.fill(0.0) };
+    let mut end = 0;
+    for (at, src) in rows {
+        zero(&mut dst[end..at]);
+        copy_short(&mut dst[at..at + src.len()], src);
+        end = at + src.len();
     }
+    zero(&mut dst[end..]);
 }
 
 /// `d_weight[rows, cols] += dy[rows, N] cols^T[N, cols]` for one sample without the
@@ -1071,7 +1130,7 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
 /// [`weight_grad_direct_fits`] holds for `rows` and `scratch.len()`; `cols` is within
 /// `0..patch`; `d_weight` points to `rows` rows of `patch` floats whose columns `cols`
 /// no other thread reads or writes.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn weight_grad_direct(
     g: &ConvGeometry,
@@ -1098,11 +1157,15 @@ unsafe fn weight_grad_direct(
     let ldt = rows.next_multiple_of(32);
     let (sums, rest) = rest.split_at_mut(ldt);
     let mut bias = d_bias.map(|db| {
-        sums[..rows].fill(-0.0);
-        (&mut db[..rows], &mut sums[..rows])
+        sums.fill(-0.0);
+        (&mut db[..rows], sums)
     });
     let dy = &dy[..rows * n];
-    let (avx512, mr) = (super::isa::isa().avx512(), weight_grad_tile_rows());
+    // Column row `p` is `(c, i, j)`: it reads channel `c` from `(i, j)` on.
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
+    let first = (cols.start / taps, (cols.start % taps) / kw, cols.start % kw);
+    let Some(kernels) = GradKernels::get() else { return };
+    let mr = kernels.weight_rows;
     let mut bases = [0usize; POSITIONS_PER_TILE];
     for (start, len) in tiles(n) {
         // Output position `q` of the tile reads the padded input from `bases[q]` on.
@@ -1115,32 +1178,35 @@ unsafe fn weight_grad_direct(
             }
         }
         let dyt = &mut rest[..len * ldt];
-        // SAFETY: the caller's contract (AVX2 and FMA); the bounds are asserted inside.
-        unsafe { super::avx2::transpose_rows(&dy[start..], n, rows, len, dyt, ldt) };
-        if let Some((_, sums)) = bias.as_mut() {
-            for row in dyt.chunks_exact(ldt) {
-                sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-            }
-        }
-        let mut p0 = cols.start;
+        // SAFETY: `GradKernels::get` chose the instruction set's kernels; the bounds are
+        // asserted inside.
+        unsafe { (kernels.transpose)(&dy[start..], n, rows, len, dyt, ldt) };
+        // The bias sums are added by the first block of column rows, down the
+        // transposed tile it reads.
+        let mut sums = bias.as_mut().map(|(_, sums)| &mut **sums);
+        let (mut p0, (mut c, mut i, mut j)) = (cols.start, first);
         while p0 < cols.end {
             let m = mr.min(cols.end - p0);
-            // Column row `p` is `(c, i, j)`: it reads channel `c` from `(i, j)` on.
-            let offsets: [usize; 8] = core::array::from_fn(|r| {
-                let p = (p0 + r).min(cols.end - 1);
-                let (c, i, j) = (p / taps, (p % taps) / g.kernel[1], p % g.kernel[1]);
-                (c - c0) * plane + i * g.dilation[0] * pw + j * g.dilation[1]
-            });
-            // SAFETY: the caller's contract: AVX2 and FMA, and AVX-512 F where
-            // `avx512`; columns `p0..p0 + m` of `d_weight`'s `rows` rows are this call's
-            // alone. The other bounds are asserted inside.
-            unsafe {
-                let (dw, bases) = (d_weight.add(p0), &bases[..len]);
-                if avx512 {
-                    super::avx512::gemm_gathered_t(padded, &offsets, bases, m, len, dyt, ldt, rows, dw, patch)
-                } else {
-                    super::avx2::gemm_gathered_t(padded, &offsets, bases, m, len, dyt, ldt, rows, dw, patch)
+            let mut offsets = [0usize; 8];
+            for o in &mut offsets[..m] {
+                *o = (c - c0) * plane + i * g.dilation[0] * pw + j * g.dilation[1];
+                j += 1;
+                if j == kw {
+                    (i, j) = (i + 1, 0);
+                    if i == kh {
+                        (c, i) = (c + 1, 0);
+                    }
                 }
+            }
+            // The rows past `m` read where the last one does.
+            let last = offsets[m - 1];
+            offsets[m..].fill(last);
+            // SAFETY: `GradKernels::get` chose the instruction set's kernels; columns
+            // `p0..p0 + m` of `d_weight`'s `rows` rows are this call's alone (the
+            // caller's contract). The other bounds are asserted inside.
+            unsafe {
+                let (dw, bases, sums) = (d_weight.add(p0), &bases[..len], sums.take());
+                (kernels.weight)(padded, &offsets, bases, m, len, dyt, ldt, rows, dw, patch, sums)
             };
             p0 += m;
         }
@@ -1151,17 +1217,18 @@ unsafe fn weight_grad_direct(
 }
 
 /// The padded output gradient's height and width that [`input_grad_direct`] reads, or
-/// `None` where it does not apply: AVX2 and FMA (or AVX-512), stride 1, not pointwise, input rows of whole
-/// vectors of 8, one tile of output positions, at most `SLICE` filters, padding at most
-/// the kernel's reach, and room in `scratch` for the padded gradient.
-#[cfg(target_arch = "x86_64")]
+/// `None` where it does not apply: AVX2 and FMA (or AVX-512, or NEON), stride 1, not pointwise,
+/// input rows of whole vectors of 8, one tile of output positions, at most `SLICE`
+/// filters, padding at most the kernel's reach, and room in `scratch` for the weight
+/// arranged by taps (`filters * patch` floats, first) and the padded gradient.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn input_grad_direct_size(g: &ConvGeometry, filters: usize, scratch: usize) -> Option<(usize, usize)> {
     let reach = |axis: usize| (g.kernel[axis] - 1).checked_mul(g.dilation[axis]);
     let (ry, rx) = (reach(0)?, reach(1)?);
     let (ty, tx) = (ry.checked_sub(g.padding[0])?, rx.checked_sub(g.padding[1])?);
     let (ph, pw) = (g.height.checked_add(ry)?, g.width.checked_add(rx)?);
-    let len = filters.checked_mul(ph)?.checked_mul(pw)?;
-    let applies = super::isa::isa().avx2()
+    let len = filters.checked_mul(ph)?.checked_mul(pw)?.checked_add(filters.checked_mul(g.patch_len())?)?;
+    let applies = GradKernels::get().is_some()
         && g.stride == [1, 1]
         && !g.is_pointwise()
         && g.width.is_multiple_of(8)
@@ -1175,58 +1242,82 @@ fn input_grad_direct_size(g: &ConvGeometry, filters: usize, scratch: usize) -> O
     applies.then_some((ph, pw))
 }
 
+/// Splits `scratch` into the weight arranged by taps for [`input_grad_direct`]
+/// (`filters * patch` floats, written here) and the rest.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn input_grad_weights<'a>(
+    g: &ConvGeometry,
+    filters: usize,
+    weight: &[f32],
+    scratch: &'a mut [f32],
+) -> (&'a [f32], &'a mut [f32]) {
+    let (patch, taps) = (g.patch_len(), g.kernel[0] * g.kernel[1]);
+    let (by_taps, rest) = scratch.split_at_mut(filters * patch);
+    super::conv_grad::weights_by_taps(weight, patch, g.channels, filters, taps, by_taps);
+    (by_taps, rest)
+}
+
 /// `dx = col2im(weight^T dy)` for one sample without the column matrix: `dy` is copied
 /// once with a zero border of the kernel's reach, and `gemm_gathered_taps` (AVX-512 or
-/// AVX2, the same loops) sums
-/// each input position's taps in the order of the column-matrix rows, each tap's
-/// product over the filters read straight from the padded gradient. The same sums in
-/// the same order as [`gemm`] and [`col2im`], so the same bits, without writing the
-/// column-matrix gradient and scattering it back.
+/// AVX2, the same loops) sums each input position's taps in the order of the
+/// column-matrix rows, each tap's product over the filters read straight from the
+/// padded gradient and the weight arranged by taps (`by_taps`, from
+/// [`input_grad_weights`], once per batch). The same sums in the same order as
+/// [`gemm`] and [`col2im`], so the same bits, without writing the column-matrix
+/// gradient and scattering it back.
 ///
 /// # Safety
-/// [`input_grad_direct_size`] gave `(ph, pw)` for `filters` and `scratch.len()`.
-#[cfg(target_arch = "x86_64")]
+/// [`input_grad_direct_size`] gave `(ph, pw)` for `filters` and `scratch.len() +
+/// by_taps.len()`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(clippy::too_many_arguments)]
 unsafe fn input_grad_direct(
     g: &ConvGeometry,
     filters: usize,
     (ph, pw): (usize, usize),
-    weight: &[f32],
+    by_taps: &[f32],
     dy: &[f32],
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
-    let (patch, n, taps, plane) = (g.patch_len(), g.positions(), g.kernel[0] * g.kernel[1], ph * pw);
+    let (n, taps, plane) = (g.positions(), g.kernel[0] * g.kernel[1], ph * pw);
     let (ry, rx) = ((g.kernel[0] - 1) * g.dilation[0], (g.kernel[1] - 1) * g.dilation[1]);
     // Output position `(oy, ox)` is padded `(oy + ty, ox + tx)`: tap `(i, j)` of input
     // position `(y, x)` reads padded `(y + ry - i dh, x + rx - j dw)`.
     let (ty, tx) = (ry - g.padding[0], rx - g.padding[1]);
-    let padded = &mut scratch[..filters * plane];
-    padded.fill(0.0);
-    for f in 0..filters {
-        for oy in 0..g.out_height {
-            let at = f * plane + (oy + ty) * pw + tx;
-            copy_short(&mut padded[at..at + g.out_width], &dy[f * n + oy * g.out_width..][..g.out_width]);
-        }
-    }
+    let (padded, (oh, ow)) = (&mut scratch[..filters * plane], (g.out_height, g.out_width));
+    let at = |f: usize, oy: usize| (f * plane + (oy + ty) * pw + tx, &dy[f * n + oy * ow..][..ow]);
+    place_rows(padded, (0..filters).flat_map(|f| (0..oh).map(move |oy| at(f, oy))));
     let mut offsets = [0usize; MAX_TAPS];
     let taps = taps.min(MAX_TAPS);
     for (t, o) in offsets[..taps].iter_mut().enumerate() {
         let (i, j) = (t / g.kernel[1], t % g.kernel[1]);
         *o = (ry - i * g.dilation[0]) * pw + (rx - j * g.dilation[1]);
     }
-    let (weight, offsets, dx, hw) =
-        (&weight[..filters * patch], &offsets[..taps], &mut dx[..g.input_len()], g.height * g.width);
-    let taps_product =
-        if super::isa::isa().avx512() { super::avx512::gemm_gathered_taps } else { super::avx2::gemm_gathered_taps };
-    // SAFETY: the caller's contract (AVX2 and FMA, and AVX-512 F where
-    // `isa().avx512()`, which chose the AVX-512 form); the bounds are asserted inside.
+    let (offsets, dx, hw) = (&offsets[..taps], &mut dx[..g.input_len()], g.height * g.width);
+    let Some(kernels) = GradKernels::get() else { return };
+    // SAFETY: `GradKernels::get` chose the instruction set's kernels; the bounds are
+    // asserted inside.
     unsafe {
-        taps_product(weight, patch, g.channels, filters, taps, padded, plane, offsets, (g.width, pw), dx, hw, hw)
+        (kernels.taps)(
+            by_taps,
+            g.channels,
+            g.channels,
+            filters,
+            taps,
+            padded,
+            plane,
+            offsets,
+            (g.width, pw),
+            dx,
+            hw,
+            hw,
+        )
     };
 }
 
 /// The most kernel taps (`KH * KW`) [`input_grad_direct`] takes (a 7x7 kernel).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const MAX_TAPS: usize = 49;
 
 /// Convolution backward of a batch (see [`forward`]): adds `dL/dweight` into
@@ -1270,7 +1361,7 @@ pub fn backward(
             parts = 1;
         }
         let cstep = if by_columns {
-            let mr = weight_grad_tile_rows();
+            let mr = GradKernels::get().map_or(1, |kernels| kernels.weight_rows);
             patch.div_ceil(mr).div_ceil(parts) * mr
         } else {
             0
@@ -1353,11 +1444,16 @@ pub fn backward(
                 // The input gradient of samples `s0..s1`.
                 if let Some(dx) = dx {
                     let direct_input = input_grad_direct_size(g, filters, scratch.len());
+                    let (by_taps, scratch) = match direct_input {
+                        Some(_) => input_grad_weights(g, filters, weight, scratch),
+                        None => (&[][..], scratch),
+                    };
                     for (k, dxb) in dx.chunks_exact_mut(in_len).enumerate() {
                         let dyb = &dy[(s0 + k) * out_len..][..out_len];
                         if let Some(size) = direct_input {
-                            // SAFETY: `input_grad_direct_size` gave `size`.
-                            unsafe { input_grad_direct(g, filters, size, weight, dyb, dxb, scratch) };
+                            // SAFETY: `input_grad_direct_size` gave `size` for the
+                            // scratch space `by_taps` came from.
+                            unsafe { input_grad_direct(g, filters, size, by_taps, dyb, dxb, scratch) };
                             continue;
                         }
                         dxb.fill(0.0);
@@ -1435,29 +1531,39 @@ fn backward_samples_by(
     let batch = x.len() / in_len;
     let w = MatRef::new(&weight[..filters * patch], filters, patch);
     let mut d_weight = d_weight.map(|d| &mut d[..filters * patch]);
-    #[cfg(target_arch = "x86_64")]
-    let (direct_weight, direct_input) = (
-        direct && weight_grad_direct_fits(g, filters, scratch.len()),
-        input_grad_direct_size(g, filters, scratch.len()).filter(|_| direct),
-    );
-    #[cfg(not(target_arch = "x86_64"))]
+    // The weight arranged by taps stays at the start of `scratch` for the whole batch,
+    // where the weight gradient (if any) is direct in the rest of it too.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let direct_input = input_grad_direct_size(g, filters, scratch.len()).filter(|_| {
+        let rest = scratch.len() - filters * patch;
+        direct && dx.is_some() && (d_weight.is_none() || weight_grad_direct_fits(g, filters, rest))
+    });
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let (by_taps, scratch) = match direct_input {
+        Some(_) => input_grad_weights(g, filters, weight, scratch),
+        None => (&[][..], scratch),
+    };
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let direct_weight = direct && weight_grad_direct_fits(g, filters, scratch.len());
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = direct;
     for b in 0..batch {
         let xb = &x[b * in_len..][..in_len];
         let dyb = &dy[b * out_len..][..out_len];
-        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+        #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_mut))]
         let mut db = d_bias.as_deref_mut();
         let mut dwb = d_weight.as_deref_mut();
         let mut dxb = dx.as_deref_mut().map(|dx| &mut dx[b * in_len..][..in_len]);
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
             if let Some(dw) = dwb.take_if(|_| direct_weight) {
                 // SAFETY: `weight_grad_direct_fits` holds.
                 unsafe { weight_grad_direct(g, filters, 0..patch, xb, dyb, dw.as_mut_ptr(), db.take(), scratch) };
             }
             if let (Some(size), Some(dxb)) = (direct_input, dxb.take_if(|_| direct_input.is_some())) {
-                // SAFETY: `input_grad_direct_size` gave `size`.
-                unsafe { input_grad_direct(g, filters, size, weight, dyb, dxb, scratch) };
+                // SAFETY: `input_grad_direct_size` gave `size` for the scratch space
+                // `by_taps` came from.
+                unsafe { input_grad_direct(g, filters, size, by_taps, dyb, dxb, scratch) };
             }
         }
         if let Some(db) = db {
@@ -1658,11 +1764,11 @@ mod tests {
     /// through the column matrices bit for bit: the geometries of
     /// `direct_columns_give_the_same_bits`, more than one tile of positions (the weight
     /// gradient only), signed zeros and a frozen weight or no input gradient.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[test]
     fn direct_backward_gives_the_same_bits() {
-        if !crate::kernels::isa::isa().avx2() {
-            eprintln!("no AVX2: the direct backward does not run");
+        if GradKernels::get().is_none() {
+            eprintln!("no AVX2 (or NEON): the direct backward does not run");
             return;
         }
         // (channels, height, width, kernel, padding, dilation, filters)
@@ -1703,7 +1809,8 @@ mod tests {
             // Some zeros of either sign in the weight and the output gradient.
             let weight: Vec<f32> = (0..filters * patch).map(|i| if i % 5 == 0 { -0.0 } else { value(i, 11) }).collect();
             let dy: Vec<f32> = (0..batch * filters * n).map(|i| if i % 7 == 0 { -0.0 } else { value(i, 5) }).collect();
-            let room = (channels + filters) * (height + 8) * (width + 8) + 64 * n.min(POSITIONS_PER_TILE);
+            let room =
+                (channels + filters) * (height + 8) * (width + 8) + 64 * n.min(POSITIONS_PER_TILE) + filters * patch;
             let mut scratch = vec![f32::NAN; scratch_len(patch, n).max(room)];
             weights += usize::from(weight_grad_direct_fits(&g, filters, scratch.len()));
             inputs += usize::from(input_grad_direct_size(&g, filters, scratch.len()).is_some());

@@ -1,11 +1,11 @@
 //! The loops of a convolution's backward without its column matrix, written once over
-//! the vector of an instruction set ([`Vector`]): `avx512::gemm_gathered_t` and
-//! `avx2::gemm_gathered_t` (the weight gradient), `avx512::gemm_gathered_taps` and
-//! `avx2::gemm_gathered_taps` (the input gradient) are these loops compiled for 16 and
-//! for 8 lanes. The instruction set changes the width of a register and how many rows a
+//! the vector of an instruction set ([`Vector`]): `gemm_gathered_t` (the weight
+//! gradient) and `gemm_gathered_taps` (the input gradient) of `avx512.rs`, `avx2.rs`
+//! and `neon.rs` are these loops compiled for 16 lanes, for 8, and for 8 in two NEON
+//! registers. The instruction set changes the width of a register and how many rows a
 //! tile holds, never the order of the sums: each element is the same chain of fused
 //! multiply-adds on every instruction set, so the same bits (and the bits of `im2col`
-//! or `col2im` around `gemm`, which the portable and NEON kernels run).
+//! or `col2im` around `gemm`, which the portable kernels run).
 //!
 //! Every function is inlined into its caller, a `#[target_feature]` entry point of the
 //! instruction set's file, where the vector operations are compiled for that set.
@@ -84,6 +84,7 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
     n: usize,
     dw: *mut f32,
     ldw: usize,
+    sums: Option<&mut [f32]>,
 ) {
     let reach = offsets[..m.min(offsets.len())]
         .iter()
@@ -100,27 +101,34 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
             && ldt.is_multiple_of(nr)
             && n <= ldt
             && rows_fit(k, ldt, ldt, dyt.len())
-            && (m == 0 || k == 0 || reach.is_some_and(|r| r < src.len())),
+            && (m == 0 || k == 0 || reach.is_some_and(|r| r < src.len()))
+            && sums.as_ref().is_none_or(|s| s.len() >= ldt),
         "gemm_gathered_t: shapes"
     );
+    let sums = sums.map_or(core::ptr::null_mut(), |s| s.as_mut_ptr());
     let mut j0 = 0;
     while j0 < n {
         let cols = nr.min(n - j0);
         // SAFETY: the reads of `src` are below `reach`, those of `dyt` in its `k` rows of
-        // `ldt >= j0 + nr` floats (asserted), the writes in `dw`'s `n` rows of `m` (the
-        // caller's contract).
+        // `ldt >= j0 + nr` floats, those and writes of `sums` (where not null) in its
+        // `ldt` floats (asserted), the writes in `dw`'s `n` rows of `m` (the caller's
+        // contract).
         unsafe {
             let (s, o, b, t) = (src.as_ptr(), offsets.as_ptr(), bases.as_ptr(), dyt.as_ptr().add(j0));
-            let d = dw.add(j0 * ldw);
-            match m {
-                8 if V::WEIGHT_MR >= 8 => weight_tile::<V, 8>(k, s, o, b, t, ldt, d, ldw, cols),
-                7 if V::WEIGHT_MR >= 7 => weight_tile::<V, 7>(k, s, o, b, t, ldt, d, ldw, cols),
-                6 => weight_tile::<V, 6>(k, s, o, b, t, ldt, d, ldw, cols),
-                5 => weight_tile::<V, 5>(k, s, o, b, t, ldt, d, ldw, cols),
-                4 => weight_tile::<V, 4>(k, s, o, b, t, ldt, d, ldw, cols),
-                3 => weight_tile::<V, 3>(k, s, o, b, t, ldt, d, ldw, cols),
-                2 => weight_tile::<V, 2>(k, s, o, b, t, ldt, d, ldw, cols),
-                1 => weight_tile::<V, 1>(k, s, o, b, t, ldt, d, ldw, cols),
+            let (d, sums) = (dw.add(j0 * ldw), if sums.is_null() { sums } else { sums.add(j0) });
+            let g = Gathered { k, src: s, offsets: o, bases: b, dyt: t, ldt, dw: d, ldw, nr: cols };
+            match (m, sums.is_null()) {
+                (8, true) if V::WEIGHT_MR >= 8 => weight_tile::<V, 8, false>(g, sums),
+                (8, false) if V::WEIGHT_MR >= 8 => weight_tile::<V, 8, true>(g, sums),
+                (7, true) if V::WEIGHT_MR >= 7 => weight_tile::<V, 7, false>(g, sums),
+                (7, false) if V::WEIGHT_MR >= 7 => weight_tile::<V, 7, true>(g, sums),
+                (6, true) => weight_tile::<V, 6, false>(g, sums),
+                (6, false) => weight_tile::<V, 6, true>(g, sums),
+                (5, _) => weight_tile::<V, 5, true>(g, sums),
+                (4, _) => weight_tile::<V, 4, true>(g, sums),
+                (3, _) => weight_tile::<V, 3, true>(g, sums),
+                (2, _) => weight_tile::<V, 2, true>(g, sums),
+                (1, _) => weight_tile::<V, 1, true>(g, sums),
                 _ => {}
             }
         }
@@ -128,15 +136,12 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
     }
 }
 
-/// The tile of [`weight_grad`]: `R` column-matrix rows by `2 V::LANES` filters (`nr` of
-/// them written), the sums added to `dw` (row `f` at `f ldw`) through a transpose on
-/// the stack.
-///
-/// # Safety
-/// As [`weight_grad`] asserts and requires.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn weight_tile<V: Vector, const R: usize>(
+/// Where [`weight_tile`] reads and writes: `k` output positions, the padded input
+/// `src` read for column row `r` at `src + offsets[r] + bases[q]`, the transposed output
+/// gradient `dyt` (row stride `ldt`), the gradient `dw` (row stride `ldw`) of which `nr`
+/// filters are written.
+#[derive(Clone, Copy)]
+struct Gathered {
     k: usize,
     src: *const f32,
     offsets: *const usize,
@@ -146,21 +151,43 @@ unsafe fn weight_tile<V: Vector, const R: usize>(
     dw: *mut f32,
     ldw: usize,
     nr: usize,
-) {
+}
+
+/// The tile of [`weight_grad`]: `R` column-matrix rows by `2 V::LANES` filters (`nr` of
+/// them written), the sums added to `dw` (row `f` at `f ldw`) through a transpose on
+/// the stack. With `SUMS` (the tiles of fewer rows always take it: they are the last of
+/// a call, so `sums` tells whether to add), the rows of the output gradient are added
+/// to `sums` (`2 V::LANES` floats) too when it is not null.
+///
+/// # Safety
+/// As [`weight_grad`] asserts and requires.
+#[inline(always)]
+unsafe fn weight_tile<V: Vector, const R: usize, const SUMS: bool>(g: Gathered, sums: *mut f32) {
+    let Gathered { k, src, offsets, bases, dyt, ldt, dw, ldw, nr } = g;
     // SAFETY: the caller's contract covers every read and write of the tile.
     unsafe {
         let mut lo = [V::zero(); R];
         let mut hi = [V::zero(); R];
         let rows: [*const f32; R] = core::array::from_fn(|r| src.add(*offsets.add(r)));
+        let add_sums = SUMS && !sums.is_null();
+        let (mut s0, mut s1) =
+            if add_sums { (V::load(sums), V::load(sums.add(V::LANES))) } else { (V::zero(), V::zero()) };
         for q in 0..k {
             let bq = dyt.add(q * ldt);
             let (b0, b1) = (V::load(bq), V::load(bq.add(V::LANES)));
+            if SUMS && add_sums {
+                (s0, s1) = (V::add(s0, b0), V::add(s1, b1));
+            }
             let base = *bases.add(q);
             for r in 0..R {
                 let av = V::splat(rows[r].add(base));
                 lo[r] = V::fmadd(av, b0, lo[r]);
                 hi[r] = V::fmadd(av, b1, hi[r]);
             }
+        }
+        if add_sums {
+            V::store_first(sums, s0, V::LANES);
+            V::store_first(sums.add(V::LANES), s1, V::LANES);
         }
         let mut t = [[0.0f32; 32]; 8];
         for r in 0..R {
@@ -180,10 +207,11 @@ unsafe fn weight_tile<V: Vector, const R: usize>(
 }
 
 /// A convolution's input gradient without its column matrix, for stride 1 and one tile
-/// of output positions: `c[r ldc + j] = sum_t (sum_{f < k} a[f ars + r taps + t]
+/// of output positions: `c[r ldc + j] = sum_t (sum_{f < k} a[(t k + f) lda + r]
 /// src[f plane + tap_offsets[t] + (j / width) stride + j % width])` for rows `r < m`
 /// (input channels) and columns `j < n` (input positions), where `a` is the weight
-/// `[k, m, taps]` (row stride `ars`) and `src` the output gradient zero-padded so that
+/// arranged by taps, `[taps, k, m]` (row stride `lda`: [`weights_by_taps`] writes it
+/// from the weight `[k, m, taps]`), and `src` the output gradient zero-padded so that
 /// tap `t` of input position `j` reads it there. Each tap's sum is one chain of fused
 /// multiply-adds over `f` in order from zero, and the taps are added in order to zero:
 /// element by element what `col2im(weight^T dy)` computes (the product by `gemm` with
@@ -200,7 +228,7 @@ unsafe fn weight_tile<V: Vector, const R: usize>(
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn input_grad<V: Vector>(
     a: &[f32],
-    ars: usize,
+    lda: usize,
     m: usize,
     k: usize,
     taps: usize,
@@ -218,7 +246,7 @@ pub(crate) unsafe fn input_grad<V: Vector>(
         .and_then(|r| r.checked_add(tap_offsets[..taps.min(tap_offsets.len())].iter().max().copied()?))
         .and_then(|r| r.checked_add(last % width.max(1) + 8))
         .and_then(|r| r.checked_add(k.checked_sub(1)?.checked_mul(plane)?));
-    let weights = m.checked_mul(taps).is_some_and(|mt| m == 0 || rows_fit(k, ars, mt, a.len()));
+    let weights = taps.checked_mul(k).is_some_and(|rows| m == 0 || (m <= lda && rows_fit(rows, lda, m, a.len())));
     assert!(
         k <= super::portable::SLICE
             && taps > 0
@@ -246,19 +274,19 @@ pub(crate) unsafe fn input_grad<V: Vector>(
             // SAFETY: rows `i..i + mr` of the weight, the tile of `c` and every read of
             // `src` are in bounds (asserted).
             unsafe {
-                let (at, ct) = (a.as_ptr().add(i * taps), c.as_mut_ptr().add(i * ldc + j0));
+                let (at, ct) = (a.as_ptr().add(i), c.as_mut_ptr().add(i * ldc + j0));
                 let g = Taps { src: src.as_ptr(), plane, offsets: tap_offsets.as_ptr(), taps, bases };
                 match (mr, contiguous) {
-                    (8, true) if V::TAPS_MR >= 8 => taps_tile::<V, 8, true>(k, at, ars, g, ct, ldc, nr),
-                    (8, false) if V::TAPS_MR >= 8 => taps_tile::<V, 8, false>(k, at, ars, g, ct, ldc, nr),
-                    (7, _) if V::TAPS_MR >= 7 => taps_tile::<V, 7, false>(k, at, ars, g, ct, ldc, nr),
-                    (6, true) => taps_tile::<V, 6, true>(k, at, ars, g, ct, ldc, nr),
-                    (6, false) => taps_tile::<V, 6, false>(k, at, ars, g, ct, ldc, nr),
-                    (5, _) => taps_tile::<V, 5, false>(k, at, ars, g, ct, ldc, nr),
-                    (4, _) => taps_tile::<V, 4, false>(k, at, ars, g, ct, ldc, nr),
-                    (3, _) => taps_tile::<V, 3, false>(k, at, ars, g, ct, ldc, nr),
-                    (2, _) => taps_tile::<V, 2, false>(k, at, ars, g, ct, ldc, nr),
-                    _ => taps_tile::<V, 1, false>(k, at, ars, g, ct, ldc, nr),
+                    (8, true) if V::TAPS_MR >= 8 => taps_tile::<V, 8, true>(k, at, lda, g, ct, ldc, nr),
+                    (8, false) if V::TAPS_MR >= 8 => taps_tile::<V, 8, false>(k, at, lda, g, ct, ldc, nr),
+                    (7, _) if V::TAPS_MR >= 7 => taps_tile::<V, 7, false>(k, at, lda, g, ct, ldc, nr),
+                    (6, true) => taps_tile::<V, 6, true>(k, at, lda, g, ct, ldc, nr),
+                    (6, false) => taps_tile::<V, 6, false>(k, at, lda, g, ct, ldc, nr),
+                    (5, _) => taps_tile::<V, 5, false>(k, at, lda, g, ct, ldc, nr),
+                    (4, _) => taps_tile::<V, 4, false>(k, at, lda, g, ct, ldc, nr),
+                    (3, _) => taps_tile::<V, 3, false>(k, at, lda, g, ct, ldc, nr),
+                    (2, _) => taps_tile::<V, 2, false>(k, at, lda, g, ct, ldc, nr),
+                    _ => taps_tile::<V, 1, false>(k, at, lda, g, ct, ldc, nr),
                 }
             }
             j0 += nr;
@@ -290,7 +318,7 @@ struct Taps {
 unsafe fn taps_tile<V: Vector, const R: usize, const CONTIGUOUS: bool>(
     k: usize,
     a: *const f32,
-    ars: usize,
+    lda: usize,
     g: Taps,
     c: *mut f32,
     ldc: usize,
@@ -300,20 +328,21 @@ unsafe fn taps_tile<V: Vector, const R: usize, const CONTIGUOUS: bool>(
     let (count_lo, count_hi) = (nr.min(V::LANES), nr.saturating_sub(V::LANES));
     // SAFETY: the caller's contract covers every read and write of the tile.
     unsafe {
+        // The tap's weights: `R` adjacent floats per filter, `lda` apart.
+        let mut ap = a;
         for t in 0..g.taps {
             let mut lo = [V::zero(); R];
             let mut hi = [V::zero(); R];
-            let tap = g.src.add(*g.offsets.add(t));
-            for f in 0..k {
-                let row = tap.add(f * g.plane);
+            let mut row = g.src.add(*g.offsets.add(t));
+            for _ in 0..k {
                 let b0 = V::load_blocks::<CONTIGUOUS>(row, &g.bases[..half]);
                 let b1 = V::load_blocks::<CONTIGUOUS>(row, &g.bases[half..2 * half]);
-                let ap = a.add(f * ars + t);
                 for r in 0..R {
-                    let av = V::splat(ap.add(r * g.taps));
+                    let av = V::splat(ap.add(r));
                     lo[r] = V::fmadd(av, b0, lo[r]);
                     hi[r] = V::fmadd(av, b1, hi[r]);
                 }
+                (row, ap) = (row.add(g.plane), ap.add(lda));
             }
             for r in 0..R {
                 let cr = c.add(r * ldc);
@@ -327,6 +356,30 @@ unsafe fn taps_tile<V: Vector, const R: usize, const CONTIGUOUS: bool>(
                     V::store_first(cr.add(V::LANES), V::add(sum_hi, hi[r]), count_hi);
                 }
             }
+        }
+    }
+}
+
+/// `a[(t k + f) lda + r] = weight[f ars + r taps + t]`: the weight `[k, m, taps]` of a
+/// convolution (row stride `ars`) arranged by taps for [`input_grad`], `lda = m`, so that
+/// a tile's rows of one filter and tap are adjacent.
+///
+/// # Panics
+/// If a shape does not fit its slice.
+pub(crate) fn weights_by_taps(weight: &[f32], ars: usize, m: usize, k: usize, taps: usize, a: &mut [f32]) {
+    let (mt, len) = (m.checked_mul(taps), taps.checked_mul(k).and_then(|rows| rows.checked_mul(m)));
+    assert!(
+        mt.is_some_and(|mt| mt == 0 || rows_fit(k, ars, mt, weight.len())) && len.is_some_and(|len| len <= a.len()),
+        "weights_by_taps: shapes"
+    );
+    if m * taps * k == 0 {
+        return;
+    }
+    // In the order of `a`, reading the weight `taps` apart.
+    for (t, by_tap) in a[..taps * k * m].chunks_exact_mut(k * m).enumerate() {
+        for (f, row) in by_tap.chunks_exact_mut(m).enumerate() {
+            let from = &weight[f * ars + t..][..(m - 1) * taps + 1];
+            row.iter_mut().zip(from.iter().step_by(taps)).for_each(|(a, &w)| *a = w);
         }
     }
 }

@@ -8,6 +8,9 @@
 //! * [`gemv_rows`], [`gemv_batch`], [`dot`]: `y += alpha A x` for a row-major `A`
 //!   (dense layers at batch 1 and over a batch, recurrent projections);
 //! * [`gemv_columns`]: `y += alpha A x` for a column-major `A`;
+//! * [`gemm_gathered_t`], [`gemm_gathered_taps`] (with [`transpose_rows`]): a
+//!   convolution's weight and input gradients without their column matrices, the
+//!   loops of `conv_grad` on eight lanes in two registers (`Q8`), as AVX2's;
 //! * [`cell_step`]: the gate arithmetic of a recurrent step, four units at a time
 //!   (`exp`, `sigmoid` and `tanh` of `maths.rs` on four lanes).
 //!
@@ -701,6 +704,185 @@ pub(crate) unsafe fn cell_step(cell: CellKind, p: &mut [f32], q: &[f32], h: &mut
             CellKind::Gru => {
                 h[j] = gru_unit(core::array::from_fn(|g| at(p, g)), core::array::from_fn(|g| at(q, g)), h[j])[3];
             }
+        }
+    }
+}
+
+/// Column-matrix rows of the tile of [`gemm_gathered_t`]: 24 accumulators (two 8-lane
+/// vectors, four registers, per row), four registers of the output gradient and a
+/// broadcast, 29 of the 32.
+pub const GATHERED_T_MR: usize = 6;
+
+/// Input channels of the tile of [`gemm_gathered_taps`]: the sums of the current tap in
+/// 24 of the 32 registers, the running sums in memory.
+pub const TAPS_MR: usize = 6;
+
+/// Eight floats in two NEON registers (lanes 0 to 3, 4 to 7) for the loops of
+/// [`super::conv_grad`]: the vector of an AVX2 register, so that the tiles and their
+/// chains of fused multiply-adds (`fmla`, one rounding as `vfmadd`) are the x86-64
+/// kernels'.
+#[derive(Clone, Copy)]
+pub(crate) struct Q8(Lanes8);
+
+impl super::conv_grad::Vector for Q8 {
+    const LANES: usize = 8;
+    const WEIGHT_MR: usize = GATHERED_T_MR;
+    const TAPS_MR: usize = TAPS_MR;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the trait's contract (NEON).
+        Q8(unsafe { [vdupq_n_f32(0.0); 2] })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self {
+        // SAFETY: the trait's contract.
+        unsafe {
+            let v = vld1q_dup_f32(p);
+            Q8([v, v])
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the trait's contract.
+        Q8(unsafe { [vld1q_f32(p), vld1q_f32(p.add(4))] })
+    }
+
+    #[inline(always)]
+    unsafe fn load_blocks<const CONTIGUOUS: bool>(row: *const f32, bases: &[usize]) -> Self {
+        // SAFETY: the trait's contract (one block of eight).
+        unsafe { Self::load(row.add(bases[0])) }
+    }
+
+    #[inline(always)]
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: the trait's contract.
+        Q8(unsafe { [vfmaq_f32(c.0[0], a.0[0], b.0[0]), vfmaq_f32(c.0[1], a.0[1], b.0[1])] })
+    }
+
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: the trait's contract.
+        Q8(unsafe { [vaddq_f32(a.0[0], b.0[0]), vaddq_f32(a.0[1], b.0[1])] })
+    }
+
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, count: usize) -> Self {
+        // `count` is a multiple of 8: the whole vector, or nothing.
+        // SAFETY: the trait's contract.
+        unsafe {
+            if count == 0 {
+                return Self::zero();
+            }
+            Self::load(p)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_first(p: *mut f32, v: Self, count: usize) {
+        // `count` is a multiple of 8: the whole vector.
+        debug_assert_eq!(count, 8);
+        // SAFETY: the trait's contract.
+        unsafe {
+            vst1q_f32(p, v.0[0]);
+            vst1q_f32(p.add(4), v.0[1]);
+        }
+    }
+}
+
+/// A convolution's weight gradient without its column matrix, 16 filters at a time:
+/// [`super::conv_grad::weight_grad`] in 8 lanes, the bits of `avx2::gemm_gathered_t`
+/// and `avx512::gemm_gathered_t`.
+///
+/// # Safety
+/// The CPU must have NEON; `dw`'s `n` rows of `m` floats (row stride `ldw`) are
+/// writable and no other thread reads or writes them.
+#[target_feature(enable = "neon")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_gathered_t(
+    src: &[f32],
+    offsets: &[usize],
+    bases: &[usize],
+    m: usize,
+    k: usize,
+    dyt: &[f32],
+    ldt: usize,
+    n: usize,
+    dw: *mut f32,
+    ldw: usize,
+    sums: Option<&mut [f32]>,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { super::conv_grad::weight_grad::<Q8>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw, sums) }
+}
+
+/// A convolution's input gradient without its column matrix, 16 input positions at a
+/// time: [`super::conv_grad::input_grad`] in 8 lanes, the bits of
+/// `avx2::gemm_gathered_taps` and `avx512::gemm_gathered_taps`.
+///
+/// # Safety
+/// The CPU must have NEON.
+#[target_feature(enable = "neon")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_gathered_taps(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    k: usize,
+    taps: usize,
+    src: &[f32],
+    plane: usize,
+    tap_offsets: &[usize],
+    rows: (usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+    n: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { super::conv_grad::input_grad::<Q8>(a, lda, m, k, taps, src, plane, tap_offsets, rows, c, ldc, n) }
+}
+
+/// `dst[q ldt + f] = src[f lds + q]` for `f < rows`, `q < len`, and zero for
+/// `rows <= f < ldt`: a tile of a convolution's output gradient transposed for
+/// [`gemm_gathered_t`] (as `avx2::transpose_rows`), by blocks of 4x4.
+///
+/// # Safety
+/// The CPU must have NEON.
+///
+/// # Panics
+/// If a shape does not fit its slice.
+#[target_feature(enable = "neon")]
+pub unsafe fn transpose_rows(src: &[f32], lds: usize, rows: usize, len: usize, dst: &mut [f32], ldt: usize) {
+    assert!(
+        rows <= ldt && rows_fit(rows, lds, len, src.len()) && rows_fit(len, ldt, ldt, dst.len()),
+        "transpose_rows: shapes"
+    );
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    let (rows4, len4) = (rows - rows % 4, len - len % 4);
+    let pairs = |a: float32x4_t, b: float32x4_t| (vreinterpretq_f64_f32(a), vreinterpretq_f64_f32(b));
+    for f0 in (0..rows4).step_by(4) {
+        for q0 in (0..len4).step_by(4) {
+            // SAFETY: rows `f0..f0 + 4 <= rows` of `src` hold floats `q0..q0 + 4 <= len`,
+            // rows `q0..q0 + 4` of `dst` floats `f0..f0 + 4 <= ldt` (asserted).
+            unsafe {
+                let r: [float32x4_t; 4] = core::array::from_fn(|r| vld1q_f32(sp.add((f0 + r) * lds + q0)));
+                // [r0[0], r1[0], r0[2], r1[2]], [r0[1], r1[1], r0[3], r1[3]], and rows 2, 3.
+                let (t0, t1) = pairs(vtrn1q_f32(r[0], r[1]), vtrn2q_f32(r[0], r[1]));
+                let (t2, t3) = pairs(vtrn1q_f32(r[2], r[3]), vtrn2q_f32(r[2], r[3]));
+                let columns = [vtrn1q_f64(t0, t2), vtrn1q_f64(t1, t3), vtrn2q_f64(t0, t2), vtrn2q_f64(t1, t3)];
+                for (c, v) in columns.into_iter().enumerate() {
+                    vst1q_f32(dp.add((q0 + c) * ldt + f0), vreinterpretq_f32_f64(v));
+                }
+            }
+        }
+    }
+    for q in 0..len {
+        let row = &mut dst[q * ldt..][..ldt];
+        let from = if q < len4 { rows4 } else { 0 };
+        for (f, v) in row.iter_mut().enumerate().skip(from) {
+            *v = if f < rows { src[f * lds + q] } else { 0.0 };
         }
     }
 }
