@@ -480,8 +480,8 @@ pub struct SummaryRow<'a> {
 
 pub(crate) mod private {
     //! Composition used by the code `network!` generates.
-    use super::*;
     pub use super::cycle::{contains_itself, sizes, Cycle, Edge, Node, NodeRef, Sizes, Totals};
+    use super::*;
 
     /// Floats of scratch that `forward_one` keeps on the stack for a network whose
     /// batch-1 inference needs `forward_scratch` floats of scratch and

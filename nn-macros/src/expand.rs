@@ -182,14 +182,18 @@ pub(crate) fn nesting(g: &Graph, sizes: SizeValues) -> (TokenStream, TokenStream
     let (forward_scratch_item, forward_scratch_const) = match forward_scratch {
         Some(value) => (
             Some(quote!(const FORWARD_SCRATCH: usize = #value;)),
-            Some(quote!(const FORWARD_SCRATCH: usize = __NN_SIZES.forward_scratch;)),
+            Some(quote!(
+                const FORWARD_SCRATCH: usize = __NN_SIZES.forward_scratch;
+            )),
         ),
         None => (None, None),
     };
     let (tensors_item, tensors_const) = match tensors {
         Some(value) => (
             Some(quote!(const TENSORS: &'static ::nn_core::weights::TensorTree = #value;)),
-            Some(quote!(const TENSORS: &'static ::nn_core::weights::TensorTree = __NN_SIZES.tensors;)),
+            Some(quote!(
+                const TENSORS: &'static ::nn_core::weights::TensorTree = __NN_SIZES.tensors;
+            )),
         ),
         None => (None, None),
     };

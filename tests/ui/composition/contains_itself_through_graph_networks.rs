@@ -24,6 +24,7 @@ network! {
         output w;
     }
 }
+
 fn main() {
     let model = Model::<X>::new(0);
     let _ = model.predict_one(&Default::default());
