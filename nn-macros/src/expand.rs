@@ -134,8 +134,8 @@ pub(crate) struct SizeValues {
 /// A network that nests no network cannot be part of a cycle: no items, and the
 /// constants are `sizes`. Any other has a `static` node (`nn_core::__private::Node`,
 /// `Layer::NODE`) naming its layers that are networks, a constant that walks the
-/// graph of nodes and panics with the cycle (`network `A` contains itself: A -> b: B
-/// -> a: A`) at the layer of `g` that starts it, when `g` is the cycle's network of
+/// graph of nodes and panics with the cycle (``network `A` contains itself: A -> b: B
+/// -> a: A``) at the layer of `g` that starts it, when `g` is the cycle's network of
 /// least key (so that a cycle is one error), and size constants that are all zero
 /// when `g` is on a cycle: they read `sizes` through a call (`__private::sizes`),
 /// which rustc runs only when the network is on no cycle, so that the sizes of the

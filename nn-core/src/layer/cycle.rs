@@ -5,8 +5,8 @@
 //! layer that is a network, the layer's name and that network's node, reached through
 //! [`crate::Layer::NODE`]. Statics may point at each other in a cycle, so the graph is
 //! built whatever it holds; a constant of the network then walks it from the network
-//! ([`contains_itself`]) and reports a cycle in the user's terms (`network `A` contains
-//! itself: A -> b: B -> a: A`) before any of the networks' sizes, which would otherwise
+//! ([`contains_itself`]) and reports a cycle in the user's terms (``network `A` contains
+//! itself: A -> b: B -> a: A``) before any of the networks' sizes, which would otherwise
 //! be rustc's cycle error (E0391) through the library's constants.
 //!
 //! The node is reached through a raw pointer ([`NodeRef`]) rather than a reference:
@@ -75,7 +75,7 @@ pub struct Cycle {
 }
 
 impl Cycle {
-    /// `network `A` contains itself: A -> b: B -> a: A`.
+    /// ``network `A` contains itself: A -> b: B -> a: A``.
     pub const fn message(&self) -> &str {
         let (bytes, _) = self.message.split_at(self.len);
         match core::str::from_utf8(bytes) {
