@@ -27,6 +27,8 @@ use crate::rng::Rng;
 use crate::shape::Shape;
 use crate::weights::{TensorTree, Text};
 
+mod cycle;
+
 /// A differentiable layer with compile-time input and output shapes.
 pub trait Layer: 'static {
     /// The shape of one input sample.
@@ -64,14 +66,12 @@ pub trait Layer: 'static {
     /// parameters or buffers and is [`TensorTree::Unknown`] otherwise.
     const TENSORS: &'static TensorTree =
         if Self::PARAMS + Self::BUFFERS == 0 { &TensorTree::Empty } else { &TensorTree::Unknown { kind: Self::KIND } };
-    /// How deeply networks nest in this layer: 0 for a layer that is no network, one
-    /// more than its deepest nested network for one written by `network!`. The macro
-    /// evaluates it before anything else of the network, so that a network that
-    /// contains itself through networks of other invocations is a short cycle error
-    /// (E0391) at the layers that close the cycle, not one through the library's
-    /// sizes.
+    /// For a network written by `network!` that nests networks, its node in the graph
+    /// of networks that contain each other, which the macro walks to report a network
+    /// that contains itself through networks of other invocations as one error in the
+    /// user's terms; `None` for any other layer.
     #[doc(hidden)]
-    const NESTING: usize = 0;
+    const NODE: Option<private::NodeRef> = None;
 
     /// Initialises the parameters (and buffers) of this layer.
     fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng);
@@ -480,6 +480,7 @@ pub struct SummaryRow<'a> {
 
 pub(crate) mod private {
     //! Composition used by the code `network!` generates.
+    pub use super::cycle::{contains_itself, sizes, Cycle, Edge, Node, NodeRef, Sizes, Totals};
     use super::*;
 
     /// Floats of scratch that `forward_one` keeps on the stack for a network whose

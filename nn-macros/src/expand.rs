@@ -28,8 +28,7 @@ pub(crate) fn network(g: &Graph) -> TokenStream {
         None => crate::expand_graph::expand(g),
     };
     let description = crate::describe::describe(g);
-    let check = nesting_check(&g.net.name);
-    quote!(#check #items #description)
+    quote!(#items #description)
 }
 
 /// The expansion of a graph whose statements apply `layers` in turn.
@@ -71,25 +70,22 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
     let network_impl = network_impl(name, quote!(&__NN_ARCH));
     let token_input = token_input_impl(name, layers_in_order, &layers);
     let arch = quote!(<__NnArch as ::nn_core::Layer>);
-    let nesting = nesting_const(g);
-    let sized = |value| after_nesting(name, value);
-    let (params, buffers, cache) =
-        (sized(quote!(#arch::PARAMS)), sized(quote!(#arch::BUFFERS)), sized(quote!(#arch::CACHE)));
-    let (scratch, forward_scratch) = (sized(quote!(#arch::SCRATCH)), sized(quote!(#arch::FORWARD_SCRATCH)));
-    let tensors = sized(tensors);
+    let (nesting, sizes) = nesting(
+        g,
+        SizeValues {
+            params: quote!(#arch::PARAMS),
+            buffers: quote!(#arch::BUFFERS),
+            cache: quote!(#arch::CACHE),
+            scratch: quote!(#arch::SCRATCH),
+            forward_scratch: Some(quote!(#arch::FORWARD_SCRATCH)),
+            tensors: Some(tensors),
+        },
+    );
     let layer_impl = layer_impl(
         name,
         declared_types(net),
         LayerImpl {
-            consts: quote! {
-                const PARAMS: usize = #params;
-                const BUFFERS: usize = #buffers;
-                const CACHE: usize = #cache;
-                const SCRATCH: usize = #scratch;
-                const FORWARD_SCRATCH: usize = #forward_scratch;
-                const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
-                #nesting
-            },
+            consts: sizes,
             init: quote!(::nn_core::Layer::init(&__NN_ARCH, params, buffers, rng)),
             forward: quote!(::nn_core::Layer::forward(&__NN_ARCH, w, x, y, scratch)),
             forward_train: quote!(::nn_core::Layer::forward_train(&__NN_ARCH, x, y, cx)),
@@ -106,6 +102,7 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
             const __NN_ARCH: __NnArch = #arch_value;
             #(#aliases)*
             #(#items)*
+            #nesting
 
             #layer_impl
 
@@ -118,55 +115,117 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
     }
 }
 
-/// `const NESTING` of `g`'s `Layer` impl: one more than the deepest of its nested
-/// networks. It is spanned at the network's name and reads each nested network's at
-/// the layer's path, so that a network that contains itself through networks of other
-/// invocations (which the macro sees only as names) is a cycle of these constants
-/// alone, reported at the user's layers, and not one through the library's sizes.
-pub(crate) fn nesting_const(g: &Graph) -> TokenStream {
-    let name = &g.net.name;
-    let nested: Vec<TokenStream> = g
+/// The size constants of a network's `Layer` impl, as expressions in the scope of its
+/// expansion (`None`: the trait's default).
+pub(crate) struct SizeValues {
+    pub params: TokenStream,
+    pub buffers: TokenStream,
+    pub cache: TokenStream,
+    pub scratch: TokenStream,
+    pub forward_scratch: Option<TokenStream>,
+    pub tensors: Option<TokenStream>,
+}
+
+/// The items that let a network that contains itself through networks of other
+/// invocations (which the macro sees only as names) be one error in the user's terms,
+/// and the size constants of `g`'s `Layer` impl: `(items, consts)`, the items to emit
+/// next to the impl, the constants to put in it.
+///
+/// A network that nests no network cannot be part of a cycle: no items, and the
+/// constants are `sizes`. Any other has a `static` node (`nn_core::__private::Node`,
+/// `Layer::NODE`) naming its layers that are networks, a constant that walks the
+/// graph of nodes and panics with the cycle (``network `A` contains itself: A -> b: B
+/// -> a: A``) at the layer of `g` that starts it, when `g` is the cycle's network of
+/// least key (so that a cycle is one error), and size constants that are all zero
+/// when `g` is on a cycle: they read `sizes` through a call (`__private::sizes`),
+/// which rustc runs only when the network is on no cycle, so that the sizes of the
+/// networks of a cycle never read each other (rustc's E0391 over the library's
+/// constants).
+pub(crate) fn nesting(g: &Graph, sizes: SizeValues) -> (TokenStream, TokenStream) {
+    let SizeValues { params, buffers, cache, scratch, forward_scratch, tensors } = sizes;
+    let nested: Vec<(String, &Path)> = g
         .layers
         .iter()
         .filter_map(|layer| match layer {
-            GraphLayer::Plain(Layer { op: Op::Network, kind, .. }) => {
-                Some(quote_spanned!(kind.span()=> <#kind as ::nn_core::Layer>::NESTING))
-            }
+            GraphLayer::Plain(Layer { op: Op::Network, kind, name, .. }) => Some((unraw(name), kind)),
             _ => None,
         })
         .collect();
     if nested.is_empty() {
-        return quote_spanned!(name.span()=> const NESTING: usize = 1;);
-    }
-    quote_spanned! {name.span()=>
-        const NESTING: usize = {
-            let mut __deepest = 0;
-            #(
-                let __depth = #nested;
-                if __depth > __deepest {
-                    __deepest = __depth;
-                }
-            )*
-            __deepest + 1
+        let forward_scratch = forward_scratch.map(|value| quote!(const FORWARD_SCRATCH: usize = #value;));
+        let tensors = tensors.map(|value| quote!(const TENSORS: &'static ::nn_core::weights::TensorTree = #value;));
+        let consts = quote! {
+            const PARAMS: usize = #params;
+            const BUFFERS: usize = #buffers;
+            const CACHE: usize = #cache;
+            const SCRATCH: usize = #scratch;
+            #forward_scratch
+            #tensors
         };
+        return (TokenStream::new(), consts);
     }
-}
-
-/// `value`, a size constant of network `name`'s `Layer` impl, read after `NESTING`:
-/// when networks contain each other, every path through their sizes meets the cycle
-/// of `NESTING`s already reported (see [`nesting_const`]) and stops there, so that
-/// rustc reports that cycle alone and not one more per size.
-pub(crate) fn after_nesting(name: &Ident, value: TokenStream) -> TokenStream {
-    quote!({
-        let _ = <#name as ::nn_core::Layer>::NESTING;
-        #value
-    })
-}
-
-/// The constant that evaluates `NESTING` of network `name`, emitted before its other
-/// items so that rustc meets a cycle of networks there first (see [`nesting_const`]).
-fn nesting_check(name: &Ident) -> TokenStream {
-    quote_spanned!(name.span()=> const _: usize = <#name as ::nn_core::Layer>::NESTING;)
+    let name = &g.net.name;
+    let name_str = unraw(name);
+    let p = quote!(::nn_core::__private);
+    let edges = nested.iter().map(|(layer, kind)| {
+        quote_spanned!(kind.span()=> #p::Edge { layer: #layer, network: <#kind as ::nn_core::Layer>::NODE })
+    });
+    let panics = nested.iter().enumerate().map(|(i, (_, kind))| {
+        let panic = quote_spanned!(kind.span()=> ::core::panic!("{}", __cycle.message()));
+        quote!(::core::option::Option::Some(__cycle) if __cycle.layer == #i => #panic,)
+    });
+    let key = quote_spanned! {name.span()=>
+        ::core::concat!(
+            ::core::module_path!(), "::", #name_str, " at ", ::core::file!(), ":", ::core::line!(), ":", ::core::column!()
+        )
+    };
+    let (forward_scratch_item, forward_scratch_const) = match forward_scratch {
+        Some(value) => (
+            Some(quote!(const FORWARD_SCRATCH: usize = #value;)),
+            Some(quote!(
+                const FORWARD_SCRATCH: usize = __NN_SIZES.forward_scratch;
+            )),
+        ),
+        None => (None, None),
+    };
+    let (tensors_item, tensors_const) = match tensors {
+        Some(value) => (
+            Some(quote!(const TENSORS: &'static ::nn_core::weights::TensorTree = #value;)),
+            Some(quote!(
+                const TENSORS: &'static ::nn_core::weights::TensorTree = __NN_SIZES.tensors;
+            )),
+        ),
+        None => (None, None),
+    };
+    let items = quote! {
+        static __NN_NODE: #p::Node = #p::Node { key: #key, name: #name_str, layers: &[#(#edges),*] };
+        const _: () = match #p::contains_itself(&__NN_NODE, true) {
+            #(#panics)*
+            _ => {}
+        };
+        const __NN_CONTAINS_ITSELF: bool = #p::contains_itself(&__NN_NODE, false).is_some();
+        struct __NnSizes;
+        impl #p::Sizes for __NnSizes {
+            const PARAMS: usize = #params;
+            const BUFFERS: usize = #buffers;
+            const CACHE: usize = #cache;
+            const SCRATCH: usize = #scratch;
+            #forward_scratch_item
+            #tensors_item
+        }
+        const __NN_SIZES: #p::Totals =
+            if __NN_CONTAINS_ITSELF { #p::Totals::CONTAINS_ITSELF } else { #p::sizes::<__NnSizes>() };
+    };
+    let consts = quote! {
+        const NODE: ::core::option::Option<#p::NodeRef> = ::core::option::Option::Some(#p::NodeRef::new(&__NN_NODE));
+        const PARAMS: usize = __NN_SIZES.params;
+        const BUFFERS: usize = __NN_SIZES.buffers;
+        const CACHE: usize = __NN_SIZES.cache;
+        const SCRATCH: usize = __NN_SIZES.scratch;
+        #forward_scratch_const
+        #tensors_const
+    };
+    (items, consts)
 }
 
 /// `TokenInput` for a network whose first layer is an `Embedding`: it takes integer

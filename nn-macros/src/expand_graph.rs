@@ -649,24 +649,22 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     }
 
     let network_impl = expand::network_impl(name, quote!(self));
-    let nesting = expand::nesting_const(g);
-    let sized = |value| expand::after_nesting(name, value);
-    let tensors = sized(expand::tensor_tree(tensors));
-    let (params, buffers, cache) = (sized(quote!(__NN_PARAMS)), sized(quote!(__NN_BUFFERS)), sized(quote!(__NN_CACHE)));
-    let (scratch, forward_scratch) = (sized(quote!(__NN_SCRATCH)), sized(quote!(__NN_FORWARD_SCRATCH)));
+    let (nesting, sizes) = expand::nesting(
+        g,
+        expand::SizeValues {
+            params: quote!(__NN_PARAMS),
+            buffers: quote!(__NN_BUFFERS),
+            cache: quote!(__NN_CACHE),
+            scratch: quote!(__NN_SCRATCH),
+            forward_scratch: Some(quote!(__NN_FORWARD_SCRATCH)),
+            tensors: Some(expand::tensor_tree(tensors)),
+        },
+    );
     let layer_impl = expand::layer_impl(
         name,
         expand::declared_types(net),
         expand::LayerImpl {
-            consts: quote! {
-                const PARAMS: usize = #params;
-                const BUFFERS: usize = #buffers;
-                const CACHE: usize = #cache;
-                const SCRATCH: usize = #scratch;
-                const FORWARD_SCRATCH: usize = #forward_scratch;
-                const TENSORS: &'static ::nn_core::weights::TensorTree = #tensors;
-                #nesting
-            },
+            consts: sizes,
             init: init_body,
             forward: quote!(let ::nn_core::Weights { params, buffers } = w; #batch #forward_values #forward_body),
             forward_train: quote!(#train_ctx #batch #train_values #train_caches #train_body),
@@ -679,6 +677,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         #item
         const _: () = {
             #shared_items
+            #nesting
 
             #layer_impl
 

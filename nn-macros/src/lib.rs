@@ -133,11 +133,12 @@ mod tests;
 /// fits the shape before it and that the layers after it fit its output. A network
 /// that contains itself, directly or through the other networks of the invocation, is
 /// a compile error at the layer that closes the cycle. Through networks of other
-/// invocations, which the macro sees only as names, it is rustc's cycle error (E0391)
-/// alone, over one hidden constant per network (`NESTING`, how deeply networks nest
-/// in it): four notes per network of the cycle, each at the network's name or at its
-/// layer that contains the next one (about 20 lines per network, where the sizes of
-/// the networks would give a page of the library's internals each). A misspelled name is rustc's
+/// invocations, which the macro sees only as names, it is one error at compile time
+/// (E0080), at the layer that starts the cycle in one of its networks, naming the
+/// cycle: ``network `A` contains itself: A -> b: B -> a: A``. Each network that nests
+/// networks has a hidden `static` naming them, which a hidden constant walks at compile
+/// time; it visits at most 64 networks, and a cycle it does not reach is rustc's cycle
+/// error (E0391) over the library's constants. A misspelled name is rustc's
 /// "cannot find type" at the layer, which suggests a close name for a network of
 /// another `network!` invocation but not for one of the same invocation; the macro
 /// does not guess either, since the name may be a type declared elsewhere.

@@ -50,22 +50,22 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
     let read_y = split(&quote!(__ys), &ys, &out_lens, false);
     let split_dy = split(&quote!(__dys), &dys, &out_lens, true);
     let split_dx = split(&quote!(__dxs), &dxs, &in_lens, true);
-    let nesting = expand::nesting_const(g);
-    let sized = |value| expand::after_nesting(name, value);
-    let (params, buffers) = (sized(quote!(__NN_PARAMS)), sized(quote!(__NN_BUFFERS)));
-    let cache = sized(quote!(__NN_CACHE + #in_len + #out_len));
-    let scratch = sized(quote!(__NN_SCRATCH + #in_len + #out_len));
+    let (nesting, sizes) = expand::nesting(
+        g,
+        expand::SizeValues {
+            params: quote!(__NN_PARAMS),
+            buffers: quote!(__NN_BUFFERS),
+            cache: quote!(__NN_CACHE + #in_len + #out_len),
+            scratch: quote!(__NN_SCRATCH + #in_len + #out_len),
+            forward_scratch: None,
+            tensors: None,
+        },
+    );
     let layer_impl = expand::layer_impl(
         name,
         (quote!(::nn_core::Shape1<{ #in_len }>), quote!(::nn_core::Shape1<{ #out_len }>)),
         expand::LayerImpl {
-            consts: quote! {
-                const PARAMS: usize = #params;
-                const BUFFERS: usize = #buffers;
-                const CACHE: usize = #cache;
-                const SCRATCH: usize = #scratch;
-                #nesting
-            },
+            consts: sizes,
             init: quote! {
                 <#name>::init(self, params, buffers, rng)
             },
@@ -149,6 +149,8 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
         },
     );
     quote! {
+        #nesting
+
         impl ::nn_core::multi::MultiIo for #name {
             type Inputs = #inputs_ty;
             type Outputs = #outputs_ty;
