@@ -207,8 +207,10 @@ pub fn threads() -> usize {
     }
 }
 
-/// Rows of `A` swept per packed panel of `B` by [`blocked`]: an `MC x KC` block of `A`
-/// (96 KiB for the AVX2 tile) stays in L2 while the panels of `B` pass through L1.
+/// Rows of `A` swept per packed panel of `B` by [`blocked`] when `A` is read in place
+/// (an `MC x KC` block of `A`, 192 KiB, stays in L2 while the panels of `B` pass through
+/// L1); the most rows read in place, and the rows of the packed blocks of `A`
+/// ([`Blocks`], [`Tile::BLOCK_ROWS`] at most).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) const MC: usize = 192;
 
@@ -222,6 +224,9 @@ pub(crate) trait Tile {
     const NR: usize;
     /// Depth of a packed panel of `B`.
     const KC: usize;
+    /// Rows of `A` that [`blocked`] packs at once into [`Blocks`] (at most [`MC`]): the
+    /// rows of `C` that one pass over a packed block of `B` updates.
+    const BLOCK_ROWS: usize = MC;
 
     /// `A` at `a` with strides `(rs, cs)`; `B` at `b` with row stride `brs` and `NR`
     /// readable columns per row; `C` at `c` with row stride `ldc`, `nr` columns written
@@ -370,7 +375,7 @@ pub(crate) unsafe fn with_blocks<R>(run: impl FnOnce(Blocks) -> R) -> R {
 /// that read `A` in place through its strides.
 ///
 /// With more rows and `blocks` (BLIS's loops): for each `NC`-column, `KC`-deep block of
-/// `B`, packed once as panels into `blocks.b`, every `MC`-row block of `A` is packed
+/// `B`, packed once as panels into `blocks.b`, every `T::BLOCK_ROWS`-row block of `A` is packed
 /// tile by tile into `blocks.a` (`A[i0 + r, k0 + p]` at `p mr + r`) and multiplied by
 /// every panel, so that neither operand is packed twice for the same block and every
 /// tile reads two contiguous streams however the operands are laid out.
@@ -433,7 +438,7 @@ pub(crate) unsafe fn blocked<T: Tile>(
             unsafe { pack_block::<T>(blocks.b, b, k0, kc, jc, nc) };
             let mut i1 = 0;
             while i1 < m {
-                let mc = MC.min(m - i1);
+                let mc = T::BLOCK_ROWS.min(m - i1);
                 // SAFETY: rows `i1..i1 + mc` and columns `k0..k0 + kc` are inside A; the
                 // block has room for `mc kc <= MC KC` floats.
                 unsafe { pack_a::<T>(blocks.a, a, i1, mc, k0, kc) };
