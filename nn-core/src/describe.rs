@@ -330,7 +330,12 @@ impl fmt::Display for Description {
             };
             let output = [s.output()];
             let name = self.value_names.get(output[0]).copied().unwrap_or("?");
-            writeln!(f, "{name} = {op}({}) -> {}", values(inputs, false), Values { d: self, values: &output, shapes: true })?;
+            writeln!(
+                f,
+                "{name} = {op}({}) -> {}",
+                values(inputs, false),
+                Values { d: self, values: &output, shapes: true }
+            )?;
         }
         writeln!(f, "output {}", values(self.outputs, false))
     }

@@ -28,8 +28,7 @@ pub(crate) fn describe(g: &Graph) -> TokenStream {
         ShapeInfo::Unknown => quote!(&[]),
     });
     // A discarded value (`(_, h) = gru(x)`) as written.
-    let value_names =
-        g.values.iter().map(|v| if is_discard(&v.name) { String::from("_") } else { unraw(&v.name) });
+    let value_names = g.values.iter().map(|v| if is_discard(&v.name) { String::from("_") } else { unraw(&v.name) });
     let statements = g.nodes.iter().map(|node| {
         let output = node.out;
         let inputs = &node.args;
