@@ -26,9 +26,37 @@
 //! assert!(matches!(d.layers[0].kind,
 //!     LayerKind::Conv { axes: 2, filters: 2, kernel: [3, 3], padding: [[1, 1], [1, 1]], groups: 1, .. }));
 //! assert_eq!(d.values[1], &[2, 6, 6]);
-//! assert_eq!(d.statements[3], Statement::Apply { layer: 3, input: 3, output: 4 });
+//! assert_eq!(d.statements[3], Statement::Apply { layer: 3, input: 3, initial: &[], output: 4, states: &[] });
 //! assert_eq!((d.inputs, d.outputs), (&[0][..], &[4][..]));
 //! ```
+//!
+//! Displayed, a description reads as the graph form: the inputs, one statement a line
+//! with the layer's kind and the shape of every value it writes, and the outputs.
+//!
+//! ```
+//! # use nn_core::describe::Describe;
+//! # use nn_core::prelude::*;
+//! network! {
+//!     pub struct Encoder: [4, 2] -> ([4, 3], [3]) graph {
+//!         input x;
+//!         (y, h, c) = enc(x): Lstm { units: 3, return_sequences: true };
+//!         z = add(h, c);
+//!         output y, z;
+//!     }
+//! }
+//!
+//! assert_eq!(
+//!     Encoder::DESCRIPTION.to_string(),
+//!     "Encoder
+//! input x: [4, 2]
+//! (y, h, c) = enc(x): Lstm -> y: [4, 3], h: [3], c: [3]
+//! z = add(h, c) -> z: [3]
+//! output y, z
+//! "
+//! );
+//! ```
+use core::fmt;
+
 use crate::Activation;
 
 /// A network whose architecture is known as data (every network of `network!`).
@@ -46,8 +74,8 @@ pub struct Description {
     pub layers: &'static [LayerDescription],
     /// The shape of one sample of each value (inputs, every statement's result).
     pub values: &'static [&'static [usize]],
-    /// The name of each value as written (`x`, `h`; a sequential network's values are
-    /// the input and then its layers' names).
+    /// The name of each value as written (`x`, `h`, `_` for a discarded one; a
+    /// sequential network's values are the input and then its layers' names).
     pub value_names: &'static [&'static str],
     /// The statements in the order they run.
     pub statements: &'static [Statement],
@@ -145,14 +173,21 @@ pub enum LayerKind {
 /// One statement of a network: a value computed from others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Statement {
-    /// `output = layer(input)`.
+    /// `output = layer(input)`; for a recurrent layer, with its initial state
+    /// `output = layer(input, h0, c0)` and its final state `(output, h, c) = layer(input)`.
     Apply {
         /// The index of the layer in [`Description::layers`].
         layer: usize,
         /// The value it reads.
         input: usize,
+        /// The values it reads as its initial state (`h0`, then `c0` for an LSTM); empty
+        /// when it starts from zeros.
+        initial: &'static [usize],
         /// The value it writes.
         output: usize,
+        /// The values it writes its final state into (`h`, then `c` for an LSTM:
+        /// `(y, h, c) = lstm(x)`); empty when it gives only `output`.
+        states: &'static [usize],
     },
     /// `output = inputs[0] + inputs[1] + ...`, element by element.
     Add {
@@ -188,7 +223,8 @@ pub enum Statement {
 }
 
 impl Statement {
-    /// The value this statement writes.
+    /// The value this statement writes (a recurrent layer's output; its final state
+    /// is in [`Statement::Apply`]'s `states`).
     pub const fn output(&self) -> usize {
         match *self {
             Statement::Apply { output, .. }
@@ -204,12 +240,103 @@ impl Description {
     /// How many statements read value `v`.
     pub fn uses(&self, v: usize) -> usize {
         let reads = |s: &Statement| match *s {
-            Statement::Apply { input, .. } => usize::from(input == v),
+            Statement::Apply { input, initial, .. } => {
+                usize::from(input == v) + initial.iter().filter(|&&i| i == v).count()
+            }
             Statement::Add { inputs, .. }
             | Statement::Subtract { inputs, .. }
             | Statement::Multiply { inputs, .. }
             | Statement::Concat { inputs, .. } => inputs.iter().filter(|&&i| i == v).count(),
         };
         self.statements.iter().map(reads).sum::<usize>() + self.outputs.iter().filter(|&&o| o == v).count()
+    }
+}
+
+impl LayerKind {
+    /// The kind as `network!` names it (`Dense`, `Conv2d`, `Relu`, `Lstm`); a batch
+    /// norm is `BatchNorm`, whichever its axes.
+    pub fn name(&self) -> &'static str {
+        let by_axes = |axes: usize, one: &'static str, two: &'static str| if axes == 1 { one } else { two };
+        match *self {
+            LayerKind::Dense { .. } => "Dense",
+            LayerKind::Conv { axes, .. } => by_axes(axes, "Conv1d", "Conv2d"),
+            LayerKind::MaxPool { axes, .. } => by_axes(axes, "MaxPool1d", "MaxPool2d"),
+            LayerKind::AvgPool { axes, .. } => by_axes(axes, "AvgPool1d", "AvgPool2d"),
+            LayerKind::BatchNorm { .. } => "BatchNorm",
+            LayerKind::Activation(a) => a.name(),
+            LayerKind::Flatten => "Flatten",
+            LayerKind::Reshape => "Reshape",
+            LayerKind::Dropout => "Dropout",
+            LayerKind::Other { kind } => kind,
+        }
+    }
+}
+
+/// Names and shapes, `a: [4, 3], b: [3]`, or names only, `a, b`.
+struct Values<'a> {
+    d: &'a Description,
+    values: &'a [usize],
+    shapes: bool,
+}
+
+impl fmt::Display for Values<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, &v) in self.values.iter().enumerate() {
+            let sep = if n == 0 { "" } else { ", " };
+            let name = self.d.value_names.get(v).copied().unwrap_or("?");
+            write!(f, "{sep}{name}")?;
+            if self.shapes {
+                write!(f, ": {:?}", self.d.values.get(v).copied().unwrap_or(&[]))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Description {
+    /// The network as its graph form writes it: its name, `input` with the inputs'
+    /// shapes, one statement a line (`(y, h) = gru(x): Gru -> y: [5, 8], h: [8]`, the
+    /// shape of every value it writes) and `output`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let values = |values: &'static [usize], shapes| Values { d: self, values, shapes };
+        writeln!(f, "{}", self.name)?;
+        writeln!(f, "input {}", values(self.inputs, true))?;
+        for s in self.statements {
+            let (op, inputs) = match *s {
+                Statement::Apply { layer, input, initial, output, states } => {
+                    let layer = self.layers.get(layer);
+                    let name = layer.map_or("?", |l| l.name);
+                    let kind = layer.map_or("?", |l| l.kind.name());
+                    let name_of = |v: usize| self.value_names.get(v).copied().unwrap_or("?");
+                    if states.is_empty() {
+                        write!(f, "{} = {name}({}", name_of(output), name_of(input))?;
+                    } else {
+                        write!(f, "({}, {}) = {name}({}", name_of(output), values(states, false), name_of(input))?;
+                    }
+                    for &v in initial {
+                        write!(f, ", {}", name_of(v))?;
+                    }
+                    write!(f, "): {kind} -> {}", Values { d: self, values: &[output], shapes: true })?;
+                    if !states.is_empty() {
+                        write!(f, ", {}", values(states, true))?;
+                    }
+                    writeln!(f)?;
+                    continue;
+                }
+                Statement::Add { inputs, .. } => ("add", inputs),
+                Statement::Subtract { inputs, .. } => ("subtract", inputs),
+                Statement::Multiply { inputs, .. } => ("multiply", inputs),
+                Statement::Concat { inputs, .. } => ("concat", inputs),
+            };
+            let output = [s.output()];
+            let name = self.value_names.get(output[0]).copied().unwrap_or("?");
+            writeln!(
+                f,
+                "{name} = {op}({}) -> {}",
+                values(inputs, false),
+                Values { d: self, values: &output, shapes: true }
+            )?;
+        }
+        writeln!(f, "output {}", values(self.outputs, false))
     }
 }

@@ -8,6 +8,7 @@ use quote::quote;
 use crate::conv_kinds::{pad, pool_stride};
 use crate::ir::{unraw, Graph, GraphLayer, NodeOp, Op, ShapeInfo};
 use crate::kinds::{float, Args};
+use crate::parse_graph::is_discard;
 
 /// `impl ::nn_core::describe::Describe for Name { const DESCRIPTION: ... }`.
 pub(crate) fn describe(g: &Graph) -> TokenStream {
@@ -26,14 +27,20 @@ pub(crate) fn describe(g: &Graph) -> TokenStream {
         ShapeInfo::Opaque(ty) => quote!(<#ty as ::nn_core::Shape>::DIMS),
         ShapeInfo::Unknown => quote!(&[]),
     });
-    let value_names = g.values.iter().map(|v| unraw(&v.name));
+    // A discarded value (`(_, h) = gru(x)`) as written.
+    let value_names = g.values.iter().map(|v| if is_discard(&v.name) { String::from("_") } else { unraw(&v.name) });
     let statements = g.nodes.iter().map(|node| {
         let output = node.out;
         let inputs = &node.args;
         match &node.op {
             NodeOp::Apply(layer) => {
+                // `layer(x, h0, c0)`: the arguments after the first are the initial state.
                 let input = inputs.first().copied().unwrap_or_default();
-                quote!(::nn_core::describe::Statement::Apply { layer: #layer, input: #input, output: #output })
+                let initial = inputs.get(1..).unwrap_or_default();
+                let states = &node.states;
+                quote!(::nn_core::describe::Statement::Apply {
+                    layer: #layer, input: #input, initial: &[#(#initial),*], output: #output, states: &[#(#states),*],
+                })
             }
             NodeOp::Add => quote!(::nn_core::describe::Statement::Add { inputs: &[#(#inputs),*], output: #output }),
             NodeOp::Subtract => {

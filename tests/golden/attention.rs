@@ -5,7 +5,9 @@
 //! Each fixture holds the input(s), PyTorch's parameters (every one redrawn at random,
 //! biases and norm parameters included), the output, a random upstream gradient and
 //! the resulting input and parameter gradients; attention fixtures also hold the
-//! per-head attention weights. Every layer is checked through all its paths:
+//! per-head attention weights. The key bias's gradient is 0 exactly (a softmax does
+//! not see a constant added to a row of scores): the fixtures hold 0, not PyTorch's
+//! float64 noise, and the library adds nothing to it. Every layer is checked through all its paths:
 //! `forward` (inference), `forward_train`, the attention weights, and `backward`,
 //! which must *add* its parameter gradients (the gradient array starts at 0.5 here).
 //!

@@ -25,6 +25,7 @@ mod backward;
 mod conv;
 mod conv_alloc_free;
 mod conv_network;
+mod describe;
 mod forward_scratch;
 mod graph_network;
 mod handwritten_expansion;

@@ -202,12 +202,13 @@ pub fn isa() -> Isa {
 ///   the same bits);
 /// * `recurrent_cells`: the gate arithmetic of a recurrent step (AVX-512 from 16 units,
 ///   AVX2 below);
-/// * `activations`, `pooling`, `adam`: element-wise kernels (one exception the report
-///   does not show: the 2x2 max pooling forward runs `pool::halving::max_forward_avx512`
-///   on AVX-512, the same bits).
-#[cfg(feature = "internals")]
+/// * `activations`, `pooling`, `adam`: element-wise kernels; the 2x2 max pooling
+///   forward of stride 2 runs `pool::halving::max_forward_avx512` on AVX-512 (the same
+///   bits), which the report shows as `avx2 (2x2 max forward: avx512)`.
+#[cfg(any(feature = "internals", test))]
 pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
     let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable }.name();
+    let pooling = if isa.avx512() { "avx2 (2x2 max forward: avx512)" } else { avx2 };
     let tiled = isa.avx2() || isa.neon();
     let large = if tiled || cfg!(not(feature = "alloc")) { isa.name() } else { "matrixmultiply" };
     let batch1 = if isa.neon() { isa.name() } else { avx2 };
@@ -220,7 +221,7 @@ pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
         ("dense_batch1", batch1),
         ("recurrent_cells", isa.name()),
         ("activations", avx2),
-        ("pooling", avx2),
+        ("pooling", pooling),
         ("adam", avx2),
     ]
 }
@@ -261,6 +262,14 @@ mod tests {
         assert!(Isa::Avx2Fma.runs_on(Isa::Avx512) && !Isa::Avx512.runs_on(Isa::Avx2Fma));
         // NEON is the base of AArch64: every AArch64 build has it.
         assert_eq!(detected() == Isa::Neon, cfg!(target_arch = "aarch64"));
+    }
+
+    #[test]
+    fn the_report_shows_the_avx512_max_pooling_forward() {
+        let pooling = |isa| kernels(isa).into_iter().find(|&(k, _)| k == "pooling").map(|(_, v)| v);
+        assert_eq!(pooling(Isa::Avx512), Some("avx2 (2x2 max forward: avx512)"));
+        assert_eq!(pooling(Isa::Avx2Fma), Some("avx2"));
+        assert_eq!((pooling(Isa::Neon), pooling(Isa::Portable)), (Some("portable"), Some("portable")));
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! The crate's elementary functions of `f32`, one of each: [`exp`], [`sigmoid`] and
 //! [`tanh`]. Every `e^x` of the crate is [`exp`] (the recurrent cells' gates, the
 //! `Sigmoid`, `Tanh` and `Softmax` activations and the GELU derivative, the
-//! cross-entropy and GAN losses on logits) but one: the softmax of attention scores
-//! still calls [`exp_rounded`] (see there why).
+//! cross-entropy and GAN losses on logits, the softmax of attention scores).
 //!
 //! They are branch-free polynomial forms (Cephes' `expf` and `tanhf`) with every
 //! multiply-add fused, whose loops over lanes vectorise: the recurrent cells evaluate
@@ -311,47 +310,6 @@ pub fn tanh_in_place(v: &mut [f32]) {
 /// cross-entropy losses on logits).
 pub fn exp_shifted_in_place(v: &mut [f32], shift: f32) {
     map_in_place(ExpShifted(shift), v);
-}
-
-/// `e^x` rounded to `f32` from an `f64` evaluation: Cody-Waite reduction
-/// `x = n ln 2 + r`, `|r| <= ln 2 / 2`, the Taylor polynomial of degree 11 in `r`
-/// (truncation below `4e-15` relative) and `2^n` built in the exponent bits. The result
-/// is the correctly rounded `f32` but for rare near-ties (as `libm`'s `expf`), without
-/// a branch or a call: with `libm`'s `expf` on the scores of real inputs the softmax
-/// took a quarter of an encoder layer's inference. Inputs below -104 give 0.
-///
-/// The one exception to [`exp`] everywhere, for the softmax of attention scores only:
-/// with [`exp`] (1.03 ulp), the PyTorch golden test of multi-head attention's gradients
-/// (`tests/golden/attention.rs`, `attention_self`) misses by 1 % one value of the
-/// key bias's gradient, which is 0 exactly and computed as rounding noise of
-/// `1.01e-6` against an absolute tolerance of `1e-6`. Removing it needs an `exp`
-/// that rounds correctly nearly always (the last additions carried in two floats).
-#[inline(always)]
-pub fn exp_rounded(x: f32) -> f32 {
-    const LOG2E: f64 = core::f64::consts::LOG2_E;
-    const LN2: f64 = core::f64::consts::LN_2;
-    // Adding and subtracting 1.5 * 2^52 rounds to the nearest integer.
-    const ROUND: f64 = 6_755_399_441_055_744.0;
-    let x = (x as f64).clamp(-104.0, 88.8);
-    let rounded = x * LOG2E + ROUND;
-    let n = rounded - ROUND;
-    let r = x - n * LN2;
-    // Horner form of sum_{k <= 11} r^k / k!.
-    let mut p = 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    // n is in [-151, 129], also held in the low mantissa bits of `rounded`.
-    let n = rounded.to_bits() as i64 - ROUND.to_bits() as i64;
-    (p * f64::from_bits(((n + 1023) as u64) << 52)) as f32
 }
 
 /// Lanes of the crate's fixed-order sums ([`sum_lanes`], [`dot_lanes`]): lane `j` adds

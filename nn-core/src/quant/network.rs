@@ -488,7 +488,7 @@ impl Plan {
             let out = statement.output();
             let value = d.value_names.get(out).copied().unwrap_or("");
             match *statement {
-                Statement::Apply { layer, input, output } => {
+                Statement::Apply { layer, input, output, .. } => {
                     let spec = &d.layers[layer];
                     let source = canonical[input];
                     // The step computing `source` when it is that step's own value, read
