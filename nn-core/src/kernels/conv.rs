@@ -58,6 +58,7 @@ pub const fn scratch_len(patch: usize, positions: usize) -> usize {
 
 /// The fewest output positions a tile of the column matrix has in [`forward`] where
 /// its scratch is [`forward_scratch_len`] (unless the image has fewer).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", feature = "internals", test))]
 pub const FORWARD_MIN_TILE: usize = 16;
 
 /// The scratch floats [`forward`] needs per sample for a convolution
@@ -83,41 +84,46 @@ pub const fn forward_scratch_len(
 ) -> usize {
     let (patch, positions) = (channels * kernel[0] * kernel[1], out[0] * out[1]);
     let columns = scratch_len(patch, positions);
-    let (ph, pw) = (out[0] + kernel[0] - 1, out[1] + kernel[1] - 1);
-    let copies = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
-        && filters > 1
-        && positions > 0
-        && out[1] % 8 == 0
-        && ph >= in_size[0]
-        && pw >= in_size[1]
-        && !(kernel[0] == 1 && kernel[1] == 1);
-    if !copies {
-        return columns;
-    }
-    let padded = channels * ph * pw;
-    if padded > DIRECT_MAX_FLOATS {
-        return columns;
-    }
-    let mut need = patch * if positions < FORWARD_MIN_TILE { positions } else { FORWARD_MIN_TILE };
-    if padded > need {
-        need = padded;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if positions <= POSITIONS_PER_TILE {
-        // The planes, the floats past their end that whole vectors read, and room to
-        // start them on a cache line.
-        let slack = match super::avx512::rows_reach(0, positions) {
-            Some(reach) => reach - positions,
-            None => return columns,
-        };
-        let planes = channels * kernel[1] * ph * out[1] + slack + PLANES_ALIGN;
-        if planes > need {
-            need = planes;
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let (ph, pw) = ((out[0] + kernel[0]).saturating_sub(1), (out[1] + kernel[1]).saturating_sub(1));
+        let padded = channels * ph * pw;
+        let copies = filters > 1
+            && positions > 0
+            && out[1] % 8 == 0
+            && ph >= in_size[0]
+            && pw >= in_size[1]
+            && !(kernel[0] == 1 && kernel[1] == 1)
+            && padded <= DIRECT_MAX_FLOATS;
+        if !copies {
+            return columns;
+        }
+        let mut need = patch * if positions < FORWARD_MIN_TILE { positions } else { FORWARD_MIN_TILE };
+        if padded > need {
+            need = padded;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if positions <= POSITIONS_PER_TILE {
+            // The planes, the floats past their end that whole vectors read, and room
+            // to start them on a cache line.
+            let slack = match super::avx512::rows_reach(0, positions) {
+                Some(reach) => reach - positions,
+                None => return columns,
+            };
+            let planes = channels * kernel[1] * ph * out[1] + slack + PLANES_ALIGN;
+            if planes > need {
+                need = planes;
+            }
+        }
+        if need < columns {
+            need
+        } else {
+            columns
         }
     }
-    if need < columns {
-        need
-    } else {
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (in_size, filters);
         columns
     }
 }
