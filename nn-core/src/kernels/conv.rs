@@ -90,7 +90,7 @@ pub const fn forward_scratch_len(
         let padded = channels * ph * pw;
         let copies = filters > 1
             && positions > 0
-            && out[1] % 8 == 0
+            && out[1].is_multiple_of(8)
             && ph >= in_size[0]
             && pw >= in_size[1]
             && !(kernel[0] == 1 && kernel[1] == 1)
