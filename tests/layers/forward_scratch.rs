@@ -81,17 +81,27 @@ fn check<N: Network>(seed: u64) {
 }
 
 #[test]
-fn the_digits_cnn_needs_two_buffers_and_conv2s_columns() {
+fn the_digits_cnn_needs_two_buffers_and_conv2s_scratch() {
     // The values passed on, in order: conv1 1024, bn1 1024, relu1 1024, conv2 2048,
     // relu2 2048, pool 512, flat 512, fc1 64, drop 64. The first, third, ... go to one
     // buffer (largest: relu2's 2048), the second, fourth, ... to the other (conv2's
-    // 2048); then conv2's column matrix, 144 rows by 64 positions (9216), the largest
-    // scratch of any layer.
-    assert_eq!(DigitCnn::FORWARD_SCRATCH, 2048 + 2048 + 9216);
+    // 2048); then conv2's scratch, the largest of any layer: on x86-64 its shifted
+    // input planes (16 channels x 3 kernel columns x 10 padded rows x 8 columns, and 15
+    // floats to start them on a cache line), on AArch64 a tile of 16 positions of its
+    // column matrix (144 x 16, more than the padded copy's 16 x 10 x 10), elsewhere
+    // the column matrix, 144 rows by 64 positions.
+    let conv2 = if cfg!(target_arch = "x86_64") {
+        16 * 3 * 10 * 8 + 15
+    } else if cfg!(target_arch = "aarch64") {
+        144 * 16
+    } else {
+        144 * 64
+    };
+    assert_eq!(DigitCnn::FORWARD_SCRATCH, 2048 + 2048 + conv2);
     // For training, every value up to conv2's output, then conv2's columns, whose
     // space the later values (3200 floats) reuse.
     assert_eq!(DigitCnn::SCRATCH, 1024 * 3 + 2048 + 9216);
-    assert_eq!(DigitCnn::PEAK_ACTIVATION_BYTES, (13312 + 64 + 10) * 4);
+    assert_eq!(DigitCnn::PEAK_ACTIVATION_BYTES, (2048 + 2048 + conv2 + 64 + 10) * 4);
     check::<DigitCnn>(5);
 }
 

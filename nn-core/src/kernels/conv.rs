@@ -58,6 +58,78 @@ pub const fn scratch_len(patch: usize, positions: usize) -> usize {
     patch * if positions < POSITIONS_PER_TILE { positions } else { POSITIONS_PER_TILE }
 }
 
+/// The fewest output positions a tile of the column matrix has in [`forward`] where
+/// its scratch is [`forward_scratch_len`] (unless the image has fewer).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", feature = "internals", test))]
+pub const FORWARD_MIN_TILE: usize = 16;
+
+/// The scratch floats [`forward`] needs per sample for a convolution
+/// `[channels, H, W] -> [filters, out[0], out[1]]` with a `kernel[0] x kernel[1]`
+/// kernel, of any stride, padding and dilation (a layer's constant, which knows the
+/// shapes only): at most [`scratch_len`]. On x86-64 and AArch64, where the padded
+/// size `out + kernel - 1` is at least the input's (as with stride 1 and dilation 1),
+/// the output rows are whole vectors of 8 and there are several filters, the
+/// products read the input from a padded copy or shifted planes (AVX2 and NEON,
+/// AVX-512) rather than the column matrix: room for those with dilation 1 (and for
+/// aligning the planes), and for a tile of [`FORWARD_MIN_TILE`] positions of the
+/// column matrix, which the portable kernels and the geometries whose copies do not
+/// fit (a dilated kernel) multiply tile by tile. Less scratch is less stack to zero
+/// for each `predict_one` (the digits CNN: 31 KiB rather than 52). [`forward`] takes
+/// tiles of `forward_scratch_len / patch` positions, whatever the scratch it is given,
+/// so the same sums in the same order with a larger one.
+pub const fn forward_scratch_len(
+    channels: usize,
+    in_size: [usize; 2],
+    kernel: [usize; 2],
+    out: [usize; 2],
+    filters: usize,
+) -> usize {
+    let (patch, positions) = (channels * kernel[0] * kernel[1], out[0] * out[1]);
+    let columns = scratch_len(patch, positions);
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let (ph, pw) = ((out[0] + kernel[0]).saturating_sub(1), (out[1] + kernel[1]).saturating_sub(1));
+        let padded = channels * ph * pw;
+        let copies = filters > 1
+            && positions > 0
+            && out[1].is_multiple_of(8)
+            && ph >= in_size[0]
+            && pw >= in_size[1]
+            && !(kernel[0] == 1 && kernel[1] == 1)
+            && padded <= DIRECT_MAX_FLOATS;
+        if !copies {
+            return columns;
+        }
+        let mut need = patch * if positions < FORWARD_MIN_TILE { positions } else { FORWARD_MIN_TILE };
+        if padded > need {
+            need = padded;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if positions <= POSITIONS_PER_TILE {
+            // The planes, the floats past their end that whole vectors read, and room
+            // to start them on a cache line.
+            let slack = match super::avx512::rows_reach(0, positions) {
+                Some(reach) => reach - positions,
+                None => return columns,
+            };
+            let planes = channels * kernel[1] * ph * out[1] + slack + PLANES_ALIGN;
+            if planes > need {
+                need = planes;
+            }
+        }
+        if need < columns {
+            need
+        } else {
+            columns
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (in_size, filters);
+        columns
+    }
+}
+
 /// The geometry of a 2-D convolution of one sample: `[channels, height, width]` in,
 /// `[_, out_height, out_width]` out (the number of filters is given to each kernel).
 ///
@@ -570,13 +642,25 @@ fn product(what: &str, a: usize, b: usize) -> usize {
 
 /// The tiles of output positions: `(start, len)` pairs covering `0..positions`.
 fn tiles(positions: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..positions).step_by(POSITIONS_PER_TILE).map(move |s| (s, (positions - s).min(POSITIONS_PER_TILE)))
+    tiles_of(positions, POSITIONS_PER_TILE)
+}
+
+/// The tiles of at most `per` (at least 1) output positions covering `0..positions`.
+fn tiles_of(positions: usize, per: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..positions).step_by(per).map(move |s| (s, (positions - s).min(per)))
+}
+
+/// The scratch floats [`forward`] needs per sample of `g` with `filters` filters
+/// ([`forward_scratch_len`]).
+fn forward_scratch(g: &ConvGeometry, filters: usize) -> usize {
+    forward_scratch_len(g.channels, [g.height, g.width], g.kernel, [g.out_height, g.out_width], filters)
 }
 
 /// Convolution forward of a batch: `y[b] = weight * x[b] + bias` with
 /// `weight[filters, C, KH, KW]`, `bias[filters]`; `x` holds `batch * C * H * W` floats
 /// and `y` receives `batch * filters * OH * OW`. `scratch` holds at least
-/// [`scratch_len`] floats.
+/// [`forward_scratch_len`] floats (at most [`scratch_len`]); more lets several threads
+/// take a tile each.
 ///
 /// # Panics
 /// If the geometry is not one ([`ConvGeometry::check`]), `x` is not whole samples,
@@ -599,7 +683,7 @@ pub fn forward(
     let y = &mut y[..product("output", batch, out_len)];
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     {
-        let tile = product("scratch", patch, n.min(POSITIONS_PER_TILE));
+        let tile = forward_scratch(g, filters);
         let parts = parallel_parts(g, batch, product("output", filters * patch, n), scratch.len(), tile);
         if parts > 1 {
             // Samples are independent: each part computes a block of them with its own
@@ -714,7 +798,9 @@ fn forward_samples_by(
             Some(bias) => yb.chunks_exact_mut(n).zip(bias).for_each(|(row, &b)| row.fill(b)),
             None => yb.fill(0.0),
         }
-        for (start, len) in tiles(n) {
+        // Tiles of the positions that the least scratch holds, whatever `scratch` is.
+        let per = (forward_scratch(g, filters) / patch).clamp(1, POSITIONS_PER_TILE);
+        for (start, len) in tiles_of(n, per) {
             let cols = if g.is_pointwise() {
                 MatRef { data: &xb[start..], rows: patch, cols: len, rs: n, cs: 1 }
             } else {
@@ -880,7 +966,12 @@ unsafe fn forward_planes(
     let (ph, _) = padded_size(g);
     let (ow, kw) = (g.out_width, g.kernel[1]);
     let plane = ph * ow;
-    let planes = &mut scratch[..planes_len(g).unwrap_or(usize::MAX)];
+    let len = planes_len(g).unwrap_or(usize::MAX);
+    // The planes start on a cache line where the scratch has room for it (rows of
+    // whole vectors are then read from one line or two, not always two).
+    let skip = scratch.as_ptr().align_offset(PLANES_ALIGN_BYTES);
+    let skip = if skip.checked_add(len).is_some_and(|end| end <= scratch.len()) { skip } else { 0 };
+    let planes = &mut scratch[skip..][..len];
     // SAFETY: the CPU has AVX-512 F (the caller's contract).
     unsafe { shift_planes(g, x, planes) };
     let (patch, n) = (g.patch_len(), g.positions());
@@ -1000,6 +1091,14 @@ unsafe fn shift_planes(g: &ConvGeometry, x: &[f32], planes: &mut [f32]) {
         }
     }
 }
+
+/// The alignment in bytes of the shifted planes in the scratch (a cache line).
+#[cfg(target_arch = "x86_64")]
+const PLANES_ALIGN_BYTES: usize = 64;
+
+/// The floats that [`forward_scratch_len`] adds to the planes to align them.
+#[cfg(target_arch = "x86_64")]
+const PLANES_ALIGN: usize = PLANES_ALIGN_BYTES / 4 - 1;
 
 /// The largest plane that [`shift_planes`] writes as one masked copy of the input
 /// channel (its masks of elements inside the input are kept on the stack).
