@@ -491,8 +491,8 @@ impl Checks {
             const _: () = {
                 #[diagnostic::on_unimplemented(message = #message, label = #label)]
                 trait Fits<Expected> {}
-                impl<S> Fits<S> for S {}
-                const fn check<A: Fits<B>, B>() {}
+                impl<__S> Fits<__S> for __S {}
+                const fn check<__Actual: Fits<__Expected>, __Expected>() {}
                 const _: () = check::<#actual, #expected>();
             };
         });
@@ -508,10 +508,10 @@ impl Checks {
             const _: () = {
                 #[diagnostic::on_unimplemented(message = #message, label = #label)]
                 trait Fits<Expected> {}
-                impl<S> Fits<S> for S {}
+                impl<__S> Fits<__S> for __S {}
                 #[diagnostic::do_not_recommend]
-                impl<const H: usize> Fits<::nn_core::Shape2<1, H>> for ::nn_core::Shape1<H> {}
-                const fn check<A: Fits<B>, B>() {}
+                impl<const __H: usize> Fits<::nn_core::Shape2<1, __H>> for ::nn_core::Shape1<__H> {}
+                const fn check<__Actual: Fits<__Expected>, __Expected>() {}
                 const _: () = check::<#actual, #expected>();
             };
         });
@@ -521,14 +521,16 @@ impl Checks {
     pub(crate) fn rank(&mut self, span: Span, actual: TokenStream, rank: usize, message: &str, label: &str) {
         let actual = self.alias(actual, span);
         let shape = match rank {
-            1 => quote!(::nn_core::Shape1<A>),
-            2 => quote!(::nn_core::Shape2<A, B>),
-            _ => quote!(::nn_core::Shape3<A, B, C>),
+            1 => quote!(::nn_core::Shape1<__D0>),
+            2 => quote!(::nn_core::Shape2<__D0, __D1>),
+            _ => quote!(::nn_core::Shape3<__D0, __D1, __D2>),
         };
+        // Names no user type has: a generic argument that is one name resolves as a
+        // type first, so a network named `A` would shadow a const parameter `A`.
         let params = match rank {
-            1 => quote!(const A: usize),
-            2 => quote!(const A: usize, const B: usize),
-            _ => quote!(const A: usize, const B: usize, const C: usize),
+            1 => quote!(const __D0: usize),
+            2 => quote!(const __D0: usize, const __D1: usize),
+            _ => quote!(const __D0: usize, const __D1: usize, const __D2: usize),
         };
         self.items.push(quote_spanned! {span=>
             const _: () = {
@@ -536,7 +538,7 @@ impl Checks {
                 trait HasRank {}
                 #[diagnostic::do_not_recommend]
                 impl<#params> HasRank for #shape {}
-                const fn check<S: HasRank>() {}
+                const fn check<__S: HasRank>() {}
                 const _: () = check::<#actual>();
             };
         });

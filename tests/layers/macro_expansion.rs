@@ -211,3 +211,44 @@ fn summary_rows_nest_networks() {
     assert!(text.lines().any(|l| l.starts_with("  fc1") && l.contains("Dense")), "{text}");
     assert!(text.contains(&format!("total parameters: {}", Classifier::PARAMS)), "{text}");
 }
+
+/// Networks named `A`, `B` and `C`, single names that a generic argument of the
+/// macro's shape checks would resolve to first, used as the layers of another.
+mod single_letter_names {
+    use nn_core::prelude::*;
+
+    network! {
+        pub struct A: [6] -> [5] {
+            fc: Dense { units: 5, activation: Tanh },
+        }
+
+        pub struct B: [5] -> [4] {
+            fc: Dense { units: 4 },
+        }
+
+        pub struct C: [4] -> [3] {
+            fc: Dense { units: 3 },
+        }
+
+        pub struct Abc: [6] -> [3] {
+            a: A,
+            b: B,
+            c: C,
+        }
+    }
+
+    #[test]
+    fn networks_named_like_generic_parameters_compose() {
+        let model = Model::<Abc>::new(5);
+        let p = model.params();
+        let (pa, rest) = p.split_at(A::PARAMS);
+        let (pb, pc) = rest.split_at(B::PARAMS);
+        let a = Model::<A>::from_state(A, pa.to_vec()).unwrap();
+        let b = Model::<B>::from_state(B, pb.to_vec()).unwrap();
+        let c = Model::<C>::from_state(C, pc.to_vec()).unwrap();
+
+        let x = Tensor::<Shape1<6>>::from_slice(&[0.5, -1.0, 0.25, 2.0, -0.75, 1.5]).unwrap();
+        let expected = c.predict_one(&b.predict_one(&a.predict_one(&x)));
+        assert_eq!(model.predict_one(&x).as_slice(), expected.as_slice());
+    }
+}
