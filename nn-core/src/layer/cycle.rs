@@ -145,7 +145,7 @@ const fn compare(a: &str, b: &str) -> i32 {
 /// With `least`, only a cycle whose other networks all have a greater key than `root`:
 /// every cycle has exactly one network for which this finds it, so that each cycle is
 /// reported once. The walk is depth-first over each network once, so that its cost is
-/// the size of the graph, and it stops at [`MAX_NETWORKS`].
+/// the size of the graph, and it stops after `MAX_NETWORKS` (64) networks.
 pub const fn contains_itself(root: &'static Node, least: bool) -> Option<Cycle> {
     let mut visited: [&'static str; MAX_NETWORKS] = [""; MAX_NETWORKS];
     let mut n_visited = 0;
