@@ -212,8 +212,18 @@ mod halving {
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn windows(x: &[f32], q: usize, ow: usize) -> (__m256, __m256) {
-        let (t0, t1) = (top(q, ow), top(q + 4, ow));
-        let w = 2 * ow;
+        // SAFETY: the caller's contract.
+        unsafe { windows_at(x, top(q, ow), top(q + 4, ow), 2 * ow) }
+    }
+
+    /// [`windows`] for the two groups of 4 outputs whose windows start at `t0` and at
+    /// `t1` in input rows of `w` floats.
+    ///
+    /// # Safety
+    /// AVX2; the windows lie inside `x`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn windows_at(x: &[f32], t0: usize, t1: usize, w: usize) -> (__m256, __m256) {
         debug_assert!(t1 + w + 8 <= x.len());
         // SAFETY: both windows' rows (8 floats from `t` and from `t + w`) are in `x`.
         let load = |at: usize| unsafe { _mm256_loadu_ps(x.as_ptr().add(at)) };
@@ -245,12 +255,23 @@ mod halving {
     pub(super) unsafe fn max_forward(ow: usize, x: &[f32], y: &mut [f32]) {
         assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
         assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
+        let w = 2 * ow;
+        // The top-left input of the next group of 4 outputs (`top(q, ow)`, without a
+        // division), and the output column it starts.
+        let (mut at, mut column) = (0, 0);
+        let mut next = || {
+            let here = at;
+            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
+            here
+        };
         let mut q = 0;
         while q + 8 <= y.len() {
+            let (t0, t1) = (next(), next());
+            debug_assert!(t0 == top(q, ow) && t1 == top(q + 4, ow));
             // SAFETY: outputs `q..q + 8` exist; `y` is whole rows of `ow`, so the rows
             // of output `q + 7` end at `4 ow (row + 1) <= x.len()`: their windows exist.
             unsafe {
-                let (max, _) = windows(x, q, ow);
+                let (max, _) = windows_at(x, t0, t1, w);
                 _mm256_storeu_ps(y.as_mut_ptr().add(q), max);
             }
             q += 8;
