@@ -1137,6 +1137,10 @@ type WeightProduct = unsafe fn(&[f32], &[usize], &[usize], usize, usize, &[f32],
 type TapsProduct =
     unsafe fn(&[f32], usize, usize, usize, usize, &[f32], usize, &[usize], (usize, usize), &mut [f32], usize, usize);
 
+/// The output gradient's transpose for the weight gradient (`transpose_rows`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+type Transpose = unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, Option<&mut [f32]>);
+
 /// The kernels of the direct backward ([`weight_grad_direct`], [`input_grad_direct`])
 /// on this CPU: the loops of `conv_grad` in 16 lanes (AVX-512), 8 (AVX2 and FMA) or 8
 /// in pairs of NEON registers, with the same bits.
@@ -1149,7 +1153,7 @@ struct GradKernels {
     weight_rows: usize,
     /// The output gradient's transpose for `weight` (`transpose_rows`), which adds the
     /// bias gradient's sums.
-    transpose: unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, Option<&mut [f32]>),
+    transpose: Transpose,
     /// The input gradient's product.
     taps: TapsProduct,
 }

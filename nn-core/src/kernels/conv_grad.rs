@@ -53,7 +53,7 @@ pub(crate) trait Vector: Copy {
         }
     }
     /// `dw[f ldw + r] += t[r][f]` for `f < nr`, `r < rows < 8`: [`Self::add_transposed8`]
-    /// for a tile of fewer rows (the others of `t` are zero).
+    /// for a tile of fewer rows (the others of `t` hold earlier tiles' sums, not added).
     unsafe fn add_transposed_rows(t: &[[f32; 32]; 8], rows: usize, nr: usize, dw: *mut f32, ldw: usize) {
         for f in 0..nr {
             for (r, row) in t[..rows].iter().enumerate() {
@@ -67,7 +67,7 @@ pub(crate) trait Vector: Copy {
 /// A convolution's weight gradient without its column matrix:
 /// `dw[f ldw + p] += sum_{q < k} src[offsets[p] + bases[q]] dyt[q ldt + f]` for the
 /// `m` column-matrix rows `p` whose input offsets are given and the filters `f < n`,
-/// in tiles of `V::WEIGHT_MR` rows (the shapes are checked once for all of them).
+/// in tiles of at most `V::WEIGHT_MR` rows (the shapes are checked once for all of them).
 /// `src` is the zero-padded input, `bases[q]` where output position `q` reads it, `dyt`
 /// the output gradient transposed (a row of `ldt` floats per position, `ldt` a multiple
 /// of `2 V::LANES` and at least `n`). Each sum is one chain of fused multiply-adds over
@@ -112,12 +112,17 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
             && (m == 0 || k == 0 || reach.is_some_and(|r| r < src.len())),
         "gemm_gathered_t: shapes"
     );
+    // The tiles' sums on their way to `dw`, zeroed once: the rows a tile does not
+    // write are not added.
+    let mut sums = [[0.0f32; 32]; 8];
     let mut j0 = 0;
     while j0 < n {
         let cols = nr.min(n - j0);
-        let mut i = 0;
+        // The fewest tiles of at most `V::WEIGHT_MR` rows, their rows balanced.
+        let (row_tiles, mut tile_index, mut i) = (m.div_ceil(V::WEIGHT_MR), 0, 0);
         while i < m {
-            let rows = V::WEIGHT_MR.min(m - i);
+            let rows = m / row_tiles + usize::from(tile_index < m % row_tiles);
+            tile_index += 1;
             // SAFETY: the reads of `src` are below `reach`, those of `dyt` in its `k`
             // rows of `ldt >= j0 + nr` floats (asserted), the writes in `dw`'s `n` rows
             // of `m` (the caller's contract).
@@ -126,14 +131,14 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
                 let d = dw.add(j0 * ldw + i);
                 let g = Gathered { k, src: s, offsets: o, bases: b, dyt: t, ldt, dw: d, ldw, nr: cols };
                 match rows {
-                    8 if V::WEIGHT_MR >= 8 => weight_tile::<V, 8>(g),
-                    7 if V::WEIGHT_MR >= 7 => weight_tile::<V, 7>(g),
-                    6 => weight_tile::<V, 6>(g),
-                    5 => weight_tile::<V, 5>(g),
-                    4 => weight_tile::<V, 4>(g),
-                    3 => weight_tile::<V, 3>(g),
-                    2 => weight_tile::<V, 2>(g),
-                    _ => weight_tile::<V, 1>(g),
+                    8 if V::WEIGHT_MR >= 8 => weight_tile::<V, 8>(g, &mut sums),
+                    7 if V::WEIGHT_MR >= 7 => weight_tile::<V, 7>(g, &mut sums),
+                    6 => weight_tile::<V, 6>(g, &mut sums),
+                    5 => weight_tile::<V, 5>(g, &mut sums),
+                    4 => weight_tile::<V, 4>(g, &mut sums),
+                    3 => weight_tile::<V, 3>(g, &mut sums),
+                    2 => weight_tile::<V, 2>(g, &mut sums),
+                    _ => weight_tile::<V, 1>(g, &mut sums),
                 }
             }
             i += rows;
@@ -160,13 +165,13 @@ struct Gathered {
 }
 
 /// The tile of [`weight_grad`]: `R` column-matrix rows by `2 V::LANES` filters (`nr` of
-/// them written), the sums added to `dw` (row `f` at `f ldw`) through a transpose on
-/// the stack.
+/// them written), the sums added to `dw` (row `f` at `f ldw`) through their transpose
+/// from `t` (on the caller's stack; its rows from `R` on are not added).
 ///
 /// # Safety
 /// As [`weight_grad`] asserts and requires.
 #[inline(always)]
-unsafe fn weight_tile<V: Vector, const R: usize>(g: Gathered) {
+unsafe fn weight_tile<V: Vector, const R: usize>(g: Gathered, t: &mut [[f32; 32]; 8]) {
     let Gathered { k, src, offsets, bases, dyt, ldt, dw, ldw, nr } = g;
     // SAFETY: the caller's contract covers every read and write of the tile.
     unsafe {
@@ -183,16 +188,15 @@ unsafe fn weight_tile<V: Vector, const R: usize>(g: Gathered) {
                 hi[r] = V::fmadd(av, b1, hi[r]);
             }
         }
-        let mut t = [[0.0f32; 32]; 8];
         for r in 0..R {
             V::store_first(t[r].as_mut_ptr(), lo[r], V::LANES);
             V::store_first(t[r].as_mut_ptr().add(V::LANES), hi[r], V::LANES);
         }
         // `fma(1, acc, d)` of the tile's `write` is one addition to `d`.
         if R == 8 {
-            return V::add_transposed8(&t, nr, dw, ldw);
+            return V::add_transposed8(t, nr, dw, ldw);
         }
-        V::add_transposed_rows(&t, R, nr, dw, ldw)
+        V::add_transposed_rows(t, R, nr, dw, ldw)
     }
 }
 
@@ -260,9 +264,12 @@ pub(crate) unsafe fn input_grad<V: Vector>(
     while j0 < n {
         let nr = tile.min(n - j0);
         let bases: [usize; 4] = core::array::from_fn(|q| base(j0 + 8 * q.min(blocks - 1).min(nr / 8 - 1)));
-        let mut i = 0;
+        // The fewest tiles of at most `V::TAPS_MR` rows, their rows balanced (16 rows
+        // of 6 at most: 6, 5, 5, whose chains fill the FMA units better than 6, 6, 4).
+        let (row_tiles, mut tile_index, mut i) = (m.div_ceil(V::TAPS_MR), 0, 0);
         while i < m {
-            let mr = V::TAPS_MR.min(m - i);
+            let mr = m / row_tiles + usize::from(tile_index < m % row_tiles);
+            tile_index += 1;
             // SAFETY: rows `i..i + mr` of the weight, the tile of `c` and every read of
             // `src` are in bounds (asserted).
             unsafe {
