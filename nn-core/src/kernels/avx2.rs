@@ -564,26 +564,52 @@ unsafe fn gathered_tile<const R: usize>(
 
 /// `dst[q ldt + f] = src[f lds + q]` for `f < rows`, `q < len`, and zero for
 /// `rows <= f < ldt`: a tile of a convolution's output gradient transposed for
-/// [`gemm_gathered_t`] (and `avx512::gemm_gathered_t`), by blocks of 8x8.
+/// [`gemm_gathered_t`] (and `avx512::gemm_gathered_t`), by blocks of 8x8. With `sums`
+/// (at least `rows` floats), each row `q` of `dst` is also added to it in order of `q`,
+/// `sums[f] += dst[q ldt + f]` for `f < rows` (the bias gradient's sums, added here
+/// rather than in the product's tile, whose registers they would spill).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn transpose_rows(src: &[f32], lds: usize, rows: usize, len: usize, dst: &mut [f32], ldt: usize) {
+pub unsafe fn transpose_rows(
+    src: &[f32],
+    lds: usize,
+    rows: usize,
+    len: usize,
+    dst: &mut [f32],
+    ldt: usize,
+    sums: Option<&mut [f32]>,
+) {
     assert!(
-        rows <= ldt && rows_fit(rows, lds, len, src.len()) && rows_fit(len, ldt, ldt, dst.len()),
+        rows <= ldt
+            && rows_fit(rows, lds, len, src.len())
+            && rows_fit(len, ldt, ldt, dst.len())
+            && sums.as_ref().is_none_or(|s| s.len() >= rows),
         "transpose_rows: shapes"
     );
     let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
     let (rows8, len8) = (rows - rows % 8, len - len % 8);
-    for f0 in (0..rows8).step_by(8) {
-        for q0 in (0..len8).step_by(8) {
+    // Whole blocks: the sums of each block of eight filters are one chain of additions
+    // down the positions, the chains of the blocks side by side.
+    let fused = rows8 == rows && len8 == len;
+    let (add, sums) = match sums {
+        Some(s) if fused => (s.as_mut_ptr(), None),
+        sums => (core::ptr::null_mut(), sums),
+    };
+    for q0 in (0..len8).step_by(8) {
+        for f0 in (0..rows8).step_by(8) {
             // SAFETY: rows `f0..f0 + 8 <= rows` of `src` hold floats `q0..q0 + 8 <= len`,
-            // rows `q0..q0 + 8` of `dst` floats `f0..f0 + 8 <= ldt` (asserted).
+            // rows `q0..q0 + 8` of `dst` floats `f0..f0 + 8 <= ldt`, `sums` (where not
+            // null) floats `f0..f0 + 8 <= rows` (asserted).
             unsafe {
                 let block = transpose8(core::array::from_fn(|r| _mm256_loadu_ps(sp.add((f0 + r) * lds + q0))));
                 for (r, v) in block.into_iter().enumerate() {
                     _mm256_storeu_ps(dp.add((q0 + r) * ldt + f0), v);
+                }
+                if !add.is_null() {
+                    let s = block.into_iter().fold(_mm256_loadu_ps(add.add(f0)), |s, v| _mm256_add_ps(s, v));
+                    _mm256_storeu_ps(add.add(f0), s);
                 }
             }
         }
@@ -593,6 +619,11 @@ pub unsafe fn transpose_rows(src: &[f32], lds: usize, rows: usize, len: usize, d
         let from = if q < len8 { rows8 } else { 0 };
         for (f, v) in row.iter_mut().enumerate().skip(from) {
             *v = if f < rows { src[f * lds + q] } else { 0.0 };
+        }
+    }
+    if let Some(sums) = sums {
+        for row in dst.chunks_exact(ldt).take(len) {
+            sums[..rows].iter_mut().zip(row).for_each(|(s, v)| *s += v);
         }
     }
 }
@@ -613,6 +644,30 @@ pub(crate) unsafe fn add_transposed8(t: &[[f32; 32]; 8], nr: usize, dw: *mut f32
             for (q, v) in columns.into_iter().enumerate().take(nr - 8 * block) {
                 let d = dw.add((8 * block + q) * ldw);
                 _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), v));
+            }
+        }
+    }
+}
+
+/// `dw[f ldw + r] += t[r][f]` for `f < nr <= 32`, `r < rows <= 8`, by blocks of 8x8
+/// transposed and stored through a mask of the first `rows` lanes (the rows of `t` from
+/// `rows` on are read but not stored).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; rows `f < nr` of `dw` (row stride `ldw`) hold `rows`
+/// writable floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn add_transposed_rows(t: &[[f32; 32]; 8], rows: usize, nr: usize, dw: *mut f32, ldw: usize) {
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for block in 0..nr.min(32).div_ceil(8) {
+        // SAFETY: `t`'s rows hold floats `8 block..8 block + 8 <= 32`; the caller's
+        // contract for `dw`, whose lanes from `rows` on are neither read nor written.
+        unsafe {
+            let columns = transpose8(core::array::from_fn(|r| _mm256_loadu_ps(t[r].as_ptr().add(8 * block))));
+            for (q, v) in columns.into_iter().enumerate().take(nr - 8 * block) {
+                let d = dw.add((8 * block + q) * ldw);
+                _mm256_maskstore_ps(d, mask, _mm256_add_ps(_mm256_maskload_ps(d, mask), v));
             }
         }
     }
@@ -695,6 +750,12 @@ impl super::conv_grad::Vector for Ymm {
         // SAFETY: the trait's contract.
         unsafe { add_transposed8(t, nr, dw, ldw) }
     }
+
+    #[inline(always)]
+    unsafe fn add_transposed_rows(t: &[[f32; 32]; 8], rows: usize, nr: usize, dw: *mut f32, ldw: usize) {
+        // SAFETY: the trait's contract.
+        unsafe { add_transposed_rows(t, rows, nr, dw, ldw) }
+    }
 }
 
 /// A convolution's weight gradient without its column matrix, 16 filters at a time:
@@ -716,10 +777,9 @@ pub unsafe fn gemm_gathered_t(
     n: usize,
     dw: *mut f32,
     ldw: usize,
-    sums: Option<&mut [f32]>,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::conv_grad::weight_grad::<Ymm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw, sums) }
+    unsafe { super::conv_grad::weight_grad::<Ymm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
 }
 
 /// A convolution's input gradient without its column matrix, 16 input positions at a

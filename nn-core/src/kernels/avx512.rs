@@ -729,6 +729,12 @@ impl super::conv_grad::Vector for Zmm {
         // SAFETY: the trait's contract.
         unsafe { super::avx2::add_transposed8(t, nr, dw, ldw) }
     }
+
+    #[inline(always)]
+    unsafe fn add_transposed_rows(t: &[[f32; 32]; 8], rows: usize, nr: usize, dw: *mut f32, ldw: usize) {
+        // SAFETY: the trait's contract.
+        unsafe { super::avx2::add_transposed_rows(t, rows, nr, dw, ldw) }
+    }
 }
 
 /// A convolution's weight gradient without its column matrix, 32 filters at a time:
@@ -750,10 +756,9 @@ pub unsafe fn gemm_gathered_t(
     n: usize,
     dw: *mut f32,
     ldw: usize,
-    sums: Option<&mut [f32]>,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::conv_grad::weight_grad::<Zmm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw, sums) }
+    unsafe { super::conv_grad::weight_grad::<Zmm>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
 }
 
 /// Rows of the tile of [`gemm_gathered_taps`]: the sums of the current tap in 16 of the

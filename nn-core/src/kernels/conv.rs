@@ -32,8 +32,8 @@
 //! column matrix is contiguous. With AVX2, AVX-512 or NEON and stride 1 the backward
 //! does not build them either, where the layer's scratch space holds the padded copies:
 //! the weight gradient (at least two filters, room for the padded input, a 32-filter
-//! wide transposed tile of the output gradient and a row of bias sums, which the first
-//! block of column rows adds up down that tile) reads the columns' elements from the
+//! wide transposed tile of the output gradient and a row of bias sums, added up down
+//! that tile as it is transposed) reads the columns' elements from the
 //! padded input, and the input gradient (input rows of whole vectors of 8, at most
 //! [`POSITIONS_PER_TILE`] output positions and `SLICE` filters, padding at most the
 //! kernel's reach, room for the weight arranged by taps once per batch) sums each tap's
@@ -1130,13 +1130,16 @@ fn weight_grad_direct_fits(g: &ConvGeometry, rows: usize, scratch: usize) -> boo
 
 /// The weight gradient's product without the column matrix (`gemm_gathered_t`).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-type WeightProduct =
-    unsafe fn(&[f32], &[usize], &[usize], usize, usize, &[f32], usize, usize, *mut f32, usize, Option<&mut [f32]>);
+type WeightProduct = unsafe fn(&[f32], &[usize], &[usize], usize, usize, &[f32], usize, usize, *mut f32, usize);
 
 /// The input gradient's product without the column matrix (`gemm_gathered_taps`).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 type TapsProduct =
     unsafe fn(&[f32], usize, usize, usize, usize, &[f32], usize, &[usize], (usize, usize), &mut [f32], usize, usize);
+
+/// The output gradient's transpose for the weight gradient (`transpose_rows`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+type Transpose = unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, Option<&mut [f32]>);
 
 /// The kernels of the direct backward ([`weight_grad_direct`], [`input_grad_direct`])
 /// on this CPU: the loops of `conv_grad` in 16 lanes (AVX-512), 8 (AVX2 and FMA) or 8
@@ -1148,8 +1151,9 @@ struct GradKernels {
     weight: WeightProduct,
     /// Column-matrix rows of one call of `weight`.
     weight_rows: usize,
-    /// The output gradient's transpose for `weight` (`transpose_rows`).
-    transpose: unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize),
+    /// The output gradient's transpose for `weight` (`transpose_rows`), which adds the
+    /// bias gradient's sums.
+    transpose: Transpose,
     /// The input gradient's product.
     taps: TapsProduct,
 }
@@ -1191,54 +1195,63 @@ impl GradKernels {
 #[inline(always)]
 fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     let (ph, pw) = padded_size(g);
-    let (h, w, plane) = (g.height, g.width, ph * pw);
-    let padded = &mut padded[..g.channels * plane];
-    let (rows, cols) = (h.min(ph.saturating_sub(g.padding[0])), w.min(pw.saturating_sub(g.padding[1])));
-    // Two plain loops rather than `place_rows` over a `flat_map`, whose `next` is not
-    // inlined (4 % of the digits CNN's batch-1 inference with AVX2 went to it).
-    let mut end = 0;
-    for c in 0..g.channels {
-        for r in 0..rows {
-            let at = (c * ph + r + g.padding[0]) * pw + g.padding[1];
-            end = place_row(padded, end, at, &x[(c * h + r) * w..][..cols]);
+    let (h, w) = (g.height, g.width);
+    let inside = (h.min(ph.saturating_sub(g.padding[0])), w.min(pw.saturating_sub(g.padding[1])));
+    pad_planes(
+        &x[..g.channels * h * w],
+        [h * w, w],
+        g.channels,
+        inside,
+        padded,
+        (ph, pw),
+        (g.padding[0], g.padding[1]),
+    );
+}
+
+/// Copies `planes` planes of `rows x cols` floats from `src` (row `r` of plane `p` at
+/// `p steps[0] + r steps[1]`) into the planes of `ph x pw` floats of `dst`, from row
+/// `top` and column `left` on, and zeroes the rest of those planes: the padded copies
+/// of the direct backward, each float written once but where a gap of at most eight
+/// floats before a row is zeroed by one store of eight that the row then overwrites.
+/// `top + rows <= ph` and `left + cols <= pw`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn pad_planes(
+    src: &[f32],
+    steps: [usize; 2],
+    planes: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [f32],
+    (ph, pw): (usize, usize),
+    (top, left): (usize, usize),
+) {
+    debug_assert!(top + rows <= ph && left + cols <= pw);
+    let plane = ph * pw;
+    let dst = &mut dst[..planes * plane];
+    // Through `black_box`, so that the runs are not turned into `memset` calls (which
+    // cost more than the few stores they make).
+    let zeros = core::hint::black_box([0.0f32; 8]);
+    // `d[from..to] = 0`, by stores of eight; one that ends at most at `limit`.
+    let zero = |d: &mut [f32], from: usize, to: usize, limit: usize| {
+        if from + 8 <= limit && to <= from + 8 {
+            return d[from..from + 8].copy_from_slice(&zeros);
         }
-    }
-    place_zeros(&mut padded[end..]);
-}
-
-/// Copies each row `(at, src)` of `rows` (in increasing, non-overlapping order) to
-/// `dst[at..at + src.len()]` and zeroes the rest of `dst`: a padded copy written in one
-/// pass, the zeros between two rows inline, longer runs by `fill`.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-#[inline(always)]
-fn place_rows<'a>(dst: &mut [f32], rows: impl Iterator<Item = (usize, &'a [f32])>) {
-    let mut end = 0;
-    for (at, src) in rows {
-        end = place_row(dst, end, at, src);
-    }
-    place_zeros(&mut dst[end..]);
-}
-
-/// One row of [`place_rows`]: zeroes `dst[end..at]`, copies `src` to `dst[at..]` and
-/// returns where the copy ends.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-#[inline(always)]
-fn place_row(dst: &mut [f32], end: usize, at: usize, src: &[f32]) -> usize {
-    place_zeros(&mut dst[end..at]);
-    copy_short(&mut dst[at..at + src.len()], src);
-    at + src.len()
-}
-
-/// `dst = 0` for the zeros between two rows of a padded copy: inline up to the
-/// 32 floats of a small image's row ends and the next channel's first row, by `fill`
-/// (a `memset` call) for longer runs.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-#[inline(always)]
-fn place_zeros(dst: &mut [f32]) {
-    if dst.len() <= 32 {
-        zero_short(dst)
-    } else {
-        dst.fill(0.0)
+        let mut at = from;
+        while at + 8 <= to {
+            d[at..at + 8].copy_from_slice(&zeros);
+            at += 8;
+        }
+        d[at..to].iter_mut().for_each(|v| *v = 0.0);
+    };
+    for (p, d) in dst.chunks_exact_mut(plane).enumerate() {
+        let mut end = 0;
+        for r in 0..rows {
+            let at = (top + r) * pw + left;
+            zero(d, end, at, at + cols);
+            copy_short(&mut d[at..at + cols], &src[p * steps[0] + r * steps[1]..][..cols]);
+            end = at + cols;
+        }
+        zero(d, end, plane, plane);
     }
 }
 
@@ -1254,10 +1267,11 @@ fn place_zeros(dst: &mut [f32]) {
 /// from `-0.0` (as [`add_row_sums`]) down the rows of the transposed tiles.
 ///
 /// # Safety
-/// [`weight_grad_direct_fits`] holds for `rows` and `scratch.len()`; `cols` is within
-/// `0..patch`; `d_weight` points to `rows` rows of `patch` floats whose columns `cols`
-/// no other thread reads or writes.
+/// [`weight_grad_direct_fits`] holds for `rows` and `scratch.len()` (so that, on
+/// x86-64, the CPU has AVX2 and FMA); `cols` is within `0..patch`; `d_weight` points to
+/// `rows` rows of `patch` floats whose columns `cols` no other thread reads or writes.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn weight_grad_direct(
     g: &ConvGeometry,
@@ -1305,16 +1319,16 @@ unsafe fn weight_grad_direct(
             }
         }
         let dyt = &mut rest[..len * ldt];
+        // The bias sums are added down the transposed tile as it is written.
+        let sums = bias.as_mut().map(|(_, sums)| &mut **sums);
         // SAFETY: `GradKernels::get` chose the instruction set's kernels; the bounds are
         // asserted inside.
-        unsafe { (kernels.transpose)(&dy[start..], n, rows, len, dyt, ldt) };
-        // The bias sums are added by the first block of column rows, down the
-        // transposed tile it reads.
-        let mut sums = bias.as_mut().map(|(_, sums)| &mut **sums);
+        unsafe { (kernels.transpose)(&dy[start..], n, rows, len, dyt, ldt, sums) };
         let (mut p0, (mut c, mut i, mut j)) = (cols.start, first);
         while p0 < cols.end {
-            let m = mr.min(cols.end - p0);
-            let mut offsets = [0usize; 8];
+            // A call takes whole tiles of `mr` rows (but the last).
+            let m = (WEIGHT_ROWS_PER_CALL - WEIGHT_ROWS_PER_CALL % mr).min(cols.end - p0);
+            let mut offsets = [0usize; WEIGHT_ROWS_PER_CALL];
             for o in &mut offsets[..m] {
                 *o = (c - c0) * plane + i * g.dilation[0] * pw + j * g.dilation[1];
                 j += 1;
@@ -1325,15 +1339,12 @@ unsafe fn weight_grad_direct(
                     }
                 }
             }
-            // The rows past `m` read where the last one does.
-            let last = offsets[m - 1];
-            offsets[m..].fill(last);
             // SAFETY: `GradKernels::get` chose the instruction set's kernels; columns
             // `p0..p0 + m` of `d_weight`'s `rows` rows are this call's alone (the
             // caller's contract). The other bounds are asserted inside.
             unsafe {
-                let (dw, bases, sums) = (d_weight.add(p0), &bases[..len], sums.take());
-                (kernels.weight)(padded, &offsets, bases, m, len, dyt, ldt, rows, dw, patch, sums)
+                let (dw, bases) = (d_weight.add(p0), &bases[..len]);
+                (kernels.weight)(padded, &offsets[..m], bases, m, len, dyt, ldt, rows, dw, patch)
             };
             p0 += m;
         }
@@ -1342,6 +1353,11 @@ unsafe fn weight_grad_direct(
         db.iter_mut().zip(sums.iter()).for_each(|(d, s)| *d += s);
     }
 }
+
+/// The most column-matrix rows of one call of the weight gradient's product in
+/// [`weight_grad_direct`] (its shapes are checked once per call).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const WEIGHT_ROWS_PER_CALL: usize = 192;
 
 /// The padded output gradient's height and width that [`input_grad_direct`] reads, or
 /// `None` where it does not apply: AVX2 and FMA (or AVX-512, or NEON), stride 1, not pointwise,
@@ -1395,8 +1411,9 @@ fn input_grad_weights<'a>(
 ///
 /// # Safety
 /// [`input_grad_direct_size`] gave `(ph, pw)` for `filters` and `scratch.len() +
-/// by_taps.len()`.
+/// by_taps.len()` (so that, on x86-64, the CPU has AVX2 and FMA).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn input_grad_direct(
     g: &ConvGeometry,
@@ -1413,8 +1430,7 @@ unsafe fn input_grad_direct(
     // position `(y, x)` reads padded `(y + ry - i dh, x + rx - j dw)`.
     let (ty, tx) = (ry - g.padding[0], rx - g.padding[1]);
     let (padded, (oh, ow)) = (&mut scratch[..filters * plane], (g.out_height, g.out_width));
-    let at = |f: usize, oy: usize| (f * plane + (oy + ty) * pw + tx, &dy[f * n + oy * ow..][..ow]);
-    place_rows(padded, (0..filters).flat_map(|f| (0..oh).map(move |oy| at(f, oy))));
+    pad_planes(&dy[..filters * n], [n, ow], filters, (oh, ow), padded, (ph, pw), (ty, tx));
     let mut offsets = [0usize; MAX_TAPS];
     let taps = taps.min(MAX_TAPS);
     for (t, o) in offsets[..taps].iter_mut().enumerate() {

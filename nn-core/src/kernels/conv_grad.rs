@@ -52,18 +52,29 @@ pub(crate) trait Vector: Copy {
             }
         }
     }
+    /// `dw[f ldw + r] += t[r][f]` for `f < nr`, `r < rows < 8`: [`Self::add_transposed8`]
+    /// for a tile of fewer rows (the others of `t` hold earlier tiles' sums, not added).
+    unsafe fn add_transposed_rows(t: &[[f32; 32]; 8], rows: usize, nr: usize, dw: *mut f32, ldw: usize) {
+        for f in 0..nr {
+            for (r, row) in t[..rows].iter().enumerate() {
+                // SAFETY: the caller's contract (row `f < nr` of `dw` holds `rows` floats).
+                unsafe { *dw.add(f * ldw + r) += row[f] };
+            }
+        }
+    }
 }
 
 /// A convolution's weight gradient without its column matrix:
 /// `dw[f ldw + p] += sum_{q < k} src[offsets[p] + bases[q]] dyt[q ldt + f]` for the
-/// `m <= V::WEIGHT_MR` column-matrix rows `p` whose input offsets are given and the
-/// filters `f < n`. `src` is the zero-padded input, `bases[q]` where output position `q`
-/// reads it, `dyt` the output gradient transposed (a row of `ldt` floats per position,
-/// `ldt` a multiple of `2 V::LANES` and at least `n`). Each sum is one chain of fused
-/// multiply-adds over `q` in order from zero, added to `dw` by one addition: element by
-/// element what `gemm` computes for `dy[n x k] cols^T[k x m]` with `alpha = beta = 1`
-/// and `k <= KC`, so the same bits. `dw` is a pointer because the threads of a batch
-/// write disjoint columns of the same rows.
+/// `m` column-matrix rows `p` whose input offsets are given and the filters `f < n`,
+/// in tiles of at most `V::WEIGHT_MR` rows (the shapes are checked once for all of them).
+/// `src` is the zero-padded input, `bases[q]` where output position `q` reads it, `dyt`
+/// the output gradient transposed (a row of `ldt` floats per position, `ldt` a multiple
+/// of `2 V::LANES` and at least `n`). Each sum is one chain of fused multiply-adds over
+/// `q` in order from zero, added to `dw` by one addition: element by element what
+/// `gemm` computes for `dy[n x k] cols^T[k x m]` with `alpha = beta = 1` and `k <= KC`,
+/// so the same bits, whatever the tiles. `dw` is a pointer because the threads of a
+/// batch write disjoint columns of the same rows.
 ///
 /// # Panics
 /// If a shape does not fit its slice.
@@ -84,7 +95,6 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
     n: usize,
     dw: *mut f32,
     ldw: usize,
-    sums: Option<&mut [f32]>,
 ) {
     let reach = offsets[..m.min(offsets.len())]
         .iter()
@@ -94,43 +104,44 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
         .checked_add(bases[..k.min(bases.len())].iter().max().copied().unwrap_or(0));
     let nr = 2 * V::LANES;
     assert!(
-        m <= V::WEIGHT_MR
-            && m <= 8
-            && m <= offsets.len()
+        m <= offsets.len()
             && k <= bases.len()
             && ldt.is_multiple_of(nr)
             && n <= ldt
             && rows_fit(k, ldt, ldt, dyt.len())
-            && (m == 0 || k == 0 || reach.is_some_and(|r| r < src.len()))
-            && sums.as_ref().is_none_or(|s| s.len() >= ldt),
+            && (m == 0 || k == 0 || reach.is_some_and(|r| r < src.len())),
         "gemm_gathered_t: shapes"
     );
-    let sums = sums.map_or(core::ptr::null_mut(), |s| s.as_mut_ptr());
+    // The tiles' sums on their way to `dw`, zeroed once: the rows a tile does not
+    // write are not added.
+    let mut sums = [[0.0f32; 32]; 8];
     let mut j0 = 0;
     while j0 < n {
         let cols = nr.min(n - j0);
-        // SAFETY: the reads of `src` are below `reach`, those of `dyt` in its `k` rows of
-        // `ldt >= j0 + nr` floats, those and writes of `sums` (where not null) in its
-        // `ldt` floats (asserted), the writes in `dw`'s `n` rows of `m` (the caller's
-        // contract).
-        unsafe {
-            let (s, o, b, t) = (src.as_ptr(), offsets.as_ptr(), bases.as_ptr(), dyt.as_ptr().add(j0));
-            let (d, sums) = (dw.add(j0 * ldw), if sums.is_null() { sums } else { sums.add(j0) });
-            let g = Gathered { k, src: s, offsets: o, bases: b, dyt: t, ldt, dw: d, ldw, nr: cols };
-            match (m, sums.is_null()) {
-                (8, true) if V::WEIGHT_MR >= 8 => weight_tile::<V, 8, false>(g, sums),
-                (8, false) if V::WEIGHT_MR >= 8 => weight_tile::<V, 8, true>(g, sums),
-                (7, true) if V::WEIGHT_MR >= 7 => weight_tile::<V, 7, false>(g, sums),
-                (7, false) if V::WEIGHT_MR >= 7 => weight_tile::<V, 7, true>(g, sums),
-                (6, true) => weight_tile::<V, 6, false>(g, sums),
-                (6, false) => weight_tile::<V, 6, true>(g, sums),
-                (5, _) => weight_tile::<V, 5, true>(g, sums),
-                (4, _) => weight_tile::<V, 4, true>(g, sums),
-                (3, _) => weight_tile::<V, 3, true>(g, sums),
-                (2, _) => weight_tile::<V, 2, true>(g, sums),
-                (1, _) => weight_tile::<V, 1, true>(g, sums),
-                _ => {}
+        // The fewest tiles of at most `V::WEIGHT_MR` rows, their rows balanced.
+        let (row_tiles, mut tile_index, mut i) = (m.div_ceil(V::WEIGHT_MR), 0, 0);
+        while i < m {
+            let rows = m / row_tiles + usize::from(tile_index < m % row_tiles);
+            tile_index += 1;
+            // SAFETY: the reads of `src` are below `reach`, those of `dyt` in its `k`
+            // rows of `ldt >= j0 + nr` floats (asserted), the writes in `dw`'s `n` rows
+            // of `m` (the caller's contract).
+            unsafe {
+                let (s, o, b, t) = (src.as_ptr(), offsets.as_ptr().add(i), bases.as_ptr(), dyt.as_ptr().add(j0));
+                let d = dw.add(j0 * ldw + i);
+                let g = Gathered { k, src: s, offsets: o, bases: b, dyt: t, ldt, dw: d, ldw, nr: cols };
+                match rows {
+                    8 if V::WEIGHT_MR >= 8 => weight_tile::<V, 8>(g, &mut sums),
+                    7 if V::WEIGHT_MR >= 7 => weight_tile::<V, 7>(g, &mut sums),
+                    6 => weight_tile::<V, 6>(g, &mut sums),
+                    5 => weight_tile::<V, 5>(g, &mut sums),
+                    4 => weight_tile::<V, 4>(g, &mut sums),
+                    3 => weight_tile::<V, 3>(g, &mut sums),
+                    2 => weight_tile::<V, 2>(g, &mut sums),
+                    _ => weight_tile::<V, 1>(g, &mut sums),
+                }
             }
+            i += rows;
         }
         j0 += cols;
     }
@@ -154,30 +165,22 @@ struct Gathered {
 }
 
 /// The tile of [`weight_grad`]: `R` column-matrix rows by `2 V::LANES` filters (`nr` of
-/// them written), the sums added to `dw` (row `f` at `f ldw`) through a transpose on
-/// the stack. With `SUMS` (the tiles of fewer rows always take it: they are the last of
-/// a call, so `sums` tells whether to add), the rows of the output gradient are added
-/// to `sums` (`2 V::LANES` floats) too when it is not null.
+/// them written), the sums added to `dw` (row `f` at `f ldw`) through their transpose
+/// from `t` (on the caller's stack; its rows from `R` on are not added).
 ///
 /// # Safety
 /// As [`weight_grad`] asserts and requires.
 #[inline(always)]
-unsafe fn weight_tile<V: Vector, const R: usize, const SUMS: bool>(g: Gathered, sums: *mut f32) {
+unsafe fn weight_tile<V: Vector, const R: usize>(g: Gathered, t: &mut [[f32; 32]; 8]) {
     let Gathered { k, src, offsets, bases, dyt, ldt, dw, ldw, nr } = g;
     // SAFETY: the caller's contract covers every read and write of the tile.
     unsafe {
         let mut lo = [V::zero(); R];
         let mut hi = [V::zero(); R];
         let rows: [*const f32; R] = core::array::from_fn(|r| src.add(*offsets.add(r)));
-        let add_sums = SUMS && !sums.is_null();
-        let (mut s0, mut s1) =
-            if add_sums { (V::load(sums), V::load(sums.add(V::LANES))) } else { (V::zero(), V::zero()) };
         for q in 0..k {
             let bq = dyt.add(q * ldt);
             let (b0, b1) = (V::load(bq), V::load(bq.add(V::LANES)));
-            if SUMS && add_sums {
-                (s0, s1) = (V::add(s0, b0), V::add(s1, b1));
-            }
             let base = *bases.add(q);
             for r in 0..R {
                 let av = V::splat(rows[r].add(base));
@@ -185,24 +188,15 @@ unsafe fn weight_tile<V: Vector, const R: usize, const SUMS: bool>(g: Gathered, 
                 hi[r] = V::fmadd(av, b1, hi[r]);
             }
         }
-        if add_sums {
-            V::store_first(sums, s0, V::LANES);
-            V::store_first(sums.add(V::LANES), s1, V::LANES);
-        }
-        let mut t = [[0.0f32; 32]; 8];
         for r in 0..R {
             V::store_first(t[r].as_mut_ptr(), lo[r], V::LANES);
             V::store_first(t[r].as_mut_ptr().add(V::LANES), hi[r], V::LANES);
         }
         // `fma(1, acc, d)` of the tile's `write` is one addition to `d`.
         if R == 8 {
-            return V::add_transposed8(&t, nr, dw, ldw);
+            return V::add_transposed8(t, nr, dw, ldw);
         }
-        for f in 0..nr {
-            for (r, row) in t[..R].iter().enumerate() {
-                *dw.add(f * ldw + r) += row[f];
-            }
-        }
+        V::add_transposed_rows(t, R, nr, dw, ldw)
     }
 }
 
@@ -264,13 +258,18 @@ pub(crate) unsafe fn input_grad<V: Vector>(
     // Each register's blocks of eight adjacent: rows of whole registers.
     let contiguous = V::LANES > 8 && width.is_multiple_of(V::LANES);
     let (tile, blocks) = (2 * V::LANES, 2 * V::LANES / 8);
-    let mut i = 0;
-    while i < m {
-        let mr = V::TAPS_MR.min(m - i);
-        let mut j0 = 0;
-        while j0 < n {
-            let nr = tile.min(n - j0);
-            let bases: [usize; 4] = core::array::from_fn(|q| base(j0 + 8 * q.min(blocks - 1).min(nr / 8 - 1)));
+    // Every tile of rows for one tile of columns, whose part of `src` stays in the
+    // cache for them.
+    let mut j0 = 0;
+    while j0 < n {
+        let nr = tile.min(n - j0);
+        let bases: [usize; 4] = core::array::from_fn(|q| base(j0 + 8 * q.min(blocks - 1).min(nr / 8 - 1)));
+        // The fewest tiles of at most `V::TAPS_MR` rows, their rows balanced (16 rows
+        // of 6 at most: 6, 5, 5, whose chains fill the FMA units better than 6, 6, 4).
+        let (row_tiles, mut tile_index, mut i) = (m.div_ceil(V::TAPS_MR), 0, 0);
+        while i < m {
+            let mr = m / row_tiles + usize::from(tile_index < m % row_tiles);
+            tile_index += 1;
             // SAFETY: rows `i..i + mr` of the weight, the tile of `c` and every read of
             // `src` are in bounds (asserted).
             unsafe {
@@ -289,9 +288,9 @@ pub(crate) unsafe fn input_grad<V: Vector>(
                     _ => taps_tile::<V, 1, false>(k, at, lda, g, ct, ldc, nr),
                 }
             }
-            j0 += nr;
+            i += mr;
         }
-        i += mr;
+        j0 += nr;
     }
 }
 

@@ -812,10 +812,9 @@ pub unsafe fn gemm_gathered_t(
     n: usize,
     dw: *mut f32,
     ldw: usize,
-    sums: Option<&mut [f32]>,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { super::conv_grad::weight_grad::<Q8>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw, sums) }
+    unsafe { super::conv_grad::weight_grad::<Q8>(src, offsets, bases, m, k, dyt, ldt, n, dw, ldw) }
 }
 
 /// A convolution's input gradient without its column matrix, 16 input positions at a
@@ -846,7 +845,9 @@ pub unsafe fn gemm_gathered_taps(
 
 /// `dst[q ldt + f] = src[f lds + q]` for `f < rows`, `q < len`, and zero for
 /// `rows <= f < ldt`: a tile of a convolution's output gradient transposed for
-/// [`gemm_gathered_t`] (as `avx2::transpose_rows`), by blocks of 4x4.
+/// [`gemm_gathered_t`] (as `avx2::transpose_rows`), by blocks of 4x4. With `sums` (at
+/// least `rows` floats), each row `q` of `dst` is also added to it in order of `q`,
+/// `sums[f] += dst[q ldt + f]` for `f < rows`.
 ///
 /// # Safety
 /// The CPU must have NEON.
@@ -854,9 +855,20 @@ pub unsafe fn gemm_gathered_taps(
 /// # Panics
 /// If a shape does not fit its slice.
 #[target_feature(enable = "neon")]
-pub unsafe fn transpose_rows(src: &[f32], lds: usize, rows: usize, len: usize, dst: &mut [f32], ldt: usize) {
+pub unsafe fn transpose_rows(
+    src: &[f32],
+    lds: usize,
+    rows: usize,
+    len: usize,
+    dst: &mut [f32],
+    ldt: usize,
+    sums: Option<&mut [f32]>,
+) {
     assert!(
-        rows <= ldt && rows_fit(rows, lds, len, src.len()) && rows_fit(len, ldt, ldt, dst.len()),
+        rows <= ldt
+            && rows_fit(rows, lds, len, src.len())
+            && rows_fit(len, ldt, ldt, dst.len())
+            && sums.as_ref().is_none_or(|s| s.len() >= rows),
         "transpose_rows: shapes"
     );
     let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
@@ -883,6 +895,11 @@ pub unsafe fn transpose_rows(src: &[f32], lds: usize, rows: usize, len: usize, d
         let from = if q < len4 { rows4 } else { 0 };
         for (f, v) in row.iter_mut().enumerate().skip(from) {
             *v = if f < rows { src[f * lds + q] } else { 0.0 };
+        }
+    }
+    if let Some(sums) = sums {
+        for row in dst.chunks_exact(ldt).take(len) {
+            sums[..rows].iter_mut().zip(row).for_each(|(s, v)| *s += v);
         }
     }
 }
