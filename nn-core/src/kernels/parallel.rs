@@ -161,24 +161,29 @@ pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
     assert!(!panicked, "a GEMM worker thread panicked");
 }
 
-/// Calls `run(item)` for every item of `items` at once, item `i` as part `i` of
-/// [`for_each_part`] (the first on this thread): work already split into disjoint
-/// pieces, each borrowed by one thread only.
+/// Calls `run(item)` for every item of `items` on [`threads`] threads (at most one a
+/// item), each thread taking the next item not yet taken until none is left
+/// ([`Claims`]): work already split into disjoint pieces, each borrowed by one thread
+/// only, which a thread slowed by another process leaves to the others.
 pub(crate) fn for_each_item<T: Send>(items: &mut [T], run: &(dyn Fn(&mut T) + Sync)) {
     let at = Items(items.as_mut_ptr());
-    let run_part = |part: usize| {
-        // SAFETY: `part < items.len()` (`for_each_part` calls each part once), so the
-        // item lies within `items`, which stays borrowed until every part is done; no
-        // other part takes item `part`.
-        run(unsafe { &mut *at.get(part) });
+    let claims = Claims::new(items.len());
+    let run_part = |_part: usize| {
+        claims.run(|i| {
+            // SAFETY: `i < items.len()` and every index is claimed once, so the item
+            // lies within `items`, which stays borrowed until every part is done, and
+            // no other thread takes it.
+            run(unsafe { &mut *at.get(i) })
+        })
     };
-    for_each_part(items.len(), &run_part);
+    for_each_part(threads().min(items.len()), &run_part);
 }
 
 /// The items of [`for_each_item`], shared between its parts.
 struct Items<T>(*mut T);
 
-// SAFETY: each part takes a different item, and the items may be sent to other threads.
+// SAFETY: each item is taken by one thread only, and the items may be sent to other
+// threads.
 unsafe impl<T: Send> Sync for Items<T> {}
 
 impl<T> Items<T> {

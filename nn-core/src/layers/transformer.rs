@@ -112,9 +112,9 @@ fn nth_part(i: usize, len: usize) -> core::ops::Range<usize> {
     i * len..(i + 1) * len
 }
 
-/// Threads a batch's samples may be shared between at most ([`crate::kernels::gemm::threads`]
-/// is at most 4).
-const MAX_PARTS: usize = 4;
+/// The most parts a batch is cut into: groups of samples (or of parameter rows) that
+/// the threads take one at a time ([`crate::kernels::gemm::threads`] is at most 4).
+const MAX_PARTS: usize = 16;
 
 /// One thread's share of a batch: its index, its samples and its pieces of `N`
 /// buffers.
@@ -157,7 +157,8 @@ fn rows_of(rows: usize, parts: usize, p: usize) -> Range<usize> {
     (p * step).min(rows)..((p + 1) * step).min(rows)
 }
 
-/// Calls `run` on every part, each on its own thread with the `threading` feature.
+/// Calls `run` on every part, the parts shared between threads with the `threading`
+/// feature.
 fn on_parts<T: Send>(parts: &mut [T], run: &(dyn Fn(&mut T) + Sync)) {
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     if parts.len() > 1 {
@@ -488,7 +489,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         let att = self.kernel();
         let [ca, cf, c1, c2, mid1, mid2, m1, m2] = split_parts_mut(cache, Self::cache_parts(batch));
         let (w, td, tf) = (att.weights(), Self::TD, Self::TF);
-        let [proj, probs, heads_out, keep] = split_parts_mut(ca, [batch * att.projections(), batch * w, batch * td, batch * w]);
+        let [proj, probs, heads_out, keep] =
+            split_parts_mut(ca, [batch * att.projections(), batch * w, batch * td, batch * w]);
         let [pre, act, ff_mask] = split_parts_mut(cf, [batch * tf; 3]);
         let [normed1, rstd1] = split_parts_mut(c1, [batch * td, batch * T]);
         let [normed2, rstd2] = split_parts_mut(c2, [batch * td, batch * T]);
@@ -509,14 +511,14 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
 
         let parts = Self::parts(batch);
         let [s1, hidden, tmp] = split_parts_mut(scratch, [batch * td, batch * tf, batch * T * T]);
-        let mut regions = [proj, probs, heads_out, pre, act, normed1, rstd1, normed2, rstd2, mid1, mid2, y, s1, hidden, tmp];
+        let mut regions =
+            [proj, probs, heads_out, pre, act, normed1, rstd1, normed2, rstd2, mid1, mid2, y, s1, hidden, tmp];
         let lengths_per_sample = [att.projections(), w, td, tf, tf, td, T, td, T, td, td, td, td, tf, T * T];
-        let mut items: [Part<'_, 15>; MAX_PARTS] =
-            core::array::from_fn(|p| {
-                let samples = samples_of(batch, parts, p);
-                let n = samples.len();
-                Part::cut(p, samples, &mut regions, lengths_per_sample.map(|len| n * len))
-            });
+        let mut items: [Part<'_, 15>; MAX_PARTS] = core::array::from_fn(|p| {
+            let samples = samples_of(batch, parts, p);
+            let n = samples.len();
+            Part::cut(p, samples, &mut regions, lengths_per_sample.map(|len| n * len))
+        });
         let ff = self.feed_forward();
         let run = |part: &mut Part<'_, 15>| {
             let b = part.samples.clone();
@@ -562,16 +564,17 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         on_parts(&mut items[..parts], &run);
     }
 
-    /// How many parts (threads) the samples of a batch are shared between: 1 for one
-    /// thread or one sample, or below [`PARALLEL_MIN_FLOPS`](crate::kernels::gemm::PARALLEL_MIN_FLOPS)
-    /// multiply-adds in the projections and the feed-forward block.
+    /// How many parts the samples of a batch are cut into, for threads to take one at a
+    /// time: four a thread, at most one a sample, or 1 for one thread or below
+    /// [`PARALLEL_MIN_FLOPS`](crate::kernels::gemm::PARALLEL_MIN_FLOPS) multiply-adds
+    /// in the projections and the feed-forward block.
     fn parts(batch: usize) -> usize {
         #[cfg(all(feature = "threading", target_arch = "x86_64"))]
         {
             use crate::kernels::gemm::{threads, PARALLEL_MIN_FLOPS};
             let macs = batch.saturating_mul(T * D * (4 * D + 2 * F));
             if batch > 1 && threads() > 1 && macs >= PARALLEL_MIN_FLOPS && crate::kernels::isa::isa().avx2() {
-                return threads().min(batch).min(MAX_PARTS);
+                return (4 * threads()).min(batch).min(MAX_PARTS);
             }
         }
         let _ = batch;
@@ -653,7 +656,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         let att = self.kernel();
         let w = att.weights();
         let [ca, cf, c1, c2, mid1, mid2, m1, m2] = split_parts(cache, Self::cache_parts(batch));
-        let [proj, probs, heads_out, keep] = split_parts(ca, [batch * att.projections(), batch * w, batch * td, batch * w]);
+        let [proj, probs, heads_out, keep] =
+            split_parts(ca, [batch * att.projections(), batch * w, batch * td, batch * w]);
         let [pre, act, ff_mask] = split_parts(cf, [batch * tf; 3]);
         let [normed1, rstd1] = split_parts(c1, [batch * td, batch * T]);
         let [normed2, rstd2] = split_parts(c2, [batch * td, batch * T]);
@@ -769,7 +773,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
             }
         };
         on_parts(&mut items[..parts], &inputs);
-        let (g2, dz2, t, g1, a, u1, u2, d_proj, used, dz1) = (&*g2, &*dz2, &*t, &*g1, &*a, &*u1, &*u2, &*d_proj, &*used, &*dz1);
+        let (g2, dz2, t, g1, a, u1, u2, d_proj, used, dz1) =
+            (&*g2, &*dz2, &*t, &*g1, &*a, &*u1, &*u2, &*d_proj, &*used, &*dz1);
 
         // 2. The parameter gradients.
         let [ga, gf, gn1, gn2] = split_parts_mut(grads, Self::PARAM_PARTS);
