@@ -114,7 +114,22 @@ fn nth_part(i: usize, len: usize) -> core::ops::Range<usize> {
 
 /// The most parts a batch is cut into: groups of samples (or of parameter rows) that
 /// the threads take one at a time ([`crate::kernels::gemm::threads`] is at most 4).
-const MAX_PARTS: usize = 16;
+const MAX_PARTS: usize = 32;
+
+/// Samples a group of the encoder layer's training forward and backward takes, at
+/// least (see `TransformerEncoderLayer::parts`).
+const GROUP_SAMPLES: usize = 4;
+
+/// How a batch's work is cut (see `TransformerEncoderLayer::parts`).
+#[derive(Clone, Copy)]
+struct Parts {
+    /// Groups of samples.
+    samples: usize,
+    /// Groups of parameter rows.
+    rows: usize,
+    /// Whether threads share the groups.
+    threads: bool,
+}
 
 /// One thread's share of a batch: its index, its samples and its pieces of `N`
 /// buffers.
@@ -157,13 +172,14 @@ fn rows_of(rows: usize, parts: usize, p: usize) -> Range<usize> {
     (p * step).min(rows)..((p + 1) * step).min(rows)
 }
 
-/// Calls `run` on every part, the parts shared between threads with the `threading`
-/// feature.
-fn on_parts<T: Send>(parts: &mut [T], run: &(dyn Fn(&mut T) + Sync)) {
+/// Calls `run` on every part, in order or (`threads`, with the `threading` feature)
+/// shared between threads.
+fn on_parts<T: Send>(parts: &mut [T], threads: bool, run: &(dyn Fn(&mut T) + Sync)) {
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
-    if parts.len() > 1 {
+    if threads && parts.len() > 1 {
         return crate::kernels::parallel::for_each_item(parts, run);
     }
+    let _ = threads;
     parts.iter_mut().for_each(run);
 }
 
@@ -515,7 +531,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
             [proj, probs, heads_out, pre, act, normed1, rstd1, normed2, rstd2, mid1, mid2, y, s1, hidden, tmp];
         let lengths_per_sample = [att.projections(), w, td, tf, tf, td, T, td, T, td, td, td, td, tf, T * T];
         let mut items: [Part<'_, 15>; MAX_PARTS] = core::array::from_fn(|p| {
-            let samples = samples_of(batch, parts, p);
+            let samples = samples_of(batch, parts.samples, p);
             let n = samples.len();
             Part::cut(p, samples, &mut regions, lengths_per_sample.map(|len| n * len))
         });
@@ -561,24 +577,28 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
                 layer_norm::forward_here(pn2, self.eps, D, s1, y, norm2);
             }
         };
-        on_parts(&mut items[..parts], &run);
+        on_parts(&mut items[..parts.samples], parts.threads, &run);
     }
 
-    /// How many parts the samples of a batch are cut into, for threads to take one at a
-    /// time: four a thread, at most one a sample, or 1 for one thread or below
-    /// [`PARALLEL_MIN_FLOPS`](crate::kernels::gemm::PARALLEL_MIN_FLOPS) multiply-adds
-    /// in the projections and the feed-forward block.
-    fn parts(batch: usize) -> usize {
+    /// How the work of a batch is cut: the groups of samples of the forward and of the
+    /// backward's first step, the groups of parameter rows of its second step, and
+    /// whether threads share them. Groups of [`GROUP_SAMPLES`] samples keep a group's
+    /// intermediate values in the caches on one thread too; with several threads,
+    /// at least four groups a thread, shared when the projections and the feed-forward
+    /// block take at least [`PARALLEL_MIN_FLOPS`](crate::kernels::gemm::PARALLEL_MIN_FLOPS)
+    /// multiply-adds.
+    fn parts(batch: usize) -> Parts {
+        let groups = batch.div_ceil(GROUP_SAMPLES).clamp(1, MAX_PARTS);
         #[cfg(all(feature = "threading", target_arch = "x86_64"))]
         {
             use crate::kernels::gemm::{threads, PARALLEL_MIN_FLOPS};
             let macs = batch.saturating_mul(T * D * (4 * D + 2 * F));
             if batch > 1 && threads() > 1 && macs >= PARALLEL_MIN_FLOPS && crate::kernels::isa::isa().avx2() {
-                return (4 * threads()).min(batch).min(MAX_PARTS);
+                let shared = (4 * threads()).min(MAX_PARTS);
+                return Parts { samples: groups.max(shared.min(batch)), rows: shared, threads: true };
             }
         }
-        let _ = batch;
-        1
+        Parts { samples: groups, rows: 1, threads: false }
     }
 }
 
@@ -695,7 +715,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         let per_sample =
             [td, td, td, td, td, td, td, td, att.projections(), tf, tf, 2 * tt, if has_dx { td } else { 0 }];
         let mut items: [Part<'_, 13>; MAX_PARTS] = core::array::from_fn(|p| {
-            let samples = samples_of(batch, parts, p);
+            let samples = samples_of(batch, parts.samples, p);
             let n = samples.len();
             Part::cut(p, samples, &mut regions, per_sample.map(|len| n * len))
         });
@@ -772,7 +792,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
                 }
             }
         };
-        on_parts(&mut items[..parts], &inputs);
+        on_parts(&mut items[..parts.samples], parts.threads, &inputs);
         let (g2, dz2, t, g1, a, u1, u2, d_proj, used, dz1) =
             (&*g2, &*dz2, &*t, &*g1, &*a, &*u1, &*u2, &*d_proj, &*used, &*dz1);
 
@@ -784,7 +804,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         let [gn2_w, gn2_b] = split_parts_mut(gn2, [D, D]);
         let mut regions = [g_in, gb_in, g_out, gb_out, g_1, gb_1, g_2, gb_2, gn1_w, gn1_b, gn2_w, gn2_b];
         let mut items: [Part<'_, 12>; MAX_PARTS] = core::array::from_fn(|p| {
-            let (i, d, f) = (rows_of(3 * D, parts, p).len(), rows_of(D, parts, p).len(), rows_of(F, parts, p).len());
+            let rows = |n| rows_of(n, parts.rows, p).len();
+            let (i, d, f) = (rows(3 * D), rows(D), rows(F));
             Part::cut(p, 0..0, &mut regions, [i * D, i, d * D, d, f * D, f, d * F, d, d, d, d, d])
         });
         let used: &[f32] = if dropout { used } else { act };
@@ -799,7 +820,8 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
             if self.norm_first { (mid2, mid1, u2, u1) } else { (mid1, x, dy, t) };
         let params = |part: &mut Part<'_, 12>| {
             let p = part.index;
-            let (in_rows, d_rows, f_rows) = (rows_of(3 * D, parts, p), rows_of(D, parts, p), rows_of(F, parts, p));
+            let rows = |n| rows_of(n, parts.rows, p);
+            let (in_rows, d_rows, f_rows) = (rows(3 * D), rows(D), rows(F));
             let [g_in, gb_in, g_out, gb_out, g_1, gb_1, g_2, gb_2, gn1_w, gn1_b, gn2_w, gn2_b] = &mut part.buffers;
             layer_norm::param_gradients(D, d_rows.clone(), normed2, d_norm2, (gn2_w, gn2_b));
             let ff_grads = [&mut **g_1, &mut **gb_1, &mut **g_2, &mut **gb_2];
@@ -808,7 +830,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
             let cached = (att_in, heads_out, a, &*d_proj);
             att.self_param_gradients(cached, in_rows, (g_in, gb_in), d_rows, (g_out, gb_out));
         };
-        on_parts(&mut items[..parts], &params);
+        on_parts(&mut items[..parts.rows], parts.threads, &params);
     }
 }
 
