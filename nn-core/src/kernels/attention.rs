@@ -404,10 +404,7 @@ impl Attention {
         // that they do not depend on how the samples are shared between threads.
         let keep: Option<&[f32]> = match dropout {
             Some((keep, rng)) => {
-                let keep_scale = 1.0 / (1.0 - self.dropout);
-                for m in keep.iter_mut() {
-                    *m = if rng.uniform() < 1.0 - self.dropout { keep_scale } else { 0.0 };
-                }
+                self.draw_keep(keep, rng);
                 Some(keep)
             }
             None => None,
@@ -453,6 +450,102 @@ impl Attention {
         }
         self.heads_forward(&lay, proj, valid, 0..batch, probs, heads_out, keep, &mut tmp[..per_part]);
         dense::forward(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
+    }
+
+    /// Draws the dropout mask of the attention weights: `1 / (1 - p)` or 0 for each, in
+    /// order.
+    pub(crate) fn draw_keep(&self, keep: &mut [f32], rng: &mut Rng) {
+        let keep_scale = 1.0 / (1.0 - self.dropout);
+        for m in keep.iter_mut() {
+            *m = if rng.uniform() < 1.0 - self.dropout { keep_scale } else { 0.0 };
+        }
+    }
+
+    /// Self-attention's training forward of one block of samples on this thread, for a
+    /// caller that shares a batch's samples between threads: `x`, `valid`, `y` and the
+    /// cache parts hold the block's samples only (`proj` their projections, `probs`
+    /// their weights, `heads_out` their heads' outputs, `keep` their dropout masks, drawn
+    /// before: `None` for no dropout); `tmp` holds a grid `TQ x TK` when `keep` is
+    /// given. Every sample gets the bits [`Attention::forward_train`] gives it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn self_forward_block(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        valid: Option<&[usize]>,
+        y: &mut [f32],
+        (proj, probs, heads_out): (&mut [f32], &mut [f32], &mut [f32]),
+        keep: Option<&[f32]>,
+        tmp: &mut [f32],
+    ) {
+        let (tq, d) = (self.queries, self.width);
+        let batch = x.len() / (tq * d);
+        let (w_in, rest) = params.split_at(3 * d * d);
+        let (b_in, rest) = rest.split_at(3 * d);
+        let (w_out, b_out) = rest.split_at(d * d);
+        dense::forward(x, w_in, Some(b_in), Activation::Identity, d, 3 * d, proj, None);
+        let lay = self.heads(batch, false);
+        let per_part = if keep.is_some() { tq * self.keys } else { 0 };
+        self.heads_forward(&lay, proj, valid, 0..batch, probs, heads_out, keep, &mut tmp[..per_part]);
+        dense::forward(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
+    }
+
+    /// Self-attention's backward of one block of samples without the parameter
+    /// gradients (see [`Attention::self_forward_block`]): from `dy` (the block's output
+    /// gradient, kept) writes the projections' gradients `d_proj` (kept for
+    /// [`Attention::self_param_gradients`]) and, when given, `dx`. `cached` are the
+    /// block's projections, weights and dropout masks (empty without dropout);
+    /// `d_heads` holds `TQ D` floats per sample, `dp` and `dropped` a grid each.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn self_backward_block(
+        &self,
+        params: &[f32],
+        cached: (&[f32], &[f32], &[f32]),
+        dy: &[f32],
+        d_heads: &mut [f32],
+        d_proj: &mut [f32],
+        dx: Option<&mut [f32]>,
+        (dp, dropped): (&mut [f32], &mut [f32]),
+    ) {
+        let (tq, d) = (self.queries, self.width);
+        let batch = dy.len() / (tq * d);
+        let w_in = &params[..3 * d * d];
+        let w_out = &params[3 * d * d + 3 * d..][..d * d];
+        let d_heads = &mut d_heads[..batch * tq * d];
+        dense::input_gradient(w_out, d, d, dy, d_heads);
+        let lay = self.heads(batch, false);
+        self.heads_backward(&lay, cached, d_heads, 0..batch, d_proj, None, dp, dropped);
+        if let Some(dx) = dx {
+            dense::input_gradient(w_in, d, 3 * d, d_proj, dx);
+        }
+    }
+
+    /// Self-attention's parameter gradients over the whole batch for the output rows
+    /// `rows` of both projections (`rows` of `D` for the output projection, `in_rows`
+    /// of `3D` for the input projection), from its input `x`, the heads' outputs, the
+    /// output gradient `dy` and the projections' gradients `d_proj` of
+    /// [`Attention::self_backward_block`]. `g_in`/`gb_in` and `g_out`/`gb_out` hold
+    /// those rows' weight and bias gradients; the bits are those of
+    /// [`Attention::backward`] (the key bias's gradient stays as it was).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn self_param_gradients(
+        &self,
+        (x, heads_out, dy, d_proj): (&[f32], &[f32], &[f32], &[f32]),
+        in_rows: Range<usize>,
+        (g_in, gb_in): (&mut [f32], &mut [f32]),
+        rows: Range<usize>,
+        (g_out, gb_out): (&mut [f32], &mut [f32]),
+    ) {
+        let d = self.width;
+        dense::param_gradients(heads_out, d, d, dy, rows, g_out, Some(gb_out));
+        dense::param_gradients(x, d, 3 * d, d_proj, in_rows.clone(), g_in, None);
+        // The query and value biases: the columns of `in_rows` outside `d..2d`.
+        for cols in [in_rows.start.min(d)..in_rows.end.min(d), in_rows.start.max(2 * d)..in_rows.end.max(2 * d)] {
+            if !cols.is_empty() {
+                let at = cols.start - in_rows.start..cols.end - in_rows.start;
+                add_bias_gradient(d_proj, 3 * d, cols, &mut gb_in[at]);
+            }
+        }
     }
 
     /// Backward of [`Attention::forward_train`] (same inputs): adds the parameter
@@ -556,8 +649,8 @@ impl Attention {
         match context {
             None => {
                 dense::backward(query, w_in, &[], &[], Activation::Identity, d, 3 * d, d_proj, gw_in, None, d_query);
-                add_bias_gradient(d_proj, 3 * d, 0..d, gb_in);
-                add_bias_gradient(d_proj, 3 * d, 2 * d..3 * d, gb_in);
+                add_bias_gradient(d_proj, 3 * d, 0..d, &mut gb_in[..d]);
+                add_bias_gradient(d_proj, 3 * d, 2 * d..3 * d, &mut gb_in[2 * d..3 * d]);
             }
             Some(context) => {
                 let (dq, dkv) = d_proj.split_at_mut(batch * tq * d);
@@ -566,13 +659,13 @@ impl Attention {
                 let (w_q, w_kv) = w_in.split_at(d * d);
                 dense::backward(query, w_q, &[], &[], Activation::Identity, d, d, dq, gw_q, Some(gb_q), d_query);
                 dense::backward(context, w_kv, &[], &[], Activation::Identity, d, 2 * d, dkv, gw_kv, None, d_context);
-                add_bias_gradient(dkv, 2 * d, d..2 * d, gb_kv);
+                add_bias_gradient(dkv, 2 * d, d..2 * d, &mut gb_kv[d..2 * d]);
             }
         }
     }
 }
 
-/// Adds to `bias[cols]` the sums over the rows of `rows` (`width` columns each) of its
+/// Adds to `bias` (the gradients of the columns `cols`) the sums over the rows of `rows` (`width` columns each) of its
 /// columns `cols`, row after row, as a dense layer's backward sums its bias gradient.
 ///
 /// The input projections' bias gradients are those of the query and value biases
@@ -584,7 +677,6 @@ impl Attention {
 /// PyTorch's float64 gives `1e-15`); it is left out, and the key bias's gradient
 /// stays as it was.
 fn add_bias_gradient(rows: &[f32], width: usize, cols: Range<usize>, bias: &mut [f32]) {
-    let bias = &mut bias[cols.clone()];
     for row in rows.chunks_exact(width) {
         bias.iter_mut().zip(&row[cols.clone()]).for_each(|(g, d)| *g += d);
     }

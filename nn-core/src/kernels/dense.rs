@@ -178,15 +178,38 @@ pub fn backward(
     let batch = x.len() / inputs;
     activation_backward(activation, pre, y, dy, outputs);
     let dz = &dy[..batch * outputs];
-    // dW[out x in] += dz^T[out x batch] x[batch x in]
-    gemm(1.0, MatRef::new(dz, batch, outputs).t(), MatRef::new(x, batch, inputs), 1.0, d_weight, inputs);
-    if let Some(db) = d_bias {
-        for row in dz.chunks_exact(outputs) {
-            db.iter_mut().zip(row).for_each(|(g, d)| *g += d);
-        }
-    }
+    param_gradients(x, inputs, outputs, dz, 0..outputs, d_weight, d_bias);
     if let Some(dx) = dx {
         input_gradient(weight, inputs, outputs, dz, dx);
+    }
+}
+
+/// The parameter gradients of [`backward`] for the outputs `rows` only, from `dz`
+/// (rows of `outputs`) and `x` (rows of `inputs`): `d_weight` holds those rows of the
+/// weight gradient (`rows.len() * inputs` floats), `d_bias` those outputs' bias
+/// gradients; `dW[rows] += dz[:, rows]^T x` and `db[rows] += sum_b dz[b, rows]`, each
+/// output's sums in the order of the whole product, so that outputs shared between
+/// threads get the bits of one thread.
+pub(crate) fn param_gradients(
+    x: &[f32],
+    inputs: usize,
+    outputs: usize,
+    dz: &[f32],
+    rows: core::ops::Range<usize>,
+    d_weight: &mut [f32],
+    d_bias: Option<&mut [f32]>,
+) {
+    let batch = dz.len() / outputs;
+    if rows.is_empty() {
+        return;
+    }
+    // dW[rows x in] += dz^T[rows x batch] x[batch x in]
+    let dz_t = MatRef { data: &dz[rows.start..], rows: rows.len(), cols: batch, rs: 1, cs: outputs };
+    gemm(1.0, dz_t, MatRef::new(x, batch, inputs), 1.0, d_weight, inputs);
+    if let Some(db) = d_bias {
+        for row in dz.chunks_exact(outputs) {
+            db.iter_mut().zip(&row[rows.clone()]).for_each(|(g, d)| *g += d);
+        }
     }
 }
 
@@ -210,7 +233,7 @@ pub fn backward_input(
 
 /// `dy *= f'(z)` in place, for rows of `outputs`.
 #[inline]
-fn activation_backward(activation: Activation, pre: &[f32], y: &[f32], dy: &mut [f32], outputs: usize) {
+pub(crate) fn activation_backward(activation: Activation, pre: &[f32], y: &[f32], dy: &mut [f32], outputs: usize) {
     match activation {
         // f'(z) = 1 for z > 0, else 0, as a select the compiler vectorises.
         Activation::Relu => {
@@ -224,7 +247,7 @@ fn activation_backward(activation: Activation, pre: &[f32], y: &[f32], dy: &mut 
 
 /// `dx[batch x in] = dz[batch x out] W[out x in]`.
 #[inline]
-fn input_gradient(weight: &[f32], inputs: usize, outputs: usize, dz: &[f32], dx: &mut [f32]) {
+pub(crate) fn input_gradient(weight: &[f32], inputs: usize, outputs: usize, dz: &[f32], dx: &mut [f32]) {
     let batch = dz.len() / outputs;
     gemm(1.0, MatRef::new(dz, batch, outputs), MatRef::new(weight, outputs, inputs), 0.0, dx, inputs);
 }

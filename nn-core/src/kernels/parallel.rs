@@ -161,6 +161,79 @@ pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
     assert!(!panicked, "a GEMM worker thread panicked");
 }
 
+/// Calls `run(item)` for every item of `items` on [`threads`] threads (at most one a
+/// item), each thread taking the next item not yet taken until none is left
+/// ([`Claims`]): work already split into disjoint pieces, each borrowed by one thread
+/// only, which a thread slowed by another process leaves to the others.
+pub(crate) fn for_each_item<T: Send>(items: &mut [T], run: &(dyn Fn(&mut T) + Sync)) {
+    let at = Items(items.as_mut_ptr());
+    let claims = Claims::new(items.len());
+    let run_part = |_part: usize| {
+        claims.run(|i| {
+            // SAFETY: `i < items.len()` and every index is claimed once, so the item
+            // lies within `items`, which stays borrowed until every part is done, and
+            // no other thread takes it.
+            run(unsafe { &mut *at.get(i) })
+        })
+    };
+    for_each_part(threads().min(items.len()), &run_part);
+}
+
+/// The items of [`for_each_item`], shared between its parts.
+struct Items<T>(*mut T);
+
+// SAFETY: each item is taken by one thread only, and the items may be sent to other
+// threads.
+unsafe impl<T: Send> Sync for Items<T> {}
+
+impl<T> Items<T> {
+    /// Item `i`'s pointer (a method, so that closures capture the `Sync` wrapper).
+    fn get(&self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// Indices `0..count` handed out one at a time to whichever thread asks next: the
+/// threads of a [`for_each_part`] call [`Claims::run`] until none is left, so that a
+/// thread slowed by another process leaves its share to the others, and
+/// [`Claims::wait_all`] where a second phase needs every index done.
+pub(crate) struct Claims {
+    next: AtomicUsize,
+    done: AtomicUsize,
+    count: usize,
+}
+
+impl Claims {
+    /// `count` indices, none claimed.
+    pub(crate) const fn new(count: usize) -> Self {
+        Claims { next: AtomicUsize::new(0), done: AtomicUsize::new(0), count }
+    }
+
+    /// Calls `run(i)` for every index this thread claims, until none is left.
+    pub(crate) fn run(&self, mut run: impl FnMut(usize)) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.count {
+                break;
+            }
+            run(i);
+            self.done.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Spins until every index is done (`true`: their writes are visible to this
+    /// thread) or `abort` is set by a part that panicked (`false`).
+    pub(crate) fn wait_all(&self, abort: &AtomicBool) -> bool {
+        while self.done.load(Ordering::Acquire) < self.count {
+            if abort.load(Ordering::Acquire) {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+        true
+    }
+}
+
 /// A raw pointer to `C` that may be shared: every part writes its own block.
 #[derive(Clone, Copy)]
 pub(crate) struct Output(pub(crate) *mut f32);

@@ -65,11 +65,10 @@ impl<S: Shape> Default for LayerNorm<S> {
 
 /// Calls one of the row kernels below in its copy for the widest vectors the CPU has
 /// (see [`compiled_for`]), so that the loops over [`SUM_LANES`] are one or two vector
-/// operations.
+/// operations. The forward has no AVX-512 copy: it writes two rows per row read (`y`
+/// and `x^`), and with 64-byte vectors every store of a buffer that is not 64-byte
+/// aligned splits a cache line, which made it slower than the AVX2 copy (same bits).
 macro_rules! on_widest {
-    // The forward writes two rows per row read (`y` and `x^`): with 64-byte vectors
-    // every store of a buffer that is not 64-byte aligned splits a cache line, which
-    // made it slower than the AVX2 copy (same bits).
     (ymm $kernel:ident($($arg:expr),* $(,)?)) => {{
         #[cfg(target_arch = "x86_64")]
         {
@@ -111,9 +110,6 @@ macro_rules! on_widest {
 macro_rules! compiled_for {
     ($module:ident, $features:literal, $(fn $kernel:ident($($arg:ident: $ty:ty),* $(,)?);)*) => {
         #[cfg(target_arch = "x86_64")]
-        // (The threads' kernels are called only with the `threading` feature, and the
-        // forward's AVX-512 copy not at all: see `on_widest`.)
-        #[allow(dead_code)]
         mod $module {
             $(
                 /// The kernel of the same name, compiled for these features.
@@ -130,36 +126,44 @@ macro_rules! compiled_for {
     };
 }
 
-macro_rules! row_kernels {
-    ($module:ident, $features:literal) => {
-        compiled_for! {
-            $module,
-            $features,
-            fn forward_rows(
-                params: &[f32],
-                eps: f32,
-                width: usize,
-                x: &[f32],
-                y: &mut [f32],
-                normed: Option<&mut [f32]>,
-                rstd: Option<&mut [f32]>,
-            );
-            fn input_grad_rows(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]);
-            fn param_grad_rows(
-                width: usize,
-                columns: core::ops::Range<usize>,
-                normed: &[f32],
-                dy: &[f32],
-                g_weight: &mut [f32],
-                g_bias: &mut [f32],
-            );
-            fn backward_rows(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32], grads: &mut [f32]);
-        }
-    };
+compiled_for! {
+    avx512,
+    "avx512f,avx2",
+    fn input_grad_rows(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]);
+    fn param_grad_rows(
+        width: usize,
+        columns: core::ops::Range<usize>,
+        normed: &[f32],
+        dy: &[f32],
+        g_weight: &mut [f32],
+        g_bias: &mut [f32],
+    );
+    fn backward_rows(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32], grads: &mut [f32]);
 }
 
-row_kernels!(avx512, "avx512f,avx2");
-row_kernels!(avx2, "avx2");
+compiled_for! {
+    avx2,
+    "avx2",
+    fn forward_rows(
+        params: &[f32],
+        eps: f32,
+        width: usize,
+        x: &[f32],
+        y: &mut [f32],
+        normed: Option<&mut [f32]>,
+        rstd: Option<&mut [f32]>,
+    );
+    fn input_grad_rows(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]);
+    fn param_grad_rows(
+        width: usize,
+        columns: core::ops::Range<usize>,
+        normed: &[f32],
+        dy: &[f32],
+        g_weight: &mut [f32],
+        g_bias: &mut [f32],
+    );
+    fn backward_rows(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32], grads: &mut [f32]);
+}
 
 /// Normalises each row of `width` values of `x` into `y` with `params = weight | bias`.
 /// When `cache` is given, it receives `x^` (`x.len()` floats) then `r` per row.
@@ -204,6 +208,41 @@ pub(crate) fn backward_in_place(params: &[f32], width: usize, cache: &[f32], d: 
     on_widest!(backward_rows(params, width, normed, rstd, d, grads));
 }
 
+/// [`forward`] on this thread alone, for a caller that shares the rows itself; the
+/// cache, when given, is `(x^, r)` of these rows.
+pub(crate) fn forward_here(
+    params: &[f32],
+    eps: f32,
+    width: usize,
+    x: &[f32],
+    y: &mut [f32],
+    cache: Option<(&mut [f32], &mut [f32])>,
+) {
+    let (normed, rstd) = cache.unzip();
+    on_widest!(ymm forward_rows(params, eps, width, x, y, normed, rstd));
+}
+
+/// The input gradient of [`backward_in_place`] alone, on this thread: `d` (rows of
+/// `width`) holds `dL/dy` and receives `dL/dx`; `normed` and `rstd` are those rows'
+/// cache.
+pub(crate) fn input_gradient(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]) {
+    on_widest!(input_grad_rows(&params[..width], width, normed, rstd, d));
+}
+
+/// The parameter gradients of [`backward_in_place`] for the columns `columns` alone:
+/// `g_weight` and `g_bias` hold those columns' gradients; `normed` and `dy` are every
+/// row's `x^` and `dL/dy`. Each column adds its rows' terms in row order, as
+/// [`backward_in_place`] does.
+pub(crate) fn param_gradients(
+    width: usize,
+    columns: core::ops::Range<usize>,
+    normed: &[f32],
+    dy: &[f32],
+    (g_weight, g_bias): (&mut [f32], &mut [f32]),
+) {
+    on_widest!(param_grad_rows(width, columns, normed, dy, g_weight, g_bias));
+}
+
 /// Whether a norm over `len` floats is shared between threads.
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 fn shared(len: usize) -> bool {
@@ -221,32 +260,28 @@ fn forward_shared(
     normed: Option<&mut [f32]>,
     rstd: Option<&mut [f32]>,
 ) {
-    use crate::kernels::parallel::{for_each_part, Output};
-    use core::sync::atomic::{AtomicUsize, Ordering};
+    use crate::kernels::parallel::{for_each_part, Claims, Output};
     let rows = x.len() / width;
-    let blocks = rows.div_ceil(BLOCK);
     let y_at = Output(y.as_mut_ptr());
     let normed_at = normed.map(|n| Output(n.as_mut_ptr()));
     let rstd_at = rstd.map(|r| Output(r.as_mut_ptr()));
-    let next = AtomicUsize::new(0);
-    let run = |_part: usize| loop {
-        let block = next.fetch_add(1, Ordering::Relaxed);
-        if block >= blocks {
-            break;
-        }
-        let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(rows));
-        let len = (end - start) * width;
-        // SAFETY: the block is taken by this part only: its rows of `y` and of
-        // `x^` (`len` floats at `start width`, within the `rows width` of each) and
-        // its `end - start` values of `r` (within `rows`) are written by no other.
-        let (y, normed, rstd) = unsafe {
-            (
-                core::slice::from_raw_parts_mut(y_at.at(start * width), len),
-                normed_at.map(|n| core::slice::from_raw_parts_mut(n.at(start * width), len)),
-                rstd_at.map(|r| core::slice::from_raw_parts_mut(r.at(start), end - start)),
-            )
-        };
-        on_widest!(ymm forward_rows(params, eps, width, &x[start * width..end * width], y, normed, rstd));
+    let blocks = Claims::new(rows.div_ceil(BLOCK));
+    let run = |_part: usize| {
+        blocks.run(|block| {
+            let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(rows));
+            let len = (end - start) * width;
+            // SAFETY: the block is taken by this part only: its rows of `y` and of
+            // `x^` (`len` floats at `start width`, within the `rows width` of each) and
+            // its `end - start` values of `r` (within `rows`) are written by no other.
+            let (y, normed, rstd) = unsafe {
+                (
+                    core::slice::from_raw_parts_mut(y_at.at(start * width), len),
+                    normed_at.map(|n| core::slice::from_raw_parts_mut(n.at(start * width), len)),
+                    rstd_at.map(|r| core::slice::from_raw_parts_mut(r.at(start), end - start)),
+                )
+            };
+            on_widest!(ymm forward_rows(params, eps, width, &x[start * width..end * width], y, normed, rstd));
+        })
     };
     for_each_part(crate::kernels::gemm::threads(), &run);
 }
@@ -256,58 +291,43 @@ fn forward_shared(
 /// input gradients, [`BLOCK`] rows at a time.
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 fn backward_shared(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32], grads: &mut [f32]) {
-    use crate::kernels::parallel::{for_each_part, AbortOnPanic, Output};
-    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use crate::kernels::parallel::{for_each_part, AbortOnPanic, Claims, Output};
+    use core::sync::atomic::AtomicBool;
     let weight = &params[..width];
     let (g_weight, g_bias) = grads[..2 * width].split_at_mut(width);
     let rows = rstd.len();
-    let (units, blocks) = (width.div_ceil(BLOCK), rows.div_ceil(BLOCK));
+    let (units, blocks) = (Claims::new(width.div_ceil(BLOCK)), Claims::new(rows.div_ceil(BLOCK)));
     let (d_at, gw_at, gb_at) = (Output(d.as_mut_ptr()), Output(g_weight.as_mut_ptr()), Output(g_bias.as_mut_ptr()));
-    let (next_unit, units_done, next_block) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
     let abort = AtomicBool::new(false);
     let run = |_part: usize| {
         let _guard = AbortOnPanic(&abort);
-        {
-            loop {
-                let unit = next_unit.fetch_add(1, Ordering::Relaxed);
-                if unit >= units {
-                    break;
-                }
-                let columns = unit * BLOCK..((unit + 1) * BLOCK).min(width);
-                let len = columns.len();
-                // SAFETY: the unit's columns of the gradients (within `width`) are
-                // written by this part only; `d` (`rows width` floats) is only read
-                // until every unit is done (`units_done`), and this view ends first.
-                let (dy, gw, gb) = unsafe {
-                    (
-                        core::slice::from_raw_parts(d_at.at(0), rows * width),
-                        core::slice::from_raw_parts_mut(gw_at.at(columns.start), len),
-                        core::slice::from_raw_parts_mut(gb_at.at(columns.start), len),
-                    )
-                };
-                on_widest!(param_grad_rows(width, columns, normed, dy, gw, gb));
-                units_done.fetch_add(1, Ordering::Release);
-            }
-            while units_done.load(Ordering::Acquire) < units {
-                if abort.load(Ordering::Acquire) {
-                    return;
-                }
-                core::hint::spin_loop();
-            }
-            loop {
-                let block = next_block.fetch_add(1, Ordering::Relaxed);
-                if block >= blocks {
-                    break;
-                }
-                let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(rows));
-                let at = start * width..end * width;
-                // SAFETY: every unit has finished reading `d` (the acquire load above
-                // saw their writes and their last reads); the block's rows (within
-                // `rows width`) are taken by this part only.
-                let d = unsafe { core::slice::from_raw_parts_mut(d_at.at(at.start), at.len()) };
-                on_widest!(input_grad_rows(weight, width, &normed[at], &rstd[start..end], d));
-            }
+        units.run(|unit| {
+            let columns = unit * BLOCK..((unit + 1) * BLOCK).min(width);
+            let len = columns.len();
+            // SAFETY: the unit's columns of the gradients (within `width`) are
+            // written by this part only; `d` (`rows width` floats) is only read
+            // until every unit is done (`units.wait_all`), and this view ends first.
+            let (dy, gw, gb) = unsafe {
+                (
+                    core::slice::from_raw_parts(d_at.at(0), rows * width),
+                    core::slice::from_raw_parts_mut(gw_at.at(columns.start), len),
+                    core::slice::from_raw_parts_mut(gb_at.at(columns.start), len),
+                )
+            };
+            on_widest!(param_grad_rows(width, columns, normed, dy, gw, gb));
+        });
+        if !units.wait_all(&abort) {
+            return;
         }
+        blocks.run(|block| {
+            let (start, end) = (block * BLOCK, ((block + 1) * BLOCK).min(rows));
+            let at = start * width..end * width;
+            // SAFETY: every unit has finished reading `d` (`wait_all` saw their writes
+            // and their last reads); the block's rows (within `rows width`) are taken by
+            // this part only.
+            let d = unsafe { core::slice::from_raw_parts_mut(d_at.at(at.start), at.len()) };
+            on_widest!(input_grad_rows(weight, width, &normed[at], &rstd[start..end], d));
+        });
     };
     for_each_part(crate::kernels::gemm::threads(), &run);
 }

@@ -51,25 +51,32 @@ use crate::kernels::dense;
 use crate::layer::{BackwardCtx, Frozen, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape2;
+use core::ops::Range;
 
-/// Draws an inverted-dropout mask (`0` or `1 / (1 - rate)`) into `mask` and multiplies
-/// `values` by it. A `rate` of 0 leaves both alone and draws nothing: the backward
-/// passes read the mask only when the rate is positive. Without `rng` (evaluation
-/// mode) the mask is all ones and `values` stay as they are.
-fn drop_values(rate: f32, mask: &mut [f32], values: &mut [f32], rng: Option<&mut Rng>) {
+/// Draws an inverted-dropout mask (`0` or `1 / (1 - rate)`) into `mask`; whether the
+/// values are to be multiplied by it (a positive rate in training mode). A `rate` of
+/// 0 leaves the mask alone and draws nothing: the backward passes read the mask only
+/// when the rate is positive. Without `rng` (evaluation mode) the mask is all ones
+/// and the values stay as they are.
+fn draw_mask(rate: f32, mask: &mut [f32], rng: Option<&mut Rng>) -> bool {
     if rate <= 0.0 {
-        return;
+        return false;
     }
     let Some(rng) = rng else {
         mask.fill(1.0);
-        return;
+        return false;
     };
     let keep = 1.0 - rate;
     let scale = 1.0 / keep;
-    for (m, v) in mask.iter_mut().zip(values.iter_mut()) {
+    for m in mask.iter_mut() {
         *m = if rng.uniform() < keep { scale } else { 0.0 };
-        *v *= *m;
     }
+    true
+}
+
+/// `values *= mask`, elementwise.
+fn scale_by(values: &mut [f32], mask: &[f32]) {
+    values.iter_mut().zip(mask).for_each(|(v, &m)| *v *= m);
 }
 
 /// `a += b`.
@@ -103,6 +110,77 @@ fn split_parts_mut<const K: usize>(mut slice: &mut [f32], lengths: [usize; K]) -
 /// The range of part `i` of consecutive parts of `len` floats each.
 fn nth_part(i: usize, len: usize) -> core::ops::Range<usize> {
     i * len..(i + 1) * len
+}
+
+/// The most parts a batch is cut into: groups of samples (or of parameter rows) that
+/// the threads take one at a time ([`crate::kernels::gemm::threads`] is at most 4).
+const MAX_PARTS: usize = 32;
+
+/// Samples a group of the encoder layer's training forward and backward takes, at
+/// least (see `TransformerEncoderLayer::parts`).
+const GROUP_SAMPLES: usize = 4;
+
+/// How a batch's work is cut (see `TransformerEncoderLayer::parts`).
+#[derive(Clone, Copy)]
+struct Parts {
+    /// Groups of samples.
+    samples: usize,
+    /// Groups of parameter rows.
+    rows: usize,
+    /// Whether threads share the groups.
+    threads: bool,
+}
+
+/// One thread's share of a batch: its index, its samples and its pieces of `N`
+/// buffers.
+struct Part<'a, const N: usize> {
+    index: usize,
+    samples: Range<usize>,
+    buffers: [&'a mut [f32]; N],
+}
+
+impl<'a, const N: usize> Part<'a, N> {
+    /// Part `index`, of `samples`: cuts `lengths[i]` floats from the front of each
+    /// `regions[i]` (the parts of a batch are cut in order).
+    fn cut(index: usize, samples: Range<usize>, regions: &mut [&'a mut [f32]; N], lengths: [usize; N]) -> Self {
+        let buffers = core::array::from_fn(|i| {
+            let (head, tail) = core::mem::take(&mut regions[i]).split_at_mut(lengths[i]);
+            regions[i] = tail;
+            head
+        });
+        Part { index, samples, buffers }
+    }
+}
+
+/// The samples of part `p` of `parts` of a batch (none for `p >= parts`).
+fn samples_of(batch: usize, parts: usize, p: usize) -> Range<usize> {
+    if p >= parts {
+        return batch..batch;
+    }
+    p * batch / parts..(p + 1) * batch / parts
+}
+
+/// The floats of `samples` in `values` (`per_sample` floats a sample).
+fn of_samples<'a>(values: &'a [f32], samples: &Range<usize>, per_sample: usize) -> &'a [f32] {
+    &values[samples.start * per_sample..samples.end * per_sample]
+}
+
+/// The rows of a parameter gradient of `rows` rows that part `p` of `parts` computes:
+/// blocks of a multiple of 16 rows (none for `p >= parts`).
+fn rows_of(rows: usize, parts: usize, p: usize) -> Range<usize> {
+    let step = rows.div_ceil(parts).next_multiple_of(16);
+    (p * step).min(rows)..((p + 1) * step).min(rows)
+}
+
+/// Calls `run` on every part, in order or (`threads`, with the `threading` feature)
+/// shared between threads.
+fn on_parts<T: Send>(parts: &mut [T], threads: bool, run: &(dyn Fn(&mut T) + Sync)) {
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    if threads && parts.len() > 1 {
+        return crate::kernels::parallel::for_each_item(parts, run);
+    }
+    let _ = threads;
+    parts.iter_mut().for_each(run);
 }
 
 /// `nn.Linear`'s default initialisation: `U(-1/sqrt(in), 1/sqrt(in))` for the weight
@@ -139,6 +217,75 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
         let (w2, rest) = rest.split_at(D * F);
         (w1, b1, w2, &rest[..D])
     }
+
+    /// The training forward of the rows `x` into `y`, keeping the hidden
+    /// pre-activations in `pre` (not written for ReLU) and the activations in `act`;
+    /// with `dropped` (the mask and room for the dropped activations) the activations
+    /// are multiplied by the mask before the second layer.
+    fn forward_kept(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        (pre, act): (&mut [f32], &mut [f32]),
+        dropped: Option<(&[f32], &mut [f32])>,
+    ) {
+        let (w1, b1, w2, b2) = Self::split(params);
+        // ReLU's derivative needs only the sign of the pre-activation, which its output
+        // keeps (`z > 0` exactly where `relu(z) > 0`): the backward reads the output and
+        // the pre-activations are not copied.
+        let pre = (self.activation != Activation::Relu).then_some(pre);
+        dense::forward(x, w1, Some(b1), self.activation, D, F, act, pre);
+        let hidden: &[f32] = match dropped {
+            Some((mask, hidden)) => {
+                mask_into(hidden, act, mask);
+                hidden
+            }
+            None => act,
+        };
+        dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
+    }
+
+    /// The backward of the rows of [`FeedForward::forward_kept`] but for the parameter
+    /// gradients: from `dy` writes the hidden pre-activations' gradient `dz` (kept for
+    /// [`FeedForward::param_gradients`]) and, when given, `dx`. `mask` is the dropout
+    /// mask (`None`: no dropout).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_inputs(
+        &self,
+        params: &[f32],
+        (pre, act): (&[f32], &[f32]),
+        mask: Option<&[f32]>,
+        dy: &[f32],
+        dz: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        let (w1, _, w2, _) = Self::split(params);
+        dense::input_gradient(w2, F, D, dy, dz);
+        if let Some(mask) = mask {
+            scale_by(dz, mask);
+        }
+        let pre = if self.activation == Activation::Relu { act } else { pre };
+        dense::activation_backward(self.activation, pre, act, dz, F);
+        if let Some(dx) = dx {
+            dense::input_gradient(w1, D, F, dz, dx);
+        }
+    }
+
+    /// The parameter gradients over every row for the rows `f_rows` of the first
+    /// layer (of `F`) and `d_rows` of the second (of `D`): from the block's input `x`,
+    /// the (dropped) activations `hidden`, the output gradient `dy` and `dz` of
+    /// [`FeedForward::backward_inputs`]. `grads` hold those rows' gradients of
+    /// `linear1.weight`, `linear1.bias`, `linear2.weight` and `linear2.bias`.
+    fn param_gradients(
+        (x, hidden, dy, dz): (&[f32], &[f32], &[f32], &[f32]),
+        f_rows: Range<usize>,
+        d_rows: Range<usize>,
+        [g1, gb1, g2, gb2]: [&mut [f32]; 4],
+    ) {
+        dense::param_gradients(hidden, F, D, dy, d_rows, g2, Some(gb2));
+        dense::param_gradients(x, D, F, dz, f_rows, g1, Some(gb1));
+    }
 }
 
 impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D, F> {
@@ -172,49 +319,29 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
 
     fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
         let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
-        let (w1, b1, w2, b2) = Self::split(params);
         let n = x.len() / D * F;
-        let (pre, rest) = cache.split_at_mut(n);
-        let (act, rest) = rest.split_at_mut(n);
-        // ReLU's derivative needs only the sign of the pre-activation, which its output
-        // keeps (`z > 0` exactly where `relu(z) > 0`): the backward reads the output and
-        // the pre-activations are not copied.
-        let pre = (self.activation != Activation::Relu).then_some(pre);
-        dense::forward(x, w1, Some(b1), self.activation, D, F, act, pre);
-        if self.dropout > 0.0 {
-            let hidden = &mut scratch[..n];
-            hidden.copy_from_slice(act);
-            drop_values(self.dropout, &mut rest[..n], hidden, training.then_some(rng));
-            dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
-        } else {
-            dense::forward(act, w2, Some(b2), Activation::Identity, F, D, y, None);
-        }
+        let [pre, act, mask] = split_parts_mut(cache, [n; 3]);
+        let dropped = draw_mask(self.dropout, mask, training.then_some(rng)).then_some((&*mask, &mut scratch[..n]));
+        self.forward_kept(params, x, y, (pre, act), dropped);
     }
 
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
         let BackwardCtx { params, cache, grads, scratch, .. } = cx;
-        let (w1, _, w2, _) = Self::split(params);
         let n = x.len() / D * F;
-        let (pre, rest) = cache.split_at(n);
-        let (act, mask) = rest.split_at(n);
-        let (hidden, rest) = scratch.split_at_mut(n);
-        let d_hidden = &mut rest[..n];
-        let (g1, g2) = grads.split_at_mut(F * D + F);
-        let (gw1, gb1) = g1.split_at_mut(F * D);
-        let (gw2, gb2) = g2.split_at_mut(D * F);
-        let used: &[f32] = if self.dropout > 0.0 {
-            mask_into(hidden, act, mask);
-            hidden
-        } else {
-            act
+        let [pre, act, mask] = split_parts(cache, [n; 3]);
+        let [hidden, dz] = split_parts_mut(scratch, [n; 2]);
+        let mask = (self.dropout > 0.0).then_some(mask);
+        let used: &[f32] = match mask {
+            Some(mask) => {
+                mask_into(hidden, act, mask);
+                hidden
+            }
+            None => act,
         };
-        dense::backward(used, w2, &[], &[], Activation::Identity, F, D, dy, gw2, Some(&mut gb2[..D]), Some(d_hidden));
-        let d_hidden = &mut rest[..n];
-        if self.dropout > 0.0 {
-            d_hidden.iter_mut().zip(&mask[..n]).for_each(|(d, &m)| *d *= m);
-        }
-        let pre = if self.activation == Activation::Relu { act } else { pre };
-        dense::backward(x, w1, pre, act, self.activation, D, F, d_hidden, gw1, Some(gb1), dx);
+        let dy = &dy[..x.len()];
+        self.backward_inputs(params, (pre, act), mask, dy, dz, dx);
+        let grads = split_parts_mut(grads, [F * D, F, D * F, D]);
+        Self::param_gradients((x, used, dy, dz), 0..F, 0..D, grads);
     }
 }
 
@@ -281,6 +408,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
     }
 
     const TD: usize = T * D;
+    const TF: usize = T * F;
     const NORM_CACHE: usize = T * D + T;
     const OFFSETS: [usize; 4] = offsets(D, F);
     const PART_SCRATCH: usize = {
@@ -367,43 +495,110 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
         }
     }
 
+    /// The training forward, the batch's samples shared between threads (see
+    /// [`Self::parts`]); every sample's bits are those of one thread.
     fn run_train(&self, x: &[f32], lengths: Option<&[usize]>, y: &mut [f32], cx: TrainCtx<'_>) {
         let TrainCtx { params, cache, scratch, rng, training, .. } = cx;
         let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
-        let n = x.len();
-        let batch = n / Self::TD;
-        let y = &mut y[..n];
+        let batch = x.len() / Self::TD;
+        let (x, y) = (&x[..batch * Self::TD], &mut y[..batch * Self::TD]);
+        let att = self.kernel();
         let [ca, cf, c1, c2, mid1, mid2, m1, m2] = split_parts_mut(cache, Self::cache_parts(batch));
-        let (s1, rest) = scratch.split_at_mut(n);
-        let ff = self.feed_forward();
-        if self.norm_first {
-            layer_norm::forward(pn1, self.eps, D, x, mid1, Some(c1));
-            self.kernel().forward_train(pa, mid1, None, lengths, s1, ca, rest, training.then_some(&mut *rng));
-            drop_values(self.dropout, m1, s1, training.then_some(&mut *rng));
-            y.copy_from_slice(x);
-            add_into(y, s1);
-            layer_norm::forward(pn2, self.eps, D, y, mid2, Some(c2));
-            ff.forward_train(
-                mid2,
-                s1,
-                TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng: &mut *rng, training },
-            );
-            drop_values(self.dropout, m2, s1, training.then_some(&mut *rng));
-            add_into(y, s1);
-        } else {
-            self.kernel().forward_train(pa, x, None, lengths, s1, ca, rest, training.then_some(&mut *rng));
-            drop_values(self.dropout, m1, s1, training.then_some(&mut *rng));
-            add_into(s1, x);
-            layer_norm::forward(pn1, self.eps, D, s1, mid1, Some(c1));
-            ff.forward_train(
-                mid1,
-                s1,
-                TrainCtx { params: pf, buffers: &mut [], cache: cf, scratch: rest, rng: &mut *rng, training },
-            );
-            drop_values(self.dropout, m2, s1, training.then_some(&mut *rng));
-            add_into(s1, mid1);
-            layer_norm::forward(pn2, self.eps, D, s1, y, Some(c2));
+        let (w, td, tf) = (att.weights(), Self::TD, Self::TF);
+        let [proj, probs, heads_out, keep] =
+            split_parts_mut(ca, [batch * att.projections(), batch * w, batch * td, batch * w]);
+        let [pre, act, ff_mask] = split_parts_mut(cf, [batch * tf; 3]);
+        let [normed1, rstd1] = split_parts_mut(c1, [batch * td, batch * T]);
+        let [normed2, rstd2] = split_parts_mut(c2, [batch * td, batch * T]);
+        // Every dropout mask first, in the order of the blocks (attention weights, its
+        // output, the hidden activations, the feed-forward output), so that they do not
+        // depend on how the samples are shared.
+        let rate = self.dropout;
+        let drop_weights = training && rate > 0.0;
+        if drop_weights {
+            att.draw_keep(keep, rng);
+        } else if !training {
+            keep.fill(1.0);
         }
+        let drop1 = draw_mask(rate, m1, training.then_some(&mut *rng));
+        let drop_hidden = draw_mask(rate, ff_mask, training.then_some(&mut *rng));
+        let drop2 = draw_mask(rate, m2, training.then_some(&mut *rng));
+        let (keep, m1, ff_mask, m2) = (&*keep, &*m1, &*ff_mask, &*m2);
+
+        let parts = Self::parts(batch);
+        let [s1, hidden, tmp] = split_parts_mut(scratch, [batch * td, batch * tf, batch * T * T]);
+        let mut regions =
+            [proj, probs, heads_out, pre, act, normed1, rstd1, normed2, rstd2, mid1, mid2, y, s1, hidden, tmp];
+        let lengths_per_sample = [att.projections(), w, td, tf, tf, td, T, td, T, td, td, td, td, tf, T * T];
+        let mut items: [Part<'_, 15>; MAX_PARTS] = core::array::from_fn(|p| {
+            let samples = samples_of(batch, parts.samples, p);
+            let n = samples.len();
+            Part::cut(p, samples, &mut regions, lengths_per_sample.map(|len| n * len))
+        });
+        let ff = self.feed_forward();
+        let run = |part: &mut Part<'_, 15>| {
+            let b = part.samples.clone();
+            let [proj, probs, heads_out, pre, act, normed1, rstd1, normed2, rstd2, mid1, mid2, y, s1, hidden, tmp] =
+                &mut part.buffers;
+            let x = &x[b.start * td..b.end * td];
+            let valid = lengths.map(|l| &l[b.clone()]);
+            let keep = drop_weights.then(|| &keep[b.start * w..b.end * w]);
+            let mask = |m, width| of_samples(m, &b, width);
+            let ff_dropped = drop_hidden.then(|| (mask(ff_mask, tf), &mut **hidden));
+            let attention = (&mut **proj, &mut **probs, &mut **heads_out);
+            let norm1 = Some((&mut **normed1, &mut **rstd1));
+            let norm2 = Some((&mut **normed2, &mut **rstd2));
+            if self.norm_first {
+                layer_norm::forward_here(pn1, self.eps, D, x, mid1, norm1);
+                att.self_forward_block(pa, mid1, valid, s1, attention, keep, tmp);
+                if drop1 {
+                    scale_by(s1, mask(m1, td));
+                }
+                y.copy_from_slice(x);
+                add_into(y, s1);
+                layer_norm::forward_here(pn2, self.eps, D, y, mid2, norm2);
+                ff.forward_kept(pf, mid2, s1, (pre, act), ff_dropped);
+                if drop2 {
+                    scale_by(s1, mask(m2, td));
+                }
+                add_into(y, s1);
+            } else {
+                att.self_forward_block(pa, x, valid, s1, attention, keep, tmp);
+                if drop1 {
+                    scale_by(s1, mask(m1, td));
+                }
+                add_into(s1, x);
+                layer_norm::forward_here(pn1, self.eps, D, s1, mid1, norm1);
+                ff.forward_kept(pf, mid1, s1, (pre, act), ff_dropped);
+                if drop2 {
+                    scale_by(s1, mask(m2, td));
+                }
+                add_into(s1, mid1);
+                layer_norm::forward_here(pn2, self.eps, D, s1, y, norm2);
+            }
+        };
+        on_parts(&mut items[..parts.samples], parts.threads, &run);
+    }
+
+    /// How the work of a batch is cut: the groups of samples of the forward and of the
+    /// backward's first step, the groups of parameter rows of its second step, and
+    /// whether threads share them. Groups of [`GROUP_SAMPLES`] samples keep a group's
+    /// intermediate values in the caches on one thread too; with several threads,
+    /// at least four groups a thread, shared when the projections and the feed-forward
+    /// block take at least [`PARALLEL_MIN_FLOPS`](crate::kernels::gemm::PARALLEL_MIN_FLOPS)
+    /// multiply-adds.
+    fn parts(batch: usize) -> Parts {
+        let groups = batch.div_ceil(GROUP_SAMPLES).clamp(1, MAX_PARTS);
+        #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+        {
+            use crate::kernels::gemm::{threads, PARALLEL_MIN_FLOPS};
+            let macs = batch.saturating_mul(T * D * (4 * D + 2 * F));
+            if batch > 1 && threads() > 1 && macs >= PARALLEL_MIN_FLOPS && crate::kernels::isa::isa().avx2() {
+                let shared = (4 * threads()).min(MAX_PARTS);
+                return Parts { samples: groups.max(shared.min(batch)), rows: shared, threads: true };
+            }
+        }
+        Parts { samples: groups, rows: 1, threads: false }
     }
 }
 
@@ -417,7 +612,18 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         + <FeedForward<T, D, F> as Layer>::CACHE
         + 2 * (T * D + T)
         + 4 * T * D;
-    const SCRATCH: usize = 2 * T * D + Self::PART_SCRATCH;
+    /// Inference: two sequences and a block's scratch; the backward: the gradients it
+    /// keeps between its two steps (eight sequences, the projections' and two hidden
+    /// ones) and two grids of attention weights.
+    const SCRATCH: usize = {
+        let inference = 2 * T * D + Self::PART_SCRATCH;
+        let backward = 11 * T * D + 2 * T * F + 2 * T * T;
+        if inference > backward {
+            inference
+        } else {
+            backward
+        }
+    };
     const KIND: &'static str = "TransformerEncoderLayer";
     const TENSORS: &'static crate::weights::TensorTree = &crate::weights::TensorTree::Pair {
         first: &crate::weights::TensorTree::Scope {
@@ -456,68 +662,175 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         self.run_train(x, None, y, cx);
     }
 
+    /// The backward in two steps, each with the batch shared between threads (see
+    /// [`Self::parts`]): first the gradients of the inputs of every block, sample by
+    /// sample, keeping the gradients the parameters' need; then the parameter
+    /// gradients, each thread taking rows of every one of them over the whole batch.
+    /// The bits are those of one thread.
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
         let BackwardCtx { params, cache, grads, scratch, .. } = cx;
         let [pa, pf, pn1, pn2] = split_parts(params, Self::PARAM_PARTS);
-        let [ga, gf, gn1, gn2] = split_parts_mut(grads, Self::PARAM_PARTS);
-        let n = x.len();
-        let batch = n / Self::TD;
-        let dy = &mut dy[..n];
+        let batch = x.len() / Self::TD;
+        let (td, tf, tt) = (Self::TD, Self::TF, T * T);
+        let (x, dy) = (&x[..batch * td], &dy[..batch * td]);
+        let att = self.kernel();
+        let w = att.weights();
         let [ca, cf, c1, c2, mid1, mid2, m1, m2] = split_parts(cache, Self::cache_parts(batch));
-        let (s1, rest) = scratch.split_at_mut(n);
-        let (s2, rest) = rest.split_at_mut(n);
-        let ff = self.feed_forward();
+        let [proj, probs, heads_out, keep] =
+            split_parts(ca, [batch * att.projections(), batch * w, batch * td, batch * w]);
+        let [pre, act, ff_mask] = split_parts(cf, [batch * tf; 3]);
+        let [normed1, rstd1] = split_parts(c1, [batch * td, batch * T]);
+        let [normed2, rstd2] = split_parts(c2, [batch * td, batch * T]);
         let dropout = self.dropout > 0.0;
-        let masked = |dst: &mut [f32], src: &[f32], mask: &[f32]| {
-            if dropout {
-                mask_into(dst, src, mask);
+        let ff = self.feed_forward();
+        let parts = Self::parts(batch);
+
+        // 1. The inputs' gradients. `g2`, `g1`: the norms' input gradients; `t`: the
+        // gradient of the sequence between the blocks; `u2`, `u1` (pre-norm): the
+        // norms' output gradients; `dz2`, `a`, `used`: the dropped copies.
+        let [g2, dz2, t, g1, a, u1, u2, d_heads, d_proj, used, dz1, grids] = split_parts_mut(
+            scratch,
+            [td, td, td, td, td, td, td, td, att.projections(), tf, tf, 2 * tt].map(|len| batch * len),
+        );
+        let has_dx = dx.is_some();
+        let dx: &mut [f32] = match dx {
+            Some(dx) => &mut dx[..batch * td],
+            None => &mut [],
+        };
+        let mut regions = [
+            &mut *g2,
+            &mut *dz2,
+            &mut *t,
+            &mut *g1,
+            &mut *a,
+            &mut *u1,
+            &mut *u2,
+            d_heads,
+            &mut *d_proj,
+            &mut *used,
+            &mut *dz1,
+            grids,
+            dx,
+        ];
+        let per_sample =
+            [td, td, td, td, td, td, td, td, att.projections(), tf, tf, 2 * tt, if has_dx { td } else { 0 }];
+        let mut items: [Part<'_, 13>; MAX_PARTS] = core::array::from_fn(|p| {
+            let samples = samples_of(batch, parts.samples, p);
+            let n = samples.len();
+            Part::cut(p, samples, &mut regions, per_sample.map(|len| n * len))
+        });
+        let inputs = |part: &mut Part<'_, 13>| {
+            let b = &part.samples;
+            let [g2, dz2_buf, t, g1, a_buf, u1, u2, d_heads, d_proj, used, dz1, grids, dx] = &mut part.buffers;
+            let dx = has_dx.then_some(&mut **dx);
+            let dy = of_samples(dy, b, td);
+            let (act, pre) = (of_samples(act, b, tf), of_samples(pre, b, tf));
+            let hidden_mask = dropout.then(|| of_samples(ff_mask, b, tf));
+            if let Some(mask) = hidden_mask {
+                mask_into(used, act, mask);
+            }
+            let keep = if dropout { of_samples(keep, b, w) } else { &[] };
+            let cached = (of_samples(proj, b, att.projections()), of_samples(probs, b, w), keep);
+            let (dp, dropped) = grids.split_at_mut(tt);
+            let norm1 = (of_samples(normed1, b, td), of_samples(rstd1, b, T));
+            let norm2 = (of_samples(normed2, b, td), of_samples(rstd2, b, T));
+            let masked = |dst: &'_ mut [f32], src: &'_ [f32], mask: &[f32]| {
+                mask_into(dst, src, &mask[b.start * td..b.end * td]);
+            };
+            if self.norm_first {
+                // y = h + drop2(ff(norm2(h))), h = x + drop1(sa(norm1(x)))
+                let dz2: &[f32] = if dropout {
+                    masked(dz2_buf, dy, m2);
+                    dz2_buf
+                } else {
+                    dy
+                };
+                ff.backward_inputs(pf, (pre, act), hidden_mask, dz2, dz1, Some(u2));
+                g2.copy_from_slice(u2);
+                layer_norm::input_gradient(pn2, D, norm2.0, norm2.1, g2);
+                t.copy_from_slice(dy);
+                add_into(t, g2); // dL/dh
+                let a: &[f32] = if dropout {
+                    masked(a_buf, t, m1);
+                    a_buf
+                } else {
+                    t
+                };
+                att.self_backward_block(pa, cached, a, d_heads, d_proj, Some(u1), (dp, dropped));
+                g1.copy_from_slice(u1);
+                layer_norm::input_gradient(pn1, D, norm1.0, norm1.1, g1);
+                if let Some(dx) = dx {
+                    dx.copy_from_slice(t);
+                    add_into(dx, g1);
+                }
             } else {
-                dst.copy_from_slice(src);
+                // y = norm2(h + drop2(ff(h))), h = norm1(x + drop1(sa(x)))
+                g2.copy_from_slice(dy);
+                layer_norm::input_gradient(pn2, D, norm2.0, norm2.1, g2);
+                let dz2: &[f32] = if dropout {
+                    masked(dz2_buf, g2, m2);
+                    dz2_buf
+                } else {
+                    g2
+                };
+                ff.backward_inputs(pf, (pre, act), hidden_mask, dz2, dz1, Some(t));
+                add_into(t, g2); // dL/dh
+                g1.copy_from_slice(t);
+                layer_norm::input_gradient(pn1, D, norm1.0, norm1.1, g1);
+                let a: &[f32] = if dropout {
+                    masked(a_buf, g1, m1);
+                    a_buf
+                } else {
+                    g1
+                };
+                match dx {
+                    Some(dx) => {
+                        att.self_backward_block(pa, cached, a, d_heads, d_proj, Some(&mut *dx), (dp, dropped));
+                        add_into(dx, g1);
+                    }
+                    None => att.self_backward_block(pa, cached, a, d_heads, d_proj, None, (dp, dropped)),
+                }
             }
         };
-        if self.norm_first {
-            // y = h + drop2(ff(norm2(h))), h = x + drop1(sa(norm1(x)))
-            masked(s1, dy, m2);
-            ff.backward(
-                mid2,
-                &[],
-                s1,
-                Some(s2),
-                BackwardCtx { params: pf, cache: cf, grads: gf, frozen: Frozen::NONE, scratch: rest },
-            );
-            layer_norm::backward_in_place(pn2, D, c2, s2, gn2);
-            add_into(dy, s2); // dL/dh
-            masked(s1, dy, m1);
-            self.kernel().backward(pa, mid1, None, ca, s1, Some(s2), None, ga, rest);
-            layer_norm::backward_in_place(pn1, D, c1, s2, gn1);
-            if let Some(dx) = dx {
-                let dx = &mut dx[..n];
-                dx.copy_from_slice(dy);
-                add_into(dx, s2);
-            }
-        } else {
-            // y = norm2(h + drop2(ff(h))), h = norm1(x + drop1(sa(x)))
-            layer_norm::backward_in_place(pn2, D, c2, dy, gn2);
-            masked(s1, dy, m2);
-            ff.backward(
-                mid1,
-                &[],
-                s1,
-                Some(s2),
-                BackwardCtx { params: pf, cache: cf, grads: gf, frozen: Frozen::NONE, scratch: rest },
-            );
-            add_into(dy, s2); // dL/dh
-            layer_norm::backward_in_place(pn1, D, c1, dy, gn1);
-            masked(s1, dy, m1);
-            match dx {
-                Some(dx) => {
-                    let dx = &mut dx[..n];
-                    self.kernel().backward(pa, x, None, ca, s1, Some(&mut *dx), None, ga, rest);
-                    add_into(dx, dy);
-                }
-                None => self.kernel().backward(pa, x, None, ca, s1, None, None, ga, rest),
-            }
-        }
+        on_parts(&mut items[..parts.samples], parts.threads, &inputs);
+        let (g2, dz2, t, g1, a, u1, u2, d_proj, used, dz1) =
+            (&*g2, &*dz2, &*t, &*g1, &*a, &*u1, &*u2, &*d_proj, &*used, &*dz1);
+
+        // 2. The parameter gradients.
+        let [ga, gf, gn1, gn2] = split_parts_mut(grads, Self::PARAM_PARTS);
+        let [g_in, gb_in, g_out, gb_out] = split_parts_mut(ga, [3 * D * D, 3 * D, D * D, D]);
+        let [g_1, gb_1, g_2, gb_2] = split_parts_mut(gf, [F * D, F, D * F, D]);
+        let [gn1_w, gn1_b] = split_parts_mut(gn1, [D, D]);
+        let [gn2_w, gn2_b] = split_parts_mut(gn2, [D, D]);
+        let mut regions = [g_in, gb_in, g_out, gb_out, g_1, gb_1, g_2, gb_2, gn1_w, gn1_b, gn2_w, gn2_b];
+        let mut items: [Part<'_, 12>; MAX_PARTS] = core::array::from_fn(|p| {
+            let rows = |n| rows_of(n, parts.rows, p).len();
+            let (i, d, f) = (rows(3 * D), rows(D), rows(F));
+            Part::cut(p, 0..0, &mut regions, [i * D, i, d * D, d, f * D, f, d * F, d, d, d, d, d])
+        });
+        let used: &[f32] = if dropout { used } else { act };
+        let (dz2, a): (&[f32], &[f32]) = match (dropout, self.norm_first) {
+            (true, _) => (dz2, a),
+            (false, true) => (dy, t),
+            (false, false) => (g2, g1),
+        };
+        // The inputs of the feed-forward block and the attention, and the output
+        // gradients of the norms.
+        let (ff_in, att_in, d_norm2, d_norm1): (&[f32], &[f32], &[f32], &[f32]) =
+            if self.norm_first { (mid2, mid1, u2, u1) } else { (mid1, x, dy, t) };
+        let params = |part: &mut Part<'_, 12>| {
+            let p = part.index;
+            let rows = |n| rows_of(n, parts.rows, p);
+            let (in_rows, d_rows, f_rows) = (rows(3 * D), rows(D), rows(F));
+            let [g_in, gb_in, g_out, gb_out, g_1, gb_1, g_2, gb_2, gn1_w, gn1_b, gn2_w, gn2_b] = &mut part.buffers;
+            layer_norm::param_gradients(D, d_rows.clone(), normed2, d_norm2, (gn2_w, gn2_b));
+            let ff_grads = [&mut **g_1, &mut **gb_1, &mut **g_2, &mut **gb_2];
+            FeedForward::<T, D, F>::param_gradients((ff_in, used, dz2, dz1), f_rows, d_rows.clone(), ff_grads);
+            layer_norm::param_gradients(D, d_rows.clone(), normed1, d_norm1, (gn1_w, gn1_b));
+            let cached = (att_in, heads_out, a, &*d_proj);
+            att.self_param_gradients(cached, in_rows, (g_in, gb_in), d_rows, (g_out, gb_out));
+        };
+        on_parts(&mut items[..parts.rows], parts.threads, &params);
     }
 }
 
