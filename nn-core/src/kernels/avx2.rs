@@ -1065,12 +1065,12 @@ pub const PANEL_ROWS: usize = 16;
 /// stored in step order: the rows in panels of [`PANEL_ROWS`] (the last one of 8 when
 /// `m` is an odd multiple of 8), each panel column after column (element `(r, i)` of
 /// a panel of width `S` at `i S + r`). Each row is rounded exactly as [`gemv_fixed`]
-/// rounds it (eight lanes of fused multiply-adds, `((l0 + l1) + (l2 + l3)) + ((l4 + l5)
-/// + (l6 + l7))`, then the bias), but eight rows at a time lie across the lanes of a
-/// register, so the tree is seven additions of whole vectors, without shuffles: a full
-/// panel by [`panel16`] (from 16 inputs; below, by [`panel8`] on each half), a last
-/// panel of 8 rows by [`panel8`]. With `reverse`, last rows first (the order changes no
-/// result).
+/// rounds it (eight lanes of fused multiply-adds,
+/// `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the bias), but eight rows
+/// at a time lie across the lanes of a register, so the tree is seven additions of
+/// whole vectors, without shuffles: a full panel by [`panel16`] (from 16 inputs; below,
+/// by [`panel8`] on each half), a last panel of 8 rows by [`panel8`]. With `reverse`,
+/// last rows first (the order changes no result).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
