@@ -135,8 +135,8 @@ impl<'m, L: Step> Stream<'m, L> {
 /// ([`Step::bind`]) copies the first layer's `weight_ih` and `weight_hh` into the state in
 /// the order the step's kernels read them (panels of 16 rows, column after column,
 /// `kernels::recurrent::to_panels`): sixteen rows lie across the lanes of a register
-/// with AVX-512 (eight with AVX2, which reads the panels for projections of 8 inputs
-/// only, the rows elsewhere), and each row's sum is the same fixed tree of eight lanes
+/// with AVX-512 (eight with AVX2, which reads the panels for projections of up to 16
+/// inputs, the rows elsewhere), and each row's sum is the same fixed tree of eight lanes
 /// as over the rows of `params`, added as whole vectors, with the same bits. The copy takes room for
 /// four gates, `4 H (F + H)` floats; other targets (NEON, microcontrollers) read the
 /// rows of `params` and hold no copy. The parameters on disk and in the model keep

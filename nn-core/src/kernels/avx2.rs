@@ -1081,6 +1081,43 @@ pub(crate) unsafe fn panel8<const N: usize, const S: usize>(w: *const f32, x: *c
     tree8(acc)
 }
 
+/// The dot products of the sixteen rows of a full panel of a step-ordered matrix (see
+/// [`gemv_panels`]) with `x` (`N` floats), before the bias: [`panel8`] of both halves
+/// of the panel at once (`[rows 0..8, rows 8..16]`), each broadcast of `x` shared by
+/// the two halves, the same bits. The accumulators of inputs `i % 8 < 4` run first,
+/// then those of `i % 8 >= 4`, each group folded into its half of the tree before the
+/// next starts: eight chains of fused multiply-adds side by side (the latency of one
+/// covered), eleven registers live, where all sixteen accumulators at once would spill.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `w .. w + 16 N` and `x .. x + N` are readable.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn panel16<const N: usize>(w: *const f32, x: *const f32) -> [__m256; 2] {
+    // Group `g`: inputs `k, k + 8, k + 16, ...` into accumulator `k` of each half, for
+    // `k` in `4 g..4 g + 4`, then `(a0 + a1) + (a2 + a3)` of the group per half.
+    let mut halves = [[_mm256_setzero_ps(); 2]; 2];
+    for (g, half) in halves.iter_mut().enumerate() {
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        for i in (0..N).step_by(8) {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let k = 4 * g + j;
+                // SAFETY: `i + k < N` (`N` a multiple of 8; the caller's bounds).
+                unsafe {
+                    let xv = _mm256_set1_ps(*x.add(i + k));
+                    let col = w.add((i + k) * PANEL_ROWS);
+                    a[0] = _mm256_fmadd_ps(_mm256_loadu_ps(col), xv, a[0]);
+                    a[1] = _mm256_fmadd_ps(_mm256_loadu_ps(col.add(8)), xv, a[1]);
+                }
+            }
+        }
+        for (h, v) in half.iter_mut().enumerate() {
+            *v = _mm256_add_ps(_mm256_add_ps(acc[0][h], acc[1][h]), _mm256_add_ps(acc[2][h], acc[3][h]));
+        }
+    }
+    [_mm256_add_ps(halves[0][0], halves[1][0]), _mm256_add_ps(halves[0][1], halves[1][1])]
+}
+
 /// Rows of a panel of the step order of [`gemv_panels`].
 pub const PANEL_ROWS: usize = 16;
 
@@ -1088,10 +1125,12 @@ pub const PANEL_ROWS: usize = 16;
 /// stored in step order: the rows in panels of [`PANEL_ROWS`] (the last one of 8 when
 /// `m` is an odd multiple of 8), each panel column after column (element `(r, i)` of
 /// a panel of width `S` at `i S + r`). Each row is rounded exactly as [`gemv_fixed`]
-/// rounds it (eight lanes of fused multiply-adds, `((l0 + l1) + (l2 + l3)) + ((l4 + l5)
-/// + (l6 + l7))`, then the bias), but eight rows at a time lie across the lanes of a
-/// register, so the tree is seven additions of whole vectors, without shuffles. With
-/// `reverse`, last rows first (the order changes no result).
+/// rounds it (eight lanes of fused multiply-adds,
+/// `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the bias), but eight rows
+/// at a time lie across the lanes of a register, so the tree is seven additions of
+/// whole vectors, without shuffles: a full panel by [`panel16`] (from 16 inputs; below,
+/// by [`panel8`] on each half), a last panel of 8 rows by [`panel8`]. With `reverse`,
+/// last rows first (the order changes no result).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -1119,21 +1158,30 @@ pub unsafe fn gemv_panels<const N: usize>(
         "gemv_panels: shapes"
     );
     let (wp, xp, bp, yp) = (panels.as_ptr(), x.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
-    let eights = m / 8;
     let full = m / PANEL_ROWS;
-    for e in 0..eights {
-        let e = if reverse { eights - 1 - e } else { e };
-        let panel = e / 2;
-        // SAFETY: rows `8 e..8 e + 8 <= m` lie in panel `e / 2`, inside the `m N` floats
-        // of `panels` (asserted); `x` holds `N` floats, `bias` and `y` `m`.
+    let units = m.div_ceil(PANEL_ROWS);
+    for u in 0..units {
+        let u = if reverse { units - 1 - u } else { u };
+        let r = u * PANEL_ROWS;
+        // SAFETY: panel `u` (rows `r..r + 16`, or `r..r + 8` for a last panel of 8, at
+        // most `m`) lies inside the `m N` floats of `panels` (asserted); `x` holds `N`
+        // floats, `bias` and `y` `m`.
         unsafe {
-            let base = wp.add(panel * PANEL_ROWS * N);
-            let sums = if panel < full {
-                panel8::<N, PANEL_ROWS>(base.add(8 * (e % 2)), xp)
+            let base = wp.add(r * N);
+            if u < full {
+                // With 8 inputs the two halves by `panel8` keep every broadcast in a
+                // register across the panels (a GRU 8->8 step 2 ns faster).
+                let [s0, s1] = if N >= 16 {
+                    panel16::<N>(base, xp)
+                } else {
+                    [panel8::<N, PANEL_ROWS>(base, xp), panel8::<N, PANEL_ROWS>(base.add(8), xp)]
+                };
+                _mm256_storeu_ps(yp.add(r), _mm256_add_ps(_mm256_loadu_ps(bp.add(r)), s0));
+                _mm256_storeu_ps(yp.add(r + 8), _mm256_add_ps(_mm256_loadu_ps(bp.add(r + 8)), s1));
             } else {
-                panel8::<N, 8>(base, xp)
-            };
-            _mm256_storeu_ps(yp.add(8 * e), _mm256_add_ps(_mm256_loadu_ps(bp.add(8 * e)), sums));
+                let s = panel8::<N, 8>(base, xp);
+                _mm256_storeu_ps(yp.add(r), _mm256_add_ps(_mm256_loadu_ps(bp.add(r)), s));
+            }
         }
     }
 }
