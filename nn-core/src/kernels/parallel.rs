@@ -113,7 +113,9 @@ fn worker(pool: &'static Pool, part: usize) {
         if pool.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The last worker: wake the caller if it parked (it checks `pending` with
             // `state` locked before it waits, so taking the lock here loses no wake-up).
-            let _state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+            // The notification is made after the lock is released: a caller still
+            // spinning takes the lock without waiting for the system call.
+            drop(pool.state.lock().unwrap_or_else(|e| e.into_inner()));
             pool.done.notify_one();
         }
     }
@@ -142,8 +144,11 @@ pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
         state.panicked = false;
         pool.pending.store(pool.workers, Ordering::Release);
         pool.generation.fetch_add(1, Ordering::AcqRel);
-        pool.work.notify_all();
     }
+    // After the lock is released (a worker parks only after checking `generation` with
+    // `state` locked, so no wake-up is lost): a worker still spinning sees the new job
+    // and takes the lock without waiting for this system call.
+    pool.work.notify_all();
     // The caller's own part; a panic here still waits for the workers below.
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(0)));
     let finished = || pool.pending.load(Ordering::Acquire) == 0;
