@@ -16,8 +16,6 @@ use core::arch::x86_64::*;
 #[cfg(feature = "std")]
 use super::gemm::MC;
 use super::gemm::{blocked, pack, pack_a_rows, MatRef, Tile};
-#[cfg(feature = "threading")]
-use super::gemm::{pack_a, sweep, Blocks};
 use super::portable::combine;
 
 #[cfg(feature = "threading")]
@@ -69,16 +67,27 @@ impl Tile for Avx2 {
         nr: usize,
     ) {
         let scale = (alpha, beta);
+        // A packed tile of `A` (element `(r, p)` at `p mr + r`) gets a kernel whose
+        // offsets into it are constants.
+        macro_rules! rows {
+            ($packed:literal) => {
+                match mr {
+                    6 => tile::<6, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    5 => tile::<5, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    4 => tile::<4, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    3 => tile::<3, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    2 => tile::<2, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    _ => tile::<1, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                }
+            };
+        }
         // SAFETY: forwarded from the caller's contract; `gemm` (the only caller,
-        // through `blocked`) runs only when `available()`.
+        // through `blocked`) runs only where the CPU has the tile's instructions.
         unsafe {
-            match mr {
-                6 => tile::<6>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                5 => tile::<5>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                4 => tile::<4>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                3 => tile::<3>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                2 => tile::<2>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                _ => tile::<1>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+            if ars == 1 && acs == mr {
+                rows!(true)
+            } else {
+                rows!(false)
             }
         }
     }
@@ -249,110 +258,6 @@ pub unsafe fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: *mut 
     unsafe { blocked::<Avx2>(alpha, a, b, beta, c, ldc, panel.as_mut_ptr().cast(), None) }
 }
 
-/// Packs unit `unit` of `B` for [`rows_times_packed`] (AVX2 tile).
-///
-/// # Safety
-/// As [`pack_b_unit_for`]; the CPU must have AVX2 and FMA.
-#[cfg(feature = "threading")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { pack_b_unit_for::<Avx2>(packed, b, n_pad, unit) }
-}
-
-/// Packs unit `unit` of `B` for [`rows_times_packed_for`]: the `T::NR`-column panel
-/// `unit % panels` of the `T::KC`-deep slice `unit / panels` (`panels = n_pad / T::NR`),
-/// at `packed + k0 n_pad + j0 kc` (slice `k0` starts at `k0 n_pad`, its panel of
-/// columns `j0..` at `j0 kc` within it).
-///
-/// # Safety
-/// The CPU supports `T`; `b` lies within its slice; `packed` has room for
-/// `b.rows * n_pad` floats, `n_pad` being `b.cols` rounded up to `T::NR`; `unit` is
-/// below `b.rows.div_ceil(T::KC) * n_pad / T::NR`.
-#[cfg(feature = "threading")]
-#[inline(always)]
-pub(crate) unsafe fn pack_b_unit_for<T: Tile>(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
-    let panels = n_pad / T::NR;
-    let (k0, j0) = ((unit / panels) * T::KC, (unit % panels) * T::NR);
-    let (kc, nr) = (T::KC.min(b.rows - k0), T::NR.min(b.cols - j0));
-    // SAFETY: the caller's contract; the panel's `kc x NR` floats end at
-    // `k0 n_pad + (j0 + NR) kc <= (k0 + kc) n_pad`.
-    unsafe { T::pack(packed.add(k0 * n_pad + j0 * kc), b, k0, kc, j0, nr) }
-}
-
-/// [`rows_times_packed_for`] with the AVX2 tile.
-///
-/// # Safety
-/// As [`rows_times_packed_for`]; the CPU must have AVX2 and FMA.
-#[cfg(feature = "threading")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn rows_times_packed(
-    alpha: f32,
-    a: MatRef<'_>,
-    packed: *const f32,
-    n: usize,
-    n_pad: usize,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { rows_times_packed_for::<Avx2>(alpha, a, packed, n, n_pad, beta, c, ldc) }
-}
-
-/// `C = alpha A B + beta C` for the rows of `A` given (at most [`MC`]), with every
-/// panel of `B` already packed by [`pack_b_unit_for`] at `packed`: for each
-/// `T::KC`-deep slice, the block of `A` is packed into this thread's buffer and swept
-/// by every panel. The same tiles in the same order as `gemm`, so the same bits.
-///
-/// # Safety
-/// The CPU supports `T`; `a` lies within its slice and has at most `MC` rows; every
-/// unit of `packed` (`a.cols x n_pad` floats) is written; `C`'s `a.rows` rows of `n`
-/// columns (stride `ldc`) are writable at `c` and not otherwise borrowed; no product
-/// is running on this thread.
-#[cfg(feature = "threading")]
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn rows_times_packed_for<T: Tile>(
-    alpha: f32,
-    a: MatRef<'_>,
-    packed: *const f32,
-    n: usize,
-    n_pad: usize,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let (m, k) = (a.rows, a.cols);
-    debug_assert!(m <= MC && T::KC <= KC);
-    let run = |blocks: Blocks| {
-        let a_block = blocks.a;
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = T::KC.min(k - k0);
-            let beta = if k0 == 0 { beta } else { 1.0 };
-            // SAFETY: the caller's contract: rows `0..m` and columns `k0..k0 + kc`
-            // are inside A, the block has room for `m kc <= MC KC` floats, the
-            // panels of the slice are packed, the tiles are inside C.
-            unsafe {
-                pack_a::<T>(a_block, a, 0, m, k0, kc);
-                let slice = packed.add(k0 * n_pad);
-                let mut j0 = 0;
-                while j0 < n {
-                    let nr = T::NR.min(n - j0);
-                    let panel = slice.add(j0 * kc);
-                    sweep::<T>((alpha, beta), a_block, (0, 0, true), m, kc, panel, c.add(j0), ldc, nr);
-                    j0 += nr;
-                }
-            }
-            k0 += kc;
-        }
-    };
-    // SAFETY: `run` runs no other product (the caller's contract).
-    unsafe { with_blocks(run) }
-}
-
 /// `C[R x nr] = alpha A[R x kc] B[kc x NR] + beta C`: `A` at `a` with strides `ars`,
 /// `acs`; `B` at `b` with row stride `brs` and 16 readable columns per row; `C` at `c`
 /// with row stride `ldc`, of which the first `nr <= 16` columns are written (and read
@@ -360,7 +265,7 @@ pub(crate) unsafe fn rows_times_packed_for<T: Tile>(
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize>(
+unsafe fn tile<const R: usize, const PACKED: bool>(
     kc: usize,
     a: *const f32,
     ars: usize,
@@ -372,6 +277,8 @@ unsafe fn tile<const R: usize>(
     ldc: usize,
     nr: usize,
 ) {
+    // With `PACKED`, `A` is a packed tile: constant strides.
+    let (ars, acs) = if PACKED { (1, R) } else { (ars, acs) };
     // The tile's rows of C are far apart in large products (no hardware prefetch
     // follows them): fetch them now, to be in L1 when the sums are added to them.
     if beta != 0.0 {

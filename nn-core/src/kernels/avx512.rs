@@ -73,22 +73,33 @@ impl Tile for Avx512 {
         nr: usize,
     ) {
         let scale = (alpha, beta);
+        // A packed tile of `A` (element `(r, p)` at `p mr + r`) gets a kernel whose
+        // offsets into it are constants.
+        macro_rules! rows {
+            ($packed:literal) => {
+                match mr {
+                    12 => tile::<12, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    11 => tile::<11, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    10 => tile::<10, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    9 => tile::<9, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    8 => tile::<8, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    7 => tile::<7, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    6 => tile::<6, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    5 => tile::<5, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    4 => tile::<4, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    3 => tile::<3, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    2 => tile::<2, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                    _ => tile::<1, $packed>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+                }
+            };
+        }
         // SAFETY: forwarded from the caller's contract; `gemm` (the only caller,
-        // through `blocked`) runs only where `isa().avx512()`.
+        // through `blocked`) runs only where the CPU has the tile's instructions.
         unsafe {
-            match mr {
-                12 => tile::<12>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                11 => tile::<11>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                10 => tile::<10>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                9 => tile::<9>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                8 => tile::<8>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                7 => tile::<7>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                6 => tile::<6>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                5 => tile::<5>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                4 => tile::<4>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                3 => tile::<3>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                2 => tile::<2>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
-                _ => tile::<1>(kc, a, ars, acs, b, brs, scale, c, ldc, nr),
+            if ars == 1 && acs == mr {
+                rows!(true)
+            } else {
+                rows!(false)
             }
         }
     }
@@ -220,39 +231,6 @@ std::thread_local! {
     static PANEL: core::cell::UnsafeCell<[f32; KC * NR]> = const { core::cell::UnsafeCell::new([0.0; KC * NR]) };
 }
 
-/// Packs unit `unit` of `B` for [`rows_times_packed`] (`avx2::pack_b_unit_for` with
-/// this tile).
-///
-/// # Safety
-/// As `avx2::pack_b_unit_for`; the CPU must have AVX-512 F, AVX2 and FMA.
-#[cfg(feature = "threading")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn pack_b_unit(packed: *mut f32, b: MatRef<'_>, n_pad: usize, unit: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { super::avx2::pack_b_unit_for::<Avx512>(packed, b, n_pad, unit) }
-}
-
-/// `avx2::rows_times_packed_for` with this tile.
-///
-/// # Safety
-/// As `avx2::rows_times_packed_for`; the CPU must have AVX-512 F, AVX2 and FMA.
-#[cfg(feature = "threading")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn rows_times_packed(
-    alpha: f32,
-    a: MatRef<'_>,
-    packed: *const f32,
-    n: usize,
-    n_pad: usize,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { super::avx2::rows_times_packed_for::<Avx512>(alpha, a, packed, n, n_pad, beta, c, ldc) }
-}
-
 /// The mask of the first `n` of 16 lanes (all for `n >= 16`).
 #[inline(always)]
 fn lanes(n: usize) -> __mmask16 {
@@ -293,7 +271,7 @@ unsafe fn write(at: *mut f32, mask: __mmask16, acc: __m512, (alpha, beta): (f32,
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize>(
+unsafe fn tile<const R: usize, const PACKED: bool>(
     kc: usize,
     a: *const f32,
     ars: usize,
@@ -305,6 +283,8 @@ unsafe fn tile<const R: usize>(
     ldc: usize,
     nr: usize,
 ) {
+    // With `PACKED`, `A` is a packed tile: constant strides.
+    let (ars, acs) = if PACKED { (1, R) } else { (ars, acs) };
     // The tile's rows of C are far apart in large products (no hardware prefetch
     // follows them): fetch them now, to be in L1 when the sums are added to them.
     if scale.1 != 0.0 {

@@ -4,8 +4,11 @@
 //! `12 x 32` AVX-512 accumulators (`avx512.rs`) or `6 x 16` AVX2 ones (`avx2.rs`), both
 //! implementing `Tile`, inside BLIS-style loops (`blocked`): `B` is packed panel by
 //! panel into a buffer on the stack, `A` is read in place through its strides (or, for
-//! products of many rows with `std`, packed into a per-thread block), so any transposes
-//! cost nothing and nothing is allocated after a thread's first large product. With
+//! products of many rows with `std`, packed into a per-thread block, which the x86-64
+//! tiles read through a form of their loop with constant offsets), so any transposes
+//! cost nothing and nothing is allocated after a thread's first large product. Under
+//! `threading`, large products are split into equal blocks of rows (`parallel.rs`),
+//! each thread running these loops on its own, packing its own blocks. With
 //! AVX-512 this is faster than the packed `matrixmultiply::sgemm` from a `32 x 32`
 //! product up (`cargo run --release -p nn-bench -- --gemm-sweep`). On AArch64 the same
 //! loops run an `8 x 12` NEON tile (`neon.rs`, on one thread). Elsewhere the
