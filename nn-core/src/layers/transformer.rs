@@ -662,9 +662,9 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
         self.run_train(x, None, y, cx);
     }
 
-    /// The backward in two steps, each with the batch shared between threads (see
-    /// [`Self::parts`]): first the gradients of the inputs of every block, sample by
-    /// sample, keeping the gradients the parameters' need; then the parameter
+    /// The backward in two steps, each with the batch shared between threads in groups
+    /// of samples: first the gradients of the inputs of every block, sample by
+    /// sample, keeping the gradients the parameters need; then the parameter
     /// gradients, each thread taking rows of every one of them over the whole batch.
     /// The bits are those of one thread.
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
