@@ -534,7 +534,18 @@ pub unsafe fn gemm_rows(
     ldc: usize,
     n: usize,
 ) {
-    let reach = offsets.get(..k).and_then(|o| rows_reach(o.iter().max().copied().unwrap_or(0), n));
+    // The largest offset, by a loop of this function's (compiled for AVX-512, whose
+    // unsigned maximum of eight lanes it becomes; a closure's would be one at a time).
+    let reach = match offsets.get(..k) {
+        Some(o) => {
+            let mut last = 0;
+            for &at in o {
+                last = last.max(at);
+            }
+            rows_reach(last, n)
+        }
+        None => None,
+    };
     assert!(
         k <= KC
             && k <= offsets.len()
