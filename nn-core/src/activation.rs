@@ -277,6 +277,20 @@ pub(crate) fn relu_into(x: &[f32], y: &mut [f32]) {
     unsafe fn avx2(x: &[f32], y: &mut [f32]) {
         portable(x, y)
     }
+    /// [`portable`] compiled for sixteen lanes.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(x: &[f32], y: &mut [f32]) {
+        portable(x, y)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::isa::isa().avx512() {
+        // SAFETY: the CPU has AVX-512 F.
+        return unsafe { avx512(x, y) };
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::avx2::available() {
         // SAFETY: the CPU has AVX2.

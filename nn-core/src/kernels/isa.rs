@@ -204,11 +204,14 @@ pub fn isa() -> Isa {
 ///   AVX2 below);
 /// * `activations`, `pooling`, `adam`: element-wise kernels; the 2x2 max pooling
 ///   forward of stride 2 runs `pool::halving::max_forward_avx512` on AVX-512 (the same
-///   bits), which the report shows as `avx2 (2x2 max forward: avx512)`.
+///   bits), which the report shows as `avx2 (2x2 max forward: avx512)`, and the ReLU
+///   forward of an activation layer is compiled for 16 lanes there (`avx2 (ReLU forward:
+///   avx512)`).
 #[cfg(any(feature = "internals", test))]
 pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
     let avx2 = if isa.avx2() { Isa::Avx2Fma } else { Isa::Portable }.name();
     let pooling = if isa.avx512() { "avx2 (2x2 max forward: avx512)" } else { avx2 };
+    let activations = if isa.avx512() { "avx2 (ReLU forward: avx512)" } else { avx2 };
     let tiled = isa.avx2() || isa.neon();
     let large = if tiled || cfg!(not(feature = "alloc")) { isa.name() } else { "matrixmultiply" };
     let batch1 = if isa.neon() { isa.name() } else { avx2 };
@@ -220,7 +223,7 @@ pub fn kernels(isa: Isa) -> [(&'static str, &'static str); 10] {
         ("gemv_column_major", isa.name()),
         ("dense_batch1", batch1),
         ("recurrent_cells", isa.name()),
-        ("activations", avx2),
+        ("activations", activations),
         ("pooling", pooling),
         ("adam", avx2),
     ]
@@ -270,6 +273,9 @@ mod tests {
         assert_eq!(pooling(Isa::Avx512), Some("avx2 (2x2 max forward: avx512)"));
         assert_eq!(pooling(Isa::Avx2Fma), Some("avx2"));
         assert_eq!((pooling(Isa::Neon), pooling(Isa::Portable)), (Some("portable"), Some("portable")));
+        let activations = |isa| kernels(isa).into_iter().find(|&(k, _)| k == "activations").map(|(_, v)| v);
+        assert_eq!(activations(Isa::Avx512), Some("avx2 (ReLU forward: avx512)"));
+        assert_eq!(activations(Isa::Avx2Fma), Some("avx2"));
     }
 
     #[test]
