@@ -1211,8 +1211,9 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
 /// Copies `planes` planes of `rows x cols` floats from `src` (row `r` of plane `p` at
 /// `p steps[0] + r steps[1]`) into the planes of `ph x pw` floats of `dst`, from row
 /// `top` and column `left` on, and zeroes the rest of those planes: the padded copies
-/// of the direct backward, each float written once but where a gap of at most eight
-/// floats before a row is zeroed by one store of eight that the row then overwrites.
+/// of the direct forward (AVX2, NEON) and backward. The planes are zeroed at once, then
+/// the rows copied over them: fewer branches than zeroing the gaps between the rows
+/// one by one (the AVX2 forward of 16 channels of 8x8: 0.4 µs of 5.3 before, 0.2 after).
 /// `top + rows <= ph` and `left + cols <= pw`.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
@@ -1228,30 +1229,12 @@ fn pad_planes(
     debug_assert!(top + rows <= ph && left + cols <= pw);
     let plane = ph * pw;
     let dst = &mut dst[..planes * plane];
-    // Through `black_box`, so that the runs are not turned into `memset` calls (which
-    // cost more than the few stores they make).
-    let zeros = core::hint::black_box([0.0f32; 8]);
-    // `d[from..to] = 0`, by stores of eight; one that ends at most at `limit`.
-    let zero = |d: &mut [f32], from: usize, to: usize, limit: usize| {
-        if from + 8 <= limit && to <= from + 8 {
-            return d[from..from + 8].copy_from_slice(&zeros);
-        }
-        let mut at = from;
-        while at + 8 <= to {
-            d[at..at + 8].copy_from_slice(&zeros);
-            at += 8;
-        }
-        d[at..to].iter_mut().for_each(|v| *v = 0.0);
-    };
+    dst.fill(0.0);
     for (p, d) in dst.chunks_exact_mut(plane).enumerate() {
-        let mut end = 0;
-        for r in 0..rows {
-            let at = (top + r) * pw + left;
-            zero(d, end, at, at + cols);
-            copy_short(&mut d[at..at + cols], &src[p * steps[0] + r * steps[1]..][..cols]);
-            end = at + cols;
+        let s = &src[p * steps[0]..];
+        for (r, row) in d[top * pw..].chunks_exact_mut(pw).take(rows).enumerate() {
+            copy_short(&mut row[left..left + cols], &s[r * steps[1]..][..cols]);
         }
-        zero(d, end, plane, plane);
     }
 }
 
