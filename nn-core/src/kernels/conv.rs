@@ -901,7 +901,9 @@ unsafe fn forward_direct(
 /// Fills `offsets` with where column rows `k0..k0 + offsets.len()` of `g` are read:
 /// row `(c, i, j)` (channel, kernel row, kernel column; `j` fastest) at
 /// `c steps[0] + i steps[1] + j steps[2]`, by additions (the wrapping steps back to the
-/// start of a kernel row or channel cancel out).
+/// start of a kernel row or channel cancel out): the first channel's worth of rows
+/// (`taps = kernel[0] kernel[1]`) tap by tap, then each row from the one `taps` before
+/// it, one channel further (no branches).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 fn column_rows(g: &ConvGeometry, k0: usize, offsets: &mut [usize], steps: [usize; 3]) {
@@ -911,7 +913,8 @@ fn column_rows(g: &ConvGeometry, k0: usize, offsets: &mut [usize], steps: [usize
     let mut at = (k0 / taps) * steps[0] + i * steps[1] + j * steps[2];
     let next_row = steps[1].wrapping_sub(kw * steps[2]);
     let next_channel = steps[0].wrapping_sub(kh * steps[1]);
-    for o in offsets {
+    let head = taps.min(offsets.len());
+    for o in &mut offsets[..head] {
         *o = at;
         (j, at) = (j + 1, at.wrapping_add(steps[2]));
         if j == kw {
@@ -920,6 +923,9 @@ fn column_rows(g: &ConvGeometry, k0: usize, offsets: &mut [usize], steps: [usize
                 (i, at) = (0, at.wrapping_add(next_channel));
             }
         }
+    }
+    for p in head..offsets.len() {
+        offsets[p] = offsets[p - taps].wrapping_add(steps[0]);
     }
 }
 
