@@ -308,7 +308,7 @@ pub fn sigmoid(z: f32) -> f32 {
 }
 
 /// Softmax of one row in place, shifted by the maximum for stability: `e^(z_i - m)`
-/// ([`maths::exp`]), summed in order, times the sum's reciprocal.
+/// (`kernels::maths::exp`), summed in order, times the sum's reciprocal.
 pub fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     maths::exp_shifted_in_place(row, max);

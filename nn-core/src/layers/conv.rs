@@ -469,7 +469,7 @@ impl<
     /// One tile of the column matrix of one group.
     const SCRATCH: usize = conv::scratch_len(C / G * KH * KW, OH * OW);
     /// Inference needs less where the kernels read the input from padded copies
-    /// ([`conv::forward_scratch_len`]).
+    /// (`kernels::conv::forward_scratch_len`).
     const FORWARD_SCRATCH: usize = conv::forward_scratch_len(C / G, [H, W], [KH, KW], [OH, OW], F / G);
     const KIND: &'static str = "Conv2d";
     convolution_items!(direct, weight: [F, C / G, KH, KW], fans: (C / G * KH * KW, F * KH * KW));
