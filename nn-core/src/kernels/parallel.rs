@@ -259,9 +259,9 @@ impl Output {
 }
 
 /// `C = alpha A B + beta C` on [`threads`] threads: `C` is split into equal blocks of
-/// rows (in multiples of the tile's rows, or, for few rows, of columns in multiples of
-/// the tile width), and each thread computes its block with the one-thread kernel,
-/// packing its own blocks of `A` and `B`.
+/// rows (in multiples of the tile's rows, or, when `C` has more columns than rows, of
+/// columns in multiples of the tile width), and each thread computes its block with the
+/// one-thread kernel, packing its own blocks of `A` and `B`.
 ///
 /// Each thread packing all of `B` for its rows (rather than the threads packing it once
 /// together into a shared buffer and taking blocks of rows from a queue) copies `B`
@@ -276,9 +276,13 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], 
     let (m, n) = (a.rows, b.cols);
     let parts = threads();
     let out = Output(c.as_mut_ptr());
-    // Rows unless they are too few to give every thread several tiles: each thread
-    // then reads its own rows of `A` and only the blocks of `C` it writes.
-    let by_columns = m < 16 * parts && n > m;
+    // Each thread packs all of the operand the split does not cut: `B` (`k x n`) for
+    // blocks of rows, `A` (`m x k`) for blocks of columns; so rows unless `C` has more
+    // columns than rows (then also when its rows are too few to give every thread
+    // several tiles). For the `128 x 512 x 512` input gradient of a dense layer at
+    // batch 128, columns take 0.83 times the time of rows on the 2-core Xeon with
+    // AVX-512, 0.92 times with AVX2; where `n` and `m` are close the two are within 2 %.
+    let by_columns = n > m;
     // Block sizes in whole tiles (rows rounded up to the tile's rows, columns to its
     // width), so that only the last block has a partial tile.
     let (mr, nr) = if super::isa::isa().avx512() { (avx512::MR, avx512::NR) } else { (avx2::MR, avx2::NR) };
@@ -366,7 +370,15 @@ mod tests {
             return;
         }
         let mut rng = Rng::new(7);
-        for (m, k, n) in [(192, 1, 1), (200, 257, 33), (389, 300, 130), (600, 64, 17), (20, 40, 300), (1030, 520, 70)] {
+        for (m, k, n) in [
+            (192, 1, 1),
+            (200, 257, 33),
+            (389, 300, 130),
+            (600, 64, 17),
+            (20, 40, 300),
+            (1030, 520, 70),
+            (130, 300, 389),
+        ] {
             let a: std::vec::Vec<f32> = (0..m * k).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let b: std::vec::Vec<f32> = (0..k * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let c0: std::vec::Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
