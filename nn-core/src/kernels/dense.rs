@@ -285,7 +285,17 @@ pub fn backward(
     dx: Option<&mut [f32]>,
 ) {
     let batch = x.len() / inputs;
-    activation_backward(activation, pre, y, dy, outputs);
+    let d_bias = match (activation, d_bias) {
+        (Activation::Relu, Some(db)) => {
+            // ReLU's derivative and the bias gradient in one pass over `dz`.
+            relu_backward_bias(&pre[..batch * outputs], &mut dy[..batch * outputs], &mut db[..outputs]);
+            None
+        }
+        (_, d_bias) => {
+            activation_backward(activation, pre, y, dy, outputs);
+            d_bias
+        }
+    };
     let dz = &dy[..batch * outputs];
     param_gradients(x, inputs, outputs, dz, 0..outputs, d_weight, d_bias);
     if let Some(dx) = dx {
@@ -351,6 +361,22 @@ pub(crate) fn activation_backward(activation: Activation, pre: &[f32], y: &[f32]
             }
         }
         _ => activation.backward(pre, y, dy, outputs),
+    }
+}
+
+/// [`activation_backward`] for ReLU and the bias gradient of [`param_gradients`] in one
+/// pass: `dy *= f'(z)` for rows of `db.len()`, then `db += sum_b dy[b]`, each output's
+/// sum in the order of the rows (the bits of the two passes).
+#[inline]
+fn relu_backward_bias(pre: &[f32], dy: &mut [f32], db: &mut [f32]) {
+    if db.is_empty() {
+        return;
+    }
+    for (row, z_row) in dy.chunks_exact_mut(db.len()).zip(pre.chunks_exact(db.len())) {
+        for ((d, &z), g) in row.iter_mut().zip(z_row).zip(db.iter_mut()) {
+            *d *= if z > 0.0 { 1.0 } else { 0.0 };
+            *g += *d;
+        }
     }
 }
 
@@ -439,6 +465,54 @@ mod tests {
                 }
                 assert!(y.iter().all(|v| *v != 7.0), "an output was not written");
             }
+        }
+    }
+
+    /// ReLU's backward with a bias (its derivative and the bias gradient in one pass)
+    /// gives the bits of the derivative's pass followed by the parameter gradients,
+    /// for pre-activations of negative zero, zero and NaN, and gradients that add up.
+    #[test]
+    fn fused_relu_bias_backward_equals_two_passes() {
+        let mut rng = Rng::new(13);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        for (batch, inputs, outputs) in [(1, 3, 5), (7, 9, 33), (128, 20, 64)] {
+            let x: std::vec::Vec<f32> = (0..batch * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let weight: std::vec::Vec<f32> = (0..outputs * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut pre: std::vec::Vec<f32> = (0..batch * outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            pre[0] = -0.0;
+            pre[batch * outputs - 1] = f32::NAN;
+            if batch * outputs > 2 {
+                pre[1] = 0.0;
+            }
+            let y: std::vec::Vec<f32> = pre.iter().map(|&z| relu(z)).collect();
+            let dy: std::vec::Vec<f32> = (0..batch * outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let gw0: std::vec::Vec<f32> = (0..outputs * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let gb0: std::vec::Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let (mut dz, mut gw, mut gb, mut dx) =
+                (dy.clone(), gw0.clone(), gb0.clone(), std::vec![7.0; batch * inputs]);
+            backward(
+                &x,
+                &weight,
+                &pre,
+                &y,
+                Activation::Relu,
+                inputs,
+                outputs,
+                &mut dz,
+                &mut gw,
+                Some(&mut gb),
+                Some(&mut dx),
+            );
+            let (mut dz2, mut gw2, mut gb2, mut dx2) = (dy.clone(), gw0, gb0.clone(), std::vec![7.0; batch * inputs]);
+            activation_backward(Activation::Relu, &pre, &y, &mut dz2, outputs);
+            param_gradients(&x, inputs, outputs, &dz2, 0..outputs, &mut gw2, Some(&mut gb2));
+            input_gradient(&weight, inputs, outputs, &dz2, &mut dx2);
+            let at = format!("{batch}x{inputs}x{outputs}");
+            assert_eq!(bits(&dz), bits(&dz2), "{at}: dz");
+            assert_eq!(bits(&gb), bits(&gb2), "{at}: bias gradient");
+            assert_eq!(bits(&gw), bits(&gw2), "{at}: weight gradient");
+            assert_eq!(bits(&dx), bits(&dx2), "{at}: input gradient");
+            assert!(bits(&gb) != bits(&gb0), "{at}: the bias gradient did not change");
         }
     }
 
