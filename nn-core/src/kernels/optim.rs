@@ -44,10 +44,10 @@ pub fn adam(step: &AdamStep, params: &mut [f32], grads: &[f32], m: &mut [f32], v
 }
 
 /// Parameter counts from which [`adam`] splits the update between
-/// [`threads`](super::gemm::threads) threads (the `threading` feature): about 20 µs of
-/// work, several times the cost of handing it out.
+/// [`threads`](super::gemm::threads) threads (the `threading` feature): about 40 µs of
+/// work on one thread, more than waking a parked worker costs.
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
-pub const PARALLEL_MIN_PARAMS: usize = 1 << 16;
+pub const PARALLEL_MIN_PARAMS: usize = 1 << 17;
 
 /// The pieces [`adam`] cuts a threaded update into, taken by whichever thread is free
 /// next, so that a thread slowed by another process leaves its share to the others.
@@ -133,7 +133,7 @@ mod tests {
     fn threaded_adam_equals_one_thread() {
         let mut rng = Rng::new(5);
         let step = AdamStep { beta1: 0.9, beta2: 0.999, step_size: 1e-3 / 0.19, bc2_sqrt: 0.0447, eps: 1e-8 };
-        for n in [(1 << 16) + 37, 200_003, (1 << 16) * 8 + 16 * 7 + 1] {
+        for n in [(1 << 17) + 37, 200_003, (1 << 16) * 8 + 16 * 7 + 1] {
             let grads: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
             let params: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let m: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-0.1, 0.1)).collect();
