@@ -11,6 +11,7 @@ mod custom_step;
 mod fit_step;
 mod freeze;
 mod losses;
+mod mlp_threads;
 mod multi_io;
 mod optimizers;
 mod output_losses;

@@ -10,7 +10,9 @@ use crate::activation::Activation;
 ///
 /// Every row is rounded as a GEMV of its own ([`gemv_batch`]), so a sample's outputs
 /// do not depend on the batch it is in, and training and inference compute the same
-/// outputs.
+/// outputs. With the `threading` feature, a batch of at least `PARALLEL_MIN_FLOPS`
+/// multiply-adds is split between threads in blocks of samples, each thread
+/// computing, storing and activating its own rows (the same bits).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &[f32],
@@ -22,8 +24,83 @@ pub fn forward(
     y: &mut [f32],
     pre: Option<&mut [f32]>,
 ) {
-    let batch = x.len() / inputs;
     let w = MatRef::new(weight, outputs, inputs);
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    let batch = x.len() / inputs;
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    if batch >= 2 * THREAD_SAMPLES
+        && (batch * outputs).saturating_mul(inputs) >= super::gemm::PARALLEL_MIN_FLOPS
+        && super::gemm::threads() > 1
+        && super::isa::isa().avx2()
+    {
+        return forward_threaded(&x[..batch * inputs], w, bias, activation, y, pre);
+    }
+    forward_rows(x, w, bias, activation, y, pre, false);
+}
+
+/// The samples of a block of [`forward_threaded`] are a multiple of this (the vectors of
+/// the batch GEMV's tile).
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+const THREAD_SAMPLES: usize = 4;
+
+/// One thread's block of [`forward_threaded`]: samples, their outputs and
+/// pre-activations.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+type Block<'a> = (&'a [f32], &'a mut [f32], Option<&'a mut [f32]>);
+
+/// [`forward`] on [`threads`](super::gemm::threads) threads: the samples are split into
+/// equal blocks (multiples of [`THREAD_SAMPLES`]), each thread running [`forward_rows`]
+/// on one thread for its block, so that its bias, pre-activations and activation
+/// passes are its own rows, still in its cache. Each sample is the one-thread GEMV's.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+fn forward_threaded(
+    x: &[f32],
+    w: MatRef<'_>,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    y: &mut [f32],
+    pre: Option<&mut [f32]>,
+) {
+    let (inputs, outputs) = (w.cols, w.rows);
+    let batch = x.len() / inputs;
+    let parts = super::gemm::threads();
+    let step = batch.div_ceil(parts).next_multiple_of(THREAD_SAMPLES);
+    let (mut x, mut y, mut pre) = (x, &mut y[..batch * outputs], pre.map(|pre| &mut pre[..batch * outputs]));
+    // At most four threads (`threads`); the blocks past the batch are empty.
+    let mut blocks: [Block<'_>; 4] = core::array::from_fn(|_| {
+        let samples = step.min(x.len() / inputs);
+        let (xb, x_rest) = x.split_at(samples * inputs);
+        let (yb, y_rest) = core::mem::take(&mut y).split_at_mut(samples * outputs);
+        let (pb, pre_rest) = match pre.take() {
+            Some(p) => {
+                let (pb, rest) = p.split_at_mut(samples * outputs);
+                (Some(pb), Some(rest))
+            }
+            None => (None, None),
+        };
+        (x, y, pre) = (x_rest, y_rest, pre_rest);
+        (xb, yb, pb)
+    });
+    let parts = parts.min(blocks.len());
+    super::parallel::for_each_item(&mut blocks[..parts], &|(x, y, pre)| {
+        forward_rows(x, w, bias, activation, y, pre.as_deref_mut(), true);
+    });
+}
+
+/// [`forward`] for the samples of `x`, on this thread when `one_thread` (else as
+/// [`gemv_batch`] chooses). The pre-activations, when kept, are copied in the same
+/// pass as ReLU reads them.
+fn forward_rows(
+    x: &[f32],
+    w: MatRef<'_>,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    y: &mut [f32],
+    pre: Option<&mut [f32]>,
+    one_thread: bool,
+) {
+    let outputs = w.rows;
+    let batch = x.len() / w.cols;
     let y = &mut y[..batch * outputs];
     // The product accumulates onto the bias: one pass over `y` fewer.
     let beta = match bias {
@@ -37,11 +114,43 @@ pub fn forward(
     };
     // Every sample exactly as it would be alone: batch-1 inference, batch inference and
     // the training forward agree bit for bit.
-    gemv_batch(1.0, w, x, beta, y, batch);
-    if let Some(pre) = pre {
-        pre[..y.len()].copy_from_slice(y);
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    if one_thread {
+        if beta == 0.0 {
+            y.fill(0.0);
+        }
+        super::parallel::gemv_batch_one_thread(1.0, w, x, y, batch);
+    } else {
+        gemv_batch(1.0, w, x, beta, y, batch);
     }
-    activate(activation, y, outputs);
+    #[cfg(not(all(feature = "threading", target_arch = "x86_64")))]
+    {
+        let _ = one_thread;
+        gemv_batch(1.0, w, x, beta, y, batch);
+    }
+    match pre {
+        Some(pre) if activation == Activation::Relu => {
+            for (p, v) in pre[..y.len()].iter_mut().zip(y.iter_mut()) {
+                *p = *v;
+                *v = relu(*v);
+            }
+        }
+        Some(pre) => {
+            pre[..y.len()].copy_from_slice(y);
+            activate(activation, y, outputs);
+        }
+        None => activate(activation, y, outputs),
+    }
+}
+
+/// ReLU as [`activate`] computes it: zero for negative zero and NaN.
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
 }
 
 /// [`forward`] for one sample of `I` inputs (a layer's compile-time width) and no
@@ -154,7 +263,7 @@ fn forward_one_rows<const I: usize>(
 fn activate(activation: Activation, y: &mut [f32], width: usize) {
     match activation {
         Activation::Identity => {}
-        Activation::Relu => y.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        Activation::Relu => y.iter_mut().for_each(|v| *v = relu(*v)),
         _ => activation.apply(y, width),
     }
 }
@@ -176,7 +285,17 @@ pub fn backward(
     dx: Option<&mut [f32]>,
 ) {
     let batch = x.len() / inputs;
-    activation_backward(activation, pre, y, dy, outputs);
+    let d_bias = match (activation, d_bias) {
+        (Activation::Relu, Some(db)) => {
+            // ReLU's derivative and the bias gradient in one pass over `dz`.
+            relu_backward_bias(&pre[..batch * outputs], &mut dy[..batch * outputs], &mut db[..outputs]);
+            None
+        }
+        (_, d_bias) => {
+            activation_backward(activation, pre, y, dy, outputs);
+            d_bias
+        }
+    };
     let dz = &dy[..batch * outputs];
     param_gradients(x, inputs, outputs, dz, 0..outputs, d_weight, d_bias);
     if let Some(dx) = dx {
@@ -245,6 +364,22 @@ pub(crate) fn activation_backward(activation: Activation, pre: &[f32], y: &[f32]
     }
 }
 
+/// [`activation_backward`] for ReLU and the bias gradient of [`param_gradients`] in one
+/// pass: `dy *= f'(z)` for rows of `db.len()`, then `db += sum_b dy[b]`, each output's
+/// sum in the order of the rows (the bits of the two passes).
+#[inline]
+fn relu_backward_bias(pre: &[f32], dy: &mut [f32], db: &mut [f32]) {
+    if db.is_empty() {
+        return;
+    }
+    for (row, z_row) in dy.chunks_exact_mut(db.len()).zip(pre.chunks_exact(db.len())) {
+        for ((d, &z), g) in row.iter_mut().zip(z_row).zip(db.iter_mut()) {
+            *d *= if z > 0.0 { 1.0 } else { 0.0 };
+            *g += *d;
+        }
+    }
+}
+
 /// `dx[batch x in] = dz[batch x out] W[out x in]`.
 #[inline]
 pub(crate) fn input_gradient(weight: &[f32], inputs: usize, outputs: usize, dz: &[f32], dx: &mut [f32]) {
@@ -288,6 +423,97 @@ mod tests {
         check::<64>(&mut rng);
         check::<128>(&mut rng);
         check::<5>(&mut rng);
+    }
+
+    /// A batch large enough to be split between threads by samples (with `threading`
+    /// and more than one thread) gives every sample the bits of the sample alone, and
+    /// the pre-activations of the unactivated product, for ReLU (negative zero and NaN
+    /// included), a sigmoid and no activation, with and without bias, for batches
+    /// whose last block is short or a single sample.
+    #[test]
+    fn split_batch_equals_samples_alone_bit_for_bit() {
+        let mut rng = Rng::new(11);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        for (batch, inputs, outputs) in [(37, 300, 400), (9, 700, 700), (128, 784, 64), (16, 130, 2100)] {
+            assert!(batch * inputs * outputs >= crate::kernels::gemm::PARALLEL_MIN_FLOPS);
+            let weight: std::vec::Vec<f32> = (0..outputs * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let bias: std::vec::Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut x: std::vec::Vec<f32> = (0..batch * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            x[5 * inputs + 3] = f32::NAN;
+            for (activation, bias) in [
+                (Activation::Relu, Some(&bias[..])),
+                (Activation::Sigmoid, Some(&bias[..])),
+                (Activation::Identity, None),
+            ] {
+                let (mut y, mut pre) = (std::vec![7.0; batch * outputs], std::vec![7.0; batch * outputs]);
+                forward(&x, &weight, bias, activation, inputs, outputs, &mut y, Some(&mut pre));
+                let mut y_only = std::vec![7.0; batch * outputs];
+                forward(&x, &weight, bias, activation, inputs, outputs, &mut y_only, None);
+                assert_eq!(bits(&y), bits(&y_only), "{batch}x{inputs}x{outputs}, {activation:?}: with pre-activations");
+                for s in 0..batch {
+                    let (mut alone, mut z) = (std::vec![7.0; outputs], std::vec![7.0; outputs]);
+                    let xs = &x[s * inputs..(s + 1) * inputs];
+                    forward(xs, &weight, bias, activation, inputs, outputs, &mut alone, None);
+                    forward(xs, &weight, bias, Activation::Identity, inputs, outputs, &mut z, None);
+                    let at = s * outputs..(s + 1) * outputs;
+                    assert_eq!(
+                        bits(&y[at.clone()]),
+                        bits(&alone),
+                        "{batch}x{inputs}x{outputs}, {activation:?}, sample {s}"
+                    );
+                    assert_eq!(bits(&pre[at]), bits(&z), "{batch}x{inputs}x{outputs}, {activation:?}, sample {s}: z");
+                }
+                assert!(y.iter().all(|v| *v != 7.0), "an output was not written");
+            }
+        }
+    }
+
+    /// ReLU's backward with a bias (its derivative and the bias gradient in one pass)
+    /// gives the bits of the derivative's pass followed by the parameter gradients,
+    /// for pre-activations of negative zero, zero and NaN, and gradients that add up.
+    #[test]
+    fn fused_relu_bias_backward_equals_two_passes() {
+        let mut rng = Rng::new(13);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        for (batch, inputs, outputs) in [(1, 3, 5), (7, 9, 33), (128, 20, 64)] {
+            let x: std::vec::Vec<f32> = (0..batch * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let weight: std::vec::Vec<f32> = (0..outputs * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut pre: std::vec::Vec<f32> = (0..batch * outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            pre[0] = -0.0;
+            pre[batch * outputs - 1] = f32::NAN;
+            if batch * outputs > 2 {
+                pre[1] = 0.0;
+            }
+            let y: std::vec::Vec<f32> = pre.iter().map(|&z| relu(z)).collect();
+            let dy: std::vec::Vec<f32> = (0..batch * outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let gw0: std::vec::Vec<f32> = (0..outputs * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let gb0: std::vec::Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let (mut dz, mut gw, mut gb, mut dx) =
+                (dy.clone(), gw0.clone(), gb0.clone(), std::vec![7.0; batch * inputs]);
+            backward(
+                &x,
+                &weight,
+                &pre,
+                &y,
+                Activation::Relu,
+                inputs,
+                outputs,
+                &mut dz,
+                &mut gw,
+                Some(&mut gb),
+                Some(&mut dx),
+            );
+            let (mut dz2, mut gw2, mut gb2, mut dx2) = (dy.clone(), gw0, gb0.clone(), std::vec![7.0; batch * inputs]);
+            activation_backward(Activation::Relu, &pre, &y, &mut dz2, outputs);
+            param_gradients(&x, inputs, outputs, &dz2, 0..outputs, &mut gw2, Some(&mut gb2));
+            input_gradient(&weight, inputs, outputs, &dz2, &mut dx2);
+            let at = format!("{batch}x{inputs}x{outputs}");
+            assert_eq!(bits(&dz), bits(&dz2), "{at}: dz");
+            assert_eq!(bits(&gb), bits(&gb2), "{at}: bias gradient");
+            assert_eq!(bits(&gw), bits(&gw2), "{at}: weight gradient");
+            assert_eq!(bits(&dx), bits(&dx2), "{at}: input gradient");
+            assert!(bits(&gb) != bits(&gb0), "{at}: the bias gradient did not change");
+        }
     }
 
     /// Negative zero after ReLU is zero on both paths, as NaN is.

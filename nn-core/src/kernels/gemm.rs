@@ -7,7 +7,7 @@
 //! products of many rows with `std`, packed into a per-thread block, which the x86-64
 //! tiles read through a form of their loop with constant offsets), so any transposes
 //! cost nothing and nothing is allocated after a thread's first large product. Under
-//! `threading`, large products are split into equal blocks of rows (`parallel.rs`),
+//! `threading`, large products are split into equal blocks of rows or columns (`parallel.rs`),
 //! each thread running these loops on its own, packing its own blocks. With
 //! AVX-512 this is faster than the packed `matrixmultiply::sgemm` from a `32 x 32`
 //! product up (`cargo run --release -p nn-bench -- --gemm-sweep`). On AArch64 the same

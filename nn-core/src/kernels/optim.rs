@@ -28,13 +28,58 @@ pub struct AdamStep {
 /// each operation rounded in this order (no fused multiply-add), so the result is the
 /// same bit for bit with or without the AVX2 kernel, which does eight parameters per
 /// instruction (the scalar loop cannot be vectorised by the compiler: `libm`'s square
-/// root is a scalar instruction).
+/// root is a scalar instruction). With the `threading` feature, at least
+/// `PARALLEL_MIN_PARAMS` parameters are split between threads in blocks, the same bits.
 ///
 /// # Panics
 /// If the four slices differ in length.
 pub fn adam(step: &AdamStep, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
     let n = params.len();
     assert!(grads.len() == n && m.len() == n && v.len() == n, "adam: slices of different lengths");
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    if n >= PARALLEL_MIN_PARAMS && super::gemm::threads() > 1 {
+        return adam_threaded(step, params, grads, m, v);
+    }
+    adam_one_thread(step, params, grads, m, v)
+}
+
+/// Parameter counts from which [`adam`] splits the update between
+/// [`threads`](super::gemm::threads) threads (the `threading` feature): about 40 µs of
+/// work on one thread, more than waking a parked worker costs.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+pub const PARALLEL_MIN_PARAMS: usize = 1 << 17;
+
+/// The pieces [`adam`] cuts a threaded update into, taken by whichever thread is free
+/// next, so that a thread slowed by another process leaves its share to the others.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+const PIECES: usize = 8;
+
+/// One block of a threaded [`adam`]: parameters, gradients, first and second moments.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+type AdamPiece<'a> = (&'a mut [f32], &'a [f32], &'a mut [f32], &'a mut [f32]);
+
+/// [`adam`] on [`threads`](super::gemm::threads) threads: the parameters are cut into
+/// [`PIECES`] blocks of whole cache lines, each updated by the one-thread kernel. The
+/// update of a parameter reads only its own gradient and moments, so the result is the
+/// one-thread result bit for bit.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+fn adam_threaded(step: &AdamStep, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let piece = params.len().div_ceil(PIECES).next_multiple_of(16);
+    let (mut params, mut grads, mut m, mut v) = (params, grads, m, v);
+    let mut pieces: [AdamPiece<'_>; PIECES] = core::array::from_fn(|_| {
+        let len = piece.min(params.len());
+        let (p, p_rest) = core::mem::take(&mut params).split_at_mut(len);
+        let (g, g_rest) = grads.split_at(len);
+        let (mi, m_rest) = core::mem::take(&mut m).split_at_mut(len);
+        let (vi, v_rest) = core::mem::take(&mut v).split_at_mut(len);
+        (params, grads, m, v) = (p_rest, g_rest, m_rest, v_rest);
+        (p, g, mi, vi)
+    });
+    super::parallel::for_each_item(&mut pieces, &|(p, g, mi, vi)| adam_one_thread(step, p, g, mi, vi));
+}
+
+/// [`adam`] on this thread.
+fn adam_one_thread(step: &AdamStep, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::isa::isa().avx2() {
         // SAFETY: the CPU has AVX2 and FMA; the slices have the same length.
@@ -78,6 +123,30 @@ mod tests {
             assert_eq!(bits(&p1), bits(&p2), "parameters, n = {n}");
             assert_eq!(bits(&m1), bits(&m2), "first moments, n = {n}");
             assert_eq!(bits(&v1), bits(&v2), "second moments, n = {n}");
+        }
+    }
+
+    /// An update large enough to be split between threads (with `threading` and more
+    /// than one thread) equals the scalar loop on one thread bit for bit, for lengths
+    /// whose pieces end inside a vector and whose last pieces are empty.
+    #[test]
+    fn threaded_adam_equals_one_thread() {
+        let mut rng = Rng::new(5);
+        let step = AdamStep { beta1: 0.9, beta2: 0.999, step_size: 1e-3 / 0.19, bc2_sqrt: 0.0447, eps: 1e-8 };
+        for n in [(1 << 17) + 37, 200_003, (1 << 16) * 8 + 16 * 7 + 1] {
+            let grads: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
+            let params: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let m: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-0.1, 0.1)).collect();
+            let v: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(0.0, 0.01)).collect();
+            let (mut p1, mut m1, mut v1) = (params.clone(), m.clone(), v.clone());
+            adam(&step, &mut p1, &grads, &mut m1, &mut v1);
+            let (mut p2, mut m2, mut v2) = (params.clone(), m, v);
+            adam_scalar(&step, &mut p2, &grads, &mut m2, &mut v2);
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+            assert_eq!(bits(&p1), bits(&p2), "parameters, n = {n}");
+            assert_eq!(bits(&m1), bits(&m2), "first moments, n = {n}");
+            assert_eq!(bits(&v1), bits(&v2), "second moments, n = {n}");
+            assert!(bits(&p1) != bits(&params), "the update moved no parameter, n = {n}");
         }
     }
 }
