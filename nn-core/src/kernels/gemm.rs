@@ -456,7 +456,9 @@ pub(crate) unsafe fn blocked<T: Tile>(
                 } else {
                     None
                 };
-                let ahead = next.and_then(|(i, p, depth)| Ahead::of(a, i, T::BLOCK_ROWS.min(m - i), p, depth));
+                let ahead = next
+                    .filter(|_| m.saturating_mul(k) >= AHEAD_MIN_FLOATS)
+                    .and_then(|(i, p, depth)| Ahead::of(a, i, T::BLOCK_ROWS.min(m - i), p, depth));
                 let panels = nc.div_ceil(T::NR);
                 let spread = PREFETCH_PANELS.min(panels);
                 let mut panel = 0;
@@ -496,6 +498,12 @@ const PREFETCH_COLUMNS: usize = 128;
 /// block packed after it ([`Ahead`]).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const PREFETCH_PANELS: usize = 16;
+
+/// The size of `A` (floats) from which [`blocked`] asks for its blocks ahead: 1 MiB,
+/// an L2 cache (a smaller `A` stays in cache with the other operands, and asking for it
+/// costs instructions for nothing).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const AHEAD_MIN_FLOATS: usize = 1 << 18;
 
 /// A block of `A` whose lines [`blocked`] asks for while multiplying the block before
 /// it, so that packing it reads caches, not memory: `runs` runs of `len` contiguous
