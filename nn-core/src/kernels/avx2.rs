@@ -1440,9 +1440,9 @@ mod tests {
 
 /// [`maths::sigmoid`](super::maths::sigmoid) of eight lanes: the lane function itself,
 /// inlined into this AVX2 and FMA copy, so each lane has the bits of the portable
-/// function.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
+/// function (always inlined: it takes its caller's instruction set, and its operand
+/// stays in a register).
+#[inline(always)]
 fn sigmoid8(x: __m256) -> __m256 {
     // SAFETY: `__m256` and `[f32; 8]` have the same size and every bit pattern is valid
     // for both.
@@ -1455,8 +1455,7 @@ fn sigmoid8(x: __m256) -> __m256 {
 }
 
 /// [`maths::tanh`](super::maths::tanh) of eight lanes, as [`sigmoid8`].
-#[inline]
-#[target_feature(enable = "avx2,fma")]
+#[inline(always)]
 fn tanh8(x: __m256) -> __m256 {
     // SAFETY: as in `sigmoid8`.
     unsafe {
