@@ -422,7 +422,8 @@ mod tests {
 
     /// The stacks whose first layer the x86-64 step reads in step order (widths
     /// multiples of 8) equal whole-sequence inference bit for bit, in every cell,
-    /// through a reset, with stacked layers above reading rows.
+    /// through a reset, with stacked layers above reading rows; from 32 units the
+    /// first layer's projections and cell of an LSTM or RNN run 16 units at a time.
     #[test]
     fn steps_over_weights_in_step_order_equal_whole_sequences() {
         equals_forward("gru 8 -> 8", Gru::<5, 8, 8>::new(GruCell), 1);
@@ -432,6 +433,11 @@ mod tests {
         equals_forward("lstm 24 -> 8, 2 layers", Lstm::<5, 24, 8, 2>::new(LstmCell), 5);
         equals_forward("rnn 8 -> 16", SimpleRnn::<5, 8, 16>::new(RnnCell::new(Activation::Tanh)), 6);
         equals_forward("rnn 16 -> 8", SimpleRnn::<5, 16, 8>::new(RnnCell::new(Activation::Relu)), 7);
+        equals_forward("rnn 8 -> 32", SimpleRnn::<5, 8, 32>::new(RnnCell::new(Activation::Tanh)), 8);
+        equals_forward("rnn 24 -> 48", SimpleRnn::<5, 24, 48>::new(RnnCell::new(Activation::Relu)), 9);
+        equals_forward("gru 16 -> 32, 2 layers", Gru::<5, 16, 32, 2>::new(GruCell), 10);
+        equals_forward("lstm 16 -> 32, 2 layers", Lstm::<5, 16, 32, 2>::new(LstmCell), 12);
+        equals_forward("lstm 24 -> 48", Lstm::<5, 24, 48>::new(LstmCell), 11);
     }
 
     #[test]

@@ -1093,6 +1093,52 @@ pub unsafe fn gemv_panels<const N: usize>(
     }
 }
 
+/// Rows `r..r + 8` of [`gemv_panels`]'s `y = bias + A x` (the other rows of `y`
+/// untouched), `r` a multiple of 8: one half of a full panel or a last panel of 8 by
+/// [`panel8`], the bits of [`gemv_panels`].
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+///
+/// # Panics
+/// If `m` or `N` is not a multiple of 8, `r` is not a multiple of 8 below `m`, or the
+/// slices are shorter than [`gemv_panels`] asks.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub unsafe fn gemv_panel_rows<const N: usize>(
+    panels: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: &[f32],
+    r: usize,
+    y: &mut [f32],
+) {
+    assert!(
+        N.is_multiple_of(8)
+            && m.is_multiple_of(8)
+            && r.is_multiple_of(8)
+            && r < m
+            && blocks_fit(m, N, panels.len())
+            && x.len() >= N
+            && bias.len() >= m
+            && y.len() >= m,
+        "gemv_panel_rows: shapes"
+    );
+    let (wp, xp, bp, yp) = (panels.as_ptr(), x.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
+    let full = m / PANEL_ROWS * PANEL_ROWS;
+    // SAFETY: rows `r..r + 8 <= m` lie in a full panel (from `r - r % 16`, width 16)
+    // or in the last panel of 8 (from `r`), inside the `m N` floats of `panels`; `x`
+    // holds `N` floats, `bias` and `y` `m` (asserted).
+    unsafe {
+        let s = if r < full {
+            panel8::<N, PANEL_ROWS>(wp.add((r - r % PANEL_ROWS) * N + r % PANEL_ROWS), xp)
+        } else {
+            panel8::<N, 8>(wp.add(r * N), xp)
+        };
+        _mm256_storeu_ps(yp.add(r), _mm256_add_ps(_mm256_loadu_ps(bp.add(r)), s));
+    }
+}
+
 /// Bytes of rows of `A` swept per block by [`gemv_batch`]: they stay in L2 while the
 /// vectors pass through L1.
 pub(crate) const BATCH_BLOCK_BYTES: usize = 192 * 1024;
@@ -1394,9 +1440,9 @@ mod tests {
 
 /// [`maths::sigmoid`](super::maths::sigmoid) of eight lanes: the lane function itself,
 /// inlined into this AVX2 and FMA copy, so each lane has the bits of the portable
-/// function.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
+/// function (always inlined: it takes its caller's instruction set, and its operand
+/// stays in a register).
+#[inline(always)]
 fn sigmoid8(x: __m256) -> __m256 {
     // SAFETY: `__m256` and `[f32; 8]` have the same size and every bit pattern is valid
     // for both.
@@ -1409,8 +1455,7 @@ fn sigmoid8(x: __m256) -> __m256 {
 }
 
 /// [`maths::tanh`](super::maths::tanh) of eight lanes, as [`sigmoid8`].
-#[inline]
-#[target_feature(enable = "avx2,fma")]
+#[inline(always)]
 fn tanh8(x: __m256) -> __m256 {
     // SAFETY: as in `sigmoid8`.
     unsafe {

@@ -1105,6 +1105,51 @@ pub unsafe fn gemv_panels<const N: usize>(
     }
 }
 
+/// Rows `r..r + 16` for each `r` of `rows` of [`gemv_panels`]'s `y = bias + A x` (the
+/// other rows of `y` untouched), each `r` the first row of a full panel of 16: the
+/// `P` panels share each broadcast of `x`, and every row has the bits of
+/// [`gemv_panels`].
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+///
+/// # Panics
+/// If `m` or `N` is not a multiple of 8, a row of `rows` is not a multiple of 16 or
+/// its panel not a full one of the `m` rows, or the slices are shorter than
+/// [`gemv_panels`] asks.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn gemv_panel_rows<const N: usize, const P: usize>(
+    panels: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: &[f32],
+    rows: [usize; P],
+    y: &mut [f32],
+) {
+    use super::avx2::PANEL_ROWS;
+    let full = m / PANEL_ROWS * PANEL_ROWS;
+    assert!(
+        N.is_multiple_of(8)
+            && m.is_multiple_of(8)
+            && super::avx2::blocks_fit(m, N, panels.len())
+            && x.len() >= N
+            && bias.len() >= m
+            && y.len() >= m
+            && rows.iter().all(|&r| r.is_multiple_of(PANEL_ROWS) && r < full),
+        "gemv_panel_rows: shapes"
+    );
+    let (wp, xp, bp, yp) = (panels.as_ptr(), x.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
+    // SAFETY: each panel (rows `r..r + 16 <= m`, a full panel) lies inside the `m N`
+    // floats of `panels`; `x` holds `N` floats, `bias` and `y` `m` (asserted).
+    unsafe {
+        let sums = panels16_at::<N, P>(rows.map(|r| wp.add(r * N)), xp);
+        for (r, s) in rows.into_iter().zip(sums) {
+            _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s));
+        }
+    }
+}
+
 /// The sums of `P` consecutive panels of 16 rows (`16 N` floats each, from `w`) with
 /// `x`, before the bias, rounded as `avx2::panel8` rounds each row: lane `r` of
 /// accumulator `i % 8` of a panel takes input `i` of row `r`, in order, and the eight
@@ -1115,6 +1160,18 @@ pub unsafe fn gemv_panels<const N: usize>(
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn panel16<const N: usize, const P: usize>(w: *const f32, x: *const f32) -> [__m512; P] {
+    // SAFETY: panel `p` at `w + 16 p N` (the caller's bounds).
+    unsafe { panels16_at::<N, P>(core::array::from_fn(|p| w.add(p * 16 * N)), x) }
+}
+
+/// [`panel16`] of `P` panels of 16 rows anywhere (panel `p` at `w[p]`, `16 N` floats),
+/// sharing each broadcast of `x`: the same bits.
+///
+/// # Safety
+/// The CPU must have AVX-512 F; `w[p] .. w[p] + 16 N` and `x .. x + N` are readable.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn panels16_at<const N: usize, const P: usize>(w: [*const f32; P], x: *const f32) -> [__m512; P] {
     let mut acc = [[_mm512_setzero_ps(); 8]; P];
     // Blocks of eight inputs, one per accumulator (indices known at compile time, so
     // that the accumulators stay in registers).
@@ -1124,7 +1181,7 @@ unsafe fn panel16<const N: usize, const P: usize>(w: *const f32, x: *const f32) 
             unsafe {
                 let xv = _mm512_set1_ps(*x.add(i + k));
                 for (p, acc) in acc.iter_mut().enumerate() {
-                    acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w.add((p * N + i + k) * 16)), xv, acc[k]);
+                    acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w[p].add((i + k) * 16)), xv, acc[k]);
                 }
             }
         }

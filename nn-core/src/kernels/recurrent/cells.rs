@@ -124,6 +124,40 @@ pub(super) fn cell_step_units<const H: usize>(cell: CellKind, p: &mut [f32], q: 
     cell_step_lanes::<true>(cell, p, q, &mut h[..H], c)
 }
 
+/// Units `j..j + U` of [`cell_step`] (the same operations, inlined into its caller):
+/// `p` and `q` are the projections (`[G H]`, `H = h.len()`), `h` the previous state,
+/// `c` (LSTM only) updated in place for those units; returns their new hidden state,
+/// leaving `h` to the caller (the other units' projections still read it).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn cell_units_at<const U: usize>(
+    cell: CellKind,
+    p: &[f32],
+    q: &[f32],
+    h: &[f32],
+    c: &mut [f32],
+    j: usize,
+) -> [f32; U] {
+    let hd = h.len();
+    match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => {
+            let relu = cell == CellKind::RnnRelu;
+            each::<U>(|k| rnn_unit(relu, p[j + k], q[j + k]))
+        }
+        CellKind::Lstm => {
+            let (p, q, c) = (blocks::<4>(p, hd), blocks::<4>(q, hd), &mut c[..hd]);
+            let [.., c_new, h_new] = lstm_lanes(lanes::<4, U>(p, j), lanes::<4, U>(q, j), lanes::<1, U>([&*c], j)[0]);
+            c[j..j + U].copy_from_slice(&c_new);
+            h_new
+        }
+        CellKind::Gru => {
+            let (p, q) = (blocks::<3>(p, hd), blocks::<3>(q, hd));
+            let [.., h_new] = gru_lanes(lanes::<3, U>(p, j), lanes::<3, U>(q, j), lanes::<1, U>([h], j)[0]);
+            h_new
+        }
+    }
+}
+
 /// [`cell_step`] for the baseline instruction set: unit by unit, the smallest code (the
 /// path of `no_std` firmware without AVX2).
 #[inline(always)]
