@@ -10,9 +10,10 @@ use crate::activation::Activation;
 ///
 /// Every row is rounded as a GEMV of its own ([`gemv_batch`]), so a sample's outputs
 /// do not depend on the batch it is in, and training and inference compute the same
-/// outputs. With the `threading` feature, a batch of at least `PARALLEL_MIN_FLOPS`
-/// multiply-adds is split between threads in blocks of samples, each thread
-/// computing, storing and activating its own rows (the same bits).
+/// outputs. With the `threading` feature, on an x86-64 CPU with AVX2, a batch of at
+/// least 8 samples and `PARALLEL_MIN_FLOPS` multiply-adds is split between threads in
+/// blocks of samples, each thread computing, storing and activating its own rows (the
+/// same bits).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &[f32],
@@ -29,7 +30,7 @@ pub fn forward(
     let batch = x.len() / inputs;
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     if batch >= 2 * THREAD_SAMPLES
-        && (batch * outputs).saturating_mul(inputs) >= super::gemm::PARALLEL_MIN_FLOPS
+        && batch.saturating_mul(outputs).saturating_mul(inputs) >= super::gemm::PARALLEL_MIN_FLOPS
         && super::gemm::threads() > 1
         && super::isa::isa().avx2()
     {
@@ -65,7 +66,8 @@ fn forward_threaded(
     let batch = x.len() / inputs;
     let parts = super::gemm::threads();
     let step = batch.div_ceil(parts).next_multiple_of(THREAD_SAMPLES);
-    let (mut x, mut y, mut pre) = (x, &mut y[..batch * outputs], pre.map(|pre| &mut pre[..batch * outputs]));
+    let len = batch.checked_mul(outputs).expect("dense::forward: batch * outputs overflows usize");
+    let (mut x, mut y, mut pre) = (x, &mut y[..len], pre.map(|pre| &mut pre[..len]));
     // At most four threads (`threads`); the blocks past the batch are empty.
     let mut blocks: [Block<'_>; 4] = core::array::from_fn(|_| {
         let samples = step.min(x.len() / inputs);

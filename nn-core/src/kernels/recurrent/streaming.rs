@@ -169,7 +169,7 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
                 avx2::gemv_fixed::<H>(w, out.len(), x, Some(b), false, reverse, out)
             }
         },
-        // SAFETY: as above; `run_chunked` gives chunks of 8 units of a multiple of 8.
+        // SAFETY: as above; `run_chunked` gives chunks of 16 units of a multiple of 16.
         |panels, w, b, x, out, j, gates| unsafe { chunk_avx2::<F, H>(panels, w, b, x, out, j, gates) },
         // SAFETY: as above.
         |panels, w, b, x, out, j, gates| unsafe { chunk_avx2::<H, H>(panels, w, b, x, out, j, gates) },
@@ -187,7 +187,7 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
     )
 }
 
-/// The rows of 8 units from `j` of each of `gates` gates (`H` units each) of a
+/// The rows of 16 units from `j` of each of `gates` gates (`H` units each) of a
 /// projection of `N` inputs: over the weights in step order up to [`PANEL_INPUTS`]
 /// inputs, over the rows `w` from there, as [`step_avx2`]'s whole projections.
 ///
@@ -195,8 +195,8 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
 /// The CPU must have AVX2 and FMA.
 ///
 /// # Panics
-/// As the kernels: `H`, `N` and `j` multiples of 8, `j < H`, `out` of `gates H`
-/// floats.
+/// As the kernels: `N` a multiple of 8, `H` and `j` multiples of 16, `j < H`, `out`
+/// of `gates H` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
