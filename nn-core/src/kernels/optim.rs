@@ -104,25 +104,35 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
+    /// Runs [`adam`] and [`adam_scalar`] on the same `n` random parameters, gradients and
+    /// moments and asserts equal bits; asserts too that the update moved a parameter
+    /// when `moved` is asked for.
+    fn assert_kernel_equals_scalar_loop(step: &AdamStep, n: usize, rng: &mut Rng, moved: bool) {
+        let grads: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
+        let params: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+        let m: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-0.1, 0.1)).collect();
+        let v: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(0.0, 0.01)).collect();
+        let (mut p1, mut m1, mut v1) = (params.clone(), m.clone(), v.clone());
+        adam(step, &mut p1, &grads, &mut m1, &mut v1);
+        let (mut p2, mut m2, mut v2) = (params.clone(), m, v);
+        adam_scalar(step, &mut p2, &grads, &mut m2, &mut v2);
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        assert_eq!(bits(&p1), bits(&p2), "parameters, n = {n}");
+        assert_eq!(bits(&m1), bits(&m2), "first moments, n = {n}");
+        assert_eq!(bits(&v1), bits(&v2), "second moments, n = {n}");
+        if moved {
+            assert!(bits(&p1) != bits(&params), "the update moved no parameter, n = {n}");
+        }
+    }
+
     /// The kernel equals the scalar loop bit for bit, for lengths around the vector
     /// width.
     #[test]
     fn adam_kernel_equals_scalar_loop() {
         let mut rng = Rng::new(3);
+        let step = AdamStep { beta1: 0.9, beta2: 0.999, step_size: 1e-3 / 0.271, bc2_sqrt: 0.0632, eps: 1e-8 };
         for n in [0, 1, 7, 8, 9, 31, 64, 1001] {
-            let step = AdamStep { beta1: 0.9, beta2: 0.999, step_size: 1e-3 / 0.271, bc2_sqrt: 0.0632, eps: 1e-8 };
-            let grads: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
-            let params: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
-            let m: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-0.1, 0.1)).collect();
-            let v: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(0.0, 0.01)).collect();
-            let (mut p1, mut m1, mut v1) = (params.clone(), m.clone(), v.clone());
-            adam(&step, &mut p1, &grads, &mut m1, &mut v1);
-            let (mut p2, mut m2, mut v2) = (params, m, v);
-            adam_scalar(&step, &mut p2, &grads, &mut m2, &mut v2);
-            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
-            assert_eq!(bits(&p1), bits(&p2), "parameters, n = {n}");
-            assert_eq!(bits(&m1), bits(&m2), "first moments, n = {n}");
-            assert_eq!(bits(&v1), bits(&v2), "second moments, n = {n}");
+            assert_kernel_equals_scalar_loop(&step, n, &mut rng, false);
         }
     }
 
@@ -134,19 +144,7 @@ mod tests {
         let mut rng = Rng::new(5);
         let step = AdamStep { beta1: 0.9, beta2: 0.999, step_size: 1e-3 / 0.19, bc2_sqrt: 0.0447, eps: 1e-8 };
         for n in [(1 << 17) + 37, 200_003, (1 << 16) * 8 + 16 * 7 + 1] {
-            let grads: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-2.0, 2.0)).collect();
-            let params: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
-            let m: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(-0.1, 0.1)).collect();
-            let v: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform_in(0.0, 0.01)).collect();
-            let (mut p1, mut m1, mut v1) = (params.clone(), m.clone(), v.clone());
-            adam(&step, &mut p1, &grads, &mut m1, &mut v1);
-            let (mut p2, mut m2, mut v2) = (params.clone(), m, v);
-            adam_scalar(&step, &mut p2, &grads, &mut m2, &mut v2);
-            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
-            assert_eq!(bits(&p1), bits(&p2), "parameters, n = {n}");
-            assert_eq!(bits(&m1), bits(&m2), "first moments, n = {n}");
-            assert_eq!(bits(&v1), bits(&v2), "second moments, n = {n}");
-            assert!(bits(&p1) != bits(&params), "the update moved no parameter, n = {n}");
+            assert_kernel_equals_scalar_loop(&step, n, &mut rng, true);
         }
     }
 }
