@@ -292,7 +292,7 @@ impl Output {
 /// once per thread, but then no thread waits for another before the end, the block of
 /// `B` a thread sweeps stays in its own L2, and no thread reads lines the other core
 /// just wrote: on the 2-core Xeon, 1024^3 on two threads about 1.15 times as fast as
-/// with the shared buffer, 256^3 1.2 times (README, "Two threads").
+/// with the shared buffer, 256^3 1.2 times (`docs/speed.md`, "Threads").
 ///
 /// The caller (`gemm::gemm`) has checked the shapes and bounds, and that the CPU has
 /// AVX2 and FMA.

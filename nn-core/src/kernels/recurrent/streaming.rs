@@ -119,7 +119,7 @@ const fn alternates<const F: usize, const H: usize>() -> bool {
 /// alternating the order of the rows gains (a GRU 8->64, 54 KiB: 0.85 to 0.78 µs
 /// per step); below, both orders find every row in L1 and alternating costs the
 /// alternating branches (a GRU 8->8: 70 ns against 62 ns, an LSTM 16->16: 140 ns against
-/// 126 ns, on the AVX-512 Xeon of the README).
+/// 126 ns, on the AVX-512 Xeon of `docs/speed.md`).
 const ALTERNATE_MIN_PARAMS: usize = 32 * 1024 / 4;
 
 /// The operands of one [`step`], passed to its compiled forms as one pointer.
@@ -151,7 +151,7 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
         // Over panels up to 16 inputs: from 24 the rows' form is faster with eight lanes
         // (each input of a panel is one more load, a broadcast, where the rows load `x`
         // once per eight rows and keep it in registers; a GRU 8->64 step took 0.62 µs
-        // over panels against 0.52 µs over the rows, on the AVX-512 Xeon of the README).
+        // over panels against 0.52 µs over the rows, on the AVX-512 Xeon of `docs/speed.md`).
         // SAFETY: the CPU has AVX2 and FMA; `F` and the rows are multiples of 8 (checked
         // by `step`) and the kernels assert their bounds.
         |panels, w, b, x, out, reverse| unsafe {
@@ -304,7 +304,7 @@ unsafe fn chunk_avx512<const N: usize, const H: usize>(
 /// The cell arithmetic of a step compiled for AVX2, for `H` units (a multiple of 8): a
 /// GRU of up to 16 units by the written-out eight-lane function (`avx2::gru_cell`: each
 /// gate's chain in registers, the portable bits; a GRU 8->8 step 57 to 48 ns on the
-/// AVX-512 Xeon of the README), the others by the cells' own loops inlined for `H` (an
+/// AVX-512 Xeon of `docs/speed.md`), the others by the cells' own loops inlined for `H` (an
 /// LSTM 16->16 written out the same way was no faster).
 ///
 /// # Safety
