@@ -372,15 +372,29 @@ pub unsafe fn gemm_gathered(
         k <= KC && gathered_fits(a, ars, m, k, src, offsets, (width, stride), start, c, ldc, n),
         "gemm_gathered: shapes"
     );
-    let base = |j: usize| (j / width) * stride + j % width;
+    // Where the block of eight columns after the one at `base` (whose column within
+    // its output row is `col`) starts: `base(j) = (j / width) stride + j % width`
+    // walked by additions (no division per tile).
+    let next = |(base, col): (usize, usize)| {
+        if col + 8 == width {
+            (base + stride - col, 0)
+        } else {
+            (base + 8, col + 8)
+        }
+    };
     let (ap, sp, op, cp) = (a.as_ptr(), src.as_ptr(), offsets.as_ptr(), c.as_mut_ptr());
     let mut i = 0;
     while i < m {
-        let mr = if m - i > MR && m - i < MR + 4 { (m - i).div_ceil(2) } else { MR.min(m - i) };
-        let mut j0 = 0;
+        // The rows left in tiles of at most `MR` as even as they go (32 filters: 6, 6,
+        // 5, 5, 5, 5, not 6, 6, 6, 6, 4, 4): every tile keeps at least ten chains of
+        // multiply-adds in flight where the rows allow it.
+        let mr = (m - i).div_ceil((m - i).div_ceil(MR));
+        let (mut j0, mut block) = (0, (0, 0));
         while j0 < n {
             let nr = NR.min(n - j0);
-            let bases = (base(j0), if nr == NR { base(j0 + 8) } else { base(j0) });
+            let second = if nr == NR { next(block) } else { block };
+            let bases = (block.0, second.0);
+            block = next(second);
             let from = match start {
                 None => Start::Load,
                 Some(None) => Start::Zero,
@@ -451,19 +465,21 @@ unsafe fn gathered_tile<const R: usize>(
             }
         }
     }
-    let one = _mm256_set1_ps(1.0);
+    let zero = _mm256_setzero_ps();
     for r in 0..R {
         // SAFETY: row `r < R` of C has `nr` writable floats at `c + r ldc`.
         unsafe {
             let cr = c.add(r * ldc);
             let (c0, c1) = match start {
-                Start::Load => (_mm256_loadu_ps(cr), if nr == NR { _mm256_loadu_ps(cr.add(8)) } else { one }),
+                Start::Load => (_mm256_loadu_ps(cr), if nr == NR { _mm256_loadu_ps(cr.add(8)) } else { zero }),
                 Start::Zero => (_mm256_setzero_ps(), _mm256_setzero_ps()),
                 Start::Bias(b) => (_mm256_set1_ps(*b.add(r)), _mm256_set1_ps(*b.add(r))),
             };
-            _mm256_storeu_ps(cr, _mm256_fmadd_ps(one, lo[r], c0));
+            // `lo + c0` is `1 lo + c0` rounded once (the bits of `tile`'s multiply-add
+            // by alpha = 1), on the adders rather than the multiply-add units.
+            _mm256_storeu_ps(cr, _mm256_add_ps(lo[r], c0));
             if nr == NR {
-                _mm256_storeu_ps(cr.add(8), _mm256_fmadd_ps(one, hi[r], c1));
+                _mm256_storeu_ps(cr.add(8), _mm256_add_ps(hi[r], c1));
             }
         }
     }
