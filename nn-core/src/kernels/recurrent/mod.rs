@@ -46,6 +46,8 @@ pub use layout::{cache_len, params_len, scratch_len, CellKind, Config, Merge, St
 pub use streaming::step;
 #[cfg(any(target_arch = "x86_64", feature = "internals"))]
 pub use streaming::{to_panels, StepPanels};
+#[cfg(target_arch = "x86_64")]
+pub use streaming::to_step_order;
 #[cfg(feature = "internals")]
 pub use training::PARALLEL_MIN_MACS;
 pub use training::{backward, forward_train};
