@@ -169,6 +169,20 @@ struct Operands<'a, 'b> {
 // be called through a shim compiled without these instruction sets.
 #[allow(clippy::redundant_closure)]
 unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
+    // A one-layer GRU of up to 16 inputs and units: its projections in registers,
+    // straight into the cell.
+    if F <= PANEL_INPUTS && H <= PANEL_INPUTS && step.cfg.layers == 1 && step.cfg.cell == CellKind::Gru {
+        if let Some(panels) = step.panels {
+            let gh = 3 * H;
+            let biases = &step.params[gh * (F + H)..gh * (F + H + 2)];
+            let (b_ih, b_hh) = biases.split_at(gh);
+            // SAFETY: the CPU has AVX2 and FMA; `F` and `H` are 8 or 16 (multiples of 8
+            // up to 16); the kernel asserts its bounds.
+            return unsafe {
+                avx2::gru_step_panels::<F, H>(panels.ih, panels.hh, b_ih, b_hh, step.x, step.h, step.p, step.q)
+            };
+        }
+    }
     step.run_chunked::<F, H, 16>(
         // Over panels up to 16 inputs: from 24 the rows' form is faster with eight lanes
         // (each input of a panel is one more load, a broadcast, where the rows load `x`
