@@ -1470,14 +1470,25 @@ fn sigmoid8(x: __m256) -> __m256 {
     }
 }
 
-/// [`maths::tanh`](super::maths::tanh) of eight lanes, as [`sigmoid8`].
+/// [`maths::tanh`](super::maths::tanh) of eight lanes: both of its results as
+/// eight-lane functions (`maths::tanh_branches`), chosen by a compare and a blend, each
+/// lane with the bits of the portable function. The lane function's own choice left
+/// the compiler to branch on every lane and evaluate the polynomial lane by lane in
+/// scalar code.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them).
 #[inline(always)]
-fn tanh8(x: __m256) -> __m256 {
-    // SAFETY: as in `sigmoid8`.
+unsafe fn tanh8(x: __m256) -> __m256 {
+    // SAFETY: `__m256` and `[f32; 8]` have the same size and every bit pattern is valid
+    // for both; the CPU has AVX2 and FMA (the caller's contract).
     unsafe {
-        core::mem::transmute::<[f32; 8], __m256>(super::maths::tanh_lanes::<8>(
-            core::mem::transmute::<__m256, [f32; 8]>(x),
-        ))
+        let [small, large] = super::maths::tanh_branches::<8>(core::mem::transmute::<__m256, [f32; 8]>(x))
+            .map(|v| core::mem::transmute::<[f32; 8], __m256>(v));
+        // `|x| < TANH_SMALL`, false for NaN (an ordered compare), as the lane function.
+        let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+        let polynomial = _mm256_cmp_ps::<_CMP_LT_OQ>(abs, _mm256_set1_ps(super::maths::TANH_SMALL));
+        _mm256_blendv_ps(large, small, polynomial)
     }
 }
 
@@ -1503,11 +1514,97 @@ pub(crate) unsafe fn gru_cell<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32
         let j = 8 * k;
         let r = sigmoid8(_mm256_add_ps(load(pp, j), load(qp, j)));
         let z = sigmoid8(_mm256_add_ps(load(pp, H + j), load(qp, H + j)));
-        let n = tanh8(_mm256_fmadd_ps(r, load(qp, 2 * H + j), load(pp, 2 * H + j)));
+        // SAFETY: the CPU has AVX2 and FMA.
+        let n = unsafe { tanh8(_mm256_fmadd_ps(r, load(qp, 2 * H + j), load(pp, 2 * H + j))) };
         *out = _mm256_fmadd_ps(z, _mm256_sub_ps(load(hp, j), n), n);
     }
     for (k, v) in out.iter().enumerate().take(H / 8) {
         // SAFETY: as above.
         unsafe { _mm256_storeu_ps(hp.add(8 * k), *v) };
+    }
+}
+
+/// One streaming step of a one-layer GRU of `F` inputs and `H` units (each 8 or 16)
+/// over its weights in step order (`ih`: `weight_ih`, `hh`: `weight_hh`, as
+/// [`gemv_panels`] reads them): the rows of both projections eight at a time by
+/// [`panel8`] onto their biases, kept in registers for the cell arithmetic of
+/// [`gru_cell`] (where the whole-layer path stores the projections and loads them
+/// back, one store forwarding on the chain from one step's state to the next's). `p`
+/// and `q` receive the projections, as the whole-layer path leaves them; `h` holds the
+/// previous state in, the new one out. The same operations on every element as
+/// [`gemv_panels`] and [`gru_cell`], the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+///
+/// # Panics
+/// If `F` or `H` is not 8 or 16, or a slice is shorter than stated (`ih`: `3 H F`,
+/// `hh`: `3 H H`, `b_ih`, `b_hh`, `p`, `q`: `3 H`, `x`: `F`, `h`: `H`).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn gru_step_panels<const F: usize, const H: usize>(
+    ih: &[f32],
+    hh: &[f32],
+    b_ih: &[f32],
+    b_hh: &[f32],
+    x: &[f32],
+    h: &mut [f32],
+    p: &mut [f32],
+    q: &mut [f32],
+) {
+    let m = 3 * H;
+    assert!(
+        (F == 8 || F == 16)
+            && (H == 8 || H == 16)
+            && ih.len() >= m * F
+            && hh.len() >= m * H
+            && b_ih.len() >= m
+            && b_hh.len() >= m
+            && p.len() >= m
+            && q.len() >= m
+            && x.len() >= F
+            && h.len() >= H,
+        "gru_step_panels: shapes"
+    );
+    let full = m / PANEL_ROWS * PANEL_ROWS;
+    // Rows `r..r + 8` (`r` a multiple of 8 below `m`) of `bias + A v` for `A` in step
+    // order with `N` columns, as `gemv_panel_rows` computes them.
+    // SAFETY: rows `r..r + 8 <= m` lie in a full panel (from `r - r % 16`, width 16) or
+    // in the last panel of 8 (from `r`), inside the `m N` floats of `a`; `v` holds `N`
+    // floats, `bias` `m` (asserted); the CPU has AVX2 and FMA.
+    let rows = |a: &[f32], v: *const f32, bias: &[f32], r: usize, n: usize| unsafe {
+        let s = match (r < full, n) {
+            (true, 8) => panel8::<8, PANEL_ROWS>(a.as_ptr().add((r - r % PANEL_ROWS) * 8 + r % PANEL_ROWS), v),
+            (true, _) => panel8::<16, PANEL_ROWS>(a.as_ptr().add((r - r % PANEL_ROWS) * 16 + r % PANEL_ROWS), v),
+            (false, 8) => panel8::<8, 8>(a.as_ptr().add(r * 8), v),
+            (false, _) => panel8::<16, 8>(a.as_ptr().add(r * 16), v),
+        };
+        _mm256_add_ps(_mm256_loadu_ps(bias.as_ptr().add(r)), s)
+    };
+    let (xp, hp) = (x.as_ptr(), h.as_mut_ptr());
+    let zero = _mm256_setzero_ps();
+    let (mut pv, mut qv) = ([[zero; 2]; 3], [[zero; 2]; 3]);
+    for g in 0..3 {
+        for k in 0..H / 8 {
+            let r = g * H + 8 * k;
+            pv[g][k] = rows(ih, xp, b_ih, r, F);
+            qv[g][k] = rows(hh, hp, b_hh, r, H);
+            // SAFETY: `r + 8 <= m` floats of `p` and `q` (asserted).
+            unsafe {
+                _mm256_storeu_ps(p.as_mut_ptr().add(r), pv[g][k]);
+                _mm256_storeu_ps(q.as_mut_ptr().add(r), qv[g][k]);
+            }
+        }
+    }
+    for k in 0..H / 8 {
+        let r = sigmoid8(_mm256_add_ps(pv[0][k], qv[0][k]));
+        let z = sigmoid8(_mm256_add_ps(pv[1][k], qv[1][k]));
+        // SAFETY: the CPU has AVX2 and FMA; `8 k + 8 <= H` floats of `h` (asserted).
+        unsafe {
+            let n = tanh8(_mm256_fmadd_ps(r, qv[2][k], pv[2][k]));
+            let out = _mm256_fmadd_ps(z, _mm256_sub_ps(_mm256_loadu_ps(hp.add(8 * k)), n), n);
+            _mm256_storeu_ps(hp.add(8 * k), out);
+        }
     }
 }

@@ -184,7 +184,7 @@ fn tanh_one(x: f32) -> f32 {
 fn tanh_each<const N: usize>(x: [f32; N]) -> [f32; N] {
     // `tanh(x) = x + x z Q(z)`, `z = x^2`, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`
     // (Cephes' `tanhf`), evaluated beside the exponential's longer chain.
-    const D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];
+    const D: [f32; 5] = TANH_D;
     let z = each::<N>(|i| x[i] * x[i]);
     let mut q = [D[4]; N];
     for d in [D[3], D[2], D[1], D[0]] {
@@ -194,12 +194,39 @@ fn tanh_each<const N: usize>(x: [f32; N]) -> [f32; N] {
     each::<N>(|i| {
         let small = fma(q[i] * z[i], x[i], x[i]);
         let large = (1.0 - 2.0 / (e[i] + 1.0)).copysign(x[i]);
-        if x[i].abs() < 0.625 {
+        if x[i].abs() < TANH_SMALL {
             small
         } else {
             large
         }
     })
+}
+
+/// The coefficients of [`tanh`]'s odd polynomial, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`.
+const TANH_D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];
+
+/// `|x|` below which [`tanh`] is its polynomial (at and above, and for NaN, the
+/// exponential form).
+pub(crate) const TANH_SMALL: f32 = 0.625;
+
+/// The two results [`tanh`] chooses between, over `N` lanes, `[small, large]`: the odd
+/// polynomial and `1 - 2 / (e^(2|x|) + 1)` with the sign of `x`, by the operations of
+/// [`tanh`]. [`tanh`] is `small` where `|x| < TANH_SMALL`, `large` elsewhere (NaN
+/// included): for vector forms that choose by a compare and a blend, with the bits of
+/// [`tanh_lanes`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn tanh_branches<const N: usize>(x: [f32; N]) -> [[f32; N]; 2] {
+    const D: [f32; 5] = TANH_D;
+    let z = each::<N>(|i| x[i] * x[i]);
+    let mut q = [D[4]; N];
+    for d in [D[3], D[2], D[1], D[0]] {
+        q = each::<N>(|i| fma(q[i], z[i], d));
+    }
+    let e = exp_lanes(each::<N>(|i| 2.0 * x[i].abs()));
+    let small = each::<N>(|i| fma(q[i] * z[i], x[i], x[i]));
+    let large = each::<N>(|i| (1.0 - 2.0 / (e[i] + 1.0)).copysign(x[i]));
+    [small, large]
 }
 
 /// Lanes the `_in_place` functions evaluate at once: eight AVX2 vectors, eight

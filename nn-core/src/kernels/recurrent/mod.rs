@@ -44,8 +44,12 @@ pub use cells::{gru_unit, lstm_unit, rnn_unit};
 pub use inference::{forward, project};
 pub use layout::{cache_len, params_len, scratch_len, CellKind, Config, Merge, States, StatesMut};
 pub use streaming::step;
+#[cfg(feature = "internals")]
+pub use streaming::to_panels;
 #[cfg(any(target_arch = "x86_64", feature = "internals"))]
-pub use streaming::{to_panels, StepPanels};
+pub use streaming::StepPanels;
+#[cfg(target_arch = "x86_64")]
+pub use streaming::to_step_order;
 #[cfg(feature = "internals")]
 pub use training::PARALLEL_MIN_MACS;
 pub use training::{backward, forward_train};
