@@ -1495,3 +1495,80 @@ pub(crate) unsafe fn gru_cell<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32
         unsafe { _mm256_storeu_ps(hp.add(8 * k), *v) };
     }
 }
+
+/// Both projections of a recurrent step over weights in step order, in one pass:
+/// `p = b_ih + A_ih x` and `q = b_hh + A_hh h` for `A_ih` of `m` rows of `F` columns
+/// and `A_hh` of `m` rows of `H` columns (see [`gemv_panels`]), panel by panel, the
+/// panel of one beside the same rows' panel of the other: two independent streams of
+/// loads and multiply-adds side by side, in one inlined body. Each row is rounded
+/// exactly as [`gemv_panels`] rounds it.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+///
+/// # Panics
+/// If `m`, `F` or `H` is not a multiple of 8, or a slice is shorter than
+/// [`gemv_panels`] asks of each projection.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
+    ih: &[f32],
+    hh: &[f32],
+    m: usize,
+    x: &[f32],
+    h: &[f32],
+    b_ih: &[f32],
+    b_hh: &[f32],
+    p: &mut [f32],
+    q: &mut [f32],
+) {
+    assert!(
+        F.is_multiple_of(8)
+            && H.is_multiple_of(8)
+            && m.is_multiple_of(8)
+            && blocks_fit(m, F, ih.len())
+            && blocks_fit(m, H, hh.len())
+            && x.len() >= F
+            && h.len() >= H
+            && b_ih.len() >= m
+            && b_hh.len() >= m
+            && p.len() >= m
+            && q.len() >= m,
+        "gemv_panels_pair: shapes"
+    );
+    let full = m / PANEL_ROWS;
+    for u in 0..m.div_ceil(PANEL_ROWS) {
+        let r = u * PANEL_ROWS;
+        // SAFETY: panel `u` of each matrix lies inside it, rows `r..r + 16` (or
+        // `r..r + 8` for a last panel of 8) inside the biases and outputs (asserted).
+        unsafe {
+            panel_rows::<F>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r), u < full);
+            panel_rows::<H>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r), u < full);
+        }
+    }
+}
+
+/// One panel of [`gemv_panels`]: `y = bias + A x` for the 16 rows of a full panel at
+/// `w` (`full`) or the 8 of a last one, as [`gemv_panels`] computes them.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the panel (`16 N` or `8 N` floats), `x` (`N`), and
+/// 16 or 8 floats of `bias` and `y` must be valid.
+#[inline(always)]
+unsafe fn panel_rows<const N: usize>(w: *const f32, x: *const f32, bias: *const f32, y: *mut f32, full: bool) {
+    // SAFETY: the caller's bounds.
+    unsafe {
+        if full {
+            let [s0, s1] = if N >= 16 {
+                panel16::<N>(w, x)
+            } else {
+                [panel8::<N, PANEL_ROWS>(w, x), panel8::<N, PANEL_ROWS>(w.add(8), x)]
+            };
+            _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(bias), s0));
+            _mm256_storeu_ps(y.add(8), _mm256_add_ps(_mm256_loadu_ps(bias.add(8)), s1));
+        } else {
+            _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(bias), panel8::<N, 8>(w, x)));
+        }
+    }
+}

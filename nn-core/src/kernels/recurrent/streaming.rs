@@ -147,6 +147,23 @@ struct Operands<'a, 'b> {
 // be called through a shim compiled without these instruction sets.
 #[allow(clippy::redundant_closure)]
 unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
+    if F <= PANEL_INPUTS && H <= PANEL_INPUTS && step.cfg.cell == CellKind::Lstm && step.cfg.layers == 1 {
+        if let Some(panels) = step.panels {
+            // One LSTM layer of up to 16 inputs and units: both projections in one
+            // pass, panel beside panel (the order of the rows changes no result, so
+            // `reverse` is moot), then the cell. Its biases follow its weights in
+            // `params` (`G H (F + H)` floats).
+            let gh = 4 * H;
+            let (_, biases) = step.params[..gh * (F + H + 2)].split_at(gh * (F + H));
+            let (b_ih, b_hh) = biases.split_at(gh);
+            let (p, q, h, c) = (&mut step.p[..gh], &mut step.q[..gh], &mut step.h[..H], &mut step.c[..H]);
+            // SAFETY: the CPU has AVX2 and FMA; `F` and `H` are multiples of 8 (checked
+            // by `step`), and the kernel asserts its bounds.
+            unsafe { avx2::gemv_panels_pair::<F, H>(panels.ih, panels.hh, gh, step.x, h, b_ih, b_hh, p, q) };
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { cell_fixed::<H>(CellKind::Lstm, p, q, h, c) };
+        }
+    }
     step.run_chunked::<F, H, 16>(
         // Over panels up to 16 inputs: from 24 the rows' form is faster with eight lanes
         // (each input of a panel is one more load, a broadcast, where the rows load `x`
