@@ -1537,8 +1537,17 @@ pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
             && q.len() >= m,
         "gemv_panels_pair: shapes"
     );
-    let full = m / PANEL_ROWS;
-    for u in 0..m.div_ceil(PANEL_ROWS) {
+    let (full, pairs) = (m / PANEL_ROWS, m / (2 * PANEL_ROWS));
+    for u in 0..pairs {
+        let r = 2 * u * PANEL_ROWS;
+        // SAFETY: panels `2 u` and `2 u + 1` of each matrix lie inside it, rows
+        // `r..r + 32` inside the biases and outputs (asserted).
+        unsafe {
+            panel_pair_rows::<F>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r));
+            panel_pair_rows::<H>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r));
+        }
+    }
+    for u in 2 * pairs..m.div_ceil(PANEL_ROWS) {
         let r = u * PANEL_ROWS;
         // SAFETY: panel `u` of each matrix lies inside it, rows `r..r + 16` (or
         // `r..r + 8` for a last panel of 8) inside the biases and outputs (asserted).
@@ -1546,6 +1555,47 @@ pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
             panel_rows::<F>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r), u < full);
             panel_rows::<H>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r), u < full);
         }
+    }
+}
+
+/// Two consecutive full panels of [`gemv_panels`] (32 rows, four groups of eight):
+/// `y = bias + A x`, each broadcast of `x` shared by the four groups. Lane `k` of each
+/// group takes inputs `k, k + 8, ...` in order, as in [`panel16`], and the lanes are
+/// added by the same tree, `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then
+/// the bias: the bits of [`gemv_panels`], with each input broadcast once per 32 rows
+/// where [`panel16`] broadcasts it once per 16.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the two panels (`32 N` floats from `w`), `x` (`N`),
+/// and 32 floats of `bias` and `y` must be valid.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panel_pair_rows<const N: usize>(w: *const f32, x: *const f32, bias: *const f32, y: *mut f32) {
+    // SAFETY (every block below): the caller's bounds; group `g` of rows starts at
+    // `(g / 2) 16 N + (g % 2) 8` floats from `w`, input `i` of it `16 i` further.
+    let group = |g: usize| unsafe { w.add((g / 2) * PANEL_ROWS * N + (g % 2) * 8) };
+    // Lane `k` of the four groups: the chain over inputs `k, k + 8, ...`.
+    let lane = |k: usize| {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for i in (k..N).step_by(8) {
+            let xv = unsafe { _mm256_set1_ps(*x.add(i)) };
+            for (g, a) in acc.iter_mut().enumerate() {
+                *a = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(group(g).add(i * PANEL_ROWS)), xv, *a) };
+            }
+        }
+        acc
+    };
+    let add = |a: [__m256; 4], b: [__m256; 4]| {
+        let mut s = a;
+        for (s, b) in s.iter_mut().zip(b) {
+            *s = _mm256_add_ps(*s, b);
+        }
+        s
+    };
+    let low = add(add(lane(0), lane(1)), add(lane(2), lane(3)));
+    let high = add(add(lane(4), lane(5)), add(lane(6), lane(7)));
+    for (g, s) in add(low, high).into_iter().enumerate() {
+        unsafe { _mm256_storeu_ps(y.add(8 * g), _mm256_add_ps(_mm256_loadu_ps(bias.add(8 * g)), s)) };
     }
 }
 

@@ -2,7 +2,7 @@
 //! by kernels of the layer's fixed widths.
 use super::cells::cell_step;
 #[cfg(target_arch = "x86_64")]
-use super::cells::{cell_step_units, cell_units_at, AVX512_MIN_UNITS};
+use super::cells::{cell_step_units, cell_units_at, lstm_units, AVX512_MIN_UNITS};
 use super::inference::project;
 use super::layout::{CellKind, Config};
 #[cfg(target_arch = "x86_64")]
@@ -160,8 +160,7 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
             // SAFETY: the CPU has AVX2 and FMA; `F` and `H` are multiples of 8 (checked
             // by `step`), and the kernel asserts its bounds.
             unsafe { avx2::gemv_panels_pair::<F, H>(panels.ih, panels.hh, gh, step.x, h, b_ih, b_hh, p, q) };
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { cell_fixed::<H>(CellKind::Lstm, p, q, h, c) };
+            return lstm_units::<H>(p, q, h, c);
         }
     }
     step.run_chunked::<F, H, 16>(
