@@ -495,6 +495,14 @@ mod tests {
                 assert_eq!(bits(&y), expected, "AVX-512, {m} x {N}, reverse {reverse}");
             }
         }
+        // Both projections in one pass: the second over the same rows and the input
+        // reversed.
+        let x2: Vec<f32> = x.iter().rev().copied().collect();
+        let expected2 = reference(&w, m, N, &x2, &bias);
+        let (mut p, mut q) = (vec![f32::NAN; m], vec![f32::NAN; m]);
+        // SAFETY: the CPU has AVX2 and FMA (checked by the caller).
+        unsafe { avx2::gemv_panels_pair::<N, N>(&panels, &panels, m, &x, &x2, &bias, &bias, &mut p, &mut q) };
+        assert_eq!((bits(&p), bits(&q)), (expected.clone(), expected2), "AVX2 pair, {m} x {N}");
         // Rows of chosen panels (a chunk of units of each gate): those rows get the
         // same bits, the others stay untouched (NaN).
         for r in (0..m).step_by(8) {
@@ -537,8 +545,8 @@ mod tests {
     }
 
     /// The projections over weights in step order give the bits of the portable `dot`
-    /// onto the bias, for panels of 16 and a last one of 8, pairs and lone panels, and
-    /// for the rows of chosen panels alone.
+    /// onto the bias, for panels of 16 and a last one of 8, pairs and lone panels, both
+    /// projections in one pass, and for the rows of chosen panels alone.
     #[test]
     fn projections_in_step_order_give_the_portable_bits() {
         if !isa().avx2() {
