@@ -1498,10 +1498,14 @@ pub(crate) unsafe fn gru_cell<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32
 
 /// Both projections of a recurrent step over weights in step order, in one pass:
 /// `p = b_ih + A_ih x` and `q = b_hh + A_hh h` for `A_ih` of `m` rows of `F` columns
-/// and `A_hh` of `m` rows of `H` columns (see [`gemv_panels`]), panel by panel, the
-/// panel of one beside the same rows' panel of the other: two independent streams of
-/// loads and multiply-adds side by side, in one inlined body. Each row is rounded
-/// exactly as [`gemv_panels`] rounds it.
+/// and `A_hh` of `m` rows of `H` columns (see [`gemv_panels`]), two panels at a time
+/// ([`panel_pair_rows`]: each broadcast of an input serves 32 rows, where
+/// [`gemv_panels`] broadcasts it once per 16), the rows of one beside the same rows of
+/// the other, in one body inlined into its caller; a last lone panel as
+/// [`gemv_panels`]. Each row is rounded exactly as [`gemv_panels`] rounds it. An LSTM
+/// 16->16 step, on a 2-core AMD EPYC Zen 3: 164 ns over two calls of [`gemv_panels`],
+/// 158 ns over one inlined pass panel by panel, 139 ns two panels at a time (the
+/// loads, 256-bit weights and broadcasts alike, are what the projections wait on).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
