@@ -647,6 +647,8 @@ fn streaming_lstm_and_gru_equal_whole_sequence_bit_for_bit() {
     // The small stacks of the benchmark: eight-lane cells, sixteen-lane cells, 3 layers.
     case!("gru 8 -> 8", Gru<6, 8, 8>, GruCell, 2);
     case!("lstm 16 -> 16", Lstm<6, 16, 16>, LstmCell, 2);
+    case!("lstm 8 -> 16", Lstm<6, 8, 16>, LstmCell, 2);
+    case!("lstm 16 -> 8", Lstm<6, 16, 8>, LstmCell, 2);
     case!("lstm 8 -> 8, 3 layers", Lstm<6, 8, 8, 3>, LstmCell, 2);
     case!("rnn tanh", SimpleRnn<10, 4, 6>, tanh(), 2);
     case!("rnn relu", SimpleRnn<10, 4, 6>, relu(), 2);

@@ -1608,3 +1608,134 @@ pub(crate) unsafe fn gru_step_panels<const F: usize, const H: usize>(
         }
     }
 }
+
+/// Both projections of a recurrent step over weights in step order, in one pass:
+/// `p = b_ih + A_ih x` and `q = b_hh + A_hh h` for `A_ih` of `m` rows of `F` columns
+/// and `A_hh` of `m` rows of `H` columns (see [`gemv_panels`]), two panels at a time
+/// ([`panel_pair_rows`]: each broadcast of an input serves 32 rows, where
+/// [`gemv_panels`] broadcasts it once per 16), the rows of one beside the same rows of
+/// the other, in one body inlined into its caller; a last lone panel as
+/// [`gemv_panels`]. Each row is rounded exactly as [`gemv_panels`] rounds it. An LSTM
+/// 16->16 step, on a 2-core AMD EPYC Zen 3: 164 ns over two calls of [`gemv_panels`],
+/// 158 ns over one inlined pass panel by panel, 139 ns two panels at a time (the
+/// loads, 256-bit weights and broadcasts alike, are what the projections wait on).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+///
+/// # Panics
+/// If `m`, `F` or `H` is not a multiple of 8, or a slice is shorter than
+/// [`gemv_panels`] asks of each projection.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
+    ih: &[f32],
+    hh: &[f32],
+    m: usize,
+    x: &[f32],
+    h: &[f32],
+    b_ih: &[f32],
+    b_hh: &[f32],
+    p: &mut [f32],
+    q: &mut [f32],
+) {
+    assert!(
+        F.is_multiple_of(8)
+            && H.is_multiple_of(8)
+            && m.is_multiple_of(8)
+            && blocks_fit(m, F, ih.len())
+            && blocks_fit(m, H, hh.len())
+            && x.len() >= F
+            && h.len() >= H
+            && b_ih.len() >= m
+            && b_hh.len() >= m
+            && p.len() >= m
+            && q.len() >= m,
+        "gemv_panels_pair: shapes"
+    );
+    let (full, pairs) = (m / PANEL_ROWS, m / (2 * PANEL_ROWS));
+    for u in 0..pairs {
+        let r = 2 * u * PANEL_ROWS;
+        // SAFETY: panels `2 u` and `2 u + 1` of each matrix lie inside it, rows
+        // `r..r + 32` inside the biases and outputs (asserted).
+        unsafe {
+            panel_pair_rows::<F>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r));
+            panel_pair_rows::<H>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r));
+        }
+    }
+    for u in 2 * pairs..m.div_ceil(PANEL_ROWS) {
+        let r = u * PANEL_ROWS;
+        // SAFETY: panel `u` of each matrix lies inside it, rows `r..r + 16` (or
+        // `r..r + 8` for a last panel of 8) inside the biases and outputs (asserted).
+        unsafe {
+            panel_rows::<F>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r), u < full);
+            panel_rows::<H>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r), u < full);
+        }
+    }
+}
+
+/// Two consecutive full panels of [`gemv_panels`] (32 rows, four groups of eight):
+/// `y = bias + A x`, each broadcast of `x` shared by the four groups. Lane `k` of each
+/// group takes inputs `k, k + 8, ...` in order, as in [`panel16`], and the lanes are
+/// added by the same tree, `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then
+/// the bias: the bits of [`gemv_panels`], with each input broadcast once per 32 rows
+/// where [`panel16`] broadcasts it once per 16.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the two panels (`32 N` floats from `w`), `x` (`N`),
+/// and 32 floats of `bias` and `y` must be valid.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panel_pair_rows<const N: usize>(w: *const f32, x: *const f32, bias: *const f32, y: *mut f32) {
+    // SAFETY (every block below): the caller's bounds; group `g` of rows starts at
+    // `(g / 2) 16 N + (g % 2) 8` floats from `w`, input `i` of it `16 i` further.
+    let group = |g: usize| unsafe { w.add((g / 2) * PANEL_ROWS * N + (g % 2) * 8) };
+    // Lane `k` of the four groups: the chain over inputs `k, k + 8, ...`.
+    let lane = |k: usize| {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for i in (k..N).step_by(8) {
+            let xv = unsafe { _mm256_set1_ps(*x.add(i)) };
+            for (g, a) in acc.iter_mut().enumerate() {
+                *a = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(group(g).add(i * PANEL_ROWS)), xv, *a) };
+            }
+        }
+        acc
+    };
+    let add = |a: [__m256; 4], b: [__m256; 4]| {
+        let mut s = a;
+        for (s, b) in s.iter_mut().zip(b) {
+            *s = _mm256_add_ps(*s, b);
+        }
+        s
+    };
+    let low = add(add(lane(0), lane(1)), add(lane(2), lane(3)));
+    let high = add(add(lane(4), lane(5)), add(lane(6), lane(7)));
+    for (g, s) in add(low, high).into_iter().enumerate() {
+        unsafe { _mm256_storeu_ps(y.add(8 * g), _mm256_add_ps(_mm256_loadu_ps(bias.add(8 * g)), s)) };
+    }
+}
+
+/// One panel of [`gemv_panels`]: `y = bias + A x` for the 16 rows of a full panel at
+/// `w` (`full`) or the 8 of a last one, as [`gemv_panels`] computes them.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the panel (`16 N` or `8 N` floats), `x` (`N`), and
+/// 16 or 8 floats of `bias` and `y` must be valid.
+#[inline(always)]
+unsafe fn panel_rows<const N: usize>(w: *const f32, x: *const f32, bias: *const f32, y: *mut f32, full: bool) {
+    // SAFETY: the caller's bounds.
+    unsafe {
+        if full {
+            let [s0, s1] = if N >= 16 {
+                panel16::<N>(w, x)
+            } else {
+                [panel8::<N, PANEL_ROWS>(w, x), panel8::<N, PANEL_ROWS>(w.add(8), x)]
+            };
+            _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(bias), s0));
+            _mm256_storeu_ps(y.add(8), _mm256_add_ps(_mm256_loadu_ps(bias.add(8)), s1));
+        } else {
+            _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(bias), panel8::<N, 8>(w, x)));
+        }
+    }
+}

@@ -124,6 +124,28 @@ pub(super) fn cell_step_units<const H: usize>(cell: CellKind, p: &mut [f32], q: 
     cell_step_lanes::<true>(cell, p, q, &mut h[..H], c)
 }
 
+/// The LSTM step of [`cell_step`] for `H` units known at compile time (at most
+/// [`WIDE_LANES`]), inlined into its caller: the gates' projections copied into arrays
+/// by plain loops (where [`lanes`]' `map` is a call out of line), then one
+/// [`lstm_lanes`] over all `H` units. The same operations on every unit.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn lstm_units<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+    let (p, q, h, c) = (&p[..4 * H], &q[..4 * H], &mut h[..H], &mut c[..H]);
+    let mut gates = [[[0.0; H]; 4]; 2];
+    for (gates, v) in gates.iter_mut().zip([p, q]) {
+        for (gate, v) in gates.iter_mut().zip(v.chunks_exact(H)) {
+            gate.copy_from_slice(v);
+        }
+    }
+    let mut c_prev = [0.0; H];
+    c_prev.copy_from_slice(c);
+    let [p, q] = gates;
+    let [.., c_new, h_new] = lstm_lanes(p, q, c_prev);
+    c.copy_from_slice(&c_new);
+    h.copy_from_slice(&h_new);
+}
+
 /// Units `j..j + U` of [`cell_step`] (the same operations, inlined into its caller):
 /// `p` and `q` are the projections (`[G H]`, `H = h.len()`), `h` the previous state,
 /// `c` (LSTM only) updated in place for those units; returns their new hidden state,
