@@ -191,8 +191,8 @@ pub fn forward_one<const I: usize>(
                     match (isa.avx512(), relu) {
                         (true, true) => super::avx512::dense8x8::<true>(w64, x8, b8, y8),
                         (true, false) => super::avx512::dense8x8::<false>(w64, x8, b8, y8),
-                        (false, true) => super::avx2::dense8x8::<true>(w64, x8, b8, y8),
-                        (false, false) => super::avx2::dense8x8::<false>(w64, x8, b8, y8),
+                        (false, true) => super::avx2::dense8x8::<true>(w64, x8, b8.unwrap_or(&[0.0; 8]), y8),
+                        (false, false) => super::avx2::dense8x8::<false>(w64, x8, b8.unwrap_or(&[0.0; 8]), y8),
                     }
                 };
             }
