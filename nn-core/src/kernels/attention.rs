@@ -697,9 +697,20 @@ fn softmax_rows(cfg: &Attention, p: &mut [f32], n_valid: usize) {
     for (block, rows) in p.chunks_mut(SUM_ROWS * tk).zip((0..).step_by(SUM_ROWS)) {
         let mut sums = [0.0f32; SUM_ROWS];
         let n = block.len() / tk;
-        for j in 0..tk {
-            for (r, sum) in sums[..n].iter_mut().enumerate() {
-                *sum += block[r * tk + j];
+        if n == SUM_ROWS {
+            // A whole block: the rows' sums held in registers (a constant count of
+            // them), each still added key by key.
+            let rows: [&[f32]; SUM_ROWS] = core::array::from_fn(|r| &block[r * tk..(r + 1) * tk]);
+            for j in 0..tk {
+                for (sum, row) in sums.iter_mut().zip(&rows) {
+                    *sum += row[j];
+                }
+            }
+        } else {
+            for j in 0..tk {
+                for (r, sum) in sums[..n].iter_mut().enumerate() {
+                    *sum += block[r * tk + j];
+                }
             }
         }
         for (r, (row, &sum)) in block.chunks_exact_mut(tk).zip(&sums).enumerate() {
