@@ -483,11 +483,11 @@ impl Attention {
         let (w_in, rest) = params.split_at(3 * d * d);
         let (b_in, rest) = rest.split_at(3 * d);
         let (w_out, b_out) = rest.split_at(d * d);
-        dense::forward(x, w_in, Some(b_in), Activation::Identity, d, 3 * d, proj, None);
+        forward_rows(x, w_in, Some(b_in), Activation::Identity, d, 3 * d, proj, None);
         let lay = self.heads(batch, false);
         let per_part = if keep.is_some() { tq * self.keys } else { 0 };
         self.heads_forward(&lay, proj, valid, 0..batch, probs, heads_out, keep, &mut tmp[..per_part]);
-        dense::forward(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
+        forward_rows(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
     }
 
     /// Self-attention's backward of one block of samples without the parameter
@@ -665,6 +665,111 @@ impl Attention {
     }
 }
 
+/// [`dense::forward`] of one thread's rows for the training forward of the attention
+/// and feed-forward blocks, with the same bits: with AVX2 (and not AVX-512), no
+/// activation or ReLU, the batch GEMV ([`avx2::gemv_batch_strided`](super::avx2::gemv_batch_strided),
+/// the kernel `dense::forward` runs) is called on blocks of [`L1_WEIGHT_BYTES`] of the
+/// weight's rows, so that a block stays in L1 while every row of `x` passes (one call
+/// over the whole weight reads it from L2 for every two rows of `x`). Every output is
+/// its row's dot product, rounded as `dense::forward` rounds it, whatever rows a call
+/// takes. Otherwise `dense::forward` itself.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_rows(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    inputs: usize,
+    outputs: usize,
+    y: &mut [f32],
+    pre: Option<&mut [f32]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let isa = super::isa::isa();
+        let relu = activation == Activation::Relu;
+        if isa.avx2() && !isa.avx512() && (relu || activation == Activation::Identity) && inputs > 0 && outputs > 0 {
+            let batch = x.len() / inputs;
+            let len = batch.checked_mul(outputs).expect("forward_rows: batch * outputs overflows usize");
+            let (x, y, weight) = (&x[..batch * inputs], &mut y[..len], &weight[..outputs * inputs]);
+            // The bias first, as `dense::forward`: the sums are added onto it.
+            match bias {
+                Some(b) => y.chunks_exact_mut(outputs).for_each(|row| row.copy_from_slice(&b[..outputs])),
+                None => y.fill(0.0),
+            }
+            let block = (L1_WEIGHT_BYTES / (4 * inputs) / 4 * 4).max(4);
+            let mut o = 0;
+            while o < outputs {
+                let rows = block.min(outputs - o);
+                // SAFETY: the CPU has AVX2 and FMA; the weight's rows `o..o + rows` are
+                // `rows * inputs` floats at `o * inputs` (inside `weight`), `x` holds
+                // `batch` rows of `inputs`, and `y + s outputs + o + i` for `s < batch`,
+                // `i < rows` is inside `y` (`o + rows <= outputs`), a unique borrow.
+                unsafe {
+                    super::avx2::gemv_batch_strided(
+                        1.0,
+                        &weight[o * inputs..],
+                        inputs,
+                        rows,
+                        inputs,
+                        x,
+                        y.as_mut_ptr().add(o),
+                        outputs,
+                        batch,
+                    );
+                }
+                o += rows;
+            }
+            if relu {
+                relu_rows(y, pre);
+            } else if let Some(pre) = pre {
+                pre[..y.len()].copy_from_slice(y);
+            }
+            return;
+        }
+    }
+    dense::forward(x, weight, bias, activation, inputs, outputs, y, pre);
+}
+
+/// Bytes of a weight's rows that [`forward_rows`] passes to one batch GEMV.
+#[cfg(target_arch = "x86_64")]
+const L1_WEIGHT_BYTES: usize = 16 * 1024;
+
+/// ReLU in place as `dense::forward` applies it (`v` where `v > 0`, else `+0`: zero
+/// for negative zero and NaN), the pre-activations copied into `pre` when given.
+#[cfg(target_arch = "x86_64")]
+fn relu_rows(y: &mut [f32], pre: Option<&mut [f32]>) {
+    if let Some(pre) = pre {
+        pre[..y.len()].copy_from_slice(y);
+    }
+    // SAFETY: called by `forward_rows` only where the CPU has AVX2.
+    unsafe { relu_avx2(y) }
+}
+
+/// ReLU over `y` eight at a time: `v AND (v > 0)` (an ordered comparison: false for
+/// NaN), every vector stored whole (the compiler's form of the scalar select stores
+/// through a mask, which is slow).
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn relu_avx2(y: &mut [f32]) {
+    use core::arch::x86_64::*;
+    let (chunks, tail) = y.as_chunks_mut::<8>();
+    let zero = _mm256_setzero_ps();
+    for c in chunks {
+        // SAFETY: the chunk holds eight floats.
+        unsafe {
+            let v = _mm256_loadu_ps(c.as_ptr());
+            _mm256_storeu_ps(c.as_mut_ptr(), _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(v, zero)));
+        }
+    }
+    for v in tail {
+        *v = if *v > 0.0 { *v } else { 0.0 };
+    }
+}
+
 /// Adds to `bias` (the gradients of the columns `cols`) the sums over the rows of `rows` (`width` columns each) of its
 /// columns `cols`, row after row, as a dense layer's backward sums its bias gradient.
 ///
@@ -677,9 +782,30 @@ impl Attention {
 /// PyTorch's float64 gives `1e-15`); it is left out, and the key bias's gradient
 /// stays as it was.
 fn add_bias_gradient(rows: &[f32], width: usize, cols: Range<usize>, bias: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::isa().avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { add_bias_gradient_avx2(rows, width, cols, bias) };
+    }
+    add_bias_gradient_rows(rows, width, cols, bias);
+}
+
+/// The loop of [`add_bias_gradient`], to be inlined into its copies.
+#[inline(always)]
+fn add_bias_gradient_rows(rows: &[f32], width: usize, cols: Range<usize>, bias: &mut [f32]) {
     for row in rows.chunks_exact(width) {
         bias.iter_mut().zip(&row[cols.clone()]).for_each(|(g, d)| *g += d);
     }
+}
+
+/// [`add_bias_gradient`] compiled for AVX2 (vectors of eight, the same sums).
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_bias_gradient_avx2(rows: &[f32], width: usize, cols: Range<usize>, bias: &mut [f32]) {
+    add_bias_gradient_rows(rows, width, cols, bias);
 }
 
 /// [`Attention::softmax_rows`]: each row `i` becomes the softmax of its first

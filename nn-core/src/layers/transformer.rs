@@ -46,7 +46,7 @@ use super::attention::{init_attention, MultiHeadAttention};
 use super::dense::Dense;
 use super::layer_norm;
 use crate::activation::Activation;
-use crate::kernels::attention::{attention_params, Attention};
+use crate::kernels::attention::{self, attention_params, Attention};
 use crate::kernels::dense;
 use crate::layer::{BackwardCtx, Frozen, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
@@ -274,7 +274,10 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
     /// The training forward of the rows `x` into `y`, keeping the hidden
     /// pre-activations in `pre` (not written for ReLU) and the activations in `act`;
     /// with `dropped` (the mask and room for the dropped activations) the activations
-    /// are multiplied by the mask before the second layer.
+    /// are multiplied by the mask before the second layer. `one_thread`: the rows are
+    /// one thread's share (the products run on this thread, by
+    /// [`attention::forward_rows`]); otherwise `dense::forward` may share them between
+    /// threads. The same bits either way.
     fn forward_kept(
         &self,
         params: &[f32],
@@ -282,13 +285,15 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
         y: &mut [f32],
         (pre, act): (&mut [f32], &mut [f32]),
         dropped: Option<(&[f32], &mut [f32])>,
+        one_thread: bool,
     ) {
         let (w1, b1, w2, b2) = Self::split(params);
+        let forward = if one_thread { attention::forward_rows } else { dense::forward };
         // ReLU's derivative needs only the sign of the pre-activation, which its output
         // keeps (`z > 0` exactly where `relu(z) > 0`): the backward reads the output and
         // the pre-activations are not copied.
         let pre = (self.activation != Activation::Relu).then_some(pre);
-        dense::forward(x, w1, Some(b1), self.activation, D, F, act, pre);
+        forward(x, w1, Some(b1), self.activation, D, F, act, pre);
         let hidden: &[f32] = match dropped {
             Some((mask, hidden)) => {
                 mask_into(hidden, act, mask);
@@ -296,7 +301,7 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
             }
             None => act,
         };
-        dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
+        forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
     }
 
     /// The backward of the rows of [`FeedForward::forward_kept`] but for the parameter
@@ -378,7 +383,7 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         let n = x.len() / D * F;
         let [pre, act, mask] = split_parts_mut(cache, [n; 3]);
         let dropped = draw_mask(self.dropout, mask, training.then_some(rng)).then_some((&*mask, &mut scratch[..n]));
-        self.forward_kept(params, x, y, (pre, act), dropped);
+        self.forward_kept(params, x, y, (pre, act), dropped, false);
     }
 
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
@@ -612,7 +617,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
                 }
                 sum_into(y, x, s1);
                 layer_norm::forward_here(pn2, self.eps, D, y, mid2, norm2);
-                ff.forward_kept(pf, mid2, s1, (pre, act), ff_dropped);
+                ff.forward_kept(pf, mid2, s1, (pre, act), ff_dropped, true);
                 if drop2 {
                     scale_by(s1, mask(m2, td));
                 }
@@ -624,7 +629,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
                 }
                 add_into(s1, x);
                 layer_norm::forward_here(pn1, self.eps, D, s1, mid1, norm1);
-                ff.forward_kept(pf, mid1, s1, (pre, act), ff_dropped);
+                ff.forward_kept(pf, mid1, s1, (pre, act), ff_dropped, true);
                 if drop2 {
                     scale_by(s1, mask(m2, td));
                 }
