@@ -275,7 +275,8 @@ fn input_grad_rows_avx2(weight: &[f32], width: usize, normed: &[f32], rstd: &[f3
         _mm_cvtss_f32(s1)
     }
     for ((d, n), &r) in d.chunks_exact_mut(width).zip(normed.chunks_exact(width)).zip(rstd) {
-        let (d16, n16, w16) = (d.as_chunks::<SUM_LANES>().0, n.as_chunks::<SUM_LANES>().0, weight.as_chunks::<SUM_LANES>().0);
+        let (d16, n16, w16) =
+            (d.as_chunks::<SUM_LANES>().0, n.as_chunks::<SUM_LANES>().0, weight.as_chunks::<SUM_LANES>().0);
         let zero = _mm256_setzero_ps();
         let (mut g_lo, mut g_hi, mut gn_lo, mut gn_hi) = (zero, zero, zero, zero);
         for ((dy, n), w) in d16.iter().zip(n16).zip(w16) {
@@ -429,11 +430,8 @@ fn sums_g(dy: &[f32], normed: &[f32], weight: &[f32]) -> (f32, f32) {
     let (mut sum_g, mut sum_gn) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
     let full = dy.len() / SUM_LANES * SUM_LANES;
     // Whole chunks as arrays, so that the lanes stay in vector registers.
-    let (dy_chunks, n_chunks, w_chunks) = (
-        dy.as_chunks::<SUM_LANES>().0,
-        normed.as_chunks::<SUM_LANES>().0,
-        weight.as_chunks::<SUM_LANES>().0,
-    );
+    let (dy_chunks, n_chunks, w_chunks) =
+        (dy.as_chunks::<SUM_LANES>().0, normed.as_chunks::<SUM_LANES>().0, weight.as_chunks::<SUM_LANES>().0);
     for ((dy, n), w) in dy_chunks.iter().zip(n_chunks).zip(w_chunks) {
         for l in 0..SUM_LANES {
             let g = dy[l] * w[l];
