@@ -958,3 +958,98 @@ unsafe fn softmax_rows_avx512(cfg: &Attention, p: &mut [f32], n_valid: usize) {
 unsafe fn softmax_rows_avx2(cfg: &Attention, p: &mut [f32], n_valid: usize) {
     softmax_rows(cfg, p, n_valid);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use std::vec::Vec;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The masked softmax (whole blocks of rows and the last partial one) gives the bits
+    /// of the plain loops: each row's maximum, its exponentials, their sum key by key
+    /// and the products by its inverse.
+    #[test]
+    fn softmax_rows_match_the_plain_loops() {
+        let mut rng = Rng::new(5);
+        for (queries, keys) in [(32, 32), (13, 70), (8, 5), (17, 16)] {
+            for causal in [false, true] {
+                for valid in [keys, keys / 2, 0] {
+                    let cfg = Attention { queries, keys, width: 8, heads: 2, causal, dropout: 0.0 };
+                    let scores: Vec<f32> = (0..queries * keys).map(|_| rng.uniform_in(-6.0, 6.0)).collect();
+                    let mut p = scores.clone();
+                    cfg.softmax_rows(&mut p, valid);
+                    let mut expected = scores.clone();
+                    for (i, row) in expected.chunks_exact_mut(keys).enumerate() {
+                        let visible = cfg.visible(i, valid).min(keys);
+                        row[visible..].fill(0.0);
+                        let max = row[..visible].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+                        row[..visible].iter_mut().for_each(|v| *v = crate::kernels::maths::exp(*v - max));
+                        let mut sum = 0.0f32;
+                        for &v in row.iter() {
+                            sum += v;
+                        }
+                        if visible > 0 {
+                            let inv = 1.0 / sum;
+                            row[..visible].iter_mut().for_each(|v| *v *= inv);
+                        }
+                    }
+                    assert_eq!(bits(&p), bits(&expected), "{queries} x {keys}, causal {causal}, {valid} valid");
+                }
+            }
+        }
+    }
+
+    /// [`forward_rows`] (the batch GEMV on blocks of weight rows under AVX2) gives the
+    /// bits of `dense::forward`, with and without bias, pre-activations and ReLU,
+    /// negative zeros and NaN included.
+    #[test]
+    fn forward_rows_match_dense_forward() {
+        let mut rng = Rng::new(6);
+        for (rows, inputs, outputs) in
+            [(1, 64, 256), (5, 64, 192), (128, 64, 256), (7, 256, 64), (9, 37, 100), (3, 8, 3)]
+        {
+            let mut x: Vec<f32> = (0..rows * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let weight: Vec<f32> = (0..outputs * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut bias: Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            x[0] = f32::NAN;
+            bias[outputs - 1] = -0.0;
+            for activation in [Activation::Relu, Activation::Identity] {
+                for bias in [Some(&bias[..]), None] {
+                    for keep in [false, true] {
+                        let (mut y, mut reference) = (std::vec![7.0; rows * outputs], std::vec![7.0; rows * outputs]);
+                        let (mut pre, mut pre_reference) =
+                            (std::vec![3.0; rows * outputs], std::vec![3.0; rows * outputs]);
+                        forward_rows(
+                            &x,
+                            &weight,
+                            bias,
+                            activation,
+                            inputs,
+                            outputs,
+                            &mut y,
+                            keep.then_some(&mut pre[..]),
+                        );
+                        dense::forward(
+                            &x,
+                            &weight,
+                            bias,
+                            activation,
+                            inputs,
+                            outputs,
+                            &mut reference,
+                            keep.then_some(&mut pre_reference[..]),
+                        );
+                        let case =
+                            std::format!("{rows} x {inputs} -> {outputs}, {activation:?}, bias {}", bias.is_some());
+                        assert_eq!(bits(&y), bits(&reference), "{case}");
+                        assert_eq!(bits(&pre), bits(&pre_reference), "{case} (pre-activations)");
+                    }
+                }
+            }
+        }
+    }
+}
