@@ -483,11 +483,11 @@ impl Attention {
         let (w_in, rest) = params.split_at(3 * d * d);
         let (b_in, rest) = rest.split_at(3 * d);
         let (w_out, b_out) = rest.split_at(d * d);
-        dense::forward(x, w_in, Some(b_in), Activation::Identity, d, 3 * d, proj, None);
+        forward_rows(x, w_in, Some(b_in), Activation::Identity, d, 3 * d, proj, None);
         let lay = self.heads(batch, false);
         let per_part = if keep.is_some() { tq * self.keys } else { 0 };
         self.heads_forward(&lay, proj, valid, 0..batch, probs, heads_out, keep, &mut tmp[..per_part]);
-        dense::forward(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
+        forward_rows(heads_out, w_out, Some(b_out), Activation::Identity, d, d, y, None);
     }
 
     /// Self-attention's backward of one block of samples without the parameter
@@ -665,6 +665,111 @@ impl Attention {
     }
 }
 
+/// [`dense::forward`] of one thread's rows for the training forward of the attention
+/// and feed-forward blocks, with the same bits: with AVX2 (and not AVX-512), no
+/// activation or ReLU, the batch GEMV ([`avx2::gemv_batch_strided`](super::avx2::gemv_batch_strided),
+/// the kernel `dense::forward` runs) is called on blocks of [`L1_WEIGHT_BYTES`] of the
+/// weight's rows, so that a block stays in L1 while every row of `x` passes (one call
+/// over the whole weight reads it from L2 for every two rows of `x`). Every output is
+/// its row's dot product, rounded as `dense::forward` rounds it, whatever rows a call
+/// takes. Otherwise `dense::forward` itself.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_rows(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    inputs: usize,
+    outputs: usize,
+    y: &mut [f32],
+    pre: Option<&mut [f32]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let isa = super::isa::isa();
+        let relu = activation == Activation::Relu;
+        if isa.avx2() && !isa.avx512() && (relu || activation == Activation::Identity) && inputs > 0 && outputs > 0 {
+            let batch = x.len() / inputs;
+            let len = batch.checked_mul(outputs).expect("forward_rows: batch * outputs overflows usize");
+            let (x, y, weight) = (&x[..batch * inputs], &mut y[..len], &weight[..outputs * inputs]);
+            // The bias first, as `dense::forward`: the sums are added onto it.
+            match bias {
+                Some(b) => y.chunks_exact_mut(outputs).for_each(|row| row.copy_from_slice(&b[..outputs])),
+                None => y.fill(0.0),
+            }
+            let block = (L1_WEIGHT_BYTES / (4 * inputs) / 4 * 4).max(4);
+            let mut o = 0;
+            while o < outputs {
+                let rows = block.min(outputs - o);
+                // SAFETY: the CPU has AVX2 and FMA; the weight's rows `o..o + rows` are
+                // `rows * inputs` floats at `o * inputs` (inside `weight`), `x` holds
+                // `batch` rows of `inputs`, and `y + s outputs + o + i` for `s < batch`,
+                // `i < rows` is inside `y` (`o + rows <= outputs`), a unique borrow.
+                unsafe {
+                    super::avx2::gemv_batch_strided(
+                        1.0,
+                        &weight[o * inputs..],
+                        inputs,
+                        rows,
+                        inputs,
+                        x,
+                        y.as_mut_ptr().add(o),
+                        outputs,
+                        batch,
+                    );
+                }
+                o += rows;
+            }
+            if relu {
+                relu_rows(y, pre);
+            } else if let Some(pre) = pre {
+                pre[..y.len()].copy_from_slice(y);
+            }
+            return;
+        }
+    }
+    dense::forward(x, weight, bias, activation, inputs, outputs, y, pre);
+}
+
+/// Bytes of a weight's rows that [`forward_rows`] passes to one batch GEMV.
+#[cfg(target_arch = "x86_64")]
+const L1_WEIGHT_BYTES: usize = 16 * 1024;
+
+/// ReLU in place as `dense::forward` applies it (`v` where `v > 0`, else `+0`: zero
+/// for negative zero and NaN), the pre-activations copied into `pre` when given.
+#[cfg(target_arch = "x86_64")]
+fn relu_rows(y: &mut [f32], pre: Option<&mut [f32]>) {
+    if let Some(pre) = pre {
+        pre[..y.len()].copy_from_slice(y);
+    }
+    // SAFETY: called by `forward_rows` only where the CPU has AVX2.
+    unsafe { relu_avx2(y) }
+}
+
+/// ReLU over `y` eight at a time: `v AND (v > 0)` (an ordered comparison: false for
+/// NaN), every vector stored whole (the compiler's form of the scalar select stores
+/// through a mask, which is slow).
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn relu_avx2(y: &mut [f32]) {
+    use core::arch::x86_64::*;
+    let (chunks, tail) = y.as_chunks_mut::<8>();
+    let zero = _mm256_setzero_ps();
+    for c in chunks {
+        // SAFETY: the chunk holds eight floats.
+        unsafe {
+            let v = _mm256_loadu_ps(c.as_ptr());
+            _mm256_storeu_ps(c.as_mut_ptr(), _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(v, zero)));
+        }
+    }
+    for v in tail {
+        *v = if *v > 0.0 { *v } else { 0.0 };
+    }
+}
+
 /// Adds to `bias` (the gradients of the columns `cols`) the sums over the rows of `rows` (`width` columns each) of its
 /// columns `cols`, row after row, as a dense layer's backward sums its bias gradient.
 ///
@@ -677,9 +782,30 @@ impl Attention {
 /// PyTorch's float64 gives `1e-15`); it is left out, and the key bias's gradient
 /// stays as it was.
 fn add_bias_gradient(rows: &[f32], width: usize, cols: Range<usize>, bias: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::isa().avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { add_bias_gradient_avx2(rows, width, cols, bias) };
+    }
+    add_bias_gradient_rows(rows, width, cols, bias);
+}
+
+/// The loop of [`add_bias_gradient`], to be inlined into its copies.
+#[inline(always)]
+fn add_bias_gradient_rows(rows: &[f32], width: usize, cols: Range<usize>, bias: &mut [f32]) {
     for row in rows.chunks_exact(width) {
         bias.iter_mut().zip(&row[cols.clone()]).for_each(|(g, d)| *g += d);
     }
+}
+
+/// [`add_bias_gradient`] compiled for AVX2 (vectors of eight, the same sums).
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_bias_gradient_avx2(rows: &[f32], width: usize, cols: Range<usize>, bias: &mut [f32]) {
+    add_bias_gradient_rows(rows, width, cols, bias);
 }
 
 /// [`Attention::softmax_rows`]: each row `i` becomes the softmax of its first
@@ -697,9 +823,20 @@ fn softmax_rows(cfg: &Attention, p: &mut [f32], n_valid: usize) {
     for (block, rows) in p.chunks_mut(SUM_ROWS * tk).zip((0..).step_by(SUM_ROWS)) {
         let mut sums = [0.0f32; SUM_ROWS];
         let n = block.len() / tk;
-        for j in 0..tk {
-            for (r, sum) in sums[..n].iter_mut().enumerate() {
-                *sum += block[r * tk + j];
+        if n == SUM_ROWS {
+            // A whole block: the rows' sums held in registers (a constant count of
+            // them), each still added key by key.
+            let rows: [&[f32]; SUM_ROWS] = core::array::from_fn(|r| &block[r * tk..(r + 1) * tk]);
+            for j in 0..tk {
+                for (sum, row) in sums.iter_mut().zip(&rows) {
+                    *sum += row[j];
+                }
+            }
+        } else {
+            for j in 0..tk {
+                for (r, sum) in sums[..n].iter_mut().enumerate() {
+                    *sum += block[r * tk + j];
+                }
             }
         }
         for (r, (row, &sum)) in block.chunks_exact_mut(tk).zip(&sums).enumerate() {
@@ -820,4 +957,99 @@ unsafe fn softmax_rows_avx512(cfg: &Attention, p: &mut [f32], n_valid: usize) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_rows_avx2(cfg: &Attention, p: &mut [f32], n_valid: usize) {
     softmax_rows(cfg, p, n_valid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use std::vec::Vec;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The masked softmax (whole blocks of rows and the last partial one) gives the bits
+    /// of the plain loops: each row's maximum, its exponentials, their sum key by key
+    /// and the products by its inverse.
+    #[test]
+    fn softmax_rows_match_the_plain_loops() {
+        let mut rng = Rng::new(5);
+        for (queries, keys) in [(32, 32), (13, 70), (8, 5), (17, 16)] {
+            for causal in [false, true] {
+                for valid in [keys, keys / 2, 0] {
+                    let cfg = Attention { queries, keys, width: 8, heads: 2, causal, dropout: 0.0 };
+                    let scores: Vec<f32> = (0..queries * keys).map(|_| rng.uniform_in(-6.0, 6.0)).collect();
+                    let mut p = scores.clone();
+                    cfg.softmax_rows(&mut p, valid);
+                    let mut expected = scores.clone();
+                    for (i, row) in expected.chunks_exact_mut(keys).enumerate() {
+                        let visible = cfg.visible(i, valid).min(keys);
+                        row[visible..].fill(0.0);
+                        let max = row[..visible].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+                        row[..visible].iter_mut().for_each(|v| *v = crate::kernels::maths::exp(*v - max));
+                        let mut sum = 0.0f32;
+                        for &v in row.iter() {
+                            sum += v;
+                        }
+                        if visible > 0 {
+                            let inv = 1.0 / sum;
+                            row[..visible].iter_mut().for_each(|v| *v *= inv);
+                        }
+                    }
+                    assert_eq!(bits(&p), bits(&expected), "{queries} x {keys}, causal {causal}, {valid} valid");
+                }
+            }
+        }
+    }
+
+    /// [`forward_rows`] (the batch GEMV on blocks of weight rows under AVX2) gives the
+    /// bits of `dense::forward`, with and without bias, pre-activations and ReLU,
+    /// negative zeros and NaN included.
+    #[test]
+    fn forward_rows_match_dense_forward() {
+        let mut rng = Rng::new(6);
+        for (rows, inputs, outputs) in
+            [(1, 64, 256), (5, 64, 192), (128, 64, 256), (7, 256, 64), (9, 37, 100), (3, 8, 3)]
+        {
+            let mut x: Vec<f32> = (0..rows * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let weight: Vec<f32> = (0..outputs * inputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut bias: Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            x[0] = f32::NAN;
+            bias[outputs - 1] = -0.0;
+            for activation in [Activation::Relu, Activation::Identity] {
+                for bias in [Some(&bias[..]), None] {
+                    for keep in [false, true] {
+                        let (mut y, mut reference) = (std::vec![7.0; rows * outputs], std::vec![7.0; rows * outputs]);
+                        let (mut pre, mut pre_reference) =
+                            (std::vec![3.0; rows * outputs], std::vec![3.0; rows * outputs]);
+                        forward_rows(
+                            &x,
+                            &weight,
+                            bias,
+                            activation,
+                            inputs,
+                            outputs,
+                            &mut y,
+                            keep.then_some(&mut pre[..]),
+                        );
+                        dense::forward(
+                            &x,
+                            &weight,
+                            bias,
+                            activation,
+                            inputs,
+                            outputs,
+                            &mut reference,
+                            keep.then_some(&mut pre_reference[..]),
+                        );
+                        let case =
+                            std::format!("{rows} x {inputs} -> {outputs}, {activation:?}, bias {}", bias.is_some());
+                        assert_eq!(bits(&y), bits(&reference), "{case}");
+                        assert_eq!(bits(&pre), bits(&pre_reference), "{case} (pre-activations)");
+                    }
+                }
+            }
+        }
+    }
 }

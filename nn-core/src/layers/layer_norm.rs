@@ -153,7 +153,6 @@ compiled_for! {
         normed: Option<&mut [f32]>,
         rstd: Option<&mut [f32]>,
     );
-    fn input_grad_rows(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]);
     fn param_grad_rows(
         width: usize,
         columns: core::ops::Range<usize>,
@@ -226,7 +225,90 @@ pub(crate) fn forward_here(
 /// `width`) holds `dL/dy` and receives `dL/dx`; `normed` and `rstd` are those rows'
 /// cache.
 pub(crate) fn input_gradient(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]) {
-    on_widest!(input_grad_rows(&params[..width], width, normed, rstd, d));
+    input_grad_widest(&params[..width], width, normed, rstd, d);
+}
+
+/// [`input_grad_rows`] in its copy for the widest vectors the CPU has: with AVX2 alone,
+/// [`input_grad_rows_avx2`] (the same operations in the same order, written with
+/// intrinsics: the compiler does not keep the generic form's lanes in vectors).
+fn input_grad_widest(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let isa = crate::kernels::isa::isa();
+        if isa.avx512() {
+            // SAFETY: the CPU has AVX-512 F and AVX2.
+            return unsafe { avx512::input_grad_rows(weight, width, normed, rstd, d) };
+        }
+        if isa.avx2() {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { input_grad_rows_avx2(weight, width, normed, rstd, d) };
+        }
+    }
+    input_grad_rows(weight, width, normed, rstd, d);
+}
+
+/// [`input_grad_rows`] with AVX2 intrinsics for rows of a multiple of [`SUM_LANES`]
+/// values (the generic loops otherwise): each of `sum g` and `sum g x^` in two vectors
+/// of eight lanes (lanes `0..8` and `8..16` of [`SUM_LANES`]), folded as [`fold_lanes`]
+/// folds them, and `dx = r ((dy w - mean(g)) - x^ mean(g x^))` eight at a time; every
+/// product and sum rounded on its own, as in the generic form: the same bits.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn input_grad_rows_avx2(weight: &[f32], width: usize, normed: &[f32], rstd: &[f32], d: &mut [f32]) {
+    use core::arch::x86_64::*;
+    if width == 0 || !width.is_multiple_of(SUM_LANES) {
+        return input_grad_rows(weight, width, normed, rstd, d);
+    }
+    let weight = &weight[..width];
+    let inv_width = 1.0 / width as f32;
+    /// `fold_lanes` of the lanes `lo | hi`: `j + 8` into `j`, then `+ 4`, `+ 2`, `+ 1`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn fold(lo: __m256, hi: __m256) -> f32 {
+        let s8 = _mm256_add_ps(lo, hi);
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        let s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+        _mm_cvtss_f32(s1)
+    }
+    for ((d, n), &r) in d.chunks_exact_mut(width).zip(normed.chunks_exact(width)).zip(rstd) {
+        let (d16, n16, w16) =
+            (d.as_chunks::<SUM_LANES>().0, n.as_chunks::<SUM_LANES>().0, weight.as_chunks::<SUM_LANES>().0);
+        let zero = _mm256_setzero_ps();
+        let (mut g_lo, mut g_hi, mut gn_lo, mut gn_hi) = (zero, zero, zero, zero);
+        for ((dy, n), w) in d16.iter().zip(n16).zip(w16) {
+            let (dy_lo, dy_hi) = dy.split_at(8);
+            let (n_lo, n_hi) = n.split_at(8);
+            let (w_lo, w_hi) = w.split_at(8);
+            // SAFETY: each half holds eight floats.
+            let (g0, g1, n0, n1) = unsafe {
+                (
+                    _mm256_mul_ps(_mm256_loadu_ps(dy_lo.as_ptr()), _mm256_loadu_ps(w_lo.as_ptr())),
+                    _mm256_mul_ps(_mm256_loadu_ps(dy_hi.as_ptr()), _mm256_loadu_ps(w_hi.as_ptr())),
+                    _mm256_loadu_ps(n_lo.as_ptr()),
+                    _mm256_loadu_ps(n_hi.as_ptr()),
+                )
+            };
+            g_lo = _mm256_add_ps(g_lo, g0);
+            g_hi = _mm256_add_ps(g_hi, g1);
+            gn_lo = _mm256_add_ps(gn_lo, _mm256_mul_ps(g0, n0));
+            gn_hi = _mm256_add_ps(gn_hi, _mm256_mul_ps(g1, n1));
+        }
+        let (mean_g, mean_gn) = (fold(g_lo, g_hi) * inv_width, fold(gn_lo, gn_hi) * inv_width);
+        let (vm_g, vm_gn, vr) = (_mm256_set1_ps(mean_g), _mm256_set1_ps(mean_gn), _mm256_set1_ps(r));
+        let (d8, n8, w8) = (d.as_chunks_mut::<8>().0, n.as_chunks::<8>().0, weight.as_chunks::<8>().0);
+        for ((d, n), w) in d8.iter_mut().zip(n8).zip(w8) {
+            // SAFETY: each chunk holds eight floats.
+            unsafe {
+                let g = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(d.as_ptr()), _mm256_loadu_ps(w.as_ptr())), vm_g);
+                let v = _mm256_mul_ps(vr, _mm256_sub_ps(g, _mm256_mul_ps(_mm256_loadu_ps(n.as_ptr()), vm_gn)));
+                _mm256_storeu_ps(d.as_mut_ptr(), v);
+            }
+        }
+    }
 }
 
 /// The parameter gradients of [`backward_in_place`] for the columns `columns` alone:
@@ -326,7 +408,7 @@ fn backward_shared(params: &[f32], width: usize, normed: &[f32], rstd: &[f32], d
             // and their last reads); the block's rows (within `rows width`) are taken by
             // this part only.
             let d = unsafe { core::slice::from_raw_parts_mut(d_at.at(at.start), at.len()) };
-            on_widest!(input_grad_rows(weight, width, &normed[at], &rstd[start..end], d));
+            input_grad_widest(weight, width, &normed[at], &rstd[start..end], d);
         });
     };
     for_each_part(crate::kernels::gemm::threads(), &run);
@@ -346,15 +428,17 @@ const PARALLEL_MIN_FLOATS: usize = 1 << 14;
 #[inline(always)]
 fn sums_g(dy: &[f32], normed: &[f32], weight: &[f32]) -> (f32, f32) {
     let (mut sum_g, mut sum_gn) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
-    let mut chunks = dy.chunks_exact(SUM_LANES).zip(normed.chunks_exact(SUM_LANES)).zip(weight.chunks_exact(SUM_LANES));
-    for ((dy, n), w) in &mut chunks {
+    let full = dy.len() / SUM_LANES * SUM_LANES;
+    // Whole chunks as arrays, so that the lanes stay in vector registers.
+    let (dy_chunks, n_chunks, w_chunks) =
+        (dy.as_chunks::<SUM_LANES>().0, normed.as_chunks::<SUM_LANES>().0, weight.as_chunks::<SUM_LANES>().0);
+    for ((dy, n), w) in dy_chunks.iter().zip(n_chunks).zip(w_chunks) {
         for l in 0..SUM_LANES {
             let g = dy[l] * w[l];
             sum_g[l] += g;
             sum_gn[l] += g * n[l];
         }
     }
-    let full = dy.len() / SUM_LANES * SUM_LANES;
     for (l, ((&dy, &n), &w)) in dy[full..].iter().zip(&normed[full..]).zip(&weight[full..]).enumerate() {
         let g = dy * w;
         sum_g[l] += g;

@@ -46,7 +46,7 @@ use super::attention::{init_attention, MultiHeadAttention};
 use super::dense::Dense;
 use super::layer_norm;
 use crate::activation::Activation;
-use crate::kernels::attention::{attention_params, Attention};
+use crate::kernels::attention::{self, attention_params, Attention};
 use crate::kernels::dense;
 use crate::layer::{BackwardCtx, Frozen, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
@@ -74,19 +74,72 @@ fn draw_mask(rate: f32, mask: &mut [f32], rng: Option<&mut Rng>) -> bool {
     true
 }
 
-/// `values *= mask`, elementwise.
-fn scale_by(values: &mut [f32], mask: &[f32]) {
-    values.iter_mut().zip(mask).for_each(|(v, &m)| *v *= m);
+/// Elementwise loops, each compiled for AVX2 where the CPU has it (the compiler then
+/// uses vectors of eight; the same operations on every element: the same bits).
+macro_rules! elementwise {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block)*) => {
+        $(
+            $(#[$doc])*
+            fn $name($($arg: $ty),*) {
+                #[inline(always)]
+                fn each($($arg: $ty),*) $body
+                #[cfg(target_arch = "x86_64")]
+                {
+                    /// `each` compiled for AVX2.
+                    ///
+                    /// # Safety
+                    /// The CPU has AVX2.
+                    #[target_feature(enable = "avx2")]
+                    unsafe fn wide($($arg: $ty),*) {
+                        each($($arg),*)
+                    }
+                    if crate::kernels::isa::isa().avx2() {
+                        // SAFETY: the CPU has AVX2.
+                        return unsafe { wide($($arg),*) };
+                    }
+                }
+                each($($arg),*)
+            }
+        )*
+    };
 }
 
-/// `a += b`.
-fn add_into(a: &mut [f32], b: &[f32]) {
-    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-}
+elementwise! {
+    /// `values *= mask`, elementwise.
+    fn scale_by(values: &mut [f32], mask: &[f32]) {
+        values.iter_mut().zip(mask).for_each(|(v, &m)| *v *= m);
+    }
 
-/// `dst = src * mask`, elementwise.
-fn mask_into(dst: &mut [f32], src: &[f32], mask: &[f32]) {
-    dst.iter_mut().zip(src).zip(mask).for_each(|((d, &s), &m)| *d = s * m);
+    /// `a += b`.
+    fn add_into(a: &mut [f32], b: &[f32]) {
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+    }
+
+    /// `dst = src * mask`, elementwise.
+    fn mask_into(dst: &mut [f32], src: &[f32], mask: &[f32]) {
+        dst.iter_mut().zip(src).zip(mask).for_each(|((d, &s), &m)| *d = s * m);
+    }
+
+    /// ReLU's backward, `dz *= f'(z)`, from its outputs `y` (`y > 0` exactly where
+    /// `z > 0`): [`dense::activation_backward`]'s select.
+    fn relu_backward(dz: &mut [f32], y: &[f32]) {
+        for (d, &y) in dz.iter_mut().zip(y) {
+            *d *= if y > 0.0 { 1.0 } else { 0.0 };
+        }
+    }
+
+    /// `dst = a + b`, elementwise.
+    fn sum_into(dst: &mut [f32], a: &[f32], b: &[f32]) {
+        dst.iter_mut().zip(a).zip(b).for_each(|((d, &a), &b)| *d = a + b);
+    }
+
+    /// `a += b`, and a copy of the sums into `copy`.
+    fn add_into_copy(a: &mut [f32], b: &[f32], copy: &mut [f32]) {
+        for ((a, &b), c) in a.iter_mut().zip(b).zip(copy.iter_mut()) {
+            *a += b;
+            *c = *a;
+        }
+    }
 }
 
 /// Splits `slice` into consecutive parts of these lengths.
@@ -221,7 +274,10 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
     /// The training forward of the rows `x` into `y`, keeping the hidden
     /// pre-activations in `pre` (not written for ReLU) and the activations in `act`;
     /// with `dropped` (the mask and room for the dropped activations) the activations
-    /// are multiplied by the mask before the second layer.
+    /// are multiplied by the mask before the second layer. `one_thread`: the rows are
+    /// one thread's share (the products run on this thread, by
+    /// [`attention::forward_rows`]); otherwise `dense::forward` may share them between
+    /// threads. The same bits either way.
     fn forward_kept(
         &self,
         params: &[f32],
@@ -229,13 +285,15 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
         y: &mut [f32],
         (pre, act): (&mut [f32], &mut [f32]),
         dropped: Option<(&[f32], &mut [f32])>,
+        one_thread: bool,
     ) {
         let (w1, b1, w2, b2) = Self::split(params);
+        let forward = if one_thread { attention::forward_rows } else { dense::forward };
         // ReLU's derivative needs only the sign of the pre-activation, which its output
         // keeps (`z > 0` exactly where `relu(z) > 0`): the backward reads the output and
         // the pre-activations are not copied.
         let pre = (self.activation != Activation::Relu).then_some(pre);
-        dense::forward(x, w1, Some(b1), self.activation, D, F, act, pre);
+        forward(x, w1, Some(b1), self.activation, D, F, act, pre);
         let hidden: &[f32] = match dropped {
             Some((mask, hidden)) => {
                 mask_into(hidden, act, mask);
@@ -243,7 +301,7 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
             }
             None => act,
         };
-        dense::forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
+        forward(hidden, w2, Some(b2), Activation::Identity, F, D, y, None);
     }
 
     /// The backward of the rows of [`FeedForward::forward_kept`] but for the parameter
@@ -265,8 +323,11 @@ impl<const T: usize, const D: usize, const F: usize> FeedForward<T, D, F> {
         if let Some(mask) = mask {
             scale_by(dz, mask);
         }
-        let pre = if self.activation == Activation::Relu { act } else { pre };
-        dense::activation_backward(self.activation, pre, act, dz, F);
+        if self.activation == Activation::Relu {
+            relu_backward(dz, act);
+        } else {
+            dense::activation_backward(self.activation, pre, act, dz, F);
+        }
         if let Some(dx) = dx {
             dense::input_gradient(w1, D, F, dz, dx);
         }
@@ -322,7 +383,7 @@ impl<const T: usize, const D: usize, const F: usize> Layer for FeedForward<T, D,
         let n = x.len() / D * F;
         let [pre, act, mask] = split_parts_mut(cache, [n; 3]);
         let dropped = draw_mask(self.dropout, mask, training.then_some(rng)).then_some((&*mask, &mut scratch[..n]));
-        self.forward_kept(params, x, y, (pre, act), dropped);
+        self.forward_kept(params, x, y, (pre, act), dropped, false);
     }
 
     fn backward(&self, x: &[f32], _y: &[f32], dy: &mut [f32], dx: Option<&mut [f32]>, cx: BackwardCtx<'_>) {
@@ -554,10 +615,9 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
                 if drop1 {
                     scale_by(s1, mask(m1, td));
                 }
-                y.copy_from_slice(x);
-                add_into(y, s1);
+                sum_into(y, x, s1);
                 layer_norm::forward_here(pn2, self.eps, D, y, mid2, norm2);
-                ff.forward_kept(pf, mid2, s1, (pre, act), ff_dropped);
+                ff.forward_kept(pf, mid2, s1, (pre, act), ff_dropped, true);
                 if drop2 {
                     scale_by(s1, mask(m2, td));
                 }
@@ -569,7 +629,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Transformer
                 }
                 add_into(s1, x);
                 layer_norm::forward_here(pn1, self.eps, D, s1, mid1, norm1);
-                ff.forward_kept(pf, mid1, s1, (pre, act), ff_dropped);
+                ff.forward_kept(pf, mid1, s1, (pre, act), ff_dropped, true);
                 if drop2 {
                     scale_by(s1, mask(m2, td));
                 }
@@ -748,8 +808,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
                 ff.backward_inputs(pf, (pre, act), hidden_mask, dz2, dz1, Some(u2));
                 g2.copy_from_slice(u2);
                 layer_norm::input_gradient(pn2, D, norm2.0, norm2.1, g2);
-                t.copy_from_slice(dy);
-                add_into(t, g2); // dL/dh
+                sum_into(t, dy, g2); // dL/dh
                 let a: &[f32] = if dropout {
                     masked(a_buf, t, m1);
                     a_buf
@@ -760,8 +819,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
                 g1.copy_from_slice(u1);
                 layer_norm::input_gradient(pn1, D, norm1.0, norm1.1, g1);
                 if let Some(dx) = dx {
-                    dx.copy_from_slice(t);
-                    add_into(dx, g1);
+                    sum_into(dx, t, g1);
                 }
             } else {
                 // y = norm2(h + drop2(ff(h))), h = norm1(x + drop1(sa(x)))
@@ -774,8 +832,7 @@ impl<const T: usize, const D: usize, const H: usize, const F: usize> Layer for T
                     g2
                 };
                 ff.backward_inputs(pf, (pre, act), hidden_mask, dz2, dz1, Some(t));
-                add_into(t, g2); // dL/dh
-                g1.copy_from_slice(t);
+                add_into_copy(t, g2, g1); // dL/dh
                 layer_norm::input_gradient(pn1, D, norm1.0, norm1.1, g1);
                 let a: &[f32] = if dropout {
                     masked(a_buf, g1, m1);

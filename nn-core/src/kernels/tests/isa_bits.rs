@@ -126,6 +126,12 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
         let (mut y, mut cache) = (vec![0.0; rows * width], vec![0.0; rows * width + rows]);
         crate::layers::layer_norm::forward(&params, 1e-5, width, &x, &mut y, Some(&mut cache));
         let (mut d, mut grads) = (values(rows * width, 82), values(2 * width, 83));
+        // The input gradient alone (the encoder layer's form; intrinsics under AVX2 for
+        // rows of a multiple of 16).
+        let mut d_alone = d.clone();
+        let (normed, rstd) = cache.split_at(rows * width);
+        crate::layers::layer_norm::input_gradient(&params, width, normed, rstd, &mut d_alone);
+        out.push((format!("layer norm {width} input gradient"), d_alone));
         crate::layers::layer_norm::backward_in_place(&params, width, &cache, &mut d, &mut grads);
         out.extend([(format!("layer norm {width} y"), y), (format!("layer norm {width} dx"), d)]);
         out.push((format!("layer norm {width} grads"), grads));
