@@ -961,7 +961,7 @@ pub unsafe fn gemv_fixed<const N: usize>(
 /// bias of zeros, the same bits); the same bits as [`gemv_fixed`], ReLU fused when
 /// `RELU`. The AVX2 counterpart of `avx512::dense8x8`. The first two levels of each
 /// row's tree are [`pair_sums`] (`vshufps` and `vaddps`) where [`sum4`] has `vhaddps`:
-/// on AMD Zen 3 a call took 5.4 to 5.5 ns instead of 6.2 ns.
+/// on AMD Zen 3 a call took 5.2 to 5.5 ns instead of 6.2 ns.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
