@@ -1781,15 +1781,18 @@ pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn panel_pair_rows<const N: usize>(w: *const f32, x: *const f32, bias: *const f32, y: *mut f32) {
-    // SAFETY (every block below): the caller's bounds; group `g` of rows starts at
-    // `(g / 2) 16 N + (g % 2) 8` floats from `w`, input `i` of it `16 i` further.
+    // Group `g` of rows starts at `(g / 2) 16 N + (g % 2) 8` floats from `w`, input `i`
+    // of it `16 i` further.
+    // SAFETY: `g < 4`: inside the two panels (the caller's bounds).
     let group = |g: usize| unsafe { w.add((g / 2) * PANEL_ROWS * N + (g % 2) * 8) };
     // Lane `k` of the four groups: the chain over inputs `k, k + 8, ...`.
     let lane = |k: usize| {
         let mut acc = [_mm256_setzero_ps(); 4];
         for i in (k..N).step_by(8) {
+            // SAFETY: `i < N` (the caller's bounds).
             let xv = unsafe { _mm256_set1_ps(*x.add(i)) };
             for (g, a) in acc.iter_mut().enumerate() {
+                // SAFETY: input `i < N` of group `g < 4`: inside the two panels.
                 *a = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(group(g).add(i * PANEL_ROWS)), xv, *a) };
             }
         }
@@ -1805,6 +1808,7 @@ unsafe fn panel_pair_rows<const N: usize>(w: *const f32, x: *const f32, bias: *c
     let low = add(add(lane(0), lane(1)), add(lane(2), lane(3)));
     let high = add(add(lane(4), lane(5)), add(lane(6), lane(7)));
     for (g, s) in add(low, high).into_iter().enumerate() {
+        // SAFETY: rows `8 g..8 g + 8` of 32 (the caller's bounds).
         unsafe { _mm256_storeu_ps(y.add(8 * g), _mm256_add_ps(_mm256_loadu_ps(bias.add(8 * g)), s)) };
     }
 }
