@@ -46,10 +46,10 @@ pub use layout::{cache_len, params_len, scratch_len, CellKind, Config, Merge, St
 pub use streaming::step;
 #[cfg(feature = "internals")]
 pub use streaming::to_panels;
-#[cfg(any(target_arch = "x86_64", feature = "internals"))]
-pub use streaming::StepPanels;
 #[cfg(target_arch = "x86_64")]
 pub use streaming::to_step_order;
+#[cfg(any(target_arch = "x86_64", feature = "internals"))]
+pub use streaming::StepPanels;
 #[cfg(feature = "internals")]
 pub use training::PARALLEL_MIN_MACS;
 pub use training::{backward, forward_train};
