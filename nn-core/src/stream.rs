@@ -133,11 +133,13 @@ impl<'m, L: Step> Stream<'m, L> {
 ///
 /// On x86-64 with AVX2, when `F` and `H` are multiples of 8, [`Stream::new`]
 /// ([`Step::bind`]) copies the first layer's `weight_ih` and `weight_hh` into the state in
-/// the order the step's kernels read them (panels of 16 rows, column after column,
-/// `kernels::recurrent::to_panels`): sixteen rows lie across the lanes of a register
-/// with AVX-512 (eight with AVX2, which reads the panels for projections of up to 16
-/// inputs, the rows elsewhere), and each row's sum is the same fixed tree of eight lanes
-/// as over the rows of `params`, added as whole vectors, with the same bits. The copy takes room for
+/// the order the step's kernels read them (`kernels::recurrent::to_step_order`: panels
+/// of 16 rows, column after column): sixteen rows lie across the lanes of a register
+/// with AVX-512 (eight with AVX2, which reads panels for projections of up to 16
+/// inputs, and from more inputs the rows, copied unchanged so that they start on a
+/// cache line whatever the alignment of `params`), and each row's sum is the same fixed
+/// tree of eight lanes as over the rows of `params`, added as whole vectors, with the
+/// same bits. The copy takes room for
 /// four gates, `4 H (F + H)` floats; other targets (NEON, microcontrollers) read the
 /// rows of `params` and hold no copy. The parameters on disk and in the model keep
 /// PyTorch's layout.
@@ -438,6 +440,11 @@ mod tests {
         equals_forward("gru 16 -> 32, 2 layers", Gru::<5, 16, 32, 2>::new(GruCell), 10);
         equals_forward("lstm 16 -> 32, 2 layers", Lstm::<5, 16, 32, 2>::new(LstmCell), 12);
         equals_forward("lstm 24 -> 48", Lstm::<5, 24, 48>::new(LstmCell), 11);
+        equals_forward("gru 16 -> 16", Gru::<5, 16, 16>::new(GruCell), 13);
+        equals_forward("gru 8 -> 16", Gru::<5, 8, 16>::new(GruCell), 14);
+        equals_forward("gru 16 -> 8", Gru::<5, 16, 8>::new(GruCell), 15);
+        equals_forward("gru 24 -> 48", Gru::<5, 24, 48>::new(GruCell), 16);
+        equals_forward("gru 8 -> 8, 2 layers", Gru::<5, 8, 8, 2>::new(GruCell), 17);
     }
 
     #[test]

@@ -28,10 +28,12 @@ use crate::kernels::{avx2, avx512};
 /// given), and from `AVX512_MIN_UNITS` units the cell arithmetic too.
 ///
 /// `panels`, when given, are the first layer's `weight_ih` and `weight_hh` in step order
-/// ([`StepPanels`], built from `params` by [`to_panels`]): on x86-64 its projections then
+/// ([`StepPanels`], built from `params` by [`to_step_order`]): on x86-64 its projections then
 /// read them instead of the rows of `params`, sixteen rows across the lanes of a
-/// register with AVX-512, eight with AVX2 (there for projections of up to 16 inputs),
-/// with the same bits. From 32 units (a multiple of 16) the first layer of an LSTM or
+/// register with AVX-512, eight with AVX2 (there for projections of up to 16 inputs;
+/// from more, the rows of the copy, aligned where those of `params` may not be),
+/// with the same bits. With AVX2, a one-layer GRU of up to 16 inputs and units keeps
+/// its projections in registers for its cell (`avx2::gru_step_panels`). From 32 units (a multiple of 16) the first layer of an LSTM or
 /// RNN runs 16 units at a time: the rows of every gate of those units in both
 /// projections, then their cell arithmetic, so that the cell of one chunk of units
 /// overlaps the projections of the next (an LSTM 8->64 step 0.50 to 0.44 µs with
@@ -79,7 +81,7 @@ pub fn step<const F: usize, const H: usize>(
 }
 
 /// The first layer's `weight_ih [G H, F]` and `weight_hh [G H, H]` in step order (see
-/// [`to_panels`]), for [`step`].
+/// [`to_step_order`]), for [`step`].
 #[derive(Clone, Copy, Debug)]
 pub struct StepPanels<'a> {
     /// `weight_ih` in step order, `G H F` floats.
