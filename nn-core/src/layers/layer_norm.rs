@@ -26,7 +26,7 @@
 //! ```
 use core::marker::PhantomData;
 
-use crate::kernels::maths::{fold_lanes, sum_lanes, SUM_LANES};
+use crate::kernels::maths::{fold_lanes, sqrt, sum_lanes, SUM_LANES};
 use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -497,23 +497,6 @@ fn forward_rows(
             let rows = x.len() / width;
             rstd[g * SUM_LANES..g * SUM_LANES + rows].copy_from_slice(&r[..rows]);
         }
-    }
-}
-
-/// The correctly rounded square root (so the same bits everywhere): on x86-64 the
-/// instruction in the encoding of the caller's copy (`vsqrtss` in the AVX copies: a
-/// legacy `sqrtss` among AVX-512 instructions stalls), which also vectorises.
-#[inline(always)]
-fn sqrt(x: f32) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_cvtss_f32, _mm_set_ss, _mm_sqrt_ss};
-        // SAFETY: every x86-64 CPU has SSE.
-        unsafe { _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(x))) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        libm::sqrtf(x)
     }
 }
 

@@ -50,6 +50,7 @@
 //! ```
 use core::marker::PhantomData;
 
+use crate::kernels::maths::sqrt;
 use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
 use crate::shape::{Shape, Shape3};
@@ -250,25 +251,6 @@ fn inference(channels: usize, spatial: usize, eps: f32, params: &[f32], buffers:
         return unsafe { avx2(channels, spatial, eps, params, buffers, x, y) };
     }
     portable(channels, spatial, eps, params, buffers, x, y)
-}
-
-/// The correctly rounded square root (the same bits as `libm::sqrtf` everywhere): on
-/// x86-64 the instruction in the encoding of the caller's copy, `vsqrtss` in the AVX2
-/// copy of [`inference`]. `libm::sqrtf` is a legacy `sqrtss` whatever the caller, and a
-/// legacy SSE instruction after the eight-lane loop of the previous channel stalls on
-/// Zen 3 (the digits CNN's batch norm of 16 channels: 1.5 µs with it, 0.2 µs without).
-#[inline(always)]
-fn sqrt(x: f32) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_cvtss_f32, _mm_set_ss, _mm_sqrt_ss};
-        // SAFETY: every x86-64 CPU has SSE.
-        unsafe { _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(x))) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        libm::sqrtf(x)
-    }
 }
 
 /// Training forward: normalises with the batch statistics (accumulated in `f64`),
