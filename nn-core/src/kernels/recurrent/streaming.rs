@@ -115,7 +115,7 @@ pub fn to_panels(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
 
 /// Writes `weight [m, n]` (row-major, `m` a multiple of 8) into `out` (`m n` floats) in
 /// the order the step of this CPU reads it ([`step`]'s `panels`): [`to_panels`], except
-/// with AVX2 alone (the step's AVX2 form) from more inputs than [`PANEL_INPUTS`], where
+/// with AVX2 alone (the step's AVX2 form) from more than 16 inputs (`PANEL_INPUTS`), where
 /// the step reads eight rows at a time: the rows unchanged. In a stream's state the copy
 /// is aligned to a cache line, so that no load of eight floats of a row spans two
 /// (over the rows of `params` as a caller's allocator placed them, 16 bytes past a
