@@ -284,8 +284,9 @@ mod halving {
     /// Max pooling forward (see the module) with AVX-512, sixteen outputs at a time:
     /// the top rows of four groups of 4 outputs in two registers (two loads of eight
     /// each), their even and odd elements by one permutation each, likewise the bottom
-    /// rows, and the window's elements taken in the order of [`super::argmax_2x2`], with
-    /// its comparisons; the last outputs (fewer than sixteen, from the start of their
+    /// rows, and the window's elements taken in the order of [`super::argmax_2x2`] by
+    /// `vmaxps` (the same values: the first of equal ones, a NaN kept), a NaN put back
+    /// where a later element of the window is one; the last outputs (fewer than sixteen, from the start of their
     /// output row) as [`max_forward`].
     ///
     /// # Safety
@@ -300,11 +301,6 @@ mod halving {
         let w = 2 * ow;
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        // `v` where it is above `max` or NaN, else `max` (`argmax_2x2`'s step).
-        let step = |max: __m512, v: __m512| {
-            let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, max) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-            _mm512_mask_mov_ps(max, take, v)
-        };
         // The top-left input of the next group of 4 outputs (`top(q, ow)`, without a
         // division), and the output column it starts.
         let (mut at, mut column) = (0, 0);
@@ -332,7 +328,15 @@ mod halving {
                 let b = _mm512_permutex2var_ps(t0, odd, t1);
                 let c = _mm512_permutex2var_ps(b0, even, b1);
                 let d = _mm512_permutex2var_ps(b0, odd, b1);
-                _mm512_storeu_ps(y.as_mut_ptr().add(q), step(step(step(a, b), c), d));
+                // `argmax_2x2`'s steps without a mask each: `vmaxps` takes its first
+                // operand where it is above the second, else the second (as a step,
+                // which keeps a NaN maximum and the first of equal values), but a
+                // step takes a NaN `v`: where `b`, `c` or `d` is NaN, the window's
+                // maximum is a NaN, their sum.
+                let max = _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, a)));
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, c) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(d, d);
+                let some_nan = _mm512_add_ps(_mm512_add_ps(b, c), d);
+                _mm512_storeu_ps(y.as_mut_ptr().add(q), _mm512_mask_mov_ps(max, nan, some_nan));
             }
             q += 16;
         }
@@ -508,10 +512,11 @@ mod tests {
     use super::*;
 
     /// The 2x2 path of the CPU (AVX-512 or AVX2; the backward is AVX2's) gives the
-    /// portable loops' results bit for bit, ties, signed zeros and NaN included.
+    /// portable loops' results bit for bit, ties, signed zeros and infinities included;
+    /// a NaN where they give a NaN (its sign and payload not compared).
     #[test]
     fn halving_2x2_equals_portable() {
-        let values = [0.0, -0.0, 1.0, -1.0, 1.0, 2.5, f32::NAN, -3.0, 2.5, 0.5];
+        let values = [0.0, -0.0, 1.0, -1.0, 1.0, 2.5, f32::NAN, -3.0, 2.5, 0.5, f32::INFINITY, f32::NEG_INFINITY, -0.0];
         for (h, w) in [(8usize, 8usize), (4, 8), (2, 16), (6, 24), (2, 8), (4, 40), (10, 8)] {
             let g = PoolGeometry {
                 height: h,
@@ -541,7 +546,8 @@ mod tests {
                     .chunks(h * w + w)
                     .zip(dx_ref.chunks_mut(h * w))
                     .for_each(|(s, d)| d.copy_from_slice(&s[..h * w]));
-                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let bits =
+                    |v: &[f32]| v.iter().map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() }).collect::<Vec<_>>();
                 assert_eq!(bits(&y), bits(&y_ref), "forward {h}x{w} x{planes}");
                 assert_eq!(bits(&dx), bits(&dx_ref), "backward {h}x{w} x{planes}");
             }

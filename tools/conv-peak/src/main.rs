@@ -2,7 +2,7 @@
 //!
 //! Times the batch-1 inference of the digits CNN (`examples/05_cnn_digits.rs`, the
 //! `cnn_infer_b1` case of `nn-bench`) as a whole and layer by layer through the kernels
-//! it calls, and measures this core's peak multiply-add rate with a tight loop of
+//! and layers it calls (and the clearing of its stack scratch), and measures this core's peak multiply-add rate with a tight loop of
 //! independent fused multiply-adds of the widest vectors the library uses (16 lanes
 //! with AVX-512, 8 with AVX2). Every case is timed in short bursts, interleaved with the
 //! others, `ROUNDS` times (default 200); each keeps its best burst, so a machine shared
@@ -15,6 +15,7 @@ use std::time::Instant;
 use nn_core::kernels::conv::{self, ConvGeometry};
 use nn_core::kernels::{dense, isa, pool};
 use nn_core::prelude::*;
+use nn_core::Weights;
 
 network! {
     /// The CNN of `examples/05_cnn_digits.rs` (and of `nn-bench`'s `cnn_infer_b1`).
@@ -162,6 +163,7 @@ fn main() {
     let (mut s1, mut s2) = (vec![0.0; scratch_len], vec![0.0; scratch_len]);
     let (mut y1, mut y2, mut y3) = (vec![0.0; 16 * 64], vec![0.0; 32 * 64], vec![0.0; 512]);
     let (mut y4, mut y5) = (vec![0.0; 64], vec![0.0; 10]);
+    let (mut yb, mut yr) = (vec![0.0; 16 * 64], vec![0.0; 32 * 64]);
     let pool_geometry = pool::PoolGeometry {
         height: 8,
         width: 8,
@@ -171,6 +173,9 @@ fn main() {
         out_height: 4,
         out_width: 4,
     };
+    let bn = nn_core::layers::BatchNorm::<Shape3<16, 8, 8>>::new(0.1, 1e-5);
+    let (bn_params, bn_buffers) = ([values(16, 15), values(16, 16)].concat(), [values(16, 17), vec![1.0; 16]].concat());
+    let relu = nn_core::layers::Act::<Shape3<32, 8, 8>>::new(Activation::Relu);
     let peak_macs = peak_burst();
     let mut cases = vec![
         Case::new("peak", peak_macs, || {
@@ -186,6 +191,19 @@ fn main() {
         Case::new("conv2 16->32 3x3", 32 * 144 * 64, || {
             conv::forward(&g2, 32, black_box(&x2), &w2, Some(&b2), &mut y2, &mut s2);
             black_box(&y2);
+        }),
+        Case::new("batch norm 16x64", 0, || {
+            Layer::forward(&bn, Weights::new(&bn_params, &bn_buffers), black_box(&x2), &mut yb, &mut []);
+            black_box(&yb);
+        }),
+        Case::new("relu 2048", 0, || {
+            Layer::forward(&relu, Weights::new(&[], &[]), black_box(&x3), &mut yr, &mut []);
+            black_box(&yr);
+        }),
+        // What the generated `forward_one` clears for its scratch on the stack.
+        Case::new("zero the stack scratch", 0, || {
+            let mut stack = [0.0f32; <DigitCnn as Layer>::FORWARD_SCRATCH];
+            black_box(&mut stack);
         }),
         Case::new("max pool 2x2", 0, || {
             pool::max_forward(&pool_geometry, black_box(&x3), &mut y3);
@@ -211,6 +229,7 @@ fn main() {
     }
     let peak = cases[0].macs as f64 / cases[0].best;
     println!("instruction set: {}", isa::isa());
+    println!("stack scratch of predict_one: {} floats", <DigitCnn as Layer>::FORWARD_SCRATCH);
     println!("peak: {:.1} G multiply-adds/s (best of {rounds} bursts of {PEAK_ITERS} x 12 vector FMAs)", peak / 1e9);
     for case in &cases[1..] {
         print!("{:<30} {:>8.3} µs", case.name, case.best * 1e6);
