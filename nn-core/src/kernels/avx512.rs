@@ -660,6 +660,7 @@ impl super::conv_grad::Vector for Zmm {
     const LANES: usize = 16;
     const WEIGHT_MR: usize = GATHERED_T_MR;
     const TAPS_MR: usize = TAPS_MR;
+    const ONE_REGISTER_TILE: bool = true;
 
     #[inline(always)]
     unsafe fn zero() -> Self {

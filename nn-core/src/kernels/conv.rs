@@ -41,8 +41,10 @@
 //! same bits. Both are one loop (`conv_grad`) compiled for 16 lanes (AVX-512) and for
 //! 8 (AVX2, and NEON in pairs of registers); the portable kernels take the column
 //! matrices, with the same sums in the same order. On several threads the
-//! weight gradient is split by column-matrix rows where it is direct (by filters
-//! otherwise), the input gradient by samples. Nothing here allocates.
+//! backward gives the weight gradient and the input gradient to different threads (on
+//! two, one each), the weight gradient split by column-matrix rows where it is direct
+//! (by filters otherwise) when it has more than one, the input gradient by samples.
+//! Nothing here allocates.
 use super::gemm::{gemm, MatRef};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use super::parallel::Output;
@@ -735,8 +737,9 @@ fn parallel_parts(g: &ConvGeometry, batch: usize, macs: usize, scratch: usize, t
 /// Convolutions of a batch with at least this many multiply-adds are split between
 /// [`super::gemm::threads`] threads (the `threading` feature): by samples for the
 /// forward and the input gradient, by column-matrix rows (without the column matrix) or
-/// by filters for the weight gradient, so that every value is computed by the same
-/// operations as on one thread.
+/// by filters for the weight gradient, which the backward computes on other threads
+/// than the input gradient, so that every value is computed by the same operations as
+/// on one thread.
 #[cfg(any(feature = "threading", feature = "internals"))]
 pub const PARALLEL_MIN_MACS: usize = 1 << 21;
 
@@ -1207,8 +1210,9 @@ impl GradKernels {
 
 /// Copies one input sample `x[C, H, W]` into `padded` with its zero padding, as
 /// [`forward_direct`] reads it (`padded_size`): input row `r` is padded row
-/// `r + padding[0]`; rows and columns no output reads are left out.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// `r + padding[0]`; rows and columns no output reads are left out (NEON; x86-64 has
+/// [`pad_input_avx2`] and [`pad_planes_avx2`]).
+#[cfg(target_arch = "aarch64")]
 #[inline(always)]
 fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     let (ph, pw) = padded_size(g);
@@ -1297,6 +1301,81 @@ unsafe fn pad_input_avx2(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     }
 }
 
+/// [`pad_planes`] with AVX2 stores, for the direct backward: the planes zeroed by whole
+/// vectors (the last one again where they end inside a vector), then every row copied
+/// over them by whole vectors (likewise), without a call or a bounds check per row (16
+/// to 32 channels of 16x16 on an AMD Zen 4: [`pad_planes`]' `memset` and row copies were
+/// 4 % of the backward).
+///
+/// # Safety
+/// The CPU must have AVX2.
+///
+/// # Panics
+/// If `top + rows > ph`, `left + cols > pw`, or `src` or `dst` is too short.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn pad_planes_avx2(
+    src: &[f32],
+    steps: [usize; 2],
+    planes: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [f32],
+    (ph, pw): (usize, usize),
+    (top, left): (usize, usize),
+) {
+    use core::arch::x86_64::{_mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
+    let plane = ph * pw;
+    assert!(top + rows <= ph && left + cols <= pw, "pad_planes: shapes");
+    let dst = &mut dst[..planes * plane];
+    // The last float read: row `rows - 1` of plane `planes - 1`.
+    let reach = (planes > 0 && rows > 0 && cols > 0).then(|| (planes - 1) * steps[0] + (rows - 1) * steps[1] + cols);
+    assert!(reach.is_none_or(|reach| reach <= src.len()), "pad_planes: shapes");
+    let (dp, sp, len) = (dst.as_mut_ptr(), src.as_ptr(), dst.len());
+    // SAFETY: every store is at `i..i + 8 <= len` or `len - 8..len` of `dst`.
+    unsafe {
+        let zero = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= len {
+            _mm256_storeu_ps(dp.add(i), zero);
+            i += 8;
+        }
+        if i < len {
+            if len >= 8 {
+                _mm256_storeu_ps(dp.add(len - 8), zero);
+            } else {
+                dst.fill(0.0);
+            }
+        }
+    }
+    if reach.is_none() {
+        return;
+    }
+    for p in 0..planes {
+        for r in 0..rows {
+            let (to, from) = (p * plane + (top + r) * pw + left, p * steps[0] + r * steps[1]);
+            // SAFETY: `to..to + cols` is inside plane `p` of `dst` (`top + rows <= ph`,
+            // `left + cols <= pw`), `from..from + cols` inside `src` (below `reach`);
+            // the vectors read and written are inside those runs.
+            unsafe {
+                let (d, s) = (dp.add(to), sp.add(from));
+                if cols < 8 {
+                    core::ptr::copy_nonoverlapping(s, d, cols);
+                    continue;
+                }
+                let mut j = 0;
+                while j + 8 <= cols {
+                    _mm256_storeu_ps(d.add(j), _mm256_loadu_ps(s.add(j)));
+                    j += 8;
+                }
+                if j < cols {
+                    _mm256_storeu_ps(d.add(cols - 8), _mm256_loadu_ps(s.add(cols - 8)));
+                }
+            }
+        }
+    }
+}
+
 /// Copies `planes` planes of `rows x cols` floats from `src` (row `r` of plane `p` at
 /// `p steps[0] + r steps[1]`) into the planes of `ph x pw` floats of `dst`, from row
 /// `top` and column `left` on, and zeroes the rest of those planes: the padded copies
@@ -1304,8 +1383,8 @@ unsafe fn pad_input_avx2(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
 /// the rows copied over them: fewer branches than zeroing the gaps between the rows
 /// one by one (the AVX2 forward of 16 channels of 8x8, profiled on a loaded AMD EPYC:
 /// the copy and its offsets 8 % of the convolution's time before, 5.5 % after).
-/// `top + rows <= ph` and `left + cols <= pw`.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// `top + rows <= ph` and `left + cols <= pw`. NEON; x86-64 has [`pad_planes_avx2`].
+#[cfg(target_arch = "aarch64")]
 #[inline(always)]
 fn pad_planes(
     src: &[f32],
@@ -1364,9 +1443,17 @@ unsafe fn weight_grad_direct(
     // Only the channels `c0..c1` that the rows `cols` read are padded.
     let (c0, c1) = (cols.start / taps, cols.end.div_ceil(taps));
     let (padded, rest) = scratch.split_at_mut(g.channels * plane);
-    let part = ConvGeometry { channels: c1 - c0, ..*g };
     let in_plane = g.height * g.width;
-    pad_input(&part, &x[c0 * in_plane..c1 * in_plane], padded);
+    let x = &x[c0 * in_plane..c1 * in_plane];
+    // SAFETY: the CPU has AVX2 (the caller's contract).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let (h, w) = (g.height, g.width);
+        let inside = (h.min(ph.saturating_sub(g.padding[0])), w.min(pw.saturating_sub(g.padding[1])));
+        pad_planes_avx2(x, [h * w, w], c1 - c0, inside, padded, (ph, pw), (g.padding[0], g.padding[1]))
+    };
+    #[cfg(target_arch = "aarch64")]
+    pad_input(&ConvGeometry { channels: c1 - c0, ..*g }, x, padded);
     let padded = &padded[..(c1 - c0) * plane];
     let ldt = rows.next_multiple_of(32);
     let (sums, rest) = rest.split_at_mut(ldt);
@@ -1503,7 +1590,14 @@ unsafe fn input_grad_direct(
     // position `(y, x)` reads padded `(y + ry - i dh, x + rx - j dw)`.
     let (ty, tx) = (ry - g.padding[0], rx - g.padding[1]);
     let (padded, (oh, ow)) = (&mut scratch[..filters * plane], (g.out_height, g.out_width));
-    pad_planes(&dy[..filters * n], [n, ow], filters, (oh, ow), padded, (ph, pw), (ty, tx));
+    let dy = &dy[..filters * n];
+    // SAFETY: the CPU has AVX2 (the caller's contract).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        pad_planes_avx2(dy, [n, ow], filters, (oh, ow), padded, (ph, pw), (ty, tx))
+    };
+    #[cfg(target_arch = "aarch64")]
+    pad_planes(dy, [n, ow], filters, (oh, ow), padded, (ph, pw), (ty, tx));
     let mut offsets = [0usize; MAX_TAPS];
     let taps = taps.min(MAX_TAPS);
     for (t, o) in offsets[..taps].iter_mut().enumerate() {
@@ -1558,7 +1652,6 @@ pub fn backward(
     let _ = (product("output gradient", batch, out_len), product("weight", filters, patch));
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     {
-        let w = MatRef::new(&weight[..filters * patch], filters, patch);
         // Without a weight gradient (frozen weights) only the input gradient is
         // left: computed on this thread.
         let Some(d_weight) = d_weight.as_deref_mut().map(|d| &mut d[..filters * patch]) else {
@@ -1566,125 +1659,228 @@ pub fn backward(
         };
         let tile = product("scratch", patch, n.min(POSITIONS_PER_TILE));
         let macs = product("weight gradient", filters * patch, n).saturating_mul(2);
-        let mut parts = parallel_parts(g, batch, macs, scratch.len(), tile);
-        // Without the column matrix, the weight gradient is split by its columns (rows
-        // of the column matrix), whole tiles of them, so that every part keeps the
-        // widest tile of filters; else by filters, every part taking at least two (a
-        // one-row product would be a matrix-vector product, rounded differently).
-        let by_columns = parts > 1 && weight_grad_direct_fits(g, filters, tile);
-        let fstep = filters.div_ceil(parts.max(1));
-        if !by_columns && (filters < 2 * parts || filters.saturating_sub((parts - 1) * fstep) < 2) {
-            parts = 1;
-        }
-        let cstep = if by_columns {
-            let mr = GradKernels::get().map_or(1, |kernels| kernels.weight_rows);
-            patch.div_ceil(mr).div_ceil(parts) * mr
-        } else {
-            0
-        };
+        let parts = parallel_parts(g, batch, macs, scratch.len(), tile);
         if parts > 1 {
-            let sstep = batch.div_ceil(parts);
-            let dx = dx.map(|dx| &mut dx[..batch * in_len]);
-            let dw_at = Output(d_weight.as_mut_ptr());
-            let db_at = d_bias.map(|db| Output(db[..filters].as_mut_ptr()));
-            let dx_at = dx.map(|dx| Output(dx.as_mut_ptr()));
-            let scratch_at = Output(scratch.as_mut_ptr());
-            let run = |part: usize| {
-                let (f0, f1) = ((part * fstep).min(filters), ((part + 1) * fstep).min(filters));
-                let (s0, s1) = (part * sstep, ((part + 1) * sstep).min(batch));
-                // The bias gradient of filters `bf0..bf1`: all of them on the first part
-                // when the weight gradient is split by columns (summed from its
-                // transposed output gradient), else those of the part's filters.
-                let (bf0, bf1) = if by_columns { (0, if part == 0 { filters } else { 0 }) } else { (f0, f1) };
-                // SAFETY: the parts write disjoint rows `bf0..bf1` of `d_bias`, disjoint
-                // samples `s0..s1` of `dx` and disjoint tiles of `scratch`
-                // (`parts * tile <= scratch.len()`).
-                let (mut db, dx, scratch) = unsafe {
-                    (
-                        db_at.filter(|_| bf0 < bf1).map(|db| core::slice::from_raw_parts_mut(db.at(bf0), bf1 - bf0)),
-                        dx_at
-                            .filter(|_| s0 < s1)
-                            .map(|dx| core::slice::from_raw_parts_mut(dx.at(s0 * in_len), (s1 - s0) * in_len)),
-                        core::slice::from_raw_parts_mut(scratch_at.at(part * tile), tile),
-                    )
+            let split = BackwardSplit::new(g, filters, batch, parts, tile, dx.is_some());
+            if split.items() > 1 {
+                let parts = parts.min(split.items());
+                let dx = dx.map(|dx| &mut dx[..batch * in_len]);
+                let shared = BackwardShared {
+                    g,
+                    filters,
+                    x,
+                    weight,
+                    dy,
+                    split,
+                    tile,
+                    d_weight: Output(d_weight.as_mut_ptr()),
+                    d_bias: d_bias.map(|db| Output(db[..filters].as_mut_ptr())),
+                    dx: dx.map(|dx| Output(dx.as_mut_ptr())),
+                    scratch: Output(scratch.as_mut_ptr()),
                 };
-                if by_columns {
-                    // Columns `c0..c1` of the weight gradient, over every sample in
-                    // order, as on one thread.
-                    let (c0, c1) = ((part * cstep).min(patch), ((part + 1) * cstep).min(patch));
-                    for b in 0..batch {
-                        let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
-                        // SAFETY: `weight_grad_direct_fits` holds for `filters` and
-                        // `tile`; the parts write disjoint columns of `d_weight`.
-                        unsafe {
-                            weight_grad_direct(g, filters, c0..c1, xb, dyb, dw_at.at(0), db.as_deref_mut(), scratch)
-                        };
-                    }
-                } else {
-                    // SAFETY: the parts write disjoint rows `f0..f1` of `d_weight`.
-                    let dw = unsafe { core::slice::from_raw_parts_mut(dw_at.at(f0 * patch), (f1 - f0) * patch) };
-                    // The weight gradient of filters `f0..f1`, over every sample in order,
-                    // as on one thread.
-                    let w_rows = f1 - f0;
-                    let direct = weight_grad_direct_fits(g, w_rows, scratch.len());
-                    for b in 0..batch {
-                        let xb = &x[b * in_len..][..in_len];
-                        let dyb = &dy[b * out_len + f0 * n..][..w_rows * n];
-                        if direct {
-                            // SAFETY: `weight_grad_direct_fits` holds; `dw` is this
-                            // part's alone.
-                            unsafe {
-                                weight_grad_direct(
-                                    g,
-                                    w_rows,
-                                    0..patch,
-                                    xb,
-                                    dyb,
-                                    dw.as_mut_ptr(),
-                                    db.as_deref_mut(),
-                                    scratch,
-                                )
-                            };
-                            continue;
-                        }
-                        if let Some(db) = db.as_deref_mut() {
-                            add_row_sums(db, dyb, n);
-                        }
-                        for (start, len) in tiles(n) {
-                            let dy_tile = MatRef { data: &dyb[start..], rows: w_rows, cols: len, rs: n, cs: 1 };
-                            im2col(g, xb, start, len, scratch);
-                            gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, dw, patch);
-                        }
-                    }
-                }
-                // The input gradient of samples `s0..s1`.
-                if let Some(dx) = dx {
-                    let direct_input = input_grad_direct_size(g, filters, scratch.len());
-                    let (by_taps, scratch) = match direct_input {
-                        Some(_) => input_grad_weights(g, filters, weight, scratch),
-                        None => (&[][..], scratch),
-                    };
-                    for (k, dxb) in dx.chunks_exact_mut(in_len).enumerate() {
-                        let dyb = &dy[(s0 + k) * out_len..][..out_len];
-                        if let Some(size) = direct_input {
-                            // SAFETY: `input_grad_direct_size` gave `size` for the
-                            // scratch space `by_taps` came from.
-                            unsafe { input_grad_direct(g, filters, size, by_taps, dyb, dxb, scratch) };
-                            continue;
-                        }
-                        dxb.fill(0.0);
-                        for (start, len) in tiles(n) {
-                            let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
-                            gemm(1.0, w.t(), dy_tile, 0.0, scratch, len);
-                            col2im(g, scratch, start, len, dxb);
-                        }
-                    }
-                }
-            };
-            return super::parallel::for_each_part(parts, &run);
+                let claims = super::parallel::Claims::new(split.items());
+                let run = |part: usize| {
+                    // The thread's scratch and, once it takes a piece of the input
+                    // gradient, the weight arranged by taps kept at its start.
+                    let mut by_taps = false;
+                    // SAFETY: every index is claimed once; the pieces write disjoint
+                    // parts of the gradients, and each part its own tile of `scratch`
+                    // (`parts * tile <= scratch.len()`).
+                    claims.run(|item| unsafe { shared.run(part, item, &mut by_taps) });
+                };
+                return super::parallel::for_each_part(parts, &run);
+            }
         }
     }
     backward_samples(g, filters, x, weight, dy, d_weight, d_bias, dx, scratch)
+}
+
+/// How [`backward`] splits a batch between threads: the weight gradient (with the bias
+/// gradient) in `weight_items` pieces, by column-matrix rows where it is direct (whole
+/// tiles of them, every piece keeping the widest tile of filters) or else by filters
+/// (at least two each: a one-row product would be a matrix-vector product, rounded
+/// differently), each over every sample in order as on one thread; and the input
+/// gradient, if wanted, in `input_items` pieces of samples. With the input gradient, the
+/// threads are shared between the two (on two threads one computes the weight
+/// gradient, the other the input gradient: the same multiply-adds, so about the same
+/// time, and neither repeats the other's copies as splitting both would), and the
+/// input gradient is cut finer than its threads so that a thread that finishes first
+/// takes what is left (the pieces are claimed in order, the weight gradient's first).
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+#[derive(Clone, Copy)]
+struct BackwardSplit {
+    /// Pieces of the weight gradient (at least 1).
+    weight_items: usize,
+    /// Whether they are blocks of column-matrix rows (else blocks of filters).
+    by_columns: bool,
+    /// Column-matrix rows (or filters) per piece.
+    weight_step: usize,
+    /// Pieces of the input gradient (0 without it).
+    input_items: usize,
+    /// Samples per piece of the input gradient.
+    sample_step: usize,
+}
+
+/// Pieces of the input gradient per thread that takes it, when there are enough
+/// samples: a thread that finishes early takes the other's last pieces.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+const INPUT_ITEMS_PER_PART: usize = 4;
+
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+impl BackwardSplit {
+    fn new(g: &ConvGeometry, filters: usize, batch: usize, parts: usize, tile: usize, input: bool) -> Self {
+        let patch = g.patch_len();
+        let input_parts = if input { parts / 2 } else { 0 };
+        let wanted = parts - input_parts;
+        let by_columns = weight_grad_direct_fits(g, filters, tile);
+        let (weight_items, weight_step) = if by_columns {
+            let mr = GradKernels::get().map_or(1, |kernels| kernels.weight_rows);
+            let step = patch.div_ceil(mr).div_ceil(wanted) * mr;
+            (patch.div_ceil(step), step)
+        } else {
+            let step = filters.div_ceil(wanted);
+            let last = filters.saturating_sub((wanted - 1) * step);
+            if wanted > 1 && filters >= 2 * wanted && last >= 2 {
+                (filters.div_ceil(step), step)
+            } else {
+                (1, filters)
+            }
+        };
+        let input_items = (input_parts * INPUT_ITEMS_PER_PART).min(batch);
+        let sample_step = batch.div_ceil(input_items.max(1));
+        let input_items = if input_items == 0 { 0 } else { batch.div_ceil(sample_step) };
+        BackwardSplit { weight_items, by_columns, weight_step, input_items, sample_step }
+    }
+
+    /// Every piece: the weight gradient's, then the input gradient's.
+    fn items(&self) -> usize {
+        self.weight_items + self.input_items
+    }
+}
+
+/// What the threads of [`backward`] share: its arguments, the split, and the outputs
+/// and scratch space as pointers (each piece writes its own part).
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+struct BackwardShared<'a> {
+    g: &'a ConvGeometry,
+    filters: usize,
+    x: &'a [f32],
+    weight: &'a [f32],
+    dy: &'a [f32],
+    split: BackwardSplit,
+    /// Scratch floats per thread.
+    tile: usize,
+    d_weight: Output,
+    d_bias: Option<Output>,
+    dx: Option<Output>,
+    scratch: Output,
+}
+
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+impl BackwardShared<'_> {
+    /// Piece `item` of the backward on thread `part`; `by_taps` says whether the weight
+    /// arranged by taps is already at the start of the thread's scratch (a thread takes
+    /// the pieces of the weight gradient before those of the input gradient, so it is
+    /// written once, for the first of the latter).
+    ///
+    /// # Safety
+    /// `part < parts` with `parts * tile` floats of scratch; every `item < items()` is
+    /// run once, and no two threads share a `part`.
+    unsafe fn run(&self, part: usize, item: usize, by_taps: &mut bool) {
+        let BackwardShared { g, filters, x, weight, dy, split, tile, .. } = *self;
+        let (in_len, patch, n) = (g.input_len(), g.patch_len(), g.positions());
+        let (out_len, batch) = (filters * n, x.len() / in_len);
+        // SAFETY: the thread's own tile of the scratch (the caller's contract).
+        let scratch = unsafe { core::slice::from_raw_parts_mut(self.scratch.at(part * tile), tile) };
+        if item < split.weight_items {
+            let (p0, p1) = (item * split.weight_step, (item + 1) * split.weight_step);
+            if split.by_columns {
+                // Columns `c0..c1` of the weight gradient, over every sample in order,
+                // as on one thread, and the bias gradient with the first of them.
+                let (c0, c1) = (p0.min(patch), p1.min(patch));
+                // SAFETY: only the first piece writes the bias gradient.
+                let mut db = self
+                    .d_bias
+                    .filter(|_| item == 0)
+                    .map(|db| unsafe { core::slice::from_raw_parts_mut(db.at(0), filters) });
+                for b in 0..batch {
+                    let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
+                    // SAFETY: `weight_grad_direct_fits` holds for `filters` and `tile`;
+                    // the pieces write disjoint columns of `d_weight`.
+                    unsafe {
+                        weight_grad_direct(g, filters, c0..c1, xb, dyb, self.d_weight.at(0), db.as_deref_mut(), scratch)
+                    };
+                }
+                return;
+            }
+            // Filters `f0..f1` and their bias gradients, over every sample in order, as
+            // on one thread.
+            let (f0, f1) = (p0.min(filters), p1.min(filters));
+            let rows = f1 - f0;
+            // SAFETY: the pieces write disjoint rows `f0..f1` of `d_weight` and `d_bias`.
+            let (dw, mut db) = unsafe {
+                (
+                    core::slice::from_raw_parts_mut(self.d_weight.at(f0 * patch), rows * patch),
+                    self.d_bias.map(|db| core::slice::from_raw_parts_mut(db.at(f0), rows)),
+                )
+            };
+            let direct = weight_grad_direct_fits(g, rows, scratch.len());
+            for b in 0..batch {
+                let xb = &x[b * in_len..][..in_len];
+                let dyb = &dy[b * out_len + f0 * n..][..rows * n];
+                if direct {
+                    // SAFETY: `weight_grad_direct_fits` holds; `dw` is this piece's alone.
+                    unsafe {
+                        weight_grad_direct(g, rows, 0..patch, xb, dyb, dw.as_mut_ptr(), db.as_deref_mut(), scratch)
+                    };
+                    continue;
+                }
+                if let Some(db) = db.as_deref_mut() {
+                    add_row_sums(db, dyb, n);
+                }
+                for (start, len) in tiles(n) {
+                    let dy_tile = MatRef { data: &dyb[start..], rows, cols: len, rs: n, cs: 1 };
+                    im2col(g, xb, start, len, scratch);
+                    gemm(1.0, dy_tile, MatRef::new(&scratch[..patch * len], patch, len).t(), 1.0, dw, patch);
+                }
+            }
+            return;
+        }
+        // The input gradient of samples `s0..s1`.
+        let piece = item - split.weight_items;
+        let (s0, s1) = (piece * split.sample_step, ((piece + 1) * split.sample_step).min(batch));
+        let Some(dx_at) = self.dx.filter(|_| s0 < s1) else { return };
+        // SAFETY: the pieces write disjoint samples of `dx`.
+        let dx = unsafe { core::slice::from_raw_parts_mut(dx_at.at(s0 * in_len), (s1 - s0) * in_len) };
+        let direct_input = input_grad_direct_size(g, filters, scratch.len());
+        let (by_taps_floats, scratch) = match direct_input {
+            Some(_) if *by_taps => {
+                let (by_taps, rest) = scratch.split_at_mut(filters * patch);
+                (&*by_taps, rest)
+            }
+            Some(_) => {
+                *by_taps = true;
+                input_grad_weights(g, filters, weight, scratch)
+            }
+            None => (&[][..], scratch),
+        };
+        let w = MatRef::new(&weight[..filters * patch], filters, patch);
+        for (k, dxb) in dx.chunks_exact_mut(in_len).enumerate() {
+            let dyb = &dy[(s0 + k) * out_len..][..out_len];
+            if let Some(size) = direct_input {
+                // SAFETY: `input_grad_direct_size` gave `size` for the scratch space
+                // `by_taps_floats` came from.
+                unsafe { input_grad_direct(g, filters, size, by_taps_floats, dyb, dxb, scratch) };
+                continue;
+            }
+            dxb.fill(0.0);
+            for (start, len) in tiles(n) {
+                let dy_tile = MatRef { data: &dyb[start..], rows: filters, cols: len, rs: n, cs: 1 };
+                gemm(1.0, w.t(), dy_tile, 0.0, scratch, len);
+                col2im(g, scratch, start, len, dxb);
+            }
+        }
+    }
 }
 
 /// `db[f] += sum_j dy[f n + j]` for every row `f` of `db`, each row's sum rounded as
@@ -2110,13 +2306,19 @@ mod tests {
             forward_samples(&g, filters, &x, &weight, Some(&bias), &mut y_one, &mut scratch);
             assert_eq!(bits(&y), bits(&y_one));
 
-            let run = |threaded: bool, scratch: &mut [f32]| {
+            // With the input gradient the threads share the weight gradient and the
+            // input gradient; without it they split the weight gradient alone.
+            let run = |threaded: bool, with_dx: bool, scratch: &mut [f32]| {
                 let (mut dw, mut db, mut dx) = (vec![0.25; filters * patch], vec![0.5; filters], vec![0.0; x.len()]);
                 let f = if threaded { backward } else { backward_samples };
-                f(&g, filters, &x, &weight, &dy, Some(&mut dw), Some(&mut db), Some(&mut dx), scratch);
+                let dx_out = if with_dx { Some(&mut dx[..]) } else { None };
+                f(&g, filters, &x, &weight, &dy, Some(&mut dw), Some(&mut db), dx_out, scratch);
                 (bits(&dw), bits(&db), bits(&dx))
             };
-            assert_eq!(run(true, &mut scratch), run(false, &mut scratch), "stride {stride}");
+            for with_dx in [true, false] {
+                let (threaded, one) = (run(true, with_dx, &mut scratch), run(false, with_dx, &mut scratch));
+                assert_eq!(threaded, one, "stride {stride}, input gradient {with_dx}");
+            }
         }
     }
 

@@ -24,6 +24,9 @@ pub(crate) trait Vector: Copy {
     const WEIGHT_MR: usize;
     /// Rows of the input gradient's tile ([`input_grad`]): `2 TAPS_MR` accumulators.
     const TAPS_MR: usize;
+    /// Whether [`weight_grad`] takes at most `LANES` filters in a tile of one register
+    /// per row (else in the tile of two, half of it on zero filters).
+    const ONE_REGISTER_TILE: bool = false;
     /// All lanes zero.
     unsafe fn zero() -> Self;
     /// The float at `p` in every lane.
@@ -130,6 +133,22 @@ pub(crate) unsafe fn weight_grad<V: Vector>(
                 let (s, o, b, t) = (src.as_ptr(), offsets.as_ptr().add(i), bases.as_ptr(), dyt.as_ptr().add(j0));
                 let d = dw.add(j0 * ldw + i);
                 let g = Gathered { k, src: s, offsets: o, bases: b, dyt: t, ldt, dw: d, ldw, nr: cols };
+                // At most one register of filters (16 filters with AVX-512): a tile of
+                // one register per row, rather than half its multiply-adds on zeros.
+                if V::ONE_REGISTER_TILE && cols <= V::LANES {
+                    match rows {
+                        8 if V::WEIGHT_MR >= 8 => weight_tile_one::<V, 8>(g, &mut sums),
+                        7 if V::WEIGHT_MR >= 7 => weight_tile_one::<V, 7>(g, &mut sums),
+                        6 => weight_tile_one::<V, 6>(g, &mut sums),
+                        5 => weight_tile_one::<V, 5>(g, &mut sums),
+                        4 => weight_tile_one::<V, 4>(g, &mut sums),
+                        3 => weight_tile_one::<V, 3>(g, &mut sums),
+                        2 => weight_tile_one::<V, 2>(g, &mut sums),
+                        _ => weight_tile_one::<V, 1>(g, &mut sums),
+                    }
+                    i += rows;
+                    continue;
+                }
                 match rows {
                     8 if V::WEIGHT_MR >= 8 => weight_tile::<V, 8>(g, &mut sums),
                     7 if V::WEIGHT_MR >= 7 => weight_tile::<V, 7>(g, &mut sums),
@@ -193,6 +212,35 @@ unsafe fn weight_tile<V: Vector, const R: usize>(g: Gathered, t: &mut [[f32; 32]
             V::store_first(t[r].as_mut_ptr().add(V::LANES), hi[r], V::LANES);
         }
         // `fma(1, acc, d)` of the tile's `write` is one addition to `d`.
+        if R == 8 {
+            return V::add_transposed8(t, nr, dw, ldw);
+        }
+        V::add_transposed_rows(t, R, nr, dw, ldw)
+    }
+}
+
+/// [`weight_tile`] for at most `V::LANES` filters: `R` column-matrix rows by one
+/// register of filters (`nr` of them written), the same chains.
+///
+/// # Safety
+/// As [`weight_grad`] asserts and requires.
+#[inline(always)]
+unsafe fn weight_tile_one<V: Vector, const R: usize>(g: Gathered, t: &mut [[f32; 32]; 8]) {
+    let Gathered { k, src, offsets, bases, dyt, ldt, dw, ldw, nr } = g;
+    // SAFETY: the caller's contract covers every read and write of the tile.
+    unsafe {
+        let mut acc = [V::zero(); R];
+        let rows: [*const f32; R] = core::array::from_fn(|r| src.add(*offsets.add(r)));
+        for q in 0..k {
+            let b = V::load(dyt.add(q * ldt));
+            let base = *bases.add(q);
+            for r in 0..R {
+                acc[r] = V::fmadd(V::splat(rows[r].add(base)), b, acc[r]);
+            }
+        }
+        for r in 0..R {
+            V::store_first(t[r].as_mut_ptr(), acc[r], V::LANES);
+        }
         if R == 8 {
             return V::add_transposed8(t, nr, dw, ldw);
         }
