@@ -80,6 +80,18 @@ pub trait Layer: 'static {
     /// statistics.
     fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]);
 
+    /// Inference of one sample, its output returned by value: [`Layer::forward`] into a
+    /// zeroed tensor, unless the layer writes its result straight into the returned
+    /// value (a dense layer's fixed-size kernels), sparing the zeroing and a copy.
+    /// Batch-1 inference ([`Network::forward_one`]) calls it; `scratch` as for
+    /// [`Layer::forward`] of one sample.
+    #[inline]
+    fn forward_value(&self, w: Weights<'_>, x: &[f32], scratch: &mut [f32]) -> crate::Tensor<Self::Output> {
+        let mut y = crate::Tensor::zeros();
+        self.forward(w, x, &mut y, scratch);
+        y
+    }
+
     /// Inference of `batch` samples whose input is the start of `io`, which this call
     /// may overwrite: a sequence writes its layers' outputs into `spare` and `io` in
     /// turn, so that it needs two buffers rather than one per intermediate value.
@@ -529,6 +541,33 @@ pub(crate) mod private {
         }
     }
 
+    /// `layer`'s [`Layer::forward_value`] as the tensor of `S`, the output the network
+    /// declares: the same tensor when `S` is the layer's output shape (every network that
+    /// compiles), otherwise (a declared output that does not match, already a compile
+    /// error of its own) its first floats copied into a zeroed tensor, so that the
+    /// generated `forward_one` adds no error of its own.
+    #[inline(always)]
+    pub fn forward_value<L: Layer, S: Shape>(
+        layer: &L,
+        w: Weights<'_>,
+        x: &[f32],
+        scratch: &mut [f32],
+    ) -> crate::Tensor<S> {
+        let y = layer.forward_value(w, x, scratch);
+        let mut slot = Some(y);
+        if let Some(same) = (&mut slot as &mut dyn core::any::Any).downcast_mut::<Option<crate::Tensor<S>>>() {
+            if let Some(y) = same.take() {
+                return y;
+            }
+        }
+        let mut out = crate::Tensor::<S>::zeros();
+        if let Some(y) = slot {
+            let n = y.len().min(out.len());
+            out[..n].copy_from_slice(&y[..n]);
+        }
+        out
+    }
+
     /// A layer with its name in the enclosing network.
     #[derive(Clone, Copy, Debug)]
     pub struct Named<L> {
@@ -595,6 +634,10 @@ pub(crate) mod private {
         #[inline]
         fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
             self.layer.forward(w, x, y, scratch)
+        }
+        #[inline]
+        fn forward_value(&self, w: Weights<'_>, x: &[f32], scratch: &mut [f32]) -> crate::Tensor<Self::Output> {
+            self.layer.forward_value(w, x, scratch)
         }
         #[inline]
         fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
@@ -804,6 +847,10 @@ pub(crate) mod private {
         #[inline]
         fn forward(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
             self.layer.forward(w, x, y, scratch)
+        }
+        #[inline]
+        fn forward_value(&self, w: Weights<'_>, x: &[f32], scratch: &mut [f32]) -> crate::Tensor<Self::Output> {
+            self.layer.forward_value(w, x, scratch)
         }
         #[inline]
         fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {

@@ -375,12 +375,11 @@ pub(crate) fn network_impl(name: &Ident, layer: TokenStream) -> TokenStream {
                     <#name as ::nn_core::Network>::STACK_BOUND_BYTES,
                 );
                 let mut stack = [0.0f32; ON_STACK];
-                let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
                 let len = <#name as ::nn_core::Layer>::FORWARD_SCRATCH;
+                // The output by value, from the last layer (see `__private::forward_value`).
                 ::nn_core::__private::with_forward_scratch(&mut stack, len, |scratch| {
-                    ::nn_core::Layer::forward(#layer, ::nn_core::Weights::new(params, buffers), x, &mut y, scratch)
-                });
-                y
+                    ::nn_core::__private::forward_value(#layer, ::nn_core::Weights::new(params, buffers), x, scratch)
+                })
             }
         }
     }

@@ -252,3 +252,50 @@ mod single_letter_names {
         assert_eq!(model.predict_one(&x).as_slice(), expected.as_slice());
     }
 }
+
+network! {
+    /// Dense 8 -> 8 alone: batch-1 inference returns its kernel's output by value.
+    pub struct Dense8: [8] -> [8] {
+        fc: Dense { units: 8 },
+    }
+
+    /// The same with ReLU and no bias.
+    pub struct Dense8Relu: [8] -> [8] {
+        fc: Dense { units: 8, activation: Relu, bias: false },
+    }
+
+    /// A sigmoid: the zeroed tensor and `Layer::forward`.
+    pub struct Dense8Sigmoid: [8] -> [8] {
+        fc: Dense { units: 8, activation: Sigmoid },
+    }
+}
+
+/// `predict_one` of a one-layer network (the output by value from the layer,
+/// `Layer::forward_value`) gives the bits of `forward_slices` (the layer's `forward`
+/// into the caller's buffer), for inputs with zeros of both signs, and an output that
+/// overwrites every float.
+#[test]
+fn dense_output_by_value_equals_forward_slices() {
+    fn check<N: Network<Input = Shape1<8>, Output = Shape1<8>>>(seed: u64) {
+        let mut model = Model::<N>::new(seed);
+        // Biases of both signs of zero, where there are biases.
+        if N::PARAMS == 72 {
+            model.params_mut()[64] = -0.0;
+            model.params_mut()[65] = 0.0;
+        }
+        let mut rng = Rng::new(seed);
+        for round in 0..3 {
+            let mut x: [f32; 8] = core::array::from_fn(|_| rng.uniform_in(-2.0, 2.0));
+            if round == 1 {
+                x = [-0.0; 8];
+            }
+            let one = model.predict_one(&Tensor::from(x));
+            let mut y = [f32::NAN; 8];
+            model.forward_slices(&x, &mut y, &mut []);
+            assert_eq!(one.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), y.map(f32::to_bits).to_vec());
+        }
+    }
+    check::<Dense8>(1);
+    check::<Dense8Relu>(2);
+    check::<Dense8Sigmoid>(3);
+}

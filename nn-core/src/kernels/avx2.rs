@@ -1001,6 +1001,23 @@ pub unsafe fn dense8x8<const RELU: bool>(w: &[f32; 64], x: &[f32; 8], bias: &[f3
     unsafe { _mm256_storeu_ps(y.as_mut_ptr(), v) };
 }
 
+/// [`dense8x8`] returning its outputs by value: called from code compiled without AVX2
+/// (out of line), the kernel writes them straight into the caller's return slot, so a
+/// caller that returns them in turn (batch-1 inference of a network ending in this
+/// layer) neither zeroes an output buffer first nor copies the kernel's store after
+/// it. The same bits as [`dense8x8`].
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub unsafe fn dense8x8_value<const RELU: bool>(w: &[f32; 64], x: &[f32; 8], bias: &[f32; 8]) -> [f32; 8] {
+    let mut y = [0.0; 8];
+    // SAFETY: the caller's contract.
+    unsafe { dense8x8::<RELU>(w, x, bias, &mut y) };
+    y
+}
+
 /// `_mm256_hadd_ps(u, v)`, the sums of adjacent lanes `[u0 + u1, u2 + u3, v0 + v1, v2 + v3]`
 /// in each 128-bit half, the same bits, as two `vshufps` (even and odd lanes) and one
 /// `vaddps`. The shuffles are written in `asm!` so that the compiler does not fold them

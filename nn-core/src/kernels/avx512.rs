@@ -1049,6 +1049,22 @@ pub unsafe fn dense8x8<const RELU: bool>(w: &[f32; 64], x: &[f32; 8], bias: Opti
     unsafe { gemv8(w, 8, x, bias.map(|b| b.as_slice()), RELU, y) }
 }
 
+/// [`dense8x8`] returning its outputs by value, with a bias always (zeros for none, the
+/// same bits): called from code compiled without AVX-512 (out of line), the kernel
+/// writes them straight into the caller's return slot (see
+/// [`super::avx2::dense8x8_value`]). The same bits as [`gemv8`].
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub unsafe fn dense8x8_value<const RELU: bool>(w: &[f32; 64], x: &[f32; 8], bias: &[f32; 8]) -> [f32; 8] {
+    let mut y = [0.0; 8];
+    // SAFETY: the CPU has what `gemv8` needs (the caller's contract); 8 rows of 8.
+    unsafe { gemv8(w, 8, x, Some(bias), RELU, &mut y) };
+    y
+}
+
 /// [`super::avx2::gemv_panels`] on sixteen lanes: the same step-ordered matrix and the
 /// same bits, two panels of 16 rows at a time (sixteen accumulators sharing each
 /// broadcast of `x`), then a lone panel of 16, then the last 8 rows by the AVX2 form.

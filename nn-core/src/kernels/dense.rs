@@ -202,6 +202,50 @@ pub fn forward_one<const I: usize>(
     forward_one_rows::<I>(x, weight, bias, activation, outputs, y);
 }
 
+/// [`forward_one`] of a layer of `O` outputs, returned by value: batch-1 inference of a
+/// network whose last layer is this one returns the array as its output. Dense 8 -> 8
+/// (no activation or ReLU) is one out-of-line kernel call that writes the outputs
+/// straight into the returned array (`avx512::dense8x8_value`, `avx2::dense8x8_value`),
+/// neither zeroed first nor copied after; every other case is [`forward_one`] into a
+/// zeroed array. The same bits as [`forward`].
+#[inline]
+pub fn forward_one_value<const I: usize, const O: usize>(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+) -> [f32; O] {
+    #[cfg(target_arch = "x86_64")]
+    if I == 8 && O == 8 && matches!(activation, Activation::Identity | Activation::Relu) {
+        let bias8 = match bias {
+            Some(b) => b.first_chunk::<8>(),
+            None => Some(&[0.0; 8]),
+        };
+        let isa = super::isa::isa();
+        if let (true, Ok(x8), Some(w64), Some(b8)) =
+            (isa.avx2(), <&[f32; 8]>::try_from(x), weight.first_chunk::<64>(), bias8)
+        {
+            let relu = activation == Activation::Relu;
+            // SAFETY: the CPU has AVX2 and FMA, and AVX-512 F where `avx512` says so.
+            let y = unsafe {
+                match (isa.avx512(), relu) {
+                    (true, true) => super::avx512::dense8x8_value::<true>(w64, x8, b8),
+                    (true, false) => super::avx512::dense8x8_value::<false>(w64, x8, b8),
+                    (false, true) => super::avx2::dense8x8_value::<true>(w64, x8, b8),
+                    (false, false) => super::avx2::dense8x8_value::<false>(w64, x8, b8),
+                }
+            };
+            // `O` is 8: the same array.
+            if let Ok(y) = <[f32; O]>::try_from(&y[..]) {
+                return y;
+            }
+        }
+    }
+    let mut y = [0.0; O];
+    forward_one::<I>(x, weight, bias, activation, O, &mut y);
+    y
+}
+
 /// [`forward_one_rows`] behind a call.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
@@ -425,6 +469,48 @@ mod tests {
         check::<64>(&mut rng);
         check::<128>(&mut rng);
         check::<5>(&mut rng);
+    }
+
+    /// One sample returned by value ([`forward_one_value`]: Dense 8 -> 8's kernels
+    /// writing the returned array, the zeroed array and [`forward_one`] otherwise) gives
+    /// the bits of [`forward`], with and without bias, for ReLU, no activation and a
+    /// sigmoid, inputs and biases with zeros of both signs and NaN (a NaN output must be
+    /// NaN in both, its sign and payload not compared).
+    fn check_value<const I: usize, const O: usize>(rng: &mut Rng) {
+        let bits = |v: &[f32]| {
+            v.iter().map(|v| if v.is_nan() { f32::NAN.to_bits() } else { v.to_bits() }).collect::<std::vec::Vec<_>>()
+        };
+        for round in 0..4 {
+            let weight: std::vec::Vec<f32> = (0..O * I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut bias: std::vec::Vec<f32> = (0..O).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            let mut x: std::vec::Vec<f32> = (0..I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+            if round == 1 {
+                x[0] = f32::NAN;
+                bias[O - 1] = -0.0;
+            }
+            if round == 2 {
+                x.fill(-0.0);
+                bias[0] = -0.0;
+            }
+            for activation in [Activation::Relu, Activation::Identity, Activation::Sigmoid] {
+                for bias in [Some(&bias[..]), None] {
+                    let value = forward_one_value::<I, O>(&x, &weight, bias, activation);
+                    let mut reference = std::vec![7.0; O];
+                    forward(&x, &weight, bias, activation, I, O, &mut reference, None);
+                    assert_eq!(bits(&value), bits(&reference), "{I} -> {O}, {activation:?}, round {round}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_sample_by_value_equals_the_batch_path_bit_for_bit() {
+        let mut rng = Rng::new(5);
+        check_value::<8, 8>(&mut rng);
+        check_value::<8, 3>(&mut rng);
+        check_value::<5, 8>(&mut rng);
+        check_value::<16, 8>(&mut rng);
+        check_value::<64, 10>(&mut rng);
     }
 
     /// A batch large enough to be split between threads by samples (with `threading`

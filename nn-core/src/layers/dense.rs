@@ -18,7 +18,7 @@ use crate::activation::Activation;
 use crate::kernels::dense;
 use crate::layer::{BackwardCtx, Layer, TrainCtx, Weights};
 use crate::rng::Rng;
-use crate::shape::Shape1;
+use crate::shape::{Shape1, Tensor};
 
 /// A fully connected layer from `I` inputs to `O` units, with a bias when `BIAS`.
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +68,14 @@ impl<const I: usize, const O: usize, const BIAS: bool> Layer for Dense<I, O, BIA
             return dense::forward_one::<I>(x, w, bias, self.activation, O, y);
         }
         dense::forward(x, w, bias, self.activation, I, O, y, None);
+    }
+
+    /// One sample: the output array straight from the kernels (`dense::forward_one_value`).
+    #[inline]
+    fn forward_value(&self, w: Weights<'_>, x: &[f32], _scratch: &mut [f32]) -> Tensor<Shape1<O>> {
+        let (w, b) = w.params.split_at(O * I);
+        let bias = if BIAS { Some(b) } else { None };
+        Tensor::new(dense::forward_one_value::<I, O>(x, w, bias, self.activation))
     }
 
     #[inline]

@@ -115,6 +115,8 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
         let mut y8 = vec![0.0; 8];
         dense::forward_one::<8>(&x8, &w8, bias, activation, 8, &mut y8);
         out.push((format!("dense 8->8 {activation:?}"), y8));
+        let value = dense::forward_one_value::<8, 8>(&x8, &w8, bias, activation);
+        out.push((format!("dense 8->8 by value {activation:?}"), value.to_vec()));
     }
     out.extend([("dense dW".into(), dw), ("dense db".into(), db), ("dense dx".into(), dx)]);
     // Layer norm (sums in 16 lanes under AVX-512, AVX2 and the portable loops): rows of
