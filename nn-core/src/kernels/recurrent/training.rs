@@ -5,7 +5,7 @@ use super::inference::write_output;
 use super::layout::{batch_of, CellKind, Config, Layout, Merge, States, StatesMut, Weights};
 use crate::kernels::gemm::{gemm, MatRef};
 #[cfg(target_arch = "x86_64")]
-use crate::kernels::isa::isa;
+use crate::kernels::isa::{isa, Isa};
 use crate::kernels::maths::tanh;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use crate::kernels::parallel::Output;
@@ -276,11 +276,34 @@ pub fn forward_train(
 #[inline]
 fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if isa().avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) };
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+        Isa::Avx512 if h.len() >= AVX512_MIN_UNITS => return unsafe { train_cell_avx512(cell, g, q, hp, cp, h, e) },
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma | Isa::Avx512 => return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) },
+        Isa::Portable | Isa::Neon => {}
     }
-    train_cell_portable(cell, g, q, hp, cp, h, e)
+    train_cell_lanes::<LANES>(cell, g, q, hp, cp, h, e)
+}
+
+/// Units from which the AVX-512 training cells are used: one 16-lane vector per gate.
+#[cfg(target_arch = "x86_64")]
+const AVX512_MIN_UNITS: usize = 16;
+
+/// [`train_cell`] compiled for sixteen lanes with `vfmadd`, [`WIDE_LANES`] units per
+/// block. The same operations on every unit: the same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn train_cell_avx512(
+    cell: CellKind,
+    g: &mut [f32],
+    q: &[f32],
+    hp: &[f32],
+    cp: &[f32],
+    h: &mut [f32],
+    e: &mut [f32],
+) {
+    train_cell_lanes::<WIDE_LANES>(cell, g, q, hp, cp, h, e)
 }
 
 /// [`train_cell`] compiled for eight lanes with `vfmadd` (the same operations: the same
@@ -296,15 +319,29 @@ unsafe fn train_cell_avx2(
     h: &mut [f32],
     e: &mut [f32],
 ) {
-    train_cell_portable(cell, g, q, hp, cp, h, e)
+    train_cell_lanes::<LANES>(cell, g, q, hp, cp, h, e)
 }
 
 /// Units per block of the LSTM training cell: one AVX2 vector.
 const LANES: usize = 8;
 
-/// [`train_cell`] for the baseline instruction set.
+/// Units per block of the AVX-512 LSTM training cells: one 16-lane vector (blocks of
+/// two vectors, two independent chains per value, are slower on AMD Zen 4).
+#[cfg(target_arch = "x86_64")]
+const WIDE_LANES: usize = 16;
+
+/// [`train_cell`] by blocks of `L` units (then one unit at a time): the same operations
+/// on every unit whatever `L`.
 #[inline(always)]
-fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
+fn train_cell_lanes<const L: usize>(
+    cell: CellKind,
+    g: &mut [f32],
+    q: &[f32],
+    hp: &[f32],
+    cp: &[f32],
+    h: &mut [f32],
+    e: &mut [f32],
+) {
     let hd = h.len();
     match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -320,18 +357,18 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
             let [gi, gf, gg, go] = blocks_mut::<4>(g, hd);
             let [qi, qf, qg, qo] = blocks::<4>(q, hd);
             let (cp, e) = (&cp[..hd], &mut e[..hd]);
-            // Blocks of 8 units computed into local arrays, then stored: a loop of a
+            // Blocks of `L` units computed into local arrays, then stored: a loop of a
             // known length over values that alias nothing, which the compiler turns
             // into whole vectors.
             let mut j0 = 0;
-            while j0 + LANES <= hd {
-                let r = j0..j0 + LANES;
-                let mut out = [[0.0f32; LANES]; 6];
+            while j0 + L <= hd {
+                let r = j0..j0 + L;
+                let mut out = [[0.0f32; L]; 6];
                 {
                     let (gi, gf, gg, go) = (&gi[r.clone()], &gf[r.clone()], &gg[r.clone()], &go[r.clone()]);
                     let (qi, qf, qg, qo) = (&qi[r.clone()], &qf[r.clone()], &qg[r.clone()], &qo[r.clone()]);
                     let cp = &cp[r.clone()];
-                    for k in 0..LANES {
+                    for k in 0..L {
                         let u = lstm_unit([gi[k], gf[k], gg[k], go[k]], [qi[k], qf[k], qg[k], qo[k]], cp[k]);
                         for (o, u) in out.iter_mut().zip(u) {
                             o[k] = u;
@@ -344,7 +381,7 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
                 go[r.clone()].copy_from_slice(&out[3]);
                 e[r.clone()].copy_from_slice(&out[4]);
                 h[r].copy_from_slice(&out[5]);
-                j0 += LANES;
+                j0 += L;
             }
             for j in j0..hd {
                 let u = lstm_unit([gi[j], gf[j], gg[j], go[j]], [qi[j], qf[j], qg[j], qo[j]], cp[j]);
@@ -374,11 +411,32 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
 #[inline]
 fn lstm_cell_backward(g: &[f32], c: &[f32], c_prev: &[f32], dout: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if isa().avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) };
+    match isa() {
+        Isa::Avx512 if dc.len() >= AVX512_MIN_UNITS => {
+            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+            return unsafe { lstm_cell_backward_avx512(g, c, c_prev, dout, dh, dc, dg) };
+        }
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma | Isa::Avx512 => return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) },
+        Isa::Portable | Isa::Neon => {}
     }
     lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] compiled for sixteen lanes with `vfmadd` (the same operations:
+/// the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn lstm_cell_backward_avx512(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dg: &mut [f32],
+) {
+    lstm_cell_backward_lanes::<WIDE_LANES>(g, c, c_prev, dout, dh, dc, dg)
 }
 
 /// [`lstm_cell_backward`] compiled for eight lanes with `vfmadd` (the same operations: the same
@@ -408,20 +466,69 @@ fn lstm_cell_backward_portable(
     dcb: &mut [f32],
     dg: &mut [f32],
 ) {
+    lstm_cell_backward_lanes::<LANES>(g, c, c_prev, dout, dhb, dcb, dg)
+}
+
+/// The backward of one LSTM unit: from the gate activations `i, f, g, o`, the cell
+/// states `c`, `c_prev`, the gradients `dout + dh` of `h` and `dc` of `c`, returns the
+/// gradients of the four gate pre-activations and of `c_prev`.
+#[inline(always)]
+fn lstm_unit_backward([i, f, g, o]: [f32; 4], c: f32, c_prev: f32, dout: f32, dh: f32, dc: f32) -> [f32; 5] {
+    let dh = dout + dh;
+    let tc = tanh(c);
+    let dcell = dc + dh * o * (1.0 - tc * tc);
+    [
+        dcell * g * i * (1.0 - i),
+        dcell * c_prev * f * (1.0 - f),
+        dcell * i * (1.0 - g * g),
+        dh * tc * o * (1.0 - o),
+        dcell * f,
+    ]
+}
+
+/// [`lstm_cell_backward`] by blocks of `L` units (then one unit at a time): the same
+/// operations on every unit whatever `L`.
+#[inline(always)]
+fn lstm_cell_backward_lanes<const L: usize>(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dhb: &[f32],
+    dcb: &mut [f32],
+    dg: &mut [f32],
+) {
     let hd = dcb.len();
     let (c, c_prev, dout, dhb) = (&c[..hd], &c_prev[..hd], &dout[..hd], &dhb[..hd]);
     let [gi, gf, gg, go] = blocks::<4>(g, hd);
     let [di, df, dgg, d_o] = blocks_mut::<4>(dg, hd);
-    for j in 0..hd {
-        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
-        let dh = dout[j] + dhb[j];
-        let tc = tanh(c[j]);
-        let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
-        di[j] = dcell * g * i * (1.0 - i);
-        df[j] = dcell * c_prev[j] * f * (1.0 - f);
-        dgg[j] = dcell * i * (1.0 - g * g);
-        d_o[j] = dh * tc * o * (1.0 - o);
-        dcb[j] = dcell * f;
+    // Blocks of `L` units computed into local arrays, then stored (as in
+    // `train_cell_lanes`): whole vectors, no unit left to a scalar remainder loop.
+    let mut j0 = 0;
+    while j0 + L <= hd {
+        let r = j0..j0 + L;
+        let mut out = [[0.0f32; L]; 5];
+        {
+            let (gi, gf, gg, go) = (&gi[r.clone()], &gf[r.clone()], &gg[r.clone()], &go[r.clone()]);
+            let (c, c_prev, dout, dhb, dcb) =
+                (&c[r.clone()], &c_prev[r.clone()], &dout[r.clone()], &dhb[r.clone()], &dcb[r.clone()]);
+            for k in 0..L {
+                let u = lstm_unit_backward([gi[k], gf[k], gg[k], go[k]], c[k], c_prev[k], dout[k], dhb[k], dcb[k]);
+                for (o, u) in out.iter_mut().zip(u) {
+                    o[k] = u;
+                }
+            }
+        }
+        di[r.clone()].copy_from_slice(&out[0]);
+        df[r.clone()].copy_from_slice(&out[1]);
+        dgg[r.clone()].copy_from_slice(&out[2]);
+        d_o[r.clone()].copy_from_slice(&out[3]);
+        dcb[r].copy_from_slice(&out[4]);
+        j0 += L;
+    }
+    for j in j0..hd {
+        let u = lstm_unit_backward([gi[j], gf[j], gg[j], go[j]], c[j], c_prev[j], dout[j], dhb[j], dcb[j]);
+        (di[j], df[j], dgg[j], d_o[j], dcb[j]) = (u[0], u[1], u[2], u[3], u[4]);
     }
 }
 
