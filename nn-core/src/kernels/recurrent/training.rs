@@ -41,15 +41,72 @@ fn merge_backward(merge: Merge, dy: &[f32], hf: &[f32], hb: &[f32], d: &mut [f32
 /// Adds `bias` to every row of `m` (rows of `bias.len()`).
 #[inline]
 fn add_bias_rows(m: &mut [f32], bias: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+        Isa::Avx512 => return unsafe { add_bias_rows_avx512(m, bias) },
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma => return unsafe { add_bias_rows_avx2(m, bias) },
+        Isa::Portable | Isa::Neon => {}
+    }
+    add_bias_rows_portable(m, bias)
+}
+
+/// [`add_bias_rows`] compiled for sixteen lanes (each sum rounded once: the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn add_bias_rows_avx512(m: &mut [f32], bias: &[f32]) {
+    add_bias_rows_portable(m, bias)
+}
+
+/// [`add_bias_rows`] compiled for eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_bias_rows_avx2(m: &mut [f32], bias: &[f32]) {
+    add_bias_rows_portable(m, bias)
+}
+
+/// [`add_bias_rows`] for the baseline instruction set.
+#[inline(always)]
+fn add_bias_rows_portable(m: &mut [f32], bias: &[f32]) {
     for row in m.chunks_exact_mut(bias.len()) {
         row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
     }
 }
 
 /// Adds the column sums of `m` (rows of `acc.len()`, row stride `stride`, `rows` rows)
-/// into `acc`.
+/// into `acc`, row by row.
 #[inline]
 fn add_column_sums(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+        Isa::Avx512 => return unsafe { add_column_sums_avx512(acc, m, rows, stride) },
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma => return unsafe { add_column_sums_avx2(acc, m, rows, stride) },
+        Isa::Portable | Isa::Neon => {}
+    }
+    add_column_sums_portable(acc, m, rows, stride)
+}
+
+/// [`add_column_sums`] compiled for sixteen lanes (each column summed in row order:
+/// the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn add_column_sums_avx512(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    add_column_sums_portable(acc, m, rows, stride)
+}
+
+/// [`add_column_sums`] compiled for eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_column_sums_avx2(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    add_column_sums_portable(acc, m, rows, stride)
+}
+
+/// [`add_column_sums`] for the baseline instruction set.
+#[inline(always)]
+fn add_column_sums_portable(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
     let n = acc.len();
     for r in 0..rows {
         acc.iter_mut().zip(&m[r * stride..r * stride + n]).for_each(|(a, v)| *a += v);
