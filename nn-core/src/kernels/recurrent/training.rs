@@ -5,6 +5,12 @@ use super::inference::write_output;
 use super::layout::{batch_of, CellKind, Config, Layout, Merge, States, StatesMut, Weights};
 use crate::kernels::gemm::{gemm, MatRef};
 #[cfg(target_arch = "x86_64")]
+use crate::kernels::{
+    avx2::Avx2,
+    avx512::Avx512,
+    gemm::{sweep, Tile, MC},
+};
+#[cfg(target_arch = "x86_64")]
 use crate::kernels::isa::{isa, Isa};
 use crate::kernels::maths::tanh;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
@@ -113,6 +119,194 @@ fn add_column_sums_portable(acc: &mut [f32], m: &[f32], rows: usize, stride: usi
     }
 }
 
+/// The recurrent weights of a time loop's products (`B` of every step's product),
+/// packed once into the panels of the register tile: `gemm`'s path for products of
+/// few rows packs them again at every step.
+#[derive(Clone, Copy)]
+struct Panels<'a> {
+    /// The panels of every `KC`-deep slice, slice by slice, each `n.div_ceil(NR)`
+    /// panels of `kc x NR` floats.
+    data: &'a [f32],
+    /// Rows of `B`.
+    k: usize,
+    /// Columns of `B`.
+    n: usize,
+}
+
+/// The floats [`pack_panels`] writes for a `B` of `k` rows and `n` columns under this
+/// instruction set, or `None` without a register tile (or if the count overflows).
+fn panels_len(k: usize, n: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if isa().avx2() {
+        let nr = if isa().avx512() { <Avx512 as Tile>::NR } else { <Avx2 as Tile>::NR };
+        return n.div_ceil(nr).checked_mul(nr)?.checked_mul(k);
+    }
+    let _ = (k, n);
+    None
+}
+
+/// Packs `b` into the front of `room` for [`step_product`], or returns `None` when
+/// there is no register tile or `room` is too small.
+fn pack_panels<'a>(b: MatRef<'_>, room: &'a mut [f32]) -> Option<Panels<'a>> {
+    let len = panels_len(b.rows, b.cols)?;
+    assert!(b.in_bounds(), "pack_panels: view out of bounds");
+    let data = room.get_mut(..len)?;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has the tile's instruction set (`panels_len` returned a length);
+    // `data` holds every panel (`panels_len`), the view lies inside its slice.
+    unsafe {
+        if isa().avx512() {
+            pack_panels_avx512(b, data);
+        } else {
+            pack_panels_avx2(b, data);
+        }
+    }
+    Some(Panels { data, k: b.rows, n: b.cols })
+}
+
+/// [`pack_panels`] for the AVX-512 tile.
+///
+/// # Safety
+/// The CPU has AVX-512 F, AVX2 and FMA; as [`pack_with`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn pack_panels_avx512(b: MatRef<'_>, data: &mut [f32]) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_with::<Avx512>(b, data) }
+}
+
+/// [`pack_panels`] for the AVX2 tile.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; as [`pack_with`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_panels_avx2(b: MatRef<'_>, data: &mut [f32]) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_with::<Avx2>(b, data) }
+}
+
+/// Packs `b` into `data` as `gemm`'s blocked loops pack it, one panel per `KC`-deep slice
+/// and `NR` columns.
+///
+/// # Safety
+/// The CPU supports the tile; `b` lies inside its slice; `data` holds
+/// `b.cols.div_ceil(NR) NR b.rows` floats.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn pack_with<T: Tile>(b: MatRef<'_>, data: &mut [f32]) {
+    let (k, n) = (b.rows, b.cols);
+    let width = n.div_ceil(T::NR) * T::NR;
+    assert!(data.len() >= width * k, "pack_with: room for the panels");
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = T::KC.min(k - k0);
+        let mut j0 = 0;
+        while j0 < n {
+            let nr = T::NR.min(n - j0);
+            // SAFETY: the panel (`kc NR` floats at `k0 width + j0 kc`, at most
+            // `width k`) is inside `data`; the block of `b` lies inside it.
+            unsafe { T::pack(data.as_mut_ptr().add(k0 * width + j0 * kc), b, k0, kc, j0, nr) };
+            j0 += nr;
+        }
+        k0 += kc;
+    }
+}
+
+/// `C = A B + beta C` for `B` packed by [`pack_panels`]: the bits of
+/// `gemm(1.0, a, B, beta, c, ldc)`, whose blocked loops it runs without packing. `A` has
+/// from 2 to `MC` rows (one row is a matrix-vector product, more are blocked
+/// differently; neither is taken here).
+#[cfg(target_arch = "x86_64")]
+fn panels_product(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.rows, b.k, b.n);
+    assert!(a.cols == k && a.in_bounds() && (2..=MC).contains(&m), "panels_product: A");
+    let c_extent = (m - 1).checked_mul(ldc).and_then(|rows| rows.checked_add(n));
+    assert!(c_extent.is_some_and(|end| end <= c.len()) && n <= ldc, "panels_product: C");
+    assert!(panels_len(k, n).is_some_and(|len| len <= b.data.len()), "panels_product: panels");
+    // SAFETY: `panels_len` returned a length: the CPU has the tile's instruction set,
+    // and the checks above bound every view.
+    unsafe {
+        if isa().avx512() {
+            panels_product_avx512(a, b, beta, c, ldc)
+        } else {
+            panels_product_avx2(a, b, beta, c, ldc)
+        }
+    }
+}
+
+/// [`panels_product`] with the AVX-512 tile.
+///
+/// # Safety
+/// The CPU has AVX-512 F, AVX2 and FMA; as [`sweep_panels`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn panels_product_avx512(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { sweep_panels::<Avx512>(a, b, beta, c, ldc) }
+}
+
+/// [`panels_product`] with the AVX2 tile.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; as [`sweep_panels`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panels_product_avx2(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { sweep_panels::<Avx2>(a, b, beta, c, ldc) }
+}
+
+/// The loops of `gemm::blocked` for at most `MC` rows, over panels packed beforehand.
+///
+/// # Safety
+/// The CPU supports the tile; `a` lies inside its slice, with `b.k` columns; the panels
+/// were packed for `T`; `C`'s `a.rows` rows of `b.n` columns (stride `ldc`) lie inside `c`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sweep_panels<T: Tile>(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.rows, b.k, b.n);
+    let width = n.div_ceil(T::NR) * T::NR;
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = T::KC.min(k - k0);
+        let beta = if k0 == 0 { beta } else { 1.0 };
+        let mut j0 = 0;
+        while j0 < n {
+            let nr = T::NR.min(n - j0);
+            // SAFETY: the panel lies inside `b.data`, columns `k0..k0 + kc` of A's rows
+            // inside A, and the tiles' rows of columns `j0..j0 + nr` inside C (the
+            // caller's contract).
+            unsafe {
+                let panel = b.data.as_ptr().add(k0 * width + j0 * kc);
+                let a_at = a.data.as_ptr().add(k0 * a.cs);
+                sweep::<T>((1.0, beta), a_at, (a.rs, a.cs, false), m, kc, panel, c.as_mut_ptr().add(j0), ldc, nr);
+            }
+            j0 += nr;
+        }
+        k0 += kc;
+    }
+}
+
+/// `C = A B + beta C` by [`panels_product`] when `B` is packed and the product takes
+/// `gemm`'s path for few rows on one thread (the same bits), else by `gemm`.
+fn step_product(a: MatRef<'_>, b: MatRef<'_>, panels: Option<Panels<'_>>, beta: f32, c: &mut [f32], ldc: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = panels {
+        assert!(p.k == b.rows && p.n == b.cols, "step_product: panels of another shape");
+        #[cfg(feature = "threading")]
+        let one_thread = a.rows.saturating_mul(p.k).saturating_mul(p.n) < crate::kernels::gemm::PARALLEL_MIN_FLOPS;
+        #[cfg(not(feature = "threading"))]
+        let one_thread = true;
+        if (2..=MC).contains(&a.rows) && one_thread {
+            return panels_product(a, p, beta, c, ldc);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = panels;
+    gemm(1.0, a, b, beta, c, ldc)
+}
+
 /// A `[rows, cols]` view of `data` with row stride `rs`.
 #[inline]
 fn strided(data: &[f32], rows: usize, cols: usize, rs: usize) -> MatRef<'_> {
@@ -134,6 +328,7 @@ fn forward_steps(
     q: &mut [f32],
     hp: &mut [f32],
     cp: &mut [f32],
+    panels: Option<Panels<'_>>,
 ) {
     let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
     let dh = cfg.directions * hd;
@@ -148,7 +343,7 @@ fn forward_steps(
         } else {
             strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
         };
-        gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
+        step_product(h_prev, MatRef::new(w.hh, gh, hd).t(), panels, 0.0, q, gh);
         add_bias_rows(q, w.b_hh);
         for b in 0..batch {
             if s == 0 {
@@ -225,6 +420,10 @@ pub fn forward_train(
     let lay = one.times(batch);
     let lstm = cfg.cell == CellKind::Lstm;
     let (q, states) = scratch.split_at_mut(batch * gh);
+    // The packed recurrent weights at the end of the scratch space when it has room for
+    // them beside one pair of state buffers.
+    let room_len = panels_len(hd, gh).filter(|&len| len.saturating_add(2 * hd) <= states.len()).unwrap_or(0);
+    let (states, room) = states.split_at_mut(states.len() - room_len);
     let parts = step_parts(batch, t * gh * hd, states.len() / (2 * hd));
 
     for l in 0..nl {
@@ -258,9 +457,10 @@ pub fn forward_train(
             gemm(1.0, MatRef::new(input, batch * t, iw), MatRef::new(w.ih, gh, iw).t(), 0.0, gates, gh);
             add_bias_rows(gates, w.b_ih);
             let init: &[f32] = init;
+            let panels = pack_panels(MatRef::new(w.hh, gh, hd).t(), &mut *room);
             if parts < 2 {
                 let (hp, cp) = states[..2 * hd].split_at_mut(hd);
-                forward_steps(cfg, &w, d, batch, out, gates, extra, init, q, hp, cp);
+                forward_steps(cfg, &w, d, batch, out, gates, extra, init, q, hp, cp, panels);
                 continue;
             }
             #[cfg(all(feature = "threading", target_arch = "x86_64"))]
@@ -296,6 +496,7 @@ pub fn forward_train(
                             slice(q_at, b0 * gh, n * gh),
                             hp,
                             cp,
+                            panels,
                         );
                     }
                 };
@@ -607,6 +808,7 @@ fn backward_steps(
     dq: &mut [f32],
     carry: &mut [f32],
     dc: &mut [f32],
+    panels: Option<Panels<'_>>,
 ) {
     let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
     let dh = cfg.directions * hd;
@@ -678,7 +880,7 @@ fn backward_steps(
         } else {
             // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
             let beta = if gru { 1.0 } else { 0.0 };
-            gemm(1.0, dq_step, MatRef::new(w.hh, gh, hd), beta, carry, hd);
+            step_product(dq_step, MatRef::new(w.hh, gh, hd), panels, beta, carry, hd);
         }
     }
 }
@@ -723,6 +925,9 @@ pub fn backward(
 
     let (dp, rest) = scratch.split_at_mut(batch * t * gh);
     let (dq, rest) = rest.split_at_mut(batch * t * gh);
+    // The gradients of the recurrent projections are those of the input projections
+    // but for the GRU: their room holds the packed recurrent weights instead.
+    let (dq, room): (&mut [f32], &mut [f32]) = if gru { (dq, &mut []) } else { (&mut [], dq) };
     let (seq_a, rest) = rest.split_at_mut(batch * t * dh);
     let (seq_b, rest) = rest.split_at_mut(batch * t * dh);
     let (h_prev_all, rest) = rest.split_at_mut(batch * t * hd);
@@ -804,8 +1009,9 @@ pub fn backward(
                 }
             }
             let parts = step_parts(batch, t * gh * hd, usize::MAX);
+            let panels = pack_panels(MatRef::new(w.hh, gh, hd), &mut *room);
             if parts < 2 {
-                backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc);
+                backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc, panels);
             }
             #[cfg(all(feature = "threading", target_arch = "x86_64"))]
             if parts > 1 {
@@ -820,9 +1026,9 @@ pub fn backward(
                     let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
                     let n = b1 - b0;
                     // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
-                    // `dp`, `dq`, `carry` and `dc`, each sliced from `scratch` to hold
-                    // `batch` samples (products bounded by `Layout::times(batch)`, checked),
-                    // and `b1 <= batch`.
+                    // `dp`, `dq` (the GRU's; empty and not sliced for other cells), `carry`
+                    // and `dc`, each sliced from `scratch` to hold `batch` samples (products
+                    // bounded by `Layout::times(batch)`, checked), and `b1 <= batch`.
                     unsafe {
                         let slice =
                             |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
@@ -837,9 +1043,10 @@ pub fn backward(
                             &out[b0 * one.out..b1 * one.out],
                             &cur[b0 * one.out..b1 * one.out],
                             slice(dp_at, b0 * gate_rows, n * gate_rows),
-                            slice(dq_at, b0 * gate_rows, n * gate_rows),
+                            if gru { slice(dq_at, b0 * gate_rows, n * gate_rows) } else { &mut [] },
                             slice(carry_at, b0 * hd, n * hd),
                             slice(dc_at, b0 * hd, n * hd),
+                            panels,
                         );
                     }
                 };
@@ -934,6 +1141,40 @@ mod tests {
             assert_eq!(split.0, one.0, "{cell:?}: output");
             assert_eq!(split.1, one.1, "{cell:?}: input gradient");
             assert_eq!(split.2, one.2, "{cell:?}: parameter gradients");
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std", target_arch = "x86_64"))]
+mod panel_tests {
+    use super::*;
+
+    /// Products over packed panels equal `gemm` bit for bit: rows from 2 to `MC`, depths
+    /// across a `KC` slice, columns that end inside a panel, strided and transposed
+    /// views, `beta` 0 and 1.
+    #[test]
+    fn panels_product_equals_gemm() {
+        let value = |i: usize, s: usize| ((i * s + 5) % 31) as f32 * 0.07 - 1.0;
+        for (m, k, n) in [(2, 1, 1), (3, 64, 256), (13, 37, 148), (32, 300, 64), (MC, 17, 33), (7, 513, 40)] {
+            let Some(len) = panels_len(k, n) else {
+                eprintln!("no register tile: nothing to compare");
+                return;
+            };
+            let a_data: Vec<f32> = (0..m * (k + 3)).map(|i| value(i, 7)).collect();
+            let a = strided(&a_data, m, k, k + 3);
+            let w: Vec<f32> = (0..k * n).map(|i| value(i, 11)).collect();
+            for b in [MatRef::new(&w, k, n), MatRef::new(&w, n, k).t()] {
+                let mut room = vec![0.0; len];
+                let panels = pack_panels(b, &mut room).expect("room for the panels");
+                for beta in [0.0, 1.0] {
+                    let c0: Vec<f32> = (0..m * (n + 2)).map(|i| value(i, 3)).collect();
+                    let (mut want, mut got) = (c0.clone(), c0);
+                    gemm(1.0, a, b, beta, &mut want, n + 2);
+                    panels_product(a, panels, beta, &mut got, n + 2);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{m} x {k} x {n}, beta {beta}");
+                }
+            }
         }
     }
 }

@@ -242,7 +242,7 @@ fn recurrent_training_outputs() -> Vec<(String, Vec<f32>)> {
     for (s, (cell, hidden, layers, directions)) in configs.into_iter().enumerate() {
         let cfg = Config {
             cell,
-            steps: 6,
+            steps: 12,
             features: 5,
             hidden,
             layers,
@@ -251,7 +251,8 @@ fn recurrent_training_outputs() -> Vec<(String, Vec<f32>)> {
             return_sequences: true,
             truncate: 0,
         };
-        let (batch, seed) = (3, 130 + 10 * s as u64);
+        // Enough samples for the packed recurrent weights to fit the scratch space.
+        let (batch, seed) = (6, 130 + 10 * s as u64);
         let name = format!("recurrent training {cell:?} {hidden} units, {layers} layers, {directions} directions");
         let params: Vec<f32> = values(cfg.params(), seed).iter().map(|v| v * 0.4).collect();
         let x = values(batch * cfg.steps * cfg.features, seed + 1);
