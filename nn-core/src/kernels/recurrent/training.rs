@@ -5,16 +5,16 @@ use super::inference::write_output;
 use super::layout::{batch_of, CellKind, Config, Layout, Merge, States, StatesMut, Weights};
 use crate::kernels::gemm::{gemm, MatRef};
 #[cfg(target_arch = "x86_64")]
+use crate::kernels::isa::{isa, Isa};
+use crate::kernels::maths::tanh;
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+use crate::kernels::parallel::Output;
+#[cfg(target_arch = "x86_64")]
 use crate::kernels::{
     avx2::Avx2,
     avx512::Avx512,
     gemm::{sweep, Tile, MC},
 };
-#[cfg(target_arch = "x86_64")]
-use crate::kernels::isa::{isa, Isa};
-use crate::kernels::maths::tanh;
-#[cfg(all(feature = "threading", target_arch = "x86_64"))]
-use crate::kernels::parallel::Output;
 
 /// Backward of [`merge_into`]: from `dy` (the merged width), writes the gradients of
 /// both directions into `d [2 H]`.
@@ -305,6 +305,44 @@ fn step_product(a: MatRef<'_>, b: MatRef<'_>, panels: Option<Panels<'_>>, beta: 
     #[cfg(not(target_arch = "x86_64"))]
     let _ = panels;
     gemm(1.0, a, b, beta, c, ldc)
+}
+
+/// `g += dz^T x` (`g` is `[G, C]` for `dz [N, G]`, `x [N, C]`): a weight gradient
+/// summed over every sample and step. With a register tile and room for `G C` floats,
+/// as the product
+/// `g^T += x^T dz` into a transposed copy of `g`: its `C` rows (a hidden width, an
+/// input width) take `gemm`'s path for few rows, which reads `x^T` in place, where `dz^T`
+/// (`G` rows, over `MC` for a gated cell of 64 units) is packed from its columns. Each
+/// element is the same chain of fused multiply-adds over the same `N` (each product's
+/// operands swapped, its rounding the same): the same bits.
+fn add_gradient_product(g: &mut [f32], dz: MatRef<'_>, x: MatRef<'_>, room: &mut [f32]) {
+    let (gw, cols) = (dz.cols, x.cols);
+    // With a register tile only: without one, large products go to `matrixmultiply`,
+    // whose rounding may depend on the orientation.
+    #[cfg(target_arch = "x86_64")]
+    let few_rows = cols <= MC && isa().avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    let few_rows = false;
+    let len = gw.checked_mul(cols).filter(|&len| len <= g.len());
+    match len.and_then(|len| room.get_mut(..len)) {
+        // One row or one column would be a matrix-vector product, rounded differently.
+        Some(gt) if few_rows && cols >= 2 && gw >= 2 => {
+            transpose(&g[..gw * cols], gw, cols, gt);
+            gemm(1.0, x.t(), dz, 1.0, gt, gw);
+            transpose(gt, cols, gw, &mut g[..gw * cols]);
+        }
+        _ => gemm(1.0, dz.t(), x, 1.0, g, cols),
+    }
+}
+
+/// Writes the transpose of `src` (`[rows, cols]`) into `dst` (`[cols, rows]`).
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for (i, row) in src.chunks_exact(cols).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            dst[j * rows + i] = v;
+        }
+    }
 }
 
 /// A `[rows, cols]` view of `data` with row stride `rs`.
@@ -1066,7 +1104,8 @@ pub fn backward(
                 }
             }
             let dq_all: &[f32] = if gru { dq } else { dp };
-            gemm(1.0, MatRef::new(dq_all, batch * t, gh).t(), MatRef::new(h_prev_all, batch * t, hd), 1.0, gw_hh, hd);
+            let h_prev_m = MatRef::new(h_prev_all, batch * t, hd);
+            add_gradient_product(gw_hh, MatRef::new(dq_all, batch * t, gh), h_prev_m, &mut *room);
             add_column_sums(gb_hh, dq_all, batch * t, gh);
             if let Some(di) = d_initial.as_mut() {
                 for b in 0..batch {
@@ -1079,7 +1118,7 @@ pub fn backward(
             }
             // dW_ih += dP^T X; db_ih += sum dP; dX (+)= dP W_ih.
             let dpm = MatRef::new(dp, batch * t, gh);
-            gemm(1.0, dpm.t(), MatRef::new(input, batch * t, iw), 1.0, gw_ih, iw);
+            add_gradient_product(gw_ih, dpm, MatRef::new(input, batch * t, iw), &mut *room);
             add_column_sums(gb_ih, dp, batch * t, gh);
             let beta = if d == 0 { 0.0 } else { 1.0 };
             if l > 0 {
@@ -1148,6 +1187,28 @@ mod tests {
 #[cfg(all(test, feature = "std", target_arch = "x86_64"))]
 mod panel_tests {
     use super::*;
+
+    /// The weight gradient through the transposed product equals `g += dz^T x` by
+    /// `gemm` bit for bit: samples across `KC` slices, widths around the tiles' and over
+    /// `MC`, one column (`gemm` alone), room too small (`gemm` alone).
+    #[test]
+    fn gradient_product_equals_gemm() {
+        let value = |i: usize, s: usize| ((i * s + 1) % 37) as f32 * 0.05 - 0.9;
+        for (n, gw, cols) in [(1024, 256, 64), (300, 148, 37), (7, 256, 8), (513, 20, 1), (40, 3, 200), (64, 256, 64)] {
+            let dz: Vec<f32> = (0..n * gw).map(|i| value(i, 7)).collect();
+            let x: Vec<f32> = (0..n * cols).map(|i| value(i, 13)).collect();
+            let g0: Vec<f32> = (0..gw * cols).map(|i| value(i, 3)).collect();
+            let (dz, x) = (MatRef::new(&dz, n, gw), MatRef::new(&x, n, cols));
+            let mut want = g0.clone();
+            gemm(1.0, dz.t(), x, 1.0, &mut want, cols);
+            for room in [gw * cols, gw * cols - 1] {
+                let mut got = g0.clone();
+                add_gradient_product(&mut got, dz, x, &mut vec![0.0; room]);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{n} samples, {gw} x {cols}, room {room}");
+            }
+        }
+    }
 
     /// Products over packed panels equal `gemm` bit for bit: rows from 2 to `MC`, depths
     /// across a `KC` slice, columns that end inside a panel, strided and transposed
