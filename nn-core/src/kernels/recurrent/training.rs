@@ -123,6 +123,7 @@ fn add_column_sums_portable(acc: &mut [f32], m: &[f32], rows: usize, stride: usi
 /// packed once into the panels of the register tile: `gemm`'s path for products of
 /// few rows packs them again at every step.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Panels<'a> {
     /// The panels of every `KC`-deep slice, slice by slice, each `n.div_ceil(NR)`
     /// panels of `kc x NR` floats.
