@@ -5,10 +5,16 @@ use super::inference::write_output;
 use super::layout::{batch_of, CellKind, Config, Layout, Merge, States, StatesMut, Weights};
 use crate::kernels::gemm::{gemm, MatRef};
 #[cfg(target_arch = "x86_64")]
-use crate::kernels::isa::isa;
+use crate::kernels::isa::{isa, Isa};
 use crate::kernels::maths::tanh;
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 use crate::kernels::parallel::Output;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{
+    avx2::Avx2,
+    avx512::Avx512,
+    gemm::{sweep, Tile, MC},
+};
 
 /// Backward of [`merge_into`]: from `dy` (the merged width), writes the gradients of
 /// both directions into `d [2 H]`.
@@ -41,18 +47,302 @@ fn merge_backward(merge: Merge, dy: &[f32], hf: &[f32], hb: &[f32], d: &mut [f32
 /// Adds `bias` to every row of `m` (rows of `bias.len()`).
 #[inline]
 fn add_bias_rows(m: &mut [f32], bias: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+        Isa::Avx512 => return unsafe { add_bias_rows_avx512(m, bias) },
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma => return unsafe { add_bias_rows_avx2(m, bias) },
+        Isa::Portable | Isa::Neon => {}
+    }
+    add_bias_rows_portable(m, bias)
+}
+
+/// [`add_bias_rows`] compiled for sixteen lanes (each sum rounded once: the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn add_bias_rows_avx512(m: &mut [f32], bias: &[f32]) {
+    add_bias_rows_portable(m, bias)
+}
+
+/// [`add_bias_rows`] compiled for eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_bias_rows_avx2(m: &mut [f32], bias: &[f32]) {
+    add_bias_rows_portable(m, bias)
+}
+
+/// [`add_bias_rows`] for the baseline instruction set.
+#[inline(always)]
+fn add_bias_rows_portable(m: &mut [f32], bias: &[f32]) {
     for row in m.chunks_exact_mut(bias.len()) {
         row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
     }
 }
 
 /// Adds the column sums of `m` (rows of `acc.len()`, row stride `stride`, `rows` rows)
-/// into `acc`.
+/// into `acc`, row by row.
 #[inline]
 fn add_column_sums(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+        Isa::Avx512 => return unsafe { add_column_sums_avx512(acc, m, rows, stride) },
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma => return unsafe { add_column_sums_avx2(acc, m, rows, stride) },
+        Isa::Portable | Isa::Neon => {}
+    }
+    add_column_sums_portable(acc, m, rows, stride)
+}
+
+/// [`add_column_sums`] compiled for sixteen lanes (each column summed in row order:
+/// the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn add_column_sums_avx512(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    add_column_sums_portable(acc, m, rows, stride)
+}
+
+/// [`add_column_sums`] compiled for eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn add_column_sums_avx2(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
+    add_column_sums_portable(acc, m, rows, stride)
+}
+
+/// [`add_column_sums`] for the baseline instruction set.
+#[inline(always)]
+fn add_column_sums_portable(acc: &mut [f32], m: &[f32], rows: usize, stride: usize) {
     let n = acc.len();
     for r in 0..rows {
         acc.iter_mut().zip(&m[r * stride..r * stride + n]).for_each(|(a, v)| *a += v);
+    }
+}
+
+/// The recurrent weights of a time loop's products (`B` of every step's product),
+/// packed once into the panels of the register tile: `gemm`'s path for products of
+/// few rows packs them again at every step.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct Panels<'a> {
+    /// The panels of every `KC`-deep slice, slice by slice, each `n.div_ceil(NR)`
+    /// panels of `kc x NR` floats.
+    data: &'a [f32],
+    /// Rows of `B`.
+    k: usize,
+    /// Columns of `B`.
+    n: usize,
+}
+
+/// The floats [`pack_panels`] writes for a `B` of `k` rows and `n` columns under this
+/// instruction set, or `None` without a register tile (or if the count overflows).
+fn panels_len(k: usize, n: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if isa().avx2() {
+        let nr = if isa().avx512() { <Avx512 as Tile>::NR } else { <Avx2 as Tile>::NR };
+        return n.div_ceil(nr).checked_mul(nr)?.checked_mul(k);
+    }
+    let _ = (k, n);
+    None
+}
+
+/// Packs `b` into the front of `room` for [`step_product`], or returns `None` when
+/// there is no register tile or `room` is too small.
+fn pack_panels<'a>(b: MatRef<'_>, room: &'a mut [f32]) -> Option<Panels<'a>> {
+    let len = panels_len(b.rows, b.cols)?;
+    assert!(b.in_bounds(), "pack_panels: view out of bounds");
+    let data = room.get_mut(..len)?;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has the tile's instruction set (`panels_len` returned a length);
+    // `data` holds every panel (`panels_len`), the view lies inside its slice.
+    unsafe {
+        if isa().avx512() {
+            pack_panels_avx512(b, data);
+        } else {
+            pack_panels_avx2(b, data);
+        }
+    }
+    Some(Panels { data, k: b.rows, n: b.cols })
+}
+
+/// [`pack_panels`] for the AVX-512 tile.
+///
+/// # Safety
+/// The CPU has AVX-512 F, AVX2 and FMA; as [`pack_with`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn pack_panels_avx512(b: MatRef<'_>, data: &mut [f32]) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_with::<Avx512>(b, data) }
+}
+
+/// [`pack_panels`] for the AVX2 tile.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; as [`pack_with`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_panels_avx2(b: MatRef<'_>, data: &mut [f32]) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_with::<Avx2>(b, data) }
+}
+
+/// Packs `b` into `data` as `gemm`'s blocked loops pack it, one panel per `KC`-deep slice
+/// and `NR` columns.
+///
+/// # Safety
+/// The CPU supports the tile; `b` lies inside its slice; `data` holds
+/// `b.cols.div_ceil(NR) NR b.rows` floats.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn pack_with<T: Tile>(b: MatRef<'_>, data: &mut [f32]) {
+    let (k, n) = (b.rows, b.cols);
+    let width = n.div_ceil(T::NR) * T::NR;
+    assert!(data.len() >= width * k, "pack_with: room for the panels");
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = T::KC.min(k - k0);
+        let mut j0 = 0;
+        while j0 < n {
+            let nr = T::NR.min(n - j0);
+            // SAFETY: the panel (`kc NR` floats at `k0 width + j0 kc`, at most
+            // `width k`) is inside `data`; the block of `b` lies inside it.
+            unsafe { T::pack(data.as_mut_ptr().add(k0 * width + j0 * kc), b, k0, kc, j0, nr) };
+            j0 += nr;
+        }
+        k0 += kc;
+    }
+}
+
+/// `C = A B + beta C` for `B` packed by [`pack_panels`]: the bits of
+/// `gemm(1.0, a, B, beta, c, ldc)`, whose blocked loops it runs without packing. `A` has
+/// from 2 to `MC` rows (one row is a matrix-vector product, more are blocked
+/// differently; neither is taken here).
+#[cfg(target_arch = "x86_64")]
+fn panels_product(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.rows, b.k, b.n);
+    assert!(a.cols == k && a.in_bounds() && (2..=MC).contains(&m), "panels_product: A");
+    let c_extent = (m - 1).checked_mul(ldc).and_then(|rows| rows.checked_add(n));
+    assert!(c_extent.is_some_and(|end| end <= c.len()) && n <= ldc, "panels_product: C");
+    assert!(panels_len(k, n).is_some_and(|len| len <= b.data.len()), "panels_product: panels");
+    // SAFETY: `panels_len` returned a length: the CPU has the tile's instruction set,
+    // and the checks above bound every view.
+    unsafe {
+        if isa().avx512() {
+            panels_product_avx512(a, b, beta, c, ldc)
+        } else {
+            panels_product_avx2(a, b, beta, c, ldc)
+        }
+    }
+}
+
+/// [`panels_product`] with the AVX-512 tile.
+///
+/// # Safety
+/// The CPU has AVX-512 F, AVX2 and FMA; as [`sweep_panels`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn panels_product_avx512(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { sweep_panels::<Avx512>(a, b, beta, c, ldc) }
+}
+
+/// [`panels_product`] with the AVX2 tile.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; as [`sweep_panels`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panels_product_avx2(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { sweep_panels::<Avx2>(a, b, beta, c, ldc) }
+}
+
+/// The loops of `gemm::blocked` for at most `MC` rows, over panels packed beforehand.
+///
+/// # Safety
+/// The CPU supports the tile; `a` lies inside its slice, with `b.k` columns; the panels
+/// were packed for `T`; `C`'s `a.rows` rows of `b.n` columns (stride `ldc`) lie inside `c`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sweep_panels<T: Tile>(a: MatRef<'_>, b: Panels<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.rows, b.k, b.n);
+    let width = n.div_ceil(T::NR) * T::NR;
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = T::KC.min(k - k0);
+        let beta = if k0 == 0 { beta } else { 1.0 };
+        let mut j0 = 0;
+        while j0 < n {
+            let nr = T::NR.min(n - j0);
+            // SAFETY: the panel lies inside `b.data`, columns `k0..k0 + kc` of A's rows
+            // inside A, and the tiles' rows of columns `j0..j0 + nr` inside C (the
+            // caller's contract).
+            unsafe {
+                let panel = b.data.as_ptr().add(k0 * width + j0 * kc);
+                let a_at = a.data.as_ptr().add(k0 * a.cs);
+                sweep::<T>((1.0, beta), a_at, (a.rs, a.cs, false), m, kc, panel, c.as_mut_ptr().add(j0), ldc, nr);
+            }
+            j0 += nr;
+        }
+        k0 += kc;
+    }
+}
+
+/// `C = A B + beta C` by [`panels_product`] when `B` is packed and the product takes
+/// `gemm`'s path for few rows on one thread (the same bits), else by `gemm`.
+fn step_product(a: MatRef<'_>, b: MatRef<'_>, panels: Option<Panels<'_>>, beta: f32, c: &mut [f32], ldc: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = panels {
+        assert!(p.k == b.rows && p.n == b.cols, "step_product: panels of another shape");
+        #[cfg(feature = "threading")]
+        let one_thread = a.rows.saturating_mul(p.k).saturating_mul(p.n) < crate::kernels::gemm::PARALLEL_MIN_FLOPS;
+        #[cfg(not(feature = "threading"))]
+        let one_thread = true;
+        if (2..=MC).contains(&a.rows) && one_thread {
+            return panels_product(a, p, beta, c, ldc);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = panels;
+    gemm(1.0, a, b, beta, c, ldc)
+}
+
+/// `g += dz^T x` (`g` is `[G, C]` for `dz [N, G]`, `x [N, C]`): a weight gradient
+/// summed over every sample and step. With a register tile and room for `G C` floats,
+/// as the product
+/// `g^T += x^T dz` into a transposed copy of `g`: its `C` rows (a hidden width, an
+/// input width) take `gemm`'s path for few rows, which reads `x^T` in place, where `dz^T`
+/// (`G` rows, over `MC` for a gated cell of 64 units) is packed from its columns. Each
+/// element is the same chain of fused multiply-adds over the same `N` (each product's
+/// operands swapped, its rounding the same): the same bits.
+fn add_gradient_product(g: &mut [f32], dz: MatRef<'_>, x: MatRef<'_>, room: &mut [f32]) {
+    let (gw, cols) = (dz.cols, x.cols);
+    // With a register tile only: without one, large products go to `matrixmultiply`,
+    // whose rounding may depend on the orientation.
+    #[cfg(target_arch = "x86_64")]
+    let few_rows = cols <= MC && isa().avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    let few_rows = false;
+    let len = gw.checked_mul(cols).filter(|&len| len <= g.len());
+    match len.and_then(|len| room.get_mut(..len)) {
+        // One row or one column would be a matrix-vector product, rounded differently.
+        Some(gt) if few_rows && cols >= 2 && gw >= 2 => {
+            transpose(&g[..gw * cols], gw, cols, gt);
+            gemm(1.0, x.t(), dz, 1.0, gt, gw);
+            transpose(gt, cols, gw, &mut g[..gw * cols]);
+        }
+        _ => gemm(1.0, dz.t(), x, 1.0, g, cols),
+    }
+}
+
+/// Writes the transpose of `src` (`[rows, cols]`) into `dst` (`[cols, rows]`).
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for (i, row) in src.chunks_exact(cols).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            dst[j * rows + i] = v;
+        }
     }
 }
 
@@ -77,6 +367,7 @@ fn forward_steps(
     q: &mut [f32],
     hp: &mut [f32],
     cp: &mut [f32],
+    panels: Option<Panels<'_>>,
 ) {
     let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
     let dh = cfg.directions * hd;
@@ -91,7 +382,7 @@ fn forward_steps(
         } else {
             strided(&out[tp * dh + d * hd..], batch, hd, t * dh)
         };
-        gemm(1.0, h_prev, MatRef::new(w.hh, gh, hd).t(), 0.0, q, gh);
+        step_product(h_prev, MatRef::new(w.hh, gh, hd).t(), panels, 0.0, q, gh);
         add_bias_rows(q, w.b_hh);
         for b in 0..batch {
             if s == 0 {
@@ -168,6 +459,10 @@ pub fn forward_train(
     let lay = one.times(batch);
     let lstm = cfg.cell == CellKind::Lstm;
     let (q, states) = scratch.split_at_mut(batch * gh);
+    // The packed recurrent weights at the end of the scratch space when it has room for
+    // them beside one pair of state buffers.
+    let room_len = panels_len(hd, gh).filter(|&len| len.saturating_add(2 * hd) <= states.len()).unwrap_or(0);
+    let (states, room) = states.split_at_mut(states.len() - room_len);
     let parts = step_parts(batch, t * gh * hd, states.len() / (2 * hd));
 
     for l in 0..nl {
@@ -201,9 +496,10 @@ pub fn forward_train(
             gemm(1.0, MatRef::new(input, batch * t, iw), MatRef::new(w.ih, gh, iw).t(), 0.0, gates, gh);
             add_bias_rows(gates, w.b_ih);
             let init: &[f32] = init;
+            let panels = pack_panels(MatRef::new(w.hh, gh, hd).t(), &mut *room);
             if parts < 2 {
                 let (hp, cp) = states[..2 * hd].split_at_mut(hd);
-                forward_steps(cfg, &w, d, batch, out, gates, extra, init, q, hp, cp);
+                forward_steps(cfg, &w, d, batch, out, gates, extra, init, q, hp, cp, panels);
                 continue;
             }
             #[cfg(all(feature = "threading", target_arch = "x86_64"))]
@@ -239,6 +535,7 @@ pub fn forward_train(
                             slice(q_at, b0 * gh, n * gh),
                             hp,
                             cp,
+                            panels,
                         );
                     }
                 };
@@ -276,11 +573,34 @@ pub fn forward_train(
 #[inline]
 fn train_cell(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if isa().avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) };
+    match isa() {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+        Isa::Avx512 if h.len() >= AVX512_MIN_UNITS => return unsafe { train_cell_avx512(cell, g, q, hp, cp, h, e) },
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma | Isa::Avx512 => return unsafe { train_cell_avx2(cell, g, q, hp, cp, h, e) },
+        Isa::Portable | Isa::Neon => {}
     }
-    train_cell_portable(cell, g, q, hp, cp, h, e)
+    train_cell_lanes::<LANES>(cell, g, q, hp, cp, h, e)
+}
+
+/// Units from which the AVX-512 training cells are used: one 16-lane vector per gate.
+#[cfg(target_arch = "x86_64")]
+const AVX512_MIN_UNITS: usize = 16;
+
+/// [`train_cell`] compiled for sixteen lanes with `vfmadd`, [`WIDE_LANES`] units per
+/// block. The same operations on every unit: the same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn train_cell_avx512(
+    cell: CellKind,
+    g: &mut [f32],
+    q: &[f32],
+    hp: &[f32],
+    cp: &[f32],
+    h: &mut [f32],
+    e: &mut [f32],
+) {
+    train_cell_lanes::<WIDE_LANES>(cell, g, q, hp, cp, h, e)
 }
 
 /// [`train_cell`] compiled for eight lanes with `vfmadd` (the same operations: the same
@@ -296,15 +616,29 @@ unsafe fn train_cell_avx2(
     h: &mut [f32],
     e: &mut [f32],
 ) {
-    train_cell_portable(cell, g, q, hp, cp, h, e)
+    train_cell_lanes::<LANES>(cell, g, q, hp, cp, h, e)
 }
 
 /// Units per block of the LSTM training cell: one AVX2 vector.
 const LANES: usize = 8;
 
-/// [`train_cell`] for the baseline instruction set.
+/// Units per block of the AVX-512 LSTM training cells: one 16-lane vector (blocks of
+/// two vectors, two independent chains per value, are slower on AMD Zen 4).
+#[cfg(target_arch = "x86_64")]
+const WIDE_LANES: usize = 16;
+
+/// [`train_cell`] by blocks of `L` units (then one unit at a time): the same operations
+/// on every unit whatever `L`.
 #[inline(always)]
-fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp: &[f32], h: &mut [f32], e: &mut [f32]) {
+fn train_cell_lanes<const L: usize>(
+    cell: CellKind,
+    g: &mut [f32],
+    q: &[f32],
+    hp: &[f32],
+    cp: &[f32],
+    h: &mut [f32],
+    e: &mut [f32],
+) {
     let hd = h.len();
     match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -320,18 +654,18 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
             let [gi, gf, gg, go] = blocks_mut::<4>(g, hd);
             let [qi, qf, qg, qo] = blocks::<4>(q, hd);
             let (cp, e) = (&cp[..hd], &mut e[..hd]);
-            // Blocks of 8 units computed into local arrays, then stored: a loop of a
+            // Blocks of `L` units computed into local arrays, then stored: a loop of a
             // known length over values that alias nothing, which the compiler turns
             // into whole vectors.
             let mut j0 = 0;
-            while j0 + LANES <= hd {
-                let r = j0..j0 + LANES;
-                let mut out = [[0.0f32; LANES]; 6];
+            while j0 + L <= hd {
+                let r = j0..j0 + L;
+                let mut out = [[0.0f32; L]; 6];
                 {
                     let (gi, gf, gg, go) = (&gi[r.clone()], &gf[r.clone()], &gg[r.clone()], &go[r.clone()]);
                     let (qi, qf, qg, qo) = (&qi[r.clone()], &qf[r.clone()], &qg[r.clone()], &qo[r.clone()]);
                     let cp = &cp[r.clone()];
-                    for k in 0..LANES {
+                    for k in 0..L {
                         let u = lstm_unit([gi[k], gf[k], gg[k], go[k]], [qi[k], qf[k], qg[k], qo[k]], cp[k]);
                         for (o, u) in out.iter_mut().zip(u) {
                             o[k] = u;
@@ -344,7 +678,7 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
                 go[r.clone()].copy_from_slice(&out[3]);
                 e[r.clone()].copy_from_slice(&out[4]);
                 h[r].copy_from_slice(&out[5]);
-                j0 += LANES;
+                j0 += L;
             }
             for j in j0..hd {
                 let u = lstm_unit([gi[j], gf[j], gg[j], go[j]], [qi[j], qf[j], qg[j], qo[j]], cp[j]);
@@ -374,11 +708,32 @@ fn train_cell_portable(cell: CellKind, g: &mut [f32], q: &[f32], hp: &[f32], cp:
 #[inline]
 fn lstm_cell_backward(g: &[f32], c: &[f32], c_prev: &[f32], dout: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if isa().avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) };
+    match isa() {
+        Isa::Avx512 if dc.len() >= AVX512_MIN_UNITS => {
+            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+            return unsafe { lstm_cell_backward_avx512(g, c, c_prev, dout, dh, dc, dg) };
+        }
+        // SAFETY: the CPU has AVX2 and FMA (every `Isa` above `Portable` has them).
+        Isa::Avx2Fma | Isa::Avx512 => return unsafe { lstm_cell_backward_avx2(g, c, c_prev, dout, dh, dc, dg) },
+        Isa::Portable | Isa::Neon => {}
     }
     lstm_cell_backward_portable(g, c, c_prev, dout, dh, dc, dg)
+}
+
+/// [`lstm_cell_backward`] compiled for sixteen lanes with `vfmadd` (the same operations:
+/// the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn lstm_cell_backward_avx512(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dg: &mut [f32],
+) {
+    lstm_cell_backward_lanes::<WIDE_LANES>(g, c, c_prev, dout, dh, dc, dg)
 }
 
 /// [`lstm_cell_backward`] compiled for eight lanes with `vfmadd` (the same operations: the same
@@ -408,20 +763,69 @@ fn lstm_cell_backward_portable(
     dcb: &mut [f32],
     dg: &mut [f32],
 ) {
+    lstm_cell_backward_lanes::<LANES>(g, c, c_prev, dout, dhb, dcb, dg)
+}
+
+/// The backward of one LSTM unit: from the gate activations `i, f, g, o`, the cell
+/// states `c`, `c_prev`, the gradients `dout + dh` of `h` and `dc` of `c`, returns the
+/// gradients of the four gate pre-activations and of `c_prev`.
+#[inline(always)]
+fn lstm_unit_backward([i, f, g, o]: [f32; 4], c: f32, c_prev: f32, dout: f32, dh: f32, dc: f32) -> [f32; 5] {
+    let dh = dout + dh;
+    let tc = tanh(c);
+    let dcell = dc + dh * o * (1.0 - tc * tc);
+    [
+        dcell * g * i * (1.0 - i),
+        dcell * c_prev * f * (1.0 - f),
+        dcell * i * (1.0 - g * g),
+        dh * tc * o * (1.0 - o),
+        dcell * f,
+    ]
+}
+
+/// [`lstm_cell_backward`] by blocks of `L` units (then one unit at a time): the same
+/// operations on every unit whatever `L`.
+#[inline(always)]
+fn lstm_cell_backward_lanes<const L: usize>(
+    g: &[f32],
+    c: &[f32],
+    c_prev: &[f32],
+    dout: &[f32],
+    dhb: &[f32],
+    dcb: &mut [f32],
+    dg: &mut [f32],
+) {
     let hd = dcb.len();
     let (c, c_prev, dout, dhb) = (&c[..hd], &c_prev[..hd], &dout[..hd], &dhb[..hd]);
     let [gi, gf, gg, go] = blocks::<4>(g, hd);
     let [di, df, dgg, d_o] = blocks_mut::<4>(dg, hd);
-    for j in 0..hd {
-        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
-        let dh = dout[j] + dhb[j];
-        let tc = tanh(c[j]);
-        let dcell = dcb[j] + dh * o * (1.0 - tc * tc);
-        di[j] = dcell * g * i * (1.0 - i);
-        df[j] = dcell * c_prev[j] * f * (1.0 - f);
-        dgg[j] = dcell * i * (1.0 - g * g);
-        d_o[j] = dh * tc * o * (1.0 - o);
-        dcb[j] = dcell * f;
+    // Blocks of `L` units computed into local arrays, then stored (as in
+    // `train_cell_lanes`): whole vectors, no unit left to a scalar remainder loop.
+    let mut j0 = 0;
+    while j0 + L <= hd {
+        let r = j0..j0 + L;
+        let mut out = [[0.0f32; L]; 5];
+        {
+            let (gi, gf, gg, go) = (&gi[r.clone()], &gf[r.clone()], &gg[r.clone()], &go[r.clone()]);
+            let (c, c_prev, dout, dhb, dcb) =
+                (&c[r.clone()], &c_prev[r.clone()], &dout[r.clone()], &dhb[r.clone()], &dcb[r.clone()]);
+            for k in 0..L {
+                let u = lstm_unit_backward([gi[k], gf[k], gg[k], go[k]], c[k], c_prev[k], dout[k], dhb[k], dcb[k]);
+                for (o, u) in out.iter_mut().zip(u) {
+                    o[k] = u;
+                }
+            }
+        }
+        di[r.clone()].copy_from_slice(&out[0]);
+        df[r.clone()].copy_from_slice(&out[1]);
+        dgg[r.clone()].copy_from_slice(&out[2]);
+        d_o[r.clone()].copy_from_slice(&out[3]);
+        dcb[r].copy_from_slice(&out[4]);
+        j0 += L;
+    }
+    for j in j0..hd {
+        let u = lstm_unit_backward([gi[j], gf[j], gg[j], go[j]], c[j], c_prev[j], dout[j], dhb[j], dcb[j]);
+        (di[j], df[j], dgg[j], d_o[j], dcb[j]) = (u[0], u[1], u[2], u[3], u[4]);
     }
 }
 
@@ -443,6 +847,7 @@ fn backward_steps(
     dq: &mut [f32],
     carry: &mut [f32],
     dc: &mut [f32],
+    panels: Option<Panels<'_>>,
 ) {
     let (t, hd, gh) = (cfg.steps, cfg.hidden, cfg.gate_width());
     let dh = cfg.directions * hd;
@@ -514,7 +919,7 @@ fn backward_steps(
         } else {
             // dh_prev = dQ W_hh (+ the GRU's direct path already in `carry`).
             let beta = if gru { 1.0 } else { 0.0 };
-            gemm(1.0, dq_step, MatRef::new(w.hh, gh, hd), beta, carry, hd);
+            step_product(dq_step, MatRef::new(w.hh, gh, hd), panels, beta, carry, hd);
         }
     }
 }
@@ -559,6 +964,9 @@ pub fn backward(
 
     let (dp, rest) = scratch.split_at_mut(batch * t * gh);
     let (dq, rest) = rest.split_at_mut(batch * t * gh);
+    // The gradients of the recurrent projections are those of the input projections
+    // but for the GRU: their room holds the packed recurrent weights instead.
+    let (dq, room): (&mut [f32], &mut [f32]) = if gru { (dq, &mut []) } else { (&mut [], dq) };
     let (seq_a, rest) = rest.split_at_mut(batch * t * dh);
     let (seq_b, rest) = rest.split_at_mut(batch * t * dh);
     let (h_prev_all, rest) = rest.split_at_mut(batch * t * hd);
@@ -640,8 +1048,9 @@ pub fn backward(
                 }
             }
             let parts = step_parts(batch, t * gh * hd, usize::MAX);
+            let panels = pack_panels(MatRef::new(w.hh, gh, hd), &mut *room);
             if parts < 2 {
-                backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc);
+                backward_steps(cfg, &w, d, batch, gates, extra, init, out, cur, dp, dq, carry, dc, panels);
             }
             #[cfg(all(feature = "threading", target_arch = "x86_64"))]
             if parts > 1 {
@@ -656,9 +1065,9 @@ pub fn backward(
                     let (b0, b1) = (part * step, ((part + 1) * step).min(batch));
                     let n = b1 - b0;
                     // SAFETY: the parts write the disjoint blocks of samples `b0..b1` of
-                    // `dp`, `dq`, `carry` and `dc`, each sliced from `scratch` to hold
-                    // `batch` samples (products bounded by `Layout::times(batch)`, checked),
-                    // and `b1 <= batch`.
+                    // `dp`, `dq` (the GRU's; empty and not sliced for other cells), `carry`
+                    // and `dc`, each sliced from `scratch` to hold `batch` samples (products
+                    // bounded by `Layout::times(batch)`, checked), and `b1 <= batch`.
                     unsafe {
                         let slice =
                             |at: Output, from: usize, len: usize| core::slice::from_raw_parts_mut(at.at(from), len);
@@ -673,9 +1082,10 @@ pub fn backward(
                             &out[b0 * one.out..b1 * one.out],
                             &cur[b0 * one.out..b1 * one.out],
                             slice(dp_at, b0 * gate_rows, n * gate_rows),
-                            slice(dq_at, b0 * gate_rows, n * gate_rows),
+                            if gru { slice(dq_at, b0 * gate_rows, n * gate_rows) } else { &mut [] },
                             slice(carry_at, b0 * hd, n * hd),
                             slice(dc_at, b0 * hd, n * hd),
+                            panels,
                         );
                     }
                 };
@@ -695,7 +1105,8 @@ pub fn backward(
                 }
             }
             let dq_all: &[f32] = if gru { dq } else { dp };
-            gemm(1.0, MatRef::new(dq_all, batch * t, gh).t(), MatRef::new(h_prev_all, batch * t, hd), 1.0, gw_hh, hd);
+            let h_prev_m = MatRef::new(h_prev_all, batch * t, hd);
+            add_gradient_product(gw_hh, MatRef::new(dq_all, batch * t, gh), h_prev_m, &mut *room);
             add_column_sums(gb_hh, dq_all, batch * t, gh);
             if let Some(di) = d_initial.as_mut() {
                 for b in 0..batch {
@@ -708,7 +1119,7 @@ pub fn backward(
             }
             // dW_ih += dP^T X; db_ih += sum dP; dX (+)= dP W_ih.
             let dpm = MatRef::new(dp, batch * t, gh);
-            gemm(1.0, dpm.t(), MatRef::new(input, batch * t, iw), 1.0, gw_ih, iw);
+            add_gradient_product(gw_ih, dpm, MatRef::new(input, batch * t, iw), &mut *room);
             add_column_sums(gb_ih, dp, batch * t, gh);
             let beta = if d == 0 { 0.0 } else { 1.0 };
             if l > 0 {
@@ -770,6 +1181,62 @@ mod tests {
             assert_eq!(split.0, one.0, "{cell:?}: output");
             assert_eq!(split.1, one.1, "{cell:?}: input gradient");
             assert_eq!(split.2, one.2, "{cell:?}: parameter gradients");
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std", target_arch = "x86_64"))]
+mod panel_tests {
+    use super::*;
+
+    /// The weight gradient through the transposed product equals `g += dz^T x` by
+    /// `gemm` bit for bit: samples across `KC` slices, widths around the tiles' and over
+    /// `MC`, one column (`gemm` alone), room too small (`gemm` alone).
+    #[test]
+    fn gradient_product_equals_gemm() {
+        let value = |i: usize, s: usize| ((i * s + 1) % 37) as f32 * 0.05 - 0.9;
+        for (n, gw, cols) in [(1024, 256, 64), (300, 148, 37), (7, 256, 8), (513, 20, 1), (40, 3, 200), (64, 256, 64)] {
+            let dz: Vec<f32> = (0..n * gw).map(|i| value(i, 7)).collect();
+            let x: Vec<f32> = (0..n * cols).map(|i| value(i, 13)).collect();
+            let g0: Vec<f32> = (0..gw * cols).map(|i| value(i, 3)).collect();
+            let (dz, x) = (MatRef::new(&dz, n, gw), MatRef::new(&x, n, cols));
+            let mut want = g0.clone();
+            gemm(1.0, dz.t(), x, 1.0, &mut want, cols);
+            for room in [gw * cols, gw * cols - 1] {
+                let mut got = g0.clone();
+                add_gradient_product(&mut got, dz, x, &mut vec![0.0; room]);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{n} samples, {gw} x {cols}, room {room}");
+            }
+        }
+    }
+
+    /// Products over packed panels equal `gemm` bit for bit: rows from 2 to `MC`, depths
+    /// across a `KC` slice, columns that end inside a panel, strided and transposed
+    /// views, `beta` 0 and 1.
+    #[test]
+    fn panels_product_equals_gemm() {
+        let value = |i: usize, s: usize| ((i * s + 5) % 31) as f32 * 0.07 - 1.0;
+        for (m, k, n) in [(2, 1, 1), (3, 64, 256), (13, 37, 148), (32, 300, 64), (MC, 17, 33), (7, 513, 40)] {
+            let Some(len) = panels_len(k, n) else {
+                eprintln!("no register tile: nothing to compare");
+                return;
+            };
+            let a_data: Vec<f32> = (0..m * (k + 3)).map(|i| value(i, 7)).collect();
+            let a = strided(&a_data, m, k, k + 3);
+            let w: Vec<f32> = (0..k * n).map(|i| value(i, 11)).collect();
+            for b in [MatRef::new(&w, k, n), MatRef::new(&w, n, k).t()] {
+                let mut room = vec![0.0; len];
+                let panels = pack_panels(b, &mut room).expect("room for the panels");
+                for beta in [0.0, 1.0] {
+                    let c0: Vec<f32> = (0..m * (n + 2)).map(|i| value(i, 3)).collect();
+                    let (mut want, mut got) = (c0.clone(), c0);
+                    gemm(1.0, a, b, beta, &mut want, n + 2);
+                    panels_product(a, panels, beta, &mut got, n + 2);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{m} x {k} x {n}, beta {beta}");
+                }
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Every instruction set gives the same bits: products (GEMM on odd shapes and every
 //! layout, the matrix-vector forms), dense layers (batch 1 and batches, backward),
 //! convolutions (the padded-input form, the column form, backward), a small CNN's
-//! inference and training steps, and streamed GRU and LSTM steps (over weights in step
+//! inference and training steps, the recurrent layers' training forward and backward
+//! over a batch, and streamed GRU and LSTM steps (over weights in step
 //! order on x86-64, `nn_core::stream`) are computed in child processes of this test binary,
 //! one per instruction set this CPU has, chosen by `NN_ISA` (`kernels::isa`), and their
 //! outputs compared bit for bit.
@@ -221,7 +222,61 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
     out.push(streamed("gru 8 -> 64", Gru::<1, 8, 64>::new(GruCell), 111));
     out.push(streamed("lstm 16 -> 16", Lstm::<1, 16, 16>::new(LstmCell), 112));
     out.push(streamed("lstm 8 -> 64, 2 layers", Lstm::<1, 8, 64, 2>::new(LstmCell), 113));
+    out.extend(recurrent_training_outputs());
     out.extend(maths_outputs());
+    out
+}
+
+/// The recurrent layers' training forward and backward over a batch (`kernels::recurrent`):
+/// LSTM cells of 64 units (whole 16-lane blocks) and of 37 (blocks and a remainder), two
+/// layers in both directions, and the GRU and RNN cells, with initial states and the
+/// gradients of the final ones.
+fn recurrent_training_outputs() -> Vec<(String, Vec<f32>)> {
+    use nn_core::kernels::recurrent::{backward, forward_train, CellKind, Config, Merge, States, StatesMut};
+    let configs = [
+        (CellKind::Lstm, 64, 1, 1),
+        (CellKind::Lstm, 37, 2, 2),
+        (CellKind::Lstm, 9, 1, 1),
+        (CellKind::Gru, 21, 1, 2),
+        (CellKind::RnnTanh, 19, 2, 1),
+    ];
+    let mut out = Vec::new();
+    for (s, (cell, hidden, layers, directions)) in configs.into_iter().enumerate() {
+        let cfg = Config {
+            cell,
+            steps: 12,
+            features: 5,
+            hidden,
+            layers,
+            directions,
+            merge: Merge::Concat,
+            return_sequences: true,
+            truncate: 0,
+        };
+        // Enough samples for the packed recurrent weights to fit the scratch space.
+        let (batch, seed) = (6, 130 + 10 * s as u64);
+        let name = format!("recurrent training {cell:?} {hidden} units, {layers} layers, {directions} directions");
+        let params: Vec<f32> = values(cfg.params(), seed).iter().map(|v| v * 0.4).collect();
+        let x = values(batch * cfg.steps * cfg.features, seed + 1);
+        let states = batch * layers * directions * hidden;
+        let (h0, c0) = (values(states, seed + 2), values(states, seed + 3));
+        let (mut y, mut cache) = (vec![0.0; batch * cfg.output_len()], vec![0.0; batch * cfg.cache_len()]);
+        let mut scratch = vec![0.0; batch * cfg.scratch_len()];
+        let (mut hn, mut cn) = (vec![0.0; states], vec![0.0; states]);
+        let initial = Some(States { h: &h0, c: &c0 });
+        let final_state = Some(StatesMut { h: &mut hn, c: &mut cn });
+        forward_train(&cfg, &params, &x, initial, &mut y, &mut cache, &mut scratch, final_state);
+        let dy = values(y.len(), seed + 4);
+        let (dhn, dcn) = (values(states, seed + 5), values(states, seed + 6));
+        let (mut dx, mut grads) = (vec![0.0; x.len()], vec![0.0; params.len()]);
+        let (mut dh0, mut dc0) = (vec![0.0; states], vec![0.0; states]);
+        let d_initial = Some(StatesMut { h: &mut dh0, c: &mut dc0 });
+        let d_final = Some(States { h: &dhn, c: &dcn });
+        backward(&cfg, &params, &x, &cache, &dy, Some(&mut dx), &mut grads, &mut scratch, d_initial, d_final);
+        out.extend([(format!("{name}, output"), y), (format!("{name}, final states"), [hn, cn].concat())]);
+        out.extend([(format!("{name}, input gradient"), dx), (format!("{name}, parameter gradients"), grads)]);
+        out.push((format!("{name}, initial state gradients"), [dh0, dc0].concat()));
+    }
     out
 }
 
