@@ -63,7 +63,7 @@ pub fn step<const F: usize, const H: usize>(
     #[cfg(target_arch = "x86_64")]
     if F.is_multiple_of(8) && H.is_multiple_of(8) && step.x.len() == F {
         match isa() {
-            Isa::Avx512 if H >= AVX512_MIN_UNITS => {
+            set if avx512_form(set, H) => {
                 // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; the widths are multiples of 8.
                 return unsafe { step_avx512::<F, H>(&mut step) };
             }
@@ -78,6 +78,14 @@ pub fn step<const F: usize, const H: usize>(
     let rows =
         |_: &[f32], w: &[f32], b: &[f32], x: &[f32], out: &mut [f32], reverse: bool| project_any(w, b, x, out, reverse);
     step.run::<F, H>(rows, rows, project_any, project_any, cell_step);
+}
+
+/// Whether the step of a layer of `hidden` units runs its AVX-512 form ([`step`]) on a
+/// CPU of instruction set `isa`: with AVX-512, from `AVX512_MIN_UNITS` units.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn avx512_form(isa: Isa, hidden: usize) -> bool {
+    isa == Isa::Avx512 && hidden >= AVX512_MIN_UNITS
 }
 
 /// The first layer's `weight_ih [G H, F]` and `weight_hh [G H, H]` in step order (see
@@ -113,10 +121,11 @@ pub fn to_panels(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
     }
 }
 
-/// Writes `weight [m, n]` (row-major, `m` a multiple of 8) into `out` (`m n` floats) in
-/// the order the step of this CPU reads it ([`step`]'s `panels`): [`to_panels`], except
-/// with AVX2 alone (the step's AVX2 form) from more than 16 inputs (`PANEL_INPUTS`), where
-/// the step reads eight rows at a time: the rows unchanged. In a stream's state the copy
+/// Writes `weight [m, n]` (row-major, `m` a multiple of 8) of a layer of `hidden` units
+/// into `out` (`m n` floats) in the order the step of this CPU reads it ([`step`]'s
+/// `panels`): [`to_panels`], except where the step runs its AVX2 form (AVX2 alone, or
+/// AVX-512 below `AVX512_MIN_UNITS` units) from more than 16 inputs (`PANEL_INPUTS`),
+/// where it reads eight rows at a time: the rows unchanged. In a stream's state the copy
 /// is aligned to a cache line, so that no load of eight floats of a row spans two
 /// (over the rows of `params` as a caller's allocator placed them, 16 bytes past a
 /// line, a GRU 8->64 step took 748 ns against 702 ns from a copy, on an AVX2 AMD EPYC).
@@ -124,8 +133,8 @@ pub fn to_panels(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
 /// # Panics
 /// As [`to_panels`].
 #[cfg(target_arch = "x86_64")]
-pub fn to_step_order(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
-    if n > PANEL_INPUTS && isa() == Isa::Avx2Fma {
+pub fn to_step_order(weight: &[f32], m: usize, n: usize, hidden: usize, out: &mut [f32]) {
+    if n > PANEL_INPUTS && !avx512_form(isa(), hidden) {
         assert!(m.is_multiple_of(8), "to_step_order: {m} rows, not a multiple of 8");
         let len = m.checked_mul(n).filter(|&len| weight.len() >= len && out.len() >= len);
         let len = len.expect("to_step_order: shapes");
