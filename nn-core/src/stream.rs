@@ -240,8 +240,8 @@ impl<C: Cell, const T: usize, const F: usize, const H: usize, const LAYERS: usiz
             let (ih, rest) = params[..cfg.direction_params(0)].split_at(gh * F);
             let hh = &rest[..gh * H];
             let p = &mut state.panels;
-            recurrent::to_step_order(ih, gh, F, p.ih.as_flattened_mut().as_flattened_mut());
-            recurrent::to_step_order(hh, gh, H, p.hh.as_flattened_mut().as_flattened_mut());
+            recurrent::to_step_order(ih, gh, F, H, p.ih.as_flattened_mut().as_flattened_mut());
+            recurrent::to_step_order(hh, gh, H, H, p.hh.as_flattened_mut().as_flattened_mut());
             p.bound = true;
         }
         let _ = (params, state);

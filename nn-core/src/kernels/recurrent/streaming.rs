@@ -43,7 +43,8 @@ use crate::kernels::{avx2, avx512};
 /// With AVX2, a one-layer LSTM of up to 16 inputs and units sums both projections in
 /// one pass over its panels, two panels of each at a time, so that each broadcast of
 /// an input serves 32 rows (`avx2::gemv_panels_pair`; an LSTM 16->16 step 164 to
-/// 139 ns on a 2-core AMD EPYC Zen 3 without AVX-512).
+/// 139 ns on a 2-core AMD EPYC Zen 3 without AVX-512); with AVX-512 too, its cell then
+/// on sixteen lanes (128 to 111 ns on an AMD EPYC Zen 4).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn step<const F: usize, const H: usize>(
@@ -63,7 +64,7 @@ pub fn step<const F: usize, const H: usize>(
     #[cfg(target_arch = "x86_64")]
     if F.is_multiple_of(8) && H.is_multiple_of(8) && step.x.len() == F {
         match isa() {
-            Isa::Avx512 if H >= AVX512_MIN_UNITS => {
+            set if avx512_form(set, H) => {
                 // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; the widths are multiples of 8.
                 return unsafe { step_avx512::<F, H>(&mut step) };
             }
@@ -78,6 +79,14 @@ pub fn step<const F: usize, const H: usize>(
     let rows =
         |_: &[f32], w: &[f32], b: &[f32], x: &[f32], out: &mut [f32], reverse: bool| project_any(w, b, x, out, reverse);
     step.run::<F, H>(rows, rows, project_any, project_any, cell_step);
+}
+
+/// Whether the step of a layer of `hidden` units runs its AVX-512 form ([`step`]) on a
+/// CPU of instruction set `isa`: with AVX-512, from `AVX512_MIN_UNITS` units.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn avx512_form(isa: Isa, hidden: usize) -> bool {
+    isa == Isa::Avx512 && hidden >= AVX512_MIN_UNITS
 }
 
 /// The first layer's `weight_ih [G H, F]` and `weight_hh [G H, H]` in step order (see
@@ -113,10 +122,11 @@ pub fn to_panels(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
     }
 }
 
-/// Writes `weight [m, n]` (row-major, `m` a multiple of 8) into `out` (`m n` floats) in
-/// the order the step of this CPU reads it ([`step`]'s `panels`): [`to_panels`], except
-/// with AVX2 alone (the step's AVX2 form) from more than 16 inputs (`PANEL_INPUTS`), where
-/// the step reads eight rows at a time: the rows unchanged. In a stream's state the copy
+/// Writes `weight [m, n]` (row-major, `m` a multiple of 8) of a layer of `hidden` units
+/// into `out` (`m n` floats) in the order the step of this CPU reads it ([`step`]'s
+/// `panels`): [`to_panels`], except where the step runs its AVX2 form (AVX2 alone, or
+/// AVX-512 below `AVX512_MIN_UNITS` units) from more than 16 inputs (`PANEL_INPUTS`),
+/// where it reads eight rows at a time: the rows unchanged. In a stream's state the copy
 /// is aligned to a cache line, so that no load of eight floats of a row spans two
 /// (over the rows of `params` as a caller's allocator placed them, 16 bytes past a
 /// line, a GRU 8->64 step took 748 ns against 702 ns from a copy, on an AVX2 AMD EPYC).
@@ -124,8 +134,8 @@ pub fn to_panels(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
 /// # Panics
 /// As [`to_panels`].
 #[cfg(target_arch = "x86_64")]
-pub fn to_step_order(weight: &[f32], m: usize, n: usize, out: &mut [f32]) {
-    if n > PANEL_INPUTS && isa() == Isa::Avx2Fma {
+pub fn to_step_order(weight: &[f32], m: usize, n: usize, hidden: usize, out: &mut [f32]) {
+    if n > PANEL_INPUTS && !avx512_form(isa(), hidden) {
         assert!(m.is_multiple_of(8), "to_step_order: {m} rows, not a multiple of 8");
         let len = m.checked_mul(n).filter(|&len| weight.len() >= len && out.len() >= len);
         let len = len.expect("to_step_order: shapes");
@@ -289,7 +299,9 @@ unsafe fn chunk_avx2<const N: usize, const H: usize>(
 const PANEL_INPUTS: usize = 16;
 
 /// [`step_avx2`] with the projections over panels on sixteen lanes, and from
-/// `AVX512_MIN_UNITS` units the cell arithmetic too.
+/// `AVX512_MIN_UNITS` units the cell arithmetic too; a one-layer LSTM of up to 16
+/// inputs and units sums its projections as [`step_avx2`] does (the eight-lane pair
+/// kernel) and runs its cell on sixteen lanes.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
@@ -299,6 +311,24 @@ const PANEL_INPUTS: usize = 16;
 // called through a shim compiled without these instruction sets.
 #[allow(clippy::redundant_closure)]
 unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
+    if F <= PANEL_INPUTS && H <= PANEL_INPUTS && step.cfg.cell == CellKind::Lstm && step.cfg.layers == 1 {
+        if let Some(panels) = step.panels {
+            // One LSTM layer of up to 16 inputs and units: both projections in one pass
+            // by the eight-lane pair kernel (each broadcast of an input serves 32 rows of
+            // both projections), then the cell on sixteen lanes, inlined here. On AMD
+            // Zen 4, whose 512-bit operations take two passes of its 256-bit units, an
+            // LSTM 16->16 step took 111 ns this way against 128 ns over the 16-lane
+            // panels. Its biases follow its weights in `params` (`G H (F + H)` floats).
+            let gh = 4 * H;
+            let (_, biases) = step.params[..gh * (F + H + 2)].split_at(gh * (F + H));
+            let (b_ih, b_hh) = biases.split_at(gh);
+            let (p, q, h, c) = (&mut step.p[..gh], &mut step.q[..gh], &mut step.h[..H], &mut step.c[..H]);
+            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` and `H` are multiples of 8
+            // (checked by `step`), and the kernel asserts its bounds.
+            unsafe { avx2::gemv_panels_pair::<F, H>(panels.ih, panels.hh, gh, step.x, h, b_ih, b_hh, p, q) };
+            return lstm_units::<H>(p, q, h, c);
+        }
+    }
     step.run_chunked::<F, H, 16>(
         // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` and the rows are multiples of
         // 8 (checked by `step`) and the kernel asserts its bounds.
