@@ -1229,11 +1229,9 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     );
 }
 
-/// [`pad_input`] with AVX2 stores, for [`forward_direct`]: the planes zeroed by whole
-/// vectors (the last one again where they end inside a vector), then every input row
-/// copied over them by whole vectors (likewise), without a call or a bounds check per
-/// row (the digits CNN's 16 channels of 8x8: 0.37 µs through [`pad_planes`] on Zen 3,
-/// its row copies' index arithmetic most of it).
+/// [`pad_input`] with AVX2 stores, for [`forward_direct`]: [`pad_planes_avx2`] over the
+/// input's channels (the digits CNN's 16 channels of 8x8: 0.37 µs through [`pad_planes`]
+/// on Zen 3, its row copies' index arithmetic most of it).
 ///
 /// # Safety
 /// The CPU must have AVX2.
@@ -1245,67 +1243,19 @@ fn pad_input(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn pad_input_avx2(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
-    use core::arch::x86_64::{_mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
     let (ph, pw) = padded_size(g);
     let (h, w) = (g.height, g.width);
     let (top, left) = (g.padding[0], g.padding[1]);
-    let (rows, cols) = (h.min(ph.saturating_sub(top)), w.min(pw.saturating_sub(left)));
-    let plane = ph * pw;
-    let x = &x[..g.channels * h * w];
-    let padded = &mut padded[..g.channels * plane];
-    // Row `r < rows` of channel `c` goes to `c plane + (top + r) pw + left`, whose
-    // `cols <= pw - left` floats end inside the plane (`top + rows <= ph`); it is read
-    // from `c h w + r w`, whose `cols <= w` floats end inside the channel (`rows <= h`).
-    debug_assert!(top + rows <= ph && left + cols <= pw);
-    let (dst, src, len) = (padded.as_mut_ptr(), x.as_ptr(), padded.len());
-    // SAFETY: every store is at `i..i + 8 <= len` or `len - 8..len` of `padded`.
-    unsafe {
-        let zero = _mm256_setzero_ps();
-        let mut i = 0;
-        while i + 8 <= len {
-            _mm256_storeu_ps(dst.add(i), zero);
-            i += 8;
-        }
-        if i < len {
-            if len >= 8 {
-                _mm256_storeu_ps(dst.add(len - 8), zero);
-            } else {
-                padded.fill(0.0);
-            }
-        }
-    }
-    if cols == 0 {
-        return;
-    }
-    for c in 0..g.channels {
-        for r in 0..rows {
-            let (to, from) = (c * plane + (top + r) * pw + left, c * h * w + r * w);
-            // SAFETY: `to..to + cols` is inside `padded`, `from..from + cols` inside `x`
-            // (see above); the vectors read and written are inside those runs.
-            unsafe {
-                let (d, s) = (dst.add(to), src.add(from));
-                if cols < 8 {
-                    core::ptr::copy_nonoverlapping(s, d, cols);
-                    continue;
-                }
-                let mut j = 0;
-                while j + 8 <= cols {
-                    _mm256_storeu_ps(d.add(j), _mm256_loadu_ps(s.add(j)));
-                    j += 8;
-                }
-                if j < cols {
-                    _mm256_storeu_ps(d.add(cols - 8), _mm256_loadu_ps(s.add(cols - 8)));
-                }
-            }
-        }
-    }
+    let inside = (h.min(ph.saturating_sub(top)), w.min(pw.saturating_sub(left)));
+    // SAFETY: the caller's CPU has AVX2.
+    unsafe { pad_planes_avx2(&x[..g.channels * h * w], [h * w, w], g.channels, inside, padded, (ph, pw), (top, left)) }
 }
 
-/// [`pad_planes`] with AVX2 stores, for the direct backward: the planes zeroed by whole
-/// vectors (the last one again where they end inside a vector), then every row copied
-/// over them by whole vectors (likewise), without a call or a bounds check per row (16
-/// to 32 channels of 16x16 on an AMD Zen 4: [`pad_planes`]' `memset` and row copies were
-/// 4 % of the backward).
+/// [`pad_planes`] with AVX2 stores, for the direct forward ([`pad_input_avx2`]) and
+/// backward: the planes zeroed by whole vectors (the last one again where they end
+/// inside a vector), then every row copied over them by whole vectors (likewise),
+/// without a call or a bounds check per row (16 to 32 channels of 16x16 on an AMD Zen 4:
+/// [`pad_planes`]' `memset` and row copies were 4 % of the backward).
 ///
 /// # Safety
 /// The CPU must have AVX2.
