@@ -223,27 +223,9 @@ fn inference(channels: usize, spatial: usize, eps: f32, params: &[f32], buffers:
     fn portable(channels: usize, spatial: usize, eps: f32, params: &[f32], buffers: &[f32], x: &[f32], y: &mut [f32]) {
         let (gamma, beta) = params.split_at(channels);
         let (mean, var) = buffers.split_at(channels);
-        // The scales and shifts of a block of channels first, in one loop of
-        // independent lanes (a vector square root and division), then their values.
-        const BLOCK: usize = 16;
-        let (mut scale, mut shift) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-        for c0 in (0..channels).step_by(BLOCK) {
-            let n = BLOCK.min(channels - c0);
-            let (g, b, m, v) = (&gamma[c0..c0 + n], &beta[c0..c0 + n], &mean[c0..c0 + n], &var[c0..c0 + n]);
-            for i in 0..n {
-                scale[i] = g[i] / sqrt(v[i] + eps);
-                shift[i] = b[i] - m[i] * scale[i];
-            }
-            let len = channels * spatial;
-            for (xs, ys) in x.chunks_exact(len).zip(y.chunks_exact_mut(len)) {
-                let at = c0 * spatial..(c0 + n) * spatial;
-                let rows = xs[at.clone()].chunks_exact(spatial).zip(ys[at].chunks_exact_mut(spatial));
-                for ((xs, ys), (&scale, &shift)) in rows.zip(scale.iter().zip(&shift)) {
-                    for (y, &x) in ys.iter_mut().zip(xs) {
-                        *y = x * scale + shift;
-                    }
-                }
-            }
+        for c in 0..channels {
+            let scale = gamma[c] / sqrt(var[c] + eps);
+            affine(channels, spatial, c, scale, beta[c] - mean[c] * scale, x, y);
         }
     }
     /// [`portable`] compiled for AVX2.
