@@ -1275,11 +1275,17 @@ unsafe fn pad_planes_avx2(
     (top, left): (usize, usize),
 ) {
     use core::arch::x86_64::{_mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
-    let plane = ph * pw;
+    let plane = ph.checked_mul(pw).expect("pad_planes: shapes");
     assert!(top + rows <= ph && left + cols <= pw, "pad_planes: shapes");
-    let dst = &mut dst[..planes * plane];
+    let dst = &mut dst[..planes.checked_mul(plane).expect("pad_planes: shapes")];
     // The last float read: row `rows - 1` of plane `planes - 1`.
-    let reach = (planes > 0 && rows > 0 && cols > 0).then(|| (planes - 1) * steps[0] + (rows - 1) * steps[1] + cols);
+    let reach = (planes > 0 && rows > 0 && cols > 0).then(|| {
+        (planes - 1)
+            .checked_mul(steps[0])
+            .and_then(|a| (rows - 1).checked_mul(steps[1]).and_then(|b| a.checked_add(b)))
+            .and_then(|a| a.checked_add(cols))
+            .expect("pad_planes: shapes")
+    });
     assert!(reach.is_none_or(|reach| reach <= src.len()), "pad_planes: shapes");
     let (dp, sp, len) = (dst.as_mut_ptr(), src.as_ptr(), dst.len());
     // SAFETY: every store is at `i..i + 8 <= len` or `len - 8..len` of `dst`.

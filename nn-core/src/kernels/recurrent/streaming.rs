@@ -173,6 +173,28 @@ struct Operands<'a, 'b> {
     reverse: bool,
 }
 
+/// One LSTM layer of up to 16 inputs and units: both projections in one pass, panel
+/// beside panel, by the eight-lane pair kernel (each broadcast of an input serves 32
+/// rows of both projections; the order of the rows changes no result, so `reverse` is
+/// moot), then the cell, compiled in the caller's instruction set (eight lanes in
+/// [`step_avx2`], sixteen in [`step_avx512`]). Its biases follow its weights in `params`
+/// (`G H (F + H)` floats).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `F` and `H` are multiples of 8 (checked by `step`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn lstm_pair_step<const F: usize, const H: usize>(step: &mut Operands, panels: StepPanels<'_>) {
+    let gh = 4 * H;
+    let (_, biases) = step.params[..gh * (F + H + 2)].split_at(gh * (F + H));
+    let (b_ih, b_hh) = biases.split_at(gh);
+    let (p, q, h, c) = (&mut step.p[..gh], &mut step.q[..gh], &mut step.h[..H], &mut step.c[..H]);
+    // SAFETY: the caller's CPU has AVX2 and FMA, `F` and `H` are multiples of 8; the
+    // kernel asserts its bounds.
+    unsafe { avx2::gemv_panels_pair::<F, H>(panels.ih, panels.hh, gh, step.x, h, b_ih, b_hh, p, q) };
+    lstm_units::<H>(p, q, h, c)
+}
+
 /// [`step`] compiled for AVX2 and FMA: the rows by the kernels of `F` and `H` floats
 /// (over the panels, when given, for a projection of up to 16 inputs) and the
 /// eight-lane cell arithmetic, inlined.
@@ -201,18 +223,8 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
     }
     if F <= PANEL_INPUTS && H <= PANEL_INPUTS && step.cfg.cell == CellKind::Lstm && step.cfg.layers == 1 {
         if let Some(panels) = step.panels {
-            // One LSTM layer of up to 16 inputs and units: both projections in one
-            // pass, panel beside panel (the order of the rows changes no result, so
-            // `reverse` is moot), then the cell. Its biases follow its weights in
-            // `params` (`G H (F + H)` floats).
-            let gh = 4 * H;
-            let (_, biases) = step.params[..gh * (F + H + 2)].split_at(gh * (F + H));
-            let (b_ih, b_hh) = biases.split_at(gh);
-            let (p, q, h, c) = (&mut step.p[..gh], &mut step.q[..gh], &mut step.h[..H], &mut step.c[..H]);
-            // SAFETY: the CPU has AVX2 and FMA; `F` and `H` are multiples of 8 (checked
-            // by `step`), and the kernel asserts its bounds.
-            unsafe { avx2::gemv_panels_pair::<F, H>(panels.ih, panels.hh, gh, step.x, h, b_ih, b_hh, p, q) };
-            return lstm_units::<H>(p, q, h, c);
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { lstm_pair_step::<F, H>(step, panels) };
         }
     }
     step.run_chunked::<F, H, 16>(
@@ -313,20 +325,11 @@ const PANEL_INPUTS: usize = 16;
 unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
     if F <= PANEL_INPUTS && H <= PANEL_INPUTS && step.cfg.cell == CellKind::Lstm && step.cfg.layers == 1 {
         if let Some(panels) = step.panels {
-            // One LSTM layer of up to 16 inputs and units: both projections in one pass
-            // by the eight-lane pair kernel (each broadcast of an input serves 32 rows of
-            // both projections), then the cell on sixteen lanes, inlined here. On AMD
-            // Zen 4, whose 512-bit operations take two passes of its 256-bit units, an
-            // LSTM 16->16 step took 111 ns this way against 128 ns over the 16-lane
-            // panels. Its biases follow its weights in `params` (`G H (F + H)` floats).
-            let gh = 4 * H;
-            let (_, biases) = step.params[..gh * (F + H + 2)].split_at(gh * (F + H));
-            let (b_ih, b_hh) = biases.split_at(gh);
-            let (p, q, h, c) = (&mut step.p[..gh], &mut step.q[..gh], &mut step.h[..H], &mut step.c[..H]);
-            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` and `H` are multiples of 8
-            // (checked by `step`), and the kernel asserts its bounds.
-            unsafe { avx2::gemv_panels_pair::<F, H>(panels.ih, panels.hh, gh, step.x, h, b_ih, b_hh, p, q) };
-            return lstm_units::<H>(p, q, h, c);
+            // The eight-lane pair kernel here too, the cell on sixteen lanes: on AMD Zen 4,
+            // whose 512-bit operations take two passes of its 256-bit units, an LSTM
+            // 16->16 step took 111 ns this way against 128 ns over the 16-lane panels.
+            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+            return unsafe { lstm_pair_step::<F, H>(step, panels) };
         }
     }
     step.run_chunked::<F, H, 16>(
