@@ -47,8 +47,8 @@ use crate::kernels::{avx2, avx512};
 /// of up to 16 inputs and 16 units runs one written-out step on sixteen lanes
 /// (`avx512::lstm16_step_panels`): its projections stay in registers for the cell, the
 /// input projection first, then the recurrent one gate by gate, each gate's activation
-/// beside the next gate's rows (an LSTM 16->16 step 111 to 96 ns on a 2-core AMD EPYC
-/// Zen 4, where the hand-written loops take 119 to 122 ns).
+/// beside the next gate's rows (an LSTM 16->16 step 111 to 95 ns on a 2-core AMD EPYC
+/// Zen 4, where the hand-written loops take 119 to 121 ns).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn step<const F: usize, const H: usize>(
@@ -317,7 +317,7 @@ const PANEL_INPUTS: usize = 16;
 /// `AVX512_MIN_UNITS` units the cell arithmetic too; a one-layer LSTM of up to 16
 /// inputs and 16 units by `avx512::lstm16_step_panels`, its projections in registers
 /// for the cell (on AMD Zen 4, whose 512-bit operations take two passes of its 256-bit
-/// units, 96 ns against 111 ns over the eight-lane pair kernel with the cell's loops
+/// units, 95 ns against 111 ns over the eight-lane pair kernel with the cell's loops
 /// on sixteen lanes, and 128 ns over the 16-lane panels and those loops).
 ///
 /// # Safety
