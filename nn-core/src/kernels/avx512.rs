@@ -1209,3 +1209,115 @@ unsafe fn panels16_at<const N: usize, const P: usize>(w: [*const f32; P], x: *co
         _mm512_add_ps(low, high)
     })
 }
+
+/// [`maths::sigmoid`](super::maths::sigmoid) of sixteen lanes: the lane function itself,
+/// inlined into this AVX-512 copy, each lane with the bits of the portable function.
+#[inline(always)]
+fn sigmoid16(x: __m512) -> __m512 {
+    // SAFETY: `__m512` and `[f32; 16]` have the same size and every bit pattern is valid
+    // for both.
+    unsafe {
+        core::mem::transmute::<[f32; 16], __m512>(super::maths::sigmoid_lanes::<16>(core::mem::transmute::<
+            __m512,
+            [f32; 16],
+        >(x)))
+    }
+}
+
+/// [`maths::tanh`](super::maths::tanh) of sixteen lanes: both of its results
+/// (`maths::tanh_branches`), chosen by a compare into a mask, each lane with the bits of
+/// the portable function.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (always inlined into callers compiled for it).
+#[inline(always)]
+unsafe fn tanh16(x: __m512) -> __m512 {
+    // SAFETY: `__m512` and `[f32; 16]` have the same size and every bit pattern is valid
+    // for both; the CPU has AVX-512 F (the caller's contract).
+    unsafe {
+        let [small, large] = super::maths::tanh_branches::<16>(core::mem::transmute::<__m512, [f32; 16]>(x))
+            .map(|v| core::mem::transmute::<[f32; 16], __m512>(v));
+        // `|x| < TANH_SMALL`, false for NaN (an ordered compare), as the lane function.
+        let polynomial = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(x), _mm512_set1_ps(super::maths::TANH_SMALL));
+        _mm512_mask_blend_ps(polynomial, large, small)
+    }
+}
+
+/// One streaming step of a one-layer LSTM of `F` inputs (8 or 16) and 16 units over its
+/// weights in step order (`ih`: `weight_ih`, `hh`: `weight_hh`, as
+/// [`super::avx2::gemv_panels`] reads them: each gate's 16 rows one panel), its
+/// projections kept in registers for the cell: first the input projection of every
+/// gate (two panels at a time sharing each broadcast of `x`), which does not wait on the
+/// previous step's state, then the recurrent projection gate by gate, `g` (whose `tanh`
+/// is the longest chain), `i`, `f`, `o`, each gate's activation beside the rows of the
+/// next; then `c = f c_prev + i g` and `h = o tanh(c)`. `p` and `q` receive the
+/// projections, as the whole-layer path leaves them; `h` and `c` hold the previous state
+/// in, the new one out. The same operations on every element as [`gemv_panels`] and the
+/// cells' `lstm_unit`, the same bits.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA.
+///
+/// # Panics
+/// If `F` is not 8 or 16, or a slice is shorter than stated (`ih`: `64 F`, `hh`: `64 16`,
+/// `b_ih`, `b_hh`, `p`, `q`: 64, `x`: `F`, `h`, `c`: 16).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn lstm16_step_panels<const F: usize>(
+    ih: &[f32],
+    hh: &[f32],
+    b_ih: &[f32],
+    b_hh: &[f32],
+    x: &[f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    p: &mut [f32],
+    q: &mut [f32],
+) {
+    const H: usize = 16;
+    const M: usize = 4 * H;
+    // One test per slice: the lengths lie in the caller's operands, each written by a
+    // store of its own just before the call, and tests combined into one vector compare
+    // loaded them by one wide load, which waited for those stores to reach the cache.
+    assert!(F == 8 || F == 16, "lstm16_step_panels: {F} inputs");
+    assert!(ih.len() >= M * F, "lstm16_step_panels: weight_ih");
+    assert!(hh.len() >= M * H, "lstm16_step_panels: weight_hh");
+    assert!(b_ih.len() >= M, "lstm16_step_panels: bias_ih");
+    assert!(b_hh.len() >= M, "lstm16_step_panels: bias_hh");
+    assert!(p.len() >= M, "lstm16_step_panels: p");
+    assert!(q.len() >= M, "lstm16_step_panels: q");
+    assert!(x.len() >= F, "lstm16_step_panels: x");
+    assert!(h.len() >= H, "lstm16_step_panels: h");
+    assert!(c.len() >= H, "lstm16_step_panels: c");
+    let (ihp, hhp, xp, hp) = (ih.as_ptr(), hh.as_ptr(), x.as_ptr(), h.as_mut_ptr());
+    // SAFETY: gate `g < 4`: its panel (`16 N` floats from `16 g N`) lies inside the
+    // `64 N` floats of its matrix; rows `16 g..16 g + 16` inside the biases and the
+    // outputs (asserted).
+    let panel = |w: *const f32, g: usize, n: usize| unsafe { w.add(g * H * n) };
+    // SAFETY: as above.
+    let project = |sum: __m512, bias: &[f32], out: &mut [f32], g: usize| unsafe {
+        let v = _mm512_add_ps(_mm512_loadu_ps(bias.as_ptr().add(g * H)), sum);
+        _mm512_storeu_ps(out.as_mut_ptr().add(g * H), v);
+        v
+    };
+    // SAFETY: the panels lie inside `ih` and `hh`, `x` holds `F` floats and `h` 16
+    // (asserted); the CPU has AVX-512 F, AVX2 and FMA.
+    unsafe {
+        let [si, sf] = panels16_at::<F, 2>([panel(ihp, 0, F), panel(ihp, 1, F)], xp);
+        let [sg, so] = panels16_at::<F, 2>([panel(ihp, 2, F), panel(ihp, 3, F)], xp);
+        let pv = [project(si, b_ih, p, 0), project(sf, b_ih, p, 1), project(sg, b_ih, p, 2), project(so, b_ih, p, 3)];
+        let mut gate = |g: usize| {
+            let [s] = panels16_at::<H, 1>([panel(hhp, g, H)], hp.cast_const());
+            _mm512_add_ps(pv[g], project(s, b_hh, q, g))
+        };
+        let g = tanh16(gate(2));
+        let i = sigmoid16(gate(0));
+        let f = sigmoid16(gate(1));
+        let o = sigmoid16(gate(3));
+        let cp = c.as_mut_ptr();
+        let c_new = _mm512_fmadd_ps(f, _mm512_loadu_ps(cp), _mm512_mul_ps(i, g));
+        _mm512_storeu_ps(cp, c_new);
+        _mm512_storeu_ps(hp, _mm512_mul_ps(o, tanh16(c_new)));
+    }
+}

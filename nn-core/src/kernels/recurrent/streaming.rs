@@ -43,8 +43,12 @@ use crate::kernels::{avx2, avx512};
 /// With AVX2, a one-layer LSTM of up to 16 inputs and units sums both projections in
 /// one pass over its panels, two panels of each at a time, so that each broadcast of
 /// an input serves 32 rows (`avx2::gemv_panels_pair`; an LSTM 16->16 step 164 to
-/// 139 ns on a 2-core AMD EPYC Zen 3 without AVX-512); with AVX-512 too, its cell then
-/// on sixteen lanes (128 to 111 ns on an AMD EPYC Zen 4).
+/// 139 ns on a 2-core AMD EPYC Zen 3 without AVX-512). With AVX-512, a one-layer LSTM
+/// of up to 16 inputs and 16 units runs one written-out step on sixteen lanes
+/// (`avx512::lstm16_step_panels`): its projections stay in registers for the cell, the
+/// input projection first, then the recurrent one gate by gate, each gate's activation
+/// beside the next gate's rows (an LSTM 16->16 step 111 to 95 ns on a 2-core AMD EPYC
+/// Zen 4, where the hand-written loops take 119 to 121 ns).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn step<const F: usize, const H: usize>(
@@ -176,9 +180,8 @@ struct Operands<'a, 'b> {
 /// One LSTM layer of up to 16 inputs and units: both projections in one pass, panel
 /// beside panel, by the eight-lane pair kernel (each broadcast of an input serves 32
 /// rows of both projections; the order of the rows changes no result, so `reverse` is
-/// moot), then the cell, compiled in the caller's instruction set (eight lanes in
-/// [`step_avx2`], sixteen in [`step_avx512`]). Its biases follow its weights in `params`
-/// (`G H (F + H)` floats).
+/// moot), then the cell, compiled for AVX2 in [`step_avx2`]. Its biases follow its
+/// weights in `params` (`G H (F + H)` floats).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `F` and `H` are multiples of 8 (checked by `step`).
@@ -312,8 +315,10 @@ const PANEL_INPUTS: usize = 16;
 
 /// [`step_avx2`] with the projections over panels on sixteen lanes, and from
 /// `AVX512_MIN_UNITS` units the cell arithmetic too; a one-layer LSTM of up to 16
-/// inputs and units sums its projections as [`step_avx2`] does (the eight-lane pair
-/// kernel) and runs its cell on sixteen lanes.
+/// inputs and 16 units by `avx512::lstm16_step_panels`, its projections in registers
+/// for the cell (on AMD Zen 4, whose 512-bit operations take two passes of its 256-bit
+/// units, 95 ns against 111 ns over the eight-lane pair kernel with the cell's loops
+/// on sixteen lanes, and 128 ns over the 16-lane panels and those loops).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
@@ -325,11 +330,17 @@ const PANEL_INPUTS: usize = 16;
 unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
     if F <= PANEL_INPUTS && H <= PANEL_INPUTS && step.cfg.cell == CellKind::Lstm && step.cfg.layers == 1 {
         if let Some(panels) = step.panels {
-            // The eight-lane pair kernel here too, the cell on sixteen lanes: on AMD Zen 4,
-            // whose 512-bit operations take two passes of its 256-bit units, an LSTM
-            // 16->16 step took 111 ns this way against 128 ns over the 16-lane panels.
-            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
-            return unsafe { lstm_pair_step::<F, H>(step, panels) };
+            let gh = 4 * H;
+            let biases = &step.params[gh * (F + H)..gh * (F + H + 2)];
+            let (b_ih, b_hh) = biases.split_at(gh);
+            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is 8 or 16 and `H` 16
+            // (multiples of 8 up to 16, this form from 16 units); the kernel asserts its
+            // bounds.
+            return unsafe {
+                avx512::lstm16_step_panels::<F>(
+                    panels.ih, panels.hh, b_ih, b_hh, step.x, step.h, step.c, step.p, step.q,
+                )
+            };
         }
     }
     step.run_chunked::<F, H, 16>(
@@ -672,6 +683,70 @@ mod tests {
             for [cells, written] in [units::<8>(&p, &q, &h), units::<16>(&p, &q, &h)] {
                 assert_eq!(bits(&written), bits(&cells), "round {round}");
             }
+        }
+    }
+
+    /// The AVX-512 LSTM step of 16 units (`avx512::lstm16_step_panels`) gives the
+    /// projections of the portable `dot` onto the biases and the cells' own step over
+    /// them (the portable bits), for 8 and 16 inputs, over values from the saturated
+    /// ends through `tanh`'s polynomial range to zero, NaN and infinities (NaN compared
+    /// as NaN, whatever its bits).
+    #[test]
+    fn lstm16_step_gives_the_portable_bits() {
+        if !isa().avx512() {
+            return;
+        }
+        fn units<const F: usize>(rng: &mut Rng, round: usize) {
+            const H: usize = 16;
+            let special = [0.0, -0.0, 0.624_999_9, -0.625, 0.625, 1e-30, -87.5, 88.8, 100.0, -100.0, f32::NAN];
+            let mut value = |k: usize, scale: f32| {
+                if (k + round).is_multiple_of(13) {
+                    special[(k + round) / 13 % special.len()]
+                } else {
+                    scale * rng.uniform_in(-1.0, 1.0)
+                }
+            };
+            let m = 4 * H;
+            let ih: Vec<f32> = (0..m * F).map(|k| value(k, 2.0)).collect();
+            let hh: Vec<f32> = (0..m * H).map(|k| value(k + 1, 2.0)).collect();
+            let b_ih: Vec<f32> = (0..m).map(|k| value(k + 2, 3.0)).collect();
+            let b_hh: Vec<f32> = (0..m).map(|k| value(k + 3, 3.0)).collect();
+            let x: Vec<f32> = (0..F).map(|k| value(k + 4, 4.0)).collect();
+            let h: Vec<f32> = (0..H).map(|k| value(k + 5, 1.0)).collect();
+            let c: Vec<f32> = (0..H).map(|k| value(k + 6, 8.0)).collect();
+            let bits =
+                |v: &[f32]| v.iter().map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() }).collect::<Vec<_>>();
+            let mut p: Vec<f32> = reference(&ih, m, F, &x, &b_ih).into_iter().map(f32::from_bits).collect();
+            let q: Vec<f32> = reference(&hh, m, H, &h, &b_hh).into_iter().map(f32::from_bits).collect();
+            let expected_pq = (bits(&p), bits(&q));
+            let (mut h_cell, mut c_cell) = (h.clone(), c.clone());
+            super::super::cells::cell_step(CellKind::Lstm, &mut p, &q, &mut h_cell, &mut c_cell);
+            let (mut ih_panels, mut hh_panels) = (vec![f32::NAN; m * F], vec![f32::NAN; m * H]);
+            to_panels(&ih, m, F, &mut ih_panels);
+            to_panels(&hh, m, H, &mut hh_panels);
+            let (mut h_step, mut c_step) = (h.clone(), c.clone());
+            let (mut p_step, mut q_step) = (vec![f32::NAN; m], vec![f32::NAN; m]);
+            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA (checked above).
+            unsafe {
+                avx512::lstm16_step_panels::<F>(
+                    &ih_panels,
+                    &hh_panels,
+                    &b_ih,
+                    &b_hh,
+                    &x,
+                    &mut h_step,
+                    &mut c_step,
+                    &mut p_step,
+                    &mut q_step,
+                )
+            };
+            assert_eq!((bits(&p_step), bits(&q_step)), expected_pq, "{F} inputs, round {round}: projections");
+            assert_eq!((bits(&h_step), bits(&c_step)), (bits(&h_cell), bits(&c_cell)), "{F} inputs, round {round}");
+        }
+        let mut rng = Rng::new(14);
+        for round in 0..40 {
+            units::<8>(&mut rng, round);
+            units::<16>(&mut rng, round);
         }
     }
 
