@@ -967,6 +967,62 @@ pub unsafe fn gemv_fixed<const N: usize>(
     }
 }
 
+/// Columns up to which [`gemv_held`] keeps the whole input vector in registers.
+pub const HELD_COLUMNS: usize = 64;
+
+/// `y = bias + A x` for a row-major `A` of `m` rows (a multiple of 4) of `N` columns (a
+/// multiple of 8, at most [`HELD_COLUMNS`]): the projection of a recurrent step. The
+/// `N / 8` blocks of `x` are loaded into registers once, then every row is read by
+/// fused multiply-adds from memory, four rows at a time, first to last or, with
+/// `reverse`, last to first: one load per multiply-add, where [`gemv_fixed`] loads the
+/// block of `x` again for every eight rows. Every output has the bits of
+/// [`gemv_fixed`] onto the bias (eight lanes, input `k` into lane `k % 8` in order,
+/// [`sum4`], then the bias).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+///
+/// # Panics
+/// If `N` is not a multiple of 8 up to [`HELD_COLUMNS`], `m` not a multiple of 4, `a`
+/// holds fewer than `m N` floats, `x` fewer than `N`, `bias` or `y` fewer than `m`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub unsafe fn gemv_held<const N: usize>(a: &[f32], m: usize, x: &[f32], bias: &[f32], reverse: bool, y: &mut [f32]) {
+    assert!(
+        N.is_multiple_of(8)
+            && N <= HELD_COLUMNS
+            && m.is_multiple_of(4)
+            && blocks_fit(m, N, a.len())
+            && x.len() >= N
+            && bias.len() >= m
+            && y.len() >= m,
+        "gemv_held: shapes"
+    );
+    let (ap, bp, yp) = (a.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
+    let mut xv = [_mm256_setzero_ps(); HELD_COLUMNS / 8];
+    for (k, v) in xv.iter_mut().enumerate().take(N / 8) {
+        // SAFETY: floats `8 k..8 k + 8 <= N` of `x` (asserted).
+        *v = unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * k)) };
+    }
+    let blocks = m / 4;
+    for block in 0..blocks {
+        let i = 4 * if reverse { blocks - 1 - block } else { block };
+        // SAFETY: rows `i..i + 4 <= m` of `N` floats are inside `a`, `bias` and `y`
+        // hold `m` floats (asserted).
+        unsafe {
+            let rows = ap.add(i * N);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (p, xv) in xv.iter().enumerate().take(N / 8) {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(rows.add(r * N + 8 * p)), *xv, *acc);
+                }
+            }
+            let sums = sum4(acc[0], acc[1], acc[2], acc[3]);
+            _mm_storeu_ps(yp.add(i), _mm_add_ps(_mm_loadu_ps(bp.add(i)), sums));
+        }
+    }
+}
+
 /// Dense 8 -> 8 at batch 1 on AVX2: [`gemv_fixed`] with every size in the types, so
 /// that nothing is checked at run time and the call passes four pointers (no bias is a
 /// bias of zeros, the same bits); the same bits as [`gemv_fixed`], ReLU fused when

@@ -238,10 +238,15 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
         // SAFETY: the CPU has AVX2 and FMA; `F` and the rows are multiples of 8 (checked
         // by `step`) and the kernels assert their bounds.
         // The rows from 24 inputs are those of the copy in step order (`to_step_order`:
-        // the rows unchanged with AVX2, aligned to a cache line in a stream's state).
+        // the rows unchanged with AVX2, aligned to a cache line in a stream's state);
+        // up to 64 inputs with the input held in registers (`avx2::gemv_held`: an LSTM
+        // 8->64 step 885 to 897 ns before, 873 to 881 ns after, on an AMD EPYC Zen 4
+        // under `NN_ISA=avx2`).
         |panels, _, b, x, out, reverse| unsafe {
             if F <= PANEL_INPUTS {
                 avx2::gemv_panels::<F>(panels, out.len(), x, b, reverse, out)
+            } else if F <= avx2::HELD_COLUMNS {
+                avx2::gemv_held::<F>(panels, out.len(), x, b, reverse, out)
             } else {
                 avx2::gemv_fixed::<F>(panels, out.len(), x, Some(b), false, reverse, out)
             }
@@ -250,14 +255,16 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
         |panels, _, b, x, out, reverse| unsafe {
             if H <= PANEL_INPUTS {
                 avx2::gemv_panels::<H>(panels, out.len(), x, b, reverse, out)
+            } else if H <= avx2::HELD_COLUMNS {
+                avx2::gemv_held::<H>(panels, out.len(), x, b, reverse, out)
             } else {
                 avx2::gemv_fixed::<H>(panels, out.len(), x, Some(b), false, reverse, out)
             }
         },
         // SAFETY: as above; `run_chunked` gives chunks of 16 units of a multiple of 16.
-        |panels, w, b, x, out, j, gates| unsafe { chunk_avx2::<F, H>(panels, w, b, x, out, j, gates) },
+        |panels, _, b, x, out, j, gates| unsafe { chunk_avx2::<F, H>(panels, b, x, out, j, gates) },
         // SAFETY: as above.
-        |panels, w, b, x, out, j, gates| unsafe { chunk_avx2::<H, H>(panels, w, b, x, out, j, gates) },
+        |panels, _, b, x, out, j, gates| unsafe { chunk_avx2::<H, H>(panels, b, x, out, j, gates) },
         // SAFETY: the CPU has AVX2 and FMA; `N` is a multiple of 8 (checked by
         // `step`) and the kernel asserts its bounds.
         |w, b, x, out, reverse| unsafe { avx2::gemv_fixed::<F>(w, out.len(), x, Some(b), false, reverse, out) },
@@ -273,8 +280,11 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
 }
 
 /// The rows of 16 units from `j` of each of `gates` gates (`H` units each) of a
-/// projection of `N` inputs: over the weights in step order up to [`PANEL_INPUTS`]
-/// inputs, over the rows `w` from there, as [`step_avx2`]'s whole projections.
+/// projection of `N` inputs over the weights in step order (`panels`): in panels up to
+/// [`PANEL_INPUTS`] inputs, the rows unchanged from there (aligned to a cache line in a
+/// stream's state, where the rows of the parameters may not be: an LSTM 8->64 step 962
+/// to 978 ns over the parameters, 875 to 915 ns over the copy, on an AMD EPYC Zen 4
+/// under `NN_ISA=avx2`), as [`step_avx2`]'s whole projections.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -287,7 +297,6 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
 #[inline]
 unsafe fn chunk_avx2<const N: usize, const H: usize>(
     panels: &[f32],
-    w: &[f32],
     b: &[f32],
     x: &[f32],
     out: &mut [f32],
@@ -302,8 +311,10 @@ unsafe fn chunk_avx2<const N: usize, const H: usize>(
             if N <= PANEL_INPUTS {
                 avx2::gemv_panel_rows::<N>(panels, m, x, b, r, out);
                 avx2::gemv_panel_rows::<N>(panels, m, x, b, r + 8, out);
+            } else if N <= avx2::HELD_COLUMNS {
+                avx2::gemv_held::<N>(&panels[r * N..], 16, x, &b[r..], false, &mut out[r..]);
             } else {
-                avx2::gemv_fixed::<N>(&w[r * N..], 16, x, Some(&b[r..]), false, false, &mut out[r..]);
+                avx2::gemv_fixed::<N>(&panels[r * N..], 16, x, Some(&b[r..]), false, false, &mut out[r..]);
             }
         }
     }
@@ -408,8 +419,10 @@ unsafe fn chunk_avx512<const N: usize, const H: usize>(
 /// The cell arithmetic of a step compiled for AVX2, for `H` units (a multiple of 8): a
 /// GRU of up to 16 units by the written-out eight-lane function (`avx2::gru_cell`: each
 /// gate's chain in registers, the portable bits; a GRU 8->8 step 57 to 48 ns on the
-/// AVX-512 Xeon of `docs/speed.md`), the others by the cells' own loops inlined for `H` (an
-/// LSTM 16->16 written out the same way was no faster).
+/// AVX-512 Xeon of `docs/speed.md`), a GRU of a multiple of 32 units by the cells' own
+/// loops 32 units at a time, the others by the cells' own loops inlined for `H` (an
+/// LSTM 16->16 written out the same way was no faster). Every unit gets the same
+/// operations either way.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA (the caller is compiled for them).
@@ -419,6 +432,16 @@ unsafe fn cell_fixed<const H: usize>(cell: CellKind, p: &mut [f32], q: &[f32], h
     match cell {
         // SAFETY: the CPU has AVX2 and FMA (the caller's contract); `H` is 8 or 16.
         CellKind::Gru if H <= 16 => unsafe { avx2::gru_cell::<H>(p, q, h) },
+        // From 32 units, 32 at a time: four vectors per operation, where 64 units at
+        // once (eight) took longer (a GRU 8->64 step 577 to 582 ns over all 64, 563 to
+        // 572 ns 32 at a time, 594 to 597 ns 16 at a time, on an AMD EPYC Zen 4 under
+        // `NN_ISA=avx2`).
+        CellKind::Gru if H.is_multiple_of(32) => {
+            for j in (0..H).step_by(32) {
+                let v = cell_units_at::<32>(cell, p, q, h, c, j);
+                h[j..j + 32].copy_from_slice(&v);
+            }
+        }
         _ => cell_step_units::<H>(cell, p, q, h, c),
     }
 }
@@ -582,6 +605,13 @@ mod tests {
                 unsafe { avx512::gemv_panels::<N>(&panels, m, &x, &bias, reverse, &mut y) };
                 assert_eq!(bits(&y), expected, "AVX-512, {m} x {N}, reverse {reverse}");
             }
+        }
+        // The rows with the input held in registers, four at a time, either order.
+        for reverse in [false, true] {
+            let mut y = vec![f32::NAN; m];
+            // SAFETY: the CPU has AVX2 and FMA (checked by the caller).
+            unsafe { avx2::gemv_held::<N>(&w, m, &x, &bias, reverse, &mut y) };
+            assert_eq!(bits(&y), expected, "AVX2 held, {m} x {N}, reverse {reverse}");
         }
         // Both projections in one pass: the second over the same rows and the input
         // reversed.
