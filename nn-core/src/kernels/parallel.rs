@@ -10,6 +10,7 @@
 //! notification is a system call only when a thread is parked. The caller computes the
 //! first block itself. When another thread's product is in flight,
 //! the product runs on the calling thread alone instead of waiting.
+use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
@@ -94,6 +95,7 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
 
 fn worker(pool: &'static Pool, part: usize) {
     avx2::reserve_blocks();
+    reserve_scratch();
     let mut seen = 0;
     loop {
         let new_job = || pool.generation.load(Ordering::Acquire) != seen;
@@ -138,12 +140,47 @@ fn worker(pool: &'static Pool, part: usize) {
     }
 }
 
+/// Floats of the scratch that every thread taking parts keeps ([`with_scratch`]):
+/// 64 KiB.
+pub(crate) const PART_SCRATCH: usize = 16 * 1024;
+
+std::thread_local! {
+    static SCRATCH: RefCell<std::vec::Vec<f32>> = const { RefCell::new(std::vec::Vec::new()) };
+}
+
+/// Gives this thread's scratch its full size now, so that no later part allocates.
+fn reserve_scratch() {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < PART_SCRATCH {
+            scratch.resize(PART_SCRATCH, 0.0);
+        }
+    });
+}
+
+/// Calls `run` with this thread's scratch of [`PART_SCRATCH`] floats, for a part of
+/// [`for_each_part`] that cannot use the caller's (the threads of the pool and the
+/// callers of `for_each_part` reserve it before their first part).
+///
+/// # Panics
+/// If `run` calls `with_scratch` itself.
+pub(crate) fn with_scratch<R>(run: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < PART_SCRATCH {
+            scratch.resize(PART_SCRATCH, 0.0);
+        }
+        run(&mut scratch[..PART_SCRATCH])
+    })
+}
+
 /// Calls `run(part)` for every `part` in `0..parts`, part 0 on this thread and the
 /// others on the workers (or all here when the pool is busy), and returns when all
 /// are done.
 pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
     let pool = pool();
     avx2::reserve_blocks();
+    reserve_scratch();
     let _busy = match pool.busy.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
