@@ -772,7 +772,7 @@ fn forward_one_by_filters(
             super::parallel::with_scratch(|scratch| forward_samples(g, f1 - f0, x, weight, bias, y, scratch));
         }
     };
-    super::parallel::for_each_part(parts, &run);
+    super::parallel::for_each_quick_part(parts, &run);
     true
 }
 
