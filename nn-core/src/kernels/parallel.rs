@@ -4,12 +4,16 @@
 //!
 //! The workers are started by the first large product and kept for every later one;
 //! handing out a product allocates nothing. Between products a worker spins for about
-//! [`SPIN`] pauses (tens of microseconds) before it parks on a condition variable, so
-//! the products of a training step, which follow each other closely, do not pay for a
-//! wake-up; the caller likewise spins before it parks to wait for the workers. A
-//! notification is a system call only when a thread is parked. The caller computes the
-//! first block itself. When another thread's product is in flight,
-//! the product runs on the calling thread alone instead of waiting.
+//! [`SPIN`] pauses (tens to hundreds of microseconds) before it parks on a condition
+//! variable, so the products of a training step, which follow each other closely, do
+//! not pay for a wake-up; the caller likewise spins before it parks to wait for the
+//! workers. A notification is a system call only when a thread is parked. The caller
+//! computes the first part itself, then any part no worker has claimed yet, so that a
+//! worker that is slow to come delays nothing. Quick jobs (a convolution of one sample,
+//! a few microseconds: [`for_each_quick_part`]) are shared only with the workers that
+//! are awake, and wake parked ones only when they follow each other closely. When
+//! another thread's product is in flight, the product runs on the calling thread alone
+//! instead of waiting.
 use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
