@@ -22,6 +22,7 @@ mod attention_bench;
 mod attention_masks;
 mod attention_threads;
 mod backward;
+mod cnn_threads;
 mod conv;
 mod conv_alloc_free;
 mod conv_network;

@@ -684,6 +684,10 @@ pub fn forward(
     assert!(bias.is_none_or(|b| b.len() >= filters), "convolution: fewer biases than the {filters} filters");
     let y = &mut y[..product("output", batch, out_len)];
     #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    if batch == 1 && forward_one_by_filters(g, filters, x, weight, bias, y, scratch) {
+        return;
+    }
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
     {
         let tile = forward_scratch(g, filters);
         let parts = parallel_parts(g, batch, product("output", filters * patch, n), scratch.len(), tile);
@@ -712,6 +716,72 @@ pub fn forward(
     }
     forward_samples(g, filters, x, weight, bias, y, scratch)
 }
+
+/// One sample's convolution of at least [`FILTERS_PARALLEL_MIN_MACS`] multiply-adds
+/// split between [`super::gemm::threads`] threads by filters, where the products read
+/// the input from its padded copy or shifted planes ([`forward_direct`],
+/// [`forward_planes`]); whether it was (else nothing is written). Each part copies the
+/// input into its own scratch (the caller's, or [`super::parallel::with_scratch`]'s)
+/// and computes its block of at least two filters with the one-thread kernel, so every
+/// output keeps the operations and the order it has on one thread.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+fn forward_one_by_filters(
+    g: &ConvGeometry,
+    filters: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) -> bool {
+    let (patch, n) = (g.patch_len(), g.positions());
+    let isa = super::isa::isa();
+    let threads = super::gemm::threads();
+    let parts = threads.min(filters / 2);
+    // The scratch a part needs (of the most filters a part has; `forward_scratch`
+    // depends on the filters only through whether there are several).
+    let tile = forward_scratch(g, filters.div_ceil(2));
+    let fits = |len: Option<usize>| len.is_some_and(|len| len <= tile && len <= scratch.len());
+    if parts < 2
+        || !isa.avx2()
+        || filters.saturating_mul(patch).saturating_mul(n) < FILTERS_PARALLEL_MIN_MACS
+        || !(isa.avx512() && fits(planes_len(g)) || fits(padded_len(g)))
+        || tile > super::parallel::PART_SCRATCH
+        || scratch.len() < tile
+    {
+        return false;
+    }
+    let (y_at, shared) = (Output(y.as_mut_ptr()), scratch.len() / tile >= parts);
+    let scratch_at = Output(scratch.as_mut_ptr());
+    let run = |part: usize| {
+        // Filters `f0..f1`: at least two each (`filters >= 2 parts`).
+        let (f0, f1) = (part * filters / parts, (part + 1) * filters / parts);
+        let (weight, bias) = (&weight[f0 * patch..f1 * patch], bias.map(|b| &b[f0..f1]));
+        // SAFETY: the parts write disjoint blocks of filters of `y` (`f1 * n <= filters
+        // * n <= y.len()`, checked by `forward`).
+        let y = unsafe { core::slice::from_raw_parts_mut(y_at.at(f0 * n), (f1 - f0) * n) };
+        if part == 0 || shared {
+            // SAFETY: part `p` takes floats `p tile..(p + 1) tile` of `scratch` (all of
+            // them for part 0 when not shared), within it and no other part's.
+            let scratch = unsafe {
+                let len = if shared { tile } else { scratch.len() };
+                core::slice::from_raw_parts_mut(scratch_at.at(part * tile), len)
+            };
+            forward_samples(g, f1 - f0, x, weight, bias, y, scratch);
+        } else {
+            super::parallel::with_scratch(|scratch| forward_samples(g, f1 - f0, x, weight, bias, y, scratch));
+        }
+    };
+    super::parallel::for_each_quick_part(parts, &run);
+    true
+}
+
+/// A convolution of one sample with at least this many multiply-adds is split between
+/// [`super::gemm::threads`] threads by filters where its products read the padded
+/// input or shifted planes ([`forward`]): below it, handing a part to another thread
+/// costs more than it saves.
+#[cfg(any(feature = "threading", feature = "internals"))]
+pub const FILTERS_PARALLEL_MIN_MACS: usize = 1 << 17;
 
 /// How many parts (threads) a convolution of `batch` samples of `macs` multiply-adds
 /// each is split into: 1 below [`PARALLEL_MIN_MACS`], on one thread, for pointwise
@@ -2276,6 +2346,61 @@ mod tests {
                 assert_eq!(threaded, one, "stride {stride}, input gradient {with_dx}");
             }
         }
+    }
+
+    /// One sample's forward split between threads by filters gives the one-thread
+    /// results bit for bit: the digits CNN's second convolution, an odd number of
+    /// filters, more than 256 positions (the padded copy rather than the planes with
+    /// AVX-512), a dilated kernel, and a scratch of one part's size or of every part's.
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    #[test]
+    fn one_sample_split_by_filters_gives_the_same_bits() {
+        if crate::kernels::gemm::threads() < 2 || !crate::kernels::isa::isa().avx2() {
+            eprintln!("one thread (or no AVX2): nothing to compare");
+            return;
+        }
+        let geometry = |channels, size: usize, padding, dilation, out| ConvGeometry {
+            channels,
+            height: size,
+            width: size,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [padding, padding],
+            dilation: [dilation, dilation],
+            out_height: out,
+            out_width: out,
+        };
+        let mut split = 0;
+        for (g, filters) in [
+            (geometry(16, 8, 1, 1, 8), 32),
+            (geometry(16, 8, 1, 1, 8), 33),
+            (geometry(8, 24, 1, 1, 24), 8),
+            (geometry(12, 12, 2, 2, 12), 20),
+            (geometry(16, 10, 0, 1, 8), 64),
+        ] {
+            let (patch, n) = (g.patch_len(), g.positions());
+            assert!(filters * patch * n >= FILTERS_PARALLEL_MIN_MACS, "{g:?}");
+            let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
+            let x: Vec<f32> = (0..g.input_len()).map(|i| value(i, 7)).collect();
+            let weight: Vec<f32> = (0..filters * patch).map(|i| value(i, 11)).collect();
+            let bias: Vec<f32> = (0..filters).map(|i| value(i, 3)).collect();
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let tile = forward_scratch(&g, filters);
+            let mut one = vec![0.0; filters * n];
+            forward_samples(&g, filters, &x, &weight, Some(&bias), &mut one, &mut vec![0.0; tile]);
+            for scratch_len in [tile, 4 * tile] {
+                let mut scratch = vec![0.0; scratch_len];
+                let mut y = vec![f32::NAN; filters * n];
+                if forward_one_by_filters(&g, filters, &x, &weight, Some(&bias), &mut y, &mut scratch) {
+                    split += 1;
+                    assert_eq!(bits(&y), bits(&one), "{g:?}, {filters} filters, scratch {scratch_len}");
+                }
+                let mut y = vec![f32::NAN; filters * n];
+                forward(&g, filters, &x, &weight, Some(&bias), &mut y, &mut scratch);
+                assert_eq!(bits(&y), bits(&one), "{g:?}, {filters} filters, scratch {scratch_len}, forward");
+            }
+        }
+        assert!(split >= 8, "split {split} times");
     }
 
     /// The shifted-plane form builds exactly the column matrix of the run-by-run form,

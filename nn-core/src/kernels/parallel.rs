@@ -4,12 +4,17 @@
 //!
 //! The workers are started by the first large product and kept for every later one;
 //! handing out a product allocates nothing. Between products a worker spins for about
-//! [`SPIN`] pauses (tens of microseconds) before it parks on a condition variable, so
-//! the products of a training step, which follow each other closely, do not pay for a
-//! wake-up; the caller likewise spins before it parks to wait for the workers. A
-//! notification is a system call only when a thread is parked. The caller computes the
-//! first block itself. When another thread's product is in flight,
-//! the product runs on the calling thread alone instead of waiting.
+//! [`SPIN`] pauses (tens to hundreds of microseconds) before it parks on a condition
+//! variable, so the products of a training step, which follow each other closely, do
+//! not pay for a wake-up; the caller likewise spins before it parks to wait for the
+//! workers. A notification is a system call only when a thread is parked. The caller
+//! computes the first part itself, then any part no worker has claimed yet, so that a
+//! worker that is slow to come delays nothing. Quick jobs (a convolution of one sample,
+//! a few microseconds: [`for_each_quick_part`]) are shared only with the workers that
+//! are awake, and wake parked ones only when they follow each other closely. When
+//! another thread's product is in flight, the product runs on the calling thread alone
+//! instead of waiting.
+use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
@@ -20,18 +25,23 @@ use super::{avx2, avx512};
 /// Pauses (`spin_loop` hints) a thread spins for before it parks.
 const SPIN: usize = 4000;
 
-/// The work of one product: `run(part)` for `part` in `1..parts` on the workers.
+/// The work of one call of [`for_each_part`]: `run(part)` for `part` in `0..parts`,
+/// each part taken by the first thread to claim it ([`Pool::next`]).
 #[derive(Clone, Copy)]
 struct Job {
     run: *const (dyn Fn(usize) + Sync),
     parts: usize,
+    /// Whether a worker that was parked when the job came joins it ([`for_each_part`])
+    /// or leaves it to the threads that were awake ([`for_each_quick_part`]).
+    wake: bool,
 }
 
-// SAFETY: `run` points to a `Sync` closure that outlives the job (the caller waits for
-// every worker before returning).
+// SAFETY: `run` points to a `Sync` closure that outlives the job (the caller closes the
+// job and waits for every worker that joined it before returning).
 unsafe impl Send for Job {}
 
 struct State {
+    /// The open job: workers join it while it is set.
     job: Option<Job>,
     /// Whether a part panicked.
     panicked: bool,
@@ -39,20 +49,58 @@ struct State {
 
 struct Pool {
     state: Mutex<State>,
-    /// Incremented (with `state` locked) for every job; a worker runs each once.
+    /// Incremented (with `state` locked) for every job.
     generation: AtomicU64,
-    /// Workers that have not finished the current job.
-    pending: AtomicUsize,
+    /// The next part of the open job not yet claimed.
+    next: AtomicUsize,
+    /// Workers that joined the current job (with `state` locked) and have not finished
+    /// their parts.
+    active: AtomicUsize,
     work: Condvar,
     /// Workers parked on `work` (changed with `state` locked).
     parked_workers: AtomicUsize,
     done: Condvar,
     /// Whether the caller is parked on `done` (changed with `state` locked).
     parked_caller: AtomicBool,
-    /// Held by the thread whose product the workers are computing.
+    /// Held by the thread whose job the workers are computing.
     busy: Mutex<()>,
-    workers: usize,
+    /// When the pool started.
+    start: std::time::Instant,
+    /// When (nanoseconds from `start`) the last quick job found a worker parked.
+    parked_quick: AtomicU64,
+    /// When a quick job last woke the workers.
+    woke_quick: AtomicU64,
 }
+
+impl Pool {
+    /// Whether a quick job that finds a worker parked wakes it (noting the time): when
+    /// the previous quick job that found one parked came less than
+    /// [`QUICK_WAKE_WINDOW_NS`] before (quick jobs then follow each other closely
+    /// enough that a woken worker, spinning between them, takes a part of the later
+    /// ones), and no quick job has woken the workers in the last
+    /// [`QUICK_WAKE_EVERY_NS`]. A wake-up costs the caller a system call, and on a busy
+    /// machine a woken worker that the scheduler puts on the caller's core delays it
+    /// until the worker parks again (up to about 100 µs on the 2-core AMD EPYC Zen 4
+    /// KVM guest with other builds running): so jobs further apart leave the workers
+    /// parked, and the cost is paid at most once in that time.
+    fn wake_for_quick_job(&self) -> bool {
+        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let close = now.saturating_sub(self.parked_quick.swap(now, Ordering::Relaxed)) < QUICK_WAKE_WINDOW_NS;
+        let wake = close && now.saturating_sub(self.woke_quick.load(Ordering::Relaxed)) >= QUICK_WAKE_EVERY_NS;
+        if wake {
+            self.woke_quick.store(now, Ordering::Relaxed);
+        }
+        wake
+    }
+}
+
+/// How closely two quick jobs that find a worker parked follow each other for the
+/// second to wake it ([`for_each_quick_part`]): well within the [`SPIN`] pauses a
+/// worker spins for between jobs (100 to 270 µs on the AMD EPYC Zen 4 KVM guest).
+const QUICK_WAKE_WINDOW_NS: u64 = 50_000;
+
+/// The least time between two wake-ups by quick jobs (10 ms).
+const QUICK_WAKE_EVERY_NS: u64 = 10_000_000;
 
 static POOL: OnceLock<&'static Pool> = OnceLock::new();
 
@@ -63,18 +111,21 @@ fn pool() -> &'static Pool {
         let pool: &'static Pool = Box::leak(Box::new(Pool {
             state: Mutex::new(State { job: None, panicked: false }),
             generation: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
             work: Condvar::new(),
             parked_workers: AtomicUsize::new(0),
             done: Condvar::new(),
             parked_caller: AtomicBool::new(false),
             busy: Mutex::new(()),
-            workers,
+            start: std::time::Instant::now(),
+            parked_quick: AtomicU64::new(0),
+            woke_quick: AtomicU64::new(0),
         }));
         for part in 1..=workers {
             std::thread::Builder::new()
                 .name(format!("nn-gemm-{part}"))
-                .spawn(move || worker(pool, part))
+                .spawn(move || worker(pool))
                 .expect("cannot start a GEMM worker thread");
         }
         pool
@@ -92,15 +143,33 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
     ready()
 }
 
-fn worker(pool: &'static Pool, part: usize) {
+/// Calls `run(part)` for every part of `job` this thread claims, until none is left;
+/// whether one panicked.
+fn claim_parts(pool: &Pool, job: Job) -> bool {
+    let mut panicked = false;
+    loop {
+        let part = pool.next.fetch_add(1, Ordering::Relaxed);
+        if part >= job.parts {
+            return panicked;
+        }
+        // SAFETY: the closure lives until the job is closed and every thread that
+        // joined it has finished (see `Job`).
+        let run = unsafe { &*job.run };
+        panicked |= std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(part))).is_err();
+    }
+}
+
+fn worker(pool: &'static Pool) {
     avx2::reserve_blocks();
+    reserve_scratch();
     let mut seen = 0;
     loop {
         let new_job = || pool.generation.load(Ordering::Acquire) != seen;
         let job = {
             spin_until(new_job);
             let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
-            if !new_job() {
+            let parked = !new_job();
+            if parked {
                 pool.parked_workers.fetch_add(1, Ordering::Relaxed);
                 while !new_job() {
                     state = pool.work.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -108,22 +177,22 @@ fn worker(pool: &'static Pool, part: usize) {
                 pool.parked_workers.fetch_sub(1, Ordering::Relaxed);
             }
             seen = pool.generation.load(Ordering::Acquire);
-            state.job
-        };
-        let mut panicked = false;
-        if let Some(job) = job {
-            if part < job.parts {
-                // SAFETY: the closure lives until `pending` reaches 0 (see `Job`).
-                let run = unsafe { &*job.run };
-                panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(part))).is_err();
+            // Join the job if it is still open (the caller closes it, with `state`
+            // locked, once it has run every part no worker claimed), unless this worker
+            // was parked and the job is quick.
+            let job = state.job.filter(|job| job.wake || !parked);
+            if job.is_some() {
+                pool.active.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        if panicked {
+            job
+        };
+        let Some(job) = job else { continue };
+        if claim_parts(pool, job) {
             pool.state.lock().unwrap_or_else(|e| e.into_inner()).panicked = true;
         }
-        if pool.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if pool.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The last worker: wake the caller if it parked (it marks itself parked and
-            // checks `pending` with `state` locked before it waits, so taking the lock
+            // checks `active` with `state` locked before it waits, so taking the lock
             // here loses no wake-up). The notification is made after the lock is
             // released, and only if the caller parked: a caller still spinning takes the
             // lock without waiting for a system call.
@@ -138,12 +207,62 @@ fn worker(pool: &'static Pool, part: usize) {
     }
 }
 
-/// Calls `run(part)` for every `part` in `0..parts`, part 0 on this thread and the
-/// others on the workers (or all here when the pool is busy), and returns when all
-/// are done.
+/// Floats of the scratch that every thread taking parts keeps ([`with_scratch`]):
+/// 64 KiB.
+pub(crate) const PART_SCRATCH: usize = 16 * 1024;
+
+std::thread_local! {
+    static SCRATCH: RefCell<std::vec::Vec<f32>> = const { RefCell::new(std::vec::Vec::new()) };
+}
+
+/// Gives this thread's scratch its full size now, so that no later part allocates.
+fn reserve_scratch() {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < PART_SCRATCH {
+            scratch.resize(PART_SCRATCH, 0.0);
+        }
+    });
+}
+
+/// Calls `run` with this thread's scratch of [`PART_SCRATCH`] floats, for a part of
+/// [`for_each_part`] that cannot use the caller's (the threads of the pool and the
+/// callers of `for_each_part` reserve it before their first part).
+///
+/// # Panics
+/// If `run` calls `with_scratch` itself.
+pub(crate) fn with_scratch<R>(run: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < PART_SCRATCH {
+            scratch.resize(PART_SCRATCH, 0.0);
+        }
+        run(&mut scratch[..PART_SCRATCH])
+    })
+}
+
+/// Calls `run(part)` for every `part` in `0..parts` and returns when all are done:
+/// part 0 on this thread, each other part on whichever thread claims it first, a
+/// worker or this thread once it has finished its own (so that a worker that is
+/// parked, or slowed by another process, delays nothing: this thread then runs every
+/// part); all here when the pool is busy.
 pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
+    for_each_part_by(parts, run, true)
+}
+
+/// [`for_each_part`] for work of a few microseconds: the workers that are parked are
+/// woken, for the calls that follow, but take no part in this one, which the threads
+/// that were awake share (a parked worker takes tens of microseconds to wake, which a
+/// caller waiting for its part would pay).
+pub(crate) fn for_each_quick_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
+    for_each_part_by(parts, run, false)
+}
+
+/// [`for_each_part`], parked workers joining the job if `wake`.
+fn for_each_part_by(parts: usize, run: &(dyn Fn(usize) + Sync), wake: bool) {
     let pool = pool();
     avx2::reserve_blocks();
+    reserve_scratch();
     let _busy = match pool.busy.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -152,36 +271,53 @@ pub(crate) fn for_each_part(parts: usize, run: &(dyn Fn(usize) + Sync)) {
             return;
         }
     };
+    // SAFETY: only the lifetime is erased; this function does not return before the
+    // job is closed and every worker that joined it has finished.
+    let erased: *const (dyn Fn(usize) + Sync + 'static) = unsafe { core::mem::transmute(run) };
+    let job = Job { run: erased, parts, wake };
     {
-        // SAFETY: only the lifetime is erased; this function does not return before
-        // every worker has finished with the job.
-        let run: *const (dyn Fn(usize) + Sync + 'static) = unsafe { core::mem::transmute(run) };
         let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.job = Some(Job { run, parts });
+        state.job = Some(job);
         state.panicked = false;
-        pool.pending.store(pool.workers, Ordering::Release);
+        pool.next.store(1, Ordering::Relaxed);
         pool.generation.fetch_add(1, Ordering::AcqRel);
     }
     // After the lock is released (a worker parks only after counting itself parked and
     // checking `generation` with `state` locked, so no wake-up is lost): a worker still
     // spinning sees the new job and takes the lock without waiting for this system
     // call, which is made only if a worker is parked.
-    if pool.parked_workers.load(Ordering::Relaxed) > 0 {
+    if pool.parked_workers.load(Ordering::Relaxed) > 0 && (wake || pool.wake_for_quick_job()) {
         pool.work.notify_all();
     }
-    // The caller's own part; a panic here still waits for the workers below.
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(0)));
-    let finished = || pool.pending.load(Ordering::Acquire) == 0;
-    spin_until(finished);
-    let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
-    if !finished() {
-        pool.parked_caller.store(true, Ordering::Relaxed);
-        while !finished() {
-            state = pool.done.wait(state).unwrap_or_else(|e| e.into_inner());
+    // This thread's part, then any part no worker has claimed; a panic here still
+    // waits for the workers below.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(0);
+        loop {
+            let part = pool.next.fetch_add(1, Ordering::Relaxed);
+            if part >= parts {
+                break;
+            }
+            run(part);
         }
-        pool.parked_caller.store(false, Ordering::Relaxed);
-    }
+    }));
+    // Close the job: no worker joins it after this, and those that joined finish the
+    // parts they claimed.
+    let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
     state.job = None;
+    let finished = || pool.active.load(Ordering::Acquire) == 0;
+    if !finished() {
+        drop(state);
+        spin_until(finished);
+        state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !finished() {
+            pool.parked_caller.store(true, Ordering::Relaxed);
+            while !finished() {
+                state = pool.done.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            pool.parked_caller.store(false, Ordering::Relaxed);
+        }
+    }
     let panicked = state.panicked;
     drop(state);
     if let Err(payload) = caught {

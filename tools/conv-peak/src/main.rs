@@ -9,6 +9,11 @@
 //! with other work disturbs the peak and the layers alike. Prints, per convolution, its
 //! multiply-adds per second and their fraction of the peak. With `ONLY`, only the peak
 //! and the cases whose name starts with it run (for a profiler).
+//!
+//! `-- gaps` times `predict_one` after idle gaps of 0 µs to 5 ms, the first call after
+//! each gap and the one right after it (best, median, 90th percentile and worst of
+//! 200): with `--features threading` and `MATMUL_NUM_THREADS=2`, what a worker that
+//! parked between calls costs the call that finds it so.
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -146,6 +151,9 @@ fn geometry(channels: usize) -> ConvGeometry {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("gaps") {
+        return gaps();
+    }
     let rounds: usize = std::env::args().nth(1).map_or(200, |r| r.parse().expect("ROUNDS: a number"));
     let only = std::env::args().nth(2).unwrap_or_default();
     let model = Model::<DigitCnn>::new(1);
@@ -238,5 +246,43 @@ fn main() {
             print!("  {:>6.1} G multiply-adds/s  {:>5.1}% of peak", rate / 1e9, 100.0 * rate / peak);
         }
         println!();
+    }
+}
+
+/// `predict_one` after idle gaps (busy waits below 500 µs, sleeps from 500 µs): the
+/// first call after each gap and the call right after it.
+fn gaps() {
+    let model = Model::<DigitCnn>::new(1);
+    let image = Tensor::<Shape3<1, 8, 8>>::from_slice(&values(64, 5)).unwrap();
+    let t = Instant::now();
+    for _ in 0..100_000 {
+        std::hint::spin_loop();
+    }
+    println!("instruction set: {}", isa::isa());
+    println!("spin-loop pause: {:.1} ns", t.elapsed().as_secs_f64() * 1e9 / 100_000.0);
+    for _ in 0..1000 {
+        black_box(model.predict_one(black_box(&image)));
+    }
+    let summary = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        format!("best {:6.2} median {:6.2} p90 {:6.2} max {:7.1}", at(0.0), at(0.5), at(0.9), at(1.0))
+    };
+    for gap_us in [0u64, 20, 50, 100, 200, 500, 1000, 5000] {
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            let t = Instant::now();
+            if gap_us >= 500 {
+                std::thread::sleep(std::time::Duration::from_micros(gap_us));
+            } else {
+                while t.elapsed().as_micros() < u128::from(gap_us) {}
+            }
+            for times in [&mut first, &mut second] {
+                let t = Instant::now();
+                black_box(model.predict_one(black_box(&image)));
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        println!("gap {gap_us:>5} µs: first call {} | second {} (µs)", summary(&mut first), summary(&mut second));
     }
 }

@@ -1,0 +1,91 @@
+//! One thread and two give the same bits for the digits CNN at batch 1: its second
+//! convolution (16 -> 32 channels, 3x3 on 8x8, about 295K multiply-adds) is split
+//! between the threads by filters (`kernels::conv::FILTERS_PARALLEL_MIN_MACS`), with
+//! the `threading` feature (`cargo test --workspace` enables it through `nn-bench`;
+//! alone, `cargo test --test layers --features nn-core/threading`). The outputs of
+//! `predict_one` for several images, back to back and after idle gaps (a worker
+//! parked), are computed in child processes of this test binary with
+//! `MATMUL_NUM_THREADS` 1 and 2 and compared bit for bit; `NN_ISA` is passed on, so
+//! `NN_ISA=avx2` compares the AVX2 kernels' split.
+use std::process::Command;
+
+use nn_core::prelude::*;
+
+network! {
+    /// The digits CNN of `examples/05_cnn_digits.rs` (the `cnn_infer_b1` benchmark).
+    pub struct ThreadedDigitCnn: [1, 8, 8] -> [10] {
+        conv1: Conv2d { filters: 16, kernel: 3, padding: Same },
+        bn1: BatchNorm2d,
+        relu1: Relu,
+        conv2: Conv2d { filters: 32, kernel: 3, padding: Same },
+        relu2: Relu,
+        pool: MaxPool2d { size: 2 } => [32, 4, 4],
+        flat: Flatten,
+        fc1: Dense { units: 64, activation: Relu },
+        drop: Dropout { rate: 0.3 },
+        logits: Dense { units: 10 },
+    }
+}
+
+/// The child's marker: set, the ignored test prints its outputs.
+const CHILD: &str = "NN_CNN_THREADS_CHILD";
+
+/// `predict_one` of 40 images (one holding a negative zero), some after a pause of
+/// 2 ms, then the logits of the first image again.
+fn outputs() -> Vec<f32> {
+    let model = Model::<ThreadedDigitCnn>::new(5);
+    let mut rng = Rng::new(6);
+    let mut out = Vec::new();
+    for i in 0..40 {
+        let mut x: Vec<f32> = (0..64).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+        if i == 3 {
+            x[10] = -0.0;
+        }
+        if i % 10 == 9 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let x = Tensor::<Shape3<1, 8, 8>>::from_slice(&x).unwrap();
+        out.extend_from_slice(model.predict_one(&x).as_slice());
+    }
+    out
+}
+
+/// Run by [`one_and_two_threads_give_the_same_bits`] in a child process: prints the
+/// outputs' bits.
+#[test]
+#[ignore = "a child process of one_and_two_threads_give_the_same_bits"]
+fn cnn_outputs_under_threads() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let values = outputs();
+    assert!(values.iter().all(|v| v.is_finite()), "not finite");
+    let bits: Vec<String> = values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
+    // (libtest prints the test's name before the first line, on the same line.)
+    println!("outputs");
+    println!("bits {}", bits.join(" "));
+}
+
+#[test]
+fn one_and_two_threads_give_the_same_bits() {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let run = |threads: &str| -> String {
+        let run = Command::new(&exe)
+            .args(["cnn_threads::cnn_outputs_under_threads", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("MATMUL_NUM_THREADS", threads)
+            .env(CHILD, "1")
+            .output()
+            .expect("the test binary runs");
+        assert!(run.status.success(), "{threads} thread(s): {}", String::from_utf8_lossy(&run.stderr));
+        let out = String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .filter(|l| l.starts_with("bits "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!out.is_empty(), "{threads} thread(s): no outputs");
+        out
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one.split(' ').count(), 1 + 40 * 10, "outputs of one thread");
+    assert!(one == two, "one thread and two differ");
+}
