@@ -58,6 +58,22 @@ pub trait Layer: 'static {
     /// For a sequence run by [`Layer::forward_pipe`]: the floats per sample of
     /// temporary space it needs besides its two buffers.
     const PIPE_SCRATCH: usize = Self::FORWARD_SCRATCH;
+    /// Floats of temporary space [`Layer::forward_value`] needs for one sample:
+    /// [`Layer::FORWARD_SCRATCH`], but for a sequence that keeps its values on the
+    /// stack, each in a tensor of its own (then the largest of its layers').
+    const VALUE_SCRATCH: usize = Self::FORWARD_SCRATCH;
+    /// Floats of values that [`Layer::forward_value`] of one sample keeps on the stack
+    /// besides its input, its output and [`Layer::VALUE_SCRATCH`]: 0 for a single
+    /// layer; for a sequence that keeps its values on the stack, each value it passes
+    /// on (a bound: the compiler may place some in the same memory).
+    const VALUE_STACK: usize = 0;
+    /// Floats of the values a sequence passes from layer to layer, one sample's,
+    /// wherever it keeps them: 0 for a single layer.
+    const VALUE_LEN: usize = 0;
+    /// Whether inference returns the input's values unchanged, in the same order
+    /// (dropout, flattening, reshaping): batch-1 inference of a sequence then gives
+    /// the next layer this layer's input instead of a copy of it.
+    const INFERENCE_IDENTITY: bool = false;
     /// The layer kind shown by summaries (`"Dense"`, `"Relu"`, a network's name).
     const KIND: &'static str;
     /// The compile-time description of the tensors `visit_tensors` visits (same
@@ -82,9 +98,13 @@ pub trait Layer: 'static {
 
     /// Inference of one sample, its output returned by value: [`Layer::forward`] into a
     /// zeroed tensor, unless the layer writes its result straight into the returned
-    /// value (a dense layer's fixed-size kernels), sparing the zeroing and a copy.
-    /// Batch-1 inference ([`Network::forward_one`]) calls it; `scratch` as for
-    /// [`Layer::forward`] of one sample.
+    /// value (a dense layer's Dense 8 -> 8 kernels), sparing the zeroing and a copy.
+    /// Batch-1 inference ([`Network::forward_one`]) calls it; `scratch` holds at least
+    /// [`Layer::VALUE_SCRATCH`] floats. A sequence of small values keeps each of them
+    /// in a tensor of its own, which its layer's [`Layer::forward`] writes and the next
+    /// layer reads, its last layer's `forward_value` giving the output, and skips the
+    /// layers that are the identity in inference ([`Layer::INFERENCE_IDENTITY`]): no
+    /// scratch to zero, no copies.
     #[inline]
     fn forward_value(&self, w: Weights<'_>, x: &[f32], scratch: &mut [f32]) -> crate::Tensor<Self::Output> {
         let mut y = crate::Tensor::zeros();
@@ -171,9 +191,11 @@ pub trait Network: Layer + Default + Copy {
     /// Bytes of parameters and buffers (`f32`).
     const PARAM_BYTES: usize = (Self::PARAMS + Self::BUFFERS) * 4;
     /// Bytes of activations and scratch that batch-1 inference keeps on the stack,
-    /// input and output included.
+    /// input and output included: its scratch ([`Layer::VALUE_SCRATCH`], the two
+    /// buffers of [`Layer::FORWARD_SCRATCH`] unless the values are each in a tensor of
+    /// their own) and those tensors ([`Layer::VALUE_STACK`]).
     const PEAK_ACTIVATION_BYTES: usize =
-        (Self::FORWARD_SCRATCH + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
+        (Self::VALUE_SCRATCH + Self::VALUE_STACK + <Self::Input as Shape>::LEN + <Self::Output as Shape>::LEN) * 4;
     /// Bytes of stack that batch-1 inference ([`Network::forward_one`],
     /// `Model::predict_one`) uses at most on the target compiled for, when its
     /// activations are on the stack: [`Network::PEAK_ACTIVATION_BYTES`] plus the frames
@@ -625,6 +647,10 @@ pub(crate) mod private {
         const CACHE: usize = L::CACHE;
         const SCRATCH: usize = L::SCRATCH;
         const FORWARD_SCRATCH: usize = L::FORWARD_SCRATCH;
+        const VALUE_SCRATCH: usize = L::VALUE_SCRATCH;
+        const VALUE_STACK: usize = L::VALUE_STACK;
+        const VALUE_LEN: usize = L::VALUE_LEN;
+        const INFERENCE_IDENTITY: bool = L::INFERENCE_IDENTITY;
         const KIND: &'static str = L::KIND;
 
         #[inline]
@@ -676,7 +702,19 @@ pub(crate) mod private {
         /// then the larger of the two scratch spaces (less than the pipe when `A`'s
         /// scratch is large and the rest's values small).
         const FORWARD_IN_TURN: usize = <A::Output as Shape>::LEN + max(A::FORWARD_SCRATCH, B::FORWARD_SCRATCH);
+        /// Whether batch-1 inference ([`Layer::forward_value`]) keeps each value of
+        /// this sequence in a tensor of its own on the stack: on x86-64 (whose stack
+        /// bound leaves room for values the compiler does not overlap), when they are at
+        /// most [`VALUE_STACK_MAX`] floats together ([`Layer::VALUE_LEN`]; then so are
+        /// those of the rest). Otherwise the sequence runs [`Layer::forward`] over its
+        /// two buffers of scratch.
+        const ON_STACK: bool = cfg!(target_arch = "x86_64") && <Self as Layer>::VALUE_LEN <= VALUE_STACK_MAX;
     }
+
+    /// The most floats of values a sequence keeps on the stack, each in a tensor of its
+    /// own, at batch 1 (`Layer::VALUE_STACK`): 4 KiB, the values of small dense
+    /// networks (the digits MLP's 128 and 64), not a convolutional network's feature maps.
+    pub const VALUE_STACK_MAX: usize = 1024;
 
     impl<A: Layer, B: Layer<Input = A::Output>> Layer for Chain<A, B> {
         type Input = A::Input;
@@ -689,6 +727,17 @@ pub(crate) mod private {
         const PIPE_IO: usize = B::PIPE_SPARE;
         const PIPE_SPARE: usize = max(<A::Output as Shape>::LEN, B::PIPE_IO);
         const PIPE_SCRATCH: usize = max(A::FORWARD_SCRATCH, B::PIPE_SCRATCH);
+        const VALUE_SCRATCH: usize =
+            if Self::ON_STACK { max(A::VALUE_SCRATCH, B::VALUE_SCRATCH) } else { Self::FORWARD_SCRATCH };
+        const VALUE_STACK: usize = if !Self::ON_STACK {
+            0
+        } else if A::INFERENCE_IDENTITY {
+            B::VALUE_STACK
+        } else {
+            <A::Output as Shape>::LEN + B::VALUE_STACK
+        };
+        const VALUE_LEN: usize = <A::Output as Shape>::LEN + B::VALUE_LEN;
+        const INFERENCE_IDENTITY: bool = A::INFERENCE_IDENTITY && B::INFERENCE_IDENTITY;
         const KIND: &'static str = "Sequential";
 
         fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
@@ -715,6 +764,26 @@ pub(crate) mod private {
                 self.first.forward(wa, x, io, scratch);
                 self.rest.forward(wb, io, y, scratch);
             }
+        }
+
+        /// With [`Chain::ON_STACK`], the first layer's output in a tensor of its own on
+        /// the stack (nothing when it is the identity in inference: the rest reads the
+        /// input), then the rest's [`Layer::forward_value`]; else [`Layer::forward`]
+        /// into a zeroed tensor.
+        #[inline]
+        fn forward_value(&self, w: Weights<'_>, x: &[f32], scratch: &mut [f32]) -> crate::Tensor<Self::Output> {
+            if !Self::ON_STACK {
+                let mut y = crate::Tensor::zeros();
+                self.forward(w, x, &mut y, scratch);
+                return y;
+            }
+            let (wa, wb) = w.split::<A>();
+            if A::INFERENCE_IDENTITY {
+                return self.rest.forward_value(wb, x, scratch);
+            }
+            let mut mid = crate::Tensor::<A::Output>::zeros();
+            self.first.forward(wa, x, &mut mid, scratch);
+            self.rest.forward_value(wb, &mid, scratch)
         }
 
         #[inline]
@@ -837,6 +906,10 @@ pub(crate) mod private {
         const CACHE: usize = L::CACHE;
         const SCRATCH: usize = L::SCRATCH;
         const FORWARD_SCRATCH: usize = L::FORWARD_SCRATCH;
+        const VALUE_SCRATCH: usize = L::VALUE_SCRATCH;
+        const VALUE_STACK: usize = L::VALUE_STACK;
+        const VALUE_LEN: usize = L::VALUE_LEN;
+        const INFERENCE_IDENTITY: bool = L::INFERENCE_IDENTITY;
         const KIND: &'static str = L::KIND;
         const TENSORS: &'static TensorTree = L::TENSORS;
 

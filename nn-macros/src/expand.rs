@@ -67,7 +67,11 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
     let Checks { aliases, items, .. } = checks;
     // Streaming, when every layer can run one time step at a time.
     let stream = crate::rnn_kinds::stream_impl(name, layers_in_order);
-    let network_impl = network_impl(name, quote!(&__NN_ARCH));
+    let nests = !nested_networks(g).is_empty();
+    // Batch-1 inference through the architecture's `forward_value` (values passed by
+    // value where the sequence's are small), unless the network nests networks: then
+    // its sizes go through `nesting`'s constants and it keeps the trait's default.
+    let network_impl = network_impl(name, if nests { quote!(self) } else { quote!(&__NN_ARCH) });
     let token_input = token_input_impl(name, layers_in_order, &layers);
     let arch = quote!(<__NnArch as ::nn_core::Layer>);
     let (nesting, sizes) = nesting(
@@ -92,6 +96,7 @@ fn sequence(g: &Graph, layers_in_order: &[&Layer]) -> TokenStream {
             backward: quote!(::nn_core::Layer::backward(&__NN_ARCH, x, y, dy, dx, cx)),
             visit_tensors: quote!(::nn_core::Layer::visit_tensors(&__NN_ARCH, path, params_at, buffers_at, f)),
             visit_summary: Some(quote!(::nn_core::Layer::visit_summary(&__NN_ARCH, "", depth, f))),
+            by_value: !nests,
         },
     );
 
@@ -143,14 +148,7 @@ pub(crate) struct SizeValues {
 /// constants).
 pub(crate) fn nesting(g: &Graph, sizes: SizeValues) -> (TokenStream, TokenStream) {
     let SizeValues { params, buffers, cache, scratch, forward_scratch, tensors } = sizes;
-    let nested: Vec<(String, &Path)> = g
-        .layers
-        .iter()
-        .filter_map(|layer| match layer {
-            GraphLayer::Plain(Layer { op: Op::Network, kind, name, .. }) => Some((unraw(name), kind)),
-            _ => None,
-        })
-        .collect();
+    let nested = nested_networks(g);
     if nested.is_empty() {
         let forward_scratch = forward_scratch.map(|value| quote!(const FORWARD_SCRATCH: usize = #value;));
         let tensors = tensors.map(|value| quote!(const TENSORS: &'static ::nn_core::weights::TensorTree = #value;));
@@ -228,6 +226,17 @@ pub(crate) fn nesting(g: &Graph, sizes: SizeValues) -> (TokenStream, TokenStream
     (items, consts)
 }
 
+/// The layers of `g` that are networks: `(name, type)`.
+fn nested_networks(g: &Graph) -> Vec<(String, &Path)> {
+    g.layers
+        .iter()
+        .filter_map(|layer| match layer {
+            GraphLayer::Plain(Layer { op: Op::Network, kind, name, .. }) => Some((unraw(name), kind)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `TokenInput` for a network whose first layer is an `Embedding`: it takes integer
 /// token ids (`Model::predict_ids`, `Dataset::from_token_ids`). Nothing otherwise.
 fn token_input_impl(name: &Ident, layers_in_order: &[&Layer], emitted: &[Emitted]) -> TokenStream {
@@ -263,7 +272,9 @@ pub(crate) fn tensor_tree(layers: Vec<(String, TokenStream)>) -> TokenStream {
 /// and `rng` in `init`; `w` in `forward`; `x`, `y`, `scratch`; `cx` in `forward_train`
 /// and `backward`, with `dy` and `dx`; `path`, `params_at`, `buffers_at`, `f`,
 /// `depth`). `visit_summary`, when present, lists the layers at `depth` after the
-/// network's own row (written when the network is nested in another one).
+/// network's own row (written when the network is nested in another one). With
+/// `by_value`, batch-1 inference (`forward_value`, `forward_owned`, `VALUE_SCRATCH`,
+/// `VALUE_STACK`) is the architecture's (`__NN_ARCH`), else the trait's defaults.
 pub(crate) struct LayerImpl {
     pub consts: TokenStream,
     pub init: TokenStream,
@@ -272,6 +283,7 @@ pub(crate) struct LayerImpl {
     pub backward: TokenStream,
     pub visit_tensors: TokenStream,
     pub visit_summary: Option<TokenStream>,
+    pub by_value: bool,
 }
 
 /// The arguments of `visit_tensors`, of `Layer`'s and of the inherent method of a
@@ -292,8 +304,25 @@ pub(crate) fn visit_tensors_args() -> TokenStream {
 pub(crate) fn layer_impl(name: &Ident, types: (TokenStream, TokenStream), parts: LayerImpl) -> TokenStream {
     let kind = unraw(name);
     let (input, output) = types;
-    let LayerImpl { consts, init, forward, forward_train, backward, visit_tensors, visit_summary } = parts;
+    let LayerImpl { consts, init, forward, forward_train, backward, visit_tensors, visit_summary, by_value } = parts;
     let visit_args = visit_tensors_args();
+    let by_value = by_value.then(|| {
+        let arch = quote!(<__NnArch as ::nn_core::Layer>);
+        quote! {
+            const VALUE_SCRATCH: usize = #arch::VALUE_SCRATCH;
+            const VALUE_STACK: usize = #arch::VALUE_STACK;
+            const VALUE_LEN: usize = #arch::VALUE_LEN;
+            #[inline]
+            fn forward_value(
+                &self,
+                w: ::nn_core::Weights<'_>,
+                x: &[f32],
+                scratch: &mut [f32],
+            ) -> ::nn_core::Tensor<Self::Output> {
+                ::nn_core::__private::forward_value(&__NN_ARCH, w, x, scratch)
+            }
+        }
+    });
     let visit_summary = visit_summary.map(|body| {
         quote! {
             fn visit_summary(
@@ -350,6 +379,7 @@ pub(crate) fn layer_impl(name: &Ident, types: (TokenStream, TokenStream), parts:
                 #visit_tensors
             }
             #visit_summary
+            #by_value
         }
     }
 }
@@ -371,11 +401,11 @@ pub(crate) fn network_impl(name: &Ident, layer: TokenStream) -> TokenStream {
                 // The scratch on the stack, unless the network is too large for it (see
                 // `STACK_LIMIT_BYTES`).
                 const ON_STACK: usize = ::nn_core::__private::stack_scratch_len(
-                    <#name as ::nn_core::Layer>::FORWARD_SCRATCH,
+                    <#name as ::nn_core::Layer>::VALUE_SCRATCH,
                     <#name as ::nn_core::Network>::STACK_BOUND_BYTES,
                 );
                 let mut stack = [0.0f32; ON_STACK];
-                let len = <#name as ::nn_core::Layer>::FORWARD_SCRATCH;
+                let len = <#name as ::nn_core::Layer>::VALUE_SCRATCH;
                 // The output by value, from the last layer (see `__private::forward_value`).
                 ::nn_core::__private::with_forward_scratch(&mut stack, len, |scratch| {
                     ::nn_core::__private::forward_value(#layer, ::nn_core::Weights::new(params, buffers), x, scratch)
@@ -405,6 +435,7 @@ pub(crate) fn stub(net: &Network) -> TokenStream {
             backward: nothing(),
             visit_tensors: nothing(),
             visit_summary: None,
+            by_value: false,
         },
     );
     quote! {

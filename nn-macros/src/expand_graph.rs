@@ -671,6 +671,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
             backward: quote!(#backward_ctx #backward_prologue #backward_body),
             visit_tensors: visit_body,
             visit_summary: Some(summary_body),
+            by_value: false,
         },
     );
     quote! {

@@ -146,6 +146,7 @@ pub(crate) fn expand(g: &Graph) -> TokenStream {
                 <#name>::visit_tensors(self, path, params_at, buffers_at, f)
             },
             visit_summary: None,
+            by_value: false,
         },
     );
     quote! {

@@ -300,7 +300,7 @@ fn the_expansion_follows_the_handwritten_reference() {
         "::nn_core::layers::Dropout::new(0.2f32)",
         "implnn_core::LayerforMlp",
         "constKIND:&'staticstr=\"Mlp\";",
-        "constON_STACK:usize=::nn_core::__private::stack_scratch_len(<Mlpas::nn_core::Layer>::FORWARD_SCRATCH,\
+        "constON_STACK:usize=::nn_core::__private::stack_scratch_len(<Mlpas::nn_core::Layer>::VALUE_SCRATCH,\
          <Mlpas::nn_core::Network>::STACK_BOUND_BYTES,);",
         "letmutstack=[0.0f32;ON_STACK];",
     ] {

@@ -38,6 +38,33 @@ network! {
         d3: Dense { units: 2 },
     }
 
+    /// Small values kept on the stack at batch 1 (`Layer::VALUE_STACK`), with layers
+    /// that are the identity in inference (dropout, reshaping, flattening) and
+    /// activation layers between dense layers, Dense 8 -> 8 among them.
+    pub struct SmallValues: [24] -> [5] {
+        fc1: Dense { units: 40, activation: Relu },
+        drop1: Dropout { rate: 0.2 },
+        fc2: Dense { units: 16 },
+        relu: Relu,
+        square: Reshape { shape: [4, 4] },
+        flat: Flatten,
+        fc3: Dense { units: 8, activation: Relu },
+        drop2: Dropout { rate: 0.5 },
+        fc4: Dense { units: 8, activation: Relu },
+        fc5: Dense { units: 5 },
+        soft: Softmax,
+    }
+
+    /// Values of more than `VALUE_STACK_MAX` floats together: the outer sequence runs
+    /// over its two buffers, its tail keeps its values on the stack.
+    pub struct LargeValues: [8] -> [3] {
+        wide1: Dense { units: 600, activation: Tanh },
+        drop: Dropout { rate: 0.1 },
+        wide2: Dense { units: 600, activation: Relu },
+        narrow: Dense { units: 16, activation: Relu },
+        out: Dense { units: 3 },
+    }
+
     /// Recurrent, attention and encoder layers in one sequence.
     pub struct Sequence: [6, 4] -> [3] {
         gru: Gru { units: 8, return_sequences: true },
@@ -117,4 +144,26 @@ fn a_large_first_scratch_keeps_the_plain_layout() {
 #[test]
 fn recurrent_and_attention_layers_fit_the_inference_scratch() {
     check::<Sequence>(8);
+}
+
+#[test]
+fn small_values_stay_on_the_stack_with_the_same_bits() {
+    // Each value a layer writes, in a tensor of its own; none for the layers that are
+    // the identity in inference, no scratch.
+    let on_stack = cfg!(target_arch = "x86_64");
+    if on_stack {
+        assert_eq!(SmallValues::VALUE_STACK, 40 + 16 + 16 + 8 + 8 + 5);
+        assert_eq!(SmallValues::VALUE_SCRATCH, 0);
+        assert_eq!(SmallValues::PEAK_ACTIVATION_BYTES, (93 + 24 + 5) * 4);
+        // 600 + 600 + 16 + 3 floats are too many: the two buffers, as for `forward`.
+        assert_eq!(LargeValues::VALUE_STACK, 0);
+        assert_eq!(LargeValues::VALUE_SCRATCH, LargeValues::FORWARD_SCRATCH);
+    } else {
+        assert_eq!(SmallValues::VALUE_STACK, 0);
+        assert_eq!(SmallValues::VALUE_SCRATCH, SmallValues::FORWARD_SCRATCH);
+    }
+    check::<SmallValues>(9);
+    check::<LargeValues>(10);
+    check::<DigitCnn>(11);
+    check::<Outer>(12);
 }

@@ -85,6 +85,19 @@ impl ::nn_core::Layer for Mlp {
     fn visit_summary(&self, _name: &str, depth: usize, f: &mut dyn FnMut(&::nn_core::layer::SummaryRow<'_>)) {
         ::nn_core::Layer::visit_summary(&Self::ARCH, "", depth, f)
     }
+    // Batch-1 inference keeps the values on the stack, each in a tensor of its own
+    // (`Chain::forward_value`).
+    const VALUE_SCRATCH: usize = <MlpArch as ::nn_core::Layer>::VALUE_SCRATCH;
+    const VALUE_STACK: usize = <MlpArch as ::nn_core::Layer>::VALUE_STACK;
+    const VALUE_LEN: usize = <MlpArch as ::nn_core::Layer>::VALUE_LEN;
+    fn forward_value(
+        &self,
+        w: ::nn_core::Weights<'_>,
+        x: &[f32],
+        scratch: &mut [f32],
+    ) -> ::nn_core::Tensor<Self::Output> {
+        ::nn_core::Layer::forward_value(&Self::ARCH, w, x, scratch)
+    }
 }
 
 impl ::nn_core::Network for Mlp {
@@ -95,10 +108,8 @@ impl ::nn_core::Network for Mlp {
         buffers: &[f32],
         x: &::nn_core::Tensor<Self::Input>,
     ) -> ::nn_core::Tensor<Self::Output> {
-        let mut scratch = [0.0f32; <Mlp as ::nn_core::Layer>::SCRATCH];
-        let mut y = ::nn_core::Tensor::<Self::Output>::zeros();
-        ::nn_core::Layer::forward(&Self::ARCH, ::nn_core::Weights::new(params, buffers), x, &mut y, &mut scratch);
-        y
+        let mut scratch = [0.0f32; <Mlp as ::nn_core::Layer>::VALUE_SCRATCH];
+        ::nn_core::Layer::forward_value(&Self::ARCH, ::nn_core::Weights::new(params, buffers), x, &mut scratch)
     }
 }
 

@@ -83,6 +83,8 @@ fn sizes_match_the_handwritten_expansion() {
     assert_eq!(Mlp::CACHE, handwritten::Mlp::CACHE);
     assert_eq!(Mlp::SCRATCH, handwritten::Mlp::SCRATCH);
     assert_eq!(Mlp::PEAK_ACTIVATION_BYTES, handwritten::Mlp::PEAK_ACTIVATION_BYTES);
+    assert_eq!(Mlp::VALUE_STACK, handwritten::Mlp::VALUE_STACK);
+    assert_eq!(Mlp::VALUE_SCRATCH, handwritten::Mlp::VALUE_SCRATCH);
     assert_eq!(<Mlp as Layer>::KIND, "Mlp");
     assert_eq!(<Mlp as Network>::NAME, "Mlp");
     assert_eq!(<Mlp as Layer>::Input::DIMS, &[64]);

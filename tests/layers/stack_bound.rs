@@ -100,7 +100,7 @@ fn check<N: Network + Send>() -> usize {
     assert!(used <= N::STACK_BOUND_BYTES, "{}: used {used} > bound {}", N::NAME, N::STACK_BOUND_BYTES);
     // The measurement sees the zeroed scratch and output arrays (the input is on
     // the heap here).
-    let arrays = (N::FORWARD_SCRATCH + <N::Output as Shape>::LEN) * 4;
+    let arrays = (N::VALUE_SCRATCH + <N::Output as Shape>::LEN) * 4;
     assert!(used >= arrays, "{}: used {used} < {arrays}, the arrays on the stack", N::NAME);
     used
 }

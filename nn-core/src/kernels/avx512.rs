@@ -994,9 +994,6 @@ pub unsafe fn gemv8(a: &[f32], m: usize, x: &[f32], bias: Option<&[f32]>, relu: 
     let zero = _mm512_setzero_ps();
     // SAFETY: `x` holds 8 floats (asserted).
     let xx = unsafe { _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x.as_ptr())))) };
-    // The lanes of the second level's result, `[r0 r2 r4 r6 | r0' r2' r4' r6' | r1 r3 r5 r7 |
-    // r1' r3' r5' r7']` (a primed row: its lanes 4 to 7), as `[r0..r7 | r0'..r7']`.
-    let order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
     let blocks = m / 8;
     for block in 0..blocks {
         let i = 8 * block;
@@ -1010,12 +1007,15 @@ pub unsafe fn gemv8(a: &[f32], m: usize, x: &[f32], bias: Option<&[f32]>, relu: 
             let pairs = |u: __m512, v: __m512| {
                 _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(u, v), _mm512_shuffle_ps::<0b11_01_11_01>(u, v))
             };
+            // The second level's result, `[r0 r2 r4 r6 | r0' r2' r4' r6' | r1 r3 r5 r7 |
+            // r1' r3' r5' r7']` (a primed row: its lanes 4 to 7), as `[r0..r7]` and
+            // `[r0'..r7']` by shuffles of immediates (no index vector to load), then added.
             let quads = pairs(pairs(p[0], p[1]), pairs(p[2], p[3]));
-            let halves = _mm512_permutexvar_ps(order, quads);
-            let sums = _mm256_add_ps(
-                _mm512_castps512_ps256(halves),
-                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(halves))),
-            );
+            let (even, odd) =
+                (_mm512_castps512_ps256(quads), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(quads))));
+            let (low, high) = (_mm256_unpacklo_ps(even, odd), _mm256_unpackhi_ps(even, odd));
+            let sums =
+                _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(low, high), _mm256_permute2f128_ps::<0x31>(low, high));
             let start = match bias {
                 Some(b) => _mm256_loadu_ps(b.as_ptr().add(i)),
                 None => _mm256_setzero_ps(),

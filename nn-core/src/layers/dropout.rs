@@ -33,6 +33,8 @@ impl<S: Shape> Layer for Dropout<S> {
     /// The mask: `0` or `1 / (1 - rate)` per value (`1` in evaluation mode).
     const CACHE: usize = S::LEN;
     const KIND: &'static str = "Dropout";
+    /// The identity in inference.
+    const INFERENCE_IDENTITY: bool = true;
 
     fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {}
 

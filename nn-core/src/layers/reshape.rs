@@ -59,6 +59,7 @@ impl<S: Shape, const N: usize> Layer for Flatten<S, N> {
     type Input = S;
     type Output = Shape1<N>;
     const KIND: &'static str = "Flatten";
+    const INFERENCE_IDENTITY: bool = true;
     no_params!();
 
     #[inline]
@@ -102,6 +103,7 @@ impl<I: Shape, O: Shape> Layer for Reshape<I, O> {
     type Input = I;
     type Output = O;
     const KIND: &'static str = "Reshape";
+    const INFERENCE_IDENTITY: bool = true;
     no_params!();
 
     #[inline]

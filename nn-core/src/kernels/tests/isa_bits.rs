@@ -1,7 +1,7 @@
 //! Every instruction set gives the same bits: products (GEMM on odd shapes and every
 //! layout, the matrix-vector forms), dense layers (batch 1 and batches, backward),
 //! convolutions (the padded-input form, the column form, backward), a small CNN's
-//! inference and training steps, the recurrent layers' training forward and backward
+//! inference and training steps, a small MLP's batch-1 inference, the recurrent layers' training forward and backward
 //! over a batch, and streamed GRU and LSTM steps (over weights in step
 //! order on x86-64, `nn_core::stream`) are computed in child processes of this test binary,
 //! one per instruction set this CPU has, chosen by `NN_ISA` (`kernels::isa`), and their
@@ -41,6 +41,19 @@ network! {
         flat: Flatten => [364],
         fc1: Dense { units: 37, activation: Relu },
         out: Dense { units: 7 },
+    }
+}
+
+network! {
+    /// A small MLP whose batch-1 values stay on the stack: dense layers of 8, 24 and
+    /// 40 inputs (the row kernels, Dense 8 -> 8), dropout, an activation layer.
+    pub struct SmallMlp: [24] -> [5] {
+        fc1: Dense { units: 40, activation: Relu },
+        drop: Dropout { rate: 0.3 },
+        fc2: Dense { units: 8 },
+        relu: Relu,
+        fc3: Dense { units: 8, activation: Relu },
+        fc4: Dense { units: 5 },
     }
 }
 
@@ -118,6 +131,11 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
         out.push((format!("dense 8->8 {activation:?}"), y8));
         let value = dense::forward_one_value::<8, 8>(&x8, &w8, bias, activation);
         out.push((format!("dense 8->8 by value {activation:?}"), value.to_vec()));
+        // Rows of 8 in blocks of 8 and a shorter tail (`avx512::gemv8` with AVX-512).
+        let (w24, b24) = (values(8 * 29, 79), values(29, 80));
+        let mut y29 = vec![0.0; 29];
+        dense::forward_one::<8>(&x8, &w24, bias.map(|_| &b24[..]), activation, 29, &mut y29);
+        out.push((format!("dense 8->29 {activation:?}"), y29));
     }
     out.extend([("dense dW".into(), dw), ("dense db".into(), db), ("dense dx".into(), dx)]);
     // Layer norm (sums in 16 lanes under AVX-512, AVX2 and the portable loops): rows of
@@ -208,6 +226,10 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
     let (x, t) = (values(batch * 3 * 9 * 16, 90), values(batch * 7, 91));
     let sample = Tensor::<Shape3<3, 9, 16>>::from_slice(&x[..3 * 9 * 16]).expect("one sample");
     out.push(("cnn predict_one".into(), model.predict_one(&sample).iter().copied().collect()));
+    // Batch-1 inference of small values, each in a tensor of its own on x86-64.
+    let mlp = Model::<SmallMlp>::new(7);
+    let sample = Tensor::<Shape1<24>>::from_slice(&values(24, 92)).expect("one sample");
+    out.push(("mlp predict_one".into(), mlp.predict_one(&sample).iter().copied().collect()));
     for step in 0..3 {
         ws.zero_grads();
         model.forward_train(&mut ws, &x, &mut rng);
