@@ -43,7 +43,10 @@
 //! matrices, with the same sums in the same order. On several threads the
 //! backward gives the weight gradient and the input gradient to different threads (on
 //! two, one each), the weight gradient split by column-matrix rows where it is direct
-//! (by filters otherwise) when it has more than one, the input gradient by samples.
+//! (by filters otherwise) when it has more than one, the input gradient by samples;
+//! on two, a thread that finishes the input gradient first takes the weight
+//! gradient's last samples into buffers of the scratch space, added in sample order
+//! (the same bits). The forward's samples go to whichever thread is free.
 //! Nothing here allocates.
 use super::gemm::{gemm, MatRef};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
@@ -1684,7 +1687,9 @@ pub fn backward(
 /// gradient, the other the input gradient: the same multiply-adds, so about the same
 /// time, and neither repeats the other's copies as splitting both would), and the
 /// input gradient is cut finer than its threads so that a thread that finishes first
-/// takes what is left (the pieces are claimed in order, the weight gradient's first).
+/// takes what is left (the pieces are claimed in order, the weight gradient's first);
+/// a weight gradient in one piece shares its samples with the thread that finishes
+/// the input gradient ([`WeightSamples`]).
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 #[derive(Clone, Copy)]
 struct BackwardSplit {
@@ -2529,7 +2534,7 @@ mod tests {
                     split,
                     tile,
                     d_weight: Output(dw.as_mut_ptr()),
-                    d_bias: with_bias.then(|| Output(db.as_mut_ptr())),
+                    d_bias: with_bias.then_some(Output(db.as_mut_ptr())),
                     dx: None,
                     scratch: Output(scratch.as_mut_ptr()),
                     samples,
