@@ -1621,6 +1621,14 @@ pub fn backward(
             if split.items() > 1 {
                 let parts = parts.min(split.items());
                 let dx = dx.map(|dx| &mut dx[..batch * in_len]);
+                // The weight gradient in one piece beside the input gradient: a thread
+                // that finishes the input gradient first takes samples of it from the
+                // end, where each sample's sum is added once (one tile of positions).
+                let share =
+                    split.weight_items == 1 && split.by_columns && split.input_items > 0 && n <= POSITIONS_PER_TILE;
+                let samples = share
+                    .then(|| WeightSamples::new(batch, filters, patch, parts * tile, scratch.len() - parts * tile))
+                    .flatten();
                 let shared = BackwardShared {
                     g,
                     filters,
@@ -1633,19 +1641,7 @@ pub fn backward(
                     d_bias: d_bias.map(|db| Output(db[..filters].as_mut_ptr())),
                     dx: dx.map(|dx| Output(dx.as_mut_ptr())),
                     scratch: Output(scratch.as_mut_ptr()),
-                    samples: None,
-                };
-                // The weight gradient in one piece beside the input gradient: a thread
-                // that finishes the input gradient first takes samples of it from the
-                // end, where each sample's sum is added once (one tile of positions).
-                let shared = BackwardShared {
-                    samples: (split.weight_items == 1
-                        && split.by_columns
-                        && split.input_items > 0
-                        && n <= POSITIONS_PER_TILE)
-                        .then(|| WeightSamples::new(batch, filters, patch, parts * tile, scratch.len() - parts * tile))
-                        .flatten(),
-                    ..shared
+                    samples,
                 };
                 let claims = super::parallel::Claims::new(split.items());
                 let run = |part: usize| {
