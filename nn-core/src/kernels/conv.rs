@@ -43,7 +43,10 @@
 //! matrices, with the same sums in the same order. On several threads the
 //! backward gives the weight gradient and the input gradient to different threads (on
 //! two, one each), the weight gradient split by column-matrix rows where it is direct
-//! (by filters otherwise) when it has more than one, the input gradient by samples.
+//! (by filters otherwise) when it has more than one, the input gradient by samples;
+//! on two, a thread that finishes the input gradient first takes the weight
+//! gradient's last samples into buffers of the scratch space, added in sample order
+//! (the same bits). The forward's samples go to whichever thread is free.
 //! Nothing here allocates.
 use super::gemm::{gemm, MatRef};
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
@@ -692,24 +695,21 @@ pub fn forward(
         let tile = forward_scratch(g, filters);
         let parts = parallel_parts(g, batch, product("output", filters * patch, n), scratch.len(), tile);
         if parts > 1 {
-            // Samples are independent: each part computes a block of them with its own
-            // tile of the scratch space.
-            let step = batch.div_ceil(parts);
+            // Samples are independent: each part takes the next sample not yet taken
+            // (a thread that starts late or is slowed leaves more of them to the
+            // others) and computes it with its own tile of the scratch space.
+            let claims = super::parallel::Claims::new(batch);
             let (y_at, scratch_at) = (Output(y.as_mut_ptr()), Output(scratch.as_mut_ptr()));
             let run = |part: usize| {
-                let (s0, s1) = (part * step, ((part + 1) * step).min(batch));
-                if s0 >= s1 {
-                    return;
-                }
-                // SAFETY: the parts write disjoint blocks of samples of `y` and disjoint
-                // tiles of `scratch` (`parts * tile <= scratch.len()`).
-                let (y, scratch) = unsafe {
-                    (
-                        core::slice::from_raw_parts_mut(y_at.at(s0 * out_len), (s1 - s0) * out_len),
-                        core::slice::from_raw_parts_mut(scratch_at.at(part * tile), tile),
-                    )
-                };
-                forward_samples(g, filters, &x[s0 * in_len..s1 * in_len], weight, bias, y, scratch);
+                // SAFETY: the parts use disjoint tiles of `scratch` (`parts * tile <=
+                // scratch.len()`).
+                let scratch = unsafe { core::slice::from_raw_parts_mut(scratch_at.at(part * tile), tile) };
+                claims.run(|b| {
+                    // SAFETY: every sample `b < batch` is claimed once, so the parts
+                    // write disjoint samples of `y`.
+                    let yb = unsafe { core::slice::from_raw_parts_mut(y_at.at(b * out_len), out_len) };
+                    forward_samples(g, filters, &x[b * in_len..][..in_len], weight, bias, yb, scratch);
+                });
             };
             return super::parallel::for_each_part(parts, &run);
         }
@@ -1691,6 +1691,14 @@ pub fn backward(
             if split.items() > 1 {
                 let parts = parts.min(split.items());
                 let dx = dx.map(|dx| &mut dx[..batch * in_len]);
+                // The weight gradient in one piece beside the input gradient: a thread
+                // that finishes the input gradient first takes samples of it from the
+                // end, where each sample's sum is added once (one tile of positions).
+                let share =
+                    split.weight_items == 1 && split.by_columns && split.input_items > 0 && n <= POSITIONS_PER_TILE;
+                let samples = share
+                    .then(|| WeightSamples::new(batch, filters, patch, parts * tile, scratch.len() - parts * tile))
+                    .flatten();
                 let shared = BackwardShared {
                     g,
                     filters,
@@ -1703,6 +1711,7 @@ pub fn backward(
                     d_bias: d_bias.map(|db| Output(db[..filters].as_mut_ptr())),
                     dx: dx.map(|dx| Output(dx.as_mut_ptr())),
                     scratch: Output(scratch.as_mut_ptr()),
+                    samples,
                 };
                 let claims = super::parallel::Claims::new(split.items());
                 let run = |part: usize| {
@@ -1713,6 +1722,11 @@ pub fn backward(
                     // parts of the gradients, and each part its own tile of `scratch`
                     // (`parts * tile <= scratch.len()`).
                     claims.run(|item| unsafe { shared.run(part, item, &mut by_taps) });
+                    if let Some(samples) = &shared.samples {
+                        // SAFETY: the thread has no piece left, so its tile is free; as
+                        // above.
+                        unsafe { shared.weight_back(part, samples) };
+                    }
                 };
                 return super::parallel::for_each_part(parts, &run);
             }
@@ -1731,7 +1745,9 @@ pub fn backward(
 /// gradient, the other the input gradient: the same multiply-adds, so about the same
 /// time, and neither repeats the other's copies as splitting both would), and the
 /// input gradient is cut finer than its threads so that a thread that finishes first
-/// takes what is left (the pieces are claimed in order, the weight gradient's first).
+/// takes what is left (the pieces are claimed in order, the weight gradient's first);
+/// a weight gradient in one piece shares its samples with the thread that finishes
+/// the input gradient ([`WeightSamples`]).
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
 #[derive(Clone, Copy)]
 struct BackwardSplit {
@@ -1800,6 +1816,95 @@ struct BackwardShared<'a> {
     d_bias: Option<Output>,
     dx: Option<Output>,
     scratch: Output,
+    /// The weight gradient's samples, where the threads share them ([`WeightSamples`]).
+    samples: Option<WeightSamples>,
+}
+
+/// The samples of a weight gradient computed in one piece (every column-matrix row, one
+/// tile of output positions per sample) on several threads: the thread of the piece
+/// takes them from the first on and adds each to the gradient as it goes, as on one
+/// thread; a thread left without other work takes them from the last one back, each
+/// into a buffer of its own (the weight gradient's floats, then the bias gradient's)
+/// that starts at `-0.0`, so that the buffer holds the sample's sum as it would be
+/// added. When the two meet, the thread of the piece adds the buffers to the gradient
+/// in the order of their samples: each element is the same additions of the same sums
+/// in the same order as on one thread, so the same bits.
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+struct WeightSamples {
+    /// The next sample from the front (low 32 bits) and one past the last sample not
+    /// taken from the end (high 32 bits).
+    ends: core::sync::atomic::AtomicU64,
+    /// Samples taken from the end and finished.
+    done: core::sync::atomic::AtomicUsize,
+    /// Set by a thread that panicked while computing a sample from the end.
+    abort: core::sync::atomic::AtomicBool,
+    /// The samples.
+    batch: usize,
+    /// The least sample that may be taken from the end (the buffers hold the samples
+    /// from it on).
+    least: usize,
+    /// Where the buffers start in the scratch space (after every thread's tile), and the
+    /// floats of each (sample `b` in buffer `batch - 1 - b`).
+    at: usize,
+    stride: usize,
+}
+
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+impl WeightSamples {
+    /// The sharing of `batch` samples of a weight gradient of `filters x patch` floats
+    /// (and `filters` bias sums) with buffers in `free` floats of scratch space from
+    /// `at` on, or `None` where there is no room for one or the batch is too large.
+    fn new(batch: usize, filters: usize, patch: usize, at: usize, free: usize) -> Option<Self> {
+        let stride = filters.checked_mul(patch)?.checked_add(filters)?;
+        let buffers = (free / stride).min(batch.saturating_sub(1));
+        let hi = u32::try_from(batch).ok()?;
+        (buffers > 0).then(|| WeightSamples {
+            ends: core::sync::atomic::AtomicU64::new(u64::from(hi) << 32),
+            done: core::sync::atomic::AtomicUsize::new(0),
+            abort: core::sync::atomic::AtomicBool::new(false),
+            batch,
+            least: batch - buffers,
+            at,
+            stride,
+        })
+    }
+
+    /// Takes the next sample from the front, if any is left.
+    fn front(&self) -> Option<usize> {
+        use core::sync::atomic::Ordering::Relaxed;
+        let mut ends = self.ends.load(Relaxed);
+        loop {
+            let (lo, hi) = (ends & u64::from(u32::MAX), ends >> 32);
+            if lo >= hi {
+                return None;
+            }
+            match self.ends.compare_exchange_weak(ends, ends + 1, Relaxed, Relaxed) {
+                Ok(_) => return Some(lo as usize),
+                Err(now) => ends = now,
+            }
+        }
+    }
+
+    /// Takes the next sample from the end, if any is left that has a buffer.
+    fn back(&self) -> Option<usize> {
+        use core::sync::atomic::Ordering::Relaxed;
+        let mut ends = self.ends.load(Relaxed);
+        loop {
+            let (lo, hi) = (ends & u64::from(u32::MAX), ends >> 32);
+            if lo >= hi || (hi as usize) <= self.least {
+                return None;
+            }
+            match self.ends.compare_exchange_weak(ends, ends - (1 << 32), Relaxed, Relaxed) {
+                Ok(_) => return Some(hi as usize - 1),
+                Err(now) => ends = now,
+            }
+        }
+    }
+
+    /// The first sample taken from the end, once none is left to take.
+    fn taken_from_end(&self) -> usize {
+        (self.ends.load(core::sync::atomic::Ordering::Relaxed) >> 32) as usize
+    }
 }
 
 #[cfg(all(feature = "threading", target_arch = "x86_64"))]
@@ -1829,6 +1934,10 @@ impl BackwardShared<'_> {
                     .d_bias
                     .filter(|_| item == 0)
                     .map(|db| unsafe { core::slice::from_raw_parts_mut(db.at(0), filters) });
+                if let Some(samples) = &self.samples {
+                    // SAFETY: as below; the piece is the whole weight gradient.
+                    return unsafe { self.weight_front(samples, db, scratch) };
+                }
                 for b in 0..batch {
                     let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
                     // SAFETY: `weight_grad_direct_fits` holds for `filters` and `tile`;
@@ -1905,6 +2014,91 @@ impl BackwardShared<'_> {
                 gemm(1.0, w.t(), dy_tile, 0.0, scratch, len);
                 col2im(g, scratch, start, len, dxb);
             }
+        }
+    }
+}
+
+#[cfg(all(feature = "threading", target_arch = "x86_64"))]
+impl BackwardShared<'_> {
+    /// The piece of the weight gradient that shares its samples: the samples from the
+    /// front added to the gradient in order, then, once the other threads have finished
+    /// theirs from the end, their buffers in order.
+    ///
+    /// # Safety
+    /// As [`BackwardShared::run`] for the weight gradient's one piece (every column,
+    /// by column-matrix rows), `db` the bias gradient if any.
+    unsafe fn weight_front(&self, samples: &WeightSamples, mut db: Option<&mut [f32]>, scratch: &mut [f32]) {
+        use core::sync::atomic::Ordering::Acquire;
+        let BackwardShared { g, filters, x, dy, .. } = *self;
+        let (in_len, patch) = (g.input_len(), g.patch_len());
+        let out_len = filters * g.positions();
+        while let Some(b) = samples.front() {
+            let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
+            // SAFETY: `weight_grad_direct_fits` holds for `filters` and the thread's
+            // tile; this piece alone writes `d_weight` and `d_bias`.
+            unsafe {
+                weight_grad_direct(g, filters, 0..patch, xb, dyb, self.d_weight.at(0), db.as_deref_mut(), scratch)
+            };
+        }
+        let first = samples.taken_from_end();
+        let taken = samples.batch - first;
+        while samples.done.load(Acquire) < taken {
+            if samples.abort.load(Acquire) {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        // SAFETY: this piece alone writes the weight gradient (`filters x patch` floats).
+        let dw = unsafe { core::slice::from_raw_parts_mut(self.d_weight.at(0), filters * patch) };
+        for b in first..samples.batch {
+            // SAFETY: buffer `batch - 1 - b` lies in the scratch space after every
+            // thread's tile (`WeightSamples::new`); its writer has finished (`done`,
+            // read with `Acquire`) and nothing writes it now.
+            let buffer = unsafe {
+                core::slice::from_raw_parts(
+                    self.scratch.at(samples.at + (samples.batch - 1 - b) * samples.stride),
+                    samples.stride,
+                )
+            };
+            let (bw, bb) = buffer.split_at(filters * patch);
+            dw.iter_mut().zip(bw).for_each(|(d, s)| *d += s);
+            if let Some(db) = db.as_deref_mut() {
+                db.iter_mut().zip(bb).for_each(|(d, s)| *d += s);
+            }
+        }
+    }
+
+    /// Samples of the weight gradient taken from the end, on thread `part` once it has
+    /// no other piece left: each into its buffer.
+    ///
+    /// # Safety
+    /// As [`BackwardShared::run`]; the thread has finished its pieces (its tile of the
+    /// scratch is free).
+    unsafe fn weight_back(&self, part: usize, samples: &WeightSamples) {
+        use core::sync::atomic::Ordering::Release;
+        let BackwardShared { g, filters, x, dy, tile, .. } = *self;
+        let (in_len, patch) = (g.input_len(), g.patch_len());
+        let out_len = filters * g.positions();
+        let _abort = super::parallel::AbortOnPanic(&samples.abort);
+        // SAFETY: the thread's own tile of the scratch (the caller's contract).
+        let scratch = unsafe { core::slice::from_raw_parts_mut(self.scratch.at(part * tile), tile) };
+        while let Some(b) = samples.back() {
+            // SAFETY: buffer `batch - 1 - b` lies after every thread's tile
+            // (`WeightSamples::new`), and sample `b` is taken once.
+            let buffer = unsafe {
+                core::slice::from_raw_parts_mut(
+                    self.scratch.at(samples.at + (samples.batch - 1 - b) * samples.stride),
+                    samples.stride,
+                )
+            };
+            buffer.fill(-0.0);
+            let (bw, bb) = buffer.split_at_mut(filters * patch);
+            let (xb, dyb) = (&x[b * in_len..][..in_len], &dy[b * out_len..][..out_len]);
+            let db = self.d_bias.is_some().then_some(bb);
+            // SAFETY: `weight_grad_direct_fits` holds for `filters` and `tile`; the
+            // buffer is this sample's alone.
+            unsafe { weight_grad_direct(g, filters, 0..patch, xb, dyb, bw.as_mut_ptr(), db, scratch) };
+            samples.done.fetch_add(1, Release);
         }
     }
 }
@@ -2401,6 +2595,77 @@ mod tests {
             }
         }
         assert!(split >= 8, "split {split} times");
+    }
+
+    /// The weight gradient's samples shared between threads ([`WeightSamples`]): those
+    /// taken from the end into buffers, then those from the front with the buffers
+    /// added in order, give the one-thread bits, however many are taken from the end,
+    /// with and without the bias gradient (one thread takes both sides, in turn).
+    #[test]
+    #[cfg(all(feature = "threading", target_arch = "x86_64"))]
+    fn weight_samples_from_the_end_give_the_same_bits() {
+        if GradKernels::get().is_none() {
+            return;
+        }
+        let g = ConvGeometry {
+            channels: 16,
+            height: 8,
+            width: 8,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            out_height: 8,
+            out_width: 8,
+        };
+        let (filters, batch) = (30, 9);
+        let (patch, n) = (g.patch_len(), g.positions());
+        let value = |i: usize, s: usize| ((i * s + 7) % 23) as f32 * 0.05 - 0.5;
+        let x: Vec<f32> = (0..batch * g.input_len()).map(|i| value(i, 7)).collect();
+        let weight: Vec<f32> = (0..filters * patch).map(|i| value(i, 11)).collect();
+        // Zeros of both signs among the output gradient's values.
+        let dy: Vec<f32> = (0..batch * filters * n).map(|i| if i % 97 == 0 { -0.0 } else { value(i, 5) }).collect();
+        let tile = scratch_len(patch, n);
+        let stride = filters * patch + filters;
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for with_bias in [true, false] {
+            let (mut dw_one, mut db_one) = (vec![0.25; filters * patch], vec![0.5; filters]);
+            let mut scratch = vec![0.0; batch * tile];
+            let db = with_bias.then_some(&mut db_one[..]);
+            backward_samples(&g, filters, &x, &weight, &dy, Some(&mut dw_one), db, None, &mut scratch);
+            for taken in [1, 4, batch - 1] {
+                let (mut dw, mut db) = (vec![0.25; filters * patch], vec![0.5; filters]);
+                let split = BackwardSplit::new(&g, filters, batch, 2, tile, true);
+                assert!(split.weight_items == 1 && split.by_columns);
+                let samples = WeightSamples::new(batch, filters, patch, 2 * tile, taken * stride + stride - 1);
+                let shared = BackwardShared {
+                    g: &g,
+                    filters,
+                    x: &x,
+                    weight: &weight,
+                    dy: &dy,
+                    split,
+                    tile,
+                    d_weight: Output(dw.as_mut_ptr()),
+                    d_bias: with_bias.then_some(Output(db.as_mut_ptr())),
+                    dx: None,
+                    scratch: Output(scratch.as_mut_ptr()),
+                    samples,
+                };
+                let samples = shared.samples.as_ref().expect("room for the buffers");
+                // SAFETY: one thread, with `2 tile` floats of scratch for its two parts
+                // and the buffers after them; the weight gradient's piece is run once.
+                unsafe {
+                    shared.weight_back(1, samples);
+                    assert_eq!(samples.done.load(core::sync::atomic::Ordering::Relaxed), taken);
+                    shared.run(0, 0, &mut false);
+                }
+                assert_eq!(bits(&dw), bits(&dw_one), "{taken} from the end, bias {with_bias}");
+                if with_bias {
+                    assert_eq!(bits(&db), bits(&db_one), "{taken} from the end");
+                }
+            }
+        }
     }
 
     /// The shifted-plane form builds exactly the column matrix of the run-by-run form,
