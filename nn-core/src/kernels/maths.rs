@@ -199,11 +199,27 @@ fn tanh_one(x: f32) -> f32 {
     tanh_each([x])[0]
 }
 
-/// The operations of [`tanh`] over `N` lanes: both of [`tanh_branches`], then the choice.
+/// The operations of [`tanh`] over `N` lanes.
 #[inline(always)]
 fn tanh_each<const N: usize>(x: [f32; N]) -> [f32; N] {
-    let [small, large] = tanh_branches(x);
-    each::<N>(|i| if x[i].abs() < TANH_SMALL { small[i] } else { large[i] })
+    // `tanh(x) = x + x z Q(z)`, `z = x^2`, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`
+    // (Cephes' `tanhf`), evaluated beside the exponential's longer chain.
+    const D: [f32; 5] = TANH_D;
+    let z = each::<N>(|i| x[i] * x[i]);
+    let mut q = [D[4]; N];
+    for d in [D[3], D[2], D[1], D[0]] {
+        q = each::<N>(|i| fma(q[i], z[i], d));
+    }
+    let e = exp_lanes(each::<N>(|i| 2.0 * x[i].abs()));
+    each::<N>(|i| {
+        let small = fma(q[i] * z[i], x[i], x[i]);
+        let large = (1.0 - 2.0 / (e[i] + 1.0)).copysign(x[i]);
+        if x[i].abs() < TANH_SMALL {
+            small
+        } else {
+            large
+        }
+    })
 }
 
 /// The coefficients of [`tanh`]'s odd polynomial, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`.
@@ -218,11 +234,10 @@ pub(crate) const TANH_SMALL: f32 = 0.625;
 /// [`tanh`]. [`tanh`] is `small` where `|x| < TANH_SMALL`, `large` elsewhere (NaN
 /// included): for vector forms that choose by a compare and a blend, with the bits of
 /// [`tanh_lanes`].
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn tanh_branches<const N: usize>(x: [f32; N]) -> [[f32; N]; 2] {
     const D: [f32; 5] = TANH_D;
-    // `tanh(x) = x + x z Q(z)`, `z = x^2`, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`
-    // (Cephes' `tanhf`), evaluated beside the exponential's longer chain.
     let z = each::<N>(|i| x[i] * x[i]);
     let mut q = [D[4]; N];
     for d in [D[3], D[2], D[1], D[0]] {
