@@ -9,9 +9,8 @@
 //! feature (`cargo test --workspace` enables it through `nn-bench`; alone,
 //! `cargo test --test layers --features nn-core/threading`); without it both children
 //! run on one thread.
-use std::process::Command;
-
 use crate::standalone::Standalone;
+use crate::thread_children;
 
 use nn_core::layers::{CrossAttention, LayerNorm, TransformerEncoderLayer};
 use nn_core::{Activation, Layer, Rng, Shape, Shape2};
@@ -118,42 +117,17 @@ fn outputs() -> Vec<(&'static str, Vec<f32>)> {
 #[test]
 #[ignore = "a child process of one_and_two_threads_give_the_same_bits"]
 fn attention_outputs_under_threads() {
-    if std::env::var_os(CHILD).is_none() {
+    if !thread_children::is_child(CHILD) {
         return;
     }
-    // (libtest prints the test's name before the first line, on the same line.)
+    // (A line of its own after the test's name, which libtest prints first.)
     println!("outputs");
     for (name, values) in outputs() {
-        assert!(values.iter().all(|v| v.is_finite()), "{name}: not finite");
-        let bits: Vec<String> = values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
-        println!("bits {name}: {}", bits.join(" "));
+        thread_children::print_bits(name, &values);
     }
 }
 
 #[test]
 fn one_and_two_threads_give_the_same_bits() {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let run = |threads: &str| -> Vec<String> {
-        let run = Command::new(&exe)
-            .args([
-                "attention_threads::attention_outputs_under_threads",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("MATMUL_NUM_THREADS", threads)
-            .env(CHILD, "1")
-            .output()
-            .expect("the test binary runs");
-        assert!(run.status.success(), "{threads} thread(s): {}", String::from_utf8_lossy(&run.stderr));
-        String::from_utf8_lossy(&run.stdout).lines().filter(|l| l.starts_with("bits ")).map(str::to_owned).collect()
-    };
-    let (one, two) = (run("1"), run("2"));
-    assert_eq!(one.len(), 5, "outputs of one thread");
-    assert_eq!(one.len(), two.len());
-    for (a, b) in one.iter().zip(&two) {
-        let name = a.split(':').next().unwrap_or_default();
-        assert!(a == b, "{name}: one thread and two differ");
-    }
+    thread_children::assert_one_and_two_threads_agree("attention_threads::attention_outputs_under_threads", CHILD, 5);
 }

@@ -13,6 +13,9 @@ mod gradcheck;
 #[path = "../common/standalone.rs"]
 mod standalone;
 
+#[path = "../common/thread_children.rs"]
+mod thread_children;
+
 #[global_allocator]
 static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
 

@@ -6,6 +6,9 @@ mod gradcheck;
 #[path = "../common/standalone.rs"]
 mod standalone;
 
+#[path = "../common/thread_children.rs"]
+mod thread_children;
+
 mod checked_settings;
 mod custom_step;
 mod fit_step;

@@ -8,9 +8,9 @@
 //! `threading` feature (`cargo test --workspace` enables it through `nn-bench`; alone,
 //! `cargo test --test training --features nn-core/threading`); without it both children
 //! run on one thread.
-use std::process::Command;
-
 use nn_core::prelude::*;
+
+use crate::thread_children;
 
 network! {
     /// 300-256-256-10, ReLU: at batch 64, each hidden layer's products at least 2^22
@@ -53,37 +53,17 @@ fn outputs() -> Vec<f32> {
 #[test]
 #[ignore = "a child process of one_and_two_threads_give_the_same_bits"]
 fn mlp_outputs_under_threads() {
-    if std::env::var_os(CHILD).is_none() {
+    if !thread_children::is_child(CHILD) {
         return;
     }
     let values = outputs();
-    assert!(values.iter().all(|v| v.is_finite()), "not finite");
-    let bits: Vec<String> = values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
-    // (libtest prints the test's name before the first line, on the same line.)
+    assert_eq!(values.len(), 3 + ThreadedMlp::PARAMS, "outputs");
+    // (A line of its own after the test's name, which libtest prints first.)
     println!("outputs");
-    println!("bits {}", bits.join(" "));
+    thread_children::print_bits("losses and parameters", &values);
 }
 
 #[test]
 fn one_and_two_threads_give_the_same_bits() {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let run = |threads: &str| -> String {
-        let run = Command::new(&exe)
-            .args(["mlp_threads::mlp_outputs_under_threads", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env("MATMUL_NUM_THREADS", threads)
-            .env(CHILD, "1")
-            .output()
-            .expect("the test binary runs");
-        assert!(run.status.success(), "{threads} thread(s): {}", String::from_utf8_lossy(&run.stderr));
-        let out = String::from_utf8_lossy(&run.stdout)
-            .lines()
-            .filter(|l| l.starts_with("bits "))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(!out.is_empty(), "{threads} thread(s): no outputs");
-        out
-    };
-    let (one, two) = (run("1"), run("2"));
-    assert_eq!(one.split(' ').count(), 1 + 3 + ThreadedMlp::PARAMS, "outputs of one thread");
-    assert!(one == two, "one thread and two differ");
+    thread_children::assert_one_and_two_threads_agree("mlp_threads::mlp_outputs_under_threads", CHILD, 1);
 }
