@@ -9,31 +9,16 @@
 //! `NN_ISA=avx2` compares the AVX2 kernels' split.
 use nn_core::prelude::*;
 
+use crate::forward_scratch::DigitCnn;
 use crate::thread_children;
-
-network! {
-    /// The digits CNN of `examples/05_cnn_digits.rs` (the `cnn_infer_b1` benchmark).
-    pub struct ThreadedDigitCnn: [1, 8, 8] -> [10] {
-        conv1: Conv2d { filters: 16, kernel: 3, padding: Same },
-        bn1: BatchNorm2d,
-        relu1: Relu,
-        conv2: Conv2d { filters: 32, kernel: 3, padding: Same },
-        relu2: Relu,
-        pool: MaxPool2d { size: 2 } => [32, 4, 4],
-        flat: Flatten,
-        fc1: Dense { units: 64, activation: Relu },
-        drop: Dropout { rate: 0.3 },
-        logits: Dense { units: 10 },
-    }
-}
 
 /// The child's marker: set, the ignored test prints its outputs.
 const CHILD: &str = "NN_CNN_THREADS_CHILD";
 
-/// `predict_one` of 40 images (one holding a negative zero), some after a pause of
-/// 2 ms, then the logits of the first image again.
+/// The logits of `predict_one` for 40 images (one holding a negative zero), four of
+/// them after a pause of 2 ms.
 fn outputs() -> Vec<f32> {
-    let model = Model::<ThreadedDigitCnn>::new(5);
+    let model = Model::<DigitCnn>::new(5);
     let mut rng = Rng::new(6);
     let mut out = Vec::new();
     for i in 0..40 {
