@@ -306,12 +306,15 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
 /// `r`. Then the rest of the cell, 32 units at a time. The rows still alternate their
 /// order from step to step (the rows one step reads last are the first the next one
 /// reads) and every element gets the operations of the whole-layer path, the same bits.
+/// Out of line, so that the code of the step's other cells (an LSTM of the same widths
+/// runs the same compiled step) stays as it was.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `F` a multiple of 8 up to 64, `H` 32 or 64 (checked
 /// by the caller).
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
 unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Operands, panels: StepPanels<'_>) {
     let gh = 3 * H;
     let reverse = step.reverse && alternates::<F, H>();
@@ -498,14 +501,15 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
 /// between the pairs read from L2: in the forward order the reset gate before the rows
 /// of `n` and the update gate after their first pair, in the reverse order (the rows of
 /// `n`, `z`, the input rows, the rows of `r`) the update gate before the rows of `r`
-/// and the reset gate of the units of their first pair after it. The same bits.
+/// and the reset gate of the units of their first pair after it. The same bits. Out of
+/// line, as the AVX2 form.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA; `F` a multiple of 8, `H` 32 or 64
 /// (checked by the caller).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
+#[inline(never)]
 unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Operands, panels: StepPanels<'_>) {
     let gh = 3 * H;
     let reverse = step.reverse && alternates::<F, H>();
