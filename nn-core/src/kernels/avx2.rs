@@ -988,6 +988,31 @@ pub const HELD_COLUMNS: usize = 64;
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub unsafe fn gemv_held<const N: usize>(a: &[f32], m: usize, x: &[f32], bias: &[f32], reverse: bool, y: &mut [f32]) {
+    // SAFETY: the caller's contract.
+    unsafe { gemv_held_with::<N>(a, m, x, bias, reverse, y, |_| {}) }
+}
+
+/// [`gemv_held`], calling `after(k)` after the `k`-th block of four rows it sums (`k`
+/// from 0 in the order the blocks are read, whatever `reverse`), inlined into the
+/// loop: independent arithmetic of the caller runs beside the rows' multiply-adds
+/// (while those wait on rows from L2). The same bits as [`gemv_held`].
+///
+/// # Safety
+/// As [`gemv_held`].
+///
+/// # Panics
+/// As [`gemv_held`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) unsafe fn gemv_held_with<const N: usize>(
+    a: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: &[f32],
+    reverse: bool,
+    y: &mut [f32],
+    mut after: impl FnMut(usize),
+) {
     assert!(
         N.is_multiple_of(8)
             && N <= HELD_COLUMNS
@@ -1020,6 +1045,7 @@ pub unsafe fn gemv_held<const N: usize>(a: &[f32], m: usize, x: &[f32], bias: &[
             let sums = sum4(acc[0], acc[1], acc[2], acc[3]);
             _mm_storeu_ps(yp.add(i), _mm_add_ps(_mm_loadu_ps(bp.add(i)), sums));
         }
+        after(block);
     }
 }
 
@@ -1650,6 +1676,18 @@ fn sigmoid8(x: __m256) -> __m256 {
             [f32; 8],
         >(x)))
     }
+}
+
+/// `p[..8] = sigmoid(p[..8] + q[..8])` by [`sigmoid8`]: the reset or update gate of
+/// eight units of a GRU from its two projections, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them); `p`
+/// and `q` are valid for eight floats (reads of both, writes of `p`).
+#[inline(always)]
+pub(crate) unsafe fn sigmoid_sum8(p: *mut f32, q: *const f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm256_storeu_ps(p, sigmoid8(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
 }
 
 /// [`maths::tanh`](super::maths::tanh) of eight lanes: both of its results as

@@ -1084,6 +1084,33 @@ pub unsafe fn gemv_panels<const N: usize>(
     reverse: bool,
     y: &mut [f32],
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { gemv_panels_with::<N>(panels, m, x, bias, reverse, y, |_, _| {}) }
+}
+
+/// [`gemv_panels`], calling `after(k, y)` after the `k`-th unit of panels it sums (a
+/// pair of panels, a lone panel or the last 8 rows; `k` from 0 in the order the units
+/// are read, whatever `reverse`; `y` the `m` outputs, of which those of the units
+/// summed so far are written), inlined into the loop: independent arithmetic of the
+/// caller runs beside the next unit's multiply-adds (while those wait on rows from
+/// L2). The same bits as [`gemv_panels`].
+///
+/// # Safety
+/// As [`gemv_panels`].
+///
+/// # Panics
+/// As [`gemv_panels`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub(crate) unsafe fn gemv_panels_with<const N: usize>(
+    panels: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: &[f32],
+    reverse: bool,
+    y: &mut [f32],
+    mut after: impl FnMut(usize, &[f32]),
+) {
     use super::avx2::PANEL_ROWS;
     assert!(
         N.is_multiple_of(8)
@@ -1098,8 +1125,8 @@ pub unsafe fn gemv_panels<const N: usize>(
     let full = m / PANEL_ROWS;
     let (pairs, lone, tail) = (full / 2, full % 2, usize::from(!m.is_multiple_of(PANEL_ROWS)));
     let units = pairs + lone + tail;
-    for u in 0..units {
-        let u = if reverse { units - 1 - u } else { u };
+    for k in 0..units {
+        let u = if reverse { units - 1 - k } else { k };
         // SAFETY: unit `u` covers panels inside the `m N` floats of `panels` (asserted),
         // rows below `m`; `x` holds `N` floats, `bias` and `y` `m`.
         unsafe {
@@ -1119,6 +1146,8 @@ pub unsafe fn gemv_panels<const N: usize>(
                 _mm256_storeu_ps(yp.add(r), _mm256_add_ps(_mm256_loadu_ps(bp.add(r)), s));
             }
         }
+        // SAFETY: `y` holds `m` floats (asserted); the view ends before the next write.
+        after(k, unsafe { core::slice::from_raw_parts(yp, m) });
     }
 }
 

@@ -180,6 +180,33 @@ pub(super) fn cell_units_at<const U: usize>(
     }
 }
 
+/// `p[j..j + U] = sigmoid(p[j..j + U] + q[j..j + U])`: the reset or update gate of units
+/// `j..j + U` of a GRU step from its two projections (the gate's blocks of `p` and
+/// `q`), the operations of [`cell_units_at`], inlined into its caller.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn gru_gate_at<const U: usize>(p: &mut [f32], q: &[f32], j: usize) {
+    let (pg, qg) = (lanes::<1, U>([&*p], j)[0], lanes::<1, U>([q], j)[0]);
+    let g = sigmoid_lanes(each::<U>(|i| pg[i] + qg[i]));
+    p[j..j + U].copy_from_slice(&g);
+}
+
+/// Units `j..j + U` of a GRU step (the same operations as [`cell_units_at`]) whose
+/// update gate `z` is already activated, in place of its projection in `p`'s second
+/// block, and with `r_done` its reset gate `r` too, in `p`'s first block (`p` and `q`
+/// are `[3 H]`, `H = h.len()`); returns the units' new hidden state.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn gru_units_activated<const U: usize>(p: &[f32], q: &[f32], h: &[f32], j: usize, r_done: bool) -> [f32; U] {
+    let hd = h.len();
+    let [pr, z, pn] = lanes::<3, U>(blocks::<3>(p, hd), j);
+    let [qr, _, qn] = lanes::<3, U>(blocks::<3>(q, hd), j);
+    let h_prev = lanes::<1, U>([h], j)[0];
+    let r = if r_done { pr } else { sigmoid_lanes(each::<U>(|i| pr[i] + qr[i])) };
+    let n = tanh_lanes(each::<U>(|i| fma(r[i], qn[i], pn[i])));
+    each::<U>(|i| fma(z[i], h_prev[i] - n[i], n[i]))
+}
+
 /// [`cell_step`] for the baseline instruction set: unit by unit, the smallest code (the
 /// path of `no_std` firmware without AVX2).
 #[inline(always)]
