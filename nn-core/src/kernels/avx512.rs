@@ -1085,14 +1085,13 @@ pub unsafe fn gemv_panels<const N: usize>(
     y: &mut [f32],
 ) {
     // SAFETY: the caller's contract.
-    unsafe { gemv_panels_with::<N>(panels, m, x, bias, reverse, y, |_, _| {}) }
+    unsafe { gemv_panels_with::<N>(panels, m, x, bias, reverse, y, |_| {}) }
 }
 
-/// [`gemv_panels`], calling `after(k, y)` after the `k`-th unit of panels it sums (a
-/// pair of panels, a lone panel or the last 8 rows; `k` from 0 in the order the units
-/// are read, whatever `reverse`; `y` the `m` outputs, of which those of the units
-/// summed so far are written), inlined into the loop: independent arithmetic of the
-/// caller runs beside the next unit's multiply-adds (while those wait on rows from
+/// [`gemv_panels`], calling `after(k)` after the `k`-th unit of rows it sums (a pair
+/// of panels of 16 rows, a lone panel or the last 8 rows; `k` from 0 in the order the
+/// units are read, whatever `reverse`), inlined into the loop: independent arithmetic
+/// of the caller runs beside the rows' multiply-adds (while those wait on rows from
 /// L2). The same bits as [`gemv_panels`].
 ///
 /// # Safety
@@ -1109,7 +1108,7 @@ pub(crate) unsafe fn gemv_panels_with<const N: usize>(
     bias: &[f32],
     reverse: bool,
     y: &mut [f32],
-    mut after: impl FnMut(usize, &[f32]),
+    mut after: impl FnMut(usize),
 ) {
     use super::avx2::PANEL_ROWS;
     assert!(
@@ -1146,8 +1145,7 @@ pub(crate) unsafe fn gemv_panels_with<const N: usize>(
                 _mm256_storeu_ps(yp.add(r), _mm256_add_ps(_mm256_loadu_ps(bp.add(r)), s));
             }
         }
-        // SAFETY: `y` holds `m` floats (asserted); the view ends before the next write.
-        after(k, unsafe { core::slice::from_raw_parts(yp, m) });
+        after(k);
     }
 }
 
@@ -1251,6 +1249,18 @@ fn sigmoid16(x: __m512) -> __m512 {
             [f32; 16],
         >(x)))
     }
+}
+
+/// `p[..16] = sigmoid(p[..16] + q[..16])` by [`sigmoid16`]: the reset or update gate of
+/// sixteen units of a GRU from its two projections, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (always inlined into callers compiled for it); `p` and
+/// `q` are valid for sixteen floats (reads of both, writes of `p`).
+#[inline(always)]
+pub(crate) unsafe fn sigmoid_sum16(p: *mut f32, q: *const f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm512_storeu_ps(p, sigmoid16(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(q)))) }
 }
 
 /// [`maths::tanh`](super::maths::tanh) of sixteen lanes: both of its results

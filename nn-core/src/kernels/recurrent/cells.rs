@@ -180,17 +180,6 @@ pub(super) fn cell_units_at<const U: usize>(
     }
 }
 
-/// `p[j..j + U] = sigmoid(p[j..j + U] + q[j..j + U])`: the reset or update gate of units
-/// `j..j + U` of a GRU step from its two projections (the gate's blocks of `p` and
-/// `q`), the operations of [`cell_units_at`], inlined into its caller.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(super) fn gru_gate_at<const U: usize>(p: &mut [f32], q: &[f32], j: usize) {
-    let (pg, qg) = (lanes::<1, U>([&*p], j)[0], lanes::<1, U>([q], j)[0]);
-    let g = sigmoid_lanes(each::<U>(|i| pg[i] + qg[i]));
-    p[j..j + U].copy_from_slice(&g);
-}
-
 /// Units `j..j + U` of a GRU step (the same operations as [`cell_units_at`]) whose
 /// update gate `z` is already activated, in place of its projection in `p`'s second
 /// block, and with `r_done` its reset gate `r` too, in `p`'s first block (`p` and `q`

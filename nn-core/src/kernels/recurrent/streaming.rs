@@ -2,7 +2,7 @@
 //! by kernels of the layer's fixed widths.
 use super::cells::cell_step;
 #[cfg(target_arch = "x86_64")]
-use super::cells::{cell_step_units, cell_units_at, gru_gate_at, gru_units_activated, lstm_units, AVX512_MIN_UNITS};
+use super::cells::{cell_step_units, cell_units_at, gru_units_activated, lstm_units, AVX512_MIN_UNITS};
 use super::inference::project;
 use super::layout::{CellKind, Config};
 #[cfg(target_arch = "x86_64")]
@@ -36,8 +36,9 @@ use crate::kernels::{avx2, avx512};
 /// its projections in registers for its cell (`avx2::gru_step_panels`); a one-layer GRU
 /// of 32 or 64 units computes the sigmoids of its reset and update gates beside the
 /// recurrent rows that come from L2 (`gru_gates_beside_rows`: a GRU 8->64 step 578 to
-/// 534 ns on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`), and with AVX-512 between its
-/// pairs of panels (`gru_gates_beside_panels`: 545 to 516 ns, the same CPU). From 32 units (a multiple of 16) the first layer of an LSTM or
+/// 534 ns on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`), and with AVX-512 a one-layer
+/// GRU of a multiple of 32 units beside its pairs of panels (`gru_gates_beside_panels`:
+/// 540 to 500 ns, the same CPU). From 32 units (a multiple of 16) the first layer of an LSTM or
 /// RNN runs 16 units at a time: the rows of every gate of those units in both
 /// projections, then their cell arithmetic, so that the cell of one chunk of units
 /// overlaps the projections of the next (an LSTM 8->64 step 0.50 to 0.44 µs with
@@ -73,6 +74,13 @@ pub fn step<const F: usize, const H: usize>(
     if F.is_multiple_of(8) && H.is_multiple_of(8) && step.x.len() == F {
         match isa() {
             set if avx512_form(set, H) => {
+                if H.is_multiple_of(32) && alternates::<F, H>() && cfg.cell == CellKind::Gru && cfg.layers == 1 {
+                    if let Some(panels) = step.panels {
+                        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of
+                        // 8, `H` of 32.
+                        return unsafe { gru_gates_beside_panels::<F, H>(&mut step, panels) };
+                    }
+                }
                 // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; the widths are multiples of 8.
                 return unsafe { step_avx512::<F, H>(&mut step) };
             }
@@ -464,14 +472,6 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
             };
         }
     }
-    if H.is_multiple_of(32) && H <= 64 && alternates::<F, H>() && step.cfg.cell == CellKind::Gru && step.cfg.layers == 1
-    {
-        if let Some(panels) = step.panels {
-            // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of 8, `H`
-            // 32 or 64.
-            return unsafe { gru_gates_beside_panels::<F, H>(step, panels) };
-        }
-    }
     step.run_chunked::<F, H, 16>(
         // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` and the rows are multiples of
         // 8 (checked by `step`) and the kernel asserts its bounds.
@@ -496,17 +496,24 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
     )
 }
 
-/// [`gru_gates_beside_rows`] with AVX-512: the projections over panels on sixteen lanes
-/// (`avx512::gemv_panels`, a pair of panels of 32 rows at a time), the gates' sigmoids
-/// between the pairs read from L2: in the forward order the reset gate before the rows
-/// of `n` and the update gate after their first pair, in the reverse order (the rows of
-/// `n`, `z`, the input rows, the rows of `r`) the update gate before the rows of `r`
-/// and the reset gate of the units of their first pair after it. The same bits. Out of
-/// line, as the AVX2 form.
+/// [`gru_gates_beside_rows`] with AVX-512, over the panels of sixteen rows: one step of
+/// a one-layer GRU of a multiple of 32 units (more than 32 KiB of weights: the stream
+/// alternates the order of the rows), its reset and update gates' sigmoids computed
+/// beside recurrent rows that come from L2. In the forward order (the input rows, then
+/// the recurrent rows of `r`, `z`, `n`) the reset gate's sigmoids run beside the rows
+/// of `z`, the update gate's beside those of `n`, 32 units after each pair of panels
+/// (32 rows); in the reverse order (the recurrent rows of `n`, then `z`, then the input
+/// rows, then the recurrent rows of `r`) the update gate's beside the rows of `r`. Then
+/// the rest of the cell. The rows still alternate their order from step to step, and
+/// every element gets the operations of the whole-layer path, the same bits (a GRU
+/// 8->64 step 538 to 544 ns over the whole-layer path, 500 to 515 ns, best of
+/// alternated runs on a 2-core AMD EPYC Zen 4). A function of its own, called by
+/// [`step`] ahead of [`step_avx512`]: inlined into the latter, the LSTM 8->64 step of
+/// the same widths took 780 ns where it takes 765 ns.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, AVX2 and FMA; `F` a multiple of 8, `H` 32 or 64
-/// (checked by the caller).
+/// The CPU must have AVX-512 F, AVX2 and FMA; `F` a multiple of 8, `H` of 32 (checked
+/// by the caller).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline(never)]
@@ -522,58 +529,79 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
     let (q_z, q_n) = q_zn.split_at_mut(H);
     let rows = |g: usize| &hh[g * H * H..(g + 1) * H * H];
     let bias = |g: usize| &b_hh[g * H..(g + 1) * H];
-    let gate = |p: &mut [f32], q: &[f32], from: usize, to: usize| {
-        for j in (from..to).step_by(32) {
-            gru_gate_at::<32>(p, q, j);
-        }
-    };
-    // One pair of panels (32 rows) per unit of `avx512::gemv_panels`: `H / 32` per gate.
-    let pairs = H / 32;
+    // Vectors of 16 units per gate; each gate's rows are `H / 32` pairs of panels.
+    let vectors = H / 16;
     if reverse {
-        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `H` is 32 or 64; the kernels
-        // assert their bounds.
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of 8, `H` of
+        // 32; the kernels assert their bounds.
         unsafe {
             avx512::gemv_panels::<H>(rows(2), H, h, bias(2), true, q_n);
             avx512::gemv_panels::<H>(rows(1), H, h, bias(1), true, q_z);
             avx512::gemv_panels::<F>(ih, gh, x, b_ih, true, p);
         }
-        let (p_r, p_zn) = p.split_at_mut(H);
-        gate(&mut p_zn[..H], q_z, 0, H);
-        // SAFETY: as above.
+        let (pz, qz) = (p[H..2 * H].as_mut_ptr(), q_z.as_ptr());
+        // After pair `k` of the rows of `r`, the update gate's vectors `2 k` and `2 k + 1`.
+        // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
+        // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(rows(0), H, h, bias(0), true, q_r, |k, q_r| {
-                if k == 0 && pairs > 1 {
-                    gate(p_r, q_r, H - 32, H);
+            avx512::gemv_panels_with::<H>(rows(0), H, h, bias(0), true, q_r, |k| {
+                for v in [2 * k, 2 * k + 1] {
+                    if v < vectors {
+                        // SAFETY: `16 v + 16 <= H` floats from `pz` and `qz`.
+                        avx512::sigmoid_sum16(pz.add(16 * v), qz.add(16 * v))
+                    }
                 }
             })
         };
-        gate(p_r, q_r, 0, if pairs > 1 { H - 32 } else { H });
     } else {
         // SAFETY: as in the reverse order.
         unsafe {
             avx512::gemv_panels::<F>(ih, gh, x, b_ih, false, p);
             avx512::gemv_panels::<H>(rows(0), H, h, bias(0), false, q_r);
-            avx512::gemv_panels::<H>(rows(1), H, h, bias(1), false, q_z);
         }
-        let (p_r, p_zn) = p.split_at_mut(H);
-        let p_z = &mut p_zn[..H];
-        gate(p_r, q_r, 0, H);
-        if pairs == 1 {
-            gate(p_z, q_z, 0, H);
-        }
-        // SAFETY: as above.
+        let (pp, qr, qz) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr(), q_z.as_ptr());
+        // After pair `k` of the rows of `z`, the reset gate's vectors `2 k` and `2 k + 1`.
+        // SAFETY: as above; the closure's pointers address `p` and `q_r`, which the
+        // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(rows(2), H, h, bias(2), false, q_n, |k, _| {
-                if k == 0 && pairs > 1 {
-                    gate(p_z, q_z, 0, H);
+            avx512::gemv_panels_with::<H>(rows(1), H, h, bias(1), false, q_z, |k| {
+                for v in [2 * k, 2 * k + 1] {
+                    if v < vectors {
+                        // SAFETY: `16 v + 16 <= H` floats from `pp` and `qr`.
+                        avx512::sigmoid_sum16(pp.add(16 * v), qr.add(16 * v))
+                    }
+                }
+            })
+        };
+        // After pair `k` of the rows of `n`, the update gate's vectors `2 k` and `2 k + 1`.
+        // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
+        // kernel does not hold.
+        unsafe {
+            avx512::gemv_panels_with::<H>(rows(2), H, h, bias(2), false, q_n, |k| {
+                for v in [2 * k, 2 * k + 1] {
+                    if v < vectors {
+                        // SAFETY: `H + 16 v + 16 <= 2 H` floats from `pp`, `16 v + 16 <= H`
+                        // from `qz`.
+                        avx512::sigmoid_sum16(pp.add(H + 16 * v), qz.add(16 * v))
+                    }
                 }
             })
         };
     }
+    // The rest of the cell 64 units at a time where it can (four vectors per operation:
+    // a GRU 8->64 step 513 to 520 ns against 527 to 536 ns 32 at a time, on an AMD
+    // EPYC Zen 4).
     let (p, q) = (&*p, &*q);
-    for j in (0..H).step_by(32) {
-        let v = gru_units_activated::<32>(p, q, h, j, true);
-        h[j..j + 32].copy_from_slice(&v);
+    if H.is_multiple_of(64) {
+        for j in (0..H).step_by(64) {
+            let v = gru_units_activated::<64>(p, q, h, j, !reverse);
+            h[j..j + 64].copy_from_slice(&v);
+        }
+    } else {
+        for j in (0..H).step_by(32) {
+            let v = gru_units_activated::<32>(p, q, h, j, !reverse);
+            h[j..j + 32].copy_from_slice(&v);
+        }
     }
 }
 
