@@ -36,7 +36,7 @@ use crate::kernels::{avx2, avx512};
 /// its projections in registers for its cell (`avx2::gru_step_panels`); a one-layer GRU
 /// of 32 or 64 units computes the sigmoids of its reset and update gates beside the
 /// recurrent rows that come from L2 (`gru_gates_beside_rows`: a GRU 8->64 step 578 to
-/// 534 ns on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`), and with AVX-512 a one-layer
+/// 530 ns on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`), and with AVX-512 a one-layer
 /// GRU of a multiple of 32 units beside its pairs of panels (`gru_gates_beside_panels`:
 /// 540 to 500 ns, the same CPU). From 32 units (a multiple of 16) the first layer of an LSTM or
 /// RNN runs 16 units at a time: the rows of every gate of those units in both
@@ -308,8 +308,9 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
 /// weights: the stream alternates the order of the rows) with AVX2, its reset
 /// and update gates' activations computed beside the recurrent rows that come from L2:
 /// in the forward order (the input rows, then the recurrent rows of the gates `r`,
-/// `z`, `n`) both gates' sigmoids run, eight units after each block of four rows of
-/// `n`; in the reverse order (the recurrent rows of `n`, then `z`, then the input rows,
+/// `z`, `n`) the reset gate's sigmoids beside the rows of `z` and the update gate's
+/// beside those of `n`, eight units after every other block of four rows; in the
+/// reverse order (the recurrent rows of `n`, then `z`, then the input rows,
 /// then the recurrent rows of `r`) the update gate's sigmoids run beside the rows of
 /// `r`. Then the rest of the cell, 32 units at a time. The rows still alternate their
 /// order from step to step (the rows one step reads last are the first the next one
@@ -369,23 +370,29 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
     } else {
         input(p);
         // SAFETY: as in the reverse order.
-        unsafe {
-            avx2::gemv_held::<H>(rows(0), H, h, bias(0), false, q_r);
-            avx2::gemv_held::<H>(rows(1), H, h, bias(1), false, q_z);
-        }
+        unsafe { avx2::gemv_held::<H>(rows(0), H, h, bias(0), false, q_r) };
         let (pp, qr, qz) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr(), q_z.as_ptr());
-        // `H / 4` blocks of four rows of `n`: after block `k`, vector `k` of the reset
-        // gate then of the update gate.
-        // SAFETY: as above; the closure's pointers address `p`, `q_r` and `q_z`, which
-        // the kernel does not hold.
+        // `H / 4` blocks of four rows of `z`: the reset gate's `H / 8` vectors after
+        // every other block.
+        // SAFETY: as above; the closure's pointers address `p` and `q_r`, which the
+        // kernel does not hold.
+        unsafe {
+            avx2::gemv_held_with::<H>(rows(1), H, h, bias(1), false, q_z, |k| {
+                if k % 2 == 0 && k / 2 < vectors {
+                    // SAFETY: `8 (k / 2) + 8 <= H` floats from `pp` and `qr`.
+                    avx2::sigmoid_sum8(pp.add(8 * (k / 2)), qr.add(8 * (k / 2)))
+                }
+            })
+        };
+        // The same for the update gate beside the rows of `n`.
+        // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
+        // kernel does not hold.
         unsafe {
             avx2::gemv_held_with::<H>(rows(2), H, h, bias(2), false, q_n, |k| {
-                if k < vectors {
-                    // SAFETY: `8 k + 8 <= H` floats from `pp` and `qr`.
-                    avx2::sigmoid_sum8(pp.add(8 * k), qr.add(8 * k))
-                } else if k < 2 * vectors {
-                    // SAFETY: `H + 8 (k - H / 8) + 8 <= 2 H` floats from `pp`, `H` from `qz`.
-                    avx2::sigmoid_sum8(pp.add(H + 8 * (k - vectors)), qz.add(8 * (k - vectors)))
+                if k % 2 == 0 && k / 2 < vectors {
+                    // SAFETY: `H + 8 (k / 2) + 8 <= 2 H` floats from `pp`, `8 (k / 2) + 8
+                    // <= H` from `qz`.
+                    avx2::sigmoid_sum8(pp.add(H + 8 * (k / 2)), qz.add(8 * (k / 2)))
                 }
             })
         };
