@@ -245,9 +245,11 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
     out.push(streamed("gru 16 -> 32", Gru::<1, 16, 32>::new(GruCell), 114));
     // The GRU steps with their gates beside the recurrent rows (AVX2 and AVX-512): 64
     // and 32 units, more than 16 inputs (the AVX2 form's input rows held in
-    // registers), both orders of the rows.
+    // registers), both orders of the rows; 96 units (AVX-512 only: a multiple of 32
+    // that is not one of 64).
     out.push(streamed("gru 32 -> 64", Gru::<1, 32, 64>::new(GruCell), 115));
     out.push(streamed("gru 40 -> 32", Gru::<1, 40, 32>::new(GruCell), 116));
+    out.push(streamed("gru 8 -> 96", Gru::<1, 8, 96>::new(GruCell), 117));
     out.push(streamed("lstm 16 -> 16", Lstm::<1, 16, 16>::new(LstmCell), 112));
     out.push(streamed("lstm 8 -> 16", Lstm::<1, 8, 16>::new(LstmCell), 114));
     out.push(streamed("lstm 8 -> 64, 2 layers", Lstm::<1, 8, 64, 2>::new(LstmCell), 113));
