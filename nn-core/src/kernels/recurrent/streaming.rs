@@ -304,6 +304,47 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
     )
 }
 
+/// A one-layer GRU step's operands, for the steps whose gates run beside the rows
+/// ([`gru_gates_beside_rows`], [`gru_gates_beside_panels`]): the recurrent rows in
+/// step order and their biases split by gate (`r`, `z`, `n`).
+#[cfg(target_arch = "x86_64")]
+struct GruOperands<'s> {
+    /// Whether this step reads the rows in the reverse order.
+    reverse: bool,
+    x: &'s [f32],
+    h: &'s mut [f32],
+    /// The input and recurrent projections, `3 H` floats each (gates `r`, `z`, `n`).
+    p: &'s mut [f32],
+    q: &'s mut [f32],
+    /// `weight_ih` in step order and its biases.
+    ih: &'s [f32],
+    b_ih: &'s [f32],
+    hh: [&'s [f32]; 3],
+    b_hh: [&'s [f32]; 3],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'s> GruOperands<'s> {
+    /// `step`'s operands for a GRU of `F` inputs and `H` units with `panels`.
+    #[inline(always)]
+    fn split<const F: usize, const H: usize>(step: &'s mut Operands, panels: StepPanels<'s>) -> Self {
+        let gh = 3 * H;
+        let (b_ih, b_hh) = step.params[gh * (F + H)..gh * (F + H + 2)].split_at(gh);
+        let hh = &panels.hh[..gh * H];
+        GruOperands {
+            reverse: step.reverse && alternates::<F, H>(),
+            x: &step.x[..F],
+            h: &mut step.h[..H],
+            p: &mut step.p[..gh],
+            q: &mut step.q[..gh],
+            ih: panels.ih,
+            b_ih,
+            hh: [&hh[..H * H], &hh[H * H..2 * H * H], &hh[2 * H * H..]],
+            b_hh: [&b_hh[..H], &b_hh[H..2 * H], &b_hh[2 * H..3 * H]],
+        }
+    }
+}
+
 /// One step of a one-layer GRU of 32 or 64 units (up to 64 inputs, more than 32 KiB of
 /// weights: the stream alternates the order of the rows) with AVX2, its reset
 /// and update gates' activations computed beside the recurrent rows that come from L2:
@@ -325,17 +366,10 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
 unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Operands, panels: StepPanels<'_>) {
+    let GruOperands { reverse, x, h, p, q, ih, b_ih, hh, b_hh } = GruOperands::split::<F, H>(step, panels);
     let gh = 3 * H;
-    let reverse = step.reverse && alternates::<F, H>();
-    let biases = &step.params[gh * (F + H)..gh * (F + H + 2)];
-    let (b_ih, b_hh) = biases.split_at(gh);
-    let (x, h) = (&step.x[..F], &mut step.h[..H]);
-    let (p, q) = (&mut step.p[..gh], &mut step.q[..gh]);
-    let (ih, hh) = (panels.ih, &panels.hh[..gh * H]);
     let (q_r, q_zn) = q.split_at_mut(H);
     let (q_z, q_n) = q_zn.split_at_mut(H);
-    let rows = |g: usize| &hh[g * H * H..(g + 1) * H * H];
-    let bias = |g: usize| &b_hh[g * H..(g + 1) * H];
     // SAFETY: the CPU has AVX2 and FMA; `F` is a multiple of 8 up to 64; the kernels
     // assert their bounds.
     let input = |p: &mut [f32]| unsafe {
@@ -350,8 +384,8 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
         // SAFETY: the CPU has AVX2 and FMA; `H` is 32 or 64; the kernels assert their
         // bounds.
         unsafe {
-            avx2::gemv_held::<H>(rows(2), H, h, bias(2), true, q_n);
-            avx2::gemv_held::<H>(rows(1), H, h, bias(1), true, q_z);
+            avx2::gemv_held::<H>(hh[2], H, h, b_hh[2], true, q_n);
+            avx2::gemv_held::<H>(hh[1], H, h, b_hh[1], true, q_z);
         }
         input(p);
         let (pz, qz) = (p[H..2 * H].as_mut_ptr(), q_z.as_ptr());
@@ -360,7 +394,7 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
-            avx2::gemv_held_with::<H>(rows(0), H, h, bias(0), true, q_r, |k| {
+            avx2::gemv_held_with::<H>(hh[0], H, h, b_hh[0], true, q_r, |k| {
                 if k % 2 == 0 && k / 2 < vectors {
                     // SAFETY: `8 (k / 2) + 8 <= H` floats from `pz` and `qz`.
                     avx2::sigmoid_sum8(pz.add(8 * (k / 2)), qz.add(8 * (k / 2)))
@@ -370,14 +404,14 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
     } else {
         input(p);
         // SAFETY: as in the reverse order.
-        unsafe { avx2::gemv_held::<H>(rows(0), H, h, bias(0), false, q_r) };
+        unsafe { avx2::gemv_held::<H>(hh[0], H, h, b_hh[0], false, q_r) };
         let (pp, qr, qz) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr(), q_z.as_ptr());
         // `H / 4` blocks of four rows of `z`: the reset gate's `H / 8` vectors after
         // every other block.
         // SAFETY: as above; the closure's pointers address `p` and `q_r`, which the
         // kernel does not hold.
         unsafe {
-            avx2::gemv_held_with::<H>(rows(1), H, h, bias(1), false, q_z, |k| {
+            avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], false, q_z, |k| {
                 if k % 2 == 0 && k / 2 < vectors {
                     // SAFETY: `8 (k / 2) + 8 <= H` floats from `pp` and `qr`.
                     avx2::sigmoid_sum8(pp.add(8 * (k / 2)), qr.add(8 * (k / 2)))
@@ -388,7 +422,7 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
-            avx2::gemv_held_with::<H>(rows(2), H, h, bias(2), false, q_n, |k| {
+            avx2::gemv_held_with::<H>(hh[2], H, h, b_hh[2], false, q_n, |k| {
                 if k % 2 == 0 && k / 2 < vectors {
                     // SAFETY: `H + 8 (k / 2) + 8 <= 2 H` floats from `pp`, `8 (k / 2) + 8
                     // <= H` from `qz`.
@@ -525,25 +559,18 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline(never)]
 unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Operands, panels: StepPanels<'_>) {
+    let GruOperands { reverse, x, h, p, q, ih, b_ih, hh, b_hh } = GruOperands::split::<F, H>(step, panels);
     let gh = 3 * H;
-    let reverse = step.reverse && alternates::<F, H>();
-    let biases = &step.params[gh * (F + H)..gh * (F + H + 2)];
-    let (b_ih, b_hh) = biases.split_at(gh);
-    let (x, h) = (&step.x[..F], &mut step.h[..H]);
-    let (p, q) = (&mut step.p[..gh], &mut step.q[..gh]);
-    let (ih, hh) = (panels.ih, &panels.hh[..gh * H]);
     let (q_r, q_zn) = q.split_at_mut(H);
     let (q_z, q_n) = q_zn.split_at_mut(H);
-    let rows = |g: usize| &hh[g * H * H..(g + 1) * H * H];
-    let bias = |g: usize| &b_hh[g * H..(g + 1) * H];
     // Vectors of 16 units per gate; each gate's rows are `H / 32` pairs of panels.
     let vectors = H / 16;
     if reverse {
         // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of 8, `H` of
         // 32; the kernels assert their bounds.
         unsafe {
-            avx512::gemv_panels::<H>(rows(2), H, h, bias(2), true, q_n);
-            avx512::gemv_panels::<H>(rows(1), H, h, bias(1), true, q_z);
+            avx512::gemv_panels::<H>(hh[2], H, h, b_hh[2], true, q_n);
+            avx512::gemv_panels::<H>(hh[1], H, h, b_hh[1], true, q_z);
             avx512::gemv_panels::<F>(ih, gh, x, b_ih, true, p);
         }
         let (pz, qz) = (p[H..2 * H].as_mut_ptr(), q_z.as_ptr());
@@ -551,7 +578,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(rows(0), H, h, bias(0), true, q_r, |k| {
+            avx512::gemv_panels_with::<H>(hh[0], H, h, b_hh[0], true, q_r, |k| {
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pz` and `qz`.
@@ -564,14 +591,14 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
         // SAFETY: as in the reverse order.
         unsafe {
             avx512::gemv_panels::<F>(ih, gh, x, b_ih, false, p);
-            avx512::gemv_panels::<H>(rows(0), H, h, bias(0), false, q_r);
+            avx512::gemv_panels::<H>(hh[0], H, h, b_hh[0], false, q_r);
         }
         let (pp, qr, qz) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr(), q_z.as_ptr());
         // After pair `k` of the rows of `z`, the reset gate's vectors `2 k` and `2 k + 1`.
         // SAFETY: as above; the closure's pointers address `p` and `q_r`, which the
         // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(rows(1), H, h, bias(1), false, q_z, |k| {
+            avx512::gemv_panels_with::<H>(hh[1], H, h, b_hh[1], false, q_z, |k| {
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pp` and `qr`.
@@ -584,7 +611,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(rows(2), H, h, bias(2), false, q_n, |k| {
+            avx512::gemv_panels_with::<H>(hh[2], H, h, b_hh[2], false, q_n, |k| {
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `H + 16 v + 16 <= 2 H` floats from `pp`, `16 v + 16 <= H`
