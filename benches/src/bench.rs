@@ -5,12 +5,14 @@
 //! cargo run --release -p nn-bench -- [--threads N] [--json] [--budget SECONDS] [--only CASE,...] [--clock wall|cpu]
 //! cargo run --release -p nn-bench -- --train-digits [--epochs N]   # the run whose peak memory is compared
 //! cargo run --release -p nn-bench -- --gemm-sweep     # the register-blocked kernels against matrixmultiply
+//! cargo run --release -p nn-bench -- --export-steps DIR   # the small steps' weights, inputs and outputs
 //! ```
 //!
 //! Every case reports seconds per call (a step of a whole batch for training), the
 //! best and the median of many samples (see `timing.rs`). `tools/bench-vs-pytorch`
 //! runs this binary and the PyTorch script and prints the ratios.
 mod counting;
+mod export;
 mod models;
 mod timing;
 
@@ -43,11 +45,13 @@ struct Options {
     train_digits: bool,
     epochs: usize,
     gemm_sweep: bool,
+    export_steps: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str = "usage: nn-bench [--threads N] [--json] [--budget SECONDS] [--only CASE,...] [--clock wall|cpu]
        nn-bench --train-digits [--epochs N]
-       nn-bench --gemm-sweep [--budget SECONDS] [--clock wall|cpu]";
+       nn-bench --gemm-sweep [--budget SECONDS] [--clock wall|cpu]
+       nn-bench --export-steps DIR";
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Options, String> {
         train_digits: false,
         epochs: 30,
         gemm_sweep: false,
+        export_steps: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Options, String> {
             "--only" => options.only = Some(value("--only")?.split(',').map(str::to_owned).collect()),
             "--train-digits" => options.train_digits = true,
             "--gemm-sweep" => options.gemm_sweep = true,
+            "--export-steps" => options.export_steps = Some(value("--export-steps")?.into()),
             "--epochs" => options.epochs = value("--epochs")?.parse().map_err(|e| format!("--epochs: {e}"))?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
@@ -157,7 +163,7 @@ fn seconds(s: f64) -> String {
 }
 
 /// Reproducible inputs in `[0, 1)`.
-fn uniform(n: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn uniform(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     (0..n).map(|_| rng.uniform()).collect()
 }
@@ -257,12 +263,29 @@ fn gru_parts(bench: &mut Bench, params: &[f32]) {
     });
 }
 
+/// The input of `dense8_8_b1`.
+pub(crate) fn dense8_input() -> [f32; 8] {
+    uniform(8, 23).try_into().unwrap()
+}
+
+/// The parameters of a streaming step case, from the layer's initialisation.
+pub(crate) fn step_params<L: Step>(layer: L) -> Vec<f32> {
+    let mut params = vec![0.0; L::PARAMS];
+    layer.init(&mut params, &mut [], &mut Rng::new(1));
+    params
+}
+
+/// The input of a streaming step case of `I` features.
+pub(crate) fn step_input<const I: usize>() -> Tensor<Shape1<I>> {
+    Tensor::from_slice(&uniform(I, 6)).unwrap()
+}
+
 /// Dense 8->8 at batch 1 (`dense8_8_b1`) and as fixed-size code over transposed
 /// weights (`hand_dense8_8_b1`), checked against each other first.
 fn dense8_cases(bench: &mut Bench) {
     let model = Model::<Dense8>::new(1);
     let hand = HandDense8::from_params(model.params());
-    let x: [f32; 8] = uniform(8, 23).try_into().unwrap();
+    let x = dense8_input();
     let ours = model.predict_one(&x.into());
     if let Some(theirs) = hand.forward(&x) {
         let max_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
@@ -290,9 +313,8 @@ where
     L: Step<StepInput = Shape1<I>, StepOutput = Shape1<H>> + Copy,
 {
     let cell = if GH == 4 * H { recurrent::CellKind::Lstm } else { recurrent::CellKind::Gru };
-    let mut params = vec![0.0; L::PARAMS];
-    layer.init(&mut params, &mut [], &mut Rng::new(1));
-    let x = Tensor::<Shape1<I>>::from_slice(&uniform(I, 6)).unwrap();
+    let params = step_params(layer);
+    let x = step_input::<I>();
     let xs: [f32; I] = x.as_slice().try_into().unwrap();
     let mut hand = hand(cell, &params);
     let mut fresh = Stream::new(layer, &params, &[]);
@@ -604,6 +626,15 @@ fn main() -> ExitCode {
         println!("{}", kernels_line());
         gemm_sweep(&options);
         return ExitCode::SUCCESS;
+    }
+    if let Some(dir) = &options.export_steps {
+        return match export::export_steps(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nn-bench: --export-steps {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
     }
     if options.train_digits {
         return match train_digits(options.epochs) {
