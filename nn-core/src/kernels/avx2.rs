@@ -1690,6 +1690,48 @@ pub(crate) unsafe fn sigmoid_sum8(p: *mut f32, q: *const f32) {
     unsafe { _mm256_storeu_ps(p, sigmoid8(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
 }
 
+/// `p[..8] = tanh(p[..8] + q[..8])` by [`tanh8`]: the candidate gate `g` of eight units
+/// of an LSTM from its two projections, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them); `p`
+/// and `q` are valid for eight floats (reads of both, writes of `p`).
+#[inline(always)]
+pub(crate) unsafe fn tanh_sum8(p: *mut f32, q: *const f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm256_storeu_ps(p, tanh8(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
+}
+
+/// The new cell state of eight LSTM units from their activated gates `i`, `f` and `g`:
+/// `c[..8] = f c + i g` (one fused multiply-add onto the rounded product), then
+/// `g[..8] = tanh(c)`, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them); `i`,
+/// `f`, `g` and `c` are valid for eight floats (reads of all, writes of `g` and `c`).
+#[inline(always)]
+pub(crate) unsafe fn lstm_state8(i: *const f32, f: *const f32, g: *mut f32, c: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let ig = _mm256_mul_ps(_mm256_loadu_ps(i), _mm256_loadu_ps(g));
+        let c_new = _mm256_fmadd_ps(_mm256_loadu_ps(f), _mm256_loadu_ps(c), ig);
+        _mm256_storeu_ps(c, c_new);
+        _mm256_storeu_ps(g, tanh8(c_new));
+    }
+}
+
+/// The new hidden state of eight LSTM units from their activated gate `o` and the
+/// `tanh` of their new cell state `t`: `h[..8] = o t`, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX (always inlined into callers compiled for it); `o`, `t` and
+/// `h` are valid for eight floats (reads of `o` and `t`, writes of `h`).
+#[inline(always)]
+pub(crate) unsafe fn lstm_hidden8(o: *const f32, t: *const f32, h: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm256_storeu_ps(h, _mm256_mul_ps(_mm256_loadu_ps(o), _mm256_loadu_ps(t))) }
+}
+
 /// [`maths::tanh`](super::maths::tanh) of eight lanes: both of its results as
 /// eight-lane functions (`maths::tanh_branches`), chosen by a compare and a blend, each
 /// lane with the bits of the portable function. The lane function's own choice left

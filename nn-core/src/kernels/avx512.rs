@@ -1263,6 +1263,37 @@ pub(crate) unsafe fn sigmoid_sum16(p: *mut f32, q: *const f32) {
     unsafe { _mm512_storeu_ps(p, sigmoid16(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(q)))) }
 }
 
+/// `p[..16] = tanh(p[..16] + q[..16])` by [`tanh16`]: the candidate gate `g` of sixteen
+/// units of an LSTM from its two projections, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (always inlined into callers compiled for it); `p` and
+/// `q` are valid for sixteen floats (reads of both, writes of `p`).
+#[inline(always)]
+pub(crate) unsafe fn tanh_sum16(p: *mut f32, q: *const f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm512_storeu_ps(p, tanh16(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(q)))) }
+}
+
+/// The new cell state of sixteen LSTM units from their activated gates `i`, `f` and
+/// `g`: `c[..16] = f c + i g` (one fused multiply-add onto the rounded product), then
+/// `g[..16] = tanh(c)`, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and FMA (always inlined into callers compiled for them);
+/// `i`, `f`, `g` and `c` are valid for sixteen floats (reads of all, writes of `g` and
+/// `c`).
+#[inline(always)]
+pub(crate) unsafe fn lstm_state16(i: *const f32, f: *const f32, g: *mut f32, c: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let ig = _mm512_mul_ps(_mm512_loadu_ps(i), _mm512_loadu_ps(g));
+        let c_new = _mm512_fmadd_ps(_mm512_loadu_ps(f), _mm512_loadu_ps(c), ig);
+        _mm512_storeu_ps(c, c_new);
+        _mm512_storeu_ps(g, tanh16(c_new));
+    }
+}
+
 /// [`maths::tanh`](super::maths::tanh) of sixteen lanes: both of its results
 /// (`maths::tanh_branches`), chosen by a compare into a mask, each lane with the bits of
 /// the portable function.
@@ -1280,6 +1311,18 @@ unsafe fn tanh16(x: __m512) -> __m512 {
         let polynomial = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(x), _mm512_set1_ps(super::maths::TANH_SMALL));
         _mm512_mask_blend_ps(polynomial, large, small)
     }
+}
+
+/// The new hidden state of sixteen LSTM units from their activated gate `o` and the
+/// `tanh` of their new cell state `t`: `h[..16] = o t`, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (always inlined into callers compiled for it); `o`, `t`
+/// and `h` are valid for sixteen floats (reads of `o` and `t`, writes of `h`).
+#[inline(always)]
+pub(crate) unsafe fn lstm_hidden16(o: *const f32, t: *const f32, h: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm512_storeu_ps(h, _mm512_mul_ps(_mm512_loadu_ps(o), _mm512_loadu_ps(t))) }
 }
 
 /// One streaming step of a one-layer LSTM of `F` inputs (8 or 16) and 16 units over its

@@ -38,8 +38,12 @@ use crate::kernels::{avx2, avx512};
 /// recurrent rows that come from L2 (`gru_gates_beside_rows`: a GRU 8->64 step 578 to
 /// 530 ns on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`), and with AVX-512 a one-layer
 /// GRU of a multiple of 32 units beside its pairs of panels (`gru_gates_beside_panels`:
-/// 540 to 500 ns, the same CPU). From 32 units (a multiple of 16) the first layer of an LSTM or
-/// RNN runs 16 units at a time: the rows of every gate of those units in both
+/// 540 to 500 ns, the same CPU). A one-layer LSTM of a multiple of 16 units from 32 and
+/// more than 32 KiB of weights computes its gates' activations and cell state beside
+/// the recurrent rows that come from L2 the same way (`lstm_gates_beside_panels`, with
+/// AVX2 up to 64 units and inputs `lstm_gates_beside_rows`: an LSTM 8->64 step 764 to
+/// 750 ns, under `NN_ISA=avx2` 897 to 858 ns, the same CPU). Otherwise, from 32 units
+/// (a multiple of 16) the first layer of an LSTM or RNN runs 16 units at a time: the rows of every gate of those units in both
 /// projections, then their cell arithmetic, so that the cell of one chunk of units
 /// overlaps the projections of the next (an LSTM 8->64 step 0.50 to 0.44 µs with
 /// AVX-512, 0.65 to 0.61 µs with AVX2, on a 2-core AMD EPYC under load). A GRU's
@@ -79,6 +83,13 @@ pub fn step<const F: usize, const H: usize>(
                         // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of
                         // 8, `H` of 32.
                         return unsafe { gru_gates_beside_panels::<F, H>(&mut step, panels) };
+                    }
+                }
+                if lstm_gates_beside::<F, H>(cfg) {
+                    if let Some(panels) = step.panels {
+                        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of
+                        // 8, `H` of 16 from 32.
+                        return unsafe { lstm_gates_beside_panels::<F, H>(&mut step, panels) };
                     }
                 }
                 // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; the widths are multiples of 8.
@@ -253,6 +264,13 @@ unsafe fn step_avx2<const F: usize, const H: usize>(step: &mut Operands) {
             // SAFETY: the CPU has AVX2 and FMA; `F` is a multiple of 8 up to 64, `H` 32
             // or 64.
             return unsafe { gru_gates_beside_rows::<F, H>(step, panels) };
+        }
+    }
+    if H <= avx2::HELD_COLUMNS && F <= avx2::HELD_COLUMNS && lstm_gates_beside::<F, H>(step.cfg) {
+        if let Some(panels) = step.panels {
+            // SAFETY: the CPU has AVX2 and FMA; `F` is a multiple of 8 up to 64, `H` 32,
+            // 48 or 64.
+            return unsafe { lstm_gates_beside_rows::<F, H>(step, panels) };
         }
     }
     step.run_chunked::<F, H, 16>(
@@ -435,6 +453,265 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
     for j in (0..H).step_by(32) {
         let v = gru_units_activated::<32>(p, q, h, j, !reverse);
         h[j..j + 32].copy_from_slice(&v);
+    }
+}
+
+/// Whether a step of `cfg` (`F` inputs, `H` units) is a one-layer LSTM whose gates
+/// run beside its rows ([`lstm_gates_beside_panels`], [`lstm_gates_beside_rows`]): a
+/// multiple of 16 units from 32, more than 32 KiB of weights (the stream alternates
+/// the order of the rows).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lstm_gates_beside<const F: usize, const H: usize>(cfg: &Config) -> bool {
+    H.is_multiple_of(16) && H >= 32 && alternates::<F, H>() && cfg.cell == CellKind::Lstm && cfg.layers == 1
+}
+
+/// A one-layer LSTM step's operands, for the steps whose gates run beside the rows
+/// ([`lstm_gates_beside_rows`], [`lstm_gates_beside_panels`]): the recurrent rows in
+/// step order and their biases split by gate (`i`, `f`, `g`, `o`).
+#[cfg(target_arch = "x86_64")]
+struct LstmOperands<'s> {
+    /// Whether this step reads the rows in the reverse order.
+    reverse: bool,
+    x: &'s [f32],
+    h: &'s mut [f32],
+    c: &'s mut [f32],
+    /// The input and recurrent projections, `4 H` floats each (gates `i`, `f`, `g`,
+    /// `o`).
+    p: &'s mut [f32],
+    q: &'s mut [f32],
+    /// `weight_ih` in step order and its biases.
+    ih: &'s [f32],
+    b_ih: &'s [f32],
+    hh: [&'s [f32]; 4],
+    b_hh: [&'s [f32]; 4],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'s> LstmOperands<'s> {
+    /// `step`'s operands for an LSTM of `F` inputs and `H` units with `panels`.
+    #[inline(always)]
+    fn split<const F: usize, const H: usize>(step: &'s mut Operands, panels: StepPanels<'s>) -> Self {
+        let gh = 4 * H;
+        let (b_ih, b_hh) = step.params[gh * (F + H)..gh * (F + H + 2)].split_at(gh);
+        let hh = &panels.hh[..gh * H];
+        LstmOperands {
+            reverse: step.reverse && alternates::<F, H>(),
+            x: &step.x[..F],
+            h: &mut step.h[..H],
+            c: &mut step.c[..H],
+            p: &mut step.p[..gh],
+            q: &mut step.q[..gh],
+            ih: panels.ih,
+            b_ih,
+            hh: super::cells::blocks::<4>(hh, H * H),
+            b_hh: super::cells::blocks::<4>(b_hh, H),
+        }
+    }
+}
+
+/// One step of a one-layer LSTM of a multiple of 16 units from 32 (more than 32 KiB of
+/// weights: the stream alternates the order of the rows) with AVX-512, over the panels
+/// of sixteen rows, its gates' activations computed beside the recurrent rows that come
+/// from L2, two 16-lane vectors after each pair of panels (32 rows). In the forward
+/// order (the input rows, then the recurrent rows of `i`, `f`, `g`, `o`) the sigmoids
+/// of `i` beside the rows of `f`, those of `f` beside the rows of `g`, and beside the
+/// rows of `o` the `tanh` of `g`, the new cell state and its `tanh`; then the sigmoids
+/// of `o` and the new hidden state. In the reverse order (the recurrent rows of `o`,
+/// `g`, the input rows, then the rows of `f`, `i`) the sigmoids of `o` and the `tanh`
+/// of `g` beside the rows of `f`, the sigmoids of `f` beside those of `i`; then the
+/// rest of the cell. The rows still alternate their order from step to step (the rows
+/// one step reads last are the first the next one reads) and every element gets the
+/// operations of the whole-layer path, the same bits (an LSTM 8->64 step 762 to 765 ns
+/// 16 units at a time, 745 to 756 ns, best of alternated runs on a 2-core AMD EPYC
+/// Zen 4; the rows alone, without the cell, take about 735 ns). A function of its own,
+/// called by [`step`] ahead of [`step_avx512`], as [`gru_gates_beside_panels`].
+///
+/// # Safety
+/// The CPU must have AVX-512 F, AVX2 and FMA; `F` a multiple of 8, `H` of 16 from 32
+/// (checked by the caller).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline(never)]
+unsafe fn lstm_gates_beside_panels<const F: usize, const H: usize>(step: &mut Operands, panels: StepPanels<'_>) {
+    let LstmOperands { reverse, x, h, c, p, q, ih, b_ih, hh, b_hh } = LstmOperands::split::<F, H>(step, panels);
+    let gh = 4 * H;
+    let [q_i, q_f, q_g, q_o] = super::cells::blocks_mut::<4>(q, H);
+    // Vectors of 16 units per gate; after the `k`-th pair of panels of a gate's rows
+    // (or its last lone panel), vectors `2 k` and `2 k + 1` of another gate.
+    let vectors = H / 16;
+    #[inline(always)]
+    fn each(k: usize, vectors: usize, mut f: impl FnMut(usize)) {
+        for v in [2 * k, 2 * k + 1] {
+            if v < vectors {
+                f(16 * v)
+            }
+        }
+    }
+    let cp = c.as_mut_ptr();
+    // SAFETY (every closure below): `u + 16 <= H` for the offsets `u` of `each`, inside
+    // each gate's block of `H` floats of `p` (`4 H`), of `q` and of `c`; the kernel it
+    // runs beside holds neither `p` nor `c` nor the block of `q` the closure reads.
+    if reverse {
+        // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of 8, `H` of
+        // 16; the kernels assert their bounds.
+        unsafe {
+            avx512::gemv_panels::<H>(hh[3], H, h, b_hh[3], true, q_o);
+            avx512::gemv_panels::<H>(hh[2], H, h, b_hh[2], true, q_g);
+            avx512::gemv_panels::<F>(ih, gh, x, b_ih, true, p);
+        }
+        let (pp, qo, qg, qf) = (p.as_mut_ptr(), q_o.as_ptr(), q_g.as_ptr(), q_f.as_ptr());
+        // SAFETY: as above.
+        unsafe {
+            avx512::gemv_panels_with::<H>(hh[1], H, h, b_hh[1], true, q_f, |k| {
+                each(k, vectors, |u| {
+                    avx512::sigmoid_sum16(pp.add(3 * H + u), qo.add(u));
+                    avx512::tanh_sum16(pp.add(2 * H + u), qg.add(u));
+                })
+            });
+            avx512::gemv_panels_with::<H>(hh[0], H, h, b_hh[0], true, q_i, |k| {
+                each(k, vectors, |u| avx512::sigmoid_sum16(pp.add(H + u), qf.add(u)))
+            });
+        }
+    } else {
+        // SAFETY: as in the reverse order.
+        unsafe {
+            avx512::gemv_panels::<F>(ih, gh, x, b_ih, false, p);
+            avx512::gemv_panels::<H>(hh[0], H, h, b_hh[0], false, q_i);
+        }
+        let (pp, qi, qf, qg) = (p.as_mut_ptr(), q_i.as_ptr(), q_f.as_ptr(), q_g.as_ptr());
+        // SAFETY: as above.
+        unsafe {
+            avx512::gemv_panels_with::<H>(hh[1], H, h, b_hh[1], false, q_f, |k| {
+                each(k, vectors, |u| avx512::sigmoid_sum16(pp.add(u), qi.add(u)))
+            });
+            avx512::gemv_panels_with::<H>(hh[2], H, h, b_hh[2], false, q_g, |k| {
+                each(k, vectors, |u| avx512::sigmoid_sum16(pp.add(H + u), qf.add(u)))
+            });
+            avx512::gemv_panels_with::<H>(hh[3], H, h, b_hh[3], false, q_o, |k| {
+                each(k, vectors, |u| {
+                    avx512::tanh_sum16(pp.add(2 * H + u), qg.add(u));
+                    avx512::lstm_state16(pp.add(u), pp.add(H + u), pp.add(2 * H + u), cp.add(u));
+                })
+            });
+        }
+    }
+    // The rest of the cell: in the reverse order the sigmoids of `i`, the new cell
+    // state and its `tanh`, in the forward one the sigmoids of `o`; then the new hidden
+    // state.
+    let (pp, qp, hp) = (p.as_mut_ptr(), q.as_ptr(), h.as_mut_ptr());
+    for u in (0..H).step_by(16) {
+        // SAFETY: `u + 16 <= H`: inside each gate's block of `p` and `q` and inside `c`
+        // and `h` (`H` floats); no reference to them is live.
+        unsafe {
+            if reverse {
+                avx512::sigmoid_sum16(pp.add(u), qp.add(u));
+                avx512::lstm_state16(pp.add(u), pp.add(H + u), pp.add(2 * H + u), cp.add(u));
+            } else {
+                avx512::sigmoid_sum16(pp.add(3 * H + u), qp.add(3 * H + u));
+            }
+            avx512::lstm_hidden16(pp.add(3 * H + u), pp.add(2 * H + u), hp.add(u));
+        }
+    }
+}
+
+/// [`lstm_gates_beside_panels`] with AVX2, over the rows (`avx2::gemv_held_with`, the
+/// input held in registers): one step of a one-layer LSTM of 32, 48 or 64 units and up
+/// to 64 inputs, its gates' activations computed beside the recurrent rows that come
+/// from L2, eight units after every other block of four rows, in the same places as
+/// there. The same bits (an LSTM 8->64 step 890 to 904 ns 16 units at a time, 854 to
+/// 863 ns, best of alternated runs on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `F` a multiple of 8 up to 64, `H` 32, 48 or 64
+/// (checked by the caller).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Operands, panels: StepPanels<'_>) {
+    let LstmOperands { reverse, x, h, c, p, q, ih, b_ih, hh, b_hh } = LstmOperands::split::<F, H>(step, panels);
+    let gh = 4 * H;
+    let [q_i, q_f, q_g, q_o] = super::cells::blocks_mut::<4>(q, H);
+    // SAFETY: the CPU has AVX2 and FMA; `F` is a multiple of 8 up to 64; the kernels
+    // assert their bounds.
+    let input = |p: &mut [f32]| unsafe {
+        if F <= PANEL_INPUTS {
+            avx2::gemv_panels::<F>(ih, gh, x, b_ih, reverse, p)
+        } else {
+            avx2::gemv_held::<F>(ih, gh, x, b_ih, reverse, p)
+        }
+    };
+    // Vectors of 8 units per gate; after every other block of four rows of a gate (the
+    // `k`-th, `k` even), vector `k / 2` of another gate.
+    let vectors = H / 8;
+    #[inline(always)]
+    fn each(k: usize, vectors: usize, mut f: impl FnMut(usize)) {
+        if k.is_multiple_of(2) && k / 2 < vectors {
+            f(8 * (k / 2))
+        }
+    }
+    let cp = c.as_mut_ptr();
+    // SAFETY (every closure below): `u + 8 <= H` for the offsets `u` of `each`, inside
+    // each gate's block of `H` floats of `p` (`4 H`), of `q` and of `c`; the kernel it
+    // runs beside holds neither `p` nor `c` nor the block of `q` the closure reads.
+    if reverse {
+        // SAFETY: the CPU has AVX2 and FMA; `H` is 32, 48 or 64; the kernels assert
+        // their bounds.
+        unsafe {
+            avx2::gemv_held::<H>(hh[3], H, h, b_hh[3], true, q_o);
+            avx2::gemv_held::<H>(hh[2], H, h, b_hh[2], true, q_g);
+        }
+        input(p);
+        let (pp, qo, qg, qf) = (p.as_mut_ptr(), q_o.as_ptr(), q_g.as_ptr(), q_f.as_ptr());
+        // SAFETY: as above.
+        unsafe {
+            avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], true, q_f, |k| {
+                each(k, vectors, |u| {
+                    avx2::sigmoid_sum8(pp.add(3 * H + u), qo.add(u));
+                    avx2::tanh_sum8(pp.add(2 * H + u), qg.add(u));
+                })
+            });
+            avx2::gemv_held_with::<H>(hh[0], H, h, b_hh[0], true, q_i, |k| {
+                each(k, vectors, |u| avx2::sigmoid_sum8(pp.add(H + u), qf.add(u)))
+            });
+        }
+    } else {
+        input(p);
+        // SAFETY: as in the reverse order.
+        unsafe { avx2::gemv_held::<H>(hh[0], H, h, b_hh[0], false, q_i) };
+        let (pp, qi, qf, qg) = (p.as_mut_ptr(), q_i.as_ptr(), q_f.as_ptr(), q_g.as_ptr());
+        // SAFETY: as above.
+        unsafe {
+            avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], false, q_f, |k| {
+                each(k, vectors, |u| avx2::sigmoid_sum8(pp.add(u), qi.add(u)))
+            });
+            avx2::gemv_held_with::<H>(hh[2], H, h, b_hh[2], false, q_g, |k| {
+                each(k, vectors, |u| avx2::sigmoid_sum8(pp.add(H + u), qf.add(u)))
+            });
+            avx2::gemv_held_with::<H>(hh[3], H, h, b_hh[3], false, q_o, |k| {
+                each(k, vectors, |u| {
+                    avx2::tanh_sum8(pp.add(2 * H + u), qg.add(u));
+                    avx2::lstm_state8(pp.add(u), pp.add(H + u), pp.add(2 * H + u), cp.add(u));
+                })
+            });
+        }
+    }
+    // The rest of the cell: in the reverse order the sigmoids of `i`, the new cell
+    // state and its `tanh`, in the forward one the sigmoids of `o`; then the new hidden
+    // state.
+    let (pp, qp, hp) = (p.as_mut_ptr(), q.as_ptr(), h.as_mut_ptr());
+    for u in (0..H).step_by(8) {
+        // SAFETY: `u + 8 <= H`: inside each gate's block of `p` and `q` and inside `c`
+        // and `h` (`H` floats); no reference to them is live.
+        unsafe {
+            if reverse {
+                avx2::sigmoid_sum8(pp.add(u), qp.add(u));
+                avx2::lstm_state8(pp.add(u), pp.add(H + u), pp.add(2 * H + u), cp.add(u));
+            } else {
+                avx2::sigmoid_sum8(pp.add(3 * H + u), qp.add(3 * H + u));
+            }
+            avx2::lstm_hidden8(pp.add(3 * H + u), pp.add(2 * H + u), hp.add(u));
+        }
     }
 }
 

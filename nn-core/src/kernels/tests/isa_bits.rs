@@ -253,6 +253,13 @@ fn outputs() -> Vec<(String, Vec<f32>)> {
     out.push(streamed("lstm 16 -> 16", Lstm::<1, 16, 16>::new(LstmCell), 112));
     out.push(streamed("lstm 8 -> 16", Lstm::<1, 8, 16>::new(LstmCell), 114));
     out.push(streamed("lstm 8 -> 64, 2 layers", Lstm::<1, 8, 64, 2>::new(LstmCell), 113));
+    // The LSTM steps with their gates beside the recurrent rows (AVX2 and AVX-512): 64,
+    // 48 and 32 units, up to 16 inputs (the AVX2 form's input over panels) and more
+    // (held in registers), both orders of the rows.
+    out.push(streamed("lstm 8 -> 64", Lstm::<1, 8, 64>::new(LstmCell), 118));
+    out.push(streamed("lstm 32 -> 64", Lstm::<1, 32, 64>::new(LstmCell), 119));
+    out.push(streamed("lstm 40 -> 32", Lstm::<1, 40, 32>::new(LstmCell), 120));
+    out.push(streamed("lstm 8 -> 48", Lstm::<1, 8, 48>::new(LstmCell), 121));
     out.extend(recurrent_training_outputs());
     out.extend(maths_outputs());
     out
