@@ -3,9 +3,10 @@
 //! step API of training, evaluation and the summary.
 //!
 //! The state is one flat `f32` array: all trainable parameters in `state_dict` order,
-//! then all buffers (running statistics). With `alloc` it is a `Vec<f32>` allocated
-//! zeroed on the heap (a 784x512 weight never passes through the stack); without a
-//! heap it is a `&'static [f32]`, so the weights of firmware sit in flash.
+//! then all buffers (running statistics). With `alloc` it is an [`AlignedState`], an
+//! array allocated zeroed on the heap (a 784x512 weight never passes through the
+//! stack) that starts on a cache line; without a heap it is a `&'static [f32]`, so the
+//! weights of firmware sit in flash.
 use core::fmt;
 
 #[cfg(feature = "alloc")]
@@ -25,12 +26,81 @@ use crate::{
 #[cfg(feature = "alloc")]
 use alloc::{vec, vec::Vec};
 
-/// The default state storage: `Vec<f32>` with `alloc`, `&'static [f32]` without.
 #[cfg(feature = "alloc")]
-pub type DefaultState = alloc::vec::Vec<f32>;
-/// The default state storage: `Vec<f32>` with `alloc`, `&'static [f32]` without.
+mod aligned;
+#[cfg(feature = "alloc")]
+pub use aligned::AlignedState;
+
+/// The default state storage: [`AlignedState`] with `alloc`, `&'static [f32]` without.
+#[cfg(feature = "alloc")]
+pub type DefaultState = AlignedState;
+/// The default state storage: `AlignedState` with `alloc`, `&'static [f32]` without.
 #[cfg(not(feature = "alloc"))]
 pub type DefaultState = &'static [f32];
+
+/// What [`Model::from_state`] takes to make a state storage `P`: a `Vec<f32>` becomes an
+/// [`AlignedState`] (copied to a cache line, the default storage), and every other
+/// storage is kept as given: [`AlignedState`], `&[f32]`, `&mut [f32]`, `[f32; N]`,
+/// `&Vec<f32>`, `Box<[f32]>`, `Rc<[f32]>`, `Arc<[f32]>`. A storage type of one's own
+/// (anything `AsRef<[f32]>`) implements `IntoState<Self>` by returning itself.
+///
+/// ```
+/// # use nn_core::prelude::*;
+/// # use nn_core::model::AlignedState;
+/// network! { pub struct Net: [2] -> [1] { out: Dense { units: 1 } } }
+/// // A `Vec` gives the default model type, its state on a cache line.
+/// let model: Model<Net> = Model::from_state(Net, vec![0.5, -1.0, 0.25]).unwrap();
+/// assert_eq!(model.state().as_ptr() as usize % AlignedState::ALIGN, 0);
+/// // A borrowed slice stays borrowed.
+/// let weights = [0.5, -1.0, 0.25];
+/// let borrowed: Model<Net, &[f32]> = Model::from_state(Net, &weights[..]).unwrap();
+/// assert_eq!(borrowed.predict_one(&[1.0, 1.0].into()), model.predict_one(&[1.0, 1.0].into()));
+/// ```
+pub trait IntoState<P> {
+    /// The storage.
+    fn into_storage(self) -> P;
+}
+
+/// Storages that [`Model::from_state`] keeps as given.
+macro_rules! state_as_given {
+    ($({$($gen:tt)*})? $ty:ty) => {
+        impl$(<$($gen)*>)? IntoState<$ty> for $ty {
+            fn into_storage(self) -> $ty {
+                self
+            }
+        }
+    };
+}
+
+state_as_given!({'a} &'a [f32]);
+state_as_given!({'a} &'a mut [f32]);
+state_as_given!({const N: usize} [f32; N]);
+state_as_given!({'a, const N: usize} &'a [f32; N]);
+state_as_given!({'a, const N: usize} &'a mut [f32; N]);
+
+/// The storages of `alloc` that [`Model::from_state`] keeps as given.
+#[cfg(feature = "alloc")]
+mod alloc_storages {
+    use super::{AlignedState, IntoState};
+    use alloc::{boxed::Box, rc::Rc, vec::Vec};
+
+    state_as_given!(AlignedState);
+    state_as_given!({'a} &'a AlignedState);
+    state_as_given!({'a} &'a mut AlignedState);
+    state_as_given!({'a} &'a Vec<f32>);
+    state_as_given!({'a} &'a mut Vec<f32>);
+    state_as_given!(Box<[f32]>);
+    state_as_given!(Rc<[f32]>);
+    #[cfg(target_has_atomic = "ptr")]
+    state_as_given!(alloc::sync::Arc<[f32]>);
+}
+
+#[cfg(feature = "alloc")]
+impl IntoState<AlignedState> for Vec<f32> {
+    fn into_storage(self) -> AlignedState {
+        AlignedState::from(self)
+    }
+}
 
 /// A layer (usually a network) together with its parameters and buffers.
 #[derive(Clone, Debug)]
@@ -95,7 +165,7 @@ impl fmt::Display for BatchLenError {
 impl std::error::Error for BatchLenError {}
 
 #[cfg(feature = "alloc")]
-impl<L: Layer + Default> Model<L, alloc::vec::Vec<f32>> {
+impl<L: Layer + Default> Model<L, AlignedState> {
     /// A model initialised from `seed` (Glorot or He per layer, as Keras).
     pub fn new(seed: u64) -> Self {
         let mut model = Self::zeros();
@@ -105,7 +175,7 @@ impl<L: Layer + Default> Model<L, alloc::vec::Vec<f32>> {
 
     /// A model whose parameters and buffers are all zero.
     pub fn zeros() -> Self {
-        Model { layer: L::default(), state: alloc::vec![0.0; L::PARAMS + L::BUFFERS], training: true }
+        Model { layer: L::default(), state: AlignedState::zeros(L::PARAMS + L::BUFFERS), training: true }
     }
 }
 
@@ -120,8 +190,11 @@ impl<L: Layer> Model<L, &'static [f32]> {
 }
 
 impl<L: Layer, P: AsRef<[f32]>> Model<L, P> {
-    /// A model over the given state (parameters, then buffers).
-    pub fn from_state(layer: L, state: P) -> Result<Self, StateLenError> {
+    /// A model over the given state (parameters, then buffers): a `Vec<f32>` is copied
+    /// into an [`AlignedState`] (the default storage), any other storage is kept as
+    /// given (see [`IntoState`]).
+    pub fn from_state(layer: L, state: impl IntoState<P>) -> Result<Self, StateLenError> {
+        let state = state.into_storage();
         let found = state.as_ref().len();
         let expected = L::PARAMS + L::BUFFERS;
         if found != expected {
@@ -511,5 +584,72 @@ impl fmt::Write for SliceWriter<'_> {
         self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
         self.len += n;
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::io::{from_safetensors_bytes, to_safetensors_bytes, LoadOptions};
+
+    crate::network! {
+        struct Net: [3] -> [2] {
+            hidden: Dense { units: 5, activation: Relu },
+            norm: BatchNorm1d,
+            out: Dense { units: 2 },
+        }
+    }
+
+    fn on_a_line(state: &[f32]) -> bool {
+        (state.as_ptr() as usize).is_multiple_of(64)
+    }
+
+    /// Every model that owns its state holds it on a cache line: made, zeroed, cloned,
+    /// loaded, built from a `Vec` (whatever the `Vec`'s own alignment).
+    #[test]
+    fn an_owned_state_starts_on_a_cache_line() {
+        let mut keep = Vec::new();
+        for seed in 0..8u64 {
+            // Allocations of several sizes in between, so that the heap is not fresh.
+            keep.push(vec![0u8; 8 + 24 * seed as usize]);
+            let model = Model::<Net>::new(seed);
+            let zeros = Model::<Net>::zeros();
+            let copy = model.clone();
+            assert!(on_a_line(model.state()) && on_a_line(zeros.state()) && on_a_line(copy.state()));
+            assert_eq!(copy.state(), model.state());
+            let mut loaded = Model::<Net>::zeros();
+            from_safetensors_bytes(&mut loaded, &to_safetensors_bytes(&model), &LoadOptions::default()).unwrap();
+            assert!(on_a_line(loaded.state()));
+            assert_eq!(loaded.state(), model.state());
+            let mut wide = vec![0.0f32; Net::PARAMS + Net::BUFFERS + 1];
+            wide[1..].copy_from_slice(model.state());
+            let unaligned: Vec<f32> = wide[1..].to_vec();
+            let from_vec = Model::from_state(Net, unaligned).unwrap();
+            assert!(on_a_line(from_vec.state()));
+            assert_eq!(from_vec.state(), model.state());
+            let x = [0.5, -1.0, 2.0].into();
+            assert_eq!(from_vec.predict_one(&x), model.predict_one(&x));
+        }
+    }
+
+    /// `from_state` keeps a borrowed or boxed state where it is, and gives a `Vec` the
+    /// default storage (both with and without naming the model's type).
+    #[test]
+    fn from_state_keeps_other_storages_as_given() {
+        let model = Model::<Net>::new(1);
+        let n = Net::PARAMS + Net::BUFFERS;
+        let mut wide = vec![0.0f32; n + 1];
+        wide[1..].copy_from_slice(model.state());
+        let borrowed = Model::from_state(Net, &wide[1..]).unwrap();
+        assert_eq!(borrowed.state().as_ptr(), wide[1..].as_ptr());
+        let named = Model::<Net>::from_state(Net, wide[1..].to_vec()).unwrap();
+        assert!(on_a_line(named.state()));
+        let boxed: alloc::boxed::Box<[f32]> = model.state().into();
+        let boxed = Model::from_state(Net, boxed).unwrap();
+        assert_eq!(boxed.state(), model.state());
+        let err = Model::<Net>::from_state(Net, vec![0.0; n - 1]).unwrap_err();
+        assert_eq!(err, StateLenError { expected: n, found: n - 1 });
+        let state: Vec<f32> = model.clone().into_state().into();
+        assert_eq!(state, model.state());
     }
 }

@@ -447,6 +447,29 @@ mod tests {
         equals_forward("gru 8 -> 8, 2 layers", Gru::<5, 8, 8, 2>::new(GruCell), 17);
     }
 
+    /// The weights in step order start on a cache line, on the stack and on the heap,
+    /// whatever the alignment of the parameters they are copied from.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_weights_in_step_order_start_on_a_cache_line() {
+        fn check<L: Step<State = RecurrentState<F, H, 1>> + Copy, const F: usize, const H: usize>(layer: L) {
+            let mut params = vec![0.0; L::PARAMS + 4];
+            layer.init(&mut params[..L::PARAMS], &mut [], &mut Rng::new(3));
+            for skip in 0..4 {
+                let p = &params[skip..skip + L::PARAMS];
+                let stream = Stream::new(layer, p, &[]);
+                let boxed = std::boxed::Box::new(Stream::new(layer, p, &[]));
+                for state in [stream.state(), boxed.state()] {
+                    assert_eq!(state.panels.ih.as_ptr() as usize % 64, 0);
+                    assert_eq!(state.panels.hh.as_ptr() as usize % 64, 0);
+                }
+            }
+        }
+        check(Gru::<1, 8, 64>::new(GruCell));
+        check(Lstm::<1, 8, 64>::new(LstmCell));
+        check(Lstm::<1, 16, 16>::new(LstmCell));
+    }
+
     #[test]
     fn the_state_reports_whether_it_holds_weights_in_step_order() {
         let layer = Gru::<2, 8, 8>::new(GruCell);
