@@ -223,7 +223,7 @@ fn tanh_each<const N: usize>(x: [f32; N]) -> [f32; N] {
 }
 
 /// The coefficients of [`tanh`]'s odd polynomial, `Q(z) = D[0] + D[1] z + ... + D[4] z^4`.
-const TANH_D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];
+pub(crate) const TANH_D: [f32; 5] = [-3.333_328e-1, 1.333_144_2e-1, -5.373_971_6e-2, 2.063_909e-2, -5.704_988_7e-3];
 
 /// `|x|` below which [`tanh`] is its polynomial (at and above, and for NaN, the
 /// exponential form).
