@@ -1363,7 +1363,8 @@ unsafe fn tanh16_scalef(x: __m512) -> __m512 {
 /// next; then `c = f c_prev + i g` and `h = o tanh(c)`. `p` and `q` receive the
 /// projections, as the whole-layer path leaves them; `h` and `c` hold the previous state
 /// in, the new one out. The same operations on every element as [`gemv_panels`] and the
-/// cells' `lstm_unit`, the same bits.
+/// cells' `lstm_unit`, the same bits (the sigmoids and `tanh` by [`sigmoid16_scalef`]
+/// and [`tanh16_scalef`], whose scaling by `2^n` is one `vscalefps`).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
