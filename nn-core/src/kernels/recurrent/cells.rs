@@ -5,6 +5,8 @@ use super::layout::CellKind;
 use crate::kernels::isa::isa;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::maths::tanh_lanes_one_scale;
 use crate::kernels::maths::{each, sigmoid_lanes, tanh, tanh_lanes};
 use crate::kernels::portable::fma;
 
@@ -19,15 +21,36 @@ pub fn lstm_unit(p: [f32; 4], q: [f32; 4], c_prev: f32) -> [f32; 6] {
 /// [`lstm_unit`] of `N` units: gate projections `p[gate][unit]`, `q[gate][unit]`.
 #[inline(always)]
 fn lstm_lanes<const N: usize>(p: [[f32; N]; 4], q: [[f32; N]; 4], c_prev: [f32; N]) -> [[f32; N]; 6] {
+    lstm_lanes_by::<N, false>(p, q, c_prev)
+}
+
+/// [`lstm_lanes`], its `tanh` by `maths::tanh_lanes_one_scale` where `ONE_SCALE` (on
+/// x86-64; the bits of [`tanh_lanes`], two steps fewer).
+#[inline(always)]
+fn lstm_lanes_by<const N: usize, const ONE_SCALE: bool>(
+    p: [[f32; N]; 4],
+    q: [[f32; N]; 4],
+    c_prev: [f32; N],
+) -> [[f32; N]; 6] {
     let gate = |g: usize| each::<N>(|j| p[g][j] + q[g][j]);
     let i = sigmoid_lanes(gate(0));
     let f = sigmoid_lanes(gate(1));
-    let g = tanh_lanes(gate(2));
+    let g = tanh_by::<N, ONE_SCALE>(gate(2));
     let o = sigmoid_lanes(gate(3));
     let c = each::<N>(|j| fma(f[j], c_prev[j], i[j] * g[j]));
-    let t = tanh_lanes(c);
+    let t = tanh_by::<N, ONE_SCALE>(c);
     let h = each::<N>(|j| o[j] * t[j]);
     [i, f, g, o, c, h]
+}
+
+/// [`tanh_lanes`], by `maths::tanh_lanes_one_scale` where `ONE_SCALE` (on x86-64).
+#[inline(always)]
+fn tanh_by<const N: usize, const ONE_SCALE: bool>(x: [f32; N]) -> [f32; N] {
+    #[cfg(target_arch = "x86_64")]
+    if ONE_SCALE {
+        return tanh_lanes_one_scale(x);
+    }
+    tanh_lanes(x)
 }
 
 /// One GRU unit: from the projections of gates `r, z, n` and `h_prev`, returns
@@ -127,7 +150,8 @@ pub(super) fn cell_step_units<const H: usize>(cell: CellKind, p: &mut [f32], q: 
 /// The LSTM step of [`cell_step`] for `H` units known at compile time (at most
 /// [`WIDE_LANES`]), inlined into its caller: the gates' projections copied into arrays
 /// by plain loops (where [`lanes`]' `map` is a call out of line), then one
-/// [`lstm_lanes`] over all `H` units. The same operations on every unit.
+/// [`lstm_lanes`] over all `H` units, its `tanh` by `maths::tanh_lanes_one_scale` (the
+/// bits of `tanh`, two steps fewer). The same results on every unit.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(super) fn lstm_units<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
@@ -141,7 +165,7 @@ pub(super) fn lstm_units<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32], c:
     let mut c_prev = [0.0; H];
     c_prev.copy_from_slice(c);
     let [p, q] = gates;
-    let [.., c_new, h_new] = lstm_lanes(p, q, c_prev);
+    let [.., c_new, h_new] = lstm_lanes_by::<H, true>(p, q, c_prev);
     c.copy_from_slice(&c_new);
     h.copy_from_slice(&h_new);
 }
