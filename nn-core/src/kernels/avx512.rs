@@ -1308,11 +1308,7 @@ pub(crate) unsafe fn lstm_state16(i: *const f32, f: *const f32, g: *mut f32, c: 
 /// The CPU must have AVX-512 F and FMA (always inlined into callers compiled for them).
 #[inline(always)]
 unsafe fn exp16_scalef(x: __m512) -> __m512 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0;
-    const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
+    use super::maths::exp_constants::{C, LN2_HI, LN2_LO, LOG2E, ROUND};
     // SAFETY: the CPU has AVX-512 F and FMA (the caller's contract).
     unsafe {
         let s = _mm512_set1_ps;

@@ -87,16 +87,24 @@ fn exp_one(x: f32) -> f32 {
     exp_each([x])[0]
 }
 
+/// The constants of [`exp`] (Cephes' `expf`), shared by its lane and vector forms.
+pub(crate) mod exp_constants {
+    /// `log2(e)`.
+    pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
+    /// `ln 2` in two parts: `LN2_HI` exact in few bits, `LN2_LO` the rest.
+    pub(crate) const LN2_HI: f32 = 0.693_359_4;
+    /// The rest of `ln 2` after [`LN2_HI`].
+    pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (no `round` in core).
+    pub(crate) const ROUND: f32 = 12_582_912.0;
+    /// `e^r = 1 + r + r^2 P(r)`, `P(r) = C[0] + C[1] r + ... + C[5] r^5`.
+    pub(crate) const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
+}
+
 /// The operations of [`exp`] over `N` lanes.
 #[inline(always)]
 fn exp_each<const N: usize>(x: [f32; N]) -> [f32; N] {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (no `round` in core).
-    const ROUND: f32 = 12_582_912.0;
-    // `e^r = 1 + r + r^2 P(r)`, `P(r) = C[0] + C[1] r + ... + C[5] r^5` (Cephes' `expf`).
-    const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
+    use exp_constants::{C, LN2_HI, LN2_LO, LOG2E, ROUND};
     // Below -150 ln 2 (-103.97) `e^x` rounds to 0, above 128 ln 2 (88.72) to `+inf`:
     // clamped, `n` stays in [-150, 128] and the result is still 0 or `+inf` (`clamp`
     // keeps NaN).
@@ -258,16 +266,14 @@ pub(crate) fn tanh_branches<const N: usize>(x: [f32; N]) -> [[f32; N]; 2] {
 /// (`2|x|` from 88.38) the factor is `+inf` and so the exponential, where [`exp`] may
 /// give a finite value from 2.38e38: `2 / (e + 1)` is 0 or below 8.4e-39, and
 /// `1 - 2 / (e + 1)` is 1 both ways. For the eight-lane LSTM steps of up to 16 units:
-/// three cycles shorter on each `tanh`'s chain.
+/// three cycles shorter on each `tanh`'s chain. It writes out `exp`'s reduction rather
+/// than share `exp_each`'s through a function returning `e` and `rounded`: that form
+/// made the AVX2 LSTM 16->16 step 4 to 8 % slower (AMD Zen 4, alternated).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn tanh_lanes_one_scale<const N: usize>(x: [f32; N]) -> [f32; N] {
+    use exp_constants::{C, LN2_HI, LN2_LO, LOG2E, ROUND};
     const D: [f32; 5] = TANH_D;
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0;
-    const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
     let z = each::<N>(|i| x[i] * x[i]);
     let mut q = [D[4]; N];
     for d in [D[3], D[2], D[1], D[0]] {

@@ -586,11 +586,7 @@ pub unsafe fn gemv_columns(alpha: f32, a: &[f32], cs: usize, m: usize, n: usize,
 #[inline]
 #[target_feature(enable = "neon")]
 fn exp4(x: float32x4_t) -> float32x4_t {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0;
-    const C: [f32; 6] = [0.5, 1.666_666_5e-1, 4.166_579_6e-2, 8.333_452e-3, 1.398_199_9e-3, 1.987_569_1e-4];
+    use super::maths::exp_constants::{C, LN2_HI, LN2_LO, LOG2E, ROUND};
     let splat = vdupq_n_f32;
     // `clamp` to [-104, 89]: NaN stays NaN (`fmax`, `fmin` propagate it).
     let x = vminq_f32(vmaxq_f32(x, splat(-104.0)), splat(89.0));
