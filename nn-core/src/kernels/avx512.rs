@@ -1263,6 +1263,18 @@ pub(crate) unsafe fn sigmoid_sum16(p: *mut f32, q: *const f32) {
     unsafe { _mm512_storeu_ps(p, sigmoid16(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(q)))) }
 }
 
+/// [`sigmoid_sum16`] by [`sigmoid16_scalef`] (whose scaling by `2^n` is one
+/// `vscalefps`): the same bits.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and FMA (always inlined into callers compiled for them);
+/// `p` and `q` are valid for sixteen floats (reads of both, writes of `p`).
+#[inline(always)]
+pub(crate) unsafe fn sigmoid_sum16_scalef(p: *mut f32, q: *const f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm512_storeu_ps(p, sigmoid16_scalef(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(q)))) }
+}
+
 /// `p[..16] = tanh(p[..16] + q[..16])` by [`tanh16_scalef`]: the candidate gate `g` of sixteen
 /// units of an LSTM from its two projections, the bits of the cells' own step.
 ///

@@ -204,10 +204,11 @@ pub(super) fn cell_units_at<const U: usize>(
     }
 }
 
-/// Units `j..j + U` of a GRU step (the same operations as [`cell_units_at`]) whose
+/// Units `j..j + U` of a GRU step (the same results as [`cell_units_at`]) whose
 /// update gate `z` is already activated, in place of its projection in `p`'s second
 /// block, and with `r_done` its reset gate `r` too, in `p`'s first block (`p` and `q`
-/// are `[3 H]`, `H = h.len()`); returns the units' new hidden state.
+/// are `[3 H]`, `H = h.len()`); returns the units' new hidden state. The candidate's
+/// `tanh` by `maths::tanh_lanes_one_scale` (the bits of `tanh`, two steps fewer).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(super) fn gru_units_activated<const U: usize>(p: &[f32], q: &[f32], h: &[f32], j: usize, r_done: bool) -> [f32; U] {
@@ -216,7 +217,7 @@ pub(super) fn gru_units_activated<const U: usize>(p: &[f32], q: &[f32], h: &[f32
     let [qr, _, qn] = lanes::<3, U>(blocks::<3>(q, hd), j);
     let h_prev = lanes::<1, U>([h], j)[0];
     let r = if r_done { pr } else { sigmoid_lanes(each::<U>(|i| pr[i] + qr[i])) };
-    let n = tanh_lanes(each::<U>(|i| fma(r[i], qn[i], pn[i])));
+    let n = tanh_lanes_one_scale(each::<U>(|i| fma(r[i], qn[i], pn[i])));
     each::<U>(|i| fma(z[i], h_prev[i] - n[i], n[i]))
 }
 

@@ -38,8 +38,11 @@ use crate::kernels::{avx2, avx512};
 /// recurrent rows that come from L2 (`gru_gates_beside_rows`: a GRU 8->64 step 578 to
 /// 530 ns on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`), and with AVX-512 a one-layer
 /// GRU of a multiple of 32 units beside its pairs of panels (`gru_gates_beside_panels`:
-/// 540 to 500 ns, the same CPU). A one-layer LSTM of a multiple of 16 units from 32 and
-/// more than 32 KiB of weights computes its gates' activations and cell state beside
+/// 540 to 500 ns, the same CPU); both with the exponentials of one scaling by `2^n`
+/// (the same bits; 534 to 530 ns under `NN_ISA=avx2`, 512 to 509 ns natively, medians of
+/// alternated runs), the GRU of up to 16 units too (`avx2::gru_step_panels`). A
+/// one-layer LSTM of a multiple of 16 units from 32 and more than 32 KiB of weights
+/// computes its gates' activations and cell state beside
 /// the recurrent rows that come from L2 the same way (`lstm_gates_beside_panels`, with
 /// AVX2 up to 64 units and inputs `lstm_gates_beside_rows`: an LSTM 8->64 step 764 to
 /// 750 ns, under `NN_ISA=avx2` 897 to 858 ns, the same CPU). Otherwise, from 32 units
@@ -371,9 +374,12 @@ impl<'s> GruOperands<'s> {
 /// beside those of `n`, eight units after every other block of four rows; in the
 /// reverse order (the recurrent rows of `n`, then `z`, then the input rows,
 /// then the recurrent rows of `r`) the update gate's sigmoids run beside the rows of
-/// `r`. Then the rest of the cell, 32 units at a time. The rows still alternate their
+/// `r`. Then the rest of the cell, 32 units at a time, the candidate's `tanh` with one
+/// scaling factor (`maths::tanh_lanes_one_scale`, the bits of `tanh`: a GRU 8->64 step
+/// 532.6 to 538.7 ns over `tanh`, 529.6 to 533.0 ns, best of four alternated runs on a
+/// 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`). The rows still alternate their
 /// order from step to step (the rows one step reads last are the first the next one
-/// reads) and every element gets the operations of the whole-layer path, the same bits.
+/// reads) and every element gets the results of the whole-layer path, the same bits.
 /// Out of line, so that the code of the step's other cells (an LSTM of the same widths
 /// runs the same compiled step) stays as it was.
 ///
@@ -823,11 +829,20 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
 /// (32 rows); in the reverse order (the recurrent rows of `n`, then `z`, then the input
 /// rows, then the recurrent rows of `r`) the update gate's beside the rows of `r`. Then
 /// the rest of the cell. The rows still alternate their order from step to step, and
-/// every element gets the operations of the whole-layer path, the same bits (a GRU
+/// every element gets the results of the whole-layer path, the same bits (a GRU
 /// 8->64 step 538 to 544 ns over the whole-layer path, 500 to 515 ns, best of
-/// alternated runs on a 2-core AMD EPYC Zen 4). A function of its own, called by
-/// [`step`] ahead of [`step_avx512`]: inlined into the latter, the LSTM 8->64 step of
-/// the same widths took 780 ns where it takes 765 ns.
+/// alternated runs on a 2-core AMD EPYC Zen 4). The sigmoids scale by `2^n` in one
+/// `vscalefps` (`avx512::sigmoid_sum16_scalef`) and the candidate's `tanh` by one
+/// factor (`maths::tanh_lanes_one_scale`), the bits of the lane functions (510.2 to
+/// 513.6 ns before, 503.5 to 518.6 ns, median 509 against 512 ns, four alternated runs
+/// on the same CPU). On that CPU the rows alone (the same build without any of the
+/// cell, its outputs wrong) take the whole step, 504 to 517 ns: the cell already runs
+/// in the shadow of the rows from L2, and computing the candidate and the new state of
+/// the units whose rows are done beside the remaining rows (in either order, into `p`
+/// until the last row has read the old state) was no faster, 502 to 526 ns against 504
+/// to 515 ns in the same alternations. A function of its
+/// own, called by [`step`] ahead of [`step_avx512`]: inlined into the latter, the LSTM
+/// 8->64 step of the same widths took 780 ns where it takes 765 ns.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA; `F` a multiple of 8, `H` of 32 (checked
@@ -859,7 +874,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pz` and `qz`.
-                        avx512::sigmoid_sum16(pz.add(16 * v), qz.add(16 * v))
+                        avx512::sigmoid_sum16_scalef(pz.add(16 * v), qz.add(16 * v))
                     }
                 }
             })
@@ -879,7 +894,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pp` and `qr`.
-                        avx512::sigmoid_sum16(pp.add(16 * v), qr.add(16 * v))
+                        avx512::sigmoid_sum16_scalef(pp.add(16 * v), qr.add(16 * v))
                     }
                 }
             })
@@ -893,7 +908,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
                     if v < vectors {
                         // SAFETY: `H + 16 v + 16 <= 2 H` floats from `pp`, `16 v + 16 <= H`
                         // from `qz`.
-                        avx512::sigmoid_sum16(pp.add(H + 16 * v), qz.add(16 * v))
+                        avx512::sigmoid_sum16_scalef(pp.add(H + 16 * v), qz.add(16 * v))
                     }
                 }
             })
