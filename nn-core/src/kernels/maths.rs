@@ -318,7 +318,10 @@ pub(crate) fn tanh_lanes_one_scale<const N: usize>(x: [f32; N]) -> [f32; N] {
 
 /// The two results [`tanh_lanes_one_scale`] chooses between, `[small, large]`, by its
 /// operations (as [`tanh_branches`] for [`tanh`]): for vector forms that choose by a
-/// compare and a blend, with the bits of [`tanh_lanes`].
+/// compare and a blend, with the bits of [`tanh_lanes`]. The lane form keeps its own
+/// copy of these operations: written as the choice between this function's two arrays
+/// it made the GRU 8->64 step 505 to 540 ns and the AVX2 LSTM 16->16 step 106 to 112 ns
+/// (AMD Zen 4, alternated).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn tanh_branches_one_scale<const N: usize>(x: [f32; N]) -> [[f32; N]; 2] {
