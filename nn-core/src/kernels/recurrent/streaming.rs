@@ -55,7 +55,9 @@ use crate::kernels::{avx2, avx512};
 /// With AVX2, a one-layer LSTM of up to 16 inputs and units sums both projections in
 /// one pass over its panels, two panels of each at a time, so that each broadcast of
 /// an input serves 32 rows (`avx2::gemv_panels_pair`; an LSTM 16->16 step 164 to
-/// 139 ns on a 2-core AMD EPYC Zen 3 without AVX-512). With AVX-512, a one-layer LSTM
+/// 139 ns on a 2-core AMD EPYC Zen 3 without AVX-512), each group of four inputs one
+/// load and each input an in-lane shuffle of it (107 to 104 ns on a 2-core AMD EPYC
+/// Zen 4 under `NN_ISA=avx2`). With AVX-512, a one-layer LSTM
 /// of up to 16 inputs and 16 units runs one written-out step on sixteen lanes
 /// (`avx512::lstm16_step_panels`): its projections stay in registers for the cell, the
 /// input projection first, then the recurrent one gate by gate, each gate's activation
