@@ -506,8 +506,9 @@ impl<'s> LstmOperands<'s> {
             q: &mut step.q[..gh],
             ih: panels.ih,
             b_ih,
-            hh: super::cells::blocks::<4>(hh, H * H),
-            b_hh: super::cells::blocks::<4>(b_hh, H),
+            // Written out where `cells::blocks` (`array::from_fn`) was a call per step.
+            hh: [&hh[..H * H], &hh[H * H..2 * H * H], &hh[2 * H * H..3 * H * H], &hh[3 * H * H..]],
+            b_hh: [&b_hh[..H], &b_hh[H..2 * H], &b_hh[2 * H..3 * H], &b_hh[3 * H..]],
         }
     }
 }
