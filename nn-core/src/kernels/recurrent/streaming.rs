@@ -42,9 +42,10 @@ use crate::kernels::{avx2, avx512};
 /// more than 32 KiB of weights computes its gates' activations and cell state beside
 /// the recurrent rows that come from L2 the same way (`lstm_gates_beside_panels`, with
 /// AVX2 up to 64 units and inputs `lstm_gates_beside_rows`: an LSTM 8->64 step 764 to
-/// 750 ns, under `NN_ISA=avx2` 897 to 858 ns, the same CPU; there with AVX2 its
+/// 750 ns, under `NN_ISA=avx2` 897 to 858 ns, the same CPU; then with AVX2 its
 /// sigmoids and `tanh` of fewer operations, `avx2::sigmoid_sum8_one_scale`, 858 to
-/// 795 ns). Otherwise, from 32 units
+/// 795 ns, and with the gates' blocks of rows taken without a call, 795 to 780 ns,
+/// natively 750 to 730 ns). Otherwise, from 32 units
 /// (a multiple of 16) the first layer of an LSTM or RNN runs 16 units at a time: the rows of every gate of those units in both
 /// projections, then their cell arithmetic, so that the cell of one chunk of units
 /// overlaps the projections of the next (an LSTM 8->64 step 0.50 to 0.44 µs with
@@ -631,8 +632,8 @@ unsafe fn lstm_gates_beside_panels<const F: usize, const H: usize>(step: &mut Op
 /// `avx2::tanh_sum8` (fewer operations on the exponential's scaling), with the bits of
 /// the portable functions. The same bits (an LSTM 8->64 step 890 to 904 ns 16 units at
 /// a time, 854 to 863 ns with the activations beside the rows, 791 to 798 ns with these
-/// activations and places, best of alternated runs on a 2-core AMD EPYC Zen 4 under
-/// `NN_ISA=avx2`).
+/// activations and places, 780 to 794 ns with the gates' blocks taken without a call,
+/// best of alternated runs on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `F` a multiple of 8 up to 64, `H` 32, 48 or 64
