@@ -1586,6 +1586,95 @@ mod tests {
         assert_eq!(y[..3], [2.0; 3]);
     }
 
+    /// Whether [`sigmoid8_one_scale`] and [`tanh8_one_scale`] give the bits of
+    /// `maths::sigmoid` and `maths::tanh` on the eight bit patterns from `first`, `step`
+    /// apart (NaN equal to NaN, whatever its bits).
+    fn one_scale_agrees(first: u32, step: u32) -> bool {
+        let x: [f32; 8] = core::array::from_fn(|k| f32::from_bits(first.wrapping_add(step.wrapping_mul(k as u32))));
+        let (mut sig, mut tanh) = ([0.0f32; 8], [0.0f32; 8]);
+        // SAFETY: the CPU has AVX2 and FMA (the caller checked); the arrays hold eight
+        // floats.
+        unsafe {
+            let v = _mm256_loadu_ps(x.as_ptr());
+            _mm256_storeu_ps(sig.as_mut_ptr(), sigmoid8_one_scale(v));
+            _mm256_storeu_ps(tanh.as_mut_ptr(), tanh8_one_scale(v));
+        }
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        x.iter()
+            .enumerate()
+            .all(|(k, &v)| same(sig[k], super::super::maths::sigmoid(v)) && same(tanh[k], super::super::maths::tanh(v)))
+    }
+
+    /// The eight-lane sigmoid and `tanh` of the LSTM steps give the portable functions'
+    /// bits: around the special values (zeros, infinities, NaN, `tanh`'s threshold, the
+    /// clamps of the exponential and where its `n` passes -124, 127 and 128) and on one
+    /// bit pattern in 4099 of all of them.
+    #[test]
+    fn one_scale_activations_give_the_portable_bits() {
+        if !available() {
+            return;
+        }
+        let special = [
+            0.0f32,
+            0.625,
+            1.0,
+            44.0,
+            44.19,
+            44.36,
+            44.5,
+            45.0,
+            85.9,
+            86.0,
+            86.1,
+            88.0,
+            88.38,
+            88.5,
+            88.73,
+            89.0,
+            103.9,
+            104.0,
+            1e-45,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NAN,
+            1e30,
+        ];
+        for (k, &v) in special.iter().enumerate() {
+            for v in [v, -v] {
+                for delta in [-3i32, -1, 0, 1, 3] {
+                    let first = v.to_bits().wrapping_add_signed(delta);
+                    assert!(one_scale_agrees(first, 1 + k as u32), "from {:e}", f32::from_bits(first));
+                }
+            }
+        }
+        // 43.9 to 44.4 (`2|x|` where `n` reaches 127 and 128) and 85.8 to 89.1 (`-x`
+        // where the sigmoid's `n` passes -124, 127 and 128), every value.
+        for (from, to) in [(43.9f32, 44.4f32), (85.8, 89.1)] {
+            for first in (from.to_bits()..to.to_bits()).step_by(8) {
+                assert!(one_scale_agrees(first, 1), "from {:e}", f32::from_bits(first));
+                assert!(one_scale_agrees(first | 1 << 31, 1), "from -{:e}", f32::from_bits(first));
+            }
+        }
+        let mut first = 0u32;
+        for _ in 0..(1u64 << 32) / (8 * 4099) {
+            assert!(one_scale_agrees(first, 4099), "from {first:#x}");
+            first = first.wrapping_add(8 * 4099);
+        }
+    }
+
+    /// The same over every `f32` (run with `--release --ignored`).
+    #[test]
+    #[ignore]
+    fn one_scale_activations_give_the_portable_bits_everywhere() {
+        if !available() {
+            return;
+        }
+        for block in 0..(1u64 << 32) / 8 {
+            let first = (8 * block) as u32;
+            assert!(one_scale_agrees(first, 1), "from {first:#x}");
+        }
+    }
+
     /// `dense8x8` (pair sums by `vshufps`) gives the bits of `gemv_fixed::<8>` (by
     /// `vhaddps`) with and without bias and ReLU, a bias of zeros the bits of no bias,
     /// for weights and inputs with zeros of both signs, infinities, NaN, products that
@@ -1690,7 +1779,134 @@ pub(crate) unsafe fn sigmoid_sum8(p: *mut f32, q: *const f32) {
     unsafe { _mm256_storeu_ps(p, sigmoid8(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
 }
 
-/// `p[..8] = tanh(p[..8] + q[..8])` by [`tanh8`]: the candidate gate `g` of eight units
+/// `m = e^r` (in `[0.7, 1.5)`) of [`maths::exp`](super::maths::exp)'s reduction
+/// `x = n ln 2 + r` of eight lanes: its polynomial, the lane function's operations in
+/// its order.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them).
+#[inline(always)]
+unsafe fn exp8_poly(r: __m256) -> __m256 {
+    use super::maths::exp_constants::C;
+    // SAFETY: the CPU has AVX2 and FMA (the caller's contract).
+    unsafe {
+        let s = _mm256_set1_ps;
+        let r2 = _mm256_mul_ps(r, r);
+        let pa = _mm256_fmadd_ps(s(C[1]), r, s(C[0]));
+        let pb = _mm256_fmadd_ps(s(C[3]), r, s(C[2]));
+        let pc = _mm256_fmadd_ps(s(C[5]), r, s(C[4]));
+        let p = _mm256_fmadd_ps(_mm256_fmadd_ps(pc, r2, pb), r2, pa);
+        _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), s(1.0))
+    }
+}
+
+/// `2^(n + BIAS)` from `rounded = n + ROUND` of `maths::exp`'s reduction, `n + BIAS +
+/// 127` in `[1, 254]`: the exponent bits `(n + BIAS + 127) << 23`.
+///
+/// # Safety
+/// The CPU must have AVX2 (always inlined into callers compiled for it).
+#[inline(always)]
+unsafe fn exp8_scale<const BIAS: i32>(rounded: __m256) -> __m256 {
+    use super::maths::exp_constants::ROUND;
+    let offset = (127 + BIAS).wrapping_sub(ROUND.to_bits() as i32);
+    // SAFETY: the CPU has AVX2 (the caller's contract).
+    unsafe {
+        let bits = _mm256_add_epi32(_mm256_castps_si256(rounded), _mm256_set1_epi32(offset));
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits))
+    }
+}
+
+/// [`maths::sigmoid`](super::maths::sigmoid) of eight lanes, `1 / (1 + e^-x)`, each lane
+/// with the bits of the portable function by its operations but for the last steps of
+/// the exponential, without effect on the result. The lower clamp of `-x` is -86
+/// instead of -104: below, `e^-x` (at most `e^-86`, 4.4e-38, either way) is far below
+/// half an ulp of 1 and `1 / (1 + e^-x)` is 1 both ways. Then `n` is in `[-124, 128]`,
+/// and `1 + e^-x`, `1 + m 2^n` (`m` in `[0.7, 1.5)`) after the lane function's exact
+/// (normal) or overflowing `m 2^n`, is one fused multiply-add `2 m 2^(n - 1) + 1`
+/// (`2 m` and `2^(n - 1)` exact): the same single rounding of the exact sum, `+inf`
+/// where `m 2^n` passes `f32::MAX`. Four operations (two integer ones, an addition, a
+/// multiply-add) where the lane function takes ten, and `-x` folded into the
+/// reduction's multiply-adds.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them).
+#[inline(always)]
+unsafe fn sigmoid8_one_scale(x: __m256) -> __m256 {
+    use super::maths::exp_constants::{LN2_HI, LN2_LO, LOG2E, ROUND};
+    // SAFETY: the CPU has AVX2 and FMA (the caller's contract).
+    unsafe {
+        let s = _mm256_set1_ps;
+        // `a = -x` clamped to `[-86, 89]`, as `b = -a`, `x` clamped to `[-89, 86]`
+        // (`max` and `min` return their second operand, `x`, for NaN, as the lane
+        // function's `clamp` keeps it), and the lane function's reduction of `a` by
+        // negated multiply-adds of `b`, the same roundings:
+        // `rounded = a log2(e) + ROUND`, `r = n (-ln2_lo) + (n (-ln2_hi) + a)`.
+        let b = _mm256_max_ps(s(-89.0), _mm256_min_ps(s(86.0), x));
+        let rounded = _mm256_fnmadd_ps(b, s(LOG2E), s(ROUND));
+        let n = _mm256_sub_ps(rounded, s(ROUND));
+        let r = _mm256_fmadd_ps(n, s(-LN2_LO), _mm256_fnmsub_ps(n, s(LN2_HI), b));
+        let m = exp8_poly(r);
+        let one = s(1.0);
+        let sum = _mm256_fmadd_ps(_mm256_add_ps(m, m), exp8_scale::<-1>(rounded), one);
+        _mm256_div_ps(one, sum)
+    }
+}
+
+/// [`maths::tanh`](super::maths::tanh) of eight lanes, each lane with the bits of the
+/// portable function: its odd polynomial and `1 - 2 / (e^(2|x|) + 1)` with the sign of
+/// `x`, chosen by a compare and a blend, by the operations of
+/// `maths::tanh_lanes_one_scale` but for the last steps of the exponential. `2|x|` is
+/// clamped to 88 (instead of 89): from there `2 / (e + 1)` is at most 1.3e-38 either
+/// way and `1 - 2 / (e + 1)` is 1. Then `n` is in `[0, 127]`, `e^(2|x|) = m 2^n` exact
+/// and normal, and `e + 1` is one fused multiply-add `m 2^n + 1`, the same single
+/// rounding. The sign: `1 - 2 / (e + 1)` is not negative (`e` is at least 1), so
+/// `copysign` is an `or` of the sign bit of `x` (NaN's sign is not kept).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them).
+#[inline(always)]
+unsafe fn tanh8_one_scale(x: __m256) -> __m256 {
+    use super::maths::exp_constants::{LN2_HI, LN2_LO, LOG2E, ROUND};
+    const D: [f32; 5] = super::maths::TANH_D;
+    // SAFETY: the CPU has AVX2 and FMA (the caller's contract).
+    unsafe {
+        let s = _mm256_set1_ps;
+        let sign = s(-0.0);
+        let abs = _mm256_andnot_ps(sign, x);
+        let z = _mm256_mul_ps(x, x);
+        let mut q = s(D[4]);
+        for d in [D[3], D[2], D[1], D[0]] {
+            q = _mm256_fmadd_ps(q, z, s(d));
+        }
+        // `2|x|`, at most 88: `min` returns its second operand for NaN.
+        let a = _mm256_min_ps(s(88.0), _mm256_mul_ps(s(2.0), abs));
+        let rounded = _mm256_fmadd_ps(a, s(LOG2E), s(ROUND));
+        let n = _mm256_sub_ps(rounded, s(ROUND));
+        let m = exp8_poly(_mm256_fmadd_ps(n, s(-LN2_LO), _mm256_fmadd_ps(n, s(-LN2_HI), a)));
+        let one = s(1.0);
+        let e1 = _mm256_fmadd_ps(m, exp8_scale::<0>(rounded), one);
+        let small = _mm256_fmadd_ps(_mm256_mul_ps(q, z), x, x);
+        let large = _mm256_sub_ps(one, _mm256_div_ps(s(2.0), e1));
+        let large = _mm256_or_ps(_mm256_and_ps(sign, x), large);
+        // `|x| < TANH_SMALL`, false for NaN (an ordered compare), as the lane function.
+        let polynomial = _mm256_cmp_ps::<_CMP_LT_OQ>(abs, s(super::maths::TANH_SMALL));
+        _mm256_blendv_ps(large, small, polynomial)
+    }
+}
+
+/// `p[..8] = sigmoid(p[..8] + q[..8])` by [`sigmoid8_one_scale`]: a gate of eight units
+/// of an LSTM from its two projections, the bits of the cells' own step.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them); `p`
+/// and `q` are valid for eight floats (reads of both, writes of `p`).
+#[inline(always)]
+pub(crate) unsafe fn sigmoid_sum8_one_scale(p: *mut f32, q: *const f32) {
+    // SAFETY: the caller's contract.
+    unsafe { _mm256_storeu_ps(p, sigmoid8_one_scale(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
+}
+
+/// `p[..8] = tanh(p[..8] + q[..8])` by [`tanh8_one_scale`]: the candidate gate `g` of eight units
 /// of an LSTM from its two projections, the bits of the cells' own step.
 ///
 /// # Safety
@@ -1699,12 +1915,12 @@ pub(crate) unsafe fn sigmoid_sum8(p: *mut f32, q: *const f32) {
 #[inline(always)]
 pub(crate) unsafe fn tanh_sum8(p: *mut f32, q: *const f32) {
     // SAFETY: the caller's contract.
-    unsafe { _mm256_storeu_ps(p, tanh8(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
+    unsafe { _mm256_storeu_ps(p, tanh8_one_scale(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
 }
 
 /// The new cell state of eight LSTM units from their activated gates `i`, `f` and `g`:
 /// `c[..8] = f c + i g` (one fused multiply-add onto the rounded product), then
-/// `g[..8] = tanh(c)`, the bits of the cells' own step.
+/// `g[..8] = tanh(c)` by [`tanh8_one_scale`], the bits of the cells' own step.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA (always inlined into callers compiled for them); `i`,
@@ -1716,7 +1932,7 @@ pub(crate) unsafe fn lstm_state8(i: *const f32, f: *const f32, g: *mut f32, c: *
         let ig = _mm256_mul_ps(_mm256_loadu_ps(i), _mm256_loadu_ps(g));
         let c_new = _mm256_fmadd_ps(_mm256_loadu_ps(f), _mm256_loadu_ps(c), ig);
         _mm256_storeu_ps(c, c_new);
-        _mm256_storeu_ps(g, tanh8(c_new));
+        _mm256_storeu_ps(g, tanh8_one_scale(c_new));
     }
 }
 

@@ -45,7 +45,10 @@ use crate::kernels::{avx2, avx512};
 /// computes its gates' activations and cell state beside
 /// the recurrent rows that come from L2 the same way (`lstm_gates_beside_panels`, with
 /// AVX2 up to 64 units and inputs `lstm_gates_beside_rows`: an LSTM 8->64 step 764 to
-/// 750 ns, under `NN_ISA=avx2` 897 to 858 ns, the same CPU). Otherwise, from 32 units
+/// 750 ns, under `NN_ISA=avx2` 897 to 858 ns, the same CPU; then with AVX2 its
+/// sigmoids and `tanh` of fewer operations, `avx2::sigmoid_sum8_one_scale`, 858 to
+/// 795 ns, and with the gates' blocks of rows taken without a call, 795 to 780 ns,
+/// natively 750 to 730 ns). Otherwise, from 32 units
 /// (a multiple of 16) the first layer of an LSTM or RNN runs 16 units at a time: the rows of every gate of those units in both
 /// projections, then their cell arithmetic, so that the cell of one chunk of units
 /// overlaps the projections of the next (an LSTM 8->64 step 0.50 to 0.44 µs with
@@ -512,8 +515,9 @@ impl<'s> LstmOperands<'s> {
             q: &mut step.q[..gh],
             ih: panels.ih,
             b_ih,
-            hh: super::cells::blocks::<4>(hh, H * H),
-            b_hh: super::cells::blocks::<4>(b_hh, H),
+            // Written out where `cells::blocks` (`array::from_fn`) was a call per step.
+            hh: [&hh[..H * H], &hh[H * H..2 * H * H], &hh[2 * H * H..3 * H * H], &hh[3 * H * H..]],
+            b_hh: [&b_hh[..H], &b_hh[H..2 * H], &b_hh[2 * H..3 * H], &b_hh[3 * H..]],
         }
     }
 }
@@ -626,9 +630,18 @@ unsafe fn lstm_gates_beside_panels<const F: usize, const H: usize>(step: &mut Op
 /// [`lstm_gates_beside_panels`] with AVX2, over the rows (`avx2::gemv_held_with`, the
 /// input held in registers): one step of a one-layer LSTM of 32, 48 or 64 units and up
 /// to 64 inputs, its gates' activations computed beside the recurrent rows that come
-/// from L2, eight units after every other block of four rows, in the same places as
-/// there. The same bits (an LSTM 8->64 step 890 to 904 ns 16 units at a time, 854 to
-/// 863 ns, best of alternated runs on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`).
+/// from L2, eight units after every block or every other block of four rows, in the
+/// same places as there: where two activations of eight units run beside one gate's
+/// rows (the sigmoids of `o` and the `tanh` of `g` beside the rows of `f` in the
+/// reverse order, the `tanh` of `g` and the new cell state beside the rows of `o` in the
+/// forward one), the first after the even blocks, the second after the odd ones. The
+/// rest of the cell after the rows runs in the order the last gate's rows were summed.
+/// The sigmoids and `tanh` are `avx2::sigmoid_sum8_one_scale` and
+/// `avx2::tanh_sum8` (fewer operations on the exponential's scaling), with the bits of
+/// the portable functions. The same bits (an LSTM 8->64 step 890 to 904 ns 16 units at
+/// a time, 854 to 863 ns with the activations beside the rows, 791 to 798 ns with these
+/// activations and places, 780 to 794 ns with the gates' blocks taken without a call,
+/// best of alternated runs on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `F` a multiple of 8 up to 64, `H` 32, 48 or 64
@@ -649,8 +662,10 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
             avx2::gemv_held::<F>(ih, gh, x, b_ih, reverse, p)
         }
     };
-    // Vectors of 8 units per gate; after every other block of four rows of a gate (the
-    // `k`-th, `k` even), vector `k / 2` of another gate.
+    // Vectors of 8 units per gate (a gate's rows are `2 vectors` blocks of four); after
+    // every other block of four rows of a gate (the `k`-th, `k` even), vector `k / 2` of
+    // another gate, or after every block, vector `k / 2`'s first activation (`k` even)
+    // or its second (`k` odd).
     let vectors = H / 8;
     #[inline(always)]
     fn each(k: usize, vectors: usize, mut f: impl FnMut(usize)) {
@@ -659,9 +674,10 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
         }
     }
     let cp = c.as_mut_ptr();
-    // SAFETY (every closure below): `u + 8 <= H` for the offsets `u` of `each`, inside
-    // each gate's block of `H` floats of `p` (`4 H`), of `q` and of `c`; the kernel it
-    // runs beside holds neither `p` nor `c` nor the block of `q` the closure reads.
+    // SAFETY (every closure below): `u + 8 <= H` for the offsets `u` of `each` and
+    // `8 (k / 2)` (`k < H / 4`, the blocks of a gate), inside each gate's block of `H`
+    // floats of `p` (`4 H`), of `q` and of `c`; the kernel it runs beside holds neither
+    // `p` nor `c` nor the block of `q` the closure reads.
     if reverse {
         // SAFETY: the CPU has AVX2 and FMA; `H` is 32, 48 or 64; the kernels assert
         // their bounds.
@@ -674,13 +690,15 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
         // SAFETY: as above.
         unsafe {
             avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], true, q_f, |k| {
-                each(k, vectors, |u| {
-                    avx2::sigmoid_sum8(pp.add(3 * H + u), qo.add(u));
+                let u = 8 * (k / 2);
+                if k.is_multiple_of(2) {
+                    avx2::sigmoid_sum8_one_scale(pp.add(3 * H + u), qo.add(u));
+                } else {
                     avx2::tanh_sum8(pp.add(2 * H + u), qg.add(u));
-                })
+                }
             });
             avx2::gemv_held_with::<H>(hh[0], H, h, b_hh[0], true, q_i, |k| {
-                each(k, vectors, |u| avx2::sigmoid_sum8(pp.add(H + u), qf.add(u)))
+                each(k, vectors, |u| avx2::sigmoid_sum8_one_scale(pp.add(H + u), qf.add(u)))
             });
         }
     } else {
@@ -691,16 +709,18 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
         // SAFETY: as above.
         unsafe {
             avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], false, q_f, |k| {
-                each(k, vectors, |u| avx2::sigmoid_sum8(pp.add(u), qi.add(u)))
+                each(k, vectors, |u| avx2::sigmoid_sum8_one_scale(pp.add(u), qi.add(u)))
             });
             avx2::gemv_held_with::<H>(hh[2], H, h, b_hh[2], false, q_g, |k| {
-                each(k, vectors, |u| avx2::sigmoid_sum8(pp.add(H + u), qf.add(u)))
+                each(k, vectors, |u| avx2::sigmoid_sum8_one_scale(pp.add(H + u), qf.add(u)))
             });
             avx2::gemv_held_with::<H>(hh[3], H, h, b_hh[3], false, q_o, |k| {
-                each(k, vectors, |u| {
+                let u = 8 * (k / 2);
+                if k.is_multiple_of(2) {
                     avx2::tanh_sum8(pp.add(2 * H + u), qg.add(u));
+                } else {
                     avx2::lstm_state8(pp.add(u), pp.add(H + u), pp.add(2 * H + u), cp.add(u));
-                })
+                }
             });
         }
     }
@@ -708,15 +728,17 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
     // state and its `tanh`, in the forward one the sigmoids of `o`; then the new hidden
     // state.
     let (pp, qp, hp) = (p.as_mut_ptr(), q.as_ptr(), h.as_mut_ptr());
-    for u in (0..H).step_by(8) {
+    for j in 0..vectors {
+        // In the order the last gate's rows were summed: its first units are ready first.
+        let u = 8 * if reverse { vectors - 1 - j } else { j };
         // SAFETY: `u + 8 <= H`: inside each gate's block of `p` and `q` and inside `c`
         // and `h` (`H` floats); no reference to them is live.
         unsafe {
             if reverse {
-                avx2::sigmoid_sum8(pp.add(u), qp.add(u));
+                avx2::sigmoid_sum8_one_scale(pp.add(u), qp.add(u));
                 avx2::lstm_state8(pp.add(u), pp.add(H + u), pp.add(2 * H + u), cp.add(u));
             } else {
-                avx2::sigmoid_sum8(pp.add(3 * H + u), qp.add(3 * H + u));
+                avx2::sigmoid_sum8_one_scale(pp.add(3 * H + u), qp.add(3 * H + u));
             }
             avx2::lstm_hidden8(pp.add(3 * H + u), pp.add(2 * H + u), hp.add(u));
         }
