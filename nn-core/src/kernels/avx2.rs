@@ -1970,26 +1970,6 @@ unsafe fn tanh8(x: __m256) -> __m256 {
     }
 }
 
-/// [`tanh8`] by `maths::tanh_branches_one_scale`: `tanh`'s operations but for two steps
-/// of `e^(2|x|)` that change no result (`maths::tanh_lanes_one_scale`), each lane with
-/// the bits of the portable function.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them).
-#[inline(always)]
-unsafe fn tanh8_one_scale(x: __m256) -> __m256 {
-    // SAFETY: `__m256` and `[f32; 8]` have the same size and every bit pattern is valid
-    // for both; the CPU has AVX2 and FMA (the caller's contract).
-    unsafe {
-        let [small, large] = super::maths::tanh_branches_one_scale::<8>(core::mem::transmute::<__m256, [f32; 8]>(x))
-            .map(|v| core::mem::transmute::<[f32; 8], __m256>(v));
-        // `|x| < TANH_SMALL`, false for NaN (an ordered compare), as the lane function.
-        let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
-        let polynomial = _mm256_cmp_ps::<_CMP_LT_OQ>(abs, _mm256_set1_ps(super::maths::TANH_SMALL));
-        _mm256_blendv_ps(large, small, polynomial)
-    }
-}
-
 /// One GRU cell step of `H` units (a multiple of 8, at most 16: two vectors side by
 /// side) over gate projections `p`, `q` (`[3 H]`) and `h` (`[H]`, the previous state
 /// in, the new one out): `kernels::recurrent::gru_unit` per lane, written out, the same

@@ -563,7 +563,9 @@ unsafe fn lstm_gates_beside_panels<const F: usize, const H: usize>(step: &mut Op
     let cp = c.as_mut_ptr();
     // SAFETY (every closure below): `u + 16 <= H` for the offsets `u` of `each`, inside
     // each gate's block of `H` floats of `p` (`4 H`), of `q` and of `c`; the kernel it
-    // runs beside holds neither `p` nor `c` nor the block of `q` the closure reads.
+    // runs beside holds neither `p` nor `c` nor the block of `q` the closure reads, and
+    // each pointer into a block of `q` is taken after the kernel that writes that block
+    // has returned.
     if reverse {
         // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of 8, `H` of
         // 16; the kernels assert their bounds.
@@ -572,7 +574,7 @@ unsafe fn lstm_gates_beside_panels<const F: usize, const H: usize>(step: &mut Op
             avx512::gemv_panels::<H>(hh[2], H, h, b_hh[2], true, q_g);
             avx512::gemv_panels::<F>(ih, gh, x, b_ih, true, p);
         }
-        let (pp, qo, qg, qf) = (p.as_mut_ptr(), q_o.as_ptr(), q_g.as_ptr(), q_f.as_ptr());
+        let (pp, qo, qg) = (p.as_mut_ptr(), q_o.as_ptr(), q_g.as_ptr());
         // SAFETY: as above.
         unsafe {
             avx512::gemv_panels_with::<H>(hh[1], H, h, b_hh[1], true, q_f, |k| {
@@ -581,6 +583,7 @@ unsafe fn lstm_gates_beside_panels<const F: usize, const H: usize>(step: &mut Op
                     avx512::tanh_sum16(pp.add(2 * H + u), qg.add(u));
                 })
             });
+            let qf = q_f.as_ptr();
             avx512::gemv_panels_with::<H>(hh[0], H, h, b_hh[0], true, q_i, |k| {
                 each(k, vectors, |u| avx512::sigmoid_sum16(pp.add(H + u), qf.add(u)))
             });
@@ -591,15 +594,17 @@ unsafe fn lstm_gates_beside_panels<const F: usize, const H: usize>(step: &mut Op
             avx512::gemv_panels::<F>(ih, gh, x, b_ih, false, p);
             avx512::gemv_panels::<H>(hh[0], H, h, b_hh[0], false, q_i);
         }
-        let (pp, qi, qf, qg) = (p.as_mut_ptr(), q_i.as_ptr(), q_f.as_ptr(), q_g.as_ptr());
+        let (pp, qi) = (p.as_mut_ptr(), q_i.as_ptr());
         // SAFETY: as above.
         unsafe {
             avx512::gemv_panels_with::<H>(hh[1], H, h, b_hh[1], false, q_f, |k| {
                 each(k, vectors, |u| avx512::sigmoid_sum16(pp.add(u), qi.add(u)))
             });
+            let qf = q_f.as_ptr();
             avx512::gemv_panels_with::<H>(hh[2], H, h, b_hh[2], false, q_g, |k| {
                 each(k, vectors, |u| avx512::sigmoid_sum16(pp.add(H + u), qf.add(u)))
             });
+            let qg = q_g.as_ptr();
             avx512::gemv_panels_with::<H>(hh[3], H, h, b_hh[3], false, q_o, |k| {
                 each(k, vectors, |u| {
                     avx512::tanh_sum16(pp.add(2 * H + u), qg.add(u));
@@ -677,7 +682,8 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
     // SAFETY (every closure below): `u + 8 <= H` for the offsets `u` of `each` and
     // `8 (k / 2)` (`k < H / 4`, the blocks of a gate), inside each gate's block of `H`
     // floats of `p` (`4 H`), of `q` and of `c`; the kernel it runs beside holds neither
-    // `p` nor `c` nor the block of `q` the closure reads.
+    // `p` nor `c` nor the block of `q` the closure reads, and each pointer into a block
+    // of `q` is taken after the kernel that writes that block has returned.
     if reverse {
         // SAFETY: the CPU has AVX2 and FMA; `H` is 32, 48 or 64; the kernels assert
         // their bounds.
@@ -686,7 +692,7 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
             avx2::gemv_held::<H>(hh[2], H, h, b_hh[2], true, q_g);
         }
         input(p);
-        let (pp, qo, qg, qf) = (p.as_mut_ptr(), q_o.as_ptr(), q_g.as_ptr(), q_f.as_ptr());
+        let (pp, qo, qg) = (p.as_mut_ptr(), q_o.as_ptr(), q_g.as_ptr());
         // SAFETY: as above.
         unsafe {
             avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], true, q_f, |k| {
@@ -697,6 +703,7 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
                     avx2::tanh_sum8(pp.add(2 * H + u), qg.add(u));
                 }
             });
+            let qf = q_f.as_ptr();
             avx2::gemv_held_with::<H>(hh[0], H, h, b_hh[0], true, q_i, |k| {
                 each(k, vectors, |u| avx2::sigmoid_sum8_one_scale(pp.add(H + u), qf.add(u)))
             });
@@ -705,15 +712,17 @@ unsafe fn lstm_gates_beside_rows<const F: usize, const H: usize>(step: &mut Oper
         input(p);
         // SAFETY: as in the reverse order.
         unsafe { avx2::gemv_held::<H>(hh[0], H, h, b_hh[0], false, q_i) };
-        let (pp, qi, qf, qg) = (p.as_mut_ptr(), q_i.as_ptr(), q_f.as_ptr(), q_g.as_ptr());
+        let (pp, qi) = (p.as_mut_ptr(), q_i.as_ptr());
         // SAFETY: as above.
         unsafe {
             avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], false, q_f, |k| {
                 each(k, vectors, |u| avx2::sigmoid_sum8_one_scale(pp.add(u), qi.add(u)))
             });
+            let qf = q_f.as_ptr();
             avx2::gemv_held_with::<H>(hh[2], H, h, b_hh[2], false, q_g, |k| {
                 each(k, vectors, |u| avx2::sigmoid_sum8_one_scale(pp.add(H + u), qf.add(u)))
             });
+            let qg = q_g.as_ptr();
             avx2::gemv_held_with::<H>(hh[3], H, h, b_hh[3], false, q_o, |k| {
                 let u = 8 * (k / 2);
                 if k.is_multiple_of(2) {
