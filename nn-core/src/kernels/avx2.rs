@@ -1977,7 +1977,7 @@ unsafe fn tanh8(x: __m256) -> __m256 {
 /// # Safety
 /// The CPU must have AVX2 and FMA (always inlined into callers compiled for them).
 #[inline(always)]
-unsafe fn tanh8_one_scale(x: __m256) -> __m256 {
+unsafe fn tanh8_branches_one_scale(x: __m256) -> __m256 {
     // SAFETY: `__m256` and `[f32; 8]` have the same size and every bit pattern is valid
     // for both; the CPU has AVX2 and FMA (the caller's contract).
     unsafe {
@@ -2031,7 +2031,7 @@ pub(crate) unsafe fn gru_cell<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32
 /// and `q` receive the projections, as the whole-layer path leaves them; `h` holds the
 /// previous state in, the new one out. The same operations on every element as
 /// [`gemv_panels`] and [`gru_cell`], but for the candidate's `tanh`, by
-/// [`tanh8_one_scale`]: the same bits (a GRU 8->8 step's medians 55.5 to 55.8 ns over
+/// [`tanh8_branches_one_scale`]: the same bits (a GRU 8->8 step's medians 55.5 to 55.8 ns over
 /// [`tanh8`], 54.6 to 55.2 ns, four alternated runs each natively and under
 /// `NN_ISA=avx2` on a 2-core AMD EPYC Zen 4).
 ///
@@ -2103,7 +2103,7 @@ pub(crate) unsafe fn gru_step_panels<const F: usize, const H: usize>(
         let z = sigmoid8(_mm256_add_ps(pv[1][k], qv[1][k]));
         // SAFETY: the CPU has AVX2 and FMA; `8 k + 8 <= H` floats of `h` (asserted).
         unsafe {
-            let n = tanh8_one_scale(_mm256_fmadd_ps(r, qv[2][k], pv[2][k]));
+            let n = tanh8_branches_one_scale(_mm256_fmadd_ps(r, qv[2][k], pv[2][k]));
             let out = _mm256_fmadd_ps(z, _mm256_sub_ps(_mm256_loadu_ps(hp.add(8 * k)), n), n);
             _mm256_storeu_ps(hp.add(8 * k), out);
         }
