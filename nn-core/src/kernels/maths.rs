@@ -316,53 +316,6 @@ pub(crate) fn tanh_lanes_one_scale<const N: usize>(x: [f32; N]) -> [f32; N] {
     })
 }
 
-/// The two results [`tanh_lanes_one_scale`] chooses between, `[small, large]`, by its
-/// operations (as [`tanh_branches`] for [`tanh`]): for vector forms that choose by a
-/// compare and a blend, with the bits of [`tanh_lanes`]. The lane form keeps its own
-/// copy of these operations: written as the choice between this function's two arrays
-/// it made the GRU 8->64 step 505 to 540 ns and the AVX2 LSTM 16->16 step 106 to 112 ns
-/// (AMD Zen 4, alternated).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(crate) fn tanh_branches_one_scale<const N: usize>(x: [f32; N]) -> [[f32; N]; 2] {
-    use exp_constants::{C, LN2_HI, LN2_LO, LOG2E, ROUND};
-    const D: [f32; 5] = TANH_D;
-    let z = each::<N>(|i| x[i] * x[i]);
-    let mut q = [D[4]; N];
-    for d in [D[3], D[2], D[1], D[0]] {
-        q = each::<N>(|i| fma(q[i], z[i], d));
-    }
-    // `exp`'s operations on `2|x|`, but for the lower clamp and the scaling.
-    let a = each::<N>(|i| {
-        // The upper half of `clamp`: NaN stays NaN.
-        let a = 2.0 * x[i].abs();
-        if a > 89.0 {
-            89.0
-        } else {
-            a
-        }
-    });
-    let rounded = each::<N>(|i| fma(a[i], LOG2E, ROUND));
-    let r = each::<N>(|i| {
-        let n = rounded[i] - ROUND;
-        fma(n, -LN2_LO, fma(n, -LN2_HI, a[i]))
-    });
-    let r2 = each::<N>(|i| r[i] * r[i]);
-    let p = each::<N>(|i| {
-        let (a, b, c) = (fma(C[1], r[i], C[0]), fma(C[3], r[i], C[2]), fma(C[5], r[i], C[4]));
-        fma(fma(c, r2[i], b), r2[i], a)
-    });
-    let e = each::<N>(|i| {
-        let e = fma(p[i], r2[i], r[i]) + 1.0;
-        // `(n + 127) << 23`, `n` the low bits of `rounded` less those of `ROUND`.
-        let scale = f32::from_bits(rounded[i].to_bits().wrapping_add(127u32.wrapping_sub(ROUND.to_bits())) << 23);
-        e * scale
-    });
-    let small = each::<N>(|i| fma(q[i] * z[i], x[i], x[i]));
-    let large = each::<N>(|i| (1.0 - 2.0 / (e[i] + 1.0)).copysign(x[i]));
-    [small, large]
-}
-
 /// Lanes the `_in_place` functions evaluate at once: eight AVX2 vectors, eight
 /// independent dependency chains side by side (as the cells' steps).
 const SLICE_LANES: usize = 64;
@@ -645,21 +598,18 @@ mod tests {
         }
     }
 
-    /// Whether `tanh_lanes_one_scale`, and `tanh_branches_one_scale`'s result chosen as
-    /// `tanh` chooses, give `tanh_lanes`' bits on the eight bit patterns from `first`,
-    /// `step` apart (NaN equal to NaN, whatever its bits).
+    /// Whether `tanh_lanes_one_scale` gives `tanh_lanes`' bits on the eight bit patterns
+    /// from `first`, `step` apart (NaN equal to NaN, whatever its bits).
     #[cfg(target_arch = "x86_64")]
     fn one_scale_agrees(first: u32, step: u32) -> bool {
         let x: [f32; 8] = core::array::from_fn(|k| f32::from_bits(first.wrapping_add(step.wrapping_mul(k as u32))));
         let (ours, lanes) = (tanh_lanes_one_scale(x), tanh_lanes(x));
-        let [small, large] = tanh_branches_one_scale(x);
-        let chosen = each::<8>(|i| if x[i].abs() < TANH_SMALL { small[i] } else { large[i] });
         let same =
             |v: &[f32; 8]| v.iter().zip(&lanes).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
-        same(&ours) && same(&chosen)
+        same(&ours)
     }
 
-    /// `tanh_lanes_one_scale` and `tanh_branches_one_scale` give `tanh`'s bits: around
+    /// `tanh_lanes_one_scale` gives `tanh`'s bits: around
     /// the special values (zeros, infinities, NaN, the polynomial's threshold, `2|x|`
     /// where `n` reaches 128 and the clamp) and on one bit pattern in 4099 of all of them.
     #[cfg(target_arch = "x86_64")]
