@@ -1767,18 +1767,6 @@ fn sigmoid8(x: __m256) -> __m256 {
     }
 }
 
-/// `p[..8] = sigmoid(p[..8] + q[..8])` by [`sigmoid8`]: the reset or update gate of
-/// eight units of a GRU from its two projections, the bits of the cells' own step.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA (always inlined into callers compiled for them); `p`
-/// and `q` are valid for eight floats (reads of both, writes of `p`).
-#[inline(always)]
-pub(crate) unsafe fn sigmoid_sum8(p: *mut f32, q: *const f32) {
-    // SAFETY: the caller's contract.
-    unsafe { _mm256_storeu_ps(p, sigmoid8(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)))) }
-}
-
 /// `m = e^r` (in `[0.7, 1.5)`) of [`maths::exp`](super::maths::exp)'s reduction
 /// `x = n ln 2 + r` of eight lanes: its polynomial, the lane function's operations in
 /// its order.
@@ -2010,10 +1998,11 @@ pub(crate) unsafe fn gru_cell<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32
 /// back, one store forwarding on the chain from one step's state to the next's). `p`
 /// and `q` receive the projections, as the whole-layer path leaves them; `h` holds the
 /// previous state in, the new one out. The same operations on every element as
-/// [`gemv_panels`] and [`gru_cell`], but for the candidate's `tanh`, by
-/// [`tanh8_one_scale`]: the same bits (a GRU 8->8 step's medians 55.5 to 55.8 ns over
-/// [`tanh8`], 54.6 to 55.2 ns, four alternated runs each natively and under
-/// `NN_ISA=avx2` on a 2-core AMD EPYC Zen 4).
+/// [`gemv_panels`] and [`gru_cell`], but for the gates' activations, by
+/// [`sigmoid8_one_scale`] and [`tanh8_one_scale`]: the same bits (a GRU 8->8 step's
+/// best times 53.5 to 54.5 ns over [`sigmoid8`] and the candidate's `tanh` with one
+/// scaling chosen by a blend of its two results, 51.1 to 51.9 ns with these, four
+/// alternated runs each natively and under `NN_ISA=avx2` on a 2-core AMD EPYC Zen 4).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -2079,10 +2068,10 @@ pub(crate) unsafe fn gru_step_panels<const F: usize, const H: usize>(
         }
     }
     for k in 0..H / 8 {
-        let r = sigmoid8(_mm256_add_ps(pv[0][k], qv[0][k]));
-        let z = sigmoid8(_mm256_add_ps(pv[1][k], qv[1][k]));
         // SAFETY: the CPU has AVX2 and FMA; `8 k + 8 <= H` floats of `h` (asserted).
         unsafe {
+            let r = sigmoid8_one_scale(_mm256_add_ps(pv[0][k], qv[0][k]));
+            let z = sigmoid8_one_scale(_mm256_add_ps(pv[1][k], qv[1][k]));
             let n = tanh8_one_scale(_mm256_fmadd_ps(r, qv[2][k], pv[2][k]));
             let out = _mm256_fmadd_ps(z, _mm256_sub_ps(_mm256_loadu_ps(hp.add(8 * k)), n), n);
             _mm256_storeu_ps(hp.add(8 * k), out);

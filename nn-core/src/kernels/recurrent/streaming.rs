@@ -379,10 +379,13 @@ impl<'s> GruOperands<'s> {
 /// beside those of `n`, eight units after every other block of four rows; in the
 /// reverse order (the recurrent rows of `n`, then `z`, then the input rows,
 /// then the recurrent rows of `r`) the update gate's sigmoids run beside the rows of
-/// `r`. Then the rest of the cell, 32 units at a time, the candidate's `tanh` with one
-/// scaling factor (`maths::tanh_lanes_one_scale`, the bits of `tanh`: a GRU 8->64 step
-/// 532.6 to 538.7 ns over `tanh`, 529.6 to 533.0 ns, best of four alternated runs on a
-/// 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`). The rows still alternate their
+/// `r`, by `avx2::sigmoid_sum8_one_scale` (the bits of `sigmoid` by fewer operations:
+/// 527 to 531 ns over the lane function (`maths::sigmoid_lanes`), 521 to 526 ns, best of four
+/// alternated runs on a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`). Then the rest of
+/// the cell, 32 units at a time, the candidate's `tanh` with one scaling factor
+/// (`maths::tanh_lanes_one_scale`, the bits of `tanh`: a GRU 8->64 step 532.6 to 538.7 ns
+/// over `tanh`, 529.6 to 533.0 ns, the same CPU; the cell eight units at a time by
+/// `avx2::sigmoid8_one_scale` and `avx2::tanh8_one_scale` took 546 to 560 ns). The rows still alternate their
 /// order from step to step (the rows one step reads last are the first the next one
 /// reads) and every element gets the results of the whole-layer path, the same bits.
 /// Out of line, so that the code of the step's other cells (an LSTM of the same widths
@@ -426,7 +429,7 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
             avx2::gemv_held_with::<H>(hh[0], H, h, b_hh[0], true, q_r, |k| {
                 if k % 2 == 0 && k / 2 < vectors {
                     // SAFETY: `8 (k / 2) + 8 <= H` floats from `pz` and `qz`.
-                    avx2::sigmoid_sum8(pz.add(8 * (k / 2)), qz.add(8 * (k / 2)))
+                    avx2::sigmoid_sum8_one_scale(pz.add(8 * (k / 2)), qz.add(8 * (k / 2)))
                 }
             })
         };
@@ -443,7 +446,7 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
             avx2::gemv_held_with::<H>(hh[1], H, h, b_hh[1], false, q_z, |k| {
                 if k % 2 == 0 && k / 2 < vectors {
                     // SAFETY: `8 (k / 2) + 8 <= H` floats from `pp` and `qr`.
-                    avx2::sigmoid_sum8(pp.add(8 * (k / 2)), qr.add(8 * (k / 2)))
+                    avx2::sigmoid_sum8_one_scale(pp.add(8 * (k / 2)), qr.add(8 * (k / 2)))
                 }
             })
         };
@@ -455,7 +458,7 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
                 if k % 2 == 0 && k / 2 < vectors {
                     // SAFETY: `H + 8 (k / 2) + 8 <= 2 H` floats from `pp`, `8 (k / 2) + 8
                     // <= H` from `qz`.
-                    avx2::sigmoid_sum8(pp.add(H + 8 * (k / 2)), qz.add(8 * (k / 2)))
+                    avx2::sigmoid_sum8_one_scale(pp.add(H + 8 * (k / 2)), qz.add(8 * (k / 2)))
                 }
             })
         };
