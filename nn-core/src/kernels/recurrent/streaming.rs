@@ -437,7 +437,7 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
         input(p);
         // SAFETY: as in the reverse order.
         unsafe { avx2::gemv_held::<H>(hh[0], H, h, b_hh[0], false, q_r) };
-        let (pp, qr, qz) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr(), q_z.as_ptr());
+        let (pp, qr) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr());
         // `H / 4` blocks of four rows of `z`: the reset gate's `H / 8` vectors after
         // every other block.
         // SAFETY: as above; the closure's pointers address `p` and `q_r`, which the
@@ -451,6 +451,8 @@ unsafe fn gru_gates_beside_rows<const F: usize, const H: usize>(step: &mut Opera
             })
         };
         // The same for the update gate beside the rows of `n`.
+        // `q_z` is summed: a pointer into it from here on.
+        let qz = q_z.as_ptr();
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
@@ -921,7 +923,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
             avx512::gemv_panels::<F>(ih, gh, x, b_ih, false, p);
             avx512::gemv_panels::<H>(hh[0], H, h, b_hh[0], false, q_r);
         }
-        let (pp, qr, qz) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr(), q_z.as_ptr());
+        let (pp, qr) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr());
         // After pair `k` of the rows of `z`, the reset gate's vectors `2 k` and `2 k + 1`.
         // SAFETY: as above; the closure's pointers address `p` and `q_r`, which the
         // kernel does not hold.
@@ -936,6 +938,8 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
             })
         };
         // After pair `k` of the rows of `n`, the update gate's vectors `2 k` and `2 k + 1`.
+        // `q_z` is summed: a pointer into it from here on.
+        let qz = q_z.as_ptr();
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
