@@ -1639,27 +1639,9 @@ mod tests {
             f32::NAN,
             1e30,
         ];
-        for (k, &v) in special.iter().enumerate() {
-            for v in [v, -v] {
-                for delta in [-3i32, -1, 0, 1, 3] {
-                    let first = v.to_bits().wrapping_add_signed(delta);
-                    assert!(one_scale_agrees(first, 1 + k as u32), "from {:e}", f32::from_bits(first));
-                }
-            }
-        }
         // 43.9 to 44.4 (`2|x|` where `n` reaches 127 and 128) and 85.8 to 89.1 (`-x`
         // where the sigmoid's `n` passes -124, 127 and 128), every value.
-        for (from, to) in [(43.9f32, 44.4f32), (85.8, 89.1)] {
-            for first in (from.to_bits()..to.to_bits()).step_by(8) {
-                assert!(one_scale_agrees(first, 1), "from {:e}", f32::from_bits(first));
-                assert!(one_scale_agrees(first | 1 << 31, 1), "from -{:e}", f32::from_bits(first));
-            }
-        }
-        let mut first = 0u32;
-        for _ in 0..(1u64 << 32) / (8 * 4099) {
-            assert!(one_scale_agrees(first, 4099), "from {first:#x}");
-            first = first.wrapping_add(8 * 4099);
-        }
+        super::super::maths::tests::sweep_bit_patterns(&special, &[(43.9, 44.4), (85.8, 89.1)], one_scale_agrees);
     }
 
     /// The same over every `f32` (run with `--release --ignored`).

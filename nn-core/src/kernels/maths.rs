@@ -481,7 +481,7 @@ pub(crate) fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[cfg(all(test, feature = "std"))]
-mod tests {
+pub(super) mod tests {
     //! Accuracy over every `f32` against `f64` (sampled here; every value in the ignored
     //! test), the ends of the range, and the slice forms against the one-lane ones, bit
     //! for bit (on x86-64 with AVX2 the slice forms run the AVX2 copy, on AArch64 NEON
@@ -607,33 +607,48 @@ mod tests {
         ours.iter().zip(&lanes).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
     }
 
+    /// Asserts `agrees(first, step)` (eight bit patterns from `first`, `step` apart)
+    /// around each of the `special` values and their negatives (a few patterns either
+    /// side), over every value of each of the `ranges` (both signs), and on one bit
+    /// pattern in 4099 of all of them: the sweep of the tests that check a faster form
+    /// of an activation against its lane function's bits.
+    #[cfg(target_arch = "x86_64")]
+    pub(in crate::kernels) fn sweep_bit_patterns(
+        special: &[f32],
+        ranges: &[(f32, f32)],
+        agrees: impl Fn(u32, u32) -> bool,
+    ) {
+        for (k, &v) in special.iter().enumerate() {
+            for v in [v, -v] {
+                for delta in [-3i32, -1, 0, 1, 3] {
+                    let first = v.to_bits().wrapping_add_signed(delta);
+                    assert!(agrees(first, 1 + k as u32), "from {:e}", f32::from_bits(first));
+                }
+            }
+        }
+        for &(from, to) in ranges {
+            for first in (from.to_bits()..to.to_bits()).step_by(8) {
+                assert!(agrees(first, 1), "from {:e}", f32::from_bits(first));
+                assert!(agrees(first | 1 << 31, 1), "from -{:e}", f32::from_bits(first));
+            }
+        }
+        let mut first = 0u32;
+        for _ in 0..(1u64 << 32) / (8 * 4099) {
+            assert!(agrees(first, 4099), "from {first:#x}");
+            first = first.wrapping_add(8 * 4099);
+        }
+    }
+
     /// `tanh_lanes_one_scale` gives `tanh`'s bits: around the special values (zeros,
     /// infinities, NaN, the polynomial's threshold, `2|x|` where `n` reaches 128 and
-    /// the clamp) and on one bit pattern in 4099 of all of them.
+    /// the clamp), over 44.18 to 44.37 (`2|x|` from 88.37 to 88.73, `n` 128) and on one
+    /// bit pattern in 4099 of all of them.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn tanh_one_scale_gives_the_bits_of_tanh() {
         let special =
             [0.0f32, 0.625, 1.0, 44.0, 44.19, 44.36, 44.5, 45.0, 1e-45, f32::MAX, f32::INFINITY, f32::NAN, 1e30];
-        for (k, &v) in special.iter().enumerate() {
-            for v in [v, -v] {
-                for delta in [-3i32, -1, 0, 1, 3] {
-                    let first = v.to_bits().wrapping_add_signed(delta);
-                    assert!(one_scale_agrees(first, 1 + k as u32), "from {:e}", f32::from_bits(first));
-                }
-            }
-        }
-        // 44.18 to 44.37 (`2|x|` from 88.37 to 88.73, `n` 128), every value.
-        let (from, to) = (44.18f32.to_bits(), 44.37f32.to_bits());
-        for first in (from..to).step_by(8) {
-            assert!(one_scale_agrees(first, 1), "from {:e}", f32::from_bits(first));
-            assert!(one_scale_agrees(first | 1 << 31, 1), "from -{:e}", f32::from_bits(first));
-        }
-        let mut first = 0u32;
-        for _ in 0..(1u64 << 32) / (8 * 4099) {
-            assert!(one_scale_agrees(first, 4099), "from {first:#x}");
-            first = first.wrapping_add(8 * 4099);
-        }
+        sweep_bit_patterns(&special, &[(44.18, 44.37)], one_scale_agrees);
     }
 
     /// The same over every `f32` (run with `--release --ignored`).
