@@ -1237,40 +1237,15 @@ unsafe fn panels16_at<const N: usize, const P: usize>(w: [*const f32; P], x: *co
     })
 }
 
-/// [`maths::sigmoid`](super::maths::sigmoid) of sixteen lanes: the lane function itself,
-/// inlined into this AVX-512 copy, each lane with the bits of the portable function.
-#[inline(always)]
-fn sigmoid16(x: __m512) -> __m512 {
-    // SAFETY: `__m512` and `[f32; 16]` have the same size and every bit pattern is valid
-    // for both.
-    unsafe {
-        core::mem::transmute::<[f32; 16], __m512>(super::maths::sigmoid_lanes::<16>(core::mem::transmute::<
-            __m512,
-            [f32; 16],
-        >(x)))
-    }
-}
-
-/// `p[..16] = sigmoid(p[..16] + q[..16])` by [`sigmoid16`]: the reset or update gate of
-/// sixteen units of a GRU from its two projections, the bits of the cells' own step.
-///
-/// # Safety
-/// The CPU must have AVX-512 F (always inlined into callers compiled for it); `p` and
-/// `q` are valid for sixteen floats (reads of both, writes of `p`).
-#[inline(always)]
-pub(crate) unsafe fn sigmoid_sum16(p: *mut f32, q: *const f32) {
-    // SAFETY: the caller's contract.
-    unsafe { _mm512_storeu_ps(p, sigmoid16(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(q)))) }
-}
-
-/// [`sigmoid_sum16`] by [`sigmoid16_scalef`] (whose scaling by `2^n` is one
-/// `vscalefps`): the same bits.
+/// `p[..16] = sigmoid(p[..16] + q[..16])` by [`sigmoid16_scalef`] (whose scaling by
+/// `2^n` is one `vscalefps`): a gate of sixteen units of a GRU or an LSTM from its two
+/// projections, the bits of the cells' own step.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F and FMA (always inlined into callers compiled for them);
 /// `p` and `q` are valid for sixteen floats (reads of both, writes of `p`).
 #[inline(always)]
-pub(crate) unsafe fn sigmoid_sum16_scalef(p: *mut f32, q: *const f32) {
+pub(crate) unsafe fn sigmoid_sum16(p: *mut f32, q: *const f32) {
     // SAFETY: the caller's contract.
     unsafe { _mm512_storeu_ps(p, sigmoid16_scalef(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(q)))) }
 }

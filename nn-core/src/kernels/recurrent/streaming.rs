@@ -870,7 +870,7 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
 /// every element gets the results of the whole-layer path, the same bits (a GRU
 /// 8->64 step 538 to 544 ns over the whole-layer path, 500 to 515 ns, best of
 /// alternated runs on a 2-core AMD EPYC Zen 4). The sigmoids scale by `2^n` in one
-/// `vscalefps` (`avx512::sigmoid_sum16_scalef`) and the candidate's `tanh` by one
+/// `vscalefps` (`avx512::sigmoid_sum16`) and the candidate's `tanh` by one
 /// factor (`maths::tanh_lanes_one_scale`), the bits of the lane functions (510.2 to
 /// 513.6 ns before, 503.5 to 518.6 ns, median 509 against 512 ns, four alternated runs
 /// on the same CPU). On that CPU the rows alone (the same build without any of the
@@ -912,7 +912,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pz` and `qz`.
-                        avx512::sigmoid_sum16_scalef(pz.add(16 * v), qz.add(16 * v))
+                        avx512::sigmoid_sum16(pz.add(16 * v), qz.add(16 * v))
                     }
                 }
             })
@@ -932,7 +932,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pp` and `qr`.
-                        avx512::sigmoid_sum16_scalef(pp.add(16 * v), qr.add(16 * v))
+                        avx512::sigmoid_sum16(pp.add(16 * v), qr.add(16 * v))
                     }
                 }
             })
@@ -948,7 +948,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
                     if v < vectors {
                         // SAFETY: `H + 16 v + 16 <= 2 H` floats from `pp`, `16 v + 16 <= H`
                         // from `qz`.
-                        avx512::sigmoid_sum16_scalef(pp.add(H + 16 * v), qz.add(16 * v))
+                        avx512::sigmoid_sum16(pp.add(H + 16 * v), qz.add(16 * v))
                     }
                 }
             })
