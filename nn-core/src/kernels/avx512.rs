@@ -1154,6 +1154,55 @@ pub(crate) unsafe fn gemv_panels_with<const N: usize>(
     }
 }
 
+/// [`gemv_panels_with`] for `m` rows, a multiple of 32: pairs of panels only (the
+/// streaming steps of 32 and 64 units, whose every projection is pairs of panels). The
+/// same bits as [`gemv_panels`].
+///
+/// # Safety
+/// As [`gemv_panels`].
+///
+/// # Panics
+/// If `N` is not a multiple of 8 or `m` of 32, `panels` holds fewer than `m N` floats,
+/// `x` fewer than `N`, `bias` or `y` fewer than `m`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub(crate) unsafe fn gemv_panel_pairs_with<const N: usize>(
+    panels: &[f32],
+    m: usize,
+    x: &[f32],
+    bias: &[f32],
+    reverse: bool,
+    y: &mut [f32],
+    mut after: impl FnMut(usize),
+) {
+    use super::avx2::PANEL_ROWS;
+    assert!(
+        N.is_multiple_of(8)
+            && m.is_multiple_of(2 * PANEL_ROWS)
+            && m.checked_mul(N).is_some_and(|len| panels.len() >= len)
+            && x.len() >= N
+            && bias.len() >= m
+            && y.len() >= m,
+        "gemv_panel_pairs_with: shapes"
+    );
+    let (wp, xp, bp, yp) = (panels.as_ptr(), x.as_ptr(), bias.as_ptr(), y.as_mut_ptr());
+    let pairs = m / (2 * PANEL_ROWS);
+    for k in 0..pairs {
+        let u = if reverse { pairs - 1 - k } else { k };
+        let r = 2 * u * PANEL_ROWS;
+        // SAFETY: rows `r..r + 32 <= m`: both panels inside the `m N` floats of `panels`
+        // (asserted); `x` holds `N` floats, `bias` and `y` `m`.
+        unsafe {
+            let w = wp.add(r * N);
+            let [s0, s1] = panels16_shuffled::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
+            _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s0));
+            let r = r + PANEL_ROWS;
+            _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s1));
+        }
+        after(k);
+    }
+}
+
 /// Rows `r..r + 16` for each `r` of `rows` of [`gemv_panels`]'s `y = bias + A x` (the
 /// other rows of `y` untouched), each `r` the first row of a full panel of 16: the
 /// `P` panels share each broadcast of `x`, and every row has the bits of

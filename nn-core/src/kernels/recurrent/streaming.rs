@@ -878,7 +878,10 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
 /// in the shadow of the rows from L2, and computing the candidate and the new state of
 /// the units whose rows are done beside the remaining rows (in either order, into `p`
 /// until the last row has read the old state) was no faster, 502 to 526 ns against 504
-/// to 515 ns in the same alternations. A function of its
+/// to 515 ns in the same alternations. Every projection is pairs of panels, summed by
+/// `avx512::gemv_panel_pairs_with` inlined here (through the general
+/// `avx512::gemv_panels`, out of line for the projections without a hook, 476 to 487 ns
+/// against 460 to 466 ns, alternated runs on the same CPU). A function of its
 /// own, called by [`step`] ahead of [`step_avx512`]: inlined into the latter, the LSTM
 /// 8->64 step of the same widths took 780 ns where it takes 765 ns.
 ///
@@ -899,16 +902,16 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
         // SAFETY: the CPU has AVX-512 F, AVX2 and FMA; `F` is a multiple of 8, `H` of
         // 32; the kernels assert their bounds.
         unsafe {
-            avx512::gemv_panels::<H>(hh[2], H, h, b_hh[2], true, q_n);
-            avx512::gemv_panels::<H>(hh[1], H, h, b_hh[1], true, q_z);
-            avx512::gemv_panels::<F>(ih, gh, x, b_ih, true, p);
+            avx512::gemv_panel_pairs_with::<H>(hh[2], H, h, b_hh[2], true, q_n, |_| {});
+            avx512::gemv_panel_pairs_with::<H>(hh[1], H, h, b_hh[1], true, q_z, |_| {});
+            avx512::gemv_panel_pairs_with::<F>(ih, gh, x, b_ih, true, p, |_| {});
         }
         let (pz, qz) = (p[H..2 * H].as_mut_ptr(), q_z.as_ptr());
         // After pair `k` of the rows of `r`, the update gate's vectors `2 k` and `2 k + 1`.
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(hh[0], H, h, b_hh[0], true, q_r, |k| {
+            avx512::gemv_panel_pairs_with::<H>(hh[0], H, h, b_hh[0], true, q_r, |k| {
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pz` and `qz`.
@@ -920,15 +923,15 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
     } else {
         // SAFETY: as in the reverse order.
         unsafe {
-            avx512::gemv_panels::<F>(ih, gh, x, b_ih, false, p);
-            avx512::gemv_panels::<H>(hh[0], H, h, b_hh[0], false, q_r);
+            avx512::gemv_panel_pairs_with::<F>(ih, gh, x, b_ih, false, p, |_| {});
+            avx512::gemv_panel_pairs_with::<H>(hh[0], H, h, b_hh[0], false, q_r, |_| {});
         }
         let (pp, qr) = (p[..2 * H].as_mut_ptr(), q_r.as_ptr());
         // After pair `k` of the rows of `z`, the reset gate's vectors `2 k` and `2 k + 1`.
         // SAFETY: as above; the closure's pointers address `p` and `q_r`, which the
         // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(hh[1], H, h, b_hh[1], false, q_z, |k| {
+            avx512::gemv_panel_pairs_with::<H>(hh[1], H, h, b_hh[1], false, q_z, |k| {
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `16 v + 16 <= H` floats from `pp` and `qr`.
@@ -943,7 +946,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
         // SAFETY: as above; the closure's pointers address `p` and `q_z`, which the
         // kernel does not hold.
         unsafe {
-            avx512::gemv_panels_with::<H>(hh[2], H, h, b_hh[2], false, q_n, |k| {
+            avx512::gemv_panel_pairs_with::<H>(hh[2], H, h, b_hh[2], false, q_n, |k| {
                 for v in [2 * k, 2 * k + 1] {
                     if v < vectors {
                         // SAFETY: `H + 16 v + 16 <= 2 H` floats from `pp`, `16 v + 16 <= H`
