@@ -1200,6 +1200,17 @@ mod tests {
                 // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
                 unsafe { avx512::gemv_panels::<N>(&panels, m, &x, &bias, reverse, &mut y) };
                 assert_eq!(bits(&y), expected, "AVX-512, {m} x {N}, reverse {reverse}");
+                if m.is_multiple_of(32) {
+                    // Pairs of panels only, each pair's index handed to the hook in the
+                    // order read.
+                    let (mut y, mut seen) = (vec![f32::NAN; m], Vec::new());
+                    // SAFETY: the CPU has AVX-512 F, AVX2 and FMA.
+                    unsafe {
+                        avx512::gemv_panel_pairs_with::<N>(&panels, m, &x, &bias, reverse, &mut y, |k| seen.push(k))
+                    };
+                    assert_eq!(bits(&y), expected, "AVX-512 pairs, {m} x {N}, reverse {reverse}");
+                    assert_eq!(seen, (0..m / 32).collect::<Vec<_>>(), "AVX-512 pairs' hook, {m} x {N}");
+                }
             }
         }
         // The rows with the input held in registers, four at a time, either order.
@@ -1259,8 +1270,9 @@ mod tests {
     }
 
     /// The projections over weights in step order give the bits of the portable `dot`
-    /// onto the bias, for panels of 16 and a last one of 8, pairs and lone panels, both
-    /// projections in one pass, and for the rows of chosen panels alone.
+    /// onto the bias, for panels of 16 and a last one of 8, pairs and lone panels (and
+    /// pairs alone, `avx512::gemv_panel_pairs_with`), both projections in one pass, and
+    /// for the rows of chosen panels alone.
     #[test]
     fn projections_in_step_order_give_the_portable_bits() {
         if !isa().avx2() {
