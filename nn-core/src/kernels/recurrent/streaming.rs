@@ -873,15 +873,17 @@ unsafe fn step_avx512<const F: usize, const H: usize>(step: &mut Operands) {
 /// `vscalefps` (`avx512::sigmoid_sum16`) and the candidate's `tanh` by one
 /// factor (`maths::tanh_lanes_one_scale`), the bits of the lane functions (510.2 to
 /// 513.6 ns before, 503.5 to 518.6 ns, median 509 against 512 ns, four alternated runs
-/// on the same CPU). On that CPU the rows alone (the same build without any of the
-/// cell, its outputs wrong) take the whole step, 504 to 517 ns: the cell already runs
-/// in the shadow of the rows from L2, and computing the candidate and the new state of
-/// the units whose rows are done beside the remaining rows (in either order, into `p`
-/// until the last row has read the old state) was no faster, 502 to 526 ns against 504
-/// to 515 ns in the same alternations. Every projection is pairs of panels, summed by
+/// on the same CPU). Every projection is pairs of panels, summed by
 /// `avx512::gemv_panel_pairs_with` inlined here (through the general
 /// `avx512::gemv_panels`, out of line for the projections without a hook, 476 to 487 ns
-/// against 460 to 466 ns, alternated runs on the same CPU). A function of its
+/// against 460 to 466 ns, alternated runs on the same CPU). Of that step, builds for
+/// timing only (their outputs wrong) take 405 to 416 ns for the rows alone and 422 to
+/// 424 ns with the gates beside them: the rest of the cell adds about 40 ns, whether or
+/// not its new state reaches the next step's rows (the earlier measure of the rows alone
+/// taking the whole step did not repeat). Computing the candidate and the new state of
+/// the units whose rows are done beside the remaining rows (in either order, into `p`
+/// until the last row has read the old state) was no faster, 502 to 526 ns against 504
+/// to 515 ns, alternated before the pairs kernel. A function of its
 /// own, called by [`step`] ahead of [`step_avx512`]: inlined into the latter, the LSTM
 /// 8->64 step of the same widths took 780 ns where it takes 765 ns.
 ///
