@@ -1424,14 +1424,18 @@ pub(crate) unsafe fn lstm_hidden16(o: *const f32, t: *const f32, h: *mut f32) {
 /// weights in step order (`ih`: `weight_ih`, `hh`: `weight_hh`, as
 /// [`super::avx2::gemv_panels`] reads them: each gate's 16 rows one panel), its
 /// projections kept in registers for the cell: first the input projection of every
-/// gate (two panels at a time sharing each broadcast of `x`), which does not wait on the
-/// previous step's state, then the recurrent projection gate by gate, `g` (whose `tanh`
+/// gate (two panels at a time sharing each input spread to the lanes), which does not
+/// wait on the previous step's state, then the recurrent projection gate by gate, `g`
+/// (whose `tanh`
 /// is the longest chain), `i`, `f`, `o`, each gate's activation beside the rows of the
 /// next; then `c = f c_prev + i g` and `h = o tanh(c)`. `p` and `q` receive the
 /// projections, as the whole-layer path leaves them; `h` and `c` hold the previous state
 /// in, the new one out. The same operations on every element as [`gemv_panels`] and the
 /// cells' `lstm_unit`, the same bits (the sigmoids and `tanh` by [`sigmoid16_scalef`]
-/// and [`tanh16_scalef`], whose scaling by `2^n` is one `vscalefps`).
+/// and [`tanh16_scalef`], whose scaling by `2^n` is one `vscalefps`). Each input of `x`
+/// and `h` reaches the lanes by an in-lane shuffle of four inputs loaded together
+/// ([`lstm16_panels_at`]: 8 loads where 32 broadcasts; an LSTM 16->16 step 88.9 to
+/// 91.4 ns before, 82.0 to 84.4 ns after, alternated, on a 2-core AMD EPYC Zen 4).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
