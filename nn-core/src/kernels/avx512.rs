@@ -1067,11 +1067,8 @@ pub unsafe fn dense8x8_value<const RELU: bool>(w: &[f32; 64], x: &[f32; 8], bias
 
 /// [`super::avx2::gemv_panels`] on sixteen lanes: the same step-ordered matrix and the
 /// same bits, two panels of 16 rows at a time (sixteen accumulators sharing each input
-/// of `x`, spread across the lanes by an in-lane shuffle of four inputs loaded once,
-/// [`panels16_shuffled`]: a GRU 8->64 step 508 to 518 ns with a broadcast load per
-/// input, 480 to 492 ns, an LSTM 8->64 step 720 to 732 ns, 700 to 701 ns, alternated
-/// runs on a 2-core AMD EPYC Zen 4), then a lone panel of 16, then the last 8 rows by
-/// the AVX2 form.
+/// of `x`, spread across the lanes by an in-lane shuffle, [`panels16_at`]), then a lone
+/// panel of 16, then the last 8 rows by the AVX2 form.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
@@ -1136,7 +1133,7 @@ pub(crate) unsafe fn gemv_panels_with<const N: usize>(
             if u < pairs {
                 let r = 2 * u * PANEL_ROWS;
                 let w = wp.add(r * N);
-                let [s0, s1] = panels16_shuffled::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
+                let [s0, s1] = panels16_at::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
                 _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s0));
                 let r = r + PANEL_ROWS;
                 _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s1));
@@ -1194,7 +1191,7 @@ pub(crate) unsafe fn gemv_panel_pairs_with<const N: usize>(
         // (asserted); `x` holds `N` floats, `bias` and `y` `m`.
         unsafe {
             let w = wp.add(r * N);
-            let [s0, s1] = panels16_shuffled::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
+            let [s0, s1] = panels16_at::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
             _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s0));
             let r = r + PANEL_ROWS;
             _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s1));
@@ -1205,7 +1202,7 @@ pub(crate) unsafe fn gemv_panel_pairs_with<const N: usize>(
 
 /// Rows `r..r + 16` for each `r` of `rows` of [`gemv_panels`]'s `y = bias + A x` (the
 /// other rows of `y` untouched), each `r` the first row of a full panel of 16: the
-/// `P` panels share each broadcast of `x`, and every row has the bits of
+/// `P` panels share each input of `x` ([`panels16_at`]), and every row has the bits of
 /// [`gemv_panels`].
 ///
 /// # Safety
@@ -1262,20 +1259,26 @@ unsafe fn panel16<const N: usize, const P: usize>(w: *const f32, x: *const f32) 
     unsafe { panels16_at::<N, P>(core::array::from_fn(|p| w.add(p * 16 * N)), x) }
 }
 
-/// [`panels16_at`] with each input spread across the lanes by an in-lane shuffle
-/// instead of a broadcast load: four inputs loaded once into every 128-bit lane
-/// (`vbroadcastf32x4`), then input `i` into all sixteen lanes by `vshufps`, so that
-/// the loads carry the rows and one load of `x` per four inputs (a broadcast load per
-/// input shares the load units with the rows). The same values, so the same bits.
+/// [`panel16`] of `P` panels of 16 rows anywhere (panel `p` at `w[p]`, `16 N` floats),
+/// the same bits. Each input reaches the sixteen lanes by an in-lane shuffle (`vshufps`)
+/// of four inputs loaded into the four 128-bit lanes of a register (`vbroadcastf32x4`,
+/// one load per four inputs), not by a broadcast load per input, so that the load units
+/// carry the rows: the same values, the same multiply-adds in the same order. On a
+/// 2-core AMD EPYC Zen 4, alternated: a GRU 8->64 step 508 to 518 ns with a broadcast
+/// load per input, 480 to 492 ns with the shuffles; an LSTM 8->64 step 720 to 732 ns,
+/// 700 to 701 ns; an LSTM 16->16 step ([`lstm16_step_panels`]) 88.9 to 91.4 ns, 82.0 to
+/// 84.4 ns.
 ///
 /// # Safety
-/// As [`panels16_at`].
+/// The CPU must have AVX-512 F; `w[p] .. w[p] + 16 N` and `x .. x + N` are readable,
+/// `N` a multiple of 8.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn panels16_shuffled<const N: usize, const P: usize>(w: [*const f32; P], x: *const f32) -> [__m512; P] {
+unsafe fn panels16_at<const N: usize, const P: usize>(w: [*const f32; P], x: *const f32) -> [__m512; P] {
     let mut acc = [[_mm512_setzero_ps(); 8]; P];
     // Blocks of eight inputs, one per accumulator (indices known at compile time, so
-    // that the accumulators stay in registers).
+    // that the accumulators stay in registers: a loop over fours indexing them by
+    // `i % 8` spilled them, a GRU 8->64 step 460 -> 745 ns).
     for i in (0..N).step_by(8) {
         // SAFETY: `i + 8 <= N` floats of `x` (`N` a multiple of 8; the caller's bounds).
         let fours = unsafe { [i, i + 4].map(|j| _mm512_broadcast_f32x4(_mm_loadu_ps(x.add(j)))) };
@@ -1296,76 +1299,6 @@ unsafe fn panels16_shuffled<const N: usize, const P: usize>(w: [*const f32; P], 
             for (p, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: `i + k < N` and `p < P` (the caller's bounds).
                 acc[k] = _mm512_fmadd_ps(unsafe { _mm512_loadu_ps(w[p].add((i + k) * 16)) }, xv, acc[k]);
-            }
-        }
-    }
-    acc.map(|a| {
-        let low = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
-        let high = _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7]));
-        _mm512_add_ps(low, high)
-    })
-}
-
-/// [`panel16`] of `P` panels of 16 rows anywhere (panel `p` at `w[p]`, `16 N` floats),
-/// sharing each broadcast of `x`: the same bits.
-///
-/// # Safety
-/// The CPU must have AVX-512 F; `w[p] .. w[p] + 16 N` and `x .. x + N` are readable.
-#[inline]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn panels16_at<const N: usize, const P: usize>(w: [*const f32; P], x: *const f32) -> [__m512; P] {
-    let mut acc = [[_mm512_setzero_ps(); 8]; P];
-    // Blocks of eight inputs, one per accumulator (indices known at compile time, so
-    // that the accumulators stay in registers).
-    for i in (0..N).step_by(8) {
-        for k in 0..8 {
-            // SAFETY: `i + k < N` (`N` a multiple of 8) and `p < P` (the caller's bounds).
-            unsafe {
-                let xv = _mm512_set1_ps(*x.add(i + k));
-                for (p, acc) in acc.iter_mut().enumerate() {
-                    acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(w[p].add((i + k) * 16)), xv, acc[k]);
-                }
-            }
-        }
-    }
-    acc.map(|a| {
-        let low = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
-        let high = _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7]));
-        _mm512_add_ps(low, high)
-    })
-}
-
-/// [`panels16_at`] with each input spread to the sixteen lanes by an in-lane shuffle
-/// (`vshufps`) of four inputs loaded into the four 128-bit lanes of a register
-/// (`vbroadcastf32x4`, one load per four inputs) rather than by a broadcast from
-/// memory (one load per input): the same values, the same multiply-adds in the same
-/// order, the same bits. For the LSTM step of 16 units ([`lstm16_step_panels`]).
-///
-/// # Safety
-/// The CPU must have AVX-512 F; `w[p] .. w[p] + 16 N` and `x .. x + N` are readable,
-/// `N` a multiple of 8.
-#[inline]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn lstm16_panels_at<const N: usize, const P: usize>(w: [*const f32; P], x: *const f32) -> [__m512; P] {
-    let mut acc = [[_mm512_setzero_ps(); 8]; P];
-    for i in (0..N).step_by(4) {
-        // SAFETY: `i + 4 <= N` floats of `x` (`N` a multiple of 8; the caller's bounds).
-        let mut four = unsafe { _mm512_broadcast_f32x4(_mm_loadu_ps(x.add(i))) };
-        // SAFETY: an empty instruction on a register: it only hides from the compiler
-        // that `four` came from memory (which would fold the shuffles back into one
-        // broadcast load per input).
-        unsafe { core::arch::asm!("/* {0} */", inout(zmm_reg) four, options(pure, nomem, nostack, preserves_flags)) };
-        let spread = [
-            _mm512_shuffle_ps::<0x00>(four, four),
-            _mm512_shuffle_ps::<0x55>(four, four),
-            _mm512_shuffle_ps::<0xAA>(four, four),
-            _mm512_shuffle_ps::<0xFF>(four, four),
-        ];
-        for (j, xv) in spread.into_iter().enumerate() {
-            let k = (i + j) % 8;
-            for (p, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: input `i + j < N` of panel `p < P` (the caller's bounds).
-                acc[k] = unsafe { _mm512_fmadd_ps(_mm512_loadu_ps(w[p].add((i + j) * 16)), xv, acc[k]) };
             }
         }
     }
@@ -1532,8 +1465,7 @@ pub(crate) unsafe fn lstm_hidden16(o: *const f32, t: *const f32, h: *mut f32) {
 /// cells' `lstm_unit`, the same bits (the sigmoids and `tanh` by [`sigmoid16_scalef`]
 /// and [`tanh16_scalef`], whose scaling by `2^n` is one `vscalefps`). Each input of `x`
 /// and `h` reaches the lanes by an in-lane shuffle of four inputs loaded together
-/// ([`lstm16_panels_at`]: 8 loads where 32 broadcasts; an LSTM 16->16 step 88.9 to
-/// 91.4 ns before, 82.0 to 84.4 ns after, alternated, on a 2-core AMD EPYC Zen 4).
+/// ([`panels16_at`]: 8 loads where 32 broadcasts).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
@@ -1584,11 +1516,11 @@ pub(crate) unsafe fn lstm16_step_panels<const F: usize>(
     // SAFETY: the panels lie inside `ih` and `hh`, `x` holds `F` floats and `h` 16
     // (asserted); the CPU has AVX-512 F, AVX2 and FMA.
     unsafe {
-        let [si, sf] = lstm16_panels_at::<F, 2>([panel(ihp, 0, F), panel(ihp, 1, F)], xp);
-        let [sg, so] = lstm16_panels_at::<F, 2>([panel(ihp, 2, F), panel(ihp, 3, F)], xp);
+        let [si, sf] = panels16_at::<F, 2>([panel(ihp, 0, F), panel(ihp, 1, F)], xp);
+        let [sg, so] = panels16_at::<F, 2>([panel(ihp, 2, F), panel(ihp, 3, F)], xp);
         let pv = [project(si, b_ih, p, 0), project(sf, b_ih, p, 1), project(sg, b_ih, p, 2), project(so, b_ih, p, 3)];
         let mut gate = |g: usize| {
-            let [s] = lstm16_panels_at::<H, 1>([panel(hhp, g, H)], hp.cast_const());
+            let [s] = panels16_at::<H, 1>([panel(hhp, g, H)], hp.cast_const());
             _mm512_add_ps(pv[g], project(s, b_hh, q, g))
         };
         let g = tanh16_scalef(gate(2));

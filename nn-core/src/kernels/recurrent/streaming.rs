@@ -1056,7 +1056,7 @@ unsafe fn gru_gates_beside_panels<const F: usize, const H: usize>(step: &mut Ope
 
 /// The rows of 16 units from `j` of each of `gates` gates (`H` units each) of a
 /// projection of `N` inputs over its weights in step order: each gate's rows one
-/// panel, an LSTM's two at a time sharing each broadcast of the input.
+/// panel, an LSTM's two at a time sharing each input (`avx512::panels16_at`).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, AVX2 and FMA.
