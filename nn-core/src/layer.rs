@@ -74,6 +74,23 @@ pub trait Layer: 'static {
     /// (dropout, flattening, reshaping): batch-1 inference of a sequence then gives
     /// the next layer this layer's input instead of a copy of it.
     const INFERENCE_IDENTITY: bool = false;
+    /// Whether [`Layer::relu_in_place`] applies: the layer's inference is elementwise
+    /// (its output the same length as its input) and it can compute `relu(f(x))` over
+    /// its input in place, sparing a following ReLU its own pass and buffer.
+    #[doc(hidden)]
+    const RELU_IN_PLACE: bool = false;
+    /// Whether [`Layer::leads_with_relu`] may be `true`: the layer, or a sequence's first
+    /// layer, may be a ReLU (an activation layer, whose function is chosen at run time).
+    #[doc(hidden)]
+    const MAY_LEAD_WITH_RELU: bool = false;
+    /// Whether [`Layer::forward_relu_input`] applies: the layer can compute `f(relu(x))`
+    /// in one pass, sparing a ReLU layer before it its own pass and buffer.
+    #[doc(hidden)]
+    const RELU_INPUT: bool = false;
+    /// Whether [`Layer::pipe_after_relu`] may run: the layer, or a sequence's first
+    /// layer, has [`Layer::RELU_INPUT`].
+    #[doc(hidden)]
+    const FIRST_RELU_INPUT: bool = Self::RELU_INPUT;
     /// The layer kind shown by summaries (`"Dense"`, `"Relu"`, a network's name).
     const KIND: &'static str;
     /// The compile-time description of the tensors `visit_tensors` visits (same
@@ -130,6 +147,78 @@ pub trait Layer: 'static {
     ) {
         let _ = spare;
         self.forward(w, &io[..batch * <Self::Input as Shape>::LEN], y, scratch)
+    }
+
+    /// Whether this layer (a sequence: its first layer) is a ReLU in inference,
+    /// `v > 0 ? v : 0` of every element (NaN to 0), which the layer before it may apply
+    /// ([`Layer::RELU_IN_PLACE`]). Only read where [`Layer::MAY_LEAD_WITH_RELU`].
+    #[doc(hidden)]
+    #[inline]
+    fn leads_with_relu(&self) -> bool {
+        false
+    }
+
+    /// With [`Layer::RELU_IN_PLACE`]: `buf = relu(f(buf))` for whole samples of inference,
+    /// each element's value that of [`Layer::forward`] followed by a ReLU layer.
+    #[doc(hidden)]
+    #[inline]
+    fn relu_in_place(&self, w: Weights<'_>, buf: &mut [f32]) {
+        let _ = (w, buf);
+        unreachable!("relu_in_place of a layer without `RELU_IN_PLACE`")
+    }
+
+    /// [`Layer::forward_pipe`] of this sequence without its first layer, whose output is
+    /// already in `io` (the first layer a ReLU that the layer before it applied in
+    /// place, [`Layer::leads_with_relu`]): the rest of the sequence reads `io`, or, for
+    /// a single layer, its output `y` is that value.
+    #[doc(hidden)]
+    #[inline]
+    fn forward_pipe_after_first(
+        &self,
+        w: Weights<'_>,
+        batch: usize,
+        io: &mut [f32],
+        spare: &mut [f32],
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let _ = (w, spare, scratch);
+        let n = batch * <Self::Output as Shape>::LEN;
+        y[..n].copy_from_slice(&io[..n]);
+    }
+
+    /// With [`Layer::RELU_INPUT`]: `y = f(relu(x))` for whole samples of inference, each
+    /// element's value that of a ReLU layer followed by [`Layer::forward`].
+    #[doc(hidden)]
+    #[inline]
+    fn forward_relu_input(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let _ = (w, x, y, scratch);
+        unreachable!("forward_relu_input of a layer without `RELU_INPUT`")
+    }
+
+    /// [`Layer::forward_pipe`] of this layer or sequence after a ReLU layer, whose input
+    /// is in `io`, with the ReLU in the first layer's pass ([`Layer::RELU_INPUT`]): the
+    /// first layer reads `io` and writes `spare` (where the ReLU would have written
+    /// `io`), so the rest runs over the two buffers swapped. Whether it ran: not when
+    /// the first layer has no such pass, or the buffers swapped are too short for the
+    /// rest (then nothing is written).
+    #[doc(hidden)]
+    #[inline]
+    fn pipe_after_relu(
+        &self,
+        w: Weights<'_>,
+        batch: usize,
+        io: &mut [f32],
+        spare: &mut [f32],
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) -> bool {
+        let _ = spare;
+        if !Self::RELU_INPUT {
+            return false;
+        }
+        self.forward_relu_input(w, &io[..batch * <Self::Input as Shape>::LEN], y, scratch);
+        true
     }
 
     /// Training forward: like `forward`, keeping in `cx.cache` what `backward` needs.
@@ -651,6 +740,9 @@ pub(crate) mod private {
         const VALUE_STACK: usize = L::VALUE_STACK;
         const VALUE_LEN: usize = L::VALUE_LEN;
         const INFERENCE_IDENTITY: bool = L::INFERENCE_IDENTITY;
+        const RELU_IN_PLACE: bool = L::RELU_IN_PLACE;
+        const MAY_LEAD_WITH_RELU: bool = L::MAY_LEAD_WITH_RELU;
+        const RELU_INPUT: bool = L::RELU_INPUT;
         const KIND: &'static str = L::KIND;
 
         #[inline]
@@ -664,6 +756,30 @@ pub(crate) mod private {
         #[inline]
         fn forward_value(&self, w: Weights<'_>, x: &[f32], scratch: &mut [f32]) -> crate::Tensor<Self::Output> {
             self.layer.forward_value(w, x, scratch)
+        }
+        #[inline]
+        fn leads_with_relu(&self) -> bool {
+            self.layer.leads_with_relu()
+        }
+        #[inline]
+        fn relu_in_place(&self, w: Weights<'_>, buf: &mut [f32]) {
+            self.layer.relu_in_place(w, buf)
+        }
+        #[inline]
+        fn forward_relu_input(&self, w: Weights<'_>, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+            self.layer.forward_relu_input(w, x, y, scratch)
+        }
+        #[inline]
+        fn forward_pipe_after_first(
+            &self,
+            w: Weights<'_>,
+            batch: usize,
+            io: &mut [f32],
+            spare: &mut [f32],
+            y: &mut [f32],
+            scratch: &mut [f32],
+        ) {
+            self.layer.forward_pipe_after_first(w, batch, io, spare, y, scratch)
         }
         #[inline]
         fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
@@ -694,10 +810,12 @@ pub(crate) mod private {
     }
 
     impl<A: Layer, B: Layer<Input = A::Output>> Chain<A, B> {
+        /// Floats per sample of the buffer that `forward` writes `A`'s output into and
+        /// the rest then runs as a pipe over, as its `io`.
+        const ENTRY_IO: usize = max(<A::Output as Shape>::LEN, B::PIPE_IO);
         /// Scratch of `forward` with the rest run as a pipe: `A`'s output, then `A`'s
         /// scratch or, once `A` is done, the rest's second buffer and scratch.
-        const FORWARD_PIPED: usize =
-            <Self as Layer>::PIPE_SPARE + max(A::FORWARD_SCRATCH, B::PIPE_SPARE + B::PIPE_SCRATCH);
+        const FORWARD_PIPED: usize = Self::ENTRY_IO + max(A::FORWARD_SCRATCH, B::PIPE_SPARE + B::PIPE_SCRATCH);
         /// Scratch of `forward` with the rest run by its own `forward`: `A`'s output,
         /// then the larger of the two scratch spaces (less than the pipe when `A`'s
         /// scratch is large and the rest's values small).
@@ -723,9 +841,13 @@ pub(crate) mod private {
         const BUFFERS: usize = A::BUFFERS + B::BUFFERS;
         const CACHE: usize = <A::Output as Shape>::LEN + A::CACHE + B::CACHE;
         const SCRATCH: usize = <A::Output as Shape>::LEN + max(A::SCRATCH, B::SCRATCH);
-        const FORWARD_SCRATCH: usize = min(Self::FORWARD_PIPED, Self::FORWARD_IN_TURN);
-        const PIPE_IO: usize = B::PIPE_SPARE;
-        const PIPE_SPARE: usize = max(<A::Output as Shape>::LEN, B::PIPE_IO);
+        /// Inference skips a first layer that is the identity: the rest's.
+        const FORWARD_SCRATCH: usize =
+            if A::INFERENCE_IDENTITY { B::FORWARD_SCRATCH } else { min(Self::FORWARD_PIPED, Self::FORWARD_IN_TURN) };
+        /// A pipe skips a first layer that is the identity: the rest's buffers, in the
+        /// same roles; otherwise `A` writes `spare` and the rest swaps them.
+        const PIPE_IO: usize = if A::INFERENCE_IDENTITY { B::PIPE_IO } else { B::PIPE_SPARE };
+        const PIPE_SPARE: usize = if A::INFERENCE_IDENTITY { B::PIPE_SPARE } else { Self::ENTRY_IO };
         const PIPE_SCRATCH: usize = max(A::FORWARD_SCRATCH, B::PIPE_SCRATCH);
         const VALUE_SCRATCH: usize =
             if Self::ON_STACK { max(A::VALUE_SCRATCH, B::VALUE_SCRATCH) } else { Self::FORWARD_SCRATCH };
@@ -738,6 +860,8 @@ pub(crate) mod private {
         };
         const VALUE_LEN: usize = <A::Output as Shape>::LEN + B::VALUE_LEN;
         const INFERENCE_IDENTITY: bool = A::INFERENCE_IDENTITY && B::INFERENCE_IDENTITY;
+        const MAY_LEAD_WITH_RELU: bool = A::MAY_LEAD_WITH_RELU;
+        const FIRST_RELU_INPUT: bool = A::RELU_INPUT;
         const KIND: &'static str = "Sequential";
 
         fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut Rng) {
@@ -752,10 +876,14 @@ pub(crate) mod private {
             let batch = x.len() / <A::Input as Shape>::LEN;
             let mid = batch * <A::Output as Shape>::LEN;
             let (wa, wb) = w.split::<A>();
+            if A::INFERENCE_IDENTITY {
+                // The rest reads the input (`A`'s output, the same values).
+                return self.rest.forward(wb, x, y, scratch);
+            }
             if Self::FORWARD_PIPED <= Self::FORWARD_IN_TURN {
                 // `A` writes into `io`, then the rest runs as a pipe over `io` and
                 // `spare`, which `A`'s scratch space becomes.
-                let (io, scratch) = split(scratch, batch * Self::PIPE_SPARE);
+                let (io, scratch) = split(scratch, batch * Self::ENTRY_IO);
                 self.first.forward(wa, x, &mut io[..mid], scratch);
                 let (spare, scratch) = split(scratch, batch * B::PIPE_SPARE);
                 self.rest.forward_pipe(wb, batch, io, spare, y, scratch);
@@ -796,12 +924,74 @@ pub(crate) mod private {
             y: &mut [f32],
             scratch: &mut [f32],
         ) {
+            let (wa, wb) = w.split::<A>();
+            if A::INFERENCE_IDENTITY {
+                // The rest reads `A`'s input, its output's values, where it is.
+                return self.rest.forward_pipe(wb, batch, io, spare, y, scratch);
+            }
+            if A::RELU_IN_PLACE && B::MAY_LEAD_WITH_RELU && self.rest.leads_with_relu() {
+                // `A` and the ReLU after it in one pass over `io`, where the ReLU would
+                // have written them; the rest after the ReLU reads them there.
+                self.first.relu_in_place(wa, &mut io[..batch * <A::Input as Shape>::LEN]);
+                return self.rest.forward_pipe_after_first(wb, batch, io, spare, y, scratch);
+            }
+            if A::MAY_LEAD_WITH_RELU
+                && B::FIRST_RELU_INPUT
+                && self.first.leads_with_relu()
+                && self.rest.pipe_after_relu(wb, batch, io, spare, y, scratch)
+            {
+                // The ReLU in the next layer's pass.
+                return;
+            }
             // `A` reads `io` and writes `spare`; the rest reads `spare` and may
             // overwrite `io`, whose value is no longer needed.
-            let (wa, wb) = w.split::<A>();
             let (x, mid) = (&io[..batch * <A::Input as Shape>::LEN], &mut spare[..batch * <A::Output as Shape>::LEN]);
             self.first.forward(wa, x, mid, scratch);
             self.rest.forward_pipe(wb, batch, spare, io, y, scratch);
+        }
+
+        #[inline]
+        fn leads_with_relu(&self) -> bool {
+            self.first.leads_with_relu()
+        }
+
+        #[inline]
+        fn pipe_after_relu(
+            &self,
+            w: Weights<'_>,
+            batch: usize,
+            io: &mut [f32],
+            spare: &mut [f32],
+            y: &mut [f32],
+            scratch: &mut [f32],
+        ) -> bool {
+            let (mid, rest_io, rest_spare) = (
+                batch * <A::Output as Shape>::LEN,
+                batch * max(<A::Output as Shape>::LEN, B::PIPE_IO),
+                batch * B::PIPE_SPARE,
+            );
+            if !A::RELU_INPUT || spare.len() < rest_io || io.len() < rest_spare {
+                return false;
+            }
+            let (wa, wb) = w.split::<A>();
+            self.first.forward_relu_input(wa, &io[..batch * <A::Input as Shape>::LEN], &mut spare[..mid], scratch);
+            self.rest.forward_pipe(wb, batch, spare, io, y, scratch);
+            true
+        }
+
+        /// The rest of the sequence over `io`, which holds the first layer's output.
+        #[inline]
+        fn forward_pipe_after_first(
+            &self,
+            w: Weights<'_>,
+            batch: usize,
+            io: &mut [f32],
+            spare: &mut [f32],
+            y: &mut [f32],
+            scratch: &mut [f32],
+        ) {
+            let (_, wb) = w.split::<A>();
+            self.rest.forward_pipe(wb, batch, io, spare, y, scratch);
         }
 
         #[inline]

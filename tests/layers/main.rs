@@ -31,6 +31,7 @@ mod conv_alloc_free;
 mod conv_network;
 mod describe;
 mod forward_scratch;
+mod fused_inference;
 mod graph_network;
 mod handwritten_expansion;
 mod int8_graph_codegen;

@@ -442,7 +442,7 @@ mod tests {
     /// has one) gives the bits of [`forward`] for any row count, with and without bias,
     /// for ReLU (negative zero and NaN included) and no activation.
     fn check<const I: usize>(rng: &mut Rng) {
-        for outputs in [1, 3, 8, 13, 64] {
+        for outputs in [1, 3, 8, 10, 13, 15, 64] {
             let weight: std::vec::Vec<f32> = (0..outputs * I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let bias: std::vec::Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let mut x: std::vec::Vec<f32> = (0..I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
@@ -451,9 +451,10 @@ mod tests {
             }
             for activation in [Activation::Relu, Activation::Identity] {
                 for bias in [Some(&bias[..]), None] {
-                    let (mut one, mut reference) = (std::vec![7.0; outputs], std::vec![7.0; outputs]);
+                    // Three floats past the outputs, which stay as they were.
+                    let (mut one, mut reference) = (std::vec![7.0; outputs + 3], std::vec![7.0; outputs + 3]);
                     forward_one::<I>(&x, &weight, bias, activation, outputs, &mut one);
-                    forward(&x, &weight, bias, activation, I, outputs, &mut reference, None);
+                    forward(&x, &weight, bias, activation, I, outputs, &mut reference[..outputs], None);
                     let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
                     assert_eq!(bits(&one), bits(&reference), "{I} inputs, {outputs} outputs, {activation:?}");
                 }

@@ -143,6 +143,61 @@ pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// ReLU as a ReLU layer computes it (`v > 0 ? v : 0`: zero for negative zero and NaN).
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// The largest ReLU of window `(oy, ox)`'s inputs (none NaN, none a negative zero, so
+/// the value [`argmax`] finds over them, whichever of equal ones it takes).
+#[inline(always)]
+fn max_relu(g: &PoolGeometry, plane: &[f32], oy: usize, ox: usize) -> f32 {
+    let (rows, cols) = g.window(oy, ox);
+    let mut max = relu(plane[rows.start * g.width + cols.start]);
+    for iy in rows {
+        for ix in cols.clone() {
+            let v = relu(plane[iy * g.width + ix]);
+            if v > max {
+                max = v;
+            }
+        }
+    }
+    max
+}
+
+/// Max pooling of the inputs through a ReLU: `y[p, oy, ox] = max over the window of
+/// relu(x[p])`, the values of a ReLU layer followed by [`max_forward`] (`relu(v)` is
+/// `v > 0 ? v : 0`), in one pass that writes no activated copy of `x`.
+pub fn max_relu_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
+    let (in_len, out_len) = g.lens();
+    #[cfg(target_arch = "x86_64")]
+    if g.is_halving_2x2() && super::isa::isa().avx2() {
+        let planes = g.planes(x);
+        let (x, y) = (&x[..planes * in_len], &mut y[..planes * out_len]);
+        // SAFETY: the CPU has AVX2, and AVX-512 F where `avx512()`; the slices hold
+        // `planes` input and output planes.
+        return unsafe {
+            if super::isa::isa().avx512() {
+                halving::max_relu_forward_avx512(g.out_width, x, y)
+            } else {
+                halving::max_relu_forward(g.out_width, x, y)
+            }
+        };
+    }
+    for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
+        for oy in 0..g.out_height {
+            for ox in 0..g.out_width {
+                yp[oy * g.out_width + ox] = max_relu(g, xp, oy, ox);
+            }
+        }
+    }
+}
+
 /// Backward of [`max_forward`]: `dx` is overwritten; each output's gradient goes to the
 /// first maximum of its window (found again from `x`, so no indices are kept).
 pub fn max_backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]) {
@@ -347,6 +402,99 @@ mod halving {
         unsafe { max_forward(ow, &x[4 * q..], &mut y[q..]) }
     }
 
+    /// [`super::max_relu_forward`] (see the module), eight outputs at a time: each
+    /// window's four inputs by `vmaxps` onto zero, which takes an input above the
+    /// maximum so far and passes over a NaN (whose ReLU is zero) and a negative zero;
+    /// the last outputs one at a time.
+    ///
+    /// # Safety
+    /// AVX2.
+    ///
+    /// # Panics
+    /// As [`max_forward`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_relu_forward(ow: usize, x: &[f32], y: &mut [f32]) {
+        assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
+        assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
+        let w = 2 * ow;
+        let (mut at, mut column) = (0, 0);
+        let mut next = || {
+            let here = at;
+            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
+            here
+        };
+        let mut q = 0;
+        while q + 8 <= y.len() {
+            let (t0, t1) = (next(), next());
+            debug_assert!(t0 == top(q, ow) && t1 == top(q + 4, ow));
+            // SAFETY: outputs `q..q + 8` exist and their windows lie in `x`, as in
+            // `max_forward`.
+            unsafe {
+                let load = |at: usize| _mm256_loadu_ps(x.as_ptr().add(at));
+                let (a, b) = split(load(t0), load(t1));
+                let (c, d) = split(load(t0 + w), load(t1 + w));
+                let max = _mm256_max_ps(d, _mm256_max_ps(c, _mm256_max_ps(b, _mm256_max_ps(a, _mm256_setzero_ps()))));
+                _mm256_storeu_ps(y.as_mut_ptr().add(q), max);
+            }
+            q += 8;
+        }
+        for (q, y) in y.iter_mut().enumerate().skip(q) {
+            let t = top(q, ow);
+            let window = [x[t], x[t + 1], x[t + w], x[t + w + 1]];
+            *y = window.into_iter().map(super::relu).fold(0.0, |max, v| if v > max { v } else { max });
+        }
+    }
+
+    /// [`max_relu_forward`] with AVX-512, sixteen outputs at a time (the inputs gathered
+    /// as in [`max_forward_avx512`]); the last outputs (fewer than sixteen, from the
+    /// start of their output row) as [`max_relu_forward`].
+    ///
+    /// # Safety
+    /// AVX-512 F and AVX2.
+    ///
+    /// # Panics
+    /// As [`max_forward`].
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn max_relu_forward_avx512(ow: usize, x: &[f32], y: &mut [f32]) {
+        assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
+        assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
+        let w = 2 * ow;
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let (mut at, mut column) = (0, 0);
+        let mut next = || {
+            let here = at;
+            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
+            here
+        };
+        let mut q = 0;
+        while q + 16 <= y.len() {
+            let tops: [usize; 4] = core::array::from_fn(|_| next());
+            debug_assert!(tops[0] == top(q, ow) && tops[3] == top(q + 12, ow));
+            // SAFETY: outputs `q..q + 16` exist and their windows lie in `x`, as in
+            // `max_forward_avx512`.
+            unsafe {
+                let pair = |first: usize, second: usize| {
+                    let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(x.as_ptr().add(first))));
+                    let high = _mm256_castps_pd(_mm256_loadu_ps(x.as_ptr().add(second)));
+                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(low, high))
+                };
+                let (t0, t1) = (pair(tops[0], tops[1]), pair(tops[2], tops[3]));
+                let (b0, b1) = (pair(tops[0] + w, tops[1] + w), pair(tops[2] + w, tops[3] + w));
+                let a = _mm512_permutex2var_ps(t0, even, t1);
+                let b = _mm512_permutex2var_ps(t0, odd, t1);
+                let c = _mm512_permutex2var_ps(b0, even, b1);
+                let d = _mm512_permutex2var_ps(b0, odd, b1);
+                let max = _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, _mm512_max_ps(a, _mm512_setzero_ps()))));
+                _mm512_storeu_ps(y.as_mut_ptr().add(q), max);
+            }
+            q += 16;
+        }
+        let q = q / ow * ow;
+        // SAFETY: AVX2 (the caller's contract); the remaining outputs are whole rows.
+        unsafe { max_relu_forward(ow, &x[4 * q..], &mut y[q..]) }
+    }
+
     /// Max pooling backward (see the module): every input gets `0 + dy` of its window
     /// when it holds the maximum, else 0 (`dx` is overwritten).
     ///
@@ -549,6 +697,16 @@ mod tests {
                 let bits =
                     |v: &[f32]| v.iter().map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() }).collect::<Vec<_>>();
                 assert_eq!(bits(&y), bits(&y_ref), "forward {h}x{w} x{planes}");
+                // Through a ReLU: the same values as a ReLU pass and then the pooling,
+                // by the CPU's path and by the portable loops.
+                let relu: Vec<f32> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+                let (mut y_relu, mut y_relu_tall) = (vec![9.0; dy.len()], vec![7.0; dy.len()]);
+                max_forward(&tall, &padded(&relu, -1e9), &mut y_ref);
+                max_relu_forward(&g, &x, &mut y_relu);
+                max_relu_forward(&tall, &padded(&x, -1e9), &mut y_relu_tall);
+                assert_eq!(bits(&y_relu), bits(&y_ref), "forward through a ReLU {h}x{w} x{planes}");
+                assert_eq!(bits(&y_relu_tall), bits(&y_ref), "portable forward through a ReLU {h}x{w} x{planes}");
+                assert!(y_relu.iter().all(|v| !v.is_nan()));
                 assert_eq!(bits(&dx), bits(&dx_ref), "backward {h}x{w} x{planes}");
             }
         }

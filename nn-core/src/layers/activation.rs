@@ -58,9 +58,15 @@ impl<S: Shape> Layer for Act<S> {
     type Input = S;
     type Output = S;
     const PARAMS: usize = 0;
+    const MAY_LEAD_WITH_RELU: bool = true;
     const KIND: &'static str = "Activation";
 
     fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut Rng) {}
+
+    #[inline]
+    fn leads_with_relu(&self) -> bool {
+        matches!(self.activation, Activation::Relu)
+    }
 
     #[inline]
     fn forward(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {

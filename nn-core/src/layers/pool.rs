@@ -78,6 +78,16 @@ pub trait PoolMode: Copy + core::fmt::Debug + 'static {
     fn forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]);
     /// Writes the input gradient of [`PoolMode::forward`] into `dx`.
     fn backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]);
+    /// Whether [`PoolMode::forward_relu`] applies.
+    #[doc(hidden)]
+    const RELU_INPUT: bool = false;
+    /// With [`PoolMode::RELU_INPUT`]: [`PoolMode::forward`] of the input through a ReLU
+    /// (`v > 0 ? v : 0`), in one pass.
+    #[doc(hidden)]
+    fn forward_relu(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
+        let _ = (g, x, y);
+        unreachable!("forward_relu of a pooling without `RELU_INPUT`")
+    }
     /// Pools every plane of `plane` floats into one value.
     fn global_forward(plane: usize, x: &[f32], y: &mut [f32]);
     /// Writes the input gradient of [`PoolMode::global_forward`] into `dx`.
@@ -102,6 +112,10 @@ impl PoolMode for Max {
     }
     fn backward(g: &PoolGeometry, x: &[f32], dy: &[f32], dx: &mut [f32]) {
         pool::max_backward(g, x, dy, dx)
+    }
+    const RELU_INPUT: bool = true;
+    fn forward_relu(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
+        pool::max_relu_forward(g, x, y)
     }
     fn global_forward(plane: usize, x: &[f32], y: &mut [f32]) {
         pool::global_max_forward(plane, x, y)
@@ -221,9 +235,16 @@ impl<M: PoolMode, const C: usize, const H: usize, const W: usize, const OH: usiz
     type Input = Shape3<C, H, W>;
     type Output = Shape3<C, OH, OW>;
     const KIND: &'static str = M::KIND_2D;
+    /// Max pooling after a ReLU layer runs as one pass ([`pool::max_relu_forward`]).
+    const RELU_INPUT: bool = M::RELU_INPUT;
     no_params! {
         forward(self, x, y) { M::forward(&self.geometry, x, y); }
         backward(self, x, dy, dx) { M::backward(&self.geometry, x, dy, dx); }
+    }
+
+    #[inline]
+    fn forward_relu_input(&self, _w: Weights<'_>, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        M::forward_relu(&self.geometry, x, y);
     }
 }
 

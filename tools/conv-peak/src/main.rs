@@ -172,6 +172,7 @@ fn main() {
     let (mut y1, mut y2, mut y3) = (vec![0.0; 16 * 64], vec![0.0; 32 * 64], vec![0.0; 512]);
     let (mut y4, mut y5) = (vec![0.0; 64], vec![0.0; 10]);
     let (mut yb, mut yr) = (vec![0.0; 16 * 64], vec![0.0; 32 * 64]);
+    let (mut ybr, mut y3r) = (vec![0.0; 16 * 64], vec![0.0; 512]);
     let pool_geometry = pool::PoolGeometry {
         height: 8,
         width: 8,
@@ -204,6 +205,13 @@ fn main() {
             Layer::forward(&bn, Weights::new(&bn_params, &bn_buffers), black_box(&x2), &mut yb, &mut []);
             black_box(&yb);
         }),
+        // Batch norm and the ReLU after it, one pass in place (as the network runs them),
+        // after a copy of the input (1024 floats) that the pass overwrites.
+        Case::new("copy + batch norm + relu in place", 0, || {
+            ybr.copy_from_slice(black_box(&x2));
+            Layer::relu_in_place(&bn, Weights::new(&bn_params, &bn_buffers), &mut ybr);
+            black_box(&ybr);
+        }),
         Case::new("relu 2048", 0, || {
             Layer::forward(&relu, Weights::new(&[], &[]), black_box(&x3), &mut yr, &mut []);
             black_box(&yr);
@@ -216,6 +224,11 @@ fn main() {
         Case::new("max pool 2x2", 0, || {
             pool::max_forward(&pool_geometry, black_box(&x3), &mut y3);
             black_box(&y3);
+        }),
+        // A ReLU and the max pooling after it, one pass (as the network runs them).
+        Case::new("max pool 2x2 of relu", 0, || {
+            pool::max_relu_forward(&pool_geometry, black_box(&x3), &mut y3r);
+            black_box(&y3r);
         }),
         Case::new("fc1 512->64 relu", 512 * 64, || {
             dense::forward_one::<512>(black_box(&x4), &wf, Some(&bf), Activation::Relu, 64, &mut y4);
