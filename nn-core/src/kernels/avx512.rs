@@ -1131,12 +1131,7 @@ pub(crate) unsafe fn gemv_panels_with<const N: usize>(
         // rows below `m`; `x` holds `N` floats, `bias` and `y` `m`.
         unsafe {
             if u < pairs {
-                let r = 2 * u * PANEL_ROWS;
-                let w = wp.add(r * N);
-                let [s0, s1] = panels16_at::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
-                _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s0));
-                let r = r + PANEL_ROWS;
-                _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s1));
+                panel_pair_plus_bias::<N>(wp, xp, bp, yp, 2 * u * PANEL_ROWS);
             } else if u < pairs + lone {
                 let r = 2 * pairs * PANEL_ROWS;
                 let [s] = panel16::<N, 1>(wp.add(r * N), xp);
@@ -1186,17 +1181,30 @@ pub(crate) unsafe fn gemv_panel_pairs_with<const N: usize>(
     let pairs = m / (2 * PANEL_ROWS);
     for k in 0..pairs {
         let u = if reverse { pairs - 1 - k } else { k };
-        let r = 2 * u * PANEL_ROWS;
-        // SAFETY: rows `r..r + 32 <= m`: both panels inside the `m N` floats of `panels`
-        // (asserted); `x` holds `N` floats, `bias` and `y` `m`.
-        unsafe {
-            let w = wp.add(r * N);
-            let [s0, s1] = panels16_at::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
-            _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s0));
-            let r = r + PANEL_ROWS;
-            _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s1));
-        }
+        // SAFETY: rows `2 u 16 .. 2 u 16 + 32 <= m`: both panels inside the `m N` floats
+        // of `panels` (asserted); `x` holds `N` floats, `bias` and `y` `m`.
+        unsafe { panel_pair_plus_bias::<N>(wp, xp, bp, yp, 2 * u * PANEL_ROWS) };
         after(k);
+    }
+}
+
+/// `y[r..r + 32] = bias[r..r + 32] + A[r..r + 32] x` for the pair of panels of 16 rows
+/// from row `r` of [`gemv_panels`]' step-ordered matrix at `wp` ([`panels16_at`]).
+///
+/// # Safety
+/// The CPU must have AVX-512 F; rows `r..r + 32` of the `N`-column panels at `wp` are
+/// readable, as are `N` floats at `xp` and `bp[r..r + 32]`; `yp[r..r + 32]` is writable.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn panel_pair_plus_bias<const N: usize>(wp: *const f32, xp: *const f32, bp: *const f32, yp: *mut f32, r: usize) {
+    use super::avx2::PANEL_ROWS;
+    // SAFETY: the caller's bounds.
+    unsafe {
+        let w = wp.add(r * N);
+        let [s0, s1] = panels16_at::<N, 2>([w, w.add(PANEL_ROWS * N)], xp);
+        _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s0));
+        let r = r + PANEL_ROWS;
+        _mm512_storeu_ps(yp.add(r), _mm512_add_ps(_mm512_loadu_ps(bp.add(r)), s1));
     }
 }
 
