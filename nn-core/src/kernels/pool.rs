@@ -293,6 +293,48 @@ mod halving {
         (max, which)
     }
 
+    /// The top-left input of each group of 4 outputs in turn, from output 0
+    /// (`top(q, ow)`, `q` a multiple of 4, without a division).
+    fn group_tops(ow: usize) -> impl FnMut() -> usize {
+        let (mut at, mut column) = (0, 0);
+        move || {
+            let here = at;
+            (at, column) = if column + 4 == ow { (at + 2 * ow + 8, 0) } else { (at + 8, column + 4) };
+            here
+        }
+    }
+
+    /// The four inputs of the windows of sixteen outputs, four groups of 4 whose windows
+    /// start at `tops` in input rows of `w` floats: the top-left, top-right, bottom-left
+    /// and bottom-right input of every window, in the order of [`super::argmax_2x2`]
+    /// (two loads of eight per row of four groups, their even and odd elements by one
+    /// permutation each).
+    ///
+    /// # Safety
+    /// AVX-512 F and AVX2; the windows lie inside `x`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn windows16_at(x: &[f32], tops: [usize; 4], w: usize) -> [__m512; 4] {
+        debug_assert!(tops[3] + w + 8 <= x.len());
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        // SAFETY: both rows of every window (8 floats from `t` and from `t + w`) are in
+        // `x` (the caller's contract).
+        let pair = |first: usize, second: usize| unsafe {
+            let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(x.as_ptr().add(first))));
+            let high = _mm256_castps_pd(_mm256_loadu_ps(x.as_ptr().add(second)));
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(low, high))
+        };
+        let (t0, t1) = (pair(tops[0], tops[1]), pair(tops[2], tops[3]));
+        let (b0, b1) = (pair(tops[0] + w, tops[1] + w), pair(tops[2] + w, tops[3] + w));
+        [
+            _mm512_permutex2var_ps(t0, even, t1),
+            _mm512_permutex2var_ps(t0, odd, t1),
+            _mm512_permutex2var_ps(b0, even, b1),
+            _mm512_permutex2var_ps(b0, odd, b1),
+        ]
+    }
+
     /// The index of the input holding the maximum of output `q`'s window.
     #[inline(always)]
     fn argmax(x: &[f32], q: usize, ow: usize) -> usize {
@@ -311,14 +353,7 @@ mod halving {
         assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
         assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
         let w = 2 * ow;
-        // The top-left input of the next group of 4 outputs (`top(q, ow)`, without a
-        // division), and the output column it starts.
-        let (mut at, mut column) = (0, 0);
-        let mut next = || {
-            let here = at;
-            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
-            here
-        };
+        let mut next = group_tops(ow);
         let mut q = 0;
         while q + 8 <= y.len() {
             let (t0, t1) = (next(), next());
@@ -354,16 +389,7 @@ mod halving {
         assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
         assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
         let w = 2 * ow;
-        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        // The top-left input of the next group of 4 outputs (`top(q, ow)`, without a
-        // division), and the output column it starts.
-        let (mut at, mut column) = (0, 0);
-        let mut next = || {
-            let here = at;
-            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
-            here
-        };
+        let mut next = group_tops(ow);
         let mut q = 0;
         while q + 16 <= y.len() {
             let tops: [usize; 4] = core::array::from_fn(|_| next());
@@ -372,17 +398,7 @@ mod halving {
             // windows of each group of 4 (8 floats of a row from `top`, and of the next
             // row) lie in `x`, as in `max_forward`.
             unsafe {
-                let pair = |first: usize, second: usize| {
-                    let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(x.as_ptr().add(first))));
-                    let high = _mm256_castps_pd(_mm256_loadu_ps(x.as_ptr().add(second)));
-                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(low, high))
-                };
-                let (t0, t1) = (pair(tops[0], tops[1]), pair(tops[2], tops[3]));
-                let (b0, b1) = (pair(tops[0] + w, tops[1] + w), pair(tops[2] + w, tops[3] + w));
-                let a = _mm512_permutex2var_ps(t0, even, t1);
-                let b = _mm512_permutex2var_ps(t0, odd, t1);
-                let c = _mm512_permutex2var_ps(b0, even, b1);
-                let d = _mm512_permutex2var_ps(b0, odd, b1);
+                let [a, b, c, d] = windows16_at(x, tops, w);
                 // `argmax_2x2`'s steps without a mask each: `vmaxps` takes its first
                 // operand where it is above the second, else the second (as a step,
                 // which keeps a NaN maximum and the first of equal values), but a
@@ -417,12 +433,7 @@ mod halving {
         assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
         assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
         let w = 2 * ow;
-        let (mut at, mut column) = (0, 0);
-        let mut next = || {
-            let here = at;
-            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
-            here
-        };
+        let mut next = group_tops(ow);
         let mut q = 0;
         while q + 8 <= y.len() {
             let (t0, t1) = (next(), next());
@@ -459,14 +470,7 @@ mod halving {
         assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
         assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
         let w = 2 * ow;
-        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        let (mut at, mut column) = (0, 0);
-        let mut next = || {
-            let here = at;
-            (at, column) = if column + 4 == ow { (at + w + 8, 0) } else { (at + 8, column + 4) };
-            here
-        };
+        let mut next = group_tops(ow);
         let mut q = 0;
         while q + 16 <= y.len() {
             let tops: [usize; 4] = core::array::from_fn(|_| next());
@@ -474,17 +478,7 @@ mod halving {
             // SAFETY: outputs `q..q + 16` exist and their windows lie in `x`, as in
             // `max_forward_avx512`.
             unsafe {
-                let pair = |first: usize, second: usize| {
-                    let low = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(x.as_ptr().add(first))));
-                    let high = _mm256_castps_pd(_mm256_loadu_ps(x.as_ptr().add(second)));
-                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(low, high))
-                };
-                let (t0, t1) = (pair(tops[0], tops[1]), pair(tops[2], tops[3]));
-                let (b0, b1) = (pair(tops[0] + w, tops[1] + w), pair(tops[2] + w, tops[3] + w));
-                let a = _mm512_permutex2var_ps(t0, even, t1);
-                let b = _mm512_permutex2var_ps(t0, odd, t1);
-                let c = _mm512_permutex2var_ps(b0, even, b1);
-                let d = _mm512_permutex2var_ps(b0, odd, b1);
+                let [a, b, c, d] = windows16_at(x, tops, w);
                 let max = _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, _mm512_max_ps(a, _mm512_setzero_ps()))));
                 _mm512_storeu_ps(y.as_mut_ptr().add(q), max);
             }
