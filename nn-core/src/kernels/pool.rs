@@ -109,21 +109,11 @@ fn argmax_2x2(plane: &[f32], at: usize, width: usize) -> usize {
 
 /// Max pooling: `y[p, oy, ox] = max over the window of x[p]`.
 pub fn max_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
-    let (in_len, out_len) = g.lens();
     #[cfg(target_arch = "x86_64")]
-    if g.is_halving_2x2() && super::isa::isa().avx2() {
-        let planes = g.planes(x);
-        let (x, y) = (&x[..planes * in_len], &mut y[..planes * out_len]);
-        // SAFETY: the CPU has AVX2, and AVX-512 F where `avx512()`; the slices hold
-        // `planes` input and output planes.
-        return unsafe {
-            if super::isa::isa().avx512() {
-                halving::max_forward_avx512(g.out_width, x, y)
-            } else {
-                halving::max_forward(g.out_width, x, y)
-            }
-        };
+    if halving_forward::<false>(g, x, y) {
+        return;
     }
+    let (in_len, out_len) = g.lens();
     if g.is_tiled_2x2() {
         for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
             for oy in 0..g.out_height {
@@ -174,21 +164,11 @@ fn max_relu(g: &PoolGeometry, plane: &[f32], oy: usize, ox: usize) -> f32 {
 /// relu(x[p])`, the values of a ReLU layer followed by [`max_forward`] (`relu(v)` is
 /// `v > 0 ? v : 0`), in one pass that writes no activated copy of `x`.
 pub fn max_relu_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
-    let (in_len, out_len) = g.lens();
     #[cfg(target_arch = "x86_64")]
-    if g.is_halving_2x2() && super::isa::isa().avx2() {
-        let planes = g.planes(x);
-        let (x, y) = (&x[..planes * in_len], &mut y[..planes * out_len]);
-        // SAFETY: the CPU has AVX2, and AVX-512 F where `avx512()`; the slices hold
-        // `planes` input and output planes.
-        return unsafe {
-            if super::isa::isa().avx512() {
-                halving::max_relu_forward_avx512(g.out_width, x, y)
-            } else {
-                halving::max_relu_forward(g.out_width, x, y)
-            }
-        };
+    if halving_forward::<true>(g, x, y) {
+        return;
     }
+    let (in_len, out_len) = g.lens();
     for (xp, yp) in x.chunks_exact(in_len).zip(y[..g.planes(x) * out_len].chunks_exact_mut(out_len)) {
         for oy in 0..g.out_height {
             for ox in 0..g.out_width {
@@ -196,6 +176,32 @@ pub fn max_relu_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
             }
         }
     }
+}
+
+/// [`max_forward`] (`RELU`: [`max_relu_forward`]) by its AVX-512 form, or its AVX2 one
+/// on a CPU without AVX-512, where the windows halve the planes and the CPU has AVX2:
+/// whether it ran.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn halving_forward<const RELU: bool>(g: &PoolGeometry, x: &[f32], y: &mut [f32]) -> bool {
+    let isa = super::isa::isa();
+    if !(g.is_halving_2x2() && isa.avx2()) {
+        return false;
+    }
+    let (in_len, out_len) = g.lens();
+    let planes = g.planes(x);
+    let (x, y) = (&x[..planes * in_len], &mut y[..planes * out_len]);
+    // SAFETY: the CPU has AVX2, and AVX-512 F where `avx512()`; the slices hold
+    // `planes` input and output planes.
+    unsafe {
+        match (RELU, isa.avx512()) {
+            (false, true) => halving::max_forward_avx512(g.out_width, x, y),
+            (false, false) => halving::max_forward(g.out_width, x, y),
+            (true, true) => halving::max_relu_forward_avx512(g.out_width, x, y),
+            (true, false) => halving::max_relu_forward(g.out_width, x, y),
+        }
+    }
+    true
 }
 
 /// Backward of [`max_forward`]: `dx` is overwritten; each output's gradient goes to the
