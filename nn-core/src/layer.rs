@@ -173,18 +173,10 @@ pub trait Layer: 'static {
     /// a single layer, its output `y` is that value.
     #[doc(hidden)]
     #[inline]
-    fn forward_pipe_after_first(
-        &self,
-        w: Weights<'_>,
-        batch: usize,
-        io: &mut [f32],
-        spare: &mut [f32],
-        y: &mut [f32],
-        scratch: &mut [f32],
-    ) {
-        let _ = (w, spare, scratch);
-        let n = batch * <Self::Output as Shape>::LEN;
-        y[..n].copy_from_slice(&io[..n]);
+    fn forward_pipe_after_first(&self, w: Weights<'_>, pipe: private::Pipe<'_>) {
+        let _ = w;
+        let n = pipe.batch * <Self::Output as Shape>::LEN;
+        pipe.y[..n].copy_from_slice(&pipe.io[..n]);
     }
 
     /// With [`Layer::RELU_INPUT`]: `y = f(relu(x))` for whole samples of inference, each
@@ -204,20 +196,11 @@ pub trait Layer: 'static {
     /// rest (then nothing is written).
     #[doc(hidden)]
     #[inline]
-    fn pipe_after_relu(
-        &self,
-        w: Weights<'_>,
-        batch: usize,
-        io: &mut [f32],
-        spare: &mut [f32],
-        y: &mut [f32],
-        scratch: &mut [f32],
-    ) -> bool {
-        let _ = spare;
+    fn pipe_after_relu(&self, w: Weights<'_>, pipe: &mut private::Pipe<'_>) -> bool {
         if !Self::RELU_INPUT {
             return false;
         }
-        self.forward_relu_input(w, &io[..batch * <Self::Input as Shape>::LEN], y, scratch);
+        self.forward_relu_input(w, &pipe.io[..pipe.batch * <Self::Input as Shape>::LEN], pipe.y, pipe.scratch);
         true
     }
 
@@ -728,6 +711,23 @@ pub(crate) mod private {
         buf.split_at_mut(n)
     }
 
+    /// The buffers of a sequence's inference over `batch` samples, the arguments of
+    /// [`Layer::forward_pipe`] after the weights, as a sequence hands them to the rest
+    /// of it where the layer before that rest applies a ReLU
+    /// ([`Layer::forward_pipe_after_first`], [`Layer::pipe_after_relu`]).
+    pub struct Pipe<'a> {
+        /// Samples.
+        pub batch: usize,
+        /// The input, which the pipe may overwrite.
+        pub io: &'a mut [f32],
+        /// The second buffer.
+        pub spare: &'a mut [f32],
+        /// The output.
+        pub y: &'a mut [f32],
+        /// Temporary space.
+        pub scratch: &'a mut [f32],
+    }
+
     impl<L: Layer> Layer for Named<L> {
         type Input = L::Input;
         type Output = L::Output;
@@ -770,16 +770,8 @@ pub(crate) mod private {
             self.layer.forward_relu_input(w, x, y, scratch)
         }
         #[inline]
-        fn forward_pipe_after_first(
-            &self,
-            w: Weights<'_>,
-            batch: usize,
-            io: &mut [f32],
-            spare: &mut [f32],
-            y: &mut [f32],
-            scratch: &mut [f32],
-        ) {
-            self.layer.forward_pipe_after_first(w, batch, io, spare, y, scratch)
+        fn forward_pipe_after_first(&self, w: Weights<'_>, pipe: Pipe<'_>) {
+            self.layer.forward_pipe_after_first(w, pipe)
         }
         #[inline]
         fn forward_train(&self, x: &[f32], y: &mut [f32], cx: TrainCtx<'_>) {
@@ -929,22 +921,24 @@ pub(crate) mod private {
                 // The rest reads `A`'s input, its output's values, where it is.
                 return self.rest.forward_pipe(wb, batch, io, spare, y, scratch);
             }
+            let mut pipe = Pipe { batch, io, spare, y, scratch };
             if A::RELU_IN_PLACE && B::MAY_LEAD_WITH_RELU && self.rest.leads_with_relu() {
                 // `A` and the ReLU after it in one pass over `io`, where the ReLU would
                 // have written them; the rest after the ReLU reads them there.
-                self.first.relu_in_place(wa, &mut io[..batch * <A::Input as Shape>::LEN]);
-                return self.rest.forward_pipe_after_first(wb, batch, io, spare, y, scratch);
+                self.first.relu_in_place(wa, &mut pipe.io[..batch * <A::Input as Shape>::LEN]);
+                return self.rest.forward_pipe_after_first(wb, pipe);
             }
             if A::MAY_LEAD_WITH_RELU
                 && B::FIRST_RELU_INPUT
                 && self.first.leads_with_relu()
-                && self.rest.pipe_after_relu(wb, batch, io, spare, y, scratch)
+                && self.rest.pipe_after_relu(wb, &mut pipe)
             {
                 // The ReLU in the next layer's pass.
                 return;
             }
             // `A` reads `io` and writes `spare`; the rest reads `spare` and may
             // overwrite `io`, whose value is no longer needed.
+            let Pipe { io, spare, y, scratch, .. } = pipe;
             let (x, mid) = (&io[..batch * <A::Input as Shape>::LEN], &mut spare[..batch * <A::Output as Shape>::LEN]);
             self.first.forward(wa, x, mid, scratch);
             self.rest.forward_pipe(wb, batch, spare, io, y, scratch);
@@ -956,15 +950,9 @@ pub(crate) mod private {
         }
 
         #[inline]
-        fn pipe_after_relu(
-            &self,
-            w: Weights<'_>,
-            batch: usize,
-            io: &mut [f32],
-            spare: &mut [f32],
-            y: &mut [f32],
-            scratch: &mut [f32],
-        ) -> bool {
+        fn pipe_after_relu(&self, w: Weights<'_>, pipe: &mut Pipe<'_>) -> bool {
+            let Pipe { batch, io, spare, y, scratch } = pipe;
+            let batch = *batch;
             let (mid, rest_io, rest_spare) = (
                 batch * <A::Output as Shape>::LEN,
                 batch * max(<A::Output as Shape>::LEN, B::PIPE_IO),
@@ -981,16 +969,9 @@ pub(crate) mod private {
 
         /// The rest of the sequence over `io`, which holds the first layer's output.
         #[inline]
-        fn forward_pipe_after_first(
-            &self,
-            w: Weights<'_>,
-            batch: usize,
-            io: &mut [f32],
-            spare: &mut [f32],
-            y: &mut [f32],
-            scratch: &mut [f32],
-        ) {
+        fn forward_pipe_after_first(&self, w: Weights<'_>, pipe: Pipe<'_>) {
             let (_, wb) = w.split::<A>();
+            let Pipe { batch, io, spare, y, scratch } = pipe;
             self.rest.forward_pipe(wb, batch, io, spare, y, scratch);
         }
 

@@ -194,11 +194,10 @@ fn halving_forward<const RELU: bool>(g: &PoolGeometry, x: &[f32], y: &mut [f32])
     // SAFETY: the CPU has AVX2, and AVX-512 F where `avx512()`; the slices hold
     // `planes` input and output planes.
     unsafe {
-        match (RELU, isa.avx512()) {
-            (false, true) => halving::max_forward_avx512(g.out_width, x, y),
-            (false, false) => halving::max_forward(g.out_width, x, y),
-            (true, true) => halving::max_relu_forward_avx512(g.out_width, x, y),
-            (true, false) => halving::max_relu_forward(g.out_width, x, y),
+        if isa.avx512() {
+            halving::max_forward_avx512::<RELU>(g.out_width, x, y)
+        } else {
+            halving::max_forward::<RELU>(g.out_width, x, y)
         }
     }
     true
@@ -347,7 +346,63 @@ mod halving {
         super::argmax_2x2(x, top(q, ow), 2 * ow)
     }
 
-    /// Max pooling forward (see the module).
+    /// The output of window `q` alone: its maximum, as [`super::argmax_2x2`] finds it;
+    /// with `RELU`, the largest ReLU of its four inputs (from zero, in their order).
+    #[inline(always)]
+    fn one<const RELU: bool>(x: &[f32], q: usize, ow: usize) -> f32 {
+        if RELU {
+            let (t, w) = (top(q, ow), 2 * ow);
+            let window = [x[t], x[t + 1], x[t + w], x[t + w + 1]];
+            window.into_iter().map(super::relu).fold(0.0, |max, v| if v > max { v } else { max })
+        } else {
+            x[argmax(x, q, ow)]
+        }
+    }
+
+    /// The outputs of the two groups of 4 windows that start at `t0` and at `t1` in
+    /// input rows of `w` floats: their maxima (as [`windows_at`]); with `RELU`, each
+    /// window's four inputs by `vmaxps` onto zero, which takes an input above the
+    /// maximum so far and passes over a NaN (whose ReLU is zero) and a negative zero.
+    ///
+    /// # Safety
+    /// AVX2; the windows lie inside `x`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn outputs8<const RELU: bool>(x: &[f32], t0: usize, t1: usize, w: usize) -> __m256 {
+        if !RELU {
+            // SAFETY: the caller's contract.
+            return unsafe { windows_at(x, t0, t1, w).0 };
+        }
+        debug_assert!(t1 + w + 8 <= x.len());
+        // SAFETY: both windows' rows (8 floats from `t` and from `t + w`) are in `x`.
+        let load = |at: usize| unsafe { _mm256_loadu_ps(x.as_ptr().add(at)) };
+        let (a, b) = split(load(t0), load(t1));
+        let (c, d) = split(load(t0 + w), load(t1 + w));
+        _mm256_max_ps(d, _mm256_max_ps(c, _mm256_max_ps(b, _mm256_max_ps(a, _mm256_setzero_ps()))))
+    }
+
+    /// The outputs of sixteen windows from their four inputs in the order of
+    /// [`super::argmax_2x2`] ([`windows16_at`]): their maxima; with `RELU`, the inputs
+    /// by `vmaxps` onto zero, as in [`outputs8`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    fn outputs16<const RELU: bool>([a, b, c, d]: [__m512; 4]) -> __m512 {
+        if RELU {
+            return _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, _mm512_max_ps(a, _mm512_setzero_ps()))));
+        }
+        // `argmax_2x2`'s steps without a mask each: `vmaxps` takes its first operand
+        // where it is above the second, else the second (as a step, which keeps a NaN
+        // maximum and the first of equal values), but a step takes a NaN `v`: where
+        // `b`, `c` or `d` is NaN, the window's maximum is a NaN, their sum.
+        let max = _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, a)));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, c) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(d, d);
+        let some_nan = _mm512_add_ps(_mm512_add_ps(b, c), d);
+        _mm512_mask_mov_ps(max, nan, some_nan)
+    }
+
+    /// Max pooling forward (see the module), with `RELU` of the inputs through a ReLU
+    /// ([`super::max_relu_forward`]), eight outputs at a time ([`outputs8`]); the last
+    /// outputs one at a time.
     ///
     /// # Safety
     /// AVX2.
@@ -355,7 +410,7 @@ mod halving {
     /// # Panics
     /// Unless `x` holds `4 y.len()` floats and `y` whole rows of `ow`, a multiple of 4.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn max_forward(ow: usize, x: &[f32], y: &mut [f32]) {
+    pub(super) unsafe fn max_forward<const RELU: bool>(ow: usize, x: &[f32], y: &mut [f32]) {
         assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
         assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
         let w = 2 * ow;
@@ -366,24 +421,19 @@ mod halving {
             debug_assert!(t0 == top(q, ow) && t1 == top(q + 4, ow));
             // SAFETY: outputs `q..q + 8` exist; `y` is whole rows of `ow`, so the rows
             // of output `q + 7` end at `4 ow (row + 1) <= x.len()`: their windows exist.
-            unsafe {
-                let (max, _) = windows_at(x, t0, t1, w);
-                _mm256_storeu_ps(y.as_mut_ptr().add(q), max);
-            }
+            unsafe { _mm256_storeu_ps(y.as_mut_ptr().add(q), outputs8::<RELU>(x, t0, t1, w)) };
             q += 8;
         }
-        for q in q..y.len() {
-            y[q] = x[argmax(x, q, ow)];
+        for (q, y) in y.iter_mut().enumerate().skip(q) {
+            *y = one::<RELU>(x, q, ow);
         }
     }
 
-    /// Max pooling forward (see the module) with AVX-512, sixteen outputs at a time:
-    /// the top rows of four groups of 4 outputs in two registers (two loads of eight
-    /// each), their even and odd elements by one permutation each, likewise the bottom
-    /// rows, and the window's elements taken in the order of [`super::argmax_2x2`] by
-    /// `vmaxps` (the same values: the first of equal ones, a NaN kept), a NaN put back
-    /// where a later element of the window is one; the last outputs (fewer than sixteen, from the start of their
-    /// output row) as [`max_forward`].
+    /// [`max_forward`] with AVX-512, sixteen outputs at a time: the top rows of four
+    /// groups of 4 outputs in two registers (two loads of eight each), their even and
+    /// odd elements by one permutation each, likewise the bottom rows
+    /// ([`windows16_at`]), then [`outputs16`]; the last outputs (fewer than sixteen,
+    /// from the start of their output row) as [`max_forward`].
     ///
     /// # Safety
     /// AVX-512 F and AVX2.
@@ -391,7 +441,7 @@ mod halving {
     /// # Panics
     /// As [`max_forward`].
     #[target_feature(enable = "avx512f,avx2")]
-    pub(super) unsafe fn max_forward_avx512(ow: usize, x: &[f32], y: &mut [f32]) {
+    pub(super) unsafe fn max_forward_avx512<const RELU: bool>(ow: usize, x: &[f32], y: &mut [f32]) {
         assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
         assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
         let w = 2 * ow;
@@ -403,96 +453,14 @@ mod halving {
             // SAFETY: outputs `q..q + 16` exist; `y` is whole rows of `ow`, so the
             // windows of each group of 4 (8 floats of a row from `top`, and of the next
             // row) lie in `x`, as in `max_forward`.
-            unsafe {
-                let [a, b, c, d] = windows16_at(x, tops, w);
-                // `argmax_2x2`'s steps without a mask each: `vmaxps` takes its first
-                // operand where it is above the second, else the second (as a step,
-                // which keeps a NaN maximum and the first of equal values), but a
-                // step takes a NaN `v`: where `b`, `c` or `d` is NaN, the window's
-                // maximum is a NaN, their sum.
-                let max = _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, a)));
-                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, c) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(d, d);
-                let some_nan = _mm512_add_ps(_mm512_add_ps(b, c), d);
-                _mm512_storeu_ps(y.as_mut_ptr().add(q), _mm512_mask_mov_ps(max, nan, some_nan));
-            }
+            unsafe { _mm512_storeu_ps(y.as_mut_ptr().add(q), outputs16::<RELU>(windows16_at(x, tops, w))) };
             q += 16;
         }
         // The rest from the start of its output row (the outputs before `q` again, to
         // the same values).
         let q = q / ow * ow;
         // SAFETY: AVX2 (the caller's contract); the remaining outputs are whole rows.
-        unsafe { max_forward(ow, &x[4 * q..], &mut y[q..]) }
-    }
-
-    /// [`super::max_relu_forward`] (see the module), eight outputs at a time: each
-    /// window's four inputs by `vmaxps` onto zero, which takes an input above the
-    /// maximum so far and passes over a NaN (whose ReLU is zero) and a negative zero;
-    /// the last outputs one at a time.
-    ///
-    /// # Safety
-    /// AVX2.
-    ///
-    /// # Panics
-    /// As [`max_forward`].
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn max_relu_forward(ow: usize, x: &[f32], y: &mut [f32]) {
-        assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
-        assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
-        let w = 2 * ow;
-        let mut next = group_tops(ow);
-        let mut q = 0;
-        while q + 8 <= y.len() {
-            let (t0, t1) = (next(), next());
-            debug_assert!(t0 == top(q, ow) && t1 == top(q + 4, ow));
-            // SAFETY: outputs `q..q + 8` exist and their windows lie in `x`, as in
-            // `max_forward`.
-            unsafe {
-                let load = |at: usize| _mm256_loadu_ps(x.as_ptr().add(at));
-                let (a, b) = split(load(t0), load(t1));
-                let (c, d) = split(load(t0 + w), load(t1 + w));
-                let max = _mm256_max_ps(d, _mm256_max_ps(c, _mm256_max_ps(b, _mm256_max_ps(a, _mm256_setzero_ps()))));
-                _mm256_storeu_ps(y.as_mut_ptr().add(q), max);
-            }
-            q += 8;
-        }
-        for (q, y) in y.iter_mut().enumerate().skip(q) {
-            let t = top(q, ow);
-            let window = [x[t], x[t + 1], x[t + w], x[t + w + 1]];
-            *y = window.into_iter().map(super::relu).fold(0.0, |max, v| if v > max { v } else { max });
-        }
-    }
-
-    /// [`max_relu_forward`] with AVX-512, sixteen outputs at a time (the inputs gathered
-    /// as in [`max_forward_avx512`]); the last outputs (fewer than sixteen, from the
-    /// start of their output row) as [`max_relu_forward`].
-    ///
-    /// # Safety
-    /// AVX-512 F and AVX2.
-    ///
-    /// # Panics
-    /// As [`max_forward`].
-    #[target_feature(enable = "avx512f,avx2")]
-    pub(super) unsafe fn max_relu_forward_avx512(ow: usize, x: &[f32], y: &mut [f32]) {
-        assert!(x.len() / 4 == y.len() && x.len().is_multiple_of(4) && ow.is_multiple_of(4) && ow > 0);
-        assert!(y.len().is_multiple_of(ow), "pooling: a partial output row");
-        let w = 2 * ow;
-        let mut next = group_tops(ow);
-        let mut q = 0;
-        while q + 16 <= y.len() {
-            let tops: [usize; 4] = core::array::from_fn(|_| next());
-            debug_assert!(tops[0] == top(q, ow) && tops[3] == top(q + 12, ow));
-            // SAFETY: outputs `q..q + 16` exist and their windows lie in `x`, as in
-            // `max_forward_avx512`.
-            unsafe {
-                let [a, b, c, d] = windows16_at(x, tops, w);
-                let max = _mm512_max_ps(d, _mm512_max_ps(c, _mm512_max_ps(b, _mm512_max_ps(a, _mm512_setzero_ps()))));
-                _mm512_storeu_ps(y.as_mut_ptr().add(q), max);
-            }
-            q += 16;
-        }
-        let q = q / ow * ow;
-        // SAFETY: AVX2 (the caller's contract); the remaining outputs are whole rows.
-        unsafe { max_relu_forward(ow, &x[4 * q..], &mut y[q..]) }
+        unsafe { max_forward::<RELU>(ow, &x[4 * q..], &mut y[q..]) }
     }
 
     /// Max pooling backward (see the module): every input gets `0 + dy` of its window
