@@ -956,17 +956,19 @@ pub unsafe fn gemv_fixed<const N: usize>(
     let mut i = 8 * blocks;
     // Bias `i` on, or null.
     let bp = |i: usize| bias.map_or(core::ptr::null(), |b| b[i..].as_ptr());
-    // SAFETY (all four): rows `i..i + R <= m` of `N` floats are inside `a`, `y` and
-    // `bias` (when given) hold `m` floats (asserted).
-    if m - i >= 4 {
-        unsafe { dense_b1_tail::<N, 4>(ap.add(i * N), xp, bp(i), relu, yp.add(i)) };
-        i += 4;
-    }
-    match m - i {
-        3 => unsafe { dense_b1_tail::<N, 3>(ap.add(i * N), xp, bp(i), relu, yp.add(i)) },
-        2 => unsafe { dense_b1_tail::<N, 2>(ap.add(i * N), xp, bp(i), relu, yp.add(i)) },
-        1 => unsafe { dense_b1_tail::<N, 1>(ap.add(i * N), xp, bp(i), relu, yp.add(i)) },
-        _ => {}
+    // SAFETY: each call takes rows `i..i + R` with `i + R <= m`: `N` floats each inside
+    // `a`; `y` and `bias` (when given) hold `m` floats (asserted).
+    unsafe {
+        if m - i >= 4 {
+            dense_b1_tail::<N, 4>(ap.add(i * N), xp, bp(i), relu, yp.add(i));
+            i += 4;
+        }
+        match m - i {
+            3 => dense_b1_tail::<N, 3>(ap.add(i * N), xp, bp(i), relu, yp.add(i)),
+            2 => dense_b1_tail::<N, 2>(ap.add(i * N), xp, bp(i), relu, yp.add(i)),
+            1 => dense_b1_tail::<N, 1>(ap.add(i * N), xp, bp(i), relu, yp.add(i)),
+            _ => {}
+        }
     }
 }
 
