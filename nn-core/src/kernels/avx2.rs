@@ -899,8 +899,9 @@ pub unsafe fn gemv_rows(alpha: f32, a: &[f32], rs: usize, m: usize, n: usize, x:
 /// Blocks of eight rows as [`gemv_rows`], but with the column loop unrolled and every
 /// row addressed at a constant offset from one pointer, first to last or, with
 /// `reverse`, last to first (a product repeated with alternating order finds the rows
-/// it read last still in L1); the other rows by [`gemv_rows`]. Every output has the bits of `gemv_rows` onto the bias (or onto zero)
-/// followed by `max(v, 0)` (`v > 0 ? v : 0`, NaN to 0).
+/// it read last still in L1); the last `m % 8` rows in line after them
+/// ([`dense_b1_tail`]). Every output has the bits of [`gemv_rows`] onto the bias (or
+/// onto zero) followed by `max(v, 0)` (`v > 0 ? v : 0`, NaN to 0).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -952,18 +953,76 @@ pub unsafe fn gemv_fixed<const N: usize>(
             _mm256_storeu_ps(yp.add(i), v);
         }
     }
-    let i = 8 * blocks;
-    if i < m {
-        let rest = &mut y[i..m];
-        match bias {
-            Some(b) => rest.copy_from_slice(&b[i..m]),
-            None => rest.fill(0.0),
+    let mut i = 8 * blocks;
+    // Bias `i` on, or null.
+    let bp = |i: usize| bias.map_or(core::ptr::null(), |b| b[i..].as_ptr());
+    // SAFETY: each call takes rows `i..i + R` with `i + R <= m`: `N` floats each inside
+    // `a`; `y` and `bias` (when given) hold `m` floats (asserted).
+    unsafe {
+        if m - i >= 4 {
+            dense_b1_tail::<N, 4>(ap.add(i * N), xp, bp(i), relu, yp.add(i));
+            i += 4;
         }
-        // SAFETY: the CPU has AVX2 and FMA; rows `i..m` are inside `a`.
-        unsafe { gemv_rows(1.0, &a[i * N..], N, m - i, N, x, rest) };
-        if relu {
-            rest.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+        match m - i {
+            3 => dense_b1_tail::<N, 3>(ap.add(i * N), xp, bp(i), relu, yp.add(i)),
+            2 => dense_b1_tail::<N, 2>(ap.add(i * N), xp, bp(i), relu, yp.add(i)),
+            1 => dense_b1_tail::<N, 1>(ap.add(i * N), xp, bp(i), relu, yp.add(i)),
+            _ => {}
         }
+    }
+}
+
+/// The last `R <= 4` rows of [`gemv_fixed`] (after its blocks of eight): `y[r] =
+/// relu?(b[r] + dot(A[r, :], x))` for `r < R`, one accumulator per row reduced by
+/// [`sum4`] (the lanes of a missing row repeat row 0's, whose sum is not stored), in
+/// line: the bits of [`gemv_rows`] onto the bias (or onto zero), without its call, its
+/// copy of the bias and its pass for ReLU.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `a` holds `R` rows of `N` floats, `x` `N` floats,
+/// `y` `R` writable floats, and `b` is null or holds `R` floats.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dense_b1_tail<const N: usize, const R: usize>(
+    a: *const f32,
+    x: *const f32,
+    b: *const f32,
+    relu: bool,
+    y: *mut f32,
+) {
+    let zero = _mm256_setzero_ps();
+    let mut acc = [zero; R];
+    // SAFETY: rows `r < R` of `N` floats at `a`, `N` floats at `x` (the caller's contract).
+    unsafe {
+        for p in (0..N).step_by(8) {
+            let xv = _mm256_loadu_ps(x.add(p));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(r * N + p)), xv, *acc);
+            }
+        }
+    }
+    let row = |r: usize| if r < R { acc[r] } else { acc[0] };
+    let sums = sum4(row(0), row(1), row(2), row(3));
+    let start = if b.is_null() {
+        _mm_setzero_ps()
+    } else {
+        // SAFETY: `b` holds `R` floats (the caller's contract); lanes from `R` on are
+        // not stored.
+        unsafe {
+            let at = |r: usize| if r < R { *b.add(r) } else { 0.0 };
+            _mm_set_ps(at(3), at(2), at(1), at(0))
+        }
+    };
+    let mut v = _mm_add_ps(start, sums);
+    if relu {
+        // `max` returns its second operand when either is NaN (or both zeros).
+        v = _mm_max_ps(v, _mm_setzero_ps());
+    }
+    let mut out = [0.0f32; 4];
+    // SAFETY: `out` holds 4 floats, `y` `R <= 4` (the caller's contract).
+    unsafe {
+        _mm_storeu_ps(out.as_mut_ptr(), v);
+        core::ptr::copy_nonoverlapping(out.as_ptr(), y, R);
     }
 }
 

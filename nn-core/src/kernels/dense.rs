@@ -442,7 +442,7 @@ mod tests {
     /// has one) gives the bits of [`forward`] for any row count, with and without bias,
     /// for ReLU (negative zero and NaN included) and no activation.
     fn check<const I: usize>(rng: &mut Rng) {
-        for outputs in [1, 3, 8, 10, 13, 15, 64] {
+        for outputs in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 20, 64] {
             let weight: std::vec::Vec<f32> = (0..outputs * I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let bias: std::vec::Vec<f32> = (0..outputs).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let mut x: std::vec::Vec<f32> = (0..I).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
