@@ -307,8 +307,8 @@ struct Operands<'a, 'b> {
 /// weights in `params` (`G H (F + H)` floats). Of 16 units, the gates are paired `i`
 /// with `g`, then `f` with `o` (`avx2::lstm16_panels_pair`), and the cell activates `g`
 /// first: the candidate's `tanh`, the longest chain, starts while the last pair is
-/// summed (an LSTM 16->16 step 101.7 to 103.4 ns before, 99.8 to 101.3 ns after, on a
-/// 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`, alternated).
+/// summed (an LSTM 16->16 step 102.5 to 103.6 ns before, 100.1 to 101.3 ns after, on
+/// a 2-core AMD EPYC Zen 4 under `NN_ISA=avx2`, alternated).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `F` and `H` are multiples of 8 (checked by `step`).
