@@ -2174,8 +2174,8 @@ pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
         // SAFETY: panels `2 u` and `2 u + 1` of each matrix lie inside it, rows
         // `r..r + 32` inside the biases and outputs (asserted).
         unsafe {
-            panel_pair_rows::<F>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r));
-            panel_pair_rows::<H>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r));
+            panel_pair_rows::<F, 1>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r));
+            panel_pair_rows::<H, 1>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r));
         }
     }
     for u in 2 * pairs..m.div_ceil(PANEL_ROWS) {
@@ -2189,8 +2189,64 @@ pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
     }
 }
 
-/// Two consecutive full panels of [`gemv_panels`] (32 rows, four groups of eight):
-/// `y = bias + A x`, each input of `x` spread to the eight lanes once for the four
+/// Both projections of a one-layer LSTM step of `F` (8 or 16) inputs and 16 units over
+/// its weights in step order (one panel of 16 rows per gate, `i`, `f`, `g`, `o`):
+/// [`gemv_panels_pair`]'s rows (each input spread once per 32 rows of a projection),
+/// but the gates paired `i` with `g`, then `f` with `o`, where [`gemv_panels_pair`]
+/// pairs consecutive panels (`i` with `f`, then `g` with `o`): the candidate gate `g`,
+/// whose `tanh` is the cell's longest chain, is summed first, and the last pair holds
+/// the forget gate, whose sigmoid feeds the cell state, and the output gate, whose
+/// sigmoid waits for nothing after it. The same bits as [`gemv_panels_pair`].
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+///
+/// # Panics
+/// If `F` is not 8 or 16, or a slice is shorter than stated (`ih`: `64 F`, `hh`:
+/// `64 16`, `x`: `F`, `h`: 16, `b_ih`, `b_hh`, `p`, `q`: 64).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn lstm16_panels_pair<const F: usize>(
+    ih: &[f32],
+    hh: &[f32],
+    x: &[f32],
+    h: &[f32],
+    b_ih: &[f32],
+    b_hh: &[f32],
+    p: &mut [f32],
+    q: &mut [f32],
+) {
+    const H: usize = 16;
+    const M: usize = 4 * H;
+    assert!(
+        (F == 8 || F == 16)
+            && ih.len() >= M * F
+            && hh.len() >= M * H
+            && x.len() >= F
+            && h.len() >= H
+            && b_ih.len() >= M
+            && b_hh.len() >= M
+            && p.len() >= M
+            && q.len() >= M,
+        "lstm16_panels_pair: shapes"
+    );
+    // Gate `first` (`i`, then `f`) with the gate two panels on (`g`, then `o`).
+    for first in [0, 1] {
+        let r = first * H;
+        // SAFETY: panels `first` and `first + 2` of each matrix lie inside it, rows
+        // `r..r + 16` and `r + 32..r + 48` inside the biases and outputs (asserted).
+        unsafe {
+            panel_pair_rows::<F, 2>(ih.as_ptr().add(r * F), x.as_ptr(), b_ih.as_ptr().add(r), p.as_mut_ptr().add(r));
+            panel_pair_rows::<H, 2>(hh.as_ptr().add(r * H), h.as_ptr(), b_hh.as_ptr().add(r), q.as_mut_ptr().add(r));
+        }
+    }
+}
+
+/// Two full panels of [`gemv_panels`] (32 rows, four groups of eight), the second
+/// `SECOND` panels after the first (1: consecutive): `y = bias + A x` for the rows of
+/// both (the first panel's rows at `y`, the second's `16 SECOND` further, and so their
+/// biases), each input of `x` spread to the eight lanes once for the four
 /// groups. Lane `k` of each group takes inputs `k, k + 8, ...` in order, as in
 /// [`panel16`], and the lanes are added by the same tree,
 /// `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`, then the bias: the bits of
@@ -2200,15 +2256,23 @@ pub unsafe fn gemv_panels_pair<const F: usize, const H: usize>(
 /// broadcast from memory (one load per input): the projections wait on loads.
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA; the two panels (`32 N` floats from `w`), `x` (`N`),
-/// and 32 floats of `bias` and `y` must be valid.
+/// The CPU must have AVX2 and FMA; the two panels (`16 N` floats from `w` and from
+/// `w + 16 N SECOND`), `x` (`N`), and 16 floats of `bias` and `y` from each of their
+/// first and `16 SECOND`-th must be valid.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn panel_pair_rows<const N: usize>(w: *const f32, x: *const f32, bias: *const f32, y: *mut f32) {
-    // Group `g` of rows starts at `(g / 2) 16 N + (g % 2) 8` floats from `w`, input `i`
-    // of it `16 i` further.
+unsafe fn panel_pair_rows<const N: usize, const SECOND: usize>(
+    w: *const f32,
+    x: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+) {
+    // Group `g` of rows starts at `(g / 2) 16 N SECOND + (g % 2) 8` floats from `w`,
+    // input `i` of it `16 i` further; its rows are `y`'s from `(g / 2) 16 SECOND +
+    // (g % 2) 8`.
+    let row = |g: usize| (g / 2) * SECOND * PANEL_ROWS + (g % 2) * 8;
     // SAFETY: `g < 4`: inside the two panels (the caller's bounds).
-    let group = |g: usize| unsafe { w.add((g / 2) * PANEL_ROWS * N + (g % 2) * 8) };
+    let group = |g: usize| unsafe { w.add((g / 2) * SECOND * PANEL_ROWS * N + (g % 2) * 8) };
     // Input `i` in all eight lanes: the four inputs from `i - i % 4` loaded into both
     // halves of a register (one load, which the compiler shares between the lanes that
     // read those inputs), then one in-lane shuffle, where a broadcast is one load per
@@ -2251,8 +2315,8 @@ unsafe fn panel_pair_rows<const N: usize>(w: *const f32, x: *const f32, bias: *c
     let low = add(add(lane(0), lane(1)), add(lane(2), lane(3)));
     let high = add(add(lane(4), lane(5)), add(lane(6), lane(7)));
     for (g, s) in add(low, high).into_iter().enumerate() {
-        // SAFETY: rows `8 g..8 g + 8` of 32 (the caller's bounds).
-        unsafe { _mm256_storeu_ps(y.add(8 * g), _mm256_add_ps(_mm256_loadu_ps(bias.add(8 * g)), s)) };
+        // SAFETY: rows `row(g)..row(g) + 8` of either panel (the caller's bounds).
+        unsafe { _mm256_storeu_ps(y.add(row(g)), _mm256_add_ps(_mm256_loadu_ps(bias.add(row(g))), s)) };
     }
 }
 

@@ -21,21 +21,29 @@ pub fn lstm_unit(p: [f32; 4], q: [f32; 4], c_prev: f32) -> [f32; 6] {
 /// [`lstm_unit`] of `N` units: gate projections `p[gate][unit]`, `q[gate][unit]`.
 #[inline(always)]
 fn lstm_lanes<const N: usize>(p: [[f32; N]; 4], q: [[f32; N]; 4], c_prev: [f32; N]) -> [[f32; N]; 6] {
-    lstm_lanes_by::<N, false>(p, q, c_prev)
+    lstm_lanes_by::<N, false, false>(p, q, c_prev)
 }
 
 /// [`lstm_lanes`], its `tanh` by `maths::tanh_lanes_one_scale` where `ONE_SCALE` (on
-/// x86-64; the bits of [`tanh_lanes`], two steps fewer).
+/// x86-64; the bits of [`tanh_lanes`], two steps fewer), and with `G_FIRST` the gates
+/// activated in the order `g`, `i`, `f`, `o` (the same operations on each).
 #[inline(always)]
-fn lstm_lanes_by<const N: usize, const ONE_SCALE: bool>(
+fn lstm_lanes_by<const N: usize, const ONE_SCALE: bool, const G_FIRST: bool>(
     p: [[f32; N]; 4],
     q: [[f32; N]; 4],
     c_prev: [f32; N],
 ) -> [[f32; N]; 6] {
     let gate = |g: usize| each::<N>(|j| p[g][j] + q[g][j]);
-    let i = sigmoid_lanes(gate(0));
-    let f = sigmoid_lanes(gate(1));
-    let g = tanh_by::<N, ONE_SCALE>(gate(2));
+    let (i, f, g);
+    if G_FIRST {
+        g = tanh_by::<N, ONE_SCALE>(gate(2));
+        i = sigmoid_lanes(gate(0));
+        f = sigmoid_lanes(gate(1));
+    } else {
+        i = sigmoid_lanes(gate(0));
+        f = sigmoid_lanes(gate(1));
+        g = tanh_by::<N, ONE_SCALE>(gate(2));
+    }
     let o = sigmoid_lanes(gate(3));
     let c = each::<N>(|j| fma(f[j], c_prev[j], i[j] * g[j]));
     let t = tanh_by::<N, ONE_SCALE>(c);
@@ -151,10 +159,12 @@ pub(super) fn cell_step_units<const H: usize>(cell: CellKind, p: &mut [f32], q: 
 /// [`WIDE_LANES`]), inlined into its caller: the gates' projections copied into arrays
 /// by plain loops (where [`lanes`]' `map` is a call out of line), then one
 /// [`lstm_lanes`] over all `H` units, its `tanh` by `maths::tanh_lanes_one_scale` (the
-/// bits of `tanh`, two steps fewer). The same results on every unit.
+/// bits of `tanh`, two steps fewer); with `G_FIRST` the gates activated in the order
+/// `g`, `i`, `f`, `o` (for projections that sum `g` first). The same results on every
+/// unit.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(super) fn lstm_units<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
+pub(super) fn lstm_units<const H: usize, const G_FIRST: bool>(p: &[f32], q: &[f32], h: &mut [f32], c: &mut [f32]) {
     let (p, q, h, c) = (&p[..4 * H], &q[..4 * H], &mut h[..H], &mut c[..H]);
     let mut gates = [[[0.0; H]; 4]; 2];
     for (gates, v) in gates.iter_mut().zip([p, q]) {
@@ -165,7 +175,7 @@ pub(super) fn lstm_units<const H: usize>(p: &[f32], q: &[f32], h: &mut [f32], c:
     let mut c_prev = [0.0; H];
     c_prev.copy_from_slice(c);
     let [p, q] = gates;
-    let [.., c_new, h_new] = lstm_lanes_by::<H, true>(p, q, c_prev);
+    let [.., c_new, h_new] = lstm_lanes_by::<H, true, G_FIRST>(p, q, c_prev);
     c.copy_from_slice(&c_new);
     h.copy_from_slice(&h_new);
 }
